@@ -1,0 +1,116 @@
+//! The directory: hostname slug → tenant, cached in memory and kept in step with the control
+//! database, including changes made by other processes (the CLI).
+//!
+//! A miss reads the database at once, so a tenant created anywhere is served on its first
+//! request. A background task watches the database's change counter and reloads the cache when
+//! anything committed, which is how deletions and suspensions made elsewhere take effect.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock, Weak};
+use std::time::Duration;
+
+use crate::Result;
+use crate::tenants::{TenantInfo, Tenants};
+
+/// The hostname cache. Cheap to clone.
+#[derive(Clone)]
+pub struct Directory {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// Source of truth.
+    tenants: Tenants,
+    /// slug → tenant, for every tenant seen since the last reload.
+    by_slug: RwLock<HashMap<String, TenantInfo>>,
+}
+
+impl Directory {
+    /// A directory over `tenants`, loaded now and refreshed every `every` when the control
+    /// database changes. `on_removed` is told the id of each tenant that disappeared.
+    pub async fn start(
+        tenants: Tenants,
+        every: Duration,
+        on_removed: impl Fn(&str) + Send + Sync + 'static,
+    ) -> Result<Self> {
+        let inner = Arc::new(Inner {
+            tenants,
+            by_slug: RwLock::new(HashMap::new()),
+        });
+        inner.reload().await?;
+        let watcher = inner.tenants.db().watch().await?;
+        tokio::spawn(watch(Arc::downgrade(&inner), watcher, every, on_removed));
+        Ok(Self { inner })
+    }
+
+    /// The tenant reached by `slug`, if any.
+    pub async fn resolve(&self, slug: &str) -> Result<Option<TenantInfo>> {
+        if let Some(found) = self.read().get(slug) {
+            return Ok(Some(found.clone()));
+        }
+        let found = self.inner.tenants.find(slug).await?;
+        if let Some(info) = &found {
+            self.write().insert(info.slug.clone(), info.clone());
+        }
+        Ok(found)
+    }
+
+    /// Forgets `slug` at once (used after an in-process deletion).
+    pub fn forget(&self, slug: &str) {
+        self.write().remove(slug);
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, TenantInfo>> {
+        self.inner.by_slug.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, TenantInfo>> {
+        self.inner
+            .by_slug
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Inner {
+    /// Replaces the cache with the database's tenants; returns the ids that disappeared.
+    async fn reload(&self) -> Result<Vec<String>> {
+        let fresh: HashMap<String, TenantInfo> = self
+            .tenants
+            .list()
+            .await?
+            .into_iter()
+            .map(|t| (t.slug.clone(), t))
+            .collect();
+        let mut cache = self.by_slug.write().unwrap_or_else(|p| p.into_inner());
+        let removed = cache
+            .values()
+            .filter(|old| fresh.get(&old.slug).is_none_or(|new| new.id != old.id))
+            .map(|old| old.id.clone())
+            .collect();
+        *cache = fresh;
+        Ok(removed)
+    }
+}
+
+async fn watch(
+    inner: Weak<Inner>,
+    mut watcher: warren_store::ChangeWatcher,
+    every: Duration,
+    on_removed: impl Fn(&str),
+) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(inner) = inner.upgrade() else { return };
+        match watcher.changed().await {
+            Ok(false) => {}
+            Ok(true) => match inner.reload().await {
+                Ok(removed) => removed.iter().for_each(|id| on_removed(id)),
+                Err(e) => tracing::warn!(error = %e, "reloading the tenant directory failed"),
+            },
+            Err(e) => tracing::warn!(error = %e, "watching the control database failed"),
+        }
+    }
+}

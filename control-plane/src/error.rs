@@ -1,0 +1,75 @@
+//! The control plane's error type, rendered in the same JSON envelope as the tenant API.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// Errors of the control plane.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Input was rejected: (field, reason).
+    #[error("{1}")]
+    Invalid(&'static str, String),
+    /// The thing asked for does not exist.
+    #[error("not found")]
+    NotFound,
+    /// A tenant with that slug exists.
+    #[error("the slug is already taken")]
+    SlugTaken,
+    /// Missing or wrong operator token.
+    #[error("unauthorized")]
+    Unauthorized,
+    /// The control database failed.
+    #[error(transparent)]
+    Store(#[from] warren_store::Error),
+    /// SQLite failed.
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] warren_store::rusqlite::Error),
+    /// The tenant runtime failed.
+    #[error(transparent)]
+    Tenant(#[from] warren_tenant::Error),
+    /// Files could not be read or written.
+    #[error("io: {0}")]
+    Io(std::io::Error),
+}
+
+/// Result alias for the control plane.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let (status, message, data) = match &self {
+            Error::Invalid(field, reason) => (
+                StatusCode::BAD_REQUEST,
+                "Failed to validate the request.".to_string(),
+                json!({ *field: { "code": "validation_invalid", "message": reason } }),
+            ),
+            Error::NotFound => (
+                StatusCode::NOT_FOUND,
+                "The requested resource wasn't found.".into(),
+                json!({}),
+            ),
+            Error::SlugTaken => (
+                StatusCode::CONFLICT,
+                "The slug is already taken.".into(),
+                json!({ "slug": { "code": "validation_not_unique", "message": "The slug is already taken." } }),
+            ),
+            Error::Unauthorized => (
+                StatusCode::UNAUTHORIZED,
+                "Missing or invalid operator token.".into(),
+                json!({}),
+            ),
+            other => {
+                tracing::error!(error = %other, "control plane request failed");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Something went wrong while processing your request.".into(),
+                    json!({}),
+                )
+            }
+        };
+        let body = json!({ "data": data, "message": message, "status": status.as_u16() });
+        (status, Json(body)).into_response()
+    }
+}

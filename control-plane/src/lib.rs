@@ -1,0 +1,59 @@
+//! The control plane: which tenants exist (the control database), which hostname reaches which
+//! tenant (the directory), the operator token, and the operator API under `/v1/`.
+//!
+//! It provisions tenants through the tenant runtime and never reads a tenant's data.
+
+pub mod directory;
+mod error;
+pub mod operator;
+mod router;
+mod routes;
+pub mod slug;
+pub mod tenants;
+
+use std::path::{Path, PathBuf};
+
+pub use directory::Directory;
+pub use error::{Error, Result};
+pub use router::router;
+pub use tenants::{TenantInfo, Tenants};
+use warren_store::{Database, Migration, Options};
+
+/// The control database's schema migrations.
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    sql: include_str!("../../migrations/control/0001_init.sql"),
+}];
+
+/// Opens (creating and migrating if needed) `control.db` in `data_dir`.
+pub async fn open_control_db(data_dir: &Path) -> Result<Database> {
+    tokio::fs::create_dir_all(data_dir)
+        .await
+        .map_err(Error::Io)?;
+    let options = Options {
+        readers: 4,
+        cache_kib: 8192,
+        migrations: MIGRATIONS,
+    };
+    Ok(Database::open(data_dir.join("control.db"), options).await?)
+}
+
+/// Where tenants' directories live inside the data directory.
+pub fn tenants_root(data_dir: &Path) -> PathBuf {
+    data_dir.join("tenants")
+}
+
+/// What the operator API's handlers share.
+#[derive(Clone)]
+pub struct ControlPlane {
+    /// Tenant bookkeeping (control database) and provisioning.
+    pub tenants: Tenants,
+    /// The registry of open tenants, closed when a tenant is deleted.
+    pub registry: warren_tenant::Registry,
+    /// Hostname → tenant cache.
+    pub directory: Directory,
+    /// The operator's bearer token.
+    pub operator_token: operator::OperatorToken,
+    /// Public base of tenant URLs: scheme, platform domain and port.
+    pub urls: tenants::UrlScheme,
+}

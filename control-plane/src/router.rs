@@ -1,0 +1,49 @@
+//! Every route of the platform host.
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::header::AUTHORIZATION;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use crate::routes::{health, tenants};
+use crate::{ControlPlane, Error};
+
+/// The platform host's router: the operator API under `/v1/`.
+pub fn router(state: ControlPlane) -> Router {
+    let operator = Router::new()
+        .route(
+            "/v1/tenants",
+            get(tenants::list_tenants).post(tenants::create_tenant),
+        )
+        .route(
+            "/v1/tenants/{slug}",
+            get(tenants::get_tenant).delete(tenants::delete_tenant),
+        )
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            require_operator,
+        ));
+    Router::new()
+        .route("/v1/health", get(health::get_health))
+        .merge(operator)
+        .fallback(|| async { Error::NotFound })
+        .with_state(state)
+}
+
+/// Lets a request through only with the operator's bearer token.
+async fn require_operator(
+    State(state): State<ControlPlane>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let header = request
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    if !state.operator_token.accepts(header) {
+        return Error::Unauthorized.into_response();
+    }
+    next.run(request).await
+}

@@ -1,0 +1,38 @@
+//! Handlers of the operator API, one module per resource.
+
+pub mod health;
+pub mod tenants;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Request};
+use serde::de::DeserializeOwned;
+
+use crate::Error;
+
+/// A JSON body whose rejections (bad JSON, wrong content type) come out in the API's envelope.
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = Error;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(request, state).await {
+            Ok(axum::Json(value)) => Ok(Self(value)),
+            Err(rejection) => Err(Error::Invalid("body", rejection_reason(&rejection))),
+        }
+    }
+}
+
+fn rejection_reason(rejection: &JsonRejection) -> String {
+    match rejection {
+        JsonRejection::MissingJsonContentType(_) => {
+            "The body must be JSON (Content-Type: application/json).".into()
+        }
+        JsonRejection::JsonSyntaxError(_) => "The body is not valid JSON.".into(),
+        JsonRejection::JsonDataError(e) => format!(
+            "The body does not have the expected shape: {}.",
+            e.body_text()
+        ),
+        _ => "The body could not be read.".into(),
+    }
+}

@@ -1,0 +1,248 @@
+//! Tenant bookkeeping: create (provision, then record), list, get, delete.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use warren_store::Database;
+use warren_store::rusqlite::{self, OptionalExtension, Row};
+
+use crate::{Error, Result, slug};
+
+/// A tenant as the control plane knows it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct TenantInfo {
+    /// Stable id (names its directory).
+    pub id: String,
+    /// The `<slug>` of its hostname.
+    pub slug: String,
+    /// `active` or `suspended`.
+    pub status: String,
+    /// Creation time, `YYYY-MM-DD HH:MM:SS.mmmZ`.
+    pub created: String,
+}
+
+/// How tenant URLs are spelled: `http://<slug>.<domain>:<port>`.
+#[derive(Debug, Clone)]
+pub struct UrlScheme {
+    /// `http` or `https`.
+    pub scheme: String,
+    /// The platform domain.
+    pub domain: String,
+    /// The public port, left out when it is the scheme's default.
+    pub port: Option<u16>,
+}
+
+impl UrlScheme {
+    /// The URL of tenant `slug`.
+    pub fn tenant_url(&self, slug: &str) -> String {
+        let default_port = if self.scheme == "https" { 443 } else { 80 };
+        match self.port {
+            Some(port) if port != default_port => {
+                format!("{}://{slug}.{}:{port}", self.scheme, self.domain)
+            }
+            _ => format!("{}://{slug}.{}", self.scheme, self.domain),
+        }
+    }
+}
+
+/// The tenants table plus the directory tenants live in. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Tenants {
+    /// The control database.
+    db: Database,
+    /// Directory holding the tenants' directories.
+    root: PathBuf,
+}
+
+fn from_row(row: &Row<'_>) -> rusqlite::Result<TenantInfo> {
+    Ok(TenantInfo {
+        id: row.get(0)?,
+        slug: row.get(1)?,
+        status: row.get(2)?,
+        created: row.get(3)?,
+    })
+}
+
+impl Tenants {
+    /// Tenant bookkeeping over `db`, with tenant directories under `root`.
+    pub fn new(db: Database, root: PathBuf) -> Self {
+        Self { db, root }
+    }
+
+    /// The control database.
+    pub fn db(&self) -> &Database {
+        &self.db
+    }
+
+    /// The directory holding the tenants' directories.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Creates tenant `slug`: validates the slug, provisions its directory and database, then
+    /// records it. The record is written last, so a tenant is never routable before its
+    /// database exists; a failed insert removes the fresh directory again.
+    pub async fn create(&self, slug: &str) -> Result<TenantInfo> {
+        slug::validate(slug).map_err(|reason| Error::Invalid("slug", reason))?;
+        if self.find(slug).await?.is_some() {
+            return Err(Error::SlugTaken);
+        }
+        let id = warren_auth::random::record_id();
+        warren_tenant::provision(&self.root, &id).await?;
+        let (row_id, row_slug) = (id.clone(), slug.to_string());
+        let inserted = self
+            .db
+            .write(move |c| {
+                let info = c
+                    .prepare_cached(
+                        "INSERT INTO tenants (id, slug) VALUES (?1, ?2)
+                         RETURNING id, slug, status, created",
+                    )?
+                    .query_row([row_id, row_slug], from_row);
+                match info {
+                    Err(rusqlite::Error::SqliteFailure(e, _))
+                        if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+                    {
+                        Err(Error::SlugTaken)
+                    }
+                    other => Ok(other?),
+                }
+            })
+            .await;
+        if inserted.is_err() {
+            let _ = tokio::fs::remove_dir_all(warren_tenant::tenant_dir(&self.root, &id)).await;
+        }
+        inserted
+    }
+
+    /// The tenant with `slug`, if any.
+    pub async fn find(&self, slug: &str) -> Result<Option<TenantInfo>> {
+        let slug = slug.to_string();
+        self.db
+            .read(move |c| {
+                Ok(c.prepare_cached(
+                    "SELECT id, slug, status, created FROM tenants WHERE slug = ?1",
+                )?
+                .query_row([slug], from_row)
+                .optional()?)
+            })
+            .await
+    }
+
+    /// Every tenant, ordered by slug.
+    pub async fn list(&self) -> Result<Vec<TenantInfo>> {
+        self.db
+            .read(|c| {
+                let mut stmt = c.prepare_cached(
+                    "SELECT id, slug, status, created FROM tenants ORDER BY slug",
+                )?;
+                let rows = stmt.query_map([], from_row)?;
+                Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+            })
+            .await
+    }
+
+    /// Deletes tenant `slug`: removes its record first (it stops routing at once), then its
+    /// directory. Returns the deleted tenant.
+    pub async fn delete(&self, slug: &str) -> Result<TenantInfo> {
+        let key = slug.to_string();
+        let deleted = self
+            .db
+            .write(move |c| {
+                Ok(c.prepare_cached(
+                    "DELETE FROM tenants WHERE slug = ?1 RETURNING id, slug, status, created",
+                )?
+                .query_row([key], from_row)
+                .optional()?)
+            })
+            .await
+            .map_err(|e: Error| e)?
+            .ok_or(Error::NotFound)?;
+        match tokio::fs::remove_dir_all(warren_tenant::tenant_dir(&self.root, &deleted.id)).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::Io(e)),
+        }
+        Ok(deleted)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{open_control_db, tenants_root};
+
+    async fn tenants() -> (tempfile::TempDir, Tenants) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open_control_db(dir.path()).await.unwrap();
+        let tenants = Tenants::new(db, tenants_root(dir.path()));
+        (dir, tenants)
+    }
+
+    #[tokio::test]
+    async fn create_list_delete() {
+        let (dir, tenants) = tenants().await;
+        let alpha = tenants.create("alpha").await.unwrap();
+        assert_eq!(alpha.status, "active");
+        assert!(
+            dir.path()
+                .join("tenants")
+                .join(&alpha.id)
+                .join("data.db")
+                .exists()
+        );
+        tenants.create("beta").await.unwrap();
+        let slugs: Vec<_> = tenants
+            .list()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|t| t.slug)
+            .collect();
+        assert_eq!(slugs, ["alpha", "beta"]);
+        tenants.delete("alpha").await.unwrap();
+        assert!(!dir.path().join("tenants").join(&alpha.id).exists());
+        assert!(tenants.find("alpha").await.unwrap().is_none());
+        assert!(matches!(
+            tenants.delete("alpha").await,
+            Err(Error::NotFound)
+        ));
+    }
+
+    #[tokio::test]
+    async fn slugs_are_unique_and_checked() {
+        let (dir, tenants) = tenants().await;
+        tenants.create("alpha").await.unwrap();
+        assert!(matches!(
+            tenants.create("alpha").await,
+            Err(Error::SlugTaken)
+        ));
+        assert!(matches!(
+            tenants.create("Bad Slug").await,
+            Err(Error::Invalid("slug", _))
+        ));
+        // Neither failure left a directory behind.
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("tenants"))
+                .unwrap()
+                .count(),
+            1
+        );
+    }
+
+    #[test]
+    fn urls_leave_out_default_ports() {
+        let scheme = UrlScheme {
+            scheme: "http".into(),
+            domain: "localhost".into(),
+            port: Some(8090),
+        };
+        assert_eq!(scheme.tenant_url("myapp"), "http://myapp.localhost:8090");
+        let scheme = UrlScheme {
+            scheme: "https".into(),
+            domain: "example.com".into(),
+            port: Some(443),
+        };
+        assert_eq!(scheme.tenant_url("myapp"), "https://myapp.example.com");
+    }
+}

@@ -1,0 +1,86 @@
+//! `ApiError`: every failure of the tenant API, rendered as PocketBase's error envelope
+//! `{"data":{…},"message":"…","status":N}`.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value, json};
+
+/// An API error: status, a sentence-cased message and per-field details.
+#[derive(Debug)]
+pub struct ApiError {
+    /// HTTP status (duplicated in the body).
+    pub status: StatusCode,
+    /// Human-readable message ending with a period.
+    pub message: String,
+    /// Field errors (`{"field":{"code":…,"message":…}}`), empty for most errors.
+    pub data: Map<String, Value>,
+}
+
+impl ApiError {
+    /// An error with `status` and `message` and no field details.
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+            data: Map::new(),
+        }
+    }
+
+    /// 400 with PocketBase's generic message.
+    pub fn bad_request() -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "Something went wrong while processing your request.",
+        )
+    }
+
+    /// 404 with PocketBase's generic message.
+    pub fn not_found() -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "The requested resource wasn't found.",
+        )
+    }
+
+    /// 500 that reveals nothing of the cause (which is logged instead).
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "request failed");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Something went wrong while processing your request.",
+        )
+    }
+
+    /// Adds a field error `{code, message}`.
+    pub fn field(mut self, name: &str, code: &str, message: &str) -> Self {
+        self.data.insert(
+            name.to_string(),
+            json!({ "code": code, "message": message }),
+        );
+        self
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body =
+            json!({ "data": self.data, "message": self.message, "status": self.status.as_u16() });
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<warren_tenant::Error> for ApiError {
+    fn from(e: warren_tenant::Error) -> Self {
+        match e {
+            warren_tenant::Error::NotFound => Self::not_found(),
+            other => Self::internal(other),
+        }
+    }
+}
+
+impl From<warren_auth::Error> for ApiError {
+    fn from(e: warren_auth::Error) -> Self {
+        Self::internal(e)
+    }
+}

@@ -1,0 +1,12 @@
+//! The per-tenant HTTP API: PocketBase's routes, its error envelope, response headers and
+//! request extractors. The tenant a request is for arrives as a request extension, put there
+//! by the host dispatcher; nothing here can reach another tenant.
+
+mod error;
+mod extract;
+mod headers;
+mod router;
+mod routes;
+
+pub use error::ApiError;
+pub use router::{ApiState, router};

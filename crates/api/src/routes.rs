@@ -1,0 +1,4 @@
+//! Handlers of the tenant API, one module per resource.
+
+pub mod auth;
+pub mod health;

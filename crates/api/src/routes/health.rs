@@ -1,0 +1,26 @@
+//! `GET /api/health`.
+
+use std::net::SocketAddr;
+
+use axum::Json;
+use axum::extract::ConnectInfo;
+use axum::http::Extensions;
+use serde_json::{Value, json};
+
+use crate::extract::Caller;
+
+/// Answers as PocketBase does; superusers also get `canBackup`, `realIP` and
+/// `possibleProxyHeader`.
+pub async fn get_health(caller: Caller, extensions: Extensions) -> Json<Value> {
+    let data = match caller.superuser() {
+        None => json!({}),
+        Some(_) => {
+            let ip = extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|ConnectInfo(addr)| addr.ip().to_string())
+                .unwrap_or_default();
+            json!({ "canBackup": true, "realIP": ip, "possibleProxyHeader": "" })
+        }
+    };
+    Json(json!({ "message": "API is healthy.", "code": 200, "data": data }))
+}

@@ -1,0 +1,28 @@
+//! Passwords and tokens: argon2id hashing with bounded concurrency (bcrypt accepted for
+//! imported users) and PocketBase-compatible JWTs signed per record and per collection.
+//!
+//! This crate knows nothing of HTTP or storage: callers hand it hashes, keys and secrets.
+
+pub mod password;
+pub mod random;
+pub mod token;
+
+pub use password::Passwords;
+pub use token::{Claims, TokenKind};
+
+/// Errors from hashing and token handling.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The stored hash is not one this crate can read.
+    #[error("unsupported password hash")]
+    UnsupportedHash,
+    /// Hashing failed (bad parameters or the worker pool is gone).
+    #[error("password hashing failed: {0}")]
+    Hashing(String),
+    /// The token is malformed, expired, of the wrong kind or badly signed.
+    #[error("invalid token")]
+    InvalidToken,
+}
+
+/// Result alias for this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

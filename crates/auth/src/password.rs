@@ -1,0 +1,127 @@
+//! Password hashing: argon2id for every new hash, bcrypt verified for imported PocketBase users.
+//!
+//! Parameters: argon2id, m = 19 MiB, t = 2, p = 1 (OWASP's baseline). Hashing is CPU and memory
+//! heavy on purpose, so it runs on the blocking pool behind a semaphore of one permit per core:
+//! a login flood queues here instead of exhausting memory or starving the async executor.
+
+use std::sync::Arc;
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use tokio::sync::Semaphore;
+
+use crate::{Error, Result};
+
+/// The bounded password hasher. Cheap to clone.
+#[derive(Clone)]
+pub struct Passwords {
+    /// One permit per concurrent hash; bounds memory to permits × 19 MiB.
+    permits: Arc<Semaphore>,
+}
+
+impl Default for Passwords {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
+        Self::new(cores)
+    }
+}
+
+impl Passwords {
+    /// A hasher that runs at most `concurrency` hashes at once.
+    pub fn new(concurrency: usize) -> Self {
+        Self {
+            permits: Arc::new(Semaphore::new(concurrency.max(1))),
+        }
+    }
+
+    /// Hashes `plain` with argon2id and a fresh salt (PHC string format).
+    pub async fn hash(&self, plain: &str) -> Result<String> {
+        let plain = plain.to_owned();
+        self.run(move || hash_blocking(&plain)).await
+    }
+
+    /// Checks `plain` against a stored argon2id or bcrypt hash.
+    pub async fn verify(&self, plain: &str, stored: &str) -> Result<bool> {
+        let (plain, stored) = (plain.to_owned(), stored.to_owned());
+        self.run(move || verify_blocking(&plain, &stored)).await
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|e| Error::Hashing(e.to_string()))?;
+        tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|e| Error::Hashing(e.to_string()))?
+    }
+}
+
+fn argon2() -> Argon2<'static> {
+    // The parameters are constants known to be valid.
+    let params = Params::new(19 * 1024, 2, 1, None).unwrap_or_default();
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+}
+
+fn hash_blocking(plain: &str) -> Result<String> {
+    let mut salt = [0u8; 16];
+    rand::fill(&mut salt);
+    let salt = SaltString::encode_b64(&salt).map_err(|e| Error::Hashing(e.to_string()))?;
+    argon2()
+        .hash_password(plain.as_bytes(), &salt)
+        .map(|hash| hash.to_string())
+        .map_err(|e| Error::Hashing(e.to_string()))
+}
+
+fn verify_blocking(plain: &str, stored: &str) -> Result<bool> {
+    if stored.starts_with("$argon2") {
+        let parsed = PasswordHash::new(stored).map_err(|_| Error::UnsupportedHash)?;
+        return Ok(argon2().verify_password(plain.as_bytes(), &parsed).is_ok());
+    }
+    if stored.starts_with("$2") {
+        return bcrypt::verify(plain, stored).map_err(|_| Error::UnsupportedHash);
+    }
+    Err(Error::UnsupportedHash)
+}
+
+/// Whether a stored hash should be replaced by an argon2id one at the next successful login.
+pub fn needs_rehash(stored: &str) -> bool {
+    !stored.starts_with("$argon2id$")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn argon2id_hashes_verify() {
+        let passwords = Passwords::new(2);
+        let hash = passwords.hash("correct horse").await.unwrap();
+        assert!(hash.starts_with("$argon2id$"));
+        assert!(passwords.verify("correct horse", &hash).await.unwrap());
+        assert!(!passwords.verify("wrong horse", &hash).await.unwrap());
+        assert!(!needs_rehash(&hash));
+    }
+
+    #[tokio::test]
+    async fn pocketbase_bcrypt_hashes_verify() {
+        // Made by PocketBase 0.40.6 for "password123".
+        let hash = "$2a$10$TWp86sJ.eZp1r1ch2VLHjuE6BQvRrm5hfsuYPOo2dHsj1gt1jOZVy";
+        let passwords = Passwords::new(1);
+        assert!(passwords.verify("password123", hash).await.unwrap());
+        assert!(!passwords.verify("password124", hash).await.unwrap());
+        assert!(needs_rehash(hash));
+    }
+
+    #[tokio::test]
+    async fn unknown_hash_formats_are_refused() {
+        let passwords = Passwords::new(1);
+        assert!(passwords.verify("x", "plaintext").await.is_err());
+    }
+}

@@ -1,0 +1,323 @@
+//! A database handle: file, pragmas, the read pool and the writer, behind one cheap clone.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use rusqlite::{Connection, OpenFlags};
+use tokio::sync::Semaphore;
+
+use crate::migrate::{self, Migration};
+use crate::writer::Writer;
+use crate::{Error, Result};
+
+/// How a database is opened.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// Most read connections open at once. Readers are opened lazily, so an idle database
+    /// holds only its writer connection.
+    pub readers: usize,
+    /// Page cache per connection, in KiB. Small by default: a tenant is one of thousands.
+    pub cache_kib: u32,
+    /// Migrations applied by the writer connection when the database opens.
+    pub migrations: &'static [Migration],
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            readers: 2,
+            cache_kib: 2048,
+            migrations: &[],
+        }
+    }
+}
+
+/// One SQLite database with a small read pool and exactly one writer. Cheap to clone; the
+/// file closes when the last clone (and the last in-flight operation) is dropped.
+#[derive(Clone)]
+pub struct Database {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// The database file.
+    path: PathBuf,
+    /// Open options, kept to open further readers.
+    options: Options,
+    /// Idle read connections; a connection is taken out for the duration of one read.
+    idle: Mutex<Vec<Connection>>,
+    /// Bounds the number of read connections alive at once.
+    permits: Semaphore,
+    /// The single writer (group commit).
+    writer: Writer,
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Database")
+            .field("path", &self.inner.path)
+            .finish()
+    }
+}
+
+impl Database {
+    /// Opens (creating if missing) the database at `path`, applies pending migrations and
+    /// starts its writer. Blocking file work runs off the async executor.
+    pub async fn open(path: impl AsRef<Path>, options: Options) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        let writer_path = path.clone();
+        let conn = run_blocking(move || {
+            let mut conn = open_connection(&writer_path, options, false)?;
+            migrate::apply(&mut conn, options.migrations)?;
+            Ok(conn)
+        })
+        .await?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                path,
+                options,
+                idle: Mutex::new(Vec::new()),
+                permits: Semaphore::new(options.readers.max(1)),
+                writer: Writer::start(conn),
+            }),
+        })
+    }
+
+    /// The database file's path.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Runs `f` on a read-only connection from the pool, off the async executor.
+    pub async fn read<T, E, F>(&self, f: F) -> std::result::Result<T, E>
+    where
+        F: FnOnce(&Connection) -> std::result::Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<Error> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        let _permit = inner.permits.acquire().await.map_err(|_| Error::Closed)?;
+        let conn = inner.idle.lock().map_err(|_| Error::Closed)?.pop();
+        let worker = inner.clone();
+        let (conn, out) = tokio::task::spawn_blocking(move || {
+            let conn = match conn {
+                Some(conn) => conn,
+                None => open_connection(&worker.path, worker.options, true)?,
+            };
+            let out = f(&conn);
+            Ok::<_, Error>((conn, out))
+        })
+        .await
+        .map_err(|e| Error::Task(e.to_string()))??;
+        // A connection left inside a transaction by a misbehaving closure is not reused.
+        if conn.is_autocommit()
+            && let Ok(mut idle) = inner.idle.lock()
+        {
+            idle.push(conn);
+        }
+        out
+    }
+
+    /// A watcher that tells when any other connection (or process) has committed a change.
+    pub async fn watch(&self) -> Result<ChangeWatcher> {
+        let path = self.inner.path.clone();
+        let options = self.inner.options;
+        run_blocking(move || {
+            let conn = open_connection(&path, options, true)?;
+            let version = data_version(&conn)?;
+            Ok(ChangeWatcher {
+                conn: Some(conn),
+                version,
+            })
+        })
+        .await
+    }
+
+    /// Runs `f` inside the writer's current group-commit transaction, within a savepoint of
+    /// its own. Returns once the transaction holding the change is durably committed; if `f`
+    /// fails, only its own changes are rolled back.
+    pub async fn write<T, E, F>(&self, f: F) -> std::result::Result<T, E>
+    where
+        F: FnOnce(&Connection) -> std::result::Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<Error> + Send + 'static,
+    {
+        self.inner.writer.submit(f).await
+    }
+}
+
+/// Detects commits made through other connections, including other processes (`PRAGMA
+/// data_version` on a connection of its own), so caches can be refreshed without polling data.
+pub struct ChangeWatcher {
+    conn: Option<Connection>,
+    version: i64,
+}
+
+impl ChangeWatcher {
+    /// Whether something was committed since the last call (or since the watcher was made).
+    pub async fn changed(&mut self) -> Result<bool> {
+        let conn = self.conn.take().ok_or(Error::Closed)?;
+        let (conn, version) = run_blocking(move || {
+            let version = data_version(&conn)?;
+            Ok((conn, version))
+        })
+        .await?;
+        self.conn = Some(conn);
+        let changed = version != self.version;
+        self.version = version;
+        Ok(changed)
+    }
+}
+
+fn data_version(conn: &Connection) -> Result<i64> {
+    Ok(conn.query_row("PRAGMA data_version", [], |r| r.get(0))?)
+}
+
+/// Opens one connection with Warren's pragmas. The writer uses `synchronous = FULL` so that an
+/// acknowledged commit survives power loss, not just a crash; group commit pays for it.
+fn open_connection(path: &Path, options: Options, read_only: bool) -> Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        | OpenFlags::SQLITE_OPEN_URI;
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.execute_batch(&format!(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = FULL;
+         PRAGMA foreign_keys = OFF;
+         PRAGMA temp_store = MEMORY;
+         PRAGMA cache_size = -{};
+         PRAGMA query_only = {};",
+        options.cache_kib,
+        if read_only { "ON" } else { "OFF" },
+    ))?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+/// Runs blocking SQLite work on tokio's blocking pool.
+pub(crate) async fn run_blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Task(e.to_string()))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SCHEMA: &[Migration] = &[Migration {
+        version: 1,
+        sql: "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL);",
+    }];
+
+    async fn open_temp() -> (tempfile::TempDir, Database) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(
+            dir.path().join("data.db"),
+            Options {
+                migrations: SCHEMA,
+                ..Options::default()
+            },
+        )
+        .await
+        .unwrap();
+        (dir, db)
+    }
+
+    fn count(conn: &Connection) -> Result<i64> {
+        Ok(conn.query_row("SELECT count(*) FROM t", [], |r| r.get(0))?)
+    }
+
+    #[tokio::test]
+    async fn writes_are_visible_to_readers() {
+        let (_dir, db) = open_temp().await;
+        db.write(|c| Ok::<_, Error>(c.execute("INSERT INTO t (v) VALUES ('a')", [])?))
+            .await
+            .unwrap();
+        assert_eq!(db.read(count).await.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn the_watcher_sees_commits_from_other_connections() {
+        let (_dir, db) = open_temp().await;
+        let mut watcher = db.watch().await.unwrap();
+        assert!(!watcher.changed().await.unwrap());
+        db.write(|c| Ok::<_, Error>(c.execute("INSERT INTO t (v) VALUES ('a')", [])?))
+            .await
+            .unwrap();
+        assert!(watcher.changed().await.unwrap());
+        assert!(!watcher.changed().await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn readers_cannot_write() {
+        let (_dir, db) = open_temp().await;
+        let res = db
+            .read(|c| Ok::<_, Error>(c.execute("INSERT INTO t (v) VALUES ('a')", [])?))
+            .await;
+        assert!(res.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_failing_write_rolls_back_only_itself() {
+        let (_dir, db) = open_temp().await;
+        let mut jobs = Vec::new();
+        for i in 0..50 {
+            let db = db.clone();
+            jobs.push(tokio::spawn(async move {
+                db.write(move |c| {
+                    c.execute("INSERT INTO t (v) VALUES (?1)", [i.to_string()])?;
+                    if i % 5 == 0 {
+                        // Violates NOT NULL after a successful insert in the same job.
+                        c.execute("INSERT INTO t (v) VALUES (NULL)", [])?;
+                    }
+                    Ok::<_, Error>(())
+                })
+                .await
+            }));
+        }
+        let mut failed = 0;
+        for job in jobs {
+            if job.await.unwrap().is_err() {
+                failed += 1;
+            }
+        }
+        assert_eq!(failed, 10);
+        assert_eq!(db.read(count).await.unwrap(), 40);
+    }
+
+    #[tokio::test]
+    async fn committed_writes_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data.db");
+        let options = Options {
+            migrations: SCHEMA,
+            ..Options::default()
+        };
+        {
+            let db = Database::open(&path, options).await.unwrap();
+            for _ in 0..20 {
+                db.write(|c| Ok::<_, Error>(c.execute("INSERT INTO t (v) VALUES ('x')", [])?))
+                    .await
+                    .unwrap();
+            }
+        }
+        let db = Database::open(&path, options).await.unwrap();
+        assert_eq!(db.read(count).await.unwrap(), 20);
+    }
+
+    #[tokio::test]
+    async fn a_panicking_write_does_not_take_the_writer_down() {
+        let (_dir, db) = open_temp().await;
+        let res: Result<()> = db.write(|_| panic!("boom")).await;
+        assert!(matches!(res, Err(Error::Closed)));
+        db.write(|c| Ok::<_, Error>(c.execute("INSERT INTO t (v) VALUES ('ok')", [])?))
+            .await
+            .unwrap();
+        assert_eq!(db.read(count).await.unwrap(), 1);
+    }
+}

@@ -1,0 +1,338 @@
+//! The registry of open tenants: lazy open, idle close, LRU cap.
+//!
+//! Invariants:
+//! - At most `max_open` tenants sit in the map; opening one more closes the least recently used.
+//! - Closing only removes the registry's reference. Requests already holding a [`Tenant`] finish
+//!   on it, and the database closes when the last handle drops, so eviction never breaks an
+//!   in-flight request.
+//! - Concurrent first requests for one tenant open it once (a shared `OnceCell` per slot).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use tokio::sync::OnceCell;
+use warren_store::Database;
+
+use crate::{DATABASE_FILE, Error, Result, database_options, tenant_dir};
+
+/// Registry settings.
+#[derive(Debug, Clone)]
+pub struct RegistryConfig {
+    /// Directory holding one sub-directory per tenant.
+    pub root: PathBuf,
+    /// Most tenants open at once (bounds file descriptors and memory).
+    pub max_open: usize,
+    /// A tenant unused for this long is closed.
+    pub idle_timeout: Duration,
+}
+
+/// An open tenant. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Tenant {
+    inner: Arc<TenantInner>,
+}
+
+#[derive(Debug)]
+struct TenantInner {
+    /// Stable tenant id (also its directory name).
+    id: String,
+    /// The tenant's directory (database and stored files).
+    dir: PathBuf,
+    /// The tenant's database.
+    db: Database,
+}
+
+impl Tenant {
+    /// The tenant's id.
+    pub fn id(&self) -> &str {
+        &self.inner.id
+    }
+
+    /// The tenant's directory.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// The tenant's database.
+    pub fn db(&self) -> &Database {
+        &self.inner.db
+    }
+}
+
+/// The open tenants of this node. Cheap to clone; the idle sweeper stops when the last clone
+/// is dropped.
+#[derive(Clone)]
+pub struct Registry {
+    inner: Arc<RegistryInner>,
+}
+
+struct RegistryInner {
+    /// Settings.
+    config: RegistryConfig,
+    /// Tenant id → slot. The lock is held only for map operations, never across an await.
+    slots: Mutex<HashMap<String, Slot>>,
+    /// Reference point for `last_used` stamps.
+    epoch: Instant,
+}
+
+struct Slot {
+    /// The tenant once opened; shared so concurrent first requests open it once.
+    cell: Arc<OnceCell<Tenant>>,
+    /// Milliseconds since `epoch` of the last request.
+    last_used: Arc<AtomicU64>,
+}
+
+impl Registry {
+    /// Creates the registry and starts its idle sweeper on the current runtime.
+    pub fn new(config: RegistryConfig) -> Self {
+        let inner = Arc::new(RegistryInner {
+            config,
+            slots: Mutex::new(HashMap::new()),
+            epoch: Instant::now(),
+        });
+        let every = (inner.config.idle_timeout / 4)
+            .clamp(Duration::from_millis(50), Duration::from_secs(15));
+        tokio::spawn(sweep_idle(Arc::downgrade(&inner), every));
+        Self { inner }
+    }
+
+    /// The directory holding the tenants.
+    pub fn root(&self) -> &Path {
+        &self.inner.config.root
+    }
+
+    /// Returns tenant `id`, opening it if needed.
+    pub async fn get(&self, id: &str) -> Result<Tenant> {
+        let (cell, last_used) = {
+            let mut slots = self.inner.lock();
+            let now = self.inner.now_ms();
+            let slot = slots.entry(id.to_string()).or_insert_with(|| Slot {
+                cell: Arc::new(OnceCell::new()),
+                last_used: Arc::new(AtomicU64::new(now)),
+            });
+            slot.last_used.store(now, Ordering::Relaxed);
+            let handles = (slot.cell.clone(), slot.last_used.clone());
+            if slots.len() > self.inner.config.max_open {
+                evict_least_recent(&mut slots, id);
+            }
+            handles
+        };
+        let root = self.inner.config.root.clone();
+        let opened = cell.get_or_try_init(|| open(root, id.to_string())).await;
+        match opened {
+            Ok(tenant) => {
+                last_used.store(self.inner.now_ms(), Ordering::Relaxed);
+                Ok(tenant.clone())
+            }
+            Err(e) => {
+                // Do not keep an empty slot for a tenant that failed to open.
+                let mut slots = self.inner.lock();
+                if slots
+                    .get(id)
+                    .is_some_and(|slot| Arc::ptr_eq(&slot.cell, &cell))
+                {
+                    slots.remove(id);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Closes tenant `id` if open (in-flight requests finish on their handles).
+    pub fn close(&self, id: &str) {
+        self.inner.lock().remove(id);
+    }
+
+    /// Closes tenant `id` and deletes its directory and everything in it.
+    pub async fn remove(&self, id: &str) -> Result<()> {
+        self.close(id);
+        let dir = tenant_dir(&self.inner.config.root, id);
+        match tokio::fs::remove_dir_all(&dir).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// How many tenants are open now.
+    pub fn open_count(&self) -> usize {
+        self.inner
+            .lock()
+            .values()
+            .filter(|slot| slot.cell.initialized())
+            .count()
+    }
+
+    /// Closes every tenant unused for longer than the idle timeout; returns how many.
+    pub fn close_idle(&self) -> usize {
+        self.inner.close_idle()
+    }
+}
+
+impl RegistryInner {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Slot>> {
+        // A panic while holding this lock cannot leave the map inconsistent (single operations),
+        // so a poisoned lock is still usable.
+        self.slots
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    fn close_idle(&self) -> usize {
+        let limit = self.config.idle_timeout.as_millis() as u64;
+        let now = self.now_ms();
+        let mut slots = self.lock();
+        let before = slots.len();
+        slots.retain(|_, slot| now.saturating_sub(slot.last_used.load(Ordering::Relaxed)) < limit);
+        before - slots.len()
+    }
+}
+
+/// Removes the least recently used slot other than `keep`. O(open tenants), and only runs when
+/// a tenant is opened past the cap.
+fn evict_least_recent(slots: &mut HashMap<String, Slot>, keep: &str) {
+    let victim = slots
+        .iter()
+        .filter(|(id, _)| id.as_str() != keep)
+        .min_by_key(|(_, slot)| slot.last_used.load(Ordering::Relaxed))
+        .map(|(id, _)| id.clone());
+    if let Some(victim) = victim {
+        slots.remove(&victim);
+    }
+}
+
+async fn open(root: PathBuf, id: String) -> Result<Tenant> {
+    let dir = tenant_dir(&root, &id);
+    let path = dir.join(DATABASE_FILE);
+    // Never create a database for a tenant that was not provisioned (or was deleted).
+    if !tokio::fs::try_exists(&path).await? {
+        return Err(Error::NotFound);
+    }
+    let db = Database::open(path, database_options()).await?;
+    tracing::debug!(tenant = %id, "tenant opened");
+    Ok(Tenant {
+        inner: Arc::new(TenantInner { id, dir, db }),
+    })
+}
+
+/// Background task: closes idle tenants until the registry is dropped.
+async fn sweep_idle(registry: Weak<RegistryInner>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(registry) = registry.upgrade() else {
+            return;
+        };
+        let closed = registry.close_idle();
+        if closed > 0 {
+            tracing::debug!(closed, "idle tenants closed");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::provision;
+
+    async fn registry(max_open: usize, idle: Duration) -> (tempfile::TempDir, Registry) {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Registry::new(RegistryConfig {
+            root: dir.path().to_path_buf(),
+            max_open,
+            idle_timeout: idle,
+        });
+        (dir, registry)
+    }
+
+    #[tokio::test]
+    async fn unknown_tenants_are_not_created() {
+        let (dir, registry) = registry(4, Duration::from_secs(60)).await;
+        assert!(matches!(registry.get("nope").await, Err(Error::NotFound)));
+        assert!(!dir.path().join("nope").exists());
+        assert_eq!(registry.open_count(), 0);
+    }
+
+    #[tokio::test]
+    async fn the_lru_cap_bounds_open_tenants() {
+        let (dir, registry) = registry(3, Duration::from_secs(60)).await;
+        for i in 0..10 {
+            provision(dir.path(), &format!("t{i}")).await.unwrap();
+            registry.get(&format!("t{i}")).await.unwrap();
+            assert!(registry.open_count() <= 3);
+        }
+        // The most recent ones stay open; an evicted one reopens on demand.
+        registry.get("t0").await.unwrap();
+        assert_eq!(registry.open_count(), 3);
+    }
+
+    #[tokio::test]
+    async fn idle_tenants_close_and_reopen() {
+        let (dir, registry) = registry(10, Duration::from_millis(30)).await;
+        provision(dir.path(), "a").await.unwrap();
+        let tenant = registry.get("a").await.unwrap();
+        tenant
+            .db()
+            .write(|c| {
+                Ok::<_, Error>(c.execute("INSERT INTO _params (id, value) VALUES ('k', '1')", [])?)
+            })
+            .await
+            .unwrap();
+        drop(tenant);
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        assert_eq!(registry.close_idle(), 1);
+        assert_eq!(registry.open_count(), 0);
+        let tenant = registry.get("a").await.unwrap();
+        let value: String = tenant
+            .db()
+            .read(|c| {
+                Ok::<_, Error>(c.query_row(
+                    "SELECT value FROM _params WHERE id = 'k'",
+                    [],
+                    |r| r.get(0),
+                )?)
+            })
+            .await
+            .unwrap();
+        assert_eq!(value, "1");
+    }
+
+    #[tokio::test]
+    async fn concurrent_first_requests_open_once() {
+        let (dir, registry) = registry(10, Duration::from_secs(60)).await;
+        provision(dir.path(), "a").await.unwrap();
+        let handles: Vec<_> = (0..16)
+            .map(|_| {
+                let registry = registry.clone();
+                tokio::spawn(async move { registry.get("a").await.unwrap() })
+            })
+            .collect();
+        let mut tenants = Vec::new();
+        for handle in handles {
+            tenants.push(handle.await.unwrap());
+        }
+        assert!(
+            tenants
+                .windows(2)
+                .all(|w| Arc::ptr_eq(&w[0].inner, &w[1].inner))
+        );
+    }
+
+    #[tokio::test]
+    async fn removing_a_tenant_deletes_its_data() {
+        let (dir, registry) = registry(10, Duration::from_secs(60)).await;
+        provision(dir.path(), "a").await.unwrap();
+        registry.get("a").await.unwrap();
+        registry.remove("a").await.unwrap();
+        assert!(!dir.path().join("a").exists());
+        assert!(matches!(registry.get("a").await, Err(Error::NotFound)));
+    }
+}

@@ -1,0 +1,212 @@
+//! The tenant's `_superusers`: created or updated from the CLI, looked up to authenticate.
+
+use warren_auth::Passwords;
+use warren_store::Database;
+use warren_store::rusqlite::{OptionalExtension, Row, params};
+
+use crate::{Error, Result};
+
+/// The fixed id PocketBase (and its SDKs) use for the superusers collection.
+pub const COLLECTION_ID: &str = "pbc_3142635823";
+/// The superusers collection's name.
+pub const COLLECTION_NAME: &str = "_superusers";
+
+/// A superuser record as stored.
+#[derive(Debug, Clone)]
+pub struct Superuser {
+    /// Record id.
+    pub id: String,
+    /// Login email.
+    pub email: String,
+    /// Whether others may see the email (always false for superusers created here).
+    pub email_visibility: bool,
+    /// Whether the email is verified.
+    pub verified: bool,
+    /// Creation time, `YYYY-MM-DD HH:MM:SS.mmmZ`.
+    pub created: String,
+    /// Last update time.
+    pub updated: String,
+    /// Password hash (argon2id, or bcrypt for imported records).
+    pub password_hash: String,
+    /// Per-record signing key; rotating it invalidates the record's tokens.
+    pub token_key: String,
+}
+
+/// The auth-token settings of the superusers collection.
+#[derive(Debug, Clone)]
+pub struct TokenSettings {
+    /// Collection secret for auth tokens.
+    pub secret: String,
+    /// Token lifetime in seconds.
+    pub duration: u64,
+}
+
+const COLUMNS: &str = "id, email, emailVisibility, verified, created, updated, password, tokenKey";
+
+fn from_row(row: &Row<'_>) -> warren_store::rusqlite::Result<Superuser> {
+    Ok(Superuser {
+        id: row.get(0)?,
+        email: row.get(1)?,
+        email_visibility: row.get(2)?,
+        verified: row.get(3)?,
+        created: row.get(4)?,
+        updated: row.get(5)?,
+        password_hash: row.get(6)?,
+        token_key: row.get(7)?,
+    })
+}
+
+/// Creates the superuser `email` with `password`, or sets the password of the existing one.
+/// Setting a password rotates the token key, so older tokens stop working.
+pub async fn upsert(
+    db: &Database,
+    passwords: &Passwords,
+    email: &str,
+    password: &str,
+) -> Result<Superuser> {
+    let email = email.trim().to_lowercase();
+    if !looks_like_email(&email) {
+        return Err(Error::Invalid("the email address is not valid".into()));
+    }
+    let length = password.chars().count();
+    if !(8..=71).contains(&length) {
+        return Err(Error::Invalid(
+            "the password must be 8 to 71 characters long".into(),
+        ));
+    }
+    let hash = passwords.hash(password).await?;
+    let token_key = warren_auth::random::secret(50);
+    let id = warren_auth::random::record_id();
+    let lookup = email.clone();
+    db.write(move |c| {
+        c.execute(
+            "INSERT INTO _superusers (id, email, emailVisibility, verified, password, tokenKey, created, updated)
+             VALUES (?1, ?2, FALSE, TRUE, ?3, ?4, strftime('%Y-%m-%d %H:%M:%fZ'), strftime('%Y-%m-%d %H:%M:%fZ'))
+             ON CONFLICT (email) WHERE email != '' DO UPDATE SET
+               password = excluded.password, tokenKey = excluded.tokenKey, updated = excluded.updated",
+            params![id, email, hash, token_key],
+        )?;
+        Ok::<_, Error>(())
+    })
+    .await?;
+    find_by_email(db, &lookup).await?.ok_or(Error::NotFound)
+}
+
+/// The superuser with `email` (case-insensitive), if any.
+pub async fn find_by_email(db: &Database, email: &str) -> Result<Option<Superuser>> {
+    let email = email.trim().to_lowercase();
+    db.read(move |c| {
+        let sql = format!("SELECT {COLUMNS} FROM _superusers WHERE email = ?1 COLLATE NOCASE");
+        Ok(c.prepare_cached(&sql)?
+            .query_row([email], from_row)
+            .optional()?)
+    })
+    .await
+}
+
+/// The superuser with record id `id`, if any.
+pub async fn find_by_id(db: &Database, id: &str) -> Result<Option<Superuser>> {
+    let id = id.to_string();
+    db.read(move |c| {
+        let sql = format!("SELECT {COLUMNS} FROM _superusers WHERE id = ?1");
+        Ok(c.prepare_cached(&sql)?
+            .query_row([id], from_row)
+            .optional()?)
+    })
+    .await
+}
+
+/// The superusers collection's auth-token secret and duration.
+pub async fn token_settings(db: &Database) -> Result<TokenSettings> {
+    db.read(|c| {
+        let (secret, duration): (Option<String>, Option<i64>) = c
+            .prepare_cached(
+                "SELECT json_extract(options, '$.authToken.secret'), json_extract(options, '$.authToken.duration')
+                 FROM _collections WHERE id = ?1",
+            )?
+            .query_row([COLLECTION_ID], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        match secret {
+            Some(secret) if !secret.is_empty() => {
+                Ok(TokenSettings { secret, duration: duration.and_then(|d| u64::try_from(d).ok()).unwrap_or(86_400) })
+            }
+            _ => Err(Error::Invalid("the superusers collection has no token secret".into())),
+        }
+    })
+    .await
+}
+
+/// A deliberately loose email check (one `@`, a dot in the domain, no spaces); the records
+/// engine applies PocketBase's full rule.
+fn looks_like_email(email: &str) -> bool {
+    let Some((local, domain)) = email.split_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !email.contains(char::is_whitespace)
+        && !domain.contains('@')
+        && email.len() <= 255
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{open_database, provision};
+
+    #[tokio::test]
+    async fn upsert_creates_then_updates_and_rotates_the_token_key() {
+        let dir = tempfile::tempdir().unwrap();
+        provision(dir.path(), "a").await.unwrap();
+        let db = open_database(dir.path(), "a").await.unwrap();
+        let passwords = Passwords::new(1);
+        let first = upsert(&db, &passwords, "Admin@Example.com", "password123")
+            .await
+            .unwrap();
+        assert_eq!(first.email, "admin@example.com");
+        assert_eq!(first.id.len(), 15);
+        let second = upsert(&db, &passwords, "admin@example.com", "another-pass")
+            .await
+            .unwrap();
+        assert_eq!(first.id, second.id);
+        assert_ne!(first.token_key, second.token_key);
+        assert!(
+            passwords
+                .verify("another-pass", &second.password_hash)
+                .await
+                .unwrap()
+        );
+        let settings = token_settings(&db).await.unwrap();
+        assert_eq!(settings.secret.len(), 50);
+    }
+
+    #[tokio::test]
+    async fn bad_input_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        provision(dir.path(), "a").await.unwrap();
+        let db = open_database(dir.path(), "a").await.unwrap();
+        let passwords = Passwords::new(1);
+        assert!(
+            upsert(&db, &passwords, "not-an-email", "password123")
+                .await
+                .is_err()
+        );
+        assert!(upsert(&db, &passwords, "a@b.co", "short").await.is_err());
+        assert!(find_by_email(&db, "a@b.co").await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn each_tenant_draws_its_own_secrets() {
+        let dir = tempfile::tempdir().unwrap();
+        provision(dir.path(), "a").await.unwrap();
+        provision(dir.path(), "b").await.unwrap();
+        let a = token_settings(&open_database(dir.path(), "a").await.unwrap())
+            .await
+            .unwrap();
+        let b = token_settings(&open_database(dir.path(), "b").await.unwrap())
+            .await
+            .unwrap();
+        assert_ne!(a.secret, b.secret);
+    }
+}

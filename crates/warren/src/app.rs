@@ -1,0 +1,76 @@
+//! Host dispatch: every request goes to the platform, to one tenant, or to a JSON 404.
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header::HOST};
+use axum::response::{IntoResponse, Response};
+use tower::ServiceExt;
+use warren_api::{ApiError, ApiState};
+use warren_control_plane::ControlPlane;
+use warren_edge::Destination;
+
+/// What dispatch needs: the two routers and where tenants are found.
+#[derive(Clone)]
+struct App {
+    /// The platform domain.
+    domain: String,
+    /// The platform host's routes (operator API).
+    platform: Router,
+    /// The tenant API; each request carries its tenant as an extension.
+    tenant_api: Router,
+    /// Directory and registry.
+    control: ControlPlane,
+}
+
+/// The whole HTTP surface of one Warren process.
+pub fn router(control: ControlPlane, domain: &str) -> Router {
+    let app = App {
+        domain: domain.to_string(),
+        platform: warren_control_plane::router(control.clone()),
+        tenant_api: warren_api::router(ApiState {
+            passwords: warren_auth::Passwords::default(),
+        }),
+        control,
+    };
+    Router::new().fallback(dispatch).with_state(app)
+}
+
+async fn dispatch(State(app): State<App>, mut request: Request) -> Response {
+    let host = request
+        .headers()
+        .get(HOST)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| request.uri().authority().map(|a| a.as_str()))
+        .map(str::to_owned);
+    match warren_edge::classify(host.as_deref(), &app.domain) {
+        Destination::Platform => forward(app.platform, request).await,
+        Destination::Tenant(slug) => {
+            let info = match app.control.directory.resolve(&slug).await {
+                Ok(Some(info)) => info,
+                Ok(None) => return ApiError::not_found().into_response(),
+                Err(e) => return ApiError::internal(e).into_response(),
+            };
+            if info.status != "active" {
+                return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "The project is suspended.")
+                    .into_response();
+            }
+            match app.control.registry.get(&info.id).await {
+                Ok(tenant) => {
+                    request.extensions_mut().insert(tenant);
+                    forward(app.tenant_api, request).await
+                }
+                Err(warren_tenant::Error::NotFound) => ApiError::not_found().into_response(),
+                Err(e) => ApiError::internal(e).into_response(),
+            }
+        }
+        Destination::Unknown => ApiError::not_found().into_response(),
+    }
+}
+
+async fn forward(router: Router, request: Request<Body>) -> Response {
+    match router.oneshot(request).await {
+        Ok(response) => response,
+        Err(never) => match never {},
+    }
+}

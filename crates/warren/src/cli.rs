@@ -1,0 +1,97 @@
+//! The command line. Command and flag names are part of the product: scripts and docs use them.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Warren: many PocketBase-compatible backends from one binary.
+#[derive(Debug, Parser)]
+#[command(name = "warren", version, about)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags every command takes.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Where Warren keeps its data: the control database and one directory per tenant.
+    #[arg(
+        long,
+        global = true,
+        env = "WARREN_DATA_DIR",
+        default_value = "./warren_data"
+    )]
+    pub data_dir: PathBuf,
+    /// The platform domain: `<slug>.<domain>` reaches a tenant, `<domain>` the platform.
+    #[arg(
+        long,
+        global = true,
+        env = "WARREN_DOMAIN",
+        default_value = "localhost"
+    )]
+    pub domain: String,
+    /// Address of the plain HTTP listener (also used to print tenant URLs).
+    #[arg(
+        long,
+        global = true,
+        env = "WARREN_HTTP",
+        default_value = "127.0.0.1:8090"
+    )]
+    pub http: SocketAddr,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the platform: the edge, the control plane and every tenant.
+    Serve(Serve),
+    /// Create, list and delete tenants.
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// Manage a tenant's superusers.
+    #[command(subcommand)]
+    Superuser(SuperuserCommand),
+}
+
+/// `warren serve`
+#[derive(Debug, Args)]
+pub struct Serve {
+    /// Most tenants kept open at once; the least recently used closes first.
+    #[arg(long, env = "WARREN_MAX_OPEN_TENANTS", default_value_t = 512)]
+    pub max_open_tenants: usize,
+    /// Seconds a tenant may stay unused before it is closed.
+    #[arg(long, env = "WARREN_IDLE_TIMEOUT", default_value_t = 300)]
+    pub idle_timeout: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// Create a tenant and print its URL.
+    Create {
+        /// Lowercase letters, digits and hyphens, 3–63 characters.
+        slug: String,
+    },
+    /// List tenants.
+    List,
+    /// Delete a tenant and all its data.
+    Delete {
+        /// The tenant's slug.
+        slug: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SuperuserCommand {
+    /// Create a superuser of a tenant, or set the password of an existing one.
+    Upsert {
+        /// The tenant's slug.
+        slug: String,
+        /// The superuser's email.
+        email: String,
+        /// The superuser's password (8–71 characters).
+        password: String,
+    },
+}
