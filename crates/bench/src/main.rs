@@ -1,0 +1,355 @@
+//! `warren-bench`: drives any PocketBase-compatible base URL on loopback and compares Warren
+//! with the real PocketBase in one run (A B A B rounds), printing throughput, p50, p99, errors,
+//! server RSS and the Warren/PocketBase ratios per scenario.
+
+mod load;
+mod png;
+mod realtime;
+mod report;
+mod scenarios;
+mod seed;
+mod server;
+mod target;
+mod tenants;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+
+use crate::load::Bounds;
+use crate::report::{Cell, Line};
+use crate::seed::Dataset;
+use crate::target::{Superuser, Target};
+
+#[derive(Parser)]
+#[command(
+    name = "warren-bench",
+    version,
+    about = "Benchmark Warren against PocketBase"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start PocketBase and Warren on loopback, seed both, run every scenario on both alternately.
+    Compare(CompareArgs),
+    /// Drive one already running target.
+    Run(RunArgs),
+    /// Warren only: provision many tenants, touch each, report latencies, RSS and fds.
+    Tenants(TenantsArgs),
+}
+
+#[derive(Args, Clone)]
+struct LoadArgs {
+    /// Comma-separated scenarios (seed, health, view, list, list-skip-total, list-expand, create,
+    /// update, auth, realtime, files, files-upload, files-thumb, all).
+    #[arg(long, default_value = "all")]
+    scenarios: String,
+    /// Seconds per scenario, per round, per target.
+    #[arg(long, default_value_t = 10)]
+    duration: u64,
+    /// Rounds per scenario (targets alternate within each round).
+    #[arg(long, default_value_t = 2)]
+    rounds: usize,
+    /// Concurrent clients per scenario.
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    /// At most this many operations per scenario run.
+    #[arg(long, default_value_t = 2_000_000)]
+    max_ops: u64,
+    /// Records to seed.
+    #[arg(long, default_value_t = 100_000)]
+    records: usize,
+    /// Users to seed.
+    #[arg(long, default_value_t = 1_000)]
+    users: usize,
+    /// SSE subscribers in the realtime scenario.
+    #[arg(long, default_value_t = 200)]
+    subscribers: usize,
+    /// Write the results as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct CompareArgs {
+    #[command(flatten)]
+    load: LoadArgs,
+    /// PocketBase binary (default: `pocketbase` on PATH, else installed with pip).
+    #[arg(long)]
+    pocketbase: Option<PathBuf>,
+    /// Warren binary.
+    #[arg(long, env = "WARREN_BIN")]
+    warren: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    #[command(flatten)]
+    load: LoadArgs,
+    /// Base URL of the target, e.g. http://127.0.0.1:8090 (loopback only).
+    #[arg(long)]
+    target: String,
+    /// Host to address (e.g. `bench.localhost` for a Warren tenant); replaces the URL's host.
+    #[arg(long)]
+    host: Option<String>,
+    /// Server pid, to report its RSS.
+    #[arg(long)]
+    pid: Option<u32>,
+    /// Name shown in the report.
+    #[arg(long, default_value = "target")]
+    name: String,
+    /// Superuser email used to seed.
+    #[arg(long, default_value = "bench@example.com")]
+    email: String,
+    /// Superuser password used to seed.
+    #[arg(long, default_value = "benchpassword123")]
+    password: String,
+}
+
+#[derive(Args)]
+struct TenantsArgs {
+    /// Tenants to provision.
+    #[arg(long, default_value_t = 10_000)]
+    tenants: usize,
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 8)]
+    concurrency: usize,
+    /// `--max-open-tenants` given to Warren.
+    #[arg(long, default_value_t = 100)]
+    max_open_tenants: usize,
+    /// Seconds of the health run against one tenant (0 skips it).
+    #[arg(long, default_value_t = 5)]
+    health_duration: u64,
+    /// Warren binary.
+    #[arg(long, env = "WARREN_BIN")]
+    warren: Option<PathBuf>,
+    /// Write the results as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Compare(args) => compare(args).await,
+            Command::Run(args) => run_one(args).await,
+            Command::Tenants(args) => run_tenants(args).await,
+        }
+    })
+}
+
+/// `<workspace>/target/release/warren`, the default Warren binary.
+fn default_warren() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/release/warren")
+}
+
+fn bounds(load: &LoadArgs) -> Bounds {
+    Bounds {
+        concurrency: load.concurrency.max(1),
+        duration: Duration::from_secs(load.duration.max(1)),
+        max_ops: load.max_ops.max(1),
+    }
+}
+
+/// A target that could be started, or why not.
+type Slot = Result<Target, String>;
+
+async fn compare(args: CompareArgs) -> anyhow::Result<()> {
+    let load = args.load;
+    let list = scenarios::parse_list(&load.scenarios)?;
+    let su = Superuser::default();
+    let pb_bin = server::find_pocketbase(args.pocketbase.as_deref()).await?;
+    let warren_bin = args.warren.unwrap_or_else(default_warren);
+
+    eprintln!(
+        "starting PocketBase ({}) and Warren ({})",
+        pb_bin.display(),
+        warren_bin.display()
+    );
+    let (pb_server, pb_target) = server::start_pocketbase(&pb_bin, &su).await?;
+    let (warren_server, warren_slot): (Option<server::Server>, Slot) =
+        match server::start_warren_tenant(&warren_bin, &su).await {
+            Ok((s, t)) => (Some(s), Ok(t)),
+            Err(err) => {
+                eprintln!("warren did not start: {err:#}");
+                (None, Err(format!("warren did not start: {err}")))
+            }
+        };
+    let slots: Vec<(String, Slot)> = vec![
+        ("warren".into(), warren_slot),
+        ("pocketbase".into(), Ok(pb_target)),
+    ];
+    let lines = drive(&slots, &list, &load).await;
+    print_summary(&lines);
+    write_json(load.json.as_deref(), &report::to_json(&lines))?;
+    if let Some(server) = warren_server {
+        server.stop().await;
+    }
+    pb_server.stop().await;
+    Ok(())
+}
+
+async fn run_one(args: RunArgs) -> anyhow::Result<()> {
+    let load = args.load;
+    let list = scenarios::parse_list(&load.scenarios)?;
+    target::ensure_loopback(&args.target)?;
+    let base = match &args.host {
+        Some(host) => {
+            let port = args
+                .target
+                .rsplit_once(':')
+                .and_then(|(_, p)| p.trim_end_matches('/').parse::<u16>().ok())
+                .context("--host needs a --target URL with an explicit port")?;
+            format!("http://{host}:{port}")
+        }
+        None => args.target.clone(),
+    };
+    let su = Superuser {
+        email: args.email,
+        password: args.password,
+    };
+    let target = Target::new(&base, args.pid, su)?;
+    let lines = drive(&[(args.name.clone(), Ok(target))], &list, &load).await;
+    print_summary(&lines);
+    write_json(load.json.as_deref(), &report::to_json(&lines))
+}
+
+async fn run_tenants(args: TenantsArgs) -> anyhow::Result<()> {
+    let warren = args.warren.unwrap_or_else(default_warren);
+    let cfg = tenants::TenantsConfig {
+        tenants: args.tenants,
+        concurrency: args.concurrency.max(1),
+        max_open_tenants: args.max_open_tenants.max(1),
+        health_duration: Duration::from_secs(args.health_duration),
+    };
+    let report = tenants::run(&warren, &cfg).await?;
+    for line in tenants::format(&report) {
+        println!("{line}");
+    }
+    write_json(args.json.as_deref(), &report)
+}
+
+fn write_json<T: serde::Serialize>(path: Option<&Path>, value: &T) -> anyhow::Result<()> {
+    if let Some(path) = path {
+        let text = serde_json::to_string_pretty(value)?;
+        std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Seeds every target, then runs each scenario on every target in turn, `rounds` times.
+async fn drive(slots: &[(String, Slot)], list: &[&'static str], load: &LoadArgs) -> Vec<Line> {
+    let bounds = bounds(load);
+    let mut lines = Vec::new();
+    let wants_seed = list
+        .iter()
+        .any(|s| *s == "seed" || scenarios::needs_seed(s));
+
+    let mut datasets: Vec<Result<Dataset, String>> = Vec::new();
+    let mut seed_cells = Vec::new();
+    for (name, slot) in slots {
+        let (dataset, cell) = match slot {
+            Err(reason) => (Err(reason.clone()), Err(reason.clone())),
+            Ok(_) if !wants_seed => (Err("not seeded".to_string()), Err("not seeded".to_string())),
+            Ok(target) => {
+                eprintln!(
+                    "seeding {name}: {} users, {} records",
+                    load.users, load.records
+                );
+                match seed::seed(target, load.users, load.records, load.concurrency).await {
+                    Ok((dataset, stats)) => (
+                        Ok(dataset),
+                        Ok(scenarios::Measured {
+                            stats,
+                            bytes_per_conn: None,
+                        }),
+                    ),
+                    Err(err) => {
+                        let reason = format!("seed failed: {}", err.message);
+                        (Err(reason.clone()), Err(reason))
+                    }
+                }
+            }
+        };
+        let rss_kib = slot.as_ref().ok().and_then(Target::rss_kib);
+        datasets.push(dataset);
+        seed_cells.push(Cell {
+            target: name.clone(),
+            result: cell,
+            rss_kib,
+        });
+    }
+    if list.contains(&"seed") {
+        let line = Line {
+            scenario: "seed".into(),
+            cells: seed_cells,
+        };
+        println!("{}", report::format_line(&line));
+        lines.push(line);
+    }
+
+    for scenario in list.iter().filter(|s| **s != "seed") {
+        let mut cells: Vec<Option<Cell>> = vec![None; slots.len()];
+        for round in 0..load.rounds.max(1) {
+            for (k, (name, slot)) in slots.iter().enumerate() {
+                eprintln!("{scenario}: round {} on {name}", round + 1);
+                let (result, rss_kib) = match slot {
+                    Err(reason) => (Err(reason.clone()), None),
+                    Ok(target) => {
+                        let data = datasets[k].as_ref();
+                        let result = match data {
+                            Err(reason) if scenarios::needs_seed(scenario) => Err(reason.clone()),
+                            _ => {
+                                scenarios::run(
+                                    scenario,
+                                    target,
+                                    data.ok(),
+                                    bounds,
+                                    load.subscribers,
+                                )
+                                .await
+                            }
+                        };
+                        (result, target.rss_kib())
+                    }
+                };
+                match &mut cells[k] {
+                    Some(cell) => cell.merge(result, rss_kib),
+                    None => {
+                        cells[k] = Some(Cell {
+                            target: name.clone(),
+                            result,
+                            rss_kib,
+                        })
+                    }
+                }
+            }
+        }
+        let line = Line {
+            scenario: scenario.to_string(),
+            cells: cells.into_iter().flatten().collect(),
+        };
+        println!("{}", report::format_line(&line));
+        lines.push(line);
+    }
+    lines
+}
+
+fn print_summary(lines: &[Line]) {
+    println!();
+    println!("summary (throughput ratio = first target / second target; >1 means faster):");
+    for line in lines {
+        println!("{}", report::format_line(line));
+    }
+}

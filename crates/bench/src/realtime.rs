@@ -1,0 +1,276 @@
+//! The `realtime` scenario: N SSE subscribers on `GET /api/realtime`, each subscribed to
+//! `posts/*` as a user; a publisher creates public posts and every subscriber measures the
+//! create→receive latency. Also reports server memory per open connection.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::load::{Bounds, OpError, Stats};
+use crate::seed::{Dataset, user_id};
+use crate::target::{Target, drain, send_ok};
+
+/// Time between two published posts.
+const PUBLISH_INTERVAL: Duration = Duration::from_millis(20);
+/// How long subscribers wait for stragglers after the last publish.
+const GRACE: Duration = Duration::from_secs(3);
+
+/// Shared between the publisher and the subscribers.
+struct Board {
+    /// When post `n` was sent, indexed by `n`.
+    sent: Vec<OnceLock<Instant>>,
+    /// Subscribers whose subscription is in place.
+    ready: AtomicUsize,
+    /// Subscribers that failed to connect or subscribe.
+    failed: AtomicUsize,
+}
+
+/// Runs the scenario and returns the deliveries and the server memory per connection (bytes);
+/// `Err` when the target has no realtime route.
+pub async fn run(
+    target: &Target,
+    data: &Dataset,
+    bounds: Bounds,
+    subscribers: usize,
+) -> Result<(Stats, Option<u64>), String> {
+    // Probe: does the route exist at all?
+    let probe = target
+        .client
+        .get(target.url("/api/realtime"))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    if matches!(probe.status().as_u16(), 404 | 405 | 501) {
+        return Err(format!(
+            "GET /api/realtime answered {}",
+            probe.status().as_u16()
+        ));
+    }
+    drop(probe);
+
+    let max_events = (bounds.duration.as_millis() / PUBLISH_INTERVAL.as_millis()) as usize + 2;
+    let board = Arc::new(Board {
+        sent: (0..max_events).map(|_| OnceLock::new()).collect(),
+        ready: AtomicUsize::new(0),
+        failed: AtomicUsize::new(0),
+    });
+    let rss_before = target.rss_kib();
+    let stop_at = Arc::new(OnceLock::<Instant>::new());
+    let mut tasks = Vec::with_capacity(subscribers);
+    for k in 0..subscribers {
+        let target = target.clone();
+        let token = data.worker_user(k).1.to_string();
+        let board = Arc::clone(&board);
+        let stop_at = Arc::clone(&stop_at);
+        tasks.push(tokio::spawn(async move {
+            subscriber(target, token, board, stop_at).await
+        }));
+    }
+
+    // Wait (bounded) until every subscriber is in place or failed.
+    let setup_deadline = Instant::now() + Duration::from_secs(60);
+    while board.ready.load(Ordering::Acquire) + board.failed.load(Ordering::Acquire) < subscribers
+        && Instant::now() < setup_deadline
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let ready = board.ready.load(Ordering::Acquire);
+    if ready == 0 {
+        let _ = stop_at.set(Instant::now());
+        let mut first = String::from("no subscriber could subscribe");
+        for task in tasks {
+            if let Ok(Err(err)) = task.await {
+                first = err.message;
+                break;
+            }
+        }
+        return Err(first);
+    }
+    let bytes_per_conn = match (rss_before, target.rss_kib()) {
+        (Some(before), Some(after)) => Some(after.saturating_sub(before) * 1024 / ready as u64),
+        _ => None,
+    };
+
+    // Publish.
+    let started = Instant::now();
+    let deadline = started + bounds.duration;
+    let (owner, token) = data.worker_user(0);
+    let mut published = 0usize;
+    let mut publish_errors = 0u64;
+    let mut first_error: Option<String> = None;
+    let mut tick = tokio::time::interval(PUBLISH_INTERVAL);
+    while published < max_events && Instant::now() < deadline {
+        tick.tick().await;
+        let body = json!({
+            "owner": user_id(owner),
+            "title": format!("rt {published}"),
+            "public": true,
+            "number": 1,
+        });
+        let _ = board.sent[published].set(Instant::now());
+        let req = target
+            .client
+            .post(target.url("/api/collections/posts/records"))
+            .query(&[("fields", "id")])
+            .header("Authorization", token)
+            .json(&body);
+        match send_ok(req).await {
+            Ok(resp) => {
+                let _ = resp.bytes().await;
+            }
+            Err(err) => {
+                publish_errors += 1;
+                first_error.get_or_insert(err.message);
+            }
+        }
+        published += 1;
+    }
+    let publish_time = started.elapsed();
+    let _ = stop_at.set(Instant::now() + GRACE);
+
+    let mut stats = Stats::new("msg/s");
+    for task in tasks {
+        match task.await {
+            Ok(Ok(sub)) => stats.merge(&sub),
+            Ok(Err(err)) => stats.record_error(&err),
+            Err(err) => stats.record_error(&OpError::other(format!("subscriber panicked: {err}"))),
+        }
+    }
+    let expected = (published as u64 - publish_errors) * ready as u64;
+    let missing = expected.saturating_sub(stats.ok);
+    stats.errors += missing + publish_errors;
+    if stats.first_error.is_none() {
+        stats.first_error = first_error.or_else(|| {
+            (missing > 0).then(|| format!("{missing} of {expected} deliveries missing"))
+        });
+    }
+    stats.elapsed = publish_time;
+    Ok((stats, bytes_per_conn))
+}
+
+/// One SSE subscriber: connect, read `PB_CONNECT`, subscribe, then time every event.
+async fn subscriber(
+    target: Target,
+    token: String,
+    board: Arc<Board>,
+    stop_at: Arc<OnceLock<Instant>>,
+) -> Result<Stats, OpError> {
+    let setup = async {
+        let mut resp = send_ok(target.client.get(target.url("/api/realtime"))).await?;
+        let mut buf = String::new();
+        let client_id = loop {
+            let Some(chunk) = tokio::time::timeout(Duration::from_secs(10), resp.chunk())
+                .await
+                .map_err(|_| OpError::other("no PB_CONNECT within 10 s"))??
+            else {
+                return Err(OpError::other("stream ended before PB_CONNECT"));
+            };
+            buf.push_str(&String::from_utf8_lossy(&chunk));
+            if let Some(event) = take_event(&mut buf) {
+                let id = event
+                    .data
+                    .get("clientId")
+                    .and_then(Value::as_str)
+                    .map(str::to_string);
+                match id {
+                    Some(id) if event.name == "PB_CONNECT" => break id,
+                    _ => return Err(OpError::other("first SSE event is not PB_CONNECT")),
+                }
+            }
+        };
+        let req = target
+            .client
+            .post(target.url("/api/realtime"))
+            .header("Authorization", token.as_str())
+            .json(&json!({ "clientId": client_id, "subscriptions": ["posts/*"] }));
+        drain(req.send().await?).await?;
+        Ok::<_, OpError>((resp, buf))
+    };
+    let (mut resp, mut buf) = match setup.await {
+        Ok(ok) => ok,
+        Err(err) => {
+            board.failed.fetch_add(1, Ordering::AcqRel);
+            return Err(err);
+        }
+    };
+    board.ready.fetch_add(1, Ordering::AcqRel);
+
+    let mut stats = Stats::new("msg/s");
+    // Bounded: ends at stop time (set by the publisher), or after one hour at worst.
+    let hard_stop = Instant::now() + Duration::from_secs(3600);
+    loop {
+        let now = Instant::now();
+        let stop = stop_at.get().copied().unwrap_or(hard_stop).min(hard_stop);
+        if now >= stop {
+            break;
+        }
+        let wait = (stop - now).min(Duration::from_millis(200));
+        let chunk = match tokio::time::timeout(wait, resp.chunk()).await {
+            Err(_) => continue,
+            Ok(Ok(Some(chunk))) => chunk,
+            Ok(Ok(None)) => break,
+            Ok(Err(err)) => return Err(err.into()),
+        };
+        buf.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(event) = take_event(&mut buf) {
+            let received = Instant::now();
+            let seq = event
+                .data
+                .pointer("/record/title")
+                .and_then(Value::as_str)
+                .and_then(|t| t.strip_prefix("rt "))
+                .and_then(|n| n.parse::<usize>().ok());
+            if let Some(sent) = seq.and_then(|n| board.sent.get(n)).and_then(OnceLock::get) {
+                stats.record(received.saturating_duration_since(*sent));
+            }
+        }
+    }
+    Ok(stats)
+}
+
+/// One parsed SSE message.
+struct Event {
+    name: String,
+    data: Value,
+}
+
+/// Removes the first complete SSE message (ended by a blank line) from `buf`.
+fn take_event(buf: &mut String) -> Option<Event> {
+    let normalized_end = buf.find("\n\n")?;
+    let block: String = buf.drain(..normalized_end + 2).collect();
+    let mut name = String::from("message");
+    let mut data = String::new();
+    for line in block.lines() {
+        let line = line.trim_end_matches('\r');
+        if let Some(v) = line.strip_prefix("event:") {
+            name = v.trim_start().to_string();
+        } else if let Some(v) = line.strip_prefix("data:") {
+            data.push_str(v.trim_start());
+        }
+    }
+    Some(Event {
+        name,
+        data: serde_json::from_str(&data).unwrap_or(Value::Null),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sse_messages_are_split_on_blank_lines() {
+        let mut buf = String::from(
+            "id:abc\nevent:PB_CONNECT\ndata:{\"clientId\":\"abc\"}\n\nid:abc\nevent:posts/*\ndata:{\"record\":{\"title\":\"rt 3\"}}\n\nid:ab",
+        );
+        let first = take_event(&mut buf).unwrap();
+        assert_eq!(first.name, "PB_CONNECT");
+        assert_eq!(first.data["clientId"], "abc");
+        let second = take_event(&mut buf).unwrap();
+        assert_eq!(second.data.pointer("/record/title").unwrap(), "rt 3");
+        assert!(take_event(&mut buf).is_none());
+        assert_eq!(buf, "id:ab");
+    }
+}
