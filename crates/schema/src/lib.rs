@@ -1,0 +1,24 @@
+//! Warren's collections and field types as a pure domain crate: the PocketBase-compatible
+//! collection and field model with its exact JSON shapes, the system collections every tenant
+//! starts with, collection validation, the DDL and schema migrations of a tenant database, and
+//! record values (normalisation, validation, SQL conversion, record JSON).
+//!
+//! It produces SQL text and typed values only; the `store` crate executes them. It must not
+//! depend on axum, rusqlite (tests aside) or any other Warren crate.
+
+pub mod collection;
+pub mod datetime;
+pub mod error;
+pub mod field;
+pub mod id;
+pub mod index;
+pub mod value;
+
+pub use collection::{
+    AuthOptions, Collection, CollectionOptions, CollectionRow, CollectionType, EmailTemplate,
+    TokenConfig,
+};
+pub use error::{Error, FieldError, Result, ValidationErrors, ValidationNode};
+pub use field::{Field, FieldKind};
+pub use index::Index;
+pub use value::SqlValue;
