@@ -8,10 +8,12 @@
 
 pub mod collection;
 pub mod datetime;
+pub mod ddl;
 pub mod error;
 pub mod field;
 pub mod id;
 pub mod index;
+pub mod system;
 pub mod value;
 
 pub use collection::{
