@@ -13,6 +13,7 @@ pub mod error;
 pub mod field;
 pub mod id;
 pub mod index;
+pub mod record;
 pub mod system;
 pub mod value;
 
