@@ -1,0 +1,5 @@
+//! End-to-end tests: the real `warren` binary on a random loopback port with a temporary data
+//! directory, driven over HTTP and through its CLI.
+
+mod foundation;
+mod support;

@@ -1,0 +1,151 @@
+//! Starting a real server and talking to it by hostname.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const TOKEN: &str = "test-operator-token";
+
+/// A running `warren serve`, killed on drop.
+pub struct Server {
+    pub addr: SocketAddr,
+    pub data_dir: tempfile::TempDir,
+    pub child: Child,
+    pub client: reqwest::Client,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_warren")
+}
+
+impl Server {
+    /// Starts the server with extra `serve` flags and waits for its "listening" line.
+    pub fn start(flags: &[&str]) -> Self {
+        let data_dir = tempfile::tempdir().unwrap();
+        let mut child = Command::new(binary())
+            .args(["serve", "--http", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir.path())
+            .args(flags)
+            .env("WARREN_OPERATOR_TOKEN", TOKEN)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let addr = loop {
+            let line = lines
+                .next()
+                .expect("server exited before listening")
+                .unwrap();
+            if let Some(rest) = line.strip_prefix("Warren listening on http://") {
+                break rest.split_whitespace().next().unwrap().parse().unwrap();
+            }
+        };
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap();
+        Self {
+            addr,
+            data_dir,
+            child,
+            client,
+        }
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        self.data_dir.path()
+    }
+
+    /// Runs a CLI command against the same data directory.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(binary())
+            .arg("--data-dir")
+            .arg(self.data_dir())
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    /// A request to `path` on `host` (the Host header decides where it goes).
+    pub fn request(
+        &self,
+        method: reqwest::Method,
+        host: &str,
+        path: &str,
+    ) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, format!("http://{}{}", self.addr, path))
+            .header(
+                reqwest::header::HOST,
+                format!("{host}:{}", self.addr.port()),
+            )
+    }
+
+    /// `GET` returning status and JSON body.
+    pub async fn get(&self, host: &str, path: &str) -> (u16, Value) {
+        send(self.request(reqwest::Method::GET, host, path)).await
+    }
+
+    /// The directories of tenants whose database the server process has open now.
+    pub fn open_tenant_dirs(&self) -> Vec<PathBuf> {
+        let mut dirs = Vec::new();
+        let Ok(entries) = std::fs::read_dir(format!("/proc/{}/fd", self.child.id())) else {
+            return dirs;
+        };
+        for entry in entries.flatten() {
+            if let Ok(target) = std::fs::read_link(entry.path())
+                && target.file_name().is_some_and(|n| n == "data.db")
+                && let Some(dir) = target.parent()
+                && dir.parent().is_some_and(|p| p.ends_with("tenants"))
+                && !dirs.contains(&dir.to_path_buf())
+            {
+                dirs.push(dir.to_path_buf());
+            }
+        }
+        dirs
+    }
+}
+
+/// Sends a request, returning status and JSON body (Null when the body is empty).
+pub async fn send(request: reqwest::RequestBuilder) -> (u16, Value) {
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    let body = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap()
+    };
+    (status, body)
+}
+
+/// Polls `check` until it holds or `limit` passes (for effects that another process or a
+/// background task brings about). Returns whether it held.
+pub async fn eventually(limit: Duration, mut check: impl AsyncFnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if check().await {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
