@@ -588,6 +588,32 @@ impl Collection {
         }
     }
 
+    /// Makes sure the fields PocketBase always keeps are there: the `id` primary key first
+    /// (base and auth) and, for auth collections, the auth system fields.
+    pub fn ensure_system_fields(&mut self) {
+        if self.is_view() {
+            return;
+        }
+        if !self.fields.iter().any(Field::is_primary_key) {
+            match self.fields.iter().position(|f| f.name == "id") {
+                Some(i) => {
+                    let mut pk = Field::primary_key();
+                    pk.id = self.fields[i].id.clone();
+                    self.fields[i] = pk;
+                }
+                None => self.fields.insert(0, Field::primary_key()),
+            }
+        }
+        if self.is_auth() {
+            for (i, f) in auth_system_fields().into_iter().enumerate().skip(1) {
+                if self.field(&f.name).is_none() {
+                    let at = i.min(self.fields.len());
+                    self.fields.insert(at, f);
+                }
+            }
+        }
+    }
+
     /// The API JSON (`GET /api/collections/{c}`): PocketBase's key order, no secrets.
     pub fn to_api_json(&self) -> String {
         self.to_json(false)
@@ -712,6 +738,7 @@ impl Collection {
         let mut base = Collection::scaffold(kind, name);
         base.indexes.clear();
         let mut c = base.apply_patch(body)?;
+        c.ensure_system_fields();
         if c.id.is_empty() {
             c.id = id::collection_id(kind.as_str(), &c.name);
         }
@@ -1004,8 +1031,9 @@ mod tests {
         let c = Collection::from_create_body(&body).unwrap();
         assert_eq!(c.id, "pbc_1125843985");
         assert_eq!(c.list_rule.as_deref(), Some(""));
-        assert_eq!(c.fields.len(), 1);
-        assert_eq!(c.fields[0].id, "text724990059");
+        assert_eq!(c.fields.len(), 2);
+        assert!(c.fields[0].is_primary_key());
+        assert_eq!(c.fields[1].id, "text724990059");
 
         let body = serde_json::json!({"name":"members","type":"auth","mfa":{"enabled":true}});
         let c = Collection::from_create_body(&body).unwrap();

@@ -238,7 +238,7 @@ pub fn prepare_record(
         }
         let base = resolved
             .get(name)
-            .map(|v| list_of(v))
+            .map(list_of)
             .unwrap_or_else(|| list_of(current.get(name).unwrap_or(&Value::Null)));
         let list: Vec<String> = match modifier {
             Some("+prepend") => names.iter().cloned().chain(base).collect(),
