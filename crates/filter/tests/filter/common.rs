@@ -16,14 +16,15 @@ pub fn to_param(v: &SqlValue) -> SqlParam {
 
 /// A schema with posts → users (single), posts → tags (multi), comments → posts.
 pub fn schema() -> StaticSchema {
-    let base = |id: &str, name: &str, fields: Vec<FieldInfo>, list_rule: Option<&str>| CollectionInfo {
-        id: id.into(),
-        name: name.into(),
-        collection_type: CollectionType::Base,
-        fields,
-        list_rule: list_rule.map(String::from),
-        unique_fields: vec![],
-    };
+    let base =
+        |id: &str, name: &str, fields: Vec<FieldInfo>, list_rule: Option<&str>| CollectionInfo {
+            id: id.into(),
+            name: name.into(),
+            collection_type: CollectionType::Base,
+            fields,
+            list_rule: list_rule.map(String::from),
+            unique_fields: vec![],
+        };
     let mut users = base(
         "_pb_users_auth_",
         "users",
@@ -90,8 +91,12 @@ pub fn create_tables(conn: &Connection, schema: &StaticSchema, names: &[&str]) {
             .iter()
             .map(|f| format!("\"{}\" {}", f.name, column_type(f)))
             .collect();
-        conn.execute_batch(&format!("CREATE TABLE \"{}\" ({});", c.name, cols.join(", ")))
-            .expect("create table");
+        conn.execute_batch(&format!(
+            "CREATE TABLE \"{}\" ({});",
+            c.name,
+            cols.join(", ")
+        ))
+        .expect("create table");
     }
 }
 
@@ -120,9 +125,10 @@ pub fn run(conn: &Connection, q: &Query) -> Result<Vec<String>, rusqlite::Error>
     let sql = q.to_sql();
     let text = sql.select(&format!("{}.\"id\"", sql.table));
     let mut stmt = conn.prepare(&text)?;
-    let rows = stmt.query_map(rusqlite::params_from_iter(sql.params.iter().map(to_param)), |r| {
-        r.get::<_, String>(0)
-    })?;
+    let rows = stmt.query_map(
+        rusqlite::params_from_iter(sql.params.iter().map(to_param)),
+        |r| r.get::<_, String>(0),
+    )?;
     let mut ids: Vec<String> = rows.collect::<Result<_, _>>()?;
     ids.sort();
     ids.dedup();

@@ -17,29 +17,31 @@ fn fixture() -> Value {
 
 fn schema_of(fixture: &Value) -> StaticSchema {
     let colls = fixture["collections"].as_array().expect("collections");
-    StaticSchema::new(colls.iter().map(|c| CollectionInfo {
-        id: c["id"].as_str().unwrap_or_default().into(),
-        name: c["name"].as_str().unwrap_or_default().into(),
-        collection_type: match c["type"].as_str() {
-            Some("auth") => CollectionType::Auth,
-            Some("view") => CollectionType::View,
-            _ => CollectionType::Base,
-        },
-        list_rule: c["listRule"].as_str().map(String::from),
-        unique_fields: vec![],
-        fields: c["fields"]
-            .as_array()
-            .expect("fields")
-            .iter()
-            .map(|f| FieldInfo {
-                name: f["name"].as_str().unwrap_or_default().into(),
-                field_type: FieldType::from_name(f["type"].as_str().unwrap_or_default())
-                    .expect("known field type"),
-                multiple: f["multiple"].as_bool().unwrap_or(false),
-                relation_collection_id: f["collectionId"].as_str().map(String::from),
-                hidden: f["hidden"].as_bool().unwrap_or(false),
-            })
-            .collect(),
+    StaticSchema::new(colls.iter().map(|c| {
+        CollectionInfo {
+            id: c["id"].as_str().unwrap_or_default().into(),
+            name: c["name"].as_str().unwrap_or_default().into(),
+            collection_type: match c["type"].as_str() {
+                Some("auth") => CollectionType::Auth,
+                Some("view") => CollectionType::View,
+                _ => CollectionType::Base,
+            },
+            list_rule: c["listRule"].as_str().map(String::from),
+            unique_fields: vec![],
+            fields: c["fields"]
+                .as_array()
+                .expect("fields")
+                .iter()
+                .map(|f| FieldInfo {
+                    name: f["name"].as_str().unwrap_or_default().into(),
+                    field_type: FieldType::from_name(f["type"].as_str().unwrap_or_default())
+                        .expect("known field type"),
+                    multiple: f["multiple"].as_bool().unwrap_or(false),
+                    relation_collection_id: f["collectionId"].as_str().map(String::from),
+                    hidden: f["hidden"].as_bool().unwrap_or(false),
+                })
+                .collect(),
+        }
     }))
 }
 
@@ -110,5 +112,10 @@ fn compiled_filters_select_the_same_rows_as_pocketbase() {
         }
     }
     assert!(evaluated > 30, "evaluator covered only {evaluated} cases");
-    assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} mismatches:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
