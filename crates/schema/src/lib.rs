@@ -25,4 +25,10 @@ pub use collection::{
 pub use error::{Error, FieldError, Result, ValidationErrors, ValidationNode};
 pub use field::{Field, FieldKind};
 pub use index::Index;
+pub use record::{
+    PrepareOptions, PreparedRecord, RecordData, RecordJson, RelationChecker, Visibility,
+    prepare_record, record_from_row, resolve_modifiers,
+};
+pub use system::system_collections;
+pub use validate::{RuleChecker, validate_collection};
 pub use value::SqlValue;
