@@ -1,0 +1,80 @@
+//! Smoke test of the harness against Warren alone: the `tenants` scenario with 50 tenants and a
+//! 2 s health run must produce numbers and no errors. Keeps the harness from rotting as Warren
+//! changes; the full PocketBase comparison is run by hand (see the crate README).
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use serde_json::Value;
+
+/// The Warren binary: `WARREN_BIN`, else `warren` next to this test's own binaries
+/// (`<target dir>/debug/warren`, built by `cargo build --workspace --bins`).
+fn warren_bin() -> PathBuf {
+    if let Some(path) = std::env::var_os("WARREN_BIN") {
+        return PathBuf::from(path);
+    }
+    let bench = PathBuf::from(env!("CARGO_BIN_EXE_warren-bench"));
+    bench.with_file_name("warren")
+}
+
+#[test]
+fn tenants_scenario_against_warren_produces_numbers_and_no_errors() {
+    let warren = warren_bin();
+    assert!(
+        warren.is_file(),
+        "the warren binary is missing at {}: run `cargo build --workspace --bins` first, or set WARREN_BIN",
+        warren.display()
+    );
+    let dir = tempfile::tempdir().expect("temp dir");
+    let json_path = dir.path().join("tenants.json");
+    let output = Command::new(env!("CARGO_BIN_EXE_warren-bench"))
+        .args([
+            "tenants",
+            "--tenants",
+            "50",
+            "--max-open-tenants",
+            "10",
+            "--concurrency",
+            "4",
+            "--health-duration",
+            "2",
+        ])
+        .arg("--warren")
+        .arg(&warren)
+        .arg("--json")
+        .arg(&json_path)
+        .output()
+        .expect("running warren-bench");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "warren-bench tenants failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(&json_path).expect("JSON report written"))
+            .expect("JSON report parses");
+
+    for phase in ["provision", "first_request", "reopen_closed", "health"] {
+        let summary = &report[phase];
+        assert_eq!(summary["errors"], 0, "{phase} had errors:\n{stdout}");
+        assert!(
+            summary["ok"].as_u64().unwrap_or(0) > 0,
+            "{phase} measured nothing:\n{stdout}"
+        );
+        assert!(
+            summary["p50_ms"].as_f64().unwrap_or(0.0) > 0.0,
+            "{phase} has no latency:\n{stdout}"
+        );
+    }
+    assert_eq!(report["provision"]["ok"], 50, "{stdout}");
+    assert_eq!(report["first_request"]["ok"], 50, "{stdout}");
+    assert!(
+        report["rss_kib_idle"].as_u64().unwrap_or(0) > 0,
+        "no RSS reading:\n{stdout}"
+    );
+    assert!(
+        report["open_fds_idle"].as_u64().unwrap_or(0) > 0,
+        "no fd count:\n{stdout}"
+    );
+}
