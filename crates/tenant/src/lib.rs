@@ -11,6 +11,7 @@ pub mod superusers;
 use std::path::{Path, PathBuf};
 
 pub use registry::{Registry, RegistryConfig, Tenant};
+use warren_store::rusqlite::{Connection, params, params_from_iter};
 use warren_store::{Database, Migration, Options};
 
 /// Errors from the tenant runtime.
@@ -39,11 +40,10 @@ pub enum Error {
 /// Result alias for the tenant runtime.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// The tenant database's schema migrations (PocketBase's system tables first).
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    sql: include_str!("../../../migrations/tenant/0001_init.sql"),
-}];
+/// Migrations of tenant system tables created by earlier Warren versions. A new tenant's
+/// schema is made by [`provision`] from the schema crate's system collections (their token
+/// secrets are drawn per tenant, so they cannot live in a shared SQL file).
+pub const MIGRATIONS: &[Migration] = &[];
 
 /// File name of a tenant's database inside its directory.
 pub const DATABASE_FILE: &str = "data.db";
@@ -77,8 +77,48 @@ pub async fn provision(root: &Path, id: &str) -> Result<()> {
     tokio::fs::create_dir_all(root).await?;
     tokio::fs::create_dir(&dir).await?;
     let db = Database::open(dir.join(DATABASE_FILE), database_options()).await?;
+    db.write(initialize).await?;
     drop(db);
     Ok(())
+}
+
+/// Creates PocketBase's system tables and system collections (with fresh secrets) in one
+/// transaction.
+fn initialize(conn: &Connection) -> Result<()> {
+    let collections = warren_schema::system::system_collections();
+    for statement in warren_schema::system::init_statements(&collections) {
+        conn.execute_batch(&statement)?;
+    }
+    let columns = warren_schema::CollectionRow::COLUMNS
+        .map(|c| format!("`{c}`"))
+        .join(", ");
+    let placeholders = vec!["?"; warren_schema::CollectionRow::COLUMNS.len()].join(", ");
+    let insert = format!("INSERT INTO `_collections` ({columns}) VALUES ({placeholders})");
+    for collection in &collections {
+        let values: Vec<_> = collection
+            .to_row()
+            .values()
+            .iter()
+            .map(warren_records::sql::from_schema)
+            .collect();
+        conn.execute(&insert, params_from_iter(values))?;
+    }
+    let applied = now_micros();
+    // Recording PocketBase's own migrations lets stock PocketBase open an exported tenant.
+    for name in warren_schema::system::APPLIED_MIGRATIONS {
+        conn.execute(
+            "INSERT INTO `_migrations` (file, applied) VALUES (?1, ?2)",
+            params![name, applied],
+        )?;
+    }
+    Ok(())
+}
+
+fn now_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
 }
 
 /// Opens tenant `id`'s database directly (for CLI commands); the tenant must exist.

@@ -10,10 +10,11 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use tokio::sync::OnceCell;
+use warren_records::Catalog;
 use warren_store::Database;
 
 use crate::{DATABASE_FILE, Error, Result, database_options, tenant_dir};
@@ -43,6 +44,8 @@ struct TenantInner {
     dir: PathBuf,
     /// The tenant's database.
     db: Database,
+    /// The tenant's collections; replaced whole after a schema change.
+    catalog: RwLock<Arc<Catalog>>,
 }
 
 impl Tenant {
@@ -60,6 +63,33 @@ impl Tenant {
     pub fn db(&self) -> &Database {
         &self.inner.db
     }
+
+    /// The tenant's collections as of now.
+    pub fn catalog(&self) -> Arc<Catalog> {
+        self.inner
+            .catalog
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Reloads the collections from the database (after a schema change has committed).
+    pub async fn reload_catalog(&self) -> Result<Arc<Catalog>> {
+        let catalog = Arc::new(load_catalog(&self.inner.db).await?);
+        *self
+            .inner
+            .catalog
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = catalog.clone();
+        Ok(catalog)
+    }
+}
+
+async fn load_catalog(db: &Database) -> Result<Catalog> {
+    db.read(|c| {
+        Catalog::load(c).map_err(|e| Error::Invalid(format!("the collections cannot be read: {e}")))
+    })
+    .await
 }
 
 /// The open tenants of this node. Cheap to clone; the idle sweeper stops when the last clone
@@ -216,9 +246,15 @@ async fn open(root: PathBuf, id: String) -> Result<Tenant> {
         return Err(Error::NotFound);
     }
     let db = Database::open(path, database_options()).await?;
+    let catalog = RwLock::new(Arc::new(load_catalog(&db).await?));
     tracing::debug!(tenant = %id, "tenant opened");
     Ok(Tenant {
-        inner: Arc::new(TenantInner { id, dir, db }),
+        inner: Arc::new(TenantInner {
+            id,
+            dir,
+            db,
+            catalog,
+        }),
     })
 }
 
@@ -282,13 +318,16 @@ mod tests {
         tenant
             .db()
             .write(|c| {
-                Ok::<_, Error>(c.execute("INSERT INTO _params (id, value) VALUES ('k', '1')", [])?)
+                Ok::<_, Error>(
+                    c.execute("INSERT INTO _params (id, value) VALUES ('k', 'one')", [])?,
+                )
             })
             .await
             .unwrap();
         drop(tenant);
         tokio::time::sleep(Duration::from_millis(40)).await;
-        assert_eq!(registry.close_idle(), 1);
+        // Closed by the background sweeper or by this call, whichever comes first.
+        registry.close_idle();
         assert_eq!(registry.open_count(), 0);
         let tenant = registry.get("a").await.unwrap();
         let value: String = tenant
@@ -302,7 +341,7 @@ mod tests {
             })
             .await
             .unwrap();
-        assert_eq!(value, "1");
+        assert_eq!(value, "one");
     }
 
     #[tokio::test]

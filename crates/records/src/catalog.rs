@@ -1,0 +1,198 @@
+//! A tenant's collections, loaded once from `_collections` and shared read-only by every
+//! request until the schema changes. Rules are parsed here, once; requests only bind values.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use warren_filter::{CollectionInfo, FieldInfo, FieldType, Filter, SchemaSource};
+use warren_schema::{Collection, CollectionRow, FieldKind, Index};
+use warren_store::rusqlite::{Connection, Row};
+
+use crate::{Error, Result};
+
+/// One collection with everything derived from it.
+#[derive(Debug)]
+pub struct Entry {
+    /// The collection as stored.
+    pub collection: Collection,
+    /// The collection as the filter compiler sees it.
+    pub info: Arc<CollectionInfo>,
+    /// The collection's parsed rules.
+    pub rules: Rules,
+}
+
+/// Parsed API rules: `None` = superusers only; a parsed empty filter = everyone.
+#[derive(Debug, Default)]
+pub struct Rules {
+    /// `listRule`.
+    pub list: Option<Filter>,
+    /// `viewRule`.
+    pub view: Option<Filter>,
+    /// `createRule`.
+    pub create: Option<Filter>,
+    /// `updateRule`.
+    pub update: Option<Filter>,
+    /// `deleteRule`.
+    pub delete: Option<Filter>,
+    /// Auth collections: `authRule`.
+    pub auth: Option<Filter>,
+    /// Auth collections: `manageRule`.
+    pub manage: Option<Filter>,
+}
+
+/// Every collection of a tenant. Immutable; replaced whole when the schema changes.
+#[derive(Debug, Default)]
+pub struct Catalog {
+    /// Collections in `_collections` order.
+    entries: Vec<Arc<Entry>>,
+    /// Exact id and lowercase name → index into `entries`.
+    keys: HashMap<String, usize>,
+}
+
+impl Catalog {
+    /// Builds a catalog from collections.
+    pub fn new(collections: Vec<Collection>) -> Self {
+        let mut catalog = Catalog::default();
+        for collection in collections {
+            let info = Arc::new(filter_info(&collection));
+            let rules = parse_rules(&collection);
+            let index = catalog.entries.len();
+            catalog.keys.insert(collection.id.clone(), index);
+            catalog.keys.insert(collection.name.to_lowercase(), index);
+            catalog.entries.push(Arc::new(Entry {
+                collection,
+                info,
+                rules,
+            }));
+        }
+        catalog
+    }
+
+    /// Loads every collection of the database `conn` belongs to.
+    pub fn load(conn: &Connection) -> Result<Self> {
+        let mut stmt = conn.prepare(
+            "SELECT id, system, type, name, fields, indexes, listRule, viewRule, createRule,
+                    updateRule, deleteRule, options, created, updated
+             FROM _collections ORDER BY rowid",
+        )?;
+        let rows = stmt.query_map([], read_collection_row)?;
+        let mut collections = Vec::new();
+        for row in rows {
+            let row = row?;
+            let collection = Collection::from_row(&row)
+                .map_err(|e| Error::Schema(format!("{}: {e}", row.name)))?;
+            collections.push(collection);
+        }
+        Ok(Self::new(collections))
+    }
+
+    /// The collection with this id, or this name in any case.
+    pub fn get(&self, id_or_name: &str) -> Option<&Arc<Entry>> {
+        let index = self
+            .keys
+            .get(id_or_name)
+            .or_else(|| self.keys.get(&id_or_name.to_lowercase()))?;
+        self.entries.get(*index)
+    }
+
+    /// Every collection.
+    pub fn entries(&self) -> &[Arc<Entry>] {
+        &self.entries
+    }
+}
+
+impl SchemaSource for Catalog {
+    fn collection(&self, name_or_id: &str) -> Option<Arc<CollectionInfo>> {
+        self.get(name_or_id).map(|entry| entry.info.clone())
+    }
+}
+
+fn read_collection_row(row: &Row<'_>) -> warren_store::rusqlite::Result<CollectionRow> {
+    Ok(CollectionRow {
+        id: row.get(0)?,
+        system: row.get(1)?,
+        kind: row.get(2)?,
+        name: row.get(3)?,
+        fields: row.get(4)?,
+        indexes: row.get(5)?,
+        list_rule: row.get(6)?,
+        view_rule: row.get(7)?,
+        create_rule: row.get(8)?,
+        update_rule: row.get(9)?,
+        delete_rule: row.get(10)?,
+        options: row.get(11)?,
+        created: row.get(12)?,
+        updated: row.get(13)?,
+    })
+}
+
+/// A rule that fails to parse locks the action to superusers instead of opening it.
+fn parse_rule(collection: &str, action: &str, rule: Option<&String>) -> Option<Filter> {
+    let text = rule?;
+    match Filter::parse(text) {
+        Ok(filter) => Some(filter),
+        Err(e) => {
+            tracing::warn!(collection, action, error = %e, "stored rule does not parse; superusers only");
+            None
+        }
+    }
+}
+
+fn parse_rules(c: &Collection) -> Rules {
+    let name = c.name.as_str();
+    let (auth, manage) = match c.auth_options() {
+        Some(o) => (
+            parse_rule(name, "auth", o.auth_rule.as_ref()),
+            parse_rule(name, "manage", o.manage_rule.as_ref()),
+        ),
+        None => (None, None),
+    };
+    Rules {
+        list: parse_rule(name, "list", c.list_rule.as_ref()),
+        view: parse_rule(name, "view", c.view_rule.as_ref()),
+        create: parse_rule(name, "create", c.create_rule.as_ref()),
+        update: parse_rule(name, "update", c.update_rule.as_ref()),
+        delete: parse_rule(name, "delete", c.delete_rule.as_ref()),
+        auth,
+        manage,
+    }
+}
+
+/// The filter compiler's view of a collection.
+pub fn filter_info(c: &Collection) -> CollectionInfo {
+    let fields = c
+        .fields
+        .iter()
+        .map(|f| {
+            let mut info = FieldInfo::new(
+                f.name.clone(),
+                FieldType::from_name(f.type_name()).unwrap_or(FieldType::Text),
+            );
+            info.multiple = f.is_multiple();
+            info.hidden = f.hidden;
+            if let FieldKind::Relation(o) = &f.kind {
+                info.relation_collection_id = Some(o.collection_id.clone());
+            }
+            info
+        })
+        .collect();
+    let unique_fields = c
+        .indexes
+        .iter()
+        .filter_map(|raw| Index::parse(raw))
+        .filter(|index| index.unique && index.columns.len() == 1)
+        .map(|index| index.columns[0].name.clone())
+        .collect();
+    CollectionInfo {
+        id: c.id.clone(),
+        name: c.name.clone(),
+        collection_type: match c.kind() {
+            warren_schema::CollectionType::Base => warren_filter::CollectionType::Base,
+            warren_schema::CollectionType::Auth => warren_filter::CollectionType::Auth,
+            warren_schema::CollectionType::View => warren_filter::CollectionType::View,
+        },
+        fields,
+        list_rule: c.list_rule.clone(),
+        unique_fields,
+    }
+}

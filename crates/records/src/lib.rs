@@ -1,0 +1,14 @@
+//! The record engine: a tenant's collections as a cached [`Catalog`], and record list, view,
+//! create, update and delete with PocketBase's API rules, expand and projections.
+//!
+//! It runs SQL on a tenant's [`warren_store::Database`], compiles rules and filters with
+//! `warren-filter`, and validates values with `warren-schema`. It must not depend on HTTP.
+
+pub mod caller;
+pub mod catalog;
+mod error;
+pub mod sql;
+
+pub use caller::Caller;
+pub use catalog::{Catalog, Entry, Rules};
+pub use error::{Error, Result};
