@@ -84,3 +84,26 @@ impl From<warren_auth::Error> for ApiError {
         Self::internal(e)
     }
 }
+
+impl From<warren_records::Error> for ApiError {
+    fn from(e: warren_records::Error) -> Self {
+        use warren_records::Error as E;
+        match e {
+            E::NotFound(message) => Self::new(StatusCode::NOT_FOUND, message),
+            E::Forbidden(message) => Self::new(StatusCode::FORBIDDEN, message),
+            E::BadRequest(message) => Self::new(StatusCode::BAD_REQUEST, message),
+            E::Validation { message, errors } => {
+                let data = match errors.to_value() {
+                    Value::Object(map) => map,
+                    _ => Map::new(),
+                };
+                Self {
+                    status: StatusCode::BAD_REQUEST,
+                    message: message.to_string(),
+                    data,
+                }
+            }
+            other => Self::internal(other),
+        }
+    }
+}

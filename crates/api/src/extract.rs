@@ -5,9 +5,8 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use serde_json::{Map, Value};
-use warren_auth::TokenKind;
+use warren_records::Caller;
 use warren_tenant::Tenant;
-use warren_tenant::superusers::{self, Superuser};
 
 use crate::error::ApiError;
 
@@ -27,42 +26,33 @@ impl<S: Send + Sync> FromRequestParts<S> for CurrentTenant {
     }
 }
 
-/// Who is calling: a superuser of this tenant, or a guest. As in PocketBase, an invalid or
-/// expired token never fails the request by itself; it just leaves the caller a guest.
-pub enum Caller {
-    /// No valid auth token.
-    Guest,
-    /// A superuser of the request's tenant.
-    Superuser(Superuser),
-}
+/// Who is calling: a guest, an auth record or a superuser of the request's tenant. As in
+/// PocketBase, an invalid or expired token never fails the request by itself; it just leaves
+/// the caller a guest.
+pub struct Auth(pub Caller);
 
-impl Caller {
-    /// The superuser making the request, if it is one.
-    pub fn superuser(&self) -> Option<&Superuser> {
-        match self {
-            Self::Guest => None,
-            Self::Superuser(record) => Some(record),
-        }
-    }
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for Caller {
+impl<S: Send + Sync> FromRequestParts<S> for Auth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        if let Some(known) = parts.extensions.get::<Caller>() {
+            return Ok(Self(known.clone()));
+        }
         let CurrentTenant(tenant) = CurrentTenant::from_request_parts(parts, state).await?;
-        let Some(token) = parts
+        let token = parts
             .headers
             .get(AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .map(strip_bearer)
-            .filter(|t| !t.is_empty())
-        else {
-            return Ok(Self::Guest);
+            .filter(|t| !t.is_empty());
+        let caller = match token {
+            None => Caller::Guest,
+            Some(token) => {
+                warren_records::auth::authenticate(tenant.db(), &tenant.catalog(), token).await?
+            }
         };
-        Ok(authenticate(&tenant, token)
-            .await?
-            .map_or(Self::Guest, Self::Superuser))
+        parts.extensions.insert(caller.clone());
+        Ok(Self(caller))
     }
 }
 
@@ -73,24 +63,6 @@ fn strip_bearer(value: &str) -> &str {
         Some(prefix) if prefix.eq_ignore_ascii_case("bearer ") => value[7..].trim(),
         _ => value,
     }
-}
-
-/// Finds the superuser an auth token belongs to, verifying it with that record's key and this
-/// tenant's secret: a token from another tenant fails here even for a record id both share.
-async fn authenticate(tenant: &Tenant, token: &str) -> Result<Option<Superuser>, ApiError> {
-    let Ok(claims) = warren_auth::token::peek(token) else {
-        return Ok(None);
-    };
-    if claims.kind != TokenKind::Auth || claims.collection_id != superusers::COLLECTION_ID {
-        return Ok(None);
-    }
-    let Some(record) = superusers::find_by_id(tenant.db(), &claims.id).await? else {
-        return Ok(None);
-    };
-    let settings = superusers::token_settings(tenant.db()).await?;
-    let verified =
-        warren_auth::token::verify(token, TokenKind::Auth, &record.token_key, &settings.secret);
-    Ok(verified.ok().map(|_| record))
 }
 
 /// A JSON object body. Malformed JSON or a non-object gives PocketBase's generic 400; keys of

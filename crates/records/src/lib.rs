@@ -4,6 +4,7 @@
 //! It runs SQL on a tenant's [`warren_store::Database`], compiles rules and filters with
 //! `warren-filter`, and validates values with `warren-schema`. It must not depend on HTTP.
 
+pub mod auth;
 pub mod caller;
 pub mod catalog;
 mod error;

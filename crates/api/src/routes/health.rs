@@ -7,14 +7,14 @@ use axum::extract::ConnectInfo;
 use axum::http::Extensions;
 use serde_json::{Value, json};
 
-use crate::extract::Caller;
+use crate::extract::Auth;
 
 /// Answers as PocketBase does; superusers also get `canBackup`, `realIP` and
 /// `possibleProxyHeader`.
-pub async fn get_health(caller: Caller, extensions: Extensions) -> Json<Value> {
-    let data = match caller.superuser() {
-        None => json!({}),
-        Some(_) => {
+pub async fn get_health(Auth(caller): Auth, extensions: Extensions) -> Json<Value> {
+    let data = match caller.is_superuser() {
+        false => json!({}),
+        true => {
             let ip = extensions
                 .get::<ConnectInfo<SocketAddr>>()
                 .map(|ConnectInfo(addr)| addr.ip().to_string())
