@@ -1346,10 +1346,7 @@ impl Builder {
         if back_field.multiple {
             r.multi = true;
         } else if !r.multi {
-            r.multi = !back_coll
-                .unique_fields
-                .iter()
-                .any(|f| *f == back_field.name);
+            r.multi = !back_coll.unique_fields.contains(&back_field.name);
         }
         let mm_name = format!("{}_{}{}", r.mm_alias_name, prop, scope.suffix);
         let mm = self.fresh_alias(mm_name.clone());

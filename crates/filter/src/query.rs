@@ -253,7 +253,14 @@ impl Query {
     /// answer as running [`Query::to_sql`] against PocketBase's table layout.
     /// Fails with [`Error::NeedsSql`] when [`Query::evaluable_in_memory`] is false.
     pub fn matches(&self, record: &Map<String, Value>) -> Result<bool> {
-        if self.needs_join() {
+        // Only main-query table joins are checked up front; SQL-only nodes
+        // (strftime, joined sub-queries) fail with `NeedsSql` when reached.
+        if self
+            .b
+            .joins
+            .iter()
+            .any(|j| matches!(j.source, JoinSource::Table(_)))
+        {
             return Err(Error::NeedsSql("the rule joins other rows"));
         }
         let mut env = Env {

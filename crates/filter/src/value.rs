@@ -293,10 +293,10 @@ fn parse_sqlite_number(s: &str) -> Option<Val<'static>> {
     if !body.as_bytes()[0].is_ascii_digit() && body.as_bytes()[0] != b'.' {
         return None;
     }
-    if body.bytes().all(|b| b.is_ascii_digit()) {
-        if let Ok(i) = t.parse::<i64>() {
-            return Some(Val::Int(i));
-        }
+    if body.bytes().all(|b| b.is_ascii_digit())
+        && let Ok(i) = t.parse::<i64>()
+    {
+        return Some(Val::Int(i));
     }
     let f = t.parse::<f64>().ok()?;
     if f.fract() == 0.0 && f.abs() < 9.0e18 && !body.contains(['e', 'E']) && body.contains('.') {
