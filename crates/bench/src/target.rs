@@ -92,10 +92,17 @@ pub fn token_of(json: &Value) -> Result<String, OpError> {
 /// A reqwest client whose resolver maps `localhost` and `*.localhost` to 127.0.0.1 and refuses
 /// every other name, so the harness cannot be pointed at a remote machine by accident.
 pub fn client() -> anyhow::Result<Client> {
+    client_with_pool(4096)
+}
+
+/// Like [`client`], keeping at most `idle_per_host` idle connections per host. Zero closes each
+/// connection after its request: needed when touching thousands of tenant hosts, or the pool
+/// would keep one idle socket per tenant open on the server and skew its RSS and fd count.
+pub fn client_with_pool(idle_per_host: usize) -> anyhow::Result<Client> {
     Client::builder()
         .dns_resolver(Arc::new(LoopbackResolver))
         .no_proxy()
-        .pool_max_idle_per_host(4096)
+        .pool_max_idle_per_host(idle_per_host)
         .timeout(Duration::from_secs(60))
         .tcp_nodelay(true)
         .build()

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::load::{self, Bounds, Summary};
 use crate::server::{self, WarrenOptions, create_tenant, open_fds, rss_kib};
-use crate::target::{Superuser, Target, client, drain};
+use crate::target::{Superuser, Target, client, client_with_pool, drain};
 
 /// Settings of one tenants run.
 #[derive(Debug, Clone)]
@@ -31,7 +31,7 @@ pub struct TenantsReport {
     pub max_open_tenants: usize,
     /// `POST /v1/tenants` latencies.
     pub provision: Summary,
-    /// First `GET /api/health` on each tenant after provisioning.
+    /// First `GET /api/health` on each tenant after provisioning (new connection each).
     pub first_request: Summary,
     /// `GET /api/health` on tenants that the LRU cap closed since their first request.
     pub reopen_closed: Summary,
@@ -84,8 +84,11 @@ async fn measure(server: &server::Server, cfg: &TenantsConfig) -> anyhow::Result
     .await;
     let rss_kib_after_provision = rss_kib(pid);
 
+    // One connection per request: each tenant is its own host, and pooled idle connections to
+    // 10,000 hosts would stay open on the server.
+    let touch_http = client_with_pool(0)?;
     let touch = |count: u64, first: u64| {
-        let h = http.clone();
+        let h = touch_http.clone();
         load::run(
             Bounds {
                 concurrency: cfg.concurrency,
@@ -108,6 +111,8 @@ async fn measure(server: &server::Server, cfg: &TenantsConfig) -> anyhow::Result
     let closed = n.saturating_sub(2 * cfg.max_open_tenants as u64).min(1000);
     let reopen_closed = touch(closed, 0).await;
 
+    drop(touch_http);
+    drop(http);
     tokio::time::sleep(Duration::from_secs(1)).await;
     let rss_kib_idle = rss_kib(pid);
     let open_fds_idle = open_fds(pid);
