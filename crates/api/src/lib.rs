@@ -4,7 +4,9 @@
 
 mod error;
 mod extract;
+mod fields;
 mod headers;
+mod query;
 mod router;
 mod routes;
 

@@ -8,7 +8,7 @@ use warren_auth::Passwords;
 
 use crate::error::ApiError;
 use crate::headers::pocketbase_headers;
-use crate::routes::{auth, health};
+use crate::routes::{auth, health, records};
 
 /// Largest request body by default (PocketBase's default).
 const BODY_LIMIT: usize = 32 << 20;
@@ -27,6 +27,16 @@ pub fn router(state: ApiState) -> Router {
         .route(
             "/api/collections/{collection}/auth-with-password",
             post(auth::auth_with_password),
+        )
+        .route(
+            "/api/collections/{collection}/records",
+            get(records::list_records).post(records::create_record),
+        )
+        .route(
+            "/api/collections/{collection}/records/{id}",
+            get(records::view_record)
+                .patch(records::update_record)
+                .delete(records::delete_record),
         )
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|| async { ApiError::not_found() })

@@ -48,6 +48,20 @@ impl Passwords {
         self.run(move || verify_blocking(&plain, &stored)).await
     }
 
+    /// Spends the time of one verification against a fixed hash, so that an unknown identity
+    /// takes as long to refuse as a wrong password.
+    pub async fn burn(&self, plain: &str) {
+        static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let dummy = match DUMMY.get() {
+            Some(hash) => hash.clone(),
+            None => match self.hash("warren-timing-equalizer").await {
+                Ok(hash) => DUMMY.get_or_init(|| hash).clone(),
+                Err(_) => return,
+            },
+        };
+        let _ = self.verify(plain, &dummy).await;
+    }
+
     async fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> Result<T> + Send + 'static,

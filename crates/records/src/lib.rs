@@ -7,8 +7,12 @@
 pub mod auth;
 pub mod caller;
 pub mod catalog;
+pub mod collections;
 mod error;
+mod expand;
+pub mod read;
 pub mod sql;
+pub mod write;
 
 pub use caller::Caller;
 pub use catalog::{Catalog, Entry, Rules};

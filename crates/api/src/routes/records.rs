@@ -1,0 +1,167 @@
+//! `/api/collections/{collection}/records`: list, view, create, update, delete.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Method, StatusCode};
+use serde_json::Value;
+use warren_filter::RequestContext;
+use warren_records::read::{self, ListQuery};
+use warren_records::{Caller, write};
+
+use crate::error::ApiError;
+use crate::extract::{Auth, CurrentTenant, JsonObject};
+use crate::fields::project;
+use crate::query::Params;
+use crate::router::ApiState;
+
+/// The request as the rules see it: caller, method, query and headers.
+pub(crate) fn context(
+    caller: &Caller,
+    method: &Method,
+    params: &Params,
+    headers: &HeaderMap,
+) -> RequestContext {
+    let headers = headers
+        .iter()
+        .filter_map(|(name, value)| {
+            value
+                .to_str()
+                .ok()
+                .map(|v| (name.as_str().to_string(), v.to_string()))
+        })
+        .collect();
+    read::context(caller, method.as_str(), &params.to_map(), headers)
+}
+
+/// `GET /api/collections/{collection}/records`
+pub async fn list_records(
+    CurrentTenant(tenant): CurrentTenant,
+    Auth(caller): Auth,
+    Path(collection): Path<String>,
+    method: Method,
+    headers: HeaderMap,
+    params: Params,
+) -> Result<Json<Value>, ApiError> {
+    let catalog = tenant.catalog();
+    let entry = read::collection(&catalog, &collection)?;
+    let query = ListQuery {
+        page: params.positive("page", 1)?,
+        per_page: params.positive("perPage", 30)?.min(read::MAX_PER_PAGE),
+        sort: params.text("sort").to_string(),
+        filter: params.text("filter").to_string(),
+        expand: params.text("expand").to_string(),
+        skip_total: params.flag("skipTotal")?,
+    };
+    let ctx = context(&caller, &method, &params, &headers);
+    let page = read::list(tenant.db(), catalog, entry, &caller, ctx, query).await?;
+    Ok(Json(project(page.to_value(), params.text("fields"))?))
+}
+
+/// `GET /api/collections/{collection}/records/{id}`
+pub async fn view_record(
+    CurrentTenant(tenant): CurrentTenant,
+    Auth(caller): Auth,
+    Path((collection, id)): Path<(String, String)>,
+    method: Method,
+    headers: HeaderMap,
+    params: Params,
+) -> Result<Json<Value>, ApiError> {
+    let catalog = tenant.catalog();
+    let entry = read::collection(&catalog, &collection)?;
+    let ctx = context(&caller, &method, &params, &headers);
+    let record = read::view(
+        tenant.db(),
+        catalog,
+        entry,
+        &caller,
+        ctx,
+        &id,
+        params.text("expand"),
+    )
+    .await?;
+    Ok(Json(project(record, params.text("fields"))?))
+}
+
+/// `POST /api/collections/{collection}/records`
+pub async fn create_record(
+    State(state): State<ApiState>,
+    CurrentTenant(tenant): CurrentTenant,
+    Auth(caller): Auth,
+    Path(collection): Path<String>,
+    method: Method,
+    headers: HeaderMap,
+    params: Params,
+    JsonObject(body): JsonObject,
+) -> Result<Json<Value>, ApiError> {
+    let catalog = tenant.catalog();
+    let entry = catalog.get(&collection).cloned().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "Missing or invalid collection context.",
+        )
+    })?;
+    let ctx = context(&caller, &method, &params, &headers);
+    let record = write::create(
+        tenant.db(),
+        catalog,
+        entry,
+        &caller,
+        ctx,
+        body,
+        &state.passwords,
+        params.text("expand"),
+    )
+    .await?;
+    Ok(Json(project(record, params.text("fields"))?))
+}
+
+/// `PATCH /api/collections/{collection}/records/{id}`
+#[allow(clippy::too_many_arguments)]
+pub async fn update_record(
+    State(state): State<ApiState>,
+    CurrentTenant(tenant): CurrentTenant,
+    Auth(caller): Auth,
+    Path((collection, id)): Path<(String, String)>,
+    method: Method,
+    headers: HeaderMap,
+    params: Params,
+    JsonObject(body): JsonObject,
+) -> Result<Json<Value>, ApiError> {
+    let catalog = tenant.catalog();
+    let entry = catalog.get(&collection).cloned().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "Missing or invalid collection context.",
+        )
+    })?;
+    let ctx = context(&caller, &method, &params, &headers);
+    let record = write::update(
+        tenant.db(),
+        catalog,
+        entry,
+        &caller,
+        ctx,
+        &id,
+        body,
+        &state.passwords,
+        params.text("expand"),
+    )
+    .await?;
+    Ok(Json(project(record, params.text("fields"))?))
+}
+
+/// `DELETE /api/collections/{collection}/records/{id}`
+pub async fn delete_record(
+    CurrentTenant(tenant): CurrentTenant,
+    Auth(caller): Auth,
+    Path((collection, id)): Path<(String, String)>,
+    method: Method,
+    headers: HeaderMap,
+    params: Params,
+) -> Result<StatusCode, ApiError> {
+    let catalog = tenant.catalog();
+    let entry = read::collection(&catalog, &collection)?;
+    let ctx = context(&caller, &method, &params, &headers);
+    write::delete(tenant.db(), catalog, entry, &caller, ctx, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,321 @@
+//! Listing and viewing records under the collection's list and view rules.
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value, json};
+use warren_filter::{Access, Filter, Query, RequestContext, parse_sort};
+use warren_schema::record::{RecordData, RecordJson, Visibility, record_from_row};
+use warren_store::Database;
+use warren_store::rusqlite::Connection;
+
+use crate::catalog::{Catalog, Entry};
+use crate::{Caller, Error, Result, expand, sql};
+
+/// 403 message for a `null` rule and a non-superuser.
+pub(crate) const SUPERUSERS_ONLY: &str = "Only superusers can perform this action.";
+/// 404 message for a missing or hidden record.
+pub(crate) const NOT_FOUND: &str = "The requested resource wasn't found.";
+
+/// Largest page.
+pub const MAX_PER_PAGE: u64 = 1000;
+
+/// What a list request asks for.
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    /// 1-based page.
+    pub page: u64,
+    /// Items per page (1..=1000).
+    pub per_page: u64,
+    /// The `sort` parameter.
+    pub sort: String,
+    /// The `filter` parameter.
+    pub filter: String,
+    /// The `expand` parameter.
+    pub expand: String,
+    /// Leave out the count (`totalItems`/`totalPages` are -1).
+    pub skip_total: bool,
+}
+
+/// One page of records, ready to serialize.
+#[derive(Debug, Clone)]
+pub struct Page {
+    /// The records' JSON.
+    pub items: Vec<Value>,
+    /// The page number.
+    pub page: u64,
+    /// Page size.
+    pub per_page: u64,
+    /// Matching records, or -1 with `skip_total`.
+    pub total_items: i64,
+    /// Pages, or -1 with `skip_total`.
+    pub total_pages: i64,
+}
+
+impl Page {
+    /// PocketBase's list JSON.
+    pub fn to_value(&self) -> Value {
+        json!({
+            "items": self.items,
+            "page": self.page,
+            "perPage": self.per_page,
+            "totalItems": self.total_items,
+            "totalPages": self.total_pages,
+        })
+    }
+}
+
+/// Looks a collection up for a records route (404 `Missing collection context.` if absent).
+pub fn collection(catalog: &Catalog, id_or_name: &str) -> Result<Arc<Entry>> {
+    catalog
+        .get(id_or_name)
+        .cloned()
+        .ok_or(Error::NotFound("Missing collection context."))
+}
+
+/// The rule for an action, or 403 when it is `null` and the caller is no superuser. `None`
+/// means "no condition" (superuser, or an empty rule).
+pub(crate) fn rule<'a>(caller: &Caller, rule: &'a Option<Filter>) -> Result<Option<&'a Filter>> {
+    if caller.is_superuser() {
+        return Ok(None);
+    }
+    match rule {
+        None => Err(Error::Forbidden(SUPERUSERS_ONLY)),
+        Some(filter) if filter.expr().is_none() => Ok(None),
+        Some(filter) => Ok(Some(filter)),
+    }
+}
+
+/// How records of `entry` are shown to `caller`.
+pub(crate) fn visibility(caller: &Caller, entry: &Entry, data: &RecordData) -> Visibility {
+    if caller.is_superuser() {
+        return Visibility {
+            show_hidden: true,
+            show_email: true,
+        };
+    }
+    let own = entry.collection.is_auth()
+        && caller.collection_id() == Some(entry.collection.id.as_str())
+        && caller
+            .id()
+            .is_some_and(|id| data.get("id").and_then(Value::as_str) == Some(id));
+    Visibility {
+        show_hidden: false,
+        show_email: own,
+    }
+}
+
+/// Builds a record's JSON for `caller`.
+pub(crate) fn render(caller: &Caller, entry: &Entry, data: &RecordData) -> RecordJson {
+    RecordJson::build(&entry.collection, data, visibility(caller, entry, data))
+}
+
+/// The column list of a collection's table, qualified, and the matching names.
+pub(crate) fn columns(entry: &Entry) -> (String, Vec<String>) {
+    let table = sql::quote(&entry.collection.name);
+    let names: Vec<String> = entry
+        .collection
+        .fields
+        .iter()
+        .map(|f| f.name.clone())
+        .collect();
+    let list = names
+        .iter()
+        .map(|n| format!("{table}.{}", sql::quote(n)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    (list, names)
+}
+
+/// Lists records of `entry` visible to `caller` under the list rule, filtered and sorted.
+pub async fn list(
+    db: &Database,
+    catalog: Arc<Catalog>,
+    entry: Arc<Entry>,
+    caller: &Caller,
+    ctx: RequestContext,
+    query: ListQuery,
+) -> Result<Page> {
+    let rule = rule(caller, &entry.rules.list)?.cloned();
+    let access = if caller.is_superuser() {
+        Access::Trusted
+    } else {
+        Access::Client
+    };
+    let mut q = Query::for_collection(entry.info.clone());
+    if let Some(rule) = &rule {
+        q.and_where(catalog.as_ref(), &ctx, rule, Access::Trusted)?;
+    }
+    if !query.filter.trim().is_empty() {
+        let filter = Filter::parse(&query.filter)?;
+        q.and_where(catalog.as_ref(), &ctx, &filter, access)?;
+    }
+    if !query.sort.trim().is_empty() {
+        let items = parse_sort(&query.sort)?;
+        q.order_by(catalog.as_ref(), &ctx, &items, access)?;
+    }
+    let per_page = query.per_page.clamp(1, MAX_PER_PAGE);
+    let page = query.page.max(1);
+    let sqlf = q.to_sql();
+    let (column_list, names) = columns(&entry);
+    let select = format!("{} LIMIT ? OFFSET ?", sqlf.select(&column_list));
+    let count = (!query.skip_total).then(|| {
+        let joins = if sqlf.joins.is_empty() {
+            String::new()
+        } else {
+            format!(" {}", sqlf.joins)
+        };
+        let counted = if sqlf.distinct {
+            format!("COUNT(DISTINCT {}._rowid_)", sqlf.table)
+        } else {
+            "COUNT(*)".into()
+        };
+        format!(
+            "SELECT {counted} FROM {}{joins} WHERE {}",
+            sqlf.table, sqlf.where_clause
+        )
+    });
+    let mut params = sql::params(&sqlf.params);
+    let offset = (page - 1).saturating_mul(per_page);
+    let reader = entry.clone();
+    let (viewer, tree, scope) = (
+        caller.clone(),
+        expand::Tree::parse(&query.expand),
+        catalog.clone(),
+    );
+    let (items, total) = db
+        .read(move |c| {
+            let total = match &count {
+                Some(count) => Some(
+                    c.prepare_cached(count)?
+                        .query_row(sql::bind(&params).as_slice(), |r| r.get::<_, i64>(0))?,
+                ),
+                None => None,
+            };
+            params.push(i64::try_from(per_page).unwrap_or(i64::MAX).into());
+            params.push(i64::try_from(offset).unwrap_or(i64::MAX).into());
+            let mut stmt = c.prepare_cached(&select)?;
+            let mut rows = stmt.query(sql::bind(&params).as_slice())?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next()? {
+                out.push(record_from_row(
+                    &reader.collection,
+                    &sql::read_row(row, &names)?,
+                ));
+            }
+            let items = expand::render_rows(c, &scope, &reader, &viewer, &ctx, out, tree.as_ref())?;
+            Ok::<_, Error>((
+                items.iter().map(RecordJson::to_value).collect::<Vec<_>>(),
+                total,
+            ))
+        })
+        .await?;
+    let (total_items, total_pages) = match total {
+        Some(total) => (total, (total + per_page as i64 - 1) / per_page as i64),
+        None => (-1, -1),
+    };
+    Ok(Page {
+        items,
+        page,
+        per_page,
+        total_items,
+        total_pages,
+    })
+}
+
+/// Views one record under the view rule (404 when missing or hidden by the rule).
+pub async fn view(
+    db: &Database,
+    catalog: Arc<Catalog>,
+    entry: Arc<Entry>,
+    caller: &Caller,
+    ctx: RequestContext,
+    id: &str,
+    expand_param: &str,
+) -> Result<Value> {
+    let rule = rule(caller, &entry.rules.view)?.cloned();
+    let statement = one_statement(&catalog, &entry, &ctx, rule.as_ref(), id)?;
+    let (viewer, tree) = (caller.clone(), expand::Tree::parse(expand_param));
+    db.read(move |c| {
+        let data = select_one(c, &entry, &statement)?.ok_or(Error::NotFound(NOT_FOUND))?;
+        let mut items = expand::render_rows(
+            c,
+            &catalog,
+            &entry,
+            &viewer,
+            &ctx,
+            vec![data],
+            tree.as_ref(),
+        )?;
+        items
+            .pop()
+            .map(|r| r.to_value())
+            .ok_or(Error::NotFound(NOT_FOUND))
+    })
+    .await
+}
+
+/// A compiled "record `id`, if the rule admits it" query: SQL, params and column names.
+pub(crate) struct OneStatement {
+    sql: String,
+    params: Vec<warren_store::rusqlite::types::Value>,
+    names: Vec<String>,
+}
+
+pub(crate) fn one_statement(
+    catalog: &Catalog,
+    entry: &Arc<Entry>,
+    ctx: &RequestContext,
+    rule: Option<&Filter>,
+    id: &str,
+) -> Result<OneStatement> {
+    let mut q = Query::for_collection(entry.info.clone());
+    if let Some(rule) = rule {
+        q.and_where(catalog, ctx, rule, Access::Trusted)?;
+    }
+    let sqlf = q.to_sql();
+    let (column_list, names) = columns(entry);
+    let sql = format!(
+        "{} AND {}.\"id\" = ? LIMIT 1",
+        sqlf.select(&column_list),
+        sqlf.table
+    );
+    let mut params = sql::params(&sqlf.params);
+    params.push(id.to_string().into());
+    Ok(OneStatement { sql, params, names })
+}
+
+pub(crate) fn select_one(
+    c: &Connection,
+    entry: &Entry,
+    statement: &OneStatement,
+) -> Result<Option<RecordData>> {
+    let mut stmt = c.prepare_cached(&statement.sql)?;
+    let mut rows = stmt.query(sql::bind(&statement.params).as_slice())?;
+    match rows.next()? {
+        Some(row) => Ok(Some(record_from_row(
+            &entry.collection,
+            &sql::read_row(row, &statement.names)?,
+        ))),
+        None => Ok(None),
+    }
+}
+
+/// Adds the caller, query parameters and headers to a request context.
+pub fn context(
+    caller: &Caller,
+    method: &str,
+    query: &Map<String, Value>,
+    headers: Vec<(String, String)>,
+) -> RequestContext {
+    let mut ctx = caller.context();
+    ctx.method = method.to_string();
+    for (k, v) in query {
+        if let Some(v) = v.as_str() {
+            ctx.query.insert(k.clone(), v.to_string());
+        }
+    }
+    for (name, value) in headers {
+        ctx.set_header(&name, value);
+    }
+    ctx
+}

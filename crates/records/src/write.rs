@@ -1,0 +1,517 @@
+//! Creating, updating and deleting records under the create, update and delete rules, with
+//! auth-collection password handling and relation clean-up on delete.
+//!
+//! Every write is one closure on the tenant's writer: it validates against committed data,
+//! writes, and checks the rule in the same savepoint, so a rejected write leaves nothing behind.
+//! Password hashing happens before, off the writer, so it never holds the write lock.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+use warren_auth::Passwords;
+use warren_filter::RequestContext;
+use warren_schema::FieldKind;
+use warren_schema::error::{FieldError, ValidationErrors};
+use warren_schema::record::{
+    PrepareOptions, PreparedRecord, RecordData, RelationChecker, prepare_record,
+};
+use warren_store::Database;
+use warren_store::rusqlite::{self, Connection};
+
+use crate::catalog::{Catalog, Entry};
+use crate::read::{NOT_FOUND, one_statement, render, rule, select_one};
+use crate::{Caller, Error, Result, expand, sql};
+
+const UNSUPPORTED: &str = "Unsupported collection type.";
+const CREATE_FAILED: &str = "Failed to create record.";
+const UPDATE_FAILED: &str = "Failed to update record.";
+const REQUIRED_REFERENCE: &str = "Failed to delete record. Make sure that the record is not part of a required relation reference.";
+
+/// Creates a record from `body`; returns its JSON as the caller sees it.
+#[allow(clippy::too_many_arguments)]
+pub async fn create(
+    db: &Database,
+    catalog: Arc<Catalog>,
+    entry: Arc<Entry>,
+    caller: &Caller,
+    mut ctx: RequestContext,
+    body: Map<String, Value>,
+    passwords: &Passwords,
+    expand_param: &str,
+) -> Result<Value> {
+    let rule = rule(caller, &entry.rules.create)?.cloned();
+    if entry.collection.is_view() {
+        return Err(Error::BadRequest(UNSUPPORTED));
+    }
+    let auth = if entry.collection.is_auth() {
+        Some(auth_fields(caller, &body, true)?)
+    } else {
+        None
+    };
+    let hash = match auth.as_ref().and_then(|a| a.password.as_ref()) {
+        Some(plain) => Some(passwords.hash(plain).await?),
+        None => None,
+    };
+    ctx.body = body.clone();
+    let superuser = caller.is_superuser();
+    let scope = (catalog.clone(), entry.clone());
+    let data = db
+        .write(move |c| {
+            let (catalog, entry) = scope;
+            let checker = Relations {
+                conn: c,
+                catalog: &catalog,
+            };
+            let options = PrepareOptions {
+                is_superuser: superuser,
+                relations: &checker,
+                ..PrepareOptions::default()
+            };
+            let mut prepared =
+                prepare_record(&entry.collection, &body, None, &options).map_err(|errors| {
+                    Error::Validation {
+                        message: CREATE_FAILED,
+                        errors,
+                    }
+                })?;
+            if let Some(hash) = &hash {
+                prepared.set_password_hash(hash);
+            }
+            insert(c, &entry, &prepared)?;
+            if let Some(rule) = &rule {
+                let id = prepared
+                    .data
+                    .get("id")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string();
+                let statement = one_statement(&catalog, &entry, &ctx, Some(rule), &id)?;
+                if select_one(c, &entry, &statement)?.is_none() {
+                    return Err(Error::BadRequest(CREATE_FAILED));
+                }
+            }
+            Ok::<_, Error>(prepared.data)
+        })
+        .await?;
+    respond(db, catalog, entry, caller, data, expand_param).await
+}
+
+/// Updates record `id` with `body`; returns its JSON as the caller sees it.
+#[allow(clippy::too_many_arguments)]
+pub async fn update(
+    db: &Database,
+    catalog: Arc<Catalog>,
+    entry: Arc<Entry>,
+    caller: &Caller,
+    mut ctx: RequestContext,
+    id: &str,
+    body: Map<String, Value>,
+    passwords: &Passwords,
+    expand_param: &str,
+) -> Result<Value> {
+    let rule = rule(caller, &entry.rules.update)?.cloned();
+    if entry.collection.is_view() {
+        return Err(Error::BadRequest(UNSUPPORTED));
+    }
+    let auth = if entry.collection.is_auth() {
+        Some(auth_fields(caller, &body, false)?)
+    } else {
+        None
+    };
+    let mut hash = None;
+    if let Some(AuthFields {
+        password: Some(plain),
+        old_password,
+    }) = &auth
+    {
+        if !caller.is_superuser() {
+            // Only the record's current password lets a non-superuser set a new one.
+            let current = stored_password(db, &entry, id).await?;
+            let valid = match (old_password, current) {
+                (Some(old), Some(stored)) if !stored.is_empty() => {
+                    passwords.verify(old, &stored).await.unwrap_or(false)
+                }
+                _ => false,
+            };
+            if !valid {
+                let mut errors = ValidationErrors::new();
+                let code = if old_password.is_none() {
+                    FieldError::required()
+                } else {
+                    FieldError::new(
+                        "validation_invalid_old_password",
+                        "Missing or invalid old password.",
+                    )
+                };
+                errors.add("oldPassword", code);
+                return Err(Error::Validation {
+                    message: UPDATE_FAILED,
+                    errors,
+                });
+            }
+        }
+        hash = Some(passwords.hash(plain).await?);
+    }
+    ctx.body = body.clone();
+    let superuser = caller.is_superuser();
+    let (scope, id) = ((catalog.clone(), entry.clone()), id.to_string());
+    let data = db
+        .write(move |c| {
+            let (catalog, entry) = scope;
+            let statement = one_statement(&catalog, &entry, &ctx, rule.as_ref(), &id)?;
+            let existing = select_one(c, &entry, &statement)?.ok_or(Error::NotFound(NOT_FOUND))?;
+            let checker = Relations {
+                conn: c,
+                catalog: &catalog,
+            };
+            let options = PrepareOptions {
+                is_superuser: superuser,
+                relations: &checker,
+                ..PrepareOptions::default()
+            };
+            let mut prepared = prepare_record(&entry.collection, &body, Some(&existing), &options)
+                .map_err(|errors| Error::Validation {
+                    message: UPDATE_FAILED,
+                    errors,
+                })?;
+            if let Some(hash) = &hash {
+                prepared.set_password_hash(hash);
+            }
+            if entry.collection.is_auth() && (hash.is_some() || prepared.changed.contains("email"))
+            {
+                // A new password or email invalidates every token issued before it.
+                let key = Value::String(warren_auth::random::secret(50));
+                prepared.data.insert("tokenKey".into(), key.clone());
+                for (column, value) in &mut prepared.columns {
+                    if column == "tokenKey" {
+                        *value = warren_schema::SqlValue::Text(
+                            key.as_str().unwrap_or_default().to_string(),
+                        );
+                    }
+                }
+            }
+            update_row(c, &entry, &id, &prepared)?;
+            Ok::<_, Error>(prepared.data)
+        })
+        .await?;
+    respond(db, catalog, entry, caller, data, expand_param).await
+}
+
+/// Deletes record `id`, clearing or cascading the relations that point at it.
+pub async fn delete(
+    db: &Database,
+    catalog: Arc<Catalog>,
+    entry: Arc<Entry>,
+    caller: &Caller,
+    ctx: RequestContext,
+    id: &str,
+) -> Result<()> {
+    let rule = rule(caller, &entry.rules.delete)?.cloned();
+    if entry.collection.is_view() {
+        return Err(Error::BadRequest(UNSUPPORTED));
+    }
+    let id = id.to_string();
+    db.write(move |c| {
+        let statement = one_statement(&catalog, &entry, &ctx, rule.as_ref(), &id)?;
+        select_one(c, &entry, &statement)?.ok_or(Error::NotFound(NOT_FOUND))?;
+        if entry.collection.id == warren_schema::system::SUPERUSERS_ID {
+            let count: i64 = c.query_row("SELECT COUNT(*) FROM `_superusers`", [], |r| r.get(0))?;
+            if count <= 1 {
+                return Err(Error::BadRequest(
+                    "You can't delete the only existing superuser.",
+                ));
+            }
+        }
+        let mut visited = HashSet::new();
+        delete_cascading(c, &catalog, &entry, &id, &mut visited)
+    })
+    .await
+}
+
+/// Renders written data for the caller, expanding when asked (a separate read, after commit).
+async fn respond(
+    db: &Database,
+    catalog: Arc<Catalog>,
+    entry: Arc<Entry>,
+    caller: &Caller,
+    data: RecordData,
+    expand_param: &str,
+) -> Result<Value> {
+    let Some(tree) = expand::Tree::parse(expand_param) else {
+        return Ok(render(caller, &entry, &data).to_value());
+    };
+    let (viewer, ctx) = (caller.clone(), caller.context());
+    db.read(move |c| {
+        let mut items =
+            expand::render_rows(c, &catalog, &entry, &viewer, &ctx, vec![data], Some(&tree))?;
+        items
+            .pop()
+            .map(|r| r.to_value())
+            .ok_or(Error::NotFound(NOT_FOUND))
+    })
+    .await
+}
+
+/// The auth pseudo-fields of a body, checked as PocketBase checks them first.
+struct AuthFields {
+    /// A new plain password, when one is set.
+    password: Option<String>,
+    /// `oldPassword`, when sent.
+    old_password: Option<String>,
+}
+
+fn auth_fields(caller: &Caller, body: &Map<String, Value>, creating: bool) -> Result<AuthFields> {
+    let text = |key: &str| body.get(key).and_then(Value::as_str).map(str::to_string);
+    let password = text("password").filter(|p| !p.is_empty());
+    let confirm = text("passwordConfirm").filter(|p| !p.is_empty());
+    let old_password = text("oldPassword").filter(|p| !p.is_empty());
+    let mut errors = ValidationErrors::new();
+    let touching = creating || password.is_some() || confirm.is_some() || old_password.is_some();
+    if touching {
+        match (&password, &confirm) {
+            (None, _) => errors.add("password", FieldError::required()),
+            (Some(_), None) => errors.add("passwordConfirm", FieldError::required()),
+            (Some(p), Some(c)) if p != c => errors.add(
+                "passwordConfirm",
+                FieldError::new("validation_values_mismatch", "Values don't match."),
+            ),
+            _ => {}
+        }
+    }
+    if !caller.is_superuser() && body.contains_key("verified") {
+        let current_is_true = body
+            .get("verified")
+            .is_some_and(|v| v == &Value::Bool(true) || v == "true");
+        if current_is_true || !creating {
+            errors.add(
+                "verified",
+                FieldError::new("validation_values_mismatch", "Values don't match."),
+            );
+        }
+    }
+    if !creating && !caller.is_superuser() && body.contains_key("email") {
+        errors.add(
+            "email",
+            FieldError::new("validation_values_mismatch", "Values don't match."),
+        );
+    }
+    if !errors.is_empty() {
+        let message = if creating {
+            CREATE_FAILED
+        } else {
+            UPDATE_FAILED
+        };
+        return Err(Error::Validation { message, errors });
+    }
+    Ok(AuthFields {
+        password,
+        old_password,
+    })
+}
+
+/// The stored password hash of an auth record.
+async fn stored_password(db: &Database, entry: &Arc<Entry>, id: &str) -> Result<Option<String>> {
+    let (entry, id) = (entry.clone(), id.to_string());
+    db.read(move |c| {
+        let statement = format!(
+            "SELECT \"password\" FROM {} WHERE id = ?1",
+            sql::quote(&entry.collection.name)
+        );
+        let mut stmt = c.prepare_cached(&statement)?;
+        let mut rows = stmt.query([id])?;
+        Ok(match rows.next()? {
+            Some(row) => row.get::<_, Option<String>>(0)?,
+            None => None,
+        })
+    })
+    .await
+}
+
+fn insert(c: &Connection, entry: &Entry, prepared: &PreparedRecord) -> Result<()> {
+    let names = prepared
+        .columns
+        .iter()
+        .map(|(n, _)| sql::quote(n))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let placeholders = vec!["?"; prepared.columns.len()].join(", ");
+    let statement = format!(
+        "INSERT INTO {} ({names}) VALUES ({placeholders})",
+        sql::quote(&entry.collection.name)
+    );
+    let values: Vec<_> = prepared
+        .columns
+        .iter()
+        .map(|(_, v)| sql::from_schema(v))
+        .collect();
+    c.prepare_cached(&statement)?
+        .execute(rusqlite::params_from_iter(values))
+        .map_err(|e| constraint(e, CREATE_FAILED))?;
+    Ok(())
+}
+
+fn update_row(c: &Connection, entry: &Entry, id: &str, prepared: &PreparedRecord) -> Result<()> {
+    let sets = prepared
+        .columns
+        .iter()
+        .map(|(n, _)| format!("{} = ?", sql::quote(n)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let statement = format!(
+        "UPDATE {} SET {sets} WHERE id = ?",
+        sql::quote(&entry.collection.name)
+    );
+    let mut values: Vec<_> = prepared
+        .columns
+        .iter()
+        .map(|(_, v)| sql::from_schema(v))
+        .collect();
+    values.push(id.to_string().into());
+    c.prepare_cached(&statement)?
+        .execute(rusqlite::params_from_iter(values))
+        .map_err(|e| constraint(e, UPDATE_FAILED))?;
+    Ok(())
+}
+
+/// A UNIQUE violation becomes `validation_not_unique` on the involved fields.
+fn constraint(e: rusqlite::Error, message: &'static str) -> Error {
+    let unique = matches!(&e, rusqlite::Error::SqliteFailure(f, _)
+        if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+            || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY);
+    if unique {
+        let text = match &e {
+            rusqlite::Error::SqliteFailure(_, Some(text)) => text.clone(),
+            _ => String::new(),
+        };
+        let mut errors = ValidationErrors::new();
+        let columns = text
+            .split_once(':')
+            .map(|(_, cols)| cols)
+            .unwrap_or_default();
+        for column in columns.split(',') {
+            let field = column.trim().rsplit('.').next().unwrap_or_default();
+            if !field.is_empty() {
+                errors.add(
+                    field,
+                    FieldError::new("validation_not_unique", "Value must be unique."),
+                );
+            }
+        }
+        return Error::Validation { message, errors };
+    }
+    Error::Sqlite(e)
+}
+
+/// Checks relation ids against committed data, on the writer's connection.
+struct Relations<'a> {
+    conn: &'a Connection,
+    catalog: &'a Catalog,
+}
+
+impl RelationChecker for Relations<'_> {
+    fn all_exist(&self, collection_id: &str, ids: &[String]) -> bool {
+        let Some(target) = self.catalog.get(collection_id) else {
+            return false;
+        };
+        let mut unique: Vec<&String> = ids.iter().collect();
+        unique.sort();
+        unique.dedup();
+        if unique.is_empty() {
+            return true;
+        }
+        if unique.len() > 1000 {
+            return false;
+        }
+        let placeholders = vec!["?"; unique.len()].join(", ");
+        let statement = format!(
+            "SELECT COUNT(*) FROM {} WHERE id IN ({placeholders})",
+            sql::quote(&target.collection.name)
+        );
+        let count = self.conn.prepare_cached(&statement).and_then(|mut s| {
+            s.query_row(rusqlite::params_from_iter(unique.iter()), |r| {
+                r.get::<_, i64>(0)
+            })
+        });
+        matches!(count, Ok(n) if n as usize == unique.len())
+    }
+}
+
+/// Deletes a record after removing it from every relation that points at it: referencing
+/// records are deleted when the relation cascades and nothing else remains, a required
+/// reference blocks the delete, other references are cleared.
+fn delete_cascading(
+    c: &Connection,
+    catalog: &Catalog,
+    entry: &Arc<Entry>,
+    id: &str,
+    visited: &mut HashSet<(String, String)>,
+) -> Result<()> {
+    if !visited.insert((entry.collection.id.clone(), id.to_string())) {
+        return Ok(());
+    }
+    for other in catalog.entries() {
+        if other.collection.is_view() {
+            continue;
+        }
+        for field in &other.collection.fields {
+            let FieldKind::Relation(options) = &field.kind else {
+                continue;
+            };
+            if options.collection_id != entry.collection.id {
+                continue;
+            }
+            let table = sql::quote(&other.collection.name);
+            let column = sql::quote(&field.name);
+            let statement = format!(
+                "SELECT id, {column} FROM {table} WHERE {column} = ?1 OR (json_valid({column}) AND EXISTS (SELECT 1 FROM json_each({column}) WHERE value = ?1))"
+            );
+            let referencing: Vec<(String, Option<String>)> = {
+                let mut stmt = c.prepare_cached(&statement)?;
+                let rows = stmt.query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                rows.collect::<rusqlite::Result<_>>()?
+            };
+            for (other_id, raw) in referencing {
+                if other.collection.id == entry.collection.id && other_id == id {
+                    continue;
+                }
+                let remaining: Vec<String> = parse_ids(raw.as_deref())
+                    .into_iter()
+                    .filter(|v| v != id)
+                    .collect();
+                if remaining.is_empty() {
+                    if options.cascade_delete {
+                        delete_cascading(c, catalog, other, &other_id, visited)?;
+                        continue;
+                    }
+                    if field.required {
+                        return Err(Error::BadRequest(REQUIRED_REFERENCE));
+                    }
+                }
+                let value = if field.is_multiple() {
+                    serde_json::to_string(&remaining).unwrap_or_else(|_| "[]".into())
+                } else {
+                    remaining.into_iter().next().unwrap_or_default()
+                };
+                c.prepare_cached(&format!("UPDATE {table} SET {column} = ?1 WHERE id = ?2"))?
+                    .execute(rusqlite::params![value, other_id])?;
+            }
+        }
+    }
+    c.prepare_cached(&format!(
+        "DELETE FROM {} WHERE id = ?1",
+        sql::quote(&entry.collection.name)
+    ))?
+    .execute([id])?;
+    Ok(())
+}
+
+fn parse_ids(raw: Option<&str>) -> Vec<String> {
+    let Some(raw) = raw.map(str::trim).filter(|r| !r.is_empty()) else {
+        return Vec::new();
+    };
+    if raw.starts_with('[') {
+        return serde_json::from_str::<Vec<String>>(raw).unwrap_or_default();
+    }
+    vec![raw.to_string()]
+}
