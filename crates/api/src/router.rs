@@ -3,12 +3,12 @@
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post, put};
 use warren_auth::Passwords;
 
 use crate::error::ApiError;
 use crate::headers::pocketbase_headers;
-use crate::routes::{auth, health, records};
+use crate::routes::{auth, collections, health, records};
 
 /// Largest request body by default (PocketBase's default).
 const BODY_LIMIT: usize = 32 << 20;
@@ -24,6 +24,28 @@ pub struct ApiState {
 pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/api/health", get(health::get_health))
+        .route(
+            "/api/collections",
+            get(collections::list_collections).post(collections::create_collection),
+        )
+        .route(
+            "/api/collections/import",
+            put(collections::import_collections),
+        )
+        .route(
+            "/api/collections/meta/scaffolds",
+            get(collections::get_scaffolds),
+        )
+        .route(
+            "/api/collections/{collection}",
+            get(collections::view_collection)
+                .patch(collections::update_collection)
+                .delete(collections::delete_collection),
+        )
+        .route(
+            "/api/collections/{collection}/truncate",
+            delete(collections::truncate_collection),
+        )
         .route(
             "/api/collections/{collection}/auth-with-password",
             post(auth::auth_with_password),

@@ -1,5 +1,6 @@
 //! Handlers of the tenant API, one module per resource.
 
 pub mod auth;
+pub mod collections;
 pub mod health;
 pub mod records;

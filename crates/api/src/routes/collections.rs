@@ -1,0 +1,170 @@
+//! `/api/collections`: the superuser-only collections API (list, view, create, update,
+//! delete, truncate, import, scaffolds). Every change reloads the tenant's cached catalog.
+
+use axum::Json;
+use axum::extract::Path;
+use axum::http::StatusCode;
+use serde_json::{Map, Value};
+use warren_records::Caller;
+use warren_records::collections::{self, CollectionError, ListParams};
+use warren_tenant::Tenant;
+
+use crate::error::ApiError;
+use crate::extract::{Auth, CurrentTenant, JsonObject};
+use crate::fields::project;
+use crate::query::Params;
+
+/// Guests get 401, auth records 403; only superusers pass.
+fn require_superuser(caller: &Caller) -> Result<(), ApiError> {
+    match caller {
+        Caller::Superuser { .. } => Ok(()),
+        Caller::Guest => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "The request requires valid record authorization token.",
+        )),
+        Caller::Record { .. } => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "The authorized record is not allowed to perform this action.",
+        )),
+    }
+}
+
+impl From<CollectionError> for ApiError {
+    fn from(e: CollectionError) -> Self {
+        match e {
+            CollectionError::NotFound => ApiError::not_found(),
+            CollectionError::Invalid { message, errors } => {
+                let data = match errors.to_value() {
+                    Value::Object(map) => map,
+                    _ => Map::new(),
+                };
+                ApiError {
+                    status: StatusCode::BAD_REQUEST,
+                    message: message.to_string(),
+                    data,
+                }
+            }
+            CollectionError::Rejected(message) => ApiError::new(StatusCode::BAD_REQUEST, message),
+            CollectionError::Records(e) => e.into(),
+        }
+    }
+}
+
+/// The collection JSON (projected by `?fields=`).
+fn render(value: impl serde::Serialize, params: &Params) -> Result<Json<Value>, ApiError> {
+    let value = serde_json::to_value(value).map_err(ApiError::internal)?;
+    Ok(Json(project(value, params.text("fields"))?))
+}
+
+/// Makes a committed schema change visible to the tenant's next requests.
+async fn reload(tenant: &Tenant) -> Result<(), ApiError> {
+    tenant.reload_catalog().await?;
+    Ok(())
+}
+
+/// `GET /api/collections`
+pub async fn list_collections(
+    CurrentTenant(tenant): CurrentTenant,
+    Auth(caller): Auth,
+    params: Params,
+) -> Result<Json<Value>, ApiError> {
+    require_superuser(&caller)?;
+    let query = ListParams {
+        page: i64::try_from(params.positive("page", 1)?).unwrap_or(1),
+        per_page: i64::try_from(params.positive("perPage", 30)?)
+            .unwrap_or(collections::MAX_PER_PAGE),
+        filter: params.text("filter").to_string(),
+        sort: params.text("sort").to_string(),
+        skip_total: params.flag("skipTotal")?,
+    };
+    let page = collections::list(tenant.db(), query).await?;
+    Ok(Json(project(page.to_json(), params.text("fields"))?))
+}
+
+/// `GET /api/collections/{collection}`
+pub async fn view_collection(
+    CurrentTenant(tenant): CurrentTenant,
+    Auth(caller): Auth,
+    Path(collection): Path<String>,
+    params: Params,
+) -> Result<Json<Value>, ApiError> {
+    require_superuser(&caller)?;
+    let catalog = tenant.catalog();
+    let entry = catalog.get(&collection).ok_or_else(ApiError::not_found)?;
+    render(&entry.collection, &params)
+}
+
+/// `POST /api/collections`
+pub async fn create_collection(
+    CurrentTenant(tenant): CurrentTenant,
+    Auth(caller): Auth,
+    params: Params,
+    JsonObject(body): JsonObject,
+) -> Result<Json<Value>, ApiError> {
+    require_superuser(&caller)?;
+    let created = collections::create(tenant.db(), Value::Object(body)).await?;
+    reload(&tenant).await?;
+    render(&created, &params)
+}
+
+/// `PATCH /api/collections/{collection}`
+pub async fn update_collection(
+    CurrentTenant(tenant): CurrentTenant,
+    Auth(caller): Auth,
+    Path(collection): Path<String>,
+    params: Params,
+    JsonObject(body): JsonObject,
+) -> Result<Json<Value>, ApiError> {
+    require_superuser(&caller)?;
+    let updated = collections::update(tenant.db(), &collection, Value::Object(body)).await?;
+    reload(&tenant).await?;
+    render(&updated, &params)
+}
+
+/// `DELETE /api/collections/{collection}`
+pub async fn delete_collection(
+    CurrentTenant(tenant): CurrentTenant,
+    Auth(caller): Auth,
+    Path(collection): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    require_superuser(&caller)?;
+    collections::delete(tenant.db(), &collection).await?;
+    reload(&tenant).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `DELETE /api/collections/{collection}/truncate`
+pub async fn truncate_collection(
+    CurrentTenant(tenant): CurrentTenant,
+    Auth(caller): Auth,
+    Path(collection): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    require_superuser(&caller)?;
+    collections::truncate(tenant.db(), &collection).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `PUT /api/collections/import`
+pub async fn import_collections(
+    CurrentTenant(tenant): CurrentTenant,
+    Auth(caller): Auth,
+    body: JsonObject,
+) -> Result<StatusCode, ApiError> {
+    require_superuser(&caller)?;
+    // The form's keys match case-insensitively, like every fixed PocketBase form.
+    let mut form = Map::new();
+    for key in ["collections", "deleteMissing"] {
+        if let Some(value) = body.get(key) {
+            form.insert(key.to_string(), value.clone());
+        }
+    }
+    collections::import(tenant.db(), Value::Object(form)).await?;
+    reload(&tenant).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /api/collections/meta/scaffolds`
+pub async fn get_scaffolds(Auth(caller): Auth, params: Params) -> Result<Json<Value>, ApiError> {
+    require_superuser(&caller)?;
+    render(collections::scaffolds(), &params)
+}
