@@ -123,3 +123,233 @@ mod tests {
         assert_eq!(strip_bearer("abc"), "abc");
     }
 }
+
+/// Lets only superusers through: guests get 401, other auth records 403.
+pub fn require_superuser(caller: &Caller) -> Result<(), ApiError> {
+    match caller {
+        Caller::Superuser { .. } => Ok(()),
+        Caller::Guest => Err(ApiError::new(
+            axum::http::StatusCode::UNAUTHORIZED,
+            "The request requires valid record authorization token.",
+        )),
+        Caller::Record { .. } => Err(ApiError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            "The authorized record is not allowed to perform this action.",
+        )),
+    }
+}
+
+/// A file part of a multipart body.
+#[derive(Debug, Clone)]
+pub struct Upload {
+    /// The form key it came with (`field`, `field+`, `+field`, `requests.N.field`).
+    pub key: String,
+    /// The client's file name.
+    pub filename: String,
+    /// The bytes.
+    pub data: axum::body::Bytes,
+}
+
+/// A request body in any form PocketBase accepts: JSON, multipart (text parts type-inferred,
+/// `@jsonPayload` merged over them, files kept aside) or urlencoded. Anything else with a body
+/// is `400 Unsupported Content-Type.`
+pub struct FormBody {
+    /// The body's data.
+    pub data: Map<String, Value>,
+    /// Uploaded files.
+    pub files: Vec<Upload>,
+}
+
+impl<S: Send + Sync> FromRequest<S> for FormBody {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let content_type = request
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        let empty_length = request
+            .headers()
+            .get(axum::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim() == "0");
+        if empty_length {
+            return Ok(Self {
+                data: Map::new(),
+                files: Vec::new(),
+            });
+        }
+        if content_type.starts_with("multipart/form-data") {
+            return multipart(request, state).await;
+        }
+        if content_type.starts_with("application/x-www-form-urlencoded") {
+            let bytes = read_bytes(request, state).await?;
+            let mut data = Map::new();
+            for (key, value) in form_urlencoded_pairs(&bytes) {
+                push_inferred(&mut data, key, Value::String(value));
+            }
+            return Ok(Self {
+                data,
+                files: Vec::new(),
+            });
+        }
+        let is_json = content_type.is_empty() || content_type.starts_with("application/json");
+        let bytes = read_bytes(request, state).await?;
+        if bytes.is_empty() {
+            return Ok(Self {
+                data: Map::new(),
+                files: Vec::new(),
+            });
+        }
+        if !is_json {
+            return Err(ApiError::new(
+                axum::http::StatusCode::BAD_REQUEST,
+                "Unsupported Content-Type.",
+            ));
+        }
+        let mut stream = serde_json::Deserializer::from_slice(&bytes).into_iter::<Value>();
+        match stream.next() {
+            Some(Ok(Value::Object(data))) => Ok(Self {
+                data,
+                files: Vec::new(),
+            }),
+            _ => Err(ApiError::bad_request()),
+        }
+    }
+}
+
+async fn read_bytes<S: Send + Sync>(
+    request: Request,
+    state: &S,
+) -> Result<axum::body::Bytes, ApiError> {
+    axum::body::Bytes::from_request(request, state)
+        .await
+        .map_err(|rejection| {
+            if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(rejection.status(), "Request entity too large.")
+            } else {
+                ApiError::bad_request()
+            }
+        })
+}
+
+async fn multipart<S: Send + Sync>(request: Request, state: &S) -> Result<FormBody, ApiError> {
+    let mut form = axum::extract::Multipart::from_request(request, state)
+        .await
+        .map_err(|_| ApiError::bad_request())?;
+    let mut data = Map::new();
+    let mut payloads = Vec::new();
+    let mut files = Vec::new();
+    loop {
+        let field = match form.next_field().await {
+            Ok(Some(field)) => field,
+            Ok(None) => break,
+            Err(e) if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
+                return Err(ApiError::new(e.status(), "Request entity too large."));
+            }
+            Err(_) => return Err(ApiError::bad_request()),
+        };
+        let key = field.name().unwrap_or_default().to_string();
+        let filename = field.file_name().map(str::to_string);
+        let bytes = field.bytes().await.map_err(|e| {
+            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(e.status(), "Request entity too large.")
+            } else {
+                ApiError::bad_request()
+            }
+        })?;
+        match filename {
+            Some(filename) => files.push(Upload {
+                key,
+                filename,
+                data: bytes,
+            }),
+            None if key == "@jsonPayload" => match serde_json::from_slice::<Value>(&bytes) {
+                Ok(Value::Object(payload)) => payloads.push(payload),
+                _ => return Err(ApiError::bad_request()),
+            },
+            None => {
+                let text =
+                    String::from_utf8(bytes.to_vec()).map_err(|_| ApiError::bad_request())?;
+                push_inferred(&mut data, key, Value::String(text));
+            }
+        }
+    }
+    for payload in payloads {
+        data.extend(payload);
+    }
+    Ok(FormBody { data, files })
+}
+
+/// Adds a form value, inferring PocketBase's types (`true`/`false`, numbers that print back the
+/// same) and turning repeated keys into arrays.
+fn push_inferred(data: &mut Map<String, Value>, key: String, raw: Value) {
+    let value = match raw {
+        Value::String(text) => infer(text),
+        other => other,
+    };
+    match data.get_mut(&key) {
+        Some(Value::Array(list)) => list.push(value),
+        Some(existing) => {
+            let first = existing.take();
+            *existing = Value::Array(vec![first, value]);
+        }
+        None => {
+            data.insert(key, value);
+        }
+    }
+}
+
+fn infer(text: String) -> Value {
+    match text.as_str() {
+        "true" => return Value::Bool(true),
+        "false" => return Value::Bool(false),
+        _ => {}
+    }
+    let numeric = text.starts_with(|c: char| c == '-' || c.is_ascii_digit())
+        && text
+            .bytes()
+            .all(|b| b == b'-' || b == b'.' || b.is_ascii_digit());
+    if numeric
+        && let Ok(n) = text.parse::<f64>()
+        && n.is_finite()
+    {
+        let printed = if n.fract() == 0.0 && n.abs() < 1e15 {
+            format!("{}", n as i64)
+        } else {
+            format!("{n}")
+        };
+        if printed == text {
+            return serde_json::Number::from_f64(n)
+                .map(Value::Number)
+                .unwrap_or(Value::String(text));
+        }
+    }
+    Value::String(text)
+}
+
+/// `application/x-www-form-urlencoded` pairs, percent-decoded.
+fn form_urlencoded_pairs(bytes: &[u8]) -> Vec<(String, String)> {
+    let text = String::from_utf8_lossy(bytes);
+    crate::query::Params::pairs(&text)
+}
+
+#[cfg(test)]
+mod form_tests {
+    use serde_json::json;
+
+    use super::infer;
+
+    #[test]
+    fn form_values_are_inferred_like_pocketbase() {
+        assert_eq!(infer("true".into()), json!(true));
+        assert_eq!(infer("12".into()), json!(12.0));
+        assert_eq!(infer("-1.5".into()), json!(-1.5));
+        assert_eq!(infer("1.50".into()), json!("1.50"));
+        assert_eq!(infer("1e5".into()), json!("1e5"));
+        assert_eq!(infer("".into()), json!(""));
+        assert_eq!(infer("007".into()), json!("007"));
+    }
+}

@@ -15,7 +15,25 @@ impl<S: Send + Sync> FromRequestParts<S> for Params {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let query = parts.uri.query().unwrap_or_default();
+        Self::parse(parts.uri.query().unwrap_or_default())
+    }
+}
+
+impl Params {
+    /// The decoded pairs of a query string or urlencoded body (undecodable pairs dropped).
+    pub fn pairs(query: &str) -> Vec<(String, String)> {
+        query
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .filter_map(|pair| {
+                let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+                Some((decode(key)?, decode(value)?))
+            })
+            .collect()
+    }
+
+    /// Parses a query string (without `?`).
+    pub fn parse(query: &str) -> Result<Self, ApiError> {
         let mut map = HashMap::new();
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
@@ -26,9 +44,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Params {
         }
         Ok(Self(map))
     }
-}
 
-impl Params {
     /// A parameter's value, or "".
     pub fn text(&self, key: &str) -> &str {
         self.0.get(key).map(String::as_str).unwrap_or("")

@@ -8,7 +8,7 @@ use warren_auth::Passwords;
 
 use crate::error::ApiError;
 use crate::headers::pocketbase_headers;
-use crate::routes::{auth, collections, health, records};
+use crate::routes::{auth, batch, collections, health, records, settings};
 
 /// Largest request body by default (PocketBase's default).
 const BODY_LIMIT: usize = 32 << 20;
@@ -59,6 +59,11 @@ pub fn router(state: ApiState) -> Router {
             get(records::view_record)
                 .patch(records::update_record)
                 .delete(records::delete_record),
+        )
+        .route("/api/batch", post(batch::create_batch))
+        .route(
+            "/api/settings",
+            get(settings::get_settings).patch(settings::update_settings),
         )
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|| async { ApiError::not_found() })

@@ -5,12 +5,14 @@
 //! `warren-filter`, and validates values with `warren-schema`. It must not depend on HTTP.
 
 pub mod auth;
+pub mod batch;
 pub mod caller;
 pub mod catalog;
 pub mod collections;
 mod error;
 mod expand;
 pub mod read;
+pub mod settings;
 pub mod sql;
 pub mod write;
 

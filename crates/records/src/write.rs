@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 use warren_auth::Passwords;
-use warren_filter::RequestContext;
+use warren_filter::{Filter, RequestContext};
 use warren_schema::FieldKind;
 use warren_schema::error::{FieldError, ValidationErrors};
 use warren_schema::record::{
@@ -40,12 +40,41 @@ pub async fn create(
     passwords: &Passwords,
     expand_param: &str,
 ) -> Result<Value> {
+    let plan = plan_create(caller, &entry, &body, passwords).await?;
+    ctx.body = body.clone();
+    let superuser = caller.is_superuser();
+    let scope = (catalog.clone(), entry.clone());
+    let data = db
+        .write(move |c| {
+            let (catalog, entry) = scope;
+            apply_create(c, &catalog, &entry, &ctx, superuser, &plan, &body)
+        })
+        .await?;
+    respond(db, catalog, entry, caller, data, expand_param).await
+}
+
+/// What must be known before a create reaches the writer: the rule and a hashed password.
+pub(crate) struct Plan {
+    /// The action's rule (`None`: no condition).
+    rule: Option<Filter>,
+    /// The new password's hash, for auth collections.
+    hash: Option<String>,
+}
+
+/// Checks a create up front (403 for a `null` rule, views, auth pseudo-fields) and hashes the
+/// password off the writer.
+pub(crate) async fn plan_create(
+    caller: &Caller,
+    entry: &Entry,
+    body: &Map<String, Value>,
+    passwords: &Passwords,
+) -> Result<Plan> {
     let rule = rule(caller, &entry.rules.create)?.cloned();
     if entry.collection.is_view() {
         return Err(Error::BadRequest(UNSUPPORTED));
     }
     let auth = if entry.collection.is_auth() {
-        Some(auth_fields(caller, &body, true)?)
+        Some(auth_fields(caller, body, true)?)
     } else {
         None
     };
@@ -53,48 +82,49 @@ pub async fn create(
         Some(plain) => Some(passwords.hash(plain).await?),
         None => None,
     };
-    ctx.body = body.clone();
-    let superuser = caller.is_superuser();
-    let scope = (catalog.clone(), entry.clone());
-    let data = db
-        .write(move |c| {
-            let (catalog, entry) = scope;
-            let checker = Relations {
-                conn: c,
-                catalog: &catalog,
-            };
-            let options = PrepareOptions {
-                is_superuser: superuser,
-                relations: &checker,
-                ..PrepareOptions::default()
-            };
-            let mut prepared =
-                prepare_record(&entry.collection, &body, None, &options).map_err(|errors| {
-                    Error::Validation {
-                        message: CREATE_FAILED,
-                        errors,
-                    }
-                })?;
-            if let Some(hash) = &hash {
-                prepared.set_password_hash(hash);
+    Ok(Plan { rule, hash })
+}
+
+/// Inserts a record on the writer's connection and checks the create rule against it.
+pub(crate) fn apply_create(
+    c: &Connection,
+    catalog: &Catalog,
+    entry: &Arc<Entry>,
+    ctx: &RequestContext,
+    superuser: bool,
+    plan: &Plan,
+    body: &Map<String, Value>,
+) -> Result<RecordData> {
+    let checker = Relations { conn: c, catalog };
+    let options = PrepareOptions {
+        is_superuser: superuser,
+        relations: &checker,
+        ..PrepareOptions::default()
+    };
+    let mut prepared =
+        prepare_record(&entry.collection, body, None, &options).map_err(|errors| {
+            Error::Validation {
+                message: CREATE_FAILED,
+                errors,
             }
-            insert(c, &entry, &prepared)?;
-            if let Some(rule) = &rule {
-                let id = prepared
-                    .data
-                    .get("id")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string();
-                let statement = one_statement(&catalog, &entry, &ctx, Some(rule), &id)?;
-                if select_one(c, &entry, &statement)?.is_none() {
-                    return Err(Error::BadRequest(CREATE_FAILED));
-                }
-            }
-            Ok::<_, Error>(prepared.data)
-        })
-        .await?;
-    respond(db, catalog, entry, caller, data, expand_param).await
+        })?;
+    if let Some(hash) = &plan.hash {
+        prepared.set_password_hash(hash);
+    }
+    insert(c, entry, &prepared)?;
+    if let Some(rule) = &plan.rule {
+        let id = prepared
+            .data
+            .get("id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let statement = one_statement(catalog, entry, ctx, Some(rule), &id)?;
+        if select_one(c, entry, &statement)?.is_none() {
+            return Err(Error::BadRequest(CREATE_FAILED));
+        }
+    }
+    Ok(prepared.data)
 }
 
 /// Updates record `id` with `body`; returns its JSON as the caller sees it.
@@ -110,12 +140,35 @@ pub async fn update(
     passwords: &Passwords,
     expand_param: &str,
 ) -> Result<Value> {
+    let plan = plan_update(db, caller, &entry, id, &body, passwords).await?;
+    ctx.body = body.clone();
+    let superuser = caller.is_superuser();
+    let (scope, id) = ((catalog.clone(), entry.clone()), id.to_string());
+    let data = db
+        .write(move |c| {
+            let (catalog, entry) = scope;
+            apply_update(c, &catalog, &entry, &ctx, superuser, &plan, &id, &body)
+        })
+        .await?;
+    respond(db, catalog, entry, caller, data, expand_param).await
+}
+
+/// Checks an update up front (403, views, auth pseudo-fields, the old password) and hashes a
+/// new password off the writer.
+pub(crate) async fn plan_update(
+    db: &Database,
+    caller: &Caller,
+    entry: &Arc<Entry>,
+    id: &str,
+    body: &Map<String, Value>,
+    passwords: &Passwords,
+) -> Result<Plan> {
     let rule = rule(caller, &entry.rules.update)?.cloned();
     if entry.collection.is_view() {
         return Err(Error::BadRequest(UNSUPPORTED));
     }
     let auth = if entry.collection.is_auth() {
-        Some(auth_fields(caller, &body, false)?)
+        Some(auth_fields(caller, body, false)?)
     } else {
         None
     };
@@ -127,7 +180,7 @@ pub async fn update(
     {
         if !caller.is_superuser() {
             // Only the record's current password lets a non-superuser set a new one.
-            let current = stored_password(db, &entry, id).await?;
+            let current = stored_password(db, entry, id).await?;
             let valid = match (old_password, current) {
                 (Some(old), Some(stored)) if !stored.is_empty() => {
                     passwords.verify(old, &stored).await.unwrap_or(false)
@@ -153,49 +206,53 @@ pub async fn update(
         }
         hash = Some(passwords.hash(plain).await?);
     }
-    ctx.body = body.clone();
-    let superuser = caller.is_superuser();
-    let (scope, id) = ((catalog.clone(), entry.clone()), id.to_string());
-    let data = db
-        .write(move |c| {
-            let (catalog, entry) = scope;
-            let statement = one_statement(&catalog, &entry, &ctx, rule.as_ref(), &id)?;
-            let existing = select_one(c, &entry, &statement)?.ok_or(Error::NotFound(NOT_FOUND))?;
-            let checker = Relations {
-                conn: c,
-                catalog: &catalog,
-            };
-            let options = PrepareOptions {
-                is_superuser: superuser,
-                relations: &checker,
-                ..PrepareOptions::default()
-            };
-            let mut prepared = prepare_record(&entry.collection, &body, Some(&existing), &options)
-                .map_err(|errors| Error::Validation {
-                    message: UPDATE_FAILED,
-                    errors,
-                })?;
-            if let Some(hash) = &hash {
-                prepared.set_password_hash(hash);
+    Ok(Plan { rule, hash })
+}
+
+/// Updates a record on the writer's connection (the update rule selects it first).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn apply_update(
+    c: &Connection,
+    catalog: &Catalog,
+    entry: &Arc<Entry>,
+    ctx: &RequestContext,
+    superuser: bool,
+    plan: &Plan,
+    id: &str,
+    body: &Map<String, Value>,
+) -> Result<RecordData> {
+    let statement = one_statement(catalog, entry, ctx, plan.rule.as_ref(), id)?;
+    let existing = select_one(c, entry, &statement)?.ok_or(Error::NotFound(NOT_FOUND))?;
+    let checker = Relations { conn: c, catalog };
+    let options = PrepareOptions {
+        is_superuser: superuser,
+        relations: &checker,
+        ..PrepareOptions::default()
+    };
+    let mut prepared =
+        prepare_record(&entry.collection, body, Some(&existing), &options).map_err(|errors| {
+            Error::Validation {
+                message: UPDATE_FAILED,
+                errors,
             }
-            if entry.collection.is_auth() && (hash.is_some() || prepared.changed.contains("email"))
-            {
-                // A new password or email invalidates every token issued before it.
-                let key = Value::String(warren_auth::random::secret(50));
-                prepared.data.insert("tokenKey".into(), key.clone());
-                for (column, value) in &mut prepared.columns {
-                    if column == "tokenKey" {
-                        *value = warren_schema::SqlValue::Text(
-                            key.as_str().unwrap_or_default().to_string(),
-                        );
-                    }
-                }
+        })?;
+    if let Some(hash) = &plan.hash {
+        prepared.set_password_hash(hash);
+    }
+    if entry.collection.is_auth() && (plan.hash.is_some() || prepared.changed.contains("email")) {
+        // A new password or email invalidates every token issued before it.
+        let key = warren_auth::random::secret(50);
+        prepared
+            .data
+            .insert("tokenKey".into(), Value::String(key.clone()));
+        for (column, value) in &mut prepared.columns {
+            if column == "tokenKey" {
+                *value = warren_schema::SqlValue::Text(key.clone());
             }
-            update_row(c, &entry, &id, &prepared)?;
-            Ok::<_, Error>(prepared.data)
-        })
-        .await?;
-    respond(db, catalog, entry, caller, data, expand_param).await
+        }
+    }
+    update_row(c, entry, id, &prepared)?;
+    Ok(prepared.data)
 }
 
 /// Deletes record `id`, clearing or cascading the relations that point at it.
@@ -207,30 +264,46 @@ pub async fn delete(
     ctx: RequestContext,
     id: &str,
 ) -> Result<()> {
+    let plan = plan_delete(caller, &entry)?;
+    let id = id.to_string();
+    db.write(move |c| apply_delete(c, &catalog, &entry, &ctx, &plan, &id))
+        .await
+}
+
+/// Checks a delete up front (403 for a `null` rule, views).
+pub(crate) fn plan_delete(caller: &Caller, entry: &Entry) -> Result<Plan> {
     let rule = rule(caller, &entry.rules.delete)?.cloned();
     if entry.collection.is_view() {
         return Err(Error::BadRequest(UNSUPPORTED));
     }
-    let id = id.to_string();
-    db.write(move |c| {
-        let statement = one_statement(&catalog, &entry, &ctx, rule.as_ref(), &id)?;
-        select_one(c, &entry, &statement)?.ok_or(Error::NotFound(NOT_FOUND))?;
-        if entry.collection.id == warren_schema::system::SUPERUSERS_ID {
-            let count: i64 = c.query_row("SELECT COUNT(*) FROM `_superusers`", [], |r| r.get(0))?;
-            if count <= 1 {
-                return Err(Error::BadRequest(
-                    "You can't delete the only existing superuser.",
-                ));
-            }
+    Ok(Plan { rule, hash: None })
+}
+
+/// Deletes a record on the writer's connection (the delete rule selects it first).
+pub(crate) fn apply_delete(
+    c: &Connection,
+    catalog: &Catalog,
+    entry: &Arc<Entry>,
+    ctx: &RequestContext,
+    plan: &Plan,
+    id: &str,
+) -> Result<()> {
+    let statement = one_statement(catalog, entry, ctx, plan.rule.as_ref(), id)?;
+    select_one(c, entry, &statement)?.ok_or(Error::NotFound(NOT_FOUND))?;
+    if entry.collection.id == warren_schema::system::SUPERUSERS_ID {
+        let count: i64 = c.query_row("SELECT COUNT(*) FROM `_superusers`", [], |r| r.get(0))?;
+        if count <= 1 {
+            return Err(Error::BadRequest(
+                "You can't delete the only existing superuser.",
+            ));
         }
-        let mut visited = HashSet::new();
-        delete_cascading(c, &catalog, &entry, &id, &mut visited)
-    })
-    .await
+    }
+    let mut visited = HashSet::new();
+    delete_cascading(c, catalog, entry, id, &mut visited)
 }
 
 /// Renders written data for the caller, expanding when asked (a separate read, after commit).
-async fn respond(
+pub(crate) async fn respond(
     db: &Database,
     catalog: Arc<Catalog>,
     entry: Arc<Entry>,

@@ -9,7 +9,7 @@ use warren_records::read::{self, ListQuery};
 use warren_records::{Caller, write};
 
 use crate::error::ApiError;
-use crate::extract::{Auth, CurrentTenant, JsonObject};
+use crate::extract::{Auth, CurrentTenant, FormBody};
 use crate::fields::project;
 use crate::query::Params;
 use crate::router::ApiState;
@@ -91,7 +91,7 @@ pub async fn create_record(
     method: Method,
     headers: HeaderMap,
     params: Params,
-    JsonObject(body): JsonObject,
+    form: FormBody,
 ) -> Result<Json<Value>, ApiError> {
     let catalog = tenant.catalog();
     let entry = catalog.get(&collection).cloned().ok_or_else(|| {
@@ -100,6 +100,7 @@ pub async fn create_record(
             "Missing or invalid collection context.",
         )
     })?;
+    let body = without_files(form)?;
     let ctx = context(&caller, &method, &params, &headers);
     let record = write::create(
         tenant.db(),
@@ -125,7 +126,7 @@ pub async fn update_record(
     method: Method,
     headers: HeaderMap,
     params: Params,
-    JsonObject(body): JsonObject,
+    form: FormBody,
 ) -> Result<Json<Value>, ApiError> {
     let catalog = tenant.catalog();
     let entry = catalog.get(&collection).cloned().ok_or_else(|| {
@@ -134,6 +135,7 @@ pub async fn update_record(
             "Missing or invalid collection context.",
         )
     })?;
+    let body = without_files(form)?;
     let ctx = context(&caller, &method, &params, &headers);
     let record = write::update(
         tenant.db(),
@@ -164,4 +166,19 @@ pub async fn delete_record(
     let ctx = context(&caller, &method, &params, &headers);
     write::delete(tenant.db(), catalog, entry, &caller, ctx, &id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The body's data; file uploads are refused with a clear error until file storage lands.
+pub(crate) fn without_files(form: FormBody) -> Result<serde_json::Map<String, Value>, ApiError> {
+    if let Some(upload) = form.files.first() {
+        tracing::debug!(key = %upload.key, bytes = upload.data.len(), "file upload refused");
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "File uploads are not supported by this server yet (\"{}\").",
+                upload.filename
+            ),
+        ));
+    }
+    Ok(form.data)
 }

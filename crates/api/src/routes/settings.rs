@@ -1,0 +1,54 @@
+//! `/api/settings`: a tenant's settings, for its superusers.
+
+use axum::Json;
+use axum::extract::State;
+use serde_json::Value;
+use warren_records::settings;
+
+use crate::error::ApiError;
+use crate::extract::{Auth, CurrentTenant, JsonObject, require_superuser};
+use crate::fields::project;
+use crate::query::Params;
+use crate::router::ApiState;
+
+/// `GET /api/settings`
+pub async fn get_settings(
+    CurrentTenant(tenant): CurrentTenant,
+    Auth(caller): Auth,
+    params: Params,
+) -> Result<Json<Value>, ApiError> {
+    require_superuser(&caller)?;
+    let current = settings::load(tenant.db()).await?;
+    Ok(Json(project(
+        settings::redact(&current),
+        params.text("fields"),
+    )?))
+}
+
+/// `PATCH /api/settings`: merges the body over the current settings, checks it, stores it.
+pub async fn update_settings(
+    State(_state): State<ApiState>,
+    CurrentTenant(tenant): CurrentTenant,
+    Auth(caller): Auth,
+    params: Params,
+    JsonObject(patch): JsonObject,
+) -> Result<Json<Value>, ApiError> {
+    require_superuser(&caller)?;
+    let mut next = settings::load(tenant.db()).await?;
+    settings::merge(&mut next, &Value::Object(patch));
+    settings::validate(&next).map_err(|errors| {
+        let mut error = ApiError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            "An error occurred while validating the submitted data.",
+        );
+        if let Value::Object(map) = errors.to_value() {
+            error.data = map;
+        }
+        error
+    })?;
+    settings::save(tenant.db(), &next).await?;
+    Ok(Json(project(
+        settings::redact(&next),
+        params.text("fields"),
+    )?))
+}

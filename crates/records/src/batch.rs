@@ -1,0 +1,186 @@
+//! The batch API's engine: several record writes in one transaction, all or nothing.
+//!
+//! Each item is planned first (403s, auth pseudo-fields, password hashing — off the writer),
+//! then every item runs in order inside one closure on the tenant's writer. The first failing
+//! item fails the closure, whose savepoint rolls back everything the batch did.
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+use warren_auth::Passwords;
+use warren_filter::RequestContext;
+use warren_store::Database;
+
+use crate::catalog::{Catalog, Entry};
+use crate::write::{self, Plan};
+use crate::{Caller, Error};
+
+/// What one batch item does.
+#[derive(Debug, Clone)]
+pub enum Action {
+    /// `POST …/records`
+    Create,
+    /// `PATCH …/records/{id}`
+    Update(String),
+    /// `PUT …/records`: update when `body.id` exists, else create.
+    Upsert,
+    /// `DELETE …/records/{id}`
+    Delete(String),
+}
+
+/// One batch item.
+#[derive(Debug, Clone)]
+pub struct Item {
+    /// The collection it writes to.
+    pub entry: Arc<Entry>,
+    /// What it does.
+    pub action: Action,
+    /// Its body (ignored by deletes).
+    pub body: Map<String, Value>,
+    /// Its request context (the batch's caller and headers, its own query).
+    pub ctx: RequestContext,
+    /// Its `expand` parameter.
+    pub expand: String,
+}
+
+/// The result of one item: a record, or nothing (a delete).
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// The written record as the caller sees it.
+    Record(Value),
+    /// A deleted record.
+    Deleted,
+}
+
+/// A failed batch: which item failed, and why. Nothing of the batch was written.
+#[derive(Debug)]
+pub struct Failure {
+    /// Index of the failing item.
+    pub index: usize,
+    /// Its error.
+    pub error: Error,
+}
+
+/// Errors inside the writer closure: an item's failure, or the store's.
+enum Inner {
+    Item(usize, Error),
+    Store(Error),
+}
+
+impl From<warren_store::Error> for Inner {
+    fn from(e: warren_store::Error) -> Self {
+        Inner::Store(e.into())
+    }
+}
+
+/// Runs `items` as one transaction.
+pub async fn run(
+    db: &Database,
+    catalog: Arc<Catalog>,
+    caller: &Caller,
+    items: Vec<Item>,
+    passwords: &Passwords,
+) -> Result<Vec<Outcome>, Failure> {
+    let mut planned: Vec<(Item, Action, Plan)> = Vec::with_capacity(items.len());
+    for (index, mut item) in items.into_iter().enumerate() {
+        let fail = |error| Failure { index, error };
+        let action = match &item.action {
+            Action::Upsert => {
+                let id = item
+                    .body
+                    .get("id")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string();
+                if !id.is_empty() && exists(db, &item.entry, &id).await.map_err(fail)? {
+                    Action::Update(id)
+                } else {
+                    Action::Create
+                }
+            }
+            other => other.clone(),
+        };
+        let plan = match &action {
+            Action::Create | Action::Upsert => {
+                write::plan_create(caller, &item.entry, &item.body, passwords).await
+            }
+            Action::Update(id) => {
+                write::plan_update(db, caller, &item.entry, id, &item.body, passwords).await
+            }
+            Action::Delete(_) => write::plan_delete(caller, &item.entry),
+        }
+        .map_err(fail)?;
+        item.ctx.body = item.body.clone();
+        planned.push((item, action, plan));
+    }
+    let superuser = caller.is_superuser();
+    let scope = catalog.clone();
+    let shared = Arc::new(planned);
+    let work = shared.clone();
+    let written = db
+        .write(move |c| {
+            let mut out = Vec::with_capacity(work.len());
+            for (index, (item, action, plan)) in work.iter().enumerate() {
+                let result = match action {
+                    Action::Create | Action::Upsert => write::apply_create(
+                        c,
+                        &scope,
+                        &item.entry,
+                        &item.ctx,
+                        superuser,
+                        plan,
+                        &item.body,
+                    )
+                    .map(Some),
+                    Action::Update(id) => write::apply_update(
+                        c,
+                        &scope,
+                        &item.entry,
+                        &item.ctx,
+                        superuser,
+                        plan,
+                        id,
+                        &item.body,
+                    )
+                    .map(Some),
+                    Action::Delete(id) => {
+                        write::apply_delete(c, &scope, &item.entry, &item.ctx, plan, id)
+                            .map(|_| None)
+                    }
+                };
+                out.push(result.map_err(|e| Inner::Item(index, e))?);
+            }
+            Ok::<_, Inner>(out)
+        })
+        .await
+        .map_err(|e| match e {
+            Inner::Item(index, error) => Failure { index, error },
+            Inner::Store(error) => Failure { index: 0, error },
+        })?;
+    let mut outcomes = Vec::with_capacity(written.len());
+    for (index, data) in written.into_iter().enumerate() {
+        let (item, _, _) = &shared[index];
+        outcomes.push(match data {
+            None => Outcome::Deleted,
+            Some(data) => Outcome::Record(
+                write::respond(
+                    db,
+                    catalog.clone(),
+                    item.entry.clone(),
+                    caller,
+                    data,
+                    &item.expand,
+                )
+                .await
+                .map_err(|error| Failure { index, error })?,
+            ),
+        });
+    }
+    Ok(outcomes)
+}
+
+async fn exists(db: &Database, entry: &Arc<Entry>, id: &str) -> Result<bool, Error> {
+    let (entry, id) = (entry.clone(), id.to_string());
+    db.read(move |c| Ok(crate::auth::load_data(c, &entry, &id)?.is_some()))
+        .await
+}

@@ -1,0 +1,218 @@
+//! A tenant's settings, stored as PocketBase stores them: one JSON document in `_params`
+//! under the key `settings`, merged over the defaults when read.
+
+use serde_json::{Value, json};
+use warren_store::Database;
+use warren_store::rusqlite::OptionalExtension;
+
+use crate::{Error, Result};
+
+/// The `_params` key of the settings document.
+pub const KEY: &str = "settings";
+
+/// The settings of a new tenant.
+pub fn defaults() -> Value {
+    json!({
+        "superuserIPs": [],
+        "smtp": {"enabled": false, "port": 587, "host": "smtp.example.com", "username": "", "password": "", "authMethod": "", "tls": false, "localName": ""},
+        "backups": {"cron": "", "cronMaxKeep": 3, "s3": {"enabled": false, "bucket": "", "region": "", "endpoint": "", "accessKey": "", "secret": "", "forcePathStyle": false}},
+        "s3": {"enabled": false, "bucket": "", "region": "", "endpoint": "", "accessKey": "", "secret": "", "forcePathStyle": false},
+        "meta": {"appName": "Acme", "appURL": "http://localhost:8090", "senderName": "Support", "senderAddress": "support@example.com", "hideControls": false},
+        "rateLimits": {"rules": [
+            {"label": "*:auth", "audience": "", "duration": 3, "maxRequests": 2},
+            {"label": "*:create", "audience": "", "duration": 5, "maxRequests": 20},
+            {"label": "/api/batch", "audience": "", "duration": 1, "maxRequests": 3},
+            {"label": "/api/", "audience": "", "duration": 10, "maxRequests": 300}
+        ], "excludedIPs": [], "enabled": false},
+        "trustedProxy": {"headers": [], "useLeftmostIP": false},
+        "batch": {"enabled": false, "maxRequests": 50, "timeout": 3, "maxBodySize": 0},
+        "logs": {"maxDataSize": 0, "maxDays": 5, "minLevel": 0, "logIP": true, "logAuthId": false}
+    })
+}
+
+/// Merges `patch` over `base` object by object (arrays and scalars replace).
+pub fn merge(base: &mut Value, patch: &Value) {
+    match (base, patch) {
+        (Value::Object(base), Value::Object(patch)) => {
+            for (key, value) in patch {
+                match base.get_mut(key) {
+                    Some(existing) if existing.is_object() && value.is_object() => {
+                        merge(existing, value)
+                    }
+                    _ => {
+                        base.insert(key.clone(), value.clone());
+                    }
+                }
+            }
+        }
+        (base, patch) => *base = patch.clone(),
+    }
+}
+
+/// The tenant's settings: the stored document over the defaults.
+pub async fn load(db: &Database) -> Result<Value> {
+    let stored: Option<String> = db
+        .read(|c| {
+            Ok::<_, Error>(
+                c.prepare_cached("SELECT value FROM _params WHERE id = ?1")?
+                    .query_row([KEY], |r| r.get::<_, Option<String>>(0))
+                    .optional()?
+                    .flatten(),
+            )
+        })
+        .await?;
+    let mut settings = defaults();
+    if let Some(Ok(Value::Object(saved))) = stored.as_deref().map(serde_json::from_str::<Value>) {
+        merge(&mut settings, &Value::Object(saved));
+    }
+    Ok(settings)
+}
+
+/// Stores `settings` whole.
+pub async fn save(db: &Database, settings: &Value) -> Result<()> {
+    let text = settings.to_string();
+    db.write(move |c| {
+        c.execute(
+            "INSERT INTO _params (id, value, created, updated)
+             VALUES (?1, ?2, strftime('%Y-%m-%d %H:%M:%fZ'), strftime('%Y-%m-%d %H:%M:%fZ'))
+             ON CONFLICT (id) DO UPDATE SET value = excluded.value, updated = excluded.updated",
+            [KEY, text.as_str()],
+        )?;
+        Ok::<_, Error>(())
+    })
+    .await
+}
+
+/// The settings as a superuser sees them: secrets blanked.
+pub fn redact(settings: &Value) -> Value {
+    let mut out = settings.clone();
+    for (parent, key) in [
+        ("/smtp", "password"),
+        ("/s3", "secret"),
+        ("/backups/s3", "secret"),
+    ] {
+        if let Some(Value::Object(map)) = out.pointer_mut(parent) {
+            map.remove(key);
+        }
+    }
+    out
+}
+
+/// A settings value by dotted path, for callers that need one option.
+pub fn get<'a>(settings: &'a Value, path: &str) -> Option<&'a Value> {
+    path.split('.')
+        .try_fold(settings, |node, key| node.get(key))
+}
+
+/// Checks settings before they are stored: the shapes and ranges a tenant depends on.
+pub fn validate(settings: &Value) -> std::result::Result<(), warren_schema::ValidationErrors> {
+    use warren_schema::ValidationErrors;
+    let mut errors = ValidationErrors::new();
+    let mut section = |name: &str, checks: &[(&str, Check)]| {
+        let mut nested = ValidationErrors::new();
+        for (key, check) in checks {
+            let value = get(settings, &format!("{name}.{key}"));
+            if let Some(error) = check.apply(value) {
+                nested.add(*key, error);
+            }
+        }
+        if !nested.is_empty() {
+            errors.add_nested(name, nested);
+        }
+    };
+    section(
+        "meta",
+        &[
+            ("appName", Check::Text { min: 1, max: 255 }),
+            ("appURL", Check::Url),
+            ("senderAddress", Check::Email),
+        ],
+    );
+    section(
+        "batch",
+        &[
+            ("maxRequests", Check::Count),
+            ("timeout", Check::Count),
+            ("maxBodySize", Check::Count),
+            ("enabled", Check::Bool),
+        ],
+    );
+    section(
+        "logs",
+        &[
+            ("maxDays", Check::Count),
+            ("minLevel", Check::Integer),
+            ("logIP", Check::Bool),
+            ("logAuthId", Check::Bool),
+        ],
+    );
+    section("smtp", &[("enabled", Check::Bool), ("port", Check::Count)]);
+    section("rateLimits", &[("enabled", Check::Bool)]);
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
+}
+
+/// One setting's expected shape.
+#[derive(Debug, Clone, Copy)]
+enum Check {
+    Text { min: usize, max: usize },
+    Url,
+    Email,
+    Count,
+    Integer,
+    Bool,
+}
+
+impl Check {
+    fn apply(self, value: Option<&Value>) -> Option<warren_schema::FieldError> {
+        use warren_schema::FieldError;
+        let invalid = || FieldError::new("validation_invalid_value", "Invalid value.");
+        match (self, value) {
+            (Check::Text { min, max }, Some(Value::String(s))) => {
+                let n = s.chars().count();
+                if n < min {
+                    Some(FieldError::required())
+                } else if n > max {
+                    Some(FieldError::new(
+                        "validation_length_too_long",
+                        format!("The length must be no more than {max}."),
+                    ))
+                } else {
+                    None
+                }
+            }
+            (Check::Url, Some(Value::String(s)))
+                if s.is_empty() || warren_schema::value::is_url(s) =>
+            {
+                None
+            }
+            (Check::Url, _) => Some(FieldError::new("validation_is_url", "Must be a valid URL.")),
+            (Check::Email, Some(Value::String(s)))
+                if s.is_empty() || warren_schema::value::is_email(s) =>
+            {
+                None
+            }
+            (Check::Email, _) => Some(FieldError::new(
+                "validation_is_email",
+                "Must be a valid email address.",
+            )),
+            (Check::Count, Some(Value::Number(n)))
+                if n.as_f64().is_some_and(|f| f >= 0.0 && f.fract() == 0.0) =>
+            {
+                None
+            }
+            (Check::Integer, Some(Value::Number(n)))
+                if n.as_f64().is_some_and(|f| f.fract() == 0.0) =>
+            {
+                None
+            }
+            (Check::Bool, Some(Value::Bool(_))) => None,
+            (Check::Text { .. }, _) | (Check::Count | Check::Integer | Check::Bool, _) => {
+                Some(invalid())
+            }
+        }
+    }
+}
