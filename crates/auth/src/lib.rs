@@ -22,6 +22,9 @@ pub enum Error {
     /// The token is malformed, expired, of the wrong kind or badly signed.
     #[error("invalid token")]
     InvalidToken,
+    /// Every hashing permit stayed taken for the whole bounded wait (a login flood).
+    #[error("password hashing is saturated")]
+    Busy,
 }
 
 /// Result alias for this crate.

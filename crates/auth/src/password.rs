@@ -5,6 +5,7 @@
 //! a login flood queues here instead of exhausting memory or starving the async executor.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
@@ -60,6 +61,52 @@ impl Passwords {
             },
         };
         let _ = self.verify(plain, &dummy).await;
+    }
+
+    /// Like [`Passwords::verify`], but gives up with [`Error::Busy`] when no hashing permit
+    /// frees up within `wait`: under a login flood the excess is refused quickly instead of
+    /// queueing for seconds.
+    pub async fn try_verify(&self, plain: &str, stored: &str, wait: Duration) -> Result<bool> {
+        let (plain, stored) = (plain.to_owned(), stored.to_owned());
+        self.try_run(wait, move || verify_blocking(&plain, &stored))
+            .await
+    }
+
+    /// Like [`Passwords::burn`], with the bounded wait of [`Passwords::try_verify`].
+    pub async fn try_burn(&self, plain: &str, wait: Duration) -> Result<()> {
+        let dummy = self.dummy().await?;
+        self.try_verify(plain, &dummy, wait).await.map(|_| ())
+    }
+
+    /// Like [`Passwords::hash`], with the bounded wait of [`Passwords::try_verify`].
+    pub async fn try_hash(&self, plain: &str, wait: Duration) -> Result<String> {
+        let plain = plain.to_owned();
+        self.try_run(wait, move || hash_blocking(&plain)).await
+    }
+
+    async fn dummy(&self) -> Result<String> {
+        static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        if let Some(hash) = DUMMY.get() {
+            return Ok(hash.clone());
+        }
+        let hash = tokio::task::spawn_blocking(|| hash_blocking("warren-timing-equalizer"))
+            .await
+            .map_err(|e| Error::Hashing(e.to_string()))??;
+        Ok(DUMMY.get_or_init(|| hash).clone())
+    }
+
+    async fn try_run<T: Send + 'static>(
+        &self,
+        wait: Duration,
+        work: impl FnOnce() -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let _permit = match tokio::time::timeout(wait, self.permits.acquire()).await {
+            Ok(permit) => permit.map_err(|e| Error::Hashing(e.to_string()))?,
+            Err(_) => return Err(Error::Busy),
+        };
+        tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|e| Error::Hashing(e.to_string()))?
     }
 
     async fn run<T: Send + 'static>(
@@ -131,6 +178,26 @@ mod tests {
         assert!(passwords.verify("password123", hash).await.unwrap());
         assert!(!passwords.verify("password124", hash).await.unwrap());
         assert!(needs_rehash(hash));
+    }
+
+    #[tokio::test]
+    async fn a_saturated_hasher_refuses_quickly() {
+        let passwords = Passwords::new(1);
+        let hash = passwords.hash("pw").await.unwrap();
+        let held = passwords.permits.clone().acquire_owned().await.unwrap();
+        let started = std::time::Instant::now();
+        let outcome = passwords
+            .try_verify("pw", &hash, Duration::from_millis(50))
+            .await;
+        assert!(matches!(outcome, Err(Error::Busy)));
+        assert!(started.elapsed() < Duration::from_secs(2));
+        drop(held);
+        assert!(
+            passwords
+                .try_verify("pw", &hash, Duration::from_millis(500))
+                .await
+                .unwrap()
+        );
     }
 
     #[tokio::test]
