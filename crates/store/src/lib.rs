@@ -9,7 +9,7 @@ mod database;
 mod migrate;
 mod writer;
 
-pub use database::{ChangeWatcher, Database, Options};
+pub use database::{ChangeWatcher, Database, Options, create_file};
 pub use migrate::Migration;
 pub use rusqlite;
 

@@ -76,9 +76,17 @@ pub async fn provision(root: &Path, id: &str) -> Result<()> {
     let dir = tenant_dir(root, id);
     tokio::fs::create_dir_all(root).await?;
     tokio::fs::create_dir(&dir).await?;
-    let db = Database::open(dir.join(DATABASE_FILE), database_options()).await?;
-    db.write(initialize).await?;
-    drop(db);
+    let created = warren_store::create_file(dir.join(DATABASE_FILE), |c| {
+        initialize(c).map_err(|e| match e {
+            Error::Sqlite(e) => warren_store::Error::Sqlite(e),
+            other => warren_store::Error::Task(other.to_string()),
+        })
+    })
+    .await;
+    if let Err(e) = created {
+        let _ = tokio::fs::remove_dir_all(&dir).await;
+        return Err(e.into());
+    }
     Ok(())
 }
 
