@@ -32,15 +32,6 @@ pub struct Superuser {
     pub token_key: String,
 }
 
-/// The auth-token settings of the superusers collection.
-#[derive(Debug, Clone)]
-pub struct TokenSettings {
-    /// Collection secret for auth tokens.
-    pub secret: String,
-    /// Token lifetime in seconds.
-    pub duration: u64,
-}
-
 const COLUMNS: &str = "id, email, emailVisibility, verified, created, updated, password, tokenKey";
 
 fn from_row(row: &Row<'_>) -> warren_store::rusqlite::Result<Superuser> {
@@ -104,37 +95,6 @@ pub async fn find_by_email(db: &Database, email: &str) -> Result<Option<Superuse
     .await
 }
 
-/// The superuser with record id `id`, if any.
-pub async fn find_by_id(db: &Database, id: &str) -> Result<Option<Superuser>> {
-    let id = id.to_string();
-    db.read(move |c| {
-        let sql = format!("SELECT {COLUMNS} FROM _superusers WHERE id = ?1");
-        Ok(c.prepare_cached(&sql)?
-            .query_row([id], from_row)
-            .optional()?)
-    })
-    .await
-}
-
-/// The superusers collection's auth-token secret and duration.
-pub async fn token_settings(db: &Database) -> Result<TokenSettings> {
-    db.read(|c| {
-        let (secret, duration): (Option<String>, Option<i64>) = c
-            .prepare_cached(
-                "SELECT json_extract(options, '$.authToken.secret'), json_extract(options, '$.authToken.duration')
-                 FROM _collections WHERE id = ?1",
-            )?
-            .query_row([COLLECTION_ID], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        match secret {
-            Some(secret) if !secret.is_empty() => {
-                Ok(TokenSettings { secret, duration: duration.and_then(|d| u64::try_from(d).ok()).unwrap_or(86_400) })
-            }
-            _ => Err(Error::Invalid("the superusers collection has no token secret".into())),
-        }
-    })
-    .await
-}
-
 /// A deliberately loose email check (one `@`, a dot in the domain, no spaces); the records
 /// engine applies PocketBase's full rule.
 fn looks_like_email(email: &str) -> bool {
@@ -177,8 +137,6 @@ mod tests {
                 .await
                 .unwrap()
         );
-        let settings = token_settings(&db).await.unwrap();
-        assert_eq!(settings.secret.len(), 50);
     }
 
     #[tokio::test]
@@ -201,12 +159,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         provision(dir.path(), "a").await.unwrap();
         provision(dir.path(), "b").await.unwrap();
-        let a = token_settings(&open_database(dir.path(), "a").await.unwrap())
-            .await
-            .unwrap();
-        let b = token_settings(&open_database(dir.path(), "b").await.unwrap())
-            .await
-            .unwrap();
-        assert_ne!(a.secret, b.secret);
+        let mut secrets = Vec::new();
+        for id in ["a", "b"] {
+            let db = open_database(dir.path(), id).await.unwrap();
+            let secret: String = db
+                .read(|c| {
+                    let sql = "SELECT json_extract(options, '$.authToken.secret') FROM _collections WHERE id = ?1";
+                    Ok::<_, Error>(c.query_row(sql, [COLLECTION_ID], |r| r.get(0))?)
+                })
+                .await
+                .unwrap();
+            assert_eq!(secret.len(), 50);
+            secrets.push(secret);
+        }
+        assert_ne!(secrets[0], secrets[1]);
     }
 }
