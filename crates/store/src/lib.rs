@@ -5,10 +5,12 @@
 //! and runs closures on it: reads on a pooled read-only connection, writes through the one writer.
 //! It must not depend on HTTP crates or on any other Warren crate.
 
+mod copy;
 mod database;
 mod migrate;
 mod writer;
 
+pub use copy::vacuum_into;
 pub use database::{ChangeWatcher, Database, Options, create_file};
 pub use migrate::Migration;
 pub use rusqlite;

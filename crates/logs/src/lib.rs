@@ -1,0 +1,601 @@
+//! A tenant's request logs, kept where PocketBase keeps them: the `_logs` table of the tenant's
+//! `auxiliary.db`, with the same columns, indexes and JSON `data` shape, so a data directory
+//! moves between Warren and PocketBase with its logs.
+//!
+//! Recording is built to be nearly free on the request path: [`Logs::record`] pushes into a
+//! bounded in-memory buffer, and a background task per tenant writes the buffer in one
+//! transaction every second (sooner when it fills), applying the tenant's `logs` settings
+//! (`maxDays`, `minLevel`, `logIP`, `logAuthId`) at that point. The same task deletes logs
+//! older than `maxDays`. The auxiliary database opens on first use, so a tenant that never
+//! logs never opens it.
+//!
+//! It uses `warren-store` for SQLite and `warren-filter` for the `filter`/`sort` parameters of
+//! the logs API. It must not depend on HTTP crates.
+
+mod query;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use serde_json::{Map, Value};
+use tokio::sync::{Notify, OnceCell};
+use warren_store::{Database, Migration, Options};
+
+pub use query::{ListQuery, MAX_PER_PAGE, Page};
+
+/// File name of the auxiliary database inside a tenant's (or PocketBase's) data directory.
+pub const AUXILIARY_FILE: &str = "auxiliary.db";
+
+/// The `_logs` table exactly as PocketBase creates it (`IF NOT EXISTS`, so an imported
+/// `auxiliary.db` keeps its rows).
+pub const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS `_logs` (
+    `id`      TEXT PRIMARY KEY DEFAULT ('r'||lower(hex(randomblob(7)))) NOT NULL,
+    `level`   INTEGER DEFAULT 0 NOT NULL,
+    `message` TEXT DEFAULT '' NOT NULL,
+    `data`    JSON DEFAULT '{}' NOT NULL,
+    `created` TEXT DEFAULT (strftime('%Y-%m-%d %H:%M:%fZ')) NOT NULL
+);
+CREATE INDEX IF NOT EXISTS idx_logs_level on `_logs` (`level`);
+CREATE INDEX IF NOT EXISTS idx_logs_message on `_logs` (`message`);
+CREATE INDEX IF NOT EXISTS idx_logs_created_hour on `_logs` (strftime('%Y-%m-%d %H:00:00', `created`));";
+
+/// Migrations of the auxiliary database.
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    sql: SCHEMA,
+}];
+
+/// Log levels, as PocketBase numbers them (Go's `slog` levels).
+pub mod level {
+    /// Debug messages.
+    pub const DEBUG: i64 = -4;
+    /// Successful requests.
+    pub const INFO: i64 = 0;
+    /// Warnings.
+    pub const WARN: i64 = 4;
+    /// Failed requests (status 400 and above).
+    pub const ERROR: i64 = 8;
+}
+
+/// Entries are written at least this often while any are pending.
+const FLUSH_EVERY: Duration = Duration::from_secs(1);
+/// A buffer this long is written at once instead of waiting for the next tick.
+const FLUSH_AT: usize = 256;
+/// Most bytes (roughly) held in one tenant's buffer; entries beyond are dropped, so a flood of
+/// requests cannot grow memory while the auxiliary database is slow.
+const MAX_BUFFER_BYTES: usize = 4 << 20;
+/// Longest string kept in a log entry's data (URLs, user agents, referers, error details).
+pub const MAX_TEXT: usize = 4096;
+/// How often logs older than `maxDays` are deleted while the tenant is open.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+/// Errors of the logs store.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The auxiliary database failed.
+    #[error(transparent)]
+    Store(#[from] warren_store::Error),
+    /// SQLite failed.
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] warren_store::rusqlite::Error),
+    /// The tenant's settings could not be read.
+    #[error("settings: {0}")]
+    Settings(#[from] warren_records::Error),
+    /// The `filter` or `sort` parameter is invalid.
+    #[error("invalid filter: {0}")]
+    Filter(#[from] warren_filter::Error),
+}
+
+/// Result alias for the logs store.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// One log entry, before it is written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    /// One of [`level`].
+    pub level: i64,
+    /// `"GET /api/health"` for requests.
+    pub message: String,
+    /// The structured attributes (`type`, `url`, `status`, ...).
+    pub data: Map<String, Value>,
+    /// When it happened, `YYYY-MM-DD HH:MM:SS.mmmZ`.
+    pub created: String,
+}
+
+impl Entry {
+    /// An entry stamped now. Over-long strings in `data` are cut to [`MAX_TEXT`] bytes.
+    pub fn new(level: i64, message: impl Into<String>, mut data: Map<String, Value>) -> Self {
+        for value in data.values_mut() {
+            if let Value::String(text) = value {
+                truncate(text, MAX_TEXT);
+            }
+        }
+        let mut message = message.into();
+        truncate(&mut message, MAX_TEXT);
+        Self {
+            level,
+            message,
+            data,
+            created: warren_schema::datetime::DateTime::now().format(),
+        }
+    }
+
+    /// Roughly the memory the entry holds.
+    fn size(&self) -> usize {
+        let data: usize = self
+            .data
+            .iter()
+            .map(|(k, v)| k.len() + 32 + v.as_str().map_or(0, str::len))
+            .sum();
+        96 + self.message.len() + data
+    }
+}
+
+/// Cuts `text` to at most `max` bytes on a character boundary.
+fn truncate(text: &mut String, max: usize) {
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+}
+
+/// The `logs` section of a tenant's settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogSettings {
+    /// Days logs are kept; 0 turns logging off.
+    pub max_days: i64,
+    /// Entries below this level are not written.
+    pub min_level: i64,
+    /// Whether `remoteIP`/`userIP` are kept.
+    pub log_ip: bool,
+    /// Whether `authId` is kept.
+    pub log_auth_id: bool,
+}
+
+impl LogSettings {
+    /// Reads the `logs` section of a settings document (defaults where missing).
+    pub fn from_settings(settings: &Value) -> Self {
+        let logs = settings.get("logs");
+        let int = |key: &str, default: i64| {
+            logs.and_then(|l| l.get(key))
+                .and_then(Value::as_f64)
+                .map_or(default, |f| f as i64)
+        };
+        let flag = |key: &str, default: bool| {
+            logs.and_then(|l| l.get(key))
+                .and_then(Value::as_bool)
+                .unwrap_or(default)
+        };
+        Self {
+            max_days: int("maxDays", 5),
+            min_level: int("minLevel", 0),
+            log_ip: flag("logIP", true),
+            log_auth_id: flag("logAuthId", false),
+        }
+    }
+
+    /// Whether `entry` is written, and in what form.
+    fn apply(&self, mut entry: Entry) -> Option<Entry> {
+        if self.max_days <= 0 || entry.level < self.min_level {
+            return None;
+        }
+        if !self.log_ip {
+            entry.data.remove("remoteIP");
+            entry.data.remove("userIP");
+        }
+        if !self.log_auth_id {
+            entry.data.remove("authId");
+        }
+        Some(entry)
+    }
+}
+
+/// A tenant's logs: the write buffer and the (lazily opened) auxiliary database. Cheap to
+/// clone; pending entries are written when the last clone is dropped.
+#[derive(Clone)]
+pub struct Logs {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Logs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Logs")
+            .field("path", &self.inner.store.path)
+            .finish()
+    }
+}
+
+struct Inner {
+    /// Where entries go.
+    store: Arc<Store>,
+    /// Entries not yet written.
+    pending: Mutex<Pending>,
+    /// Wakes the flusher early when the buffer fills. Shared with the flusher task, which
+    /// holds only a weak reference to `Inner` so that an evicted tenant's logs can drop.
+    wake: Arc<Notify>,
+}
+
+#[derive(Default)]
+struct Pending {
+    /// Buffered entries, oldest first.
+    entries: Vec<Entry>,
+    /// Their approximate size.
+    bytes: usize,
+    /// Entries dropped because the buffer was full, reported at the next flush.
+    dropped: u64,
+    /// Whether the flusher task runs.
+    flusher: bool,
+}
+
+/// The auxiliary database and what decides what goes in it.
+struct Store {
+    /// The `auxiliary.db` file.
+    path: PathBuf,
+    /// The tenant's main database, where its settings live.
+    data: Database,
+    /// The auxiliary database once opened.
+    db: OnceCell<Database>,
+}
+
+/// Options of an auxiliary database: one reader, a small cache.
+fn options() -> Options {
+    Options {
+        readers: 1,
+        cache_kib: 512,
+        migrations: MIGRATIONS,
+    }
+}
+
+/// Creates (or migrates) an auxiliary database at `path` with the `_logs` table, and closes it.
+pub async fn create_auxiliary(path: &Path) -> Result<()> {
+    let db = Database::open(path, options()).await?;
+    drop(db);
+    Ok(())
+}
+
+impl Logs {
+    /// Logs stored in `path` (opened on first use), filtered by the settings in `data`.
+    pub fn new(path: PathBuf, data: Database) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                store: Arc::new(Store {
+                    path,
+                    data,
+                    db: OnceCell::new(),
+                }),
+                pending: Mutex::new(Pending::default()),
+                wake: Arc::new(Notify::new()),
+            }),
+        }
+    }
+
+    /// Queues `entry` for the next batch write. Never blocks on I/O; drops the entry when the
+    /// buffer is full.
+    pub fn record(&self, entry: Entry) {
+        let size = entry.size();
+        let (start, wake) = {
+            let mut pending = self.inner.lock();
+            if pending.bytes + size > MAX_BUFFER_BYTES {
+                pending.dropped += 1;
+                return;
+            }
+            pending.bytes += size;
+            pending.entries.push(entry);
+            let start = !pending.flusher;
+            pending.flusher = true;
+            (start, pending.entries.len() >= FLUSH_AT)
+        };
+        if start {
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => {
+                    runtime.spawn(flusher(
+                        Arc::downgrade(&self.inner),
+                        self.inner.wake.clone(),
+                    ));
+                }
+                // Without a runtime entries wait for an explicit `flush`.
+                Err(_) => self.inner.lock().flusher = false,
+            }
+        }
+        if wake {
+            self.inner.wake.notify_one();
+        }
+    }
+
+    /// Writes every pending entry now; returns how many were stored.
+    pub async fn flush(&self) -> Result<usize> {
+        let entries = self.inner.take();
+        self.inner.store.write(entries).await
+    }
+
+    /// Deletes logs older than the tenant's `maxDays`; returns how many.
+    pub async fn prune(&self) -> Result<usize> {
+        self.inner.store.prune().await
+    }
+
+    /// The auxiliary database, opened (and created) on first use.
+    pub async fn database(&self) -> Result<&Database> {
+        self.inner.store.aux().await
+    }
+}
+
+impl Inner {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Pending> {
+        // Every critical section is a few field updates: a poisoned buffer is still consistent.
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Takes the pending entries, reporting dropped ones.
+    fn take(&self) -> Vec<Entry> {
+        let mut pending = self.lock();
+        if pending.dropped > 0 {
+            tracing::warn!(
+                dropped = pending.dropped,
+                "request logs dropped: the buffer was full"
+            );
+            pending.dropped = 0;
+        }
+        pending.bytes = 0;
+        std::mem::take(&mut pending.entries)
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        let entries = self.take();
+        if entries.is_empty() {
+            return;
+        }
+        let store = self.store.clone();
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if let Err(e) = store.write(entries).await {
+                    tracing::warn!(error = %e, "request logs lost on close");
+                }
+            });
+        }
+    }
+}
+
+/// Background task of one tenant's logs: writes the buffer every [`FLUSH_EVERY`] (or when
+/// woken) and prunes old logs every [`PRUNE_EVERY`]; ends once the logs are dropped.
+async fn flusher(inner: Weak<Inner>, wake: Arc<Notify>) {
+    let mut last_prune: Option<Instant> = None;
+    loop {
+        tokio::select! {
+            _ = wake.notified() => {}
+            _ = tokio::time::sleep(FLUSH_EVERY) => {}
+        }
+        let Some(inner) = inner.upgrade() else { return };
+        let entries = inner.take();
+        let store = inner.store.clone();
+        // Not holding `Inner` across the write lets a closing tenant drop it meanwhile.
+        drop(inner);
+        if let Err(e) = store.write(entries).await {
+            tracing::warn!(error = %e, "request logs could not be written");
+        }
+        if last_prune.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
+            last_prune = Some(Instant::now());
+            if let Err(e) = store.prune().await {
+                tracing::warn!(error = %e, "old request logs could not be deleted");
+            }
+        }
+    }
+}
+
+impl Store {
+    async fn aux(&self) -> Result<&Database> {
+        self.db
+            .get_or_try_init(|| async { Database::open(&self.path, options()).await })
+            .await
+            .map_err(Error::from)
+    }
+
+    async fn settings(&self) -> Result<LogSettings> {
+        let settings = warren_records::settings::load(&self.data).await?;
+        Ok(LogSettings::from_settings(&settings))
+    }
+
+    /// Writes `entries` as the settings allow, in one transaction.
+    async fn write(&self, entries: Vec<Entry>) -> Result<usize> {
+        if entries.is_empty() {
+            return Ok(0);
+        }
+        let settings = self.settings().await?;
+        let rows: Vec<Entry> = entries
+            .into_iter()
+            .filter_map(|e| settings.apply(e))
+            .collect();
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let count = rows.len();
+        self.aux()
+            .await?
+            .write(move |c| {
+                let mut insert = c.prepare_cached(
+                    "INSERT INTO _logs (id, level, message, data, created)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )?;
+                for row in rows {
+                    let data = Value::Object(row.data).to_string();
+                    insert.execute(warren_store::rusqlite::params![
+                        warren_auth::random::record_id(),
+                        row.level,
+                        row.message,
+                        data,
+                        row.created
+                    ])?;
+                }
+                Ok::<_, Error>(())
+            })
+            .await?;
+        Ok(count)
+    }
+
+    /// Deletes logs older than `maxDays` days (all of them when logging is off).
+    async fn prune(&self) -> Result<usize> {
+        let settings = self.settings().await?;
+        let days = settings.max_days.max(0);
+        let cutoff = warren_schema::datetime::DateTime {
+            unix_millis: warren_schema::datetime::DateTime::now()
+                .unix_millis
+                .saturating_sub(days.saturating_mul(86_400_000)),
+        }
+        .format();
+        self.aux()
+            .await?
+            .write(move |c| {
+                Ok::<_, Error>(
+                    c.prepare_cached("DELETE FROM _logs WHERE created < ?1")?
+                        .execute([cutoff])?,
+                )
+            })
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    async fn logs() -> (tempfile::TempDir, Logs) {
+        let dir = tempfile::tempdir().unwrap();
+        let data = Database::open(
+            dir.path().join("data.db"),
+            Options {
+                migrations: &[Migration {
+                    version: 1,
+                    sql: "CREATE TABLE _params (id TEXT PRIMARY KEY, value JSON, created TEXT, updated TEXT);",
+                }],
+                ..Options::default()
+            },
+        )
+        .await
+        .unwrap();
+        let logs = Logs::new(dir.path().join(AUXILIARY_FILE), data);
+        (dir, logs)
+    }
+
+    fn request(status: i64, ip: &str) -> Entry {
+        let data = json!({"type": "request", "status": status, "remoteIP": ip, "userIP": ip, "authId": "u1"});
+        let level = if status >= 400 {
+            level::ERROR
+        } else {
+            level::INFO
+        };
+        Entry::new(level, "GET /x", data.as_object().unwrap().clone())
+    }
+
+    async fn set_logs(logs: &Logs, section: Value) {
+        let mut settings = warren_records::settings::defaults();
+        settings["logs"] = section;
+        warren_records::settings::save(&logs.inner.store.data, &settings)
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn entries_are_written_in_a_batch_and_listed() {
+        let (_dir, logs) = logs().await;
+        for status in [200, 404, 500] {
+            logs.record(request(status, "10.0.0.1"));
+        }
+        assert_eq!(logs.flush().await.unwrap(), 3);
+        let page = logs
+            .list(ListQuery {
+                filter: "data.status >= 400".into(),
+                sort: "-data.status".into(),
+                ..ListQuery::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(page.total_items, 2);
+        assert_eq!(page.items[0]["data"]["status"], json!(500));
+        assert_eq!(page.items[0]["level"], json!(8));
+        // Defaults keep IPs and drop the auth id.
+        assert_eq!(page.items[0]["data"]["remoteIP"], json!("10.0.0.1"));
+        assert!(page.items[0]["data"].get("authId").is_none());
+    }
+
+    #[tokio::test]
+    async fn settings_decide_what_is_kept() {
+        let (_dir, logs) = logs().await;
+        set_logs(
+            &logs,
+            json!({"maxDays": 3, "minLevel": 4, "logIP": false, "logAuthId": true}),
+        )
+        .await;
+        logs.record(request(200, "10.0.0.1"));
+        logs.record(request(500, "10.0.0.1"));
+        assert_eq!(logs.flush().await.unwrap(), 1);
+        let page = logs.list(ListQuery::default()).await.unwrap();
+        let data = &page.items[0]["data"];
+        assert_eq!(data["status"], json!(500));
+        assert!(data.get("remoteIP").is_none() && data.get("userIP").is_none());
+        assert_eq!(data["authId"], json!("u1"));
+
+        set_logs(&logs, json!({"maxDays": 0})).await;
+        logs.record(request(500, "10.0.0.1"));
+        assert_eq!(logs.flush().await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn pruning_deletes_only_logs_older_than_max_days() {
+        let (_dir, logs) = logs().await;
+        let mut old = request(200, "a");
+        old.created = "2001-01-01 00:00:00.000Z".into();
+        logs.record(old);
+        logs.record(request(200, "b"));
+        logs.flush().await.unwrap();
+        assert_eq!(logs.prune().await.unwrap(), 1);
+        let page = logs.list(ListQuery::default()).await.unwrap();
+        assert_eq!(page.total_items, 1);
+        assert_eq!(page.items[0]["data"]["remoteIP"], json!("b"));
+    }
+
+    #[tokio::test]
+    async fn the_background_task_writes_without_a_flush_call() {
+        let (_dir, logs) = logs().await;
+        logs.record(request(200, "a"));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let page = logs.list(ListQuery::default()).await.unwrap();
+            if page.total_items == 1 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the entry was never written");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_full_buffer_drops_entries_instead_of_growing() {
+        let (_dir, logs) = logs().await;
+        let big = "x".repeat(MAX_TEXT * 2);
+        let mut data = Map::new();
+        data.insert("url".into(), Value::String(big));
+        let entry = Entry::new(level::INFO, "GET /", data);
+        assert_eq!(entry.data["url"].as_str().unwrap().len(), MAX_TEXT);
+        let per_entry = entry.size();
+        for _ in 0..(MAX_BUFFER_BYTES / per_entry + 100) {
+            logs.record(entry.clone());
+        }
+        let pending = logs.inner.lock();
+        assert!(pending.bytes <= MAX_BUFFER_BYTES);
+        assert!(pending.dropped >= 100);
+    }
+
+    #[test]
+    fn truncation_respects_char_boundaries() {
+        let mut text = "é".repeat(10);
+        truncate(&mut text, 5);
+        assert_eq!(text, "éé");
+    }
+}
