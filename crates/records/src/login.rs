@@ -1,0 +1,291 @@
+//! What every successful login shares (authRule, MFA, the `{record, token}` answer) and the
+//! token-only flows: auth-refresh and impersonation.
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value, json};
+use warren_auth::TokenKind;
+use warren_filter::{Filter, RequestContext};
+use warren_schema::record::{RecordData, RecordJson, Visibility};
+use warren_store::Database;
+
+use crate::catalog::{Catalog, Entry};
+use crate::tokens::{Extra, issue_kind, text};
+use crate::{Caller, Error, Result, sql};
+
+const AUTH_RULE_FAILED: &str =
+    "The request doesn't satisfy the collection requirements to authenticate.";
+
+/// The caller a record becomes once authenticated.
+pub fn caller_for(entry: &Entry, data: &RecordData) -> Caller {
+    let record = RecordJson::build(
+        &entry.collection,
+        data,
+        Visibility {
+            show_hidden: true,
+            show_email: true,
+        },
+    );
+    let record = match record.to_value() {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    };
+    if entry.collection.id == warren_schema::system::SUPERUSERS_ID {
+        Caller::Superuser { record }
+    } else {
+        Caller::Record { record }
+    }
+}
+
+/// Whether `filter` admits record `id` of `entry` under `ctx`.
+pub(crate) async fn rule_admits(
+    db: &Database,
+    catalog: &Arc<Catalog>,
+    entry: &Arc<Entry>,
+    filter: &Filter,
+    ctx: &RequestContext,
+    id: &str,
+) -> Result<bool> {
+    if filter.expr().is_none() {
+        return Ok(true);
+    }
+    let statement = crate::read::one_statement(catalog, entry, ctx, Some(filter), id)?;
+    let check = entry.clone();
+    Ok(db
+        .read(move |c| crate::read::select_one(c, &check, &statement))
+        .await?
+        .is_some())
+}
+
+/// The collection's `authRule` for record `data` (`null`: nobody may authenticate).
+pub async fn admit(
+    db: &Database,
+    catalog: &Arc<Catalog>,
+    entry: &Arc<Entry>,
+    data: &RecordData,
+    ctx: &RequestContext,
+) -> Result<()> {
+    match &entry.rules.auth {
+        None => Err(Error::Forbidden(AUTH_RULE_FAILED)),
+        Some(rule) => {
+            if rule_admits(db, catalog, entry, rule, ctx, text(data, "id")).await? {
+                Ok(())
+            } else {
+                Err(Error::Forbidden(AUTH_RULE_FAILED))
+            }
+        }
+    }
+}
+
+/// Signs a refreshable auth token for the record.
+pub fn auth_token(entry: &Entry, data: &RecordData) -> Result<String> {
+    issue_kind(
+        &entry.collection,
+        data,
+        TokenKind::Auth,
+        Extra {
+            refreshable: Some(true),
+            ..Extra::default()
+        },
+    )
+}
+
+/// `{"record": …, "token": …}` with the record as its owner sees it, expanded on request.
+pub async fn respond(
+    db: &Database,
+    catalog: Arc<Catalog>,
+    entry: Arc<Entry>,
+    data: RecordData,
+    token: String,
+    expand: &str,
+) -> Result<Value> {
+    let caller = Caller::Record {
+        record: match caller_for(&entry, &data) {
+            Caller::Superuser { record } | Caller::Record { record } => record,
+            Caller::Guest => Map::new(),
+        },
+    };
+    let record = crate::write::respond(db, catalog, entry, &caller, data, expand).await?;
+    Ok(json!({ "record": record, "token": token }))
+}
+
+/// Completes a first-factor login: authRule, then MFA (which may answer 401 `{mfaId}`).
+#[allow(clippy::too_many_arguments)]
+pub async fn finish(
+    db: &Database,
+    catalog: &Arc<Catalog>,
+    entry: &Arc<Entry>,
+    data: &RecordData,
+    ctx: &RequestContext,
+    method: &str,
+    mfa_id: &str,
+) -> Result<()> {
+    admit(db, catalog, entry, data, ctx).await?;
+    crate::mfa::gate(db, catalog, entry, data, ctx, method, mfa_id).await
+}
+
+/// Reads a record of `entry` by id (hidden fields included).
+pub async fn load(db: &Database, entry: &Arc<Entry>, id: &str) -> Result<Option<RecordData>> {
+    let (lookup, id) = (entry.clone(), id.to_string());
+    db.read(move |c| crate::auth::load_data(c, &lookup, &id))
+        .await
+}
+
+/// Finds a record of `entry` by email (case-insensitively, as identity lookups do).
+pub async fn find_by_email(
+    db: &Database,
+    entry: &Arc<Entry>,
+    email: &str,
+) -> Result<Option<RecordData>> {
+    let (lookup, email) = (entry.clone(), email.to_string());
+    db.read(move |c| {
+        let statement = format!(
+            "SELECT id FROM {} WHERE \"email\" = ?1 COLLATE NOCASE LIMIT 1",
+            sql::quote(&lookup.collection.name)
+        );
+        let id: Option<String> = {
+            let mut stmt = c.prepare_cached(&statement)?;
+            let mut rows = stmt.query([&email])?;
+            match rows.next()? {
+                Some(row) => Some(row.get(0)?),
+                None => None,
+            }
+        };
+        match id {
+            Some(id) => crate::auth::load_data(c, &lookup, &id),
+            None => Ok(None),
+        }
+    })
+    .await
+}
+
+/// `auth-refresh`: the caller must be a record of `entry`. A refreshable token is renewed;
+/// any other (impersonation) is echoed back unchanged.
+pub async fn refresh(
+    db: &Database,
+    catalog: &Arc<Catalog>,
+    entry: &Arc<Entry>,
+    caller: &Caller,
+    presented: &str,
+    ctx: &RequestContext,
+) -> Result<(RecordData, String)> {
+    let id = require_own(entry, caller)?;
+    let data = load(db, entry, id)
+        .await?
+        .ok_or(Error::NotFound("Missing auth record context."))?;
+    admit(db, catalog, entry, &data, ctx).await?;
+    let refreshable = warren_auth::token::peek(presented)
+        .ok()
+        .and_then(|c| c.refreshable)
+        .unwrap_or(false);
+    let token = if refreshable {
+        auth_token(entry, &data)?
+    } else {
+        presented.to_string()
+    };
+    Ok((data, token))
+}
+
+/// The caller's id when it is a record of `entry`: 401 for guests, 403 for others.
+pub fn require_own<'a>(entry: &Entry, caller: &'a Caller) -> Result<&'a str> {
+    match caller {
+        Caller::Guest => Err(Error::Unauthorized(
+            "The request requires valid record authorization token.",
+        )),
+        _ if caller.collection_id() == Some(entry.collection.id.as_str()) => {
+            Ok(caller.id().unwrap_or_default())
+        }
+        _ => Err(Error::ForbiddenOwned(format!(
+            "The request requires auth record from {} collection.",
+            entry.collection.name
+        ))),
+    }
+}
+
+/// `impersonate/{id}`: a non-refreshable token for any record, for `duration` seconds (0: the
+/// collection's auth token lifetime). Only superusers get here.
+pub async fn impersonate(
+    db: &Database,
+    entry: &Arc<Entry>,
+    id: &str,
+    duration: i64,
+) -> Result<(RecordData, String)> {
+    let data = load(db, entry, id)
+        .await?
+        .ok_or(Error::NotFound("The requested resource wasn't found."))?;
+    let token = issue_kind(
+        &entry.collection,
+        &data,
+        TokenKind::Auth,
+        Extra {
+            refreshable: Some(false),
+            duration: Some(duration),
+            ..Extra::default()
+        },
+    )?;
+    Ok((data, token))
+}
+
+/// `auth-methods`: which sign-in methods the collection offers (OAuth2 providers are added by
+/// the caller, which knows their authorization URLs).
+pub fn methods(entry: &Entry, providers: Vec<Value>) -> Result<Value> {
+    let options = entry
+        .collection
+        .auth_options()
+        .ok_or(Error::NotFound("Missing or invalid auth collection context."))?;
+    let password = &options.password_auth;
+    let identity_fields: Vec<&String> = if password.enabled {
+        password.identity_fields.iter().collect()
+    } else {
+        Vec::new()
+    };
+    let legacy: Vec<Value> = providers
+        .iter()
+        .map(|p| {
+            let mut p = p.clone();
+            if let Some(map) = p.as_object_mut() {
+                map.insert("logo".into(), json!(""));
+            }
+            p
+        })
+        .collect();
+    let oauth2_enabled = options.oauth2.enabled;
+    Ok(json!({
+        "password": {"identityFields": identity_fields, "enabled": password.enabled},
+        "oauth2": {"providers": providers, "enabled": oauth2_enabled},
+        "mfa": {"enabled": options.mfa.enabled, "duration": if options.mfa.enabled { options.mfa.duration } else { 0 }},
+        "otp": {"enabled": options.otp.enabled, "duration": if options.otp.enabled { options.otp.duration } else { 0 }},
+        "authProviders": legacy,
+        "usernamePassword": password.enabled && password.identity_fields.iter().any(|f| f == "username"),
+        "emailPassword": password.enabled && password.identity_fields.iter().any(|f| f == "email"),
+    }))
+}
+
+/// Sets columns of one record on the writer's connection, bumping `updated` when the
+/// collection has it. Column names come from the collection, never from a request.
+pub(crate) fn set_columns(
+    c: &warren_store::rusqlite::Connection,
+    entry: &Entry,
+    id: &str,
+    values: &[(&str, warren_store::rusqlite::types::Value)],
+) -> Result<usize> {
+    let mut sets: Vec<String> = values
+        .iter()
+        .enumerate()
+        .map(|(i, (name, _))| format!("{} = ?{}", sql::quote(name), i + 2))
+        .collect();
+    if entry.collection.field("updated").is_some() {
+        sets.push("\"updated\" = strftime('%Y-%m-%d %H:%M:%fZ')".into());
+    }
+    let statement = format!(
+        "UPDATE {} SET {} WHERE id = ?1",
+        sql::quote(&entry.collection.name),
+        sets.join(", ")
+    );
+    let mut params: Vec<warren_store::rusqlite::types::Value> = vec![id.to_string().into()];
+    params.extend(values.iter().map(|(_, v)| v.clone()));
+    Ok(c.execute(
+        &statement,
+        warren_store::rusqlite::params_from_iter(params.iter()),
+    )?)
+}
