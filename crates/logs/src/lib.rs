@@ -221,8 +221,9 @@ struct Inner {
 
 #[derive(Default)]
 struct Pending {
-    /// Buffered entries, oldest first.
-    entries: Vec<Entry>,
+    /// Buffered entries, oldest first, each with whether the settings were already applied
+    /// (they are unknown until first loaded).
+    entries: Vec<(Entry, bool)>,
     /// Their approximate size.
     bytes: usize,
     /// Entries dropped because the buffer was full, reported at the next flush.
@@ -239,6 +240,9 @@ struct Store {
     data: Database,
     /// The auxiliary database once opened.
     db: OnceCell<Database>,
+    /// The `logs` settings as last loaded; applied when an entry is recorded, so a change
+    /// takes effect for the very next request once [`Logs::reload_settings`] has run.
+    settings: Mutex<Option<LogSettings>>,
 }
 
 /// Options of an auxiliary database: one reader, a small cache.
@@ -266,6 +270,7 @@ impl Logs {
                     path,
                     data,
                     db: OnceCell::new(),
+                    settings: Mutex::new(None),
                 }),
                 pending: Mutex::new(Pending::default()),
                 wake: Arc::new(Notify::new()),
@@ -276,6 +281,13 @@ impl Logs {
     /// Queues `entry` for the next batch write. Never blocks on I/O; drops the entry when the
     /// buffer is full.
     pub fn record(&self, entry: Entry) {
+        let (entry, checked) = match self.inner.store.cached_settings() {
+            Some(settings) => match settings.apply(entry) {
+                Some(entry) => (entry, true),
+                None => return,
+            },
+            None => (entry, false),
+        };
         let size = entry.size();
         let (start, wake) = {
             let mut pending = self.inner.lock();
@@ -284,7 +296,7 @@ impl Logs {
                 return;
             }
             pending.bytes += size;
-            pending.entries.push(entry);
+            pending.entries.push((entry, checked));
             let start = !pending.flusher;
             pending.flusher = true;
             (start, pending.entries.len() >= FLUSH_AT)
@@ -312,6 +324,12 @@ impl Logs {
         self.inner.store.write(entries).await
     }
 
+    /// Reads the tenant's `logs` settings again (after they changed) and applies them to
+    /// entries recorded from now on.
+    pub async fn reload_settings(&self) -> Result<LogSettings> {
+        self.inner.store.settings().await
+    }
+
     /// Deletes logs older than the tenant's `maxDays`; returns how many.
     pub async fn prune(&self) -> Result<usize> {
         self.inner.store.prune().await
@@ -330,7 +348,7 @@ impl Inner {
     }
 
     /// Takes the pending entries, reporting dropped ones.
-    fn take(&self) -> Vec<Entry> {
+    fn take(&self) -> Vec<(Entry, bool)> {
         let mut pending = self.lock();
         if pending.dropped > 0 {
             tracing::warn!(
@@ -395,20 +413,29 @@ impl Store {
             .map_err(Error::from)
     }
 
-    async fn settings(&self) -> Result<LogSettings> {
-        let settings = warren_records::settings::load(&self.data).await?;
-        Ok(LogSettings::from_settings(&settings))
+    fn cached_settings(&self) -> Option<LogSettings> {
+        *self.settings.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Writes `entries` as the settings allow, in one transaction.
-    async fn write(&self, entries: Vec<Entry>) -> Result<usize> {
+    /// Loads the settings and caches them for [`Logs::record`].
+    async fn settings(&self) -> Result<LogSettings> {
+        let settings = warren_records::settings::load(&self.data).await?;
+        let settings = LogSettings::from_settings(&settings);
+        *self.settings.lock().unwrap_or_else(|p| p.into_inner()) = Some(settings);
+        Ok(settings)
+    }
+
+    /// Writes `entries` in one transaction, applying the settings to those recorded before
+    /// the settings were known. Refreshes the cached settings (a change made by another
+    /// process shows within a flush interval).
+    async fn write(&self, entries: Vec<(Entry, bool)>) -> Result<usize> {
         if entries.is_empty() {
             return Ok(0);
         }
         let settings = self.settings().await?;
         let rows: Vec<Entry> = entries
             .into_iter()
-            .filter_map(|e| settings.apply(e))
+            .filter_map(|(e, checked)| if checked { Some(e) } else { settings.apply(e) })
             .collect();
         if rows.is_empty() {
             return Ok(0);
@@ -499,6 +526,7 @@ mod tests {
         warren_records::settings::save(&logs.inner.store.data, &settings)
             .await
             .unwrap();
+        logs.reload_settings().await.unwrap();
     }
 
     #[tokio::test]
@@ -543,6 +571,8 @@ mod tests {
 
         set_logs(&logs, json!({"maxDays": 0})).await;
         logs.record(request(500, "10.0.0.1"));
+        // Turning logging back on does not revive what was recorded while it was off.
+        set_logs(&logs, json!({"maxDays": 5})).await;
         assert_eq!(logs.flush().await.unwrap(), 0);
     }
 
