@@ -172,15 +172,25 @@ impl fmt::Display for Operand {
         match self {
             Operand::Ident { name, .. } => f.write_str(name),
             Operand::Text { value, .. } => {
-                // Double quotes with `\"` is the only escape the grammar knows; every
-                // other backslash is literal, so it is printed as is. A backslash
-                // right before the closing quote would escape it, which is the one
-                // string this form cannot express: fall back to single quotes.
-                if value.ends_with('\\') && !value.contains('\'') {
-                    return write!(f, "'{value}'");
-                }
+                // Double quotes, escaping what the lexer unescapes: backslash and
+                // the quote always, newline, carriage return and tab for
+                // readability (raw they would parse back the same).
                 f.write_str("\"")?;
-                f.write_str(&value.replace('"', "\\\""))?;
+                let mut run = 0;
+                for (i, c) in value.char_indices() {
+                    let escaped = match c {
+                        '\\' => "\\\\",
+                        '"' => "\\\"",
+                        '\n' => "\\n",
+                        '\r' => "\\r",
+                        '\t' => "\\t",
+                        _ => continue,
+                    };
+                    f.write_str(&value[run..i])?;
+                    f.write_str(escaped)?;
+                    run = i + 1;
+                }
+                f.write_str(&value[run..])?;
                 f.write_str("\"")
             }
             Operand::Number { value, .. } => write!(f, "{value}"),

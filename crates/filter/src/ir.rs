@@ -463,8 +463,9 @@ pub(crate) enum Row<'a> {
     Value(Val<'a>),
 }
 
-pub(crate) struct Env<'a> {
-    pub rows: Vec<Row<'a>>,
+/// Evaluation state: the current row of every alias, indexed by alias id.
+pub(crate) struct Env<'a, 'r> {
+    pub rows: &'r mut [Row<'a>],
     pub record: &'a serde_json::Map<String, Value>,
     pub visited: usize,
 }
@@ -478,7 +479,15 @@ fn truth(b: Option<bool>) -> Val<'static> {
 
 /// SQLite's truth test: NULL is unknown, numbers are true when non-zero,
 /// text is converted to a number first.
+#[inline]
 pub(crate) fn truthy(v: &Val<'_>) -> Option<bool> {
+    // Comparisons and boolean nodes yield integers or NULL: decide those
+    // without the general conversion.
+    match v {
+        Val::Int(i) => return Some(*i != 0),
+        Val::Null => return None,
+        _ => {}
+    }
     match numeric_affinity(v.clone()).plain() {
         Val::Null => None,
         Val::Int(i) => Some(i != 0),
@@ -589,7 +598,7 @@ impl Node {
         }
     }
 
-    pub fn eval<'a>(&'a self, env: &mut Env<'a>) -> Result<Val<'a>> {
+    pub fn eval<'a>(&'a self, env: &mut Env<'a, '_>) -> Result<Val<'a>> {
         Ok(match self {
             Node::Col { alias, field } => match env.rows.get(*alias) {
                 Some(Row::Record(map)) => column_val(field, map.get(&field.name)),
@@ -743,7 +752,7 @@ impl Node {
 }
 
 /// Every value a multi-match sub-query yields for the current record.
-fn sub_values<'a>(sub: &'a SubQuery, env: &mut Env<'a>) -> Result<Vec<Val<'a>>> {
+fn sub_values<'a>(sub: &'a SubQuery, env: &mut Env<'a, '_>) -> Result<Vec<Val<'a>>> {
     let record = env.record;
     env.rows[sub.from_alias] = Row::Record(record);
     let mut out = Vec::new();
@@ -756,7 +765,7 @@ fn sub_values<'a>(sub: &'a SubQuery, env: &mut Env<'a>) -> Result<Vec<Val<'a>>> 
 
 /// Whether `pred` holds for some combination of the given sub-query rows.
 fn any_row<'a>(
-    env: &mut Env<'a>,
+    env: &mut Env<'a, '_>,
     sets: &[(AliasId, &Vec<Val<'a>>)],
     pred: &'a Node,
 ) -> Result<bool> {
@@ -785,9 +794,9 @@ fn any_row<'a>(
 /// Enumerates the LEFT JOIN rows of `joins` (json_each only), calling `leaf`
 /// for each full combination until it returns `true`.
 pub(crate) fn collect_rows<'a>(
-    env: &mut Env<'a>,
+    env: &mut Env<'a, '_>,
     joins: &'a [Join],
-    leaf: &mut dyn FnMut(&mut Env<'a>) -> Result<bool>,
+    leaf: &mut dyn FnMut(&mut Env<'a, '_>) -> Result<bool>,
 ) -> Result<bool> {
     let Some((join, rest)) = joins.split_first() else {
         env.visited += 1;

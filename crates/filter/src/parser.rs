@@ -181,24 +181,51 @@ impl<'a> Lexer<'a> {
         })
     }
 
-    /// A quoted string. The only escape is a backslash before the quote
-    /// character that opened the string; every other backslash is literal.
+    /// A quoted string, in single or double quotes (the two behave alike).
+    ///
+    /// Escapes are read left to right in one pass: `\\` is a backslash, `\"`
+    /// and `\'` are the quote characters (either one, whichever quote opened
+    /// the string), `\n`, `\r` and `\t` are newline, carriage return and tab.
+    /// A backslash before any other character is kept as is, together with that
+    /// character, so `\d` stays two characters and `\u00e9` stays six. A
+    /// backslash cannot end a string: `"a\"` is unterminated. Raw newlines,
+    /// tabs and carriage returns between the quotes are kept verbatim.
     fn text(&mut self, quote: char) -> Result<String> {
         let start = self.at;
-        self.at += 1;
+        let quote = quote as u8;
+        let body = self.at + 1;
         let mut out = String::new();
-        let mut chars = self.src[self.at..].char_indices();
-        while let Some((i, c)) = chars.next() {
-            if c == '\\' && self.src[self.at + i + 1..].starts_with(quote) {
-                out.push(quote);
-                chars.next();
-                continue;
-            }
-            if c == quote {
-                self.at += i + 1;
+        // Start of the run of source bytes not yet copied to `out`.
+        let mut run = body;
+        let mut i = body;
+        while let Some(&b) = self.bytes.get(i) {
+            if b == quote {
+                out.push_str(&self.src[run..i]);
+                self.at = i + 1;
                 return Ok(out);
             }
-            out.push(c);
+            if b != b'\\' {
+                i += 1;
+                continue;
+            }
+            let unescaped = match self.bytes.get(i + 1) {
+                Some(b'\\') => '\\',
+                Some(b'"') => '"',
+                Some(b'\'') => '\'',
+                Some(b'n') => '\n',
+                Some(b'r') => '\r',
+                Some(b't') => '\t',
+                // Not an escape: the backslash is kept and the character
+                // after it is read normally on the next turn.
+                _ => {
+                    i += 1;
+                    continue;
+                }
+            };
+            out.push_str(&self.src[run..i]);
+            out.push(unescaped);
+            i += 2;
+            run = i;
         }
         Err(syntax(start, "unterminated string"))
     }
@@ -396,5 +423,111 @@ impl Parser<'_> {
         };
         self.bump()?;
         Ok(operand)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The value of the single string literal in `src`.
+    fn lit(src: &str) -> Result<String> {
+        let mut lexer = Lexer::new(src);
+        match lexer.next()? {
+            (Tok::Text(s), _) => {
+                assert_eq!(lexer.next()?.0, Tok::End, "{src:?}: trailing input");
+                Ok(s)
+            }
+            (other, _) => panic!("{src:?}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn string_escapes_follow_pocketbase() {
+        for q in ['"', '\''] {
+            let s = |body: &str| format!("{q}{body}{q}");
+            // Recognised escapes.
+            assert_eq!(lit(&s(r"back\\slash")).unwrap(), r"back\slash");
+            assert_eq!(lit(&s(r"a\nb")).unwrap(), "a\nb");
+            assert_eq!(lit(&s(r"a\rb")).unwrap(), "a\rb");
+            assert_eq!(lit(&s(r"a\tb")).unwrap(), "a\tb");
+            assert_eq!(lit(&s(r#"q\"d"#)).unwrap(), "q\"d");
+            assert_eq!(lit(&s(r"q\'d")).unwrap(), "q'd");
+            assert_eq!(lit(&s(r"end\\")).unwrap(), "end\\");
+            assert_eq!(lit(&s(r"\\")).unwrap(), "\\");
+            assert_eq!(lit(&s(r"\\\\")).unwrap(), r"\\");
+            // One pass, left to right.
+            assert_eq!(lit(&s(r"\\n")).unwrap(), r"\n");
+            assert_eq!(lit(&s(r"\\\n")).unwrap(), "\\\n");
+            assert_eq!(lit(&s(r"x\\\y")).unwrap(), r"x\\y");
+            assert_eq!(lit(&s(r#"a\\\"b"#)).unwrap(), r#"a\"b"#);
+            // Anything else keeps its backslash.
+            for kept in [
+                r"\d", r"\u00e9", r"\b", r"\f", r"\v", r"\0", r"\/", r"\x41", r"\%", r"\_", r"\é",
+                r"\✓",
+            ] {
+                assert_eq!(lit(&s(kept)).unwrap(), kept, "{kept}");
+            }
+            assert_eq!(lit(&s("x\\\ny")).unwrap(), "x\\\ny");
+            assert_eq!(lit(&s("x\\\ty")).unwrap(), "x\\\ty");
+            // Raw control characters inside the quotes are kept.
+            assert_eq!(lit(&s("a\nb\rc\td")).unwrap(), "a\nb\rc\td");
+            // A trailing backslash escapes the closing quote.
+            for open in [r"end\", r"\", r"a\\\"] {
+                assert!(
+                    matches!(lit(&s(open)), Err(Error::Syntax { pos: 0, .. })),
+                    "{open}"
+                );
+            }
+        }
+        // The other quote needs no escape.
+        assert_eq!(lit(r#"'a"b'"#).unwrap(), "a\"b");
+        assert_eq!(lit(r#""a'b""#).unwrap(), "a'b");
+    }
+
+    #[test]
+    fn strings_end_at_the_right_quote() {
+        let e = parse(r#"a = "x\\" && b = 'y\\'"#).unwrap().unwrap();
+        let Expr::And(items) = e else { panic!() };
+        let values: Vec<_> = items
+            .iter()
+            .map(|c| match c {
+                Expr::Cmp {
+                    right: Operand::Text { value, .. },
+                    ..
+                } => value.as_str(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(values, [r"x\", r"y\"]);
+    }
+
+    #[test]
+    fn printed_strings_parse_back() {
+        for value in [
+            r"back\slash",
+            "a\nb\r\t",
+            r#"q"d'"#,
+            r"end\",
+            r"\",
+            r"\\n",
+            r"\u00e9",
+            "é✓",
+            "",
+        ] {
+            let e = Expr::Cmp {
+                left: Operand::Ident {
+                    name: "a".into(),
+                    pos: Pos(0),
+                },
+                op: Op::Eq,
+                right: Operand::Text {
+                    value: value.into(),
+                    pos: Pos(0),
+                },
+            };
+            let text = e.to_string();
+            assert_eq!(parse(&text).unwrap(), Some(e), "{text}");
+        }
     }
 }

@@ -263,12 +263,24 @@ impl Query {
         {
             return Err(Error::NeedsSql("the rule joins other rows"));
         }
+        // One slot per alias. Most rules need only a handful: keep those on
+        // the stack, so evaluating a record allocates nothing up front.
+        const INLINE_ROWS: usize = 8;
+        let mut inline: [Row<'_>; INLINE_ROWS] = std::array::from_fn(|_| Row::Unbound);
+        let mut heap = Vec::new();
+        let n = self.b.aliases.len();
+        let rows: &mut [Row<'_>] = if n <= INLINE_ROWS {
+            &mut inline[..n]
+        } else {
+            heap.resize(n, Row::Unbound);
+            &mut heap
+        };
+        rows[0] = Row::Record(record);
         let mut env = Env {
-            rows: vec![Row::Unbound; self.b.aliases.len()],
+            rows,
             record,
             visited: 0,
         };
-        env.rows[0] = Row::Record(record);
         let wheres: &[Node] = &self.b.wheres;
         let joins: &[Join] = &self.b.joins;
         collect_rows(&mut env, joins, &mut |env| {

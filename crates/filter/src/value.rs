@@ -266,6 +266,7 @@ pub(crate) fn sqlite_real_text(f: f64) -> String {
 }
 
 /// SQLite's NUMERIC affinity applied to a value about to be compared.
+#[inline]
 pub(crate) fn numeric_affinity(v: Val<'_>) -> Val<'_> {
     match v {
         Val::Text(s) => match parse_sqlite_number(&s) {
@@ -354,46 +355,76 @@ pub(crate) fn compare(l: &Val<'_>, r: &Val<'_>) -> Ordering {
 
 /// `text LIKE pattern ESCAPE '\'`, ASCII case-insensitive like SQLite's built-in.
 pub(crate) fn like(text: &str, pattern: &str) -> bool {
-    let t: Vec<char> = text.chars().collect();
-    let p: Vec<char> = pattern.chars().collect();
-    like_at(&t, &p)
+    if text.is_ascii() && pattern.is_ascii() {
+        // Every character is one byte: match the bytes in place.
+        like_at(text.as_bytes(), pattern.as_bytes())
+    } else {
+        let t: Vec<char> = text.chars().collect();
+        let p: Vec<char> = pattern.chars().collect();
+        like_at(&t, &p)
+    }
 }
 
-fn like_at(t: &[char], p: &[char]) -> bool {
+/// One character of a LIKE operand: a byte of ASCII text, or a `char`.
+trait LikeUnit: Copy + Eq {
+    const PERCENT: Self;
+    const UNDERSCORE: Self;
+    const BACKSLASH: Self;
+    /// Equal, ignoring ASCII case only (SQLite's default LIKE).
+    fn eq_fold(self, other: Self) -> bool;
+}
+
+impl LikeUnit for u8 {
+    const PERCENT: u8 = b'%';
+    const UNDERSCORE: u8 = b'_';
+    const BACKSLASH: u8 = b'\\';
+    fn eq_fold(self, other: u8) -> bool {
+        self.eq_ignore_ascii_case(&other)
+    }
+}
+
+impl LikeUnit for char {
+    const PERCENT: char = '%';
+    const UNDERSCORE: char = '_';
+    const BACKSLASH: char = '\\';
+    fn eq_fold(self, other: char) -> bool {
+        self == other || (self.is_ascii() && other.is_ascii() && self.eq_ignore_ascii_case(&other))
+    }
+}
+
+fn like_at<U: LikeUnit>(t: &[U], p: &[U]) -> bool {
     let (mut ti, mut pi) = (0, 0);
     // Positions to resume from after the most recent `%` (classic wildcard
     // backtracking: only the last star needs remembering).
     let mut star: Option<(usize, usize)> = None;
     loop {
         if pi < p.len() {
-            match p[pi] {
-                '%' => {
-                    star = Some((pi + 1, ti));
-                    pi += 1;
-                    continue;
-                }
-                '_' if ti < t.len() => {
+            let c = p[pi];
+            if c == U::PERCENT {
+                star = Some((pi + 1, ti));
+                pi += 1;
+                continue;
+            }
+            if c == U::UNDERSCORE {
+                if ti < t.len() {
                     ti += 1;
                     pi += 1;
                     continue;
                 }
-                '\\' => {
-                    // An escape must be followed by the character it escapes.
-                    if pi + 1 < p.len() && ti < t.len() && eq_fold(p[pi + 1], t[ti]) {
-                        ti += 1;
-                        pi += 2;
-                        continue;
-                    }
-                    if pi + 1 >= p.len() {
-                        return false;
-                    }
+            } else if c == U::BACKSLASH {
+                // An escape must be followed by the character it escapes.
+                if pi + 1 >= p.len() {
+                    return false;
                 }
-                c if c != '_' && ti < t.len() && eq_fold(c, t[ti]) => {
+                if ti < t.len() && p[pi + 1].eq_fold(t[ti]) {
                     ti += 1;
-                    pi += 1;
+                    pi += 2;
                     continue;
                 }
-                _ => {}
+            } else if ti < t.len() && c.eq_fold(t[ti]) {
+                ti += 1;
+                pi += 1;
+                continue;
             }
         } else if ti == t.len() {
             return true;
@@ -407,10 +438,6 @@ fn like_at(t: &[char], p: &[char]) -> bool {
             _ => return false,
         }
     }
-}
-
-fn eq_fold(a: char, b: char) -> bool {
-    a == b || (a.is_ascii() && b.is_ascii() && a.eq_ignore_ascii_case(&b))
 }
 
 /// A JSON value (an element or an extracted path) as SQLite's JSON functions
@@ -452,6 +479,28 @@ mod tests {
         assert!(!like("x", ""));
         assert!(like("ÄÖ", "ÄÖ"));
         assert!(!like("ä", "Ä"));
+        assert!(like("Ünïcode ✓", "%CODE _"));
+        assert!(like("x✓y", "x_y"));
+        assert!(!like("x✓y", "x__y"));
+        assert!(like("back\\slash", "%k\\\\s%"));
+    }
+
+    #[test]
+    fn like_reads_ascii_bytes_as_it_reads_chars() {
+        let words = [
+            "", "a", "A", "ab", "aB_", "%", "_", "\\", "a%b", "a\\%", "\\_x", "%a%", "a_c", "abc",
+            "ABC", "x\\", "%%", "__", "a\\b", "50%",
+        ];
+        for t in words {
+            for p in words {
+                let chars = |s: &str| s.chars().collect::<Vec<_>>();
+                assert_eq!(
+                    like_at(t.as_bytes(), p.as_bytes()),
+                    like_at(&chars(t), &chars(p)),
+                    "{t:?} LIKE {p:?}"
+                );
+            }
+        }
     }
 
     #[test]

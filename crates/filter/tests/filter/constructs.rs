@@ -418,3 +418,47 @@ fn null_and_empty_string_are_equivalent() {
     assert!(eval("meta = null", rec.clone(), &req));
     assert!(eval("'' = null", rec, &req));
 }
+
+#[test]
+fn rules_with_many_aliases_evaluate() {
+    // The negated `:each` comparisons add multi-match sub-queries, each with
+    // aliases of its own: more than the evaluator's inline row slots.
+    let text = [
+        "categories:each ?= 'a'",
+        "categories:each != 'x'",
+        "categories:each ?!= 'c'",
+        "categories:each !~ 'z'",
+        "categories:each ?~ 'a'",
+        "categories:each != 'y'",
+    ]
+    .join(" && ");
+    let q = compile(
+        &schema(),
+        "posts",
+        &text,
+        &RequestContext::guest(),
+        Access::Trusted,
+    )
+    .expect("compiles");
+    assert!(q.evaluable_in_memory());
+    // Sub-query aliases are numbered by alias id.
+    let sql = q.to_sql().select("1");
+    let highest = sql
+        .split("\"__sm")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next()?.parse::<usize>().ok())
+        .max();
+    assert!(highest > Some(8), "{sql}");
+    for (categories, expected) in [
+        (json!(["a", "b"]), true),
+        (json!(["b", "c"]), false),
+        (json!(["a", "x"]), false),
+    ] {
+        let rec = json!({"id": "p1", "categories": categories});
+        assert_eq!(
+            q.matches(rec.as_object().expect("o")).expect("evaluates"),
+            expected,
+            "{rec}"
+        );
+    }
+}

@@ -20,7 +20,12 @@ fn ident() -> impl Strategy<Value = String> {
 fn operand() -> impl Strategy<Value = Operand> {
     let leaf = prop_oneof![
         ident().prop_map(|name| Operand::Ident { name, pos: Pos(0) }),
-        "[^\\\\]{0,8}".prop_map(|value| Operand::Text { value, pos: Pos(0) }),
+        prop_oneof![
+            any::<String>(),
+            // Dense in what the printer must escape and the lexer unescape.
+            "[\\\\\"'nrtud \\n\\r\\t]{0,8}",
+        ]
+        .prop_map(|value| Operand::Text { value, pos: Pos(0) }),
         (-1.0e6f64..1.0e6).prop_map(|v| Operand::Number {
             value: (v * 100.0).round() / 100.0,
             pos: Pos(0)
