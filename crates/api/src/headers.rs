@@ -38,6 +38,11 @@ pub async fn pocketbase_headers(request: Request, next: Next) -> Response {
     } else {
         next.run(request).await
     };
+    // File downloads go without X-Frame-Options, as PocketBase serves them.
+    let file_download = response
+        .extensions()
+        .get::<crate::routes::files::FileDownload>()
+        .is_some();
     let headers = response.headers_mut();
     headers.insert(
         "cross-origin-opener-policy",
@@ -47,9 +52,11 @@ pub async fn pocketbase_headers(request: Request, next: Next) -> Response {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    headers
-        .entry(header::X_FRAME_OPTIONS)
-        .or_insert(HeaderValue::from_static("SAMEORIGIN"));
+    if !file_download {
+        headers
+            .entry(header::X_FRAME_OPTIONS)
+            .or_insert(HeaderValue::from_static("SAMEORIGIN"));
+    }
     headers.insert(
         header::X_XSS_PROTECTION,
         HeaderValue::from_static("1; mode=block"),

@@ -123,13 +123,18 @@ pub async fn update_collection(
 
 /// `DELETE /api/collections/{collection}`
 pub async fn delete_collection(
+    axum::extract::State(state): axum::extract::State<crate::router::ApiState>,
     CurrentTenant(tenant): CurrentTenant,
     Auth(caller): Auth,
     Path(collection): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     require_superuser(&caller)?;
+    let deleted_id = tenant.catalog().get(&collection).map(|e| e.collection.id.clone());
     collections::delete(tenant.db(), &collection).await?;
     reload(&tenant).await?;
+    if let Some(id) = deleted_id {
+        crate::uploads::remove_collection(&state.files, &tenant, &id).await;
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 
