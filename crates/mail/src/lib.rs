@@ -103,7 +103,9 @@ impl Mailer {
         tokio::spawn(async move {
             match mailer.send(&settings, &email).await {
                 Ok(true) => tracing::debug!(subject = %email.subject, "mail sent"),
-                Ok(false) => tracing::info!(subject = %email.subject, "no SMTP relay; mail dropped"),
+                Ok(false) => {
+                    tracing::info!(subject = %email.subject, "no SMTP relay; mail dropped")
+                }
                 Err(e) => tracing::warn!(error = %e, "mail delivery failed"),
             }
         });
@@ -126,7 +128,12 @@ impl Mailer {
 /// A relay from a tenant's `settings.smtp`: `tls` means implicit TLS; otherwise STARTTLS is
 /// used when offered, except on loopback (test sinks), which is plain.
 fn tenant_transport(smtp: &Value) -> Result<AsyncSmtpTransport<Tokio1Executor>> {
-    let text = |key: &str| smtp.get(key).and_then(Value::as_str).unwrap_or("").to_string();
+    let text = |key: &str| {
+        smtp.get(key)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
     let host = text("host");
     if host.is_empty() || host.len() > 255 {
         return Err(Error::Invalid("smtp host".into()));
@@ -216,12 +223,16 @@ mod tests {
 
     #[test]
     fn html_is_escaped() {
-        assert_eq!(escape_html("<a href='x'>&"), "&lt;a href=&#39;x&#39;&gt;&amp;");
+        assert_eq!(
+            escape_html("<a href='x'>&"),
+            "&lt;a href=&#39;x&#39;&gt;&amp;"
+        );
     }
 
     #[test]
     fn messages_carry_sender_and_recipient() {
-        let settings = json!({"meta": {"senderName": "Support", "senderAddress": "support@example.com"}});
+        let settings =
+            json!({"meta": {"senderName": "Support", "senderAddress": "support@example.com"}});
         let email = Email {
             to: "u@example.com".into(),
             subject: "Hi".into(),

@@ -60,3 +60,14 @@ impl Http {
         Ok(http::Response::from_parts(parts, bytes.to_vec()))
     }
 }
+
+impl<'c> oauth2::AsyncHttpClient<'c> for Http {
+    type Error = Error;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<oauth2::HttpResponse, Error>> + Send + 'c>,
+    >;
+
+    fn call(&'c self, request: oauth2::HttpRequest) -> Self::Future {
+        Box::pin(self.send(request))
+    }
+}

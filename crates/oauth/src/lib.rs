@@ -8,7 +8,7 @@
 //! This crate knows nothing of records, storage or HTTP servers.
 
 mod client;
-mod providers;
+pub mod providers;
 
 use std::time::Duration;
 
@@ -140,7 +140,7 @@ pub async fn exchange(
         request = request.set_pkce_verifier(PkceCodeVerifier::new(verifier.to_string()));
     }
     let http = client::Http::new(provider.allow_insecure);
-    let token = tokio::time::timeout(TIMEOUT, request.request_async(&|r| http.send(r)))
+    let token = tokio::time::timeout(TIMEOUT, request.request_async(&http))
         .await
         .map_err(|_| Error::Token("timed out".into()))?
         .map_err(|e| Error::Token(e.to_string()))?;

@@ -344,7 +344,10 @@ mod tests {
             ..Config::default()
         };
         let provider = Provider::resolve(&config, true).unwrap();
-        assert_eq!(provider.auth_url, "https://github.com/login/oauth/authorize");
+        assert_eq!(
+            provider.auth_url,
+            "https://github.com/login/oauth/authorize"
+        );
         assert!(!provider.allow_insecure);
     }
 
@@ -356,7 +359,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            (github.id.as_str(), github.username.as_str(), github.email.as_str()),
+            (
+                github.id.as_str(),
+                github.username.as_str(),
+                github.email.as_str()
+            ),
             ("42", "octo", "o@x.co")
         );
         let oidc = map_user(

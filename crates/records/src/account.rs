@@ -20,7 +20,8 @@ use crate::tokens::{Extra, find_by_token, issue_kind, text};
 use crate::{Error, Result};
 
 const INVALID_DATA: &str = "An error occurred while validating the submitted data.";
-const PASSWORD_AUTH_OFF: &str = "The collection is not configured to allow password authentication.";
+const PASSWORD_AUTH_OFF: &str =
+    "The collection is not configured to allow password authentication.";
 /// One verification or reset mail per record per this long; extra requests still answer 204.
 const RESEND: Duration = Duration::from_secs(120);
 
@@ -55,10 +56,8 @@ pub fn compose(
     };
     let (app_name, app_url) = (escape_html(&meta("appName")), meta("appURL"));
     let app_url = app_url.trim_end_matches('/').to_string();
-    let mut values: Vec<(String, String)> = vec![
-        ("APP_NAME".into(), app_name),
-        ("APP_URL".into(), app_url),
-    ];
+    let mut values: Vec<(String, String)> =
+        vec![("APP_NAME".into(), app_name), ("APP_URL".into(), app_url)];
     values.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let shown = warren_schema::record::RecordJson::build(
         &entry.collection,
@@ -91,10 +90,9 @@ pub fn compose(
 }
 
 fn auth_options(entry: &Entry) -> Result<&warren_schema::collection::AuthOptions> {
-    entry
-        .collection
-        .auth_options()
-        .ok_or(Error::NotFound("Missing or invalid auth collection context."))
+    entry.collection.auth_options().ok_or(Error::NotFound(
+        "Missing or invalid auth collection context.",
+    ))
 }
 
 fn throttled(limiter: &Limiter, tenant: &str, kind: &str, entry: &Entry, id: &str) -> bool {
@@ -165,7 +163,10 @@ pub async fn confirm_verification(
     if claimed.is_empty() {
         errors.add(
             "token",
-            FieldError::new("validation_invalid_token_claims", "Missing email token claim."),
+            FieldError::new(
+                "validation_invalid_token_claims",
+                "Missing email token claim.",
+            ),
         );
         return Err(invalid(errors));
     }
@@ -188,8 +189,7 @@ pub async fn confirm_verification(
     }
     let id = text(&holder.data, "id").to_string();
     db.write(move |c| {
-        crate::login::set_columns(c, &holder.entry, &id, &[("verified", 1i64.into())])
-            .map(|_| ())
+        crate::login::set_columns(c, &holder.entry, &id, &[("verified", 1i64.into())]).map(|_| ())
     })
     .await
 }

@@ -108,7 +108,13 @@ pub struct Authenticated {
     pub record: Value,
     /// A signed auth token.
     pub token: String,
+    /// The record's data (hidden fields included), for the steps after the password check.
+    pub data: warren_schema::record::RecordData,
 }
+
+/// Longest a login waits for a password hashing permit; past it the login flood bound answers
+/// 429 instead of queueing for seconds.
+pub const LOGIN_HASH_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// 400 for any wrong identity or password, alike, so responses never tell which was wrong.
 const FAILED: &str = "Failed to authenticate.";
@@ -177,7 +183,10 @@ pub async fn with_password(
         })
         .await?;
     let Some(data) = found else {
-        passwords.burn(password).await;
+        passwords
+            .try_burn(password, LOGIN_HASH_WAIT)
+            .await
+            .map_err(crate::otp::busy)?;
         return Err(Error::BadRequest(FAILED));
     };
     let stored = data
@@ -185,7 +194,17 @@ pub async fn with_password(
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_string();
-    if stored.is_empty() || !passwords.verify(password, &stored).await.unwrap_or(false) {
+    let matches = match passwords
+        .try_verify(password, &stored, LOGIN_HASH_WAIT)
+        .await
+    {
+        Ok(matches) => matches,
+        Err(warren_auth::Error::Busy) => {
+            return Err(Error::TooManyRequests("Too Many Requests."));
+        }
+        Err(_) => false,
+    };
+    if stored.is_empty() || !matches {
         return Err(Error::BadRequest(FAILED));
     }
     let id = data
@@ -246,7 +265,11 @@ pub async fn with_password(
         },
     )
     .to_value();
-    Ok(Authenticated { record, token })
+    Ok(Authenticated {
+        record,
+        token,
+        data,
+    })
 }
 
 /// Signs an auth token for record `id` of an auth collection.

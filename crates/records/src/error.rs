@@ -14,6 +14,18 @@ pub enum Error {
     /// 400 with a message and no field details (bad filter, failed create rule, ...).
     #[error("{0}")]
     BadRequest(&'static str),
+    /// 401 with a message (an endpoint that requires an auth record).
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    /// 403 with a message built from names (e.g. the collection a token must belong to).
+    #[error("{0}")]
+    ForbiddenOwned(String),
+    /// 429 with a message (brute-force limits, OTP attempts).
+    #[error("{0}")]
+    TooManyRequests(&'static str),
+    /// 401 `{"mfaId":…}`: the login succeeded but a second method is required.
+    #[error("multi-factor authentication required")]
+    MfaRequired(String),
     /// 400 with per-field validation errors.
     #[error("{message}")]
     Validation {

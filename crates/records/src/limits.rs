@@ -83,7 +83,10 @@ mod tests {
         assert!(limiter.allow("t1:ip", 2, minute));
         assert!(limiter.allow("t1:ip", 2, minute));
         assert!(!limiter.allow("t1:ip", 2, minute));
-        assert!(limiter.allow("t2:ip", 2, minute), "other tenants keep their budget");
+        assert!(
+            limiter.allow("t2:ip", 2, minute),
+            "other tenants keep their budget"
+        );
         assert!(limiter.blocked("t1:ip", 2));
         assert!(!limiter.blocked("t2:ip", 2));
         limiter.reset("t1:ip");

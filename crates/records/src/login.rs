@@ -229,10 +229,9 @@ pub async fn impersonate(
 /// `auth-methods`: which sign-in methods the collection offers (OAuth2 providers are added by
 /// the caller, which knows their authorization URLs).
 pub fn methods(entry: &Entry, providers: Vec<Value>) -> Result<Value> {
-    let options = entry
-        .collection
-        .auth_options()
-        .ok_or(Error::NotFound("Missing or invalid auth collection context."))?;
+    let options = entry.collection.auth_options().ok_or(Error::NotFound(
+        "Missing or invalid auth collection context.",
+    ))?;
     let password = &options.password_auth;
     let identity_fields: Vec<&String> = if password.enabled {
         password.identity_fields.iter().collect()

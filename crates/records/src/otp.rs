@@ -28,10 +28,9 @@ const MAX_LIVE: i64 = 9;
 pub const HASH_WAIT: Duration = Duration::from_secs(2);
 
 fn options(entry: &Entry) -> Result<&warren_schema::collection::OtpConfig> {
-    let options = entry
-        .collection
-        .auth_options()
-        .ok_or(Error::NotFound("Missing or invalid auth collection context."))?;
+    let options = entry.collection.auth_options().ok_or(Error::NotFound(
+        "Missing or invalid auth collection context.",
+    ))?;
     if !options.otp.enabled {
         return Err(Error::Forbidden(DISABLED));
     }
@@ -74,17 +73,15 @@ pub async fn request(
     let live = {
         let (collection, record_id) = (collection.clone(), record_id.clone());
         db.read(move |c| {
-            Ok::<_, Error>(
-                c.query_row(
-                    &format!(
-                        "SELECT count(*), max(id) FROM {} WHERE collectionRef = ?1 AND recordRef = ?2
+            Ok::<_, Error>(c.query_row(
+                &format!(
+                    "SELECT count(*), max(id) FROM {} WHERE collectionRef = ?1 AND recordRef = ?2
                          AND created > strftime('%Y-%m-%d %H:%M:%fZ', 'now', ?3)",
-                        sql::quote(OTPS)
-                    ),
-                    [&collection, &record_id, &format!("-{seconds} seconds")],
-                    |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Option<String>>(1)?)),
-                )?,
-            )
+                    sql::quote(OTPS)
+                ),
+                [&collection, &record_id, &format!("-{seconds} seconds")],
+                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Option<String>>(1)?)),
+            )?)
         })
         .await?
     };
@@ -94,10 +91,7 @@ pub async fn request(
         return Ok((newest, None));
     }
     let code = new_code(otp.length);
-    let hash = passwords
-        .try_hash(&code, HASH_WAIT)
-        .await
-        .map_err(busy)?;
+    let hash = passwords.try_hash(&code, HASH_WAIT).await.map_err(busy)?;
     let id = warren_schema::id::new_record_id();
     let sent_to = text(&data, "email").to_string();
     {

@@ -1,26 +1,84 @@
-//! `POST /api/collections/{collection}/auth-with-password` for any auth collection.
+//! Authentication routes of any auth collection: password, OTP and MFA logins, auth-methods,
+//! refresh, impersonation, and the verification, password-reset and email-change flows.
+//!
+//! Every attempt passes Warren's brute-force limits first (per tenant, per client IP and, for
+//! failed logins, per identity); a saturated password hasher answers 429 at once.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::extract::{ConnectInfo, FromRequestParts, Path, State};
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
+use warren_records::{Caller, Entry, login};
+use warren_tenant::Tenant;
 
 use crate::error::ApiError;
-use crate::extract::{CurrentTenant, JsonObject};
+use crate::extract::{Auth, CurrentTenant, FormBody, require_superuser};
 use crate::fields::project;
 use crate::query::Params;
 use crate::router::ApiState;
 
-/// Authenticates a record by identity and password and returns `{record, token}`.
-pub async fn auth_with_password(
-    State(state): State<ApiState>,
-    CurrentTenant(tenant): CurrentTenant,
-    Path(collection): Path<String>,
-    params: Params,
-    body: JsonObject,
-) -> Result<Json<Value>, ApiError> {
+const INVALID_DATA: &str = "An error occurred while validating the submitted data.";
+/// Auth attempts one client IP may make against one tenant per window.
+const PER_IP: (u32, Duration) = (120, Duration::from_secs(10));
+/// Auth attempts one tenant accepts from everyone per window.
+const PER_TENANT: (u32, Duration) = (2000, Duration::from_secs(10));
+/// Failed logins for one identity before it is locked for the rest of the window.
+const PER_IDENTITY: (u32, Duration) = (10, Duration::from_secs(300));
+/// Longest a login waits for the password hasher before answering 429.
+pub(crate) const HASH_WAIT: Duration = Duration::from_millis(500);
+
+fn too_many() -> ApiError {
+    ApiError::new(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests.")
+}
+
+/// The client address as seen by the listener (proxy headers are not trusted).
+pub struct ClientIp(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|ConnectInfo(addr)| addr.ip().to_string())
+                .unwrap_or_else(|| "unknown".into()),
+        ))
+    }
+}
+
+/// Counts one auth attempt against the tenant's and the client's budgets.
+pub(crate) fn limit(state: &ApiState, tenant: &Tenant, ip: &str) -> Result<(), ApiError> {
+    let limiter = &state.limiter;
+    if !limiter.allow(&format!("{}\0ip\0{ip}", tenant.id()), PER_IP.0, PER_IP.1)
+        || !limiter.allow(&format!("{}\0all", tenant.id()), PER_TENANT.0, PER_TENANT.1)
+    {
+        return Err(too_many());
+    }
+    Ok(())
+}
+
+fn identity_key(tenant: &Tenant, entry: &Entry, identity: &str) -> String {
+    format!(
+        "{}\0id\0{}\0{}",
+        tenant.id(),
+        entry.collection.id,
+        identity.to_lowercase()
+    )
+}
+
+/// The auth collection named in the path (404s as PocketBase words them).
+pub(crate) fn auth_collection(tenant: &Tenant, collection: &str) -> Result<Arc<Entry>, ApiError> {
     let catalog = tenant.catalog();
-    let entry = catalog.get(&collection).cloned().ok_or_else(|| {
+    let entry = catalog.get(collection).cloned().ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,
             "Missing or invalid collection context.",
@@ -32,11 +90,110 @@ pub async fn auth_with_password(
             "Missing or invalid auth collection context.",
         ));
     }
-    let (identity, password) = (body.text("identity"), body.text("password"));
-    let mut invalid = ApiError::new(
-        StatusCode::BAD_REQUEST,
-        "An error occurred while validating the submitted data.",
-    );
+    Ok(entry)
+}
+
+fn validation(field: &str, code: &str, message: &str) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, INVALID_DATA).field(field, code, message)
+}
+
+/// A required text field of 1–`max` characters.
+fn required<'a>(body: &'a FormBody, field: &str, max: usize) -> Result<&'a str, ApiError> {
+    let value = text(body, field);
+    if value.is_empty() {
+        return Err(validation(field, "validation_required", "Cannot be blank."));
+    }
+    if value.chars().count() > max {
+        return Err(validation(
+            field,
+            "validation_length_out_of_range",
+            &format!("The length must be between 1 and {max}."),
+        ));
+    }
+    Ok(value)
+}
+
+fn text<'a>(body: &'a FormBody, key: &str) -> &'a str {
+    body.data
+        .get(key)
+        .or_else(|| {
+            body.data
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(key))
+                .map(|(_, v)| v)
+        })
+        .and_then(Value::as_str)
+        .unwrap_or("")
+}
+
+/// A required, well-formed email field.
+fn email_field<'a>(body: &'a FormBody, field: &str) -> Result<&'a str, ApiError> {
+    let value = text(body, field);
+    if value.is_empty() {
+        return Err(validation(field, "validation_required", "Cannot be blank."));
+    }
+    if value.len() > 255 || !warren_schema::value::is_email(value) {
+        return Err(validation(
+            field,
+            "validation_is_email",
+            "Must be a valid email address.",
+        ));
+    }
+    Ok(value)
+}
+
+/// `mfaId` from the query or the body.
+fn mfa_id<'a>(params: &'a Params, body: &'a FormBody) -> &'a str {
+    match params.text("mfaId") {
+        "" => text(body, "mfaId"),
+        id => id,
+    }
+}
+
+/// A login's answer: `{record, token}` (projected), or 401 `{"mfaId"}` when a second factor
+/// is required.
+async fn answer(
+    tenant: &Tenant,
+    entry: Arc<Entry>,
+    outcome: Result<warren_schema::RecordData, warren_records::Error>,
+    params: &Params,
+) -> Result<Response, ApiError> {
+    let data = match outcome {
+        Ok(data) => data,
+        Err(warren_records::Error::MfaRequired(id)) => {
+            return Ok((StatusCode::UNAUTHORIZED, Json(json!({ "mfaId": id }))).into_response());
+        }
+        Err(other) => return Err(other.into()),
+    };
+    let token = login::auth_token(&entry, &data)?;
+    let body = login::respond(
+        tenant.db(),
+        tenant.catalog(),
+        entry,
+        data,
+        token,
+        params.text("expand"),
+    )
+    .await?;
+    Ok(Json(project(body, params.text("fields"))?).into_response())
+}
+
+/// `POST /api/collections/{collection}/auth-with-password`
+#[allow(clippy::too_many_arguments)]
+pub async fn auth_with_password(
+    State(state): State<ApiState>,
+    CurrentTenant(tenant): CurrentTenant,
+    ClientIp(ip): ClientIp,
+    Path(collection): Path<String>,
+    method: Method,
+    headers: HeaderMap,
+    params: Params,
+    body: FormBody,
+) -> Result<Response, ApiError> {
+    let entry = auth_collection(&tenant, &collection)?;
+    limit(&state, &tenant, &ip)?;
+    let (identity, password) = (text(&body, "identity"), text(&body, "password"));
+    let mut invalid = ApiError::new(StatusCode::BAD_REQUEST, INVALID_DATA);
     for (name, value) in [("identity", identity), ("password", password)] {
         if value.is_empty() {
             invalid = invalid.field(name, "validation_required", "Cannot be blank.");
@@ -51,18 +208,370 @@ pub async fn auth_with_password(
     if !invalid.data.is_empty() {
         return Err(invalid);
     }
-    let auth = warren_records::auth::with_password(
+    let key = identity_key(&tenant, &entry, identity);
+    if state.limiter.blocked(&key, PER_IDENTITY.0) {
+        return Err(too_many());
+    }
+    let catalog = tenant.catalog();
+    let outcome = warren_records::auth::with_password(
         tenant.db(),
         &catalog,
         &entry,
         identity,
-        body.text("identityField"),
+        text(&body, "identityField"),
         password,
         &state.passwords,
     )
+    .await;
+    let data = match outcome {
+        Ok(auth) => auth.data,
+        Err(warren_records::Error::BadRequest(message)) => {
+            state.limiter.allow(&key, PER_IDENTITY.0, PER_IDENTITY.1);
+            return Err(ApiError::new(StatusCode::BAD_REQUEST, message));
+        }
+        Err(other) => return Err(other.into()),
+    };
+    state.limiter.reset(&key);
+    let ctx = crate::routes::records::context(&Caller::Guest, &method, &params, &headers);
+    let outcome = async {
+        login::finish(
+            tenant.db(),
+            &catalog,
+            &entry,
+            &data,
+            &ctx,
+            "password",
+            mfa_id(&params, &body),
+        )
+        .await?;
+        Ok(data)
+    }
+    .await;
+    answer(&tenant, entry, outcome, &params).await
+}
+
+/// `GET /api/collections/{collection}/auth-methods`
+pub async fn list_auth_methods(
+    State(state): State<ApiState>,
+    CurrentTenant(tenant): CurrentTenant,
+    Path(collection): Path<String>,
+    params: Params,
+) -> Result<Json<Value>, ApiError> {
+    let entry = auth_collection(&tenant, &collection)?;
+    let providers = crate::routes::oauth2::provider_listing(&state, &entry);
+    let methods = login::methods(&entry, providers)?;
+    Ok(Json(project(methods, params.text("fields"))?))
+}
+
+/// `POST /api/collections/{collection}/auth-refresh`
+pub async fn auth_refresh(
+    CurrentTenant(tenant): CurrentTenant,
+    Auth(caller): Auth,
+    Path(collection): Path<String>,
+    method: Method,
+    headers: HeaderMap,
+    params: Params,
+) -> Result<Json<Value>, ApiError> {
+    let entry = auth_collection(&tenant, &collection)?;
+    let presented = headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            let v = v.trim();
+            match v.get(..7) {
+                Some(p) if p.eq_ignore_ascii_case("bearer ") => v[7..].trim(),
+                _ => v,
+            }
+        })
+        .unwrap_or_default();
+    let ctx = crate::routes::records::context(&caller, &method, &params, &headers);
+    let catalog = tenant.catalog();
+    let (data, token) =
+        login::refresh(tenant.db(), &catalog, &entry, &caller, presented, &ctx).await?;
+    let body = login::respond(
+        tenant.db(),
+        catalog,
+        entry,
+        data,
+        token,
+        params.text("expand"),
+    )
     .await?;
-    Ok(Json(project(
-        json!({ "record": auth.record, "token": auth.token }),
-        params.text("fields"),
-    )?))
+    Ok(Json(project(body, params.text("fields"))?))
+}
+
+/// `POST /api/collections/{collection}/impersonate/{id}` (superusers only)
+pub async fn impersonate(
+    CurrentTenant(tenant): CurrentTenant,
+    Auth(caller): Auth,
+    Path((collection, id)): Path<(String, String)>,
+    params: Params,
+    body: FormBody,
+) -> Result<Json<Value>, ApiError> {
+    require_superuser(&caller)?;
+    let entry = auth_collection(&tenant, &collection)?;
+    let duration = match body.data.get("duration") {
+        None | Some(Value::Null) => 0,
+        Some(Value::Number(n)) => match n.as_f64() {
+            Some(d) if d >= 0.0 && d.fract() == 0.0 && d < 1e12 => d as i64,
+            Some(d) if d < 0.0 => {
+                return Err(
+                    ApiError::new(StatusCode::BAD_REQUEST, INVALID_DATA).field_params(
+                        "duration",
+                        "validation_min_greater_equal_than_required",
+                        "Must be no less than 0.",
+                        json!({"threshold": 0}),
+                    ),
+                );
+            }
+            _ => return Err(ApiError::bad_request()),
+        },
+        Some(_) => return Err(ApiError::bad_request()),
+    };
+    let (data, token) = login::impersonate(tenant.db(), &entry, &id, duration).await?;
+    let body = login::respond(
+        tenant.db(),
+        tenant.catalog(),
+        entry,
+        data,
+        token,
+        params.text("expand"),
+    )
+    .await?;
+    Ok(Json(project(body, params.text("fields"))?))
+}
+
+/// `POST /api/collections/{collection}/request-verification` — 204 whether or not the
+/// address exists; the lookup and the mail happen after the answer.
+pub async fn request_verification(
+    State(state): State<ApiState>,
+    CurrentTenant(tenant): CurrentTenant,
+    ClientIp(ip): ClientIp,
+    Path(collection): Path<String>,
+    body: FormBody,
+) -> Result<StatusCode, ApiError> {
+    let entry = auth_collection(&tenant, &collection)?;
+    limit(&state, &tenant, &ip)?;
+    let email = email_field(&body, "email")?.to_string();
+    if entry.collection.id == warren_schema::system::SUPERUSERS_ID {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "All superusers are verified by default.",
+        ));
+    }
+    tokio::spawn(async move {
+        let outcome = async {
+            let settings = warren_records::settings::load(tenant.db()).await?;
+            let mail = warren_records::account::request_verification(
+                tenant.db(),
+                &entry,
+                tenant.id(),
+                &email,
+                &settings,
+                &state.limiter,
+            )
+            .await?;
+            if let Some(mail) = mail {
+                state.mailer.send_later(settings, mail);
+            }
+            Ok::<_, warren_records::Error>(())
+        }
+        .await;
+        if let Err(e) = outcome {
+            tracing::warn!(error = %e, "verification request failed");
+        }
+    });
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/collections/{collection}/confirm-verification`
+pub async fn confirm_verification(
+    CurrentTenant(tenant): CurrentTenant,
+    Path(collection): Path<String>,
+    body: FormBody,
+) -> Result<StatusCode, ApiError> {
+    let entry = auth_collection(&tenant, &collection)?;
+    warren_records::account::confirm_verification(
+        tenant.db(),
+        &tenant.catalog(),
+        &entry,
+        text(&body, "token"),
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/collections/{collection}/request-password-reset` — 204 whether or not the
+/// address exists.
+pub async fn request_password_reset(
+    State(state): State<ApiState>,
+    CurrentTenant(tenant): CurrentTenant,
+    ClientIp(ip): ClientIp,
+    Path(collection): Path<String>,
+    body: FormBody,
+) -> Result<StatusCode, ApiError> {
+    let entry = auth_collection(&tenant, &collection)?;
+    limit(&state, &tenant, &ip)?;
+    let email = email_field(&body, "email")?.to_string();
+    if !entry
+        .collection
+        .auth_options()
+        .is_some_and(|o| o.password_auth.enabled)
+    {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "The collection is not configured to allow password authentication.",
+        ));
+    }
+    tokio::spawn(async move {
+        let outcome = async {
+            let settings = warren_records::settings::load(tenant.db()).await?;
+            let mail = warren_records::account::request_password_reset(
+                tenant.db(),
+                &entry,
+                tenant.id(),
+                &email,
+                &settings,
+                &state.limiter,
+            )
+            .await?;
+            if let Some(mail) = mail {
+                state.mailer.send_later(settings, mail);
+            }
+            Ok::<_, warren_records::Error>(())
+        }
+        .await;
+        if let Err(e) = outcome {
+            tracing::warn!(error = %e, "password reset request failed");
+        }
+    });
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/collections/{collection}/confirm-password-reset`
+pub async fn confirm_password_reset(
+    State(state): State<ApiState>,
+    CurrentTenant(tenant): CurrentTenant,
+    ClientIp(ip): ClientIp,
+    Path(collection): Path<String>,
+    body: FormBody,
+) -> Result<StatusCode, ApiError> {
+    let entry = auth_collection(&tenant, &collection)?;
+    limit(&state, &tenant, &ip)?;
+    warren_records::account::confirm_password_reset(
+        tenant.db(),
+        &tenant.catalog(),
+        &entry,
+        text(&body, "token"),
+        text(&body, "password"),
+        text(&body, "passwordConfirm"),
+        &state.passwords,
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/collections/{collection}/request-email-change` (the record itself)
+pub async fn request_email_change(
+    State(state): State<ApiState>,
+    CurrentTenant(tenant): CurrentTenant,
+    Auth(caller): Auth,
+    Path(collection): Path<String>,
+    body: FormBody,
+) -> Result<StatusCode, ApiError> {
+    let entry = auth_collection(&tenant, &collection)?;
+    let id = login::require_own(&entry, &caller)?.to_string();
+    let data = login::load(tenant.db(), &entry, &id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    let settings = warren_records::settings::load(tenant.db()).await?;
+    let mail = warren_records::account::request_email_change(
+        tenant.db(),
+        &entry,
+        &data,
+        text(&body, "newEmail"),
+        &settings,
+    )
+    .await?;
+    state.mailer.send_later(settings, mail);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/collections/{collection}/confirm-email-change`
+pub async fn confirm_email_change(
+    State(state): State<ApiState>,
+    CurrentTenant(tenant): CurrentTenant,
+    ClientIp(ip): ClientIp,
+    Path(collection): Path<String>,
+    body: FormBody,
+) -> Result<StatusCode, ApiError> {
+    let entry = auth_collection(&tenant, &collection)?;
+    limit(&state, &tenant, &ip)?;
+    warren_records::account::confirm_email_change(
+        tenant.db(),
+        &tenant.catalog(),
+        &entry,
+        text(&body, "token"),
+        text(&body, "password"),
+        &state.passwords,
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/collections/{collection}/request-otp` — always `{otpId}`; only a real address
+/// gets a code.
+pub async fn request_otp(
+    State(state): State<ApiState>,
+    CurrentTenant(tenant): CurrentTenant,
+    ClientIp(ip): ClientIp,
+    Path(collection): Path<String>,
+    body: FormBody,
+) -> Result<Json<Value>, ApiError> {
+    let entry = auth_collection(&tenant, &collection)?;
+    warren_records::otp::require_enabled(&entry)?;
+    limit(&state, &tenant, &ip)?;
+    let email = email_field(&body, "email")?;
+    let settings = warren_records::settings::load(tenant.db()).await?;
+    let (id, mail) =
+        warren_records::otp::request(tenant.db(), &entry, email, &settings, &state.passwords)
+            .await?;
+    if let Some(mail) = mail {
+        state.mailer.send_later(settings, mail);
+    }
+    Ok(Json(json!({ "otpId": id })))
+}
+
+/// `POST /api/collections/{collection}/auth-with-otp`
+#[allow(clippy::too_many_arguments)]
+pub async fn auth_with_otp(
+    State(state): State<ApiState>,
+    CurrentTenant(tenant): CurrentTenant,
+    ClientIp(ip): ClientIp,
+    Path(collection): Path<String>,
+    method: Method,
+    headers: HeaderMap,
+    params: Params,
+    body: FormBody,
+) -> Result<Response, ApiError> {
+    let entry = auth_collection(&tenant, &collection)?;
+    warren_records::otp::require_enabled(&entry)?;
+    limit(&state, &tenant, &ip)?;
+    let otp_id = required(&body, "otpId", 255)?;
+    let code = required(&body, "password", 71)?;
+    let ctx = crate::routes::records::context(&Caller::Guest, &method, &params, &headers);
+    let outcome = warren_records::otp::authenticate(
+        tenant.db(),
+        &tenant.catalog(),
+        &entry,
+        tenant.id(),
+        otp_id,
+        code,
+        &ctx,
+        mfa_id(&params, &body),
+        &state.passwords,
+        &state.limiter,
+    )
+    .await;
+    answer(&tenant, entry, outcome, &params).await
 }

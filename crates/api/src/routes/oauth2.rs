@@ -1,0 +1,306 @@
+//! OAuth2 sign-in: `auth-with-oauth2` (code exchange, account linking or sign-up) and the
+//! `/api/oauth2-redirect` callback that hands a code to the waiting realtime client.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Method, StatusCode, header::LOCATION};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value, json};
+use warren_oauth::Provider;
+use warren_oauth::providers::Config;
+use warren_records::{Caller, Entry, external, login};
+
+use crate::error::ApiError;
+use crate::extract::{Auth, CurrentTenant, FormBody};
+use crate::fields::project;
+use crate::query::Params;
+use crate::router::ApiState;
+use crate::routes::auth::ClientIp;
+
+const LOAD_FAILED: &str = "An error occurred while loading the submitted data.";
+/// Longest code, verifier, URL or provider name accepted.
+const MAX_TEXT: usize = 2048;
+
+fn config(provider: &warren_schema::collection::OAuth2Provider) -> Config {
+    Config {
+        name: provider.name.clone(),
+        client_id: provider.client_id.clone(),
+        client_secret: provider.client_secret.clone(),
+        auth_url: provider.auth_url.clone(),
+        token_url: provider.token_url.clone(),
+        user_info_url: provider.user_info_url.clone(),
+        display_name: provider.display_name.clone(),
+        pkce: provider.pkce,
+    }
+}
+
+/// The providers `auth-methods` lists, each with fresh state and PKCE values.
+pub(crate) fn provider_listing(state: &ApiState, entry: &Entry) -> Vec<Value> {
+    let Some(options) = entry.collection.auth_options() else {
+        return Vec::new();
+    };
+    if !options.oauth2.enabled {
+        return Vec::new();
+    }
+    options
+        .oauth2
+        .providers
+        .iter()
+        .filter_map(|p| Provider::resolve(&config(p), state.oauth_loopback).ok())
+        .filter_map(|p| warren_oauth::listing(&p).ok())
+        .map(|l| {
+            json!({
+                "name": l.name, "displayName": l.display_name, "logo": "", "state": l.state,
+                "authURL": l.auth_url, "authUrl": l.auth_url, "codeVerifier": l.code_verifier,
+                "codeChallenge": l.code_challenge, "codeChallengeMethod": l.code_challenge_method,
+            })
+        })
+        .collect()
+}
+
+fn field_text<'a>(body: &'a FormBody, key: &str) -> &'a str {
+    body.data.get(key).and_then(Value::as_str).unwrap_or("")
+}
+
+/// `POST /api/collections/{collection}/auth-with-oauth2`
+#[allow(clippy::too_many_arguments)]
+pub async fn auth_with_oauth2(
+    State(state): State<ApiState>,
+    CurrentTenant(tenant): CurrentTenant,
+    Auth(caller): Auth,
+    ClientIp(ip): ClientIp,
+    Path(collection): Path<String>,
+    method: Method,
+    headers: HeaderMap,
+    params: Params,
+    body: FormBody,
+) -> Result<Response, ApiError> {
+    let entry = crate::routes::auth::auth_collection(&tenant, &collection)?;
+    let options = entry.collection.auth_options().cloned().unwrap_or_default();
+    if !options.oauth2.enabled {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "The collection is not configured to allow OAuth2 authentication.",
+        ));
+    }
+    crate::routes::auth::limit(&state, &tenant, &ip)?;
+    let name = field_text(&body, "provider");
+    let code = field_text(&body, "code");
+    let verifier = field_text(&body, "codeVerifier");
+    let redirect = match field_text(&body, "redirectURL") {
+        "" => field_text(&body, "redirectUrl"),
+        url => url,
+    };
+    let mut invalid = ApiError::new(StatusCode::BAD_REQUEST, LOAD_FAILED);
+    let configured = options.oauth2.providers.iter().find(|p| p.name == name);
+    if name.is_empty() {
+        invalid = invalid.field("provider", "validation_required", "Cannot be blank.");
+    } else if configured.is_none() || name.len() > MAX_TEXT {
+        invalid = invalid.field_params(
+            "provider",
+            "validation_invalid_provider",
+            &format!("Provider with name {name} is missing or is not enabled."),
+            json!({"name": name}),
+        );
+    }
+    if code.is_empty() {
+        invalid = invalid.field("code", "validation_required", "Cannot be blank.");
+    }
+    if [code, verifier, redirect]
+        .iter()
+        .any(|v| v.len() > MAX_TEXT)
+    {
+        return Err(ApiError::bad_request());
+    }
+    if !invalid.data.is_empty() {
+        return Err(invalid);
+    }
+    let Some(configured) = configured else {
+        return Err(invalid);
+    };
+    let provider = Provider::resolve(&config(configured), state.oauth_loopback).map_err(|e| {
+        tracing::warn!(error = %e, "unusable OAuth2 provider configuration");
+        ApiError::new(StatusCode::BAD_REQUEST, LOAD_FAILED).field_params(
+            "provider",
+            "validation_invalid_provider",
+            &format!("Provider with name {name} is missing or is not enabled."),
+            json!({"name": name}),
+        )
+    })?;
+    let user = match warren_oauth::exchange(&provider, code, verifier, redirect).await {
+        Ok(user) => user,
+        Err(warren_oauth::Error::User(e)) => {
+            tracing::debug!(error = %e, "OAuth2 user fetch failed");
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "Failed to fetch OAuth2 user.",
+            ));
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, "OAuth2 token exchange failed");
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "Failed to fetch OAuth2 token.",
+            ));
+        }
+    };
+    let db = tenant.db();
+    let catalog = tenant.catalog();
+    let mut is_new = false;
+    let mut found = external::find_linked(db, &entry, &provider.name, &user.id).await?;
+    if found.is_none()
+        && caller.collection_id() == Some(entry.collection.id.as_str())
+        && let Some(id) = caller.id()
+    {
+        found = login::load(db, &entry, id).await?;
+    }
+    if found.is_none() && !user.email.is_empty() {
+        found = login::find_by_email(db, &entry, &user.email).await?;
+    }
+    let data = match found {
+        Some(data) => data,
+        None => {
+            if entry.collection.id == warren_schema::system::SUPERUSERS_ID {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "Failed to authenticate.",
+                ));
+            }
+            let mut create: Map<String, Value> = match body.data.get("createData") {
+                Some(Value::Object(map)) => map.clone(),
+                _ => Map::new(),
+            };
+            let has_email = create
+                .get("email")
+                .and_then(Value::as_str)
+                .is_some_and(|e| !e.is_empty());
+            if !has_email && !user.email.is_empty() {
+                create.insert("email".into(), json!(user.email));
+            }
+            let mapped = &options.oauth2.mapped_fields;
+            for (field, value) in [
+                (&mapped.name, &user.name),
+                (&mapped.username, &user.username),
+                (&mapped.id, &user.id),
+            ] {
+                if !field.is_empty() && !value.is_empty() && !create.contains_key(field.as_str()) {
+                    create.insert(field.clone(), json!(value));
+                }
+            }
+            let password = warren_auth::random::secret(30);
+            create.insert("password".into(), json!(password));
+            create.insert("passwordConfirm".into(), json!(password));
+            let ctx = crate::routes::records::context(&Caller::Guest, &method, &params, &headers);
+            let (created, changes) = warren_records::write::create(
+                db,
+                catalog.clone(),
+                entry.clone(),
+                &Caller::Guest,
+                ctx,
+                create,
+                Default::default(),
+                &state.passwords,
+                "",
+            )
+            .await?;
+            crate::routes::realtime::publish(&tenant, catalog.clone(), changes);
+            let id = created
+                .get("id")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            is_new = true;
+            login::load(db, &entry, id)
+                .await?
+                .ok_or_else(ApiError::not_found)?
+        }
+    };
+    let id = data
+        .get("id")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let record_email = data
+        .get("email")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let verify = !user.email.is_empty()
+        && record_email.eq_ignore_ascii_case(&user.email)
+        && data.get("verified") != Some(&Value::Bool(true));
+    external::link(db, &entry, &id, &provider.name, &user.id, verify).await?;
+    let data = login::load(db, &entry, &id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    let ctx = crate::routes::records::context(&Caller::Guest, &method, &params, &headers);
+    let mfa = match params.text("mfaId") {
+        "" => field_text(&body, "mfaId"),
+        id => id,
+    };
+    if let Err(e) = login::finish(db, &catalog, &entry, &data, &ctx, "oauth2", mfa).await {
+        return match e {
+            warren_records::Error::MfaRequired(id) => {
+                Ok((StatusCode::UNAUTHORIZED, Json(json!({ "mfaId": id }))).into_response())
+            }
+            other => Err(other.into()),
+        };
+    }
+    let token = login::auth_token(&entry, &data)?;
+    let mut answer = login::respond(db, catalog, entry, data, token, params.text("expand")).await?;
+    if let Value::Object(map) = &mut answer {
+        let meta = json!({
+            "id": user.id, "name": user.name, "username": user.username, "email": user.email,
+            "avatarURL": user.avatar_url, "avatarUrl": user.avatar_url,
+            "accessToken": user.access_token, "refreshToken": user.refresh_token,
+            "expiry": user.expiry, "rawUser": user.raw, "isNew": is_new,
+        });
+        let mut ordered = Map::new();
+        ordered.insert("meta".into(), meta);
+        ordered.append(map);
+        *map = ordered;
+    }
+    Ok(Json(project(answer, params.text("fields"))?).into_response())
+}
+
+fn redirect(status: StatusCode, ok: bool) -> Response {
+    let target = if ok {
+        "../_/#/auth/oauth2-redirect-success"
+    } else {
+        "../_/#/auth/oauth2-redirect-failure"
+    };
+    (status, [(LOCATION, target)]).into_response()
+}
+
+fn forward(tenant: &warren_tenant::Tenant, state: &str, code: &str, error: &str) -> bool {
+    if state.is_empty() || state.len() > 255 || code.len() > MAX_TEXT || error.len() > MAX_TEXT {
+        return false;
+    }
+    let mut message = json!({ "state": state, "code": code });
+    if !error.is_empty() {
+        message["error"] = json!(error);
+    }
+    tenant.broker().send(state, "@oauth2", &message.to_string()) && error.is_empty()
+}
+
+/// `GET /api/oauth2-redirect` — 307 to the success or failure page.
+pub async fn oauth2_redirect_get(CurrentTenant(tenant): CurrentTenant, params: Params) -> Response {
+    let ok = forward(
+        &tenant,
+        params.text("state"),
+        params.text("code"),
+        params.text("error"),
+    );
+    redirect(StatusCode::TEMPORARY_REDIRECT, ok)
+}
+
+/// `POST /api/oauth2-redirect` (providers' `form_post`) — 303 to the success or failure page.
+pub async fn oauth2_redirect_post(
+    CurrentTenant(tenant): CurrentTenant,
+    body: FormBody,
+) -> Response {
+    let ok = forward(
+        &tenant,
+        field_text(&body, "state"),
+        field_text(&body, "code"),
+        field_text(&body, "error"),
+    );
+    redirect(StatusCode::SEE_OTHER, ok)
+}
