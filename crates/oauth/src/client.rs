@@ -41,7 +41,7 @@ impl Http {
         let secure = uri.scheme_str() == Some("https");
         let loopback = uri.scheme_str() == Some("http")
             && matches!(uri.host(), Some("127.0.0.1") | Some("localhost"));
-        if !secure && !(self.allow_insecure && loopback) {
+        if !(secure || (self.allow_insecure && loopback)) {
             return Err(Error::Config(format!("refusing non-https URL {uri}")));
         }
         let (parts, body) = request.into_parts();

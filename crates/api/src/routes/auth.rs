@@ -31,8 +31,6 @@ const PER_IP: (u32, Duration) = (120, Duration::from_secs(10));
 const PER_TENANT: (u32, Duration) = (2000, Duration::from_secs(10));
 /// Failed logins for one identity before it is locked for the rest of the window.
 const PER_IDENTITY: (u32, Duration) = (10, Duration::from_secs(300));
-/// Longest a login waits for the password hasher before answering 429.
-pub(crate) const HASH_WAIT: Duration = Duration::from_millis(500);
 
 fn too_many() -> ApiError {
     ApiError::new(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests.")
