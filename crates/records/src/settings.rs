@@ -55,7 +55,16 @@ pub async fn load(db: &Database) -> Result<Value> {
         .read(|c| {
             Ok::<_, Error>(
                 c.prepare_cached("SELECT value FROM _params WHERE id = ?1")?
-                    .query_row([KEY], |r| r.get::<_, Option<String>>(0))
+                    // PocketBase writes the document as a BLOB, Warren as TEXT: read either.
+                    .query_row([KEY], |r| {
+                        Ok(match r.get_ref(0)? {
+                            warren_store::rusqlite::types::ValueRef::Text(bytes)
+                            | warren_store::rusqlite::types::ValueRef::Blob(bytes) => {
+                                Some(String::from_utf8_lossy(bytes).into_owned())
+                            }
+                            _ => None,
+                        })
+                    })
                     .optional()?
                     .flatten(),
             )

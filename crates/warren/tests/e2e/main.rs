@@ -3,4 +3,5 @@
 
 mod collections;
 mod foundation;
+mod records;
 mod support;
