@@ -3,6 +3,7 @@
 mod app;
 mod cli;
 mod commands;
+mod limits;
 
 use clap::Parser;
 
@@ -14,6 +15,7 @@ fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
+    limits::raise_open_files();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

@@ -1,0 +1,283 @@
+//! `/api/realtime`: the SSE stream (`GET`), subscription updates (`POST`) and the WebSocket
+//! transport (`GET /api/realtime/ws`), over the tenant's realtime broker.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use tokio::time::Instant;
+use warren_realtime::{
+    Broker, MAX_CLIENT_ID_LEN, MAX_SUBSCRIPTION_LEN, MAX_SUBSCRIPTIONS, Message, Subscriber,
+};
+use warren_records::{Caller, Catalog, Change};
+use warren_tenant::Tenant;
+
+use crate::error::ApiError;
+use crate::extract::{Auth, CurrentTenant, FormBody};
+
+/// A client that receives nothing for this long is dropped (PocketBase: 5 minutes).
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+/// A connection is ended after this long at the latest; clients reconnect (PocketBase).
+pub const MAX_LIFETIME: Duration = Duration::from_secs(30 * 60);
+
+/// Hands committed changes to the tenant's broker (returns at once).
+pub(crate) fn publish(tenant: &Tenant, catalog: Arc<Catalog>, changes: Vec<Change>) {
+    tenant
+        .broker()
+        .publish(tenant.db(), catalog, changes, project_fields);
+}
+
+/// The `fields` option of a subscription, applied like the REST parameter.
+fn project_fields(record: Value, fields: &str) -> Value {
+    if fields.trim().is_empty() {
+        return record;
+    }
+    crate::fields::project(record.clone(), fields).unwrap_or(record)
+}
+
+/// `GET /api/realtime`
+pub async fn connect_realtime(CurrentTenant(tenant): CurrentTenant) -> Response {
+    let subscriber = tenant.broker().connect();
+    drop(tenant);
+    let stream = futures_util::stream::unfold(Stream::new(subscriber), |mut s| async move {
+        let frame = s.next().await?;
+        Some((Ok::<_, std::convert::Infallible>(frame), s))
+    });
+    let mut response = Response::new(Body::from_stream(stream));
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    response
+}
+
+/// One SSE connection: the connect frame, then the client's messages until it idles out,
+/// reaches its lifetime or is dropped by the broker.
+struct Stream {
+    subscriber: Subscriber,
+    connected: bool,
+    ends: Instant,
+}
+
+impl Stream {
+    fn new(subscriber: Subscriber) -> Self {
+        Self {
+            subscriber,
+            connected: false,
+            ends: Instant::now() + MAX_LIFETIME,
+        }
+    }
+
+    async fn next(&mut self) -> Option<Bytes> {
+        let id = self.subscriber.id().to_string();
+        if !self.connected {
+            self.connected = true;
+            let data = json!({ "clientId": id }).to_string();
+            return Some(sse_frame(&id, "PB_CONNECT", &data));
+        }
+        let deadline = (Instant::now() + IDLE_TIMEOUT).min(self.ends);
+        match tokio::time::timeout_at(deadline, self.subscriber.recv()).await {
+            Ok(Some(Message { topic, data })) => Some(sse_frame(&id, &topic, &data)),
+            _ => None,
+        }
+    }
+}
+
+/// `id:<client>\nevent:<name>\ndata:<json>\n\n`, exactly as PocketBase frames it. Line breaks
+/// in a client-chosen event name are dropped so it cannot forge fields.
+fn sse_frame(id: &str, event: &str, data: &str) -> Bytes {
+    let event: String = event.chars().filter(|c| *c != '\n' && *c != '\r').collect();
+    Bytes::from(format!("id:{id}\nevent:{event}\ndata:{data}\n\n"))
+}
+
+/// `POST /api/realtime`
+pub async fn set_subscriptions(
+    CurrentTenant(tenant): CurrentTenant,
+    Auth(caller): Auth,
+    form: FormBody,
+) -> Result<StatusCode, ApiError> {
+    let body = form.data;
+    let client_id = match body.get("clientId") {
+        None | Some(Value::Null) => "",
+        Some(Value::String(s)) => s.as_str(),
+        Some(_) => return Err(ApiError::bad_request()),
+    };
+    let subscriptions: Vec<String> = match body.get("subscriptions") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) => {
+            if items.len() > MAX_SUBSCRIPTIONS {
+                return Err(too_long(
+                    ApiError::bad_request(),
+                    "subscriptions",
+                    None,
+                    MAX_SUBSCRIPTIONS,
+                ));
+            }
+            let mut out = Vec::with_capacity(items.len());
+            for (i, item) in items.iter().enumerate() {
+                let Value::String(s) = item else {
+                    return Err(ApiError::bad_request());
+                };
+                if s.chars().count() > MAX_SUBSCRIPTION_LEN {
+                    return Err(too_long(
+                        ApiError::bad_request(),
+                        "subscriptions",
+                        Some(i),
+                        MAX_SUBSCRIPTION_LEN,
+                    ));
+                }
+                out.push(s.clone());
+            }
+            out
+        }
+        Some(Value::String(s)) if s.is_empty() => Vec::new(),
+        Some(_) => return Err(ApiError::bad_request()),
+    };
+    if client_id.is_empty() {
+        return Err(ApiError::bad_request().field(
+            "clientId",
+            "validation_required",
+            "Cannot be blank.",
+        ));
+    }
+    if client_id.chars().count() > MAX_CLIENT_ID_LEN {
+        let mut error = ApiError::bad_request();
+        error.data.insert(
+            "clientId".into(),
+            json!({
+                "code": "validation_length_out_of_range",
+                "message": format!("The length must be between 1 and {MAX_CLIENT_ID_LEN}."),
+                "params": { "max": MAX_CLIENT_ID_LEN, "min": 1 },
+            }),
+        );
+        return Err(error);
+    }
+    let broker = tenant.broker();
+    if !broker.has_client(client_id) {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            warren_realtime::Error::UnknownClient.to_string(),
+        ));
+    }
+    let token_key = token_key(&tenant, &caller).await?;
+    broker
+        .subscribe(client_id, caller, token_key, &subscriptions)
+        .map_err(|e| {
+            let status = match e {
+                warren_realtime::Error::UnknownClient => StatusCode::NOT_FOUND,
+                warren_realtime::Error::AuthMismatch => StatusCode::FORBIDDEN,
+            };
+            ApiError::new(status, e.to_string())
+        })?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// PocketBase's `validation_length_too_long` on `field` (or its item `index`).
+fn too_long(mut error: ApiError, field: &str, index: Option<usize>, max: usize) -> ApiError {
+    let detail = json!({
+        "code": "validation_length_too_long",
+        "message": format!("The length must be no more than {max}."),
+        "params": { "max": max, "min": 0 },
+    });
+    let value = match index {
+        Some(i) => json!({ i.to_string(): detail }),
+        None => detail,
+    };
+    error.data.insert(field.to_string(), value);
+    error
+}
+
+/// The token key of the caller's auth record, to notice a later password or email change.
+async fn token_key(tenant: &Tenant, caller: &Caller) -> Result<Option<String>, ApiError> {
+    let (Some(id), Some(collection)) = (caller.id(), caller.collection_id()) else {
+        return Ok(None);
+    };
+    let Some(entry) = tenant.catalog().get(collection).cloned() else {
+        return Ok(None);
+    };
+    let id = id.to_string();
+    let data = tenant
+        .db()
+        .read(move |c| warren_records::auth::load_data(c, &entry, &id))
+        .await?;
+    Ok(data.and_then(|d| {
+        d.get("tokenKey")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    }))
+}
+
+/// `GET /api/realtime/ws`: the same client as the SSE stream, over a WebSocket. See
+/// `crates/realtime/README.md` for the message format.
+pub async fn connect_realtime_ws(
+    CurrentTenant(tenant): CurrentTenant,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let broker = tenant.broker().clone();
+    drop(tenant);
+    upgrade
+        .max_message_size(64 << 10)
+        .on_upgrade(move |socket| serve_ws(broker, socket))
+        .into_response()
+}
+
+async fn serve_ws(broker: Broker, mut socket: WebSocket) {
+    let mut subscriber = broker.connect();
+    let id = subscriber.id().to_string();
+    let hello = ws_frame("PB_CONNECT", &json!({ "clientId": id }).to_string());
+    if socket.send(hello).await.is_err() {
+        return;
+    }
+    let ends = Instant::now() + MAX_LIFETIME;
+    loop {
+        let deadline = (Instant::now() + IDLE_TIMEOUT).min(ends);
+        tokio::select! {
+            message = tokio::time::timeout_at(deadline, subscriber.recv()) => {
+                let Ok(Some(Message { topic, data })) = message else { break };
+                if socket.send(ws_frame(&topic, &data)).await.is_err() {
+                    break;
+                }
+            }
+            incoming = socket.recv() => match incoming {
+                // Pings are answered by the library; anything else from the client is ignored
+                // (subscriptions are set with `POST /api/realtime`).
+                Some(Ok(WsMessage::Close(_))) | Some(Err(_)) | None => break,
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+    let _ = socket.send(WsMessage::Close(None)).await;
+}
+
+/// A text frame `{"event":"<name>","data":<json>}`.
+fn ws_frame(event: &str, data: &str) -> WsMessage {
+    let name = serde_json::to_string(event).unwrap_or_else(|_| "\"\"".into());
+    WsMessage::Text(format!("{{\"event\":{name},\"data\":{data}}}").into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_match_pocketbase() {
+        let frame = sse_frame("abc", "posts/*", "{\"a\":1}");
+        assert_eq!(&frame[..], b"id:abc\nevent:posts/*\ndata:{\"a\":1}\n\n");
+        let forged = sse_frame("abc", "x\ndata:evil\r", "{}");
+        assert_eq!(&forged[..], b"id:abc\nevent:xdata:evil\ndata:{}\n\n");
+    }
+
+    #[test]
+    fn projection_applies_only_when_asked() {
+        let record = json!({"id": "a", "title": "t"});
+        assert_eq!(project_fields(record.clone(), ""), record);
+        assert_eq!(project_fields(record, "id"), json!({"id": "a"}));
+    }
+}

@@ -1,0 +1,231 @@
+// Realtime (SSE) through the SDK: the three topic forms with options, rule-checked delivery to
+// guests, users and superusers, subscription auth binding, auth changes and reconnects.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  superuserClient, guestClient, createUser, uniqueName, rand, dropCollections, raw,
+} from './lib/setup.mjs';
+
+let su;
+let A; // { pb, record, email, password }
+let B;
+const C = {};
+const clients = [];
+
+/** A client to be disconnected after the file. */
+function track(pb) {
+  clients.push(pb);
+  return pb;
+}
+
+/** Collects events of one subscription. */
+function recorder() {
+  const events = [];
+  return { events, cb: (e) => events.push(e) };
+}
+
+/** Bounded polling until `fn()` is truthy. */
+async function waitFor(fn, what, ms = 8000) {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = fn();
+    if (v) return v;
+    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+const summary = (events) => events.map((e) => `${e.action} ${e.record.title}`);
+
+before(async () => {
+  su = track(await superuserClient());
+  [A, B] = await Promise.all([createUser(), createUser()]);
+  track(A.pb);
+  track(B.pb);
+  C.open = await su.collections.create({
+    name: uniqueName('rt_open'), type: 'base',
+    listRule: '', viewRule: '', createRule: '', updateRule: '', deleteRule: '',
+    fields: [
+      { name: 'title', type: 'text' },
+      { name: 'secret', type: 'text', hidden: true },
+      { name: 'owner', type: 'relation', collectionId: '_pb_users_auth_', maxSelect: 1 },
+    ],
+  });
+  const own = 'owner = @request.auth.id || title = "public"';
+  C.owned = await su.collections.create({
+    name: uniqueName('rt_owned'), type: 'base', listRule: own, viewRule: own,
+    fields: [
+      { name: 'title', type: 'text' },
+      { name: 'owner', type: 'relation', collectionId: '_pb_users_auth_', maxSelect: 1 },
+    ],
+  });
+  C.locked = await su.collections.create({
+    name: uniqueName('rt_locked'), type: 'base', fields: [{ name: 'title', type: 'text' }],
+  });
+});
+
+after(async () => {
+  for (const pb of clients) pb.realtime.unsubscribe().catch(() => {});
+  for (const pb of clients) pb.realtime.disconnect?.();
+  if (su) await dropCollections(su, C.open?.id, C.owned?.id, C.locked?.id);
+});
+
+test('create, update and delete reach a guest subscribed to collection/*', async () => {
+  const guest = track(guestClient());
+  const rec = recorder();
+  const unsubscribe = await guest.collection(C.open.name).subscribe('*', rec.cb);
+  const r = await su.collection(C.open.name).create({ title: 'a', secret: 's' });
+  await su.collection(C.open.name).update(r.id, { title: 'b' });
+  await su.collection(C.open.name).delete(r.id);
+  await waitFor(() => rec.events.length >= 3, 'three events');
+  assert.deepEqual(summary(rec.events), ['create a', 'update b', 'delete b']);
+  for (const e of rec.events) {
+    assert.equal(e.record.id, r.id);
+    assert.equal(e.record.collectionName, C.open.name);
+    assert.equal(e.record.collectionId, C.open.id);
+    assert.equal(e.record.secret, undefined, 'hidden field stays hidden');
+  }
+  await unsubscribe();
+});
+
+test('a record topic gets only its record, and unsubscribing one topic keeps the other', async () => {
+  const guest = track(guestClient());
+  const [one, two] = await Promise.all([
+    su.collection(C.open.name).create({ title: 'one' }),
+    su.collection(C.open.name).create({ title: 'two' }),
+  ]);
+  const all = recorder();
+  const single = recorder();
+  const unsubAll = await guest.collection(C.open.name).subscribe('*', all.cb);
+  await guest.collection(C.open.name).subscribe(one.id, single.cb);
+  await su.collection(C.open.name).update(two.id, { title: 'two-1' });
+  await su.collection(C.open.name).update(one.id, { title: 'one-1' });
+  await waitFor(() => single.events.length >= 1 && all.events.length >= 2, 'first updates');
+  assert.deepEqual(summary(single.events), ['update one-1']);
+  await unsubAll();
+  await su.collection(C.open.name).update(one.id, { title: 'one-2' });
+  await su.collection(C.open.name).update(one.id, { title: 'one-3' });
+  await waitFor(() => single.events.length >= 3, 'record updates');
+  assert.deepEqual(summary(single.events), ['update one-1', 'update one-2', 'update one-3']);
+  assert.deepEqual(summary(all.events), ['update two-1', 'update one-1']);
+});
+
+test('the legacy collection topic and options (filter, fields, expand) apply per subscription', async () => {
+  const guest = track(guestClient());
+  const legacy = recorder();
+  const filtered = recorder();
+  const expanded = recorder();
+  await guest.realtime.subscribe(C.open.name, legacy.cb);
+  await guest.collection(C.open.name).subscribe('*', filtered.cb, {
+    filter: 'title = "match"', fields: 'id,title',
+  });
+  await su.collection(C.open.name).subscribe('*', expanded.cb, { expand: 'owner' });
+  await su.collection(C.open.name).create({ title: 'miss', owner: A.record.id });
+  const hit = await su.collection(C.open.name).create({ title: 'match', owner: A.record.id, secret: 'x' });
+  await waitFor(
+    () => legacy.events.length >= 2 && filtered.events.length >= 1 && expanded.events.length >= 2,
+    'events on every subscription',
+  );
+  assert.deepEqual(summary(legacy.events), ['create miss', 'create match']);
+  assert.deepEqual(filtered.events.map((e) => e.record), [{ id: hit.id, title: 'match' }]);
+  assert.deepEqual(summary(expanded.events), ['create miss', 'create match']);
+  const last = expanded.events[1].record;
+  assert.equal(last.expand.owner.id, A.record.id);
+  assert.equal(last.secret, 'x', 'superusers see hidden fields');
+});
+
+test('rules decide who receives an event; a hidden one never arrives', async () => {
+  const guest = track(guestClient());
+  const seen = { a: recorder(), b: recorder(), guest: recorder(), su: recorder(), locked: recorder() };
+  await A.pb.collection(C.owned.name).subscribe('*', seen.a.cb);
+  await B.pb.collection(C.owned.name).subscribe('*', seen.b.cb);
+  await guest.collection(C.owned.name).subscribe('*', seen.guest.cb);
+  await su.collection(C.owned.name).subscribe('*', seen.su.cb);
+  await guest.collection(C.locked.name).subscribe('*', seen.locked.cb);
+  const locked = recorder();
+  await su.collection(C.locked.name).subscribe('*', locked.cb);
+  await su.collection(C.owned.name).create({ title: 'of a', owner: A.record.id });
+  await su.collection(C.owned.name).create({ title: 'of b', owner: B.record.id });
+  await su.collection(C.locked.name).create({ title: 'locked' });
+  await su.collection(C.owned.name).create({ title: 'public' });
+  await waitFor(
+    () => seen.a.events.length >= 2 && seen.b.events.length >= 2 && seen.guest.events.length >= 1
+      && seen.su.events.length >= 3 && locked.events.length >= 1,
+    'visible events',
+  );
+  assert.deepEqual(summary(seen.a.events), ['create of a', 'create public']);
+  assert.deepEqual(summary(seen.b.events), ['create of b', 'create public']);
+  assert.deepEqual(summary(seen.guest.events), ['create public']);
+  assert.deepEqual(summary(seen.su.events), ['create of a', 'create of b', 'create public']);
+  assert.deepEqual(seen.locked.events, [], 'a null rule admits superusers only');
+});
+
+test('a password change turns the subscriber into a guest', async () => {
+  const user = await createUser();
+  track(user.pb);
+  const rec = recorder();
+  await user.pb.collection(C.owned.name).subscribe('*', rec.cb);
+  await su.collection(C.owned.name).create({ title: 'mine 1', owner: user.record.id });
+  await waitFor(() => rec.events.length >= 1, 'own record');
+  const password = `pw-${rand(16)}`;
+  await su.collection('users').update(user.record.id, { password, passwordConfirm: password });
+  await su.collection(C.owned.name).create({ title: 'mine 2', owner: user.record.id });
+  await su.collection(C.owned.name).create({ title: 'public' });
+  await waitFor(() => rec.events.length >= 2, 'public record');
+  assert.deepEqual(summary(rec.events), ['create mine 1', 'create public']);
+});
+
+test('subscription requests are bound to the first auth and validated', async () => {
+  const rec = recorder();
+  await A.pb.collection(C.open.name).subscribe('*', rec.cb);
+  const clientId = A.pb.realtime.clientId;
+  assert.match(clientId, /^[A-Za-z0-9]{40}$/);
+  const same = await raw('POST', '/api/realtime', {
+    token: A.pb.authStore.token, body: { clientId, subscriptions: [`${C.open.name}/*`] },
+  });
+  assert.equal(same.status, 204);
+  for (const token of [B.pb.authStore.token, undefined, 'garbage']) {
+    const other = await raw('POST', '/api/realtime', {
+      token, body: { clientId, subscriptions: [] },
+    });
+    assert.equal(other.status, 403);
+    assert.deepEqual(other.body, {
+      data: {}, status: 403,
+      message: "The current and the previous request authorization don't match.",
+    });
+  }
+  const unknown = await raw('POST', '/api/realtime', { body: { clientId: 'nope', subscriptions: [] } });
+  assert.equal(unknown.status, 404);
+  assert.equal(unknown.body.message, 'Missing or invalid client id.');
+  const missing = await raw('POST', '/api/realtime', { body: { subscriptions: [] } });
+  assert.equal(missing.status, 400);
+  assert.equal(missing.body.data.clientId.code, 'validation_required');
+  const tooMany = await raw('POST', '/api/realtime', {
+    body: { clientId, subscriptions: Array.from({ length: 1001 }, () => 'x') },
+  });
+  assert.equal(tooMany.status, 400);
+  assert.equal(tooMany.body.data.subscriptions.code, 'validation_length_too_long');
+  // The SDK's own subscription still works after all that.
+  await su.collection(C.open.name).create({ title: 'still here' });
+  await waitFor(() => rec.events.some((e) => e.record.title === 'still here'), 'event after errors');
+});
+
+test('after the connection drops the SDK reconnects with a new client id and resubscribes', async () => {
+  const guest = track(guestClient());
+  const rec = recorder();
+  await guest.collection(C.open.name).subscribe('*', rec.cb);
+  const first = guest.realtime.clientId;
+  // What the SDK sees when the server ends the stream.
+  guest.realtime.eventSource.onerror();
+  await waitFor(
+    () => guest.realtime.clientId && guest.realtime.clientId !== first && guest.realtime.isConnected,
+    'a new connection',
+  );
+  for (let i = 0; i < 20 && !rec.events.length; i++) {
+    await su.collection(C.open.name).create({ title: `again ${i}` });
+    const end = Date.now() + 500;
+    while (!rec.events.length && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+  }
+  assert.ok(rec.events.length > 0, 'events arrive on the new connection');
+  assert.equal(rec.events[0].action, 'create');
+});
