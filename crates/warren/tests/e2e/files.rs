@@ -14,7 +14,7 @@ const PASSWORD: &str = "root-password-1";
 const HOST: &str = "alpha.localhost";
 
 /// A multipart body with text fields and files (`(key, filename, bytes)`).
-fn multipart(texts: &[(&str, &str)], files: &[(&str, &str, &[u8])]) -> (String, Vec<u8>) {
+pub(crate) fn multipart(texts: &[(&str, &str)], files: &[(&str, &str, &[u8])]) -> (String, Vec<u8>) {
     let boundary = "warren-test-boundary-7d1f";
     let mut body = Vec::new();
     for (key, value) in texts {
@@ -39,8 +39,9 @@ fn multipart(texts: &[(&str, &str)], files: &[(&str, &str, &[u8])]) -> (String, 
     (format!("multipart/form-data; boundary={boundary}"), body)
 }
 
-/// A valid 1×1 RGB PNG made by hand (stored deflate block), with its IHDR size patchable.
-fn png(width: u32, height: u32) -> Vec<u8> {
+/// A 1×1 RGB PNG made by hand (stored deflate block); other sizes only patch the IHDR, so
+/// they make a header that lies about the pixel data.
+pub(crate) fn png(width: u32, height: u32) -> Vec<u8> {
     fn crc(bytes: &[u8]) -> u32 {
         let mut c = 0xffff_ffffu32;
         for &b in bytes {
@@ -207,7 +208,7 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// Stored files of collection `id` anywhere in the data directory.
-fn stored(server: &Server, collection_id: &str) -> Vec<PathBuf> {
+pub(crate) fn stored(server: &Server, collection_id: &str) -> Vec<PathBuf> {
     files_under(server.data_dir())
         .into_iter()
         .filter(|p| {
