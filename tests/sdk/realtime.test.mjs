@@ -3,7 +3,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  superuserClient, guestClient, createUser, uniqueName, rand, dropCollections, raw,
+  superuserClient, guestClient, createUser, uniqueName, rand, dropCollections, raw, enableBatch,
 } from './lib/setup.mjs';
 
 let su;
@@ -62,12 +62,19 @@ before(async () => {
   C.locked = await su.collections.create({
     name: uniqueName('rt_locked'), type: 'base', fields: [{ name: 'title', type: 'text' }],
   });
+  C.child = await su.collections.create({
+    name: uniqueName('rt_child'), type: 'base', listRule: '', viewRule: '',
+    fields: [
+      { name: 'title', type: 'text' },
+      { name: 'parent', type: 'relation', collectionId: C.open.id, maxSelect: 1, cascadeDelete: true },
+    ],
+  });
 });
 
 after(async () => {
   for (const pb of clients) pb.realtime.unsubscribe().catch(() => {});
   for (const pb of clients) pb.realtime.disconnect?.();
-  if (su) await dropCollections(su, C.open?.id, C.owned?.id, C.locked?.id);
+  if (su) await dropCollections(su, C.child?.id, C.open?.id, C.owned?.id, C.locked?.id);
 });
 
 test('create, update and delete reach a guest subscribed to collection/*', async () => {
@@ -228,4 +235,22 @@ test('after the connection drops the SDK reconnects with a new client id and res
   }
   assert.ok(rec.events.length > 0, 'events arrive on the new connection');
   assert.equal(rec.events[0].action, 'create');
+});
+
+test('batch items and cascade deletes produce their own events', async () => {
+  await enableBatch(su);
+  const guest = track(guestClient());
+  const parents = recorder();
+  const children = recorder();
+  await guest.collection(C.open.name).subscribe('*', parents.cb);
+  await guest.collection(C.child.name).subscribe('*', children.cb);
+  const batch = su.createBatch();
+  batch.collection(C.open.name).create({ title: 'batched parent' });
+  batch.collection(C.open.name).create({ title: 'batched other' });
+  const [parent] = await batch.send();
+  await su.collection(C.child.name).create({ title: 'kid', parent: parent.body.id });
+  await su.collection(C.open.name).delete(parent.body.id);
+  await waitFor(() => parents.events.length >= 3 && children.events.length >= 2, 'batch and cascade events');
+  assert.deepEqual(summary(parents.events), ['create batched parent', 'create batched other', 'delete batched parent']);
+  assert.deepEqual(summary(children.events), ['create kid', 'delete kid']);
 });

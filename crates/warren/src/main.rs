@@ -15,7 +15,9 @@ fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    limits::raise_open_files();
+    if matches!(cli.command, cli::Command::Serve(_)) {
+        limits::raise_open_files();
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
