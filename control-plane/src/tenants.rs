@@ -89,6 +89,35 @@ impl Tenants {
         }
         let id = warren_auth::random::record_id();
         warren_tenant::provision(&self.root, &id).await?;
+        self.register(id, slug).await
+    }
+
+    /// Creates tenant `slug` from the PocketBase data directory `from`: its collections,
+    /// records, users (password hashes, token keys), settings, logs and files come across as
+    /// they are; no system collections are added. Returns the tenant and what was copied.
+    pub async fn import(
+        &self,
+        slug: &str,
+        from: &Path,
+    ) -> Result<(TenantInfo, warren_tenant::transfer::Summary)> {
+        slug::validate(slug).map_err(|reason| Error::Invalid("slug", reason))?;
+        if self.find(slug).await?.is_some() {
+            return Err(Error::SlugTaken);
+        }
+        let id = warren_auth::random::record_id();
+        let summary = warren_tenant::transfer::import(&self.root, &id, from).await?;
+        Ok((self.register(id, slug).await?, summary))
+    }
+
+    /// Writes tenant `slug` as a PocketBase data directory into `to` (missing or empty).
+    pub async fn export(&self, slug: &str, to: &Path) -> Result<warren_tenant::transfer::Summary> {
+        let info = self.find(slug).await?.ok_or(Error::NotFound)?;
+        Ok(warren_tenant::transfer::export(&self.root, &info.id, to).await?)
+    }
+
+    /// Records the provisioned tenant directory `id` under `slug`; removes the directory again
+    /// if that fails.
+    async fn register(&self, id: String, slug: &str) -> Result<TenantInfo> {
         let (row_id, row_slug) = (id.clone(), slug.to_string());
         let inserted = self
             .db

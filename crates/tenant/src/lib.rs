@@ -7,6 +7,7 @@
 
 mod registry;
 pub mod superusers;
+pub mod transfer;
 
 use std::path::{Path, PathBuf};
 

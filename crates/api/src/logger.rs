@@ -1,0 +1,161 @@
+//! The request logger: one entry per tenant request, pushed into the tenant's log buffer (see
+//! `warren-logs`) after the response is ready. Nothing here waits on a database, except that a
+//! request whose handler never looked at its token gets that token checked in a background
+//! task, so its entry can still name the auth collection.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use axum::extract::{ConnectInfo, Request};
+use axum::http::{Method, header};
+use axum::middleware::Next;
+use axum::response::Response;
+use serde_json::{Map, Value};
+use warren_logs::{Entry, level};
+use warren_records::Caller;
+use warren_tenant::Tenant;
+
+/// The caller a handler authenticated, shared between the handler's `Auth` extractor and the
+/// logger: `(collection name, record id)`; empty for guests.
+#[derive(Clone, Default)]
+pub(crate) struct SeenAuth(Arc<OnceLock<(String, String)>>);
+
+/// Records the authenticated caller for the request's log entry.
+pub(crate) fn note_auth(extensions: &axum::http::Extensions, caller: &Caller) {
+    if let Some(seen) = extensions.get::<SeenAuth>() {
+        let _ = seen.0.set(describe(caller));
+    }
+}
+
+fn describe(caller: &Caller) -> (String, String) {
+    let text = |key: &str| {
+        caller
+            .record()
+            .and_then(|r| r.get(key))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    (text("collectionName"), text("id"))
+}
+
+/// The message of an error response, attached by `ApiError` for the logger.
+#[derive(Clone, Debug)]
+pub(crate) struct ErrorMessage(pub String);
+
+/// Logs every request to a tenant.
+pub async fn log_requests(mut request: Request, next: Next) -> Response {
+    let Some(tenant) = request.extensions().get::<Tenant>().cloned() else {
+        return next.run(request).await;
+    };
+    let started = Instant::now();
+    let seen = SeenAuth::default();
+    request.extensions_mut().insert(seen.clone());
+    let method = request.method().clone();
+    let url = request
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| request.uri().path().to_string());
+    let (user_agent, referer, token) = {
+        let headers = request.headers();
+        let text = |name: header::HeaderName| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string()
+        };
+        (
+            text(header::USER_AGENT),
+            text(header::REFERER),
+            text(header::AUTHORIZATION),
+        )
+    };
+    let ip = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+        .unwrap_or_default();
+    let response = next.run(request).await;
+    let status = response.status().as_u16();
+    if method == Method::PATCH && url.starts_with("/api/settings") && status == 200 {
+        // The next request must already be logged (or not) under the new settings.
+        if let Err(e) = tenant.logs().reload_settings().await {
+            tracing::warn!(error = %e, "log settings could not be reloaded");
+        }
+    }
+    // As PocketBase: realtime connections and OAuth2 redirects are logged only when they fail.
+    let quiet = method == Method::GET
+        && (url.starts_with("/api/realtime") || url.starts_with("/api/oauth2-redirect"));
+    if quiet && status < 400 {
+        return response;
+    }
+    let exec_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let mut data = Map::new();
+    data.insert("type".into(), "request".into());
+    data.insert("method".into(), method.as_str().into());
+    data.insert("url".into(), url.clone().into());
+    data.insert("status".into(), status.into());
+    data.insert("execTime".into(), exec_ms.into());
+    data.insert("userAgent".into(), user_agent.into());
+    data.insert("referer".into(), referer.into());
+    data.insert("remoteIP".into(), ip.clone().into());
+    data.insert("userIP".into(), ip.into());
+    let level = if status >= 400 {
+        let message = response
+            .extensions()
+            .get::<ErrorMessage>()
+            .map(|m| m.0.clone())
+            .unwrap_or_else(|| {
+                response
+                    .status()
+                    .canonical_reason()
+                    .unwrap_or_default()
+                    .to_string()
+            });
+        data.insert("error".into(), message.into());
+        data.insert("details".into(), Value::Null);
+        level::ERROR
+    } else {
+        level::INFO
+    };
+    let message = format!("{method} {url}");
+    match seen.0.get().cloned() {
+        Some(auth) => tenant.logs().record(entry(level, message, data, auth)),
+        None if token.trim().is_empty() => {
+            tenant
+                .logs()
+                .record(entry(level, message, data, Default::default()));
+        }
+        None => {
+            // The handler never authenticated (e.g. health): check the token off the
+            // response path so the entry still names the caller's collection.
+            tokio::spawn(async move {
+                let token = crate::extract::strip_bearer(&token).to_string();
+                let caller =
+                    warren_records::auth::authenticate(tenant.db(), &tenant.catalog(), &token)
+                        .await
+                        .unwrap_or_default();
+                tenant
+                    .logs()
+                    .record(entry(level, message, data, describe(&caller)));
+            });
+        }
+    }
+    response
+}
+
+fn entry(
+    level: i64,
+    message: String,
+    mut data: Map<String, Value>,
+    (collection, id): (String, String),
+) -> Entry {
+    data.insert("auth".into(), collection.into());
+    if !id.is_empty() {
+        data.insert("authId".into(), id.into());
+    }
+    Entry::new(level, message, data)
+}
