@@ -267,3 +267,74 @@ async fn subscription_errors_are_pocketbase_shaped_and_ids_are_per_tenant() {
     .await;
     assert_eq!(status, 400);
 }
+
+/// Reads one unmasked server frame (text or close) from a WebSocket.
+async fn ws_frame(socket: &mut tokio::net::TcpStream) -> (u8, Vec<u8>) {
+    use tokio::io::AsyncReadExt;
+    let mut head = [0u8; 2];
+    socket.read_exact(&mut head).await.unwrap();
+    let len = match head[1] & 0x7f {
+        126 => {
+            let mut ext = [0u8; 2];
+            socket.read_exact(&mut ext).await.unwrap();
+            u16::from_be_bytes(ext) as usize
+        }
+        127 => {
+            let mut ext = [0u8; 8];
+            socket.read_exact(&mut ext).await.unwrap();
+            u64::from_be_bytes(ext) as usize
+        }
+        n => n as usize,
+    };
+    assert_eq!(head[1] & 0x80, 0, "server frames are not masked");
+    let mut payload = vec![0u8; len];
+    socket.read_exact(&mut payload).await.unwrap();
+    (head[0], payload)
+}
+
+#[tokio::test]
+async fn websocket_clients_subscribe_like_sse_clients() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = Server::start(&[]);
+    let token = tenant(&server, "alpha").await;
+    let mut socket = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let handshake = format!(
+        "GET /api/realtime/ws HTTP/1.1\r\nHost: alpha.localhost:{}\r\nUpgrade: websocket\r\n\
+         Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+         Sec-WebSocket-Version: 13\r\n\r\n",
+        server.addr.port()
+    );
+    socket.write_all(handshake.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    while !response.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        socket.read_exact(&mut byte).await.unwrap();
+        response.push(byte[0]);
+    }
+    let response = String::from_utf8(response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 101"), "{response}");
+    assert!(response.contains("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="), "{response}");
+
+    let (opcode, payload) = ws_frame(&mut socket).await;
+    assert_eq!(opcode, 0x81, "a final text frame");
+    let hello: Value = serde_json::from_slice(&payload).unwrap();
+    assert_eq!(hello["event"], "PB_CONNECT");
+    let client_id = hello["data"]["clientId"].as_str().unwrap().to_string();
+    assert_eq!(client_id.len(), 40);
+
+    let (status, _) = send(
+        server
+            .request(Method::POST, "alpha.localhost", "/api/realtime")
+            .json(&json!({ "clientId": client_id, "subscriptions": ["posts/*"] })),
+    )
+    .await;
+    assert_eq!(status, 204);
+    let id = create(&server, "alpha", &token, "over ws").await;
+    let (opcode, payload) = ws_frame(&mut socket).await;
+    assert_eq!(opcode, 0x81);
+    let event: Value = serde_json::from_slice(&payload).unwrap();
+    assert_eq!(event["event"], "posts/*");
+    assert_eq!(event["data"]["action"], "create");
+    assert_eq!(event["data"]["record"]["id"], id.as_str());
+    assert_eq!(event["data"]["record"]["title"], "over ws");
+}
