@@ -313,7 +313,10 @@ async fn websocket_clients_subscribe_like_sse_clients() {
     }
     let response = String::from_utf8(response).unwrap();
     assert!(response.starts_with("HTTP/1.1 101"), "{response}");
-    assert!(response.contains("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="), "{response}");
+    assert!(
+        response.contains("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="),
+        "{response}"
+    );
 
     let (opcode, payload) = ws_frame(&mut socket).await;
     assert_eq!(opcode, 0x81, "a final text frame");
