@@ -341,3 +341,31 @@ async fn websocket_clients_subscribe_like_sse_clients() {
     assert_eq!(event["data"]["record"]["id"], id.as_str());
     assert_eq!(event["data"]["record"]["title"], "over ws");
 }
+
+#[tokio::test]
+async fn open_streams_do_not_hold_up_shutdown() {
+    let mut server = Server::start(&[]);
+    tenant(&server, "alpha").await;
+    let base = format!("http://{}", server.addr);
+    let host = format!("alpha.localhost:{}", server.addr.port());
+    let mut stream = subscribe(server.client.clone(), base, host).await;
+    let pid = server.child.id().to_string();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // The stream ends, then the process exits, well within the bound.
+    let ended = tokio::time::timeout(Duration::from_secs(20), stream.response.chunk())
+        .await
+        .expect("the stream ended at shutdown");
+    assert!(matches!(ended, Ok(None) | Err(_)));
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if server.child.try_wait().unwrap().is_some() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "server still running");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
