@@ -62,11 +62,27 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// Adds a field error `{code, message, params}`.
+    pub fn field_params(mut self, name: &str, code: &str, message: &str, params: Value) -> Self {
+        self.data.insert(
+            name.to_string(),
+            json!({ "code": code, "message": message, "params": params }),
+        );
+        self
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body =
             json!({ "data": self.data, "message": self.message, "status": self.status.as_u16() });
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        // The request logger records the message of failed requests.
+        response
+            .extensions_mut()
+            .insert(crate::logger::ErrorMessage(self.message));
+        response
     }
 }
 
@@ -92,6 +108,13 @@ impl From<warren_records::Error> for ApiError {
             E::NotFound(message) => Self::new(StatusCode::NOT_FOUND, message),
             E::Forbidden(message) => Self::new(StatusCode::FORBIDDEN, message),
             E::BadRequest(message) => Self::new(StatusCode::BAD_REQUEST, message),
+            E::Unauthorized(message) => Self::new(StatusCode::UNAUTHORIZED, message),
+            E::ForbiddenOwned(message) => Self::new(StatusCode::FORBIDDEN, message),
+            E::TooManyRequests(message) => Self::new(StatusCode::TOO_MANY_REQUESTS, message),
+            E::MfaRequired(_) => Self::new(
+                StatusCode::UNAUTHORIZED,
+                "Missing or invalid authentication.",
+            ),
             E::Validation { message, errors } => {
                 let data = match errors.to_value() {
                     Value::Object(map) => map,

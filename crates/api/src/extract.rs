@@ -51,13 +51,14 @@ impl<S: Send + Sync> FromRequestParts<S> for Auth {
                 warren_records::auth::authenticate(tenant.db(), &tenant.catalog(), token).await?
             }
         };
+        crate::logger::note_auth(&parts.extensions, &caller);
         parts.extensions.insert(caller.clone());
         Ok(Self(caller))
     }
 }
 
 /// Strips an optional, case-insensitive `Bearer ` prefix.
-fn strip_bearer(value: &str) -> &str {
+pub(crate) fn strip_bearer(value: &str) -> &str {
     let value = value.trim();
     match value.get(..7) {
         Some(prefix) if prefix.eq_ignore_ascii_case("bearer ") => value[7..].trim(),
@@ -78,11 +79,6 @@ impl JsonObject {
                 .find(|(k, _)| k.eq_ignore_ascii_case(key))
                 .map(|(_, v)| v)
         })
-    }
-
-    /// The string value of `key`, or "" when missing or not a string.
-    pub fn text(&self, key: &str) -> &str {
-        self.get(key).and_then(Value::as_str).unwrap_or("")
     }
 }
 
@@ -139,15 +135,15 @@ pub fn require_superuser(caller: &Caller) -> Result<(), ApiError> {
     }
 }
 
-/// A file part of a multipart body.
+/// A file part of a multipart body, spooled to a temporary file as it arrived.
 #[derive(Debug, Clone)]
 pub struct Upload {
     /// The form key it came with (`field`, `field+`, `+field`, `requests.N.field`).
     pub key: String,
     /// The client's file name.
     pub filename: String,
-    /// The bytes.
-    pub data: axum::body::Bytes,
+    /// The received file (removed when the last clone drops).
+    pub file: std::sync::Arc<warren_files::Staged>,
 }
 
 /// A request body in any form PocketBase accepts: JSON, multipart (text parts type-inferred,
@@ -235,7 +231,22 @@ async fn read_bytes<S: Send + Sync>(
         })
 }
 
+impl FormBody {
+    /// Reads a body of at most `limit` bytes (the route's own limit replaces the default one;
+    /// the route must be registered with `DefaultBodyLimit::disable()`).
+    pub async fn read_limited(request: Request, limit: usize) -> Result<Self, ApiError> {
+        let request = request.map(|body| {
+            axum::body::Body::new(http_body_util::Limited::new(body, limit))
+        });
+        Self::from_request(request, &()).await
+    }
+}
+
 async fn multipart<S: Send + Sync>(request: Request, state: &S) -> Result<FormBody, ApiError> {
+    let spool_dir = match request.extensions().get::<Tenant>() {
+        Some(tenant) => warren_files::Files::upload_dir(tenant.dir()),
+        None => std::env::temp_dir(),
+    };
     let mut form = axum::extract::Multipart::from_request(request, state)
         .await
         .map_err(|_| ApiError::bad_request())?;
@@ -253,6 +264,14 @@ async fn multipart<S: Send + Sync>(request: Request, state: &S) -> Result<FormBo
         };
         let key = field.name().unwrap_or_default().to_string();
         let filename = field.file_name().map(str::to_string);
+        if let Some(filename) = filename {
+            files.push(Upload {
+                key,
+                filename,
+                file: std::sync::Arc::new(spool_field(field, &spool_dir).await?),
+            });
+            continue;
+        }
         let bytes = field.bytes().await.map_err(|e| {
             if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::new(e.status(), "Request entity too large.")
@@ -260,17 +279,12 @@ async fn multipart<S: Send + Sync>(request: Request, state: &S) -> Result<FormBo
                 ApiError::bad_request()
             }
         })?;
-        match filename {
-            Some(filename) => files.push(Upload {
-                key,
-                filename,
-                data: bytes,
-            }),
-            None if key == "@jsonPayload" => match serde_json::from_slice::<Value>(&bytes) {
+        match () {
+            _ if key == "@jsonPayload" => match serde_json::from_slice::<Value>(&bytes) {
                 Ok(Value::Object(payload)) => payloads.push(payload),
                 _ => return Err(ApiError::bad_request()),
             },
-            None => {
+            _ => {
                 let text =
                     String::from_utf8(bytes.to_vec()).map_err(|_| ApiError::bad_request())?;
                 push_inferred(&mut data, key, Value::String(text));
@@ -281,6 +295,28 @@ async fn multipart<S: Send + Sync>(request: Request, state: &S) -> Result<FormBo
         data.extend(payload);
     }
     Ok(FormBody { data, files })
+}
+
+/// Streams one file part to a temporary file (the body limit bounds its size).
+async fn spool_field(
+    mut field: axum::extract::multipart::Field<'_>,
+    dir: &std::path::Path,
+) -> Result<warren_files::Staged, ApiError> {
+    let filename = field.file_name().unwrap_or_default().to_string();
+    let mut spool = warren_files::Spool::create(dir, u64::MAX)
+        .await
+        .map_err(ApiError::internal)?;
+    loop {
+        match field.chunk().await {
+            Ok(Some(chunk)) => spool.push(&chunk).await.map_err(ApiError::internal)?,
+            Ok(None) => break,
+            Err(e) if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
+                return Err(ApiError::new(e.status(), "Request entity too large."));
+            }
+            Err(_) => return Err(ApiError::bad_request()),
+        }
+    }
+    spool.finish(filename).await.map_err(ApiError::internal)
 }
 
 /// Adds a form value, inferring PocketBase's types (`true`/`false`, numbers that print back the

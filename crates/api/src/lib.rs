@@ -6,9 +6,11 @@ mod error;
 mod extract;
 mod fields;
 mod headers;
+mod logger;
 mod query;
 mod router;
 mod routes;
+mod uploads;
 
 pub use error::ApiError;
 pub use router::{ApiState, router};

@@ -8,7 +8,9 @@ use warren_auth::Passwords;
 
 use crate::error::ApiError;
 use crate::headers::pocketbase_headers;
-use crate::routes::{auth, batch, collections, health, records, settings};
+use crate::routes::{
+    auth, batch, collections, files, health, logs, oauth2, realtime, records, settings,
+};
 
 /// Largest request body by default (PocketBase's default).
 const BODY_LIMIT: usize = 32 << 20;
@@ -18,6 +20,27 @@ const BODY_LIMIT: usize = 32 << 20;
 pub struct ApiState {
     /// Bounded password hashing.
     pub passwords: Passwords,
+    /// Tenants' outgoing mail (per-tenant SMTP, platform default).
+    pub mailer: warren_mail::Mailer,
+    /// Brute-force counters, keyed per tenant.
+    pub limiter: warren_records::limits::Limiter,
+    /// Accept `http://127.0.0.1` OIDC endpoints (local test providers only).
+    pub oauth_loopback: bool,
+    /// File storage and thumbnails (local disk, or S3 per tenant / platform default).
+    pub files: warren_files::Files,
+}
+
+impl ApiState {
+    /// State with `passwords` and an optional platform-default SMTP relay URL.
+    pub fn new(passwords: Passwords, smtp_url: Option<String>) -> Self {
+        Self {
+            passwords,
+            mailer: warren_mail::Mailer::new(smtp_url),
+            limiter: warren_records::limits::Limiter::default(),
+            oauth_loopback: false,
+            files: warren_files::Files::new(warren_files::FilesConfig::default()),
+        }
+    }
 }
 
 /// The tenant API router. Requests must carry the resolved `Tenant` as an extension.
@@ -51,23 +74,92 @@ pub fn router(state: ApiState) -> Router {
             post(auth::auth_with_password),
         )
         .route(
+            "/api/collections/{collection}/auth-methods",
+            get(auth::list_auth_methods),
+        )
+        .route(
+            "/api/collections/{collection}/auth-refresh",
+            post(auth::auth_refresh),
+        )
+        .route(
+            "/api/collections/{collection}/impersonate/{id}",
+            post(auth::impersonate),
+        )
+        .route(
+            "/api/collections/{collection}/request-verification",
+            post(auth::request_verification),
+        )
+        .route(
+            "/api/collections/{collection}/confirm-verification",
+            post(auth::confirm_verification),
+        )
+        .route(
+            "/api/collections/{collection}/request-password-reset",
+            post(auth::request_password_reset),
+        )
+        .route(
+            "/api/collections/{collection}/confirm-password-reset",
+            post(auth::confirm_password_reset),
+        )
+        .route(
+            "/api/collections/{collection}/request-email-change",
+            post(auth::request_email_change),
+        )
+        .route(
+            "/api/collections/{collection}/confirm-email-change",
+            post(auth::confirm_email_change),
+        )
+        .route(
+            "/api/collections/{collection}/request-otp",
+            post(auth::request_otp),
+        )
+        .route(
+            "/api/collections/{collection}/auth-with-otp",
+            post(auth::auth_with_otp),
+        )
+        .route(
+            "/api/collections/{collection}/auth-with-oauth2",
+            post(oauth2::auth_with_oauth2),
+        )
+        .route(
+            "/api/oauth2-redirect",
+            get(oauth2::oauth2_redirect_get).post(oauth2::oauth2_redirect_post),
+        )
+        .route(
             "/api/collections/{collection}/records",
-            get(records::list_records).post(records::create_record),
+            get(records::list_records)
+                .post(records::create_record)
+                .layer(DefaultBodyLimit::disable()),
         )
         .route(
             "/api/collections/{collection}/records/{id}",
             get(records::view_record)
                 .patch(records::update_record)
-                .delete(records::delete_record),
+                .delete(records::delete_record)
+                .layer(DefaultBodyLimit::disable()),
         )
+        .route(
+            "/api/files/{collection}/{record}/{filename}",
+            get(files::download_file),
+        )
+        .route("/api/files/token", post(files::create_file_token))
         .route("/api/batch", post(batch::create_batch))
+        .route(
+            "/api/realtime",
+            get(realtime::connect_realtime).post(realtime::set_subscriptions),
+        )
+        .route("/api/realtime/ws", get(realtime::connect_realtime_ws))
         .route(
             "/api/settings",
             get(settings::get_settings).patch(settings::update_settings),
         )
+        .route("/api/logs", get(logs::list_logs).delete(logs::delete_logs))
+        .route("/api/logs/stats", get(logs::log_stats))
+        .route("/api/logs/{id}", get(logs::view_log))
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|| async { ApiError::not_found() })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn(pocketbase_headers))
+        .layer(middleware::from_fn(crate::logger::log_requests))
         .with_state(state)
 }

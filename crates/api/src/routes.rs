@@ -3,6 +3,10 @@
 pub mod auth;
 pub mod batch;
 pub mod collections;
+pub mod files;
 pub mod health;
+pub mod logs;
+pub mod oauth2;
+pub mod realtime;
 pub mod records;
 pub mod settings;

@@ -12,6 +12,7 @@ use warren_filter::RequestContext;
 use warren_store::Database;
 
 use crate::catalog::{Catalog, Entry};
+use crate::change::{Change, ChangeAction};
 use crate::write::{self, Plan};
 use crate::{Caller, Error};
 
@@ -41,6 +42,8 @@ pub struct Item {
     pub ctx: RequestContext,
     /// Its `expand` parameter.
     pub expand: String,
+    /// Stored names of the files uploaded for it (already in storage), by body key.
+    pub uploads: write::Uploads,
 }
 
 /// The result of one item: a record, or nothing (a delete).
@@ -73,14 +76,14 @@ impl From<warren_store::Error> for Inner {
     }
 }
 
-/// Runs `items` as one transaction.
+/// Runs `items` as one transaction; returns each item's outcome and every committed change.
 pub async fn run(
     db: &Database,
     catalog: Arc<Catalog>,
     caller: &Caller,
     items: Vec<Item>,
     passwords: &Passwords,
-) -> Result<Vec<Outcome>, Failure> {
+) -> Result<(Vec<Outcome>, Vec<Change>), Failure> {
     let mut planned: Vec<(Item, Action, Plan)> = Vec::with_capacity(items.len());
     for (index, mut item) in items.into_iter().enumerate() {
         let fail = |error| Failure { index, error };
@@ -100,7 +103,7 @@ pub async fn run(
             }
             other => other.clone(),
         };
-        let plan = match &action {
+        let mut plan = match &action {
             Action::Create | Action::Upsert => {
                 write::plan_create(caller, &item.entry, &item.body, passwords).await
             }
@@ -110,6 +113,7 @@ pub async fn run(
             Action::Delete(_) => write::plan_delete(caller, &item.entry),
         }
         .map_err(fail)?;
+        plan.uploads = std::mem::take(&mut item.uploads);
         item.ctx.body = item.body.clone();
         planned.push((item, action, plan));
     }
@@ -120,6 +124,7 @@ pub async fn run(
     let written = db
         .write(move |c| {
             let mut out = Vec::with_capacity(work.len());
+            let mut changes = Vec::new();
             for (index, (item, action, plan)) in work.iter().enumerate() {
                 let result = match action {
                     Action::Create | Action::Upsert => write::apply_create(
@@ -131,7 +136,7 @@ pub async fn run(
                         plan,
                         &item.body,
                     )
-                    .map(Some),
+                    .map(|data| Some((ChangeAction::Create, data))),
                     Action::Update(id) => write::apply_update(
                         c,
                         &scope,
@@ -142,21 +147,30 @@ pub async fn run(
                         id,
                         &item.body,
                     )
-                    .map(Some),
+                    .map(|data| Some((ChangeAction::Update, data))),
                     Action::Delete(id) => {
-                        write::apply_delete(c, &scope, &item.entry, &item.ctx, plan, id)
-                            .map(|_| None)
+                        write::apply_delete(c, &scope, &item.entry, &item.ctx, plan, id).map(
+                            |deleted| {
+                                changes.extend(deleted);
+                                None
+                            },
+                        )
                     }
                 };
-                out.push(result.map_err(|e| Inner::Item(index, e))?);
+                let written = result.map_err(|e| Inner::Item(index, e))?;
+                if let Some((action, data)) = &written {
+                    changes.push(Change::new(item.entry.clone(), *action, data.clone()));
+                }
+                out.push(written.map(|(_, data)| data));
             }
-            Ok::<_, Inner>(out)
+            Ok::<_, Inner>((out, changes))
         })
         .await
         .map_err(|e| match e {
             Inner::Item(index, error) => Failure { index, error },
             Inner::Store(error) => Failure { index: 0, error },
         })?;
+    let (written, changes) = written;
     let mut outcomes = Vec::with_capacity(written.len());
     for (index, data) in written.into_iter().enumerate() {
         let (item, _, _) = &shared[index];
@@ -176,7 +190,7 @@ pub async fn run(
             ),
         });
     }
-    Ok(outcomes)
+    Ok((outcomes, changes))
 }
 
 async fn exists(db: &Database, entry: &Arc<Entry>, id: &str) -> Result<bool, Error> {

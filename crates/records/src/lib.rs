@@ -4,18 +4,27 @@
 //! It runs SQL on a tenant's [`warren_store::Database`], compiles rules and filters with
 //! `warren-filter`, and validates values with `warren-schema`. It must not depend on HTTP.
 
+pub mod account;
 pub mod auth;
 pub mod batch;
 pub mod caller;
 pub mod catalog;
+pub mod change;
 pub mod collections;
 mod error;
 mod expand;
+pub mod external;
+pub mod limits;
+pub mod login;
+pub mod mfa;
+pub mod otp;
 pub mod read;
 pub mod settings;
 pub mod sql;
+pub mod tokens;
 pub mod write;
 
 pub use caller::Caller;
 pub use catalog::{Catalog, Entry, Rules};
+pub use change::{Change, ChangeAction};
 pub use error::{Error, Result};

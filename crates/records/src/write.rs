@@ -5,7 +5,7 @@
 //! writes, and checks the rule in the same savepoint, so a rejected write leaves nothing behind.
 //! Password hashing happens before, off the writer, so it never holds the write lock.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
@@ -20,6 +20,7 @@ use warren_store::Database;
 use warren_store::rusqlite::{self, Connection};
 
 use crate::catalog::{Catalog, Entry};
+use crate::change::{Change, ChangeAction};
 use crate::read::{NOT_FOUND, one_statement, render, rule, select_one};
 use crate::{Caller, Error, Result, expand, sql};
 
@@ -28,7 +29,7 @@ const CREATE_FAILED: &str = "Failed to create record.";
 const UPDATE_FAILED: &str = "Failed to update record.";
 const REQUIRED_REFERENCE: &str = "Failed to delete record. Make sure that the record is not part of a required relation reference.";
 
-/// Creates a record from `body`; returns its JSON as the caller sees it.
+/// Creates a record from `body`; returns its JSON as the caller sees it and the committed change.
 #[allow(clippy::too_many_arguments)]
 pub async fn create(
     db: &Database,
@@ -37,10 +38,12 @@ pub async fn create(
     caller: &Caller,
     mut ctx: RequestContext,
     body: Map<String, Value>,
+    uploads: Uploads,
     passwords: &Passwords,
     expand_param: &str,
-) -> Result<Value> {
-    let plan = plan_create(caller, &entry, &body, passwords).await?;
+) -> Result<(Value, Vec<Change>)> {
+    let mut plan = plan_create(caller, &entry, &body, passwords).await?;
+    plan.uploads = uploads;
     ctx.body = body.clone();
     let superuser = caller.is_superuser();
     let scope = (catalog.clone(), entry.clone());
@@ -50,7 +53,13 @@ pub async fn create(
             apply_create(c, &catalog, &entry, &ctx, superuser, &plan, &body)
         })
         .await?;
-    respond(db, catalog, entry, caller, data, expand_param).await
+    let changes = vec![Change::new(
+        entry.clone(),
+        ChangeAction::Create,
+        data.clone(),
+    )];
+    let value = respond(db, catalog, entry, caller, data, expand_param).await?;
+    Ok((value, changes))
 }
 
 /// What must be known before a create reaches the writer: the rule and a hashed password.
@@ -59,7 +68,13 @@ pub(crate) struct Plan {
     rule: Option<Filter>,
     /// The new password's hash, for auth collections.
     hash: Option<String>,
+    /// Stored names of the files uploaded with the request, by body key.
+    pub(crate) uploads: Uploads,
 }
+
+/// Stored names of uploaded files keyed by the body key they came with (`field`, `field+`,
+/// `+field`); the files are in storage before the write runs.
+pub type Uploads = BTreeMap<String, Vec<String>>;
 
 /// Checks a create up front (403 for a `null` rule, views, auth pseudo-fields) and hashes the
 /// password off the writer.
@@ -82,7 +97,11 @@ pub(crate) async fn plan_create(
         Some(plain) => Some(passwords.hash(plain).await?),
         None => None,
     };
-    Ok(Plan { rule, hash })
+    Ok(Plan {
+        rule,
+        hash,
+        uploads: Uploads::new(),
+    })
 }
 
 /// Inserts a record on the writer's connection and checks the create rule against it.
@@ -99,7 +118,7 @@ pub(crate) fn apply_create(
     let options = PrepareOptions {
         is_superuser: superuser,
         relations: &checker,
-        ..PrepareOptions::default()
+        uploads: plan.uploads.clone(),
     };
     let mut prepared =
         prepare_record(&entry.collection, body, None, &options).map_err(|errors| {
@@ -127,7 +146,8 @@ pub(crate) fn apply_create(
     Ok(prepared.data)
 }
 
-/// Updates record `id` with `body`; returns its JSON as the caller sees it.
+/// Updates record `id` with `body`; returns its JSON as the caller sees it and the committed
+/// change.
 #[allow(clippy::too_many_arguments)]
 pub async fn update(
     db: &Database,
@@ -137,10 +157,12 @@ pub async fn update(
     mut ctx: RequestContext,
     id: &str,
     body: Map<String, Value>,
+    uploads: Uploads,
     passwords: &Passwords,
     expand_param: &str,
-) -> Result<Value> {
-    let plan = plan_update(db, caller, &entry, id, &body, passwords).await?;
+) -> Result<(Value, Vec<Change>)> {
+    let mut plan = plan_update(db, caller, &entry, id, &body, passwords).await?;
+    plan.uploads = uploads;
     ctx.body = body.clone();
     let superuser = caller.is_superuser();
     let (scope, id) = ((catalog.clone(), entry.clone()), id.to_string());
@@ -150,7 +172,13 @@ pub async fn update(
             apply_update(c, &catalog, &entry, &ctx, superuser, &plan, &id, &body)
         })
         .await?;
-    respond(db, catalog, entry, caller, data, expand_param).await
+    let changes = vec![Change::new(
+        entry.clone(),
+        ChangeAction::Update,
+        data.clone(),
+    )];
+    let value = respond(db, catalog, entry, caller, data, expand_param).await?;
+    Ok((value, changes))
 }
 
 /// Checks an update up front (403, views, auth pseudo-fields, the old password) and hashes a
@@ -206,7 +234,11 @@ pub(crate) async fn plan_update(
         }
         hash = Some(passwords.hash(plain).await?);
     }
-    Ok(Plan { rule, hash })
+    Ok(Plan {
+        rule,
+        hash,
+        uploads: Uploads::new(),
+    })
 }
 
 /// Updates a record on the writer's connection (the update rule selects it first).
@@ -227,7 +259,7 @@ pub(crate) fn apply_update(
     let options = PrepareOptions {
         is_superuser: superuser,
         relations: &checker,
-        ..PrepareOptions::default()
+        uploads: plan.uploads.clone(),
     };
     let mut prepared =
         prepare_record(&entry.collection, body, Some(&existing), &options).map_err(|errors| {
@@ -255,7 +287,8 @@ pub(crate) fn apply_update(
     Ok(prepared.data)
 }
 
-/// Deletes record `id`, clearing or cascading the relations that point at it.
+/// Deletes record `id`, clearing or cascading the relations that point at it; returns every
+/// committed change (cascaded deletes and cleared references included).
 pub async fn delete(
     db: &Database,
     catalog: Arc<Catalog>,
@@ -263,7 +296,7 @@ pub async fn delete(
     caller: &Caller,
     ctx: RequestContext,
     id: &str,
-) -> Result<()> {
+) -> Result<Vec<Change>> {
     let plan = plan_delete(caller, &entry)?;
     let id = id.to_string();
     db.write(move |c| apply_delete(c, &catalog, &entry, &ctx, &plan, &id))
@@ -276,10 +309,15 @@ pub(crate) fn plan_delete(caller: &Caller, entry: &Entry) -> Result<Plan> {
     if entry.collection.is_view() {
         return Err(Error::BadRequest(UNSUPPORTED));
     }
-    Ok(Plan { rule, hash: None })
+    Ok(Plan {
+        rule,
+        hash: None,
+        uploads: Uploads::new(),
+    })
 }
 
-/// Deletes a record on the writer's connection (the delete rule selects it first).
+/// Deletes a record on the writer's connection (the delete rule selects it first); returns
+/// the changes it made.
 pub(crate) fn apply_delete(
     c: &Connection,
     catalog: &Catalog,
@@ -287,7 +325,7 @@ pub(crate) fn apply_delete(
     ctx: &RequestContext,
     plan: &Plan,
     id: &str,
-) -> Result<()> {
+) -> Result<Vec<Change>> {
     let statement = one_statement(catalog, entry, ctx, plan.rule.as_ref(), id)?;
     select_one(c, entry, &statement)?.ok_or(Error::NotFound(NOT_FOUND))?;
     if entry.collection.id == warren_schema::system::SUPERUSERS_ID {
@@ -299,7 +337,9 @@ pub(crate) fn apply_delete(
         }
     }
     let mut visited = HashSet::new();
-    delete_cascading(c, catalog, entry, id, &mut visited)
+    let mut changes = Vec::new();
+    delete_cascading(c, catalog, entry, id, &mut visited, &mut changes)?;
+    Ok(changes)
 }
 
 /// Renders written data for the caller, expanding when asked (a separate read, after commit).
@@ -512,13 +552,15 @@ impl RelationChecker for Relations<'_> {
 
 /// Deletes a record after removing it from every relation that points at it: referencing
 /// records are deleted when the relation cascades and nothing else remains, a required
-/// reference blocks the delete, other references are cleared.
+/// reference blocks the delete, other references are cleared. Every deleted and updated record
+/// is pushed to `changes`.
 fn delete_cascading(
     c: &Connection,
     catalog: &Catalog,
     entry: &Arc<Entry>,
     id: &str,
     visited: &mut HashSet<(String, String)>,
+    changes: &mut Vec<Change>,
 ) -> Result<()> {
     if !visited.insert((entry.collection.id.clone(), id.to_string())) {
         return Ok(());
@@ -554,7 +596,7 @@ fn delete_cascading(
                     .collect();
                 if remaining.is_empty() {
                     if options.cascade_delete {
-                        delete_cascading(c, catalog, other, &other_id, visited)?;
+                        delete_cascading(c, catalog, other, &other_id, visited, changes)?;
                         continue;
                     }
                     if field.required {
@@ -568,8 +610,14 @@ fn delete_cascading(
                 };
                 c.prepare_cached(&format!("UPDATE {table} SET {column} = ?1 WHERE id = ?2"))?
                     .execute(rusqlite::params![value, other_id])?;
+                if let Some(data) = crate::auth::load_data(c, other, &other_id)? {
+                    changes.push(Change::new(other.clone(), ChangeAction::Update, data));
+                }
             }
         }
+    }
+    if let Some(data) = crate::auth::load_data(c, entry, id)? {
+        changes.push(Change::new(entry.clone(), ChangeAction::Delete, data));
     }
     c.prepare_cached(&format!(
         "DELETE FROM {} WHERE id = ?1",

@@ -46,6 +46,10 @@ struct TenantInner {
     db: Database,
     /// The tenant's collections; replaced whole after a schema change.
     catalog: RwLock<Arc<Catalog>>,
+    /// The tenant's realtime clients; they are disconnected when the registry closes it.
+    broker: warren_realtime::Broker,
+    /// The tenant's request logs (`auxiliary.db`, opened on first use).
+    logs: warren_logs::Logs,
 }
 
 impl Tenant {
@@ -57,6 +61,16 @@ impl Tenant {
     /// The tenant's directory.
     pub fn dir(&self) -> &Path {
         &self.inner.dir
+    }
+
+    /// The tenant's request logs.
+    pub fn logs(&self) -> &warren_logs::Logs {
+        &self.inner.logs
+    }
+
+    /// The tenant's realtime broker.
+    pub fn broker(&self) -> &warren_realtime::Broker {
+        &self.inner.broker
     }
 
     /// The tenant's database.
@@ -173,7 +187,15 @@ impl Registry {
 
     /// Closes tenant `id` if open (in-flight requests finish on their handles).
     pub fn close(&self, id: &str) {
-        self.inner.lock().remove(id);
+        let removed = self.inner.lock().remove(id);
+        removed.iter().for_each(disconnect);
+    }
+
+    /// Closes every tenant and disconnects their realtime clients (server shutdown: open SSE
+    /// streams would otherwise hold the graceful drain open).
+    pub fn close_all(&self) {
+        let removed = std::mem::take(&mut *self.inner.lock());
+        removed.values().for_each(disconnect);
     }
 
     /// Closes tenant `id` and deletes its directory and everything in it.
@@ -220,7 +242,14 @@ impl RegistryInner {
         let now = self.now_ms();
         let mut slots = self.lock();
         let before = slots.len();
-        slots.retain(|_, slot| now.saturating_sub(slot.last_used.load(Ordering::Relaxed)) < limit);
+        // A tenant with realtime clients is in use even without requests.
+        slots.retain(|_, slot| {
+            now.saturating_sub(slot.last_used.load(Ordering::Relaxed)) < limit
+                || slot
+                    .cell
+                    .get()
+                    .is_some_and(|t| t.broker().client_count() > 0)
+        });
         before - slots.len()
     }
 }
@@ -234,7 +263,14 @@ fn evict_least_recent(slots: &mut HashMap<String, Slot>, keep: &str) {
         .min_by_key(|(_, slot)| slot.last_used.load(Ordering::Relaxed))
         .map(|(id, _)| id.clone());
     if let Some(victim) = victim {
-        slots.remove(&victim);
+        slots.remove(&victim).iter().for_each(disconnect);
+    }
+}
+
+/// Disconnects a closed tenant's realtime clients (they reconnect and reopen it).
+fn disconnect(slot: &Slot) {
+    if let Some(tenant) = slot.cell.get() {
+        tenant.broker().close();
     }
 }
 
@@ -247,6 +283,7 @@ async fn open(root: PathBuf, id: String) -> Result<Tenant> {
     }
     let db = Database::open(path, database_options()).await?;
     let catalog = RwLock::new(Arc::new(load_catalog(&db).await?));
+    let logs = warren_logs::Logs::new(dir.join(warren_logs::AUXILIARY_FILE), db.clone());
     tracing::debug!(tenant = %id, "tenant opened");
     Ok(Tenant {
         inner: Arc::new(TenantInner {
@@ -254,6 +291,8 @@ async fn open(root: PathBuf, id: String) -> Result<Tenant> {
             dir,
             db,
             catalog,
+            logs,
+            broker: warren_realtime::Broker::new(),
         }),
     })
 }

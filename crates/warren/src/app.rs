@@ -24,12 +24,18 @@ struct App {
 }
 
 /// The whole HTTP surface of one Warren process.
-pub fn router(control: ControlPlane, domain: &str) -> Router {
+pub fn router(
+    control: ControlPlane,
+    domain: &str,
+    smtp_url: Option<String>,
+    oauth_loopback: bool,
+) -> Router {
     let app = App {
         domain: domain.to_string(),
         platform: warren_control_plane::router(control.clone()),
         tenant_api: warren_api::router(ApiState {
-            passwords: warren_auth::Passwords::default(),
+            oauth_loopback,
+            ..ApiState::new(warren_auth::Passwords::default(), smtp_url)
         }),
         control,
     };

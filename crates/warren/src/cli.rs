@@ -65,6 +65,12 @@ pub struct Serve {
     /// Seconds a tenant may stay unused before it is closed.
     #[arg(long, env = "WARREN_IDLE_TIMEOUT", default_value_t = 300)]
     pub idle_timeout: u64,
+    /// SMTP relay for tenants without their own (`smtp://user:pass@host:port`, `smtps://…`).
+    #[arg(long, env = "WARREN_SMTP_URL")]
+    pub smtp_url: Option<String>,
+    /// Accept plain `http://127.0.0.1` OIDC endpoints. For local test providers only.
+    #[arg(long, env = "WARREN_OAUTH_INSECURE_LOOPBACK")]
+    pub oauth_insecure_loopback: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -80,6 +86,23 @@ pub enum TenantCommand {
     Delete {
         /// The tenant's slug.
         slug: String,
+    },
+    /// Create a tenant from a PocketBase data directory (`pb_data`), keeping its collections,
+    /// records, users, settings, logs and files.
+    Import {
+        /// Slug of the new tenant.
+        slug: String,
+        /// The PocketBase data directory (the one holding `data.db`); it may be in use.
+        #[arg(long)]
+        from: PathBuf,
+    },
+    /// Write a tenant as a PocketBase data directory that stock PocketBase can serve.
+    Export {
+        /// The tenant's slug.
+        slug: String,
+        /// Destination directory; created if missing, must be empty otherwise.
+        #[arg(long)]
+        to: PathBuf,
     },
 }
 

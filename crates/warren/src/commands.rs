@@ -55,6 +55,7 @@ async fn serve_platform(global: &Global, serve: &Serve) -> anyhow::Result<()> {
         idle_timeout: Duration::from_secs(serve.idle_timeout.max(1)),
     });
     let closer = registry.clone();
+    let draining = registry.clone();
     let directory = Directory::start(tenants.clone(), Duration::from_millis(200), move |id| {
         closer.close(id)
     })
@@ -72,13 +73,23 @@ async fn serve_platform(global: &Global, serve: &Serve) -> anyhow::Result<()> {
         operator_token,
         urls,
     };
-    let router = app::router(control, &global.domain);
+    let router = app::router(
+        control,
+        &global.domain,
+        serve.smtp_url.clone(),
+        serve.oauth_insecure_loopback,
+    );
     // Tests and scripts wait for this exact line to know the server is ready.
     println!(
         "Warren listening on http://{local} (platform domain {})",
         global.domain
     );
-    warren_edge::serve(listener, router, shutdown_signal()).await?;
+    let shutdown = async move {
+        shutdown_signal().await;
+        // Realtime streams never end by themselves: end them so the drain can finish.
+        draining.close_all();
+    };
+    warren_edge::serve(listener, router, shutdown).await?;
     tracing::info!("Warren stopped");
     Ok(())
 }
@@ -120,6 +131,25 @@ async fn tenant(global: &Global, command: TenantCommand) -> anyhow::Result<()> {
         TenantCommand::Delete { slug } => {
             tenants.delete(&slug).await.map_err(explain)?;
             println!("Deleted tenant {slug}.");
+        }
+        TenantCommand::Import { slug, from } => {
+            let (tenant, copied) = tenants.import(&slug, &from).await.map_err(explain)?;
+            println!(
+                "Imported {} collections and {} files from {} into {}",
+                copied.collections,
+                copied.files,
+                from.display(),
+                urls(global).tenant_url(&tenant.slug)
+            );
+        }
+        TenantCommand::Export { slug, to } => {
+            let copied = tenants.export(&slug, &to).await.map_err(explain)?;
+            println!(
+                "Exported {slug} ({} collections, {} files) to {}",
+                copied.collections,
+                copied.files,
+                to.display()
+            );
         }
     }
     Ok(())

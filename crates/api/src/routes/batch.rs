@@ -43,7 +43,8 @@ pub async fn create_batch(
     headers: HeaderMap,
     form: FormBody,
 ) -> Result<impl IntoResponse, ApiError> {
-    let body = super::records::without_files(form)?;
+    let body = form.data;
+    let mut uploads = batch_uploads(form.files);
     let config = settings::load(tenant.db()).await?;
     if settings::get(&config, "batch.enabled") != Some(&Value::Bool(true)) {
         return Err(ApiError::new(
@@ -66,6 +67,7 @@ pub async fn create_batch(
     }
     let catalog = tenant.catalog();
     let mut items = Vec::with_capacity(requests.len());
+    let mut pendings: Vec<crate::uploads::Pending> = Vec::new();
     let mut projections = Vec::with_capacity(requests.len());
     for (index, request) in requests.iter().enumerate() {
         let method = request
@@ -77,7 +79,7 @@ pub async fn create_batch(
             .get("url")
             .and_then(Value::as_str)
             .unwrap_or_default();
-        let item_body = match request.get("body") {
+        let mut item_body = match request.get("body") {
             Some(Value::Object(map)) => map.clone(),
             None | Some(Value::Null) => Map::new(),
             Some(_) => return Err(failed(index, ApiError::bad_request())),
@@ -101,18 +103,59 @@ pub async fn create_batch(
         let method = Method::from_bytes(method.as_bytes()).unwrap_or(Method::POST);
         let mut ctx = super::records::context(&caller, &method, &params, &headers);
         ctx.context = "batch".into();
+        let existing = match &action {
+            Action::Update(id) => Some(id.clone()),
+            Action::Upsert => item_body
+                .get("id")
+                .and_then(Value::as_str)
+                .filter(|id| !id.is_empty())
+                .map(str::to_string),
+            _ => None,
+        };
+        let item_files = uploads.remove(&index).unwrap_or_default();
+        let staged = crate::uploads::stage(
+            &state.files,
+            &tenant,
+            &entry,
+            &mut item_body,
+            item_files,
+            existing.as_deref(),
+        )
+        .await;
+        let pending = match staged {
+            Ok(pending) => pending,
+            Err(e) => {
+                for pending in pendings {
+                    pending.rollback().await;
+                }
+                return Err(failed(index, e));
+            }
+        };
         items.push(Item {
             entry,
             action,
             body: item_body,
             ctx,
             expand: params.text("expand").to_string(),
+            uploads: pending.names.clone(),
         });
+        pendings.push(pending);
         projections.push(params.text("fields").to_string());
     }
-    let outcomes = batch::run(tenant.db(), catalog, &caller, items, &state.passwords)
-        .await
-        .map_err(|failure| failed(failure.index, failure.error.into()))?;
+    let ran = batch::run(tenant.db(), catalog.clone(), &caller, items, &state.passwords).await;
+    let (outcomes, changes) = match ran {
+        Ok(done) => done,
+        Err(failure) => {
+            for pending in pendings {
+                pending.rollback().await;
+            }
+            return Err(failed(failure.index, failure.error.into()));
+        }
+    };
+    for pending in pendings {
+        pending.commit(&state.files, &tenant, &changes).await;
+    }
+    super::realtime::publish(&tenant, catalog, changes);
     let mut out = Vec::with_capacity(outcomes.len());
     for (outcome, fields) in outcomes.into_iter().zip(projections) {
         out.push(match outcome {
@@ -121,4 +164,30 @@ pub async fn create_batch(
         });
     }
     Ok(Json(Value::Array(out)))
+}
+
+/// Batch file parts by item: `requests.N.field` and `requests[N].field` become uploads with
+/// key `field` of item N.
+fn batch_uploads(files: Vec<crate::extract::Upload>) -> std::collections::BTreeMap<usize, Vec<crate::extract::Upload>> {
+    let mut out: std::collections::BTreeMap<usize, Vec<crate::extract::Upload>> =
+        std::collections::BTreeMap::new();
+    for mut upload in files {
+        let Some(rest) = upload.key.strip_prefix("requests") else {
+            continue;
+        };
+        let parsed = if let Some(rest) = rest.strip_prefix('[') {
+            rest.split_once("].")
+        } else {
+            rest.strip_prefix('.').and_then(|r| r.split_once('.'))
+        };
+        let Some((index, field)) = parsed else {
+            continue;
+        };
+        let Ok(index) = index.parse::<usize>() else {
+            continue;
+        };
+        upload.key = field.to_string();
+        out.entry(index).or_default().push(upload);
+    }
+    out
 }

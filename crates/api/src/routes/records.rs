@@ -91,7 +91,7 @@ pub async fn create_record(
     method: Method,
     headers: HeaderMap,
     params: Params,
-    form: FormBody,
+    request: axum::extract::Request,
 ) -> Result<Json<Value>, ApiError> {
     let catalog = tenant.catalog();
     let entry = catalog.get(&collection).cloned().ok_or_else(|| {
@@ -100,19 +100,32 @@ pub async fn create_record(
             "Missing or invalid collection context.",
         )
     })?;
-    let body = without_files(form)?;
+    let form = FormBody::read_limited(request, crate::uploads::body_limit(&entry)).await?;
+    let mut body = form.data;
+    let pending =
+        crate::uploads::stage(&state.files, &tenant, &entry, &mut body, form.files, None).await?;
     let ctx = context(&caller, &method, &params, &headers);
-    let record = write::create(
+    let written = write::create(
         tenant.db(),
-        catalog,
+        catalog.clone(),
         entry,
         &caller,
         ctx,
         body,
+        pending.names.clone(),
         &state.passwords,
         params.text("expand"),
     )
-    .await?;
+    .await;
+    let (record, changes) = match written {
+        Ok(done) => done,
+        Err(e) => {
+            pending.rollback().await;
+            return Err(e.into());
+        }
+    };
+    pending.commit(&state.files, &tenant, &changes).await;
+    super::realtime::publish(&tenant, catalog, changes);
     Ok(Json(project(record, params.text("fields"))?))
 }
 
@@ -126,7 +139,7 @@ pub async fn update_record(
     method: Method,
     headers: HeaderMap,
     params: Params,
-    form: FormBody,
+    request: axum::extract::Request,
 ) -> Result<Json<Value>, ApiError> {
     let catalog = tenant.catalog();
     let entry = catalog.get(&collection).cloned().ok_or_else(|| {
@@ -135,25 +148,40 @@ pub async fn update_record(
             "Missing or invalid collection context.",
         )
     })?;
-    let body = without_files(form)?;
+    let form = FormBody::read_limited(request, crate::uploads::body_limit(&entry)).await?;
+    let mut body = form.data;
+    let pending =
+        crate::uploads::stage(&state.files, &tenant, &entry, &mut body, form.files, Some(&id))
+            .await?;
     let ctx = context(&caller, &method, &params, &headers);
-    let record = write::update(
+    let written = write::update(
         tenant.db(),
-        catalog,
+        catalog.clone(),
         entry,
         &caller,
         ctx,
         &id,
         body,
+        pending.names.clone(),
         &state.passwords,
         params.text("expand"),
     )
-    .await?;
+    .await;
+    let (record, changes) = match written {
+        Ok(done) => done,
+        Err(e) => {
+            pending.rollback().await;
+            return Err(e.into());
+        }
+    };
+    pending.commit(&state.files, &tenant, &changes).await;
+    super::realtime::publish(&tenant, catalog, changes);
     Ok(Json(project(record, params.text("fields"))?))
 }
 
 /// `DELETE /api/collections/{collection}/records/{id}`
 pub async fn delete_record(
+    State(state): State<ApiState>,
     CurrentTenant(tenant): CurrentTenant,
     Auth(caller): Auth,
     Path((collection, id)): Path<(String, String)>,
@@ -164,21 +192,8 @@ pub async fn delete_record(
     let catalog = tenant.catalog();
     let entry = read::collection(&catalog, &collection)?;
     let ctx = context(&caller, &method, &params, &headers);
-    write::delete(tenant.db(), catalog, entry, &caller, ctx, &id).await?;
+    let changes = write::delete(tenant.db(), catalog.clone(), entry, &caller, ctx, &id).await?;
+    crate::uploads::remove_deleted(&state.files, &tenant, &changes).await;
+    super::realtime::publish(&tenant, catalog, changes);
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// The body's data; file uploads are refused with a clear error until file storage lands.
-pub(crate) fn without_files(form: FormBody) -> Result<serde_json::Map<String, Value>, ApiError> {
-    if let Some(upload) = form.files.first() {
-        tracing::debug!(key = %upload.key, bytes = upload.data.len(), "file upload refused");
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            format!(
-                "File uploads are not supported by this server yet (\"{}\").",
-                upload.filename
-            ),
-        ));
-    }
-    Ok(form.data)
 }

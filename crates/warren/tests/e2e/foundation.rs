@@ -385,11 +385,10 @@ async fn the_lru_cap_bounds_open_tenants() {
                 .0,
             200
         );
-        assert!(
-            server.open_tenant_dirs().len() <= 3,
-            "{:?}",
-            server.open_tenant_dirs()
-        );
+        // A closed tenant's files stay open until its last in-flight work (a request, a log
+        // flush) lets go of it: bounded by the cap once that settles.
+        let bounded = eventually(Duration::from_secs(3), async || server.open_tenant_dirs().len() <= 3).await;
+        assert!(bounded, "{:?}", server.open_tenant_dirs());
     }
     // Every tenant still answers, reopened on demand.
     for i in 0..8 {
@@ -401,7 +400,8 @@ async fn the_lru_cap_bounds_open_tenants() {
             200
         );
     }
-    assert!(server.open_tenant_dirs().len() <= 3);
+    let bounded = eventually(Duration::from_secs(3), async || server.open_tenant_dirs().len() <= 3).await;
+    assert!(bounded, "{:?}", server.open_tenant_dirs());
 }
 
 #[tokio::test]

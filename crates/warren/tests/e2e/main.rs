@@ -2,6 +2,11 @@
 //! directory, driven over HTTP and through its CLI.
 
 mod collections;
+mod files;
+mod files_s3;
 mod foundation;
+mod realtime;
+mod logs;
 mod records;
 mod support;
+mod transfer;
