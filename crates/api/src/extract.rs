@@ -235,9 +235,8 @@ impl FormBody {
     /// Reads a body of at most `limit` bytes (the route's own limit replaces the default one;
     /// the route must be registered with `DefaultBodyLimit::disable()`).
     pub async fn read_limited(request: Request, limit: usize) -> Result<Self, ApiError> {
-        let request = request.map(|body| {
-            axum::body::Body::new(http_body_util::Limited::new(body, limit))
-        });
+        let request =
+            request.map(|body| axum::body::Body::new(http_body_util::Limited::new(body, limit)));
         Self::from_request(request, &()).await
     }
 }

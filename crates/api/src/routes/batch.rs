@@ -142,7 +142,14 @@ pub async fn create_batch(
         pendings.push(pending);
         projections.push(params.text("fields").to_string());
     }
-    let ran = batch::run(tenant.db(), catalog.clone(), &caller, items, &state.passwords).await;
+    let ran = batch::run(
+        tenant.db(),
+        catalog.clone(),
+        &caller,
+        items,
+        &state.passwords,
+    )
+    .await;
     let (outcomes, changes) = match ran {
         Ok(done) => done,
         Err(failure) => {
@@ -168,7 +175,9 @@ pub async fn create_batch(
 
 /// Batch file parts by item: `requests.N.field` and `requests[N].field` become uploads with
 /// key `field` of item N.
-fn batch_uploads(files: Vec<crate::extract::Upload>) -> std::collections::BTreeMap<usize, Vec<crate::extract::Upload>> {
+fn batch_uploads(
+    files: Vec<crate::extract::Upload>,
+) -> std::collections::BTreeMap<usize, Vec<crate::extract::Upload>> {
     let mut out: std::collections::BTreeMap<usize, Vec<crate::extract::Upload>> =
         std::collections::BTreeMap::new();
     for mut upload in files {

@@ -129,7 +129,10 @@ pub async fn delete_collection(
     Path(collection): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     require_superuser(&caller)?;
-    let deleted_id = tenant.catalog().get(&collection).map(|e| e.collection.id.clone());
+    let deleted_id = tenant
+        .catalog()
+        .get(&collection)
+        .map(|e| e.collection.id.clone());
     collections::delete(tenant.db(), &collection).await?;
     reload(&tenant).await?;
     if let Some(id) = deleted_id {

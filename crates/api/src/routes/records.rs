@@ -150,9 +150,15 @@ pub async fn update_record(
     })?;
     let form = FormBody::read_limited(request, crate::uploads::body_limit(&entry)).await?;
     let mut body = form.data;
-    let pending =
-        crate::uploads::stage(&state.files, &tenant, &entry, &mut body, form.files, Some(&id))
-            .await?;
+    let pending = crate::uploads::stage(
+        &state.files,
+        &tenant,
+        &entry,
+        &mut body,
+        form.files,
+        Some(&id),
+    )
+    .await?;
     let ctx = context(&caller, &method, &params, &headers);
     let written = write::update(
         tenant.db(),

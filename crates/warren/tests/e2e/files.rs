@@ -14,7 +14,10 @@ const PASSWORD: &str = "root-password-1";
 const HOST: &str = "alpha.localhost";
 
 /// A multipart body with text fields and files (`(key, filename, bytes)`).
-pub(crate) fn multipart(texts: &[(&str, &str)], files: &[(&str, &str, &[u8])]) -> (String, Vec<u8>) {
+pub(crate) fn multipart(
+    texts: &[(&str, &str)],
+    files: &[(&str, &str, &[u8])],
+) -> (String, Vec<u8>) {
     let boundary = "warren-test-boundary-7d1f";
     let mut body = Vec::new();
     for (key, value) in texts {

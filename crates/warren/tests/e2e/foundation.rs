@@ -387,7 +387,10 @@ async fn the_lru_cap_bounds_open_tenants() {
         );
         // A closed tenant's files stay open until its last in-flight work (a request, a log
         // flush) lets go of it: bounded by the cap once that settles.
-        let bounded = eventually(Duration::from_secs(3), async || server.open_tenant_dirs().len() <= 3).await;
+        let bounded = eventually(Duration::from_secs(3), async || {
+            server.open_tenant_dirs().len() <= 3
+        })
+        .await;
         assert!(bounded, "{:?}", server.open_tenant_dirs());
     }
     // Every tenant still answers, reopened on demand.
@@ -400,7 +403,10 @@ async fn the_lru_cap_bounds_open_tenants() {
             200
         );
     }
-    let bounded = eventually(Duration::from_secs(3), async || server.open_tenant_dirs().len() <= 3).await;
+    let bounded = eventually(Duration::from_secs(3), async || {
+        server.open_tenant_dirs().len() <= 3
+    })
+    .await;
     assert!(bounded, "{:?}", server.open_tenant_dirs());
 }
 

@@ -16,19 +16,38 @@ struct Tenant {
 
 async fn tenant(server: &Server, slug: &str) -> Tenant {
     assert!(server.cli(&["tenant", "create", slug]).status.success());
-    assert!(server.cli(&["superuser", "upsert", slug, EMAIL, PASSWORD]).status.success());
+    assert!(
+        server
+            .cli(&["superuser", "upsert", slug, EMAIL, PASSWORD])
+            .status
+            .success()
+    );
     let host = format!("{slug}.localhost");
     let (status, body) = send(
         server
-            .request(Method::POST, &host, "/api/collections/_superusers/auth-with-password")
+            .request(
+                Method::POST,
+                &host,
+                "/api/collections/_superusers/auth-with-password",
+            )
             .json(&json!({ "identity": EMAIL, "password": PASSWORD })),
     )
     .await;
     assert_eq!(status, 200, "{body}");
-    Tenant { host, superuser: body["token"].as_str().unwrap().to_string() }
+    Tenant {
+        host,
+        superuser: body["token"].as_str().unwrap().to_string(),
+    }
 }
 
-async fn call(server: &Server, host: &str, token: &str, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
+async fn call(
+    server: &Server,
+    host: &str,
+    token: &str,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
     let mut request = server.request(method, host, path);
     if !token.is_empty() {
         request = request.header("Authorization", token);
@@ -43,7 +62,15 @@ async fn call(server: &Server, host: &str, token: &str, method: Method, path: &s
 /// with the same id and password.
 async fn setup(server: &Server, t: &Tenant) {
     let users = json!({"listRule": "", "viewRule": "", "createRule": ""});
-    let (status, body) = call(server, &t.host, &t.superuser, Method::PATCH, "/api/collections/users", Some(users)).await;
+    let (status, body) = call(
+        server,
+        &t.host,
+        &t.superuser,
+        Method::PATCH,
+        "/api/collections/users",
+        Some(users),
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     let notes = json!({
         "name": "notes",
@@ -57,10 +84,26 @@ async fn setup(server: &Server, t: &Tenant) {
         "updateRule": "owner = @request.auth.id",
         "deleteRule": "owner = @request.auth.id"
     });
-    let (status, body) = call(server, &t.host, &t.superuser, Method::POST, "/api/collections", Some(notes)).await;
+    let (status, body) = call(
+        server,
+        &t.host,
+        &t.superuser,
+        Method::POST,
+        "/api/collections",
+        Some(notes),
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     let user = json!({"id": "sameuserid00001", "email": "u@example.com", "password": "user-password-1", "passwordConfirm": "user-password-1"});
-    let (status, body) = call(server, &t.host, "", Method::POST, "/api/collections/users/records", Some(user)).await;
+    let (status, body) = call(
+        server,
+        &t.host,
+        "",
+        Method::POST,
+        "/api/collections/users/records",
+        Some(user),
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
 }
 
@@ -79,7 +122,15 @@ async fn user_token(server: &Server, host: &str) -> String {
 }
 
 async fn count(server: &Server, t: &Tenant) -> i64 {
-    let (status, body) = call(server, &t.host, &t.superuser, Method::GET, "/api/collections/notes/records", None).await;
+    let (status, body) = call(
+        server,
+        &t.host,
+        &t.superuser,
+        Method::GET,
+        "/api/collections/notes/records",
+        None,
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     body["totalItems"].as_i64().unwrap()
 }
@@ -93,41 +144,120 @@ async fn a_tenant_never_reaches_another_tenants_records_or_users() {
     setup(&server, &beta).await;
     let alpha_user = user_token(&server, &alpha.host).await;
 
-    let note = json!({"id": "alphanote00001a", "title": "alpha secret", "owner": "sameuserid00001"});
-    let (status, body) = call(&server, &alpha.host, &alpha_user, Method::POST, "/api/collections/notes/records", Some(note)).await;
+    let note =
+        json!({"id": "alphanote00001a", "title": "alpha secret", "owner": "sameuserid00001"});
+    let (status, body) = call(
+        &server,
+        &alpha.host,
+        &alpha_user,
+        Method::POST,
+        "/api/collections/notes/records",
+        Some(note),
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
 
     // Alpha's user token is a guest in beta, even though beta has a user with the same id.
     let path = "/api/collections/notes/records/alphanote00001a";
     let (status, _) = call(&server, &beta.host, &alpha_user, Method::GET, path, None).await;
     assert_eq!(status, 404);
-    let (status, body) = call(&server, &beta.host, &alpha_user, Method::GET, "/api/collections/notes/records", None).await;
+    let (status, body) = call(
+        &server,
+        &beta.host,
+        &alpha_user,
+        Method::GET,
+        "/api/collections/notes/records",
+        None,
+    )
+    .await;
     assert_eq!((status, body["totalItems"].as_i64()), (200, Some(0)));
     // Beta's superuser does not see alpha's record either.
-    let (status, _) = call(&server, &beta.host, &beta.superuser, Method::GET, path, None).await;
+    let (status, _) = call(
+        &server,
+        &beta.host,
+        &beta.superuser,
+        Method::GET,
+        path,
+        None,
+    )
+    .await;
     assert_eq!(status, 404);
-    let (status, _) = call(&server, &beta.host, &beta.superuser, Method::DELETE, path, None).await;
+    let (status, _) = call(
+        &server,
+        &beta.host,
+        &beta.superuser,
+        Method::DELETE,
+        path,
+        None,
+    )
+    .await;
     assert_eq!(status, 404);
-    let (status, _) = call(&server, &beta.host, &alpha.superuser, Method::PATCH, path, Some(json!({"title": "x"}))).await;
+    let (status, _) = call(
+        &server,
+        &beta.host,
+        &alpha.superuser,
+        Method::PATCH,
+        path,
+        Some(json!({"title": "x"})),
+    )
+    .await;
     assert!(status == 403 || status == 404, "{status}");
     // Alpha's superuser token cannot use beta's superuser-only APIs.
-    let (status, _) = call(&server, &beta.host, &alpha.superuser, Method::GET, "/api/collections", None).await;
+    let (status, _) = call(
+        &server,
+        &beta.host,
+        &alpha.superuser,
+        Method::GET,
+        "/api/collections",
+        None,
+    )
+    .await;
     assert_eq!(status, 401);
     // A relation in beta cannot point at alpha's record.
     let beta_user = user_token(&server, &beta.host).await;
-    let (_, notes) = call(&server, &beta.host, &beta.superuser, Method::GET, "/api/collections/notes", None).await;
+    let (_, notes) = call(
+        &server,
+        &beta.host,
+        &beta.superuser,
+        Method::GET,
+        "/api/collections/notes",
+        None,
+    )
+    .await;
     let relation = json!({"name": "links", "fields": [{"name": "note", "type": "relation", "collectionId": notes["id"], "maxSelect": 1}], "createRule": ""});
-    let (status, body) = call(&server, &beta.host, &beta.superuser, Method::POST, "/api/collections", Some(relation)).await;
+    let (status, body) = call(
+        &server,
+        &beta.host,
+        &beta.superuser,
+        Method::POST,
+        "/api/collections",
+        Some(relation),
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
-    let (status, body) = call(&server, &beta.host, &beta_user, Method::POST, "/api/collections/links/records", Some(json!({"note": "alphanote00001a"}))).await;
+    let (status, body) = call(
+        &server,
+        &beta.host,
+        &beta_user,
+        Method::POST,
+        "/api/collections/links/records",
+        Some(json!({"note": "alphanote00001a"})),
+    )
+    .await;
     assert_eq!(status, 400, "{body}");
-    assert_eq!(body["data"]["note"]["code"], "validation_missing_rel_records");
+    assert_eq!(
+        body["data"]["note"]["code"],
+        "validation_missing_rel_records"
+    );
 
     // Alpha still has exactly its one record, beta none.
     assert_eq!(count(&server, &alpha).await, 1);
     assert_eq!(count(&server, &beta).await, 0);
     let (status, body) = call(&server, &alpha.host, &alpha_user, Method::GET, path, None).await;
-    assert_eq!((status, body["title"].as_str()), (200, Some("alpha secret")));
+    assert_eq!(
+        (status, body["title"].as_str()),
+        (200, Some("alpha secret"))
+    );
 }
 
 #[tokio::test]
@@ -138,7 +268,13 @@ async fn hostile_bodies_and_filters_write_nothing() {
     let user = user_token(&server, &alpha.host).await;
     let records = "/api/collections/notes/records";
 
-    for raw in ["{\"title\": ", "[1,2]", "null", "\"text\"", "{\"title\": \"\\ud800\"}"] {
+    for raw in [
+        "{\"title\": ",
+        "[1,2]",
+        "null",
+        "\"text\"",
+        "{\"title\": \"\\ud800\"}",
+    ] {
         let response = server
             .request(Method::POST, &alpha.host, records)
             .header("Authorization", &user)
@@ -149,7 +285,10 @@ async fn hostile_bodies_and_filters_write_nothing() {
             .unwrap();
         assert_eq!(response.status(), 400, "{raw}");
         let body: Value = response.json().await.unwrap();
-        assert_eq!(body["message"], "Something went wrong while processing your request.", "{raw}");
+        assert_eq!(
+            body["message"], "Something went wrong while processing your request.",
+            "{raw}"
+        );
     }
     let response = server
         .request(Method::POST, &alpha.host, records)
@@ -164,7 +303,10 @@ async fn hostile_bodies_and_filters_write_nothing() {
     // Its own connection: the server answers 413 without reading the rest and closes it.
     let response = reqwest::Client::new()
         .post(format!("http://{}{records}", server.addr))
-        .header(reqwest::header::HOST, format!("{}:{}", alpha.host, server.addr.port()))
+        .header(
+            reqwest::header::HOST,
+            format!("{}:{}", alpha.host, server.addr.port()),
+        )
         .header("Authorization", &user)
         .header("content-type", "application/json")
         .body(huge)
@@ -175,7 +317,12 @@ async fn hostile_bodies_and_filters_write_nothing() {
     }
 
     // A filter that looks like SQL is a plain string comparison or a 400, never SQL.
-    for filter in ["title = \"x'; DROP TABLE notes; --\"", "1=1) OR (1=1", "title = '' OR 1=1 --", "owner.password != ''"] {
+    for filter in [
+        "title = \"x'; DROP TABLE notes; --\"",
+        "1=1) OR (1=1",
+        "title = '' OR 1=1 --",
+        "owner.password != ''",
+    ] {
         let path = format!("{records}?filter={}", urlencode(filter));
         let (status, body) = call(&server, &alpha.host, &user, Method::GET, &path, None).await;
         assert!(status == 200 || status == 400, "{filter}: {status} {body}");
@@ -186,19 +333,45 @@ async fn hostile_bodies_and_filters_write_nothing() {
         }
     }
     // A hidden field can't be probed by a client filter or sort.
-    let (status, _) = call(&server, &alpha.host, &user, Method::GET, "/api/collections/users/records?filter=password%21%3D%27%27", None).await;
+    let (status, _) = call(
+        &server,
+        &alpha.host,
+        &user,
+        Method::GET,
+        "/api/collections/users/records?filter=password%21%3D%27%27",
+        None,
+    )
+    .await;
     assert_eq!(status, 400);
-    let (status, _) = call(&server, &alpha.host, &user, Method::GET, "/api/collections/users/records?sort=tokenKey", None).await;
+    let (status, _) = call(
+        &server,
+        &alpha.host,
+        &user,
+        Method::GET,
+        "/api/collections/users/records?sort=tokenKey",
+        None,
+    )
+    .await;
     assert_eq!(status, 400);
     assert_eq!(count(&server, &alpha).await, 0);
-    let (status, body) = call(&server, &alpha.host, &alpha.superuser, Method::GET, "/api/collections/users/records", None).await;
+    let (status, body) = call(
+        &server,
+        &alpha.host,
+        &alpha.superuser,
+        Method::GET,
+        "/api/collections/users/records",
+        None,
+    )
+    .await;
     assert_eq!((status, body["totalItems"].as_i64()), (200, Some(1)));
 }
 
 fn urlencode(text: &str) -> String {
     text.bytes()
         .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             other => format!("%{other:02X}"),
         })
         .collect()
