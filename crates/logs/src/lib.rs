@@ -212,6 +212,9 @@ impl std::fmt::Debug for Logs {
 struct Inner {
     /// Where entries go.
     store: Arc<Store>,
+    /// The tenant's main database, where its settings live. Only `Inner` holds it, never the
+    /// tasks that outlive a closed tenant, so closing a tenant closes its database at once.
+    data: Database,
     /// Entries not yet written.
     pending: Mutex<Pending>,
     /// Wakes the flusher early when the buffer fills. Shared with the flusher task, which
@@ -236,8 +239,6 @@ struct Pending {
 struct Store {
     /// The `auxiliary.db` file.
     path: PathBuf,
-    /// The tenant's main database, where its settings live.
-    data: Database,
     /// The auxiliary database once opened.
     db: OnceCell<Database>,
     /// The `logs` settings as last loaded; applied when an entry is recorded, so a change
@@ -268,10 +269,10 @@ impl Logs {
             inner: Arc::new(Inner {
                 store: Arc::new(Store {
                     path,
-                    data,
                     db: OnceCell::new(),
                     settings: Mutex::new(None),
                 }),
+                data,
                 pending: Mutex::new(Pending::default()),
                 wake: Arc::new(Notify::new()),
             }),
@@ -321,18 +322,20 @@ impl Logs {
     /// Writes every pending entry now; returns how many were stored.
     pub async fn flush(&self) -> Result<usize> {
         let entries = self.inner.take();
-        self.inner.store.write(entries).await
+        let settings = self.inner.settings().await?;
+        self.inner.store.write(entries, settings).await
     }
 
     /// Reads the tenant's `logs` settings again (after they changed) and applies them to
     /// entries recorded from now on.
     pub async fn reload_settings(&self) -> Result<LogSettings> {
-        self.inner.store.settings().await
+        self.inner.load_settings().await
     }
 
     /// Deletes logs older than the tenant's `maxDays`; returns how many.
     pub async fn prune(&self) -> Result<usize> {
-        self.inner.store.prune().await
+        let settings = self.inner.settings().await?;
+        self.inner.store.prune(settings).await
     }
 
     /// The auxiliary database, opened (and created) on first use.
@@ -342,6 +345,26 @@ impl Logs {
 }
 
 impl Inner {
+    /// Loads the settings and caches them for [`Logs::record`].
+    async fn load_settings(&self) -> Result<LogSettings> {
+        let settings = warren_records::settings::load(&self.data).await?;
+        let settings = LogSettings::from_settings(&settings);
+        *self
+            .store
+            .settings
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(settings);
+        Ok(settings)
+    }
+
+    /// The cached settings, loaded on first use.
+    async fn settings(&self) -> Result<LogSettings> {
+        match self.store.cached_settings() {
+            Some(settings) => Ok(settings),
+            None => self.load_settings().await,
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Pending> {
         // Every critical section is a few field updates: a poisoned buffer is still consistent.
         self.pending.lock().unwrap_or_else(|p| p.into_inner())
@@ -369,9 +392,18 @@ impl Drop for Inner {
             return;
         }
         let store = self.store.clone();
+        // Entries recorded before the settings were ever loaded get the defaults.
+        let settings = store
+            .cached_settings()
+            .unwrap_or_else(|| LogSettings::from_settings(&Value::Null));
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move {
-                if let Err(e) = store.write(entries).await {
+                // A deleted tenant's directory is gone, and its logs with it.
+                let deleted = store.path.parent().is_some_and(|dir| !dir.exists());
+                if deleted {
+                    return;
+                }
+                if let Err(e) = store.write(entries, settings).await {
                     tracing::warn!(error = %e, "request logs lost on close");
                 }
             });
@@ -390,15 +422,26 @@ async fn flusher(inner: Weak<Inner>, wake: Arc<Notify>) {
         }
         let Some(inner) = inner.upgrade() else { return };
         let entries = inner.take();
+        let prune = last_prune.is_none_or(|at| at.elapsed() >= PRUNE_EVERY);
+        if entries.is_empty() && !prune {
+            continue;
+        }
+        let settings = match inner.settings().await {
+            Ok(settings) => settings,
+            Err(e) => {
+                tracing::warn!(error = %e, "request logs dropped: the settings cannot be read");
+                continue;
+            }
+        };
         let store = inner.store.clone();
         // Not holding `Inner` across the write lets a closing tenant drop it meanwhile.
         drop(inner);
-        if let Err(e) = store.write(entries).await {
+        if let Err(e) = store.write(entries, settings).await {
             tracing::warn!(error = %e, "request logs could not be written");
         }
-        if last_prune.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
+        if prune {
             last_prune = Some(Instant::now());
-            if let Err(e) = store.prune().await {
+            if let Err(e) = store.prune(settings).await {
                 tracing::warn!(error = %e, "old request logs could not be deleted");
             }
         }
@@ -417,22 +460,12 @@ impl Store {
         *self.settings.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Loads the settings and caches them for [`Logs::record`].
-    async fn settings(&self) -> Result<LogSettings> {
-        let settings = warren_records::settings::load(&self.data).await?;
-        let settings = LogSettings::from_settings(&settings);
-        *self.settings.lock().unwrap_or_else(|p| p.into_inner()) = Some(settings);
-        Ok(settings)
-    }
-
-    /// Writes `entries` in one transaction, applying the settings to those recorded before
-    /// the settings were known. Refreshes the cached settings (a change made by another
-    /// process shows within a flush interval).
-    async fn write(&self, entries: Vec<(Entry, bool)>) -> Result<usize> {
+    /// Writes `entries` in one transaction, applying `settings` to those recorded before the
+    /// settings were known.
+    async fn write(&self, entries: Vec<(Entry, bool)>, settings: LogSettings) -> Result<usize> {
         if entries.is_empty() {
             return Ok(0);
         }
-        let settings = self.settings().await?;
         let rows: Vec<Entry> = entries
             .into_iter()
             .filter_map(|(e, checked)| if checked { Some(e) } else { settings.apply(e) })
@@ -465,8 +498,7 @@ impl Store {
     }
 
     /// Deletes logs older than `maxDays` days (all of them when logging is off).
-    async fn prune(&self) -> Result<usize> {
-        let settings = self.settings().await?;
+    async fn prune(&self, settings: LogSettings) -> Result<usize> {
         let days = settings.max_days.max(0);
         let cutoff = warren_schema::datetime::DateTime {
             unix_millis: warren_schema::datetime::DateTime::now()
@@ -523,7 +555,7 @@ mod tests {
     async fn set_logs(logs: &Logs, section: Value) {
         let mut settings = warren_records::settings::defaults();
         settings["logs"] = section;
-        warren_records::settings::save(&logs.inner.store.data, &settings)
+        warren_records::settings::save(&logs.inner.data, &settings)
             .await
             .unwrap();
         logs.reload_settings().await.unwrap();
