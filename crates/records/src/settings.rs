@@ -51,25 +51,25 @@ pub fn merge(base: &mut Value, patch: &Value) {
 
 /// The tenant's settings: the stored document over the defaults.
 pub async fn load(db: &Database) -> Result<Value> {
-    let stored: Option<String> = db
-        .read(|c| {
-            Ok::<_, Error>(
-                c.prepare_cached("SELECT value FROM _params WHERE id = ?1")?
-                    // PocketBase writes the document as a BLOB, Warren as TEXT: read either.
-                    .query_row([KEY], |r| {
-                        Ok(match r.get_ref(0)? {
-                            warren_store::rusqlite::types::ValueRef::Text(bytes)
-                            | warren_store::rusqlite::types::ValueRef::Blob(bytes) => {
-                                Some(String::from_utf8_lossy(bytes).into_owned())
-                            }
-                            _ => None,
-                        })
-                    })
-                    .optional()?
-                    .flatten(),
-            )
+    db.read(read_in).await
+}
+
+/// Reads the settings on a connection (the stored document over the defaults).
+fn read_in(c: &warren_store::rusqlite::Connection) -> Result<Value> {
+    let stored: Option<String> = c
+        .prepare_cached("SELECT value FROM _params WHERE id = ?1")?
+        // PocketBase writes the document as a BLOB, Warren as TEXT: read either.
+        .query_row([KEY], |r| {
+            Ok(match r.get_ref(0)? {
+                warren_store::rusqlite::types::ValueRef::Text(bytes)
+                | warren_store::rusqlite::types::ValueRef::Blob(bytes) => {
+                    Some(String::from_utf8_lossy(bytes).into_owned())
+                }
+                _ => None,
+            })
         })
-        .await?;
+        .optional()?
+        .flatten();
     let mut settings = defaults();
     if let Some(Ok(Value::Object(saved))) = stored.as_deref().map(serde_json::from_str::<Value>) {
         merge(&mut settings, &Value::Object(saved));
@@ -77,17 +77,47 @@ pub async fn load(db: &Database) -> Result<Value> {
     Ok(settings)
 }
 
+fn write_in(c: &warren_store::rusqlite::Connection, settings: &Value) -> Result<()> {
+    c.execute(
+        "INSERT INTO _params (id, value, created, updated)
+         VALUES (?1, ?2, strftime('%Y-%m-%d %H:%M:%fZ'), strftime('%Y-%m-%d %H:%M:%fZ'))
+         ON CONFLICT (id) DO UPDATE SET value = excluded.value, updated = excluded.updated",
+        [KEY, settings.to_string().as_str()],
+    )?;
+    Ok(())
+}
+
 /// Stores `settings` whole.
 pub async fn save(db: &Database, settings: &Value) -> Result<()> {
-    let text = settings.to_string();
+    let settings = settings.clone();
+    db.write(move |c| write_in(c, &settings)).await
+}
+
+/// Why a settings change was refused.
+#[derive(Debug)]
+pub enum UpdateError {
+    /// The merged settings are invalid.
+    Invalid(warren_schema::ValidationErrors),
+    /// Reading or writing failed.
+    Failed(Error),
+}
+
+impl From<warren_store::Error> for UpdateError {
+    fn from(e: warren_store::Error) -> Self {
+        UpdateError::Failed(e.into())
+    }
+}
+
+/// Merges `patch` over the stored settings, validates and stores the result — read, merge and
+/// write in one transaction, so concurrent changes to different settings never undo each
+/// other. Returns the new settings.
+pub async fn update(db: &Database, patch: Value) -> std::result::Result<Value, UpdateError> {
     db.write(move |c| {
-        c.execute(
-            "INSERT INTO _params (id, value, created, updated)
-             VALUES (?1, ?2, strftime('%Y-%m-%d %H:%M:%fZ'), strftime('%Y-%m-%d %H:%M:%fZ'))
-             ON CONFLICT (id) DO UPDATE SET value = excluded.value, updated = excluded.updated",
-            [KEY, text.as_str()],
-        )?;
-        Ok::<_, Error>(())
+        let mut next = read_in(c).map_err(UpdateError::Failed)?;
+        merge(&mut next, &patch);
+        validate(&next).map_err(UpdateError::Invalid)?;
+        write_in(c, &next).map_err(UpdateError::Failed)?;
+        Ok(next)
     })
     .await
 }

@@ -34,19 +34,21 @@ pub async fn update_settings(
     JsonObject(patch): JsonObject,
 ) -> Result<Json<Value>, ApiError> {
     require_superuser(&caller)?;
-    let mut next = settings::load(tenant.db()).await?;
-    settings::merge(&mut next, &Value::Object(patch));
-    settings::validate(&next).map_err(|errors| {
-        let mut error = ApiError::new(
-            axum::http::StatusCode::BAD_REQUEST,
-            "An error occurred while validating the submitted data.",
-        );
-        if let Value::Object(map) = errors.to_value() {
-            error.data = map;
-        }
-        error
-    })?;
-    settings::save(tenant.db(), &next).await?;
+    let next = settings::update(tenant.db(), Value::Object(patch))
+        .await
+        .map_err(|e| match e {
+            settings::UpdateError::Invalid(errors) => {
+                let mut error = ApiError::new(
+                    axum::http::StatusCode::BAD_REQUEST,
+                    "An error occurred while validating the submitted data.",
+                );
+                if let Value::Object(map) = errors.to_value() {
+                    error.data = map;
+                }
+                error
+            }
+            settings::UpdateError::Failed(e) => e.into(),
+        })?;
     Ok(Json(project(
         settings::redact(&next),
         params.text("fields"),
