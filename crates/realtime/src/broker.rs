@@ -216,13 +216,15 @@ impl Broker {
 
     /// Replaces client `id`'s subscriptions and binds `caller` (with its record's token key)
     /// as its auth. A client bound to a record keeps that record: another record or a guest
-    /// is refused. Callers check the size limits first.
+    /// is refused. Callers check the size limits first. The subscriptions' rules are compiled
+    /// here against `catalog`, so the first event after a subscription pays nothing for it.
     pub fn subscribe(
         &self,
         id: &str,
         caller: Caller,
         token_key: Option<String>,
         subscriptions: &[String],
+        catalog: &Arc<Catalog>,
     ) -> Result<(), Error> {
         let client = self
             .inner
@@ -230,15 +232,9 @@ impl Broker {
             .get(id)
             .cloned()
             .ok_or(Error::UnknownClient)?;
-        let mut state = lock(&client.state);
-        if let Some(bound) = state.auth.caller.id()
-            && (caller.id() != Some(bound)
-                || caller.collection_id() != state.auth.caller.collection_id())
-        {
-            return Err(Error::AuthMismatch);
-        }
-        state.auth = Arc::new(AuthState { caller, token_key });
-        state.subs = subscriptions
+        check_binding(&lock(&client.state).auth.caller, &caller)?;
+        let auth = Arc::new(AuthState { caller, token_key });
+        let subs: Vec<Arc<Subscription>> = subscriptions
             .iter()
             .map(|raw| {
                 Arc::new(Subscription {
@@ -247,6 +243,20 @@ impl Broker {
                 })
             })
             .collect();
+        for sub in &subs {
+            let collection = match &sub.topic.target {
+                Target::Collection(c) | Target::Record(c, _) => c,
+                Target::Nothing => continue,
+            };
+            if let Some(entry) = catalog.get(collection) {
+                sub.check(catalog, entry, &auth);
+            }
+        }
+        let mut state = lock(&client.state);
+        // Checked again: another call may have bound the client meanwhile.
+        check_binding(&state.auth.caller, &auth.caller)?;
+        state.auth = auth;
+        state.subs = subs;
         Ok(())
     }
 
@@ -320,6 +330,16 @@ impl Broker {
             }
             tokio::task::yield_now().await;
         }
+    }
+}
+
+/// A client bound to a record accepts only that record again.
+fn check_binding(bound: &Caller, caller: &Caller) -> Result<(), Error> {
+    match bound.id() {
+        Some(id) if caller.id() != Some(id) || caller.collection_id() != bound.collection_id() => {
+            Err(Error::AuthMismatch)
+        }
+        _ => Ok(()),
     }
 }
 

@@ -140,7 +140,7 @@ impl Fixture {
         let sub = self.broker.connect();
         let topics: Vec<String> = topics.iter().map(|t| t.to_string()).collect();
         self.broker
-            .subscribe(sub.id(), caller, Some("k1".into()), &topics)
+            .subscribe(sub.id(), caller, Some("k1".into()), &topics, &self.catalog)
             .unwrap();
         sub
     }
@@ -325,25 +325,27 @@ async fn the_first_auth_binds_the_client() {
     let sub = f.broker.connect();
     let none: Vec<String> = Vec::new();
     assert_eq!(
-        f.broker.subscribe("nope", Caller::Guest, None, &none),
+        f.broker
+            .subscribe("nope", Caller::Guest, None, &none, &f.catalog),
         Err(Error::UnknownClient)
     );
     f.broker
-        .subscribe(sub.id(), Caller::Guest, None, &none)
+        .subscribe(sub.id(), Caller::Guest, None, &none, &f.catalog)
         .unwrap();
     f.broker
-        .subscribe(sub.id(), user("ann000000000001"), None, &none)
+        .subscribe(sub.id(), user("ann000000000001"), None, &none, &f.catalog)
         .unwrap();
     f.broker
-        .subscribe(sub.id(), user("ann000000000001"), None, &none)
+        .subscribe(sub.id(), user("ann000000000001"), None, &none, &f.catalog)
         .unwrap();
     assert_eq!(
-        f.broker.subscribe(sub.id(), Caller::Guest, None, &none),
+        f.broker
+            .subscribe(sub.id(), Caller::Guest, None, &none, &f.catalog),
         Err(Error::AuthMismatch)
     );
     assert_eq!(
         f.broker
-            .subscribe(sub.id(), user("bob000000000001"), None, &none),
+            .subscribe(sub.id(), user("bob000000000001"), None, &none, &f.catalog),
         Err(Error::AuthMismatch)
     );
     let id = sub.id().to_string();
@@ -375,7 +377,13 @@ async fn a_new_token_key_makes_the_client_a_guest() {
     assert!(drain(&mut ann).is_empty(), "now a guest");
     // A guest may sign in again.
     f.broker
-        .subscribe(ann.id(), user("ann000000000001"), Some("k9".into()), &[])
+        .subscribe(
+            ann.id(),
+            user("ann000000000001"),
+            Some("k9".into()),
+            &[],
+            &f.catalog,
+        )
         .unwrap();
 }
 
@@ -386,7 +394,7 @@ async fn closing_disconnects_everyone_and_brokers_are_separate() {
     let mut sub = f.client(Caller::Guest, &["posts"]);
     assert!(!other.has_client(sub.id()));
     assert_eq!(
-        other.subscribe(sub.id(), Caller::Guest, None, &[]),
+        other.subscribe(sub.id(), Caller::Guest, None, &[], &f.catalog),
         Err(Error::UnknownClient)
     );
     f.broker.close();

@@ -168,7 +168,13 @@ pub async fn set_subscriptions(
     }
     let token_key = token_key(&tenant, &caller).await?;
     broker
-        .subscribe(client_id, caller, token_key, &subscriptions)
+        .subscribe(
+            client_id,
+            caller,
+            token_key,
+            &subscriptions,
+            &tenant.catalog(),
+        )
         .map_err(|e| {
             let status = match e {
                 warren_realtime::Error::UnknownClient => StatusCode::NOT_FOUND,
