@@ -376,3 +376,95 @@ fn urlencode(text: &str) -> String {
         })
         .collect()
 }
+
+#[tokio::test]
+async fn acknowledged_writes_survive_a_crash() {
+    let server = Server::start(&[]);
+    let alpha = tenant(&server, "alpha").await;
+    setup(&server, &alpha).await;
+    let user = user_token(&server, &alpha.host).await;
+
+    // Many concurrent creates, so the writer commits them in groups; the server is killed
+    // with SIGKILL while more are in flight.
+    let acknowledged = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut writers = Vec::new();
+    for w in 0..16 {
+        let (client, addr, host, user, acknowledged) = (
+            server.client.clone(),
+            server.addr,
+            alpha.host.clone(),
+            user.clone(),
+            acknowledged.clone(),
+        );
+        writers.push(tokio::spawn(async move {
+            for i in 0..400 {
+                let id = format!("crash{w:02}x{i:07}");
+                let request = client
+                    .post(format!("http://{addr}/api/collections/notes/records"))
+                    .header(reqwest::header::HOST, format!("{host}:{}", addr.port()))
+                    .header("Authorization", &user)
+                    .json(&json!({"id": id, "title": "t", "owner": "sameuserid00001"}));
+                match request.send().await {
+                    Ok(response) if response.status() == 200 => {
+                        acknowledged.lock().unwrap().push(id)
+                    }
+                    _ => return,
+                }
+            }
+        }));
+    }
+    // Crash once a good number of writes are acknowledged (bounded wait).
+    let started = std::time::Instant::now();
+    while acknowledged.lock().unwrap().len() < 300
+        && started.elapsed() < std::time::Duration::from_secs(30)
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let server = server.crash_and_restart(&[]);
+    for writer in writers {
+        let _ = writer.await;
+    }
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    assert!(
+        acknowledged.len() >= 300,
+        "only {} writes were acknowledged",
+        acknowledged.len()
+    );
+
+    // Every acknowledged record is there after the restart.
+    let (status, body) = send(
+        server
+            .request(
+                Method::POST,
+                &alpha.host,
+                "/api/collections/_superusers/auth-with-password",
+            )
+            .json(&json!({ "identity": EMAIL, "password": PASSWORD })),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let superuser = body["token"].as_str().unwrap().to_string();
+    let mut stored = std::collections::HashSet::new();
+    for page in 1.. {
+        let path = format!(
+            "/api/collections/notes/records?perPage=1000&page={page}&skipTotal=1&fields=id"
+        );
+        let (status, body) = call(&server, &alpha.host, &superuser, Method::GET, &path, None).await;
+        assert_eq!(status, 200, "{body}");
+        let items = body["items"].as_array().unwrap();
+        stored.extend(items.iter().map(|r| r["id"].as_str().unwrap().to_string()));
+        if items.len() < 1000 {
+            break;
+        }
+    }
+    let lost: Vec<_> = acknowledged
+        .iter()
+        .filter(|id| !stored.contains(*id))
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "{} acknowledged writes lost, e.g. {:?}",
+        lost.len(),
+        lost.first()
+    );
+}

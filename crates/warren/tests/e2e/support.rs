@@ -32,7 +32,19 @@ fn binary() -> &'static str {
 impl Server {
     /// Starts the server with extra `serve` flags and waits for its "listening" line.
     pub fn start(flags: &[&str]) -> Self {
-        let data_dir = tempfile::tempdir().unwrap();
+        Self::start_in(tempfile::tempdir().unwrap(), flags)
+    }
+
+    /// Kills the server with SIGKILL (no shutdown, no flush) and starts a new one on the same
+    /// data directory.
+    pub fn crash_and_restart(mut self, flags: &[&str]) -> Self {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let data_dir = std::mem::replace(&mut self.data_dir, tempfile::tempdir().unwrap());
+        Self::start_in(data_dir, flags)
+    }
+
+    fn start_in(data_dir: tempfile::TempDir, flags: &[&str]) -> Self {
         let mut child = Command::new(binary())
             .args(["serve", "--http", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir.path())
