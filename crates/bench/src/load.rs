@@ -57,6 +57,8 @@ pub struct Stats {
     pub ok: u64,
     /// Failed operations.
     pub errors: u64,
+    /// Failed operations the server refused with 429 (counted in `errors` too).
+    pub throttled: u64,
     /// Wall time spent measuring (summed over merged runs).
     pub elapsed: Duration,
     /// Latency of successful operations, in microseconds.
@@ -75,6 +77,7 @@ impl Stats {
         Self {
             ok: 0,
             errors: 0,
+            throttled: 0,
             elapsed: Duration::ZERO,
             hist: new_histogram(),
             first_error: None,
@@ -93,6 +96,9 @@ impl Stats {
     /// Records one failed operation.
     pub fn record_error(&mut self, err: &OpError) {
         self.errors += 1;
+        if err.status == Some(429) {
+            self.throttled += 1;
+        }
         if self.first_error.is_none() {
             self.first_error = Some(err.message.clone());
         }
@@ -102,6 +108,7 @@ impl Stats {
     pub fn merge(&mut self, other: &Stats) {
         self.ok += other.ok;
         self.errors += other.errors;
+        self.throttled += other.throttled;
         self.elapsed += other.elapsed;
         // Both histograms share bounds, so `add` cannot fail.
         let _ = self.hist.add(&other.hist);
@@ -133,6 +140,7 @@ impl Stats {
         Summary {
             ok: self.ok,
             errors: self.errors,
+            throttled: self.throttled,
             seconds: self.elapsed.as_secs_f64(),
             throughput: self.throughput(),
             unit: self.unit,
@@ -149,6 +157,7 @@ impl Stats {
 pub struct Summary {
     pub ok: u64,
     pub errors: u64,
+    pub throttled: u64,
     pub seconds: f64,
     pub throughput: f64,
     pub unit: &'static str,
@@ -252,7 +261,24 @@ mod tests {
         .await;
         assert_eq!(stats.ok + stats.errors, 100);
         assert_eq!(stats.errors, 10);
+        assert_eq!(stats.throttled, 0);
         assert!(stats.first_error.is_some());
+    }
+
+    #[test]
+    fn refusals_with_429_are_counted_apart() {
+        let mut stats = Stats::new("req/s");
+        let refused = OpError {
+            status: Some(429),
+            message: "429 Too Many Requests.".into(),
+        };
+        stats.record_error(&refused);
+        stats.record_error(&OpError::other("transport"));
+        let mut other = Stats::new("req/s");
+        other.record_error(&refused);
+        stats.merge(&other);
+        assert_eq!((stats.errors, stats.throttled), (3, 2));
+        assert_eq!(stats.summary().throttled, 2);
     }
 
     #[test]

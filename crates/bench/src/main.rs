@@ -3,6 +3,7 @@
 //! server RSS and the Warren/PocketBase ratios per scenario.
 
 mod load;
+mod photos;
 mod png;
 mod realtime;
 mod report;
@@ -47,7 +48,9 @@ enum Command {
 #[derive(Args, Clone)]
 struct LoadArgs {
     /// Comma-separated scenarios (seed, health, view, list, list-skip-total, list-expand, create,
-    /// update, auth, realtime, files, files-upload, files-thumb, all).
+    /// update, auth, auth-4, auth-16, auth-64, auth-sweep, realtime, files, files-upload,
+    /// files-thumb, files-thumb-4mp-first, files-thumb-4mp, files-thumb-4mp-cached,
+    /// files-upload-10mb, all).
     #[arg(long, default_value = "all")]
     scenarios: String,
     /// Seconds per scenario, per round, per target.

@@ -60,6 +60,9 @@ fn cell_text(cell: &Cell) -> String {
                 s.quantile_ms(0.99),
                 s.errors
             );
+            if s.throttled > 0 {
+                text.push_str(&format!(" (429s {})", s.throttled));
+            }
             if let Some(kib) = cell.rss_kib {
                 text.push_str(&format!(" rss {}", mib(kib)));
             }

@@ -20,22 +20,52 @@ pub const ALL: &[&str] = &[
     "create",
     "update",
     "auth",
+    "auth-4",
+    "auth-16",
+    "auth-64",
     "realtime",
     "files-upload",
     "files-thumb",
+    "files-thumb-4mp-first",
+    "files-thumb-4mp",
+    "files-thumb-4mp-cached",
+    "files-upload-10mb",
 ];
 
-/// Expands the `--scenarios` list (`files` means both file scenarios, `all` everything).
+/// The file scenarios, which `--scenarios files` names together.
+const FILES: &[&str] = &[
+    "files-upload",
+    "files-thumb",
+    "files-thumb-4mp-first",
+    "files-thumb-4mp",
+    "files-thumb-4mp-cached",
+    "files-upload-10mb",
+];
+
+/// Scenarios that run at a fixed client count whatever `--concurrency` says.
+pub fn fixed_concurrency(name: &str) -> Option<usize> {
+    match name {
+        "auth-4" => Some(4),
+        "auth-16" => Some(16),
+        "auth-64" => Some(64),
+        "files-thumb-4mp-first" => Some(1),
+        _ => None,
+    }
+}
+
+/// Expands the `--scenarios` list (`files` means every file scenario, `auth-sweep` the auth
+/// scenario at 4, 16 and 64 clients, `all` everything).
 pub fn parse_list(list: &str) -> anyhow::Result<Vec<&'static str>> {
     let mut out: Vec<&'static str> = Vec::new();
     for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         let names: Vec<&'static str> = match name {
             "all" => ALL.to_vec(),
-            "files" => vec!["files-upload", "files-thumb"],
+            "files" => FILES.to_vec(),
+            "auth-sweep" => vec!["auth-4", "auth-16", "auth-64"],
             other => match ALL.iter().find(|s| **s == other) {
                 Some(found) => vec![*found],
                 None => anyhow::bail!(
-                    "unknown scenario {other:?} (known: {}, files, all)",
+                    "unknown scenario {other:?} (known: {}, files, auth-sweep, all)",
                     ALL.join(", ")
                 ),
             },
@@ -73,6 +103,10 @@ pub async fn run(
     bounds: Bounds,
     subscribers: usize,
 ) -> Result<Measured, String> {
+    let bounds = Bounds {
+        concurrency: fixed_concurrency(name).unwrap_or(bounds.concurrency),
+        ..bounds
+    };
     if name == "realtime" {
         let data = data.ok_or_else(|| "needs the seed".to_string())?;
         let (stats, bytes_per_conn) =
@@ -107,7 +141,14 @@ async fn run_requests(
         "list-expand" => probe_then_run(bounds, list(t, data, false, true)).await,
         "create" => probe_then_run(bounds, create(t, data)).await,
         "update" => probe_then_run(bounds, update(t, data)).await,
-        "auth" => probe_then_run(bounds, auth(t, data)).await,
+        "auth" | "auth-4" | "auth-16" | "auth-64" => {
+            let op = auth(t, data, bounds.concurrency).map_err(|e| format!("{e:#}"))?;
+            probe_then_run(bounds, op).await
+        }
+        "files-thumb-4mp-first"
+        | "files-thumb-4mp"
+        | "files-thumb-4mp-cached"
+        | "files-upload-10mb" => crate::photos::run(name, target, &data, bounds).await,
         "files-upload" => probe_then_run(bounds, upload(t, data)).await,
         "files-thumb" => {
             let files = upload_samples(target, &data, 16).await?;
@@ -262,20 +303,28 @@ fn update(t: Target, data: Dataset) -> Op {
     })
 }
 
-fn auth(t: Target, data: Dataset) -> Op {
-    op(move |w, s| {
+/// Each client logs in from its own loopback address (127.0.0.10, .11, …), as distinct users
+/// on distinct machines would: a server's per-address login limit then meters each client, not
+/// the whole run. Refusals (429) are counted apart from other errors.
+fn auth(t: Target, data: Dataset, clients: usize) -> anyhow::Result<Op> {
+    let clients: Arc<Vec<reqwest::Client>> = Arc::new(
+        (0..clients.max(1))
+            .map(|w| crate::target::client_from(crate::target::worker_address(w)))
+            .collect::<anyhow::Result<_>>()?,
+    );
+    Ok(op(move |w, s| {
         let t = t.clone();
         let users = data.users;
+        let client = clients[w % clients.len()].clone();
         async move {
             let i = mix(w as u64, s) as usize % users;
-            let req = t
-                .client
+            let req = client
                 .post(t.url("/api/collections/users/auth-with-password"))
                 .json(&json!({ "identity": user_email(i), "password": USER_PASSWORD }));
             let json = json_ok(req.send().await?).await?;
             crate::target::token_of(&json).map(|_| ())
         }
-    })
+    }))
 }
 
 const BOUNDARY: &str = "----warren-bench-boundary-7MA4YWxkTrZu0gW";
@@ -383,9 +432,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn files_expands_to_both_file_scenarios_in_canonical_order() {
+    fn files_expands_to_every_file_scenario_in_canonical_order() {
         let list = parse_list("files,view,seed").unwrap();
-        assert_eq!(list, vec!["seed", "view", "files-upload", "files-thumb"]);
+        let mut expected = vec!["seed", "view"];
+        expected.extend_from_slice(FILES);
+        assert_eq!(list, expected);
+    }
+
+    #[test]
+    fn the_auth_sweep_runs_at_4_16_and_64_clients() {
+        let list = parse_list("auth-sweep").unwrap();
+        let counts: Vec<_> = list.iter().map(|n| fixed_concurrency(n)).collect();
+        assert_eq!(counts, vec![Some(4), Some(16), Some(64)]);
+        assert_eq!(fixed_concurrency("auth"), None);
     }
 
     #[test]

@@ -187,7 +187,11 @@ async fn ensure_users_collection(target: &Target, su: &str) -> Result<String, Op
         .ok_or_else(|| OpError::other("users collection has no id"))
 }
 
-async fn create_collection(target: &Target, su: &str, body: Value) -> Result<(), OpError> {
+pub(crate) async fn create_collection(
+    target: &Target,
+    su: &str,
+    body: Value,
+) -> Result<(), OpError> {
     let name = body["name"].as_str().unwrap_or_default().to_string();
     let exists = target
         .client

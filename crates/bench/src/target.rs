@@ -109,6 +109,24 @@ pub fn client_with_pool(idle_per_host: usize) -> anyhow::Result<Client> {
         .context("building the HTTP client")
 }
 
+/// Like [`client`], but connecting from the loopback source address `local`.
+pub fn client_from(local: IpAddr) -> anyhow::Result<Client> {
+    Client::builder()
+        .dns_resolver(Arc::new(LoopbackResolver))
+        .no_proxy()
+        .local_address(local)
+        .timeout(Duration::from_secs(60))
+        .tcp_nodelay(true)
+        .build()
+        .context("building the HTTP client")
+}
+
+/// The loopback source address of client `worker`: 127.0.0.10 upwards (wrapping within /8).
+pub fn worker_address(worker: usize) -> IpAddr {
+    let n = 10 + (worker % 16_000_000) as u32;
+    IpAddr::V4(Ipv4Addr::new(127, (n >> 16) as u8, (n >> 8) as u8, n as u8))
+}
+
 /// Resolves `localhost` and `*.localhost` to 127.0.0.1; everything else is an error.
 struct LoopbackResolver;
 
@@ -193,6 +211,16 @@ pub async fn json_ok(resp: Response) -> Result<Value, OpError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn worker_addresses_are_distinct_loopback_addresses() {
+        let addrs: Vec<IpAddr> = (0..300).map(worker_address).collect();
+        assert_eq!(addrs[0], IpAddr::V4(Ipv4Addr::new(127, 0, 0, 10)));
+        assert_eq!(addrs[250], IpAddr::V4(Ipv4Addr::new(127, 0, 1, 4)));
+        assert!(addrs.iter().all(IpAddr::is_loopback));
+        let unique: std::collections::HashSet<_> = addrs.iter().collect();
+        assert_eq!(unique.len(), addrs.len());
+    }
 
     #[test]
     fn loopback_targets_are_accepted() {
