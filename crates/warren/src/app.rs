@@ -24,19 +24,11 @@ struct App {
 }
 
 /// The whole HTTP surface of one Warren process.
-pub fn router(
-    control: ControlPlane,
-    domain: &str,
-    smtp_url: Option<String>,
-    oauth_loopback: bool,
-) -> Router {
+pub fn router(control: ControlPlane, domain: &str, api: ApiState) -> Router {
     let app = App {
         domain: domain.to_string(),
         platform: warren_control_plane::router(control.clone()),
-        tenant_api: warren_api::router(ApiState {
-            oauth_loopback,
-            ..ApiState::new(warren_auth::Passwords::default(), smtp_url)
-        }),
+        tenant_api: warren_api::router(api),
         control,
     };
     Router::new().fallback(dispatch).with_state(app)

@@ -71,6 +71,43 @@ pub struct Serve {
     /// Accept plain `http://127.0.0.1` OIDC endpoints. For local test providers only.
     #[arg(long, env = "WARREN_OAUTH_INSECURE_LOOPBACK")]
     pub oauth_insecure_loopback: bool,
+    /// The platform's default S3-compatible bucket for tenants' files (tenants without their
+    /// own S3 settings keep files there under their id). Without it files stay on local disk.
+    #[command(flatten)]
+    pub s3: S3Flags,
+}
+
+/// The platform-wide file storage bucket.
+#[derive(Debug, Args)]
+pub struct S3Flags {
+    /// S3 endpoint URL, e.g. `https://s3.eu-central-1.amazonaws.com` or `http://127.0.0.1:8333`.
+    #[arg(long = "s3-endpoint", env = "WARREN_S3_ENDPOINT")]
+    pub endpoint: Option<String>,
+    /// Bucket name.
+    #[arg(long = "s3-bucket", env = "WARREN_S3_BUCKET")]
+    pub bucket: Option<String>,
+    /// Region.
+    #[arg(
+        long = "s3-region",
+        env = "WARREN_S3_REGION",
+        default_value = "us-east-1"
+    )]
+    pub region: String,
+    /// Access key id.
+    #[arg(
+        long = "s3-access-key",
+        env = "WARREN_S3_ACCESS_KEY",
+        default_value = ""
+    )]
+    pub access_key: String,
+    /// Secret access key (prefer the environment variable to the flag).
+    #[arg(
+        long = "s3-secret",
+        env = "WARREN_S3_SECRET",
+        default_value = "",
+        hide_env_values = true
+    )]
+    pub secret: String,
 }
 
 #[derive(Debug, Subcommand)]

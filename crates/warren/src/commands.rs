@@ -73,12 +73,15 @@ async fn serve_platform(global: &Global, serve: &Serve) -> anyhow::Result<()> {
         operator_token,
         urls,
     };
-    let router = app::router(
-        control,
-        &global.domain,
-        serve.smtp_url.clone(),
-        serve.oauth_insecure_loopback,
-    );
+    let api = warren_api::ApiState {
+        oauth_loopback: serve.oauth_insecure_loopback,
+        files: warren_files::Files::new(warren_files::FilesConfig {
+            default_s3: default_bucket(&serve.s3),
+            thumb_workers: 0,
+        }),
+        ..warren_api::ApiState::new(warren_auth::Passwords::default(), serve.smtp_url.clone())
+    };
+    let router = app::router(control, &global.domain, api);
     // Tests and scripts wait for this exact line to know the server is ready.
     println!(
         "Warren listening on http://{local} (platform domain {})",
@@ -92,6 +95,20 @@ async fn serve_platform(global: &Global, serve: &Serve) -> anyhow::Result<()> {
     warren_edge::serve(listener, router, shutdown).await?;
     tracing::info!("Warren stopped");
     Ok(())
+}
+
+/// The platform-wide bucket from the `--s3-*` flags, when an endpoint and a bucket are given.
+fn default_bucket(flags: &crate::cli::S3Flags) -> Option<warren_files::S3Config> {
+    let (endpoint, bucket) = (flags.endpoint.clone()?, flags.bucket.clone()?);
+    Some(warren_files::S3Config {
+        enabled: true,
+        bucket,
+        region: flags.region.clone(),
+        endpoint,
+        access_key: flags.access_key.clone(),
+        secret: flags.secret.clone(),
+        force_path_style: true,
+    })
 }
 
 async fn shutdown_signal() {

@@ -139,3 +139,81 @@ async fn uploads_thumbs_and_deletes_go_through_the_tenants_bucket() {
     assert_eq!(status, 204);
     assert_eq!(get(format!("/api/files/docs/{id}/{text}")).await.0, 404);
 }
+
+#[tokio::test]
+#[ignore = "needs the S3 server that tests/suites/s3 starts"]
+async fn the_platform_bucket_holds_files_of_tenants_without_their_own() {
+    let (endpoint, bucket) = (env("WARREN_TEST_S3_ENDPOINT"), env("WARREN_TEST_S3_BUCKET"));
+    let (access, secret) = (
+        env("WARREN_TEST_S3_ACCESS_KEY"),
+        env("WARREN_TEST_S3_SECRET"),
+    );
+    let server = Server::start(&[
+        "--s3-endpoint",
+        &endpoint,
+        "--s3-bucket",
+        &bucket,
+        "--s3-access-key",
+        &access,
+        "--s3-secret",
+        &secret,
+    ]);
+    assert!(server.cli(&["tenant", "create", "alpha"]).status.success());
+    assert!(
+        server
+            .cli(&["superuser", "upsert", "alpha", EMAIL, PASSWORD])
+            .status
+            .success()
+    );
+    let (_, auth) = send(
+        server
+            .request(
+                Method::POST,
+                HOST,
+                "/api/collections/_superusers/auth-with-password",
+            )
+            .json(&json!({ "identity": EMAIL, "password": PASSWORD })),
+    )
+    .await;
+    let token = auth["token"].as_str().unwrap().to_string();
+    let (status, docs) = send(
+        server
+            .request(Method::POST, HOST, "/api/collections")
+            .header("Authorization", &token)
+            .json(&json!({
+                "name": "docs", "listRule": "", "viewRule": "", "createRule": "",
+                "fields": [{"name": "files", "type": "file", "maxSelect": 1}]
+            })),
+    )
+    .await;
+    assert_eq!(status, 200, "{docs}");
+    let (content_type, body) = crate::files::multipart(
+        &[],
+        &[("files", "note.txt", b"in the platform bucket".as_slice())],
+    );
+    let (status, record) = send(
+        server
+            .request(Method::POST, HOST, "/api/collections/docs/records")
+            .header("Content-Type", content_type)
+            .body(body),
+    )
+    .await;
+    assert_eq!(status, 200, "{record}");
+    // No tenant S3 settings, yet nothing on local disk: the file went to the platform bucket.
+    assert!(crate::files::stored(&server, docs["id"].as_str().unwrap()).is_empty());
+    let path = format!(
+        "/api/files/docs/{}/{}",
+        record["id"].as_str().unwrap(),
+        record["files"].as_str().unwrap()
+    );
+    let response = server
+        .request(Method::GET, HOST, &path)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.bytes().await.unwrap().as_ref(),
+        b"in the platform bucket"
+    );
+}
