@@ -49,6 +49,7 @@ pub fn jpeg_4mp() -> Arc<[u8]> {
         pixels
             .write_with_encoder(encoder)
             .expect("encoding an in-memory RGB image as JPEG cannot fail");
+        eprintln!("photo: {WIDTH}x{HEIGHT} JPEG, {} bytes", out.len());
         out.into()
     })
     .clone()
