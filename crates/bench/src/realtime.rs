@@ -13,8 +13,16 @@ use crate::load::{Bounds, OpError, Stats};
 use crate::seed::{Dataset, user_id};
 use crate::target::{Target, drain, send_ok};
 
-/// Time between two published posts.
+/// Time between two published posts (at least; see [`publish_interval`]).
 const PUBLISH_INTERVAL: Duration = Duration::from_millis(20);
+/// Publish spacing per subscriber: one event's fan-out (one write per subscriber) must finish
+/// before the next starts, or the run measures a backlog instead of fan-out latency.
+const SPACING_PER_SUBSCRIBER: Duration = Duration::from_micros(20);
+
+/// The publish interval for `subscribers`: 20 ms up to 1,000 subscribers, 200 ms at 10,000.
+fn publish_interval(subscribers: usize) -> Duration {
+    PUBLISH_INTERVAL.max(SPACING_PER_SUBSCRIBER * subscribers as u32)
+}
 /// How long subscribers wait for stragglers after the last publish.
 const GRACE: Duration = Duration::from_secs(3);
 
@@ -51,7 +59,8 @@ pub async fn run(
     }
     drop(probe);
 
-    let max_events = (bounds.duration.as_millis() / PUBLISH_INTERVAL.as_millis()) as usize + 2;
+    let interval = publish_interval(subscribers);
+    let max_events = (bounds.duration.as_millis() / interval.as_millis()) as usize + 2;
     let board = Arc::new(Board {
         sent: (0..max_events).map(|_| OnceLock::new()).collect(),
         ready: AtomicUsize::new(0),
@@ -102,7 +111,7 @@ pub async fn run(
     let mut publish_errors = 0u64;
     let mut first_error: Option<String> = None;
     let mut creates = Stats::new("req/s");
-    let mut tick = tokio::time::interval(PUBLISH_INTERVAL);
+    let mut tick = tokio::time::interval(interval);
     while published < max_events && Instant::now() < deadline {
         tick.tick().await;
         let body = json!({
