@@ -35,6 +35,8 @@ pub const MAX_SUBSCRIPTIONS: usize = 1000;
 pub const MAX_SUBSCRIPTION_LEN: usize = 2500;
 /// Length of a client id in a request (PocketBase's limit).
 pub const MAX_CLIENT_ID_LEN: usize = 255;
+/// Clients handled between two yields to the scheduler during one fan-out.
+const YIELD_EVERY: usize = 512;
 /// Rule checks per SQL statement (keeps statements and parameter lists small).
 const CHECKS_PER_STATEMENT: usize = 64;
 
@@ -416,7 +418,11 @@ async fn deliver(inner: &Arc<Inner>, job: &Job, change: &Change) {
     }
     let record_id = change.id();
     let mut targets = Vec::new();
-    for client in clients {
+    for (n, client) in clients.into_iter().enumerate() {
+        if n % YIELD_EVERY == YIELD_EVERY - 1 {
+            // A large fan-out must not starve request handling on this worker thread.
+            tokio::task::yield_now().await;
+        }
         let state = lock(&client.state);
         for sub in &state.subs {
             let collection = match &sub.topic.target {
@@ -451,7 +457,10 @@ async fn deliver(inner: &Arc<Inner>, job: &Job, change: &Change) {
         .filter_map(|(t, ok)| ok.then_some(t))
         .collect();
     let payloads = render(job, change, &targets).await;
-    for (target, data) in targets.iter().zip(payloads) {
+    for (n, (target, data)) in targets.iter().zip(payloads).enumerate() {
+        if n % YIELD_EVERY == YIELD_EVERY - 1 {
+            tokio::task::yield_now().await;
+        }
         let Some(data) = data else { continue };
         inner.offer(
             &target.client,
