@@ -93,40 +93,21 @@ pub async fn create_record(
     params: Params,
     request: axum::extract::Request,
 ) -> Result<Json<Value>, ApiError> {
-    let catalog = tenant.catalog();
-    let entry = catalog.get(&collection).cloned().ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "Missing or invalid collection context.",
-        )
-    })?;
-    let form = FormBody::read_limited(request, crate::uploads::body_limit(&entry)).await?;
-    let mut body = form.data;
-    let pending =
-        crate::uploads::stage(&state.files, &tenant, &entry, &mut body, form.files, None).await?;
-    let ctx = context(&caller, &method, &params, &headers);
-    let written = write::create(
-        tenant.db(),
-        catalog.clone(),
-        entry,
-        &caller,
-        ctx,
-        body,
-        pending.names.clone(),
-        &state.passwords,
-        params.text("expand"),
-    )
-    .await;
-    let (record, changes) = match written {
-        Ok(done) => done,
-        Err(e) => {
-            pending.rollback().await;
-            return Err(e.into());
-        }
+    let request_info = RequestInfo {
+        method,
+        headers,
+        params,
     };
-    pending.commit(&state.files, &tenant, &changes).await;
-    super::realtime::publish(&tenant, catalog, changes);
-    Ok(Json(project(record, params.text("fields"))?))
+    save_record(
+        state,
+        tenant,
+        caller,
+        collection,
+        None,
+        request_info,
+        request,
+    )
+    .await
 }
 
 /// `PATCH /api/collections/{collection}/records/{id}`
@@ -139,6 +120,42 @@ pub async fn update_record(
     method: Method,
     headers: HeaderMap,
     params: Params,
+    request: axum::extract::Request,
+) -> Result<Json<Value>, ApiError> {
+    let request_info = RequestInfo {
+        method,
+        headers,
+        params,
+    };
+    save_record(
+        state,
+        tenant,
+        caller,
+        collection,
+        Some(id),
+        request_info,
+        request,
+    )
+    .await
+}
+
+/// What the rules see of a request besides its body.
+struct RequestInfo {
+    method: Method,
+    headers: HeaderMap,
+    params: Params,
+}
+
+/// Creates (`id` = `None`) or updates a record: reads the body (uploads staged to storage
+/// first), writes through the record engine, then keeps or removes the staged files and
+/// publishes the changes.
+async fn save_record(
+    state: ApiState,
+    tenant: warren_tenant::Tenant,
+    caller: Caller,
+    collection: String,
+    id: Option<String>,
+    info: RequestInfo,
     request: axum::extract::Request,
 ) -> Result<Json<Value>, ApiError> {
     let catalog = tenant.catalog();
@@ -156,23 +173,47 @@ pub async fn update_record(
         &entry,
         &mut body,
         form.files,
-        Some(&id),
+        id.as_deref(),
     )
     .await?;
+    let RequestInfo {
+        method,
+        headers,
+        params,
+    } = info;
     let ctx = context(&caller, &method, &params, &headers);
-    let written = write::update(
-        tenant.db(),
-        catalog.clone(),
-        entry,
-        &caller,
-        ctx,
-        &id,
-        body,
-        pending.names.clone(),
-        &state.passwords,
-        params.text("expand"),
-    )
-    .await;
+    let (db, names, expand) = (tenant.db(), pending.names.clone(), params.text("expand"));
+    let written = match &id {
+        None => {
+            write::create(
+                db,
+                catalog.clone(),
+                entry,
+                &caller,
+                ctx,
+                body,
+                names,
+                &state.passwords,
+                expand,
+            )
+            .await
+        }
+        Some(id) => {
+            write::update(
+                db,
+                catalog.clone(),
+                entry,
+                &caller,
+                ctx,
+                id,
+                body,
+                names,
+                &state.passwords,
+                expand,
+            )
+            .await
+        }
+    };
     let (record, changes) = match written {
         Ok(done) => done,
         Err(e) => {
