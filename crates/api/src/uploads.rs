@@ -38,7 +38,7 @@ pub fn body_limit(entry: &Entry) -> usize {
 
 /// The tenant's own S3 settings (`settings.s3`), when enabled.
 pub async fn own_s3(tenant: &Tenant) -> Result<Option<S3Config>, ApiError> {
-    let settings = warren_records::settings::load(tenant.db()).await?;
+    let settings = tenant.settings().await?;
     Ok(warren_records::settings::get(&settings, "s3")
         .and_then(|v| serde_json::from_value::<S3Config>(v.clone()).ok())
         .filter(S3Config::is_usable))

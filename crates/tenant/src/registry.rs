@@ -46,6 +46,8 @@ struct TenantInner {
     db: Database,
     /// The tenant's collections; replaced whole after a schema change.
     catalog: RwLock<Arc<Catalog>>,
+    /// The tenant's settings as last read, and a generation bumped when they change.
+    settings: Mutex<(u64, Option<Arc<serde_json::Value>>)>,
     /// The tenant's realtime clients; they are disconnected when the registry closes it.
     broker: warren_realtime::Broker,
     /// The tenant's request logs (`auxiliary.db`, opened on first use).
@@ -85,6 +87,47 @@ impl Tenant {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// The tenant's settings, read once and kept until [`Tenant::forget_settings`].
+    pub async fn settings(&self) -> Result<Arc<serde_json::Value>> {
+        let generation = {
+            let cached = self
+                .inner
+                .settings
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if let Some(settings) = &cached.1 {
+                return Ok(settings.clone());
+            }
+            cached.0
+        };
+        let loaded = Arc::new(
+            warren_records::settings::load(&self.inner.db)
+                .await
+                .map_err(|e| Error::Invalid(format!("the settings cannot be read: {e}")))?,
+        );
+        let mut cached = self
+            .inner
+            .settings
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        // A change committed while this read ran must not be overwritten by older settings.
+        if cached.0 == generation {
+            cached.1 = Some(loaded.clone());
+        }
+        Ok(loaded)
+    }
+
+    /// Drops the cached settings (after a settings change has committed).
+    pub fn forget_settings(&self) {
+        let mut cached = self
+            .inner
+            .settings
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        cached.0 += 1;
+        cached.1 = None;
     }
 
     /// Reloads the collections from the database (after a schema change has committed).
@@ -291,6 +334,7 @@ async fn open(root: PathBuf, id: String) -> Result<Tenant> {
             dir,
             db,
             catalog,
+            settings: Mutex::new((0, None)),
             logs,
             broker: warren_realtime::Broker::new(),
         }),

@@ -45,7 +45,7 @@ pub async fn create_batch(
 ) -> Result<impl IntoResponse, ApiError> {
     let body = form.data;
     let mut uploads = batch_uploads(form.files);
-    let config = settings::load(tenant.db()).await?;
+    let config = tenant.settings().await?;
     if settings::get(&config, "batch.enabled") != Some(&Value::Bool(true)) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,

@@ -49,6 +49,7 @@ pub async fn update_settings(
             }
             settings::UpdateError::Failed(e) => e.into(),
         })?;
+    tenant.forget_settings();
     Ok(Json(project(
         settings::redact(&next),
         params.text("fields"),
