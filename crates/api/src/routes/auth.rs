@@ -357,18 +357,44 @@ pub async fn request_verification(
             "All superusers are verified by default.",
         ));
     }
+    mail_later(state, tenant, entry, email, AccountMail::Verification);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Which account mail a background request sends.
+#[derive(Debug, Clone, Copy)]
+enum AccountMail {
+    Verification,
+    PasswordReset,
+}
+
+/// Looks the address up and sends the mail after the answer has gone, so that neither the
+/// answer nor its timing tells whether the address exists.
+fn mail_later(
+    state: ApiState,
+    tenant: Tenant,
+    entry: Arc<Entry>,
+    email: String,
+    kind: AccountMail,
+) {
     tokio::spawn(async move {
         let outcome = async {
             let settings = warren_records::settings::load(tenant.db()).await?;
-            let mail = warren_records::account::request_verification(
-                tenant.db(),
-                &entry,
-                tenant.id(),
-                &email,
-                &settings,
-                &state.limiter,
-            )
-            .await?;
+            let (db, id, limiter) = (tenant.db(), tenant.id(), &state.limiter);
+            let mail = match kind {
+                AccountMail::Verification => {
+                    warren_records::account::request_verification(
+                        db, &entry, id, &email, &settings, limiter,
+                    )
+                    .await?
+                }
+                AccountMail::PasswordReset => {
+                    warren_records::account::request_password_reset(
+                        db, &entry, id, &email, &settings, limiter,
+                    )
+                    .await?
+                }
+            };
             if let Some(mail) = mail {
                 state.mailer.send_later(settings, mail);
             }
@@ -376,10 +402,9 @@ pub async fn request_verification(
         }
         .await;
         if let Err(e) = outcome {
-            tracing::warn!(error = %e, "verification request failed");
+            tracing::warn!(error = %e, ?kind, "account mail request failed");
         }
     });
-    Ok(StatusCode::NO_CONTENT)
 }
 
 /// `POST /api/collections/{collection}/confirm-verification`
@@ -421,28 +446,7 @@ pub async fn request_password_reset(
             "The collection is not configured to allow password authentication.",
         ));
     }
-    tokio::spawn(async move {
-        let outcome = async {
-            let settings = warren_records::settings::load(tenant.db()).await?;
-            let mail = warren_records::account::request_password_reset(
-                tenant.db(),
-                &entry,
-                tenant.id(),
-                &email,
-                &settings,
-                &state.limiter,
-            )
-            .await?;
-            if let Some(mail) = mail {
-                state.mailer.send_later(settings, mail);
-            }
-            Ok::<_, warren_records::Error>(())
-        }
-        .await;
-        if let Err(e) = outcome {
-            tracing::warn!(error = %e, "password reset request failed");
-        }
-    });
+    mail_later(state, tenant, entry, email, AccountMail::PasswordReset);
     Ok(StatusCode::NO_CONTENT)
 }
 
