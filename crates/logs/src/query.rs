@@ -50,33 +50,8 @@ pub struct ListQuery {
     pub skip_total: bool,
 }
 
-/// One page of logs.
-#[derive(Debug, Clone)]
-pub struct Page {
-    /// The logs' JSON.
-    pub items: Vec<Value>,
-    /// The page number.
-    pub page: u64,
-    /// Page size.
-    pub per_page: u64,
-    /// Matching logs, or -1 with `skip_total`.
-    pub total_items: i64,
-    /// Pages, or -1 with `skip_total`.
-    pub total_pages: i64,
-}
-
-impl Page {
-    /// PocketBase's list JSON.
-    pub fn to_value(&self) -> Value {
-        json!({
-            "items": self.items,
-            "page": self.page,
-            "perPage": self.per_page,
-            "totalItems": self.total_items,
-            "totalPages": self.total_pages,
-        })
-    }
-}
+/// One page of logs: the same list shape (and type) as a page of records.
+pub use warren_records::read::Page;
 
 const COLUMNS: &str =
     r#""_logs"."id", "_logs"."created", "_logs"."data", "_logs"."message", "_logs"."level""#;
