@@ -329,7 +329,8 @@ pub async fn confirm_password_reset(
         if verify {
             values.push(("verified", 1i64.into()));
         }
-        crate::login::set_columns(c, &holder.entry, &id, &values).map(|_| ())
+        crate::login::set_columns(c, &holder.entry, &id, &values)?;
+        crate::origins::forget(c, &holder.entry.collection.id, &id)
     })
     .await
 }

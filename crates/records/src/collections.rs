@@ -45,7 +45,7 @@ pub const MAX_PER_PAGE: i64 = 1000;
 pub const DEFAULT_PER_PAGE: i64 = 30;
 
 /// Auth-related system tables whose rows point at a collection through `collectionRef`.
-const AUTH_REF_TABLES: [&str; 4] = ["_externalAuths", "_mfas", "_otps", "_authOrigins"];
+pub(crate) const AUTH_REF_TABLES: [&str; 4] = ["_externalAuths", "_mfas", "_otps", "_authOrigins"];
 
 /// Deepest chain of cascading deletes followed while truncating.
 const MAX_CASCADE_DEPTH: usize = 16;

@@ -17,6 +17,7 @@ pub mod external;
 pub mod limits;
 pub mod login;
 pub mod mfa;
+pub mod origins;
 pub mod otp;
 pub mod read;
 pub mod settings;

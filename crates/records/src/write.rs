@@ -284,6 +284,9 @@ pub(crate) fn apply_update(
         }
     }
     update_row(c, entry, id, &prepared)?;
+    if entry.collection.is_auth() && plan.hash.is_some() {
+        crate::origins::forget(c, &entry.collection.id, id)?;
+    }
     Ok(prepared.data)
 }
 
@@ -624,6 +627,16 @@ fn delete_cascading(
         sql::quote(&entry.collection.name)
     ))?
     .execute([id])?;
+    if entry.collection.is_auth() {
+        // The record's sign-in links, sessions, codes and origins go with it.
+        for table in crate::collections::AUTH_REF_TABLES {
+            c.prepare_cached(&format!(
+                "DELETE FROM {} WHERE collectionRef = ?1 AND recordRef = ?2",
+                sql::quote(table)
+            ))?
+            .execute([&entry.collection.id, id])?;
+        }
+    }
     Ok(())
 }
 

@@ -10,11 +10,12 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{ConnectInfo, FromRequestParts, Path, State};
-use axum::http::header::AUTHORIZATION;
+use axum::http::header::{AUTHORIZATION, USER_AGENT};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
+use warren_records::origins::Origin;
 use warren_records::{Caller, Entry, login};
 use warren_tenant::Tenant;
 
@@ -148,13 +149,57 @@ fn mfa_id<'a>(params: &'a Params, body: &'a FormBody) -> &'a str {
     }
 }
 
+/// Where a request comes from, for `_authOrigins`.
+pub(crate) fn origin(ip: &str, headers: &HeaderMap) -> Origin {
+    Origin {
+        ip: ip.to_string(),
+        user_agent: headers
+            .get(USER_AGENT)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .unwrap_or_default(),
+    }
+}
+
+/// After a completed password, OTP or OAuth2 login: when the collection's login alert is on,
+/// records the origin and mails the alert for a new one (a failure here never fails the login).
+pub(crate) async fn remember_origin(
+    state: &ApiState,
+    tenant: &Tenant,
+    entry: &Arc<Entry>,
+    data: &warren_schema::RecordData,
+    origin: &Origin,
+) {
+    if !entry
+        .collection
+        .auth_options()
+        .is_some_and(|o| o.auth_alert.enabled)
+    {
+        return;
+    }
+    let outcome = async {
+        let settings = tenant.settings().await.map_err(|e| e.to_string())?;
+        warren_records::origins::remember(tenant.db(), entry, data, origin, &settings)
+            .await
+            .map(|mail| (settings, mail))
+            .map_err(|e| e.to_string())
+    }
+    .await;
+    match outcome {
+        Ok((settings, Some(mail))) => state.mailer.send_later((*settings).clone(), mail),
+        Ok((_, None)) => {}
+        Err(e) => tracing::warn!(error = %e, "login origin not recorded"),
+    }
+}
+
 /// A login's answer: `{record, token}` (projected), or 401 `{"mfaId"}` when a second factor
 /// is required.
 async fn answer(
+    state: &ApiState,
     tenant: &Tenant,
     entry: Arc<Entry>,
     outcome: Result<warren_schema::RecordData, warren_records::Error>,
     params: &Params,
+    origin: &Origin,
 ) -> Result<Response, ApiError> {
     let data = match outcome {
         Ok(data) => data,
@@ -163,6 +208,7 @@ async fn answer(
         }
         Err(other) => return Err(other.into()),
     };
+    remember_origin(state, tenant, &entry, &data, origin).await;
     let token = login::auth_token(&entry, &data)?;
     let body = login::respond(
         tenant.db(),
@@ -245,7 +291,15 @@ pub async fn auth_with_password(
         Ok(data)
     }
     .await;
-    answer(&tenant, entry, outcome, &params).await
+    answer(
+        &state,
+        &tenant,
+        entry,
+        outcome,
+        &params,
+        &origin(&ip, &headers),
+    )
+    .await
 }
 
 /// `GET /api/collections/{collection}/auth-methods`
@@ -575,5 +629,13 @@ pub async fn auth_with_otp(
         &state.limiter,
     )
     .await;
-    answer(&tenant, entry, outcome, &params).await
+    answer(
+        &state,
+        &tenant,
+        entry,
+        outcome,
+        &params,
+        &origin(&ip, &headers),
+    )
+    .await
 }

@@ -243,6 +243,8 @@ pub async fn auth_with_oauth2(
             other => Err(other.into()),
         };
     }
+    let origin = crate::routes::auth::origin(&ip, &headers);
+    crate::routes::auth::remember_origin(&state, &tenant, &entry, &data, &origin).await;
     let token = login::auth_token(&entry, &data)?;
     let mut answer = login::respond(db, catalog, entry, data, token, params.text("expand")).await?;
     if let Value::Object(map) = &mut answer {
