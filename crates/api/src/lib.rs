@@ -8,6 +8,7 @@ mod fields;
 mod headers;
 mod logger;
 mod query;
+mod rates;
 mod router;
 mod routes;
 mod uploads;

@@ -24,6 +24,8 @@ pub struct ApiState {
     pub mailer: warren_mail::Mailer,
     /// Brute-force counters, keyed per tenant.
     pub limiter: warren_records::limits::Limiter,
+    /// Counters of the tenants' own `settings.rateLimits` rules, keyed per tenant.
+    pub rates: warren_records::limits::Limiter,
     /// Accept `http://127.0.0.1` OIDC endpoints (local test providers only).
     pub oauth_loopback: bool,
     /// File storage and thumbnails (local disk, or S3 per tenant / platform default).
@@ -37,6 +39,7 @@ impl ApiState {
             passwords,
             mailer: warren_mail::Mailer::new(smtp_url),
             limiter: warren_records::limits::Limiter::default(),
+            rates: warren_records::limits::Limiter::default(),
             oauth_loopback: false,
             files: warren_files::Files::new(warren_files::FilesConfig::default()),
         }
@@ -158,6 +161,10 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/logs/{id}", get(logs::view_log))
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|| async { ApiError::not_found() })
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::rates::limit_rates,
+        ))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn(pocketbase_headers))
         .layer(middleware::from_fn(crate::logger::log_requests))

@@ -187,6 +187,10 @@ pub fn validate(settings: &Value) -> std::result::Result<(), warren_schema::Vali
     );
     section("smtp", &[("enabled", Check::Bool), ("port", Check::Count)]);
     section("rateLimits", &[("enabled", Check::Bool)]);
+    let rules = crate::rates::validate(get(settings, "rateLimits"));
+    if !rules.is_empty() {
+        errors.add_nested("rateLimits", rules);
+    }
     if errors.is_empty() {
         Ok(())
     } else {

@@ -40,7 +40,7 @@ pub async fn update_settings(
             settings::UpdateError::Invalid(errors) => {
                 let mut error = ApiError::new(
                     axum::http::StatusCode::BAD_REQUEST,
-                    "An error occurred while validating the submitted data.",
+                    "An error occurred while saving the new settings.",
                 );
                 if let Value::Object(map) = errors.to_value() {
                     error.data = map;

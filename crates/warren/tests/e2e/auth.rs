@@ -503,3 +503,85 @@ async fn imported_bcrypt_hashes_become_argon2id_at_the_first_login() {
     .await;
     assert_eq!(status, 400);
 }
+
+async fn patch_settings(server: &Server, slug: &str, su: &str, body: Value) {
+    let (status, answer) = send(
+        server
+            .request(Method::PATCH, &host(slug), "/api/settings")
+            .header("Authorization", su)
+            .json(&body),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+}
+
+#[tokio::test]
+async fn a_tenants_rate_limit_rules_apply_to_it_alone_and_change_live() {
+    let server = Server::start(&[]);
+    let tokens = tenants(&server, &[("limited", true), ("free", true)]).await;
+    let (limited, free) = (tokens[0].clone().unwrap(), tokens[1].clone().unwrap());
+    let user = json!({"email": "ann@example.com", "password": "ann-password-1", "passwordConfirm": "ann-password-1"});
+    create_user(&server, "limited", &limited, user.clone()).await;
+    create_user(&server, "free", &free, user).await;
+    // PocketBase's default rules: `*:auth` allows 2 attempts per 3 seconds and client IP.
+    patch_settings(
+        &server,
+        "limited",
+        &limited,
+        json!({"rateLimits": {"enabled": true}}),
+    )
+    .await;
+    let attempt = |slug: &'static str| {
+        let server = &server;
+        async move { login(server, slug, "users", "ann@example.com", "ann-password-1").await }
+    };
+    assert_eq!(attempt("limited").await.0, 200);
+    assert_eq!(attempt("limited").await.0, 200);
+    let (status, body) = attempt("limited").await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(
+        body,
+        json!({"data": {}, "message": "Too Many Requests.", "status": 429})
+    );
+    for _ in 0..4 {
+        assert_eq!(
+            attempt("free").await.0,
+            200,
+            "another tenant keeps its own budget"
+        );
+    }
+    // Excluding the client's address lifts the limit at once.
+    patch_settings(
+        &server,
+        "limited",
+        &limited,
+        json!({"rateLimits": {"excludedIPs": ["127.0.0.0/8"]}}),
+    )
+    .await;
+    assert_eq!(attempt("limited").await.0, 200);
+    patch_settings(
+        &server,
+        "limited",
+        &limited,
+        json!({"rateLimits": {"excludedIPs": [], "enabled": false}}),
+    )
+    .await;
+    // The built-in brute-force limit still holds with the rules off: failed logins of one
+    // identity are cut off after 10.
+    let mut statuses = Vec::new();
+    for _ in 0..12 {
+        statuses.push(
+            login(
+                &server,
+                "limited",
+                "users",
+                "ann@example.com",
+                "wrong-password",
+            )
+            .await
+            .0,
+        );
+    }
+    assert_eq!(&statuses[..10], &[400; 10]);
+    assert_eq!(&statuses[10..], &[429, 429]);
+}

@@ -1,0 +1,164 @@
+//! Enforces a tenant's `settings.rateLimits` before any handler runs: picks the rule for the
+//! request (collection action tags first, then method and path), counts the client IP against
+//! it and answers 429 in PocketBase's envelope past the limit. Settings changes apply to the
+//! next request; superusers and excluded IPs are never limited.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath, Request, State};
+use axum::http::{Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use warren_records::rates::{AUDIENCE_ALL, AUDIENCE_AUTH, AUDIENCE_GUEST, RateLimits};
+use warren_tenant::Tenant;
+
+use crate::error::ApiError;
+use crate::extract::Auth;
+use crate::router::ApiState;
+
+const COLLECTION_ROUTES: &str = "/api/collections/{collection}/";
+
+/// The action tags of a per-collection route (`create`, `authWithPassword` + `auth`, …), as
+/// PocketBase names them in `collection:action` labels.
+fn tags(route: &str, method: &Method) -> &'static [&'static str] {
+    if route == "/api/files/{collection}/{record}/{filename}" {
+        return &["file"];
+    }
+    let Some(rest) = route.strip_prefix(COLLECTION_ROUTES) else {
+        return &[];
+    };
+    match (rest, method.as_str()) {
+        ("records", "GET") => &["list"],
+        ("records", "POST") => &["create"],
+        ("records/{id}", "GET") => &["view"],
+        ("records/{id}", "PATCH") => &["update"],
+        ("records/{id}", "DELETE") => &["delete"],
+        ("auth-methods", _) => &["listAuthMethods"],
+        ("auth-refresh", _) => &["authRefresh"],
+        ("auth-with-password", _) => &["authWithPassword", "auth"],
+        ("auth-with-oauth2", _) => &["authWithOAuth2", "auth"],
+        ("auth-with-otp", _) => &["authWithOTP", "auth"],
+        ("request-otp", _) => &["requestOTP"],
+        ("request-password-reset", _) => &["requestPasswordReset"],
+        ("confirm-password-reset", _) => &["confirmPasswordReset"],
+        ("request-verification", _) => &["requestVerification"],
+        ("confirm-verification", _) => &["confirmVerification"],
+        ("request-email-change", _) => &["requestEmailChange"],
+        ("confirm-email-change", _) => &["confirmEmailChange"],
+        _ => &[],
+    }
+}
+
+/// The collection named by the request path's first segment after the route prefix.
+fn path_collection(path: &str, route: &str) -> Option<String> {
+    let prefix = if route.starts_with(COLLECTION_ROUTES) {
+        "/api/collections/"
+    } else {
+        "/api/files/"
+    };
+    let rest = path.strip_prefix(prefix)?;
+    let raw = rest.split('/').next()?;
+    Some(percent_decode(raw))
+}
+
+fn percent_decode(raw: &str) -> String {
+    url_decode(raw).unwrap_or_else(|| raw.to_string())
+}
+
+fn url_decode(raw: &str) -> Option<String> {
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Middleware: applies the tenant's rate limit rules.
+pub async fn limit_rates(State(state): State<ApiState>, request: Request, next: Next) -> Response {
+    let Some(tenant) = request.extensions().get::<Tenant>().cloned() else {
+        return next.run(request).await;
+    };
+    let Ok(settings) = tenant.settings().await else {
+        return next.run(request).await;
+    };
+    let limits = RateLimits::from_settings(&settings);
+    if !limits.enabled || limits.rules.is_empty() {
+        return next.run(request).await;
+    }
+    let ip = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip().to_string())
+        .unwrap_or_default();
+    if ip.is_empty() || limits.excludes(&ip) {
+        return next.run(request).await;
+    }
+    let (mut parts, body) = request.into_parts();
+    let caller = match Auth::from_request_parts(&mut parts, &state).await {
+        Ok(Auth(caller)) => caller,
+        Err(e) => return e.into_response(),
+    };
+    if caller.is_superuser() {
+        return next.run(Request::from_parts(parts, body)).await;
+    }
+    let audiences: [&str; 2] = if caller.id().is_some() {
+        [AUDIENCE_ALL, AUDIENCE_AUTH]
+    } else {
+        [AUDIENCE_ALL, AUDIENCE_GUEST]
+    };
+    let path = parts.uri.path().to_string();
+    let method = parts.method.clone();
+    let route = parts
+        .extensions
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string())
+        .unwrap_or_default();
+    let tags = tags(&route, &method);
+    let collection = if tags.is_empty() {
+        None
+    } else {
+        path_collection(&path, &route).and_then(|c| tenant.catalog().get(&c).cloned())
+    };
+    let mut labels: Vec<String> = Vec::with_capacity(2 + tags.len() * 2);
+    if let Some(entry) = &collection {
+        labels.extend(
+            tags.iter()
+                .map(|t| format!("{}:{t}", entry.collection.name)),
+        );
+        labels.extend(tags.iter().map(|t| format!("*:{t}")));
+    }
+    labels.push(format!("{method} {path}"));
+    labels.push(path);
+    if let Some(rule) = limits.find(&labels, &audiences) {
+        // A per-collection route counts per collection and action; any other counts per rule.
+        let counter = match &collection {
+            Some(entry) => format!("{}{method} {route}{}", entry.collection.id, tags.concat()),
+            None => rule.label.clone(),
+        };
+        let key = format!(
+            "{}\0rate\0{counter}\0{}\0{}\0{}\0{ip}",
+            tenant.id(),
+            rule.audience,
+            rule.max_requests,
+            rule.duration
+        );
+        if !state
+            .rates
+            .allow(&key, rule.max_requests, Duration::from_secs(rule.duration))
+        {
+            return ApiError::new(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests.")
+                .into_response();
+        }
+    }
+    next.run(Request::from_parts(parts, body)).await
+}
