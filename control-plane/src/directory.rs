@@ -23,6 +23,8 @@ struct Inner {
     tenants: Tenants,
     /// slug → tenant, for every tenant seen since the last reload.
     by_slug: RwLock<HashMap<String, TenantInfo>>,
+    /// Verified custom domain → tenant, complete after every reload.
+    by_domain: RwLock<HashMap<String, TenantInfo>>,
 }
 
 impl Directory {
@@ -36,6 +38,7 @@ impl Directory {
         let inner = Arc::new(Inner {
             tenants,
             by_slug: RwLock::new(HashMap::new()),
+            by_domain: RwLock::new(HashMap::new()),
         });
         inner.reload().await?;
         let watcher = inner.tenants.db().watch().await?;
@@ -55,9 +58,38 @@ impl Directory {
         Ok(found)
     }
 
-    /// Forgets `slug` at once (used after an in-process deletion).
+    /// Forgets `slug` at once (used after an in-process deletion), with its custom domains.
     pub fn forget(&self, slug: &str) {
         self.write().remove(slug);
+        self.domains_mut().retain(|_, tenant| tenant.slug != slug);
+    }
+
+    /// The tenant a verified custom domain (lowercase, no port) reaches. Memory only: a flood
+    /// of unknown names never reaches the database.
+    pub fn custom_domain(&self, domain: &str) -> Option<TenantInfo> {
+        self.inner
+            .by_domain
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(domain)
+            .cloned()
+    }
+
+    /// Routes `domain` to `tenant` at once (after an in-process verification).
+    pub fn learn_domain(&self, domain: &str, tenant: TenantInfo) {
+        self.domains_mut().insert(domain.to_string(), tenant);
+    }
+
+    /// Stops routing `domain` at once (after an in-process removal).
+    pub fn forget_domain(&self, domain: &str) {
+        self.domains_mut().remove(domain);
+    }
+
+    fn domains_mut(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, TenantInfo>> {
+        self.inner
+            .by_domain
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, TenantInfo>> {
@@ -82,6 +114,11 @@ impl Inner {
             .into_iter()
             .map(|t| (t.slug.clone(), t))
             .collect();
+        let domains: HashMap<String, TenantInfo> = crate::domains::verified(self.tenants.db())
+            .await?
+            .into_iter()
+            .collect();
+        *self.by_domain.write().unwrap_or_else(|p| p.into_inner()) = domains;
         let mut cache = self.by_slug.write().unwrap_or_else(|p| p.into_inner());
         let removed = cache
             .values()

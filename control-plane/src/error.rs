@@ -17,6 +17,9 @@ pub enum Error {
     /// A tenant with that slug exists.
     #[error("the slug is already taken")]
     SlugTaken,
+    /// Another tenant has claimed that domain.
+    #[error("the domain is already claimed")]
+    DomainTaken,
     /// Missing or wrong operator token.
     #[error("unauthorized")]
     Unauthorized,
@@ -54,6 +57,11 @@ impl IntoResponse for Error {
                 StatusCode::CONFLICT,
                 "The slug is already taken.".into(),
                 json!({ "slug": { "code": "validation_not_unique", "message": "The slug is already taken." } }),
+            ),
+            Error::DomainTaken => (
+                StatusCode::CONFLICT,
+                "The domain is already claimed.".into(),
+                json!({ "domain": { "code": "validation_not_unique", "message": "The domain is already claimed." } }),
             ),
             Error::Unauthorized => (
                 StatusCode::UNAUTHORIZED,

@@ -3,7 +3,10 @@
 //!
 //! It provisions tenants through the tenant runtime and never reads a tenant's data.
 
+pub mod certificates;
 pub mod directory;
+pub mod dns;
+pub mod domains;
 mod error;
 pub mod operator;
 mod router;
@@ -20,10 +23,16 @@ pub use tenants::{TenantInfo, Tenants};
 use warren_store::{Database, Migration, Options};
 
 /// The control database's schema migrations.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    sql: include_str!("../../migrations/control/0001_init.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        sql: include_str!("../../migrations/control/0001_init.sql"),
+    },
+    Migration {
+        version: 4,
+        sql: include_str!("../../migrations/control/0004_domains_certificates.sql"),
+    },
+];
 
 /// Opens (creating and migrating if needed) `control.db` in `data_dir`.
 pub async fn open_control_db(data_dir: &Path) -> Result<Database> {

@@ -7,7 +7,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-use crate::routes::{health, tenants};
+use crate::routes::{domains, health, tenants};
 use crate::{ControlPlane, Error};
 
 /// The platform host's router: the operator API under `/v1/`.
@@ -21,6 +21,19 @@ pub fn router(state: ControlPlane) -> Router {
             "/v1/tenants/{slug}",
             get(tenants::get_tenant).delete(tenants::delete_tenant),
         )
+        .route(
+            "/v1/tenants/{slug}/domains",
+            get(domains::list_domains).post(domains::add_domain),
+        )
+        .route(
+            "/v1/tenants/{slug}/domains/{domain}",
+            get(domains::get_domain).delete(domains::remove_domain),
+        )
+        .route(
+            "/v1/tenants/{slug}/domains/{domain}/verify",
+            axum::routing::post(domains::verify_domain),
+        )
+        .route("/v1/certificates", get(domains::list_certificates))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             require_operator,

@@ -52,6 +52,8 @@ pub struct Tenants {
     db: Database,
     /// Directory holding the tenants' directories.
     root: PathBuf,
+    /// DNS resolver for custom-domain verification (the system's when unset).
+    dns: Option<std::net::SocketAddr>,
 }
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<TenantInfo> {
@@ -66,7 +68,22 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<TenantInfo> {
 impl Tenants {
     /// Tenant bookkeeping over `db`, with tenant directories under `root`.
     pub fn new(db: Database, root: PathBuf) -> Self {
-        Self { db, root }
+        Self {
+            db,
+            root,
+            dns: None,
+        }
+    }
+
+    /// Uses `resolver` for custom-domain verification lookups.
+    pub fn with_dns_resolver(mut self, resolver: Option<std::net::SocketAddr>) -> Self {
+        self.dns = resolver;
+        self
+    }
+
+    /// The DNS resolver for custom-domain verification.
+    pub fn dns_resolver(&self) -> std::net::SocketAddr {
+        self.dns.unwrap_or_else(crate::dns::system_resolver)
     }
 
     /// The control database.
@@ -178,11 +195,17 @@ impl Tenants {
         let deleted = self
             .db
             .write(move |c| {
-                Ok(c.prepare_cached(
-                    "DELETE FROM tenants WHERE slug = ?1 RETURNING id, slug, status, created",
-                )?
-                .query_row([key], from_row)
-                .optional()?)
+                let deleted = c
+                    .prepare_cached(
+                        "DELETE FROM tenants WHERE slug = ?1 RETURNING id, slug, status, created",
+                    )?
+                    .query_row([key], from_row)
+                    .optional()?;
+                if let Some(tenant) = &deleted {
+                    c.prepare_cached("DELETE FROM domains WHERE tenant_id = ?1")?
+                        .execute([&tenant.id])?;
+                }
+                Ok(deleted)
             })
             .await
             .map_err(|e: Error| e)?

@@ -21,3 +21,20 @@ pub async fn serve(
     .with_graceful_shutdown(shutdown)
     .await
 }
+
+/// Serves `app` over HTTPS (HTTP/1.1 and HTTP/2 as negotiated by ALPN) on `listener` until
+/// `shutdown` completes, then drains like [`serve`].
+pub async fn serve_tls(
+    listener: crate::TlsListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
+    // `tap_io` gives the listener axum's `ConnectInfo<SocketAddr>` support.
+    axum::serve(
+        listener.tap_io(|_| {}),
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}

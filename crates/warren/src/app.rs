@@ -34,7 +34,7 @@ pub fn router(control: ControlPlane, domain: &str, api: ApiState) -> Router {
     Router::new().fallback(dispatch).with_state(app)
 }
 
-async fn dispatch(State(app): State<App>, mut request: Request) -> Response {
+async fn dispatch(State(app): State<App>, request: Request) -> Response {
     let host = request
         .headers()
         .get(HOST)
@@ -53,17 +53,51 @@ async fn dispatch(State(app): State<App>, mut request: Request) -> Response {
                 return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "The project is suspended.")
                     .into_response();
             }
-            match app.control.registry.get(&info.id).await {
-                Ok(tenant) => {
-                    request.extensions_mut().insert(tenant);
-                    forward(app.tenant_api, request).await
+            to_tenant(&app, &info, request).await
+        }
+        Destination::Unknown => {
+            // A verified custom domain reaches its tenant exactly like `<slug>.<domain>`.
+            let custom = host
+                .as_deref()
+                .and_then(custom_domain_name)
+                .and_then(|name| app.control.directory.custom_domain(&name));
+            match custom {
+                Some(info) if info.status != "active" => {
+                    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "The project is suspended.")
+                        .into_response()
                 }
-                Err(warren_tenant::Error::NotFound) => ApiError::not_found().into_response(),
-                Err(e) => ApiError::internal(e).into_response(),
+                Some(info) => to_tenant(&app, &info, request).await,
+                None => ApiError::not_found().into_response(),
             }
         }
-        Destination::Unknown => ApiError::not_found().into_response(),
     }
+}
+
+/// Hands `request` to tenant `info`'s API.
+async fn to_tenant(
+    app: &App,
+    info: &warren_control_plane::TenantInfo,
+    mut request: Request,
+) -> Response {
+    match app.control.registry.get(&info.id).await {
+        Ok(tenant) => {
+            request.extensions_mut().insert(tenant);
+            forward(app.tenant_api.clone(), request).await
+        }
+        Err(warren_tenant::Error::NotFound) => ApiError::not_found().into_response(),
+        Err(e) => ApiError::internal(e).into_response(),
+    }
+}
+
+/// The lowercase host name of a Host header value (no port, no trailing dot).
+fn custom_domain_name(value: &str) -> Option<String> {
+    let name = match value.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+        Some(_) => return None,
+        None => value,
+    };
+    let name = name.trim().trim_end_matches('.').to_ascii_lowercase();
+    warren_edge::certs::plausible_name(&name).then_some(name)
 }
 
 async fn forward(router: Router, request: Request<Body>) -> Response {

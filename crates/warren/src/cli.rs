@@ -42,6 +42,9 @@ pub struct Global {
         default_value = "127.0.0.1:8090"
     )]
     pub http: SocketAddr,
+    /// DNS resolver (`IP:PORT`) for custom-domain TXT verification; the system's by default.
+    #[arg(long, global = true, env = "WARREN_DNS_RESOLVER")]
+    pub dns_resolver: Option<SocketAddr>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -54,6 +57,9 @@ pub enum Command {
     /// Manage a tenant's superusers.
     #[command(subcommand)]
     Superuser(SuperuserCommand),
+    /// Add, list, check and remove a tenant's custom domains.
+    #[command(subcommand)]
+    Domain(DomainCommand),
 }
 
 /// `warren serve`
@@ -75,6 +81,84 @@ pub struct Serve {
     /// own S3 settings keep files there under their id). Without it files stay on local disk.
     #[command(flatten)]
     pub s3: S3Flags,
+    /// HTTPS with certificates by SNI (ACME or the operator's own).
+    #[command(flatten)]
+    pub tls: Box<TlsFlags>,
+}
+
+/// The HTTPS listener and its certificates.
+#[derive(Debug, Args)]
+pub struct TlsFlags {
+    /// Address of the HTTPS listener. With it, the plain listener only answers ACME HTTP-01
+    /// challenges and redirects everything else to HTTPS.
+    #[arg(long, env = "WARREN_HTTPS")]
+    pub https: Option<SocketAddr>,
+    /// The operator's certificate chain (PEM) for `*.<domain>`; reloaded when it changes.
+    #[arg(long, env = "WARREN_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of `--tls-cert`.
+    #[arg(long, env = "WARREN_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Never ask an ACME CA for certificates (serve the operator's certificate only).
+    #[arg(long, env = "WARREN_NO_ACME")]
+    pub no_acme: bool,
+    /// ACME directory URL.
+    #[arg(
+        long,
+        env = "WARREN_ACME_DIRECTORY",
+        default_value = "https://acme-v02.api.letsencrypt.org/directory"
+    )]
+    pub acme_directory: String,
+    /// Contact email of the ACME account.
+    #[arg(long, env = "WARREN_ACME_EMAIL")]
+    pub acme_email: Option<String>,
+    /// A PEM root certificate to trust for the CA's own HTTPS (test CAs such as Pebble).
+    #[arg(long, env = "WARREN_ACME_CA_ROOT")]
+    pub acme_ca_root: Option<PathBuf>,
+    /// Challenge types to try, in order (`http-01`, `tls-alpn-01`).
+    #[arg(
+        long,
+        env = "WARREN_ACME_CHALLENGES",
+        value_delimiter = ',',
+        default_value = "http-01,tls-alpn-01"
+    )]
+    pub acme_challenges: Vec<String>,
+    /// Seconds to wait after a host's first failed order; doubled after each further failure.
+    #[arg(long, env = "WARREN_ACME_RETRY_BASE", default_value_t = 60)]
+    pub acme_retry_base: u64,
+    /// Seconds between checks for certificates due for renewal.
+    #[arg(long, env = "WARREN_ACME_RENEW_CHECK", default_value_t = 60)]
+    pub acme_renew_check: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DomainCommand {
+    /// Claim a custom domain for a tenant; prints the TXT record that proves it.
+    Add {
+        /// The tenant's slug.
+        slug: String,
+        /// The domain, e.g. app.example.com.
+        domain: String,
+    },
+    /// List a tenant's custom domains with their status.
+    List {
+        /// The tenant's slug.
+        slug: String,
+    },
+    /// Look the TXT record up now and mark the domain verified when it holds the token.
+    Check {
+        /// The tenant's slug.
+        slug: String,
+        /// The domain.
+        domain: String,
+    },
+    /// Remove a custom domain (it stops routing at once).
+    Remove {
+        /// The tenant's slug.
+        slug: String,
+        /// The domain.
+        domain: String,
+    },
 }
 
 /// The platform-wide file storage bucket.

@@ -9,7 +9,7 @@ use warren_control_plane::{ControlPlane, Directory, Tenants, open_control_db, te
 use warren_tenant::{Registry, RegistryConfig};
 
 use crate::app;
-use crate::cli::{Cli, Command, Global, Serve, SuperuserCommand, TenantCommand};
+use crate::cli::{Cli, Command, DomainCommand, Global, Serve, SuperuserCommand, TenantCommand};
 
 /// Runs the chosen command.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -17,6 +17,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(serve) => serve_platform(&cli.global, &serve).await,
         Command::Tenant(command) => tenant(&cli.global, command).await,
         Command::Superuser(command) => superuser(&cli.global, command).await,
+        Command::Domain(command) => domain(&cli.global, command).await,
     }
 }
 
@@ -35,7 +36,7 @@ async fn tenants(global: &Global) -> anyhow::Result<Tenants> {
             global.data_dir.display()
         )
     })?;
-    Ok(Tenants::new(db, tenants_root(&global.data_dir)))
+    Ok(Tenants::new(db, tenants_root(&global.data_dir)).with_dns_resolver(global.dns_resolver))
 }
 
 async fn serve_platform(global: &Global, serve: &Serve) -> anyhow::Result<()> {
@@ -66,6 +67,17 @@ async fn serve_platform(global: &Global, serve: &Serve) -> anyhow::Result<()> {
         .with_context(|| format!("binding {}", global.http))?;
     let local = listener.local_addr()?;
     urls.port = Some(local.port());
+    let https = match serve.tls.https {
+        Some(addr) => {
+            let tcp = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding {addr}"))?;
+            urls.scheme = "https".into();
+            urls.port = Some(tcp.local_addr()?.port());
+            Some(tcp)
+        }
+        None => None,
+    };
     let control = ControlPlane {
         tenants,
         registry,
@@ -81,7 +93,11 @@ async fn serve_platform(global: &Global, serve: &Serve) -> anyhow::Result<()> {
         }),
         ..warren_api::ApiState::new(warren_auth::Passwords::default(), serve.smtp_url.clone())
     };
+    let edge_control = control.clone();
     let router = app::router(control, &global.domain, api);
+    if let Some(tcp) = https {
+        return serve_https(global, serve, edge_control, listener, tcp, router, draining).await;
+    }
     // Tests and scripts wait for this exact line to know the server is ready.
     println!(
         "Warren listening on http://{local} (platform domain {})",
@@ -94,6 +110,127 @@ async fn serve_platform(global: &Global, serve: &Serve) -> anyhow::Result<()> {
     };
     warren_edge::serve(listener, router, shutdown).await?;
     tracing::info!("Warren stopped");
+    Ok(())
+}
+
+/// Serves HTTPS on `tcp` (the whole platform) and, on `plain`, ACME HTTP-01 answers and
+/// redirects to HTTPS.
+async fn serve_https(
+    global: &Global,
+    serve: &Serve,
+    control: ControlPlane,
+    plain: tokio::net::TcpListener,
+    tcp: tokio::net::TcpListener,
+    router: axum::Router,
+    draining: Registry,
+) -> anyhow::Result<()> {
+    let flags = &serve.tls;
+    let acme = if flags.no_acme {
+        None
+    } else {
+        let mut challenges = Vec::new();
+        for name in &flags.acme_challenges {
+            match warren_edge::Challenge::parse(name) {
+                Some(challenge) => challenges.push(challenge),
+                None => bail!("unknown ACME challenge type {name:?} (http-01, tls-alpn-01)"),
+            }
+        }
+        Some(warren_edge::AcmeConfig {
+            directory: flags.acme_directory.clone(),
+            email: flags.acme_email.clone(),
+            ca_root: flags.acme_ca_root.clone(),
+            challenges,
+            state_dir: global.data_dir.join("acme"),
+            retry_base: Duration::from_secs(flags.acme_retry_base.max(1)),
+        })
+    };
+    let operator_cert = match (&flags.tls_cert, &flags.tls_key) {
+        (Some(cert), Some(key)) => Some(warren_edge::OperatorCert {
+            cert: cert.clone(),
+            key: key.clone(),
+        }),
+        _ => None,
+    };
+    let settings = warren_edge::TlsSettings {
+        data_dir: global.data_dir.clone(),
+        domain: global.domain.clone(),
+        operator_cert,
+        acme,
+        renew_check: Duration::from_secs(flags.acme_renew_check.max(1)),
+    };
+    let hosts = std::sync::Arc::new(crate::hosts::PlatformHosts::new(control, &global.domain));
+    let edge = warren_edge::Edge::start(settings, hosts)
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?;
+    let (local, secure) = (plain.local_addr()?, tcp.local_addr()?);
+    let plain_router = edge.plain_router(secure.port());
+    let listener = edge.listener(tcp)?;
+    println!(
+        "Warren listening on http://{local} (platform domain {})",
+        global.domain
+    );
+    println!(
+        "Warren listening on https://{secure} (platform domain {})",
+        global.domain
+    );
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        draining.close_all();
+        let _ = stop.send(true);
+    });
+    let until = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    tokio::try_join!(
+        warren_edge::serve(plain, plain_router, until(stopped.clone())),
+        warren_edge::serve_tls(listener, router, until(stopped)),
+    )?;
+    tracing::info!("Warren stopped");
+    Ok(())
+}
+
+async fn domain(global: &Global, command: DomainCommand) -> anyhow::Result<()> {
+    use warren_control_plane::domains;
+    let tenants = tenants(global).await?;
+    let show = |d: &domains::DomainInfo| {
+        println!(
+            "{}\t{}\tTXT {} = {}\t{}",
+            d.domain,
+            d.status,
+            d.txt_name(),
+            d.token,
+            d.last_error
+        )
+    };
+    match command {
+        DomainCommand::Add { slug, domain } => {
+            let added = domains::add(&tenants, &global.domain, &slug, &domain)
+                .await
+                .map_err(explain)?;
+            show(&added);
+        }
+        DomainCommand::List { slug } => {
+            for found in domains::list(&tenants, &slug).await.map_err(explain)? {
+                show(&found);
+            }
+        }
+        DomainCommand::Check { slug, domain } => {
+            let checked = domains::check(&tenants, tenants.dns_resolver(), &slug, &domain)
+                .await
+                .map_err(explain)?;
+            show(&checked);
+            if checked.status != "verified" {
+                bail!("{} is not verified yet", checked.domain);
+            }
+        }
+        DomainCommand::Remove { slug, domain } => {
+            let removed = domains::remove(&tenants, &slug, &domain)
+                .await
+                .map_err(explain)?;
+            println!("Removed {}.", removed.domain);
+        }
+    }
     Ok(())
 }
 

@@ -3,6 +3,7 @@
 mod app;
 mod cli;
 mod commands;
+mod hosts;
 mod limits;
 
 use clap::Parser;

@@ -10,4 +10,5 @@ mod logs;
 mod realtime;
 mod records;
 mod support;
+mod tls;
 mod transfer;
