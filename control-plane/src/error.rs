@@ -35,6 +35,15 @@ pub enum Error {
     /// Files could not be read or written.
     #[error("io: {0}")]
     Io(std::io::Error),
+    /// An account with that email exists.
+    #[error("the email is already registered")]
+    EmailTaken,
+    /// The account already owns as many projects as its plan allows.
+    #[error("the plan allows at most {0} projects")]
+    ProjectLimit(u32),
+    /// Password hashing failed or is saturated.
+    #[error(transparent)]
+    Auth(#[from] warren_auth::Error),
 }
 
 /// Result alias for the control plane.
@@ -66,6 +75,16 @@ impl IntoResponse for Error {
             Error::Unauthorized => (
                 StatusCode::UNAUTHORIZED,
                 "Missing or invalid operator token.".into(),
+                json!({}),
+            ),
+            Error::EmailTaken => (
+                StatusCode::CONFLICT,
+                "The email is already registered.".into(),
+                json!({ "email": { "code": "validation_not_unique", "message": "The email is already registered." } }),
+            ),
+            Error::ProjectLimit(max) => (
+                StatusCode::FORBIDDEN,
+                format!("The plan allows at most {max} projects."),
                 json!({}),
             ),
             other => {

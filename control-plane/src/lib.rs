@@ -3,12 +3,15 @@
 //!
 //! It provisions tenants through the tenant runtime and never reads a tenant's data.
 
+pub mod accounts;
 pub mod certificates;
+pub mod console;
 pub mod directory;
 pub mod dns;
 pub mod domains;
 mod error;
 pub mod operator;
+pub mod projects;
 mod router;
 mod routes;
 pub mod slug;
@@ -27,6 +30,10 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
         sql: include_str!("../../migrations/control/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        sql: include_str!("../../migrations/control/0002_console.sql"),
     },
     Migration {
         version: 4,
@@ -65,4 +72,6 @@ pub struct ControlPlane {
     pub operator_token: operator::OperatorToken,
     /// Public base of tenant URLs: scheme, platform domain and port.
     pub urls: tenants::UrlScheme,
+    /// The developers' console: accounts, sessions, their projects.
+    pub console: console::Console,
 }

@@ -6,11 +6,13 @@ use axum::http::header::AUTHORIZATION;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::routing::post;
 
+use crate::routes::accounts;
 use crate::routes::{domains, health, tenants};
 use crate::{ControlPlane, Error};
 
-/// The platform host's router: the operator API under `/v1/`.
+/// The platform host's router: the operator API under `/v1/` and the console.
 pub fn router(state: ControlPlane) -> Router {
     let operator = Router::new()
         .route(
@@ -34,6 +36,11 @@ pub fn router(state: ControlPlane) -> Router {
             axum::routing::post(domains::verify_domain),
         )
         .route("/v1/certificates", get(domains::list_certificates))
+        .route("/v1/accounts", get(accounts::list_accounts))
+        .route("/v1/accounts/{id}", get(accounts::get_account))
+        .route("/v1/accounts/{id}/disable", post(accounts::disable_account))
+        .route("/v1/accounts/{id}/enable", post(accounts::enable_account))
+        .route("/v1/accounts/{id}/verify", post(accounts::verify_account))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             require_operator,
@@ -41,6 +48,7 @@ pub fn router(state: ControlPlane) -> Router {
     Router::new()
         .route("/v1/health", get(health::get_health))
         .merge(operator)
+        .merge(crate::console::routes())
         .fallback(|| async { Error::NotFound })
         .with_state(state)
 }

@@ -1,5 +1,6 @@
 //! Handlers of the operator API, one module per resource.
 
+pub mod accounts;
 pub mod domains;
 pub mod health;
 pub mod tenants;

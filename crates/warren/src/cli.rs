@@ -60,6 +60,9 @@ pub enum Command {
     /// Add, list, check and remove a tenant's custom domains.
     #[command(subcommand)]
     Domain(DomainCommand),
+    /// List, disable and enable console accounts.
+    #[command(subcommand)]
+    Account(AccountCommand),
 }
 
 /// `warren serve`
@@ -84,6 +87,15 @@ pub struct Serve {
     /// HTTPS with certificates by SNI (ACME or the operator's own).
     #[command(flatten)]
     pub tls: Box<TlsFlags>,
+    /// Console signups allowed per client IP per hour.
+    #[arg(long, env = "WARREN_SIGNUP_LIMIT_IP", default_value_t = 10)]
+    pub signup_limit_ip: u32,
+    /// Console signups (and password-reset mails) allowed per email address per hour.
+    #[arg(long, env = "WARREN_SIGNUP_LIMIT_EMAIL", default_value_t = 3)]
+    pub signup_limit_email: u32,
+    /// Sender address of the console's mail (default `noreply@<domain>`).
+    #[arg(long, env = "WARREN_MAIL_FROM")]
+    pub mail_from: Option<String>,
 }
 
 /// The HTTPS listener and its certificates.
@@ -237,5 +249,21 @@ pub enum SuperuserCommand {
         email: String,
         /// The superuser's password (8–71 characters).
         password: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AccountCommand {
+    /// List console accounts: id, email, verified, disabled, created, projects.
+    List,
+    /// Disable an account: it can no longer sign in and its sessions end.
+    Disable {
+        /// The account's id.
+        id: String,
+    },
+    /// Enable a disabled account.
+    Enable {
+        /// The account's id.
+        id: String,
     },
 }

@@ -9,6 +9,7 @@ use warren_control_plane::{ControlPlane, Directory, Tenants, open_control_db, te
 use warren_tenant::{Registry, RegistryConfig};
 
 use crate::app;
+use crate::cli::AccountCommand;
 use crate::cli::{Cli, Command, DomainCommand, Global, Serve, SuperuserCommand, TenantCommand};
 
 /// Runs the chosen command.
@@ -18,6 +19,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Tenant(command) => tenant(&cli.global, command).await,
         Command::Superuser(command) => superuser(&cli.global, command).await,
         Command::Domain(command) => domain(&cli.global, command).await,
+        Command::Account(command) => account(&cli.global, command).await,
     }
 }
 
@@ -78,13 +80,6 @@ async fn serve_platform(global: &Global, serve: &Serve) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let control = ControlPlane {
-        tenants,
-        registry,
-        directory,
-        operator_token,
-        urls,
-    };
     let api = warren_api::ApiState {
         oauth_loopback: serve.oauth_insecure_loopback,
         files: warren_files::Files::new(warren_files::FilesConfig {
@@ -92,6 +87,15 @@ async fn serve_platform(global: &Global, serve: &Serve) -> anyhow::Result<()> {
             thumb_workers: 0,
         }),
         ..warren_api::ApiState::new(warren_auth::Passwords::default(), serve.smtp_url.clone())
+    };
+    let console = console(&tenants, &api, global, serve).await?;
+    let control = ControlPlane {
+        tenants,
+        registry,
+        directory,
+        operator_token,
+        urls,
+        console,
     };
     let edge_control = control.clone();
     let router = app::router(control, &global.domain, api);
@@ -326,6 +330,88 @@ async fn superuser(global: &Global, command: SuperuserCommand) -> anyhow::Result
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     println!("Successfully saved superuser {:?} of {slug}.", record.email);
     Ok(())
+}
+
+/// The console, sharing the tenant API's password hasher and mailer.
+async fn console(
+    tenants: &Tenants,
+    api: &warren_api::ApiState,
+    global: &Global,
+    serve: &Serve,
+) -> anyhow::Result<warren_control_plane::console::Console> {
+    let config = warren_control_plane::console::ConsoleConfig {
+        signups_per_ip: serve.signup_limit_ip,
+        signups_per_email: serve.signup_limit_email,
+        mail_from: serve
+            .mail_from
+            .clone()
+            .unwrap_or_else(|| format!("noreply@{}", global.domain)),
+        ..Default::default()
+    };
+    Ok(warren_control_plane::console::Console::new(
+        tenants.db().clone(),
+        tenants.clone(),
+        api.passwords.clone(),
+        api.mailer.clone(),
+        config,
+    )
+    .await?)
+}
+
+async fn account(global: &Global, command: AccountCommand) -> anyhow::Result<()> {
+    let tenants = tenants(global).await?;
+    let accounts = warren_control_plane::accounts::Accounts::new(tenants.db().clone());
+    let projects = warren_control_plane::projects::Projects::new(tenants.clone());
+    match command {
+        AccountCommand::List => {
+            let mut page = 1;
+            loop {
+                let (items, total) = accounts.list(page, 500).await?;
+                for account in &items {
+                    println!(
+                        "{}\t{}\t{}\t{}\t{}\t{}",
+                        account.id,
+                        account.email,
+                        if account.verified {
+                            "verified"
+                        } else {
+                            "unverified"
+                        },
+                        if account.disabled {
+                            "disabled"
+                        } else {
+                            "enabled"
+                        },
+                        account.created,
+                        projects.count(&account.id).await?,
+                    );
+                }
+                if items.is_empty() || u64::from(page) * 500 >= total {
+                    break;
+                }
+                page += 1;
+            }
+        }
+        AccountCommand::Disable { id } => {
+            let account = accounts.set_disabled(&id, true).await.map_err(no_account)?;
+            println!("Disabled account {} ({}).", account.id, account.email);
+        }
+        AccountCommand::Enable { id } => {
+            let account = accounts
+                .set_disabled(&id, false)
+                .await
+                .map_err(no_account)?;
+            println!("Enabled account {} ({}).", account.id, account.email);
+        }
+    }
+    Ok(())
+}
+
+fn no_account(e: warren_control_plane::Error) -> anyhow::Error {
+    match e {
+        warren_control_plane::Error::NotFound => anyhow::anyhow!("there is no such account"),
+        other => explain(other),
+    }
 }
 
 /// Turns a control-plane error into a message for the terminal.

@@ -1,0 +1,688 @@
+//! Console pages for accounts: sign up, verify the email, log in and out, reset the password.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use axum::extract::{FromRequest, Query, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use super::html::{Notice, csrf_field, e, input, page, redirect};
+use super::visitor::{SESSION_COOKIE, Visitor, cookie};
+use crate::accounts::{self, LinkKind, SESSION_SECONDS};
+use crate::{ControlPlane, Error};
+
+/// Longest wait for a password-hashing permit before a request is refused as busy.
+const HASH_WAIT: Duration = Duration::from_secs(10);
+
+/// A form body; unreadable bodies get a plain 400. Missing fields are empty strings (each form
+/// struct defaults them), so a post without a CSRF token reaches the CSRF check and is refused.
+pub struct FormBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for FormBody<T> {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Form::<T>::from_request(request, state).await {
+            Ok(axum::Form(value)) => Ok(Self(value)),
+            Err(_) => Err((
+                StatusCode::BAD_REQUEST,
+                Html("<!doctype html><title>Bad request</title><p>The form could not be read.</p>"),
+            )
+                .into_response()),
+        }
+    }
+}
+
+/// The page for a refused CSRF token.
+pub fn forbidden(visitor: &Visitor) -> Response {
+    page(
+        visitor,
+        StatusCode::FORBIDDEN,
+        "Form expired",
+        Some(Notice::Error(
+            "The form expired or did not come from this site. Reload the page and try again."
+                .into(),
+        )),
+        r#"<p><a href="/">Back to the console</a></p>"#,
+    )
+}
+
+/// The page for an unexpected failure (logged).
+pub fn failure(visitor: &Visitor, error: Error) -> Response {
+    tracing::error!(error = %error, "console request failed");
+    page(
+        visitor,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Something went wrong",
+        Some(Notice::Error(
+            "Something went wrong while processing your request. Please try again.".into(),
+        )),
+        "",
+    )
+}
+
+fn too_many(visitor: &Visitor, state: &ControlPlane, title: &str) -> Response {
+    let mut response = page(
+        visitor,
+        StatusCode::TOO_MANY_REQUESTS,
+        title,
+        Some(Notice::Error(
+            "Too many attempts. Please wait a while and try again.".into(),
+        )),
+        "",
+    );
+    let retry = state
+        .console
+        .inner
+        .config
+        .signup_window
+        .as_secs()
+        .to_string();
+    if let Ok(value) = HeaderValue::from_str(&retry) {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    response
+}
+
+fn busy(visitor: &Visitor, title: &str) -> Response {
+    page(
+        visitor,
+        StatusCode::SERVICE_UNAVAILABLE,
+        title,
+        Some(Notice::Error(
+            "The service is busy. Please try again in a moment.".into(),
+        )),
+        "",
+    )
+}
+
+/// The console's own base URL (`http://<domain>:<port>`), for links in mail.
+pub fn base_url(state: &ControlPlane) -> String {
+    let urls = &state.urls;
+    let default_port = if urls.scheme == "https" { 443 } else { 80 };
+    match urls.port {
+        Some(port) if port != default_port => format!("{}://{}:{port}", urls.scheme, urls.domain),
+        _ => format!("{}://{}", urls.scheme, urls.domain),
+    }
+}
+
+fn session_cookie(visitor: &Visitor, secret: &str) -> String {
+    cookie(
+        SESSION_COOKIE,
+        secret,
+        SESSION_SECONDS,
+        "Lax",
+        visitor.secure,
+    )
+}
+
+fn sends_verification(state: &ControlPlane, email: &str, secret: &str) {
+    let link = format!("{}/verify?token={secret}", base_url(state));
+    let html = format!(
+        "<p>Welcome to Warren.</p><p>Confirm your email address by opening this link:</p>\
+         <p><a href=\"{link}\">{link}</a></p><p>If you did not sign up, ignore this message.</p>",
+        link = e(&link)
+    );
+    state
+        .console
+        .mail(email, "Verify your email for Warren", html);
+}
+
+/// `GET /`
+pub async fn home(visitor: Visitor) -> Response {
+    if visitor.account.is_some() {
+        return redirect(&visitor, "/projects", &[]);
+    }
+    page(
+        &visitor,
+        StatusCode::OK,
+        "Hosted backends in seconds",
+        None,
+        r#"<p class="lead">Sign up, pick a name, and your PocketBase-compatible backend is live at its own address.</p>
+<p><a class="button" href="/signup">Create an account</a> <a href="/login">Log in</a></p>"#,
+    )
+}
+
+/// Fields of the signup and login forms.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct Credentials {
+    csrf: String,
+    email: String,
+    password: String,
+}
+
+fn signup_form(visitor: &Visitor, email: &str) -> String {
+    format!(
+        r#"<form method="post" action="/signup" class="card">{csrf}
+{email}
+{password}
+<button type="submit">Sign up</button>
+</form>
+<p>Already have an account? <a href="/login">Log in</a>.</p>"#,
+        csrf = csrf_field(visitor),
+        email = input(
+            "Email",
+            "email",
+            "email",
+            email,
+            r#"required autocomplete="email" maxlength="254""#
+        ),
+        password = input(
+            "Password (8 to 71 characters)",
+            "password",
+            "password",
+            "",
+            r#"required minlength="8" maxlength="71" autocomplete="new-password""#
+        ),
+    )
+}
+
+/// `GET /signup`
+pub async fn signup_page(visitor: Visitor) -> Response {
+    if visitor.account.is_some() {
+        return redirect(&visitor, "/projects", &[]);
+    }
+    page(
+        &visitor,
+        StatusCode::OK,
+        "Sign up",
+        None,
+        &signup_form(&visitor, ""),
+    )
+}
+
+/// `POST /signup`: creates the account, mails the verification link, signs in.
+pub async fn signup(
+    State(state): State<ControlPlane>,
+    visitor: Visitor,
+    FormBody(form): FormBody<Credentials>,
+) -> Response {
+    if !visitor.accepts(&form.csrf) {
+        return forbidden(&visitor);
+    }
+    let console = &state.console;
+    let refuse = |status, message: String| {
+        page(
+            &visitor,
+            status,
+            "Sign up",
+            Some(Notice::Error(message)),
+            &signup_form(&visitor, &form.email),
+        )
+    };
+    if !console.inner.per_ip.allow(&visitor.ip) {
+        return too_many(&visitor, &state, "Sign up");
+    }
+    let email = match accounts::normalize_email(&form.email) {
+        Ok(email) => email,
+        Err(e) => return refuse(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    if !console.inner.per_email.allow(&email) {
+        return too_many(&visitor, &state, "Sign up");
+    }
+    if let Err(e) = accounts::check_password(&form.password) {
+        return refuse(StatusCode::BAD_REQUEST, e.to_string());
+    }
+    let hash = match console
+        .inner
+        .passwords
+        .try_hash(&form.password, HASH_WAIT)
+        .await
+    {
+        Ok(hash) => hash,
+        Err(warren_auth::Error::Busy) => return busy(&visitor, "Sign up"),
+        Err(e) => return failure(&visitor, e.into()),
+    };
+    let account = match console.accounts().create(&email, hash).await {
+        Ok(account) => account,
+        Err(Error::EmailTaken) => {
+            return refuse(
+                StatusCode::CONFLICT,
+                "An account with this email exists. Log in, or reset its password.".into(),
+            );
+        }
+        Err(e) => return failure(&visitor, e),
+    };
+    let link = match console
+        .accounts()
+        .issue_link(&account.id, LinkKind::Verify)
+        .await
+    {
+        Ok(link) => link,
+        Err(e) => return failure(&visitor, e),
+    };
+    sends_verification(&state, &account.email, &link);
+    tracing::info!(account = %account.id, "account signed up");
+    match console.accounts().start_session(&account.id).await {
+        Ok(secret) => redirect(&visitor, "/projects", &[session_cookie(&visitor, &secret)]),
+        Err(e) => failure(&visitor, e),
+    }
+}
+
+fn login_form(visitor: &Visitor, email: &str) -> String {
+    format!(
+        r#"<form method="post" action="/login" class="card">{csrf}
+{email}
+{password}
+<button type="submit">Log in</button>
+</form>
+<p><a href="/reset">Forgot your password?</a> · New here? <a href="/signup">Sign up</a>.</p>"#,
+        csrf = csrf_field(visitor),
+        email = input(
+            "Email",
+            "email",
+            "email",
+            email,
+            r#"required autocomplete="email" maxlength="254""#
+        ),
+        password = input(
+            "Password",
+            "password",
+            "password",
+            "",
+            r#"required maxlength="71" autocomplete="current-password""#
+        ),
+    )
+}
+
+/// `GET /login`
+pub async fn login_page(visitor: Visitor) -> Response {
+    if visitor.account.is_some() {
+        return redirect(&visitor, "/projects", &[]);
+    }
+    page(
+        &visitor,
+        StatusCode::OK,
+        "Log in",
+        None,
+        &login_form(&visitor, ""),
+    )
+}
+
+/// `POST /login`
+pub async fn login(
+    State(state): State<ControlPlane>,
+    visitor: Visitor,
+    FormBody(form): FormBody<Credentials>,
+) -> Response {
+    if !visitor.accepts(&form.csrf) {
+        return forbidden(&visitor);
+    }
+    let console = &state.console;
+    let refuse = |status, message: &str| {
+        page(
+            &visitor,
+            status,
+            "Log in",
+            Some(Notice::Error(message.into())),
+            &login_form(&visitor, &form.email),
+        )
+    };
+    if form.password.chars().count() > 71 || form.email.len() > accounts::MAX_EMAIL {
+        return refuse(StatusCode::BAD_REQUEST, "Wrong email or password.");
+    }
+    let found = match console.accounts().find_by_email(&form.email).await {
+        Ok(found) => found,
+        Err(e) => return failure(&visitor, e),
+    };
+    let passwords = &console.inner.passwords;
+    let Some((account, hash)) = found else {
+        // As slow as a wrong password, so unknown emails cannot be told apart.
+        return match passwords.try_burn(&form.password, HASH_WAIT).await {
+            Err(warren_auth::Error::Busy) => busy(&visitor, "Log in"),
+            _ => refuse(StatusCode::BAD_REQUEST, "Wrong email or password."),
+        };
+    };
+    match passwords.try_verify(&form.password, &hash, HASH_WAIT).await {
+        Ok(true) => {}
+        Ok(false) => return refuse(StatusCode::BAD_REQUEST, "Wrong email or password."),
+        Err(warren_auth::Error::Busy) => return busy(&visitor, "Log in"),
+        Err(e) => return failure(&visitor, e.into()),
+    }
+    if account.disabled {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "This account is disabled. Contact the operator.",
+        );
+    }
+    // A fresh session at every sign-in: a session id planted beforehand is never upgraded.
+    if let Some(old) = visitor.session() {
+        let _ = console.accounts().end_session(old).await;
+    }
+    match console.accounts().start_session(&account.id).await {
+        Ok(secret) => redirect(&visitor, "/projects", &[session_cookie(&visitor, &secret)]),
+        Err(e) => failure(&visitor, e),
+    }
+}
+
+/// Fields of forms that carry only the CSRF token.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct Plain {
+    csrf: String,
+}
+
+/// `POST /logout`
+pub async fn logout(
+    State(state): State<ControlPlane>,
+    visitor: Visitor,
+    FormBody(form): FormBody<Plain>,
+) -> Response {
+    if visitor.session().is_none() {
+        return redirect(&visitor, "/", &[]);
+    }
+    if !visitor.accepts(&form.csrf) {
+        return forbidden(&visitor);
+    }
+    if let Some(secret) = visitor.session()
+        && let Err(e) = state.console.accounts().end_session(secret).await
+    {
+        return failure(&visitor, e);
+    }
+    let clear = cookie(SESSION_COOKIE, "", 0, "Lax", visitor.secure);
+    redirect(&visitor, "/", &[clear])
+}
+
+/// `GET /verify?token=…`: the link from the verification mail.
+pub async fn verify(
+    State(state): State<ControlPlane>,
+    visitor: Visitor,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let token = query.get("token").map(String::as_str).unwrap_or("");
+    let accounts = state.console.accounts();
+    let account = match accounts.redeem_link(token, LinkKind::Verify).await {
+        Ok(Some(id)) => accounts.mark_verified(&id).await,
+        Ok(None) => {
+            return page(
+                &visitor,
+                StatusCode::BAD_REQUEST,
+                "Verify your email",
+                Some(Notice::Error(
+                    "This link is invalid or has expired. Log in to request a new one.".into(),
+                )),
+                r#"<p><a href="/login">Log in</a></p>"#,
+            );
+        }
+        Err(e) => Err(e),
+    };
+    match account {
+        Ok(account) => page(
+            &visitor,
+            StatusCode::OK,
+            "Email verified",
+            Some(Notice::Ok(format!(
+                "{} is verified. You can create projects now.",
+                account.email
+            ))),
+            r#"<p><a class="button" href="/projects">Go to your projects</a></p>"#,
+        ),
+        Err(e) => failure(&visitor, e),
+    }
+}
+
+/// `POST /verify/resend`: a new verification link for the signed-in account.
+pub async fn resend_verification(
+    State(state): State<ControlPlane>,
+    visitor: Visitor,
+    FormBody(form): FormBody<Plain>,
+) -> Response {
+    let Some(account) = visitor.account.clone() else {
+        return redirect(&visitor, "/login", &[]);
+    };
+    if !visitor.accepts(&form.csrf) {
+        return forbidden(&visitor);
+    }
+    if account.verified {
+        return redirect(&visitor, "/projects", &[]);
+    }
+    if !state.console.inner.per_email.allow(&account.email) {
+        return too_many(&visitor, &state, "Verify your email");
+    }
+    match state
+        .console
+        .accounts()
+        .issue_link(&account.id, LinkKind::Verify)
+        .await
+    {
+        Ok(link) => sends_verification(&state, &account.email, &link),
+        Err(e) => return failure(&visitor, e),
+    }
+    page(
+        &visitor,
+        StatusCode::OK,
+        "Verify your email",
+        Some(Notice::Ok(format!(
+            "We sent a new link to {}.",
+            account.email
+        ))),
+        r#"<p><a href="/projects">Back to your projects</a></p>"#,
+    )
+}
+
+/// Fields of the password-reset request.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct ResetRequest {
+    csrf: String,
+    email: String,
+}
+
+fn reset_form(visitor: &Visitor) -> String {
+    format!(
+        r#"<form method="post" action="/reset" class="card">{csrf}
+{email}
+<button type="submit">Send a reset link</button>
+</form>"#,
+        csrf = csrf_field(visitor),
+        email = input(
+            "Email",
+            "email",
+            "email",
+            "",
+            r#"required autocomplete="email" maxlength="254""#
+        ),
+    )
+}
+
+/// `GET /reset`
+pub async fn reset_page(visitor: Visitor) -> Response {
+    page(
+        &visitor,
+        StatusCode::OK,
+        "Reset your password",
+        None,
+        &reset_form(&visitor),
+    )
+}
+
+/// `POST /reset`: mails a reset link when the account exists; the answer is the same either
+/// way, so it does not tell who has an account.
+pub async fn request_reset(
+    State(state): State<ControlPlane>,
+    visitor: Visitor,
+    FormBody(form): FormBody<ResetRequest>,
+) -> Response {
+    if !visitor.accepts(&form.csrf) {
+        return forbidden(&visitor);
+    }
+    let console = &state.console;
+    let Ok(email) = accounts::normalize_email(&form.email) else {
+        return page(
+            &visitor,
+            StatusCode::BAD_REQUEST,
+            "Reset your password",
+            Some(Notice::Error("Enter a valid email address.".into())),
+            &reset_form(&visitor),
+        );
+    };
+    if !console.inner.per_ip.allow(&visitor.ip) || !console.inner.per_email.allow(&email) {
+        return too_many(&visitor, &state, "Reset your password");
+    }
+    match console.accounts().find_by_email(&email).await {
+        Ok(Some((account, _))) if !account.disabled => {
+            match console
+                .accounts()
+                .issue_link(&account.id, LinkKind::Reset)
+                .await
+            {
+                Ok(secret) => {
+                    let link = format!("{}/reset/confirm?token={secret}", base_url(&state));
+                    let html = format!(
+                        "<p>Someone asked to reset the password of your Warren account.</p>\
+                         <p>Choose a new password here (the link works once, for an hour):</p>\
+                         <p><a href=\"{link}\">{link}</a></p>\
+                         <p>If it was not you, ignore this message.</p>",
+                        link = e(&link)
+                    );
+                    console.mail(&account.email, "Reset your Warren password", html);
+                }
+                Err(e) => return failure(&visitor, e),
+            }
+        }
+        Ok(_) => {}
+        Err(e) => return failure(&visitor, e),
+    }
+    page(
+        &visitor,
+        StatusCode::OK,
+        "Reset your password",
+        Some(Notice::Ok(
+            "If an account with that email exists, we sent it a link to choose a new password."
+                .into(),
+        )),
+        "",
+    )
+}
+
+/// Fields of the new-password form.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct ResetConfirm {
+    csrf: String,
+    token: String,
+    password: String,
+}
+
+fn new_password_form(visitor: &Visitor, token: &str) -> String {
+    format!(
+        r#"<form method="post" action="/reset/confirm" class="card">{csrf}
+<input type="hidden" name="token" value="{token}">
+{password}
+<button type="submit">Set the new password</button>
+</form>"#,
+        csrf = csrf_field(visitor),
+        token = e(token),
+        password = input(
+            "New password (8 to 71 characters)",
+            "password",
+            "password",
+            "",
+            r#"required minlength="8" maxlength="71" autocomplete="new-password""#
+        ),
+    )
+}
+
+fn bad_link(visitor: &Visitor) -> Response {
+    page(
+        visitor,
+        StatusCode::BAD_REQUEST,
+        "Reset your password",
+        Some(Notice::Error(
+            "This link is invalid or has expired. Ask for a new one.".into(),
+        )),
+        r#"<p><a href="/reset">Ask for a new link</a></p>"#,
+    )
+}
+
+/// `GET /reset/confirm?token=…`: the link from the reset mail.
+pub async fn reset_confirm_page(
+    State(state): State<ControlPlane>,
+    visitor: Visitor,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let token = query.get("token").map(String::as_str).unwrap_or("");
+    match state
+        .console
+        .accounts()
+        .link_is_valid(token, LinkKind::Reset)
+        .await
+    {
+        Ok(true) => page(
+            &visitor,
+            StatusCode::OK,
+            "Choose a new password",
+            None,
+            &new_password_form(&visitor, token),
+        ),
+        Ok(false) => bad_link(&visitor),
+        Err(e) => failure(&visitor, e),
+    }
+}
+
+/// `POST /reset/confirm`: sets the password, ends every session of the account, and counts as
+/// proof of the email address.
+pub async fn reset_confirm(
+    State(state): State<ControlPlane>,
+    visitor: Visitor,
+    FormBody(form): FormBody<ResetConfirm>,
+) -> Response {
+    if !visitor.accepts(&form.csrf) {
+        return forbidden(&visitor);
+    }
+    if let Err(e) = accounts::check_password(&form.password) {
+        return page(
+            &visitor,
+            StatusCode::BAD_REQUEST,
+            "Choose a new password",
+            Some(Notice::Error(e.to_string())),
+            &new_password_form(&visitor, &form.token),
+        );
+    }
+    let console = &state.console;
+    let hash = match console
+        .inner
+        .passwords
+        .try_hash(&form.password, HASH_WAIT)
+        .await
+    {
+        Ok(hash) => hash,
+        Err(warren_auth::Error::Busy) => return busy(&visitor, "Choose a new password"),
+        Err(e) => return failure(&visitor, e.into()),
+    };
+    let id = match console
+        .accounts()
+        .redeem_link(&form.token, LinkKind::Reset)
+        .await
+    {
+        Ok(Some(id)) => id,
+        Ok(None) => return bad_link(&visitor),
+        Err(e) => return failure(&visitor, e),
+    };
+    let changed = async {
+        console.accounts().set_password(&id, hash).await?;
+        console.accounts().mark_verified(&id).await
+    };
+    if let Err(e) = changed.await {
+        return failure(&visitor, e);
+    }
+    let clear = cookie(SESSION_COOKIE, "", 0, "Lax", visitor.secure);
+    let mut response = page(
+        &visitor,
+        StatusCode::OK,
+        "Password changed",
+        Some(Notice::Ok(
+            "Your password was changed and every session signed out. Log in with the new one."
+                .into(),
+        )),
+        r#"<p><a class="button" href="/login">Log in</a></p>"#,
+    );
+    if let Ok(value) = HeaderValue::from_str(&clear) {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+    response
+}

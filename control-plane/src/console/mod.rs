@@ -1,0 +1,174 @@
+//! The console: server-rendered pages on the platform host where developers sign up, verify
+//! their email, sign in and manage their projects. No JavaScript is needed to use it.
+//!
+//! Every form carries a CSRF token signed with a key from the control database (bound to the
+//! session when signed in, to a nonce cookie before); posts without a valid one are refused.
+
+mod auth;
+mod csrf;
+mod html;
+mod limit;
+mod projects;
+mod visitor;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use serde_json::json;
+use warren_auth::Passwords;
+use warren_mail::{Email, Mailer};
+use warren_store::Database;
+
+use crate::accounts::Accounts;
+use crate::projects::Projects;
+use crate::tenants::Tenants;
+use crate::{ControlPlane, Result};
+
+pub use limit::RateLimit;
+
+/// Largest console form body.
+const MAX_FORM_BYTES: usize = 16 * 1024;
+
+/// Settings of the console.
+#[derive(Debug, Clone)]
+pub struct ConsoleConfig {
+    /// Signups allowed per client IP per `signup_window`.
+    pub signups_per_ip: u32,
+    /// Signups (and password-reset mails) allowed per email address per `signup_window`.
+    pub signups_per_email: u32,
+    /// The rate limits' window.
+    pub signup_window: Duration,
+    /// Projects an account may own.
+    pub max_projects: u32,
+    /// The `From` address of the console's mail.
+    pub mail_from: String,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        Self {
+            signups_per_ip: 10,
+            signups_per_email: 3,
+            signup_window: Duration::from_secs(3600),
+            max_projects: crate::projects::DEFAULT_MAX_PROJECTS,
+            mail_from: "noreply@localhost".into(),
+        }
+    }
+}
+
+/// What the console's handlers share. Cheap to clone.
+#[derive(Clone)]
+pub struct Console {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// Accounts, sessions and mailed links.
+    accounts: Accounts,
+    /// Tenants owned by accounts.
+    projects: Projects,
+    /// Bounded argon2id hashing, shared with the tenant API.
+    passwords: Passwords,
+    /// The platform's SMTP relay.
+    mailer: Mailer,
+    /// Signs CSRF tokens.
+    csrf_key: Vec<u8>,
+    /// Signups per client IP.
+    per_ip: RateLimit,
+    /// Signups and reset mails per email address.
+    per_email: RateLimit,
+    /// Settings.
+    config: ConsoleConfig,
+}
+
+impl Console {
+    /// The console over the control database `db` and `tenants`.
+    pub async fn new(
+        db: Database,
+        tenants: Tenants,
+        passwords: Passwords,
+        mailer: Mailer,
+        config: ConsoleConfig,
+    ) -> Result<Self> {
+        let accounts = Accounts::new(db);
+        let csrf_key = accounts.csrf_key().await?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                accounts,
+                projects: Projects::new(tenants),
+                passwords,
+                mailer,
+                csrf_key,
+                per_ip: RateLimit::new(config.signups_per_ip, config.signup_window),
+                per_email: RateLimit::new(config.signups_per_email, config.signup_window),
+                config,
+            }),
+        })
+    }
+
+    /// The accounts store.
+    pub fn accounts(&self) -> &Accounts {
+        &self.inner.accounts
+    }
+
+    /// Accounts' projects.
+    pub fn projects(&self) -> &Projects {
+        &self.inner.projects
+    }
+
+    /// Sends `subject`/`html` to `to` in the background through the platform relay.
+    fn mail(&self, to: &str, subject: &str, html: String) {
+        let settings = json!({
+            "meta": { "senderName": "Warren", "senderAddress": self.inner.config.mail_from }
+        });
+        self.inner.mailer.send_later(
+            settings,
+            Email {
+                to: to.to_string(),
+                subject: subject.to_string(),
+                html,
+            },
+        );
+    }
+}
+
+/// The console's routes (state: the control plane).
+pub fn routes() -> Router<ControlPlane> {
+    Router::new()
+        .route("/", get(auth::home))
+        .route("/console.css", get(stylesheet))
+        .route("/signup", get(auth::signup_page).post(auth::signup))
+        .route("/login", get(auth::login_page).post(auth::login))
+        .route("/logout", post(auth::logout))
+        .route("/verify", get(auth::verify))
+        .route("/verify/resend", post(auth::resend_verification))
+        .route("/reset", get(auth::reset_page).post(auth::request_reset))
+        .route(
+            "/reset/confirm",
+            get(auth::reset_confirm_page).post(auth::reset_confirm),
+        )
+        .route(
+            "/projects",
+            get(projects::list_projects).post(projects::create_project),
+        )
+        .route("/projects/{id}", get(projects::show_project))
+        .route("/projects/{id}/superuser", post(projects::set_superuser))
+        .route("/projects/{id}/delete", post(projects::delete_project))
+        .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
+}
+
+/// `GET /console.css`
+async fn stylesheet() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("console.css"),
+    )
+}

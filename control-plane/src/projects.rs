@@ -1,0 +1,220 @@
+//! Projects: tenants owned by a console account. Every lookup here is scoped to the account,
+//! so an id from another account is simply not found.
+
+use warren_store::rusqlite::{self, OptionalExtension, Row, params};
+
+use crate::tenants::{TenantInfo, Tenants};
+use crate::{Error, Result, slug};
+
+/// The projects an account may own while no plan says otherwise.
+pub const DEFAULT_MAX_PROJECTS: u32 = 3;
+
+fn from_row(row: &Row<'_>) -> rusqlite::Result<TenantInfo> {
+    Ok(TenantInfo {
+        id: row.get(0)?,
+        slug: row.get(1)?,
+        status: row.get(2)?,
+        created: row.get(3)?,
+    })
+}
+
+/// The tenants of one account, over the tenant bookkeeping. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Projects {
+    /// Tenant bookkeeping and provisioning.
+    tenants: Tenants,
+}
+
+impl Projects {
+    /// Projects over `tenants`.
+    pub fn new(tenants: Tenants) -> Self {
+        Self { tenants }
+    }
+
+    /// The account's projects, newest first.
+    pub async fn list(&self, account: &str) -> Result<Vec<TenantInfo>> {
+        let account = account.to_string();
+        self.tenants
+            .db()
+            .read(move |c| {
+                let rows = c
+                    .prepare_cached(
+                        "SELECT id, slug, status, created FROM tenants WHERE account_id = ?1
+                         ORDER BY created DESC, slug",
+                    )?
+                    .query_map([account], from_row)?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                Ok(rows)
+            })
+            .await
+    }
+
+    /// The account's project with tenant id `id`; `NotFound` when it is another's or absent.
+    pub async fn get(&self, account: &str, id: &str) -> Result<TenantInfo> {
+        let (account, id) = (account.to_string(), id.to_string());
+        self.tenants
+            .db()
+            .read(move |c| {
+                c.prepare_cached(
+                    "SELECT id, slug, status, created FROM tenants WHERE id = ?1 AND account_id = ?2",
+                )?
+                .query_row([id, account], from_row)
+                .optional()?
+                .ok_or(Error::NotFound)
+            })
+            .await
+    }
+
+    /// Creates project `slug` for `account` unless it already owns `max` projects: provisions
+    /// the tenant's directory, then records it (owner and cap checked in the same write), so
+    /// a project is never routable before its database exists and two concurrent requests
+    /// cannot both pass the cap.
+    pub async fn create(&self, account: &str, slug: &str, max: u32) -> Result<TenantInfo> {
+        slug::validate(slug).map_err(|reason| Error::Invalid("slug", reason))?;
+        if self.tenants.find(slug).await?.is_some() {
+            return Err(Error::SlugTaken);
+        }
+        if self.list(account).await?.len() >= max as usize {
+            return Err(Error::ProjectLimit(max));
+        }
+        let id = warren_auth::random::record_id();
+        warren_tenant::provision(self.tenants.root(), &id).await?;
+        let (row_id, row_slug, owner) = (id.clone(), slug.to_string(), account.to_string());
+        let inserted = self
+            .tenants
+            .db()
+            .write(move |c| {
+                let owned: i64 = c.query_row(
+                    "SELECT count(*) FROM tenants WHERE account_id = ?1",
+                    [&owner],
+                    |row| row.get(0),
+                )?;
+                if owned >= i64::from(max) {
+                    return Err(Error::ProjectLimit(max));
+                }
+                let info = c
+                    .prepare_cached(
+                        "INSERT INTO tenants (id, slug, account_id) VALUES (?1, ?2, ?3)
+                         RETURNING id, slug, status, created",
+                    )?
+                    .query_row(params![row_id, row_slug, owner], from_row);
+                match info {
+                    Err(rusqlite::Error::SqliteFailure(e, _))
+                        if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+                    {
+                        Err(Error::SlugTaken)
+                    }
+                    other => Ok(other?),
+                }
+            })
+            .await;
+        if inserted.is_err() {
+            let _ = tokio::fs::remove_dir_all(warren_tenant::tenant_dir(self.tenants.root(), &id))
+                .await;
+        }
+        inserted
+    }
+
+    /// Deletes `account`'s project `id`: its record first (it stops routing), then its data.
+    pub async fn delete(&self, account: &str, id: &str) -> Result<TenantInfo> {
+        let (account, key) = (account.to_string(), id.to_string());
+        let deleted = self
+            .tenants
+            .db()
+            .write(move |c| {
+                c.prepare_cached(
+                    "DELETE FROM tenants WHERE id = ?1 AND account_id = ?2
+                     RETURNING id, slug, status, created",
+                )?
+                .query_row([key, account], from_row)
+                .optional()?
+                .ok_or(Error::NotFound)
+            })
+            .await?;
+        match tokio::fs::remove_dir_all(warren_tenant::tenant_dir(self.tenants.root(), &deleted.id))
+            .await
+        {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::Io(e)),
+        }
+        Ok(deleted)
+    }
+
+    /// How many projects `account` owns.
+    pub async fn count(&self, account: &str) -> Result<u64> {
+        let account = account.to_string();
+        self.tenants
+            .db()
+            .read(move |c| {
+                let n: i64 = c.query_row(
+                    "SELECT count(*) FROM tenants WHERE account_id = ?1",
+                    [account],
+                    |row| row.get(0),
+                )?;
+                Ok(u64::try_from(n).unwrap_or(0))
+            })
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::accounts::Accounts;
+    use crate::{open_control_db, tenants_root};
+
+    async fn setup() -> (tempfile::TempDir, Accounts, Projects) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open_control_db(dir.path()).await.unwrap();
+        let tenants = Tenants::new(db.clone(), tenants_root(dir.path()));
+        (dir, Accounts::new(db), Projects::new(tenants))
+    }
+
+    #[tokio::test]
+    async fn accounts_see_and_delete_only_their_own_projects() {
+        let (_dir, accounts, projects) = setup().await;
+        let a = accounts.create("a@example.com", "h".into()).await.unwrap();
+        let b = accounts.create("b@example.com", "h".into()).await.unwrap();
+        let pa = projects.create(&a.id, "alpha", 3).await.unwrap();
+        let pb = projects.create(&b.id, "beta", 3).await.unwrap();
+        assert_eq!(
+            projects.list(&a.id).await.unwrap(),
+            std::slice::from_ref(&pa)
+        );
+        assert!(matches!(
+            projects.get(&a.id, &pb.id).await,
+            Err(Error::NotFound)
+        ));
+        assert!(matches!(
+            projects.delete(&a.id, &pb.id).await,
+            Err(Error::NotFound)
+        ));
+        assert_eq!(projects.get(&b.id, &pb.id).await.unwrap(), pb);
+        projects.delete(&a.id, &pa.id).await.unwrap();
+        assert!(projects.list(&a.id).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_cap_and_slug_rules_hold() {
+        let (dir, accounts, projects) = setup().await;
+        let a = accounts.create("a@example.com", "h".into()).await.unwrap();
+        projects.create(&a.id, "one", 2).await.unwrap();
+        projects.create(&a.id, "two", 2).await.unwrap();
+        assert!(matches!(
+            projects.create(&a.id, "three", 2).await,
+            Err(Error::ProjectLimit(2))
+        ));
+        assert!(matches!(
+            projects.create(&a.id, "one", 9).await,
+            Err(Error::SlugTaken)
+        ));
+        assert!(matches!(
+            projects.create(&a.id, "No Good", 9).await,
+            Err(Error::Invalid("slug", _))
+        ));
+        assert_eq!(projects.count(&a.id).await.unwrap(), 2);
+        let dirs = std::fs::read_dir(tenants_root(dir.path())).unwrap().count();
+        assert_eq!(dirs, 2);
+    }
+}

@@ -1,0 +1,119 @@
+//! `/v1/accounts`: the operator lists, inspects, disables and enables console accounts.
+
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::accounts::Account;
+use crate::{ControlPlane, Error, Result};
+
+/// Largest page of `GET /v1/accounts`.
+const MAX_PER_PAGE: u32 = 500;
+
+/// Query of `GET /v1/accounts`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Paging {
+    /// 1-based page number.
+    page: Option<u32>,
+    /// Items per page (1–500, default 30).
+    per_page: Option<u32>,
+}
+
+fn render(account: &Account) -> Value {
+    json!({
+        "id": account.id,
+        "email": account.email,
+        "verified": account.verified,
+        "disabled": account.disabled,
+        "created": account.created,
+        "updated": account.updated,
+    })
+}
+
+/// `GET /v1/accounts?page=&perPage=`
+pub async fn list_accounts(
+    State(state): State<ControlPlane>,
+    query: Result<Query<Paging>, QueryRejection>,
+) -> Result<Json<Value>> {
+    let Query(paging) = query.map_err(|_| {
+        Error::Invalid(
+            "page",
+            "page and perPage must be positive whole numbers.".into(),
+        )
+    })?;
+    let page = paging.page.unwrap_or(1);
+    let per_page = paging.per_page.unwrap_or(30);
+    if page == 0 || !(1..=MAX_PER_PAGE).contains(&per_page) {
+        return Err(Error::Invalid(
+            "perPage",
+            format!("page must be 1 or more and perPage 1 to {MAX_PER_PAGE}."),
+        ));
+    }
+    let (items, total) = state.console.accounts().list(page, per_page).await?;
+    Ok(Json(json!({
+        "page": page,
+        "perPage": per_page,
+        "totalItems": total,
+        "totalPages": total.div_ceil(u64::from(per_page)),
+        "items": items.iter().map(render).collect::<Vec<_>>(),
+    })))
+}
+
+/// `GET /v1/accounts/{id}`: the account and its projects.
+pub async fn get_account(
+    State(state): State<ControlPlane>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>> {
+    let account = state.console.accounts().get(&id).await?;
+    let projects: Vec<Value> = state
+        .console
+        .projects()
+        .list(&account.id)
+        .await?
+        .iter()
+        .map(|p| {
+            json!({
+                "id": p.id,
+                "slug": p.slug,
+                "status": p.status,
+                "created": p.created,
+                "url": state.urls.tenant_url(&p.slug),
+            })
+        })
+        .collect();
+    let mut body = render(&account);
+    body["projects"] = Value::Array(projects);
+    Ok(Json(body))
+}
+
+/// `POST /v1/accounts/{id}/disable`: the account can no longer sign in; its sessions end.
+pub async fn disable_account(
+    State(state): State<ControlPlane>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>> {
+    let account = state.console.accounts().set_disabled(&id, true).await?;
+    tracing::info!(account = %account.id, "account disabled");
+    Ok(Json(render(&account)))
+}
+
+/// `POST /v1/accounts/{id}/enable`
+pub async fn enable_account(
+    State(state): State<ControlPlane>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>> {
+    let account = state.console.accounts().set_disabled(&id, false).await?;
+    tracing::info!(account = %account.id, "account enabled");
+    Ok(Json(render(&account)))
+}
+
+/// `POST /v1/accounts/{id}/verify`: marks the email verified (e.g. confirmed by support).
+pub async fn verify_account(
+    State(state): State<ControlPlane>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>> {
+    let account = state.console.accounts().mark_verified(&id).await?;
+    Ok(Json(render(&account)))
+}

@@ -1,0 +1,232 @@
+// The console in a real browser: headless Chromium signs up, reads the verification mail from
+// the SMTP sink, follows its link, logs out and in, creates a project and sets its superuser;
+// the official PocketBase JS SDK then reaches that project's API by its hostname. A password
+// reset by mail and the project's deletion close the run. Every console page is screenshotted.
+//
+// Environment (set by tests/suites/console):
+//   CONSOLE_URL   the platform host, e.g. http://localhost:PORT
+//   MAILDIR       the SMTP sink's Maildir
+//   ARTIFACTS     where screenshots go
+//   CHROMIUM      the browser binary (default /usr/bin/chromium)
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { chromium } from 'playwright-core';
+import { Agent, setGlobalDispatcher } from 'undici';
+import PocketBase from 'pocketbase';
+
+const CONSOLE_URL = (process.env.CONSOLE_URL || 'http://localhost:8090').replace(/\/+$/, '');
+const MAILDIR = process.env.MAILDIR || '';
+const ARTIFACTS = process.env.ARTIFACTS || 'target/artifacts/console';
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const PORT = new URL(CONSOLE_URL).port;
+
+// Node does not resolve *.localhost to loopback; the SDK's fetch goes through this dispatcher.
+setGlobalDispatcher(
+  new Agent({
+    connect: {
+      lookup(hostname, options, callback) {
+        const h = hostname.toLowerCase().replace(/\.$/, '');
+        if (h === 'localhost' || h.endsWith('.localhost')) {
+          if (options && options.all) return callback(null, [{ address: '127.0.0.1', family: 4 }]);
+          return callback(null, '127.0.0.1', 4);
+        }
+        return callback(new Error(`refusing to resolve non-loopback host ${hostname}`));
+      },
+    },
+  }),
+);
+
+function decode(message) {
+  const [head, ...rest] = message.split(/\r?\n\r?\n/);
+  let body = rest.join('\n\n');
+  if (/Content-Transfer-Encoding:\s*base64/i.test(head)) {
+    body = Buffer.from(body.replace(/\s+/g, ''), 'base64').toString('utf8');
+  } else if (/Content-Transfer-Encoding:\s*quoted-printable/i.test(head)) {
+    body = body
+      .replace(/=\r?\n/g, '')
+      .replace(/=([0-9A-F]{2})/g, (_, hex) => String.fromCharCode(parseInt(hex, 16)));
+  }
+  return { head, body };
+}
+
+/** The first link matching `pattern` in a message to `to` that was not seen before; ≤ 15 s. */
+async function mailedLink(to, pattern, seen) {
+  const dir = join(MAILDIR, 'new');
+  for (let i = 0; i < 300; i++) {
+    let names = [];
+    try {
+      names = (await readdir(dir)).sort();
+    } catch {
+      names = [];
+    }
+    for (const name of names) {
+      if (seen.has(name)) continue;
+      const { head, body } = decode(await readFile(join(dir, name), 'utf8'));
+      if (!new RegExp(`^To:.*${to.replace(/[.+]/g, '\\$&')}`, 'mi').test(head)) continue;
+      const match = body.match(pattern);
+      if (match) {
+        seen.add(name);
+        return match[0];
+      }
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`no mail to ${to} with ${pattern} within 15 s`);
+}
+
+test('a developer signs up, verifies by mail, creates a project and reaches it with the SDK', async (t) => {
+  await mkdir(ARTIFACTS, { recursive: true });
+  const profile = await mkdtemp(join(tmpdir(), 'warren-console-chromium-'));
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      `--user-data-dir=${profile}`,
+    ],
+  });
+  t.after(async () => {
+    await browser.close();
+    await rm(profile, { recursive: true, force: true });
+  });
+  const context = await browser.newContext({ viewport: { width: 1100, height: 800 } });
+  const page = await context.newPage();
+  const shot = (name) => page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
+  const seen = new Set();
+  const suffix = randomBytes(4).toString('hex');
+  const email = `dev-${suffix}@example.com`;
+  const password = `console-pass-${suffix}`;
+  const slug = `app-${suffix}`;
+
+  // Home → sign up.
+  await page.goto(`${CONSOLE_URL}/`);
+  await shot('01-home');
+  await page.click('text=Create an account');
+  assert.match(page.url(), /\/signup$/);
+  await page.fill('input[name=email]', email);
+  await page.fill('input[name=password]', password);
+  await shot('02-signup');
+  await page.click('button[type=submit]');
+  await page.waitForURL(/\/projects$/);
+  assert.ok(await page.isVisible('text=Confirm your email'));
+  assert.ok(await page.isDisabled('#create button[type=submit]'));
+  await shot('03-projects-unverified');
+
+  // The session cookie is HttpOnly and SameSite, and scripts cannot read it.
+  const cookies = await context.cookies();
+  const session = cookies.find((c) => c.name === 'warren_session');
+  assert.ok(session, 'a session cookie');
+  assert.equal(session.httpOnly, true);
+  assert.equal(session.sameSite, 'Lax');
+  assert.equal(await page.evaluate(() => document.cookie.includes('warren_session')), false);
+
+  // The verification mail's link.
+  const verify = await mailedLink(email, /https?:\/\/[^\s"<>]+\/verify\?token=[A-Za-z0-9]+/, seen);
+  assert.ok(verify.startsWith(CONSOLE_URL), `${verify} points at the console`);
+  await page.goto(verify);
+  assert.ok(await page.isVisible('text=is verified'));
+  await shot('04-verified');
+  // The link works once.
+  await page.goto(verify);
+  assert.ok(await page.isVisible('text=invalid or has expired'));
+
+  // Log out, log in again.
+  await page.goto(`${CONSOLE_URL}/projects`);
+  await page.click('text=Log out');
+  await page.waitForURL(`${CONSOLE_URL}/`);
+  await page.goto(`${CONSOLE_URL}/login`);
+  await page.fill('input[name=email]', email);
+  await page.fill('input[name=password]', 'not-the-password');
+  await page.click('button[type=submit]');
+  assert.ok(await page.isVisible('text=Wrong email or password.'));
+  await page.fill('input[name=password]', password);
+  await shot('05-login');
+  await page.click('button[type=submit]');
+  await page.waitForURL(/\/projects$/);
+
+  // Create the project: it is live when the page answers.
+  await page.fill('input[name=slug]', slug);
+  await shot('06-projects-new');
+  await page.click('#create button[type=submit]');
+  await page.waitForURL(/\/projects\/[a-z0-9]{15}\?created=1$/);
+  const projectUrl = `http://${slug}.localhost:${PORT}`;
+  assert.ok(await page.isVisible(`text=${slug} is live at ${projectUrl}`));
+  assert.equal(await page.textContent('#project-url'), projectUrl);
+  await shot('07-project-created');
+  const projectPage = page.url().split('?')[0];
+
+  // The browser reaches the project by its hostname.
+  const health = await context.request.get(`${projectUrl}/api/health`);
+  assert.equal(health.status(), 200);
+
+  // Its first superuser; the password is not shown back.
+  const suEmail = `admin-${suffix}@example.com`;
+  const suPassword = `su-pass-${suffix}-123`;
+  await page.fill('#superuser input[name=email]', suEmail);
+  await page.fill('#superuser input[name=password]', suPassword);
+  await page.click('#superuser button[type=submit]');
+  assert.ok(await page.isVisible(`text=Superuser ${suEmail} saved`));
+  assert.equal((await page.content()).includes(suPassword), false);
+  await shot('08-superuser-set');
+
+  // The official JS SDK reaches the project's API by hostname and works with it.
+  const pb = new PocketBase(projectUrl);
+  pb.autoCancellation(false);
+  const auth = await pb.collection('_superusers').authWithPassword(suEmail, suPassword);
+  assert.equal(auth.record.email, suEmail);
+  const name = `notes_${suffix}`;
+  await pb.collections.create({ name, type: 'base', fields: [{ name: 'title', type: 'text' }] });
+  const note = await pb.collection(name).create({ title: 'hello from the console suite' });
+  assert.equal((await pb.collection(name).getOne(note.id)).title, 'hello from the console suite');
+
+  // The project list shows it live.
+  await page.goto(`${CONSOLE_URL}/projects`);
+  assert.ok(await page.isVisible(`table.projects >> text=${slug}`));
+  assert.ok(await page.isVisible('table.projects >> text=live'));
+  await shot('09-projects-list');
+
+  // Password reset by mail: sign out, ask for a link, follow it, choose a new password.
+  await page.click('text=Log out');
+  await page.goto(`${CONSOLE_URL}/reset`);
+  await page.fill('input[name=email]', email);
+  await shot('10-reset-request');
+  await page.click('button[type=submit]');
+  assert.ok(await page.isVisible('text=If an account with that email exists'));
+  const reset = await mailedLink(email, /https?:\/\/[^\s"<>]+\/reset\/confirm\?token=[A-Za-z0-9]+/, seen);
+  await page.goto(reset);
+  const newPassword = `${password}-new`;
+  await page.fill('input[name=password]', newPassword);
+  await shot('11-reset-confirm');
+  await page.click('button[type=submit]');
+  assert.ok(await page.isVisible('text=Your password was changed'));
+  await page.goto(`${CONSOLE_URL}/login`);
+  await page.fill('input[name=email]', email);
+  await page.fill('input[name=password]', newPassword);
+  await page.click('button[type=submit]');
+  await page.waitForURL(/\/projects$/);
+
+  // Delete the project, typing its name; its hostname stops answering.
+  await page.goto(projectPage);
+  await page.fill('#delete input[name=confirm]', 'wrong-name');
+  await page.click('#delete button[type=submit]');
+  assert.ok(await page.isVisible('text=exactly to delete the project'));
+  await page.fill('#delete input[name=confirm]', slug);
+  await shot('12-project-delete');
+  await page.click('#delete button[type=submit]');
+  await page.waitForURL(/\/projects$/);
+  assert.ok(await page.isVisible('text=No projects yet.'));
+  await shot('13-projects-empty');
+  const gone = await fetch(`${projectUrl}/api/health`);
+  assert.equal(gone.status, 404);
+});
