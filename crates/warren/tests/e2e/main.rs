@@ -3,6 +3,7 @@
 
 mod auth;
 mod collections;
+mod console;
 mod files;
 mod files_s3;
 mod foundation;

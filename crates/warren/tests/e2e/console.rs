@@ -1,0 +1,665 @@
+//! The console: signup and sessions, CSRF on every form, rate limits, project ownership across
+//! accounts, and the operator's account routes.
+
+use std::collections::HashMap;
+
+use reqwest::Method;
+use serde_json::Value;
+
+use crate::support::{Server, TOKEN, send};
+
+/// `application/x-www-form-urlencoded` of `fields`.
+fn encode<K: AsRef<str>, V: AsRef<str>>(fields: &[(K, V)]) -> String {
+    let escape = |text: &str| {
+        text.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect::<String>()
+    };
+    fields
+        .iter()
+        .map(|(k, v)| format!("{}={}", escape(k.as_ref()), escape(v.as_ref())))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// A browser-like client of the console: keeps cookies, never follows redirects.
+struct Visitor<'a> {
+    server: &'a Server,
+    client: reqwest::Client,
+    cookies: HashMap<String, String>,
+}
+
+/// A response: status, `Location`, raw `Set-Cookie` values and body.
+struct Page {
+    status: u16,
+    location: Option<String>,
+    set_cookies: Vec<String>,
+    body: String,
+}
+
+impl Page {
+    /// The first CSRF token in the page's forms.
+    fn csrf(&self) -> String {
+        let marker = r#"name="csrf" value=""#;
+        let start = self.body.find(marker).expect("a form with a CSRF token") + marker.len();
+        let end = self.body[start..].find('"').unwrap();
+        self.body[start..start + end].to_string()
+    }
+}
+
+impl<'a> Visitor<'a> {
+    fn new(server: &'a Server) -> Self {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        Self {
+            server,
+            client,
+            cookies: HashMap::new(),
+        }
+    }
+
+    fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        let cookie: Vec<String> = self
+            .cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let mut request = self
+            .client
+            .request(method, format!("http://{}{}", self.server.addr, path))
+            .header("host", format!("localhost:{}", self.server.addr.port()));
+        if !cookie.is_empty() {
+            request = request.header("cookie", cookie.join("; "));
+        }
+        request
+    }
+
+    async fn send(&mut self, request: reqwest::RequestBuilder) -> Page {
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let location = response
+            .headers()
+            .get("location")
+            .map(|v| v.to_str().unwrap().to_string());
+        let set_cookies: Vec<String> = response
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_string())
+            .collect();
+        for cookie in &set_cookies {
+            let pair = cookie.split(';').next().unwrap();
+            let (name, value) = pair.split_once('=').unwrap();
+            if value.is_empty() || cookie.contains("Max-Age=0") {
+                self.cookies.remove(name);
+            } else {
+                self.cookies.insert(name.to_string(), value.to_string());
+            }
+        }
+        let body = response.text().await.unwrap();
+        Page {
+            status,
+            location,
+            set_cookies,
+            body,
+        }
+    }
+
+    async fn get(&mut self, path: &str) -> Page {
+        let request = self.request(Method::GET, path);
+        self.send(request).await
+    }
+
+    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+        let request = self
+            .request(Method::POST, path)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(encode(form));
+        self.send(request).await
+    }
+
+    /// Loads `page_path` for its CSRF token, then posts `form` with it to `path`.
+    async fn submit(&mut self, page_path: &str, path: &str, form: &[(&str, &str)]) -> Page {
+        let csrf = self.get(page_path).await.csrf();
+        let mut fields = vec![("csrf", csrf.as_str())];
+        fields.extend_from_slice(form);
+        self.post(path, &fields).await
+    }
+
+    async fn signup(&mut self, email: &str, password: &str) -> Page {
+        self.submit(
+            "/signup",
+            "/signup",
+            &[("email", email), ("password", password)],
+        )
+        .await
+    }
+
+    async fn login(&mut self, email: &str, password: &str) -> Page {
+        self.submit(
+            "/login",
+            "/login",
+            &[("email", email), ("password", password)],
+        )
+        .await
+    }
+
+    async fn create_project(&mut self, slug: &str) -> Page {
+        self.submit("/projects", "/projects", &[("slug", slug)])
+            .await
+    }
+}
+
+async fn operator(server: &Server, method: Method, path: &str) -> (u16, Value) {
+    send(server.request(method, "localhost", path).bearer_auth(TOKEN)).await
+}
+
+/// The id of the account with `email`, from the operator API.
+async fn account_id(server: &Server, email: &str) -> String {
+    let (status, body) = operator(server, Method::GET, "/v1/accounts?perPage=500").await;
+    assert_eq!(status, 200, "{body}");
+    body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["email"] == email)
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Signs up `email` and has the operator mark it verified (the mail path is covered by the
+/// browser suite with a real SMTP sink).
+async fn verified<'a>(server: &'a Server, email: &str) -> (Visitor<'a>, String) {
+    let mut visitor = Visitor::new(server);
+    let page = visitor.signup(email, "correct-horse-1").await;
+    assert_eq!(page.status, 303, "{}", page.body);
+    let id = account_id(server, email).await;
+    let (status, _) = operator(server, Method::POST, &format!("/v1/accounts/{id}/verify")).await;
+    assert_eq!(status, 200);
+    (visitor, id)
+}
+
+/// The project id from a creation redirect (`/projects/{id}?created=1`).
+fn project_id(page: &Page) -> String {
+    assert_eq!(page.status, 303, "{}", page.body);
+    let location = page.location.as_deref().unwrap();
+    let rest = location.strip_prefix("/projects/").unwrap();
+    rest.split('?').next().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn signup_signs_in_with_safe_cookies_and_logout_ends_the_session() {
+    let server = Server::start(&[]);
+    let mut visitor = Visitor::new(&server);
+
+    let page = visitor.get("/signup").await;
+    assert_eq!(page.status, 200);
+    let nonce = page
+        .set_cookies
+        .iter()
+        .find(|c| c.starts_with("warren_csrf="))
+        .expect("a CSRF nonce cookie");
+    assert!(nonce.contains("HttpOnly") && nonce.contains("SameSite=Strict"));
+
+    let page = visitor.signup("Ann@Example.com", "correct-horse-1").await;
+    assert_eq!(page.status, 303, "{}", page.body);
+    assert_eq!(page.location.as_deref(), Some("/projects"));
+    let session = page
+        .set_cookies
+        .iter()
+        .find(|c| c.starts_with("warren_session="))
+        .expect("a session cookie");
+    for flag in ["HttpOnly", "SameSite=Lax", "Path=/", "Max-Age="] {
+        assert!(session.contains(flag), "{session} lacks {flag}");
+    }
+    // Plain http: no Secure flag, or browsers would drop the cookie.
+    assert!(!session.contains("Secure"), "{session}");
+
+    // Only a hash of the session token is stored.
+    let secret = visitor.cookies["warren_session"].clone();
+    let db = rusqlite::Connection::open(server.data_dir().join("control.db")).unwrap();
+    let stored: Vec<String> = db
+        .prepare("SELECT token_hash FROM account_sessions")
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(stored.len(), 1);
+    assert_ne!(stored[0], secret);
+    drop(db);
+
+    let page = visitor.get("/projects").await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("ann@example.com"));
+    assert!(page.body.contains("Confirm your email"));
+    // Security headers on every page.
+    let response = visitor
+        .request(Method::GET, "/projects")
+        .send()
+        .await
+        .unwrap();
+    let headers = response.headers();
+    assert_eq!(headers["x-frame-options"], "DENY");
+    assert!(
+        headers["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("frame-ancestors 'none'")
+    );
+
+    let page = visitor.submit("/projects", "/logout", &[]).await;
+    assert_eq!(page.status, 303);
+    assert!(!visitor.cookies.contains_key("warren_session"));
+    // The old token no longer signs anyone in.
+    visitor.cookies.insert("warren_session".into(), secret);
+    let page = visitor.get("/projects").await;
+    assert_eq!(
+        (page.status, page.location.as_deref()),
+        (303, Some("/login"))
+    );
+
+    // Wrong password, then the right one.
+    visitor.cookies.remove("warren_session");
+    let page = visitor.login("ann@example.com", "wrong-password").await;
+    assert_eq!(page.status, 400);
+    assert!(page.body.contains("Wrong email or password."));
+    let page = visitor.login("ann@example.com", "wrong-password-").await;
+    assert_eq!(page.status, 400);
+    let page = visitor.login("nobody@example.com", "correct-horse-1").await;
+    assert_eq!(page.status, 400);
+    let page = visitor.login("ANN@example.com", "correct-horse-1").await;
+    assert_eq!(page.status, 303, "{}", page.body);
+    assert_eq!(visitor.get("/projects").await.status, 200);
+}
+
+#[tokio::test]
+async fn posts_without_a_valid_csrf_token_are_refused() {
+    let server = Server::start(&[]);
+    let (mut owner, _) = verified(&server, "owner@example.com").await;
+    let project = project_id(&owner.create_project("guarded").await);
+
+    let superuser = format!("/projects/{project}/superuser");
+    let delete = format!("/projects/{project}/delete");
+    let posts: Vec<(&str, Vec<(&str, &str)>)> = vec![
+        ("/projects", vec![("slug", "sneaky")]),
+        (
+            &superuser,
+            vec![("email", "x@example.com"), ("password", "password123")],
+        ),
+        (&delete, vec![("confirm", "guarded")]),
+        ("/verify/resend", vec![]),
+        ("/logout", vec![]),
+    ];
+    let good = owner.get("/projects").await.csrf();
+    for (path, form) in &posts {
+        // No token at all.
+        let page = owner.post(path, form).await;
+        assert_eq!(page.status, 403, "{path} without a token");
+        // A forged token.
+        let mut forged = vec![("csrf", "0".repeat(64))];
+        forged.extend(form.iter().map(|(k, v)| (*k, v.to_string())));
+        let fields: Vec<(&str, &str)> = forged.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let page = owner.post(path, &fields).await;
+        assert_eq!(page.status, 403, "{path} with a forged token");
+        // The right token sent from another site.
+        let mut fields = vec![("csrf", good.as_str())];
+        fields.extend_from_slice(form);
+        let request = owner
+            .request(Method::POST, path)
+            .header(
+                "origin",
+                format!("http://evil.localhost:{}", server.addr.port()),
+            )
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(encode(&fields));
+        let page = owner.send(request).await;
+        assert_eq!(page.status, 403, "{path} from another origin");
+    }
+    // Nothing happened: still signed in, the project exists, no other was created.
+    let page = owner.get("/projects").await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("guarded") && !page.body.contains("sneaky"));
+    let (status, _) = server.get("guarded.localhost", "/api/health").await;
+    assert_eq!(status, 200);
+
+    // Forms shown before signing in: a token without its nonce cookie, or of another nonce,
+    // is refused.
+    let mut stranger = Visitor::new(&server);
+    let csrf = stranger.get("/signup").await.csrf();
+    let mut other = Visitor::new(&server);
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("email", "csrf@example.com"),
+        ("password", "correct-horse-1"),
+    ];
+    assert_eq!(other.post("/signup", &form).await.status, 403);
+    other.get("/signup").await;
+    assert_eq!(other.post("/signup", &form).await.status, 403);
+    for path in ["/login", "/reset", "/reset/confirm", "/signup"] {
+        assert_eq!(stranger.post(path, &[]).await.status, 403, "{path}");
+    }
+    let (_, body) = operator(&server, Method::GET, "/v1/accounts").await;
+    assert_eq!(body["totalItems"], 1, "{body}");
+}
+
+#[tokio::test]
+async fn an_account_cannot_see_or_touch_another_accounts_projects() {
+    let server = Server::start(&[]);
+    let (mut alice, alice_id) = verified(&server, "alice@example.com").await;
+    let (mut bob, bob_id) = verified(&server, "bob@example.com").await;
+    let bobs = project_id(&bob.create_project("bobs-app").await);
+    let alices = project_id(&alice.create_project("alices-app").await);
+
+    // Bob's project is nowhere in Alice's console.
+    let list = alice.get("/projects").await;
+    assert!(list.body.contains("alices-app"));
+    assert!(!list.body.contains("bobs-app") && !list.body.contains(&bobs));
+
+    // Every project route with Bob's id answers as if it did not exist.
+    let page = alice.get(&format!("/projects/{bobs}")).await;
+    assert_eq!(page.status, 404);
+    assert!(!page.body.contains("bobs-app"));
+    let page = alice
+        .submit(
+            "/projects",
+            &format!("/projects/{bobs}/superuser"),
+            &[
+                ("email", "mallory@example.com"),
+                ("password", "password123"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, 404);
+    let page = alice
+        .submit(
+            "/projects",
+            &format!("/projects/{bobs}/delete"),
+            &[("confirm", "bobs-app")],
+        )
+        .await;
+    assert_eq!(page.status, 404);
+    // Not even by slug, or a malformed id.
+    for id in ["bobs-app", "..%2F..%2Fx", "AAAAAAAAAAAAAAA"] {
+        assert_eq!(alice.get(&format!("/projects/{id}")).await.status, 404);
+    }
+
+    // Bob's project is untouched: live, and no superuser was planted.
+    let (status, _) = server.get("bobs-app.localhost", "/api/health").await;
+    assert_eq!(status, 200);
+    let login = server
+        .request(
+            Method::POST,
+            "bobs-app.localhost",
+            "/api/collections/_superusers/auth-with-password",
+        )
+        .json(&serde_json::json!({"identity": "mallory@example.com", "password": "password123"}));
+    assert_eq!(send(login).await.0, 400);
+    assert_eq!(bob.get(&format!("/projects/{bobs}")).await.status, 200);
+
+    // A console session is no operator credential: every /v1 route refuses it.
+    let v1: Vec<(Method, String)> = vec![
+        (Method::GET, "/v1/tenants".into()),
+        (Method::GET, "/v1/tenants/bobs-app".into()),
+        (Method::DELETE, "/v1/tenants/bobs-app".into()),
+        (Method::GET, "/v1/accounts".into()),
+        (Method::GET, format!("/v1/accounts/{bob_id}")),
+        (Method::POST, format!("/v1/accounts/{bob_id}/disable")),
+        (Method::POST, format!("/v1/accounts/{bob_id}/enable")),
+        (Method::POST, format!("/v1/accounts/{alice_id}/verify")),
+    ];
+    for (method, path) in v1 {
+        let page = alice.send(alice.request(method.clone(), &path)).await;
+        assert_eq!(page.status, 401, "{method} {path}");
+        let body: Value = serde_json::from_str(&page.body).unwrap();
+        assert_eq!(body["status"], 401);
+    }
+
+    // Alice's own project works for her and can be deleted by typing its name.
+    let page = alice
+        .submit(
+            &format!("/projects/{alices}"),
+            &format!("/projects/{alices}/superuser"),
+            &[
+                ("email", "alice-admin@example.com"),
+                ("password", "password123"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("alice-admin@example.com"));
+    assert!(
+        !page.body.contains("password123"),
+        "the password is never shown"
+    );
+    let page = alice
+        .submit(
+            &format!("/projects/{alices}"),
+            &format!("/projects/{alices}/delete"),
+            &[("confirm", "alices-ap")],
+        )
+        .await;
+    assert_eq!(page.status, 400);
+    let page = alice
+        .submit(
+            &format!("/projects/{alices}"),
+            &format!("/projects/{alices}/delete"),
+            &[("confirm", "alices-app")],
+        )
+        .await;
+    assert_eq!(page.status, 303);
+    let (status, _) = server.get("alices-app.localhost", "/api/health").await;
+    assert_eq!(status, 404);
+    // Bob can still not be deleted by Alice's leftover session.
+    assert_eq!(bob.get(&format!("/projects/{bobs}")).await.status, 200);
+}
+
+#[tokio::test]
+async fn signups_are_rate_limited_per_ip_and_per_email() {
+    let server = Server::start(&["--signup-limit-ip", "3", "--signup-limit-email", "1"]);
+    let mut visitor = Visitor::new(&server);
+    assert_eq!(
+        visitor
+            .signup("one@example.com", "correct-horse-1")
+            .await
+            .status,
+        303
+    );
+    // The same email again: over its limit before anything else is checked.
+    let mut again = Visitor::new(&server);
+    let page = again.signup("ONE@example.com", "correct-horse-1").await;
+    assert_eq!(page.status, 429);
+    let mut other = Visitor::new(&server);
+    assert_eq!(
+        other
+            .signup("two@example.com", "correct-horse-1")
+            .await
+            .status,
+        303
+    );
+    // Three signups from this IP so far: the fourth is refused, whatever the email.
+    let mut fourth = Visitor::new(&server);
+    let csrf = fourth.get("/signup").await.csrf();
+    let response = fourth
+        .request(Method::POST, "/signup")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(encode(&[
+            ("csrf", csrf.as_str()),
+            ("email", "three@example.com"),
+            ("password", "correct-horse-1"),
+        ]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 429);
+    assert!(response.headers().contains_key("retry-after"));
+    let (_, body) = operator(&server, Method::GET, "/v1/accounts").await;
+    assert_eq!(body["totalItems"], 2, "{body}");
+}
+
+#[tokio::test]
+async fn projects_need_a_verified_email_a_good_name_and_room_in_the_plan() {
+    let server = Server::start(&[]);
+    let mut visitor = Visitor::new(&server);
+    visitor.signup("cap@example.com", "correct-horse-1").await;
+    let page = visitor.create_project("early").await;
+    assert_eq!(page.status, 403);
+    assert!(page.body.contains("Confirm your email"));
+    let (_, tenants) = operator(&server, Method::GET, "/v1/tenants").await;
+    assert_eq!(tenants["totalItems"], 0);
+
+    let id = account_id(&server, "cap@example.com").await;
+    operator(&server, Method::POST, &format!("/v1/accounts/{id}/verify")).await;
+    for (slug, status) in [("Bad Name", 400), ("www", 400), ("ab", 400)] {
+        let page = visitor.create_project(slug).await;
+        assert_eq!(page.status, status, "{slug}");
+    }
+    let page = visitor.create_project("first").await;
+    let first = project_id(&page);
+    let page = visitor.get(page.location.as_deref().unwrap()).await;
+    assert!(
+        page.body
+            .contains(&format!("http://first.localhost:{}", server.addr.port()))
+    );
+    assert!(page.body.contains("is live at"));
+    let (status, _) = server.get("first.localhost", "/api/health").await;
+    assert_eq!(status, 200);
+    assert_eq!(visitor.create_project("first").await.status, 409);
+    project_id(&visitor.create_project("second").await);
+    project_id(&visitor.create_project("third").await);
+    let page = visitor.create_project("fourth").await;
+    assert_eq!(page.status, 403);
+    assert!(page.body.contains("allows 3 projects"));
+    // Deleting one makes room again.
+    visitor
+        .submit(
+            &format!("/projects/{first}"),
+            &format!("/projects/{first}/delete"),
+            &[("confirm", "first")],
+        )
+        .await;
+    project_id(&visitor.create_project("fourth").await);
+}
+
+#[tokio::test]
+async fn the_operator_lists_gets_disables_and_enables_accounts() {
+    let server = Server::start(&[]);
+    for n in 0..3 {
+        let mut visitor = Visitor::new(&server);
+        visitor
+            .signup(&format!("user{n}@example.com"), "correct-horse-1")
+            .await;
+    }
+    let (mut dora, dora_id) = verified(&server, "dora@example.com").await;
+    project_id(&dora.create_project("doras").await);
+
+    let (status, page1) = operator(&server, Method::GET, "/v1/accounts?page=1&perPage=3").await;
+    assert_eq!(status, 200);
+    assert_eq!(page1["totalItems"], 4);
+    assert_eq!(page1["totalPages"], 2);
+    assert_eq!(page1["items"].as_array().unwrap().len(), 3);
+    let (_, page2) = operator(&server, Method::GET, "/v1/accounts?page=2&perPage=3").await;
+    assert_eq!(page2["items"][0]["email"], "dora@example.com");
+    assert!(page2["items"][0].get("password").is_none());
+    for bad in ["?perPage=0", "?page=0", "?perPage=abc", "?perPage=100000"] {
+        let (status, body) = operator(&server, Method::GET, &format!("/v1/accounts{bad}")).await;
+        assert_eq!(status, 400, "{bad}");
+        assert_eq!(body["status"], 400);
+    }
+
+    let (status, body) = operator(&server, Method::GET, &format!("/v1/accounts/{dora_id}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["verified"], true);
+    assert_eq!(body["projects"][0]["slug"], "doras");
+    let (status, body) = operator(&server, Method::GET, "/v1/accounts/nosuchaccount00").await;
+    assert_eq!(status, 404);
+    assert_eq!(body["status"], 404);
+    let (status, _) = operator(
+        &server,
+        Method::POST,
+        "/v1/accounts/nosuchaccount00/disable",
+    )
+    .await;
+    assert_eq!(status, 404);
+    let (status, body) = send(server.request(Method::GET, "localhost", "/v1/accounts")).await;
+    assert_eq!((status, body["status"].as_u64()), (401, Some(401)));
+
+    // Disabling signs Dora out at once and keeps her out.
+    let (status, body) = operator(
+        &server,
+        Method::POST,
+        &format!("/v1/accounts/{dora_id}/disable"),
+    )
+    .await;
+    assert_eq!((status, body["disabled"].as_bool()), (200, Some(true)));
+    let page = dora.get("/projects").await;
+    assert_eq!(
+        (page.status, page.location.as_deref()),
+        (303, Some("/login"))
+    );
+    let page = dora.login("dora@example.com", "correct-horse-1").await;
+    assert_eq!(page.status, 403);
+    assert!(page.body.contains("disabled"));
+
+    let output = server.cli(&["account", "list"]);
+    assert!(output.status.success(), "{output:?}");
+    let listed = String::from_utf8_lossy(&output.stdout);
+    let line = listed
+        .lines()
+        .find(|l| l.contains("dora@example.com"))
+        .unwrap();
+    assert!(line.starts_with(&dora_id) && line.contains("disabled") && line.ends_with("\t1"));
+    assert_eq!(listed.lines().count(), 4);
+
+    let (status, body) = operator(
+        &server,
+        Method::POST,
+        &format!("/v1/accounts/{dora_id}/enable"),
+    )
+    .await;
+    assert_eq!((status, body["disabled"].as_bool()), (200, Some(false)));
+    assert_eq!(
+        dora.login("dora@example.com", "correct-horse-1")
+            .await
+            .status,
+        303
+    );
+}
+
+#[tokio::test]
+async fn password_reset_requests_do_not_tell_who_has_an_account() {
+    let server = Server::start(&[]);
+    let mut visitor = Visitor::new(&server);
+    visitor.signup("known@example.com", "correct-horse-1").await;
+    let mut stranger = Visitor::new(&server);
+    let known = stranger
+        .submit("/reset", "/reset", &[("email", "known@example.com")])
+        .await;
+    let unknown = stranger
+        .submit("/reset", "/reset", &[("email", "unknown@example.com")])
+        .await;
+    assert_eq!((known.status, unknown.status), (200, 200));
+    assert_eq!(known.body, unknown.body);
+    // A made-up link is refused.
+    let page = stranger.get("/reset/confirm?token=madeup").await;
+    assert_eq!(page.status, 400);
+    let page = stranger
+        .submit(
+            "/reset",
+            "/reset/confirm",
+            &[("token", "madeup"), ("password", "new-password-1")],
+        )
+        .await;
+    assert_eq!(page.status, 400);
+    let page = stranger.get("/verify?token=madeup").await;
+    assert_eq!(page.status, 400);
+}
