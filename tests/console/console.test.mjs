@@ -80,10 +80,12 @@ async function mailedLink(to, pattern, seen) {
 
 test('a developer signs up, verifies by mail, creates a project and reaches it with the SDK', async (t) => {
   await mkdir(ARTIFACTS, { recursive: true });
+  // A fresh profile directory per run (Playwright takes it as the persistent context's dir).
   const profile = await mkdtemp(join(tmpdir(), 'warren-console-chromium-'));
-  const browser = await chromium.launch({
+  const context = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
     headless: true,
+    viewport: { width: 1100, height: 800 },
     args: [
       '--headless',
       '--no-sandbox',
@@ -93,15 +95,13 @@ test('a developer signs up, verifies by mail, creates a project and reaches it w
       '--disable-background-networking',
       '--disable-component-update',
       '--disable-sync',
-      `--user-data-dir=${profile}`,
     ],
   });
   t.after(async () => {
-    await browser.close();
+    await context.close();
     await rm(profile, { recursive: true, force: true });
   });
-  const context = await browser.newContext({ viewport: { width: 1100, height: 800 } });
-  const page = await context.newPage();
+  const page = context.pages()[0] || (await context.newPage());
   const shot = (name) => page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
   const seen = new Set();
   const suffix = randomBytes(4).toString('hex');
@@ -167,8 +167,11 @@ test('a developer signs up, verifies by mail, creates a project and reaches it w
   const projectPage = page.url().split('?')[0];
 
   // The browser reaches the project by its hostname.
-  const health = await context.request.get(`${projectUrl}/api/health`);
+  const tab = await context.newPage();
+  const health = await tab.goto(`${projectUrl}/api/health`);
   assert.equal(health.status(), 200);
+  assert.match(await tab.textContent('body'), /API is healthy/);
+  await tab.close();
 
   // Its first superuser; the password is not shown back.
   const suEmail = `admin-${suffix}@example.com`;
