@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `warren` binary on a random loopback port with a temporary data
 //! directory, driven over HTTP and through its CLI.
 
+mod acme;
 mod auth;
 mod collections;
 mod console;

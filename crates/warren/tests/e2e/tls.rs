@@ -142,7 +142,19 @@ pub async fn https_get(
     host: &str,
     path: &str,
 ) -> Result<Fetched, String> {
-    use http_body_util::{BodyExt, Empty};
+    https_send(addr, root, host, "GET", path, None).await
+}
+
+/// A request with an optional JSON body and the operator token, on a new TLS connection.
+pub async fn https_send(
+    addr: SocketAddr,
+    root: &[u8],
+    host: &str,
+    method: &str,
+    path: &str,
+    json: Option<&serde_json::Value>,
+) -> Result<Fetched, String> {
+    use http_body_util::{BodyExt, Full};
     use hyper_util::rt::{TokioExecutor, TokioIo};
     let connector = tokio_rustls::TlsConnector::from(Arc::new(client_config(root)));
     let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
@@ -153,10 +165,20 @@ pub async fn https_get(
         .map_err(|e| format!("handshake: {e}"))?;
     let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
     let io = TokioIo::new(tls);
+    let body = json.map(|v| v.to_string()).unwrap_or_default();
     let request = |uri: String| {
-        hyper::Request::get(uri)
-            .header("host", host)
-            .body(Empty::<bytes::Bytes>::new())
+        let mut builder = hyper::Request::builder().method(method).uri(uri);
+        if host == DOMAIN {
+            builder = builder.header("authorization", format!("Bearer {TOKEN}"));
+        }
+        if !h2 {
+            builder = builder.header("host", host);
+        }
+        if json.is_some() {
+            builder = builder.header("content-type", "application/json");
+        }
+        builder
+            .body(Full::new(bytes::Bytes::from(body.clone())))
             .unwrap()
     };
     let response = if h2 {
