@@ -192,21 +192,32 @@ impl Accounts {
             .await
     }
 
-    /// One page of accounts, oldest first, and the total count.
-    pub async fn list(&self, page: u32, per_page: u32) -> Result<(Vec<Account>, u64)> {
+    /// One page of accounts, oldest first, and the total count; only the account with
+    /// `email` when one is given.
+    pub async fn list(
+        &self,
+        page: u32,
+        per_page: u32,
+        email: Option<&str>,
+    ) -> Result<(Vec<Account>, u64)> {
         let offset = i64::from(page.saturating_sub(1)) * i64::from(per_page);
         let limit = i64::from(per_page);
+        let email = email.map(|e| e.trim().to_lowercase());
         self.db
             .read(move |c| {
                 let sql = format!(
-                    "SELECT {COLUMNS} FROM accounts ORDER BY created, id LIMIT ?1 OFFSET ?2"
+                    "SELECT {COLUMNS} FROM accounts WHERE ?3 IS NULL OR email = ?3
+                     ORDER BY created, id LIMIT ?1 OFFSET ?2"
                 );
                 let items = c
                     .prepare_cached(&sql)?
-                    .query_map([limit, offset], from_row)?
+                    .query_map(params![limit, offset, email], from_row)?
                     .collect::<rusqlite::Result<Vec<_>>>()?;
-                let total: i64 =
-                    c.query_row("SELECT count(*) FROM accounts", [], |row| row.get(0))?;
+                let total: i64 = c.query_row(
+                    "SELECT count(*) FROM accounts WHERE ?1 IS NULL OR email = ?1",
+                    [&email],
+                    |row| row.get(0),
+                )?;
                 Ok((items, u64::try_from(total).unwrap_or(0)))
             })
             .await

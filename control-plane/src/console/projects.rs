@@ -350,7 +350,7 @@ pub async fn set_superuser(
             show(
                 StatusCode::OK,
                 Notice::Ok(format!(
-                    "Superuser {} saved. Sign in at {}/_/ or through the API.",
+                    "Superuser {} saved. Sign in through the API at {}/api/.",
                     superuser.email,
                     state.urls.tenant_url(&project.slug)
                 )),

@@ -20,6 +20,8 @@ pub struct Paging {
     page: Option<u32>,
     /// Items per page (1–500, default 30).
     per_page: Option<u32>,
+    /// Only the account with this email.
+    email: Option<String>,
 }
 
 fn render(account: &Account) -> Value {
@@ -33,7 +35,7 @@ fn render(account: &Account) -> Value {
     })
 }
 
-/// `GET /v1/accounts?page=&perPage=`
+/// `GET /v1/accounts?page=&perPage=&email=`
 pub async fn list_accounts(
     State(state): State<ControlPlane>,
     query: Result<Query<Paging>, QueryRejection>,
@@ -52,7 +54,14 @@ pub async fn list_accounts(
             format!("page must be 1 or more and perPage 1 to {MAX_PER_PAGE}."),
         ));
     }
-    let (items, total) = state.console.accounts().list(page, per_page).await?;
+    if paging.email.as_ref().is_some_and(|e| e.len() > 254) {
+        return Err(Error::Invalid("email", "The email is too long.".into()));
+    }
+    let (items, total) = state
+        .console
+        .accounts()
+        .list(page, per_page, paging.email.as_deref())
+        .await?;
     Ok(Json(json!({
         "page": page,
         "perPage": per_page,

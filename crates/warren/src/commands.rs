@@ -366,7 +366,7 @@ async fn account(global: &Global, command: AccountCommand) -> anyhow::Result<()>
         AccountCommand::List => {
             let mut page = 1;
             loop {
-                let (items, total) = accounts.list(page, 500).await?;
+                let (items, total) = accounts.list(page, 500, None).await?;
                 for account in &items {
                     println!(
                         "{}\t{}\t{}\t{}\t{}\t{}",

@@ -163,17 +163,12 @@ async fn operator(server: &Server, method: Method, path: &str) -> (u16, Value) {
 
 /// The id of the account with `email`, from the operator API.
 async fn account_id(server: &Server, email: &str) -> String {
-    let (status, body) = operator(server, Method::GET, "/v1/accounts?perPage=500").await;
+    let path = format!("/v1/accounts?email={}", email.replace('@', "%40"));
+    let (status, body) = operator(server, Method::GET, &path).await;
     assert_eq!(status, 200, "{body}");
-    body["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["email"] == email)
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string()
+    assert_eq!(body["totalItems"], 1, "{body}");
+    assert_eq!(body["items"][0]["email"], email);
+    body["items"][0]["id"].as_str().unwrap().to_string()
 }
 
 /// Signs up `email` and has the operator mark it verified (the mail path is covered by the
@@ -568,6 +563,19 @@ async fn the_operator_lists_gets_disables_and_enables_accounts() {
     assert_eq!(page1["totalPages"], 2);
     assert_eq!(page1["items"].as_array().unwrap().len(), 3);
     let (_, page2) = operator(&server, Method::GET, "/v1/accounts?page=2&perPage=3").await;
+    let (_, none) = operator(
+        &server,
+        Method::GET,
+        "/v1/accounts?email=nobody%40example.com",
+    )
+    .await;
+    assert_eq!(
+        (
+            none["totalItems"].as_u64(),
+            none["items"].as_array().map(Vec::len)
+        ),
+        (Some(0), Some(0))
+    );
     assert_eq!(page2["items"][0]["email"], "dora@example.com");
     assert!(page2["items"][0].get("password").is_none());
     for bad in ["?perPage=0", "?page=0", "?perPage=abc", "?perPage=100000"] {
