@@ -2,6 +2,7 @@
 //! with the real PocketBase in one run (A B A B rounds), printing throughput, p50, p99, errors,
 //! server RSS and the Warren/PocketBase ratios per scenario.
 
+mod console;
 mod load;
 mod photos;
 mod png;
@@ -43,6 +44,24 @@ enum Command {
     Run(RunArgs),
     /// Warren only: provision many tenants, touch each, report latencies, RSS and fds.
     Tenants(TenantsArgs),
+    /// Warren only: signup-to-live-project latency through the console (hashing excluded).
+    Console(ConsoleArgs),
+}
+
+#[derive(Args)]
+struct ConsoleArgs {
+    /// Developers to sign up, one project each.
+    #[arg(long, default_value_t = 200)]
+    accounts: usize,
+    /// Developers signing up at once.
+    #[arg(long, default_value_t = 4)]
+    concurrency: usize,
+    /// Warren binary.
+    #[arg(long, env = "WARREN_BIN")]
+    warren: Option<PathBuf>,
+    /// Write the results as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
 }
 
 #[derive(Args, Clone)]
@@ -148,6 +167,7 @@ fn main() -> anyhow::Result<()> {
             Command::Compare(args) => compare(args).await,
             Command::Run(args) => run_one(args).await,
             Command::Tenants(args) => run_tenants(args).await,
+            Command::Console(args) => run_console(args).await,
         }
     })
 }
@@ -238,6 +258,19 @@ async fn run_tenants(args: TenantsArgs) -> anyhow::Result<()> {
     };
     let report = tenants::run(&warren, &cfg).await?;
     for line in tenants::format(&report) {
+        println!("{line}");
+    }
+    write_json(args.json.as_deref(), &report)
+}
+
+async fn run_console(args: ConsoleArgs) -> anyhow::Result<()> {
+    let warren = args.warren.unwrap_or_else(default_warren);
+    let cfg = console::ConsoleConfig {
+        accounts: args.accounts,
+        concurrency: args.concurrency,
+    };
+    let report = console::run(&warren, &cfg).await?;
+    for line in console::format(&report) {
         println!("{line}");
     }
     write_json(args.json.as_deref(), &report)

@@ -209,6 +209,8 @@ pub const OPERATOR_TOKEN: &str = "warren-bench-operator-token";
 pub struct WarrenOptions {
     pub max_open_tenants: Option<usize>,
     pub idle_timeout_secs: Option<u64>,
+    /// Further `serve` flags.
+    pub extra_args: Vec<String>,
 }
 
 /// Starts `warren serve` on a free loopback port with a fresh data dir and waits for
@@ -241,6 +243,7 @@ pub async fn start_warren(bin: &Path, opts: &WarrenOptions) -> anyhow::Result<Se
     if let Some(secs) = opts.idle_timeout_secs {
         cmd.args(["--idle-timeout", &secs.to_string()]);
     }
+    cmd.args(&opts.extra_args);
     let child = spawn_logged(cmd, &dir)?;
     let pid = child.id().context("warren has no pid")?;
     let mut server = Server {

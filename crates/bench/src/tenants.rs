@@ -53,7 +53,7 @@ fn slug(i: u64) -> String {
 pub async fn run(warren: &Path, cfg: &TenantsConfig) -> anyhow::Result<TenantsReport> {
     let opts = WarrenOptions {
         max_open_tenants: Some(cfg.max_open_tenants),
-        idle_timeout_secs: None,
+        ..WarrenOptions::default()
     };
     let server = server::start_warren(warren, &opts).await?;
     let result = measure(&server, cfg).await;

@@ -78,3 +78,43 @@ fn tenants_scenario_against_warren_produces_numbers_and_no_errors() {
         "no fd count:\n{stdout}"
     );
 }
+
+#[test]
+fn console_scenario_against_warren_produces_latencies() {
+    let warren = warren_bin();
+    assert!(
+        warren.is_file(),
+        "the warren binary is missing at {}",
+        warren.display()
+    );
+    let dir = tempfile::tempdir().expect("temp dir");
+    let json_path = dir.path().join("console.json");
+    let output = Command::new(env!("CARGO_BIN_EXE_warren-bench"))
+        .args(["console", "--accounts", "6", "--concurrency", "2"])
+        .arg("--warren")
+        .arg(&warren)
+        .arg("--json")
+        .arg(&json_path)
+        .output()
+        .expect("running warren-bench");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "warren-bench console failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(&json_path).expect("JSON report written"))
+            .expect("JSON report parses");
+    assert_eq!(report["accounts"], 6, "{stdout}");
+    for phase in ["signup_to_live", "create_request", "signup_request"] {
+        let p50 = report[phase]["p50_ms"].as_f64().unwrap_or(0.0);
+        let p99 = report[phase]["p99_ms"].as_f64().unwrap_or(0.0);
+        assert!(p50 > 0.0 && p99 >= p50, "{phase}: {stdout}");
+    }
+    // Live includes the create post.
+    assert!(
+        report["signup_to_live"]["p50_ms"].as_f64() >= report["create_request"]["p50_ms"].as_f64(),
+        "{stdout}"
+    );
+}
