@@ -7,9 +7,12 @@
 //!   can neither hold memory nor slow the others.
 //! - Changes are delivered in commit order: `publish` appends to one queue per broker, drained
 //!   by a single task that exists only while there is work (an idle tenant holds no task).
-//! - A subscription's rule is compiled once per (catalog, auth state) and cached on it; an
-//!   event only binds the record. Rules that need other tables are decided for all such
-//!   subscribers of an event in one SQL statement.
+//! - Subscriptions are interned: clients with the same auth state and the same subscription
+//!   string share one [`Subscription`], whose rule is compiled once per catalog. An event is
+//!   decided and rendered once per distinct subscription, never once per client, and each
+//!   client only receives `Arc`s of the shared bytes.
+//! - Rules that need other tables are decided for all such subscriptions of an event in one
+//!   SQL statement.
 //! - Client ids are random and live in this broker only, so one tenant's id means nothing to
 //!   another tenant's broker.
 
@@ -17,7 +20,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
 
 use serde_json::{Map, Value};
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 use warren_filter::{Access, Filter, Query};
 use warren_records::change::{admitted_by_sql, render_expanded, render_plain};
 use warren_records::{Caller, Catalog, Change, ChangeAction, Entry};
@@ -36,9 +39,11 @@ pub const MAX_SUBSCRIPTION_LEN: usize = 2500;
 /// Length of a client id in a request (PocketBase's limit).
 pub const MAX_CLIENT_ID_LEN: usize = 255;
 /// Clients handled between two yields to the scheduler during one fan-out.
-const YIELD_EVERY: usize = 512;
+const YIELD_EVERY: usize = 1024;
 /// Rule checks per SQL statement (keeps statements and parameter lists small).
 const CHECKS_PER_STATEMENT: usize = 64;
+/// A drained client queue larger than this gives its memory back.
+const KEEP_QUEUE_CAPACITY: usize = 8;
 
 /// Applies a `fields` projection to a rendered record (the HTTP layer owns that syntax).
 pub type Project = fn(Value, &str) -> Value;
@@ -67,7 +72,7 @@ pub enum Error {
 /// cheap to clone.
 #[derive(Clone, Default)]
 pub struct Broker {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 impl std::fmt::Debug for Broker {
@@ -78,12 +83,38 @@ impl std::fmt::Debug for Broker {
     }
 }
 
-#[derive(Default)]
-struct Inner {
+pub(crate) struct Inner {
     /// Connected clients by id.
     clients: RwLock<HashMap<Arc<str>, Arc<Client>>>,
     /// Changes waiting for fan-out, and whether a task drains them.
     queue: Mutex<Queue>,
+    /// Shared auth states, topics and subscriptions.
+    interned: Mutex<Interned>,
+    /// The one guest auth state.
+    guest: Arc<AuthState>,
+}
+
+impl Default for Inner {
+    fn default() -> Self {
+        Inner {
+            clients: RwLock::default(),
+            queue: Mutex::default(),
+            interned: Mutex::default(),
+            guest: Arc::new(AuthState {
+                caller: Caller::Guest,
+                token_key: None,
+            }),
+        }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        let clients = self.clients.get_mut().unwrap_or_else(|p| p.into_inner());
+        for client in clients.values() {
+            client.shut();
+        }
+    }
 }
 
 #[derive(Default)]
@@ -91,6 +122,33 @@ struct Queue {
     jobs: VecDeque<Job>,
     pending: usize,
     running: bool,
+}
+
+/// Weak handles to what clients share, so equal things are built and compiled once.
+#[derive(Default)]
+struct Interned {
+    /// Auth states by (collection id, record id).
+    auths: HashMap<(String, String), Weak<AuthState>>,
+    /// Parsed subscription strings.
+    topics: HashMap<Arc<str>, Weak<Topic>>,
+    /// Subscriptions by (subscription string, auth state address).
+    subs: HashMap<(Arc<str>, usize), Weak<Subscription>>,
+    /// Entries at the last sweep of dead handles.
+    swept_at: usize,
+}
+
+impl Interned {
+    /// Drops dead handles once the maps have doubled since the last sweep.
+    fn sweep(&mut self) {
+        let size = self.auths.len() + self.topics.len() + self.subs.len();
+        if size < 2 * self.swept_at + 1024 {
+            return;
+        }
+        self.auths.retain(|_, w| w.strong_count() > 0);
+        self.topics.retain(|_, w| w.strong_count() > 0);
+        self.subs.retain(|_, w| w.strong_count() > 0);
+        self.swept_at = self.auths.len() + self.topics.len() + self.subs.len();
+    }
 }
 
 /// One publish call: changes committed together, and what rendering needs.
@@ -103,8 +161,26 @@ struct Job {
 
 struct Client {
     id: Arc<str>,
-    tx: mpsc::Sender<Message>,
+    /// Messages not yet taken by the connection; allocated only while non-empty.
+    outbox: Mutex<Outbox>,
+    /// Wakes the connection when a message arrives or the client is shut.
+    ready: Notify,
     state: Mutex<ClientState>,
+}
+
+#[derive(Default)]
+struct Outbox {
+    messages: VecDeque<Message>,
+    /// No more messages will come (dropped by the broker).
+    shut: bool,
+}
+
+impl Client {
+    /// Marks the client disconnected; its connection ends after reading what is queued.
+    fn shut(&self) {
+        lock(&self.outbox).shut = true;
+        self.ready.notify_one();
+    }
 }
 
 struct ClientState {
@@ -119,24 +195,16 @@ struct AuthState {
     token_key: Option<String>,
 }
 
-impl AuthState {
-    fn guest() -> Arc<Self> {
-        Arc::new(AuthState {
-            caller: Caller::Guest,
-            token_key: None,
-        })
-    }
-}
-
-struct Subscription {
-    topic: Topic,
-    /// The compiled check for the catalog and auth state it was made for.
+/// One subscription string under one auth state, shared by every client that has both.
+pub(crate) struct Subscription {
+    topic: Arc<Topic>,
+    auth: Arc<AuthState>,
+    /// The compiled check for the catalog it was made for.
     cached: Mutex<Option<Cached>>,
 }
 
 struct Cached {
     catalog: Weak<Catalog>,
-    auth: Weak<AuthState>,
     check: Arc<Check>,
 }
 
@@ -155,27 +223,48 @@ enum Check {
 
 /// A connected client's end: its id and its messages. Dropping it unregisters the client.
 pub struct Subscriber {
-    id: Arc<str>,
-    pub(crate) rx: mpsc::Receiver<Message>,
+    client: Arc<Client>,
     broker: Weak<Inner>,
 }
 
 impl Subscriber {
     /// The client id (40 alphanumeric characters).
     pub fn id(&self) -> &str {
-        &self.id
+        &self.client.id
     }
 
     /// The next message; `None` once the broker dropped this client (stalled, tenant closed).
     pub async fn recv(&mut self) -> Option<Message> {
-        self.rx.recv().await
+        loop {
+            match self.try_recv() {
+                Ok(message) => return Some(message),
+                Err(true) => return None,
+                // A notification sent between the check and this wait is kept as a permit.
+                Err(false) => self.client.ready.notified().await,
+            }
+        }
+    }
+
+    /// The next queued message; `Err(true)` when the client was dropped and nothing is left,
+    /// `Err(false)` when nothing is queued yet.
+    pub(crate) fn try_recv(&mut self) -> Result<Message, bool> {
+        let mut outbox = lock(&self.client.outbox);
+        match outbox.messages.pop_front() {
+            Some(message) => {
+                if outbox.messages.is_empty() && outbox.messages.capacity() > KEEP_QUEUE_CAPACITY {
+                    outbox.messages = VecDeque::new();
+                }
+                Ok(message)
+            }
+            None => Err(outbox.shut),
+        }
     }
 }
 
 impl Drop for Subscriber {
     fn drop(&mut self) {
         if let Some(inner) = self.broker.upgrade() {
-            inner.write_clients().remove(&self.id);
+            inner.remove(&self.client);
         }
     }
 }
@@ -188,20 +277,19 @@ impl Broker {
 
     /// Registers a new client with a fresh random id.
     pub fn connect(&self) -> Subscriber {
-        let (tx, rx) = mpsc::channel(CLIENT_BUFFER);
         let id: Arc<str> = Arc::from(warren_auth::random::secret(40));
         let client = Arc::new(Client {
             id: id.clone(),
-            tx,
+            outbox: Mutex::default(),
+            ready: Notify::new(),
             state: Mutex::new(ClientState {
-                auth: AuthState::guest(),
+                auth: self.inner.guest.clone(),
                 subs: Vec::new(),
             }),
         });
-        self.inner.write_clients().insert(id.clone(), client);
+        self.inner.write_clients().insert(id, client.clone());
         Subscriber {
-            id,
-            rx,
+            client,
             broker: Arc::downgrade(&self.inner),
         }
     }
@@ -216,10 +304,18 @@ impl Broker {
         self.inner.read_clients().contains_key(id)
     }
 
+    /// Client `id`'s subscriptions as submitted, or `None` for an unknown client.
+    pub fn subscriptions(&self, id: &str) -> Option<Vec<String>> {
+        let client = self.inner.read_clients().get(id).cloned()?;
+        let state = lock(&client.state);
+        Some(state.subs.iter().map(|s| s.topic.raw.to_string()).collect())
+    }
+
     /// Replaces client `id`'s subscriptions and binds `caller` (with its record's token key)
     /// as its auth. A client bound to a record keeps that record: another record or a guest
     /// is refused. Callers check the size limits first. The subscriptions' rules are compiled
-    /// here against `catalog`, so the first event after a subscription pays nothing for it.
+    /// here against `catalog` (once per distinct subscription and auth), so the first event
+    /// after a subscription pays nothing for it.
     pub fn subscribe(
         &self,
         id: &str,
@@ -235,23 +331,21 @@ impl Broker {
             .cloned()
             .ok_or(Error::UnknownClient)?;
         check_binding(&lock(&client.state).auth.caller, &caller)?;
-        let auth = Arc::new(AuthState { caller, token_key });
-        let subs: Vec<Arc<Subscription>> = subscriptions
-            .iter()
-            .map(|raw| {
-                Arc::new(Subscription {
-                    topic: Topic::parse(raw),
-                    cached: Mutex::new(None),
+        let auth = self.inner.auth(caller, token_key);
+        let subs: Vec<Arc<Subscription>> = {
+            let mut interned = lock(&self.inner.interned);
+            interned.sweep();
+            subscriptions
+                .iter()
+                .map(|raw| {
+                    let topic = topic(&mut interned, raw);
+                    subscription(&mut interned, topic, &auth)
                 })
-            })
-            .collect();
+                .collect()
+        };
         for sub in &subs {
-            let collection = match &sub.topic.target {
-                Target::Collection(c) | Target::Record(c, _) => c,
-                Target::Nothing => continue,
-            };
-            if let Some(entry) = catalog.get(collection) {
-                sub.check(catalog, entry, &auth);
+            if let Some(entry) = sub.topic.collection().and_then(|c| catalog.get(c)) {
+                sub.check(catalog, entry);
             }
         }
         let mut state = lock(&client.state);
@@ -285,8 +379,42 @@ impl Broker {
     /// Disconnects every client (the tenant is closing).
     pub fn close(&self) {
         let dropped = std::mem::take(&mut *self.inner.write_clients());
+        for client in dropped.values() {
+            client.shut();
+        }
         if !dropped.is_empty() {
             tracing::debug!(clients = dropped.len(), "realtime clients disconnected");
+        }
+    }
+
+    /// Makes every client bound to a record of a collection that `catalog` no longer has as
+    /// an auth collection a guest (the collection was deleted or changed type).
+    pub fn catalog_changed(&self, catalog: &Catalog) {
+        let clients: Vec<Arc<Client>> = self.inner.read_clients().values().cloned().collect();
+        for client in clients {
+            let mut state = lock(&client.state);
+            let Some(collection) = state.auth.caller.collection_id() else {
+                continue;
+            };
+            if catalog
+                .get(collection)
+                .is_some_and(|e| e.collection.is_auth())
+            {
+                continue;
+            }
+            self.inner.demote(&mut state);
+        }
+    }
+
+    /// Makes every client bound to a record of auth collection `collection` (id) a guest (its
+    /// records were removed without events, as by truncation).
+    pub fn revoke_collection(&self, collection: &str) {
+        let clients: Vec<Arc<Client>> = self.inner.read_clients().values().cloned().collect();
+        for client in clients {
+            let mut state = lock(&client.state);
+            if state.auth.caller.collection_id() == Some(collection) {
+                self.inner.demote(&mut state);
+            }
         }
     }
 
@@ -350,6 +478,50 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// The same signed-in record in the same state.
+fn same_caller(a: &Caller, b: &Caller) -> bool {
+    match (a, b) {
+        (Caller::Guest, Caller::Guest) => true,
+        (Caller::Superuser { record: x }, Caller::Superuser { record: y })
+        | (Caller::Record { record: x }, Caller::Record { record: y }) => x == y,
+        _ => false,
+    }
+}
+
+/// The shared parsed form of subscription string `raw`.
+fn topic(interned: &mut Interned, raw: &str) -> Arc<Topic> {
+    if let Some(topic) = interned.topics.get(raw).and_then(Weak::upgrade) {
+        return topic;
+    }
+    let topic = Arc::new(Topic::parse(raw));
+    interned
+        .topics
+        .insert(topic.raw.clone(), Arc::downgrade(&topic));
+    topic
+}
+
+/// The shared subscription of `topic` under `auth`.
+fn subscription(
+    interned: &mut Interned,
+    topic: Arc<Topic>,
+    auth: &Arc<AuthState>,
+) -> Arc<Subscription> {
+    let key = (topic.raw.clone(), Arc::as_ptr(auth) as usize);
+    if let Some(sub) = interned.subs.get(&key).and_then(Weak::upgrade) {
+        // A live subscription holds its auth state, so the address cannot have been reused.
+        if Arc::ptr_eq(&sub.auth, auth) {
+            return sub;
+        }
+    }
+    let sub = Arc::new(Subscription {
+        topic,
+        auth: auth.clone(),
+        cached: Mutex::new(None),
+    });
+    interned.subs.insert(key, Arc::downgrade(&sub));
+    sub
+}
+
 impl Inner {
     fn read_clients(&self) -> std::sync::RwLockReadGuard<'_, HashMap<Arc<str>, Arc<Client>>> {
         self.clients.read().unwrap_or_else(|p| p.into_inner())
@@ -359,24 +531,117 @@ impl Inner {
         self.clients.write().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Queues a message; a full or closed queue disconnects the client.
-    fn offer(&self, client: &Arc<Client>, message: Message) -> bool {
-        match client.tx.try_send(message) {
-            Ok(()) => true,
-            Err(e) => {
-                if matches!(e, mpsc::error::TrySendError::Full(_)) {
-                    tracing::debug!(client = %client.id, "realtime client too slow; disconnected");
-                }
-                let mut clients = self.write_clients();
-                if clients
-                    .get(&client.id)
-                    .is_some_and(|c| Arc::ptr_eq(c, client))
-                {
-                    clients.remove(&client.id);
-                }
-                false
+    /// Unregisters `client` (if it is still the one under its id) and shuts it.
+    fn remove(&self, client: &Arc<Client>) {
+        {
+            let mut clients = self.write_clients();
+            if clients
+                .get(&client.id)
+                .is_some_and(|c| Arc::ptr_eq(c, client))
+            {
+                clients.remove(&client.id);
             }
         }
+        client.shut();
+    }
+
+    /// The shared auth state for `caller` with `token_key`.
+    fn auth(&self, caller: Caller, token_key: Option<String>) -> Arc<AuthState> {
+        let (Some(collection), Some(id)) = (caller.collection_id(), caller.id()) else {
+            return self.guest.clone();
+        };
+        let key = (collection.to_string(), id.to_string());
+        let mut interned = lock(&self.interned);
+        if let Some(auth) = interned.auths.get(&key).and_then(Weak::upgrade)
+            && auth.token_key == token_key
+            && same_caller(&auth.caller, &caller)
+        {
+            return auth;
+        }
+        let auth = Arc::new(AuthState { caller, token_key });
+        interned.auths.insert(key, Arc::downgrade(&auth));
+        auth
+    }
+
+    /// Binds `state` to `auth`, moving its subscriptions to that auth.
+    fn rebind(&self, state: &mut ClientState, auth: Arc<AuthState>) {
+        let mut interned = lock(&self.interned);
+        state.subs = state
+            .subs
+            .iter()
+            .map(|s| subscription(&mut interned, s.topic.clone(), &auth))
+            .collect();
+        state.auth = auth;
+    }
+
+    /// Makes a client a guest.
+    fn demote(&self, state: &mut ClientState) {
+        self.rebind(state, self.guest.clone());
+    }
+
+    /// Queues a message; a full queue or a shut client disconnects the client.
+    fn offer(&self, client: &Arc<Client>, message: Message) -> bool {
+        {
+            let mut outbox = lock(&client.outbox);
+            if !outbox.shut && outbox.messages.len() < CLIENT_BUFFER {
+                outbox.messages.push_back(message);
+                drop(outbox);
+                client.ready.notify_one();
+                return true;
+            }
+            if !outbox.shut {
+                tracing::debug!(client = %client.id, "realtime client too slow; disconnected");
+            }
+        }
+        self.remove(client);
+        false
+    }
+
+    /// Applies an auth record's update or delete to the clients bound to it: a deleted record
+    /// or a new token key makes them guests; otherwise their record is refreshed.
+    fn maintain_auth(&self, clients: &[Arc<Client>], change: &Change) {
+        if change.action == ChangeAction::Create {
+            return;
+        }
+        let collection = change.entry.collection.id.as_str();
+        let id = change.id();
+        let key = change.data.get("tokenKey").and_then(Value::as_str);
+        let mut refreshed: Option<Arc<AuthState>> = None;
+        for client in clients {
+            let mut state = lock(&client.state);
+            let bound = &state.auth.caller;
+            if bound.id() != Some(id) || bound.collection_id() != Some(collection) {
+                continue;
+            }
+            if change.action == ChangeAction::Delete || key != state.auth.token_key.as_deref() {
+                self.demote(&mut state);
+                continue;
+            }
+            let auth = refreshed
+                .get_or_insert_with(|| {
+                    let record = match render_plain(bound, &change.entry, &change.data) {
+                        Value::Object(map) => map,
+                        _ => Map::new(),
+                    };
+                    let caller = match bound {
+                        Caller::Superuser { .. } => Caller::Superuser { record },
+                        _ => Caller::Record { record },
+                    };
+                    self.auth(caller, key.map(str::to_string))
+                })
+                .clone();
+            self.rebind(&mut state, auth);
+        }
+    }
+}
+
+#[cfg(test)]
+impl Inner {
+    /// Client `id`'s first subscription (tests compare sharing).
+    pub(crate) fn shared(&self, id: &str) -> Arc<Subscription> {
+        let client = self.read_clients().get(id).cloned().unwrap();
+        let state = lock(&client.state);
+        state.subs[0].clone()
     }
 }
 
@@ -401,125 +666,75 @@ async fn drain(inner: Arc<Inner>) {
     }
 }
 
-/// One subscriber of one change.
-struct Target_ {
-    client: Arc<Client>,
-    sub: Arc<Subscription>,
-    auth: Arc<AuthState>,
-    check: Arc<Check>,
-}
-
-/// Fans one change out to every client whose subscriptions and rules admit it.
+/// Fans one change out to every client whose subscriptions and rules admit it: each distinct
+/// subscription is decided and rendered once, then every client gets the shared bytes.
 async fn deliver(inner: &Arc<Inner>, job: &Job, change: &Change) {
     let entry = &change.entry;
     let clients: Vec<Arc<Client>> = inner.read_clients().values().cloned().collect();
     if entry.collection.is_auth() {
-        maintain_auth(&clients, change);
+        inner.maintain_auth(&clients, change);
     }
     let record_id = change.id();
-    let mut targets = Vec::new();
-    for (n, client) in clients.into_iter().enumerate() {
+    // Distinct matching subscriptions, and (client, subscription) pairs by index.
+    let mut slots: HashMap<usize, u32> = HashMap::new();
+    let mut subs: Vec<Arc<Subscription>> = Vec::new();
+    let mut targets: Vec<(u32, u32)> = Vec::new();
+    for (n, client) in clients.iter().enumerate() {
         if n % YIELD_EVERY == YIELD_EVERY - 1 {
             // A large fan-out must not starve request handling on this worker thread.
             tokio::task::yield_now().await;
         }
         let state = lock(&client.state);
         for sub in &state.subs {
-            let collection = match &sub.topic.target {
-                Target::Collection(c) => c,
-                Target::Record(c, id) if id == record_id => c,
-                _ => continue,
-            };
-            if collection != &entry.collection.id
-                && !collection.eq_ignore_ascii_case(&entry.collection.name)
+            if !sub
+                .topic
+                .matches(&entry.collection.id, &entry.collection.name, record_id)
             {
                 continue;
             }
-            let check = sub.check(&job.catalog, entry, &state.auth);
-            if matches!(*check, Check::Deny) {
-                continue;
-            }
-            targets.push(Target_ {
-                client: client.clone(),
-                sub: sub.clone(),
-                auth: state.auth.clone(),
-                check,
+            let slot = *slots.entry(Arc::as_ptr(sub) as usize).or_insert_with(|| {
+                subs.push(sub.clone());
+                (subs.len() - 1) as u32
             });
+            targets.push((n as u32, slot));
         }
     }
     if targets.is_empty() {
         return;
     }
-    let admitted = decide(job, change, &targets).await;
-    let targets: Vec<Target_> = targets
-        .into_iter()
-        .zip(admitted)
-        .filter_map(|(t, ok)| ok.then_some(t))
-        .collect();
-    let payloads = render(job, change, &targets).await;
-    for (n, (target, data)) in targets.iter().zip(payloads).enumerate() {
-        if n % YIELD_EVERY == YIELD_EVERY - 1 {
+    let checks: Vec<Arc<Check>> = subs.iter().map(|s| s.check(&job.catalog, entry)).collect();
+    let admitted = decide(job, change, &checks).await;
+    let payloads = render(job, change, &subs, &admitted).await;
+    for (n, &(client, slot)) in targets.iter().enumerate() {
+        if n % (4 * YIELD_EVERY) == 4 * YIELD_EVERY - 1 {
             tokio::task::yield_now().await;
         }
-        let Some(data) = data else { continue };
+        let slot = slot as usize;
+        let Some(data) = &payloads[slot] else {
+            continue;
+        };
         inner.offer(
-            &target.client,
+            &clients[client as usize],
             Message {
-                topic: target.sub.topic.raw.clone(),
-                data,
+                topic: subs[slot].topic.raw.clone(),
+                data: data.clone(),
             },
         );
     }
 }
 
-/// Applies an auth record's update or delete to the clients bound to it: a deleted record or
-/// a new token key makes them guests; otherwise their record is refreshed.
-fn maintain_auth(clients: &[Arc<Client>], change: &Change) {
-    let collection = &change.entry.collection.id;
-    let id = change.id();
-    for client in clients {
-        let mut state = lock(&client.state);
-        let bound = &state.auth.caller;
-        if bound.id() != Some(id) || bound.collection_id() != Some(collection.as_str()) {
-            continue;
-        }
-        let key = change.data.get("tokenKey").and_then(Value::as_str);
-        state.auth = match change.action {
-            ChangeAction::Create => continue,
-            ChangeAction::Delete => AuthState::guest(),
-            ChangeAction::Update if key != state.auth.token_key.as_deref() => AuthState::guest(),
-            ChangeAction::Update => {
-                let record = match render_plain(bound, &change.entry, &change.data) {
-                    Value::Object(map) => map,
-                    _ => Map::new(),
-                };
-                let caller = match bound {
-                    Caller::Superuser { .. } => Caller::Superuser { record },
-                    _ => Caller::Record { record },
-                };
-                Arc::new(AuthState {
-                    caller,
-                    token_key: key.map(str::to_string),
-                })
-            }
-        };
-    }
-}
-
 impl Subscription {
-    /// The compiled check for `catalog` and `auth`, compiled on first use.
-    fn check(&self, catalog: &Arc<Catalog>, entry: &Entry, auth: &Arc<AuthState>) -> Arc<Check> {
+    /// The compiled check for `catalog`, compiled on first use.
+    fn check(&self, catalog: &Arc<Catalog>, entry: &Entry) -> Arc<Check> {
         let mut cached = lock(&self.cached);
         if let Some(c) = cached.as_ref()
             && c.catalog.as_ptr() == Arc::as_ptr(catalog)
-            && c.auth.as_ptr() == Arc::as_ptr(auth)
         {
             return c.check.clone();
         }
-        let check = Arc::new(compile(catalog, entry, &auth.caller, &self.topic));
+        let check = Arc::new(compile(catalog, entry, &self.auth.caller, &self.topic));
         *cached = Some(Cached {
             catalog: Arc::downgrade(catalog),
-            auth: Arc::downgrade(auth),
             check: check.clone(),
         });
         check
@@ -574,22 +789,27 @@ fn compile(catalog: &Catalog, entry: &Entry, caller: &Caller, topic: &Topic) -> 
     }
 }
 
-/// Decides each target: in memory where possible, all SQL checks in one read.
-async fn decide(job: &Job, change: &Change, targets: &[Target_]) -> Vec<bool> {
-    let record: Map<String, Value> = change
-        .data
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    let mut admitted = vec![false; targets.len()];
-    // Distinct SQL checks → the targets waiting on them.
+/// Decides each check: in memory where possible, all SQL checks in one read.
+async fn decide(job: &Job, change: &Change, checks: &[Arc<Check>]) -> Vec<bool> {
+    let mut admitted = vec![false; checks.len()];
+    let mut record: Option<Map<String, Value>> = None;
+    // Distinct SQL checks → the subscriptions waiting on them.
     let mut distinct: Vec<(Arc<Check>, Vec<usize>)> = Vec::new();
     let mut by_sql: HashMap<String, usize> = HashMap::new();
-    for (i, target) in targets.iter().enumerate() {
-        match &*target.check {
+    for (i, check) in checks.iter().enumerate() {
+        match &**check {
             Check::Allow => admitted[i] = true,
             Check::Deny => {}
-            Check::Memory(q) => admitted[i] = q.matches(&record).unwrap_or(false),
+            Check::Memory(q) => {
+                let record = record.get_or_insert_with(|| {
+                    change
+                        .data
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect()
+                });
+                admitted[i] = q.matches(record).unwrap_or(false);
+            }
             Check::Sql(q) => {
                 let sql = q.to_sql();
                 let key = format!(
@@ -597,7 +817,7 @@ async fn decide(job: &Job, change: &Change, targets: &[Target_]) -> Vec<bool> {
                     sql.joins, sql.where_clause, sql.params
                 );
                 let slot = *by_sql.entry(key).or_insert_with(|| {
-                    distinct.push((target.check.clone(), Vec::new()));
+                    distinct.push((check.clone(), Vec::new()));
                     distinct.len() - 1
                 });
                 distinct[slot].1.push(i);
@@ -607,13 +827,13 @@ async fn decide(job: &Job, change: &Change, targets: &[Target_]) -> Vec<bool> {
     if distinct.is_empty() {
         return admitted;
     }
-    let checks: Vec<Arc<Check>> = distinct.iter().map(|(c, _)| c.clone()).collect();
+    let queries: Vec<Arc<Check>> = distinct.iter().map(|(c, _)| c.clone()).collect();
     let (entry, data) = (change.entry.clone(), change.data.clone());
     let results = job
         .db
         .read(move |c| {
-            let mut out = Vec::with_capacity(checks.len());
-            for chunk in checks.chunks(CHECKS_PER_STATEMENT) {
+            let mut out = Vec::with_capacity(queries.len());
+            for chunk in queries.chunks(CHECKS_PER_STATEMENT) {
                 let queries: Vec<&Query> = chunk
                     .iter()
                     .filter_map(|c| match &**c {
@@ -639,83 +859,78 @@ async fn decide(job: &Job, change: &Change, targets: &[Target_]) -> Vec<bool> {
     admitted
 }
 
-/// What a rendered payload depends on; targets with equal keys share one payload.
+/// What a rendered payload depends on; subscriptions with equal keys share one payload.
 #[derive(Hash, PartialEq, Eq)]
-struct RenderKey {
+struct RenderKey<'a> {
     superuser: bool,
     /// The subscriber is the changed auth record (sees its email).
     own: bool,
     /// The viewer's id when expanding (related records pass the viewer's rules).
-    viewer: Option<String>,
-    expand: String,
-    fields: String,
+    viewer: Option<&'a str>,
+    expand: &'a str,
+    fields: &'a str,
 }
 
-/// Renders each target's payload, once per distinct [`RenderKey`].
-async fn render(job: &Job, change: &Change, targets: &[Target_]) -> Vec<Option<Arc<str>>> {
+/// Renders each admitted subscription's payload, once per distinct [`RenderKey`].
+async fn render(
+    job: &Job,
+    change: &Change,
+    subs: &[Arc<Subscription>],
+    admitted: &[bool],
+) -> Vec<Option<Arc<str>>> {
     let entry = &change.entry;
     let record_id = change.id();
-    let mut keys: HashMap<RenderKey, usize> = HashMap::new();
-    let mut groups: Vec<(RenderKey, usize)> = Vec::new();
-    let mut slots = Vec::with_capacity(targets.len());
-    for (i, target) in targets.iter().enumerate() {
-        let caller = &target.auth.caller;
+    let mut keys: HashMap<RenderKey<'_>, usize> = HashMap::new();
+    // Per group: its key and the first subscription in it.
+    let mut groups: Vec<(&str, usize)> = Vec::new();
+    let mut slots: Vec<Option<usize>> = Vec::with_capacity(subs.len());
+    for (i, sub) in subs.iter().enumerate() {
+        if !admitted[i] {
+            slots.push(None);
+            continue;
+        }
+        let caller = &sub.auth.caller;
         let own = entry.collection.is_auth()
             && caller.collection_id() == Some(entry.collection.id.as_str())
             && caller.id() == Some(record_id);
-        let expand = target.sub.topic.option("expand").trim().to_string();
+        let expand = sub.topic.option("expand").trim();
+        let fields = sub.topic.option("fields");
         let key = RenderKey {
             superuser: caller.is_superuser(),
             own,
-            viewer: (!expand.is_empty()).then(|| caller.id().unwrap_or("").to_string()),
+            viewer: (!expand.is_empty()).then(|| caller.id().unwrap_or("")),
             expand,
-            fields: target.sub.topic.option("fields").to_string(),
+            fields,
         };
-        let slot = match keys.get(&key) {
-            Some(&slot) => slot,
-            None => {
-                groups.push((
-                    RenderKey {
-                        superuser: key.superuser,
-                        own: key.own,
-                        viewer: key.viewer.clone(),
-                        expand: key.expand.clone(),
-                        fields: key.fields.clone(),
-                    },
-                    i,
-                ));
-                keys.insert(key, groups.len() - 1);
-                groups.len() - 1
-            }
-        };
-        slots.push(slot);
+        let next = groups.len();
+        let slot = *keys.entry(key).or_insert_with(|| {
+            groups.push((fields, i));
+            next
+        });
+        slots.push(Some(slot));
     }
     let mut records: Vec<Option<Value>> = vec![None; groups.len()];
     let mut expanding = Vec::new();
-    for (g, (key, first)) in groups.iter().enumerate() {
-        if key.expand.is_empty() {
-            records[g] = Some(render_plain(
-                &targets[*first].auth.caller,
-                entry,
-                &change.data,
-            ));
+    for (g, &(_, first)) in groups.iter().enumerate() {
+        let sub = &subs[first];
+        let expand = sub.topic.option("expand").trim();
+        if expand.is_empty() {
+            records[g] = Some(render_plain(&sub.auth.caller, entry, &change.data));
         } else {
-            let target = &targets[*first];
-            let query: Map<String, Value> = target
-                .sub
+            let query: Map<String, Value> = sub
                 .topic
                 .query
                 .iter()
                 .map(|(k, v)| (k.clone(), Value::String(v.clone())))
                 .collect();
             let mut ctx = warren_records::read::context(
-                &target.auth.caller,
+                &sub.auth.caller,
                 "GET",
                 &query,
-                target.sub.topic.headers.clone(),
+                sub.topic.headers.clone(),
             );
             ctx.context = "realtime".into();
-            expanding.push((g, target.auth.caller.clone(), ctx, key.expand.clone()));
+            expanding.push((g, sub.auth.caller.clone(), ctx, expand.to_string()));
         }
     }
     if !expanding.is_empty() {
@@ -749,13 +964,16 @@ async fn render(job: &Job, change: &Change, targets: &[Target_]) -> Vec<Option<A
     let payloads: Vec<Option<Arc<str>>> = groups
         .iter()
         .zip(records)
-        .map(|((key, _), record)| {
-            let record = (job.project)(record?, &key.fields);
+        .map(|((fields, _), record)| {
+            let record = (job.project)(record?, fields);
             // PocketBase writes `record` before `action`.
             Some(Arc::from(format!(
                 "{{\"record\":{record},\"action\":\"{action}\"}}"
             )))
         })
         .collect();
-    slots.into_iter().map(|g| payloads[g].clone()).collect()
+    slots
+        .into_iter()
+        .map(|g| g.and_then(|g| payloads[g].clone()))
+        .collect()
 }

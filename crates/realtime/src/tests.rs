@@ -149,7 +149,7 @@ impl Fixture {
 /// Every message queued for `sub` right now.
 fn drain(sub: &mut Subscriber) -> Vec<(String, Value)> {
     let mut out = Vec::new();
-    while let Ok(Message { topic, data }) = sub.rx.try_recv() {
+    while let Ok(Message { topic, data }) = sub.try_recv() {
         out.push((topic.to_string(), serde_json::from_str(&data).unwrap()));
     }
     out
@@ -400,4 +400,76 @@ async fn closing_disconnects_everyone_and_brokers_are_separate() {
     f.broker.close();
     assert_eq!(f.broker.client_count(), 0);
     assert!(sub.recv().await.is_none());
+}
+
+#[tokio::test]
+async fn equal_subscriptions_share_one_compiled_rule_and_one_payload() {
+    let f = fixture().await;
+    let mut anns: Vec<Subscriber> = (0..50)
+        .map(|_| f.client(user("ann000000000001"), &["posts/*"]))
+        .collect();
+    let mut bob = f.client(user("bob000000000001"), &["posts/*"]);
+    let first = f.broker.inner.shared(anns[0].id());
+    for ann in &anns[1..] {
+        assert!(Arc::ptr_eq(&first, &f.broker.inner.shared(ann.id())));
+    }
+    assert!(!Arc::ptr_eq(&first, &f.broker.inner.shared(bob.id())));
+    f.publish(vec![f.change(
+        "posts",
+        ChangeAction::Create,
+        post("p1", false, "ann000000000001"),
+    )])
+    .await;
+    let payloads: Vec<Arc<str>> = anns
+        .iter_mut()
+        .map(|a| a.try_recv().unwrap().data)
+        .collect();
+    assert!(payloads.iter().all(|p| Arc::ptr_eq(p, &payloads[0])));
+    assert!(
+        bob.try_recv().is_err(),
+        "bob's rule hides ann's private post"
+    );
+}
+
+#[tokio::test]
+async fn a_deleted_auth_record_or_collection_turns_its_clients_into_guests() {
+    let f = fixture().await;
+    let own = post("p1", false, "ann000000000001");
+    let mut ann = f.client(user("ann000000000001"), &["posts"]);
+    let mut bob = f.client(user("bob000000000001"), &["posts"]);
+    let gone = json!({"id": "ann000000000001", "name": "ann", "tokenKey": "k1",
+                      "email": "ann@x.io", "collectionId": "_pb_users_auth_"});
+    f.publish(vec![
+        f.change("users", ChangeAction::Delete, gone),
+        f.change("posts", ChangeAction::Update, own.clone()),
+    ])
+    .await;
+    assert!(drain(&mut ann).is_empty(), "ann's record is gone");
+    // Bob's private post still reaches bob until his collection goes away.
+    let bobs = post("p2", false, "bob000000000001");
+    f.publish(vec![f.change("posts", ChangeAction::Update, bobs.clone())])
+        .await;
+    assert_eq!(drain(&mut bob).len(), 1);
+    let without_users = Catalog::new(
+        f.catalog
+            .entries()
+            .iter()
+            .filter(|e| e.collection.name != "users")
+            .map(|e| e.collection.clone())
+            .collect(),
+    );
+    f.broker.catalog_changed(&without_users);
+    f.publish(vec![f.change("posts", ChangeAction::Update, bobs)])
+        .await;
+    assert!(drain(&mut bob).is_empty(), "bob's collection is gone");
+    // Truncation revokes too.
+    let mut again = f.client(user("bob000000000001"), &["posts"]);
+    f.broker.revoke_collection("_pb_users_auth_");
+    f.publish(vec![f.change(
+        "posts",
+        ChangeAction::Update,
+        post("p2", false, "bob000000000001"),
+    )])
+    .await;
+    assert!(drain(&mut again).is_empty());
 }

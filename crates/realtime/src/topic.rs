@@ -70,6 +70,25 @@ impl Topic {
         topic
     }
 
+    /// The collection (name or id) this subscription follows, if any.
+    pub fn collection(&self) -> Option<&str> {
+        match &self.target {
+            Target::Collection(c) | Target::Record(c, _) => Some(c),
+            Target::Nothing => None,
+        }
+    }
+
+    /// Whether a change of record `record_id` in the collection with `collection_id` and
+    /// `collection_name` concerns this subscription (names match case-insensitively).
+    pub fn matches(&self, collection_id: &str, collection_name: &str, record_id: &str) -> bool {
+        let collection = match &self.target {
+            Target::Collection(c) => c,
+            Target::Record(c, id) if id == record_id => c,
+            _ => return false,
+        };
+        collection == collection_id || collection.eq_ignore_ascii_case(collection_name)
+    }
+
     /// An option of `query`, or "".
     pub fn option(&self, key: &str) -> &str {
         self.query.get(key).map(String::as_str).unwrap_or("")

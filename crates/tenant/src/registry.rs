@@ -138,6 +138,8 @@ impl Tenant {
             .catalog
             .write()
             .unwrap_or_else(|p| p.into_inner()) = catalog.clone();
+        // Clients signed in to a collection that is gone (or no longer auth) become guests.
+        self.inner.broker.catalog_changed(&catalog);
         Ok(catalog)
     }
 }

@@ -148,7 +148,16 @@ pub async fn truncate_collection(
     Path(collection): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     require_superuser(&caller)?;
+    let auth_id = tenant
+        .catalog()
+        .get(&collection)
+        .filter(|e| e.collection.is_auth())
+        .map(|e| e.collection.id.clone());
     collections::truncate(tenant.db(), &collection).await?;
+    if let Some(id) = auth_id {
+        // Its records are gone without events: their realtime clients become guests.
+        tenant.broker().revoke_collection(&id);
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 use warren_realtime::{
-    Broker, MAX_CLIENT_ID_LEN, MAX_SUBSCRIPTION_LEN, MAX_SUBSCRIPTIONS, Message, Subscriber,
+    MAX_CLIENT_ID_LEN, MAX_SUBSCRIPTION_LEN, MAX_SUBSCRIPTIONS, Message, Subscriber,
 };
 use warren_records::{Caller, Catalog, Change};
 use warren_tenant::Tenant;
@@ -109,8 +109,34 @@ pub async fn set_subscriptions(
         Some(Value::String(s)) => s.as_str(),
         Some(_) => return Err(ApiError::bad_request()),
     };
-    let subscriptions: Vec<String> = match body.get("subscriptions") {
-        None | Some(Value::Null) => Vec::new(),
+    let subscriptions = subscription_list(body.get("subscriptions"))?;
+    if client_id.is_empty() {
+        return Err(ApiError::bad_request().field(
+            "clientId",
+            "validation_required",
+            "Cannot be blank.",
+        ));
+    }
+    if client_id.chars().count() > MAX_CLIENT_ID_LEN {
+        let mut error = ApiError::bad_request();
+        error.data.insert(
+            "clientId".into(),
+            json!({
+                "code": "validation_length_out_of_range",
+                "message": format!("The length must be between 1 and {MAX_CLIENT_ID_LEN}."),
+                "params": { "max": MAX_CLIENT_ID_LEN, "min": 1 },
+            }),
+        );
+        return Err(error);
+    }
+    bind(&tenant, client_id, caller, &subscriptions).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A `subscriptions` value checked against PocketBase's limits (count, length of each).
+fn subscription_list(value: Option<&Value>) -> Result<Vec<String>, ApiError> {
+    match value {
+        None | Some(Value::Null) => Ok(Vec::new()),
         Some(Value::Array(items)) => {
             if items.len() > MAX_SUBSCRIPTIONS {
                 return Err(too_long(
@@ -135,30 +161,20 @@ pub async fn set_subscriptions(
                 }
                 out.push(s.clone());
             }
-            out
+            Ok(out)
         }
-        Some(Value::String(s)) if s.is_empty() => Vec::new(),
-        Some(_) => return Err(ApiError::bad_request()),
-    };
-    if client_id.is_empty() {
-        return Err(ApiError::bad_request().field(
-            "clientId",
-            "validation_required",
-            "Cannot be blank.",
-        ));
+        Some(Value::String(s)) if s.is_empty() => Ok(Vec::new()),
+        Some(_) => Err(ApiError::bad_request()),
     }
-    if client_id.chars().count() > MAX_CLIENT_ID_LEN {
-        let mut error = ApiError::bad_request();
-        error.data.insert(
-            "clientId".into(),
-            json!({
-                "code": "validation_length_out_of_range",
-                "message": format!("The length must be between 1 and {MAX_CLIENT_ID_LEN}."),
-                "params": { "max": MAX_CLIENT_ID_LEN, "min": 1 },
-            }),
-        );
-        return Err(error);
-    }
+}
+
+/// Sets client `client_id`'s subscriptions with `caller` as its auth (PocketBase's errors).
+async fn bind(
+    tenant: &Tenant,
+    client_id: &str,
+    caller: Caller,
+    subscriptions: &[String],
+) -> Result<(), ApiError> {
     let broker = tenant.broker();
     if !broker.has_client(client_id) {
         return Err(ApiError::new(
@@ -166,13 +182,13 @@ pub async fn set_subscriptions(
             warren_realtime::Error::UnknownClient.to_string(),
         ));
     }
-    let token_key = token_key(&tenant, &caller).await?;
+    let token_key = token_key(tenant, &caller).await?;
     broker
         .subscribe(
             client_id,
             caller,
             token_key,
-            &subscriptions,
+            subscriptions,
             &tenant.catalog(),
         )
         .map_err(|e| {
@@ -181,8 +197,7 @@ pub async fn set_subscriptions(
                 warren_realtime::Error::AuthMismatch => StatusCode::FORBIDDEN,
             };
             ApiError::new(status, e.to_string())
-        })?;
-    Ok(StatusCode::NO_CONTENT)
+        })
 }
 
 /// PocketBase's `validation_length_too_long` on `field` (or its item `index`).
@@ -220,22 +235,25 @@ async fn token_key(tenant: &Tenant, caller: &Caller) -> Result<Option<String>, A
     }))
 }
 
-/// `GET /api/realtime/ws`: the same client as the SSE stream, over a WebSocket. See
-/// `crates/realtime/README.md` for the message format.
+/// `GET /api/realtime/ws`: the same client as the SSE stream, over a WebSocket, with
+/// subscriptions set in-band or with `POST /api/realtime`. See `crates/realtime/README.md`
+/// for the message format.
 pub async fn connect_realtime_ws(
     CurrentTenant(tenant): CurrentTenant,
+    Auth(caller): Auth,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    let broker = tenant.broker().clone();
-    drop(tenant);
     upgrade
-        .max_message_size(64 << 10)
-        .on_upgrade(move |socket| serve_ws(broker, socket))
+        .max_message_size(MAX_WS_MESSAGE)
+        .on_upgrade(move |socket| serve_ws(tenant, caller, socket))
         .into_response()
 }
 
-async fn serve_ws(broker: Broker, mut socket: WebSocket) {
-    let mut subscriber = broker.connect();
+/// Largest WebSocket message a client may send.
+const MAX_WS_MESSAGE: usize = 64 << 10;
+
+async fn serve_ws(tenant: Tenant, caller: Caller, mut socket: WebSocket) {
+    let mut subscriber = tenant.broker().connect();
     let id = subscriber.id().to_string();
     let hello = ws_frame("PB_CONNECT", &json!({ "clientId": id }).to_string());
     if socket.send(hello).await.is_err() {
@@ -252,14 +270,106 @@ async fn serve_ws(broker: Broker, mut socket: WebSocket) {
                 }
             }
             incoming = socket.recv() => match incoming {
-                // Pings are answered by the library; anything else from the client is ignored
-                // (subscriptions are set with `POST /api/realtime`).
+                Some(Ok(WsMessage::Text(text))) => {
+                    let reply = ws_command(&tenant, &id, &caller, text.as_str()).await;
+                    if socket.send(reply).await.is_err() {
+                        break;
+                    }
+                }
+                // Pings are answered by the library; binary frames are not commands.
                 Some(Ok(WsMessage::Close(_))) | Some(Err(_)) | None => break,
                 Some(Ok(_)) => {}
             },
         }
     }
     let _ = socket.send(WsMessage::Close(None)).await;
+}
+
+/// Runs one in-band command (`subscribe`, `unsubscribe` or `set`) for WebSocket client `id`
+/// and returns its reply: `PB_SUBSCRIPTIONS` with the client's subscriptions, or `PB_ERROR`
+/// with the error envelope `POST /api/realtime` would answer.
+async fn ws_command(tenant: &Tenant, id: &str, connection: &Caller, text: &str) -> WsMessage {
+    let command = serde_json::from_str::<Value>(text).ok();
+    let request_id = command
+        .as_ref()
+        .and_then(|c| c.get("id"))
+        .filter(|v| v.is_string() || v.is_number())
+        .cloned()
+        .unwrap_or(Value::Null);
+    let outcome = match command {
+        Some(Value::Object(command)) => run_ws_command(tenant, id, connection, &command).await,
+        _ => Err(ApiError::bad_request()),
+    };
+    match outcome {
+        Ok(subscriptions) => ws_frame(
+            "PB_SUBSCRIPTIONS",
+            &json!({ "id": request_id, "subscriptions": subscriptions }).to_string(),
+        ),
+        Err(e) => ws_frame(
+            "PB_ERROR",
+            &json!({
+                "id": request_id,
+                "status": e.status.as_u16(),
+                "message": e.message,
+                "data": e.data,
+            })
+            .to_string(),
+        ),
+    }
+}
+
+async fn run_ws_command(
+    tenant: &Tenant,
+    id: &str,
+    connection: &Caller,
+    command: &serde_json::Map<String, Value>,
+) -> Result<Vec<String>, ApiError> {
+    let caller = match command.get("authorization") {
+        None | Some(Value::Null) => connection.clone(),
+        Some(Value::String(token)) => {
+            let token = crate::extract::strip_bearer(token);
+            if token.is_empty() {
+                Caller::Guest
+            } else {
+                warren_records::auth::authenticate(tenant.db(), &tenant.catalog(), token).await?
+            }
+        }
+        Some(_) => return Err(ApiError::bad_request()),
+    };
+    let given = subscription_list(command.get("subscriptions"))?;
+    let current = tenant.broker().subscriptions(id).unwrap_or_default();
+    let next: Vec<String> = match command.get("type").and_then(Value::as_str) {
+        Some("set") => given,
+        Some("subscribe") => {
+            let mut next = current;
+            for topic in given {
+                if !next.contains(&topic) {
+                    next.push(topic);
+                }
+            }
+            if next.len() > MAX_SUBSCRIPTIONS {
+                return Err(too_long(
+                    ApiError::bad_request(),
+                    "subscriptions",
+                    None,
+                    MAX_SUBSCRIPTIONS,
+                ));
+            }
+            next
+        }
+        // Without topics, everything is unsubscribed (as the SDKs' `unsubscribe()`).
+        Some("unsubscribe") if given.is_empty() => Vec::new(),
+        Some("unsubscribe") => current.into_iter().filter(|t| !given.contains(t)).collect(),
+        _ => {
+            return Err(ApiError::bad_request().field(
+                "type",
+                "validation_in_invalid",
+                "Must be one of subscribe, unsubscribe or set.",
+            ));
+        }
+    };
+    bind(tenant, id, caller, &next).await?;
+    Ok(next)
 }
 
 /// A text frame `{"event":"<name>","data":<json>}`.

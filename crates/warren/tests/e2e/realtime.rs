@@ -12,7 +12,7 @@ use crate::support::{Server, send};
 const EMAIL: &str = "root@example.com";
 const PASSWORD: &str = "root-password-1";
 /// Subscribers per tenant.
-const PER_TENANT: usize = 1000;
+const PER_TENANT: usize = 2000;
 /// Records created in the busy tenant.
 const EVENTS: usize = 20;
 
@@ -340,6 +340,161 @@ async fn websocket_clients_subscribe_like_sse_clients() {
     assert_eq!(event["data"]["action"], "create");
     assert_eq!(event["data"]["record"]["id"], id.as_str());
     assert_eq!(event["data"]["record"]["title"], "over ws");
+}
+
+/// Sends one masked text frame (clients must mask).
+async fn ws_send(socket: &mut tokio::net::TcpStream, text: &str) {
+    use tokio::io::AsyncWriteExt;
+    let mask = [0x37u8, 0xfa, 0x21, 0x3d];
+    let payload = text.as_bytes();
+    let mut frame = vec![0x81u8];
+    match payload.len() {
+        n if n < 126 => frame.push(0x80 | n as u8),
+        n => {
+            frame.push(0x80 | 126);
+            frame.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+    }
+    frame.extend_from_slice(&mask);
+    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    socket.write_all(&frame).await.unwrap();
+}
+
+/// Sends an in-band command and returns the reply's `(event, data)`.
+async fn ws_command(socket: &mut tokio::net::TcpStream, command: Value) -> (String, Value) {
+    ws_send(socket, &command.to_string()).await;
+    let (opcode, payload) = ws_frame(socket).await;
+    assert_eq!(opcode, 0x81);
+    let reply: Value = serde_json::from_slice(&payload).unwrap();
+    (
+        reply["event"].as_str().unwrap().to_string(),
+        reply["data"].clone(),
+    )
+}
+
+/// Opens a WebSocket to tenant `slug`'s realtime endpoint; returns it and the client id.
+async fn ws_connect(server: &Server, slug: &str) -> (tokio::net::TcpStream, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut socket = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let handshake = format!(
+        "GET /api/realtime/ws HTTP/1.1\r\nHost: {slug}.localhost:{}\r\nUpgrade: websocket\r\n\
+         Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+         Sec-WebSocket-Version: 13\r\n\r\n",
+        server.addr.port()
+    );
+    socket.write_all(handshake.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    while !response.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        socket.read_exact(&mut byte).await.unwrap();
+        response.push(byte[0]);
+    }
+    assert!(response.starts_with(b"HTTP/1.1 101"));
+    let (_, payload) = ws_frame(&mut socket).await;
+    let hello: Value = serde_json::from_slice(&payload).unwrap();
+    assert_eq!(hello["event"], "PB_CONNECT");
+    let id = hello["data"]["clientId"].as_str().unwrap().to_string();
+    (socket, id)
+}
+
+#[tokio::test]
+async fn websocket_clients_subscribe_and_unsubscribe_in_band() {
+    let server = Server::start(&[]);
+    let token = tenant(&server, "alpha").await;
+    let (mut socket, _) = ws_connect(&server, "alpha").await;
+
+    let (event, data) = ws_command(
+        &mut socket,
+        json!({ "type": "subscribe", "id": 1, "subscriptions": ["posts/*"] }),
+    )
+    .await;
+    assert_eq!(event, "PB_SUBSCRIPTIONS");
+    assert_eq!(data, json!({ "id": 1, "subscriptions": ["posts/*"] }));
+    let first = create(&server, "alpha", &token, "one").await;
+    let (_, payload) = ws_frame(&mut socket).await;
+    let got: Value = serde_json::from_slice(&payload).unwrap();
+    assert_eq!(got["event"], "posts/*");
+    assert_eq!(got["data"]["record"]["id"], first.as_str());
+
+    // Add a record topic, then drop the collection topic: only the record's events remain.
+    let record_topic = format!("posts/{first}");
+    let (_, data) = ws_command(
+        &mut socket,
+        json!({ "type": "subscribe", "id": "b", "subscriptions": [record_topic, "posts/*"] }),
+    )
+    .await;
+    assert_eq!(data["subscriptions"], json!(["posts/*", record_topic]));
+    let (_, data) = ws_command(
+        &mut socket,
+        json!({ "type": "unsubscribe", "subscriptions": ["posts/*"] }),
+    )
+    .await;
+    assert_eq!(data, json!({ "id": null, "subscriptions": [record_topic] }));
+    create(&server, "alpha", &token, "not followed").await;
+    let (status, _) = send(
+        server
+            .request(
+                Method::PATCH,
+                "alpha.localhost",
+                &format!("/api/collections/posts/records/{first}"),
+            )
+            .header("Authorization", &token)
+            .json(&json!({ "title": "changed" })),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (_, payload) = ws_frame(&mut socket).await;
+    let got: Value = serde_json::from_slice(&payload).unwrap();
+    assert_eq!(
+        got["event"],
+        record_topic.as_str(),
+        "the unfollowed create never came"
+    );
+    assert_eq!(got["data"]["action"], "update");
+    assert_eq!(got["data"]["record"]["title"], "changed");
+
+    // Errors come back in PocketBase's envelope; the connection stays usable.
+    let (event, data) = ws_command(&mut socket, json!({ "type": "nope" })).await;
+    assert_eq!(event, "PB_ERROR");
+    assert_eq!(data["status"], 400);
+    assert_eq!(data["data"]["type"]["code"], "validation_in_invalid");
+    let (event, data) = ws_command(
+        &mut socket,
+        json!({ "type": "set", "subscriptions": ["x".repeat(2501)] }),
+    )
+    .await;
+    assert_eq!(event, "PB_ERROR");
+    assert_eq!(
+        data["data"]["subscriptions"]["0"]["code"],
+        "validation_length_too_long"
+    );
+    let (event, data) = ws_command(&mut socket, json!("not an object")).await;
+    assert_eq!(
+        (event.as_str(), data["status"].clone()),
+        ("PB_ERROR", json!(400))
+    );
+
+    // In-band auth binds like POST: a superuser first, then a guest is refused.
+    let (event, data) = ws_command(
+        &mut socket,
+        json!({ "type": "set", "subscriptions": ["posts"], "authorization": token }),
+    )
+    .await;
+    assert_eq!(event, "PB_SUBSCRIPTIONS", "{data}");
+    let (event, data) = ws_command(
+        &mut socket,
+        json!({ "type": "unsubscribe", "authorization": "" }),
+    )
+    .await;
+    assert_eq!(event, "PB_ERROR");
+    assert_eq!(data["status"], 403);
+    let (event, data) = ws_command(
+        &mut socket,
+        json!({ "type": "unsubscribe", "authorization": token }),
+    )
+    .await;
+    assert_eq!(event, "PB_SUBSCRIPTIONS");
+    assert_eq!(data["subscriptions"], json!([]));
 }
 
 #[tokio::test]
