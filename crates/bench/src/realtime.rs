@@ -1,17 +1,20 @@
 //! The `realtime` scenario: N SSE subscribers on `GET /api/realtime`, each subscribed to
 //! `posts/*` as a user; a publisher creates public posts and every subscriber measures the
 //! create→receive latency. Also reports server memory per open connection and the latency of
-//! the creates themselves while the fan-out runs (printed as its own line).
+//! the creates themselves while the fan-out runs (printed as its own line). `realtime-1k`,
+//! `realtime-10k` and `realtime-max` run it at fixed counts, the last at as many connections
+//! as the open-files limit allows this process (and so the server, on the same machine).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use tokio::sync::Semaphore;
 
 use crate::load::{Bounds, OpError, Stats};
 use crate::seed::{Dataset, user_id};
-use crate::target::{Target, drain, send_ok};
+use crate::target::{Target, client_with_pool, drain, send_ok, streaming_client};
 
 /// Time between two published posts (at least; see [`publish_interval`]).
 const PUBLISH_INTERVAL: Duration = Duration::from_millis(20);
@@ -25,6 +28,42 @@ fn publish_interval(subscribers: usize) -> Duration {
 }
 /// How long subscribers wait for stragglers after the last publish.
 const GRACE: Duration = Duration::from_secs(3);
+/// Subscribers connecting and subscribing at once (and the subscribe client's pool size, so
+/// idle keep-alive connections do not inflate the server's memory per SSE connection).
+const SETUP_CONCURRENCY: usize = 128;
+/// Descriptors this process keeps for everything but subscriber streams.
+const RESERVED_FILES: u64 = 1_500;
+/// Upper bound of `realtime-max`, whatever the open-files limit.
+const MAX_SUBSCRIBERS: usize = 100_000;
+
+/// Raises this process's soft open-files limit to the hard limit; returns the soft limit.
+fn raise_open_files() -> u64 {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if let (Some(current), Some(maximum)) = (limit.current, limit.maximum)
+        && current < maximum
+    {
+        let _ = setrlimit(
+            Resource::Nofile,
+            Rlimit {
+                current: Some(maximum),
+                maximum: Some(maximum),
+            },
+        );
+    }
+    getrlimit(Resource::Nofile)
+        .current
+        .unwrap_or(MAX_SUBSCRIBERS as u64)
+}
+
+/// Subscribers of `realtime-max`: the open-files limit (raised to the hard limit) less a
+/// reserve; the server on the same machine has the same limit and one socket per subscriber.
+pub fn max_subscribers() -> usize {
+    let files = raise_open_files().saturating_sub(RESERVED_FILES);
+    usize::try_from(files)
+        .unwrap_or(MAX_SUBSCRIBERS)
+        .clamp(1, MAX_SUBSCRIBERS)
+}
 
 /// Shared between the publisher and the subscribers.
 struct Board {
@@ -59,6 +98,12 @@ pub async fn run(
     }
     drop(probe);
 
+    let files = raise_open_files();
+    if subscribers as u64 + 64 > files {
+        return Err(format!(
+            "{subscribers} subscribers need more than the open-files limit of {files}"
+        ));
+    }
     let interval = publish_interval(subscribers);
     let max_events = (bounds.duration.as_millis() / interval.as_millis()) as usize + 2;
     let board = Arc::new(Board {
@@ -66,21 +111,27 @@ pub async fn run(
         ready: AtomicUsize::new(0),
         failed: AtomicUsize::new(0),
     });
+    let streams = streaming_client(0).map_err(|e| e.to_string())?;
+    let subscribes = client_with_pool(SETUP_CONCURRENCY).map_err(|e| e.to_string())?;
+    let gate = Arc::new(Semaphore::new(SETUP_CONCURRENCY));
     let rss_before = target.rss_kib();
     let stop_at = Arc::new(OnceLock::<Instant>::new());
     let mut tasks = Vec::with_capacity(subscribers);
     for k in 0..subscribers {
+        let clients = (streams.clone(), subscribes.clone(), Arc::clone(&gate));
         let target = target.clone();
         let token = data.worker_user(k).1.to_string();
         let board = Arc::clone(&board);
         let stop_at = Arc::clone(&stop_at);
         tasks.push(tokio::spawn(async move {
-            subscriber(target, token, board, stop_at).await
+            subscriber(target, clients, token, board, stop_at).await
         }));
     }
+    drop((streams, subscribes));
 
     // Wait (bounded) until every subscriber is in place or failed.
-    let setup_deadline = Instant::now() + Duration::from_secs(60);
+    let setup_deadline =
+        Instant::now() + Duration::from_secs(60) + Duration::from_millis(10) * subscribers as u32;
     while board.ready.load(Ordering::Acquire) + board.failed.load(Ordering::Acquire) < subscribers
         && Instant::now() < setup_deadline
     {
@@ -98,6 +149,8 @@ pub async fn run(
         }
         return Err(first);
     }
+    // The subscribe client's keep-alive connections close with it; let the server see that.
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let bytes_per_conn = match (rss_before, target.rss_kib()) {
         (Some(before), Some(after)) => Some(after.saturating_sub(before) * 1024 / ready as u64),
         _ => None,
@@ -173,20 +226,23 @@ pub async fn run(
     Ok((stats, bytes_per_conn))
 }
 
-/// One SSE subscriber: connect, read `PB_CONNECT`, subscribe, then time every event.
+/// One SSE subscriber: connect, read `PB_CONNECT`, subscribe (at most [`SETUP_CONCURRENCY`]
+/// at once), then time every event.
 async fn subscriber(
     target: Target,
+    (streams, subscribes, gate): (reqwest::Client, reqwest::Client, Arc<Semaphore>),
     token: String,
     board: Arc<Board>,
     stop_at: Arc<OnceLock<Instant>>,
 ) -> Result<Stats, OpError> {
     let setup = async {
-        let mut resp = send_ok(target.client.get(target.url("/api/realtime"))).await?;
+        let _permit = gate.acquire().await;
+        let mut resp = send_ok(streams.get(target.url("/api/realtime"))).await?;
         let mut buf = String::new();
         let client_id = loop {
-            let Some(chunk) = tokio::time::timeout(Duration::from_secs(10), resp.chunk())
+            let Some(chunk) = tokio::time::timeout(Duration::from_secs(30), resp.chunk())
                 .await
-                .map_err(|_| OpError::other("no PB_CONNECT within 10 s"))??
+                .map_err(|_| OpError::other("no PB_CONNECT within 30 s"))??
             else {
                 return Err(OpError::other("stream ended before PB_CONNECT"));
             };
@@ -203,15 +259,16 @@ async fn subscriber(
                 }
             }
         };
-        let req = target
-            .client
+        let req = subscribes
             .post(target.url("/api/realtime"))
             .header("Authorization", token.as_str())
             .json(&json!({ "clientId": client_id, "subscriptions": ["posts/*"] }));
         drain(req.send().await?).await?;
-        Ok::<_, OpError>((resp, buf))
+        Ok::<_, OpError>((resp, buf.into_bytes()))
     };
-    let (mut resp, mut buf) = match setup.await {
+    let outcome = setup.await;
+    drop((streams, subscribes, gate));
+    let (mut resp, mut buf) = match outcome {
         Ok(ok) => ok,
         Err(err) => {
             board.failed.fetch_add(1, Ordering::AcqRel);
@@ -236,21 +293,33 @@ async fn subscriber(
             Ok(Ok(None)) => break,
             Ok(Err(err)) => return Err(err.into()),
         };
-        buf.push_str(&String::from_utf8_lossy(&chunk));
-        while let Some(event) = take_event(&mut buf) {
-            let received = Instant::now();
-            let seq = event
-                .data
-                .pointer("/record/title")
-                .and_then(Value::as_str)
-                .and_then(|t| t.strip_prefix("rt "))
-                .and_then(|n| n.parse::<usize>().ok());
+        buf.extend_from_slice(&chunk);
+        let received = Instant::now();
+        while let Some(seq) = take_sequence(&mut buf) {
             if let Some(sent) = seq.and_then(|n| board.sent.get(n)).and_then(OnceLock::get) {
                 stats.record(received.saturating_duration_since(*sent));
             }
         }
     }
     Ok(stats)
+}
+
+/// Removes the first complete SSE message from `buf` and returns the post number in its
+/// title (`"title":"rt <n>"`), without parsing the JSON (thousands of subscribers share the
+/// load generator's cores with the server).
+fn take_sequence(buf: &mut Vec<u8>) -> Option<Option<usize>> {
+    let end = buf.windows(2).position(|w| w == b"\n\n")?;
+    const MARK: &[u8] = b"\"title\":\"rt ";
+    let seq = buf[..end]
+        .windows(MARK.len())
+        .position(|w| w == MARK)
+        .and_then(|at| {
+            let digits = &buf[at + MARK.len()..end];
+            let len = digits.iter().take_while(|b| b.is_ascii_digit()).count();
+            std::str::from_utf8(&digits[..len]).ok()?.parse().ok()
+        });
+    buf.drain(..end + 2);
+    Some(seq)
 }
 
 /// One parsed SSE message.
@@ -295,5 +364,14 @@ mod tests {
         assert_eq!(second.data.pointer("/record/title").unwrap(), "rt 3");
         assert!(take_event(&mut buf).is_none());
         assert_eq!(buf, "id:ab");
+    }
+
+    #[test]
+    fn sequences_are_read_without_parsing_json() {
+        let mut buf = b"id:a\nevent:posts/*\ndata:{\"record\":{\"title\":\"rt 42\"}}\n\nid:a\nevent:x\ndata:{}\n\nid".to_vec();
+        assert_eq!(take_sequence(&mut buf), Some(Some(42)));
+        assert_eq!(take_sequence(&mut buf), Some(None));
+        assert_eq!(take_sequence(&mut buf), None);
+        assert_eq!(buf, b"id");
     }
 }

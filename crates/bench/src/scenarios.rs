@@ -24,6 +24,9 @@ pub const ALL: &[&str] = &[
     "auth-16",
     "auth-64",
     "realtime",
+    "realtime-1k",
+    "realtime-10k",
+    "realtime-max",
     "files-upload",
     "files-thumb",
     "files-thumb-4mp-first",
@@ -42,6 +45,10 @@ const FILES: &[&str] = &[
     "files-upload-10mb",
 ];
 
+/// The realtime scenario at fixed subscriber counts (not part of `all`: the largest holds
+/// about 18,000 connections).
+const REALTIME_SWEEP: &[&str] = &["realtime-1k", "realtime-10k", "realtime-max"];
+
 /// Scenarios that run at a fixed client count whatever `--concurrency` says.
 pub fn fixed_concurrency(name: &str) -> Option<usize> {
     match name {
@@ -54,18 +61,24 @@ pub fn fixed_concurrency(name: &str) -> Option<usize> {
 }
 
 /// Expands the `--scenarios` list (`files` means every file scenario, `auth-sweep` the auth
-/// scenario at 4, 16 and 64 clients, `all` everything).
+/// scenario at 4, 16 and 64 clients, `realtime-sweep` the realtime scenario at 1,000, 10,000
+/// and as many subscribers as the open-files limit allows, `all` everything).
 pub fn parse_list(list: &str) -> anyhow::Result<Vec<&'static str>> {
     let mut out: Vec<&'static str> = Vec::new();
     for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         let names: Vec<&'static str> = match name {
-            "all" => ALL.to_vec(),
+            "all" => ALL
+                .iter()
+                .copied()
+                .filter(|n| !REALTIME_SWEEP.contains(n))
+                .collect(),
             "files" => FILES.to_vec(),
             "auth-sweep" => vec!["auth-4", "auth-16", "auth-64"],
+            "realtime-sweep" => REALTIME_SWEEP.to_vec(),
             other => match ALL.iter().find(|s| **s == other) {
                 Some(found) => vec![*found],
                 None => anyhow::bail!(
-                    "unknown scenario {other:?} (known: {}, files, auth-sweep, all)",
+                    "unknown scenario {other:?} (known: {}, files, auth-sweep, realtime-sweep, all)",
                     ALL.join(", ")
                 ),
             },
@@ -107,7 +120,13 @@ pub async fn run(
         concurrency: fixed_concurrency(name).unwrap_or(bounds.concurrency),
         ..bounds
     };
-    if name == "realtime" {
+    let subscribers = match name {
+        "realtime-1k" => 1_000,
+        "realtime-10k" => 10_000,
+        "realtime-max" => crate::realtime::max_subscribers(),
+        _ => subscribers,
+    };
+    if name.starts_with("realtime") {
         let data = data.ok_or_else(|| "needs the seed".to_string())?;
         let (stats, bytes_per_conn) =
             crate::realtime::run(target, data, bounds, subscribers).await?;

@@ -109,6 +109,19 @@ pub fn client_with_pool(idle_per_host: usize) -> anyhow::Result<Client> {
         .context("building the HTTP client")
 }
 
+/// A client for long-lived streams (SSE): no overall request timeout, only a connect timeout,
+/// and at most `idle_per_host` idle pooled connections.
+pub fn streaming_client(idle_per_host: usize) -> anyhow::Result<Client> {
+    Client::builder()
+        .dns_resolver(Arc::new(LoopbackResolver))
+        .no_proxy()
+        .pool_max_idle_per_host(idle_per_host)
+        .connect_timeout(Duration::from_secs(30))
+        .tcp_nodelay(true)
+        .build()
+        .context("building the HTTP client")
+}
+
 /// Like [`client`], but connecting from the loopback source address `local`.
 pub fn client_from(local: IpAddr) -> anyhow::Result<Client> {
     Client::builder()
