@@ -583,16 +583,18 @@ impl Inner {
     fn offer(&self, client: &Arc<Client>, message: Message) -> bool {
         {
             let mut outbox = lock(&client.outbox);
-            if !outbox.shut && outbox.messages.len() < CLIENT_BUFFER {
+            if outbox.shut {
+                // Already unregistered when it was shut.
+                return false;
+            }
+            if outbox.messages.len() < CLIENT_BUFFER {
                 outbox.messages.push_back(message);
                 drop(outbox);
                 client.ready.notify_one();
                 return true;
             }
-            if !outbox.shut {
-                tracing::debug!(client = %client.id, "realtime client too slow; disconnected");
-            }
         }
+        tracing::debug!(client = %client.id, "realtime client too slow; disconnected");
         self.remove(client);
         false
     }

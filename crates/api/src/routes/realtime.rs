@@ -76,15 +76,17 @@ impl Stream {
     }
 
     async fn next(&mut self) -> Option<Bytes> {
-        let id = self.subscriber.id().to_string();
         if !self.connected {
             self.connected = true;
+            let id = self.subscriber.id();
             let data = json!({ "clientId": id }).to_string();
-            return Some(sse_frame(&id, "PB_CONNECT", &data));
+            return Some(sse_frame(id, "PB_CONNECT", &data));
         }
         let deadline = (Instant::now() + IDLE_TIMEOUT).min(self.ends);
         match tokio::time::timeout_at(deadline, self.subscriber.recv()).await {
-            Ok(Some(Message { topic, data })) => Some(sse_frame(&id, &topic, &data)),
+            Ok(Some(Message { topic, data })) => {
+                Some(sse_frame(self.subscriber.id(), &topic, &data))
+            }
             _ => None,
         }
     }
@@ -93,8 +95,16 @@ impl Stream {
 /// `id:<client>\nevent:<name>\ndata:<json>\n\n`, exactly as PocketBase frames it. Line breaks
 /// in a client-chosen event name are dropped so it cannot forge fields.
 fn sse_frame(id: &str, event: &str, data: &str) -> Bytes {
-    let event: String = event.chars().filter(|c| *c != '\n' && *c != '\r').collect();
-    Bytes::from(format!("id:{id}\nevent:{event}\ndata:{data}\n\n"))
+    let event: std::borrow::Cow<'_, str> = if event.contains(['\n', '\r']) {
+        event.replace(['\n', '\r'], "").into()
+    } else {
+        event.into()
+    };
+    let mut frame = String::with_capacity(17 + id.len() + event.len() + data.len());
+    for part in ["id:", id, "\nevent:", &event, "\ndata:", data, "\n\n"] {
+        frame.push_str(part);
+    }
+    Bytes::from(frame)
 }
 
 /// `POST /api/realtime`
