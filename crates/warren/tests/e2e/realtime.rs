@@ -270,6 +270,12 @@ async fn subscription_errors_are_pocketbase_shaped_and_ids_are_per_tenant() {
 
 /// Reads one unmasked server frame (text or close) from a WebSocket.
 async fn ws_frame(socket: &mut tokio::net::TcpStream) -> (u8, Vec<u8>) {
+    tokio::time::timeout(Duration::from_secs(60), read_ws_frame(socket))
+        .await
+        .expect("a WebSocket frame within 60 s")
+}
+
+async fn read_ws_frame(socket: &mut tokio::net::TcpStream) -> (u8, Vec<u8>) {
     use tokio::io::AsyncReadExt;
     let mut head = [0u8; 2];
     socket.read_exact(&mut head).await.unwrap();
@@ -362,6 +368,7 @@ async fn ws_send(socket: &mut tokio::net::TcpStream, text: &str) {
 
 /// Sends an in-band command and returns the reply's `(event, data)`.
 async fn ws_command(socket: &mut tokio::net::TcpStream, command: Value) -> (String, Value) {
+    eprintln!("ws command: {command}");
     ws_send(socket, &command.to_string()).await;
     let (opcode, payload) = ws_frame(socket).await;
     assert_eq!(opcode, 0x81);
@@ -411,6 +418,7 @@ async fn websocket_clients_subscribe_and_unsubscribe_in_band() {
     assert_eq!(event, "PB_SUBSCRIPTIONS");
     assert_eq!(data, json!({ "id": 1, "subscriptions": ["posts/*"] }));
     let first = create(&server, "alpha", &token, "one").await;
+    eprintln!("created {first}");
     let (_, payload) = ws_frame(&mut socket).await;
     let got: Value = serde_json::from_slice(&payload).unwrap();
     assert_eq!(got["event"], "posts/*");
@@ -431,6 +439,7 @@ async fn websocket_clients_subscribe_and_unsubscribe_in_band() {
     .await;
     assert_eq!(data, json!({ "id": null, "subscriptions": [record_topic] }));
     create(&server, "alpha", &token, "not followed").await;
+    eprintln!("created a post nobody follows");
     let (status, _) = send(
         server
             .request(
