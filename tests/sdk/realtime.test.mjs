@@ -182,6 +182,33 @@ test('a password change turns the subscriber into a guest', async () => {
   assert.deepEqual(summary(rec.events), ['create mine 1', 'create public']);
 });
 
+test('deleting the subscriber\'s auth record turns it into a guest at once', async () => {
+  const authed = await su.collections.create({
+    name: uniqueName('rt_authed'), type: 'base',
+    listRule: '@request.auth.id != ""', viewRule: '@request.auth.id != ""',
+    fields: [{ name: 'title', type: 'text' }],
+  });
+  try {
+    const user = await createUser();
+    track(user.pb);
+    const hidden = recorder();
+    const open = recorder();
+    await user.pb.collection(authed.name).subscribe('*', hidden.cb);
+    await user.pb.collection(C.open.name).subscribe('*', open.cb);
+    await su.collection(authed.name).create({ title: 'signed in' });
+    await waitFor(() => hidden.events.length >= 1, 'event while signed in');
+    await su.collection('users').delete(user.record.id);
+    await su.collection(authed.name).create({ title: 'after delete' });
+    // Events stay in order per client: once this one arrives, the one before was decided.
+    await su.collection(C.open.name).create({ title: 'sync' });
+    await waitFor(() => open.events.some((e) => e.record.title === 'sync'), 'the open event');
+    await new Promise((r) => setTimeout(r, 300));
+    assert.deepEqual(summary(hidden.events), ['create signed in']);
+  } finally {
+    await dropCollections(su, authed.id);
+  }
+});
+
 test('subscription requests are bound to the first auth and validated', async () => {
   const rec = recorder();
   await A.pb.collection(C.open.name).subscribe('*', rec.cb);
