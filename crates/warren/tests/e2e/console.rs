@@ -171,6 +171,16 @@ async fn account_id(server: &Server, email: &str) -> String {
     body["items"][0]["id"].as_str().unwrap().to_string()
 }
 
+/// `GET path` on `host`: status and body text.
+async fn send_raw(server: &Server, host: &str, path: &str) -> (u16, String) {
+    let response = server
+        .request(Method::GET, host, path)
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
 /// Signs up `email` and has the operator mark it verified (the mail path is covered by the
 /// browser suite with a real SMTP sink).
 async fn verified<'a>(server: &'a Server, email: &str) -> (Visitor<'a>, String) {
@@ -195,6 +205,12 @@ fn project_id(page: &Page) -> String {
 async fn signup_signs_in_with_safe_cookies_and_logout_ends_the_session() {
     let server = Server::start(&[]);
     let mut visitor = Visitor::new(&server);
+
+    // The console answers on the platform host and on console.<domain>, not on tenant hosts.
+    let (status, _) = send_raw(&server, "console.localhost", "/signup").await;
+    assert_eq!(status, 200);
+    let (status, _) = send_raw(&server, "some-app.localhost", "/signup").await;
+    assert_eq!(status, 404);
 
     let page = visitor.get("/signup").await;
     assert_eq!(page.status, 200);
