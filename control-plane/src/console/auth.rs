@@ -64,7 +64,7 @@ pub fn failure(visitor: &Visitor, error: Error) -> Response {
     )
 }
 
-fn too_many(visitor: &Visitor, state: &ControlPlane, title: &str) -> Response {
+fn too_many(visitor: &Visitor, retry_after: Duration, title: &str) -> Response {
     let mut response = page(
         visitor,
         StatusCode::TOO_MANY_REQUESTS,
@@ -74,14 +74,7 @@ fn too_many(visitor: &Visitor, state: &ControlPlane, title: &str) -> Response {
         )),
         "",
     );
-    let retry = state
-        .console
-        .inner
-        .config
-        .signup_window
-        .as_secs()
-        .to_string();
-    if let Ok(value) = HeaderValue::from_str(&retry) {
+    if let Ok(value) = HeaderValue::from_str(&retry_after.as_secs().to_string()) {
         response.headers_mut().insert(header::RETRY_AFTER, value);
     }
     response
@@ -215,14 +208,22 @@ pub async fn signup(
         )
     };
     if !console.inner.per_ip.allow(&visitor.ip) {
-        return too_many(&visitor, &state, "Sign up");
+        return too_many(
+            &visitor,
+            state.console.inner.config.signup_window,
+            "Sign up",
+        );
     }
     let email = match accounts::normalize_email(&form.email) {
         Ok(email) => email,
         Err(e) => return refuse(StatusCode::BAD_REQUEST, e.to_string()),
     };
     if !console.inner.per_email.allow(&email) {
-        return too_many(&visitor, &state, "Sign up");
+        return too_many(
+            &visitor,
+            state.console.inner.config.signup_window,
+            "Sign up",
+        );
     }
     if let Err(e) = accounts::check_password(&form.password) {
         return refuse(StatusCode::BAD_REQUEST, e.to_string());
@@ -322,6 +323,9 @@ pub async fn login(
             &login_form(&visitor, &form.email),
         )
     };
+    if !console.inner.logins.allow(&visitor.ip) {
+        return too_many(&visitor, super::LOGIN_WINDOW, "Log in");
+    }
     if form.password.chars().count() > 71 || form.email.len() > accounts::MAX_EMAIL {
         return refuse(StatusCode::BAD_REQUEST, "Wrong email or password.");
     }
@@ -441,7 +445,11 @@ pub async fn resend_verification(
         return redirect(&visitor, "/projects", &[]);
     }
     if !state.console.inner.per_email.allow(&account.email) {
-        return too_many(&visitor, &state, "Verify your email");
+        return too_many(
+            &visitor,
+            state.console.inner.config.signup_window,
+            "Verify your email",
+        );
     }
     match state
         .console
@@ -521,7 +529,11 @@ pub async fn request_reset(
         );
     };
     if !console.inner.per_ip.allow(&visitor.ip) || !console.inner.per_email.allow(&email) {
-        return too_many(&visitor, &state, "Reset your password");
+        return too_many(
+            &visitor,
+            state.console.inner.config.signup_window,
+            "Reset your password",
+        );
     }
     match console.accounts().find_by_email(&email).await {
         Ok(Some((account, _))) if !account.disabled => {

@@ -33,6 +33,11 @@ pub use limit::RateLimit;
 
 /// Largest console form body.
 const MAX_FORM_BYTES: usize = 16 * 1024;
+/// Login attempts allowed per client IP per [`LOGIN_WINDOW`] (password guessing; the hasher's
+/// bounded concurrency already keeps a flood from starving the server).
+const LOGINS_PER_IP: u32 = 30;
+/// The login limit's window.
+const LOGIN_WINDOW: Duration = Duration::from_secs(15 * 60);
 
 /// Settings of the console.
 #[derive(Debug, Clone)]
@@ -82,6 +87,8 @@ struct Inner {
     per_ip: RateLimit,
     /// Signups and reset mails per email address.
     per_email: RateLimit,
+    /// Login attempts per client IP.
+    logins: RateLimit,
     /// Settings.
     config: ConsoleConfig,
 }
@@ -106,6 +113,7 @@ impl Console {
                 csrf_key,
                 per_ip: RateLimit::new(config.signups_per_ip, config.signup_window),
                 per_email: RateLimit::new(config.signups_per_email, config.signup_window),
+                logins: RateLimit::new(LOGINS_PER_IP, LOGIN_WINDOW),
                 config,
             }),
         })

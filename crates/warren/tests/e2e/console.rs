@@ -687,3 +687,31 @@ async fn password_reset_requests_do_not_tell_who_has_an_account() {
     let page = stranger.get("/verify?token=madeup").await;
     assert_eq!(page.status, 400);
 }
+
+#[tokio::test]
+async fn login_attempts_are_limited_per_ip() {
+    let server = Server::start(&[]);
+    let mut visitor = Visitor::new(&server);
+    let csrf = visitor.get("/login").await.csrf();
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("email", "guess@example.com"),
+        ("password", "guess-password"),
+    ];
+    for attempt in 0..30 {
+        assert_eq!(
+            visitor.post("/login", &form).await.status,
+            400,
+            "attempt {attempt}"
+        );
+    }
+    let response = visitor
+        .request(Method::POST, "/login")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(encode(&form))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 429);
+    assert_eq!(response.headers()["retry-after"], "900");
+}
