@@ -1,6 +1,7 @@
 //! A database handle: file, pragmas, the read pool and the writer, behind one cheap clone.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, OpenFlags};
@@ -31,6 +32,11 @@ impl Default for Options {
         }
     }
 }
+
+/// VM steps between two budget checks of an inline read, and checks allowed: about 20,000
+/// steps, a fraction of a millisecond.
+const INLINE_STEP: i32 = 1000;
+const INLINE_CHECKS: u32 = 20;
 
 /// One SQLite database with a small read pool and exactly one writer. Cheap to clone; the
 /// file closes when the last clone (and the last in-flight operation) is dropped.
@@ -116,6 +122,69 @@ impl Database {
             idle.push(conn);
         }
         out
+    }
+
+    /// Runs a short read right on the calling task when a connection is idle, sparing the
+    /// blocking pool's thread hand-off; meant for point reads (a record by id, a token's
+    /// record). The read runs under a budget of SQLite VM steps: a read that exceeds it is
+    /// abandoned and run again with [`Database::read`], so a slow query never holds the async
+    /// executor for long. `f` may therefore run twice and must only read.
+    pub fn read_quick<T, E, F>(
+        &self,
+        f: F,
+    ) -> impl Future<Output = std::result::Result<T, E>> + Send + 'static
+    where
+        F: Fn(&Connection) -> std::result::Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<Error> + Send + 'static,
+    {
+        // The inline attempt runs at once; the returned future owns everything it needs.
+        let inline = self.try_inline(&f);
+        let db = self.clone();
+        async move {
+            match inline {
+                Some(out) => out,
+                None => db.read(f).await,
+            }
+        }
+    }
+
+    /// [`Database::read_quick`]'s first attempt: `None` when no connection was idle or the
+    /// budget ran out.
+    fn try_inline<T, E, F>(&self, f: &F) -> Option<std::result::Result<T, E>>
+    where
+        F: Fn(&Connection) -> std::result::Result<T, E>,
+    {
+        let inner = &self.inner;
+        let _permit = inner.permits.try_acquire().ok()?;
+        let conn = inner.idle.lock().ok()?.pop()?;
+        let exceeded = Arc::new(AtomicBool::new(false));
+        let flag = exceeded.clone();
+        let mut checks = 0u32;
+        conn.progress_handler(
+            INLINE_STEP,
+            Some(move || {
+                checks += 1;
+                let stop = checks > INLINE_CHECKS;
+                if stop {
+                    flag.store(true, Ordering::Relaxed);
+                }
+                stop
+            }),
+        )
+        .ok()?;
+        let out = f(&conn);
+        let cleared = conn.progress_handler(0, None::<fn() -> bool>).is_ok();
+        if cleared
+            && conn.is_autocommit()
+            && let Ok(mut idle) = inner.idle.lock()
+        {
+            idle.push(conn);
+        }
+        if exceeded.load(Ordering::Relaxed) {
+            return None;
+        }
+        Some(out)
     }
 
     /// A watcher that tells when any other connection (or process) has committed a change.
@@ -326,6 +395,33 @@ mod tests {
         })
         .await;
         assert!(failed.is_err());
+    }
+
+    #[tokio::test]
+    async fn quick_reads_answer_short_and_long_queries_alike() {
+        let (_dir, db) = open_temp().await;
+        db.write(|c| Ok::<_, Error>(c.execute("INSERT INTO t (v) VALUES ('a')", [])?))
+            .await
+            .unwrap();
+        // Open a connection so that the first quick read can run inline.
+        assert_eq!(db.read(count).await.unwrap(), 1);
+        assert_eq!(db.read_quick(count).await.unwrap(), 1);
+        // Far over the inline budget: abandoned inline, answered by the pool.
+        let long = |c: &Connection| -> Result<i64> {
+            Ok(c.query_row(
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200000)
+                 SELECT count(*) FROM n",
+                [],
+                |r| r.get(0),
+            )?)
+        };
+        assert_eq!(db.read_quick(long).await.unwrap(), 200_000);
+        // The connection went back to the pool without its budget.
+        assert_eq!(db.read(long).await.unwrap(), 200_000);
+        let res = db
+            .read_quick(|c| Ok::<_, Error>(c.execute("INSERT INTO t (v) VALUES ('b')", [])?))
+            .await;
+        assert!(res.is_err(), "quick reads are read-only too");
     }
 
     #[tokio::test]
