@@ -6,6 +6,7 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use serde_json::{Map, Value};
 use warren_records::Caller;
+use warren_records::auth::{Pending, Token};
 use warren_tenant::Tenant;
 
 use crate::error::ApiError;
@@ -54,6 +55,56 @@ impl<S: Send + Sync> FromRequestParts<S> for Auth {
         crate::logger::note_auth(&parts.extensions, &caller);
         parts.extensions.insert(caller.clone());
         Ok(Self(caller))
+    }
+}
+
+/// The caller as the record view takes it: a token is only peeked at here and checked inside
+/// the route's own database read (one read for both). The route hands the resolved caller back
+/// with [`Who::note`] for the request log.
+pub struct Who {
+    /// The caller, or the token still to check.
+    pub pending: Pending,
+    /// Where the request log learns the caller.
+    seen: Option<crate::logger::SeenAuth>,
+}
+
+impl Who {
+    /// Tells the request log who the caller turned out to be.
+    pub fn note(&self, caller: &Caller) {
+        if let Some(seen) = &self.seen {
+            seen.note(caller);
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Who {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        if let Some(known) = parts.extensions.get::<Caller>() {
+            return Ok(Self {
+                pending: Pending::Known(known.clone()),
+                seen: None,
+            });
+        }
+        let CurrentTenant(tenant) = CurrentTenant::from_request_parts(parts, state).await?;
+        let token = parts
+            .headers
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .map(strip_bearer)
+            .filter(|t| !t.is_empty())
+            .and_then(|t| Token::peek(&tenant.catalog(), t));
+        let seen = parts.extensions.get::<crate::logger::SeenAuth>().cloned();
+        let pending = match token {
+            Some(token) => Pending::Token(token),
+            None => {
+                crate::logger::note_auth(&parts.extensions, &Caller::Guest);
+                parts.extensions.insert(Caller::Guest);
+                Pending::Known(Caller::Guest)
+            }
+        };
+        Ok(Self { pending, seen })
     }
 }
 

@@ -21,10 +21,17 @@ use warren_tenant::Tenant;
 #[derive(Clone, Default)]
 pub(crate) struct SeenAuth(Arc<OnceLock<(String, String)>>);
 
+impl SeenAuth {
+    /// Records the authenticated caller (the first one noted counts).
+    pub(crate) fn note(&self, caller: &Caller) {
+        let _ = self.0.set(describe(caller));
+    }
+}
+
 /// Records the authenticated caller for the request's log entry.
 pub(crate) fn note_auth(extensions: &axum::http::Extensions, caller: &Caller) {
     if let Some(seen) = extensions.get::<SeenAuth>() {
-        let _ = seen.0.set(describe(caller));
+        seen.note(caller);
     }
 }
 

@@ -12,55 +12,101 @@ use crate::{Caller, Error, Result, sql};
 /// Resolves an `Authorization` token to a caller. As in PocketBase, a token that is malformed,
 /// expired, of another kind, of another tenant or badly signed makes a guest, not an error.
 pub async fn authenticate(db: &Database, catalog: &Catalog, token: &str) -> Result<Caller> {
-    let Ok(claims) = warren_auth::token::peek(token) else {
-        return Ok(Caller::Guest);
-    };
-    if claims.kind != TokenKind::Auth {
-        return Ok(Caller::Guest);
+    match Token::peek(catalog, token) {
+        None => Ok(Caller::Guest),
+        Some(token) => db.read(move |c| token.resolve(c)).await,
     }
-    let Some(entry) = catalog.get(&claims.collection_id).cloned() else {
-        return Ok(Caller::Guest);
-    };
-    // Only an exact id match counts (a name would let a token pick a collection by name).
-    if entry.collection.id != claims.collection_id {
-        return Ok(Caller::Guest);
+}
+
+/// A token whose claims name an auth collection of the tenant, not yet checked against its
+/// record: [`Token::resolve`] does that on a database connection, so a request can check its
+/// token inside the same read as the rest of its work.
+#[derive(Debug, Clone)]
+pub struct Token {
+    token: String,
+    id: String,
+    secret: String,
+    entry: std::sync::Arc<Entry>,
+}
+
+impl Token {
+    /// Reads the claims (unverified) and finds the collection they name; `None` when the token
+    /// cannot belong to any auth record of this tenant (the caller is then a guest).
+    pub fn peek(catalog: &Catalog, token: &str) -> Option<Self> {
+        let claims = warren_auth::token::peek(token).ok()?;
+        if claims.kind != TokenKind::Auth {
+            return None;
+        }
+        let entry = catalog.get(&claims.collection_id)?.clone();
+        // Only an exact id match counts (a name would let a token pick a collection by name).
+        if entry.collection.id != claims.collection_id {
+            return None;
+        }
+        let secret = entry.collection.auth_options()?.auth_token.secret.clone();
+        Some(Self {
+            token: token.to_string(),
+            id: claims.id,
+            secret,
+            entry,
+        })
     }
-    let Some(options) = entry.collection.auth_options() else {
-        return Ok(Caller::Guest);
-    };
-    let secret = options.auth_token.secret.clone();
-    let id = claims.id.clone();
-    let lookup = entry.clone();
-    let Some(data) = db.read(move |c| load_data(c, &lookup, &id)).await? else {
-        return Ok(Caller::Guest);
-    };
-    let token_key = data
-        .get("tokenKey")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    if token_key.is_empty()
-        || warren_auth::token::verify(token, TokenKind::Auth, token_key, &secret).is_err()
-    {
-        return Ok(Caller::Guest);
+
+    /// Loads the record the token claims and verifies the token with its key: the caller, or a
+    /// guest when the record is gone or the token does not verify.
+    pub fn resolve(&self, conn: &warren_store::rusqlite::Connection) -> Result<Caller> {
+        let entry = &self.entry;
+        let Some(data) = load_data(conn, entry, &self.id)? else {
+            return Ok(Caller::Guest);
+        };
+        let token_key = data
+            .get("tokenKey")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if token_key.is_empty()
+            || warren_auth::token::verify(&self.token, TokenKind::Auth, token_key, &self.secret)
+                .is_err()
+        {
+            return Ok(Caller::Guest);
+        }
+        let record = RecordJson::build(
+            &entry.collection,
+            &data,
+            Visibility {
+                show_hidden: true,
+                show_email: true,
+            },
+        );
+        let Value::Object(record) = record.to_value() else {
+            return Ok(Caller::Guest);
+        };
+        Ok(
+            if entry.collection.id == warren_schema::system::SUPERUSERS_ID {
+                Caller::Superuser { record }
+            } else {
+                Caller::Record { record }
+            },
+        )
     }
-    let record = RecordJson::build(
-        &entry.collection,
-        &data,
-        Visibility {
-            show_hidden: true,
-            show_email: true,
-        },
-    );
-    let Value::Object(record) = record.to_value() else {
-        return Ok(Caller::Guest);
-    };
-    Ok(
-        if entry.collection.id == warren_schema::system::SUPERUSERS_ID {
-            Caller::Superuser { record }
-        } else {
-            Caller::Record { record }
-        },
-    )
+}
+
+/// The caller of a request as a handler first gets it: already known, or a token still to be
+/// checked on the connection of the handler's own read or write.
+#[derive(Debug, Clone)]
+pub enum Pending {
+    /// Resolved (a guest, or a token checked earlier in the request).
+    Known(Caller),
+    /// A token to check with [`Token::resolve`].
+    Token(Token),
+}
+
+impl Pending {
+    /// The caller, checking the token on `conn` when there is one.
+    pub fn resolve(&self, conn: &warren_store::rusqlite::Connection) -> Result<Caller> {
+        match self {
+            Self::Known(caller) => Ok(caller.clone()),
+            Self::Token(token) => token.resolve(conn),
+        }
+    }
 }
 
 /// Reads one record's data by id (all fields, hidden ones and the password hash included).
