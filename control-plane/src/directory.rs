@@ -58,6 +58,20 @@ impl Directory {
         Ok(found)
     }
 
+    /// Reloads every tenant from the database now (after a change that touches many tenants,
+    /// such as a plan's quotas).
+    pub async fn refresh(&self) -> Result<()> {
+        self.inner.reload().await.map(|_| ())
+    }
+
+    /// Tenant id → slug of every tenant in the cache.
+    pub fn slugs_by_id(&self) -> HashMap<String, String> {
+        self.read()
+            .values()
+            .map(|t| (t.id.clone(), t.slug.clone()))
+            .collect()
+    }
+
     /// Forgets `slug` at once (used after an in-process deletion), with its custom domains.
     pub fn forget(&self, slug: &str) {
         self.write().remove(slug);

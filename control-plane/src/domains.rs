@@ -224,11 +224,13 @@ pub async fn check(
 /// Every verified domain with the tenant it reaches.
 pub async fn verified(db: &Database) -> Result<Vec<(String, TenantInfo)>> {
     db.read(|c| {
-        let mut stmt = c.prepare_cached(
-            "SELECT d.domain, t.id, t.slug, t.status, t.created
+        let mut stmt = c.prepare_cached(&format!(
+            "SELECT d.domain, t.id, t.slug, t.status, t.created, t.plan, {}
                FROM domains d JOIN tenants t ON t.id = d.tenant_id
+               LEFT JOIN plans p ON p.name = t.plan
               WHERE d.status = 'verified'",
-        )?;
+            crate::plans::limit_columns("p.")
+        ))?;
         let rows = stmt.query_map([], |row| {
             Ok((
                 row.get(0)?,
@@ -237,6 +239,8 @@ pub async fn verified(db: &Database) -> Result<Vec<(String, TenantInfo)>> {
                     slug: row.get(2)?,
                     status: row.get(3)?,
                     created: row.get(4)?,
+                    plan: row.get(5)?,
+                    limits: crate::plans::Limits::from_row(row, 6)?,
                 },
             ))
         })?;

@@ -10,7 +10,11 @@ pub mod directory;
 pub mod dns;
 pub mod domains;
 mod error;
+pub mod metering;
+pub mod metrics;
+pub mod openapi;
 pub mod operator;
+pub mod plans;
 pub mod projects;
 mod router;
 mod routes;
@@ -34,6 +38,10 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 2,
         sql: include_str!("../../migrations/control/0002_console.sql"),
+    },
+    Migration {
+        version: 3,
+        sql: include_str!("../../migrations/control/0003_plans_usage.sql"),
     },
     Migration {
         version: 4,
@@ -74,4 +82,6 @@ pub struct ControlPlane {
     pub urls: tenants::UrlScheme,
     /// The developers' console: accounts, sessions, their projects.
     pub console: console::Console,
+    /// Usage counters, their persistence, and process metrics.
+    pub metering: metering::Metering,
 }

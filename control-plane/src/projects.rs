@@ -1,22 +1,13 @@
 //! Projects: tenants owned by a console account. Every lookup here is scoped to the account,
 //! so an id from another account is simply not found.
 
-use warren_store::rusqlite::{self, OptionalExtension, Row, params};
+use warren_store::rusqlite::{self, OptionalExtension, params};
 
 use crate::tenants::{TenantInfo, Tenants};
 use crate::{Error, Result, slug};
 
 /// The projects an account may own while no plan says otherwise.
 pub const DEFAULT_MAX_PROJECTS: u32 = 3;
-
-fn from_row(row: &Row<'_>) -> rusqlite::Result<TenantInfo> {
-    Ok(TenantInfo {
-        id: row.get(0)?,
-        slug: row.get(1)?,
-        status: row.get(2)?,
-        created: row.get(3)?,
-    })
-}
 
 /// The tenants of one account, over the tenant bookkeeping. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -38,11 +29,11 @@ impl Projects {
             .db()
             .read(move |c| {
                 let rows = c
-                    .prepare_cached(
-                        "SELECT id, slug, status, created FROM tenants WHERE account_id = ?1
-                         ORDER BY created DESC, slug",
-                    )?
-                    .query_map([account], from_row)?
+                    .prepare_cached(&format!(
+                        "{} WHERE t.account_id = ?1 ORDER BY t.created DESC, t.slug",
+                        crate::tenants::select()
+                    ))?
+                    .query_map([account], crate::tenants::from_row)?
                     .collect::<rusqlite::Result<Vec<_>>>()?;
                 Ok(rows)
             })
@@ -55,10 +46,11 @@ impl Projects {
         self.tenants
             .db()
             .read(move |c| {
-                c.prepare_cached(
-                    "SELECT id, slug, status, created FROM tenants WHERE id = ?1 AND account_id = ?2",
-                )?
-                .query_row([id, account], from_row)
+                c.prepare_cached(&format!(
+                    "{} WHERE t.id = ?1 AND t.account_id = ?2",
+                    crate::tenants::select()
+                ))?
+                .query_row([id, account], crate::tenants::from_row)
                 .optional()?
                 .ok_or(Error::NotFound)
             })
@@ -92,19 +84,21 @@ impl Projects {
                 if owned >= i64::from(max) {
                     return Err(Error::ProjectLimit(max));
                 }
-                let info = c
+                let inserted = c
                     .prepare_cached(
-                        "INSERT INTO tenants (id, slug, account_id) VALUES (?1, ?2, ?3)
-                         RETURNING id, slug, status, created",
+                        "INSERT INTO tenants (id, slug, account_id) VALUES (?1, ?2, ?3)",
                     )?
-                    .query_row(params![row_id, row_slug, owner], from_row);
-                match info {
+                    .execute(params![row_id, row_slug, owner]);
+                match inserted {
                     Err(rusqlite::Error::SqliteFailure(e, _))
                         if e.code == rusqlite::ErrorCode::ConstraintViolation =>
                     {
                         Err(Error::SlugTaken)
                     }
-                    other => Ok(other?),
+                    Err(e) => Err(e.into()),
+                    Ok(_) => Ok(c
+                        .prepare_cached(&format!("{} WHERE t.id = ?1", crate::tenants::select()))?
+                        .query_row([&row_id], crate::tenants::from_row)?),
                 }
             })
             .await;
@@ -122,13 +116,17 @@ impl Projects {
             .tenants
             .db()
             .write(move |c| {
-                c.prepare_cached(
-                    "DELETE FROM tenants WHERE id = ?1 AND account_id = ?2
-                     RETURNING id, slug, status, created",
-                )?
-                .query_row([key, account], from_row)
-                .optional()?
-                .ok_or(Error::NotFound)
+                let found = c
+                    .prepare_cached(&format!(
+                        "{} WHERE t.id = ?1 AND t.account_id = ?2",
+                        crate::tenants::select()
+                    ))?
+                    .query_row([&key, &account], crate::tenants::from_row)
+                    .optional()?
+                    .ok_or(Error::NotFound)?;
+                c.prepare_cached("DELETE FROM tenants WHERE id = ?1")?
+                    .execute([&key])?;
+                Ok::<_, Error>(found)
             })
             .await?;
         match tokio::fs::remove_dir_all(warren_tenant::tenant_dir(self.tenants.root(), &deleted.id))

@@ -5,11 +5,10 @@ use axum::extract::{Request, State};
 use axum::http::header::AUTHORIZATION;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::routing::post;
+use axum::routing::{get, post};
 
 use crate::routes::accounts;
-use crate::routes::{domains, health, tenants};
+use crate::routes::{domains, health, metrics, openapi, plans, tenants};
 use crate::{ControlPlane, Error};
 
 /// The platform host's router: the operator API under `/v1/` and the console.
@@ -21,7 +20,9 @@ pub fn router(state: ControlPlane) -> Router {
         )
         .route(
             "/v1/tenants/{slug}",
-            get(tenants::get_tenant).delete(tenants::delete_tenant),
+            get(tenants::get_tenant)
+                .patch(tenants::update_tenant)
+                .delete(tenants::delete_tenant),
         )
         .route(
             "/v1/tenants/{slug}/domains",
@@ -41,12 +42,19 @@ pub fn router(state: ControlPlane) -> Router {
         .route("/v1/accounts/{id}/disable", post(accounts::disable_account))
         .route("/v1/accounts/{id}/enable", post(accounts::enable_account))
         .route("/v1/accounts/{id}/verify", post(accounts::verify_account))
+        .route("/v1/tenants/{slug}/suspend", post(tenants::suspend_tenant))
+        .route("/v1/tenants/{slug}/resume", post(tenants::resume_tenant))
+        .route("/v1/tenants/{slug}/usage", get(tenants::get_usage))
+        .route("/v1/plans", get(plans::list_plans).post(plans::create_plan))
+        .route("/v1/plans/{name}", axum::routing::patch(plans::update_plan))
+        .route("/metrics", get(metrics::get_metrics))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             require_operator,
         ));
     Router::new()
         .route("/v1/health", get(health::get_health))
+        .route("/v1/openapi.json", get(openapi::get_openapi))
         .merge(operator)
         .merge(crate::console::routes())
         .fallback(|| async { Error::NotFound })

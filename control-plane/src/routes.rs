@@ -3,6 +3,9 @@
 pub mod accounts;
 pub mod domains;
 pub mod health;
+pub mod metrics;
+pub mod openapi;
+pub mod plans;
 pub mod tenants;
 
 use axum::extract::rejection::JsonRejection;
@@ -10,6 +13,18 @@ use axum::extract::{FromRequest, Request};
 use serde::de::DeserializeOwned;
 
 use crate::Error;
+
+/// The error envelope every route answers failures with.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// Per-field details: `{"<field>": {"code": "…", "message": "…"}}`.
+    #[schema(value_type = Object)]
+    data: serde_json::Value,
+    /// What went wrong, as a sentence.
+    message: String,
+    /// The HTTP status.
+    status: u16,
+}
 
 /// A JSON body whose rejections (bad JSON, wrong content type) come out in the API's envelope.
 pub struct JsonBody<T>(pub T);

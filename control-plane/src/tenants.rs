@@ -6,6 +6,7 @@ use serde::Serialize;
 use warren_store::Database;
 use warren_store::rusqlite::{self, OptionalExtension, Row};
 
+use crate::plans::Limits;
 use crate::{Error, Result, slug};
 
 /// A tenant as the control plane knows it.
@@ -19,6 +20,10 @@ pub struct TenantInfo {
     pub status: String,
     /// Creation time, `YYYY-MM-DD HH:MM:SS.mmmZ`.
     pub created: String,
+    /// The tenant's plan.
+    pub plan: String,
+    /// The plan's quotas (all 0, no limits, if the plan is missing).
+    pub limits: Limits,
 }
 
 /// How tenant URLs are spelled: `http://<slug>.<domain>:<port>`.
@@ -56,13 +61,44 @@ pub struct Tenants {
     dns: Option<std::net::SocketAddr>,
 }
 
-fn from_row(row: &Row<'_>) -> rusqlite::Result<TenantInfo> {
+pub(crate) fn from_row(row: &Row<'_>) -> rusqlite::Result<TenantInfo> {
     Ok(TenantInfo {
         id: row.get(0)?,
         slug: row.get(1)?,
         status: row.get(2)?,
         created: row.get(3)?,
+        plan: row.get(4)?,
+        limits: Limits::from_row(row, 5)?,
     })
+}
+
+/// `SELECT` of [`from_row`]'s columns: tenants `t` joined with their plans.
+pub(crate) fn select() -> String {
+    format!(
+        "SELECT t.id, t.slug, t.status, t.created, t.plan, {}
+         FROM tenants t LEFT JOIN plans p ON p.name = t.plan",
+        crate::plans::limit_columns("p.")
+    )
+}
+
+/// Which tenants a [`Tenants::page`] call returns.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// Only tenants with this status.
+    pub status: Option<String>,
+    /// Only tenants on this plan.
+    pub plan: Option<String>,
+    /// Only tenants whose slug starts with this.
+    pub slug_prefix: Option<String>,
+}
+
+/// One page of tenants and how many match in all.
+#[derive(Debug, Clone)]
+pub struct Page {
+    /// The tenants of the page, by slug.
+    pub items: Vec<TenantInfo>,
+    /// Tenants matching the filter.
+    pub total: u64,
 }
 
 impl Tenants {
@@ -139,19 +175,19 @@ impl Tenants {
         let inserted = self
             .db
             .write(move |c| {
-                let info = c
-                    .prepare_cached(
-                        "INSERT INTO tenants (id, slug) VALUES (?1, ?2)
-                         RETURNING id, slug, status, created",
-                    )?
-                    .query_row([row_id, row_slug], from_row);
-                match info {
+                let inserted = c
+                    .prepare_cached("INSERT INTO tenants (id, slug) VALUES (?1, ?2)")?
+                    .execute([&row_id, &row_slug]);
+                match inserted {
                     Err(rusqlite::Error::SqliteFailure(e, _))
                         if e.code == rusqlite::ErrorCode::ConstraintViolation =>
                     {
                         Err(Error::SlugTaken)
                     }
-                    other => Ok(other?),
+                    Err(e) => Err(e.into()),
+                    Ok(_) => Ok(c
+                        .prepare_cached(&format!("{} WHERE t.id = ?1", select()))?
+                        .query_row([&row_id], from_row)?),
                 }
             })
             .await;
@@ -166,11 +202,11 @@ impl Tenants {
         let slug = slug.to_string();
         self.db
             .read(move |c| {
-                Ok(c.prepare_cached(
-                    "SELECT id, slug, status, created FROM tenants WHERE slug = ?1",
-                )?
-                .query_row([slug], from_row)
-                .optional()?)
+                Ok(
+                    c.prepare_cached(&format!("{} WHERE t.slug = ?1", select()))?
+                        .query_row([slug], from_row)
+                        .optional()?,
+                )
             })
             .await
     }
@@ -179,13 +215,99 @@ impl Tenants {
     pub async fn list(&self) -> Result<Vec<TenantInfo>> {
         self.db
             .read(|c| {
-                let mut stmt = c.prepare_cached(
-                    "SELECT id, slug, status, created FROM tenants ORDER BY slug",
-                )?;
+                let mut stmt = c.prepare_cached(&format!("{} ORDER BY t.slug", select()))?;
                 let rows = stmt.query_map([], from_row)?;
                 Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
             })
             .await
+    }
+
+    /// One page (1-based, `per_page` long) of the tenants matching `filter`, by slug.
+    pub async fn page(&self, filter: Filter, page: u64, per_page: u64) -> Result<Page> {
+        let offset = page
+            .saturating_sub(1)
+            .saturating_mul(per_page)
+            .min(i64::MAX as u64);
+        self.db
+            .read(move |c| {
+                let matches = "(?1 IS NULL OR t.status = ?1) AND (?2 IS NULL OR t.plan = ?2)
+                     AND (?3 IS NULL OR substr(t.slug, 1, length(?3)) = ?3)";
+                let args = rusqlite::params![filter.status, filter.plan, filter.slug_prefix];
+                let total: i64 = c
+                    .prepare_cached(&format!("SELECT count(*) FROM tenants t WHERE {matches}"))?
+                    .query_row(args, |r| r.get(0))?;
+                let mut stmt = c.prepare_cached(&format!(
+                    "{} WHERE {matches} ORDER BY t.slug LIMIT ?4 OFFSET ?5",
+                    select()
+                ))?;
+                let rows = stmt.query_map(
+                    rusqlite::params![
+                        filter.status,
+                        filter.plan,
+                        filter.slug_prefix,
+                        per_page as i64,
+                        offset as i64
+                    ],
+                    from_row,
+                )?;
+                Ok(Page {
+                    items: rows.collect::<rusqlite::Result<Vec<_>>>()?,
+                    total: total.max(0) as u64,
+                })
+            })
+            .await
+    }
+
+    /// Sets the status (`active` or `suspended`) of tenant `slug`.
+    pub async fn set_status(&self, slug: &str, status: &str) -> Result<TenantInfo> {
+        if !matches!(status, "active" | "suspended") {
+            return Err(Error::Invalid(
+                "status",
+                "The status must be \"active\" or \"suspended\".".into(),
+            ));
+        }
+        self.update(slug, "status", status.to_string()).await
+    }
+
+    /// Moves tenant `slug` to plan `plan`, which must exist.
+    pub async fn set_plan(&self, slug: &str, plan: &str) -> Result<TenantInfo> {
+        let known: Option<i64> = {
+            let plan = plan.to_string();
+            self.db
+                .read(move |c| {
+                    Ok::<_, Error>(
+                        c.prepare_cached("SELECT 1 FROM plans WHERE name = ?1")?
+                            .query_row([plan], |r| r.get(0))
+                            .optional()?,
+                    )
+                })
+                .await?
+        };
+        if known.is_none() {
+            return Err(Error::Invalid("plan", "There is no such plan.".into()));
+        }
+        self.update(slug, "plan", plan.to_string()).await
+    }
+
+    /// Sets one column (a fixed name, never user input) of tenant `slug`.
+    async fn update(&self, slug: &str, column: &'static str, value: String) -> Result<TenantInfo> {
+        let slug = slug.to_string();
+        self.db
+            .write(move |c| {
+                let changed = c
+                    .prepare_cached(&format!("UPDATE tenants SET {column} = ?2 WHERE slug = ?1"))?
+                    .execute([&slug, &value])?;
+                if changed == 0 {
+                    return Ok(None);
+                }
+                Ok::<_, Error>(
+                    c.prepare_cached(&format!("{} WHERE t.slug = ?1", select()))?
+                        .query_row([&slug], from_row)
+                        .optional()?,
+                )
+            })
+            .await?
+            .ok_or(Error::NotFound)
     }
 
     /// Deletes tenant `slug`: removes its record first (it stops routing at once), then its
@@ -195,17 +317,17 @@ impl Tenants {
         let deleted = self
             .db
             .write(move |c| {
-                let deleted = c
-                    .prepare_cached(
-                        "DELETE FROM tenants WHERE slug = ?1 RETURNING id, slug, status, created",
-                    )?
-                    .query_row([key], from_row)
+                let found = c
+                    .prepare_cached(&format!("{} WHERE t.slug = ?1", select()))?
+                    .query_row([&key], from_row)
                     .optional()?;
-                if let Some(tenant) = &deleted {
+                if let Some(tenant) = &found {
+                    c.prepare_cached("DELETE FROM tenants WHERE id = ?1")?
+                        .execute([&tenant.id])?;
                     c.prepare_cached("DELETE FROM domains WHERE tenant_id = ?1")?
                         .execute([&tenant.id])?;
                 }
-                Ok(deleted)
+                Ok(found)
             })
             .await
             .map_err(|e: Error| e)?

@@ -6,6 +6,7 @@ use axum::extract::{Path, Query, State};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::ErrorBody;
 use crate::accounts::Account;
 use crate::{ControlPlane, Error, Result};
 
@@ -13,8 +14,9 @@ use crate::{ControlPlane, Error, Result};
 const MAX_PER_PAGE: u32 = 500;
 
 /// Query of `GET /v1/accounts`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
 pub struct Paging {
     /// 1-based page number.
     page: Option<u32>,
@@ -36,6 +38,13 @@ fn render(account: &Account) -> Value {
 }
 
 /// `GET /v1/accounts?page=&perPage=&email=`
+#[utoipa::path(get, path = "/v1/accounts", tag = "accounts", security(("operator" = [])),
+    params(Paging),
+    responses(
+        (status = 200, description = "A page of accounts", body = Object),
+        (status = 400, description = "Invalid paging", body = ErrorBody),
+        (status = 401, description = "Missing or wrong operator token", body = ErrorBody),
+    ))]
 pub async fn list_accounts(
     State(state): State<ControlPlane>,
     query: Result<Query<Paging>, QueryRejection>,
@@ -72,6 +81,9 @@ pub async fn list_accounts(
 }
 
 /// `GET /v1/accounts/{id}`: the account and its projects.
+#[utoipa::path(get, path = "/v1/accounts/{id}", tag = "accounts", security(("operator" = [])),
+    params(("id" = String, Path, description = "The account's id")),
+    responses((status = 200, description = "The account and its projects", body = Object), (status = 401, description = "Missing or wrong operator token", body = ErrorBody), (status = 404, description = "No such account", body = ErrorBody)))]
 pub async fn get_account(
     State(state): State<ControlPlane>,
     Path(id): Path<String>,
@@ -99,6 +111,9 @@ pub async fn get_account(
 }
 
 /// `POST /v1/accounts/{id}/disable`: the account can no longer sign in; its sessions end.
+#[utoipa::path(post, path = "/v1/accounts/{id}/disable", tag = "accounts",
+    security(("operator" = [])), params(("id" = String, Path, description = "The account's id")),
+    responses((status = 200, description = "The disabled account", body = Object), (status = 401, description = "Missing or wrong operator token", body = ErrorBody), (status = 404, description = "No such account", body = ErrorBody)))]
 pub async fn disable_account(
     State(state): State<ControlPlane>,
     Path(id): Path<String>,
@@ -109,6 +124,9 @@ pub async fn disable_account(
 }
 
 /// `POST /v1/accounts/{id}/enable`
+#[utoipa::path(post, path = "/v1/accounts/{id}/enable", tag = "accounts",
+    security(("operator" = [])), params(("id" = String, Path, description = "The account's id")),
+    responses((status = 200, description = "The enabled account", body = Object), (status = 401, description = "Missing or wrong operator token", body = ErrorBody), (status = 404, description = "No such account", body = ErrorBody)))]
 pub async fn enable_account(
     State(state): State<ControlPlane>,
     Path(id): Path<String>,
@@ -119,6 +137,9 @@ pub async fn enable_account(
 }
 
 /// `POST /v1/accounts/{id}/verify`: marks the email verified (e.g. confirmed by support).
+#[utoipa::path(post, path = "/v1/accounts/{id}/verify", tag = "accounts",
+    security(("operator" = [])), params(("id" = String, Path, description = "The account's id")),
+    responses((status = 200, description = "The account, verified", body = Object), (status = 401, description = "Missing or wrong operator token", body = ErrorBody), (status = 404, description = "No such account", body = ErrorBody)))]
 pub async fn verify_account(
     State(state): State<ControlPlane>,
     Path(id): Path<String>,

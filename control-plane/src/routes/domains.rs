@@ -8,13 +8,13 @@ use axum::response::IntoResponse;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::JsonBody;
+use super::{ErrorBody, JsonBody};
 use crate::certificates::{self, CertificateRecord};
 use crate::domains::{self, DomainInfo};
 use crate::{ControlPlane, Result};
 
 /// Body of `POST /v1/tenants/{slug}/domains`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewDomain {
     /// The host name, e.g. `app.example.com`.
@@ -53,6 +53,14 @@ fn render_certificate(c: &CertificateRecord) -> Value {
 }
 
 /// `POST /v1/tenants/{slug}/domains`
+#[utoipa::path(post, path = "/v1/tenants/{slug}/domains", tag = "domains",
+    security(("operator" = [])), params(("slug" = String, Path, description = "The tenant's slug")), request_body = NewDomain,
+    responses(
+        (status = 201, description = "The pending domain and the TXT record that proves it", body = Object),
+        (status = 400, description = "Invalid host name", body = ErrorBody),
+        (status = 401, description = "Missing or wrong operator token", body = ErrorBody),
+        (status = 404, description = "No such tenant", body = ErrorBody),
+    ))]
 pub async fn add_domain(
     State(state): State<ControlPlane>,
     Path(slug): Path<String>,
@@ -64,6 +72,13 @@ pub async fn add_domain(
 }
 
 /// `GET /v1/tenants/{slug}/domains`
+#[utoipa::path(get, path = "/v1/tenants/{slug}/domains", tag = "domains",
+    security(("operator" = [])), params(("slug" = String, Path, description = "The tenant's slug")),
+    responses(
+        (status = 200, description = "The tenant's domains with their certificates", body = Object),
+        (status = 401, description = "Missing or wrong operator token", body = ErrorBody),
+        (status = 404, description = "No such tenant", body = ErrorBody),
+    ))]
 pub async fn list_domains(
     State(state): State<ControlPlane>,
     Path(slug): Path<String>,
@@ -78,6 +93,13 @@ pub async fn list_domains(
 }
 
 /// `GET /v1/tenants/{slug}/domains/{domain}`
+#[utoipa::path(get, path = "/v1/tenants/{slug}/domains/{domain}", tag = "domains",
+    security(("operator" = [])), params(("slug" = String, Path, description = "The tenant's slug"), ("domain" = String, Path, description = "The custom host name")),
+    responses(
+        (status = 200, description = "The domain and its certificate", body = Object),
+        (status = 401, description = "Missing or wrong operator token", body = ErrorBody),
+        (status = 404, description = "No such tenant or domain", body = ErrorBody),
+    ))]
 pub async fn get_domain(
     State(state): State<ControlPlane>,
     Path((slug, domain)): Path<(String, String)>,
@@ -89,6 +111,13 @@ pub async fn get_domain(
 }
 
 /// `POST /v1/tenants/{slug}/domains/{domain}/verify`: looks the TXT record up now.
+#[utoipa::path(post, path = "/v1/tenants/{slug}/domains/{domain}/verify", tag = "domains",
+    security(("operator" = [])), params(("slug" = String, Path, description = "The tenant's slug"), ("domain" = String, Path, description = "The custom host name")),
+    responses(
+        (status = 200, description = "The domain after the check", body = Object),
+        (status = 401, description = "Missing or wrong operator token", body = ErrorBody),
+        (status = 404, description = "No such tenant or domain", body = ErrorBody),
+    ))]
 pub async fn verify_domain(
     State(state): State<ControlPlane>,
     Path((slug, domain)): Path<(String, String)>,
@@ -99,6 +128,13 @@ pub async fn verify_domain(
 }
 
 /// `DELETE /v1/tenants/{slug}/domains/{domain}`: stops routing and handshaking at once.
+#[utoipa::path(delete, path = "/v1/tenants/{slug}/domains/{domain}", tag = "domains",
+    security(("operator" = [])), params(("slug" = String, Path, description = "The tenant's slug"), ("domain" = String, Path, description = "The custom host name")),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 401, description = "Missing or wrong operator token", body = ErrorBody),
+        (status = 404, description = "No such tenant or domain", body = ErrorBody),
+    ))]
 pub async fn remove_domain(
     State(state): State<ControlPlane>,
     Path((slug, domain)): Path<(String, String)>,
@@ -109,6 +145,11 @@ pub async fn remove_domain(
 }
 
 /// `GET /v1/certificates`
+#[utoipa::path(get, path = "/v1/certificates", tag = "domains", security(("operator" = [])),
+    responses(
+        (status = 200, description = "Every certificate's status, and totals", body = Object),
+        (status = 401, description = "Missing or wrong operator token", body = ErrorBody),
+    ))]
 pub async fn list_certificates(State(state): State<ControlPlane>) -> Result<Json<Value>> {
     let all = certificates::list(state.tenants.db()).await?;
     let sum = |f: fn(&CertificateRecord) -> i64| all.iter().map(f).sum::<i64>();

@@ -1,35 +1,144 @@
-//! `/v1/tenants`: create, list, get and delete tenants.
+//! `/v1/tenants`: create, list, get, change (status, plan), suspend, resume and delete tenants,
+//! and their usage.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 
-use super::JsonBody;
-use crate::tenants::TenantInfo;
+use super::{ErrorBody, JsonBody};
+use crate::metering::{Usage, totals};
+use crate::plans::Limits;
+use crate::tenants::{Filter, TenantInfo};
 use crate::{ControlPlane, Error, Result};
 
 /// Body of `POST /v1/tenants`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewTenant {
     /// The tenant's slug.
     slug: String,
 }
 
-fn render(state: &ControlPlane, tenant: &TenantInfo) -> Value {
-    json!({
-        "id": tenant.id,
-        "slug": tenant.slug,
-        "status": tenant.status,
-        "created": tenant.created,
-        "url": state.urls.tenant_url(&tenant.slug),
-    })
+/// Body of `PATCH /v1/tenants/{slug}`: the fields to change.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TenantChange {
+    /// `active` or `suspended`.
+    status: Option<String>,
+    /// Name of an existing plan.
+    plan: Option<String>,
+}
+
+/// A tenant as the operator API shows it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TenantView {
+    /// Stable id.
+    id: String,
+    /// The `<slug>` of its hostname.
+    slug: String,
+    /// `active` or `suspended`.
+    status: String,
+    /// Creation time.
+    created: String,
+    /// Public URL.
+    url: String,
+    /// The tenant's plan.
+    plan: String,
+    /// The plan's quotas.
+    limits: Limits,
+}
+
+/// A page of tenants.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TenantList {
+    /// 1-based page number.
+    page: u64,
+    /// Tenants per page.
+    per_page: u64,
+    /// Tenants matching the filters.
+    total_items: u64,
+    /// Pages at this page size.
+    total_pages: u64,
+    /// The page's tenants, by slug.
+    items: Vec<TenantView>,
+}
+
+/// Query of `GET /v1/tenants`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct TenantQuery {
+    /// 1-based page number (default 1).
+    page: Option<u64>,
+    /// Tenants per page, 1–500 (default 100).
+    per_page: Option<u64>,
+    /// Only tenants with this status.
+    status: Option<String>,
+    /// Only tenants on this plan.
+    plan: Option<String>,
+    /// Only tenants whose slug starts with this.
+    slug_prefix: Option<String>,
+}
+
+/// Query of `GET /v1/tenants/{slug}/usage`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct UsageQuery {
+    /// First hour (a date or date-time, UTC); default 31 days ago.
+    from: Option<String>,
+    /// Last hour (a date or date-time, UTC); default now.
+    to: Option<String>,
+}
+
+/// A tenant's hourly usage and its totals.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct UsageReport {
+    /// The tenant's slug.
+    slug: String,
+    /// One row per hour with usage, oldest first.
+    items: Vec<Usage>,
+    /// Sums of the rows (largest storage and peak).
+    totals: Usage,
+}
+
+fn render(state: &ControlPlane, tenant: &TenantInfo) -> TenantView {
+    TenantView {
+        id: tenant.id.clone(),
+        slug: tenant.slug.clone(),
+        status: tenant.status.clone(),
+        created: tenant.created.clone(),
+        url: state.urls.tenant_url(&tenant.slug),
+        plan: tenant.plan.clone(),
+        limits: tenant.limits,
+    }
+}
+
+/// Longest filter value accepted.
+const MAX_FILTER_LEN: usize = 128;
+
+fn filter_value(field: &'static str, value: Option<String>) -> Result<Option<String>> {
+    match value {
+        Some(v) if v.len() > MAX_FILTER_LEN => {
+            Err(Error::Invalid(field, "The value is too long.".into()))
+        }
+        Some(v) if v.is_empty() => Ok(None),
+        other => Ok(other),
+    }
 }
 
 /// `POST /v1/tenants`
+#[utoipa::path(post, path = "/v1/tenants", tag = "tenants", security(("operator" = [])),
+    request_body = NewTenant,
+    responses(
+        (status = 201, description = "The new tenant", body = TenantView),
+        (status = 400, description = "Invalid slug", body = ErrorBody),
+        (status = 401, description = "Missing or wrong operator token", body = ErrorBody),
+        (status = 409, description = "The slug is taken", body = ErrorBody),
+    ))]
 pub async fn create_tenant(
     State(state): State<ControlPlane>,
     JsonBody(body): JsonBody<NewTenant>,
@@ -40,27 +149,138 @@ pub async fn create_tenant(
 }
 
 /// `GET /v1/tenants`
-pub async fn list_tenants(State(state): State<ControlPlane>) -> Result<Json<Value>> {
-    let items: Vec<Value> = state
-        .tenants
-        .list()
-        .await?
-        .iter()
-        .map(|t| render(&state, t))
-        .collect();
-    Ok(Json(json!({ "items": items, "totalItems": items.len() })))
+#[utoipa::path(get, path = "/v1/tenants", tag = "tenants", security(("operator" = [])),
+    params(TenantQuery),
+    responses(
+        (status = 200, description = "A page of tenants", body = TenantList),
+        (status = 400, description = "Invalid query", body = ErrorBody),
+        (status = 401, description = "Missing or wrong operator token", body = ErrorBody),
+    ))]
+pub async fn list_tenants(
+    State(state): State<ControlPlane>,
+    query: Result<Query<TenantQuery>, QueryRejection>,
+) -> Result<Json<TenantList>> {
+    let Ok(Query(query)) = query else {
+        return Err(Error::Invalid(
+            "query",
+            "The query parameters are not valid.".into(),
+        ));
+    };
+    let page = query.page.unwrap_or(1).max(1);
+    let per_page = query.per_page.unwrap_or(100).clamp(1, 500);
+    let filter = Filter {
+        status: filter_value("status", query.status)?,
+        plan: filter_value("plan", query.plan)?,
+        slug_prefix: filter_value("slugPrefix", query.slug_prefix)?,
+    };
+    let found = state.tenants.page(filter, page, per_page).await?;
+    Ok(Json(TenantList {
+        page,
+        per_page,
+        total_items: found.total,
+        total_pages: found.total.div_ceil(per_page),
+        items: found.items.iter().map(|t| render(&state, t)).collect(),
+    }))
 }
 
 /// `GET /v1/tenants/{slug}`
+#[utoipa::path(get, path = "/v1/tenants/{slug}", tag = "tenants", security(("operator" = [])),
+    params(("slug" = String, Path, description = "The tenant's slug")),
+    responses(
+        (status = 200, description = "The tenant", body = TenantView),
+        (status = 401, description = "Missing or wrong operator token", body = ErrorBody),
+        (status = 404, description = "No such tenant", body = ErrorBody),
+    ))]
 pub async fn get_tenant(
     State(state): State<ControlPlane>,
     Path(slug): Path<String>,
-) -> Result<Json<Value>> {
+) -> Result<Json<TenantView>> {
     let tenant = state.tenants.find(&slug).await?.ok_or(Error::NotFound)?;
     Ok(Json(render(&state, &tenant)))
 }
 
+/// `PATCH /v1/tenants/{slug}`: sets the status and/or the plan; both apply at the tenant's
+/// next request.
+#[utoipa::path(patch, path = "/v1/tenants/{slug}", tag = "tenants", security(("operator" = [])),
+    params(("slug" = String, Path, description = "The tenant's slug")),
+    request_body = TenantChange,
+    responses(
+        (status = 200, description = "The changed tenant", body = TenantView),
+        (status = 400, description = "Unknown plan or status", body = ErrorBody),
+        (status = 401, description = "Missing or wrong operator token", body = ErrorBody),
+        (status = 404, description = "No such tenant", body = ErrorBody),
+    ))]
+pub async fn update_tenant(
+    State(state): State<ControlPlane>,
+    Path(slug): Path<String>,
+    JsonBody(body): JsonBody<TenantChange>,
+) -> Result<Json<TenantView>> {
+    let mut tenant = state.tenants.find(&slug).await?.ok_or(Error::NotFound)?;
+    if let Some(plan) = &body.plan {
+        tenant = state.tenants.set_plan(&slug, plan).await?;
+    }
+    if let Some(status) = &body.status {
+        tenant = state.tenants.set_status(&slug, status).await?;
+    }
+    applied(&state, &tenant);
+    Ok(Json(render(&state, &tenant)))
+}
+
+/// `POST /v1/tenants/{slug}/suspend`
+#[utoipa::path(post, path = "/v1/tenants/{slug}/suspend", tag = "tenants",
+    security(("operator" = [])),
+    params(("slug" = String, Path, description = "The tenant's slug")),
+    responses(
+        (status = 200, description = "The suspended tenant: every request gets 503", body = TenantView),
+        (status = 401, description = "Missing or wrong operator token", body = ErrorBody),
+        (status = 404, description = "No such tenant", body = ErrorBody),
+    ))]
+pub async fn suspend_tenant(
+    State(state): State<ControlPlane>,
+    Path(slug): Path<String>,
+) -> Result<Json<TenantView>> {
+    let tenant = state.tenants.set_status(&slug, "suspended").await?;
+    applied(&state, &tenant);
+    tracing::info!(slug = %tenant.slug, "tenant suspended");
+    Ok(Json(render(&state, &tenant)))
+}
+
+/// `POST /v1/tenants/{slug}/resume`
+#[utoipa::path(post, path = "/v1/tenants/{slug}/resume", tag = "tenants",
+    security(("operator" = [])),
+    params(("slug" = String, Path, description = "The tenant's slug")),
+    responses(
+        (status = 200, description = "The active tenant", body = TenantView),
+        (status = 401, description = "Missing or wrong operator token", body = ErrorBody),
+        (status = 404, description = "No such tenant", body = ErrorBody),
+    ))]
+pub async fn resume_tenant(
+    State(state): State<ControlPlane>,
+    Path(slug): Path<String>,
+) -> Result<Json<TenantView>> {
+    let tenant = state.tenants.set_status(&slug, "active").await?;
+    applied(&state, &tenant);
+    tracing::info!(slug = %tenant.slug, "tenant resumed");
+    Ok(Json(render(&state, &tenant)))
+}
+
+/// Makes a changed tenant's status and plan take effect at its next request; a suspended
+/// tenant is closed so its realtime clients are disconnected.
+fn applied(state: &ControlPlane, tenant: &TenantInfo) {
+    state.directory.forget(&tenant.slug);
+    if tenant.status != "active" {
+        state.registry.close(&tenant.id);
+    }
+}
+
 /// `DELETE /v1/tenants/{slug}`: the host stops answering at once and the data is removed.
+#[utoipa::path(delete, path = "/v1/tenants/{slug}", tag = "tenants", security(("operator" = [])),
+    params(("slug" = String, Path, description = "The tenant's slug")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "Missing or wrong operator token", body = ErrorBody),
+        (status = 404, description = "No such tenant", body = ErrorBody),
+    ))]
 pub async fn delete_tenant(
     State(state): State<ControlPlane>,
     Path(slug): Path<String>,
@@ -70,4 +290,36 @@ pub async fn delete_tenant(
     state.registry.close(&tenant.id);
     tracing::info!(slug = %tenant.slug, id = %tenant.id, "tenant deleted");
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /v1/tenants/{slug}/usage`
+#[utoipa::path(get, path = "/v1/tenants/{slug}/usage", tag = "usage",
+    security(("operator" = [])),
+    params(("slug" = String, Path, description = "The tenant's slug"), UsageQuery),
+    responses(
+        (status = 200, description = "Hourly usage as of the last flush", body = UsageReport),
+        (status = 400, description = "Invalid from or to", body = ErrorBody),
+        (status = 401, description = "Missing or wrong operator token", body = ErrorBody),
+        (status = 404, description = "No such tenant", body = ErrorBody),
+    ))]
+pub async fn get_usage(
+    State(state): State<ControlPlane>,
+    Path(slug): Path<String>,
+    query: Result<Query<UsageQuery>, QueryRejection>,
+) -> Result<Json<UsageReport>> {
+    let Ok(Query(query)) = query else {
+        return Err(Error::Invalid(
+            "query",
+            "The query parameters are not valid.".into(),
+        ));
+    };
+    let tenant = state.tenants.find(&slug).await?.ok_or(Error::NotFound)?;
+    let from = filter_value("from", query.from)?;
+    let to = filter_value("to", query.to)?;
+    let items = state.metering.usage(&tenant.id, from, to).await?;
+    Ok(Json(UsageReport {
+        slug: tenant.slug,
+        totals: totals(&items),
+        items,
+    }))
 }

@@ -5,12 +5,14 @@
 //! It knows tenants by id only; which hostname reaches which tenant is the control plane's
 //! business. It must not depend on HTTP crates.
 
+pub mod meter;
 mod registry;
 pub mod superusers;
 pub mod transfer;
 
 use std::path::{Path, PathBuf};
 
+pub use meter::Meter;
 pub use registry::{Registry, RegistryConfig, Tenant};
 use warren_store::rusqlite::{Connection, params, params_from_iter};
 use warren_store::{Database, Migration, Options};

@@ -17,6 +17,7 @@ use tokio::sync::OnceCell;
 use warren_records::Catalog;
 use warren_store::Database;
 
+use crate::meter::Meter;
 use crate::{DATABASE_FILE, Error, Result, database_options, tenant_dir};
 
 /// Registry settings.
@@ -52,6 +53,8 @@ struct TenantInner {
     broker: warren_realtime::Broker,
     /// The tenant's request logs (`auxiliary.db`, opened on first use).
     logs: warren_logs::Logs,
+    /// Usage counters and live limits (shared by every opening of this tenant id).
+    meter: Arc<Meter>,
 }
 
 impl Tenant {
@@ -68,6 +71,11 @@ impl Tenant {
     /// The tenant's request logs.
     pub fn logs(&self) -> &warren_logs::Logs {
         &self.inner.logs
+    }
+
+    /// The tenant's usage counters and live limits.
+    pub fn meter(&self) -> &Arc<Meter> {
+        &self.inner.meter
     }
 
     /// The tenant's realtime broker.
@@ -165,6 +173,8 @@ struct RegistryInner {
     slots: Mutex<HashMap<String, Slot>>,
     /// Reference point for `last_used` stamps.
     epoch: Instant,
+    /// Tenant id → usage meter, kept while tenants close and reopen.
+    meters: Mutex<HashMap<String, Arc<Meter>>>,
 }
 
 struct Slot {
@@ -181,6 +191,7 @@ impl Registry {
             config,
             slots: Mutex::new(HashMap::new()),
             epoch: Instant::now(),
+            meters: Mutex::new(HashMap::new()),
         });
         let every = (inner.config.idle_timeout / 4)
             .clamp(Duration::from_millis(50), Duration::from_secs(15));
@@ -210,7 +221,9 @@ impl Registry {
             handles
         };
         let root = self.inner.config.root.clone();
-        let opened = cell.get_or_try_init(|| open(root, id.to_string())).await;
+        let opened = cell
+            .get_or_try_init(|| open(root, id.to_string(), self.meter(id)))
+            .await;
         match opened {
             Ok(tenant) => {
                 last_used.store(self.inner.now_ms(), Ordering::Relaxed);
@@ -228,6 +241,29 @@ impl Registry {
                 Err(e)
             }
         }
+    }
+
+    /// The usage meter of tenant `id` (created on first use; kept while it is closed).
+    pub fn meter(&self, id: &str) -> Arc<Meter> {
+        self.inner
+            .meters()
+            .entry(id.to_string())
+            .or_default()
+            .clone()
+    }
+
+    /// Every meter: tenant id and counters.
+    pub fn meters(&self) -> Vec<(String, Arc<Meter>)> {
+        self.inner
+            .meters()
+            .iter()
+            .map(|(id, meter)| (id.clone(), meter.clone()))
+            .collect()
+    }
+
+    /// Drops the meter of tenant `id` (after its last usage was persisted, or on deletion).
+    pub fn forget_meter(&self, id: &str) {
+        self.inner.meters().remove(id);
     }
 
     /// Closes tenant `id` if open (in-flight requests finish on their handles).
@@ -278,6 +314,10 @@ impl RegistryInner {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    fn meters(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Meter>>> {
+        self.meters.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn now_ms(&self) -> u64 {
         self.epoch.elapsed().as_millis() as u64
     }
@@ -319,7 +359,7 @@ fn disconnect(slot: &Slot) {
     }
 }
 
-async fn open(root: PathBuf, id: String) -> Result<Tenant> {
+async fn open(root: PathBuf, id: String, meter: Arc<Meter>) -> Result<Tenant> {
     let dir = tenant_dir(&root, &id);
     let path = dir.join(DATABASE_FILE);
     // Never create a database for a tenant that was not provisioned (or was deleted).
@@ -339,6 +379,7 @@ async fn open(root: PathBuf, id: String) -> Result<Tenant> {
             settings: Mutex::new((0, None)),
             logs,
             broker: warren_realtime::Broker::new(),
+            meter,
         }),
     })
 }

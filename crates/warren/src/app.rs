@@ -80,6 +80,10 @@ async fn to_tenant(
     mut request: Request,
 ) -> Response {
     match app.control.registry.get(&info.id).await {
+        Ok(tenant) if app.control.metering.enabled() => {
+            let api = app.tenant_api.clone();
+            crate::metered::serve(&app.control.metering, api, info, tenant, request).await
+        }
         Ok(tenant) => {
             request.extensions_mut().insert(tenant);
             forward(app.tenant_api.clone(), request).await
@@ -100,7 +104,7 @@ fn custom_domain_name(value: &str) -> Option<String> {
     warren_edge::certs::plausible_name(&name).then_some(name)
 }
 
-async fn forward(router: Router, request: Request<Body>) -> Response {
+pub(crate) async fn forward(router: Router, request: Request<Body>) -> Response {
     match router.oneshot(request).await {
         Ok(response) => response,
         Err(never) => match never {},

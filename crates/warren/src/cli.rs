@@ -63,6 +63,26 @@ pub enum Command {
     /// List, disable and enable console accounts.
     #[command(subcommand)]
     Account(AccountCommand),
+    /// Show a tenant's metered usage per hour.
+    Usage {
+        /// The tenant's slug.
+        slug: String,
+        /// First hour (a date or date-time, UTC); default 31 days ago.
+        #[arg(long)]
+        from: Option<String>,
+        /// Last hour (a date or date-time, UTC); default now.
+        #[arg(long)]
+        to: Option<String>,
+    },
+    /// List plans and their quotas.
+    #[command(subcommand)]
+    Plan(PlanCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PlanCommand {
+    /// List plans and their quotas (0 = no limit).
+    List,
 }
 
 /// `warren serve`
@@ -74,6 +94,13 @@ pub struct Serve {
     /// Seconds a tenant may stay unused before it is closed.
     #[arg(long, env = "WARREN_IDLE_TIMEOUT", default_value_t = 300)]
     pub idle_timeout: u64,
+    /// How often tenants' usage counters are written to the control database (`10s`,
+    /// `500ms`, `1m`). A crash loses at most this much usage.
+    #[arg(long, env = "WARREN_METERING_INTERVAL", default_value = "10s", value_parser = parse_interval)]
+    pub metering_interval: std::time::Duration,
+    /// Turn off metering and quotas on the request path (benchmarks, private installations).
+    #[arg(long, env = "WARREN_NO_METERING")]
+    pub no_metering: bool,
     /// SMTP relay for tenants without their own (`smtp://user:pass@host:port`, `smtps://…`).
     #[arg(long, env = "WARREN_SMTP_URL")]
     pub smtp_url: Option<String>,
@@ -229,6 +256,23 @@ pub enum TenantCommand {
         #[arg(long)]
         from: PathBuf,
     },
+    /// Suspend a tenant: every request gets 503 until it is resumed.
+    Suspend {
+        /// The tenant's slug.
+        slug: String,
+    },
+    /// Resume a suspended tenant.
+    Resume {
+        /// The tenant's slug.
+        slug: String,
+    },
+    /// Move a tenant to another plan (applies at its next request).
+    Plan {
+        /// The tenant's slug.
+        slug: String,
+        /// The plan's name.
+        plan: String,
+    },
     /// Write a tenant as a PocketBase data directory that stock PocketBase can serve.
     Export {
         /// The tenant's slug.
@@ -266,4 +310,26 @@ pub enum AccountCommand {
         /// The account's id.
         id: String,
     },
+}
+
+/// A duration such as `10s`, `500ms`, `2m` or a bare number of seconds; at least 10 ms.
+fn parse_interval(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 10s or 500ms"))?;
+    let millis = match unit {
+        "ms" => n,
+        "s" => n.saturating_mul(1000),
+        "m" => n.saturating_mul(60_000),
+        _ => return Err(format!("{text:?}: use ms, s or m")),
+    };
+    if millis < 10 {
+        return Err("the interval must be at least 10ms".into());
+    }
+    Ok(std::time::Duration::from_millis(millis))
 }

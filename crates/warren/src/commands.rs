@@ -10,7 +10,9 @@ use warren_tenant::{Registry, RegistryConfig};
 
 use crate::app;
 use crate::cli::AccountCommand;
-use crate::cli::{Cli, Command, DomainCommand, Global, Serve, SuperuserCommand, TenantCommand};
+use crate::cli::{
+    Cli, Command, DomainCommand, Global, PlanCommand, Serve, SuperuserCommand, TenantCommand,
+};
 
 /// Runs the chosen command.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -20,6 +22,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Superuser(command) => superuser(&cli.global, command).await,
         Command::Domain(command) => domain(&cli.global, command).await,
         Command::Account(command) => account(&cli.global, command).await,
+        Command::Usage { slug, from, to } => usage(&cli.global, &slug, from, to).await,
+        Command::Plan(PlanCommand::List) => list_plans(&cli.global).await,
     }
 }
 
@@ -80,6 +84,13 @@ async fn serve_platform(global: &Global, serve: &Serve) -> anyhow::Result<()> {
         }
         None => None,
     };
+    let metering = warren_control_plane::metering::Metering::new(
+        tenants.db().clone(),
+        registry.clone(),
+        !serve.no_metering,
+    );
+    metering.start(serve.metering_interval);
+    let final_flush = metering.clone();
     let api = warren_api::ApiState {
         oauth_loopback: serve.oauth_insecure_loopback,
         files: warren_files::Files::new(warren_files::FilesConfig {
@@ -96,11 +107,17 @@ async fn serve_platform(global: &Global, serve: &Serve) -> anyhow::Result<()> {
         operator_token,
         urls,
         console,
+        metering,
     };
     let edge_control = control.clone();
     let router = app::router(control, &global.domain, api);
     if let Some(tcp) = https {
-        return serve_https(global, serve, edge_control, listener, tcp, router, draining).await;
+        let served =
+            serve_https(global, serve, edge_control, listener, tcp, router, draining).await;
+        if let Err(e) = final_flush.flush().await {
+            tracing::warn!(error = %e, "flushing usage at shutdown failed");
+        }
+        return served;
     }
     // Tests and scripts wait for this exact line to know the server is ready.
     println!(
@@ -113,6 +130,9 @@ async fn serve_platform(global: &Global, serve: &Serve) -> anyhow::Result<()> {
         draining.close_all();
     };
     warren_edge::serve(listener, router, shutdown).await?;
+    if let Err(e) = final_flush.flush().await {
+        tracing::warn!(error = %e, "flushing usage at shutdown failed");
+    }
     tracing::info!("Warren stopped");
     Ok(())
 }
@@ -300,6 +320,21 @@ async fn tenant(global: &Global, command: TenantCommand) -> anyhow::Result<()> {
                 urls(global).tenant_url(&tenant.slug)
             );
         }
+        TenantCommand::Suspend { slug } => {
+            tenants
+                .set_status(&slug, "suspended")
+                .await
+                .map_err(explain)?;
+            println!("Suspended tenant {slug}.");
+        }
+        TenantCommand::Resume { slug } => {
+            tenants.set_status(&slug, "active").await.map_err(explain)?;
+            println!("Resumed tenant {slug}.");
+        }
+        TenantCommand::Plan { slug, plan } => {
+            tenants.set_plan(&slug, &plan).await.map_err(explain)?;
+            println!("Tenant {slug} is on plan {plan}.");
+        }
         TenantCommand::Export { slug, to } => {
             let copied = tenants.export(&slug, &to).await.map_err(explain)?;
             println!(
@@ -421,4 +456,59 @@ fn explain(e: warren_control_plane::Error) -> anyhow::Error {
         warren_control_plane::Error::NotFound => anyhow::anyhow!("there is no such tenant"),
         other => anyhow::anyhow!(other),
     }
+}
+
+async fn usage(
+    global: &Global,
+    slug: &str,
+    from: Option<String>,
+    to: Option<String>,
+) -> anyhow::Result<()> {
+    let tenants = tenants(global).await?;
+    let Some(info) = tenants.find(slug).await? else {
+        bail!("there is no tenant {slug:?}")
+    };
+    let rows = warren_control_plane::metering::usage(tenants.db(), &info.id, from, to)
+        .await
+        .map_err(explain)?;
+    println!(
+        "hour\trequests\tbytes_in\tbytes_out\tstorage_bytes\trealtime_seconds\trealtime_peak\trecords_written"
+    );
+    let total = warren_control_plane::metering::totals(&rows);
+    for u in rows.iter().chain(std::iter::once(&total)) {
+        let hour = if u.hour.is_empty() { "total" } else { &u.hour };
+        println!(
+            "{hour}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+            u.requests,
+            u.bytes_in,
+            u.bytes_out,
+            u.storage_bytes,
+            u.realtime_seconds,
+            u.realtime_peak,
+            u.records_written
+        );
+    }
+    Ok(())
+}
+
+async fn list_plans(global: &Global) -> anyhow::Result<()> {
+    let tenants = tenants(global).await?;
+    let plans = warren_control_plane::plans::Plans::new(tenants.db().clone());
+    println!(
+        "name\trequests_per_second\trequest_burst\tstorage_bytes\tmax_upload_bytes\tmax_realtime_connections\tmax_projects"
+    );
+    for plan in plans.list().await? {
+        let l = plan.limits;
+        println!(
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}",
+            plan.name,
+            l.requests_per_second,
+            l.request_burst,
+            l.storage_bytes,
+            l.max_upload_bytes,
+            l.max_realtime_connections,
+            l.max_projects
+        );
+    }
+    Ok(())
 }

@@ -5,6 +5,7 @@ mod cli;
 mod commands;
 mod hosts;
 mod limits;
+mod metered;
 
 use clap::Parser;
 

@@ -15,6 +15,7 @@ use warren_realtime::{
 };
 use warren_records::{Caller, Catalog, Change};
 use warren_tenant::Tenant;
+use warren_tenant::meter::RealtimeGuard;
 
 use crate::error::ApiError;
 use crate::extract::{Auth, CurrentTenant, FormBody};
@@ -26,6 +27,7 @@ pub const MAX_LIFETIME: Duration = Duration::from_secs(30 * 60);
 
 /// Hands committed changes to the tenant's broker (returns at once).
 pub(crate) fn publish(tenant: &Tenant, catalog: Arc<Catalog>, changes: Vec<Change>) {
+    tenant.meter().wrote_records(changes.len());
     tenant
         .broker()
         .publish(tenant.db(), catalog, changes, project_fields);
@@ -41,9 +43,13 @@ fn project_fields(record: Value, fields: &str) -> Value {
 
 /// `GET /api/realtime`
 pub async fn connect_realtime(CurrentTenant(tenant): CurrentTenant) -> Response {
+    let Some(presence) = tenant.meter().connect_realtime() else {
+        return too_many_connections().into_response();
+    };
     let subscriber = tenant.broker().connect();
     drop(tenant);
-    let stream = futures_util::stream::unfold(Stream::new(subscriber), |mut s| async move {
+    let stream = Stream::new(subscriber, presence);
+    let stream = futures_util::stream::unfold(stream, |mut s| async move {
         let frame = s.next().await?;
         Some((Ok::<_, std::convert::Infallible>(frame), s))
     });
@@ -58,20 +64,31 @@ pub async fn connect_realtime(CurrentTenant(tenant): CurrentTenant) -> Response 
     response
 }
 
+/// The plan's realtime connection limit is reached.
+fn too_many_connections() -> ApiError {
+    ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "The project has reached its plan's limit of realtime connections.",
+    )
+}
+
 /// One SSE connection: the connect frame, then the client's messages until it idles out,
 /// reaches its lifetime or is dropped by the broker.
 struct Stream {
     subscriber: Subscriber,
     connected: bool,
     ends: Instant,
+    /// Counts the connection in the tenant's usage until the stream is dropped.
+    _presence: RealtimeGuard,
 }
 
 impl Stream {
-    fn new(subscriber: Subscriber) -> Self {
+    fn new(subscriber: Subscriber, presence: RealtimeGuard) -> Self {
         Self {
             subscriber,
             connected: false,
             ends: Instant::now() + MAX_LIFETIME,
+            _presence: presence,
         }
     }
 
@@ -253,16 +270,19 @@ pub async fn connect_realtime_ws(
     Auth(caller): Auth,
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    let Some(presence) = tenant.meter().connect_realtime() else {
+        return too_many_connections().into_response();
+    };
     upgrade
         .max_message_size(MAX_WS_MESSAGE)
-        .on_upgrade(move |socket| serve_ws(tenant, caller, socket))
+        .on_upgrade(move |socket| serve_ws(tenant, caller, socket, presence))
         .into_response()
 }
 
 /// Largest WebSocket message a client may send.
 const MAX_WS_MESSAGE: usize = 64 << 10;
 
-async fn serve_ws(tenant: Tenant, caller: Caller, mut socket: WebSocket) {
+async fn serve_ws(tenant: Tenant, caller: Caller, mut socket: WebSocket, _presence: RealtimeGuard) {
     let mut subscriber = tenant.broker().connect();
     let id = subscriber.id().to_string();
     let hello = ws_frame("PB_CONNECT", &json!({ "clientId": id }).to_string());

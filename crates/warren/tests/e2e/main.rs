@@ -9,6 +9,7 @@ mod files;
 mod files_s3;
 mod foundation;
 mod logs;
+mod metering;
 mod realtime;
 mod records;
 mod support;

@@ -1,0 +1,282 @@
+//! Plans: named sets of quotas (request rate, storage, upload size, realtime connections,
+//! projects per account) that tenants are placed on.
+
+use serde::{Deserialize, Serialize};
+use warren_store::Database;
+use warren_store::rusqlite::{self, OptionalExtension, Row};
+
+use crate::{Error, Result};
+
+/// The plan every new tenant starts on.
+pub const DEFAULT_PLAN: &str = "default";
+
+/// The quotas a plan sets. Every figure is a whole number; 0 means "no limit".
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Limits {
+    /// Refill rate of the tenant's request token bucket, per second.
+    pub requests_per_second: u64,
+    /// Size of the token bucket: requests allowed at once after a quiet time.
+    pub request_burst: u64,
+    /// Bytes of database and files.
+    pub storage_bytes: u64,
+    /// Largest request body, file uploads included.
+    pub max_upload_bytes: u64,
+    /// Realtime connections open at once.
+    pub max_realtime_connections: u64,
+    /// Projects one account may own.
+    pub max_projects: u64,
+}
+
+/// A plan: its name and quotas.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Plan {
+    /// Unique name, 1–64 characters of `a-z`, `0-9`, `-` and `_`.
+    pub name: String,
+    /// The quotas.
+    #[serde(flatten)]
+    pub limits: Limits,
+    /// Creation time.
+    pub created: String,
+    /// Last change.
+    pub updated: String,
+}
+
+/// Checks a plan name.
+pub fn validate_name(name: &str) -> Result<()> {
+    let ok = (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Invalid(
+            "name",
+            "A plan name is 1 to 64 characters of lowercase letters, digits, '-' and '_'.".into(),
+        ))
+    }
+}
+
+/// Largest figure a plan may hold (SQLite integers are signed).
+const MAX_FIGURE: u64 = i64::MAX as u64;
+
+impl Limits {
+    fn check(&self) -> Result<()> {
+        let figures = [
+            ("requestsPerSecond", self.requests_per_second),
+            ("requestBurst", self.request_burst),
+            ("storageBytes", self.storage_bytes),
+            ("maxUploadBytes", self.max_upload_bytes),
+            ("maxRealtimeConnections", self.max_realtime_connections),
+            ("maxProjects", self.max_projects),
+        ];
+        for (field, value) in figures {
+            if value > MAX_FIGURE {
+                return Err(Error::Invalid(field, "The number is too large.".into()));
+            }
+        }
+        if self.requests_per_second > 1_000_000_000 {
+            return Err(Error::Invalid(
+                "requestsPerSecond",
+                "At most 1000000000 requests per second.".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The limits from columns `first..first + 6` of a row.
+    pub(crate) fn from_row(row: &Row<'_>, first: usize) -> rusqlite::Result<Self> {
+        let get = |i: usize| -> rusqlite::Result<u64> {
+            Ok(row.get::<_, Option<i64>>(first + i)?.unwrap_or(0).max(0) as u64)
+        };
+        Ok(Self {
+            requests_per_second: get(0)?,
+            request_burst: get(1)?,
+            storage_bytes: get(2)?,
+            max_upload_bytes: get(3)?,
+            max_realtime_connections: get(4)?,
+            max_projects: get(5)?,
+        })
+    }
+}
+
+/// The plan columns in [`Limits::from_row`] order, prefixed by a table alias and a dot.
+pub(crate) fn limit_columns(alias: &str) -> String {
+    [
+        "requests_per_second",
+        "request_burst",
+        "storage_bytes",
+        "max_upload_bytes",
+        "max_realtime_connections",
+        "max_projects",
+    ]
+    .map(|c| format!("{alias}{c}"))
+    .join(", ")
+}
+
+fn from_row(row: &Row<'_>) -> rusqlite::Result<Plan> {
+    Ok(Plan {
+        name: row.get(0)?,
+        limits: Limits::from_row(row, 1)?,
+        created: row.get(7)?,
+        updated: row.get(8)?,
+    })
+}
+
+fn select() -> String {
+    format!(
+        "SELECT name, {}, created, updated FROM plans",
+        limit_columns("")
+    )
+}
+
+/// The plans table. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Plans {
+    db: Database,
+}
+
+impl Plans {
+    /// Plans stored in the control database `db`.
+    pub fn new(db: Database) -> Self {
+        Self { db }
+    }
+
+    /// Every plan, by name.
+    pub async fn list(&self) -> Result<Vec<Plan>> {
+        self.db
+            .read(|c| {
+                let mut stmt = c.prepare_cached(&format!("{} ORDER BY name", select()))?;
+                let rows = stmt.query_map([], from_row)?;
+                Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+            })
+            .await
+    }
+
+    /// The plan called `name`, if any.
+    pub async fn find(&self, name: &str) -> Result<Option<Plan>> {
+        let name = name.to_string();
+        self.db
+            .read(move |c| {
+                Ok(c.prepare_cached(&format!("{} WHERE name = ?1", select()))?
+                    .query_row([name], from_row)
+                    .optional()?)
+            })
+            .await
+    }
+
+    /// Creates plan `name` with `limits`.
+    pub async fn create(&self, name: &str, limits: Limits) -> Result<Plan> {
+        validate_name(name)?;
+        limits.check()?;
+        let name = name.to_string();
+        self.db
+            .write(move |c| {
+                let sql = format!(
+                    "INSERT INTO plans (name, {}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                     RETURNING name, {}, created, updated",
+                    limit_columns(""),
+                    limit_columns("")
+                );
+                let inserted = c
+                    .prepare_cached(&sql)?
+                    .query_row(params_of(&name, &limits), from_row);
+                match inserted {
+                    Err(rusqlite::Error::SqliteFailure(e, _))
+                        if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+                    {
+                        Err(Error::Invalid(
+                            "name",
+                            "A plan with this name exists.".into(),
+                        ))
+                    }
+                    other => Ok(other?),
+                }
+            })
+            .await
+    }
+
+    /// Replaces the limits of plan `name`; tenants on it get them at their next request.
+    pub async fn update(&self, name: &str, limits: Limits) -> Result<Plan> {
+        limits.check()?;
+        let name = name.to_string();
+        self.db
+            .write(move |c| {
+                let sql = format!(
+                    "UPDATE plans SET requests_per_second = ?2, request_burst = ?3,
+                       storage_bytes = ?4, max_upload_bytes = ?5, max_realtime_connections = ?6,
+                       max_projects = ?7, updated = strftime('%Y-%m-%d %H:%M:%fZ')
+                     WHERE name = ?1 RETURNING name, {}, created, updated",
+                    limit_columns("")
+                );
+                Ok::<_, Error>(
+                    c.prepare_cached(&sql)?
+                        .query_row(params_of(&name, &limits), from_row)
+                        .optional()?,
+                )
+            })
+            .await?
+            .ok_or(Error::NotFound)
+    }
+}
+
+fn params_of(name: &str, limits: &Limits) -> [rusqlite::types::Value; 7] {
+    use rusqlite::types::Value::{Integer, Text};
+    [
+        Text(name.to_string()),
+        Integer(limits.requests_per_second as i64),
+        Integer(limits.request_burst as i64),
+        Integer(limits.storage_bytes as i64),
+        Integer(limits.max_upload_bytes as i64),
+        Integer(limits.max_realtime_connections as i64),
+        Integer(limits.max_projects as i64),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::open_control_db;
+
+    #[tokio::test]
+    async fn a_default_plan_is_seeded_and_plans_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let plans = Plans::new(open_control_db(dir.path()).await.unwrap());
+        let default = plans.find(DEFAULT_PLAN).await.unwrap().unwrap();
+        assert_eq!(default.limits.requests_per_second, 0);
+        assert!(default.limits.max_projects > 0);
+        let limits = Limits {
+            requests_per_second: 5,
+            request_burst: 10,
+            ..Limits::default()
+        };
+        let pro = plans.create("pro", limits).await.unwrap();
+        assert_eq!(pro.limits, limits);
+        assert!(matches!(
+            plans.create("pro", limits).await,
+            Err(Error::Invalid("name", _))
+        ));
+        assert!(matches!(
+            plans.create("Bad Name", limits).await,
+            Err(Error::Invalid("name", _))
+        ));
+        let raised = Limits {
+            storage_bytes: 1 << 30,
+            ..limits
+        };
+        assert_eq!(plans.update("pro", raised).await.unwrap().limits, raised);
+        assert!(matches!(
+            plans.update("nope", raised).await,
+            Err(Error::NotFound)
+        ));
+        let names: Vec<_> = plans
+            .list()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|p| p.name)
+            .collect();
+        assert_eq!(names, ["default", "free", "pro"]);
+    }
+}
