@@ -4,21 +4,23 @@
 //! Everything here is atomics on the tenant's meter and on the process metrics: no lock and no
 //! database access per request.
 
+use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 use axum::Router;
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::Request;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use http_body_util::{BodyExt, Limited};
+use http_body_util::Limited;
 use warren_api::ApiError;
 use warren_control_plane::TenantInfo;
 use warren_control_plane::metering::Metering;
-use warren_tenant::Tenant;
 use warren_tenant::meter::Admission;
+use warren_tenant::{Meter, Tenant};
 
 /// Serves `request` on `tenant` through the gate.
 pub async fn serve(
@@ -50,18 +52,16 @@ pub async fn serve(
         .metrics()
         .observe(response.status().as_u16(), started.elapsed());
     let (parts, body) = response.into_parts();
-    let counter = meter.clone();
-    let body = body.map_frame(move |frame| {
-        if let Some(data) = frame.data_ref() {
-            counter.bytes_out.fetch_add(data.len() as u64, Relaxed);
-        }
-        frame
-    });
+    let body = Counted {
+        inner: body,
+        meter,
+        direction: Direction::Out,
+    };
     Response::from_parts(parts, Body::new(body))
 }
 
 /// Why the plan refuses a request, if it does: rate first, then size, then storage.
-fn refuse(meter: &warren_tenant::Meter, info: &TenantInfo, request: &Request) -> Option<Response> {
+fn refuse(meter: &Meter, info: &TenantInfo, request: &Request) -> Option<Response> {
     let limits = info.limits;
     if let Admission::RetryAfter(seconds) =
         meter.admit(limits.requests_per_second, limits.request_burst)
@@ -135,15 +135,13 @@ fn grows_storage(method: &Method, path: &str) -> bool {
 
 /// Counts the request body's bytes as the API reads them, and cuts it off past `max` (0 = no
 /// cut) when no `Content-Length` announced it.
-fn count_request_body(request: Request, meter: &Arc<warren_tenant::Meter>, max: u64) -> Request {
+fn count_request_body(request: Request, meter: &Arc<Meter>, max: u64) -> Request {
     let (parts, body) = request.into_parts();
-    let counter: Arc<warren_tenant::Meter> = meter.clone();
-    let counted = body.map_frame(move |frame| {
-        if let Some(data) = frame.data_ref() {
-            add(&counter.bytes_in, data.len());
-        }
-        frame
-    });
+    let counted = Counted {
+        inner: body,
+        meter: meter.clone(),
+        direction: Direction::In,
+    };
     let body = if max > 0 {
         Body::new(Limited::new(
             counted,
@@ -155,8 +153,49 @@ fn count_request_body(request: Request, meter: &Arc<warren_tenant::Meter>, max: 
     Request::from_parts(parts, body)
 }
 
-fn add(counter: &AtomicU64, n: usize) {
-    counter.fetch_add(n as u64, Relaxed);
+/// Which counter a [`Counted`] body adds to.
+#[derive(Clone, Copy)]
+enum Direction {
+    In,
+    Out,
+}
+
+/// A body that adds the bytes of its data frames to the tenant's meter as they pass, and
+/// keeps the inner body's size hint (so responses keep their `Content-Length`).
+struct Counted {
+    inner: Body,
+    meter: Arc<Meter>,
+    direction: Direction,
+}
+
+impl http_body::Body for Counted {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled
+            && let Some(data) = frame.data_ref()
+        {
+            let counter = match self.direction {
+                Direction::In => &self.meter.bytes_in,
+                Direction::Out => &self.meter.bytes_out,
+            };
+            counter.fetch_add(data.len() as u64, Relaxed);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 #[cfg(test)]

@@ -162,7 +162,11 @@ async fn usage_is_exact_for_a_known_workload() {
             .await
             .unwrap();
         assert_eq!(response.status(), 200);
-        received += response.bytes().await.unwrap().len() as u64;
+        // Counting keeps the response's length known to the client.
+        let length = response.content_length();
+        let bytes = response.bytes().await.unwrap();
+        assert_eq!(length, Some(bytes.len() as u64));
+        received += bytes.len() as u64;
     }
     let after = settled(&server, "meter", setup + 2 * n as u64).await;
     let delta = |field: &str| as_u64(&after[field]) - as_u64(&before[field]);
