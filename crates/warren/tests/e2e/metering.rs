@@ -55,9 +55,48 @@ async fn settled(server: &Server, slug: &str, requests: u64) -> Value {
     last
 }
 
+/// What the tenant API was sent and answered, as counted by the client.
+#[derive(Debug, Default, Clone, Copy)]
+struct Traffic {
+    requests: u64,
+    bytes_in: u64,
+    bytes_out: u64,
+}
+
+impl Traffic {
+    /// Sends `body` (JSON text) and counts both bodies; returns status and the parsed answer.
+    async fn send(
+        &mut self,
+        request: reqwest::RequestBuilder,
+        body: Option<String>,
+    ) -> (u16, Value) {
+        let request = match body {
+            Some(body) => {
+                self.bytes_in += body.len() as u64;
+                request
+                    .header("Content-Type", "application/json")
+                    .body(body)
+            }
+            None => request,
+        };
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        // Counting keeps the response's length known to the client.
+        let length = response.content_length();
+        let bytes = response.bytes().await.unwrap();
+        assert_eq!(length, Some(bytes.len() as u64));
+        self.requests += 1;
+        self.bytes_out += bytes.len() as u64;
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+}
+
 /// Creates tenant `slug` with a superuser and a `notes` collection anyone may list, view and
-/// create in; returns the number of tenant requests that took.
-async fn tenant_with_notes(server: &Server, slug: &str) -> u64 {
+/// create in; returns the tenant traffic that took.
+async fn tenant_with_notes(server: &Server, slug: &str) -> Traffic {
     assert!(server.cli(&["tenant", "create", slug]).status.success());
     assert!(
         server
@@ -66,16 +105,18 @@ async fn tenant_with_notes(server: &Server, slug: &str) -> u64 {
             .success()
     );
     let host = format!("{slug}.localhost");
-    let (status, body) = send(
-        server
-            .request(
+    let mut traffic = Traffic::default();
+    let login = json!({ "identity": EMAIL, "password": PASSWORD }).to_string();
+    let (status, body) = traffic
+        .send(
+            server.request(
                 Method::POST,
                 &host,
                 "/api/collections/_superusers/auth-with-password",
-            )
-            .json(&json!({ "identity": EMAIL, "password": PASSWORD })),
-    )
-    .await;
+            ),
+            Some(login),
+        )
+        .await;
     assert_eq!(status, 200, "{body}");
     let token = body["token"].as_str().unwrap().to_string();
     let notes = json!({
@@ -83,15 +124,16 @@ async fn tenant_with_notes(server: &Server, slug: &str) -> u64 {
         "fields": [{"name": "title", "type": "text"}],
         "listRule": "", "viewRule": "", "createRule": "", "deleteRule": ""
     });
-    let (status, body) = send(
-        server
-            .request(Method::POST, &host, "/api/collections")
-            .header("Authorization", token)
-            .json(&notes),
-    )
-    .await;
+    let (status, body) = traffic
+        .send(
+            server
+                .request(Method::POST, &host, "/api/collections")
+                .header("Authorization", token),
+            Some(notes.to_string()),
+        )
+        .await;
     assert_eq!(status, 200, "{body}");
-    2
+    traffic
 }
 
 async fn create_note(server: &Server, slug: &str, title: &str) -> (u16, Value) {
@@ -130,49 +172,37 @@ fn as_u64(v: &Value) -> u64 {
 #[tokio::test]
 async fn usage_is_exact_for_a_known_workload() {
     let server = Server::start(&["--metering-interval", INTERVAL]);
-    let setup = tenant_with_notes(&server, "meter").await;
-    let before = settled(&server, "meter", setup).await;
+    let mut traffic = tenant_with_notes(&server, "meter").await;
 
-    // N creates with bodies of known size, then N reads; count every byte both ways.
+    // N creates with bodies of known size and N reads; every byte both ways is counted.
     let n = 25;
-    let (mut sent, mut received) = (0u64, 0u64);
     for i in 0..n {
         let body = json!({ "title": format!("note number {i} {}", "x".repeat(i)) }).to_string();
-        sent += body.len() as u64;
-        let response = server
-            .request(
-                Method::POST,
-                "meter.localhost",
-                "/api/collections/notes/records",
-            )
-            .header("Content-Type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
-        received += response.bytes().await.unwrap().len() as u64;
-        let response = server
-            .request(
-                Method::GET,
-                "meter.localhost",
-                "/api/collections/notes/records?perPage=1",
-            )
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
-        // Counting keeps the response's length known to the client.
-        let length = response.content_length();
-        let bytes = response.bytes().await.unwrap();
-        assert_eq!(length, Some(bytes.len() as u64));
-        received += bytes.len() as u64;
+        let create = server.request(
+            Method::POST,
+            "meter.localhost",
+            "/api/collections/notes/records",
+        );
+        assert_eq!(traffic.send(create, Some(body)).await.0, 200);
+        let list = server.request(
+            Method::GET,
+            "meter.localhost",
+            "/api/collections/notes/records?perPage=1",
+        );
+        assert_eq!(traffic.send(list, None).await.0, 200);
     }
-    let after = settled(&server, "meter", setup + 2 * n as u64).await;
-    let delta = |field: &str| as_u64(&after[field]) - as_u64(&before[field]);
-    assert_eq!(delta("bytesIn"), sent);
-    assert_eq!(delta("bytesOut"), received);
-    assert_eq!(delta("recordsWritten"), n as u64);
+    // The stored totals reach exactly what the client sent and received (a flush may land
+    // between a request being counted and its response body being sent, so poll).
+    let mut after = Value::Null;
+    let exact = eventually(Duration::from_secs(10), async || {
+        after = totals(&server, "meter").await;
+        after["requests"] == traffic.requests
+            && after["bytesIn"] == traffic.bytes_in
+            && after["bytesOut"] == traffic.bytes_out
+    })
+    .await;
+    assert!(exact, "stored {after}, client counted {traffic:?}");
+    assert_eq!(after["recordsWritten"], n as u64);
     assert!(as_u64(&after["storageBytes"]) > 0, "{after}");
 
     // The hourly row and the CLI say the same.
@@ -182,7 +212,7 @@ async fn usage_is_exact_for_a_known_workload() {
     let total = text.lines().find(|l| l.starts_with("total")).unwrap();
     assert_eq!(
         total.split('\t').nth(1),
-        Some((setup + 2 * n as u64).to_string().as_str())
+        Some(traffic.requests.to_string().as_str())
     );
 
     // Bad bounds are refused in the envelope; a range in the past is empty.
@@ -307,7 +337,7 @@ async fn over_storage_writes_fail_with_the_envelope_while_reads_work() {
     let setup = tenant_with_notes(&server, "full").await;
     let (status, note) = create_note(&server, "full", "kept").await;
     assert_eq!(status, 200, "{note}");
-    let usage = settled(&server, "full", setup + 1).await;
+    let usage = settled(&server, "full", setup.requests + 1).await;
     let stored = as_u64(&usage["storageBytes"]);
     assert!(stored > 10_000, "{usage}");
 
