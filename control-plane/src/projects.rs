@@ -6,8 +6,19 @@ use warren_store::rusqlite::{self, OptionalExtension, params};
 use crate::tenants::{TenantInfo, Tenants};
 use crate::{Error, Result, slug};
 
-/// The projects an account may own while no plan says otherwise.
-pub const DEFAULT_MAX_PROJECTS: u32 = 3;
+/// The projects an account may own: the default plan's `maxProjects` (0 means no limit).
+/// Accounts are not on plans of their own; the default plan speaks for all of them.
+pub async fn max_projects(db: &warren_store::Database) -> Result<u32> {
+    let plan = crate::plans::Plans::new(db.clone())
+        .find(crate::plans::DEFAULT_PLAN)
+        .await?;
+    // Without a default plan (the operator cannot delete it) nothing is created.
+    let max = plan.map_or(0, |p| match p.limits.max_projects {
+        0 => u64::from(u32::MAX),
+        n => n,
+    });
+    Ok(u32::try_from(max).unwrap_or(u32::MAX))
+}
 
 /// The tenants of one account, over the tenant bookkeeping. Cheap to clone.
 #[derive(Clone, Debug)]

@@ -48,8 +48,6 @@ pub struct ConsoleConfig {
     pub signups_per_email: u32,
     /// The rate limits' window.
     pub signup_window: Duration,
-    /// Projects an account may own.
-    pub max_projects: u32,
     /// The `From` address of the console's mail.
     pub mail_from: String,
 }
@@ -60,7 +58,6 @@ impl Default for ConsoleConfig {
             signups_per_ip: 10,
             signups_per_email: 3,
             signup_window: Duration::from_secs(3600),
-            max_projects: crate::projects::DEFAULT_MAX_PROJECTS,
             mail_from: "noreply@localhost".into(),
         }
     }

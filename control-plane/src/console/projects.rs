@@ -12,6 +12,7 @@ use super::auth::{FormBody, failure, forbidden};
 use super::html::{Notice, csrf_field, e, input, page, redirect};
 use super::visitor::Visitor;
 use crate::accounts::Account;
+use crate::metering::{Usage, totals};
 use crate::tenants::TenantInfo;
 use crate::{ControlPlane, Error};
 
@@ -39,17 +40,24 @@ async fn list_body(
     slug: &str,
 ) -> crate::Result<String> {
     let projects = state.console.projects().list(&account.id).await?;
-    let max = state.console.inner.config.max_projects;
+    let max = crate::projects::max_projects(state.tenants.db()).await?;
+    let mut usage = Vec::with_capacity(projects.len());
+    for p in &projects {
+        usage.push(totals(&state.metering.usage(&p.id, None, None).await?));
+    }
     let rows: String = projects
         .iter()
-        .map(|p| {
+        .zip(&usage)
+        .map(|(p, used)| {
             let url = state.urls.tenant_url(&p.slug);
             format!(
-                r#"<tr><td><a href="/projects/{id}">{slug}</a></td><td><a href="{url}" rel="noopener">{url}</a></td><td>{status}</td><td>{created}</td></tr>"#,
+                r#"<tr><td><a href="/projects/{id}">{slug}</a></td><td><a href="{url}" rel="noopener">{url}</a></td><td>{status}</td><td class="num">{requests}</td><td class="num">{storage}</td><td>{created}</td></tr>"#,
                 id = e(&p.id),
                 slug = e(&p.slug),
                 url = e(&url),
                 status = status_badge(&p.status),
+                requests = used.requests,
+                storage = e(&bytes(used.storage_bytes)),
                 created = e(&p.created),
             )
         })
@@ -58,7 +66,7 @@ async fn list_body(
         r#"<p class="empty">No projects yet.</p>"#.to_string()
     } else {
         format!(
-            r#"<table class="projects"><thead><tr><th>Project</th><th>URL</th><th>Status</th><th>Created</th></tr></thead><tbody>{rows}</tbody></table>"#
+            r#"<table class="projects"><thead><tr><th>Project</th><th>URL</th><th>Status</th><th>Requests (31 days)</th><th>Storage</th><th>Created</th></tr></thead><tbody>{rows}</tbody></table>"#
         )
     };
     let verify = if account.verified {
@@ -160,7 +168,10 @@ pub async fn create_project(
         )
         .await;
     }
-    let max = state.console.inner.config.max_projects;
+    let max = match crate::projects::max_projects(state.tenants.db()).await {
+        Ok(max) => max,
+        Err(e) => return failure(&visitor, e),
+    };
     let slug = form.slug.trim();
     match state
         .console
@@ -184,6 +195,13 @@ pub async fn create_project(
             )
             .await
         }
+        Err(Error::ProjectLimit(0)) => {
+            refuse(
+                StatusCode::FORBIDDEN,
+                "Your plan allows no projects.".into(),
+            )
+            .await
+        }
         Err(Error::ProjectLimit(max)) => {
             refuse(
                 StatusCode::FORBIDDEN,
@@ -195,7 +213,51 @@ pub async fn create_project(
     }
 }
 
-fn project_body(state: &ControlPlane, visitor: &Visitor, project: &TenantInfo) -> String {
+/// Human-readable byte counts (binary units).
+fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+fn usage_table(used: &Usage) -> String {
+    format!(
+        r#"<h2>Usage, last 31 days</h2>
+<table class="projects usage" id="usage"><tbody>
+<tr><th>Requests</th><td class="num">{requests}</td></tr>
+<tr><th>Data in</th><td class="num">{bytes_in}</td></tr>
+<tr><th>Data out</th><td class="num">{bytes_out}</td></tr>
+<tr><th>Storage</th><td class="num">{storage}</td></tr>
+<tr><th>Records written</th><td class="num">{records}</td></tr>
+<tr><th>Realtime connection time</th><td class="num">{realtime} s</td></tr>
+<tr><th>Realtime peak connections</th><td class="num">{peak}</td></tr>
+</tbody></table>
+<p class="hint">Counted as requests arrive and saved every few seconds.</p>"#,
+        requests = used.requests,
+        bytes_in = e(&bytes(used.bytes_in)),
+        bytes_out = e(&bytes(used.bytes_out)),
+        storage = e(&bytes(used.storage_bytes)),
+        records = used.records_written,
+        realtime = used.realtime_seconds,
+        peak = used.realtime_peak,
+    )
+}
+
+fn project_body(
+    state: &ControlPlane,
+    visitor: &Visitor,
+    project: &TenantInfo,
+    used: &Usage,
+) -> String {
     let url = state.urls.tenant_url(&project.slug);
     format!(
         r#"<dl class="facts">
@@ -204,6 +266,7 @@ fn project_body(state: &ControlPlane, visitor: &Visitor, project: &TenantInfo) -
 <dt>Status</dt><dd>{status}</dd>
 <dt>Created</dt><dd>{created}</dd>
 </dl>
+{usage}
 <form method="post" action="/projects/{id}/superuser" class="card" id="superuser">{csrf}
 <h2>Superuser</h2>
 <p class="hint">Creates the project's superuser, or sets a new password for an existing one. The console does not keep or show the password.</p>
@@ -221,6 +284,7 @@ fn project_body(state: &ControlPlane, visitor: &Visitor, project: &TenantInfo) -
         url = e(&url),
         status = status_badge(&project.status),
         created = e(&project.created),
+        usage = usage_table(used),
         id = e(&project.id),
         slug = e(&project.slug),
         csrf = csrf_field(visitor),
@@ -263,16 +327,20 @@ async fn owned(
     state: &ControlPlane,
     visitor: &Visitor,
     id: &str,
-) -> Result<(Account, TenantInfo), Response> {
+) -> Result<(Account, TenantInfo, Usage), Response> {
     let Some(account) = visitor.account.clone() else {
         return Err(redirect(visitor, "/login", &[]));
     };
     if !plausible_id(id) {
         return Err(not_found(visitor));
     }
-    match state.console.projects().get(&account.id, id).await {
-        Ok(project) => Ok((account, project)),
-        Err(Error::NotFound) => Err(not_found(visitor)),
+    let project = match state.console.projects().get(&account.id, id).await {
+        Ok(project) => project,
+        Err(Error::NotFound) => return Err(not_found(visitor)),
+        Err(e) => return Err(failure(visitor, e)),
+    };
+    match state.metering.usage(&project.id, None, None).await {
+        Ok(rows) => Ok((account, project, totals(&rows))),
         Err(e) => Err(failure(visitor, e)),
     }
 }
@@ -284,7 +352,7 @@ pub async fn show_project(
     Path(id): Path<String>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    let (_, project) = match owned(&state, &visitor, &id).await {
+    let (_, project, used) = match owned(&state, &visitor, &id).await {
         Ok(found) => found,
         Err(response) => return response,
     };
@@ -295,7 +363,7 @@ pub async fn show_project(
             state.urls.tenant_url(&project.slug)
         ))
     });
-    let body = project_body(&state, &visitor, &project);
+    let body = project_body(&state, &visitor, &project, &used);
     page(&visitor, StatusCode::OK, &project.slug, notice, &body)
 }
 
@@ -315,7 +383,7 @@ pub async fn set_superuser(
     Path(id): Path<String>,
     FormBody(form): FormBody<NewSuperuser>,
 ) -> Response {
-    let (_, project) = match owned(&state, &visitor, &id).await {
+    let (_, project, used) = match owned(&state, &visitor, &id).await {
         Ok(found) => found,
         Err(response) => return response,
     };
@@ -328,7 +396,7 @@ pub async fn set_superuser(
             status,
             &project.slug,
             Some(notice),
-            &project_body(&state, &visitor, &project),
+            &project_body(&state, &visitor, &project, &used),
         )
     };
     if form.email.len() > 254 || form.password.chars().count() > 71 {
@@ -382,7 +450,7 @@ pub async fn delete_project(
     Path(id): Path<String>,
     FormBody(form): FormBody<DeleteProject>,
 ) -> Response {
-    let (account, project) = match owned(&state, &visitor, &id).await {
+    let (account, project, used) = match owned(&state, &visitor, &id).await {
         Ok(found) => found,
         Err(response) => return response,
     };
@@ -398,7 +466,7 @@ pub async fn delete_project(
                 "Type {} exactly to delete the project.",
                 project.slug
             ))),
-            &project_body(&state, &visitor, &project),
+            &project_body(&state, &visitor, &project, &used),
         );
     }
     match state

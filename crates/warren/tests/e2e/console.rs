@@ -559,6 +559,36 @@ async fn projects_need_a_verified_email_a_good_name_and_room_in_the_plan() {
         )
         .await;
     project_id(&visitor.create_project("fourth").await);
+
+    // The cap is the default plan's maxProjects, read at each creation.
+    let plan = server
+        .request(Method::PATCH, "localhost", "/v1/plans/default")
+        .bearer_auth(TOKEN)
+        .json(&serde_json::json!({ "maxProjects": 4 }));
+    assert_eq!(send(plan).await.0, 200);
+    project_id(&visitor.create_project("fifth").await);
+    let page = visitor.create_project("sixth").await;
+    assert_eq!(page.status, 403);
+    assert!(page.body.contains("allows 4 projects"));
+}
+
+#[tokio::test]
+async fn the_console_shows_a_projects_usage() {
+    let server = Server::start(&["--metering-interval", "100ms"]);
+    let (mut visitor, _) = verified(&server, "usage@example.com").await;
+    let id = project_id(&visitor.create_project("metered").await);
+    for _ in 0..5 {
+        assert_eq!(server.get("metered.localhost", "/api/health").await.0, 200);
+    }
+    let shown = crate::support::eventually(std::time::Duration::from_secs(10), async || {
+        let page = visitor.get(&format!("/projects/{id}")).await;
+        let list = visitor.get("/projects").await;
+        page.body
+            .contains(r#"<tr><th>Requests</th><td class="num">5</td></tr>"#)
+            && list.body.contains(r#"<td class="num">5</td>"#)
+    })
+    .await;
+    assert!(shown, "the console never showed 5 requests");
 }
 
 #[tokio::test]
