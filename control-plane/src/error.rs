@@ -44,6 +44,9 @@ pub enum Error {
     /// Password hashing failed or is saturated.
     #[error(transparent)]
     Auth(#[from] warren_auth::Error),
+    /// A backup or restore failed.
+    #[error(transparent)]
+    Backup(#[from] warren_backup::Error),
 }
 
 /// Result alias for the control plane.
@@ -71,6 +74,31 @@ impl IntoResponse for Error {
                 StatusCode::CONFLICT,
                 "The domain is already claimed.".into(),
                 json!({ "domain": { "code": "validation_not_unique", "message": "The domain is already claimed." } }),
+            ),
+            Error::Backup(warren_backup::Error::Corrupt(reason)) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("The backup is damaged and was not restored: {reason}"),
+                json!({}),
+            ),
+            Error::Backup(warren_backup::Error::NotFound(what)) => (
+                StatusCode::NOT_FOUND,
+                format!("Not found: {what}."),
+                json!({}),
+            ),
+            Error::Backup(warren_backup::Error::Invalid(reason)) => (
+                StatusCode::BAD_REQUEST,
+                "Failed to validate the request.".to_string(),
+                json!({ "backup": { "code": "validation_invalid", "message": reason } }),
+            ),
+            Error::Backup(warren_backup::Error::Target(reason)) => (
+                StatusCode::BAD_GATEWAY,
+                format!("The backup target failed: {reason}"),
+                json!({}),
+            ),
+            Error::Tenant(warren_tenant::Error::Draining) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The tenant is being restored; try again shortly.".into(),
+                json!({}),
             ),
             Error::Unauthorized => (
                 StatusCode::UNAUTHORIZED,

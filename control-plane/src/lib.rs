@@ -4,6 +4,7 @@
 //! It provisions tenants through the tenant runtime and never reads a tenant's data.
 
 pub mod accounts;
+pub mod backups;
 pub mod certificates;
 pub mod console;
 pub mod directory;
@@ -47,6 +48,10 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 4,
         sql: include_str!("../../migrations/control/0004_domains_certificates.sql"),
     },
+    Migration {
+        version: 5,
+        sql: include_str!("../../migrations/control/0005_backups.sql"),
+    },
 ];
 
 /// Opens (creating and migrating if needed) `control.db` in `data_dir`.
@@ -84,4 +89,6 @@ pub struct ControlPlane {
     pub console: console::Console,
     /// Usage counters, their persistence, and process metrics.
     pub metering: metering::Metering,
+    /// Backups and restores of tenants (disabled without a backup target).
+    pub backups: backups::Backups,
 }

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 use crate::routes::accounts;
-use crate::routes::{domains, health, metrics, openapi, plans, tenants};
+use crate::routes::{backups, domains, health, metrics, openapi, plans, tenants};
 use crate::{ControlPlane, Error};
 
 /// The platform host's router: the operator API under `/v1/` and the console.
@@ -48,6 +48,18 @@ pub fn router(state: ControlPlane) -> Router {
         .route("/v1/plans", get(plans::list_plans).post(plans::create_plan))
         .route("/v1/plans/{name}", axum::routing::patch(plans::update_plan))
         .route("/metrics", get(metrics::get_metrics))
+        .route(
+            "/v1/tenants/{slug}/backups",
+            get(backups::list_backups).post(backups::create_backup),
+        )
+        .route(
+            "/v1/tenants/{slug}/backups/restore",
+            post(backups::restore_backup),
+        )
+        .route(
+            "/v1/tenants/{slug}/backups/verify",
+            post(backups::verify_backup),
+        )
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             require_operator,

@@ -1,6 +1,7 @@
 //! Handlers of the operator API, one module per resource.
 
 pub mod accounts;
+pub mod backups;
 pub mod domains;
 pub mod health;
 pub mod metrics;

@@ -170,7 +170,7 @@ impl Tenants {
 
     /// Records the provisioned tenant directory `id` under `slug`; removes the directory again
     /// if that fails.
-    async fn register(&self, id: String, slug: &str) -> Result<TenantInfo> {
+    pub(crate) async fn register(&self, id: String, slug: &str) -> Result<TenantInfo> {
         let (row_id, row_slug) = (id.clone(), slug.to_string());
         let inserted = self
             .db

@@ -64,6 +64,43 @@ impl std::fmt::Debug for S3Storage {
     }
 }
 
+/// An SDK client for `config`'s endpoint: path-style addressing, static credentials, rustls over
+/// ring, checksums only where S3 requires them. Shared by every part of Warren that talks to S3.
+pub fn client(config: &S3Config) -> Client {
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https();
+    let region = if config.region.is_empty() {
+        "us-east-1".to_string()
+    } else {
+        config.region.clone()
+    };
+    let sdk = aws_sdk_s3::config::Builder::new()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(region))
+        .endpoint_url(config.endpoint.clone())
+        .credentials_provider(Credentials::new(
+            config.access_key.clone(),
+            config.secret.clone(),
+            None,
+            None,
+            "warren",
+        ))
+        .force_path_style(true)
+        .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+        .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
+        .timeout_config(
+            aws_sdk_s3::config::timeout::TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(5))
+                .build(),
+        )
+        .http_client(http)
+        .build();
+    Client::from_conf(sdk)
+}
+
 fn s3_error(e: impl std::fmt::Display) -> Error {
     Error::S3(e.to_string())
 }
@@ -74,40 +111,10 @@ impl S3Storage {
         if config.bucket.is_empty() || config.endpoint.is_empty() {
             return Err(Error::S3("bucket and endpoint are required".into()));
         }
-        let http = aws_smithy_http_client::Builder::new()
-            .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-                aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
-            ))
-            .build_https();
-        let region = if config.region.is_empty() {
-            "us-east-1".to_string()
-        } else {
-            config.region.clone()
-        };
-        let sdk = aws_sdk_s3::config::Builder::new()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new(region))
-            .endpoint_url(config.endpoint.clone())
-            .credentials_provider(Credentials::new(
-                config.access_key.clone(),
-                config.secret.clone(),
-                None,
-                None,
-                "warren",
-            ))
-            .force_path_style(true)
-            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
-            .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
-            .timeout_config(
-                aws_sdk_s3::config::timeout::TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(5))
-                    .build(),
-            )
-            .http_client(http)
-            .build();
+        let client = client(config);
         let prefix = prefix.trim_matches('/');
         Ok(Self {
-            client: Client::from_conf(sdk),
+            client,
             bucket: config.bucket.clone(),
             prefix: if prefix.is_empty() {
                 String::new()

@@ -342,6 +342,11 @@ impl Logs {
     pub async fn database(&self) -> Result<&Database> {
         self.inner.store.aux().await
     }
+
+    /// The auxiliary database if it is open (it opens lazily).
+    pub fn open_database(&self) -> Option<&Database> {
+        self.inner.store.db.get()
+    }
 }
 
 impl Inner {

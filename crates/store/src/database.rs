@@ -187,6 +187,12 @@ impl Database {
         Some(out)
     }
 
+    /// Resolves once this database is fully closed: every handle dropped, the read pool and
+    /// the writer's connection closed. Lets a caller replace the file safely afterwards.
+    pub fn on_close(&self) -> Closed {
+        Closed(self.inner.writer.closed())
+    }
+
     /// A watcher that tells when any other connection (or process) has committed a change.
     pub async fn watch(&self) -> Result<ChangeWatcher> {
         let path = self.inner.path.clone();
@@ -256,6 +262,16 @@ where
         Ok(())
     })
     .await
+}
+
+/// See [`Database::on_close`].
+pub struct Closed(tokio::sync::watch::Receiver<()>);
+
+impl Closed {
+    /// Waits until the database is closed.
+    pub async fn wait(mut self) {
+        while self.0.changed().await.is_ok() {}
+    }
 }
 
 /// Detects commits made through other connections, including other processes (`PRAGMA
@@ -422,6 +438,22 @@ mod tests {
             .read_quick(|c| Ok::<_, Error>(c.execute("INSERT INTO t (v) VALUES ('b')", [])?))
             .await;
         assert!(res.is_err(), "quick reads are read-only too");
+    }
+
+    #[tokio::test]
+    async fn on_close_resolves_after_the_last_handle_is_dropped() {
+        let (_dir, db) = open_temp().await;
+        let closed = db.on_close();
+        let other = db.clone();
+        drop(db);
+        let waiting = tokio::spawn(closed.wait());
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        assert!(!waiting.is_finished());
+        drop(other);
+        tokio::time::timeout(std::time::Duration::from_secs(5), waiting)
+            .await
+            .unwrap()
+            .unwrap();
     }
 
     #[tokio::test]

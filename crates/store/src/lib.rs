@@ -11,7 +11,7 @@ mod migrate;
 mod writer;
 
 pub use copy::vacuum_into;
-pub use database::{ChangeWatcher, Database, Options, create_file};
+pub use database::{ChangeWatcher, Closed, Database, Options, create_file};
 pub use migrate::Migration;
 pub use rusqlite;
 

@@ -28,14 +28,26 @@ type Job = Box<dyn FnOnce(std::result::Result<&Connection, String>) -> (bool, Fi
 /// Handle to the writer task. Dropping every handle ends the task and closes the connection.
 pub(crate) struct Writer {
     jobs: mpsc::Sender<Job>,
+    /// Ends (its sender is dropped) once the writer task has closed its connection.
+    closed: tokio::sync::watch::Receiver<()>,
 }
 
 impl Writer {
     /// Starts the writer task that owns `conn`.
     pub(crate) fn start(conn: Connection) -> Self {
         let (jobs, queue) = mpsc::channel(QUEUE);
-        tokio::spawn(run(conn, queue));
-        Self { jobs }
+        let (done, closed) = tokio::sync::watch::channel(());
+        tokio::spawn(async move {
+            run(conn, queue).await;
+            // `run` has dropped the connection by now.
+            drop(done);
+        });
+        Self { jobs, closed }
+    }
+
+    /// A receiver whose `changed()` fails once the writer's connection is closed.
+    pub(crate) fn closed(&self) -> tokio::sync::watch::Receiver<()> {
+        self.closed.clone()
     }
 
     /// Queues `f` and waits until the transaction that ran it has committed.

@@ -13,7 +13,7 @@ pub mod transfer;
 use std::path::{Path, PathBuf};
 
 pub use meter::Meter;
-pub use registry::{Registry, RegistryConfig, Tenant};
+pub use registry::{Drained, Registry, RegistryConfig, Tenant};
 use warren_store::rusqlite::{Connection, params, params_from_iter};
 use warren_store::{Database, Migration, Options};
 
@@ -35,6 +35,9 @@ pub enum Error {
     /// Input was rejected; the message says why.
     #[error("{0}")]
     Invalid(String),
+    /// The tenant is closed for a moment (its data is being replaced); retry shortly.
+    #[error("the tenant is being restored")]
+    Draining,
     /// Files of the tenant could not be created or removed.
     #[error("io: {0}")]
     Io(#[from] std::io::Error),

@@ -7,7 +7,7 @@
 //!   in-flight request.
 //! - Concurrent first requests for one tenant open it once (a shared `OnceCell` per slot).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
@@ -175,6 +175,8 @@ struct RegistryInner {
     epoch: Instant,
     /// Tenant id → usage meter, kept while tenants close and reopen.
     meters: Mutex<HashMap<String, Arc<Meter>>>,
+    /// Tenants held closed by a [`Drained`] guard (their data is being replaced).
+    draining: Mutex<HashSet<String>>,
 }
 
 struct Slot {
@@ -192,6 +194,7 @@ impl Registry {
             slots: Mutex::new(HashMap::new()),
             epoch: Instant::now(),
             meters: Mutex::new(HashMap::new()),
+            draining: Mutex::new(HashSet::new()),
         });
         let every = (inner.config.idle_timeout / 4)
             .clamp(Duration::from_millis(50), Duration::from_secs(15));
@@ -206,6 +209,9 @@ impl Registry {
 
     /// Returns tenant `id`, opening it if needed.
     pub async fn get(&self, id: &str) -> Result<Tenant> {
+        if self.inner.is_draining(id) {
+            return Err(Error::Draining);
+        }
         let (cell, last_used) = {
             let mut slots = self.inner.lock();
             let now = self.inner.now_ms();
@@ -225,6 +231,8 @@ impl Registry {
             .get_or_try_init(|| open(root, id.to_string(), self.meter(id)))
             .await;
         match opened {
+            // A drain that began while this request opened the tenant wins.
+            Ok(_) if self.inner.is_draining(id) => Err(Error::Draining),
             Ok(tenant) => {
                 last_used.store(self.inner.now_ms(), Ordering::Relaxed);
                 Ok(tenant.clone())
@@ -272,6 +280,51 @@ impl Registry {
         removed.iter().for_each(disconnect);
     }
 
+    /// Closes tenant `id` and keeps it closed until the returned guard is dropped; requests
+    /// meanwhile get [`Error::Draining`]. Returns once every handle to the tenant is gone and
+    /// its databases are closed, so its files can be replaced; fails after `limit` if handles
+    /// are still held (the tenant then reopens when the guard drops).
+    pub async fn drain(&self, id: &str, limit: Duration) -> Result<Drained> {
+        if !self
+            .inner
+            .draining
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.to_string())
+        {
+            return Err(Error::Draining);
+        }
+        let guard = Drained {
+            registry: self.clone(),
+            id: id.to_string(),
+        };
+        let removed = self.inner.lock().remove(id);
+        let Some(slot) = removed else {
+            return Ok(guard);
+        };
+        disconnect(&slot);
+        let Some(tenant) = slot.cell.get().cloned() else {
+            return Ok(guard);
+        };
+        drop(slot);
+        let _ = tenant.logs().flush().await;
+        let mut closing = vec![tenant.db().on_close()];
+        closing.extend(tenant.logs().open_database().map(|db| db.on_close()));
+        drop(tenant);
+        let closed = tokio::time::timeout(limit, async {
+            for db in closing {
+                db.wait().await;
+            }
+        })
+        .await;
+        match closed {
+            Ok(()) => Ok(guard),
+            Err(_) => Err(Error::Invalid(
+                "the tenant is still in use; try again".into(),
+            )),
+        }
+    }
+
     /// Closes every tenant and disconnects their realtime clients (server shutdown: open SSE
     /// streams would otherwise hold the graceful drain open).
     pub fn close_all(&self) {
@@ -305,7 +358,31 @@ impl Registry {
     }
 }
 
+/// Holds a drained tenant closed; dropping it lets the tenant open again.
+pub struct Drained {
+    registry: Registry,
+    id: String,
+}
+
+impl Drop for Drained {
+    fn drop(&mut self) {
+        self.registry
+            .inner
+            .draining
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.id);
+    }
+}
+
 impl RegistryInner {
+    fn is_draining(&self, id: &str) -> bool {
+        self.draining
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(id)
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Slot>> {
         // A panic while holding this lock cannot leave the map inconsistent (single operations),
         // so a poisoned lock is still usable.
@@ -489,6 +566,28 @@ mod tests {
                 .windows(2)
                 .all(|w| Arc::ptr_eq(&w[0].inner, &w[1].inner))
         );
+    }
+
+    #[tokio::test]
+    async fn a_drained_tenant_is_closed_until_the_guard_drops() {
+        let (dir, registry) = registry(10, Duration::from_secs(60)).await;
+        provision(dir.path(), "a").await.unwrap();
+        let tenant = registry.get("a").await.unwrap();
+        let held = tenant.clone();
+        drop(tenant);
+        let draining = {
+            let registry = registry.clone();
+            tokio::spawn(async move { registry.drain("a", Duration::from_secs(5)).await })
+        };
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        // Still held by a request: the drain waits for it.
+        assert!(!draining.is_finished());
+        assert!(matches!(registry.get("a").await, Err(Error::Draining)));
+        drop(held);
+        let guard = draining.await.unwrap().unwrap();
+        assert!(matches!(registry.get("a").await, Err(Error::Draining)));
+        drop(guard);
+        registry.get("a").await.unwrap();
     }
 
     #[tokio::test]

@@ -89,6 +89,11 @@ async fn to_tenant(
             forward(app.tenant_api.clone(), request).await
         }
         Err(warren_tenant::Error::NotFound) => ApiError::not_found().into_response(),
+        Err(warren_tenant::Error::Draining) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The project is being restored; try again shortly.",
+        )
+        .into_response(),
         Err(e) => ApiError::internal(e).into_response(),
     }
 }

@@ -63,6 +63,8 @@ pub enum Command {
     /// List, disable and enable console accounts.
     #[command(subcommand)]
     Account(AccountCommand),
+    /// Take, list, restore and check backups of tenants.
+    Backup(BackupArgs),
     /// Show a tenant's metered usage per hour.
     Usage {
         /// The tenant's slug.
@@ -123,6 +125,9 @@ pub struct Serve {
     /// Sender address of the console's mail (default `noreply@<domain>`).
     #[arg(long, env = "WARREN_MAIL_FROM")]
     pub mail_from: Option<String>,
+    /// Backups: target, schedule and retention.
+    #[command(flatten)]
+    pub backup: BackupFlags,
 }
 
 /// The HTTPS listener and its certificates.
@@ -332,4 +337,122 @@ fn parse_interval(text: &str) -> Result<std::time::Duration, String> {
         return Err("the interval must be at least 10ms".into());
     }
     Ok(std::time::Duration::from_millis(millis))
+}
+
+/// Where backups go and how often they are taken.
+#[derive(Debug, Args)]
+pub struct BackupFlags {
+    /// Backup target: `s3://bucket/prefix` or `file:///absolute/dir`. Without it, backups are off.
+    #[arg(long = "backup-url", env = "WARREN_BACKUP_URL", global = true)]
+    pub backup_url: Option<String>,
+    /// S3 endpoint of the backup bucket (default: AWS_ENDPOINT_URL, else AWS itself).
+    #[arg(
+        long = "backup-s3-endpoint",
+        env = "WARREN_BACKUP_S3_ENDPOINT",
+        global = true
+    )]
+    pub backup_endpoint: Option<String>,
+    /// Region of the backup bucket (default: AWS_REGION, else us-east-1).
+    #[arg(
+        long = "backup-s3-region",
+        env = "WARREN_BACKUP_S3_REGION",
+        global = true
+    )]
+    pub backup_region: Option<String>,
+    /// Access key id for the backup bucket (default: AWS_ACCESS_KEY_ID).
+    #[arg(
+        long = "backup-s3-access-key",
+        env = "WARREN_BACKUP_S3_ACCESS_KEY",
+        global = true
+    )]
+    pub backup_access_key: Option<String>,
+    /// Secret key for the backup bucket (default: AWS_SECRET_ACCESS_KEY; prefer the environment).
+    #[arg(
+        long = "backup-s3-secret",
+        env = "WARREN_BACKUP_S3_SECRET",
+        hide_env_values = true,
+        global = true
+    )]
+    pub backup_secret: Option<String>,
+    /// `serve`: back up every tenant this often when it changed (`30m`, `1h`, `1d`; `0` = off).
+    #[arg(
+        long = "backup-every",
+        env = "WARREN_BACKUP_EVERY",
+        default_value = "1d",
+        global = true
+    )]
+    pub backup_every: String,
+    /// `serve`: backups kept per tenant (0 = no limit; the newest is always kept).
+    #[arg(
+        long = "backup-keep",
+        env = "WARREN_BACKUP_KEEP",
+        default_value_t = 7,
+        global = true
+    )]
+    pub backup_keep: usize,
+    /// `serve`: delete backups older than this (`30d`; empty = no age limit).
+    #[arg(
+        long = "backup-max-age",
+        env = "WARREN_BACKUP_MAX_AGE",
+        default_value = "",
+        global = true
+    )]
+    pub backup_max_age: String,
+    /// Most backups and restores running at once on this node.
+    #[arg(
+        long = "backup-concurrency",
+        env = "WARREN_BACKUP_CONCURRENCY",
+        default_value_t = 2,
+        global = true
+    )]
+    pub backup_concurrency: usize,
+}
+
+/// `warren backup …`
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    #[command(flatten)]
+    pub flags: BackupFlags,
+    #[command(subcommand)]
+    pub command: BackupCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BackupCommand {
+    /// Take a backup of a tenant now.
+    Create {
+        /// The tenant's slug.
+        slug: String,
+    },
+    /// List a tenant's complete backups, oldest first.
+    List {
+        /// The tenant's slug.
+        slug: String,
+    },
+    /// Restore a backup into a new tenant (default `<slug>-restored`).
+    Restore {
+        /// The tenant whose backup is restored.
+        slug: String,
+        /// Slug of the new tenant.
+        #[arg(long)]
+        to: Option<String>,
+        /// Backup id (default: the latest).
+        #[arg(long)]
+        backup: Option<String>,
+        /// Restore the state as of this moment (RFC 3339).
+        #[arg(long)]
+        at: Option<String>,
+        /// Replace the tenant itself. A served tenant is replaced through the running server's
+        /// operator API (`POST /v1/tenants/{slug}/backups/restore` with `inPlace`).
+        #[arg(long)]
+        in_place: bool,
+    },
+    /// Restore a backup into scratch space and check its integrity and record counts.
+    Verify {
+        /// The tenant's slug.
+        slug: String,
+        /// Backup id (default: the latest).
+        #[arg(long)]
+        backup: Option<String>,
+    },
 }

@@ -10,6 +10,7 @@ use warren_tenant::{Registry, RegistryConfig};
 
 use crate::app;
 use crate::cli::AccountCommand;
+use crate::cli::{BackupArgs, BackupCommand, BackupFlags};
 use crate::cli::{
     Cli, Command, DomainCommand, Global, PlanCommand, Serve, SuperuserCommand, TenantCommand,
 };
@@ -24,6 +25,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Account(command) => account(&cli.global, command).await,
         Command::Usage { slug, from, to } => usage(&cli.global, &slug, from, to).await,
         Command::Plan(PlanCommand::List) => list_plans(&cli.global).await,
+        Command::Backup(args) => backup(&cli.global, args).await,
     }
 }
 
@@ -91,6 +93,24 @@ async fn serve_platform(global: &Global, serve: &Serve) -> anyhow::Result<()> {
     );
     metering.start(serve.metering_interval);
     let final_flush = metering.clone();
+    let backups = backups(global, &serve.backup, &tenants, Some(registry.clone()))?;
+    backups.remove_leftovers();
+    let _schedule = match parse_duration(&serve.backup.backup_every)? {
+        Some(every) if backups.enabled() => {
+            let policy = warren_control_plane::backups::FixedPolicy {
+                every,
+                retention: warren_control_plane::backups::Retention {
+                    keep: serve.backup.backup_keep,
+                    max_age: parse_duration(&serve.backup.backup_max_age)?,
+                },
+            };
+            backups.start_schedule(
+                std::sync::Arc::new(policy),
+                (every / 4).clamp(Duration::from_secs(1), Duration::from_secs(60)),
+            )
+        }
+        _ => None,
+    };
     let api = warren_api::ApiState {
         oauth_loopback: serve.oauth_insecure_loopback,
         files: warren_files::Files::new(warren_files::FilesConfig {
@@ -108,6 +128,7 @@ async fn serve_platform(global: &Global, serve: &Serve) -> anyhow::Result<()> {
         urls,
         console,
         metering,
+        backups,
     };
     let edge_control = control.clone();
     let router = app::router(control, &global.domain, api);
@@ -454,6 +475,7 @@ fn explain(e: warren_control_plane::Error) -> anyhow::Error {
     match e {
         warren_control_plane::Error::Invalid(_, reason) => anyhow::anyhow!(reason),
         warren_control_plane::Error::NotFound => anyhow::anyhow!("there is no such tenant"),
+        warren_control_plane::Error::SlugTaken => anyhow::anyhow!("the slug is already taken"),
         other => anyhow::anyhow!(other),
     }
 }
@@ -509,6 +531,177 @@ async fn list_plans(global: &Global) -> anyhow::Result<()> {
             l.max_realtime_connections,
             l.max_projects
         );
+    }
+    Ok(())
+}
+
+/// The node's backups from the `--backup-*` flags (disabled without `--backup-url`). S3
+/// settings not given fall back to the usual AWS environment variables.
+fn backups(
+    global: &Global,
+    flags: &BackupFlags,
+    tenants: &Tenants,
+    registry: Option<Registry>,
+) -> anyhow::Result<warren_control_plane::backups::Backups> {
+    use warren_control_plane::backups::Backups;
+    let Some(url) = &flags.backup_url else {
+        return Ok(Backups::disabled());
+    };
+    let aws = |names: &[&str]| {
+        names
+            .iter()
+            .find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()))
+            .unwrap_or_default()
+    };
+    let settings = warren_backup::S3Settings {
+        endpoint: flags
+            .backup_endpoint
+            .clone()
+            .unwrap_or_else(|| aws(&["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"])),
+        region: flags
+            .backup_region
+            .clone()
+            .unwrap_or_else(|| aws(&["AWS_REGION", "AWS_DEFAULT_REGION"])),
+        access_key: flags
+            .backup_access_key
+            .clone()
+            .unwrap_or_else(|| aws(&["AWS_ACCESS_KEY_ID"])),
+        secret: flags
+            .backup_secret
+            .clone()
+            .unwrap_or_else(|| aws(&["AWS_SECRET_ACCESS_KEY"])),
+    };
+    let target = warren_backup::Target::from_url(url, &settings)?;
+    let scratch = global
+        .data_dir
+        .join(format!(".backup-scratch-{}", std::process::id()));
+    Ok(Backups::new(
+        target,
+        tenants.clone(),
+        registry,
+        scratch,
+        flags.backup_concurrency,
+    ))
+}
+
+/// `30s`, `15m`, `1h`, `1d` (or plain seconds); `0` or empty is `None`.
+fn parse_duration(text: &str) -> anyhow::Result<Option<Duration>> {
+    let text = text.trim();
+    if text.is_empty() || text == "0" {
+        return Ok(None);
+    }
+    let (number, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let n: u64 = number
+        .parse()
+        .with_context(|| format!("{text:?} is not a duration like 30m, 1h or 1d"))?;
+    let seconds = match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86400,
+        _ => bail!("{text:?} is not a duration like 30m, 1h or 1d"),
+    };
+    Ok((seconds > 0).then(|| Duration::from_secs(seconds)))
+}
+
+/// Prints progress of a long backup or restore on stderr, at most a few times a second.
+fn progress_printer() -> impl Fn(warren_backup::Progress) + Send + Sync {
+    let last = std::sync::Mutex::new((String::new(), std::time::Instant::now()));
+    move |p: warren_backup::Progress| {
+        let mut last = last.lock().unwrap_or_else(|e| e.into_inner());
+        let finished = p.total > 0 && p.done >= p.total;
+        if last.0 == p.step && last.1.elapsed() < Duration::from_millis(250) && !finished {
+            return;
+        }
+        *last = (p.step.clone(), std::time::Instant::now());
+        if p.total > 0 {
+            eprintln!(
+                "{}: {:.1}/{:.1} MiB ({}%)",
+                p.step,
+                p.done as f64 / 1048576.0,
+                p.total as f64 / 1048576.0,
+                p.done * 100 / p.total
+            );
+        } else {
+            eprintln!("{}…", p.step);
+        }
+    }
+}
+
+async fn backup(global: &Global, args: BackupArgs) -> anyhow::Result<()> {
+    let tenants = tenants(global).await?;
+    let backups = backups(global, &args.flags, &tenants, None)?;
+    if !backups.enabled() {
+        bail!(
+            "no backup target: pass --backup-url s3://bucket/prefix or file:///dir (or set WARREN_BACKUP_URL)"
+        );
+    }
+    let progress = progress_printer();
+    match args.command {
+        BackupCommand::Create { slug } => {
+            let manifest = backups.create(&slug, &progress).await.map_err(explain)?;
+            println!(
+                "Backed up {slug} as {} ({} bytes) to {}",
+                manifest.id,
+                manifest.size(),
+                backups.describe()
+            );
+        }
+        BackupCommand::List { slug } => {
+            for manifest in backups.list(&slug).await.map_err(explain)? {
+                println!(
+                    "{}\t{}\t{}\t{}",
+                    manifest.id,
+                    manifest.created,
+                    manifest.size(),
+                    manifest.counts.values().sum::<i64>()
+                );
+            }
+        }
+        BackupCommand::Restore {
+            slug,
+            to,
+            backup,
+            at,
+            in_place,
+        } => {
+            let request = warren_control_plane::backups::RestoreRequest {
+                backup,
+                at,
+                to,
+                in_place,
+            };
+            let tenant = backups
+                .restore(&slug, &request, &progress)
+                .await
+                .map_err(explain)?;
+            println!(
+                "Restored {slug} into {}",
+                urls(global).tenant_url(&tenant.slug)
+            );
+        }
+        BackupCommand::Verify { slug, backup } => {
+            let drill = backups
+                .verify(&slug, backup.as_deref(), &progress)
+                .await
+                .map_err(explain)?;
+            if !drill.mismatches.is_empty() {
+                bail!(
+                    "backup {} restored, but record counts differ: {:?}",
+                    drill.manifest.id,
+                    drill.mismatches
+                );
+            }
+            println!(
+                "Backup {} of {slug} is sound: integrity ok, {} records in {} collections",
+                drill.manifest.id,
+                drill.manifest.counts.values().sum::<i64>(),
+                drill.manifest.counts.len()
+            );
+        }
     }
     Ok(())
 }

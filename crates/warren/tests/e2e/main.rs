@@ -3,6 +3,8 @@
 
 mod acme;
 mod auth;
+mod backup;
+mod backup_s3;
 mod collections;
 mod console;
 mod files;

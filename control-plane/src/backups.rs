@@ -1,0 +1,606 @@
+//! Backups of tenants as the node runs them: snapshots into the backup target, restores into a
+//! new tenant or in place, restore drills, retention, the schedule, and the bookkeeping of
+//! every run in the control database (`backup_runs`).
+//!
+//! Concurrency: one backup or restore per tenant at a time, and at most `concurrency` across
+//! the node, so a schedule over thousands of tenants never saturates it.
+//!
+//! In-place restores fetch and check the whole backup first, while the tenant keeps serving;
+//! only then is the tenant drained through the registry (requests get 503 for that moment),
+//! its directory swapped for the restored one by two renames on one file system, and reopened
+//! by the next request.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::Semaphore;
+use warren_backup::restore::{self, Drill};
+use warren_backup::snapshot::{self, Source};
+use warren_backup::{Manifest, Report, Target};
+use warren_store::rusqlite::{OptionalExtension, params};
+
+use crate::tenants::{TenantInfo, Tenants};
+use crate::{Error, Result, slug};
+
+/// How long an in-place restore waits for a tenant's in-flight requests to finish.
+const DRAIN_LIMIT: Duration = Duration::from_secs(30);
+
+/// Backups of this node's tenants. Cheap to clone; disabled without a target.
+#[derive(Clone)]
+pub struct Backups {
+    inner: Option<Arc<Inner>>,
+}
+
+struct Inner {
+    /// Where backups go.
+    target: Target,
+    /// Tenant bookkeeping.
+    tenants: Tenants,
+    /// The open tenants, drained for in-place restores (absent in CLI processes).
+    registry: Option<warren_tenant::Registry>,
+    /// Working space for snapshots and drills.
+    scratch: PathBuf,
+    /// Bounds backups and restores running at once across the node.
+    permits: Semaphore,
+    /// Tenant ids with a backup or restore running.
+    busy: Mutex<HashSet<String>>,
+}
+
+/// What a restore should do.
+#[derive(Debug, Clone, Default)]
+pub struct RestoreRequest {
+    /// The backup to restore; the latest (before `at`) when absent.
+    pub backup: Option<String>,
+    /// Restore the newest backup taken at or before this moment (RFC 3339).
+    pub at: Option<String>,
+    /// Slug of a new tenant to restore into; ignored with `in_place`.
+    pub to: Option<String>,
+    /// Replace the tenant itself.
+    pub in_place: bool,
+}
+
+/// A tenant's backup status, for the operator API and the console.
+#[derive(Debug, Clone, Serialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Status {
+    /// Outcome of the latest snapshot run (`running`, `complete`, `failed`, or `""`).
+    pub last_status: String,
+    /// When the latest snapshot run started.
+    pub last_started: String,
+    /// Its error, if it failed.
+    pub last_error: String,
+    /// When the latest successful snapshot started.
+    pub last_success: String,
+}
+
+/// Keeps a tenant marked busy until dropped.
+struct Busy<'a>(&'a Inner, String);
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.0
+            .busy
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.1);
+    }
+}
+
+impl Backups {
+    /// No backup target: every backup operation fails with a clear message.
+    pub fn disabled() -> Self {
+        Self { inner: None }
+    }
+
+    /// Backups into `target`, working under `scratch`, at most `concurrency` at once.
+    pub fn new(
+        target: Target,
+        tenants: Tenants,
+        registry: Option<warren_tenant::Registry>,
+        scratch: PathBuf,
+        concurrency: usize,
+    ) -> Self {
+        Self {
+            inner: Some(Arc::new(Inner {
+                target,
+                tenants,
+                registry,
+                scratch,
+                permits: Semaphore::new(concurrency.max(1)),
+                busy: Mutex::new(HashSet::new()),
+            })),
+        }
+    }
+
+    /// Removes what runs interrupted by a crash left behind (scratch copies, restore staging).
+    /// Called by the server at start, before it runs any backup.
+    pub fn remove_leftovers(&self) {
+        let Some(inner) = &self.inner else { return };
+        let _ = std::fs::remove_dir_all(&inner.scratch);
+        if let Ok(entries) = std::fs::read_dir(inner.tenants.root()) {
+            for entry in entries.flatten() {
+                let name = entry.file_name();
+                let name = name.to_string_lossy();
+                if name.starts_with(".restore-") || name.starts_with(".replaced-") {
+                    let _ = std::fs::remove_dir_all(entry.path());
+                }
+            }
+        }
+    }
+
+    /// Whether a target is configured.
+    pub fn enabled(&self) -> bool {
+        self.inner.is_some()
+    }
+
+    fn inner(&self) -> Result<&Inner> {
+        self.inner.as_deref().ok_or_else(|| {
+            Error::Invalid(
+                "backupUrl",
+                "No backup target is configured (--backup-url).".into(),
+            )
+        })
+    }
+
+    /// The target, for messages.
+    pub fn describe(&self) -> String {
+        self.inner
+            .as_ref()
+            .map(|i| i.target.describe())
+            .unwrap_or_default()
+    }
+
+    async fn tenant(&self, slug: &str) -> Result<TenantInfo> {
+        self.inner()?
+            .tenants
+            .find(slug)
+            .await?
+            .ok_or(Error::NotFound)
+    }
+
+    /// Takes a backup of tenant `slug` now.
+    pub async fn create(&self, slug: &str, report: Report<'_>) -> Result<Manifest> {
+        let tenant = self.tenant(slug).await?;
+        self.create_for(&tenant, report).await
+    }
+
+    async fn create_for(&self, tenant: &TenantInfo, report: Report<'_>) -> Result<Manifest> {
+        let inner = self.inner()?;
+        let _busy = inner.claim(&tenant.id)?;
+        let _permit = inner.permits.acquire().await.map_err(|_| Error::NotFound)?;
+        let run = inner.start_run(tenant, "snapshot", "").await?;
+        let source = Source {
+            tenant_id: tenant.id.clone(),
+            slug: tenant.slug.clone(),
+            dir: warren_tenant::tenant_dir(inner.tenants.root(), &tenant.id),
+        };
+        let made = snapshot::create(&inner.target, &inner.scratch, &source, report).await;
+        match &made {
+            Ok(manifest) => {
+                inner
+                    .finish_run(run, &manifest.id, manifest.size(), "")
+                    .await?
+            }
+            Err(e) => inner.finish_run(run, "", 0, &e.to_string()).await?,
+        }
+        Ok(made?)
+    }
+
+    /// Every complete backup of tenant `slug`, oldest first.
+    pub async fn list(&self, slug: &str) -> Result<Vec<Manifest>> {
+        let tenant = self.tenant(slug).await?;
+        Ok(restore::list(&self.inner()?.target, &tenant.id).await?)
+    }
+
+    /// The backup a restore or drill of `tenant_id` uses.
+    async fn choose(
+        &self,
+        tenant_id: &str,
+        backup: Option<&str>,
+        at: Option<&str>,
+    ) -> Result<Manifest> {
+        let target = &self.inner()?.target;
+        if let Some(id) = backup {
+            return Ok(restore::load(target, tenant_id, id).await?);
+        }
+        let all = restore::list(target, tenant_id).await?;
+        let chosen = match at {
+            None => all.into_iter().last(),
+            Some(at) => {
+                let at = warren_backup::parse_time(at)?;
+                all.into_iter().rev().find(|m| {
+                    warren_backup::parse_time(&m.created).is_ok_and(|created| created <= at)
+                })
+            }
+        };
+        chosen.ok_or_else(|| Error::Invalid("backup", "There is no such backup.".into()))
+    }
+
+    /// Restores a backup of tenant `slug` into a new tenant (the default) or in place. The
+    /// backup is fetched and checked whole before anything changes; a damaged one is refused.
+    pub async fn restore(
+        &self,
+        slug: &str,
+        request: &RestoreRequest,
+        report: Report<'_>,
+    ) -> Result<TenantInfo> {
+        let inner = self.inner()?;
+        let tenant = self.tenant(slug).await?;
+        let new_slug = if request.in_place {
+            None
+        } else {
+            let to = request
+                .to
+                .clone()
+                .unwrap_or_else(|| format!("{slug}-restored"));
+            slug::validate(&to).map_err(|reason| Error::Invalid("to", reason))?;
+            if inner.tenants.find(&to).await?.is_some() {
+                return Err(Error::SlugTaken);
+            }
+            Some(to)
+        };
+        if request.in_place && inner.registry.is_none() {
+            return Err(Error::Invalid(
+                "inPlace",
+                "An in-place restore of a served tenant goes through the operator API (POST /v1/tenants/{slug}/backups/restore).".into(),
+            ));
+        }
+        let manifest = self
+            .choose(&tenant.id, request.backup.as_deref(), request.at.as_deref())
+            .await?;
+        let _busy = inner.claim(&tenant.id)?;
+        let _permit = inner.permits.acquire().await.map_err(|_| Error::NotFound)?;
+        let run = inner.start_run(&tenant, "restore", &manifest.id).await?;
+        let staging = restore::staging_dir(inner.tenants.root());
+        let done = async {
+            restore::fetch(&inner.target, &manifest, &staging, report).await?;
+            match new_slug {
+                Some(to) => {
+                    let id = warren_auth::random::record_id();
+                    let dir = warren_tenant::tenant_dir(inner.tenants.root(), &id);
+                    tokio::fs::rename(&staging, &dir).await.map_err(Error::Io)?;
+                    sync_dir(inner.tenants.root()).await?;
+                    inner.tenants.register(id, &to).await
+                }
+                None => {
+                    inner.swap_in(&tenant, &staging).await?;
+                    Ok(tenant.clone())
+                }
+            }
+        }
+        .await;
+        if done.is_err() {
+            let _ = tokio::fs::remove_dir_all(&staging).await;
+        }
+        match &done {
+            Ok(_) => {
+                inner
+                    .finish_run(run, &manifest.id, manifest.size(), "")
+                    .await?
+            }
+            Err(e) => {
+                inner
+                    .finish_run(run, &manifest.id, 0, &e.to_string())
+                    .await?
+            }
+        }
+        done
+    }
+
+    /// Restores the latest (or the given) backup of tenant `slug` into a scratch directory and
+    /// checks integrity and record counts.
+    pub async fn verify(
+        &self,
+        slug: &str,
+        backup: Option<&str>,
+        report: Report<'_>,
+    ) -> Result<Drill> {
+        let inner = self.inner()?;
+        let tenant = self.tenant(slug).await?;
+        let manifest = self.choose(&tenant.id, backup, None).await?;
+        let _permit = inner.permits.acquire().await.map_err(|_| Error::NotFound)?;
+        let run = inner.start_run(&tenant, "verify", &manifest.id).await?;
+        let drill = restore::drill(&inner.target, &manifest, &inner.scratch, report).await;
+        let error = match &drill {
+            Ok(d) if d.mismatches.is_empty() => String::new(),
+            Ok(d) => format!("record counts differ: {:?}", d.mismatches),
+            Err(e) => e.to_string(),
+        };
+        inner
+            .finish_run(run, &manifest.id, manifest.size(), &error)
+            .await?;
+        Ok(drill?)
+    }
+
+    /// Deletes backups of tenant `slug` beyond the newest `keep`, and those older than
+    /// `max_age`; the newest backup is always kept. Returns how many were deleted.
+    pub async fn prune(&self, slug: &str, retention: &Retention) -> Result<usize> {
+        let tenant = self.tenant(slug).await?;
+        self.prune_for(&tenant, retention).await
+    }
+
+    async fn prune_for(&self, tenant: &TenantInfo, retention: &Retention) -> Result<usize> {
+        let target = &self.inner()?.target;
+        let all = restore::list(target, &tenant.id).await?;
+        let now = time::OffsetDateTime::now_utc();
+        let mut deleted = 0;
+        let count = all.len();
+        for (i, manifest) in all.iter().enumerate() {
+            let newer = count - 1 - i;
+            if newer == 0 {
+                break;
+            }
+            let too_many = retention.keep > 0 && newer >= retention.keep;
+            let too_old = retention.max_age.is_some_and(|age| {
+                warren_backup::parse_time(&manifest.created)
+                    .is_ok_and(|created| now - created > age)
+            });
+            if too_many || too_old {
+                restore::delete(target, manifest).await?;
+                deleted += 1;
+            }
+        }
+        Ok(deleted)
+    }
+
+    /// Tenant `slug`'s backup status.
+    pub async fn status(&self, slug: &str) -> Result<Status> {
+        let tenant = self
+            .tenants_any()?
+            .find(slug)
+            .await?
+            .ok_or(Error::NotFound)?;
+        status_of(self.tenants_any()?, &tenant.id).await
+    }
+
+    fn tenants_any(&self) -> Result<&Tenants> {
+        Ok(&self.inner()?.tenants)
+    }
+
+    /// Runs the schedule until the returned task is aborted: every `check`, each tenant whose
+    /// last successful backup is older than its policy's interval (and whose database changed
+    /// since) is backed up, at most `concurrency` at once, then pruned.
+    pub fn start_schedule(
+        &self,
+        policy: Arc<dyn Policy>,
+        check: Duration,
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        self.inner.as_ref()?;
+        let backups = self.clone();
+        Some(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(check);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if let Err(e) = backups.run_due(policy.as_ref()).await {
+                    tracing::warn!(error = %e, "backup schedule pass failed");
+                }
+            }
+        }))
+    }
+
+    /// One pass of the schedule; returns how many backups were taken.
+    pub async fn run_due(&self, policy: &dyn Policy) -> Result<usize> {
+        let inner = self.inner()?;
+        let tenants = inner.tenants.list().await?;
+        let mut running = tokio::task::JoinSet::new();
+        for tenant in tenants {
+            let Some(every) = policy.interval(&tenant) else {
+                continue;
+            };
+            let status = status_of(&inner.tenants, &tenant.id).await?;
+            if !is_due(
+                &status,
+                every,
+                &warren_tenant::tenant_dir(inner.tenants.root(), &tenant.id),
+            ) {
+                continue;
+            }
+            let backups = self.clone();
+            let retention = policy.retention(&tenant);
+            running.spawn(async move {
+                let made = backups.create_for(&tenant, &warren_backup::quiet).await;
+                match made {
+                    Ok(_) => {
+                        if let Err(e) = backups.prune_for(&tenant, &retention).await {
+                            tracing::warn!(slug = %tenant.slug, error = %e, "pruning backups failed");
+                        }
+                        true
+                    }
+                    Err(e) => {
+                        tracing::warn!(slug = %tenant.slug, error = %e, "scheduled backup failed");
+                        false
+                    }
+                }
+            });
+        }
+        let mut made = 0;
+        while let Some(done) = running.join_next().await {
+            if done.unwrap_or(false) {
+                made += 1;
+            }
+        }
+        Ok(made)
+    }
+}
+
+/// Whether a tenant with `status` is due for a backup every `every`: never backed up, or the
+/// last success is older than `every` and its database changed after it.
+fn is_due(status: &Status, every: Duration, dir: &Path) -> bool {
+    let Ok(last) = parse_sqlite_time(&status.last_success) else {
+        return true;
+    };
+    let now = time::OffsetDateTime::now_utc();
+    if now - last < every {
+        return false;
+    }
+    let changed = ["data.db", "data.db-wal", "auxiliary.db", "auxiliary.db-wal"]
+        .iter()
+        .filter_map(|f| std::fs::metadata(dir.join(f)).ok()?.modified().ok())
+        .max()
+        .map(time::OffsetDateTime::from);
+    changed.is_none_or(|changed| changed > last)
+}
+
+fn parse_sqlite_time(text: &str) -> std::result::Result<time::OffsetDateTime, ()> {
+    // `YYYY-MM-DD HH:MM:SS.mmmZ` → RFC 3339.
+    warren_backup::parse_time(&text.replacen(' ', "T", 1)).map_err(|_| ())
+}
+
+async fn status_of(tenants: &Tenants, tenant_id: &str) -> Result<Status> {
+    let id = tenant_id.to_string();
+    tenants
+        .db()
+        .read(move |c| {
+            let last = c
+                .prepare_cached(
+                    "SELECT status, started, error FROM backup_runs
+                     WHERE tenant_id = ?1 AND kind = 'snapshot' ORDER BY id DESC LIMIT 1",
+                )?
+                .query_row([&id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .optional()?;
+            let success: Option<String> = c
+                .prepare_cached(
+                    "SELECT started FROM backup_runs WHERE tenant_id = ?1 AND kind = 'snapshot'
+                     AND status = 'complete' ORDER BY id DESC LIMIT 1",
+                )?
+                .query_row([&id], |r| r.get(0))
+                .optional()?;
+            let (last_status, last_started, last_error) = last.unwrap_or_default();
+            Ok(Status {
+                last_status,
+                last_started,
+                last_error,
+                last_success: success.unwrap_or_default(),
+            })
+        })
+        .await
+}
+
+/// How often a tenant is backed up and how long its backups are kept. Plans decide this per
+/// tenant; [`FixedPolicy`] applies one setting to every tenant.
+pub trait Policy: Send + Sync {
+    /// How often tenant `tenant` is backed up; `None` for never.
+    fn interval(&self, tenant: &TenantInfo) -> Option<Duration>;
+    /// Which of its backups are kept.
+    fn retention(&self, tenant: &TenantInfo) -> Retention;
+}
+
+/// Which backups of a tenant are kept (the newest always is).
+#[derive(Debug, Clone, Default)]
+pub struct Retention {
+    /// Keep at most this many (0: no limit).
+    pub keep: usize,
+    /// Delete backups older than this.
+    pub max_age: Option<Duration>,
+}
+
+/// The same schedule and retention for every active tenant.
+#[derive(Debug, Clone)]
+pub struct FixedPolicy {
+    /// Interval between backups.
+    pub every: Duration,
+    /// What is kept.
+    pub retention: Retention,
+}
+
+impl Policy for FixedPolicy {
+    fn interval(&self, tenant: &TenantInfo) -> Option<Duration> {
+        (tenant.status == "active").then_some(self.every)
+    }
+
+    fn retention(&self, _: &TenantInfo) -> Retention {
+        self.retention.clone()
+    }
+}
+
+impl Inner {
+    fn claim(&self, tenant_id: &str) -> Result<Busy<'_>> {
+        let mut busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
+        if !busy.insert(tenant_id.to_string()) {
+            return Err(Error::Invalid(
+                "backup",
+                "A backup or restore of this tenant is already running.".into(),
+            ));
+        }
+        Ok(Busy(self, tenant_id.to_string()))
+    }
+
+    async fn start_run(
+        &self,
+        tenant: &TenantInfo,
+        kind: &'static str,
+        backup: &str,
+    ) -> Result<i64> {
+        let (id, slug, backup) = (tenant.id.clone(), tenant.slug.clone(), backup.to_string());
+        self.tenants
+            .db()
+            .write(move |c| {
+                c.prepare_cached(
+                    "INSERT INTO backup_runs (tenant_id, slug, kind, backup) VALUES (?1, ?2, ?3, ?4)",
+                )?
+                .execute(params![id, slug, kind, backup])?;
+                Ok(c.last_insert_rowid())
+            })
+            .await
+    }
+
+    async fn finish_run(&self, run: i64, backup: &str, bytes: u64, error: &str) -> Result<()> {
+        let (backup, error) = (backup.to_string(), error.to_string());
+        self.tenants
+            .db()
+            .write(move |c| {
+                c.prepare_cached(
+                    "UPDATE backup_runs SET status = ?2, finished = strftime('%Y-%m-%d %H:%M:%fZ'),
+                     backup = CASE WHEN ?3 = '' THEN backup ELSE ?3 END, bytes = ?4, error = ?5
+                     WHERE id = ?1",
+                )?
+                .execute(params![
+                    run,
+                    if error.is_empty() {
+                        "complete"
+                    } else {
+                        "failed"
+                    },
+                    backup,
+                    bytes as i64,
+                    error
+                ])?;
+                Ok(())
+            })
+            .await
+    }
+
+    /// Replaces tenant `tenant`'s directory with the checked `staging` directory.
+    async fn swap_in(&self, tenant: &TenantInfo, staging: &Path) -> Result<()> {
+        let registry = self.registry.as_ref().ok_or(Error::NotFound)?;
+        let _drained = registry.drain(&tenant.id, DRAIN_LIMIT).await?;
+        let root = self.tenants.root();
+        let dir = warren_tenant::tenant_dir(root, &tenant.id);
+        let old = root.join(format!(
+            ".replaced-{}-{:08x}",
+            tenant.id,
+            rand::random::<u32>()
+        ));
+        tokio::fs::rename(&dir, &old).await.map_err(Error::Io)?;
+        if let Err(e) = tokio::fs::rename(staging, &dir).await {
+            let _ = tokio::fs::rename(&old, &dir).await;
+            return Err(Error::Io(e));
+        }
+        sync_dir(root).await?;
+        let _ = tokio::fs::remove_dir_all(&old).await;
+        Ok(())
+    }
+}
+
+async fn sync_dir(dir: &Path) -> Result<()> {
+    tokio::fs::File::open(dir)
+        .await
+        .map_err(Error::Io)?
+        .sync_all()
+        .await
+        .map_err(Error::Io)
+}

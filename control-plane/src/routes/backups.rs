@@ -1,0 +1,137 @@
+//! `/v1/tenants/{slug}/backups`: list and take backups, restore one, run a restore drill.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use warren_backup::Manifest;
+
+use super::JsonBody;
+use crate::backups::RestoreRequest;
+use crate::{ControlPlane, Result};
+
+fn render(manifest: &Manifest) -> Value {
+    json!({
+        "id": manifest.id,
+        "tenantId": manifest.tenant_id,
+        "slug": manifest.slug,
+        "created": manifest.created,
+        "finished": manifest.finished,
+        "size": manifest.size(),
+        "objects": manifest.objects,
+        "counts": manifest.counts,
+    })
+}
+
+/// `GET /v1/tenants/{slug}/backups`: the complete backups, newest first, and the status.
+pub async fn list_backups(
+    State(state): State<ControlPlane>,
+    Path(slug): Path<String>,
+) -> Result<Json<Value>> {
+    let mut items = state.backups.list(&slug).await?;
+    items.reverse();
+    let status = state.backups.status(&slug).await?;
+    let items: Vec<Value> = items.iter().map(render).collect();
+    Ok(Json(json!({
+        "items": items,
+        "totalItems": items.len(),
+        "status": status,
+    })))
+}
+
+/// `POST /v1/tenants/{slug}/backups`: takes a backup now and answers when it is complete.
+pub async fn create_backup(
+    State(state): State<ControlPlane>,
+    Path(slug): Path<String>,
+) -> Result<impl IntoResponse> {
+    let manifest = state.backups.create(&slug, &warren_backup::quiet).await?;
+    tracing::info!(slug = %slug, backup = %manifest.id, bytes = manifest.size(), "backup taken");
+    Ok((StatusCode::CREATED, Json(render(&manifest))))
+}
+
+/// Body of `POST /v1/tenants/{slug}/backups/restore`.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RestoreBody {
+    /// Backup id; the latest (before `at`) when absent.
+    #[serde(default)]
+    backup: Option<String>,
+    /// RFC 3339 moment to restore to.
+    #[serde(default)]
+    at: Option<String>,
+    /// New tenant's slug (default `<slug>-restored`).
+    #[serde(default)]
+    to: Option<String>,
+    /// Replace the tenant itself.
+    #[serde(default)]
+    in_place: bool,
+}
+
+/// `POST /v1/tenants/{slug}/backups/restore`
+pub async fn restore_backup(
+    State(state): State<ControlPlane>,
+    Path(slug): Path<String>,
+    JsonBody(body): JsonBody<RestoreBody>,
+) -> Result<impl IntoResponse> {
+    let request = RestoreRequest {
+        backup: body.backup,
+        at: body.at,
+        to: body.to,
+        in_place: body.in_place,
+    };
+    let tenant = state
+        .backups
+        .restore(&slug, &request, &warren_backup::quiet)
+        .await?;
+    state.directory.forget(&tenant.slug);
+    tracing::info!(from = %slug, to = %tenant.slug, in_place = request.in_place, "backup restored");
+    let status = if request.in_place {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((
+        status,
+        Json(json!({
+            "id": tenant.id,
+            "slug": tenant.slug,
+            "status": tenant.status,
+            "created": tenant.created,
+            "url": state.urls.tenant_url(&tenant.slug),
+        })),
+    ))
+}
+
+/// Body of `POST /v1/tenants/{slug}/backups/verify`.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyBody {
+    /// Backup id; the latest when absent.
+    #[serde(default)]
+    backup: Option<String>,
+}
+
+/// `POST /v1/tenants/{slug}/backups/verify`: a restore drill into scratch space.
+pub async fn verify_backup(
+    State(state): State<ControlPlane>,
+    Path(slug): Path<String>,
+    JsonBody(body): JsonBody<VerifyBody>,
+) -> Result<Json<Value>> {
+    let drill = state
+        .backups
+        .verify(&slug, body.backup.as_deref(), &warren_backup::quiet)
+        .await?;
+    let mismatches: Vec<Value> = drill
+        .mismatches
+        .iter()
+        .map(|(name, expected, found)| json!({ "collection": name, "expected": expected, "found": found }))
+        .collect();
+    Ok(Json(json!({
+        "backup": drill.manifest.id,
+        "ok": mismatches.is_empty(),
+        "counts": drill.manifest.counts,
+        "mismatches": mismatches,
+    })))
+}

@@ -1,0 +1,122 @@
+//! The manifest of a backup: what it holds, each object's size and sha256 (compressed and
+//! raw), and the record counts a restore drill compares against. Written after every object,
+//! so its presence is what makes a backup complete.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+/// File name of the manifest inside a backup's directory.
+pub const MANIFEST: &str = "manifest.json";
+/// Largest manifest read back (a manifest is a few KiB).
+pub const MAX_MANIFEST: u64 = 1 << 20;
+/// The manifest format this version writes and reads.
+pub const FORMAT: u32 = 1;
+
+/// One object of a backup.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectEntry {
+    /// What it restores to: `data.db`, `auxiliary.db` or `storage`.
+    pub name: String,
+    /// Object name inside the backup's directory.
+    pub object: String,
+    /// Compressed size in bytes.
+    pub size: u64,
+    /// sha256 of the compressed object, hex.
+    pub sha256: String,
+    /// Uncompressed size in bytes.
+    pub raw_size: u64,
+    /// sha256 of the uncompressed bytes, hex.
+    pub raw_sha256: String,
+}
+
+/// A complete backup.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Manifest {
+    /// Manifest format.
+    pub format: u32,
+    /// Backup id: its start time and a random suffix, so ids sort by time.
+    pub id: String,
+    /// The tenant's stable id.
+    pub tenant_id: String,
+    /// The tenant's slug when the backup was made.
+    pub slug: String,
+    /// When the snapshot was taken (RFC 3339); it holds every write acknowledged before.
+    pub created: String,
+    /// When the upload finished (RFC 3339).
+    pub finished: String,
+    /// The objects, in restore order.
+    pub objects: Vec<ObjectEntry>,
+    /// Records per collection table at the snapshot.
+    pub counts: BTreeMap<String, i64>,
+}
+
+impl Manifest {
+    /// Total compressed size.
+    pub fn size(&self) -> u64 {
+        self.objects.iter().map(|o| o.size).sum()
+    }
+
+    /// The key of the backup's directory: `<tenant id>/<backup id>/`.
+    pub fn dir(tenant_id: &str, id: &str) -> String {
+        format!("{tenant_id}/{id}/")
+    }
+
+    /// Parses and checks a manifest read from `key`.
+    pub fn parse(bytes: &[u8], tenant_id: &str, id: &str) -> Result<Self> {
+        let manifest: Manifest = serde_json::from_slice(bytes)
+            .map_err(|e| Error::Corrupt(format!("the manifest cannot be read: {e}")))?;
+        if manifest.format != FORMAT {
+            return Err(Error::Corrupt(format!(
+                "unknown manifest format {}",
+                manifest.format
+            )));
+        }
+        if manifest.tenant_id != tenant_id || manifest.id != id {
+            return Err(Error::Corrupt(
+                "the manifest belongs to another backup".into(),
+            ));
+        }
+        let known = ["data.db", "auxiliary.db", "storage"];
+        if !manifest.objects.iter().any(|o| o.name == "data.db")
+            || manifest.objects.iter().any(|o| {
+                !known.contains(&o.name.as_str())
+                    || o.object.contains('/')
+                    || o.object.starts_with('.')
+                    || o.sha256.len() != 64
+                    || o.raw_sha256.len() != 64
+            })
+        {
+            return Err(Error::Corrupt(
+                "the manifest lists unexpected objects".into(),
+            ));
+        }
+        Ok(manifest)
+    }
+}
+
+/// A new backup id for a snapshot started at `now`: `YYYYMMDDTHHMMSSZ-xxxxxxxx`.
+pub fn new_id(now: time::OffsetDateTime) -> String {
+    format!(
+        "{:04}{:02}{:02}T{:02}{:02}{:02}Z-{:08x}",
+        now.year(),
+        u8::from(now.month()),
+        now.day(),
+        now.hour(),
+        now.minute(),
+        now.second(),
+        rand::random::<u32>()
+    )
+}
+
+/// Whether `id` has the shape [`new_id`] makes.
+pub fn is_id(id: &str) -> bool {
+    id.len() == 25
+        && id.bytes().all(|b| {
+            b.is_ascii_digit() || b.is_ascii_lowercase() || b == b'T' || b == b'Z' || b == b'-'
+        })
+}

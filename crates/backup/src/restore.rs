@@ -1,0 +1,204 @@
+//! Reading backups back: listing them, fetching one into a staging directory with every object
+//! checked against the manifest, and the integrity check of the databases. Nothing here puts a
+//! restored tenant in place: the caller moves the staging directory only once this succeeded,
+//! so a damaged backup is refused whole.
+
+use std::path::{Path, PathBuf};
+
+use warren_store::rusqlite::{Connection, OpenFlags};
+
+use crate::manifest::{self, MANIFEST, Manifest};
+use crate::target::Target;
+use crate::{Error, Progress, Report, Result, archive};
+
+/// Every complete backup of tenant `tenant_id`, oldest first. Backups whose manifest cannot be
+/// read are left out (and logged): they cannot be restored.
+pub async fn list(target: &Target, tenant_id: &str) -> Result<Vec<Manifest>> {
+    let mut out = Vec::new();
+    for key in target.list(&format!("{tenant_id}/")).await? {
+        let Some(id) = key
+            .strip_prefix(&format!("{tenant_id}/"))
+            .and_then(|rest| rest.strip_suffix(&format!("/{MANIFEST}")))
+        else {
+            continue;
+        };
+        if !manifest::is_id(id) {
+            continue;
+        }
+        match load(target, tenant_id, id).await {
+            Ok(found) => out.push(found),
+            Err(e) => {
+                tracing::warn!(tenant = %tenant_id, backup = %id, error = %e, "unreadable backup manifest")
+            }
+        }
+    }
+    out.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(out)
+}
+
+/// The manifest of backup `id` of tenant `tenant_id`.
+pub async fn load(target: &Target, tenant_id: &str, id: &str) -> Result<Manifest> {
+    if !manifest::is_id(id) {
+        return Err(Error::Invalid(format!("{id:?} is not a backup id")));
+    }
+    let key = format!("{}{MANIFEST}", Manifest::dir(tenant_id, id));
+    let bytes = match target.get_bytes(&key, manifest::MAX_MANIFEST).await {
+        Err(Error::NotFound(_)) => return Err(Error::NotFound(format!("backup {id}"))),
+        other => other?,
+    };
+    Manifest::parse(&bytes, tenant_id, id)
+}
+
+/// Deletes backup `id`: the manifest first (so it stops being listed), then its objects.
+pub async fn delete(target: &Target, manifest: &Manifest) -> Result<()> {
+    let dir = Manifest::dir(&manifest.tenant_id, &manifest.id);
+    target.delete(&format!("{dir}{MANIFEST}")).await?;
+    for key in target.list(&dir).await? {
+        target.delete(&key).await?;
+    }
+    Ok(())
+}
+
+/// Fetches backup `manifest` into `staging` (created; must not exist): `data.db`,
+/// `auxiliary.db` and `storage/`, each checked against its checksums, the databases checked
+/// with `PRAGMA integrity_check`. On any error `staging` is removed again.
+pub async fn fetch(
+    target: &Target,
+    manifest: &Manifest,
+    staging: &Path,
+    report: Report<'_>,
+) -> Result<()> {
+    tokio::fs::create_dir_all(staging.parent().unwrap_or(Path::new("."))).await?;
+    tokio::fs::create_dir(staging).await?;
+    let fetched = fetch_into(target, manifest, staging, report).await;
+    if fetched.is_err() {
+        let _ = tokio::fs::remove_dir_all(staging).await;
+    }
+    fetched
+}
+
+async fn fetch_into(
+    target: &Target,
+    manifest: &Manifest,
+    staging: &Path,
+    report: Report<'_>,
+) -> Result<()> {
+    let downloads = staging.join(".download");
+    tokio::fs::create_dir(&downloads).await?;
+    let dir = Manifest::dir(&manifest.tenant_id, &manifest.id);
+    for entry in &manifest.objects {
+        let packed = downloads.join(&entry.object);
+        let got = target
+            .get_file(
+                &format!("{dir}{}", entry.object),
+                &packed,
+                entry.size,
+                report,
+            )
+            .await;
+        match got {
+            Err(Error::NotFound(key)) => {
+                return Err(Error::Corrupt(format!("{key} is missing")));
+            }
+            other => {
+                other?;
+            }
+        }
+        report(Progress {
+            step: format!("check {}", entry.name),
+            done: 0,
+            total: entry.raw_size,
+        });
+        let (entry, dest) = (entry.clone(), staging.join(&entry.name));
+        tokio::task::spawn_blocking(move || {
+            archive::check_compressed(&packed, &entry)?;
+            if entry.name == "storage" {
+                archive::decompress_dir(&packed, &dest, &entry)?;
+            } else {
+                archive::decompress_file(&packed, &dest, &entry)?;
+                integrity_check(&dest)?;
+            }
+            std::fs::remove_file(&packed)?;
+            Ok::<_, Error>(())
+        })
+        .await
+        .map_err(|e| Error::Io(std::io::Error::other(e)))??;
+    }
+    tokio::fs::remove_dir(&downloads).await?;
+    tokio::fs::create_dir_all(staging.join("storage")).await?;
+    sync_dir(staging).await?;
+    Ok(())
+}
+
+/// Runs `PRAGMA integrity_check` on the database file at `path`.
+pub fn integrity_check(path: &Path) -> Result<()> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| Error::Corrupt(format!("{} cannot be opened: {e}", name(path))))?;
+    let result: Result<String, _> = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0));
+    match result {
+        Ok(ok) if ok == "ok" => Ok(()),
+        Ok(problem) => Err(Error::Corrupt(format!(
+            "{} fails its integrity check: {problem}",
+            name(path)
+        ))),
+        Err(e) => Err(Error::Corrupt(format!(
+            "{} fails its integrity check: {e}",
+            name(path)
+        ))),
+    }
+}
+
+fn name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+async fn sync_dir(dir: &Path) -> Result<()> {
+    tokio::fs::File::open(dir).await?.sync_all().await?;
+    Ok(())
+}
+
+/// A staging directory name under `root` for a restore (hidden from tenant listings).
+pub fn staging_dir(root: &Path) -> PathBuf {
+    root.join(format!(".restore-{:016x}", rand::random::<u64>()))
+}
+
+/// The outcome of a restore drill.
+#[derive(Debug, Clone)]
+pub struct Drill {
+    /// The backup checked.
+    pub manifest: Manifest,
+    /// Collections whose record count differs: (name, expected, found).
+    pub mismatches: Vec<(String, i64, i64)>,
+}
+
+/// Restores `manifest` into a scratch directory, checks integrity and compares record counts
+/// with the manifest's; the scratch copy is removed afterwards.
+pub async fn drill(
+    target: &Target,
+    manifest: &Manifest,
+    scratch: &Path,
+    report: Report<'_>,
+) -> Result<Drill> {
+    let staging = staging_dir(scratch);
+    fetch(target, manifest, &staging, report).await?;
+    let db = staging.join("data.db");
+    let counted = tokio::task::spawn_blocking(move || crate::snapshot::count_records(&db)).await;
+    let _ = tokio::fs::remove_dir_all(&staging).await;
+    let counted = counted.map_err(|e| Error::Io(std::io::Error::other(e)))??;
+    let mut mismatches = Vec::new();
+    for (name, expected) in &manifest.counts {
+        let found = counted.get(name).copied().unwrap_or(-1);
+        if found != *expected {
+            mismatches.push((name.clone(), *expected, found));
+        }
+    }
+    Ok(Drill {
+        manifest: manifest.clone(),
+        mismatches,
+    })
+}

@@ -1,0 +1,154 @@
+//! Taking a backup: a consistent online copy of the tenant's databases, its stored files, all
+//! compressed, uploaded, and the manifest last.
+//!
+//! The databases are copied with `VACUUM INTO` on a read-only connection of their own. In WAL
+//! mode a reader never blocks the writer, so the tenant keeps writing while the copy runs; the
+//! copy holds exactly the transactions committed when its read began. Stored files are packed
+//! after the database copy, so every file a copied record names is there (files uploaded
+//! later may be too, which is harmless).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use warren_store::rusqlite::{Connection, OpenFlags};
+
+use crate::manifest::{self, Manifest};
+use crate::target::Target;
+use crate::{Error, Progress, Report, Result, archive};
+
+/// The tenant to back up.
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// Stable id (names its directory in the target).
+    pub tenant_id: String,
+    /// Slug, recorded in the manifest.
+    pub slug: String,
+    /// The tenant's directory (`data.db`, `auxiliary.db`, `storage/`).
+    pub dir: PathBuf,
+}
+
+/// Removes a scratch directory when dropped, whatever happened.
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Takes a backup of `source` into `target`, working in a fresh directory under `scratch`.
+/// Returns the manifest once it is stored: from then on the backup is listed and restorable.
+pub async fn create(
+    target: &Target,
+    scratch: &Path,
+    source: &Source,
+    report: Report<'_>,
+) -> Result<Manifest> {
+    let started = time::OffsetDateTime::now_utc();
+    let id = manifest::new_id(started);
+    let work = Scratch(scratch.join(format!("snapshot-{}-{id}", source.tenant_id)));
+    tokio::fs::create_dir_all(&work.0).await?;
+
+    report(Progress {
+        step: "copy data.db".into(),
+        done: 0,
+        total: 0,
+    });
+    let data = source.dir.join("data.db");
+    if !tokio::fs::try_exists(&data).await? {
+        return Err(Error::NotFound(format!("{} has no database", source.slug)));
+    }
+    let created = crate::now_rfc3339();
+    let copy = work.0.join("data.db");
+    warren_store::vacuum_into(&data, &copy).await?;
+    let mut copies = vec![("data.db", copy)];
+    let aux = source.dir.join("auxiliary.db");
+    if tokio::fs::try_exists(&aux).await? {
+        report(Progress {
+            step: "copy auxiliary.db".into(),
+            done: 0,
+            total: 0,
+        });
+        let aux_copy = work.0.join("auxiliary.db");
+        warren_store::vacuum_into(&aux, &aux_copy).await?;
+        copies.push(("auxiliary.db", aux_copy));
+    }
+
+    let counts = {
+        let copy = copies[0].1.clone();
+        tokio::task::spawn_blocking(move || count_records(&copy))
+            .await
+            .map_err(|e| Error::Io(std::io::Error::other(e)))??
+    };
+
+    report(Progress {
+        step: "compress".into(),
+        done: 0,
+        total: 0,
+    });
+    let storage = source.dir.join("storage");
+    let packed = work.0.clone();
+    let objects = tokio::task::spawn_blocking(move || {
+        let mut objects = Vec::new();
+        for (name, path) in &copies {
+            let dest = packed.join(format!("{name}.zst"));
+            objects.push(archive::compress_file(path, &dest, name)?);
+            std::fs::remove_file(path)?;
+        }
+        objects.push(archive::compress_dir(
+            &storage,
+            &packed.join("storage.tar.zst"),
+            "storage",
+        )?);
+        Ok::<_, Error>(objects)
+    })
+    .await
+    .map_err(|e| Error::Io(std::io::Error::other(e)))??;
+
+    let dir = Manifest::dir(&source.tenant_id, &id);
+    for object in &objects {
+        target
+            .put_file(
+                &format!("{dir}{}", object.object),
+                &work.0.join(&object.object),
+                report,
+            )
+            .await?;
+    }
+    let manifest = Manifest {
+        format: manifest::FORMAT,
+        id,
+        tenant_id: source.tenant_id.clone(),
+        slug: source.slug.clone(),
+        created,
+        finished: crate::now_rfc3339(),
+        objects,
+        counts,
+    };
+    let body = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::Invalid(e.to_string()))?;
+    target
+        .put_bytes(&format!("{dir}{}", manifest::MANIFEST), body)
+        .await?;
+    Ok(manifest)
+}
+
+/// Records per collection table (views have no records of their own).
+pub fn count_records(db: &Path) -> Result<BTreeMap<String, i64>> {
+    let conn = Connection::open_with_flags(
+        db,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    let names: Vec<String> = conn
+        .prepare("SELECT name FROM _collections WHERE type != 'view' ORDER BY name")?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let mut counts = BTreeMap::new();
+    for name in names {
+        let quoted = name.replace('`', "``");
+        let n: i64 = conn.query_row(&format!("SELECT count(*) FROM `{quoted}`"), [], |r| {
+            r.get(0)
+        })?;
+        counts.insert(name, n);
+    }
+    Ok(counts)
+}
