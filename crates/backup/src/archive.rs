@@ -60,10 +60,8 @@ fn finish(
 ) -> Result<ObjectEntry> {
     let (encoder, raw_sha256, raw_size) = raw.finish();
     let (compressed, sha256, size) = encoder.finish()?.finish();
-    compressed
-        .into_inner()
-        .map_err(|e| e.into_error())?
-        .sync_all()?;
+    // A scratch file: uploaded, then deleted; not synced (see the snapshot module).
+    compressed.into_inner().map_err(|e| e.into_error())?;
     Ok(ObjectEntry {
         name: name.to_string(),
         object: object.to_string(),

@@ -3,7 +3,9 @@
 //!
 //! The databases are copied with `VACUUM INTO` on a read-only connection of their own. In WAL
 //! mode a reader never blocks the writer, so the tenant keeps writing while the copy runs; the
-//! copy holds exactly the transactions committed when its read began. Stored files are packed
+//! copy holds exactly the transactions committed when its read began. Scratch files are never
+//! fsynced: they are uploaded and deleted, and syncing them would only queue the tenant's own
+//! commit fsyncs behind megabytes of backup data. Stored files are packed
 //! after the database copy, so every file a copied record names is there (files uploaded
 //! later may be too, which is harmless).
 
@@ -60,7 +62,7 @@ pub async fn create(
     }
     let created = crate::now_rfc3339();
     let copy = work.0.join("data.db");
-    warren_store::vacuum_into(&data, &copy).await?;
+    warren_store::scratch_copy(&data, &copy).await?;
     let mut copies = vec![("data.db", copy)];
     let aux = source.dir.join("auxiliary.db");
     if tokio::fs::try_exists(&aux).await? {
@@ -70,7 +72,7 @@ pub async fn create(
             total: 0,
         });
         let aux_copy = work.0.join("auxiliary.db");
-        warren_store::vacuum_into(&aux, &aux_copy).await?;
+        warren_store::scratch_copy(&aux, &aux_copy).await?;
         copies.push(("auxiliary.db", aux_copy));
     }
 

@@ -2,6 +2,7 @@
 //! with the real PocketBase in one run (A B A B rounds), printing throughput, p50, p99, errors,
 //! server RSS and the Warren/PocketBase ratios per scenario.
 
+mod backup;
 mod console;
 mod load;
 mod photos;
@@ -46,6 +47,8 @@ enum Command {
     Tenants(TenantsArgs),
     /// Warren only: signup-to-live-project latency through the console (hashing excluded).
     Console(ConsoleArgs),
+    /// Warren only: snapshot and restore a large tenant, writes during the backup vs without.
+    Backup(BackupArgs),
 }
 
 #[derive(Args)]
@@ -168,6 +171,7 @@ fn main() -> anyhow::Result<()> {
             Command::Run(args) => run_one(args).await,
             Command::Tenants(args) => run_tenants(args).await,
             Command::Console(args) => run_console(args).await,
+            Command::Backup(args) => run_backup(args).await,
         }
     })
 }
@@ -271,6 +275,44 @@ async fn run_console(args: ConsoleArgs) -> anyhow::Result<()> {
     };
     let report = console::run(&warren, &cfg).await?;
     for line in console::format(&report) {
+        println!("{line}");
+    }
+    write_json(args.json.as_deref(), &report)
+}
+
+#[derive(Args)]
+struct BackupArgs {
+    /// Size of the tenant's database in MiB.
+    #[arg(long, default_value_t = 1024)]
+    size_mib: u64,
+    /// Seconds of writes measured without a backup.
+    #[arg(long, default_value_t = 10)]
+    write_seconds: u64,
+    /// Concurrent writers.
+    #[arg(long, default_value_t = 4)]
+    concurrency: usize,
+    /// Backup target (`s3://bucket/prefix` with WARREN_BACKUP_S3_* in the environment, or
+    /// `file:///dir`); a fresh local directory by default.
+    #[arg(long)]
+    backup_url: Option<String>,
+    /// Warren binary.
+    #[arg(long, env = "WARREN_BIN")]
+    warren: Option<PathBuf>,
+    /// Write the results as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+async fn run_backup(args: BackupArgs) -> anyhow::Result<()> {
+    let warren = args.warren.unwrap_or_else(default_warren);
+    let cfg = backup::BackupConfig {
+        size_mib: args.size_mib.max(1),
+        write_seconds: args.write_seconds,
+        concurrency: args.concurrency,
+        backup_url: args.backup_url,
+    };
+    let report = backup::run(&warren, &cfg).await?;
+    for line in backup::format(&report) {
         println!("{line}");
     }
     write_json(args.json.as_deref(), &report)

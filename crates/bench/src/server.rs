@@ -216,6 +216,15 @@ pub struct WarrenOptions {
 /// Starts `warren serve` on a free loopback port with a fresh data dir and waits for
 /// `GET /v1/health` (Host `localhost`).
 pub async fn start_warren(bin: &Path, opts: &WarrenOptions) -> anyhow::Result<Server> {
+    start_warren_with(bin, opts, &[]).await
+}
+
+/// [`start_warren`] with further `serve` flags.
+pub async fn start_warren_with(
+    bin: &Path,
+    opts: &WarrenOptions,
+    extra: &[String],
+) -> anyhow::Result<Server> {
     if !bin.is_file() {
         bail!(
             "warren binary not found at {} (build it with `cargo build --release -p warren`, or pass --warren PATH / set WARREN_BIN)",
@@ -244,6 +253,7 @@ pub async fn start_warren(bin: &Path, opts: &WarrenOptions) -> anyhow::Result<Se
         cmd.args(["--idle-timeout", &secs.to_string()]);
     }
     cmd.args(&opts.extra_args);
+    cmd.args(extra);
     let child = spawn_logged(cmd, &dir)?;
     let pid = child.id().context("warren has no pid")?;
     let mut server = Server {

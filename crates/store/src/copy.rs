@@ -15,6 +15,16 @@ const BUSY: std::time::Duration = std::time::Duration::from_secs(10);
 /// exist), reading `source` through a read-only connection of its own. The copy is compact
 /// and has no `-wal` file of its own.
 pub async fn vacuum_into(source: &Path, dest: &Path) -> Result<()> {
+    copy(source, dest, true).await
+}
+
+/// Like [`vacuum_into`], for a scratch copy that is read once and deleted (a backup): the copy
+/// is not fsynced, so making it does not compete with the tenant's own commits for the disk.
+pub async fn scratch_copy(source: &Path, dest: &Path) -> Result<()> {
+    copy(source, dest, false).await
+}
+
+async fn copy(source: &Path, dest: &Path, durable: bool) -> Result<()> {
     let (source, dest) = (source.to_path_buf(), dest.to_path_buf());
     run_blocking(move || {
         if dest.exists() {
@@ -28,6 +38,10 @@ pub async fn vacuum_into(source: &Path, dest: &Path) -> Result<()> {
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         conn.busy_timeout(BUSY)?;
+        if !durable {
+            // VACUUM INTO writes its output with the source connection's sync level.
+            conn.execute_batch("PRAGMA synchronous = OFF")?;
+        }
         let target = dest.to_str().ok_or_else(|| {
             Error::Io(std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,

@@ -10,7 +10,7 @@ mod database;
 mod migrate;
 mod writer;
 
-pub use copy::vacuum_into;
+pub use copy::{scratch_copy, vacuum_into};
 pub use database::{ChangeWatcher, Closed, Database, Options, create_file};
 pub use migrate::Migration;
 pub use rusqlite;

@@ -4,7 +4,8 @@
 //! schedule with retention.
 //!
 //! The target is a local directory by default; `tests/suites/backup` runs the same tests
-//! against SeaweedFS by setting `WARREN_TEST_S3_*`.
+//! against SeaweedFS by setting `WARREN_TEST_S3_*`, including the heavy and timing-sensitive
+//! ones that the plain test run leaves out (the timing one alone, so other tests do not skew it).
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -484,6 +485,7 @@ async fn fill(server: &Server, slug: &str, mib: usize) {
 }
 
 #[tokio::test]
+#[ignore = "heavy (48 MiB tenant): tests/suites/backup runs it"]
 async fn a_backup_killed_mid_upload_is_never_listed_and_the_next_run_completes() {
     let target = target();
     let server = start(&target, &[]);
@@ -541,6 +543,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 #[tokio::test]
+#[ignore = "timing: tests/suites/backup runs it alone"]
 async fn writes_keep_flowing_during_a_snapshot() {
     let target = target();
     let server = start(&target, &[]);
@@ -629,11 +632,16 @@ async fn the_schedule_backs_up_changed_tenants_and_keeps_the_newest() {
         .await
     );
     let first = listed().await["items"][0]["id"].clone();
-    // Unchanged tenants are not backed up again (after the request logs of the set-up settled).
-    tokio::time::sleep(Duration::from_millis(2000)).await;
-    let settled = listed().await["items"][0]["id"].clone();
-    tokio::time::sleep(Duration::from_millis(2500)).await;
-    assert_eq!(listed().await["items"][0]["id"], settled);
+    // Unchanged tenants are not backed up again: once the set-up's writes (and their request
+    // logs) are in a backup, the latest backup stays the same although one is due every second.
+    assert!(
+        eventually(Duration::from_secs(30), async || {
+            let before = listed().await["items"][0]["id"].clone();
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            listed().await["items"][0]["id"] == before
+        })
+        .await
+    );
     for i in 0..3 {
         add_note(&server, "alpha", &format!("n{i}"), None).await;
         let want = i + 1;
