@@ -7,7 +7,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{accounts, domains, health, metrics, openapi, plans, tenants};
+use crate::routes::{accounts, backups, domains, health, metrics, openapi, plans, tenants};
 
 /// The document.
 #[derive(OpenApi)]
@@ -44,6 +44,10 @@ use crate::routes::{accounts, domains, health, metrics, openapi, plans, tenants}
         accounts::disable_account,
         accounts::enable_account,
         accounts::verify_account,
+        backups::list_backups,
+        backups::create_backup,
+        backups::restore_backup,
+        backups::verify_backup,
     ),
     modifiers(&OperatorToken),
     tags(
@@ -54,6 +58,7 @@ use crate::routes::{accounts, domains, health, metrics, openapi, plans, tenants}
         (name = "metrics", description = "Prometheus metrics"),
         (name = "domains", description = "Custom domains and certificates"),
         (name = "accounts", description = "Console accounts"),
+        (name = "backups", description = "Backups, restores and restore drills"),
     )
 )]
 pub struct ApiDoc;
@@ -194,6 +199,7 @@ mod tests {
                 port: None,
             },
             metering: crate::metering::Metering::new(db.clone(), registry, true),
+            backups: crate::backups::Backups::disabled(),
             console: crate::console::Console::new(
                 db,
                 tenants.clone(),

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use warren_backup::Manifest;
 
-use super::JsonBody;
+use super::{ErrorBody, JsonBody};
 use crate::backups::RestoreRequest;
 use crate::{ControlPlane, Result};
 
@@ -26,6 +26,13 @@ fn render(manifest: &Manifest) -> Value {
 }
 
 /// `GET /v1/tenants/{slug}/backups`: the complete backups, newest first, and the status.
+#[utoipa::path(get, path = "/v1/tenants/{slug}/backups", tag = "backups",
+    security(("operator" = [])), params(("slug" = String, Path, description = "The tenant's slug")),
+    responses(
+        (status = 200, description = "Complete backups, newest first, and the backup status", body = Object),
+        (status = 401, description = "Missing or wrong operator token", body = ErrorBody),
+        (status = 404, description = "No such tenant", body = ErrorBody),
+    ))]
 pub async fn list_backups(
     State(state): State<ControlPlane>,
     Path(slug): Path<String>,
@@ -42,6 +49,14 @@ pub async fn list_backups(
 }
 
 /// `POST /v1/tenants/{slug}/backups`: takes a backup now and answers when it is complete.
+#[utoipa::path(post, path = "/v1/tenants/{slug}/backups", tag = "backups",
+    security(("operator" = [])), params(("slug" = String, Path, description = "The tenant's slug")),
+    responses(
+        (status = 201, description = "The backup, once complete", body = Object),
+        (status = 400, description = "Backups are not configured", body = ErrorBody),
+        (status = 401, description = "Missing or wrong operator token", body = ErrorBody),
+        (status = 404, description = "No such tenant", body = ErrorBody),
+    ))]
 pub async fn create_backup(
     State(state): State<ControlPlane>,
     Path(slug): Path<String>,
@@ -52,7 +67,7 @@ pub async fn create_backup(
 }
 
 /// Body of `POST /v1/tenants/{slug}/backups/restore`.
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RestoreBody {
     /// Backup id; the latest (before `at`) when absent.
@@ -70,6 +85,15 @@ pub struct RestoreBody {
 }
 
 /// `POST /v1/tenants/{slug}/backups/restore`
+#[utoipa::path(post, path = "/v1/tenants/{slug}/backups/restore", tag = "backups",
+    security(("operator" = [])), params(("slug" = String, Path, description = "The tenant's slug")), request_body = RestoreBody,
+    responses(
+        (status = 200, description = "Restored in place", body = Object),
+        (status = 201, description = "Restored into a new tenant", body = Object),
+        (status = 422, description = "The backup is damaged; nothing changed", body = ErrorBody),
+        (status = 401, description = "Missing or wrong operator token", body = ErrorBody),
+        (status = 404, description = "No such tenant", body = ErrorBody),
+    ))]
 pub async fn restore_backup(
     State(state): State<ControlPlane>,
     Path(slug): Path<String>,
@@ -105,7 +129,7 @@ pub async fn restore_backup(
 }
 
 /// Body of `POST /v1/tenants/{slug}/backups/verify`.
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyBody {
     /// Backup id; the latest when absent.
@@ -114,6 +138,14 @@ pub struct VerifyBody {
 }
 
 /// `POST /v1/tenants/{slug}/backups/verify`: a restore drill into scratch space.
+#[utoipa::path(post, path = "/v1/tenants/{slug}/backups/verify", tag = "backups",
+    security(("operator" = [])), params(("slug" = String, Path, description = "The tenant's slug")), request_body = VerifyBody,
+    responses(
+        (status = 200, description = "Integrity and record counts of the restored copy", body = Object),
+        (status = 422, description = "The backup is damaged", body = ErrorBody),
+        (status = 401, description = "Missing or wrong operator token", body = ErrorBody),
+        (status = 404, description = "No such tenant", body = ErrorBody),
+    ))]
 pub async fn verify_backup(
     State(state): State<ControlPlane>,
     Path(slug): Path<String>,
