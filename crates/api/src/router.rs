@@ -28,6 +28,8 @@ pub struct ApiState {
     pub rates: warren_records::limits::Limiter,
     /// Accept `http://127.0.0.1` OIDC endpoints (local test providers only).
     pub oauth_loopback: bool,
+    /// OAuth2 providers' id token keys, cached per key-set URL.
+    pub oauth_keys: warren_oauth::Keys,
     /// File storage and thumbnails (local disk, or S3 per tenant / platform default).
     pub files: warren_files::Files,
 }
@@ -41,6 +43,7 @@ impl ApiState {
             limiter: warren_records::limits::Limiter::default(),
             rates: warren_records::limits::Limiter::default(),
             oauth_loopback: false,
+            oauth_keys: warren_oauth::Keys::default(),
             files: warren_files::Files::new(warren_files::FilesConfig::default()),
         }
     }
@@ -155,6 +158,10 @@ pub fn router(state: ApiState) -> Router {
         .route(
             "/api/settings",
             get(settings::get_settings).patch(settings::update_settings),
+        )
+        .route(
+            "/api/settings/apple/generate-client-secret",
+            post(settings::generate_apple_client_secret),
         )
         .route("/api/logs", get(logs::list_logs).delete(logs::delete_logs))
         .route("/api/logs/stats", get(logs::log_stats))

@@ -7,19 +7,44 @@
 //! only `https://` ones unless the caller allows loopback `http://127.0.0.1` (tests).
 //! This crate knows nothing of records, storage or HTTP servers.
 
+pub mod apple;
 mod client;
+pub mod idtoken;
 pub mod providers;
 
 use std::time::Duration;
 
-use oauth2::basic::BasicClient;
+use oauth2::basic::{
+    BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse,
+    BasicTokenType,
+};
 use oauth2::{
-    AuthUrl, AuthorizationCode, ClientId, ClientSecret, PkceCodeChallenge, PkceCodeVerifier,
-    RedirectUrl, TokenResponse, TokenUrl,
+    AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, ExtraTokenFields,
+    PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, StandardRevocableToken,
+    StandardTokenResponse, TokenResponse, TokenUrl,
 };
 use serde_json::Value;
 
+pub use idtoken::Keys;
 pub use providers::{Kind, Provider};
+
+/// The token response fields beyond OAuth2's: OpenID Connect's `id_token`.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+struct IdTokenFields {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    id_token: Option<String>,
+}
+
+impl ExtraTokenFields for IdTokenFields {}
+
+/// An OAuth2 client whose token responses keep the `id_token`.
+type OidcClient = oauth2::Client<
+    BasicErrorResponse,
+    StandardTokenResponse<IdTokenFields, BasicTokenType>,
+    BasicTokenIntrospectionResponse,
+    StandardRevocableToken,
+    BasicRevocationErrorResponse,
+>;
 
 /// Errors of the OAuth2 exchange.
 #[derive(Debug, thiserror::Error)]
@@ -110,6 +135,10 @@ pub fn listing(provider: &Provider) -> Result<Listing> {
         if provider.kind == Kind::Apple {
             query.append_pair("response_mode", "form_post");
         }
+        if provider.pkce && matches!(provider.kind, Kind::Apple | Kind::Oidc) {
+            // Binds the id token to this sign-in without server-side state.
+            query.append_pair("nonce", &idtoken::nonce_for(&verifier));
+        }
     }
     Ok(Listing {
         name: provider.name.clone(),
@@ -123,18 +152,23 @@ pub fn listing(provider: &Provider) -> Result<Listing> {
 }
 
 /// Exchanges `code` (with the PKCE `verifier` and the `redirect_url` the client used) for a
-/// token, then fetches and maps the user.
+/// token, then reads the user: from the user-info endpoint, or from the verified id token
+/// (Apple always; OIDC when no user-info URL is configured).
 pub async fn exchange(
     provider: &Provider,
+    keys: &Keys,
     code: &str,
     verifier: &str,
     redirect_url: &str,
 ) -> Result<User> {
-    let client = BasicClient::new(ClientId::new(provider.client_id.clone()))
+    let mut client = OidcClient::new(ClientId::new(provider.client_id.clone()))
         .set_client_secret(ClientSecret::new(provider.client_secret.clone()))
         .set_auth_uri(AuthUrl::new(provider.auth_url.clone()).map_err(config)?)
         .set_token_uri(TokenUrl::new(provider.token_url.clone()).map_err(config)?)
         .set_redirect_uri(RedirectUrl::new(redirect_url.to_string()).map_err(config)?);
+    if provider.kind == Kind::Apple {
+        client = client.set_auth_type(AuthType::RequestBody);
+    }
     let mut request = client.exchange_code(AuthorizationCode::new(code.to_string()));
     if !verifier.is_empty() {
         request = request.set_pkce_verifier(PkceCodeVerifier::new(verifier.to_string()));
@@ -145,8 +179,16 @@ pub async fn exchange(
         .map_err(|_| Error::Token("timed out".into()))?
         .map_err(|e| Error::Token(e.to_string()))?;
     let access = token.access_token().secret().to_string();
-    let raw = if provider.kind == Kind::Apple {
-        Value::Null
+    let raw = if provider.kind == Kind::Apple || provider.user_info_url.is_empty() {
+        let id_token = token.extra_fields().id_token.as_deref().unwrap_or("");
+        let expect = idtoken::Expect {
+            audience: provider.client_id.clone(),
+            issuers: provider.issuers.clone(),
+            nonce: (!verifier.is_empty()).then(|| idtoken::nonce_for(verifier)),
+            require_exp: true,
+        };
+        let claims = idtoken::verify(&http, keys, id_token, &provider.jwks_url, &expect).await?;
+        Value::Object(claims)
     } else {
         let request = http::Request::get(&provider.user_info_url)
             .header("Authorization", format!("Bearer {access}"))

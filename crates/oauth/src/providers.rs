@@ -148,6 +148,11 @@ pub struct Provider {
     pub pkce: bool,
     /// Whether loopback `http://` endpoints are acceptable (tests only).
     pub allow_insecure: bool,
+    /// The JSON Web Key Set that signs id tokens ("" for OIDC: id tokens are trusted as the
+    /// token endpoint's direct answer).
+    pub jwks_url: String,
+    /// Accepted id token issuers (any when empty).
+    pub issuers: Vec<String>,
 }
 
 /// The configuration a collection stores for one provider.
@@ -169,6 +174,10 @@ pub struct Config {
     pub display_name: String,
     /// PKCE override.
     pub pkce: Option<bool>,
+    /// OIDC: the key set signing id tokens (`extra.jwksURL`).
+    pub jwks_url: String,
+    /// OIDC: accepted id token issuers (`extra.issuers`).
+    pub issuers: Vec<String>,
 }
 
 impl Provider {
@@ -179,8 +188,13 @@ impl Provider {
             .ok_or_else(|| Error::Config(format!("unknown provider {}", config.name)))?;
         let spec = kind.spec();
         let (auth, token, user) = if kind == Kind::Oidc {
-            for url in [&config.auth_url, &config.token_url, &config.user_info_url] {
+            for url in [&config.auth_url, &config.token_url] {
                 check_url(url, allow_insecure)?;
+            }
+            for url in [&config.user_info_url, &config.jwks_url] {
+                if !url.is_empty() {
+                    check_url(url, allow_insecure)?;
+                }
             }
             (
                 config.auth_url.clone(),
@@ -206,6 +220,16 @@ impl Provider {
             scopes: spec.scopes.iter().map(|s| s.to_string()).collect(),
             pkce: config.pkce.unwrap_or(spec.pkce),
             allow_insecure: allow_insecure && kind == Kind::Oidc,
+            jwks_url: match kind {
+                Kind::Apple => crate::apple::KEYS_URL.into(),
+                Kind::Oidc => config.jwks_url.clone(),
+                _ => String::new(),
+            },
+            issuers: match kind {
+                Kind::Apple => vec![crate::apple::ISSUER.into()],
+                Kind::Oidc => config.issuers.clone(),
+                _ => Vec::new(),
+            },
         })
     }
 }
@@ -235,6 +259,17 @@ fn s(v: &Value, path: &str) -> String {
     }
 }
 
+/// Whether a claim is true: `true`, `"true"`, `"1"` or a non-zero number (Apple sends
+/// `email_verified` as a string).
+fn truthy(value: Option<&Value>) -> bool {
+    match value {
+        Some(Value::Bool(b)) => *b,
+        Some(Value::String(s)) => matches!(s.to_ascii_lowercase().as_str(), "true" | "1" | "t"),
+        Some(Value::Number(n)) => n.as_f64().is_some_and(|f| f != 0.0),
+        _ => false,
+    }
+}
+
 /// Maps a provider's user JSON to a [`User`].
 pub(crate) fn map_user(kind: Kind, raw: &Value) -> Result<User> {
     let mut user = match kind {
@@ -242,10 +277,10 @@ pub(crate) fn map_user(kind: Kind, raw: &Value) -> Result<User> {
             id: s(raw, "sub"),
             name: s(raw, "name"),
             username: s(raw, "preferred_username"),
-            email: if raw.get("email_verified") == Some(&Value::Bool(false)) {
-                String::new()
-            } else {
+            email: if truthy(raw.get("email_verified")) {
                 s(raw, "email")
+            } else {
+                String::new()
             },
             avatar_url: s(raw, "picture"),
             ..User::default()
@@ -299,11 +334,16 @@ pub(crate) fn map_user(kind: Kind, raw: &Value) -> Result<User> {
             avatar_url: s(raw, "picture.data.url"),
             ..User::default()
         },
-        Kind::Apple => {
-            return Err(Error::User(
-                "Apple identifies users by a signed id token, which this server does not verify yet".into(),
-            ));
-        }
+        Kind::Apple => User {
+            id: s(raw, "sub"),
+            name: s(raw, "name"),
+            email: if truthy(raw.get("email_verified")) {
+                s(raw, "email")
+            } else {
+                String::new()
+            },
+            ..User::default()
+        },
     };
     if user.id.is_empty() {
         return Err(Error::User("the provider returned no user id".into()));
@@ -372,6 +412,17 @@ mod tests {
         )
         .unwrap();
         assert_eq!(oidc.email, "");
+        let unstated = map_user(Kind::Oidc, &json!({"sub": "s1", "email": "e@x.co"})).unwrap();
+        assert_eq!(
+            unstated.email, "",
+            "an email is taken only when stated verified"
+        );
+        let apple = map_user(
+            Kind::Apple,
+            &json!({"sub": "001.abc", "email": "a@privaterelay.appleid.com", "email_verified": "true"}),
+        )
+        .unwrap();
+        assert_eq!(apple.email, "a@privaterelay.appleid.com");
         assert!(map_user(Kind::Google, &json!({})).is_err());
     }
 

@@ -31,6 +31,21 @@ fn config(provider: &warren_schema::collection::OAuth2Provider) -> Config {
         user_info_url: provider.user_info_url.clone(),
         display_name: provider.display_name.clone(),
         pkce: provider.pkce,
+        jwks_url: provider
+            .extra
+            .get("jwksURL")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
+        issuers: match provider.extra.get("issuers") {
+            Some(Value::Array(list)) => list
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect(),
+            Some(Value::String(one)) if !one.is_empty() => vec![one.clone()],
+            _ => Vec::new(),
+        },
     }
 }
 
@@ -127,7 +142,9 @@ pub async fn auth_with_oauth2(
             json!({"name": name}),
         )
     })?;
-    let user = match warren_oauth::exchange(&provider, code, verifier, redirect).await {
+    let user = match warren_oauth::exchange(&provider, &state.oauth_keys, code, verifier, redirect)
+        .await
+    {
         Ok(user) => user,
         Err(warren_oauth::Error::User(e)) => {
             tracing::debug!(error = %e, "OAuth2 user fetch failed");
