@@ -4,7 +4,7 @@
 // sign-in's nonce. Runs against the local provider on loopback.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { superuserClient, guestClient, expectError, dropCollections, uniqueName, rand } from './lib/setup.mjs';
+import { superuserClient, guestClient, expectError, dropCollections, uniqueName, rand, PB_URL } from './lib/setup.mjs';
 import { startProvider } from './lib/oidc.mjs';
 
 const NAME = uniqueName('oidc_users');
@@ -22,14 +22,17 @@ before(async () => {
     createRule: '',
     oauth2: {
       enabled: true,
-      mappedFields: { name: 'name' },
+      mappedFields: { name: 'name', avatarURL: 'avatar' },
       providers: [{
         name: 'oidc', displayName: 'Local ID', ...CLIENT,
         authURL: provider.authURL, tokenURL: provider.tokenURL, userInfoURL: '',
         extra: { jwksURL: provider.jwksURL, issuers: [provider.issuer] },
       }],
     },
-    fields: [{ name: 'name', type: 'text' }],
+    fields: [
+      { name: 'name', type: 'text' },
+      { name: 'avatar', type: 'file', maxSelect: 1, maxSize: 4096, mimeTypes: ['image/png', 'image/jpeg'] },
+    ],
   });
 });
 
@@ -114,4 +117,36 @@ test('the Apple client secret is an ES256 JWT from the team id, key id and priva
   assert.deepEqual(Object.keys(bad.response.data).sort(), ['duration', 'privateKey', 'teamId']);
   assert.equal(bad.response.data.privateKey.code, 'validation_match_invalid');
   await expectError(guestClient().send('/api/settings/apple/generate-client-secret', { method: 'POST', body }), 401);
+});
+
+// A 1×1 PNG.
+const PNG = Buffer.from(
+  'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==',
+  'base64',
+);
+
+test('the provider picture is downloaded into the mapped file field on sign-up', async () => {
+  // Warren fetches loopback pictures only because the suite starts it with the test provider
+  // allowance; PocketBase never fetches private or loopback addresses.
+  const fetchesLoopback = process.env.SDK_TARGET === 'warren';
+  const user = { ...newUser(), picture: provider.serveFile(`p_${rand()}.png`, 'image/png', PNG) };
+  const auth = await signIn(user);
+  assert.equal(auth.meta.avatarURL, user.picture);
+  if (!fetchesLoopback) {
+    assert.equal(auth.record.avatar, '');
+    return;
+  }
+  assert.match(auth.record.avatar, /^p_\w+\.png$/);
+  const res = await fetch(`${PB_URL}/api/files/${auth.record.collectionId}/${auth.record.id}/${auth.record.avatar}`);
+  assert.equal(res.status, 200);
+  assert.deepEqual(Buffer.from(await res.arrayBuffer()), PNG);
+
+  // Pictures the field refuses (type, size) are left out; the sign-up still succeeds.
+  const text = await signIn({ ...newUser(), picture: provider.serveFile(`t_${rand()}.png`, 'text/plain', 'not a picture at all') });
+  assert.equal(text.record.avatar, '');
+  const big = await signIn({ ...newUser(), picture: provider.serveFile(`b_${rand()}.png`, 'image/png', Buffer.concat([PNG, Buffer.alloc(8192)])) });
+  assert.equal(big.record.avatar, '');
+  // An existing account keeps its record; the picture is only taken at sign-up.
+  const again = await signIn({ ...user, picture: provider.serveFile(`q_${rand()}.png`, 'image/png', PNG) });
+  assert.equal(again.record.avatar, auth.record.avatar);
 });

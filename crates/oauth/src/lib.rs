@@ -8,6 +8,7 @@
 //! This crate knows nothing of records, storage or HTTP servers.
 
 pub mod apple;
+pub mod avatar;
 mod client;
 pub mod idtoken;
 pub mod providers;

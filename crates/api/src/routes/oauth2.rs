@@ -9,9 +9,10 @@ use serde_json::{Map, Value, json};
 use warren_oauth::Provider;
 use warren_oauth::providers::Config;
 use warren_records::{Caller, Entry, external, login};
+use warren_schema::FieldKind;
 
 use crate::error::ApiError;
-use crate::extract::{Auth, CurrentTenant, FormBody};
+use crate::extract::{Auth, CurrentTenant, FormBody, Upload};
 use crate::fields::project;
 use crate::query::Params;
 use crate::router::ApiState;
@@ -207,19 +208,79 @@ pub async fn auth_with_oauth2(
             let password = warren_auth::random::secret(30);
             create.insert("password".into(), json!(password));
             create.insert("passwordConfirm".into(), json!(password));
+            let mut uploads = Vec::new();
+            let avatar_field = mapped.avatar_url.as_str();
+            if !avatar_field.is_empty()
+                && !user.avatar_url.is_empty()
+                && !create.contains_key(avatar_field)
+            {
+                match entry.collection.field(avatar_field).map(|f| &f.kind) {
+                    Some(FieldKind::File(options)) => {
+                        match avatar_upload(
+                            &state,
+                            &tenant,
+                            avatar_field,
+                            &user.avatar_url,
+                            options.max_size,
+                        )
+                        .await
+                        {
+                            Ok(upload) => uploads.push(upload),
+                            Err(e) => tracing::warn!(error = %e, "OAuth2 avatar not downloaded"),
+                        }
+                    }
+                    Some(_) => {
+                        create.insert(avatar_field.to_string(), json!(user.avatar_url));
+                    }
+                    None => {}
+                }
+            }
+            // A picture the field refuses (type, size) is left out rather than failing sign-up.
+            let pending = match crate::uploads::stage(
+                &state.files,
+                &tenant,
+                &entry,
+                &mut create,
+                uploads,
+                None,
+            )
+            .await
+            {
+                Ok(pending) => pending,
+                Err(e) => {
+                    tracing::warn!(error = %e.message, "OAuth2 avatar refused by its field");
+                    crate::uploads::stage(
+                        &state.files,
+                        &tenant,
+                        &entry,
+                        &mut create,
+                        Vec::new(),
+                        None,
+                    )
+                    .await?
+                }
+            };
             let ctx = crate::routes::records::context(&Caller::Guest, &method, &params, &headers);
-            let (created, changes) = warren_records::write::create(
+            let written = warren_records::write::create(
                 db,
                 catalog.clone(),
                 entry.clone(),
                 &Caller::Guest,
                 ctx,
                 create,
-                Default::default(),
+                pending.names.clone(),
                 &state.passwords,
                 "",
             )
-            .await?;
+            .await;
+            let (created, changes) = match written {
+                Ok(done) => done,
+                Err(e) => {
+                    pending.rollback().await;
+                    return Err(e.into());
+                }
+            };
+            pending.commit(&state.files, &tenant, &changes).await;
             crate::routes::realtime::publish(&tenant, catalog.clone(), changes);
             let id = created
                 .get("id")
@@ -277,6 +338,42 @@ pub async fn auth_with_oauth2(
         *map = ordered;
     }
     Ok(Json(project(answer, params.text("fields"))?).into_response())
+}
+
+/// Downloads a provider's avatar picture into a staged upload for `field` (at most the
+/// field's `maxSize`; loopback pictures only where local test providers are allowed).
+async fn avatar_upload(
+    state: &ApiState,
+    tenant: &warren_tenant::Tenant,
+    field: &str,
+    url: &str,
+    max_size: i64,
+) -> Result<Upload, String> {
+    let max = if max_size > 0 {
+        max_size as usize
+    } else {
+        warren_schema::field::DEFAULT_FILE_MAX_SIZE as usize
+    };
+    let picture = warren_oauth::avatar::download(url, max, state.oauth_loopback)
+        .await
+        .map_err(|e| e.to_string())?;
+    let dir = warren_files::Files::upload_dir(tenant.dir());
+    let mut spool = warren_files::Spool::create(&dir, max as u64)
+        .await
+        .map_err(|e| e.to_string())?;
+    spool
+        .push(&picture.bytes)
+        .await
+        .map_err(|e| e.to_string())?;
+    let staged = spool
+        .finish(picture.name.clone())
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(Upload {
+        key: field.to_string(),
+        filename: picture.name,
+        file: std::sync::Arc::new(staged),
+    })
 }
 
 fn redirect(status: StatusCode, ok: bool) -> Response {
