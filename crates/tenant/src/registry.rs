@@ -49,6 +49,8 @@ struct TenantInner {
     catalog: RwLock<Arc<Catalog>>,
     /// The tenant's settings as last read, and a generation bumped when they change.
     settings: Mutex<(u64, Option<Arc<serde_json::Value>>)>,
+    /// Held while the settings are read, so a burst of requests on a cold cache reads once.
+    settings_read: tokio::sync::Mutex<()>,
     /// The tenant's realtime clients; they are disconnected when the registry closes it.
     broker: warren_realtime::Broker,
     /// The tenant's request logs (`auxiliary.db`, opened on first use).
@@ -99,6 +101,16 @@ impl Tenant {
 
     /// The tenant's settings, read once and kept until [`Tenant::forget_settings`].
     pub async fn settings(&self) -> Result<Arc<serde_json::Value>> {
+        if let Some(settings) = &self
+            .inner
+            .settings
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .1
+        {
+            return Ok(settings.clone());
+        }
+        let _reading = self.inner.settings_read.lock().await;
         let generation = {
             let cached = self
                 .inner
@@ -454,6 +466,7 @@ async fn open(root: PathBuf, id: String, meter: Arc<Meter>) -> Result<Tenant> {
             db,
             catalog,
             settings: Mutex::new((0, None)),
+            settings_read: tokio::sync::Mutex::new(()),
             logs,
             broker: warren_realtime::Broker::new(),
             meter,
