@@ -14,6 +14,7 @@ mod seed;
 mod server;
 mod target;
 mod tenants;
+mod tls;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -49,6 +50,8 @@ enum Command {
     Console(ConsoleArgs),
     /// Warren only: snapshot and restore a large tenant, writes during the backup vs without.
     Backup(BackupArgs),
+    /// Warren only: HTTPS against plain HTTP, full handshakes per second, certificate store memory.
+    Tls(TlsArgs),
 }
 
 #[derive(Args)]
@@ -65,6 +68,25 @@ struct ConsoleArgs {
     /// Write the results as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct TlsArgs {
+    /// Seconds per measurement.
+    #[arg(long, default_value_t = 10)]
+    duration: u64,
+    /// Concurrent connections.
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    /// Rounds (each runs plain, then HTTPS).
+    #[arg(long, default_value_t = 2)]
+    rounds: usize,
+    /// Certificates loaded into the store for the memory figure.
+    #[arg(long, default_value_t = 10_000)]
+    certs: usize,
+    /// Warren binary.
+    #[arg(long, env = "WARREN_BIN")]
+    warren: Option<PathBuf>,
 }
 
 #[derive(Args, Clone)]
@@ -172,6 +194,16 @@ fn main() -> anyhow::Result<()> {
             Command::Tenants(args) => run_tenants(args).await,
             Command::Console(args) => run_console(args).await,
             Command::Backup(args) => run_backup(args).await,
+            Command::Tls(args) => {
+                tls::run(tls::TlsBench {
+                    warren: args.warren.unwrap_or_else(default_warren),
+                    duration: Duration::from_secs(args.duration.max(1)),
+                    concurrency: args.concurrency,
+                    rounds: args.rounds,
+                    certs: args.certs,
+                })
+                .await
+            }
         }
     })
 }
