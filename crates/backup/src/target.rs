@@ -287,20 +287,7 @@ impl Target {
                 bucket,
                 prefix,
             } => {
-                check_key(key)?;
-                let got = client
-                    .get_object()
-                    .bucket(bucket)
-                    .key(format!("{prefix}{key}"))
-                    .send()
-                    .await;
-                let mut object = match got {
-                    Ok(object) => object,
-                    Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => {
-                        return Err(Error::NotFound(key.to_string()));
-                    }
-                    Err(e) => return Err(s3_error(e)),
-                };
+                let mut object = get_object(client, bucket, prefix, key).await?;
                 let total = object.content_length().unwrap_or(0).max(0) as u64;
                 while let Some(chunk) = object
                     .body
@@ -345,20 +332,7 @@ impl Target {
                 bucket,
                 prefix,
             } => {
-                check_key(key)?;
-                let got = client
-                    .get_object()
-                    .bucket(bucket)
-                    .key(format!("{prefix}{key}"))
-                    .send()
-                    .await;
-                let mut object = match got {
-                    Ok(object) => object,
-                    Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => {
-                        return Err(Error::NotFound(key.to_string()));
-                    }
-                    Err(e) => return Err(s3_error(e)),
-                };
+                let mut object = get_object(client, bucket, prefix, key).await?;
                 while let Some(chunk) = object
                     .body
                     .try_next()
@@ -469,6 +443,29 @@ impl Target {
 
 /// A multipart upload of `source`, part by part; aborted if any part fails, so a partial
 /// object never appears under `key`.
+/// Starts reading `prefix + key` from the bucket; a missing key is [`Error::NotFound`].
+async fn get_object(
+    client: &Client,
+    bucket: &str,
+    prefix: &str,
+    key: &str,
+) -> Result<aws_sdk_s3::operation::get_object::GetObjectOutput> {
+    check_key(key)?;
+    let got = client
+        .get_object()
+        .bucket(bucket)
+        .key(format!("{prefix}{key}"))
+        .send()
+        .await;
+    match got {
+        Ok(object) => Ok(object),
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => {
+            Err(Error::NotFound(key.to_string()))
+        }
+        Err(e) => Err(s3_error(e)),
+    }
+}
+
 async fn upload_parts(
     client: &Client,
     bucket: &str,
