@@ -17,6 +17,7 @@ import { randomBytes } from 'node:crypto';
 import { chromium } from 'playwright-core';
 import { Agent, setGlobalDispatcher } from 'undici';
 import PocketBase from 'pocketbase';
+import { deliveryOrder } from '../sdk/lib/mail.mjs';
 
 const CONSOLE_URL = (process.env.CONSOLE_URL || 'http://localhost:8090').replace(/\/+$/, '');
 const MAILDIR = process.env.MAILDIR || '';
@@ -59,7 +60,7 @@ async function mailedLink(to, pattern, seen) {
   for (let i = 0; i < 300; i++) {
     let names = [];
     try {
-      names = (await readdir(dir)).sort();
+      names = (await readdir(dir)).sort((a, b) => deliveryOrder(a) - deliveryOrder(b));
     } catch {
       names = [];
     }

@@ -130,6 +130,9 @@ impl Logs {
             .database()
             .await?
             .read(move |c| {
+                // One read transaction: the page and its count see the same snapshot while
+                // new entries are being written.
+                let _snapshot = c.unchecked_transaction()?;
                 let mut values = params.clone();
                 values.push(Sqlite::Integer(per_page as i64));
                 values.push(Sqlite::Integer(offset.min(i64::MAX as u64) as i64));

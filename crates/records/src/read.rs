@@ -193,6 +193,12 @@ pub async fn list(
     );
     let (items, total) = db
         .read(move |c| {
+            // The count and the page come from one snapshot, so concurrent writes cannot make
+            // them disagree.
+            let _snapshot = match count {
+                Some(_) => Some(c.unchecked_transaction()?),
+                None => None,
+            };
             let total = match &count {
                 Some(count) => Some(
                     c.prepare_cached(count)?

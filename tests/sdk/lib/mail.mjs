@@ -28,6 +28,13 @@ function decodeBody(message) {
   return body;
 }
 
+// Maildir names are `<seconds>.M<microseconds>P<pid>Q<counter>.<host>` with unpadded
+// microseconds, so they do not sort as text; the sink's per-process counter gives the order.
+export function deliveryOrder(name) {
+  const match = /Q(\d+)\./.exec(name);
+  return match ? Number(match[1]) : Number.MAX_SAFE_INTEGER;
+}
+
 /** The decoded body of the first message to `to` seen after `skip` earlier ones; polls ≤ 10 s. */
 export async function waitForMail(to, { skip = 0 } = {}) {
   const dir = join(MAILDIR, 'new');
@@ -44,7 +51,7 @@ export async function waitForMail(to, { skip = 0 } = {}) {
       found = [];
     }
     if (found.length > skip) {
-      found.sort((a, b) => a.name.localeCompare(b.name));
+      found.sort((a, b) => deliveryOrder(a.name) - deliveryOrder(b.name));
       return decodeBody(found[skip].text);
     }
     await new Promise((r) => setTimeout(r, 50));
