@@ -5,6 +5,7 @@
 mod backup;
 mod console;
 mod load;
+mod metering;
 mod photos;
 mod png;
 mod realtime;
@@ -52,6 +53,33 @@ enum Command {
     Backup(BackupArgs),
     /// Warren only: HTTPS against plain HTTP, full handshakes per second, certificate store memory.
     Tls(TlsArgs),
+    /// Warren only: view-by-id with metering and quotas on, as a ratio of the same with them off.
+    Metering(MeteringArgs),
+}
+
+#[derive(Args)]
+struct MeteringArgs {
+    /// Seconds per measurement (each round measures each server twice).
+    #[arg(long, default_value_t = 10)]
+    duration: u64,
+    /// Rounds (A B B A each).
+    #[arg(long, default_value_t = 2)]
+    rounds: usize,
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    /// Posts to seed.
+    #[arg(long, default_value_t = 20_000)]
+    records: usize,
+    /// Users to seed.
+    #[arg(long, default_value_t = 200)]
+    users: usize,
+    /// Warren binary.
+    #[arg(long, env = "WARREN_BIN")]
+    warren: Option<PathBuf>,
+    /// Write the results as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -194,6 +222,7 @@ fn main() -> anyhow::Result<()> {
             Command::Tenants(args) => run_tenants(args).await,
             Command::Console(args) => run_console(args).await,
             Command::Backup(args) => run_backup(args).await,
+            Command::Metering(args) => run_metering(args).await,
             Command::Tls(args) => {
                 tls::run(tls::TlsBench {
                     warren: args.warren.unwrap_or_else(default_warren),
@@ -345,6 +374,25 @@ async fn run_backup(args: BackupArgs) -> anyhow::Result<()> {
     };
     let report = backup::run(&warren, &cfg).await?;
     for line in backup::format(&report) {
+        println!("{line}");
+    }
+    write_json(args.json.as_deref(), &report)
+}
+
+async fn run_metering(args: MeteringArgs) -> anyhow::Result<()> {
+    let warren = args.warren.unwrap_or_else(default_warren);
+    let cfg = metering::MeteringConfig {
+        rounds: args.rounds,
+        bounds: Bounds {
+            concurrency: args.concurrency.max(1),
+            duration: Duration::from_secs(args.duration.max(1)),
+            max_ops: u64::MAX,
+        },
+        records: args.records,
+        users: args.users,
+    };
+    let report = metering::run(&warren, &cfg).await?;
+    for line in metering::format(&report) {
         println!("{line}");
     }
     write_json(args.json.as_deref(), &report)
