@@ -35,6 +35,9 @@ pub struct Account {
     pub created: String,
     /// Last change.
     pub updated: String,
+    /// The account's plan: its `maxProjects` caps the account's projects, and new projects
+    /// start on it.
+    pub plan: String,
 }
 
 /// What a one-time link is for.
@@ -62,7 +65,7 @@ impl LinkKind {
     }
 }
 
-const COLUMNS: &str = "id, email, verified, disabled, created, updated";
+const COLUMNS: &str = "id, email, verified, disabled, created, updated, plan";
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<Account> {
     Ok(Account {
@@ -72,6 +75,7 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Account> {
         disabled: row.get(3)?,
         created: row.get(4)?,
         updated: row.get(5)?,
+        plan: row.get(6)?,
     })
 }
 
@@ -186,7 +190,7 @@ impl Accounts {
             .read(move |c| {
                 let sql = format!("SELECT {COLUMNS}, password FROM accounts WHERE email = ?1");
                 Ok(c.prepare_cached(&sql)?
-                    .query_row([email], |row| Ok((from_row(row)?, row.get(6)?)))
+                    .query_row([email], |row| Ok((from_row(row)?, row.get(7)?)))
                     .optional()?)
             })
             .await
@@ -240,6 +244,36 @@ impl Accounts {
                 if disabled {
                     c.execute("DELETE FROM account_sessions WHERE account_id = ?1", [&id])?;
                 }
+                Ok(account)
+            })
+            .await
+    }
+
+    /// Puts account `id` on plan `plan` (which must exist) and moves the projects it owns
+    /// onto the same plan, in one write. The caller refreshes the directory so the projects'
+    /// new quotas apply at their next request.
+    pub async fn set_plan(&self, id: &str, plan: &str) -> Result<Account> {
+        let (id, plan) = (id.to_string(), plan.to_string());
+        self.db
+            .write(move |c| {
+                let known = c
+                    .prepare_cached("SELECT 1 FROM plans WHERE name = ?1")?
+                    .query_row([&plan], |_| Ok(()))
+                    .optional()?;
+                if known.is_none() {
+                    return Err(Error::Invalid("plan", "There is no such plan.".into()));
+                }
+                let sql = format!(
+                    "UPDATE accounts SET plan = ?2, updated = strftime('%Y-%m-%d %H:%M:%fZ')
+                     WHERE id = ?1 RETURNING {COLUMNS}"
+                );
+                let account = c
+                    .prepare_cached(&sql)?
+                    .query_row(params![id, plan], from_row)
+                    .optional()?
+                    .ok_or(Error::NotFound)?;
+                c.prepare_cached("UPDATE tenants SET plan = ?2 WHERE account_id = ?1")?
+                    .execute(params![id, plan])?;
                 Ok(account)
             })
             .await
@@ -377,7 +411,8 @@ impl Accounts {
         let hash = digest(secret);
         self.db
             .read(move |c| {
-                let sql = "SELECT a.id, a.email, a.verified, a.disabled, a.created, a.updated
+                let sql = "SELECT a.id, a.email, a.verified, a.disabled, a.created, a.updated,
+                                  a.plan
                            FROM account_sessions s JOIN accounts a ON a.id = s.account_id
                            WHERE s.token_hash = ?1 AND s.expires > unixepoch() AND a.disabled = 0";
                 Ok(c.prepare_cached(sql)?

@@ -52,6 +52,10 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 5,
         sql: include_str!("../../migrations/control/0005_backups.sql"),
     },
+    Migration {
+        version: 8,
+        sql: include_str!("../../migrations/control/0008_account_plans.sql"),
+    },
 ];
 
 /// Opens (creating and migrating if needed) `control.db` in `data_dir`.

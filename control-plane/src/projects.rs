@@ -6,17 +6,27 @@ use warren_store::rusqlite::{self, OptionalExtension, params};
 use crate::tenants::{TenantInfo, Tenants};
 use crate::{Error, Result, slug};
 
-/// The projects an account may own: the default plan's `maxProjects` (0 means no limit).
-/// Accounts are not on plans of their own; the default plan speaks for all of them.
-pub async fn max_projects(db: &warren_store::Database) -> Result<u32> {
-    let plan = crate::plans::Plans::new(db.clone())
-        .find(crate::plans::DEFAULT_PLAN)
+/// The projects account `account` may own: its plan's `maxProjects` (0 means no limit).
+/// An account or plan that does not exist allows none.
+pub async fn max_projects(db: &warren_store::Database, account: &str) -> Result<u32> {
+    let account = account.to_string();
+    let max: Option<Option<i64>> = db
+        .read(move |c| {
+            Ok::<_, Error>(
+                c.prepare_cached(
+                    "SELECT p.max_projects FROM accounts a LEFT JOIN plans p ON p.name = a.plan
+                     WHERE a.id = ?1",
+                )?
+                .query_row([account], |row| row.get(0))
+                .optional()?,
+            )
+        })
         .await?;
-    // Without a default plan (the operator cannot delete it) nothing is created.
-    let max = plan.map_or(0, |p| match p.limits.max_projects {
-        0 => u64::from(u32::MAX),
-        n => n,
-    });
+    let max = match max.flatten() {
+        None => 0,
+        Some(0) => u64::from(u32::MAX),
+        Some(n) => u64::try_from(n).unwrap_or(0),
+    };
     Ok(u32::try_from(max).unwrap_or(u32::MAX))
 }
 
@@ -71,7 +81,7 @@ impl Projects {
     /// Creates project `slug` for `account` unless it already owns `max` projects: provisions
     /// the tenant's directory, then records it (owner and cap checked in the same write), so
     /// a project is never routable before its database exists and two concurrent requests
-    /// cannot both pass the cap.
+    /// cannot both pass the cap. The project starts on the account's plan.
     pub async fn create(&self, account: &str, slug: &str, max: u32) -> Result<TenantInfo> {
         slug::validate(slug).map_err(|reason| Error::Invalid("slug", reason))?;
         if self.tenants.find(slug).await?.is_some() {
@@ -97,7 +107,9 @@ impl Projects {
                 }
                 let inserted = c
                     .prepare_cached(
-                        "INSERT INTO tenants (id, slug, account_id) VALUES (?1, ?2, ?3)",
+                        "INSERT INTO tenants (id, slug, account_id, plan)
+                         VALUES (?1, ?2, ?3, COALESCE((SELECT plan FROM accounts WHERE id = ?3),
+                                                      'default'))",
                     )?
                     .execute(params![row_id, row_slug, owner]);
                 match inserted {
@@ -225,5 +237,34 @@ mod tests {
         assert_eq!(projects.count(&a.id).await.unwrap(), 2);
         let dirs = std::fs::read_dir(tenants_root(dir.path())).unwrap().count();
         assert_eq!(dirs, 2);
+    }
+
+    #[tokio::test]
+    async fn an_accounts_plan_sets_its_cap_and_its_projects_plan() {
+        let (_dir, accounts, projects) = setup().await;
+        let db = projects.tenants.db().clone();
+        let a = accounts.create("a@example.com", "h".into()).await.unwrap();
+        assert_eq!(a.plan, crate::plans::DEFAULT_PLAN);
+        assert_eq!(max_projects(&db, &a.id).await.unwrap(), 3);
+        assert_eq!(max_projects(&db, "nosuchaccount00").await.unwrap(), 0);
+        let before = projects.create(&a.id, "before", 3).await.unwrap();
+        assert_eq!(before.plan, "default");
+
+        let moved = accounts.set_plan(&a.id, "free").await.unwrap();
+        assert_eq!(moved.plan, "free");
+        assert_eq!(max_projects(&db, &a.id).await.unwrap(), 1);
+        assert_eq!(projects.get(&a.id, &before.id).await.unwrap().plan, "free");
+        projects.delete(&a.id, &before.id).await.unwrap();
+        let after = projects.create(&a.id, "after", 1).await.unwrap();
+        assert_eq!(after.plan, "free");
+        assert!(matches!(
+            accounts.set_plan(&a.id, "nosuch").await,
+            Err(Error::Invalid("plan", _))
+        ));
+        assert!(matches!(
+            accounts.set_plan("nosuchaccount00", "free").await,
+            Err(Error::NotFound)
+        ));
+        assert_eq!(accounts.get(&a.id).await.unwrap().plan, "free");
     }
 }

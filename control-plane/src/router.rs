@@ -42,6 +42,10 @@ pub fn router(state: ControlPlane) -> Router {
         .route("/v1/accounts/{id}/disable", post(accounts::disable_account))
         .route("/v1/accounts/{id}/enable", post(accounts::enable_account))
         .route("/v1/accounts/{id}/verify", post(accounts::verify_account))
+        .route(
+            "/v1/accounts/{id}",
+            axum::routing::patch(accounts::update_account),
+        )
         .route("/v1/tenants/{slug}/suspend", post(tenants::suspend_tenant))
         .route("/v1/tenants/{slug}/resume", post(tenants::resume_tenant))
         .route("/v1/tenants/{slug}/usage", get(tenants::get_usage))

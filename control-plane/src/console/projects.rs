@@ -40,7 +40,7 @@ async fn list_body(
     slug: &str,
 ) -> crate::Result<String> {
     let projects = state.console.projects().list(&account.id).await?;
-    let max = crate::projects::max_projects(state.tenants.db()).await?;
+    let max = crate::projects::max_projects(state.tenants.db(), &account.id).await?;
     let mut usage = Vec::with_capacity(projects.len());
     for p in &projects {
         usage.push(totals(&state.metering.usage(&p.id, None, None).await?));
@@ -88,7 +88,7 @@ async fn list_body(
         r#"<form method="post" action="/projects" class="card" id="create">{csrf}
 <h2>New project</h2>
 {slug_input}
-<p class="hint">Lowercase letters, digits and hyphens; it becomes <code>{example}</code>. {count} of {max} projects used.</p>
+<p class="hint">Lowercase letters, digits and hyphens; it becomes <code>{example}</code>. {used} <span id="plan">Plan: <strong>{plan}</strong></span>.</p>
 <button type="submit" {disabled}>Create project</button>
 </form>"#,
         csrf = csrf_field(visitor),
@@ -100,7 +100,12 @@ async fn list_body(
             r#"required minlength="3" maxlength="63" pattern="[a-z0-9]+(-[a-z0-9]+)*" autocomplete="off""#
         ),
         example = e(&state.urls.tenant_url("name")),
-        count = projects.len(),
+        used = if max == u32::MAX {
+            format!("{} projects used.", projects.len())
+        } else {
+            format!("{} of {max} projects used.", projects.len())
+        },
+        plan = e(&account.plan),
     );
     Ok(format!("{verify}{table}{create}"))
 }
@@ -168,7 +173,7 @@ pub async fn create_project(
         )
         .await;
     }
-    let max = match crate::projects::max_projects(state.tenants.db()).await {
+    let max = match crate::projects::max_projects(state.tenants.db(), &account.id).await {
         Ok(max) => max,
         Err(e) => return failure(&visitor, e),
     };
@@ -205,7 +210,10 @@ pub async fn create_project(
         Err(Error::ProjectLimit(max)) => {
             refuse(
                 StatusCode::FORBIDDEN,
-                format!("Your plan allows {max} projects. Delete one to create another."),
+                format!(
+                    "Your plan allows {max} project{}. Delete one to create another.",
+                    if max == 1 { "" } else { "s" }
+                ),
             )
             .await
         }

@@ -6,7 +6,7 @@ use axum::extract::{Path, Query, State};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::ErrorBody;
+use super::{ErrorBody, JsonBody};
 use crate::accounts::Account;
 use crate::{ControlPlane, Error, Result};
 
@@ -34,6 +34,7 @@ fn render(account: &Account) -> Value {
         "disabled": account.disabled,
         "created": account.created,
         "updated": account.updated,
+        "plan": account.plan,
     })
 }
 
@@ -107,7 +108,50 @@ pub async fn get_account(
         .collect();
     let mut body = render(&account);
     body["projects"] = Value::Array(projects);
+    body["maxProjects"] = max_projects(&state, &account.id).await?;
     Ok(Json(body))
+}
+
+/// The account's project cap as the API shows it: a number, or 0 for no limit.
+async fn max_projects(state: &ControlPlane, id: &str) -> Result<Value> {
+    let max = crate::projects::max_projects(state.tenants.db(), id).await?;
+    Ok(json!(if max == u32::MAX { 0 } else { max }))
+}
+
+/// Body of `PATCH /v1/accounts/{id}`: the fields to change.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AccountChange {
+    /// Name of an existing plan. Its `maxProjects` caps the account's projects; the account's
+    /// projects move onto it and its new projects start on it.
+    plan: Option<String>,
+}
+
+/// `PATCH /v1/accounts/{id}`: sets the account's plan; the cap and its projects' quotas apply
+/// at once.
+#[utoipa::path(patch, path = "/v1/accounts/{id}", tag = "accounts", security(("operator" = [])),
+    params(("id" = String, Path, description = "The account's id")),
+    request_body = AccountChange,
+    responses(
+        (status = 200, description = "The changed account and its projects", body = Object),
+        (status = 400, description = "Unknown plan", body = ErrorBody),
+        (status = 401, description = "Missing or wrong operator token", body = ErrorBody),
+        (status = 404, description = "No such account", body = ErrorBody),
+    ))]
+pub async fn update_account(
+    State(state): State<ControlPlane>,
+    Path(id): Path<String>,
+    JsonBody(change): JsonBody<AccountChange>,
+) -> Result<Json<Value>> {
+    if let Some(plan) = &change.plan {
+        if plan.len() > 64 {
+            return Err(Error::Invalid("plan", "There is no such plan.".into()));
+        }
+        let account = state.console.accounts().set_plan(&id, plan).await?;
+        state.directory.refresh().await?;
+        tracing::info!(account = %account.id, plan = %account.plan, "account plan changed");
+    }
+    get_account(State(state), Path(id)).await
 }
 
 /// `POST /v1/accounts/{id}/disable`: the account can no longer sign in; its sessions end.

@@ -20,6 +20,10 @@ use crate::{ControlPlane, Error, Result};
 pub struct NewTenant {
     /// The tenant's slug.
     slug: String,
+    /// Id of the console account that owns the tenant (none: the operator's own tenant). The
+    /// account's plan caps how many tenants it owns, and the tenant starts on that plan.
+    #[serde(default)]
+    account: Option<String>,
 }
 
 /// Body of `PATCH /v1/tenants/{slug}`: the fields to change.
@@ -137,13 +141,33 @@ fn filter_value(field: &'static str, value: Option<String>) -> Result<Option<Str
         (status = 201, description = "The new tenant", body = TenantView),
         (status = 400, description = "Invalid slug", body = ErrorBody),
         (status = 401, description = "Missing or wrong operator token", body = ErrorBody),
+        (status = 403, description = "The account owns as many tenants as its plan allows", body = ErrorBody),
         (status = 409, description = "The slug is taken", body = ErrorBody),
     ))]
 pub async fn create_tenant(
     State(state): State<ControlPlane>,
     JsonBody(body): JsonBody<NewTenant>,
 ) -> Result<impl IntoResponse> {
-    let tenant = state.tenants.create(&body.slug).await?;
+    let tenant = match &body.account {
+        None => state.tenants.create(&body.slug).await?,
+        Some(account) => {
+            let owner = match state.console.accounts().get(account).await {
+                Err(Error::NotFound) => {
+                    return Err(Error::Invalid(
+                        "account",
+                        "There is no such account.".into(),
+                    ));
+                }
+                other => other?,
+            };
+            let max = crate::projects::max_projects(state.tenants.db(), &owner.id).await?;
+            state
+                .console
+                .projects()
+                .create(&owner.id, &body.slug, max)
+                .await?
+        }
+    };
     tracing::info!(slug = %tenant.slug, id = %tenant.id, "tenant created");
     Ok((StatusCode::CREATED, Json(render(&state, &tenant))))
 }

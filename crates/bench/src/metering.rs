@@ -196,7 +196,9 @@ pub async fn run(warren: &Path, cfg: &MeteringConfig) -> anyhow::Result<Metering
     metered_server.stop().await;
     bare_server.stop().await;
     if counted == 0 || uncounted != 0 {
-        bail!("metering did not run as set up: metered server counted {counted} requests, bare {uncounted}");
+        bail!(
+            "metering did not run as set up: metered server counted {counted} requests, bare {uncounted}"
+        );
     }
 
     let line = Line {

@@ -315,6 +315,14 @@ pub enum AccountCommand {
         /// The account's id.
         id: String,
     },
+    /// Put an account on a plan: its maxProjects caps the account's projects, and the
+    /// account's projects move onto it (a running server applies it within seconds).
+    Plan {
+        /// The account's id.
+        id: String,
+        /// An existing plan's name (see `warren plan list`).
+        plan: String,
+    },
 }
 
 /// A duration such as `10s`, `500ms`, `2m` or a bare number of seconds; at least 10 ms.

@@ -459,6 +459,16 @@ async fn account(global: &Global, command: AccountCommand) -> anyhow::Result<()>
                 .map_err(no_account)?;
             println!("Enabled account {} ({}).", account.id, account.email);
         }
+        AccountCommand::Plan { id, plan } => {
+            let account = accounts.set_plan(&id, &plan).await.map_err(no_account)?;
+            println!(
+                "Account {} ({}) is on plan {}; its {} projects moved onto it.",
+                account.id,
+                account.email,
+                account.plan,
+                projects.count(&account.id).await?,
+            );
+        }
     }
     Ok(())
 }

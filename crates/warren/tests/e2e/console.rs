@@ -427,6 +427,9 @@ async fn an_account_cannot_see_or_touch_another_accounts_projects() {
         (Method::POST, format!("/v1/accounts/{bob_id}/disable")),
         (Method::POST, format!("/v1/accounts/{bob_id}/enable")),
         (Method::POST, format!("/v1/accounts/{alice_id}/verify")),
+        (Method::PATCH, format!("/v1/accounts/{alice_id}")),
+        (Method::POST, "/v1/tenants".into()),
+        (Method::GET, "/v1/tenants/bobs-app/domains".into()),
     ];
     for (method, path) in v1 {
         let page = alice.send(alice.request(method.clone(), &path)).await;
@@ -744,4 +747,149 @@ async fn login_attempts_are_limited_per_ip() {
         .unwrap();
     assert_eq!(response.status(), 429);
     assert_eq!(response.headers()["retry-after"], "900");
+}
+
+#[tokio::test]
+async fn an_accounts_plan_caps_its_projects_in_the_console_and_the_api() {
+    let server = Server::start(&[]);
+    let (mut ann, ann_id) = verified(&server, "ann@example.com").await;
+    let path = format!("/v1/accounts/{ann_id}");
+
+    // A new account is on the default plan, whose cap (3) the account view shows.
+    let (status, body) = operator(&server, Method::GET, &path).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (body["plan"].as_str(), body["maxProjects"].as_u64()),
+        (Some("default"), Some(3))
+    );
+    assert!(
+        ann.get("/projects")
+            .await
+            .body
+            .contains("Plan: <strong>default</strong>")
+    );
+
+    // The operator puts Ann on a one-project plan.
+    let solo = server
+        .request(Method::POST, "localhost", "/v1/plans")
+        .bearer_auth(TOKEN)
+        .json(&serde_json::json!({ "name": "solo", "maxProjects": 1 }));
+    assert_eq!(send(solo).await.0, 201);
+    let change = |plan: &str| {
+        server
+            .request(Method::PATCH, "localhost", &path)
+            .bearer_auth(TOKEN)
+            .json(&serde_json::json!({ "plan": plan }))
+    };
+    let (status, body) = send(change("solo")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (body["plan"].as_str(), body["maxProjects"].as_u64()),
+        (Some("solo"), Some(1))
+    );
+    for (plan, expected) in [("nosuch", 400u16), ("Bad Plan", 400)] {
+        let (status, body) = send(change(plan)).await;
+        assert_eq!(
+            (status, body["status"].as_u64()),
+            (expected, Some(u64::from(expected))),
+            "{plan}"
+        );
+    }
+    let (status, body) = send(
+        server
+            .request(Method::PATCH, "localhost", "/v1/accounts/nosuchaccount00")
+            .bearer_auth(TOKEN)
+            .json(&serde_json::json!({ "plan": "solo" })),
+    )
+    .await;
+    assert_eq!((status, body["status"].as_u64()), (404, Some(404)));
+    let (status, _) = send(
+        server
+            .request(Method::PATCH, "localhost", &path)
+            .bearer_auth(TOKEN)
+            .json(&serde_json::json!({ "plan": "solo", "disabled": true })),
+    )
+    .await;
+    assert_eq!(status, 400, "unknown fields are refused");
+
+    // The console enforces the account's cap; the project starts on the account's plan.
+    let page = ann.get("/projects").await;
+    assert!(
+        page.body.contains("0 of 1 projects used")
+            && page.body.contains("Plan: <strong>solo</strong>")
+    );
+    project_id(&ann.create_project("anns-one").await);
+    let page = ann.create_project("anns-two").await;
+    assert_eq!(page.status, 403);
+    assert!(
+        page.body.contains("Your plan allows 1 project."),
+        "{}",
+        page.body
+    );
+    let (_, tenant) = operator(&server, Method::GET, "/v1/tenants/anns-one").await;
+    assert_eq!(tenant["plan"], "solo");
+
+    // So does the operator API when it creates a tenant for the account.
+    let create = |slug: &str, account: &str| {
+        server
+            .request(Method::POST, "localhost", "/v1/tenants")
+            .bearer_auth(TOKEN)
+            .json(&serde_json::json!({ "slug": slug, "account": account }))
+    };
+    let (status, body) = send(create("anns-api", &ann_id)).await;
+    assert_eq!(
+        (status, body["status"].as_u64()),
+        (403, Some(403)),
+        "{body}"
+    );
+    let (status, body) = send(create("nobodys", "nosuchaccount00")).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["data"]["account"].is_object(), "{body}");
+    let (_, tenants) = operator(&server, Method::GET, "/v1/tenants").await;
+    assert_eq!(tenants["totalItems"], 1, "{tenants}");
+
+    // Back on the default plan: the cap rises, her project moves along, and the API creates
+    // a project she owns, live at once.
+    let (status, _) = send(change("default")).await;
+    assert_eq!(status, 200);
+    let (status, body) = send(create("anns-api", &ann_id)).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["plan"], "default");
+    assert_eq!(server.get("anns-api.localhost", "/api/health").await.0, 200);
+    let (_, tenant) = operator(&server, Method::GET, "/v1/tenants/anns-one").await;
+    assert_eq!(tenant["plan"], "default");
+    assert!(ann.get("/projects").await.body.contains("anns-api"));
+    let (_, body) = operator(&server, Method::GET, &path).await;
+    assert_eq!(body["projects"].as_array().map(Vec::len), Some(2), "{body}");
+
+    // A plan change of the account reaches its projects' quotas live: one request a second.
+    let slow = server
+        .request(Method::POST, "localhost", "/v1/plans")
+        .bearer_auth(TOKEN)
+        .json(&serde_json::json!({ "name": "slow", "requestsPerSecond": 1, "requestBurst": 1 }));
+    assert_eq!(send(slow).await.0, 201);
+    assert_eq!(send(change("slow")).await.0, 200);
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        statuses.push(server.get("anns-one.localhost", "/api/health").await.0);
+    }
+    assert!(statuses.contains(&429), "{statuses:?}");
+
+    // The CLI sets the plan too; a running server applies it.
+    let output = server.cli(&["account", "plan", &ann_id, "default"]);
+    assert!(output.status.success(), "{output:?}");
+    assert!(String::from_utf8_lossy(&output.stdout).contains("plan default"));
+    let lifted = crate::support::eventually(std::time::Duration::from_secs(10), async || {
+        let mut ok = true;
+        for _ in 0..3 {
+            ok &= server.get("anns-one.localhost", "/api/health").await.0 == 200;
+        }
+        ok
+    })
+    .await;
+    assert!(lifted, "the CLI's plan change never lifted the rate limit");
+    let output = server.cli(&["account", "plan", &ann_id, "nosuch"]);
+    assert!(!output.status.success());
+    let output = server.cli(&["account", "plan", "nosuchaccount00", "default"]);
+    assert!(!output.status.success());
 }
