@@ -47,6 +47,11 @@ struct Inner {
     permits: Semaphore,
     /// Tenant ids with a backup or restore running.
     busy: Mutex<HashSet<String>>,
+    /// The schedule's policy once it runs (the status summary judges staleness by it).
+    policy: Mutex<Option<Arc<dyn Policy>>>,
+    /// No server serves the data directory and none can start (the CLI holds its lock), so an
+    /// in-place restore may swap a tenant's directory without draining it.
+    exclusive: bool,
 }
 
 /// What a restore should do.
@@ -74,6 +79,18 @@ pub struct Status {
     pub last_error: String,
     /// When the latest successful snapshot started.
     pub last_success: String,
+    /// The backup the latest successful snapshot made.
+    pub last_backup: String,
+    /// When the latest failed snapshot started (even if a later one succeeded).
+    pub last_failure: String,
+    /// That failure's error.
+    pub last_failure_error: String,
+    /// When the latest restore drill (scheduled or `verify`) started.
+    pub last_drill: String,
+    /// Its outcome (`running`, `complete`, `failed`, or `""`).
+    pub last_drill_status: String,
+    /// Its error, if it failed.
+    pub last_drill_error: String,
 }
 
 /// Keeps a tenant marked busy until dropped.
@@ -111,8 +128,20 @@ impl Backups {
                 scratch,
                 permits: Semaphore::new(concurrency.max(1)),
                 busy: Mutex::new(HashSet::new()),
+                policy: Mutex::new(None),
+                exclusive: false,
             })),
         }
+    }
+
+    /// Backups for a process that holds the data directory exclusively (no server serves it):
+    /// in-place restores swap the tenant's directory without draining it.
+    /// Call it on a fresh value, before it is cloned.
+    pub fn exclusive(mut self) -> Self {
+        if let Some(inner) = self.inner.as_mut().and_then(Arc::get_mut) {
+            inner.exclusive = inner.registry.is_none();
+        }
+        self
     }
 
     /// Removes what runs interrupted by a crash left behind (scratch copies, restore staging).
@@ -242,7 +271,7 @@ impl Backups {
             }
             Some(to)
         };
-        if request.in_place && inner.registry.is_none() {
+        if request.in_place && inner.registry.is_none() && !inner.exclusive {
             return Err(Error::Invalid(
                 "inPlace",
                 "An in-place restore of a served tenant goes through the operator API (POST /v1/tenants/{slug}/backups/restore).".into(),
@@ -298,11 +327,23 @@ impl Backups {
         backup: Option<&str>,
         report: Report<'_>,
     ) -> Result<Drill> {
-        let inner = self.inner()?;
         let tenant = self.tenant(slug).await?;
+        self.drill_run(&tenant, backup, "verify", report).await
+    }
+
+    /// A restore drill of `tenant`, recorded as a run of `kind` (`verify` when asked for,
+    /// `drill` when scheduled).
+    pub(crate) async fn drill_run(
+        &self,
+        tenant: &TenantInfo,
+        backup: Option<&str>,
+        kind: &'static str,
+        report: Report<'_>,
+    ) -> Result<Drill> {
+        let inner = self.inner()?;
         let manifest = self.choose(&tenant.id, backup, None).await?;
         let _permit = inner.permits.acquire().await.map_err(|_| Error::NotFound)?;
-        let run = inner.start_run(&tenant, "verify", &manifest.id).await?;
+        let run = inner.start_run(tenant, kind, &manifest.id).await?;
         let drill = restore::drill(&inner.target, &manifest, &inner.scratch, report).await;
         let error = match &drill {
             Ok(d) if d.mismatches.is_empty() => String::new(),
@@ -356,8 +397,25 @@ impl Backups {
         status_of(self.tenants_any()?, &tenant.id).await
     }
 
-    fn tenants_any(&self) -> Result<&Tenants> {
+    pub(crate) fn tenants_any(&self) -> Result<&Tenants> {
         Ok(&self.inner()?.tenants)
+    }
+
+    /// The schedule's policy, once the schedule runs.
+    pub(crate) fn policy(&self) -> Option<Arc<dyn Policy>> {
+        let inner = self.inner.as_ref()?;
+        inner
+            .policy
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Backups and restores running now on this node.
+    pub(crate) fn running(&self) -> usize {
+        self.inner.as_ref().map_or(0, |inner| {
+            inner.busy.lock().unwrap_or_else(|p| p.into_inner()).len()
+        })
     }
 
     /// Runs the schedule until the returned task is aborted: every `check`, each tenant whose
@@ -368,7 +426,8 @@ impl Backups {
         policy: Arc<dyn Policy>,
         check: Duration,
     ) -> Option<tokio::task::JoinHandle<()>> {
-        self.inner.as_ref()?;
+        let inner = self.inner.as_ref()?;
+        *inner.policy.lock().unwrap_or_else(|p| p.into_inner()) = Some(policy.clone());
         let backups = self.clone();
         Some(tokio::spawn(async move {
             let mut tick = tokio::time::interval(check);
@@ -429,7 +488,7 @@ impl Backups {
 
 /// Whether a tenant with `status` is due for a backup every `every`: never backed up, or the
 /// last success is older than `every` and its database changed after it.
-fn is_due(status: &Status, every: Duration, dir: &Path) -> bool {
+pub(crate) fn is_due(status: &Status, every: Duration, dir: &Path) -> bool {
     let Ok(last) = parse_sqlite_time(&status.last_success) else {
         return true;
     };
@@ -445,12 +504,12 @@ fn is_due(status: &Status, every: Duration, dir: &Path) -> bool {
     changed.is_none_or(|changed| changed > last)
 }
 
-fn parse_sqlite_time(text: &str) -> std::result::Result<time::OffsetDateTime, ()> {
+pub(crate) fn parse_sqlite_time(text: &str) -> std::result::Result<time::OffsetDateTime, ()> {
     // `YYYY-MM-DD HH:MM:SS.mmmZ` → RFC 3339.
     warren_backup::parse_time(&text.replacen(' ', "T", 1)).map_err(|_| ())
 }
 
-async fn status_of(tenants: &Tenants, tenant_id: &str) -> Result<Status> {
+pub(crate) async fn status_of(tenants: &Tenants, tenant_id: &str) -> Result<Status> {
     let id = tenant_id.to_string();
     tenants
         .db()
@@ -462,19 +521,42 @@ async fn status_of(tenants: &Tenants, tenant_id: &str) -> Result<Status> {
                 )?
                 .query_row([&id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                 .optional()?;
-            let success: Option<String> = c
+            let success: Option<(String, String)> = c
                 .prepare_cached(
-                    "SELECT started FROM backup_runs WHERE tenant_id = ?1 AND kind = 'snapshot'
+                    "SELECT started, backup FROM backup_runs WHERE tenant_id = ?1 AND kind = 'snapshot'
                      AND status = 'complete' ORDER BY id DESC LIMIT 1",
                 )?
-                .query_row([&id], |r| r.get(0))
+                .query_row([&id], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()?;
             let (last_status, last_started, last_error) = last.unwrap_or_default();
+            let (last_success, last_backup) = success.unwrap_or_default();
+            let (last_failure, last_failure_error) = c
+                .prepare_cached(
+                    "SELECT started, error FROM backup_runs WHERE tenant_id = ?1
+                     AND kind = 'snapshot' AND status = 'failed' ORDER BY id DESC LIMIT 1",
+                )?
+                .query_row([&id], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?
+                .unwrap_or_default();
+            let (last_drill, last_drill_status, last_drill_error) = c
+                .prepare_cached(
+                    "SELECT started, status, error FROM backup_runs WHERE tenant_id = ?1
+                     AND kind IN ('drill', 'verify') ORDER BY id DESC LIMIT 1",
+                )?
+                .query_row([&id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .optional()?
+                .unwrap_or_default();
             Ok(Status {
                 last_status,
                 last_started,
                 last_error,
-                last_success: success.unwrap_or_default(),
+                last_success,
+                last_backup,
+                last_failure,
+                last_failure_error,
+                last_drill,
+                last_drill_status,
+                last_drill_error,
             })
         })
         .await
@@ -576,8 +658,11 @@ impl Inner {
 
     /// Replaces tenant `tenant`'s directory with the checked `staging` directory.
     async fn swap_in(&self, tenant: &TenantInfo, staging: &Path) -> Result<()> {
-        let registry = self.registry.as_ref().ok_or(Error::NotFound)?;
-        let _drained = registry.drain(&tenant.id, DRAIN_LIMIT).await?;
+        let _drained = match &self.registry {
+            Some(registry) => Some(registry.drain(&tenant.id, DRAIN_LIMIT).await?),
+            None if self.exclusive => None,
+            None => return Err(Error::NotFound),
+        };
         let root = self.tenants.root();
         let dir = warren_tenant::tenant_dir(root, &tenant.id);
         let old = root.join(format!(

@@ -4,12 +4,14 @@
 //! It provisions tenants through the tenant runtime and never reads a tenant's data.
 
 pub mod accounts;
+pub mod backup_status;
 pub mod backups;
 pub mod certificates;
 pub mod console;
 pub mod directory;
 pub mod dns;
 pub mod domains;
+pub mod drills;
 mod error;
 pub mod metering;
 pub mod metrics;

@@ -49,6 +49,8 @@ use crate::routes::{accounts, backups, domains, health, metrics, openapi, plans,
         backups::create_backup,
         backups::restore_backup,
         backups::verify_backup,
+        crate::routes::backup_status::get_backup_status,
+        crate::routes::backup_status::list_drills,
     ),
     modifiers(&OperatorToken),
     tags(

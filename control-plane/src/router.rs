@@ -64,6 +64,14 @@ pub fn router(state: ControlPlane) -> Router {
             "/v1/tenants/{slug}/backups/verify",
             post(backups::verify_backup),
         )
+        .route(
+            "/v1/tenants/{slug}/backups/status",
+            get(crate::routes::backup_status::get_backup_status),
+        )
+        .route(
+            "/v1/backups/drills",
+            get(crate::routes::backup_status::list_drills),
+        )
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             require_operator,

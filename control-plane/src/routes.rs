@@ -1,6 +1,7 @@
 //! Handlers of the operator API, one module per resource.
 
 pub mod accounts;
+pub mod backup_status;
 pub mod backups;
 pub mod domains;
 pub mod health;

@@ -260,11 +260,85 @@ fn usage_table(used: &Usage) -> String {
     )
 }
 
+/// What the console tells a project's owner about a failed run: the kind of failure, never the
+/// operator's target, bucket or paths.
+fn public_reason(error: &str) -> &'static str {
+    if error.starts_with("backup target") {
+        "the backup storage could not be reached"
+    } else if error.starts_with("the backup is damaged") {
+        "the backup did not pass its checks"
+    } else if error.starts_with("record counts differ") {
+        "record counts did not match"
+    } else {
+        "an internal error"
+    }
+}
+
+fn run_badge(status: &str) -> String {
+    let (class, label) = match status {
+        "complete" => ("active", "ok"),
+        "failed" => ("suspended", "failed"),
+        "running" => ("", "running"),
+        _ => ("", "none"),
+    };
+    format!(r#"<span class="badge {class}">{label}</span>"#)
+}
+
+fn backup_table(status: &crate::backups::Status) -> String {
+    let or_never = |t: &str| {
+        if t.is_empty() {
+            "never".to_string()
+        } else {
+            e(t)
+        }
+    };
+    let failure = if status.last_failure.is_empty() {
+        "none".to_string()
+    } else {
+        format!(
+            "{} ({})",
+            e(&status.last_failure),
+            public_reason(&status.last_failure_error)
+        )
+    };
+    let drill = if status.last_drill.is_empty() {
+        "never".to_string()
+    } else {
+        format!(
+            "{} {}{}",
+            e(&status.last_drill),
+            run_badge(&status.last_drill_status),
+            if status.last_drill_status == "failed" {
+                format!(" ({})", public_reason(&status.last_drill_error))
+            } else {
+                String::new()
+            }
+        )
+    };
+    format!(
+        r#"<h2>Backups</h2>
+<table class="projects usage" id="backups"><tbody>
+<tr><th>Latest backup</th><td id="backup-latest">{latest} {badge}</td></tr>
+<tr><th>Last success</th><td id="backup-success">{success}</td></tr>
+<tr><th>Last failure</th><td id="backup-failure">{failure}</td></tr>
+<tr><th>Latest restore check</th><td id="backup-drill">{drill}</td></tr>
+</tbody></table>"#,
+        latest = or_never(&status.last_started),
+        badge = if status.last_started.is_empty() {
+            String::new()
+        } else {
+            run_badge(&status.last_status)
+        },
+        success = or_never(&status.last_success),
+    )
+}
+
 fn project_body(
     state: &ControlPlane,
     visitor: &Visitor,
     project: &TenantInfo,
     used: &Usage,
+    backups: &str,
 ) -> String {
     let url = state.urls.tenant_url(&project.slug);
     format!(
@@ -275,6 +349,7 @@ fn project_body(
 <dt>Created</dt><dd>{created}</dd>
 </dl>
 {usage}
+{backups}
 <form method="post" action="/projects/{id}/superuser" class="card" id="superuser">{csrf}
 <h2>Superuser</h2>
 <p class="hint">Creates the project's superuser, or sets a new password for an existing one. The console does not keep or show the password.</p>
@@ -293,6 +368,7 @@ fn project_body(
         status = status_badge(&project.status),
         created = e(&project.created),
         usage = usage_table(used),
+        backups = backups,
         id = e(&project.id),
         slug = e(&project.slug),
         csrf = csrf_field(visitor),
@@ -335,7 +411,7 @@ async fn owned(
     state: &ControlPlane,
     visitor: &Visitor,
     id: &str,
-) -> Result<(Account, TenantInfo, Usage), Response> {
+) -> Result<(Account, TenantInfo, Usage, String), Response> {
     let Some(account) = visitor.account.clone() else {
         return Err(redirect(visitor, "/login", &[]));
     };
@@ -347,10 +423,19 @@ async fn owned(
         Err(Error::NotFound) => return Err(not_found(visitor)),
         Err(e) => return Err(failure(visitor, e)),
     };
-    match state.metering.usage(&project.id, None, None).await {
-        Ok(rows) => Ok((account, project, totals(&rows))),
-        Err(e) => Err(failure(visitor, e)),
-    }
+    let used = match state.metering.usage(&project.id, None, None).await {
+        Ok(rows) => totals(&rows),
+        Err(e) => return Err(failure(visitor, e)),
+    };
+    let backups = if state.backups.enabled() {
+        match state.backups.status(&project.slug).await {
+            Ok(status) => backup_table(&status),
+            Err(e) => return Err(failure(visitor, e)),
+        }
+    } else {
+        r#"<h2>Backups</h2><p class="hint" id="backups">Backups are not configured on this server.</p>"#.into()
+    };
+    Ok((account, project, used, backups))
 }
 
 /// `GET /projects/{id}`
@@ -360,7 +445,7 @@ pub async fn show_project(
     Path(id): Path<String>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    let (_, project, used) = match owned(&state, &visitor, &id).await {
+    let (_, project, used, backups) = match owned(&state, &visitor, &id).await {
         Ok(found) => found,
         Err(response) => return response,
     };
@@ -371,7 +456,7 @@ pub async fn show_project(
             state.urls.tenant_url(&project.slug)
         ))
     });
-    let body = project_body(&state, &visitor, &project, &used);
+    let body = project_body(&state, &visitor, &project, &used, &backups);
     page(&visitor, StatusCode::OK, &project.slug, notice, &body)
 }
 
@@ -391,7 +476,7 @@ pub async fn set_superuser(
     Path(id): Path<String>,
     FormBody(form): FormBody<NewSuperuser>,
 ) -> Response {
-    let (_, project, used) = match owned(&state, &visitor, &id).await {
+    let (_, project, used, backups) = match owned(&state, &visitor, &id).await {
         Ok(found) => found,
         Err(response) => return response,
     };
@@ -404,7 +489,7 @@ pub async fn set_superuser(
             status,
             &project.slug,
             Some(notice),
-            &project_body(&state, &visitor, &project, &used),
+            &project_body(&state, &visitor, &project, &used, &backups),
         )
     };
     if form.email.len() > 254 || form.password.chars().count() > 71 {
@@ -458,7 +543,7 @@ pub async fn delete_project(
     Path(id): Path<String>,
     FormBody(form): FormBody<DeleteProject>,
 ) -> Response {
-    let (account, project, used) = match owned(&state, &visitor, &id).await {
+    let (account, project, used, backups) = match owned(&state, &visitor, &id).await {
         Ok(found) => found,
         Err(response) => return response,
     };
@@ -474,7 +559,7 @@ pub async fn delete_project(
                 "Type {} exactly to delete the project.",
                 project.slug
             ))),
-            &project_body(&state, &visitor, &project, &used),
+            &project_body(&state, &visitor, &project, &used, &backups),
         );
     }
     match state

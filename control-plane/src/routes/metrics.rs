@@ -35,8 +35,13 @@ pub async fn get_metrics(State(state): State<ControlPlane>) -> impl IntoResponse
         per_tenant,
         top: TOP_TENANTS,
     };
+    let mut text = render(state.metering.metrics(), snapshot);
+    match state.backups.summary().await {
+        Ok(summary) => text.push_str(&crate::backup_status::render(&summary)),
+        Err(e) => tracing::warn!(error = %e, "backup figures for /metrics failed"),
+    }
     (
         [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-        render(state.metering.metrics(), snapshot),
+        text,
     )
 }

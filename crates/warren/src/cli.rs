@@ -128,6 +128,9 @@ pub struct Serve {
     /// Backups: target, schedule and retention.
     #[command(flatten)]
     pub backup: BackupFlags,
+    /// Scheduled restore drills.
+    #[command(flatten)]
+    pub drills: DrillFlags,
 }
 
 /// The HTTPS listener and its certificates.
@@ -421,6 +424,12 @@ pub struct BackupFlags {
 pub struct BackupArgs {
     #[command(flatten)]
     pub flags: BackupFlags,
+    /// Progress on stderr even when it is not a terminal (it always is shown on one).
+    #[arg(long)]
+    pub progress: bool,
+    /// No progress output, not even on a terminal.
+    #[arg(long, conflicts_with = "progress")]
+    pub quiet: bool,
     #[command(subcommand)]
     pub command: BackupCommand,
 }
@@ -463,4 +472,24 @@ pub enum BackupCommand {
         #[arg(long)]
         backup: Option<String>,
     },
+}
+
+/// Scheduled restore drills of `serve` (only with a backup target).
+#[derive(Debug, Args)]
+pub struct DrillFlags {
+    /// How often a restore drill samples tenants (`30m`, `6h`, `1d`; `0` = off). The first
+    /// drill runs one interval after the start.
+    #[arg(
+        long = "backup-drill-every",
+        env = "WARREN_BACKUP_DRILL_EVERY",
+        default_value = "6h"
+    )]
+    pub every: String,
+    /// Tenants drilled per interval, one after another.
+    #[arg(
+        long = "backup-drill-sample",
+        env = "WARREN_BACKUP_DRILL_SAMPLE",
+        default_value_t = 2
+    )]
+    pub sample: usize,
 }

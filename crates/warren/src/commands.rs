@@ -48,6 +48,7 @@ async fn tenants(global: &Global) -> anyhow::Result<Tenants> {
 }
 
 async fn serve_platform(global: &Global, serve: &Serve) -> anyhow::Result<()> {
+    let mut data_lock = crate::datalock::take_for_serve(&global.data_dir)?;
     let tenants = tenants(global).await?;
     let from_env = std::env::var("WARREN_OPERATOR_TOKEN").ok();
     let (operator_token, origin) = OperatorToken::load(&global.data_dir, from_env.as_deref())?;
@@ -75,6 +76,7 @@ async fn serve_platform(global: &Global, serve: &Serve) -> anyhow::Result<()> {
         .with_context(|| format!("binding {}", global.http))?;
     let local = listener.local_addr()?;
     urls.port = Some(local.port());
+    data_lock.describe(&format!("served by http://{local}"))?;
     let https = match serve.tls.https {
         Some(addr) => {
             let tcp = tokio::net::TcpListener::bind(addr)
@@ -110,6 +112,10 @@ async fn serve_platform(global: &Global, serve: &Serve) -> anyhow::Result<()> {
             )
         }
         _ => None,
+    };
+    let _drills = match parse_duration(&serve.drills.every)? {
+        Some(every) => backups.start_drills(every, serve.drills.sample),
+        None => None,
     };
     let api = warren_api::ApiState {
         oauth_loopback: serve.oauth_insecure_loopback,
@@ -643,13 +649,46 @@ fn progress_printer() -> impl Fn(warren_backup::Progress) + Send + Sync {
 
 async fn backup(global: &Global, args: BackupArgs) -> anyhow::Result<()> {
     let tenants = tenants(global).await?;
-    let backups = backups(global, &args.flags, &tenants, None)?;
+    // An in-place restore swaps the tenant's directory itself only while no server serves
+    // the data directory, and keeps one from starting until it is done.
+    let mut _exclusive = None;
+    let backups = match &args.command {
+        BackupCommand::Restore {
+            slug,
+            in_place: true,
+            ..
+        } => match crate::datalock::try_take(&global.data_dir, "in-place restore")? {
+            crate::datalock::Holder::Free(lock) => {
+                _exclusive = Some(lock);
+                backups(global, &args.flags, &tenants, None)?.exclusive()
+            }
+            crate::datalock::Holder::Held(by) if !by.starts_with("served by") => bail!(
+                "{} is busy ({by}): another in-place restore is running; try again when it is done",
+                global.data_dir.display()
+            ),
+            crate::datalock::Holder::Held(by) => bail!(
+                "a server is serving {} ({by}); replace a served tenant through its operator API, which drains it first: \
+                     curl -X POST -H \"Authorization: Bearer $WARREN_OPERATOR_TOKEN\" -H 'Content-Type: application/json' \
+                     -d '{{\"inPlace\":true}}' <platform URL>/v1/tenants/{slug}/backups/restore \
+                     (or stop the server and run this again)",
+                global.data_dir.display()
+            ),
+        },
+        _ => backups(global, &args.flags, &tenants, None)?,
+    };
     if !backups.enabled() {
         bail!(
             "no backup target: pass --backup-url s3://bucket/prefix or file:///dir (or set WARREN_BACKUP_URL)"
         );
     }
-    let progress = progress_printer();
+    let show =
+        !args.quiet && (args.progress || std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    let printer = progress_printer();
+    let progress = move |p: warren_backup::Progress| {
+        if show {
+            printer(p)
+        }
+    };
     match args.command {
         BackupCommand::Create { slug } => {
             let manifest = backups.create(&slug, &progress).await.map_err(explain)?;

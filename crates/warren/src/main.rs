@@ -3,6 +3,7 @@
 mod app;
 mod cli;
 mod commands;
+mod datalock;
 mod hosts;
 mod limits;
 mod metered;

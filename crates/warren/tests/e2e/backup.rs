@@ -20,14 +20,14 @@ const EMAIL: &str = "root@example.com";
 const PASSWORD: &str = "root-password-1";
 
 /// Where this test's backups go: flags for `serve` and for `warren backup`.
-struct Target {
-    flags: Vec<String>,
+pub(crate) struct Target {
+    pub(crate) flags: Vec<String>,
     /// The local directory (file targets only), for damaging objects.
-    dir: Option<PathBuf>,
+    pub(crate) dir: Option<PathBuf>,
     _keep: Option<tempfile::TempDir>,
 }
 
-fn target() -> Target {
+pub(crate) fn target() -> Target {
     match std::env::var("WARREN_TEST_S3_ENDPOINT") {
         Ok(endpoint) => {
             let env = |n: &str| std::env::var(n).unwrap_or_else(|_| panic!("{n} is not set"));
@@ -69,32 +69,32 @@ fn rand_u64() -> u64 {
 }
 
 impl Target {
-    fn serve_flags(&self, extra: &[&str]) -> Vec<String> {
+    pub(crate) fn serve_flags(&self, extra: &[&str]) -> Vec<String> {
         let mut flags = self.flags.clone();
         flags.extend(extra.iter().map(|s| s.to_string()));
         flags
     }
 }
 
-fn start(target: &Target, extra: &[&str]) -> Server {
+pub(crate) fn start(target: &Target, extra: &[&str]) -> Server {
     let flags = target.serve_flags(extra);
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
     Server::start(&flags)
 }
 
 /// Runs `warren backup <args>` with the target's flags.
-fn backup_cli(server: &Server, target: &Target, args: &[&str]) -> std::process::Output {
+pub(crate) fn backup_cli(server: &Server, target: &Target, args: &[&str]) -> std::process::Output {
     let mut all = vec!["backup"];
     all.extend(target.flags.iter().map(String::as_str));
     all.extend(args);
     server.cli(&all)
 }
 
-fn host(slug: &str) -> String {
+pub(crate) fn host(slug: &str) -> String {
     format!("{slug}.localhost")
 }
 
-async fn operator(
+pub(crate) async fn operator(
     server: &Server,
     method: Method,
     path: &str,
@@ -107,7 +107,7 @@ async fn operator(
     send(request).await
 }
 
-async fn superuser(server: &Server, slug: &str) -> String {
+pub(crate) async fn superuser(server: &Server, slug: &str) -> String {
     let output = server.cli(&["superuser", "upsert", slug, EMAIL, PASSWORD]);
     assert!(output.status.success(), "{output:?}");
     let (status, body) = send(
@@ -125,7 +125,7 @@ async fn superuser(server: &Server, slug: &str) -> String {
 }
 
 /// Tenant `slug` with collection `notes` (text + file) and a superuser; returns its token.
-async fn tenant_with_notes(server: &Server, slug: &str) -> String {
+pub(crate) async fn tenant_with_notes(server: &Server, slug: &str) -> String {
     assert!(server.cli(&["tenant", "create", slug]).status.success());
     let token = superuser(server, slug).await;
     let (status, body) = send(
@@ -146,7 +146,12 @@ async fn tenant_with_notes(server: &Server, slug: &str) -> String {
     token
 }
 
-async fn add_note(server: &Server, slug: &str, title: &str, file: Option<&[u8]>) -> Value {
+pub(crate) async fn add_note(
+    server: &Server,
+    slug: &str,
+    title: &str,
+    file: Option<&[u8]>,
+) -> Value {
     let files: Vec<(&str, &str, &[u8])> = file.map(|f| ("doc", "doc.txt", f)).into_iter().collect();
     let (content_type, body) = multipart(&[("title", title)], &files);
     let (status, record) = send(
@@ -160,7 +165,7 @@ async fn add_note(server: &Server, slug: &str, title: &str, file: Option<&[u8]>)
     record
 }
 
-async fn titles(server: &Server, slug: &str) -> Vec<String> {
+pub(crate) async fn titles(server: &Server, slug: &str) -> Vec<String> {
     let (status, body) = server
         .get(
             &host(slug),
@@ -176,7 +181,7 @@ async fn titles(server: &Server, slug: &str) -> Vec<String> {
         .collect()
 }
 
-async fn download(server: &Server, slug: &str, record: &Value) -> (u16, Vec<u8>) {
+pub(crate) async fn download(server: &Server, slug: &str, record: &Value) -> (u16, Vec<u8>) {
     let path = format!(
         "/api/files/notes/{}/{}",
         record["id"].as_str().unwrap(),
@@ -464,7 +469,7 @@ async fn damaged_backups_are_refused_whole() {
 }
 
 /// Fills tenant `slug` with about `mib` MiB of incompressible rows.
-async fn fill(server: &Server, slug: &str, mib: usize) {
+pub(crate) async fn fill(server: &Server, slug: &str, mib: usize) {
     let (_, tenant) = operator(server, Method::GET, &format!("/v1/tenants/{slug}"), None).await;
     let path = server
         .data_dir()

@@ -893,3 +893,55 @@ async fn an_accounts_plan_caps_its_projects_in_the_console_and_the_api() {
     let output = server.cli(&["account", "plan", "nosuchaccount00", "default"]);
     assert!(!output.status.success());
 }
+
+#[tokio::test]
+async fn the_console_shows_a_projects_backups_to_its_owner_only() {
+    let backups = tempfile::tempdir().unwrap();
+    let url = format!("--backup-url=file://{}", backups.path().display());
+    let server = Server::start(&[url.as_str(), "--backup-every=0"]);
+    let (mut visitor, _) = verified(&server, "backups@example.com").await;
+    let id = project_id(&visitor.create_project("saved").await);
+    let page = visitor.get(&format!("/projects/{id}")).await;
+    assert_eq!(page.status, 200);
+    assert!(
+        page.body.contains(r#"<td id="backup-success">never</td>"#),
+        "{}",
+        page.body
+    );
+    let (status, made) = operator(&server, Method::POST, "/v1/tenants/saved/backups").await;
+    assert_eq!(status, 201, "{made}");
+    let (_, state) = operator(&server, Method::GET, "/v1/tenants/saved/backups/status").await;
+    let success = state["lastSuccess"].as_str().unwrap().to_string();
+    let page = visitor.get(&format!("/projects/{id}")).await;
+    assert!(
+        page.body
+            .contains(&format!(r#"<td id="backup-success">{success}</td>"#)),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body
+            .contains(r#"<span class="badge active">ok</span>"#)
+    );
+    // The operator's target never shows on the page.
+    assert!(!page.body.contains(&backups.path().display().to_string()));
+    // Another account sees nothing of it.
+    let (mut other, _) = verified(&server, "other@example.com").await;
+    let page = other.get(&format!("/projects/{id}")).await;
+    assert_eq!(page.status, 404);
+    assert!(!page.body.contains("backup-success"));
+}
+
+#[tokio::test]
+async fn the_console_says_when_backups_are_not_configured() {
+    let server = Server::start(&[]);
+    let (mut visitor, _) = verified(&server, "nobackup@example.com").await;
+    let id = project_id(&visitor.create_project("plain").await);
+    let page = visitor.get(&format!("/projects/{id}")).await;
+    assert!(
+        page.body
+            .contains("Backups are not configured on this server."),
+        "{}",
+        page.body
+    );
+}

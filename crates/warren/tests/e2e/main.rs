@@ -5,6 +5,7 @@ mod acme;
 mod auth;
 mod backup;
 mod backup_s3;
+mod backup_surfaces;
 mod collections;
 mod console;
 mod files;
