@@ -94,14 +94,17 @@ async fn status_metrics_and_drills_show_each_tenants_backups() {
     .await;
     assert_eq!(code, 404);
 
-    // /metrics: aggregate gauges, and a series for the stale tenant only.
-    let stale = eventually(Duration::from_secs(20), async || {
-        let text = metrics(&server).await;
+    // /metrics: aggregate gauges, and a series for the stale tenant only (alpha may look
+    // stale for a moment on a loaded machine, between its checkpoint and its next backup).
+    let mut text = String::new();
+    let stale = eventually(Duration::from_secs(30), async || {
+        text = metrics(&server).await;
         gauge(&text, "warren_backup_tenants_stale") == Some(1.0)
             && text.contains("warren_backup_stale_seconds{tenant=\"broken\"}")
+            && !text.contains("warren_backup_stale_seconds{tenant=\"alpha\"}")
+            && gauge(&text, "warren_backup_tenants_failing") == Some(1.0)
     })
     .await;
-    let text = metrics(&server).await;
     assert!(stale, "{text}");
     assert_eq!(gauge(&text, "warren_backup_enabled"), Some(1.0), "{text}");
     assert_eq!(
@@ -112,15 +115,6 @@ async fn status_metrics_and_drills_show_each_tenants_backups() {
     assert_eq!(
         gauge(&text, "warren_backup_tenants_never_backed_up"),
         Some(1.0),
-        "{text}"
-    );
-    assert_eq!(
-        gauge(&text, "warren_backup_tenants_failing"),
-        Some(1.0),
-        "{text}"
-    );
-    assert!(
-        !text.contains("warren_backup_stale_seconds{tenant=\"alpha\"}"),
         "{text}"
     );
     assert!(
@@ -175,7 +169,7 @@ async fn status_metrics_and_drills_show_each_tenants_backups() {
         assert!(body["message"].is_string(), "{body}");
     }
     let (code, _) = send(server.request(Method::GET, "localhost", "/v1/backups/drills")).await;
-    assert_eq!(code, 401);
+    assert_eq!(code, 401, "/v1/backups/drills without the operator token");
 }
 
 #[tokio::test]
