@@ -6,6 +6,7 @@
 
 mod auth;
 mod csrf;
+mod domains;
 mod html;
 mod limit;
 mod projects;
@@ -164,6 +165,12 @@ pub fn routes() -> Router<ControlPlane> {
         .route("/projects/{id}", get(projects::show_project))
         .route("/projects/{id}/superuser", post(projects::set_superuser))
         .route("/projects/{id}/delete", post(projects::delete_project))
+        .route("/projects/{id}/domains", post(domains::add_domain))
+        .route("/projects/{id}/domains/check", post(domains::check_domain))
+        .route(
+            "/projects/{id}/domains/remove",
+            post(domains::remove_domain),
+        )
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
 }
 

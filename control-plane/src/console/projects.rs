@@ -333,12 +333,15 @@ fn backup_table(status: &crate::backups::Status) -> String {
     )
 }
 
-fn project_body(
+/// The project page's content; `backups` and `domains` are its backups and custom-domains
+/// sections (HTML).
+pub(super) fn project_body(
     state: &ControlPlane,
     visitor: &Visitor,
     project: &TenantInfo,
     used: &Usage,
     backups: &str,
+    domains: &str,
 ) -> String {
     let url = state.urls.tenant_url(&project.slug);
     format!(
@@ -350,6 +353,7 @@ fn project_body(
 </dl>
 {usage}
 {backups}
+{domains}
 <form method="post" action="/projects/{id}/superuser" class="card" id="superuser">{csrf}
 <h2>Superuser</h2>
 <p class="hint">Creates the project's superuser, or sets a new password for an existing one. The console does not keep or show the password.</p>
@@ -396,7 +400,7 @@ fn project_body(
     )
 }
 
-fn not_found(visitor: &Visitor) -> Response {
+pub(super) fn not_found(visitor: &Visitor) -> Response {
     page(
         visitor,
         StatusCode::NOT_FOUND,
@@ -407,7 +411,7 @@ fn not_found(visitor: &Visitor) -> Response {
 }
 
 /// The signed-in account and its project `id`, or the response that ends the request.
-async fn owned(
+pub(super) async fn owned(
     state: &ControlPlane,
     visitor: &Visitor,
     id: &str,
@@ -456,7 +460,11 @@ pub async fn show_project(
             state.urls.tenant_url(&project.slug)
         ))
     });
-    let body = project_body(&state, &visitor, &project, &used, &backups);
+    let domains = match super::domains::section(&state, &visitor, &project).await {
+        Ok(html) => html,
+        Err(e) => return failure(&visitor, e),
+    };
+    let body = project_body(&state, &visitor, &project, &used, &backups, &domains);
     page(&visitor, StatusCode::OK, &project.slug, notice, &body)
 }
 
@@ -483,13 +491,17 @@ pub async fn set_superuser(
     if !visitor.accepts(&form.csrf) {
         return forbidden(&visitor);
     }
+    let domains = match super::domains::section(&state, &visitor, &project).await {
+        Ok(html) => html,
+        Err(e) => return failure(&visitor, e),
+    };
     let show = |status, notice| {
         page(
             &visitor,
             status,
             &project.slug,
             Some(notice),
-            &project_body(&state, &visitor, &project, &used, &backups),
+            &project_body(&state, &visitor, &project, &used, &backups, &domains),
         )
     };
     if form.email.len() > 254 || form.password.chars().count() > 71 {
@@ -551,6 +563,10 @@ pub async fn delete_project(
         return forbidden(&visitor);
     }
     if form.confirm.trim() != project.slug {
+        let domains = match super::domains::section(&state, &visitor, &project).await {
+            Ok(html) => html,
+            Err(e) => return failure(&visitor, e),
+        };
         return page(
             &visitor,
             StatusCode::BAD_REQUEST,
@@ -559,7 +575,7 @@ pub async fn delete_project(
                 "Type {} exactly to delete the project.",
                 project.slug
             ))),
-            &project_body(&state, &visitor, &project, &used, &backups),
+            &project_body(&state, &visitor, &project, &used, &backups, &domains),
         );
     }
     match state

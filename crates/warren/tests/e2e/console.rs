@@ -301,7 +301,21 @@ async fn posts_without_a_valid_csrf_token_are_refused() {
 
     let superuser = format!("/projects/{project}/superuser");
     let delete = format!("/projects/{project}/delete");
+    let add_domain = format!("/projects/{project}/domains");
+    let check_domain = format!("/projects/{project}/domains/check");
+    let remove_domain = format!("/projects/{project}/domains/remove");
+    let page = owner
+        .submit(
+            &format!("/projects/{project}"),
+            &add_domain,
+            &[("domain", "kept.example.com")],
+        )
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
     let posts: Vec<(&str, Vec<(&str, &str)>)> = vec![
+        (&add_domain, vec![("domain", "sneaky.example.com")]),
+        (&check_domain, vec![("domain", "kept.example.com")]),
+        (&remove_domain, vec![("domain", "kept.example.com")]),
         ("/projects", vec![("slug", "sneaky")]),
         (
             &superuser,
@@ -342,6 +356,9 @@ async fn posts_without_a_valid_csrf_token_are_refused() {
     assert!(page.body.contains("guarded") && !page.body.contains("sneaky"));
     let (status, _) = server.get("guarded.localhost", "/api/health").await;
     assert_eq!(status, 200);
+    let (_, domains) = operator(&server, Method::GET, "/v1/tenants/guarded/domains").await;
+    assert_eq!(domains["totalItems"], 1, "{domains}");
+    assert_eq!(domains["items"][0]["domain"], "kept.example.com");
 
     // Forms shown before signing in: a token without its nonce cookie, or of another nonce,
     // is refused.
@@ -370,6 +387,20 @@ async fn an_account_cannot_see_or_touch_another_accounts_projects() {
     let (mut bob, bob_id) = verified(&server, "bob@example.com").await;
     let bobs = project_id(&bob.create_project("bobs-app").await);
     let alices = project_id(&alice.create_project("alices-app").await);
+    let page = bob
+        .submit(
+            &format!("/projects/{bobs}"),
+            &format!("/projects/{bobs}/domains"),
+            &[("domain", "bobs.example.com")],
+        )
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let (_, listed) = operator(&server, Method::GET, "/v1/tenants/bobs-app/domains").await;
+    let bobs_token = listed["items"][0]["verification"]["value"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(page.body.contains(&bobs_token));
 
     // Bob's project is nowhere in Alice's console.
     let list = alice.get("/projects").await;
@@ -399,6 +430,40 @@ async fn an_account_cannot_see_or_touch_another_accounts_projects() {
         )
         .await;
     assert_eq!(page.status, 404);
+    // Nor Bob's domains: not through his project, not through hers.
+    for route in ["domains", "domains/check", "domains/remove"] {
+        for (project, domain) in [
+            (&bobs, "bobs.example.com"),
+            (&bobs, "alice.example.com"),
+            (&alices, "bobs.example.com"),
+        ] {
+            let page = alice
+                .submit(
+                    "/projects",
+                    &format!("/projects/{project}/{route}"),
+                    &[("domain", domain)],
+                )
+                .await;
+            let expected = if route == "domains" && project == &alices {
+                409 // the name is claimed, by nobody she can see
+            } else {
+                404
+            };
+            assert_eq!(page.status, expected, "{route} {project} {domain}");
+            assert!(!page.body.contains(&bobs_token), "{route}");
+            assert!(!page.body.contains("bobs-app"), "{route}");
+        }
+    }
+    let page = alice.get(&format!("/projects/{alices}")).await;
+    assert!(!page.body.contains("bobs.example.com") && !page.body.contains(&bobs_token));
+    let (_, listed) = operator(&server, Method::GET, "/v1/tenants/bobs-app/domains").await;
+    assert_eq!(listed["totalItems"], 1, "{listed}");
+    assert_eq!(
+        listed["items"][0]["verification"]["value"],
+        bobs_token.as_str()
+    );
+    let (_, listed) = operator(&server, Method::GET, "/v1/tenants/alices-app/domains").await;
+    assert_eq!(listed["totalItems"], 0, "{listed}");
     // Not even by slug, or a malformed id.
     for id in ["bobs-app", "..%2F..%2Fx", "AAAAAAAAAAAAAAA"] {
         assert_eq!(alice.get(&format!("/projects/{id}")).await.status, 404);
@@ -944,4 +1009,116 @@ async fn the_console_says_when_backups_are_not_configured() {
         "{}",
         page.body
     );
+}
+
+#[tokio::test]
+async fn custom_domains_are_added_checked_and_removed_on_the_project_page() {
+    // A resolver port with nothing behind it: a check fails at once and says why.
+    let closed = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let resolver = closed.local_addr().unwrap().to_string();
+    drop(closed);
+    let server = Server::start(&["--dns-resolver", &resolver]);
+    let (mut dev, _) = verified(&server, "domains@example.com").await;
+    let id = project_id(&dev.create_project("domained").await);
+    let here = format!("/projects/{id}");
+    let (add, check, remove) = (
+        format!("/projects/{id}/domains"),
+        format!("/projects/{id}/domains/check"),
+        format!("/projects/{id}/domains/remove"),
+    );
+    assert!(dev.get(&here).await.body.contains("No custom domains yet."));
+
+    // Adding shows the TXT record to create, with the token the operator API knows.
+    let page = dev
+        .submit(&here, &add, &[("domain", " App.Example.COM ")])
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("Added app.example.com"), "{}", page.body);
+    let (_, listed) = operator(&server, Method::GET, "/v1/tenants/domained/domains").await;
+    let token = listed["items"][0]["verification"]["value"]
+        .as_str()
+        .unwrap();
+    assert!(
+        page.body
+            .contains(r#"<code class="txt-name">_warren.app.example.com</code>"#)
+    );
+    assert!(
+        page.body
+            .contains(&format!(r#"<code class="txt-value">{token}</code>"#))
+    );
+    assert!(
+        page.body
+            .contains(r#"<span class="badge pending">pending</span>"#)
+    );
+    assert!(page.body.contains("After verification"));
+    let long = format!("{}.com", "a".repeat(300));
+    for (domain, status, says) in [
+        ("not a domain", 400, "DNS name"),
+        ("x.localhost", 400, "platform"),
+        ("app.example.com", 409, "already claimed"),
+        ("", 400, "Enter a domain"),
+        (long.as_str(), 400, "Enter a domain"),
+    ] {
+        let page = dev.submit(&here, &add, &[("domain", domain)]).await;
+        assert_eq!(page.status, status, "{domain}");
+        assert!(page.body.contains(says), "{domain}: {}", page.body);
+    }
+
+    // A check without the TXT record keeps it pending, says why, and it does not route.
+    let page = dev
+        .submit(&here, &check, &[("domain", "app.example.com")])
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("app.example.com is not verified yet"));
+    assert!(page.body.contains(r#"<span class="domain-error">"#));
+    assert!(
+        page.body
+            .contains(r#"<span class="badge pending">pending</span>"#)
+    );
+    assert_eq!(
+        send_raw(&server, "app.example.com", "/api/health").await.0,
+        404
+    );
+    let page = dev
+        .submit(&here, &check, &[("domain", "other.example.com")])
+        .await;
+    assert_eq!(page.status, 404);
+
+    // The certificate state as the edge records it.
+    let db = warren_control_plane::open_control_db(server.data_dir())
+        .await
+        .unwrap();
+    warren_control_plane::certificates::record(
+        &db,
+        warren_control_plane::certificates::CertificateRecord {
+            host: "app.example.com".into(),
+            issuer: "Test CA".into(),
+            not_after: 1_800_000_000,
+            orders: 1,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let page = dev.get(&here).await;
+    assert!(
+        page.body
+            .contains("Issued by Test CA, valid until 2027-01-15"),
+        "{}",
+        page.body
+    );
+
+    // Removing it.
+    let page = dev
+        .submit(&here, &remove, &[("domain", "APP.example.com")])
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("Removed app.example.com"));
+    assert!(page.body.contains("No custom domains yet."));
+    let (_, listed) = operator(&server, Method::GET, "/v1/tenants/domained/domains").await;
+    assert_eq!(listed["totalItems"], 0, "{listed}");
+    let page = dev
+        .submit(&here, &remove, &[("domain", "app.example.com")])
+        .await;
+    assert_eq!(page.status, 404);
 }
