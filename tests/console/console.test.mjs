@@ -2,18 +2,22 @@
 // the SMTP sink, follows its link, logs out and in, creates a project and sets its superuser;
 // the official PocketBase JS SDK then reaches that project's API by its hostname. A password
 // reset by mail and the project's deletion close the run. Every console page is screenshotted.
+// A custom domain is added on the project page, checked before and after its TXT record exists
+// in DNS (pebble-challtestsrv), reached by its name, and removed.
 //
 // Environment (set by tests/suites/console):
 //   CONSOLE_URL   the platform host, e.g. http://localhost:PORT
 //   MAILDIR       the SMTP sink's Maildir
 //   ARTIFACTS     where screenshots go
 //   CHROMIUM      the browser binary (default /usr/bin/chromium)
+//   DNS_MANAGEMENT  pebble-challtestsrv's management URL (Warren's DNS resolver)
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import http from 'node:http';
 import { chromium } from 'playwright-core';
 import { Agent, setGlobalDispatcher } from 'undici';
 import PocketBase from 'pocketbase';
@@ -24,6 +28,24 @@ const MAILDIR = process.env.MAILDIR || '';
 const ARTIFACTS = process.env.ARTIFACTS || 'target/artifacts/console';
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const PORT = new URL(CONSOLE_URL).port;
+const DNS_MANAGEMENT = (process.env.DNS_MANAGEMENT || '').replace(/\/+$/, '');
+
+/** A plain HTTP request to 127.0.0.1 with an explicit Host header: status and body. */
+function request(method, port, path, host, body) {
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      { host: '127.0.0.1', port, path, method, headers: { host, 'content-type': 'application/json' } },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk) => (text += chunk));
+        res.on('end', () => resolve({ status: res.statusCode, body: text }));
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}
 
 // Node does not resolve *.localhost to loopback; the SDK's fetch goes through this dispatcher.
 setGlobalDispatcher(
@@ -193,6 +215,46 @@ test('a developer signs up, verifies by mail, creates a project and reaches it w
   await pb.collections.create({ name, type: 'base', fields: [{ name: 'title', type: 'text' }] });
   const note = await pb.collection(name).create({ title: 'hello from the console suite' });
   assert.equal((await pb.collection(name).getOne(note.id)).title, 'hello from the console suite');
+
+  // A custom domain: the page shows the TXT record to create; a check before the record exists
+  // keeps it pending, a check after verifies it, and the name then reaches the project.
+  assert.ok(DNS_MANAGEMENT, 'DNS_MANAGEMENT is set by tests/suites/console');
+  const domain = `app-${suffix}.example.test`;
+  await page.goto(projectPage);
+  await page.fill('#add-domain input[name=domain]', domain);
+  await page.click('#add-domain button[type=submit]');
+  assert.ok(await page.isVisible(`text=Added ${domain}`));
+  const row = () => page.locator(`.domain[data-domain="${domain}"]`);
+  assert.equal(await row().locator('.txt-name').textContent(), `_warren.${domain}`);
+  const token = (await row().locator('.txt-value').textContent()).trim();
+  assert.ok(token.length >= 32, `a verification token: ${token}`);
+  assert.equal(await row().locator('.badge').textContent(), 'pending');
+  await shot('08a-domain-added');
+  await row().locator('form.check button').click();
+  assert.ok(await page.isVisible(`text=${domain} is not verified yet`));
+  assert.equal(await row().locator('.badge').textContent(), 'pending');
+  const mgmt = new URL(DNS_MANAGEMENT);
+  const set = await request(
+    'POST',
+    mgmt.port,
+    '/set-txt',
+    mgmt.host,
+    JSON.stringify({ host: `_warren.${domain}.`, value: token }),
+  );
+  assert.equal(set.status, 200, set.body);
+  await row().locator('form.check button').click();
+  assert.ok(await page.isVisible(`text=${domain} is verified and reaches ${slug}.`));
+  assert.equal(await row().locator('.badge').textContent(), 'verified');
+  assert.ok(await row().locator('.certificate >> text=Not issued yet').isVisible());
+  await shot('08b-domain-verified');
+  const viaDomain = await request('GET', PORT, '/api/health', `${domain}:${PORT}`);
+  assert.equal(viaDomain.status, 200, viaDomain.body);
+  await row().locator('form.remove button').click();
+  assert.ok(await page.isVisible(`text=Removed ${domain}`));
+  assert.ok(await page.isVisible('#domains >> text=No custom domains yet.'));
+  await shot('08c-domain-removed');
+  const removed = await request('GET', PORT, '/api/health', `${domain}:${PORT}`);
+  assert.equal(removed.status, 404, removed.body);
 
   // The project list shows it live.
   await page.goto(`${CONSOLE_URL}/projects`);

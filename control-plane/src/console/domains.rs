@@ -82,7 +82,16 @@ fn domain_row(
         domain = e(&domain.domain),
     );
     format!(
-        r#"<tr data-domain="{domain}"><td><a href="http://{domain}" rel="noopener">{domain}</a></td><td><span class="badge {status}">{status}</span>{error}</td><td>Type <code>TXT</code>, name <code class="txt-name">{txt_name}</code>, value <code class="txt-value">{token}</code></td><td class="certificate">{certificate}</td><td><form method="post" action="/projects/{id}/domains/check" class="inline check">{hidden}<button type="submit">Check</button></form><form method="post" action="/projects/{id}/domains/remove" class="inline remove">{hidden}<button type="submit" class="danger">Remove</button></form></td></tr>"#,
+        r#"<div class="domain" data-domain="{domain}">
+<h3><a href="http://{domain}" rel="noopener">{domain}</a> <span class="badge {status}">{status}</span></h3>
+{error}<dl class="facts">
+<dt>TXT name</dt><dd><code class="txt-name">{txt_name}</code></dd>
+<dt>TXT value</dt><dd><code class="txt-value">{token}</code></dd>
+<dt>Certificate</dt><dd class="certificate">{certificate}</dd>
+</dl>
+<form method="post" action="/projects/{id}/domains/check" class="inline check">{hidden}<button type="submit">Check</button></form>
+<form method="post" action="/projects/{id}/domains/remove" class="inline remove">{hidden}<button type="submit" class="danger">Remove</button></form>
+</div>"#,
         domain = e(&domain.domain),
         status = e(&domain.status),
         txt_name = e(&domain.txt_name()),
@@ -104,21 +113,19 @@ pub(super) async fn section(
         r#"<p class="empty">No custom domains yet.</p>"#.to_string()
     } else {
         let all = certificates::list(state.tenants.db()).await?;
-        let rows: String = found
+        let items: String = found
             .iter()
             .map(|d| {
                 let certificate = all.iter().find(|c| c.host == d.domain);
                 domain_row(visitor, project, d, certificate)
             })
             .collect();
-        format!(
-            r#"<table class="projects domains"><thead><tr><th>Domain</th><th>Verification</th><th>DNS record to create</th><th>Certificate</th><th></th></tr></thead><tbody>{rows}</tbody></table>"#
-        )
+        format!(r#"<div class="domains">{items}</div>"#)
     };
     Ok(format!(
-        r#"<section class="card" id="domains">
+        r#"<section class="card wide" id="domains">
 <h2>Custom domains</h2>
-<p class="hint">Add a domain you own, create the TXT record shown for it at your DNS provider, point the domain at the platform, then check it. Once verified, the domain reaches this project like <code>{url}</code>.</p>
+<p class="hint">Add a domain you own, create the TXT record shown for it at your DNS provider (type <code>TXT</code>), point the domain at the platform, then check it. Once verified, the domain reaches this project like <code>{url}</code>.</p>
 {table}
 <form method="post" action="/projects/{id}/domains" id="add-domain">{csrf}
 {field}
