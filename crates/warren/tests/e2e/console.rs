@@ -503,6 +503,44 @@ async fn an_account_cannot_see_or_touch_another_accounts_projects() {
         assert_eq!(body["status"], 401);
     }
 
+    // The same for every operation the operator API documents, with Bob's ids filled in.
+    let (status, doc) = send(server.request(Method::GET, "localhost", "/v1/openapi.json")).await;
+    assert_eq!(status, 200);
+    let mut tried = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let Ok(method) = Method::from_bytes(method.to_uppercase().as_bytes()) else {
+                continue;
+            };
+            if operation.get("security").is_none() {
+                continue; // health and the document itself are public
+            }
+            let uri = path
+                .replace("{slug}", "bobs-app")
+                .replace("{id}", &bob_id)
+                .replace("{name}", "default")
+                .replace("{domain}", "bobs.example.com");
+            let request = alice
+                .request(method.clone(), &uri)
+                .header("content-type", "application/json")
+                .body(r#"{"plan":"free","status":"suspended","slug":"x","account":"y"}"#);
+            let page = alice.send(request).await;
+            assert_eq!(page.status, 401, "{method} {uri}");
+            tried += 1;
+        }
+    }
+    assert!(tried >= 30, "{tried} operations tried");
+    let (_, tenant) = operator(&server, Method::GET, "/v1/tenants/bobs-app").await;
+    assert_eq!(
+        (tenant["status"].as_str(), tenant["plan"].as_str()),
+        (Some("active"), Some("default"))
+    );
+    let (_, account) = operator(&server, Method::GET, &format!("/v1/accounts/{bob_id}")).await;
+    assert_eq!(
+        (account["disabled"].as_bool(), account["plan"].as_str()),
+        (Some(false), Some("default"))
+    );
+
     // Alice's own project works for her and can be deleted by typing its name.
     let page = alice
         .submit(

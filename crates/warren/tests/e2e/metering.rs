@@ -267,6 +267,18 @@ async fn a_crash_loses_at_most_one_flush_interval() {
         as_u64(&totals(&server, "crashy").await["requests"]),
         kept + 10
     );
+
+    // Without waiting for the database to show them: requests made a few intervals before the
+    // crash are stored, because every interval flushes.
+    for _ in 0..10 {
+        assert_eq!(server.get("crashy.localhost", "/api/health").await.0, 200);
+    }
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let server = server.crash_and_restart(&flags);
+    assert_eq!(
+        as_u64(&totals(&server, "crashy").await["requests"]),
+        kept + 20
+    );
 }
 
 #[tokio::test]
