@@ -52,6 +52,8 @@ struct Inner {
     /// No server serves the data directory and none can start (the CLI holds its lock), so an
     /// in-place restore may swap a tenant's directory without draining it.
     exclusive: bool,
+    /// The platform's default file bucket (files of tenants without their own S3 settings).
+    file_bucket: Option<warren_backup::remote::S3Config>,
 }
 
 /// What a restore should do.
@@ -130,12 +132,22 @@ impl Backups {
                 busy: Mutex::new(HashSet::new()),
                 policy: Mutex::new(None),
                 exclusive: false,
+                file_bucket: None,
             })),
         }
     }
 
     /// Backups for a process that holds the data directory exclusively (no server serves it):
     /// in-place restores swap the tenant's directory without draining it.
+    /// Backups that copy the files tenants keep in the platform's default bucket `bucket`
+    /// (tenants with their own S3 settings are always copied). Call it before cloning.
+    pub fn with_file_bucket(mut self, bucket: Option<warren_backup::remote::S3Config>) -> Self {
+        if let Some(inner) = self.inner.as_mut().and_then(Arc::get_mut) {
+            inner.file_bucket = bucket;
+        }
+        self
+    }
+
     /// Call it on a fresh value, before it is cloned.
     pub fn exclusive(mut self) -> Self {
         if let Some(inner) = self.inner.as_mut().and_then(Arc::get_mut) {
@@ -205,6 +217,7 @@ impl Backups {
             tenant_id: tenant.id.clone(),
             slug: tenant.slug.clone(),
             dir: warren_tenant::tenant_dir(inner.tenants.root(), &tenant.id),
+            file_bucket: inner.file_bucket.clone(),
         };
         let made = snapshot::create(&inner.target, &inner.scratch, &source, report).await;
         match &made {
@@ -289,12 +302,16 @@ impl Backups {
             match new_slug {
                 Some(to) => {
                     let id = warren_auth::random::record_id();
+                    let bucket = inner.file_bucket.as_ref();
+                    warren_backup::remote::put_back(&staging, &id, bucket, report).await?;
                     let dir = warren_tenant::tenant_dir(inner.tenants.root(), &id);
                     tokio::fs::rename(&staging, &dir).await.map_err(Error::Io)?;
                     sync_dir(inner.tenants.root()).await?;
                     inner.tenants.register(id, &to).await
                 }
                 None => {
+                    let bucket = inner.file_bucket.as_ref();
+                    warren_backup::remote::put_back(&staging, &tenant.id, bucket, report).await?;
                     inner.swap_in(&tenant, &staging).await?;
                     Ok(tenant.clone())
                 }

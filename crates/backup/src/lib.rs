@@ -3,7 +3,8 @@
 //! directory), listed, verified and restored.
 //!
 //! Layout in a target: `<tenant id>/<backup id>/` holds `data.db.zst`, `auxiliary.db.zst`,
-//! `storage.tar.zst` and, written last, `manifest.json`. A backup without its manifest is an
+//! `storage.tar.zst`, `s3files.tar.zst` (files the tenant keeps in S3, when it does) and,
+//! written last, `manifest.json`. A backup without its manifest is an
 //! unfinished upload and is never listed. Restores check every object against the manifest and
 //! run `PRAGMA integrity_check` before anything is put in place.
 //!
@@ -12,6 +13,7 @@
 
 mod archive;
 pub mod manifest;
+pub mod remote;
 pub mod restore;
 pub mod snapshot;
 pub mod target;

@@ -19,7 +19,8 @@ pub const FORMAT: u32 = 1;
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct ObjectEntry {
-    /// What it restores to: `data.db`, `auxiliary.db` or `storage`.
+    /// What it restores to: `data.db`, `auxiliary.db`, `storage` or `s3files` (files the
+    /// tenant keeps in S3, put back there by a restore).
     pub name: String,
     /// Object name inside the backup's directory.
     pub object: String,
@@ -81,7 +82,7 @@ impl Manifest {
                 "the manifest belongs to another backup".into(),
             ));
         }
-        let known = ["data.db", "auxiliary.db", "storage"];
+        let known = ["data.db", "auxiliary.db", "storage", crate::remote::NAME];
         if !manifest.objects.iter().any(|o| o.name == "data.db")
             || manifest.objects.iter().any(|o| {
                 !known.contains(&o.name.as_str())

@@ -112,7 +112,7 @@ async fn fetch_into(
         let (entry, dest) = (entry.clone(), staging.join(&entry.name));
         tokio::task::spawn_blocking(move || {
             archive::check_compressed(&packed, &entry)?;
-            if entry.name == "storage" {
+            if entry.name == "storage" || entry.name == crate::remote::NAME {
                 archive::decompress_dir(&packed, &dest, &entry)?;
             } else {
                 archive::decompress_file(&packed, &dest, &entry)?;

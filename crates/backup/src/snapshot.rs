@@ -27,6 +27,9 @@ pub struct Source {
     pub slug: String,
     /// The tenant's directory (`data.db`, `auxiliary.db`, `storage/`).
     pub dir: PathBuf,
+    /// The platform's default file bucket (tenants without their own S3 settings keep their
+    /// files there under their id when it is set).
+    pub file_bucket: Option<warren_files::S3Config>,
 }
 
 /// Removes a scratch directory when dropped, whatever happened.
@@ -88,6 +91,26 @@ pub async fn create(
         done: 0,
         total: 0,
     });
+    // Files kept in S3 are copied after the database, like local files (see the module doc).
+    let remote = {
+        let (db, id, default) = (
+            copies[0].1.clone(),
+            source.tenant_id.clone(),
+            source.file_bucket.clone(),
+        );
+        tokio::task::spawn_blocking(move || {
+            let bucket = crate::remote::locate(&db, &id, default.as_ref())?;
+            let collections = crate::remote::collections(&db)?;
+            Ok::<_, Error>(bucket.map(|b| (b, collections)))
+        })
+        .await
+        .map_err(|e| Error::Io(std::io::Error::other(e)))??
+    };
+    let remote_dir = work.0.join(crate::remote::NAME);
+    if let Some((bucket, collections)) = &remote {
+        tokio::fs::create_dir_all(&remote_dir).await?;
+        crate::remote::download(bucket, collections, &remote_dir, report).await?;
+    }
     let storage = source.dir.join("storage");
     let packed = work.0.clone();
     let objects = tokio::task::spawn_blocking(move || {
@@ -102,6 +125,14 @@ pub async fn create(
             &packed.join("storage.tar.zst"),
             "storage",
         )?);
+        if remote_dir.is_dir() {
+            objects.push(archive::compress_dir(
+                &remote_dir,
+                &packed.join(format!("{}.tar.zst", crate::remote::NAME)),
+                crate::remote::NAME,
+            )?);
+            std::fs::remove_dir_all(&remote_dir)?;
+        }
         Ok::<_, Error>(objects)
     })
     .await

@@ -430,6 +430,10 @@ pub struct BackupArgs {
     /// No progress output, not even on a terminal.
     #[arg(long, conflicts_with = "progress")]
     pub quiet: bool,
+    /// The platform's default file bucket, as given to `serve` (`--s3-*`), so files tenants
+    /// keep there are backed up and restored.
+    #[command(flatten)]
+    pub files: S3Flags,
     #[command(subcommand)]
     pub command: BackupCommand,
 }

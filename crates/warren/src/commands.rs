@@ -95,7 +95,8 @@ async fn serve_platform(global: &Global, serve: &Serve) -> anyhow::Result<()> {
     );
     metering.start(serve.metering_interval);
     let final_flush = metering.clone();
-    let backups = backups(global, &serve.backup, &tenants, Some(registry.clone()))?;
+    let backups = backups(global, &serve.backup, &tenants, Some(registry.clone()))?
+        .with_file_bucket(default_bucket(&serve.s3));
     backups.remove_leftovers();
     let _schedule = match parse_duration(&serve.backup.backup_every)? {
         Some(every) if backups.enabled() => {
@@ -660,7 +661,9 @@ async fn backup(global: &Global, args: BackupArgs) -> anyhow::Result<()> {
         } => match crate::datalock::try_take(&global.data_dir, "in-place restore")? {
             crate::datalock::Holder::Free(lock) => {
                 _exclusive = Some(lock);
-                backups(global, &args.flags, &tenants, None)?.exclusive()
+                backups(global, &args.flags, &tenants, None)?
+                    .with_file_bucket(default_bucket(&args.files))
+                    .exclusive()
             }
             crate::datalock::Holder::Held(by) if !by.starts_with("served by") => bail!(
                 "{} is busy ({by}): another in-place restore is running; try again when it is done",
@@ -674,7 +677,8 @@ async fn backup(global: &Global, args: BackupArgs) -> anyhow::Result<()> {
                 global.data_dir.display()
             ),
         },
-        _ => backups(global, &args.flags, &tenants, None)?,
+        _ => backups(global, &args.flags, &tenants, None)?
+            .with_file_bucket(default_bucket(&args.files)),
     };
     if !backups.enabled() {
         bail!(
