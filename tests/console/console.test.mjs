@@ -11,6 +11,7 @@
 //   ARTIFACTS     where screenshots go
 //   CHROMIUM      the browser binary (default /usr/bin/chromium)
 //   DNS_MANAGEMENT  pebble-challtestsrv's management URL (Warren's DNS resolver)
+//   OPERATOR_TOKEN  the operator token (takes a backup for the project page's backup status)
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
@@ -255,6 +256,21 @@ test('a developer signs up, verifies by mail, creates a project and reaches it w
   await shot('08c-domain-removed');
   const removed = await request('GET', PORT, '/api/health', `${domain}:${PORT}`);
   assert.equal(removed.status, 404, removed.body);
+
+  // Backups: none yet, then the operator takes one and the page shows its success.
+  await page.goto(projectPage);
+  assert.equal((await page.textContent('#backup-success')).trim(), 'never');
+  const made = await fetch(`${CONSOLE_URL}/v1/tenants/${slug}/backups`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${process.env.OPERATOR_TOKEN || 'console-suite-token'}` },
+  });
+  assert.equal(made.status, 201, await made.text());
+  await page.goto(projectPage);
+  assert.match(await page.textContent('#backup-success'), /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}/);
+  assert.equal(await page.textContent('#backup-latest .badge'), 'ok');
+  assert.equal((await page.textContent('#backup-failure')).trim(), 'none');
+  assert.equal((await page.content()).includes('/backups'), false, 'the target stays hidden');
+  await shot('08d-backups');
 
   // The project list shows it live.
   await page.goto(`${CONSOLE_URL}/projects`);
