@@ -118,3 +118,58 @@ fn console_scenario_against_warren_produces_latencies() {
         "{stdout}"
     );
 }
+
+#[test]
+fn metering_scenario_runs_both_servers_and_reports_a_ratio() {
+    let warren = warren_bin();
+    assert!(
+        warren.is_file(),
+        "the warren binary is missing at {}",
+        warren.display()
+    );
+    let dir = tempfile::tempdir().expect("temp dir");
+    let json_path = dir.path().join("metering.json");
+    let output = Command::new(env!("CARGO_BIN_EXE_warren-bench"))
+        .args([
+            "metering",
+            "--duration",
+            "1",
+            "--rounds",
+            "1",
+            "--concurrency",
+            "2",
+            "--records",
+            "100",
+            "--users",
+            "3",
+        ])
+        .arg("--warren")
+        .arg(&warren)
+        .arg("--json")
+        .arg(&json_path)
+        .output()
+        .expect("running warren-bench");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "warren-bench metering failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(&json_path).expect("JSON report written"))
+            .expect("JSON report parses");
+    for side in ["metered", "bare"] {
+        assert_eq!(report[side]["errors"], 0, "{side}:\n{stdout}");
+        assert!(
+            report[side]["ok"].as_u64().unwrap_or(0) > 0,
+            "{side}:\n{stdout}"
+        );
+    }
+    let ratio = report["ratio"].as_f64().unwrap_or(0.0);
+    assert!(ratio > 0.0 && ratio.is_finite(), "{stdout}");
+    assert_eq!(report["round_ratios"].as_array().map(Vec::len), Some(1));
+    assert!(
+        stdout.contains("metered / bare view-by-id throughput"),
+        "{stdout}"
+    );
+}
