@@ -306,7 +306,7 @@ pub enum SuperuserCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum AccountCommand {
-    /// List console accounts: id, email, verified, disabled, created, projects.
+    /// List console accounts: id, email, verified, disabled, created, plan, projects.
     List,
     /// Disable an account: it can no longer sign in and its sessions end.
     Disable {

@@ -432,7 +432,7 @@ async fn account(global: &Global, command: AccountCommand) -> anyhow::Result<()>
                 let (items, total) = accounts.list(page, 500, None).await?;
                 for account in &items {
                     println!(
-                        "{}\t{}\t{}\t{}\t{}\t{}",
+                        "{}\t{}\t{}\t{}\t{}\t{}\t{}",
                         account.id,
                         account.email,
                         if account.verified {
@@ -446,6 +446,7 @@ async fn account(global: &Global, command: AccountCommand) -> anyhow::Result<()>
                             "enabled"
                         },
                         account.created,
+                        account.plan,
                         projects.count(&account.id).await?,
                     );
                 }

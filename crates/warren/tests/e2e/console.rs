@@ -778,6 +778,7 @@ async fn the_operator_lists_gets_disables_and_enables_accounts() {
         .find(|l| l.contains("dora@example.com"))
         .unwrap();
     assert!(line.starts_with(&dora_id) && line.contains("disabled") && line.ends_with("\t1"));
+    assert!(line.ends_with("\tdefault\t1"), "{line}");
     assert_eq!(listed.lines().count(), 4);
 
     let (status, body) = operator(
