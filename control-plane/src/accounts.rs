@@ -145,19 +145,35 @@ impl Accounts {
         Self { db }
     }
 
-    /// Creates an unverified account; `password_hash` is an argon2id PHC string.
+    /// Creates an unverified account on the default plan; `password_hash` is an argon2id PHC
+    /// string.
     pub async fn create(&self, email: &str, password_hash: String) -> Result<Account> {
+        self.create_on(email, password_hash, crate::plans::DEFAULT_PLAN)
+            .await
+    }
+
+    /// Creates an unverified account on plan `plan`, or on the default plan when no plan has
+    /// that name.
+    pub async fn create_on(
+        &self,
+        email: &str,
+        password_hash: String,
+        plan: &str,
+    ) -> Result<Account> {
         let email = normalize_email(email)?;
         let id = warren_auth::random::record_id();
+        let plan = plan.to_string();
         self.db
             .write(move |c| {
                 let sql = format!(
-                    "INSERT INTO accounts (id, email, password) VALUES (?1, ?2, ?3) RETURNING {COLUMNS}"
+                    "INSERT INTO accounts (id, email, password, plan)
+                     VALUES (?1, ?2, ?3, COALESCE((SELECT name FROM plans WHERE name = ?4), ?5))
+                     RETURNING {COLUMNS}"
                 );
-                match c
-                    .prepare_cached(&sql)?
-                    .query_row(params![id, email, password_hash], from_row)
-                {
+                match c.prepare_cached(&sql)?.query_row(
+                    params![id, email, password_hash, plan, crate::plans::DEFAULT_PLAN],
+                    from_row,
+                ) {
                     Err(rusqlite::Error::SqliteFailure(e, _))
                         if e.code == rusqlite::ErrorCode::ConstraintViolation =>
                     {

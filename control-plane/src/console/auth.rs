@@ -238,7 +238,8 @@ pub async fn signup(
         Err(warren_auth::Error::Busy) => return busy(&visitor, "Sign up"),
         Err(e) => return failure(&visitor, e.into()),
     };
-    let account = match console.accounts().create(&email, hash).await {
+    let plan = &console.inner.config.signup_plan;
+    let account = match console.accounts().create_on(&email, hash, plan).await {
         Ok(account) => account,
         Err(Error::EmailTaken) => {
             return refuse(

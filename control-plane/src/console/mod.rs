@@ -51,6 +51,8 @@ pub struct ConsoleConfig {
     pub signup_window: Duration,
     /// The `From` address of the console's mail.
     pub mail_from: String,
+    /// The plan new accounts start on (the default plan when no plan has this name).
+    pub signup_plan: String,
 }
 
 impl Default for ConsoleConfig {
@@ -60,6 +62,7 @@ impl Default for ConsoleConfig {
             signups_per_email: 3,
             signup_window: Duration::from_secs(3600),
             mail_from: "noreply@localhost".into(),
+            signup_plan: crate::plans::DEFAULT_PLAN.into(),
         }
     }
 }
@@ -100,6 +103,12 @@ impl Console {
         mailer: Mailer,
         config: ConsoleConfig,
     ) -> Result<Self> {
+        let known = crate::plans::Plans::new(db.clone())
+            .find(&config.signup_plan)
+            .await?;
+        if known.is_none() {
+            tracing::warn!(plan = %config.signup_plan, "no such plan: new accounts start on the default plan");
+        }
         let accounts = Accounts::new(db);
         let csrf_key = accounts.csrf_key().await?;
         Ok(Self {

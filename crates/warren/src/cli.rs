@@ -131,6 +131,10 @@ pub struct Serve {
     /// Scheduled restore drills.
     #[command(flatten)]
     pub drills: DrillFlags,
+    /// The plan new console accounts start on: its maxProjects caps their projects, and their
+    /// projects start on it (the `default` plan when no plan has this name).
+    #[arg(long, env = "WARREN_SIGNUP_PLAN", default_value = "default")]
+    pub signup_plan: String,
 }
 
 /// The HTTPS listener and its certificates.

@@ -409,6 +409,7 @@ async fn console(
             .mail_from
             .clone()
             .unwrap_or_else(|| format!("noreply@{}", global.domain)),
+        signup_plan: serve.signup_plan.clone(),
         ..Default::default()
     };
     Ok(warren_control_plane::console::Console::new(

@@ -1161,3 +1161,30 @@ async fn custom_domains_are_added_checked_and_removed_on_the_project_page() {
         .await;
     assert_eq!(page.status, 404);
 }
+
+#[tokio::test]
+async fn new_accounts_start_on_the_signup_plan() {
+    let server = Server::start(&["--signup-plan", "free"]);
+    let (mut fay, fay_id) = verified(&server, "fay@example.com").await;
+    let (_, body) = operator(&server, Method::GET, &format!("/v1/accounts/{fay_id}")).await;
+    assert_eq!(
+        (body["plan"].as_str(), body["maxProjects"].as_u64()),
+        (Some("free"), Some(1))
+    );
+    let page = fay.get("/projects").await;
+    assert!(
+        page.body.contains("0 of 1 projects used")
+            && page.body.contains("Plan: <strong>free</strong>")
+    );
+    project_id(&fay.create_project("fays").await);
+    let (_, tenant) = operator(&server, Method::GET, "/v1/tenants/fays").await;
+    assert_eq!(tenant["plan"], "free");
+    assert_eq!(fay.create_project("fays-two").await.status, 403);
+    drop(fay);
+
+    // A plan that does not exist leaves new accounts on the default plan.
+    let server = Server::start(&["--signup-plan", "nosuch"]);
+    let (_, gil_id) = verified(&server, "gil@example.com").await;
+    let (_, body) = operator(&server, Method::GET, &format!("/v1/accounts/{gil_id}")).await;
+    assert_eq!(body["plan"], "default", "{body}");
+}
