@@ -8,6 +8,7 @@ pub mod acme;
 pub mod certs;
 pub mod host;
 mod hosts;
+mod lean;
 pub mod plain;
 mod server;
 pub mod tls;

@@ -8,18 +8,30 @@ use tokio::net::TcpListener;
 
 /// Serves `app` on `listener` (HTTP/1.1 and cleartext HTTP/2) until `shutdown` completes, then
 /// stops accepting and waits for in-flight requests to finish. Handlers see the peer address
-/// as `ConnectInfo<SocketAddr>`.
+/// as `ConnectInfo<SocketAddr>`. Connections that open with `GET /api/realtime` stream their
+/// events without HTTP connection buffers (see `lean`); their streams end at shutdown.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
-        listener,
+    let (listener, stopper) = crate::lean::LeanListener::new(listener, app.clone());
+    let stopper = std::sync::Arc::new(stopper);
+    let stop = stopper.clone();
+    let shutdown = async move {
+        shutdown.await;
+        stop.stop();
+    };
+    use axum::serve::ListenerExt;
+    // `tap_io` gives the listener axum's `ConnectInfo<SocketAddr>` support.
+    let served = axum::serve(
+        listener.tap_io(|_| {}),
         app.into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown)
-    .await
+    .await;
+    stopper.drained().await;
+    served
 }
 
 /// Serves `app` over HTTPS (HTTP/1.1 and HTTP/2 as negotiated by ALPN) on `listener` until

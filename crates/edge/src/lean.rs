@@ -1,0 +1,689 @@
+//! The lean HTTP/1.1 path for long-lived event streams: a connection whose first request is
+//! `GET /api/realtime` is read and answered here, so an open SSE stream holds no HTTP
+//! connection buffers; every other connection, and this one once its stream ends, is served
+//! by hyper exactly as before.
+//!
+//! The request still goes through the whole application router (host dispatch, suspension,
+//! quotas, metering); only the byte-level HTTP/1.1 framing of its response is written here.
+//! Anything unusual about the request (another method or path, HTTP/1.0, a body, an upgrade,
+//! an oversized or malformed head) hands the connection, with every byte read so far, to hyper
+//! before the router sees the request.
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode, Version, header};
+use axum::serve::Listener;
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+use tower::ServiceExt;
+
+/// The request line prefix that selects the lean path (then a space or `?`).
+const PREFIX: &[u8] = b"GET /api/realtime";
+/// How long a new connection may take to send its first bytes, and a lean one its head.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
+/// Largest request head read here; a larger one goes to hyper (which answers it).
+const MAX_HEAD: usize = 16 << 10;
+/// Headers parsed here at most; more go to hyper.
+const MAX_HEADERS: usize = 64;
+/// Bytes a client may send while its stream is open (a pipelined request) before it is cut.
+const MAX_PIPELINED: usize = 16 << 10;
+/// Largest ordinary (non-stream) response body written here.
+const MAX_BODY: usize = 1 << 20;
+
+/// What lean connections share with the listener.
+struct Shared {
+    router: Router,
+    /// Connections handed (back) to hyper.
+    to_hyper: mpsc::UnboundedSender<(Conn, SocketAddr)>,
+    /// Becomes `true` when the server stops; open streams end then.
+    stopping: watch::Receiver<bool>,
+    /// Subscribed by every lean connection; the server waits for all of them to be dropped.
+    open: watch::Sender<()>,
+}
+
+/// A TCP listener that keeps lean connections to itself and yields the rest to axum.
+pub(crate) struct LeanListener {
+    tcp: TcpListener,
+    shared: Arc<Shared>,
+    from_lean: mpsc::UnboundedReceiver<(Conn, SocketAddr)>,
+}
+
+/// Ends lean streams and waits for their connections when the server stops.
+pub(crate) struct Stopper {
+    stopping: watch::Sender<bool>,
+    shared: Arc<Shared>,
+}
+
+impl Stopper {
+    /// Tells open streams to end.
+    pub(crate) fn stop(&self) {
+        let _ = self.stopping.send(true);
+    }
+
+    /// Waits until every lean connection is gone.
+    pub(crate) async fn drained(&self) {
+        self.shared.open.closed().await;
+    }
+}
+
+impl LeanListener {
+    pub(crate) fn new(tcp: TcpListener, router: Router) -> (Self, Stopper) {
+        let (to_hyper, from_lean) = mpsc::unbounded_channel();
+        let (stopping_tx, stopping) = watch::channel(false);
+        let (open, _) = watch::channel(());
+        let shared = Arc::new(Shared {
+            router,
+            to_hyper,
+            stopping,
+            open,
+        });
+        let stopper = Stopper {
+            stopping: stopping_tx,
+            shared: shared.clone(),
+        };
+        let listener = Self {
+            tcp,
+            shared,
+            from_lean,
+        };
+        (listener, stopper)
+    }
+}
+
+impl Listener for LeanListener {
+    type Io = Conn;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Conn, SocketAddr) {
+        loop {
+            tokio::select! {
+                Some(handed) = self.from_lean.recv() => return handed,
+                accepted = self.tcp.accept() => match accepted {
+                    Ok((stream, addr)) => {
+                        tokio::spawn(sort(stream, addr, self.shared.clone()));
+                    }
+                    Err(e) => accept_error(e).await,
+                },
+            }
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.tcp.local_addr()
+    }
+}
+
+/// Like axum's listener: connection errors are the peer's; others (out of descriptors) pause.
+async fn accept_error(e: io::Error) {
+    use io::ErrorKind::*;
+    if matches!(
+        e.kind(),
+        ConnectionRefused | ConnectionAborted | ConnectionReset
+    ) {
+        return;
+    }
+    tracing::error!(error = %e, "accept error");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+}
+
+/// Looks at a new connection's first bytes (without reading them) and serves it lean or hands
+/// it to hyper untouched.
+async fn sort(stream: TcpStream, addr: SocketAddr, shared: Arc<Shared>) {
+    let open = shared.open.subscribe();
+    let is_lean = tokio::select! {
+        is_lean = starts_lean(&stream) => is_lean,
+        _ = stopped(&shared) => return,
+    };
+    if is_lean {
+        let _open = open;
+        lean(stream, addr, shared).await;
+    } else {
+        let _ = shared.to_hyper.send((Conn::new(stream, Vec::new()), addr));
+    }
+}
+
+/// Whether the connection's first bytes are `GET /api/realtime` then a space or `?`.
+async fn starts_lean(stream: &TcpStream) -> bool {
+    let mut buf = [0u8; PREFIX.len() + 1];
+    let peek = async {
+        loop {
+            let n = stream.peek(&mut buf).await.ok()?;
+            if n == 0 || !PREFIX.starts_with(&buf[..n.min(PREFIX.len())]) {
+                return Some(false);
+            }
+            if n == buf.len() {
+                return Some(matches!(buf[PREFIX.len()], b' ' | b'?'));
+            }
+            // A partial first segment: wait for the rest.
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    matches!(
+        tokio::time::timeout(HEAD_TIMEOUT, peek).await,
+        Ok(Some(true))
+    )
+}
+
+/// One lean connection: the head, the router, the response; then hyper for the rest.
+async fn lean(mut stream: TcpStream, addr: SocketAddr, shared: Arc<Shared>) {
+    let mut buf = Vec::with_capacity(1024);
+    let head = tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut stream, &mut buf));
+    let head_end = tokio::select! {
+        head = head => match head {
+            Ok(Ok(Some(end))) => end,
+            Ok(Ok(None)) => return hand_over(stream, buf, addr, &shared),
+            Ok(Err(_)) | Err(_) => return,
+        },
+        _ = stopped(&shared) => return,
+    };
+    let Some((request, close)) = parse(&buf[..head_end], addr) else {
+        return hand_over(stream, buf, addr, &shared);
+    };
+    let mut rest = buf.split_off(head_end);
+    drop(buf);
+    let response = match shared.router.clone().oneshot(request).await {
+        Ok(response) => response,
+        Err(never) => match never {},
+    };
+    let mut keep_alive = !close && !has_token(response.headers(), "close");
+    let streaming = response.status() == StatusCode::OK
+        && response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+    let written = if streaming {
+        write_stream(&mut stream, response, &mut rest, &shared).await
+    } else {
+        write_whole(&mut stream, response).await
+    };
+    match written {
+        Ok(true) => {}
+        Ok(false) => keep_alive = false,
+        Err(_) => return,
+    }
+    if keep_alive && !*shared.stopping.borrow() {
+        hand_over(stream, rest, addr, &shared);
+    } else {
+        let _ = stream.shutdown().await;
+    }
+}
+
+/// Completes when the server stops.
+async fn stopped(shared: &Shared) {
+    let _ = shared.stopping.clone().wait_for(|s| *s).await;
+}
+
+fn hand_over(stream: TcpStream, read: Vec<u8>, addr: SocketAddr, shared: &Shared) {
+    let _ = shared.to_hyper.send((Conn::new(stream, read), addr));
+}
+
+/// Reads until the end of the request head; `Ok(Some(end))` is the index after it, `Ok(None)`
+/// a head too large (or a closed connection) for this path.
+async fn read_head(stream: &mut TcpStream, buf: &mut Vec<u8>) -> io::Result<Option<usize>> {
+    use tokio::io::AsyncReadExt;
+    loop {
+        if let Some(at) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            return Ok(Some(at + 4));
+        }
+        if buf.len() >= MAX_HEAD {
+            return Ok(None);
+        }
+        buf.reserve(1024);
+        if stream.read_buf(buf).await? == 0 {
+            return Ok(None);
+        }
+    }
+}
+
+/// The request for the router, and whether the client asked to close after it; `None` when
+/// hyper should handle it instead.
+fn parse(head: &[u8], addr: SocketAddr) -> Option<(Request<Body>, bool)> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut parsed = httparse::Request::new(&mut headers);
+    let httparse::Status::Complete(_) = parsed.parse(head).ok()? else {
+        return None;
+    };
+    let path = parsed.path?;
+    if parsed.method? != "GET"
+        || parsed.version? != 1
+        || !(path == "/api/realtime" || path.starts_with("/api/realtime?"))
+    {
+        return None;
+    }
+    let mut builder = Request::builder()
+        .method(Method::GET)
+        .uri(path)
+        .version(Version::HTTP_11);
+    let mut close = false;
+    for h in parsed.headers.iter() {
+        let name = HeaderName::from_bytes(h.name.as_bytes()).ok()?;
+        let value = HeaderValue::from_bytes(h.value).ok()?;
+        if name == header::CONTENT_LENGTH && value.as_bytes() != b"0"
+            || name == header::TRANSFER_ENCODING
+            || name == header::UPGRADE
+            || name == header::EXPECT
+        {
+            return None;
+        }
+        if name == header::CONNECTION {
+            let tokens = value.to_str().unwrap_or("");
+            if tokens
+                .split(',')
+                .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+            {
+                return None;
+            }
+            close |= tokens
+                .split(',')
+                .any(|t| t.trim().eq_ignore_ascii_case("close"));
+        }
+        builder = builder.header(name, value);
+    }
+    let mut request = builder.body(Body::empty()).ok()?;
+    request.extensions_mut().insert(ConnectInfo(addr));
+    Some((request, close))
+}
+
+/// Whether a `Connection` header of `headers` lists `token`.
+fn has_token(headers: &axum::http::HeaderMap, token: &str) -> bool {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+}
+
+/// The status line and headers as hyper writes them, with `framing` (`transfer-encoding` or
+/// `content-length`) and a `date`.
+fn head(response: &Response<Body>, framing: (&str, &str)) -> Vec<u8> {
+    let status = response.status();
+    let mut out = Vec::with_capacity(256);
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(
+        status
+            .canonical_reason()
+            .unwrap_or("<unknown status code>")
+            .as_bytes(),
+    );
+    out.extend_from_slice(b"\r\n");
+    let mut dated = false;
+    for (name, value) in response.headers() {
+        if name == header::TRANSFER_ENCODING || name == header::CONTENT_LENGTH {
+            continue;
+        }
+        dated |= name == header::DATE;
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    let (name, value) = framing;
+    if !name.is_empty() {
+        out.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
+    }
+    if !dated {
+        let date = httpdate::fmt_http_date(std::time::SystemTime::now());
+        out.extend_from_slice(format!("date: {date}\r\n").as_bytes());
+    }
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+/// Writes a response whose body is collected first (errors: not found, suspended, quota).
+/// `Ok(false)` when the connection must close after it.
+async fn write_whole(stream: &mut TcpStream, response: Response<Body>) -> io::Result<bool> {
+    let status = response.status();
+    let no_body = status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED;
+    let (parts, body) = response.into_parts();
+    let collected = tokio::time::timeout(
+        HEAD_TIMEOUT,
+        http_body_util::Limited::new(body, MAX_BODY).collect(),
+    )
+    .await;
+    let Ok(Ok(body)) = collected else {
+        return Ok(false);
+    };
+    let body = body.to_bytes();
+    let response = Response::from_parts(parts, Body::empty());
+    let length = body.len().to_string();
+    let mut out = head(
+        &response,
+        if no_body {
+            ("", "")
+        } else {
+            ("content-length", &length)
+        },
+    );
+    if !no_body {
+        out.extend_from_slice(&body);
+    }
+    stream.write_all(&out).await?;
+    Ok(true)
+}
+
+/// Streams an event-stream response with chunked framing until it ends, the client goes
+/// away or the server stops. Bytes the client sends meanwhile are kept in `rest` (for the
+/// next request). `Ok(false)` when the connection must close after it.
+async fn write_stream(
+    stream: &mut TcpStream,
+    response: Response<Body>,
+    rest: &mut Vec<u8>,
+    shared: &Shared,
+) -> io::Result<bool> {
+    stream
+        .write_all(&head(&response, ("transfer-encoding", "chunked")))
+        .await?;
+    let mut body = response.into_body();
+    let mut stopping = shared.stopping.clone();
+    loop {
+        if *stopping.borrow_and_update() {
+            break;
+        }
+        tokio::select! {
+            frame = body.frame() => match frame {
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        write_chunk(stream, &data).await?;
+                    }
+                }
+                // An aborted body ends the connection without the last chunk, as in hyper.
+                Some(Err(_)) => return Ok(false),
+                None => break,
+            },
+            ready = stream.readable() => {
+                ready?;
+                let mut scratch = [0u8; 512];
+                match stream.try_read(&mut scratch) {
+                    // The client went away: nobody reads the stream any more.
+                    Ok(0) => return Ok(false),
+                    Ok(n) => {
+                        rest.extend_from_slice(&scratch[..n]);
+                        if rest.len() > MAX_PIPELINED {
+                            return Ok(false);
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) => return Err(e),
+                }
+            },
+            _ = stopping.changed() => {}
+        }
+    }
+    stream.write_all(b"0\r\n\r\n").await?;
+    Ok(true)
+}
+
+/// One chunk of a chunked body, written at once.
+async fn write_chunk(stream: &mut TcpStream, data: &Bytes) -> io::Result<()> {
+    if data.is_empty() {
+        return Ok(());
+    }
+    let mut out = Vec::with_capacity(data.len() + 12);
+    out.extend_from_slice(format!("{:X}\r\n", data.len()).as_bytes());
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\r\n");
+    stream.write_all(&out).await
+}
+
+/// A connection served by hyper: bytes already read from it come first.
+pub struct Conn {
+    read: Vec<u8>,
+    at: usize,
+    inner: TcpStream,
+}
+
+impl Conn {
+    fn new(inner: TcpStream, read: Vec<u8>) -> Self {
+        Self { read, at: 0, inner }
+    }
+}
+
+impl AsyncRead for Conn {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        if this.at < this.read.len() {
+            let n = (this.read.len() - this.at).min(buf.remaining());
+            buf.put_slice(&this.read[this.at..this.at + n]);
+            this.at += n;
+            if this.at == this.read.len() {
+                this.read = Vec::new();
+                this.at = 0;
+            }
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Conn {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use axum::routing::get;
+    use tokio::io::AsyncReadExt;
+
+    use super::*;
+
+    /// Events sent to the open stream, and how many streams were opened.
+    #[derive(Clone, Default)]
+    struct Events {
+        senders: Arc<Mutex<Vec<mpsc::UnboundedSender<String>>>>,
+    }
+
+    async fn start() -> (SocketAddr, Events, tokio::sync::oneshot::Sender<()>) {
+        let events = Events::default();
+        let opened = events.clone();
+        let app = Router::new()
+            .route(
+                "/api/realtime",
+                get(move |uri: axum::http::Uri| {
+                    let opened = opened.clone();
+                    async move {
+                        if uri.query() == Some("refuse") {
+                            return Response::builder()
+                                .status(StatusCode::TOO_MANY_REQUESTS)
+                                .body(Body::from("refused"))
+                                .unwrap();
+                        }
+                        let (tx, rx) = mpsc::unbounded_channel::<String>();
+                        opened.senders.lock().unwrap().push(tx);
+                        let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+                            let event = rx.recv().await?;
+                            Some((Ok::<_, std::convert::Infallible>(event), rx))
+                        });
+                        Response::builder()
+                            .header(header::CONTENT_TYPE, "text/event-stream")
+                            .body(Body::from_stream(stream))
+                            .unwrap()
+                    }
+                }),
+            )
+            .route("/api/health", get(|| async { "healthy" }));
+        let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = tcp.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(crate::serve(tcp, app, async move {
+            let _ = stopped.await;
+        }));
+        (addr, events, stop)
+    }
+
+    /// Reads until `needle` has arrived (bounded), returning everything read.
+    async fn read_until(socket: &mut TcpStream, seen: &mut Vec<u8>, needle: &str) -> String {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while !String::from_utf8_lossy(seen).contains(needle) {
+            let mut buf = [0u8; 4096];
+            let n = tokio::time::timeout_at(deadline, socket.read(&mut buf))
+                .await
+                .expect("timed out")
+                .unwrap();
+            assert!(
+                n > 0,
+                "closed before {needle:?}: {}",
+                String::from_utf8_lossy(seen)
+            );
+            seen.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8_lossy(seen).into_owned()
+    }
+
+    async fn wait_streams(events: &Events, n: usize) {
+        for _ in 0..500 {
+            if events.senders.lock().unwrap().len() >= n {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("stream {n} never opened");
+    }
+
+    #[tokio::test]
+    async fn a_stream_is_chunked_and_the_connection_serves_on_after_it() {
+        let (addr, events, _stop) = start().await;
+        let mut socket = TcpStream::connect(addr).await.unwrap();
+        socket
+            .write_all(b"GET /api/realtime HTTP/1.1\r\nhost: a.localhost\r\n\r\n")
+            .await
+            .unwrap();
+        wait_streams(&events, 1).await;
+        let tx = events.senders.lock().unwrap()[0].clone();
+        tx.send("data:one\n\n".into()).unwrap();
+        let mut seen = Vec::new();
+        let text = read_until(&mut socket, &mut seen, "data:one\n\n\r\n").await;
+        assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+        assert!(
+            text.contains("content-type: text/event-stream\r\n"),
+            "{text}"
+        );
+        assert!(text.contains("transfer-encoding: chunked\r\n"), "{text}");
+        assert!(text.contains("\r\n\r\nA\r\ndata:one\n\n\r\n"), "{text}");
+        // The stream ends with the last chunk; the next request is served on this connection.
+        events.senders.lock().unwrap().clear();
+        drop(tx);
+        socket
+            .write_all(b"GET /api/health HTTP/1.1\r\nhost: a.localhost\r\n\r\n")
+            .await
+            .unwrap();
+        let text = read_until(&mut socket, &mut seen, "healthy").await;
+        assert!(text.contains("0\r\n\r\nHTTP/1.1 200 OK\r\n"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn other_responses_keep_the_connection_alive_and_other_requests_go_to_hyper() {
+        let (addr, _events, _stop) = start().await;
+        let mut socket = TcpStream::connect(addr).await.unwrap();
+        // A refused stream, then two pipelined requests, all on one connection.
+        socket
+            .write_all(
+                b"GET /api/realtime?refuse HTTP/1.1\r\nhost: a\r\n\r\nGET /nope HTTP/1.1\r\nhost: a\r\n\r\nGET /api/health HTTP/1.1\r\nhost: a\r\n\r\n",
+            )
+            .await
+            .unwrap();
+        let mut seen = Vec::new();
+        let text = read_until(&mut socket, &mut seen, "healthy").await;
+        assert_eq!(text.matches("HTTP/1.1 ").count(), 3, "{text}");
+        assert!(
+            text.starts_with("HTTP/1.1 429 Too Many Requests\r\n"),
+            "{text}"
+        );
+        assert!(text.contains("content-length: 7\r\n"), "{text}");
+        assert!(text.contains("HTTP/1.1 404 Not Found\r\n"), "{text}");
+        // HTTP/1.0 and bodies are hyper's.
+        let mut socket = TcpStream::connect(addr).await.unwrap();
+        socket
+            .write_all(b"GET /api/realtime HTTP/1.1\r\nhost: a\r\ncontent-length: 2\r\n\r\nhi")
+            .await
+            .unwrap();
+        let mut seen = Vec::new();
+        let text = read_until(&mut socket, &mut seen, "\r\n\r\n").await;
+        assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn a_closed_client_ends_its_stream_and_shutdown_ends_open_ones() {
+        let (addr, events, stop) = start().await;
+        let mut first = TcpStream::connect(addr).await.unwrap();
+        first
+            .write_all(b"GET /api/realtime HTTP/1.1\r\nhost: a\r\n\r\n")
+            .await
+            .unwrap();
+        let mut second = TcpStream::connect(addr).await.unwrap();
+        second
+            .write_all(b"GET /api/realtime HTTP/1.1\r\nhost: a\r\n\r\n")
+            .await
+            .unwrap();
+        wait_streams(&events, 2).await;
+        drop(first);
+        // The server notices the closed client and drops its stream (the sender sees it).
+        let tx = events.senders.lock().unwrap()[0].clone();
+        for _ in 0..500 {
+            if tx.is_closed() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(
+            tx.is_closed(),
+            "the stream of a closed client was not dropped"
+        );
+        stop.send(()).unwrap();
+        let mut seen = Vec::new();
+        let text = read_until(&mut second, &mut seen, "0\r\n\r\n").await;
+        assert!(text.ends_with("0\r\n\r\n"), "{text}");
+        let mut rest = [0u8; 16];
+        let n = tokio::time::timeout(Duration::from_secs(5), second.read(&mut rest))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(n, 0, "the connection closes at shutdown");
+    }
+}
