@@ -264,6 +264,89 @@ test('after the connection drops the SDK reconnects with a new client id and res
   assert.equal(rec.events[0].action, 'create');
 });
 
+/**
+ * An EventSource whose reading the test can stall: while paused, the response body is not read,
+ * so the socket's buffers fill and the server's writes to this client stop.
+ */
+function stallableEventSource() {
+  let paused = false;
+  let wake = () => {};
+  const stallingFetch = async (url, init) => {
+    const res = await fetch(url, init);
+    const reader = res.body.getReader();
+    const body = new ReadableStream({
+      async pull(ctrl) {
+        while (paused) await new Promise((r) => { wake = r; });
+        const { done, value } = await reader.read();
+        if (done) ctrl.close();
+        else ctrl.enqueue(value);
+      },
+      cancel(reason) { return reader.cancel(reason); },
+    }, { highWaterMark: 0 });
+    return new Response(body, { status: res.status, statusText: res.statusText, headers: res.headers });
+  };
+  const Base = globalThis.EventSource;
+  class Stallable extends Base {
+    constructor(url, init) { super(url, { ...init, fetch: stallingFetch }); }
+  }
+  return {
+    Stallable,
+    pause() { paused = true; },
+    resume() { paused = false; wake(); },
+  };
+}
+
+// PocketBase 0.40.6 never drops a subscriber from its side before the 5-minute idle timeout
+// (a stalled client's messages wait in memory), so this runs against Warren only: Warren gives
+// each client a bounded queue and disconnects a client that stops reading.
+test('a client that stops reading is dropped by the server; the SDK reconnects and resubscribes', {
+  skip: process.env.SDK_TARGET === 'pocketbase' && 'PocketBase keeps stalled clients',
+}, async () => {
+  const big = await su.collections.create({
+    name: uniqueName('rt_big'), type: 'base', listRule: '', viewRule: '', createRule: '',
+    fields: [{ name: 'title', type: 'text' }, { name: 'blob', type: 'text', max: 100000 }],
+  });
+  const original = globalThis.EventSource;
+  const stall = stallableEventSource();
+  globalThis.EventSource = stall.Stallable;
+  try {
+    const guest = track(guestClient());
+    const rec = recorder();
+    await guest.collection(big.name).subscribe('*', rec.cb);
+    const first = guest.realtime.clientId;
+    stall.pause();
+    // Far more than the server's queue (256 messages) plus what the sockets can buffer.
+    const blob = 'x'.repeat(32 * 1024);
+    const total = 600;
+    for (let i = 0; i < total; i += 25) {
+      await Promise.all(Array.from({ length: 25 }, (_, k) =>
+        su.collection(big.name).create({ title: `stalled ${i + k}`, blob }, { fields: 'id' })));
+    }
+    stall.resume();
+    await waitFor(
+      () => guest.realtime.clientId && guest.realtime.clientId !== first && guest.realtime.isConnected,
+      'a new connection after the server dropped the client',
+      30000,
+    );
+    const stalled = rec.events.length;
+    assert.ok(stalled < total, `the dropped client got ${stalled} of ${total} events`);
+    // The new client id carries the subscription again.
+    let after = 0;
+    for (let i = 0; i < 20 && rec.events.length === stalled; i++) {
+      await su.collection(big.name).create({ title: `after ${i}` });
+      after++;
+      const end = Date.now() + 500;
+      while (rec.events.length === stalled && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.ok(rec.events.length > stalled, 'events arrive on the new connection');
+    assert.equal(rec.events.at(-1).record.title.startsWith('after '), true);
+    assert.ok(after >= 1);
+  } finally {
+    globalThis.EventSource = original;
+    await dropCollections(su, big.id);
+  }
+});
+
 test('batch items and cascade deletes produce their own events', async () => {
   await enableBatch(su);
   const guest = track(guestClient());
