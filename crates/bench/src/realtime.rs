@@ -35,6 +35,10 @@ const SETUP_CONCURRENCY: usize = 128;
 const RESERVED_FILES: u64 = 1_500;
 /// Upper bound of `realtime-max`, whatever the open-files limit.
 const MAX_SUBSCRIBERS: usize = 100_000;
+/// Time between two probe creates (in `docs`, which no subscriber watches).
+const PROBE_INTERVAL: Duration = Duration::from_millis(10);
+/// How long the probe runs on the idle server before subscribers connect.
+const IDLE_PROBE: Duration = Duration::from_secs(2);
 
 /// Raises this process's soft open-files limit to the hard limit; returns the soft limit.
 fn raise_open_files() -> u64 {
@@ -111,6 +115,12 @@ pub async fn run(
         ready: AtomicUsize::new(0),
         failed: AtomicUsize::new(0),
     });
+    // Create latency on the idle server: the baseline for creates during fan-out.
+    let (_, probe_token) = data.worker_user(1);
+    let idle_creates = probe_creates(target.clone(), probe_token.to_string(), async {
+        tokio::time::sleep(IDLE_PROBE).await;
+    })
+    .await;
     let streams = streaming_client(0).map_err(|e| e.to_string())?;
     let subscribes = client_with_pool(SETUP_CONCURRENCY).map_err(|e| e.to_string())?;
     let gate = Arc::new(Semaphore::new(SETUP_CONCURRENCY));
@@ -165,6 +175,14 @@ pub async fn run(
     let mut first_error: Option<String> = None;
     let mut creates = Stats::new("req/s");
     let mut tick = tokio::time::interval(interval);
+    let (probe_stop, probe_stopped) = tokio::sync::oneshot::channel::<()>();
+    let probing = tokio::spawn(probe_creates(
+        target.clone(),
+        probe_token.to_string(),
+        async move {
+            let _ = probe_stopped.await;
+        },
+    ));
     while published < max_events && Instant::now() < deadline {
         tick.tick().await;
         let body = json!({
@@ -194,6 +212,8 @@ pub async fn run(
         published += 1;
     }
     let publish_time = started.elapsed();
+    let _ = probe_stop.send(());
+    let busy_creates = probing.await.unwrap_or_else(|_| Stats::new("req/s"));
     let _ = stop_at.set(Instant::now() + GRACE);
 
     let mut stats = Stats::new("msg/s");
@@ -223,7 +243,58 @@ pub async fn run(
         stats.quantile_ms(0.99),
         bytes_per_conn.map_or("?".to_string(), |b| b.to_string()),
     );
+    println!(
+        "realtime {}: {ready} subscribers, probe creates every {} ms in docs: idle p50 {:.2} ms \
+         p99 {:.2} ms ({} ok, {} errors); while fanning out p50 {:.2} ms p99 {:.2} ms ({} ok, \
+         {} errors)",
+        target.base,
+        PROBE_INTERVAL.as_millis(),
+        idle_creates.quantile_ms(0.5),
+        idle_creates.quantile_ms(0.99),
+        idle_creates.ok,
+        idle_creates.errors,
+        busy_creates.quantile_ms(0.5),
+        busy_creates.quantile_ms(0.99),
+        busy_creates.ok,
+        busy_creates.errors,
+    );
     Ok((stats, bytes_per_conn))
+}
+
+/// Creates a `docs` record (no subscriber watches `docs`) every [`PROBE_INTERVAL`], one at a
+/// time, until `until` completes; the latencies of those creates.
+async fn probe_creates(
+    target: Target,
+    token: String,
+    until: impl std::future::Future<Output = ()>,
+) -> Stats {
+    let mut stats = Stats::new("req/s");
+    let mut tick = tokio::time::interval(PROBE_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(until);
+    let mut n = 0u64;
+    loop {
+        tokio::select! {
+            _ = &mut until => break,
+            _ = tick.tick() => {}
+        }
+        let sent = Instant::now();
+        let req = target
+            .client
+            .post(target.url("/api/collections/docs/records"))
+            .query(&[("fields", "id")])
+            .header("Authorization", token.as_str())
+            .json(&json!({ "title": format!("probe {n}") }));
+        n += 1;
+        match send_ok(req).await {
+            Ok(resp) => {
+                let _ = resp.bytes().await;
+                stats.record(sent.elapsed());
+            }
+            Err(err) => stats.record_error(&err),
+        }
+    }
+    stats
 }
 
 /// One SSE subscriber: connect, read `PB_CONNECT`, subscribe (at most [`SETUP_CONCURRENCY`]

@@ -192,6 +192,9 @@ async fn lean(mut stream: TcpStream, addr: SocketAddr, shared: Arc<Shared>) {
     };
     let mut rest = buf.split_off(head_end);
     drop(buf);
+    // Events are small writes each meant to leave at once; Nagle's algorithm would hold one
+    // back until the client acknowledges the previous (up to its delayed-ACK timer).
+    let _ = stream.set_nodelay(true);
     let response = match shared.router.clone().oneshot(request).await {
         Ok(response) => response,
         Err(never) => match never {},
@@ -428,16 +431,27 @@ async fn write_stream(
     Ok(true)
 }
 
-/// One chunk of a chunked body, written at once.
+/// One chunk of a chunked body, written with one vectored write where the socket takes it all
+/// (no copy of the data).
 async fn write_chunk(stream: &mut TcpStream, data: &Bytes) -> io::Result<()> {
     if data.is_empty() {
         return Ok(());
     }
-    let mut out = Vec::with_capacity(data.len() + 12);
-    out.extend_from_slice(format!("{:X}\r\n", data.len()).as_bytes());
-    out.extend_from_slice(data);
-    out.extend_from_slice(b"\r\n");
-    stream.write_all(&out).await
+    let size = format!("{:X}\r\n", data.len());
+    let mut parts = [
+        io::IoSlice::new(size.as_bytes()),
+        io::IoSlice::new(data),
+        io::IoSlice::new(b"\r\n"),
+    ];
+    let mut parts = &mut parts[..];
+    while !parts.is_empty() {
+        let n = stream.write_vectored(parts).await?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        io::IoSlice::advance_slices(&mut parts, n);
+    }
+    Ok(())
 }
 
 /// A connection served by hyper: bytes already read from it come first.
