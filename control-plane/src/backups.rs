@@ -17,7 +17,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 use tokio::sync::Semaphore;
+use warren_backup::pitr;
 use warren_backup::restore::{self, Drill};
+use warren_backup::ship::Shipping;
 use warren_backup::snapshot::{self, Source};
 use warren_backup::{Manifest, Report, Target};
 use warren_store::rusqlite::{OptionalExtension, params};
@@ -54,6 +56,22 @@ struct Inner {
     exclusive: bool,
     /// The platform's default file bucket (files of tenants without their own S3 settings).
     file_bucket: Option<warren_backup::remote::S3Config>,
+    /// Continuous WAL shipping of open tenants, when enabled.
+    shipping: Option<Shipping>,
+}
+
+/// Hands each opened tenant to the WAL shipping.
+struct ShipHook(Shipping);
+
+impl warren_tenant::Shipper for ShipHook {
+    fn opened(
+        &self,
+        id: &str,
+        dir: &Path,
+        db: &warren_store::Database,
+    ) -> Box<dyn std::any::Any + Send + Sync> {
+        Box::new(self.0.start(id, dir, db.clone()))
+    }
 }
 
 /// What a restore should do.
@@ -133,6 +151,7 @@ impl Backups {
                 policy: Mutex::new(None),
                 exclusive: false,
                 file_bucket: None,
+                shipping: None,
             })),
         }
     }
@@ -154,6 +173,55 @@ impl Backups {
             inner.exclusive = inner.registry.is_none();
         }
         self
+    }
+
+    /// Ships the WAL of every tenant the registry opens from now on (at most once per
+    /// `interval` per tenant), and takes the snapshot a tenant's shipping needs to start a
+    /// generation. Call once, before the handle is cloned; a no-op without a target or a
+    /// registry.
+    pub fn enable_shipping(&mut self, interval: Duration) -> Option<Shipping> {
+        let inner = Arc::get_mut(self.inner.as_mut()?)?;
+        let registry = inner.registry.clone()?;
+        let shipping = Shipping::new(inner.target.clone(), interval);
+        inner.shipping = Some(shipping.clone());
+        registry.set_shipper(Arc::new(ShipHook(shipping.clone())));
+        let mut wanted = shipping.take_wanted()?;
+        let backups = self.clone();
+        tokio::spawn(async move {
+            while let Some(id) = wanted.recv().await {
+                let backups = backups.clone();
+                tokio::spawn(async move {
+                    let Ok(inner) = backups.inner() else { return };
+                    let tenant = match inner.tenants.find_id(&id).await {
+                        Ok(Some(tenant)) => tenant,
+                        _ => return,
+                    };
+                    match backups.create_for(&tenant, &warren_backup::quiet).await {
+                        Ok(made) => {
+                            tracing::info!(slug = %tenant.slug, backup = %made.id, "snapshot taken to start WAL shipping")
+                        }
+                        Err(e) => {
+                            tracing::warn!(slug = %tenant.slug, error = %e, "the snapshot WAL shipping needs failed")
+                        }
+                    }
+                });
+            }
+        });
+        Some(shipping)
+    }
+
+    /// The WAL shipping, when enabled.
+    pub fn shipping(&self) -> Option<&Shipping> {
+        self.inner.as_ref()?.shipping.as_ref()
+    }
+
+    /// Waits (at most `limit`) until every tenant's shipping has sent what was pending and
+    /// stopped; the server calls it at shutdown, after closing the tenants.
+    pub async fn wait_shipping(&self, limit: Duration) -> bool {
+        match self.shipping() {
+            Some(shipping) => shipping.wait_stopped(limit).await,
+            None => true,
+        }
     }
 
     /// Removes what runs interrupted by a crash left behind (scratch copies, restore staging).
@@ -219,7 +287,19 @@ impl Backups {
             dir: warren_tenant::tenant_dir(inner.tenants.root(), &tenant.id),
             file_bucket: inner.file_bucket.clone(),
         };
-        let made = snapshot::create(&inner.target, &inner.scratch, &source, report).await;
+        // A shipped tenant is opened (if it is not) so that its shipper takes the copy.
+        let _open = match (&inner.shipping, &inner.registry) {
+            (Some(_), Some(registry)) => registry.get(&tenant.id).await.ok(),
+            _ => None,
+        };
+        let made = snapshot::create_shipped(
+            &inner.target,
+            &inner.scratch,
+            &source,
+            inner.shipping.as_ref(),
+            report,
+        )
+        .await;
         match &made {
             Ok(manifest) => {
                 inner
@@ -252,10 +332,18 @@ impl Backups {
         let chosen = match at {
             None => all.into_iter().last(),
             Some(at) => {
+                // The newest snapshot before the moment; one the WAL replays on top of wins.
                 let at = warren_backup::parse_time(at)?;
-                all.into_iter().rev().find(|m| {
-                    warren_backup::parse_time(&m.created).is_ok_and(|created| created <= at)
-                })
+                let before: Vec<Manifest> = all
+                    .into_iter()
+                    .filter(|m| {
+                        warren_backup::parse_time(&m.created).is_ok_and(|created| created <= at)
+                    })
+                    .collect();
+                match before.iter().rposition(|m| m.wal.is_some()) {
+                    Some(i) => before.into_iter().nth(i),
+                    None => before.into_iter().last(),
+                }
             }
         };
         chosen.ok_or_else(|| Error::Invalid("backup", "There is no such backup.".into()))
@@ -297,8 +385,25 @@ impl Backups {
         let _permit = inner.permits.acquire().await.map_err(|_| Error::NotFound)?;
         let run = inner.start_run(&tenant, "restore", &manifest.id).await?;
         let staging = restore::staging_dir(inner.tenants.root());
+        let at_ms = match &request.at {
+            Some(at) if request.backup.is_none() => {
+                let at = warren_backup::parse_time(at)?;
+                Some((at.unix_timestamp_nanos() / 1_000_000) as i64)
+            }
+            _ => None,
+        };
         let done = async {
             restore::fetch(&inner.target, &manifest, &staging, report).await?;
+            if let Some(at_ms) = at_ms {
+                let replayed =
+                    pitr::replay(&inner.target, &manifest, &staging, at_ms, report).await?;
+                tracing::info!(
+                    backup = %manifest.id,
+                    transactions = replayed.transactions,
+                    last_commit_ms = replayed.last_ms,
+                    "WAL replayed"
+                );
+            }
             match new_slug {
                 Some(to) => {
                     let id = warren_auth::random::record_id();
@@ -385,6 +490,7 @@ impl Backups {
         let all = restore::list(target, &tenant.id).await?;
         let now = time::OffsetDateTime::now_utc();
         let mut deleted = 0;
+        let mut deleted_wal_until: Option<String> = None;
         let count = all.len();
         for (i, manifest) in all.iter().enumerate() {
             let newer = count - 1 - i;
@@ -399,7 +505,13 @@ impl Backups {
             if too_many || too_old {
                 restore::delete(target, manifest).await?;
                 deleted += 1;
+            } else if deleted_wal_until.is_none() {
+                deleted_wal_until = Some(manifest.id.clone());
             }
+        }
+        // Shipped WAL older than the oldest snapshot kept can no longer be replayed.
+        if let Some(oldest) = deleted_wal_until.or_else(|| all.last().map(|m| m.id.clone())) {
+            restore::delete_wal_before(target, &tenant.id, &oldest).await?;
         }
         Ok(deleted)
     }

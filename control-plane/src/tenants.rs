@@ -211,6 +211,18 @@ impl Tenants {
             .await
     }
 
+    /// The tenant with stable id `id`, if any.
+    pub async fn find_id(&self, id: &str) -> Result<Option<TenantInfo>> {
+        let id = id.to_string();
+        self.db
+            .read(move |c| {
+                Ok(c.prepare_cached(&format!("{} WHERE t.id = ?1", select()))?
+                    .query_row([id], from_row)
+                    .optional()?)
+            })
+            .await
+    }
+
     /// Every tenant, ordered by slug.
     pub async fn list(&self) -> Result<Vec<TenantInfo>> {
         self.db

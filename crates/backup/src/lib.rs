@@ -8,15 +8,23 @@
 //! unfinished upload and is never listed. Restores check every object against the manifest and
 //! run `PRAGMA integrity_check` before anything is put in place.
 //!
+//! Continuous WAL shipping ([`ship`]) adds `wal/<tenant id>/<backup id>/<seq>.wal.zst`
+//! segments (the transactions committed after that backup's snapshot, numbered from 0) and
+//! `wal/<tenant id>/<backup id>/files/<path>` (stored files uploaded after it); a
+//! point-in-time restore ([`pitr`]) replays them onto the snapshot up to a moment.
+//!
 //! It knows tenant directories and files; which slug names which tenant is the control plane's
 //! business. It must not depend on HTTP crates.
 
 mod archive;
 pub mod manifest;
+pub mod pitr;
 pub mod remote;
 pub mod restore;
+pub mod ship;
 pub mod snapshot;
 pub mod target;
+pub mod wal;
 
 pub use manifest::{Manifest, ObjectEntry};
 pub use target::{S3Settings, Target};

@@ -54,6 +54,11 @@ pub struct Manifest {
     pub objects: Vec<ObjectEntry>,
     /// Records per collection table at the snapshot.
     pub counts: BTreeMap<String, i64>,
+    /// Set when the tenant's WAL is shipped: `data.db` is the database file right after a
+    /// full checkpoint at this WAL position, and the segments under
+    /// `wal/<tenant id>/<backup id>/` replay every later commit on top of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wal: Option<crate::ship::WalStart>,
 }
 
 impl Manifest {

@@ -56,7 +56,32 @@ pub async fn delete(target: &Target, manifest: &Manifest) -> Result<()> {
     for key in target.list(&dir).await? {
         target.delete(&key).await?;
     }
+    // The WAL shipped after it goes with it.
+    let wal = crate::ship::generation_prefix(&manifest.tenant_id, &manifest.id);
+    for key in target.list(&wal).await? {
+        target.delete(&key).await?;
+    }
     Ok(())
+}
+
+/// Deletes the shipped WAL of tenant `tenant_id` that follows backups older than `oldest`
+/// (the oldest backup kept), including generations whose snapshot never completed.
+pub async fn delete_wal_before(target: &Target, tenant_id: &str, oldest: &str) -> Result<usize> {
+    let prefix = crate::ship::tenant_prefix(tenant_id);
+    let mut deleted = 0;
+    for key in target.list(&prefix).await? {
+        let Some(generation) = key
+            .strip_prefix(&prefix)
+            .and_then(|rest| rest.split('/').next())
+        else {
+            continue;
+        };
+        if manifest::is_id(generation) && generation < oldest {
+            target.delete(&key).await?;
+            deleted += 1;
+        }
+    }
+    Ok(deleted)
 }
 
 /// Fetches backup `manifest` into `staging` (created; must not exist): `data.db`,

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use warren_store::rusqlite::{Connection, OpenFlags};
 
 use crate::manifest::{self, Manifest};
+use crate::ship::Shipping;
 use crate::target::Target;
 use crate::{Error, Progress, Report, Result, archive};
 
@@ -49,6 +50,19 @@ pub async fn create(
     source: &Source,
     report: Report<'_>,
 ) -> Result<Manifest> {
+    create_shipped(target, scratch, source, None, report).await
+}
+
+/// Like [`create`]; when `shipping` ships the tenant in this process, the database copy is the
+/// file right after a full checkpoint, taken by its shipper, and the snapshot starts the
+/// tenant's next WAL generation (recorded in the manifest's `wal`).
+pub async fn create_shipped(
+    target: &Target,
+    scratch: &Path,
+    source: &Source,
+    shipping: Option<&Shipping>,
+    report: Report<'_>,
+) -> Result<Manifest> {
     let started = time::OffsetDateTime::now_utc();
     let id = manifest::new_id(started);
     let work = Scratch(scratch.join(format!("snapshot-{}-{id}", source.tenant_id)));
@@ -63,9 +77,27 @@ pub async fn create(
     if !tokio::fs::try_exists(&data).await? {
         return Err(Error::NotFound(format!("{} has no database", source.slug)));
     }
-    let created = crate::now_rfc3339();
+    let mut created = crate::now_rfc3339();
     let copy = work.0.join("data.db");
-    warren_store::scratch_copy(&data, &copy).await?;
+    let based = match shipping {
+        Some(shipping) => shipping.base(&source.tenant_id, &id, &copy).await,
+        None => None,
+    };
+    let wal = match based {
+        Some(start) => {
+            let start = start?;
+            if let Ok(at) = time::OffsetDateTime::from_unix_timestamp_nanos(
+                i128::from(start.time_ms) * 1_000_000,
+            ) {
+                created = crate::format_time(at);
+            }
+            Some(start)
+        }
+        None => {
+            warren_store::scratch_copy(&data, &copy).await?;
+            None
+        }
+    };
     let mut copies = vec![("data.db", copy)];
     let aux = source.dir.join("auxiliary.db");
     if tokio::fs::try_exists(&aux).await? {
@@ -157,6 +189,7 @@ pub async fn create(
         finished: crate::now_rfc3339(),
         objects,
         counts,
+        wal,
     };
     let body = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::Invalid(e.to_string()))?;
     target

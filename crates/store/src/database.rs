@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::Semaphore;
 
+use crate::commits::CommitLog;
 use crate::migrate::{self, Migration};
 use crate::writer::Writer;
 use crate::{Error, Result};
@@ -56,6 +57,8 @@ struct Inner {
     permits: Semaphore,
     /// The single writer (group commit).
     writer: Writer,
+    /// Commits recorded for a WAL shipper (shipped databases only).
+    log: Option<CommitLog>,
 }
 
 impl std::fmt::Debug for Database {
@@ -70,23 +73,56 @@ impl Database {
     /// Opens (creating if missing) the database at `path`, applies pending migrations and
     /// starts its writer. Blocking file work runs off the async executor.
     pub async fn open(path: impl AsRef<Path>, options: Options) -> Result<Self> {
-        let path = path.as_ref().to_path_buf();
+        Self::open_with(path.as_ref(), options, false).await
+    }
+
+    /// Like [`Database::open`], for a database whose WAL is shipped to a backup: SQLite never
+    /// checkpoints on its own (no automatic checkpoints, none when the last connection closes),
+    /// every commit is recorded in [`Database::commit_log`], and the shipper checkpoints with
+    /// [`Database::checkpoint`] once the frames are safe elsewhere.
+    pub async fn open_shipped(path: impl AsRef<Path>, options: Options) -> Result<Self> {
+        Self::open_with(path.as_ref(), options, true).await
+    }
+
+    async fn open_with(path: &Path, options: Options, shipped: bool) -> Result<Self> {
+        let path = path.to_path_buf();
         let writer_path = path.clone();
         let conn = run_blocking(move || {
-            let mut conn = open_connection(&writer_path, options, false)?;
+            let mut conn = open_connection(&writer_path, options, false, shipped)?;
+            if shipped {
+                crate::commits::install(&conn)?;
+            }
             migrate::apply(&mut conn, options.migrations)?;
             Ok(conn)
         })
         .await?;
+        let log = shipped.then(CommitLog::new);
         Ok(Self {
             inner: Arc::new(Inner {
                 path,
                 options,
                 idle: Mutex::new(Vec::new()),
                 permits: Semaphore::new(options.readers.max(1)),
-                writer: Writer::start(conn),
+                writer: Writer::start(conn, log.clone()),
+                log,
             }),
         })
+    }
+
+    /// The commit log of a shipped database (see [`Database::open_shipped`]).
+    pub fn commit_log(&self) -> Option<&CommitLog> {
+        self.inner.log.as_ref()
+    }
+
+    /// Runs `f` on the writer connection between two transactions: every write queued before
+    /// has committed and none runs until `f` returns. For checkpoints of a shipped database;
+    /// `f` must be short.
+    pub async fn with_writer_idle<T, F>(&self, f: F) -> Result<T>
+    where
+        F: FnOnce(&Connection) -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.inner.writer.idle(f).await
     }
 
     /// The database file's path.
@@ -108,7 +144,7 @@ impl Database {
         let (conn, out) = tokio::task::spawn_blocking(move || {
             let conn = match conn {
                 Some(conn) => conn,
-                None => open_connection(&worker.path, worker.options, true)?,
+                None => open_connection(&worker.path, worker.options, true, worker.log.is_some())?,
             };
             let out = f(&conn);
             Ok::<_, Error>((conn, out))
@@ -197,8 +233,9 @@ impl Database {
     pub async fn watch(&self) -> Result<ChangeWatcher> {
         let path = self.inner.path.clone();
         let options = self.inner.options;
+        let shipped = self.inner.log.is_some();
         run_blocking(move || {
-            let conn = open_connection(&path, options, true)?;
+            let conn = open_connection(&path, options, true, shipped)?;
             let version = data_version(&conn)?;
             Ok(ChangeWatcher {
                 conn: Some(conn),
@@ -303,13 +340,25 @@ fn data_version(conn: &Connection) -> Result<i64> {
 
 /// Opens one connection with Warren's pragmas. The writer uses `synchronous = FULL` so that an
 /// acknowledged commit survives power loss, not just a crash; group commit pays for it.
-fn open_connection(path: &Path, options: Options, read_only: bool) -> Result<Connection> {
+/// Connections of a shipped database never checkpoint when they close.
+fn open_connection(
+    path: &Path,
+    options: Options,
+    read_only: bool,
+    shipped: bool,
+) -> Result<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX
         | OpenFlags::SQLITE_OPEN_URI;
     let conn = Connection::open_with_flags(path, flags)?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    if shipped {
+        conn.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+            true,
+        )?;
+    }
     conn.execute_batch(&format!(
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = FULL;
@@ -522,5 +571,50 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(db.read(count).await.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_shipped_database_records_commits_and_never_checkpoints_by_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data.db");
+        let options = Options {
+            migrations: SCHEMA,
+            ..Options::default()
+        };
+        {
+            let db = Database::open_shipped(&path, options).await.unwrap();
+            let log = db.commit_log().unwrap().clone();
+            let mut counter = log.subscribe();
+            let mut frames = 0;
+            // Far past SQLite's automatic checkpoint (1000 frames).
+            for _ in 0..1100 {
+                db.write(|c| Ok::<_, Error>(c.execute("INSERT INTO t (v) VALUES ('x')", [])?))
+                    .await
+                    .unwrap();
+                let commits = log.take();
+                assert_eq!(commits.len(), 1);
+                assert!(commits[0].frames > frames);
+                frames = commits[0].frames;
+            }
+            assert!(counter.has_changed().unwrap());
+            counter.borrow_and_update();
+            let checkpointed: (i64, i64) = db
+                .with_writer_idle(|c| {
+                    c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                        Ok((r.get(1)?, r.get(2)?))
+                    })
+                })
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(checkpointed.0, i64::from(frames));
+            // Reads do not record commits.
+            assert_eq!(db.read(count).await.unwrap(), 1100);
+            assert!(log.take().is_empty());
+        }
+        // Closing leaves the WAL in place (no checkpoint on close).
+        assert!(dir.path().join("data.db-wal").exists());
+        let db = Database::open(&path, options).await.unwrap();
+        assert_eq!(db.read(count).await.unwrap(), 1100);
     }
 }

@@ -5,11 +5,13 @@
 //! and runs closures on it: reads on a pooled read-only connection, writes through the one writer.
 //! It must not depend on HTTP crates or on any other Warren crate.
 
+pub mod commits;
 mod copy;
 mod database;
 mod migrate;
 mod writer;
 
+pub use commits::{Commit, CommitLog};
 pub use copy::{scratch_copy, vacuum_into};
 pub use database::{ChangeWatcher, Closed, Database, Options, create_file};
 pub use migrate::Migration;

@@ -12,6 +12,7 @@ use std::panic::AssertUnwindSafe;
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::commits::{self, CommitLog};
 use crate::{Error, Result};
 
 /// Most jobs folded into one transaction. Bounds the latency one batch adds to its last job.
@@ -24,21 +25,32 @@ type Finish = Box<dyn FnOnce(Result<(), String>) + Send>;
 /// Runs one job on the writer connection (or learns that it cannot run, and why); says whether
 /// it succeeded and how to answer its caller.
 type Job = Box<dyn FnOnce(std::result::Result<&Connection, String>) -> (bool, Finish) + Send>;
+/// Runs on the writer connection between two transactions (no transaction open).
+type Idle = Box<dyn FnOnce(&Connection) + Send>;
+
+/// What the writer task is asked to do.
+enum Message {
+    /// A write, folded into the next group commit.
+    Job(Job),
+    /// Work outside any transaction (a checkpoint), after the writes queued before it.
+    Idle(Idle),
+}
 
 /// Handle to the writer task. Dropping every handle ends the task and closes the connection.
 pub(crate) struct Writer {
-    jobs: mpsc::Sender<Job>,
+    jobs: mpsc::Sender<Message>,
     /// Ends (its sender is dropped) once the writer task has closed its connection.
     closed: tokio::sync::watch::Receiver<()>,
 }
 
 impl Writer {
     /// Starts the writer task that owns `conn`.
-    pub(crate) fn start(conn: Connection) -> Self {
+    /// With `log`, every commit that wrote WAL frames is recorded in it.
+    pub(crate) fn start(conn: Connection, log: Option<CommitLog>) -> Self {
         let (jobs, queue) = mpsc::channel(QUEUE);
         let (done, closed) = tokio::sync::watch::channel(());
         tokio::spawn(async move {
-            run(conn, queue).await;
+            run(conn, queue, log).await;
             // `run` has dropped the connection by now.
             drop(done);
         });
@@ -75,27 +87,74 @@ impl Writer {
             });
             (ok, finish)
         });
-        self.jobs.send(job).await.map_err(|_| Error::Closed)?;
+        self.jobs
+            .send(Message::Job(job))
+            .await
+            .map_err(|_| Error::Closed)?;
         answer.await.map_err(|_| Error::Closed)?
+    }
+
+    /// Runs `f` on the writer connection outside any transaction, once the writes queued
+    /// before it have committed; no write runs meanwhile.
+    pub(crate) async fn idle<T, F>(&self, f: F) -> Result<T>
+    where
+        F: FnOnce(&Connection) -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel::<T>();
+        let idle: Idle = Box::new(move |conn| {
+            let _ = reply.send(f(conn));
+        });
+        self.jobs
+            .send(Message::Idle(idle))
+            .await
+            .map_err(|_| Error::Closed)?;
+        answer.await.map_err(|_| Error::Closed)
     }
 }
 
 /// The writer loop: wait for a job, take whatever else is queued, commit them together.
-async fn run(conn: Connection, mut queue: mpsc::Receiver<Job>) {
+/// Idle work runs between two batches, in queue order.
+async fn run(conn: Connection, mut queue: mpsc::Receiver<Message>, log: Option<CommitLog>) {
     let mut conn = Some(conn);
-    while let Some(first) = queue.recv().await {
-        let mut batch = Vec::with_capacity(16);
-        batch.push(first);
-        while batch.len() < MAX_BATCH {
-            match queue.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
+    let mut next = None;
+    loop {
+        let message = match next.take() {
+            Some(message) => message,
+            None => match queue.recv().await {
+                Some(message) => message,
+                None => return,
+            },
+        };
         let Some(current) = conn.take() else { return };
-        let done = tokio::task::spawn_blocking(move || {
-            let (finishers, commit) = commit_batch(&current, batch);
-            (current, finishers, commit)
+        let mut batch = Vec::with_capacity(16);
+        let work = match message {
+            Message::Idle(idle) => Work::Idle(idle),
+            Message::Job(first) => {
+                batch.push(first);
+                while batch.len() < MAX_BATCH {
+                    match queue.try_recv() {
+                        Ok(Message::Job(job)) => batch.push(job),
+                        Ok(idle) => {
+                            next = Some(idle);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                Work::Batch(batch)
+            }
+        };
+        let log = log.clone();
+        let done = tokio::task::spawn_blocking(move || match work {
+            Work::Idle(idle) => {
+                idle(&current);
+                (current, Vec::new(), Ok(()))
+            }
+            Work::Batch(batch) => {
+                let (finishers, commit) = commit_batch(&current, batch, log.as_ref());
+                (current, finishers, commit)
+            }
         })
         .await;
         match done {
@@ -115,8 +174,18 @@ async fn run(conn: Connection, mut queue: mpsc::Receiver<Job>) {
     }
 }
 
+/// One turn of the writer.
+enum Work {
+    Batch(Vec<Job>),
+    Idle(Idle),
+}
+
 /// Runs a batch in one transaction. Returns each job's finisher and the commit outcome.
-fn commit_batch(conn: &Connection, batch: Vec<Job>) -> (Vec<Finish>, Result<(), String>) {
+fn commit_batch(
+    conn: &Connection,
+    batch: Vec<Job>,
+    log: Option<&CommitLog>,
+) -> (Vec<Finish>, Result<(), String>) {
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
         let message = e.to_string();
         let finishers = batch
@@ -146,9 +215,13 @@ fn commit_batch(conn: &Connection, batch: Vec<Job>) -> (Vec<Finish>, Result<(), 
             }
         }
     }
+    commits::clear();
     let commit = conn.execute_batch("COMMIT").map_err(|e| {
         let _ = conn.execute_batch("ROLLBACK");
         e.to_string()
     });
+    if let (Some(log), Some(frames)) = (log, commits::take()) {
+        log.record(frames);
+    }
     (finishers, commit)
 }

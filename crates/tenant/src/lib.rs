@@ -13,7 +13,7 @@ pub mod transfer;
 use std::path::{Path, PathBuf};
 
 pub use meter::Meter;
-pub use registry::{Drained, Registry, RegistryConfig, Tenant};
+pub use registry::{Drained, Registry, RegistryConfig, Shipper, Tenant};
 use warren_store::rusqlite::{Connection, params, params_from_iter};
 use warren_store::{Database, Migration, Options};
 

@@ -37,7 +37,6 @@ pub struct Tenant {
     inner: Arc<TenantInner>,
 }
 
-#[derive(Debug)]
 struct TenantInner {
     /// Stable tenant id (also its directory name).
     id: String,
@@ -57,6 +56,26 @@ struct TenantInner {
     logs: warren_logs::Logs,
     /// Usage counters and live limits (shared by every opening of this tenant id).
     meter: Arc<Meter>,
+    /// Keeps the tenant's WAL shipping running while it is open (when the node ships WAL).
+    _shipping: Option<Box<dyn std::any::Any + Send + Sync>>,
+}
+
+impl std::fmt::Debug for TenantInner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TenantInner")
+            .field("id", &self.id)
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Continuous WAL shipping of open tenants (implemented by the backup crate). When a registry
+/// has one, tenant databases are opened with `Database::open_shipped`.
+pub trait Shipper: Send + Sync {
+    /// Tenant `id` in `dir` opened its database `db`; the returned guard is kept while the
+    /// tenant stays open and dropped when its last handle goes (shipping then finishes what
+    /// is pending and lets the database close).
+    fn opened(&self, id: &str, dir: &Path, db: &Database) -> Box<dyn std::any::Any + Send + Sync>;
 }
 
 impl Tenant {
@@ -189,6 +208,8 @@ struct RegistryInner {
     meters: Mutex<HashMap<String, Arc<Meter>>>,
     /// Tenants held closed by a [`Drained`] guard (their data is being replaced).
     draining: Mutex<HashSet<String>>,
+    /// WAL shipping of opened tenants, if the node ships.
+    shipper: RwLock<Option<Arc<dyn Shipper>>>,
 }
 
 struct Slot {
@@ -207,11 +228,21 @@ impl Registry {
             epoch: Instant::now(),
             meters: Mutex::new(HashMap::new()),
             draining: Mutex::new(HashSet::new()),
+            shipper: RwLock::new(None),
         });
         let every = (inner.config.idle_timeout / 4)
             .clamp(Duration::from_millis(50), Duration::from_secs(15));
         tokio::spawn(sweep_idle(Arc::downgrade(&inner), every));
         Self { inner }
+    }
+
+    /// Ships the WAL of every tenant opened from now on.
+    pub fn set_shipper(&self, shipper: Arc<dyn Shipper>) {
+        *self
+            .inner
+            .shipper
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = Some(shipper);
     }
 
     /// The directory holding the tenants.
@@ -239,8 +270,14 @@ impl Registry {
             handles
         };
         let root = self.inner.config.root.clone();
+        let shipper = self
+            .inner
+            .shipper
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         let opened = cell
-            .get_or_try_init(|| open(root, id.to_string(), self.meter(id)))
+            .get_or_try_init(|| open(root, id.to_string(), self.meter(id), shipper))
             .await;
         match opened {
             // A drain that began while this request opened the tenant wins.
@@ -346,7 +383,17 @@ impl Registry {
 
     /// Closes tenant `id` and deletes its directory and everything in it.
     pub async fn remove(&self, id: &str) -> Result<()> {
+        // Let the tenant close first (in-flight requests finish, shipping sends what is
+        // pending), for a bounded time.
+        let open = self
+            .inner
+            .lock()
+            .get(id)
+            .and_then(|slot| slot.cell.get().map(|t| t.db().on_close()));
         self.close(id);
+        if let Some(closed) = open {
+            let _ = tokio::time::timeout(Duration::from_secs(10), closed.wait()).await;
+        }
         let dir = tenant_dir(&self.inner.config.root, id);
         match tokio::fs::remove_dir_all(&dir).await {
             Ok(()) => Ok(()),
@@ -448,14 +495,23 @@ fn disconnect(slot: &Slot) {
     }
 }
 
-async fn open(root: PathBuf, id: String, meter: Arc<Meter>) -> Result<Tenant> {
+async fn open(
+    root: PathBuf,
+    id: String,
+    meter: Arc<Meter>,
+    shipper: Option<Arc<dyn Shipper>>,
+) -> Result<Tenant> {
     let dir = tenant_dir(&root, &id);
     let path = dir.join(DATABASE_FILE);
     // Never create a database for a tenant that was not provisioned (or was deleted).
     if !tokio::fs::try_exists(&path).await? {
         return Err(Error::NotFound);
     }
-    let db = Database::open(path, database_options()).await?;
+    let db = match &shipper {
+        Some(_) => Database::open_shipped(path, database_options()).await?,
+        None => Database::open(path, database_options()).await?,
+    };
+    let shipping = shipper.map(|s| s.opened(&id, &dir, &db));
     let catalog = RwLock::new(Arc::new(load_catalog(&db).await?));
     let logs = warren_logs::Logs::new(dir.join(warren_logs::AUXILIARY_FILE), db.clone());
     tracing::debug!(tenant = %id, "tenant opened");
@@ -470,6 +526,7 @@ async fn open(root: PathBuf, id: String, meter: Arc<Meter>) -> Result<Tenant> {
             logs,
             broker: warren_realtime::Broker::new(),
             meter,
+            _shipping: shipping,
         }),
     })
 }

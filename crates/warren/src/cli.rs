@@ -421,6 +421,15 @@ pub struct BackupFlags {
         global = true
     )]
     pub backup_concurrency: usize,
+    /// `serve`: ship the WAL of each tenant that commits to the backup target at most this
+    /// often, for point-in-time restores (`1s`, `5s`; `0` = off).
+    #[arg(
+        long = "backup-wal-every",
+        env = "WARREN_BACKUP_WAL_EVERY",
+        default_value = "1s",
+        global = true
+    )]
+    pub backup_wal_every: String,
 }
 
 /// `warren backup …`

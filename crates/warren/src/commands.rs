@@ -95,8 +95,12 @@ async fn serve_platform(global: &Global, serve: &Serve) -> anyhow::Result<()> {
     );
     metering.start(serve.metering_interval);
     let final_flush = metering.clone();
-    let backups = backups(global, &serve.backup, &tenants, Some(registry.clone()))?
+    let mut backups = backups(global, &serve.backup, &tenants, Some(registry.clone()))?
         .with_file_bucket(default_bucket(&serve.s3));
+    if let Some(every) = parse_duration(&serve.backup.backup_wal_every)? {
+        backups.enable_shipping(every);
+    }
+    let shipping = backups.clone();
     backups.remove_leftovers();
     let _schedule = match parse_duration(&serve.backup.backup_every)? {
         Some(every) if backups.enabled() => {
@@ -142,6 +146,9 @@ async fn serve_platform(global: &Global, serve: &Serve) -> anyhow::Result<()> {
     if let Some(tcp) = https {
         let served =
             serve_https(global, serve, edge_control, listener, tcp, router, draining).await;
+        if !shipping.wait_shipping(Duration::from_secs(10)).await {
+            tracing::warn!("WAL shipping did not finish before shutdown");
+        }
         if let Err(e) = final_flush.flush().await {
             tracing::warn!(error = %e, "flushing usage at shutdown failed");
         }
@@ -158,6 +165,9 @@ async fn serve_platform(global: &Global, serve: &Serve) -> anyhow::Result<()> {
         draining.close_all();
     };
     warren_edge::serve(listener, router, shutdown).await?;
+    if !shipping.wait_shipping(Duration::from_secs(10)).await {
+        tracing::warn!("WAL shipping did not finish before shutdown");
+    }
     if let Err(e) = final_flush.flush().await {
         tracing::warn!(error = %e, "flushing usage at shutdown failed");
     }

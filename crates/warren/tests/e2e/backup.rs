@@ -18,6 +18,9 @@ use crate::support::{Server, TOKEN, eventually, send};
 
 const EMAIL: &str = "root@example.com";
 const PASSWORD: &str = "root-password-1";
+/// `serve` flags of tests that count and damage snapshots: no WAL shipping, so no snapshot is
+/// taken on a tenant's first opening to start its WAL generation.
+const SNAPSHOTS_ONLY: &[&str] = &["--backup-wal-every=0"];
 
 /// Where this test's backups go: flags for `serve` and for `warren backup`.
 pub(crate) struct Target {
@@ -199,7 +202,7 @@ pub(crate) async fn download(server: &Server, slug: &str, record: &Value) -> (u1
 #[tokio::test]
 async fn a_tenant_restored_into_a_new_slug_is_the_same_through_the_api() {
     let target = target();
-    let server = start(&target, &[]);
+    let server = start(&target, SNAPSHOTS_ONLY);
     let su = tenant_with_notes(&server, "alpha").await;
     let first = add_note(&server, "alpha", "first", Some(b"hello file")).await;
     add_note(&server, "alpha", "second", None).await;
@@ -420,7 +423,7 @@ async fn damage(target: &Target, server: &Server, slug: &str, object: &str, how:
 #[tokio::test]
 async fn damaged_backups_are_refused_whole() {
     let target = target();
-    let server = start(&target, &[]);
+    let server = start(&target, SNAPSHOTS_ONLY);
     tenant_with_notes(&server, "alpha").await;
     for i in 0..20 {
         add_note(&server, "alpha", &format!("note {i}"), Some(b"some file")).await;
@@ -679,4 +682,354 @@ async fn the_schedule_backs_up_changed_tenants_and_keeps_the_newest() {
             .iter()
             .all(|b| b["id"] != first)
     );
+}
+
+// ---- Continuous WAL shipping and point-in-time restore ----
+
+/// The id of tenant `slug`.
+async fn tenant_id(server: &Server, slug: &str) -> String {
+    let (status, tenant) =
+        operator(server, Method::GET, &format!("/v1/tenants/{slug}"), None).await;
+    assert_eq!(status, 200, "{tenant}");
+    tenant["id"].as_str().unwrap().to_string()
+}
+
+/// Keys of the target under `prefix` (relative to the target), sorted.
+async fn target_keys(target: &Target, prefix: &str) -> Vec<String> {
+    match &target.dir {
+        Some(dir) => {
+            let mut keys = Vec::new();
+            let mut stack = vec![dir.join(prefix)];
+            while let Some(path) = stack.pop() {
+                let Ok(entries) = std::fs::read_dir(&path) else {
+                    continue;
+                };
+                for entry in entries.flatten() {
+                    if entry.file_type().unwrap().is_dir() {
+                        stack.push(entry.path());
+                    } else {
+                        let rel = entry.path().strip_prefix(dir).unwrap().to_path_buf();
+                        keys.push(rel.to_string_lossy().into_owned());
+                    }
+                }
+            }
+            keys.sort();
+            keys
+        }
+        None => crate::backup_s3::list(&target.flags, prefix).await,
+    }
+}
+
+/// Rewrites (or, with `None`, deletes) object `key` of the target.
+async fn rewrite_key(target: &Target, key: &str, how: Option<fn(&mut Vec<u8>)>) {
+    match (&target.dir, how) {
+        (Some(dir), Some(how)) => {
+            let mut bytes = std::fs::read(dir.join(key)).unwrap();
+            how(&mut bytes);
+            std::fs::write(dir.join(key), bytes).unwrap();
+        }
+        (Some(dir), None) => std::fs::remove_file(dir.join(key)).unwrap(),
+        (None, Some(how)) => crate::backup_s3::rewrite(&target.flags, key, how).await,
+        (None, None) => crate::backup_s3::delete(&target.flags, key).await,
+    }
+}
+
+/// Waits for the snapshot that starts tenant `slug`'s WAL generation (taken on its first
+/// opening); returns the backup id.
+async fn wal_generation(server: &Server, slug: &str) -> String {
+    let mut id = String::new();
+    let found = eventually(Duration::from_secs(60), async || {
+        let (_, listed) = operator(
+            server,
+            Method::GET,
+            &format!("/v1/tenants/{slug}/backups"),
+            None,
+        )
+        .await;
+        match listed["items"].as_array().and_then(|items| items.last()) {
+            Some(latest) => {
+                id = latest["id"].as_str().unwrap_or_default().to_string();
+                true
+            }
+            None => false,
+        }
+    })
+    .await;
+    assert!(found, "no snapshot started the WAL generation of {slug}");
+    id
+}
+
+/// Restores `slug` as of `at` into `to` through the operator API; returns status and body.
+async fn restore_at(server: &Server, slug: &str, at: &str, to: &str) -> (u16, Value) {
+    operator(
+        server,
+        Method::POST,
+        &format!("/v1/tenants/{slug}/backups/restore"),
+        Some(json!({ "at": at, "to": to })),
+    )
+    .await
+}
+
+/// Waits until a restore of `slug` as of now holds a note titled `title`: the WAL with it
+/// has been shipped. Probes restore into throwaway slugs.
+async fn shipped(server: &Server, slug: &str, title: &str) {
+    let mut probe = 0;
+    let found = eventually(Duration::from_secs(60), async || {
+        probe += 1;
+        let to = format!("probe-{slug}-{probe}");
+        let (status, body) = restore_at(server, slug, &time_now(), &to).await;
+        assert_eq!(status, 201, "{body}");
+        titles(server, &to).await.iter().any(|t| t == title)
+    })
+    .await;
+    assert!(found, "{title:?} of {slug} was never shipped");
+}
+
+/// Stored files of the tenant in `slug`'s directory (names only).
+async fn stored_names(server: &Server, slug: &str) -> Vec<String> {
+    let id = tenant_id(server, slug).await;
+    let mut names = Vec::new();
+    let mut stack = vec![server.data_dir().join("tenants").join(id).join("storage")];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            if entry.file_type().unwrap().is_dir() {
+                stack.push(entry.path());
+            } else {
+                names.push(entry.file_name().to_string_lossy().into_owned());
+            }
+        }
+    }
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn point_in_time_restores_replay_the_shipped_wal_with_files() {
+    let target = target();
+    let server = start(&target, &[]);
+    let su = tenant_with_notes(&server, "pitr").await;
+    wal_generation(&server, "pitr").await;
+    let (status, user) = send(
+        server
+            .request(
+                Method::POST,
+                &host("pitr"),
+                "/api/collections/users/records",
+            )
+            .header("Authorization", &su)
+            .json(&json!({
+                "email": "u@example.com", "password": "user-password-1",
+                "passwordConfirm": "user-password-1", "name": "U"
+            })),
+    )
+    .await;
+    assert_eq!(status, 200, "{user}");
+    let one = add_note(&server, "pitr", "one", Some(b"file one")).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let after_one = time_now();
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let two = add_note(&server, "pitr", "two", Some(b"file two")).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let after_two = time_now();
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let three = add_note(&server, "pitr", "three", Some(b"file three")).await;
+    shipped(&server, "pitr", "three").await;
+
+    // The CLI: between one and two, exactly one is there, with its file, and the user.
+    let output = backup_cli(
+        &server,
+        &target,
+        &["restore", "pitr", "--at", &after_one, "--to", "pitr-one"],
+    );
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(titles(&server, "pitr-one").await, ["one"]);
+    assert_eq!(
+        download(&server, "pitr-one", &one).await,
+        (200, b"file one".to_vec())
+    );
+    let names = stored_names(&server, "pitr-one").await;
+    let file_of = |r: &Value| r["doc"].as_str().unwrap().to_string();
+    assert!(names.contains(&file_of(&one)), "{names:?}");
+    assert!(!names.contains(&file_of(&two)), "{names:?}");
+    assert!(!names.contains(&file_of(&three)), "{names:?}");
+    let (status, login) = send(
+        server
+            .request(
+                Method::POST,
+                &host("pitr-one"),
+                "/api/collections/users/auth-with-password",
+            )
+            .json(&json!({ "identity": "u@example.com", "password": "user-password-1" })),
+    )
+    .await;
+    assert_eq!(status, 200, "{login}");
+
+    // The operator API: between two and three.
+    let (status, body) = restore_at(&server, "pitr", &after_two, "pitr-two").await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(titles(&server, "pitr-two").await, ["one", "two"]);
+    assert_eq!(
+        download(&server, "pitr-two", &two).await,
+        (200, b"file two".to_vec())
+    );
+    let names = stored_names(&server, "pitr-two").await;
+    assert!(!names.contains(&file_of(&three)), "{names:?}");
+    // And now: everything.
+    let (status, body) = restore_at(&server, "pitr", &time_now(), "pitr-now").await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(titles(&server, "pitr-now").await, ["one", "three", "two"]);
+    assert_eq!(
+        download(&server, "pitr-now", &three).await,
+        (200, b"file three".to_vec())
+    );
+}
+
+#[tokio::test]
+async fn damaged_or_missing_wal_segments_are_refused() {
+    let target = target();
+    let server = start(&target, &[]);
+    tenant_with_notes(&server, "segs").await;
+    let generation = wal_generation(&server, "segs").await;
+    for i in 0..3 {
+        add_note(&server, "segs", &format!("note {i}"), None).await;
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+    }
+    shipped(&server, "segs", "note 2").await;
+    let id = tenant_id(&server, "segs").await;
+    let segments: Vec<String> = target_keys(&target, &format!("wal/{id}/{generation}/"))
+        .await
+        .into_iter()
+        .filter(|k| k.ends_with(".wal.zst"))
+        .collect();
+    assert!(segments.len() >= 3, "{segments:?}");
+    let key = segments[1].clone();
+    let original = match &target.dir {
+        Some(dir) => std::fs::read(dir.join(&key)).unwrap(),
+        None => crate::backup_s3::read(&target.flags, &key).await,
+    };
+    let put_back = |bytes: Vec<u8>| {
+        let target = &target;
+        let key = key.clone();
+        async move {
+            match &target.dir {
+                Some(dir) => std::fs::write(dir.join(&key), bytes).unwrap(),
+                None => crate::backup_s3::write(&target.flags, &key, bytes).await,
+            }
+        }
+    };
+    let tenants_dir = server.data_dir().join("tenants");
+    let before = std::fs::read_dir(&tenants_dir).unwrap().count();
+    let flip: fn(&mut Vec<u8>) = |b| {
+        let middle = b.len() / 2;
+        b[middle] ^= 0x55;
+    };
+    let truncate: fn(&mut Vec<u8>) = |b| b.truncate(b.len() / 2);
+    for (what, how) in [
+        ("flipped", Some(flip)),
+        ("truncated", Some(truncate)),
+        ("missing", None),
+    ] {
+        rewrite_key(&target, &key, how).await;
+        let output = backup_cli(
+            &server,
+            &target,
+            &["restore", "segs", "--at", &time_now(), "--to", "segs-copy"],
+        );
+        assert!(!output.status.success(), "{what}: {output:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("damaged"), "{what}: {stderr}");
+        let (status, body) = restore_at(&server, "segs", &time_now(), "segs-copy").await;
+        assert_eq!(status, 422, "{what}: {body}");
+        // Nothing half-applied: no new tenant, no staging left.
+        assert_eq!(
+            std::fs::read_dir(&tenants_dir).unwrap().count(),
+            before,
+            "{what}"
+        );
+        let (status, _) = operator(&server, Method::GET, "/v1/tenants/segs-copy", None).await;
+        assert_eq!(status, 404, "{what}");
+        put_back(original.clone()).await;
+    }
+    // Put back whole, the WAL restores again.
+    let (status, body) = restore_at(&server, "segs", &time_now(), "segs-copy").await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(
+        titles(&server, "segs-copy").await,
+        ["note 0", "note 1", "note 2"]
+    );
+}
+
+#[tokio::test]
+async fn a_kill_during_shipping_leaves_a_consistent_restore() {
+    let target = target();
+    let server = start(&target, &[]);
+    tenant_with_notes(&server, "crash").await;
+    wal_generation(&server, "crash").await;
+    // Steady writes, with files, while the server is killed.
+    let writer = {
+        let (addr, client) = (server.addr, server.client.clone());
+        tokio::spawn(async move {
+            let mut acked = Vec::new();
+            for i in 0.. {
+                let title = format!("w{i:04}");
+                let (content_type, body) =
+                    multipart(&[("title", title.as_str())], &[("doc", "d.txt", b"data")]);
+                let sent = client
+                    .post(format!("http://{addr}/api/collections/notes/records"))
+                    .header(
+                        reqwest::header::HOST,
+                        format!("crash.localhost:{}", addr.port()),
+                    )
+                    .header("Content-Type", content_type)
+                    .body(body)
+                    .send()
+                    .await;
+                match sent {
+                    Ok(r) if r.status().is_success() => acked.push(title),
+                    _ => break,
+                }
+            }
+            acked
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let flags = target.serve_flags(&[]);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let server = server.crash_and_restart(&flags);
+    let acked = writer.await.unwrap();
+    assert!(
+        acked.len() > 3,
+        "too few writes before the kill: {}",
+        acked.len()
+    );
+    add_note(&server, "crash", "after restart", Some(b"late")).await;
+    shipped(&server, "crash", "after restart").await;
+    let live = titles(&server, "crash").await;
+    for title in &acked {
+        assert!(live.contains(title), "acknowledged {title} is gone");
+    }
+    let output = backup_cli(
+        &server,
+        &target,
+        &[
+            "restore",
+            "crash",
+            "--at",
+            &time_now(),
+            "--to",
+            "crash-copy",
+        ],
+    );
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(titles(&server, "crash-copy").await, live);
+    let (status, _) = server
+        .get(
+            &host("crash-copy"),
+            "/api/collections/notes/records?perPage=1",
+        )
+        .await;
+    assert_eq!(status, 200);
 }

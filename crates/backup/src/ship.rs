@@ -1,0 +1,883 @@
+//! Continuous WAL shipping: one task per open, shipped database sends the frames of each new
+//! commit to the backup target as a segment, and the stored files that appeared with them.
+//!
+//! Driven by commits: the task sleeps on the database's commit counter, so an idle tenant costs
+//! nothing; after a commit it ships at most once per interval. The database never checkpoints
+//! on its own (see `Database::open_shipped`); this task checkpoints, on the writer between two
+//! transactions, only when the WAL holds no frame it has not shipped. A WAL can therefore
+//! restart (new salts) only after every frame of the previous one was shipped; any other
+//! change (a WAL checkpointed behind its back, a lost state file) ends the generation, and the
+//! next snapshot starts a new one.
+//!
+//! A generation is the snapshot it follows: the snapshot's database is the file as it was
+//! right after a full checkpoint, and the generation's segments, numbered from 0, hold every
+//! transaction committed after it. Layout in the target:
+//! `wal/<tenant id>/<backup id>/<seq, 10 digits>.wal.zst` and
+//! `wal/<tenant id>/<backup id>/files/<path under storage/>`. A segment is stored whole or
+//! not at all; a crash before its state was saved ships it again under the same name.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot};
+use warren_store::Database;
+
+use crate::target::Target;
+use crate::wal::{self, Cursor, Segment};
+use crate::{Error, Result};
+
+/// Name of the shipping state file inside a tenant's directory.
+pub const STATE_FILE: &str = ".wal-ship.json";
+/// Most frames in one segment (about 16 MiB of 4 KiB pages).
+const SEGMENT_FRAMES: usize = 4096;
+/// Frames shipped from one WAL before it is checkpointed.
+const CHECKPOINT_FRAMES: u32 = 1000;
+/// Files modified this long before the last scan are looked at again (clock granularity,
+/// uploads being renamed into place while a scan runs).
+const FILE_SLACK_MS: i64 = 5000;
+/// How often a tenant without a generation asks again for a snapshot.
+const ASK_AGAIN: Duration = Duration::from_secs(60);
+
+/// Key prefix of tenant `tenant_id`'s shipped WAL.
+pub fn tenant_prefix(tenant_id: &str) -> String {
+    format!("wal/{tenant_id}/")
+}
+
+/// Key prefix of the generation that follows backup `backup_id`.
+pub fn generation_prefix(tenant_id: &str, backup_id: &str) -> String {
+    format!("wal/{tenant_id}/{backup_id}/")
+}
+
+/// Key of segment `seq` of a generation.
+pub fn segment_key(tenant_id: &str, backup_id: &str, seq: u64) -> String {
+    format!(
+        "{}{seq:010}.wal.zst",
+        generation_prefix(tenant_id, backup_id)
+    )
+}
+
+/// Parses the sequence number out of a segment key's file name.
+pub fn segment_seq(name: &str) -> Option<u64> {
+    let digits = name.strip_suffix(".wal.zst")?;
+    (digits.len() == 10 && digits.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| digits.parse().ok())?
+}
+
+/// What a shipper remembers between runs (in [`STATE_FILE`]).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct State {
+    /// The backup the current generation follows; empty when there is none.
+    generation: String,
+    /// Next segment number.
+    seq: u64,
+    /// Where the shipped frames end in the WAL they came from.
+    cursor: Option<Cursor>,
+    /// Every shipped frame was checkpointed into the database file: a WAL that starts over
+    /// continues the generation.
+    backfilled: bool,
+    /// The database was closed with every frame shipped.
+    clean: bool,
+    /// Stored files modified before this (ms since the epoch) are shipped or in the snapshot.
+    files_since_ms: i64,
+    /// Size and modification time (ns) of the database file when the state was saved: a
+    /// database file changed while nobody shipped it ends the generation.
+    db_file: Option<(u64, i64)>,
+}
+
+/// Where a snapshot's database copy stands in the WAL: the generation starts there.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct WalStart {
+    /// Salts of the WAL at the checkpoint.
+    pub salt1: u32,
+    /// Second salt.
+    pub salt2: u32,
+    /// Frames of that WAL contained in the copy.
+    pub frames: u32,
+    /// When the checkpoint ran (ms since the Unix epoch): the copy holds every commit before.
+    pub time_ms: i64,
+}
+
+enum Control {
+    /// Copy the database file for snapshot `backup` into the path; start its generation.
+    Base(String, PathBuf, oneshot::Sender<Result<WalStart>>),
+    /// Ship everything committed so far.
+    Flush(oneshot::Sender<Result<()>>),
+}
+
+/// The node's WAL shipping. Cheap to clone.
+#[derive(Clone)]
+pub struct Shipping {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    target: Target,
+    interval: Duration,
+    /// Tenant id → its shipper's control channel.
+    live: Mutex<HashMap<String, mpsc::UnboundedSender<Control>>>,
+    /// Tenants whose shipper needs a snapshot to start a generation.
+    wanted: mpsc::UnboundedSender<String>,
+    wanted_rx: Mutex<Option<mpsc::UnboundedReceiver<String>>>,
+    /// Running shipper tasks.
+    running: tokio::sync::watch::Sender<usize>,
+    /// Tenant id → held by its running shipper: a reopened tenant's shipper starts only once
+    /// the previous one has finished.
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// Keeps a tenant's shipper running; dropping it ships what is pending and stops it (the
+/// shipper holds the database open until then).
+pub struct ShipGuard {
+    _close: oneshot::Sender<()>,
+}
+
+impl std::fmt::Debug for ShipGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ShipGuard")
+    }
+}
+
+impl Shipping {
+    /// Ships into `target`, at most once per `interval` per database.
+    pub fn new(target: Target, interval: Duration) -> Self {
+        let (wanted, wanted_rx) = mpsc::unbounded_channel();
+        Self {
+            inner: Arc::new(Inner {
+                target,
+                interval,
+                live: Mutex::new(HashMap::new()),
+                wanted,
+                wanted_rx: Mutex::new(Some(wanted_rx)),
+                running: tokio::sync::watch::Sender::new(0),
+                locks: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// The tenant ids whose shipper waits for a snapshot to start a generation (once).
+    pub fn take_wanted(&self) -> Option<mpsc::UnboundedReceiver<String>> {
+        self.inner
+            .wanted_rx
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+    }
+
+    /// Starts shipping tenant `tenant_id`'s database `db` (opened with
+    /// `Database::open_shipped`) from its directory `dir`.
+    pub fn start(&self, tenant_id: &str, dir: &Path, db: Database) -> ShipGuard {
+        let (close, closed) = oneshot::channel();
+        let (control, commands) = mpsc::unbounded_channel();
+        self.inner
+            .live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(tenant_id.to_string(), control.clone());
+        self.inner.running.send_modify(|n| *n += 1);
+        let shipper = Shipper {
+            ship: self.inner.clone(),
+            tenant: tenant_id.to_string(),
+            dir: dir.to_path_buf(),
+            wal: dir.join("data.db-wal"),
+            db,
+            state: State::default(),
+            recent: HashSet::new(),
+            times: std::collections::VecDeque::new(),
+            asked: None,
+        };
+        let inner = self.inner.clone();
+        let tenant = tenant_id.to_string();
+        let lock = self
+            .inner
+            .locks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(tenant.clone())
+            .or_default()
+            .clone();
+        tokio::spawn(async move {
+            let held = lock.lock_owned().await;
+            shipper.run(commands, closed).await;
+            drop(held);
+            let mut live = inner.live.lock().unwrap_or_else(|p| p.into_inner());
+            if live.get(&tenant).is_some_and(|c| c.same_channel(&control)) {
+                live.remove(&tenant);
+            }
+            drop(live);
+            inner.running.send_modify(|n| *n -= 1);
+        });
+        ShipGuard { _close: close }
+    }
+
+    fn control(&self, tenant_id: &str) -> Option<mpsc::UnboundedSender<Control>> {
+        self.inner
+            .live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(tenant_id)
+            .cloned()
+    }
+
+    /// Whether tenant `tenant_id` is being shipped in this process.
+    pub fn is_live(&self, tenant_id: &str) -> bool {
+        self.control(tenant_id).is_some()
+    }
+
+    /// Asks tenant `tenant_id`'s shipper for the database copy of snapshot `backup_id` at
+    /// `dest`; `None` when the tenant is not shipped in this process.
+    pub async fn base(
+        &self,
+        tenant_id: &str,
+        backup_id: &str,
+        dest: &Path,
+    ) -> Option<Result<WalStart>> {
+        let control = self.control(tenant_id)?;
+        let (reply, answer) = oneshot::channel();
+        control
+            .send(Control::Base(
+                backup_id.to_string(),
+                dest.to_path_buf(),
+                reply,
+            ))
+            .ok()?;
+        answer.await.ok()
+    }
+
+    /// Ships what tenant `tenant_id` has committed so far (false when it is not shipped here).
+    pub async fn flush(&self, tenant_id: &str) -> Result<bool> {
+        let Some(control) = self.control(tenant_id) else {
+            return Ok(false);
+        };
+        let (reply, answer) = oneshot::channel();
+        if control.send(Control::Flush(reply)).is_err() {
+            return Ok(false);
+        }
+        answer
+            .await
+            .map_err(|_| Error::Target("the shipper stopped".into()))??;
+        Ok(true)
+    }
+
+    /// Waits until every shipper has stopped (after their tenants closed), at most `limit`.
+    pub async fn wait_stopped(&self, limit: Duration) -> bool {
+        let mut running = self.inner.running.subscribe();
+        tokio::time::timeout(limit, running.wait_for(|n| *n == 0))
+            .await
+            .is_ok()
+    }
+}
+
+/// One database's shipper.
+struct Shipper {
+    ship: Arc<Inner>,
+    tenant: String,
+    dir: PathBuf,
+    wal: PathBuf,
+    db: Database,
+    state: State,
+    /// Files shipped since `files_since_ms` (not shipped again).
+    recent: HashSet<String>,
+    /// When a snapshot was last asked for.
+    asked: Option<Instant>,
+    /// Commits recorded by the writer whose frames are not shipped yet.
+    times: std::collections::VecDeque<warren_store::Commit>,
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Io(std::io::Error::other(e)))?
+}
+
+impl Shipper {
+    async fn run(
+        mut self,
+        mut commands: mpsc::UnboundedReceiver<Control>,
+        mut closed: oneshot::Receiver<()>,
+    ) {
+        let Some(log) = self.db.commit_log().cloned() else {
+            tracing::error!(tenant = %self.tenant, "a database not opened for shipping cannot be shipped");
+            return;
+        };
+        let mut commits = log.subscribe();
+        if let Err(e) = self.resume().await {
+            tracing::warn!(tenant = %self.tenant, error = %e, "WAL shipping cannot resume");
+        }
+        let mut last = Instant::now() - self.ship.interval;
+        let mut retry: Option<tokio::time::Instant> =
+            self.pending().then(tokio::time::Instant::now);
+        loop {
+            let retry_at =
+                retry.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
+            tokio::select! {
+                biased;
+                _ = &mut closed => break,
+                command = commands.recv() => match command {
+                    Some(Control::Base(backup, dest, reply)) => {
+                        let _ = reply.send(self.base(&backup, &dest).await);
+                    }
+                    Some(Control::Flush(reply)) => {
+                        let _ = reply.send(self.ship(&log).await);
+                    }
+                    None => break,
+                },
+                changed = commits.changed() => {
+                    if changed.is_err() {
+                        break;
+                    }
+                    let wait = self.ship.interval.saturating_sub(last.elapsed());
+                    if !wait.is_zero() {
+                        tokio::select! {
+                            _ = &mut closed => break,
+                            _ = tokio::time::sleep(wait) => {}
+                        }
+                    }
+                    commits.borrow_and_update();
+                    retry = self.ship_logged(&log).await;
+                    last = Instant::now();
+                }
+                _ = tokio::time::sleep_until(retry_at), if retry.is_some() => {
+                    retry = self.ship_logged(&log).await;
+                    last = Instant::now();
+                }
+            }
+        }
+        // Closing: ship what is pending, then let the database close.
+        for attempt in 0..3 {
+            match self.ship(&log).await {
+                Ok(()) => {
+                    if self.state.generation.is_empty() {
+                        break;
+                    }
+                    let shipped_all = match self.state.cursor {
+                        Some(cursor) => !wal::has_frame_after(&self.wal, &cursor).unwrap_or(true),
+                        None => wal::read_header(&self.wal).ok().flatten().is_none(),
+                    };
+                    self.state.clean = shipped_all;
+                    if let Err(e) = self.save().await {
+                        tracing::warn!(tenant = %self.tenant, error = %e, "WAL shipping state not saved");
+                    }
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(tenant = %self.tenant, attempt, error = %e, "shipping the last WAL frames failed");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+    }
+
+    /// Whether frames may be waiting (a WAL left from a previous run).
+    fn pending(&self) -> bool {
+        !self.state.generation.is_empty()
+    }
+
+    async fn ship_logged(&mut self, log: &warren_store::CommitLog) -> Option<tokio::time::Instant> {
+        match self.ship(log).await {
+            Ok(()) => None,
+            Err(e) => {
+                tracing::warn!(tenant = %self.tenant, error = %e, "WAL shipping failed; retrying");
+                Some(tokio::time::Instant::now() + Duration::from_secs(1))
+            }
+        }
+    }
+
+    /// Loads the state and decides whether the generation continues.
+    async fn resume(&mut self) -> Result<()> {
+        let path = self.dir.join(STATE_FILE);
+        let state: Option<State> = match tokio::fs::read(&path).await {
+            Ok(bytes) => serde_json::from_slice(&bytes).ok(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e.into()),
+        };
+        let wal = self.wal.clone();
+        let header = blocking(move || wal::read_header(&wal)).await?;
+        let mut state = state.unwrap_or_default();
+        let db_file = fingerprint(self.db.path());
+        let continues = !state.generation.is_empty()
+            && match (header, state.cursor) {
+                (Some(h), Some(c)) if h.salt1 == c.salt1 && h.salt2 == c.salt2 => true,
+                // The WAL started over, or was checkpointed away when the database closed:
+                // fine only if every frame of the old one had been shipped and the database
+                // file was not changed by anyone else since.
+                _ => (state.backfilled || state.clean) && state.db_file == db_file,
+            };
+        if continues {
+            if header.is_none_or(|h| {
+                state
+                    .cursor
+                    .is_none_or(|c| c.salt1 != h.salt1 || c.salt2 != h.salt2)
+            }) {
+                state.cursor = None;
+                state.backfilled = true;
+            }
+        } else {
+            if !state.generation.is_empty() {
+                tracing::warn!(tenant = %self.tenant, generation = %state.generation, "the WAL changed while it was not shipped; a new snapshot starts a new generation");
+            }
+            state = State::default();
+        }
+        state.clean = false;
+        self.state = state;
+        self.save().await?;
+        if self.state.generation.is_empty() {
+            self.ask_for_snapshot();
+        }
+        Ok(())
+    }
+
+    fn ask_for_snapshot(&mut self) {
+        if self.asked.is_some_and(|t| t.elapsed() < ASK_AGAIN) {
+            return;
+        }
+        self.asked = Some(Instant::now());
+        let _ = self.ship.wanted.send(self.tenant.clone());
+    }
+
+    async fn save(&mut self) -> Result<()> {
+        self.state.db_file = fingerprint(self.db.path());
+        let body = serde_json::to_vec(&self.state).map_err(|e| Error::Invalid(e.to_string()))?;
+        let path = self.dir.join(STATE_FILE);
+        let partial = self.dir.join(format!("{STATE_FILE}.partial"));
+        blocking(move || {
+            std::fs::write(&partial, body)?;
+            std::fs::rename(&partial, &path)?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Ships every committed frame not shipped yet (and the files that came with them).
+    async fn ship(&mut self, log: &warren_store::CommitLog) -> Result<()> {
+        if self.state.generation.is_empty() {
+            self.ask_for_snapshot();
+            return Ok(());
+        }
+        loop {
+            let wal = self.wal.clone();
+            let header = blocking(move || wal::read_header(&wal)).await?;
+            let Some(header) = header else {
+                return Ok(());
+            };
+            let from = match self.state.cursor {
+                Some(c) if c.salt1 == header.salt1 && c.salt2 == header.salt2 => c,
+                _ if self.state.backfilled => header,
+                _ => {
+                    tracing::warn!(tenant = %self.tenant, "the WAL started over with frames that were not shipped; waiting for a new snapshot");
+                    self.state = State::default();
+                    self.save().await?;
+                    self.ask_for_snapshot();
+                    return Ok(());
+                }
+            };
+            let wal = self.wal.clone();
+            let (frames, next) =
+                blocking(move || wal::read_frames(&wal, &from, SEGMENT_FRAMES)).await?;
+            if frames.frames.is_empty() {
+                if from.frames >= CHECKPOINT_FRAMES && !self.state.backfilled {
+                    self.checkpoint().await?;
+                }
+                return Ok(());
+            }
+            self.ship_files().await?;
+            self.times.extend(log.take());
+            let times = commit_times(&frames.commits, &mut self.times, &self.wal);
+            let segment = Segment {
+                page_size: header.page_size,
+                seq: self.state.seq,
+                frames: frames.frames,
+                commit_times: times,
+            };
+            let sealed = blocking(move || segment.seal()).await?;
+            let key = segment_key(&self.tenant, &self.state.generation, self.state.seq);
+            self.ship.target.put_bytes(&key, sealed).await?;
+            self.state.seq += 1;
+            self.state.cursor = Some(next);
+            self.state.backfilled = false;
+            self.save().await?;
+        }
+    }
+
+    /// Checkpoints the WAL if it holds nothing unshipped.
+    async fn checkpoint(&mut self) -> Result<()> {
+        let Some(cursor) = self.state.cursor else {
+            return Ok(());
+        };
+        let wal = self.wal.clone();
+        let done = self
+            .db
+            .with_writer_idle(move |conn| -> Result<bool> {
+                if wal::has_frame_after(&wal, &cursor)? {
+                    return Ok(false);
+                }
+                let (log, ckpt): (i64, i64) =
+                    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                        Ok((r.get(1)?, r.get(2)?))
+                    })?;
+                Ok(log == ckpt && log == i64::from(cursor.frames))
+            })
+            .await??;
+        if done {
+            self.state.backfilled = true;
+            self.save().await?;
+        }
+        Ok(())
+    }
+
+    /// The database copy of a snapshot: ship what is pending, checkpoint everything on the
+    /// writer, copy the file (nothing checkpoints meanwhile: only this task does), and start
+    /// the generation of `backup`.
+    async fn base(&mut self, backup: &str, dest: &Path) -> Result<WalStart> {
+        let log = self.db.commit_log().cloned();
+        let mut found = None;
+        for _ in 0..200 {
+            if let Some(log) = &log {
+                self.ship(log).await?;
+            }
+            let (wal, cursor, shipping) = (
+                self.wal.clone(),
+                self.state.cursor,
+                !self.state.generation.is_empty(),
+            );
+            let outcome = self
+                .db
+                .with_writer_idle(move |conn| -> Result<Option<(Option<Cursor>, i64)>> {
+                    let header = wal::read_header(&wal)?;
+                    if shipping {
+                        let unshipped = match cursor {
+                            Some(c) => wal::has_frame_after(&wal, &c)?,
+                            None => header
+                                .is_some_and(|h| wal::has_frame_after(&wal, &h).unwrap_or(true)),
+                        };
+                        if unshipped {
+                            return Ok(None);
+                        }
+                    }
+                    let (log, ckpt): (i64, i64) =
+                        conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                            Ok((r.get(1)?, r.get(2)?))
+                        })?;
+                    if log != ckpt {
+                        // A reader holds an older snapshot; try again in a moment.
+                        return Ok(None);
+                    }
+                    let end = match header {
+                        Some(h) => Some(wal::read_frames(&wal, &h, usize::MAX)?.1),
+                        None => None,
+                    };
+                    Ok(Some((end, warren_store::commits::now_ms())))
+                })
+                .await??;
+            match outcome {
+                Some(found_now) => {
+                    found = Some(found_now);
+                    break;
+                }
+                None => tokio::time::sleep(Duration::from_millis(10)).await,
+            }
+        }
+        let Some((end, time_ms)) = found else {
+            return Err(Error::Target(
+                "the database stayed too busy to be checkpointed for a snapshot".into(),
+            ));
+        };
+        let (source, copy) = (self.db.path().to_path_buf(), dest.to_path_buf());
+        blocking(move || {
+            std::fs::copy(&source, &copy)?;
+            Ok(())
+        })
+        .await?;
+        self.state = State {
+            generation: backup.to_string(),
+            seq: 0,
+            cursor: end,
+            backfilled: true,
+            clean: false,
+            files_since_ms: time_ms - FILE_SLACK_MS,
+            db_file: None,
+        };
+        self.recent.clear();
+        self.save().await?;
+        Ok(WalStart {
+            salt1: end.map_or(0, |c| c.salt1),
+            salt2: end.map_or(0, |c| c.salt2),
+            frames: end.map_or(0, |c| c.frames),
+            time_ms,
+        })
+    }
+
+    /// Ships stored files modified since the last scan (new uploads) into the generation.
+    async fn ship_files(&mut self) -> Result<()> {
+        let storage = self.dir.join("storage");
+        let since = self.state.files_since_ms;
+        let started = warren_store::commits::now_ms();
+        let found = blocking(move || {
+            let mut found = Vec::new();
+            scan(&storage, Path::new(""), since, &mut found)?;
+            Ok(found)
+        })
+        .await?;
+        let prefix = format!(
+            "{}files/",
+            generation_prefix(&self.tenant, &self.state.generation)
+        );
+        for (rel, modified) in found {
+            if self.recent.contains(&rel) {
+                continue;
+            }
+            let path = self.dir.join("storage").join(&rel);
+            let sealed = match blocking(move || {
+                let bytes = std::fs::read(&path)?;
+                wal::seal_file(&bytes)
+            })
+            .await
+            {
+                Ok(sealed) => sealed,
+                // Deleted since the scan: nothing to ship.
+                Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            match self
+                .ship
+                .target
+                .put_bytes(&format!("{prefix}{rel}"), sealed)
+                .await
+            {
+                Ok(()) => {}
+                Err(Error::Invalid(e)) => {
+                    tracing::warn!(tenant = %self.tenant, file = %rel, error = %e, "a stored file's name cannot be shipped");
+                }
+                Err(e) => return Err(e),
+            }
+            if modified >= started - FILE_SLACK_MS {
+                self.recent.insert(rel);
+            }
+        }
+        self.state.files_since_ms = started - FILE_SLACK_MS;
+        let since = self.state.files_since_ms;
+        let storage = self.dir.join("storage");
+        self.recent.retain(|rel| {
+            std::fs::metadata(storage.join(rel))
+                .ok()
+                .and_then(|m| m.modified().ok())
+                .is_some_and(|m| system_ms(m) >= since)
+        });
+        Ok(())
+    }
+}
+
+fn system_ms(t: std::time::SystemTime) -> i64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Files under `root/rel` modified at or after `since` (ms), as `/`-separated relative paths.
+/// Unfinished uploads (`*.part`) are left out.
+fn scan(root: &Path, rel: &Path, since: i64, out: &mut Vec<(String, i64)>) -> Result<()> {
+    let entries = match std::fs::read_dir(root.join(rel)) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        let path = rel.join(entry.file_name());
+        if kind.is_dir() {
+            scan(root, &path, since, out)?;
+        } else if kind.is_file() {
+            let name = entry.file_name();
+            if name.to_string_lossy().ends_with(".part") {
+                continue;
+            }
+            let modified = entry
+                .metadata()
+                .ok()
+                .and_then(|m| m.modified().ok())
+                .map(system_ms)
+                .unwrap_or(i64::MAX);
+            if modified >= since
+                && let Some(text) = path.to_str()
+            {
+                out.push((text.replace('\\', "/"), modified));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Size and modification time (ns since the epoch) of the file at `path`.
+fn fingerprint(path: &Path) -> Option<(u64, i64)> {
+    let meta = std::fs::metadata(path).ok()?;
+    let modified = meta
+        .modified()
+        .ok()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_nanos() as i64;
+    Some((meta.len(), modified))
+}
+
+/// The commit time of each commit frame (1-based WAL indexes): from the commits the writer
+/// recorded (consumed from `recorded`), else the WAL file's modification time, which is no
+/// earlier than the commit (a commit recovered after a crash).
+fn commit_times(
+    commits: &[u32],
+    recorded: &mut std::collections::VecDeque<warren_store::Commit>,
+    wal: &Path,
+) -> Vec<i64> {
+    let fallback = std::fs::metadata(wal)
+        .ok()
+        .and_then(|m| m.modified().ok())
+        .map(system_ms)
+        .unwrap_or_else(warren_store::commits::now_ms);
+    let mut out = Vec::with_capacity(commits.len());
+    for frame in commits {
+        match recorded.iter().position(|c| c.frames == *frame) {
+            Some(i) => {
+                out.push(recorded[i].time_ms);
+                recorded.drain(..=i);
+            }
+            None => out.push(fallback),
+        }
+    }
+    while recorded.len() > 65_536 {
+        recorded.pop_front();
+    }
+    // Times never go backwards within a segment.
+    for i in 1..out.len() {
+        if out[i] < out[i - 1] {
+            out[i] = out[i - 1];
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::{FORMAT, Manifest};
+    use warren_store::{Migration, Options};
+
+    const SCHEMA: &[Migration] = &[Migration {
+        version: 1,
+        sql: "CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB NOT NULL);
+              CREATE TABLE _collections (id TEXT, name TEXT, type TEXT, fields TEXT);",
+    }];
+
+    fn count(db: &Path) -> i64 {
+        let conn = warren_store::rusqlite::Connection::open(db).unwrap();
+        conn.query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    /// Commits spread over several WALs (checkpoints and restarts in between) are shipped,
+    /// and a replay onto the snapshot's copy reaches exactly the commits up to a moment.
+    #[tokio::test]
+    async fn shipped_commits_replay_up_to_any_moment() {
+        let dir = tempfile::tempdir().unwrap();
+        let tenant_dir = dir.path().join("tenant");
+        std::fs::create_dir_all(tenant_dir.join("storage")).unwrap();
+        let db = Database::open_shipped(
+            tenant_dir.join("data.db"),
+            Options {
+                migrations: SCHEMA,
+                ..Options::default()
+            },
+        )
+        .await
+        .unwrap();
+        let target = Target::Dir(dir.path().join("target"));
+        let shipping = Shipping::new(target.clone(), Duration::from_millis(5));
+        let mut wanted = shipping.take_wanted().unwrap();
+        let guard = shipping.start("t1", &tenant_dir, db.clone());
+        assert_eq!(wanted.recv().await.as_deref(), Some("t1"));
+        let id = "20261125T000000Z-00000001";
+        let copy = dir.path().join("copy.db");
+        let start = shipping.base("t1", id, &copy).await.unwrap().unwrap();
+
+        // 1 KiB rows: 1,200 commits fill the WAL past the checkpoint threshold.
+        let mut marks = Vec::new();
+        for i in 0..1200 {
+            db.write(move |c| {
+                c.execute("INSERT INTO t (v) VALUES (?1)", [vec![i as u8; 1024]])?;
+                Ok::<_, warren_store::Error>(())
+            })
+            .await
+            .unwrap();
+            if i % 300 == 299 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                marks.push((i + 1, warren_store::commits::now_ms()));
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            if i % 100 == 0 {
+                shipping.flush("t1").await.unwrap();
+            }
+        }
+        shipping.flush("t1").await.unwrap();
+        let keys = target.list(&generation_prefix("t1", id)).await.unwrap();
+        assert!(keys.len() > 3, "{keys:?}");
+        // The WAL was checkpointed and started over (new salts) along the way.
+        let now = wal::read_header(&tenant_dir.join("data.db-wal"))
+            .unwrap()
+            .unwrap();
+        assert_ne!((now.salt1, now.salt2), (start.salt1, start.salt2));
+
+        let manifest = Manifest {
+            format: FORMAT,
+            id: id.into(),
+            tenant_id: "t1".into(),
+            slug: "t".into(),
+            created: String::new(),
+            finished: String::new(),
+            objects: Vec::new(),
+            counts: Default::default(),
+            wal: Some(start),
+        };
+        for (rows, at) in marks {
+            let staging = dir.path().join(format!("staging-{rows}"));
+            std::fs::create_dir_all(&staging).unwrap();
+            std::fs::copy(&copy, staging.join("data.db")).unwrap();
+            crate::pitr::replay(&target, &manifest, &staging, at, &crate::quiet)
+                .await
+                .unwrap();
+            assert_eq!(count(&staging.join("data.db")), rows);
+        }
+
+        // Closing ships what is pending and leaves a clean state.
+        db.write(|c| {
+            c.execute("INSERT INTO t (v) VALUES (x'00')", [])?;
+            Ok::<_, warren_store::Error>(())
+        })
+        .await
+        .unwrap();
+        drop(guard);
+        drop(db);
+        assert!(shipping.wait_stopped(Duration::from_secs(10)).await);
+        let state: State =
+            serde_json::from_slice(&std::fs::read(tenant_dir.join(STATE_FILE)).unwrap()).unwrap();
+        assert!(state.clean);
+        let staging = dir.path().join("staging-all");
+        std::fs::create_dir_all(&staging).unwrap();
+        std::fs::copy(&copy, staging.join("data.db")).unwrap();
+        crate::pitr::replay(&target, &manifest, &staging, i64::MAX, &crate::quiet)
+            .await
+            .unwrap();
+        assert_eq!(count(&staging.join("data.db")), 1201);
+    }
+
+    #[test]
+    fn segment_names_sort_and_parse() {
+        let key = segment_key("t1", "20261125T101010Z-0000000a", 42);
+        assert_eq!(key, "wal/t1/20261125T101010Z-0000000a/0000000042.wal.zst");
+        assert_eq!(segment_seq("0000000042.wal.zst"), Some(42));
+        assert_eq!(segment_seq("42.wal.zst"), None);
+        assert!(segment_key("t", "b", 9) < segment_key("t", "b", 10));
+    }
+}
