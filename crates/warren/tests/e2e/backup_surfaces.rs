@@ -56,6 +56,8 @@ async fn status_metrics_and_drills_show_each_tenants_backups() {
             "--backup-every=1s",
             "--backup-drill-every=1s",
             "--backup-drill-sample=3",
+            // No snapshot on first opening (WAL shipping's): `broken` must have none yet.
+            "--backup-wal-every=0",
         ],
     );
     tenant_with_notes(&server, "alpha").await;
