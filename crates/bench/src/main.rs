@@ -356,6 +356,12 @@ struct BackupArgs {
     /// `file:///dir`); a fresh local directory by default.
     #[arg(long)]
     backup_url: Option<String>,
+    /// Steady writes per second while the WAL shipping lag is measured.
+    #[arg(long, default_value_t = 100)]
+    wal_rate: u64,
+    /// Seconds of each WAL shipping phase (steady writes; full speed with shipping off, on).
+    #[arg(long, default_value_t = 10)]
+    wal_seconds: u64,
     /// Warren binary.
     #[arg(long, env = "WARREN_BIN")]
     warren: Option<PathBuf>,
@@ -371,6 +377,8 @@ async fn run_backup(args: BackupArgs) -> anyhow::Result<()> {
         write_seconds: args.write_seconds,
         concurrency: args.concurrency,
         backup_url: args.backup_url,
+        wal_rate: args.wal_rate,
+        wal_seconds: args.wal_seconds,
     };
     let report = backup::run(&warren, &cfg).await?;
     for line in backup::format(&report) {
