@@ -27,6 +27,8 @@ use warren_store::rusqlite::{OptionalExtension, params};
 use crate::tenants::{TenantInfo, Tenants};
 use crate::{Error, Result, slug};
 
+/// How long a backup or restore waits for another one of the same tenant to finish.
+const CLAIM_WAIT: Duration = Duration::from_secs(30);
 /// How long an in-place restore waits for a tenant's in-flight requests to finish.
 const DRAIN_LIMIT: Duration = Duration::from_secs(30);
 
@@ -278,7 +280,7 @@ impl Backups {
 
     async fn create_for(&self, tenant: &TenantInfo, report: Report<'_>) -> Result<Manifest> {
         let inner = self.inner()?;
-        let _busy = inner.claim(&tenant.id)?;
+        let _busy = inner.claim_wait(&tenant.id).await?;
         let _permit = inner.permits.acquire().await.map_err(|_| Error::NotFound)?;
         let run = inner.start_run(tenant, "snapshot", "").await?;
         let source = Source {
@@ -381,7 +383,7 @@ impl Backups {
         let manifest = self
             .choose(&tenant.id, request.backup.as_deref(), request.at.as_deref())
             .await?;
-        let _busy = inner.claim(&tenant.id)?;
+        let _busy = inner.claim_wait(&tenant.id).await?;
         let _permit = inner.permits.acquire().await.map_err(|_| Error::NotFound)?;
         let run = inner.start_run(&tenant, "restore", &manifest.id).await?;
         let staging = restore::staging_dir(inner.tenants.root());
@@ -738,6 +740,20 @@ impl Inner {
             ));
         }
         Ok(Busy(self, tenant_id.to_string()))
+    }
+
+    /// [`Inner::claim`], waiting a while for a run that holds the tenant (such as the snapshot
+    /// that starts its WAL shipping) to finish.
+    async fn claim_wait(&self, tenant_id: &str) -> Result<Busy<'_>> {
+        let deadline = tokio::time::Instant::now() + CLAIM_WAIT;
+        loop {
+            match self.claim(tenant_id) {
+                Err(_) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                claimed => return claimed,
+            }
+        }
     }
 
     async fn start_run(

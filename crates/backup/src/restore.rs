@@ -11,7 +11,7 @@ use crate::manifest::{self, MANIFEST, Manifest};
 use crate::target::Target;
 use crate::{Error, Progress, Report, Result, archive};
 
-/// Every complete backup of tenant `tenant_id`, oldest first. Backups whose manifest cannot be
+/// Every complete backup of tenant `tenant_id`, oldest first (by the moment it holds). Backups whose manifest cannot be
 /// read are left out (and logged): they cannot be restored.
 pub async fn list(target: &Target, tenant_id: &str) -> Result<Vec<Manifest>> {
     let mut out = Vec::new();
@@ -32,7 +32,8 @@ pub async fn list(target: &Target, tenant_id: &str) -> Result<Vec<Manifest>> {
             }
         }
     }
-    out.sort_by(|a, b| a.id.cmp(&b.id));
+    // By the moment each snapshot holds (ids only have whole seconds), then by id.
+    out.sort_by_cached_key(|m| (crate::parse_time(&m.created).ok(), m.id.clone()));
     Ok(out)
 }
 
@@ -226,4 +227,45 @@ pub async fn drill(
         manifest: manifest.clone(),
         mismatches,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn shipped_wal_older_than_the_oldest_backup_kept_is_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = Target::Dir(dir.path().to_path_buf());
+        let ids = [
+            "20261125T100000Z-0000000a",
+            "20261125T110000Z-0000000b",
+            "20261125T120000Z-0000000c",
+        ];
+        for id in ids {
+            let prefix = crate::ship::generation_prefix("t1", id);
+            target
+                .put_bytes(&format!("{prefix}0000000000.wal.zst"), b"x".to_vec())
+                .await
+                .unwrap();
+            target
+                .put_bytes(&format!("{prefix}files/c/r/f.txt"), b"x".to_vec())
+                .await
+                .unwrap();
+        }
+        target
+            .put_bytes(
+                &crate::ship::segment_key("t2", ids[0], 0),
+                b"other tenant".to_vec(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(delete_wal_before(&target, "t1", ids[1]).await.unwrap(), 2);
+        let left = target.list("wal/").await.unwrap();
+        assert!(
+            left.iter()
+                .all(|k| !k.starts_with(&format!("wal/t1/{}", ids[0])))
+        );
+        assert_eq!(left.len(), 5, "{left:?}");
+    }
 }
