@@ -496,7 +496,7 @@ pub(crate) async fn fill(server: &Server, slug: &str, mib: usize) {
 #[ignore = "heavy (48 MiB tenant): tests/suites/backup runs it"]
 async fn a_backup_killed_mid_upload_is_never_listed_and_the_next_run_completes() {
     let target = target();
-    let server = start(&target, &[]);
+    let server = start(&target, SNAPSHOTS_ONLY);
     tenant_with_notes(&server, "alpha").await;
     add_note(&server, "alpha", "kept", None).await;
     let output = backup_cli(&server, &target, &["create", "alpha"]);
@@ -554,7 +554,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 #[ignore = "timing: tests/suites/backup runs it alone"]
 async fn writes_keep_flowing_during_a_snapshot() {
     let target = target();
-    let server = start(&target, &[]);
+    let server = start(&target, SNAPSHOTS_ONLY);
     tenant_with_notes(&server, "alpha").await;
     fill(&server, "alpha", 24).await;
     let writes = |until: Instant| {
