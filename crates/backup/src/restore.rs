@@ -268,4 +268,37 @@ mod tests {
         );
         assert_eq!(left.len(), 5, "{left:?}");
     }
+
+    #[tokio::test]
+    async fn deleting_a_backup_deletes_the_wal_shipped_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = Target::Dir(dir.path().to_path_buf());
+        let manifest = Manifest {
+            format: manifest::FORMAT,
+            id: "20261125T100000Z-0000000a".into(),
+            tenant_id: "t1".into(),
+            slug: "s".into(),
+            created: "2026-11-25T10:00:00Z".into(),
+            finished: "2026-11-25T10:00:01Z".into(),
+            objects: Vec::new(),
+            counts: Default::default(),
+            wal: None,
+        };
+        let dir_key = Manifest::dir("t1", &manifest.id);
+        target
+            .put_bytes(&format!("{dir_key}{MANIFEST}"), b"{}".to_vec())
+            .await
+            .unwrap();
+        let prefix = crate::ship::generation_prefix("t1", &manifest.id);
+        for key in [
+            format!("{prefix}0000000000.wal.zst"),
+            format!("{prefix}0000000001.wal.zst"),
+            format!("{prefix}files/c/r/f.txt"),
+        ] {
+            target.put_bytes(&key, b"x".to_vec()).await.unwrap();
+        }
+        delete(&target, &manifest).await.unwrap();
+        assert!(target.list("t1/").await.unwrap().is_empty());
+        assert!(target.list("wal/").await.unwrap().is_empty());
+    }
 }
