@@ -62,7 +62,7 @@ struct MeteringArgs {
     /// Seconds per measurement (each round measures each server twice).
     #[arg(long, default_value_t = 10)]
     duration: u64,
-    /// Rounds (A B B A each).
+    /// Rounds (A B B A, then B A A B, alternately).
     #[arg(long, default_value_t = 2)]
     rounds: usize,
     /// Concurrent clients.
