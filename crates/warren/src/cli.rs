@@ -476,8 +476,9 @@ pub enum BackupCommand {
         /// Restore the state as of this moment (RFC 3339).
         #[arg(long)]
         at: Option<String>,
-        /// Replace the tenant itself. A served tenant is replaced through the running server's
-        /// operator API (`POST /v1/tenants/{slug}/backups/restore` with `inPlace`).
+        /// Replace the tenant itself. Only while no server serves the data directory (the CLI
+        /// then holds its lock for the swap); a served tenant is replaced through the running
+        /// server's operator API (`POST /v1/tenants/{slug}/backups/restore` with `inPlace`).
         #[arg(long)]
         in_place: bool,
     },
