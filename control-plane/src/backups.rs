@@ -60,6 +60,9 @@ struct Inner {
     file_bucket: Option<warren_backup::remote::S3Config>,
     /// Continuous WAL shipping of open tenants, when enabled.
     shipping: Option<Shipping>,
+    /// Restore drills (scheduled and `verify`) that passed and failed since the start.
+    drills_passed: std::sync::atomic::AtomicU64,
+    drills_failed: std::sync::atomic::AtomicU64,
 }
 
 /// Hands each opened tenant to the WAL shipping.
@@ -154,6 +157,8 @@ impl Backups {
                 exclusive: false,
                 file_bucket: None,
                 shipping: None,
+                drills_passed: Default::default(),
+                drills_failed: Default::default(),
             })),
         }
     }
@@ -474,6 +479,12 @@ impl Backups {
             Ok(d) => format!("record counts differ: {:?}", d.mismatches),
             Err(e) => e.to_string(),
         };
+        let counter = if error.is_empty() {
+            &inner.drills_passed
+        } else {
+            &inner.drills_failed
+        };
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         inner
             .finish_run(run, &manifest.id, manifest.size(), &error)
             .await?;
@@ -540,6 +551,20 @@ impl Backups {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// Restore drills passed and failed since the process started.
+    pub(crate) fn drill_counts(&self) -> (u64, u64) {
+        self.inner.as_ref().map_or((0, 0), |inner| {
+            (
+                inner
+                    .drills_passed
+                    .load(std::sync::atomic::Ordering::Relaxed),
+                inner
+                    .drills_failed
+                    .load(std::sync::atomic::Ordering::Relaxed),
+            )
+        })
     }
 
     /// Backups and restores running now on this node.

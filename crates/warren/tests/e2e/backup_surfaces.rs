@@ -50,16 +50,8 @@ async fn status_metrics_and_drills_show_each_tenants_backups() {
         // The failing tenant below needs a directory target.
         return;
     };
-    let server = start(
-        &target,
-        &[
-            "--backup-every=1s",
-            "--backup-drill-every=1s",
-            "--backup-drill-sample=3",
-            // No snapshot on first opening (WAL shipping's): `broken` must have none yet.
-            "--backup-wal-every=0",
-        ],
-    );
+    // No snapshot on first opening (WAL shipping's): `broken` must have none yet.
+    let server = start(&target, &["--backup-every=0", "--backup-wal-every=0"]);
     tenant_with_notes(&server, "alpha").await;
     add_note(&server, "alpha", "one", Some(b"file body")).await;
     // `broken`'s backups cannot be stored: its directory in the target is a file.
@@ -67,6 +59,15 @@ async fn status_metrics_and_drills_show_each_tenants_backups() {
     let (code, broken) = operator(&server, Method::GET, "/v1/tenants/broken", None).await;
     assert_eq!(code, 200, "{broken}");
     std::fs::write(dir.join(broken["id"].as_str().unwrap()), b"in the way").unwrap();
+    // Now the schedule and the drills (same data directory).
+    let flags = target.serve_flags(&[
+        "--backup-every=1s",
+        "--backup-drill-every=1s",
+        "--backup-drill-sample=3",
+        "--backup-wal-every=0",
+    ]);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let server = server.crash_and_restart(&flags);
 
     // The schedule backs up alpha; broken fails, and its failure is reported with its error.
     let ok = eventually(Duration::from_secs(20), async || {
