@@ -125,16 +125,17 @@ pub async fn run(
     let subscribes = client_with_pool(SETUP_CONCURRENCY).map_err(|e| e.to_string())?;
     let gate = Arc::new(Semaphore::new(SETUP_CONCURRENCY));
     let rss_before = target.rss_kib();
-    let stop_at = Arc::new(OnceLock::<Instant>::new());
+    // Tells every subscriber to stop reading (no per-read timer in thousands of readers).
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut tasks = Vec::with_capacity(subscribers);
     for k in 0..subscribers {
         let clients = (streams.clone(), subscribes.clone(), Arc::clone(&gate));
         let target = target.clone();
         let token = data.worker_user(k).1.to_string();
         let board = Arc::clone(&board);
-        let stop_at = Arc::clone(&stop_at);
+        let stop = stop_rx.clone();
         tasks.push(tokio::spawn(async move {
-            subscriber(target, clients, token, board, stop_at).await
+            subscriber(target, clients, token, board, stop).await
         }));
     }
     drop((streams, subscribes));
@@ -149,7 +150,7 @@ pub async fn run(
     }
     let ready = board.ready.load(Ordering::Acquire);
     if ready == 0 {
-        let _ = stop_at.set(Instant::now());
+        let _ = stop_tx.send(true);
         let mut first = String::from("no subscriber could subscribe");
         for task in tasks {
             if let Ok(Err(err)) = task.await {
@@ -214,7 +215,8 @@ pub async fn run(
     let publish_time = started.elapsed();
     let _ = probe_stop.send(());
     let busy_creates = probing.await.unwrap_or_else(|_| Stats::new("req/s"));
-    let _ = stop_at.set(Instant::now() + GRACE);
+    tokio::time::sleep(GRACE).await;
+    let _ = stop_tx.send(true);
 
     let mut stats = Stats::new("msg/s");
     for task in tasks {
@@ -304,7 +306,7 @@ async fn subscriber(
     (streams, subscribes, gate): (reqwest::Client, reqwest::Client, Arc<Semaphore>),
     token: String,
     board: Arc<Board>,
-    stop_at: Arc<OnceLock<Instant>>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<Stats, OpError> {
     let setup = async {
         let _permit = gate.acquire().await;
@@ -349,20 +351,19 @@ async fn subscriber(
     board.ready.fetch_add(1, Ordering::AcqRel);
 
     let mut stats = Stats::new("msg/s");
-    // Bounded: ends at stop time (set by the publisher), or after one hour at worst.
-    let hard_stop = Instant::now() + Duration::from_secs(3600);
+    // Bounded: ends when the publisher says stop, or after one hour at worst.
+    let hard_stop = tokio::time::sleep(Duration::from_secs(3600));
+    tokio::pin!(hard_stop);
     loop {
-        let now = Instant::now();
-        let stop = stop_at.get().copied().unwrap_or(hard_stop).min(hard_stop);
-        if now >= stop {
-            break;
-        }
-        let wait = (stop - now).min(Duration::from_millis(200));
-        let chunk = match tokio::time::timeout(wait, resp.chunk()).await {
-            Err(_) => continue,
-            Ok(Ok(Some(chunk))) => chunk,
-            Ok(Ok(None)) => break,
-            Ok(Err(err)) => return Err(err.into()),
+        let chunk = tokio::select! {
+            biased;
+            _ = stop.wait_for(|s| *s) => break,
+            () = &mut hard_stop => break,
+            chunk = resp.chunk() => match chunk {
+                Ok(Some(chunk)) => chunk,
+                Ok(None) => break,
+                Err(err) => return Err(err.into()),
+            },
         };
         buf.extend_from_slice(&chunk);
         let received = Instant::now();

@@ -1,6 +1,7 @@
 //! `/api/realtime`: the SSE stream (`GET`), subscription updates (`POST`) and the WebSocket
 //! transport (`GET /api/realtime/ws`), over the tenant's realtime broker.
 
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,7 +10,7 @@ use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 use warren_realtime::{
     MAX_CLIENT_ID_LEN, MAX_SUBSCRIPTION_LEN, MAX_SUBSCRIPTIONS, Message, Subscriber,
 };
@@ -78,16 +79,25 @@ struct Stream {
     subscriber: Subscriber,
     connected: bool,
     ends: Instant,
+    /// When the last message went out; the idle deadline runs from it.
+    last: Instant,
+    /// Fires at the idle deadline as of its last arming; re-armed lazily, so a message costs
+    /// no timer operation.
+    idle: Pin<Box<Sleep>>,
     /// Counts the connection in the tenant's usage until the stream is dropped.
     _presence: RealtimeGuard,
 }
 
 impl Stream {
     fn new(subscriber: Subscriber, presence: RealtimeGuard) -> Self {
+        let now = Instant::now();
+        let ends = now + MAX_LIFETIME;
         Self {
             subscriber,
             connected: false,
-            ends: Instant::now() + MAX_LIFETIME,
+            ends,
+            last: now,
+            idle: Box::pin(tokio::time::sleep_until((now + IDLE_TIMEOUT).min(ends))),
             _presence: presence,
         }
     }
@@ -99,12 +109,21 @@ impl Stream {
             let data = json!({ "clientId": id }).to_string();
             return Some(sse_frame(id, "PB_CONNECT", &data));
         }
-        let deadline = (Instant::now() + IDLE_TIMEOUT).min(self.ends);
-        match tokio::time::timeout_at(deadline, self.subscriber.recv()).await {
-            Ok(Some(Message { topic, data })) => {
-                Some(sse_frame(self.subscriber.id(), &topic, &data))
+        loop {
+            tokio::select! {
+                message = self.subscriber.recv() => {
+                    let Message { topic, data } = message?;
+                    self.last = Instant::now();
+                    return Some(sse_frame(self.subscriber.id(), &topic, &data));
+                }
+                () = &mut self.idle => {
+                    let deadline = (self.last + IDLE_TIMEOUT).min(self.ends);
+                    if Instant::now() >= deadline {
+                        return None;
+                    }
+                    self.idle.as_mut().reset(deadline);
+                }
             }
-            _ => None,
         }
     }
 }
