@@ -385,6 +385,14 @@ impl Backups {
                 "An in-place restore of a served tenant goes through the operator API (POST /v1/tenants/{slug}/backups/restore).".into(),
             ));
         }
+        // A tenant shipped by this process first ships what it committed so far: a restore
+        // as of now then holds every transaction up to the request.
+        if request.at.is_some()
+            && request.backup.is_none()
+            && let Some(shipping) = &inner.shipping
+        {
+            shipping.flush(&tenant.id).await?;
+        }
         let manifest = self
             .choose(&tenant.id, request.backup.as_deref(), request.at.as_deref())
             .await?;
@@ -410,6 +418,17 @@ impl Backups {
                     last_commit_ms = replayed.last_ms,
                     "WAL replayed"
                 );
+                // Nothing is put in place unless the shipped WAL is known to reach the moment.
+                let through = pitr::shipped_through(&inner.target, &manifest).await?;
+                let dir = warren_tenant::tenant_dir(inner.tenants.root(), &tenant.id);
+                let id = manifest.id.clone();
+                let local = tokio::task::spawn_blocking(move || {
+                    warren_backup::ship::local_through(&dir, &id)
+                })
+                .await
+                .ok()
+                .flatten();
+                pitr::check_covered(&manifest, at_ms, &replayed, through, local)?;
             }
             match new_slug {
                 Some(to) => {

@@ -12,7 +12,7 @@ use std::path::Path;
 use warren_store::rusqlite::{Connection, OpenFlags};
 
 use crate::manifest::Manifest;
-use crate::ship::{generation_prefix, segment_seq};
+use crate::ship::{Through, generation_prefix, segment_seq, through_key};
 use crate::target::Target;
 use crate::wal::{self, Replayed, Segment};
 use crate::{Error, Progress, Report, Result, restore};
@@ -107,6 +107,53 @@ pub async fn replay(
     .await?;
     restore_files(target, &files_prefix, &shipped_files, staging).await?;
     Ok(done)
+}
+
+/// Up to when the generation of `manifest` is known to hold every committed transaction, by
+/// the coverage mark its shipper stores in the target (`None` when there is none).
+pub async fn shipped_through(target: &Target, manifest: &Manifest) -> Result<Option<i64>> {
+    let key = through_key(&manifest.tenant_id, &manifest.id);
+    match target.get_bytes(&key, 4096).await {
+        Ok(bytes) => Ok(serde_json::from_slice::<Through>(&bytes)
+            .ok()
+            .map(|t| t.through_ms)),
+        Err(Error::NotFound(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Refuses a replay that cannot be the state as of `at_ms`: the replay met no transaction
+/// after the moment, and neither the generation's coverage mark (`through_ms`) nor the
+/// tenant's own shipping state (`local_ms`, see [`crate::ship::local_through`]) shows that
+/// every transaction up to the moment was shipped. Transactions committed up to the moment
+/// may then still be missing from the target.
+pub fn check_covered(
+    manifest: &Manifest,
+    at_ms: i64,
+    done: &Replayed,
+    through_ms: Option<i64>,
+    local_ms: Option<i64>,
+) -> Result<()> {
+    if manifest.wal.is_none() || done.stopped {
+        return Ok(());
+    }
+    let known = through_ms.max(local_ms);
+    if known.is_some_and(|t| t >= at_ms) {
+        return Ok(());
+    }
+    let reach = match (known, done.last_ms) {
+        (Some(t), last) => t.max(last),
+        (None, last) => last,
+    };
+    let reach = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(reach) * 1_000_000)
+        .map(crate::format_time)
+        .unwrap_or_default();
+    Err(Error::Invalid(format!(
+        "the WAL shipped after backup {} is known to be complete only up to {reach}; \
+         transactions committed before the requested moment may not be shipped yet: try \
+         again once shipping has caught up, or restore an earlier moment",
+        manifest.id
+    )))
 }
 
 /// Fetches the shipped files the restored records name and are missing, then removes every

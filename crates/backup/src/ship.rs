@@ -59,6 +59,45 @@ pub fn segment_key(tenant_id: &str, backup_id: &str, seq: u64) -> String {
     )
 }
 
+/// Key of a generation's coverage mark: every transaction committed up to its `throughMs` is
+/// in the generation's segments (rewritten by each shipping pass that leaves nothing behind).
+pub fn through_key(tenant_id: &str, backup_id: &str) -> String {
+    format!("{}through.json", generation_prefix(tenant_id, backup_id))
+}
+
+/// The coverage mark stored under [`through_key`].
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Through {
+    /// Every transaction committed up to this moment (ms since the Unix epoch) is shipped.
+    pub through_ms: i64,
+}
+
+/// Up to when (ms since the Unix epoch) the tenant in directory `dir` is known to have shipped
+/// every transaction into generation `backup_id`: now, when its shipping state is in that
+/// generation and its WAL holds no frame past what was shipped; `None` otherwise.
+pub fn local_through(dir: &Path, backup_id: &str) -> Option<i64> {
+    let now = warren_store::commits::now_ms();
+    let state: State = serde_json::from_slice(&std::fs::read(dir.join(STATE_FILE)).ok()?).ok()?;
+    if state.generation != backup_id {
+        return None;
+    }
+    let wal = dir.join("data.db-wal");
+    let unshipped = match state.cursor {
+        Some(cursor) => wal::has_frame_after(&wal, &cursor).ok()?,
+        None => match wal::read_header(&wal).ok()? {
+            // Nothing was shipped from this WAL: any frame in it is unshipped.
+            Some(header) => wal::has_frame_after(&wal, &header).ok()?,
+            None => false,
+        },
+    };
+    // The database file changed behind the shipper's back: nothing is known.
+    if unshipped || state.db_file != fingerprint(&dir.join("data.db")) {
+        return None;
+    }
+    Some(now)
+}
+
 /// Parses the sequence number out of a segment key's file name.
 pub fn segment_seq(name: &str) -> Option<u64> {
     let digits = name.strip_suffix(".wal.zst")?;
@@ -459,10 +498,12 @@ impl Shipper {
             return Ok(());
         }
         loop {
+            // Every commit recorded up to now is in the WAL read below.
+            let read_at = warren_store::commits::now_ms();
             let wal = self.wal.clone();
             let header = blocking(move || wal::read_header(&wal)).await?;
             let Some(header) = header else {
-                return Ok(());
+                return self.mark_through(read_at).await;
             };
             let from = match self.state.cursor {
                 Some(c) if c.salt1 == header.salt1 && c.salt2 == header.salt2 => c,
@@ -482,7 +523,7 @@ impl Shipper {
                 if from.frames >= CHECKPOINT_FRAMES && !self.state.backfilled {
                     self.checkpoint().await?;
                 }
-                return Ok(());
+                return self.mark_through(read_at).await;
             }
             self.ship_files().await?;
             self.times.extend(log.take());
@@ -501,6 +542,17 @@ impl Shipper {
             self.state.backfilled = false;
             self.save().await?;
         }
+    }
+
+    /// Records in the target that every transaction committed up to `through_ms` is shipped.
+    async fn mark_through(&mut self, through_ms: i64) -> Result<()> {
+        if self.state.generation.is_empty() {
+            return Ok(());
+        }
+        let body = serde_json::to_vec(&Through { through_ms })
+            .map_err(|e| Error::Invalid(e.to_string()))?;
+        let key = through_key(&self.tenant, &self.state.generation);
+        self.ship.target.put_bytes(&key, body).await
     }
 
     /// Checkpoints the WAL if it holds nothing unshipped.
@@ -870,6 +922,83 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(count(&staging.join("data.db")), 1201);
+    }
+
+    /// A replay as of a moment whose transactions are not all shipped yet is refused, not
+    /// answered with the older state the shipped segments hold; once shipped, it is complete.
+    #[tokio::test]
+    async fn a_moment_past_the_shipped_wal_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let tenant_dir = dir.path().join("tenant");
+        std::fs::create_dir_all(tenant_dir.join("storage")).unwrap();
+        let db = Database::open_shipped(
+            tenant_dir.join("data.db"),
+            Options {
+                migrations: SCHEMA,
+                ..Options::default()
+            },
+        )
+        .await
+        .unwrap();
+        let target = Target::Dir(dir.path().join("target"));
+        // Long enough that nothing ships on its own between the steps below.
+        let shipping = Shipping::new(target.clone(), Duration::from_secs(2));
+        let _wanted = shipping.take_wanted().unwrap();
+        let _guard = shipping.start("t1", &tenant_dir, db.clone());
+        let id = "20261125T000000Z-00000002";
+        let copy = dir.path().join("copy.db");
+        let start = shipping.base("t1", id, &copy).await.unwrap().unwrap();
+        let manifest = Manifest {
+            format: FORMAT,
+            id: id.into(),
+            tenant_id: "t1".into(),
+            slug: "t".into(),
+            created: String::new(),
+            finished: String::new(),
+            objects: Vec::new(),
+            counts: Default::default(),
+            wal: Some(start.clone()),
+        };
+        let insert = || {
+            db.write(|c| {
+                c.execute("INSERT INTO t (v) VALUES (x'01')", [])?;
+                Ok::<_, warren_store::Error>(())
+            })
+        };
+        insert().await.unwrap();
+        shipping.flush("t1").await.unwrap();
+        insert().await.unwrap();
+        let restore = async |at: i64| {
+            let staging = tempfile::tempdir_in(dir.path()).unwrap();
+            std::fs::copy(&copy, staging.path().join("data.db")).unwrap();
+            let done = crate::pitr::replay(&target, &manifest, staging.path(), at, &crate::quiet)
+                .await
+                .unwrap();
+            let through = crate::pitr::shipped_through(&target, &manifest)
+                .await
+                .unwrap();
+            let local = local_through(&tenant_dir, id);
+            let covered = crate::pitr::check_covered(&manifest, at, &done, through, local);
+            (covered, count(&staging.path().join("data.db")))
+        };
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let now = warren_store::commits::now_ms();
+        // The second row is committed but not shipped: the shipped WAL ends before `now`.
+        let (covered, rows) = restore(now).await;
+        assert_eq!(rows, 1);
+        assert!(
+            matches!(&covered, Err(Error::Invalid(m)) if m.contains("complete only up to")),
+            "{covered:?}"
+        );
+        // Shipped, the same moment restores whole.
+        shipping.flush("t1").await.unwrap();
+        let (covered, rows) = restore(now).await;
+        covered.unwrap();
+        assert_eq!(rows, 2);
+        // A moment before both commits: the replay meets a later one, so it is complete.
+        let (covered, rows) = restore(start.time_ms).await;
+        covered.unwrap();
+        assert_eq!(rows, 0);
     }
 
     #[test]

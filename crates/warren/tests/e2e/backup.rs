@@ -169,19 +169,27 @@ pub(crate) async fn add_note(
 }
 
 pub(crate) async fn titles(server: &Server, slug: &str) -> Vec<String> {
-    let (status, body) = server
-        .get(
-            &host(slug),
-            "/api/collections/notes/records?sort=title&perPage=500",
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    body["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["title"].as_str().unwrap().to_string())
-        .collect()
+    // Every page: a busy tenant holds more notes than one page.
+    let mut all = Vec::new();
+    for page in 1.. {
+        let (status, body) = server
+            .get(
+                &host(slug),
+                &format!("/api/collections/notes/records?sort=title&perPage=500&page={page}"),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let items = body["items"].as_array().unwrap();
+        all.extend(
+            items
+                .iter()
+                .map(|r| r["title"].as_str().unwrap().to_string()),
+        );
+        if items.len() < 500 {
+            break;
+        }
+    }
+    all
 }
 
 pub(crate) async fn download(server: &Server, slug: &str, record: &Value) -> (u16, Vec<u8>) {
