@@ -1002,7 +1002,9 @@ async fn an_accounts_plan_caps_its_projects_in_the_console_and_the_api() {
 async fn the_console_shows_a_projects_backups_to_its_owner_only() {
     let backups = tempfile::tempdir().unwrap();
     let url = format!("--backup-url=file://{}", backups.path().display());
-    let server = Server::start(&[url.as_str(), "--backup-every=0"]);
+    // Snapshots only when asked: with WAL shipping on, the project's first opening would take
+    // one of its own and race the operator's backup on the page.
+    let server = Server::start(&[url.as_str(), "--backup-every=0", "--backup-wal-every=0"]);
     let (mut visitor, _) = verified(&server, "backups@example.com").await;
     let id = project_id(&visitor.create_project("saved").await);
     let page = visitor.get(&format!("/projects/{id}")).await;
