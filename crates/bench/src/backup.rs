@@ -118,21 +118,7 @@ async fn notes_tenant(
         .await
         .map_err(|e| anyhow::anyhow!("creating tenant {slug}: {e}"))?;
     let su = Superuser::default();
-    let out = tokio::process::Command::new(warren)
-        .args([
-            "superuser",
-            "upsert",
-            slug,
-            &su.email,
-            &su.password,
-            "--data-dir",
-        ])
-        .arg(server.data_dir())
-        .output()
-        .await?;
-    if !out.status.success() {
-        bail!("superuser upsert: {}", String::from_utf8_lossy(&out.stderr));
-    }
+    server::upsert_superuser(warren, server, slug, &su).await?;
     let base = format!("http://{slug}.localhost:{port}");
     let auth: serde_json::Value = http
         .post(format!(
@@ -143,10 +129,13 @@ async fn notes_tenant(
         .await?
         .json()
         .await?;
-    let token = auth["token"].as_str().context("no superuser token")?;
+    let token = auth["token"]
+        .as_str()
+        .context("no superuser token")?
+        .to_string();
     let made = http
         .post(format!("{base}/api/collections"))
-        .header("Authorization", token)
+        .header("Authorization", &token)
         .json(&json!({
             "name": "notes", "listRule": "", "viewRule": "", "createRule": "",
             "fields": [{"name": "title", "type": "text"}, {"name": "body", "type": "text"}]
@@ -405,52 +394,7 @@ async fn measure(
     cfg: &BackupConfig,
 ) -> anyhow::Result<BackupReport> {
     let port = server.port;
-    let http = client()?;
-    server::create_tenant(&http, port, SLUG)
-        .await
-        .map_err(|e| anyhow::anyhow!("creating tenant {SLUG}: {e}"))?;
-    let su = Superuser::default();
-    let out = tokio::process::Command::new(warren)
-        .args([
-            "superuser",
-            "upsert",
-            SLUG,
-            &su.email,
-            &su.password,
-            "--data-dir",
-        ])
-        .arg(server.data_dir())
-        .output()
-        .await?;
-    if !out.status.success() {
-        bail!("superuser upsert: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    let base = format!("http://{SLUG}.localhost:{port}");
-    let auth: serde_json::Value = http
-        .post(format!(
-            "{base}/api/collections/_superusers/auth-with-password"
-        ))
-        .json(&json!({ "identity": su.email, "password": su.password }))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let token = auth["token"]
-        .as_str()
-        .context("no superuser token")?
-        .to_string();
-    let made = http
-        .post(format!("{base}/api/collections"))
-        .header("Authorization", &token)
-        .json(&json!({
-            "name": "notes", "listRule": "", "viewRule": "", "createRule": "",
-            "fields": [{"name": "title", "type": "text"}, {"name": "body", "type": "text"}]
-        }))
-        .send()
-        .await?;
-    if !made.status().is_success() {
-        bail!("creating the collection: {}", made.text().await?);
-    }
+    let (http, base) = notes_tenant(warren, server, SLUG).await?;
 
     let tenant: serde_json::Value = http
         .get(format!("http://localhost:{port}/v1/tenants/{SLUG}"))

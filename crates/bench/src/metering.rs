@@ -8,7 +8,7 @@
 
 use std::path::Path;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use serde::Serialize;
 use serde_json::json;
 
@@ -56,26 +56,7 @@ async fn start(bin: &Path, su: &Superuser, extra: &[&str]) -> anyhow::Result<(Se
     server::create_tenant(&http, server.port, "bench")
         .await
         .map_err(|e| anyhow::anyhow!("creating tenant bench: {e}"))?;
-    let out = tokio::process::Command::new(bin)
-        .args([
-            "superuser",
-            "upsert",
-            "bench",
-            &su.email,
-            &su.password,
-            "--data-dir",
-        ])
-        .arg(server.data_dir())
-        .env("WARREN_OPERATOR_TOKEN", OPERATOR_TOKEN)
-        .output()
-        .await
-        .context("running warren superuser upsert")?;
-    if !out.status.success() {
-        bail!(
-            "warren superuser upsert failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
+    server::upsert_superuser(bin, &server, "bench", su).await?;
     let base = format!("http://bench.localhost:{}", server.port);
     let target = Target::new(&base, Some(server.pid), su.clone())?;
     Ok((server, target))

@@ -293,11 +293,27 @@ pub async fn start_warren_tenant(bin: &Path, su: &Superuser) -> anyhow::Result<(
     create_tenant(&http, server.port, "bench")
         .await
         .map_err(|e| anyhow::anyhow!("creating tenant bench: {e}"))?;
+    if let Err(e) = upsert_superuser(bin, &server, "bench", su).await {
+        // Not fatal: the seed then reports why every data scenario is unsupported.
+        eprintln!("warning: {e:#}");
+    }
+    let base = format!("http://bench.localhost:{}", server.port);
+    let target = Target::new(&base, Some(server.pid), su.clone())?;
+    Ok((server, target))
+}
+
+/// Makes `su` a superuser of tenant `slug` on `server` with `warren superuser upsert`.
+pub async fn upsert_superuser(
+    bin: &Path,
+    server: &Server,
+    slug: &str,
+    su: &Superuser,
+) -> anyhow::Result<()> {
     let out = Command::new(bin)
         .args([
             "superuser",
             "upsert",
-            "bench",
+            slug,
             &su.email,
             &su.password,
             "--data-dir",
@@ -308,13 +324,10 @@ pub async fn start_warren_tenant(bin: &Path, su: &Superuser) -> anyhow::Result<(
         .await
         .context("running warren superuser upsert")?;
     if !out.status.success() {
-        // Not fatal: the seed then reports why every data scenario is unsupported.
-        eprintln!(
-            "warning: warren superuser upsert failed: {}",
+        bail!(
+            "warren superuser upsert failed: {}",
             String::from_utf8_lossy(&out.stderr).trim()
         );
     }
-    let base = format!("http://bench.localhost:{}", server.port);
-    let target = Target::new(&base, Some(server.pid), su.clone())?;
-    Ok((server, target))
+    Ok(())
 }
