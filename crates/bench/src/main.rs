@@ -13,6 +13,7 @@ mod report;
 mod scenarios;
 mod seed;
 mod server;
+mod sse;
 mod target;
 mod tenants;
 mod tls;

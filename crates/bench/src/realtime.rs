@@ -5,16 +5,18 @@
 //! `realtime-10k` and `realtime-max` run it at fixed counts, the last at as many connections
 //! as the open-files limit allows this process (and so the server, on the same machine).
 
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, watch};
 
 use crate::load::{Bounds, OpError, Stats};
 use crate::seed::{Dataset, user_id};
-use crate::target::{Target, client_with_pool, drain, send_ok, streaming_client};
+use crate::sse::{SseStream, field};
+use crate::target::{Target, client_with_pool, drain, loopback_endpoint, send_ok};
 
 /// Time between two published posts (at least; see [`publish_interval`]).
 const PUBLISH_INTERVAL: Duration = Duration::from_millis(20);
@@ -23,11 +25,11 @@ const PUBLISH_INTERVAL: Duration = Duration::from_millis(20);
 const SPACING_PER_SUBSCRIBER: Duration = Duration::from_micros(20);
 
 /// The publish interval for `subscribers`: 20 ms up to 1,000 subscribers, 200 ms at 10,000.
-fn publish_interval(subscribers: usize) -> Duration {
+pub fn publish_interval(subscribers: usize) -> Duration {
     PUBLISH_INTERVAL.max(SPACING_PER_SUBSCRIBER * subscribers as u32)
 }
 /// How long subscribers wait for stragglers after the last publish.
-const GRACE: Duration = Duration::from_secs(3);
+pub const GRACE: Duration = Duration::from_secs(3);
 /// Subscribers connecting and subscribing at once (and the subscribe client's pool size, so
 /// idle keep-alive connections do not inflate the server's memory per SSE connection).
 const SETUP_CONCURRENCY: usize = 128;
@@ -41,7 +43,7 @@ const PROBE_INTERVAL: Duration = Duration::from_millis(10);
 const IDLE_PROBE: Duration = Duration::from_secs(2);
 
 /// Raises this process's soft open-files limit to the hard limit; returns the soft limit.
-fn raise_open_files() -> u64 {
+pub fn raise_open_files() -> u64 {
     use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
     let limit = getrlimit(Resource::Nofile);
     if let (Some(current), Some(maximum)) = (limit.current, limit.maximum)
@@ -68,6 +70,9 @@ pub fn max_subscribers() -> usize {
         .unwrap_or(MAX_SUBSCRIBERS)
         .clamp(1, MAX_SUBSCRIBERS)
 }
+
+/// Where the subscribers' streams connect: the loopback socket address and the `Host` to send.
+type Endpoint = Arc<(SocketAddr, String)>;
 
 /// Shared between the publisher and the subscribers.
 struct Board {
@@ -121,7 +126,8 @@ pub async fn run(
         tokio::time::sleep(IDLE_PROBE).await;
     })
     .await;
-    let streams = streaming_client(0).map_err(|e| e.to_string())?;
+    // Every stream is read by the same lean reader, whichever the target.
+    let endpoint: Endpoint = Arc::new(loopback_endpoint(&target.base).map_err(|e| e.to_string())?);
     let subscribes = client_with_pool(SETUP_CONCURRENCY).map_err(|e| e.to_string())?;
     let gate = Arc::new(Semaphore::new(SETUP_CONCURRENCY));
     let rss_before = target.rss_kib();
@@ -129,7 +135,7 @@ pub async fn run(
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut tasks = Vec::with_capacity(subscribers);
     for k in 0..subscribers {
-        let clients = (streams.clone(), subscribes.clone(), Arc::clone(&gate));
+        let clients = (Arc::clone(&endpoint), subscribes.clone(), Arc::clone(&gate));
         let target = target.clone();
         let token = data.worker_user(k).1.to_string();
         let board = Arc::clone(&board);
@@ -138,7 +144,7 @@ pub async fn run(
             subscriber(target, clients, token, board, stop).await
         }));
     }
-    drop((streams, subscribes));
+    drop((endpoint, subscribes));
 
     // Wait (bounded) until every subscriber is in place or failed.
     let setup_deadline =
@@ -303,121 +309,110 @@ async fn probe_creates(
 /// at once), then time every event.
 async fn subscriber(
     target: Target,
-    (streams, subscribes, gate): (reqwest::Client, reqwest::Client, Arc<Semaphore>),
+    (endpoint, subscribes, gate): (Endpoint, reqwest::Client, Arc<Semaphore>),
     token: String,
     board: Arc<Board>,
-    mut stop: tokio::sync::watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) -> Result<Stats, OpError> {
     let setup = async {
         let _permit = gate.acquire().await;
-        let mut resp = send_ok(streams.get(target.url("/api/realtime"))).await?;
-        let mut buf = String::new();
-        let client_id = loop {
-            let Some(chunk) = tokio::time::timeout(Duration::from_secs(30), resp.chunk())
-                .await
-                .map_err(|_| OpError::other("no PB_CONNECT within 30 s"))??
-            else {
-                return Err(OpError::other("stream ended before PB_CONNECT"));
-            };
-            buf.push_str(&String::from_utf8_lossy(&chunk));
-            if let Some(event) = take_event(&mut buf) {
-                let id = event
-                    .data
-                    .get("clientId")
-                    .and_then(Value::as_str)
-                    .map(str::to_string);
-                match id {
-                    Some(id) if event.name == "PB_CONNECT" => break id,
-                    _ => return Err(OpError::other("first SSE event is not PB_CONNECT")),
-                }
-            }
-        };
+        let (addr, authority) = endpoint.as_ref();
+        let mut sse = SseStream::connect(*addr, authority, "/api/realtime").await?;
+        let client_id = tokio::time::timeout(Duration::from_secs(30), pb_connect(&mut sse))
+            .await
+            .map_err(|_| OpError::other("no PB_CONNECT within 30 s"))??;
         let req = subscribes
             .post(target.url("/api/realtime"))
             .header("Authorization", token.as_str())
             .json(&json!({ "clientId": client_id, "subscriptions": ["posts/*"] }));
         drain(req.send().await?).await?;
-        Ok::<_, OpError>((resp, buf.into_bytes()))
+        Ok::<_, OpError>(sse)
     };
     let outcome = setup.await;
-    drop((streams, subscribes, gate));
-    let (mut resp, mut buf) = match outcome {
-        Ok(ok) => ok,
+    drop((endpoint, subscribes, gate));
+    let mut sse = match outcome {
+        Ok(sse) => sse,
         Err(err) => {
             board.failed.fetch_add(1, Ordering::AcqRel);
             return Err(err);
         }
     };
     board.ready.fetch_add(1, Ordering::AcqRel);
+    time_deliveries(&mut sse, &board.sent, stop).await
+}
 
-    let mut stats = Stats::new("msg/s");
-    // Bounded: ends when the publisher says stop, or after one hour at worst.
-    let hard_stop = tokio::time::sleep(Duration::from_secs(3600));
-    tokio::pin!(hard_stop);
+/// Reads up to the first SSE message, which must be `PB_CONNECT`; returns its client id.
+async fn pb_connect(sse: &mut SseStream) -> Result<String, OpError> {
     loop {
-        let chunk = tokio::select! {
-            biased;
-            _ = stop.wait_for(|s| *s) => break,
-            () = &mut hard_stop => break,
-            chunk = resp.chunk() => match chunk {
-                Ok(Some(chunk)) => chunk,
-                Ok(None) => break,
-                Err(err) => return Err(err.into()),
-            },
-        };
-        buf.extend_from_slice(&chunk);
-        let received = Instant::now();
-        while let Some(seq) = take_sequence(&mut buf) {
-            if let Some(sent) = seq.and_then(|n| board.sent.get(n)).and_then(OnceLock::get) {
-                stats.record(received.saturating_duration_since(*sent));
+        if let Some(message) = sse.next_message() {
+            if field(message, b"event") != Some(&b"PB_CONNECT"[..]) {
+                return Err(OpError::other("first SSE event is not PB_CONNECT"));
             }
+            let data = field(message, b"data").unwrap_or_default();
+            let data: Value = serde_json::from_slice(data)
+                .map_err(|e| OpError::other(format!("PB_CONNECT data is not JSON: {e}")))?;
+            return data
+                .get("clientId")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .ok_or_else(|| OpError::other("PB_CONNECT without a clientId"));
+        }
+        if !sse.fill().await? {
+            return Err(OpError::other("stream ended before PB_CONNECT"));
+        }
+    }
+}
+
+/// Times every event on `sse` whose post number has a send time in `sent`, until `stop`
+/// turns true, the body ends, or one hour has passed at worst. No per-read timer: thousands
+/// of readers share the machine with the server.
+pub async fn time_deliveries(
+    sse: &mut SseStream,
+    sent: &[OnceLock<Instant>],
+    mut stop: watch::Receiver<bool>,
+) -> Result<Stats, OpError> {
+    let mut stats = Stats::new("msg/s");
+    let hard_stop = tokio::time::sleep(Duration::from_secs(3600));
+    let stopped = stop.wait_for(|s| *s);
+    tokio::pin!(hard_stop, stopped);
+    loop {
+        let received = Instant::now();
+        while let Some(message) = sse.next_message() {
+            if let Some(at) = sequence(message)
+                .and_then(|n| sent.get(n))
+                .and_then(OnceLock::get)
+            {
+                stats.record(received.saturating_duration_since(*at));
+            }
+        }
+        let more = tokio::select! {
+            biased;
+            more = sse.fill() => more?,
+            _ = &mut stopped => break,
+            () = &mut hard_stop => break,
+        };
+        if !more {
+            break;
         }
     }
     Ok(stats)
 }
 
-/// Removes the first complete SSE message from `buf` and returns the post number in its
-/// title (`"title":"rt <n>"`), without parsing the JSON (thousands of subscribers share the
-/// load generator's cores with the server).
-fn take_sequence(buf: &mut Vec<u8>) -> Option<Option<usize>> {
-    let end = buf.windows(2).position(|w| w == b"\n\n")?;
+/// The post number in an SSE message's title (`"title":"rt <n>"`), found without parsing the
+/// JSON (thousands of subscribers share the load generator's cores with the server).
+pub fn sequence(message: &[u8]) -> Option<usize> {
     const MARK: &[u8] = b"\"title\":\"rt ";
-    let seq = buf[..end]
-        .windows(MARK.len())
-        .position(|w| w == MARK)
-        .and_then(|at| {
-            let digits = &buf[at + MARK.len()..end];
-            let len = digits.iter().take_while(|b| b.is_ascii_digit()).count();
-            std::str::from_utf8(&digits[..len]).ok()?.parse().ok()
-        });
-    buf.drain(..end + 2);
-    Some(seq)
-}
-
-/// One parsed SSE message.
-struct Event {
-    name: String,
-    data: Value,
-}
-
-/// Removes the first complete SSE message (ended by a blank line) from `buf`.
-fn take_event(buf: &mut String) -> Option<Event> {
-    let normalized_end = buf.find("\n\n")?;
-    let block: String = buf.drain(..normalized_end + 2).collect();
-    let mut name = String::from("message");
-    let mut data = String::new();
-    for line in block.lines() {
-        let line = line.trim_end_matches('\r');
-        if let Some(v) = line.strip_prefix("event:") {
-            name = v.trim_start().to_string();
-        } else if let Some(v) = line.strip_prefix("data:") {
-            data.push_str(v.trim_start());
-        }
+    let at = message.windows(MARK.len()).position(|w| w == MARK)?;
+    let digits = &message[at + MARK.len()..];
+    let len = digits.iter().take_while(|b| b.is_ascii_digit()).count();
+    if len == 0 || len > 18 {
+        return None;
     }
-    Some(Event {
-        name,
-        data: serde_json::from_str(&data).unwrap_or(Value::Null),
-    })
+    Some(
+        digits[..len]
+            .iter()
+            .fold(0usize, |n, d| n * 10 + usize::from(d - b'0')),
+    )
 }
 
 #[cfg(test)]
@@ -425,25 +420,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sse_messages_are_split_on_blank_lines() {
-        let mut buf = String::from(
-            "id:abc\nevent:PB_CONNECT\ndata:{\"clientId\":\"abc\"}\n\nid:abc\nevent:posts/*\ndata:{\"record\":{\"title\":\"rt 3\"}}\n\nid:ab",
-        );
-        let first = take_event(&mut buf).unwrap();
-        assert_eq!(first.name, "PB_CONNECT");
-        assert_eq!(first.data["clientId"], "abc");
-        let second = take_event(&mut buf).unwrap();
-        assert_eq!(second.data.pointer("/record/title").unwrap(), "rt 3");
-        assert!(take_event(&mut buf).is_none());
-        assert_eq!(buf, "id:ab");
+    fn sequences_are_read_without_parsing_json() {
+        let event = b"id:a\nevent:posts/*\ndata:{\"record\":{\"title\":\"rt 42\"}}";
+        assert_eq!(sequence(event), Some(42));
+        assert_eq!(sequence(b"id:a\nevent:x\ndata:{}"), None);
+        assert_eq!(sequence(b"data:{\"title\":\"rt x\"}"), None);
     }
 
     #[test]
-    fn sequences_are_read_without_parsing_json() {
-        let mut buf = b"id:a\nevent:posts/*\ndata:{\"record\":{\"title\":\"rt 42\"}}\n\nid:a\nevent:x\ndata:{}\n\nid".to_vec();
-        assert_eq!(take_sequence(&mut buf), Some(Some(42)));
-        assert_eq!(take_sequence(&mut buf), Some(None));
-        assert_eq!(take_sequence(&mut buf), None);
-        assert_eq!(buf, b"id");
+    fn publishing_is_spaced_by_subscriber_count() {
+        assert_eq!(publish_interval(200), Duration::from_millis(20));
+        assert_eq!(publish_interval(10_000), Duration::from_millis(200));
     }
 }

@@ -109,19 +109,6 @@ pub fn client_with_pool(idle_per_host: usize) -> anyhow::Result<Client> {
         .context("building the HTTP client")
 }
 
-/// A client for long-lived streams (SSE): no overall request timeout, only a connect timeout,
-/// and at most `idle_per_host` idle pooled connections.
-pub fn streaming_client(idle_per_host: usize) -> anyhow::Result<Client> {
-    Client::builder()
-        .dns_resolver(Arc::new(LoopbackResolver))
-        .no_proxy()
-        .pool_max_idle_per_host(idle_per_host)
-        .connect_timeout(Duration::from_secs(30))
-        .tcp_nodelay(true)
-        .build()
-        .context("building the HTTP client")
-}
-
 /// Like [`client`], but connecting from the loopback source address `local`.
 pub fn client_from(local: IpAddr) -> anyhow::Result<Client> {
     Client::builder()
@@ -185,6 +172,40 @@ pub fn ensure_loopback(base: &str) -> anyhow::Result<()> {
     }
 }
 
+/// The socket address to connect to for `base` (an `http://` loopback URL) and the authority
+/// to send as `Host`: `*.localhost` names resolve to 127.0.0.1 here, everything that is not
+/// loopback is refused, and the port defaults to 80.
+pub fn loopback_endpoint(base: &str) -> anyhow::Result<(SocketAddr, String)> {
+    ensure_loopback(base)?;
+    let rest = base.strip_prefix("http://").unwrap_or(base);
+    let authority = rest.split('/').next().unwrap_or_default();
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let (host, after) = v6.split_once(']').context("unclosed [ in the URL")?;
+        (host, after.strip_prefix(':'))
+    } else {
+        match authority.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        }
+    };
+    let port = match port {
+        Some(p) => p
+            .parse::<u16>()
+            .with_context(|| format!("{base}: bad port"))?,
+        None => 80,
+    };
+    let ip = if is_localhost_name(&host.to_ascii_lowercase()) {
+        IpAddr::V4(Ipv4Addr::LOCALHOST)
+    } else {
+        host.parse::<IpAddr>()
+            .with_context(|| format!("{base}: not an address"))?
+    };
+    if !ip.is_loopback() {
+        bail!("{base}: refusing a non-loopback target");
+    }
+    Ok((SocketAddr::new(ip, port), authority.to_string()))
+}
+
 /// Sends a request and fails on any non-2xx status, keeping the start of the body as message.
 pub async fn send_ok(req: RequestBuilder) -> Result<Response, OpError> {
     let resp = req.send().await?;
@@ -246,6 +267,20 @@ mod tests {
         ] {
             assert!(ensure_loopback(base).is_ok(), "{base}");
         }
+    }
+
+    #[test]
+    fn endpoints_resolve_to_loopback_and_keep_the_authority() {
+        let (addr, host) = loopback_endpoint("http://bench.localhost:8090").unwrap();
+        assert_eq!(addr, "127.0.0.1:8090".parse().unwrap());
+        assert_eq!(host, "bench.localhost:8090");
+        let (addr, host) = loopback_endpoint("http://[::1]:81/x").unwrap();
+        assert_eq!(addr, "[::1]:81".parse().unwrap());
+        assert_eq!(host, "[::1]:81");
+        let (addr, _) = loopback_endpoint("http://127.0.0.2").unwrap();
+        assert_eq!(addr, "127.0.0.2:80".parse().unwrap());
+        assert!(loopback_endpoint("http://example.com:80").is_err());
+        assert!(loopback_endpoint("http://localhost:port").is_err());
     }
 
     #[test]
