@@ -4,6 +4,7 @@
 
 mod backup;
 mod console;
+mod floor;
 mod load;
 mod metering;
 mod photos;
@@ -56,6 +57,8 @@ enum Command {
     Tls(TlsArgs),
     /// Warren only: view-by-id with metering and quotas on, as a ratio of the same with them off.
     Metering(MeteringArgs),
+    /// No server: the kernel's floor under an SSE fan-out over loopback on this machine.
+    RealtimeFloor(FloorArgs),
 }
 
 #[derive(Args)]
@@ -224,6 +227,26 @@ fn main() -> anyhow::Result<()> {
             Command::Console(args) => run_console(args).await,
             Command::Backup(args) => run_backup(args).await,
             Command::Metering(args) => run_metering(args).await,
+            Command::RealtimeFloor(args) => {
+                let report = floor::run(&floor::FloorConfig {
+                    subscribers: args.subscribers,
+                    duration: Duration::from_secs(args.duration.max(1)),
+                })
+                .await?;
+                for line in &report.lines {
+                    println!("{line}");
+                }
+                anyhow::ensure!(
+                    report.stats.errors == 0,
+                    "{} errors; {} of {} deliveries ({} events to {} connections) missing",
+                    report.stats.errors,
+                    report.missing,
+                    report.events as u64 * report.pairs as u64,
+                    report.events,
+                    report.pairs,
+                );
+                Ok(())
+            }
             Command::Tls(args) => {
                 tls::run(tls::TlsBench {
                     warren: args.warren.unwrap_or_else(default_warren),
@@ -519,4 +542,14 @@ fn print_summary(lines: &[Line]) {
     for line in lines {
         println!("{}", report::format_line(line));
     }
+}
+
+#[derive(Args)]
+struct FloorArgs {
+    /// Loopback connection pairs (capped by the open-files limit: 2 descriptors each).
+    #[arg(long, default_value_t = 10_000)]
+    subscribers: usize,
+    /// Seconds of publishing.
+    #[arg(long, default_value_t = 10)]
+    duration: u64,
 }

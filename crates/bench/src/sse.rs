@@ -378,6 +378,14 @@ impl SseStream {
         })
     }
 
+    /// An SSE body on an already open connection (no HTTP head), framed as `framing`.
+    pub fn from_body(stream: TcpStream, framing: Framing) -> Result<Self, OpError> {
+        Ok(Self {
+            stream,
+            reader: SseReader::new(framing, Vec::with_capacity(INITIAL_BUFFER))?,
+        })
+    }
+
     /// Reads once from the connection and decodes what came; `Ok(false)` when the body has
     /// ended. Cancel-safe: a cancelled call reads nothing.
     pub async fn fill(&mut self) -> Result<bool, OpError> {
