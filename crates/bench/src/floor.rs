@@ -366,6 +366,42 @@ mod tests {
     }
 
     #[test]
+    fn a_write_that_finds_a_full_buffer_is_finished_once_the_reader_reads() {
+        use std::io::Read;
+        let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let mut reader = StdStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (writer, _) = listener.accept().unwrap();
+        writer.set_nonblocking(true).unwrap();
+        let mut frame = Vec::new();
+        event_frame(1, &mut frame);
+        // Fill the socket buffers until a write no longer goes through whole.
+        let mut written = 0usize;
+        let partial = loop {
+            match (&writer).write(&frame) {
+                Ok(w) if w == frame.len() => written += w,
+                Ok(w) => break w,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break 0,
+                Err(e) => panic!("{e}"),
+            }
+        };
+        let total = written + frame.len();
+        let drain = std::thread::spawn(move || {
+            let mut got = 0usize;
+            let mut buf = vec![0u8; 64 * 1024];
+            while got < total {
+                let n = reader.read(&mut buf).unwrap();
+                assert!(n > 0);
+                got += n;
+            }
+            got
+        });
+        let mut pending = vec![(0, partial)];
+        finish_writes(std::slice::from_ref(&writer), &frame, &mut pending).unwrap();
+        assert!(pending.is_empty());
+        assert_eq!(drain.join().unwrap(), total);
+    }
+
+    #[test]
     fn this_process_cpu_time_is_read() {
         let before = cpu_of("self");
         let spin = Instant::now();
