@@ -341,26 +341,36 @@ async fn subscriber(
     time_deliveries(&mut sse, &board.sent, stop).await
 }
 
-/// Reads up to the first SSE message, which must be `PB_CONNECT`; returns its client id.
+/// Reads up to the first SSE event, which must be `PB_CONNECT`; returns its client id.
 async fn pb_connect(sse: &mut SseStream) -> Result<String, OpError> {
     loop {
-        if let Some(message) = sse.next_message() {
-            if field(message, b"event") != Some(&b"PB_CONNECT"[..]) {
-                return Err(OpError::other("first SSE event is not PB_CONNECT"));
+        while let Some(message) = sse.next_message() {
+            if let Some(id) = connect_event(message) {
+                return id;
             }
-            let data = field(message, b"data").unwrap_or_default();
-            let data: Value = serde_json::from_slice(data)
-                .map_err(|e| OpError::other(format!("PB_CONNECT data is not JSON: {e}")))?;
-            return data
-                .get("clientId")
-                .and_then(Value::as_str)
-                .map(str::to_string)
-                .ok_or_else(|| OpError::other("PB_CONNECT without a clientId"));
         }
         if !sse.fill().await? {
             return Err(OpError::other("stream ended before PB_CONNECT"));
         }
     }
+}
+
+/// The client id of a `PB_CONNECT` message; `None` for a message without data (a comment such
+/// as a keep-alive, which is no event), an error for any other event.
+fn connect_event(message: &[u8]) -> Option<Result<String, OpError>> {
+    let data = field(message, b"data")?;
+    if field(message, b"event") != Some(&b"PB_CONNECT"[..]) {
+        return Some(Err(OpError::other("first SSE event is not PB_CONNECT")));
+    }
+    let id = serde_json::from_slice::<Value>(data)
+        .map_err(|e| OpError::other(format!("PB_CONNECT data is not JSON: {e}")))
+        .and_then(|data| {
+            data.get("clientId")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .ok_or_else(|| OpError::other("PB_CONNECT without a clientId"))
+        });
+    Some(id)
 }
 
 /// Times every event on `sse` whose post number has a send time in `sent`, until `stop`
@@ -425,6 +435,24 @@ mod tests {
         assert_eq!(sequence(event), Some(42));
         assert_eq!(sequence(b"id:a\nevent:x\ndata:{}"), None);
         assert_eq!(sequence(b"data:{\"title\":\"rt x\"}"), None);
+    }
+
+    #[test]
+    fn the_client_id_comes_from_pb_connect_and_comments_are_skipped() {
+        let id = connect_event(b"id:abc\nevent:PB_CONNECT\ndata:{\"clientId\":\"abc\"}\n");
+        assert_eq!(id.unwrap().unwrap(), "abc");
+        assert!(connect_event(b": keep-alive\n").is_none());
+        assert!(connect_event(b"event:posts/*\ndata:{}\n").unwrap().is_err());
+        assert!(
+            connect_event(b"event:PB_CONNECT\ndata:{}\n")
+                .unwrap()
+                .is_err()
+        );
+        assert!(
+            connect_event(b"event:PB_CONNECT\ndata:{\n")
+                .unwrap()
+                .is_err()
+        );
     }
 
     #[test]

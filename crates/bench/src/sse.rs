@@ -217,7 +217,10 @@ impl SseReader {
             if matches!(line, b"" | b"\r") {
                 let message = self.start..line_start;
                 self.start = self.line;
-                return Some(&self.buf[message]);
+                // A blank line with nothing before it ends no message.
+                if !message.is_empty() {
+                    return Some(&self.buf[message]);
+                }
             }
         }
     }
@@ -516,7 +519,7 @@ mod tests {
 
     #[test]
     fn crlf_line_endings_end_messages_too() {
-        let wire = "event:a\r\ndata:1\r\n\r\nevent:b\ndata:2\n\r\n";
+        let wire = "\nevent:a\r\ndata:1\r\n\r\n\r\n\nevent:b\ndata:2\n\r\n";
         let (got, _) = messages(Framing::Close, &[wire.as_bytes()]);
         assert_eq!(got, ["event:a\r\ndata:1\r\n", "event:b\ndata:2\n"]);
         assert_eq!(field(got[0].as_bytes(), b"data"), Some(&b"1"[..]));
