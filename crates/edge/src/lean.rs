@@ -8,6 +8,9 @@
 //! Anything unusual about the request (another method or path, HTTP/1.0, a body, an upgrade,
 //! an oversized or malformed head) hands the connection, with every byte read so far, to hyper
 //! before the router sees the request.
+//!
+//! Given a streams runtime, an open stream moves there (request handling stays where it was),
+//! and its connection comes back to hyper on the server's runtime once the stream ends.
 
 use std::io;
 use std::net::SocketAddr;
@@ -26,6 +29,7 @@ use futures_util::FutureExt;
 use http_body_util::BodyExt;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::runtime::Handle;
 use tokio::sync::{mpsc, watch};
 use tower::ServiceExt;
 
@@ -48,7 +52,9 @@ const MAX_BODY: usize = 1 << 20;
 struct Shared {
     router: Router,
     /// Connections handed (back) to hyper.
-    to_hyper: mpsc::UnboundedSender<(Conn, SocketAddr)>,
+    to_hyper: mpsc::UnboundedSender<Handed>,
+    /// Where open streams run, when not on the listener's runtime.
+    streams: Option<Handle>,
     /// Becomes `true` when the server stops; open streams end then.
     stopping: watch::Receiver<bool>,
     /// Subscribed by every lean connection; the server waits for all of them to be dropped.
@@ -59,7 +65,21 @@ struct Shared {
 pub(crate) struct LeanListener {
     tcp: TcpListener,
     shared: Arc<Shared>,
-    from_lean: mpsc::UnboundedReceiver<(Conn, SocketAddr)>,
+    from_lean: mpsc::UnboundedReceiver<Handed>,
+}
+
+/// A connection for hyper, with the bytes already read from it.
+struct Handed {
+    socket: Socket,
+    read: Vec<u8>,
+    addr: SocketAddr,
+}
+
+/// A socket registered with the listener's runtime, or one coming back from the streams
+/// runtime (registered again when hyper takes it).
+enum Socket {
+    Here(TcpStream),
+    Away(std::net::TcpStream),
 }
 
 /// Ends lean streams and waits for their connections when the server stops.
@@ -81,13 +101,15 @@ impl Stopper {
 }
 
 impl LeanListener {
-    pub(crate) fn new(tcp: TcpListener, router: Router) -> (Self, Stopper) {
+    /// Open streams run on `streams` when given, else on the caller's runtime.
+    pub(crate) fn new(tcp: TcpListener, router: Router, streams: Option<Handle>) -> (Self, Stopper) {
         let (to_hyper, from_lean) = mpsc::unbounded_channel();
         let (stopping_tx, stopping) = watch::channel(false);
         let (open, _) = watch::channel(());
         let shared = Arc::new(Shared {
             router,
             to_hyper,
+            streams,
             stopping,
             open,
         });
@@ -111,7 +133,19 @@ impl Listener for LeanListener {
     async fn accept(&mut self) -> (Conn, SocketAddr) {
         loop {
             tokio::select! {
-                Some(handed) = self.from_lean.recv() => return handed,
+                Some(Handed { socket, read, addr }) = self.from_lean.recv() => {
+                    let stream = match socket {
+                        Socket::Here(stream) => stream,
+                        Socket::Away(stream) => match TcpStream::from_std(stream) {
+                            Ok(stream) => stream,
+                            Err(e) => {
+                                accept_error(e).await;
+                                continue;
+                            }
+                        },
+                    };
+                    return (Conn::new(stream, read), addr);
+                }
                 accepted = self.tcp.accept() => match accepted {
                     Ok((stream, addr)) => {
                         tokio::spawn(sort(stream, addr, self.shared.clone()));
@@ -149,10 +183,13 @@ async fn sort(stream: TcpStream, addr: SocketAddr, shared: Arc<Shared>) {
         _ = stopped(&shared) => return,
     };
     if is_lean {
-        let _open = open;
-        lean(stream, addr, shared).await;
+        lean(stream, addr, shared, open).await;
     } else {
-        let _ = shared.to_hyper.send((Conn::new(stream, Vec::new()), addr));
+        let _ = shared.to_hyper.send(Handed {
+            socket: Socket::Here(stream),
+            read: Vec::new(),
+            addr,
+        });
     }
 }
 
@@ -178,8 +215,14 @@ async fn starts_lean(stream: &TcpStream) -> bool {
     )
 }
 
-/// One lean connection: the head, the router, the response; then hyper for the rest.
-async fn lean(mut stream: TcpStream, addr: SocketAddr, shared: Arc<Shared>) {
+/// One lean connection: the head, the router, the response; then hyper for the rest. `open`
+/// is held until the connection leaves this path.
+async fn lean(
+    mut stream: TcpStream,
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    open: watch::Receiver<()>,
+) {
     let mut buf = Vec::with_capacity(1024);
     let head = tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut stream, &mut buf));
     let head_end = tokio::select! {
@@ -193,7 +236,7 @@ async fn lean(mut stream: TcpStream, addr: SocketAddr, shared: Arc<Shared>) {
     let Some((request, close)) = parse(&buf[..head_end], addr) else {
         return hand_over(stream, buf, addr, &shared);
     };
-    let mut rest = buf.split_off(head_end);
+    let rest = buf.split_off(head_end);
     drop(buf);
     // Events are small writes each meant to leave at once; Nagle's algorithm would hold one
     // back until the client acknowledges the previous (up to its delayed-ACK timer).
@@ -202,26 +245,79 @@ async fn lean(mut stream: TcpStream, addr: SocketAddr, shared: Arc<Shared>) {
         Ok(response) => response,
         Err(never) => match never {},
     };
-    let mut keep_alive = !close && !has_token(response.headers(), "close");
+    let keep_alive = !close && !has_token(response.headers(), "close");
     let streaming = response.status() == StatusCode::OK
         && response
             .headers()
             .get(header::CONTENT_TYPE)
             .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
-    let written = if streaming {
-        write_stream(&mut stream, response, &mut rest, &shared).await
-    } else {
-        write_whole(&mut stream, response).await
-    };
-    match written {
-        Ok(true) => {}
-        Ok(false) => keep_alive = false,
-        Err(_) => return,
+    let mut rest = rest;
+    if !streaming {
+        let written = write_whole(&mut stream, response).await;
+        return match after(written, keep_alive, &shared) {
+            After::HandOver => hand_over(stream, rest, addr, &shared),
+            After::Shut => {
+                let _ = stream.shutdown().await;
+            }
+            After::Drop => {}
+        };
     }
-    if keep_alive && !*shared.stopping.borrow() {
-        hand_over(stream, rest, addr, &shared);
-    } else {
-        let _ = stream.shutdown().await;
+    let Some(streams) = shared.streams.clone() else {
+        let written = write_stream(&mut stream, response, &mut rest, &shared).await;
+        return match after(written, keep_alive, &shared) {
+            After::HandOver => hand_over(stream, rest, addr, &shared),
+            After::Shut => {
+                let _ = stream.shutdown().await;
+            }
+            After::Drop => {}
+        };
+    };
+    // Moved to the streams runtime: deregistered here, registered there.
+    let Ok(away) = stream.into_std() else {
+        return;
+    };
+    streams.spawn(async move {
+        let _open = open;
+        let Ok(mut stream) = TcpStream::from_std(away) else {
+            return;
+        };
+        let written = write_stream(&mut stream, response, &mut rest, &shared).await;
+        match after(written, keep_alive, &shared) {
+            // Back to hyper, registered again on the listener's runtime.
+            After::HandOver => {
+                if let Ok(away) = stream.into_std() {
+                    let _ = shared.to_hyper.send(Handed {
+                        socket: Socket::Away(away),
+                        read: rest,
+                        addr,
+                    });
+                }
+            }
+            After::Shut => {
+                let _ = stream.shutdown().await;
+            }
+            After::Drop => {}
+        }
+    });
+}
+
+/// What becomes of a connection after a lean response.
+enum After {
+    /// Kept alive: hyper serves its next requests.
+    HandOver,
+    /// Closed cleanly.
+    Shut,
+    /// Broken: dropped.
+    Drop,
+}
+
+/// A connection is kept alive when the response was written whole, neither side asked to
+/// close and the server is not stopping.
+fn after(written: io::Result<bool>, keep_alive: bool, shared: &Shared) -> After {
+    match written {
+        Ok(true) if keep_alive && !*shared.stopping.borrow() => After::HandOver,
+        Ok(_) => After::Shut,
+        Err(_) => After::Drop,
     }
 }
 
@@ -231,7 +327,11 @@ async fn stopped(shared: &Shared) {
 }
 
 fn hand_over(stream: TcpStream, read: Vec<u8>, addr: SocketAddr, shared: &Shared) {
-    let _ = shared.to_hyper.send((Conn::new(stream, read), addr));
+    let _ = shared.to_hyper.send(Handed {
+        socket: Socket::Here(stream),
+        read,
+        addr,
+    });
 }
 
 /// Reads until the end of the request head; `Ok(Some(end))` is the index after it, `Ok(None)`
@@ -557,9 +657,32 @@ mod tests {
     #[derive(Clone, Default)]
     struct Events {
         senders: Arc<Mutex<Vec<mpsc::UnboundedSender<String>>>>,
+        /// The runtime each stream event was produced on.
+        runtimes: Arc<Mutex<Vec<tokio::runtime::Id>>>,
     }
 
     async fn start() -> (SocketAddr, Events, tokio::sync::oneshot::Sender<()>) {
+        start_with(None).await
+    }
+
+    /// A streams runtime apart from the test's, alive for the whole test process.
+    fn streams() -> Handle {
+        static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+        RUNTIME
+            .get_or_init(|| {
+                tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(1)
+                    .enable_all()
+                    .build()
+                    .unwrap()
+            })
+            .handle()
+            .clone()
+    }
+
+    async fn start_with(
+        streams: Option<Handle>,
+    ) -> (SocketAddr, Events, tokio::sync::oneshot::Sender<()>) {
         let events = Events::default();
         let opened = events.clone();
         let app = Router::new()
@@ -576,9 +699,14 @@ mod tests {
                         }
                         let (tx, rx) = mpsc::unbounded_channel::<String>();
                         opened.senders.lock().unwrap().push(tx);
-                        let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-                            let event = rx.recv().await?;
-                            Some((Ok::<_, std::convert::Infallible>(event), rx))
+                        let runtimes = opened.runtimes.clone();
+                        let stream = futures_util::stream::unfold(rx, move |mut rx| {
+                            let runtimes = runtimes.clone();
+                            async move {
+                                let event = rx.recv().await?;
+                                runtimes.lock().unwrap().push(Handle::current().id());
+                                Some((Ok::<_, std::convert::Infallible>(event), rx))
+                            }
                         });
                         Response::builder()
                             .header(header::CONTENT_TYPE, "text/event-stream")
@@ -591,7 +719,7 @@ mod tests {
         let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = tcp.local_addr().unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(crate::serve(tcp, app, async move {
+        tokio::spawn(crate::serve_with_streams(tcp, app, streams, async move {
             let _ = stopped.await;
         }));
         (addr, events, stop)
@@ -628,7 +756,25 @@ mod tests {
 
     #[tokio::test]
     async fn a_stream_is_chunked_and_the_connection_serves_on_after_it() {
-        let (addr, events, _stop) = start().await;
+        let started = start().await;
+        let runtimes = started.1.runtimes.clone();
+        stream_then_request(started).await;
+        let runtimes = runtimes.lock().unwrap().clone();
+        assert_eq!(runtimes, vec![Handle::current().id()]);
+    }
+
+    #[tokio::test]
+    async fn a_stream_on_a_streams_runtime_serves_on_after_it_on_the_listeners() {
+        let started = start_with(Some(streams())).await;
+        let runtimes = started.1.runtimes.clone();
+        stream_then_request(started).await;
+        let runtimes = runtimes.lock().unwrap().clone();
+        assert_eq!(runtimes, vec![streams().id()]);
+    }
+
+    async fn stream_then_request(
+        (addr, events, _stop): (SocketAddr, Events, tokio::sync::oneshot::Sender<()>),
+    ) {
         let mut socket = TcpStream::connect(addr).await.unwrap();
         socket
             .write_all(b"GET /api/realtime HTTP/1.1\r\nhost: a.localhost\r\n\r\n")
@@ -722,7 +868,17 @@ mod tests {
 
     #[tokio::test]
     async fn a_closed_client_ends_its_stream_and_shutdown_ends_open_ones() {
-        let (addr, events, stop) = start().await;
+        close_and_shutdown(start().await).await;
+    }
+
+    #[tokio::test]
+    async fn streams_on_a_streams_runtime_end_when_their_client_closes_or_at_shutdown() {
+        close_and_shutdown(start_with(Some(streams())).await).await;
+    }
+
+    async fn close_and_shutdown(
+        (addr, events, stop): (SocketAddr, Events, tokio::sync::oneshot::Sender<()>),
+    ) {
         let mut first = TcpStream::connect(addr).await.unwrap();
         first
             .write_all(b"GET /api/realtime HTTP/1.1\r\nhost: a\r\n\r\n")

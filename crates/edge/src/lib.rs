@@ -22,7 +22,7 @@ pub use acme::{Acme, AcmeConfig, Challenge};
 pub use certs::CertStore;
 pub use host::{Destination, classify};
 pub use hosts::{CertStatus, Hosts};
-pub use server::{serve, serve_tls};
+pub use server::{serve, serve_tls, serve_with_streams};
 pub use tls::TlsListener;
 
 /// The operator's own certificate for `*.<domain>`, reloaded when its files change.

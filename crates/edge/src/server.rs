@@ -15,7 +15,18 @@ pub async fn serve(
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let (listener, stopper) = crate::lean::LeanListener::new(listener, app.clone());
+    serve_with_streams(listener, app, None, shutdown).await
+}
+
+/// [`serve`], with open event streams running on the `streams` runtime when given (requests
+/// are handled on the caller's runtime either way).
+pub async fn serve_with_streams(
+    listener: TcpListener,
+    app: Router,
+    streams: Option<tokio::runtime::Handle>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let (listener, stopper) = crate::lean::LeanListener::new(listener, app.clone(), streams);
     let stopper = std::sync::Arc::new(stopper);
     let stop = stopper.clone();
     let shutdown = async move {

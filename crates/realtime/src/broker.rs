@@ -418,8 +418,9 @@ impl Broker {
         }
     }
 
-    /// Queues committed `changes` for fan-out and returns at once. Must run inside a Tokio
-    /// runtime. Without clients this is a no-op.
+    /// Queues committed `changes` for fan-out (on the delivery runtime) and returns at once.
+    /// Must run inside a Tokio runtime unless the delivery runtime runs. Without clients this
+    /// is a no-op.
     pub fn publish(
         &self,
         db: &Database,
@@ -448,7 +449,7 @@ impl Broker {
         });
         if !queue.running {
             queue.running = true;
-            tokio::spawn(drain(self.inner.clone()));
+            crate::delivery::spawn(drain(self.inner.clone()));
         }
     }
 

@@ -5,6 +5,7 @@
 //! WebSocket. It depends on the record engine for rules and rendering, never on HTTP.
 
 mod broker;
+pub mod delivery;
 pub mod topic;
 
 #[cfg(test)]

@@ -164,7 +164,7 @@ async fn serve_platform(global: &Global, serve: &Serve) -> anyhow::Result<()> {
         // Realtime streams never end by themselves: end them so the drain can finish.
         draining.close_all();
     };
-    warren_edge::serve(listener, router, shutdown).await?;
+    warren_edge::serve_with_streams(listener, router, delivery(), shutdown).await?;
     if !shipping.wait_shipping(Duration::from_secs(10)).await {
         tracing::warn!("WAL shipping did not finish before shutdown");
     }
@@ -245,7 +245,7 @@ async fn serve_https(
         let _ = rx.wait_for(|stop| *stop).await;
     };
     tokio::try_join!(
-        warren_edge::serve(plain, plain_router, until(stopped.clone())),
+        warren_edge::serve_with_streams(plain, plain_router, delivery(), until(stopped.clone())),
         warren_edge::serve_tls(listener, router, until(stopped)),
     )?;
     tracing::info!("Warren stopped");
@@ -308,6 +308,11 @@ fn default_bucket(flags: &crate::cli::S3Flags) -> Option<warren_files::S3Config>
         secret: flags.secret.clone(),
         force_path_style: true,
     })
+}
+
+/// The runtime open event streams move to, when the server started one.
+fn delivery() -> Option<tokio::runtime::Handle> {
+    warren_realtime::delivery::started().then(warren_realtime::delivery::handle)
 }
 
 async fn shutdown_signal() {

@@ -25,6 +25,8 @@ fn main() -> anyhow::Result<()> {
         .init();
     if matches!(cli.command, cli::Command::Serve(_)) {
         limits::raise_open_files();
+        // Event fan-out and open streams get their own lower-priority threads.
+        warren_realtime::delivery::start()?;
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
