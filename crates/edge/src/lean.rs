@@ -102,7 +102,11 @@ impl Stopper {
 
 impl LeanListener {
     /// Open streams run on `streams` when given, else on the caller's runtime.
-    pub(crate) fn new(tcp: TcpListener, router: Router, streams: Option<Handle>) -> (Self, Stopper) {
+    pub(crate) fn new(
+        tcp: TcpListener,
+        router: Router,
+        streams: Option<Handle>,
+    ) -> (Self, Stopper) {
         let (to_hyper, from_lean) = mpsc::unbounded_channel();
         let (stopping_tx, stopping) = watch::channel(false);
         let (open, _) = watch::channel(());

@@ -101,8 +101,7 @@ mod tests {
         let blocking = handle
             .block_on(async {
                 spawn(async {
-                    tokio::task::spawn_blocking(|| rustix::process::getpriority_process(None))
-                        .await
+                    tokio::task::spawn_blocking(|| rustix::process::getpriority_process(None)).await
                 })
                 .await
             })

@@ -296,7 +296,8 @@ pub async fn connect_realtime_ws(
         .max_message_size(MAX_WS_MESSAGE)
         .on_upgrade(move |socket| async move {
             // Like SSE streams, open sockets are served at delivery priority.
-            let served = warren_realtime::delivery::spawn(serve_ws(tenant, caller, socket, presence));
+            let served =
+                warren_realtime::delivery::spawn(serve_ws(tenant, caller, socket, presence));
             let _ = served.await;
         })
         .into_response()

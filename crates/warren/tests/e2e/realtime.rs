@@ -533,3 +533,63 @@ async fn open_streams_do_not_hold_up_shutdown() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// The name and niceness of each of process `pid`'s threads, its main thread first.
+fn thread_niceness(pid: u32) -> Vec<(String, i32)> {
+    let mut tasks: Vec<u32> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .map(|task| task.unwrap().file_name().to_str().unwrap().parse().unwrap())
+        .collect();
+    tasks.sort_by_key(|&tid| (tid != pid, tid));
+    let mut threads = Vec::new();
+    for tid in tasks {
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")) else {
+            continue; // the thread ended meanwhile
+        };
+        // `tid (name) state ppid …`: the name may hold spaces; nice is field 19.
+        let open = stat.find('(').unwrap();
+        let close = stat.rfind(')').unwrap();
+        let name = stat[open + 1..close].to_string();
+        let nice: i32 = stat[close + 2..]
+            .split(' ')
+            .nth(16)
+            .unwrap()
+            .parse()
+            .unwrap();
+        threads.push((name, nice));
+    }
+    threads
+}
+
+#[tokio::test]
+async fn events_are_delivered_by_threads_that_yield_to_request_handling() {
+    let server = Server::start(&[]);
+    let token = tenant(&server, "alpha").await;
+    // A stream on the delivery threads gets its events.
+    let base = format!("http://{}", server.addr);
+    let host = format!("alpha.localhost:{}", server.addr.port());
+    let mut stream = subscribe(server.client.clone(), base, host).await;
+    let id = create(&server, "alpha", &token, "first").await;
+    assert_eq!(read_until(&mut stream, &id).await, vec![id]);
+
+    // The main thread's niceness is the server's; request threads (Tokio's workers) keep it.
+    let threads = thread_niceness(server.child.id());
+    let base = threads[0].1;
+    let delivery = threads
+        .iter()
+        .filter(|(name, _)| name == "warren-delivery")
+        .count();
+    assert!(delivery > 0, "no delivery threads in {threads:?}");
+    let workers = threads
+        .iter()
+        .filter(|(name, _)| name.starts_with("tokio-"))
+        .count();
+    assert!(workers > 0, "no request threads in {threads:?}");
+    for (name, nice) in &threads {
+        if name == "warren-delivery" {
+            assert_eq!(*nice, (base + 10).min(19), "{threads:?}");
+        } else {
+            assert_eq!(*nice, base, "{threads:?}");
+        }
+    }
+}
