@@ -111,6 +111,8 @@ impl Stream {
         }
         loop {
             tokio::select! {
+                // A queued message goes out without touching the idle timer.
+                biased;
                 message = self.subscriber.recv() => {
                     let Message { topic, data } = message?;
                     self.last = Instant::now();
