@@ -11,25 +11,30 @@ use std::sync::OnceLock;
 use tokio::runtime::{Builder, Handle, Runtime};
 use tokio::task::JoinHandle;
 
-/// How much nicer delivery threads are than the thread that starts the runtime (request
-/// threads keep that one's niceness). At 10 the scheduler gives a runnable request thread about
-/// nine tenths of a contended core and lets it preempt a delivery thread when it wakes.
+/// How much nicer delivery threads are than the thread that starts the runtime, by default
+/// (request threads keep that one's niceness). At 10 the scheduler gives a runnable request
+/// thread about nine tenths of a contended core and lets it preempt a delivery thread when it
+/// wakes. The price shows when busy clients share the server's cores (a load generator on the
+/// same machine): their wake-ups preempt delivery too, which costs it context switches.
 pub const NICENESS: i32 = 10;
 /// The largest niceness Linux allows.
 const MAX_NICENESS: i32 = 19;
 
 static RUNTIME: OnceLock<Runtime> = OnceLock::new();
 
-/// Starts the delivery runtime (one worker per core) if it is not running yet and returns
-/// its handle.
-pub fn start() -> std::io::Result<Handle> {
+/// Starts the delivery runtime (one worker per core, `nicer` levels below the calling
+/// thread) if it is not running yet and returns its handle.
+pub fn start(nicer: i32) -> std::io::Result<Handle> {
     if let Some(runtime) = RUNTIME.get() {
         return Ok(runtime.handle().clone());
     }
     let workers = std::thread::available_parallelism().map_or(1, usize::from);
     // Absolute, not relative to the spawning thread: blocking threads are spawned by workers
     // that are already lowered.
-    let niceness = delivery_niceness(rustix::process::getpriority_process(None).unwrap_or(0));
+    let niceness = delivery_niceness(
+        rustix::process::getpriority_process(None).unwrap_or(0),
+        nicer,
+    );
     let runtime = Builder::new_multi_thread()
         .worker_threads(workers)
         .thread_name("warren-delivery")
@@ -66,9 +71,9 @@ where
     handle().spawn(future)
 }
 
-/// The niceness of delivery threads when request threads have `base`.
-fn delivery_niceness(base: i32) -> i32 {
-    (base + NICENESS).min(MAX_NICENESS)
+/// The niceness of delivery threads `nicer` levels below request threads at `base`.
+fn delivery_niceness(base: i32, nicer: i32) -> i32 {
+    (base + nicer.max(0)).min(MAX_NICENESS)
 }
 
 /// Sets the calling thread's niceness (on Linux the nice value is per thread). A system that
@@ -87,13 +92,13 @@ mod tests {
     #[test]
     fn delivery_threads_run_below_request_threads() {
         let base = rustix::process::getpriority_process(None).unwrap();
-        let handle = start().unwrap();
+        let handle = start(NICENESS).unwrap();
         assert!(started());
         let nice = handle
             .block_on(async { spawn(async { rustix::process::getpriority_process(None) }).await })
             .unwrap()
             .unwrap();
-        assert_eq!(nice, delivery_niceness(base));
+        assert_eq!(nice, delivery_niceness(base, NICENESS));
         if base + NICENESS <= MAX_NICENESS {
             assert_eq!(nice, base + NICENESS);
         }
@@ -111,6 +116,6 @@ mod tests {
         assert_eq!(blocking, nice);
         // The calling thread keeps its priority.
         assert_eq!(rustix::process::getpriority_process(None).unwrap(), base);
-        assert_eq!(start().unwrap().id(), handle.id());
+        assert_eq!(start(0).unwrap().id(), handle.id());
     }
 }

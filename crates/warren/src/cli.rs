@@ -135,6 +135,11 @@ pub struct Serve {
     /// projects start on it (the `default` plan when no plan has this name).
     #[arg(long, env = "WARREN_SIGNUP_PLAN", default_value = "default")]
     pub signup_plan: String,
+    /// How many nice levels realtime delivery (event fan-out and open streams) runs below
+    /// request handling: 0 gives them equal footing; the default lets requests go first.
+    #[arg(long, env = "WARREN_DELIVERY_NICENESS", default_value_t = warren_realtime::delivery::NICENESS,
+        value_parser = clap::value_parser!(i32).range(0..=19))]
+    pub delivery_niceness: i32,
 }
 
 /// The HTTPS listener and its certificates.

@@ -23,10 +23,10 @@ fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    if matches!(cli.command, cli::Command::Serve(_)) {
+    if let cli::Command::Serve(serve) = &cli.command {
         limits::raise_open_files();
         // Event fan-out and open streams get their own lower-priority threads.
-        warren_realtime::delivery::start()?;
+        warren_realtime::delivery::start(serve.delivery_niceness)?;
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -572,6 +572,14 @@ async fn events_are_delivered_by_threads_that_yield_to_request_handling() {
     let id = create(&server, "alpha", &token, "first").await;
     assert_eq!(read_until(&mut stream, &id).await, vec![id]);
 
+    assert_delivery_niceness(&server, 10);
+    // Operators choose how far below requests delivery runs.
+    let server = Server::start(&["--delivery-niceness", "3"]);
+    assert_delivery_niceness(&server, 3);
+}
+
+/// Delivery threads of `server` run `nicer` levels below its other threads.
+fn assert_delivery_niceness(server: &Server, nicer: i32) {
     // The main thread's niceness is the server's; request threads (Tokio's workers) keep it.
     let threads = thread_niceness(server.child.id());
     let base = threads[0].1;
@@ -587,7 +595,7 @@ async fn events_are_delivered_by_threads_that_yield_to_request_handling() {
     assert!(workers > 0, "no request threads in {threads:?}");
     for (name, nice) in &threads {
         if name == "warren-delivery" {
-            assert_eq!(*nice, (base + 10).min(19), "{threads:?}");
+            assert_eq!(*nice, (base + nicer).min(19), "{threads:?}");
         } else {
             assert_eq!(*nice, base, "{threads:?}");
         }
