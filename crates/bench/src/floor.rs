@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use crate::load::{OpError, Stats};
-use crate::realtime::{GRACE, publish_interval, raise_open_files, time_deliveries};
+use crate::realtime::{
+    GRACE, merge_deliveries, publish_interval, raise_open_files, time_deliveries,
+};
 use crate::sse::{Framing, SseStream};
 
 /// Bytes of one SSE message, as Warren and PocketBase send a `posts` create event.
@@ -174,14 +176,7 @@ pub async fn run(cfg: &FloorConfig) -> anyhow::Result<FloorReport> {
     .await?;
     tokio::time::sleep(GRACE).await;
     let _ = stop_tx.send(true);
-    let mut stats = Stats::new("msg/s");
-    for task in tasks {
-        match task.await {
-            Ok(Ok(sub)) => stats.merge(&sub),
-            Ok(Err(err)) => stats.record_error(&err),
-            Err(err) => stats.record_error(&OpError::other(format!("reader panicked: {err}"))),
-        }
-    }
+    let mut stats = merge_deliveries(tasks, "reader").await;
     let process = cpu_of("self").since(cpu_before);
     drop(conns);
     let mut writers_cpu = Cpu::default();

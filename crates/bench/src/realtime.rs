@@ -224,14 +224,7 @@ pub async fn run(
     tokio::time::sleep(GRACE).await;
     let _ = stop_tx.send(true);
 
-    let mut stats = Stats::new("msg/s");
-    for task in tasks {
-        match task.await {
-            Ok(Ok(sub)) => stats.merge(&sub),
-            Ok(Err(err)) => stats.record_error(&err),
-            Err(err) => stats.record_error(&OpError::other(format!("subscriber panicked: {err}"))),
-        }
-    }
+    let mut stats = merge_deliveries(tasks, "subscriber").await;
     let expected = (published as u64 - publish_errors) * ready as u64;
     let missing = expected.saturating_sub(stats.ok);
     stats.errors += missing + publish_errors;
@@ -423,6 +416,22 @@ pub fn sequence(message: &[u8]) -> Option<usize> {
             .iter()
             .fold(0usize, |n, d| n * 10 + usize::from(d - b'0')),
     )
+}
+
+/// The deliveries timed by every reader task, merged; a failed task counts as an error.
+pub(crate) async fn merge_deliveries(
+    tasks: Vec<tokio::task::JoinHandle<Result<Stats, OpError>>>,
+    reader: &str,
+) -> Stats {
+    let mut stats = Stats::new("msg/s");
+    for task in tasks {
+        match task.await {
+            Ok(Ok(sub)) => stats.merge(&sub),
+            Ok(Err(err)) => stats.record_error(&err),
+            Err(err) => stats.record_error(&OpError::other(format!("{reader} panicked: {err}"))),
+        }
+    }
+    stats
 }
 
 #[cfg(test)]

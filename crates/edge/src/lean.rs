@@ -760,6 +760,38 @@ mod tests {
         String::from_utf8_lossy(seen).into_owned()
     }
 
+    /// Opens a stream on a new connection; the connection and the stream's event sender.
+    async fn open_stream(
+        addr: SocketAddr,
+        events: &Events,
+    ) -> (TcpStream, mpsc::UnboundedSender<String>) {
+        let mut socket = TcpStream::connect(addr).await.unwrap();
+        socket
+            .write_all(b"GET /api/realtime HTTP/1.1\r\nhost: a\r\n\r\n")
+            .await
+            .unwrap();
+        wait_streams(events, 1).await;
+        let tx = events.senders.lock().unwrap()[0].clone();
+        (socket, tx)
+    }
+
+    /// The complete chunks of a chunked response's body (`text` from the status line on).
+    fn dechunk(text: &str) -> String {
+        let mut rest = &text[text.find("\r\n\r\n").unwrap() + 4..];
+        let mut body = String::new();
+        while let Some(line_end) = rest.find("\r\n") {
+            let size = usize::from_str_radix(&rest[..line_end], 16).unwrap();
+            let start = line_end + 2;
+            if rest.len() < start + size + 2 {
+                break;
+            }
+            body.push_str(&rest[start..start + size]);
+            assert_eq!(&rest[start + size..start + size + 2], "\r\n");
+            rest = &rest[start + size + 2..];
+        }
+        body
+    }
+
     async fn wait_streams(events: &Events, n: usize) {
         for _ in 0..500 {
             if events.senders.lock().unwrap().len() >= n {
@@ -822,45 +854,21 @@ mod tests {
     #[tokio::test]
     async fn queued_events_arrive_in_order_whatever_the_batching() {
         let (addr, events, _stop) = start().await;
-        let mut socket = TcpStream::connect(addr).await.unwrap();
-        socket
-            .write_all(b"GET /api/realtime HTTP/1.1\r\nhost: a\r\n\r\n")
-            .await
-            .unwrap();
-        wait_streams(&events, 1).await;
-        let tx = events.senders.lock().unwrap()[0].clone();
+        let (mut socket, tx) = open_stream(addr, &events).await;
         for n in 0..200 {
             tx.send(format!("data:{n}\n\n")).unwrap();
         }
         let mut seen = Vec::new();
         let text = read_until(&mut socket, &mut seen, "data:199\n\n").await;
         // Strip the chunk framing and compare the event stream itself.
-        let body = &text[text.find("\r\n\r\n").unwrap() + 4..];
-        let mut events_text = String::new();
-        let mut rest = body;
-        while let Some(line_end) = rest.find("\r\n") {
-            let size = usize::from_str_radix(&rest[..line_end], 16).unwrap();
-            let start = line_end + 2;
-            if rest.len() < start + size + 2 {
-                break;
-            }
-            events_text.push_str(&rest[start..start + size]);
-            rest = &rest[start + size + 2..];
-        }
         let expected: String = (0..200).map(|n| format!("data:{n}\n\n")).collect();
-        assert_eq!(events_text, expected);
+        assert_eq!(dechunk(&text), expected);
     }
 
     #[tokio::test]
     async fn a_stream_larger_than_the_socket_buffers_arrives_whole_and_in_order() {
         let (addr, events, _stop) = start().await;
-        let mut socket = TcpStream::connect(addr).await.unwrap();
-        socket
-            .write_all(b"GET /api/realtime HTTP/1.1\r\nhost: a\r\n\r\n")
-            .await
-            .unwrap();
-        wait_streams(&events, 1).await;
-        let tx = events.senders.lock().unwrap()[0].clone();
+        let (mut socket, tx) = open_stream(addr, &events).await;
         // 16 MiB queued before the client reads a byte: writes find full buffers and wait.
         let filler = "x".repeat(8 << 10);
         for n in 0..2048 {
@@ -880,15 +888,7 @@ mod tests {
             body.extend_from_slice(&buf[..n]);
         }
         let text = String::from_utf8(body).unwrap();
-        let mut rest = &text[text.find("\r\n\r\n").unwrap() + 4..];
-        let mut events_text = String::new();
-        while let Some(line_end) = rest.find("\r\n") {
-            let size = usize::from_str_radix(&rest[..line_end], 16).unwrap();
-            let start = line_end + 2;
-            events_text.push_str(&rest[start..start + size]);
-            assert_eq!(&rest[start + size..start + size + 2], "\r\n");
-            rest = &rest[start + size + 2..];
-        }
+        let events_text = dechunk(&text);
         let expected: String = (0..2048)
             .map(|n| format!("data:{n} {filler}\n\n"))
             .collect();
