@@ -965,6 +965,9 @@ mod tests {
                 Ok::<_, warren_store::Error>(())
             })
         };
+        // Commit times are in milliseconds and a moment includes the commits of its own
+        // millisecond: the first commit must come after the base's moment for the last check.
+        tokio::time::sleep(Duration::from_millis(5)).await;
         insert().await.unwrap();
         shipping.flush("t1").await.unwrap();
         insert().await.unwrap();
