@@ -340,7 +340,7 @@ impl Backups {
             None => all.into_iter().last(),
             Some(at) => {
                 // The newest snapshot before the moment; one the WAL replays on top of wins.
-                let at = warren_backup::parse_time(at)?;
+                let at = parse_at(at)?;
                 let before: Vec<Manifest> = all
                     .into_iter()
                     .filter(|m| {
@@ -402,7 +402,7 @@ impl Backups {
         let staging = restore::staging_dir(inner.tenants.root());
         let at_ms = match &request.at {
             Some(at) if request.backup.is_none() => {
-                let at = warren_backup::parse_time(at)?;
+                let at = parse_at(at)?;
                 Some((at.unix_timestamp_nanos() / 1_000_000) as i64)
             }
             _ => None,
@@ -428,7 +428,8 @@ impl Backups {
                 .await
                 .ok()
                 .flatten();
-                pitr::check_covered(&manifest, at_ms, &replayed, through, local)?;
+                pitr::check_covered(&manifest, at_ms, &replayed, through, local)
+                    .map_err(about_at)?;
             }
             match new_slug {
                 Some(to) => {
@@ -877,4 +878,16 @@ async fn sync_dir(dir: &Path) -> Result<()> {
         .sync_all()
         .await
         .map_err(Error::Io)
+}
+/// The restore moment `at`, or a validation error about the `at` field.
+fn parse_at(at: &str) -> Result<time::OffsetDateTime> {
+    warren_backup::parse_time(at).map_err(about_at)
+}
+
+/// A backup error about the requested moment, reported against the `at` field.
+fn about_at(error: warren_backup::Error) -> Error {
+    match error {
+        warren_backup::Error::Invalid(reason) => Error::Invalid("at", reason),
+        other => other.into(),
+    }
 }

@@ -885,6 +885,21 @@ async fn point_in_time_restores_replay_the_shipped_wal_with_files() {
     );
     let names = stored_names(&server, "pitr-two").await;
     assert!(!names.contains(&file_of(&three)), "{names:?}");
+    // A moment that is not a time, or one the shipped WAL cannot reach yet, is refused
+    // against the `at` field, and nothing is restored.
+    let (status, body) = restore_at(&server, "pitr", "yesterday", "pitr-bad").await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["data"]["at"]["code"], "validation_invalid", "{body}");
+    let future = "2999-01-01T00:00:00Z";
+    let (status, body) = restore_at(&server, "pitr", future, "pitr-future").await;
+    assert_eq!(status, 400, "{body}");
+    let reason = body["data"]["at"]["message"].as_str().unwrap_or_default();
+    assert!(reason.contains("complete only up to"), "{body}");
+    for slug in ["pitr-bad", "pitr-future"] {
+        let (status, _) =
+            operator(&server, Method::GET, &format!("/v1/tenants/{slug}"), None).await;
+        assert_eq!(status, 404, "{slug} was created");
+    }
     // And now: everything.
     let (status, body) = restore_at(&server, "pitr", &time_now(), "pitr-now").await;
     assert_eq!(status, 201, "{body}");
