@@ -130,30 +130,30 @@ pub async fn run(
     let endpoint: Endpoint = Arc::new(loopback_endpoint(&target.base).map_err(|e| e.to_string())?);
     let subscribes = client_with_pool(SETUP_CONCURRENCY).map_err(|e| e.to_string())?;
     let gate = Arc::new(Semaphore::new(SETUP_CONCURRENCY));
-    let rss_before = target.rss_kib();
     // Tells every subscriber to stop reading (no per-read timer in thousands of readers).
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut tasks = Vec::with_capacity(subscribers);
-    for k in 0..subscribers {
+    let spawn = |k: usize| {
         let clients = (Arc::clone(&endpoint), subscribes.clone(), Arc::clone(&gate));
         let target = target.clone();
         let token = data.worker_user(k).1.to_string();
         let board = Arc::clone(&board);
         let stop = stop_rx.clone();
-        tasks.push(tokio::spawn(async move {
-            subscriber(target, clients, token, board, stop).await
-        }));
-    }
-    drop((endpoint, subscribes));
-
-    // Wait (bounded) until every subscriber is in place or failed.
+        tokio::spawn(async move { subscriber(target, clients, token, board, stop).await })
+    };
+    // A first quarter of the subscribers (at most two setup rounds) warms the server's
+    // per-stream machinery up at full setup concurrency (threads, allocator caches), so
+    // memory per connection is the cost of one more connection.
+    let warm = (subscribers / 4).min(2 * SETUP_CONCURRENCY);
+    tasks.extend((0..warm).map(spawn));
     let setup_deadline =
         Instant::now() + Duration::from_secs(60) + Duration::from_millis(10) * subscribers as u32;
-    while board.ready.load(Ordering::Acquire) + board.failed.load(Ordering::Acquire) < subscribers
-        && Instant::now() < setup_deadline
-    {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    settle(&board, warm, setup_deadline).await;
+    let warmed = board.ready.load(Ordering::Acquire);
+    let rss_before = target.rss_kib();
+    tasks.extend((warm..subscribers).map(spawn));
+    drop((endpoint, subscribes));
+    settle(&board, subscribers, setup_deadline).await;
     let ready = board.ready.load(Ordering::Acquire);
     if ready == 0 {
         let _ = stop_tx.send(true);
@@ -168,8 +168,9 @@ pub async fn run(
     }
     // The subscribe client's keep-alive connections close with it; let the server see that.
     tokio::time::sleep(Duration::from_secs(1)).await;
+    let measured = ready.saturating_sub(warmed).max(1) as u64;
     let bytes_per_conn = match (rss_before, target.rss_kib()) {
-        (Some(before), Some(after)) => Some(after.saturating_sub(before) * 1024 / ready as u64),
+        (Some(before), Some(after)) => Some(after.saturating_sub(before) * 1024 / measured),
         _ => None,
     };
 
@@ -416,6 +417,15 @@ pub fn sequence(message: &[u8]) -> Option<usize> {
             .iter()
             .fold(0usize, |n, d| n * 10 + usize::from(d - b'0')),
     )
+}
+
+/// Waits (until `deadline`) for `count` subscribers to be in place or failed.
+async fn settle(board: &Board, count: usize, deadline: Instant) {
+    while board.ready.load(Ordering::Acquire) + board.failed.load(Ordering::Acquire) < count
+        && Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// The deliveries timed by every reader task, merged; a failed task counts as an error.
