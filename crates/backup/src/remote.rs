@@ -240,7 +240,9 @@ pub async fn upload(bucket: &Bucket, src: &Path, report: Report<'_>) -> Result<u
     Ok(total)
 }
 
-fn walk(root: &Path, rel: PathBuf, out: &mut Vec<PathBuf>) -> Result<()> {
+/// Every regular file under `root/rel` (none when it does not exist), as paths relative to
+/// `root`.
+pub(crate) fn walk(root: &Path, rel: PathBuf, out: &mut Vec<PathBuf>) -> Result<()> {
     let entries = match std::fs::read_dir(root.join(&rel)) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),

@@ -668,12 +668,7 @@ impl Shipper {
         let storage = self.dir.join("storage");
         let since = self.state.files_since_ms;
         let started = warren_store::commits::now_ms();
-        let found = blocking(move || {
-            let mut found = Vec::new();
-            scan(&storage, Path::new(""), since, &mut found)?;
-            Ok(found)
-        })
-        .await?;
+        let found = blocking(move || scan(&storage, since)).await?;
         let prefix = format!(
             "{}files/",
             generation_prefix(&self.tenant, &self.state.generation)
@@ -729,39 +724,27 @@ fn system_ms(t: std::time::SystemTime) -> i64 {
         .unwrap_or(0)
 }
 
-/// Files under `root/rel` modified at or after `since` (ms), as `/`-separated relative paths.
+/// Files under `root` modified at or after `since` (ms), as `/`-separated relative paths.
 /// Unfinished uploads (`*.part`) are left out.
-fn scan(root: &Path, rel: &Path, since: i64, out: &mut Vec<(String, i64)>) -> Result<()> {
-    let entries = match std::fs::read_dir(root.join(rel)) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e.into()),
-    };
-    for entry in entries {
-        let entry = entry?;
-        let kind = entry.file_type()?;
-        let path = rel.join(entry.file_name());
-        if kind.is_dir() {
-            scan(root, &path, since, out)?;
-        } else if kind.is_file() {
-            let name = entry.file_name();
-            if name.to_string_lossy().ends_with(".part") {
-                continue;
-            }
-            let modified = entry
-                .metadata()
-                .ok()
-                .and_then(|m| m.modified().ok())
-                .map(system_ms)
-                .unwrap_or(i64::MAX);
-            if modified >= since
-                && let Some(text) = path.to_str()
-            {
-                out.push((text.replace('\\', "/"), modified));
-            }
+fn scan(root: &Path, since: i64) -> Result<Vec<(String, i64)>> {
+    let mut files = Vec::new();
+    crate::remote::walk(root, std::path::PathBuf::new(), &mut files)?;
+    let mut found = Vec::new();
+    for path in files {
+        if path.to_string_lossy().ends_with(".part") {
+            continue;
+        }
+        let modified = std::fs::metadata(root.join(&path))
+            .and_then(|m| m.modified())
+            .map(system_ms)
+            .unwrap_or(i64::MAX);
+        if modified >= since
+            && let Some(text) = path.to_str()
+        {
+            found.push((text.replace('\\', "/"), modified));
         }
     }
-    Ok(())
+    Ok(found)
 }
 
 /// Size and modification time (ns since the epoch) of the file at `path`.
