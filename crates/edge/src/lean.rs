@@ -258,23 +258,11 @@ async fn lean(
     let mut rest = rest;
     if !streaming {
         let written = write_whole(&mut stream, response).await;
-        return match after(written, keep_alive, &shared) {
-            After::HandOver => hand_over(stream, rest, addr, &shared),
-            After::Shut => {
-                let _ = stream.shutdown().await;
-            }
-            After::Drop => {}
-        };
+        return finish(stream, written, keep_alive, rest, addr, &shared, false).await;
     }
     let Some(streams) = shared.streams.clone() else {
         let written = write_stream(&mut stream, response, &mut rest, &shared).await;
-        return match after(written, keep_alive, &shared) {
-            After::HandOver => hand_over(stream, rest, addr, &shared),
-            After::Shut => {
-                let _ = stream.shutdown().await;
-            }
-            After::Drop => {}
-        };
+        return finish(stream, written, keep_alive, rest, addr, &shared, false).await;
     };
     // Moved to the streams runtime: deregistered here, registered there.
     let Ok(away) = stream.into_std() else {
@@ -286,42 +274,43 @@ async fn lean(
             return;
         };
         let written = write_stream(&mut stream, response, &mut rest, &shared).await;
-        match after(written, keep_alive, &shared) {
-            // Back to hyper, registered again on the listener's runtime.
-            After::HandOver => {
-                if let Ok(away) = stream.into_std() {
-                    let _ = shared.to_hyper.send(Handed {
-                        socket: Socket::Away(away),
-                        read: rest,
-                        addr,
-                    });
-                }
-            }
-            After::Shut => {
-                let _ = stream.shutdown().await;
-            }
-            After::Drop => {}
-        }
+        finish(stream, written, keep_alive, rest, addr, &shared, true).await;
     });
 }
 
-/// What becomes of a connection after a lean response.
-enum After {
-    /// Kept alive: hyper serves its next requests.
-    HandOver,
-    /// Closed cleanly.
-    Shut,
-    /// Broken: dropped.
-    Drop,
-}
-
-/// A connection is kept alive when the response was written whole, neither side asked to
-/// close and the server is not stopping.
-fn after(written: io::Result<bool>, keep_alive: bool, shared: &Shared) -> After {
+/// After a lean response, hyper serves the connection on when the response was written
+/// whole, neither side asked to close and the server is not stopping; otherwise it is shut
+/// (or dropped, when broken). A connection `away` on the streams runtime goes back to the
+/// listener's runtime.
+async fn finish(
+    mut stream: TcpStream,
+    written: io::Result<bool>,
+    keep_alive: bool,
+    rest: Vec<u8>,
+    addr: SocketAddr,
+    shared: &Shared,
+    away: bool,
+) {
     match written {
-        Ok(true) if keep_alive && !*shared.stopping.borrow() => After::HandOver,
-        Ok(_) => After::Shut,
-        Err(_) => After::Drop,
+        Ok(true) if keep_alive && !*shared.stopping.borrow() => {
+            let socket = if away {
+                match stream.into_std() {
+                    Ok(stream) => Socket::Away(stream),
+                    Err(_) => return,
+                }
+            } else {
+                Socket::Here(stream)
+            };
+            let _ = shared.to_hyper.send(Handed {
+                socket,
+                read: rest,
+                addr,
+            });
+        }
+        Ok(_) => {
+            let _ = stream.shutdown().await;
+        }
+        Err(_) => {}
     }
 }
 
