@@ -147,6 +147,7 @@ impl Console {
                 to: to.to_string(),
                 subject: subject.to_string(),
                 html,
+                code: None,
             },
         );
     }

@@ -2,8 +2,14 @@
 //! rendered from the tenant's templates and sent over SMTP.
 //!
 //! Each tenant's `settings.smtp` picks its relay; a tenant without one uses the platform
-//! default (`WARREN_SMTP_URL`), and with neither nothing is sent. This crate knows nothing of
-//! HTTP, records or storage: callers hand it settings JSON and a rendered [`Email`].
+//! default (`WARREN_SMTP_URL`). Without a platform relay, mail is kept in the local
+//! [`Outbox`] instead (when the server gave the mailer one), and the link or code it carries is
+//! logged. This crate knows nothing of HTTP, records or storage: callers hand it settings JSON
+//! and a rendered [`Email`].
+
+pub mod outbox;
+
+pub use outbox::{Kept, Outbox};
 
 use std::time::Duration;
 
@@ -22,6 +28,9 @@ pub enum Error {
     /// The relay refused or could not be reached.
     #[error("smtp: {0}")]
     Smtp(#[from] lettre::transport::smtp::Error),
+    /// The local outbox could not be written.
+    #[error("outbox: {0}")]
+    Outbox(#[from] std::io::Error),
 }
 
 /// Result alias of this crate.
@@ -31,7 +40,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 const SEND_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// A rendered message for one recipient.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Email {
     /// Recipient address.
     pub to: String,
@@ -39,6 +48,20 @@ pub struct Email {
     pub subject: String,
     /// HTML body.
     pub html: String,
+    /// A one-time code the body carries (OTP), shown beside the message when it is kept in
+    /// the outbox.
+    pub code: Option<String>,
+}
+
+/// What became of a message.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Delivery {
+    /// Handed to an SMTP relay.
+    Sent,
+    /// Kept in the local outbox (no relay).
+    Kept(Box<Kept>),
+    /// Neither a relay nor an outbox: nothing was done with it.
+    Dropped,
 }
 
 /// Replaces `{NAME}` placeholders by their values. Values are inserted as given: callers
@@ -67,11 +90,15 @@ pub fn escape_html(text: &str) -> String {
     out
 }
 
-/// Sends tenants' mail. Cheap to clone.
+/// Sends the platform's and tenants' mail. Cheap to clone.
 #[derive(Clone, Default)]
 pub struct Mailer {
     /// The relay for tenants that configure none (`smtp://` or `smtps://` URL).
     platform: Option<String>,
+    /// Where mail goes when there is no platform relay.
+    outbox: Option<Outbox>,
+    /// The tenant whose mail this handle sends (`None`: the platform's console).
+    tenant: Option<std::sync::Arc<str>>,
 }
 
 impl Mailer {
@@ -80,30 +107,95 @@ impl Mailer {
     pub fn new(platform: Option<String>) -> Self {
         Self {
             platform: platform.filter(|u| !u.trim().is_empty()),
+            outbox: None,
+            tenant: None,
         }
     }
 
-    /// Sends `email` with the tenant's `settings` (its `smtp` and `meta` sections).
-    /// Returns `Ok(false)` when the tenant has no relay and there is no platform default.
-    pub async fn send(&self, settings: &Value, email: &Email) -> Result<bool> {
+    /// Keeps mail that no relay takes in `outbox`. Ignored when a platform relay is set: then
+    /// nothing is ever kept locally.
+    pub fn keeping(mut self, outbox: Outbox) -> Self {
+        if self.platform.is_none() {
+            self.outbox = Some(outbox);
+        }
+        self
+    }
+
+    /// The local outbox, when mail is kept in one (no platform relay).
+    pub fn outbox(&self) -> Option<&Outbox> {
+        self.outbox.as_ref()
+    }
+
+    /// The platform relay's `host:port` (never its credentials), when one is set.
+    pub fn relay(&self) -> Option<String> {
+        let url = self.platform.as_deref()?;
+        let (scheme, rest) = url.split_once("://").unwrap_or(("smtp", url));
+        let authority = rest.split(['/', '?']).next().unwrap_or("");
+        let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+        Some(format!("{scheme}://{host}"))
+    }
+
+    /// The same mailer, sending for tenant `id` (its mail kept in the outbox is labelled so).
+    pub fn for_tenant(&self, id: &str) -> Self {
+        Self {
+            tenant: Some(id.into()),
+            ..self.clone()
+        }
+    }
+
+    /// Sends `email` with the tenant's `settings` (its `smtp` and `meta` sections): through the
+    /// tenant's own relay when it has one enabled, else the platform relay, else into the
+    /// outbox.
+    pub async fn send(&self, settings: &Value, email: &Email) -> Result<Delivery> {
         let transport = match self.transport(settings)? {
             Some(t) => t,
-            None => return Ok(false),
+            None => return self.keep(settings, email).await,
         };
         let message = build(settings, email)?;
         match tokio::time::timeout(SEND_TIMEOUT, transport.send(message)).await {
-            Ok(outcome) => outcome.map(|_| true).map_err(Error::from),
+            Ok(outcome) => outcome.map(|_| Delivery::Sent).map_err(Error::from),
             Err(_) => Err(Error::Invalid("delivery timed out".into())),
         }
     }
 
-    /// Sends in the background; failures are logged, never reported to the request.
+    async fn keep(&self, settings: &Value, email: &Email) -> Result<Delivery> {
+        let Some(outbox) = self.outbox.clone() else {
+            return Ok(Delivery::Dropped);
+        };
+        let from = settings
+            .get("meta")
+            .and_then(|m| m.get("senderAddress"))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let (tenant, email) = (self.tenant.clone(), email.clone());
+        let kept =
+            tokio::task::spawn_blocking(move || outbox.keep(tenant.as_deref(), &from, &email))
+                .await
+                .map_err(|e| Error::Outbox(std::io::Error::other(e)))??;
+        Ok(Delivery::Kept(Box::new(kept)))
+    }
+
+    /// Sends in the background; failures are logged, never reported to the request. A message
+    /// kept in the outbox is logged on one line with the link or code it carries.
     pub fn send_later(&self, settings: Value, email: Email) {
         let mailer = self.clone();
         tokio::spawn(async move {
             match mailer.send(&settings, &email).await {
-                Ok(true) => tracing::debug!(subject = %email.subject, "mail sent"),
-                Ok(false) => {
+                Ok(Delivery::Sent) => tracing::debug!(subject = %email.subject, "mail sent"),
+                Ok(Delivery::Kept(kept)) => {
+                    let source = match &kept.tenant {
+                        Some(id) => format!("tenant {id}"),
+                        None => "console".into(),
+                    };
+                    let carries = kept.carries().unwrap_or_else(|| "no link".into());
+                    tracing::info!(
+                        "mail kept in the outbox ({source}) to {}: {:?}, {carries}",
+                        kept.to,
+                        kept.subject
+                    );
+                }
+                Ok(Delivery::Dropped) => {
                     tracing::info!(subject = %email.subject, "no SMTP relay; mail dropped")
                 }
                 Err(e) => tracing::warn!(error = %e, "mail delivery failed"),
@@ -237,6 +329,7 @@ mod tests {
             to: "u@example.com".into(),
             subject: "Hi".into(),
             html: "<p>x</p>".into(),
+            code: None,
         };
         let raw = String::from_utf8(build(&settings, &email).unwrap().formatted()).unwrap();
         assert!(raw.contains("From: Support <support@example.com>"));
@@ -251,6 +344,7 @@ mod tests {
             to: "not an address".into(),
             subject: "Hi".into(),
             html: String::new(),
+            code: None,
         };
         assert!(build(&settings, &email).is_err());
     }
@@ -263,11 +357,49 @@ mod tests {
                 &Email {
                     to: "u@example.com".into(),
                     subject: "s".into(),
-                    html: String::new(),
+                    ..Email::default()
                 },
             )
             .await
             .unwrap();
-        assert!(!sent);
+        assert_eq!(sent, Delivery::Dropped);
+    }
+
+    #[tokio::test]
+    async fn without_a_relay_mail_is_kept_labelled_with_its_tenant() {
+        let dir = tempfile::tempdir().unwrap();
+        let mailer = Mailer::new(None).keeping(Outbox::new(dir.path()));
+        let settings = json!({"meta": {"senderAddress": "s@example.com"}});
+        let email = Email {
+            to: "u@example.com".into(),
+            subject: "Verify".into(),
+            html: r#"<a href="http://app.localhost/v/t">v</a>"#.into(),
+            code: None,
+        };
+        let Delivery::Kept(kept) = mailer
+            .for_tenant("t1")
+            .send(&settings, &email)
+            .await
+            .unwrap()
+        else {
+            panic!("not kept")
+        };
+        assert_eq!(kept.tenant.as_deref(), Some("t1"));
+        assert_eq!(kept.from, "s@example.com");
+        assert_eq!(kept.links, ["http://app.localhost/v/t"]);
+        let Delivery::Kept(console) = mailer.send(&settings, &email).await.unwrap() else {
+            panic!("not kept")
+        };
+        assert_eq!(console.tenant, None);
+    }
+
+    #[test]
+    fn a_relay_means_no_outbox_and_its_credentials_stay_hidden() {
+        let dir = tempfile::tempdir().unwrap();
+        let mailer = Mailer::new(Some("smtp://user:secret@mail.example.com:2525".into()))
+            .keeping(Outbox::new(dir.path()));
+        assert!(mailer.outbox().is_none());
+        assert_eq!(mailer.relay().unwrap(), "smtp://mail.example.com:2525");
+        assert_eq!(Mailer::new(None).relay(), None);
     }
 }

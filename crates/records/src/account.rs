@@ -86,6 +86,10 @@ pub fn compose(
         to: to.to_string(),
         subject: render(&template.subject, &pairs),
         html: render(&template.body, &pairs),
+        code: extra
+            .iter()
+            .find(|(name, _)| *name == "OTP")
+            .map(|(_, code)| code.to_string()),
     }
 }
 

@@ -185,7 +185,10 @@ pub(crate) async fn remember_origin(
     }
     .await;
     match outcome {
-        Ok((settings, Some(mail))) => state.mailer.send_later((*settings).clone(), mail),
+        Ok((settings, Some(mail))) => state
+            .mailer
+            .for_tenant(tenant.id())
+            .send_later((*settings).clone(), mail),
         Ok((_, None)) => {}
         Err(e) => tracing::warn!(error = %e, "login origin not recorded"),
     }
@@ -450,7 +453,10 @@ fn mail_later(
                 }
             };
             if let Some(mail) = mail {
-                state.mailer.send_later(settings, mail);
+                state
+                    .mailer
+                    .for_tenant(tenant.id())
+                    .send_later(settings, mail);
             }
             Ok::<_, warren_records::Error>(())
         }
@@ -549,7 +555,10 @@ pub async fn request_email_change(
         &settings,
     )
     .await?;
-    state.mailer.send_later(settings, mail);
+    state
+        .mailer
+        .for_tenant(tenant.id())
+        .send_later(settings, mail);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -593,7 +602,10 @@ pub async fn request_otp(
         warren_records::otp::request(tenant.db(), &entry, email, &settings, &state.passwords)
             .await?;
     if let Some(mail) = mail {
-        state.mailer.send_later(settings, mail);
+        state
+            .mailer
+            .for_tenant(tenant.id())
+            .send_later(settings, mail);
     }
     Ok(Json(json!({ "otpId": id })))
 }
