@@ -295,6 +295,14 @@ impl Accounts {
             .await
     }
 
+    /// The account named by `key`: its email when `key` has an `@`, else its id.
+    pub async fn find(&self, key: &str) -> Result<Account> {
+        if key.contains('@') {
+            return Ok(self.find_by_email(key).await?.ok_or(Error::NotFound)?.0);
+        }
+        self.get(key.trim()).await
+    }
+
     /// Marks account `id` verified.
     pub async fn mark_verified(&self, id: &str) -> Result<Account> {
         let id = id.to_string();

@@ -17,6 +17,7 @@ pub mod metering;
 pub mod metrics;
 pub mod openapi;
 pub mod operator;
+pub mod outbox;
 pub mod plans;
 pub mod projects;
 mod router;

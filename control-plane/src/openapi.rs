@@ -7,7 +7,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{accounts, backups, domains, health, metrics, openapi, plans, tenants};
+use crate::routes::{accounts, backups, domains, health, metrics, openapi, outbox, plans, tenants};
 
 /// The document.
 #[derive(OpenApi)]
@@ -51,6 +51,8 @@ use crate::routes::{accounts, backups, domains, health, metrics, openapi, plans,
         backups::verify_backup,
         crate::routes::backup_status::get_backup_status,
         crate::routes::backup_status::list_drills,
+        outbox::list_outbox,
+        outbox::get_outbox_message,
     ),
     modifiers(&OperatorToken),
     tags(
@@ -62,6 +64,7 @@ use crate::routes::{accounts, backups, domains, health, metrics, openapi, plans,
         (name = "domains", description = "Custom domains and certificates"),
         (name = "accounts", description = "Console accounts"),
         (name = "backups", description = "Backups, restores and restore drills"),
+        (name = "outbox", description = "Mail kept on the server when no SMTP relay is configured"),
     )
 )]
 pub struct ApiDoc;
@@ -207,7 +210,8 @@ mod tests {
                 db,
                 tenants.clone(),
                 warren_auth::Passwords::default(),
-                warren_mail::Mailer::new(None),
+                warren_mail::Mailer::new(None)
+                    .keeping(warren_mail::Outbox::new(dir.path().join("outbox"))),
                 crate::console::ConsoleConfig::default(),
             )
             .await

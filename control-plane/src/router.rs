@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 use crate::routes::accounts;
-use crate::routes::{backups, domains, health, metrics, openapi, plans, tenants};
+use crate::routes::{backups, domains, health, metrics, openapi, outbox, plans, tenants};
 use crate::{ControlPlane, Error};
 
 /// The platform host's router: the operator API under `/v1/` and the console.
@@ -76,10 +76,23 @@ pub fn router(state: ControlPlane) -> Router {
             state.clone(),
             require_operator,
         ));
+    // Checked in this order: with a relay there is no outbox (404, token or not).
+    let outbox = Router::new()
+        .route("/v1/outbox", get(outbox::list_outbox))
+        .route("/v1/outbox/{id}", get(outbox::get_outbox_message))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            require_operator,
+        ))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            require_outbox,
+        ));
     Router::new()
         .route("/v1/health", get(health::get_health))
         .route("/v1/openapi.json", get(openapi::get_openapi))
         .merge(operator)
+        .merge(outbox)
         .merge(crate::console::routes())
         .fallback(|| async { Error::NotFound })
         .with_state(state)
@@ -97,6 +110,18 @@ async fn require_operator(
         .and_then(|v| v.to_str().ok());
     if !state.operator_token.accepts(header) {
         return Error::Unauthorized.into_response();
+    }
+    next.run(request).await
+}
+
+/// Lets a request through only when mail is kept in a local outbox (no SMTP relay).
+async fn require_outbox(
+    State(state): State<ControlPlane>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if !crate::outbox::enabled(&state) {
+        return Error::NotFound.into_response();
     }
     next.run(request).await
 }

@@ -7,6 +7,7 @@ pub mod domains;
 pub mod health;
 pub mod metrics;
 pub mod openapi;
+pub mod outbox;
 pub mod plans;
 pub mod tenants;
 

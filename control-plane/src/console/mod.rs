@@ -9,6 +9,7 @@ mod csrf;
 mod domains;
 mod html;
 mod limit;
+mod outbox;
 mod projects;
 mod visitor;
 
@@ -80,7 +81,7 @@ struct Inner {
     projects: Projects,
     /// Bounded argon2id hashing, shared with the tenant API.
     passwords: Passwords,
-    /// The platform's SMTP relay.
+    /// The platform's SMTP relay, or the local outbox without one.
     mailer: Mailer,
     /// Signs CSRF tokens.
     csrf_key: Vec<u8>,
@@ -136,6 +137,11 @@ impl Console {
         &self.inner.projects
     }
 
+    /// The local outbox, when mail is kept in one (the platform has no SMTP relay).
+    pub fn outbox(&self) -> Option<&warren_mail::Outbox> {
+        self.inner.mailer.outbox()
+    }
+
     /// Sends `subject`/`html` to `to` in the background through the platform relay.
     fn mail(&self, to: &str, subject: &str, html: String) {
         let settings = json!({
@@ -173,6 +179,10 @@ pub fn routes() -> Router<ControlPlane> {
             get(projects::list_projects).post(projects::create_project),
         )
         .route("/projects/{id}", get(projects::show_project))
+        .route("/outbox", get(outbox::show_outbox))
+        .route("/outbox/login", post(outbox::sign_in))
+        .route("/outbox/logout", post(outbox::sign_out))
+        .route("/outbox/{id}", get(outbox::show_message))
         .route("/projects/{id}/superuser", post(projects::set_superuser))
         .route("/projects/{id}/delete", post(projects::delete_project))
         .route("/projects/{id}/domains", post(domains::add_domain))

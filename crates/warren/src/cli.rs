@@ -103,7 +103,8 @@ pub struct Serve {
     /// Turn off metering and quotas on the request path (benchmarks, private installations).
     #[arg(long, env = "WARREN_NO_METERING")]
     pub no_metering: bool,
-    /// SMTP relay for tenants without their own (`smtp://user:pass@host:port`, `smtps://…`).
+    /// SMTP relay for the console and tenants without their own (`smtp://user:pass@host:port`,
+    /// `smtps://…`). Without one, mail is kept in `<data-dir>/outbox` and shown at `/outbox`.
     #[arg(long, env = "WARREN_SMTP_URL")]
     pub smtp_url: Option<String>,
     /// Accept plain `http://127.0.0.1` OIDC endpoints. For local test providers only.
@@ -326,6 +327,11 @@ pub enum AccountCommand {
     Enable {
         /// The account's id.
         id: String,
+    },
+    /// Mark an account's email verified (works while the server runs).
+    Verify {
+        /// The account's email or id.
+        account: String,
     },
     /// Put an account on a plan: its maxProjects caps the account's projects, and the
     /// account's projects move onto it (a running server applies it within seconds).

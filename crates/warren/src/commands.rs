@@ -128,9 +128,16 @@ async fn serve_platform(global: &Global, serve: &Serve) -> anyhow::Result<()> {
             default_s3: default_bucket(&serve.s3),
             thumb_workers: 0,
         }),
+        mailer: mailer(global, serve),
         ..warren_api::ApiState::new(warren_auth::Passwords::default(), serve.smtp_url.clone())
     };
     let console = console(&tenants, &api, global, serve).await?;
+    let banner = crate::banner::lines(
+        &urls,
+        &global.data_dir,
+        origin,
+        api.mailer.relay().as_deref(),
+    );
     let control = ControlPlane {
         tenants,
         registry,
@@ -144,8 +151,17 @@ async fn serve_platform(global: &Global, serve: &Serve) -> anyhow::Result<()> {
     let edge_control = control.clone();
     let router = app::router(control, &global.domain, api);
     if let Some(tcp) = https {
-        let served =
-            serve_https(global, serve, edge_control, listener, tcp, router, draining).await;
+        let served = serve_https(
+            global,
+            serve,
+            edge_control,
+            listener,
+            tcp,
+            router,
+            draining,
+            &banner,
+        )
+        .await;
         if !shipping.wait_shipping(Duration::from_secs(10)).await {
             tracing::warn!("WAL shipping did not finish before shutdown");
         }
@@ -159,6 +175,9 @@ async fn serve_platform(global: &Global, serve: &Serve) -> anyhow::Result<()> {
         "Warren listening on http://{local} (platform domain {})",
         global.domain
     );
+    for line in &banner {
+        println!("{line}");
+    }
     let shutdown = async move {
         shutdown_signal().await;
         // Realtime streams never end by themselves: end them so the drain can finish.
@@ -177,6 +196,7 @@ async fn serve_platform(global: &Global, serve: &Serve) -> anyhow::Result<()> {
 
 /// Serves HTTPS on `tcp` (the whole platform) and, on `plain`, ACME HTTP-01 answers and
 /// redirects to HTTPS.
+#[allow(clippy::too_many_arguments)]
 async fn serve_https(
     global: &Global,
     serve: &Serve,
@@ -185,6 +205,7 @@ async fn serve_https(
     tcp: tokio::net::TcpListener,
     router: axum::Router,
     draining: Registry,
+    banner: &[String],
 ) -> anyhow::Result<()> {
     let flags = &serve.tls;
     let acme = if flags.no_acme {
@@ -235,6 +256,9 @@ async fn serve_https(
         "Warren listening on https://{secure} (platform domain {})",
         global.domain
     );
+    for line in banner {
+        println!("{line}");
+    }
     let (stop, stopped) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         shutdown_signal().await;
@@ -410,6 +434,12 @@ async fn superuser(global: &Global, command: SuperuserCommand) -> anyhow::Result
     Ok(())
 }
 
+/// The platform relay from `--smtp-url`, or, without one, the outbox in the data directory.
+fn mailer(global: &Global, serve: &Serve) -> warren_mail::Mailer {
+    warren_mail::Mailer::new(serve.smtp_url.clone())
+        .keeping(warren_mail::Outbox::new(global.data_dir.join("outbox")))
+}
+
 /// The console, sharing the tenant API's password hasher and mailer.
 async fn console(
     tenants: &Tenants,
@@ -482,6 +512,19 @@ async fn account(global: &Global, command: AccountCommand) -> anyhow::Result<()>
                 .await
                 .map_err(no_account)?;
             println!("Enabled account {} ({}).", account.id, account.email);
+        }
+        AccountCommand::Verify { account } => {
+            let found = accounts.find(&account).await.map_err(|e| match e {
+                warren_control_plane::Error::NotFound => {
+                    anyhow::anyhow!("there is no account {account:?} (give its email or id; `warren account list` lists them)")
+                }
+                other => explain(other),
+            })?;
+            let verified = accounts
+                .mark_verified(&found.id)
+                .await
+                .map_err(no_account)?;
+            println!("Account {} ({}) is verified.", verified.id, verified.email);
         }
         AccountCommand::Plan { id, plan } => {
             let account = accounts.set_plan(&id, &plan).await.map_err(no_account)?;

@@ -1,6 +1,7 @@
 //! The `warren` binary: command line, configuration and wiring of the platform.
 
 mod app;
+mod banner;
 mod cli;
 mod commands;
 mod datalock;
