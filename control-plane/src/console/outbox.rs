@@ -274,11 +274,15 @@ pub struct SignIn {
 pub async fn sign_in(
     State(state): State<ControlPlane>,
     visitor: Visitor,
-    FormBody(form): FormBody<SignIn>,
+    form: Result<FormBody<SignIn>, Response>,
 ) -> Response {
     if !enabled(&state) {
         return Error::NotFound.into_response();
     }
+    let form = match form {
+        Ok(FormBody(form)) => form,
+        Err(rejection) => return rejection,
+    };
     if !visitor.accepts(&form.csrf) {
         return forbidden(&visitor);
     }
@@ -331,11 +335,15 @@ pub struct SignOut {
 pub async fn sign_out(
     State(state): State<ControlPlane>,
     visitor: Visitor,
-    FormBody(form): FormBody<SignOut>,
+    form: Result<FormBody<SignOut>, Response>,
 ) -> Response {
     if !enabled(&state) {
         return Error::NotFound.into_response();
     }
+    let form = match form {
+        Ok(FormBody(form)) => form,
+        Err(rejection) => return rejection,
+    };
     if !visitor.accepts(&form.csrf) {
         return forbidden(&visitor);
     }

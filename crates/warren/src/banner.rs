@@ -54,30 +54,30 @@ mod tests {
 
     #[test]
     fn the_banner_names_console_api_token_and_mail_mode() {
-        let lines = lines(
+        let shown = lines(
             &urls("http", 8090),
             Path::new("./warren_data"),
             Origin::Stored,
             None,
         );
         assert_eq!(
-            lines,
+            shown,
             [
                 "  Console:      http://localhost:8090/",
                 "  Operator API: http://localhost:8090/v1/ (Authorization: Bearer <the token in ./warren_data/operator-token>)",
                 "  Mail:         no relay: mail is kept in ./warren_data/outbox, read it at http://localhost:8090/outbox",
             ]
         );
-        let lines = lines(
+        let shown = lines(
             &urls("https", 443),
             Path::new("/srv/w"),
             Origin::Environment,
             Some("smtp://mail.example.com:587"),
         );
-        assert_eq!(lines[0], "  Console:      https://localhost/");
-        assert!(lines[1].contains("WARREN_OPERATOR_TOKEN"));
+        assert_eq!(shown[0], "  Console:      https://localhost/");
+        assert!(shown[1].contains("WARREN_OPERATOR_TOKEN"));
         assert_eq!(
-            lines[2],
+            shown[2],
             "  Mail:         sent through the relay smtp://mail.example.com:587"
         );
     }

@@ -107,6 +107,9 @@ pub struct Serve {
     /// `smtps://…`). Without one, mail is kept in `<data-dir>/outbox` and shown at `/outbox`.
     #[arg(long, env = "WARREN_SMTP_URL")]
     pub smtp_url: Option<String>,
+    /// Messages the outbox keeps without a relay (the oldest go first; 64 MiB at most).
+    #[arg(long, env = "WARREN_OUTBOX_KEEP", default_value_t = warren_mail::outbox::MAX_MESSAGES)]
+    pub outbox_keep: usize,
     /// Accept plain `http://127.0.0.1` OIDC endpoints. For local test providers only.
     #[arg(long, env = "WARREN_OAUTH_INSECURE_LOOPBACK")]
     pub oauth_insecure_loopback: bool,

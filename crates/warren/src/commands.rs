@@ -436,8 +436,11 @@ async fn superuser(global: &Global, command: SuperuserCommand) -> anyhow::Result
 
 /// The platform relay from `--smtp-url`, or, without one, the outbox in the data directory.
 fn mailer(global: &Global, serve: &Serve) -> warren_mail::Mailer {
-    warren_mail::Mailer::new(serve.smtp_url.clone())
-        .keeping(warren_mail::Outbox::new(global.data_dir.join("outbox")))
+    warren_mail::Mailer::new(serve.smtp_url.clone()).keeping(warren_mail::Outbox::with_bounds(
+        global.data_dir.join("outbox"),
+        serve.outbox_keep,
+        warren_mail::outbox::MAX_BYTES,
+    ))
 }
 
 /// The console, sharing the tenant API's password hasher and mailer.
