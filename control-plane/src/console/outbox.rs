@@ -356,8 +356,26 @@ pub async fn sign_out(
 fn text_of(html: &str) -> String {
     let mut text = String::with_capacity(html.len());
     let mut rest = html;
+    // As in HTML, whitespace in the source is one space; only tags break lines.
+    let push = |text: &mut String, source: &str| {
+        let mut space = false;
+        for c in source.chars() {
+            if c.is_whitespace() {
+                space = true;
+            } else {
+                if space {
+                    text.push(' ');
+                    space = false;
+                }
+                text.push(c);
+            }
+        }
+        if space {
+            text.push(' ');
+        }
+    };
     while let Some(open) = rest.find('<') {
-        text.push_str(&rest[..open]);
+        push(&mut text, &rest[..open]);
         let Some(close) = rest[open..].find('>') else {
             rest = "";
             break;
@@ -376,7 +394,7 @@ fn text_of(html: &str) -> String {
         }
         rest = &rest[open + close + 1..];
     }
-    text.push_str(rest);
+    push(&mut text, rest);
     let text = text
         .replace("&nbsp;", " ")
         .replace("&lt;", "<")
