@@ -12,6 +12,12 @@
 //   CHROMIUM      the browser binary (default /usr/bin/chromium)
 //   DNS_MANAGEMENT  pebble-challtestsrv's management URL (Warren's DNS resolver)
 //   OPERATOR_TOKEN  the operator token (takes a backup for the project page's backup status)
+//   OUTBOX_URL    a second Warren started with no mail flags (mail kept in its outbox)
+//   OUTBOX_TOKEN  that server's operator token
+//
+// On the second server the verification mail is found in the outbox page on the platform host
+// (signed in with the operator token), its link opened, and a project created. On the first,
+// which has a relay, the outbox answers 404.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
@@ -30,6 +36,8 @@ const ARTIFACTS = process.env.ARTIFACTS || 'target/artifacts/console';
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const PORT = new URL(CONSOLE_URL).port;
 const DNS_MANAGEMENT = (process.env.DNS_MANAGEMENT || '').replace(/\/+$/, '');
+const OUTBOX_URL = (process.env.OUTBOX_URL || '').replace(/\/+$/, '');
+const OUTBOX_TOKEN = process.env.OUTBOX_TOKEN || '';
 
 /** A plain HTTP request to 127.0.0.1 with an explicit Host header: status and body. */
 function request(method, port, path, host, body) {
@@ -272,6 +280,14 @@ test('a developer signs up, verifies by mail, creates a project and reaches it w
   assert.equal((await page.content()).includes('/backups'), false, 'the target stays hidden');
   await shot('08d-backups');
 
+  // With a relay there is no outbox: the page and the operator route answer 404.
+  const noPage = await request('GET', PORT, '/outbox', `localhost:${PORT}`);
+  assert.equal(noPage.status, 404, noPage.body);
+  const noRoute = await fetch(`${CONSOLE_URL}/v1/outbox`, {
+    headers: { authorization: `Bearer ${process.env.OPERATOR_TOKEN || 'console-suite-token'}` },
+  });
+  assert.equal(noRoute.status, 404, await noRoute.text());
+
   // The project list shows it live.
   await page.goto(`${CONSOLE_URL}/projects`);
   assert.ok(await page.isVisible(`table.projects >> text=${slug}`));
@@ -311,4 +327,107 @@ test('a developer signs up, verifies by mail, creates a project and reaches it w
   await shot('13-projects-empty');
   const gone = await fetch(`${projectUrl}/api/health`);
   assert.equal(gone.status, 404);
+});
+
+/** Chromium with a fresh profile, closed (and the profile removed) after test `t`. */
+async function browser(t) {
+  const profile = await mkdtemp(join(tmpdir(), 'warren-console-chromium-'));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    viewport: { width: 1100, height: 800 },
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+  t.after(async () => {
+    await context.close();
+    await rm(profile, { recursive: true, force: true });
+  });
+  return context;
+}
+
+test('without a relay, the verification mail is read in the outbox and its link verifies', async (t) => {
+  assert.ok(OUTBOX_URL && OUTBOX_TOKEN, 'OUTBOX_URL and OUTBOX_TOKEN are set by tests/suites/console');
+  await mkdir(ARTIFACTS, { recursive: true });
+  const context = await browser(t);
+  const page = context.pages()[0] || (await context.newPage());
+  const shot = (name) => page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
+  const suffix = randomBytes(4).toString('hex');
+  const email = `newcomer-${suffix}@example.com`;
+  const slug = `first-${suffix}`;
+
+  await page.goto(`${OUTBOX_URL}/signup`);
+  await page.fill('input[name=email]', email);
+  await page.fill('input[name=password]', `outbox-pass-${suffix}`);
+  await page.click('button[type=submit]');
+  await page.waitForURL(/\/projects$/);
+  assert.ok(await page.isDisabled('#create button[type=submit]'));
+
+  // The outbox asks for the operator token first; a wrong one is refused.
+  await page.goto(`${OUTBOX_URL}/outbox`);
+  assert.ok(await page.isVisible('#outbox-login'));
+  assert.equal((await page.content()).includes(email), false);
+  await shot('outbox-01-sign-in');
+  await page.fill('input[name=token]', 'not-the-token');
+  await page.click('#outbox-login button[type=submit]');
+  assert.ok(await page.isVisible('text=That is not the operator token.'));
+  await page.fill('input[name=token]', OUTBOX_TOKEN);
+  await page.click('#outbox-login button[type=submit]');
+  await page.waitForURL(`${OUTBOX_URL}/outbox`);
+  const cookie = (await context.cookies()).find((c) => c.name === 'warren_operator');
+  assert.ok(cookie, 'an outbox cookie');
+  assert.equal(cookie.httpOnly, true);
+  assert.equal(cookie.sameSite, 'Strict');
+  assert.equal(cookie.value.includes(OUTBOX_TOKEN), false);
+
+  // The mail is listed (it is sent in the background: reload until it is there, ≤ 15 s).
+  const row = page.locator('#outbox tbody tr', { hasText: email });
+  for (let i = 0; i < 150 && (await row.count()) === 0; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    await page.reload();
+  }
+  assert.equal(await row.count(), 1, 'the verification mail is in the outbox');
+  assert.equal((await row.locator('.badge').textContent()).trim(), 'console');
+  await shot('outbox-02-list');
+
+  // Its page shows the link; following it verifies the account.
+  await row.locator('a[href^="/outbox/"]').click();
+  await page.waitForURL(/\/outbox\/\d{13}-[0-9a-f]{8}$/);
+  assert.ok(await page.isVisible('text=Verify your email for Warren'));
+  const link = page.locator('#links a');
+  const href = await link.getAttribute('href');
+  assert.match(href, new RegExp(`^${OUTBOX_URL}/verify\\?token=[A-Za-z0-9]+$`));
+  await shot('outbox-03-message');
+  await link.click();
+  await page.waitForURL(/\/verify\?token=/);
+  assert.ok(await page.isVisible('text=is verified'));
+
+  // A verified account creates a project.
+  await page.goto(`${OUTBOX_URL}/projects`);
+  await page.fill('input[name=slug]', slug);
+  await page.click('#create button[type=submit]');
+  await page.waitForURL(/\/projects\/[a-z0-9]{15}\?created=1$/);
+  const port = new URL(OUTBOX_URL).port;
+  assert.ok(await page.isVisible(`text=${slug} is live at http://${slug}.localhost:${port}`));
+  await shot('outbox-04-project-created');
+
+  // The operator API lists the same mail.
+  const listed = await fetch(`${OUTBOX_URL}/v1/outbox`, {
+    headers: { authorization: `Bearer ${OUTBOX_TOKEN}` },
+  });
+  assert.equal(listed.status, 200);
+  const items = (await listed.json()).items.filter((m) => m.to === email);
+  assert.equal(items.length, 1);
+  assert.equal(items[0].label, 'console');
+  assert.equal(items[0].links[0], href);
+  const anonymous = await fetch(`${OUTBOX_URL}/v1/outbox`);
+  assert.equal(anonymous.status, 401);
 });
