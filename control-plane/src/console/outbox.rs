@@ -259,7 +259,7 @@ pub async fn show_message(
         text = e(&text_of(&kept.html)),
         source = e(&kept.html),
     );
-    page(&visitor, StatusCode::OK, &kept.subject, None, &body)
+    page(&visitor, StatusCode::OK, "Outbox", None, &body)
 }
 
 /// Fields of the outbox sign-in form.
