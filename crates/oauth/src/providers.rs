@@ -632,7 +632,10 @@ mod tests {
             ..Config::default()
         };
         let provider = Provider::resolve(&config, false).unwrap();
-        assert_eq!(provider.auth_url, "https://git.example/login/oauth/authorize");
+        assert_eq!(
+            provider.auth_url,
+            "https://git.example/login/oauth/authorize"
+        );
         assert_eq!(
             provider.token_url,
             "https://github.com/login/oauth/access_token"

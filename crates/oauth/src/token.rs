@@ -48,18 +48,42 @@ pub(crate) async fn exchange(
     redirect_url: &str,
 ) -> Result<Token> {
     if provider.kind == Kind::Apple {
-        return request(http, provider, code, verifier, redirect_url, ClientAuth::Body)
-            .await
-            .map_err(|e| Error::Token(e.text()));
+        return request(
+            http,
+            provider,
+            code,
+            verifier,
+            redirect_url,
+            ClientAuth::Body,
+        )
+        .await
+        .map_err(|e| Error::Token(e.text()));
     }
-    match request(http, provider, code, verifier, redirect_url, ClientAuth::Header).await {
-        Err(Failure::Refused(first)) => {
-            request(http, provider, code, verifier, redirect_url, ClientAuth::Body)
-                .await
-                .map_err(|e| {
-                    Error::Token(format!("{first}; with credentials in the body: {}", e.text()))
-                })
-        }
+    match request(
+        http,
+        provider,
+        code,
+        verifier,
+        redirect_url,
+        ClientAuth::Header,
+    )
+    .await
+    {
+        Err(Failure::Refused(first)) => request(
+            http,
+            provider,
+            code,
+            verifier,
+            redirect_url,
+            ClientAuth::Body,
+        )
+        .await
+        .map_err(|e| {
+            Error::Token(format!(
+                "{first}; with credentials in the body: {}",
+                e.text()
+            ))
+        }),
         other => other.map_err(|e| Error::Token(e.text())),
     }
 }
@@ -240,8 +264,12 @@ mod tests {
             .is_err()
         );
         assert!(read("application/json", b"[1]", 0).is_err());
-        let no_type = read("application/json", br#"{"access_token":"vk1","expires_in":"0"}"#, 0)
-            .unwrap();
+        let no_type = read(
+            "application/json",
+            br#"{"access_token":"vk1","expires_in":"0"}"#,
+            0,
+        )
+        .unwrap();
         assert_eq!(no_type.access_token, "vk1");
         assert_eq!(no_type.expires_at, None);
     }

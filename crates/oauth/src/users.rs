@@ -142,10 +142,7 @@ async fn user_info(http: &Http, provider: &Provider, token: &Token) -> Result<Va
     };
     let response = send(http, method, url, &token.access_token, &headers, body).await?;
     if response.status().as_u16() >= 400 {
-        return Err(Error::User(format!(
-            "{url} answered {}",
-            response.status()
-        )));
+        return Err(Error::User(format!("{url} answered {}", response.status())));
     }
     serde_json::from_slice(response.body()).map_err(|e| Error::User(format!("{url}: {e}")))
 }
@@ -167,9 +164,7 @@ async fn send(
     for (name, value) in headers {
         request = request.header(*name, value);
     }
-    let request = request
-        .body(body)
-        .map_err(|e| Error::User(e.to_string()))?;
+    let request = request.body(body).map_err(|e| Error::User(e.to_string()))?;
     tokio::time::timeout(TIMEOUT, http.send(request))
         .await
         .map_err(|_| Error::User("timed out".into()))?
@@ -309,7 +304,10 @@ fn rfc3339(value: &str) -> bool {
         || (rest.len() == 6
             && matches!(rest.as_bytes()[0], b'+' | b'-')
             && rest.as_bytes()[3] == b':'
-            && rest[1..3].bytes().chain(rest[4..6].bytes()).all(|c| c.is_ascii_digit()));
+            && rest[1..3]
+                .bytes()
+                .chain(rest[4..6].bytes())
+                .all(|c| c.is_ascii_digit()));
     zone && !value.starts_with("0001-01-01T00:00:00")
 }
 
@@ -540,9 +538,13 @@ pub(crate) fn map_user(
             }
             User {
                 id: t("response.0.id"),
-                name: format!("{} {}", t("response.0.first_name"), t("response.0.last_name"))
-                    .trim()
-                    .to_string(),
+                name: format!(
+                    "{} {}",
+                    t("response.0.first_name"),
+                    t("response.0.last_name")
+                )
+                .trim()
+                .to_string(),
                 username: t("response.0.screen_name"),
                 avatar_url: t("response.0.photo_max"),
                 email: match token.field("email") {
@@ -679,10 +681,7 @@ pub(crate) fn map_user(
             }
         }
         Kind::Planningcenter => {
-            active(
-                t("data.attributes.status") == "active",
-                "Planning Center",
-            )?;
+            active(t("data.attributes.status") == "active", "Planning Center")?;
             User {
                 id: t("data.id"),
                 name: t("data.attributes.name"),
@@ -707,14 +706,20 @@ mod tests {
 
     #[test]
     fn emails_are_taken_only_where_the_provider_vouches_for_them() {
-        let oidc = map(Kind::Oidc, json!({"sub": "s1", "email": "e@x.co", "email_verified": "true"}));
+        let oidc = map(
+            Kind::Oidc,
+            json!({"sub": "s1", "email": "e@x.co", "email_verified": "true"}),
+        );
         assert_eq!(oidc.unwrap().email, "e@x.co");
         let unstated = map(Kind::Oidc, json!({"sub": "s1", "email": "e@x.co"})).unwrap();
         assert_eq!(unstated.email, "");
         let gitlab = |confirmed: &str| {
-            map(Kind::Gitlab, json!({"id": 7, "email": "g@x.co", "confirmed_at": confirmed}))
-                .unwrap()
-                .email
+            map(
+                Kind::Gitlab,
+                json!({"id": 7, "email": "g@x.co", "confirmed_at": confirmed}),
+            )
+            .unwrap()
+            .email
         };
         assert_eq!(gitlab("2024-05-01T10:00:00.123+02:00"), "g@x.co");
         assert_eq!(gitlab("2024-05-01 10:00:00"), "");
@@ -730,20 +735,44 @@ mod tests {
             json!({"data": {"id": "w1", "email": "w@x.co", "is_email_confirmed": true, "photo": "https://p", "photo_public": false}}),
         )
         .unwrap();
-        assert_eq!((wakatime.email.as_str(), wakatime.avatar_url.as_str()), ("w@x.co", ""));
+        assert_eq!(
+            (wakatime.email.as_str(), wakatime.avatar_url.as_str()),
+            ("w@x.co", "")
+        );
     }
 
     #[test]
     fn inactive_accounts_and_missing_ids_are_refused() {
         assert!(map(Kind::Gitea, json!({"id": 1, "active": false})).is_err());
-        assert!(map(Kind::Bitbucket, json!({"uuid": "{u}", "account_status": "closed"})).is_err());
+        assert!(
+            map(
+                Kind::Bitbucket,
+                json!({"uuid": "{u}", "account_status": "closed"})
+            )
+            .is_err()
+        );
         assert!(map(Kind::Box, json!({"id": "1", "status": "inactive"})).is_err());
         assert!(map(Kind::Mailcow, json!({"id": "m", "active": "1"})).is_err());
-        assert!(map(Kind::Linear, json!({"data": {"viewer": {"id": "l", "active": false}}})).is_err());
-        assert!(map(Kind::Monday, json!({"data": {"me": {"id": "1", "enabled": false}}})).is_err());
         assert!(
-            map(Kind::Planningcenter, json!({"data": {"id": "1", "attributes": {"status": "pending"}}}))
-                .is_err()
+            map(
+                Kind::Linear,
+                json!({"data": {"viewer": {"id": "l", "active": false}}})
+            )
+            .is_err()
+        );
+        assert!(
+            map(
+                Kind::Monday,
+                json!({"data": {"me": {"id": "1", "enabled": false}}})
+            )
+            .is_err()
+        );
+        assert!(
+            map(
+                Kind::Planningcenter,
+                json!({"data": {"id": "1", "attributes": {"status": "pending"}}})
+            )
+            .is_err()
         );
         assert!(map(Kind::Twitch, json!({"data": []})).is_err());
         assert!(map(Kind::Vk, json!({"response": []})).is_err());
@@ -759,27 +788,48 @@ mod tests {
         )
         .unwrap();
         assert_eq!(discord.name, "nelly#1337");
-        assert_eq!(discord.avatar_url, "https://cdn.discordapp.com/avatars/80/a1.png");
+        assert_eq!(
+            discord.avatar_url,
+            "https://cdn.discordapp.com/avatars/80/a1.png"
+        );
         let strava = map(Kind::Strava, json!({"id": 9, "firstname": "Ann"})).unwrap();
         assert_eq!(strava.name, "Ann ");
-        let vk = map(Kind::Vk, json!({"response": [{"id": 3, "first_name": "Ivan", "last_name": ""}]}))
-            .unwrap();
+        let vk = map(
+            Kind::Vk,
+            json!({"response": [{"id": 3, "first_name": "Ivan", "last_name": ""}]}),
+        )
+        .unwrap();
         assert_eq!(vk.name, "Ivan");
-        let yandex = map(Kind::Yandex, json!({"id": "y", "is_avatar_empty": true, "default_avatar_id": "0/0-0"}))
-            .unwrap();
+        let yandex = map(
+            Kind::Yandex,
+            json!({"id": "y", "is_avatar_empty": true, "default_avatar_id": "0/0-0"}),
+        )
+        .unwrap();
         assert_eq!(yandex.avatar_url, "");
-        let mailcow = map(Kind::Mailcow, json!({"id": "m", "active": 1, "username": "box@mail.example"}))
-            .unwrap();
+        let mailcow = map(
+            Kind::Mailcow,
+            json!({"id": "m", "active": 1, "username": "box@mail.example"}),
+        )
+        .unwrap();
         assert_eq!(mailcow.username, "box");
     }
 
     #[test]
     fn vk_takes_the_email_from_the_token_answer() {
         let token = Token {
-            fields: json!({"access_token": "a", "email": "v@x.co"}).as_object().unwrap().clone(),
+            fields: json!({"access_token": "a", "email": "v@x.co"})
+                .as_object()
+                .unwrap()
+                .clone(),
             ..Token::default()
         };
-        let vk = map_user(Kind::Vk, &json!({"response": [{"id": 3}]}), &token, &Map::new()).unwrap();
+        let vk = map_user(
+            Kind::Vk,
+            &json!({"response": [{"id": 3}]}),
+            &token,
+            &Map::new(),
+        )
+        .unwrap();
         assert_eq!(vk.email, "v@x.co");
     }
 
@@ -795,25 +845,38 @@ mod tests {
             .unwrap()
         };
         let token = |claims: Value| Token {
-            fields: json!({"access_token": "a", "id_token": encode(claims)}).as_object().unwrap().clone(),
+            fields: json!({"access_token": "a", "id_token": encode(claims)})
+                .as_object()
+                .unwrap()
+                .clone(),
             ..Token::default()
         };
         let raw = json!({"id": "ms1", "displayName": "M", "mail": "graph@x.co"});
-        let extra = |claim: &str| json!({ MICROSOFT_EMAIL_CLAIM: claim }).as_object().unwrap().clone();
+        let extra = |claim: &str| {
+            json!({ MICROSOFT_EMAIL_CLAIM: claim })
+                .as_object()
+                .unwrap()
+                .clone()
+        };
         let email = |t: &Token, claim: &str| {
-            map_user(Kind::Microsoft, &raw, t, &extra(claim)).unwrap().email
+            map_user(Kind::Microsoft, &raw, t, &extra(claim))
+                .unwrap()
+                .email
         };
         let edov = token(json!({"iat": now, "email": "e@x.co", "xms_edov": true}));
         assert_eq!(email(&edov, "any_verified"), "e@x.co");
         assert_eq!(email(&edov, "verified_primary_email"), "");
         assert_eq!(email(&edov, "email"), "e@x.co");
-        let primary = token(json!({"iat": now, "verified_primary_email": "p@x.co", "email": "e@x.co"}));
+        let primary =
+            token(json!({"iat": now, "verified_primary_email": "p@x.co", "email": "e@x.co"}));
         assert_eq!(email(&primary, "any_verified"), "p@x.co");
         assert_eq!(email(&primary, "email_and_xms_edov"), "");
         let future = token(json!({"iat": now + 3600, "email": "e@x.co"}));
         assert_eq!(email(&future, "email"), "");
         assert_eq!(
-            map_user(Kind::Microsoft, &raw, &Token::default(), &Map::new()).unwrap().email,
+            map_user(Kind::Microsoft, &raw, &Token::default(), &Map::new())
+                .unwrap()
+                .email,
             "graph@x.co"
         );
     }
