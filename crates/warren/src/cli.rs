@@ -106,7 +106,7 @@ pub struct Serve {
     /// SMTP relay for tenants without their own (`smtp://user:pass@host:port`, `smtps://…`).
     #[arg(long, env = "WARREN_SMTP_URL")]
     pub smtp_url: Option<String>,
-    /// Accept plain `http://127.0.0.1` OIDC endpoints. For local test providers only.
+    /// Accept plain `http://127.0.0.1` OAuth2 provider endpoints. For local test providers only.
     #[arg(long, env = "WARREN_OAUTH_INSECURE_LOOPBACK")]
     pub oauth_insecure_loopback: bool,
     /// The platform's default S3-compatible bucket for tenants' files (tenants without their
