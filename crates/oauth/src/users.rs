@@ -385,8 +385,40 @@ pub(crate) fn map_user(
     token: &Token,
     extra: &Map<String, Value>,
 ) -> Result<User> {
-    let t = |path: &str| text(raw, path);
     let user = match kind {
+        Kind::Google | Kind::Oidc | Kind::Apple | Kind::Microsoft => {
+            identity_user(kind, raw, token, extra)?
+        }
+        Kind::Github | Kind::Gitlab | Kind::Bitbucket | Kind::Gitee | Kind::Gitea => {
+            code_host_user(kind, raw)?
+        }
+        Kind::Twitter
+        | Kind::Linear
+        | Kind::Notion
+        | Kind::Monday
+        | Kind::Lark
+        | Kind::Trakt
+        | Kind::Twitch
+        | Kind::Patreon
+        | Kind::Wakatime
+        | Kind::Planningcenter => wrapped_user(kind, raw)?,
+        _ => flat_user(kind, raw, token)?,
+    };
+    if user.id.is_empty() {
+        return Err(Error::User("the provider returned no user id".into()));
+    }
+    Ok(user)
+}
+
+/// OpenID Connect claims (Google, OIDC, Apple) and Microsoft Graph.
+fn identity_user(
+    kind: Kind,
+    raw: &Value,
+    token: &Token,
+    extra: &Map<String, Value>,
+) -> Result<User> {
+    let t = |path: &str| text(raw, path);
+    Ok(match kind {
         Kind::Google => User {
             id: t("sub"),
             name: t("name"),
@@ -414,34 +446,14 @@ pub(crate) fn map_user(
             email: microsoft_email(raw, token, extra),
             ..User::default()
         },
-        Kind::Yandex => User {
-            id: t("id"),
-            name: t("real_name"),
-            username: t("login"),
-            email: t("default_email"),
-            avatar_url: when(
-                !flag(raw.get("is_avatar_empty")),
-                format!(
-                    "https://avatars.yandex.net/get-yapic/{}/islands-200",
-                    t("default_avatar_id")
-                ),
-            ),
-            ..User::default()
-        },
-        Kind::Facebook => User {
-            id: t("id"),
-            name: t("name"),
-            email: t("email"),
-            avatar_url: t("picture.data.url"),
-            ..User::default()
-        },
-        Kind::Instagram => User {
-            id: t("user_id"),
-            name: t("name"),
-            username: t("username"),
-            avatar_url: t("profile_picture_url"),
-            ..User::default()
-        },
+        _ => return Err(Error::Config(format!("{kind:?} is not mapped here"))),
+    })
+}
+
+/// The code hosts: GitHub, GitLab, Bitbucket, Gitee, Gitea.
+fn code_host_user(kind: Kind, raw: &Value) -> Result<User> {
+    let t = |path: &str| text(raw, path);
+    Ok(match kind {
         // The email comes from the emails lookup.
         Kind::Github => User {
             id: t("id"),
@@ -487,6 +499,140 @@ pub(crate) fn map_user(
                 ..User::default()
             }
         }
+        _ => return Err(Error::Config(format!("{kind:?} is not mapped here"))),
+    })
+}
+
+/// Answers that wrap the user in `data`, `user` or `bot` (and GraphQL answers).
+fn wrapped_user(kind: Kind, raw: &Value) -> Result<User> {
+    let t = |path: &str| text(raw, path);
+    Ok(match kind {
+        Kind::Twitter => User {
+            id: t("data.id"),
+            name: t("data.name"),
+            username: t("data.username"),
+            email: t("data.confirmed_email"),
+            avatar_url: t("data.profile_image_url"),
+            ..User::default()
+        },
+        Kind::Linear => {
+            active(flag(at(raw, "data.viewer.active")), "Linear")?;
+            User {
+                id: t("data.viewer.id"),
+                name: t("data.viewer.name"),
+                username: t("data.viewer.displayName"),
+                email: t("data.viewer.email"),
+                avatar_url: t("data.viewer.avatarUrl"),
+                ..User::default()
+            }
+        }
+        Kind::Notion => User {
+            id: t("bot.owner.user.id"),
+            name: t("bot.owner.user.name"),
+            email: t("bot.owner.user.person.email"),
+            avatar_url: t("bot.owner.user.avatar_url"),
+            ..User::default()
+        },
+        Kind::Monday => {
+            active(flag(at(raw, "data.me.enabled")), "monday.com")?;
+            User {
+                id: t("data.me.id"),
+                name: t("data.me.name"),
+                email: when(flag(at(raw, "data.me.is_verified")), t("data.me.email")),
+                avatar_url: t("data.me.photo_small"),
+                ..User::default()
+            }
+        }
+        Kind::Lark => User {
+            id: t("data.union_id"),
+            name: t("data.name"),
+            avatar_url: t("data.avatar_url"),
+            ..User::default()
+        },
+        Kind::Trakt => User {
+            id: t("user.ids.uuid"),
+            name: t("user.name"),
+            username: t("user.username"),
+            avatar_url: t("user.images.avatar.full"),
+            ..User::default()
+        },
+        Kind::Twitch => {
+            if at(raw, "data.0").is_none() {
+                return Err(Error::User("Twitch answered no user".into()));
+            }
+            User {
+                id: t("data.0.id"),
+                name: t("data.0.display_name"),
+                username: t("data.0.login"),
+                email: t("data.0.email"),
+                avatar_url: t("data.0.profile_image_url"),
+                ..User::default()
+            }
+        }
+        Kind::Patreon => User {
+            id: t("data.id"),
+            name: t("data.attributes.full_name"),
+            username: t("data.attributes.vanity"),
+            email: when(
+                flag(at(raw, "data.attributes.is_email_verified")),
+                t("data.attributes.email"),
+            ),
+            avatar_url: t("data.attributes.image_url"),
+            ..User::default()
+        },
+        Kind::Wakatime => User {
+            id: t("data.id"),
+            name: t("data.display_name"),
+            username: t("data.username"),
+            email: when(flag(at(raw, "data.is_email_confirmed")), t("data.email")),
+            avatar_url: when(flag(at(raw, "data.photo_public")), t("data.photo")),
+            ..User::default()
+        },
+        Kind::Planningcenter => {
+            active(t("data.attributes.status") == "active", "Planning Center")?;
+            User {
+                id: t("data.id"),
+                name: t("data.attributes.name"),
+                avatar_url: t("data.attributes.avatar"),
+                ..User::default()
+            }
+        }
+        _ => return Err(Error::Config(format!("{kind:?} is not mapped here"))),
+    })
+}
+
+/// Answers with the user at the top (VK: in `response`, its email in the token answer).
+fn flat_user(kind: Kind, raw: &Value, token: &Token) -> Result<User> {
+    let t = |path: &str| text(raw, path);
+    Ok(match kind {
+        Kind::Yandex => User {
+            id: t("id"),
+            name: t("real_name"),
+            username: t("login"),
+            email: t("default_email"),
+            avatar_url: when(
+                !flag(raw.get("is_avatar_empty")),
+                format!(
+                    "https://avatars.yandex.net/get-yapic/{}/islands-200",
+                    t("default_avatar_id")
+                ),
+            ),
+            ..User::default()
+        },
+        Kind::Facebook => User {
+            id: t("id"),
+            name: t("name"),
+            email: t("email"),
+            avatar_url: t("picture.data.url"),
+            ..User::default()
+        },
+        Kind::Instagram => User {
+            id: t("user_id"),
+            name: t("name"),
+            username: t("username"),
+            avatar_url: t("profile_picture_url"),
+            ..User::default()
+        },
         Kind::Discord => {
             let id = t("id");
             let avatar = t("avatar");
@@ -511,14 +657,6 @@ pub(crate) fn map_user(
                 ..User::default()
             }
         }
-        Kind::Twitter => User {
-            id: t("data.id"),
-            name: t("data.name"),
-            username: t("data.username"),
-            email: t("data.confirmed_email"),
-            avatar_url: t("data.profile_image_url"),
-            ..User::default()
-        },
         Kind::Kakao => {
             let account = &raw["kakao_account"];
             User {
@@ -555,40 +693,6 @@ pub(crate) fn map_user(
                 ..User::default()
             }
         }
-        Kind::Linear => {
-            active(flag(at(raw, "data.viewer.active")), "Linear")?;
-            User {
-                id: t("data.viewer.id"),
-                name: t("data.viewer.name"),
-                username: t("data.viewer.displayName"),
-                email: t("data.viewer.email"),
-                avatar_url: t("data.viewer.avatarUrl"),
-                ..User::default()
-            }
-        }
-        Kind::Notion => User {
-            id: t("bot.owner.user.id"),
-            name: t("bot.owner.user.name"),
-            email: t("bot.owner.user.person.email"),
-            avatar_url: t("bot.owner.user.avatar_url"),
-            ..User::default()
-        },
-        Kind::Monday => {
-            active(flag(at(raw, "data.me.enabled")), "monday.com")?;
-            User {
-                id: t("data.me.id"),
-                name: t("data.me.name"),
-                email: when(flag(at(raw, "data.me.is_verified")), t("data.me.email")),
-                avatar_url: t("data.me.photo_small"),
-                ..User::default()
-            }
-        }
-        Kind::Lark => User {
-            id: t("data.union_id"),
-            name: t("data.name"),
-            avatar_url: t("data.avatar_url"),
-            ..User::default()
-        },
         Kind::Box => {
             active(t("status") == "active", "Box")?;
             User {
@@ -606,37 +710,6 @@ pub(crate) fn map_user(
             avatar_url: t("images.0.url"),
             ..User::default()
         },
-        Kind::Trakt => User {
-            id: t("user.ids.uuid"),
-            name: t("user.name"),
-            username: t("user.username"),
-            avatar_url: t("user.images.avatar.full"),
-            ..User::default()
-        },
-        Kind::Twitch => {
-            if at(raw, "data.0").is_none() {
-                return Err(Error::User("Twitch answered no user".into()));
-            }
-            User {
-                id: t("data.0.id"),
-                name: t("data.0.display_name"),
-                username: t("data.0.login"),
-                email: t("data.0.email"),
-                avatar_url: t("data.0.profile_image_url"),
-                ..User::default()
-            }
-        }
-        Kind::Patreon => User {
-            id: t("data.id"),
-            name: t("data.attributes.full_name"),
-            username: t("data.attributes.vanity"),
-            email: when(
-                flag(at(raw, "data.attributes.is_email_verified")),
-                t("data.attributes.email"),
-            ),
-            avatar_url: t("data.attributes.image_url"),
-            ..User::default()
-        },
         Kind::Strava => {
             let id = t("id");
             User {
@@ -648,14 +721,6 @@ pub(crate) fn map_user(
                 ..User::default()
             }
         }
-        Kind::Wakatime => User {
-            id: t("data.id"),
-            name: t("data.display_name"),
-            username: t("data.username"),
-            email: when(flag(at(raw, "data.is_email_confirmed")), t("data.email")),
-            avatar_url: when(flag(at(raw, "data.photo_public")), t("data.photo")),
-            ..User::default()
-        },
         Kind::Livechat => User {
             id: t("account_id"),
             name: t("name"),
@@ -680,20 +745,8 @@ pub(crate) fn map_user(
                 ..User::default()
             }
         }
-        Kind::Planningcenter => {
-            active(t("data.attributes.status") == "active", "Planning Center")?;
-            User {
-                id: t("data.id"),
-                name: t("data.attributes.name"),
-                avatar_url: t("data.attributes.avatar"),
-                ..User::default()
-            }
-        }
-    };
-    if user.id.is_empty() {
-        return Err(Error::User("the provider returned no user id".into()));
-    }
-    Ok(user)
+        _ => return Err(Error::Config(format!("{kind:?} is not mapped here"))),
+    })
 }
 
 #[cfg(test)]
