@@ -66,6 +66,10 @@ pub fn router(state: ApiState) -> Router {
             get(collections::get_scaffolds),
         )
         .route(
+            "/api/collections/meta/oauth2-providers",
+            get(collections::get_oauth2_providers),
+        )
+        .route(
             "/api/collections/{collection}",
             get(collections::view_collection)
                 .patch(collections::update_collection)

@@ -1,4 +1,4 @@
-//! The HTTP client the `oauth2` crate calls: hyper over rustls with ring and the web PKI roots.
+//! The HTTP client of provider calls: hyper over rustls with ring and the web PKI roots.
 //! Plain `http://` is refused unless the provider allows loopback test servers.
 
 use bytes::Bytes;
@@ -58,16 +58,5 @@ impl Http {
             .map_err(|e| Error::Token(e.to_string()))?
             .to_bytes();
         Ok(http::Response::from_parts(parts, bytes.to_vec()))
-    }
-}
-
-impl<'c> oauth2::AsyncHttpClient<'c> for Http {
-    type Error = Error;
-    type Future = std::pin::Pin<
-        Box<dyn std::future::Future<Output = Result<oauth2::HttpResponse, Error>> + Send + 'c>,
-    >;
-
-    fn call(&'c self, request: oauth2::HttpRequest) -> Self::Future {
-        Box::pin(self.send(request))
     }
 }

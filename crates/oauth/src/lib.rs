@@ -1,51 +1,29 @@
-//! OAuth2 sign-in providers: Google, GitHub, GitLab, Microsoft, Discord, Facebook, Apple and
-//! generic OIDC. Builds authorization URLs (with PKCE), exchanges codes for tokens with the
-//! `oauth2` crate over a hyper + rustls (ring) client, and maps each provider's user info to
-//! one [`User`] shape.
+//! OAuth2 sign-in providers: every provider PocketBase 0.40 ships (Apple, Google, Microsoft,
+//! GitHub, GitLab, Discord, X, VK, Spotify… and generic OIDC). Builds authorization URLs (with
+//! PKCE), exchanges codes for tokens over a hyper + rustls (ring) client, and maps each
+//! provider's user info to one [`User`] shape.
 //!
-//! Provider endpoints are fixed per kind; only OIDC takes its URLs from configuration, and
-//! only `https://` ones unless the caller allows loopback `http://127.0.0.1` (tests).
-//! This crate knows nothing of records, storage or HTTP servers.
+//! Each provider has PocketBase's default endpoints; a configured authorization, token or
+//! user-info URL replaces its default. Endpoints must be `https://` unless the caller allows
+//! loopback `http://127.0.0.1` (tests). This crate knows nothing of records, storage or HTTP
+//! servers.
 
 pub mod apple;
 pub mod avatar;
 mod client;
 pub mod idtoken;
 pub mod providers;
+pub mod token;
+mod users;
 
 use std::time::Duration;
 
-use oauth2::basic::{
-    BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse,
-    BasicTokenType,
-};
-use oauth2::{
-    AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, ExtraTokenFields,
-    PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, StandardRevocableToken,
-    StandardTokenResponse, TokenResponse, TokenUrl,
-};
+use base64::Engine;
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 
 pub use idtoken::Keys;
 pub use providers::{Kind, Provider};
-
-/// The token response fields beyond OAuth2's: OpenID Connect's `id_token`.
-#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
-struct IdTokenFields {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    id_token: Option<String>,
-}
-
-impl ExtraTokenFields for IdTokenFields {}
-
-/// An OAuth2 client whose token responses keep the `id_token`.
-type OidcClient = oauth2::Client<
-    BasicErrorResponse,
-    StandardTokenResponse<IdTokenFields, BasicTokenType>,
-    BasicTokenIntrospectionResponse,
-    StandardRevocableToken,
-    BasicRevocationErrorResponse,
->;
 
 /// Errors of the OAuth2 exchange.
 #[derive(Debug, thiserror::Error)]
@@ -84,8 +62,8 @@ pub struct User {
     pub access_token: String,
     /// Refresh token.
     pub refresh_token: String,
-    /// Token expiry (RFC 3339, empty when unknown).
-    pub expiry: String,
+    /// When the access token expires (milliseconds since the epoch), when the provider said.
+    pub expires_at: Option<i64>,
     /// The provider's raw user JSON.
     pub raw: Value,
 }
@@ -114,12 +92,9 @@ pub fn listing(provider: &Provider) -> Result<Listing> {
     let state = random_text(30);
     let mut url = url::Url::parse(&provider.auth_url).map_err(|e| Error::Config(e.to_string()))?;
     let (verifier, challenge, method) = if provider.pkce {
-        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-        (
-            verifier.secret().to_string(),
-            challenge.as_str().to_string(),
-            "S256".to_string(),
-        )
+        let verifier = random_text(43);
+        let challenge = s256_challenge(&verifier);
+        (verifier, challenge, "S256".to_string())
     } else {
         Default::default()
     };
@@ -130,12 +105,14 @@ pub fn listing(provider: &Provider) -> Result<Listing> {
             query.append_pair("code_challenge", &challenge);
             query.append_pair("code_challenge_method", "S256");
         }
-        query.append_pair("response_type", "code");
-        query.append_pair("scope", &provider.scopes.join(" "));
-        query.append_pair("state", &state);
         if provider.kind == Kind::Apple {
             query.append_pair("response_mode", "form_post");
         }
+        query.append_pair("response_type", "code");
+        if !provider.scopes.is_empty() {
+            query.append_pair("scope", &provider.scopes.join(" "));
+        }
+        query.append_pair("state", &state);
         if provider.pkce && matches!(provider.kind, Kind::Apple | Kind::Oidc) {
             // Binds the id token to this sign-in without server-side state.
             query.append_pair("nonce", &idtoken::nonce_for(&verifier));
@@ -152,9 +129,15 @@ pub fn listing(provider: &Provider) -> Result<Listing> {
     })
 }
 
+/// PKCE's S256 challenge of `verifier`.
+pub fn s256_challenge(verifier: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
+}
+
 /// Exchanges `code` (with the PKCE `verifier` and the `redirect_url` the client used) for a
-/// token, then reads the user: from the user-info endpoint, or from the verified id token
-/// (Apple always; OIDC when no user-info URL is configured).
+/// token, then reads the user: from the user-info endpoint (plus the provider's email lookup
+/// where it has one), or from the verified id token (Apple always; OIDC when no user-info URL
+/// is configured).
 pub async fn exchange(
     provider: &Provider,
     keys: &Keys,
@@ -162,61 +145,9 @@ pub async fn exchange(
     verifier: &str,
     redirect_url: &str,
 ) -> Result<User> {
-    let mut client = OidcClient::new(ClientId::new(provider.client_id.clone()))
-        .set_client_secret(ClientSecret::new(provider.client_secret.clone()))
-        .set_auth_uri(AuthUrl::new(provider.auth_url.clone()).map_err(config)?)
-        .set_token_uri(TokenUrl::new(provider.token_url.clone()).map_err(config)?)
-        .set_redirect_uri(RedirectUrl::new(redirect_url.to_string()).map_err(config)?);
-    if provider.kind == Kind::Apple {
-        client = client.set_auth_type(AuthType::RequestBody);
-    }
-    let mut request = client.exchange_code(AuthorizationCode::new(code.to_string()));
-    if !verifier.is_empty() {
-        request = request.set_pkce_verifier(PkceCodeVerifier::new(verifier.to_string()));
-    }
     let http = client::Http::new(provider.allow_insecure);
-    let token = tokio::time::timeout(TIMEOUT, request.request_async(&http))
-        .await
-        .map_err(|_| Error::Token("timed out".into()))?
-        .map_err(|e| Error::Token(e.to_string()))?;
-    let access = token.access_token().secret().to_string();
-    let raw = if provider.kind == Kind::Apple || provider.user_info_url.is_empty() {
-        let id_token = token.extra_fields().id_token.as_deref().unwrap_or("");
-        let expect = idtoken::Expect {
-            audience: provider.client_id.clone(),
-            issuers: provider.issuers.clone(),
-            nonce: (!verifier.is_empty()).then(|| idtoken::nonce_for(verifier)),
-            require_exp: true,
-        };
-        let claims = idtoken::verify(&http, keys, id_token, &provider.jwks_url, &expect).await?;
-        Value::Object(claims)
-    } else {
-        let request = http::Request::get(&provider.user_info_url)
-            .header("Authorization", format!("Bearer {access}"))
-            .header("Accept", "application/json")
-            .header("User-Agent", "warren")
-            .body(Vec::new())
-            .map_err(|e| Error::User(e.to_string()))?;
-        let response = tokio::time::timeout(TIMEOUT, http.send(request))
-            .await
-            .map_err(|_| Error::User("timed out".into()))?
-            .map_err(|e| Error::User(e.to_string()))?;
-        if !response.status().is_success() {
-            return Err(Error::User(format!("status {}", response.status())));
-        }
-        serde_json::from_slice(response.body()).map_err(|e| Error::User(e.to_string()))?
-    };
-    let mut user = providers::map_user(provider.kind, &raw)?;
-    user.access_token = access;
-    user.refresh_token = token
-        .refresh_token()
-        .map(|t| t.secret().to_string())
-        .unwrap_or_default();
-    Ok(user)
-}
-
-fn config(e: impl std::fmt::Display) -> Error {
-    Error::Config(e.to_string())
+    let token = token::exchange(&http, provider, code, verifier, redirect_url).await?;
+    users::fetch(&http, keys, provider, &token, verifier).await
 }
 
 fn random_text(len: usize) -> String {
@@ -226,4 +157,56 @@ fn random_text(len: usize) -> String {
     (0..len)
         .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::providers::Config;
+
+    fn provider(name: &str) -> Provider {
+        Provider::resolve(
+            &Config {
+                name: name.into(),
+                client_id: "cid".into(),
+                ..Config::default()
+            },
+            false,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn listings_carry_pkce_and_end_with_redirect_uri() {
+        let listing = listing(&provider("google")).unwrap();
+        assert!(listing.auth_url.ends_with("&redirect_uri="));
+        assert!(listing.auth_url.contains("client_id=cid"));
+        assert!(listing.auth_url.contains("code_challenge_method=S256"));
+        assert_eq!(listing.state.len(), 30);
+        assert_eq!(listing.code_verifier.len(), 43);
+        assert_eq!(
+            listing.code_challenge,
+            s256_challenge(&listing.code_verifier)
+        );
+    }
+
+    #[test]
+    fn listings_leave_out_what_the_provider_does_not_take() {
+        let vk = listing(&provider("vk")).unwrap();
+        assert!(!vk.auth_url.contains("code_challenge"));
+        assert_eq!(vk.code_verifier, "");
+        let lark = listing(&provider("lark")).unwrap();
+        assert!(!lark.auth_url.contains("scope="));
+        assert!(lark.auth_url.starts_with(
+            "https://accounts.feishu.cn/open-apis/authen/v1/authorize?client_id=cid&code_challenge="
+        ));
+    }
+
+    #[test]
+    fn s256_is_unpadded_base64url_of_sha256() {
+        assert_eq!(
+            s256_challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r7wW1gFWFOEjXk"),
+            "bwWFMyPfdG9qreDhH2lmftFx_dFeLDalzcT1gb_j68g"
+        );
+    }
 }

@@ -1,127 +1,425 @@
-//! Provider kinds: fixed endpoints, scopes, PKCE defaults and user-info mapping.
+//! Provider kinds: PocketBase's names, display names, list order, default endpoints, scopes and
+//! PKCE defaults, and the resolution of a collection's stored provider configuration.
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
-use crate::{Error, Result, User};
+use crate::{Error, Result};
 
 /// A supported provider kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
+    /// Sign in with Apple (user from the id token).
+    Apple,
     /// Google.
     Google,
+    /// Microsoft (common tenant).
+    Microsoft,
+    /// Yandex.
+    Yandex,
+    /// Facebook.
+    Facebook,
+    /// Instagram (business login; PocketBase's name `instagram2`).
+    Instagram,
     /// GitHub.
     Github,
     /// GitLab (gitlab.com).
     Gitlab,
-    /// Microsoft (common tenant).
-    Microsoft,
+    /// Bitbucket.
+    Bitbucket,
+    /// Gitee.
+    Gitee,
+    /// Gitea or Forgejo.
+    Gitea,
     /// Discord.
     Discord,
-    /// Facebook.
-    Facebook,
-    /// Sign in with Apple (user from the id token).
-    Apple,
+    /// X (Twitter), API v2.
+    Twitter,
+    /// Kakao.
+    Kakao,
+    /// VK.
+    Vk,
+    /// Linear (GraphQL).
+    Linear,
+    /// Notion.
+    Notion,
+    /// monday.com (GraphQL).
+    Monday,
+    /// Lark (Feishu).
+    Lark,
+    /// Box.
+    Box,
+    /// Spotify.
+    Spotify,
+    /// Trakt.
+    Trakt,
+    /// Twitch.
+    Twitch,
+    /// Patreon.
+    Patreon,
+    /// Strava.
+    Strava,
+    /// WakaTime.
+    Wakatime,
+    /// LiveChat.
+    Livechat,
+    /// mailcow (self-hosted: endpoints come from configuration).
+    Mailcow,
+    /// Planning Center.
+    Planningcenter,
     /// Any OpenID Connect provider, configured by URL.
     Oidc,
 }
 
-struct Spec {
+/// Every provider name PocketBase 0.40 knows, in its list order (`order`, then name).
+pub const NAMES: &[&str] = &[
+    "apple",
+    "google",
+    "microsoft",
+    "yandex",
+    "facebook",
+    "instagram2",
+    "github",
+    "gitlab",
+    "bitbucket",
+    "gitee",
+    "gitea",
+    "discord",
+    "twitter",
+    "kakao",
+    "vk",
+    "linear",
+    "notion",
+    "monday",
+    "lark",
+    "box",
+    "spotify",
+    "trakt",
+    "twitch",
+    "patreon",
+    "strava",
+    "wakatime",
+    "livechat",
+    "mailcow",
+    "planningcenter",
+    "oidc",
+    "oidc2",
+    "oidc3",
+];
+
+/// A kind's defaults.
+pub struct Spec {
+    /// Display name.
+    pub display: &'static str,
+    /// Authorization endpoint ("" when it must be configured).
+    pub auth: &'static str,
+    /// Token endpoint.
+    pub token: &'static str,
+    /// User info endpoint.
+    pub user: &'static str,
+    /// Requested scopes (none sends no `scope` parameter).
+    pub scopes: &'static [&'static str],
+    /// Whether PKCE is used unless configured otherwise.
+    pub pkce: bool,
+}
+
+const fn spec(
     display: &'static str,
     auth: &'static str,
     token: &'static str,
     user: &'static str,
     scopes: &'static [&'static str],
     pkce: bool,
+) -> Spec {
+    Spec {
+        display,
+        auth,
+        token,
+        user,
+        scopes,
+        pkce,
+    }
 }
 
 impl Kind {
     /// The kind for a PocketBase provider name (`oidc`, `oidc2`, `oidc3` are OIDC).
     pub fn from_name(name: &str) -> Option<Kind> {
         Some(match name {
+            "apple" => Kind::Apple,
             "google" => Kind::Google,
+            "microsoft" => Kind::Microsoft,
+            "yandex" => Kind::Yandex,
+            "facebook" => Kind::Facebook,
+            "instagram2" => Kind::Instagram,
             "github" => Kind::Github,
             "gitlab" => Kind::Gitlab,
-            "microsoft" => Kind::Microsoft,
+            "bitbucket" => Kind::Bitbucket,
+            "gitee" => Kind::Gitee,
+            "gitea" => Kind::Gitea,
             "discord" => Kind::Discord,
-            "facebook" => Kind::Facebook,
-            "apple" => Kind::Apple,
+            "twitter" => Kind::Twitter,
+            "kakao" => Kind::Kakao,
+            "vk" => Kind::Vk,
+            "linear" => Kind::Linear,
+            "notion" => Kind::Notion,
+            "monday" => Kind::Monday,
+            "lark" => Kind::Lark,
+            "box" => Kind::Box,
+            "spotify" => Kind::Spotify,
+            "trakt" => Kind::Trakt,
+            "twitch" => Kind::Twitch,
+            "patreon" => Kind::Patreon,
+            "strava" => Kind::Strava,
+            "wakatime" => Kind::Wakatime,
+            "livechat" => Kind::Livechat,
+            "mailcow" => Kind::Mailcow,
+            "planningcenter" => Kind::Planningcenter,
             "oidc" | "oidc2" | "oidc3" => Kind::Oidc,
             _ => return None,
         })
     }
 
-    fn spec(self) -> Spec {
+    /// The kind's defaults (endpoints as the provider documents them).
+    pub fn spec(self) -> Spec {
         match self {
-            Kind::Google => Spec {
-                display: "Google",
-                auth: "https://accounts.google.com/o/oauth2/v2/auth",
-                token: "https://oauth2.googleapis.com/token",
-                user: "https://www.googleapis.com/oauth2/v3/userinfo",
-                scopes: &[
+            Kind::Apple => spec(
+                "Apple",
+                "https://appleid.apple.com/auth/authorize",
+                "https://appleid.apple.com/auth/token",
+                "",
+                &["name", "email"],
+                true,
+            ),
+            Kind::Google => spec(
+                "Google",
+                "https://accounts.google.com/o/oauth2/v2/auth",
+                "https://oauth2.googleapis.com/token",
+                "https://www.googleapis.com/oauth2/v3/userinfo",
+                &[
                     "https://www.googleapis.com/auth/userinfo.profile",
                     "https://www.googleapis.com/auth/userinfo.email",
                 ],
-                pkce: true,
-            },
-            Kind::Github => Spec {
-                display: "GitHub",
-                auth: "https://github.com/login/oauth/authorize",
-                token: "https://github.com/login/oauth/access_token",
-                user: "https://api.github.com/user",
-                scopes: &["read:user", "user:email"],
-                pkce: true,
-            },
-            Kind::Gitlab => Spec {
-                display: "GitLab",
-                auth: "https://gitlab.com/oauth/authorize",
-                token: "https://gitlab.com/oauth/token",
-                user: "https://gitlab.com/api/v4/user",
-                scopes: &["read_user"],
-                pkce: true,
-            },
-            Kind::Microsoft => Spec {
-                display: "Microsoft",
-                auth: "https://login.microsoftonline.com/common/oauth2/v2.0/authorize",
-                token: "https://login.microsoftonline.com/common/oauth2/v2.0/token",
-                user: "https://graph.microsoft.com/v1.0/me",
-                scopes: &["User.Read"],
-                pkce: true,
-            },
-            Kind::Discord => Spec {
-                display: "Discord",
-                auth: "https://discord.com/api/oauth2/authorize",
-                token: "https://discord.com/api/oauth2/token",
-                user: "https://discord.com/api/users/@me",
-                scopes: &["identify", "email"],
-                pkce: true,
-            },
-            Kind::Facebook => Spec {
-                display: "Facebook",
-                auth: "https://www.facebook.com/v17.0/dialog/oauth",
-                token: "https://graph.facebook.com/v17.0/oauth/access_token",
-                user: "https://graph.facebook.com/me?fields=name,email,picture.type(large)",
-                scopes: &["email"],
-                pkce: true,
-            },
-            Kind::Apple => Spec {
-                display: "Apple",
-                auth: "https://appleid.apple.com/auth/authorize",
-                token: "https://appleid.apple.com/auth/token",
-                user: "",
-                scopes: &["name", "email"],
-                pkce: true,
-            },
-            Kind::Oidc => Spec {
-                display: "OIDC",
-                auth: "",
-                token: "",
-                user: "",
-                scopes: &["openid", "email", "profile"],
-                pkce: true,
-            },
+                true,
+            ),
+            Kind::Microsoft => spec(
+                "Microsoft",
+                "https://login.microsoftonline.com/common/oauth2/v2.0/authorize",
+                "https://login.microsoftonline.com/common/oauth2/v2.0/token",
+                "https://graph.microsoft.com/v1.0/me",
+                &["User.Read"],
+                true,
+            ),
+            Kind::Yandex => spec(
+                "Yandex",
+                "https://oauth.yandex.com/authorize",
+                "https://oauth.yandex.com/token",
+                "https://login.yandex.ru/info",
+                &["login:email", "login:avatar", "login:info"],
+                true,
+            ),
+            Kind::Facebook => spec(
+                "Facebook",
+                "https://www.facebook.com/v3.2/dialog/oauth",
+                "https://graph.facebook.com/v3.2/oauth/access_token",
+                "https://graph.facebook.com/me?fields=name,email,picture.type(large)",
+                &["email"],
+                true,
+            ),
+            Kind::Instagram => spec(
+                "Instagram",
+                "https://www.instagram.com/oauth/authorize",
+                "https://api.instagram.com/oauth/access_token",
+                "https://graph.instagram.com/me?fields=id,username,account_type,user_id,name,profile_picture_url,followers_count,follows_count,media_count",
+                &["instagram_business_basic"],
+                true,
+            ),
+            Kind::Github => spec(
+                "GitHub",
+                "https://github.com/login/oauth/authorize",
+                "https://github.com/login/oauth/access_token",
+                "https://api.github.com/user",
+                &["read:user", "user:email"],
+                true,
+            ),
+            Kind::Gitlab => spec(
+                "GitLab",
+                "https://gitlab.com/oauth/authorize",
+                "https://gitlab.com/oauth/token",
+                "https://gitlab.com/api/v4/user",
+                &["read_user"],
+                true,
+            ),
+            Kind::Bitbucket => spec(
+                "Bitbucket",
+                "https://bitbucket.org/site/oauth2/authorize",
+                "https://bitbucket.org/site/oauth2/access_token",
+                "https://api.bitbucket.org/2.0/user",
+                &["account"],
+                false,
+            ),
+            Kind::Gitee => spec(
+                "Gitee",
+                "https://gitee.com/oauth/authorize",
+                "https://gitee.com/oauth/token",
+                "https://gitee.com/api/v5/user",
+                &["user_info", "emails"],
+                true,
+            ),
+            Kind::Gitea => spec(
+                "Gitea/Forgejo",
+                "https://gitea.com/login/oauth/authorize",
+                "https://gitea.com/login/oauth/access_token",
+                "https://gitea.com/api/v1/user",
+                &["read:user", "user:email"],
+                true,
+            ),
+            Kind::Discord => spec(
+                "Discord",
+                "https://discord.com/api/oauth2/authorize",
+                "https://discord.com/api/oauth2/token",
+                "https://discord.com/api/users/@me",
+                &["identify", "email"],
+                true,
+            ),
+            Kind::Twitter => spec(
+                "X/Twitter",
+                "https://x.com/i/oauth2/authorize",
+                "https://api.x.com/2/oauth2/token",
+                "https://api.x.com/2/users/me?user.fields=id,name,username,profile_image_url,confirmed_email",
+                // `tweet.read` is unused, but X's users/me answers 403 without it.
+                &["users.read", "users.email", "tweet.read"],
+                true,
+            ),
+            Kind::Kakao => spec(
+                "Kakao",
+                "https://kauth.kakao.com/oauth/authorize",
+                "https://kauth.kakao.com/oauth/token",
+                "https://kapi.kakao.com/v2/user/me",
+                &["account_email", "profile_nickname", "profile_image"],
+                true,
+            ),
+            Kind::Vk => spec(
+                "ВКонтакте",
+                "https://oauth.vk.com/authorize",
+                "https://oauth.vk.com/access_token",
+                "https://api.vk.com/method/users.get?fields=photo_max,screen_name&v=5.131",
+                &["email"],
+                // VK refuses requests that carry PKCE parameters.
+                false,
+            ),
+            Kind::Linear => spec(
+                "Linear",
+                "https://linear.app/oauth/authorize",
+                "https://api.linear.app/oauth/token",
+                "https://api.linear.app/graphql",
+                &["read"],
+                // Linear refuses requests that carry PKCE parameters.
+                false,
+            ),
+            Kind::Notion => spec(
+                "Notion",
+                "https://api.notion.com/v1/oauth/authorize",
+                "https://api.notion.com/v1/oauth/token",
+                "https://api.notion.com/v1/users/me",
+                &[],
+                true,
+            ),
+            Kind::Monday => spec(
+                "monday.com",
+                "https://auth.monday.com/oauth2/authorize",
+                "https://auth.monday.com/oauth2/token",
+                "https://api.monday.com/v2",
+                &["me:read"],
+                true,
+            ),
+            Kind::Lark => spec(
+                "Lark",
+                "https://accounts.feishu.cn/open-apis/authen/v1/authorize",
+                "https://open.feishu.cn/open-apis/authen/v2/oauth/token",
+                "https://open.feishu.cn/open-apis/authen/v1/user_info",
+                &[],
+                true,
+            ),
+            Kind::Box => spec(
+                "Box",
+                "https://account.box.com/api/oauth2/authorize",
+                "https://api.box.com/oauth2/token",
+                "https://api.box.com/2.0/users/me",
+                &["root_readonly"],
+                true,
+            ),
+            Kind::Spotify => spec(
+                "Spotify",
+                "https://accounts.spotify.com/authorize",
+                "https://accounts.spotify.com/api/token",
+                "https://api.spotify.com/v1/me",
+                &["user-read-private"],
+                true,
+            ),
+            Kind::Trakt => spec(
+                "Trakt",
+                "https://trakt.tv/oauth/authorize",
+                "https://api.trakt.tv/oauth/token",
+                "https://api.trakt.tv/users/settings",
+                &[],
+                true,
+            ),
+            Kind::Twitch => spec(
+                "Twitch",
+                "https://id.twitch.tv/oauth2/authorize",
+                "https://id.twitch.tv/oauth2/token",
+                "https://api.twitch.tv/helix/users",
+                &["user:read:email"],
+                true,
+            ),
+            Kind::Patreon => spec(
+                "Patreon",
+                "https://www.patreon.com/oauth2/authorize",
+                "https://www.patreon.com/api/oauth2/token",
+                "https://www.patreon.com/api/oauth2/v2/identity?fields%5Buser%5D=full_name,email,vanity,image_url,is_email_verified",
+                &["identity", "identity[email]"],
+                true,
+            ),
+            Kind::Strava => spec(
+                "Strava",
+                "https://www.strava.com/oauth/authorize",
+                "https://www.strava.com/api/v3/oauth/token",
+                "https://www.strava.com/api/v3/athlete",
+                &["profile:read_all"],
+                true,
+            ),
+            Kind::Wakatime => spec(
+                "WakaTime",
+                "https://wakatime.com/oauth/authorize",
+                "https://wakatime.com/oauth/token",
+                "https://wakatime.com/api/v1/users/current",
+                &["email"],
+                true,
+            ),
+            Kind::Livechat => spec(
+                "LiveChat",
+                "https://accounts.livechat.com/",
+                "https://accounts.livechat.com/token",
+                "https://accounts.livechat.com/v2/accounts/me",
+                // LiveChat's scopes are chosen in its developer console.
+                &[],
+                true,
+            ),
+            Kind::Mailcow => spec("mailcow", "", "", "", &["profile"], true),
+            Kind::Planningcenter => spec(
+                "Planning Center",
+                "https://api.planningcenteronline.com/oauth/authorize",
+                "https://api.planningcenteronline.com/oauth/token",
+                "https://api.planningcenteronline.com/people/v2/me",
+                &["people"],
+                true,
+            ),
+            Kind::Oidc => spec("OIDC", "", "", "", &["openid", "email", "profile"], true),
         }
     }
 }
+
+/// Microsoft's `extra` key naming which id token claim gives a verified email.
+pub const MICROSOFT_EMAIL_CLAIM: &str = "idTokenEmailClaim";
 
 /// A configured provider, ready to use.
 #[derive(Debug, Clone)]
@@ -140,7 +438,7 @@ pub struct Provider {
     pub auth_url: String,
     /// Token endpoint.
     pub token_url: String,
-    /// User info endpoint.
+    /// User info endpoint ("" for Apple, and for OIDC that reads the id token).
     pub user_info_url: String,
     /// Requested scopes.
     pub scopes: Vec<String>,
@@ -153,6 +451,8 @@ pub struct Provider {
     pub jwks_url: String,
     /// Accepted id token issuers (any when empty).
     pub issuers: Vec<String>,
+    /// The configuration's provider-specific settings.
+    pub extra: Map<String, Value>,
 }
 
 /// The configuration a collection stores for one provider.
@@ -164,46 +464,71 @@ pub struct Config {
     pub client_id: String,
     /// Client secret.
     pub client_secret: String,
-    /// OIDC: authorization URL.
+    /// Authorization URL override.
     pub auth_url: String,
-    /// OIDC: token URL.
+    /// Token URL override.
     pub token_url: String,
-    /// OIDC: user info URL.
+    /// User info URL override.
     pub user_info_url: String,
     /// Display name override.
     pub display_name: String,
     /// PKCE override.
     pub pkce: Option<bool>,
-    /// OIDC: the key set signing id tokens (`extra.jwksURL`).
-    pub jwks_url: String,
-    /// OIDC: accepted id token issuers (`extra.issuers`).
-    pub issuers: Vec<String>,
+    /// Provider-specific settings: OIDC's `jwksURL` and `issuers`, Microsoft's
+    /// `idTokenEmailClaim`.
+    pub extra: Map<String, Value>,
 }
 
 impl Provider {
-    /// Resolves a stored configuration. Endpoints of named providers are fixed; OIDC URLs must
-    /// be `https://`, or loopback `http://` when `allow_insecure`.
+    /// Resolves a stored configuration: each configured URL replaces the kind's default, as in
+    /// PocketBase. Every endpoint must be `https://`, or loopback `http://` when
+    /// `allow_insecure`; OIDC and mailcow have no defaults for the authorization and token
+    /// endpoints, so theirs must be configured.
     pub fn resolve(config: &Config, allow_insecure: bool) -> Result<Provider> {
         let kind = Kind::from_name(&config.name)
             .ok_or_else(|| Error::Config(format!("unknown provider {}", config.name)))?;
         let spec = kind.spec();
-        let (auth, token, user) = if kind == Kind::Oidc {
-            for url in [&config.auth_url, &config.token_url] {
+        let pick = |configured: &str, default: &str| {
+            if configured.is_empty() {
+                default.to_string()
+            } else {
+                configured.to_string()
+            }
+        };
+        let auth = pick(&config.auth_url, spec.auth);
+        let token = pick(&config.token_url, spec.token);
+        let user = pick(&config.user_info_url, spec.user);
+        let text = |key: &str| {
+            config
+                .extra
+                .get(key)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
+        let jwks_url = match kind {
+            Kind::Apple => crate::apple::KEYS_URL.into(),
+            Kind::Oidc => text("jwksURL"),
+            _ => String::new(),
+        };
+        for url in [&auth, &token] {
+            check_url(url, allow_insecure)?;
+        }
+        for url in [&user, &jwks_url] {
+            if !url.is_empty() {
                 check_url(url, allow_insecure)?;
             }
-            for url in [&config.user_info_url, &config.jwks_url] {
-                if !url.is_empty() {
-                    check_url(url, allow_insecure)?;
-                }
-            }
-            (
-                config.auth_url.clone(),
-                config.token_url.clone(),
-                config.user_info_url.clone(),
-            )
-        } else {
-            (spec.auth.into(), spec.token.into(), spec.user.into())
-        };
+        }
+        if kind == Kind::Mailcow && user.is_empty() {
+            return Err(Error::Config("mailcow needs a user info URL".into()));
+        }
+        let mut scopes: Vec<String> = spec.scopes.iter().map(|s| s.to_string()).collect();
+        if kind == Kind::Microsoft
+            && !text(MICROSOFT_EMAIL_CLAIM).is_empty()
+            && !scopes.iter().any(|s| s == "openid")
+        {
+            scopes.push("openid".into());
+        }
         Ok(Provider {
             name: config.name.clone(),
             kind,
@@ -217,19 +542,24 @@ impl Provider {
             auth_url: auth,
             token_url: token,
             user_info_url: user,
-            scopes: spec.scopes.iter().map(|s| s.to_string()).collect(),
+            scopes,
             pkce: config.pkce.unwrap_or(spec.pkce),
-            allow_insecure: allow_insecure && kind == Kind::Oidc,
-            jwks_url: match kind {
-                Kind::Apple => crate::apple::KEYS_URL.into(),
-                Kind::Oidc => config.jwks_url.clone(),
-                _ => String::new(),
-            },
+            allow_insecure,
+            jwks_url,
             issuers: match kind {
                 Kind::Apple => vec![crate::apple::ISSUER.into()],
-                Kind::Oidc => config.issuers.clone(),
+                Kind::Oidc => match config.extra.get("issuers") {
+                    Some(Value::Array(list)) => list
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_string)
+                        .collect(),
+                    Some(Value::String(one)) if !one.is_empty() => vec![one.clone()],
+                    _ => Vec::new(),
+                },
                 _ => Vec::new(),
             },
+            extra: config.extra.clone(),
         })
     }
 }
@@ -244,122 +574,28 @@ fn check_url(raw: &str, allow_insecure: bool) -> Result<()> {
     }
 }
 
-fn s(v: &Value, path: &str) -> String {
-    let mut node = v;
-    for key in path.split('.') {
-        node = match node.get(key) {
-            Some(n) => n,
-            None => return String::new(),
-        };
-    }
-    match node {
-        Value::String(s) => s.clone(),
-        Value::Number(n) => n.to_string(),
-        _ => String::new(),
-    }
-}
-
-/// Whether a claim is true: `true`, `"true"`, `"1"` or a non-zero number (Apple sends
-/// `email_verified` as a string).
-fn truthy(value: Option<&Value>) -> bool {
-    match value {
-        Some(Value::Bool(b)) => *b,
-        Some(Value::String(s)) => matches!(s.to_ascii_lowercase().as_str(), "true" | "1" | "t"),
-        Some(Value::Number(n)) => n.as_f64().is_some_and(|f| f != 0.0),
-        _ => false,
-    }
-}
-
-/// Maps a provider's user JSON to a [`User`].
-pub(crate) fn map_user(kind: Kind, raw: &Value) -> Result<User> {
-    let mut user = match kind {
-        Kind::Google | Kind::Oidc => User {
-            id: s(raw, "sub"),
-            name: s(raw, "name"),
-            username: s(raw, "preferred_username"),
-            email: if truthy(raw.get("email_verified")) {
-                s(raw, "email")
-            } else {
-                String::new()
-            },
-            avatar_url: s(raw, "picture"),
-            ..User::default()
-        },
-        Kind::Github => User {
-            id: s(raw, "id"),
-            name: s(raw, "name"),
-            username: s(raw, "login"),
-            email: s(raw, "email"),
-            avatar_url: s(raw, "avatar_url"),
-            ..User::default()
-        },
-        Kind::Gitlab => User {
-            id: s(raw, "id"),
-            name: s(raw, "name"),
-            username: s(raw, "username"),
-            email: s(raw, "email"),
-            avatar_url: s(raw, "avatar_url"),
-            ..User::default()
-        },
-        Kind::Microsoft => User {
-            id: s(raw, "id"),
-            name: s(raw, "displayName"),
-            email: s(raw, "mail"),
-            ..User::default()
-        },
-        Kind::Discord => {
-            let id = s(raw, "id");
-            let avatar = s(raw, "avatar");
-            User {
-                avatar_url: if avatar.is_empty() {
-                    String::new()
-                } else {
-                    format!("https://cdn.discordapp.com/avatars/{id}/{avatar}.png")
-                },
-                name: s(raw, "global_name"),
-                username: s(raw, "username"),
-                email: if raw.get("verified") == Some(&Value::Bool(true)) {
-                    s(raw, "email")
-                } else {
-                    String::new()
-                },
-                id,
-                ..User::default()
-            }
-        }
-        Kind::Facebook => User {
-            id: s(raw, "id"),
-            name: s(raw, "name"),
-            email: s(raw, "email"),
-            avatar_url: s(raw, "picture.data.url"),
-            ..User::default()
-        },
-        Kind::Apple => User {
-            id: s(raw, "sub"),
-            name: s(raw, "name"),
-            email: if truthy(raw.get("email_verified")) {
-                s(raw, "email")
-            } else {
-                String::new()
-            },
-            ..User::default()
-        },
-    };
-    if user.id.is_empty() {
-        return Err(Error::User("the provider returned no user id".into()));
-    }
-    user.raw = raw.clone();
-    Ok(user)
-}
-
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
-
     use super::*;
 
     #[test]
-    fn oidc_urls_must_be_https_unless_loopback_is_allowed() {
+    fn every_name_has_a_kind_and_endpoints() {
+        assert_eq!(NAMES.len(), 32);
+        for name in NAMES {
+            let kind = Kind::from_name(name).unwrap_or_else(|| panic!("{name} has no kind"));
+            let spec = kind.spec();
+            assert!(!spec.display.is_empty());
+            if !matches!(kind, Kind::Oidc | Kind::Mailcow) {
+                assert!(spec.auth.starts_with("https://"), "{name}");
+                assert!(spec.token.starts_with("https://"), "{name}");
+            }
+        }
+        assert!(Kind::from_name("instagram").is_none());
+        assert!(Kind::from_name("oidc4").is_none());
+    }
+
+    #[test]
+    fn urls_must_be_https_unless_loopback_is_allowed() {
         let config = Config {
             name: "oidc".into(),
             auth_url: "http://127.0.0.1:9/auth".into(),
@@ -371,77 +607,55 @@ mod tests {
         assert!(Provider::resolve(&config, true).is_ok());
         let remote = Config {
             auth_url: "http://example.com/auth".into(),
-            ..config
+            ..config.clone()
         };
         assert!(Provider::resolve(&remote, true).is_err());
-    }
-
-    #[test]
-    fn named_providers_ignore_configured_urls() {
-        let config = Config {
+        let github = Config {
             name: "github".into(),
-            auth_url: "https://evil.example/auth".into(),
+            token_url: "http://example.com/token".into(),
             ..Config::default()
         };
-        let provider = Provider::resolve(&config, true).unwrap();
+        assert!(Provider::resolve(&github, true).is_err());
+        let unset = Config {
+            name: "mailcow".into(),
+            ..Config::default()
+        };
+        assert!(Provider::resolve(&unset, false).is_err());
+    }
+
+    #[test]
+    fn configured_urls_replace_the_defaults() {
+        let config = Config {
+            name: "github".into(),
+            auth_url: "https://git.example/login/oauth/authorize".into(),
+            user_info_url: "https://git.example/api/user".into(),
+            ..Config::default()
+        };
+        let provider = Provider::resolve(&config, false).unwrap();
         assert_eq!(
             provider.auth_url,
-            "https://github.com/login/oauth/authorize"
+            "https://git.example/login/oauth/authorize"
         );
-        assert!(!provider.allow_insecure);
+        assert_eq!(
+            provider.token_url,
+            "https://github.com/login/oauth/access_token"
+        );
+        assert_eq!(provider.user_info_url, "https://git.example/api/user");
+        assert_eq!(provider.display_name, "GitHub");
     }
 
     #[test]
-    fn users_map_per_provider() {
-        let github = map_user(
-            Kind::Github,
-            &json!({"id": 42, "login": "octo", "name": "Octo Cat", "email": "o@x.co", "avatar_url": "https://a"}),
-        )
-        .unwrap();
-        assert_eq!(
-            (
-                github.id.as_str(),
-                github.username.as_str(),
-                github.email.as_str()
-            ),
-            ("42", "octo", "o@x.co")
-        );
-        let oidc = map_user(
-            Kind::Oidc,
-            &json!({"sub": "s1", "email": "e@x.co", "email_verified": false}),
-        )
-        .unwrap();
-        assert_eq!(oidc.email, "");
-        let unstated = map_user(Kind::Oidc, &json!({"sub": "s1", "email": "e@x.co"})).unwrap();
-        assert_eq!(
-            unstated.email, "",
-            "an email is taken only when stated verified"
-        );
-        let apple = map_user(
-            Kind::Apple,
-            &json!({"sub": "001.abc", "email": "a@privaterelay.appleid.com", "email_verified": "true"}),
-        )
-        .unwrap();
-        assert_eq!(apple.email, "a@privaterelay.appleid.com");
-        assert!(map_user(Kind::Google, &json!({})).is_err());
-    }
-
-    #[test]
-    fn listings_carry_pkce_and_end_with_redirect_uri() {
-        let provider = Provider::resolve(
-            &Config {
-                name: "google".into(),
-                client_id: "cid".into(),
-                ..Config::default()
-            },
-            false,
-        )
-        .unwrap();
-        let listing = crate::listing(&provider).unwrap();
-        assert!(listing.auth_url.ends_with("&redirect_uri="));
-        assert!(listing.auth_url.contains("client_id=cid"));
-        assert!(listing.auth_url.contains("code_challenge_method=S256"));
-        assert_eq!(listing.state.len(), 30);
-        assert_eq!(listing.code_verifier.len(), 43);
+    fn microsofts_id_token_email_claim_asks_for_openid() {
+        let mut config = Config {
+            name: "microsoft".into(),
+            ..Config::default()
+        };
+        let plain = Provider::resolve(&config, false).unwrap();
+        assert_eq!(plain.scopes, ["User.Read"]);
+        config
+            .extra
+            .insert(MICROSOFT_EMAIL_CLAIM.into(), "any_verified".into());
+        let with_claim = Provider::resolve(&config, false).unwrap();
+        assert_eq!(with_claim.scopes, ["User.Read", "openid"]);
     }
 }

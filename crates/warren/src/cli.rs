@@ -110,7 +110,7 @@ pub struct Serve {
     /// Messages the outbox keeps without a relay (the oldest go first; 64 MiB at most).
     #[arg(long, env = "WARREN_OUTBOX_KEEP", default_value_t = warren_mail::outbox::MAX_MESSAGES)]
     pub outbox_keep: usize,
-    /// Accept plain `http://127.0.0.1` OIDC endpoints. For local test providers only.
+    /// Accept plain `http://127.0.0.1` OAuth2 provider endpoints. For local test providers only.
     #[arg(long, env = "WARREN_OAUTH_INSECURE_LOOPBACK")]
     pub oauth_insecure_loopback: bool,
     /// The platform's default S3-compatible bucket for tenants' files (tenants without their

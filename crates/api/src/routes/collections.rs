@@ -180,6 +180,22 @@ pub async fn import_collections(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// `GET /api/collections/meta/oauth2-providers`: every provider name with its display name,
+/// in PocketBase's order (logos are not served: `""`).
+pub async fn get_oauth2_providers(Auth(caller): Auth) -> Result<Json<Value>, ApiError> {
+    require_superuser(&caller)?;
+    let list = warren_oauth::providers::NAMES
+        .iter()
+        .filter_map(|name| {
+            let kind = warren_oauth::Kind::from_name(name)?;
+            Some(serde_json::json!({
+                "name": name, "displayName": kind.spec().display, "logo": "",
+            }))
+        })
+        .collect();
+    Ok(Json(Value::Array(list)))
+}
+
 /// `GET /api/collections/meta/scaffolds`
 pub async fn get_scaffolds(Auth(caller): Auth, params: Params) -> Result<Json<Value>, ApiError> {
     require_superuser(&caller)?;

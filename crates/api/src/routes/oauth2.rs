@@ -32,21 +32,7 @@ fn config(provider: &warren_schema::collection::OAuth2Provider) -> Config {
         user_info_url: provider.user_info_url.clone(),
         display_name: provider.display_name.clone(),
         pkce: provider.pkce,
-        jwks_url: provider
-            .extra
-            .get("jwksURL")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string(),
-        issuers: match provider.extra.get("issuers") {
-            Some(Value::Array(list)) => list
-                .iter()
-                .filter_map(Value::as_str)
-                .map(str::to_string)
-                .collect(),
-            Some(Value::String(one)) if !one.is_empty() => vec![one.clone()],
-            _ => Vec::new(),
-        },
+        extra: provider.extra.clone(),
     }
 }
 
@@ -330,7 +316,10 @@ pub async fn auth_with_oauth2(
             "id": user.id, "name": user.name, "username": user.username, "email": user.email,
             "avatarURL": user.avatar_url, "avatarUrl": user.avatar_url,
             "accessToken": user.access_token, "refreshToken": user.refresh_token,
-            "expiry": user.expiry, "rawUser": user.raw, "isNew": is_new,
+            "expiry": user.expires_at
+                .map(|ms| warren_schema::datetime::DateTime { unix_millis: ms }.format())
+                .unwrap_or_default(),
+            "rawUser": user.raw, "isNew": is_new,
         });
         let mut ordered = Map::new();
         ordered.insert("meta".into(), meta);
