@@ -701,7 +701,7 @@ impl Collection {
                 view_query: string("viewQuery")?,
             },
             CollectionType::Auth => {
-                let mut auth: AuthOptions = serde_json::from_value(value.clone())?;
+                let mut auth: AuthOptions = serde_json::from_value(without_nulls(value))?;
                 if !obj.contains_key("authRule") {
                     auth.auth_rule = Some(String::new());
                 }
@@ -905,6 +905,29 @@ impl<'de> Deserialize<'de> for Collection {
         let value = Value::deserialize(d)?;
         Collection::from_value(&value).map_err(serde::de::Error::custom)
     }
+}
+
+/// `value` with every `null` object entry removed, at any depth, except the two auth rules
+/// (where `null` means "superusers only"). PocketBase writes Go's nil maps and slices as `null`
+/// (`oauth2.providers`, a provider's `extra`, …) and Go's decoder leaves the target untouched on
+/// `null`, so a dropped entry takes its default exactly as it does in PocketBase.
+pub(crate) fn without_nulls(value: &Value) -> Value {
+    fn strip(value: &Value, keep_rules: bool) -> Value {
+        match value {
+            Value::Object(map) => Value::Object(
+                map.iter()
+                    .filter(|(k, v)| {
+                        !v.is_null()
+                            || (keep_rules && matches!(k.as_str(), "authRule" | "manageRule"))
+                    })
+                    .map(|(k, v)| (k.clone(), strip(v, false)))
+                    .collect(),
+            ),
+            Value::Array(items) => Value::Array(items.iter().map(|v| strip(v, false)).collect()),
+            other => other.clone(),
+        }
+    }
+    strip(value, true)
 }
 
 /// JSON merge used by PATCH: objects merge recursively, everything else replaces.

@@ -123,6 +123,13 @@ async fn check_pocketbase(path: &Path, origin: &Path) -> Result<usize> {
                 [],
                 |r| r.get(0),
             )?;
+            if written_before_023(c)? {
+                return Err(Error::Invalid(format!(
+                    "{origin} was written by PocketBase 0.22 or older, whose data layout Warren \
+                     does not read; run PocketBase 0.23 once on it (`pocketbase serve --dir \
+                     {origin}`) to upgrade it, then import it again"
+                )));
+            }
             if !has_collections {
                 return Err(Error::Invalid(format!(
                     "{origin} is not a PocketBase data directory: its database has no _collections table"
@@ -136,6 +143,19 @@ async fn check_pocketbase(path: &Path, origin: &Path) -> Result<usize> {
         .await?;
     drop(db);
     Ok(count)
+}
+
+/// True for a database PocketBase 0.22 or older wrote: collections keep their fields in a
+/// `schema` column (0.23 renamed it `fields`) and admins live in `_admins` (0.23 made them the
+/// `_superusers` collection).
+fn written_before_023(c: &warren_store::rusqlite::Connection) -> Result<bool> {
+    let old: bool = c.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_admins')
+             OR EXISTS (SELECT 1 FROM pragma_table_info('_collections') WHERE name = 'schema')",
+        [],
+        |r| r.get(0),
+    )?;
+    Ok(old)
 }
 
 /// Copies `from/auxiliary.db` (the request logs) into `to`, or creates an empty one.
