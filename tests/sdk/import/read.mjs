@@ -23,12 +23,12 @@ async function check(name, method, path, opts) {
 /** A file download as status, type and a digest of the bytes. */
 async function file(name, path) {
   const res = await call('GET', path, { raw: true });
+  const type = res.headers.get('content-type');
   answers[name] = {
     status: res.status,
-    body: {
-      type: res.headers.get('content-type'),
-      sha256: createHash('sha256').update(res.bytes).digest('hex'),
-    },
+    body: type?.startsWith('application/json')
+      ? JSON.parse(res.bytes.toString('utf8'))
+      : { type, sha256: createHash('sha256').update(res.bytes).digest('hex') },
   };
   return answers[name];
 }
