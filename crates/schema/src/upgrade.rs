@@ -145,7 +145,12 @@ mod tests {
 
         assert!(upgrade(&mut old, &[AUTH_ALERT_MIGRATION], &[]).changed);
         assert!(
-            old.auth_options().unwrap().auth_alert.email_template.body.contains("{ALERT_INFO}")
+            old.auth_options()
+                .unwrap()
+                .auth_alert
+                .email_template
+                .body
+                .contains("{ALERT_INFO}")
         );
         assert_ne!(old.updated, "2024-01-01 00:00:00.000Z");
 
@@ -170,11 +175,18 @@ mod tests {
         assert!(done.changed);
         assert_eq!(done.drop_indexes, vec!["title_again".to_string()]);
         assert_eq!(posts.indexes.len(), 2);
-        assert!(posts.indexes[1].contains("`by_views`"), "{:?}", posts.indexes);
+        assert!(
+            posts.indexes[1].contains("`by_views`"),
+            "{:?}",
+            posts.indexes
+        );
 
         let mut users = Collection::new(CollectionType::Auth, "users");
         let before = users.indexes.clone();
-        let table = [index("old_email", "CREATE UNIQUE INDEX old_email ON users (email)")];
+        let table = [index(
+            "old_email",
+            "CREATE UNIQUE INDEX old_email ON users (email)",
+        )];
         let done = upgrade(&mut users, &[INDEXES_MIGRATION], &table);
         assert_eq!(done.drop_indexes, vec!["old_email".to_string()]);
         assert_eq!(users.indexes, before);

@@ -155,9 +155,14 @@ async fn upgrade_collections(path: &Path) -> Result<()> {
     db.write(|c| {
         c.execute_batch(&format!(
             "{}",
-            warren_schema::system::MIGRATIONS_DDL.replacen("CREATE TABLE", "CREATE TABLE IF NOT EXISTS", 1)
+            warren_schema::system::MIGRATIONS_DDL.replacen(
+                "CREATE TABLE",
+                "CREATE TABLE IF NOT EXISTS",
+                1
+            )
         ))?;
-        let mut applied = c.prepare("SELECT EXISTS (SELECT 1 FROM `_migrations` WHERE file = ?1)")?;
+        let mut applied =
+            c.prepare("SELECT EXISTS (SELECT 1 FROM `_migrations` WHERE file = ?1)")?;
         let mut pending = Vec::new();
         for migration in [AUTH_ALERT_MIGRATION, INDEXES_MIGRATION] {
             if !applied.query_row([migration], |r| r.get::<_, bool>(0))? {
@@ -189,12 +194,18 @@ async fn upgrade_collections(path: &Path) -> Result<()> {
             let mut collection = entry.collection.clone();
             let table_indexes = indexes
                 .query_map([&collection.name], |r| {
-                    Ok(TableIndex { name: r.get(0)?, sql: r.get(1)? })
+                    Ok(TableIndex {
+                        name: r.get(0)?,
+                        sql: r.get(1)?,
+                    })
                 })?
                 .collect::<std::result::Result<Vec<_>, _>>()?;
             let done = upgrade(&mut collection, &pending, &table_indexes);
             for name in &done.drop_indexes {
-                c.execute_batch(&format!("DROP INDEX IF EXISTS `{}`", name.replace('`', "``")))?;
+                c.execute_batch(&format!(
+                    "DROP INDEX IF EXISTS `{}`",
+                    name.replace('`', "``")
+                ))?;
             }
             if done.changed {
                 let mut values: Vec<_> = collection
@@ -203,7 +214,9 @@ async fn upgrade_collections(path: &Path) -> Result<()> {
                     .iter()
                     .map(warren_records::sql::from_schema)
                     .collect();
-                values.push(warren_store::rusqlite::types::Value::Text(entry.collection.id.clone()));
+                values.push(warren_store::rusqlite::types::Value::Text(
+                    entry.collection.id.clone(),
+                ));
                 c.execute(&update, warren_store::rusqlite::params_from_iter(values))?;
             }
         }

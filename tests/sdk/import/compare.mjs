@@ -1,7 +1,10 @@
 // Compares two answer files of read.mjs: the expected (a real PocketBase) and the actual.
 // Exits 1 and prints every difference that is not one of the allowed ones below.
 //
-//   node import/compare.mjs EXPECTED.json ACTUAL.json EXPECTED_VERSION LABEL
+//   node import/compare.mjs EXPECTED.json ACTUAL.json EXPECTED_VERSION LABEL [SOURCE.json]
+//
+// SOURCE is given when EXPECTED is PocketBase 0.40.6 serving data an older release wrote (the
+// answers of that release).
 //
 // Allowed differences, and why:
 // - Tokens, MFA ids and OAuth2 state/PKCE values are random per answer: only their presence is
@@ -14,13 +17,17 @@
 //   (added in 0.33... as an SVG) is left out, its legacy `authProviders` is `[]` where
 //   releases before 0.24 wrote `null`, and Google's authorization URL is the `/o/oauth2/v2/auth`
 //   one that 0.25 moved to.
+// - Upgrading older data, PocketBase 0.40.6 re-saves collections (its data migrations) and
+//   stamps their `updated` with the moment it ran: where it did (its `updated` differs from
+//   SOURCE's), Warren's import must have re-stamped the same collection too, at its own moment.
 // - Provider logos: Warren does not ship PocketBase's provider SVGs yet, so `logo` is compared
 //   for presence only.
 import { readFileSync } from 'node:fs';
 
-const [expectedPath, actualPath, expectedVersion, label] = process.argv.slice(2);
+const [expectedPath, actualPath, expectedVersion, label, sourcePath] = process.argv.slice(2);
 const expected = JSON.parse(readFileSync(expectedPath, 'utf8'));
 const actual = JSON.parse(readFileSync(actualPath, 'utf8'));
+const source = sourcePath ? JSON.parse(readFileSync(sourcePath, 'utf8')) : null;
 const latest = expectedVersion === '0.40.6';
 
 const RANDOM_KEYS = new Set(['token', 'mfaId', 'state', 'codeVerifier', 'codeChallenge']);
@@ -62,6 +69,21 @@ function shape(check, answer) {
 }
 
 const diffs = [];
+
+// Collections PocketBase 0.40.6 re-stamped while upgrading: Warren must have re-stamped them too.
+const COLLECTIONS = 'superuser old token: collections';
+if (source && expected[COLLECTIONS]?.body?.items && actual[COLLECTIONS]?.body?.items) {
+  const before = new Map(source[COLLECTIONS].body.items.map((c) => [c.id, c.updated]));
+  const mine = new Map(actual[COLLECTIONS].body.items.map((c) => [c.id, c]));
+  for (const c of expected[COLLECTIONS].body.items) {
+    const other = mine.get(c.id);
+    if (!other || c.updated === before.get(c.id)) continue;
+    if (other.updated === before.get(c.id)) {
+      diffs.push(`${COLLECTIONS}: ${c.name} was upgraded by PocketBase ${expectedVersion} but not by the import`);
+    }
+    c.updated = other.updated = '<upgraded>';
+  }
+}
 function walk(path, a, b) {
   if (JSON.stringify(a) === JSON.stringify(b)) return;
   if (a && b && typeof a === 'object' && typeof b === 'object' && Array.isArray(a) === Array.isArray(b)) {
