@@ -94,6 +94,31 @@ function walk(path, a, b) {
   diffs.push(`${path}: expected ${JSON.stringify(a)?.slice(0, 300)}, got ${JSON.stringify(b)?.slice(0, 300)}`);
 }
 
+// The checks that show data, credentials and state came across: they must succeed on the
+// oracle too, or agreeing would prove nothing.
+const MUST_SUCCEED = [
+  'superuser old token: collections',
+  'user old token: auth-refresh',
+  'list posts',
+  'expand author',
+  'filter multi select',
+  'filter through relation',
+  'view collection',
+  'download cover',
+  'download doc',
+  'protected with token',
+  'password sign-in',
+  'external auths of alice',
+  'mfa: otp step with the old mfaId',
+];
+for (const check of MUST_SUCCEED) {
+  const answer = expected[check];
+  const items = answer?.body?.items;
+  if (answer?.status !== 200 || (Array.isArray(items) && items.length === 0)) {
+    diffs.push(`${check}: the oracle answered ${answer?.status} ${JSON.stringify(answer?.body)?.slice(0, 200)}`);
+  }
+}
+
 for (const check of Object.keys(expected)) {
   if (!(check in actual)) {
     diffs.push(`${check}: missing`);

@@ -45,7 +45,7 @@ await check('expand author', 'GET', '/api/collections/posts/records?sort=title&e
 await check('filter numbers and bools', 'GET',
   `/api/collections/posts/records?sort=-views&filter=${encodeURIComponent('views >= 10 && published = false')}`);
 await check('filter multi select', 'GET',
-  `/api/collections/posts/records?sort=title&filter=${encodeURIComponent("tags ?= 'b'")}`);
+  `/api/collections/posts/records?sort=title&filter=${encodeURIComponent("tags ~ 'b'")}`);
 await check('filter through relation', 'GET',
   `/api/collections/posts/records?sort=title&filter=${encodeURIComponent("author.name = 'Bob'")}`);
 await check('filter json and dates', 'GET',
