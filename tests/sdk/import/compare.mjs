@@ -12,11 +12,12 @@
 // - Thumbnails are compared by status and content type: Warren's PNG encoder writes other
 //   bytes than Go's for the same pixels.
 // - Warren answers every release's data as PocketBase 0.40 does, so against an older release:
-//   `GET /api/collections` is compared by the collections' ids, names and types only (the whole
-//   schema is compared with PocketBase 0.40.6 serving the same data); auth-methods' `logo`
-//   (added in 0.33... as an SVG) is left out, its legacy `authProviders` is `[]` where
-//   releases before 0.24 wrote `null`, and Google's authorization URL is the `/o/oauth2/v2/auth`
-//   one that 0.25 moved to.
+//   `GET /api/collections` is compared by the collections' ids, names, types, rules, indexes
+//   and field ids, names and types (the whole schema, options included, is compared with
+//   PocketBase 0.40.6 serving the same data); auth-methods' `logo` (an SVG that releases
+//   after 0.33 added) is left out, its legacy `authProviders` is `[]` where older releases
+//   wrote `null` for none, and Google's authorization URL is the `/o/oauth2/v2/auth` one that
+//   0.25 moved to.
 // - Upgrading older data, PocketBase 0.40.6 re-saves collections (its data migrations) and
 //   stamps their `updated` with the moment it ran: where it did (its `updated` differs from
 //   SOURCE's), Warren's import must have re-stamped the same collection too, at its own moment.
@@ -62,7 +63,14 @@ function shape(check, answer) {
   if (!latest && check === 'superuser old token: collections' && answer.body?.items) {
     return {
       status: answer.status,
-      body: answer.body.items.map((c) => ({ id: c.id, name: c.name, type: c.type })),
+      body: answer.body.items.map((c) => ({
+        id: c.id,
+        name: c.name,
+        type: c.type,
+        rules: [c.listRule, c.viewRule, c.createRule, c.updateRule, c.deleteRule],
+        fields: c.fields.map((f) => `${f.id} ${f.name} ${f.type}`),
+        indexes: c.indexes,
+      })),
     };
   }
   return normalise(answer);
