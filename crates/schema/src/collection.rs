@@ -701,7 +701,7 @@ impl Collection {
                 view_query: string("viewQuery")?,
             },
             CollectionType::Auth => {
-                let mut auth: AuthOptions = serde_json::from_value(value.clone())?;
+                let mut auth: AuthOptions = serde_json::from_value(without_nulls(value))?;
                 if !obj.contains_key("authRule") {
                     auth.auth_rule = Some(String::new());
                 }
@@ -907,6 +907,29 @@ impl<'de> Deserialize<'de> for Collection {
     }
 }
 
+/// `value` with every `null` object entry removed, at any depth, except the two auth rules
+/// (where `null` means "superusers only"). PocketBase writes Go's nil maps and slices as `null`
+/// (`oauth2.providers`, a provider's `extra`, …) and Go's decoder leaves the target untouched on
+/// `null`, so a dropped entry takes its default exactly as it does in PocketBase.
+pub(crate) fn without_nulls(value: &Value) -> Value {
+    fn strip(value: &Value, keep_rules: bool) -> Value {
+        match value {
+            Value::Object(map) => Value::Object(
+                map.iter()
+                    .filter(|(k, v)| {
+                        !v.is_null()
+                            || (keep_rules && matches!(k.as_str(), "authRule" | "manageRule"))
+                    })
+                    .map(|(k, v)| (k.clone(), strip(v, false)))
+                    .collect(),
+            ),
+            Value::Array(items) => Value::Array(items.iter().map(|v| strip(v, false)).collect()),
+            other => other.clone(),
+        }
+    }
+    strip(value, true)
+}
+
 /// JSON merge used by PATCH: objects merge recursively, everything else replaces.
 fn merge(target: &mut Value, patch: &Value) {
     match (target, patch) {
@@ -980,6 +1003,98 @@ mod tests {
     fn fixture(name: &str) -> Value {
         let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    /// `_collections` rows as PocketBase 0.23.12, 0.29.3 and 0.40.6 wrote them (the import
+    /// suite's seed: Go's nil slices and maps come out as `null`).
+    fn release_rows(version: &str) -> Vec<CollectionRow> {
+        let text = |v: &Value, k: &str| v[k].as_str().map(str::to_owned);
+        fixture(&format!("releases/collections-{version}.json"))
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| CollectionRow {
+                id: text(v, "id").unwrap(),
+                system: v["system"].as_i64() == Some(1),
+                kind: text(v, "type").unwrap(),
+                name: text(v, "name").unwrap(),
+                fields: text(v, "fields").unwrap(),
+                indexes: text(v, "indexes").unwrap(),
+                list_rule: text(v, "listRule"),
+                view_rule: text(v, "viewRule"),
+                create_rule: text(v, "createRule"),
+                update_rule: text(v, "updateRule"),
+                delete_rule: text(v, "deleteRule"),
+                options: text(v, "options").unwrap(),
+                created: text(v, "created").unwrap(),
+                updated: text(v, "updated").unwrap(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn rows_every_release_wrote_decode_with_nulls_as_defaults() {
+        for version in ["0.23.12", "0.29.3", "0.40.6"] {
+            for row in release_rows(version) {
+                let c = Collection::from_row(&row)
+                    .unwrap_or_else(|e| panic!("{version} {}: {e}", row.name));
+                // What Warren writes back decodes to the same collection.
+                assert_eq!(Collection::from_row(&c.to_row()).unwrap(), c, "{version}");
+                let Some(auth) = c.auth_options() else {
+                    continue;
+                };
+                // `null` rules stay "superusers only"; the auth rule keeps its value.
+                assert_eq!(auth.manage_rule, None, "{version} {}", c.name);
+                assert_eq!(auth.auth_rule.as_deref(), Some(""), "{version} {}", c.name);
+                if c.name == "users" {
+                    let github = &auth.oauth2.providers[0];
+                    assert_eq!(github.client_secret, "gh-secret");
+                    assert!(github.extra.is_empty() && github.pkce.is_none());
+                } else {
+                    assert!(auth.oauth2.providers.is_empty(), "{version} {}", c.name);
+                }
+            }
+        }
+        // The 0.23 rows really hold the nulls the test is about.
+        let old = release_rows("0.23.12");
+        let superusers = old.iter().find(|r| r.name == "_superusers").unwrap();
+        assert!(superusers.options.contains(r#""providers":null"#));
+        let posts = old.iter().find(|r| r.name == "posts").unwrap();
+        assert!(posts.fields.contains(r#""mimeTypes":null"#));
+        let c = Collection::from_row(posts).unwrap();
+        let FieldKind::File(docs) = &c.field("docs").unwrap().kind else {
+            panic!("docs is a file field")
+        };
+        assert!(docs.mime_types.is_empty() && docs.thumbs.is_empty());
+        let FieldKind::Number(views) = &c.field("views").unwrap().kind else {
+            panic!("views is a number field")
+        };
+        assert_eq!((views.min, views.max), (Some(0.0), None));
+    }
+
+    #[test]
+    fn null_options_anywhere_take_their_defaults() {
+        let c = Collection::from_value(&serde_json::json!({
+            "name": "people", "type": "auth", "authRule": null, "manageRule": null,
+            "oauth2": {"providers": [{"name": "github", "extra": null, "pkce": null}], "mappedFields": null},
+            "passwordAuth": {"identityFields": null, "enabled": true},
+            "otp": null, "mfa": {"rule": null},
+            "fields": [{"name": "tags", "type": "select", "values": null, "maxSelect": null}],
+            "indexes": null,
+        }))
+        .unwrap();
+        let auth = c.auth_options().unwrap();
+        assert_eq!(
+            auth.auth_rule, None,
+            "a null auth rule means superusers only"
+        );
+        assert!(auth.oauth2.providers[0].extra.is_empty());
+        assert!(auth.password_auth.enabled && auth.password_auth.identity_fields.is_empty());
+        assert_eq!(auth.otp, OtpConfig::default());
+        assert!(c.indexes.is_empty());
+        // A missing auth rule still means "everyone", as before.
+        let c = Collection::from_value(&serde_json::json!({"name": "p", "type": "auth"})).unwrap();
+        assert_eq!(c.auth_options().unwrap().auth_rule.as_deref(), Some(""));
     }
 
     #[test]

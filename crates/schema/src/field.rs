@@ -381,7 +381,7 @@ impl Field {
             .as_object()
             .ok_or_else(|| Error::InvalidData("a field must be a JSON object".into()))?;
         let type_name = obj.get("type").and_then(Value::as_str).unwrap_or_default();
-        let kind = FieldKind::from_options(type_name, value.clone())?;
+        let kind = FieldKind::from_options(type_name, crate::collection::without_nulls(value))?;
         let text = |k: &str| -> Result<String> {
             match obj.get(k) {
                 None | Some(Value::Null) => Ok(String::new()),

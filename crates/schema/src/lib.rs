@@ -15,6 +15,7 @@ pub mod id;
 pub mod index;
 pub mod record;
 pub mod system;
+pub mod upgrade;
 pub mod validate;
 pub mod value;
 

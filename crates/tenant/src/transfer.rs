@@ -56,6 +56,7 @@ pub async fn import(root: &Path, id: &str, from: &Path) -> Result<Summary> {
                 ))
             })?;
         let collections = check_pocketbase(&staging.join(DATABASE_FILE), from).await?;
+        upgrade_collections(&staging.join(DATABASE_FILE)).await?;
         copy_auxiliary(from, &staging).await?;
         let files = copy_storage(from.join(STORAGE_DIR), staging.join(STORAGE_DIR)).await?;
         Ok::<_, Error>(Summary { collections, files })
@@ -123,6 +124,13 @@ async fn check_pocketbase(path: &Path, origin: &Path) -> Result<usize> {
                 [],
                 |r| r.get(0),
             )?;
+            if written_before_023(c)? {
+                return Err(Error::Invalid(format!(
+                    "{origin} was written by PocketBase 0.22 or older, whose data layout Warren \
+                     does not read; run PocketBase 0.23 once on it (`pocketbase serve --dir \
+                     {origin}`) to upgrade it, then import it again"
+                )));
+            }
             if !has_collections {
                 return Err(Error::Invalid(format!(
                     "{origin} is not a PocketBase data directory: its database has no _collections table"
@@ -136,6 +144,106 @@ async fn check_pocketbase(path: &Path, origin: &Path) -> Result<usize> {
         .await?;
     drop(db);
     Ok(count)
+}
+
+/// Runs on an imported database the data migrations of PocketBase releases newer than the one
+/// that wrote it (see [`warren_schema::upgrade`]) and records them in `_migrations`, as
+/// PocketBase 0.40 does at start-up; the database then reads and exports as 0.40's.
+async fn upgrade_collections(path: &Path) -> Result<()> {
+    use warren_schema::upgrade::{AUTH_ALERT_MIGRATION, INDEXES_MIGRATION, TableIndex, upgrade};
+    let db = Database::open(path, database_options()).await?;
+    db.write(|c| {
+        c.execute_batch(&warren_schema::system::MIGRATIONS_DDL.replacen(
+            "CREATE TABLE",
+            "CREATE TABLE IF NOT EXISTS",
+            1,
+        ))?;
+        let mut applied =
+            c.prepare("SELECT EXISTS (SELECT 1 FROM `_migrations` WHERE file = ?1)")?;
+        let mut pending = Vec::new();
+        for migration in [AUTH_ALERT_MIGRATION, INDEXES_MIGRATION] {
+            if !applied.query_row([migration], |r| r.get::<_, bool>(0))? {
+                pending.push(migration);
+            }
+        }
+        drop(applied);
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let catalog = warren_records::Catalog::load(c)
+            .map_err(|e| Error::Invalid(format!("the collections cannot be read: {e}")))?;
+        let mut indexes = c.prepare(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ?1
+             AND sql IS NOT NULL AND name NOT LIKE 'sqlite_autoindex_%' ORDER BY rowid",
+        )?;
+        let columns = warren_schema::CollectionRow::COLUMNS;
+        let assignments = columns
+            .iter()
+            .enumerate()
+            .map(|(i, col)| format!("`{col}` = ?{}", i + 1))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let update = format!(
+            "UPDATE `_collections` SET {assignments} WHERE id = ?{}",
+            columns.len() + 1
+        );
+        for entry in catalog.entries() {
+            let mut collection = entry.collection.clone();
+            let table_indexes = indexes
+                .query_map([&collection.name], |r| {
+                    Ok(TableIndex {
+                        name: r.get(0)?,
+                        sql: r.get(1)?,
+                    })
+                })?
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            let done = upgrade(&mut collection, &pending, &table_indexes);
+            for name in &done.drop_indexes {
+                c.execute_batch(&format!(
+                    "DROP INDEX IF EXISTS `{}`",
+                    name.replace('`', "``")
+                ))?;
+            }
+            if done.changed {
+                let mut values: Vec<_> = collection
+                    .to_row()
+                    .values()
+                    .iter()
+                    .map(warren_records::sql::from_schema)
+                    .collect();
+                values.push(warren_store::rusqlite::types::Value::Text(
+                    entry.collection.id.clone(),
+                ));
+                c.execute(&update, warren_store::rusqlite::params_from_iter(values))?;
+            }
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
+        for migration in pending {
+            c.execute(
+                "INSERT OR IGNORE INTO `_migrations` (file, applied) VALUES (?1, ?2)",
+                warren_store::rusqlite::params![migration, now],
+            )?;
+        }
+        Ok::<_, Error>(())
+    })
+    .await?;
+    drop(db);
+    Ok(())
+}
+
+/// True for a database PocketBase 0.22 or older wrote: collections keep their fields in a
+/// `schema` column (0.23 renamed it `fields`) and admins live in `_admins` (0.23 made them the
+/// `_superusers` collection).
+fn written_before_023(c: &warren_store::rusqlite::Connection) -> Result<bool> {
+    let old: bool = c.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_admins')
+             OR EXISTS (SELECT 1 FROM pragma_table_info('_collections') WHERE name = 'schema')",
+        [],
+        |r| r.get(0),
+    )?;
+    Ok(old)
 }
 
 /// Copies `from/auxiliary.db` (the request logs) into `to`, or creates an empty one.
@@ -161,24 +269,36 @@ async fn copy_auxiliary(from: &Path, to: &Path) -> Result<()> {
 /// Copies the regular files and directories under `from` into `to` (created as needed);
 /// symbolic links and special files are skipped, so an import never reaches outside its
 /// source. A missing `from` copies nothing. Returns how many files were copied.
+///
+/// The walk holds one open directory listing per level of depth and nothing else, so a tree of
+/// any number of files (PocketBase's `storage/<collection>/<record>/<file>`) is copied in
+/// memory bounded by its depth, not its size.
 async fn copy_storage(from: PathBuf, to: PathBuf) -> Result<u64> {
     tokio::task::spawn_blocking(move || {
+        match std::fs::symlink_metadata(&from) {
+            Ok(meta) if meta.is_dir() => {}
+            Ok(_) => return Ok(0),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(Error::Io(e)),
+        }
+        std::fs::create_dir_all(&to)?;
         let mut copied = 0;
-        let mut pending = vec![(from, to)];
-        while let Some((src, dst)) = pending.pop() {
-            let meta = match std::fs::symlink_metadata(&src) {
-                Ok(meta) => meta,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(Error::Io(e)),
+        // Each level: the listing being read and the directory it copies into.
+        let mut levels = vec![(std::fs::read_dir(&from)?, to)];
+        while let Some((listing, dst)) = levels.last_mut() {
+            let Some(entry) = listing.next() else {
+                levels.pop();
+                continue;
             };
-            if meta.is_dir() {
-                std::fs::create_dir_all(&dst)?;
-                for entry in std::fs::read_dir(&src)? {
-                    let entry = entry?;
-                    pending.push((entry.path(), dst.join(entry.file_name())));
-                }
-            } else if meta.is_file() {
-                std::fs::copy(&src, &dst)?;
+            let entry = entry?;
+            let target = dst.join(entry.file_name());
+            // `file_type` does not follow symbolic links.
+            let kind = entry.file_type()?;
+            if kind.is_dir() {
+                std::fs::create_dir_all(&target)?;
+                levels.push((std::fs::read_dir(entry.path())?, target));
+            } else if kind.is_file() {
+                std::fs::copy(entry.path(), &target)?;
                 copied += 1;
             }
         }
@@ -239,5 +359,163 @@ mod tests {
             import(root.path(), "copy", out.path()).await,
             Err(Error::Invalid(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn a_database_left_in_wal_state_imports_with_its_last_writes() {
+        use warren_store::rusqlite::Connection;
+        let root = tempfile::tempdir().unwrap();
+        crate::provision(root.path(), "src").await.unwrap();
+        let source = tempfile::tempdir().unwrap();
+        export(root.path(), "src", source.path()).await.unwrap();
+        // A writer that never checkpoints and is still open, as a PocketBase killed mid-run
+        // leaves its files: the newest rows exist only in data.db-wal and auxiliary.db-wal.
+        let open = |name: &str| {
+            let c = Connection::open(source.path().join(name)).unwrap();
+            c.execute_batch("PRAGMA journal_mode = WAL; PRAGMA wal_autocheckpoint = 0")
+                .unwrap();
+            c
+        };
+        let data = open(DATABASE_FILE);
+        data.execute_batch(
+            "CREATE TABLE late (x TEXT); INSERT INTO late VALUES ('only in the wal')",
+        )
+        .unwrap();
+        let logs = open(warren_logs::AUXILIARY_FILE);
+        logs.execute_batch("CREATE TABLE late_logs (x TEXT); INSERT INTO late_logs VALUES (1)")
+            .unwrap();
+        let wal = std::fs::metadata(source.path().join("data.db-wal")).unwrap();
+        assert!(wal.len() > 0, "the test needs rows in the WAL");
+
+        import(root.path(), "copy", source.path()).await.unwrap();
+        drop((data, logs));
+        let dir = tenant_dir(root.path(), "copy");
+        let c = Connection::open(dir.join(DATABASE_FILE)).unwrap();
+        let late: String = c.query_row("SELECT x FROM late", [], |r| r.get(0)).unwrap();
+        assert_eq!(late, "only in the wal");
+        let c = Connection::open(dir.join(warren_logs::AUXILIARY_FILE)).unwrap();
+        let n: i64 = c
+            .query_row("SELECT count(*) FROM late_logs", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 1);
+    }
+
+    #[tokio::test]
+    async fn a_storage_tree_of_thousands_of_files_comes_across_whole() {
+        let from = tempfile::tempdir().unwrap();
+        let to = tempfile::tempdir().unwrap();
+        let mut expected = 0;
+        for record in 0..1500 {
+            let dir = from.path().join(format!("pbc_1/r{record:05}"));
+            std::fs::create_dir_all(&dir).unwrap();
+            for file in 0..(1 + record % 3) {
+                std::fs::write(dir.join(format!("f{file}.txt")), format!("{record}/{file}"))
+                    .unwrap();
+                expected += 1;
+            }
+        }
+        std::fs::create_dir_all(from.path().join("pbc_2/deep/a/b/c/d")).unwrap();
+        std::fs::write(from.path().join("pbc_2/deep/a/b/c/d/x.bin"), b"x").unwrap();
+        expected += 1;
+
+        let dest = to.path().join("storage");
+        let copied = copy_storage(from.path().to_path_buf(), dest.clone())
+            .await
+            .unwrap();
+        assert_eq!(copied, expected);
+        assert_eq!(
+            std::fs::read_to_string(dest.join("pbc_1/r01234/f1.txt")).unwrap(),
+            "1234/1"
+        );
+        assert_eq!(
+            std::fs::read(dest.join("pbc_2/deep/a/b/c/d/x.bin")).unwrap(),
+            b"x"
+        );
+        assert_eq!(
+            copy_storage(from.path().join("missing"), to.path().join("none"))
+                .await
+                .unwrap(),
+            0
+        );
+    }
+
+    #[tokio::test]
+    async fn data_older_releases_wrote_is_upgraded_once_and_recorded() {
+        use warren_schema::upgrade::{
+            AUTH_ALERT_MIGRATION, INDEXES_MIGRATION, OLD_AUTH_ALERT_BODY,
+        };
+        use warren_store::rusqlite::Connection;
+        let root = tempfile::tempdir().unwrap();
+        crate::provision(root.path(), "src").await.unwrap();
+        let source = tempfile::tempdir().unwrap();
+        export(root.path(), "src", source.path()).await.unwrap();
+        // As a 0.30 database: without the two newest migrations, with the old alert email and
+        // an index made outside PocketBase.
+        let c = Connection::open(source.path().join(DATABASE_FILE)).unwrap();
+        c.execute(
+            "DELETE FROM _migrations WHERE file IN (?1, ?2)",
+            [AUTH_ALERT_MIGRATION, INDEXES_MIGRATION],
+        )
+        .unwrap();
+        let options: String = c
+            .query_row(
+                "SELECT options FROM _collections WHERE name = 'users'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let mut options: serde_json::Value = serde_json::from_str(&options).unwrap();
+        options["authAlert"]["emailTemplate"]["body"] = OLD_AUTH_ALERT_BODY.into();
+        c.execute(
+            "UPDATE _collections SET options = ?1, updated = '2024-01-01 00:00:00.000Z'
+             WHERE name = 'users'",
+            [options.to_string()],
+        )
+        .unwrap();
+        c.execute_batch("CREATE INDEX by_name ON users (name)")
+            .unwrap();
+        drop(c);
+
+        import(root.path(), "copy", source.path()).await.unwrap();
+        let c = Connection::open(tenant_dir(root.path(), "copy").join(DATABASE_FILE)).unwrap();
+        let (options, indexes, updated): (String, String, String) = c
+            .query_row(
+                "SELECT options, indexes, updated FROM _collections WHERE name = 'users'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+        assert!(options.contains("{ALERT_INFO}"), "{options}");
+        assert!(indexes.contains("by_name"), "{indexes}");
+        assert_ne!(updated, "2024-01-01 00:00:00.000Z");
+        let recorded: i64 = c
+            .query_row(
+                "SELECT count(*) FROM _migrations WHERE file IN (?1, ?2)",
+                [AUTH_ALERT_MIGRATION, INDEXES_MIGRATION],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(recorded, 2);
+        // The imported tenant loads.
+        crate::open_database(root.path(), "copy").await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_pocketbase_022_directory_is_refused_with_directions() {
+        use warren_store::rusqlite::Connection;
+        let root = tempfile::tempdir().unwrap();
+        let source = tempfile::tempdir().unwrap();
+        let c = Connection::open(source.path().join(DATABASE_FILE)).unwrap();
+        c.execute_batch(
+            "CREATE TABLE _admins (id TEXT PRIMARY KEY, email TEXT);
+             CREATE TABLE _collections (id TEXT PRIMARY KEY, name TEXT, type TEXT, schema JSON);",
+        )
+        .unwrap();
+        drop(c);
+        let err = import(root.path(), "old", source.path()).await.unwrap_err();
+        let message = err.to_string();
+        assert!(message.contains("PocketBase 0.22 or older"), "{message}");
+        assert!(message.contains("pocketbase serve"), "{message}");
+        assert_eq!(std::fs::read_dir(root.path()).unwrap().count(), 0);
     }
 }
