@@ -310,6 +310,7 @@ pub fn update_in(conn: &Connection, id_or_name: &str, patch: &Value) -> Result<C
     let mut new = old
         .apply_patch(patch)
         .map_err(|e| bad_body(UPDATE_FAILED, "fields", &e))?;
+    new.ensure_system_fields();
     finish_update(&old, &mut new);
     prepare_view(conn, &mut new, Some(&old), &all, UPDATE_FAILED)?;
     let candidates = with_candidate(&all, &new);
@@ -526,7 +527,20 @@ fn prepare_view(
         return Ok(()); // validation reports the missing query
     }
     let fields = infer_view_fields(conn, &query, all).map_err(|raw| {
+        // PocketBase derives the fields from the query first: a query without an id leaves
+        // fields without a primary key, one that does not run leaves no fields at all.
         let mut errors = ValidationErrors::new();
+        if raw.starts_with(MISSING_VIEW_ID) {
+            errors.add(
+                "fields",
+                FieldError::new(
+                    "validation_missing_primary_key",
+                    "Missing or invalid \"id\" PK field",
+                ),
+            );
+        } else {
+            errors.add("fields", FieldError::required());
+        }
         errors.add("viewQuery", view_query_error(&raw));
         CollectionError::Invalid { message, errors }
     })?;
@@ -546,6 +560,9 @@ fn prepare_view(
     }
     Ok(())
 }
+
+/// The start of the error for a view query without an `id` column.
+const MISSING_VIEW_ID: &str = "missing required id column";
 
 /// The fields of a view: SQLite names the result columns; the select list says where each
 /// comes from. `id` becomes the primary key, a column taken straight from a collection field
@@ -574,7 +591,9 @@ pub fn infer_view_fields(
         return Err("wildcard columns (*) are not supported - manually type the collection field names you want the view query to have".into());
     }
     if !columns.iter().any(|c| c == "id") {
-        return Err("missing required id column (you can use `(ROW_NUMBER() OVER()) as id` if you don't have one)".into());
+        return Err(format!(
+            "{MISSING_VIEW_ID} (you can use `(ROW_NUMBER() OVER()) as id` if you don't have one)"
+        ));
     }
     let select = parsed.filter(|s| s.columns.len() == columns.len());
     let mut fields = Vec::with_capacity(columns.len());
