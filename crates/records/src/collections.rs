@@ -287,12 +287,43 @@ pub fn create_in(conn: &Connection, body: &Value) -> Result<Collection> {
     let all = load_all(conn)?;
     let mut new =
         Collection::from_create_body(body).map_err(|e| bad_body(CREATE_FAILED, "type", &e))?;
+    number_generated_id(&mut new, body, &all);
     prepare_view(conn, &mut new, None, &all, CREATE_FAILED)?;
     let candidates = with_candidate(&all, &new);
     validate(&new, None, &candidates, CREATE_FAILED)?;
     apply_ddl(conn, None, &new).map_err(|f| f.into_error(CREATE_FAILED))?;
     write_row(conn, &new, true)?;
     Ok(new)
+}
+
+/// A generated id (`pbc_<crc32>`) another collection already has gets a number, as in
+/// PocketBase (`pbc_<crc32>2`, `3`, ...), and the auth index names follow it. An id the body
+/// gave is left for validation to judge.
+fn number_generated_id(new: &mut Collection, body: &Value, all: &[Collection]) {
+    let explicit = body
+        .get("id")
+        .and_then(Value::as_str)
+        .is_some_and(|id| !id.is_empty());
+    if explicit || !all.iter().any(|c| c.id == new.id) {
+        return;
+    }
+    let base = new.id.clone();
+    let mut id = base.clone();
+    for n in 2..1000 {
+        id = format!("{base}{n}");
+        if !all.iter().any(|c| c.id == id) {
+            break;
+        }
+    }
+    for raw in &mut new.indexes {
+        if let Some(mut index) = Index::parse(raw)
+            && index.name.contains(&base)
+        {
+            index.name = index.name.replace(&base, &id);
+            *raw = index.build();
+        }
+    }
+    new.id = id;
 }
 
 /// Updates collection `id_or_name` with a `PATCH /api/collections/{c}` body.

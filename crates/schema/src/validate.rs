@@ -325,11 +325,10 @@ fn validate_fields(
         return errs;
     }
     if let Some(old) = old.filter(|_| !new.is_view()) {
-        let changed = old
-            .fields
-            .iter()
-            .filter(|f| f.system)
-            .any(|prev| new.field_by_id(&prev.id).is_none_or(|f| f.name != prev.name));
+        let changed = old.fields.iter().filter(|f| f.system).any(|prev| {
+            new.field_by_id(&prev.id)
+                .is_none_or(|f| f.name != prev.name)
+        });
         if changed {
             errs.add(
                 "",
@@ -347,7 +346,10 @@ fn validate_fields(
             {
                 errs.add(
                     i.to_string(),
-                    FieldError::new("validation_field_type_change", "Field type cannot be changed"),
+                    FieldError::new(
+                        "validation_field_type_change",
+                        "Field type cannot be changed",
+                    ),
                 );
             }
         }
@@ -967,7 +969,10 @@ mod tests {
             ("1".into(), "validation_invalid_index_expression".into())
         );
         assert_eq!(
-            first_error(&[ok, "CREATE INDEX idx_mfas_collectionRef_recordRef ON p (title)"]),
+            first_error(&[
+                ok,
+                "CREATE INDEX idx_mfas_collectionRef_recordRef ON p (title)"
+            ]),
             ("1".into(), "validation_existing_index_name".into())
         );
         assert_eq!(
