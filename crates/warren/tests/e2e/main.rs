@@ -13,6 +13,7 @@ mod files_s3;
 mod foundation;
 mod logs;
 mod metering;
+mod parity;
 mod realtime;
 mod records;
 mod support;
