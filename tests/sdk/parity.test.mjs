@@ -5,7 +5,6 @@ import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { superuserClient, raw, rand } from './lib/setup.mjs';
-import { useSink, SMTP_PORT } from './lib/mail.mjs';
 
 const DIR = new URL('../parity/', import.meta.url);
 const load = (name) => JSON.parse(readFileSync(new URL(name, DIR), 'utf8'));
@@ -87,7 +86,6 @@ export function check(c, res) {
 
 before(async () => {
   const su = await superuserClient();
-  if (SMTP_PORT) await useSink(su);
   vars.superuser = { token: su.authStore.token };
   for (const step of fixture.steps) {
     const res = await send(step, 'superuser');
