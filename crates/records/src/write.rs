@@ -152,7 +152,7 @@ pub(crate) fn apply_create(
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_string();
-    if entry.collection.is_auth() && id_used_by_another_auth_collection(c, catalog, entry, &id)? {
+    if entry.collection.is_auth() && id_used_by_another_auth_collection(c, entry, &id)? {
         let mut errors = ValidationErrors::new();
         errors.add(
             "id",
@@ -319,23 +319,20 @@ pub(crate) fn admitted_by_manage_rule(
 }
 
 /// Whether another auth collection has a record with `id` (PocketBase keeps auth ids unique
-/// across auth collections, so a token's id never names two accounts).
-fn id_used_by_another_auth_collection(
-    c: &Connection,
-    catalog: &Catalog,
-    entry: &Entry,
-    id: &str,
-) -> Result<bool> {
-    for other in catalog.entries() {
-        if !other.collection.is_auth() || other.collection.id == entry.collection.id {
-            continue;
-        }
-        let statement = format!(
-            "SELECT 1 FROM {} WHERE id = ?1 LIMIT 1",
-            sql::quote(&other.collection.name)
-        );
-        let mut stmt = c.prepare_cached(&statement)?;
-        if stmt.exists([id])? {
+/// across auth collections, so a token's id never names two accounts). The auth collections
+/// are read on the writer's connection, not from the request's catalog, which may name a
+/// collection another request has dropped since.
+fn id_used_by_another_auth_collection(c: &Connection, entry: &Entry, id: &str) -> Result<bool> {
+    let names: Vec<String> = {
+        let mut stmt = c.prepare_cached(
+            "SELECT `name` FROM `_collections` WHERE `type` = 'auth' AND `id` != ?1",
+        )?;
+        stmt.query_map([&entry.collection.id], |row| row.get(0))?
+            .collect::<rusqlite::Result<_>>()?
+    };
+    for name in names {
+        let statement = format!("SELECT 1 FROM {} WHERE id = ?1 LIMIT 1", sql::quote(&name));
+        if c.prepare_cached(&statement)?.exists([id])? {
             return Ok(true);
         }
     }
