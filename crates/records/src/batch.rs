@@ -108,7 +108,18 @@ pub async fn run(
                 write::plan_create(caller, &item.entry, &item.body, passwords).await
             }
             Action::Update(id) => {
-                write::plan_update(db, caller, &item.entry, id, &item.body, passwords).await
+                item.ctx.body = item.body.clone();
+                write::plan_update(
+                    db,
+                    &catalog,
+                    caller,
+                    &item.entry,
+                    &item.ctx,
+                    id,
+                    &item.body,
+                    passwords,
+                )
+                .await
             }
             Action::Delete(_) => write::plan_delete(caller, &item.entry),
         }

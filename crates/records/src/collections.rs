@@ -287,12 +287,43 @@ pub fn create_in(conn: &Connection, body: &Value) -> Result<Collection> {
     let all = load_all(conn)?;
     let mut new =
         Collection::from_create_body(body).map_err(|e| bad_body(CREATE_FAILED, "type", &e))?;
+    number_generated_id(&mut new, body, &all);
     prepare_view(conn, &mut new, None, &all, CREATE_FAILED)?;
     let candidates = with_candidate(&all, &new);
     validate(&new, None, &candidates, CREATE_FAILED)?;
     apply_ddl(conn, None, &new).map_err(|f| f.into_error(CREATE_FAILED))?;
     write_row(conn, &new, true)?;
     Ok(new)
+}
+
+/// A generated id (`pbc_<crc32>`) another collection already has gets a number, as in
+/// PocketBase (`pbc_<crc32>2`, `3`, ...), and the auth index names follow it. An id the body
+/// gave is left for validation to judge.
+fn number_generated_id(new: &mut Collection, body: &Value, all: &[Collection]) {
+    let explicit = body
+        .get("id")
+        .and_then(Value::as_str)
+        .is_some_and(|id| !id.is_empty());
+    if explicit || !all.iter().any(|c| c.id == new.id) {
+        return;
+    }
+    let base = new.id.clone();
+    let mut id = base.clone();
+    for n in 2..1000 {
+        id = format!("{base}{n}");
+        if !all.iter().any(|c| c.id == id) {
+            break;
+        }
+    }
+    for raw in &mut new.indexes {
+        if let Some(mut index) = Index::parse(raw)
+            && index.name.contains(&base)
+        {
+            index.name = index.name.replace(&base, &id);
+            *raw = index.build();
+        }
+    }
+    new.id = id;
 }
 
 /// Updates collection `id_or_name` with a `PATCH /api/collections/{c}` body.
@@ -310,6 +341,7 @@ pub fn update_in(conn: &Connection, id_or_name: &str, patch: &Value) -> Result<C
     let mut new = old
         .apply_patch(patch)
         .map_err(|e| bad_body(UPDATE_FAILED, "fields", &e))?;
+    new.ensure_system_fields();
     finish_update(&old, &mut new);
     prepare_view(conn, &mut new, Some(&old), &all, UPDATE_FAILED)?;
     let candidates = with_candidate(&all, &new);
@@ -526,7 +558,20 @@ fn prepare_view(
         return Ok(()); // validation reports the missing query
     }
     let fields = infer_view_fields(conn, &query, all).map_err(|raw| {
+        // PocketBase derives the fields from the query first: a query without an id leaves
+        // fields without a primary key, one that does not run leaves no fields at all.
         let mut errors = ValidationErrors::new();
+        if raw.starts_with(MISSING_VIEW_ID) {
+            errors.add(
+                "fields",
+                FieldError::new(
+                    "validation_missing_primary_key",
+                    "Missing or invalid \"id\" PK field",
+                ),
+            );
+        } else {
+            errors.add("fields", FieldError::required());
+        }
         errors.add("viewQuery", view_query_error(&raw));
         CollectionError::Invalid { message, errors }
     })?;
@@ -546,6 +591,9 @@ fn prepare_view(
     }
     Ok(())
 }
+
+/// The start of the error for a view query without an `id` column.
+const MISSING_VIEW_ID: &str = "missing required id column";
 
 /// The fields of a view: SQLite names the result columns; the select list says where each
 /// comes from. `id` becomes the primary key, a column taken straight from a collection field
@@ -574,7 +622,9 @@ pub fn infer_view_fields(
         return Err("wildcard columns (*) are not supported - manually type the collection field names you want the view query to have".into());
     }
     if !columns.iter().any(|c| c == "id") {
-        return Err("missing required id column (you can use `(ROW_NUMBER() OVER()) as id` if you don't have one)".into());
+        return Err(format!(
+            "{MISSING_VIEW_ID} (you can use `(ROW_NUMBER() OVER()) as id` if you don't have one)"
+        ));
     }
     let select = parsed.filter(|s| s.columns.len() == columns.len());
     let mut fields = Vec::with_capacity(columns.len());

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use serde_json::Value;
 use warren_filter::{Access, Query, RequestContext, parse_expand};
-use warren_schema::FieldKind;
 use warren_schema::record::{Expanded, RecordData, RecordJson, record_from_row};
+use warren_schema::{FieldKind, Visibility};
 use warren_store::rusqlite::Connection;
 
 use crate::catalog::{Catalog, Entry};
@@ -59,10 +59,24 @@ pub(crate) fn render_rows(
     rows: Vec<RecordData>,
     tree: Option<&Tree>,
 ) -> Result<Vec<RecordJson>> {
-    let mut out: Vec<RecordJson> = rows
-        .iter()
-        .map(|data| render(caller, entry, data))
-        .collect();
+    let may_manage = crate::form::may_manage(caller, entry);
+    let mut out: Vec<RecordJson> = Vec::with_capacity(rows.len());
+    for data in &rows {
+        let id = data.get("id").and_then(Value::as_str).unwrap_or_default();
+        // A caller the manage rule admits sees the account's email, as a superuser does.
+        if may_manage && crate::write::admitted_by_manage_rule(conn, catalog, entry, ctx, id)? {
+            out.push(RecordJson::build(
+                &entry.collection,
+                data,
+                Visibility {
+                    show_hidden: false,
+                    show_email: true,
+                },
+            ));
+        } else {
+            out.push(render(caller, entry, data));
+        }
+    }
     let Some(tree) = tree else { return Ok(out) };
     let mut expansions: Vec<BTreeMap<String, Expanded>> = vec![BTreeMap::new(); rows.len()];
     for (key, subtree) in &tree.0 {

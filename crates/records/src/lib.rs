@@ -14,6 +14,7 @@ pub mod collections;
 mod error;
 mod expand;
 pub mod external;
+mod form;
 pub mod limits;
 pub mod login;
 pub mod mfa;

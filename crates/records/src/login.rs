@@ -186,6 +186,17 @@ pub async fn refresh(
     Ok((data, token))
 }
 
+/// 401 for guests: routes that act on the caller's own record answer this before looking at
+/// the collection, as PocketBase's auth middleware does.
+pub fn require_auth(caller: &Caller) -> Result<()> {
+    match caller {
+        Caller::Guest => Err(Error::Unauthorized(
+            "The request requires valid record authorization token.",
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// The caller's id when it is a record of `entry`: 401 for guests, 403 for others.
 pub fn require_own<'a>(entry: &Entry, caller: &'a Caller) -> Result<&'a str> {
     match caller {

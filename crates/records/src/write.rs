@@ -21,6 +21,7 @@ use warren_store::rusqlite::{self, Connection};
 
 use crate::catalog::{Catalog, Entry};
 use crate::change::{Change, ChangeAction};
+use crate::form::{self, AccountForm};
 use crate::read::{NOT_FOUND, one_statement, render, rule, select_one};
 use crate::{Caller, Error, Result, expand, sql};
 
@@ -68,6 +69,9 @@ pub(crate) struct Plan {
     rule: Option<Filter>,
     /// The new password's hash, for auth collections.
     hash: Option<String>,
+    /// A create that sets `verified` without superuser rights: allowed only when the
+    /// collection's manage rule admits the caller, checked against the inserted record.
+    verified_needs_manager: bool,
     /// Stored names of the files uploaded with the request, by body key.
     pub(crate) uploads: Uploads,
 }
@@ -76,30 +80,42 @@ pub(crate) struct Plan {
 /// `+field`); the files are in storage before the write runs.
 pub type Uploads = BTreeMap<String, Vec<String>>;
 
-/// Checks a create up front (403 for a `null` rule, views, auth pseudo-fields) and hashes the
-/// password off the writer.
+/// Checks a create up front (views, 403 for a `null` rule, the account keys of an auth body)
+/// and hashes the password off the writer.
 pub(crate) async fn plan_create(
     caller: &Caller,
     entry: &Entry,
     body: &Map<String, Value>,
     passwords: &Passwords,
 ) -> Result<Plan> {
-    let rule = rule(caller, &entry.rules.create)?.cloned();
     if entry.collection.is_view() {
         return Err(Error::BadRequest(UNSUPPORTED));
     }
-    let auth = if entry.collection.is_auth() {
-        Some(auth_fields(caller, body, true)?)
-    } else {
-        None
-    };
-    let hash = match auth.as_ref().and_then(|a| a.password.as_ref()) {
-        Some(plain) => Some(passwords.hash(plain).await?),
-        None => None,
-    };
+    let rule = rule(caller, &entry.rules.create)?.cloned();
+    let mut hash = None;
+    let mut verified_needs_manager = false;
+    if entry.collection.is_auth() {
+        let form = AccountForm::read(body);
+        let manager = caller.is_superuser();
+        // Whether the manage rule admits the caller depends on the record being created, so
+        // a `verified` it would allow is checked once the record is inserted.
+        verified_needs_manager =
+            !manager && form::sets_verified(body) && form::may_manage(caller, entry);
+        let errors = form::check(&form, body, None, manager, !verified_needs_manager);
+        if !errors.is_empty() {
+            return Err(Error::Validation {
+                message: CREATE_FAILED,
+                errors,
+            });
+        }
+        if let Some(plain) = form.new_password() {
+            hash = Some(passwords.hash(plain).await?);
+        }
+    }
     Ok(Plan {
         rule,
         hash,
+        verified_needs_manager,
         uploads: Uploads::new(),
     })
 }
@@ -130,18 +146,40 @@ pub(crate) fn apply_create(
     if let Some(hash) = &plan.hash {
         prepared.set_password_hash(hash);
     }
+    let id = prepared
+        .data
+        .get("id")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    if entry.collection.is_auth() && id_used_by_another_auth_collection(c, entry, &id)? {
+        let mut errors = ValidationErrors::new();
+        errors.add(
+            "id",
+            FieldError::new(
+                "validation_invalid_auth_id",
+                "Invalid or duplicated auth record id.",
+            ),
+        );
+        return Err(Error::Validation {
+            message: CREATE_FAILED,
+            errors,
+        });
+    }
     insert(c, entry, &prepared)?;
     if let Some(rule) = &plan.rule {
-        let id = prepared
-            .data
-            .get("id")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
         let statement = one_statement(catalog, entry, ctx, Some(rule), &id)?;
         if select_one(c, entry, &statement)?.is_none() {
             return Err(Error::BadRequest(CREATE_FAILED));
         }
+    }
+    if plan.verified_needs_manager && !admitted_by_manage_rule(c, catalog, entry, ctx, &id)? {
+        let mut errors = ValidationErrors::new();
+        errors.add("verified", form::mismatch());
+        return Err(Error::Validation {
+            message: CREATE_FAILED,
+            errors,
+        });
     }
     Ok(prepared.data)
 }
@@ -161,9 +199,9 @@ pub async fn update(
     passwords: &Passwords,
     expand_param: &str,
 ) -> Result<(Value, Vec<Change>)> {
-    let mut plan = plan_update(db, caller, &entry, id, &body, passwords).await?;
-    plan.uploads = uploads;
     ctx.body = body.clone();
+    let mut plan = plan_update(db, &catalog, caller, &entry, &ctx, id, &body, passwords).await?;
+    plan.uploads = uploads;
     let superuser = caller.is_superuser();
     let (scope, id) = ((catalog.clone(), entry.clone()), id.to_string());
     let data = db
@@ -181,64 +219,124 @@ pub async fn update(
     Ok((value, changes))
 }
 
-/// Checks an update up front (403, views, auth pseudo-fields, the old password) and hashes a
-/// new password off the writer.
+/// Checks an update up front: views, 403 for a `null` rule, 404 for a record the update rule
+/// hides, then the account keys of an auth body (with the old password verified off the
+/// writer) and hashes a new password.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn plan_update(
     db: &Database,
+    catalog: &Arc<Catalog>,
     caller: &Caller,
     entry: &Arc<Entry>,
+    ctx: &RequestContext,
     id: &str,
     body: &Map<String, Value>,
     passwords: &Passwords,
 ) -> Result<Plan> {
-    let rule = rule(caller, &entry.rules.update)?.cloned();
     if entry.collection.is_view() {
         return Err(Error::BadRequest(UNSUPPORTED));
     }
-    let auth = if entry.collection.is_auth() {
-        Some(auth_fields(caller, body, false)?)
-    } else {
-        None
-    };
+    let rule = rule(caller, &entry.rules.update)?.cloned();
     let mut hash = None;
-    if let Some(AuthFields {
-        password: Some(plain),
-        old_password,
-    }) = &auth
-    {
-        if !caller.is_superuser() {
-            // Only the record's current password lets a non-superuser set a new one.
-            let current = stored_password(db, entry, id).await?;
-            let valid = match (old_password, current) {
-                (Some(old), Some(stored)) if !stored.is_empty() => {
-                    passwords.verify(old, &stored).await.unwrap_or(false)
-                }
-                _ => false,
-            };
+    if entry.collection.is_auth() {
+        let (original, manager) =
+            account_of(db, catalog, caller, entry, ctx, rule.as_ref(), id).await?;
+        let form = AccountForm::read(body);
+        let mut errors = form::check(&form, body, Some(&original), manager, true);
+        if form.needs_old_password(false, manager) && !form.old_password.is_empty() {
+            let stored = original
+                .get("password")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let valid = !stored.is_empty()
+                && passwords
+                    .verify(&form.old_password, stored)
+                    .await
+                    .unwrap_or(false);
             if !valid {
-                let mut errors = ValidationErrors::new();
-                let code = if old_password.is_none() {
-                    FieldError::required()
-                } else {
-                    FieldError::new(
-                        "validation_invalid_old_password",
-                        "Missing or invalid old password.",
-                    )
-                };
-                errors.add("oldPassword", code);
-                return Err(Error::Validation {
-                    message: UPDATE_FAILED,
-                    errors,
-                });
+                errors.add("oldPassword", form::wrong_old_password());
             }
         }
-        hash = Some(passwords.hash(plain).await?);
+        if !errors.is_empty() {
+            return Err(Error::Validation {
+                message: UPDATE_FAILED,
+                errors,
+            });
+        }
+        if let Some(plain) = form.new_password() {
+            hash = Some(passwords.hash(plain).await?);
+        }
     }
     Ok(Plan {
         rule,
         hash,
+        verified_needs_manager: false,
         uploads: Uploads::new(),
     })
+}
+
+/// The stored auth record `id` as the update rule lets the caller reach it (404 otherwise), and
+/// whether the caller manages it (a superuser, or the manage rule admits the caller).
+async fn account_of(
+    db: &Database,
+    catalog: &Arc<Catalog>,
+    caller: &Caller,
+    entry: &Arc<Entry>,
+    ctx: &RequestContext,
+    rule: Option<&Filter>,
+    id: &str,
+) -> Result<(RecordData, bool)> {
+    let (catalog, entry, ctx) = (catalog.clone(), entry.clone(), ctx.clone());
+    let (rule, id) = (rule.cloned(), id.to_string());
+    let superuser = caller.is_superuser();
+    let may_manage = form::may_manage(caller, &entry);
+    db.read(move |c| {
+        let statement = one_statement(&catalog, &entry, &ctx, rule.as_ref(), &id)?;
+        let original = select_one(c, &entry, &statement)?.ok_or(Error::NotFound(NOT_FOUND))?;
+        let manager =
+            superuser || (may_manage && admitted_by_manage_rule(c, &catalog, &entry, &ctx, &id)?);
+        Ok((original, manager))
+    })
+    .await
+}
+
+/// Whether the collection's manage rule admits the request's caller for record `id`.
+pub(crate) fn admitted_by_manage_rule(
+    c: &Connection,
+    catalog: &Catalog,
+    entry: &Arc<Entry>,
+    ctx: &RequestContext,
+    id: &str,
+) -> Result<bool> {
+    let Some(rule) = entry.rules.manage.as_ref().filter(|r| r.expr().is_some()) else {
+        return Ok(false);
+    };
+    if ctx.auth.is_none() {
+        return Ok(false);
+    }
+    let statement = one_statement(catalog, entry, ctx, Some(rule), id)?;
+    Ok(select_one(c, entry, &statement)?.is_some())
+}
+
+/// Whether another auth collection has a record with `id` (PocketBase keeps auth ids unique
+/// across auth collections, so a token's id never names two accounts). The auth collections
+/// are read on the writer's connection, not from the request's catalog, which may name a
+/// collection another request has dropped since.
+fn id_used_by_another_auth_collection(c: &Connection, entry: &Entry, id: &str) -> Result<bool> {
+    let names: Vec<String> = {
+        let mut stmt = c.prepare_cached(
+            "SELECT `name` FROM `_collections` WHERE `type` = 'auth' AND `id` != ?1",
+        )?;
+        stmt.query_map([&entry.collection.id], |row| row.get(0))?
+            .collect::<rusqlite::Result<_>>()?
+    };
+    for name in names {
+        let statement = format!("SELECT 1 FROM {} WHERE id = ?1 LIMIT 1", sql::quote(&name));
+        if c.prepare_cached(&statement)?.exists([id])? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// Updates a record on the writer's connection (the update rule selects it first).
@@ -308,13 +406,14 @@ pub async fn delete(
 
 /// Checks a delete up front (403 for a `null` rule, views).
 pub(crate) fn plan_delete(caller: &Caller, entry: &Entry) -> Result<Plan> {
-    let rule = rule(caller, &entry.rules.delete)?.cloned();
     if entry.collection.is_view() {
         return Err(Error::BadRequest(UNSUPPORTED));
     }
+    let rule = rule(caller, &entry.rules.delete)?.cloned();
     Ok(Plan {
         rule,
         hash: None,
+        verified_needs_manager: false,
         uploads: Uploads::new(),
     })
 }
@@ -354,92 +453,25 @@ pub(crate) async fn respond(
     data: RecordData,
     expand_param: &str,
 ) -> Result<Value> {
-    let Some(tree) = expand::Tree::parse(expand_param) else {
+    let tree = expand::Tree::parse(expand_param);
+    if tree.is_none() && !form::may_manage(caller, &entry) {
         return Ok(render(caller, &entry, &data).to_value());
-    };
+    }
     let (viewer, ctx) = (caller.clone(), caller.context());
     db.read(move |c| {
-        let mut items =
-            expand::render_rows(c, &catalog, &entry, &viewer, &ctx, vec![data], Some(&tree))?;
+        let mut items = expand::render_rows(
+            c,
+            &catalog,
+            &entry,
+            &viewer,
+            &ctx,
+            vec![data],
+            tree.as_ref(),
+        )?;
         items
             .pop()
             .map(|r| r.to_value())
             .ok_or(Error::NotFound(NOT_FOUND))
-    })
-    .await
-}
-
-/// The auth pseudo-fields of a body, checked as PocketBase checks them first.
-struct AuthFields {
-    /// A new plain password, when one is set.
-    password: Option<String>,
-    /// `oldPassword`, when sent.
-    old_password: Option<String>,
-}
-
-fn auth_fields(caller: &Caller, body: &Map<String, Value>, creating: bool) -> Result<AuthFields> {
-    let text = |key: &str| body.get(key).and_then(Value::as_str).map(str::to_string);
-    let password = text("password").filter(|p| !p.is_empty());
-    let confirm = text("passwordConfirm").filter(|p| !p.is_empty());
-    let old_password = text("oldPassword").filter(|p| !p.is_empty());
-    let mut errors = ValidationErrors::new();
-    let touching = creating || password.is_some() || confirm.is_some() || old_password.is_some();
-    if touching {
-        match (&password, &confirm) {
-            (None, _) => errors.add("password", FieldError::required()),
-            (Some(_), None) => errors.add("passwordConfirm", FieldError::required()),
-            (Some(p), Some(c)) if p != c => errors.add(
-                "passwordConfirm",
-                FieldError::new("validation_values_mismatch", "Values don't match."),
-            ),
-            _ => {}
-        }
-    }
-    if !caller.is_superuser() && body.contains_key("verified") {
-        let current_is_true = body
-            .get("verified")
-            .is_some_and(|v| v == &Value::Bool(true) || v == "true");
-        if current_is_true || !creating {
-            errors.add(
-                "verified",
-                FieldError::new("validation_values_mismatch", "Values don't match."),
-            );
-        }
-    }
-    if !creating && !caller.is_superuser() && body.contains_key("email") {
-        errors.add(
-            "email",
-            FieldError::new("validation_values_mismatch", "Values don't match."),
-        );
-    }
-    if !errors.is_empty() {
-        let message = if creating {
-            CREATE_FAILED
-        } else {
-            UPDATE_FAILED
-        };
-        return Err(Error::Validation { message, errors });
-    }
-    Ok(AuthFields {
-        password,
-        old_password,
-    })
-}
-
-/// The stored password hash of an auth record.
-async fn stored_password(db: &Database, entry: &Arc<Entry>, id: &str) -> Result<Option<String>> {
-    let (entry, id) = (entry.clone(), id.to_string());
-    db.read(move |c| {
-        let statement = format!(
-            "SELECT \"password\" FROM {} WHERE id = ?1",
-            sql::quote(&entry.collection.name)
-        );
-        let mut stmt = c.prepare_cached(&statement)?;
-        let mut rows = stmt.query([id])?;
-        Ok(match rows.next()? {
-            Some(row) => row.get::<_, Option<String>>(0)?,
-            None => None,
-        })
     })
     .await
 }

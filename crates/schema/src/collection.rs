@@ -588,28 +588,52 @@ impl Collection {
         }
     }
 
-    /// Makes sure the fields PocketBase always keeps are there: the `id` primary key first
-    /// (base and auth) and, for auth collections, the auth system fields.
+    /// Makes sure the fields PocketBase always keeps are there, as PocketBase does before every
+    /// save: an `id` text field is prepended when missing, the auth system fields missing are
+    /// appended, and those present get their system flags back (`tokenKey` and `password`
+    /// stay hidden and required, whatever the body said).
     pub fn ensure_system_fields(&mut self) {
         if self.is_view() {
             return;
         }
-        if !self.fields.iter().any(Field::is_primary_key) {
-            match self.fields.iter().position(|f| f.name == "id") {
-                Some(i) => {
-                    let mut pk = Field::primary_key();
-                    pk.id = self.fields[i].id.clone();
-                    self.fields[i] = pk;
+        match self
+            .fields
+            .iter_mut()
+            .find(|f| f.name == "id" && matches!(f.kind, FieldKind::Text(_)))
+        {
+            Some(field) => {
+                field.system = true;
+                field.required = true;
+                field.hidden = false;
+                if let FieldKind::Text(o) = &mut field.kind {
+                    o.primary_key = true;
+                    if o.pattern.is_empty() {
+                        crate::field::DEFAULT_ID_PATTERN.clone_into(&mut o.pattern);
+                    }
                 }
-                None => self.fields.insert(0, Field::primary_key()),
             }
+            None => self.fields.insert(0, Field::primary_key()),
         }
-        if self.is_auth() {
-            for (i, f) in auth_system_fields().into_iter().enumerate().skip(1) {
-                if self.field(&f.name).is_none() {
-                    let at = i.min(self.fields.len());
-                    self.fields.insert(at, f);
+        if !self.is_auth() {
+            return;
+        }
+        for default in auth_system_fields().into_iter().skip(1) {
+            let Some(field) = self
+                .fields
+                .iter_mut()
+                .find(|f| f.name == default.name && f.type_name() == default.type_name())
+            else {
+                self.fields.push(default);
+                continue;
+            };
+            field.system = true;
+            match field.name.as_str() {
+                "password" | "tokenKey" => {
+                    field.hidden = true;
+                    field.required = true;
                 }
+                "email" => field.hidden = false,
+                _ => {}
             }
         }
     }
@@ -680,10 +704,7 @@ impl Collection {
         };
         let fields = match obj.get("fields") {
             None | Some(Value::Null) => Vec::new(),
-            Some(Value::Array(items)) => items
-                .iter()
-                .map(Field::from_value)
-                .collect::<Result<Vec<_>>>()?,
+            Some(Value::Array(items)) => fields_from_values(items)?,
             Some(_) => return Err(Error::InvalidData("fields must be an array".into())),
         };
         let indexes = match obj.get("indexes") {
@@ -948,6 +969,44 @@ fn merge(target: &mut Value, patch: &Value) {
         }
         (t, p) => *t = p.clone(),
     }
+}
+
+/// Decodes a `fields` array as PocketBase's fields list does: a field with an id replaces an
+/// earlier one with that id; a field without one gets `<type><crc32(name)>` (numbered when
+/// taken) and replaces, keeping its id, an earlier field of the same name.
+fn fields_from_values(items: &[Value]) -> Result<Vec<Field>> {
+    let mut fields: Vec<Field> = Vec::with_capacity(items.len());
+    for raw in items {
+        let explicit_id = raw
+            .get("id")
+            .and_then(Value::as_str)
+            .is_some_and(|id| !id.is_empty());
+        let mut field = Field::from_value(raw)?;
+        if explicit_id {
+            match fields.iter_mut().find(|f| f.id == field.id) {
+                Some(slot) => *slot = field,
+                None => fields.push(field),
+            }
+            continue;
+        }
+        let base = field.id.clone();
+        let mut n = 2;
+        while n < 1000 && fields.iter().any(|f| f.id == field.id) {
+            field.id = format!("{base}{n}");
+            n += 1;
+        }
+        match fields
+            .iter_mut()
+            .find(|f| !field.name.is_empty() && f.name == field.name)
+        {
+            Some(slot) => {
+                field.id.clone_from(&slot.id);
+                *slot = field;
+            }
+            None => fields.push(field),
+        }
+    }
+    Ok(fields)
 }
 
 /// The system fields of every auth collection, in PocketBase's order (after `id`).

@@ -271,6 +271,9 @@ impl FieldKind {
     }
 }
 
+/// The pattern of a record id PocketBase gives the `id` field when it has none.
+pub const DEFAULT_ID_PATTERN: &str = "^[a-z0-9]+$";
+
 /// A field of a collection.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Field {
@@ -356,7 +359,7 @@ impl Field {
                 autogenerate_pattern: "[a-z0-9]{15}".into(),
                 max: 15,
                 min: 15,
-                pattern: "^[a-z0-9]+$".into(),
+                pattern: DEFAULT_ID_PATTERN.into(),
                 primary_key: true,
             }),
         )
@@ -398,7 +401,7 @@ impl Field {
         };
         let name = text("name")?;
         let mut id = text("id")?;
-        if id.is_empty() && !name.is_empty() {
+        if id.is_empty() {
             id = id::field_id(type_name, &name);
         }
         Ok(Field {

@@ -193,7 +193,17 @@ pub fn validate_collection(
         Some(crate::error::ValidationNode::Error(e)) if fields.is_empty() => errs.add("fields", e),
         _ => errs.add_nested("fields", fields),
     }
-    errs.add_nested("indexes", validate_indexes(new, &others));
+    if new.is_view() && !new.indexes.is_empty() {
+        errs.add(
+            "indexes",
+            FieldError::new(
+                "validation_indexes_not_supported",
+                "View collections don't support indexes",
+            ),
+        );
+    } else {
+        errs.add_nested("indexes", validate_indexes(new, &others));
+    }
 
     match &new.options {
         CollectionOptions::View { view_query } => {
@@ -202,6 +212,7 @@ pub fn validate_collection(
             }
         }
         CollectionOptions::Auth(o) => {
+            let errors_before_options = errs.0.len();
             for (key, token) in o.tokens() {
                 let mut t = ValidationErrors::new();
                 let len = i64::try_from(token.secret.chars().count()).unwrap_or(i64::MAX);
@@ -230,7 +241,7 @@ pub fn validate_collection(
                     mfa.add(
                         "enabled",
                         FieldError::new(
-                            "validation_mfa_not_enough_auth_methods",
+                            "validation_mfa_not_enough_auths",
                             "MFA requires at least 2 auth methods to be enabled",
                         ),
                     );
@@ -242,26 +253,36 @@ pub fn validate_collection(
                 mfa.add("rule", FieldError::invalid_rule(&raw));
             }
             errs.add_nested("mfa", mfa);
-            let mut pa = ValidationErrors::new();
-            let mut idf = ValidationErrors::new();
-            for (i, name) in o.password_auth.identity_fields.iter().enumerate() {
-                if new.field(name).is_none() {
-                    idf.add(
-                        i.to_string(),
-                        FieldError::new("validation_missing_field", "Missing field"),
-                    );
-                } else if !has_unique_index(new, name) {
-                    idf.add(
-                        i.to_string(),
-                        FieldError::new(
-                            "validation_missing_unique_constraint",
-                            format!("The field \"{name}\" doesn't have a UNIQUE constraint"),
-                        ),
-                    );
+            // PocketBase checks the identity fields only once the other options are valid, and
+            // reports the first bad one for the whole list.
+            if o.password_auth.enabled && errs.0.len() == errors_before_options {
+                let bad = o.password_auth.identity_fields.iter().find_map(|name| {
+                    if new.field(name).is_none() {
+                        Some(
+                            FieldError::new(
+                                "validation_missing_field",
+                                format!("Invalid or missing field {name}"),
+                            )
+                            .param("fieldName", name.clone()),
+                        )
+                    } else if !has_unique_index(new, name) {
+                        Some(
+                            FieldError::new(
+                                "validation_missing_unique_constraint",
+                                format!("The field {name} doesn't have a UNIQUE constraint"),
+                            )
+                            .param("fieldName", name.clone()),
+                        )
+                    } else {
+                        None
+                    }
+                });
+                if let Some(error) = bad {
+                    let mut pa = ValidationErrors::new();
+                    pa.add("identityFields", error);
+                    errs.add_nested("passwordAuth", pa);
                 }
             }
-            pa.add_nested("identityFields", idf);
-            errs.add_nested("passwordAuth", pa);
         }
         CollectionOptions::Base => {}
     }
@@ -284,134 +305,185 @@ fn has_unique_index(c: &Collection, column: &str) -> bool {
         .any(|i| i.unique && i.columns.len() == 1 && i.columns[0].name.eq_ignore_ascii_case(column))
 }
 
+/// The `fields` checks in PocketBase's order, the first failing one alone reported:
+/// duplicates, the fields every collection needs, system fields kept, types kept, reserved auth
+/// names, then each field's own settings.
 fn validate_fields(
     new: &Collection,
     old: Option<&Collection>,
     others: &[&Collection],
 ) -> ValidationErrors {
     let mut errs = ValidationErrors::new();
-    let mut seen_names: Vec<String> = Vec::new();
-    let mut seen_ids: Vec<&str> = Vec::new();
+    if let Some((i, key, error)) = duplicated_field(new) {
+        let mut fe = ValidationErrors::new();
+        fe.add(key, error);
+        errs.add_nested(i.to_string(), fe);
+        return errs;
+    }
+    if let Some(error) = missing_required_fields(new) {
+        errs.add("", error);
+        return errs;
+    }
+    if let Some(old) = old.filter(|_| !new.is_view()) {
+        let changed = old.fields.iter().filter(|f| f.system).any(|prev| {
+            new.field_by_id(&prev.id)
+                .is_none_or(|f| f.name != prev.name)
+        });
+        if changed {
+            errs.add(
+                "",
+                FieldError::new(
+                    "validation_system_field_change",
+                    "System fields cannot be deleted or renamed",
+                ),
+            );
+            return errs;
+        }
+        for (i, field) in new.fields.iter().enumerate() {
+            if old
+                .field_by_id(&field.id)
+                .is_some_and(|prev| prev.type_name() != field.type_name())
+            {
+                errs.add(
+                    i.to_string(),
+                    FieldError::new(
+                        "validation_field_type_change",
+                        "Field type cannot be changed",
+                    ),
+                );
+            }
+        }
+        if !errs.is_empty() {
+            return errs;
+        }
+    }
+    if new.is_auth() {
+        for (i, field) in new.fields.iter().enumerate() {
+            if matches!(field.name.as_str(), "passwordConfirm" | "oldPassword") {
+                let mut fe = ValidationErrors::new();
+                fe.add(
+                    "name",
+                    FieldError::new(
+                        "validation_reserved_field_name",
+                        "The field name is reserved and cannot be used",
+                    ),
+                );
+                errs.add_nested(i.to_string(), fe);
+            }
+        }
+        if !errs.is_empty() {
+            return errs;
+        }
+    }
     for (i, field) in new.fields.iter().enumerate() {
         let mut fe = ValidationErrors::new();
-        if field.id.is_empty() || field.id.len() > 100 {
-            fe.add("id", FieldError::length_out_of_range(1, 100));
-        } else if seen_ids.contains(&field.id.as_str()) {
-            fe.add(
+        validate_field_settings(field, new, old, others, &mut fe);
+        errs.add_nested(i.to_string(), fe);
+    }
+    errs
+}
+
+/// The first field whose id or (case-insensitive) name an earlier field already has.
+fn duplicated_field(c: &Collection) -> Option<(usize, &'static str, FieldError)> {
+    let mut ids: Vec<&str> = Vec::new();
+    let mut names: Vec<String> = Vec::new();
+    for (i, field) in c.fields.iter().enumerate() {
+        if ids.contains(&field.id.as_str()) {
+            return Some((
+                i,
                 "id",
                 FieldError::new(
                     "validation_duplicated_field_id",
-                    "Duplicated or invalid field id",
+                    format!("Duplicated or invalid field id {:?}", field.id),
                 ),
-            );
+            ));
         }
-        seen_ids.push(&field.id);
-
         let lower = field.name.to_ascii_lowercase();
-        if field.name.is_empty() {
-            fe.add("name", FieldError::required());
-        } else if field.name.chars().count() > 100 {
-            fe.add("name", FieldError::length_out_of_range(1, 100));
-        } else if !is_word(&field.name) {
-            fe.add("name", FieldError::match_invalid());
-        } else if RESERVED_FIELD_NAMES
-            .iter()
-            .any(|r| r.eq_ignore_ascii_case(&field.name))
-            || (new.is_auth() && matches!(field.name.as_str(), "passwordConfirm" | "oldPassword"))
-        {
-            fe.add("name", FieldError::not_in_invalid());
-        } else if lower.contains("_via_") {
-            fe.add("name", FieldError::found_via());
-        } else if seen_names.contains(&lower) {
-            fe.add(
+        if names.contains(&lower) {
+            return Some((
+                i,
                 "name",
                 FieldError::new(
                     "validation_duplicated_field_name",
                     format!("Duplicated or invalid field name {}", field.name),
                 )
                 .param("fieldName", field.name.clone()),
-            );
+            ));
         }
-        seen_names.push(lower);
-
-        if field.help.chars().count() > 300 {
-            fe.add("help", FieldError::length_too_long(300));
-        }
-
-        if let Some(prev) = old.and_then(|o| o.field_by_id(&field.id)) {
-            if prev.system && (prev.name != field.name || !field.system) {
-                fe.add(
-                    "name",
-                    FieldError::new(
-                        "validation_system_field_change",
-                        "System fields cannot be renamed or changed",
-                    ),
-                );
-            }
-            if prev.type_name() != field.type_name() && prev.system {
-                fe.add(
-                    "type",
-                    FieldError::new(
-                        "validation_system_field_change",
-                        "System fields cannot be renamed or changed",
-                    ),
-                );
-            }
-            if let (FieldKind::Relation(a), FieldKind::Relation(b)) = (&prev.kind, &field.kind)
-                && a.collection_id != b.collection_id
-            {
-                fe.add(
-                    "collectionId",
-                    FieldError::new(
-                        "validation_field_collection_id_change",
-                        "The relation collection cannot be changed",
-                    ),
-                );
-            }
-        }
-        validate_options(field, new, others, &mut fe);
-        errs.add_nested(i.to_string(), fe);
+        ids.push(&field.id);
+        names.push(lower);
     }
+    None
+}
 
-    // Removed system fields, a missing primary key, missing auth system fields.
-    if let Some(old) = old {
-        for prev in old.fields.iter().filter(|f| f.system) {
-            if new.field_by_id(&prev.id).is_none() {
-                errs.add(
-                    "",
-                    FieldError::new(
-                        "validation_system_field_delete",
-                        format!("System field {} cannot be deleted", prev.name),
-                    ),
-                );
-                break;
+/// No fields, no `id` primary key, or a missing auth system field.
+fn missing_required_fields(c: &Collection) -> Option<FieldError> {
+    if c.fields.is_empty() {
+        return Some(FieldError::required());
+    }
+    if !c
+        .field("id")
+        .is_some_and(|f| matches!(&f.kind, FieldKind::Text(o) if o.primary_key))
+    {
+        return Some(FieldError::new(
+            "validation_missing_primary_key",
+            "Missing or invalid \"id\" PK field",
+        ));
+    }
+    if c.is_auth() {
+        for name in AUTH_SYSTEM_FIELDS {
+            if c.field(name).is_none() {
+                return Some(FieldError::new(
+                    &format!("validation_missing_{name}_field"),
+                    format!("System \"{name}\" field is required"),
+                ));
             }
         }
     }
-    if !new.is_view() && !new.fields.iter().any(Field::is_primary_key) {
-        errs.add(
-            "",
+    None
+}
+
+/// One field's own settings: id, name, help, a relation's target kept, the type's options.
+fn validate_field_settings(
+    field: &Field,
+    new: &Collection,
+    old: Option<&Collection>,
+    others: &[&Collection],
+    fe: &mut ValidationErrors,
+) {
+    if field.id.is_empty() || field.id.len() > 100 {
+        fe.add("id", FieldError::length_out_of_range(1, 100));
+    }
+    if field.name.is_empty() {
+        fe.add("name", FieldError::required());
+    } else if field.name.chars().count() > 100 {
+        fe.add("name", FieldError::length_out_of_range(1, 100));
+    } else if !is_word(&field.name) {
+        fe.add("name", FieldError::match_invalid());
+    } else if RESERVED_FIELD_NAMES
+        .iter()
+        .any(|r| r.eq_ignore_ascii_case(&field.name))
+    {
+        fe.add("name", FieldError::not_in_invalid());
+    } else if field.name.to_ascii_lowercase().contains("_via_") {
+        fe.add("name", FieldError::found_via());
+    }
+    if field.help.chars().count() > 300 {
+        fe.add("help", FieldError::length_too_long(300));
+    }
+    if let Some(prev) = old.and_then(|o| o.field_by_id(&field.id))
+        && let (FieldKind::Relation(a), FieldKind::Relation(b)) = (&prev.kind, &field.kind)
+        && a.collection_id != b.collection_id
+    {
+        fe.add(
+            "collectionId",
             FieldError::new(
-                "validation_missing_primary_key",
-                "Missing primary key field",
+                "validation_field_collection_id_change",
+                "The relation collection cannot be changed",
             ),
         );
     }
-    if new.is_auth() {
-        for name in AUTH_SYSTEM_FIELDS {
-            if new.field(name).is_none() {
-                errs.add(
-                    "",
-                    FieldError::new(
-                        "validation_missing_system_field",
-                        format!("Missing system field {name}"),
-                    ),
-                );
-                break;
-            }
-        }
-    }
-    errs
+    validate_options(field, new, others, fe);
 }
 
 fn validate_options(
@@ -608,9 +680,13 @@ fn validate_options(
     }
 }
 
+/// The `indexes` checks in PocketBase's order, stopping at the first failing index: a
+/// parseable statement, a name unique within the collection and unused by other collections, a
+/// definition not repeated. Columns are checked when the index is created.
 fn validate_indexes(c: &Collection, others: &[&Collection]) -> ValidationErrors {
     let mut errs = ValidationErrors::new();
     let mut names: Vec<String> = Vec::new();
+    let mut definitions: Vec<String> = Vec::new();
     for (i, raw) in c.indexes.iter().enumerate() {
         let key = i.to_string();
         let Some(index) = Index::parse(raw) else {
@@ -621,52 +697,56 @@ fn validate_indexes(c: &Collection, others: &[&Collection]) -> ValidationErrors 
                     "Invalid CREATE INDEX expression",
                 ),
             );
-            continue;
+            return errs;
         };
-        if c.is_view() {
+        let lower = index.name.to_ascii_lowercase();
+        if names.contains(&lower) {
             errs.add(
                 key,
                 FieldError::new(
-                    "validation_indexes_not_supported",
-                    "View collections don't support indexes",
+                    "validation_duplicated_index_name",
+                    "The index name already exists",
                 ),
             );
-            continue;
+            return errs;
         }
-        let lower = index.name.to_ascii_lowercase();
-        let taken = names.contains(&lower)
-            || others.iter().any(|o| {
-                o.indexes
-                    .iter()
-                    .filter_map(|r| Index::parse(r))
-                    .any(|x| x.name.eq_ignore_ascii_case(&index.name))
-            });
-        if taken {
+        names.push(lower);
+        let used_by = others.iter().find(|o| {
+            o.indexes
+                .iter()
+                .filter_map(|r| Index::parse(r))
+                .any(|x| x.name.eq_ignore_ascii_case(&index.name))
+        });
+        if let Some(used_by) = used_by {
             errs.add(
                 key,
                 FieldError::new(
                     "validation_existing_index_name",
-                    "Index name must be unique",
+                    format!(
+                        "The index name is already used in {} collection",
+                        used_by.name
+                    ),
                 )
-                .param("indexName", index.name.clone()),
+                .param("usedTableName", used_by.name.clone()),
             );
-            continue;
+            return errs;
         }
-        names.push(lower);
-        for col in &index.columns {
-            let plain = !col.name.contains('(') && !col.name.contains(' ');
-            if plain && c.field(&col.name).is_none() {
-                errs.add(
-                    key.clone(),
-                    FieldError::new(
-                        "validation_invalid_index_column",
-                        format!("Unknown index column {}", col.name),
-                    )
-                    .param("column", col.name.clone()),
-                );
-                break;
-            }
+        let mut anonymous = index.clone();
+        "validator".clone_into(&mut anonymous.schema_name);
+        "validator".clone_into(&mut anonymous.name);
+        "validator".clone_into(&mut anonymous.table);
+        let definition = anonymous.build();
+        if definitions.contains(&definition) {
+            errs.add(
+                key,
+                FieldError::new(
+                    "validation_duplicated_index_definition",
+                    "The index definition already exists",
+                ),
+            );
+            return errs;
         }
+        definitions.push(definition);
     }
     errs
 }
@@ -705,8 +785,11 @@ mod tests {
                 "field {i}"
             );
         }
+        // The second `dup` (no id) replaced the first, as in PocketBase.
+        assert_eq!(ours["fields"], captured["data"]["fields"]);
+        let dup = create(json!({"name":"p","fields":[{"id":"a1","name":"dup","type":"bool"},{"id":"a2","name":"DUP","type":"bool"}]})).unwrap_err();
         assert_eq!(
-            code(&errs, "fields.5.name"),
+            code(&dup, "fields.2.name"),
             "validation_duplicated_field_name"
         );
     }
@@ -764,7 +847,12 @@ mod tests {
             code(&errs, "listRule"),
             "validation_collection_system_rule_change"
         );
-        assert_eq!(code(&errs, "fields"), "validation_system_field_delete");
+        assert_eq!(code(&errs, "fields"), "validation_missing_verified_field");
+        let mut renamed = superusers.clone();
+        renamed.fields[1].name = "secret".into();
+        let errs =
+            validate_collection(&renamed, Some(&superusers), &all, &AcceptAllRules).unwrap_err();
+        assert_eq!(code(&errs, "fields"), "validation_missing_password_field");
         let mut typed = all[5].clone();
         typed.options = CollectionOptions::Base;
         let errs = validate_collection(&typed, Some(&all[5]), &all, &AcceptAllRules).unwrap_err();
@@ -840,13 +928,23 @@ mod tests {
         );
         assert_eq!(
             code(&errs, "mfa.enabled"),
-            "validation_mfa_not_enough_auth_methods"
+            "validation_mfa_not_enough_auths"
         );
+        // Identity fields are checked once the other options are valid, the first bad one for
+        // the whole list.
+        assert!(errs.get("passwordAuth.identityFields").is_none());
         assert_eq!(
-            code(&errs, "passwordAuth.identityFields.1"),
+            code(&errs, "fields.1.name"),
+            "validation_reserved_field_name"
+        );
+        let c = Collection::from_create_body(&json!({"name":"members","type":"auth",
+            "passwordAuth":{"identityFields":["email","nope"]}}))
+        .unwrap();
+        let errs = validate_collection(&c, None, &[], &AcceptAllRules).unwrap_err();
+        assert_eq!(
+            code(&errs, "passwordAuth.identityFields"),
             "validation_missing_field"
         );
-        assert_eq!(code(&errs, "fields.6.name"), "validation_not_in_invalid");
     }
 
     #[test]
@@ -854,21 +952,40 @@ mod tests {
         let mut c = Collection::new(CollectionType::Base, "p");
         c.fields
             .push(Field::new("title", FieldKind::Text(TextOptions::default())));
-        c.indexes = vec![
-            "nonsense".into(),
-            "CREATE INDEX idx_mfas_collectionRef_recordRef ON p (title)".into(),
-            "CREATE INDEX idx_a ON p (missing)".into(),
-            "CREATE INDEX idx_b ON p (lower(title))".into(),
-        ];
-        let errs =
-            validate_collection(&c, None, &system_collections(), &AcceptAllRules).unwrap_err();
+        let first_error = |indexes: &[&str]| {
+            let mut c = c.clone();
+            c.indexes = indexes.iter().map(|i| (*i).to_owned()).collect();
+            let errs = validate_collection(&c, None, &system_collections(), &AcceptAllRules)
+                .unwrap_err()
+                .to_value();
+            let indexes = errs["indexes"].as_object().unwrap().clone();
+            assert_eq!(indexes.len(), 1, "one index error: {indexes:?}");
+            let (i, e) = indexes.into_iter().next().unwrap();
+            (i, e["code"].as_str().unwrap().to_owned())
+        };
+        let ok = "CREATE INDEX idx_b ON p (lower(title))";
         assert_eq!(
-            code(&errs, "indexes.0"),
-            "validation_invalid_index_expression"
+            first_error(&[ok, "nonsense", "CREATE INDEX x ON p (y)"]),
+            ("1".into(), "validation_invalid_index_expression".into())
         );
-        assert_eq!(code(&errs, "indexes.1"), "validation_existing_index_name");
-        assert_eq!(code(&errs, "indexes.2"), "validation_invalid_index_column");
-        assert!(errs.get("indexes.3").is_none());
+        assert_eq!(
+            first_error(&[
+                ok,
+                "CREATE INDEX idx_mfas_collectionRef_recordRef ON p (title)"
+            ]),
+            ("1".into(), "validation_existing_index_name".into())
+        );
+        assert_eq!(
+            first_error(&[ok, "CREATE INDEX IDX_B ON p (title)"]),
+            ("1".into(), "validation_duplicated_index_name".into())
+        );
+        assert_eq!(
+            first_error(&[ok, "CREATE INDEX idx_c ON other (lower(title))"]),
+            ("1".into(), "validation_duplicated_index_definition".into())
+        );
+        // Columns are checked by SQLite when the index is created.
+        c.indexes = vec![ok.into(), "CREATE INDEX idx_a ON p (missing)".into()];
+        assert!(validate_collection(&c, None, &system_collections(), &AcceptAllRules).is_ok());
 
         let mut v = Collection::new(CollectionType::View, "v");
         v.create_rule = Some(String::new());

@@ -541,6 +541,7 @@ pub async fn request_email_change(
     Path(collection): Path<String>,
     body: FormBody,
 ) -> Result<StatusCode, ApiError> {
+    login::require_auth(&caller)?;
     let entry = auth_collection(&tenant, &collection)?;
     let id = login::require_own(&entry, &caller)?.to_string();
     let data = login::load(tenant.db(), &entry, &id)

@@ -14,6 +14,7 @@ mod foundation;
 mod logs;
 mod metering;
 mod outbox;
+mod parity;
 mod realtime;
 mod records;
 mod support;
