@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::OnceCell;
 use warren_records::Catalog;
+use warren_records::policy::Policy;
 use warren_store::Database;
 
 use crate::meter::Meter;
@@ -46,8 +47,9 @@ struct TenantInner {
     db: Database,
     /// The tenant's collections; replaced whole after a schema change.
     catalog: RwLock<Arc<Catalog>>,
-    /// The tenant's settings as last read, and a generation bumped when they change.
-    settings: Mutex<(u64, Option<Arc<serde_json::Value>>)>,
+    /// The tenant's settings as last read (with the request policy parsed from them), and a
+    /// generation bumped when they change.
+    settings: Mutex<(u64, Option<Settings>)>,
     /// Held while the settings are read, so a burst of requests on a cold cache reads once.
     settings_read: tokio::sync::Mutex<()>,
     /// The tenant's realtime clients; they are disconnected when the registry closes it.
@@ -58,6 +60,13 @@ struct TenantInner {
     meter: Arc<Meter>,
     /// Keeps the tenant's WAL shipping running while it is open (when the node ships WAL).
     _shipping: Option<Box<dyn std::any::Any + Send + Sync>>,
+}
+
+/// Settings as read, and the request policy parsed from them once.
+#[derive(Clone)]
+struct Settings {
+    value: Arc<serde_json::Value>,
+    policy: Arc<Policy>,
 }
 
 impl std::fmt::Debug for TenantInner {
@@ -120,6 +129,16 @@ impl Tenant {
 
     /// The tenant's settings, read once and kept until [`Tenant::forget_settings`].
     pub async fn settings(&self) -> Result<Arc<serde_json::Value>> {
+        Ok(self.cached_settings().await?.value)
+    }
+
+    /// What the settings decide about each request (client address, superuser IPs, batch and
+    /// rate limits), parsed once per settings change: no read and no parsing per request.
+    pub async fn policy(&self) -> Result<Arc<Policy>> {
+        Ok(self.cached_settings().await?.policy)
+    }
+
+    async fn cached_settings(&self) -> Result<Settings> {
         if let Some(settings) = &self
             .inner
             .settings
@@ -141,11 +160,13 @@ impl Tenant {
             }
             cached.0
         };
-        let loaded = Arc::new(
-            warren_records::settings::load(&self.inner.db)
-                .await
-                .map_err(|e| Error::Invalid(format!("the settings cannot be read: {e}")))?,
-        );
+        let value = warren_records::settings::load(&self.inner.db)
+            .await
+            .map_err(|e| Error::Invalid(format!("the settings cannot be read: {e}")))?;
+        let loaded = Settings {
+            policy: Arc::new(Policy::from_settings(&value)),
+            value: Arc::new(value),
+        };
         let mut cached = self
             .inner
             .settings
