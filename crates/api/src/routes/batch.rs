@@ -69,11 +69,11 @@ pub async fn create_batch(
     if declared.is_some_and(|n| n > limits.max_body_size) {
         return Err(too_large());
     }
-    let form = match FormBody::read_limited(request, max_body).await {
-        Ok(form) => form,
-        Err(e) if e.status == StatusCode::PAYLOAD_TOO_LARGE => return Err(e),
-        Err(_) => return Err(unreadable()),
-    };
+    // As PocketBase: a body that turns out larger than declared (or undeclared and too
+    // large) fails to read like any other unreadable body.
+    let form = FormBody::read_limited(request, max_body)
+        .await
+        .map_err(|_| unreadable())?;
     let body = form.data;
     let mut uploads = batch_uploads(form.files);
     let max = limits.max_requests;

@@ -15,6 +15,7 @@ mod logs;
 mod metering;
 mod realtime;
 mod records;
+mod settings;
 mod support;
 mod tls;
 mod transfer;
