@@ -1,7 +1,8 @@
 //! Enforces a tenant's `settings.rateLimits` before any handler runs: picks the rule for the
 //! request (collection action tags first, then method and path), counts the client IP against
 //! it and answers 429 in PocketBase's envelope past the limit. Settings changes apply to the
-//! next request; superusers and excluded IPs are never limited.
+//! next request and, as in PocketBase, start every counter afresh; superusers and excluded IPs
+//! are never limited. Batch items are counted here too (see `routes/batch.rs`).
 
 use std::time::Duration;
 
@@ -9,7 +10,8 @@ use axum::extract::{FromRequestParts, MatchedPath, Request as HttpRequest, State
 use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use warren_records::rates::{AUDIENCE_ALL, AUDIENCE_AUTH, AUDIENCE_GUEST, RateLimits};
+use warren_records::policy::Policy;
+use warren_records::rates::{AUDIENCE_ALL, AUDIENCE_AUTH, AUDIENCE_GUEST};
 use warren_tenant::Tenant;
 
 use crate::error::ApiError;
@@ -128,7 +130,7 @@ pub async fn limit_rates(
         collection: collection.as_ref().map(|e| &e.collection),
         tags,
     };
-    if let Err(e) = check(&state, &tenant, limits, &caller, &ip, &request) {
+    if let Err(e) = check(&state, &tenant, &policy, &caller, &ip, &request) {
         return e.into_response();
     }
     next.run(HttpRequest::from_parts(parts, body)).await
@@ -154,7 +156,7 @@ pub(crate) struct Request<'a> {
 pub(crate) fn check(
     state: &ApiState,
     tenant: &Tenant,
-    limits: &RateLimits,
+    policy: &Policy,
     caller: &warren_records::Caller,
     ip: &str,
     request: &Request<'_>,
@@ -181,7 +183,8 @@ pub(crate) fn check(
     }
     labels.push(format!("{method} {path}"));
     labels.push(path.to_string());
-    let Some(rule) = limits.find(&labels, &audiences) else {
+    let epoch = policy.epoch;
+    let Some(rule) = policy.rate_limits.find(&labels, &audiences) else {
         return Ok(());
     };
     // A per-collection route counts per collection and action; any other counts per rule.
@@ -196,12 +199,11 @@ pub(crate) fn check(
         }
         None => rule.label.clone(),
     };
+    // Counters live as long as the settings they were counted under.
     let key = format!(
-        "{}\0rate\0{counter}\0{}\0{}\0{}\0{ip}",
+        "{}\0rate\0{counter}\0{}\0{epoch}\0{ip}",
         tenant.id(),
         rule.audience,
-        rule.max_requests,
-        rule.duration
     );
     if state
         .rates

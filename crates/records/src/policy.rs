@@ -9,6 +9,7 @@
 //! login fingerprints agree with data a PocketBase wrote.
 
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -31,7 +32,15 @@ pub struct Policy {
     pub batch: BatchLimits,
     /// The rate limit rules.
     pub rate_limits: RateLimits,
+    /// Rate limit counters are kept per epoch. A new epoch starts whenever the rate limit
+    /// settings change, so counting starts afresh under changed rules, as in PocketBase (which
+    /// resets its limiters on every settings save; here other sections may change without
+    /// touching the counters).
+    pub epoch: u64,
 }
+
+/// The last epoch handed out.
+static EPOCHS: AtomicU64 = AtomicU64::new(0);
 
 /// `settings.trustedProxy`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -123,7 +132,18 @@ impl Policy {
                 max_body_size: number("maxBodySize").unwrap_or(DEFAULT_BATCH_BODY),
             },
             rate_limits: RateLimits::from_settings(settings),
+            epoch: EPOCHS.fetch_add(1, Ordering::Relaxed) + 1,
         }
+    }
+
+    /// Reads the policy from settings that replace those of `previous`: the rate limit
+    /// counters carry on when the rate limit settings did not change.
+    pub fn after(settings: &Value, previous: &Policy) -> Self {
+        let mut next = Self::from_settings(settings);
+        if next.rate_limits == previous.rate_limits {
+            next.epoch = previous.epoch;
+        }
+        next
     }
 
     /// The request's addresses. `peer` is the TCP peer; `header` gives the last value of a
@@ -356,6 +376,24 @@ mod tests {
         ] {
             assert!(!is_ip_or_subnet(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn rate_limit_counters_restart_only_when_the_rate_limits_change() {
+        let rules = json!({"enabled": true, "rules": [{"label": "/api/", "duration": 1, "maxRequests": 1}]});
+        let first = policy(json!({"rateLimits": rules}));
+        let renamed = Policy::after(
+            &json!({"rateLimits": rules, "meta": {"appName": "x"}}),
+            &first,
+        );
+        assert_eq!(renamed.epoch, first.epoch);
+        let off = Policy::after(&json!({"rateLimits": {"enabled": false}}), &renamed);
+        assert_ne!(off.epoch, first.epoch);
+        let again = Policy::after(&json!({"rateLimits": rules}), &off);
+        assert_ne!(
+            again.epoch, first.epoch,
+            "the same rules again count afresh"
+        );
     }
 
     #[test]

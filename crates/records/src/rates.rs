@@ -34,7 +34,7 @@ pub struct RateRule {
 }
 
 /// A tenant's rate limit settings.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RateLimits {
     /// Rules are enforced.
     pub enabled: bool,

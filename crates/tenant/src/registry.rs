@@ -51,7 +51,9 @@ struct TenantInner {
     /// generation bumped when they change.
     settings: Mutex<(u64, Option<Settings>)>,
     /// Held while the settings are read, so a burst of requests on a cold cache reads once.
-    settings_read: tokio::sync::Mutex<()>,
+    /// It holds the policy read last, which the next reading carries rate limit counters over
+    /// from when the rate limits stayed the same.
+    settings_read: tokio::sync::Mutex<Option<Arc<Policy>>>,
     /// The tenant's realtime clients; they are disconnected when the registry closes it.
     broker: warren_realtime::Broker,
     /// The tenant's request logs (`auxiliary.db`, opened on first use).
@@ -148,7 +150,7 @@ impl Tenant {
         {
             return Ok(settings.clone());
         }
-        let _reading = self.inner.settings_read.lock().await;
+        let mut reading = self.inner.settings_read.lock().await;
         let generation = {
             let cached = self
                 .inner
@@ -163,8 +165,13 @@ impl Tenant {
         let value = warren_records::settings::load(&self.inner.db)
             .await
             .map_err(|e| Error::Invalid(format!("the settings cannot be read: {e}")))?;
+        let policy = Arc::new(match reading.as_deref() {
+            Some(previous) => Policy::after(&value, previous),
+            None => Policy::from_settings(&value),
+        });
+        *reading = Some(policy.clone());
         let loaded = Settings {
-            policy: Arc::new(Policy::from_settings(&value)),
+            policy,
             value: Arc::new(value),
         };
         let mut cached = self
@@ -543,7 +550,7 @@ async fn open(
             db,
             catalog,
             settings: Mutex::new((0, None)),
-            settings_read: tokio::sync::Mutex::new(()),
+            settings_read: tokio::sync::Mutex::new(None),
             logs,
             broker: warren_realtime::Broker::new(),
             meter,

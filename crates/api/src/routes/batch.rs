@@ -209,7 +209,7 @@ pub async fn create_batch(
             collection: Some(&target.entry.collection),
             tags,
         };
-        crate::rates::check(&state, &tenant, &policy.rate_limits, &caller, &ip, &request)
+        crate::rates::check(&state, &tenant, &policy, &caller, &ip, &request)
             .map_err(|_| warren_records::Error::TooManyRequests("Too Many Requests."))
     };
     let ran = batch::run(
