@@ -61,53 +61,7 @@ pub async fn create_batch(
     }
     // The timeout counts from here: reading the body, planning and the transaction.
     let deadline = Instant::now() + limits.timeout;
-    let max_body = usize::try_from(limits.max_body_size).unwrap_or(usize::MAX);
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limits.max_body_size) {
-        return Err(too_large());
-    }
-    // As PocketBase: a body that turns out larger than declared (or undeclared and too
-    // large) fails to read like any other unreadable body.
-    let form = FormBody::read_limited(request, max_body)
-        .await
-        .map_err(|_| unreadable())?;
-    let body = form.data;
-    let mut uploads = batch_uploads(form.files);
-    let max = limits.max_requests;
-    let requests = match body.get("requests") {
-        Some(Value::Array(list)) if !list.is_empty() => list,
-        None | Some(Value::Null) | Some(Value::Array(_)) => {
-            return Err(invalid("validation_required", "Cannot be blank."));
-        }
-        Some(_) => return Err(unreadable()),
-    };
-    // Items that are not `{method, url, headers?, body?}` objects do not decode in PocketBase.
-    let decodes = |item: &Value| {
-        let text = |key: &str| matches!(item.get(key), None | Some(Value::Null | Value::String(_)));
-        item.is_object()
-            && text("method")
-            && text("url")
-            && matches!(
-                item.get("body"),
-                None | Some(Value::Null | Value::Object(_))
-            )
-            && matches!(
-                item.get("headers"),
-                None | Some(Value::Null | Value::Object(_))
-            )
-    };
-    if !requests.iter().all(decodes) {
-        return Err(unreadable());
-    }
-    if requests.len() as u64 > max {
-        return Err(invalid(
-            "validation_length_too_long",
-            &format!("The length must be no more than {max}."),
-        ));
-    }
+    let (requests, mut uploads) = read_requests(&policy.batch, &headers, request).await?;
     let catalog = tenant.catalog();
     let mut items = Vec::with_capacity(requests.len());
     let mut pendings: Vec<crate::uploads::Pending> = Vec::new();
@@ -253,6 +207,66 @@ pub async fn create_batch(
     Ok(Json(Value::Array(out)))
 }
 
+/// Reads the batch body within `limits` (size, number of requests) and checks that every item
+/// decodes as PocketBase decodes it; returns the items and their uploads by item.
+async fn read_requests(
+    limits: &warren_records::policy::BatchLimits,
+    headers: &HeaderMap,
+    request: Request,
+) -> Result<(Vec<Value>, Uploads), ApiError> {
+    let max_body = usize::try_from(limits.max_body_size).unwrap_or(usize::MAX);
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limits.max_body_size) {
+        return Err(too_large());
+    }
+    // As PocketBase: a body that turns out larger than declared (or undeclared and too
+    // large) fails to read like any other unreadable body.
+    let form = FormBody::read_limited(request, max_body)
+        .await
+        .map_err(|_| unreadable())?;
+    let mut body = form.data;
+    let uploads = batch_uploads(form.files);
+    let max = limits.max_requests;
+    let requests = match body.remove("requests") {
+        Some(Value::Array(list)) if !list.is_empty() => list,
+        None | Some(Value::Null) | Some(Value::Array(_)) => {
+            return Err(invalid("validation_required", "Cannot be blank."));
+        }
+        Some(_) => return Err(unreadable()),
+    };
+    // Items that are not `{method, url, headers?, body?}` objects do not decode in PocketBase.
+    let decodes = |item: &Value| {
+        let text = |key: &str| matches!(item.get(key), None | Some(Value::Null | Value::String(_)));
+        item.is_object()
+            && text("method")
+            && text("url")
+            && matches!(
+                item.get("body"),
+                None | Some(Value::Null | Value::Object(_))
+            )
+            && matches!(
+                item.get("headers"),
+                None | Some(Value::Null | Value::Object(_))
+            )
+    };
+    if !requests.iter().all(decodes) {
+        return Err(unreadable());
+    }
+    if requests.len() as u64 > max {
+        return Err(invalid(
+            "validation_length_too_long",
+            &format!("The length must be no more than {max}."),
+        ));
+    }
+    Ok((requests, uploads))
+}
+
+/// Batch uploads by item index.
+type Uploads = std::collections::BTreeMap<usize, Vec<crate::extract::Upload>>;
+
 /// Where one batch item goes, for its rate limit rule.
 struct Target {
     /// The collection as the item's URL names it (name or id).
@@ -288,11 +302,8 @@ fn too_large() -> ApiError {
 
 /// Batch file parts by item: `requests.N.field` and `requests[N].field` become uploads with
 /// key `field` of item N.
-fn batch_uploads(
-    files: Vec<crate::extract::Upload>,
-) -> std::collections::BTreeMap<usize, Vec<crate::extract::Upload>> {
-    let mut out: std::collections::BTreeMap<usize, Vec<crate::extract::Upload>> =
-        std::collections::BTreeMap::new();
+fn batch_uploads(files: Vec<crate::extract::Upload>) -> Uploads {
+    let mut out = Uploads::new();
     for mut upload in files {
         let Some(rest) = upload.key.strip_prefix("requests") else {
             continue;
