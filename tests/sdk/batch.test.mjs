@@ -129,3 +129,39 @@ test('an empty or unknown batch request is a 400', async () => {
   assert.equal(bad.response.data.requests['0'].code, 'batch_request_failed');
   assert.equal(bad.response.data.requests['0'].response.status, 400);
 });
+
+test('batch.maxBodySize refuses larger bodies with 413', async () => {
+  await su.settings.update({ batch: { maxBodySize: 300 } });
+  try {
+    const big = guest.createBatch();
+    big.collection(C.notes.name).create({ title: 'x'.repeat(400) });
+    const err = await expectError(big.send(), 413);
+    assert.deepEqual(err.response, { data: {}, message: 'Request entity too large.', status: 413 });
+    const small = guest.createBatch();
+    small.collection(C.notes.name).create({ title: 'fits' });
+    assert.equal((await small.send())[0].status, 200);
+  } finally {
+    await su.settings.update({ batch: { maxBodySize: 0 } });
+  }
+});
+
+test('a batch that outlasts batch.timeout fails whole and writes nothing', async () => {
+  const members = await su.collections.create({ name: uniqueName('members'), type: 'auth', createRule: '' });
+  try {
+    await su.settings.update({ batch: { enabled: true, maxRequests: 40, timeout: 1 } });
+    // Forty password hashes take well over a second on either server.
+    const slow = guest.createBatch();
+    for (let i = 0; i < 40; i++) {
+      const password = `pw-${rand(12)}`;
+      slow.collection(members.name).create({ email: `m${i}_${rand(8)}@example.com`, password, passwordConfirm: password });
+    }
+    const started = Date.now();
+    const err = await expectError(slow.send(), 400);
+    assert.deepEqual(err.response, { data: {}, message: 'Batch transaction failed.', status: 400 });
+    assert.ok(Date.now() - started < 5000, 'the answer waited for the whole batch');
+    assert.equal((await su.collection(members.name).getList(1, 1)).totalItems, 0);
+  } finally {
+    await enableBatch(su);
+    await dropCollections(su, members.name);
+  }
+});

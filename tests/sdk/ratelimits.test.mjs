@@ -2,11 +2,19 @@
 // per audience, answered with 429 in the error envelope; superusers are exempt, rule changes
 // apply at once, and invalid rules are refused. Every rule names this file's own collection,
 // so test files running alongside are never limited.
+//
+// This file also owns the client address the limits count (settings.trustedProxy) and
+// settings.superuserIPs, which depends on it: only requests carrying this file's own header
+// are ever told apart or refused, so files running alongside are never concerned.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { superuserClient, guestClient, expectError, dropCollections, uniqueName, rand, raw } from './lib/setup.mjs';
+import {
+  superuserClient, guestClient, expectError, dropCollections, uniqueName, rand, raw, enableBatch,
+  SUPERUSER_EMAIL, SUPERUSER_PASSWORD,
+} from './lib/setup.mjs';
 
 const R = uniqueName('limited');
+const CLIENT_HEADER = 'X-Sdk-Client-IP';
 let su;
 
 const DEFAULT_RULES = [
@@ -22,7 +30,11 @@ before(async () => {
 });
 
 after(async () => {
-  await su.settings.update({ rateLimits: { enabled: false, rules: DEFAULT_RULES } });
+  await su.settings.update({
+    rateLimits: { enabled: false, rules: DEFAULT_RULES },
+    trustedProxy: { headers: [], useLeftmostIP: false },
+    superuserIPs: [],
+  });
   await dropCollections(su, R);
 });
 
@@ -123,4 +135,85 @@ test('invalid rules are refused', async () => {
   await expectError(su.settings.update({ rateLimits: { enabled: true, rules: [] } }), 400);
   const settings = await su.settings.getAll();
   assert.equal(settings.rateLimits.enabled, false);
+});
+
+/** Send options naming the client through this file's trusted proxy header. */
+const from = (ip) => ({ headers: { [CLIENT_HEADER]: ip } });
+
+test('behind a trusted proxy each forwarded client has its own budget; other headers are ignored', async () => {
+  await su.settings.update({ trustedProxy: { headers: [CLIENT_HEADER], useLeftmostIP: false } });
+  await limit([{ label: `${R}:create`, audience: '', maxRequests: 1, duration: 60 }]);
+  await guestClient().collection(R).create(newUser(), from('10.7.0.1'));
+  await expectLimited(guestClient().collection(R).create(newUser(), from('10.7.0.1')));
+  await guestClient().collection(R).create(newUser(), from('10.7.0.2'));
+  // The rightmost valid address of the header's list is the client.
+  await expectLimited(guestClient().collection(R).create(newUser(), from('10.7.0.3, 10.7.0.2')));
+  // A header that is not trusted changes nothing: both are the peer itself.
+  const other = (ip) => ({ headers: { 'X-Forwarded-For': ip } });
+  await guestClient().collection(R).create(newUser(), other('10.7.0.4'));
+  await expectLimited(guestClient().collection(R).create(newUser(), other('10.7.0.5')));
+  // useLeftmostIP takes the first valid address instead.
+  await su.settings.update({ trustedProxy: { useLeftmostIP: true } });
+  await guestClient().collection(R).create(newUser(), from('garbage, 10.7.0.8, 10.7.0.9'));
+  await expectLimited(guestClient().collection(R).create(newUser(), from('10.7.0.8, 10.7.0.10')));
+  await su.settings.update({ rateLimits: { enabled: false }, trustedProxy: { headers: [], useLeftmostIP: false } });
+});
+
+test('a superuser outside superuserIPs is refused and one inside is served', async () => {
+  const invalid = await expectError(su.settings.update({ superuserIPs: ['nope', ''] }), 400);
+  assert.deepEqual(invalid.response.data.superuserIPs, {
+    0: { code: 'validation_invlaid_ip_or_subnet', message: 'Invalid IP or CIDR subnet.' },
+    1: { code: 'validation_required', message: 'Cannot be blank.' },
+  });
+  // The peer (127.0.0.1, every other test file) stays allowed.
+  await su.settings.update({
+    trustedProxy: { headers: [CLIENT_HEADER], useLeftmostIP: false },
+    superuserIPs: ['127.0.0.1', '10.20.0.0/16'],
+  });
+  try {
+    const inside = await su.send('/api/health', from('10.20.0.5'));
+    assert.equal(inside.data.realIP, '10.20.0.5');
+    assert.equal(inside.data.possibleProxyHeader, CLIENT_HEADER);
+    const refused = await expectError(su.send('/api/health', from('10.30.0.1')), 403);
+    assert.deepEqual(refused.response, { data: {}, message: 'You are not allowed to perform this request.', status: 403 });
+    await expectError(su.collection(R).getList(1, 1, from('10.30.0.1')), 403);
+    await expectError(su.settings.getAll(from('10.20.0.1, 10.30.0.1')), 403);
+    await su.settings.getAll(from('10.30.0.1, 10.20.0.1'));
+    // Only superusers are concerned.
+    await guestClient().collection(R).getList(1, 1, from('10.30.0.1'));
+    // Signing in from outside is refused as well; a wrong password is still a 400.
+    const login = (password, ip) =>
+      guestClient().collection('_superusers').authWithPassword(SUPERUSER_EMAIL, password, from(ip));
+    const outside = await expectError(login(SUPERUSER_PASSWORD, '10.30.0.1'), 403);
+    assert.equal(outside.response.message, 'You are not allowed to perform this request.');
+    await expectError(login('wrong-password-1', '10.30.0.1'), 400);
+    await login(SUPERUSER_PASSWORD, '10.20.9.9');
+  } finally {
+    await su.settings.update({ superuserIPs: [], trustedProxy: { headers: [] } });
+  }
+});
+
+test('each request inside a batch counts against its own rule', async () => {
+  await enableBatch(su);
+  await limit([{ label: `${R}:create`, audience: '', maxRequests: 2, duration: 60 }]);
+  const total = async () => (await su.collection(R).getList(1, 1)).totalItems;
+  const before = await total();
+  const batch = guestClient().createBatch();
+  for (let i = 0; i < 3; i++) batch.collection(R).create(newUser());
+  const failed = await expectError(batch.send(), 400);
+  assert.equal(failed.response.message, 'Batch transaction failed.');
+  assert.deepEqual(failed.response.data.requests['2'], {
+    code: 'batch_request_failed',
+    message: 'Batch request failed.',
+    response: { data: {}, message: 'Too Many Requests.', status: 429 },
+  });
+  assert.equal(await total(), before);
+  // Batch items have counters of their own: the route called directly still has its budget.
+  await guestClient().collection(R).create(newUser());
+  await guestClient().collection(R).create(newUser());
+  await expectLimited(guestClient().collection(R).create(newUser()));
+  const again = guestClient().createBatch();
+  again.collection(R).create(newUser());
+  await expectError(again.send(), 400);
+  await su.settings.update({ rateLimits: { enabled: false } });
 });

@@ -2,6 +2,7 @@
 //! request extractors. The tenant a request is for arrives as a request extension, put there
 //! by the host dispatcher; nothing here can reach another tenant.
 
+mod client;
 mod error;
 mod extract;
 mod fields;
@@ -13,5 +14,6 @@ mod router;
 mod routes;
 mod uploads;
 
+pub use client::TrustedPeers;
 pub use error::ApiError;
 pub use router::{ApiState, router};

@@ -3,11 +3,10 @@
 //! request whose handler never looked at its token gets that token checked in a background
 //! task, so its entry can still name the auth collection.
 
-use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-use axum::extract::{ConnectInfo, Request};
+use axum::extract::Request;
 use axum::http::{Method, header};
 use axum::middleware::Next;
 use axum::response::Response;
@@ -80,11 +79,7 @@ pub async fn log_requests(mut request: Request, next: Next) -> Response {
             text(header::AUTHORIZATION),
         )
     };
-    let ip = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip().to_string())
-        .unwrap_or_default();
+    let addr = crate::client::addr(request.extensions());
     let response = next.run(request).await;
     let status = response.status().as_u16();
     if method == Method::PATCH && url.starts_with("/api/settings") && status == 200 {
@@ -108,8 +103,8 @@ pub async fn log_requests(mut request: Request, next: Next) -> Response {
     data.insert("execTime".into(), exec_ms.into());
     data.insert("userAgent".into(), user_agent.into());
     data.insert("referer".into(), referer.into());
-    data.insert("remoteIP".into(), ip.clone().into());
-    data.insert("userIP".into(), ip.into());
+    data.insert("remoteIP".into(), addr.remote.into());
+    data.insert("userIP".into(), addr.real.into());
     let level = if status >= 400 {
         let message = response
             .extensions()

@@ -1,16 +1,17 @@
 //! Enforces a tenant's `settings.rateLimits` before any handler runs: picks the rule for the
 //! request (collection action tags first, then method and path), counts the client IP against
 //! it and answers 429 in PocketBase's envelope past the limit. Settings changes apply to the
-//! next request; superusers and excluded IPs are never limited.
+//! next request and, as in PocketBase, start every counter afresh; superusers and excluded IPs
+//! are never limited. Batch items are counted here too (see `routes/batch.rs`).
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
-use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath, Request, State};
+use axum::extract::{FromRequestParts, MatchedPath, Request as HttpRequest, State};
 use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use warren_records::rates::{AUDIENCE_ALL, AUDIENCE_AUTH, AUDIENCE_GUEST, RateLimits};
+use warren_records::policy::Policy;
+use warren_records::rates::{AUDIENCE_ALL, AUDIENCE_AUTH, AUDIENCE_GUEST};
 use warren_tenant::Tenant;
 
 use crate::error::ApiError;
@@ -21,7 +22,7 @@ const COLLECTION_ROUTES: &str = "/api/collections/{collection}/";
 
 /// The action tags of a per-collection route (`create`, `authWithPassword` + `auth`, …), as
 /// PocketBase names them in `collection:action` labels.
-fn tags(route: &str, method: &Method) -> &'static [&'static str] {
+pub(crate) fn tags(route: &str, method: &Method) -> &'static [&'static str] {
     if route == "/api/files/{collection}/{record}/{filename}" {
         return &["file"];
     }
@@ -84,23 +85,23 @@ fn url_decode(raw: &str) -> Option<String> {
 }
 
 /// Middleware: applies the tenant's rate limit rules.
-pub async fn limit_rates(State(state): State<ApiState>, request: Request, next: Next) -> Response {
+pub async fn limit_rates(
+    State(state): State<ApiState>,
+    request: HttpRequest,
+    next: Next,
+) -> Response {
     let Some(tenant) = request.extensions().get::<Tenant>().cloned() else {
         return next.run(request).await;
     };
-    let Ok(settings) = tenant.settings().await else {
+    let Ok(policy) = tenant.policy().await else {
         return next.run(request).await;
     };
-    let limits = RateLimits::from_settings(&settings);
+    let limits = &policy.rate_limits;
     if !limits.enabled || limits.rules.is_empty() {
         return next.run(request).await;
     }
-    let ip = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip().to_string())
-        .unwrap_or_default();
-    if ip.is_empty() || limits.excludes(&ip) {
+    let ip = crate::client::addr(request.extensions()).real;
+    if limits.excludes(&ip) {
         return next.run(request).await;
     }
     let (mut parts, body) = request.into_parts();
@@ -109,56 +110,110 @@ pub async fn limit_rates(State(state): State<ApiState>, request: Request, next: 
         Err(e) => return e.into_response(),
     };
     if caller.is_superuser() {
-        return next.run(Request::from_parts(parts, body)).await;
+        return next.run(HttpRequest::from_parts(parts, body)).await;
+    }
+    let route = parts
+        .extensions
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string())
+        .unwrap_or_default();
+    let tags = tags(&route, &parts.method);
+    let collection = if tags.is_empty() {
+        None
+    } else {
+        path_collection(parts.uri.path(), &route).and_then(|c| tenant.catalog().get(&c).cloned())
+    };
+    let request = Request {
+        method: &parts.method,
+        path: parts.uri.path(),
+        route: &route,
+        collection: collection.as_ref().map(|e| &e.collection),
+        tags,
+    };
+    if let Err(e) = check(&state, &tenant, &policy, &caller, &ip, &request) {
+        return e.into_response();
+    }
+    next.run(HttpRequest::from_parts(parts, body)).await
+}
+
+/// What a rate limit rule is picked by: one request, or one request inside a batch.
+pub(crate) struct Request<'a> {
+    /// Its method.
+    pub method: &'a Method,
+    /// Its path (without the query).
+    pub path: &'a str,
+    /// The route pattern it matched; empty inside a batch, which keeps a batch's items on
+    /// counters of their own, as in PocketBase.
+    pub route: &'a str,
+    /// The collection of a per-collection route.
+    pub collection: Option<&'a warren_schema::Collection>,
+    /// The route's action tags (`create`, `auth`, …).
+    pub tags: &'static [&'static str],
+}
+
+/// Counts one request from `ip` against the rule that covers it; 429 past the limit.
+/// Superusers and excluded addresses are the caller's to skip.
+pub(crate) fn check(
+    state: &ApiState,
+    tenant: &Tenant,
+    policy: &Policy,
+    caller: &warren_records::Caller,
+    ip: &str,
+    request: &Request<'_>,
+) -> Result<(), ApiError> {
+    if ip.is_empty() {
+        return Ok(());
     }
     let audiences: [&str; 2] = if caller.id().is_some() {
         [AUDIENCE_ALL, AUDIENCE_AUTH]
     } else {
         [AUDIENCE_ALL, AUDIENCE_GUEST]
     };
-    let path = parts.uri.path().to_string();
-    let method = parts.method.clone();
-    let route = parts
-        .extensions
-        .get::<MatchedPath>()
-        .map(|m| m.as_str().to_string())
-        .unwrap_or_default();
-    let tags = tags(&route, &method);
-    let collection = if tags.is_empty() {
-        None
-    } else {
-        path_collection(&path, &route).and_then(|c| tenant.catalog().get(&c).cloned())
-    };
+    let Request {
+        method,
+        path,
+        route,
+        collection,
+        tags,
+    } = request;
     let mut labels: Vec<String> = Vec::with_capacity(2 + tags.len() * 2);
-    if let Some(entry) = &collection {
-        labels.extend(
-            tags.iter()
-                .map(|t| format!("{}:{t}", entry.collection.name)),
-        );
+    if let Some(collection) = collection {
+        labels.extend(tags.iter().map(|t| format!("{}:{t}", collection.name)));
         labels.extend(tags.iter().map(|t| format!("*:{t}")));
     }
     labels.push(format!("{method} {path}"));
-    labels.push(path);
-    if let Some(rule) = limits.find(&labels, &audiences) {
-        // A per-collection route counts per collection and action; any other counts per rule.
-        let counter = match &collection {
-            Some(entry) => format!("{}{method} {route}{}", entry.collection.id, tags.concat()),
-            None => rule.label.clone(),
-        };
-        let key = format!(
-            "{}\0rate\0{counter}\0{}\0{}\0{}\0{ip}",
-            tenant.id(),
-            rule.audience,
-            rule.max_requests,
-            rule.duration
-        );
-        if !state
-            .rates
-            .allow(&key, rule.max_requests, Duration::from_secs(rule.duration))
-        {
-            return ApiError::new(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests.")
-                .into_response();
+    labels.push(path.to_string());
+    let epoch = policy.epoch;
+    let Some(rule) = policy.rate_limits.find(&labels, &audiences) else {
+        return Ok(());
+    };
+    // A per-collection route counts per collection and action; any other counts per rule.
+    let counter = match collection {
+        Some(collection) => {
+            let pattern = if route.is_empty() {
+                String::new()
+            } else {
+                format!("{method} {route}")
+            };
+            format!("{}{pattern}{}", collection.id, tags.concat())
         }
+        None => rule.label.clone(),
+    };
+    // Counters live as long as the settings they were counted under.
+    let key = format!(
+        "{}\0rate\0{counter}\0{}\0{epoch}\0{ip}",
+        tenant.id(),
+        rule.audience,
+    );
+    if state
+        .rates
+        .allow(&key, rule.max_requests, Duration::from_secs(rule.duration))
+    {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too Many Requests.",
+        ))
     }
-    next.run(Request::from_parts(parts, body)).await
 }

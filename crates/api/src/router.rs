@@ -32,6 +32,8 @@ pub struct ApiState {
     pub oauth_keys: warren_oauth::Keys,
     /// File storage and thumbnails (local disk, or S3 per tenant / platform default).
     pub files: warren_files::Files,
+    /// Peers that may name the client in a tenant's `trustedProxy` headers.
+    pub trusted_peers: crate::client::TrustedPeers,
 }
 
 impl ApiState {
@@ -45,6 +47,7 @@ impl ApiState {
             oauth_loopback: false,
             oauth_keys: warren_oauth::Keys::default(),
             files: warren_files::Files::new(warren_files::FilesConfig::default()),
+            trusted_peers: crate::client::TrustedPeers::default(),
         }
     }
 }
@@ -153,7 +156,11 @@ pub fn router(state: ApiState) -> Router {
             get(files::download_file),
         )
         .route("/api/files/token", post(files::create_file_token))
-        .route("/api/batch", post(batch::create_batch))
+        // The batch body limit comes from the tenant's settings.
+        .route(
+            "/api/batch",
+            post(batch::create_batch).layer(DefaultBodyLimit::disable()),
+        )
         .route(
             "/api/realtime",
             get(realtime::connect_realtime).post(realtime::set_subscriptions),
@@ -172,12 +179,21 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/logs/{id}", get(logs::view_log))
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|| async { ApiError::not_found() })
+        // Outermost last: addresses, log, headers, body limit, superuser IPs, rate limits.
         .layer(middleware::from_fn_with_state(
             state.clone(),
             crate::rates::limit_rates,
         ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::client::guard_superuser_ips,
+        ))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn(pocketbase_headers))
         .layer(middleware::from_fn(crate::logger::log_requests))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::client::resolve_client,
+        ))
         .with_state(state)
 }

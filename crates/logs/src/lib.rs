@@ -5,7 +5,7 @@
 //! Recording is built to be nearly free on the request path: [`Logs::record`] pushes into a
 //! bounded in-memory buffer, and a background task per tenant writes the buffer in one
 //! transaction every second (sooner when it fills), applying the tenant's `logs` settings
-//! (`maxDays`, `minLevel`, `logIP`, `logAuthId`) at that point. The same task deletes logs
+//! (`maxDays`, `minLevel`, `logIP`, `logAuthId`, `maxDataSize`) at that point. The same task deletes logs
 //! older than `maxDays`. The auxiliary database opens on first use, so a tenant that never
 //! logs never opens it.
 //!
@@ -65,8 +65,12 @@ const FLUSH_AT: usize = 256;
 /// Most bytes (roughly) held in one tenant's buffer; entries beyond are dropped, so a flood of
 /// requests cannot grow memory while the auxiliary database is slow.
 const MAX_BUFFER_BYTES: usize = 4 << 20;
-/// Longest string kept in a log entry's data (URLs, user agents, referers, error details).
-pub const MAX_TEXT: usize = 4096;
+/// Longest message kept (bytes), as PocketBase.
+pub const MAX_MESSAGE: usize = 8000;
+/// The largest serialized `data` kept when `logs.maxDataSize` is 0 (PocketBase's ~16 KB).
+pub const DEFAULT_MAX_DATA: usize = 16 << 10;
+/// The key PocketBase adds to data it cut.
+pub const TRUNCATED: &str = "__pb_truncated__";
 /// How often logs older than `maxDays` are deleted while the tenant is open.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
@@ -104,15 +108,11 @@ pub struct Entry {
 }
 
 impl Entry {
-    /// An entry stamped now. Over-long strings in `data` are cut to [`MAX_TEXT`] bytes.
-    pub fn new(level: i64, message: impl Into<String>, mut data: Map<String, Value>) -> Self {
-        for value in data.values_mut() {
-            if let Value::String(text) = value {
-                truncate(text, MAX_TEXT);
-            }
-        }
+    /// An entry stamped now. A message over [`MAX_MESSAGE`] bytes is cut; `data` is cut to the
+    /// tenant's `logs.maxDataSize` when the entry is kept.
+    pub fn new(level: i64, message: impl Into<String>, data: Map<String, Value>) -> Self {
         let mut message = message.into();
-        truncate(&mut message, MAX_TEXT);
+        truncate(&mut message, MAX_MESSAGE);
         Self {
             level,
             message,
@@ -154,6 +154,8 @@ pub struct LogSettings {
     pub log_ip: bool,
     /// Whether `authId` is kept.
     pub log_auth_id: bool,
+    /// Largest serialized `data` in bytes (`logs.maxDataSize`, [`DEFAULT_MAX_DATA`] for 0).
+    pub max_data_size: usize,
 }
 
 impl LogSettings {
@@ -175,6 +177,10 @@ impl LogSettings {
             min_level: int("minLevel", 0),
             log_ip: flag("logIP", true),
             log_auth_id: flag("logAuthId", false),
+            max_data_size: match int("maxDataSize", 0) {
+                n if n <= 0 => DEFAULT_MAX_DATA,
+                n => usize::try_from(n).unwrap_or(usize::MAX),
+            },
         }
     }
 
@@ -190,8 +196,43 @@ impl LogSettings {
         if !self.log_auth_id {
             entry.data.remove("authId");
         }
+        cut_data(&mut entry.data, self.max_data_size);
         Some(entry)
     }
+}
+
+/// Cuts `data` as PocketBase does when its JSON (keys sorted) is longer than `max` bytes: the
+/// members that lie whole within the first `max` bytes stay, one whose value is cut stays as
+/// `null`, later ones go, and `"__pb_truncated__": true` marks the entry.
+fn cut_data(data: &mut Map<String, Value>, max: usize) {
+    let size = |v: &Value| serde_json::to_vec(v).map_or(0, |b| b.len());
+    // `{` + `"key":value` joined by `,` + `}`, the way serde_json writes a map.
+    let total = 2
+        + data.len().saturating_sub(1)
+        + data
+            .iter()
+            .map(|(k, v)| size(&Value::String(k.clone())) + 1 + size(v))
+            .sum::<usize>();
+    if total <= max {
+        return;
+    }
+    let mut kept = Map::new();
+    let mut end = 1;
+    for (key, value) in std::mem::take(data) {
+        let key_end = end + usize::from(!kept.is_empty()) + size(&Value::String(key.clone())) + 1;
+        if key_end > max {
+            break;
+        }
+        let value_end = key_end + size(&value);
+        if value_end > max {
+            kept.insert(key, Value::Null);
+            break;
+        }
+        kept.insert(key, value);
+        end = value_end;
+    }
+    kept.insert(TRUNCATED.into(), Value::Bool(true));
+    *data = kept;
 }
 
 /// A tenant's logs: the write buffer and the (lazily opened) auxiliary database. Cheap to
@@ -645,11 +686,9 @@ mod tests {
     #[tokio::test]
     async fn a_full_buffer_drops_entries_instead_of_growing() {
         let (_dir, logs) = logs().await;
-        let big = "x".repeat(MAX_TEXT * 2);
         let mut data = Map::new();
-        data.insert("url".into(), Value::String(big));
+        data.insert("url".into(), Value::String("x".repeat(8192)));
         let entry = Entry::new(level::INFO, "GET /", data);
-        assert_eq!(entry.data["url"].as_str().unwrap().len(), MAX_TEXT);
         let per_entry = entry.size();
         for _ in 0..(MAX_BUFFER_BYTES / per_entry + 100) {
             logs.record(entry.clone());
@@ -657,6 +696,52 @@ mod tests {
         let pending = logs.inner.lock();
         assert!(pending.bytes <= MAX_BUFFER_BYTES);
         assert!(pending.dropped >= 100);
+    }
+
+    #[test]
+    fn data_over_the_limit_is_cut_like_pocketbase() {
+        let data = |pairs: Value| pairs.as_object().unwrap().clone();
+        let mut small = data(json!({"a": "test1", "b": "test2"}));
+        cut_data(&mut small, 100);
+        assert_eq!(Value::Object(small), json!({"a": "test1", "b": "test2"}));
+        // Exactly at the limit is kept whole: `{"a":"test1","b":"xx…"}` is 13 + 6 + len bytes.
+        let exact = "x".repeat(81);
+        let mut at_limit = data(json!({"a": "test1", "b": exact}));
+        cut_data(&mut at_limit, 100);
+        assert_eq!(at_limit["b"], json!(exact));
+        // One byte more: `b` is cut inside its value and kept as null.
+        let over = "x".repeat(82);
+        let mut cut = data(json!({"a": "test1", "b": over, "c": 1}));
+        cut_data(&mut cut, 100);
+        assert_eq!(
+            Value::Object(cut),
+            json!({"__pb_truncated__": true, "a": "test1", "b": null})
+        );
+        // A key that does not fit whole is dropped with everything after it.
+        let mut keyed = data(json!({"a": "x".repeat(90), "bbbbbbbbbbbb": 1}));
+        cut_data(&mut keyed, 100);
+        assert_eq!(
+            Value::Object(keyed),
+            json!({"__pb_truncated__": true, "a": "x".repeat(90)})
+        );
+    }
+
+    #[tokio::test]
+    async fn max_data_size_cuts_what_is_written() {
+        let (_dir, logs) = logs().await;
+        set_logs(&logs, json!({"maxDays": 5, "maxDataSize": 64})).await;
+        let mut data = Map::new();
+        data.insert("type".into(), "request".into());
+        data.insert("url".into(), Value::String("/x".repeat(100)));
+        logs.record(Entry::new(level::INFO, "m".repeat(MAX_MESSAGE + 10), data));
+        assert_eq!(logs.flush().await.unwrap(), 1);
+        let page = logs.list(ListQuery::default()).await.unwrap();
+        let item = &page.items[0];
+        assert_eq!(
+            item["data"],
+            json!({"__pb_truncated__": true, "type": "request", "url": null})
+        );
+        assert_eq!(item["message"].as_str().unwrap().len(), MAX_MESSAGE);
     }
 
     #[test]

@@ -51,6 +51,11 @@ impl Token {
         })
     }
 
+    /// The name of the auth collection the token claims.
+    pub fn collection_name(&self) -> &str {
+        &self.entry.collection.name
+    }
+
     /// Loads the record the token claims and verifies the token with its key: the caller, or a
     /// guest when the record is gone or the token does not verify.
     pub fn resolve(&self, conn: &warren_store::rusqlite::Connection) -> Result<Caller> {

@@ -5,6 +5,7 @@
 //! item fails the closure, whose savepoint rolls back everything the batch did.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use serde_json::{Map, Value};
 use warren_auth::Passwords;
@@ -55,18 +56,24 @@ pub enum Outcome {
     Deleted,
 }
 
-/// A failed batch: which item failed, and why. Nothing of the batch was written.
+/// A failed batch. Nothing of the batch was written.
 #[derive(Debug)]
-pub struct Failure {
-    /// Index of the failing item.
-    pub index: usize,
-    /// Its error.
-    pub error: Error,
+pub enum Failure {
+    /// Item `index` failed with `error`.
+    Item {
+        /// Index of the failing item.
+        index: usize,
+        /// Its error.
+        error: Error,
+    },
+    /// The batch did not finish before its deadline (`settings.batch.timeout`).
+    TimedOut,
 }
 
-/// Errors inside the writer closure: an item's failure, or the store's.
+/// Errors inside the writer closure: an item's failure, the deadline, or the store's.
 enum Inner {
     Item(usize, Error),
+    TimedOut,
     Store(Error),
 }
 
@@ -76,6 +83,19 @@ impl From<warren_store::Error> for Inner {
     }
 }
 
+/// Decides whether one item may run (rate limits): given its index and its action, with an
+/// upsert already resolved to a create or an update.
+pub type Admit<'a> = &'a (dyn Fn(usize, &Action) -> Result<(), Error> + Send + Sync);
+
+/// What bounds a batch: a deadline for the whole transaction, and who admits each item.
+pub struct Bounds<'a> {
+    /// Past this instant the batch fails and rolls back (checked between items, inside the
+    /// transaction too, so a late batch never commits).
+    pub deadline: Instant,
+    /// Called for each item, in order, before it is planned.
+    pub admit: Admit<'a>,
+}
+
 /// Runs `items` as one transaction; returns each item's outcome and every committed change.
 pub async fn run(
     db: &Database,
@@ -83,10 +103,15 @@ pub async fn run(
     caller: &Caller,
     items: Vec<Item>,
     passwords: &Passwords,
+    bounds: Bounds<'_>,
 ) -> Result<(Vec<Outcome>, Vec<Change>), Failure> {
+    let deadline = bounds.deadline;
     let mut planned: Vec<(Item, Action, Plan)> = Vec::with_capacity(items.len());
     for (index, mut item) in items.into_iter().enumerate() {
-        let fail = |error| Failure { index, error };
+        if Instant::now() >= deadline {
+            return Err(Failure::TimedOut);
+        }
+        let fail = |error| Failure::Item { index, error };
         let action = match &item.action {
             Action::Upsert => {
                 let id = item
@@ -103,6 +128,7 @@ pub async fn run(
             }
             other => other.clone(),
         };
+        (bounds.admit)(index, &action).map_err(fail)?;
         let mut plan = match &action {
             Action::Create | Action::Upsert => {
                 write::plan_create(caller, &item.entry, &item.body, passwords).await
@@ -137,6 +163,9 @@ pub async fn run(
             let mut out = Vec::with_capacity(work.len());
             let mut changes = Vec::new();
             for (index, (item, action, plan)) in work.iter().enumerate() {
+                if Instant::now() >= deadline {
+                    return Err(Inner::TimedOut);
+                }
                 let result = match action {
                     Action::Create | Action::Upsert => write::apply_create(
                         c,
@@ -174,12 +203,17 @@ pub async fn run(
                 }
                 out.push(written.map(|(_, data)| data));
             }
+            // Returning an error here rolls the whole batch back: a late batch never commits.
+            if Instant::now() >= deadline {
+                return Err(Inner::TimedOut);
+            }
             Ok::<_, Inner>((out, changes))
         })
         .await
         .map_err(|e| match e {
-            Inner::Item(index, error) => Failure { index, error },
-            Inner::Store(error) => Failure { index: 0, error },
+            Inner::Item(index, error) => Failure::Item { index, error },
+            Inner::TimedOut => Failure::TimedOut,
+            Inner::Store(error) => Failure::Item { index: 0, error },
         })?;
     let (written, changes) = written;
     let mut outcomes = Vec::with_capacity(written.len());
@@ -197,14 +231,15 @@ pub async fn run(
                     &item.expand,
                 )
                 .await
-                .map_err(|error| Failure { index, error })?,
+                .map_err(|error| Failure::Item { index, error })?,
             ),
         });
     }
     Ok((outcomes, changes))
 }
 
-async fn exists(db: &Database, entry: &Arc<Entry>, id: &str) -> Result<bool, Error> {
+/// Whether record `id` exists in `entry`'s collection (how an upsert is resolved).
+pub async fn exists(db: &Database, entry: &Arc<Entry>, id: &str) -> Result<bool, Error> {
     let (entry, id) = (entry.clone(), id.to_string());
     db.read(move |c| Ok(crate::auth::load_data(c, &entry, &id)?.is_some()))
         .await

@@ -20,6 +20,7 @@ pub mod login;
 pub mod mfa;
 pub mod origins;
 pub mod otp;
+pub mod policy;
 pub mod rates;
 pub mod read;
 pub mod settings;

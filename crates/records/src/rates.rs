@@ -2,7 +2,6 @@
 //! `collection:action` tags (`users:create`, `*:auth`), then `METHOD /path`, then `/path`, with
 //! labels ending in `/` matching as path prefixes — and whom a rule covers (`@guest`, `@auth`).
 
-use std::net::IpAddr;
 use std::sync::LazyLock;
 
 use regex::Regex;
@@ -35,7 +34,7 @@ pub struct RateRule {
 }
 
 /// A tenant's rate limit settings.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RateLimits {
     /// Rules are enforced.
     pub enabled: bool,
@@ -117,44 +116,8 @@ impl RateLimits {
 
     /// Whether `ip` is in the excluded addresses or subnets.
     pub fn excludes(&self, ip: &str) -> bool {
-        let Ok(ip) = ip.parse::<IpAddr>() else {
-            return false;
-        };
-        self.excluded_ips.iter().any(|item| in_subnet(ip, item))
+        crate::policy::ip_in_list(&self.excluded_ips, ip)
     }
-}
-
-/// Whether `ip` equals an address or lies in a `addr/bits` subnet.
-fn in_subnet(ip: IpAddr, item: &str) -> bool {
-    let (addr, bits) = match item.split_once('/') {
-        Some((addr, bits)) => match bits.parse::<u32>() {
-            Ok(bits) => (addr, Some(bits)),
-            Err(_) => return false,
-        },
-        None => (item, None),
-    };
-    let Ok(addr) = addr.parse::<IpAddr>() else {
-        return false;
-    };
-    match (ip, addr) {
-        (IpAddr::V4(a), IpAddr::V4(b)) => {
-            masked(u32::from(a).into(), u32::from(b).into(), 32, bits)
-        }
-        (IpAddr::V6(a), IpAddr::V6(b)) => masked(u128::from(a), u128::from(b), 128, bits),
-        _ => false,
-    }
-}
-
-fn masked(a: u128, b: u128, width: u32, bits: Option<u32>) -> bool {
-    let bits = bits.unwrap_or(width);
-    if bits > width {
-        return false;
-    }
-    if bits == 0 {
-        return true;
-    }
-    let shift = width - bits;
-    (a >> shift) == (b >> shift)
 }
 
 /// Validates `rateLimits.rules` as PocketBase does: each label well-formed, counts at least 1,

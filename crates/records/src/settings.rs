@@ -167,19 +167,22 @@ pub fn validate(settings: &Value) -> std::result::Result<(), warren_schema::Vali
             ("senderAddress", Check::Email),
         ],
     );
+    // As PocketBase: the batch limits may be 0 (a fallback) only while batches are off.
+    let batch_on = get(settings, "batch.enabled") == Some(&Value::Bool(true));
     section(
         "batch",
         &[
-            ("maxRequests", Check::Count),
-            ("timeout", Check::Count),
-            ("maxBodySize", Check::Count),
+            ("maxRequests", Check::Size { required: batch_on }),
+            ("timeout", Check::Size { required: batch_on }),
+            ("maxBodySize", Check::Size { required: false }),
             ("enabled", Check::Bool),
         ],
     );
     section(
         "logs",
         &[
-            ("maxDays", Check::Count),
+            ("maxDataSize", Check::Size { required: false }),
+            ("maxDays", Check::Size { required: false }),
             ("minLevel", Check::Integer),
             ("logIP", Check::Bool),
             ("logAuthId", Check::Bool),
@@ -187,6 +190,27 @@ pub fn validate(settings: &Value) -> std::result::Result<(), warren_schema::Vali
     );
     section("smtp", &[("enabled", Check::Bool), ("port", Check::Count)]);
     section("rateLimits", &[("enabled", Check::Bool)]);
+    for (key, list) in [
+        ("superuserIPs", get(settings, "superuserIPs")),
+        ("excludedIPs", get(settings, "rateLimits.excludedIPs")),
+    ] {
+        let mut found = ValidationErrors::new();
+        match list {
+            None | Some(Value::Null) => {}
+            Some(Value::Array(items)) => found.add_nested(key, addresses(items)),
+            Some(_) => found.add(
+                key,
+                warren_schema::FieldError::new("validation_invalid_value", "Invalid value."),
+            ),
+        }
+        if key == "superuserIPs" {
+            for (k, v) in found.0 {
+                errors.0.entry(k).or_insert(v);
+            }
+        } else {
+            errors.add_nested("rateLimits", found);
+        }
+    }
     let rules = crate::rates::validate(get(settings, "rateLimits"));
     if !rules.is_empty() {
         errors.add_nested("rateLimits", rules);
@@ -198,13 +222,44 @@ pub fn validate(settings: &Value) -> std::result::Result<(), warren_schema::Vali
     }
 }
 
+/// Checks a list of IP addresses and CIDR subnets (`superuserIPs`, `excludedIPs`) item by item.
+fn addresses(items: &[Value]) -> warren_schema::ValidationErrors {
+    use warren_schema::{FieldError, ValidationErrors};
+    let mut errors = ValidationErrors::new();
+    for (i, item) in items.iter().enumerate() {
+        match item.as_str() {
+            Some("") => errors.add(i.to_string(), FieldError::required()),
+            Some(text) if crate::policy::is_ip_or_subnet(text) => {}
+            // PocketBase's code, spelling included.
+            _ => errors.add(
+                i.to_string(),
+                FieldError::new(
+                    "validation_invlaid_ip_or_subnet",
+                    "Invalid IP or CIDR subnet.",
+                ),
+            ),
+        }
+    }
+    errors
+}
+
+/// The largest integer a JSON number holds exactly (PocketBase's upper bound for sizes).
+const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
+
 /// One setting's expected shape.
 #[derive(Debug, Clone, Copy)]
 enum Check {
-    Text { min: usize, max: usize },
+    Text {
+        min: usize,
+        max: usize,
+    },
     Url,
     Email,
     Count,
+    /// A whole number from 0; `required` refuses 0 too.
+    Size {
+        required: bool,
+    },
     Integer,
     Bool,
 }
@@ -247,13 +302,28 @@ impl Check {
             {
                 None
             }
+            (Check::Size { required }, Some(Value::Number(n)))
+                if n.as_f64().is_some_and(|f| f.fract() == 0.0) =>
+            {
+                let f = n.as_f64().unwrap_or_default();
+                if f < 0.0 {
+                    Some(FieldError::min_threshold(0))
+                } else if f > MAX_SAFE_INTEGER {
+                    Some(FieldError::max_threshold(MAX_SAFE_INTEGER as i64))
+                } else if required && f == 0.0 {
+                    Some(FieldError::required())
+                } else {
+                    None
+                }
+            }
             (Check::Integer, Some(Value::Number(n)))
                 if n.as_f64().is_some_and(|f| f.fract() == 0.0) =>
             {
                 None
             }
             (Check::Bool, Some(Value::Bool(_))) => None,
-            (Check::Text { .. }, _) | (Check::Count | Check::Integer | Check::Bool, _) => {
+            (Check::Text { .. }, _)
+            | (Check::Count | Check::Size { .. } | Check::Integer | Check::Bool, _) => {
                 Some(invalid())
             }
         }

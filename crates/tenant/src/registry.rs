@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::OnceCell;
 use warren_records::Catalog;
+use warren_records::policy::Policy;
 use warren_store::Database;
 
 use crate::meter::Meter;
@@ -46,10 +47,13 @@ struct TenantInner {
     db: Database,
     /// The tenant's collections; replaced whole after a schema change.
     catalog: RwLock<Arc<Catalog>>,
-    /// The tenant's settings as last read, and a generation bumped when they change.
-    settings: Mutex<(u64, Option<Arc<serde_json::Value>>)>,
+    /// The tenant's settings as last read (with the request policy parsed from them), and a
+    /// generation bumped when they change.
+    settings: Mutex<(u64, Option<Settings>)>,
     /// Held while the settings are read, so a burst of requests on a cold cache reads once.
-    settings_read: tokio::sync::Mutex<()>,
+    /// It holds the policy read last, which the next reading carries rate limit counters over
+    /// from when the rate limits stayed the same.
+    settings_read: tokio::sync::Mutex<Option<Arc<Policy>>>,
     /// The tenant's realtime clients; they are disconnected when the registry closes it.
     broker: warren_realtime::Broker,
     /// The tenant's request logs (`auxiliary.db`, opened on first use).
@@ -58,6 +62,13 @@ struct TenantInner {
     meter: Arc<Meter>,
     /// Keeps the tenant's WAL shipping running while it is open (when the node ships WAL).
     _shipping: Option<Box<dyn std::any::Any + Send + Sync>>,
+}
+
+/// Settings as read, and the request policy parsed from them once.
+#[derive(Clone)]
+struct Settings {
+    value: Arc<serde_json::Value>,
+    policy: Arc<Policy>,
 }
 
 impl std::fmt::Debug for TenantInner {
@@ -120,6 +131,16 @@ impl Tenant {
 
     /// The tenant's settings, read once and kept until [`Tenant::forget_settings`].
     pub async fn settings(&self) -> Result<Arc<serde_json::Value>> {
+        Ok(self.cached_settings().await?.value)
+    }
+
+    /// What the settings decide about each request (client address, superuser IPs, batch and
+    /// rate limits), parsed once per settings change: no read and no parsing per request.
+    pub async fn policy(&self) -> Result<Arc<Policy>> {
+        Ok(self.cached_settings().await?.policy)
+    }
+
+    async fn cached_settings(&self) -> Result<Settings> {
         if let Some(settings) = &self
             .inner
             .settings
@@ -129,7 +150,7 @@ impl Tenant {
         {
             return Ok(settings.clone());
         }
-        let _reading = self.inner.settings_read.lock().await;
+        let mut reading = self.inner.settings_read.lock().await;
         let generation = {
             let cached = self
                 .inner
@@ -141,11 +162,18 @@ impl Tenant {
             }
             cached.0
         };
-        let loaded = Arc::new(
-            warren_records::settings::load(&self.inner.db)
-                .await
-                .map_err(|e| Error::Invalid(format!("the settings cannot be read: {e}")))?,
-        );
+        let value = warren_records::settings::load(&self.inner.db)
+            .await
+            .map_err(|e| Error::Invalid(format!("the settings cannot be read: {e}")))?;
+        let policy = Arc::new(match reading.as_deref() {
+            Some(previous) => Policy::after(&value, previous),
+            None => Policy::from_settings(&value),
+        });
+        *reading = Some(policy.clone());
+        let loaded = Settings {
+            policy,
+            value: Arc::new(value),
+        };
         let mut cached = self
             .inner
             .settings
@@ -522,7 +550,7 @@ async fn open(
             db,
             catalog,
             settings: Mutex::new((0, None)),
-            settings_read: tokio::sync::Mutex::new(()),
+            settings_read: tokio::sync::Mutex::new(None),
             logs,
             broker: warren_realtime::Broker::new(),
             meter,

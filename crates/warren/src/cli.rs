@@ -120,6 +120,11 @@ pub struct Serve {
     /// HTTPS with certificates by SNI (ACME or the operator's own).
     #[command(flatten)]
     pub tls: Box<TlsFlags>,
+    /// Peers (addresses or CIDR subnets, comma-separated) whose requests may name the client
+    /// in a tenant's `trustedProxy` headers. Unset: any peer may, as in PocketBase, where a
+    /// tenant configuring the headers is its own statement of trust.
+    #[arg(long, env = "WARREN_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<String>,
     /// Console signups allowed per client IP per hour.
     #[arg(long, env = "WARREN_SIGNUP_LIMIT_IP", default_value_t = 10)]
     pub signup_limit_ip: u32,

@@ -122,8 +122,13 @@ async fn serve_platform(global: &Global, serve: &Serve) -> anyhow::Result<()> {
         Some(every) => backups.start_drills(every, serve.drills.sample),
         None => None,
     };
+    let trusted_peers =
+        warren_api::TrustedPeers::new(serve.trusted_proxies.clone()).map_err(|bad| {
+            anyhow::anyhow!("--trusted-proxies: {bad:?} is not an IP address or CIDR subnet")
+        })?;
     let api = warren_api::ApiState {
         oauth_loopback: serve.oauth_insecure_loopback,
+        trusted_peers,
         files: warren_files::Files::new(warren_files::FilesConfig {
             default_s3: default_bucket(&serve.s3),
             thumb_workers: 0,

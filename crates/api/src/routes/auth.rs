@@ -4,14 +4,12 @@
 //! Every attempt passes Warren's brute-force limits first (per tenant, per client IP and, for
 //! failed logins, per identity); a saturated password hasher answers 429 at once.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{ConnectInfo, FromRequestParts, Path, State};
+use axum::extract::{Path, State};
 use axum::http::header::{AUTHORIZATION, USER_AGENT};
-use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
@@ -37,22 +35,7 @@ fn too_many() -> ApiError {
     ApiError::new(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests.")
 }
 
-/// The client address as seen by the listener (proxy headers are not trusted).
-pub struct ClientIp(pub String);
-
-impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(Self(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|ConnectInfo(addr)| addr.ip().to_string())
-                .unwrap_or_else(|| "unknown".into()),
-        ))
-    }
-}
+pub use crate::client::ClientIp;
 
 /// Counts one auth attempt against the tenant's and the client's budgets.
 pub(crate) fn limit(state: &ApiState, tenant: &Tenant, ip: &str) -> Result<(), ApiError> {
@@ -204,6 +187,10 @@ async fn answer(
     params: &Params,
     origin: &Origin,
 ) -> Result<Response, ApiError> {
+    if matches!(outcome, Ok(_) | Err(warren_records::Error::MfaRequired(_))) {
+        // A superuser outside `superuserIPs` is refused before a second factor is asked for.
+        crate::client::check_superuser_login(tenant, &entry.collection.name, &origin.ip).await?;
+    }
     let data = match outcome {
         Ok(data) => data,
         Err(warren_records::Error::MfaRequired(id)) => {

@@ -1,13 +1,17 @@
-//! `POST /api/batch`: several record writes in one transaction.
+//! `POST /api/batch`: several record writes in one transaction, within the tenant's batch
+//! limits and rate limit rules.
 
 use axum::Json;
-use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode};
+use std::time::Instant;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::IntoResponse;
 use serde_json::{Map, Value, json};
 use warren_records::batch::{self, Action, Item, Outcome};
-use warren_records::{read, settings};
+use warren_records::read;
 
+use crate::client::ClientIp;
 use crate::error::ApiError;
 use crate::extract::{Auth, CurrentTenant, FormBody};
 use crate::fields::project;
@@ -35,40 +39,34 @@ fn failed(index: usize, cause: ApiError) -> ApiError {
     error
 }
 
-/// Runs the batch; answers `[{body, status}]` in request order.
+/// Runs the batch; answers `[{body, status}]` in request order. The tenant's `batch` settings
+/// decide whether batches are accepted, how many requests and bytes one may carry and how long
+/// it may take; its rate limit rules count each item as PocketBase counts them (per collection
+/// and action, on counters of their own, apart from the same routes called directly).
 pub async fn create_batch(
     State(state): State<ApiState>,
     CurrentTenant(tenant): CurrentTenant,
     Auth(caller): Auth,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
-    form: FormBody,
+    request: Request,
 ) -> Result<impl IntoResponse, ApiError> {
-    let body = form.data;
-    let mut uploads = batch_uploads(form.files);
-    let config = tenant.settings().await?;
-    if settings::get(&config, "batch.enabled") != Some(&Value::Bool(true)) {
+    let policy = tenant.policy().await?;
+    let limits = &policy.batch;
+    if !limits.enabled || limits.max_requests == 0 {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "Batch requests are not allowed.",
         ));
     }
-    let max = settings::get(&config, "batch.maxRequests")
-        .and_then(Value::as_u64)
-        .unwrap_or(50);
-    let requests = match body.get("requests") {
-        Some(Value::Array(list)) if !list.is_empty() => list,
-        _ => return Err(invalid("validation_required", "Cannot be blank.")),
-    };
-    if requests.len() as u64 > max {
-        return Err(invalid(
-            "validation_length_too_long",
-            &format!("The length must be no more than {max}."),
-        ));
-    }
+    // The timeout counts from here: reading the body, planning and the transaction.
+    let deadline = Instant::now() + limits.timeout;
+    let (requests, mut uploads) = read_requests(&policy.batch, &headers, request).await?;
     let catalog = tenant.catalog();
     let mut items = Vec::with_capacity(requests.len());
     let mut pendings: Vec<crate::uploads::Pending> = Vec::new();
     let mut projections = Vec::with_capacity(requests.len());
+    let mut targets: Vec<Target> = Vec::with_capacity(requests.len());
     for (index, request) in requests.iter().enumerate() {
         let method = request
             .get("method")
@@ -100,6 +98,10 @@ pub async fn create_batch(
             _ => return Err(failed(index, ApiError::bad_request())),
         };
         let entry = read::collection(&catalog, collection).map_err(|e| failed(index, e.into()))?;
+        targets.push(Target {
+            segment: collection.to_string(),
+            entry: entry.clone(),
+        });
         let method = Method::from_bytes(method.as_bytes()).unwrap_or(Method::POST);
         let mut ctx = super::records::context(&caller, &method, &params, &headers);
         ctx.context = "batch".into();
@@ -142,12 +144,38 @@ pub async fn create_batch(
         pendings.push(pending);
         projections.push(params.text("fields").to_string());
     }
+    let limited = policy.rate_limits.enabled
+        && !policy.rate_limits.rules.is_empty()
+        && !caller.is_superuser()
+        && !policy.rate_limits.excludes(&ip);
+    let admit = |index: usize, action: &Action| -> Result<(), warren_records::Error> {
+        if !limited {
+            return Ok(());
+        }
+        let Some(target) = targets.get(index) else {
+            return Ok(());
+        };
+        let (method, path, tags) = target.resolved(action);
+        let request = crate::rates::Request {
+            method: &method,
+            path: &path,
+            route: "",
+            collection: Some(&target.entry.collection),
+            tags,
+        };
+        crate::rates::check(&state, &tenant, &policy, &caller, &ip, &request)
+            .map_err(|_| warren_records::Error::TooManyRequests("Too Many Requests."))
+    };
     let ran = batch::run(
         tenant.db(),
         catalog.clone(),
         &caller,
         items,
         &state.passwords,
+        batch::Bounds {
+            deadline,
+            admit: &admit,
+        },
     )
     .await;
     let (outcomes, changes) = match ran {
@@ -156,7 +184,13 @@ pub async fn create_batch(
             for pending in pendings {
                 pending.rollback().await;
             }
-            return Err(failed(failure.index, failure.error.into()));
+            return Err(match failure {
+                batch::Failure::Item { index, error } => failed(index, error.into()),
+                // As PocketBase: not a 408, which some browsers retry on their own.
+                batch::Failure::TimedOut => {
+                    ApiError::new(StatusCode::BAD_REQUEST, "Batch transaction failed.")
+                }
+            });
         }
     };
     for pending in pendings {
@@ -173,13 +207,103 @@ pub async fn create_batch(
     Ok(Json(Value::Array(out)))
 }
 
+/// Reads the batch body within `limits` (size, number of requests) and checks that every item
+/// decodes as PocketBase decodes it; returns the items and their uploads by item.
+async fn read_requests(
+    limits: &warren_records::policy::BatchLimits,
+    headers: &HeaderMap,
+    request: Request,
+) -> Result<(Vec<Value>, Uploads), ApiError> {
+    let max_body = usize::try_from(limits.max_body_size).unwrap_or(usize::MAX);
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limits.max_body_size) {
+        return Err(too_large());
+    }
+    // As PocketBase: a body that turns out larger than declared (or undeclared and too
+    // large) fails to read like any other unreadable body.
+    let form = FormBody::read_limited(request, max_body)
+        .await
+        .map_err(|_| unreadable())?;
+    let mut body = form.data;
+    let uploads = batch_uploads(form.files);
+    let max = limits.max_requests;
+    let requests = match body.remove("requests") {
+        Some(Value::Array(list)) if !list.is_empty() => list,
+        None | Some(Value::Null) | Some(Value::Array(_)) => {
+            return Err(invalid("validation_required", "Cannot be blank."));
+        }
+        Some(_) => return Err(unreadable()),
+    };
+    // Items that are not `{method, url, headers?, body?}` objects do not decode in PocketBase.
+    let decodes = |item: &Value| {
+        let text = |key: &str| matches!(item.get(key), None | Some(Value::Null | Value::String(_)));
+        item.is_object()
+            && text("method")
+            && text("url")
+            && matches!(
+                item.get("body"),
+                None | Some(Value::Null | Value::Object(_))
+            )
+            && matches!(
+                item.get("headers"),
+                None | Some(Value::Null | Value::Object(_))
+            )
+    };
+    if !requests.iter().all(decodes) {
+        return Err(unreadable());
+    }
+    if requests.len() as u64 > max {
+        return Err(invalid(
+            "validation_length_too_long",
+            &format!("The length must be no more than {max}."),
+        ));
+    }
+    Ok((requests, uploads))
+}
+
+/// Batch uploads by item index.
+type Uploads = std::collections::BTreeMap<usize, Vec<crate::extract::Upload>>;
+
+/// Where one batch item goes, for its rate limit rule.
+struct Target {
+    /// The collection as the item's URL names it (name or id).
+    segment: String,
+    /// The collection.
+    entry: std::sync::Arc<warren_records::Entry>,
+}
+
+impl Target {
+    /// The method, path and action tag the item counts as (an upsert counts as the create or
+    /// the update it turned out to be, at that route's path).
+    fn resolved(&self, action: &Action) -> (Method, String, &'static [&'static str]) {
+        let records = format!("/api/collections/{}/records", self.segment);
+        match action {
+            Action::Create => (Method::POST, records, &["create"]),
+            Action::Update(id) => (Method::PATCH, format!("{records}/{id}"), &["update"]),
+            Action::Delete(id) => (Method::DELETE, format!("{records}/{id}"), &["delete"]),
+            Action::Upsert => (Method::PUT, records, &[]),
+        }
+    }
+}
+
+fn unreadable() -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "Failed to read the submitted batch data.",
+    )
+}
+
+fn too_large() -> ApiError {
+    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "Request entity too large.")
+}
+
 /// Batch file parts by item: `requests.N.field` and `requests[N].field` become uploads with
 /// key `field` of item N.
-fn batch_uploads(
-    files: Vec<crate::extract::Upload>,
-) -> std::collections::BTreeMap<usize, Vec<crate::extract::Upload>> {
-    let mut out: std::collections::BTreeMap<usize, Vec<crate::extract::Upload>> =
-        std::collections::BTreeMap::new();
+fn batch_uploads(files: Vec<crate::extract::Upload>) -> Uploads {
+    let mut out = Uploads::new();
     for mut upload in files {
         let Some(rest) = upload.key.strip_prefix("requests") else {
             continue;

@@ -1,25 +1,42 @@
 //! `GET /api/health`.
 
-use std::net::SocketAddr;
-
 use axum::Json;
-use axum::extract::ConnectInfo;
-use axum::http::Extensions;
+use axum::http::{Extensions, HeaderMap};
 use serde_json::{Value, json};
+use warren_tenant::Tenant;
 
 use crate::extract::Auth;
 
+/// Headers that suggest a proxy in front, besides the tenant's trusted ones (PocketBase's list).
+const COMMON_PROXY_HEADERS: [&str; 2] = ["CF-Connecting-IP", "Fly-Client-IP"];
+
 /// Answers as PocketBase does; superusers also get `canBackup`, `realIP` and
-/// `possibleProxyHeader`.
-pub async fn get_health(Auth(caller): Auth, extensions: Extensions) -> Json<Value> {
+/// `possibleProxyHeader` (the first trusted or common proxy header the request carries).
+pub async fn get_health(
+    Auth(caller): Auth,
+    headers: HeaderMap,
+    extensions: Extensions,
+) -> Json<Value> {
     let data = match caller.is_superuser() {
         false => json!({}),
         true => {
-            let ip = extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|ConnectInfo(addr)| addr.ip().to_string())
-                .unwrap_or_default();
-            json!({ "canBackup": true, "realIP": ip, "possibleProxyHeader": "" })
+            let ip = crate::client::addr(&extensions).real;
+            let trusted = match extensions.get::<Tenant>() {
+                Some(tenant) => tenant
+                    .policy()
+                    .await
+                    .map(|p| p.trusted_proxy.headers.clone())
+                    .unwrap_or_default(),
+                None => Vec::new(),
+            };
+            let proxy_header = trusted
+                .iter()
+                .map(String::as_str)
+                .chain(COMMON_PROXY_HEADERS)
+                .find(|name| headers.get(*name).is_some_and(|v| !v.as_bytes().is_empty()))
+                .unwrap_or_default()
+                .to_string();
+            json!({ "canBackup": true, "realIP": ip, "possibleProxyHeader": proxy_header })
         }
     };
     Json(json!({ "message": "API is healthy.", "code": 200, "data": data }))

@@ -299,6 +299,7 @@ pub async fn auth_with_oauth2(
         "" => field_text(&body, "mfaId"),
         id => id,
     };
+    crate::client::check_superuser_login(&tenant, &entry.collection.name, &ip).await?;
     if let Err(e) = login::finish(db, &catalog, &entry, &data, &ctx, "oauth2", mfa).await {
         return match e {
             warren_records::Error::MfaRequired(id) => {

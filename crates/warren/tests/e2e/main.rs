@@ -17,6 +17,7 @@ mod outbox;
 mod parity;
 mod realtime;
 mod records;
+mod settings;
 mod support;
 mod tls;
 mod transfer;

@@ -80,6 +80,30 @@ impl Server {
         }
     }
 
+    /// Runs `serve` with `flags` expecting it to refuse them: its output once it exited (it is
+    /// killed, and the test fails, if it is still running after ten seconds).
+    pub fn start_output(flags: &[&str]) -> std::process::Output {
+        let data_dir = tempfile::tempdir().unwrap();
+        let mut child = Command::new(binary())
+            .args(["serve", "--http", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir.path())
+            .args(flags)
+            .env("WARREN_OPERATOR_TOKEN", TOKEN)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while child.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("serve {flags:?} kept running");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        child.wait_with_output().unwrap()
+    }
+
     pub fn data_dir(&self) -> &Path {
         self.data_dir.path()
     }
