@@ -7,7 +7,9 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{accounts, backups, domains, health, metrics, openapi, plans, tenants};
+use crate::routes::{
+    accounts, backups, domains, health, metrics, openapi, plans, tenants, transfers,
+};
 
 /// The document.
 #[derive(OpenApi)]
@@ -51,6 +53,9 @@ use crate::routes::{accounts, backups, domains, health, metrics, openapi, plans,
         backups::verify_backup,
         crate::routes::backup_status::get_backup_status,
         crate::routes::backup_status::list_drills,
+        transfers::import_tenant,
+        transfers::get_import,
+        transfers::export_tenant,
     ),
     modifiers(&OperatorToken),
     tags(
@@ -62,6 +67,7 @@ use crate::routes::{accounts, backups, domains, health, metrics, openapi, plans,
         (name = "domains", description = "Custom domains and certificates"),
         (name = "accounts", description = "Console accounts"),
         (name = "backups", description = "Backups, restores and restore drills"),
+        (name = "transfers", description = "Imports of PocketBase zips and exports as zips"),
     )
 )]
 pub struct ApiDoc;
@@ -201,6 +207,7 @@ mod tests {
                 domain: "localhost".into(),
                 port: None,
             },
+            transfers: crate::transfers::Transfers::new(tenants.clone(), registry.clone()),
             metering: crate::metering::Metering::new(db.clone(), registry, true),
             backups: crate::backups::Backups::disabled(),
             console: crate::console::Console::new(

@@ -9,6 +9,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod plans;
 pub mod tenants;
+pub mod transfers;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Request};

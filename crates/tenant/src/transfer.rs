@@ -75,7 +75,8 @@ pub async fn import_with(
     // import never leaves a half tenant that the registry could open.
     let staging = root.join(format!(".import-{id}"));
     let _ = tokio::fs::remove_dir_all(&staging).await;
-    let summary = build(from, &staging, files, report).await?;
+    let origin = from.display().to_string();
+    let summary = build(from, &staging, files, &origin, report).await?;
     if let Err(e) = tokio::fs::rename(&staging, &dir).await {
         let _ = tokio::fs::remove_dir_all(&staging).await;
         return Err(e.into());
@@ -85,18 +86,19 @@ pub async fn import_with(
 
 /// Builds a tenant directory at `staging` (which must not exist) from the PocketBase data
 /// directory `from`: the database copied and checked, the logs, the files. On failure nothing
-/// is left at `staging`. The caller renames it into place.
+/// is left at `staging`. The caller renames it into place. Messages name the source as
+/// `origin`.
 pub async fn build(
     from: &Path,
     staging: &Path,
     files: Files,
+    origin: &str,
     report: Report<'_>,
 ) -> Result<Summary> {
     let source = from.join(DATABASE_FILE);
     if !tokio::fs::try_exists(&source).await? {
         return Err(Error::Invalid(format!(
-            "{} is not a PocketBase data directory: it has no {DATABASE_FILE}",
-            from.display()
+            "{origin} is not a PocketBase data directory: it has no {DATABASE_FILE}"
         )));
     }
     tokio::fs::create_dir(staging).await?;
@@ -110,11 +112,10 @@ pub async fn build(
             .await
             .map_err(|e| {
                 Error::Invalid(format!(
-                    "{} cannot be read as a SQLite database: {e}",
-                    source.display()
+                    "the {DATABASE_FILE} of {origin} cannot be read as a SQLite database: {e}"
                 ))
             })?;
-        let collections = check_pocketbase(&staging.join(DATABASE_FILE), from).await?;
+        let collections = check_pocketbase(&staging.join(DATABASE_FILE), origin).await?;
         report(Progress {
             step: "database",
             done: 1,
@@ -188,7 +189,7 @@ pub async fn export(root: &Path, id: &str, to: &Path) -> Result<Summary> {
         tokio::fs::create_dir_all(to).await?;
     }
     vacuum_into(&source, &to.join(DATABASE_FILE)).await?;
-    let collections = check_pocketbase(&to.join(DATABASE_FILE), &dir).await?;
+    let collections = check_pocketbase(&to.join(DATABASE_FILE), &dir.display().to_string()).await?;
     copy_auxiliary(&dir, to).await?;
     let files = copy_storage(dir.join(STORAGE_DIR), to.join(STORAGE_DIR), &quiet).await?;
     Ok(Summary { collections, files })
@@ -209,9 +210,9 @@ fn check_id(id: &str) -> Result<()> {
 
 /// Checks that the database at `path` holds PocketBase collections Warren can load; returns
 /// how many. `origin` names the directory in messages.
-async fn check_pocketbase(path: &Path, origin: &Path) -> Result<usize> {
+async fn check_pocketbase(path: &Path, origin: &str) -> Result<usize> {
     let db = Database::open(path, database_options()).await?;
-    let origin = origin.display().to_string();
+    let origin = origin.to_string();
     let count = db
         .read(move |c| {
             let has_collections: bool = c.query_row(

@@ -131,7 +131,11 @@ async fn serve_platform(global: &Global, serve: &Serve) -> anyhow::Result<()> {
         ..warren_api::ApiState::new(warren_auth::Passwords::default(), serve.smtp_url.clone())
     };
     let console = console(&tenants, &api, global, serve).await?;
+    let transfers =
+        warren_control_plane::transfers::Transfers::new(tenants.clone(), registry.clone());
+    transfers.remove_leftovers();
     let control = ControlPlane {
+        transfers,
         tenants,
         registry,
         directory,
