@@ -10,6 +10,7 @@ mod domains;
 mod html;
 mod limit;
 mod projects;
+mod transfers;
 mod visitor;
 
 use std::sync::Arc;
@@ -180,6 +181,13 @@ pub fn routes() -> Router<ControlPlane> {
             "/projects/{id}/domains/remove",
             post(domains::remove_domain),
         )
+        .route(
+            "/projects/{id}/import",
+            get(transfers::show_import)
+                .post(transfers::import_project)
+                .layer(DefaultBodyLimit::disable()),
+        )
+        .route("/projects/{id}/export", post(transfers::export_project))
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
 }
 

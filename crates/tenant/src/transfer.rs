@@ -126,7 +126,15 @@ pub async fn build(
             Files::Copy => {
                 copy_storage(from.join(STORAGE_DIR), staging.join(STORAGE_DIR), report).await?
             }
-            Files::Move => move_storage(from.join(STORAGE_DIR), staging.join(STORAGE_DIR)).await?,
+            Files::Move => {
+                let moved = move_storage(from.join(STORAGE_DIR), staging.join(STORAGE_DIR)).await?;
+                report(Progress {
+                    step: "files",
+                    done: moved,
+                    total: moved,
+                });
+                moved
+            }
         };
         Ok::<_, Error>(Summary { collections, files })
     }

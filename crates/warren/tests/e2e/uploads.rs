@@ -232,6 +232,25 @@ async fn an_exported_zip_imports_into_an_empty_project_and_unzips_to_a_data_dire
     let (copied, bytes) = read_as_user(&server, "third.localhost", id).await;
     assert_eq!(copied["title"], "moved along");
     assert_eq!(bytes, b"hello from the old server");
+
+    // The CLI imports the zip itself too, showing its progress.
+    let zip_file = work.path().join("export.zip");
+    std::fs::write(&zip_file, export(&server, "target").await).unwrap();
+    let out = server.cli(&[
+        "tenant",
+        "import",
+        "fourth",
+        "--progress",
+        "--from",
+        zip_file.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let progress = String::from_utf8_lossy(&out.stderr);
+    for step in ["unpack: ", "database: copied", "files: "] {
+        assert!(progress.contains(step), "{step} in {progress}");
+    }
+    let (copied, _) = read_as_user(&server, "fourth.localhost", id).await;
+    assert_eq!(copied["title"], "moved along");
     assert_eq!(scratch_left(&server), Vec::<String>::new());
 }
 
