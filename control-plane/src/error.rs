@@ -44,9 +44,29 @@ pub enum Error {
     /// Password hashing failed or is saturated.
     #[error(transparent)]
     Auth(#[from] warren_auth::Error),
+    /// The request is larger than the plan allows; says what the limit is.
+    #[error("{0}")]
+    TooLarge(String),
+    /// The request conflicts with the resource's state; says why.
+    #[error("{0}")]
+    Busy(String),
     /// A backup or restore failed.
     #[error(transparent)]
     Backup(#[from] warren_backup::Error),
+}
+
+/// `reason` as a sentence: first letter up, a full stop at the end.
+fn upper_first(reason: &str) -> String {
+    let mut out = String::with_capacity(reason.len() + 1);
+    let mut chars = reason.chars();
+    if let Some(first) = chars.next() {
+        out.extend(first.to_uppercase());
+    }
+    out.push_str(chars.as_str());
+    if !out.ends_with('.') {
+        out.push('.');
+    }
+    out
 }
 
 /// Result alias for the control plane.
@@ -100,6 +120,13 @@ impl IntoResponse for Error {
                 "The tenant is being restored; try again shortly.".into(),
                 json!({}),
             ),
+            Error::TooLarge(reason) | Error::Tenant(warren_tenant::Error::TooLarge(reason)) => {
+                (StatusCode::PAYLOAD_TOO_LARGE, reason.clone(), json!({}))
+            }
+            Error::Busy(reason) => (StatusCode::CONFLICT, reason.clone(), json!({})),
+            Error::Tenant(warren_tenant::Error::Invalid(reason)) => {
+                (StatusCode::BAD_REQUEST, upper_first(reason), json!({}))
+            }
             Error::Unauthorized => (
                 StatusCode::UNAUTHORIZED,
                 "Missing or invalid operator token.".into(),

@@ -24,6 +24,7 @@ mod router;
 mod routes;
 pub mod slug;
 pub mod tenants;
+pub mod transfers;
 
 use std::path::{Path, PathBuf};
 
@@ -98,4 +99,6 @@ pub struct ControlPlane {
     pub metering: metering::Metering,
     /// Backups and restores of tenants (disabled without a backup target).
     pub backups: backups::Backups,
+    /// Imports of uploaded PocketBase zips and exports as zips.
+    pub transfers: transfers::Transfers,
 }

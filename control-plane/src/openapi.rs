@@ -7,7 +7,9 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{accounts, backups, domains, health, metrics, openapi, outbox, plans, tenants};
+use crate::routes::{
+    accounts, backups, domains, health, metrics, openapi, outbox, plans, tenants, transfers,
+};
 
 /// The document.
 #[derive(OpenApi)]
@@ -53,6 +55,9 @@ use crate::routes::{accounts, backups, domains, health, metrics, openapi, outbox
         crate::routes::backup_status::list_drills,
         outbox::list_outbox,
         outbox::get_outbox_message,
+        transfers::import_tenant,
+        transfers::get_import,
+        transfers::export_tenant,
     ),
     modifiers(&OperatorToken),
     tags(
@@ -65,6 +70,7 @@ use crate::routes::{accounts, backups, domains, health, metrics, openapi, outbox
         (name = "accounts", description = "Console accounts"),
         (name = "backups", description = "Backups, restores and restore drills"),
         (name = "outbox", description = "Mail kept on the server when no SMTP relay is configured"),
+        (name = "transfers", description = "Imports of PocketBase zips and exports as zips"),
     )
 )]
 pub struct ApiDoc;
@@ -204,6 +210,7 @@ mod tests {
                 domain: "localhost".into(),
                 port: None,
             },
+            transfers: crate::transfers::Transfers::new(tenants.clone(), registry.clone()),
             metering: crate::metering::Metering::new(db.clone(), registry, true),
             backups: crate::backups::Backups::disabled(),
             console: crate::console::Console::new(

@@ -1,14 +1,16 @@
 //! Every route of the platform host.
 
 use axum::Router;
-use axum::extract::{Request, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::header::AUTHORIZATION;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 use crate::routes::accounts;
-use crate::routes::{backups, domains, health, metrics, openapi, outbox, plans, tenants};
+use crate::routes::{
+    backups, domains, health, metrics, openapi, outbox, plans, tenants, transfers,
+};
 use crate::{ControlPlane, Error};
 
 /// The platform host's router: the operator API under `/v1/` and the console.
@@ -49,6 +51,13 @@ pub fn router(state: ControlPlane) -> Router {
         .route("/v1/tenants/{slug}/suspend", post(tenants::suspend_tenant))
         .route("/v1/tenants/{slug}/resume", post(tenants::resume_tenant))
         .route("/v1/tenants/{slug}/usage", get(tenants::get_usage))
+        .route(
+            "/v1/tenants/{slug}/import",
+            get(transfers::get_import)
+                .post(transfers::import_tenant)
+                .layer(DefaultBodyLimit::disable()),
+        )
+        .route("/v1/tenants/{slug}/export", get(transfers::export_tenant))
         .route("/v1/plans", get(plans::list_plans).post(plans::create_plan))
         .route("/v1/plans/{name}", axum::routing::patch(plans::update_plan))
         .route("/metrics", get(metrics::get_metrics))

@@ -10,6 +10,7 @@ pub mod openapi;
 pub mod outbox;
 pub mod plans;
 pub mod tenants;
+pub mod transfers;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Request};

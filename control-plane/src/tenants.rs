@@ -153,12 +153,50 @@ impl Tenants {
         slug: &str,
         from: &Path,
     ) -> Result<(TenantInfo, warren_tenant::transfer::Summary)> {
+        self.import_with(slug, from, &warren_tenant::transfer::quiet)
+            .await
+    }
+
+    /// [`Tenants::import`] from a data directory or a zip of one (unpacked into scratch space
+    /// next to the tenants first, under the archive's path checks), reporting progress. Needs a
+    /// multi-threaded runtime (unpacking blocks its thread).
+    pub async fn import_with(
+        &self,
+        slug: &str,
+        from: &Path,
+        report: warren_tenant::transfer::Report<'_>,
+    ) -> Result<(TenantInfo, warren_tenant::transfer::Summary)> {
+        use warren_tenant::transfer::{self, Files};
         slug::validate(slug).map_err(|reason| Error::Invalid("slug", reason))?;
         if self.find(slug).await?.is_some() {
             return Err(Error::SlugTaken);
         }
         let id = warren_auth::random::record_id();
-        let summary = warren_tenant::transfer::import(&self.root, &id, from).await?;
+        let is_file = tokio::fs::metadata(from).await.is_ok_and(|m| m.is_file());
+        let summary = if is_file {
+            tokio::fs::create_dir_all(&self.root)
+                .await
+                .map_err(Error::Io)?;
+            let unpacked = self.root.join(format!(".unpack-{id}"));
+            let (zip, dest) = (from.to_path_buf(), unpacked.clone());
+            let limits = warren_tenant::archive::Limits {
+                max_entries: usize::MAX,
+                max_bytes: u64::MAX,
+            };
+            let unpacking = tokio::task::block_in_place(|| {
+                warren_tenant::archive::unpack(&zip, &dest, limits, report)
+            });
+            let imported = match unpacking {
+                Ok(_) => {
+                    transfer::import_with(&self.root, &id, &unpacked, Files::Move, report).await
+                }
+                Err(e) => Err(e),
+            };
+            let _ = tokio::fs::remove_dir_all(&unpacked).await;
+            imported?
+        } else {
+            transfer::import_with(&self.root, &id, from, Files::Copy, report).await?
+        };
         Ok((self.register(id, slug).await?, summary))
     }
 

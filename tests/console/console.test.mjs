@@ -20,7 +20,7 @@
 // which has a relay, the outbox answers 404.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -287,6 +287,7 @@ test('a developer signs up, verifies by mail, creates a project and reaches it w
     headers: { authorization: `Bearer ${process.env.OPERATOR_TOKEN || 'console-suite-token'}` },
   });
   assert.equal(noRoute.status, 404, await noRoute.text());
+  await importAndExport(page, shot, { projectPage, suffix, name, noteId: note.id, suEmail, suPassword });
 
   // The project list shows it live.
   await page.goto(`${CONSOLE_URL}/projects`);
@@ -431,3 +432,70 @@ test('without a relay, the verification mail is read in the outbox and its link 
   const anonymous = await fetch(`${OUTBOX_URL}/v1/outbox`);
   assert.equal(anonymous.status, 401);
 });
+// Import and export on the project page: the first project is downloaded as a zip through
+// its Export button, a second, empty project imports that zip through "Import from
+// PocketBase" (a damaged file is refused first), its progress page reloads until done, and
+// the SDK reads the imported record there. The second project is deleted again at the end.
+async function importAndExport(page, shot, { projectPage, suffix, name, noteId, suEmail, suPassword }) {
+  const work = await mkdtemp(join(tmpdir(), 'warren-console-zip-'));
+  try {
+    await page.goto(projectPage);
+    assert.ok(await page.isVisible('#export >> text=Download export'));
+    await shot('08e-export');
+    const [download] = await Promise.all([
+      page.waitForEvent('download'),
+      page.click('#export button[type=submit]'),
+    ]);
+    assert.match(download.suggestedFilename(), /-pb_data\.zip$/);
+    const zip = join(work, 'export.zip');
+    await download.saveAs(zip);
+    const head = (await readFile(zip)).subarray(0, 2).toString('latin1');
+    assert.equal(head, 'PK', 'the download is a zip');
+
+    // A second project, empty, takes the zip.
+    const slug = `imp-${suffix}`;
+    await page.goto(`${CONSOLE_URL}/projects`);
+    await page.fill('input[name=slug]', slug);
+    await page.click('#create button[type=submit]');
+    await page.waitForURL(/\/projects\/[a-z0-9]{15}\?created=1$/);
+    const importPage = page.url().split('?')[0];
+
+    // Something that is not a zip is refused on the page, and nothing changes.
+    const junk = join(work, 'junk.zip');
+    await writeFile(junk, 'this is not a zip archive');
+    await page.setInputFiles('#import input[type=file]', junk);
+    await page.click('#import button[type=submit]');
+    assert.ok(await page.isVisible('text=not a readable zip archive'));
+    await shot('08f-import-refused');
+
+    await page.setInputFiles('#import input[type=file]', zip);
+    await shot('08g-import-chosen');
+    await page.click('#import button[type=submit]');
+    await page.waitForURL(/\/projects\/[a-z0-9]{15}\/import$/);
+    await shot('08h-import-progress');
+    // The page reloads itself every second while the import runs.
+    await page.waitForSelector('#import-status:text-is("done")', { timeout: 30000 });
+    assert.ok(await page.isVisible('text=Imported'));
+    await shot('08i-import-done');
+
+    // The imported project serves the record, and its superuser signs in with the old password.
+    const pb = new PocketBase(`http://${slug}.localhost:${PORT}`);
+    pb.autoCancellation(false);
+    await pb.collection('_superusers').authWithPassword(suEmail, suPassword);
+    assert.equal((await pb.collection(name).getOne(noteId)).title, 'hello from the console suite');
+    assert.ok((await stat(zip)).size > 0);
+
+    // Now it holds data: a second import is refused.
+    await page.goto(importPage);
+    assert.ok(await page.isVisible('#import-latest'));
+    await page.setInputFiles('#import input[type=file]', zip);
+    await page.click('#import button[type=submit]');
+    assert.ok(await page.isVisible('text=The project is not empty'));
+
+    await page.fill('#delete input[name=confirm]', slug);
+    await page.click('#delete button[type=submit]');
+    await page.waitForURL(/\/projects$/);
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}

@@ -46,6 +46,23 @@ pub fn page(
     notice: Option<Notice>,
     body: &str,
 ) -> Response {
+    layout(visitor, status, title, notice, body, "")
+}
+
+/// A page that the browser reloads every `seconds` (progress of a job; no script needed).
+pub fn page_refreshing(visitor: &Visitor, title: &str, seconds: u32, body: &str) -> Response {
+    let head = format!(r#"<meta http-equiv="refresh" content="{seconds}">"#);
+    layout(visitor, StatusCode::OK, title, None, body, &head)
+}
+
+fn layout(
+    visitor: &Visitor,
+    status: StatusCode,
+    title: &str,
+    notice: Option<Notice>,
+    body: &str,
+    head: &str,
+) -> Response {
     let nav = match &visitor.account {
         Some(account) => format!(
             r#"<a href="/projects">Projects</a><span class="who">{email}</span>
@@ -70,6 +87,7 @@ pub fn page(
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{title} · Warren</title>
 <link rel="stylesheet" href="/console.css">
+{head}
 </head>
 <body>
 <header class="top"><a class="brand" href="/">Warren</a><nav>{nav}</nav></header>

@@ -11,6 +11,7 @@ mod html;
 mod limit;
 mod outbox;
 mod projects;
+mod transfers;
 mod visitor;
 
 use std::sync::Arc;
@@ -191,6 +192,13 @@ pub fn routes() -> Router<ControlPlane> {
             "/projects/{id}/domains/remove",
             post(domains::remove_domain),
         )
+        .route(
+            "/projects/{id}/import",
+            get(transfers::show_import)
+                .post(transfers::import_project)
+                .layer(DefaultBodyLimit::disable()),
+        )
+        .route("/projects/{id}/export", post(transfers::export_project))
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
 }
 

@@ -354,6 +354,7 @@ pub(super) fn project_body(
 {usage}
 {backups}
 {domains}
+{transfers}
 <form method="post" action="/projects/{id}/superuser" class="card" id="superuser">{csrf}
 <h2>Superuser</h2>
 <p class="hint">Creates the project's superuser, or sets a new password for an existing one. The console does not keep or show the password.</p>
@@ -373,6 +374,7 @@ pub(super) fn project_body(
         created = e(&project.created),
         usage = usage_table(used),
         backups = backups,
+        transfers = super::transfers::section(state, visitor, project),
         id = e(&project.id),
         slug = e(&project.slug),
         csrf = csrf_field(visitor),

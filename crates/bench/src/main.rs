@@ -5,6 +5,7 @@
 mod backup;
 mod console;
 mod floor;
+mod import;
 mod load;
 mod metering;
 mod photos;
@@ -57,6 +58,8 @@ enum Command {
     Tls(TlsArgs),
     /// Warren only: view-by-id with metering and quotas on, as a ratio of the same with them off.
     Metering(MeteringArgs),
+    /// Warren only: `warren tenant import` of a large generated PocketBase data directory.
+    Import(ImportArgs),
     /// No server: the kernel's floor under an SSE fan-out over loopback on this machine.
     RealtimeFloor(FloorArgs),
 }
@@ -227,6 +230,7 @@ fn main() -> anyhow::Result<()> {
             Command::Console(args) => run_console(args).await,
             Command::Backup(args) => run_backup(args).await,
             Command::Metering(args) => run_metering(args).await,
+            Command::Import(args) => run_import(args).await,
             Command::RealtimeFloor(args) => {
                 let report = floor::run(&floor::FloorConfig {
                     subscribers: args.subscribers,
@@ -392,6 +396,51 @@ struct BackupArgs {
     /// Write the results as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct ImportArgs {
+    /// Records in the generated `posts` collection.
+    #[arg(long, default_value_t = 1_000_000)]
+    records: u64,
+    /// Stored files (one on each of the first records).
+    #[arg(long, default_value_t = 10_000)]
+    files: u64,
+    /// KiB of each file.
+    #[arg(long, default_value_t = 50)]
+    file_kib: u64,
+    /// Bytes of each record's body text.
+    #[arg(long, default_value_t = 450)]
+    body_bytes: u64,
+    /// Warren binary.
+    #[arg(long, env = "WARREN_BIN")]
+    warren: Option<PathBuf>,
+    /// Write the results as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+async fn run_import(args: ImportArgs) -> anyhow::Result<()> {
+    let warren = args.warren.unwrap_or_else(default_warren);
+    let cfg = import::ImportConfig {
+        records: args.records,
+        files: args.files.min(args.records),
+        file_bytes: args.file_kib * 1024,
+        body_bytes: args.body_bytes.max(16),
+    };
+    let report = import::run(&warren, &cfg).await?;
+    for line in import::format(&report) {
+        println!("{line}");
+    }
+    anyhow::ensure!(
+        report.imported_records == cfg.records && report.imported_files >= cfg.files,
+        "the import lost data: {} of {} records, {} of {} files",
+        report.imported_records,
+        cfg.records,
+        report.imported_files,
+        cfg.files
+    );
+    write_json(args.json.as_deref(), &report)
 }
 
 async fn run_backup(args: BackupArgs) -> anyhow::Result<()> {

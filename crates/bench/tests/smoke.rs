@@ -173,3 +173,57 @@ fn metering_scenario_runs_both_servers_and_reports_a_ratio() {
         "{stdout}"
     );
 }
+
+#[test]
+fn import_scenario_imports_every_record_and_file_with_progress() {
+    let warren = warren_bin();
+    assert!(
+        warren.is_file(),
+        "the warren binary is missing at {}",
+        warren.display()
+    );
+    let dir = tempfile::tempdir().expect("temp dir");
+    let json_path = dir.path().join("import.json");
+    let output = Command::new(env!("CARGO_BIN_EXE_warren-bench"))
+        .args([
+            "import",
+            "--records",
+            "3000",
+            "--files",
+            "30",
+            "--file-kib",
+            "4",
+        ])
+        .arg("--warren")
+        .arg(&warren)
+        .arg("--json")
+        .arg(&json_path)
+        .output()
+        .expect("running warren-bench");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "warren-bench import failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(&json_path).expect("JSON report written"))
+            .expect("JSON report parses");
+    assert_eq!(report["imported_records"], 3000, "{stdout}");
+    assert!(
+        report["imported_files"].as_u64().unwrap_or(0) >= 30,
+        "{stdout}"
+    );
+    assert!(report["peak_rss_kib"].as_u64().unwrap_or(0) > 0, "{stdout}");
+    assert!(
+        report["import_seconds"].as_f64().unwrap_or(0.0) > 0.0,
+        "{stdout}"
+    );
+    assert!(
+        report["last_progress"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("files: 30/30"),
+        "{stdout}"
+    );
+}

@@ -5,6 +5,7 @@
 //! It knows tenants by id only; which hostname reaches which tenant is the control plane's
 //! business. It must not depend on HTTP crates.
 
+pub mod archive;
 pub mod meter;
 mod registry;
 pub mod superusers;
@@ -35,6 +36,9 @@ pub enum Error {
     /// Input was rejected; the message says why.
     #[error("{0}")]
     Invalid(String),
+    /// Input is larger than allowed; the message says what the limit is.
+    #[error("{0}")]
+    TooLarge(String),
     /// The tenant is closed for a moment (its data is being replaced); retry shortly.
     #[error("the tenant is being restored")]
     Draining,

@@ -278,9 +278,16 @@ pub enum TenantCommand {
     Import {
         /// Slug of the new tenant.
         slug: String,
-        /// The PocketBase data directory (the one holding `data.db`); it may be in use.
+        /// The PocketBase data directory (the one holding `data.db`; it may be in use), or a
+        /// zip of one (a zipped `pb_data`, or a backup PocketBase made).
         #[arg(long)]
         from: PathBuf,
+        /// Progress on stderr even when it is not a terminal (it always is shown on one).
+        #[arg(long)]
+        progress: bool,
+        /// No progress output, not even on a terminal.
+        #[arg(long, conflicts_with = "progress")]
+        quiet: bool,
     },
     /// Suspend a tenant: every request gets 503 until it is resumed.
     Suspend {

@@ -143,7 +143,11 @@ async fn serve_platform(global: &Global, serve: &Serve) -> anyhow::Result<()> {
         origin,
         api.mailer.relay().as_deref(),
     );
+    let transfers =
+        warren_control_plane::transfers::Transfers::new(tenants.clone(), registry.clone());
+    transfers.remove_leftovers();
     let control = ControlPlane {
+        transfers,
         tenants,
         registry,
         directory,
@@ -382,8 +386,23 @@ async fn tenant(global: &Global, command: TenantCommand) -> anyhow::Result<()> {
             tenants.delete(&slug).await.map_err(explain)?;
             println!("Deleted tenant {slug}.");
         }
-        TenantCommand::Import { slug, from } => {
-            let (tenant, copied) = tenants.import(&slug, &from).await.map_err(explain)?;
+        TenantCommand::Import {
+            slug,
+            from,
+            progress,
+            quiet,
+        } => {
+            let show = !quiet && (progress || std::io::IsTerminal::is_terminal(&std::io::stderr()));
+            let printer = transfer_printer();
+            let report = move |p: warren_tenant::transfer::Progress| {
+                if show {
+                    printer(p)
+                }
+            };
+            let (tenant, copied) = tenants
+                .import_with(&slug, &from, &report)
+                .await
+                .map_err(explain)?;
             println!(
                 "Imported {} collections and {} files from {} into {}",
                 copied.collections,
@@ -712,6 +731,31 @@ fn progress_printer() -> impl Fn(warren_backup::Progress) + Send + Sync {
             );
         } else {
             eprintln!("{}…", p.step);
+        }
+    }
+}
+
+/// Prints progress of an import on stderr, at most a few times a second per step: bytes for
+/// unpacking a zip, files for copying the stored files.
+fn transfer_printer() -> impl Fn(warren_tenant::transfer::Progress) + Send + Sync {
+    let last = std::sync::Mutex::new(("", std::time::Instant::now()));
+    move |p: warren_tenant::transfer::Progress| {
+        let mut last = last.lock().unwrap_or_else(|e| e.into_inner());
+        let finished = p.done >= p.total;
+        if last.0 == p.step && last.1.elapsed() < Duration::from_millis(250) && !finished {
+            return;
+        }
+        *last = (p.step, std::time::Instant::now());
+        let percent = (p.done * 100).checked_div(p.total).unwrap_or(100);
+        match p.step {
+            "database" if finished => eprintln!("database: copied and checked"),
+            "database" => eprintln!("database: copying…"),
+            "files" => eprintln!("files: {}/{} ({percent}%)", p.done, p.total),
+            step => eprintln!(
+                "{step}: {:.1}/{:.1} MiB ({percent}%)",
+                p.done as f64 / 1048576.0,
+                p.total as f64 / 1048576.0,
+            ),
         }
     }
 }

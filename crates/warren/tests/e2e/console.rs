@@ -1190,3 +1190,73 @@ async fn new_accounts_start_on_the_signup_plan() {
     let (_, body) = operator(&server, Method::GET, &format!("/v1/accounts/{gil_id}")).await;
     assert_eq!(body["plan"], "default", "{body}");
 }
+
+#[tokio::test]
+async fn a_projects_import_and_export_belong_to_its_owner_only() {
+    let server = Server::start(&[]);
+    let (mut owner, _) = verified(&server, "owner@example.com").await;
+    let id = project_id(&owner.create_project("mine").await);
+    let (mut other, _) = verified(&server, "other@example.com").await;
+    let page = format!("/projects/{id}");
+
+    // The owner downloads the export with the form's token; without it the post is refused.
+    let refused = owner
+        .post(&format!("{page}/export"), &[("csrf", "nope")])
+        .await;
+    assert_eq!(refused.status, 403);
+    let csrf = owner.get(&page).await.csrf();
+    let request = owner
+        .request(Method::POST, &format!("{page}/export"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(encode(&[("csrf", csrf.as_str())]));
+    let response = request.send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/zip");
+    let zip = response.bytes().await.unwrap().to_vec();
+    assert_eq!(&zip[..2], b"PK");
+
+    // An upload whose first part is not a valid token is refused before the file is read.
+    let (content_type, body) =
+        crate::files::multipart(&[("csrf", "nope")], &[("file", "x.zip", &zip)]);
+    let upload = owner
+        .request(Method::POST, &format!("{page}/import"))
+        .header("content-type", content_type)
+        .body(body);
+    assert_eq!(owner.send(upload).await.status, 403);
+
+    // Another account finds neither the pages nor the forms of the project.
+    assert_eq!(other.get(&format!("{page}/import")).await.status, 404);
+    let theirs = other.get("/projects").await.csrf();
+    let export = other
+        .post(&format!("{page}/export"), &[("csrf", &theirs)])
+        .await;
+    assert_eq!(export.status, 404);
+    let (content_type, body) =
+        crate::files::multipart(&[("csrf", &theirs)], &[("file", "x.zip", &zip)]);
+    let upload = other
+        .request(Method::POST, &format!("{page}/import"))
+        .header("content-type", content_type)
+        .body(body);
+    assert_eq!(other.send(upload).await.status, 404);
+
+    // The owner's own upload of the export goes through to the progress page.
+    let (content_type, body) =
+        crate::files::multipart(&[("csrf", &csrf)], &[("file", "x.zip", &zip)]);
+    let upload = owner
+        .request(Method::POST, &format!("{page}/import"))
+        .header("content-type", content_type)
+        .body(body);
+    let started = owner.send(upload).await;
+    assert_eq!(started.status, 303, "{}", started.body);
+    assert_eq!(
+        started.location.as_deref(),
+        Some(format!("{page}/import").as_str())
+    );
+    let status = owner.get(&format!("{page}/import")).await;
+    assert_eq!(status.status, 200);
+    assert!(
+        status.body.contains(r#"id="import-status""#),
+        "{}",
+        status.body
+    );
+}

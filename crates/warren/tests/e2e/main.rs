@@ -21,3 +21,4 @@ mod settings;
 mod support;
 mod tls;
 mod transfer;
+mod uploads;

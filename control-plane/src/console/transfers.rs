@@ -1,0 +1,279 @@
+//! Console forms for moving a project's data: import a PocketBase zip (a zipped `pb_data` or
+//! a PocketBase backup) into an empty project and follow its progress, and download the
+//! project as a zip. Projects are looked up within the signed-in account only; every form
+//! carries the CSRF token (the upload's as its first part, checked before the file is read).
+
+use axum::extract::{Multipart, Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde::Deserialize;
+
+use super::auth::{FormBody, failure, forbidden};
+use super::html::{Notice, csrf_field, e, page, page_refreshing, redirect};
+use super::projects::{owned, project_body};
+use super::visitor::Visitor;
+use crate::tenants::TenantInfo;
+use crate::transfers::{Job, upload_limit};
+use crate::{ControlPlane, Error};
+
+/// Human-readable byte counts for the page.
+fn size(n: u64) -> String {
+    match n {
+        n if n >= 1 << 30 => format!("{:.1} GiB", n as f64 / (1u64 << 30) as f64),
+        n if n >= 1 << 20 => format!("{:.1} MiB", n as f64 / (1u64 << 20) as f64),
+        n if n >= 1 << 10 => format!("{:.1} KiB", n as f64 / 1024.0),
+        n => format!("{n} B"),
+    }
+}
+
+/// The project page's import and export section.
+pub(super) fn section(state: &ControlPlane, visitor: &Visitor, project: &TenantInfo) -> String {
+    let limit = match upload_limit(project) {
+        Some(max) => format!(" Your plan takes zips up to {}.", size(max)),
+        None => String::new(),
+    };
+    let latest = match state.transfers.job(project) {
+        Some(job) => format!(
+            r#"<p class="hint">Latest import: <a href="/projects/{id}/import" id="import-latest">{status}</a> ({started}).</p>"#,
+            id = e(&project.id),
+            status = e(&job.status),
+            started = e(&job.started),
+        ),
+        None => String::new(),
+    };
+    format!(
+        r#"<form method="post" action="/projects/{id}/import" enctype="multipart/form-data" class="card" id="import">{csrf}
+<h2>Import from PocketBase</h2>
+<p class="hint">Upload a zip of a PocketBase <code>pb_data</code> directory, or a backup made by PocketBase. Its collections, records, users (with their passwords), settings and files replace this project's, so it must still be empty: no collections, users or files of its own.{limit}</p>
+<label>Zip file<input type="file" name="file" accept=".zip,application/zip" required></label>
+<button type="submit">Import</button>
+{latest}</form>
+<form method="post" action="/projects/{id}/export" class="card" id="export">{csrf}
+<h2>Export</h2>
+<p class="hint">Downloads the project as a zip of a PocketBase data directory: unzipped, PocketBase 0.40 serves it as its <code>pb_data</code>.</p>
+<button type="submit">Download export</button>
+</form>"#,
+        id = e(&project.id),
+        csrf = csrf_field(visitor),
+    )
+}
+
+/// The project page with `notice`, answered with `status`.
+async fn project_page(
+    state: &ControlPlane,
+    visitor: &Visitor,
+    id: &str,
+    status: StatusCode,
+    notice: Notice,
+) -> Response {
+    let (_, project, used, backups) = match owned(state, visitor, id).await {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    let domains = match super::domains::section(state, visitor, &project).await {
+        Ok(html) => html,
+        Err(e) => return failure(visitor, e),
+    };
+    let body = project_body(state, visitor, &project, &used, &backups, &domains);
+    page(visitor, status, &project.slug, Some(notice), &body)
+}
+
+/// What the console says when an import is refused, and with which status.
+fn refusal(error: Error) -> Result<(StatusCode, String), Error> {
+    match error {
+        Error::TooLarge(reason) | Error::Tenant(warren_tenant::Error::TooLarge(reason)) => {
+            Ok((StatusCode::PAYLOAD_TOO_LARGE, reason))
+        }
+        Error::Busy(reason) => Ok((StatusCode::CONFLICT, reason)),
+        Error::Invalid(_, reason) => Ok((StatusCode::BAD_REQUEST, reason)),
+        Error::Tenant(warren_tenant::Error::Invalid(reason)) => Ok((
+            StatusCode::BAD_REQUEST,
+            format!("The zip was refused: {reason}."),
+        )),
+        Error::Tenant(warren_tenant::Error::Draining) => Ok((
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The project is busy; try again shortly.".into(),
+        )),
+        other => Err(other),
+    }
+}
+
+/// `POST /projects/{id}/import`: multipart with `csrf` first, then `file`. Starts the import
+/// and shows its progress page.
+pub async fn import_project(
+    State(state): State<ControlPlane>,
+    visitor: Visitor,
+    Path(id): Path<String>,
+    mut form: Multipart,
+) -> Response {
+    let (_, project, _, _) = match owned(&state, &visitor, &id).await {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    let refuse = async |status, message: String| {
+        project_page(&state, &visitor, &id, status, Notice::Error(message)).await
+    };
+    let csrf = match form.next_field().await {
+        Ok(Some(field)) if field.name() == Some("csrf") => field.text().await.unwrap_or_default(),
+        _ => String::new(),
+    };
+    if !visitor.accepts(&csrf) {
+        return forbidden(&visitor);
+    }
+    let field = match form.next_field().await {
+        Ok(Some(field)) if field.name() == Some("file") => field,
+        _ => {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                "Choose a zip file to import.".into(),
+            )
+            .await;
+        }
+    };
+    let upload = match state
+        .transfers
+        .receive(Box::pin(field), upload_limit(&project))
+        .await
+    {
+        Ok(upload) => upload,
+        Err(error) => {
+            return match refusal(error) {
+                Ok((status, message)) => refuse(status, message).await,
+                Err(other) => failure(&visitor, other),
+            };
+        }
+    };
+    if upload.bytes() == 0 {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "Choose a zip file to import.".into(),
+        )
+        .await;
+    }
+    match state.transfers.start_import(&project, upload).await {
+        Ok(_) => {
+            state.directory.forget(&project.slug);
+            redirect(&visitor, &format!("/projects/{}/import", project.id), &[])
+        }
+        Err(error) => match refusal(error) {
+            Ok((status, message)) => refuse(status, message).await,
+            Err(other) => failure(&visitor, other),
+        },
+    }
+}
+
+fn progress(job: &Job) -> String {
+    let step = match job.step.as_str() {
+        "unpack" => "Unpacking the zip",
+        "database" => "Copying the database",
+        "files" => "Copying files",
+        "swap" => "Putting the data in place",
+        "done" => "Done",
+        _ => "Starting",
+    };
+    let bar = if job.total > 0 {
+        format!(
+            r#"<progress id="import-progress" max="{total}" value="{done}"></progress> <span class="hint">{done} of {total}{unit}</span>"#,
+            total = job.total,
+            done = job.done.min(job.total),
+            unit = if job.step == "unpack" { " bytes" } else { "" },
+        )
+    } else {
+        r#"<progress id="import-progress"></progress>"#.into()
+    };
+    format!(r#"<p id="import-step">{step}</p><p>{bar}</p>"#)
+}
+
+/// `GET /projects/{id}/import`: the latest import's progress, refreshed every second while it
+/// runs; its outcome once it ended.
+pub async fn show_import(
+    State(state): State<ControlPlane>,
+    visitor: Visitor,
+    Path(id): Path<String>,
+) -> Response {
+    let (_, project, _, _) = match owned(&state, &visitor, &id).await {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    let back = format!(
+        r#"<p><a href="/projects/{}">Back to {}</a></p>"#,
+        e(&project.id),
+        e(&project.slug)
+    );
+    let title = format!("Import into {}", project.slug);
+    let Some(job) = state.transfers.job(&project) else {
+        return page(
+            &visitor,
+            StatusCode::NOT_FOUND,
+            &title,
+            Some(Notice::Error("No import has run for this project.".into())),
+            &back,
+        );
+    };
+    let facts = format!(
+        r#"<dl class="facts"><dt>Status</dt><dd id="import-status">{status}</dd><dt>Zip</dt><dd>{bytes}</dd><dt>Started</dt><dd>{started}</dd></dl>"#,
+        status = e(&job.status),
+        bytes = e(&size(job.upload_bytes)),
+        started = e(&job.started),
+    );
+    match job.status.as_str() {
+        "running" => page_refreshing(
+            &visitor,
+            &title,
+            1,
+            &format!("{facts}{}{back}", progress(&job)),
+        ),
+        "done" => page(
+            &visitor,
+            StatusCode::OK,
+            &title,
+            Some(Notice::Ok(format!(
+                "Imported {} collections and {} files. {} serves them now.",
+                job.collections,
+                job.files,
+                state.urls.tenant_url(&project.slug)
+            ))),
+            &format!("{facts}{back}"),
+        ),
+        _ => page(
+            &visitor,
+            StatusCode::OK,
+            &title,
+            Some(Notice::Error(format!(
+                "The import failed and nothing was changed: {}.",
+                job.error.trim_end_matches('.')
+            ))),
+            &format!("{facts}{back}"),
+        ),
+    }
+}
+
+/// Fields of the export form.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct ExportForm {
+    csrf: String,
+}
+
+/// `POST /projects/{id}/export`: the project as a zip download.
+pub async fn export_project(
+    State(state): State<ControlPlane>,
+    visitor: Visitor,
+    Path(id): Path<String>,
+    FormBody(form): FormBody<ExportForm>,
+) -> Response {
+    let (_, project, _, _) = match owned(&state, &visitor, &id).await {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    if !visitor.accepts(&form.csrf) {
+        return forbidden(&visitor);
+    }
+    match state.transfers.export(&project).await {
+        Ok(export) => {
+            tracing::info!(slug = %project.slug, bytes = export.bytes, "project exported from the console");
+            crate::routes::transfers::zip_response(&project.slug, export)
+        }
+        Err(e) => failure(&visitor, e),
+    }
+}

@@ -1,0 +1,122 @@
+//! `/v1/tenants/{slug}/import` and `/export`: a PocketBase zip into an empty tenant, its
+//! progress, and a tenant as a zip.
+
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+
+use super::ErrorBody;
+use crate::transfers::{Export, Job, too_large, upload_limit};
+use crate::{ControlPlane, Error, Result};
+
+/// The declared body size, when the client sent one.
+pub(crate) fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
+/// `POST /v1/tenants/{slug}/import`: the body is the zip. Answers when the import is done.
+#[utoipa::path(post, path = "/v1/tenants/{slug}/import", tag = "transfers",
+    security(("operator" = [])), params(("slug" = String, Path, description = "The tenant's slug")),
+    request_body(content = Vec<u8>, content_type = "application/zip",
+        description = "A zip of a PocketBase data directory (pb_data, at the top or in one folder), or a PocketBase backup zip"),
+    responses(
+        (status = 200, description = "Imported: the finished job", body = Job),
+        (status = 400, description = "The zip is damaged, unsafe (absolute or `..` paths, links) or holds no PocketBase data; nothing changed", body = ErrorBody),
+        (status = 401, description = "Missing or wrong operator token", body = ErrorBody),
+        (status = 404, description = "No such tenant", body = ErrorBody),
+        (status = 409, description = "The tenant is not empty, or an import into it runs already", body = ErrorBody),
+        (status = 413, description = "Larger than the plan's maxUploadBytes, or unpacks to more than allowed", body = ErrorBody),
+    ))]
+pub async fn import_tenant(
+    State(state): State<ControlPlane>,
+    Path(slug): Path<String>,
+    request: Request,
+) -> Result<Json<Job>> {
+    let tenant = state.tenants.find(&slug).await?.ok_or(Error::NotFound)?;
+    let limit = upload_limit(&tenant);
+    if let (Some(limit), Some(length)) = (limit, content_length(request.headers()))
+        && length > limit
+    {
+        return Err(too_large(limit));
+    }
+    let body = request.into_body().into_data_stream();
+    let upload = state.transfers.receive(body, limit).await?;
+    let (_, done) = state.transfers.start_import(&tenant, upload).await?;
+    let job = done
+        .await
+        .map_err(|_| Error::Io(std::io::Error::other("the import stopped")))??;
+    state.directory.forget(&tenant.slug);
+    Ok(Json(job))
+}
+
+/// `GET /v1/tenants/{slug}/import`: the latest import's progress or outcome.
+#[utoipa::path(get, path = "/v1/tenants/{slug}/import", tag = "transfers",
+    security(("operator" = [])), params(("slug" = String, Path, description = "The tenant's slug")),
+    responses(
+        (status = 200, description = "The latest import since the server started", body = Job),
+        (status = 401, description = "Missing or wrong operator token", body = ErrorBody),
+        (status = 404, description = "No such tenant, or no import since the server started", body = ErrorBody),
+    ))]
+pub async fn get_import(
+    State(state): State<ControlPlane>,
+    Path(slug): Path<String>,
+) -> Result<Json<Job>> {
+    let tenant = state.tenants.find(&slug).await?.ok_or(Error::NotFound)?;
+    state
+        .transfers
+        .job(&tenant)
+        .map(Json)
+        .ok_or(Error::NotFound)
+}
+
+/// `GET /v1/tenants/{slug}/export`: the tenant as a zip of a PocketBase data directory.
+#[utoipa::path(get, path = "/v1/tenants/{slug}/export", tag = "transfers",
+    security(("operator" = [])), params(("slug" = String, Path, description = "The tenant's slug")),
+    responses(
+        (status = 200, description = "A zip of data.db, auxiliary.db and storage/; unzipped, stock PocketBase 0.40 serves it as pb_data", content_type = "application/zip", body = Vec<u8>),
+        (status = 401, description = "Missing or wrong operator token", body = ErrorBody),
+        (status = 404, description = "No such tenant", body = ErrorBody),
+    ))]
+pub async fn export_tenant(
+    State(state): State<ControlPlane>,
+    Path(slug): Path<String>,
+) -> Result<Response> {
+    let tenant = state.tenants.find(&slug).await?.ok_or(Error::NotFound)?;
+    let export = state.transfers.export(&tenant).await?;
+    Ok(zip_response(&tenant.slug, export))
+}
+
+/// A download of `export`, streamed from its file.
+pub(crate) fn zip_response(slug: &str, export: Export) -> Response {
+    use tokio::io::AsyncReadExt;
+    let stream = futures_util::stream::unfold(export.file, |mut file| async move {
+        let mut buffer = vec![0u8; 256 * 1024];
+        match file.read(&mut buffer).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buffer.truncate(n);
+                Some((Ok::<_, std::io::Error>(Bytes::from(buffer)), file))
+            }
+            Err(e) => Some((Err(e), file)),
+        }
+    });
+    let disposition = format!("attachment; filename=\"{slug}-pb_data.zip\"");
+    let mut response = Body::from_stream(stream).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/zip"),
+    );
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(export.bytes));
+    if let Ok(value) = HeaderValue::from_str(&disposition) {
+        headers.insert(header::CONTENT_DISPOSITION, value);
+    }
+    response
+}
