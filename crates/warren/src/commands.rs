@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use warren_control_plane::backups::Restored;
 use warren_control_plane::operator::{OperatorToken, Origin};
 use warren_control_plane::tenants::UrlScheme;
 use warren_control_plane::{ControlPlane, Directory, Tenants, open_control_db, tenants_root};
@@ -744,13 +745,26 @@ async fn backup(global: &Global, args: BackupArgs) -> anyhow::Result<()> {
                 to,
                 in_place,
             };
-            let tenant = backups
+            let done = backups
                 .restore(&slug, &request, &progress)
                 .await
                 .map_err(explain)?;
+            let what = match done.restored {
+                Restored::Latest => format!(
+                    "the latest shipped state, through {} (backup {} and {} transactions shipped after it)",
+                    done.through, done.backup, done.transactions
+                ),
+                Restored::Moment => format!(
+                    "the state as of {} (backup {} and {} transactions after it)",
+                    done.through, done.backup, done.transactions
+                ),
+                Restored::Snapshot => {
+                    format!("snapshot {} alone, as of {}", done.backup, done.through)
+                }
+            };
             println!(
-                "Restored {slug} into {}",
-                urls(global).tenant_url(&tenant.slug)
+                "Restored {slug} into {}: {what}",
+                urls(global).tenant_url(&done.tenant.slug)
             );
         }
         BackupCommand::Verify { slug, backup } => {
