@@ -30,12 +30,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-fn urls(global: &Global) -> UrlScheme {
-    UrlScheme {
-        scheme: "http".into(),
-        domain: global.domain.clone(),
-        port: Some(global.http.port()),
+/// How a CLI command spells tenant URLs (see [`crate::serving::tenant_urls`]); says on stderr
+/// when no server runs.
+fn urls(global: &Global) -> anyhow::Result<UrlScheme> {
+    let (urls, note) = crate::serving::tenant_urls(global)?;
+    if let Some(note) = note {
+        eprintln!("{note}");
     }
+    Ok(urls)
 }
 
 async fn tenants(global: &Global) -> anyhow::Result<Tenants> {
@@ -71,12 +73,22 @@ async fn serve_platform(global: &Global, serve: &Serve) -> anyhow::Result<()> {
         closer.close(id)
     })
     .await?;
-    let mut urls = urls(global);
+    // Tenant URLs: the configured public URL, else the listeners this server answers on.
+    let public = match &global.public_url {
+        Some(url) => {
+            Some(UrlScheme::from_public_url(url, &global.domain).map_err(anyhow::Error::msg)?)
+        }
+        None => None,
+    };
     let listener = tokio::net::TcpListener::bind(global.http)
         .await
         .with_context(|| format!("binding {}", global.http))?;
     let local = listener.local_addr()?;
-    urls.port = Some(local.port());
+    let mut urls = UrlScheme {
+        scheme: "http".into(),
+        domain: global.domain.clone(),
+        port: Some(local.port()),
+    };
     data_lock.describe(&format!("served by http://{local}"))?;
     let https = match serve.tls.https {
         Some(addr) => {
@@ -89,6 +101,9 @@ async fn serve_platform(global: &Global, serve: &Serve) -> anyhow::Result<()> {
         }
         None => None,
     };
+    let urls = public.unwrap_or(urls);
+    // CLI commands on this data directory print the URLs this server answers on.
+    let _served = crate::serving::record(&global.data_dir, &urls)?;
     let metering = warren_control_plane::metering::Metering::new(
         tenants.db().clone(),
         registry.clone(),
@@ -337,16 +352,17 @@ async fn tenant(global: &Global, command: TenantCommand) -> anyhow::Result<()> {
     match command {
         TenantCommand::Create { slug } => {
             let tenant = tenants.create(&slug).await.map_err(explain)?;
-            println!("{}", urls(global).tenant_url(&tenant.slug));
+            println!("{}", urls(global)?.tenant_url(&tenant.slug));
         }
         TenantCommand::List => {
+            let urls = urls(global)?;
             for tenant in tenants.list().await? {
                 println!(
                     "{}\t{}\t{}\t{}",
                     tenant.slug,
                     tenant.status,
                     tenant.created,
-                    urls(global).tenant_url(&tenant.slug)
+                    urls.tenant_url(&tenant.slug)
                 );
             }
         }
@@ -361,7 +377,7 @@ async fn tenant(global: &Global, command: TenantCommand) -> anyhow::Result<()> {
                 copied.collections,
                 copied.files,
                 from.display(),
-                urls(global).tenant_url(&tenant.slug)
+                urls(global)?.tenant_url(&tenant.slug)
             );
         }
         TenantCommand::Suspend { slug } => {
@@ -764,7 +780,7 @@ async fn backup(global: &Global, args: BackupArgs) -> anyhow::Result<()> {
             };
             println!(
                 "Restored {slug} into {}: {what}",
-                urls(global).tenant_url(&done.tenant.slug)
+                urls(global)?.tenant_url(&done.tenant.slug)
             );
         }
         BackupCommand::Verify { slug, backup } => {

@@ -7,6 +7,7 @@ mod datalock;
 mod hosts;
 mod limits;
 mod metered;
+mod serving;
 
 use clap::Parser;
 

@@ -18,3 +18,4 @@ mod records;
 mod support;
 mod tls;
 mod transfer;
+mod urls;
