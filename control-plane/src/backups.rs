@@ -476,7 +476,10 @@ impl Backups {
                     // moment.
                     pitr::check_covered(&manifest, until_ms, &replayed, known.0, known.1)
                         .map_err(about_at)?;
-                    through = Some(until_ms);
+                    // Without shipped WAL the snapshot before the moment is all there is.
+                    if manifest.wal.is_some() {
+                        through = Some(until_ms);
+                    }
                 } else {
                     through = through
                         .max(Some(replayed.last_ms))
