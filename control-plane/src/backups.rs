@@ -82,14 +82,54 @@ impl warren_tenant::Shipper for ShipHook {
 /// What a restore should do.
 #[derive(Debug, Clone, Default)]
 pub struct RestoreRequest {
-    /// The backup to restore; the latest (before `at`) when absent.
+    /// Restore this snapshot alone. Without it (and without `at`) a restore brings back the
+    /// latest shipped state: the newest snapshot and every WAL segment shipped after it.
     pub backup: Option<String>,
-    /// Restore the newest backup taken at or before this moment (RFC 3339).
+    /// Restore the state as of this moment (RFC 3339): the newest snapshot at or before it,
+    /// and its generation's WAL up to it.
     pub at: Option<String>,
     /// Slug of a new tenant to restore into; ignored with `in_place`.
     pub to: Option<String>,
     /// Replace the tenant itself.
     pub in_place: bool,
+}
+
+/// Which state a restore put in place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Restored {
+    /// The latest shipped state: a snapshot and every WAL segment shipped after it.
+    Latest,
+    /// The state as of a requested moment.
+    Moment,
+    /// A snapshot alone: the one named, or the newest when no WAL was shipped after it.
+    Snapshot,
+}
+
+impl Restored {
+    /// How answers name it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Restored::Latest => "latest shipped state",
+            Restored::Moment => "point in time",
+            Restored::Snapshot => "snapshot",
+        }
+    }
+}
+
+/// What a restore did, for its answer.
+#[derive(Debug, Clone)]
+pub struct RestoreOutcome {
+    /// The tenant restored into: a new one, or the tenant itself in place.
+    pub tenant: TenantInfo,
+    /// Which state it holds.
+    pub restored: Restored,
+    /// The snapshot the restore started from.
+    pub backup: String,
+    /// WAL transactions replayed on top of the snapshot.
+    pub transactions: u64,
+    /// The moment the restored state reaches (RFC 3339): it holds every transaction the tenant
+    /// committed up to then, as far as the backup target knows.
+    pub through: String,
 }
 
 /// A tenant's backup status, for the operator API and the console.
@@ -363,7 +403,7 @@ impl Backups {
         slug: &str,
         request: &RestoreRequest,
         report: Report<'_>,
-    ) -> Result<TenantInfo> {
+    ) -> Result<RestoreOutcome> {
         let inner = self.inner()?;
         let tenant = self.tenant(slug).await?;
         let new_slug = if request.in_place {
@@ -386,52 +426,68 @@ impl Backups {
             ));
         }
         // A tenant shipped by this process first ships what it committed so far: a restore
-        // as of now then holds every transaction up to the request.
-        if request.at.is_some()
-            && request.backup.is_none()
+        // of the latest state, or as of now, then holds every transaction up to the request.
+        if request.backup.is_none()
             && let Some(shipping) = &inner.shipping
         {
             shipping.flush(&tenant.id).await?;
         }
-        let manifest = self
-            .choose(&tenant.id, request.backup.as_deref(), request.at.as_deref())
-            .await?;
+        let (manifest, restored) = match (&request.backup, &request.at) {
+            (Some(id), _) => (
+                restore::load(&inner.target, &tenant.id, id).await?,
+                Restored::Snapshot,
+            ),
+            (None, Some(at)) => (
+                self.choose(&tenant.id, None, Some(at)).await?,
+                Restored::Moment,
+            ),
+            (None, None) => self.latest(&tenant).await?,
+        };
         let _busy = inner.claim_wait(&tenant.id).await?;
         let _permit = inner.permits.acquire().await.map_err(|_| Error::NotFound)?;
         let run = inner.start_run(&tenant, "restore", &manifest.id).await?;
         let staging = restore::staging_dir(inner.tenants.root());
-        let at_ms = match &request.at {
-            Some(at) if request.backup.is_none() => {
+        let replay_until = match (restored, &request.at) {
+            (Restored::Moment, Some(at)) => {
                 let at = parse_at(at)?;
                 Some((at.unix_timestamp_nanos() / 1_000_000) as i64)
             }
+            // Every shipped transaction, however late.
+            (Restored::Latest, _) => Some(i64::MAX),
             _ => None,
         };
-        let done = async {
+        let done: Result<RestoreOutcome> = async {
             restore::fetch(&inner.target, &manifest, &staging, report).await?;
-            if let Some(at_ms) = at_ms {
+            let mut transactions = 0;
+            let mut through = snapshot_ms(&manifest);
+            if let Some(until_ms) = replay_until {
                 let replayed =
-                    pitr::replay(&inner.target, &manifest, &staging, at_ms, report).await?;
+                    pitr::replay(&inner.target, &manifest, &staging, until_ms, report).await?;
                 tracing::info!(
                     backup = %manifest.id,
                     transactions = replayed.transactions,
                     last_commit_ms = replayed.last_ms,
                     "WAL replayed"
                 );
-                // Nothing is put in place unless the shipped WAL is known to reach the moment.
-                let through = pitr::shipped_through(&inner.target, &manifest).await?;
-                let dir = warren_tenant::tenant_dir(inner.tenants.root(), &tenant.id);
-                let id = manifest.id.clone();
-                let local = tokio::task::spawn_blocking(move || {
-                    warren_backup::ship::local_through(&dir, &id)
-                })
-                .await
-                .ok()
-                .flatten();
-                pitr::check_covered(&manifest, at_ms, &replayed, through, local)
-                    .map_err(about_at)?;
+                transactions = replayed.transactions;
+                let known = self.known_through(&tenant, &manifest).await?;
+                if restored == Restored::Moment {
+                    // Nothing is put in place unless the shipped WAL is known to reach the
+                    // moment.
+                    pitr::check_covered(&manifest, until_ms, &replayed, known.0, known.1)
+                        .map_err(about_at)?;
+                    // Without shipped WAL the snapshot before the moment is all there is.
+                    if manifest.wal.is_some() {
+                        through = Some(until_ms);
+                    }
+                } else {
+                    through = through
+                        .max(Some(replayed.last_ms))
+                        .max(known.0)
+                        .max(known.1);
+                }
             }
-            match new_slug {
+            let tenant = match new_slug {
                 Some(to) => {
                     let id = warren_auth::random::record_id();
                     let bucket = inner.file_bucket.as_ref();
@@ -439,15 +495,24 @@ impl Backups {
                     let dir = warren_tenant::tenant_dir(inner.tenants.root(), &id);
                     tokio::fs::rename(&staging, &dir).await.map_err(Error::Io)?;
                     sync_dir(inner.tenants.root()).await?;
-                    inner.tenants.register(id, &to).await
+                    inner.tenants.register(id, &to).await?
                 }
                 None => {
                     let bucket = inner.file_bucket.as_ref();
                     warren_backup::remote::put_back(&staging, &tenant.id, bucket, report).await?;
                     inner.swap_in(&tenant, &staging).await?;
-                    Ok(tenant.clone())
+                    tenant.clone()
                 }
-            }
+            };
+            Ok(RestoreOutcome {
+                tenant,
+                restored,
+                backup: manifest.id.clone(),
+                transactions,
+                through: through
+                    .map(warren_backup::format_ms)
+                    .unwrap_or_else(|| manifest.created.clone()),
+            })
         }
         .await;
         if done.is_err() {
@@ -466,6 +531,52 @@ impl Backups {
             }
         }
         done
+    }
+
+    /// The snapshot a restore of the latest state starts from, and whether its generation's
+    /// WAL is replayed on top: the newest snapshot, with its WAL when it has some. A newer
+    /// snapshot without WAL (taken by another process, or before shipping was on) wins over
+    /// the newest shipped generation unless that generation is known to reach past it.
+    async fn latest(&self, tenant: &TenantInfo) -> Result<(Manifest, Restored)> {
+        let all = restore::list(&self.inner()?.target, &tenant.id).await?;
+        let Some(newest) = all.last() else {
+            return Err(Error::Invalid("backup", "There is no such backup.".into()));
+        };
+        if newest.wal.is_some() {
+            return Ok((newest.clone(), Restored::Latest));
+        }
+        let Some(shipped) = all.iter().rev().find(|m| m.wal.is_some()) else {
+            return Ok((newest.clone(), Restored::Snapshot));
+        };
+        let (mark, local) = self.known_through(tenant, shipped).await?;
+        let newest_ms = warren_backup::parse_time(&newest.created)
+            .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
+            .unwrap_or(i64::MAX);
+        if mark.max(local).is_some_and(|known| known >= newest_ms) {
+            Ok((shipped.clone(), Restored::Latest))
+        } else {
+            Ok((newest.clone(), Restored::Snapshot))
+        }
+    }
+
+    /// Up to when the generation after `manifest` is known to hold every transaction of
+    /// `tenant`: by the coverage mark in the target, and by the tenant's own shipping state
+    /// (see [`warren_backup::ship::local_through`]).
+    async fn known_through(
+        &self,
+        tenant: &TenantInfo,
+        manifest: &Manifest,
+    ) -> Result<(Option<i64>, Option<i64>)> {
+        let inner = self.inner()?;
+        let mark = pitr::shipped_through(&inner.target, manifest).await?;
+        let dir = warren_tenant::tenant_dir(inner.tenants.root(), &tenant.id);
+        let id = manifest.id.clone();
+        let local =
+            tokio::task::spawn_blocking(move || warren_backup::ship::local_through(&dir, &id))
+                .await
+                .ok()
+                .flatten();
+        Ok((mark, local))
     }
 
     /// Restores the latest (or the given) backup of tenant `slug` into a scratch directory and
@@ -879,6 +990,17 @@ async fn sync_dir(dir: &Path) -> Result<()> {
         .await
         .map_err(Error::Io)
 }
+/// When snapshot `manifest` was taken (ms since the Unix epoch): the checkpoint its database
+/// copy follows for a shipped snapshot, else its start.
+fn snapshot_ms(manifest: &Manifest) -> Option<i64> {
+    match &manifest.wal {
+        Some(start) => Some(start.time_ms),
+        None => warren_backup::parse_time(&manifest.created)
+            .ok()
+            .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64),
+    }
+}
+
 /// The restore moment `at`, or a validation error about the `at` field.
 fn parse_at(at: &str) -> Result<time::OffsetDateTime> {
     warren_backup::parse_time(at).map_err(about_at)

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use warren_store::Database;
 use warren_store::rusqlite::{self, OptionalExtension, Row};
 
@@ -27,7 +27,7 @@ pub struct TenantInfo {
 }
 
 /// How tenant URLs are spelled: `http://<slug>.<domain>:<port>`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UrlScheme {
     /// `http` or `https`.
     pub scheme: String,
@@ -40,13 +40,60 @@ pub struct UrlScheme {
 impl UrlScheme {
     /// The URL of tenant `slug`.
     pub fn tenant_url(&self, slug: &str) -> String {
+        self.url_of(&format!("{slug}.{}", self.domain))
+    }
+
+    /// The platform host's own URL (console and operator API).
+    pub fn platform_url(&self) -> String {
+        self.url_of(&self.domain)
+    }
+
+    fn url_of(&self, host: &str) -> String {
         let default_port = if self.scheme == "https" { 443 } else { 80 };
         match self.port {
-            Some(port) if port != default_port => {
-                format!("{}://{slug}.{}:{port}", self.scheme, self.domain)
-            }
-            _ => format!("{}://{slug}.{}", self.scheme, self.domain),
+            Some(port) if port != default_port => format!("{}://{host}:{port}", self.scheme),
+            _ => format!("{}://{host}", self.scheme),
         }
+    }
+
+    /// The scheme of a public URL such as `https://example.com` or `http://localhost:8080`:
+    /// how users reach the platform when a proxy stands in front of it. Its host must be the
+    /// platform domain `domain` (requests are routed by it); a path, query or user is refused.
+    pub fn from_public_url(url: &str, domain: &str) -> std::result::Result<Self, String> {
+        let bad = |why: &str| format!("--public-url {url:?}: {why}");
+        let (scheme, rest) = url
+            .split_once("://")
+            .ok_or_else(|| bad("not a URL like https://example.com"))?;
+        let scheme = scheme.to_ascii_lowercase();
+        if scheme != "http" && scheme != "https" {
+            return Err(bad("the scheme must be http or https"));
+        }
+        let authority = rest.strip_suffix('/').unwrap_or(rest);
+        if authority.contains(['/', '?', '#', '@']) {
+            return Err(bad("only a scheme, a host and a port are allowed"));
+        }
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((host, port)) => {
+                let port = port
+                    .parse::<u16>()
+                    .ok()
+                    .filter(|p| *p > 0)
+                    .ok_or_else(|| bad("the port is not a number from 1 to 65535"))?;
+                (host, Some(port))
+            }
+            None => (authority, None),
+        };
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        if host != domain.trim_end_matches('.').to_ascii_lowercase() {
+            return Err(bad(&format!(
+                "its host must be the platform domain {domain:?} (set --domain {host} to serve that name)"
+            )));
+        }
+        Ok(Self {
+            scheme,
+            domain: domain.to_string(),
+            port,
+        })
     }
 }
 
@@ -468,5 +515,26 @@ mod tests {
             port: Some(443),
         };
         assert_eq!(scheme.tenant_url("myapp"), "https://myapp.example.com");
+        assert_eq!(scheme.platform_url(), "https://example.com");
+    }
+
+    #[test]
+    fn a_public_url_gives_scheme_and_port_of_the_platform_domain() {
+        let public = UrlScheme::from_public_url("https://Example.com/", "example.com").unwrap();
+        assert_eq!(public.tenant_url("myapp"), "https://myapp.example.com");
+        let public = UrlScheme::from_public_url("http://localhost:8080", "localhost").unwrap();
+        assert_eq!(public.tenant_url("myapp"), "http://myapp.localhost:8080");
+        for bad in [
+            "example.com",
+            "ftp://example.com",
+            "https://example.com/app",
+            "https://user@example.com",
+            "https://example.com:0",
+            "https://example.com:http",
+            "https://other.org",
+        ] {
+            let refused = UrlScheme::from_public_url(bad, "example.com");
+            assert!(refused.is_err(), "{bad} was accepted");
+        }
     }
 }

@@ -94,12 +94,7 @@ fn busy(visitor: &Visitor, title: &str) -> Response {
 
 /// The console's own base URL (`http://<domain>:<port>`), for links in mail.
 pub fn base_url(state: &ControlPlane) -> String {
-    let urls = &state.urls;
-    let default_port = if urls.scheme == "https" { 443 } else { 80 };
-    match urls.port {
-        Some(port) if port != default_port => format!("{}://{}:{port}", urls.scheme, urls.domain),
-        _ => format!("{}://{}", urls.scheme, urls.domain),
-    }
+    state.urls.platform_url()
 }
 
 fn session_cookie(visitor: &Visitor, secret: &str) -> String {

@@ -70,7 +70,8 @@ pub async fn create_backup(
 #[derive(Debug, Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RestoreBody {
-    /// Backup id; the latest (before `at`) when absent.
+    /// Backup id: that snapshot alone. Without it and without `at`, the latest shipped state
+    /// (the newest snapshot and every WAL segment shipped after it).
     #[serde(default)]
     backup: Option<String>,
     /// RFC 3339 moment to restore to.
@@ -88,8 +89,8 @@ pub struct RestoreBody {
 #[utoipa::path(post, path = "/v1/tenants/{slug}/backups/restore", tag = "backups",
     security(("operator" = [])), params(("slug" = String, Path, description = "The tenant's slug")), request_body = RestoreBody,
     responses(
-        (status = 200, description = "Restored in place", body = Object),
-        (status = 201, description = "Restored into a new tenant", body = Object),
+        (status = 200, description = "Restored in place; `restored` says which state (`latest shipped state`, `point in time` or `snapshot`), `backup` the snapshot it started from, `transactions` the WAL transactions replayed on it and `through` the moment it reaches", body = Object),
+        (status = 201, description = "Restored into a new tenant; the same fields as for 200", body = Object),
         (status = 422, description = "The backup is damaged; nothing changed", body = ErrorBody),
         (status = 401, description = "Missing or wrong operator token", body = ErrorBody),
         (status = 404, description = "No such tenant", body = ErrorBody),
@@ -105,12 +106,21 @@ pub async fn restore_backup(
         to: body.to,
         in_place: body.in_place,
     };
-    let tenant = state
+    let outcome = state
         .backups
         .restore(&slug, &request, &warren_backup::quiet)
         .await?;
+    let tenant = &outcome.tenant;
     state.directory.forget(&tenant.slug);
-    tracing::info!(from = %slug, to = %tenant.slug, in_place = request.in_place, "backup restored");
+    tracing::info!(
+        from = %slug,
+        to = %tenant.slug,
+        in_place = request.in_place,
+        restored = outcome.restored.as_str(),
+        backup = %outcome.backup,
+        through = %outcome.through,
+        "backup restored"
+    );
     let status = if request.in_place {
         StatusCode::OK
     } else {
@@ -124,6 +134,10 @@ pub async fn restore_backup(
             "status": tenant.status,
             "created": tenant.created,
             "url": state.urls.tenant_url(&tenant.slug),
+            "restored": outcome.restored.as_str(),
+            "backup": outcome.backup,
+            "transactions": outcome.transactions,
+            "through": outcome.through,
         })),
     ))
 }

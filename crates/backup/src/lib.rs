@@ -90,6 +90,13 @@ pub(crate) fn format_time(t: time::OffsetDateTime) -> String {
         .unwrap_or_default()
 }
 
+/// A moment in ms since the Unix epoch as RFC 3339 with milliseconds, UTC.
+pub fn format_ms(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .map(format_time)
+        .unwrap_or_default()
+}
+
 /// Parses an RFC 3339 moment (e.g. `2026-11-25T18:30:00Z`).
 pub fn parse_time(text: &str) -> Result<time::OffsetDateTime> {
     time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)

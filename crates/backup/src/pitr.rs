@@ -145,9 +145,7 @@ pub fn check_covered(
         (Some(t), last) => t.max(last),
         (None, last) => last,
     };
-    let reach = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(reach) * 1_000_000)
-        .map(crate::format_time)
-        .unwrap_or_default();
+    let reach = crate::format_ms(reach);
     Err(Error::Invalid(format!(
         "the WAL shipped after backup {} is known to be complete only up to {reach}; \
          transactions committed before the requested moment may not be shipped yet: try \

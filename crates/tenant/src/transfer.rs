@@ -617,7 +617,7 @@ mod tests {
         expected += 1;
 
         let dest = to.path().join("storage");
-        let copied = copy_storage(from.path().to_path_buf(), dest.clone())
+        let copied = copy_storage(from.path().to_path_buf(), dest.clone(), &|_| {})
             .await
             .unwrap();
         assert_eq!(copied, expected);
@@ -630,7 +630,7 @@ mod tests {
             b"x"
         );
         assert_eq!(
-            copy_storage(from.path().join("missing"), to.path().join("none"))
+            copy_storage(from.path().join("missing"), to.path().join("none"), &|_| {})
                 .await
                 .unwrap(),
             0

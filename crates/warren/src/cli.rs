@@ -34,7 +34,8 @@ pub struct Global {
         default_value = "localhost"
     )]
     pub domain: String,
-    /// Address of the plain HTTP listener (also used to print tenant URLs).
+    /// Address of the plain HTTP listener. CLI commands print tenant URLs with the running
+    /// server's port (and scheme); with no server running, with this one.
     #[arg(
         long,
         global = true,
@@ -42,6 +43,10 @@ pub struct Global {
         default_value = "127.0.0.1:8090"
     )]
     pub http: SocketAddr,
+    /// How users reach the platform when a proxy stands in front of it, e.g.
+    /// `https://example.com`: tenant URLs take its scheme and port (its host is `--domain`).
+    #[arg(long, global = true, env = "WARREN_PUBLIC_URL")]
+    pub public_url: Option<String>,
     /// DNS resolver (`IP:PORT`) for custom-domain TXT verification; the system's by default.
     #[arg(long, global = true, env = "WARREN_DNS_RESOLVER")]
     pub dns_resolver: Option<SocketAddr>,

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use warren_control_plane::backups::Restored;
 use warren_control_plane::operator::{OperatorToken, Origin};
 use warren_control_plane::tenants::UrlScheme;
 use warren_control_plane::{ControlPlane, Directory, Tenants, open_control_db, tenants_root};
@@ -29,12 +30,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-fn urls(global: &Global) -> UrlScheme {
-    UrlScheme {
-        scheme: "http".into(),
-        domain: global.domain.clone(),
-        port: Some(global.http.port()),
+/// How a CLI command spells tenant URLs (see [`crate::serving::tenant_urls`]); says on stderr
+/// when no server runs.
+fn urls(global: &Global) -> anyhow::Result<UrlScheme> {
+    let (urls, note) = crate::serving::tenant_urls(global)?;
+    if let Some(note) = note {
+        eprintln!("{note}");
     }
+    Ok(urls)
 }
 
 async fn tenants(global: &Global) -> anyhow::Result<Tenants> {
@@ -70,12 +73,22 @@ async fn serve_platform(global: &Global, serve: &Serve) -> anyhow::Result<()> {
         closer.close(id)
     })
     .await?;
-    let mut urls = urls(global);
+    // Tenant URLs: the configured public URL, else the listeners this server answers on.
+    let public = match &global.public_url {
+        Some(url) => {
+            Some(UrlScheme::from_public_url(url, &global.domain).map_err(anyhow::Error::msg)?)
+        }
+        None => None,
+    };
     let listener = tokio::net::TcpListener::bind(global.http)
         .await
         .with_context(|| format!("binding {}", global.http))?;
     let local = listener.local_addr()?;
-    urls.port = Some(local.port());
+    let mut urls = UrlScheme {
+        scheme: "http".into(),
+        domain: global.domain.clone(),
+        port: Some(local.port()),
+    };
     data_lock.describe(&format!("served by http://{local}"))?;
     let https = match serve.tls.https {
         Some(addr) => {
@@ -88,6 +101,9 @@ async fn serve_platform(global: &Global, serve: &Serve) -> anyhow::Result<()> {
         }
         None => None,
     };
+    let urls = public.unwrap_or(urls);
+    // CLI commands on this data directory print the URLs this server answers on.
+    let _served = crate::serving::record(&global.data_dir, &urls)?;
     let metering = warren_control_plane::metering::Metering::new(
         tenants.db().clone(),
         registry.clone(),
@@ -369,16 +385,17 @@ async fn tenant(global: &Global, command: TenantCommand) -> anyhow::Result<()> {
     match command {
         TenantCommand::Create { slug } => {
             let tenant = tenants.create(&slug).await.map_err(explain)?;
-            println!("{}", urls(global).tenant_url(&tenant.slug));
+            println!("{}", urls(global)?.tenant_url(&tenant.slug));
         }
         TenantCommand::List => {
+            let urls = urls(global)?;
             for tenant in tenants.list().await? {
                 println!(
                     "{}\t{}\t{}\t{}",
                     tenant.slug,
                     tenant.status,
                     tenant.created,
-                    urls(global).tenant_url(&tenant.slug)
+                    urls.tenant_url(&tenant.slug)
                 );
             }
         }
@@ -408,7 +425,7 @@ async fn tenant(global: &Global, command: TenantCommand) -> anyhow::Result<()> {
                 copied.collections,
                 copied.files,
                 from.display(),
-                urls(global).tenant_url(&tenant.slug)
+                urls(global)?.tenant_url(&tenant.slug)
             );
         }
         TenantCommand::Suspend { slug } => {
@@ -839,13 +856,26 @@ async fn backup(global: &Global, args: BackupArgs) -> anyhow::Result<()> {
                 to,
                 in_place,
             };
-            let tenant = backups
+            let done = backups
                 .restore(&slug, &request, &progress)
                 .await
                 .map_err(explain)?;
+            let what = match done.restored {
+                Restored::Latest => format!(
+                    "the latest shipped state, through {} (backup {} and {} transactions shipped after it)",
+                    done.through, done.backup, done.transactions
+                ),
+                Restored::Moment => format!(
+                    "the state as of {} (backup {} and {} transactions after it)",
+                    done.through, done.backup, done.transactions
+                ),
+                Restored::Snapshot => {
+                    format!("snapshot {} alone, as of {}", done.backup, done.through)
+                }
+            };
             println!(
-                "Restored {slug} into {}",
-                urls(global).tenant_url(&tenant.slug)
+                "Restored {slug} into {}: {what}",
+                urls(global)?.tenant_url(&done.tenant.slug)
             );
         }
         BackupCommand::Verify { slug, backup } => {

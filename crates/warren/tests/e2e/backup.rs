@@ -1056,3 +1056,90 @@ async fn a_kill_during_shipping_leaves_a_consistent_restore() {
         .await;
     assert_eq!(status, 200);
 }
+
+/// Runs `warren backup restore slug <args>`; returns its stdout.
+fn restore_cli(server: &Server, target: &Target, slug: &str, args: &[&str]) -> String {
+    let mut all = vec!["restore", slug];
+    all.extend(args);
+    let output = backup_cli(server, target, &all);
+    assert!(output.status.success(), "{output:?}");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[tokio::test]
+async fn a_restore_without_a_moment_brings_back_the_latest_shipped_state() {
+    let target = target();
+    let server = start(&target, &[]);
+    tenant_with_notes(&server, "latest").await;
+    wal_generation(&server, "latest").await;
+    add_note(&server, "latest", "in the snapshot", None).await;
+    let (status, snapshot) =
+        operator(&server, Method::POST, "/v1/tenants/latest/backups", None).await;
+    assert_eq!(status, 201, "{snapshot}");
+    let snapshot = snapshot["id"].as_str().unwrap().to_string();
+    let late = add_note(&server, "latest", "shipped 1", Some(b"late file")).await;
+    add_note(&server, "latest", "shipped 2", None).await;
+    let written = time_now();
+    let all = ["in the snapshot", "shipped 1", "shipped 2"];
+
+    // The CLI is another process: it sees only what the server has shipped. Restores without
+    // a moment are probed until one holds the later notes, which then came from the WAL.
+    let mut probe = 0;
+    let mut answer = String::new();
+    let found = eventually(Duration::from_secs(60), async || {
+        probe += 1;
+        let to = format!("latest-cli-{probe}");
+        answer = restore_cli(&server, &target, "latest", &["--to", &to]);
+        titles(&server, &to).await == all
+    })
+    .await;
+    assert!(found, "the later notes were never shipped: {answer}");
+    assert!(answer.contains("the latest shipped state"), "{answer}");
+    assert!(answer.contains(&snapshot), "{answer}");
+    let restored = format!("latest-cli-{probe}");
+    assert_eq!(
+        download(&server, &restored, &late).await,
+        (200, b"late file".to_vec())
+    );
+
+    // The operator API says which state it restored, from which snapshot, up to when.
+    let (status, body) = operator(
+        &server,
+        Method::POST,
+        "/v1/tenants/latest/backups/restore",
+        Some(json!({ "to": "latest-api" })),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["restored"], "latest shipped state", "{body}");
+    assert_eq!(body["backup"], snapshot.as_str(), "{body}");
+    assert!(body["transactions"].as_u64().unwrap() >= 2, "{body}");
+    let through = body["through"].as_str().unwrap();
+    assert!(through >= written.as_str(), "{body}");
+    assert_eq!(titles(&server, "latest-api").await, all);
+
+    // Naming the snapshot restores it alone, through either door.
+    let (status, body) = operator(
+        &server,
+        Method::POST,
+        "/v1/tenants/latest/backups/restore",
+        Some(json!({ "backup": snapshot, "to": "snapshot-api" })),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["restored"], "snapshot", "{body}");
+    assert_eq!(body["backup"], snapshot.as_str(), "{body}");
+    assert_eq!(body["transactions"], 0, "{body}");
+    assert_eq!(titles(&server, "snapshot-api").await, ["in the snapshot"]);
+    let answer = restore_cli(
+        &server,
+        &target,
+        "latest",
+        &["--backup", &snapshot, "--to", "snapshot-cli"],
+    );
+    assert!(
+        answer.contains(&format!("snapshot {snapshot} alone")),
+        "{answer}"
+    );
+    assert_eq!(titles(&server, "snapshot-cli").await, ["in the snapshot"]);
+}

@@ -233,6 +233,12 @@ async fn the_cli_restores_in_place_only_when_no_server_serves_the_data() {
         String::from_utf8_lossy(&output.stderr).trim().is_empty(),
         "{output:?}"
     );
+    let made = String::from_utf8_lossy(&output.stdout).into_owned();
+    let backup = made
+        .strip_prefix("Backed up alpha as ")
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("{made}"))
+        .to_string();
     add_note(&server, "alpha", "later", None).await;
 
     // While the server runs, the CLI refuses and says how to do it.
@@ -253,13 +259,22 @@ async fn the_cli_restores_in_place_only_when_no_server_serves_the_data() {
         "{second:?}"
     );
 
-    // With the server stopped, the CLI swaps the tenant in place, with progress when asked.
+    // With the server stopped, the CLI swaps the tenant in place, with progress when asked
+    // (the snapshot alone: "later" was shipped after it and a restore of the latest state would
+    // bring it back).
     let _ = server.child.kill();
     let _ = server.child.wait();
     let output = backup_cli(
         &server,
         &target,
-        &["--progress", "restore", "alpha", "--in-place"],
+        &[
+            "--progress",
+            "restore",
+            "alpha",
+            "--in-place",
+            "--backup",
+            &backup,
+        ],
     );
     assert!(output.status.success(), "{output:?}");
     assert!(

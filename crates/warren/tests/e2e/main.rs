@@ -22,3 +22,4 @@ mod support;
 mod tls;
 mod transfer;
 mod uploads;
+mod urls;

@@ -1,0 +1,142 @@
+//! `<data dir>/server.json`: how the running server is reached (the scheme, domain and port of
+//! its tenant URLs), written when it starts listening and removed when it stops cleanly, so
+//! that CLI commands on the same data directory print URLs that work.
+//!
+//! The file carries the server's pid: one left behind by a killed server names a process that
+//! is gone and is ignored.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+use warren_control_plane::tenants::UrlScheme;
+
+use crate::cli::Global;
+
+/// Name of the file inside the data directory.
+pub const SERVER_FILE: &str = "server.json";
+
+/// What the file holds.
+#[derive(Debug, Serialize, Deserialize)]
+struct Record {
+    /// The serving process.
+    pid: u32,
+    /// How its tenant URLs are spelled.
+    urls: UrlScheme,
+}
+
+/// Keeps `server.json` while the server runs; dropping it removes the file.
+pub struct Served {
+    path: PathBuf,
+}
+
+/// Records that this process serves `data_dir` with tenant URLs `urls`.
+pub fn record(data_dir: &Path, urls: &UrlScheme) -> anyhow::Result<Served> {
+    let path = data_dir.join(SERVER_FILE);
+    let record = Record {
+        pid: std::process::id(),
+        urls: urls.clone(),
+    };
+    // Written beside and renamed over, so a reader never sees half a file.
+    let part = data_dir.join(format!("{SERVER_FILE}.part"));
+    std::fs::write(&part, serde_json::to_vec_pretty(&record)?)
+        .with_context(|| format!("writing {}", part.display()))?;
+    std::fs::rename(&part, &path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(Served { path })
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// The tenant URLs of the server running on `data_dir`, if one runs.
+fn running(data_dir: &Path) -> Option<UrlScheme> {
+    let bytes = std::fs::read(data_dir.join(SERVER_FILE)).ok()?;
+    let record: Record = serde_json::from_slice(&bytes).ok()?;
+    alive(record.pid).then_some(record.urls)
+}
+
+/// Whether process `pid` exists (signal 0 reaches it, or it exists but is another user's).
+fn alive(pid: u32) -> bool {
+    let Some(pid) = i32::try_from(pid)
+        .ok()
+        .filter(|p| *p > 0)
+        .and_then(rustix::process::Pid::from_raw)
+    else {
+        return false;
+    };
+    match rustix::process::test_kill_process(pid) {
+        Ok(()) => true,
+        Err(e) => e == rustix::io::Errno::PERM,
+    }
+}
+
+/// How a command spells tenant URLs: as the server running on the data directory answers
+/// them; with none running, from `--public-url`, else `http://<slug>.<domain>:<--http port>`.
+/// The second value says, for stderr, that no server runs and where the URL came from.
+pub fn tenant_urls(global: &Global) -> anyhow::Result<(UrlScheme, Option<String>)> {
+    if let Some(urls) = running(&global.data_dir) {
+        return Ok((urls, None));
+    }
+    let (urls, from) = match &global.public_url {
+        Some(url) => (
+            UrlScheme::from_public_url(url, &global.domain).map_err(anyhow::Error::msg)?,
+            "--public-url",
+        ),
+        None => (
+            UrlScheme {
+                scheme: "http".into(),
+                domain: global.domain.clone(),
+                port: Some(global.http.port()),
+            },
+            "--http",
+        ),
+    };
+    let note = format!(
+        "no server is running on {}; the URL follows {from} and works once `warren serve` runs with the same settings",
+        global.data_dir.display()
+    );
+    Ok((urls, Some(note)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_is_read_back_while_its_process_lives_and_removed_on_drop() {
+        let dir = tempfile::tempdir().unwrap();
+        let urls = UrlScheme {
+            scheme: "https".into(),
+            domain: "example.com".into(),
+            port: Some(8443),
+        };
+        let served = record(dir.path(), &urls).unwrap();
+        assert_eq!(running(dir.path()), Some(urls.clone()));
+        drop(served);
+        assert_eq!(running(dir.path()), None);
+        assert!(!dir.path().join(SERVER_FILE).exists());
+    }
+
+    #[test]
+    fn a_record_of_a_process_that_is_gone_is_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let record = Record {
+            // Above the kernel's largest pid (2^22): never a live process.
+            pid: i32::MAX as u32,
+            urls: UrlScheme {
+                scheme: "http".into(),
+                domain: "localhost".into(),
+                port: Some(1234),
+            },
+        };
+        std::fs::write(
+            dir.path().join(SERVER_FILE),
+            serde_json::to_vec(&record).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(running(dir.path()), None);
+    }
+}
