@@ -248,7 +248,11 @@ pub async fn run(warren: &Path, cfg: &ImportConfig) -> anyhow::Result<ImportRepo
         let mut seen = Vec::new();
         while let Ok(Some(line)) = lines.next_line().await {
             eprintln!("  import: {line}");
-            seen.push(line);
+            // Only progress lines count; the CLI also prints notes (e.g. that no server runs).
+            let progress = ["unpack:", "database:", "files:", "swap:"];
+            if progress.iter().any(|step| line.starts_with(step)) {
+                seen.push(line);
+            }
         }
         seen
     });
