@@ -298,8 +298,7 @@ fn options() -> Options {
 
 /// Creates (or migrates) an auxiliary database at `path` with the `_logs` table, and closes it.
 pub async fn create_auxiliary(path: &Path) -> Result<()> {
-    let db = Database::open(path, options()).await?;
-    drop(db);
+    Database::open(path, options()).await?.close().await;
     Ok(())
 }
 

@@ -229,6 +229,15 @@ impl Database {
         Closed(self.inner.writer.closed())
     }
 
+    /// Drops this handle and, when it was the last one, waits until the database is fully
+    /// closed (its `-wal` and `-shm` files checkpointed and gone), so the file can be copied,
+    /// packed or moved right after.
+    pub async fn close(self) {
+        let closed = self.on_close();
+        drop(self);
+        closed.wait().await;
+    }
+
     /// A watcher that tells when any other connection (or process) has committed a change.
     pub async fn watch(&self) -> Result<ChangeWatcher> {
         let path = self.inner.path.clone();

@@ -175,9 +175,9 @@ pub async fn is_fresh(dir: &Path) -> Result<bool> {
                 .unwrap_or(0);
             Ok::<_, Error>(own == 0 && users == 0)
         })
-        .await?;
-    drop(db);
-    Ok(fresh)
+        .await;
+    db.close().await;
+    fresh
 }
 
 /// Writes tenant `id` as a PocketBase data directory into `to`, which must be missing or
@@ -247,9 +247,9 @@ async fn check_pocketbase(path: &Path, origin: &str) -> Result<usize> {
             })?;
             Ok(catalog.entries().len())
         })
-        .await?;
-    drop(db);
-    Ok(count)
+        .await;
+    db.close().await;
+    count
 }
 
 /// Runs on an imported database the data migrations of PocketBase releases newer than the one
@@ -258,85 +258,86 @@ async fn check_pocketbase(path: &Path, origin: &str) -> Result<usize> {
 async fn upgrade_collections(path: &Path) -> Result<()> {
     use warren_schema::upgrade::{AUTH_ALERT_MIGRATION, INDEXES_MIGRATION, TableIndex, upgrade};
     let db = Database::open(path, database_options()).await?;
-    db.write(|c| {
-        c.execute_batch(&warren_schema::system::MIGRATIONS_DDL.replacen(
-            "CREATE TABLE",
-            "CREATE TABLE IF NOT EXISTS",
-            1,
-        ))?;
-        let mut applied =
-            c.prepare("SELECT EXISTS (SELECT 1 FROM `_migrations` WHERE file = ?1)")?;
-        let mut pending = Vec::new();
-        for migration in [AUTH_ALERT_MIGRATION, INDEXES_MIGRATION] {
-            if !applied.query_row([migration], |r| r.get::<_, bool>(0))? {
-                pending.push(migration);
+    let upgraded = db
+        .write(|c| {
+            c.execute_batch(&warren_schema::system::MIGRATIONS_DDL.replacen(
+                "CREATE TABLE",
+                "CREATE TABLE IF NOT EXISTS",
+                1,
+            ))?;
+            let mut applied =
+                c.prepare("SELECT EXISTS (SELECT 1 FROM `_migrations` WHERE file = ?1)")?;
+            let mut pending = Vec::new();
+            for migration in [AUTH_ALERT_MIGRATION, INDEXES_MIGRATION] {
+                if !applied.query_row([migration], |r| r.get::<_, bool>(0))? {
+                    pending.push(migration);
+                }
             }
-        }
-        drop(applied);
-        if pending.is_empty() {
-            return Ok(());
-        }
-        let catalog = warren_records::Catalog::load(c)
-            .map_err(|e| Error::Invalid(format!("the collections cannot be read: {e}")))?;
-        let mut indexes = c.prepare(
-            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ?1
+            drop(applied);
+            if pending.is_empty() {
+                return Ok(());
+            }
+            let catalog = warren_records::Catalog::load(c)
+                .map_err(|e| Error::Invalid(format!("the collections cannot be read: {e}")))?;
+            let mut indexes = c.prepare(
+                "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ?1
              AND sql IS NOT NULL AND name NOT LIKE 'sqlite_autoindex_%' ORDER BY rowid",
-        )?;
-        let columns = warren_schema::CollectionRow::COLUMNS;
-        let assignments = columns
-            .iter()
-            .enumerate()
-            .map(|(i, col)| format!("`{col}` = ?{}", i + 1))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let update = format!(
-            "UPDATE `_collections` SET {assignments} WHERE id = ?{}",
-            columns.len() + 1
-        );
-        for entry in catalog.entries() {
-            let mut collection = entry.collection.clone();
-            let table_indexes = indexes
-                .query_map([&collection.name], |r| {
-                    Ok(TableIndex {
-                        name: r.get(0)?,
-                        sql: r.get(1)?,
-                    })
-                })?
-                .collect::<std::result::Result<Vec<_>, _>>()?;
-            let done = upgrade(&mut collection, &pending, &table_indexes);
-            for name in &done.drop_indexes {
-                c.execute_batch(&format!(
-                    "DROP INDEX IF EXISTS `{}`",
-                    name.replace('`', "``")
-                ))?;
-            }
-            if done.changed {
-                let mut values: Vec<_> = collection
-                    .to_row()
-                    .values()
-                    .iter()
-                    .map(warren_records::sql::from_schema)
-                    .collect();
-                values.push(warren_store::rusqlite::types::Value::Text(
-                    entry.collection.id.clone(),
-                ));
-                c.execute(&update, warren_store::rusqlite::params_from_iter(values))?;
-            }
-        }
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
-        for migration in pending {
-            c.execute(
-                "INSERT OR IGNORE INTO `_migrations` (file, applied) VALUES (?1, ?2)",
-                warren_store::rusqlite::params![migration, now],
             )?;
-        }
-        Ok::<_, Error>(())
-    })
-    .await?;
-    drop(db);
-    Ok(())
+            let columns = warren_schema::CollectionRow::COLUMNS;
+            let assignments = columns
+                .iter()
+                .enumerate()
+                .map(|(i, col)| format!("`{col}` = ?{}", i + 1))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let update = format!(
+                "UPDATE `_collections` SET {assignments} WHERE id = ?{}",
+                columns.len() + 1
+            );
+            for entry in catalog.entries() {
+                let mut collection = entry.collection.clone();
+                let table_indexes = indexes
+                    .query_map([&collection.name], |r| {
+                        Ok(TableIndex {
+                            name: r.get(0)?,
+                            sql: r.get(1)?,
+                        })
+                    })?
+                    .collect::<std::result::Result<Vec<_>, _>>()?;
+                let done = upgrade(&mut collection, &pending, &table_indexes);
+                for name in &done.drop_indexes {
+                    c.execute_batch(&format!(
+                        "DROP INDEX IF EXISTS `{}`",
+                        name.replace('`', "``")
+                    ))?;
+                }
+                if done.changed {
+                    let mut values: Vec<_> = collection
+                        .to_row()
+                        .values()
+                        .iter()
+                        .map(warren_records::sql::from_schema)
+                        .collect();
+                    values.push(warren_store::rusqlite::types::Value::Text(
+                        entry.collection.id.clone(),
+                    ));
+                    c.execute(&update, warren_store::rusqlite::params_from_iter(values))?;
+                }
+            }
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
+            for migration in pending {
+                c.execute(
+                    "INSERT OR IGNORE INTO `_migrations` (file, applied) VALUES (?1, ?2)",
+                    warren_store::rusqlite::params![migration, now],
+                )?;
+            }
+            Ok::<_, Error>(())
+        })
+        .await;
+    db.close().await;
+    upgraded
 }
 
 /// True for a database PocketBase 0.22 or older wrote: collections keep their fields in a
