@@ -368,7 +368,8 @@ async fn files_kept_in_s3_are_backed_up_and_put_back_by_restores() {
         (200, b"bytes in the bucket".to_vec())
     );
 
-    // In place: the record and its file deleted from the bucket come back.
+    // In place: the record and its file deleted from the bucket come back from the named
+    // snapshot (without one, a restore brings back the latest shipped state, delete included).
     delete_note(&server, "alpha", &su, &kept).await;
     assert_eq!(
         crate::backup::download(&server, "alpha", &kept).await.0,
@@ -378,7 +379,7 @@ async fn files_kept_in_s3_are_backed_up_and_put_back_by_restores() {
         &server,
         Method::POST,
         "/v1/tenants/alpha/backups/restore",
-        Some(serde_json::json!({ "inPlace": true })),
+        Some(serde_json::json!({ "inPlace": true, "backup": made["id"] })),
     )
     .await;
     assert_eq!(code, 200, "{body}");
