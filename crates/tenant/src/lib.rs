@@ -88,7 +88,7 @@ pub async fn provision(root: &Path, id: &str) -> Result<()> {
     tokio::fs::create_dir(&dir).await?;
     let created = warren_store::create_file(dir.join(DATABASE_FILE), |c| {
         initialize(c).map_err(|e| match e {
-            Error::Sqlite(e) => warren_store::Error::Sqlite(e),
+            Error::Sqlite(e) => e.into(),
             other => warren_store::Error::Task(other.to_string()),
         })
     })
