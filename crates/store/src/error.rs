@@ -57,6 +57,14 @@ pub enum Error {
     Io(#[from] std::io::Error),
 }
 
+impl Error {
+    /// Whether a constraint failed: a unique violation or any other (NOT NULL, CHECK, foreign
+    /// key), for inserts where any refusal means the name is taken.
+    pub fn is_constraint(&self) -> bool {
+        matches!(self, Error::Unique { .. } | Error::Constraint { .. })
+    }
+}
+
 impl From<rusqlite::Error> for Error {
     fn from(e: rusqlite::Error) -> Self {
         use rusqlite::ErrorCode as Code;
@@ -132,6 +140,7 @@ mod tests {
     fn a_missing_value_is_another_constraint() {
         let e = failing("INSERT INTO t (id, a, b) VALUES ('3', 'z', NULL)");
         assert!(matches!(e, Error::Constraint { .. }), "{e:?}");
+        assert!(e.is_constraint());
     }
 
     #[test]
