@@ -20,4 +20,3 @@ pub use copy::{scratch_copy, vacuum_into};
 pub use database::{ChangeWatcher, Closed, Database, Options, create_file};
 pub use error::{Error, Result};
 pub use migrate::Migration;
-pub use rusqlite;
