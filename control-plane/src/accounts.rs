@@ -7,7 +7,7 @@
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use warren_store::Database;
-use warren_store::rusqlite::{self, OptionalExtension, Row, params};
+use warren_store::sql::{self, OptionalExtension, Row, params};
 
 use crate::{Error, Result};
 
@@ -67,7 +67,7 @@ impl LinkKind {
 
 const COLUMNS: &str = "id, email, verified, disabled, created, updated, plan";
 
-fn from_row(row: &Row<'_>) -> rusqlite::Result<Account> {
+fn from_row(row: &Row<'_>) -> sql::Result<Account> {
     Ok(Account {
         id: row.get(0)?,
         email: row.get(1)?,
@@ -170,15 +170,15 @@ impl Accounts {
                      VALUES (?1, ?2, ?3, COALESCE((SELECT name FROM plans WHERE name = ?4), ?5))
                      RETURNING {COLUMNS}"
                 );
-                match c.prepare_cached(&sql)?.query_row(
-                    params![id, email, password_hash, plan, crate::plans::DEFAULT_PLAN],
-                    from_row,
-                ) {
-                    Err(rusqlite::Error::SqliteFailure(e, _))
-                        if e.code == rusqlite::ErrorCode::ConstraintViolation =>
-                    {
-                        Err(Error::EmailTaken)
-                    }
+                match c
+                    .prepare_cached(&sql)?
+                    .query_row(
+                        params![id, email, password_hash, plan, crate::plans::DEFAULT_PLAN],
+                        from_row,
+                    )
+                    .map_err(warren_store::Error::from)
+                {
+                    Err(e) if e.is_constraint() => Err(Error::EmailTaken),
                     other => Ok(other?),
                 }
             })
@@ -232,7 +232,7 @@ impl Accounts {
                 let items = c
                     .prepare_cached(&sql)?
                     .query_map(params![limit, offset, email], from_row)?
-                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                    .collect::<sql::Result<Vec<_>>>()?;
                 let total: i64 = c.query_row(
                     "SELECT count(*) FROM accounts WHERE ?1 IS NULL OR email = ?1",
                     [&email],

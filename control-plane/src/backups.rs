@@ -22,7 +22,7 @@ use warren_backup::restore::{self, Drill};
 use warren_backup::ship::Shipping;
 use warren_backup::snapshot::{self, Source};
 use warren_backup::{Manifest, Report, Target};
-use warren_store::rusqlite::{OptionalExtension, params};
+use warren_store::sql::{OptionalExtension, params};
 
 use crate::tenants::{TenantInfo, Tenants};
 use crate::{Error, Result, slug};

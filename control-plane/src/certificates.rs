@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 use warren_store::Database;
-use warren_store::rusqlite::{self, Row};
+use warren_store::sql::{self, Row};
 
 use crate::{Error, Result};
 
@@ -53,7 +53,7 @@ pub async fn record(db: &Database, record: CertificateRecord) -> Result<()> {
                renewals = renewals + excluded.renewals,
                updated = strftime('%Y-%m-%d %H:%M:%fZ')",
         )?
-        .execute(rusqlite::params![
+        .execute(sql::params![
             record.host,
             record.issuer,
             record.not_after,
@@ -69,7 +69,7 @@ pub async fn record(db: &Database, record: CertificateRecord) -> Result<()> {
     .await
 }
 
-fn from_row(row: &Row<'_>) -> rusqlite::Result<CertificateRecord> {
+fn from_row(row: &Row<'_>) -> sql::Result<CertificateRecord> {
     Ok(CertificateRecord {
         host: row.get(0)?,
         issuer: row.get(1)?,
@@ -93,7 +93,7 @@ pub async fn list(db: &Database) -> Result<Vec<CertificateRecord>> {
                FROM certificates ORDER BY host",
         )?;
         let rows = stmt.query_map([], from_row)?;
-        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        Ok(rows.collect::<sql::Result<Vec<_>>>()?)
     })
     .await
 }

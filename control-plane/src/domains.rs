@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 
 use serde::Serialize;
 use warren_store::Database;
-use warren_store::rusqlite::{self, OptionalExtension, Row};
+use warren_store::sql::{self, OptionalExtension, Row};
 
 use crate::tenants::TenantInfo;
 use crate::{ControlPlane, Error, Result, Tenants, dns};
@@ -43,7 +43,7 @@ impl DomainInfo {
 
 const COLUMNS: &str = "domain, tenant_id, token, status, last_error, verified, created";
 
-fn from_row(row: &Row<'_>) -> rusqlite::Result<DomainInfo> {
+fn from_row(row: &Row<'_>) -> sql::Result<DomainInfo> {
     Ok(DomainInfo {
         domain: row.get(0)?,
         tenant_id: row.get(1)?,
@@ -117,12 +117,8 @@ pub async fn add(
                      RETURNING {COLUMNS}"
                 ))?
                 .query_row([&name, &owner.id, &token], from_row);
-            match inserted {
-                Err(rusqlite::Error::SqliteFailure(e, _))
-                    if e.code == rusqlite::ErrorCode::ConstraintViolation =>
-                {
-                    Err(Error::DomainTaken)
-                }
+            match inserted.map_err(warren_store::Error::from) {
+                Err(e) if e.is_constraint() => Err(Error::DomainTaken),
                 other => Ok(other?),
             }
         })
@@ -139,7 +135,7 @@ pub async fn list(tenants: &Tenants, slug: &str) -> Result<Vec<DomainInfo>> {
                 "SELECT {COLUMNS} FROM domains WHERE tenant_id = ?1 ORDER BY domain"
             ))?;
             let rows = stmt.query_map([owner.id], from_row)?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+            Ok(rows.collect::<sql::Result<Vec<_>>>()?)
         })
         .await
 }
@@ -244,7 +240,7 @@ pub async fn verified(db: &Database) -> Result<Vec<(String, TenantInfo)>> {
                 },
             ))
         })?;
-        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        Ok(rows.collect::<sql::Result<Vec<_>>>()?)
     })
     .await
 }

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use serde::Serialize;
-use warren_store::rusqlite::params;
+use warren_store::sql::params;
 
 use crate::Result;
 use crate::backups::Backups;

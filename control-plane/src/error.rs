@@ -26,9 +26,6 @@ pub enum Error {
     /// The control database failed.
     #[error(transparent)]
     Store(#[from] warren_store::Error),
-    /// SQLite failed.
-    #[error("sqlite: {0}")]
-    Sqlite(#[from] warren_store::rusqlite::Error),
     /// The tenant runtime failed.
     #[error(transparent)]
     Tenant(#[from] warren_tenant::Error),
@@ -71,6 +68,12 @@ fn upper_first(reason: &str) -> String {
 
 /// Result alias for the control plane.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<warren_store::sql::Error> for Error {
+    fn from(e: warren_store::sql::Error) -> Self {
+        Error::Store(e.into())
+    }
+}
 
 impl IntoResponse for Error {
     fn into_response(self) -> Response {

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 use warren_store::Database;
-use warren_store::rusqlite::{self, params};
+use warren_store::sql::{self, params};
 use warren_tenant::{Meter, Registry};
 
 use crate::metrics::Metrics;
@@ -262,8 +262,7 @@ pub async fn usage(
                      ORDER BY hour LIMIT 10000",
             )?;
             let rows = stmt.query_map(params![id, from, to], |r| {
-                let n =
-                    |i: usize| -> rusqlite::Result<u64> { Ok(r.get::<_, i64>(i)?.max(0) as u64) };
+                let n = |i: usize| -> sql::Result<u64> { Ok(r.get::<_, i64>(i)?.max(0) as u64) };
                 Ok(Usage {
                     hour: r.get(0)?,
                     requests: n(1)?,
@@ -275,7 +274,7 @@ pub async fn usage(
                     records_written: n(7)?,
                 })
             })?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+            Ok(rows.collect::<sql::Result<Vec<_>>>()?)
         })
         .await
     }

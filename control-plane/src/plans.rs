@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 use warren_store::Database;
-use warren_store::rusqlite::{self, OptionalExtension, Row};
+use warren_store::sql::{self, OptionalExtension, Row};
 
 use crate::{Error, Result};
 
@@ -86,8 +86,8 @@ impl Limits {
     }
 
     /// The limits from columns `first..first + 6` of a row.
-    pub(crate) fn from_row(row: &Row<'_>, first: usize) -> rusqlite::Result<Self> {
-        let get = |i: usize| -> rusqlite::Result<u64> {
+    pub(crate) fn from_row(row: &Row<'_>, first: usize) -> sql::Result<Self> {
+        let get = |i: usize| -> sql::Result<u64> {
             Ok(row.get::<_, Option<i64>>(first + i)?.unwrap_or(0).max(0) as u64)
         };
         Ok(Self {
@@ -115,7 +115,7 @@ pub(crate) fn limit_columns(alias: &str) -> String {
     .join(", ")
 }
 
-fn from_row(row: &Row<'_>) -> rusqlite::Result<Plan> {
+fn from_row(row: &Row<'_>) -> sql::Result<Plan> {
     Ok(Plan {
         name: row.get(0)?,
         limits: Limits::from_row(row, 1)?,
@@ -149,7 +149,7 @@ impl Plans {
             .read(|c| {
                 let mut stmt = c.prepare_cached(&format!("{} ORDER BY name", select()))?;
                 let rows = stmt.query_map([], from_row)?;
-                Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+                Ok(rows.collect::<sql::Result<Vec<_>>>()?)
             })
             .await
     }
@@ -182,15 +182,11 @@ impl Plans {
                 let inserted = c
                     .prepare_cached(&sql)?
                     .query_row(params_of(&name, &limits), from_row);
-                match inserted {
-                    Err(rusqlite::Error::SqliteFailure(e, _))
-                        if e.code == rusqlite::ErrorCode::ConstraintViolation =>
-                    {
-                        Err(Error::Invalid(
-                            "name",
-                            "A plan with this name exists.".into(),
-                        ))
-                    }
+                match inserted.map_err(warren_store::Error::from) {
+                    Err(e) if e.is_constraint() => Err(Error::Invalid(
+                        "name",
+                        "A plan with this name exists.".into(),
+                    )),
                     other => Ok(other?),
                 }
             })
@@ -221,8 +217,8 @@ impl Plans {
     }
 }
 
-fn params_of(name: &str, limits: &Limits) -> [rusqlite::types::Value; 7] {
-    use rusqlite::types::Value::{Integer, Text};
+fn params_of(name: &str, limits: &Limits) -> [sql::Value; 7] {
+    use sql::Value::{Integer, Text};
     [
         Text(name.to_string()),
         Integer(limits.requests_per_second as i64),

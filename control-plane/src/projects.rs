@@ -1,7 +1,7 @@
 //! Projects: tenants owned by a console account. Every lookup here is scoped to the account,
 //! so an id from another account is simply not found.
 
-use warren_store::rusqlite::{self, OptionalExtension, params};
+use warren_store::sql::{self, OptionalExtension, params};
 
 use crate::tenants::{TenantInfo, Tenants};
 use crate::{Error, Result, slug};
@@ -55,7 +55,7 @@ impl Projects {
                         crate::tenants::select()
                     ))?
                     .query_map([account], crate::tenants::from_row)?
-                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                    .collect::<sql::Result<Vec<_>>>()?;
                 Ok(rows)
             })
             .await
@@ -112,12 +112,8 @@ impl Projects {
                                                       'default'))",
                     )?
                     .execute(params![row_id, row_slug, owner]);
-                match inserted {
-                    Err(rusqlite::Error::SqliteFailure(e, _))
-                        if e.code == rusqlite::ErrorCode::ConstraintViolation =>
-                    {
-                        Err(Error::SlugTaken)
-                    }
+                match inserted.map_err(warren_store::Error::from) {
+                    Err(e) if e.is_constraint() => Err(Error::SlugTaken),
                     Err(e) => Err(e.into()),
                     Ok(_) => Ok(c
                         .prepare_cached(&format!("{} WHERE t.id = ?1", crate::tenants::select()))?

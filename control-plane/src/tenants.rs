@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use warren_store::Database;
-use warren_store::rusqlite::{self, OptionalExtension, Row};
+use warren_store::sql::{self, OptionalExtension, Row};
 
 use crate::plans::Limits;
 use crate::{Error, Result, slug};
@@ -108,7 +108,7 @@ pub struct Tenants {
     dns: Option<std::net::SocketAddr>,
 }
 
-pub(crate) fn from_row(row: &Row<'_>) -> rusqlite::Result<TenantInfo> {
+pub(crate) fn from_row(row: &Row<'_>) -> sql::Result<TenantInfo> {
     Ok(TenantInfo {
         id: row.get(0)?,
         slug: row.get(1)?,
@@ -263,12 +263,8 @@ impl Tenants {
                 let inserted = c
                     .prepare_cached("INSERT INTO tenants (id, slug) VALUES (?1, ?2)")?
                     .execute([&row_id, &row_slug]);
-                match inserted {
-                    Err(rusqlite::Error::SqliteFailure(e, _))
-                        if e.code == rusqlite::ErrorCode::ConstraintViolation =>
-                    {
-                        Err(Error::SlugTaken)
-                    }
+                match inserted.map_err(warren_store::Error::from) {
+                    Err(e) if e.is_constraint() => Err(Error::SlugTaken),
                     Err(e) => Err(e.into()),
                     Ok(_) => Ok(c
                         .prepare_cached(&format!("{} WHERE t.id = ?1", select()))?
@@ -314,7 +310,7 @@ impl Tenants {
             .read(|c| {
                 let mut stmt = c.prepare_cached(&format!("{} ORDER BY t.slug", select()))?;
                 let rows = stmt.query_map([], from_row)?;
-                Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+                Ok(rows.collect::<sql::Result<Vec<_>>>()?)
             })
             .await
     }
@@ -329,7 +325,7 @@ impl Tenants {
             .read(move |c| {
                 let matches = "(?1 IS NULL OR t.status = ?1) AND (?2 IS NULL OR t.plan = ?2)
                      AND (?3 IS NULL OR substr(t.slug, 1, length(?3)) = ?3)";
-                let args = rusqlite::params![filter.status, filter.plan, filter.slug_prefix];
+                let args = sql::params![filter.status, filter.plan, filter.slug_prefix];
                 let total: i64 = c
                     .prepare_cached(&format!("SELECT count(*) FROM tenants t WHERE {matches}"))?
                     .query_row(args, |r| r.get(0))?;
@@ -338,7 +334,7 @@ impl Tenants {
                     select()
                 ))?;
                 let rows = stmt.query_map(
-                    rusqlite::params![
+                    sql::params![
                         filter.status,
                         filter.plan,
                         filter.slug_prefix,
@@ -348,7 +344,7 @@ impl Tenants {
                     from_row,
                 )?;
                 Ok(Page {
-                    items: rows.collect::<rusqlite::Result<Vec<_>>>()?,
+                    items: rows.collect::<sql::Result<Vec<_>>>()?,
                     total: total.max(0) as u64,
                 })
             })

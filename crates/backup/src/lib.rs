@@ -55,8 +55,8 @@ pub enum Error {
 /// Result alias of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-impl From<warren_store::rusqlite::Error> for Error {
-    fn from(e: warren_store::rusqlite::Error) -> Self {
+impl From<warren_store::sql::Error> for Error {
+    fn from(e: warren_store::sql::Error) -> Self {
         Error::Store(e.into())
     }
 }

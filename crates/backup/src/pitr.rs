@@ -9,7 +9,7 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use warren_store::rusqlite::{Connection, OpenFlags};
+use warren_store::sql::{Connection, OpenFlags};
 
 use crate::manifest::Manifest;
 use crate::ship::{Through, generation_prefix, segment_seq, through_key};

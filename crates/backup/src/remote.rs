@@ -13,7 +13,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
 pub use warren_files::S3Config;
-use warren_store::rusqlite::{Connection, OpenFlags, OptionalExtension};
+use warren_store::sql::{Connection, OpenFlags, OptionalExtension};
 
 use crate::{Error, Progress, Report, Result};
 
@@ -55,8 +55,9 @@ pub fn locate(db: &Path, tenant_id: &str, default: Option<&S3Config>) -> Result<
     let stored: Option<Vec<u8>> = conn
         .query_row("SELECT value FROM _params WHERE id = 'settings'", [], |r| {
             Ok(match r.get_ref(0)? {
-                warren_store::rusqlite::types::ValueRef::Text(b)
-                | warren_store::rusqlite::types::ValueRef::Blob(b) => Some(b.to_vec()),
+                warren_store::sql::ValueRef::Text(b) | warren_store::sql::ValueRef::Blob(b) => {
+                    Some(b.to_vec())
+                }
                 _ => None,
             })
         })

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use warren_store::rusqlite::{Connection, OpenFlags};
+use warren_store::sql::{Connection, OpenFlags};
 
 use crate::manifest::{self, MANIFEST, Manifest};
 use crate::target::Target;

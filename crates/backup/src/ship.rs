@@ -807,7 +807,7 @@ mod tests {
     }];
 
     fn count(db: &Path) -> i64 {
-        let conn = warren_store::rusqlite::Connection::open(db).unwrap();
+        let conn = warren_store::sql::Connection::open(db).unwrap();
         conn.query_row("SELECT count(*) FROM t", [], |r| r.get(0))
             .unwrap()
     }

@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use warren_store::rusqlite::{Connection, OpenFlags};
+use warren_store::sql::{Connection, OpenFlags};
 
 use crate::manifest::{self, Manifest};
 use crate::ship::Shipping;

@@ -390,7 +390,7 @@ pub fn db_page_size(db: &mut File) -> Result<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use warren_store::rusqlite::Connection;
+    use warren_store::sql::Connection;
 
     fn segment(n: usize) -> Segment {
         Segment {

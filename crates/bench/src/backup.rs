@@ -508,14 +508,14 @@ fn ratio(a: f64, b: f64) -> f64 {
 /// benchmark loses only ballast).
 fn fill(db: &Path, mib: u64) -> anyhow::Result<()> {
     const ROW: u64 = 6 << 10;
-    let conn = rusqlite::Connection::open(db)?;
+    let conn = warren_store::sql::Connection::open(db)?;
     conn.busy_timeout(Duration::from_secs(30))?;
     conn.execute_batch(
         "PRAGMA synchronous = OFF; PRAGMA cache_size = -65536;
          CREATE TABLE IF NOT EXISTS ballast (id INTEGER PRIMARY KEY, body TEXT)",
     )?;
     let want = mib * 1048576;
-    let size = |conn: &rusqlite::Connection| -> anyhow::Result<u64> {
+    let size = |conn: &warren_store::sql::Connection| -> anyhow::Result<u64> {
         let pages: i64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
         let page: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
         Ok((pages * page).max(0) as u64)

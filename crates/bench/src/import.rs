@@ -153,7 +153,7 @@ async fn generate(warren: &Path, work: &Path, cfg: &ImportConfig) -> anyhow::Res
     let source = tenant_dir(&server.data_dir())?;
     let dest = work.join("pb_data");
     std::fs::create_dir_all(dest.join("storage"))?;
-    let copy = rusqlite::Connection::open(source.join("data.db"))?;
+    let copy = warren_store::sql::Connection::open(source.join("data.db"))?;
     copy.execute("VACUUM INTO ?1", [dest.join("data.db").to_string_lossy()])?;
     drop(copy);
     server.stop().await;
@@ -164,7 +164,7 @@ async fn generate(warren: &Path, work: &Path, cfg: &ImportConfig) -> anyhow::Res
 
 /// Inserts the records and writes the files into the data directory `dir`.
 fn fill(dir: &Path, cfg: &ImportConfig) -> anyhow::Result<()> {
-    let conn = rusqlite::Connection::open(dir.join("data.db"))?;
+    let conn = warren_store::sql::Connection::open(dir.join("data.db"))?;
     conn.execute_batch("PRAGMA synchronous = OFF; PRAGMA cache_size = -65536;")?;
     let collection: String = conn.query_row(
         "SELECT id FROM _collections WHERE name = 'posts'",
@@ -188,7 +188,7 @@ fn fill(dir: &Path, cfg: &ImportConfig) -> anyhow::Result<()> {
                 };
                 // Each body differs a little so pages do not repeat.
                 let text = format!("{i:08}{}", &body[8.min(body.len())..]);
-                insert.execute(rusqlite::params![
+                insert.execute(warren_store::sql::params![
                     record_id(i),
                     format!("post {i}"),
                     text,
@@ -272,7 +272,7 @@ pub async fn run(warren: &Path, cfg: &ImportConfig) -> anyhow::Result<ImportRepo
         bail!("warren tenant import failed: {}", lines.join("\n"));
     }
     let imported = tenant_dir(&data)?;
-    let conn = rusqlite::Connection::open(imported.join("data.db"))?;
+    let conn = warren_store::sql::Connection::open(imported.join("data.db"))?;
     let imported_records: i64 = conn.query_row("SELECT COUNT(*) FROM posts", [], |r| r.get(0))?;
     let imported_records = imported_records.max(0) as u64;
     let imported_files = {

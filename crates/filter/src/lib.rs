@@ -7,7 +7,8 @@
 //! that need no join. It also parses the `sort`, `fields` and `expand` parameters.
 //!
 //! It must not depend on HTTP, on SQLite, or on how collections are stored:
-//! callers hand it schemas and request values and run the SQL themselves.
+//! callers hand it schemas and request values and run the SQL themselves (its tests run it
+//! through `store`).
 //!
 //! ```
 //! use warren_filter::*;

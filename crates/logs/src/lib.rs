@@ -80,9 +80,6 @@ pub enum Error {
     /// The auxiliary database failed.
     #[error(transparent)]
     Store(#[from] warren_store::Error),
-    /// SQLite failed.
-    #[error("sqlite: {0}")]
-    Sqlite(#[from] warren_store::rusqlite::Error),
     /// The tenant's settings could not be read.
     #[error("settings: {0}")]
     Settings(#[from] warren_records::Error),
@@ -93,6 +90,12 @@ pub enum Error {
 
 /// Result alias for the logs store.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<warren_store::sql::Error> for Error {
+    fn from(e: warren_store::sql::Error) -> Self {
+        Error::Store(e.into())
+    }
+}
 
 /// One log entry, before it is written.
 #[derive(Debug, Clone, PartialEq)]
@@ -528,7 +531,7 @@ impl Store {
                 )?;
                 for row in rows {
                     let data = Value::Object(row.data).to_string();
-                    insert.execute(warren_store::rusqlite::params![
+                    insert.execute(warren_store::sql::params![
                         warren_auth::random::record_id(),
                         row.level,
                         row.message,

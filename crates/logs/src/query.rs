@@ -8,8 +8,8 @@ use warren_filter::{
     Access, CollectionInfo, CollectionType, FieldInfo, FieldType, Filter, Query, RequestContext,
     SqlValue, StaticSchema, parse_sort,
 };
-use warren_store::rusqlite::types::Value as Sqlite;
-use warren_store::rusqlite::{OptionalExtension, Row, ToSql};
+use warren_store::sql::Value as Sqlite;
+use warren_store::sql::{OptionalExtension, Row, ToSql};
 
 use crate::{Error, Logs, Result};
 
@@ -57,7 +57,7 @@ const COLUMNS: &str =
     r#""_logs"."id", "_logs"."created", "_logs"."data", "_logs"."message", "_logs"."level""#;
 
 /// A log row as the API shows it.
-fn from_row(row: &Row<'_>) -> warren_store::rusqlite::Result<Value> {
+fn from_row(row: &Row<'_>) -> warren_store::sql::Result<Value> {
     let data: Option<String> = row.get(2)?;
     let data = data
         .and_then(|text| serde_json::from_str::<Value>(&text).ok())
@@ -139,7 +139,7 @@ impl Logs {
                 let items = c
                     .prepare(&select)?
                     .query_map(refs(&values).as_slice(), from_row)?
-                    .collect::<warren_store::rusqlite::Result<Vec<_>>>()?;
+                    .collect::<warren_store::sql::Result<Vec<_>>>()?;
                 let total = match count {
                     Some(sql) => Some(
                         c.prepare(&sql)?
@@ -206,7 +206,7 @@ impl Logs {
                             "total": r.get::<_, i64>(0)?,
                         }))
                     })?
-                    .collect::<warren_store::rusqlite::Result<Vec<_>>>()?;
+                    .collect::<warren_store::sql::Result<Vec<_>>>()?;
                 Ok::<_, Error>(rows)
             })
             .await

@@ -326,7 +326,7 @@ pub async fn confirm_password_reset(
     let verify = holder.claims.email.as_deref() == Some(text(&holder.data, "email"));
     let id = text(&holder.data, "id").to_string();
     db.write(move |c| {
-        let mut values: Vec<(&str, warren_store::rusqlite::types::Value)> = vec![
+        let mut values: Vec<(&str, warren_store::sql::Value)> = vec![
             ("password", hash.into()),
             ("tokenKey", warren_auth::random::secret(50).into()),
         ];

@@ -58,7 +58,7 @@ impl Token {
 
     /// Loads the record the token claims and verifies the token with its key: the caller, or a
     /// guest when the record is gone or the token does not verify.
-    pub fn resolve(&self, conn: &warren_store::rusqlite::Connection) -> Result<Caller> {
+    pub fn resolve(&self, conn: &warren_store::sql::Connection) -> Result<Caller> {
         let entry = &self.entry;
         let Some(data) = load_data(conn, entry, &self.id)? else {
             return Ok(Caller::Guest);
@@ -106,7 +106,7 @@ pub enum Pending {
 
 impl Pending {
     /// The caller, checking the token on `conn` when there is one.
-    pub fn resolve(&self, conn: &warren_store::rusqlite::Connection) -> Result<Caller> {
+    pub fn resolve(&self, conn: &warren_store::sql::Connection) -> Result<Caller> {
         match self {
             Self::Known(caller) => Ok(caller.clone()),
             Self::Token(token) => token.resolve(conn),
@@ -116,7 +116,7 @@ impl Pending {
 
 /// Reads one record's data by id (all fields, hidden ones and the password hash included).
 pub fn load_data(
-    conn: &warren_store::rusqlite::Connection,
+    conn: &warren_store::sql::Connection,
     entry: &Entry,
     id: &str,
 ) -> Result<Option<warren_schema::record::RecordData>> {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use warren_filter::{CollectionInfo, FieldInfo, FieldType, Filter, SchemaSource};
 use warren_schema::{Collection, CollectionRow, FieldKind, Index};
-use warren_store::rusqlite::{Connection, Row};
+use warren_store::sql::{Connection, Row};
 
 use crate::{Error, Result};
 
@@ -107,7 +107,7 @@ impl SchemaSource for Catalog {
     }
 }
 
-fn read_collection_row(row: &Row<'_>) -> warren_store::rusqlite::Result<CollectionRow> {
+fn read_collection_row(row: &Row<'_>) -> warren_store::sql::Result<CollectionRow> {
     Ok(CollectionRow {
         id: row.get(0)?,
         system: row.get(1)?,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde_json::Value;
 use warren_filter::RequestContext;
 use warren_schema::record::RecordData;
-use warren_store::rusqlite::Connection;
+use warren_store::sql::Connection;
 
 use crate::catalog::{Catalog, Entry};
 use crate::read::{NOT_FOUND, render};
@@ -118,7 +118,7 @@ pub fn admitted_by_sql(
         .collect::<Vec<_>>()
         .join(", ");
     let placeholders = vec!["?"; fields.len()].join(", ");
-    let mut params: Vec<warren_store::rusqlite::types::Value> = fields
+    let mut params: Vec<warren_store::sql::Value> = fields
         .iter()
         .map(|f| crate::sql::from_schema(&f.to_sql(data.get(&f.name).unwrap_or(&Value::Null))))
         .collect();
@@ -146,7 +146,7 @@ pub fn admitted_by_sql(
     let row = stmt.query_row(crate::sql::bind(&params).as_slice(), |row| {
         (0..checks.len())
             .map(|i| row.get::<_, bool>(i))
-            .collect::<warren_store::rusqlite::Result<Vec<bool>>>()
+            .collect::<warren_store::sql::Result<Vec<bool>>>()
     })?;
     Ok(row)
 }

@@ -25,7 +25,7 @@ use warren_schema::{
     ValidationErrors, ddl, id,
 };
 use warren_store::Database;
-use warren_store::rusqlite::{Connection, params_from_iter};
+use warren_store::sql::{Connection, params_from_iter};
 
 use crate::catalog::{Catalog, filter_info};
 use crate::sql;
@@ -78,8 +78,8 @@ impl From<warren_store::Error> for CollectionError {
     }
 }
 
-impl From<warren_store::rusqlite::Error> for CollectionError {
-    fn from(e: warren_store::rusqlite::Error) -> Self {
+impl From<warren_store::sql::Error> for CollectionError {
+    fn from(e: warren_store::sql::Error) -> Self {
         Self::Records(e.into())
     }
 }
@@ -239,8 +239,8 @@ pub fn list_in(conn: &Connection, params: &ListParams) -> Result<CollectionPage>
         )?;
         (count, (count + per_page - 1) / per_page)
     };
-    values.push(warren_store::rusqlite::types::Value::Integer(per_page));
-    values.push(warren_store::rusqlite::types::Value::Integer(
+    values.push(warren_store::sql::Value::Integer(per_page));
+    values.push(warren_store::sql::Value::Integer(
         (page - 1).saturating_mul(per_page),
     ));
     let distinct = if compiled.distinct { "DISTINCT " } else { "" };
@@ -430,7 +430,7 @@ fn write_row(conn: &Connection, c: &Collection, insert: bool) -> Result<()> {
             vec!["?"; columns.len()].join(", ")
         )
     } else {
-        values.push(warren_store::rusqlite::types::Value::Text(c.id.clone()));
+        values.push(warren_store::sql::Value::Text(c.id.clone()));
         format!(
             "UPDATE `_collections` SET {} WHERE `id` = ?",
             columns.map(|c| format!("`{c}` = ?")).join(", ")

@@ -37,12 +37,15 @@ pub enum Error {
     /// The tenant database failed.
     #[error(transparent)]
     Store(#[from] warren_store::Error),
-    /// SQLite failed.
-    #[error("sqlite: {0}")]
-    Sqlite(#[from] warren_store::rusqlite::Error),
     /// A stored collection could not be read.
     #[error("schema: {0}")]
     Schema(String),
+}
+
+impl From<warren_store::sql::Error> for Error {
+    fn from(e: warren_store::sql::Error) -> Self {
+        Error::Store(e.into())
+    }
 }
 
 impl From<warren_filter::Error> for Error {

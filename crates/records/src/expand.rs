@@ -8,7 +8,7 @@ use serde_json::Value;
 use warren_filter::{Access, Query, RequestContext, parse_expand};
 use warren_schema::record::{Expanded, RecordData, RecordJson, record_from_row};
 use warren_schema::{FieldKind, Visibility};
-use warren_store::rusqlite::Connection;
+use warren_store::sql::Connection;
 
 use crate::catalog::{Catalog, Entry};
 use crate::read::{columns, render};

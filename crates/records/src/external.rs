@@ -5,7 +5,7 @@ use std::sync::Arc;
 use warren_schema::record::RecordData;
 use warren_schema::system::EXTERNAL_AUTHS;
 use warren_store::Database;
-use warren_store::rusqlite::OptionalExtension;
+use warren_store::sql::OptionalExtension;
 
 use crate::catalog::Entry;
 use crate::{Error, Result, sql};

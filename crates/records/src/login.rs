@@ -274,10 +274,10 @@ pub fn methods(entry: &Entry, providers: Vec<Value>) -> Result<Value> {
 /// Sets columns of one record on the writer's connection, bumping `updated` when the
 /// collection has it. Column names come from the collection, never from a request.
 pub(crate) fn set_columns(
-    c: &warren_store::rusqlite::Connection,
+    c: &warren_store::sql::Connection,
     entry: &Entry,
     id: &str,
-    values: &[(&str, warren_store::rusqlite::types::Value)],
+    values: &[(&str, warren_store::sql::Value)],
 ) -> Result<usize> {
     let mut sets: Vec<String> = values
         .iter()
@@ -292,10 +292,10 @@ pub(crate) fn set_columns(
         sql::quote(&entry.collection.name),
         sets.join(", ")
     );
-    let mut params: Vec<warren_store::rusqlite::types::Value> = vec![id.to_string().into()];
+    let mut params: Vec<warren_store::sql::Value> = vec![id.to_string().into()];
     params.extend(values.iter().map(|(_, v)| v.clone()));
     Ok(c.execute(
         &statement,
-        warren_store::rusqlite::params_from_iter(params.iter()),
+        warren_store::sql::params_from_iter(params.iter()),
     )?)
 }

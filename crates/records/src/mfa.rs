@@ -7,7 +7,7 @@ use warren_filter::{Filter, RequestContext};
 use warren_schema::record::RecordData;
 use warren_schema::system::MFAS;
 use warren_store::Database;
-use warren_store::rusqlite::OptionalExtension;
+use warren_store::sql::OptionalExtension;
 
 use crate::catalog::{Catalog, Entry};
 use crate::tokens::text;

@@ -9,7 +9,7 @@ use warren_mail::Email;
 use warren_schema::record::RecordData;
 use warren_schema::system::AUTH_ORIGINS;
 use warren_store::Database;
-use warren_store::rusqlite::Connection;
+use warren_store::sql::Connection;
 
 use crate::catalog::Entry;
 use crate::tokens::text;

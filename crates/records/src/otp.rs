@@ -12,7 +12,7 @@ use warren_mail::Email;
 use warren_schema::record::RecordData;
 use warren_schema::system::OTPS;
 use warren_store::Database;
-use warren_store::rusqlite::OptionalExtension;
+use warren_store::sql::OptionalExtension;
 
 use crate::catalog::{Catalog, Entry};
 use crate::limits::Limiter;

@@ -6,7 +6,7 @@ use serde_json::{Map, Value, json};
 use warren_filter::{Access, Filter, Query, RequestContext, parse_sort};
 use warren_schema::record::{RecordData, RecordJson, Visibility, record_from_row};
 use warren_store::Database;
-use warren_store::rusqlite::Connection;
+use warren_store::sql::Connection;
 
 use crate::auth::Pending;
 use crate::catalog::{Catalog, Entry};
@@ -295,11 +295,7 @@ fn bounded<T>(c: &Connection, work: impl FnOnce() -> Result<T>) -> Result<Option
     c.progress_handler(0, None::<fn() -> bool>)?;
     match result {
         Ok(value) => Ok(Some(value)),
-        Err(Error::Sqlite(warren_store::rusqlite::Error::SqliteFailure(failure, _)))
-            if failure.code == warren_store::rusqlite::ErrorCode::OperationInterrupted =>
-        {
-            Ok(None)
-        }
+        Err(Error::Store(warren_store::Error::Interrupted(_))) => Ok(None),
         Err(e) => Err(e),
     }
 }
@@ -375,7 +371,7 @@ fn view_on(
 /// A compiled "record `id`, if the rule admits it" query: SQL, params and column names.
 pub(crate) struct OneStatement {
     sql: String,
-    params: Vec<warren_store::rusqlite::types::Value>,
+    params: Vec<warren_store::sql::Value>,
     names: Vec<String>,
 }
 
@@ -477,7 +473,7 @@ mod tests {
             }
             let mut insert = c.prepare("INSERT INTO posts (id, n, flag) VALUES (?1, ?2, ?3)")?;
             for i in 0..rows {
-                insert.execute(warren_store::rusqlite::params![
+                insert.execute(warren_store::sql::params![
                     format!("r{i:014}"),
                     (rows - i) as i64,
                     i % 3 == 0

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 use warren_store::Database;
-use warren_store::rusqlite::OptionalExtension;
+use warren_store::sql::OptionalExtension;
 
 use crate::{Error, Result};
 
@@ -55,14 +55,14 @@ pub async fn load(db: &Database) -> Result<Value> {
 }
 
 /// Reads the settings on a connection (the stored document over the defaults).
-fn read_in(c: &warren_store::rusqlite::Connection) -> Result<Value> {
+fn read_in(c: &warren_store::sql::Connection) -> Result<Value> {
     let stored: Option<String> = c
         .prepare_cached("SELECT value FROM _params WHERE id = ?1")?
         // PocketBase writes the document as a BLOB, Warren as TEXT: read either.
         .query_row([KEY], |r| {
             Ok(match r.get_ref(0)? {
-                warren_store::rusqlite::types::ValueRef::Text(bytes)
-                | warren_store::rusqlite::types::ValueRef::Blob(bytes) => {
+                warren_store::sql::ValueRef::Text(bytes)
+                | warren_store::sql::ValueRef::Blob(bytes) => {
                     Some(String::from_utf8_lossy(bytes).into_owned())
                 }
                 _ => None,
@@ -77,7 +77,7 @@ fn read_in(c: &warren_store::rusqlite::Connection) -> Result<Value> {
     Ok(settings)
 }
 
-fn write_in(c: &warren_store::rusqlite::Connection, settings: &Value) -> Result<()> {
+fn write_in(c: &warren_store::sql::Connection, settings: &Value) -> Result<()> {
     c.execute(
         "INSERT INTO _params (id, value, created, updated)
          VALUES (?1, ?2, strftime('%Y-%m-%d %H:%M:%fZ'), strftime('%Y-%m-%d %H:%M:%fZ'))

@@ -1,12 +1,12 @@
-//! Conversions between the schema's and filter's SQL values and rusqlite's, and row reading.
+//! Conversions between the schema's and filter's SQL values and the store's, and row reading.
 
 use std::collections::BTreeMap;
 
 use warren_schema::SqlValue;
-use warren_store::rusqlite::types::{Value as Sqlite, ValueRef};
-use warren_store::rusqlite::{Row, ToSql};
+use warren_store::sql::{Row, ToSql};
+use warren_store::sql::{Value as Sqlite, ValueRef};
 
-/// A schema value as a rusqlite value.
+/// A schema value as a store value.
 pub fn from_schema(v: &SqlValue) -> Sqlite {
     match v {
         SqlValue::Null => Sqlite::Null,
@@ -16,7 +16,7 @@ pub fn from_schema(v: &SqlValue) -> Sqlite {
     }
 }
 
-/// A filter parameter as a rusqlite value.
+/// A filter parameter as a store value.
 pub fn from_filter(v: &warren_filter::SqlValue) -> Sqlite {
     match v {
         warren_filter::SqlValue::Null => Sqlite::Null,
@@ -31,7 +31,7 @@ pub fn params(values: &[warren_filter::SqlValue]) -> Vec<Sqlite> {
     values.iter().map(from_filter).collect()
 }
 
-/// Borrowed binding of a slice of rusqlite values.
+/// Borrowed binding of a slice of store values.
 pub fn bind(values: &[Sqlite]) -> Vec<&dyn ToSql> {
     values.iter().map(|v| v as &dyn ToSql).collect()
 }
@@ -40,7 +40,7 @@ pub fn bind(values: &[Sqlite]) -> Vec<&dyn ToSql> {
 pub fn read_row(
     row: &Row<'_>,
     names: &[String],
-) -> warren_store::rusqlite::Result<BTreeMap<String, SqlValue>> {
+) -> warren_store::sql::Result<BTreeMap<String, SqlValue>> {
     let mut out = BTreeMap::new();
     for (i, name) in names.iter().enumerate() {
         let value = match row.get_ref(i)? {

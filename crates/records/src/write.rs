@@ -17,7 +17,7 @@ use warren_schema::record::{
     PrepareOptions, PreparedRecord, RecordData, RelationChecker, prepare_record,
 };
 use warren_store::Database;
-use warren_store::rusqlite::{self, Connection};
+use warren_store::sql::{Connection, params, params_from_iter};
 
 use crate::catalog::{Catalog, Entry};
 use crate::change::{Change, ChangeAction};
@@ -328,7 +328,7 @@ fn id_used_by_another_auth_collection(c: &Connection, entry: &Entry, id: &str) -
             "SELECT `name` FROM `_collections` WHERE `type` = 'auth' AND `id` != ?1",
         )?;
         stmt.query_map([&entry.collection.id], |row| row.get(0))?
-            .collect::<rusqlite::Result<_>>()?
+            .collect::<warren_store::sql::Result<_>>()?
     };
     for name in names {
         let statement = format!("SELECT 1 FROM {} WHERE id = ?1 LIMIT 1", sql::quote(&name));
@@ -494,7 +494,7 @@ fn insert(c: &Connection, entry: &Entry, prepared: &PreparedRecord) -> Result<()
         .map(|(_, v)| sql::from_schema(v))
         .collect();
     c.prepare_cached(&statement)?
-        .execute(rusqlite::params_from_iter(values))
+        .execute(params_from_iter(values))
         .map_err(|e| constraint(e, CREATE_FAILED))?;
     Ok(())
 }
@@ -517,38 +517,29 @@ fn update_row(c: &Connection, entry: &Entry, id: &str, prepared: &PreparedRecord
         .collect();
     values.push(id.to_string().into());
     c.prepare_cached(&statement)?
-        .execute(rusqlite::params_from_iter(values))
+        .execute(params_from_iter(values))
         .map_err(|e| constraint(e, UPDATE_FAILED))?;
     Ok(())
 }
 
 /// A UNIQUE violation becomes `validation_not_unique` on the involved fields.
-fn constraint(e: rusqlite::Error, message: &'static str) -> Error {
-    let unique = matches!(&e, rusqlite::Error::SqliteFailure(f, _)
-        if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
-            || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY);
-    if unique {
-        let text = match &e {
-            rusqlite::Error::SqliteFailure(_, Some(text)) => text.clone(),
-            _ => String::new(),
-        };
-        let mut errors = ValidationErrors::new();
-        let columns = text
-            .split_once(':')
-            .map(|(_, cols)| cols)
-            .unwrap_or_default();
-        for column in columns.split(',') {
-            let field = column.trim().rsplit('.').next().unwrap_or_default();
-            if !field.is_empty() {
-                errors.add(
-                    field,
-                    FieldError::new("validation_not_unique", "Value must be unique."),
-                );
+fn constraint(e: warren_store::sql::Error, message: &'static str) -> Error {
+    match warren_store::Error::from(e) {
+        warren_store::Error::Unique { constraint, .. } => {
+            let mut errors = ValidationErrors::new();
+            for column in constraint.split(',') {
+                let field = column.trim().rsplit('.').next().unwrap_or_default();
+                if !field.is_empty() {
+                    errors.add(
+                        field,
+                        FieldError::new("validation_not_unique", "Value must be unique."),
+                    );
+                }
             }
+            Error::Validation { message, errors }
         }
-        return Error::Validation { message, errors };
+        other => Error::Store(other),
     }
-    Error::Sqlite(e)
 }
 
 /// Checks relation ids against committed data, on the writer's connection.
@@ -576,11 +567,10 @@ impl RelationChecker for Relations<'_> {
             "SELECT COUNT(*) FROM {} WHERE id IN ({placeholders})",
             sql::quote(&target.collection.name)
         );
-        let count = self.conn.prepare_cached(&statement).and_then(|mut s| {
-            s.query_row(rusqlite::params_from_iter(unique.iter()), |r| {
-                r.get::<_, i64>(0)
-            })
-        });
+        let count = self
+            .conn
+            .prepare_cached(&statement)
+            .and_then(|mut s| s.query_row(params_from_iter(unique.iter()), |r| r.get::<_, i64>(0)));
         matches!(count, Ok(n) if n as usize == unique.len())
     }
 }
@@ -619,7 +609,7 @@ fn delete_cascading(
             let referencing: Vec<(String, Option<String>)> = {
                 let mut stmt = c.prepare_cached(&statement)?;
                 let rows = stmt.query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))?;
-                rows.collect::<rusqlite::Result<_>>()?
+                rows.collect::<warren_store::sql::Result<_>>()?
             };
             for (other_id, raw) in referencing {
                 if other.collection.id == entry.collection.id && other_id == id {
@@ -644,7 +634,7 @@ fn delete_cascading(
                     remaining.into_iter().next().unwrap_or_default()
                 };
                 c.prepare_cached(&format!("UPDATE {table} SET {column} = ?1 WHERE id = ?2"))?
-                    .execute(rusqlite::params![value, other_id])?;
+                    .execute(params![value, other_id])?;
                 if let Some(data) = crate::auth::load_data(c, other, &other_id)? {
                     changes.push(Change::new(other.clone(), ChangeAction::Update, data));
                 }

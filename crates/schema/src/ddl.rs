@@ -245,7 +245,7 @@ mod tests {
     use crate::collection::CollectionType;
     use crate::field::*;
     use crate::system::system_collections;
-    use rusqlite::Connection;
+    use warren_store::sql::Connection;
 
     fn apply(conn: &Connection, stmts: &[String]) {
         let tx = conn.unchecked_transaction().unwrap();
@@ -327,7 +327,7 @@ mod tests {
         for i in 0..3 {
             conn.execute(
                 "INSERT INTO posts (id, title, views, tags, gone) VALUES (?1, ?2, ?3, 'a', 'x')",
-                rusqlite::params![format!("id{i}"), format!("t{i}"), i],
+                warren_store::sql::params![format!("id{i}"), format!("t{i}"), i],
             )
             .unwrap();
         }

@@ -4,7 +4,8 @@
 //! record values (normalisation, validation, SQL conversion, record JSON).
 //!
 //! It produces SQL text and typed values only; the `store` crate executes them. It must not
-//! depend on axum, rusqlite (tests aside) or any other Warren crate.
+//! depend on axum, the SQLite driver or any other Warren crate (its tests run the DDL through
+//! `store`).
 
 pub mod collection;
 pub mod datetime;

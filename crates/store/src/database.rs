@@ -300,7 +300,7 @@ where
         }
         // WAL is recorded in the file header, so every later connection finds it set.
         conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
-        conn.close().map_err(|(_, e)| Error::Sqlite(e))?;
+        conn.close().map_err(|(_, e)| Error::from(e))?;
         std::fs::File::open(&path)?.sync_all()?;
         if let Some(dir) = path.parent() {
             std::fs::File::open(dir)?.sync_all()?;

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 pub use meter::Meter;
 pub use registry::{Drained, Registry, RegistryConfig, Shipper, Tenant};
-use warren_store::rusqlite::{Connection, params, params_from_iter};
+use warren_store::sql::{Connection, params, params_from_iter};
 use warren_store::{Database, Migration, Options};
 
 /// Errors from the tenant runtime.
@@ -27,9 +27,6 @@ pub enum Error {
     /// The tenant's database failed.
     #[error(transparent)]
     Store(#[from] warren_store::Error),
-    /// SQLite failed inside a tenant operation.
-    #[error("sqlite: {0}")]
-    Sqlite(#[from] warren_store::rusqlite::Error),
     /// Password hashing failed.
     #[error(transparent)]
     Auth(#[from] warren_auth::Error),
@@ -49,6 +46,12 @@ pub enum Error {
 
 /// Result alias for the tenant runtime.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<warren_store::sql::Error> for Error {
+    fn from(e: warren_store::sql::Error) -> Self {
+        Error::Store(e.into())
+    }
+}
 
 /// Migrations of tenant system tables created by earlier Warren versions. A new tenant's
 /// schema is made by [`provision`] from the schema crate's system collections (their token
@@ -88,7 +91,7 @@ pub async fn provision(root: &Path, id: &str) -> Result<()> {
     tokio::fs::create_dir(&dir).await?;
     let created = warren_store::create_file(dir.join(DATABASE_FILE), |c| {
         initialize(c).map_err(|e| match e {
-            Error::Sqlite(e) => warren_store::Error::Sqlite(e),
+            Error::Store(e) => e,
             other => warren_store::Error::Task(other.to_string()),
         })
     })

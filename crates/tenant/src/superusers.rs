@@ -2,7 +2,7 @@
 
 use warren_auth::Passwords;
 use warren_store::Database;
-use warren_store::rusqlite::{OptionalExtension, Row, params};
+use warren_store::sql::{OptionalExtension, Row, params};
 
 use crate::{Error, Result};
 
@@ -34,7 +34,7 @@ pub struct Superuser {
 
 const COLUMNS: &str = "id, email, emailVisibility, verified, created, updated, password, tokenKey";
 
-fn from_row(row: &Row<'_>) -> warren_store::rusqlite::Result<Superuser> {
+fn from_row(row: &Row<'_>) -> warren_store::sql::Result<Superuser> {
     Ok(Superuser {
         id: row.get(0)?,
         email: row.get(1)?,

@@ -318,10 +318,8 @@ async fn upgrade_collections(path: &Path) -> Result<()> {
                         .iter()
                         .map(warren_records::sql::from_schema)
                         .collect();
-                    values.push(warren_store::rusqlite::types::Value::Text(
-                        entry.collection.id.clone(),
-                    ));
-                    c.execute(&update, warren_store::rusqlite::params_from_iter(values))?;
+                    values.push(warren_store::sql::Value::Text(entry.collection.id.clone()));
+                    c.execute(&update, warren_store::sql::params_from_iter(values))?;
                 }
             }
             let now = std::time::SystemTime::now()
@@ -330,7 +328,7 @@ async fn upgrade_collections(path: &Path) -> Result<()> {
             for migration in pending {
                 c.execute(
                     "INSERT OR IGNORE INTO `_migrations` (file, applied) VALUES (?1, ?2)",
-                    warren_store::rusqlite::params![migration, now],
+                    warren_store::sql::params![migration, now],
                 )?;
             }
             Ok::<_, Error>(())
@@ -343,7 +341,7 @@ async fn upgrade_collections(path: &Path) -> Result<()> {
 /// True for a database PocketBase 0.22 or older wrote: collections keep their fields in a
 /// `schema` column (0.23 renamed it `fields`) and admins live in `_admins` (0.23 made them the
 /// `_superusers` collection).
-fn written_before_023(c: &warren_store::rusqlite::Connection) -> Result<bool> {
+fn written_before_023(c: &warren_store::sql::Connection) -> Result<bool> {
     let old: bool = c.query_row(
         "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_admins')
              OR EXISTS (SELECT 1 FROM pragma_table_info('_collections') WHERE name = 'schema')",
@@ -562,7 +560,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_database_left_in_wal_state_imports_with_its_last_writes() {
-        use warren_store::rusqlite::Connection;
+        use warren_store::sql::Connection;
         let root = tempfile::tempdir().unwrap();
         crate::provision(root.path(), "src").await.unwrap();
         let source = tempfile::tempdir().unwrap();
@@ -643,7 +641,7 @@ mod tests {
         use warren_schema::upgrade::{
             AUTH_ALERT_MIGRATION, INDEXES_MIGRATION, OLD_AUTH_ALERT_BODY,
         };
-        use warren_store::rusqlite::Connection;
+        use warren_store::sql::Connection;
         let root = tempfile::tempdir().unwrap();
         crate::provision(root.path(), "src").await.unwrap();
         let source = tempfile::tempdir().unwrap();
@@ -701,7 +699,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_pocketbase_022_directory_is_refused_with_directions() {
-        use warren_store::rusqlite::Connection;
+        use warren_store::sql::Connection;
         let root = tempfile::tempdir().unwrap();
         let source = tempfile::tempdir().unwrap();
         let c = Connection::open(source.path().join(DATABASE_FILE)).unwrap();

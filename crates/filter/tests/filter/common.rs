@@ -1,9 +1,9 @@
 //! Shared fixtures: a schema, an in-memory database with PocketBase's layout.
 
-use rusqlite::Connection;
-use rusqlite::types::Value as SqlParam;
 use serde_json::{Map, Value};
 use warren_filter::*;
+use warren_store::sql::Connection;
+use warren_store::sql::Value as SqlParam;
 
 pub fn to_param(v: &SqlValue) -> SqlParam {
     match v {
@@ -115,18 +115,18 @@ pub fn insert(conn: &Connection, c: &CollectionInfo, record: &Map<String, Value>
             names.join(", "),
             marks.join(", ")
         ),
-        rusqlite::params_from_iter(values),
+        warren_store::sql::params_from_iter(values),
     )
     .expect("insert");
 }
 
 /// Runs the query's SQL and returns the matching ids, sorted.
-pub fn run(conn: &Connection, q: &Query) -> Result<Vec<String>, rusqlite::Error> {
+pub fn run(conn: &Connection, q: &Query) -> Result<Vec<String>, warren_store::sql::Error> {
     let sql = q.to_sql();
     let text = sql.select(&format!("{}.\"id\"", sql.table));
     let mut stmt = conn.prepare(&text)?;
     let rows = stmt.query_map(
-        rusqlite::params_from_iter(sql.params.iter().map(to_param)),
+        warren_store::sql::params_from_iter(sql.params.iter().map(to_param)),
         |r| r.get::<_, String>(0),
     )?;
     let mut ids: Vec<String> = rows.collect::<Result<_, _>>()?;

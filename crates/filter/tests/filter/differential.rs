@@ -4,9 +4,9 @@
 
 use std::sync::Arc;
 
-use rusqlite::Connection;
 use serde_json::Value;
 use warren_filter::*;
+use warren_store::sql::Connection;
 
 use crate::common::{create_tables, insert, request_at_fixed_time, run};
 

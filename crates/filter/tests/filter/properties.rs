@@ -2,9 +2,9 @@
 //! hostile input never panicking nor naming tables outside the schema.
 
 use proptest::prelude::*;
-use rusqlite::Connection;
 use serde_json::{Value, json};
 use warren_filter::*;
+use warren_store::sql::Connection;
 
 use crate::common::{create_tables, insert, request_at_fixed_time, run, schema};
 

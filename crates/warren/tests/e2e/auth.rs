@@ -71,7 +71,7 @@ async fn create_user(server: &Server, slug: &str, su: &str, body: Value) -> Valu
     record
 }
 
-async fn tenant_db(server: &Server, slug: &str) -> rusqlite::Connection {
+async fn tenant_db(server: &Server, slug: &str) -> warren_store::sql::Connection {
     let (status, body) = send(
         server
             .request(Method::GET, "localhost", &format!("/v1/tenants/{slug}"))
@@ -84,12 +84,12 @@ async fn tenant_db(server: &Server, slug: &str) -> rusqlite::Connection {
         .join("tenants")
         .join(body["id"].as_str().unwrap())
         .join("data.db");
-    let db = rusqlite::Connection::open(path).unwrap();
+    let db = warren_store::sql::Connection::open(path).unwrap();
     db.busy_timeout(Duration::from_secs(5)).unwrap();
     db
 }
 
-fn stored_password(db: &rusqlite::Connection, id: &str) -> String {
+fn stored_password(db: &warren_store::sql::Connection, id: &str) -> String {
     db.query_row("SELECT password FROM users WHERE id = ?1", [id], |row| {
         row.get(0)
     })

@@ -487,7 +487,7 @@ pub(crate) async fn fill(server: &Server, slug: &str, mib: usize) {
         .join("tenants")
         .join(tenant["id"].as_str().unwrap())
         .join("data.db");
-    let db = rusqlite::Connection::open(path).unwrap();
+    let db = warren_store::sql::Connection::open(path).unwrap();
     db.busy_timeout(Duration::from_secs(10)).unwrap();
     db.execute_batch("CREATE TABLE IF NOT EXISTS ballast (b BLOB)")
         .unwrap();

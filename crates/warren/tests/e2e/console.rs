@@ -237,7 +237,7 @@ async fn signup_signs_in_with_safe_cookies_and_logout_ends_the_session() {
 
     // Only a hash of the session token is stored.
     let secret = visitor.cookies["warren_session"].clone();
-    let db = rusqlite::Connection::open(server.data_dir().join("control.db")).unwrap();
+    let db = warren_store::sql::Connection::open(server.data_dir().join("control.db")).unwrap();
     let stored: Vec<String> = db
         .prepare("SELECT token_hash FROM account_sessions")
         .unwrap()

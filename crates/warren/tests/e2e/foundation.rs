@@ -164,7 +164,7 @@ async fn a_tenant_never_sees_another_tenants_data_or_tokens() {
     ]);
     assert!(output.status.success(), "{output:?}");
     let alpha_dir = find_tenant_dir(&server, "alpha").await;
-    let db = rusqlite::Connection::open(alpha_dir.join("data.db")).unwrap();
+    let db = warren_store::sql::Connection::open(alpha_dir.join("data.db")).unwrap();
     db.busy_timeout(Duration::from_secs(5)).unwrap();
     db.execute(
         "INSERT INTO _superusers (id, email, password, tokenKey, verified, created, updated)
@@ -234,7 +234,7 @@ async fn a_tenant_never_sees_another_tenants_data_or_tokens() {
     // the collection secret differs per tenant.
     let claims_id = imported["record"]["id"].as_str().unwrap().to_string();
     let beta_dir = find_tenant_dir(&server, "beta").await;
-    let db = rusqlite::Connection::open(beta_dir.join("data.db")).unwrap();
+    let db = warren_store::sql::Connection::open(beta_dir.join("data.db")).unwrap();
     db.busy_timeout(Duration::from_secs(5)).unwrap();
     db.execute(
         "INSERT INTO _superusers (id, email, password, tokenKey, created, updated)
