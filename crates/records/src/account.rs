@@ -6,12 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
-use warren_auth::{Passwords, TokenKind};
 use warren_mail::{Email, escape_html, render};
 use warren_schema::collection::EmailTemplate;
 use warren_schema::error::{FieldError, ValidationErrors};
 use warren_schema::record::RecordData;
 use warren_schema::{FieldKind, Visibility};
+use warren_secrets::{Passwords, TokenKind};
 use warren_store::Database;
 
 use crate::catalog::{Catalog, Entry};
@@ -160,7 +160,7 @@ pub async fn confirm_verification(
         errors.add("token", FieldError::required());
         return Err(invalid(errors));
     }
-    let claimed = warren_auth::token::peek(token)
+    let claimed = warren_secrets::token::peek(token)
         .ok()
         .and_then(|c| c.email)
         .unwrap_or_default();
@@ -328,7 +328,7 @@ pub async fn confirm_password_reset(
     db.write(move |c| {
         let mut values: Vec<(&str, warren_store::rusqlite::types::Value)> = vec![
             ("password", hash.into()),
-            ("tokenKey", warren_auth::random::secret(50).into()),
+            ("tokenKey", warren_secrets::random::secret(50).into()),
         ];
         if verify {
             values.push(("verified", 1i64.into()));
@@ -407,7 +407,7 @@ pub async fn confirm_email_change(
     passwords: &Passwords,
 ) -> Result<()> {
     let mut errors = ValidationErrors::new();
-    let new_email = warren_auth::token::peek(token)
+    let new_email = warren_secrets::token::peek(token)
         .ok()
         .and_then(|c| c.new_email)
         .unwrap_or_default();
@@ -486,7 +486,7 @@ pub async fn confirm_email_change(
             &[
                 ("email", new_email.into()),
                 ("verified", 1i64.into()),
-                ("tokenKey", warren_auth::random::secret(50).into()),
+                ("tokenKey", warren_secrets::random::secret(50).into()),
             ],
         )
         .map(|_| ())

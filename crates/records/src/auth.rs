@@ -2,8 +2,8 @@
 //! and secrets, for every auth collection (superusers included).
 
 use serde_json::Value;
-use warren_auth::TokenKind;
 use warren_schema::record::{RecordJson, Visibility, record_from_row};
+use warren_secrets::TokenKind;
 use warren_store::Database;
 
 use crate::catalog::{Catalog, Entry};
@@ -33,7 +33,7 @@ impl Token {
     /// Reads the claims (unverified) and finds the collection they name; `None` when the token
     /// cannot belong to any auth record of this tenant (the caller is then a guest).
     pub fn peek(catalog: &Catalog, token: &str) -> Option<Self> {
-        let claims = warren_auth::token::peek(token).ok()?;
+        let claims = warren_secrets::token::peek(token).ok()?;
         if claims.kind != TokenKind::Auth {
             return None;
         }
@@ -68,7 +68,7 @@ impl Token {
             .and_then(Value::as_str)
             .unwrap_or_default();
         if token_key.is_empty()
-            || warren_auth::token::verify(&self.token, TokenKind::Auth, token_key, &self.secret)
+            || warren_secrets::token::verify(&self.token, TokenKind::Auth, token_key, &self.secret)
                 .is_err()
         {
             return Ok(Caller::Guest);
@@ -146,8 +146,8 @@ pub fn load_data(
     }
 }
 
-impl From<warren_auth::Error> for Error {
-    fn from(e: warren_auth::Error) -> Self {
+impl From<warren_secrets::Error> for Error {
+    fn from(e: warren_secrets::Error) -> Self {
         Error::Schema(e.to_string())
     }
 }
@@ -180,7 +180,7 @@ pub async fn with_password(
     identity: &str,
     identity_field: &str,
     password: &str,
-    passwords: &warren_auth::Passwords,
+    passwords: &warren_secrets::Passwords,
 ) -> Result<Authenticated> {
     let options = entry.collection.auth_options().ok_or(Error::NotFound(
         "Missing or invalid auth collection context.",
@@ -250,7 +250,7 @@ pub async fn with_password(
         .await
     {
         Ok(matches) => matches,
-        Err(warren_auth::Error::Busy) => {
+        Err(warren_secrets::Error::Busy) => {
             return Err(Error::TooManyRequests("Too Many Requests."));
         }
         Err(_) => false,
@@ -286,7 +286,7 @@ pub async fn with_password(
         }
         Some(_) => {}
     }
-    if warren_auth::password::needs_rehash(&stored) {
+    if warren_secrets::password::needs_rehash(&stored) {
         // Imported bcrypt hashes become argon2id at the first successful login.
         let hash = passwords.hash(password).await?;
         let (table, record_id) = (entry.collection.name.clone(), id.clone());
@@ -333,16 +333,16 @@ pub fn issue(
     let options = collection.auth_options().ok_or(Error::NotFound(
         "Missing or invalid auth collection context.",
     ))?;
-    let claims = warren_auth::Claims {
+    let claims = warren_secrets::Claims {
         collection_id: collection.id.clone(),
         email: None,
-        exp: warren_auth::token::now() + options.auth_token.duration.max(0) as u64,
+        exp: warren_secrets::token::now() + options.auth_token.duration.max(0) as u64,
         id: id.to_string(),
         new_email: None,
         refreshable: Some(refreshable),
         kind: TokenKind::Auth,
     };
-    Ok(warren_auth::token::sign(
+    Ok(warren_secrets::token::sign(
         &claims,
         token_key,
         &options.auth_token.secret,

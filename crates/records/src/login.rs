@@ -4,9 +4,9 @@
 use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
-use warren_auth::TokenKind;
 use warren_filter::{Filter, RequestContext};
 use warren_schema::record::{RecordData, RecordJson, Visibility};
+use warren_secrets::TokenKind;
 use warren_store::Database;
 
 use crate::catalog::{Catalog, Entry};
@@ -174,7 +174,7 @@ pub async fn refresh(
         .await?
         .ok_or(Error::NotFound("Missing auth record context."))?;
     admit(db, catalog, entry, &data, ctx).await?;
-    let refreshable = warren_auth::token::peek(presented)
+    let refreshable = warren_secrets::token::peek(presented)
         .ok()
         .and_then(|c| c.refreshable)
         .unwrap_or(false);

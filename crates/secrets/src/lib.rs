@@ -1,7 +1,8 @@
-//! Passwords and tokens: argon2id hashing with bounded concurrency (bcrypt accepted for
-//! imported users) and PocketBase-compatible JWTs signed per record and per collection.
+//! Secrets and their primitives: argon2id password hashing with bounded concurrency (bcrypt
+//! accepted for imported users), random ids and keys, and PocketBase-compatible JWTs.
 //!
-//! This crate knows nothing of HTTP or storage: callers hand it hashes, keys and secrets.
+//! This crate knows nothing of HTTP, storage or records: callers hand it hashes, keys and
+//! secrets. The auth flows built on it live in `warren-auth`.
 
 pub mod password;
 pub mod random;

@@ -32,7 +32,7 @@ pub enum Error {
     Sqlite(#[from] warren_store::rusqlite::Error),
     /// Password hashing failed.
     #[error(transparent)]
-    Auth(#[from] warren_auth::Error),
+    Auth(#[from] warren_secrets::Error),
     /// Input was rejected; the message says why.
     #[error("{0}")]
     Invalid(String),

@@ -191,7 +191,7 @@ pub async fn auth_with_oauth2(
                     create.insert(field.clone(), json!(value));
                 }
             }
-            let password = warren_auth::random::secret(30);
+            let password = warren_secrets::random::secret(30);
             create.insert("password".into(), json!(password));
             create.insert("passwordConfirm".into(), json!(password));
             let mut uploads = Vec::new();
