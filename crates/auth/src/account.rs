@@ -14,10 +14,10 @@ use warren_schema::{FieldKind, Visibility};
 use warren_secrets::{Passwords, TokenKind};
 use warren_store::Database;
 
-use crate::catalog::{Catalog, Entry};
-use crate::limits::Limiter;
 use crate::tokens::{Extra, find_by_token, issue_kind, text};
-use crate::{Error, Result};
+use warren_records::catalog::{Catalog, Entry};
+use warren_records::limits::Limiter;
+use warren_records::{Error, Result};
 
 const INVALID_DATA: &str = "An error occurred while validating the submitted data.";
 const PASSWORD_AUTH_OFF: &str =
@@ -334,7 +334,7 @@ pub async fn confirm_password_reset(
             values.push(("verified", 1i64.into()));
         }
         crate::login::set_columns(c, &holder.entry, &id, &values)?;
-        crate::origins::forget(c, &holder.entry.collection.id, &id)
+        warren_records::auth::forget_origins(c, &holder.entry.collection.id, &id)
     })
     .await
 }

@@ -4,14 +4,14 @@
 use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
-use warren_filter::{Filter, RequestContext};
+use warren_filter::RequestContext;
 use warren_schema::record::{RecordData, RecordJson, Visibility};
 use warren_secrets::TokenKind;
 use warren_store::Database;
 
-use crate::catalog::{Catalog, Entry};
 use crate::tokens::{Extra, issue_kind, text};
-use crate::{Caller, Error, Result, sql};
+use warren_records::catalog::{Catalog, Entry};
+use warren_records::{Caller, Error, Result, sql};
 
 const AUTH_RULE_FAILED: &str =
     "The request doesn't satisfy the collection requirements to authenticate.";
@@ -37,26 +37,6 @@ pub fn caller_for(entry: &Entry, data: &RecordData) -> Caller {
     }
 }
 
-/// Whether `filter` admits record `id` of `entry` under `ctx`.
-pub(crate) async fn rule_admits(
-    db: &Database,
-    catalog: &Arc<Catalog>,
-    entry: &Arc<Entry>,
-    filter: &Filter,
-    ctx: &RequestContext,
-    id: &str,
-) -> Result<bool> {
-    if filter.expr().is_none() {
-        return Ok(true);
-    }
-    let statement = crate::read::one_statement(catalog, entry, ctx, Some(filter), id)?;
-    let check = entry.clone();
-    Ok(db
-        .read(move |c| crate::read::select_one(c, &check, &statement))
-        .await?
-        .is_some())
-}
-
 /// The collection's `authRule` for record `data` (`null`: nobody may authenticate).
 pub async fn admit(
     db: &Database,
@@ -68,7 +48,9 @@ pub async fn admit(
     match &entry.rules.auth {
         None => Err(Error::Forbidden(AUTH_RULE_FAILED)),
         Some(rule) => {
-            if rule_admits(db, catalog, entry, rule, ctx, text(data, "id")).await? {
+            if warren_records::auth::rule_admits(db, catalog, entry, rule, ctx, text(data, "id"))
+                .await?
+            {
                 Ok(())
             } else {
                 Err(Error::Forbidden(AUTH_RULE_FAILED))
@@ -105,7 +87,7 @@ pub async fn respond(
             Caller::Guest => Map::new(),
         },
     };
-    let record = crate::write::respond(db, catalog, entry, &caller, data, expand).await?;
+    let record = warren_records::write::respond(db, catalog, entry, &caller, data, expand).await?;
     Ok(json!({ "record": record, "token": token }))
 }
 
@@ -127,7 +109,7 @@ pub async fn finish(
 /// Reads a record of `entry` by id (hidden fields included).
 pub async fn load(db: &Database, entry: &Arc<Entry>, id: &str) -> Result<Option<RecordData>> {
     let (lookup, id) = (entry.clone(), id.to_string());
-    db.read(move |c| crate::auth::load_data(c, &lookup, &id))
+    db.read(move |c| warren_records::auth::load_data(c, &lookup, &id))
         .await
 }
 
@@ -152,7 +134,7 @@ pub async fn find_by_email(
             }
         };
         match id {
-            Some(id) => crate::auth::load_data(c, &lookup, &id),
+            Some(id) => warren_records::auth::load_data(c, &lookup, &id),
             None => Ok(None),
         }
     })

@@ -14,10 +14,10 @@ use warren_secrets::Passwords;
 use warren_store::Database;
 use warren_store::rusqlite::OptionalExtension;
 
-use crate::catalog::{Catalog, Entry};
-use crate::limits::Limiter;
 use crate::tokens::text;
-use crate::{Error, Result, sql};
+use warren_records::catalog::{Catalog, Entry};
+use warren_records::limits::Limiter;
+use warren_records::{Error, Result, sql};
 
 const DISABLED: &str = "The collection is not configured to allow OTP authentication.";
 const INVALID: &str = "Invalid or expired OTP.";

@@ -11,9 +11,9 @@ use warren_schema::record::RecordData;
 use warren_secrets::{Claims, TokenKind};
 use warren_store::Database;
 
-use crate::auth::load_data;
-use crate::catalog::{Catalog, Entry};
-use crate::{Error, Result};
+use warren_records::auth::load_data;
+use warren_records::catalog::{Catalog, Entry};
+use warren_records::{Error, Result};
 
 const NOT_AUTH: &str = "Missing or invalid auth collection context.";
 

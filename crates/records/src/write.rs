@@ -383,7 +383,7 @@ pub(crate) fn apply_update(
     }
     update_row(c, entry, id, &prepared)?;
     if entry.collection.is_auth() && plan.hash.is_some() {
-        crate::origins::forget(c, &entry.collection.id, id)?;
+        crate::auth::forget_origins(c, &entry.collection.id, id)?;
     }
     Ok(prepared.data)
 }
@@ -445,7 +445,7 @@ pub(crate) fn apply_delete(
 }
 
 /// Renders written data for the caller, expanding when asked (a separate read, after commit).
-pub(crate) async fn respond(
+pub async fn respond(
     db: &Database,
     catalog: Arc<Catalog>,
     entry: Arc<Entry>,
