@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 use warren_filter::RequestContext;
-use warren_schema::record::{RecordData, RecordJson, Visibility};
+use warren_schema::record::RecordData;
 use warren_secrets::TokenKind;
 use warren_store::Database;
 
@@ -15,27 +15,6 @@ use warren_records::{Caller, Error, Result, sql};
 
 const AUTH_RULE_FAILED: &str =
     "The request doesn't satisfy the collection requirements to authenticate.";
-
-/// The caller a record becomes once authenticated.
-pub fn caller_for(entry: &Entry, data: &RecordData) -> Caller {
-    let record = RecordJson::build(
-        &entry.collection,
-        data,
-        Visibility {
-            show_hidden: true,
-            show_email: true,
-        },
-    );
-    let record = match record.to_value() {
-        Value::Object(map) => map,
-        _ => Map::new(),
-    };
-    if entry.collection.id == warren_schema::system::SUPERUSERS_ID {
-        Caller::Superuser { record }
-    } else {
-        Caller::Record { record }
-    }
-}
 
 /// The collection's `authRule` for record `data` (`null`: nobody may authenticate).
 pub async fn admit(
@@ -82,9 +61,9 @@ pub async fn respond(
     expand: &str,
 ) -> Result<Value> {
     let caller = Caller::Record {
-        record: match caller_for(&entry, &data) {
-            Caller::Superuser { record } | Caller::Record { record } => record,
-            Caller::Guest => Map::new(),
+        record: match warren_records::auth::caller_for(&entry, &data) {
+            Some(Caller::Superuser { record } | Caller::Record { record }) => record,
+            _ => Map::new(),
         },
     };
     let record = warren_records::write::respond(db, catalog, entry, &caller, data, expand).await?;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 use warren_filter::{Filter, RequestContext};
-use warren_schema::record::{RecordJson, Visibility, record_from_row};
+use warren_schema::record::{RecordData, RecordJson, Visibility, record_from_row};
 use warren_secrets::TokenKind;
 use warren_store::Database;
 
@@ -77,24 +77,7 @@ impl Token {
         {
             return Ok(Caller::Guest);
         }
-        let record = RecordJson::build(
-            &entry.collection,
-            &data,
-            Visibility {
-                show_hidden: true,
-                show_email: true,
-            },
-        );
-        let Value::Object(record) = record.to_value() else {
-            return Ok(Caller::Guest);
-        };
-        Ok(
-            if entry.collection.id == warren_schema::system::SUPERUSERS_ID {
-                Caller::Superuser { record }
-            } else {
-                Caller::Record { record }
-            },
-        )
+        Ok(caller_for(entry, &data).unwrap_or(Caller::Guest))
     }
 }
 
@@ -118,12 +101,35 @@ impl Pending {
     }
 }
 
+/// The caller a record becomes once authenticated (hidden fields and email shown); `None` when
+/// the record does not render as a JSON object.
+pub fn caller_for(entry: &Entry, data: &RecordData) -> Option<Caller> {
+    let record = RecordJson::build(
+        &entry.collection,
+        data,
+        Visibility {
+            show_hidden: true,
+            show_email: true,
+        },
+    );
+    let Value::Object(record) = record.to_value() else {
+        return None;
+    };
+    Some(
+        if entry.collection.id == warren_schema::system::SUPERUSERS_ID {
+            Caller::Superuser { record }
+        } else {
+            Caller::Record { record }
+        },
+    )
+}
+
 /// Reads one record's data by id (all fields, hidden ones and the password hash included).
 pub fn load_data(
     conn: &warren_store::rusqlite::Connection,
     entry: &Entry,
     id: &str,
-) -> Result<Option<warren_schema::record::RecordData>> {
+) -> Result<Option<RecordData>> {
     let names: Vec<String> = entry
         .collection
         .fields
