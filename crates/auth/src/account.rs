@@ -107,6 +107,34 @@ fn throttled(limiter: &Limiter, tenant: &str, kind: &str, entry: &Entry, id: &st
     )
 }
 
+/// The email that carries a token of `kind` for record `data`, bound to its current address.
+fn mail_token(
+    entry: &Entry,
+    data: &RecordData,
+    settings: &Value,
+    kind: TokenKind,
+    template: &EmailTemplate,
+) -> Result<Email> {
+    let to = text(data, "email").to_string();
+    let token = issue_kind(
+        &entry.collection,
+        data,
+        kind,
+        Extra {
+            email: Some(to.clone()),
+            ..Extra::default()
+        },
+    )?;
+    Ok(compose(
+        entry,
+        data,
+        settings,
+        template,
+        &to,
+        &[("TOKEN", &token)],
+    ))
+}
+
 /// `request-verification`: the email to send, if any (unknown, verified or throttled: none).
 pub async fn request_verification(
     db: &Database,
@@ -128,24 +156,14 @@ pub async fn request_verification(
     {
         return Ok(None);
     }
-    let to = text(&data, "email").to_string();
-    let token = issue_kind(
-        &entry.collection,
-        &data,
-        TokenKind::Verification,
-        Extra {
-            email: Some(to.clone()),
-            ..Extra::default()
-        },
-    )?;
-    Ok(Some(compose(
+    mail_token(
         entry,
         &data,
         settings,
+        TokenKind::Verification,
         &options.verification_template,
-        &to,
-        &[("TOKEN", &token)],
-    )))
+    )
+    .map(Some)
 }
 
 /// `confirm-verification`: marks the token's record verified.
@@ -242,24 +260,14 @@ pub async fn request_password_reset(
     if throttled(limiter, tenant, "reset", entry, text(&data, "id")) {
         return Ok(None);
     }
-    let to = text(&data, "email").to_string();
-    let token = issue_kind(
-        &entry.collection,
-        &data,
-        TokenKind::PasswordReset,
-        Extra {
-            email: Some(to.clone()),
-            ..Extra::default()
-        },
-    )?;
-    Ok(Some(compose(
+    mail_token(
         entry,
         &data,
         settings,
+        TokenKind::PasswordReset,
         &options.reset_password_template,
-        &to,
-        &[("TOKEN", &token)],
-    )))
+    )
+    .map(Some)
 }
 
 /// The password field's length bounds (PocketBase: min from the field, max 255 here).
