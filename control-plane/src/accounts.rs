@@ -2,7 +2,7 @@
 //! links (email verification, password reset) sent by mail.
 //!
 //! Secrets handed to browsers and mailboxes are random; only their SHA-256 is stored. Password
-//! hashing is the caller's (it is slow and bounded by `warren_auth::Passwords`).
+//! hashing is the caller's (it is slow and bounded by `warren_secrets::Passwords`).
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -161,7 +161,7 @@ impl Accounts {
         plan: &str,
     ) -> Result<Account> {
         let email = normalize_email(email)?;
-        let id = warren_auth::random::record_id();
+        let id = warren_secrets::random::record_id();
         let plan = plan.to_string();
         self.db
             .write(move |c| {
@@ -346,7 +346,7 @@ impl Accounts {
     /// Issues a one-time link secret of `kind` for account `id`; earlier links of that kind
     /// stop working.
     pub async fn issue_link(&self, id: &str, kind: LinkKind) -> Result<String> {
-        let secret = warren_auth::random::secret(43);
+        let secret = warren_secrets::random::secret(43);
         let (id, hash) = (id.to_string(), digest(&secret));
         self.db
             .write(move |c| {
@@ -407,7 +407,7 @@ impl Accounts {
 
     /// Starts a session for account `id`; returns the cookie's secret.
     pub async fn start_session(&self, id: &str) -> Result<String> {
-        let secret = warren_auth::random::secret(43);
+        let secret = warren_secrets::random::secret(43);
         let (id, hash) = (id.to_string(), digest(&secret));
         self.db
             .write(move |c| {

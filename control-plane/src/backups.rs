@@ -489,7 +489,7 @@ impl Backups {
             }
             let tenant = match new_slug {
                 Some(to) => {
-                    let id = warren_auth::random::record_id();
+                    let id = warren_secrets::random::record_id();
                     let bucket = inner.file_bucket.as_ref();
                     warren_backup::remote::put_back(&staging, &id, bucket, report).await?;
                     let dir = warren_tenant::tenant_dir(inner.tenants.root(), &id);

@@ -98,7 +98,7 @@ pub async fn add(
 ) -> Result<DomainInfo> {
     let name = normalize(domain, platform_domain).map_err(|r| Error::Invalid("domain", r))?;
     let owner = tenant(tenants, slug).await?;
-    let token = warren_auth::random::secret(32);
+    let token = warren_secrets::random::secret(32);
     tenants
         .db()
         .write(move |c| {

@@ -40,7 +40,7 @@ pub enum Error {
     ProjectLimit(u32),
     /// Password hashing failed or is saturated.
     #[error(transparent)]
-    Auth(#[from] warren_auth::Error),
+    Auth(#[from] warren_secrets::Error),
     /// The request is larger than the plan allows; says what the limit is.
     #[error("{0}")]
     TooLarge(String),

@@ -216,7 +216,7 @@ mod tests {
             console: crate::console::Console::new(
                 db,
                 tenants.clone(),
-                warren_auth::Passwords::default(),
+                warren_secrets::Passwords::default(),
                 warren_mail::Mailer::new(None)
                     .keeping(warren_mail::Outbox::new(dir.path().join("outbox"))),
                 crate::console::ConsoleConfig::default(),

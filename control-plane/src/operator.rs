@@ -56,7 +56,7 @@ impl OperatorToken {
             Err(e) => return Err(Error::Io(e)),
         }
         std::fs::create_dir_all(data_dir).map_err(Error::Io)?;
-        let token = warren_auth::random::secret(48);
+        let token = warren_secrets::random::secret(48);
         let mut file = std::fs::OpenOptions::new()
             .write(true)
             .create(true)

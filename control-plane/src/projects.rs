@@ -90,7 +90,7 @@ impl Projects {
         if self.list(account).await?.len() >= max as usize {
             return Err(Error::ProjectLimit(max));
         }
-        let id = warren_auth::random::record_id();
+        let id = warren_secrets::random::record_id();
         warren_tenant::provision(self.tenants.root(), &id).await?;
         let (row_id, row_slug, owner) = (id.clone(), slug.to_string(), account.to_string());
         let inserted = self

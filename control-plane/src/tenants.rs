@@ -187,7 +187,7 @@ impl Tenants {
         if self.find(slug).await?.is_some() {
             return Err(Error::SlugTaken);
         }
-        let id = warren_auth::random::record_id();
+        let id = warren_secrets::random::record_id();
         warren_tenant::provision(&self.root, &id).await?;
         self.register(id, slug).await
     }
@@ -218,7 +218,7 @@ impl Tenants {
         if self.find(slug).await?.is_some() {
             return Err(Error::SlugTaken);
         }
-        let id = warren_auth::random::record_id();
+        let id = warren_secrets::random::record_id();
         let is_file = tokio::fs::metadata(from).await.is_ok_and(|m| m.is_file());
         let summary = if is_file {
             tokio::fs::create_dir_all(&self.root)

@@ -147,7 +147,7 @@ impl Transfers {
     fn scratch(&self, prefix: &str, suffix: &str) -> PathBuf {
         self.inner.tenants.root().join(format!(
             "{prefix}{}{suffix}",
-            warren_auth::random::record_id()
+            warren_secrets::random::record_id()
         ))
     }
 
@@ -212,7 +212,7 @@ impl Transfers {
             return Err(not_empty());
         }
         let job = Arc::new(Mutex::new(Job {
-            id: warren_auth::random::record_id(),
+            id: warren_secrets::random::record_id(),
             slug: tenant.slug.clone(),
             status: "running".into(),
             step: "unpack".into(),

@@ -230,7 +230,7 @@ pub async fn signup(
         .await
     {
         Ok(hash) => hash,
-        Err(warren_auth::Error::Busy) => return busy(&visitor, "Sign up"),
+        Err(warren_secrets::Error::Busy) => return busy(&visitor, "Sign up"),
         Err(e) => return failure(&visitor, e.into()),
     };
     let plan = &console.inner.config.signup_plan;
@@ -333,14 +333,14 @@ pub async fn login(
     let Some((account, hash)) = found else {
         // As slow as a wrong password, so unknown emails cannot be told apart.
         return match passwords.try_burn(&form.password, HASH_WAIT).await {
-            Err(warren_auth::Error::Busy) => busy(&visitor, "Log in"),
+            Err(warren_secrets::Error::Busy) => busy(&visitor, "Log in"),
             _ => refuse(StatusCode::BAD_REQUEST, "Wrong email or password."),
         };
     };
     match passwords.try_verify(&form.password, &hash, HASH_WAIT).await {
         Ok(true) => {}
         Ok(false) => return refuse(StatusCode::BAD_REQUEST, "Wrong email or password."),
-        Err(warren_auth::Error::Busy) => return busy(&visitor, "Log in"),
+        Err(warren_secrets::Error::Busy) => return busy(&visitor, "Log in"),
         Err(e) => return failure(&visitor, e.into()),
     }
     if account.disabled {
@@ -659,7 +659,7 @@ pub async fn reset_confirm(
         .await
     {
         Ok(hash) => hash,
-        Err(warren_auth::Error::Busy) => return busy(&visitor, "Choose a new password"),
+        Err(warren_secrets::Error::Busy) => return busy(&visitor, "Choose a new password"),
         Err(e) => return failure(&visitor, e.into()),
     };
     let id = match console

@@ -23,8 +23,8 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use serde_json::json;
-use warren_auth::Passwords;
 use warren_mail::{Email, Mailer};
+use warren_secrets::Passwords;
 use warren_store::Database;
 
 use crate::accounts::Accounts;

@@ -96,7 +96,7 @@ impl FromRequestParts<ControlPlane> for Visitor {
             .find(|n| (16..=64).contains(&n.len()) && n.bytes().all(|b| b.is_ascii_alphanumeric()))
             .map(str::to_string);
         let fresh_nonce = existing.is_none();
-        let nonce = existing.unwrap_or_else(|| warren_auth::random::secret(32));
+        let nonce = existing.unwrap_or_else(|| warren_secrets::random::secret(32));
         let ip = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()

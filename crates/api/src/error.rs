@@ -95,8 +95,8 @@ impl From<warren_tenant::Error> for ApiError {
     }
 }
 
-impl From<warren_auth::Error> for ApiError {
-    fn from(e: warren_auth::Error) -> Self {
+impl From<warren_secrets::Error> for ApiError {
+    fn from(e: warren_secrets::Error) -> Self {
         Self::internal(e)
     }
 }

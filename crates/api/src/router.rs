@@ -4,7 +4,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware;
 use axum::routing::{delete, get, post, put};
-use warren_auth::Passwords;
+use warren_secrets::Passwords;
 
 use crate::error::ApiError;
 use crate::headers::pocketbase_headers;

@@ -1,31 +1,16 @@
-//! Passwords and tokens: argon2id hashing with bounded concurrency (bcrypt accepted for
-//! imported users) and PocketBase-compatible JWTs signed per record and per collection.
+//! The auth flows of a tenant's auth collections: password, OTP and OAuth2 sign-in, MFA,
+//! auth-refresh and impersonation, sign-in origins, verification, password reset and email
+//! change, and the signed tokens they issue and check.
 //!
-//! This crate knows nothing of HTTP or storage: callers hand it hashes, keys and secrets.
+//! It reads and writes auth records through `warren-records` (whose [`warren_records::Error`]
+//! its flows return), signs and hashes with `warren-secrets`, and composes mail with
+//! `warren-mail`. It must not depend on HTTP or on the tenant runtime.
 
+pub mod account;
+pub mod external;
+pub mod login;
+pub mod mfa;
+pub mod origins;
+pub mod otp;
 pub mod password;
-pub mod random;
-pub mod token;
-
-pub use password::Passwords;
-pub use token::{Claims, TokenKind};
-
-/// Errors from hashing and token handling.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// The stored hash is not one this crate can read.
-    #[error("unsupported password hash")]
-    UnsupportedHash,
-    /// Hashing failed (bad parameters or the worker pool is gone).
-    #[error("password hashing failed: {0}")]
-    Hashing(String),
-    /// The token is malformed, expired, of the wrong kind or badly signed.
-    #[error("invalid token")]
-    InvalidToken,
-    /// Every hashing permit stayed taken for the whole bounded wait (a login flood).
-    #[error("password hashing is saturated")]
-    Busy,
-}
-
-/// Result alias for this crate.
-pub type Result<T, E = Error> = std::result::Result<T, E>;
+pub mod tokens;

@@ -1,208 +1,205 @@
-//! Password hashing: argon2id for every new hash, bcrypt verified for imported PocketBase users.
-//!
-//! Parameters: argon2id, m = 19 MiB, t = 2, p = 1 (OWASP's baseline). Hashing is CPU and memory
-//! heavy on purpose, so it runs on the blocking pool behind a semaphore of one permit per core:
-//! a login flood queues here instead of exhausting memory or starving the async executor.
+//! `auth-with-password`: the identity lookup, the password check (rehashing imported bcrypt
+//! hashes), `authRule`, and the auth token it issues.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
-use tokio::sync::Semaphore;
+use serde_json::Value;
+use warren_records::catalog::{Catalog, Entry};
+use warren_records::{Caller, Error, Result, sql};
+use warren_schema::record::{RecordJson, Visibility};
+use warren_secrets::TokenKind;
+use warren_store::Database;
 
-use crate::{Error, Result};
-
-/// The bounded password hasher. Cheap to clone.
-#[derive(Clone)]
-pub struct Passwords {
-    /// One permit per concurrent hash; bounds memory to permits × 19 MiB.
-    permits: Arc<Semaphore>,
+/// A successful authentication: the record's JSON (email shown) and a fresh auth token.
+#[derive(Debug, Clone)]
+pub struct Authenticated {
+    /// The record as its owner sees it.
+    pub record: Value,
+    /// A signed auth token.
+    pub token: String,
+    /// The record's data (hidden fields included), for the steps after the password check.
+    pub data: warren_schema::record::RecordData,
 }
 
-impl Default for Passwords {
-    fn default() -> Self {
-        let cores = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2);
-        Self::new(cores)
+/// Longest a login waits for a password hashing permit; past it the login flood bound answers
+/// 429 instead of queueing for seconds.
+pub const LOGIN_HASH_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// 400 for any wrong identity or password, alike, so responses never tell which was wrong.
+const FAILED: &str = "Failed to authenticate.";
+
+/// `auth-with-password`: finds the record by one of the collection's identity fields (email
+/// first, skipped when the identity is not email-shaped), checks the password (argon2id, or
+/// bcrypt from an import, which is then rehashed), checks `authRule`, and issues a token.
+pub async fn with_password(
+    db: &Database,
+    catalog: &Catalog,
+    entry: &Arc<Entry>,
+    identity: &str,
+    identity_field: &str,
+    password: &str,
+    passwords: &warren_secrets::Passwords,
+) -> Result<Authenticated> {
+    let options = entry.collection.auth_options().ok_or(Error::NotFound(
+        "Missing or invalid auth collection context.",
+    ))?;
+    if !options.password_auth.enabled {
+        return Err(Error::Forbidden(
+            "The collection is not configured to allow password authentication.",
+        ));
     }
-}
-
-impl Passwords {
-    /// A hasher that runs at most `concurrency` hashes at once.
-    pub fn new(concurrency: usize) -> Self {
-        Self {
-            permits: Arc::new(Semaphore::new(concurrency.max(1))),
+    let mut fields: Vec<String> = if identity_field.is_empty() {
+        options.password_auth.identity_fields.clone()
+    } else if options
+        .password_auth
+        .identity_fields
+        .iter()
+        .any(|f| f == identity_field)
+    {
+        vec![identity_field.to_string()]
+    } else {
+        let mut errors = warren_schema::ValidationErrors::new();
+        errors.add("identityField", warren_schema::FieldError::in_invalid());
+        return Err(Error::Validation {
+            message: "An error occurred while validating the submitted data.",
+            errors,
+        });
+    };
+    fields.sort_by_key(|f| f != "email");
+    if !identity.contains('@') {
+        fields.retain(|f| f != "email");
+    }
+    let (lookup, wanted) = (entry.clone(), identity.to_string());
+    let found = db
+        .read(move |c| {
+            for field in &fields {
+                if lookup.collection.field(field).is_none() {
+                    continue;
+                }
+                let sql = format!(
+                    "SELECT id FROM {} WHERE {} = ?1 COLLATE NOCASE LIMIT 1",
+                    sql::quote(&lookup.collection.name),
+                    sql::quote(field)
+                );
+                let mut stmt = c.prepare_cached(&sql)?;
+                let mut rows = stmt.query([&wanted])?;
+                if let Some(row) = rows.next()? {
+                    let id: String = row.get(0)?;
+                    return warren_records::auth::load_data(c, &lookup, &id);
+                }
+            }
+            Ok(None)
+        })
+        .await?;
+    let Some(data) = found else {
+        passwords
+            .try_burn(password, LOGIN_HASH_WAIT)
+            .await
+            .map_err(crate::otp::busy)?;
+        return Err(Error::BadRequest(FAILED));
+    };
+    let stored = data
+        .get("password")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let matches = match passwords
+        .try_verify(password, &stored, LOGIN_HASH_WAIT)
+        .await
+    {
+        Ok(matches) => matches,
+        Err(warren_secrets::Error::Busy) => {
+            return Err(Error::TooManyRequests("Too Many Requests."));
         }
+        Err(_) => false,
+    };
+    if stored.is_empty() || !matches {
+        return Err(Error::BadRequest(FAILED));
     }
-
-    /// Hashes `plain` with argon2id and a fresh salt (PHC string format).
-    pub async fn hash(&self, plain: &str) -> Result<String> {
-        let plain = plain.to_owned();
-        self.run(move || hash_blocking(&plain)).await
-    }
-
-    /// Checks `plain` against a stored argon2id or bcrypt hash.
-    pub async fn verify(&self, plain: &str, stored: &str) -> Result<bool> {
-        let (plain, stored) = (plain.to_owned(), stored.to_owned());
-        self.run(move || verify_blocking(&plain, &stored)).await
-    }
-
-    /// Spends the time of one verification against a fixed hash, so that an unknown identity
-    /// takes as long to refuse as a wrong password.
-    pub async fn burn(&self, plain: &str) {
-        static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-        let dummy = match DUMMY.get() {
-            Some(hash) => hash.clone(),
-            None => match self.hash("warren-timing-equalizer").await {
-                Ok(hash) => DUMMY.get_or_init(|| hash).clone(),
-                Err(_) => return,
-            },
-        };
-        let _ = self.verify(plain, &dummy).await;
-    }
-
-    /// Like [`Passwords::verify`], but gives up with [`Error::Busy`] when no hashing permit
-    /// frees up within `wait`: under a login flood the excess is refused quickly instead of
-    /// queueing for seconds.
-    pub async fn try_verify(&self, plain: &str, stored: &str, wait: Duration) -> Result<bool> {
-        let (plain, stored) = (plain.to_owned(), stored.to_owned());
-        self.try_run(wait, move || verify_blocking(&plain, &stored))
-            .await
-    }
-
-    /// Like [`Passwords::burn`], with the bounded wait of [`Passwords::try_verify`].
-    pub async fn try_burn(&self, plain: &str, wait: Duration) -> Result<()> {
-        let dummy = self.dummy().await?;
-        self.try_verify(plain, &dummy, wait).await.map(|_| ())
-    }
-
-    /// Like [`Passwords::hash`], with the bounded wait of [`Passwords::try_verify`].
-    pub async fn try_hash(&self, plain: &str, wait: Duration) -> Result<String> {
-        let plain = plain.to_owned();
-        self.try_run(wait, move || hash_blocking(&plain)).await
-    }
-
-    async fn dummy(&self) -> Result<String> {
-        static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-        if let Some(hash) = DUMMY.get() {
-            return Ok(hash.clone());
+    let id = data
+        .get("id")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    // authRule: null lets nobody in; a non-empty rule must match the record.
+    let admitted = match &entry.rules.auth {
+        None => false,
+        Some(rule) => {
+            warren_records::auth::rule_admits(
+                db,
+                catalog,
+                entry,
+                rule,
+                &Caller::Guest.context(),
+                &id,
+            )
+            .await?
         }
-        let hash = tokio::task::spawn_blocking(|| hash_blocking("warren-timing-equalizer"))
-            .await
-            .map_err(|e| Error::Hashing(e.to_string()))??;
-        Ok(DUMMY.get_or_init(|| hash).clone())
+    };
+    if !admitted {
+        return Err(Error::Forbidden(
+            "The request doesn't satisfy the collection requirements to authenticate.",
+        ));
     }
-
-    async fn try_run<T: Send + 'static>(
-        &self,
-        wait: Duration,
-        work: impl FnOnce() -> Result<T> + Send + 'static,
-    ) -> Result<T> {
-        let _permit = match tokio::time::timeout(wait, self.permits.acquire()).await {
-            Ok(permit) => permit.map_err(|e| Error::Hashing(e.to_string()))?,
-            Err(_) => return Err(Error::Busy),
-        };
-        tokio::task::spawn_blocking(work)
-            .await
-            .map_err(|e| Error::Hashing(e.to_string()))?
+    if warren_secrets::password::needs_rehash(&stored) {
+        // Imported bcrypt hashes become argon2id at the first successful login.
+        let hash = passwords.hash(password).await?;
+        let (table, record_id) = (entry.collection.name.clone(), id.clone());
+        db.write(move |c| {
+            c.execute(
+                &format!(
+                    "UPDATE {} SET \"password\" = ?1 WHERE id = ?2",
+                    sql::quote(&table)
+                ),
+                [hash, record_id],
+            )?;
+            Ok::<_, Error>(())
+        })
+        .await?;
     }
-
-    async fn run<T: Send + 'static>(
-        &self,
-        work: impl FnOnce() -> Result<T> + Send + 'static,
-    ) -> Result<T> {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|e| Error::Hashing(e.to_string()))?;
-        tokio::task::spawn_blocking(work)
-            .await
-            .map_err(|e| Error::Hashing(e.to_string()))?
-    }
+    let token_key = data
+        .get("tokenKey")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let token = issue(&entry.collection, &id, token_key, true)?;
+    let record = RecordJson::build(
+        &entry.collection,
+        &data,
+        Visibility {
+            show_hidden: false,
+            show_email: true,
+        },
+    )
+    .to_value();
+    Ok(Authenticated {
+        record,
+        token,
+        data,
+    })
 }
 
-fn argon2() -> Argon2<'static> {
-    // The parameters are constants known to be valid.
-    let params = Params::new(19 * 1024, 2, 1, None).unwrap_or_default();
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
-}
-
-fn hash_blocking(plain: &str) -> Result<String> {
-    let mut salt = [0u8; 16];
-    rand::fill(&mut salt);
-    let salt = SaltString::encode_b64(&salt).map_err(|e| Error::Hashing(e.to_string()))?;
-    argon2()
-        .hash_password(plain.as_bytes(), &salt)
-        .map(|hash| hash.to_string())
-        .map_err(|e| Error::Hashing(e.to_string()))
-}
-
-fn verify_blocking(plain: &str, stored: &str) -> Result<bool> {
-    if stored.starts_with("$argon2") {
-        let parsed = PasswordHash::new(stored).map_err(|_| Error::UnsupportedHash)?;
-        return Ok(argon2().verify_password(plain.as_bytes(), &parsed).is_ok());
-    }
-    if stored.starts_with("$2") {
-        return bcrypt::verify(plain, stored).map_err(|_| Error::UnsupportedHash);
-    }
-    Err(Error::UnsupportedHash)
-}
-
-/// Whether a stored hash should be replaced by an argon2id one at the next successful login.
-pub fn needs_rehash(stored: &str) -> bool {
-    !stored.starts_with("$argon2id$")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn argon2id_hashes_verify() {
-        let passwords = Passwords::new(2);
-        let hash = passwords.hash("correct horse").await.unwrap();
-        assert!(hash.starts_with("$argon2id$"));
-        assert!(passwords.verify("correct horse", &hash).await.unwrap());
-        assert!(!passwords.verify("wrong horse", &hash).await.unwrap());
-        assert!(!needs_rehash(&hash));
-    }
-
-    #[tokio::test]
-    async fn pocketbase_bcrypt_hashes_verify() {
-        // Made by PocketBase 0.40.6 for "password123".
-        let hash = "$2a$10$TWp86sJ.eZp1r1ch2VLHjuE6BQvRrm5hfsuYPOo2dHsj1gt1jOZVy";
-        let passwords = Passwords::new(1);
-        assert!(passwords.verify("password123", hash).await.unwrap());
-        assert!(!passwords.verify("password124", hash).await.unwrap());
-        assert!(needs_rehash(hash));
-    }
-
-    #[tokio::test]
-    async fn a_saturated_hasher_refuses_quickly() {
-        let passwords = Passwords::new(1);
-        let hash = passwords.hash("pw").await.unwrap();
-        let held = passwords.permits.clone().acquire_owned().await.unwrap();
-        let started = std::time::Instant::now();
-        let outcome = passwords
-            .try_verify("pw", &hash, Duration::from_millis(50))
-            .await;
-        assert!(matches!(outcome, Err(Error::Busy)));
-        assert!(started.elapsed() < Duration::from_secs(2));
-        drop(held);
-        assert!(
-            passwords
-                .try_verify("pw", &hash, Duration::from_millis(500))
-                .await
-                .unwrap()
-        );
-    }
-
-    #[tokio::test]
-    async fn unknown_hash_formats_are_refused() {
-        let passwords = Passwords::new(1);
-        assert!(passwords.verify("x", "plaintext").await.is_err());
-    }
+/// Signs an auth token for record `id` of an auth collection.
+pub fn issue(
+    collection: &warren_schema::Collection,
+    id: &str,
+    token_key: &str,
+    refreshable: bool,
+) -> Result<String> {
+    let options = collection.auth_options().ok_or(Error::NotFound(
+        "Missing or invalid auth collection context.",
+    ))?;
+    let claims = warren_secrets::Claims {
+        collection_id: collection.id.clone(),
+        email: None,
+        exp: warren_secrets::token::now() + options.auth_token.duration.max(0) as u64,
+        id: id.to_string(),
+        new_email: None,
+        refreshable: Some(refreshable),
+        kind: TokenKind::Auth,
+    };
+    Ok(warren_secrets::token::sign(
+        &claims,
+        token_key,
+        &options.auth_token.secret,
+    )?)
 }

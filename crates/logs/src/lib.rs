@@ -532,7 +532,7 @@ impl Store {
                 for row in rows {
                     let data = Value::Object(row.data).to_string();
                     insert.execute(warren_store::sql::params![
-                        warren_auth::random::record_id(),
+                        warren_secrets::random::record_id(),
                         row.level,
                         row.message,
                         data,

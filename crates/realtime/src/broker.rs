@@ -277,7 +277,7 @@ impl Broker {
 
     /// Registers a new client with a fresh random id.
     pub fn connect(&self) -> Subscriber {
-        let id: Arc<str> = Arc::from(warren_auth::random::secret(40));
+        let id: Arc<str> = Arc::from(warren_secrets::random::secret(40));
         let client = Arc::new(Client {
             id: id.clone(),
             outbox: Mutex::default(),

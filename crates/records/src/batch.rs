@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::{Map, Value};
-use warren_auth::Passwords;
 use warren_filter::RequestContext;
+use warren_secrets::Passwords;
 use warren_store::Database;
 
 use crate::catalog::{Catalog, Entry};

@@ -2,9 +2,10 @@
 //! create, update and delete with PocketBase's API rules, expand and projections.
 //!
 //! It runs SQL on a tenant's [`warren_store::Database`], compiles rules and filters with
-//! `warren-filter`, and validates values with `warren-schema`. It must not depend on HTTP.
+//! `warren-filter`, validates values with `warren-schema`, and hashes passwords and checks
+//! tokens with `warren-secrets`. The auth flows (login, OTP, MFA, account emails) live above it
+//! in `warren-auth`. It must not depend on HTTP, mail or `warren-auth`.
 
-pub mod account;
 pub mod auth;
 pub mod batch;
 pub mod caller;
@@ -13,19 +14,13 @@ pub mod change;
 pub mod collections;
 mod error;
 mod expand;
-pub mod external;
 mod form;
 pub mod limits;
-pub mod login;
-pub mod mfa;
-pub mod origins;
-pub mod otp;
 pub mod policy;
 pub mod rates;
 pub mod read;
 pub mod settings;
 pub mod sql;
-pub mod tokens;
 pub mod write;
 
 pub use caller::Caller;

@@ -9,13 +9,13 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
-use warren_auth::Passwords;
 use warren_filter::{Filter, RequestContext};
 use warren_schema::FieldKind;
 use warren_schema::error::{FieldError, ValidationErrors};
 use warren_schema::record::{
     PrepareOptions, PreparedRecord, RecordData, RelationChecker, prepare_record,
 };
+use warren_secrets::Passwords;
 use warren_store::Database;
 use warren_store::sql::{Connection, params, params_from_iter};
 
@@ -371,7 +371,7 @@ pub(crate) fn apply_update(
     }
     if entry.collection.is_auth() && (plan.hash.is_some() || prepared.changed.contains("email")) {
         // A new password or email invalidates every token issued before it.
-        let key = warren_auth::random::secret(50);
+        let key = warren_secrets::random::secret(50);
         prepared
             .data
             .insert("tokenKey".into(), Value::String(key.clone()));
@@ -383,7 +383,7 @@ pub(crate) fn apply_update(
     }
     update_row(c, entry, id, &prepared)?;
     if entry.collection.is_auth() && plan.hash.is_some() {
-        crate::origins::forget(c, &entry.collection.id, id)?;
+        crate::auth::forget_origins(c, &entry.collection.id, id)?;
     }
     Ok(prepared.data)
 }
@@ -445,7 +445,7 @@ pub(crate) fn apply_delete(
 }
 
 /// Renders written data for the caller, expanding when asked (a separate read, after commit).
-pub(crate) async fn respond(
+pub async fn respond(
     db: &Database,
     catalog: Arc<Catalog>,
     entry: Arc<Entry>,

@@ -29,7 +29,7 @@ pub enum Error {
     Store(#[from] warren_store::Error),
     /// Password hashing failed.
     #[error(transparent)]
-    Auth(#[from] warren_auth::Error),
+    Auth(#[from] warren_secrets::Error),
     /// Input was rejected; the message says why.
     #[error("{0}")]
     Invalid(String),

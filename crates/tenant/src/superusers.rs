@@ -1,6 +1,6 @@
 //! The tenant's `_superusers`: created or updated from the CLI, looked up to authenticate.
 
-use warren_auth::Passwords;
+use warren_secrets::Passwords;
 use warren_store::Database;
 use warren_store::sql::{OptionalExtension, Row, params};
 
@@ -66,8 +66,8 @@ pub async fn upsert(
         ));
     }
     let hash = passwords.hash(password).await?;
-    let token_key = warren_auth::random::secret(50);
-    let id = warren_auth::random::record_id();
+    let token_key = warren_secrets::random::secret(50);
+    let id = warren_secrets::random::record_id();
     let lookup = email.clone();
     db.write(move |c| {
         c.execute(

@@ -150,7 +150,7 @@ async fn serve_platform(global: &Global, serve: &Serve) -> anyhow::Result<()> {
             thumb_workers: 0,
         }),
         mailer: mailer(global, serve),
-        ..warren_api::ApiState::new(warren_auth::Passwords::default(), serve.smtp_url.clone())
+        ..warren_api::ApiState::new(warren_secrets::Passwords::default(), serve.smtp_url.clone())
     };
     let console = console(&tenants, &api, global, serve).await?;
     let banner = crate::banner::lines(
@@ -467,7 +467,7 @@ async fn superuser(global: &Global, command: SuperuserCommand) -> anyhow::Result
         bail!("there is no tenant {slug:?}")
     };
     let db = warren_tenant::open_database(tenants.root(), &info.id).await?;
-    let passwords = warren_auth::Passwords::default();
+    let passwords = warren_secrets::Passwords::default();
     let record = warren_tenant::superusers::upsert(&db, &passwords, &email, &password)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -13,8 +13,9 @@ use axum::http::header::{AUTHORIZATION, USER_AGENT};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
-use warren_records::origins::Origin;
-use warren_records::{Caller, Entry, login};
+use warren_auth::login;
+use warren_auth::origins::Origin;
+use warren_records::{Caller, Entry};
 use warren_tenant::Tenant;
 
 use crate::error::ApiError;
@@ -161,7 +162,7 @@ pub(crate) async fn remember_origin(
     }
     let outcome = async {
         let settings = tenant.settings().await.map_err(|e| e.to_string())?;
-        warren_records::origins::remember(tenant.db(), entry, data, origin, &settings)
+        warren_auth::origins::remember(tenant.db(), entry, data, origin, &settings)
             .await
             .map(|mail| (settings, mail))
             .map_err(|e| e.to_string())
@@ -247,7 +248,7 @@ pub async fn auth_with_password(
         return Err(too_many());
     }
     let catalog = tenant.catalog();
-    let outcome = warren_records::auth::with_password(
+    let outcome = warren_auth::password::with_password(
         tenant.db(),
         &catalog,
         &entry,
@@ -427,13 +428,13 @@ fn mail_later(
             let (db, id, limiter) = (tenant.db(), tenant.id(), &state.limiter);
             let mail = match kind {
                 AccountMail::Verification => {
-                    warren_records::account::request_verification(
+                    warren_auth::account::request_verification(
                         db, &entry, id, &email, &settings, limiter,
                     )
                     .await?
                 }
                 AccountMail::PasswordReset => {
-                    warren_records::account::request_password_reset(
+                    warren_auth::account::request_password_reset(
                         db, &entry, id, &email, &settings, limiter,
                     )
                     .await?
@@ -461,7 +462,7 @@ pub async fn confirm_verification(
     body: FormBody,
 ) -> Result<StatusCode, ApiError> {
     let entry = auth_collection(&tenant, &collection)?;
-    warren_records::account::confirm_verification(
+    warren_auth::account::confirm_verification(
         tenant.db(),
         &tenant.catalog(),
         &entry,
@@ -507,7 +508,7 @@ pub async fn confirm_password_reset(
 ) -> Result<StatusCode, ApiError> {
     let entry = auth_collection(&tenant, &collection)?;
     limit(&state, &tenant, &ip)?;
-    warren_records::account::confirm_password_reset(
+    warren_auth::account::confirm_password_reset(
         tenant.db(),
         &tenant.catalog(),
         &entry,
@@ -535,7 +536,7 @@ pub async fn request_email_change(
         .await?
         .ok_or_else(ApiError::not_found)?;
     let settings = warren_records::settings::load(tenant.db()).await?;
-    let mail = warren_records::account::request_email_change(
+    let mail = warren_auth::account::request_email_change(
         tenant.db(),
         &entry,
         &data,
@@ -560,7 +561,7 @@ pub async fn confirm_email_change(
 ) -> Result<StatusCode, ApiError> {
     let entry = auth_collection(&tenant, &collection)?;
     limit(&state, &tenant, &ip)?;
-    warren_records::account::confirm_email_change(
+    warren_auth::account::confirm_email_change(
         tenant.db(),
         &tenant.catalog(),
         &entry,
@@ -582,13 +583,12 @@ pub async fn request_otp(
     body: FormBody,
 ) -> Result<Json<Value>, ApiError> {
     let entry = auth_collection(&tenant, &collection)?;
-    warren_records::otp::require_enabled(&entry)?;
+    warren_auth::otp::require_enabled(&entry)?;
     limit(&state, &tenant, &ip)?;
     let email = email_field(&body, "email")?;
     let settings = warren_records::settings::load(tenant.db()).await?;
     let (id, mail) =
-        warren_records::otp::request(tenant.db(), &entry, email, &settings, &state.passwords)
-            .await?;
+        warren_auth::otp::request(tenant.db(), &entry, email, &settings, &state.passwords).await?;
     if let Some(mail) = mail {
         state
             .mailer
@@ -611,12 +611,12 @@ pub async fn auth_with_otp(
     body: FormBody,
 ) -> Result<Response, ApiError> {
     let entry = auth_collection(&tenant, &collection)?;
-    warren_records::otp::require_enabled(&entry)?;
+    warren_auth::otp::require_enabled(&entry)?;
     limit(&state, &tenant, &ip)?;
     let otp_id = required(&body, "otpId", 255)?;
     let code = required(&body, "password", 71)?;
     let ctx = crate::routes::records::context(&Caller::Guest, &method, &params, &headers);
-    let outcome = warren_records::otp::authenticate(
+    let outcome = warren_auth::otp::authenticate(
         tenant.db(),
         &tenant.catalog(),
         &entry,

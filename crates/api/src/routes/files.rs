@@ -10,11 +10,11 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
-use warren_auth::TokenKind;
 use warren_files::{Storage, ThumbSize, mime, name};
 use warren_records::{Caller, Entry, read};
 use warren_schema::FieldKind;
 use warren_schema::field::FileOptions;
+use warren_secrets::TokenKind;
 use warren_tenant::Tenant;
 
 use crate::error::ApiError;
@@ -154,7 +154,7 @@ async fn file_token_caller(
     if token.is_empty() || token.len() > 4096 {
         return Ok(None);
     }
-    let Ok(claims) = warren_auth::token::peek(token) else {
+    let Ok(claims) = warren_secrets::token::peek(token) else {
         return Ok(None);
     };
     if claims.kind != TokenKind::File {
@@ -183,7 +183,7 @@ async fn file_token_caller(
         .and_then(Value::as_str)
         .unwrap_or_default();
     if token_key.is_empty()
-        || warren_auth::token::verify(token, TokenKind::File, token_key, &secret).is_err()
+        || warren_secrets::token::verify(token, TokenKind::File, token_key, &secret).is_err()
     {
         return Ok(None);
     }
@@ -384,17 +384,17 @@ pub async fn create_file_token(
         .get("tokenKey")
         .and_then(Value::as_str)
         .unwrap_or_default();
-    let claims = warren_auth::token::Claims {
+    let claims = warren_secrets::token::Claims {
         collection_id: entry.collection.id.clone(),
         email: None,
-        exp: warren_auth::token::now() + duration,
+        exp: warren_secrets::token::now() + duration,
         id: id.to_string(),
         new_email: None,
         refreshable: None,
         kind: TokenKind::File,
     };
     let token =
-        warren_auth::token::sign(&claims, token_key, &secret).map_err(ApiError::internal)?;
+        warren_secrets::token::sign(&claims, token_key, &secret).map_err(ApiError::internal)?;
     Ok(Json(json!({ "token": token })))
 }
 

@@ -6,9 +6,10 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, StatusCode, header::LOCATION};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
+use warren_auth::{external, login};
 use warren_oauth::Provider;
 use warren_oauth::providers::Config;
-use warren_records::{Caller, Entry, external, login};
+use warren_records::{Caller, Entry};
 use warren_schema::FieldKind;
 
 use crate::error::ApiError;
@@ -191,7 +192,7 @@ pub async fn auth_with_oauth2(
                     create.insert(field.clone(), json!(value));
                 }
             }
-            let password = warren_auth::random::secret(30);
+            let password = warren_secrets::random::secret(30);
             create.insert("password".into(), json!(password));
             create.insert("passwordConfirm".into(), json!(password));
             let mut uploads = Vec::new();

@@ -9,9 +9,9 @@ use warren_schema::system::MFAS;
 use warren_store::Database;
 use warren_store::sql::OptionalExtension;
 
-use crate::catalog::{Catalog, Entry};
 use crate::tokens::text;
-use crate::{Error, Result, sql};
+use warren_records::catalog::{Catalog, Entry};
+use warren_records::{Error, Result, sql};
 
 const EXPIRED: &str = "Invalid or expired MFA session.";
 const MISMATCH: &str = "Invalid MFA session.";
@@ -38,7 +38,7 @@ pub async fn gate(
     let record_id = text(data, "id").to_string();
     if !options.mfa.rule.trim().is_empty() {
         let rule = Filter::parse(&options.mfa.rule)?;
-        if !crate::login::rule_admits(db, catalog, entry, &rule, ctx, &record_id).await? {
+        if !warren_records::auth::rule_admits(db, catalog, entry, &rule, ctx, &record_id).await? {
             return Ok(());
         }
     }

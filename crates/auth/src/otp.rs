@@ -6,18 +6,18 @@ use std::time::Duration;
 
 use rand::Rng;
 use serde_json::Value;
-use warren_auth::Passwords;
 use warren_filter::RequestContext;
 use warren_mail::Email;
 use warren_schema::record::RecordData;
 use warren_schema::system::OTPS;
+use warren_secrets::Passwords;
 use warren_store::Database;
 use warren_store::sql::OptionalExtension;
 
-use crate::catalog::{Catalog, Entry};
-use crate::limits::Limiter;
 use crate::tokens::text;
-use crate::{Error, Result, sql};
+use warren_records::catalog::{Catalog, Entry};
+use warren_records::limits::Limiter;
+use warren_records::{Error, Result, sql};
 
 const DISABLED: &str = "The collection is not configured to allow OTP authentication.";
 const INVALID: &str = "Invalid or expired OTP.";
@@ -121,9 +121,9 @@ pub async fn request(
 }
 
 /// Maps a saturated hasher to 429.
-pub(crate) fn busy(e: warren_auth::Error) -> Error {
+pub(crate) fn busy(e: warren_secrets::Error) -> Error {
     match e {
-        warren_auth::Error::Busy => Error::TooManyRequests("Too Many Requests."),
+        warren_secrets::Error::Busy => Error::TooManyRequests("Too Many Requests."),
         other => other.into(),
     }
 }

@@ -7,8 +7,8 @@ use warren_schema::system::EXTERNAL_AUTHS;
 use warren_store::Database;
 use warren_store::sql::OptionalExtension;
 
-use crate::catalog::Entry;
-use crate::{Error, Result, sql};
+use warren_records::catalog::Entry;
+use warren_records::{Error, Result, sql};
 
 /// The record of `entry` linked to (`provider`, `provider_id`), if any.
 pub async fn find_linked(
@@ -31,7 +31,7 @@ pub async fn find_linked(
             )
             .optional()?;
         match id {
-            Some(id) => crate::auth::load_data(c, &lookup, &id),
+            Some(id) => warren_records::auth::load_data(c, &lookup, &id),
             None => Ok(None),
         }
     })

@@ -11,9 +11,9 @@ use warren_schema::system::AUTH_ORIGINS;
 use warren_store::Database;
 use warren_store::sql::Connection;
 
-use crate::catalog::Entry;
 use crate::tokens::text;
-use crate::{Error, Result, sql};
+use warren_records::catalog::Entry;
+use warren_records::{Error, Result, sql};
 
 /// Origins kept per record; the oldest beyond this are dropped when a new one is added.
 const MAX_ORIGINS: usize = 5;
@@ -141,18 +141,6 @@ fn ids_newest_first(
     ))?;
     let rows = stmt.query_map([collection, record], |r| Ok((r.get(0)?, r.get(1)?)))?;
     Ok(rows.collect::<std::result::Result<_, _>>()?)
-}
-
-/// Forgets every origin of a record (its password changed: every location must sign in anew).
-pub(crate) fn forget(c: &Connection, collection: &str, record: &str) -> Result<()> {
-    c.execute(
-        &format!(
-            "DELETE FROM {} WHERE collectionRef = ?1 AND recordRef = ?2",
-            sql::quote(AUTH_ORIGINS)
-        ),
-        [collection, record],
-    )?;
-    Ok(())
 }
 
 #[cfg(test)]

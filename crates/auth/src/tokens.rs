@@ -6,14 +6,14 @@
 use std::sync::Arc;
 
 use serde_json::Value;
-use warren_auth::{Claims, TokenKind};
 use warren_schema::Collection;
 use warren_schema::record::RecordData;
+use warren_secrets::{Claims, TokenKind};
 use warren_store::Database;
 
-use crate::auth::load_data;
-use crate::catalog::{Catalog, Entry};
-use crate::{Error, Result};
+use warren_records::auth::load_data;
+use warren_records::catalog::{Catalog, Entry};
+use warren_records::{Error, Result};
 
 const NOT_AUTH: &str = "Missing or invalid auth collection context.";
 
@@ -56,13 +56,13 @@ pub fn issue_kind(
     let claims = Claims {
         collection_id: collection.id.clone(),
         email: extra.email,
-        exp: warren_auth::token::now() + duration.max(0) as u64,
+        exp: warren_secrets::token::now() + duration.max(0) as u64,
         id: text(data, "id").to_string(),
         new_email: extra.new_email,
         refreshable: extra.refreshable,
         kind,
     };
-    Ok(warren_auth::token::sign(&claims, token_key, secret)?)
+    Ok(warren_secrets::token::sign(&claims, token_key, secret)?)
 }
 
 /// A `file` token for protected file downloads (`POST /api/files/token`).
@@ -93,7 +93,7 @@ pub async fn find_by_token(
     if token.len() > 4096 {
         return Ok(None);
     }
-    let Ok(claims) = warren_auth::token::peek(token) else {
+    let Ok(claims) = warren_secrets::token::peek(token) else {
         return Ok(None);
     };
     if claims.kind != kind {
@@ -115,7 +115,7 @@ pub async fn find_by_token(
     if token_key.is_empty() {
         return Ok(None);
     }
-    match warren_auth::token::verify(token, kind, token_key, &secret) {
+    match warren_secrets::token::verify(token, kind, token_key, &secret) {
         Ok(claims) => Ok(Some(Holder {
             entry,
             data,
@@ -165,7 +165,7 @@ mod tests {
         )
         .unwrap();
         let key = "k".repeat(50);
-        let claims = warren_auth::token::verify(
+        let claims = warren_secrets::token::verify(
             &token,
             TokenKind::PasswordReset,
             &key,
@@ -174,7 +174,7 @@ mod tests {
         .unwrap();
         assert_eq!(claims.email.as_deref(), Some("a@b.co"));
         assert!(
-            warren_auth::token::verify(
+            warren_secrets::token::verify(
                 &token,
                 TokenKind::PasswordReset,
                 &key,
@@ -182,7 +182,7 @@ mod tests {
             )
             .is_err()
         );
-        let now = warren_auth::token::now();
+        let now = warren_secrets::token::now();
         assert!(claims.exp > now + 1700 && claims.exp <= now + 1800);
     }
 
@@ -190,7 +190,7 @@ mod tests {
     fn file_tokens_have_no_extra_claims() {
         let users = users();
         let token = issue_file_token(&users, &record()).unwrap();
-        let claims = warren_auth::token::peek(&token).unwrap();
+        let claims = warren_secrets::token::peek(&token).unwrap();
         assert_eq!(claims.kind, TokenKind::File);
         assert_eq!(claims.email, None);
         assert_eq!(claims.refreshable, None);

@@ -4,58 +4,17 @@
 use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
-use warren_auth::TokenKind;
-use warren_filter::{Filter, RequestContext};
-use warren_schema::record::{RecordData, RecordJson, Visibility};
+use warren_filter::RequestContext;
+use warren_schema::record::RecordData;
+use warren_secrets::TokenKind;
 use warren_store::Database;
 
-use crate::catalog::{Catalog, Entry};
 use crate::tokens::{Extra, issue_kind, text};
-use crate::{Caller, Error, Result, sql};
+use warren_records::catalog::{Catalog, Entry};
+use warren_records::{Caller, Error, Result, sql};
 
 const AUTH_RULE_FAILED: &str =
     "The request doesn't satisfy the collection requirements to authenticate.";
-
-/// The caller a record becomes once authenticated.
-pub fn caller_for(entry: &Entry, data: &RecordData) -> Caller {
-    let record = RecordJson::build(
-        &entry.collection,
-        data,
-        Visibility {
-            show_hidden: true,
-            show_email: true,
-        },
-    );
-    let record = match record.to_value() {
-        Value::Object(map) => map,
-        _ => Map::new(),
-    };
-    if entry.collection.id == warren_schema::system::SUPERUSERS_ID {
-        Caller::Superuser { record }
-    } else {
-        Caller::Record { record }
-    }
-}
-
-/// Whether `filter` admits record `id` of `entry` under `ctx`.
-pub(crate) async fn rule_admits(
-    db: &Database,
-    catalog: &Arc<Catalog>,
-    entry: &Arc<Entry>,
-    filter: &Filter,
-    ctx: &RequestContext,
-    id: &str,
-) -> Result<bool> {
-    if filter.expr().is_none() {
-        return Ok(true);
-    }
-    let statement = crate::read::one_statement(catalog, entry, ctx, Some(filter), id)?;
-    let check = entry.clone();
-    Ok(db
-        .read(move |c| crate::read::select_one(c, &check, &statement))
-        .await?
-        .is_some())
-}
 
 /// The collection's `authRule` for record `data` (`null`: nobody may authenticate).
 pub async fn admit(
@@ -68,7 +27,9 @@ pub async fn admit(
     match &entry.rules.auth {
         None => Err(Error::Forbidden(AUTH_RULE_FAILED)),
         Some(rule) => {
-            if rule_admits(db, catalog, entry, rule, ctx, text(data, "id")).await? {
+            if warren_records::auth::rule_admits(db, catalog, entry, rule, ctx, text(data, "id"))
+                .await?
+            {
                 Ok(())
             } else {
                 Err(Error::Forbidden(AUTH_RULE_FAILED))
@@ -100,12 +61,12 @@ pub async fn respond(
     expand: &str,
 ) -> Result<Value> {
     let caller = Caller::Record {
-        record: match caller_for(&entry, &data) {
-            Caller::Superuser { record } | Caller::Record { record } => record,
-            Caller::Guest => Map::new(),
+        record: match warren_records::auth::caller_for(&entry, &data) {
+            Some(Caller::Superuser { record } | Caller::Record { record }) => record,
+            _ => Map::new(),
         },
     };
-    let record = crate::write::respond(db, catalog, entry, &caller, data, expand).await?;
+    let record = warren_records::write::respond(db, catalog, entry, &caller, data, expand).await?;
     Ok(json!({ "record": record, "token": token }))
 }
 
@@ -127,7 +88,7 @@ pub async fn finish(
 /// Reads a record of `entry` by id (hidden fields included).
 pub async fn load(db: &Database, entry: &Arc<Entry>, id: &str) -> Result<Option<RecordData>> {
     let (lookup, id) = (entry.clone(), id.to_string());
-    db.read(move |c| crate::auth::load_data(c, &lookup, &id))
+    db.read(move |c| warren_records::auth::load_data(c, &lookup, &id))
         .await
 }
 
@@ -152,7 +113,7 @@ pub async fn find_by_email(
             }
         };
         match id {
-            Some(id) => crate::auth::load_data(c, &lookup, &id),
+            Some(id) => warren_records::auth::load_data(c, &lookup, &id),
             None => Ok(None),
         }
     })
@@ -174,7 +135,7 @@ pub async fn refresh(
         .await?
         .ok_or(Error::NotFound("Missing auth record context."))?;
     admit(db, catalog, entry, &data, ctx).await?;
-    let refreshable = warren_auth::token::peek(presented)
+    let refreshable = warren_secrets::token::peek(presented)
         .ok()
         .and_then(|c| c.refreshable)
         .unwrap_or(false);

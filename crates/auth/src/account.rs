@@ -6,18 +6,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
-use warren_auth::{Passwords, TokenKind};
 use warren_mail::{Email, escape_html, render};
 use warren_schema::collection::EmailTemplate;
 use warren_schema::error::{FieldError, ValidationErrors};
 use warren_schema::record::RecordData;
 use warren_schema::{FieldKind, Visibility};
+use warren_secrets::{Passwords, TokenKind};
 use warren_store::Database;
 
-use crate::catalog::{Catalog, Entry};
-use crate::limits::Limiter;
 use crate::tokens::{Extra, find_by_token, issue_kind, text};
-use crate::{Error, Result};
+use warren_records::catalog::{Catalog, Entry};
+use warren_records::limits::Limiter;
+use warren_records::{Error, Result};
 
 const INVALID_DATA: &str = "An error occurred while validating the submitted data.";
 const PASSWORD_AUTH_OFF: &str =
@@ -107,6 +107,34 @@ fn throttled(limiter: &Limiter, tenant: &str, kind: &str, entry: &Entry, id: &st
     )
 }
 
+/// The email that carries a token of `kind` for record `data`, bound to its current address.
+fn mail_token(
+    entry: &Entry,
+    data: &RecordData,
+    settings: &Value,
+    kind: TokenKind,
+    template: &EmailTemplate,
+) -> Result<Email> {
+    let to = text(data, "email").to_string();
+    let token = issue_kind(
+        &entry.collection,
+        data,
+        kind,
+        Extra {
+            email: Some(to.clone()),
+            ..Extra::default()
+        },
+    )?;
+    Ok(compose(
+        entry,
+        data,
+        settings,
+        template,
+        &to,
+        &[("TOKEN", &token)],
+    ))
+}
+
 /// `request-verification`: the email to send, if any (unknown, verified or throttled: none).
 pub async fn request_verification(
     db: &Database,
@@ -128,24 +156,14 @@ pub async fn request_verification(
     {
         return Ok(None);
     }
-    let to = text(&data, "email").to_string();
-    let token = issue_kind(
-        &entry.collection,
-        &data,
-        TokenKind::Verification,
-        Extra {
-            email: Some(to.clone()),
-            ..Extra::default()
-        },
-    )?;
-    Ok(Some(compose(
+    mail_token(
         entry,
         &data,
         settings,
+        TokenKind::Verification,
         &options.verification_template,
-        &to,
-        &[("TOKEN", &token)],
-    )))
+    )
+    .map(Some)
 }
 
 /// `confirm-verification`: marks the token's record verified.
@@ -160,7 +178,7 @@ pub async fn confirm_verification(
         errors.add("token", FieldError::required());
         return Err(invalid(errors));
     }
-    let claimed = warren_auth::token::peek(token)
+    let claimed = warren_secrets::token::peek(token)
         .ok()
         .and_then(|c| c.email)
         .unwrap_or_default();
@@ -242,24 +260,14 @@ pub async fn request_password_reset(
     if throttled(limiter, tenant, "reset", entry, text(&data, "id")) {
         return Ok(None);
     }
-    let to = text(&data, "email").to_string();
-    let token = issue_kind(
-        &entry.collection,
-        &data,
-        TokenKind::PasswordReset,
-        Extra {
-            email: Some(to.clone()),
-            ..Extra::default()
-        },
-    )?;
-    Ok(Some(compose(
+    mail_token(
         entry,
         &data,
         settings,
+        TokenKind::PasswordReset,
         &options.reset_password_template,
-        &to,
-        &[("TOKEN", &token)],
-    )))
+    )
+    .map(Some)
 }
 
 /// The password field's length bounds (PocketBase: min from the field, max 255 here).
@@ -328,13 +336,13 @@ pub async fn confirm_password_reset(
     db.write(move |c| {
         let mut values: Vec<(&str, warren_store::sql::Value)> = vec![
             ("password", hash.into()),
-            ("tokenKey", warren_auth::random::secret(50).into()),
+            ("tokenKey", warren_secrets::random::secret(50).into()),
         ];
         if verify {
             values.push(("verified", 1i64.into()));
         }
         crate::login::set_columns(c, &holder.entry, &id, &values)?;
-        crate::origins::forget(c, &holder.entry.collection.id, &id)
+        warren_records::auth::forget_origins(c, &holder.entry.collection.id, &id)
     })
     .await
 }
@@ -407,7 +415,7 @@ pub async fn confirm_email_change(
     passwords: &Passwords,
 ) -> Result<()> {
     let mut errors = ValidationErrors::new();
-    let new_email = warren_auth::token::peek(token)
+    let new_email = warren_secrets::token::peek(token)
         .ok()
         .and_then(|c| c.new_email)
         .unwrap_or_default();
@@ -486,7 +494,7 @@ pub async fn confirm_email_change(
             &[
                 ("email", new_email.into()),
                 ("verified", 1i64.into()),
-                ("tokenKey", warren_auth::random::secret(50).into()),
+                ("tokenKey", warren_secrets::random::secret(50).into()),
             ],
         )
         .map(|_| ())
