@@ -247,17 +247,17 @@ pub async fn auth_with_oauth2(
                 }
             };
             let ctx = crate::routes::records::context(&Caller::Guest, &method, &params, &headers);
-            let written = warren_records::write::create(
+            let written = warren_records::write::create(warren_records::write::Save {
                 db,
-                catalog.clone(),
-                entry.clone(),
-                &Caller::Guest,
+                catalog: catalog.clone(),
+                entry: entry.clone(),
+                caller: &Caller::Guest,
                 ctx,
-                create,
-                pending.names.clone(),
-                &state.passwords,
-                "",
-            )
+                body: create,
+                uploads: pending.names.clone(),
+                passwords: &state.passwords,
+                expand: "",
+            })
             .await;
             let (created, changes) = match written {
                 Ok(done) => done,

@@ -187,36 +187,20 @@ async fn save_record(
     } = info;
     let ctx = context(&caller, &method, &params, &headers);
     let (db, names, expand) = (tenant.db(), pending.names.clone(), params.text("expand"));
+    let save = write::Save {
+        db,
+        catalog: catalog.clone(),
+        entry,
+        caller: &caller,
+        ctx,
+        body,
+        uploads: names,
+        passwords: &state.passwords,
+        expand,
+    };
     let written = match &id {
-        None => {
-            write::create(
-                db,
-                catalog.clone(),
-                entry,
-                &caller,
-                ctx,
-                body,
-                names,
-                &state.passwords,
-                expand,
-            )
-            .await
-        }
-        Some(id) => {
-            write::update(
-                db,
-                catalog.clone(),
-                entry,
-                &caller,
-                ctx,
-                id,
-                body,
-                names,
-                &state.passwords,
-                expand,
-            )
-            .await
-        }
+        None => write::create(save).await,
+        Some(id) => write::update(save, id).await,
     };
     let (record, changes) = match written {
         Ok(done) => done,
