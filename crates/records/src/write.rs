@@ -55,6 +55,18 @@ pub struct Save<'a> {
 /// Creates a record from `save.body`; returns its JSON as the caller sees it and the committed
 /// change.
 pub async fn create(save: Save<'_>) -> Result<(Value, Vec<Change>)> {
+    save_record(save, None).await
+}
+
+/// Updates record `id` with `save.body`; returns its JSON as the caller sees it and the
+/// committed change.
+pub async fn update(save: Save<'_>, id: &str) -> Result<(Value, Vec<Change>)> {
+    save_record(save, Some(id)).await
+}
+
+/// Creates (no `id`) or updates a record: plans off the writer, then writes and checks the rule
+/// in one closure on the writer.
+async fn save_record(save: Save<'_>, id: Option<&str>) -> Result<(Value, Vec<Change>)> {
     let Save {
         db,
         catalog,
@@ -66,11 +78,27 @@ pub async fn create(save: Save<'_>) -> Result<(Value, Vec<Change>)> {
         passwords,
         expand,
     } = save;
-    let mut plan = plan_create(caller, &entry, &body, passwords).await?;
-    plan.uploads = uploads;
     ctx.body = body.clone();
+    let mut plan = match id {
+        None => plan_create(caller, &entry, &body, passwords).await?,
+        Some(id) => {
+            let target = Target {
+                db,
+                catalog: &catalog,
+                caller,
+                entry: &entry,
+                ctx: &ctx,
+            };
+            plan_update(&target, id, passwords).await?
+        }
+    };
+    plan.uploads = uploads;
     let superuser = caller.is_superuser();
-    let scope = (catalog.clone(), entry.clone());
+    let (scope, id) = ((catalog.clone(), entry.clone()), id.map(str::to_string));
+    let action = match id {
+        None => ChangeAction::Create,
+        Some(_) => ChangeAction::Update,
+    };
     let data = db
         .write(move |c| {
             let (catalog, entry) = scope;
@@ -80,14 +108,13 @@ pub async fn create(save: Save<'_>) -> Result<(Value, Vec<Change>)> {
                 ctx: &ctx,
                 superuser,
             };
-            apply_create(c, &target, &plan, &body)
+            match &id {
+                None => apply_create(c, &target, &plan, &body),
+                Some(id) => apply_update(c, &target, &plan, id, &body),
+            }
         })
         .await?;
-    let changes = vec![Change::new(
-        entry.clone(),
-        ChangeAction::Create,
-        data.clone(),
-    )];
+    let changes = vec![Change::new(entry.clone(), action, data.clone())];
     let value = respond(db, catalog, entry, caller, data, expand).await?;
     Ok((value, changes))
 }
@@ -214,53 +241,6 @@ pub(crate) fn apply_create(
         });
     }
     Ok(prepared.data)
-}
-
-/// Updates record `id` with `save.body`; returns its JSON as the caller sees it and the
-/// committed change.
-pub async fn update(save: Save<'_>, id: &str) -> Result<(Value, Vec<Change>)> {
-    let Save {
-        db,
-        catalog,
-        entry,
-        caller,
-        mut ctx,
-        body,
-        uploads,
-        passwords,
-        expand,
-    } = save;
-    ctx.body = body.clone();
-    let target = Target {
-        db,
-        catalog: &catalog,
-        caller,
-        entry: &entry,
-        ctx: &ctx,
-    };
-    let mut plan = plan_update(&target, id, passwords).await?;
-    plan.uploads = uploads;
-    let superuser = caller.is_superuser();
-    let (scope, id) = ((catalog.clone(), entry.clone()), id.to_string());
-    let data = db
-        .write(move |c| {
-            let (catalog, entry) = scope;
-            let target = Applied {
-                catalog: &catalog,
-                entry: &entry,
-                ctx: &ctx,
-                superuser,
-            };
-            apply_update(c, &target, &plan, &id, &body)
-        })
-        .await?;
-    let changes = vec![Change::new(
-        entry.clone(),
-        ChangeAction::Update,
-        data.clone(),
-    )];
-    let value = respond(db, catalog, entry, caller, data, expand).await?;
-    Ok((value, changes))
 }
 
 /// Where an update is planned: the collection, the caller and the request (its body set).

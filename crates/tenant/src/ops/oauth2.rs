@@ -6,9 +6,10 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 use warren_files::Upload;
 use warren_filter::RequestContext;
-use warren_records::{Caller, Entry, external, write};
+use warren_records::{Caller, Entry, external};
 
-use super::{Error, Services, publish, storage};
+use super::records::{Staged, write_staged};
+use super::{Error, Services, storage};
 use crate::Tenant;
 
 /// A new user signing up through an OAuth2 provider.
@@ -46,29 +47,14 @@ pub async fn sign_up_oauth2(
             storage::stage(files, tenant, &entry, &mut body, Vec::new(), None).await?
         }
     };
-    let catalog = tenant.catalog();
-    let written = write::create(write::Save {
-        db: tenant.db(),
-        catalog: catalog.clone(),
+    let staged = Staged {
         entry,
         caller: &Caller::Guest,
         ctx,
         body,
-        uploads: pending.names.clone(),
-        passwords: &services.passwords,
         expand: "",
-    })
-    .await;
-    let (created, changes) = match written {
-        Ok(done) => done,
-        Err(e) => {
-            pending.rollback().await;
-            return Err(e.into());
-        }
     };
-    pending.commit(files, tenant, &changes).await;
-    storage::remove_deleted(files, tenant, &changes).await;
-    publish(tenant, services, catalog, changes);
+    let created = write_staged(tenant, services, pending, staged, None).await?;
     Ok(created
         .get("id")
         .and_then(Value::as_str)

@@ -7,7 +7,8 @@ use warren_files::Upload;
 use warren_filter::RequestContext;
 use warren_records::{Caller, Entry, write};
 
-use super::{Error, Services, publish, storage};
+use super::storage::{self, Pending};
+use super::{Error, Services, publish};
 use crate::Tenant;
 
 /// A record create or update as the caller submitted it.
@@ -46,19 +47,52 @@ pub async fn save_record(
     } = request;
     let files = &services.files;
     let pending = storage::stage(files, tenant, &entry, &mut body, uploads, id.as_deref()).await?;
-    let catalog = tenant.catalog();
-    let save = write::Save {
-        db: tenant.db(),
-        catalog: catalog.clone(),
+    let save = Staged {
         entry,
         caller,
         ctx,
         body,
-        uploads: pending.names.clone(),
-        passwords: &services.passwords,
         expand,
     };
-    let written = match &id {
+    write_staged(tenant, services, pending, save, id.as_deref()).await
+}
+
+/// A record write whose uploads are in storage.
+pub(super) struct Staged<'a> {
+    /// The collection written to.
+    pub(super) entry: Arc<Entry>,
+    /// Who writes.
+    pub(super) caller: &'a Caller,
+    /// The request as the rules see it.
+    pub(super) ctx: RequestContext,
+    /// The submitted fields.
+    pub(super) body: Map<String, Value>,
+    /// The `expand` parameter of the answer.
+    pub(super) expand: &'a str,
+}
+
+/// Creates (no `id`) or updates a record whose uploads are `pending`: writes, keeps or takes
+/// back the files, publishes and meters the change.
+pub(super) async fn write_staged(
+    tenant: &Tenant,
+    services: &Services,
+    pending: Pending,
+    staged: Staged<'_>,
+    id: Option<&str>,
+) -> Result<Value, Error> {
+    let catalog = tenant.catalog();
+    let save = write::Save {
+        db: tenant.db(),
+        catalog: catalog.clone(),
+        entry: staged.entry,
+        caller: staged.caller,
+        ctx: staged.ctx,
+        body: staged.body,
+        uploads: pending.names.clone(),
+        passwords: &services.passwords,
+        expand: staged.expand,
+    };
+    let written = match id {
         None => write::create(save).await,
         Some(id) => write::update(save, id).await,
     };
@@ -69,6 +103,7 @@ pub async fn save_record(
             return Err(e.into());
         }
     };
+    let files = &services.files;
     pending.commit(files, tenant, &changes).await;
     storage::remove_deleted(files, tenant, &changes).await;
     publish(tenant, services, catalog, changes);
