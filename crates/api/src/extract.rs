@@ -186,16 +186,7 @@ pub fn require_superuser(caller: &Caller) -> Result<(), ApiError> {
     }
 }
 
-/// A file part of a multipart body, spooled to a temporary file as it arrived.
-#[derive(Debug, Clone)]
-pub struct Upload {
-    /// The form key it came with (`field`, `field+`, `+field`, `requests.N.field`).
-    pub key: String,
-    /// The client's file name.
-    pub filename: String,
-    /// The received file (removed when the last clone drops).
-    pub file: std::sync::Arc<warren_files::Staged>,
-}
+pub use warren_files::Upload;
 
 /// A request body in any form PocketBase accepts: JSON, multipart (text parts type-inferred,
 /// `@jsonPayload` merged over them, files kept aside) or urlencoded. Anything else with a body

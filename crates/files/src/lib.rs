@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 
 pub use s3::{S3Config, S3Storage};
-pub use spool::{Spool, Staged};
+pub use spool::{Spool, Staged, Upload};
 pub use storage::{Backend, LocalStorage, Meta, Object, PutMeta, Storage};
 pub use thumb::ThumbSize;
 

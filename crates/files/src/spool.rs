@@ -118,3 +118,14 @@ mod tests {
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 }
+
+/// A file part of a multipart body, spooled to a temporary file as it arrived.
+#[derive(Debug, Clone)]
+pub struct Upload {
+    /// The form key it came with (`field`, `field+`, `+field`, `requests.N.field`).
+    pub key: String,
+    /// The client's file name.
+    pub filename: String,
+    /// The received file (removed when the last clone drops).
+    pub file: std::sync::Arc<Staged>,
+}

@@ -135,17 +135,14 @@ pub async fn run(
             }
             Action::Update(id) => {
                 item.ctx.body = item.body.clone();
-                write::plan_update(
+                let target = write::Target {
                     db,
-                    &catalog,
+                    catalog: &catalog,
                     caller,
-                    &item.entry,
-                    &item.ctx,
-                    id,
-                    &item.body,
-                    passwords,
-                )
-                .await
+                    entry: &item.entry,
+                    ctx: &item.ctx,
+                };
+                write::plan_update(&target, id, passwords).await
             }
             Action::Delete(_) => write::plan_delete(caller, &item.entry),
         }
@@ -166,28 +163,19 @@ pub async fn run(
                 if Instant::now() >= deadline {
                     return Err(Inner::TimedOut);
                 }
+                let target = write::Applied {
+                    catalog: &scope,
+                    entry: &item.entry,
+                    ctx: &item.ctx,
+                    superuser,
+                };
                 let result = match action {
-                    Action::Create | Action::Upsert => write::apply_create(
-                        c,
-                        &scope,
-                        &item.entry,
-                        &item.ctx,
-                        superuser,
-                        plan,
-                        &item.body,
-                    )
-                    .map(|data| Some((ChangeAction::Create, data))),
-                    Action::Update(id) => write::apply_update(
-                        c,
-                        &scope,
-                        &item.entry,
-                        &item.ctx,
-                        superuser,
-                        plan,
-                        id,
-                        &item.body,
-                    )
-                    .map(|data| Some((ChangeAction::Update, data))),
+                    Action::Create | Action::Upsert => {
+                        write::apply_create(c, &target, plan, &item.body)
+                            .map(|data| Some((ChangeAction::Create, data)))
+                    }
+                    Action::Update(id) => write::apply_update(c, &target, plan, id, &item.body)
+                        .map(|data| Some((ChangeAction::Update, data))),
                     Action::Delete(id) => {
                         write::apply_delete(c, &scope, &item.entry, &item.ctx, plan, id).map(
                             |deleted| {

@@ -30,36 +30,92 @@ const CREATE_FAILED: &str = "Failed to create record.";
 const UPDATE_FAILED: &str = "Failed to update record.";
 const REQUIRED_REFERENCE: &str = "Failed to delete record. Make sure that the record is not part of a required relation reference.";
 
-/// Creates a record from `body`; returns its JSON as the caller sees it and the committed change.
-#[allow(clippy::too_many_arguments)]
-pub async fn create(
-    db: &Database,
-    catalog: Arc<Catalog>,
-    entry: Arc<Entry>,
-    caller: &Caller,
-    mut ctx: RequestContext,
-    body: Map<String, Value>,
-    uploads: Uploads,
-    passwords: &Passwords,
-    expand_param: &str,
-) -> Result<(Value, Vec<Change>)> {
-    let mut plan = plan_create(caller, &entry, &body, passwords).await?;
-    plan.uploads = uploads;
+/// One record create or update as the caller asked for it.
+pub struct Save<'a> {
+    /// The tenant's database.
+    pub db: &'a Database,
+    /// The tenant's collections.
+    pub catalog: Arc<Catalog>,
+    /// The collection written to.
+    pub entry: Arc<Entry>,
+    /// Who writes.
+    pub caller: &'a Caller,
+    /// The request as the rules see it (its body is set from `body`).
+    pub ctx: RequestContext,
+    /// The submitted fields.
+    pub body: Map<String, Value>,
+    /// Stored names of the files uploaded with the request (already in storage).
+    pub uploads: Uploads,
+    /// The password hasher, for auth collections.
+    pub passwords: &'a Passwords,
+    /// The `expand` parameter of the answer.
+    pub expand: &'a str,
+}
+
+/// Creates a record from `save.body`; returns its JSON as the caller sees it and the committed
+/// change.
+pub async fn create(save: Save<'_>) -> Result<(Value, Vec<Change>)> {
+    save_record(save, None).await
+}
+
+/// Updates record `id` with `save.body`; returns its JSON as the caller sees it and the
+/// committed change.
+pub async fn update(save: Save<'_>, id: &str) -> Result<(Value, Vec<Change>)> {
+    save_record(save, Some(id)).await
+}
+
+/// Creates (no `id`) or updates a record: plans off the writer, then writes and checks the rule
+/// in one closure on the writer.
+async fn save_record(save: Save<'_>, id: Option<&str>) -> Result<(Value, Vec<Change>)> {
+    let Save {
+        db,
+        catalog,
+        entry,
+        caller,
+        mut ctx,
+        body,
+        uploads,
+        passwords,
+        expand,
+    } = save;
     ctx.body = body.clone();
+    let mut plan = match id {
+        None => plan_create(caller, &entry, &body, passwords).await?,
+        Some(id) => {
+            let target = Target {
+                db,
+                catalog: &catalog,
+                caller,
+                entry: &entry,
+                ctx: &ctx,
+            };
+            plan_update(&target, id, passwords).await?
+        }
+    };
+    plan.uploads = uploads;
     let superuser = caller.is_superuser();
-    let scope = (catalog.clone(), entry.clone());
+    let (scope, id) = ((catalog.clone(), entry.clone()), id.map(str::to_string));
+    let action = match id {
+        None => ChangeAction::Create,
+        Some(_) => ChangeAction::Update,
+    };
     let data = db
         .write(move |c| {
             let (catalog, entry) = scope;
-            apply_create(c, &catalog, &entry, &ctx, superuser, &plan, &body)
+            let target = Applied {
+                catalog: &catalog,
+                entry: &entry,
+                ctx: &ctx,
+                superuser,
+            };
+            match &id {
+                None => apply_create(c, &target, &plan, &body),
+                Some(id) => apply_update(c, &target, &plan, id, &body),
+            }
         })
         .await?;
-    let changes = vec![Change::new(
-        entry.clone(),
-        ChangeAction::Create,
-        data.clone(),
-    )];
-    let value = respond(db, catalog, entry, caller, data, expand_param).await?;
+    let changes = vec![Change::new(entry.clone(), action, data.clone())];
+    let value = respond(db, catalog, entry, caller, data, expand).await?;
     Ok((value, changes))
 }
 
@@ -123,13 +179,16 @@ pub(crate) async fn plan_create(
 /// Inserts a record on the writer's connection and checks the create rule against it.
 pub(crate) fn apply_create(
     c: &Connection,
-    catalog: &Catalog,
-    entry: &Arc<Entry>,
-    ctx: &RequestContext,
-    superuser: bool,
+    target: &Applied<'_>,
     plan: &Plan,
     body: &Map<String, Value>,
 ) -> Result<RecordData> {
+    let Applied {
+        catalog,
+        entry,
+        ctx,
+        superuser,
+    } = *target;
     let checker = Relations { conn: c, catalog };
     let options = PrepareOptions {
         is_superuser: superuser,
@@ -184,55 +243,36 @@ pub(crate) fn apply_create(
     Ok(prepared.data)
 }
 
-/// Updates record `id` with `body`; returns its JSON as the caller sees it and the committed
-/// change.
-#[allow(clippy::too_many_arguments)]
-pub async fn update(
-    db: &Database,
-    catalog: Arc<Catalog>,
-    entry: Arc<Entry>,
-    caller: &Caller,
-    mut ctx: RequestContext,
-    id: &str,
-    body: Map<String, Value>,
-    uploads: Uploads,
-    passwords: &Passwords,
-    expand_param: &str,
-) -> Result<(Value, Vec<Change>)> {
-    ctx.body = body.clone();
-    let mut plan = plan_update(db, &catalog, caller, &entry, &ctx, id, &body, passwords).await?;
-    plan.uploads = uploads;
-    let superuser = caller.is_superuser();
-    let (scope, id) = ((catalog.clone(), entry.clone()), id.to_string());
-    let data = db
-        .write(move |c| {
-            let (catalog, entry) = scope;
-            apply_update(c, &catalog, &entry, &ctx, superuser, &plan, &id, &body)
-        })
-        .await?;
-    let changes = vec![Change::new(
-        entry.clone(),
-        ChangeAction::Update,
-        data.clone(),
-    )];
-    let value = respond(db, catalog, entry, caller, data, expand_param).await?;
-    Ok((value, changes))
+/// Where an update is planned: the collection, the caller and the request (its body set).
+pub(crate) struct Target<'a> {
+    /// The tenant's database.
+    pub(crate) db: &'a Database,
+    /// The tenant's collections.
+    pub(crate) catalog: &'a Arc<Catalog>,
+    /// Who writes.
+    pub(crate) caller: &'a Caller,
+    /// The collection written to.
+    pub(crate) entry: &'a Arc<Entry>,
+    /// The request as the rules see it, with the submitted body.
+    pub(crate) ctx: &'a RequestContext,
 }
 
 /// Checks an update up front: views, 403 for a `null` rule, 404 for a record the update rule
-/// hides, then the account keys of an auth body (with the old password verified off the
-/// writer) and hashes a new password.
-#[allow(clippy::too_many_arguments)]
+/// hides, then the account keys of an auth body (`target.ctx.body`, with the old password
+/// verified off the writer) and hashes a new password.
 pub(crate) async fn plan_update(
-    db: &Database,
-    catalog: &Arc<Catalog>,
-    caller: &Caller,
-    entry: &Arc<Entry>,
-    ctx: &RequestContext,
+    target: &Target<'_>,
     id: &str,
-    body: &Map<String, Value>,
     passwords: &Passwords,
 ) -> Result<Plan> {
+    let Target {
+        db,
+        catalog,
+        caller,
+        entry,
+        ctx,
+    } = *target;
+    let body = &ctx.body;
     if entry.collection.is_view() {
         return Err(Error::BadRequest(UNSUPPORTED));
     }
@@ -339,18 +379,33 @@ fn id_used_by_another_auth_collection(c: &Connection, entry: &Entry, id: &str) -
     Ok(false)
 }
 
+/// A write as it runs on the writer's connection: the collection, the request and whether a
+/// superuser makes it.
+pub(crate) struct Applied<'a> {
+    /// The tenant's collections.
+    pub(crate) catalog: &'a Catalog,
+    /// The collection written to.
+    pub(crate) entry: &'a Arc<Entry>,
+    /// The request as the rules see it.
+    pub(crate) ctx: &'a RequestContext,
+    /// Whether a superuser writes.
+    pub(crate) superuser: bool,
+}
+
 /// Updates a record on the writer's connection (the update rule selects it first).
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn apply_update(
     c: &Connection,
-    catalog: &Catalog,
-    entry: &Arc<Entry>,
-    ctx: &RequestContext,
-    superuser: bool,
+    target: &Applied<'_>,
     plan: &Plan,
     id: &str,
     body: &Map<String, Value>,
 ) -> Result<RecordData> {
+    let Applied {
+        catalog,
+        entry,
+        ctx,
+        superuser,
+    } = *target;
     let statement = one_statement(catalog, entry, ctx, plan.rule.as_ref(), id)?;
     let existing = select_one(c, entry, &statement)?.ok_or(Error::NotFound(NOT_FOUND))?;
     let checker = Relations { conn: c, catalog };

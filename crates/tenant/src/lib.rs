@@ -1,12 +1,14 @@
 //! The tenant runtime: one directory and one SQLite database per tenant, opened lazily on first
 //! use, closed when idle or pushed out by the LRU cap, and handed to request handlers as a
-//! cheap [`Tenant`] handle.
+//! cheap [`Tenant`] handle; and the write pipeline ([`ops`]) every change to a tenant's records
+//! and collections goes through.
 //!
 //! It knows tenants by id only; which hostname reaches which tenant is the control plane's
 //! business. It must not depend on HTTP crates.
 
 pub mod archive;
 pub mod meter;
+pub mod ops;
 mod registry;
 pub mod superusers;
 pub mod transfer;

@@ -23,6 +23,7 @@ use crate::extract::{Auth, CurrentTenant, FormBody, require_superuser};
 use crate::fields::project;
 use crate::query::Params;
 use crate::router::ApiState;
+use crate::routes::records::RequestInfo;
 
 const INVALID_DATA: &str = "An error occurred while validating the submitted data.";
 /// Auth attempts one client IP may make against one tenant per window.
@@ -214,15 +215,16 @@ async fn answer(
 }
 
 /// `POST /api/collections/{collection}/auth-with-password`
-#[allow(clippy::too_many_arguments)]
 pub async fn auth_with_password(
     State(state): State<ApiState>,
     CurrentTenant(tenant): CurrentTenant,
     ClientIp(ip): ClientIp,
     Path(collection): Path<String>,
-    method: Method,
-    headers: HeaderMap,
-    params: Params,
+    RequestInfo {
+        method,
+        headers,
+        params,
+    }: RequestInfo,
     body: FormBody,
 ) -> Result<Response, ApiError> {
     let entry = auth_collection(&tenant, &collection)?;
@@ -599,15 +601,16 @@ pub async fn request_otp(
 }
 
 /// `POST /api/collections/{collection}/auth-with-otp`
-#[allow(clippy::too_many_arguments)]
 pub async fn auth_with_otp(
     State(state): State<ApiState>,
     CurrentTenant(tenant): CurrentTenant,
     ClientIp(ip): ClientIp,
     Path(collection): Path<String>,
-    method: Method,
-    headers: HeaderMap,
-    params: Params,
+    RequestInfo {
+        method,
+        headers,
+        params,
+    }: RequestInfo,
     body: FormBody,
 ) -> Result<Response, ApiError> {
     let entry = auth_collection(&tenant, &collection)?;

@@ -8,8 +8,9 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::IntoResponse;
 use serde_json::{Map, Value, json};
-use warren_records::batch::{self, Action, Item, Outcome};
-use warren_records::read;
+use warren_records::batch::{Action, Outcome};
+use warren_records::{Caller, Catalog, read};
+use warren_tenant::ops;
 
 use crate::client::ClientIp;
 use crate::error::ApiError;
@@ -64,95 +65,22 @@ pub async fn create_batch(
     let (requests, mut uploads) = read_requests(&policy.batch, &headers, request).await?;
     let catalog = tenant.catalog();
     let mut items = Vec::with_capacity(requests.len());
-    let mut pendings: Vec<crate::uploads::Pending> = Vec::new();
     let mut projections = Vec::with_capacity(requests.len());
     let mut targets: Vec<Target> = Vec::with_capacity(requests.len());
     for (index, request) in requests.iter().enumerate() {
-        let method = request
-            .get("method")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_ascii_uppercase();
-        let url = request
-            .get("url")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let mut item_body = match request.get("body") {
-            Some(Value::Object(map)) => map.clone(),
-            None | Some(Value::Null) => Map::new(),
-            Some(_) => return Err(failed(index, ApiError::bad_request())),
-        };
-        let (path, query) = url.split_once('?').unwrap_or((url, ""));
-        let params = Params::parse(query).map_err(|e| failed(index, e))?;
-        let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-        let (collection, id) = match segments.as_slice() {
-            ["api", "collections", c, "records"] => (*c, None),
-            ["api", "collections", c, "records", id] => (*c, Some(*id)),
-            _ => return Err(failed(index, ApiError::bad_request())),
-        };
-        let action = match (method.as_str(), id) {
-            ("POST", None) => Action::Create,
-            ("PUT", None) => Action::Upsert,
-            ("PATCH", Some(id)) => Action::Update(id.to_string()),
-            ("DELETE", Some(id)) => Action::Delete(id.to_string()),
-            _ => return Err(failed(index, ApiError::bad_request())),
-        };
-        let entry = read::collection(&catalog, collection).map_err(|e| failed(index, e.into()))?;
-        targets.push(Target {
-            segment: collection.to_string(),
-            entry: entry.clone(),
-        });
-        let method = Method::from_bytes(method.as_bytes()).unwrap_or(Method::POST);
-        let mut ctx = super::records::context(&caller, &method, &params, &headers);
-        ctx.context = "batch".into();
-        let existing = match &action {
-            Action::Update(id) => Some(id.clone()),
-            Action::Upsert => item_body
-                .get("id")
-                .and_then(Value::as_str)
-                .filter(|id| !id.is_empty())
-                .map(str::to_string),
-            _ => None,
-        };
-        let item_files = uploads.remove(&index).unwrap_or_default();
-        let staged = crate::uploads::stage(
-            &state.files,
-            &tenant,
-            &entry,
-            &mut item_body,
-            item_files,
-            existing.as_deref(),
-        )
-        .await;
-        let pending = match staged {
-            Ok(pending) => pending,
-            Err(e) => {
-                for pending in pendings {
-                    pending.rollback().await;
-                }
-                return Err(failed(index, e));
-            }
-        };
-        items.push(Item {
-            entry,
-            action,
-            body: item_body,
-            ctx,
-            expand: params.text("expand").to_string(),
-            uploads: pending.names.clone(),
-        });
-        pendings.push(pending);
-        projections.push(params.text("fields").to_string());
+        let parsed = parse_item(request, &catalog, &caller, &headers);
+        let (mut item, target, fields) = parsed.map_err(|e| failed(index, e))?;
+        item.uploads = uploads.remove(&index).unwrap_or_default();
+        items.push(item);
+        targets.push(target);
+        projections.push(fields);
     }
     let limited = policy.rate_limits.enabled
         && !policy.rate_limits.rules.is_empty()
         && !caller.is_superuser()
         && !policy.rate_limits.excludes(&ip);
     let admit = |index: usize, action: &Action| -> Result<(), warren_records::Error> {
-        if !limited {
-            return Ok(());
-        }
-        let Some(target) = targets.get(index) else {
+        let Some(target) = targets.get(index).filter(|_| limited) else {
             return Ok(());
         };
         let (method, path, tags) = target.resolved(action);
@@ -166,37 +94,23 @@ pub async fn create_batch(
         crate::rates::check(&state, &tenant, &policy, &caller, &ip, &request)
             .map_err(|_| warren_records::Error::TooManyRequests("Too Many Requests."))
     };
-    let ran = batch::run(
-        tenant.db(),
-        catalog.clone(),
-        &caller,
+    let batch = ops::Batch {
+        caller: &caller,
         items,
-        &state.passwords,
-        batch::Bounds {
-            deadline,
-            admit: &admit,
-        },
-    )
-    .await;
-    let (outcomes, changes) = match ran {
-        Ok(done) => done,
-        Err(failure) => {
-            for pending in pendings {
-                pending.rollback().await;
-            }
-            return Err(match failure {
-                batch::Failure::Item { index, error } => failed(index, error.into()),
+        deadline,
+        admit: &admit,
+    };
+    let services = crate::uploads::services(&state);
+    let outcomes =
+        ops::run_batch(&tenant, &services, batch)
+            .await
+            .map_err(|failure| match failure {
+                ops::BatchError::Item { index, error } => failed(index, error.into()),
                 // As PocketBase: not a 408, which some browsers retry on their own.
-                batch::Failure::TimedOut => {
+                ops::BatchError::TimedOut => {
                     ApiError::new(StatusCode::BAD_REQUEST, "Batch transaction failed.")
                 }
-            });
-        }
-    };
-    for pending in pendings {
-        pending.commit(&state.files, &tenant, &changes).await;
-    }
-    super::realtime::publish(&tenant, catalog, changes);
+            })?;
     let mut out = Vec::with_capacity(outcomes.len());
     for (outcome, fields) in outcomes.into_iter().zip(projections) {
         out.push(match outcome {
@@ -205,6 +119,62 @@ pub async fn create_batch(
         });
     }
     Ok(Json(Value::Array(out)))
+}
+
+/// One batch request as a write (its uploads not yet attached), where it goes (for its rate
+/// limit rule) and its `fields` projection.
+fn parse_item(
+    request: &Value,
+    catalog: &Catalog,
+    caller: &Caller,
+    headers: &HeaderMap,
+) -> Result<(ops::BatchItem, Target, String), ApiError> {
+    let method = request
+        .get("method")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_ascii_uppercase();
+    let url = request
+        .get("url")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let body = match request.get("body") {
+        Some(Value::Object(map)) => map.clone(),
+        None | Some(Value::Null) => Map::new(),
+        Some(_) => return Err(ApiError::bad_request()),
+    };
+    let (path, query) = url.split_once('?').unwrap_or((url, ""));
+    let params = Params::parse(query)?;
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let (collection, id) = match segments.as_slice() {
+        ["api", "collections", c, "records"] => (*c, None),
+        ["api", "collections", c, "records", id] => (*c, Some(*id)),
+        _ => return Err(ApiError::bad_request()),
+    };
+    let action = match (method.as_str(), id) {
+        ("POST", None) => Action::Create,
+        ("PUT", None) => Action::Upsert,
+        ("PATCH", Some(id)) => Action::Update(id.to_string()),
+        ("DELETE", Some(id)) => Action::Delete(id.to_string()),
+        _ => return Err(ApiError::bad_request()),
+    };
+    let entry = read::collection(catalog, collection)?;
+    let target = Target {
+        segment: collection.to_string(),
+        entry: entry.clone(),
+    };
+    let method = Method::from_bytes(method.as_bytes()).unwrap_or(Method::POST);
+    let mut ctx = super::records::context(caller, &method, &params, headers);
+    ctx.context = "batch".into();
+    let item = ops::BatchItem {
+        entry,
+        action,
+        body,
+        ctx,
+        expand: params.text("expand").to_string(),
+        uploads: Vec::new(),
+    };
+    Ok((item, target, params.text("fields").to_string()))
 }
 
 /// Reads the batch body within `limits` (size, number of requests) and checks that every item

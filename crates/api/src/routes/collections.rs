@@ -1,18 +1,21 @@
 //! `/api/collections`: the superuser-only collections API (list, view, create, update,
-//! delete, truncate, import, scaffolds). Every change reloads the tenant's cached catalog.
+//! delete, truncate, import, scaffolds). Changes go through the tenant's write pipeline.
 
 use axum::Json;
-use axum::extract::Path;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde_json::{Map, Value};
 use warren_records::Caller;
 use warren_records::collections::{self, CollectionError, ListParams};
+use warren_schema::Collection;
 use warren_tenant::Tenant;
+use warren_tenant::ops::{self, CollectionChange};
 
 use crate::error::ApiError;
 use crate::extract::{Auth, CurrentTenant, JsonObject};
 use crate::fields::project;
 use crate::query::Params;
+use crate::router::ApiState;
 
 /// Guests get 401, auth records 403; only superusers pass.
 fn require_superuser(caller: &Caller) -> Result<(), ApiError> {
@@ -56,10 +59,13 @@ fn render(value: impl serde::Serialize, params: &Params) -> Result<Json<Value>, 
     Ok(Json(project(value, params.text("fields"))?))
 }
 
-/// Makes a committed schema change visible to the tenant's next requests.
-async fn reload(tenant: &Tenant) -> Result<(), ApiError> {
-    tenant.reload_catalog().await?;
-    Ok(())
+/// Applies a collection change through the tenant's write pipeline.
+async fn change(
+    state: &ApiState,
+    tenant: &Tenant,
+    change: ops::CollectionChange,
+) -> Result<Option<Collection>, ApiError> {
+    Ok(ops::change_collection(tenant, &crate::uploads::services(state), change).await?)
 }
 
 /// `GET /api/collections`
@@ -96,19 +102,25 @@ pub async fn view_collection(
 
 /// `POST /api/collections`
 pub async fn create_collection(
+    State(state): State<ApiState>,
     CurrentTenant(tenant): CurrentTenant,
     Auth(caller): Auth,
     params: Params,
     JsonObject(body): JsonObject,
 ) -> Result<Json<Value>, ApiError> {
     require_superuser(&caller)?;
-    let created = collections::create(tenant.db(), Value::Object(body)).await?;
-    reload(&tenant).await?;
+    let created = change(
+        &state,
+        &tenant,
+        CollectionChange::Create(Value::Object(body)),
+    )
+    .await?;
     render(&created, &params)
 }
 
 /// `PATCH /api/collections/{collection}`
 pub async fn update_collection(
+    State(state): State<ApiState>,
     CurrentTenant(tenant): CurrentTenant,
     Auth(caller): Auth,
     Path(collection): Path<String>,
@@ -116,53 +128,43 @@ pub async fn update_collection(
     JsonObject(body): JsonObject,
 ) -> Result<Json<Value>, ApiError> {
     require_superuser(&caller)?;
-    let updated = collections::update(tenant.db(), &collection, Value::Object(body)).await?;
-    reload(&tenant).await?;
+    let patch = Value::Object(body);
+    let updated = change(
+        &state,
+        &tenant,
+        CollectionChange::Update { collection, patch },
+    )
+    .await?;
     render(&updated, &params)
 }
 
 /// `DELETE /api/collections/{collection}`
 pub async fn delete_collection(
-    axum::extract::State(state): axum::extract::State<crate::router::ApiState>,
+    State(state): State<ApiState>,
     CurrentTenant(tenant): CurrentTenant,
     Auth(caller): Auth,
     Path(collection): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     require_superuser(&caller)?;
-    let deleted_id = tenant
-        .catalog()
-        .get(&collection)
-        .map(|e| e.collection.id.clone());
-    collections::delete(tenant.db(), &collection).await?;
-    reload(&tenant).await?;
-    if let Some(id) = deleted_id {
-        crate::uploads::remove_collection(&state.files, &tenant, &id).await;
-    }
+    change(&state, &tenant, CollectionChange::Delete(collection)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// `DELETE /api/collections/{collection}/truncate`
 pub async fn truncate_collection(
+    State(state): State<ApiState>,
     CurrentTenant(tenant): CurrentTenant,
     Auth(caller): Auth,
     Path(collection): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     require_superuser(&caller)?;
-    let auth_id = tenant
-        .catalog()
-        .get(&collection)
-        .filter(|e| e.collection.is_auth())
-        .map(|e| e.collection.id.clone());
-    collections::truncate(tenant.db(), &collection).await?;
-    if let Some(id) = auth_id {
-        // Its records are gone without events: their realtime clients become guests.
-        tenant.broker().revoke_collection(&id);
-    }
+    change(&state, &tenant, CollectionChange::Truncate(collection)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// `PUT /api/collections/import`
 pub async fn import_collections(
+    State(state): State<ApiState>,
     CurrentTenant(tenant): CurrentTenant,
     Auth(caller): Auth,
     body: JsonObject,
@@ -175,8 +177,12 @@ pub async fn import_collections(
             form.insert(key.to_string(), value.clone());
         }
     }
-    collections::import(tenant.db(), Value::Object(form)).await?;
-    reload(&tenant).await?;
+    change(
+        &state,
+        &tenant,
+        CollectionChange::Import(Value::Object(form)),
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -3,7 +3,9 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, Method, StatusCode, header::LOCATION};
+use std::sync::Arc;
+
+use axum::http::{StatusCode, header::LOCATION};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 use warren_auth::{external, login};
@@ -11,6 +13,9 @@ use warren_oauth::Provider;
 use warren_oauth::providers::Config;
 use warren_records::{Caller, Entry};
 use warren_schema::FieldKind;
+use warren_schema::collection::{AuthOptions, OAuth2Config};
+use warren_schema::record::RecordData;
+use warren_tenant::{Tenant, ops};
 
 use crate::error::ApiError;
 use crate::extract::{Auth, CurrentTenant, FormBody, Upload};
@@ -18,6 +23,7 @@ use crate::fields::project;
 use crate::query::Params;
 use crate::router::ApiState;
 use crate::routes::auth::ClientIp;
+use crate::routes::records::RequestInfo;
 
 const LOAD_FAILED: &str = "An error occurred while loading the submitted data.";
 /// Longest code, verifier, URL or provider name accepted.
@@ -66,16 +72,13 @@ fn field_text<'a>(body: &'a FormBody, key: &str) -> &'a str {
 }
 
 /// `POST /api/collections/{collection}/auth-with-oauth2`
-#[allow(clippy::too_many_arguments)]
 pub async fn auth_with_oauth2(
     State(state): State<ApiState>,
     CurrentTenant(tenant): CurrentTenant,
     Auth(caller): Auth,
     ClientIp(ip): ClientIp,
     Path(collection): Path<String>,
-    method: Method,
-    headers: HeaderMap,
-    params: Params,
+    info: RequestInfo,
     body: FormBody,
 ) -> Result<Response, ApiError> {
     let entry = crate::routes::auth::auth_collection(&tenant, &collection)?;
@@ -87,15 +90,60 @@ pub async fn auth_with_oauth2(
         ));
     }
     crate::routes::auth::limit(&state, &tenant, &ip)?;
-    let name = field_text(&body, "provider");
-    let code = field_text(&body, "code");
-    let verifier = field_text(&body, "codeVerifier");
-    let redirect = match field_text(&body, "redirectURL") {
-        "" => field_text(&body, "redirectUrl"),
+    let (provider, user) = fetch_user(&state, &options.oauth2, &body).await?;
+    let found = find_account(&tenant, &entry, &caller, &provider.name, &user).await?;
+    let is_new = found.is_none();
+    let data = match found {
+        Some(data) => data,
+        None => sign_up(&state, &tenant, &entry, &options, &user, &body, &info).await?,
+    };
+    let id = data
+        .get("id")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let record_email = data
+        .get("email")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let verify = !user.email.is_empty()
+        && record_email.eq_ignore_ascii_case(&user.email)
+        && data.get("verified") != Some(&Value::Bool(true));
+    let link = ops::LinkExternal {
+        entry: &entry,
+        id: &id,
+        provider: &provider.name,
+        provider_id: &user.id,
+        verify,
+    };
+    ops::link_external(&tenant, link).await?;
+    let data = login::load(tenant.db(), &entry, &id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    let signed_in = SignedIn {
+        entry,
+        data,
+        user,
+        is_new,
+    };
+    sign_in(&state, &tenant, &ip, &info, &body, signed_in).await
+}
+
+/// The provider and code of the form, checked; the provider's user the code stands for.
+async fn fetch_user(
+    state: &ApiState,
+    oauth2: &OAuth2Config,
+    body: &FormBody,
+) -> Result<(Provider, warren_oauth::User), ApiError> {
+    let name = field_text(body, "provider");
+    let code = field_text(body, "code");
+    let verifier = field_text(body, "codeVerifier");
+    let redirect = match field_text(body, "redirectURL") {
+        "" => field_text(body, "redirectUrl"),
         url => url,
     };
     let mut invalid = ApiError::new(StatusCode::BAD_REQUEST, LOAD_FAILED);
-    let configured = options.oauth2.providers.iter().find(|p| p.name == name);
+    let configured = oauth2.providers.iter().find(|p| p.name == name);
     if name.is_empty() {
         invalid = invalid.field("provider", "validation_required", "Cannot be blank.");
     } else if configured.is_none() || name.len() > MAX_TEXT {
@@ -130,177 +178,170 @@ pub async fn auth_with_oauth2(
             json!({"name": name}),
         )
     })?;
-    let user = match warren_oauth::exchange(&provider, &state.oauth_keys, code, verifier, redirect)
-        .await
-    {
-        Ok(user) => user,
+    match warren_oauth::exchange(&provider, &state.oauth_keys, code, verifier, redirect).await {
+        Ok(user) => Ok((provider, user)),
         Err(warren_oauth::Error::User(e)) => {
             tracing::debug!(error = %e, "OAuth2 user fetch failed");
-            return Err(ApiError::new(
+            Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "Failed to fetch OAuth2 user.",
-            ));
+            ))
         }
         Err(e) => {
             tracing::debug!(error = %e, "OAuth2 token exchange failed");
-            return Err(ApiError::new(
+            Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "Failed to fetch OAuth2 token.",
-            ));
+            ))
         }
-    };
+    }
+}
+
+/// The record the provider's user signs in as: the one linked to it, else the signed-in
+/// caller's, else the one with the provider's email.
+async fn find_account(
+    tenant: &Tenant,
+    entry: &Arc<Entry>,
+    caller: &Caller,
+    provider: &str,
+    user: &warren_oauth::User,
+) -> Result<Option<RecordData>, ApiError> {
     let db = tenant.db();
-    let catalog = tenant.catalog();
-    let mut is_new = false;
-    let mut found = external::find_linked(db, &entry, &provider.name, &user.id).await?;
+    let mut found = external::find_linked(db, entry, provider, &user.id).await?;
     if found.is_none()
         && caller.collection_id() == Some(entry.collection.id.as_str())
         && let Some(id) = caller.id()
     {
-        found = login::load(db, &entry, id).await?;
+        found = login::load(db, entry, id).await?;
     }
     if found.is_none() && !user.email.is_empty() {
-        found = login::find_by_email(db, &entry, &user.email).await?;
+        found = login::find_by_email(db, entry, &user.email).await?;
     }
-    let data = match found {
-        Some(data) => data,
-        None => {
-            if entry.collection.id == warren_schema::system::SUPERUSERS_ID {
-                return Err(ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "Failed to authenticate.",
-                ));
-            }
-            let mut create: Map<String, Value> = match body.data.get("createData") {
-                Some(Value::Object(map)) => map.clone(),
-                _ => Map::new(),
-            };
-            let has_email = create
-                .get("email")
-                .and_then(Value::as_str)
-                .is_some_and(|e| !e.is_empty());
-            if !has_email && !user.email.is_empty() {
-                create.insert("email".into(), json!(user.email));
-            }
-            let mapped = &options.oauth2.mapped_fields;
-            for (field, value) in [
-                (&mapped.name, &user.name),
-                (&mapped.username, &user.username),
-                (&mapped.id, &user.id),
-            ] {
-                if !field.is_empty() && !value.is_empty() && !create.contains_key(field.as_str()) {
-                    create.insert(field.clone(), json!(value));
-                }
-            }
-            let password = warren_secrets::random::secret(30);
-            create.insert("password".into(), json!(password));
-            create.insert("passwordConfirm".into(), json!(password));
-            let mut uploads = Vec::new();
-            let avatar_field = mapped.avatar_url.as_str();
-            if !avatar_field.is_empty()
-                && !user.avatar_url.is_empty()
-                && !create.contains_key(avatar_field)
-            {
-                match entry.collection.field(avatar_field).map(|f| &f.kind) {
-                    Some(FieldKind::File(options)) => {
-                        match avatar_upload(
-                            &state,
-                            &tenant,
-                            avatar_field,
-                            &user.avatar_url,
-                            options.max_size,
-                        )
-                        .await
-                        {
-                            Ok(upload) => uploads.push(upload),
-                            Err(e) => tracing::warn!(error = %e, "OAuth2 avatar not downloaded"),
-                        }
-                    }
-                    Some(_) => {
-                        create.insert(avatar_field.to_string(), json!(user.avatar_url));
-                    }
-                    None => {}
-                }
-            }
-            // A picture the field refuses (type, size) is left out rather than failing sign-up.
-            let pending = match crate::uploads::stage(
-                &state.files,
-                &tenant,
-                &entry,
-                &mut create,
-                uploads,
-                None,
-            )
-            .await
-            {
-                Ok(pending) => pending,
-                Err(e) => {
-                    tracing::warn!(error = %e.message, "OAuth2 avatar refused by its field");
-                    crate::uploads::stage(
-                        &state.files,
-                        &tenant,
-                        &entry,
-                        &mut create,
-                        Vec::new(),
-                        None,
-                    )
-                    .await?
-                }
-            };
-            let ctx = crate::routes::records::context(&Caller::Guest, &method, &params, &headers);
-            let written = warren_records::write::create(
-                db,
-                catalog.clone(),
-                entry.clone(),
-                &Caller::Guest,
-                ctx,
-                create,
-                pending.names.clone(),
-                &state.passwords,
-                "",
-            )
-            .await;
-            let (created, changes) = match written {
-                Ok(done) => done,
-                Err(e) => {
-                    pending.rollback().await;
-                    return Err(e.into());
-                }
-            };
-            pending.commit(&state.files, &tenant, &changes).await;
-            crate::routes::realtime::publish(&tenant, catalog.clone(), changes);
-            let id = created
-                .get("id")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            is_new = true;
-            login::load(db, &entry, id)
-                .await?
-                .ok_or_else(ApiError::not_found)?
-        }
+    Ok(found)
+}
+
+/// Signs the provider's user up: `createData`, the provider's mapped fields, a random
+/// password and the avatar, created as a guest would through the tenant's write pipeline.
+async fn sign_up(
+    state: &ApiState,
+    tenant: &Tenant,
+    entry: &Arc<Entry>,
+    options: &AuthOptions,
+    user: &warren_oauth::User,
+    body: &FormBody,
+    info: &RequestInfo,
+) -> Result<RecordData, ApiError> {
+    if entry.collection.id == warren_schema::system::SUPERUSERS_ID {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "Failed to authenticate.",
+        ));
+    }
+    let mut create: Map<String, Value> = match body.data.get("createData") {
+        Some(Value::Object(map)) => map.clone(),
+        _ => Map::new(),
     };
-    let id = data
-        .get("id")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
-    let record_email = data
+    let has_email = create
         .get("email")
         .and_then(Value::as_str)
-        .unwrap_or_default();
-    let verify = !user.email.is_empty()
-        && record_email.eq_ignore_ascii_case(&user.email)
-        && data.get("verified") != Some(&Value::Bool(true));
-    external::link(db, &entry, &id, &provider.name, &user.id, verify).await?;
-    let data = login::load(db, &entry, &id)
+        .is_some_and(|e| !e.is_empty());
+    if !has_email && !user.email.is_empty() {
+        create.insert("email".into(), json!(user.email));
+    }
+    let mapped = &options.oauth2.mapped_fields;
+    for (field, value) in [
+        (&mapped.name, &user.name),
+        (&mapped.username, &user.username),
+        (&mapped.id, &user.id),
+    ] {
+        if !field.is_empty() && !value.is_empty() && !create.contains_key(field.as_str()) {
+            create.insert(field.clone(), json!(value));
+        }
+    }
+    let password = warren_secrets::random::secret(30);
+    create.insert("password".into(), json!(password));
+    create.insert("passwordConfirm".into(), json!(password));
+    let avatar = avatar(state, tenant, entry, options, user, &mut create).await;
+    let request = ops::OAuth2SignUp {
+        entry: entry.clone(),
+        ctx: info.context(&Caller::Guest),
+        body: create,
+        avatar,
+    };
+    let id = ops::sign_up_oauth2(tenant, &crate::uploads::services(state), request).await?;
+    login::load(tenant.db(), entry, &id)
         .await?
-        .ok_or_else(ApiError::not_found)?;
-    let ctx = crate::routes::records::context(&Caller::Guest, &method, &params, &headers);
+        .ok_or_else(ApiError::not_found)
+}
+
+/// The provider's picture for the mapped avatar field: downloaded for a file field, its URL
+/// put into `create` for any other field.
+async fn avatar(
+    state: &ApiState,
+    tenant: &Tenant,
+    entry: &Entry,
+    options: &AuthOptions,
+    user: &warren_oauth::User,
+    create: &mut Map<String, Value>,
+) -> Option<Upload> {
+    let field = options.oauth2.mapped_fields.avatar_url.as_str();
+    if field.is_empty() || user.avatar_url.is_empty() || create.contains_key(field) {
+        return None;
+    }
+    match entry.collection.field(field).map(|f| &f.kind) {
+        Some(FieldKind::File(options)) => {
+            match avatar_upload(state, tenant, field, &user.avatar_url, options.max_size).await {
+                Ok(upload) => Some(upload),
+                Err(e) => {
+                    tracing::warn!(error = %e, "OAuth2 avatar not downloaded");
+                    None
+                }
+            }
+        }
+        Some(_) => {
+            create.insert(field.to_string(), json!(user.avatar_url));
+            None
+        }
+        None => None,
+    }
+}
+
+/// A record the provider's user signs in as.
+struct SignedIn {
+    /// Its collection.
+    entry: Arc<Entry>,
+    /// The record, as stored.
+    data: RecordData,
+    /// The provider's user.
+    user: warren_oauth::User,
+    /// Whether it was signed up by this request.
+    is_new: bool,
+}
+
+/// Finishes the sign-in (MFA, superuser IP rules, origins) and answers the token, the record
+/// and the provider's `meta`.
+async fn sign_in(
+    state: &ApiState,
+    tenant: &Tenant,
+    ip: &str,
+    info: &RequestInfo,
+    body: &FormBody,
+    signed_in: SignedIn,
+) -> Result<Response, ApiError> {
+    let SignedIn {
+        entry,
+        data,
+        user,
+        is_new,
+    } = signed_in;
+    let (db, catalog) = (tenant.db(), tenant.catalog());
+    let ctx = info.context(&Caller::Guest);
+    let params = &info.params;
     let mfa = match params.text("mfaId") {
-        "" => field_text(&body, "mfaId"),
+        "" => field_text(body, "mfaId"),
         id => id,
     };
-    crate::client::check_superuser_login(&tenant, &entry.collection.name, &ip).await?;
+    crate::client::check_superuser_login(tenant, &entry.collection.name, ip).await?;
     if let Err(e) = login::finish(db, &catalog, &entry, &data, &ctx, "oauth2", mfa).await {
         return match e {
             warren_records::Error::MfaRequired(id) => {
@@ -309,8 +350,8 @@ pub async fn auth_with_oauth2(
             other => Err(other.into()),
         };
     }
-    let origin = crate::routes::auth::origin(&ip, &headers);
-    crate::routes::auth::remember_origin(&state, &tenant, &entry, &data, &origin).await;
+    let origin = crate::routes::auth::origin(ip, &info.headers);
+    crate::routes::auth::remember_origin(state, tenant, &entry, &data, &origin).await;
     let token = login::auth_token(&entry, &data)?;
     let mut answer = login::respond(db, catalog, entry, data, token, params.text("expand")).await?;
     if let Value::Object(map) = &mut answer {
@@ -335,7 +376,7 @@ pub async fn auth_with_oauth2(
 /// field's `maxSize`; loopback pictures only where local test providers are allowed).
 async fn avatar_upload(
     state: &ApiState,
-    tenant: &warren_tenant::Tenant,
+    tenant: &Tenant,
     field: &str,
     url: &str,
     max_size: i64,
@@ -376,7 +417,7 @@ fn redirect(status: StatusCode, ok: bool) -> Response {
     (status, [(LOCATION, target)]).into_response()
 }
 
-fn forward(tenant: &warren_tenant::Tenant, state: &str, code: &str, error: &str) -> bool {
+fn forward(tenant: &Tenant, state: &str, code: &str, error: &str) -> bool {
     if state.is_empty() || state.len() > 255 || code.len() > MAX_TEXT || error.len() > MAX_TEXT {
         return false;
     }

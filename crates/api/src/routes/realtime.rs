@@ -2,7 +2,6 @@
 //! transport (`GET /api/realtime/ws`), over the tenant's realtime broker.
 
 use std::pin::Pin;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
@@ -14,7 +13,7 @@ use tokio::time::{Instant, Sleep};
 use warren_realtime::{
     MAX_CLIENT_ID_LEN, MAX_SUBSCRIPTION_LEN, MAX_SUBSCRIPTIONS, Message, Subscriber,
 };
-use warren_records::{Caller, Catalog, Change};
+use warren_records::Caller;
 use warren_tenant::Tenant;
 use warren_tenant::meter::RealtimeGuard;
 
@@ -26,16 +25,8 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 /// A connection is ended after this long at the latest; clients reconnect (PocketBase).
 pub const MAX_LIFETIME: Duration = Duration::from_secs(30 * 60);
 
-/// Hands committed changes to the tenant's broker (returns at once).
-pub(crate) fn publish(tenant: &Tenant, catalog: Arc<Catalog>, changes: Vec<Change>) {
-    tenant.meter().wrote_records(changes.len());
-    tenant
-        .broker()
-        .publish(tenant.db(), catalog, changes, project_fields);
-}
-
 /// The `fields` option of a subscription, applied like the REST parameter.
-fn project_fields(record: Value, fields: &str) -> Value {
+pub(crate) fn project_fields(record: Value, fields: &str) -> Value {
     if fields.trim().is_empty() {
         return record;
     }

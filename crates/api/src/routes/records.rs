@@ -5,8 +5,9 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use serde_json::Value;
 use warren_filter::RequestContext;
+use warren_records::Caller;
 use warren_records::read::{self, ListQuery};
-use warren_records::{Caller, write};
+use warren_tenant::{Tenant, ops};
 
 use crate::error::ApiError;
 use crate::extract::{Auth, CurrentTenant, FormBody, Who};
@@ -92,73 +93,71 @@ pub async fn create_record(
     CurrentTenant(tenant): CurrentTenant,
     Auth(caller): Auth,
     Path(collection): Path<String>,
-    method: Method,
-    headers: HeaderMap,
-    params: Params,
+    info: RequestInfo,
     request: axum::extract::Request,
 ) -> Result<Json<Value>, ApiError> {
-    let request_info = RequestInfo {
-        method,
-        headers,
-        params,
-    };
-    save_record(
-        state,
-        tenant,
-        caller,
-        collection,
-        None,
-        request_info,
-        request,
-    )
-    .await
+    save_record(&state, &tenant, &caller, (collection, None), info, request).await
 }
 
 /// `PATCH /api/collections/{collection}/records/{id}`
-#[allow(clippy::too_many_arguments)]
 pub async fn update_record(
     State(state): State<ApiState>,
     CurrentTenant(tenant): CurrentTenant,
     Auth(caller): Auth,
     Path((collection, id)): Path<(String, String)>,
-    method: Method,
-    headers: HeaderMap,
-    params: Params,
+    info: RequestInfo,
     request: axum::extract::Request,
 ) -> Result<Json<Value>, ApiError> {
-    let request_info = RequestInfo {
-        method,
-        headers,
-        params,
-    };
     save_record(
-        state,
-        tenant,
-        caller,
-        collection,
-        Some(id),
-        request_info,
+        &state,
+        &tenant,
+        &caller,
+        (collection, Some(id)),
+        info,
         request,
     )
     .await
 }
 
-/// What the rules see of a request besides its body.
-struct RequestInfo {
-    method: Method,
-    headers: HeaderMap,
-    params: Params,
+/// What the rules see of a request besides its body and caller: method, query and headers.
+pub(crate) struct RequestInfo {
+    /// The request method.
+    pub(crate) method: Method,
+    /// The request headers.
+    pub(crate) headers: HeaderMap,
+    /// The query parameters.
+    pub(crate) params: Params,
 }
 
-/// Creates (`id` = `None`) or updates a record: reads the body (uploads staged to storage
-/// first), writes through the record engine, then keeps or removes the staged files and
-/// publishes the changes.
+impl RequestInfo {
+    /// The request context of `caller`.
+    pub(crate) fn context(&self, caller: &Caller) -> RequestContext {
+        context(caller, &self.method, &self.params, &self.headers)
+    }
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for RequestInfo {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Self {
+            method: parts.method.clone(),
+            headers: parts.headers.clone(),
+            params: Params::from_request_parts(parts, state).await?,
+        })
+    }
+}
+
+/// Creates (no id) or updates a record of `collection`: reads the body within the
+/// collection's limit, hands it to the tenant's write pipeline and projects the answer.
 async fn save_record(
-    state: ApiState,
-    tenant: warren_tenant::Tenant,
-    caller: Caller,
-    collection: String,
-    id: Option<String>,
+    state: &ApiState,
+    tenant: &Tenant,
+    caller: &Caller,
+    (collection, id): (String, Option<String>),
     info: RequestInfo,
     request: axum::extract::Request,
 ) -> Result<Json<Value>, ApiError> {
@@ -170,64 +169,17 @@ async fn save_record(
         )
     })?;
     let form = FormBody::read_limited(request, crate::uploads::body_limit(&entry)).await?;
-    let mut body = form.data;
-    let pending = crate::uploads::stage(
-        &state.files,
-        &tenant,
-        &entry,
-        &mut body,
-        form.files,
-        id.as_deref(),
-    )
-    .await?;
-    let RequestInfo {
-        method,
-        headers,
-        params,
-    } = info;
-    let ctx = context(&caller, &method, &params, &headers);
-    let (db, names, expand) = (tenant.db(), pending.names.clone(), params.text("expand"));
-    let written = match &id {
-        None => {
-            write::create(
-                db,
-                catalog.clone(),
-                entry,
-                &caller,
-                ctx,
-                body,
-                names,
-                &state.passwords,
-                expand,
-            )
-            .await
-        }
-        Some(id) => {
-            write::update(
-                db,
-                catalog.clone(),
-                entry,
-                &caller,
-                ctx,
-                id,
-                body,
-                names,
-                &state.passwords,
-                expand,
-            )
-            .await
-        }
+    let save = ops::SaveRecord {
+        entry,
+        id,
+        caller,
+        ctx: info.context(caller),
+        body: form.data,
+        uploads: form.files,
+        expand: info.params.text("expand"),
     };
-    let (record, changes) = match written {
-        Ok(done) => done,
-        Err(e) => {
-            pending.rollback().await;
-            return Err(e.into());
-        }
-    };
-    pending.commit(&state.files, &tenant, &changes).await;
-    super::realtime::publish(&tenant, catalog, changes);
-    Ok(Json(project(record, params.text("fields"))?))
+    let record = ops::save_record(tenant, &crate::uploads::services(state), save).await?;
+    Ok(Json(project(record, info.params.text("fields"))?))
 }
 
 /// `DELETE /api/collections/{collection}/records/{id}`
@@ -236,15 +188,15 @@ pub async fn delete_record(
     CurrentTenant(tenant): CurrentTenant,
     Auth(caller): Auth,
     Path((collection, id)): Path<(String, String)>,
-    method: Method,
-    headers: HeaderMap,
-    params: Params,
+    info: RequestInfo,
 ) -> Result<StatusCode, ApiError> {
-    let catalog = tenant.catalog();
-    let entry = read::collection(&catalog, &collection)?;
-    let ctx = context(&caller, &method, &params, &headers);
-    let changes = write::delete(tenant.db(), catalog.clone(), entry, &caller, ctx, &id).await?;
-    crate::uploads::remove_deleted(&state.files, &tenant, &changes).await;
-    super::realtime::publish(&tenant, catalog, changes);
+    let entry = read::collection(&tenant.catalog(), &collection)?;
+    let delete = ops::DeleteRecord {
+        entry,
+        id: &id,
+        caller: &caller,
+        ctx: info.context(&caller),
+    };
+    ops::delete_record(&tenant, &crate::uploads::services(&state), delete).await?;
     Ok(StatusCode::NO_CONTENT)
 }
