@@ -92,21 +92,7 @@ pub async fn run(
     bounds: Bounds,
     subscribers: usize,
 ) -> Result<(Stats, Option<u64>), String> {
-    // Probe: does the route exist at all?
-    let probe = target
-        .client
-        .get(target.url("/api/realtime"))
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
-    if matches!(probe.status().as_u16(), 404 | 405 | 501) {
-        return Err(format!(
-            "GET /api/realtime answered {}",
-            probe.status().as_u16()
-        ));
-    }
-    drop(probe);
-
+    check_route(target).await?;
     let files = raise_open_files();
     if subscribers as u64 + 64 > files {
         return Err(format!(
@@ -174,15 +160,6 @@ pub async fn run(
         _ => None,
     };
 
-    // Publish.
-    let started = Instant::now();
-    let deadline = started + bounds.duration;
-    let (owner, token) = data.worker_user(0);
-    let mut published = 0usize;
-    let mut publish_errors = 0u64;
-    let mut first_error: Option<String> = None;
-    let mut creates = Stats::new("req/s");
-    let mut tick = tokio::time::interval(interval);
     let (probe_stop, probe_stopped) = tokio::sync::oneshot::channel::<()>();
     let probing = tokio::spawn(probe_creates(
         target.clone(),
@@ -191,6 +168,88 @@ pub async fn run(
             let _ = probe_stopped.await;
         },
     ));
+    let Published {
+        count: published,
+        errors: publish_errors,
+        first_error,
+        creates,
+        elapsed: publish_time,
+    } = publish(target, &board, data, interval, max_events, bounds.duration).await;
+    let _ = probe_stop.send(());
+    let busy_creates = probing.await.unwrap_or_else(|_| Stats::new("req/s"));
+    tokio::time::sleep(GRACE).await;
+    let _ = stop_tx.send(true);
+
+    let mut stats = merge_deliveries(tasks, "subscriber").await;
+    let expected = (published as u64 - publish_errors) * ready as u64;
+    let missing = expected.saturating_sub(stats.ok);
+    stats.errors += missing + publish_errors;
+    if stats.first_error.is_none() {
+        stats.first_error = first_error.or_else(|| {
+            (missing > 0).then(|| format!("{missing} of {expected} deliveries missing"))
+        });
+    }
+    stats.elapsed = publish_time;
+    print_summary(
+        target,
+        ready,
+        &creates,
+        &stats,
+        bytes_per_conn,
+        (&idle_creates, &busy_creates),
+    );
+    Ok((stats, bytes_per_conn))
+}
+
+/// `Err` when the target has no realtime route at all.
+async fn check_route(target: &Target) -> Result<(), String> {
+    let probe = target
+        .client
+        .get(target.url("/api/realtime"))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    if matches!(probe.status().as_u16(), 404 | 405 | 501) {
+        return Err(format!(
+            "GET /api/realtime answered {}",
+            probe.status().as_u16()
+        ));
+    }
+    Ok(())
+}
+
+/// What the publisher did.
+struct Published {
+    /// Creates sent.
+    count: usize,
+    /// Creates that failed.
+    errors: u64,
+    /// The first failure.
+    first_error: Option<String>,
+    /// Latencies of the creates.
+    creates: Stats,
+    /// Time spent publishing.
+    elapsed: Duration,
+}
+
+/// Creates a watched `posts` record every `interval` for `duration` (at most `max_events`),
+/// noting on the board when each was sent.
+async fn publish(
+    target: &Target,
+    board: &Board,
+    data: &Dataset,
+    interval: Duration,
+    max_events: usize,
+    duration: Duration,
+) -> Published {
+    let started = Instant::now();
+    let deadline = started + duration;
+    let (owner, token) = data.worker_user(0);
+    let mut published = 0usize;
+    let mut publish_errors = 0u64;
+    let mut first_error: Option<String> = None;
+    let mut creates = Stats::new("req/s");
+    let mut tick = tokio::time::interval(interval);
     while published < max_events && Instant::now() < deadline {
         tick.tick().await;
         let body = json!({
@@ -219,22 +278,25 @@ pub async fn run(
         }
         published += 1;
     }
-    let publish_time = started.elapsed();
-    let _ = probe_stop.send(());
-    let busy_creates = probing.await.unwrap_or_else(|_| Stats::new("req/s"));
-    tokio::time::sleep(GRACE).await;
-    let _ = stop_tx.send(true);
-
-    let mut stats = merge_deliveries(tasks, "subscriber").await;
-    let expected = (published as u64 - publish_errors) * ready as u64;
-    let missing = expected.saturating_sub(stats.ok);
-    stats.errors += missing + publish_errors;
-    if stats.first_error.is_none() {
-        stats.first_error = first_error.or_else(|| {
-            (missing > 0).then(|| format!("{missing} of {expected} deliveries missing"))
-        });
+    Published {
+        count: published,
+        errors: publish_errors,
+        first_error,
+        creates,
+        elapsed: started.elapsed(),
     }
-    stats.elapsed = publish_time;
+}
+
+/// The two summary lines: fan-out deliveries and create latency, then the probe creates
+/// idle and busy.
+fn print_summary(
+    target: &Target,
+    ready: usize,
+    creates: &Stats,
+    stats: &Stats,
+    bytes_per_conn: Option<u64>,
+    (idle_creates, busy_creates): (&Stats, &Stats),
+) {
     println!(
         "realtime {}: {ready} subscribers, create p50 {:.2} ms p99 {:.2} ms during fan-out; \
          delivery p50 {:.2} ms p99 {:.2} ms; {} B/conn",
@@ -260,7 +322,6 @@ pub async fn run(
         busy_creates.ok,
         busy_creates.errors,
     );
-    Ok((stats, bytes_per_conn))
 }
 
 /// Creates a `docs` record (no subscriber watches `docs`) every [`PROBE_INTERVAL`], one at a

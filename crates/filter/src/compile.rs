@@ -1140,18 +1140,7 @@ impl Builder {
             if let Some(f) = &field
                 && matches!(f.field_type, FieldType::Json | FieldType::GeoPoint)
             {
-                let mut path = Vec::new();
-                for p in &props[i + 1..] {
-                    let clean: String = p
-                        .chars()
-                        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
-                        .collect();
-                    if clean.parse::<i64>().is_ok() {
-                        path.push(PathSeg::Index(clean));
-                    } else {
-                        path.push(PathSeg::Key(clean));
-                    }
-                }
+                let path = json_path(&props[i + 1..]);
                 let res = Resolved {
                     fallback: Fallback::Disabled,
                     ..Resolved::plain(Node::JsonExtract(Box::new(col(r.alias, f)), path.clone()))
@@ -1195,78 +1184,92 @@ impl Builder {
             if !field.multiple && i == total - 2 && props[i + 1] == "id" {
                 return self.finalize(scope, r, &coll, &field.name, name, pos);
             }
-            let id_field = FieldInfo::new("id", FieldType::Text);
-            let new_name = format!("{}_{}{}", r.alias_name, field.name, scope.suffix);
-            let new_alias = self.main_alias(&new_name);
-            if !field.multiple {
-                let on = Node::Cmp(
-                    CmpOp::Eq,
-                    Box::new(col(new_alias, &id_field)),
-                    Box::new(col(r.alias, &field)),
-                );
-                self.register_join(
-                    scope,
-                    JoinSource::Table(target.name.clone()),
-                    new_alias,
-                    Some(on),
-                )?;
-            } else {
-                let je = self.main_alias(&format!("__je_{new_name}"));
-                self.register_join(
-                    scope,
-                    JoinSource::JsonEachCol(col(r.alias, &field)),
-                    je,
-                    None,
-                )?;
-                let on = Node::Cmp(
-                    CmpOp::Eq,
-                    Box::new(col(new_alias, &id_field)),
-                    Box::new(Node::JeValue(je)),
-                );
-                self.register_join(
-                    scope,
-                    JoinSource::Table(target.name.clone()),
-                    new_alias,
-                    Some(on),
-                )?;
-                r.multi = true;
-            }
-            let mm_name = format!("{}_{}", r.mm_alias_name, field.name);
-            let mm = self.fresh_alias(mm_name.clone());
-            if !field.multiple {
-                r.mm_joins.push(Join {
-                    source: JoinSource::Table(target.name.clone()),
-                    alias: mm,
-                    on: Some(Node::Cmp(
-                        CmpOp::Eq,
-                        Box::new(col(mm, &id_field)),
-                        Box::new(col(r.mm_alias, &field)),
-                    )),
-                });
-            } else {
-                let je2 = self.fresh_alias(format!("{mm_name}_je"));
-                r.mm_joins.push(Join {
-                    source: JoinSource::JsonEachCol(col(r.mm_alias, &field)),
-                    alias: je2,
-                    on: None,
-                });
-                r.mm_joins.push(Join {
-                    source: JoinSource::Table(target.name.clone()),
-                    alias: mm,
-                    on: Some(Node::Cmp(
-                        CmpOp::Eq,
-                        Box::new(col(mm, &id_field)),
-                        Box::new(Node::JeValue(je2)),
-                    )),
-                });
-            }
-            r.coll = target;
-            r.alias = new_alias;
-            r.alias_name = new_name;
-            r.mm_alias = mm;
-            r.mm_alias_name = mm_name;
+            self.join_relation(scope, &mut r, &field, target)?;
         }
         Err(unknown(name, pos, "empty path"))
+    }
+
+    /// Follows relation `field` of the current collection to `target`: joins it in the main
+    /// query (through `json_each` when it holds several ids) and in the multi-match
+    /// sub-query, and moves the runner onto it.
+    fn join_relation(
+        &mut self,
+        scope: &Scope<'_>,
+        r: &mut Runner,
+        field: &FieldInfo,
+        target: Arc<CollectionInfo>,
+    ) -> Result<()> {
+        let id_field = FieldInfo::new("id", FieldType::Text);
+        let new_name = format!("{}_{}{}", r.alias_name, field.name, scope.suffix);
+        let new_alias = self.main_alias(&new_name);
+        if !field.multiple {
+            let on = Node::Cmp(
+                CmpOp::Eq,
+                Box::new(col(new_alias, &id_field)),
+                Box::new(col(r.alias, field)),
+            );
+            self.register_join(
+                scope,
+                JoinSource::Table(target.name.clone()),
+                new_alias,
+                Some(on),
+            )?;
+        } else {
+            let je = self.main_alias(&format!("__je_{new_name}"));
+            self.register_join(
+                scope,
+                JoinSource::JsonEachCol(col(r.alias, field)),
+                je,
+                None,
+            )?;
+            let on = Node::Cmp(
+                CmpOp::Eq,
+                Box::new(col(new_alias, &id_field)),
+                Box::new(Node::JeValue(je)),
+            );
+            self.register_join(
+                scope,
+                JoinSource::Table(target.name.clone()),
+                new_alias,
+                Some(on),
+            )?;
+            r.multi = true;
+        }
+        let mm_name = format!("{}_{}", r.mm_alias_name, field.name);
+        let mm = self.fresh_alias(mm_name.clone());
+        if !field.multiple {
+            r.mm_joins.push(Join {
+                source: JoinSource::Table(target.name.clone()),
+                alias: mm,
+                on: Some(Node::Cmp(
+                    CmpOp::Eq,
+                    Box::new(col(mm, &id_field)),
+                    Box::new(col(r.mm_alias, field)),
+                )),
+            });
+        } else {
+            let je2 = self.fresh_alias(format!("{mm_name}_je"));
+            r.mm_joins.push(Join {
+                source: JoinSource::JsonEachCol(col(r.mm_alias, field)),
+                alias: je2,
+                on: None,
+            });
+            r.mm_joins.push(Join {
+                source: JoinSource::Table(target.name.clone()),
+                alias: mm,
+                on: Some(Node::Cmp(
+                    CmpOp::Eq,
+                    Box::new(col(mm, &id_field)),
+                    Box::new(Node::JeValue(je2)),
+                )),
+            });
+        }
+        r.coll = target;
+        r.alias = new_alias;
+        r.alias_name = new_name;
+        r.mm_alias = mm;
+        r.mm_alias_name = mm_name;
+        Ok(())
     }
 
     /// `<collection>_via_<field>`. Returns `Ok(false)` when the path resolves to
@@ -1532,6 +1535,24 @@ fn equal_expr(equal: bool, l: &Resolved, r: &Resolved) -> Node {
     )
 }
 
+/// The JSON path of `a.b.0` under a JSON field: each segment cleaned to `[A-Za-z0-9_]`,
+/// numbers as array indexes.
+fn json_path(props: &[&str]) -> Vec<PathSeg> {
+    props
+        .iter()
+        .map(|p| {
+            let clean: String = p
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            if clean.parse::<i64>().is_ok() {
+                PathSeg::Index(clean)
+            } else {
+                PathSeg::Key(clean)
+            }
+        })
+        .collect()
+}
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -285,36 +285,8 @@ impl Renderer<'_> {
                 Lit::True => self.sql.push_str("TRUE"),
                 Lit::False => self.sql.push_str("FALSE"),
             },
-            Node::JsonExtract(inner, path) => {
-                self.sql.push_str("(CASE WHEN json_valid(");
-                self.node(inner);
-                self.sql.push_str(") THEN JSON_EXTRACT(");
-                self.node(inner);
-                self.sql.push_str(", ");
-                self.param(SqlValue::Text(json_path_text("$", path)));
-                self.sql.push_str(") ELSE JSON_EXTRACT(json_object('pb', ");
-                self.node(inner);
-                self.sql.push_str("), ");
-                self.param(SqlValue::Text(json_path_text("$.pb", path)));
-                self.sql.push_str(") END)");
-            }
-            Node::JsonArrayLength(c) => {
-                self.sql
-                    .push_str("json_array_length(CASE WHEN iif(json_valid(");
-                self.node(c);
-                self.sql.push_str("), json_type(");
-                self.node(c);
-                self.sql.push_str(")='array', FALSE) THEN ");
-                self.node(c);
-                self.sql.push_str(" ELSE (CASE WHEN ");
-                self.node(c);
-                self.sql.push_str(" = '' OR ");
-                self.node(c);
-                self.sql
-                    .push_str(" IS NULL THEN json_array() ELSE json_array(");
-                self.node(c);
-                self.sql.push_str(") END) END)");
-            }
+            Node::JsonExtract(inner, path) => self.json_extract(inner, path),
+            Node::JsonArrayLength(c) => self.json_array_length(c),
             Node::Lower(x) => self.call("LOWER", std::slice::from_ref(&**x)),
             Node::Coalesce(x) => {
                 self.sql.push_str("COALESCE(");
@@ -333,19 +305,7 @@ impl Renderer<'_> {
                 right,
                 negated,
                 wrap,
-            } => {
-                self.node(left);
-                self.sql
-                    .push_str(if *negated { " NOT LIKE " } else { " LIKE " });
-                if *wrap {
-                    self.sql.push_str("('%' || ");
-                    self.node(right);
-                    self.sql.push_str(" || '%')");
-                } else {
-                    self.node(right);
-                }
-                self.sql.push_str(" ESCAPE '\\'");
-            }
+            } => self.like(left, right, *negated, *wrap),
             Node::IsNull(x, negated) => {
                 self.node(x);
                 self.sql
@@ -371,67 +331,128 @@ impl Renderer<'_> {
                 self.node(x);
                 self.sql.push(')');
             }
-            Node::NotExists(subs, pred) => {
-                self.sql.push_str("NOT EXISTS (SELECT 1 FROM ");
-                for (i, (sub, alias)) in subs.iter().enumerate() {
-                    if i > 0 {
-                        self.sql.push_str(" LEFT JOIN ");
-                    }
-                    self.sql.push('(');
-                    self.sub(sub);
-                    self.sql.push_str(") ");
-                    self.alias(*alias);
-                }
-                self.sql.push_str(" WHERE ");
-                self.node(pred);
-                self.sql.push(')');
-            }
-            Node::InJsonEach(needle, col, je) => {
-                self.node(needle);
-                self.sql.push_str(" IN (SELECT ");
-                self.alias(*je);
-                self.sql.push_str(".\"value\" FROM ");
-                self.join(&Join {
-                    source: JoinSource::JsonEachCol((**col).clone()),
-                    alias: *je,
-                    on: None,
-                });
-                // `join` wrote "LEFT JOIN json_each(..) alias"; drop the keyword.
-                if let Some(at) = self.sql.rfind("FROM LEFT JOIN ") {
-                    self.sql.replace_range(at + 5..at + 15, "");
-                }
-                self.sql.push(')');
-            }
-            Node::InList(needle, items) => {
-                self.node(needle);
-                self.sql.push_str(" IN (");
-                for (i, p) in items.iter().enumerate() {
-                    if i > 0 {
-                        self.sql.push_str(", ");
-                    }
-                    self.param(p.to_sql());
-                }
-                self.sql.push(')');
-            }
-            Node::GeoDistance(args) => {
-                let [lon_a, lat_a, lon_b, lat_b] = &**args;
-                self.sql.push_str("(6371 * acos(cos(radians(");
-                self.node(lat_a);
-                self.sql.push_str(")) * cos(radians(");
-                self.node(lat_b);
-                self.sql.push_str(")) * cos(radians(");
-                self.node(lon_b);
-                self.sql.push_str(") - radians(");
-                self.node(lon_a);
-                self.sql.push_str(")) + sin(radians(");
-                self.node(lat_a);
-                self.sql.push_str(")) * sin(radians(");
-                self.node(lat_b);
-                self.sql.push_str("))))");
-            }
+            Node::NotExists(subs, pred) => self.not_exists(subs, pred),
+            Node::InJsonEach(needle, col, je) => self.in_json_each(needle, col, *je),
+            Node::InList(needle, items) => self.in_list(needle, items),
+            Node::GeoDistance(args) => self.geo_distance(args),
             Node::Strftime(args) => self.call("strftime", args),
             Node::Random => self.sql.push_str("RANDOM()"),
         }
+    }
+
+    /// `inner` at a JSON path, whether it holds JSON text or a plain value.
+    fn json_extract(&mut self, inner: &Node, path: &[PathSeg]) {
+        self.sql.push_str("(CASE WHEN json_valid(");
+        self.node(inner);
+        self.sql.push_str(") THEN JSON_EXTRACT(");
+        self.node(inner);
+        self.sql.push_str(", ");
+        self.param(SqlValue::Text(json_path_text("$", path)));
+        self.sql.push_str(") ELSE JSON_EXTRACT(json_object('pb', ");
+        self.node(inner);
+        self.sql.push_str("), ");
+        self.param(SqlValue::Text(json_path_text("$.pb", path)));
+        self.sql.push_str(") END)");
+    }
+
+    /// The length of `c` as an array: a JSON array, none when empty or NULL, else one.
+    fn json_array_length(&mut self, c: &Node) {
+        self.sql
+            .push_str("json_array_length(CASE WHEN iif(json_valid(");
+        self.node(c);
+        self.sql.push_str("), json_type(");
+        self.node(c);
+        self.sql.push_str(")='array', FALSE) THEN ");
+        self.node(c);
+        self.sql.push_str(" ELSE (CASE WHEN ");
+        self.node(c);
+        self.sql.push_str(" = '' OR ");
+        self.node(c);
+        self.sql
+            .push_str(" IS NULL THEN json_array() ELSE json_array(");
+        self.node(c);
+        self.sql.push_str(") END) END)");
+    }
+
+    /// `left [NOT] LIKE right`, with right wrapped in `%` when it is a column.
+    fn like(&mut self, left: &Node, right: &Node, negated: bool, wrap: bool) {
+        self.node(left);
+        self.sql
+            .push_str(if negated { " NOT LIKE " } else { " LIKE " });
+        if wrap {
+            self.sql.push_str("('%' || ");
+            self.node(right);
+            self.sql.push_str(" || '%')");
+        } else {
+            self.node(right);
+        }
+        self.sql.push_str(" ESCAPE '\\'");
+    }
+
+    /// No row of the joined sub-queries fails `pred`.
+    fn not_exists(&mut self, subs: &[(SubQuery, AliasId)], pred: &Node) {
+        self.sql.push_str("NOT EXISTS (SELECT 1 FROM ");
+        for (i, (sub, alias)) in subs.iter().enumerate() {
+            if i > 0 {
+                self.sql.push_str(" LEFT JOIN ");
+            }
+            self.sql.push('(');
+            self.sub(sub);
+            self.sql.push_str(") ");
+            self.alias(*alias);
+        }
+        self.sql.push_str(" WHERE ");
+        self.node(pred);
+        self.sql.push(')');
+    }
+
+    /// `needle` is one of the values of JSON array column `col`.
+    fn in_json_each(&mut self, needle: &Node, col: &Node, je: AliasId) {
+        self.node(needle);
+        self.sql.push_str(" IN (SELECT ");
+        self.alias(je);
+        self.sql.push_str(".\"value\" FROM ");
+        self.join(&Join {
+            source: JoinSource::JsonEachCol(col.clone()),
+            alias: je,
+            on: None,
+        });
+        // `join` wrote "LEFT JOIN json_each(..) alias"; drop the keyword.
+        if let Some(at) = self.sql.rfind("FROM LEFT JOIN ") {
+            self.sql.replace_range(at + 5..at + 15, "");
+        }
+        self.sql.push(')');
+    }
+
+    /// `needle IN (?, ...)`.
+    fn in_list(&mut self, needle: &Node, items: &[Param]) {
+        self.node(needle);
+        self.sql.push_str(" IN (");
+        for (i, p) in items.iter().enumerate() {
+            if i > 0 {
+                self.sql.push_str(", ");
+            }
+            self.param(p.to_sql());
+        }
+        self.sql.push(')');
+    }
+
+    /// Great-circle distance in km between two lon/lat points (haversine on a 6371 km sphere).
+    fn geo_distance(&mut self, args: &[Node; 4]) {
+        let [lon_a, lat_a, lon_b, lat_b] = args;
+        self.sql.push_str("(6371 * acos(cos(radians(");
+        self.node(lat_a);
+        self.sql.push_str(")) * cos(radians(");
+        self.node(lat_b);
+        self.sql.push_str(")) * cos(radians(");
+        self.node(lon_b);
+        self.sql.push_str(") - radians(");
+        self.node(lon_a);
+        self.sql.push_str(")) + sin(radians(");
+        self.node(lat_a);
+        self.sql.push_str(")) * sin(radians(");
+        self.node(lat_b);
+        self.sql.push_str("))))");
     }
 
     fn call(&mut self, name: &str, args: &[Node]) {
@@ -651,23 +672,7 @@ impl Node {
             Node::Cmp(op, l, r) => {
                 let (lv, rv) = (l.eval(env)?, r.eval(env)?);
                 let (lv, rv) = with_affinity(lv, l.affinity(), rv, r.affinity());
-                let ord = || compare(&lv, &rv);
-                truth(match op {
-                    CmpOp::Is | CmpOp::IsNot => {
-                        let same = match (lv.is_null(), rv.is_null()) {
-                            (true, true) => true,
-                            (true, false) | (false, true) => false,
-                            _ => ord().is_eq(),
-                        };
-                        Some(same == (*op == CmpOp::Is))
-                    }
-                    _ if lv.is_null() || rv.is_null() => None,
-                    CmpOp::Eq => Some(ord().is_eq()),
-                    CmpOp::Lt => Some(ord().is_lt()),
-                    CmpOp::Lte => Some(ord().is_le()),
-                    CmpOp::Gt => Some(ord().is_gt()),
-                    CmpOp::Gte => Some(ord().is_ge()),
-                })
+                truth(compare_with(*op, &lv, &rv))
             }
             Node::Like {
                 left,
@@ -734,13 +739,7 @@ impl Node {
                         _ => return Ok(Val::Null),
                     }
                 }
-                let [lon_a, lat_a, lon_b, lat_b] = nums;
-                let rad = |x: f64| x * (std::f64::consts::PI / 180.0);
-                let d = 6371.0
-                    * (rad(lat_a).cos() * rad(lat_b).cos() * (rad(lon_b) - rad(lon_a)).cos()
-                        + rad(lat_a).sin() * rad(lat_b).sin())
-                    .acos();
-                if d.is_nan() { Val::Null } else { Val::Real(d) }
+                great_circle_km(nums)
             }
             Node::RowId(_) | Node::Random => return Err(Error::NeedsSql("sort-only expression")),
             Node::Strftime(_) => return Err(Error::NeedsSql("strftime() runs in SQLite only")),
@@ -749,6 +748,40 @@ impl Node {
             }
         })
     }
+}
+
+/// `lv op rv` after affinities are applied: `IS`/`IS NOT` treat NULLs as equal values, every
+/// other comparison with a NULL is unknown.
+#[inline]
+fn compare_with(op: CmpOp, lv: &Val<'_>, rv: &Val<'_>) -> Option<bool> {
+    let ord = || compare(lv, rv);
+    match op {
+        CmpOp::Is | CmpOp::IsNot => {
+            let same = match (lv.is_null(), rv.is_null()) {
+                (true, true) => true,
+                (true, false) | (false, true) => false,
+                _ => ord().is_eq(),
+            };
+            Some(same == (op == CmpOp::Is))
+        }
+        _ if lv.is_null() || rv.is_null() => None,
+        CmpOp::Eq => Some(ord().is_eq()),
+        CmpOp::Lt => Some(ord().is_lt()),
+        CmpOp::Lte => Some(ord().is_le()),
+        CmpOp::Gt => Some(ord().is_gt()),
+        CmpOp::Gte => Some(ord().is_ge()),
+    }
+}
+
+/// The SQL `geoDistance` formula on `[lon_a, lat_a, lon_b, lat_b]`: kilometres on a 6371 km
+/// sphere, NULL where `acos` leaves its domain.
+fn great_circle_km([lon_a, lat_a, lon_b, lat_b]: [f64; 4]) -> Val<'static> {
+    let rad = |x: f64| x * (std::f64::consts::PI / 180.0);
+    let d = 6371.0
+        * (rad(lat_a).cos() * rad(lat_b).cos() * (rad(lon_b) - rad(lon_a)).cos()
+            + rad(lat_a).sin() * rad(lat_b).sin())
+        .acos();
+    if d.is_nan() { Val::Null } else { Val::Real(d) }
 }
 
 /// Every value a multi-match sub-query yields for the current record.

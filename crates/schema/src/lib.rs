@@ -1,7 +1,8 @@
 //! Warren's collections and field types as a pure domain crate: the PocketBase-compatible
 //! collection and field model with its exact JSON shapes, the system collections every tenant
-//! starts with, collection validation, the DDL and schema migrations of a tenant database, and
-//! record values (normalisation, validation, SQL conversion, record JSON).
+//! starts with, collection validation, the DDL and schema migrations of a tenant database, the
+//! fields a view's SELECT yields, and record values (normalisation, validation, SQL conversion,
+//! record JSON).
 //!
 //! It produces SQL text and typed values only; the `store` crate executes them. It must not
 //! depend on axum, the SQLite driver or any other Warren crate (its tests run the DDL through
@@ -15,10 +16,12 @@ pub mod field;
 pub mod id;
 pub mod index;
 pub mod record;
+pub mod select;
 pub mod system;
 pub mod upgrade;
 pub mod validate;
 pub mod value;
+pub mod view;
 
 pub use collection::{
     AuthOptions, Collection, CollectionOptions, CollectionRow, CollectionType, EmailTemplate,

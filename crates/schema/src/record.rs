@@ -208,50 +208,11 @@ pub fn prepare_record(
         .collect();
     let current = existing.unwrap_or(&zero);
 
-    let allowed = |name: &str| -> bool {
-        let Some(f) = collection.field(name) else {
-            return false;
-        };
-        if matches!(f.kind, FieldKind::Autodate(_)) {
-            return false;
-        }
-        let auth_password = collection.is_auth() && matches!(f.kind, FieldKind::Password(_));
-        opts.is_superuser || !f.hidden || auth_password
-    };
-    let filtered: Map<String, Value> = body
-        .iter()
-        .filter(|(k, _)| allowed(split_modifier(k).0))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
+    let filtered = settable(collection, body, opts);
     let mut resolved = resolve_modifiers(collection, &filtered, current);
+    add_uploads(collection, &mut resolved, current, opts);
 
     let mut errors = ValidationErrors::new();
-
-    // Uploaded files join the submitted (kept) names, honouring the key's modifier.
-    for (key, names) in &opts.uploads {
-        let (name, modifier) = split_modifier(key);
-        let Some(field) = collection.field(name) else {
-            continue;
-        };
-        if !matches!(field.kind, FieldKind::File(_)) {
-            continue;
-        }
-        let base = resolved
-            .get(name)
-            .map(list_of)
-            .unwrap_or_else(|| list_of(current.get(name).unwrap_or(&Value::Null)));
-        let list: Vec<String> = match modifier {
-            Some("+prepend") => names.iter().cloned().chain(base).collect(),
-            Some(_) => base.into_iter().chain(names.iter().cloned()).collect(),
-            None if field.is_multiple() => base.into_iter().chain(names.iter().cloned()).collect(),
-            None => names.clone(),
-        };
-        resolved.insert(
-            name.to_owned(),
-            Value::Array(list.into_iter().map(Value::String).collect()),
-        );
-    }
-
     let mut data = current.clone();
     let mut new_password = None;
     let now = DateTime::now().format();
@@ -259,22 +220,7 @@ pub fn prepare_record(
         let submitted = resolved.get(&field.name);
         match &field.kind {
             FieldKind::Password(_) => {
-                if let Some(raw) = submitted {
-                    let plain = crate::value::to_string_value(raw);
-                    if !plain.is_empty() {
-                        if let Err(e) = field.validate_value(&Value::String(plain.clone())) {
-                            errors.add(&field.name, e);
-                        }
-                        new_password = Some((field.name.clone(), plain));
-                    }
-                }
-                let has_hash = data
-                    .get(&field.name)
-                    .and_then(Value::as_str)
-                    .is_some_and(|s| !s.is_empty());
-                if field.required && !has_hash && new_password.is_none() {
-                    errors.add(&field.name, FieldError::required());
-                }
+                check_password(field, submitted, &data, &mut new_password, &mut errors);
                 continue;
             }
             FieldKind::Autodate(o) => {
@@ -325,7 +271,99 @@ pub fn prepare_record(
     if !errors.is_empty() {
         return Err(errors);
     }
+    Ok(prepared(collection, data, current, is_create, new_password))
+}
 
+/// The keys of `body` the caller may set: known fields (modifiers included) other than
+/// autodates, and hidden ones only for superusers or an auth collection's password.
+fn settable(
+    collection: &Collection,
+    body: &Map<String, Value>,
+    opts: &PrepareOptions<'_>,
+) -> Map<String, Value> {
+    let allowed = |name: &str| -> bool {
+        let Some(f) = collection.field(name) else {
+            return false;
+        };
+        if matches!(f.kind, FieldKind::Autodate(_)) {
+            return false;
+        }
+        let auth_password = collection.is_auth() && matches!(f.kind, FieldKind::Password(_));
+        opts.is_superuser || !f.hidden || auth_password
+    };
+    body.iter()
+        .filter(|(k, _)| allowed(split_modifier(k).0))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+/// Uploaded files join the submitted (kept) names, honouring the key's modifier.
+fn add_uploads(
+    collection: &Collection,
+    resolved: &mut Map<String, Value>,
+    current: &RecordData,
+    opts: &PrepareOptions<'_>,
+) {
+    for (key, names) in &opts.uploads {
+        let (name, modifier) = split_modifier(key);
+        let Some(field) = collection.field(name) else {
+            continue;
+        };
+        if !matches!(field.kind, FieldKind::File(_)) {
+            continue;
+        }
+        let base = resolved
+            .get(name)
+            .map(list_of)
+            .unwrap_or_else(|| list_of(current.get(name).unwrap_or(&Value::Null)));
+        let list: Vec<String> = match modifier {
+            Some("+prepend") => names.iter().cloned().chain(base).collect(),
+            Some(_) => base.into_iter().chain(names.iter().cloned()).collect(),
+            None if field.is_multiple() => base.into_iter().chain(names.iter().cloned()).collect(),
+            None => names.clone(),
+        };
+        resolved.insert(
+            name.to_owned(),
+            Value::Array(list.into_iter().map(Value::String).collect()),
+        );
+    }
+}
+
+/// A submitted plain password is validated and handed back in `new_password`; a required
+/// password needs one unless a hash is stored already.
+fn check_password(
+    field: &Field,
+    submitted: Option<&Value>,
+    data: &RecordData,
+    new_password: &mut Option<(String, String)>,
+    errors: &mut ValidationErrors,
+) {
+    if let Some(raw) = submitted {
+        let plain = crate::value::to_string_value(raw);
+        if !plain.is_empty() {
+            if let Err(e) = field.validate_value(&Value::String(plain.clone())) {
+                errors.add(&field.name, e);
+            }
+            *new_password = Some((field.name.clone(), plain));
+        }
+    }
+    let has_hash = data
+        .get(&field.name)
+        .and_then(Value::as_str)
+        .is_some_and(|s| !s.is_empty());
+    if field.required && !has_hash && new_password.is_none() {
+        errors.add(&field.name, FieldError::required());
+    }
+}
+
+/// The validated record as columns to write, with what changed and which files it drops.
+fn prepared(
+    collection: &Collection,
+    data: RecordData,
+    current: &RecordData,
+    is_create: bool,
+    new_password: Option<(String, String)>,
+) -> PreparedRecord {
     let mut removed_files = Vec::new();
     let mut changed = BTreeSet::new();
     let mut columns = Vec::with_capacity(collection.fields.len());
@@ -349,13 +387,13 @@ pub fn prepare_record(
     if let Some((name, _)) = &new_password {
         changed.insert(name.clone());
     }
-    Ok(PreparedRecord {
+    PreparedRecord {
         data,
         columns,
         changed,
         new_password,
         removed_files,
-    })
+    }
 }
 
 /// File names must be stored already or uploaded now; relation ids must exist.

@@ -6,9 +6,12 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-use crate::collection::{AUTH_SYSTEM_FIELDS, Collection, CollectionOptions};
+use crate::collection::{AUTH_SYSTEM_FIELDS, AuthOptions, Collection, CollectionOptions};
 use crate::error::{FieldError, ValidationErrors};
-use crate::field::{DEFAULT_PASSWORD_MAX, Field, FieldKind};
+use crate::field::{
+    DEFAULT_PASSWORD_MAX, Field, FieldKind, FileOptions, PasswordOptions, RelationOptions,
+    SelectOptions, TextOptions,
+};
 use crate::index::Index;
 
 /// Checks rule expressions against a collection (implemented by the `filter` crate).
@@ -58,8 +61,30 @@ pub fn validate_collection(
 ) -> Result<(), ValidationErrors> {
     let mut errs = ValidationErrors::new();
     let others: Vec<&Collection> = others.iter().filter(|c| c.id != new.id).collect();
+    check_id(&mut errs, new, old, &others);
+    check_name(&mut errs, new, old, &others);
+    check_unchanged_kind(&mut errs, new, old);
+    check_rules(&mut errs, new, old, rules);
+    check_fields_and_indexes(&mut errs, new, old, &others);
+    match &new.options {
+        CollectionOptions::View { view_query } => {
+            if view_query.trim().is_empty() {
+                errs.add("viewQuery", FieldError::required());
+            }
+        }
+        CollectionOptions::Auth(o) => check_auth_options(&mut errs, new, o, rules),
+        CollectionOptions::Base => {}
+    }
+    errs.into_result()
+}
 
-    // id
+/// `id`: unchanged on update; on create a unique word of 1 to 100 characters.
+fn check_id(
+    errs: &mut ValidationErrors,
+    new: &Collection,
+    old: Option<&Collection>,
+    others: &[&Collection],
+) {
     if let Some(old) = old {
         if old.id != new.id {
             errs.add(
@@ -80,8 +105,16 @@ pub fn validate_collection(
             FieldError::new("validation_id_exists", "Collection id must be unique"),
         );
     }
+}
 
-    // name
+/// `name`: a unique word of 1 to 255 characters, not an internal table or another
+/// collection's id, never renamed for a system collection.
+fn check_name(
+    errs: &mut ValidationErrors,
+    new: &Collection,
+    old: Option<&Collection>,
+    others: &[&Collection],
+) {
     if new.name.is_empty() {
         errs.add("name", FieldError::required());
     } else if new.name.chars().count() > 255 {
@@ -122,8 +155,10 @@ pub fn validate_collection(
             ),
         );
     }
+}
 
-    // type and system flag
+/// `type` and `system` never change on update.
+fn check_unchanged_kind(errs: &mut ValidationErrors, new: &Collection, old: Option<&Collection>) {
     if let Some(old) = old {
         if old.kind() != new.kind() {
             errs.add(
@@ -144,8 +179,15 @@ pub fn validate_collection(
             );
         }
     }
+}
 
-    // rules
+/// The API rules: unchanged on system collections, unset for a view's writes, and compiling.
+fn check_rules(
+    errs: &mut ValidationErrors,
+    new: &Collection,
+    old: Option<&Collection>,
+    rules: &dyn RuleChecker,
+) {
     let mut rule_keys = vec![
         "listRule",
         "viewRule",
@@ -185,10 +227,18 @@ pub fn validate_collection(
             errs.add(key, FieldError::invalid_rule(&raw));
         }
     }
+}
 
+/// `fields` and `indexes`, each a tree of per-item errors.
+fn check_fields_and_indexes(
+    errs: &mut ValidationErrors,
+    new: &Collection,
+    old: Option<&Collection>,
+    others: &[&Collection],
+) {
     // Collection-level field problems (a deleted system field…) sit under the "" key of the
     // per-field tree; PocketBase reports them as a plain error of `fields`.
-    let mut fields = validate_fields(new, old, &others);
+    let mut fields = validate_fields(new, old, others);
     match fields.0.remove("") {
         Some(crate::error::ValidationNode::Error(e)) if fields.is_empty() => errs.add("fields", e),
         _ => errs.add_nested("fields", fields),
@@ -202,92 +252,94 @@ pub fn validate_collection(
             ),
         );
     } else {
-        errs.add_nested("indexes", validate_indexes(new, &others));
+        errs.add_nested("indexes", validate_indexes(new, others));
     }
+}
 
-    match &new.options {
-        CollectionOptions::View { view_query } => {
-            if view_query.trim().is_empty() {
-                errs.add("viewQuery", FieldError::required());
-            }
+/// An auth collection's options: token secrets and durations, OTP, MFA, and then the
+/// identity fields of password auth.
+fn check_auth_options(
+    errs: &mut ValidationErrors,
+    new: &Collection,
+    o: &AuthOptions,
+    rules: &dyn RuleChecker,
+) {
+    let errors_before_options = errs.0.len();
+    for (key, token) in o.tokens() {
+        let mut t = ValidationErrors::new();
+        let len = i64::try_from(token.secret.chars().count()).unwrap_or(i64::MAX);
+        if token.secret.is_empty() {
+            t.add("secret", FieldError::required());
+        } else if !(30..=255).contains(&len) {
+            t.add("secret", FieldError::length_out_of_range(30, 255));
         }
-        CollectionOptions::Auth(o) => {
-            let errors_before_options = errs.0.len();
-            for (key, token) in o.tokens() {
-                let mut t = ValidationErrors::new();
-                let len = i64::try_from(token.secret.chars().count()).unwrap_or(i64::MAX);
-                if token.secret.is_empty() {
-                    t.add("secret", FieldError::required());
-                } else if !(30..=255).contains(&len) {
-                    t.add("secret", FieldError::length_out_of_range(30, 255));
-                }
-                check_range(&mut t, "duration", token.duration, 10, 94_670_856);
-                errs.add_nested(key, t);
-            }
-            let mut otp = ValidationErrors::new();
-            check_range(&mut otp, "duration", o.otp.duration, 10, 86_400);
-            if o.otp.length < 4 {
-                otp.add("length", FieldError::min_threshold(4));
-            }
-            errs.add_nested("otp", otp);
-            let mut mfa = ValidationErrors::new();
-            check_range(&mut mfa, "duration", o.mfa.duration, 10, 86_400);
-            if o.mfa.enabled {
-                let methods = [o.password_auth.enabled, o.oauth2.enabled, o.otp.enabled]
-                    .iter()
-                    .filter(|m| **m)
-                    .count();
-                if methods < 2 {
-                    mfa.add(
-                        "enabled",
-                        FieldError::new(
-                            "validation_mfa_not_enough_auths",
-                            "MFA requires at least 2 auth methods to be enabled",
-                        ),
-                    );
-                }
-            }
-            if !o.mfa.rule.is_empty()
-                && let Err(raw) = rules.check(new, &o.mfa.rule)
-            {
-                mfa.add("rule", FieldError::invalid_rule(&raw));
-            }
-            errs.add_nested("mfa", mfa);
-            // PocketBase checks the identity fields only once the other options are valid, and
-            // reports the first bad one for the whole list.
-            if o.password_auth.enabled && errs.0.len() == errors_before_options {
-                let bad = o.password_auth.identity_fields.iter().find_map(|name| {
-                    if new.field(name).is_none() {
-                        Some(
-                            FieldError::new(
-                                "validation_missing_field",
-                                format!("Invalid or missing field {name}"),
-                            )
-                            .param("fieldName", name.clone()),
-                        )
-                    } else if !has_unique_index(new, name) {
-                        Some(
-                            FieldError::new(
-                                "validation_missing_unique_constraint",
-                                format!("The field {name} doesn't have a UNIQUE constraint"),
-                            )
-                            .param("fieldName", name.clone()),
-                        )
-                    } else {
-                        None
-                    }
-                });
-                if let Some(error) = bad {
-                    let mut pa = ValidationErrors::new();
-                    pa.add("identityFields", error);
-                    errs.add_nested("passwordAuth", pa);
-                }
-            }
-        }
-        CollectionOptions::Base => {}
+        check_range(&mut t, "duration", token.duration, 10, 94_670_856);
+        errs.add_nested(key, t);
     }
+    let mut otp = ValidationErrors::new();
+    check_range(&mut otp, "duration", o.otp.duration, 10, 86_400);
+    if o.otp.length < 4 {
+        otp.add("length", FieldError::min_threshold(4));
+    }
+    errs.add_nested("otp", otp);
+    let mut mfa = ValidationErrors::new();
+    check_range(&mut mfa, "duration", o.mfa.duration, 10, 86_400);
+    if o.mfa.enabled {
+        let methods = [o.password_auth.enabled, o.oauth2.enabled, o.otp.enabled]
+            .iter()
+            .filter(|m| **m)
+            .count();
+        if methods < 2 {
+            mfa.add(
+                "enabled",
+                FieldError::new(
+                    "validation_mfa_not_enough_auths",
+                    "MFA requires at least 2 auth methods to be enabled",
+                ),
+            );
+        }
+    }
+    if !o.mfa.rule.is_empty()
+        && let Err(raw) = rules.check(new, &o.mfa.rule)
+    {
+        mfa.add("rule", FieldError::invalid_rule(&raw));
+    }
+    errs.add_nested("mfa", mfa);
+    // PocketBase checks the identity fields only once the other options are valid, and
+    // reports the first bad one for the whole list.
+    if o.password_auth.enabled
+        && errs.0.len() == errors_before_options
+        && let Some(error) = identity_fields_error(new, o)
+    {
+        let mut pa = ValidationErrors::new();
+        pa.add("identityFields", error);
+        errs.add_nested("passwordAuth", pa);
+    }
+}
 
-    errs.into_result()
+/// The first identity field of password auth that is missing or has no unique index.
+fn identity_fields_error(new: &Collection, o: &AuthOptions) -> Option<FieldError> {
+    o.password_auth.identity_fields.iter().find_map(|name| {
+        if new.field(name).is_none() {
+            Some(
+                FieldError::new(
+                    "validation_missing_field",
+                    format!("Invalid or missing field {name}"),
+                )
+                .param("fieldName", name.clone()),
+            )
+        } else if !has_unique_index(new, name) {
+            Some(
+                FieldError::new(
+                    "validation_missing_unique_constraint",
+                    format!("The field {name} doesn't have a UNIQUE constraint"),
+                )
+                .param("fieldName", name.clone()),
+            )
+        } else {
+            None
+        }
+    })
 }
 
 fn check_range(errs: &mut ValidationErrors, key: &str, v: i64, min: i64, max: i64) {
@@ -493,34 +545,7 @@ fn validate_options(
     fe: &mut ValidationErrors,
 ) {
     match &field.kind {
-        FieldKind::Text(o) => {
-            if o.min < 0 {
-                fe.add("min", FieldError::min_threshold(0));
-            }
-            if o.max < 0 || (o.max > 0 && o.max < o.min) {
-                fe.add("max", FieldError::min_threshold(o.min.max(0)));
-            }
-            for (key, pattern) in [
-                ("pattern", &o.pattern),
-                ("autogeneratePattern", &o.autogenerate_pattern),
-            ] {
-                if !pattern.is_empty() && Regex::new(pattern).is_err() {
-                    fe.add(
-                        key,
-                        FieldError::new("validation_invalid_regex", "Invalid regex pattern"),
-                    );
-                }
-            }
-            if o.primary_key && field.name != "id" {
-                fe.add(
-                    "primaryKey",
-                    FieldError::new(
-                        "validation_invalid_primary_key",
-                        "Only the id field can be a primary key",
-                    ),
-                );
-            }
-        }
+        FieldKind::Text(o) => text_options(field, o, fe),
         FieldKind::Editor(o) => {
             if o.max_size < 0 {
                 fe.add("maxSize", FieldError::min_threshold(0));
@@ -578,105 +603,147 @@ fn validate_options(
                 );
             }
         }
-        FieldKind::Select(o) => {
-            if o.values.is_empty() {
-                fe.add("values", FieldError::required());
-            }
-            if o.max_select < 0 {
-                fe.add("maxSelect", FieldError::min_threshold(0));
-            } else if o.max_select > 1
-                && usize::try_from(o.max_select).is_ok_and(|m| m > o.values.len())
-            {
-                fe.add(
-                    "maxSelect",
-                    FieldError::max_threshold(i64::try_from(o.values.len()).unwrap_or(i64::MAX)),
-                );
-            }
-        }
-        FieldKind::File(o) => {
-            if o.max_select < 0 {
-                fe.add("maxSelect", FieldError::min_threshold(0));
-            }
-            if o.max_size < 0 {
-                fe.add("maxSize", FieldError::min_threshold(0));
-            }
-            let mut thumbs = ValidationErrors::new();
-            for (i, t) in o.thumbs.iter().enumerate() {
-                let ok = THUMB_RE
-                    .as_ref()
-                    .and_then(|re| re.captures(t))
-                    .is_some_and(|caps| {
-                        !(caps
-                            .get(1)
-                            .is_some_and(|w| w.as_str().trim_start_matches('0').is_empty())
-                            && caps
-                                .get(2)
-                                .is_some_and(|h| h.as_str().trim_start_matches('0').is_empty()))
-                    });
-                if !ok {
-                    thumbs.add(
-                        i.to_string(),
-                        FieldError::new(
-                            "validation_invalid_thumb_size",
-                            "Invalid thumb size format",
-                        ),
-                    );
-                }
-            }
-            fe.add_nested("thumbs", thumbs);
-        }
-        FieldKind::Relation(o) => {
-            if o.collection_id.is_empty() {
-                fe.add("collectionId", FieldError::required());
-            } else {
-                let target = others
-                    .iter()
-                    .copied()
-                    .chain(std::iter::once(c))
-                    .find(|x| x.id == o.collection_id);
-                match target {
-                    None => fe.add(
-                        "collectionId",
-                        FieldError::new(
-                            "validation_missing_collection",
-                            "The relation collection doesn't exist",
-                        ),
-                    ),
-                    Some(t) if t.is_view() && !c.is_view() => fe.add(
-                        "collectionId",
-                        FieldError::new(
-                            "validation_relation_to_view",
-                            "Non-view collections are not allowed to have a view relation",
-                        ),
-                    ),
-                    Some(_) => {}
-                }
-            }
-            if o.min_select < 0 {
-                fe.add("minSelect", FieldError::min_threshold(0));
-            }
-            if o.max_select < 0 || (o.max_select > 0 && o.max_select < o.min_select) {
-                fe.add("maxSelect", FieldError::min_threshold(o.min_select.max(0)));
-            }
-        }
-        FieldKind::Password(o) => {
-            if o.min < 0 || o.min > DEFAULT_PASSWORD_MAX {
-                check_range(fe, "min", o.min, 0, DEFAULT_PASSWORD_MAX);
-            }
-            if o.max < 0 || o.max > DEFAULT_PASSWORD_MAX || (o.max > 0 && o.max < o.min) {
-                check_range(fe, "max", o.max, o.min.max(0), DEFAULT_PASSWORD_MAX);
-            }
-            if o.cost != 0 && !(4..=31).contains(&o.cost) {
-                check_range(fe, "cost", o.cost, 4, 31);
-            }
-            if !o.pattern.is_empty() && Regex::new(&o.pattern).is_err() {
-                fe.add(
-                    "pattern",
-                    FieldError::new("validation_invalid_regex", "Invalid regex pattern"),
-                );
-            }
-        }
+        FieldKind::Select(o) => select_options(o, fe),
+        FieldKind::File(o) => file_options(o, fe),
+        FieldKind::Relation(o) => relation_options(o, c, others, fe),
+        FieldKind::Password(o) => password_options(o, fe),
         FieldKind::Bool | FieldKind::GeoPoint => {}
+    }
+}
+
+/// A text field's min/max, patterns that compile, and a primary key only on `id`.
+fn text_options(field: &Field, o: &TextOptions, fe: &mut ValidationErrors) {
+    if o.min < 0 {
+        fe.add("min", FieldError::min_threshold(0));
+    }
+    if o.max < 0 || (o.max > 0 && o.max < o.min) {
+        fe.add("max", FieldError::min_threshold(o.min.max(0)));
+    }
+    for (key, pattern) in [
+        ("pattern", &o.pattern),
+        ("autogeneratePattern", &o.autogenerate_pattern),
+    ] {
+        if !pattern.is_empty() && Regex::new(pattern).is_err() {
+            fe.add(
+                key,
+                FieldError::new("validation_invalid_regex", "Invalid regex pattern"),
+            );
+        }
+    }
+    if o.primary_key && field.name != "id" {
+        fe.add(
+            "primaryKey",
+            FieldError::new(
+                "validation_invalid_primary_key",
+                "Only the id field can be a primary key",
+            ),
+        );
+    }
+}
+
+/// A select field's values, and a maxSelect no larger than them.
+fn select_options(o: &SelectOptions, fe: &mut ValidationErrors) {
+    if o.values.is_empty() {
+        fe.add("values", FieldError::required());
+    }
+    if o.max_select < 0 {
+        fe.add("maxSelect", FieldError::min_threshold(0));
+    } else if o.max_select > 1 && usize::try_from(o.max_select).is_ok_and(|m| m > o.values.len()) {
+        fe.add(
+            "maxSelect",
+            FieldError::max_threshold(i64::try_from(o.values.len()).unwrap_or(i64::MAX)),
+        );
+    }
+}
+
+/// A file field's limits and thumb sizes (`WxH`, with `t`, `b` or `f`, not `0x0`).
+fn file_options(o: &FileOptions, fe: &mut ValidationErrors) {
+    if o.max_select < 0 {
+        fe.add("maxSelect", FieldError::min_threshold(0));
+    }
+    if o.max_size < 0 {
+        fe.add("maxSize", FieldError::min_threshold(0));
+    }
+    let mut thumbs = ValidationErrors::new();
+    for (i, t) in o.thumbs.iter().enumerate() {
+        let ok = THUMB_RE
+            .as_ref()
+            .and_then(|re| re.captures(t))
+            .is_some_and(|caps| {
+                !(caps
+                    .get(1)
+                    .is_some_and(|w| w.as_str().trim_start_matches('0').is_empty())
+                    && caps
+                        .get(2)
+                        .is_some_and(|h| h.as_str().trim_start_matches('0').is_empty()))
+            });
+        if !ok {
+            thumbs.add(
+                i.to_string(),
+                FieldError::new("validation_invalid_thumb_size", "Invalid thumb size format"),
+            );
+        }
+    }
+    fe.add_nested("thumbs", thumbs);
+}
+
+/// A relation's target (existing, and no view from a table) and its min/max selects.
+fn relation_options(
+    o: &RelationOptions,
+    c: &Collection,
+    others: &[&Collection],
+    fe: &mut ValidationErrors,
+) {
+    if o.collection_id.is_empty() {
+        fe.add("collectionId", FieldError::required());
+    } else {
+        let target = others
+            .iter()
+            .copied()
+            .chain(std::iter::once(c))
+            .find(|x| x.id == o.collection_id);
+        match target {
+            None => fe.add(
+                "collectionId",
+                FieldError::new(
+                    "validation_missing_collection",
+                    "The relation collection doesn't exist",
+                ),
+            ),
+            Some(t) if t.is_view() && !c.is_view() => fe.add(
+                "collectionId",
+                FieldError::new(
+                    "validation_relation_to_view",
+                    "Non-view collections are not allowed to have a view relation",
+                ),
+            ),
+            Some(_) => {}
+        }
+    }
+    if o.min_select < 0 {
+        fe.add("minSelect", FieldError::min_threshold(0));
+    }
+    if o.max_select < 0 || (o.max_select > 0 && o.max_select < o.min_select) {
+        fe.add("maxSelect", FieldError::min_threshold(o.min_select.max(0)));
+    }
+}
+
+/// A password field's length bounds, bcrypt cost and pattern.
+fn password_options(o: &PasswordOptions, fe: &mut ValidationErrors) {
+    if o.min < 0 || o.min > DEFAULT_PASSWORD_MAX {
+        check_range(fe, "min", o.min, 0, DEFAULT_PASSWORD_MAX);
+    }
+    if o.max < 0 || o.max > DEFAULT_PASSWORD_MAX || (o.max > 0 && o.max < o.min) {
+        check_range(fe, "max", o.max, o.min.max(0), DEFAULT_PASSWORD_MAX);
+    }
+    if o.cost != 0 && !(4..=31).contains(&o.cost) {
+        check_range(fe, "cost", o.cost, 4, 31);
+    }
+    if !o.pattern.is_empty() && Regex::new(&o.pattern).is_err() {
+        fe.add(
+            "pattern",
+            FieldError::new("validation_invalid_regex", "Invalid regex pattern"),
+        );
     }
 }
 

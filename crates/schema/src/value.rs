@@ -10,8 +10,9 @@ use serde_json::{Map, Value};
 use crate::datetime::{self, DateTime};
 use crate::error::FieldError;
 use crate::field::{
-    DEFAULT_EDITOR_MAX_SIZE, DEFAULT_JSON_MAX_SIZE, DEFAULT_PASSWORD_MAX, DEFAULT_TEXT_MAX, Field,
-    FieldKind, number_value,
+    DEFAULT_EDITOR_MAX_SIZE, DEFAULT_JSON_MAX_SIZE, DEFAULT_PASSWORD_MAX, DEFAULT_TEXT_MAX,
+    DateOptions, DomainOptions, EditorOptions, Field, FieldKind, FileOptions, JsonOptions,
+    NumberOptions, PasswordOptions, RelationOptions, SelectOptions, TextOptions, number_value,
 };
 
 /// A value as SQLite stores it; the `store` crate binds these as parameters.
@@ -257,315 +258,20 @@ impl Field {
     /// hash is not validated). Relation existence and file uploads are checked by the caller.
     pub fn validate_value(&self, v: &Value) -> Result<(), FieldError> {
         match &self.kind {
-            FieldKind::Text(o) => {
-                let s = v.as_str().unwrap_or_default();
-                if (self.required || o.primary_key) && s.is_empty() {
-                    return Err(FieldError::required());
-                }
-                if s.is_empty() {
-                    return Ok(());
-                }
-                let len = utf8_len(s);
-                if o.min > 0 && len < o.min {
-                    return Err(FieldError::new(
-                        "validation_min_text_constraint",
-                        format!("Must be at least {} character(s)", o.min),
-                    )
-                    .param("min", o.min));
-                }
-                let max = if o.max == 0 { DEFAULT_TEXT_MAX } else { o.max };
-                if len > max {
-                    return Err(FieldError::new(
-                        "validation_max_text_constraint",
-                        format!("Must be no more than {max} character(s)"),
-                    )
-                    .param("max", max));
-                }
-                if !o.pattern.is_empty() && !regex_matches(&o.pattern, s) {
-                    return Err(FieldError::new(
-                        "validation_invalid_format",
-                        "Invalid value format",
-                    ));
-                }
-                Ok(())
-            }
-            FieldKind::Editor(o) => {
-                let s = v.as_str().unwrap_or_default();
-                if self.required && s.is_empty() {
-                    return Err(FieldError::required());
-                }
-                let max = if o.max_size <= 0 {
-                    DEFAULT_EDITOR_MAX_SIZE
-                } else {
-                    o.max_size
-                };
-                if byte_len(s) > max {
-                    return Err(FieldError::new(
-                        "validation_content_size_limit",
-                        format!("The maximum allowed content size is {max} bytes"),
-                    )
-                    .param("maxSize", max));
-                }
-                Ok(())
-            }
-            FieldKind::Number(o) => {
-                let n = v.as_f64().unwrap_or(f64::NAN);
-                if !n.is_finite() {
-                    return Err(FieldError::new(
-                        "validation_not_a_number",
-                        "The submitted number is not properly formatted",
-                    ));
-                }
-                if n == 0.0 {
-                    return if self.required {
-                        Err(FieldError::required())
-                    } else {
-                        Ok(())
-                    };
-                }
-                if o.only_int && n.fract() != 0.0 {
-                    return Err(FieldError::new(
-                        "validation_only_int_constraint",
-                        "Decimal numbers are not allowed",
-                    ));
-                }
-                if let Some(min) = o.min
-                    && n < min
-                {
-                    return Err(FieldError::new(
-                        "validation_min_number_constraint",
-                        format!("Must be greater or equal than {}", number_value(min)),
-                    )
-                    .param("min", number_value(min)));
-                }
-                if let Some(max) = o.max
-                    && n > max
-                {
-                    return Err(FieldError::new(
-                        "validation_max_number_constraint",
-                        format!("Must be less or equal than {}", number_value(max)),
-                    )
-                    .param("max", number_value(max)));
-                }
-                Ok(())
-            }
-            FieldKind::Bool => {
-                if self.required && v != &Value::Bool(true) {
-                    return Err(FieldError::required());
-                }
-                Ok(())
-            }
-            FieldKind::Email(o) => {
-                let s = v.as_str().unwrap_or_default();
-                if self.required && s.is_empty() {
-                    return Err(FieldError::required());
-                }
-                if s.is_empty() {
-                    return Ok(());
-                }
-                if !is_email(s) {
-                    return Err(FieldError::new(
-                        "validation_is_email",
-                        "Must be a valid email address",
-                    ));
-                }
-                let domain = s
-                    .rsplit_once('@')
-                    .map(|(_, d)| d.to_ascii_lowercase())
-                    .unwrap_or_default();
-                if domain_rejected(&domain, &o.only_domains, &o.except_domains) {
-                    return Err(FieldError::new(
-                        "validation_email_domain_not_allowed",
-                        "Email domain is not allowed",
-                    ));
-                }
-                Ok(())
-            }
-            FieldKind::Url(o) => {
-                let s = v.as_str().unwrap_or_default();
-                if self.required && s.is_empty() {
-                    return Err(FieldError::required());
-                }
-                if s.is_empty() {
-                    return Ok(());
-                }
-                if !is_url(s) {
-                    return Err(FieldError::new(
-                        "validation_invalid_url",
-                        "Must be a valid url",
-                    ));
-                }
-                if domain_rejected(&url_host(s), &o.only_domains, &o.except_domains) {
-                    return Err(FieldError::new(
-                        "validation_url_domain_not_allowed",
-                        "Url domain is not allowed",
-                    ));
-                }
-                Ok(())
-            }
-            FieldKind::Date(o) => {
-                let s = v.as_str().unwrap_or_default();
-                if self.required && s.is_empty() {
-                    return Err(FieldError::required());
-                }
-                let Some(d) = DateTime::parse(s) else {
-                    return Ok(());
-                };
-                if let Some(min) = DateTime::parse(&o.min)
-                    && d < min
-                {
-                    return Err(FieldError::new(
-                        "validation_min_greater_equal_than_required",
-                        format!("Must be no less than {}", min.format_go()),
-                    )
-                    .param("threshold", min.format_rfc3339()));
-                }
-                if let Some(max) = DateTime::parse(&o.max)
-                    && d > max
-                {
-                    return Err(FieldError::new(
-                        "validation_max_less_equal_than_required",
-                        format!("Must be no greater than {}", max.format_go()),
-                    )
-                    .param("threshold", max.format_rfc3339()));
-                }
-                Ok(())
-            }
+            FieldKind::Text(o) => validate_text(o, self.required, v),
+            FieldKind::Editor(o) => validate_editor(o, self.required, v),
+            FieldKind::Number(o) => validate_number(o, self.required, v),
+            FieldKind::Bool => validate_bool(self.required, v),
+            FieldKind::Email(o) => validate_email(o, self.required, v),
+            FieldKind::Url(o) => validate_url(o, self.required, v),
+            FieldKind::Date(o) => validate_date(o, self.required, v),
             FieldKind::Autodate(_) => Ok(()),
-            FieldKind::Select(o) => {
-                let list = to_unique_strings(v);
-                if self.required && list.is_empty() {
-                    return Err(FieldError::required());
-                }
-                let max = o.max_select.max(1);
-                if i64::try_from(list.len()).unwrap_or(i64::MAX) > max {
-                    return Err(too_many_values(max));
-                }
-                if let Some(bad) = list.iter().find(|s| !o.values.contains(s)) {
-                    return Err(FieldError::new(
-                        "validation_invalid_value",
-                        format!("Invalid value {bad}"),
-                    )
-                    .param("value", bad.clone()));
-                }
-                Ok(())
-            }
-            FieldKind::Relation(o) => {
-                let list = to_unique_strings(v);
-                let count = i64::try_from(list.len()).unwrap_or(i64::MAX);
-                if self.required && list.is_empty() {
-                    return Err(FieldError::required());
-                }
-                if count == 0 {
-                    return Ok(());
-                }
-                if o.min_select > 0 && count < o.min_select {
-                    return Err(FieldError::new(
-                        "validation_not_enough_values",
-                        format!("Select at least {}", o.min_select),
-                    )
-                    .param("minSelect", o.min_select));
-                }
-                let max = o.max_select.max(1);
-                if count > max {
-                    return Err(too_many_values(max));
-                }
-                Ok(())
-            }
-            FieldKind::File(o) => {
-                let list = to_unique_strings(v);
-                if self.required && list.is_empty() {
-                    return Err(FieldError::required());
-                }
-                let max = o.max_select.max(1);
-                if i64::try_from(list.len()).unwrap_or(i64::MAX) > max {
-                    return Err(FieldError::new(
-                        "validation_too_many_files",
-                        format!("The maximum allowed files is {max}"),
-                    )
-                    .param("maxSelect", max));
-                }
-                Ok(())
-            }
-            FieldKind::Json(o) => {
-                let empty = match v {
-                    Value::Null => true,
-                    Value::String(s) => s.is_empty(),
-                    Value::Array(a) => a.is_empty(),
-                    Value::Object(m) => m.is_empty(),
-                    _ => false,
-                };
-                if self.required && empty {
-                    return Err(FieldError::required());
-                }
-                let max = if o.max_size <= 0 {
-                    DEFAULT_JSON_MAX_SIZE
-                } else {
-                    o.max_size
-                };
-                let size = serde_json::to_string(v).map_or(0, |s| byte_len(&s));
-                if size > max {
-                    return Err(FieldError::new(
-                        "validation_json_size_limit",
-                        format!("The maximum allowed JSON size is {max} bytes"),
-                    )
-                    .param("maxSize", max));
-                }
-                Ok(())
-            }
-            FieldKind::Password(o) => {
-                let s = v.as_str().unwrap_or_default();
-                if self.required && s.is_empty() {
-                    return Err(FieldError::required());
-                }
-                if s.is_empty() {
-                    return Ok(());
-                }
-                let len = utf8_len(s);
-                if o.min > 0 && len < o.min {
-                    return Err(FieldError::new(
-                        "validation_min_text_constraint",
-                        format!("Must be at least {} character(s)", o.min),
-                    ));
-                }
-                let max = if o.max <= 0 {
-                    DEFAULT_PASSWORD_MAX
-                } else {
-                    o.max
-                };
-                if len > max {
-                    return Err(FieldError::new(
-                        "validation_max_text_constraint",
-                        format!("Must be less than {max} character(s)"),
-                    ));
-                }
-                if !o.pattern.is_empty() && !regex_matches(&o.pattern, s) {
-                    return Err(FieldError::new(
-                        "validation_invalid_format",
-                        "Invalid value format",
-                    ));
-                }
-                Ok(())
-            }
-            FieldKind::GeoPoint => {
-                let (lon, lat) = to_geo_point(v);
-                if self.required && lon == 0.0 && lat == 0.0 {
-                    return Err(FieldError::required());
-                }
-                if !(-90.0..=90.0).contains(&lat) {
-                    return Err(FieldError::new(
-                        "validation_invalid_latitude",
-                        "Latitude must be between -90 and 90 degrees",
-                    ));
-                }
-                if !(-180.0..=180.0).contains(&lon) {
-                    return Err(FieldError::new(
-                        "validation_invalid_longitude",
-                        "Longitude must be between -180 and 180 degrees",
-                    ));
-                }
-                Ok(())
-            }
+            FieldKind::Select(o) => validate_select(o, self.required, v),
+            FieldKind::Relation(o) => validate_relation(o, self.required, v),
+            FieldKind::File(o) => validate_file(o, self.required, v),
+            FieldKind::Json(o) => validate_json(o, self.required, v),
+            FieldKind::Password(o) => validate_password(o, self.required, v),
+            FieldKind::GeoPoint => validate_geo_point(self.required, v),
         }
     }
 
@@ -628,6 +334,339 @@ impl Field {
             _ => self.normalize(&as_json),
         }
     }
+}
+
+/// A text: required (always, for the primary key), length within min..max, the pattern.
+fn validate_text(o: &TextOptions, required: bool, v: &Value) -> Result<(), FieldError> {
+    let s = v.as_str().unwrap_or_default();
+    if (required || o.primary_key) && s.is_empty() {
+        return Err(FieldError::required());
+    }
+    if s.is_empty() {
+        return Ok(());
+    }
+    let len = utf8_len(s);
+    if o.min > 0 && len < o.min {
+        return Err(FieldError::new(
+            "validation_min_text_constraint",
+            format!("Must be at least {} character(s)", o.min),
+        )
+        .param("min", o.min));
+    }
+    let max = if o.max == 0 { DEFAULT_TEXT_MAX } else { o.max };
+    if len > max {
+        return Err(FieldError::new(
+            "validation_max_text_constraint",
+            format!("Must be no more than {max} character(s)"),
+        )
+        .param("max", max));
+    }
+    if !o.pattern.is_empty() && !regex_matches(&o.pattern, s) {
+        return Err(FieldError::new(
+            "validation_invalid_format",
+            "Invalid value format",
+        ));
+    }
+    Ok(())
+}
+
+/// Rich text: required, content size within maxSize.
+fn validate_editor(o: &EditorOptions, required: bool, v: &Value) -> Result<(), FieldError> {
+    let s = v.as_str().unwrap_or_default();
+    if required && s.is_empty() {
+        return Err(FieldError::required());
+    }
+    let max = if o.max_size <= 0 {
+        DEFAULT_EDITOR_MAX_SIZE
+    } else {
+        o.max_size
+    };
+    if byte_len(s) > max {
+        return Err(FieldError::new(
+            "validation_content_size_limit",
+            format!("The maximum allowed content size is {max} bytes"),
+        )
+        .param("maxSize", max));
+    }
+    Ok(())
+}
+
+/// A number: finite, required means non-zero, integer-only, within min..max.
+fn validate_number(o: &NumberOptions, required: bool, v: &Value) -> Result<(), FieldError> {
+    let n = v.as_f64().unwrap_or(f64::NAN);
+    if !n.is_finite() {
+        return Err(FieldError::new(
+            "validation_not_a_number",
+            "The submitted number is not properly formatted",
+        ));
+    }
+    if n == 0.0 {
+        return if required {
+            Err(FieldError::required())
+        } else {
+            Ok(())
+        };
+    }
+    if o.only_int && n.fract() != 0.0 {
+        return Err(FieldError::new(
+            "validation_only_int_constraint",
+            "Decimal numbers are not allowed",
+        ));
+    }
+    if let Some(min) = o.min
+        && n < min
+    {
+        return Err(FieldError::new(
+            "validation_min_number_constraint",
+            format!("Must be greater or equal than {}", number_value(min)),
+        )
+        .param("min", number_value(min)));
+    }
+    if let Some(max) = o.max
+        && n > max
+    {
+        return Err(FieldError::new(
+            "validation_max_number_constraint",
+            format!("Must be less or equal than {}", number_value(max)),
+        )
+        .param("max", number_value(max)));
+    }
+    Ok(())
+}
+
+/// A bool: required means true.
+fn validate_bool(required: bool, v: &Value) -> Result<(), FieldError> {
+    if required && v != &Value::Bool(true) {
+        return Err(FieldError::required());
+    }
+    Ok(())
+}
+
+/// An email: required, the address format, the allowed domains.
+fn validate_email(o: &DomainOptions, required: bool, v: &Value) -> Result<(), FieldError> {
+    let s = v.as_str().unwrap_or_default();
+    if required && s.is_empty() {
+        return Err(FieldError::required());
+    }
+    if s.is_empty() {
+        return Ok(());
+    }
+    if !is_email(s) {
+        return Err(FieldError::new(
+            "validation_is_email",
+            "Must be a valid email address",
+        ));
+    }
+    let domain = s
+        .rsplit_once('@')
+        .map(|(_, d)| d.to_ascii_lowercase())
+        .unwrap_or_default();
+    if domain_rejected(&domain, &o.only_domains, &o.except_domains) {
+        return Err(FieldError::new(
+            "validation_email_domain_not_allowed",
+            "Email domain is not allowed",
+        ));
+    }
+    Ok(())
+}
+
+/// A URL: required, the URL format, the allowed domains.
+fn validate_url(o: &DomainOptions, required: bool, v: &Value) -> Result<(), FieldError> {
+    let s = v.as_str().unwrap_or_default();
+    if required && s.is_empty() {
+        return Err(FieldError::required());
+    }
+    if s.is_empty() {
+        return Ok(());
+    }
+    if !is_url(s) {
+        return Err(FieldError::new(
+            "validation_invalid_url",
+            "Must be a valid url",
+        ));
+    }
+    if domain_rejected(&url_host(s), &o.only_domains, &o.except_domains) {
+        return Err(FieldError::new(
+            "validation_url_domain_not_allowed",
+            "Url domain is not allowed",
+        ));
+    }
+    Ok(())
+}
+
+/// A date: required, within min..max (an unparsable value is left alone).
+fn validate_date(o: &DateOptions, required: bool, v: &Value) -> Result<(), FieldError> {
+    let s = v.as_str().unwrap_or_default();
+    if required && s.is_empty() {
+        return Err(FieldError::required());
+    }
+    let Some(d) = DateTime::parse(s) else {
+        return Ok(());
+    };
+    if let Some(min) = DateTime::parse(&o.min)
+        && d < min
+    {
+        return Err(FieldError::new(
+            "validation_min_greater_equal_than_required",
+            format!("Must be no less than {}", min.format_go()),
+        )
+        .param("threshold", min.format_rfc3339()));
+    }
+    if let Some(max) = DateTime::parse(&o.max)
+        && d > max
+    {
+        return Err(FieldError::new(
+            "validation_max_less_equal_than_required",
+            format!("Must be no greater than {}", max.format_go()),
+        )
+        .param("threshold", max.format_rfc3339()));
+    }
+    Ok(())
+}
+
+/// A select: required, at most maxSelect values, each one of the listed values.
+fn validate_select(o: &SelectOptions, required: bool, v: &Value) -> Result<(), FieldError> {
+    let list = to_unique_strings(v);
+    if required && list.is_empty() {
+        return Err(FieldError::required());
+    }
+    let max = o.max_select.max(1);
+    if i64::try_from(list.len()).unwrap_or(i64::MAX) > max {
+        return Err(too_many_values(max));
+    }
+    if let Some(bad) = list.iter().find(|s| !o.values.contains(s)) {
+        return Err(
+            FieldError::new("validation_invalid_value", format!("Invalid value {bad}"))
+                .param("value", bad.clone()),
+        );
+    }
+    Ok(())
+}
+
+/// A relation: required, between minSelect and maxSelect ids (existence is the caller's).
+fn validate_relation(o: &RelationOptions, required: bool, v: &Value) -> Result<(), FieldError> {
+    let list = to_unique_strings(v);
+    let count = i64::try_from(list.len()).unwrap_or(i64::MAX);
+    if required && list.is_empty() {
+        return Err(FieldError::required());
+    }
+    if count == 0 {
+        return Ok(());
+    }
+    if o.min_select > 0 && count < o.min_select {
+        return Err(FieldError::new(
+            "validation_not_enough_values",
+            format!("Select at least {}", o.min_select),
+        )
+        .param("minSelect", o.min_select));
+    }
+    let max = o.max_select.max(1);
+    if count > max {
+        return Err(too_many_values(max));
+    }
+    Ok(())
+}
+
+/// A file field: required, at most maxSelect files (uploads are the caller's).
+fn validate_file(o: &FileOptions, required: bool, v: &Value) -> Result<(), FieldError> {
+    let list = to_unique_strings(v);
+    if required && list.is_empty() {
+        return Err(FieldError::required());
+    }
+    let max = o.max_select.max(1);
+    if i64::try_from(list.len()).unwrap_or(i64::MAX) > max {
+        return Err(FieldError::new(
+            "validation_too_many_files",
+            format!("The maximum allowed files is {max}"),
+        )
+        .param("maxSelect", max));
+    }
+    Ok(())
+}
+
+/// A JSON value: required means non-empty, serialised size within maxSize.
+fn validate_json(o: &JsonOptions, required: bool, v: &Value) -> Result<(), FieldError> {
+    let empty = match v {
+        Value::Null => true,
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Object(m) => m.is_empty(),
+        _ => false,
+    };
+    if required && empty {
+        return Err(FieldError::required());
+    }
+    let max = if o.max_size <= 0 {
+        DEFAULT_JSON_MAX_SIZE
+    } else {
+        o.max_size
+    };
+    let size = serde_json::to_string(v).map_or(0, |s| byte_len(&s));
+    if size > max {
+        return Err(FieldError::new(
+            "validation_json_size_limit",
+            format!("The maximum allowed JSON size is {max} bytes"),
+        )
+        .param("maxSize", max));
+    }
+    Ok(())
+}
+
+/// A plain password: required, length within min..max, the pattern.
+fn validate_password(o: &PasswordOptions, required: bool, v: &Value) -> Result<(), FieldError> {
+    let s = v.as_str().unwrap_or_default();
+    if required && s.is_empty() {
+        return Err(FieldError::required());
+    }
+    if s.is_empty() {
+        return Ok(());
+    }
+    let len = utf8_len(s);
+    if o.min > 0 && len < o.min {
+        return Err(FieldError::new(
+            "validation_min_text_constraint",
+            format!("Must be at least {} character(s)", o.min),
+        ));
+    }
+    let max = if o.max <= 0 {
+        DEFAULT_PASSWORD_MAX
+    } else {
+        o.max
+    };
+    if len > max {
+        return Err(FieldError::new(
+            "validation_max_text_constraint",
+            format!("Must be less than {max} character(s)"),
+        ));
+    }
+    if !o.pattern.is_empty() && !regex_matches(&o.pattern, s) {
+        return Err(FieldError::new(
+            "validation_invalid_format",
+            "Invalid value format",
+        ));
+    }
+    Ok(())
+}
+
+/// A geo point: required means not 0/0, latitude and longitude in range.
+fn validate_geo_point(required: bool, v: &Value) -> Result<(), FieldError> {
+    let (lon, lat) = to_geo_point(v);
+    if required && lon == 0.0 && lat == 0.0 {
+        return Err(FieldError::required());
+    }
+    if !(-90.0..=90.0).contains(&lat) {
+        return Err(FieldError::new(
+            "validation_invalid_latitude",
+            "Latitude must be between -90 and 90 degrees",
+        ));
+    }
+    if !(-180.0..=180.0).contains(&lon) {
+        return Err(FieldError::new(
+            "validation_invalid_longitude",
+            "Longitude must be between -180 and 180 degrees",
+        ));
+    }
+    Ok(())
 }
 
 fn too_many_values(max: i64) -> FieldError {

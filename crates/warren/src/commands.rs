@@ -111,33 +111,8 @@ async fn serve_platform(global: &Global, serve: &Serve) -> anyhow::Result<()> {
     );
     metering.start(serve.metering_interval);
     let final_flush = metering.clone();
-    let mut backups = backups(global, &serve.backup, &tenants, Some(registry.clone()))?
-        .with_file_bucket(default_bucket(&serve.s3));
-    if let Some(every) = parse_duration(&serve.backup.backup_wal_every)? {
-        backups.enable_shipping(every);
-    }
+    let (backups, _tasks) = start_backups(global, serve, &tenants, &registry)?;
     let shipping = backups.clone();
-    backups.remove_leftovers();
-    let _schedule = match parse_duration(&serve.backup.backup_every)? {
-        Some(every) if backups.enabled() => {
-            let policy = warren_control_plane::backups::FixedPolicy {
-                every,
-                retention: warren_control_plane::backups::Retention {
-                    keep: serve.backup.backup_keep,
-                    max_age: parse_duration(&serve.backup.backup_max_age)?,
-                },
-            };
-            backups.start_schedule(
-                std::sync::Arc::new(policy),
-                (every / 4).clamp(Duration::from_secs(1), Duration::from_secs(60)),
-            )
-        }
-        _ => None,
-    };
-    let _drills = match parse_duration(&serve.drills.every)? {
-        Some(every) => backups.start_drills(every, serve.drills.sample),
-        None => None,
-    };
     let trusted_peers =
         warren_api::TrustedPeers::new(serve.trusted_proxies.clone()).map_err(|bad| {
             anyhow::anyhow!("--trusted-proxies: {bad:?} is not an IP address or CIDR subnet")
@@ -187,12 +162,7 @@ async fn serve_platform(global: &Global, serve: &Serve) -> anyhow::Result<()> {
             &banner,
         )
         .await;
-        if !shipping.wait_shipping(Duration::from_secs(10)).await {
-            tracing::warn!("WAL shipping did not finish before shutdown");
-        }
-        if let Err(e) = final_flush.flush().await {
-            tracing::warn!(error = %e, "flushing usage at shutdown failed");
-        }
+        finish_serving(&shipping, &final_flush).await;
         return served;
     }
     // Tests and scripts wait for this exact line to know the server is ready.
@@ -209,14 +179,63 @@ async fn serve_platform(global: &Global, serve: &Serve) -> anyhow::Result<()> {
         draining.close_all();
     };
     warren_edge::serve_with_streams(listener, router, delivery(), shutdown).await?;
+    finish_serving(&shipping, &final_flush).await;
+    tracing::info!("Warren stopped");
+    Ok(())
+}
+
+/// The node's backups started as the flags ask: leftovers removed, WAL shipping, the backup
+/// schedule and restore drills (their tasks come back with them).
+fn start_backups(
+    global: &Global,
+    serve: &Serve,
+    tenants: &Tenants,
+    registry: &Registry,
+) -> anyhow::Result<(
+    warren_control_plane::backups::Backups,
+    [Option<tokio::task::JoinHandle<()>>; 2],
+)> {
+    let mut backups = backups(global, &serve.backup, tenants, Some(registry.clone()))?
+        .with_file_bucket(default_bucket(&serve.s3));
+    if let Some(every) = parse_duration(&serve.backup.backup_wal_every)? {
+        backups.enable_shipping(every);
+    }
+    backups.remove_leftovers();
+    let schedule = match parse_duration(&serve.backup.backup_every)? {
+        Some(every) if backups.enabled() => {
+            let policy = warren_control_plane::backups::FixedPolicy {
+                every,
+                retention: warren_control_plane::backups::Retention {
+                    keep: serve.backup.backup_keep,
+                    max_age: parse_duration(&serve.backup.backup_max_age)?,
+                },
+            };
+            backups.start_schedule(
+                std::sync::Arc::new(policy),
+                (every / 4).clamp(Duration::from_secs(1), Duration::from_secs(60)),
+            )
+        }
+        _ => None,
+    };
+    let drills = match parse_duration(&serve.drills.every)? {
+        Some(every) => backups.start_drills(every, serve.drills.sample),
+        None => None,
+    };
+    Ok((backups, [schedule, drills]))
+}
+
+/// What a stopping server still owes: the WAL it has not shipped and the usage it has not
+/// written.
+async fn finish_serving(
+    shipping: &warren_control_plane::backups::Backups,
+    metering: &warren_control_plane::metering::Metering,
+) {
     if !shipping.wait_shipping(Duration::from_secs(10)).await {
         tracing::warn!("WAL shipping did not finish before shutdown");
     }
-    if let Err(e) = final_flush.flush().await {
+    if let Err(e) = metering.flush().await {
         tracing::warn!(error = %e, "flushing usage at shutdown failed");
     }
-    tracing::info!("Warren stopped");
-    Ok(())
 }
 
 /// Serves HTTPS on `tcp` (the whole platform) and, on `plain`, ACME HTTP-01 answers and
