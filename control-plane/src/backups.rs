@@ -878,7 +878,7 @@ pub struct FixedPolicy {
 
 impl Policy for FixedPolicy {
     fn interval(&self, tenant: &TenantInfo) -> Option<Duration> {
-        (tenant.status == "active").then_some(self.every)
+        tenant.status.is_active().then_some(self.every)
     }
 
     fn retention(&self, _: &TenantInfo) -> Retention {

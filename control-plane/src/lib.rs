@@ -23,6 +23,7 @@ pub mod projects;
 mod router;
 mod routes;
 pub mod slug;
+pub mod status;
 pub mod tenants;
 pub mod transfers;
 
@@ -31,6 +32,7 @@ use std::path::{Path, PathBuf};
 pub use directory::Directory;
 pub use error::{Error, Result};
 pub use router::router;
+pub use status::TenantStatus;
 pub use tenants::{TenantInfo, Tenants};
 use warren_store::{Database, Migration, Options};
 

@@ -7,6 +7,7 @@ use warren_store::Database;
 use warren_store::rusqlite::{self, OptionalExtension, Row};
 
 use crate::plans::Limits;
+pub use crate::status::TenantStatus;
 use crate::{Error, Result, slug};
 
 /// A tenant as the control plane knows it.
@@ -16,8 +17,8 @@ pub struct TenantInfo {
     pub id: String,
     /// The `<slug>` of its hostname.
     pub slug: String,
-    /// `active` or `suspended`.
-    pub status: String,
+    /// Whether its hostnames answer.
+    pub status: TenantStatus,
     /// Creation time, `YYYY-MM-DD HH:MM:SS.mmmZ`.
     pub created: String,
     /// The tenant's plan.
@@ -112,10 +113,18 @@ pub(crate) fn from_row(row: &Row<'_>) -> rusqlite::Result<TenantInfo> {
     Ok(TenantInfo {
         id: row.get(0)?,
         slug: row.get(1)?,
-        status: row.get(2)?,
+        status: status_at(row, 2)?,
         created: row.get(3)?,
         plan: row.get(4)?,
         limits: Limits::from_row(row, 5)?,
+    })
+}
+
+/// The status stored in column `index` of `row`.
+pub(crate) fn status_at(row: &Row<'_>, index: usize) -> rusqlite::Result<TenantStatus> {
+    let stored: String = row.get(index)?;
+    stored.parse().map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(index, rusqlite::types::Type::Text, Box::new(e))
     })
 }
 
@@ -355,15 +364,10 @@ impl Tenants {
             .await
     }
 
-    /// Sets the status (`active` or `suspended`) of tenant `slug`.
-    pub async fn set_status(&self, slug: &str, status: &str) -> Result<TenantInfo> {
-        if !matches!(status, "active" | "suspended") {
-            return Err(Error::Invalid(
-                "status",
-                "The status must be \"active\" or \"suspended\".".into(),
-            ));
-        }
-        self.update(slug, "status", status.to_string()).await
+    /// Sets the status of tenant `slug`.
+    pub async fn set_status(&self, slug: &str, status: TenantStatus) -> Result<TenantInfo> {
+        self.update(slug, "status", status.as_str().to_string())
+            .await
     }
 
     /// Moves tenant `slug` to plan `plan`, which must exist.
@@ -454,7 +458,7 @@ mod tests {
     async fn create_list_delete() {
         let (dir, tenants) = tenants().await;
         let alpha = tenants.create("alpha").await.unwrap();
-        assert_eq!(alpha.status, "active");
+        assert_eq!(alpha.status, TenantStatus::Active);
         assert!(
             dir.path()
                 .join("tenants")

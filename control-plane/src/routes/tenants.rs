@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::{ErrorBody, JsonBody};
 use crate::metering::{Usage, totals};
 use crate::plans::Limits;
-use crate::tenants::{Filter, TenantInfo};
+use crate::tenants::{Filter, TenantInfo, TenantStatus};
 use crate::{ControlPlane, Error, Result};
 
 /// Body of `POST /v1/tenants`.
@@ -113,7 +113,7 @@ fn render(state: &ControlPlane, tenant: &TenantInfo) -> TenantView {
     TenantView {
         id: tenant.id.clone(),
         slug: tenant.slug.clone(),
-        status: tenant.status.clone(),
+        status: tenant.status.as_str().into(),
         created: tenant.created.clone(),
         url: state.urls.tenant_url(&tenant.slug),
         plan: tenant.plan.clone(),
@@ -244,7 +244,7 @@ pub async fn update_tenant(
         tenant = state.tenants.set_plan(&slug, plan).await?;
     }
     if let Some(status) = &body.status {
-        tenant = state.tenants.set_status(&slug, status).await?;
+        tenant = state.tenants.set_status(&slug, status.parse()?).await?;
     }
     applied(&state, &tenant);
     Ok(Json(render(&state, &tenant)))
@@ -263,7 +263,10 @@ pub async fn suspend_tenant(
     State(state): State<ControlPlane>,
     Path(slug): Path<String>,
 ) -> Result<Json<TenantView>> {
-    let tenant = state.tenants.set_status(&slug, "suspended").await?;
+    let tenant = state
+        .tenants
+        .set_status(&slug, TenantStatus::Suspended)
+        .await?;
     applied(&state, &tenant);
     tracing::info!(slug = %tenant.slug, "tenant suspended");
     Ok(Json(render(&state, &tenant)))
@@ -282,7 +285,10 @@ pub async fn resume_tenant(
     State(state): State<ControlPlane>,
     Path(slug): Path<String>,
 ) -> Result<Json<TenantView>> {
-    let tenant = state.tenants.set_status(&slug, "active").await?;
+    let tenant = state
+        .tenants
+        .set_status(&slug, TenantStatus::Active)
+        .await?;
     applied(&state, &tenant);
     tracing::info!(slug = %tenant.slug, "tenant resumed");
     Ok(Json(render(&state, &tenant)))
@@ -292,7 +298,7 @@ pub async fn resume_tenant(
 /// tenant is closed so its realtime clients are disconnected.
 fn applied(state: &ControlPlane, tenant: &TenantInfo) {
     state.directory.forget(&tenant.slug);
-    if tenant.status != "active" {
+    if !tenant.status.is_active() {
         state.registry.close(&tenant.id);
     }
 }

@@ -6,7 +6,9 @@ use anyhow::{Context, bail};
 use warren_control_plane::backups::Restored;
 use warren_control_plane::operator::{OperatorToken, Origin};
 use warren_control_plane::tenants::UrlScheme;
-use warren_control_plane::{ControlPlane, Directory, Tenants, open_control_db, tenants_root};
+use warren_control_plane::{
+    ControlPlane, Directory, TenantStatus, Tenants, open_control_db, tenants_root,
+};
 use warren_tenant::{Registry, RegistryConfig};
 
 use crate::app;
@@ -430,13 +432,16 @@ async fn tenant(global: &Global, command: TenantCommand) -> anyhow::Result<()> {
         }
         TenantCommand::Suspend { slug } => {
             tenants
-                .set_status(&slug, "suspended")
+                .set_status(&slug, TenantStatus::Suspended)
                 .await
                 .map_err(explain)?;
             println!("Suspended tenant {slug}.");
         }
         TenantCommand::Resume { slug } => {
-            tenants.set_status(&slug, "active").await.map_err(explain)?;
+            tenants
+                .set_status(&slug, TenantStatus::Active)
+                .await
+                .map_err(explain)?;
             println!("Resumed tenant {slug}.");
         }
         TenantCommand::Plan { slug, plan } => {
