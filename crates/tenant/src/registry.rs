@@ -6,6 +6,9 @@
 //!   on it, and the database closes when the last handle drops, so eviction never breaks an
 //!   in-flight request.
 //! - Concurrent first requests for one tenant open it once (a shared `OnceCell` per slot).
+//! - A tenant's files are deleted or replaced only under a [`Drained`] guard: new requests are
+//!   refused, realtime clients disconnected, and every database handle (writer, readers, WAL
+//!   shipping, request logs) closed before the guard is handed out.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -409,25 +412,10 @@ impl Registry {
         removed.values().for_each(disconnect);
     }
 
-    /// Closes tenant `id` and deletes its directory and everything in it.
-    pub async fn remove(&self, id: &str) -> Result<()> {
-        // Let the tenant close first (in-flight requests finish, shipping sends what is
-        // pending), for a bounded time.
-        let open = self
-            .inner
-            .lock()
-            .get(id)
-            .and_then(|slot| slot.cell.get().map(|t| t.db().on_close()));
-        self.close(id);
-        if let Some(closed) = open {
-            let _ = tokio::time::timeout(Duration::from_secs(10), closed.wait()).await;
-        }
-        let dir = tenant_dir(&self.inner.config.root, id);
-        match tokio::fs::remove_dir_all(&dir).await {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(e.into()),
-        }
+    /// Drains tenant `id` (see [`Registry::drain`], waiting at most `limit`) and deletes its
+    /// directory and everything in it; nothing is deleted while it is still in use.
+    pub async fn remove(&self, id: &str, limit: Duration) -> Result<()> {
+        self.drain(id, limit).await?.remove_files().await
     }
 
     /// How many tenants are open now.
@@ -449,6 +437,25 @@ impl Registry {
 pub struct Drained {
     registry: Registry,
     id: String,
+}
+
+impl Drained {
+    /// The drained tenant's id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Deletes the drained tenant's directory and everything in it (already gone is fine).
+    /// Its databases are closed, so no handle writes into the deleted files; once the guard
+    /// drops, the tenant is simply not found.
+    pub async fn remove_files(self) -> Result<()> {
+        let dir = tenant_dir(&self.registry.inner.config.root, &self.id);
+        match tokio::fs::remove_dir_all(&dir).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
 }
 
 impl Drop for Drained {
@@ -693,8 +700,43 @@ mod tests {
         let (dir, registry) = registry(10, Duration::from_secs(60)).await;
         provision(dir.path(), "a").await.unwrap();
         registry.get("a").await.unwrap();
-        registry.remove("a").await.unwrap();
+        registry.remove("a", Duration::from_secs(5)).await.unwrap();
         assert!(!dir.path().join("a").exists());
         assert!(matches!(registry.get("a").await, Err(Error::NotFound)));
+    }
+
+    #[tokio::test]
+    async fn removing_waits_for_requests_in_flight() {
+        let (dir, registry) = registry(10, Duration::from_secs(60)).await;
+        provision(dir.path(), "a").await.unwrap();
+        let held = registry.get("a").await.unwrap();
+        let removing = {
+            let registry = registry.clone();
+            tokio::spawn(async move { registry.remove("a", Duration::from_secs(5)).await })
+        };
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        assert!(!removing.is_finished());
+        assert!(dir.path().join("a").join(DATABASE_FILE).exists());
+        assert!(matches!(registry.get("a").await, Err(Error::Draining)));
+        drop(held);
+        removing.await.unwrap().unwrap();
+        assert!(!dir.path().join("a").exists());
+        assert!(matches!(registry.get("a").await, Err(Error::NotFound)));
+    }
+
+    #[tokio::test]
+    async fn a_tenant_still_in_use_is_not_removed() {
+        let (dir, registry) = registry(10, Duration::from_secs(60)).await;
+        provision(dir.path(), "a").await.unwrap();
+        let held = registry.get("a").await.unwrap();
+        assert!(
+            registry
+                .remove("a", Duration::from_millis(20))
+                .await
+                .is_err()
+        );
+        assert!(dir.path().join("a").join(DATABASE_FILE).exists());
+        drop(held);
+        registry.get("a").await.unwrap();
     }
 }
