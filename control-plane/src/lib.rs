@@ -13,6 +13,7 @@ pub mod dns;
 pub mod domains;
 pub mod drills;
 mod error;
+pub mod lifecycle;
 pub mod metering;
 pub mod metrics;
 pub mod openapi;
@@ -31,6 +32,7 @@ use std::path::{Path, PathBuf};
 
 pub use directory::Directory;
 pub use error::{Error, Result};
+pub use lifecycle::Lifecycle;
 pub use router::router;
 pub use status::TenantStatus;
 pub use tenants::{TenantInfo, Tenants};
@@ -103,4 +105,15 @@ pub struct ControlPlane {
     pub backups: backups::Backups,
     /// Imports of uploaded PocketBase zips and exports as zips.
     pub transfers: transfers::Transfers,
+}
+
+impl ControlPlane {
+    /// Deletes, suspends and resumes this server's tenants.
+    pub fn lifecycle(&self) -> Lifecycle {
+        Lifecycle::new(
+            self.tenants.clone(),
+            self.registry.clone(),
+            self.directory.clone(),
+        )
+    }
 }

@@ -411,34 +411,26 @@ impl Tenants {
             .ok_or(Error::NotFound)
     }
 
-    /// Deletes tenant `slug`: removes its record first (it stops routing at once), then its
-    /// directory. Returns the deleted tenant.
-    pub async fn delete(&self, slug: &str) -> Result<TenantInfo> {
-        let key = slug.to_string();
-        let deleted = self
-            .db
+    /// Deletes the record of tenant `id` and its custom domains; its directory is left to
+    /// the caller ([`crate::lifecycle::Lifecycle::delete`] removes it once the tenant is closed).
+    pub(crate) async fn delete_record(&self, id: &str) -> Result<TenantInfo> {
+        let key = id.to_string();
+        self.db
             .write(move |c| {
                 let found = c
-                    .prepare_cached(&format!("{} WHERE t.slug = ?1", select()))?
+                    .prepare_cached(&format!("{} WHERE t.id = ?1", select()))?
                     .query_row([&key], from_row)
                     .optional()?;
-                if let Some(tenant) = &found {
+                if found.is_some() {
                     c.prepare_cached("DELETE FROM tenants WHERE id = ?1")?
-                        .execute([&tenant.id])?;
+                        .execute([&key])?;
                     c.prepare_cached("DELETE FROM domains WHERE tenant_id = ?1")?
-                        .execute([&tenant.id])?;
+                        .execute([&key])?;
                 }
-                Ok(found)
+                Ok::<_, Error>(found)
             })
-            .await
-            .map_err(|e: Error| e)?
-            .ok_or(Error::NotFound)?;
-        match tokio::fs::remove_dir_all(warren_tenant::tenant_dir(&self.root, &deleted.id)).await {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::Io(e)),
-        }
-        Ok(deleted)
+            .await?
+            .ok_or(Error::NotFound)
     }
 }
 
@@ -475,11 +467,12 @@ mod tests {
             .map(|t| t.slug)
             .collect();
         assert_eq!(slugs, ["alpha", "beta"]);
-        tenants.delete("alpha").await.unwrap();
+        let lifecycle = crate::Lifecycle::offline(tenants.clone());
+        lifecycle.delete("alpha").await.unwrap();
         assert!(!dir.path().join("tenants").join(&alpha.id).exists());
         assert!(tenants.find("alpha").await.unwrap().is_none());
         assert!(matches!(
-            tenants.delete("alpha").await,
+            lifecycle.delete("alpha").await,
             Err(Error::NotFound)
         ));
     }

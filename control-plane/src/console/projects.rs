@@ -584,14 +584,11 @@ pub async fn delete_project(
         );
     }
     match state
-        .console
-        .projects()
-        .delete(&account.id, &project.id)
+        .lifecycle()
+        .delete_project(&account.id, &project.id)
         .await
     {
         Ok(deleted) => {
-            state.directory.forget(&deleted.slug);
-            state.registry.close(&deleted.id);
             tracing::info!(account = %account.id, slug = %deleted.slug, "project deleted");
             redirect(&visitor, "/projects", &[])
         }

@@ -7,7 +7,7 @@ use warren_control_plane::backups::Restored;
 use warren_control_plane::operator::{OperatorToken, Origin};
 use warren_control_plane::tenants::UrlScheme;
 use warren_control_plane::{
-    ControlPlane, Directory, TenantStatus, Tenants, open_control_db, tenants_root,
+    ControlPlane, Directory, Lifecycle, Tenants, open_control_db, tenants_root,
 };
 use warren_tenant::{Registry, RegistryConfig};
 
@@ -402,7 +402,10 @@ async fn tenant(global: &Global, command: TenantCommand) -> anyhow::Result<()> {
             }
         }
         TenantCommand::Delete { slug } => {
-            tenants.delete(&slug).await.map_err(explain)?;
+            Lifecycle::offline(tenants)
+                .delete(&slug)
+                .await
+                .map_err(explain)?;
             println!("Deleted tenant {slug}.");
         }
         TenantCommand::Import {
@@ -431,21 +434,24 @@ async fn tenant(global: &Global, command: TenantCommand) -> anyhow::Result<()> {
             );
         }
         TenantCommand::Suspend { slug } => {
-            tenants
-                .set_status(&slug, TenantStatus::Suspended)
+            Lifecycle::offline(tenants)
+                .suspend(&slug)
                 .await
                 .map_err(explain)?;
             println!("Suspended tenant {slug}.");
         }
         TenantCommand::Resume { slug } => {
-            tenants
-                .set_status(&slug, TenantStatus::Active)
+            Lifecycle::offline(tenants)
+                .resume(&slug)
                 .await
                 .map_err(explain)?;
             println!("Resumed tenant {slug}.");
         }
         TenantCommand::Plan { slug, plan } => {
-            tenants.set_plan(&slug, &plan).await.map_err(explain)?;
+            Lifecycle::offline(tenants)
+                .set_plan(&slug, &plan)
+                .await
+                .map_err(explain)?;
             println!("Tenant {slug} is on plan {plan}.");
         }
         TenantCommand::Export { slug, to } => {
