@@ -7,6 +7,7 @@
 //! forget its hostnames in the directory, and only then touch its files. Handlers and the CLI
 //! call one function here and never sequence these steps themselves.
 
+use std::path::Path;
 use std::time::Duration;
 
 use warren_tenant::{Drained, Registry, RegistryConfig};
@@ -28,6 +29,8 @@ pub struct Lifecycle {
     registry: Registry,
     /// This process's hostname cache, when it serves.
     directory: Option<Directory>,
+    /// How long a change waits for requests in flight on the tenant.
+    drain_limit: Duration,
 }
 
 impl Lifecycle {
@@ -38,20 +41,18 @@ impl Lifecycle {
             tenants,
             registry,
             directory: Some(directory),
+            drain_limit: DRAIN_LIMIT,
         }
     }
 
     /// The lifecycle of a process that serves no tenant (the CLI). Needs a Tokio runtime.
     pub fn offline(tenants: Tenants) -> Self {
-        let registry = Registry::new(RegistryConfig {
-            root: tenants.root().to_path_buf(),
-            max_open: 1,
-            idle_timeout: Duration::from_secs(60),
-        });
+        let registry = offline_registry(tenants.root());
         Self {
             tenants,
             registry,
             directory: None,
+            drain_limit: DRAIN_LIMIT,
         }
     }
 
@@ -115,7 +116,7 @@ impl Lifecycle {
 
     /// Closes `tenant` in this process and keeps it closed while the guard lives.
     async fn drain(&self, tenant: &TenantInfo) -> Result<Drained> {
-        Ok(self.registry.drain(&tenant.id, DRAIN_LIMIT).await?)
+        Ok(self.registry.drain(&tenant.id, self.drain_limit).await?)
     }
 
     /// Makes this process's hostname cache read `tenant` afresh at its next request.
@@ -123,5 +124,116 @@ impl Lifecycle {
         if let Some(directory) = &self.directory {
             directory.forget(&tenant.slug);
         }
+    }
+}
+
+/// The registry of a process that serves no tenant (the CLI): nothing is open in it, so
+/// draining a tenant returns at once, and its guard still orders the file changes.
+pub(crate) fn offline_registry(root: &Path) -> Registry {
+    Registry::new(RegistryConfig {
+        root: root.to_path_buf(),
+        max_open: 1,
+        idle_timeout: Duration::from_secs(60),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{open_control_db, tenants_root};
+
+    /// A control plane's lifecycle over a fresh data directory, with its registry.
+    async fn serving() -> (tempfile::TempDir, Lifecycle, Registry, Directory) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open_control_db(dir.path()).await.unwrap();
+        let tenants = Tenants::new(db, tenants_root(dir.path()));
+        let registry = Registry::new(RegistryConfig {
+            root: tenants_root(dir.path()),
+            max_open: 10,
+            idle_timeout: Duration::from_secs(60),
+        });
+        let closer = registry.clone();
+        let directory = Directory::start(tenants.clone(), Duration::from_secs(60), move |id| {
+            closer.close(id)
+        })
+        .await
+        .unwrap();
+        let lifecycle = Lifecycle::new(tenants, registry.clone(), directory.clone());
+        (dir, lifecycle, registry, directory)
+    }
+
+    #[tokio::test]
+    async fn deleting_waits_for_requests_in_flight_and_closes_realtime_clients() {
+        let (_dir, lifecycle, registry, directory) = serving().await;
+        let info = lifecycle.tenants.create("alpha").await.unwrap();
+        assert!(directory.resolve("alpha").await.unwrap().is_some());
+        let in_flight = registry.get(&info.id).await.unwrap();
+        let mut subscriber = in_flight.broker().connect();
+        let deleting = {
+            let lifecycle = lifecycle.clone();
+            tokio::spawn(async move { lifecycle.delete("alpha").await })
+        };
+        // The realtime client is disconnected at once; the request in flight is waited for.
+        assert!(subscriber.recv().await.is_none());
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        assert!(!deleting.is_finished());
+        let data = in_flight.dir().to_path_buf();
+        assert!(data.join(warren_tenant::DATABASE_FILE).exists());
+        assert!(matches!(
+            registry.get(&info.id).await,
+            Err(warren_tenant::Error::Draining)
+        ));
+        drop(subscriber);
+        drop(in_flight);
+        let deleted = deleting.await.unwrap().unwrap();
+        assert_eq!(deleted.id, info.id);
+        assert!(!data.exists());
+        // A later request finds no tenant: the hostname is unknown and nothing reopens.
+        assert!(directory.resolve("alpha").await.unwrap().is_none());
+        assert!(matches!(
+            registry.get(&info.id).await,
+            Err(warren_tenant::Error::NotFound)
+        ));
+        assert!(!data.exists());
+    }
+
+    #[tokio::test]
+    async fn a_tenant_in_use_past_the_limit_is_not_deleted() {
+        let (_dir, mut lifecycle, registry, directory) = serving().await;
+        lifecycle.drain_limit = Duration::from_millis(20);
+        let info = lifecycle.tenants.create("alpha").await.unwrap();
+        let in_flight = registry.get(&info.id).await.unwrap();
+        assert!(lifecycle.delete("alpha").await.is_err());
+        assert!(lifecycle.suspend("alpha").await.is_err());
+        drop(in_flight);
+        // Nothing changed: the tenant still answers, active, with its data.
+        let still = directory.resolve("alpha").await.unwrap().unwrap();
+        assert_eq!(still.status, TenantStatus::Active);
+        let tenant = registry.get(&info.id).await.unwrap();
+        assert!(tenant.dir().join(warren_tenant::DATABASE_FILE).exists());
+    }
+
+    #[tokio::test]
+    async fn suspending_closes_the_tenant_and_resuming_serves_it_again() {
+        let (_dir, lifecycle, registry, directory) = serving().await;
+        let info = lifecycle.tenants.create("alpha").await.unwrap();
+        let status = async |slug| directory.resolve(slug).await.unwrap().unwrap().status;
+        assert_eq!(status("alpha").await, TenantStatus::Active);
+        let open = registry.get(&info.id).await.unwrap();
+        let mut subscriber = open.broker().connect();
+        drop(open);
+        let suspended = lifecycle.suspend("alpha").await.unwrap();
+        assert_eq!(suspended.status, TenantStatus::Suspended);
+        assert!(subscriber.recv().await.is_none());
+        assert_eq!(registry.open_count(), 0);
+        assert_eq!(status("alpha").await, TenantStatus::Suspended);
+        let resumed = lifecycle.resume("alpha").await.unwrap();
+        assert_eq!(resumed.status, TenantStatus::Active);
+        assert_eq!(status("alpha").await, TenantStatus::Active);
+        registry.get(&info.id).await.unwrap();
+        assert!(matches!(
+            lifecycle.suspend("nosuch").await,
+            Err(Error::NotFound)
+        ));
     }
 }
