@@ -1,7 +1,9 @@
 //! The control plane: which tenants exist (the control database), which hostname reaches which
 //! tenant (the directory), the operator token, and the operator API under `/v1/`.
 //!
-//! It provisions tenants through the tenant runtime and never reads a tenant's data.
+//! It provisions tenants through the tenant runtime and never reads a tenant's data. Tenants
+//! are deleted, suspended, resumed and have their files replaced only through [`lifecycle`],
+//! which drains them in the tenant registry (`warren_tenant::Registry`) first.
 
 pub mod accounts;
 pub mod backup_status;
