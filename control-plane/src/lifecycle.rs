@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use warren_tenant::{Drained, Registry, RegistryConfig};
 
+use crate::backups::{Backups, RestoreOutcome, RestoreRequest};
 use crate::projects::Projects;
 use crate::tenants::{TenantInfo, TenantStatus, Tenants};
 use crate::{Directory, Error, Result};
@@ -103,6 +104,21 @@ impl Lifecycle {
         let moved = self.tenants.set_plan(slug, plan).await?;
         self.forget(&moved);
         Ok(moved)
+    }
+
+    /// Restores tenant `slug` from `backups` as `request` asks: in place (the tenant is
+    /// drained while its files are replaced) or into a new tenant; either then answers
+    /// through its hostnames from its next request.
+    pub async fn restore(
+        &self,
+        backups: &Backups,
+        slug: &str,
+        request: &RestoreRequest,
+        report: warren_backup::Report<'_>,
+    ) -> Result<RestoreOutcome> {
+        let outcome = backups.restore(slug, request, report).await?;
+        self.forget(&outcome.tenant);
+        Ok(outcome)
     }
 
     /// Drains `tenant`, deletes its record, forgets its hostnames, then removes its files.

@@ -867,8 +867,8 @@ async fn backup(global: &Global, args: BackupArgs) -> anyhow::Result<()> {
                 to,
                 in_place,
             };
-            let done = backups
-                .restore(&slug, &request, &progress)
+            let done = Lifecycle::offline(tenants.clone())
+                .restore(&backups, &slug, &request, &progress)
                 .await
                 .map_err(explain)?;
             let what = match done.restored {
