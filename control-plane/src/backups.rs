@@ -878,7 +878,7 @@ pub struct FixedPolicy {
 
 impl Policy for FixedPolicy {
     fn interval(&self, tenant: &TenantInfo) -> Option<Duration> {
-        (tenant.status == "active").then_some(self.every)
+        tenant.status.is_active().then_some(self.every)
     }
 
     fn retention(&self, _: &TenantInfo) -> Retention {
@@ -957,28 +957,21 @@ impl Inner {
             .await
     }
 
-    /// Replaces tenant `tenant`'s directory with the checked `staging` directory.
+    /// Replaces tenant `tenant`'s directory with the checked `staging` directory, with the
+    /// tenant drained (without a registry only when no server runs: see [`Backups::exclusive`]).
     async fn swap_in(&self, tenant: &TenantInfo, staging: &Path) -> Result<()> {
-        let _drained = match &self.registry {
-            Some(registry) => Some(registry.drain(&tenant.id, DRAIN_LIMIT).await?),
-            None if self.exclusive => None,
+        let registry = match &self.registry {
+            Some(registry) => registry.clone(),
+            None if self.exclusive => crate::lifecycle::offline_registry(self.tenants.root()),
             None => return Err(Error::NotFound),
         };
-        let root = self.tenants.root();
-        let dir = warren_tenant::tenant_dir(root, &tenant.id);
-        let old = root.join(format!(
+        let drained = registry.drain(&tenant.id, DRAIN_LIMIT).await?;
+        let aside = self.tenants.root().join(format!(
             ".replaced-{}-{:08x}",
             tenant.id,
             rand::random::<u32>()
         ));
-        tokio::fs::rename(&dir, &old).await.map_err(Error::Io)?;
-        if let Err(e) = tokio::fs::rename(staging, &dir).await {
-            let _ = tokio::fs::rename(&old, &dir).await;
-            return Err(Error::Io(e));
-        }
-        sync_dir(root).await?;
-        let _ = tokio::fs::remove_dir_all(&old).await;
-        Ok(())
+        Ok(drained.replace_files(staging, &aside).await?)
     }
 }
 

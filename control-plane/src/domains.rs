@@ -233,7 +233,7 @@ pub async fn verified(db: &Database) -> Result<Vec<(String, TenantInfo)>> {
                 TenantInfo {
                     id: row.get(1)?,
                     slug: row.get(2)?,
-                    status: row.get(3)?,
+                    status: crate::tenants::status_at(row, 3)?,
                     created: row.get(4)?,
                     plan: row.get(5)?,
                     limits: crate::plans::Limits::from_row(row, 6)?,

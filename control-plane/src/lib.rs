@@ -1,7 +1,9 @@
 //! The control plane: which tenants exist (the control database), which hostname reaches which
 //! tenant (the directory), the operator token, and the operator API under `/v1/`.
 //!
-//! It provisions tenants through the tenant runtime and never reads a tenant's data.
+//! It provisions tenants through the tenant runtime and never reads a tenant's data. Tenants
+//! are deleted, suspended, resumed and have their files replaced only through [`lifecycle`],
+//! which drains them in the tenant registry (`warren_tenant::Registry`) first.
 
 pub mod accounts;
 pub mod backup_status;
@@ -13,6 +15,7 @@ pub mod dns;
 pub mod domains;
 pub mod drills;
 mod error;
+pub mod lifecycle;
 pub mod metering;
 pub mod metrics;
 pub mod openapi;
@@ -23,6 +26,7 @@ pub mod projects;
 mod router;
 mod routes;
 pub mod slug;
+pub mod status;
 pub mod tenants;
 pub mod transfers;
 
@@ -30,7 +34,9 @@ use std::path::{Path, PathBuf};
 
 pub use directory::Directory;
 pub use error::{Error, Result};
+pub use lifecycle::Lifecycle;
 pub use router::router;
+pub use status::TenantStatus;
 pub use tenants::{TenantInfo, Tenants};
 use warren_store::{Database, Migration, Options};
 
@@ -101,4 +107,15 @@ pub struct ControlPlane {
     pub backups: backups::Backups,
     /// Imports of uploaded PocketBase zips and exports as zips.
     pub transfers: transfers::Transfers,
+}
+
+impl ControlPlane {
+    /// Deletes, suspends and resumes this server's tenants.
+    pub fn lifecycle(&self) -> Lifecycle {
+        Lifecycle::new(
+            self.tenants.clone(),
+            self.registry.clone(),
+            self.directory.clone(),
+        )
+    }
 }

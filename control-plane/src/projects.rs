@@ -128,36 +128,6 @@ impl Projects {
         inserted
     }
 
-    /// Deletes `account`'s project `id`: its record first (it stops routing), then its data.
-    pub async fn delete(&self, account: &str, id: &str) -> Result<TenantInfo> {
-        let (account, key) = (account.to_string(), id.to_string());
-        let deleted = self
-            .tenants
-            .db()
-            .write(move |c| {
-                let found = c
-                    .prepare_cached(&format!(
-                        "{} WHERE t.id = ?1 AND t.account_id = ?2",
-                        crate::tenants::select()
-                    ))?
-                    .query_row([&key, &account], crate::tenants::from_row)
-                    .optional()?
-                    .ok_or(Error::NotFound)?;
-                c.prepare_cached("DELETE FROM tenants WHERE id = ?1")?
-                    .execute([&key])?;
-                Ok::<_, Error>(found)
-            })
-            .await?;
-        match tokio::fs::remove_dir_all(warren_tenant::tenant_dir(self.tenants.root(), &deleted.id))
-            .await
-        {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::Io(e)),
-        }
-        Ok(deleted)
-    }
-
     /// How many projects `account` owns.
     pub async fn count(&self, account: &str) -> Result<u64> {
         let account = account.to_string();
@@ -179,6 +149,7 @@ impl Projects {
 mod tests {
     use super::*;
     use crate::accounts::Accounts;
+    use crate::lifecycle::Lifecycle;
     use crate::{open_control_db, tenants_root};
 
     async fn setup() -> (tempfile::TempDir, Accounts, Projects) {
@@ -204,11 +175,16 @@ mod tests {
             Err(Error::NotFound)
         ));
         assert!(matches!(
-            projects.delete(&a.id, &pb.id).await,
+            Lifecycle::offline(projects.tenants.clone())
+                .delete_project(&a.id, &pb.id)
+                .await,
             Err(Error::NotFound)
         ));
         assert_eq!(projects.get(&b.id, &pb.id).await.unwrap(), pb);
-        projects.delete(&a.id, &pa.id).await.unwrap();
+        Lifecycle::offline(projects.tenants.clone())
+            .delete_project(&a.id, &pa.id)
+            .await
+            .unwrap();
         assert!(projects.list(&a.id).await.unwrap().is_empty());
     }
 
@@ -250,7 +226,10 @@ mod tests {
         assert_eq!(moved.plan, "free");
         assert_eq!(max_projects(&db, &a.id).await.unwrap(), 1);
         assert_eq!(projects.get(&a.id, &before.id).await.unwrap().plan, "free");
-        projects.delete(&a.id, &before.id).await.unwrap();
+        Lifecycle::offline(projects.tenants.clone())
+            .delete_project(&a.id, &before.id)
+            .await
+            .unwrap();
         let after = projects.create(&a.id, "after", 1).await.unwrap();
         assert_eq!(after.plan, "free");
         assert!(matches!(

@@ -7,6 +7,7 @@ use warren_store::Database;
 use warren_store::sql::{self, OptionalExtension, Row};
 
 use crate::plans::Limits;
+pub use crate::status::TenantStatus;
 use crate::{Error, Result, slug};
 
 /// A tenant as the control plane knows it.
@@ -16,8 +17,8 @@ pub struct TenantInfo {
     pub id: String,
     /// The `<slug>` of its hostname.
     pub slug: String,
-    /// `active` or `suspended`.
-    pub status: String,
+    /// Whether its hostnames answer.
+    pub status: TenantStatus,
     /// Creation time, `YYYY-MM-DD HH:MM:SS.mmmZ`.
     pub created: String,
     /// The tenant's plan.
@@ -112,10 +113,18 @@ pub(crate) fn from_row(row: &Row<'_>) -> sql::Result<TenantInfo> {
     Ok(TenantInfo {
         id: row.get(0)?,
         slug: row.get(1)?,
-        status: row.get(2)?,
+        status: status_at(row, 2)?,
         created: row.get(3)?,
         plan: row.get(4)?,
         limits: Limits::from_row(row, 5)?,
+    })
+}
+
+/// The status stored in column `index` of `row`.
+pub(crate) fn status_at(row: &Row<'_>, index: usize) -> rusqlite::Result<TenantStatus> {
+    let stored: String = row.get(index)?;
+    stored.parse().map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(index, rusqlite::types::Type::Text, Box::new(e))
     })
 }
 
@@ -351,15 +360,10 @@ impl Tenants {
             .await
     }
 
-    /// Sets the status (`active` or `suspended`) of tenant `slug`.
-    pub async fn set_status(&self, slug: &str, status: &str) -> Result<TenantInfo> {
-        if !matches!(status, "active" | "suspended") {
-            return Err(Error::Invalid(
-                "status",
-                "The status must be \"active\" or \"suspended\".".into(),
-            ));
-        }
-        self.update(slug, "status", status.to_string()).await
+    /// Sets the status of tenant `slug`.
+    pub async fn set_status(&self, slug: &str, status: TenantStatus) -> Result<TenantInfo> {
+        self.update(slug, "status", status.as_str().to_string())
+            .await
     }
 
     /// Moves tenant `slug` to plan `plan`, which must exist.
@@ -403,34 +407,26 @@ impl Tenants {
             .ok_or(Error::NotFound)
     }
 
-    /// Deletes tenant `slug`: removes its record first (it stops routing at once), then its
-    /// directory. Returns the deleted tenant.
-    pub async fn delete(&self, slug: &str) -> Result<TenantInfo> {
-        let key = slug.to_string();
-        let deleted = self
-            .db
+    /// Deletes the record of tenant `id` and its custom domains; its directory is left to
+    /// the caller ([`crate::lifecycle::Lifecycle::delete`] removes it once the tenant is closed).
+    pub(crate) async fn delete_record(&self, id: &str) -> Result<TenantInfo> {
+        let key = id.to_string();
+        self.db
             .write(move |c| {
                 let found = c
-                    .prepare_cached(&format!("{} WHERE t.slug = ?1", select()))?
+                    .prepare_cached(&format!("{} WHERE t.id = ?1", select()))?
                     .query_row([&key], from_row)
                     .optional()?;
-                if let Some(tenant) = &found {
+                if found.is_some() {
                     c.prepare_cached("DELETE FROM tenants WHERE id = ?1")?
-                        .execute([&tenant.id])?;
+                        .execute([&key])?;
                     c.prepare_cached("DELETE FROM domains WHERE tenant_id = ?1")?
-                        .execute([&tenant.id])?;
+                        .execute([&key])?;
                 }
-                Ok(found)
+                Ok::<_, Error>(found)
             })
-            .await
-            .map_err(|e: Error| e)?
-            .ok_or(Error::NotFound)?;
-        match tokio::fs::remove_dir_all(warren_tenant::tenant_dir(&self.root, &deleted.id)).await {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::Io(e)),
-        }
-        Ok(deleted)
+            .await?
+            .ok_or(Error::NotFound)
     }
 }
 
@@ -450,7 +446,7 @@ mod tests {
     async fn create_list_delete() {
         let (dir, tenants) = tenants().await;
         let alpha = tenants.create("alpha").await.unwrap();
-        assert_eq!(alpha.status, "active");
+        assert_eq!(alpha.status, TenantStatus::Active);
         assert!(
             dir.path()
                 .join("tenants")
@@ -467,11 +463,12 @@ mod tests {
             .map(|t| t.slug)
             .collect();
         assert_eq!(slugs, ["alpha", "beta"]);
-        tenants.delete("alpha").await.unwrap();
+        let lifecycle = crate::Lifecycle::offline(tenants.clone());
+        lifecycle.delete("alpha").await.unwrap();
         assert!(!dir.path().join("tenants").join(&alpha.id).exists());
         assert!(tenants.find("alpha").await.unwrap().is_none());
         assert!(matches!(
-            tenants.delete("alpha").await,
+            lifecycle.delete("alpha").await,
             Err(Error::NotFound)
         ));
     }

@@ -316,23 +316,13 @@ impl Transfers {
     /// Replaces `tenant`'s directory with `staging` while the registry holds it closed, if it
     /// is still empty then.
     async fn swap_in(&self, tenant: &TenantInfo, staging: &Path) -> Result<()> {
-        let _drained = self.inner.registry.drain(&tenant.id, DRAIN_LIMIT).await?;
-        let root = self.inner.tenants.root();
-        let dir = warren_tenant::tenant_dir(root, &tenant.id);
+        let drained = self.inner.registry.drain(&tenant.id, DRAIN_LIMIT).await?;
+        let dir = warren_tenant::tenant_dir(self.inner.tenants.root(), &tenant.id);
         if !transfer::is_fresh(&dir).await? {
             return Err(not_empty());
         }
-        let old = self.scratch(".staging-", "-replaced");
-        tokio::fs::rename(&dir, &old).await.map_err(Error::Io)?;
-        if let Err(e) = tokio::fs::rename(staging, &dir).await {
-            let _ = tokio::fs::rename(&old, &dir).await;
-            return Err(Error::Io(e));
-        }
-        if let Ok(root) = tokio::fs::File::open(root).await {
-            let _ = root.sync_all().await;
-        }
-        let _ = tokio::fs::remove_dir_all(&old).await;
-        Ok(())
+        let aside = self.scratch(".staging-", "-replaced");
+        Ok(drained.replace_files(staging, &aside).await?)
     }
 
     /// Writes `tenant` as a zip of a PocketBase data directory (what stock PocketBase serves

@@ -13,14 +13,17 @@ use super::html::{Notice, csrf_field, e, input, page, redirect};
 use super::visitor::Visitor;
 use crate::accounts::Account;
 use crate::metering::{Usage, totals};
-use crate::tenants::TenantInfo;
+use crate::tenants::{TenantInfo, TenantStatus};
 use crate::{ControlPlane, Error};
 
-fn status_badge(status: &str) -> String {
-    let label = if status == "active" { "live" } else { status };
+fn status_badge(status: TenantStatus) -> String {
+    let label = match status {
+        TenantStatus::Active => "live",
+        other => other.as_str(),
+    };
     format!(
         r#"<span class="badge {class}">{label}</span>"#,
-        class = e(status),
+        class = e(status.as_str()),
         label = e(label)
     )
 }
@@ -55,7 +58,7 @@ async fn list_body(
                 id = e(&p.id),
                 slug = e(&p.slug),
                 url = e(&url),
-                status = status_badge(&p.status),
+                status = status_badge(p.status),
                 requests = used.requests,
                 storage = e(&bytes(used.storage_bytes)),
                 created = e(&p.created),
@@ -370,7 +373,7 @@ pub(super) fn project_body(
 </form>
 <p><a href="/projects">All projects</a></p>"#,
         url = e(&url),
-        status = status_badge(&project.status),
+        status = status_badge(project.status),
         created = e(&project.created),
         usage = usage_table(used),
         backups = backups,
@@ -581,14 +584,11 @@ pub async fn delete_project(
         );
     }
     match state
-        .console
-        .projects()
-        .delete(&account.id, &project.id)
+        .lifecycle()
+        .delete_project(&account.id, &project.id)
         .await
     {
         Ok(deleted) => {
-            state.directory.forget(&deleted.slug);
-            state.registry.close(&deleted.id);
             tracing::info!(account = %account.id, slug = %deleted.slug, "project deleted");
             redirect(&visitor, "/projects", &[])
         }

@@ -107,11 +107,10 @@ pub async fn restore_backup(
         in_place: body.in_place,
     };
     let outcome = state
-        .backups
-        .restore(&slug, &request, &warren_backup::quiet)
+        .lifecycle()
+        .restore(&state.backups, &slug, &request, &warren_backup::quiet)
         .await?;
     let tenant = &outcome.tenant;
-    state.directory.forget(&tenant.slug);
     tracing::info!(
         from = %slug,
         to = %tenant.slug,

@@ -113,7 +113,7 @@ fn render(state: &ControlPlane, tenant: &TenantInfo) -> TenantView {
     TenantView {
         id: tenant.id.clone(),
         slug: tenant.slug.clone(),
-        status: tenant.status.clone(),
+        status: tenant.status.as_str().into(),
         created: tenant.created.clone(),
         url: state.urls.tenant_url(&tenant.slug),
         plan: tenant.plan.clone(),
@@ -241,12 +241,11 @@ pub async fn update_tenant(
 ) -> Result<Json<TenantView>> {
     let mut tenant = state.tenants.find(&slug).await?.ok_or(Error::NotFound)?;
     if let Some(plan) = &body.plan {
-        tenant = state.tenants.set_plan(&slug, plan).await?;
+        tenant = state.lifecycle().set_plan(&slug, plan).await?;
     }
     if let Some(status) = &body.status {
-        tenant = state.tenants.set_status(&slug, status).await?;
+        tenant = state.lifecycle().set_status(&slug, status.parse()?).await?;
     }
-    applied(&state, &tenant);
     Ok(Json(render(&state, &tenant)))
 }
 
@@ -263,8 +262,7 @@ pub async fn suspend_tenant(
     State(state): State<ControlPlane>,
     Path(slug): Path<String>,
 ) -> Result<Json<TenantView>> {
-    let tenant = state.tenants.set_status(&slug, "suspended").await?;
-    applied(&state, &tenant);
+    let tenant = state.lifecycle().suspend(&slug).await?;
     tracing::info!(slug = %tenant.slug, "tenant suspended");
     Ok(Json(render(&state, &tenant)))
 }
@@ -282,19 +280,9 @@ pub async fn resume_tenant(
     State(state): State<ControlPlane>,
     Path(slug): Path<String>,
 ) -> Result<Json<TenantView>> {
-    let tenant = state.tenants.set_status(&slug, "active").await?;
-    applied(&state, &tenant);
+    let tenant = state.lifecycle().resume(&slug).await?;
     tracing::info!(slug = %tenant.slug, "tenant resumed");
     Ok(Json(render(&state, &tenant)))
-}
-
-/// Makes a changed tenant's status and plan take effect at its next request; a suspended
-/// tenant is closed so its realtime clients are disconnected.
-fn applied(state: &ControlPlane, tenant: &TenantInfo) {
-    state.directory.forget(&tenant.slug);
-    if tenant.status != "active" {
-        state.registry.close(&tenant.id);
-    }
 }
 
 /// `DELETE /v1/tenants/{slug}`: the host stops answering at once and the data is removed.
@@ -309,9 +297,7 @@ pub async fn delete_tenant(
     State(state): State<ControlPlane>,
     Path(slug): Path<String>,
 ) -> Result<StatusCode> {
-    let tenant = state.tenants.delete(&slug).await?;
-    state.directory.forget(&tenant.slug);
-    state.registry.close(&tenant.id);
+    let tenant = state.lifecycle().delete(&slug).await?;
     tracing::info!(slug = %tenant.slug, id = %tenant.id, "tenant deleted");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -6,6 +6,9 @@
 //!   on it, and the database closes when the last handle drops, so eviction never breaks an
 //!   in-flight request.
 //! - Concurrent first requests for one tenant open it once (a shared `OnceCell` per slot).
+//! - A tenant's files are deleted or replaced only under a [`Drained`] guard: new requests are
+//!   refused, realtime clients disconnected, and every database handle (writer, readers, WAL
+//!   shipping, request logs) closed before the guard is handed out.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -236,6 +239,9 @@ struct RegistryInner {
     meters: Mutex<HashMap<String, Arc<Meter>>>,
     /// Tenants held closed by a [`Drained`] guard (their data is being replaced).
     draining: Mutex<HashSet<String>>,
+    /// Tenant id → tenants closed while requests still held them, so a later drain waits for
+    /// those handles too. Weak: an entry costs nothing once the last handle is gone.
+    lingering: Mutex<HashMap<String, Vec<Weak<TenantInner>>>>,
     /// WAL shipping of opened tenants, if the node ships.
     shipper: RwLock<Option<Arc<dyn Shipper>>>,
 }
@@ -256,6 +262,7 @@ impl Registry {
             epoch: Instant::now(),
             meters: Mutex::new(HashMap::new()),
             draining: Mutex::new(HashSet::new()),
+            lingering: Mutex::new(HashMap::new()),
             shipper: RwLock::new(None),
         });
         let every = (inner.config.idle_timeout / 4)
@@ -355,6 +362,8 @@ impl Registry {
     pub fn close(&self, id: &str) {
         let removed = self.inner.lock().remove(id);
         removed.iter().for_each(disconnect);
+        let closed = removed.and_then(|slot| slot.cell.get().map(|t| Arc::downgrade(&t.inner)));
+        self.inner.linger(id, closed.into_iter().collect());
     }
 
     /// Closes tenant `id` and keeps it closed until the returned guard is dropped; requests
@@ -375,19 +384,20 @@ impl Registry {
             registry: self.clone(),
             id: id.to_string(),
         };
-        let removed = self.inner.lock().remove(id);
-        let Some(slot) = removed else {
-            return Ok(guard);
-        };
-        disconnect(&slot);
-        let Some(tenant) = slot.cell.get().cloned() else {
-            return Ok(guard);
-        };
-        drop(slot);
-        let _ = tenant.logs().flush().await;
-        let mut closing = vec![tenant.db().on_close()];
-        closing.extend(tenant.logs().open_database().map(|db| db.on_close()));
-        drop(tenant);
+        // The open tenant, and any closed earlier whose handles a request still holds.
+        let mut open = self.inner.take_lingering(id);
+        if let Some(slot) = self.inner.lock().remove(id) {
+            disconnect(&slot);
+            open.extend(slot.cell.get().cloned());
+        }
+        let mut closing = Vec::new();
+        for tenant in &open {
+            let _ = tenant.logs().flush().await;
+            closing.push(tenant.db().on_close());
+            closing.extend(tenant.logs().open_database().map(|db| db.on_close()));
+        }
+        let held: Vec<_> = open.iter().map(|t| Arc::downgrade(&t.inner)).collect();
+        drop(open);
         let closed = tokio::time::timeout(limit, async {
             for db in closing {
                 db.wait().await;
@@ -396,9 +406,13 @@ impl Registry {
         .await;
         match closed {
             Ok(()) => Ok(guard),
-            Err(_) => Err(Error::Invalid(
-                "the tenant is still in use; try again".into(),
-            )),
+            Err(_) => {
+                // The next drain waits for these handles again.
+                self.inner.linger(id, held);
+                Err(Error::Invalid(
+                    "the tenant is still in use; try again".into(),
+                ))
+            }
         }
     }
 
@@ -409,25 +423,10 @@ impl Registry {
         removed.values().for_each(disconnect);
     }
 
-    /// Closes tenant `id` and deletes its directory and everything in it.
-    pub async fn remove(&self, id: &str) -> Result<()> {
-        // Let the tenant close first (in-flight requests finish, shipping sends what is
-        // pending), for a bounded time.
-        let open = self
-            .inner
-            .lock()
-            .get(id)
-            .and_then(|slot| slot.cell.get().map(|t| t.db().on_close()));
-        self.close(id);
-        if let Some(closed) = open {
-            let _ = tokio::time::timeout(Duration::from_secs(10), closed.wait()).await;
-        }
-        let dir = tenant_dir(&self.inner.config.root, id);
-        match tokio::fs::remove_dir_all(&dir).await {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(e.into()),
-        }
+    /// Drains tenant `id` (see [`Registry::drain`], waiting at most `limit`) and deletes its
+    /// directory and everything in it; nothing is deleted while it is still in use.
+    pub async fn remove(&self, id: &str, limit: Duration) -> Result<()> {
+        self.drain(id, limit).await?.remove_files().await
     }
 
     /// How many tenants are open now.
@@ -449,6 +448,41 @@ impl Registry {
 pub struct Drained {
     registry: Registry,
     id: String,
+}
+
+impl Drained {
+    /// The drained tenant's id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Deletes the drained tenant's directory and everything in it (already gone is fine).
+    /// Its databases are closed, so no handle writes into the deleted files; once the guard
+    /// drops, the tenant is simply not found.
+    pub async fn remove_files(self) -> Result<()> {
+        let dir = tenant_dir(&self.registry.inner.config.root, &self.id);
+        match tokio::fs::remove_dir_all(&dir).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Puts the directory `staging` (on the same file system) in place of the drained
+    /// tenant's directory: the old one is renamed to `aside`, the new one renamed in, the
+    /// parent synced, and only then the old one removed. On failure the old one is put back.
+    pub async fn replace_files(&self, staging: &Path, aside: &Path) -> Result<()> {
+        let root = &self.registry.inner.config.root;
+        let (dir, old) = (tenant_dir(root, &self.id), aside);
+        tokio::fs::rename(&dir, old).await?;
+        if let Err(e) = tokio::fs::rename(staging, &dir).await {
+            let _ = tokio::fs::rename(old, &dir).await;
+            return Err(e.into());
+        }
+        tokio::fs::File::open(root).await?.sync_all().await?;
+        let _ = tokio::fs::remove_dir_all(old).await;
+        Ok(())
+    }
 }
 
 impl Drop for Drained {
@@ -476,6 +510,34 @@ impl RegistryInner {
         self.slots
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Remembers `held` (closed tenants of `id`) until their handles are gone.
+    fn linger(&self, id: &str, held: Vec<Weak<TenantInner>>) {
+        let mut lingering = self.lingering.lock().unwrap_or_else(|p| p.into_inner());
+        lingering.retain(|_, held| {
+            held.retain(|t| t.strong_count() > 0);
+            !held.is_empty()
+        });
+        let alive = held.into_iter().filter(|t| t.strong_count() > 0);
+        lingering.entry(id.to_string()).or_default().extend(alive);
+        if lingering.get(id).is_some_and(Vec::is_empty) {
+            lingering.remove(id);
+        }
+    }
+
+    /// The closed tenants of `id` still held by a request.
+    fn take_lingering(&self, id: &str) -> Vec<Tenant> {
+        let held = self
+            .lingering
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id)
+            .unwrap_or_default();
+        held.iter()
+            .filter_map(Weak::upgrade)
+            .map(|inner| Tenant { inner })
+            .collect()
     }
 
     fn meters(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Meter>>> {
@@ -693,8 +755,58 @@ mod tests {
         let (dir, registry) = registry(10, Duration::from_secs(60)).await;
         provision(dir.path(), "a").await.unwrap();
         registry.get("a").await.unwrap();
-        registry.remove("a").await.unwrap();
+        registry.remove("a", Duration::from_secs(5)).await.unwrap();
         assert!(!dir.path().join("a").exists());
         assert!(matches!(registry.get("a").await, Err(Error::NotFound)));
+    }
+
+    #[tokio::test]
+    async fn removing_waits_for_requests_in_flight() {
+        let (dir, registry) = registry(10, Duration::from_secs(60)).await;
+        provision(dir.path(), "a").await.unwrap();
+        let held = registry.get("a").await.unwrap();
+        let removing = {
+            let registry = registry.clone();
+            tokio::spawn(async move { registry.remove("a", Duration::from_secs(5)).await })
+        };
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        assert!(!removing.is_finished());
+        assert!(dir.path().join("a").join(DATABASE_FILE).exists());
+        assert!(matches!(registry.get("a").await, Err(Error::Draining)));
+        drop(held);
+        removing.await.unwrap().unwrap();
+        assert!(!dir.path().join("a").exists());
+        assert!(matches!(registry.get("a").await, Err(Error::NotFound)));
+    }
+
+    #[tokio::test]
+    async fn a_tenant_still_in_use_is_not_removed() {
+        let (dir, registry) = registry(10, Duration::from_secs(60)).await;
+        provision(dir.path(), "a").await.unwrap();
+        let held = registry.get("a").await.unwrap();
+        let too_soon = Duration::from_millis(20);
+        assert!(registry.remove("a", too_soon).await.is_err());
+        assert!(dir.path().join("a").join(DATABASE_FILE).exists());
+        // Asking again still waits for the handle held since the first attempt.
+        assert!(registry.remove("a", too_soon).await.is_err());
+        assert!(dir.path().join("a").join(DATABASE_FILE).exists());
+        drop(held);
+        registry.get("a").await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn draining_waits_for_handles_of_a_tenant_closed_before() {
+        let (dir, registry) = registry(10, Duration::from_secs(60)).await;
+        provision(dir.path(), "a").await.unwrap();
+        let held = registry.get("a").await.unwrap();
+        registry.close("a");
+        assert!(
+            registry
+                .drain("a", Duration::from_millis(20))
+                .await
+                .is_err()
+        );
+        drop(held);
+        registry.drain("a", Duration::from_secs(5)).await.unwrap();
     }
 }

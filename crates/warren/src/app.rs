@@ -49,7 +49,7 @@ async fn dispatch(State(app): State<App>, request: Request) -> Response {
                 Ok(None) => return ApiError::not_found().into_response(),
                 Err(e) => return ApiError::internal(e).into_response(),
             };
-            if info.status != "active" {
+            if !info.status.is_active() {
                 return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "The project is suspended.")
                     .into_response();
             }
@@ -62,7 +62,7 @@ async fn dispatch(State(app): State<App>, request: Request) -> Response {
                 .and_then(custom_domain_name)
                 .and_then(|name| app.control.directory.custom_domain(&name));
             match custom {
-                Some(info) if info.status != "active" => {
+                Some(info) if !info.status.is_active() => {
                     ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "The project is suspended.")
                         .into_response()
                 }

@@ -6,7 +6,9 @@ use anyhow::{Context, bail};
 use warren_control_plane::backups::Restored;
 use warren_control_plane::operator::{OperatorToken, Origin};
 use warren_control_plane::tenants::UrlScheme;
-use warren_control_plane::{ControlPlane, Directory, Tenants, open_control_db, tenants_root};
+use warren_control_plane::{
+    ControlPlane, Directory, Lifecycle, Tenants, open_control_db, tenants_root,
+};
 use warren_tenant::{Registry, RegistryConfig};
 
 use crate::app;
@@ -419,7 +421,10 @@ async fn tenant(global: &Global, command: TenantCommand) -> anyhow::Result<()> {
             }
         }
         TenantCommand::Delete { slug } => {
-            tenants.delete(&slug).await.map_err(explain)?;
+            Lifecycle::offline(tenants)
+                .delete(&slug)
+                .await
+                .map_err(explain)?;
             println!("Deleted tenant {slug}.");
         }
         TenantCommand::Import {
@@ -448,18 +453,24 @@ async fn tenant(global: &Global, command: TenantCommand) -> anyhow::Result<()> {
             );
         }
         TenantCommand::Suspend { slug } => {
-            tenants
-                .set_status(&slug, "suspended")
+            Lifecycle::offline(tenants)
+                .suspend(&slug)
                 .await
                 .map_err(explain)?;
             println!("Suspended tenant {slug}.");
         }
         TenantCommand::Resume { slug } => {
-            tenants.set_status(&slug, "active").await.map_err(explain)?;
+            Lifecycle::offline(tenants)
+                .resume(&slug)
+                .await
+                .map_err(explain)?;
             println!("Resumed tenant {slug}.");
         }
         TenantCommand::Plan { slug, plan } => {
-            tenants.set_plan(&slug, &plan).await.map_err(explain)?;
+            Lifecycle::offline(tenants)
+                .set_plan(&slug, &plan)
+                .await
+                .map_err(explain)?;
             println!("Tenant {slug} is on plan {plan}.");
         }
         TenantCommand::Export { slug, to } => {
@@ -875,8 +886,8 @@ async fn backup(global: &Global, args: BackupArgs) -> anyhow::Result<()> {
                 to,
                 in_place,
             };
-            let done = backups
-                .restore(&slug, &request, &progress)
+            let done = Lifecycle::offline(tenants.clone())
+                .restore(&backups, &slug, &request, &progress)
                 .await
                 .map_err(explain)?;
             let what = match done.restored {
