@@ -121,10 +121,14 @@ pub(crate) fn from_row(row: &Row<'_>) -> sql::Result<TenantInfo> {
 }
 
 /// The status stored in column `index` of `row`.
-pub(crate) fn status_at(row: &Row<'_>, index: usize) -> rusqlite::Result<TenantStatus> {
+pub(crate) fn status_at(row: &Row<'_>, index: usize) -> warren_store::sql::Result<TenantStatus> {
     let stored: String = row.get(index)?;
     stored.parse().map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(index, rusqlite::types::Type::Text, Box::new(e))
+        warren_store::sql::Error::FromSqlConversionFailure(
+            index,
+            warren_store::sql::Type::Text,
+            Box::new(e),
+        )
     })
 }
 
