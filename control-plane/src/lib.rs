@@ -1,7 +1,10 @@
-//! The control plane: which tenants exist (the control database), which hostname reaches which
-//! tenant (the directory), the operator token, and the operator API under `/v1/`.
+//! The control plane's domain: tenants and their lifecycle in the control database, accounts,
+//! plans, usage and metering, custom domains and certificates, the hostname directory, backups
+//! and their policy, restore drills, imports and exports, the mail outbox, and the operator token.
 //!
-//! It provisions tenants through the tenant runtime and never reads a tenant's data.
+//! It provisions tenants and sets their superusers through the tenant runtime, and never reads
+//! or writes a tenant's data itself. It serves no HTTP: the operator API is `warren-operator`.
+//! The console's pages (`console`) still live here and are the only reason it depends on axum.
 
 pub mod accounts;
 pub mod backup_status;
@@ -12,16 +15,13 @@ pub mod directory;
 pub mod dns;
 pub mod domains;
 pub mod drills;
-mod error;
+pub mod error;
 pub mod metering;
 pub mod metrics;
-pub mod openapi;
 pub mod operator;
 pub mod outbox;
 pub mod plans;
 pub mod projects;
-mod router;
-mod routes;
 pub mod slug;
 pub mod tenants;
 pub mod transfers;
@@ -30,7 +30,6 @@ use std::path::{Path, PathBuf};
 
 pub use directory::Directory;
 pub use error::{Error, Result};
-pub use router::router;
 pub use tenants::{TenantInfo, Tenants};
 use warren_store::{Database, Migration, Options};
 
@@ -80,7 +79,7 @@ pub fn tenants_root(data_dir: &Path) -> PathBuf {
     data_dir.join("tenants")
 }
 
-/// What the operator API's handlers share.
+/// The control plane's parts, shared by the operator API's handlers and the console's pages.
 #[derive(Clone)]
 pub struct ControlPlane {
     /// Tenant bookkeeping (control database) and provisioning.
