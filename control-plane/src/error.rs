@@ -1,9 +1,7 @@
-//! The control plane's error type, rendered in the same JSON envelope as the tenant API.
+//! The control plane's error type, and the JSON envelope (`{data, message, status}`, the same
+//! shape as the tenant API's) each error is shown to callers as.
 
-use axum::Json;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde_json::{Value, json};
 
 /// Errors of the control plane.
 #[derive(Debug, thiserror::Error)]
@@ -75,86 +73,108 @@ impl From<warren_store::sql::Error> for Error {
     }
 }
 
-impl IntoResponse for Error {
-    fn into_response(self) -> Response {
-        let (status, message, data) = match &self {
+/// An error as callers see it: the HTTP status, a sentence, and per-field details.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Envelope {
+    /// Per-field details: `{"<field>": {"code": "…", "message": "…"}}`, or `{}`.
+    pub data: Value,
+    /// What went wrong, as a sentence.
+    pub message: String,
+    /// The HTTP status.
+    pub status: u16,
+}
+
+impl Error {
+    /// The envelope this error is shown as. Errors with no meaning for the caller (storage,
+    /// files, hashing) become a 500 with a generic sentence; the caller logs those.
+    pub fn envelope(&self) -> Envelope {
+        let (status, message, data) = match self {
             Error::Invalid(field, reason) => (
-                StatusCode::BAD_REQUEST,
+                400,
                 "Failed to validate the request.".to_string(),
                 json!({ *field: { "code": "validation_invalid", "message": reason } }),
             ),
             Error::NotFound => (
-                StatusCode::NOT_FOUND,
+                404,
                 "The requested resource wasn't found.".into(),
                 json!({}),
             ),
             Error::SlugTaken => (
-                StatusCode::CONFLICT,
+                409,
                 "The slug is already taken.".into(),
                 json!({ "slug": { "code": "validation_not_unique", "message": "The slug is already taken." } }),
             ),
             Error::DomainTaken => (
-                StatusCode::CONFLICT,
+                409,
                 "The domain is already claimed.".into(),
                 json!({ "domain": { "code": "validation_not_unique", "message": "The domain is already claimed." } }),
             ),
             Error::Backup(warren_backup::Error::Corrupt(reason)) => (
-                StatusCode::UNPROCESSABLE_ENTITY,
+                422,
                 format!("The backup is damaged and was not restored: {reason}"),
                 json!({}),
             ),
-            Error::Backup(warren_backup::Error::NotFound(what)) => (
-                StatusCode::NOT_FOUND,
-                format!("Not found: {what}."),
-                json!({}),
-            ),
+            Error::Backup(warren_backup::Error::NotFound(what)) => {
+                (404, format!("Not found: {what}."), json!({}))
+            }
             Error::Backup(warren_backup::Error::Invalid(reason)) => (
-                StatusCode::BAD_REQUEST,
+                400,
                 "Failed to validate the request.".to_string(),
                 json!({ "backup": { "code": "validation_invalid", "message": reason } }),
             ),
             Error::Backup(warren_backup::Error::Target(reason)) => (
-                StatusCode::BAD_GATEWAY,
+                502,
                 format!("The backup target failed: {reason}"),
                 json!({}),
             ),
             Error::Tenant(warren_tenant::Error::Draining) => (
-                StatusCode::SERVICE_UNAVAILABLE,
+                503,
                 "The tenant is being restored; try again shortly.".into(),
                 json!({}),
             ),
             Error::TooLarge(reason) | Error::Tenant(warren_tenant::Error::TooLarge(reason)) => {
-                (StatusCode::PAYLOAD_TOO_LARGE, reason.clone(), json!({}))
+                (413, reason.clone(), json!({}))
             }
-            Error::Busy(reason) => (StatusCode::CONFLICT, reason.clone(), json!({})),
+            Error::Busy(reason) => (409, reason.clone(), json!({})),
             Error::Tenant(warren_tenant::Error::Invalid(reason)) => {
-                (StatusCode::BAD_REQUEST, upper_first(reason), json!({}))
+                (400, upper_first(reason), json!({}))
             }
-            Error::Unauthorized => (
-                StatusCode::UNAUTHORIZED,
-                "Missing or invalid operator token.".into(),
-                json!({}),
-            ),
+            Error::Unauthorized => (401, "Missing or invalid operator token.".into(), json!({})),
             Error::EmailTaken => (
-                StatusCode::CONFLICT,
+                409,
                 "The email is already registered.".into(),
                 json!({ "email": { "code": "validation_not_unique", "message": "The email is already registered." } }),
             ),
             Error::ProjectLimit(max) => (
-                StatusCode::FORBIDDEN,
+                403,
                 format!("The plan allows at most {max} projects."),
                 json!({}),
             ),
-            other => {
-                tracing::error!(error = %other, "control plane request failed");
-                (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "Something went wrong while processing your request.".into(),
-                    json!({}),
-                )
-            }
+            _ => (
+                500,
+                "Something went wrong while processing your request.".into(),
+                json!({}),
+            ),
         };
-        let body = json!({ "data": data, "message": message, "status": status.as_u16() });
-        (status, Json(body)).into_response()
+        Envelope {
+            data,
+            message,
+            status,
+        }
+    }
+}
+
+/// The console's pages answer a few failures with the envelope too (an unknown outbox message,
+/// a closed outbox). The operator API renders errors itself (`warren-operator`); this stays only
+/// for the console, whose routes still live in this crate.
+impl axum::response::IntoResponse for Error {
+    fn into_response(self) -> axum::response::Response {
+        let envelope = self.envelope();
+        if envelope.status == 500 {
+            tracing::error!(error = %self, "console request failed");
+        }
+        let status = axum::http::StatusCode::from_u16(envelope.status)
+            .unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR);
+        (status, axum::Json(envelope)).into_response()
     }
 }

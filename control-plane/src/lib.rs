@@ -1,9 +1,12 @@
-//! The control plane: which tenants exist (the control database), which hostname reaches which
-//! tenant (the directory), the operator token, and the operator API under `/v1/`.
+//! The control plane's domain: tenants and their lifecycle in the control database, accounts,
+//! plans, usage and metering, custom domains and certificates, the hostname directory, backups
+//! and their policy, restore drills, imports and exports, the mail outbox, and the operator token.
 //!
-//! It provisions tenants through the tenant runtime and never reads a tenant's data. Tenants
-//! are deleted, suspended, resumed and have their files replaced only through [`lifecycle`],
-//! which drains them in the tenant registry (`warren_tenant::Registry`) first.
+//! It provisions tenants and sets their superusers through the tenant runtime, and never reads
+//! or writes a tenant's data itself. Tenants are deleted, suspended, resumed and have their
+//! files replaced only through [`lifecycle`], which drains them in the tenant registry
+//! (`warren_tenant::Registry`) first. It serves no HTTP: the operator API is `warren-operator`.
+//! The console's pages (`console`) still live here and are the only reason it depends on axum.
 
 pub mod accounts;
 pub mod backup_status;
@@ -14,17 +17,14 @@ pub mod directory;
 pub mod dns;
 pub mod domains;
 pub mod drills;
-mod error;
+pub mod error;
 pub mod lifecycle;
 pub mod metering;
 pub mod metrics;
-pub mod openapi;
 pub mod operator;
 pub mod outbox;
 pub mod plans;
 pub mod projects;
-mod router;
-mod routes;
 pub mod slug;
 pub mod status;
 pub mod tenants;
@@ -35,7 +35,6 @@ use std::path::{Path, PathBuf};
 pub use directory::Directory;
 pub use error::{Error, Result};
 pub use lifecycle::Lifecycle;
-pub use router::router;
 pub use status::TenantStatus;
 pub use tenants::{TenantInfo, Tenants};
 use warren_store::{Database, Migration, Options};
@@ -86,7 +85,7 @@ pub fn tenants_root(data_dir: &Path) -> PathBuf {
     data_dir.join("tenants")
 }
 
-/// What the operator API's handlers share.
+/// The control plane's parts, shared by the operator API's handlers and the console's pages.
 #[derive(Clone)]
 pub struct ControlPlane {
     /// Tenant bookkeeping (control database) and provisioning.

@@ -520,7 +520,8 @@ pub async fn set_superuser(
         Err(e) => return failure(&visitor, e.into()),
     };
     let passwords = &state.console.inner.passwords;
-    match warren_tenant::superusers::upsert(tenant.db(), passwords, &form.email, &form.password)
+    match tenant
+        .set_superuser(passwords, &form.email, &form.password)
         .await
     {
         Ok(superuser) => {

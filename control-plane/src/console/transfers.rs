@@ -272,8 +272,39 @@ pub async fn export_project(
     match state.transfers.export(&project).await {
         Ok(export) => {
             tracing::info!(slug = %project.slug, bytes = export.bytes, "project exported from the console");
-            crate::routes::transfers::zip_response(&project.slug, export)
+            zip_response(&project.slug, export)
         }
         Err(e) => failure(&visitor, e),
     }
+}
+
+/// A download of `export`, streamed from its file.
+fn zip_response(slug: &str, export: crate::transfers::Export) -> Response {
+    use axum::body::{Body, Bytes};
+    use axum::http::{HeaderValue, header};
+    use axum::response::IntoResponse;
+    use tokio::io::AsyncReadExt;
+    let stream = futures_util::stream::unfold(export.file, |mut file| async move {
+        let mut buffer = vec![0u8; 256 * 1024];
+        match file.read(&mut buffer).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buffer.truncate(n);
+                Some((Ok::<_, std::io::Error>(Bytes::from(buffer)), file))
+            }
+            Err(e) => Some((Err(e), file)),
+        }
+    });
+    let disposition = format!("attachment; filename=\"{slug}-pb_data.zip\"");
+    let mut response = Body::from_stream(stream).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/zip"),
+    );
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(export.bytes));
+    if let Ok(value) = HeaderValue::from_str(&disposition) {
+        headers.insert(header::CONTENT_DISPOSITION, value);
+    }
+    response
 }

@@ -1,4 +1,5 @@
-//! The tenant's `_superusers`: created or updated from the CLI, looked up to authenticate.
+//! The tenant's `_superusers`: created or updated from the CLI and the console, looked up to
+//! authenticate.
 
 use warren_secrets::Passwords;
 use warren_store::Database;
@@ -81,6 +82,20 @@ pub async fn upsert(
     })
     .await?;
     find_by_email(db, &lookup).await?.ok_or(Error::NotFound)
+}
+
+impl crate::Tenant {
+    /// Creates the superuser `email` with `password` in this tenant, or sets the password of
+    /// the existing one (see [`upsert`]): how the control plane sets a project's superuser
+    /// without holding the tenant's database.
+    pub async fn set_superuser(
+        &self,
+        passwords: &Passwords,
+        email: &str,
+        password: &str,
+    ) -> Result<Superuser> {
+        upsert(self.db(), passwords, email, password).await
+    }
 }
 
 /// The superuser with `email` (case-insensitive), if any.

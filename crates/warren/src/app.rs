@@ -15,7 +15,7 @@ use warren_edge::Destination;
 struct App {
     /// The platform domain.
     domain: String,
-    /// The platform host's routes (operator API).
+    /// The platform host's routes (operator API and console).
     platform: Router,
     /// The tenant API; each request carries its tenant as an extension.
     tenant_api: Router,
@@ -27,7 +27,8 @@ struct App {
 pub fn router(control: ControlPlane, domain: &str, api: ApiState) -> Router {
     let app = App {
         domain: domain.to_string(),
-        platform: warren_control_plane::router(control.clone()),
+        platform: warren_operator::router(control.clone())
+            .merge(warren_control_plane::console::routes().with_state(control.clone())),
         tenant_api: warren_api::router(api),
         control,
     };

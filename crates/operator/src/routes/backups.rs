@@ -9,8 +9,9 @@ use serde_json::{Value, json};
 use warren_backup::Manifest;
 
 use super::{ErrorBody, JsonBody};
-use crate::backups::RestoreRequest;
-use crate::{ControlPlane, Result};
+use crate::Result;
+use warren_control_plane::ControlPlane;
+use warren_control_plane::backups::RestoreRequest;
 
 fn render(manifest: &Manifest) -> Value {
     json!({

@@ -8,7 +8,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::ErrorBody;
-use crate::{ControlPlane, Error, Result};
+use crate::Result;
+use warren_control_plane::{ControlPlane, Error};
 
 /// `GET /v1/tenants/{slug}/backups/status`
 #[utoipa::path(get, path = "/v1/tenants/{slug}/backups/status", tag = "backups",
@@ -51,13 +52,10 @@ pub async fn list_drills(
     query: Result<Query<DrillQuery>, QueryRejection>,
 ) -> Result<Json<Value>> {
     let Ok(Query(query)) = query else {
-        return Err(Error::Invalid(
-            "query",
-            "The query parameters are not valid.".into(),
-        ));
+        return Err(Error::Invalid("query", "The query parameters are not valid.".into()).into());
     };
     let tenant = match query.tenant.as_deref() {
-        Some(slug) if slug.len() > 63 => return Err(Error::NotFound),
+        Some(slug) if slug.len() > 63 => return Err(Error::NotFound.into()),
         Some(slug) => Some(state.tenants.find(slug).await?.ok_or(Error::NotFound)?),
         None => None,
     };

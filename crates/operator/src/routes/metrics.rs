@@ -4,8 +4,8 @@ use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
 
-use crate::ControlPlane;
-use crate::metrics::{Snapshot, TenantFigures, render};
+use warren_control_plane::ControlPlane;
+use warren_control_plane::metrics::{Snapshot, TenantFigures, render};
 
 /// How many of the busiest tenants get series of their own.
 pub const TOP_TENANTS: usize = 20;
@@ -37,7 +37,7 @@ pub async fn get_metrics(State(state): State<ControlPlane>) -> impl IntoResponse
     };
     let mut text = render(state.metering.metrics(), snapshot);
     match state.backups.summary().await {
-        Ok(summary) => text.push_str(&crate::backup_status::render(&summary)),
+        Ok(summary) => text.push_str(&warren_control_plane::backup_status::render(&summary)),
         Err(e) => tracing::warn!(error = %e, "backup figures for /metrics failed"),
     }
     (

@@ -8,8 +8,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::ErrorBody;
-use crate::outbox::{MAX_PER_PAGE, Message};
-use crate::{ControlPlane, Error, Result};
+use crate::Result;
+use warren_control_plane::outbox::{MAX_PER_PAGE, Message};
+use warren_control_plane::{ControlPlane, Error};
 
 /// Query of `GET /v1/outbox`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -68,9 +69,10 @@ pub async fn list_outbox(
         return Err(Error::Invalid(
             "perPage",
             format!("page must be 1 or more and perPage 1 to {MAX_PER_PAGE}."),
-        ));
+        )
+        .into());
     }
-    let (items, total) = crate::outbox::page(&state, page, per_page).await?;
+    let (items, total) = warren_control_plane::outbox::page(&state, page, per_page).await?;
     Ok(Json(json!({
         "page": page,
         "perPage": per_page,
@@ -92,6 +94,6 @@ pub async fn get_outbox_message(
     State(state): State<ControlPlane>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>> {
-    let message = crate::outbox::one(&state, &id).await?;
+    let message = warren_control_plane::outbox::one(&state, &id).await?;
     Ok(Json(render(&message, true)))
 }

@@ -8,8 +8,9 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
 use super::ErrorBody;
-use crate::transfers::{Export, Job, too_large, upload_limit};
-use crate::{ControlPlane, Error, Result};
+use crate::Result;
+use warren_control_plane::transfers::{Export, Job, too_large, upload_limit};
+use warren_control_plane::{ControlPlane, Error};
 
 /// The declared body size, when the client sent one.
 pub(crate) fn content_length(headers: &HeaderMap) -> Option<u64> {
@@ -44,7 +45,7 @@ pub async fn import_tenant(
     if let (Some(limit), Some(length)) = (limit, content_length(request.headers()))
         && length > limit
     {
-        return Err(too_large(limit));
+        return Err(too_large(limit).into());
     }
     let body = request.into_body().into_data_stream();
     let upload = state.transfers.receive(body, limit).await?;
@@ -73,7 +74,7 @@ pub async fn get_import(
         .transfers
         .job(&tenant)
         .map(Json)
-        .ok_or(Error::NotFound)
+        .ok_or(Error::NotFound.into())
 }
 
 /// `GET /v1/tenants/{slug}/export`: the tenant as a zip of a PocketBase data directory.

@@ -9,9 +9,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{ErrorBody, JsonBody};
-use crate::certificates::{self, CertificateRecord};
-use crate::domains::{self, DomainInfo};
-use crate::{ControlPlane, Result};
+use crate::Result;
+use warren_control_plane::ControlPlane;
+use warren_control_plane::certificates::{self, CertificateRecord};
+use warren_control_plane::domains::{self, DomainInfo};
 
 /// Body of `POST /v1/tenants/{slug}/domains`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

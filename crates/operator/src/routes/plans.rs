@@ -8,8 +8,9 @@ use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 
 use super::{ErrorBody, JsonBody};
-use crate::plans::{Limits, Plan, Plans};
-use crate::{ControlPlane, Result};
+use crate::Result;
+use warren_control_plane::ControlPlane;
+use warren_control_plane::plans::{Limits, Plan, Plans};
 
 /// Body of `POST /v1/plans`: a name and quotas (missing quotas are 0, no limit).
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -117,7 +118,10 @@ pub async fn update_plan(
     JsonBody(change): JsonBody<LimitsChange>,
 ) -> Result<Json<Plan>> {
     let plans = plans(&state);
-    let current = plans.find(&name).await?.ok_or(crate::Error::NotFound)?;
+    let current = plans
+        .find(&name)
+        .await?
+        .ok_or(warren_control_plane::Error::NotFound)?;
     let plan = plans.update(&name, change.apply(current.limits)).await?;
     state.directory.refresh().await?;
     tracing::info!(plan = %plan.name, "plan changed");

@@ -7,8 +7,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{ErrorBody, JsonBody};
-use crate::accounts::Account;
-use crate::{ControlPlane, Error, Result};
+use crate::Result;
+use warren_control_plane::accounts::Account;
+use warren_control_plane::{ControlPlane, Error};
 
 /// Largest page of `GET /v1/accounts`.
 const MAX_PER_PAGE: u32 = 500;
@@ -62,10 +63,11 @@ pub async fn list_accounts(
         return Err(Error::Invalid(
             "perPage",
             format!("page must be 1 or more and perPage 1 to {MAX_PER_PAGE}."),
-        ));
+        )
+        .into());
     }
     if paging.email.as_ref().is_some_and(|e| e.len() > 254) {
-        return Err(Error::Invalid("email", "The email is too long.".into()));
+        return Err(Error::Invalid("email", "The email is too long.".into()).into());
     }
     let (items, total) = state
         .console
@@ -114,7 +116,7 @@ pub async fn get_account(
 
 /// The account's project cap as the API shows it: a number, or 0 for no limit.
 async fn max_projects(state: &ControlPlane, id: &str) -> Result<Value> {
-    let max = crate::projects::max_projects(state.tenants.db(), id).await?;
+    let max = warren_control_plane::projects::max_projects(state.tenants.db(), id).await?;
     Ok(json!(if max == u32::MAX { 0 } else { max }))
 }
 
@@ -145,7 +147,7 @@ pub async fn update_account(
 ) -> Result<Json<Value>> {
     if let Some(plan) = &change.plan {
         if plan.len() > 64 {
-            return Err(Error::Invalid("plan", "There is no such plan.".into()));
+            return Err(Error::Invalid("plan", "There is no such plan.".into()).into());
         }
         let account = state.console.accounts().set_plan(&id, plan).await?;
         state.directory.refresh().await?;

@@ -16,7 +16,7 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Request};
 use serde::de::DeserializeOwned;
 
-use crate::Error;
+use warren_control_plane::Error;
 
 /// The error envelope every route answers failures with.
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]

@@ -9,10 +9,11 @@ use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 
 use super::{ErrorBody, JsonBody};
-use crate::metering::{Usage, totals};
-use crate::plans::Limits;
-use crate::tenants::{Filter, TenantInfo};
-use crate::{ControlPlane, Error, Result};
+use crate::Result;
+use warren_control_plane::metering::{Usage, totals};
+use warren_control_plane::plans::Limits;
+use warren_control_plane::tenants::{Filter, TenantInfo};
+use warren_control_plane::{ControlPlane, Error};
 
 /// Body of `POST /v1/tenants`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -127,7 +128,7 @@ const MAX_FILTER_LEN: usize = 128;
 fn filter_value(field: &'static str, value: Option<String>) -> Result<Option<String>> {
     match value {
         Some(v) if v.len() > MAX_FILTER_LEN => {
-            Err(Error::Invalid(field, "The value is too long.".into()))
+            Err(Error::Invalid(field, "The value is too long.".into()).into())
         }
         Some(v) if v.is_empty() => Ok(None),
         other => Ok(other),
@@ -153,14 +154,14 @@ pub async fn create_tenant(
         Some(account) => {
             let owner = match state.console.accounts().get(account).await {
                 Err(Error::NotFound) => {
-                    return Err(Error::Invalid(
-                        "account",
-                        "There is no such account.".into(),
-                    ));
+                    return Err(
+                        Error::Invalid("account", "There is no such account.".into()).into(),
+                    );
                 }
                 other => other?,
             };
-            let max = crate::projects::max_projects(state.tenants.db(), &owner.id).await?;
+            let max =
+                warren_control_plane::projects::max_projects(state.tenants.db(), &owner.id).await?;
             state
                 .console
                 .projects()
@@ -185,10 +186,7 @@ pub async fn list_tenants(
     query: Result<Query<TenantQuery>, QueryRejection>,
 ) -> Result<Json<TenantList>> {
     let Ok(Query(query)) = query else {
-        return Err(Error::Invalid(
-            "query",
-            "The query parameters are not valid.".into(),
-        ));
+        return Err(Error::Invalid("query", "The query parameters are not valid.".into()).into());
     };
     let page = query.page.unwrap_or(1).max(1);
     let per_page = query.per_page.unwrap_or(100).clamp(1, 500);
@@ -318,10 +316,7 @@ pub async fn get_usage(
     query: Result<Query<UsageQuery>, QueryRejection>,
 ) -> Result<Json<UsageReport>> {
     let Ok(Query(query)) = query else {
-        return Err(Error::Invalid(
-            "query",
-            "The query parameters are not valid.".into(),
-        ));
+        return Err(Error::Invalid("query", "The query parameters are not valid.".into()).into());
     };
     let tenant = state.tenants.find(&slug).await?.ok_or(Error::NotFound)?;
     let from = filter_value("from", query.from)?;

@@ -1,0 +1,12 @@
+//! The operator API under `/v1/` (and `/metrics`): its routes and their OpenAPI 3.1 document,
+//! both made from one list, the operator-token check, and the HTTP rendering of the control
+//! plane's errors. Handlers parse and render only; the work is the control plane's
+//! (`warren-control-plane`). It knows nothing of the console, which the binary mounts beside it.
+
+mod error;
+pub mod openapi;
+mod router;
+mod routes;
+
+pub use error::{ApiError, Result};
+pub use router::router;
