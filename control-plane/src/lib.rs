@@ -7,7 +7,7 @@ pub mod accounts;
 pub mod backup_status;
 pub mod backups;
 pub mod certificates;
-pub mod console;
+pub mod developers;
 pub mod directory;
 pub mod dns;
 pub mod domains;
@@ -93,8 +93,9 @@ pub struct ControlPlane {
     pub operator_token: operator::OperatorToken,
     /// Public base of tenant URLs: scheme, platform domain and port.
     pub urls: tenants::UrlScheme,
-    /// The developers' console: accounts, sessions, their projects.
-    pub console: console::Console,
+    /// Developers' accounts, sessions, their projects and the platform's mail (the console's
+    /// pages are in `warren-console`).
+    pub console: developers::Developers,
     /// Usage counters, their persistence, and process metrics.
     pub metering: metering::Metering,
     /// Backups and restores of tenants (disabled without a backup target).

@@ -213,16 +213,12 @@ mod tests {
             transfers: crate::transfers::Transfers::new(tenants.clone(), registry.clone()),
             metering: crate::metering::Metering::new(db.clone(), registry, true),
             backups: crate::backups::Backups::disabled(),
-            console: crate::console::Console::new(
+            console: crate::developers::Developers::new(
                 db,
                 tenants.clone(),
-                warren_auth::Passwords::default(),
                 warren_mail::Mailer::new(None)
                     .keeping(warren_mail::Outbox::new(dir.path().join("outbox"))),
-                crate::console::ConsoleConfig::default(),
-            )
-            .await
-            .unwrap(),
+            ),
         };
         let doc: Value = serde_json::from_str(&document()).unwrap();
         let router = crate::router(state);

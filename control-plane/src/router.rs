@@ -13,7 +13,8 @@ use crate::routes::{
 };
 use crate::{ControlPlane, Error};
 
-/// The platform host's router: the operator API under `/v1/` and the console.
+/// The platform host's router: the operator API under `/v1/` (the console's pages are merged in
+/// by the binary).
 pub fn router(state: ControlPlane) -> Router {
     let operator = Router::new()
         .route(
@@ -102,7 +103,6 @@ pub fn router(state: ControlPlane) -> Router {
         .route("/v1/openapi.json", get(openapi::get_openapi))
         .merge(operator)
         .merge(outbox)
-        .merge(crate::console::routes())
         .fallback(|| async { Error::NotFound })
         .with_state(state)
 }

@@ -9,10 +9,12 @@ use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use super::html::{Notice, csrf_field, e, input, page, redirect};
-use super::visitor::{SESSION_COOKIE, Visitor, cookie};
-use crate::accounts::{self, LinkKind, SESSION_SECONDS};
-use crate::{ControlPlane, Error};
+use crate::html::{Notice, csrf_field, e, input, page, redirect};
+use crate::visitor::{SESSION_COOKIE, Visitor, cookie};
+use warren_control_plane::Error;
+use warren_control_plane::accounts::{self, LinkKind, SESSION_SECONDS};
+
+use crate::Console;
 
 /// Longest wait for a password-hashing permit before a request is refused as busy.
 const HASH_WAIT: Duration = Duration::from_secs(10);
@@ -93,7 +95,7 @@ fn busy(visitor: &Visitor, title: &str) -> Response {
 }
 
 /// The console's own base URL (`http://<domain>:<port>`), for links in mail.
-pub fn base_url(state: &ControlPlane) -> String {
+pub fn base_url(state: &Console) -> String {
     state.urls.platform_url()
 }
 
@@ -107,16 +109,14 @@ fn session_cookie(visitor: &Visitor, secret: &str) -> String {
     )
 }
 
-fn sends_verification(state: &ControlPlane, email: &str, secret: &str) {
+fn sends_verification(state: &Console, email: &str, secret: &str) {
     let link = format!("{}/verify?token={secret}", base_url(state));
     let html = format!(
         "<p>Welcome to Warren.</p><p>Confirm your email address by opening this link:</p>\
          <p><a href=\"{link}\">{link}</a></p><p>If you did not sign up, ignore this message.</p>",
         link = e(&link)
     );
-    state
-        .console
-        .mail(email, "Verify your email for Warren", html);
+    state.mail(email, "Verify your email for Warren", html);
 }
 
 /// `GET /`
@@ -185,14 +185,14 @@ pub async fn signup_page(visitor: Visitor) -> Response {
 
 /// `POST /signup`: creates the account, mails the verification link, signs in.
 pub async fn signup(
-    State(state): State<ControlPlane>,
+    State(state): State<Console>,
     visitor: Visitor,
     FormBody(form): FormBody<Credentials>,
 ) -> Response {
     if !visitor.accepts(&form.csrf) {
         return forbidden(&visitor);
     }
-    let console = &state.console;
+    let console = &state;
     let refuse = |status, message: String| {
         page(
             &visitor,
@@ -203,22 +203,14 @@ pub async fn signup(
         )
     };
     if !console.inner.per_ip.allow(&visitor.ip) {
-        return too_many(
-            &visitor,
-            state.console.inner.config.signup_window,
-            "Sign up",
-        );
+        return too_many(&visitor, state.inner.config.signup_window, "Sign up");
     }
     let email = match accounts::normalize_email(&form.email) {
         Ok(email) => email,
         Err(e) => return refuse(StatusCode::BAD_REQUEST, e.to_string()),
     };
     if !console.inner.per_email.allow(&email) {
-        return too_many(
-            &visitor,
-            state.console.inner.config.signup_window,
-            "Sign up",
-        );
+        return too_many(&visitor, state.inner.config.signup_window, "Sign up");
     }
     if let Err(e) = accounts::check_password(&form.password) {
         return refuse(StatusCode::BAD_REQUEST, e.to_string());
@@ -302,14 +294,14 @@ pub async fn login_page(visitor: Visitor) -> Response {
 
 /// `POST /login`
 pub async fn login(
-    State(state): State<ControlPlane>,
+    State(state): State<Console>,
     visitor: Visitor,
     FormBody(form): FormBody<Credentials>,
 ) -> Response {
     if !visitor.accepts(&form.csrf) {
         return forbidden(&visitor);
     }
-    let console = &state.console;
+    let console = &state;
     let refuse = |status, message: &str| {
         page(
             &visitor,
@@ -320,7 +312,7 @@ pub async fn login(
         )
     };
     if !console.inner.logins.allow(&visitor.ip) {
-        return too_many(&visitor, super::LOGIN_WINDOW, "Log in");
+        return too_many(&visitor, crate::LOGIN_WINDOW, "Log in");
     }
     if form.password.chars().count() > 71 || form.email.len() > accounts::MAX_EMAIL {
         return refuse(StatusCode::BAD_REQUEST, "Wrong email or password.");
@@ -368,7 +360,7 @@ pub struct Plain {
 
 /// `POST /logout`
 pub async fn logout(
-    State(state): State<ControlPlane>,
+    State(state): State<Console>,
     visitor: Visitor,
     FormBody(form): FormBody<Plain>,
 ) -> Response {
@@ -389,7 +381,7 @@ pub async fn logout(
 
 /// `GET /verify?token=…`: the link from the verification mail.
 pub async fn verify(
-    State(state): State<ControlPlane>,
+    State(state): State<Console>,
     visitor: Visitor,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
@@ -427,7 +419,7 @@ pub async fn verify(
 
 /// `POST /verify/resend`: a new verification link for the signed-in account.
 pub async fn resend_verification(
-    State(state): State<ControlPlane>,
+    State(state): State<Console>,
     visitor: Visitor,
     FormBody(form): FormBody<Plain>,
 ) -> Response {
@@ -440,10 +432,10 @@ pub async fn resend_verification(
     if account.verified {
         return redirect(&visitor, "/projects", &[]);
     }
-    if !state.console.inner.per_email.allow(&account.email) {
+    if !state.inner.per_email.allow(&account.email) {
         return too_many(
             &visitor,
-            state.console.inner.config.signup_window,
+            state.inner.config.signup_window,
             "Verify your email",
         );
     }
@@ -507,14 +499,14 @@ pub async fn reset_page(visitor: Visitor) -> Response {
 /// `POST /reset`: mails a reset link when the account exists; the answer is the same either
 /// way, so it does not tell who has an account.
 pub async fn request_reset(
-    State(state): State<ControlPlane>,
+    State(state): State<Console>,
     visitor: Visitor,
     FormBody(form): FormBody<ResetRequest>,
 ) -> Response {
     if !visitor.accepts(&form.csrf) {
         return forbidden(&visitor);
     }
-    let console = &state.console;
+    let console = &state;
     let Ok(email) = accounts::normalize_email(&form.email) else {
         return page(
             &visitor,
@@ -527,7 +519,7 @@ pub async fn request_reset(
     if !console.inner.per_ip.allow(&visitor.ip) || !console.inner.per_email.allow(&email) {
         return too_many(
             &visitor,
-            state.console.inner.config.signup_window,
+            state.inner.config.signup_window,
             "Reset your password",
         );
     }
@@ -609,7 +601,7 @@ fn bad_link(visitor: &Visitor) -> Response {
 
 /// `GET /reset/confirm?token=…`: the link from the reset mail.
 pub async fn reset_confirm_page(
-    State(state): State<ControlPlane>,
+    State(state): State<Console>,
     visitor: Visitor,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
@@ -635,7 +627,7 @@ pub async fn reset_confirm_page(
 /// `POST /reset/confirm`: sets the password, ends every session of the account, and counts as
 /// proof of the email address.
 pub async fn reset_confirm(
-    State(state): State<ControlPlane>,
+    State(state): State<Console>,
     visitor: Visitor,
     FormBody(form): FormBody<ResetConfirm>,
 ) -> Response {
@@ -651,7 +643,7 @@ pub async fn reset_confirm(
             &new_password_form(&visitor, &form.token),
         );
     }
-    let console = &state.console;
+    let console = &state;
     let hash = match console
         .inner
         .passwords

@@ -8,15 +8,17 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
 
-use super::auth::{FormBody, failure, forbidden};
-use super::html::{Notice, csrf_field, e, input, page};
-use super::projects::{owned, project_body};
-use super::visitor::Visitor;
-use crate::certificates::{self, CertificateRecord};
-use crate::domains::{self, DomainInfo};
-use crate::metering::Usage;
-use crate::tenants::TenantInfo;
-use crate::{ControlPlane, Error, Result};
+use crate::auth::{FormBody, failure, forbidden};
+use crate::html::{Notice, csrf_field, e, input, page};
+use crate::projects::{owned, project_body};
+use crate::visitor::Visitor;
+use warren_control_plane::certificates::{self, CertificateRecord};
+use warren_control_plane::domains::{self, DomainInfo};
+use warren_control_plane::metering::Usage;
+use warren_control_plane::tenants::TenantInfo;
+use warren_control_plane::{Error, Result};
+
+use crate::Console;
 
 /// Longest domain field accepted from a form (a DNS name is at most 253 characters).
 const MAX_DOMAIN: usize = 253;
@@ -103,8 +105,8 @@ fn domain_row(
 
 /// The project page's custom-domains section: the domains with their TXT records, states and
 /// forms, and the form that adds one.
-pub(super) async fn section(
-    state: &ControlPlane,
+pub(crate) async fn section(
+    state: &Console,
     visitor: &Visitor,
     project: &TenantInfo,
 ) -> Result<String> {
@@ -158,7 +160,7 @@ type Shown = (TenantInfo, Usage, String);
 
 /// The project page with `notice`, answered with `status`.
 async fn show(
-    state: &ControlPlane,
+    state: &Console,
     visitor: &Visitor,
     (project, used, backups): &Shown,
     status: StatusCode,
@@ -179,7 +181,7 @@ async fn show(
 /// The signed-in account's project `id` as its page shows it, once the CSRF token and the
 /// form's domain field are checked; or the response that ends the request.
 async fn prepare(
-    state: &ControlPlane,
+    state: &Console,
     visitor: &Visitor,
     id: &str,
     form: &DomainForm,
@@ -205,7 +207,7 @@ fn no_such_domain() -> (StatusCode, Notice) {
 
 /// `POST /projects/{id}/domains`: adds a pending domain with a fresh verification token.
 pub async fn add_domain(
-    State(state): State<ControlPlane>,
+    State(state): State<Console>,
     visitor: Visitor,
     Path(id): Path<String>,
     FormBody(form): FormBody<DomainForm>,
@@ -240,7 +242,7 @@ pub async fn add_domain(
 /// `POST /projects/{id}/domains/check`: looks the TXT record up now; a verified domain routes
 /// to the project at once.
 pub async fn check_domain(
-    State(state): State<ControlPlane>,
+    State(state): State<Console>,
     visitor: Visitor,
     Path(id): Path<String>,
     FormBody(form): FormBody<DomainForm>,
@@ -273,7 +275,7 @@ pub async fn check_domain(
 
 /// `POST /projects/{id}/domains/remove`: the domain stops reaching the project at once.
 pub async fn remove_domain(
-    State(state): State<ControlPlane>,
+    State(state): State<Console>,
     visitor: Visitor,
     Path(id): Path<String>,
     FormBody(form): FormBody<DomainForm>,

@@ -4,7 +4,7 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
-use super::visitor::Visitor;
+use crate::visitor::Visitor;
 
 /// Escapes text for HTML element content and quoted attribute values.
 pub fn e(text: &str) -> String {

@@ -8,15 +8,17 @@
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde::Deserialize;
 
-use super::auth::{FormBody, failure, forbidden};
-use super::csrf;
-use super::html::{Notice, csrf_field, e, input, page, redirect};
-use super::visitor::{Visitor, cookie, cookies};
-use crate::outbox::{Message, enabled};
-use crate::{ControlPlane, Error};
+use crate::auth::{FormBody, failure, forbidden};
+use crate::csrf;
+use crate::html::{Notice, csrf_field, e, input, page, redirect};
+use crate::visitor::{Visitor, cookie, cookies};
+use warren_control_plane::Error;
+use warren_control_plane::outbox::{Message, enabled};
+
+use crate::Console;
 
 /// Name of the operator's outbox cookie.
 pub const OPERATOR_COOKIE: &str = "warren_operator";
@@ -33,19 +35,19 @@ fn now() -> i64 {
 }
 
 /// What the HMAC of an outbox cookie covers.
-fn binding(state: &ControlPlane, expires: i64) -> String {
+fn binding(state: &Console, expires: i64) -> String {
     format!("outbox:{expires}:{}", state.operator_token.reveal())
 }
 
 /// The cookie value for a sign-in that lasts until `expires`.
-fn operator_value(state: &ControlPlane, expires: i64) -> String {
-    let key = &state.console.inner.csrf_key;
+fn operator_value(state: &Console, expires: i64) -> String {
+    let key = &state.inner.csrf_key;
     format!("{expires}.{}", csrf::token(key, &binding(state, expires)))
 }
 
 /// Whether the request carries a live outbox sign-in for the current operator token.
-fn signed_in(state: &ControlPlane, headers: &axum::http::HeaderMap) -> bool {
-    let key = &state.console.inner.csrf_key;
+fn signed_in(state: &Console, headers: &axum::http::HeaderMap) -> bool {
+    let key = &state.inner.csrf_key;
     cookies(headers, OPERATOR_COOKIE).any(|value| {
         let Some((expires, mac)) = value.split_once('.') else {
             return false;
@@ -122,19 +124,20 @@ fn sign_out_form(visitor: &Visitor) -> String {
 
 /// `GET /outbox`: the sign-in form, or the kept messages, newest first.
 pub async fn show_outbox(
-    State(state): State<ControlPlane>,
+    State(state): State<Console>,
     visitor: Visitor,
     headers: axum::http::HeaderMap,
     Query(paging): Query<Paging>,
 ) -> Response {
     if !enabled(&state) {
-        return Error::NotFound.into_response();
+        return crate::error::not_found();
     }
     if !signed_in(&state, &headers) {
         return sign_in_page(&visitor, StatusCode::OK, None);
     }
     let number = paging.page.unwrap_or(1).max(1);
-    let (messages, total) = match crate::outbox::page(&state, number, PER_PAGE).await {
+    let (messages, total) = match warren_control_plane::outbox::page(&state, number, PER_PAGE).await
+    {
         Ok(found) => found,
         Err(error) => return failure(&visitor, error),
     };
@@ -186,18 +189,18 @@ pub async fn show_outbox(
 
 /// `GET /outbox/{id}`: one message, its links clickable, its body as text and as HTML source.
 pub async fn show_message(
-    State(state): State<ControlPlane>,
+    State(state): State<Console>,
     visitor: Visitor,
     headers: axum::http::HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
     if !enabled(&state) {
-        return Error::NotFound.into_response();
+        return crate::error::not_found();
     }
     if !signed_in(&state, &headers) {
         return redirect(&visitor, "/outbox", &[]);
     }
-    let message = match crate::outbox::one(&state, &id).await {
+    let message = match warren_control_plane::outbox::one(&state, &id).await {
         Ok(message) => message,
         Err(Error::NotFound) => {
             return page(
@@ -272,12 +275,12 @@ pub struct SignIn {
 
 /// `POST /outbox/login`: checks the operator token (constant time) and sets the outbox cookie.
 pub async fn sign_in(
-    State(state): State<ControlPlane>,
+    State(state): State<Console>,
     visitor: Visitor,
     form: Result<FormBody<SignIn>, Response>,
 ) -> Response {
     if !enabled(&state) {
-        return Error::NotFound.into_response();
+        return crate::error::not_found();
     }
     let form = match form {
         Ok(FormBody(form)) => form,
@@ -286,7 +289,7 @@ pub async fn sign_in(
     if !visitor.accepts(&form.csrf) {
         return forbidden(&visitor);
     }
-    if !state.console.inner.logins.allow(&visitor.ip) {
+    if !state.inner.logins.allow(&visitor.ip) {
         let mut response = sign_in_page(
             &visitor,
             StatusCode::TOO_MANY_REQUESTS,
@@ -294,7 +297,7 @@ pub async fn sign_in(
                 "Too many attempts. Please wait a while and try again.".into(),
             )),
         );
-        let wait = super::LOGIN_WINDOW.as_secs().to_string();
+        let wait = crate::LOGIN_WINDOW.as_secs().to_string();
         if let Ok(value) = HeaderValue::from_str(&wait) {
             response.headers_mut().insert(header::RETRY_AFTER, value);
         }
@@ -333,12 +336,12 @@ pub struct SignOut {
 
 /// `POST /outbox/logout`: removes the outbox cookie.
 pub async fn sign_out(
-    State(state): State<ControlPlane>,
+    State(state): State<Console>,
     visitor: Visitor,
     form: Result<FormBody<SignOut>, Response>,
 ) -> Response {
     if !enabled(&state) {
-        return Error::NotFound.into_response();
+        return crate::error::not_found();
     }
     let form = match form {
         Ok(FormBody(form)) => form,

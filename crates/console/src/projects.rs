@@ -8,13 +8,15 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
 
-use super::auth::{FormBody, failure, forbidden};
-use super::html::{Notice, csrf_field, e, input, page, redirect};
-use super::visitor::Visitor;
-use crate::accounts::Account;
-use crate::metering::{Usage, totals};
-use crate::tenants::TenantInfo;
-use crate::{ControlPlane, Error};
+use crate::auth::{FormBody, failure, forbidden};
+use crate::html::{Notice, csrf_field, e, input, page, redirect};
+use crate::visitor::Visitor;
+use warren_control_plane::accounts::Account;
+use warren_control_plane::metering::{Usage, totals};
+use warren_control_plane::tenants::TenantInfo;
+use warren_control_plane::{Error, Result};
+
+use crate::Console;
 
 fn status_badge(status: &str) -> String {
     let label = if status == "active" { "live" } else { status };
@@ -34,13 +36,13 @@ fn plausible_id(id: &str) -> bool {
 }
 
 async fn list_body(
-    state: &ControlPlane,
+    state: &Console,
     visitor: &Visitor,
     account: &Account,
     slug: &str,
-) -> crate::Result<String> {
+) -> Result<String> {
     let projects = state.console.projects().list(&account.id).await?;
-    let max = crate::projects::max_projects(state.tenants.db(), &account.id).await?;
+    let max = warren_control_plane::projects::max_projects(state.tenants.db(), &account.id).await?;
     let mut usage = Vec::with_capacity(projects.len());
     for p in &projects {
         usage.push(totals(&state.metering.usage(&p.id, None, None).await?));
@@ -111,7 +113,7 @@ async fn list_body(
 }
 
 async fn list_page(
-    state: &ControlPlane,
+    state: &Console,
     visitor: &Visitor,
     account: &Account,
     status: StatusCode,
@@ -125,7 +127,7 @@ async fn list_page(
 }
 
 /// `GET /projects`
-pub async fn list_projects(State(state): State<ControlPlane>, visitor: Visitor) -> Response {
+pub async fn list_projects(State(state): State<Console>, visitor: Visitor) -> Response {
     let Some(account) = visitor.account.clone() else {
         return redirect(&visitor, "/login", &[]);
     };
@@ -142,7 +144,7 @@ pub struct NewProject {
 
 /// `POST /projects`: provisions the project; it is live when the answer arrives.
 pub async fn create_project(
-    State(state): State<ControlPlane>,
+    State(state): State<Console>,
     visitor: Visitor,
     FormBody(form): FormBody<NewProject>,
 ) -> Response {
@@ -173,10 +175,11 @@ pub async fn create_project(
         )
         .await;
     }
-    let max = match crate::projects::max_projects(state.tenants.db(), &account.id).await {
-        Ok(max) => max,
-        Err(e) => return failure(&visitor, e),
-    };
+    let max =
+        match warren_control_plane::projects::max_projects(state.tenants.db(), &account.id).await {
+            Ok(max) => max,
+            Err(e) => return failure(&visitor, e),
+        };
     let slug = form.slug.trim();
     match state
         .console
@@ -284,7 +287,7 @@ fn run_badge(status: &str) -> String {
     format!(r#"<span class="badge {class}">{label}</span>"#)
 }
 
-fn backup_table(status: &crate::backups::Status) -> String {
+fn backup_table(status: &warren_control_plane::backups::Status) -> String {
     let or_never = |t: &str| {
         if t.is_empty() {
             "never".to_string()
@@ -335,8 +338,8 @@ fn backup_table(status: &crate::backups::Status) -> String {
 
 /// The project page's content; `backups` and `domains` are its backups and custom-domains
 /// sections (HTML).
-pub(super) fn project_body(
-    state: &ControlPlane,
+pub(crate) fn project_body(
+    state: &Console,
     visitor: &Visitor,
     project: &TenantInfo,
     used: &Usage,
@@ -374,7 +377,7 @@ pub(super) fn project_body(
         created = e(&project.created),
         usage = usage_table(used),
         backups = backups,
-        transfers = super::transfers::section(state, visitor, project),
+        transfers = crate::transfers::section(state, visitor, project),
         id = e(&project.id),
         slug = e(&project.slug),
         csrf = csrf_field(visitor),
@@ -402,7 +405,7 @@ pub(super) fn project_body(
     )
 }
 
-pub(super) fn not_found(visitor: &Visitor) -> Response {
+pub(crate) fn not_found(visitor: &Visitor) -> Response {
     page(
         visitor,
         StatusCode::NOT_FOUND,
@@ -413,8 +416,8 @@ pub(super) fn not_found(visitor: &Visitor) -> Response {
 }
 
 /// The signed-in account and its project `id`, or the response that ends the request.
-pub(super) async fn owned(
-    state: &ControlPlane,
+pub(crate) async fn owned(
+    state: &Console,
     visitor: &Visitor,
     id: &str,
 ) -> Result<(Account, TenantInfo, Usage, String), Response> {
@@ -446,7 +449,7 @@ pub(super) async fn owned(
 
 /// `GET /projects/{id}`
 pub async fn show_project(
-    State(state): State<ControlPlane>,
+    State(state): State<Console>,
     visitor: Visitor,
     Path(id): Path<String>,
     Query(query): Query<HashMap<String, String>>,
@@ -462,7 +465,7 @@ pub async fn show_project(
             state.urls.tenant_url(&project.slug)
         ))
     });
-    let domains = match super::domains::section(&state, &visitor, &project).await {
+    let domains = match crate::domains::section(&state, &visitor, &project).await {
         Ok(html) => html,
         Err(e) => return failure(&visitor, e),
     };
@@ -481,7 +484,7 @@ pub struct NewSuperuser {
 
 /// `POST /projects/{id}/superuser`
 pub async fn set_superuser(
-    State(state): State<ControlPlane>,
+    State(state): State<Console>,
     visitor: Visitor,
     Path(id): Path<String>,
     FormBody(form): FormBody<NewSuperuser>,
@@ -493,7 +496,7 @@ pub async fn set_superuser(
     if !visitor.accepts(&form.csrf) {
         return forbidden(&visitor);
     }
-    let domains = match super::domains::section(&state, &visitor, &project).await {
+    let domains = match crate::domains::section(&state, &visitor, &project).await {
         Ok(html) => html,
         Err(e) => return failure(&visitor, e),
     };
@@ -516,7 +519,7 @@ pub async fn set_superuser(
         Ok(tenant) => tenant,
         Err(e) => return failure(&visitor, e.into()),
     };
-    let passwords = &state.console.inner.passwords;
+    let passwords = &state.inner.passwords;
     match warren_tenant::superusers::upsert(tenant.db(), passwords, &form.email, &form.password)
         .await
     {
@@ -552,7 +555,7 @@ pub struct DeleteProject {
 
 /// `POST /projects/{id}/delete`: only when the project's name is typed to confirm.
 pub async fn delete_project(
-    State(state): State<ControlPlane>,
+    State(state): State<Console>,
     visitor: Visitor,
     Path(id): Path<String>,
     FormBody(form): FormBody<DeleteProject>,
@@ -565,7 +568,7 @@ pub async fn delete_project(
         return forbidden(&visitor);
     }
     if form.confirm.trim() != project.slug {
-        let domains = match super::domains::section(&state, &visitor, &project).await {
+        let domains = match crate::domains::section(&state, &visitor, &project).await {
             Ok(html) => html,
             Err(e) => return failure(&visitor, e),
         };

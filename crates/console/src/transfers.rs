@@ -3,18 +3,21 @@
 //! project as a zip. Projects are looked up within the signed-in account only; every form
 //! carries the CSRF token (the upload's as its first part, checked before the file is read).
 
+use axum::body::{Body, Bytes};
 use axum::extract::{Multipart, Path, State};
-use axum::http::StatusCode;
-use axum::response::Response;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::auth::{FormBody, failure, forbidden};
-use super::html::{Notice, csrf_field, e, page, page_refreshing, redirect};
-use super::projects::{owned, project_body};
-use super::visitor::Visitor;
-use crate::tenants::TenantInfo;
-use crate::transfers::{Job, upload_limit};
-use crate::{ControlPlane, Error};
+use crate::auth::{FormBody, failure, forbidden};
+use crate::html::{Notice, csrf_field, e, page, page_refreshing, redirect};
+use crate::projects::{owned, project_body};
+use crate::visitor::Visitor;
+use warren_control_plane::Error;
+use warren_control_plane::tenants::TenantInfo;
+use warren_control_plane::transfers::{Export, Job, upload_limit};
+
+use crate::Console;
 
 /// Human-readable byte counts for the page.
 fn size(n: u64) -> String {
@@ -27,7 +30,7 @@ fn size(n: u64) -> String {
 }
 
 /// The project page's import and export section.
-pub(super) fn section(state: &ControlPlane, visitor: &Visitor, project: &TenantInfo) -> String {
+pub(crate) fn section(state: &Console, visitor: &Visitor, project: &TenantInfo) -> String {
     let limit = match upload_limit(project) {
         Some(max) => format!(" Your plan takes zips up to {}.", size(max)),
         None => String::new(),
@@ -60,7 +63,7 @@ pub(super) fn section(state: &ControlPlane, visitor: &Visitor, project: &TenantI
 
 /// The project page with `notice`, answered with `status`.
 async fn project_page(
-    state: &ControlPlane,
+    state: &Console,
     visitor: &Visitor,
     id: &str,
     status: StatusCode,
@@ -70,7 +73,7 @@ async fn project_page(
         Ok(found) => found,
         Err(response) => return response,
     };
-    let domains = match super::domains::section(state, visitor, &project).await {
+    let domains = match crate::domains::section(state, visitor, &project).await {
         Ok(html) => html,
         Err(e) => return failure(visitor, e),
     };
@@ -101,7 +104,7 @@ fn refusal(error: Error) -> Result<(StatusCode, String), Error> {
 /// `POST /projects/{id}/import`: multipart with `csrf` first, then `file`. Starts the import
 /// and shows its progress page.
 pub async fn import_project(
-    State(state): State<ControlPlane>,
+    State(state): State<Console>,
     visitor: Visitor,
     Path(id): Path<String>,
     mut form: Multipart,
@@ -187,7 +190,7 @@ fn progress(job: &Job) -> String {
 /// `GET /projects/{id}/import`: the latest import's progress, refreshed every second while it
 /// runs; its outcome once it ended.
 pub async fn show_import(
-    State(state): State<ControlPlane>,
+    State(state): State<Console>,
     visitor: Visitor,
     Path(id): Path<String>,
 ) -> Response {
@@ -257,7 +260,7 @@ pub struct ExportForm {
 
 /// `POST /projects/{id}/export`: the project as a zip download.
 pub async fn export_project(
-    State(state): State<ControlPlane>,
+    State(state): State<Console>,
     visitor: Visitor,
     Path(id): Path<String>,
     FormBody(form): FormBody<ExportForm>,
@@ -272,8 +275,36 @@ pub async fn export_project(
     match state.transfers.export(&project).await {
         Ok(export) => {
             tracing::info!(slug = %project.slug, bytes = export.bytes, "project exported from the console");
-            crate::routes::transfers::zip_response(&project.slug, export)
+            zip_response(&project.slug, export)
         }
         Err(e) => failure(&visitor, e),
     }
+}
+
+/// A download of `export`, streamed from its file.
+fn zip_response(slug: &str, export: Export) -> Response {
+    use tokio::io::AsyncReadExt;
+    let stream = futures_util::stream::unfold(export.file, |mut file| async move {
+        let mut buffer = vec![0u8; 256 * 1024];
+        match file.read(&mut buffer).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buffer.truncate(n);
+                Some((Ok::<_, std::io::Error>(Bytes::from(buffer)), file))
+            }
+            Err(e) => Some((Err(e), file)),
+        }
+    });
+    let disposition = format!("attachment; filename=\"{slug}-pb_data.zip\"");
+    let mut response = Body::from_stream(stream).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/zip"),
+    );
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(export.bytes));
+    if let Ok(value) = HeaderValue::from_str(&disposition) {
+        headers.insert(header::CONTENT_DISPOSITION, value);
+    }
+    response
 }

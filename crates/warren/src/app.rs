@@ -7,6 +7,7 @@ use axum::http::{StatusCode, header::HOST};
 use axum::response::{IntoResponse, Response};
 use tower::ServiceExt;
 use warren_api::{ApiError, ApiState};
+use warren_console::Console;
 use warren_control_plane::ControlPlane;
 use warren_edge::Destination;
 
@@ -15,7 +16,7 @@ use warren_edge::Destination;
 struct App {
     /// The platform domain.
     domain: String,
-    /// The platform host's routes (operator API).
+    /// The platform host's routes (operator API and console).
     platform: Router,
     /// The tenant API; each request carries its tenant as an extension.
     tenant_api: Router,
@@ -24,10 +25,11 @@ struct App {
 }
 
 /// The whole HTTP surface of one Warren process.
-pub fn router(control: ControlPlane, domain: &str, api: ApiState) -> Router {
+pub fn router(control: ControlPlane, console: Console, domain: &str, api: ApiState) -> Router {
     let app = App {
         domain: domain.to_string(),
-        platform: warren_control_plane::router(control.clone()),
+        platform: warren_control_plane::router(control.clone())
+            .merge(warren_console::router(console)),
         tenant_api: warren_api::router(api),
         control,
     };

@@ -152,7 +152,11 @@ async fn serve_platform(global: &Global, serve: &Serve) -> anyhow::Result<()> {
         mailer: mailer(global, serve),
         ..warren_api::ApiState::new(warren_auth::Passwords::default(), serve.smtp_url.clone())
     };
-    let console = console(&tenants, &api, global, serve).await?;
+    let developers = warren_control_plane::developers::Developers::new(
+        tenants.db().clone(),
+        tenants.clone(),
+        api.mailer.clone(),
+    );
     let banner = crate::banner::lines(
         &urls,
         &global.data_dir,
@@ -169,12 +173,13 @@ async fn serve_platform(global: &Global, serve: &Serve) -> anyhow::Result<()> {
         directory,
         operator_token,
         urls,
-        console,
+        console: developers,
         metering,
         backups,
     };
     let edge_control = control.clone();
-    let router = app::router(control, &global.domain, api);
+    let console = console(&control, &api, global, serve).await?;
+    let router = app::router(control, console, &global.domain, api);
     if let Some(tcp) = https {
         let served = serve_https(
             global,
@@ -484,14 +489,14 @@ fn mailer(global: &Global, serve: &Serve) -> warren_mail::Mailer {
     ))
 }
 
-/// The console, sharing the tenant API's password hasher and mailer.
+/// The console over `control`, sharing the tenant API's password hasher.
 async fn console(
-    tenants: &Tenants,
+    control: &ControlPlane,
     api: &warren_api::ApiState,
     global: &Global,
     serve: &Serve,
-) -> anyhow::Result<warren_control_plane::console::Console> {
-    let config = warren_control_plane::console::ConsoleConfig {
+) -> anyhow::Result<warren_console::Console> {
+    let config = warren_console::ConsoleConfig {
         signups_per_ip: serve.signup_limit_ip,
         signups_per_email: serve.signup_limit_email,
         mail_from: serve
@@ -501,14 +506,7 @@ async fn console(
         signup_plan: serve.signup_plan.clone(),
         ..Default::default()
     };
-    Ok(warren_control_plane::console::Console::new(
-        tenants.db().clone(),
-        tenants.clone(),
-        api.passwords.clone(),
-        api.mailer.clone(),
-        config,
-    )
-    .await?)
+    Ok(warren_console::Console::new(control.clone(), api.passwords.clone(), config).await?)
 }
 
 async fn account(global: &Global, command: AccountCommand) -> anyhow::Result<()> {
