@@ -1,15 +1,11 @@
-//! The console's HTML: one layout, small form helpers, and escaping of every value that is
-//! not a literal of this file.
+//! The console's pages as responses: the layout template around each page's own template,
+//! redirects, and the security headers every answer carries. Templates escape every value.
 
+use askama::Template;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
 use crate::visitor::Visitor;
-
-/// Escapes text for HTML element content and quoted attribute values.
-pub fn e(text: &str) -> String {
-    warren_mail::escape_html(text)
-}
 
 /// A message shown above a page's content.
 pub enum Notice {
@@ -19,40 +15,96 @@ pub enum Notice {
     Error(String),
 }
 
-/// The hidden CSRF field of a form.
-pub fn csrf_field(visitor: &Visitor) -> String {
-    format!(
-        r#"<input type="hidden" name="csrf" value="{}">"#,
-        e(&visitor.csrf())
-    )
+/// The page around every body: title, navigation for the visitor, the notice.
+#[derive(Template)]
+#[template(path = "layout.html")]
+struct Layout<'a> {
+    /// The page's title (also its heading).
+    title: &'a str,
+    /// Seconds after which the browser reloads the page, if it should.
+    refresh: Option<u32>,
+    /// The signed-in account's email, for the navigation.
+    account: Option<&'a str>,
+    /// The CSRF token of the log-out form.
+    csrf: &'a str,
+    /// The message above the content.
+    notice: Option<Notice>,
+    /// The page's content, already rendered from its template.
+    body: &'a str,
 }
 
-/// A labelled input.
-pub fn input(label: &str, name: &str, kind: &str, value: &str, extra: &str) -> String {
-    format!(
-        r#"<label>{label}<input type="{kind}" name="{name}" value="{value}" {extra}></label>"#,
-        label = e(label),
-        kind = e(kind),
-        name = e(name),
-        value = e(value),
-    )
+/// A paragraph holding one link (the body of short answers).
+#[derive(Template)]
+#[template(path = "link.html")]
+pub struct Link<'a> {
+    /// Where it goes.
+    pub href: &'a str,
+    /// What it says.
+    pub text: &'a str,
+    /// Whether it looks like a button.
+    pub button: bool,
 }
 
-/// A whole page: layout around `body` (already HTML), with the visitor's navigation.
+impl<'a> Link<'a> {
+    /// A plain link.
+    pub fn to(href: &'a str, text: &'a str) -> Self {
+        Self {
+            href,
+            text,
+            button: false,
+        }
+    }
+
+    /// A link drawn as a button.
+    pub fn button(href: &'a str, text: &'a str) -> Self {
+        Self {
+            href,
+            text,
+            button: true,
+        }
+    }
+}
+
+/// `template` as HTML. Rendering only fails when a value's `Display` does, which none of the
+/// console's values do; such a failure is logged and leaves the part empty.
+pub fn render(template: &impl Template) -> String {
+    template.render().unwrap_or_else(|error| {
+        tracing::error!(error = %error, "a console template failed to render");
+        String::new()
+    })
+}
+
+/// A whole page: layout around `body`, with the visitor's navigation.
 pub fn page(
     visitor: &Visitor,
     status: StatusCode,
     title: &str,
     notice: Option<Notice>,
-    body: &str,
+    body: &impl Template,
 ) -> Response {
-    layout(visitor, status, title, notice, body, "")
+    layout(visitor, status, title, notice, &render(body), None)
+}
+
+/// A page with only a notice under its title.
+pub fn notice_page(visitor: &Visitor, status: StatusCode, title: &str, notice: Notice) -> Response {
+    layout(visitor, status, title, Some(notice), "", None)
 }
 
 /// A page that the browser reloads every `seconds` (progress of a job; no script needed).
-pub fn page_refreshing(visitor: &Visitor, title: &str, seconds: u32, body: &str) -> Response {
-    let head = format!(r#"<meta http-equiv="refresh" content="{seconds}">"#);
-    layout(visitor, StatusCode::OK, title, None, body, &head)
+pub fn page_refreshing(
+    visitor: &Visitor,
+    title: &str,
+    seconds: u32,
+    body: &impl Template,
+) -> Response {
+    layout(
+        visitor,
+        StatusCode::OK,
+        title,
+        None,
+        &render(body),
+        Some(seconds),
+    )
 }
 
 fn layout(
@@ -61,46 +113,17 @@ fn layout(
     title: &str,
     notice: Option<Notice>,
     body: &str,
-    head: &str,
+    refresh: Option<u32>,
 ) -> Response {
-    let nav = match &visitor.account {
-        Some(account) => format!(
-            r#"<a href="/projects">Projects</a><span class="who">{email}</span>
-<form method="post" action="/logout" class="inline">{csrf}<button class="link">Log out</button></form>"#,
-            email = e(&account.email),
-            csrf = csrf_field(visitor),
-        ),
-        None => r#"<a href="/login">Log in</a><a href="/signup" class="button">Sign up</a>"#.into(),
-    };
-    let notice = match notice {
-        Some(Notice::Ok(text)) => format!(r#"<p class="notice ok" role="status">{}</p>"#, e(&text)),
-        Some(Notice::Error(text)) => {
-            format!(r#"<p class="notice error" role="alert">{}</p>"#, e(&text))
-        }
-        None => String::new(),
-    };
-    let html = format!(
-        r#"<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{title} · Warren</title>
-<link rel="stylesheet" href="/console.css">
-{head}
-</head>
-<body>
-<header class="top"><a class="brand" href="/">Warren</a><nav>{nav}</nav></header>
-<main>
-<h1>{title}</h1>
-{notice}
-{body}
-</main>
-</body>
-</html>
-"#,
-        title = e(title),
-    );
+    let csrf = visitor.csrf();
+    let html = render(&Layout {
+        title,
+        refresh,
+        account: visitor.account.as_ref().map(|a| a.email.as_str()),
+        csrf: &csrf,
+        notice,
+        body,
+    });
     visitor.finish(secure_headers((status, Html(html)).into_response()))
 }
 
@@ -136,22 +159,4 @@ fn secure_headers(mut response: Response) -> Response {
         headers.insert(name, HeaderValue::from_static(value));
     }
     response
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn inputs_escape_their_values() {
-        let html = input(
-            "Email",
-            "email",
-            "email",
-            r#""><script>x</script>"#,
-            "required",
-        );
-        assert!(!html.contains("<script>"));
-        assert!(html.contains("&#34;&gt;&lt;script&gt;"));
-    }
 }

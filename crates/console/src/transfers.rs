@@ -3,6 +3,7 @@
 //! project as a zip. Projects are looked up within the signed-in account only; every form
 //! carries the CSRF token (the upload's as its first part, checked before the file is read).
 
+use askama::Template;
 use axum::body::{Body, Bytes};
 use axum::extract::{Multipart, Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -10,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use crate::auth::{FormBody, failure, forbidden};
-use crate::html::{Notice, csrf_field, e, page, page_refreshing, redirect};
+use crate::html::{Link, Notice, page, page_refreshing, redirect};
 use crate::projects::{owned, project_body};
 use crate::visitor::Visitor;
 use warren_control_plane::Error;
@@ -29,36 +30,22 @@ fn size(n: u64) -> String {
     }
 }
 
+/// The project page's import and export section: the plan's zip limit and the latest import
+/// as (status, started).
+pub(crate) struct TransfersView {
+    pub(crate) limit: Option<String>,
+    pub(crate) latest: Option<(String, String)>,
+}
+
 /// The project page's import and export section.
-pub(crate) fn section(state: &Console, visitor: &Visitor, project: &TenantInfo) -> String {
-    let limit = match upload_limit(project) {
-        Some(max) => format!(" Your plan takes zips up to {}.", size(max)),
-        None => String::new(),
-    };
-    let latest = match state.transfers.job(project) {
-        Some(job) => format!(
-            r#"<p class="hint">Latest import: <a href="/projects/{id}/import" id="import-latest">{status}</a> ({started}).</p>"#,
-            id = e(&project.id),
-            status = e(&job.status),
-            started = e(&job.started),
-        ),
-        None => String::new(),
-    };
-    format!(
-        r#"<form method="post" action="/projects/{id}/import" enctype="multipart/form-data" class="card" id="import">{csrf}
-<h2>Import from PocketBase</h2>
-<p class="hint">Upload a zip of a PocketBase <code>pb_data</code> directory, or a backup made by PocketBase. Its collections, records, users (with their passwords), settings and files replace this project's, so it must still be empty: no collections, users or files of its own.{limit}</p>
-<label>Zip file<input type="file" name="file" accept=".zip,application/zip" required></label>
-<button type="submit">Import</button>
-{latest}</form>
-<form method="post" action="/projects/{id}/export" class="card" id="export">{csrf}
-<h2>Export</h2>
-<p class="hint">Downloads the project as a zip of a PocketBase data directory: unzipped, PocketBase 0.40 serves it as its <code>pb_data</code>.</p>
-<button type="submit">Download export</button>
-</form>"#,
-        id = e(&project.id),
-        csrf = csrf_field(visitor),
-    )
+pub(crate) fn section(state: &Console, project: &TenantInfo) -> TransfersView {
+    TransfersView {
+        limit: upload_limit(project).map(size),
+        latest: state
+            .transfers
+            .job(project)
+            .map(|job| (job.status.clone(), job.started.clone())),
+    }
 }
 
 /// The project page with `notice`, answered with `status`.
@@ -73,7 +60,7 @@ async fn project_page(
         Ok(found) => found,
         Err(response) => return response,
     };
-    let domains = match crate::domains::section(state, visitor, &project).await {
+    let domains = match crate::domains::section(state, &project).await {
         Ok(html) => html,
         Err(e) => return failure(visitor, e),
     };
@@ -165,7 +152,32 @@ pub async fn import_project(
     }
 }
 
-fn progress(job: &Job) -> String {
+/// The import page: the latest import's facts, and its progress while it runs.
+#[derive(Template)]
+#[template(path = "import.html")]
+struct ImportPage<'a> {
+    id: &'a str,
+    slug: &'a str,
+    status: &'a str,
+    bytes: String,
+    started: &'a str,
+    progress: Option<Progress>,
+}
+
+/// A running import's step and, once its size is known, how far it is.
+struct Progress {
+    step: &'static str,
+    bar: Option<Bar>,
+}
+
+/// (done, total) of a step, in `unit`.
+struct Bar {
+    done: u64,
+    total: u64,
+    unit: &'static str,
+}
+
+fn progress(job: &Job) -> Progress {
     let step = match job.step.as_str() {
         "unpack" => "Unpacking the zip",
         "database" => "Copying the database",
@@ -174,17 +186,12 @@ fn progress(job: &Job) -> String {
         "done" => "Done",
         _ => "Starting",
     };
-    let bar = if job.total > 0 {
-        format!(
-            r#"<progress id="import-progress" max="{total}" value="{done}"></progress> <span class="hint">{done} of {total}{unit}</span>"#,
-            total = job.total,
-            done = job.done.min(job.total),
-            unit = if job.step == "unpack" { " bytes" } else { "" },
-        )
-    } else {
-        r#"<progress id="import-progress"></progress>"#.into()
-    };
-    format!(r#"<p id="import-step">{step}</p><p>{bar}</p>"#)
+    let bar = (job.total > 0).then(|| Bar {
+        total: job.total,
+        done: job.done.min(job.total),
+        unit: if job.step == "unpack" { " bytes" } else { "" },
+    });
+    Progress { step, bar }
 }
 
 /// `GET /projects/{id}/import`: the latest import's progress, refreshed every second while it
@@ -198,11 +205,8 @@ pub async fn show_import(
         Ok(found) => found,
         Err(response) => return response,
     };
-    let back = format!(
-        r#"<p><a href="/projects/{}">Back to {}</a></p>"#,
-        e(&project.id),
-        e(&project.slug)
-    );
+    let back = format!("/projects/{}", project.id);
+    let back_text = format!("Back to {}", project.slug);
     let title = format!("Import into {}", project.slug);
     let Some(job) = state.transfers.job(&project) else {
         return page(
@@ -210,22 +214,22 @@ pub async fn show_import(
             StatusCode::NOT_FOUND,
             &title,
             Some(Notice::Error("No import has run for this project.".into())),
-            &back,
+            &Link::to(&back, &back_text),
         );
     };
-    let facts = format!(
-        r#"<dl class="facts"><dt>Status</dt><dd id="import-status">{status}</dd><dt>Zip</dt><dd>{bytes}</dd><dt>Started</dt><dd>{started}</dd></dl>"#,
-        status = e(&job.status),
-        bytes = e(&size(job.upload_bytes)),
-        started = e(&job.started),
-    );
+    let mut shown = ImportPage {
+        id: &project.id,
+        slug: &project.slug,
+        status: &job.status,
+        bytes: size(job.upload_bytes),
+        started: &job.started,
+        progress: None,
+    };
     match job.status.as_str() {
-        "running" => page_refreshing(
-            &visitor,
-            &title,
-            1,
-            &format!("{facts}{}{back}", progress(&job)),
-        ),
+        "running" => {
+            shown.progress = Some(progress(&job));
+            page_refreshing(&visitor, &title, 1, &shown)
+        }
         "done" => page(
             &visitor,
             StatusCode::OK,
@@ -236,7 +240,7 @@ pub async fn show_import(
                 job.files,
                 state.urls.tenant_url(&project.slug)
             ))),
-            &format!("{facts}{back}"),
+            &shown,
         ),
         _ => page(
             &visitor,
@@ -246,7 +250,7 @@ pub async fn show_import(
                 "The import failed and nothing was changed: {}.",
                 job.error.trim_end_matches('.')
             ))),
-            &format!("{facts}{back}"),
+            &shown,
         ),
     }
 }
