@@ -4,11 +4,12 @@
 //! carries the CSRF token (the upload's as its first part, checked before the file is read).
 
 use askama::Template;
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::{Multipart, Path, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
+use tokio_util::io::ReaderStream;
 
 use crate::auth::{FormBody, failure, forbidden};
 use crate::html::{Link, Notice, page, page_refreshing, redirect};
@@ -285,30 +286,17 @@ pub async fn export_project(
     }
 }
 
-/// A download of `export`, streamed from its file.
+/// A download of `export`, streamed from its file. Slugs are lowercase letters, digits and
+/// hyphens, so the file name is always a valid header value.
 fn zip_response(slug: &str, export: Export) -> Response {
-    use tokio::io::AsyncReadExt;
-    let stream = futures_util::stream::unfold(export.file, |mut file| async move {
-        let mut buffer = vec![0u8; 256 * 1024];
-        match file.read(&mut buffer).await {
-            Ok(0) => None,
-            Ok(n) => {
-                buffer.truncate(n);
-                Some((Ok::<_, std::io::Error>(Bytes::from(buffer)), file))
-            }
-            Err(e) => Some((Err(e), file)),
-        }
-    });
-    let disposition = format!("attachment; filename=\"{slug}-pb_data.zip\"");
-    let mut response = Body::from_stream(stream).into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/zip"),
-    );
-    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(export.bytes));
-    if let Ok(value) = HeaderValue::from_str(&disposition) {
-        headers.insert(header::CONTENT_DISPOSITION, value);
-    }
-    response
+    let headers = [
+        (header::CONTENT_TYPE, "application/zip".to_string()),
+        (header::CONTENT_LENGTH, export.bytes.to_string()),
+        (
+            header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"{slug}-pb_data.zip\""),
+        ),
+    ];
+    let body = Body::from_stream(ReaderStream::with_capacity(export.file, 256 * 1024));
+    (headers, body).into_response()
 }
