@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use warren_control_plane::backups::Restored;
+use warren_control_plane::developers::Developers;
 use warren_control_plane::operator::{OperatorToken, Origin};
 use warren_control_plane::tenants::UrlScheme;
 use warren_control_plane::{ControlPlane, Directory, Tenants, open_control_db, tenants_root};
@@ -152,11 +153,6 @@ async fn serve_platform(global: &Global, serve: &Serve) -> anyhow::Result<()> {
         mailer: mailer(global, serve),
         ..warren_api::ApiState::new(warren_auth::Passwords::default(), serve.smtp_url.clone())
     };
-    let developers = warren_control_plane::developers::Developers::new(
-        tenants.db().clone(),
-        tenants.clone(),
-        api.mailer.clone(),
-    );
     let banner = crate::banner::lines(
         &urls,
         &global.data_dir,
@@ -167,13 +163,13 @@ async fn serve_platform(global: &Global, serve: &Serve) -> anyhow::Result<()> {
         warren_control_plane::transfers::Transfers::new(tenants.clone(), registry.clone());
     transfers.remove_leftovers();
     let control = ControlPlane {
+        console: Developers::new(tenants.db().clone(), tenants.clone(), api.mailer.clone()),
         transfers,
         tenants,
         registry,
         directory,
         operator_token,
         urls,
-        console: developers,
         metering,
         backups,
     };
