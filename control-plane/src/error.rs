@@ -163,18 +163,3 @@ impl Error {
         }
     }
 }
-
-/// The console's pages answer a few failures with the envelope too (an unknown outbox message,
-/// a closed outbox). The operator API renders errors itself (`warren-operator`); this stays only
-/// for the console, whose routes still live in this crate.
-impl axum::response::IntoResponse for Error {
-    fn into_response(self) -> axum::response::Response {
-        let envelope = self.envelope();
-        if envelope.status == 500 {
-            tracing::error!(error = %self, "console request failed");
-        }
-        let status = axum::http::StatusCode::from_u16(envelope.status)
-            .unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR);
-        (status, axum::Json(envelope)).into_response()
-    }
-}

@@ -5,14 +5,14 @@
 //! It provisions tenants and sets their superusers through the tenant runtime, and never reads
 //! or writes a tenant's data itself. Tenants are deleted, suspended, resumed and have their
 //! files replaced only through [`lifecycle`], which drains them in the tenant registry
-//! (`warren_tenant::Registry`) first. It serves no HTTP: the operator API is `warren-operator`.
-//! The console's pages (`console`) still live here and are the only reason it depends on axum.
+//! (`warren_tenant::Registry`) first. It serves no HTTP: the operator API is `warren-operator`
+//! and the console is `warren-console`.
 
 pub mod accounts;
 pub mod backup_status;
 pub mod backups;
 pub mod certificates;
-pub mod console;
+pub mod developers;
 pub mod directory;
 pub mod dns;
 pub mod domains;
@@ -98,8 +98,9 @@ pub struct ControlPlane {
     pub operator_token: operator::OperatorToken,
     /// Public base of tenant URLs: scheme, platform domain and port.
     pub urls: tenants::UrlScheme,
-    /// The developers' console: accounts, sessions, their projects.
-    pub console: console::Console,
+    /// Developers' accounts, sessions, their projects and the platform's mail (the console's
+    /// pages are in `warren-console`).
+    pub console: developers::Developers,
     /// Usage counters, their persistence, and process metrics.
     pub metering: metering::Metering,
     /// Backups and restores of tenants (disabled without a backup target).

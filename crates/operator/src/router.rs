@@ -191,16 +191,12 @@ mod tests {
             ),
             metering: warren_control_plane::metering::Metering::new(db.clone(), registry, true),
             backups: warren_control_plane::backups::Backups::disabled(),
-            console: warren_control_plane::console::Console::new(
+            console: warren_control_plane::developers::Developers::new(
                 db,
                 tenants.clone(),
-                warren_secrets::Passwords::default(),
                 warren_mail::Mailer::new(None)
                     .keeping(warren_mail::Outbox::new(dir.join("outbox"))),
-                warren_control_plane::console::ConsoleConfig::default(),
-            )
-            .await
-            .unwrap(),
+            ),
         }
     }
 

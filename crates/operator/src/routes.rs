@@ -34,12 +34,12 @@ pub struct ErrorBody {
 pub struct JsonBody<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
-    type Rejection = Error;
+    type Rejection = crate::error::ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
         match axum::Json::<T>::from_request(request, state).await {
             Ok(axum::Json(value)) => Ok(Self(value)),
-            Err(rejection) => Err(Error::Invalid("body", rejection_reason(&rejection))),
+            Err(rejection) => Err(Error::Invalid("body", rejection_reason(&rejection)).into()),
         }
     }
 }

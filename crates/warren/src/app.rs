@@ -7,6 +7,7 @@ use axum::http::{StatusCode, header::HOST};
 use axum::response::{IntoResponse, Response};
 use tower::ServiceExt;
 use warren_api::{ApiError, ApiState};
+use warren_console::Console;
 use warren_control_plane::ControlPlane;
 use warren_edge::Destination;
 
@@ -24,11 +25,10 @@ struct App {
 }
 
 /// The whole HTTP surface of one Warren process.
-pub fn router(control: ControlPlane, domain: &str, api: ApiState) -> Router {
+pub fn router(control: ControlPlane, console: Console, domain: &str, api: ApiState) -> Router {
     let app = App {
         domain: domain.to_string(),
-        platform: warren_operator::router(control.clone())
-            .merge(warren_control_plane::console::routes().with_state(control.clone())),
+        platform: warren_operator::router(control.clone()).merge(warren_console::router(console)),
         tenant_api: warren_api::router(api),
         control,
     };

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use warren_control_plane::backups::Restored;
+use warren_control_plane::developers::Developers;
 use warren_control_plane::operator::{OperatorToken, Origin};
 use warren_control_plane::tenants::UrlScheme;
 use warren_control_plane::{
@@ -129,7 +130,6 @@ async fn serve_platform(global: &Global, serve: &Serve) -> anyhow::Result<()> {
         mailer: mailer(global, serve),
         ..warren_api::ApiState::new(warren_secrets::Passwords::default(), serve.smtp_url.clone())
     };
-    let console = console(&tenants, &api, global, serve).await?;
     let banner = crate::banner::lines(
         &urls,
         &global.data_dir,
@@ -140,18 +140,19 @@ async fn serve_platform(global: &Global, serve: &Serve) -> anyhow::Result<()> {
         warren_control_plane::transfers::Transfers::new(tenants.clone(), registry.clone());
     transfers.remove_leftovers();
     let control = ControlPlane {
+        console: Developers::new(tenants.db().clone(), tenants.clone(), api.mailer.clone()),
         transfers,
         tenants,
         registry,
         directory,
         operator_token,
         urls,
-        console,
         metering,
         backups,
     };
     let edge_control = control.clone();
-    let router = app::router(control, &global.domain, api);
+    let console = console(&control, &api, global, serve).await?;
+    let router = app::router(control, console, &global.domain, api);
     if let Some(tcp) = https {
         let served = serve_https(
             global,
@@ -514,14 +515,14 @@ fn mailer(global: &Global, serve: &Serve) -> warren_mail::Mailer {
     ))
 }
 
-/// The console, sharing the tenant API's password hasher and mailer.
+/// The console over `control`, sharing the tenant API's password hasher.
 async fn console(
-    tenants: &Tenants,
+    control: &ControlPlane,
     api: &warren_api::ApiState,
     global: &Global,
     serve: &Serve,
-) -> anyhow::Result<warren_control_plane::console::Console> {
-    let config = warren_control_plane::console::ConsoleConfig {
+) -> anyhow::Result<warren_console::Console> {
+    let config = warren_console::ConsoleConfig {
         signups_per_ip: serve.signup_limit_ip,
         signups_per_email: serve.signup_limit_email,
         mail_from: serve
@@ -531,14 +532,7 @@ async fn console(
         signup_plan: serve.signup_plan.clone(),
         ..Default::default()
     };
-    Ok(warren_control_plane::console::Console::new(
-        tenants.db().clone(),
-        tenants.clone(),
-        api.passwords.clone(),
-        api.mailer.clone(),
-        config,
-    )
-    .await?)
+    Ok(warren_console::Console::new(control.clone(), api.passwords.clone(), config).await?)
 }
 
 async fn account(global: &Global, command: AccountCommand) -> anyhow::Result<()> {

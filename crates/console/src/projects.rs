@@ -3,29 +3,29 @@
 
 use std::collections::HashMap;
 
+use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
 
-use super::auth::{FormBody, failure, forbidden};
-use super::html::{Notice, csrf_field, e, input, page, redirect};
-use super::visitor::Visitor;
-use crate::accounts::Account;
-use crate::metering::{Usage, totals};
-use crate::tenants::{TenantInfo, TenantStatus};
-use crate::{ControlPlane, Error};
+use crate::auth::{FormBody, failure, forbidden};
+use crate::html::{Link, Notice, page, redirect};
+use crate::visitor::Visitor;
+use warren_control_plane::TenantStatus;
+use warren_control_plane::accounts::Account;
+use warren_control_plane::metering::{Usage, totals};
+use warren_control_plane::tenants::TenantInfo;
+use warren_control_plane::{Error, Result};
 
-fn status_badge(status: TenantStatus) -> String {
-    let label = match status {
+use crate::Console;
+
+/// What a project's status badge says: `live` for an active project, else the status.
+fn status_label(status: TenantStatus) -> &'static str {
+    match status {
         TenantStatus::Active => "live",
         other => other.as_str(),
-    };
-    format!(
-        r#"<span class="badge {class}">{label}</span>"#,
-        class = e(status.as_str()),
-        label = e(label)
-    )
+    }
 }
 
 /// Whether `id` has the shape of a tenant id (anything else is not looked up).
@@ -36,85 +36,82 @@ fn plausible_id(id: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
 }
 
-async fn list_body(
-    state: &ControlPlane,
+/// The projects page: the account's projects and the form that creates one.
+#[derive(Template)]
+#[template(path = "projects.html")]
+struct ProjectList<'a> {
+    csrf: String,
+    /// Whether the account's email is verified (else the page asks for it).
+    verified: bool,
+    /// The account's email.
+    email: &'a str,
+    rows: Vec<ProjectRow>,
+    /// The name typed so far in the new-project form.
+    slug: &'a str,
+    /// A tenant URL with `name` as its slug.
+    example: String,
+    /// How many projects of how many the plan allows are used.
+    used: String,
+    /// The account's plan.
+    plan: &'a str,
+    /// Whether the account may create another project.
+    can_create: bool,
+}
+
+/// One project in the list.
+struct ProjectRow {
+    id: String,
+    slug: String,
+    url: String,
+    status: String,
+    label: String,
+    requests: u64,
+    storage: String,
+    created: String,
+}
+
+async fn list_body<'a>(
+    state: &Console,
     visitor: &Visitor,
-    account: &Account,
-    slug: &str,
-) -> crate::Result<String> {
-    let projects = state.console.projects().list(&account.id).await?;
-    let max = crate::projects::max_projects(state.tenants.db(), &account.id).await?;
-    let mut usage = Vec::with_capacity(projects.len());
+    account: &'a Account,
+    slug: &'a str,
+) -> Result<ProjectList<'a>> {
+    let projects = state.projects().list(&account.id).await?;
+    let max = warren_control_plane::projects::max_projects(state.tenants.db(), &account.id).await?;
+    let mut rows = Vec::with_capacity(projects.len());
     for p in &projects {
-        usage.push(totals(&state.metering.usage(&p.id, None, None).await?));
+        let used = totals(&state.metering.usage(&p.id, None, None).await?);
+        rows.push(ProjectRow {
+            id: p.id.clone(),
+            slug: p.slug.clone(),
+            url: state.urls.tenant_url(&p.slug),
+            status: p.status.as_str().to_string(),
+            label: status_label(p.status).to_string(),
+            requests: used.requests,
+            storage: bytes(used.storage_bytes),
+            created: p.created.clone(),
+        });
     }
-    let rows: String = projects
-        .iter()
-        .zip(&usage)
-        .map(|(p, used)| {
-            let url = state.urls.tenant_url(&p.slug);
-            format!(
-                r#"<tr><td><a href="/projects/{id}">{slug}</a></td><td><a href="{url}" rel="noopener">{url}</a></td><td>{status}</td><td class="num">{requests}</td><td class="num">{storage}</td><td>{created}</td></tr>"#,
-                id = e(&p.id),
-                slug = e(&p.slug),
-                url = e(&url),
-                status = status_badge(p.status),
-                requests = used.requests,
-                storage = e(&bytes(used.storage_bytes)),
-                created = e(&p.created),
-            )
-        })
-        .collect();
-    let table = if projects.is_empty() {
-        r#"<p class="empty">No projects yet.</p>"#.to_string()
+    let used = if max == u32::MAX {
+        format!("{} projects used.", projects.len())
     } else {
-        format!(
-            r#"<table class="projects"><thead><tr><th>Project</th><th>URL</th><th>Status</th><th>Requests (31 days)</th><th>Storage</th><th>Created</th></tr></thead><tbody>{rows}</tbody></table>"#
-        )
+        format!("{} of {max} projects used.", projects.len())
     };
-    let verify = if account.verified {
-        String::new()
-    } else {
-        format!(
-            r#"<div class="notice warn"><p>Confirm your email to create projects: open the link we sent to {email}.</p>
-<form method="post" action="/verify/resend" class="inline">{csrf}<button class="link">Send the link again</button></form></div>"#,
-            email = e(&account.email),
-            csrf = csrf_field(visitor),
-        )
-    };
-    let disabled = if account.verified && (projects.len() as u64) < u64::from(max) {
-        ""
-    } else {
-        "disabled"
-    };
-    let create = format!(
-        r#"<form method="post" action="/projects" class="card" id="create">{csrf}
-<h2>New project</h2>
-{slug_input}
-<p class="hint">Lowercase letters, digits and hyphens; it becomes <code>{example}</code>. {used} <span id="plan">Plan: <strong>{plan}</strong></span>.</p>
-<button type="submit" {disabled}>Create project</button>
-</form>"#,
-        csrf = csrf_field(visitor),
-        slug_input = input(
-            "Name",
-            "slug",
-            "text",
-            slug,
-            r#"required minlength="3" maxlength="63" pattern="[a-z0-9]+(-[a-z0-9]+)*" autocomplete="off""#
-        ),
-        example = e(&state.urls.tenant_url("name")),
-        used = if max == u32::MAX {
-            format!("{} projects used.", projects.len())
-        } else {
-            format!("{} of {max} projects used.", projects.len())
-        },
-        plan = e(&account.plan),
-    );
-    Ok(format!("{verify}{table}{create}"))
+    Ok(ProjectList {
+        csrf: visitor.csrf(),
+        verified: account.verified,
+        email: &account.email,
+        can_create: account.verified && (projects.len() as u64) < u64::from(max),
+        rows,
+        slug,
+        example: state.urls.tenant_url("name"),
+        used,
+        plan: &account.plan,
+    })
 }
 
 async fn list_page(
-    state: &ControlPlane,
+    state: &Console,
     visitor: &Visitor,
     account: &Account,
     status: StatusCode,
@@ -128,7 +125,7 @@ async fn list_page(
 }
 
 /// `GET /projects`
-pub async fn list_projects(State(state): State<ControlPlane>, visitor: Visitor) -> Response {
+pub async fn list_projects(State(state): State<Console>, visitor: Visitor) -> Response {
     let Some(account) = visitor.account.clone() else {
         return redirect(&visitor, "/login", &[]);
     };
@@ -145,7 +142,7 @@ pub struct NewProject {
 
 /// `POST /projects`: provisions the project; it is live when the answer arrives.
 pub async fn create_project(
-    State(state): State<ControlPlane>,
+    State(state): State<Console>,
     visitor: Visitor,
     FormBody(form): FormBody<NewProject>,
 ) -> Response {
@@ -176,10 +173,11 @@ pub async fn create_project(
         )
         .await;
     }
-    let max = match crate::projects::max_projects(state.tenants.db(), &account.id).await {
-        Ok(max) => max,
-        Err(e) => return failure(&visitor, e),
-    };
+    let max =
+        match warren_control_plane::projects::max_projects(state.tenants.db(), &account.id).await {
+            Ok(max) => max,
+            Err(e) => return failure(&visitor, e),
+        };
     let slug = form.slug.trim();
     match state
         .console
@@ -240,27 +238,29 @@ fn bytes(n: u64) -> String {
     }
 }
 
-fn usage_table(used: &Usage) -> String {
-    format!(
-        r#"<h2>Usage, last 31 days</h2>
-<table class="projects usage" id="usage"><tbody>
-<tr><th>Requests</th><td class="num">{requests}</td></tr>
-<tr><th>Data in</th><td class="num">{bytes_in}</td></tr>
-<tr><th>Data out</th><td class="num">{bytes_out}</td></tr>
-<tr><th>Storage</th><td class="num">{storage}</td></tr>
-<tr><th>Records written</th><td class="num">{records}</td></tr>
-<tr><th>Realtime connection time</th><td class="num">{realtime} s</td></tr>
-<tr><th>Realtime peak connections</th><td class="num">{peak}</td></tr>
-</tbody></table>
-<p class="hint">Counted as requests arrive and saved every few seconds.</p>"#,
-        requests = used.requests,
-        bytes_in = e(&bytes(used.bytes_in)),
-        bytes_out = e(&bytes(used.bytes_out)),
-        storage = e(&bytes(used.storage_bytes)),
-        records = used.records_written,
-        realtime = used.realtime_seconds,
-        peak = used.realtime_peak,
-    )
+/// The usage table of a project's page.
+struct UsageView {
+    requests: u64,
+    bytes_in: String,
+    bytes_out: String,
+    storage: String,
+    records: u64,
+    realtime: u64,
+    peak: u64,
+}
+
+impl UsageView {
+    fn of(used: &Usage) -> Self {
+        Self {
+            requests: used.requests,
+            bytes_in: bytes(used.bytes_in),
+            bytes_out: bytes(used.bytes_out),
+            storage: bytes(used.storage_bytes),
+            records: used.records_written,
+            realtime: used.realtime_seconds,
+            peak: used.realtime_peak,
+        }
+    }
 }
 
 /// What the console tells a project's owner about a failed run: the kind of failure, never the
@@ -277,150 +277,119 @@ fn public_reason(error: &str) -> &'static str {
     }
 }
 
-fn run_badge(status: &str) -> String {
-    let (class, label) = match status {
+/// A run's badge: (class, label).
+fn run_badge(status: &str) -> (&'static str, &'static str) {
+    match status {
         "complete" => ("active", "ok"),
         "failed" => ("suspended", "failed"),
         "running" => ("", "running"),
         _ => ("", "none"),
-    };
-    format!(r#"<span class="badge {class}">{label}</span>"#)
+    }
 }
 
-fn backup_table(status: &crate::backups::Status) -> String {
-    let or_never = |t: &str| {
-        if t.is_empty() {
-            "never".to_string()
-        } else {
-            e(t)
-        }
-    };
-    let failure = if status.last_failure.is_empty() {
-        "none".to_string()
-    } else {
-        format!(
-            "{} ({})",
-            e(&status.last_failure),
-            public_reason(&status.last_failure_error)
-        )
-    };
-    let drill = if status.last_drill.is_empty() {
-        "never".to_string()
-    } else {
-        format!(
-            "{} {}{}",
-            e(&status.last_drill),
-            run_badge(&status.last_drill_status),
-            if status.last_drill_status == "failed" {
-                format!(" ({})", public_reason(&status.last_drill_error))
+/// The backups table of a project's page (when backups are configured).
+pub(crate) struct BackupView {
+    latest: String,
+    latest_badge: Option<(&'static str, &'static str)>,
+    success: String,
+    failure: String,
+    drill: String,
+    drill_badge: Option<(&'static str, &'static str)>,
+    drill_reason: Option<&'static str>,
+}
+
+impl BackupView {
+    fn of(status: &warren_control_plane::backups::Status) -> Self {
+        let or_never = |t: &str| {
+            if t.is_empty() {
+                "never".to_string()
             } else {
-                String::new()
+                t.to_string()
             }
-        )
-    };
-    format!(
-        r#"<h2>Backups</h2>
-<table class="projects usage" id="backups"><tbody>
-<tr><th>Latest backup</th><td id="backup-latest">{latest} {badge}</td></tr>
-<tr><th>Last success</th><td id="backup-success">{success}</td></tr>
-<tr><th>Last failure</th><td id="backup-failure">{failure}</td></tr>
-<tr><th>Latest restore check</th><td id="backup-drill">{drill}</td></tr>
-</tbody></table>"#,
-        latest = or_never(&status.last_started),
-        badge = if status.last_started.is_empty() {
-            String::new()
+        };
+        let failure = if status.last_failure.is_empty() {
+            "none".to_string()
         } else {
-            run_badge(&status.last_status)
-        },
-        success = or_never(&status.last_success),
-    )
+            format!(
+                "{} ({})",
+                status.last_failure,
+                public_reason(&status.last_failure_error)
+            )
+        };
+        let drilled = !status.last_drill.is_empty();
+        Self {
+            latest: or_never(&status.last_started),
+            latest_badge: (!status.last_started.is_empty()).then(|| run_badge(&status.last_status)),
+            success: or_never(&status.last_success),
+            failure,
+            drill: or_never(&status.last_drill),
+            drill_badge: drilled.then(|| run_badge(&status.last_drill_status)),
+            drill_reason: (drilled && status.last_drill_status == "failed")
+                .then(|| public_reason(&status.last_drill_error)),
+        }
+    }
+}
+
+/// A project's page.
+#[derive(Template)]
+#[template(path = "project.html")]
+pub(crate) struct ProjectPage<'a> {
+    csrf: String,
+    id: &'a str,
+    slug: &'a str,
+    /// The project's URL.
+    url: String,
+    status: &'a str,
+    status_label: &'a str,
+    created: &'a str,
+    usage: UsageView,
+    /// `None` when backups are not configured on this server.
+    backups: Option<&'a BackupView>,
+    domains: &'a [crate::domains::DomainView],
+    transfers: crate::transfers::TransfersView,
 }
 
 /// The project page's content; `backups` and `domains` are its backups and custom-domains
-/// sections (HTML).
-pub(super) fn project_body(
-    state: &ControlPlane,
+/// sections.
+pub(crate) fn project_body<'a>(
+    state: &Console,
     visitor: &Visitor,
-    project: &TenantInfo,
+    project: &'a TenantInfo,
     used: &Usage,
-    backups: &str,
-    domains: &str,
-) -> String {
-    let url = state.urls.tenant_url(&project.slug);
-    format!(
-        r#"<dl class="facts">
-<dt>URL</dt><dd><a href="{url}" rel="noopener" id="project-url">{url}</a></dd>
-<dt>API</dt><dd><code>{url}/api/</code></dd>
-<dt>Status</dt><dd>{status}</dd>
-<dt>Created</dt><dd>{created}</dd>
-</dl>
-{usage}
-{backups}
-{domains}
-{transfers}
-<form method="post" action="/projects/{id}/superuser" class="card" id="superuser">{csrf}
-<h2>Superuser</h2>
-<p class="hint">Creates the project's superuser, or sets a new password for an existing one. The console does not keep or show the password.</p>
-{email}
-{password}
-<button type="submit">Save superuser</button>
-</form>
-<form method="post" action="/projects/{id}/delete" class="card danger" id="delete">{csrf}
-<h2>Delete project</h2>
-<p class="hint">Deletes the project and all its data at once. Type <strong>{slug}</strong> to confirm.</p>
-{confirm}
-<button type="submit" class="danger">Delete project</button>
-</form>
-<p><a href="/projects">All projects</a></p>"#,
-        url = e(&url),
-        status = status_badge(project.status),
-        created = e(&project.created),
-        usage = usage_table(used),
-        backups = backups,
-        transfers = super::transfers::section(state, visitor, project),
-        id = e(&project.id),
-        slug = e(&project.slug),
-        csrf = csrf_field(visitor),
-        email = input(
-            "Email",
-            "email",
-            "email",
-            "",
-            r#"required maxlength="254" autocomplete="off""#
-        ),
-        password = input(
-            "Password (8 to 71 characters)",
-            "password",
-            "password",
-            "",
-            r#"required minlength="8" maxlength="71" autocomplete="new-password""#
-        ),
-        confirm = input(
-            "Project name",
-            "confirm",
-            "text",
-            "",
-            r#"required autocomplete="off""#
-        ),
-    )
+    backups: &'a Option<BackupView>,
+    domains: &'a [crate::domains::DomainView],
+) -> ProjectPage<'a> {
+    ProjectPage {
+        csrf: visitor.csrf(),
+        id: &project.id,
+        slug: &project.slug,
+        url: state.urls.tenant_url(&project.slug),
+        status: project.status.as_str(),
+        status_label: status_label(project.status),
+        created: &project.created,
+        usage: UsageView::of(used),
+        backups: backups.as_ref(),
+        domains,
+        transfers: crate::transfers::section(state, project),
+    }
 }
 
-pub(super) fn not_found(visitor: &Visitor) -> Response {
+pub(crate) fn not_found(visitor: &Visitor) -> Response {
     page(
         visitor,
         StatusCode::NOT_FOUND,
         "Not found",
         Some(Notice::Error("There is no such project.".into())),
-        r#"<p><a href="/projects">All projects</a></p>"#,
+        &Link::to("/projects", "All projects"),
     )
 }
 
 /// The signed-in account and its project `id`, or the response that ends the request.
-pub(super) async fn owned(
-    state: &ControlPlane,
+pub(crate) async fn owned(
+    state: &Console,
     visitor: &Visitor,
     id: &str,
-) -> Result<(Account, TenantInfo, Usage, String), Response> {
+) -> Result<(Account, TenantInfo, Usage, Option<BackupView>), Response> {
     let Some(account) = visitor.account.clone() else {
         return Err(redirect(visitor, "/login", &[]));
     };
@@ -438,18 +407,18 @@ pub(super) async fn owned(
     };
     let backups = if state.backups.enabled() {
         match state.backups.status(&project.slug).await {
-            Ok(status) => backup_table(&status),
+            Ok(status) => Some(BackupView::of(&status)),
             Err(e) => return Err(failure(visitor, e)),
         }
     } else {
-        r#"<h2>Backups</h2><p class="hint" id="backups">Backups are not configured on this server.</p>"#.into()
+        None
     };
     Ok((account, project, used, backups))
 }
 
 /// `GET /projects/{id}`
 pub async fn show_project(
-    State(state): State<ControlPlane>,
+    State(state): State<Console>,
     visitor: Visitor,
     Path(id): Path<String>,
     Query(query): Query<HashMap<String, String>>,
@@ -465,7 +434,7 @@ pub async fn show_project(
             state.urls.tenant_url(&project.slug)
         ))
     });
-    let domains = match super::domains::section(&state, &visitor, &project).await {
+    let domains = match crate::domains::section(&state, &project).await {
         Ok(html) => html,
         Err(e) => return failure(&visitor, e),
     };
@@ -484,7 +453,7 @@ pub struct NewSuperuser {
 
 /// `POST /projects/{id}/superuser`
 pub async fn set_superuser(
-    State(state): State<ControlPlane>,
+    State(state): State<Console>,
     visitor: Visitor,
     Path(id): Path<String>,
     FormBody(form): FormBody<NewSuperuser>,
@@ -496,7 +465,7 @@ pub async fn set_superuser(
     if !visitor.accepts(&form.csrf) {
         return forbidden(&visitor);
     }
-    let domains = match super::domains::section(&state, &visitor, &project).await {
+    let domains = match crate::domains::section(&state, &project).await {
         Ok(html) => html,
         Err(e) => return failure(&visitor, e),
     };
@@ -519,7 +488,7 @@ pub async fn set_superuser(
         Ok(tenant) => tenant,
         Err(e) => return failure(&visitor, e.into()),
     };
-    let passwords = &state.console.inner.passwords;
+    let passwords = &state.inner.passwords;
     match tenant
         .set_superuser(passwords, &form.email, &form.password)
         .await
@@ -556,7 +525,7 @@ pub struct DeleteProject {
 
 /// `POST /projects/{id}/delete`: only when the project's name is typed to confirm.
 pub async fn delete_project(
-    State(state): State<ControlPlane>,
+    State(state): State<Console>,
     visitor: Visitor,
     Path(id): Path<String>,
     FormBody(form): FormBody<DeleteProject>,
@@ -569,7 +538,7 @@ pub async fn delete_project(
         return forbidden(&visitor);
     }
     if form.confirm.trim() != project.slug {
-        let domains = match super::domains::section(&state, &visitor, &project).await {
+        let domains = match crate::domains::section(&state, &project).await {
             Ok(html) => html,
             Err(e) => return failure(&visitor, e),
         };

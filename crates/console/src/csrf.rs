@@ -5,7 +5,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
-use crate::accounts::hex;
+use warren_control_plane::accounts::hex;
 
 /// The token for `binding` under `key`.
 pub fn token(key: &[u8], binding: &str) -> String {

@@ -1,5 +1,7 @@
 //! The console: server-rendered pages on the platform host where developers sign up, verify
-//! their email, sign in and manage their projects. No JavaScript is needed to use it.
+//! their email, sign in and manage their projects. No JavaScript is needed to use it. It works
+//! through the control plane's domain API (`warren-control-plane`) and never through the
+//! operator API.
 //!
 //! Every form carries a CSRF token signed with a key from the control database (bound to the
 //! session when signed in, to a nonce cookie before); posts without a valid one are refused.
@@ -7,6 +9,7 @@
 mod auth;
 mod csrf;
 mod domains;
+mod error;
 mod html;
 mod limit;
 mod outbox;
@@ -14,6 +17,7 @@ mod projects;
 mod transfers;
 mod visitor;
 
+use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,14 +27,11 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use serde_json::json;
-use warren_mail::{Email, Mailer};
+use warren_control_plane::accounts::Accounts;
+use warren_control_plane::projects::Projects;
+use warren_control_plane::{ControlPlane, Result};
+use warren_mail::Email;
 use warren_secrets::Passwords;
-use warren_store::Database;
-
-use crate::accounts::Accounts;
-use crate::projects::Projects;
-use crate::tenants::Tenants;
-use crate::{ControlPlane, Result};
 
 pub use limit::RateLimit;
 
@@ -64,26 +65,23 @@ impl Default for ConsoleConfig {
             signups_per_email: 3,
             signup_window: Duration::from_secs(3600),
             mail_from: "noreply@localhost".into(),
-            signup_plan: crate::plans::DEFAULT_PLAN.into(),
+            signup_plan: warren_control_plane::plans::DEFAULT_PLAN.into(),
         }
     }
 }
 
-/// What the console's handlers share. Cheap to clone.
+/// What the console's handlers share: the control plane and the console's own keys, limits and
+/// settings. Cheap to clone.
 #[derive(Clone)]
 pub struct Console {
     inner: Arc<Inner>,
 }
 
 struct Inner {
-    /// Accounts, sessions and mailed links.
-    accounts: Accounts,
-    /// Tenants owned by accounts.
-    projects: Projects,
+    /// Tenants, accounts, metering, backups: the domain the pages show.
+    control: ControlPlane,
     /// Bounded argon2id hashing, shared with the tenant API.
     passwords: Passwords,
-    /// The platform's SMTP relay, or the local outbox without one.
-    mailer: Mailer,
     /// Signs CSRF tokens.
     csrf_key: Vec<u8>,
     /// Signups per client IP.
@@ -97,28 +95,23 @@ struct Inner {
 }
 
 impl Console {
-    /// The console over the control database `db` and `tenants`.
+    /// The console over `control`, hashing passwords with `passwords`.
     pub async fn new(
-        db: Database,
-        tenants: Tenants,
+        control: ControlPlane,
         passwords: Passwords,
-        mailer: Mailer,
         config: ConsoleConfig,
     ) -> Result<Self> {
-        let known = crate::plans::Plans::new(db.clone())
+        let known = warren_control_plane::plans::Plans::new(control.tenants.db().clone())
             .find(&config.signup_plan)
             .await?;
         if known.is_none() {
             tracing::warn!(plan = %config.signup_plan, "no such plan: new accounts start on the default plan");
         }
-        let accounts = Accounts::new(db);
-        let csrf_key = accounts.csrf_key().await?;
+        let csrf_key = control.console.accounts().csrf_key().await?;
         Ok(Self {
             inner: Arc::new(Inner {
-                accounts,
-                projects: Projects::new(tenants),
+                control,
                 passwords,
-                mailer,
                 csrf_key,
                 per_ip: RateLimit::new(config.signups_per_ip, config.signup_window),
                 per_email: RateLimit::new(config.signups_per_email, config.signup_window),
@@ -130,17 +123,12 @@ impl Console {
 
     /// The accounts store.
     pub fn accounts(&self) -> &Accounts {
-        &self.inner.accounts
+        self.inner.control.console.accounts()
     }
 
     /// Accounts' projects.
     pub fn projects(&self) -> &Projects {
-        &self.inner.projects
-    }
-
-    /// The local outbox, when mail is kept in one (the platform has no SMTP relay).
-    pub fn outbox(&self) -> Option<&warren_mail::Outbox> {
-        self.inner.mailer.outbox()
+        self.inner.control.console.projects()
     }
 
     /// Sends `subject`/`html` to `to` in the background through the platform relay.
@@ -148,7 +136,7 @@ impl Console {
         let settings = json!({
             "meta": { "senderName": "Warren", "senderAddress": self.inner.config.mail_from }
         });
-        self.inner.mailer.send_later(
+        self.console.mailer().send_later(
             settings,
             Email {
                 to: to.to_string(),
@@ -160,8 +148,18 @@ impl Console {
     }
 }
 
-/// The console's routes (state: the control plane).
-pub fn routes() -> Router<ControlPlane> {
+/// The console's pages are views of the control plane: handlers read its tenants, accounts and
+/// metering through this, and the console's own settings through [`Console`]'s fields.
+impl Deref for Console {
+    type Target = ControlPlane;
+
+    fn deref(&self) -> &ControlPlane {
+        &self.inner.control
+    }
+}
+
+/// The console's routes, to merge into the platform host's router.
+pub fn router(console: Console) -> Router {
     Router::new()
         .route("/", get(auth::home))
         .route("/console.css", get(stylesheet))
@@ -200,6 +198,7 @@ pub fn routes() -> Router<ControlPlane> {
         )
         .route("/projects/{id}/export", post(transfers::export_project))
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
+        .with_state(console)
 }
 
 /// `GET /console.css`

@@ -3,16 +3,19 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use askama::Template;
 use axum::extract::{FromRequest, Query, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use super::html::{Notice, csrf_field, e, input, page, redirect};
-use super::visitor::{SESSION_COOKIE, Visitor, cookie};
-use crate::accounts::{self, LinkKind, SESSION_SECONDS};
-use crate::{ControlPlane, Error};
+use crate::html::{Link, Notice, notice_page, page, redirect, render};
+use crate::visitor::{SESSION_COOKIE, Visitor, cookie};
+use warren_control_plane::Error;
+use warren_control_plane::accounts::{self, LinkKind, SESSION_SECONDS};
+
+use crate::Console;
 
 /// Longest wait for a password-hashing permit before a request is refused as busy.
 const HASH_WAIT: Duration = Duration::from_secs(10);
@@ -46,33 +49,29 @@ pub fn forbidden(visitor: &Visitor) -> Response {
             "The form expired or did not come from this site. Reload the page and try again."
                 .into(),
         )),
-        r#"<p><a href="/">Back to the console</a></p>"#,
+        &Link::to("/", "Back to the console"),
     )
 }
 
 /// The page for an unexpected failure (logged).
 pub fn failure(visitor: &Visitor, error: Error) -> Response {
     tracing::error!(error = %error, "console request failed");
-    page(
+    notice_page(
         visitor,
         StatusCode::INTERNAL_SERVER_ERROR,
         "Something went wrong",
-        Some(Notice::Error(
+        Notice::Error(
             "Something went wrong while processing your request. Please try again.".into(),
-        )),
-        "",
+        ),
     )
 }
 
 fn too_many(visitor: &Visitor, retry_after: Duration, title: &str) -> Response {
-    let mut response = page(
+    let mut response = notice_page(
         visitor,
         StatusCode::TOO_MANY_REQUESTS,
         title,
-        Some(Notice::Error(
-            "Too many attempts. Please wait a while and try again.".into(),
-        )),
-        "",
+        Notice::Error("Too many attempts. Please wait a while and try again.".into()),
     );
     if let Ok(value) = HeaderValue::from_str(&retry_after.as_secs().to_string()) {
         response.headers_mut().insert(header::RETRY_AFTER, value);
@@ -81,19 +80,16 @@ fn too_many(visitor: &Visitor, retry_after: Duration, title: &str) -> Response {
 }
 
 fn busy(visitor: &Visitor, title: &str) -> Response {
-    page(
+    notice_page(
         visitor,
         StatusCode::SERVICE_UNAVAILABLE,
         title,
-        Some(Notice::Error(
-            "The service is busy. Please try again in a moment.".into(),
-        )),
-        "",
+        Notice::Error("The service is busy. Please try again in a moment.".into()),
     )
 }
 
 /// The console's own base URL (`http://<domain>:<port>`), for links in mail.
-pub fn base_url(state: &ControlPlane) -> String {
+pub fn base_url(state: &Console) -> String {
     state.urls.platform_url()
 }
 
@@ -107,16 +103,29 @@ fn session_cookie(visitor: &Visitor, secret: &str) -> String {
     )
 }
 
-fn sends_verification(state: &ControlPlane, email: &str, secret: &str) {
+fn sends_verification(state: &Console, email: &str, secret: &str) {
     let link = format!("{}/verify?token={secret}", base_url(state));
-    let html = format!(
-        "<p>Welcome to Warren.</p><p>Confirm your email address by opening this link:</p>\
-         <p><a href=\"{link}\">{link}</a></p><p>If you did not sign up, ignore this message.</p>",
-        link = e(&link)
-    );
-    state
-        .console
-        .mail(email, "Verify your email for Warren", html);
+    let html = render(&VerifyMail { link: &link });
+    state.mail(email, "Verify your email for Warren", html);
+}
+
+/// The front page for visitors who are not signed in.
+#[derive(Template)]
+#[template(path = "home.html")]
+struct Home;
+
+/// The mail with the link that verifies an account's email.
+#[derive(Template)]
+#[template(path = "mail/verify.html")]
+struct VerifyMail<'a> {
+    link: &'a str,
+}
+
+/// The mail with the link that chooses a new password.
+#[derive(Template)]
+#[template(path = "mail/reset.html")]
+struct ResetMail<'a> {
+    link: &'a str,
 }
 
 /// `GET /`
@@ -129,8 +138,7 @@ pub async fn home(visitor: Visitor) -> Response {
         StatusCode::OK,
         "Hosted backends in seconds",
         None,
-        r#"<p class="lead">Sign up, pick a name, and your PocketBase-compatible backend is live at its own address.</p>
-<p><a class="button" href="/signup">Create an account</a> <a href="/login">Log in</a></p>"#,
+        &Home,
     )
 }
 
@@ -143,30 +151,19 @@ pub struct Credentials {
     password: String,
 }
 
-fn signup_form(visitor: &Visitor, email: &str) -> String {
-    format!(
-        r#"<form method="post" action="/signup" class="card">{csrf}
-{email}
-{password}
-<button type="submit">Sign up</button>
-</form>
-<p>Already have an account? <a href="/login">Log in</a>.</p>"#,
-        csrf = csrf_field(visitor),
-        email = input(
-            "Email",
-            "email",
-            "email",
-            email,
-            r#"required autocomplete="email" maxlength="254""#
-        ),
-        password = input(
-            "Password (8 to 71 characters)",
-            "password",
-            "password",
-            "",
-            r#"required minlength="8" maxlength="71" autocomplete="new-password""#
-        ),
-    )
+/// The signup form, with the email typed so far.
+#[derive(Template)]
+#[template(path = "signup.html")]
+struct SignupForm<'a> {
+    csrf: String,
+    email: &'a str,
+}
+
+fn signup_form<'a>(visitor: &Visitor, email: &'a str) -> SignupForm<'a> {
+    SignupForm {
+        csrf: visitor.csrf(),
+        email,
+    }
 }
 
 /// `GET /signup`
@@ -185,14 +182,14 @@ pub async fn signup_page(visitor: Visitor) -> Response {
 
 /// `POST /signup`: creates the account, mails the verification link, signs in.
 pub async fn signup(
-    State(state): State<ControlPlane>,
+    State(state): State<Console>,
     visitor: Visitor,
     FormBody(form): FormBody<Credentials>,
 ) -> Response {
     if !visitor.accepts(&form.csrf) {
         return forbidden(&visitor);
     }
-    let console = &state.console;
+    let console = &state;
     let refuse = |status, message: String| {
         page(
             &visitor,
@@ -203,22 +200,14 @@ pub async fn signup(
         )
     };
     if !console.inner.per_ip.allow(&visitor.ip) {
-        return too_many(
-            &visitor,
-            state.console.inner.config.signup_window,
-            "Sign up",
-        );
+        return too_many(&visitor, state.inner.config.signup_window, "Sign up");
     }
     let email = match accounts::normalize_email(&form.email) {
         Ok(email) => email,
         Err(e) => return refuse(StatusCode::BAD_REQUEST, e.to_string()),
     };
     if !console.inner.per_email.allow(&email) {
-        return too_many(
-            &visitor,
-            state.console.inner.config.signup_window,
-            "Sign up",
-        );
+        return too_many(&visitor, state.inner.config.signup_window, "Sign up");
     }
     if let Err(e) = accounts::check_password(&form.password) {
         return refuse(StatusCode::BAD_REQUEST, e.to_string());
@@ -260,30 +249,19 @@ pub async fn signup(
     }
 }
 
-fn login_form(visitor: &Visitor, email: &str) -> String {
-    format!(
-        r#"<form method="post" action="/login" class="card">{csrf}
-{email}
-{password}
-<button type="submit">Log in</button>
-</form>
-<p><a href="/reset">Forgot your password?</a> · New here? <a href="/signup">Sign up</a>.</p>"#,
-        csrf = csrf_field(visitor),
-        email = input(
-            "Email",
-            "email",
-            "email",
-            email,
-            r#"required autocomplete="email" maxlength="254""#
-        ),
-        password = input(
-            "Password",
-            "password",
-            "password",
-            "",
-            r#"required maxlength="71" autocomplete="current-password""#
-        ),
-    )
+/// The login form, with the email typed so far.
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginForm<'a> {
+    csrf: String,
+    email: &'a str,
+}
+
+fn login_form<'a>(visitor: &Visitor, email: &'a str) -> LoginForm<'a> {
+    LoginForm {
+        csrf: visitor.csrf(),
+        email,
+    }
 }
 
 /// `GET /login`
@@ -302,14 +280,14 @@ pub async fn login_page(visitor: Visitor) -> Response {
 
 /// `POST /login`
 pub async fn login(
-    State(state): State<ControlPlane>,
+    State(state): State<Console>,
     visitor: Visitor,
     FormBody(form): FormBody<Credentials>,
 ) -> Response {
     if !visitor.accepts(&form.csrf) {
         return forbidden(&visitor);
     }
-    let console = &state.console;
+    let console = &state;
     let refuse = |status, message: &str| {
         page(
             &visitor,
@@ -320,7 +298,7 @@ pub async fn login(
         )
     };
     if !console.inner.logins.allow(&visitor.ip) {
-        return too_many(&visitor, super::LOGIN_WINDOW, "Log in");
+        return too_many(&visitor, crate::LOGIN_WINDOW, "Log in");
     }
     if form.password.chars().count() > 71 || form.email.len() > accounts::MAX_EMAIL {
         return refuse(StatusCode::BAD_REQUEST, "Wrong email or password.");
@@ -368,7 +346,7 @@ pub struct Plain {
 
 /// `POST /logout`
 pub async fn logout(
-    State(state): State<ControlPlane>,
+    State(state): State<Console>,
     visitor: Visitor,
     FormBody(form): FormBody<Plain>,
 ) -> Response {
@@ -389,7 +367,7 @@ pub async fn logout(
 
 /// `GET /verify?token=…`: the link from the verification mail.
 pub async fn verify(
-    State(state): State<ControlPlane>,
+    State(state): State<Console>,
     visitor: Visitor,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
@@ -405,7 +383,7 @@ pub async fn verify(
                 Some(Notice::Error(
                     "This link is invalid or has expired. Log in to request a new one.".into(),
                 )),
-                r#"<p><a href="/login">Log in</a></p>"#,
+                &Link::to("/login", "Log in"),
             );
         }
         Err(e) => Err(e),
@@ -419,7 +397,7 @@ pub async fn verify(
                 "{} is verified. You can create projects now.",
                 account.email
             ))),
-            r#"<p><a class="button" href="/projects">Go to your projects</a></p>"#,
+            &Link::button("/projects", "Go to your projects"),
         ),
         Err(e) => failure(&visitor, e),
     }
@@ -427,7 +405,7 @@ pub async fn verify(
 
 /// `POST /verify/resend`: a new verification link for the signed-in account.
 pub async fn resend_verification(
-    State(state): State<ControlPlane>,
+    State(state): State<Console>,
     visitor: Visitor,
     FormBody(form): FormBody<Plain>,
 ) -> Response {
@@ -440,10 +418,10 @@ pub async fn resend_verification(
     if account.verified {
         return redirect(&visitor, "/projects", &[]);
     }
-    if !state.console.inner.per_email.allow(&account.email) {
+    if !state.inner.per_email.allow(&account.email) {
         return too_many(
             &visitor,
-            state.console.inner.config.signup_window,
+            state.inner.config.signup_window,
             "Verify your email",
         );
     }
@@ -464,7 +442,7 @@ pub async fn resend_verification(
             "We sent a new link to {}.",
             account.email
         ))),
-        r#"<p><a href="/projects">Back to your projects</a></p>"#,
+        &Link::to("/projects", "Back to your projects"),
     )
 }
 
@@ -476,21 +454,17 @@ pub struct ResetRequest {
     email: String,
 }
 
-fn reset_form(visitor: &Visitor) -> String {
-    format!(
-        r#"<form method="post" action="/reset" class="card">{csrf}
-{email}
-<button type="submit">Send a reset link</button>
-</form>"#,
-        csrf = csrf_field(visitor),
-        email = input(
-            "Email",
-            "email",
-            "email",
-            "",
-            r#"required autocomplete="email" maxlength="254""#
-        ),
-    )
+/// The form that asks for a reset link.
+#[derive(Template)]
+#[template(path = "reset.html")]
+struct ResetForm {
+    csrf: String,
+}
+
+fn reset_form(visitor: &Visitor) -> ResetForm {
+    ResetForm {
+        csrf: visitor.csrf(),
+    }
 }
 
 /// `GET /reset`
@@ -507,14 +481,14 @@ pub async fn reset_page(visitor: Visitor) -> Response {
 /// `POST /reset`: mails a reset link when the account exists; the answer is the same either
 /// way, so it does not tell who has an account.
 pub async fn request_reset(
-    State(state): State<ControlPlane>,
+    State(state): State<Console>,
     visitor: Visitor,
     FormBody(form): FormBody<ResetRequest>,
 ) -> Response {
     if !visitor.accepts(&form.csrf) {
         return forbidden(&visitor);
     }
-    let console = &state.console;
+    let console = &state;
     let Ok(email) = accounts::normalize_email(&form.email) else {
         return page(
             &visitor,
@@ -527,7 +501,7 @@ pub async fn request_reset(
     if !console.inner.per_ip.allow(&visitor.ip) || !console.inner.per_email.allow(&email) {
         return too_many(
             &visitor,
-            state.console.inner.config.signup_window,
+            state.inner.config.signup_window,
             "Reset your password",
         );
     }
@@ -540,13 +514,7 @@ pub async fn request_reset(
             {
                 Ok(secret) => {
                     let link = format!("{}/reset/confirm?token={secret}", base_url(&state));
-                    let html = format!(
-                        "<p>Someone asked to reset the password of your Warren account.</p>\
-                         <p>Choose a new password here (the link works once, for an hour):</p>\
-                         <p><a href=\"{link}\">{link}</a></p>\
-                         <p>If it was not you, ignore this message.</p>",
-                        link = e(&link)
-                    );
+                    let html = render(&ResetMail { link: &link });
                     console.mail(&account.email, "Reset your Warren password", html);
                 }
                 Err(e) => return failure(&visitor, e),
@@ -555,15 +523,14 @@ pub async fn request_reset(
         Ok(_) => {}
         Err(e) => return failure(&visitor, e),
     }
-    page(
+    notice_page(
         &visitor,
         StatusCode::OK,
         "Reset your password",
-        Some(Notice::Ok(
+        Notice::Ok(
             "If an account with that email exists, we sent it a link to choose a new password."
                 .into(),
-        )),
-        "",
+        ),
     )
 }
 
@@ -576,23 +543,19 @@ pub struct ResetConfirm {
     password: String,
 }
 
-fn new_password_form(visitor: &Visitor, token: &str) -> String {
-    format!(
-        r#"<form method="post" action="/reset/confirm" class="card">{csrf}
-<input type="hidden" name="token" value="{token}">
-{password}
-<button type="submit">Set the new password</button>
-</form>"#,
-        csrf = csrf_field(visitor),
-        token = e(token),
-        password = input(
-            "New password (8 to 71 characters)",
-            "password",
-            "password",
-            "",
-            r#"required minlength="8" maxlength="71" autocomplete="new-password""#
-        ),
-    )
+/// The form that sets a new password with a reset link's token.
+#[derive(Template)]
+#[template(path = "new_password.html")]
+struct NewPasswordForm<'a> {
+    csrf: String,
+    token: &'a str,
+}
+
+fn new_password_form<'a>(visitor: &Visitor, token: &'a str) -> NewPasswordForm<'a> {
+    NewPasswordForm {
+        csrf: visitor.csrf(),
+        token,
+    }
 }
 
 fn bad_link(visitor: &Visitor) -> Response {
@@ -603,13 +566,13 @@ fn bad_link(visitor: &Visitor) -> Response {
         Some(Notice::Error(
             "This link is invalid or has expired. Ask for a new one.".into(),
         )),
-        r#"<p><a href="/reset">Ask for a new link</a></p>"#,
+        &Link::to("/reset", "Ask for a new link"),
     )
 }
 
 /// `GET /reset/confirm?token=…`: the link from the reset mail.
 pub async fn reset_confirm_page(
-    State(state): State<ControlPlane>,
+    State(state): State<Console>,
     visitor: Visitor,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
@@ -635,7 +598,7 @@ pub async fn reset_confirm_page(
 /// `POST /reset/confirm`: sets the password, ends every session of the account, and counts as
 /// proof of the email address.
 pub async fn reset_confirm(
-    State(state): State<ControlPlane>,
+    State(state): State<Console>,
     visitor: Visitor,
     FormBody(form): FormBody<ResetConfirm>,
 ) -> Response {
@@ -651,7 +614,7 @@ pub async fn reset_confirm(
             &new_password_form(&visitor, &form.token),
         );
     }
-    let console = &state.console;
+    let console = &state;
     let hash = match console
         .inner
         .passwords
@@ -687,10 +650,25 @@ pub async fn reset_confirm(
             "Your password was changed and every session signed out. Log in with the new one."
                 .into(),
         )),
-        r#"<p><a class="button" href="/login">Log in</a></p>"#,
+        &Link::button("/login", "Log in"),
     );
     if let Ok(value) = HeaderValue::from_str(&clear) {
         response.headers_mut().append(header::SET_COOKIE, value);
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forms_escape_the_values_they_show_again() {
+        let html = render(&SignupForm {
+            csrf: "t".into(),
+            email: r#""><script>x</script>"#,
+        });
+        assert!(!html.contains("<script>"));
+        assert!(html.contains("&#34;&#62;&#60;script&#62;"));
+    }
 }

@@ -8,9 +8,10 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::Response;
 
-use super::csrf;
-use crate::accounts::{Account, SESSION_SECONDS, digest};
-use crate::{ControlPlane, Error};
+use crate::csrf;
+use warren_control_plane::accounts::{Account, SESSION_SECONDS, digest};
+
+use crate::Console;
 
 /// Name of the session cookie.
 pub const SESSION_COOKIE: &str = "warren_session";
@@ -75,18 +76,22 @@ fn same_origin(headers: &HeaderMap, host: &str) -> bool {
         .is_some_and(|(_, authority)| !host.is_empty() && authority.eq_ignore_ascii_case(host))
 }
 
-impl FromRequestParts<ControlPlane> for Visitor {
-    type Rejection = Error;
+impl FromRequestParts<Console> for Visitor {
+    type Rejection = Response;
 
     async fn from_request_parts(
         parts: &mut Parts,
-        state: &ControlPlane,
+        state: &Console,
     ) -> Result<Self, Self::Rejection> {
         let accounts = state.console.accounts();
         let mut account = None;
         let mut session = None;
         for secret in cookies(&parts.headers, SESSION_COOKIE) {
-            if let Some(found) = accounts.session(secret).await? {
+            if let Some(found) = accounts
+                .session(secret)
+                .await
+                .map_err(crate::error::internal)?
+            {
                 account = Some(found);
                 session = Some(secret.to_string());
                 break;
@@ -117,7 +122,7 @@ impl FromRequestParts<ControlPlane> for Visitor {
             ip,
             same_origin: same_origin(&parts.headers, &host),
             secure: state.urls.scheme == "https",
-            key: state.console.inner.csrf_key.clone(),
+            key: state.inner.csrf_key.clone(),
         })
     }
 }

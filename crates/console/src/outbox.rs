@@ -6,17 +6,20 @@
 //! the console's key) over that expiry and the operator token, never the token itself; a new
 //! token voids it. The sign-in and sign-out forms carry the console's CSRF token.
 
+use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde::Deserialize;
 
-use super::auth::{FormBody, failure, forbidden};
-use super::csrf;
-use super::html::{Notice, csrf_field, e, input, page, redirect};
-use super::visitor::{Visitor, cookie, cookies};
-use crate::outbox::{Message, enabled};
-use crate::{ControlPlane, Error};
+use crate::auth::{FormBody, failure, forbidden};
+use crate::csrf;
+use crate::html::{Link, Notice, page, redirect};
+use crate::visitor::{Visitor, cookie, cookies};
+use warren_control_plane::Error;
+use warren_control_plane::outbox::{Message, enabled};
+
+use crate::Console;
 
 /// Name of the operator's outbox cookie.
 pub const OPERATOR_COOKIE: &str = "warren_operator";
@@ -33,19 +36,19 @@ fn now() -> i64 {
 }
 
 /// What the HMAC of an outbox cookie covers.
-fn binding(state: &ControlPlane, expires: i64) -> String {
+fn binding(state: &Console, expires: i64) -> String {
     format!("outbox:{expires}:{}", state.operator_token.reveal())
 }
 
 /// The cookie value for a sign-in that lasts until `expires`.
-fn operator_value(state: &ControlPlane, expires: i64) -> String {
-    let key = &state.console.inner.csrf_key;
+fn operator_value(state: &Console, expires: i64) -> String {
+    let key = &state.inner.csrf_key;
     format!("{expires}.{}", csrf::token(key, &binding(state, expires)))
 }
 
 /// Whether the request carries a live outbox sign-in for the current operator token.
-fn signed_in(state: &ControlPlane, headers: &axum::http::HeaderMap) -> bool {
-    let key = &state.console.inner.csrf_key;
+fn signed_in(state: &Console, headers: &axum::http::HeaderMap) -> bool {
+    let key = &state.inner.csrf_key;
     cookies(headers, OPERATOR_COOKIE).any(|value| {
         let Some((expires, mac)) = value.split_once('.') else {
             return false;
@@ -57,24 +60,18 @@ fn signed_in(state: &ControlPlane, headers: &axum::http::HeaderMap) -> bool {
     })
 }
 
+/// The outbox's sign-in form.
+#[derive(Template)]
+#[template(path = "outbox_login.html")]
+struct SignInForm {
+    csrf: String,
+}
+
 fn sign_in_page(visitor: &Visitor, status: StatusCode, notice: Option<Notice>) -> Response {
-    let body = format!(
-        r#"<p class="lead">This platform has no SMTP relay, so the mail it sends is kept here.</p>
-<form method="post" action="/outbox/login" class="card" id="outbox-login">{csrf}
-{token}
-<button type="submit">Open the outbox</button>
-</form>
-<p class="hint">The operator token is printed when the server first starts and kept in the <code>operator-token</code> file of its data directory (or set by <code>WARREN_OPERATOR_TOKEN</code>).</p>"#,
-        csrf = csrf_field(visitor),
-        token = input(
-            "Operator token",
-            "token",
-            "password",
-            "",
-            r#"required maxlength="512" autocomplete="current-password""#
-        ),
-    );
-    page(visitor, status, "Outbox", notice, &body)
+    let form = SignInForm {
+        csrf: visitor.csrf(),
+    };
+    page(visitor, status, "Outbox", notice, &form)
 }
 
 /// Query of `GET /outbox`.
@@ -84,120 +81,113 @@ pub struct Paging {
     page: Option<usize>,
 }
 
-/// A link shown as a clickable anchor (only `http(s)` links are ever kept).
-fn anchor(link: &str) -> String {
-    format!(
-        r#"<a href="{link}" rel="noopener noreferrer">{link}</a>"#,
-        link = e(link)
-    )
+/// A kept message as the outbox shows it.
+struct MessageView {
+    id: String,
+    created: String,
+    to: String,
+    subject: String,
+    /// The badge of whom it was sent for: its class and label.
+    class: &'static str,
+    label: String,
+    /// The first link of the message (only `http(s)` links are ever kept).
+    link: Option<String>,
+    /// Its code, if any.
+    code: Option<String>,
 }
 
-/// The first link of a message, else its code, else nothing.
-fn carries(message: &Message) -> String {
-    match (message.kept.links.first(), &message.kept.code) {
-        (Some(link), _) => anchor(link),
-        (None, Some(code)) => format!("code <code>{}</code>", e(code)),
-        (None, None) => String::new(),
+impl MessageView {
+    fn of(message: &Message) -> Self {
+        let kept = &message.kept;
+        Self {
+            id: kept.id.clone(),
+            created: kept.created.clone(),
+            to: kept.to.clone(),
+            subject: kept.subject.clone(),
+            class: if kept.tenant.is_none() {
+                "active"
+            } else {
+                "pending"
+            },
+            label: message.label(),
+            link: kept.links.first().cloned(),
+            code: kept.code.clone(),
+        }
     }
 }
 
-fn label(message: &Message) -> String {
-    let class = if message.kept.tenant.is_none() {
-        "active"
-    } else {
-        "pending"
-    };
-    format!(
-        r#"<span class="badge {class}">{}</span>"#,
-        e(&message.label())
-    )
+/// A page of the outbox, newest first.
+#[derive(Template)]
+#[template(path = "outbox.html")]
+struct OutboxPage {
+    csrf: String,
+    rows: Vec<MessageView>,
+    /// Messages kept in all.
+    total: usize,
+    /// The most the outbox keeps.
+    max: usize,
+    /// The newer page's number, if any.
+    newer: Option<usize>,
+    /// The older page's number, if any.
+    older: Option<usize>,
 }
 
-fn sign_out_form(visitor: &Visitor) -> String {
-    format!(
-        r#"<form method="post" action="/outbox/logout" class="inline">{}<button class="link">Close the outbox</button></form>"#,
-        csrf_field(visitor)
-    )
+/// One message with all its links, its body as text and as HTML source.
+#[derive(Template)]
+#[template(path = "outbox_message.html")]
+struct MessagePage<'a> {
+    m: MessageView,
+    from: &'a str,
+    links: &'a [String],
+    text: String,
+    source: &'a str,
 }
 
 /// `GET /outbox`: the sign-in form, or the kept messages, newest first.
 pub async fn show_outbox(
-    State(state): State<ControlPlane>,
+    State(state): State<Console>,
     visitor: Visitor,
     headers: axum::http::HeaderMap,
     Query(paging): Query<Paging>,
 ) -> Response {
     if !enabled(&state) {
-        return Error::NotFound.into_response();
+        return crate::error::not_found();
     }
     if !signed_in(&state, &headers) {
         return sign_in_page(&visitor, StatusCode::OK, None);
     }
     let number = paging.page.unwrap_or(1).max(1);
-    let (messages, total) = match crate::outbox::page(&state, number, PER_PAGE).await {
+    let (messages, total) = match warren_control_plane::outbox::page(&state, number, PER_PAGE).await
+    {
         Ok(found) => found,
         Err(error) => return failure(&visitor, error),
     };
-    let rows: String = messages
-        .iter()
-        .map(|m| {
-            format!(
-                r#"<tr><td>{created}</td><td>{label}</td><td>{to}</td><td><a href="/outbox/{id}">{subject}</a></td><td class="carries">{carries}</td></tr>"#,
-                created = e(&m.kept.created),
-                label = label(m),
-                to = e(&m.kept.to),
-                id = e(&m.kept.id),
-                subject = e(&m.kept.subject),
-                carries = carries(m),
-            )
-        })
-        .collect();
-    let table = if messages.is_empty() {
-        r#"<p class="empty">No mail yet.</p>"#.to_string()
-    } else {
-        format!(
-            r#"<table class="projects outbox" id="outbox"><thead><tr><th>Sent</th><th>For</th><th>To</th><th>Subject</th><th>Link or code</th></tr></thead><tbody>{rows}</tbody></table>"#
-        )
-    };
     let pages = total.div_ceil(PER_PAGE).max(1);
-    let mut pager = String::new();
-    if number > 1 {
-        pager.push_str(&format!(
-            r#"<a href="/outbox?page={}">Newer</a> "#,
-            number - 1
-        ));
-    }
-    if number < pages {
-        pager.push_str(&format!(
-            r#"<a href="/outbox?page={}">Older</a>"#,
-            number + 1
-        ));
-    }
-    let body = format!(
-        r#"<p class="lead">Mail of the console and of every project without SMTP settings of its own, kept because no SMTP relay is configured. {total} kept (the newest {max} at most).</p>
-{table}
-<p>{pager}</p>
-<p>{sign_out}</p>"#,
-        max = warren_mail::outbox::MAX_MESSAGES,
-        sign_out = sign_out_form(&visitor),
-    );
-    page(&visitor, StatusCode::OK, "Outbox", None, &body)
+    let shown = OutboxPage {
+        csrf: visitor.csrf(),
+        rows: messages.iter().map(MessageView::of).collect(),
+        total,
+        max: warren_mail::outbox::MAX_MESSAGES,
+        newer: (number > 1).then(|| number - 1),
+        older: (number < pages).then(|| number + 1),
+    };
+    page(&visitor, StatusCode::OK, "Outbox", None, &shown)
 }
 
 /// `GET /outbox/{id}`: one message, its links clickable, its body as text and as HTML source.
 pub async fn show_message(
-    State(state): State<ControlPlane>,
+    State(state): State<Console>,
     visitor: Visitor,
     headers: axum::http::HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
     if !enabled(&state) {
-        return Error::NotFound.into_response();
+        return crate::error::not_found();
     }
     if !signed_in(&state, &headers) {
         return redirect(&visitor, "/outbox", &[]);
     }
-    let message = match crate::outbox::one(&state, &id).await {
+    let message = match warren_control_plane::outbox::one(&state, &id).await {
         Ok(message) => message,
         Err(Error::NotFound) => {
             return page(
@@ -207,59 +197,20 @@ pub async fn show_message(
                 Some(Notice::Error(
                     "There is no such message; it may have been pruned.".into(),
                 )),
-                r#"<p><a href="/outbox">Back to the outbox</a></p>"#,
+                &Link::to("/outbox", "Back to the outbox"),
             );
         }
         Err(error) => return failure(&visitor, error),
     };
     let kept = &message.kept;
-    let links: String = kept
-        .links
-        .iter()
-        .map(|l| format!("<li>{}</li>", anchor(l)))
-        .collect();
-    let links = if links.is_empty() {
-        r#"<p class="empty">No links.</p>"#.to_string()
-    } else {
-        format!(r#"<ul class="links" id="links">{links}</ul>"#)
+    let shown = MessagePage {
+        m: MessageView::of(&message),
+        from: &kept.from,
+        links: &kept.links,
+        text: text_of(&kept.html),
+        source: &kept.html,
     };
-    let code = match &kept.code {
-        Some(code) => format!(
-            r#"<dt>Code</dt><dd><code id="code">{}</code></dd>"#,
-            e(code)
-        ),
-        None => String::new(),
-    };
-    let body = format!(
-        r#"<p><a href="/outbox">← All mail</a></p>
-<div class="card wide">
-<h2>{subject}</h2>
-<dl class="facts">
-<dt>For</dt><dd>{label}</dd>
-<dt>Sent</dt><dd>{created}</dd>
-<dt>From</dt><dd>{from}</dd>
-<dt>To</dt><dd>{to}</dd>
-{code}
-</dl>
-</div>
-<div class="card wide">
-<h2>Links</h2>
-{links}
-</div>
-<div class="card wide">
-<h2>Message</h2>
-<pre class="mail">{text}</pre>
-<details><summary>HTML source</summary><pre class="mail">{source}</pre></details>
-</div>"#,
-        subject = e(&kept.subject),
-        label = label(&message),
-        created = e(&kept.created),
-        from = e(&kept.from),
-        to = e(&kept.to),
-        text = e(&text_of(&kept.html)),
-        source = e(&kept.html),
-    );
-    page(&visitor, StatusCode::OK, "Outbox", None, &body)
+    page(&visitor, StatusCode::OK, "Outbox", None, &shown)
 }
 
 /// Fields of the outbox sign-in form.
@@ -272,12 +223,12 @@ pub struct SignIn {
 
 /// `POST /outbox/login`: checks the operator token (constant time) and sets the outbox cookie.
 pub async fn sign_in(
-    State(state): State<ControlPlane>,
+    State(state): State<Console>,
     visitor: Visitor,
     form: Result<FormBody<SignIn>, Response>,
 ) -> Response {
     if !enabled(&state) {
-        return Error::NotFound.into_response();
+        return crate::error::not_found();
     }
     let form = match form {
         Ok(FormBody(form)) => form,
@@ -286,7 +237,7 @@ pub async fn sign_in(
     if !visitor.accepts(&form.csrf) {
         return forbidden(&visitor);
     }
-    if !state.console.inner.logins.allow(&visitor.ip) {
+    if !state.inner.logins.allow(&visitor.ip) {
         let mut response = sign_in_page(
             &visitor,
             StatusCode::TOO_MANY_REQUESTS,
@@ -294,7 +245,7 @@ pub async fn sign_in(
                 "Too many attempts. Please wait a while and try again.".into(),
             )),
         );
-        let wait = super::LOGIN_WINDOW.as_secs().to_string();
+        let wait = crate::LOGIN_WINDOW.as_secs().to_string();
         if let Ok(value) = HeaderValue::from_str(&wait) {
             response.headers_mut().insert(header::RETRY_AFTER, value);
         }
@@ -333,12 +284,12 @@ pub struct SignOut {
 
 /// `POST /outbox/logout`: removes the outbox cookie.
 pub async fn sign_out(
-    State(state): State<ControlPlane>,
+    State(state): State<Console>,
     visitor: Visitor,
     form: Result<FormBody<SignOut>, Response>,
 ) -> Response {
     if !enabled(&state) {
-        return Error::NotFound.into_response();
+        return crate::error::not_found();
     }
     let form = match form {
         Ok(FormBody(form)) => form,

@@ -3,18 +3,23 @@
 //! project as a zip. Projects are looked up within the signed-in account only; every form
 //! carries the CSRF token (the upload's as its first part, checked before the file is read).
 
+use askama::Template;
+use axum::body::Body;
 use axum::extract::{Multipart, Path, State};
-use axum::http::StatusCode;
-use axum::response::Response;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
+use tokio_util::io::ReaderStream;
 
-use super::auth::{FormBody, failure, forbidden};
-use super::html::{Notice, csrf_field, e, page, page_refreshing, redirect};
-use super::projects::{owned, project_body};
-use super::visitor::Visitor;
-use crate::tenants::TenantInfo;
-use crate::transfers::{Job, upload_limit};
-use crate::{ControlPlane, Error};
+use crate::auth::{FormBody, failure, forbidden};
+use crate::html::{Link, Notice, page, page_refreshing, redirect};
+use crate::projects::{owned, project_body};
+use crate::visitor::Visitor;
+use warren_control_plane::Error;
+use warren_control_plane::tenants::TenantInfo;
+use warren_control_plane::transfers::{Export, Job, upload_limit};
+
+use crate::Console;
 
 /// Human-readable byte counts for the page.
 fn size(n: u64) -> String {
@@ -26,41 +31,27 @@ fn size(n: u64) -> String {
     }
 }
 
+/// The project page's import and export section: the plan's zip limit and the latest import
+/// as (status, started).
+pub(crate) struct TransfersView {
+    pub(crate) limit: Option<String>,
+    pub(crate) latest: Option<(String, String)>,
+}
+
 /// The project page's import and export section.
-pub(super) fn section(state: &ControlPlane, visitor: &Visitor, project: &TenantInfo) -> String {
-    let limit = match upload_limit(project) {
-        Some(max) => format!(" Your plan takes zips up to {}.", size(max)),
-        None => String::new(),
-    };
-    let latest = match state.transfers.job(project) {
-        Some(job) => format!(
-            r#"<p class="hint">Latest import: <a href="/projects/{id}/import" id="import-latest">{status}</a> ({started}).</p>"#,
-            id = e(&project.id),
-            status = e(&job.status),
-            started = e(&job.started),
-        ),
-        None => String::new(),
-    };
-    format!(
-        r#"<form method="post" action="/projects/{id}/import" enctype="multipart/form-data" class="card" id="import">{csrf}
-<h2>Import from PocketBase</h2>
-<p class="hint">Upload a zip of a PocketBase <code>pb_data</code> directory, or a backup made by PocketBase. Its collections, records, users (with their passwords), settings and files replace this project's, so it must still be empty: no collections, users or files of its own.{limit}</p>
-<label>Zip file<input type="file" name="file" accept=".zip,application/zip" required></label>
-<button type="submit">Import</button>
-{latest}</form>
-<form method="post" action="/projects/{id}/export" class="card" id="export">{csrf}
-<h2>Export</h2>
-<p class="hint">Downloads the project as a zip of a PocketBase data directory: unzipped, PocketBase 0.40 serves it as its <code>pb_data</code>.</p>
-<button type="submit">Download export</button>
-</form>"#,
-        id = e(&project.id),
-        csrf = csrf_field(visitor),
-    )
+pub(crate) fn section(state: &Console, project: &TenantInfo) -> TransfersView {
+    TransfersView {
+        limit: upload_limit(project).map(size),
+        latest: state
+            .transfers
+            .job(project)
+            .map(|job| (job.status.clone(), job.started.clone())),
+    }
 }
 
 /// The project page with `notice`, answered with `status`.
 async fn project_page(
-    state: &ControlPlane,
+    state: &Console,
     visitor: &Visitor,
     id: &str,
     status: StatusCode,
@@ -70,7 +61,7 @@ async fn project_page(
         Ok(found) => found,
         Err(response) => return response,
     };
-    let domains = match super::domains::section(state, visitor, &project).await {
+    let domains = match crate::domains::section(state, &project).await {
         Ok(html) => html,
         Err(e) => return failure(visitor, e),
     };
@@ -101,7 +92,7 @@ fn refusal(error: Error) -> Result<(StatusCode, String), Error> {
 /// `POST /projects/{id}/import`: multipart with `csrf` first, then `file`. Starts the import
 /// and shows its progress page.
 pub async fn import_project(
-    State(state): State<ControlPlane>,
+    State(state): State<Console>,
     visitor: Visitor,
     Path(id): Path<String>,
     mut form: Multipart,
@@ -162,7 +153,32 @@ pub async fn import_project(
     }
 }
 
-fn progress(job: &Job) -> String {
+/// The import page: the latest import's facts, and its progress while it runs.
+#[derive(Template)]
+#[template(path = "import.html")]
+struct ImportPage<'a> {
+    id: &'a str,
+    slug: &'a str,
+    status: &'a str,
+    bytes: String,
+    started: &'a str,
+    progress: Option<Progress>,
+}
+
+/// A running import's step and, once its size is known, how far it is.
+struct Progress {
+    step: &'static str,
+    bar: Option<Bar>,
+}
+
+/// (done, total) of a step, in `unit`.
+struct Bar {
+    done: u64,
+    total: u64,
+    unit: &'static str,
+}
+
+fn progress(job: &Job) -> Progress {
     let step = match job.step.as_str() {
         "unpack" => "Unpacking the zip",
         "database" => "Copying the database",
@@ -171,23 +187,18 @@ fn progress(job: &Job) -> String {
         "done" => "Done",
         _ => "Starting",
     };
-    let bar = if job.total > 0 {
-        format!(
-            r#"<progress id="import-progress" max="{total}" value="{done}"></progress> <span class="hint">{done} of {total}{unit}</span>"#,
-            total = job.total,
-            done = job.done.min(job.total),
-            unit = if job.step == "unpack" { " bytes" } else { "" },
-        )
-    } else {
-        r#"<progress id="import-progress"></progress>"#.into()
-    };
-    format!(r#"<p id="import-step">{step}</p><p>{bar}</p>"#)
+    let bar = (job.total > 0).then(|| Bar {
+        total: job.total,
+        done: job.done.min(job.total),
+        unit: if job.step == "unpack" { " bytes" } else { "" },
+    });
+    Progress { step, bar }
 }
 
 /// `GET /projects/{id}/import`: the latest import's progress, refreshed every second while it
 /// runs; its outcome once it ended.
 pub async fn show_import(
-    State(state): State<ControlPlane>,
+    State(state): State<Console>,
     visitor: Visitor,
     Path(id): Path<String>,
 ) -> Response {
@@ -195,11 +206,8 @@ pub async fn show_import(
         Ok(found) => found,
         Err(response) => return response,
     };
-    let back = format!(
-        r#"<p><a href="/projects/{}">Back to {}</a></p>"#,
-        e(&project.id),
-        e(&project.slug)
-    );
+    let back = format!("/projects/{}", project.id);
+    let back_text = format!("Back to {}", project.slug);
     let title = format!("Import into {}", project.slug);
     let Some(job) = state.transfers.job(&project) else {
         return page(
@@ -207,22 +215,22 @@ pub async fn show_import(
             StatusCode::NOT_FOUND,
             &title,
             Some(Notice::Error("No import has run for this project.".into())),
-            &back,
+            &Link::to(&back, &back_text),
         );
     };
-    let facts = format!(
-        r#"<dl class="facts"><dt>Status</dt><dd id="import-status">{status}</dd><dt>Zip</dt><dd>{bytes}</dd><dt>Started</dt><dd>{started}</dd></dl>"#,
-        status = e(&job.status),
-        bytes = e(&size(job.upload_bytes)),
-        started = e(&job.started),
-    );
+    let mut shown = ImportPage {
+        id: &project.id,
+        slug: &project.slug,
+        status: &job.status,
+        bytes: size(job.upload_bytes),
+        started: &job.started,
+        progress: None,
+    };
     match job.status.as_str() {
-        "running" => page_refreshing(
-            &visitor,
-            &title,
-            1,
-            &format!("{facts}{}{back}", progress(&job)),
-        ),
+        "running" => {
+            shown.progress = Some(progress(&job));
+            page_refreshing(&visitor, &title, 1, &shown)
+        }
         "done" => page(
             &visitor,
             StatusCode::OK,
@@ -233,7 +241,7 @@ pub async fn show_import(
                 job.files,
                 state.urls.tenant_url(&project.slug)
             ))),
-            &format!("{facts}{back}"),
+            &shown,
         ),
         _ => page(
             &visitor,
@@ -243,7 +251,7 @@ pub async fn show_import(
                 "The import failed and nothing was changed: {}.",
                 job.error.trim_end_matches('.')
             ))),
-            &format!("{facts}{back}"),
+            &shown,
         ),
     }
 }
@@ -257,7 +265,7 @@ pub struct ExportForm {
 
 /// `POST /projects/{id}/export`: the project as a zip download.
 pub async fn export_project(
-    State(state): State<ControlPlane>,
+    State(state): State<Console>,
     visitor: Visitor,
     Path(id): Path<String>,
     FormBody(form): FormBody<ExportForm>,
@@ -278,33 +286,17 @@ pub async fn export_project(
     }
 }
 
-/// A download of `export`, streamed from its file.
-fn zip_response(slug: &str, export: crate::transfers::Export) -> Response {
-    use axum::body::{Body, Bytes};
-    use axum::http::{HeaderValue, header};
-    use axum::response::IntoResponse;
-    use tokio::io::AsyncReadExt;
-    let stream = futures_util::stream::unfold(export.file, |mut file| async move {
-        let mut buffer = vec![0u8; 256 * 1024];
-        match file.read(&mut buffer).await {
-            Ok(0) => None,
-            Ok(n) => {
-                buffer.truncate(n);
-                Some((Ok::<_, std::io::Error>(Bytes::from(buffer)), file))
-            }
-            Err(e) => Some((Err(e), file)),
-        }
-    });
-    let disposition = format!("attachment; filename=\"{slug}-pb_data.zip\"");
-    let mut response = Body::from_stream(stream).into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/zip"),
-    );
-    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(export.bytes));
-    if let Ok(value) = HeaderValue::from_str(&disposition) {
-        headers.insert(header::CONTENT_DISPOSITION, value);
-    }
-    response
+/// A download of `export`, streamed from its file. Slugs are lowercase letters, digits and
+/// hyphens, so the file name is always a valid header value.
+fn zip_response(slug: &str, export: Export) -> Response {
+    let headers = [
+        (header::CONTENT_TYPE, "application/zip".to_string()),
+        (header::CONTENT_LENGTH, export.bytes.to_string()),
+        (
+            header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"{slug}-pb_data.zip\""),
+        ),
+    ];
+    let body = Body::from_stream(ReaderStream::with_capacity(export.file, 256 * 1024));
+    (headers, body).into_response()
 }

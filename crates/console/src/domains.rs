@@ -8,15 +8,17 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
 
-use super::auth::{FormBody, failure, forbidden};
-use super::html::{Notice, csrf_field, e, input, page};
-use super::projects::{owned, project_body};
-use super::visitor::Visitor;
-use crate::certificates::{self, CertificateRecord};
-use crate::domains::{self, DomainInfo};
-use crate::metering::Usage;
-use crate::tenants::TenantInfo;
-use crate::{ControlPlane, Error, Result};
+use crate::auth::{FormBody, failure, forbidden};
+use crate::html::{Notice, page};
+use crate::projects::{BackupView, owned, project_body};
+use crate::visitor::Visitor;
+use warren_control_plane::certificates::{self, CertificateRecord};
+use warren_control_plane::domains::{self, DomainInfo};
+use warren_control_plane::metering::Usage;
+use warren_control_plane::tenants::TenantInfo;
+use warren_control_plane::{Error, Result};
+
+use crate::Console;
 
 /// Longest domain field accepted from a form (a DNS name is at most 253 characters).
 const MAX_DOMAIN: usize = 253;
@@ -35,114 +37,78 @@ fn day(unix: i64) -> String {
 }
 
 /// What the page says about a domain's certificate.
-fn certificate_state(domain: &DomainInfo, certificate: Option<&CertificateRecord>) -> String {
+pub(crate) struct CertificateView {
+    /// The state in words.
+    pub(crate) text: String,
+    /// Whether the text is a hint (no certificate yet).
+    pub(crate) hint: bool,
+    /// The last failed attempt's error, if any.
+    pub(crate) error: Option<String>,
+}
+
+fn certificate_state(
+    domain: &DomainInfo,
+    certificate: Option<&CertificateRecord>,
+) -> CertificateView {
+    let hint = |text: &str| CertificateView {
+        text: text.into(),
+        hint: true,
+        error: None,
+    };
     match certificate {
-        None if domain.status != "verified" => {
-            r#"<span class="hint">After verification</span>"#.into()
-        }
-        None => r#"<span class="hint">Not issued yet</span>"#.into(),
-        Some(c) => {
-            let mut text = if c.not_after > 0 {
+        None if domain.status != "verified" => hint("After verification"),
+        None => hint("Not issued yet"),
+        Some(c) => CertificateView {
+            text: if c.not_after > 0 {
                 format!(
                     "Issued by {}, valid until {}",
-                    e(if c.issuer.is_empty() { "?" } else { &c.issuer }),
+                    if c.issuer.is_empty() { "?" } else { &c.issuer },
                     day(c.not_after)
                 )
             } else {
                 "Not issued yet".into()
-            };
-            if !c.last_error.is_empty() {
-                text.push_str(&format!(
-                    r#"<span class="domain-error">Last attempt failed: {}</span>"#,
-                    e(&c.last_error)
-                ));
-            }
-            text
-        }
+            },
+            hint: false,
+            error: (!c.last_error.is_empty()).then(|| c.last_error.clone()),
+        },
     }
 }
 
-fn domain_row(
-    visitor: &Visitor,
-    project: &TenantInfo,
-    domain: &DomainInfo,
-    certificate: Option<&CertificateRecord>,
-) -> String {
-    let error = if domain.last_error.is_empty() || domain.status == "verified" {
-        String::new()
-    } else {
-        format!(
-            r#"<span class="domain-error">{}</span>"#,
-            e(&domain.last_error)
-        )
-    };
-    let hidden = format!(
-        r#"{csrf}<input type="hidden" name="domain" value="{domain}">"#,
-        csrf = csrf_field(visitor),
-        domain = e(&domain.domain),
-    );
-    format!(
-        r#"<div class="domain" data-domain="{domain}">
-<h3><a href="http://{domain}" rel="noopener">{domain}</a> <span class="badge {status}">{status}</span></h3>
-{error}<dl class="facts">
-<dt>TXT name</dt><dd><code class="txt-name">{txt_name}</code></dd>
-<dt>TXT value</dt><dd><code class="txt-value">{token}</code></dd>
-<dt>Certificate</dt><dd class="certificate">{certificate}</dd>
-</dl>
-<form method="post" action="/projects/{id}/domains/check" class="inline check">{hidden}<button type="submit">Check</button></form>
-<form method="post" action="/projects/{id}/domains/remove" class="inline remove">{hidden}<button type="submit" class="danger">Remove</button></form>
-</div>"#,
-        domain = e(&domain.domain),
-        status = e(&domain.status),
-        txt_name = e(&domain.txt_name()),
-        token = e(&domain.token),
-        certificate = certificate_state(domain, certificate),
-        id = e(&project.id),
-    )
+/// A custom domain in the project page's section.
+pub(crate) struct DomainView {
+    pub(crate) domain: String,
+    pub(crate) status: String,
+    /// Why the last check failed, while the domain is not verified.
+    pub(crate) error: Option<String>,
+    pub(crate) txt_name: String,
+    pub(crate) token: String,
+    pub(crate) certificate: CertificateView,
 }
 
-/// The project page's custom-domains section: the domains with their TXT records, states and
-/// forms, and the form that adds one.
-pub(super) async fn section(
-    state: &ControlPlane,
-    visitor: &Visitor,
-    project: &TenantInfo,
-) -> Result<String> {
+fn domain_view(domain: &DomainInfo, certificate: Option<&CertificateRecord>) -> DomainView {
+    DomainView {
+        domain: domain.domain.clone(),
+        status: domain.status.clone(),
+        error: (!domain.last_error.is_empty() && domain.status != "verified")
+            .then(|| domain.last_error.clone()),
+        txt_name: domain.txt_name(),
+        token: domain.token.clone(),
+        certificate: certificate_state(domain, certificate),
+    }
+}
+
+/// The project's custom domains with their TXT records and states, for the project page's
+/// section (which also holds the form that adds one).
+pub(crate) async fn section(state: &Console, project: &TenantInfo) -> Result<Vec<DomainView>> {
     let found = domains::list(&state.tenants, &project.slug).await?;
-    let table = if found.is_empty() {
-        r#"<p class="empty">No custom domains yet.</p>"#.to_string()
-    } else {
-        let all = certificates::list(state.tenants.db()).await?;
-        let items: String = found
-            .iter()
-            .map(|d| {
-                let certificate = all.iter().find(|c| c.host == d.domain);
-                domain_row(visitor, project, d, certificate)
-            })
-            .collect();
-        format!(r#"<div class="domains">{items}</div>"#)
-    };
-    Ok(format!(
-        r#"<section class="card wide" id="domains">
-<h2>Custom domains</h2>
-<p class="hint">Add a domain you own, create the TXT record shown for it at your DNS provider (type <code>TXT</code>), point the domain at the platform, then check it. Once verified, the domain reaches this project like <code>{url}</code>.</p>
-{table}
-<form method="post" action="/projects/{id}/domains" id="add-domain">{csrf}
-{field}
-<button type="submit">Add domain</button>
-</form>
-</section>"#,
-        url = e(&state.urls.tenant_url(&project.slug)),
-        id = e(&project.id),
-        csrf = csrf_field(visitor),
-        field = input(
-            "Domain",
-            "domain",
-            "text",
-            "",
-            r#"required maxlength="253" placeholder="app.example.com" autocomplete="off""#
-        ),
-    ))
+    if found.is_empty() {
+        return Ok(Vec::new());
+    }
+    let all = certificates::list(state.tenants.db()).await?;
+    Ok(found
+        .iter()
+        .map(|d| domain_view(d, all.iter().find(|c| c.host == d.domain)))
+        .collect())
 }
 
 /// Fields of the domain forms.
@@ -153,18 +119,18 @@ pub struct DomainForm {
     domain: String,
 }
 
-/// A project as its page shows it: the project, its usage and its backups section (HTML).
-type Shown = (TenantInfo, Usage, String);
+/// A project as its page shows it: the project, its usage and its backups.
+type Shown = (TenantInfo, Usage, Option<BackupView>);
 
 /// The project page with `notice`, answered with `status`.
 async fn show(
-    state: &ControlPlane,
+    state: &Console,
     visitor: &Visitor,
     (project, used, backups): &Shown,
     status: StatusCode,
     notice: Notice,
 ) -> Response {
-    match section(state, visitor, project).await {
+    match section(state, project).await {
         Ok(domains) => page(
             visitor,
             status,
@@ -179,7 +145,7 @@ async fn show(
 /// The signed-in account's project `id` as its page shows it, once the CSRF token and the
 /// form's domain field are checked; or the response that ends the request.
 async fn prepare(
-    state: &ControlPlane,
+    state: &Console,
     visitor: &Visitor,
     id: &str,
     form: &DomainForm,
@@ -205,7 +171,7 @@ fn no_such_domain() -> (StatusCode, Notice) {
 
 /// `POST /projects/{id}/domains`: adds a pending domain with a fresh verification token.
 pub async fn add_domain(
-    State(state): State<ControlPlane>,
+    State(state): State<Console>,
     visitor: Visitor,
     Path(id): Path<String>,
     FormBody(form): FormBody<DomainForm>,
@@ -240,7 +206,7 @@ pub async fn add_domain(
 /// `POST /projects/{id}/domains/check`: looks the TXT record up now; a verified domain routes
 /// to the project at once.
 pub async fn check_domain(
-    State(state): State<ControlPlane>,
+    State(state): State<Console>,
     visitor: Visitor,
     Path(id): Path<String>,
     FormBody(form): FormBody<DomainForm>,
@@ -273,7 +239,7 @@ pub async fn check_domain(
 
 /// `POST /projects/{id}/domains/remove`: the domain stops reaching the project at once.
 pub async fn remove_domain(
-    State(state): State<ControlPlane>,
+    State(state): State<Console>,
     visitor: Visitor,
     Path(id): Path<String>,
     FormBody(form): FormBody<DomainForm>,
@@ -304,6 +270,13 @@ pub async fn remove_domain(
 mod tests {
     use super::*;
 
+    /// The certificate cell of a domain's row.
+    #[derive(askama::Template)]
+    #[template(path = "project/certificate.html")]
+    struct CertificateCell<'a> {
+        d: &'a DomainView,
+    }
+
     fn domain(status: &str) -> DomainInfo {
         DomainInfo {
             domain: "app.example.com".into(),
@@ -318,8 +291,17 @@ mod tests {
 
     #[test]
     fn certificate_states_read_plainly_and_are_escaped() {
-        assert!(certificate_state(&domain("pending"), None).contains("After verification"));
-        assert!(certificate_state(&domain("verified"), None).contains("Not issued yet"));
+        let shown = |certificate| {
+            let d = domain("verified");
+            crate::html::render(&CertificateCell {
+                d: &domain_view(&d, certificate),
+            })
+        };
+        let pending = domain_view(&domain("pending"), None);
+        assert!(
+            crate::html::render(&CertificateCell { d: &pending }).contains("After verification")
+        );
+        assert!(shown(None).contains("Not issued yet"));
         let issued = CertificateRecord {
             host: "app.example.com".into(),
             issuer: "<CA>".into(),
@@ -327,8 +309,8 @@ mod tests {
             last_error: "rate <limited>".into(),
             ..Default::default()
         };
-        let text = certificate_state(&domain("verified"), Some(&issued));
+        let text = shown(Some(&issued));
         assert!(text.contains("valid until 2027-01-15"), "{text}");
-        assert!(text.contains("&lt;CA&gt;") && text.contains("rate &lt;limited&gt;"));
+        assert!(text.contains("&#60;CA&#62;") && text.contains("rate &#60;limited&#62;"));
     }
 }
