@@ -6,6 +6,12 @@ use crate::support::{Api, PASSWORD};
 
 const USERS: &str = "/api/collections/users";
 
+/// `auth-refresh` in `collection` as `token`.
+async fn refresh(api: &Api, collection: &str, token: &str) -> (u16, serde_json::Value) {
+    let path = format!("/api/collections/{collection}/auth-refresh");
+    api.call(axum::http::Method::POST, &path, token, None).await
+}
+
 #[tokio::test]
 async fn a_user_signs_in_with_a_password() {
     let api = Api::new().await;
@@ -64,14 +70,7 @@ async fn an_empty_login_body_names_the_missing_fields() {
 async fn refresh_gives_a_new_token_for_the_same_record() {
     let api = Api::new().await;
     let (id, token) = api.user("ann@example.com").await;
-    let (status, body) = api
-        .call(
-            axum::http::Method::POST,
-            &format!("{USERS}/auth-refresh"),
-            &token,
-            None,
-        )
-        .await;
+    let (status, body) = refresh(&api, "users", &token).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["record"]["id"], id.as_str());
     let fresh = body["token"].as_str().unwrap();
@@ -82,14 +81,7 @@ async fn refresh_gives_a_new_token_for_the_same_record() {
 #[tokio::test]
 async fn refresh_without_a_token_is_a_401() {
     let api = Api::new().await;
-    let (status, body) = api
-        .call(
-            axum::http::Method::POST,
-            &format!("{USERS}/auth-refresh"),
-            "",
-            None,
-        )
-        .await;
+    let (status, body) = refresh(&api, "users", "").await;
     assert_eq!(status, 401, "{body}");
 }
 
@@ -97,14 +89,7 @@ async fn refresh_without_a_token_is_a_401() {
 async fn a_users_token_does_not_refresh_in_another_collection() {
     let api = Api::new().await;
     let (_, token) = api.user("ann@example.com").await;
-    let (status, body) = api
-        .call(
-            axum::http::Method::POST,
-            "/api/collections/_superusers/auth-refresh",
-            &token,
-            None,
-        )
-        .await;
+    let (status, body) = refresh(&api, "_superusers", &token).await;
     assert!(status == 401 || status == 403, "{status} {body}");
 }
 

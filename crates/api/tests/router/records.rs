@@ -22,6 +22,14 @@ async fn blog_with_posts(api: &Api) -> (String, String) {
     (ann, token)
 }
 
+/// The path of the post titled `title` (found as the superuser).
+async fn post_path(api: &Api, title: &str) -> String {
+    let (_, list) = api
+        .get(&format!("{POSTS}?filter=title%3D%27{title}%27"), &api.root)
+        .await;
+    format!("{POSTS}/{}", list["items"][0]["id"].as_str().unwrap())
+}
+
 fn titles(list: &Value) -> Vec<&str> {
     column(list, "title")
         .into_iter()
@@ -80,14 +88,11 @@ async fn the_list_hides_records_the_rule_rejects() {
 async fn a_record_the_view_rule_rejects_is_a_404() {
     let api = Api::new().await;
     let (_, ann) = blog_with_posts(&api).await;
-    let (_, list) = api
-        .get(&format!("{POSTS}?filter=title%3D%27draft%27"), &ann)
-        .await;
-    let id = list["items"][0]["id"].as_str().unwrap().to_string();
-    assert_eq!(api.get(&format!("{POSTS}/{id}"), "").await.0, 404);
+    let path = post_path(&api, "draft").await;
+    assert_eq!(api.get(&path, "").await.0, 404);
     let (_, bob) = api.user("bob@example.com").await;
-    assert_eq!(api.get(&format!("{POSTS}/{id}"), &bob).await.0, 404);
-    assert_eq!(api.get(&format!("{POSTS}/{id}"), &ann).await.0, 200);
+    assert_eq!(api.get(&path, &bob).await.0, 404);
+    assert_eq!(api.get(&path, &ann).await.0, 200);
 }
 
 #[tokio::test]
@@ -119,10 +124,7 @@ async fn only_the_author_updates_or_deletes() {
     let api = Api::new().await;
     let (_, ann) = blog_with_posts(&api).await;
     let (_, bob) = api.user("bob@example.com").await;
-    let (_, list) = api
-        .get(&format!("{POSTS}?filter=title%3D%27one%27"), "")
-        .await;
-    let path = format!("{POSTS}/{}", list["items"][0]["id"].as_str().unwrap());
+    let path = post_path(&api, "one").await;
     let (status, _) = api.patch(&path, &bob, json!({ "title": "mine" })).await;
     assert_eq!(status, 404);
     let (status, _) = api.delete(&path, &bob).await;
