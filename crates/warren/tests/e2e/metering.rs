@@ -273,6 +273,7 @@ async fn a_crash_loses_at_most_one_flush_interval() {
     for _ in 0..10 {
         assert_eq!(server.get("crashy.localhost", "/api/health").await.0, 200);
     }
+    // The behaviour under test: four intervals pass unobserved, and each one flushed.
     tokio::time::sleep(Duration::from_millis(1200)).await;
     let server = server.crash_and_restart(&flags);
     assert_eq!(
