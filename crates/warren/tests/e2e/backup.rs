@@ -14,10 +14,8 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::files::multipart;
-use crate::support::{Server, TOKEN, eventually, send};
+use crate::support::{Server, TOKEN, eventually, operator, send};
 
-const EMAIL: &str = "root@example.com";
-const PASSWORD: &str = "root-password-1";
 /// `serve` flags of tests that count and damage snapshots: no WAL shipping, so no snapshot is
 /// taken on a tenant's first opening to start its WAL generation.
 const SNAPSHOTS_ONLY: &[&str] = &["--backup-wal-every=0"];
@@ -97,40 +95,9 @@ pub(crate) fn host(slug: &str) -> String {
     format!("{slug}.localhost")
 }
 
-pub(crate) async fn operator(
-    server: &Server,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut request = server.request(method, "localhost", path).bearer_auth(TOKEN);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    send(request).await
-}
-
-pub(crate) async fn superuser(server: &Server, slug: &str) -> String {
-    let output = server.cli(&["superuser", "upsert", slug, EMAIL, PASSWORD]);
-    assert!(output.status.success(), "{output:?}");
-    let (status, body) = send(
-        server
-            .request(
-                Method::POST,
-                &host(slug),
-                "/api/collections/_superusers/auth-with-password",
-            )
-            .json(&json!({ "identity": EMAIL, "password": PASSWORD })),
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    body["token"].as_str().unwrap().to_string()
-}
-
 /// Tenant `slug` with collection `notes` (text + file) and a superuser; returns its token.
 pub(crate) async fn tenant_with_notes(server: &Server, slug: &str) -> String {
-    assert!(server.cli(&["tenant", "create", slug]).status.success());
-    let token = superuser(server, slug).await;
+    let token = server.tenant_with_superuser(slug).await;
     let (status, body) = send(
         server
             .request(Method::POST, &host(slug), "/api/collections")

@@ -7,25 +7,12 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::support::{Server, TOKEN, eventually, send};
+use crate::support::{Server, TOKEN, eventually, operator, send};
 
 const EMAIL: &str = "root@example.com";
 const PASSWORD: &str = "root-password-1";
 /// Flush interval of these tests' servers.
 const INTERVAL: &str = "150ms";
-
-async fn operator(
-    server: &Server,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut request = server.request(method, "localhost", path).bearer_auth(TOKEN);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    send(request).await
-}
 
 /// The tenant's usage totals as of the last flush.
 async fn totals(server: &Server, slug: &str) -> Value {
