@@ -165,13 +165,7 @@ pub(crate) async fn download(server: &Server, slug: &str, record: &Value) -> (u1
         record["id"].as_str().unwrap(),
         record["doc"].as_str().unwrap()
     );
-    let response = server
-        .request(Method::GET, &host(slug), &path)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.bytes().await.unwrap().to_vec())
+    server.download(&host(slug), &path).await
 }
 
 #[tokio::test]

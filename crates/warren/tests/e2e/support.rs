@@ -164,6 +164,32 @@ impl Server {
         self.superuser(slug).await
     }
 
+    /// The directory of tenant `slug`, found through the operator API.
+    pub async fn tenant_dir(&self, slug: &str) -> PathBuf {
+        let (status, body) = operator(
+            self,
+            reqwest::Method::GET,
+            &format!("/v1/tenants/{slug}"),
+            None,
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        self.data_dir()
+            .join("tenants")
+            .join(body["id"].as_str().unwrap())
+    }
+
+    /// `GET path` on `host`: status and the body's bytes.
+    pub async fn download(&self, host: &str, path: &str) -> (u16, Vec<u8>) {
+        let response = self
+            .request(reqwest::Method::GET, host, path)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.bytes().await.unwrap().to_vec())
+    }
+
     /// The directories of tenants whose database the server process has open now.
     pub fn open_tenant_dirs(&self) -> Vec<PathBuf> {
         let mut dirs = Vec::new();
@@ -209,6 +235,25 @@ pub async fn operator(
         request = request.json(&body);
     }
     send(request).await
+}
+
+/// `application/x-www-form-urlencoded` of `fields`.
+pub fn encode<K: AsRef<str>, V: AsRef<str>>(fields: &[(K, V)]) -> String {
+    let escape = |text: &str| {
+        text.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect::<String>()
+    };
+    fields
+        .iter()
+        .map(|(k, v)| format!("{}={}", escape(k.as_ref()), escape(v.as_ref())))
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
 /// Polls `check` until it holds or `limit` passes (for effects that another process or a
