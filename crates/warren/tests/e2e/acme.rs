@@ -225,6 +225,7 @@ async fn http01_issues_for_a_new_tenant_serves_it_and_survives_a_restart() {
     let fetched = server.get(&root, host, "/api/health").await.unwrap();
     assert_eq!(fetched.status, 200);
     server.get(&root, DOMAIN, "/v1/health").await.unwrap();
+    // The behaviour under test: no order reaches the CA within two seconds of serving.
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(ca_orders(), orders, "a restart placed new orders");
 }
@@ -303,6 +304,7 @@ async fn a_custom_domain_is_verified_issued_served_and_dropped_at_once() {
         checked["lastError"].as_str().unwrap().contains("TXT"),
         "{checked}"
     );
+    // The behaviour under test: a pending domain places no order meanwhile.
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(ca_orders(), orders);
 
@@ -399,6 +401,7 @@ async fn a_flood_of_unknown_names_places_no_order_and_stays_small() {
         failed += task.await.unwrap();
     }
     assert_eq!(failed, 1000, "a random name got a certificate");
+    // The behaviour under test: no order for a random name arrives late either.
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(ca_orders(), orders, "random names reached the CA");
     let (_, after) = operator(&server, "GET", "/v1/certificates", None).await;

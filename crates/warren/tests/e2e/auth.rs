@@ -2,14 +2,13 @@
 //! with 429s while the server keeps answering, password changes and token-key rotation revoke
 //! old tokens at once, and imported bcrypt hashes become argon2id at the first login.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::support::{Server, TOKEN, send};
+use crate::support::{Server, send};
 
 const EMAIL: &str = "root@example.com";
 const PASSWORD: &str = "root-password-1";
@@ -72,18 +71,7 @@ async fn create_user(server: &Server, slug: &str, su: &str, body: Value) -> Valu
 }
 
 async fn tenant_db(server: &Server, slug: &str) -> warren_store::sql::Connection {
-    let (status, body) = send(
-        server
-            .request(Method::GET, "localhost", &format!("/v1/tenants/{slug}"))
-            .bearer_auth(TOKEN),
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    let path: PathBuf = server
-        .data_dir()
-        .join("tenants")
-        .join(body["id"].as_str().unwrap())
-        .join("data.db");
+    let path = server.tenant_dir(slug).await.join("data.db");
     let db = warren_store::sql::Connection::open(path).unwrap();
     db.busy_timeout(Duration::from_secs(5)).unwrap();
     db

@@ -14,10 +14,8 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::files::multipart;
-use crate::support::{Server, TOKEN, eventually, send};
+use crate::support::{Server, TOKEN, eventually, operator, send};
 
-const EMAIL: &str = "root@example.com";
-const PASSWORD: &str = "root-password-1";
 /// `serve` flags of tests that count and damage snapshots: no WAL shipping, so no snapshot is
 /// taken on a tenant's first opening to start its WAL generation.
 const SNAPSHOTS_ONLY: &[&str] = &["--backup-wal-every=0"];
@@ -97,40 +95,9 @@ pub(crate) fn host(slug: &str) -> String {
     format!("{slug}.localhost")
 }
 
-pub(crate) async fn operator(
-    server: &Server,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut request = server.request(method, "localhost", path).bearer_auth(TOKEN);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    send(request).await
-}
-
-pub(crate) async fn superuser(server: &Server, slug: &str) -> String {
-    let output = server.cli(&["superuser", "upsert", slug, EMAIL, PASSWORD]);
-    assert!(output.status.success(), "{output:?}");
-    let (status, body) = send(
-        server
-            .request(
-                Method::POST,
-                &host(slug),
-                "/api/collections/_superusers/auth-with-password",
-            )
-            .json(&json!({ "identity": EMAIL, "password": PASSWORD })),
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    body["token"].as_str().unwrap().to_string()
-}
-
 /// Tenant `slug` with collection `notes` (text + file) and a superuser; returns its token.
 pub(crate) async fn tenant_with_notes(server: &Server, slug: &str) -> String {
-    assert!(server.cli(&["tenant", "create", slug]).status.success());
-    let token = superuser(server, slug).await;
+    let token = server.tenant_with_superuser(slug).await;
     let (status, body) = send(
         server
             .request(Method::POST, &host(slug), "/api/collections")
@@ -198,13 +165,7 @@ pub(crate) async fn download(server: &Server, slug: &str, record: &Value) -> (u1
         record["id"].as_str().unwrap(),
         record["doc"].as_str().unwrap()
     );
-    let response = server
-        .request(Method::GET, &host(slug), &path)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.bytes().await.unwrap().to_vec())
+    server.download(&host(slug), &path).await
 }
 
 #[tokio::test]
@@ -337,9 +298,9 @@ async fn restore_at_a_moment_and_in_place() {
     let early = add_note(&server, "alpha", "early", Some(b"early file")).await;
     let output = backup_cli(&server, &target, &["create", "alpha"]);
     assert!(output.status.success(), "{output:?}");
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    next_second().await;
     let between = time_now();
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    next_second().await;
     add_note(&server, "alpha", "late", Some(b"late file")).await;
     let output = backup_cli(&server, &target, &["create", "alpha"]);
     assert!(output.status.success(), "{output:?}");
@@ -373,6 +334,21 @@ async fn restore_at_a_moment_and_in_place() {
     let output = backup_cli(&server, &target, &["restore", "alpha", "--in-place"]);
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("operator API"));
+}
+
+/// Waits for the wall clock to enter its next second, so that moments taken before and after
+/// are apart in any resolution the backups keep.
+async fn next_second() {
+    let second = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    };
+    let start = second();
+    while second() == start {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 fn time_now() -> String {
@@ -653,6 +629,7 @@ async fn the_schedule_backs_up_changed_tenants_and_keeps_the_newest() {
     assert!(
         eventually(Duration::from_secs(30), async || {
             let before = listed().await["items"][0]["id"].clone();
+            // The behaviour under test: no new backup within three due times.
             tokio::time::sleep(Duration::from_secs(3)).await;
             listed().await["items"][0]["id"] == before
         })
@@ -836,13 +813,13 @@ async fn point_in_time_restores_replay_the_shipped_wal_with_files() {
     .await;
     assert_eq!(status, 200, "{user}");
     let one = add_note(&server, "pitr", "one", Some(b"file one")).await;
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    next_second().await;
     let after_one = time_now();
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    next_second().await;
     let two = add_note(&server, "pitr", "two", Some(b"file two")).await;
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    next_second().await;
     let after_two = time_now();
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    next_second().await;
     let three = add_note(&server, "pitr", "three", Some(b"file three")).await;
     shipped(&server, "pitr", "three").await;
 
@@ -916,17 +893,27 @@ async fn damaged_or_missing_wal_segments_are_refused() {
     let server = start(&target, &[]);
     tenant_with_notes(&server, "segs").await;
     let generation = wal_generation(&server, "segs").await;
+    let id = tenant_id(&server, "segs").await;
+    let segments = async || -> Vec<String> {
+        target_keys(&target, &format!("wal/{id}/{generation}/"))
+            .await
+            .into_iter()
+            .filter(|k| k.ends_with(".wal.zst"))
+            .collect()
+    };
+    // One segment per note: each is written once the previous one was shipped.
     for i in 0..3 {
+        let before = segments().await.len();
         add_note(&server, "segs", &format!("note {i}"), None).await;
-        tokio::time::sleep(Duration::from_millis(1200)).await;
+        assert!(
+            eventually(Duration::from_secs(30), async || segments().await.len()
+                > before)
+            .await,
+            "note {i} was never shipped"
+        );
     }
     shipped(&server, "segs", "note 2").await;
-    let id = tenant_id(&server, "segs").await;
-    let segments: Vec<String> = target_keys(&target, &format!("wal/{id}/{generation}/"))
-        .await
-        .into_iter()
-        .filter(|k| k.ends_with(".wal.zst"))
-        .collect();
+    let segments = segments().await;
     assert!(segments.len() >= 3, "{segments:?}");
     let key = segments[1].clone();
     let original = match &target.dir {
@@ -990,12 +977,22 @@ async fn a_kill_during_shipping_leaves_a_consistent_restore() {
     let target = target();
     let server = start(&target, &[]);
     tenant_with_notes(&server, "crash").await;
-    wal_generation(&server, "crash").await;
+    let generation = wal_generation(&server, "crash").await;
+    let id = tenant_id(&server, "crash").await;
+    let shipped_segments = async || {
+        target_keys(&target, &format!("wal/{id}/{generation}/"))
+            .await
+            .iter()
+            .filter(|k| k.ends_with(".wal.zst"))
+            .count()
+    };
+    let before = shipped_segments().await;
     // Steady writes, with files, while the server is killed.
+    let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let writer = {
         let (addr, client) = (server.addr, server.client.clone());
+        let acked = acked.clone();
         tokio::spawn(async move {
-            let mut acked = Vec::new();
             for i in 0.. {
                 let title = format!("w{i:04}");
                 let (content_type, body) =
@@ -1011,18 +1008,26 @@ async fn a_kill_during_shipping_leaves_a_consistent_restore() {
                     .send()
                     .await;
                 match sent {
-                    Ok(r) if r.status().is_success() => acked.push(title),
+                    Ok(r) if r.status().is_success() => acked.lock().unwrap().push(title),
                     _ => break,
                 }
             }
-            acked
         })
     };
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // Kill once the writes are being shipped: some acknowledged, and at least two segments
+    // of them out, so the kill lands while shipping goes on.
+    assert!(
+        eventually(Duration::from_secs(30), async || {
+            acked.lock().unwrap().len() > 3 && shipped_segments().await >= before + 2
+        })
+        .await,
+        "the writes were never shipped"
+    );
     let flags = target.serve_flags(&[]);
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
     let server = server.crash_and_restart(&flags);
-    let acked = writer.await.unwrap();
+    writer.await.unwrap();
+    let acked = acked.lock().unwrap().clone();
     assert!(
         acked.len() > 3,
         "too few writes before the kill: {}",

@@ -8,10 +8,8 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::Value;
 
-use crate::backup::{
-    add_note, backup_cli, host, operator, start, target, tenant_with_notes, titles,
-};
-use crate::support::{Server, TOKEN, eventually, send};
+use crate::backup::{add_note, backup_cli, host, start, target, tenant_with_notes, titles};
+use crate::support::{Server, TOKEN, eventually, operator, send};
 
 async fn metrics(server: &Server) -> String {
     let response = server

@@ -6,29 +6,12 @@ use serde_json::{Value, json};
 
 use crate::support::{Server, send};
 
-const EMAIL: &str = "root@example.com";
-const PASSWORD: &str = "root-password-1";
-
 /// A server with tenants `alpha` and `beta`, each with a superuser; returns their tokens.
 async fn setup() -> (Server, String, String) {
     let server = Server::start(&[]);
     let mut tokens = Vec::new();
     for slug in ["alpha", "beta"] {
-        assert!(server.cli(&["tenant", "create", slug]).status.success());
-        let output = server.cli(&["superuser", "upsert", slug, EMAIL, PASSWORD]);
-        assert!(output.status.success(), "{output:?}");
-        let (status, body) = send(
-            server
-                .request(
-                    Method::POST,
-                    &format!("{slug}.localhost"),
-                    "/api/collections/_superusers/auth-with-password",
-                )
-                .json(&json!({ "identity": EMAIL, "password": PASSWORD })),
-        )
-        .await;
-        assert_eq!(status, 200, "{body}");
-        tokens.push(body["token"].as_str().unwrap().to_string());
+        tokens.push(server.tenant_with_superuser(slug).await);
     }
     let beta = tokens.pop().unwrap();
     let alpha = tokens.pop().unwrap();

@@ -6,26 +6,7 @@ use std::collections::HashMap;
 use reqwest::Method;
 use serde_json::Value;
 
-use crate::support::{Server, TOKEN, send};
-
-/// `application/x-www-form-urlencoded` of `fields`.
-fn encode<K: AsRef<str>, V: AsRef<str>>(fields: &[(K, V)]) -> String {
-    let escape = |text: &str| {
-        text.bytes()
-            .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                    (b as char).to_string()
-                }
-                _ => format!("%{b:02X}"),
-            })
-            .collect::<String>()
-    };
-    fields
-        .iter()
-        .map(|(k, v)| format!("{}={}", escape(k.as_ref()), escape(v.as_ref())))
-        .collect::<Vec<_>>()
-        .join("&")
-}
+use crate::support::{Server, TOKEN, encode, send};
 
 /// A browser-like client of the console: keeps cookies, never follows redirects.
 struct Visitor<'a> {

@@ -9,8 +9,6 @@ use serde_json::{Value, json};
 
 use crate::support::{Server, send};
 
-const EMAIL: &str = "root@example.com";
-const PASSWORD: &str = "root-password-1";
 const HOST: &str = "alpha.localhost";
 
 /// A multipart body with text fields and files (`(key, filename, bytes)`).
@@ -102,21 +100,7 @@ async fn setup() -> Setup {
     let server = Server::start(&[]);
     let mut tokens = Vec::new();
     for slug in ["alpha", "beta"] {
-        assert!(server.cli(&["tenant", "create", slug]).status.success());
-        let output = server.cli(&["superuser", "upsert", slug, EMAIL, PASSWORD]);
-        assert!(output.status.success(), "{output:?}");
-        let (status, body) = send(
-            server
-                .request(
-                    Method::POST,
-                    &format!("{slug}.localhost"),
-                    "/api/collections/_superusers/auth-with-password",
-                )
-                .json(&json!({ "identity": EMAIL, "password": PASSWORD })),
-        )
-        .await;
-        assert_eq!(status, 200, "{body}");
-        tokens.push(body["token"].as_str().unwrap().to_string());
+        tokens.push(server.tenant_with_superuser(slug).await);
     }
     let token = tokens.swap_remove(0);
     let (status, docs) = send(
@@ -221,16 +205,6 @@ pub(crate) fn stored(server: &Server, collection_id: &str) -> Vec<PathBuf> {
         .collect()
 }
 
-async fn download(server: &Server, host: &str, path: &str) -> (u16, Vec<u8>) {
-    let response = server
-        .request(Method::GET, host, path)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.bytes().await.unwrap().to_vec())
-}
-
 #[tokio::test]
 async fn oversized_and_mislabelled_uploads_are_refused_and_leave_nothing() {
     let s = setup().await;
@@ -333,7 +307,10 @@ async fn client_file_names_never_choose_the_storage_path() {
     // Names with path pieces are refused at download time too.
     let id = record["id"].as_str().unwrap();
     for bad in ["..%2F..%2Fdata.db", "%2E%2E", "a%00b"] {
-        let (status, _) = download(&s.server, HOST, &format!("/api/files/docs/{id}/{bad}")).await;
+        let (status, _) = s
+            .server
+            .download(HOST, &format!("/api/files/docs/{id}/{bad}"))
+            .await;
         assert_eq!(status, 404, "{bad}");
     }
 }
@@ -350,7 +327,7 @@ async fn bombs_and_truncated_images_are_served_as_originals_without_thumbs() {
         let id = record["id"].as_str().unwrap();
         let name = record["image"].as_str().unwrap();
         let path = format!("/api/files/docs/{id}/{name}?thumb=8x8");
-        let (status, served) = download(&s.server, HOST, &path).await;
+        let (status, served) = s.server.download(HOST, &path).await;
         assert_eq!(status, 200, "{label}");
         assert_eq!(served, bytes, "{label}: the original is served");
         assert!(
@@ -370,7 +347,7 @@ async fn bombs_and_truncated_images_are_served_as_originals_without_thumbs() {
     );
     let mut tasks = Vec::new();
     for _ in 0..8 {
-        tasks.push(download(&s.server, HOST, &path));
+        tasks.push(s.server.download(HOST, &path));
     }
     let results = futures_join(tasks).await;
     for (status, bytes) in &results {
@@ -422,9 +399,9 @@ async fn files_of_one_tenant_are_unreachable_from_another() {
         record["id"].as_str().unwrap(),
         record["files"][0].as_str().unwrap()
     );
-    let (status, bytes) = download(&s.server, HOST, &path).await;
+    let (status, bytes) = s.server.download(HOST, &path).await;
     assert_eq!((status, bytes.as_slice()), (200, b"alpha only".as_slice()));
-    let (status, _) = download(&s.server, "beta.localhost", &path).await;
+    let (status, _) = s.server.download("beta.localhost", &path).await;
     assert_eq!(status, 404);
 
     // Deleting the record deletes its directory.

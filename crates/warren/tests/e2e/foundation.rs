@@ -163,7 +163,7 @@ async fn a_tenant_never_sees_another_tenants_data_or_tokens() {
         "alpha-password",
     ]);
     assert!(output.status.success(), "{output:?}");
-    let alpha_dir = find_tenant_dir(&server, "alpha").await;
+    let alpha_dir = server.tenant_dir("alpha").await;
     let db = warren_store::sql::Connection::open(alpha_dir.join("data.db")).unwrap();
     db.busy_timeout(Duration::from_secs(5)).unwrap();
     db.execute(
@@ -233,7 +233,7 @@ async fn a_tenant_never_sees_another_tenants_data_or_tokens() {
     // Even with the same record id and token key in beta, alpha's token does not verify there:
     // the collection secret differs per tenant.
     let claims_id = imported["record"]["id"].as_str().unwrap().to_string();
-    let beta_dir = find_tenant_dir(&server, "beta").await;
+    let beta_dir = server.tenant_dir("beta").await;
     let db = warren_store::sql::Connection::open(beta_dir.join("data.db")).unwrap();
     db.busy_timeout(Duration::from_secs(5)).unwrap();
     db.execute(
@@ -273,8 +273,8 @@ async fn deleting_a_tenant_stops_its_host_and_removes_its_data() {
             200
         );
     }
-    let beta_dir = find_tenant_dir(&server, "beta").await;
-    let alpha_dir = find_tenant_dir(&server, "alpha").await;
+    let beta_dir = server.tenant_dir("beta").await;
+    let alpha_dir = server.tenant_dir("alpha").await;
 
     // Through the operator API: effective at once.
     let (status, _) = send(
@@ -337,7 +337,7 @@ async fn idle_tenants_close_and_reopen_transparently() {
             .status
             .success()
     );
-    let dir = find_tenant_dir(&server, "alpha").await;
+    let dir = server.tenant_dir("alpha").await;
 
     assert_eq!(
         login(
@@ -492,19 +492,4 @@ async fn pocketbase_headers_and_errors_are_served() {
     )
     .await;
     assert_eq!(status, 404);
-}
-
-/// The directory of tenant `slug`, found through the operator API.
-async fn find_tenant_dir(server: &Server, slug: &str) -> std::path::PathBuf {
-    let (status, body) = send(
-        server
-            .request(Method::GET, "localhost", &format!("/v1/tenants/{slug}"))
-            .bearer_auth(TOKEN),
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    server
-        .data_dir()
-        .join("tenants")
-        .join(body["id"].as_str().unwrap())
 }

@@ -9,28 +9,6 @@ use serde_json::{Value, json};
 
 use crate::support::{Server, eventually, send};
 
-const EMAIL: &str = "root@example.com";
-const PASSWORD: &str = "root-password-1";
-
-/// Creates tenant `slug` with a superuser and returns the superuser's token.
-async fn tenant_with_superuser(server: &Server, slug: &str) -> String {
-    assert!(server.cli(&["tenant", "create", slug]).status.success());
-    let output = server.cli(&["superuser", "upsert", slug, EMAIL, PASSWORD]);
-    assert!(output.status.success(), "{output:?}");
-    let (status, body) = send(
-        server
-            .request(
-                Method::POST,
-                &format!("{slug}.localhost"),
-                "/api/collections/_superusers/auth-with-password",
-            )
-            .json(&json!({ "identity": EMAIL, "password": PASSWORD })),
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    body["token"].as_str().unwrap().to_string()
-}
-
 async fn call(
     server: &Server,
     slug: &str,
@@ -75,7 +53,7 @@ fn urlencode(text: &str) -> String {
 #[tokio::test]
 async fn requests_are_logged_and_listed_like_pocketbase() {
     let server = Server::start(&[]);
-    let token = tenant_with_superuser(&server, "alpha").await;
+    let token = server.tenant_with_superuser("alpha").await;
 
     let (status, _) = send(
         server
@@ -231,8 +209,8 @@ async fn requests_are_logged_and_listed_like_pocketbase() {
 #[tokio::test]
 async fn only_superusers_of_the_tenant_read_its_logs() {
     let server = Server::start(&[]);
-    let alpha = tenant_with_superuser(&server, "alpha").await;
-    let beta = tenant_with_superuser(&server, "beta").await;
+    let alpha = server.tenant_with_superuser("alpha").await;
+    let beta = server.tenant_with_superuser("beta").await;
 
     let (status, _) = call(
         &server,
@@ -280,7 +258,7 @@ async fn only_superusers_of_the_tenant_read_its_logs() {
 #[tokio::test]
 async fn settings_turn_logging_off_and_drop_ips() {
     let server = Server::start(&[]);
-    let token = tenant_with_superuser(&server, "alpha").await;
+    let token = server.tenant_with_superuser("alpha").await;
     let patch = |body: Value| {
         server
             .request(Method::PATCH, "alpha.localhost", "/api/settings")

@@ -7,25 +7,12 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::support::{Server, TOKEN, eventually, send};
+use crate::support::{Server, TOKEN, eventually, operator, send};
 
 const EMAIL: &str = "root@example.com";
 const PASSWORD: &str = "root-password-1";
 /// Flush interval of these tests' servers.
 const INTERVAL: &str = "150ms";
-
-async fn operator(
-    server: &Server,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut request = server.request(method, "localhost", path).bearer_auth(TOKEN);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    send(request).await
-}
 
 /// The tenant's usage totals as of the last flush.
 async fn totals(server: &Server, slug: &str) -> Value {
@@ -273,6 +260,7 @@ async fn a_crash_loses_at_most_one_flush_interval() {
     for _ in 0..10 {
         assert_eq!(server.get("crashy.localhost", "/api/health").await.0, 200);
     }
+    // The behaviour under test: four intervals pass unobserved, and each one flushed.
     tokio::time::sleep(Duration::from_millis(1200)).await;
     let server = server.crash_and_restart(&flags);
     assert_eq!(

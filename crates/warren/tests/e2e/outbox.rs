@@ -10,7 +10,7 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::support::{Server, TOKEN, eventually, send};
+use crate::support::{Server, TOKEN, encode, eventually, send};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -117,25 +117,6 @@ async fn sign_up(server: &Server, email: &str) {
         .await
         .unwrap();
     assert_eq!(posted.status(), 303, "{}", posted.text().await.unwrap());
-}
-
-/// `application/x-www-form-urlencoded` of `fields`.
-fn encode(fields: &[(&str, &str)]) -> String {
-    let escape = |text: &str| {
-        text.bytes()
-            .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                    (b as char).to_string()
-                }
-                _ => format!("%{b:02X}"),
-            })
-            .collect::<String>()
-    };
-    fields
-        .iter()
-        .map(|(k, v)| format!("{}={}", escape(k), escape(v)))
-        .collect::<Vec<_>>()
-        .join("&")
 }
 
 fn csrf_of(html: &str) -> String {

@@ -9,8 +9,6 @@ use tokio::task::JoinSet;
 
 use crate::support::{Server, send};
 
-const EMAIL: &str = "root@example.com";
-const PASSWORD: &str = "root-password-1";
 /// Subscribers per tenant.
 const PER_TENANT: usize = 2000;
 /// Records created in the busy tenant.
@@ -18,22 +16,8 @@ const EVENTS: usize = 20;
 
 /// Creates a tenant with a superuser and an open `posts` collection; returns the token.
 async fn tenant(server: &Server, slug: &str) -> String {
-    assert!(server.cli(&["tenant", "create", slug]).status.success());
-    let output = server.cli(&["superuser", "upsert", slug, EMAIL, PASSWORD]);
-    assert!(output.status.success(), "{output:?}");
     let host = format!("{slug}.localhost");
-    let (status, body) = send(
-        server
-            .request(
-                Method::POST,
-                &host,
-                "/api/collections/_superusers/auth-with-password",
-            )
-            .json(&json!({ "identity": EMAIL, "password": PASSWORD })),
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    let token = body["token"].as_str().unwrap().to_string();
+    let token = server.tenant_with_superuser(slug).await;
     let (status, body) = send(
         server
             .request(Method::POST, &host, "/api/collections")

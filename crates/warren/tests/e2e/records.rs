@@ -15,28 +15,9 @@ struct Tenant {
 }
 
 async fn tenant(server: &Server, slug: &str) -> Tenant {
-    assert!(server.cli(&["tenant", "create", slug]).status.success());
-    assert!(
-        server
-            .cli(&["superuser", "upsert", slug, EMAIL, PASSWORD])
-            .status
-            .success()
-    );
-    let host = format!("{slug}.localhost");
-    let (status, body) = send(
-        server
-            .request(
-                Method::POST,
-                &host,
-                "/api/collections/_superusers/auth-with-password",
-            )
-            .json(&json!({ "identity": EMAIL, "password": PASSWORD })),
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
     Tenant {
-        host,
-        superuser: body["token"].as_str().unwrap().to_string(),
+        host: format!("{slug}.localhost"),
+        superuser: server.tenant_with_superuser(slug).await,
     }
 }
 

@@ -18,21 +18,7 @@ const FORWARDED: &str = "X-Client-IP";
 
 /// A tenant with a superuser and a `posts` collection anyone may write; returns its token.
 async fn tenant(server: &Server, slug: &str) -> String {
-    assert!(server.cli(&["tenant", "create", slug]).status.success());
-    let output = server.cli(&["superuser", "upsert", slug, EMAIL, PASSWORD]);
-    assert!(output.status.success(), "{output:?}");
-    let (status, body) = send(
-        server
-            .request(
-                Method::POST,
-                &host(slug),
-                "/api/collections/_superusers/auth-with-password",
-            )
-            .json(&json!({ "identity": EMAIL, "password": PASSWORD })),
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    let token = body["token"].as_str().unwrap().to_string();
+    let token = server.tenant_with_superuser(slug).await;
     let open = json!({
         "name": "posts", "type": "base",
         "listRule": "", "viewRule": "", "createRule": "", "updateRule": "", "deleteRule": "",

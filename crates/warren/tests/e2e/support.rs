@@ -6,9 +6,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 pub const TOKEN: &str = "test-operator-token";
+/// The superuser the tests give their tenants.
+pub const EMAIL: &str = "root@example.com";
+pub const PASSWORD: &str = "root-password-1";
 
 /// A running `warren serve`, killed on drop.
 pub struct Server {
@@ -138,6 +141,55 @@ impl Server {
         send(self.request(reqwest::Method::GET, host, path)).await
     }
 
+    /// Makes [`EMAIL`] a superuser of tenant `slug` with the CLI and signs it in; its token.
+    pub async fn superuser(&self, slug: &str) -> String {
+        let output = self.cli(&["superuser", "upsert", slug, EMAIL, PASSWORD]);
+        assert!(output.status.success(), "{output:?}");
+        let (status, body) = send(
+            self.request(
+                reqwest::Method::POST,
+                &format!("{slug}.localhost"),
+                "/api/collections/_superusers/auth-with-password",
+            )
+            .json(&json!({ "identity": EMAIL, "password": PASSWORD })),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        body["token"].as_str().unwrap().to_string()
+    }
+
+    /// Creates tenant `slug` with the CLI and a superuser in it; the superuser's token.
+    pub async fn tenant_with_superuser(&self, slug: &str) -> String {
+        assert!(self.cli(&["tenant", "create", slug]).status.success());
+        self.superuser(slug).await
+    }
+
+    /// The directory of tenant `slug`, found through the operator API.
+    pub async fn tenant_dir(&self, slug: &str) -> PathBuf {
+        let (status, body) = operator(
+            self,
+            reqwest::Method::GET,
+            &format!("/v1/tenants/{slug}"),
+            None,
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        self.data_dir()
+            .join("tenants")
+            .join(body["id"].as_str().unwrap())
+    }
+
+    /// `GET path` on `host`: status and the body's bytes.
+    pub async fn download(&self, host: &str, path: &str) -> (u16, Vec<u8>) {
+        let response = self
+            .request(reqwest::Method::GET, host, path)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.bytes().await.unwrap().to_vec())
+    }
+
     /// The directories of tenants whose database the server process has open now.
     pub fn open_tenant_dirs(&self) -> Vec<PathBuf> {
         let mut dirs = Vec::new();
@@ -169,6 +221,39 @@ pub async fn send(request: reqwest::RequestBuilder) -> (u16, Value) {
         serde_json::from_str(&text).unwrap()
     };
     (status, body)
+}
+
+/// An operator API call on the platform host: status and JSON answer.
+pub async fn operator(
+    server: &Server,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut request = server.request(method, "localhost", path).bearer_auth(TOKEN);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    send(request).await
+}
+
+/// `application/x-www-form-urlencoded` of `fields`.
+pub fn encode<K: AsRef<str>, V: AsRef<str>>(fields: &[(K, V)]) -> String {
+    let escape = |text: &str| {
+        text.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect::<String>()
+    };
+    fields
+        .iter()
+        .map(|(k, v)| format!("{}={}", escape(k.as_ref()), escape(v.as_ref())))
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
 /// Polls `check` until it holds or `limit` passes (for effects that another process or a
