@@ -17,3 +17,4 @@ mod uploads;
 pub use client::TrustedPeers;
 pub use error::ApiError;
 pub use router::{ApiState, router};
+pub use routes::auth::AUTH_LIMIT_IP;

@@ -34,6 +34,9 @@ pub struct ApiState {
     pub files: warren_files::Files,
     /// Peers that may name the client in a tenant's `trustedProxy` headers.
     pub trusted_peers: crate::client::TrustedPeers,
+    /// Auth attempts (sign-ins, OTP and verification requests) one client IP may make against
+    /// one tenant per 10 seconds.
+    pub auth_limit_ip: u32,
 }
 
 impl ApiState {
@@ -48,6 +51,7 @@ impl ApiState {
             oauth_keys: warren_oauth::Keys::default(),
             files: warren_files::Files::new(warren_files::FilesConfig::default()),
             trusted_peers: crate::client::TrustedPeers::default(),
+            auth_limit_ip: crate::routes::auth::AUTH_LIMIT_IP,
         }
     }
 }

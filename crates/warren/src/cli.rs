@@ -130,6 +130,10 @@ pub struct Serve {
     /// tenant configuring the headers is its own statement of trust.
     #[arg(long, env = "WARREN_TRUSTED_PROXIES", value_delimiter = ',')]
     pub trusted_proxies: Vec<String>,
+    /// Auth attempts (sign-ins, OTP, verification and reset requests) one client IP may make
+    /// against one tenant per 10 seconds, before 429.
+    #[arg(long, env = "WARREN_AUTH_LIMIT_IP", default_value_t = warren_api::AUTH_LIMIT_IP)]
+    pub auth_limit_ip: u32,
     /// Console signups allowed per client IP per hour.
     #[arg(long, env = "WARREN_SIGNUP_LIMIT_IP", default_value_t = 10)]
     pub signup_limit_ip: u32,

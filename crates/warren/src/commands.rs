@@ -122,6 +122,7 @@ async fn serve_platform(global: &Global, serve: &Serve) -> anyhow::Result<()> {
         })?;
     let api = warren_api::ApiState {
         oauth_loopback: serve.oauth_insecure_loopback,
+        auth_limit_ip: serve.auth_limit_ip,
         trusted_peers,
         files: warren_files::Files::new(warren_files::FilesConfig {
             default_s3: default_bucket(&serve.s3),

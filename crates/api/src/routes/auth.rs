@@ -26,8 +26,11 @@ use crate::router::ApiState;
 use crate::routes::records::RequestInfo;
 
 const INVALID_DATA: &str = "An error occurred while validating the submitted data.";
-/// Auth attempts one client IP may make against one tenant per window.
-const PER_IP: (u32, Duration) = (120, Duration::from_secs(10));
+/// Auth attempts one client IP may make against one tenant per [`PER_IP_WINDOW`], unless the
+/// server is started with another budget (`ApiState::auth_limit_ip`).
+pub const AUTH_LIMIT_IP: u32 = 120;
+/// The window of the per-IP auth budget.
+const PER_IP_WINDOW: Duration = Duration::from_secs(10);
 /// Auth attempts one tenant accepts from everyone per window.
 const PER_TENANT: (u32, Duration) = (2000, Duration::from_secs(10));
 /// Failed logins for one identity before it is locked for the rest of the window.
@@ -42,8 +45,11 @@ pub use crate::client::ClientIp;
 /// Counts one auth attempt against the tenant's and the client's budgets.
 pub(crate) fn limit(state: &ApiState, tenant: &Tenant, ip: &str) -> Result<(), ApiError> {
     let limiter = &state.limiter;
-    if !limiter.allow(&format!("{}\0ip\0{ip}", tenant.id()), PER_IP.0, PER_IP.1)
-        || !limiter.allow(&format!("{}\0all", tenant.id()), PER_TENANT.0, PER_TENANT.1)
+    if !limiter.allow(
+        &format!("{}\0ip\0{ip}", tenant.id()),
+        state.auth_limit_ip,
+        PER_IP_WINDOW,
+    ) || !limiter.allow(&format!("{}\0all", tenant.id()), PER_TENANT.0, PER_TENANT.1)
     {
         return Err(too_many());
     }
