@@ -131,8 +131,13 @@ pub struct Serve {
     #[arg(long, env = "WARREN_TRUSTED_PROXIES", value_delimiter = ',')]
     pub trusted_proxies: Vec<String>,
     /// Auth attempts (sign-ins, OTP, verification and reset requests) one client IP may make
-    /// against one tenant per 10 seconds, before 429.
-    #[arg(long, env = "WARREN_AUTH_LIMIT_IP", default_value_t = warren_api::AUTH_LIMIT_IP)]
+    /// against one tenant per 10 seconds, before 429 (at least 1).
+    #[arg(
+        long,
+        env = "WARREN_AUTH_LIMIT_IP",
+        default_value_t = warren_api::AUTH_LIMIT_IP,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
     pub auth_limit_ip: u32,
     /// Console signups allowed per client IP per hour.
     #[arg(long, env = "WARREN_SIGNUP_LIMIT_IP", default_value_t = 10)]
@@ -545,4 +550,27 @@ pub struct DrillFlags {
         default_value_t = 2
     )]
     pub sample: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::{Cli, Command};
+
+    #[test]
+    fn the_auth_budget_defaults_to_120_and_refuses_zero() {
+        let cli = Cli::try_parse_from(["warren", "serve"]).unwrap();
+        let Command::Serve(serve) = cli.command else {
+            panic!("not serve");
+        };
+        assert_eq!(serve.auth_limit_ip, 120);
+        let cli = Cli::try_parse_from(["warren", "serve", "--auth-limit-ip", "5000"]).unwrap();
+        let Command::Serve(serve) = cli.command else {
+            panic!("not serve");
+        };
+        assert_eq!(serve.auth_limit_ip, 5000);
+        let refused = Cli::try_parse_from(["warren", "serve", "--auth-limit-ip", "0"]);
+        assert!(refused.is_err());
+    }
 }
