@@ -30,6 +30,31 @@ pub struct ErrorBody {
     status: u16,
 }
 
+/// A list's `page` and `perPage` (defaults 1 and 30), or the API's refusal: `query` is the
+/// parsed query string, `max` the largest page size the list allows.
+pub(crate) fn paging<T: Copy + PartialOrd + From<u8> + std::fmt::Display, Q>(
+    query: Result<axum::extract::Query<Q>, axum::extract::rejection::QueryRejection>,
+    fields: impl FnOnce(&Q) -> (Option<T>, Option<T>),
+    max: T,
+) -> Result<(T, T, Q), Error> {
+    let axum::extract::Query(query) = query.map_err(|_| {
+        Error::Invalid(
+            "page",
+            "page and perPage must be positive whole numbers.".into(),
+        )
+    })?;
+    let (page, per_page) = fields(&query);
+    let page = page.unwrap_or(T::from(1));
+    let per_page = per_page.unwrap_or(T::from(30));
+    if page < T::from(1) || per_page < T::from(1) || per_page > max {
+        return Err(Error::Invalid(
+            "perPage",
+            format!("page must be 1 or more and perPage 1 to {max}."),
+        ));
+    }
+    Ok((page, per_page, query))
+}
+
 /// A JSON body whose rejections (bad JSON, wrong content type) come out in the API's envelope.
 pub struct JsonBody<T>(pub T);
 

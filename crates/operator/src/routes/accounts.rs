@@ -51,21 +51,8 @@ pub async fn list_accounts(
     State(state): State<ControlPlane>,
     query: Result<Query<Paging>, QueryRejection>,
 ) -> Result<Json<Value>> {
-    let Query(paging) = query.map_err(|_| {
-        Error::Invalid(
-            "page",
-            "page and perPage must be positive whole numbers.".into(),
-        )
-    })?;
-    let page = paging.page.unwrap_or(1);
-    let per_page = paging.per_page.unwrap_or(30);
-    if page == 0 || !(1..=MAX_PER_PAGE).contains(&per_page) {
-        return Err(Error::Invalid(
-            "perPage",
-            format!("page must be 1 or more and perPage 1 to {MAX_PER_PAGE}."),
-        )
-        .into());
-    }
+    let (page, per_page, paging) =
+        super::paging(query, |p: &Paging| (p.page, p.per_page), MAX_PER_PAGE)?;
     if paging.email.as_ref().is_some_and(|e| e.len() > 254) {
         return Err(Error::Invalid("email", "The email is too long.".into()).into());
     }

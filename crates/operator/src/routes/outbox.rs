@@ -9,8 +9,8 @@ use serde_json::{Value, json};
 
 use super::ErrorBody;
 use crate::Result;
+use warren_control_plane::ControlPlane;
 use warren_control_plane::outbox::{MAX_PER_PAGE, Message};
-use warren_control_plane::{ControlPlane, Error};
 
 /// Query of `GET /v1/outbox`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -57,21 +57,8 @@ pub async fn list_outbox(
     State(state): State<ControlPlane>,
     query: Result<Query<Paging>, QueryRejection>,
 ) -> Result<Json<Value>> {
-    let Query(paging) = query.map_err(|_| {
-        Error::Invalid(
-            "page",
-            "page and perPage must be positive whole numbers.".into(),
-        )
-    })?;
-    let page = paging.page.unwrap_or(1);
-    let per_page = paging.per_page.unwrap_or(30);
-    if page == 0 || !(1..=MAX_PER_PAGE).contains(&per_page) {
-        return Err(Error::Invalid(
-            "perPage",
-            format!("page must be 1 or more and perPage 1 to {MAX_PER_PAGE}."),
-        )
-        .into());
-    }
+    let (page, per_page, _) =
+        super::paging(query, |p: &Paging| (p.page, p.per_page), MAX_PER_PAGE)?;
     let (items, total) = warren_control_plane::outbox::page(&state, page, per_page).await?;
     Ok(Json(json!({
         "page": page,
