@@ -54,6 +54,9 @@ async fn dispatch(State(app): State<App>, request: Request) -> Response {
                 return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "The project is suspended.")
                     .into_response();
             }
+            if warren_dashboard::owns(request.uri().path()) {
+                return warren_dashboard::serve(&request);
+            }
             to_tenant(&app, &info, request).await
         }
         Destination::Unknown => {
@@ -66,6 +69,9 @@ async fn dispatch(State(app): State<App>, request: Request) -> Response {
                 Some(info) if !info.status.is_active() => {
                     ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "The project is suspended.")
                         .into_response()
+                }
+                Some(_) if warren_dashboard::owns(request.uri().path()) => {
+                    warren_dashboard::serve(&request)
                 }
                 Some(info) => to_tenant(&app, &info, request).await,
                 None => ApiError::not_found().into_response(),
