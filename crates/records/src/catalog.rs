@@ -8,6 +8,7 @@ use warren_filter::{CollectionInfo, FieldInfo, FieldType, Filter, SchemaSource};
 use warren_schema::{Collection, CollectionRow, FieldKind, Index};
 use warren_store::sql::{Connection, Row};
 
+use crate::verified::Verified;
 use crate::{Error, Result};
 
 /// One collection with everything derived from it.
@@ -47,6 +48,8 @@ pub struct Catalog {
     entries: Vec<Arc<Entry>>,
     /// Exact id and lowercase name → index into `entries`.
     keys: HashMap<String, usize>,
+    /// Auth tokens verified against these entries (a new catalog starts empty).
+    verified: Arc<Verified>,
 }
 
 impl Catalog {
@@ -98,6 +101,11 @@ impl Catalog {
     /// Every collection.
     pub fn entries(&self) -> &[Arc<Entry>] {
         &self.entries
+    }
+
+    /// The auth tokens recently verified against this catalog's collections.
+    pub(crate) fn verified(&self) -> &Arc<Verified> {
+        &self.verified
     }
 }
 
