@@ -2,7 +2,7 @@
 //! request until the schema changes. Rules are parsed here, once; requests only bind values.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use warren_filter::{CollectionInfo, FieldInfo, FieldType, Filter, SchemaSource};
 use warren_schema::{Collection, CollectionRow, FieldKind, Index};
@@ -20,6 +20,9 @@ pub struct Entry {
     pub info: Arc<CollectionInfo>,
     /// The collection's parsed rules.
     pub rules: Rules,
+    /// The qualified column list of its table and the field names, built on first use (see
+    /// `read::columns`).
+    pub(crate) columns: OnceLock<(String, Arc<[String]>)>,
 }
 
 /// Parsed API rules: `None` = superusers only; a parsed empty filter = everyone.
@@ -66,6 +69,7 @@ impl Catalog {
                 collection,
                 info,
                 rules,
+                columns: OnceLock::new(),
             }));
         }
         catalog

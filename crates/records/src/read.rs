@@ -110,21 +110,25 @@ pub(crate) fn render(caller: &Caller, entry: &Entry, data: &RecordData) -> Recor
     RecordJson::build(&entry.collection, data, visibility(caller, entry, data))
 }
 
-/// The column list of a collection's table, qualified, and the matching names.
-pub(crate) fn columns(entry: &Entry) -> (String, Vec<String>) {
-    let table = sql::quote(&entry.collection.name);
-    let names: Vec<String> = entry
-        .collection
-        .fields
-        .iter()
-        .map(|f| f.name.clone())
-        .collect();
-    let list = names
-        .iter()
-        .map(|n| format!("{table}.{}", sql::quote(n)))
-        .collect::<Vec<_>>()
-        .join(", ");
-    (list, names)
+/// The column list of a collection's table, qualified, and the matching names (built once per
+/// catalog entry).
+pub(crate) fn columns(entry: &Entry) -> (&str, Arc<[String]>) {
+    let (list, names) = entry.columns.get_or_init(|| {
+        let table = sql::quote(&entry.collection.name);
+        let names: Arc<[String]> = entry
+            .collection
+            .fields
+            .iter()
+            .map(|f| f.name.clone())
+            .collect();
+        let list = names
+            .iter()
+            .map(|n| format!("{table}.{}", sql::quote(n)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        (list, names)
+    });
+    (list, names.clone())
 }
 
 /// Lists records of `entry` visible to `caller` under the list rule, filtered and sorted.
@@ -172,7 +176,7 @@ pub async fn list(
     });
     let selected = match by_rowid {
         Some(_) => format!("{}._rowid_", sqlf.table),
-        None => column_list,
+        None => column_list.to_string(),
     };
     let select = format!("{} LIMIT ? OFFSET ?", sqlf.select(&selected));
     let ordered = ordering_index(&entry, &query.sort).map(|index| {
@@ -405,7 +409,7 @@ fn view_on(
 pub(crate) struct OneStatement {
     sql: String,
     params: Vec<warren_store::sql::Value>,
-    names: Vec<String>,
+    names: Arc<[String]>,
 }
 
 pub(crate) fn one_statement(
@@ -423,7 +427,7 @@ pub(crate) fn one_statement(
     let (column_list, names) = columns(entry);
     let sql = format!(
         "{} AND {}.\"id\" = ? LIMIT 1",
-        sqlf.select(&column_list),
+        sqlf.select(column_list),
         sqlf.table
     );
     let mut params = sql::params(&sqlf.params);
