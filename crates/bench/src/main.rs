@@ -9,6 +9,7 @@ mod import;
 mod load;
 mod metering;
 mod photos;
+mod plain;
 mod png;
 mod realtime;
 mod report;
@@ -126,8 +127,9 @@ struct TlsArgs {
 
 #[derive(Args, Clone)]
 struct LoadArgs {
-    /// Comma-separated scenarios (seed, health, view, list, list-skip-total, list-expand, create,
-    /// update, auth, auth-4, auth-16, auth-64, auth-sweep, realtime, files, files-upload,
+    /// Comma-separated scenarios (seed, health, health-pair, view, list, list-skip-total,
+    /// list-expand, create, update, plain (plain-view, plain-list, plain-list-indexed,
+    /// plain-create, plain-update), auth, auth-4, auth-16, auth-64, auth-sweep, realtime, files, files-upload,
     /// files-thumb, files-thumb-4mp-first, files-thumb-4mp, files-thumb-4mp-cached,
     /// files-upload-10mb, all).
     #[arg(long, default_value = "all")]
@@ -150,6 +152,9 @@ struct LoadArgs {
     /// Users to seed.
     #[arg(long, default_value_t = 1_000)]
     users: usize,
+    /// Posts to seed into the unindexed `plain` collection (the `plain-*` scenarios).
+    #[arg(long, default_value_t = 10_000)]
+    plain_records: usize,
     /// SSE subscribers in the realtime scenario.
     #[arg(long, default_value_t = 200)]
     subscribers: usize,
@@ -506,7 +511,7 @@ async fn drive(slots: &[(String, Slot)], list: &[&'static str], load: &LoadArgs)
                     "seeding {name}: {} users, {} records",
                     load.users, load.records
                 );
-                match seed::seed(target, load.users, load.records, load.concurrency).await {
+                match seed_all(target, list, load).await {
                     Ok((dataset, stats)) => (
                         Ok(dataset),
                         Ok(scenarios::Measured {
@@ -539,6 +544,12 @@ async fn drive(slots: &[(String, Slot)], list: &[&'static str], load: &LoadArgs)
     }
 
     for scenario in list.iter().filter(|s| **s != "seed") {
+        if *scenario == "health-pair" {
+            let line = health_pair(slots, load).await;
+            println!("{}", report::format_line(&line));
+            lines.push(line);
+            continue;
+        }
         let mut cells: Vec<Option<Cell>> = vec![None; slots.len()];
         for round in 0..load.rounds.max(1) {
             for (k, (name, slot)) in slots.iter().enumerate() {
@@ -583,6 +594,67 @@ async fn drive(slots: &[(String, Slot)], list: &[&'static str], load: &LoadArgs)
         lines.push(line);
     }
     lines
+}
+
+/// The main seed, then the `plain` collection when a scenario needs it.
+async fn seed_all(
+    target: &Target,
+    list: &[&'static str],
+    load: &LoadArgs,
+) -> Result<(Dataset, load::Stats), load::OpError> {
+    let (dataset, stats) = seed::seed(target, load.users, load.records, load.concurrency).await?;
+    if !list.iter().any(|s| scenarios::needs_plain(s)) {
+        return Ok((dataset, stats));
+    }
+    eprintln!("seeding plain: {} records", load.plain_records);
+    let dataset = plain::seed(target, &dataset, load.plain_records, load.concurrency)
+        .await
+        .map_err(|e| load::OpError::other(format!("plain seed: {}", e.message)))?;
+    Ok((dataset, stats))
+}
+
+/// The first target's tenant `/api/health` against its platform's `/v1/health` on the same
+/// server, in alternating rounds: what the tenant path adds per request.
+async fn health_pair(slots: &[(String, Slot)], load: &LoadArgs) -> Line {
+    let bounds = bounds(load);
+    let Some((name, Ok(target))) = slots.first() else {
+        let reason = "no target".to_string();
+        let cell = |t: &str| Cell {
+            target: t.into(),
+            result: Err(reason.clone()),
+            rss_kib: None,
+        };
+        return Line {
+            scenario: "health-pair".into(),
+            cells: vec![cell("tenant"), cell("platform")],
+        };
+    };
+    let mut cells: [Option<Cell>; 2] = [None, None];
+    for round in 0..load.rounds.max(1) {
+        for (k, label) in ["tenant", "platform"].into_iter().enumerate() {
+            eprintln!("health-pair: round {} on {name} {label}", round + 1);
+            let result = if k == 0 {
+                scenarios::run("health", target, None, bounds, load.subscribers).await
+            } else {
+                scenarios::platform_health(target, bounds).await
+            };
+            let rss_kib = target.rss_kib();
+            match &mut cells[k] {
+                Some(cell) => cell.merge(result, rss_kib),
+                None => {
+                    cells[k] = Some(Cell {
+                        target: format!("{name} {label}"),
+                        result,
+                        rss_kib,
+                    })
+                }
+            }
+        }
+    }
+    Line {
+        scenario: "health-pair".into(),
+        cells: cells.into_iter().flatten().collect(),
+    }
 }
 
 fn print_summary(lines: &[Line]) {

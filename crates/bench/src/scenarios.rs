@@ -13,12 +13,18 @@ use crate::target::{Target, drain, json_ok, send_ok};
 pub const ALL: &[&str] = &[
     "seed",
     "health",
+    "health-pair",
     "view",
     "list",
     "list-skip-total",
     "list-expand",
+    "plain-view",
+    "plain-list",
+    "plain-list-indexed",
     "create",
     "update",
+    "plain-create",
+    "plain-update",
     "auth",
     "auth-4",
     "auth-16",
@@ -43,6 +49,15 @@ const FILES: &[&str] = &[
     "files-thumb-4mp",
     "files-thumb-4mp-cached",
     "files-upload-10mb",
+];
+
+/// The scenarios on the unindexed `plain` collection, which `--scenarios plain` names together.
+const PLAIN: &[&str] = &[
+    "plain-view",
+    "plain-list",
+    "plain-list-indexed",
+    "plain-create",
+    "plain-update",
 ];
 
 /// The realtime scenario at fixed subscriber counts (not part of `all`: the largest holds
@@ -73,12 +88,13 @@ pub fn parse_list(list: &str) -> anyhow::Result<Vec<&'static str>> {
                 .filter(|n| !REALTIME_SWEEP.contains(n))
                 .collect(),
             "files" => FILES.to_vec(),
+            "plain" => PLAIN.to_vec(),
             "auth-sweep" => vec!["auth-4", "auth-16", "auth-64"],
             "realtime-sweep" => REALTIME_SWEEP.to_vec(),
             other => match ALL.iter().find(|s| **s == other) {
                 Some(found) => vec![*found],
                 None => anyhow::bail!(
-                    "unknown scenario {other:?} (known: {}, files, auth-sweep, realtime-sweep, all)",
+                    "unknown scenario {other:?} (known: {}, files, plain, auth-sweep, realtime-sweep, all)",
                     ALL.join(", ")
                 ),
             },
@@ -96,7 +112,12 @@ pub fn parse_list(list: &str) -> anyhow::Result<Vec<&'static str>> {
 
 /// Whether a scenario needs the seed.
 pub fn needs_seed(name: &str) -> bool {
-    !matches!(name, "seed" | "health")
+    !matches!(name, "seed" | "health" | "health-pair")
+}
+
+/// Whether a scenario needs the `plain` collection seeded.
+pub fn needs_plain(name: &str) -> bool {
+    name.starts_with("plain-")
 }
 
 /// The result of one scenario run against one target.
@@ -153,13 +174,16 @@ async fn run_requests(
     }
     let data = data.ok_or_else(|| "needs the seed".to_string())?.clone();
     let t = target.clone();
+    if let Some(kind) = name.strip_prefix("plain-") {
+        return run_plain(kind, t, data, bounds).await;
+    }
     match name {
-        "view" => probe_then_run(bounds, view(t, data)).await,
-        "list" => probe_then_run(bounds, list(t, data, false, false)).await,
-        "list-skip-total" => probe_then_run(bounds, list(t, data, true, false)).await,
-        "list-expand" => probe_then_run(bounds, list(t, data, false, true)).await,
-        "create" => probe_then_run(bounds, create(t, data)).await,
-        "update" => probe_then_run(bounds, update(t, data)).await,
+        "view" => probe_then_run(bounds, view(t, data, "posts")).await,
+        "list" => probe_then_run(bounds, list(t, data, "posts", false, false)).await,
+        "list-skip-total" => probe_then_run(bounds, list(t, data, "posts", true, false)).await,
+        "list-expand" => probe_then_run(bounds, list(t, data, "posts", false, true)).await,
+        "create" => probe_then_run(bounds, create(t, data, "posts")).await,
+        "update" => probe_then_run(bounds, update(t, data, "posts")).await,
         "auth" | "auth-4" | "auth-16" | "auth-64" => {
             let op = auth(t, data, bounds.concurrency).map_err(|e| format!("{e:#}"))?;
             probe_then_run(bounds, op).await
@@ -174,6 +198,32 @@ async fn run_requests(
             probe_then_run(bounds, thumb(t, files)).await
         }
         other => Err(format!("scenario {other} has no runner")),
+    }
+}
+
+/// The `plain-*` scenarios: the `posts` operations on the unindexed `plain` collection; its
+/// lists always skip the total, `plain-list` without any index, `plain-list-indexed` with one on
+/// `created` (added or dropped before the run).
+async fn run_plain(kind: &str, t: Target, data: Dataset, bounds: Bounds) -> Result<Stats, String> {
+    if data.plain == 0 {
+        return Err("the plain collection is not seeded".into());
+    }
+    let data = Dataset {
+        records: data.plain,
+        ..data
+    };
+    let plain = crate::plain::COLLECTION;
+    if kind.starts_with("list") {
+        crate::plain::set_created_index(&t, kind == "list-indexed")
+            .await
+            .map_err(|e| format!("setting the plain index: {e}"))?;
+    }
+    match kind {
+        "view" => probe_then_run(bounds, view(t, data, plain)).await,
+        "list" | "list-indexed" => probe_then_run(bounds, list(t, data, plain, true, false)).await,
+        "create" => probe_then_run(bounds, create(t, data, plain)).await,
+        "update" => probe_then_run(bounds, update(t, data, plain)).await,
+        other => Err(format!("scenario plain-{other} has no runner")),
     }
 }
 
@@ -202,6 +252,21 @@ async fn probe_then_run(bounds: Bounds, op: Op) -> Result<Stats, String> {
     Ok(load::run(bounds, unit, move |w, s| op2(w, s)).await)
 }
 
+/// `GET /v1/health` on the platform's host of the target's server (Warren's own route, beside
+/// its tenants): the other half of the `health-pair` line.
+pub async fn platform_health(target: &Target, bounds: Bounds) -> Result<Measured, String> {
+    let t = target.platform().map_err(|e| format!("{e:#}"))?;
+    let op = op(move |_, _| {
+        let t = t.clone();
+        async move { drain(t.client.get(t.url("/v1/health")).send().await?).await }
+    });
+    let stats = probe_then_run(bounds, op).await?;
+    Ok(Measured {
+        stats,
+        bytes_per_conn: None,
+    })
+}
+
 fn health(t: Target) -> Op {
     op(move |_, _| {
         let t = t.clone();
@@ -221,7 +286,7 @@ fn visible_post(data: &Dataset, worker: usize, seq: u64) -> usize {
     }
 }
 
-fn view(t: Target, data: Dataset) -> Op {
+fn view(t: Target, data: Dataset, collection: &'static str) -> Op {
     op(move |w, s| {
         let t = t.clone();
         let data = data.clone();
@@ -230,14 +295,17 @@ fn view(t: Target, data: Dataset) -> Op {
             let (_, token) = data.worker_user(w);
             let req = t
                 .client
-                .get(t.url(&format!("/api/collections/posts/records/{}", post_id(i))))
+                .get(t.url(&format!(
+                    "/api/collections/{collection}/records/{}",
+                    post_id(i)
+                )))
                 .header("Authorization", token);
             drain(req.send().await?).await
         }
     })
 }
 
-fn list(t: Target, data: Dataset, skip_total: bool, expand: bool) -> Op {
+fn list(t: Target, data: Dataset, collection: &'static str, skip_total: bool, expand: bool) -> Op {
     op(move |w, s| {
         let t = t.clone();
         let data = data.clone();
@@ -261,7 +329,7 @@ fn list(t: Target, data: Dataset, skip_total: bool, expand: bool) -> Op {
             let (_, token) = data.worker_user(w);
             let req = t
                 .client
-                .get(t.url("/api/collections/posts/records"))
+                .get(t.url(&format!("/api/collections/{collection}/records")))
                 .query(&query)
                 .header("Authorization", token);
             let json = json_ok(req.send().await?).await?;
@@ -279,7 +347,7 @@ fn list(t: Target, data: Dataset, skip_total: bool, expand: bool) -> Op {
     })
 }
 
-fn create(t: Target, data: Dataset) -> Op {
+fn create(t: Target, data: Dataset, collection: &'static str) -> Op {
     op(move |w, s| {
         let t = t.clone();
         let data = data.clone();
@@ -295,7 +363,7 @@ fn create(t: Target, data: Dataset) -> Op {
             });
             let req = t
                 .client
-                .post(t.url("/api/collections/posts/records"))
+                .post(t.url(&format!("/api/collections/{collection}/records")))
                 .header("Authorization", token)
                 .json(&body);
             drain(req.send().await?).await
@@ -303,7 +371,7 @@ fn create(t: Target, data: Dataset) -> Op {
     })
 }
 
-fn update(t: Target, data: Dataset) -> Op {
+fn update(t: Target, data: Dataset, collection: &'static str) -> Op {
     op(move |w, s| {
         let t = t.clone();
         let data = data.clone();
@@ -314,7 +382,10 @@ fn update(t: Target, data: Dataset) -> Op {
             let i = u + k * data.users;
             let req = t
                 .client
-                .patch(t.url(&format!("/api/collections/posts/records/{}", post_id(i))))
+                .patch(t.url(&format!(
+                    "/api/collections/{collection}/records/{}",
+                    post_id(i)
+                )))
                 .header("Authorization", token)
                 .json(&json!({ "title": format!("Updated {s}"), "number": s % 1000 }));
             drain(req.send().await?).await
@@ -464,6 +535,14 @@ mod tests {
         let counts: Vec<_> = list.iter().map(|n| fixed_concurrency(n)).collect();
         assert_eq!(counts, vec![Some(4), Some(16), Some(64)]);
         assert_eq!(fixed_concurrency("auth"), None);
+    }
+
+    #[test]
+    fn plain_names_every_unindexed_scenario_and_only_those_need_its_seed() {
+        let list = parse_list("plain").unwrap();
+        assert_eq!(list, PLAIN.to_vec());
+        assert!(list.iter().all(|n| needs_plain(n) && needs_seed(n)));
+        assert!(!needs_plain("list") && !needs_seed("health-pair"));
     }
 
     #[test]

@@ -54,6 +54,8 @@ pub struct Dataset {
     pub records: usize,
     /// Tokens of users `0..tokens.len()`.
     pub tokens: Arc<Vec<String>>,
+    /// Posts seeded into the unindexed `plain` collection (0 when not seeded).
+    pub plain: usize,
 }
 
 impl Dataset {
@@ -84,7 +86,7 @@ pub async fn seed(
         create_collections(target, &su, &users_collection).await?;
         seed_users(target, &su, users, concurrency).await?;
         let batch = enable_batch(target, &su).await;
-        stats = seed_posts(target, &su, users, records, concurrency, batch).await;
+        stats = seed_posts(target, "posts", &su, users, records, concurrency, batch).await;
         if stats.errors > 0 {
             return Err(OpError::other(format!(
                 "seeding posts: {} of {} inserts failed, first: {}",
@@ -109,6 +111,7 @@ pub async fn seed(
         users,
         records,
         tokens: Arc::new(tokens),
+        plain: 0,
     };
     Ok((dataset, stats))
 }
@@ -120,7 +123,7 @@ fn tagged(step: &str, err: OpError) -> OpError {
     }
 }
 
-async fn count(target: &Target, su: &str, collection: &str) -> Result<usize, OpError> {
+pub(crate) async fn count(target: &Target, su: &str, collection: &str) -> Result<usize, OpError> {
     let resp = target
         .client
         .get(target.url(&format!("/api/collections/{collection}/records")))
@@ -133,7 +136,7 @@ async fn count(target: &Target, su: &str, collection: &str) -> Result<usize, OpE
 }
 
 /// Returns the id of the `users` auth collection, creating it when the target has none.
-async fn ensure_users_collection(target: &Target, su: &str) -> Result<String, OpError> {
+pub(crate) async fn ensure_users_collection(target: &Target, su: &str) -> Result<String, OpError> {
     let resp = target
         .client
         .get(target.url("/api/collections/users"))
@@ -214,10 +217,12 @@ pub(crate) async fn create_collection(
         .map_err(|e| tagged(&format!("creating collection {name}"), e))
 }
 
-async fn create_collections(target: &Target, su: &str, users_id: &str) -> Result<(), OpError> {
+/// The body that creates a posts-shaped collection `name` — owner relation to `users`, the
+/// per-user list/view rule, owner-only writes — with `indexes`.
+pub(crate) fn posts_collection(name: &str, users_id: &str, indexes: &[String]) -> Value {
     let visible = "@request.auth.id != '' && (public = true || owner = @request.auth.id)";
-    let posts = json!({
-        "name": "posts",
+    json!({
+        "name": name,
         "type": "base",
         "listRule": visible,
         "viewRule": visible,
@@ -234,12 +239,18 @@ async fn create_collections(target: &Target, su: &str, users_id: &str) -> Result
             { "name": "created", "type": "autodate", "onCreate": true, "onUpdate": false },
             { "name": "updated", "type": "autodate", "onCreate": true, "onUpdate": true },
         ],
-        "indexes": [
-            "CREATE INDEX idx_posts_owner ON posts (owner)",
-            "CREATE INDEX idx_posts_public_number ON posts (public, number)",
-            "CREATE INDEX idx_posts_created ON posts (created)",
-        ],
-    });
+        "indexes": indexes,
+    })
+}
+
+async fn create_collections(target: &Target, su: &str, users_id: &str) -> Result<(), OpError> {
+    let indexes = [
+        "CREATE INDEX idx_posts_owner ON posts (owner)",
+        "CREATE INDEX idx_posts_public_number ON posts (public, number)",
+        "CREATE INDEX idx_posts_created ON posts (created)",
+    ]
+    .map(String::from);
+    let posts = posts_collection("posts", users_id, &indexes);
     create_collection(target, su, posts).await?;
     let docs = json!({
         "name": "docs",
@@ -319,7 +330,7 @@ async fn seed_users(
 }
 
 /// Turns on the batch API (PocketBase ships it disabled). Returns whether batching is usable.
-async fn enable_batch(target: &Target, su: &str) -> bool {
+pub(crate) async fn enable_batch(target: &Target, su: &str) -> bool {
     let body = json!({ "batch": { "enabled": true, "maxRequests": 1000, "timeout": 60, "maxBodySize": 0 } });
     let req = target
         .client
@@ -332,8 +343,10 @@ async fn enable_batch(target: &Target, su: &str) -> bool {
     }
 }
 
-async fn seed_posts(
+/// Inserts posts `0..records` into `collection` (`posts` or `plain`).
+pub(crate) async fn seed_posts(
     target: &Target,
+    collection: &'static str,
     su: &str,
     users: usize,
     records: usize,
@@ -359,7 +372,7 @@ async fn seed_posts(
                     .map(|i| {
                         json!({
                             "method": "PUT",
-                            "url": "/api/collections/posts/records?fields=id",
+                            "url": format!("/api/collections/{collection}/records?fields=id"),
                             "body": post_body(i, users),
                         })
                     })
@@ -389,7 +402,7 @@ async fn seed_posts(
             async move {
                 let req = target
                     .client
-                    .post(target.url("/api/collections/posts/records"))
+                    .post(target.url(&format!("/api/collections/{collection}/records")))
                     .query(&[("fields", "id")])
                     .header("Authorization", &*su)
                     .json(&post_body(seq as usize, users));

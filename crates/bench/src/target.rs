@@ -59,6 +59,19 @@ impl Target {
         format!("{}{}", self.base, path)
     }
 
+    /// The same server addressed as its platform host (`localhost`, where Warren serves `/v1`).
+    pub fn platform(&self) -> anyhow::Result<Self> {
+        let port = self
+            .base
+            .rsplit_once(':')
+            .and_then(|(_, p)| p.parse::<u16>().ok())
+            .context("the target URL has no explicit port")?;
+        Ok(Self {
+            base: format!("http://localhost:{port}"),
+            ..self.clone()
+        })
+    }
+
     /// Resident set size of the server, in KiB, when its pid is known.
     pub fn rss_kib(&self) -> Option<u64> {
         self.pid.and_then(crate::server::rss_kib)

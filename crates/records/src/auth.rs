@@ -2,6 +2,7 @@
 //! and secrets, for every auth collection (superusers included); and the record reads the auth
 //! flows of `warren-auth` build on (loading auth records, checking a rule against one).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -9,16 +10,20 @@ use warren_filter::{Filter, RequestContext};
 use warren_schema::record::{RecordData, RecordJson, Visibility, record_from_row};
 use warren_secrets::TokenKind;
 use warren_store::Database;
+use warren_store::sql::Value as Raw;
 
 use crate::catalog::{Catalog, Entry};
+use crate::verified::{self, Hit, Verified};
 use crate::{Caller, Error, Result, sql};
 
 /// Resolves an `Authorization` token to a caller. As in PocketBase, a token that is malformed,
 /// expired, of another kind, of another tenant or badly signed makes a guest, not an error.
+/// The check is a point read, run inline when a connection is idle (`Database::read_quick`),
+/// so a request does not wait for a hop to the blocking pool before its own work.
 pub async fn authenticate(db: &Database, catalog: &Catalog, token: &str) -> Result<Caller> {
     match Token::peek(catalog, token) {
         None => Ok(Caller::Guest),
-        Some(token) => db.read(move |c| token.resolve(c)).await,
+        Some(token) => db.read_quick(move |c| token.resolve(c)).await,
     }
 }
 
@@ -31,6 +36,8 @@ pub struct Token {
     id: String,
     secret: String,
     entry: Arc<Entry>,
+    /// The tenant's tokens verified recently (see [`crate::verified`]).
+    verified: Arc<Verified>,
 }
 
 impl Token {
@@ -52,6 +59,7 @@ impl Token {
             id: claims.id,
             secret,
             entry,
+            verified: catalog.verified().clone(),
         })
     }
 
@@ -64,20 +72,38 @@ impl Token {
     /// guest when the record is gone or the token does not verify.
     pub fn resolve(&self, conn: &warren_store::sql::Connection) -> Result<Caller> {
         let entry = &self.entry;
-        let Some(data) = load_data(conn, entry, &self.id)? else {
+        if let Some(caller) = self.verified.lookup(conn, entry, &self.token, &self.id)? {
+            return Ok(caller);
+        }
+        let sql: Arc<str> = load_statement(entry).into();
+        let Some(row) = verified::read_row(conn, &sql, &self.id)? else {
             return Ok(Caller::Guest);
         };
+        let data = record_from_row(&entry.collection, &row_map(entry, &row));
         let token_key = data
             .get("tokenKey")
             .and_then(Value::as_str)
             .unwrap_or_default();
-        if token_key.is_empty()
-            || warren_secrets::token::verify(&self.token, TokenKind::Auth, token_key, &self.secret)
-                .is_err()
-        {
+        if token_key.is_empty() {
             return Ok(Caller::Guest);
         }
-        Ok(caller_for(entry, &data).unwrap_or(Caller::Guest))
+        let Ok(claims) =
+            warren_secrets::token::verify(&self.token, TokenKind::Auth, token_key, &self.secret)
+        else {
+            return Ok(Caller::Guest);
+        };
+        let Some(caller) = caller_for(entry, &data) else {
+            return Ok(Caller::Guest);
+        };
+        let hit = Hit {
+            entry: entry.clone(),
+            sql,
+            row,
+            exp: claims.exp,
+            caller: caller.clone(),
+        };
+        self.verified.remember(&self.token, hit);
+        Ok(caller)
     }
 }
 
@@ -130,30 +156,44 @@ pub fn load_data(
     entry: &Entry,
     id: &str,
 ) -> Result<Option<RecordData>> {
-    let names: Vec<String> = entry
+    let row = verified::read_row(conn, &load_statement(entry), id)?;
+    Ok(row.map(|row| record_from_row(&entry.collection, &row_map(entry, &row))))
+}
+
+/// The statement that reads one record of `entry` by id: every field, in field order.
+fn load_statement(entry: &Entry) -> String {
+    let columns = entry
         .collection
         .fields
         .iter()
-        .map(|f| f.name.clone())
-        .collect();
-    let columns = names
-        .iter()
-        .map(|n| sql::quote(n))
+        .map(|f| sql::quote(&f.name))
         .collect::<Vec<_>>()
         .join(", ");
-    let statement = format!(
+    format!(
         "SELECT {columns} FROM {} WHERE id = ?1",
         sql::quote(&entry.collection.name)
-    );
-    let mut stmt = conn.prepare_cached(&statement)?;
-    let mut rows = stmt.query([id])?;
-    match rows.next()? {
-        Some(row) => Ok(Some(record_from_row(
-            &entry.collection,
-            &sql::read_row(row, &names)?,
-        ))),
-        None => Ok(None),
-    }
+    )
+}
+
+/// A raw row of [`load_statement`] as named values, the way [`sql::read_row`] reads them.
+fn row_map(entry: &Entry, row: &[Raw]) -> BTreeMap<String, warren_schema::SqlValue> {
+    use warren_schema::SqlValue;
+    entry
+        .collection
+        .fields
+        .iter()
+        .zip(row)
+        .map(|(field, value)| {
+            let value = match value {
+                Raw::Null => SqlValue::Null,
+                Raw::Integer(n) => SqlValue::Integer(*n),
+                Raw::Real(f) => SqlValue::Real(*f),
+                Raw::Text(t) => SqlValue::Text(t.clone()),
+                Raw::Blob(b) => SqlValue::Text(String::from_utf8_lossy(b).into_owned()),
+            };
+            (field.name.clone(), value)
+        })
+        .collect()
 }
 
 /// Whether `filter` admits record `id` of `entry` under `ctx` (an empty rule admits anyone).

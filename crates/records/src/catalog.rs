@@ -2,12 +2,13 @@
 //! request until the schema changes. Rules are parsed here, once; requests only bind values.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use warren_filter::{CollectionInfo, FieldInfo, FieldType, Filter, SchemaSource};
 use warren_schema::{Collection, CollectionRow, FieldKind, Index};
 use warren_store::sql::{Connection, Row};
 
+use crate::verified::Verified;
 use crate::{Error, Result};
 
 /// One collection with everything derived from it.
@@ -19,6 +20,9 @@ pub struct Entry {
     pub info: Arc<CollectionInfo>,
     /// The collection's parsed rules.
     pub rules: Rules,
+    /// The qualified column list of its table and the field names, built on first use (see
+    /// `read::columns`).
+    pub(crate) columns: OnceLock<(String, Arc<[String]>)>,
 }
 
 /// Parsed API rules: `None` = superusers only; a parsed empty filter = everyone.
@@ -47,6 +51,8 @@ pub struct Catalog {
     entries: Vec<Arc<Entry>>,
     /// Exact id and lowercase name → index into `entries`.
     keys: HashMap<String, usize>,
+    /// Auth tokens verified against these entries (a new catalog starts empty).
+    verified: Arc<Verified>,
 }
 
 impl Catalog {
@@ -63,6 +69,7 @@ impl Catalog {
                 collection,
                 info,
                 rules,
+                columns: OnceLock::new(),
             }));
         }
         catalog
@@ -98,6 +105,11 @@ impl Catalog {
     /// Every collection.
     pub fn entries(&self) -> &[Arc<Entry>] {
         &self.entries
+    }
+
+    /// The auth tokens recently verified against this catalog's collections.
+    pub(crate) fn verified(&self) -> &Arc<Verified> {
+        &self.verified
     }
 }
 

@@ -278,7 +278,7 @@ fn select_visible(
                 )
             }
         };
-        let statement = format!("{} AND {condition}", sqlf.select(&column_list));
+        let statement = format!("{} AND {condition}", sqlf.select(column_list));
         let mut bound = params.clone();
         let repeat = if via.is_some() { 2 } else { 1 };
         for _ in 0..repeat {

@@ -21,6 +21,7 @@ pub mod rates;
 pub mod read;
 pub mod settings;
 pub mod sql;
+mod verified;
 pub mod write;
 
 pub use caller::Caller;

@@ -137,9 +137,27 @@ impl DateTime {
 
 /// Normalises any accepted date input to PocketBase's format; unparsable input becomes `""`.
 pub fn normalize(input: &str) -> String {
-    DateTime::parse(input)
-        .map(|d| d.format())
-        .unwrap_or_default()
+    match DateTime::parse(input) {
+        // Stored dates are nearly always in the format already; a valid one formats back to
+        // itself, so it is copied instead of formatted (every date of every record read).
+        Some(_) if is_formatted(input) => input.to_string(),
+        Some(d) => d.format(),
+        None => String::new(),
+    }
+}
+
+/// Whether `s` has exactly the shape of [`DateTime::format`]'s output.
+fn is_formatted(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 24
+        && b.iter().enumerate().all(|(i, c)| match i {
+            4 | 7 => *c == b'-',
+            10 => *c == b' ',
+            13 | 16 => *c == b':',
+            19 => *c == b'.',
+            23 => *c == b'Z',
+            _ => c.is_ascii_digit(),
+        })
 }
 
 fn digits(b: &[u8]) -> Option<i64> {
@@ -189,6 +207,34 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn formatted_dates_are_copied_and_everything_else_still_goes_through_the_formatter() {
+        for input in [
+            "2025-01-31 12:00:00.000Z",
+            "0001-01-01 00:00:00.000Z",
+            "2024-02-29 23:59:59.999Z",
+            "2025-12-31 08:05:09.120Z",
+        ] {
+            let formatted = DateTime::parse(input).unwrap().format();
+            assert_eq!(normalize(input), formatted);
+            assert_eq!(normalize(input), input);
+        }
+        // The right shape but out of range, or another shape: as before.
+        for input in [
+            "2025-02-30 12:00:00.000Z",
+            "2025-01-31 24:00:00.000Z",
+            "2025-01-31 12:00:00.000z",
+            "2025-01-31T12:00:00.000Z",
+            "2025-01-31 12:00:00Z",
+            " 2025-01-31 12:00:00.000Z",
+        ] {
+            let expected = DateTime::parse(input)
+                .map(|d| d.format())
+                .unwrap_or_default();
+            assert_eq!(normalize(input), expected, "{input}");
+        }
+    }
 
     #[test]
     fn accepted_formats_normalise_to_utc_millis() {

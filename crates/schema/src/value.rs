@@ -2,7 +2,8 @@
 //! way PocketBase does, validating them with PocketBase's codes, and converting between the
 //! in-memory value (the record JSON value) and the stored SQL value.
 
-use std::sync::LazyLock;
+use std::collections::HashMap;
+use std::sync::{LazyLock, Mutex};
 
 use regex::Regex;
 use serde_json::{Map, Value};
@@ -685,7 +686,29 @@ fn domain_rejected(domain: &str, only: &[String], except: &[String]) -> bool {
 /// Matches a field pattern (Go RE2 syntax is close to Rust's `regex`); an invalid pattern
 /// matches nothing, so the value is rejected rather than accepted unchecked.
 pub fn regex_matches(pattern: &str, s: &str) -> bool {
-    Regex::new(pattern).is_ok_and(|re| re.is_match(s))
+    compiled(pattern).is_some_and(|re| re.is_match(s))
+}
+
+/// Most compiled patterns kept; the memo starts afresh when full.
+const PATTERNS: usize = 512;
+
+/// `pattern` compiled, from a process-wide memo: compiling costs far more than matching (the
+/// `id` field's pattern is checked on every create), and a pattern compiles the same for every
+/// tenant. `None` for an invalid pattern.
+fn compiled(pattern: &str) -> Option<Regex> {
+    static MEMO: LazyLock<Mutex<HashMap<String, Option<Regex>>>> = LazyLock::new(Default::default);
+    // A poisoned memo holds only finished compilations: still consistent.
+    let lock = || MEMO.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(found) = lock().get(pattern) {
+        return found.clone();
+    }
+    let re = Regex::new(pattern).ok();
+    let mut memo = lock();
+    if memo.len() >= PATTERNS {
+        memo.clear();
+    }
+    memo.insert(pattern.to_string(), re.clone());
+    re
 }
 
 #[cfg(test)]
@@ -703,6 +726,18 @@ mod tests {
             .validate_value(&field.normalize(&raw))
             .err()
             .map(|e| e.code)
+    }
+
+    #[test]
+    fn patterns_answer_the_same_from_the_memo() {
+        for _ in 0..2 {
+            assert!(regex_matches("^[a-z0-9]+$", "abc123"));
+            assert!(!regex_matches("^[a-z0-9]+$", "ABC"));
+            assert!(
+                !regex_matches("([a-z", "([a-z"),
+                "an invalid pattern matches nothing"
+            );
+        }
     }
 
     #[test]

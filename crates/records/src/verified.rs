@@ -1,0 +1,245 @@
+//! Auth tokens that verified recently, each with the exact auth-record row it verified against,
+//! so a token seen again costs one primary-key read and a comparison instead of a signature
+//! check, a record decode and a caller build.
+//!
+//! Nothing is ever invalidated explicitly, which is what makes the cache safe: a hit requires
+//! the record's current row (read in the caller's own snapshot) to equal, column for column,
+//! the row the token was verified against. A password change or any `tokenKey` rotation, a
+//! deleted record, any other field edited (by this process or another one, such as
+//! `warren superuser upsert`) all change or remove that row, and the token is verified anew.
+//! The verification also depended on the collection (its secret), so a hit requires the very
+//! catalog entry it was verified with (a schema change builds new entries); and on the clock,
+//! so a hit requires the token's expiry to lie ahead.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use warren_store::sql::{Connection, Value as SqlValue, ValueRef};
+
+use crate::Caller;
+use crate::catalog::Entry;
+
+/// Most tokens remembered per tenant; the cache starts afresh when full (a tenant's working
+/// set of signed-in clients is small, and a miss only costs a full verification).
+const CAPACITY: usize = 256;
+
+/// A token that verified, and what it verified against.
+pub(crate) struct Hit {
+    /// The collection entry the token was checked with.
+    pub entry: Arc<Entry>,
+    /// The statement that reads the auth record (all fields, by id).
+    pub sql: Arc<str>,
+    /// The record's row as it was then.
+    pub row: Vec<SqlValue>,
+    /// The token's expiry, unix seconds.
+    pub exp: u64,
+    /// The caller the token resolved to.
+    pub caller: Caller,
+}
+
+/// The per-tenant cache (lives in the tenant's [`crate::Catalog`], so it goes with it).
+#[derive(Default)]
+pub struct Verified {
+    tokens: Mutex<HashMap<String, Arc<Hit>>>,
+}
+
+impl std::fmt::Debug for Verified {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verified").finish_non_exhaustive()
+    }
+}
+
+impl Verified {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Hit>>> {
+        // Each critical section is one map operation: a poisoned map is still consistent.
+        self.tokens.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The caller of `token` if it verified against record `id` exactly as it stands now on
+    /// `conn`, with `entry`, and has not expired.
+    pub(crate) fn lookup(
+        &self,
+        conn: &Connection,
+        entry: &Arc<Entry>,
+        token: &str,
+        id: &str,
+    ) -> crate::Result<Option<Caller>> {
+        let Some(hit) = self.lock().get(token).cloned() else {
+            return Ok(None);
+        };
+        if !Arc::ptr_eq(&hit.entry, entry) || warren_secrets::token::now() >= hit.exp {
+            return Ok(None);
+        }
+        match read_row(conn, &hit.sql, id)? {
+            Some(row) if row == hit.row => Ok(Some(hit.caller.clone())),
+            _ => Ok(None),
+        }
+    }
+
+    /// Remembers that `token` verified.
+    pub(crate) fn remember(&self, token: &str, hit: Hit) {
+        let mut tokens = self.lock();
+        if tokens.len() >= CAPACITY && !tokens.contains_key(token) {
+            tokens.clear();
+        }
+        tokens.insert(token.to_string(), Arc::new(hit));
+    }
+}
+
+/// Reads the row `sql` selects for `id`, raw.
+pub(crate) fn read_row(
+    conn: &Connection,
+    sql: &str,
+    id: &str,
+) -> crate::Result<Option<Vec<SqlValue>>> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let columns = stmt.column_count();
+    let mut rows = stmt.query([id])?;
+    let Some(row) = rows.next()? else {
+        return Ok(None);
+    };
+    let mut out = Vec::with_capacity(columns);
+    for i in 0..columns {
+        out.push(match row.get_ref(i)? {
+            ValueRef::Null => SqlValue::Null,
+            ValueRef::Integer(n) => SqlValue::Integer(n),
+            ValueRef::Real(f) => SqlValue::Real(f),
+            ValueRef::Text(t) => SqlValue::Text(String::from_utf8_lossy(t).into_owned()),
+            ValueRef::Blob(b) => SqlValue::Blob(b.to_vec()),
+        });
+    }
+    Ok(Some(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use warren_schema::Collection;
+    use warren_secrets::TokenKind;
+    use warren_secrets::token::{Claims, sign};
+    use warren_store::{Database, Migration, Options};
+
+    use crate::Catalog;
+    use crate::auth::authenticate;
+
+    use super::*;
+
+    const ID: &str = "u0000000000000a";
+
+    /// A database with an auth collection `users` holding record [`ID`] with token key `key1`.
+    async fn users(dir: &std::path::Path) -> (Database, Catalog) {
+        let collection =
+            Collection::from_create_body(&json!({"name": "users", "type": "auth"})).unwrap();
+        let db = Database::open(
+            dir.join("data.db"),
+            Options {
+                migrations: &[] as &[Migration],
+                ..Options::default()
+            },
+        )
+        .await
+        .unwrap();
+        let statements = warren_schema::ddl::create_statements(&collection);
+        db.write(move |c| {
+            for statement in statements {
+                c.execute_batch(&statement)?;
+            }
+            c.execute(
+                "INSERT INTO users (id, email, password, tokenKey) VALUES (?1, 'a@b.test', 'h1', 'key1')",
+                [ID],
+            )?;
+            Ok::<_, crate::Error>(())
+        })
+        .await
+        .unwrap();
+        (db, Catalog::new(vec![collection]))
+    }
+
+    fn token(catalog: &Catalog, key: &str) -> String {
+        let collection = &catalog.get("users").unwrap().collection;
+        let claims = Claims {
+            collection_id: collection.id.clone(),
+            email: None,
+            exp: warren_secrets::token::now() + 600,
+            id: ID.into(),
+            new_email: None,
+            refreshable: Some(true),
+            kind: TokenKind::Auth,
+        };
+        let secret = &collection.auth_options().unwrap().auth_token.secret;
+        sign(&claims, key, secret).unwrap()
+    }
+
+    async fn change(db: &Database, sql: &'static str) {
+        db.write(move |c| c.execute_batch(sql).map_err(crate::Error::from))
+            .await
+            .unwrap();
+    }
+
+    async fn caller(db: &Database, catalog: &Catalog, token: &str) -> Caller {
+        authenticate(db, catalog, token).await.unwrap()
+    }
+
+    fn cached(catalog: &Catalog) -> usize {
+        catalog.verified().lock().len()
+    }
+
+    #[tokio::test]
+    async fn a_token_seen_again_is_answered_from_the_cache_with_the_current_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, catalog) = users(dir.path()).await;
+        let token = token(&catalog, "key1");
+        assert_eq!(caller(&db, &catalog, &token).await.id(), Some(ID));
+        assert_eq!(cached(&catalog), 1);
+        assert_eq!(caller(&db, &catalog, &token).await.id(), Some(ID));
+        // Any edit of the record is seen at once: the caller is rebuilt from the new row.
+        change(&db, "UPDATE users SET verified = TRUE").await;
+        let fresh = caller(&db, &catalog, &token).await;
+        assert_eq!(fresh.record().unwrap()["verified"], json!(true));
+    }
+
+    #[tokio::test]
+    async fn rotating_the_token_key_signs_a_cached_token_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, catalog) = users(dir.path()).await;
+        let token = token(&catalog, "key1");
+        assert!(caller(&db, &catalog, &token).await.id().is_some());
+        change(&db, "UPDATE users SET tokenKey = 'key2'").await;
+        assert_eq!(caller(&db, &catalog, &token).await.id(), None);
+    }
+
+    #[tokio::test]
+    async fn a_password_change_signs_a_cached_token_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, catalog) = users(dir.path()).await;
+        let token = token(&catalog, "key1");
+        assert!(caller(&db, &catalog, &token).await.id().is_some());
+        // As the write pipeline does: a new hash rotates the token key.
+        change(&db, "UPDATE users SET password = 'h2', tokenKey = 'key3'").await;
+        assert_eq!(caller(&db, &catalog, &token).await.id(), None);
+    }
+
+    #[tokio::test]
+    async fn deleting_the_record_signs_a_cached_token_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, catalog) = users(dir.path()).await;
+        let token = token(&catalog, "key1");
+        assert!(caller(&db, &catalog, &token).await.id().is_some());
+        change(&db, "DELETE FROM users").await;
+        assert_eq!(caller(&db, &catalog, &token).await.id(), None);
+    }
+
+    #[tokio::test]
+    async fn a_new_collection_secret_signs_a_cached_token_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, catalog) = users(dir.path()).await;
+        let token = token(&catalog, "key1");
+        assert!(caller(&db, &catalog, &token).await.id().is_some());
+        let mut collection = catalog.get("users").unwrap().collection.clone();
+        if let Some(auth) = collection.auth_options_mut() {
+            auth.auth_token.secret = "another secret of enough length, 50 chars long....".into();
+        }
+        let rotated = Catalog::new(vec![collection]);
+        assert_eq!(caller(&db, &rotated, &token).await.id(), None);
+    }
+}
