@@ -40,7 +40,12 @@ fn validation() -> ApiError {
 fn refused(e: TenantError, prefix: &str) -> ApiError {
     match e {
         TenantError::Invalid(reason) | TenantError::TooLarge(reason) => {
-            invalid(format!("{prefix} {reason}"))
+            let end = if reason.ends_with(['.', '?', '!']) {
+                ""
+            } else {
+                "."
+            };
+            invalid(format!("{prefix} {reason}{end}"))
         }
         TenantError::Draining => invalid(BUSY),
         other => ApiError::internal(other),
