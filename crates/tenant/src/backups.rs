@@ -10,7 +10,7 @@
 //! - A zip is unpacked and built into a complete, checked tenant directory in scratch space
 //!   before anything is replaced: a damaged zip is refused and changes nothing. A restore then
 //!   drains the tenant (requests get 503, realtime clients are disconnected) and swaps the
-//!   directories, carrying the backups directory over.
+//!   directories; the registry carries the backups directory over (as on every swap).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -262,9 +262,9 @@ impl Backups {
         let zip = path_of(tenant.dir(), key).ok_or(Error::NotFound)?;
         let root = root_of(tenant)?;
         let staging = stage(&root, &zip).await?;
-        let (id, dir) = (tenant.id().to_string(), tenant.dir().to_path_buf());
+        let id = tenant.id().to_string();
         tokio::spawn(async move {
-            let swapped = swap(&registry, &id, &dir, &root, &staging).await;
+            let swapped = swap(&registry, &id, &root, &staging).await;
             drop(active);
             match swapped {
                 Ok(()) => tracing::info!(tenant = %id, "backup restored"),
@@ -278,27 +278,12 @@ impl Backups {
     }
 }
 
-/// Drains tenant `id` and puts `staging` in place of its directory `dir`, moving the backups
-/// directory across; on failure everything is put back.
-async fn swap(
-    registry: &Registry,
-    id: &str,
-    dir: &Path,
-    root: &Path,
-    staging: &Path,
-) -> Result<()> {
+/// Drains tenant `id` and puts `staging` in place of its directory (the backups directory
+/// moves across; see [`crate::Drained::replace_files`]).
+async fn swap(registry: &Registry, id: &str, root: &Path, staging: &Path) -> Result<()> {
     let drained = registry.drain(id, DRAIN_LIMIT).await?;
-    let (kept, carried) = (dir.join(BACKUPS_DIR), staging.join(BACKUPS_DIR));
-    let moved = tokio::fs::try_exists(&kept).await? && {
-        tokio::fs::rename(&kept, &carried).await?;
-        true
-    };
     let aside = scratch(root, ".staging-", "-replaced");
-    let replaced = drained.replace_files(staging, &aside).await;
-    if replaced.is_err() && moved {
-        let _ = tokio::fs::rename(&carried, &kept).await;
-    }
-    replaced
+    drained.replace_files(staging, &aside).await
 }
 
 /// Unpacks the zip `zip` and builds a checked tenant directory from it in scratch space under
