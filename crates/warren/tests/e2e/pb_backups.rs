@@ -188,6 +188,24 @@ async fn every_backup_route_refuses_guests_users_and_other_tenants_superusers() 
     assert_eq!(status, 403, "another tenant's superuser file token");
     // Nothing was created, deleted or restored by the refused calls.
     assert_eq!(keys(&server, &token).await, [key]);
+    // `superuserIPs` holds for downloads too, whose token comes in the query.
+    let file = file_token(&server, &token).await;
+    let (status, body) = send(
+        server
+            .request(Method::PATCH, HOST, "/api/settings")
+            .header("Authorization", &token)
+            .json(&json!({ "superuserIPs": ["10.9.0.1"] })),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = call(
+        &server,
+        Method::GET,
+        &format!("{download}?token={file}"),
+        "",
+    )
+    .await;
+    assert_eq!(status, 403, "a superuser outside superuserIPs");
 }
 
 #[tokio::test]
