@@ -21,6 +21,9 @@ use crate::router::ApiState;
 /// Largest backup upload (the plan's `maxUploadBytes` and backup quota may bound it lower).
 const MAX_UPLOAD: u64 = 16 << 30;
 
+/// Bytes of a refused upload read (and dropped) before answering.
+const REFUSED_BODY_READ: usize = 256 << 10;
+
 const BUSY: &str = "Try again later - another backup/restore process has already been started.";
 
 /// The plan's quota on kept backups, as the host dispatcher attached it (none: no limit).
@@ -192,7 +195,12 @@ pub async fn upload_backup(
     State(state): State<ApiState>,
     request: Request,
 ) -> Result<StatusCode, ApiError> {
-    require_superuser(&caller)?;
+    if let Err(refusal) = require_superuser(&caller) {
+        // Closing a connection with unread bytes resets it, and the client may never read the
+        // refusal: a small body is read and dropped first, as Go's server does.
+        let _ = axum::body::to_bytes(request.into_body(), REFUSED_BODY_READ).await;
+        return Err(refusal);
+    }
     let quota = request
         .extensions()
         .get::<Quota>()
