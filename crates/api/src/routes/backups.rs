@@ -100,9 +100,10 @@ pub async fn create_backup(
     if let Some(problem) = name_problem(&tenant, &name).await? {
         return Err(problem);
     }
-    let key = match name.is_empty() {
-        true => generated_name(&tenant).await,
-        false => name,
+    let key = if name.is_empty() {
+        generated_name(&tenant).await
+    } else {
+        name
     };
     backups::check_quota(tenant.dir(), quota(&parts), 0)
         .await
@@ -110,11 +111,12 @@ pub async fn create_backup(
     let Some(_active) = state.backups.begin(tenant.id(), &key) else {
         return Err(invalid(BUSY));
     };
-    let size = state
+    state
         .backups
         .create(&tenant, &key)
         .await
         .map_err(|e| refused(e, "Failed to create backup:"))?;
+    // The new backup's size is known only now: over the plan's bytes, it is not kept.
     if let Err(e) = backups::check_quota(
         tenant.dir(),
         Quota {
@@ -126,7 +128,6 @@ pub async fn create_backup(
     .await
     {
         let _ = backups::delete(tenant.dir(), &key).await;
-        tracing::debug!(size, "backup over the plan's bytes removed");
         return Err(refused(e, "Failed to create backup:"));
     }
     Ok(StatusCode::NO_CONTENT)

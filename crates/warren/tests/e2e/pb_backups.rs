@@ -464,4 +464,14 @@ async fn the_plan_bounds_how_many_backups_are_kept() {
     let (status, body) = upload(&server, &token, "second.zip", &zip).await;
     assert_eq!(status, 400, "{body}");
     assert_eq!(keys(&server, &token).await.len(), 1);
+    // A new backup larger than the bytes left is made, found too large, and not kept.
+    let path = format!("/api/backups/{key}");
+    assert_eq!(call(&server, Method::DELETE, &path, &token).await.0, 204);
+    let (status, body) = call(&server, Method::POST, "/api/backups", &token).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("10 bytes"),
+        "{body}"
+    );
+    assert!(keys(&server, &token).await.is_empty());
 }
