@@ -65,6 +65,10 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 8,
         sql: include_str!("../../migrations/control/0008_account_plans.sql"),
     },
+    Migration {
+        version: 9,
+        sql: include_str!("../../migrations/control/0009_plan_backups.sql"),
+    },
 ];
 
 /// Opens (creating and migrating if needed) `control.db` in `data_dir`.

@@ -298,6 +298,8 @@ pub fn totals(rows: &[Usage]) -> Usage {
 /// counted: they are pruned by their own retention, not by the tenant.
 pub fn storage_of(dir: &Path) -> u64 {
     let mut total = 0;
+    // The tenant's own backups (`/api/backups`) have their plan bounds of their own.
+    let backups = dir.join(warren_tenant::backups::BACKUPS_DIR);
     let mut pending: Vec<PathBuf> = vec![dir.to_path_buf()];
     while let Some(dir) = pending.pop() {
         let Ok(entries) = std::fs::read_dir(&dir) else {
@@ -307,7 +309,7 @@ pub fn storage_of(dir: &Path) -> u64 {
             let Ok(kind) = entry.file_type() else {
                 continue;
             };
-            if kind.is_dir() {
+            if kind.is_dir() && entry.path() != backups {
                 pending.push(entry.path());
             } else if kind.is_file()
                 && !entry
@@ -326,6 +328,19 @@ pub fn storage_of(dir: &Path) -> u64 {
 mod tests {
     use super::*;
     use crate::{Tenants, open_control_db, tenants_root};
+
+    #[test]
+    fn storage_counts_data_and_files_but_not_logs_or_kept_backups() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::write(root.join("data.db"), [0u8; 100]).unwrap();
+        std::fs::write(root.join("auxiliary.db"), [0u8; 1000]).unwrap();
+        std::fs::create_dir_all(root.join("storage/c/r")).unwrap();
+        std::fs::write(root.join("storage/c/r/f.txt"), [0u8; 10]).unwrap();
+        std::fs::create_dir(root.join("backups")).unwrap();
+        std::fs::write(root.join("backups/a.zip"), [0u8; 5000]).unwrap();
+        assert_eq!(storage_of(root), 110);
+    }
 
     #[tokio::test]
     async fn a_flush_stores_the_counts_since_the_previous_one() {

@@ -1,5 +1,5 @@
 //! Plans: named sets of quotas (request rate, storage, upload size, realtime connections,
-//! projects per account) that tenants are placed on.
+//! projects per account, kept backups) that tenants are placed on.
 
 use serde::{Deserialize, Serialize};
 use warren_store::Database;
@@ -26,6 +26,10 @@ pub struct Limits {
     pub max_realtime_connections: u64,
     /// Projects one account may own.
     pub max_projects: u64,
+    /// Backups a tenant keeps at once at `/api/backups` (its own PocketBase-style backups).
+    pub max_backups: u64,
+    /// Bytes of all backups a tenant keeps at `/api/backups` together.
+    pub max_backup_bytes: u64,
 }
 
 /// A plan: its name and quotas.
@@ -70,6 +74,8 @@ impl Limits {
             ("maxUploadBytes", self.max_upload_bytes),
             ("maxRealtimeConnections", self.max_realtime_connections),
             ("maxProjects", self.max_projects),
+            ("maxBackups", self.max_backups),
+            ("maxBackupBytes", self.max_backup_bytes),
         ];
         for (field, value) in figures {
             if value > MAX_FIGURE {
@@ -85,7 +91,7 @@ impl Limits {
         Ok(())
     }
 
-    /// The limits from columns `first..first + 6` of a row.
+    /// The limits from columns `first..first + 8` of a row.
     pub(crate) fn from_row(row: &Row<'_>, first: usize) -> sql::Result<Self> {
         let get = |i: usize| -> sql::Result<u64> {
             Ok(row.get::<_, Option<i64>>(first + i)?.unwrap_or(0).max(0) as u64)
@@ -97,6 +103,8 @@ impl Limits {
             max_upload_bytes: get(3)?,
             max_realtime_connections: get(4)?,
             max_projects: get(5)?,
+            max_backups: get(6)?,
+            max_backup_bytes: get(7)?,
         })
     }
 }
@@ -110,6 +118,8 @@ pub(crate) fn limit_columns(alias: &str) -> String {
         "max_upload_bytes",
         "max_realtime_connections",
         "max_projects",
+        "max_backups",
+        "max_backup_bytes",
     ]
     .map(|c| format!("{alias}{c}"))
     .join(", ")
@@ -119,8 +129,8 @@ fn from_row(row: &Row<'_>) -> sql::Result<Plan> {
     Ok(Plan {
         name: row.get(0)?,
         limits: Limits::from_row(row, 1)?,
-        created: row.get(7)?,
-        updated: row.get(8)?,
+        created: row.get(9)?,
+        updated: row.get(10)?,
     })
 }
 
@@ -174,7 +184,7 @@ impl Plans {
         self.db
             .write(move |c| {
                 let sql = format!(
-                    "INSERT INTO plans (name, {}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                    "INSERT INTO plans (name, {}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
                      RETURNING name, {}, created, updated",
                     limit_columns(""),
                     limit_columns("")
@@ -202,7 +212,7 @@ impl Plans {
                 let sql = format!(
                     "UPDATE plans SET requests_per_second = ?2, request_burst = ?3,
                        storage_bytes = ?4, max_upload_bytes = ?5, max_realtime_connections = ?6,
-                       max_projects = ?7, updated = strftime('%Y-%m-%d %H:%M:%fZ')
+                       max_projects = ?7, max_backups = ?8, max_backup_bytes = ?9, updated = strftime('%Y-%m-%d %H:%M:%fZ')
                      WHERE name = ?1 RETURNING name, {}, created, updated",
                     limit_columns("")
                 );
@@ -217,7 +227,7 @@ impl Plans {
     }
 }
 
-fn params_of(name: &str, limits: &Limits) -> [sql::Value; 7] {
+fn params_of(name: &str, limits: &Limits) -> [sql::Value; 9] {
     use sql::Value::{Integer, Text};
     [
         Text(name.to_string()),
@@ -227,6 +237,8 @@ fn params_of(name: &str, limits: &Limits) -> [sql::Value; 7] {
         Integer(limits.max_upload_bytes as i64),
         Integer(limits.max_realtime_connections as i64),
         Integer(limits.max_projects as i64),
+        Integer(limits.max_backups as i64),
+        Integer(limits.max_backup_bytes as i64),
     ]
 }
 

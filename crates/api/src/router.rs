@@ -9,7 +9,7 @@ use warren_secrets::Passwords;
 use crate::error::ApiError;
 use crate::headers::pocketbase_headers;
 use crate::routes::{
-    auth, batch, collections, files, health, logs, oauth2, realtime, records, settings,
+    auth, backups, batch, collections, files, health, logs, oauth2, realtime, records, settings,
 };
 
 /// Largest request body by default (PocketBase's default).
@@ -37,6 +37,8 @@ pub struct ApiState {
     /// Auth attempts (sign-ins, OTP and verification requests) one client IP may make against
     /// one tenant per 10 seconds.
     pub auth_limit_ip: u32,
+    /// The tenants' own backups (`/api/backups`) and the registry a restore drains.
+    pub backups: warren_tenant::backups::Backups,
 }
 
 impl ApiState {
@@ -52,6 +54,7 @@ impl ApiState {
             files: warren_files::Files::new(warren_files::FilesConfig::default()),
             trusted_peers: crate::client::TrustedPeers::default(),
             auth_limit_ip: crate::routes::auth::AUTH_LIMIT_IP,
+            backups: warren_tenant::backups::Backups::default(),
         }
     }
 }
@@ -178,6 +181,19 @@ pub fn router(state: ApiState) -> Router {
             "/api/settings/apple/generate-client-secret",
             post(settings::generate_apple_client_secret),
         )
+        .route(
+            "/api/backups",
+            get(backups::list_backups).post(backups::create_backup),
+        )
+        .route(
+            "/api/backups/upload",
+            post(backups::upload_backup).layer(DefaultBodyLimit::disable()),
+        )
+        .route(
+            "/api/backups/{key}",
+            get(backups::download_backup).delete(backups::delete_backup),
+        )
+        .route("/api/backups/{key}/restore", post(backups::restore_backup))
         .route("/api/logs", get(logs::list_logs).delete(logs::delete_logs))
         .route("/api/logs/stats", get(logs::log_stats))
         .route("/api/logs/{id}", get(logs::view_log))

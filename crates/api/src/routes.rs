@@ -1,6 +1,7 @@
 //! Handlers of the tenant API, one module per resource.
 
 pub mod auth;
+pub mod backups;
 pub mod batch;
 pub mod collections;
 pub mod files;

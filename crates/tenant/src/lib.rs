@@ -7,6 +7,7 @@
 //! business. It must not depend on HTTP crates.
 
 pub mod archive;
+pub mod backups;
 pub mod meter;
 pub mod ops;
 mod registry;

@@ -471,11 +471,22 @@ impl Drained {
     /// Puts the directory `staging` (on the same file system) in place of the drained
     /// tenant's directory: the old one is renamed to `aside`, the new one renamed in, the
     /// parent synced, and only then the old one removed. On failure the old one is put back.
+    /// The tenant's own kept backups (`backups/`, see [`crate::backups`]) are not its data:
+    /// they move across into the new directory, as PocketBase keeps them over a restore.
     pub async fn replace_files(&self, staging: &Path, aside: &Path) -> Result<()> {
         let root = &self.registry.inner.config.root;
         let (dir, old) = (tenant_dir(root, &self.id), aside);
         tokio::fs::rename(&dir, old).await?;
+        let (kept, carried) = (
+            old.join(crate::backups::BACKUPS_DIR),
+            staging.join(crate::backups::BACKUPS_DIR),
+        );
+        let moved = !tokio::fs::try_exists(&carried).await.unwrap_or(true)
+            && tokio::fs::rename(&kept, &carried).await.is_ok();
         if let Err(e) = tokio::fs::rename(staging, &dir).await {
+            if moved {
+                let _ = tokio::fs::rename(&carried, &kept).await;
+            }
             let _ = tokio::fs::rename(old, &dir).await;
             return Err(e.into());
         }
@@ -748,6 +759,27 @@ mod tests {
         assert!(matches!(registry.get("a").await, Err(Error::Draining)));
         drop(guard);
         registry.get("a").await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn replacing_a_tenants_files_keeps_its_own_backups() {
+        let (dir, registry) = registry(10, Duration::from_secs(60)).await;
+        provision(dir.path(), "a").await.unwrap();
+        let backups = dir.path().join("a").join(crate::backups::BACKUPS_DIR);
+        std::fs::create_dir(&backups).unwrap();
+        std::fs::write(backups.join("kept.zip"), b"zip").unwrap();
+        let staging = dir.path().join(".staging-new");
+        std::fs::create_dir(&staging).unwrap();
+        std::fs::write(staging.join("marker"), b"new").unwrap();
+        let drained = registry.drain("a", Duration::from_secs(5)).await.unwrap();
+        drained
+            .replace_files(&staging, &dir.path().join(".staging-old"))
+            .await
+            .unwrap();
+        let tenant = dir.path().join("a");
+        assert!(tenant.join("marker").exists() && !tenant.join(DATABASE_FILE).exists());
+        assert_eq!(std::fs::read(backups.join("kept.zip")).unwrap(), b"zip");
+        assert!(!staging.exists() && !dir.path().join(".staging-old").exists());
     }
 
     #[tokio::test]

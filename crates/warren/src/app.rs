@@ -86,6 +86,12 @@ async fn to_tenant(
     info: &warren_control_plane::TenantInfo,
     mut request: Request,
 ) -> Response {
+    request
+        .extensions_mut()
+        .insert(warren_tenant::backups::Quota {
+            max_count: info.limits.max_backups,
+            max_bytes: info.limits.max_backup_bytes,
+        });
     match app.control.registry.get(&info.id).await {
         Ok(tenant) if app.control.metering.enabled() => {
             let api = app.tenant_api.clone();

@@ -129,6 +129,7 @@ async fn serve_platform(global: &Global, serve: &Serve) -> anyhow::Result<()> {
             thumb_workers: 0,
         }),
         mailer: mailer(global, serve),
+        backups: warren_tenant::backups::Backups::new(registry.clone()),
         ..warren_api::ApiState::new(warren_secrets::Passwords::default(), serve.smtp_url.clone())
     };
     let banner = crate::banner::lines(
@@ -663,19 +664,21 @@ async fn list_plans(global: &Global) -> anyhow::Result<()> {
     let tenants = tenants(global).await?;
     let plans = warren_control_plane::plans::Plans::new(tenants.db().clone());
     println!(
-        "name\trequests_per_second\trequest_burst\tstorage_bytes\tmax_upload_bytes\tmax_realtime_connections\tmax_projects"
+        "name\trequests_per_second\trequest_burst\tstorage_bytes\tmax_upload_bytes\tmax_realtime_connections\tmax_projects\tmax_backups\tmax_backup_bytes"
     );
     for plan in plans.list().await? {
         let l = plan.limits;
         println!(
-            "{}\t{}\t{}\t{}\t{}\t{}\t{}",
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
             plan.name,
             l.requests_per_second,
             l.request_burst,
             l.storage_bytes,
             l.max_upload_bytes,
             l.max_realtime_connections,
-            l.max_projects
+            l.max_projects,
+            l.max_backups,
+            l.max_backup_bytes
         );
     }
     Ok(())

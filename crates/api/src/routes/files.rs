@@ -146,7 +146,7 @@ async fn may_read_protected(
 }
 
 /// The caller a file token stands for, or `None` when it is not a valid file token.
-async fn file_token_caller(
+pub(crate) async fn file_token_caller(
     tenant: &Tenant,
     catalog: &warren_records::Catalog,
     token: &str,

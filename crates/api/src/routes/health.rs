@@ -1,18 +1,22 @@
 //! `GET /api/health`.
 
 use axum::Json;
+use axum::extract::State;
 use axum::http::{Extensions, HeaderMap};
 use serde_json::{Value, json};
 use warren_tenant::Tenant;
 
 use crate::extract::Auth;
+use crate::router::ApiState;
 
 /// Headers that suggest a proxy in front, besides the tenant's trusted ones (PocketBase's list).
 const COMMON_PROXY_HEADERS: [&str; 2] = ["CF-Connecting-IP", "Fly-Client-IP"];
 
 /// Answers as PocketBase does; superusers also get `canBackup`, `realIP` and
-/// `possibleProxyHeader` (the first trusted or common proxy header the request carries).
+/// `possibleProxyHeader` (the first trusted or common proxy header the request carries);
+/// `canBackup` is false while a backup or restore of the tenant (`/api/backups`) runs.
 pub async fn get_health(
+    State(state): State<ApiState>,
     Auth(caller): Auth,
     headers: HeaderMap,
     extensions: Extensions,
@@ -21,7 +25,9 @@ pub async fn get_health(
         false => json!({}),
         true => {
             let ip = crate::client::addr(&extensions).real;
-            let trusted = match extensions.get::<Tenant>() {
+            let tenant = extensions.get::<Tenant>();
+            let can_backup = tenant.is_none_or(|t| !state.backups.is_running(t.id()));
+            let trusted = match tenant {
                 Some(tenant) => tenant
                     .policy()
                     .await
@@ -36,7 +42,7 @@ pub async fn get_health(
                 .find(|name| headers.get(*name).is_some_and(|v| !v.as_bytes().is_empty()))
                 .unwrap_or_default()
                 .to_string();
-            json!({ "canBackup": true, "realIP": ip, "possibleProxyHeader": proxy_header })
+            json!({ "canBackup": can_backup, "realIP": ip, "possibleProxyHeader": proxy_header })
         }
     };
     Json(json!({ "message": "API is healthy.", "code": 200, "data": data }))

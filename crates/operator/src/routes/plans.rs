@@ -24,6 +24,8 @@ pub struct NewPlan {
     max_upload_bytes: Option<u64>,
     max_realtime_connections: Option<u64>,
     max_projects: Option<u64>,
+    max_backups: Option<u64>,
+    max_backup_bytes: Option<u64>,
 }
 
 /// Quotas to set; the ones left out keep their value (0, no limit, for a new plan).
@@ -36,6 +38,8 @@ pub struct LimitsChange {
     max_upload_bytes: Option<u64>,
     max_realtime_connections: Option<u64>,
     max_projects: Option<u64>,
+    max_backups: Option<u64>,
+    max_backup_bytes: Option<u64>,
 }
 
 impl LimitsChange {
@@ -49,6 +53,8 @@ impl LimitsChange {
                 .max_realtime_connections
                 .unwrap_or(to.max_realtime_connections),
             max_projects: self.max_projects.unwrap_or(to.max_projects),
+            max_backups: self.max_backups.unwrap_or(to.max_backups),
+            max_backup_bytes: self.max_backup_bytes.unwrap_or(to.max_backup_bytes),
         }
     }
 }
@@ -95,6 +101,8 @@ pub async fn create_plan(
         max_upload_bytes: body.max_upload_bytes,
         max_realtime_connections: body.max_realtime_connections,
         max_projects: body.max_projects,
+        max_backups: body.max_backups,
+        max_backup_bytes: body.max_backup_bytes,
     }
     .apply(Limits::default());
     let plan = plans(&state).create(&body.name, limits).await?;

@@ -15,6 +15,7 @@ mod logs;
 mod metering;
 mod outbox;
 mod parity;
+mod pb_backups;
 mod realtime;
 mod records;
 mod settings;
