@@ -222,7 +222,7 @@ pub async fn dry_run_view(
         .map_err(|raw| {
             ApiError::new(
                 StatusCode::BAD_REQUEST,
-                format!("Invalid view query. Raw error: \n{raw}"),
+                crate::routes::sql::sentence(format!("Invalid view query. Raw error: \n{raw}")),
             )
         })?;
     Ok(Json(result.to_value()))

@@ -95,7 +95,9 @@ pub async fn test_email(
         .map_err(|e| {
             ApiError::new(
                 StatusCode::BAD_REQUEST,
-                format!("Failed to send the test email. Raw error: \n{e}"),
+                crate::routes::sql::sentence(format!(
+                    "Failed to send the test email. Raw error: \n{e}"
+                )),
             )
         })?;
     Ok(StatusCode::NO_CONTENT)
@@ -132,7 +134,9 @@ pub async fn test_s3(
     warren_files::probe::probe_s3(&config).await.map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
-            format!("Failed to test the S3 filesystem. Raw error: \n{e}"),
+            crate::routes::sql::sentence(format!(
+                "Failed to test the S3 filesystem. Raw error: \n{e}"
+            )),
         )
     })?;
     Ok(StatusCode::NO_CONTENT)

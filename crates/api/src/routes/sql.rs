@@ -56,7 +56,7 @@ pub async fn run_sql(
     let output = ops::run_sql(&tenant, query).await.map_err(|e| match e {
         SqlError::Query(e) => ApiError::new(
             StatusCode::BAD_REQUEST,
-            format!("Failed to execute query. Raw error:\n{e}"),
+            sentence(format!("Failed to execute query. Raw error:\n{e}")),
         ),
         SqlError::Store(e) => ApiError::internal(e),
         SqlError::Tenant(e) => e.into(),
@@ -72,4 +72,29 @@ pub async fn run_sql(
         "columns": columns,
         "rows": output.rows,
     })))
+}
+
+/// A message as PocketBase words every error: trimmed, ending with `.` unless it ends with
+/// `.`, `?` or `!` (its raw errors included).
+pub fn sentence(message: String) -> String {
+    let trimmed = message.trim();
+    if trimmed.is_empty() || trimmed.ends_with(['.', '?', '!']) {
+        trimmed.to_string()
+    } else {
+        format!("{trimmed}.")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sentence;
+
+    #[test]
+    fn raw_errors_end_as_sentences() {
+        assert_eq!(
+            sentence("Raw error: \nnot enabled".into()),
+            "Raw error: \nnot enabled."
+        );
+        assert_eq!(sentence(" done! ".into()), "done!");
+    }
 }

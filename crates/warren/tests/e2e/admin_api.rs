@@ -394,7 +394,7 @@ async fn the_s3_test_needs_s3_enabled_and_reports_what_failed() {
         assert_eq!(status, 400);
         assert_eq!(
             body["message"],
-            "Failed to test the S3 filesystem. Raw error: \nS3 storage filesystem is not enabled"
+            "Failed to test the S3 filesystem. Raw error: \nS3 storage filesystem is not enabled."
         );
     }
     // Enabled, but nothing listens at the endpoint: the upload step fails.
