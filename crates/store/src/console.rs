@@ -306,7 +306,7 @@ fn run_statement(
             let value = match row.get_ref(i).map_err(StepError::Sql)? {
                 ValueRef::Null => None,
                 ValueRef::Integer(n) => Some(n.to_string()),
-                ValueRef::Real(f) => Some(f.to_string()),
+                ValueRef::Real(f) => Some(real_text(f)),
                 ValueRef::Text(t) | ValueRef::Blob(t) => Some(String::from_utf8_lossy(t).into()),
             };
             bytes += value.as_ref().map_or(4, String::len);
@@ -318,6 +318,27 @@ fn run_statement(
         out.rows.push(values);
     }
     Ok(out)
+}
+
+/// A REAL as PocketBase's console shows it (Go's shortest `%g`): plain decimals for exponents
+/// from -4 to 5, else `1.5e+06` with a signed, two-digit-at-least exponent.
+fn real_text(f: f64) -> String {
+    if f.is_nan() {
+        return "NaN".into();
+    }
+    if f.is_infinite() {
+        return if f > 0.0 { "+Inf" } else { "-Inf" }.into();
+    }
+    let scientific = format!("{f:e}");
+    let Some((mantissa, exp)) = scientific.split_once('e') else {
+        return f.to_string();
+    };
+    let exp: i32 = exp.parse().unwrap_or(0);
+    if (-4..6).contains(&exp) {
+        return f.to_string();
+    }
+    let sign = if exp < 0 { '-' } else { '+' };
+    format!("{mantissa}e{sign}{:02}", exp.unsigned_abs())
 }
 
 #[cfg(test)]
@@ -360,6 +381,22 @@ mod tests {
             out.rows,
             vec![vec![Some("2".into()), None, Some("1.5".into())]]
         );
+    }
+
+    #[test]
+    fn reals_read_as_go_prints_them() {
+        for (f, text) in [
+            (1.5, "1.5"),
+            (5.0, "5"),
+            (100000.0, "100000"),
+            (1234567.0, "1.234567e+06"),
+            (1e22, "1e+22"),
+            (0.0001, "0.0001"),
+            (-0.00001, "-1e-05"),
+            (0.0, "0"),
+        ] {
+            assert_eq!(real_text(f), text, "{f}");
+        }
     }
 
     #[test]
