@@ -9,6 +9,7 @@
 pub mod archive;
 pub mod meter;
 pub mod ops;
+pub mod public_url;
 mod registry;
 pub mod superusers;
 pub mod transfer;

@@ -529,3 +529,113 @@ async fn a_view_query_dry_run_answers_fields_and_a_sample_without_saving() {
     .await;
     assert_eq!(list["totalItems"], 0, "{list}");
 }
+
+async fn app_url(server: &Server, slug: &str, token: &str) -> Value {
+    let (status, body) = send(
+        server
+            .request(Method::GET, &host(slug), "/api/settings")
+            .header("Authorization", token),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    body["meta"]["appURL"].clone()
+}
+
+async fn set_app_url(server: &Server, slug: &str, token: &str, url: &str) -> Value {
+    let (status, body) = send(
+        server
+            .request(Method::PATCH, &host(slug), "/api/settings")
+            .header("Authorization", token)
+            .json(&json!({"meta": {"appURL": url}})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    body["meta"]["appURL"].clone()
+}
+
+#[tokio::test]
+async fn a_new_tenants_app_url_is_its_own_url_and_mail_links_reach_its_pages() {
+    let server = Server::start(&[]);
+    let token = server.tenant_with_superuser("url-new").await;
+    let own = format!("http://url-new.localhost:{}", server.addr.port());
+    assert_eq!(app_url(&server, "url-new", &token).await, own);
+    let (status, body) = post(
+        &server,
+        "url-new",
+        "/api/settings/test/email",
+        Some(&token),
+        json!({"email": "links@example.com", "template": "verification"}),
+    )
+    .await;
+    assert_eq!(status, 204, "{body}");
+    let mail = &kept_to(&server, "links@example.com").await[0];
+    assert!(
+        mail["links"]
+            .to_string()
+            .contains(&format!("{own}/_/#/auth/confirm-verification/")),
+        "{mail}"
+    );
+}
+
+#[tokio::test]
+async fn a_hand_set_app_url_is_kept_and_the_shown_one_keeps_following() {
+    let server = Server::start(&[]);
+    let token = server.tenant_with_superuser("url-set").await;
+    let own = format!("http://url-set.localhost:{}", server.addr.port());
+    // Saving the form unchanged keeps following the tenant's URL.
+    assert_eq!(set_app_url(&server, "url-set", &token, &own).await, own);
+    let pinned = "https://www.pinned-example.com";
+    assert_eq!(
+        set_app_url(&server, "url-set", &token, pinned).await,
+        pinned
+    );
+    assert_eq!(app_url(&server, "url-set", &token).await, pinned);
+
+    // A custom domain verified later changes nothing for a chosen URL...
+    let (status, body) = crate::support::operator(
+        &server,
+        Method::POST,
+        "/v1/tenants/url-set/domains",
+        Some(json!({"domain": "shop.example.com"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let control =
+        warren_store::sql::Connection::open(server.data_dir().join("control.db")).unwrap();
+    control
+        .execute(
+            "UPDATE domains SET status = 'verified' WHERE domain = 'shop.example.com'",
+            [],
+        )
+        .unwrap();
+    let custom = format!("http://shop.example.com:{}", server.addr.port());
+    let routed = crate::support::eventually(Duration::from_secs(10), async || {
+        send(
+            server
+                .request(Method::GET, "shop.example.com", "/api/health")
+                .header("Authorization", &token),
+        )
+        .await
+        .0 == 200
+    })
+    .await;
+    assert!(routed, "the verified domain does not reach the tenant");
+    assert_eq!(app_url(&server, "url-set", &token).await, pinned);
+
+    // ...while a tenant that follows its URL takes the custom domain.
+    assert_eq!(
+        set_app_url(&server, "url-set", &token, &custom).await,
+        custom
+    );
+    assert_eq!(app_url(&server, "url-set", &token).await, custom);
+    // Following means it moves with the domain: removed, it is the platform host again.
+    let (status, body) = crate::support::operator(
+        &server,
+        Method::DELETE,
+        "/v1/tenants/url-set/domains/shop.example.com",
+        None,
+    )
+    .await;
+    assert!(status == 200 || status == 204, "{status} {body}");
+    assert_eq!(app_url(&server, "url-set", &token).await, own);
+}
