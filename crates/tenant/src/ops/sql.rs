@@ -29,8 +29,9 @@ pub enum SqlError {
 }
 
 /// Runs `query` within [`SQL_LIMITS`]. A text that writes anything runs whole on the writer,
-/// inside a savepoint that a failure rolls back; the catalog and settings are read again
-/// afterwards, since the text may have changed either.
+/// in a transaction of its own that a failure (or the time limit) rolls back, apart from
+/// other requests' writes; the catalog and settings are read again afterwards, since the
+/// text may have changed either.
 pub async fn run_sql(tenant: &Tenant, query: String) -> Result<ConsoleOutput, SqlError> {
     let text = query.clone();
     let read = tenant
@@ -43,7 +44,7 @@ pub async fn run_sql(tenant: &Tenant, query: String) -> Result<ConsoleOutput, Sq
     }
     let output = tenant
         .db()
-        .write(move |conn| Ok::<_, SqlError>(run_console(conn, &query, &SQL_LIMITS, true)?))
+        .write_alone(move |conn| Ok::<_, SqlError>(run_console(conn, &query, &SQL_LIMITS, true)?))
         .await?;
     tenant.reload_catalog().await?;
     tenant.forget_settings();

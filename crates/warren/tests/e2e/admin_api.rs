@@ -282,6 +282,36 @@ async fn a_runaway_query_is_interrupted_and_the_tenant_keeps_answering() {
     assert!(started.elapsed() < Duration::from_secs(30));
     let (status, body) = sql(&server, "sql-slow", &token, "select 2").await;
     assert_eq!((status, &body["rows"]), (200, &json!([["2"]])));
+
+    // A runaway write is stopped and undone whole, while other writes go on.
+    let runaway = "create table big(x); insert into big with recursive c(x) as \
+                   (select 1 union all select x + 1 from c) select x from c";
+    let write = sql(&server, "sql-slow", &token, runaway);
+    let other = post(
+        &server,
+        "sql-slow",
+        "/api/collections/users/records",
+        None,
+        json!({"email": "during@example.com", "password": "user-password-1",
+               "passwordConfirm": "user-password-1"}),
+    );
+    let ((status, body), (created, record)) = tokio::join!(write, other);
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("stopped after"),
+        "{body}"
+    );
+    assert_eq!(created, 200, "{record}");
+    let (status, body) = sql(
+        &server,
+        "sql-slow",
+        &token,
+        "select (select count(*) from sqlite_master where name = 'big'), \
+                (select count(*) from users where email = 'during@example.com')",
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["rows"], json!([["0", "1"]]));
 }
 
 /// Kept messages of the outbox, as the operator API lists them.
