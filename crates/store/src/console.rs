@@ -8,8 +8,9 @@
 //!   pooled connection) and every PRAGMA but a short list of read-only ones.
 //! - `VACUUM` (and so `VACUUM INTO 'file'`) has no authorizer action: it is refused by its
 //!   leading keyword, which SQLite's own parser fixes (comments are skipped first).
-//! - A progress handler stops the query once it has run past its time limit; the result is
-//!   capped in rows and bytes, so neither CPU nor the answer is unbounded.
+//! - A progress handler stops the query once it has run past its time limit; no string or blob
+//!   may grow past [`MAX_VALUE_BYTES`] (`randomblob(1e9)` fails instead of allocating); the
+//!   result is capped in rows and bytes. Neither CPU, memory nor the answer is unbounded.
 //! - Both hooks are removed before returning, whatever happened (a guard drops them).
 //! - On a read-only connection a statement that writes is not run: the caller gets
 //!   [`ConsoleError::NeedsWriter`] and runs the whole text again on the writer.
@@ -20,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::fallible_iterator::FallibleIterator;
 use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
+use rusqlite::limits::Limit;
 use rusqlite::types::ValueRef;
 use rusqlite::{Batch, Connection};
 
@@ -74,6 +76,9 @@ pub enum ConsoleError {
     #[error("{0}")]
     Sql(String),
 }
+
+/// Largest string or blob a fenced query may make or read (SQLite's own default is 1 GB).
+pub const MAX_VALUE_BYTES: i32 = 16 << 20;
 
 /// PRAGMAs that only report and may name a table or index.
 const INFO_PRAGMAS: &[&str] = &[
@@ -177,6 +182,8 @@ pub struct Fence<'c> {
     refusal: Arc<Mutex<Option<String>>>,
     timed_out: Arc<AtomicBool>,
     time: Duration,
+    /// The connection's value length limit before the fence, put back when it drops.
+    length: Option<i32>,
 }
 
 impl<'c> Fence<'c> {
@@ -187,6 +194,9 @@ impl<'c> Fence<'c> {
             refusal: Arc::default(),
             timed_out: Arc::new(AtomicBool::new(false)),
             time,
+            length: conn
+                .set_limit(Limit::SQLITE_LIMIT_LENGTH, MAX_VALUE_BYTES)
+                .ok(),
         };
         let seen = fence.refusal.clone();
         conn.authorizer(Some(move |ctx: AuthContext<'_>| {
@@ -238,6 +248,9 @@ impl Drop for Fence<'_> {
             .conn
             .authorizer(None::<fn(AuthContext<'_>) -> Authorization>);
         let _ = self.conn.progress_handler(0, None::<fn() -> bool>);
+        if let Some(length) = self.length {
+            let _ = self.conn.set_limit(Limit::SQLITE_LIMIT_LENGTH, length);
+        }
     }
 }
 
@@ -468,6 +481,13 @@ mod tests {
         };
         let e = run_console(&conn, "select randomblob(200)", &small, false).unwrap_err();
         assert!(matches!(e, ConsoleError::TooLarge(100)), "{e:?}");
+        let e = run_console(&conn, "select length(zeroblob(1e9))", &LIMITS, false).unwrap_err();
+        assert!(e.to_string().contains("too big"), "{e}");
+        // The connection's own limit is back afterwards.
+        let big: i64 = conn
+            .query_row("select length(zeroblob(100000000))", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(big, 100_000_000);
     }
 
     #[test]
