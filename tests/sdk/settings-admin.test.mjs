@@ -88,3 +88,25 @@ test('the SQL console and the view dry run answer in the same shape', async () =
   assert.deepEqual(res.body.data, {});
   assert.ok(res.body.message.startsWith('Invalid view query. Raw error: \n'), res.body.message);
 });
+
+test('the collections meta routes answer scaffolds and OAuth2 providers', async () => {
+  const su = await superuserClient();
+  const scaffolds = await su.collections.getScaffolds();
+  assert.deepEqual(Object.keys(scaffolds).sort(), ['auth', 'base', 'view']);
+  assert.deepEqual(scaffolds.auth.fields.map((f) => f.name), ['id', 'password', 'tokenKey', 'email', 'emailVisibility', 'verified']);
+  assert.deepEqual(scaffolds.base.fields.map((f) => f.name), ['id']);
+  assert.deepEqual(scaffolds.view.fields, []);
+  assert.equal(scaffolds.view.viewQuery, '');
+  for (const scaffold of Object.values(scaffolds)) assert.equal(scaffold.id, '');
+  const res = await raw('GET', '/api/collections/meta/oauth2-providers', { token: su.authStore.token });
+  assert.equal(res.status, 200);
+  const names = res.body.map((p) => p.name);
+  for (const name of ['apple', 'google', 'github', 'gitlab', 'discord', 'oidc', 'oidc2', 'oidc3']) {
+    assert.ok(names.includes(name), `${name} in ${names}`);
+  }
+  for (const provider of res.body) {
+    assert.deepEqual(Object.keys(provider).sort(), ['displayName', 'logo', 'name']);
+  }
+  assert.equal(res.body.find((p) => p.name === 'github').displayName, 'GitHub');
+  assert.equal((await raw('GET', '/api/collections/meta/scaffolds')).status, 401);
+});
