@@ -669,3 +669,13 @@ async fn a_hand_set_app_url_is_kept_and_the_shown_one_keeps_following() {
     assert!(status == 200 || status == 204, "{status} {body}");
     assert_eq!(app_url(&server, "url-set", &token).await, own);
 }
+
+#[tokio::test]
+async fn behind_an_https_proxy_the_app_url_is_the_public_https_url() {
+    let server = Server::start(&["--public-url", "https://localhost:8443"]);
+    let token = server.tenant_with_superuser("url-tls").await;
+    assert_eq!(
+        app_url(&server, "url-tls", &token).await,
+        "https://url-tls.localhost:8443"
+    );
+}
