@@ -25,6 +25,9 @@ struct Inner {
     by_slug: RwLock<HashMap<String, TenantInfo>>,
     /// Verified custom domain → tenant, complete after every reload.
     by_domain: RwLock<HashMap<String, TenantInfo>>,
+    /// Tenant id → its public custom domain (the first verified one in name order), rebuilt
+    /// whenever `by_domain` changes, so a request never scans the domains.
+    domain_of: RwLock<HashMap<String, String>>,
 }
 
 impl Directory {
@@ -39,6 +42,7 @@ impl Directory {
             tenants,
             by_slug: RwLock::new(HashMap::new()),
             by_domain: RwLock::new(HashMap::new()),
+            domain_of: RwLock::new(HashMap::new()),
         });
         inner.reload().await?;
         let watcher = inner.tenants.db().watch().await?;
@@ -76,6 +80,18 @@ impl Directory {
     pub fn forget(&self, slug: &str) {
         self.write().remove(slug);
         self.domains_mut().retain(|_, tenant| tenant.slug != slug);
+        self.inner.reindex();
+    }
+
+    /// The custom domain tenant `id` is publicly reached at: its first verified domain in name
+    /// order, if it has any. Memory only.
+    pub fn domain_of(&self, id: &str) -> Option<String> {
+        self.inner
+            .domain_of
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned()
     }
 
     /// The tenant a verified custom domain (lowercase, no port) reaches. Memory only: a flood
@@ -92,11 +108,13 @@ impl Directory {
     /// Routes `domain` to `tenant` at once (after an in-process verification).
     pub fn learn_domain(&self, domain: &str, tenant: TenantInfo) {
         self.domains_mut().insert(domain.to_string(), tenant);
+        self.inner.reindex();
     }
 
     /// Stops routing `domain` at once (after an in-process removal).
     pub fn forget_domain(&self, domain: &str) {
         self.domains_mut().remove(domain);
+        self.inner.reindex();
     }
 
     fn domains_mut(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, TenantInfo>> {
@@ -119,6 +137,25 @@ impl Directory {
 }
 
 impl Inner {
+    /// Rebuilds `domain_of` from `by_domain`.
+    fn reindex(&self) {
+        let mut index: HashMap<String, String> = HashMap::new();
+        for (domain, tenant) in self
+            .by_domain
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            let first = index
+                .entry(tenant.id.clone())
+                .or_insert_with(|| domain.clone());
+            if domain < first {
+                first.clone_from(domain);
+            }
+        }
+        *self.domain_of.write().unwrap_or_else(|p| p.into_inner()) = index;
+    }
+
     /// Replaces the cache with the database's tenants; returns the ids that disappeared.
     async fn reload(&self) -> Result<Vec<String>> {
         let fresh: HashMap<String, TenantInfo> = self
@@ -133,6 +170,7 @@ impl Inner {
             .into_iter()
             .collect();
         *self.by_domain.write().unwrap_or_else(|p| p.into_inner()) = domains;
+        self.reindex();
         let mut cache = self.by_slug.write().unwrap_or_else(|p| p.into_inner());
         let removed = cache
             .values()

@@ -49,6 +49,11 @@ impl UrlScheme {
         self.url_of(&self.domain)
     }
 
+    /// The URL of `host` (a tenant's custom domain) with this scheme and port.
+    pub fn host_url(&self, host: &str) -> String {
+        self.url_of(host)
+    }
+
     fn url_of(&self, host: &str) -> String {
         let default_port = if self.scheme == "https" { 443 } else { 80 };
         match self.port {

@@ -9,7 +9,7 @@ import { superuserClient, raw, rand } from './lib/setup.mjs';
 const DIR = new URL('../parity/', import.meta.url);
 const load = (name) => JSON.parse(readFileSync(new URL(name, DIR), 'utf8'));
 const fixture = load('fixture.json');
-const TABLES = ['collections.json', 'records.json', 'auth.json'];
+const TABLES = ['collections.json', 'records.json', 'auth.json', 'admin.json'];
 
 const vars = { s: rand(6) };
 

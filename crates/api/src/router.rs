@@ -9,7 +9,8 @@ use warren_secrets::Passwords;
 use crate::error::ApiError;
 use crate::headers::pocketbase_headers;
 use crate::routes::{
-    auth, backups, batch, collections, files, health, logs, oauth2, realtime, records, settings,
+    auth, backups, batch, collections, files, health, logs, oauth2, probes, realtime, records,
+    settings, sql,
 };
 
 /// Largest request body by default (PocketBase's default).
@@ -78,6 +79,10 @@ pub fn router(state: ApiState) -> Router {
         .route(
             "/api/collections/meta/oauth2-providers",
             get(collections::get_oauth2_providers),
+        )
+        .route(
+            "/api/collections/meta/dry-run-view",
+            post(collections::dry_run_view),
         )
         .route(
             "/api/collections/{collection}",
@@ -194,6 +199,9 @@ pub fn router(state: ApiState) -> Router {
             get(backups::download_backup).delete(backups::delete_backup),
         )
         .route("/api/backups/{key}/restore", post(backups::restore_backup))
+        .route("/api/settings/test/email", post(probes::test_email))
+        .route("/api/settings/test/s3", post(probes::test_s3))
+        .route("/api/sql", post(sql::run_sql))
         .route("/api/logs", get(logs::list_logs).delete(logs::delete_logs))
         .route("/api/logs/stats", get(logs::log_stats))
         .route("/api/logs/{id}", get(logs::view_log))

@@ -8,6 +8,8 @@ pub mod files;
 pub mod health;
 pub mod logs;
 pub mod oauth2;
+pub mod probes;
 pub mod realtime;
 pub mod records;
 pub mod settings;
+pub mod sql;

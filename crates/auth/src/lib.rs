@@ -13,4 +13,5 @@ pub mod mfa;
 pub mod origins;
 pub mod otp;
 pub mod password;
+pub mod test_mail;
 pub mod tokens;

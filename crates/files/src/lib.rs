@@ -8,6 +8,7 @@
 
 pub mod mime;
 pub mod name;
+pub mod probe;
 pub mod s3;
 pub mod spool;
 pub mod storage;

@@ -265,6 +265,39 @@ impl Database {
     {
         self.inner.writer.submit(f).await
     }
+
+    /// Runs `f` on the writer in a transaction of its own, between two group commits, and
+    /// commits it when `f` succeeds (rolls it back otherwise). For ad-hoc SQL that may be
+    /// interrupted: SQLite rolls back the whole transaction of an interrupted write, which
+    /// inside a group commit would take other callers' writes with it.
+    pub async fn write_alone<T, E, F>(&self, f: F) -> std::result::Result<T, E>
+    where
+        F: FnOnce(&Connection) -> std::result::Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<Error> + Send + 'static,
+    {
+        let log = self.inner.log.clone();
+        let run = move |conn: &Connection| -> std::result::Result<T, E> {
+            conn.execute_batch("BEGIN IMMEDIATE").map_err(Error::from)?;
+            let out = f(conn);
+            if out.is_err() {
+                if !conn.is_autocommit() {
+                    let _ = conn.execute_batch("ROLLBACK");
+                }
+                return out;
+            }
+            crate::commits::clear();
+            if let Err(e) = conn.execute_batch("COMMIT") {
+                let _ = conn.execute_batch("ROLLBACK");
+                return Err(Error::Commit(e.to_string()).into());
+            }
+            if let (Some(log), Some(frames)) = (&log, crate::commits::take()) {
+                log.record(frames);
+            }
+            out
+        };
+        self.inner.writer.idle(run).await.map_err(E::from)?
+    }
 }
 
 /// Creates a new database file at `path` and fills it with `init`, fast and then durably:

@@ -8,6 +8,7 @@
 //! [`Error`] (a unique violation, a busy database, no rows, ...), never as driver codes.
 
 pub mod commits;
+mod console;
 mod copy;
 mod database;
 mod error;
@@ -16,6 +17,7 @@ pub mod sql;
 mod writer;
 
 pub use commits::{Commit, CommitLog};
+pub use console::{ConsoleColumn, ConsoleError, ConsoleLimits, ConsoleOutput, Fence, run_console};
 pub use copy::{scratch_copy, vacuum_into};
 pub use database::{ChangeWatcher, Closed, Database, Options, create_file};
 pub use error::{Error, Result};

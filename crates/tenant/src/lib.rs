@@ -10,6 +10,7 @@ pub mod archive;
 pub mod backups;
 pub mod meter;
 pub mod ops;
+pub mod public_url;
 mod registry;
 pub mod superusers;
 pub mod transfer;

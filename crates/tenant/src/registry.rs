@@ -57,6 +57,9 @@ struct TenantInner {
     /// It holds the policy read last, which the next reading carries rate limit counters over
     /// from when the rate limits stayed the same.
     settings_read: tokio::sync::Mutex<Option<Arc<Policy>>>,
+    /// The URL the tenant is reached at, as the host dispatcher last said; stands in for an
+    /// `appURL` nobody chose (see [`crate::public_url`]).
+    public_url: RwLock<Option<Arc<str>>>,
     /// The tenant's realtime clients; they are disconnected when the registry closes it.
     broker: warren_realtime::Broker,
     /// The tenant's request logs (`auxiliary.db`, opened on first use).
@@ -168,6 +171,7 @@ impl Tenant {
         let value = warren_records::settings::load(&self.inner.db)
             .await
             .map_err(|e| Error::Invalid(format!("the settings cannot be read: {e}")))?;
+        let value = self.with_public_url(value);
         let policy = Arc::new(match reading.as_deref() {
             Some(previous) => Policy::after(&value, previous),
             None => Policy::from_settings(&value),
@@ -187,6 +191,45 @@ impl Tenant {
             cached.1 = Some(loaded.clone());
         }
         Ok(loaded)
+    }
+
+    /// Tells the tenant the URL it is reached at (its verified custom domain, else its host
+    /// under the platform domain). A change drops the cached settings, whose `appURL` may
+    /// follow it.
+    pub fn set_public_url(&self, url: &str) {
+        let known = self
+            .inner
+            .public_url
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_deref()
+            == Some(url);
+        if known {
+            return;
+        }
+        *self
+            .inner
+            .public_url
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = Some(Arc::from(url));
+        self.forget_settings();
+    }
+
+    /// The URL the tenant is reached at, once a request has told it.
+    pub fn public_url(&self) -> Option<Arc<str>> {
+        self.inner
+            .public_url
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// `settings` with the public URL as `meta.appURL` when nobody chose one.
+    pub fn with_public_url(&self, mut settings: serde_json::Value) -> serde_json::Value {
+        if let Some(url) = self.public_url() {
+            crate::public_url::apply(&mut settings, &url);
+        }
+        settings
     }
 
     /// Drops the cached settings (after a settings change has committed).
@@ -624,6 +667,7 @@ async fn open(
             catalog,
             settings: Mutex::new((0, None)),
             settings_read: tokio::sync::Mutex::new(None),
+            public_url: RwLock::new(None),
             logs,
             broker: warren_realtime::Broker::new(),
             meter,

@@ -92,7 +92,11 @@ async fn to_tenant(
             max_count: info.limits.max_backups,
             max_bytes: info.limits.max_backup_bytes,
         });
-    match app.control.registry.get(&info.id).await {
+    let tenant = app.control.registry.get(&info.id).await;
+    if let Ok(tenant) = &tenant {
+        tenant.set_public_url(&public_url(&app.control, info));
+    }
+    match tenant {
         Ok(tenant) if app.control.metering.enabled() => {
             let api = app.tenant_api.clone();
             crate::metered::serve(&app.control.metering, api, info, tenant, request).await
@@ -108,6 +112,15 @@ async fn to_tenant(
         )
         .into_response(),
         Err(e) => ApiError::internal(e).into_response(),
+    }
+}
+
+/// The URL tenant `info` is reached at: its verified custom domain when it has one, else its
+/// host under the platform domain (with the platform's scheme and public port either way).
+fn public_url(control: &ControlPlane, info: &warren_control_plane::TenantInfo) -> String {
+    match control.directory.domain_of(&info.id) {
+        Some(domain) => control.urls.host_url(&domain),
+        None => control.urls.tenant_url(&info.slug),
     }
 }
 

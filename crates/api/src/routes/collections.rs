@@ -207,3 +207,23 @@ pub async fn get_scaffolds(Auth(caller): Auth, params: Params) -> Result<Json<Va
     require_superuser(&caller)?;
     render(collections::scaffolds(), &params)
 }
+
+/// `POST /api/collections/meta/dry-run-view` `{query}`: the fields a view collection with this
+/// query would have and a sample of its records, nothing saved.
+pub async fn dry_run_view(
+    CurrentTenant(tenant): CurrentTenant,
+    Auth(caller): Auth,
+    body: crate::extract::FormBody,
+) -> Result<Json<Value>, ApiError> {
+    require_superuser(&caller)?;
+    let query = crate::routes::sql::query_text(&body)?;
+    let result = collections::dry_run_view(tenant.db(), query)
+        .await
+        .map_err(|raw| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                crate::routes::sql::sentence(format!("Invalid view query. Raw error: \n{raw}")),
+            )
+        })?;
+    Ok(Json(result.to_value()))
+}

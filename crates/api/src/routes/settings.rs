@@ -18,7 +18,7 @@ pub async fn get_settings(
     params: Params,
 ) -> Result<Json<Value>, ApiError> {
     require_superuser(&caller)?;
-    let current = settings::load(tenant.db()).await?;
+    let current = tenant.with_public_url(settings::load(tenant.db()).await?);
     Ok(Json(project(
         settings::redact(&current),
         params.text("fields"),
@@ -34,7 +34,11 @@ pub async fn update_settings(
     JsonObject(patch): JsonObject,
 ) -> Result<Json<Value>, ApiError> {
     require_superuser(&caller)?;
-    let next = settings::update(tenant.db(), Value::Object(patch))
+    let mut patch = Value::Object(patch);
+    if let Some(url) = tenant.public_url() {
+        warren_tenant::public_url::unpin(&mut patch, &url);
+    }
+    let next = settings::update(tenant.db(), patch)
         .await
         .map_err(|e| match e {
             settings::UpdateError::Invalid(errors) => {
@@ -50,6 +54,7 @@ pub async fn update_settings(
             settings::UpdateError::Failed(e) => e.into(),
         })?;
     tenant.forget_settings();
+    let next = tenant.with_public_url(next);
     Ok(Json(project(
         settings::redact(&next),
         params.text("fields"),

@@ -23,7 +23,7 @@ pub use import::{import, import_in};
 pub use list::{CollectionPage, ListParams, list, list_in, scaffolds};
 pub use rules::FilterRuleChecker;
 pub use save::{create, create_in, update, update_in};
-pub use view::infer_view_fields;
+pub use view::{DryRun, dry_run_view, infer_view_fields};
 
 use warren_schema::{Collection, CollectionRow, FieldError, ValidationErrors};
 use warren_store::sql::{Connection, params_from_iter};

@@ -11,6 +11,7 @@ mod batch;
 mod collections;
 mod oauth2;
 mod records;
+mod sql;
 pub mod storage;
 
 use std::sync::Arc;
@@ -24,6 +25,7 @@ pub use batch::{Batch, BatchError, BatchItem, run_batch};
 pub use collections::{CollectionChange, change_collection};
 pub use oauth2::{LinkExternal, OAuth2SignUp, link_external, sign_up_oauth2};
 pub use records::{DeleteRecord, SaveRecord, delete_record, save_record};
+pub use sql::{SQL_LIMITS, SqlError, run_sql};
 
 /// What the pipeline needs besides the tenant: the node's file service, its password hasher
 /// and how subscribers' `fields` projections apply. Cheap to clone.

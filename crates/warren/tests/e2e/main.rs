@@ -2,6 +2,7 @@
 //! directory, driven over HTTP and through its CLI.
 
 mod acme;
+mod admin_api;
 mod auth;
 mod backup;
 mod backup_s3;

@@ -14,6 +14,7 @@ const FIXTURE: &str = include_str!("../../../../tests/parity/fixture.json");
 const COLLECTIONS: &str = include_str!("../../../../tests/parity/collections.json");
 const RECORDS: &str = include_str!("../../../../tests/parity/records.json");
 const AUTH: &str = include_str!("../../../../tests/parity/auth.json");
+const ADMIN: &str = include_str!("../../../../tests/parity/admin.json");
 
 const HOST: &str = "parity.localhost";
 const EMAIL: &str = "parity@example.com";
@@ -258,4 +259,9 @@ async fn record_writes_answer_as_pocketbase_tests_expect() {
 #[tokio::test]
 async fn auth_methods_otp_and_email_change_answer_as_pocketbase_tests_expect() {
     run_table(AUTH).await;
+}
+
+#[tokio::test]
+async fn admin_routes_answer_as_pocketbase_tests_expect() {
+    run_table(ADMIN).await;
 }
