@@ -9,7 +9,7 @@ use warren_secrets::Passwords;
 use crate::error::ApiError;
 use crate::headers::pocketbase_headers;
 use crate::routes::{
-    auth, batch, collections, files, health, logs, oauth2, realtime, records, settings,
+    auth, batch, collections, files, health, logs, oauth2, realtime, records, settings, warren,
 };
 
 /// Largest request body by default (PocketBase's default).
@@ -37,6 +37,9 @@ pub struct ApiState {
     /// Auth attempts (sign-ins, OTP and verification requests) one client IP may make against
     /// one tenant per 10 seconds.
     pub auth_limit_ip: u32,
+    /// The platform around the tenants (one-time dashboard links, usage); `None` in tests of
+    /// the API alone, where `/api/warren/*` answers 404.
+    pub platform: Option<std::sync::Arc<dyn crate::platform::Platform>>,
 }
 
 impl ApiState {
@@ -52,6 +55,7 @@ impl ApiState {
             files: warren_files::Files::new(warren_files::FilesConfig::default()),
             trusted_peers: crate::client::TrustedPeers::default(),
             auth_limit_ip: crate::routes::auth::AUTH_LIMIT_IP,
+            platform: None,
         }
     }
 }
@@ -181,6 +185,11 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/logs", get(logs::list_logs).delete(logs::delete_logs))
         .route("/api/logs/stats", get(logs::log_stats))
         .route("/api/logs/{id}", get(logs::view_log))
+        .route(
+            "/api/warren/dashboard-link",
+            post(warren::redeem_dashboard_link),
+        )
+        .route("/api/warren/usage", get(warren::get_usage))
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|| async { ApiError::not_found() })
         // Outermost last: addresses, log, headers, body limit, superuser IPs, rate limits.

@@ -10,3 +10,4 @@ pub mod oauth2;
 pub mod realtime;
 pub mod records;
 pub mod settings;
+pub mod warren;

@@ -163,6 +163,9 @@ pub struct Serve {
     #[arg(long, env = "WARREN_DELIVERY_NICENESS", default_value_t = warren_realtime::delivery::NICENESS,
         value_parser = clap::value_parser!(i32).range(0..=19))]
     pub delivery_niceness: i32,
+    /// How long a one-time link from the console's "Open dashboard" button may be used.
+    #[arg(long, env = "WARREN_DASHBOARD_LINK_TTL", default_value = "60s", value_parser = parse_interval)]
+    pub dashboard_link_ttl: std::time::Duration,
 }
 
 /// The HTTPS listener and its certificates.
