@@ -395,6 +395,10 @@ async function usageCharts(page, shot, projectPage) {
   await shot('07g-usage-charts');
   await page.setViewportSize({ width: 390, height: 844 });
   await shot('07h-usage-charts-phone');
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await page.screenshot({ path: join(ARTIFACTS, '07i-project-phone-top.png') });
+  await page.locator('#chart-storage').scrollIntoViewIfNeeded();
+  await page.screenshot({ path: join(ARTIFACTS, '07j-usage-charts-phone-view.png') });
   await page.setViewportSize({ width: 1100, height: 800 });
 }
 
