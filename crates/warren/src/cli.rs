@@ -576,4 +576,20 @@ mod tests {
         let refused = Cli::try_parse_from(["warren", "serve", "--auth-limit-ip", "0"]);
         assert!(refused.is_err());
     }
+
+    #[test]
+    fn dashboard_links_live_a_minute_unless_told_otherwise() {
+        let ttl = |args: &[&str]| {
+            let cli = Cli::try_parse_from(args).unwrap();
+            let Command::Serve(serve) = cli.command else {
+                panic!("not serve");
+            };
+            serve.dashboard_link_ttl
+        };
+        assert_eq!(ttl(&["warren", "serve"]).as_secs(), 60);
+        let short = ttl(&["warren", "serve", "--dashboard-link-ttl", "250ms"]);
+        assert_eq!(short.as_millis(), 250);
+        let bad = Cli::try_parse_from(["warren", "serve", "--dashboard-link-ttl", "soon"]);
+        assert!(bad.is_err());
+    }
 }
