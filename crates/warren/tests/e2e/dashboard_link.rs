@@ -252,3 +252,25 @@ async fn the_usage_route_answers_the_projects_superusers_only() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["items"], json!([]));
 }
+
+#[tokio::test]
+async fn a_link_does_not_pass_the_projects_superuser_ips() {
+    let server = Server::start(&[]);
+    let (mut visitor, _) = verified(&server, "fenced@example.com").await;
+    let id = project_id(&visitor.create_project("fenced").await);
+    let code = open_dashboard(&server, &mut visitor, &id, "fenced").await;
+    let (status, body) = redeem(&server, "fenced", &code).await;
+    assert_eq!(status, 200, "{body}");
+    let token = body["token"].as_str().unwrap();
+    let (status, body) = send(
+        server
+            .request(Method::PATCH, "fenced.localhost", "/api/settings")
+            .header("authorization", token)
+            .json(&json!({ "superuserIPs": ["10.9.0.0/16"] })),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let code = open_dashboard(&server, &mut visitor, &id, "fenced").await;
+    let (status, body) = redeem(&server, "fenced", &code).await;
+    assert_eq!(status, 403, "{body}");
+}
