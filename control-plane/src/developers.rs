@@ -1,10 +1,12 @@
 //! The developers' side of the platform, shared by the console and the operator API: their
-//! accounts and sessions, the projects they own, and the mailer that writes to them.
+//! accounts and sessions, the projects they own, the mailer that writes to them, and the
+//! one-time links that open a project's dashboard signed in.
 
 use warren_mail::Mailer;
 use warren_store::Database;
 
 use crate::accounts::Accounts;
+use crate::dashboard_links::DashboardLinks;
 use crate::projects::Projects;
 use crate::tenants::Tenants;
 
@@ -17,6 +19,8 @@ pub struct Developers {
     projects: Projects,
     /// The platform's SMTP relay, or the local outbox without one.
     mailer: Mailer,
+    /// Pending one-time dashboard sign-in codes.
+    links: DashboardLinks,
 }
 
 impl Developers {
@@ -26,7 +30,19 @@ impl Developers {
             accounts: Accounts::new(db),
             projects: Projects::new(tenants),
             mailer,
+            links: DashboardLinks::default(),
         }
+    }
+
+    /// The same, with dashboard codes that live for `ttl` instead of a minute.
+    pub fn with_dashboard_link_ttl(mut self, ttl: std::time::Duration) -> Self {
+        self.links = DashboardLinks::new(ttl);
+        self
+    }
+
+    /// Pending one-time dashboard sign-in codes.
+    pub fn dashboard_links(&self) -> &DashboardLinks {
+        &self.links
     }
 
     /// The accounts store.

@@ -12,6 +12,7 @@ pub mod accounts;
 pub mod backup_status;
 pub mod backups;
 pub mod certificates;
+pub mod dashboard_links;
 pub mod developers;
 pub mod directory;
 pub mod dns;
@@ -29,6 +30,7 @@ pub mod slug;
 pub mod status;
 pub mod tenants;
 pub mod transfers;
+pub mod usage_series;
 
 use std::path::{Path, PathBuf};
 

@@ -225,6 +225,11 @@ test('a developer signs up, verifies by mail, creates a project and reaches it w
   const note = await pb.collection(name).create({ title: 'hello from the console suite' });
   assert.equal((await pb.collection(name).getOne(note.id)).title, 'hello from the console suite');
 
+  // "Open dashboard" opens the project's dashboard signed in as the developer; the page charts
+  // the project's usage.
+  await openDashboard(context, page, shot, { projectPage, email, projectUrl });
+  await usageCharts(page, shot, projectPage);
+
   // A custom domain: the page shows the TXT record to create; a check before the record exists
   // keeps it pending, a check after verifies it, and the name then reaches the project.
   assert.ok(DNS_MANAGEMENT, 'DNS_MANAGEMENT is set by tests/suites/console');
@@ -329,6 +334,73 @@ test('a developer signs up, verifies by mail, creates a project and reaches it w
   const gone = await fetch(`${projectUrl}/api/health`);
   assert.equal(gone.status, 404);
 });
+
+/**
+ * Presses "Open dashboard" on the project page: a new tab lands on the project's dashboard,
+ * signed in as the developer's email (a superuser made for it), with no JS error; its usage
+ * screen draws charts per hour and per day; a link that is not valid says so.
+ */
+async function openDashboard(context, page, shot, { projectPage, email, projectUrl }) {
+  const errors = [];
+  const onError = (e) => errors.push(String(e.error ? e.error() : e));
+  context.on('weberror', onError);
+  await page.goto(projectPage);
+  await shot('07a-open-dashboard');
+  const [tab] = await Promise.all([
+    context.waitForEvent('page'),
+    page.click('#open-dashboard button[type=submit]'),
+  ]);
+  const tabShot = (name) => tab.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
+  await tab.waitForURL(`${projectUrl}/_/#/collections`);
+  await tab.waitForSelector('.account-email');
+  assert.equal(await tab.textContent('.account-email'), email);
+  assert.equal(tab.url().includes('/link/'), false, 'the code left the address bar');
+  await tabShot('07b-dashboard-signed-in');
+
+  await tab.click('a.nav-link:has-text("Usage")');
+  await tab.waitForSelector('.usage-card svg.chart');
+  assert.equal(await tab.locator('.usage-card').count(), 4);
+  assert.equal(await tab.locator('.usage-card').first().locator('svg rect').count(), 48);
+  assert.match(await tab.locator('.usage-card svg.chart').first().getAttribute('aria-label'), /^Requests per hour/);
+  await tabShot('07c-dashboard-usage-hours');
+  await tab.click('button:has-text("Per day")');
+  assert.equal(await tab.locator('.usage-card').first().locator('svg rect').count(), 31);
+  await tabShot('07d-dashboard-usage-days');
+  await tab.setViewportSize({ width: 390, height: 844 });
+  await tabShot('07e-dashboard-usage-phone');
+
+  await tab.goto(`${projectUrl}/_/#/link/not-a-valid-code`);
+  await tab.waitForSelector('text=This link did not sign you in');
+  assert.ok(await tab.isVisible('text=invalid, used or expired'));
+  await tabShot('07f-dashboard-link-refused');
+  await tab.close();
+  context.off('weberror', onError);
+  assert.deepEqual(errors, [], 'the dashboard raised no JS errors');
+}
+
+/** The project page charts the usage per hour and per day once the metering has saved it. */
+async function usageCharts(page, shot, projectPage) {
+  const summary = page.locator('#chart-requests > .hint');
+  for (let i = 0; i < 100; i++) {
+    await page.goto(projectPage);
+    if (!(await summary.textContent()).startsWith('Total 0 ')) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.match(await summary.textContent(), /^Total [1-9]\d* in the last 31 days$/);
+  assert.equal(await page.locator('#usage-charts svg[role=img]').count(), 8);
+  assert.equal(await page.locator('#chart-requests svg').first().locator('rect').count(), 48);
+  assert.match(await page.locator('#chart-requests svg').first().getAttribute('aria-label'), /^Requests per hour, last 48 hours; largest [1-9]/);
+  await page.click('#usage-days summary');
+  assert.ok(await page.isVisible('#usage-days tbody tr'));
+  await shot('07g-usage-charts');
+  await page.setViewportSize({ width: 390, height: 844 });
+  await shot('07h-usage-charts-phone');
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await page.screenshot({ path: join(ARTIFACTS, '07i-project-phone-top.png') });
+  await page.locator('#chart-storage').scrollIntoViewIfNeeded();
+  await page.screenshot({ path: join(ARTIFACTS, '07j-usage-charts-phone-view.png') });
+  await page.setViewportSize({ width: 1100, height: 800 });
+}
 
 /** Chromium with a fresh profile, closed (and the profile removed) after test `t`. */
 async function browser(t) {

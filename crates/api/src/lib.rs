@@ -8,6 +8,7 @@ mod extract;
 mod fields;
 mod headers;
 mod logger;
+mod platform;
 mod query;
 mod rates;
 mod router;
@@ -16,5 +17,6 @@ mod uploads;
 
 pub use client::TrustedPeers;
 pub use error::ApiError;
+pub use platform::Platform;
 pub use router::{ApiState, router};
 pub use routes::auth::AUTH_LIMIT_IP;

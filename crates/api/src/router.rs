@@ -10,7 +10,7 @@ use crate::error::ApiError;
 use crate::headers::pocketbase_headers;
 use crate::routes::{
     auth, backups, batch, collections, files, health, logs, oauth2, probes, realtime, records,
-    settings, sql,
+    settings, sql, warren,
 };
 
 /// Largest request body by default (PocketBase's default).
@@ -40,6 +40,9 @@ pub struct ApiState {
     pub auth_limit_ip: u32,
     /// The tenants' own backups (`/api/backups`) and the registry a restore drains.
     pub backups: warren_tenant::backups::Backups,
+    /// The platform around the tenants (one-time dashboard links, usage); `None` in tests of
+    /// the API alone, where `/api/warren/*` answers 404.
+    pub platform: Option<std::sync::Arc<dyn crate::platform::Platform>>,
 }
 
 impl ApiState {
@@ -56,6 +59,7 @@ impl ApiState {
             trusted_peers: crate::client::TrustedPeers::default(),
             auth_limit_ip: crate::routes::auth::AUTH_LIMIT_IP,
             backups: warren_tenant::backups::Backups::default(),
+            platform: None,
         }
     }
 }
@@ -205,6 +209,11 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/logs", get(logs::list_logs).delete(logs::delete_logs))
         .route("/api/logs/stats", get(logs::log_stats))
         .route("/api/logs/{id}", get(logs::view_log))
+        .route(
+            "/api/warren/dashboard-link",
+            post(warren::redeem_dashboard_link),
+        )
+        .route("/api/warren/usage", get(warren::get_usage))
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|| async { ApiError::not_found() })
         // Outermost last: addresses, log, headers, body limit, superuser IPs, rate limits.

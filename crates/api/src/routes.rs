@@ -13,3 +13,4 @@ pub mod realtime;
 pub mod records;
 pub mod settings;
 pub mod sql;
+pub mod warren;

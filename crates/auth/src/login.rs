@@ -70,6 +70,21 @@ pub async fn respond(
     Ok(json!({ "record": record, "token": token }))
 }
 
+/// `{"record": …, "token": …}` for auth record `id` of `entry`, signed in without a credential:
+/// only for sign-ins the platform vouches for (a project owner's one-time dashboard link).
+pub async fn vouched(
+    db: &Database,
+    catalog: &Arc<Catalog>,
+    entry: &Arc<Entry>,
+    id: &str,
+) -> Result<Value> {
+    let data = load(db, entry, id)
+        .await?
+        .ok_or(Error::NotFound("The requested resource wasn't found."))?;
+    let token = auth_token(entry, &data)?;
+    respond(db, catalog.clone(), entry.clone(), data, token, "").await
+}
+
 /// Completes a first-factor login: authRule, then MFA (which may answer 401 `{mfaId}`).
 #[allow(clippy::too_many_arguments)]
 pub async fn finish(

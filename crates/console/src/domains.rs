@@ -14,7 +14,6 @@ use crate::projects::{BackupView, owned, project_body};
 use crate::visitor::Visitor;
 use warren_control_plane::certificates::{self, CertificateRecord};
 use warren_control_plane::domains::{self, DomainInfo};
-use warren_control_plane::metering::Usage;
 use warren_control_plane::tenants::TenantInfo;
 use warren_control_plane::{Error, Result};
 
@@ -120,7 +119,11 @@ pub struct DomainForm {
 }
 
 /// A project as its page shows it: the project, its usage and its backups.
-type Shown = (TenantInfo, Usage, Option<BackupView>);
+type Shown = (
+    TenantInfo,
+    crate::projects::ProjectUsage,
+    Option<BackupView>,
+);
 
 /// The project page with `notice`, answered with `status`.
 async fn show(

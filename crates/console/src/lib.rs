@@ -8,6 +8,7 @@
 
 mod auth;
 mod csrf;
+mod dashboard;
 mod domains;
 mod error;
 mod html;
@@ -15,6 +16,7 @@ mod limit;
 mod outbox;
 mod projects;
 mod transfers;
+mod usage;
 mod visitor;
 
 use std::ops::Deref;
@@ -23,8 +25,9 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::header;
-use axum::response::IntoResponse;
+use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
 use warren_control_plane::accounts::Accounts;
@@ -197,8 +200,34 @@ pub fn router(console: Console) -> Router {
                 .layer(DefaultBodyLimit::disable()),
         )
         .route("/projects/{id}/export", post(transfers::export_project))
+        .route("/projects/{id}/dashboard", post(dashboard::open_dashboard))
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
+        .layer(axum::middleware::map_response_with_state(
+            console.clone(),
+            allow_project_hosts,
+        ))
         .with_state(console)
+}
+
+/// Lets the console's forms lead on to projects' hosts: "Open dashboard" posts to the console,
+/// which redirects to `<slug>.<domain>`, and browsers hold the redirect after a form to the
+/// `form-action` of the form's page.
+async fn allow_project_hosts(State(console): State<Console>, mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    let widened = headers
+        .get(header::CONTENT_SECURITY_POLICY)
+        .and_then(|v| v.to_str().ok())
+        .map(|csp| {
+            csp.replace(
+                "form-action 'self'",
+                &format!("form-action 'self' {}", console.urls.tenant_url("*")),
+            )
+        })
+        .and_then(|csp| HeaderValue::from_str(&csp).ok());
+    if let Some(csp) = widened {
+        headers.insert(header::CONTENT_SECURITY_POLICY, csp);
+    }
+    response
 }
 
 /// `GET /console.css`

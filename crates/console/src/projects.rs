@@ -223,7 +223,7 @@ pub async fn create_project(
 }
 
 /// Human-readable byte counts (binary units).
-fn bytes(n: u64) -> String {
+pub(crate) fn bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut value = n as f64;
     let mut unit = 0;
@@ -343,10 +343,20 @@ pub(crate) struct ProjectPage<'a> {
     status_label: &'a str,
     created: &'a str,
     usage: UsageView,
+    /// The usage charts per hour and per day.
+    charts: crate::usage::UsageCharts,
     /// `None` when backups are not configured on this server.
     backups: Option<&'a BackupView>,
     domains: &'a [crate::domains::DomainView],
     transfers: crate::transfers::TransfersView,
+}
+
+/// A project's usage of the last 31 days: its hourly rows and their totals.
+pub(crate) struct ProjectUsage {
+    /// Sums of `rows`.
+    totals: Usage,
+    /// Hourly rows, oldest first.
+    rows: Vec<Usage>,
 }
 
 /// The project page's content; `backups` and `domains` are its backups and custom-domains
@@ -355,7 +365,7 @@ pub(crate) fn project_body<'a>(
     state: &Console,
     visitor: &Visitor,
     project: &'a TenantInfo,
-    used: &Usage,
+    used: &ProjectUsage,
     backups: &'a Option<BackupView>,
     domains: &'a [crate::domains::DomainView],
 ) -> ProjectPage<'a> {
@@ -367,7 +377,8 @@ pub(crate) fn project_body<'a>(
         status: project.status.as_str(),
         status_label: status_label(project.status),
         created: &project.created,
-        usage: UsageView::of(used),
+        usage: UsageView::of(&used.totals),
+        charts: crate::usage::charts(&used.rows, time::OffsetDateTime::now_utc()),
         backups: backups.as_ref(),
         domains,
         transfers: crate::transfers::section(state, project),
@@ -389,7 +400,7 @@ pub(crate) async fn owned(
     state: &Console,
     visitor: &Visitor,
     id: &str,
-) -> Result<(Account, TenantInfo, Usage, Option<BackupView>), Response> {
+) -> Result<(Account, TenantInfo, ProjectUsage, Option<BackupView>), Response> {
     let Some(account) = visitor.account.clone() else {
         return Err(redirect(visitor, "/login", &[]));
     };
@@ -402,7 +413,10 @@ pub(crate) async fn owned(
         Err(e) => return Err(failure(visitor, e)),
     };
     let used = match state.metering.usage(&project.id, None, None).await {
-        Ok(rows) => totals(&rows),
+        Ok(rows) => ProjectUsage {
+            totals: totals(&rows),
+            rows,
+        },
         Err(e) => return Err(failure(visitor, e)),
     };
     let backups = if state.backups.enabled() {

@@ -1,5 +1,5 @@
-//! The tenant's `_superusers`: created or updated from the CLI and the console, looked up to
-//! authenticate.
+//! The tenant's `_superusers`: created or updated from the CLI and the console (also for the
+//! project's owner arriving by a one-time dashboard link), looked up to authenticate.
 
 use warren_secrets::Passwords;
 use warren_store::Database;
@@ -84,7 +84,41 @@ pub async fn upsert(
     find_by_email(db, &lookup).await?.ok_or(Error::NotFound)
 }
 
+/// The superuser `email`; when the tenant has none with that email, one is created with a
+/// random password (never shown; the owner sets one in the dashboard or the console). An
+/// existing superuser is left as it is, so its tokens keep working.
+pub async fn ensure(db: &Database, passwords: &Passwords, email: &str) -> Result<Superuser> {
+    if let Some(found) = find_by_email(db, email).await? {
+        return Ok(found);
+    }
+    let email = email.trim().to_lowercase();
+    if !looks_like_email(&email) {
+        return Err(Error::Invalid("the email address is not valid".into()));
+    }
+    let hash = passwords.hash(&warren_secrets::random::secret(40)).await?;
+    let token_key = warren_secrets::random::secret(50);
+    let id = warren_secrets::random::record_id();
+    let lookup = email.clone();
+    // Two links redeemed at once both insert; the second does nothing and both read the first.
+    db.write(move |c| {
+        c.execute(
+            "INSERT INTO _superusers (id, email, emailVisibility, verified, password, tokenKey, created, updated)
+             VALUES (?1, ?2, FALSE, TRUE, ?3, ?4, strftime('%Y-%m-%d %H:%M:%fZ'), strftime('%Y-%m-%d %H:%M:%fZ'))
+             ON CONFLICT (email) WHERE email != '' DO NOTHING",
+            params![id, email, hash, token_key],
+        )?;
+        Ok::<_, Error>(())
+    })
+    .await?;
+    find_by_email(db, &lookup).await?.ok_or(Error::NotFound)
+}
+
 impl crate::Tenant {
+    /// The superuser for the project's owner `email`, created if missing (see [`ensure`]).
+    pub async fn owner_superuser(&self, passwords: &Passwords, email: &str) -> Result<Superuser> {
+        ensure(self.db(), passwords, email).await
+    }
+
     /// Creates the superuser `email` with `password` in this tenant, or sets the password of
     /// the existing one (see [`upsert`]): how the control plane sets a project's superuser
     /// without holding the tenant's database.
@@ -152,6 +186,24 @@ mod tests {
                 .await
                 .unwrap()
         );
+    }
+
+    #[tokio::test]
+    async fn ensure_creates_once_and_keeps_an_existing_superuser() {
+        let dir = tempfile::tempdir().unwrap();
+        provision(dir.path(), "a").await.unwrap();
+        let db = open_database(dir.path(), "a").await.unwrap();
+        let passwords = Passwords::new(1);
+        let made = ensure(&db, &passwords, "Owner@Example.com").await.unwrap();
+        assert_eq!(made.email, "owner@example.com");
+        let again = ensure(&db, &passwords, "owner@example.com").await.unwrap();
+        assert_eq!((made.id, made.token_key), (again.id, again.token_key));
+        let set = upsert(&db, &passwords, "root@example.com", "password123")
+            .await
+            .unwrap();
+        let kept = ensure(&db, &passwords, "root@example.com").await.unwrap();
+        assert_eq!(set.token_key, kept.token_key);
+        assert!(ensure(&db, &passwords, "nobody").await.is_err());
     }
 
     #[tokio::test]

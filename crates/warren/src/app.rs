@@ -26,6 +26,13 @@ struct App {
 
 /// The whole HTTP surface of one Warren process.
 pub fn router(control: ControlPlane, console: Console, domain: &str, api: ApiState) -> Router {
+    let platform = crate::platform::ControlPlatform {
+        control: control.clone(),
+    };
+    let api = ApiState {
+        platform: Some(std::sync::Arc::new(platform)),
+        ..api
+    };
     let app = App {
         domain: domain.to_string(),
         platform: warren_operator::router(control.clone()).merge(warren_console::router(console)),

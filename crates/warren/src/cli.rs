@@ -163,6 +163,9 @@ pub struct Serve {
     #[arg(long, env = "WARREN_DELIVERY_NICENESS", default_value_t = warren_realtime::delivery::NICENESS,
         value_parser = clap::value_parser!(i32).range(0..=19))]
     pub delivery_niceness: i32,
+    /// How long a one-time link from the console's "Open dashboard" button may be used.
+    #[arg(long, env = "WARREN_DASHBOARD_LINK_TTL", default_value = "60s", value_parser = parse_interval)]
+    pub dashboard_link_ttl: std::time::Duration,
 }
 
 /// The HTTPS listener and its certificates.
@@ -572,5 +575,21 @@ mod tests {
         assert_eq!(serve.auth_limit_ip, 5000);
         let refused = Cli::try_parse_from(["warren", "serve", "--auth-limit-ip", "0"]);
         assert!(refused.is_err());
+    }
+
+    #[test]
+    fn dashboard_links_live_a_minute_unless_told_otherwise() {
+        let ttl = |args: &[&str]| {
+            let cli = Cli::try_parse_from(args).unwrap();
+            let Command::Serve(serve) = cli.command else {
+                panic!("not serve");
+            };
+            serve.dashboard_link_ttl
+        };
+        assert_eq!(ttl(&["warren", "serve"]).as_secs(), 60);
+        let short = ttl(&["warren", "serve", "--dashboard-link-ttl", "250ms"]);
+        assert_eq!(short.as_millis(), 250);
+        let bad = Cli::try_parse_from(["warren", "serve", "--dashboard-link-ttl", "soon"]);
+        assert!(bad.is_err());
     }
 }

@@ -142,7 +142,8 @@ async fn serve_platform(global: &Global, serve: &Serve) -> anyhow::Result<()> {
         warren_control_plane::transfers::Transfers::new(tenants.clone(), registry.clone());
     transfers.remove_leftovers();
     let control = ControlPlane {
-        console: Developers::new(tenants.db().clone(), tenants.clone(), api.mailer.clone()),
+        console: Developers::new(tenants.db().clone(), tenants.clone(), api.mailer.clone())
+            .with_dashboard_link_ttl(serve.dashboard_link_ttl),
         transfers,
         tenants,
         registry,

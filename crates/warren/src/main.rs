@@ -8,6 +8,7 @@ mod datalock;
 mod hosts;
 mod limits;
 mod metered;
+mod platform;
 mod serving;
 
 use clap::Parser;

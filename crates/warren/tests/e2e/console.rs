@@ -9,23 +9,23 @@ use serde_json::Value;
 use crate::support::{Server, TOKEN, encode, send};
 
 /// A browser-like client of the console: keeps cookies, never follows redirects.
-struct Visitor<'a> {
+pub(crate) struct Visitor<'a> {
     server: &'a Server,
     client: reqwest::Client,
     cookies: HashMap<String, String>,
 }
 
 /// A response: status, `Location`, raw `Set-Cookie` values and body.
-struct Page {
-    status: u16,
-    location: Option<String>,
-    set_cookies: Vec<String>,
-    body: String,
+pub(crate) struct Page {
+    pub(crate) status: u16,
+    pub(crate) location: Option<String>,
+    pub(crate) set_cookies: Vec<String>,
+    pub(crate) body: String,
 }
 
 impl Page {
     /// The first CSRF token in the page's forms.
-    fn csrf(&self) -> String {
+    pub(crate) fn csrf(&self) -> String {
         let marker = r#"name="csrf" value=""#;
         let start = self.body.find(marker).expect("a form with a CSRF token") + marker.len();
         let end = self.body[start..].find('"').unwrap();
@@ -34,7 +34,7 @@ impl Page {
 }
 
 impl<'a> Visitor<'a> {
-    fn new(server: &'a Server) -> Self {
+    pub(crate) fn new(server: &'a Server) -> Self {
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
@@ -93,12 +93,12 @@ impl<'a> Visitor<'a> {
         }
     }
 
-    async fn get(&mut self, path: &str) -> Page {
+    pub(crate) async fn get(&mut self, path: &str) -> Page {
         let request = self.request(Method::GET, path);
         self.send(request).await
     }
 
-    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+    pub(crate) async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
         let request = self
             .request(Method::POST, path)
             .header("content-type", "application/x-www-form-urlencoded")
@@ -107,7 +107,12 @@ impl<'a> Visitor<'a> {
     }
 
     /// Loads `page_path` for its CSRF token, then posts `form` with it to `path`.
-    async fn submit(&mut self, page_path: &str, path: &str, form: &[(&str, &str)]) -> Page {
+    pub(crate) async fn submit(
+        &mut self,
+        page_path: &str,
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> Page {
         let csrf = self.get(page_path).await.csrf();
         let mut fields = vec![("csrf", csrf.as_str())];
         fields.extend_from_slice(form);
@@ -132,7 +137,7 @@ impl<'a> Visitor<'a> {
         .await
     }
 
-    async fn create_project(&mut self, slug: &str) -> Page {
+    pub(crate) async fn create_project(&mut self, slug: &str) -> Page {
         self.submit("/projects", "/projects", &[("slug", slug)])
             .await
     }
@@ -164,7 +169,7 @@ async fn send_raw(server: &Server, host: &str, path: &str) -> (u16, String) {
 
 /// Signs up `email` and has the operator mark it verified (the mail path is covered by the
 /// browser suite with a real SMTP sink).
-async fn verified<'a>(server: &'a Server, email: &str) -> (Visitor<'a>, String) {
+pub(crate) async fn verified<'a>(server: &'a Server, email: &str) -> (Visitor<'a>, String) {
     let mut visitor = Visitor::new(server);
     let page = visitor.signup(email, "correct-horse-1").await;
     assert_eq!(page.status, 303, "{}", page.body);
@@ -175,7 +180,7 @@ async fn verified<'a>(server: &'a Server, email: &str) -> (Visitor<'a>, String) 
 }
 
 /// The project id from a creation redirect (`/projects/{id}?created=1`).
-fn project_id(page: &Page) -> String {
+pub(crate) fn project_id(page: &Page) -> String {
     assert_eq!(page.status, 303, "{}", page.body);
     let location = page.location.as_deref().unwrap();
     let rest = location.strip_prefix("/projects/").unwrap();
