@@ -106,7 +106,8 @@ export function openRecord(ctx, collection, record) {
       !isNew && h('p', { class: 'muted', text: `Created ${formatDate(record.created) || '—'} · updated ${formatDate(record.updated) || '—'}` }));
     const save = h('button', { type: 'submit', class: 'btn btn-primary', form: formId, text: isNew ? 'Create' : 'Save changes' });
     const done = (value) => { p.close(); resolve(value); };
-    const remove = !isNew && h('button', { type: 'button', class: 'btn btn-danger', text: 'Delete', onclick: async () => {
+    const readOnly = collection.type === 'view';
+    const remove = !isNew && !readOnly && h('button', { type: 'button', class: 'btn btn-danger', text: 'Delete', onclick: async () => {
       if (!(await confirmDialog(`Delete record ${record.id}? This cannot be undone.`, { danger: true, confirmText: 'Delete' }))) return;
       await busy(remove, async () => {
         await api('DELETE', path(collection, `records/${encodeURIComponent(record.id)}`));
@@ -115,9 +116,9 @@ export function openRecord(ctx, collection, record) {
       });
     } });
     const p = panel({
-      title: isNew ? `New ${collection.name} record` : `Edit ${collection.name} record`,
+      title: isNew ? `New ${collection.name} record` : `${readOnly ? 'View' : 'Edit'} ${collection.name} record`,
       body: [!isNew && collection.type === 'auth' && authActions(collection, record), form],
-      footer: [remove, h('span', { class: 'spacer' }), h('button', { type: 'button', class: 'btn', text: 'Cancel', onclick: () => done(null) }), save],
+      footer: [remove, h('span', { class: 'spacer' }), h('button', { type: 'button', class: 'btn', text: readOnly ? 'Close' : 'Cancel', onclick: () => done(null) }), !readOnly && save],
       onClose: () => resolve(null),
       wide: true,
     });
