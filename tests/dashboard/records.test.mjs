@@ -155,6 +155,9 @@ test('a superuser manages records of every field type in the grid and the panel'
   await shot(page, 'records-form-edit');
   await edit.locator('.file-item img.thumb').waitFor();
   await edit.getByLabel('views', { exact: true }).fill('42');
+  await page.keyboard.press('Escape');
+  await page.getByRole('dialog', { name: 'Discard changes?' }).getByRole('button', { name: 'Cancel' }).click();
+  assert.equal(await edit.getByLabel('views', { exact: true }).inputValue(), '42');
   await edit.getByRole('button', { name: 'Save changes' }).click();
   await edit.waitFor({ state: 'detached' });
   const edited = await pb.collection('posts').getOne(hello.id);

@@ -115,11 +115,19 @@ export function openRecord(ctx, collection, record) {
         done('deleted');
       });
     } });
+    const dirty = () => {
+      try {
+        const change = collect(controls, isNew);
+        return change.files.length > 0 || Object.keys(change.body).length > 0 || Object.values(auth ? auth.read() : {}).some(Boolean);
+      } catch { return true; }
+    };
+    const mayLeave = async () => readOnly || !dirty()
+      || confirmDialog('The changes made in this record will be lost.', { title: 'Discard changes?', confirmText: 'Discard', danger: true });
     const p = panel({
       title: isNew ? `New ${collection.name} record` : `${readOnly ? 'View' : 'Edit'} ${collection.name} record`,
       body: [!isNew && collection.type === 'auth' && authActions(collection, record), form],
-      footer: [remove, h('span', { class: 'spacer' }), h('button', { type: 'button', class: 'btn', text: readOnly ? 'Close' : 'Cancel', onclick: () => done(null) }), !readOnly && save],
-      onClose: () => resolve(null),
+      footer: [remove, h('span', { class: 'spacer' }), h('button', { type: 'button', class: 'btn', text: readOnly ? 'Close' : 'Cancel', onclick: async () => { if (await mayLeave()) done(null); } }), !readOnly && save],
+      onClose: async () => { if (!(await mayLeave())) return false; resolve(null); return true; },
       wide: true,
     });
     form.addEventListener('submit', (e) => {
