@@ -102,6 +102,7 @@ test('a superuser manages records of every field type in the grid and the panel'
   await row.locator('img.thumb').waitFor();
   await page.waitForFunction(() => [...document.querySelectorAll('.records-table img.thumb')].some((i) => i.complete && i.naturalWidth > 0));
   assert.match(await row.locator('td[data-col="author"]').innerText(), /Grace Hopper/);
+  await shot(page, 'records-grid-filled');
 
   // A bad filter shows the server's error; a good one narrows the grid.
   const filter = page.getByRole('searchbox', { name: 'Filter' });

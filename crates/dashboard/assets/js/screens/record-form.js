@@ -92,7 +92,8 @@ export function openRecord(ctx, collection, record) {
     const isNew = !record;
     const controls = collection.fields.filter((f) => editable(f) && !(isNew && f.type === 'autodate')).map((f) => {
       const control = f.name === 'id' && !isNew
-        ? { el: h('input', { class: 'input mono', readonly: true, value: record.id }), readonly: true }
+        ? { el: h('div', { class: 'id-row' }, h('input', { class: 'input mono', readonly: true, value: record.id, 'aria-label': 'id' }),
+          h('button', { type: 'button', class: 'btn', text: 'Copy', 'aria-label': 'Copy id', onclick: () => navigator.clipboard.writeText(record.id).then(() => toast('Id copied.'), () => {}) })), readonly: true }
         : fieldInput(ctx, collection, f, record);
       let initial = '';
       try { initial = control.read ? JSON.stringify(control.read()) : ''; } catch { initial = ''; }

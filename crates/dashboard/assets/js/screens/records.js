@@ -47,7 +47,7 @@ function header(view, f) {
   const s = view.state.sort;
   const dir = s === f.name ? 'ascending' : s === `-${f.name}` ? 'descending' : 'none';
   const next = dir === 'ascending' ? `-${f.name}` : f.name;
-  return h('th', { scope: 'col', 'aria-sort': dir },
+  return h('th', { scope: 'col', 'aria-sort': dir, title: f.type },
     h('button', { type: 'button', class: 'sort', onclick: () => view.update({ sort: next, page: 1 }) },
       f.name, h('span', { class: 'sort-mark', 'aria-hidden': 'true', text: dir === 'ascending' ? '▲' : dir === 'descending' ? '▼' : '' })));
 }
@@ -56,6 +56,7 @@ function table(view, items) {
   const cols = view.fields.filter((f) => !view.hidden.has(f.name));
   const all = h('input', { type: 'checkbox', 'aria-label': 'Select all on this page',
     checked: items.length > 0 && items.every((r) => view.selected.has(r.id)),
+    indeterminate: items.some((r) => view.selected.has(r.id)) && !items.every((r) => view.selected.has(r.id)),
     onchange: (e) => { items.forEach((r) => (e.target.checked ? view.selected.add(r.id) : view.selected.delete(r.id))); view.draw(); } });
   const row = (r) => h('tr', { class: 'clickable', tabindex: '0', dataset: { id: r.id }, 'aria-label': `Record ${r.id}`,
     onclick: (e) => { if (!e.target.closest('.select-cell')) view.open(r); },
@@ -139,6 +140,7 @@ export async function recordsView(ctx, collection, { onEditCollection }) {
   view.load = async () => {
     const { filter, sort, page, perPage } = view.state;
     ctx.replaceQuery({ collection: collection.name, filter, sort, page: page > 1 ? page : '', perPage: perPage !== 20 ? perPage : '' });
+    body.setAttribute('aria-busy', 'true');
     try {
       if (!view.token && collection.fields.some((f) => f.type === 'file' && f.protected)) view.token = await fileToken().catch(() => '');
       view.page = await api('GET', `/api/collections/${encodeURIComponent(collection.name)}/records`, { query: { filter, sort, page, perPage, expand } });
@@ -151,6 +153,7 @@ export async function recordsView(ctx, collection, { onEditCollection }) {
       filterInput.setAttribute('aria-invalid', 'true');
       view.page = { items: [], page: 1, totalItems: 0, totalPages: 0 };
     }
+    body.removeAttribute('aria-busy');
     view.draw();
   };
   const filterForm = h('form', { class: 'toolbar', role: 'search', onsubmit: (e) => { e.preventDefault(); view.update({ filter: filterInput.value.trim(), page: 1 }); } },

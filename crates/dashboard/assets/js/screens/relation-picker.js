@@ -41,26 +41,34 @@ export function pickRelations(collection, { multiple, selected = [], max = 0 }) 
       count.textContent = `${chosen.length} selected`;
       list.querySelectorAll('input').forEach((i) => { i.checked = chosen.includes(i.value); });
     };
-    const load = async () => {
+    const more = h('button', { type: 'button', class: 'btn btn-sm', text: 'Load more', hidden: true, onclick: () => load(next) });
+    let next = 1;
+    let latest = 0;
+    const load = async (pageNo = 1) => {
+      const ticket = ++latest;
       try {
         const page = await api('GET', `/api/collections/${encodeURIComponent(collection.name)}/records`, {
-          query: { perPage: 50, filter: searchFilter(collection, search.value.trim()), skipTotal: 1 },
+          query: { page: pageNo, perPage: 50, filter: searchFilter(collection, search.value.trim()), skipTotal: 1 },
         });
+        if (ticket !== latest) return; // a newer search answered first
         page.items.forEach((r) => seen.set(r.id, r));
-        list.replaceChildren(...(page.items.length ? page.items.map((r) => h('li', {},
+        next = pageNo + 1;
+        more.hidden = page.items.length < 50;
+        if (pageNo === 1) list.replaceChildren();
+        list.append(...(page.items.length || pageNo > 1 ? page.items.map((r) => h('li', {},
           h('label', { class: 'pick-item' },
             h('input', { type: multiple ? 'checkbox' : 'radio', name: 'pick', value: r.id, checked: chosen.includes(r.id), onchange: (e) => toggle(r.id, e.target.checked) }),
             h('span', { class: 'pick-label', text: recordLabel(collection, r) }),
-            h('code', { class: 'muted', text: r.id })))) : [emptyState('No records found.')]));
+            h('code', { class: 'muted', text: r.id })))) : [h('li', {}, emptyState('No records found.'))]));
       } catch (e) {
-        list.replaceChildren(emptyState(e.message));
+        list.replaceChildren(h('li', {}, emptyState(e.message)));
       }
     };
-    search.addEventListener('input', debounce(load, 250));
+    search.addEventListener('input', debounce(() => load(1), 250));
     const done = (value) => { p.close(); resolve(value); };
     const p = panel({
       title: `Choose from ${collection.name}`,
-      body: h('div', { class: 'form' }, search, list),
+      body: h('div', { class: 'form' }, search, list, more),
       footer: [count,
         h('button', { type: 'button', class: 'btn', text: 'Cancel', onclick: () => done(null) }),
         h('button', { type: 'button', class: 'btn btn-primary', text: 'Select', onclick: () => done({ ids: chosen, records: chosen.map((id) => seen.get(id)).filter(Boolean) }) })],
