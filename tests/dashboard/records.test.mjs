@@ -258,3 +258,62 @@ test('the records grid reads well on a phone', async (t) => {
   await shot(page, 'records-phone-form');
   assert.deepEqual(errors, []);
 });
+
+test('files, selects and relations with many values, protected files through a token', async (t) => {
+  const tenant = await newTenant('records-many');
+  const { pb } = tenant;
+  const people = await pb.collections.create({ name: 'people', type: 'base', fields: [{ name: 'name', type: 'text', presentable: true }] });
+  await pb.collections.create({
+    name: 'albums', type: 'base',
+    fields: [
+      { name: 'title', type: 'text' },
+      { name: 'photos', type: 'file', maxSelect: 3, protected: true },
+      { name: 'tags', type: 'select', values: ['red', 'green', 'blue'], maxSelect: 3 },
+      { name: 'people', type: 'relation', collectionId: people.id, maxSelect: 5 },
+    ],
+  });
+  const names = ['Alan', 'Barbara', 'Claude'];
+  const ids = [];
+  for (const name of names) ids.push((await pb.collection('people').create({ name })).id);
+  const form = new FormData();
+  form.append('title', 'Holiday');
+  form.append('photos', new Blob([PNG], { type: 'image/png' }), 'one.png');
+  form.append('photos', new Blob([PNG], { type: 'image/png' }), 'two.png');
+  const album = await pb.collection('albums').create(form);
+  assert.equal(album.photos.length, 2);
+
+  const { page, errors } = await openBrowser(t);
+  await signIn(page, tenant);
+  await page.goto(`${tenant.url}/_/#/collections?collection=albums`);
+  await page.locator('.records-table').waitFor();
+  await page.waitForFunction(() => {
+    const imgs = [...document.querySelectorAll('.records-table img.thumb')];
+    return imgs.length === 2 && imgs.every((i) => i.complete && i.naturalWidth > 0 && i.src.includes('token='));
+  });
+
+  await page.locator('.records-table tbody tr').first().click();
+  const edit = page.getByRole('dialog', { name: 'Edit albums record' });
+  await edit.getByRole('button', { name: `Remove ${album.photos[0]}` }).click();
+  await edit.getByLabel('Upload photos').setInputFiles({ name: 'three.png', mimeType: 'image/png', buffer: PNG });
+  await edit.getByLabel('red').check();
+  await edit.getByLabel('blue').check();
+  await edit.getByRole('button', { name: 'Choose people' }).click();
+  const picker = page.getByRole('dialog', { name: 'Choose from people' });
+  await picker.getByRole('checkbox', { name: /Alan/ }).check();
+  await picker.getByRole('checkbox', { name: /Claude/ }).check();
+  await picker.getByRole('button', { name: 'Select' }).click();
+  await edit.locator('.chip', { hasText: 'Claude' }).waitFor();
+  await shot(page, 'records-form-many');
+  await edit.getByRole('button', { name: 'Save changes' }).click();
+  await edit.waitFor({ state: 'detached' });
+
+  const saved = await pb.collection('albums').getOne(album.id);
+  assert.equal(saved.photos.length, 2);
+  assert.equal(saved.photos[0], album.photos[1]);
+  assert.match(saved.photos[1], /^three.*\.png$/);
+  assert.deepEqual(saved.tags, ['red', 'blue']);
+  assert.deepEqual(saved.people, [ids[0], ids[2]]);
+  assert.equal(saved.title, 'Holiday');
+  await page.locator('.records-table td[data-col="people"]', { hasText: 'Claude' }).waitFor();
+  assert.deepEqual(errors, []);
+});

@@ -104,7 +104,7 @@ export function openRecord(ctx, collection, record) {
     const form = h('form', { class: 'form record-form', novalidate: true, id: formId },
       controls.map(({ f, control }) => fieldRow(f, control)),
       auth && auth.el,
-      !isNew && h('p', { class: 'muted', text: `Created ${formatDate(record.created) || '—'} · updated ${formatDate(record.updated) || '—'}` }));
+      !isNew && (record.created || record.updated) && h('p', { class: 'muted', text: `Created ${formatDate(record.created) || '—'} · updated ${formatDate(record.updated) || '—'}` }));
     const save = h('button', { type: 'submit', class: 'btn btn-primary', form: formId, text: isNew ? 'Create' : 'Save changes' });
     const done = (value) => { p.close(); resolve(value); };
     const readOnly = collection.type === 'view';

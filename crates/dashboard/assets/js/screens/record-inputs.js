@@ -59,7 +59,7 @@ function selectInput(f, value) {
   const boxes = values.map((v) => h('input', { type: 'checkbox', value: v, checked: chosen.has(v) }));
   const el = h('div', { class: 'choices', role: 'group', 'aria-label': f.name },
     boxes.map((b) => h('label', { class: 'choice' }, b, b.value)));
-  return { el, focus: boxes[0], read: () => boxes.filter((b) => b.checked).map((b) => b.value) };
+  return { el, read: () => boxes.filter((b) => b.checked).map((b) => b.value) };
 }
 
 function jsonInput(f, value) {
