@@ -149,7 +149,7 @@ export async function recordsView(ctx, collection, { onEditCollection }) {
       if (view.page.items.length === 0 && page > 1 && view.page.totalPages) { view.update({ page: view.page.totalPages }); return; }
     } catch (e) {
       if (e.status !== 400) throw e;
-      filterError.textContent = e.message;
+      filterError.textContent = `The filter or sort was refused: ${e.message}`;
       filterInput.setAttribute('aria-invalid', 'true');
       view.page = { items: [], page: 1, totalItems: 0, totalPages: 0 };
     }
