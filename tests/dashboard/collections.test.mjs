@@ -29,8 +29,10 @@ async function saveEditor(page) {
 }
 
 async function openCollection(page, name) {
-  await page.getByRole('complementary', { name: 'Collections' }).getByRole('link', { name, exact: true }).click();
-  await page.waitForFunction((n) => location.hash.endsWith(`collection=${n}`), name);
+  const link = page.getByRole('complementary', { name: 'Collections' }).getByRole('link', { name, exact: true });
+  await link.click();
+  // The sidebar and the records page render together: once the link is current, so is the page.
+  await page.locator(`.sidebar a[aria-current="page"][title^="${name} ("]`).waitFor();
   await page.getByRole('button', { name: 'Edit collection' }).click();
   await editorPanel(page).waitFor();
 }
@@ -178,6 +180,15 @@ test('a superuser designs, edits and deletes collections; the SDK sees every cha
   assert.equal(authed.oauth2.providers[0].clientId, 'google-client');
   assert.equal(authed.authToken.duration, 3600);
   assert.equal(authed.verificationTemplate.subject, 'Verify your {APP_NAME} account');
+
+  // Truncate deletes the records and keeps the collection.
+  await pb.collection('posts').create({ headline: 'Hello' });
+  await openCollection(page, 'posts');
+  await panel.getByText('More…').click();
+  await panel.getByRole('button', { name: 'Delete all records' }).click();
+  await page.locator('dialog.dialog[open]').getByRole('button', { name: 'Truncate' }).click();
+  await editorPanel(page).waitFor({ state: 'detached' });
+  assert.equal((await pb.collection('posts').getList(1, 1)).totalItems, 0);
 
   // Duplicate, then delete the copy by typing its name.
   await openCollection(page, 'posts');

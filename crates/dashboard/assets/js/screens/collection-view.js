@@ -8,6 +8,10 @@ import { TYPE_ICONS } from './collection-fields.js';
 /** The Query tab; `tab.check()` dry-runs the query and resolves whether it is valid. */
 export function viewTab(draft) {
   const result = h('div', { class: 'ce-view-result', 'aria-live': 'polite' });
+  const chips = (fields, text) => result.replaceChildren(h('p', { class: 'help', text }),
+    h('ul', { class: 'ce-chips', 'aria-label': 'Fields of the view' }, fields.map((f) =>
+      h('li', { class: 'badge' }, h('span', { 'aria-hidden': 'true', text: `${TYPE_ICONS[f.type] || '?'} ` }), `${f.name} (${f.type})`))));
+  if (draft.fields && draft.fields.length) chips(draft.fields, 'Current fields:');
   const area = control(draft, 'viewQuery', 'code', { name: 'viewQuery', rows: 8, spellcheck: 'false',
     placeholder: 'SELECT id, title, created FROM posts WHERE status = "published"' });
   const slot = () => root.querySelector('[data-error-for="viewQuery"]');
@@ -17,9 +21,7 @@ export function viewTab(draft) {
     try {
       const answer = await api('POST', '/api/collections/meta/dry-run-view', { body: { query: draft.viewQuery || '' } });
       const fields = (answer && answer.fields) || [];
-      result.replaceChildren(h('p', { class: 'help', text: `The query is valid; the view will have ${fields.length} fields:` }),
-        h('ul', { class: 'ce-chips', 'aria-label': 'Fields of the view' }, fields.map((f) =>
-          h('li', { class: 'badge' }, h('span', { 'aria-hidden': 'true', text: `${TYPE_ICONS[f.type] || '?'} ` }), `${f.name} (${f.type})`))));
+      chips(fields, `The query is valid; the view will have ${fields.length} fields:`);
       return true;
     } catch (err) {
       const detail = err.data && (err.data.query || err.data.viewQuery);
