@@ -76,7 +76,7 @@ test('a superuser designs, edits and deletes collections; the SDK sees every cha
   await panel.getByLabel('View rule: superusers only').uncheck();
   await panel.getByLabel('Create rule: superusers only').uncheck();
   await panel.getByLabel('Create rule', { exact: true }).fill('@request.auth.id != ""');
-  await panel.getByRole('button', { name: 'Create' }).click();
+  await panel.getByRole('button', { name: 'Create', exact: true }).click();
   const ruleError = panel.locator('[data-error-for="listRule"]');
   await ruleError.filter({ hasText: /./ }).waitFor();
   assert.ok((await ruleError.innerText()).length > 0);
@@ -217,10 +217,16 @@ test('the collection editor fits a phone', async (t) => {
   await page.getByRole('button', { name: 'New collection' }).first().click();
   await editorPanel(page).getByLabel('Name', { exact: true }).fill('notes');
   await addField(page, 'text', 'body');
+  const second = await addField(page, 'number', 'bad name!');
   await shot(page, 'phone-collections-editor');
+  await editorPanel(page).getByRole('button', { name: 'Create', exact: true }).click();
+  await second.locator('.ce-field-head .error').filter({ hasText: /./ }).waitFor();
+  await shot(page, 'phone-collections-field-error');
+  await second.getByLabel('Field name').fill('score');
   const overflow = await page.evaluate(() => [...document.querySelectorAll('dialog.panel[open] *')].some((el) => el.getBoundingClientRect().right > window.innerWidth + 1));
   assert.equal(overflow, false, 'the editor scrolls sideways on a phone');
   await saveEditor(page);
-  assert.equal((await tenant.pb.collections.getOne('notes')).fields.some((f) => f.name === 'body'), true);
+  const notes = await tenant.pb.collections.getOne('notes');
+  assert.deepEqual(notes.fields.filter((f) => !f.system).map((f) => `${f.name}:${f.type}`), ['created:autodate', 'updated:autodate', 'body:text', 'score:number']);
   assert.deepEqual(errors, []);
 });

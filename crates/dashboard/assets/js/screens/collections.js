@@ -182,6 +182,9 @@ function editor(ctx, all, draft, { scaffolds, title }) {
         clearErrors(form);
         const view = tabs.find((t) => t.name === 'Query');
         if (view && !(await view.panel.firstChild.check())) { activate('Query', false); toast('The view query is not valid.', 'error'); return; }
+        const removed = [...original.keys()].filter((f) => !draft.fields.includes(f)).map((f) => original.get(f));
+        if (removed.length && !(await confirmDialog(`Saving deletes ${removed.join(', ')} and every value stored in ${removed.length > 1 ? 'them' : 'it'}.`,
+          { title: 'Delete fields?', confirmText: 'Save and delete', danger: true }))) return;
         const body = payload(draft, original);
         try {
           const saved = isNew ? await api('POST', '/api/collections', { body }) : await api('PATCH', `/api/collections/${encodeURIComponent(draft.id)}`, { body });
