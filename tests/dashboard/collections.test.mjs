@@ -117,7 +117,10 @@ test('a superuser designs, edits and deletes collections; the SDK sees every cha
   await openCollection(page, 'posts');
   await shot(page, 'collections-edit');
   await panel.getByRole('group', { name: 'Field title' }).getByLabel('Field name').fill('headline');
-  await panel.getByRole('button', { name: 'Move published up' }).click();
+  await panel.getByRole('button', { name: 'Move published up' }).focus();
+  await page.keyboard.press('Enter');
+  // The moved field's button keeps the focus, so a keyboard user can press again.
+  assert.equal(await page.evaluate(() => document.activeElement.getAttribute('aria-label')), 'Move published up');
   await saveEditor(page);
   posts = await pb.collections.getOne('posts');
   const names = posts.fields.map((f) => f.name);
@@ -210,7 +213,7 @@ test('a superuser designs, edits and deletes collections; the SDK sees every cha
   assert.deepEqual(errors, []);
 });
 
-test('the collection editor fits a phone', async (t) => {
+test('the collection editor fits a phone; new auth collections get their system fields', async (t) => {
   const tenant = await newTenant('collsphone');
   const { page, errors } = await openBrowser(t, { viewport: { width: 390, height: 844 } });
   await signIn(page, tenant);
@@ -219,14 +222,28 @@ test('the collection editor fits a phone', async (t) => {
   await addField(page, 'text', 'body');
   const second = await addField(page, 'number', 'bad name!');
   await shot(page, 'phone-collections-editor');
+  const overflow = await page.evaluate(() => [...document.querySelectorAll('dialog.panel[open] *')].some((el) => el.getBoundingClientRect().right > window.innerWidth + 1));
+  assert.equal(overflow, false, 'the editor scrolls sideways on a phone');
   await editorPanel(page).getByRole('button', { name: 'Create', exact: true }).click();
   await second.locator('.ce-field-head .error').filter({ hasText: /./ }).waitFor();
   await shot(page, 'phone-collections-field-error');
   await second.getByLabel('Field name').fill('score');
-  const overflow = await page.evaluate(() => [...document.querySelectorAll('dialog.panel[open] *')].some((el) => el.getBoundingClientRect().right > window.innerWidth + 1));
-  assert.equal(overflow, false, 'the editor scrolls sideways on a phone');
   await saveEditor(page);
   const notes = await tenant.pb.collections.getOne('notes');
   assert.deepEqual(notes.fields.filter((f) => !f.system).map((f) => `${f.name}:${f.type}`), ['created:autodate', 'updated:autodate', 'body:text', 'score:number']);
+
+  await page.getByRole('button', { name: 'New collection' }).first().click();
+  await editorPanel(page).getByLabel('Name', { exact: true }).fill('members');
+  await editorPanel(page).getByLabel('Type', { exact: true }).selectOption('auth');
+  await addField(page, 'password', 'pin');
+  await openTab(page, 'Auth options');
+  await editorPanel(page).getByLabel('Enable OTP sign-in').check();
+  await shot(page, 'phone-collections-auth');
+  await saveEditor(page);
+  const members = await tenant.pb.collections.getOne('members');
+  assert.equal(members.type, 'auth');
+  assert.equal(members.otp.enabled, true);
+  const names = members.fields.map((f) => f.name);
+  assert.ok(['email', 'password', 'verified', 'pin', 'created'].every((n) => names.includes(n)), names.join());
   assert.deepEqual(errors, []);
 });
