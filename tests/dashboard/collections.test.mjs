@@ -113,6 +113,15 @@ test('a superuser designs, edits and deletes collections; the SDK sees every cha
   assert.equal(posts.indexes.length, 1);
   assert.match(posts.indexes[0], /CREATE UNIQUE INDEX .* ON `posts` \(`title`\)/);
 
+  // The sidebar's search narrows the list, system collections included.
+  const sidebar = page.getByRole('complementary', { name: 'Collections' });
+  await sidebar.getByRole('link', { name: 'posts', exact: true }).waitFor();
+  await sidebar.getByLabel('Search collections').fill('super');
+  await sidebar.getByRole('link', { name: '_superusers', exact: true }).waitFor();
+  assert.equal(await sidebar.getByRole('link', { name: 'posts', exact: true }).isVisible(), false);
+  await shot(page, 'collections-search');
+  await sidebar.getByLabel('Search collections').fill('');
+
   // Edit: rename a field (the index follows), move another up.
   await openCollection(page, 'posts');
   await shot(page, 'collections-edit');
@@ -167,6 +176,7 @@ test('a superuser designs, edits and deletes collections; the SDK sees every cha
   await panel.getByRole('button', { name: 'Add provider' }).click();
   await panel.getByLabel('Client ID').fill('google-client');
   await panel.getByLabel('Client secret').fill('google-secret');
+  await shot(page, 'collections-auth-oauth2');
   await panel.getByLabel('Auth token', { exact: true }).fill('3600');
   await panel.getByText('Verification mail', { exact: true }).click();
   await panel.getByLabel('Subject').first().fill('Verify your {APP_NAME} account');
@@ -183,6 +193,14 @@ test('a superuser designs, edits and deletes collections; the SDK sees every cha
   assert.equal(authed.oauth2.providers[0].clientId, 'google-client');
   assert.equal(authed.authToken.duration, 3600);
   assert.equal(authed.verificationTemplate.subject, 'Verify your {APP_NAME} account');
+
+  // Closing with unsaved changes asks first.
+  await openCollection(page, 'posts');
+  await panel.getByRole('group', { name: 'Field headline' }).getByLabel('Field name').fill('changed');
+  await panel.getByRole('button', { name: 'Cancel' }).click();
+  await page.locator('dialog.dialog[open]').getByRole('button', { name: 'Discard' }).click();
+  await editorPanel(page).waitFor({ state: 'detached' });
+  assert.ok((await pb.collections.getOne('posts')).fields.some((f) => f.name === 'headline'));
 
   // Truncate deletes the records and keeps the collection.
   await pb.collection('posts').create({ headline: 'Hello' });

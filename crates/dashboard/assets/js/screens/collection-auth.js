@@ -14,8 +14,10 @@ function providerBox(oauth2, i, redraw) {
   const p = oauth2.providers[i];
   const path = (k) => `oauth2.providers.${i}.${k}`;
   const text = (label, key, attrs) => option(label, p, key, 'text', path(key), attrs);
+  const legend = h('legend', { text: p.displayName || p.name });
+  providerCatalog().then((all) => { legend.textContent = p.displayName || (all.find((c) => c.name === p.name) || {}).displayName || p.name; });
   return h('fieldset', { class: 'ce-box' },
-    h('legend', { text: p.displayName || p.name }),
+    legend,
     h('div', { class: 'ce-grid' },
       text('Client ID', 'clientId'), text('Client secret', 'clientSecret', { type: 'password', autocomplete: 'off', placeholder: p.clientSecret === undefined ? 'Unchanged' : '' }),
       text('Auth URL', 'authURL', { placeholder: 'Provider default' }), text('Token URL', 'tokenURL', { placeholder: 'Provider default' }),

@@ -169,10 +169,14 @@ function editor(ctx, all, draft, { scaffolds, title }) {
     makeTabs();
     form.append(head, tabList, panels);
 
-    const p = panel({ title: title || (isNew ? 'New collection' : `Edit ${draft.name}`), body: form, wide: true, onClose: () => resolve(null) });
+    const snapshot = JSON.stringify(draft);
+    const mayClose = async () => JSON.stringify(draft) === snapshot
+      || confirmDialog('Your changes to this collection are not saved yet.', { title: 'Discard changes?', confirmText: 'Discard', danger: true });
+    const p = panel({ title: title || (isNew ? 'New collection' : `Edit ${draft.name}`), body: form, wide: true,
+      onClose: async () => { if (!(await mayClose())) return false; resolve(null); return true; } });
     const finish = (value) => { p.close(); resolve(value); };
     const save = h('button', { type: 'submit', class: 'btn btn-primary', form: form.id, text: isNew ? 'Create' : 'Save changes' });
-    const cancel = h('button', { type: 'button', class: 'btn', text: 'Cancel', onclick: () => finish(null) });
+    const cancel = h('button', { type: 'button', class: 'btn', text: 'Cancel', onclick: async () => { if (await mayClose()) finish(null); } });
     p.footer.append(isNew ? '' : moreMenu(ctx, draft, all, finish), h('span', { class: 'ce-spacer' }), cancel, save);
     if (isNew) nameInput.focus();
 
