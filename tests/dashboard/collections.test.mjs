@@ -238,6 +238,8 @@ test('the collection editor fits a phone; new auth collections get their system 
   await page.getByRole('button', { name: 'New collection' }).first().click();
   await editorPanel(page).getByLabel('Name', { exact: true }).fill('notes');
   await addField(page, 'text', 'body');
+  for (const type of ['editor', 'email', 'url', 'json', 'geoPoint']) await addField(page, type, `my${type}`);
+  await editorPanel(page).locator('.ce-field').filter({ has: page.locator('.badge', { hasText: /^email$/ }) }).getByLabel('Only domains').fill('example.com');
   const second = await addField(page, 'number', 'bad name!');
   await shot(page, 'phone-collections-editor');
   const overflow = await page.evaluate(() => [...document.querySelectorAll('dialog.panel[open] *')].some((el) => el.getBoundingClientRect().right > window.innerWidth + 1));
@@ -248,7 +250,9 @@ test('the collection editor fits a phone; new auth collections get their system 
   await second.getByLabel('Field name').fill('score');
   await saveEditor(page);
   const notes = await tenant.pb.collections.getOne('notes');
-  assert.deepEqual(notes.fields.filter((f) => !f.system).map((f) => `${f.name}:${f.type}`), ['created:autodate', 'updated:autodate', 'body:text', 'score:number']);
+  assert.deepEqual(notes.fields.filter((f) => !f.system).map((f) => `${f.name}:${f.type}`), ['created:autodate', 'updated:autodate', 'body:text',
+    'myeditor:editor', 'myemail:email', 'myurl:url', 'myjson:json', 'mygeoPoint:geoPoint', 'score:number']);
+  assert.deepEqual(notes.fields.find((f) => f.name === 'myemail').onlyDomains, ['example.com']);
 
   await page.getByRole('button', { name: 'New collection' }).first().click();
   await editorPanel(page).getByLabel('Name', { exact: true }).fill('members');

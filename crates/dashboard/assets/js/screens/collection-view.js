@@ -24,6 +24,8 @@ export function viewTab(draft) {
       chips(fields, `The query is valid; the view will have ${fields.length} fields:`);
       return true;
     } catch (err) {
+      // A server without the dry run still checks the query when the collection is saved.
+      if (err.status === 404) { result.replaceChildren(h('p', { class: 'help', text: 'The query is checked when you save.' })); return true; }
       const detail = err.data && (err.data.query || err.data.viewQuery);
       slot().textContent = (detail && detail.message) || err.message;
       area.setAttribute('aria-invalid', 'true');
