@@ -54,6 +54,7 @@ test('a superuser designs, edits and deletes collections; the SDK sees every cha
   let card = await addField(page, 'text', 'title');
   await card.getByLabel('Nonempty (required)').check();
   await card.getByLabel('Max length').fill('200');
+  await card.getByLabel('Help text').fill('The headline readers see');
   card = await addField(page, 'number', 'views');
   await card.getByLabel('Only integers').check();
   await card.getByLabel('Min', { exact: true }).fill('0');
@@ -96,6 +97,7 @@ test('a superuser designs, edits and deletes collections; the SDK sees every cha
   assert.equal(byName.title.type, 'text');
   assert.equal(byName.title.required, true);
   assert.equal(byName.title.max, 200);
+  assert.equal(byName.title.help, 'The headline readers see');
   assert.equal(byName.views.type, 'number');
   assert.equal(byName.views.onlyInt, true);
   assert.equal(byName.published.type, 'bool');

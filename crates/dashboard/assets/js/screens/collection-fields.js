@@ -48,7 +48,7 @@ const OPTIONS = {
 export function newField(type, fields) {
   let n = fields.length;
   while (fields.some((f) => f.name === `field${n}`)) n += 1;
-  return { id: '', name: `field${n}`, type, system: false, hidden: false, presentable: false,
+  return { id: '', name: `field${n}`, type, system: false, hidden: false, presentable: false, help: '',
     ...(type === 'autodate' ? {} : { required: false }), ...structuredClone(DEFAULTS[type] || {}) };
 }
 
@@ -64,6 +64,7 @@ function fieldOptions(f, i, { collections, disabled }) {
   });
   const flags = [f.type !== 'autodate' && ['required', 'Nonempty (required)'], ['hidden', 'Hidden'], ['presentable', 'Presentable']]
     .filter(Boolean).map(([key, label]) => option(label, f, key, 'bool', path(key), extra));
+  items.push(option('Help text', f, 'help', 'text', path('help'), { ...extra, placeholder: 'Shown under the input in record forms' }));
   return [h('div', { class: 'ce-grid' }, items), h('div', { class: 'ce-flags' }, flags)];
 }
 
