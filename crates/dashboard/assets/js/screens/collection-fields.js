@@ -118,7 +118,7 @@ export function fieldsTab(draft, { collections }) {
     listEl.lastElementChild.querySelector('.ce-name').select();
   };
   redraw();
-  return h('div', {},
+  return h('div', { class: 'ce-stack' },
     h('small', { class: 'error', dataset: { errorFor: 'fields' }, role: 'alert' }),
     listEl,
     h('div', { class: 'ce-add' }, typeSelect, h('button', { type: 'button', class: 'btn', onclick: add, text: 'Add field' })));
@@ -143,7 +143,7 @@ export function retargetIndexes(indexes, table) {
 
 /** The Indexes tab: each index as SQL with a remove button, and a form to add one. */
 export function indexesTab(draft) {
-  const root = h('div', {});
+  const root = h('div', { class: 'ce-stack' });
   const render = () => {
     const names = draft.fields.map((f) => f.name);
     const picks = new Set();
@@ -166,7 +166,7 @@ export function indexesTab(draft) {
       rows.length ? h('ul', { class: 'ce-indexes' }, rows) : h('p', { class: 'muted', text: 'No indexes yet.' }),
       h('fieldset', { class: 'ce-box' },
         h('legend', { text: 'New index' }),
-        h('div', { class: 'ce-columns' }, names.map((n) => field(n, h('input', { type: 'checkbox', onchange: (e) => (e.target.checked ? picks.add(n) : picks.delete(n)) }), { inline: true }))),
+        h('div', { class: 'ce-columns', role: 'group', 'aria-label': 'Columns' }, h('span', { class: 'muted', text: 'Columns:' }), names.map((n) => field(n, h('input', { type: 'checkbox', onchange: (e) => (e.target.checked ? picks.add(n) : picks.delete(n)) }), { inline: true }))),
         field('Unique', unique, { inline: true }),
         h('button', { type: 'button', class: 'btn', onclick: add, text: 'Add index' })));
   };
