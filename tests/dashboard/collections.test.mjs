@@ -269,5 +269,9 @@ test('the collection editor fits a phone; new auth collections get their system 
   assert.equal(members.otp.enabled, true);
   const names = members.fields.map((f) => f.name);
   assert.ok(['email', 'password', 'verified', 'pin', 'created'].every((n) => names.includes(n)), names.join());
+
+  await page.emulateMedia({ colorScheme: 'dark' });
+  await openCollection(page, 'members');
+  await shot(page, 'phone-collections-dark');
   assert.deepEqual(errors, []);
 });
