@@ -6,7 +6,7 @@ import { control, s3Controls, section, settingsForm } from './settings-form.js';
 
 const path = (key) => `/api/backups/${encodeURIComponent(key)}`;
 
-export async function backups() {
+export async function backups(ctx) {
   const settings = await api('GET', '/api/settings');
   const list = h('div', { class: 'table-wrap' });
   const error = h('small', { class: 'error', dataset: { errorFor: 'file' }, role: 'alert' });
@@ -14,7 +14,7 @@ export async function backups() {
     let items;
     try { items = await api('GET', '/api/backups'); } catch (err) { replace(list, emptyState(err.message)); return; }
     items.sort((a, b) => String(b.modified).localeCompare(String(a.modified)));
-    replace(list, items.length ? table(items, refresh) : emptyState('No backups yet.'));
+    replace(list, items.length ? table(items, refresh, ctx) : emptyState('No backups yet.'));
   };
   const file = h('input', { type: 'file', accept: '.zip,application/zip', class: 'sr-only', 'aria-label': 'Backup zip file', tabindex: '-1' });
   const upload = h('button', { type: 'button', class: 'btn', text: 'Upload backup', onclick: () => file.click() });
@@ -38,16 +38,16 @@ export async function backups() {
   ]));
 }
 
-function table(items, refresh) {
+function table(items, refresh, ctx) {
   const row = (b) => h('tr', {},
     h('td', { class: 'mono', text: b.key }),
     h('td', { text: formatBytes(b.size) }),
     h('td', { text: formatDate(b.modified) }),
-    h('td', { class: 'row-actions' },
+    h('td', {}, h('div', { class: 'row-actions' },
       h('button', { type: 'button', class: 'btn btn-sm', 'aria-label': `Download ${b.key}`, text: 'Download', onclick: () => download(b.key) }),
-      h('button', { type: 'button', class: 'btn btn-sm', 'aria-label': `Restore ${b.key}`, text: 'Restore', onclick: (e) => restore(e.target, b.key, refresh) }),
-      h('button', { type: 'button', class: 'btn btn-sm btn-ghost', 'aria-label': `Delete ${b.key}`, text: 'Delete', onclick: (e) => remove(e.target, b.key, refresh) })));
-  return h('table', { class: 'table' },
+      h('button', { type: 'button', class: 'btn btn-sm', 'aria-label': `Restore ${b.key}`, text: 'Restore', onclick: (e) => restore(e.target, b.key, refresh, ctx) }),
+      h('button', { type: 'button', class: 'btn btn-sm btn-ghost', 'aria-label': `Delete ${b.key}`, text: 'Delete', onclick: (e) => remove(e.target, b.key, refresh) }))));
+  return h('table', { class: 'table backups-table' },
     h('thead', {}, h('tr', {}, ['Name', 'Size', 'Date', 'Actions'].map((t) => h('th', { scope: 'col', text: t })))),
     h('tbody', {}, items.map(row)));
 }
@@ -78,13 +78,15 @@ async function download(key) {
   link.remove();
 }
 
-async function restore(button, key, refresh) {
+async function restore(button, key, refresh, ctx) {
   const ok = await confirmDialog(`Restore the backup "${key}"? Every change made since it was taken is lost.`,
     { confirmText: 'Restore', danger: true, title: 'Restore backup' });
   if (!ok) return;
   await busy(button, async () => {
     await api('POST', `${path(key)}/restore`);
-    toast(`Restored from ${key}.`);
+    ctx.invalidateCollections();
+    ctx.refreshSettings();
+    toast(`Restoring the backup ${key}.`);
     await refresh();
   });
 }
