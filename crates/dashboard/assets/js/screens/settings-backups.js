@@ -2,7 +2,7 @@
 import { api, fileToken } from '../api.js';
 import { formatBytes, formatDate, h, replace } from '../dom.js';
 import { busy, confirmDialog, emptyState, field, panel, showErrors, toast } from '../ui.js';
-import { control, s3Controls, section, settingsForm } from './settings-form.js';
+import { control, s3Controls, s3Test, section, settingsForm } from './settings-form.js';
 
 const path = (key) => `/api/backups/${encodeURIComponent(key)}`;
 
@@ -35,7 +35,7 @@ export async function backups(ctx) {
         control(settings, 'backups.cron', 'Cron expression', { placeholder: '0 0 * * *', help: 'Empty turns scheduled backups off.' }),
         control(settings, 'backups.cronMaxKeep', 'Backups to keep', { kind: 'number' }))),
     section('Backup storage', s3Controls(settings, 'backups.s3')),
-  ]));
+  ], { extra: s3Test('backups') }));
 }
 
 function table(items, refresh, ctx) {

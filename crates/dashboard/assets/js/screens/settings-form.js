@@ -100,3 +100,20 @@ export function s3Controls(s, prefix) {
     control(s, `${prefix}.forcePathStyle`, 'Force path-style addressing', { kind: 'bool' }),
   ];
 }
+
+/** "Test connection" for the saved S3 settings of `filesystem` (storage | backups), with its answer. */
+export function s3Test(filesystem) {
+  const result = h('p', { class: 'test-result', role: 'status' });
+  const button = h('button', { type: 'button', class: 'btn', text: 'Test connection' });
+  button.onclick = () => busy(button, async () => {
+    result.textContent = '';
+    await api('POST', '/api/settings/test/s3', { body: { filesystem } });
+    result.className = 'test-result ok';
+    result.textContent = 'The S3 connection works.';
+  }, (err) => {
+    result.className = 'test-result error';
+    result.textContent = err.message;
+    toast(err.message, 'error');
+  });
+  return [result, button];
+}

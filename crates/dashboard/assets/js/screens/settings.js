@@ -2,7 +2,7 @@
 import { api } from '../api.js';
 import { h, replace } from '../dom.js';
 import { busy, field, pageHeader, panel, showErrors, toast } from '../ui.js';
-import { collect, control, s3Controls, section, settingsForm } from './settings-form.js';
+import { collect, control, s3Controls, s3Test, section, settingsForm } from './settings-form.js';
 
 const PAGES = {
   application: 'Application',
@@ -76,25 +76,11 @@ const BUILDERS = {
         control(s, 'smtp.localName', 'EHLO/HELO domain', { placeholder: 'localhost' }))),
   ], { extra: [h('button', { type: 'button', class: 'btn', onclick: testEmail, text: 'Send test email' })], adjust: tlsFlag }),
 
-  storage: (ctx, s) => {
-    const result = h('p', { class: 'test-result', role: 'status' });
-    const test = h('button', { type: 'button', class: 'btn', text: 'Test connection' });
-    test.onclick = () => busy(test, async () => {
-      replace(result);
-      await api('POST', '/api/settings/test/s3', { body: { filesystem: 'storage' } });
-      result.className = 'test-result ok';
-      result.textContent = 'The S3 connection works.';
-    }, (err) => {
-      result.className = 'test-result error';
-      result.textContent = err.message;
-      toast(err.message, 'error');
-    });
-    return settingsForm(s, () => [
-      section('S3 storage',
-        h('p', { class: 'muted', text: 'Uploaded files are kept on the local disk unless S3-compatible storage is enabled.' }),
-        s3Controls(s, 's3')),
-    ], { extra: [result, test] });
-  },
+  storage: (ctx, s) => settingsForm(s, () => [
+    section('S3 storage',
+      h('p', { class: 'muted', text: 'Uploaded files are kept on the local disk unless S3-compatible storage is enabled.' }),
+      s3Controls(s, 's3')),
+  ], { extra: s3Test('storage') }),
 
   'rate-limits': (ctx, s) => settingsForm(s, () => [
     section('Rate limits',
