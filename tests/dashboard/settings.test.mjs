@@ -50,8 +50,10 @@ test('a superuser changes the application name and rate limits', async (t) => {
   await page.getByRole('button', { name: `Remove rule ${before + 2}` }).click();
   assert.equal(await rows.count(), before + 1);
   await shot(page, 'settings-rate-limits');
-  await page.getByRole('button', { name: 'Save changes' }).click();
-  await page.locator('.toast', { hasText: 'Settings saved.' }).first().waitFor();
+  await Promise.all([
+    page.waitForResponse((r) => r.url().endsWith('/api/settings') && r.request().method() === 'PATCH'),
+    page.getByRole('button', { name: 'Save changes' }).click(),
+  ]);
   const limits = (await tenant.pb.settings.getAll()).rateLimits;
   assert.equal(limits.enabled, true);
   assert.equal(limits.rules.length, before + 1);
@@ -118,6 +120,7 @@ test('a superuser takes, downloads and restores a backup, and a damaged upload i
       return titles.length === 1 && titles[0] === 'before';
     } catch { return false; }
   }, 'the restored records');
+  await page.getByRole('button', { name: 'Restore before_notes.zip' }).waitFor();
 
   await page.locator('input[type=file]').setInputFiles({ name: 'broken.zip', mimeType: 'application/zip', buffer: Buffer.from('this is not a zip archive') });
   await page.locator('[data-error-for="file"]:not(:empty), .toast-error').first().waitFor();

@@ -12,9 +12,10 @@ export async function backups(ctx) {
   const error = h('small', { class: 'error', dataset: { errorFor: 'file' }, role: 'alert' });
   const refresh = async () => {
     let items;
-    try { items = await api('GET', '/api/backups'); } catch (err) { replace(list, emptyState(err.message)); return; }
+    try { items = await api('GET', '/api/backups'); } catch (err) { replace(list, emptyState(err.message)); return false; }
     items.sort((a, b) => String(b.modified).localeCompare(String(a.modified)));
     replace(list, items.length ? table(items, refresh, ctx) : emptyState('No backups yet.'));
+    return true;
   };
   const file = h('input', { type: 'file', accept: '.zip,application/zip', class: 'sr-only', 'aria-label': 'Backup zip file', tabindex: '-1' });
   const upload = h('button', { type: 'button', class: 'btn', text: 'Upload backup', onclick: () => file.click() });
@@ -87,7 +88,8 @@ async function restore(button, key, refresh, ctx) {
     ctx.invalidateCollections();
     ctx.refreshSettings();
     toast(`Restoring the backup ${key}.`);
-    await refresh();
+    // The restore runs after the answer; the list answers again once the tenant is back.
+    for (let i = 0; i < 60 && !(await refresh()); i++) await new Promise((r) => setTimeout(r, 1000));
   });
 }
 
