@@ -86,7 +86,7 @@ test('a superuser sends a test mail and checks the S3 connection', async (t) => 
   assert.deepEqual(errors, []);
 });
 
-test('a superuser takes, downloads and restores a backup, and a damaged upload is refused', async (t) => {
+test('a superuser takes, downloads, restores and deletes a backup, and a damaged upload is refused', async (t) => {
   const tenant = await newTenant('backups');
   const { pb } = tenant;
   await pb.collections.create({ name: 'notes', type: 'base', fields: [{ name: 'title', type: 'text' }] });
@@ -125,6 +125,11 @@ test('a superuser takes, downloads and restores a backup, and a damaged upload i
   await page.locator('input[type=file]').setInputFiles({ name: 'broken.zip', mimeType: 'application/zip', buffer: Buffer.from('this is not a zip archive') });
   await page.locator('[data-error-for="file"]:not(:empty), .toast-error').first().waitFor();
   await shot(page, 'settings-backups-upload-error');
+
+  await page.getByRole('button', { name: 'Delete before_notes.zip' }).click();
+  await page.locator('dialog').getByRole('button', { name: 'Delete' }).click();
+  await row.waitFor({ state: 'detached' });
+  assert.equal((await pb.backups.getFullList()).some((b) => b.key === 'before_notes.zip'), false);
   assert.deepEqual(errors, []);
 });
 
@@ -181,7 +186,7 @@ test('the settings and logs pages read well on a phone', async (t) => {
   const tenant = await newTenant('setphone');
   const { page, errors } = await openBrowser(t, { viewport: { width: 390, height: 844 } });
   await signIn(page, tenant);
-  for (const name of ['application', 'mail', 'storage', 'rate-limits', 'import']) {
+  for (const name of ['application', 'mail', 'storage', 'backups', 'rate-limits', 'export', 'import']) {
     await settingsPage(page, tenant, name);
     await shot(page, `phone-settings-${name}`);
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth > window.innerWidth + 1);
