@@ -10,7 +10,7 @@ async function allCollections() {
 
 export async function exportPage() {
   const json = JSON.stringify(await allCollections(), null, 2);
-  const text = h('textarea', { class: 'input code export-json', readonly: true, rows: 18, spellcheck: 'false', value: json });
+  const text = h('textarea', { class: 'input code export-json', readonly: true, rows: 18, wrap: 'off', spellcheck: 'false', value: json });
   const copy = h('button', { type: 'button', class: 'btn', text: 'Copy', onclick: async () => {
     try { await navigator.clipboard.writeText(json); } catch { text.select(); document.execCommand('copy'); }
     toast('Copied to the clipboard.');

@@ -28,6 +28,8 @@ export default async function settingsPage(ctx) {
   } else {
     body = BUILDERS[name](ctx, await api('GET', '/api/settings'));
   }
+  // On a phone the sub-navigation scrolls sideways: keep the current page's link in sight.
+  setTimeout(() => nav.querySelector('.active').scrollIntoView({ block: 'nearest', inline: 'center' }));
   return h('div', { class: 'split' }, nav,
     h('div', { class: 'page split-main' }, pageHeader(PAGES[name], { crumbs: ['Settings'] }), body));
 }
