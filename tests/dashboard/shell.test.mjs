@@ -14,8 +14,8 @@ test('a superuser signs in to the dashboard and out again', async (t) => {
   await page.getByLabel('Email').fill(tenant.email);
   await page.getByLabel('Password').fill('not-the-password');
   await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.locator('.toast-error').first().waitFor();
-  assert.match(await page.locator('.toast-error').first().innerText(), /Failed to authenticate/);
+  await page.locator('.form-error:not(:empty)').waitFor();
+  assert.match(await page.locator('.form-error').innerText(), /Failed to authenticate/);
 
   await signIn(page, tenant);
   assert.match(page.url(), /#\/collections/);
