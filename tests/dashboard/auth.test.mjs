@@ -65,6 +65,26 @@ test('a superuser with MFA gives the password, then the emailed code', async (t)
   assert.deepEqual(errors, []);
 });
 
+test('a superuser with MFA may start with the code and finish with the password', async (t) => {
+  const tenant = await tenantWithAppUrl('mfa2');
+  await tenant.pb.collections.update('_superusers', { otp: { enabled: true }, mfa: { enabled: true } });
+  const { page, errors } = await openBrowser(t, { viewport: { width: 390, height: 844 } });
+  await page.goto(`${tenant.url}/_/#/login`);
+  await page.getByRole('button', { name: 'Email me a one-time code instead' }).click();
+  await page.getByLabel('Email').fill(tenant.email);
+  await page.getByRole('button', { name: 'Send code' }).click();
+  await page.getByLabel('One-time code').fill(await readCode(tenant.email, new Set()));
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByLabel('Password').waitFor();
+  assert.match(await page.locator('.step').innerText(), /password/);
+  assert.equal(await page.getByLabel('Email').count(), 0);
+  await shot(page, 'auth-mfa-password-phone');
+  await page.getByLabel('Password').fill(tenant.password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('navigation', { name: 'Main' }).waitFor();
+  assert.deepEqual(errors, []);
+});
+
 test('a wrong password is refused next to the form', async (t) => {
   const tenant = await tenantWithAppUrl('wrong');
   const { page, errors } = await openBrowser(t, { viewport: { width: 390, height: 844 } });

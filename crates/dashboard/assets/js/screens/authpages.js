@@ -28,7 +28,7 @@ async function post(path, body) {
   throw new ApiError(response.status, json);
 }
 
-const card = (title, ...children) => h('div', { class: 'auth-page' },
+const card = (title, ...children) => h('main', { id: 'main', class: 'auth-page', tabindex: '-1' },
   h('section', { class: 'card auth-card', 'aria-labelledby': 'auth-title' }, h('h1', { id: 'auth-title', text: title }), ...children));
 const note = (kind, ...text) => h('p', { class: ['notice', `notice-${kind}`], role: kind === 'error' ? 'alert' : 'status' }, ...text);
 const BAD_LINK = 'This link is invalid or has expired. Ask for a new one from the app.';

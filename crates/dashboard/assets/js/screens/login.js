@@ -109,7 +109,7 @@ export default async function loginPage(ctx) {
   replace(body, first);
   const card = h('section', { class: 'card auth-card', 'aria-labelledby': 'login-title' },
     h('h1', { id: 'login-title', text: 'Superuser sign-in' }), step, body);
-  return h('div', { class: 'auth-page' }, card);
+  return h('main', { id: 'main', class: 'auth-page', tabindex: '-1' }, card);
 }
 
 /** The line under a form that states why the server refused it. */
