@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import PocketBase from 'pocketbase';
-import { newTenant, openBrowser, shot, suffix, waitForMail } from './lib.mjs';
+import { newTenant, openBrowser, shot, signIn, suffix, waitForMail } from './lib.mjs';
 
 /** A tenant whose mails link back to its own dashboard. */
 async function tenantWithAppUrl(prefix) {
@@ -81,6 +81,26 @@ test('a superuser with MFA may start with the code and finish with the password'
   await shot(page, 'auth-mfa-password-phone');
   await page.getByLabel('Password').fill(tenant.password);
   await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('navigation', { name: 'Main' }).waitFor();
+  assert.deepEqual(errors, []);
+});
+
+test('a superuser who forgot the password resets it through the mailed link', async (t) => {
+  const tenant = await tenantWithAppUrl('forgot');
+  const { page, errors } = await openBrowser(t);
+  await page.goto(`${tenant.url}/_/#/login`);
+  await page.getByRole('button', { name: 'Forgot password?' }).click();
+  await page.getByLabel('Email').fill(tenant.email);
+  await page.getByRole('button', { name: 'Send reset link' }).click();
+  await page.getByText('a link to reset the password is on its way').waitFor();
+  await shot(page, 'auth-forgot-sent');
+  await page.goto(await mailLink(tenant, tenant.email, 'confirm-password-reset'));
+  const fresh = `new-${suffix(6)}`;
+  await page.getByLabel('New password', { exact: true }).fill(fresh);
+  await page.getByLabel('Confirm new password').fill(fresh);
+  await page.getByRole('button', { name: 'Set new password' }).click();
+  await page.getByText('Your password was changed').waitFor();
+  await signIn(page, { ...tenant, password: fresh });
   await page.getByRole('navigation', { name: 'Main' }).waitFor();
   assert.deepEqual(errors, []);
 });

@@ -51,7 +51,8 @@ export default async function loginPage(ctx) {
       field('Password', password),
       errorLine(),
       h('button', { type: 'submit', class: 'btn btn-primary btn-block', text: 'Sign in' }),
-      otpOn && !s.mfaId && h('button', { type: 'button', class: 'btn btn-ghost btn-block', text: 'Email me a one-time code instead', onclick: () => show(requestForm()) }));
+      otpOn && !s.mfaId && h('button', { type: 'button', class: 'btn btn-ghost btn-block', text: 'Email me a one-time code instead', onclick: () => show(requestForm()) }),
+      !s.mfaId && h('button', { type: 'button', class: 'btn btn-ghost btn-block', text: 'Forgot password?', onclick: () => show(resetForm()) }));
     submitWith(form, async () => {
       if (!s.mfaId && /^[^@\s]+@[^@\s]+$/.test(identity.value)) s.email = identity.value;
       const sent = { identity: s.mfaId ? s.email || identity.value : identity.value, password: password.value };
@@ -61,6 +62,24 @@ export default async function loginPage(ctx) {
       } catch (err) {
         if (!(await secondFactor(err, 'password'))) throw err;
       }
+    });
+    return form;
+  }
+
+  function resetForm() {
+    const email = h('input', { class: 'input', type: 'email', name: 'email', autocomplete: 'username', required: true, value: s.email });
+    const form = h('form', { class: 'form' },
+      h('p', { text: 'Enter your email address and we will send you a link to choose a new password.' }),
+      field('Email', email),
+      errorLine(),
+      h('button', { type: 'submit', class: 'btn btn-primary btn-block', text: 'Send reset link' }),
+      h('button', { type: 'button', class: 'btn btn-ghost btn-block', text: 'Back to sign-in', onclick: () => show(passwordForm()) }));
+    submitWith(form, async () => {
+      s.email = email.value;
+      await api('POST', `${BASE}/request-password-reset`, { body: { email: s.email } });
+      show(h('div', { class: 'form' },
+        h('p', { class: 'notice notice-ok', role: 'status' }, 'If ', h('strong', { text: s.email }), ' belongs to a superuser, a link to reset the password is on its way.'),
+        h('button', { type: 'button', class: 'btn btn-block', text: 'Back to sign-in', onclick: () => show(passwordForm()) })));
     });
     return form;
   }
