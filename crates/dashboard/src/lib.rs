@@ -249,6 +249,32 @@ mod tests {
         assert!(owns("/_/") && owns("/_") && !owns("/_x") && !owns("/api/health"));
     }
 
+    #[tokio::test]
+    async fn the_page_names_only_embedded_files_and_preloads_the_sign_in() {
+        let body = get("/_/", &[])
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes();
+        let page = String::from_utf8_lossy(&body);
+        let named: Vec<&str> = ["src=\"", "href=\""]
+            .iter()
+            .flat_map(|mark| page.split(mark).skip(1))
+            .filter_map(|rest| rest.split('"').next())
+            .filter(|value| !value.starts_with('#'))
+            .collect();
+        assert!(named.len() >= 6, "{named:?}");
+        for name in &named {
+            assert!(
+                asset(name).is_some(),
+                "index.html names {name}, which is not embedded"
+            );
+        }
+        // The first screen of a visitor is the sign-in: its module comes with the shell's.
+        assert!(page.contains("rel=\"modulepreload\" href=\"js/screens/login.js\""));
+    }
+
     #[test]
     fn whole_dashboard_stays_under_its_budget() {
         // The issue's bound: all JS and CSS under 150 KB compressed.
