@@ -4,6 +4,7 @@
 
 mod backup;
 mod console;
+mod dashboard;
 mod floor;
 mod import;
 mod load;
@@ -63,6 +64,40 @@ enum Command {
     Import(ImportArgs),
     /// No server: the kernel's floor under an SSE fan-out over loopback on this machine.
     RealtimeFloor(FloorArgs),
+    /// The dashboard's weight and first-screen time, and its records grid on a large
+    /// collection, Warren beside PocketBase's own dashboard.
+    Dashboard(DashboardArgs),
+}
+
+#[derive(Args)]
+struct DashboardArgs {
+    /// Posts in the grid's collection.
+    #[arg(long, default_value_t = 100_000)]
+    records: usize,
+    /// Users (the posts' owners).
+    #[arg(long, default_value_t = 1_000)]
+    users: usize,
+    /// First-screen loads per server.
+    #[arg(long, default_value_t = 50)]
+    loads: usize,
+    /// Seconds of grid requests per round and server.
+    #[arg(long, default_value_t = 10)]
+    duration: u64,
+    /// Grid rounds (servers alternate within each).
+    #[arg(long, default_value_t = 2)]
+    rounds: usize,
+    /// Concurrent clients while seeding.
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    /// PocketBase binary (as for `compare`).
+    #[arg(long)]
+    pocketbase: Option<PathBuf>,
+    /// Warren binary.
+    #[arg(long, env = "WARREN_BIN")]
+    warren: Option<PathBuf>,
+    /// Write the results as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -236,6 +271,7 @@ fn main() -> anyhow::Result<()> {
             Command::Backup(args) => run_backup(args).await,
             Command::Metering(args) => run_metering(args).await,
             Command::Import(args) => run_import(args).await,
+            Command::Dashboard(args) => run_dashboard(args).await,
             Command::RealtimeFloor(args) => {
                 let report = floor::run(&floor::FloorConfig {
                     subscribers: args.subscribers,
@@ -344,6 +380,30 @@ async fn run_one(args: RunArgs) -> anyhow::Result<()> {
     let lines = drive(&[(args.name.clone(), Ok(target))], &list, &load).await;
     print_summary(&lines);
     write_json(load.json.as_deref(), &report::to_json(&lines))
+}
+
+async fn run_dashboard(args: DashboardArgs) -> anyhow::Result<()> {
+    let su = Superuser::default();
+    let pb_bin = server::find_pocketbase(args.pocketbase.as_deref()).await?;
+    let warren_bin = args.warren.unwrap_or_else(default_warren);
+    let (pb_server, pb_target) = server::start_pocketbase(&pb_bin, &su).await?;
+    let (warren_server, warren_target) = server::start_warren_tenant(&warren_bin, &su).await?;
+    let cfg = dashboard::DashboardConfig {
+        records: args.records,
+        users: args.users.max(1),
+        seed_concurrency: args.concurrency.max(1),
+        loads: args.loads,
+        duration: Duration::from_secs(args.duration.max(1)),
+        rounds: args.rounds,
+    };
+    let targets = vec![
+        ("warren".to_string(), warren_target),
+        ("pocketbase".to_string(), pb_target),
+    ];
+    let report = dashboard::run(&targets, &cfg).await;
+    warren_server.stop().await;
+    pb_server.stop().await;
+    write_json(args.json.as_deref(), &report?)
 }
 
 async fn run_tenants(args: TenantsArgs) -> anyhow::Result<()> {

@@ -64,6 +64,9 @@ struct File {
     mime: &'static str,
 }
 
+/// The modules of the first screens: the sign-in, and the collections page it leads to.
+const FIRST_SCREENS: [&str; 2] = ["js/screens/login.js", "js/screens/collections-page.js"];
+
 /// The file `name` under `assets/`, compressed once per content.
 fn asset(name: &str) -> Option<Arc<File>> {
     if name
@@ -72,19 +75,26 @@ fn asset(name: &str) -> Option<Arc<File>> {
     {
         return None;
     }
+    if name == "index.html" {
+        return page();
+    }
     let embedded = Assets::get(name)?;
-    let hash = embedded.metadata.sha256_hash();
-    let etag = format!("\"{}\"", hex(&hash[..12]));
+    let etag = format!("\"{}\"", hex(&embedded.metadata.sha256_hash()[..12]));
+    Some(cached(name, etag, || embedded.data.into_owned()))
+}
+
+/// The cached file `name` when its ETag is still `etag`, else `body()` compressed and cached.
+fn cached(name: &str, etag: String, body: impl FnOnce() -> Vec<u8>) -> Arc<File> {
     static CACHE: OnceLock<Mutex<HashMap<String, Arc<File>>>> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
     if let Ok(files) = cache.lock()
         && let Some(file) = files.get(name)
         && file.etag == etag
     {
-        return Some(file.clone());
+        return file.clone();
     }
     let mime = mime(name);
-    let body = embedded.data.into_owned();
+    let body = body();
     let gzip = compressible(mime).then(|| gzip(&body)).flatten();
     let file = Arc::new(File {
         body,
@@ -95,7 +105,80 @@ fn asset(name: &str) -> Option<Arc<File>> {
     if let Ok(mut files) = cache.lock() {
         files.insert(name.to_string(), file.clone());
     }
-    Some(file)
+    file
+}
+
+/// `index.html` with a module preload for every module the first screens import, however
+/// deep: the browser then fetches them all at once instead of one import level after another.
+/// Its ETag covers every file it preloads, so a changed module changes the page.
+fn page() -> Option<Arc<File>> {
+    let index = Assets::get("index.html")?;
+    let mut tags = hex(&index.metadata.sha256_hash()[..12]);
+    let mut modules: Vec<String> = Vec::new();
+    let mut queue: Vec<String> = FIRST_SCREENS.iter().rev().map(|s| s.to_string()).collect();
+    while let Some(name) = queue.pop() {
+        if modules.contains(&name) {
+            continue;
+        }
+        let Some(file) = Assets::get(&name) else {
+            continue;
+        };
+        tags.push_str(&hex(&file.metadata.sha256_hash()[..6]));
+        let text = String::from_utf8_lossy(&file.data);
+        queue.extend(static_imports(&name, &text).into_iter().rev());
+        modules.push(name);
+    }
+    let mut hasher = std::hash::DefaultHasher::new();
+    std::hash::Hash::hash(&tags, &mut hasher);
+    let etag = format!("\"p{:016x}\"", std::hash::Hasher::finish(&hasher));
+    Some(cached("index.html", etag, || {
+        let html = String::from_utf8_lossy(&index.data).into_owned();
+        let links: String = modules
+            .iter()
+            .filter(|m| !html.contains(&format!("href=\"{m}\"")))
+            .map(|m| format!("<link rel=\"modulepreload\" href=\"{m}\">\n"))
+            .collect();
+        match html.find("<script type=\"module\"") {
+            Some(at) => format!("{}{links}{}", &html[..at], &html[at..]),
+            None => html,
+        }
+        .into_bytes()
+    }))
+}
+
+/// The modules `text` (the module `from`) imports statically, as asset names.
+fn static_imports(from: &str, text: &str) -> Vec<String> {
+    let dir = from.rsplit_once('/').map_or("", |(dir, _)| dir);
+    text.lines()
+        .map(str::trim_start)
+        .filter(|line| line.starts_with("import ") || line.starts_with("export "))
+        .filter_map(|line| {
+            let quoted = line
+                .split(" from ")
+                .nth(1)
+                .or_else(|| line.strip_prefix("import "))?;
+            let quote = quoted
+                .trim_start()
+                .chars()
+                .next()
+                .filter(|c| *c == '\'' || *c == '"')?;
+            quoted.trim_start()[1..].split(quote).next()
+        })
+        .filter(|target| target.starts_with("./") || target.starts_with("../"))
+        .filter_map(|target| {
+            let mut parts: Vec<&str> = dir.split('/').filter(|p| !p.is_empty()).collect();
+            for part in target.split('/') {
+                match part {
+                    "." => {}
+                    ".." => {
+                        parts.pop()?;
+                    }
+                    other => parts.push(other),
+                }
+            }
+            Some(parts.join("/"))
+        })
+        .collect()
 }
 
 fn respond(file: &File, headers: &HeaderMap, head: bool) -> Response {
@@ -247,6 +330,57 @@ mod tests {
             assert_eq!(get(path, &[]).status(), StatusCode::NOT_FOUND, "{path}");
         }
         assert!(owns("/_/") && owns("/_") && !owns("/_x") && !owns("/api/health"));
+    }
+
+    #[tokio::test]
+    async fn the_page_names_only_embedded_files_and_preloads_the_first_screens() {
+        let body = get("/_/", &[])
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes();
+        let page = String::from_utf8_lossy(&body);
+        let named: Vec<&str> = ["src=\"", "href=\""]
+            .iter()
+            .flat_map(|mark| page.split(mark).skip(1))
+            .filter_map(|rest| rest.split('"').next())
+            .filter(|value| !value.starts_with('#'))
+            .collect();
+        assert!(named.len() >= 6, "{named:?}");
+        for name in &named {
+            assert!(
+                asset(name).is_some(),
+                "index.html names {name}, which is not embedded"
+            );
+        }
+        // The first screens' modules, however deep, come with the shell's.
+        for module in [
+            "js/screens/login.js",
+            "js/screens/collections-page.js",
+            "js/screens/records.js",
+        ] {
+            assert!(
+                page.contains(&format!("rel=\"modulepreload\" href=\"{module}\"")),
+                "{module} is not preloaded"
+            );
+        }
+        assert_eq!(page.matches("href=\"js/app.js\"").count(), 1);
+    }
+
+    #[test]
+    fn static_imports_resolve_against_the_importing_module() {
+        let text = "// A screen.\nimport { a } from '../api.js';\nimport { b } from \"./b.js\";\nimport './c.js';\nexport { d } from './d.js';\nconst x = import(`./e.js`);\nimport { f } from 'https://cdn.example/f.js';\n";
+        assert_eq!(
+            static_imports("js/screens/x.js", text),
+            [
+                "js/api.js",
+                "js/screens/b.js",
+                "js/screens/c.js",
+                "js/screens/d.js"
+            ]
+        );
+        assert!(static_imports("x.js", "import '../../etc/passwd';").is_empty());
     }
 
     #[test]

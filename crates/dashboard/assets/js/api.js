@@ -120,3 +120,13 @@ export function collections() {
 export function invalidateCollections() {
   collectionsCache = null;
 }
+
+/**
+ * The stored token, refreshed once when the dashboard starts: a refused one signs the
+ * superuser out (the app then shows the sign-in page); a network failure keeps it.
+ */
+export const refreshed = auth.token
+  ? api('POST', '/api/collections/_superusers/auth-refresh')
+    .then((answer) => auth.save(answer.token, answer.record))
+    .catch((e) => { if (e.status) auth.clear(); })
+  : Promise.resolve();

@@ -119,3 +119,11 @@ window.addEventListener('unhandledrejection', (e) => {
   toast((e.reason && e.reason.message) || 'Something went wrong.', 'error');
 });
 render();
+
+// The skip link moves focus to the content instead of changing the hash (which is the route).
+document.addEventListener('click', (e) => {
+  if (!e.target.closest || !e.target.closest('a.skip')) return;
+  e.preventDefault();
+  const main = document.getElementById('main');
+  if (main) main.focus();
+});
