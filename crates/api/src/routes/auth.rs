@@ -432,7 +432,8 @@ fn mail_later(
 ) {
     tokio::spawn(async move {
         let outcome = async {
-            let settings = warren_records::settings::load(tenant.db()).await?;
+            let settings =
+                tenant.with_public_url(warren_records::settings::load(tenant.db()).await?);
             let (db, id, limiter) = (tenant.db(), tenant.id(), &state.limiter);
             let mail = match kind {
                 AccountMail::Verification => {
@@ -543,7 +544,7 @@ pub async fn request_email_change(
     let data = login::load(tenant.db(), &entry, &id)
         .await?
         .ok_or_else(ApiError::not_found)?;
-    let settings = warren_records::settings::load(tenant.db()).await?;
+    let settings = tenant.with_public_url(warren_records::settings::load(tenant.db()).await?);
     let mail = warren_auth::account::request_email_change(
         tenant.db(),
         &entry,
@@ -594,7 +595,7 @@ pub async fn request_otp(
     warren_auth::otp::require_enabled(&entry)?;
     limit(&state, &tenant, &ip)?;
     let email = email_field(&body, "email")?;
-    let settings = warren_records::settings::load(tenant.db()).await?;
+    let settings = tenant.with_public_url(warren_records::settings::load(tenant.db()).await?);
     let (id, mail) =
         warren_auth::otp::request(tenant.db(), &entry, email, &settings, &state.passwords).await?;
     if let Some(mail) = mail {
