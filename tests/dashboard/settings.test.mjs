@@ -171,8 +171,13 @@ test('a superuser exports and imports collections, then reads the logs of it', a
   await page.locator('[data-error-for="filter"]:not(:empty)').waitFor();
   await shot(page, 'logs-filter-error');
   await page.getByLabel('Filter').fill("data.url ~ '/api/collections/import'");
-  await page.getByRole('button', { name: 'Search' }).click();
-  await page.locator('.log-message .link-button').first().waitFor();
+  // Request logs are written in batches (about once a second): search again until it shows.
+  const entry = page.locator('.log-message .link-button').first();
+  for (let i = 0; i < 20 && !(await entry.isVisible()); i++) {
+    await page.getByRole('button', { name: 'Search' }).click();
+    await entry.waitFor({ timeout: 500 }).catch(() => {});
+  }
+  await entry.waitFor();
   await shot(page, 'logs');
   await page.locator('.log-message .link-button').first().click();
   const detail = page.locator('dialog.panel');
