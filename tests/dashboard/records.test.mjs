@@ -37,6 +37,15 @@ async function setUp(pb) {
   }
 }
 
+/** Opens a collection's grid and waits until it, not the one shown before, is on screen. */
+async function openCollection(page, tenant, name) {
+  await page.goto(`${tenant.url}/_/#/collections?collection=${name}`);
+  await page.waitForFunction((n) => {
+    const heading = document.querySelector('.page-header h1');
+    return heading && heading.textContent === n && document.querySelector('.records-table');
+  }, name);
+}
+
 /** The grid's row titles, top to bottom. */
 async function titles(page) {
   return page.locator('.records-table tbody td[data-col="title"]').allInnerTexts();
@@ -49,8 +58,9 @@ test('a superuser manages records of every field type in the grid and the panel'
   const { page, errors } = await openBrowser(t);
   page.on('dialog', (d) => d.dismiss());
   await signIn(page, tenant);
-  await page.goto(`${tenant.url}/_/#/collections?collection=posts`);
-  await page.locator('.records-table').waitFor();
+  await openCollection(page, tenant, 'posts');
+  // Sign-in lands on the first collection's grid; wait until the posts grid replaced it.
+  await page.waitForFunction(() => document.querySelectorAll('.records-table tbody tr').length === 12);
   assert.equal(await page.locator('.records-table tbody tr').count(), 12);
   await shot(page, 'records-grid');
 
@@ -195,7 +205,7 @@ test('superusers are added and removed, users verified and impersonated', async 
   page.on('dialog', (d) => d.dismiss());
   await signIn(page, tenant);
 
-  await page.goto(`${tenant.url}/_/#/collections?collection=_superusers`);
+  await openCollection(page, tenant, '_superusers');
   await page.locator('.records-table').waitFor();
   await page.getByRole('button', { name: 'New record' }).click();
   const form = page.getByRole('dialog', { name: 'New _superusers record' });
@@ -219,7 +229,7 @@ test('superusers are added and removed, users verified and impersonated', async 
   await page.locator('.records-table tbody tr', { hasText: 'second@example.com' }).waitFor({ state: 'detached' });
   assert.equal((await pb.collection('_superusers').getFullList()).length, 1);
 
-  await page.goto(`${tenant.url}/_/#/collections?collection=users`);
+  await openCollection(page, tenant, 'users');
   await page.locator('.records-table tbody tr', { hasText: 'reader@example.com' }).click();
   const edit = page.getByRole('dialog', { name: 'Edit users record' });
   await edit.getByLabel('verified', { exact: true }).check();
@@ -248,7 +258,7 @@ test('the records grid reads well on a phone', async (t) => {
   await setUp(tenant.pb);
   const { page, errors } = await openBrowser(t, { viewport: { width: 390, height: 844 } });
   await signIn(page, tenant);
-  await page.goto(`${tenant.url}/_/#/collections?collection=posts`);
+  await openCollection(page, tenant, 'posts');
   await page.locator('.records-table').waitFor();
   await shot(page, 'records-phone-grid');
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth > window.innerWidth + 1);
@@ -284,7 +294,7 @@ test('files, selects and relations with many values, protected files through a t
 
   const { page, errors } = await openBrowser(t);
   await signIn(page, tenant);
-  await page.goto(`${tenant.url}/_/#/collections?collection=albums`);
+  await openCollection(page, tenant, 'albums');
   await page.locator('.records-table').waitFor();
   await page.waitForFunction(() => {
     const imgs = [...document.querySelectorAll('.records-table img.thumb')];
