@@ -86,10 +86,17 @@ export async function render() {
     navigate('#/login');
     return;
   }
+  let shownHash = location.hash;
   const ctx = {
     ...route,
     navigate,
-    replaceQuery,
+    replaceQuery: (params) => {
+      // A screen left behind by a newer navigation (even one whose hashchange has not fired yet)
+      // must not write its query over the new route.
+      if (token !== renderToken || location.hash !== shownHash) return;
+      replaceQuery(params);
+      shownHash = location.hash;
+    },
     collections,
     invalidateCollections,
     refreshSettings: () => { settingsCache = null; },
