@@ -12,6 +12,7 @@ pub mod accounts;
 pub mod backup_status;
 pub mod backups;
 pub mod certificates;
+pub mod code;
 pub mod dashboard_links;
 pub mod developers;
 pub mod directory;

@@ -265,10 +265,31 @@ impl Tenants {
         Ok((self.register(id, slug).await?, summary))
     }
 
-    /// Writes tenant `slug` as a PocketBase data directory into `to` (missing or empty).
+    /// Writes tenant `slug` as a PocketBase data directory into `to` (missing or empty), and
+    /// its code folders (`pb_hooks`, `pb_migrations`, `pb_public`) beside it.
     pub async fn export(&self, slug: &str, to: &Path) -> Result<warren_tenant::transfer::Summary> {
         let info = self.find(slug).await?.ok_or(Error::NotFound)?;
-        Ok(warren_tenant::transfer::export(&self.root, &info.id, to).await?)
+        let code = warren_tenant::transfer::beside(to);
+        // Refused before the data is written, so a full code folder leaves nothing half done.
+        for folder in warren_tenant::code::Folder::ALL {
+            let path = folder.path(&code);
+            if std::fs::read_dir(&path).is_ok_and(|mut d| d.next().is_some())
+                && warren_tenant::code::summary(&warren_tenant::tenant_dir(&self.root, &info.id))?
+                    .iter()
+                    .any(|f| f.folder == folder)
+            {
+                return Err(Error::Invalid(
+                    "to",
+                    format!(
+                        "{} is not empty; the project's code is written beside the data directory",
+                        path.display()
+                    ),
+                ));
+            }
+        }
+        let mut summary = warren_tenant::transfer::export(&self.root, &info.id, to).await?;
+        summary.code_files = warren_tenant::transfer::export_code(&self.root, &info.id, to).await?;
+        Ok(summary)
     }
 
     /// Records the provisioned tenant directory `id` under `slug`; removes the directory again

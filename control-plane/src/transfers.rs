@@ -89,6 +89,11 @@ impl Upload {
     pub fn bytes(&self) -> u64 {
         self.bytes
     }
+
+    /// Where it is spooled.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
 }
 
 impl Drop for Upload {

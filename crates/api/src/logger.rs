@@ -91,6 +91,12 @@ pub async fn log_requests(mut request: Request, next: Next) -> Response {
     // As PocketBase: realtime connections and OAuth2 redirects are logged only when they fail.
     let quiet = method == Method::GET
         && (url.starts_with("/api/realtime") || url.starts_with("/api/oauth2-redirect"));
+    // Static files are left out when served, as PocketBase's static handler does.
+    let quiet = quiet
+        || response
+            .extensions()
+            .get::<crate::routes::public::StaticFile>()
+            .is_some();
     if quiet && status < 400 {
         return response;
     }

@@ -9,8 +9,8 @@ use warren_secrets::Passwords;
 use crate::error::ApiError;
 use crate::headers::pocketbase_headers;
 use crate::routes::{
-    auth, backups, batch, collections, files, health, logs, oauth2, probes, realtime, records,
-    settings, sql, warren,
+    auth, backups, batch, collections, files, health, logs, oauth2, probes, public, realtime,
+    records, settings, sql, warren,
 };
 
 /// Largest request body by default (PocketBase's default).
@@ -214,7 +214,8 @@ pub fn router(state: ApiState) -> Router {
             post(warren::redeem_dashboard_link),
         )
         .route("/api/warren/usage", get(warren::get_usage))
-        .fallback(|| async { ApiError::not_found() })
+        // Where no API route matched: the tenant's pb_public (GET and HEAD outside /api/).
+        .fallback(public::serve_public)
         .method_not_allowed_fallback(|| async { ApiError::not_found() })
         // Outermost last: addresses, log, headers, body limit, superuser IPs, rate limits.
         .layer(middleware::from_fn_with_state(

@@ -9,6 +9,7 @@ pub mod health;
 pub mod logs;
 pub mod oauth2;
 pub mod probes;
+pub mod public;
 pub mod realtime;
 pub mod records;
 pub mod settings;

@@ -25,6 +25,7 @@ use utoipa::{Modify, OpenApi};
         (name = "backups", description = "Backups, restores and restore drills"),
         (name = "outbox", description = "Mail kept on the server when no SMTP relay is configured"),
         (name = "transfers", description = "Imports of PocketBase zips and exports as zips"),
+        (name = "code", description = "A tenant's pb_hooks, pb_migrations and pb_public: deploys and downloads"),
     )
 )]
 pub struct ApiDoc;

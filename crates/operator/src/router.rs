@@ -14,8 +14,8 @@ use warren_control_plane::{ControlPlane, Error};
 
 use crate::ApiError;
 use crate::routes::{
-    accounts, backup_status, backups, domains, health, metrics, openapi, outbox, plans, tenants,
-    transfers,
+    accounts, backup_status, backups, code, domains, health, metrics, openapi, outbox, plans,
+    tenants, transfers,
 };
 
 /// The operator API's routes in three groups, by who may call them.
@@ -58,6 +58,9 @@ pub(crate) fn table() -> Table {
                 .layer(DefaultBodyLimit::disable()),
         )
         .routes(routes!(transfers::export_tenant))
+        // A deploy's archive is bounded by the plan's limit as it streams in.
+        .routes(routes!(code::get_code, code::deploy_code).layer(DefaultBodyLimit::disable()))
+        .routes(routes!(code::download_code))
         .routes(routes!(plans::list_plans, plans::create_plan))
         .routes(routes!(plans::update_plan))
         .routes(routes!(metrics::get_metrics))

@@ -3,6 +3,7 @@
 pub mod accounts;
 pub mod backup_status;
 pub mod backups;
+pub mod code;
 pub mod domains;
 pub mod health;
 pub mod metrics;

@@ -23,6 +23,9 @@ pub struct Summary {
     pub collections: usize,
     /// Files copied from `storage/`.
     pub files: u64,
+    /// Files of code (`pb_hooks`, `pb_migrations`, `pb_public`) copied from beside the data
+    /// directory.
+    pub code_files: u64,
 }
 
 /// One step of a long transfer: `done` of `total` units (bytes, or files for `files`).
@@ -76,7 +79,18 @@ pub async fn import_with(
     let staging = root.join(format!(".import-{id}"));
     let _ = tokio::fs::remove_dir_all(&staging).await;
     let origin = from.display().to_string();
-    let summary = build(from, &staging, files, &origin, report).await?;
+    let mut summary = build(from, &staging, files, &origin, report).await?;
+    // A data directory the user named may have its code beside it, as PocketBase keeps it;
+    // a scratch copy (Files::Move) has nothing of the user's beside it.
+    if files == Files::Copy {
+        match import_code(from, &staging).await {
+            Ok(code_files) => summary.code_files = code_files,
+            Err(e) => {
+                let _ = tokio::fs::remove_dir_all(&staging).await;
+                return Err(e);
+            }
+        }
+    }
     if let Err(e) = tokio::fs::rename(&staging, &dir).await {
         let _ = tokio::fs::remove_dir_all(&staging).await;
         return Err(e.into());
@@ -137,7 +151,11 @@ pub async fn build(
                 moved
             }
         };
-        Ok::<_, Error>(Summary { collections, files })
+        Ok::<_, Error>(Summary {
+            collections,
+            files,
+            code_files: 0,
+        })
     }
     .await;
     if built.is_err() {
@@ -201,7 +219,65 @@ pub async fn export(root: &Path, id: &str, to: &Path) -> Result<Summary> {
     let collections = check_pocketbase(&to.join(DATABASE_FILE), &dir.display().to_string()).await?;
     copy_auxiliary(&dir, to).await?;
     let files = copy_storage(dir.join(STORAGE_DIR), to.join(STORAGE_DIR), &quiet).await?;
-    Ok(Summary { collections, files })
+    Ok(Summary {
+        collections,
+        files,
+        code_files: 0,
+    })
+}
+
+/// The directory beside data directory `data_dir` (its parent; `.` for a bare name), where
+/// PocketBase keeps `pb_hooks`, `pb_migrations` and `pb_public`.
+pub fn beside(data_dir: &Path) -> PathBuf {
+    match data_dir.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// Brings the code folders found beside the PocketBase data directory `from` into the tenant
+/// directory being built at `staging`, through a deploy's checks and limits (a link or special
+/// file in them refuses the import). Returns how many files came.
+pub async fn import_code(from: &Path, staging: &Path) -> Result<u64> {
+    let source = beside(from);
+    let staging = staging.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let mut code = crate::code::Staging::new(&staging, crate::code::Limits::default())?;
+        if crate::code::stage_found(&mut code, &source)? == 0 {
+            return Ok(0);
+        }
+        // The hooks are checked when the tenant loads them; an import keeps them as they are.
+        let deployed = code.commit(None)?;
+        Ok(deployed.iter().map(|f| f.files).sum())
+    })
+    .await
+    .map_err(|e| Error::Io(std::io::Error::other(e.to_string())))?
+}
+
+/// Writes tenant `id`'s code folders beside the data directory `to` (see [`beside`]), so stock
+/// PocketBase runs them with `serve --dir <to>` and the default `--hooksDir`,
+/// `--migrationsDir` and `--publicDir` next to it. A folder already there with anything in it
+/// is refused before anything is written. Returns how many files were copied.
+pub async fn export_code(root: &Path, id: &str, to: &Path) -> Result<u64> {
+    check_id(id)?;
+    let dir = tenant_dir(root, id);
+    let target = beside(to);
+    tokio::task::spawn_blocking(move || {
+        let found = crate::code::summary(&dir)?;
+        for folder in &found {
+            let path = folder.folder.path(&target);
+            if std::fs::read_dir(&path).is_ok_and(|mut d| d.next().is_some()) {
+                return Err(Error::Invalid(format!(
+                    "{} is not empty; the tenant's code is written beside the data directory",
+                    path.display()
+                )));
+            }
+        }
+        let copied = crate::code::copy_out(&dir, &target)?;
+        Ok(copied.iter().map(|f| f.files).sum())
+    })
+    .await
+    .map_err(|e| Error::Io(std::io::Error::other(e.to_string())))?
 }
 
 fn check_id(id: &str) -> Result<()> {

@@ -323,7 +323,24 @@ pub enum TenantCommand {
         /// The plan's name.
         plan: String,
     },
-    /// Write a tenant as a PocketBase data directory that stock PocketBase can serve.
+    /// Replace a tenant's code from directories: each folder given replaces the tenant's whole
+    /// (checked, then swapped in at once; a running server serves the new files at once), the
+    /// others stay.
+    Deploy {
+        /// The tenant's slug.
+        slug: String,
+        /// The new `pb_hooks` (JavaScript hooks).
+        #[arg(long)]
+        hooks: Option<PathBuf>,
+        /// The new `pb_migrations` (JavaScript migrations).
+        #[arg(long)]
+        migrations: Option<PathBuf>,
+        /// The new `pb_public` (the static site served at the tenant's `/`).
+        #[arg(long)]
+        public: Option<PathBuf>,
+    },
+    /// Write a tenant as a PocketBase data directory that stock PocketBase can serve, with its
+    /// `pb_hooks`, `pb_migrations` and `pb_public` beside it.
     Export {
         /// The tenant's slug.
         slug: String,

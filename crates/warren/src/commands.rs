@@ -449,9 +449,10 @@ async fn tenant(global: &Global, command: TenantCommand) -> anyhow::Result<()> {
                 .await
                 .map_err(explain)?;
             println!(
-                "Imported {} collections and {} files from {} into {}",
+                "Imported {} collections, {} files and {} code files from {} into {}",
                 copied.collections,
                 copied.files,
+                copied.code_files,
                 from.display(),
                 urls(global)?.tenant_url(&tenant.slug)
             );
@@ -480,11 +481,53 @@ async fn tenant(global: &Global, command: TenantCommand) -> anyhow::Result<()> {
         TenantCommand::Export { slug, to } => {
             let copied = tenants.export(&slug, &to).await.map_err(explain)?;
             println!(
-                "Exported {slug} ({} collections, {} files) to {}",
+                "Exported {slug} ({} collections, {} files, {} code files) to {}",
                 copied.collections,
                 copied.files,
+                copied.code_files,
                 to.display()
             );
+        }
+        TenantCommand::Deploy {
+            slug,
+            hooks,
+            migrations,
+            public,
+        } => {
+            use warren_tenant::code::{Folder, Staging};
+            let Some(info) = tenants.find(&slug).await? else {
+                bail!("there is no tenant {slug:?}")
+            };
+            let given: Vec<(Folder, std::path::PathBuf)> = [
+                (Folder::Hooks, hooks),
+                (Folder::Migrations, migrations),
+                (Folder::Public, public),
+            ]
+            .into_iter()
+            .filter_map(|(folder, dir)| dir.map(|dir| (folder, dir)))
+            .collect();
+            if given.is_empty() {
+                bail!("nothing to deploy: give --hooks, --migrations or --public");
+            }
+            let dir = warren_tenant::tenant_dir(tenants.root(), &info.id);
+            let limits = warren_control_plane::code::limits(&info);
+            let deployed = tokio::task::spawn_blocking(move || {
+                let mut staging = Staging::new(&dir, limits)?;
+                for (folder, from) in &given {
+                    staging.add_dir(*folder, from)?;
+                }
+                staging.commit(None)
+            })
+            .await?
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            for folder in deployed {
+                println!(
+                    "Deployed {} to {slug}: {} files, {} bytes",
+                    folder.folder.name(),
+                    folder.files,
+                    folder.bytes
+                );
+            }
         }
     }
     Ok(())

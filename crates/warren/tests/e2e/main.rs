@@ -7,6 +7,7 @@ mod auth;
 mod backup;
 mod backup_s3;
 mod backup_surfaces;
+mod code;
 mod collections;
 mod console;
 mod dashboard_link;

@@ -54,7 +54,7 @@ fn pocketbase_bin() -> PathBuf {
 }
 
 /// A running PocketBase on a loopback port, killed on drop.
-struct PocketBase {
+pub(crate) struct PocketBase {
     child: Child,
     base: String,
     client: reqwest::Client,
@@ -90,7 +90,7 @@ impl PocketBase {
         assert!(out.status.success(), "{out:?}");
     }
 
-    async fn start(data: &Path) -> Self {
+    pub(crate) async fn start(data: &Path) -> Self {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -129,7 +129,12 @@ impl PocketBase {
         pb
     }
 
-    fn request(&self, method: Method, path: &str, token: &str) -> reqwest::RequestBuilder {
+    pub(crate) fn request(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+    ) -> reqwest::RequestBuilder {
         let request = self.client.request(method, format!("{}{path}", self.base));
         if token.is_empty() {
             request

@@ -1,0 +1,110 @@
+//! `/v1/tenants/{slug}/code`: deploying a tenant's `pb_hooks`, `pb_migrations` and `pb_public`
+//! from a tar.gz, what is deployed, and the code as a tar.gz.
+
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+
+use super::ErrorBody;
+use crate::Result;
+use crate::routes::transfers::content_length;
+use warren_control_plane::code::{self, Code, Deployed};
+use warren_control_plane::transfers::{too_large, upload_limit};
+use warren_control_plane::{ControlPlane, Error};
+
+/// `PUT /v1/tenants/{slug}/code`: the body is a tar.gz whose top-level folders replace the
+/// tenant's.
+#[utoipa::path(put, path = "/v1/tenants/{slug}/code", tag = "code",
+    security(("operator" = [])), params(("slug" = String, Path, description = "The tenant's slug")),
+    request_body(content = Vec<u8>, content_type = "application/gzip",
+        description = "A gzip-compressed tar holding any of pb_hooks/, pb_migrations/ and pb_public/ at its top; each folder present replaces the tenant's whole, the others stay"),
+    responses(
+        (status = 200, description = "Deployed: the folders replaced and the code now", body = Deployed),
+        (status = 400, description = "The archive is damaged, holds something else at its top, an absolute or `..` path, a link or a special file, or the hooks were refused; nothing changed", body = ErrorBody),
+        (status = 401, description = "Missing or wrong operator token", body = ErrorBody),
+        (status = 404, description = "No such tenant", body = ErrorBody),
+        (status = 413, description = "Larger than the plan's maxUploadBytes, or more files or bytes than a deploy may hold", body = ErrorBody),
+    ))]
+pub async fn deploy_code(
+    State(state): State<ControlPlane>,
+    Path(slug): Path<String>,
+    request: Request,
+) -> Result<Json<Deployed>> {
+    let tenant = state.tenants.find(&slug).await?.ok_or(Error::NotFound)?;
+    let limit = upload_limit(&tenant);
+    if let (Some(limit), Some(length)) = (limit, content_length(request.headers()))
+        && length > limit
+    {
+        return Err(too_large(limit).into());
+    }
+    let body = request.into_body().into_data_stream();
+    let upload = state.transfers.receive(body, limit).await?;
+    Ok(Json(code::deploy(&state.tenants, &tenant, &upload).await?))
+}
+
+/// `GET /v1/tenants/{slug}/code`: the code folders the tenant has.
+#[utoipa::path(get, path = "/v1/tenants/{slug}/code", tag = "code",
+    security(("operator" = [])), params(("slug" = String, Path, description = "The tenant's slug")),
+    responses(
+        (status = 200, description = "The tenant's code folders: files, bytes, last deploy", body = Code),
+        (status = 401, description = "Missing or wrong operator token", body = ErrorBody),
+        (status = 404, description = "No such tenant", body = ErrorBody),
+    ))]
+pub async fn get_code(
+    State(state): State<ControlPlane>,
+    Path(slug): Path<String>,
+) -> Result<Json<Code>> {
+    let tenant = state.tenants.find(&slug).await?.ok_or(Error::NotFound)?;
+    Ok(Json(code::summary(&state.tenants, &tenant).await?))
+}
+
+/// `GET /v1/tenants/{slug}/code/archive`: the tenant's code as a tar.gz.
+#[utoipa::path(get, path = "/v1/tenants/{slug}/code/archive", tag = "code",
+    security(("operator" = [])), params(("slug" = String, Path, description = "The tenant's slug")),
+    responses(
+        (status = 200, description = "A tar.gz of pb_hooks/, pb_migrations/ and pb_public/ (those the tenant has), the shape a deploy takes", content_type = "application/gzip", body = Vec<u8>),
+        (status = 401, description = "Missing or wrong operator token", body = ErrorBody),
+        (status = 404, description = "No such tenant", body = ErrorBody),
+    ))]
+pub async fn download_code(
+    State(state): State<ControlPlane>,
+    Path(slug): Path<String>,
+) -> Result<Response> {
+    let tenant = state.tenants.find(&slug).await?.ok_or(Error::NotFound)?;
+    let export = code::download(&state.tenants, &tenant).await?;
+    Ok(archive_response(&tenant.slug, export))
+}
+
+/// A download of the tar.gz `export`, streamed from its file.
+pub(crate) fn archive_response(
+    slug: &str,
+    export: warren_control_plane::transfers::Export,
+) -> Response {
+    use tokio::io::AsyncReadExt;
+    let stream = futures_util::stream::unfold(export.file, |mut file| async move {
+        let mut buffer = vec![0u8; 64 * 1024];
+        match file.read(&mut buffer).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buffer.truncate(n);
+                Some((Ok::<_, std::io::Error>(Bytes::from(buffer)), file))
+            }
+            Err(e) => Some((Err(e), file)),
+        }
+    });
+    let mut response = Body::from_stream(stream).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/gzip"),
+    );
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(export.bytes));
+    if let Ok(value) =
+        HeaderValue::from_str(&format!("attachment; filename=\"{slug}-code.tar.gz\""))
+    {
+        headers.insert(header::CONTENT_DISPOSITION, value);
+    }
+    response
+}
