@@ -20,7 +20,8 @@
 // which has a relay, the outbox answers 404.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -293,6 +294,7 @@ test('a developer signs up, verifies by mail, creates a project and reaches it w
   });
   assert.equal(noRoute.status, 404, await noRoute.text());
   await importAndExport(page, shot, { projectPage, suffix, name, noteId: note.id, suEmail, suPassword });
+  await deployCode(page, shot, { projectPage, projectUrl });
 
   // The project list shows it live.
   await page.goto(`${CONSOLE_URL}/projects`);
@@ -504,6 +506,57 @@ test('without a relay, the verification mail is read in the outbox and its link 
   const anonymous = await fetch(`${OUTBOX_URL}/v1/outbox`);
   assert.equal(anonymous.status, 401);
 });
+// The project page's Code section: a tar.gz of pb_public/ and pb_hooks/ (made with the system
+// tar, as a developer would) is deployed, listed with its files, served at the project's URL,
+// and a tar.gz with a link in it is refused with the old site still served.
+async function deployCode(page, shot, { projectPage, projectUrl }) {
+  const work = await mkdtemp(join(tmpdir(), 'warren-console-code-'));
+  try {
+    await page.goto(projectPage);
+    assert.ok(await page.isVisible('#code-empty'));
+    await mkdir(join(work, 'pb_public/css'), { recursive: true });
+    await mkdir(join(work, 'pb_hooks'), { recursive: true });
+    await writeFile(join(work, 'pb_public/index.html'),
+      '<!doctype html><link rel="stylesheet" href="/css/site.css"><h1 id="site">Hello from pb_public</h1>');
+    await writeFile(join(work, 'pb_public/css/site.css'), 'h1 { color: #2a6; font-family: sans-serif }');
+    await writeFile(join(work, 'pb_hooks/main.pb.js'), '// hooks\n');
+    const archive = join(work, 'code.tar.gz');
+    execFileSync('tar', ['-czf', archive, '-C', work, 'pb_public', 'pb_hooks']);
+    await page.setInputFiles('#code input[type=file]', archive);
+    await page.click('#code button[type=submit]');
+    assert.ok(await page.isVisible('text=Deployed pb_hooks (1 files), pb_public (2 files)'));
+    assert.ok(await page.isVisible('#code-folders >> text=pb_public'));
+    await page.locator('#code').scrollIntoViewIfNeeded();
+    await shot('08j-code-deployed');
+
+    const served = await fetch(`${projectUrl}/`);
+    assert.equal(served.status, 200);
+    assert.match(await served.text(), /Hello from pb_public/);
+    const site = await page.context().newPage();
+    await site.goto(`${projectUrl}/`);
+    assert.equal(await site.textContent('#site'), 'Hello from pb_public');
+    await site.screenshot({ path: join(ARTIFACTS, '08k-code-site.png') });
+    await site.close();
+
+    const [download] = await Promise.all([
+      page.waitForEvent('download'),
+      page.click('#code-download button[type=submit]'),
+    ]);
+    assert.match(download.suggestedFilename(), /-code\.tar\.gz$/);
+
+    await symlink('/etc/passwd', join(work, 'pb_public/passwd'));
+    const hostile = join(work, 'hostile.tar.gz');
+    execFileSync('tar', ['-czf', hostile, '-C', work, 'pb_public']);
+    await page.setInputFiles('#code input[type=file]', hostile);
+    await page.click('#code button[type=submit]');
+    assert.ok(await page.isVisible('text=The archive was refused and nothing changed'));
+    await shot('08l-code-refused');
+    assert.match(await (await fetch(`${projectUrl}/`)).text(), /Hello from pb_public/);
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
 // Import and export on the project page: the first project is downloaded as a zip through
 // its Export button, a second, empty project imports that zip through "Import from
 // PocketBase" (a damaged file is refused first), its progress page reloads until done, and

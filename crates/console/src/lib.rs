@@ -7,6 +7,7 @@
 //! session when signed in, to a nonce cookie before); posts without a valid one are refused.
 
 mod auth;
+mod code;
 mod csrf;
 mod dashboard;
 mod domains;
@@ -200,6 +201,11 @@ pub fn router(console: Console) -> Router {
                 .layer(DefaultBodyLimit::disable()),
         )
         .route("/projects/{id}/export", post(transfers::export_project))
+        .route(
+            "/projects/{id}/code",
+            post(code::deploy_code).layer(DefaultBodyLimit::disable()),
+        )
+        .route("/projects/{id}/code/download", post(code::download_code))
         .route("/projects/{id}/dashboard", post(dashboard::open_dashboard))
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
         .layer(axum::middleware::map_response_with_state(

@@ -349,6 +349,8 @@ pub(crate) struct ProjectPage<'a> {
     backups: Option<&'a BackupView>,
     domains: &'a [crate::domains::DomainView],
     transfers: crate::transfers::TransfersView,
+    /// The project's code folders.
+    code: Vec<crate::code::FolderView>,
 }
 
 /// A project's usage of the last 31 days: its hourly rows and their totals.
@@ -357,6 +359,8 @@ pub(crate) struct ProjectUsage {
     totals: Usage,
     /// Hourly rows, oldest first.
     rows: Vec<Usage>,
+    /// The code it holds (its deployed folders' files and bytes).
+    code: warren_control_plane::code::Code,
 }
 
 /// The project page's content; `backups` and `domains` are its backups and custom-domains
@@ -382,6 +386,7 @@ pub(crate) fn project_body<'a>(
         backups: backups.as_ref(),
         domains,
         transfers: crate::transfers::section(state, project),
+        code: crate::code::view(&used.code),
     }
 }
 
@@ -416,6 +421,10 @@ pub(crate) async fn owned(
         Ok(rows) => ProjectUsage {
             totals: totals(&rows),
             rows,
+            code: match warren_control_plane::code::summary(&state.tenants, &project).await {
+                Ok(code) => code,
+                Err(e) => return Err(failure(visitor, e)),
+            },
         },
         Err(e) => return Err(failure(visitor, e)),
     };

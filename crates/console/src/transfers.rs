@@ -22,7 +22,7 @@ use warren_control_plane::transfers::{Export, Job, upload_limit};
 use crate::Console;
 
 /// Human-readable byte counts for the page.
-fn size(n: u64) -> String {
+pub(crate) fn size(n: u64) -> String {
     match n {
         n if n >= 1 << 30 => format!("{:.1} GiB", n as f64 / (1u64 << 30) as f64),
         n if n >= 1 << 20 => format!("{:.1} MiB", n as f64 / (1u64 << 20) as f64),
