@@ -300,8 +300,11 @@ impl Transfers {
             .await
             .map_err(|e| Error::Io(std::io::Error::other(e.to_string())))??;
             tracing::debug!(prefix = %contents.prefix, entries = contents.entries, "zip unpacked");
-            let summary =
+            let mut summary =
                 transfer::build(&unpacked, &staging, Files::Move, "the zip", &report).await?;
+            // Code at the top of the zip, beside its pb_data folder, comes in too.
+            let code = unpacked.join(archive::CODE_DIR);
+            summary.code_files = transfer::import_code_from(&code, &staging).await?;
             report(Progress {
                 step: "swap",
                 done: 0,

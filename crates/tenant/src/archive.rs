@@ -18,6 +18,17 @@ use zip::write::SimpleFileOptions;
 use crate::transfer::{Progress, Report};
 use crate::{DATABASE_FILE, Error, Result};
 
+/// Where [`unpack`] puts the code folders (`pb_hooks/`, `pb_migrations/`, `pb_public/`) that
+/// sit at the top of a zip beside its `pb_data/` folder, inside the unpacked directory; a
+/// data directory's own entries of that name are skipped.
+pub const CODE_DIR: &str = ".warren-code";
+
+/// Whether `name` (an entry's name without `./`) is a code folder entry at the top.
+fn is_code(name: &str) -> bool {
+    let top = name.split('/').next().unwrap_or_default();
+    crate::code::Folder::from_name(top).is_some() && name.len() > top.len()
+}
+
 /// Bounds on what one archive may unpack to.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -120,7 +131,8 @@ pub fn check(zip: &Path, limits: Limits) -> Result<Contents, Refusal> {
             .by_index_raw(i)
             .map_err(|e| Refusal::Damaged(e.to_string()))?;
         let name = entry.name().map_err(|e| Refusal::Damaged(e.to_string()))?;
-        if name.trim_start_matches("./").starts_with(&prefix) {
+        let inner = name.trim_start_matches("./");
+        if inner.starts_with(&prefix) || (!prefix.is_empty() && is_code(inner)) {
             entries += 1;
             bytes = bytes.saturating_add(entry.size());
         }
@@ -192,13 +204,17 @@ fn unpack_checked(
             .map_err(damaged)?
             .trim_start_matches("./")
             .to_string();
-        let Some(relative) = name.strip_prefix(&contents.prefix) else {
-            continue;
+        let relative = match name.strip_prefix(&contents.prefix) {
+            Some(relative) if relative.split('/').next() == Some(CODE_DIR) => continue,
+            Some(relative) => relative.to_string(),
+            // Code beside a data folder comes along, for the import's code checks.
+            None if !contents.prefix.is_empty() && is_code(&name) => format!("{CODE_DIR}/{name}"),
+            None => continue,
         };
         if relative.is_empty() {
             continue;
         }
-        let path = dest.join(relative);
+        let path = dest.join(&relative);
         if entry.is_dir() {
             std::fs::create_dir_all(&path)?;
             continue;

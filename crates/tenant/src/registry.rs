@@ -514,20 +514,31 @@ impl Drained {
     /// Puts the directory `staging` (on the same file system) in place of the drained
     /// tenant's directory: the old one is renamed to `aside`, the new one renamed in, the
     /// parent synced, and only then the old one removed. On failure the old one is put back.
-    /// The tenant's own kept backups (`backups/`, see [`crate::backups`]) are not its data:
-    /// they move across into the new directory, as PocketBase keeps them over a restore.
+    /// The tenant's own kept backups (`backups/`, see [`crate::backups`]) and its code
+    /// (`pb_hooks/`, `pb_migrations/`, `pb_public/`, see [`crate::code`]) are not its data:
+    /// they move across into the new directory, as PocketBase keeps them over a restore,
+    /// unless `staging` brings its own.
     pub async fn replace_files(&self, staging: &Path, aside: &Path) -> Result<()> {
         let root = &self.registry.inner.config.root;
         let (dir, old) = (tenant_dir(root, &self.id), aside);
         tokio::fs::rename(&dir, old).await?;
-        let (kept, carried) = (
-            old.join(crate::backups::BACKUPS_DIR),
-            staging.join(crate::backups::BACKUPS_DIR),
-        );
-        let moved = !tokio::fs::try_exists(&carried).await.unwrap_or(true)
-            && tokio::fs::rename(&kept, &carried).await.is_ok();
+        let mut moved = Vec::new();
+        let kept = [
+            crate::backups::BACKUPS_DIR,
+            crate::code::HOOKS,
+            crate::code::MIGRATIONS,
+            crate::code::PUBLIC,
+        ];
+        for name in kept {
+            let (kept, carried) = (old.join(name), staging.join(name));
+            if !tokio::fs::try_exists(&carried).await.unwrap_or(true)
+                && tokio::fs::rename(&kept, &carried).await.is_ok()
+            {
+                moved.push((kept, carried));
+            }
+        }
         if let Err(e) = tokio::fs::rename(staging, &dir).await {
-            if moved {
+            for (kept, carried) in moved {
                 let _ = tokio::fs::rename(&carried, &kept).await;
             }
             let _ = tokio::fs::rename(old, &dir).await;
@@ -806,15 +817,24 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn replacing_a_tenants_files_keeps_its_own_backups() {
+    async fn replacing_a_tenants_files_keeps_its_own_backups_and_code() {
         let (dir, registry) = registry(10, Duration::from_secs(60)).await;
         provision(dir.path(), "a").await.unwrap();
         let backups = dir.path().join("a").join(crate::backups::BACKUPS_DIR);
         std::fs::create_dir(&backups).unwrap();
         std::fs::write(backups.join("kept.zip"), b"zip").unwrap();
+        let public = crate::code::public_dir(&dir.path().join("a"));
+        std::fs::create_dir(&public).unwrap();
+        std::fs::write(public.join("index.html"), b"site").unwrap();
+        let hooks = crate::code::hooks_dir(&dir.path().join("a"));
+        std::fs::create_dir(&hooks).unwrap();
+        std::fs::write(hooks.join("old.pb.js"), b"old").unwrap();
         let staging = dir.path().join(".staging-new");
         std::fs::create_dir(&staging).unwrap();
         std::fs::write(staging.join("marker"), b"new").unwrap();
+        // Code the new directory brings replaces the old; code it lacks is carried over.
+        std::fs::create_dir(staging.join(crate::code::HOOKS)).unwrap();
+        std::fs::write(staging.join(crate::code::HOOKS).join("new.pb.js"), b"new").unwrap();
         let drained = registry.drain("a", Duration::from_secs(5)).await.unwrap();
         drained
             .replace_files(&staging, &dir.path().join(".staging-old"))
@@ -823,6 +843,8 @@ mod tests {
         let tenant = dir.path().join("a");
         assert!(tenant.join("marker").exists() && !tenant.join(DATABASE_FILE).exists());
         assert_eq!(std::fs::read(backups.join("kept.zip")).unwrap(), b"zip");
+        assert_eq!(std::fs::read(public.join("index.html")).unwrap(), b"site");
+        assert!(hooks.join("new.pb.js").exists() && !hooks.join("old.pb.js").exists());
         assert!(!staging.exists() && !dir.path().join(".staging-old").exists());
     }
 

@@ -81,14 +81,16 @@ pub async fn import_with(
     let origin = from.display().to_string();
     let mut summary = build(from, &staging, files, &origin, report).await?;
     // A data directory the user named may have its code beside it, as PocketBase keeps it;
-    // a scratch copy (Files::Move) has nothing of the user's beside it.
-    if files == Files::Copy {
-        match import_code(from, &staging).await {
-            Ok(code_files) => summary.code_files = code_files,
-            Err(e) => {
-                let _ = tokio::fs::remove_dir_all(&staging).await;
-                return Err(e);
-            }
+    // an unpacked zip (Files::Move) has the code that was beside its pb_data folder inside.
+    let code = match files {
+        Files::Copy => beside(from),
+        Files::Move => from.join(crate::archive::CODE_DIR),
+    };
+    match import_code_from(&code, &staging).await {
+        Ok(code_files) => summary.code_files = code_files,
+        Err(e) => {
+            let _ = tokio::fs::remove_dir_all(&staging).await;
+            return Err(e);
         }
     }
     if let Err(e) = tokio::fs::rename(&staging, &dir).await {
@@ -235,11 +237,12 @@ pub fn beside(data_dir: &Path) -> PathBuf {
     }
 }
 
-/// Brings the code folders found beside the PocketBase data directory `from` into the tenant
-/// directory being built at `staging`, through a deploy's checks and limits (a link or special
-/// file in them refuses the import). Returns how many files came.
-pub async fn import_code(from: &Path, staging: &Path) -> Result<u64> {
-    let source = beside(from);
+/// Brings the code folders found in `source` (`source/pb_hooks`, …: the directory beside a
+/// PocketBase data directory, or an unpacked zip's [`crate::archive::CODE_DIR`]) into the
+/// tenant directory being built at `staging`, through a deploy's checks and limits (a link or
+/// special file in them refuses the import). Returns how many files came.
+pub async fn import_code_from(source: &Path, staging: &Path) -> Result<u64> {
+    let source = source.to_path_buf();
     let staging = staging.to_path_buf();
     tokio::task::spawn_blocking(move || {
         let mut code = crate::code::Staging::new(&staging, crate::code::Limits::default())?;

@@ -450,3 +450,58 @@ async fn code_beside_a_data_directory_comes_in_with_an_import_and_goes_out_with_
     ]);
     assert!(!out.status.success(), "{out:?}");
 }
+
+/// A zip of `dir`'s tree (regular files), names relative to it.
+fn zip_tree(dir: &Path) -> Vec<u8> {
+    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default();
+    let mut pending = vec![std::path::PathBuf::new()];
+    while let Some(relative) = pending.pop() {
+        for entry in std::fs::read_dir(dir.join(&relative)).unwrap() {
+            let entry = entry.unwrap();
+            let path = relative.join(entry.file_name());
+            if entry.file_type().unwrap().is_dir() {
+                pending.push(path);
+            } else {
+                writer.start_file(path.to_str().unwrap(), options).unwrap();
+                writer
+                    .write_all(&std::fs::read(entry.path()).unwrap())
+                    .unwrap();
+            }
+        }
+    }
+    writer.finish().unwrap().into_inner()
+}
+
+#[tokio::test]
+async fn code_at_the_top_of_an_uploaded_zip_comes_in_with_the_import() {
+    let server = Server::start(&[]);
+    let work = tempfile::tempdir().unwrap();
+    pocketbase_app(&server, work.path());
+    let zip = zip_tree(work.path());
+    assert!(server.cli(&["tenant", "create", "moved"]).status.success());
+    let (status, job) = send(
+        server
+            .request(Method::POST, "localhost", "/v1/tenants/moved/import")
+            .bearer_auth(TOKEN)
+            .header("content-type", "application/zip")
+            .body(zip),
+    )
+    .await;
+    assert_eq!(status, 200, "{job}");
+    let (status, page) = server.download("moved.localhost", "/").await;
+    assert_eq!(
+        (status, page.as_slice()),
+        (200, &b"<p>pocketbase app</p>"[..])
+    );
+    let (status, code) =
+        crate::support::operator(&server, Method::GET, "/v1/tenants/moved/code", None).await;
+    assert_eq!(status, 200, "{code}");
+    let names: Vec<&str> = code["folders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["pb_hooks", "pb_public"]);
+}
