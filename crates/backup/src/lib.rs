@@ -17,6 +17,10 @@
 //! business. It must not depend on HTTP crates.
 
 mod archive;
+
+/// The tenant's code folders a snapshot packs beside its data, one `<name>.tar.zst` each (the
+/// names `warren_tenant::code` gives them; this crate does not depend on the tenant runtime).
+pub const CODE_FOLDERS: [&str; 3] = ["pb_hooks", "pb_migrations", "pb_public"];
 pub mod manifest;
 pub mod pitr;
 pub mod remote;

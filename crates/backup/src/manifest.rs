@@ -87,7 +87,15 @@ impl Manifest {
                 "the manifest belongs to another backup".into(),
             ));
         }
-        let known = ["data.db", "auxiliary.db", "storage", crate::remote::NAME];
+        let known = [
+            "data.db",
+            "auxiliary.db",
+            "storage",
+            crate::remote::NAME,
+            crate::CODE_FOLDERS[0],
+            crate::CODE_FOLDERS[1],
+            crate::CODE_FOLDERS[2],
+        ];
         if !manifest.objects.iter().any(|o| o.name == "data.db")
             || manifest.objects.iter().any(|o| {
                 !known.contains(&o.name.as_str())

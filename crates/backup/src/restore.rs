@@ -86,7 +86,7 @@ pub async fn delete_wal_before(target: &Target, tenant_id: &str, oldest: &str) -
 }
 
 /// Fetches backup `manifest` into `staging` (created; must not exist): `data.db`,
-/// `auxiliary.db` and `storage/`, each checked against its checksums, the databases checked
+/// `auxiliary.db`, `storage/` and the code folders it has, each checked against its checksums, the databases checked
 /// with `PRAGMA integrity_check`. On any error `staging` is removed again.
 pub async fn fetch(
     target: &Target,
@@ -138,7 +138,10 @@ async fn fetch_into(
         let (entry, dest) = (entry.clone(), staging.join(&entry.name));
         tokio::task::spawn_blocking(move || {
             archive::check_compressed(&packed, &entry)?;
-            if entry.name == "storage" || entry.name == crate::remote::NAME {
+            if entry.name == "storage"
+                || entry.name == crate::remote::NAME
+                || crate::CODE_FOLDERS.contains(&entry.name.as_str())
+            {
                 archive::decompress_dir(&packed, &dest, &entry)?;
             } else {
                 archive::decompress_file(&packed, &dest, &entry)?;

@@ -144,6 +144,7 @@ pub async fn create_shipped(
         crate::remote::download(bucket, collections, &remote_dir, report).await?;
     }
     let storage = source.dir.join("storage");
+    let code_root = source.dir.clone();
     let packed = work.0.clone();
     let objects = tokio::task::spawn_blocking(move || {
         let mut objects = Vec::new();
@@ -157,6 +158,17 @@ pub async fn create_shipped(
             &packed.join("storage.tar.zst"),
             "storage",
         )?);
+        // The code a tenant runs comes back with its data (absent folders are not packed).
+        for name in crate::CODE_FOLDERS {
+            let folder = code_root.join(name);
+            if std::fs::symlink_metadata(&folder).is_ok_and(|m| m.is_dir()) {
+                objects.push(archive::compress_dir(
+                    &folder,
+                    &packed.join(format!("{name}.tar.zst")),
+                    name,
+                )?);
+            }
+        }
         if remote_dir.is_dir() {
             objects.push(archive::compress_dir(
                 &remote_dir,

@@ -202,6 +202,17 @@ async fn a_tenant_restored_into_a_new_slug_is_the_same_through_the_api() {
     .await;
     assert_eq!(status, 200, "{login}");
     let user_token = login["token"].as_str().unwrap().to_string();
+    // The tenant's static site is part of what a restore brings back.
+    let site = tempfile::tempdir().unwrap();
+    std::fs::write(site.path().join("index.html"), "<p>alpha site</p>").unwrap();
+    let out = server.cli(&[
+        "tenant",
+        "deploy",
+        "alpha",
+        "--public",
+        site.path().to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{out:?}");
 
     let (status, made) = operator(&server, Method::POST, "/v1/tenants/alpha/backups", None).await;
     assert_eq!(status, 201, "{made}");
@@ -222,6 +233,8 @@ async fn a_tenant_restored_into_a_new_slug_is_the_same_through_the_api() {
     assert_eq!(status, 201, "{restored}");
     assert_eq!(restored["slug"], "beta");
     assert_ne!(restored["id"], made["tenantId"]);
+    let (status, page) = server.download(&host("beta"), "/").await;
+    assert_eq!((status, page.as_slice()), (200, &b"<p>alpha site</p>"[..]));
 
     // Same records (ids, fields, timestamps), same collections, same files.
     for path in [
