@@ -8,6 +8,7 @@
 
 pub mod archive;
 pub mod backups;
+pub mod cron;
 pub mod meter;
 pub mod ops;
 pub mod public_url;
