@@ -9,6 +9,7 @@ mod backup_s3;
 mod backup_surfaces;
 mod collections;
 mod console;
+mod crons;
 mod dashboard_link;
 mod files;
 mod files_s3;
