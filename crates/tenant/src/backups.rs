@@ -443,13 +443,18 @@ mod tests {
             "a/b.zip",
             "a.zip/",
             "a",
-            "@a.zip",
+            "@@a.zip",
+            "a@b.zip",
+            "@",
             "a b.zip",
             "..",
             long.as_str(),
         ] {
             assert!(!valid_key(bad), "{bad}");
         }
+        // The backups cron's keys start with `@`; a user may not choose one.
+        assert!(valid_key("@auto_pb_backup_acme_20261204000000.zip"));
+        assert!(!valid_name("@auto_pb_backup_acme_20261204000000.zip"));
         assert_eq!(path_of(Path::new("/t"), "../x.zip"), None);
     }
 

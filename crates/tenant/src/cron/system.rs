@@ -87,3 +87,81 @@ fn upkeep(c: &Connection, checkpoint: bool, optimize: bool) -> Result<(), String
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::{Registry, RegistryConfig, provision};
+
+    /// Runs the registered job `id` of `tenant` and returns its outcome.
+    async fn run(tenant: &Tenant, id: &str) -> Result<(), String> {
+        let job = tenant
+            .crons()
+            .jobs()
+            .into_iter()
+            .find(|j| j.id == id)
+            .unwrap();
+        (job.run)(tenant.clone()).await
+    }
+
+    /// The ids left in `table`, comma-separated.
+    fn left(tenant: &Tenant, table: &'static str) -> impl Future<Output = String> {
+        let db = tenant.db().clone();
+        async move {
+            db.read(move |c| {
+                Ok::<_, crate::Error>(c.query_row(
+                    &format!("SELECT group_concat(id) FROM `{table}`"),
+                    [],
+                    |r| r.get(0),
+                )?)
+            })
+            .await
+            .unwrap()
+        }
+    }
+
+    #[tokio::test]
+    async fn the_cleanups_delete_only_expired_otps_and_mfa_sessions() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Registry::new(RegistryConfig {
+            root: dir.path().to_path_buf(),
+            max_open: 10,
+            idle_timeout: Duration::from_secs(600),
+        });
+        provision(dir.path(), "a").await.unwrap();
+        let tenant = registry.get("a").await.unwrap();
+        let users = tenant.catalog().get("users").unwrap().collection.id.clone();
+        tenant
+            .db()
+            .write(move |c| {
+                // One row from long ago and one from now in each table (OTPs live 180 s by
+                // default, MFA sessions 600 s).
+                for (table, extra) in [("_otps", ", password, sentTo"), ("_mfas", ", method")] {
+                    let values = if table == "_otps" { ", 'h', ''" } else { ", 'password'" };
+                    for (id, created) in [
+                        ("old", "'2001-01-01 00:00:00.000Z'"),
+                        ("new", "strftime('%Y-%m-%d %H:%M:%fZ')"),
+                    ] {
+                        c.execute(
+                            &format!(
+                                "INSERT INTO `{table}` (id, collectionRef, recordRef{extra}, created, updated)
+                                 VALUES (?1, ?2, 'r'{values}, {created}, {created})"
+                            ),
+                            [format!("{table}{id}"), users.clone()],
+                        )?;
+                    }
+                }
+                Ok::<_, crate::Error>(())
+            })
+            .await
+            .unwrap();
+        run(&tenant, OTP_CLEANUP).await.unwrap();
+        run(&tenant, MFA_CLEANUP).await.unwrap();
+        assert_eq!(left(&tenant, "_otps").await, "_otpsnew");
+        assert_eq!(left(&tenant, "_mfas").await, "_mfasnew");
+        run(&tenant, DB_OPTIMIZE).await.unwrap();
+        run(&tenant, LOGS_CLEANUP).await.unwrap();
+    }
+}
