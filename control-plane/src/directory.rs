@@ -76,6 +76,11 @@ impl Directory {
             .collect()
     }
 
+    /// Every tenant in the cache (all of them after each reload). Memory only.
+    pub fn tenants(&self) -> Vec<TenantInfo> {
+        self.read().values().cloned().collect()
+    }
+
     /// Forgets `slug` at once (used after an in-process deletion), with its custom domains.
     pub fn forget(&self, slug: &str) {
         self.write().remove(slug);

@@ -9,8 +9,8 @@ use warren_secrets::Passwords;
 use crate::error::ApiError;
 use crate::headers::pocketbase_headers;
 use crate::routes::{
-    auth, backups, batch, collections, files, health, logs, oauth2, probes, public, realtime,
-    records, settings, sql, warren,
+    auth, backups, batch, collections, crons, files, health, logs, oauth2, probes, public,
+    realtime, records, settings, sql, warren,
 };
 
 /// Largest request body by default (PocketBase's default).
@@ -40,6 +40,8 @@ pub struct ApiState {
     pub auth_limit_ip: u32,
     /// The tenants' own backups (`/api/backups`) and the registry a restore drains.
     pub backups: warren_tenant::backups::Backups,
+    /// The node's cron scheduler, which lists and runs a tenant's jobs (`/api/crons`).
+    pub crons: warren_tenant::cron::Scheduler,
     /// The platform around the tenants (one-time dashboard links, usage); `None` in tests of
     /// the API alone, where `/api/warren/*` answers 404.
     pub platform: Option<std::sync::Arc<dyn crate::platform::Platform>>,
@@ -59,6 +61,7 @@ impl ApiState {
             trusted_peers: crate::client::TrustedPeers::default(),
             auth_limit_ip: crate::routes::auth::AUTH_LIMIT_IP,
             backups: warren_tenant::backups::Backups::default(),
+            crons: warren_tenant::cron::Scheduler::default(),
             platform: None,
         }
     }
@@ -203,6 +206,8 @@ pub fn router(state: ApiState) -> Router {
             get(backups::download_backup).delete(backups::delete_backup),
         )
         .route("/api/backups/{key}/restore", post(backups::restore_backup))
+        .route("/api/crons", get(crons::list_crons))
+        .route("/api/crons/{id}", post(crons::run_cron))
         .route("/api/settings/test/email", post(probes::test_email))
         .route("/api/settings/test/s3", post(probes::test_s3))
         .route("/api/sql", post(sql::run_sql))

@@ -98,3 +98,23 @@ pub async fn gate(
     })
     .await
 }
+
+/// Deletes the MFA sessions older than their collection's `mfa.duration`, in every auth
+/// collection (whether MFA is on or not, so none is left behind); returns how many. The
+/// hourly `__pbMFACleanup__` cron job runs this.
+pub async fn delete_expired(db: &Database, catalog: &Catalog) -> Result<usize> {
+    let limits: Vec<(String, i64)> = catalog
+        .entries()
+        .iter()
+        .filter_map(|entry| {
+            let options = entry.collection.auth_options()?;
+            let seconds = if options.mfa.duration > 0 {
+                options.mfa.duration
+            } else {
+                600
+            };
+            Some((entry.collection.id.clone(), seconds))
+        })
+        .collect();
+    crate::otp::delete_older(db, MFAS, limits).await
+}

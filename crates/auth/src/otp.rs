@@ -204,6 +204,49 @@ pub async fn authenticate(
     Ok(data)
 }
 
+/// Deletes the one-time passwords older than their collection's `otp.duration`, in every auth
+/// collection (whether OTP is on or not); returns how many. The hourly `__pbOTPCleanup__` cron
+/// job runs this.
+pub async fn delete_expired(db: &Database, catalog: &Catalog) -> Result<usize> {
+    let limits: Vec<(String, i64)> = catalog
+        .entries()
+        .iter()
+        .filter_map(|entry| {
+            let options = entry.collection.auth_options()?;
+            Some((entry.collection.id.clone(), duration(&options.otp)))
+        })
+        .collect();
+    delete_older(db, OTPS, limits).await
+}
+
+/// Deletes the rows of `table` (`_otps` or `_mfas`) of each collection older than its limit
+/// in seconds, in one write.
+pub(crate) async fn delete_older(
+    db: &Database,
+    table: &'static str,
+    limits: Vec<(String, i64)>,
+) -> Result<usize> {
+    if limits.is_empty() {
+        return Ok(0);
+    }
+    db.write(move |c| {
+        let statement = format!(
+            "DELETE FROM {} WHERE collectionRef = ?1
+             AND created < strftime('%Y-%m-%d %H:%M:%fZ', 'now', ?2)",
+            sql::quote(table)
+        );
+        let mut deleted = 0;
+        for (collection, seconds) in &limits {
+            deleted += c.execute(
+                &statement,
+                [collection.as_str(), &format!("-{seconds} seconds")],
+            )?;
+        }
+        Ok::<_, Error>(deleted)
+    })
+    .await
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -190,6 +190,10 @@ pub fn validate(settings: &Value) -> std::result::Result<(), warren_schema::Vali
     );
     section("smtp", &[("enabled", Check::Bool), ("port", Check::Count)]);
     section("rateLimits", &[("enabled", Check::Bool)]);
+    let backups = backups(settings);
+    if !backups.is_empty() {
+        errors.add_nested("backups", backups);
+    }
     for (key, list) in [
         ("superuserIPs", get(settings, "superuserIPs")),
         ("excludedIPs", get(settings, "rateLimits.excludedIPs")),
@@ -220,6 +224,52 @@ pub fn validate(settings: &Value) -> std::result::Result<(), warren_schema::Vali
     } else {
         Err(errors)
     }
+}
+
+/// Checks `backups.cron` with the scheduler's own parser and `backups.cronMaxKeep` (at least 1,
+/// and required while a cron is set), as PocketBase does.
+fn backups(settings: &Value) -> warren_schema::ValidationErrors {
+    use warren_schema::{FieldError, ValidationErrors};
+    let mut errors = ValidationErrors::new();
+    let cron = match get(settings, "backups.cron") {
+        None | Some(Value::Null) => "",
+        Some(Value::String(cron)) => cron.as_str(),
+        Some(_) => {
+            errors.add(
+                "cron",
+                FieldError::new("validation_invalid_value", "Invalid value."),
+            );
+            "?"
+        }
+    };
+    if !cron.is_empty()
+        && errors.is_empty()
+        && let Err(e) = warren_cron::Schedule::parse(cron)
+    {
+        errors.add(
+            "cron",
+            FieldError::new("validation_invalid_cron", e.message()),
+        );
+    }
+    match get(settings, "backups.cronMaxKeep") {
+        None | Some(Value::Null) if !cron.is_empty() => {
+            errors.add("cronMaxKeep", FieldError::required())
+        }
+        None | Some(Value::Null) => {}
+        Some(Value::Number(n)) if n.as_f64().is_some_and(|f| f.fract() == 0.0) => {
+            let keep = n.as_f64().unwrap_or_default();
+            if keep == 0.0 && !cron.is_empty() {
+                errors.add("cronMaxKeep", FieldError::required());
+            } else if keep != 0.0 && keep < 1.0 {
+                errors.add("cronMaxKeep", FieldError::min_threshold(1));
+            }
+        }
+        Some(_) => errors.add(
+            "cronMaxKeep",
+            FieldError::new("validation_invalid_value", "Invalid value."),
+        ),
+    }
+    errors
 }
 
 /// Checks a list of IP addresses and CIDR subnets (`superuserIPs`, `excludedIPs`) item by item.
@@ -327,5 +377,49 @@ impl Check {
                 Some(invalid())
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errors_of(patch: Value) -> Value {
+        let mut settings = defaults();
+        merge(&mut settings, &patch);
+        match validate(&settings) {
+            Ok(()) => Value::Null,
+            Err(e) => serde_json::to_value(e).unwrap(),
+        }
+    }
+
+    #[test]
+    fn a_backups_cron_is_checked_with_pocketbases_messages() {
+        assert_eq!(
+            errors_of(json!({"backups": {"cron": "@daily"}})),
+            Value::Null
+        );
+        assert_eq!(
+            errors_of(json!({"backups": {"cron": "*/99 * * * *"}}))["backups"]["cron"],
+            json!({"code": "validation_invalid_cron", "message": "Invalid segment step boundary - the step must be between 1 and the 59."})
+        );
+        assert_eq!(
+            errors_of(json!({"backups": {"cron": "a * * * *"}}))["backups"]["cron"]["message"],
+            "Strconv.Atoi: parsing \"a\": invalid syntax."
+        );
+        assert_eq!(
+            errors_of(json!({"backups": {"cron": "@daily", "cronMaxKeep": 0}}))["backups"]["cronMaxKeep"]
+                ["code"],
+            "validation_required"
+        );
+        assert_eq!(
+            errors_of(json!({"backups": {"cron": "", "cronMaxKeep": -1}}))["backups"]["cronMaxKeep"]
+                ["code"],
+            "validation_min_greater_equal_than_required"
+        );
+        assert_eq!(
+            errors_of(json!({"backups": {"cron": "", "cronMaxKeep": 0}})),
+            Value::Null
+        );
     }
 }

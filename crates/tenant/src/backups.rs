@@ -53,8 +53,45 @@ pub struct BackupFile {
     pub modified: SystemTime,
 }
 
-/// Whether `key` is a valid backup file name.
+/// Key prefix of the backups the `__pbAutoBackup__` cron job makes (PocketBase's).
+pub const AUTO_PREFIX: &str = "@auto_pb_backup_";
+
+/// PocketBase's generated backup name: `<prefix><app name in snake case>_<UTC time>.zip`
+/// (`pb_backup_` for one made on request, [`AUTO_PREFIX`] for the cron's).
+pub async fn generated_name(tenant: &Tenant, prefix: &str) -> String {
+    let app = match tenant.settings().await {
+        Ok(settings) => settings["meta"]["appName"]
+            .as_str()
+            .unwrap_or("")
+            .to_string(),
+        Err(_) => String::new(),
+    };
+    let mut snake = String::new();
+    for c in app.chars() {
+        if c.is_ascii_alphanumeric() {
+            snake.push(c.to_ascii_lowercase());
+        } else if !snake.is_empty() && !snake.ends_with('_') {
+            snake.push('_');
+        }
+    }
+    let snake: String = snake.trim_end_matches('_').chars().take(50).collect();
+    let stamp: String = warren_schema::datetime::DateTime::now()
+        .format()
+        .chars()
+        .filter(char::is_ascii_digit)
+        .take(14)
+        .collect();
+    format!("{prefix}{snake}_{stamp}.zip")
+}
+
+/// Whether `key` names a kept backup: a name a user may choose ([`valid_name`]), or one the
+/// backups cron made (the same with a leading `@`, which no user-chosen name has).
 pub fn valid_key(key: &str) -> bool {
+    valid_name(key.strip_prefix('@').unwrap_or(key))
+}
+
+/// Whether `key` is a backup file name a user may choose (`^[a-z0-9_-]+\.zip$`).
+pub fn valid_name(key: &str) -> bool {
     let Some(stem) = key.strip_suffix(".zip") else {
         return false;
     };
@@ -227,6 +264,44 @@ impl Backups {
         made
     }
 
+    /// Makes an automatic backup of `tenant` (the `__pbAutoBackup__` cron job): a new
+    /// [`AUTO_PREFIX`] backup within `quota`, then only the `keep` newest automatic backups
+    /// are kept (0 keeps all), as PocketBase rotates them. Returns the new key.
+    pub async fn auto_backup(&self, tenant: &Tenant, quota: Quota, keep: usize) -> Result<String> {
+        let key = generated_name(tenant, AUTO_PREFIX).await;
+        check_quota(tenant.dir(), quota, 0).await?;
+        let Some(active) = self.begin(tenant.id(), &key) else {
+            return Err(Error::Invalid(
+                "another backup or restore of the project is running".into(),
+            ));
+        };
+        let made = self.create(tenant, &key).await;
+        drop(active);
+        made?;
+        let over = Quota {
+            max_count: 0,
+            ..quota
+        };
+        if let Err(e) = check_quota(tenant.dir(), over, 0).await {
+            let _ = delete(tenant.dir(), &key).await;
+            return Err(e);
+        }
+        if keep > 0 {
+            let mut made: Vec<BackupFile> = list(tenant.dir())
+                .await?
+                .into_iter()
+                .filter(|b| b.key.starts_with(AUTO_PREFIX))
+                .collect();
+            made.sort_by(|a, b| b.modified.cmp(&a.modified).then(b.key.cmp(&a.key)));
+            for old in made.iter().skip(keep) {
+                if !self.in_use(tenant.id(), &old.key) {
+                    delete(tenant.dir(), &old.key).await?;
+                }
+            }
+        }
+        Ok(key)
+    }
+
     /// Keeps the uploaded zip `from` as backup `key` of `tenant` once [`stage`] has checked
     /// that it restores; a damaged zip is refused and nothing is kept.
     pub async fn add(&self, tenant: &Tenant, key: &str, from: &Path) -> Result<()> {
@@ -368,13 +443,18 @@ mod tests {
             "a/b.zip",
             "a.zip/",
             "a",
-            "@a.zip",
+            "@@a.zip",
+            "a@b.zip",
+            "@",
             "a b.zip",
             "..",
             long.as_str(),
         ] {
             assert!(!valid_key(bad), "{bad}");
         }
+        // The backups cron's keys start with `@`; a user may not choose one.
+        assert!(valid_key("@auto_pb_backup_acme_20261204000000.zip"));
+        assert!(!valid_name("@auto_pb_backup_acme_20261204000000.zip"));
         assert_eq!(path_of(Path::new("/t"), "../x.zip"), None);
     }
 

@@ -66,6 +66,9 @@ struct TenantInner {
     logs: warren_logs::Logs,
     /// Usage counters and live limits (shared by every opening of this tenant id).
     meter: Arc<Meter>,
+    /// The tenant's cron jobs: PocketBase's system jobs from the moment it opens, and those
+    /// its code registers; gone with the open tenant.
+    crons: crate::cron::Crons,
     /// Keeps the tenant's WAL shipping running while it is open (when the node ships WAL).
     _shipping: Option<Box<dyn std::any::Any + Send + Sync>>,
 }
@@ -114,6 +117,11 @@ impl Tenant {
     /// The tenant's usage counters and live limits.
     pub fn meter(&self) -> &Arc<Meter> {
         &self.inner.meter
+    }
+
+    /// The tenant's cron jobs (run by the node's [`crate::cron::Scheduler`]).
+    pub fn crons(&self) -> &crate::cron::Crons {
+        &self.inner.crons
     }
 
     /// The tenant's realtime broker.
@@ -472,6 +480,19 @@ impl Registry {
         self.drain(id, limit).await?.remove_files().await
     }
 
+    /// The tenants open now (not those being drained).
+    pub fn open_tenants(&self) -> Vec<Tenant> {
+        let open: Vec<Tenant> = self
+            .inner
+            .lock()
+            .values()
+            .filter_map(|slot| slot.cell.get().cloned())
+            .collect();
+        open.into_iter()
+            .filter(|t| !self.inner.is_draining(t.id()))
+            .collect()
+    }
+
     /// How many tenants are open now.
     pub fn open_count(&self) -> usize {
         self.inner
@@ -669,6 +690,8 @@ async fn open(
     let shipping = shipper.map(|s| s.opened(&id, &dir, &db));
     let catalog = RwLock::new(Arc::new(load_catalog(&db).await?));
     let logs = warren_logs::Logs::new(dir.join(warren_logs::AUXILIARY_FILE), db.clone());
+    let crons = crate::cron::Crons::default();
+    crate::cron::system::register(&crons);
     tracing::debug!(tenant = %id, "tenant opened");
     Ok(Tenant {
         inner: Arc::new(TenantInner {
@@ -682,6 +705,7 @@ async fn open(
             logs,
             broker: warren_realtime::Broker::new(),
             meter,
+            crons,
             _shipping: shipping,
         }),
     })

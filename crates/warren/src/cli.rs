@@ -105,6 +105,13 @@ pub struct Serve {
     /// `500ms`, `1m`). A crash loses at most this much usage.
     #[arg(long, env = "WARREN_METERING_INTERVAL", default_value = "10s", value_parser = parse_interval)]
     pub metering_interval: std::time::Duration,
+    /// Most tenant cron jobs running at once on this node (each tenant runs one at a time).
+    #[arg(long, env = "WARREN_CRON_WORKERS", default_value_t = 4)]
+    pub cron_workers: usize,
+    /// How long a cron minute lasts. At `60s` jobs run at each minute boundary of the clock;
+    /// shorter, every interval counts as the next minute (for tests of scheduled jobs).
+    #[arg(long, env = "WARREN_CRON_MINUTE", default_value = "60s", value_parser = parse_interval, hide = true)]
+    pub cron_minute: std::time::Duration,
     /// Turn off metering and quotas on the request path (benchmarks, private installations).
     #[arg(long, env = "WARREN_NO_METERING")]
     pub no_metering: bool,

@@ -120,6 +120,16 @@ async fn serve_platform(global: &Global, serve: &Serve) -> anyhow::Result<()> {
         warren_api::TrustedPeers::new(serve.trusted_proxies.clone()).map_err(|bad| {
             anyhow::anyhow!("--trusted-proxies: {bad:?} is not an IP address or CIDR subnet")
         })?;
+    let tenant_backups = warren_tenant::backups::Backups::new(registry.clone());
+    let crons = warren_tenant::cron::Scheduler::new(
+        registry.clone(),
+        tenant_backups.clone(),
+        serve.cron_workers,
+    );
+    crons.set_admission(std::sync::Arc::new(crate::crons::CronAdmission {
+        directory: directory.clone(),
+    }));
+    crons.start(serve.cron_minute);
     let api = warren_api::ApiState {
         oauth_loopback: serve.oauth_insecure_loopback,
         auth_limit_ip: serve.auth_limit_ip,
@@ -129,7 +139,8 @@ async fn serve_platform(global: &Global, serve: &Serve) -> anyhow::Result<()> {
             thumb_workers: 0,
         }),
         mailer: mailer(global, serve),
-        backups: warren_tenant::backups::Backups::new(registry.clone()),
+        backups: tenant_backups,
+        crons,
         ..warren_api::ApiState::new(warren_secrets::Passwords::default(), serve.smtp_url.clone())
     };
     let banner = crate::banner::lines(

@@ -4,6 +4,7 @@ mod app;
 mod banner;
 mod cli;
 mod commands;
+mod crons;
 mod datalock;
 mod hosts;
 mod limits;

@@ -101,7 +101,7 @@ pub async fn create_backup(
         return Err(problem);
     }
     let key = if name.is_empty() {
-        generated_name(&tenant).await
+        backups::generated_name(&tenant, "pb_backup_").await
     } else {
         name
     };
@@ -145,7 +145,7 @@ async fn name_problem(tenant: &Tenant, name: &str) -> Result<Option<ApiError>, A
             "The length must be between 1 and 150.",
         )));
     }
-    if !backups::valid_key(name) {
+    if !backups::valid_name(name) {
         return Ok(Some(validation().field(
             "name",
             "validation_match_invalid",
@@ -160,33 +160,6 @@ async fn name_problem(tenant: &Tenant, name: &str) -> Result<Option<ApiError>, A
         )));
     }
     Ok(None)
-}
-
-/// PocketBase's generated name: `pb_backup_<app name in snake case>_<UTC time>.zip`.
-async fn generated_name(tenant: &Tenant) -> String {
-    let app = match tenant.settings().await {
-        Ok(settings) => settings["meta"]["appName"]
-            .as_str()
-            .unwrap_or("")
-            .to_string(),
-        Err(_) => String::new(),
-    };
-    let mut snake = String::new();
-    for c in app.chars() {
-        if c.is_ascii_alphanumeric() {
-            snake.push(c.to_ascii_lowercase());
-        } else if !snake.is_empty() && !snake.ends_with('_') {
-            snake.push('_');
-        }
-    }
-    let snake: String = snake.trim_end_matches('_').chars().take(50).collect();
-    let stamp: String = DateTime::now()
-        .format()
-        .chars()
-        .filter(char::is_ascii_digit)
-        .take(14)
-        .collect();
-    format!("pb_backup_{snake}_{stamp}.zip")
 }
 
 /// `POST /api/backups/upload` (multipart `file`, a zip)
@@ -217,7 +190,7 @@ pub async fn upload_backup(
         let message = format!("{key:?} mime type must be one of: application/zip.");
         return Err(validation().field("file", "validation_invalid_mime_type", &message));
     }
-    if !backups::valid_key(&key) {
+    if !backups::valid_name(&key) {
         return Err(validation().field(
             "file",
             "validation_invalid_name",

@@ -10,6 +10,7 @@ mod backup_surfaces;
 mod code;
 mod collections;
 mod console;
+mod crons;
 mod dashboard_link;
 mod files;
 mod files_s3;

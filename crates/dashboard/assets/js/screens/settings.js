@@ -1,4 +1,5 @@
-// Settings: the sub-navigation and the application, mail, storage and rate-limit pages.
+// Settings: the sub-navigation and the application, mail, storage and rate-limit pages (backups,
+// crons and collection import/export load their own modules).
 import { api } from '../api.js';
 import { h, replace } from '../dom.js';
 import { busy, field, pageHeader, panel, showErrors, toast } from '../ui.js';
@@ -9,6 +10,7 @@ const PAGES = {
   mail: 'Mail',
   storage: 'File storage',
   backups: 'Backups',
+  crons: 'Crons',
   'rate-limits': 'Rate limits',
   export: 'Export collections',
   import: 'Import collections',
@@ -22,8 +24,9 @@ export default async function settingsPage(ctx) {
       href: `#/settings/${key}`, class: ['side-link', key === name && 'active'], 'aria-current': key === name ? 'page' : null, text: title,
     })))));
   let body;
-  if (['backups', 'export', 'import'].includes(name)) {
-    const module = await import(name === 'backups' ? './settings-backups.js' : './settings-sync.js');
+  if (['backups', 'crons', 'export', 'import'].includes(name)) {
+    const files = { backups: './settings-backups.js', crons: './settings-crons.js' };
+    const module = await import(files[name] || './settings-sync.js');
     body = await module[name](ctx);
   } else {
     body = BUILDERS[name](ctx, await api('GET', '/api/settings'));
