@@ -70,9 +70,10 @@ impl Verified {
         if !Arc::ptr_eq(&hit.entry, entry) || warren_secrets::token::now() >= hit.exp {
             return Ok(None);
         }
-        match read_row(conn, &hit.sql, id)? {
-            Some(row) if row == hit.row => Ok(Some(hit.caller.clone())),
-            _ => Ok(None),
+        if row_equals(conn, &hit.sql, id, &hit.row)? {
+            Ok(Some(hit.caller.clone()))
+        } else {
+            Ok(None)
         }
     }
 
@@ -109,6 +110,38 @@ pub(crate) fn read_row(
         });
     }
     Ok(Some(out))
+}
+
+/// Whether the row `sql` selects for `id` exists and equals `expected`, column for column, as
+/// [`read_row`] would read it (compared in place: a cache hit copies nothing).
+fn row_equals(
+    conn: &Connection,
+    sql: &str,
+    id: &str,
+    expected: &[SqlValue],
+) -> crate::Result<bool> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    if stmt.column_count() != expected.len() {
+        return Ok(false);
+    }
+    let mut rows = stmt.query([id])?;
+    let Some(row) = rows.next()? else {
+        return Ok(false);
+    };
+    for (i, want) in expected.iter().enumerate() {
+        let same = match (row.get_ref(i)?, want) {
+            (ValueRef::Null, SqlValue::Null) => true,
+            (ValueRef::Integer(n), SqlValue::Integer(m)) => n == *m,
+            (ValueRef::Real(f), SqlValue::Real(g)) => f == *g,
+            (ValueRef::Text(t), SqlValue::Text(s)) => String::from_utf8_lossy(t) == s.as_str(),
+            (ValueRef::Blob(b), SqlValue::Blob(c)) => b == c.as_slice(),
+            _ => false,
+        };
+        if !same {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 #[cfg(test)]

@@ -63,11 +63,30 @@ const UNBOUNDED_EXTRA: u32 = 10;
 /// `autogeneratePattern` fills empty values. Returns `None` when the pattern does not parse.
 /// Anchors and other zero-width assertions generate nothing.
 pub fn generate_from_pattern(pattern: &str) -> Option<String> {
-    let hir = regex_syntax::Parser::new().parse(pattern).ok()?;
-    let mut out = String::new();
-    let mut rng = rand::rng();
-    generate(&hir, &mut rng, &mut out);
-    Some(out)
+    PARSED.with(|parsed| {
+        let mut parsed = parsed.borrow_mut();
+        if !parsed.contains_key(pattern) {
+            let hir = regex_syntax::Parser::new().parse(pattern).ok()?;
+            if parsed.len() >= PARSED_KEPT {
+                parsed.clear();
+            }
+            parsed.insert(pattern.into(), hir);
+        }
+        let hir = parsed.get(pattern)?;
+        let mut out = String::new();
+        let mut rng = rand::rng();
+        generate(hir, &mut rng, &mut out);
+        Some(out)
+    })
+}
+
+/// Patterns parsed per thread (more are forgotten all at once). Every record create fills its
+/// `id` from a pattern, and parsing one cost more than generating from it.
+const PARSED_KEPT: usize = 64;
+
+thread_local! {
+    static PARSED: std::cell::RefCell<std::collections::HashMap<Box<str>, Hir>> =
+        std::cell::RefCell::default();
 }
 
 fn generate(hir: &Hir, rng: &mut impl Rng, out: &mut String) {
@@ -178,5 +197,19 @@ mod tests {
             assert!(re.is_match(&value), "{pattern} -> {value}");
         }
         assert!(generate_from_pattern("[").is_none());
+    }
+
+    #[test]
+    fn remembered_patterns_still_generate_fresh_matching_strings() {
+        let first = generate_from_pattern("[a-z0-9]{15}").unwrap();
+        let second = generate_from_pattern("[a-z0-9]{15}").unwrap();
+        assert_ne!(first, second);
+        // More patterns than are remembered: each still generates what it says.
+        for n in 1..=(PARSED_KEPT + 10) {
+            let pattern = format!("x{{{n}}}");
+            assert_eq!(generate_from_pattern(&pattern).unwrap(), "x".repeat(n));
+        }
+        assert!(generate_from_pattern("[").is_none());
+        assert_eq!(generate_from_pattern("y{3}").unwrap(), "yyy");
     }
 }

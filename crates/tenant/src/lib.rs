@@ -73,6 +73,7 @@ pub fn database_options() -> Options {
         readers: 2,
         cache_kib: 1024,
         migrations: MIGRATIONS,
+        durable: true,
     }
 }
 
