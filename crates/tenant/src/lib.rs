@@ -8,6 +8,7 @@
 
 pub mod archive;
 pub mod backups;
+pub mod hooks;
 pub mod meter;
 pub mod ops;
 pub mod public_url;

@@ -54,6 +54,9 @@ pub enum Error {
     /// File storage failed.
     #[error("storage: {0}")]
     Storage(#[from] warren_files::Error),
+    /// The tenant's hooks refused the write (or failed).
+    #[error(transparent)]
+    Hook(#[from] crate::hooks::HookError),
 }
 
 /// Hands committed changes to the tenant's broker and meter (returns at once).
