@@ -6,11 +6,10 @@ use axum::middleware;
 use axum::routing::{delete, get, post, put};
 use warren_secrets::Passwords;
 
-use crate::error::ApiError;
 use crate::headers::pocketbase_headers;
 use crate::routes::{
-    auth, backups, batch, collections, files, health, logs, oauth2, probes, realtime, records,
-    settings, sql, warren,
+    auth, backups, batch, collections, custom, files, health, logs, oauth2, probes, realtime,
+    records, settings, sql, warren,
 };
 
 /// Largest request body by default (PocketBase's default).
@@ -214,8 +213,9 @@ pub fn router(state: ApiState) -> Router {
             post(warren::redeem_dashboard_link),
         )
         .route("/api/warren/usage", get(warren::get_usage))
-        .fallback(|| async { ApiError::not_found() })
-        .method_not_allowed_fallback(|| async { ApiError::not_found() })
+        // The tenant's own routes (pb_hooks), else PocketBase's 404.
+        .fallback(custom::dispatch_custom_route)
+        .method_not_allowed_fallback(custom::dispatch_custom_route)
         // Outermost last: addresses, log, headers, body limit, superuser IPs, rate limits.
         .layer(middleware::from_fn_with_state(
             state.clone(),

@@ -4,6 +4,7 @@ pub mod auth;
 pub mod backups;
 pub mod batch;
 pub mod collections;
+pub mod custom;
 pub mod files;
 pub mod health;
 pub mod logs;

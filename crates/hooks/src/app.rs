@@ -260,7 +260,7 @@ async fn page(
     offset: u64,
 ) -> Result<Vec<Value>, Refusal> {
     // Pages are aligned on `limit`; an offset between pages reads the span up to it.
-    let (page, per_page, skip) = if offset % limit == 0 {
+    let (page, per_page, skip) = if offset.is_multiple_of(limit) {
         (offset / limit + 1, limit, 0)
     } else if offset + limit <= MAX_RECORDS {
         (1, offset + limit, offset)

@@ -201,6 +201,9 @@ impl TenantCode {
                 return Some(Err(self.failed(tenant, &what, &failure)));
             }
         };
+        if answer.get("fatal").is_some() {
+            return Some(Err(self.failed(tenant, &what, &Failure::OutOfMemory)));
+        }
         if answer.get("error").is_some() {
             return Some(Err(self.refusal(tenant, &what, &answer)));
         }
@@ -270,6 +273,9 @@ impl TenantCode {
             Ok(text) => serde_json::from_str(&text).unwrap_or_default(),
             Err(failure) => return Err(self.failed(tenant, &what, &failure)),
         };
+        if answer.get("fatal").is_some() {
+            return Err(self.failed(tenant, &what, &Failure::OutOfMemory));
+        }
         if answer.get("error").is_some() {
             return Err(self.refusal(tenant, &what, &answer));
         }

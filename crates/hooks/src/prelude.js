@@ -326,6 +326,10 @@
     if (error instanceof ApiError) {
       return { error: { status: error.status, message: error.message, data: safeData(error.data) } };
     }
+    // Out of memory is the engine's limit, not the tenant's answer: the engine reports it.
+    if (error instanceof InternalError && /out of memory/.test(String(error.message))) {
+      return { fatal: "memory" };
+    }
     // Not an ApiError: PocketBase answers its generic 400 and logs the cause.
     return { error: { status: 400, message: "Something went wrong while processing your request.", data: {} }, cause: String(error && error.stack ? error + "\n" + error.stack : error) };
   }

@@ -73,8 +73,11 @@ struct TenantInner {
     code_loader: Option<Arc<dyn CodeLoader>>,
     /// The tenant's code, loaded on first need; replaced by a fresh cell on reload. Dropped
     /// with the tenant, which unloads it.
-    code: Mutex<Arc<OnceCell<Option<Arc<dyn Code>>>>>,
+    code: Mutex<Arc<CodeCell>>,
 }
+
+/// A tenant's code once loaded (`None`: it has none).
+type CodeCell = OnceCell<Option<Arc<dyn Code>>>;
 
 /// Settings as read, and the request policy parsed from them once.
 #[derive(Clone)]

@@ -9,6 +9,7 @@
 
 mod batch;
 mod collections;
+mod hooks;
 mod oauth2;
 mod records;
 mod sql;
