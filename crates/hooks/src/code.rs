@@ -407,3 +407,76 @@ impl Code for TenantCode {
         Box::pin(self.dispatch_record(tenant, event, collection, record))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+
+    /// A fresh sandbox with the engine's API, as a tenant's load starts.
+    fn prepared() -> Sandbox {
+        let shared = Arc::new(Shared {
+            hooks_dir: std::env::temp_dir(),
+            tenant: Mutex::new(None),
+            handle: tokio::runtime::Handle::current(),
+            services: None,
+            routes: Mutex::new(Routes::default()),
+            listens: Mutex::new(HashMap::new()),
+            loading: std::sync::atomic::AtomicBool::new(true),
+        });
+        let sandbox = Sandbox::new(crate::Limits::default()).unwrap();
+        sandbox
+            .call(move |ctx| {
+                native::install(ctx, shared)?;
+                ctx.eval::<(), _>(PRELUDE)
+            })
+            .unwrap();
+        sandbox
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_tenant_runtime_starts_fast_and_small() {
+        prepared();
+        let runs = 20;
+        let started = Instant::now();
+        let sandboxes: Vec<_> = (0..runs).map(|_| prepared()).collect();
+        let each = started.elapsed() / runs;
+        let memory = sandboxes[0].memory_used();
+        println!("tenant runtime: start-up {each:?}, {} KiB", memory >> 10);
+        assert!(each.as_millis() < 50, "start-up {each:?}");
+        assert!(memory < 4 << 20, "memory {memory}");
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn the_api_is_there_and_unknown_calls_name_themselves() {
+        let sandbox = prepared();
+        let check = |source: &'static str| {
+            sandbox.call(move |ctx| {
+                let value: rquickjs::Value = ctx.eval(source)?;
+                Ok(value.as_bool())
+            })
+        };
+        assert_eq!(
+            check(
+                "typeof routerAdd === 'function' && typeof $apis.requireAuth === 'function' && typeof __native === 'undefined'"
+            ),
+            Ok(Some(true))
+        );
+        match check("$app.newMailClient()") {
+            Err(Failure::Thrown(message)) => {
+                assert!(message.contains("$app.newMailClient"), "{message}")
+            }
+            other => panic!("{other:?}"),
+        }
+        match check("cronAdd('x', '* * * * *', () => {})") {
+            Err(Failure::Thrown(message)) => assert!(message.contains("cronAdd"), "{message}"),
+            other => panic!("{other:?}"),
+        }
+        // The engine's entry points cannot be replaced by the tenant.
+        assert_eq!(
+            check("try { __warren = null } catch (e) {} typeof __warren.route === 'function'"),
+            Ok(Some(true))
+        );
+    }
+}

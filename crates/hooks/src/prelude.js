@@ -43,6 +43,14 @@
   const TooManyRequestsError = errorClass("TooManyRequestsError", 429, "Too Many Requests.");
   const InternalServerError = errorClass("InternalServerError", 500, "Something went wrong while processing your request.");
 
+  // A field error for an ApiError's data: `new ValidationError("code", "message")`.
+  class ValidationError {
+    constructor(code, message) {
+      this.code = String(code || "validation_invalid_value");
+      this.message = sentence(message);
+    }
+  }
+
   function unsupported(owner, name) {
     return function () {
       throw new Error(owner + "." + name + "() is not supported by Warren yet");
@@ -338,7 +346,7 @@
     for (const key of Object.keys(data || {})) {
       const v = data[key];
       if (v && typeof v === "object") {
-        if (typeof v.message === "string" || typeof v.code === "string") out[key] = { code: String(v.code || "validation_invalid_value"), message: String(v.message || "") };
+        if (typeof v.message === "string" || typeof v.code === "string") out[key] = { code: String(v.code || "validation_invalid_value"), message: sentence(v.message || "") };
         else out[key] = safeData(v);
       } else if (typeof v === "string") {
         out[key] = { code: "validation_invalid_value", message: sentence(v) };
@@ -358,7 +366,8 @@
       } catch (error) {
         return JSON.stringify(failure(error));
       }
-      if (response.status === 0) response.status = 204;
+      // A handler that wrote nothing answers an empty 200, as PocketBase's does.
+      if (response.status === 0) response.status = 200;
       return JSON.stringify({ response });
     },
     recordEvent(name, collectionName, collectionId, recordJson) {
@@ -378,7 +387,7 @@
 
   const globals = {
     routerAdd, routerUse, Middleware, Record,
-    ApiError, BadRequestError, NotFoundError, ForbiddenError, UnauthorizedError, TooManyRequestsError, InternalServerError,
+    ApiError, ValidationError, BadRequestError, NotFoundError, ForbiddenError, UnauthorizedError, TooManyRequestsError, InternalServerError,
     $app, $apis, $security, $os, console, require,
     ...register,
   };

