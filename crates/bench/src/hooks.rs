@@ -68,7 +68,7 @@ pub async fn run(pb_bin: &Path, warren_bin: &Path, cfg: &HooksConfig) -> anyhow:
             .collect();
         for round in 0..cfg.rounds.max(1) {
             for (i, (_, target)) in targets.iter().enumerate() {
-                let stats = measure(scenario, target, cfg.bounds.clone()).await;
+                let stats = measure(scenario, target, cfg.bounds).await;
                 let result = Ok(Measured {
                     stats,
                     bytes_per_conn: None,

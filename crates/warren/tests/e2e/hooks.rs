@@ -459,6 +459,14 @@ async fn runaway_code_is_stopped_and_other_tenants_keep_answering() {
     assert!(logged, "the interrupted calls are in the tenant's logs");
 }
 
+/// A request of the oracle test: method, path, headers, JSON body.
+type Case = (
+    Method,
+    &'static str,
+    &'static [(&'static str, &'static str)],
+    Option<Value>,
+);
+
 /// Written after PocketBase's JSVM documentation examples; PocketBase 0.40.6 loads it as is.
 const ORACLE: &str = r#"
 routerAdd("GET", "/api/hello/{name}", (e) => e.json(200, { message: "Hello " + e.request.pathValue("name") }));
@@ -505,7 +513,7 @@ async fn the_same_hooks_answer_alike_on_pocketbase_and_warren() {
         &[("main.pb.js", ORACLE)],
     );
 
-    let cases: &[(Method, &str, &[(&str, &str)], Option<Value>)] = &[
+    let cases: &[Case] = &[
         (Method::GET, "/api/hello/world", &[], None),
         (Method::GET, "/api/me", &[], None),
         (Method::GET, "/api/admin-only", &[], None),
