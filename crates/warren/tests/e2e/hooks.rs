@@ -392,7 +392,8 @@ async fn runaway_code_is_stopped_and_other_tenants_keep_answering() {
     latencies.sort();
     let p99 = latencies[(latencies.len() * 99 / 100).min(latencies.len() - 1)];
     assert!(latencies.len() > 20, "only {} requests", latencies.len());
-    assert!(p99 < Duration::from_millis(150), "calm tenant p99 {p99:?}");
+    // A calm request queued behind a loop would take a second; shared CI cores add noise.
+    assert!(p99 < Duration::from_millis(300), "calm tenant p99 {p99:?}");
     let mut fastest = Duration::MAX;
     for handle in loops {
         let (status, body, took) = handle.await.unwrap();
