@@ -288,7 +288,14 @@
     const e = {
       request: {
         method: req.method,
-        url: { path: req.path, rawQuery: req.query, query: () => req.queryMap },
+        url: {
+          path: req.path,
+          rawQuery: req.query,
+          query: () => ({
+            get(name) { const v = req.queryMap[name]; return v == null ? "" : v; },
+            has(name) { return name in req.queryMap; },
+          }),
+        },
         header: { get(name) { const v = headers[String(name).toLowerCase()]; return v == null ? "" : v; } },
         pathValue(name) { const v = params[name]; return v == null ? "" : v; },
         remoteAddr: req.remoteIp,

@@ -23,7 +23,7 @@ routerAdd("GET", "/api/admin-only", (e) => e.string(200, "ok"), $apis.requireSup
 
 routerAdd("POST", "/api/echo", (e) => {
   const info = e.requestInfo();
-  return e.json(201, { body: info.body, q: info.query.q, custom: info.headers.x_custom });
+  return e.json(201, { body: info.body, q: info.query.q, custom: info.headers.x_custom, url: e.request.url.query().get("q") });
 });
 
 routerAdd("GET", "/api/refuse", (e) => { throw new BadRequestError("not today"); });
@@ -181,7 +181,7 @@ async fn a_tenants_routes_and_record_hooks_answer_as_pocketbase_does() {
         send(echo).await,
         (
             201,
-            json!({"body": {"a": [1, 2]}, "q": "search me", "custom": "yes"})
+            json!({"body": {"a": [1, 2]}, "q": "search me", "custom": "yes", "url": "search me"})
         )
     );
 
