@@ -20,3 +20,4 @@ pub use error::ApiError;
 pub use platform::Platform;
 pub use router::{ApiState, router};
 pub use routes::auth::AUTH_LIMIT_IP;
+pub use uploads::services;

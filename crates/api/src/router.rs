@@ -6,10 +6,9 @@ use axum::middleware;
 use axum::routing::{delete, get, post, put};
 use warren_secrets::Passwords;
 
-use crate::error::ApiError;
 use crate::headers::pocketbase_headers;
 use crate::routes::{
-    auth, backups, batch, collections, crons, files, health, logs, oauth2, probes, public,
+    auth, backups, batch, collections, crons, custom, files, health, logs, oauth2, probes, public,
     realtime, records, settings, sql, warren,
 };
 
@@ -219,9 +218,10 @@ pub fn router(state: ApiState) -> Router {
             post(warren::redeem_dashboard_link),
         )
         .route("/api/warren/usage", get(warren::get_usage))
-        // Where no API route matched: the tenant's pb_public (GET and HEAD outside /api/).
-        .fallback(public::serve_public)
-        .method_not_allowed_fallback(|| async { ApiError::not_found() })
+        // Where no built-in route matched: the tenant's own routes (pb_hooks), then its
+        // pb_public (GET and HEAD outside /api/), else PocketBase's 404.
+        .fallback(custom::dispatch_custom_route)
+        .method_not_allowed_fallback(custom::dispatch_custom_route)
         // Outermost last: addresses, log, headers, body limit, superuser IPs, rate limits.
         .layer(middleware::from_fn_with_state(
             state.clone(),

@@ -5,6 +5,7 @@ pub mod backups;
 pub mod batch;
 pub mod collections;
 pub mod crons;
+pub mod custom;
 pub mod files;
 pub mod health;
 pub mod logs;

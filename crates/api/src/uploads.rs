@@ -39,7 +39,7 @@ pub async fn backend(files: &warren_files::Files, tenant: &Tenant) -> Result<Bac
 
 /// The write pipeline's services from the API state (subscribers' `fields` projected as the
 /// REST parameter is).
-pub(crate) fn services(state: &ApiState) -> ops::Services {
+pub fn services(state: &ApiState) -> ops::Services {
     ops::Services {
         files: state.files.clone(),
         passwords: state.passwords.clone(),
@@ -54,6 +54,7 @@ impl From<ops::Error> for ApiError {
             ops::Error::Collection(e) => e.into(),
             ops::Error::Tenant(e) => e.into(),
             ops::Error::Storage(e) => ApiError::internal(e),
+            ops::Error::Hook(e) => e.into(),
         }
     }
 }

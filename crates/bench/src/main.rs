@@ -6,6 +6,7 @@ mod backup;
 mod console;
 mod dashboard;
 mod floor;
+mod hooks;
 mod import;
 mod load;
 mod metering;
@@ -64,6 +65,9 @@ enum Command {
     Import(ImportArgs),
     /// No server: the kernel's floor under an SSE fan-out over loopback on this machine.
     RealtimeFloor(FloorArgs),
+    /// The same pb_hooks on both servers: a `routerAdd` JSON route, and creates with an
+    /// `onRecordCreate` hook beside creates without.
+    Hooks(HooksArgs),
     /// The dashboard's weight and first-screen time, and its records grid on a large
     /// collection, Warren beside PocketBase's own dashboard.
     Dashboard(DashboardArgs),
@@ -87,6 +91,28 @@ struct DashboardArgs {
     #[arg(long, default_value_t = 2)]
     rounds: usize,
     /// Concurrent clients while seeding.
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    /// PocketBase binary (as for `compare`).
+    #[arg(long)]
+    pocketbase: Option<PathBuf>,
+    /// Warren binary.
+    #[arg(long, env = "WARREN_BIN")]
+    warren: Option<PathBuf>,
+    /// Write the results as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct HooksArgs {
+    /// Seconds per scenario, per round, per server.
+    #[arg(long, default_value_t = 10)]
+    duration: u64,
+    /// Rounds (the servers alternate within each).
+    #[arg(long, default_value_t = 2)]
+    rounds: usize,
+    /// Concurrent clients.
     #[arg(long, default_value_t = 16)]
     concurrency: usize,
     /// PocketBase binary (as for `compare`).
@@ -270,6 +296,7 @@ fn main() -> anyhow::Result<()> {
             Command::Console(args) => run_console(args).await,
             Command::Backup(args) => run_backup(args).await,
             Command::Metering(args) => run_metering(args).await,
+            Command::Hooks(args) => run_hooks(args).await,
             Command::Import(args) => run_import(args).await,
             Command::Dashboard(args) => run_dashboard(args).await,
             Command::RealtimeFloor(args) => {
@@ -542,6 +569,18 @@ async fn run_metering(args: MeteringArgs) -> anyhow::Result<()> {
         println!("{line}");
     }
     write_json(args.json.as_deref(), &report)
+}
+
+async fn run_hooks(args: HooksArgs) -> anyhow::Result<()> {
+    let pb_bin = server::find_pocketbase(args.pocketbase.as_deref()).await?;
+    let warren_bin = args.warren.unwrap_or_else(default_warren);
+    let cfg = hooks::HooksConfig {
+        bounds: hooks::default_bounds(args.duration, args.concurrency),
+        rounds: args.rounds,
+    };
+    let lines = hooks::run(&pb_bin, &warren_bin, &cfg).await?;
+    print_summary(&lines);
+    write_json(args.json.as_deref(), &report::to_json(&lines))
 }
 
 fn write_json<T: serde::Serialize>(path: Option<&Path>, value: &T) -> anyhow::Result<()> {

@@ -162,6 +162,15 @@ fn which(name: &str) -> Option<PathBuf> {
 
 /// Starts `pocketbase serve` on a free loopback port with a fresh data dir and a superuser.
 pub async fn start_pocketbase(bin: &Path, su: &Superuser) -> anyhow::Result<(Server, Target)> {
+    start_pocketbase_with(bin, su, &[]).await
+}
+
+/// [`start_pocketbase`] with further `serve` flags (e.g. `--hooksDir DIR`).
+pub async fn start_pocketbase_with(
+    bin: &Path,
+    su: &Superuser,
+    extra: &[String],
+) -> anyhow::Result<(Server, Target)> {
     let dir = tempfile::Builder::new()
         .prefix("bench-pocketbase-")
         .tempdir()?;
@@ -181,7 +190,8 @@ pub async fn start_pocketbase(bin: &Path, su: &Superuser) -> anyhow::Result<(Ser
     let port = free_port()?;
     let mut cmd = Command::new(bin);
     cmd.args(["serve", "--http", &format!("127.0.0.1:{port}"), "--dir"])
-        .arg(&data);
+        .arg(&data)
+        .args(extra);
     let child = spawn_logged(cmd, &dir)?;
     let pid = child.id().context("pocketbase has no pid")?;
     let mut server = Server {

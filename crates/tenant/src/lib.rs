@@ -10,6 +10,7 @@ pub mod archive;
 pub mod backups;
 pub mod code;
 pub mod cron;
+pub mod hooks;
 pub mod meter;
 pub mod ops;
 pub mod public_url;

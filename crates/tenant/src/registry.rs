@@ -21,6 +21,7 @@ use warren_records::Catalog;
 use warren_records::policy::Policy;
 use warren_store::Database;
 
+use crate::hooks::{Code, CodeLoader};
 use crate::meter::Meter;
 use crate::{DATABASE_FILE, Error, Result, database_options, tenant_dir};
 
@@ -71,7 +72,15 @@ struct TenantInner {
     crons: crate::cron::Crons,
     /// Keeps the tenant's WAL shipping running while it is open (when the node ships WAL).
     _shipping: Option<Box<dyn std::any::Any + Send + Sync>>,
+    /// Loads the tenant's code (`pb_hooks`), if the node runs tenants' code.
+    code_loader: Option<Arc<dyn CodeLoader>>,
+    /// The tenant's code, loaded on first need; replaced by a fresh cell on reload. Dropped
+    /// with the tenant, which unloads it.
+    code: Mutex<Arc<CodeCell>>,
 }
+
+/// A tenant's code once loaded (`None`: it has none).
+type CodeCell = OnceCell<Option<Arc<dyn Code>>>;
 
 /// Settings as read, and the request policy parsed from them once.
 #[derive(Clone)]
@@ -132,6 +141,58 @@ impl Tenant {
     /// The tenant's database.
     pub fn db(&self) -> &Database {
         &self.inner.db
+    }
+
+    /// The tenant's code (`pb_hooks`), loaded on the first call; `None` when the tenant has
+    /// none, the node runs no code, or it failed to load (the tenant's logs say why).
+    pub async fn code(&self) -> Option<Arc<dyn Code>> {
+        let loader = self.inner.code_loader.as_ref()?;
+        let cell = self
+            .inner
+            .code
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some(code) = cell.get() {
+            return code.clone();
+        }
+        cell.get_or_init(|| async {
+            match loader.load(self).await {
+                Ok(code) => code,
+                Err(message) => {
+                    tracing::warn!(tenant = %self.id(), %message, "tenant code failed to load");
+                    let mut data = serde_json::Map::new();
+                    data.insert("type".into(), "hooks".into());
+                    data.insert("error".into(), message.into());
+                    self.logs().record(warren_logs::Entry::new(
+                        warren_logs::level::ERROR,
+                        "Failed to load pb_hooks",
+                        data,
+                    ));
+                    None
+                }
+            }
+        })
+        .await
+        .clone()
+    }
+
+    /// The tenant's code if it is loaded already (no loading).
+    pub fn loaded_code(&self) -> Option<Arc<dyn Code>> {
+        self.inner
+            .code
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get()
+            .cloned()
+            .flatten()
+    }
+
+    /// Forgets the tenant's loaded code; the next request that needs it loads it from the
+    /// tenant's directory again (a deploy calls this). Calls running on the old code finish
+    /// on it.
+    pub fn reload_code(&self) {
+        *self.inner.code.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(OnceCell::new());
     }
 
     /// The tenant's collections as of now.
@@ -295,6 +356,8 @@ struct RegistryInner {
     lingering: Mutex<HashMap<String, Vec<Weak<TenantInner>>>>,
     /// WAL shipping of opened tenants, if the node ships.
     shipper: RwLock<Option<Arc<dyn Shipper>>>,
+    /// Loads the code of opened tenants, if the node runs tenants' code.
+    code_loader: RwLock<Option<Arc<dyn CodeLoader>>>,
 }
 
 struct Slot {
@@ -315,6 +378,7 @@ impl Registry {
             draining: Mutex::new(HashSet::new()),
             lingering: Mutex::new(HashMap::new()),
             shipper: RwLock::new(None),
+            code_loader: RwLock::new(None),
         });
         let every = (inner.config.idle_timeout / 4)
             .clamp(Duration::from_millis(50), Duration::from_secs(15));
@@ -329,6 +393,28 @@ impl Registry {
             .shipper
             .write()
             .unwrap_or_else(|p| p.into_inner()) = Some(shipper);
+    }
+
+    /// Runs the code (`pb_hooks`) of every tenant opened from now on through `loader`.
+    pub fn set_code_loader(&self, loader: Arc<dyn CodeLoader>) {
+        *self
+            .inner
+            .code_loader
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = Some(loader);
+    }
+
+    /// Drops the loaded code of tenant `id` if it is open; its next request that needs the
+    /// code loads it again from the tenant's directory (called after a deploy).
+    pub fn reload_code(&self, id: &str) {
+        let open = self
+            .inner
+            .lock()
+            .get(id)
+            .and_then(|slot| slot.cell.get().cloned());
+        if let Some(tenant) = open {
+            tenant.reload_code();
+        }
     }
 
     /// The directory holding the tenants.
@@ -362,8 +448,14 @@ impl Registry {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
+        let code_loader = self
+            .inner
+            .code_loader
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         let opened = cell
-            .get_or_try_init(|| open(root, id.to_string(), self.meter(id), shipper))
+            .get_or_try_init(|| open(root, id.to_string(), self.meter(id), shipper, code_loader))
             .await;
         match opened {
             // A drain that began while this request opened the tenant wins.
@@ -676,6 +768,7 @@ async fn open(
     id: String,
     meter: Arc<Meter>,
     shipper: Option<Arc<dyn Shipper>>,
+    code_loader: Option<Arc<dyn CodeLoader>>,
 ) -> Result<Tenant> {
     let dir = tenant_dir(&root, &id);
     let path = dir.join(DATABASE_FILE);
@@ -707,6 +800,8 @@ async fn open(
             meter,
             crons,
             _shipping: shipping,
+            code_loader,
+            code: Mutex::new(Arc::new(OnceCell::new())),
         }),
     })
 }

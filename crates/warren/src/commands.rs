@@ -149,6 +149,13 @@ async fn serve_platform(global: &Global, serve: &Serve) -> anyhow::Result<()> {
         origin,
         api.mailer.relay().as_deref(),
     );
+    // Tenants' pb_hooks run in the node's JavaScript engine, writing through the same pipeline
+    // as the API.
+    registry.set_code_loader(std::sync::Arc::new(warren_hooks::Engine::new(
+        warren_hooks::Limits::default(),
+        warren_hooks::POOL_SIZE,
+        Some(warren_api::services(&api)),
+    )));
     let transfers =
         warren_control_plane::transfers::Transfers::new(tenants.clone(), registry.clone());
     transfers.remove_leftovers();

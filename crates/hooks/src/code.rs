@@ -1,0 +1,482 @@
+//! A tenant's loaded hooks: its sandbox, its routes and record hooks, and the calls into them
+//! (serialized per tenant, run on the engine's bounded blocking pool).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
+use rquickjs::{Function, Object};
+use serde_json::{Map, Value, json};
+use warren_tenant::Tenant;
+use warren_tenant::hooks::{BoxFuture, Code, HookError, RecordEvent, RouteRequest, RouteResponse};
+
+use crate::native::{self, Inside, Shared};
+use crate::router::Routes;
+use crate::sandbox::{Failure, Sandbox};
+use crate::{Engine, Error};
+
+/// The JavaScript of the engine's API, run before the tenant's files.
+const PRELUDE: &str = include_str!("prelude.js");
+
+/// A tenant's hooks, loaded. Dropping it frees the tenant's runtime.
+pub struct TenantCode {
+    engine: Engine,
+    sandbox: Arc<tokio::sync::Mutex<Sandbox>>,
+    shared: Arc<Shared>,
+    routes: Routes,
+    /// Hook name → the collection filters of each of its handlers (empty: every collection).
+    listens: HashMap<String, Vec<Vec<String>>>,
+}
+
+impl TenantCode {
+    /// Creates the tenant's sandbox and runs the prelude and `files` in order (blocking).
+    pub(crate) fn load(
+        engine: Engine,
+        tenant: &Tenant,
+        dir: &Path,
+        files: &[PathBuf],
+        handle: tokio::runtime::Handle,
+    ) -> Result<Self, Error> {
+        let hooks_dir = dir.canonicalize()?;
+        let shared = Arc::new(Shared {
+            hooks_dir,
+            tenant: Mutex::new(Some(tenant.clone())),
+            handle,
+            services: engine.services(),
+            routes: Mutex::new(Routes::default()),
+            listens: Mutex::new(HashMap::new()),
+            loading: std::sync::atomic::AtomicBool::new(true),
+        });
+        let sandbox = Sandbox::new(engine.limits()).map_err(Error::Script)?;
+        let _inside = Inside::enter();
+        let installed = shared.clone();
+        sandbox
+            .call(move |ctx| {
+                native::install(ctx, installed)?;
+                ctx.eval::<(), _>(PRELUDE)
+            })
+            .map_err(|f| Error::Script(format!("the engine's prelude failed: {f}")))?;
+        for file in files {
+            let source = native::read_source(file).map_err(Error::Script)?;
+            let name = file
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let filename = format!("{}/{name}", native::HOOKS_ALIAS);
+            sandbox
+                .call(|ctx| {
+                    let mut options = rquickjs::context::EvalOptions::default();
+                    options.filename = Some(filename.clone());
+                    options.strict = false;
+                    ctx.eval_with_options::<(), _>(source, options)
+                })
+                .map_err(|f| Error::Script(format!("{name}: {f}")))?;
+        }
+        shared.loading.store(false, Ordering::Relaxed);
+        *shared.tenant.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        let routes = std::mem::take(&mut *shared.routes.lock().unwrap_or_else(|p| p.into_inner()));
+        let listens =
+            std::mem::take(&mut *shared.listens.lock().unwrap_or_else(|p| p.into_inner()));
+        Ok(Self {
+            engine,
+            sandbox: Arc::new(tokio::sync::Mutex::new(sandbox)),
+            shared,
+            routes,
+            listens,
+        })
+    }
+
+    /// Runs `f` on the tenant's sandbox: after the tenant's earlier calls (its lock), then in a
+    /// slot of the engine's pool, on a blocking thread, with `tenant` as the call's tenant.
+    async fn run<R: Send + 'static>(
+        &self,
+        tenant: &Tenant,
+        f: impl FnOnce(&Sandbox) -> R + Send + 'static,
+    ) -> Result<R, HookError> {
+        let sandbox = self.sandbox.clone().lock_owned().await;
+        let permit = self.engine.permit().await;
+        let shared = self.shared.clone();
+        let tenant = tenant.clone();
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let _inside = Inside::enter();
+            *shared.tenant.lock().unwrap_or_else(|p| p.into_inner()) = Some(tenant);
+            let result = f(&sandbox);
+            *shared.tenant.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            result
+        })
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "a call into tenant code panicked");
+            HookError::internal()
+        })
+    }
+
+    /// Reports a failed call in the tenant's logs; the caller gets PocketBase's generic 500.
+    fn failed(&self, tenant: &Tenant, what: &str, failure: &Failure) -> HookError {
+        let mut data = Map::new();
+        data.insert("type".into(), "hooks".into());
+        data.insert("error".into(), failure.to_string().into());
+        let limit = match failure {
+            Failure::Interrupted => format!(" (CPU limit {:?})", self.engine.limits().cpu),
+            Failure::OutOfMemory => {
+                format!(" (memory limit {} MiB)", self.engine.limits().memory >> 20)
+            }
+            Failure::Thrown(_) => String::new(),
+        };
+        tracing::info!(tenant = %tenant.id(), %what, error = %failure, "tenant code failed");
+        tenant.logs().record(warren_logs::Entry::new(
+            warren_logs::level::ERROR,
+            format!("{what}: {}{limit}", headline(failure)),
+            data,
+        ));
+        HookError::internal()
+    }
+
+    /// An answer `{"error":{status,message,data},"cause":...}` of the prelude as a refusal;
+    /// the cause (a plain exception's text) goes to the tenant's logs.
+    fn refusal(&self, tenant: &Tenant, what: &str, answer: &Value) -> HookError {
+        let error = &answer["error"];
+        if let Some(cause) = answer["cause"].as_str() {
+            let mut data = Map::new();
+            data.insert("type".into(), "hooks".into());
+            data.insert("error".into(), cause.into());
+            let first = cause.lines().next().unwrap_or_default();
+            tenant.logs().record(warren_logs::Entry::new(
+                warren_logs::level::ERROR,
+                format!("{what}: {first}"),
+                data,
+            ));
+        }
+        HookError {
+            status: error["status"]
+                .as_u64()
+                .filter(|s| (400..600).contains(s))
+                .unwrap_or(400) as u16,
+            message: error["message"].as_str().unwrap_or_default().to_string(),
+            data: error["data"].as_object().cloned().unwrap_or_default(),
+        }
+    }
+
+    /// Bytes the tenant's runtime holds now.
+    pub async fn memory_used(&self) -> i64 {
+        self.sandbox.lock().await.memory_used()
+    }
+
+    async fn dispatch_route(
+        &self,
+        tenant: &Tenant,
+        request: RouteRequest,
+    ) -> Option<Result<RouteResponse, HookError>> {
+        let (index, params) = self.routes.find(&request.method, &request.path)?;
+        let what = format!("{} {}", request.method, request.path);
+        let payload = route_payload(&request).to_string();
+        let params = json!(params).to_string();
+        let limit = self.engine.limits().response;
+        let answer = self
+            .run(tenant, move |sandbox| {
+                sandbox.call(move |ctx| {
+                    let warren: Object = ctx.globals().get("__warren")?;
+                    let route: Function = warren.get("route")?;
+                    let answer: rquickjs::String = route.call((payload, index, params))?;
+                    answer.to_string()
+                })
+            })
+            .await;
+        let answer = match answer {
+            Ok(Ok(text)) if text.len() > limit + 4096 => {
+                let failure =
+                    Failure::Thrown(format!("the response is larger than {} MiB", limit >> 20));
+                return Some(Err(self.failed(tenant, &what, &failure)));
+            }
+            Ok(Ok(text)) => text,
+            Ok(Err(failure)) => return Some(Err(self.failed(tenant, &what, &failure))),
+            Err(e) => return Some(Err(e)),
+        };
+        let answer: Value = match serde_json::from_str(&answer) {
+            Ok(value) => value,
+            Err(e) => {
+                let failure = Failure::Thrown(format!("the route's answer was not readable: {e}"));
+                return Some(Err(self.failed(tenant, &what, &failure)));
+            }
+        };
+        if answer.get("fatal").is_some() {
+            return Some(Err(self.failed(tenant, &what, &Failure::OutOfMemory)));
+        }
+        if answer.get("error").is_some() {
+            return Some(Err(self.refusal(tenant, &what, &answer)));
+        }
+        let response = &answer["response"];
+        let body = response["body"].as_str().unwrap_or_default();
+        if body.len() > limit {
+            let failure =
+                Failure::Thrown(format!("the response is larger than {} MiB", limit >> 20));
+            return Some(Err(self.failed(tenant, &what, &failure)));
+        }
+        let headers = response["headers"]
+            .as_array()
+            .map(|list| {
+                list.iter()
+                    .filter_map(|pair| {
+                        Some((
+                            pair.get(0)?.as_str()?.to_string(),
+                            pair.get(1)?.as_str()?.to_string(),
+                        ))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Some(Ok(RouteResponse {
+            status: response["status"]
+                .as_u64()
+                .filter(|s| (100..600).contains(s))
+                .unwrap_or(200) as u16,
+            headers,
+            body: body.as_bytes().to_vec(),
+        }))
+    }
+
+    async fn dispatch_record(
+        &self,
+        tenant: &Tenant,
+        event: RecordEvent,
+        collection: &str,
+        record: Map<String, Value>,
+    ) -> Result<Map<String, Value>, HookError> {
+        // A write made by `$app` from inside this tenant's code: its hooks run on the lock the
+        // caller holds already, so they are not entered again.
+        if Inside::now() || !self.listens(event, collection) {
+            return Ok(record);
+        }
+        let name = event.hook_name();
+        let what = format!("{name}({collection})");
+        let payload = Value::Object(record.clone()).to_string();
+        let collection_name = collection.to_string();
+        let collection_id = record
+            .get("collectionId")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let answer = self
+            .run(tenant, move |sandbox| {
+                sandbox.call(move |ctx| {
+                    let warren: Object = ctx.globals().get("__warren")?;
+                    let dispatch: Function = warren.get("recordEvent")?;
+                    let answer: rquickjs::String =
+                        dispatch.call((name, collection_name, collection_id, payload))?;
+                    answer.to_string()
+                })
+            })
+            .await?;
+        let answer: Value = match answer {
+            Ok(text) => serde_json::from_str(&text).unwrap_or_default(),
+            Err(failure) => return Err(self.failed(tenant, &what, &failure)),
+        };
+        if answer.get("fatal").is_some() {
+            return Err(self.failed(tenant, &what, &Failure::OutOfMemory));
+        }
+        if answer.get("error").is_some() {
+            return Err(self.refusal(tenant, &what, &answer));
+        }
+        if answer["proceeded"] != Value::Bool(true) {
+            return Err(HookError {
+                status: 400,
+                message: "The write was stopped by a hook that did not call e.next().".into(),
+                data: Map::new(),
+            });
+        }
+        let mut changed = answer["record"].as_object().cloned().unwrap_or_default();
+        changed
+            .retain(|key, _| key != "collectionName" && key != "collectionId" && key != "expand");
+        Ok(changed)
+    }
+}
+
+fn headline(failure: &Failure) -> String {
+    failure
+        .to_string()
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The request as the prelude reads it.
+fn route_payload(request: &RouteRequest) -> Value {
+    let mut headers = Map::new();
+    for (name, value) in &request.headers {
+        headers
+            .entry(name.to_ascii_lowercase())
+            .or_insert_with(|| Value::String(value.clone()));
+    }
+    let mut query = Map::new();
+    for (key, value) in form_pairs(&request.query) {
+        query.entry(key).or_insert(Value::String(value));
+    }
+    let content_type = headers
+        .get("content-type")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let body = if request.body.is_empty() {
+        Value::Object(Map::new())
+    } else if content_type.starts_with("application/json") {
+        serde_json::from_slice(&request.body).unwrap_or_else(|_| Value::Object(Map::new()))
+    } else if content_type.starts_with("application/x-www-form-urlencoded") {
+        let text = String::from_utf8_lossy(&request.body);
+        let mut form = Map::new();
+        for (key, value) in form_pairs(&text) {
+            form.entry(key).or_insert(Value::String(value));
+        }
+        Value::Object(form)
+    } else {
+        Value::Object(Map::new())
+    };
+    json!({
+        "method": request.method,
+        "path": request.path,
+        "query": request.query,
+        "queryMap": query,
+        "headers": headers,
+        "body": body,
+        "auth": request.auth,
+        "superuser": request.superuser,
+        "remoteIp": request.remote_ip,
+    })
+}
+
+/// `a=1&b=x%20y` as decoded pairs.
+fn form_pairs(text: &str) -> Vec<(String, String)> {
+    text.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (decode_component(k), decode_component(v))
+        })
+        .collect()
+}
+
+fn decode_component(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
+                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                    Some(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+impl Code for TenantCode {
+    fn route<'a>(
+        &'a self,
+        tenant: &'a Tenant,
+        request: RouteRequest,
+    ) -> BoxFuture<'a, Option<Result<RouteResponse, HookError>>> {
+        Box::pin(self.dispatch_route(tenant, request))
+    }
+
+    fn listens(&self, event: RecordEvent, collection: &str) -> bool {
+        self.listens.get(event.hook_name()).is_some_and(|handlers| {
+            handlers
+                .iter()
+                .any(|filters| filters.is_empty() || filters.iter().any(|f| f == collection))
+        })
+    }
+
+    fn record_event<'a>(
+        &'a self,
+        tenant: &'a Tenant,
+        event: RecordEvent,
+        collection: &'a str,
+        record: Map<String, Value>,
+    ) -> BoxFuture<'a, Result<Map<String, Value>, HookError>> {
+        Box::pin(self.dispatch_record(tenant, event, collection, record))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+
+    /// A fresh sandbox with the engine's API, as a tenant's load starts.
+    fn prepared() -> Sandbox {
+        let shared = Arc::new(Shared {
+            hooks_dir: std::env::temp_dir(),
+            tenant: Mutex::new(None),
+            handle: tokio::runtime::Handle::current(),
+            services: None,
+            routes: Mutex::new(Routes::default()),
+            listens: Mutex::new(HashMap::new()),
+            loading: std::sync::atomic::AtomicBool::new(true),
+        });
+        let sandbox = Sandbox::new(crate::Limits::default()).unwrap();
+        sandbox
+            .call(move |ctx| {
+                native::install(ctx, shared)?;
+                ctx.eval::<(), _>(PRELUDE)
+            })
+            .unwrap();
+        sandbox
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_tenant_runtime_starts_fast_and_small() {
+        prepared();
+        let runs = 20;
+        let started = Instant::now();
+        let sandboxes: Vec<_> = (0..runs).map(|_| prepared()).collect();
+        let each = started.elapsed() / runs;
+        let memory = sandboxes[0].memory_used();
+        println!("tenant runtime: start-up {each:?}, {} KiB", memory >> 10);
+        assert!(each.as_millis() < 50, "start-up {each:?}");
+        assert!(memory < 4 << 20, "memory {memory}");
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn the_api_is_there_and_unknown_calls_name_themselves() {
+        let sandbox = prepared();
+        let check = |source: &'static str| {
+            sandbox.call(move |ctx| {
+                let value: rquickjs::Value = ctx.eval(source)?;
+                Ok(value.as_bool())
+            })
+        };
+        assert_eq!(
+            check(
+                "typeof routerAdd === 'function' && typeof $apis.requireAuth === 'function' && typeof __native === 'undefined'"
+            ),
+            Ok(Some(true))
+        );
+        match check("$app.newMailClient()") {
+            Err(Failure::Thrown(message)) => {
+                assert!(message.contains("$app.newMailClient"), "{message}")
+            }
+            other => panic!("{other:?}"),
+        }
+        match check("cronAdd('x', '* * * * *', () => {})") {
+            Err(Failure::Thrown(message)) => assert!(message.contains("cronAdd"), "{message}"),
+            other => panic!("{other:?}"),
+        }
+        // The engine's entry points cannot be replaced by the tenant.
+        assert_eq!(
+            check("try { __warren = null } catch (e) {} typeof __warren.route === 'function'"),
+            Ok(Some(true))
+        );
+    }
+}

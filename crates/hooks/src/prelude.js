@@ -1,0 +1,406 @@
+// Warren's PocketBase JS API, evaluated once in every tenant's context before its pb_hooks.
+// It keeps what the tenant's files register (routes, middlewares, record hooks) in a closure
+// the tenant cannot reach, and answers the engine's calls through `__warren`. The functions
+// in `native` are Rust's (logging, require, $app, $security); the closure keeps them and the
+// global name is deleted before tenant code runs.
+(function (native) {
+  "use strict";
+
+  const routes = [];
+  const middlewares = [];
+  const hooks = Object.create(null);
+
+  function sentence(message) {
+    let text = String(message == null ? "" : message).trim();
+    if (text === "") return "";
+    text = text[0].toUpperCase() + text.slice(1);
+    const last = text[text.length - 1];
+    return last === "." || last === "?" || last === "!" ? text : text + ".";
+  }
+
+  class ApiError extends Error {
+    constructor(status, message, data) {
+      super(sentence(message) || "Something went wrong while processing your request.");
+      this.name = "ApiError";
+      this.status = Number(status) || 400;
+      this.data = data && typeof data === "object" ? data : {};
+    }
+  }
+  function errorClass(name, status, fallback) {
+    const cls = class extends ApiError {
+      constructor(message, data) {
+        super(status, message || fallback, data);
+        this.name = name;
+      }
+    };
+    Object.defineProperty(cls, "name", { value: name });
+    return cls;
+  }
+  const BadRequestError = errorClass("BadRequestError", 400, "Something went wrong while processing your request.");
+  const NotFoundError = errorClass("NotFoundError", 404, "The requested resource wasn't found.");
+  const ForbiddenError = errorClass("ForbiddenError", 403, "You are not allowed to perform this request.");
+  const UnauthorizedError = errorClass("UnauthorizedError", 401, "Missing or invalid authentication.");
+  const TooManyRequestsError = errorClass("TooManyRequestsError", 429, "Too Many Requests.");
+  const InternalServerError = errorClass("InternalServerError", 500, "Something went wrong while processing your request.");
+
+  // A field error for an ApiError's data: `new ValidationError("code", "message")`.
+  class ValidationError {
+    constructor(code, message) {
+      this.code = String(code || "validation_invalid_value");
+      this.message = sentence(message);
+    }
+  }
+
+  function unsupported(owner, name) {
+    return function () {
+      throw new Error(owner + "." + name + "() is not supported by Warren yet");
+    };
+  }
+  // An object whose unknown methods throw an Error naming them instead of `undefined is not a function`.
+  function strict(owner, target) {
+    return new Proxy(target, {
+      get(obj, key) {
+        if (key in obj || typeof key === "symbol") return obj[key];
+        if (key === "then" || key === "toJSON") return undefined;
+        return unsupported(owner, String(key));
+      },
+    });
+  }
+
+  function collectionOf(value) {
+    if (value == null) return { name: "", id: "" };
+    if (typeof value === "string") return { name: value, id: "" };
+    return value;
+  }
+
+  class Record {
+    constructor(collection, data) {
+      Object.defineProperty(this, "__collection", { value: collectionOf(collection), writable: true });
+      Object.defineProperty(this, "__data", { value: Object.assign({}, data || {}), writable: true });
+    }
+    get id() { return this.__data.id == null ? "" : String(this.__data.id); }
+    set id(value) { this.__data.id = String(value); }
+    collection() { return this.__collection; }
+    tableName() { return this.__collection.name || ""; }
+    isNew() { return !this.__data.id; }
+    get(key) { return key in this.__data ? this.__data[key] : null; }
+    set(key, value) { this.__data[key] = value; }
+    load(data) { Object.assign(this.__data, data || {}); }
+    getString(key) { const v = this.__data[key]; return v == null ? "" : typeof v === "object" ? JSON.stringify(v) : String(v); }
+    getInt(key) { const v = Number(this.__data[key]); return Number.isFinite(v) ? Math.trunc(v) : 0; }
+    getFloat(key) { const v = Number(this.__data[key]); return Number.isFinite(v) ? v : 0; }
+    getBool(key) { const v = this.__data[key]; return v === true || v === 1 || v === "true" || v === "1"; }
+    getStringSlice(key) { const v = this.__data[key]; return Array.isArray(v) ? v.map(String) : v == null || v === "" ? [] : [String(v)]; }
+    email() { return this.getString("email"); }
+    setEmail(value) { this.__data.email = String(value); }
+    verified() { return this.getBool("verified"); }
+    setVerified(value) { this.__data.verified = !!value; }
+    setPassword(value) { this.__data.password = String(value); this.__data.passwordConfirm = String(value); }
+    publicExport() {
+      const out = Object.assign({}, this.__data);
+      delete out.password; delete out.passwordConfirm; delete out.tokenKey;
+      if (this.__collection.id) out.collectionId = this.__collection.id;
+      if (this.__collection.name) out.collectionName = this.__collection.name;
+      return out;
+    }
+    toJSON() { return this.publicExport(); }
+  }
+
+  function recordFrom(data) {
+    if (data == null) return null;
+    return new Record({ name: data.collectionName || "", id: data.collectionId || "" }, data);
+  }
+
+  // ---- $app: the tenant's records, through Warren's record engine (rules bypassed) ----
+  function app(method, args) {
+    const out = native.app(method, JSON.stringify(args));
+    const answer = JSON.parse(out);
+    if (answer.error) {
+      const status = answer.error.status || 400;
+      throw status === 404 ? new NotFoundError(answer.error.message) : new ApiError(status, answer.error.message, answer.error.data);
+    }
+    return answer.value;
+  }
+  function paramsOf(params) { return params && typeof params === "object" ? params : {}; }
+  const $app = strict("$app", {
+    findRecordById(collection, id) { return recordFrom(app("findRecordById", [nameOf(collection), String(id)])); },
+    findFirstRecordByData(collection, field, value) { return recordFrom(app("findFirstRecordByData", [nameOf(collection), String(field), value])); },
+    findFirstRecordByFilter(collection, filter, params) { return recordFrom(app("findFirstRecordByFilter", [nameOf(collection), String(filter || ""), paramsOf(params)])); },
+    findRecordsByFilter(collection, filter, sort, limit, offset, params) {
+      return app("findRecordsByFilter", [nameOf(collection), String(filter || ""), String(sort || ""), Number(limit) || 0, Number(offset) || 0, paramsOf(params)]).map(recordFrom);
+    },
+    countRecords(collection, filter, params) { return app("countRecords", [nameOf(collection), String(filter || ""), paramsOf(params)]); },
+    findCollectionByNameOrId(name) { return app("findCollectionByNameOrId", [String(name)]); },
+    save(record) {
+      if (!(record instanceof Record)) throw new Error("$app.save() takes a Record");
+      const saved = app("save", [record.__collection.name || record.__collection.id, record.__data]);
+      record.__data = Object.assign({}, record.__data, saved);
+      return null;
+    },
+    delete(record) {
+      if (!(record instanceof Record)) throw new Error("$app.delete() takes a Record");
+      app("delete", [record.__collection.name || record.__collection.id, record.id]);
+      return null;
+    },
+  });
+  function nameOf(collection) { return typeof collection === "string" ? collection : collection && (collection.name || collection.id) || ""; }
+
+  // ---- $security ----
+  const $security = strict("$security", {
+    randomString(length) { return native.security("randomString", JSON.stringify([Number(length) || 0])); },
+    randomStringWithAlphabet(length, alphabet) { return native.security("randomStringWithAlphabet", JSON.stringify([Number(length) || 0, String(alphabet)])); },
+    sha256(text) { return native.security("sha256", JSON.stringify([String(text)])); },
+    sha512(text) { return native.security("sha512", JSON.stringify([String(text)])); },
+    md5(text) { return native.security("md5", JSON.stringify([String(text)])); },
+    hs256(text, secret) { return native.security("hs256", JSON.stringify([String(text), String(secret)])); },
+    hs512(text, secret) { return native.security("hs512", JSON.stringify([String(text), String(secret)])); },
+    equal(a, b) { return native.security("equal", JSON.stringify([String(a), String(b)])) === "true"; },
+    createJWT(payload, secret, seconds) { return native.security("createJWT", JSON.stringify([payload || {}, String(secret), Number(seconds) || 0])); },
+    parseUnverifiedJWT(token) { return JSON.parse(native.security("parseUnverifiedJWT", JSON.stringify([String(token)]))); },
+  });
+
+  const $os = strict("$os", {
+    // Tenants have no secret store yet: nothing of the host's environment is visible.
+    getenv(_name) { return ""; },
+  });
+
+  // ---- $apis ----
+  function requireAuth(...collections) {
+    return function (e) {
+      if (!e.auth) throw new UnauthorizedError("The request requires valid record authorization token.");
+      if (collections.length > 0 && !collections.includes(e.auth.collection().name)) {
+        throw new ForbiddenError("The authorized record is not allowed to perform this action.");
+      }
+      return e.next();
+    };
+  }
+  const $apis = strict("$apis", {
+    requireAuth,
+    requireSuperuserAuth() { return requireAuth("_superusers"); },
+    requireGuestOnly() {
+      return function (e) {
+        if (e.auth) throw new BadRequestError("The request can be accessed only by guests.");
+        return e.next();
+      };
+    },
+    requireSuperuserOrOwnerAuth(param) {
+      const name = param || "id";
+      return function (e) {
+        if (!e.auth) throw new UnauthorizedError("The request requires superuser or record authorization token.");
+        if (e.auth.collection().name === "_superusers") return e.next();
+        if (e.auth.id !== e.request.pathValue(name)) throw new ForbiddenError("You are not allowed to perform this request.");
+        return e.next();
+      };
+    },
+    apiError(status, message, data) { return new ApiError(status, message, data); },
+    badRequestError(message, data) { return new BadRequestError(message, data); },
+    notFoundError(message, data) { return new NotFoundError(message, data); },
+    forbiddenError(message, data) { return new ForbiddenError(message, data); },
+    unauthorizedError(message, data) { return new UnauthorizedError(message, data); },
+    tooManyRequestsError(message, data) { return new TooManyRequestsError(message, data); },
+    internalServerError(message, data) { return new InternalServerError(message, data); },
+  });
+
+  // ---- console ----
+  function show(value) {
+    if (typeof value === "string") return value;
+    if (value instanceof Error) return String(value);
+    try { return JSON.stringify(value); } catch (_) { return String(value); }
+  }
+  function logger(level) { return (...args) => native.log(level, args.map(show).join(" ")); }
+  const console = {
+    log: logger("info"), info: logger("info"), debug: logger("debug"),
+    warn: logger("warn"), error: logger("error"),
+  };
+
+  // ---- require: CommonJS modules from pb_hooks only ----
+  const modules = Object.create(null);
+  function require(name) {
+    const resolved = native.resolve(String(name));
+    if (resolved in modules) return modules[resolved].exports;
+    const module = { exports: {} };
+    modules[resolved] = module;
+    const source = native.read(resolved);
+    const body = new Function("module", "exports", "require", source);
+    body.call(module.exports, module, module.exports, require);
+    return module.exports;
+  }
+
+  // ---- registration ----
+  function middlewareFn(m) {
+    if (typeof m === "function") return m;
+    if (m && typeof m.func === "function") return m.func;
+    if (m && typeof m.handler === "function") return m.handler;
+    throw new TypeError("a middleware must be a function");
+  }
+  function routerAdd(method, path, handler, ...mws) {
+    if (typeof handler !== "function") throw new TypeError("routerAdd: the handler must be a function");
+    const index = routes.length;
+    routes.push({ handler, middlewares: mws.map(middlewareFn) });
+    native.route(String(method).toUpperCase(), String(path), index);
+  }
+  function routerUse(...mws) { for (const m of mws) middlewares.push(middlewareFn(m)); }
+  function Middleware(func, priority, id) {
+    if (!(this instanceof Middleware)) return new Middleware(func, priority, id);
+    this.func = func; this.priority = priority || 0; this.id = id || "";
+  }
+
+  const recordHooks = [
+    "onRecordCreate", "onRecordUpdate", "onRecordDelete",
+    "onRecordAfterCreateSuccess", "onRecordAfterUpdateSuccess", "onRecordAfterDeleteSuccess",
+  ];
+  const register = {};
+  for (const name of recordHooks) {
+    register[name] = function (handler, ...collections) {
+      if (typeof handler !== "function") throw new TypeError(name + ": the handler must be a function");
+      (hooks[name] = hooks[name] || []).push({ handler, collections: collections.map(String) });
+      native.listen(name, JSON.stringify(collections.map(String)));
+    };
+  }
+  const notYet = [
+    "onRecordCreateRequest", "onRecordUpdateRequest", "onRecordDeleteRequest",
+    "onRecordCreateExecute", "onRecordUpdateExecute", "onRecordDeleteExecute",
+    "onRecordAfterCreateError", "onRecordAfterUpdateError", "onRecordAfterDeleteError",
+    "onRecordsListRequest", "onRecordViewRequest", "onRecordAuthRequest", "onMailerSend",
+    "onBootstrap", "onServe", "onTerminate", "cronAdd", "cronRemove", "migrate",
+    "onRecordValidate", "onRecordEnrich", "onCollectionCreate", "onCollectionUpdate", "onCollectionDelete",
+  ];
+  for (const name of notYet) {
+    register[name] = function () { throw new Error(name + "() is not supported by Warren yet"); };
+  }
+
+  // ---- dispatch (called by the engine) ----
+  function chain(fns, e) {
+    let i = 0;
+    e.next = function () {
+      const fn = fns[i++];
+      if (fn) return fn(e);
+    };
+    return e.next();
+  }
+
+  function headerKey(name) { return String(name).toLowerCase().replace(/-/g, "_"); }
+
+  function routeEvent(req, params) {
+    const headers = req.headers;
+    const response = { status: 0, headers: [], body: "" };
+    let info = null;
+    const e = {
+      request: {
+        method: req.method,
+        url: {
+          path: req.path,
+          rawQuery: req.query,
+          query: () => ({
+            get(name) { const v = req.queryMap[name]; return v == null ? "" : v; },
+            has(name) { return name in req.queryMap; },
+          }),
+        },
+        header: { get(name) { const v = headers[String(name).toLowerCase()]; return v == null ? "" : v; } },
+        pathValue(name) { const v = params[name]; return v == null ? "" : v; },
+        remoteAddr: req.remoteIp,
+      },
+      auth: req.auth ? recordFrom(req.auth) : null,
+      app: $app,
+      response: {
+        header() { return { set(k, v) { response.headers.push([String(k), String(v)]); }, add(k, v) { response.headers.push([String(k), String(v)]); } }; },
+      },
+      realIP() { return req.remoteIp; },
+      hasSuperuserAuth() { return !!req.superuser; },
+      isTLS() { return false; },
+      requestInfo() {
+        if (info) return info;
+        const hs = {};
+        for (const k of Object.keys(headers)) hs[headerKey(k)] = headers[k];
+        info = { method: req.method, query: req.queryMap, headers: hs, body: req.body, auth: e.auth, context: "default" };
+        return info;
+      },
+      bindBody(target) { Object.assign(target, req.body || {}); },
+      json(status, body) { setBody(status, "application/json", JSON.stringify(body === undefined ? null : body)); },
+      string(status, text) { setBody(status, "text/plain; charset=utf-8", String(text)); },
+      html(status, text) { setBody(status, "text/html; charset=utf-8", String(text)); },
+      blob(status, type, text) { setBody(status, String(type), String(text)); },
+      noContent(status) { setBody(status, null, ""); },
+      redirect(status, url) { response.status = Number(status); response.headers.push(["Location", String(url)]); },
+      error(status, message, data) { return new ApiError(status, message, data); },
+      badRequestError(message, data) { return new BadRequestError(message, data); },
+      notFoundError(message, data) { return new NotFoundError(message, data); },
+      forbiddenError(message, data) { return new ForbiddenError(message, data); },
+      unauthorizedError(message, data) { return new UnauthorizedError(message, data); },
+      internalServerError(message, data) { return new InternalServerError(message, data); },
+    };
+    function setBody(status, type, text) {
+      response.status = Number(status) || 200;
+      if (type) response.headers.push(["Content-Type", type]);
+      response.body = text;
+    }
+    return { e, response };
+  }
+
+  function failure(error) {
+    if (error instanceof ApiError) {
+      return { error: { status: error.status, message: error.message, data: safeData(error.data) } };
+    }
+    // Out of memory is the engine's limit, not the tenant's answer: the engine reports it.
+    if (error instanceof InternalError && /out of memory/.test(String(error.message))) {
+      return { fatal: "memory" };
+    }
+    // Not an ApiError: PocketBase answers its generic 400 and logs the cause.
+    return { error: { status: 400, message: "Something went wrong while processing your request.", data: {} }, cause: String(error && error.stack ? error + "\n" + error.stack : error) };
+  }
+  function safeData(data) {
+    const out = {};
+    for (const key of Object.keys(data || {})) {
+      const v = data[key];
+      if (v && typeof v === "object") {
+        if (typeof v.message === "string" || typeof v.code === "string") out[key] = { code: String(v.code || "validation_invalid_value"), message: sentence(v.message || "") };
+        else out[key] = safeData(v);
+      } else if (typeof v === "string") {
+        out[key] = { code: "validation_invalid_value", message: sentence(v) };
+      }
+    }
+    return out;
+  }
+
+  const warren = {
+    route(requestJson, index, paramsJson) {
+      const req = JSON.parse(requestJson);
+      const route = routes[index];
+      const { e, response } = routeEvent(req, JSON.parse(paramsJson));
+      try {
+        const result = chain([...middlewares, ...route.middlewares, route.handler], e);
+        if (result instanceof Error) throw result;
+      } catch (error) {
+        return JSON.stringify(failure(error));
+      }
+      // A handler that wrote nothing answers an empty 200, as PocketBase's does.
+      if (response.status === 0) response.status = 200;
+      return JSON.stringify({ response });
+    },
+    recordEvent(name, collectionName, collectionId, recordJson) {
+      const collection = { name: collectionName, id: collectionId };
+      const record = new Record(collection, JSON.parse(recordJson));
+      const list = (hooks[name] || []).filter((h) => h.collections.length === 0 || h.collections.includes(collection.name) || h.collections.includes(collection.id));
+      let proceeded = false;
+      const e = { record, collection: record.collection(), app: $app };
+      try {
+        chain([...list.map((h) => h.handler), () => { proceeded = true; }], e);
+      } catch (error) {
+        return JSON.stringify(failure(error));
+      }
+      return JSON.stringify({ proceeded, record: e.record instanceof Record ? e.record.__data : record.__data });
+    },
+  };
+
+  const globals = {
+    routerAdd, routerUse, Middleware, Record,
+    ApiError, ValidationError, BadRequestError, NotFoundError, ForbiddenError, UnauthorizedError, TooManyRequestsError, InternalServerError,
+    $app, $apis, $security, $os, console, require,
+    ...register,
+  };
+  for (const name of Object.keys(globals)) {
+    Object.defineProperty(globalThis, name, { value: globals[name], writable: true, configurable: true, enumerable: false });
+  }
+  Object.defineProperty(globalThis, "__warren", { value: Object.freeze(warren), writable: false, configurable: false, enumerable: false });
+})(__native);
+delete globalThis.__native;

@@ -1,0 +1,246 @@
+//! One tenant's QuickJS runtime and context, with its limits: the CPU deadline checked by the
+//! interrupt handler, the runtime's memory limit and its stack limit.
+//!
+//! The context is QuickJS's plain one: the language's own objects and nothing of the host (no
+//! `std`/`os` modules, no file or network access, no timers). What a tenant can reach is what
+//! [`crate::native`] adds.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Instant;
+
+use rquickjs::{CatchResultExt, CaughtError, Context, Ctx, Runtime};
+
+use crate::Limits;
+
+/// No deadline.
+const NONE: u64 = u64::MAX;
+
+/// A tenant's JavaScript runtime. Not shared between tenants, so nothing one tenant changes
+/// (globals, prototypes) is seen by another.
+pub struct Sandbox {
+    /// Owns the context below (declared first so it drops first).
+    context: Context,
+    runtime: Runtime,
+    /// Microseconds since `epoch` after which the running call is interrupted.
+    deadline: Arc<AtomicU64>,
+    /// Set by the interrupt handler when it stopped a call.
+    interrupted: Arc<AtomicBool>,
+    epoch: Instant,
+    limits: Limits,
+}
+
+/// Why a call failed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Failure {
+    /// It ran past the CPU limit.
+    Interrupted,
+    /// It ran out of memory.
+    OutOfMemory,
+    /// It threw (message and stack).
+    Thrown(String),
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Interrupted => f.write_str("interrupted: the call ran past its CPU-time limit"),
+            Self::OutOfMemory => f.write_str("stopped: the call ran out of its memory limit"),
+            Self::Thrown(message) => f.write_str(message),
+        }
+    }
+}
+
+impl Sandbox {
+    /// A fresh runtime and context with `limits`.
+    pub fn new(limits: Limits) -> Result<Self, String> {
+        let runtime = Runtime::new().map_err(|e| e.to_string())?;
+        runtime.set_memory_limit(limits.memory);
+        runtime.set_max_stack_size(limits.stack);
+        let deadline = Arc::new(AtomicU64::new(NONE));
+        let interrupted = Arc::new(AtomicBool::new(false));
+        let epoch = Instant::now();
+        {
+            let deadline = deadline.clone();
+            let interrupted = interrupted.clone();
+            runtime.set_interrupt_handler(Some(Box::new(move || {
+                let late = epoch.elapsed().as_micros() as u64 > deadline.load(Ordering::Relaxed);
+                if late {
+                    interrupted.store(true, Ordering::Relaxed);
+                }
+                late
+            })));
+        }
+        let context = Context::full(&runtime).map_err(|e| e.to_string())?;
+        Ok(Self {
+            context,
+            runtime,
+            deadline,
+            interrupted,
+            epoch,
+            limits,
+        })
+    }
+
+    /// Runs `f` in the context with the CPU deadline of one call. A JavaScript exception that
+    /// escapes `f` comes back as a [`Failure`].
+    pub fn call<R>(
+        &self,
+        f: impl for<'js> FnOnce(&Ctx<'js>) -> rquickjs::Result<R>,
+    ) -> Result<R, Failure> {
+        let limit = self.limits.cpu.as_micros() as u64;
+        let now = self.epoch.elapsed().as_micros() as u64;
+        self.deadline
+            .store(now.saturating_add(limit), Ordering::Relaxed);
+        self.interrupted.store(false, Ordering::Relaxed);
+        let result = self.context.with(|ctx| match f(&ctx).catch(&ctx) {
+            Ok(value) => Ok(value),
+            Err(error) => Err(describe(error)),
+        });
+        self.deadline.store(NONE, Ordering::Relaxed);
+        match result {
+            Ok(value) => Ok(value),
+            Err(_) if self.interrupted.load(Ordering::Relaxed) => {
+                self.runtime.run_gc();
+                Err(Failure::Interrupted)
+            }
+            Err(failure) => {
+                self.runtime.run_gc();
+                Err(failure)
+            }
+        }
+    }
+
+    /// Bytes the runtime holds now.
+    pub fn memory_used(&self) -> i64 {
+        self.runtime.memory_usage().memory_used_size
+    }
+}
+
+fn describe(error: CaughtError<'_>) -> Failure {
+    let text = match &error {
+        CaughtError::Exception(exception) => {
+            let message = exception.message().unwrap_or_default();
+            let stack = exception.stack().unwrap_or_default();
+            if stack.is_empty() {
+                message
+            } else {
+                format!("{message}\n{stack}")
+            }
+        }
+        CaughtError::Value(value) => format!("{value:?}"),
+        CaughtError::Error(error) => error.to_string(),
+    };
+    if text.contains("out of memory") {
+        Failure::OutOfMemory
+    } else {
+        Failure::Thrown(text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn sandbox(cpu_ms: u64) -> Sandbox {
+        Sandbox::new(Limits {
+            cpu: Duration::from_millis(cpu_ms),
+            memory: 16 << 20,
+            ..Limits::default()
+        })
+        .unwrap()
+    }
+
+    fn eval(sandbox: &Sandbox, source: &str) -> Result<String, Failure> {
+        let source = source.to_string();
+        sandbox.call(move |ctx| {
+            let value: rquickjs::Value = ctx.eval(source)?;
+            Ok(format!(
+                "{:?}",
+                value
+                    .as_int()
+                    .map(i64::from)
+                    .or(value.as_float().map(|f| f as i64))
+            ))
+        })
+    }
+
+    #[test]
+    fn an_endless_loop_is_interrupted_within_the_limit() {
+        let sandbox = sandbox(200);
+        let started = Instant::now();
+        assert_eq!(eval(&sandbox, "for (;;) {}"), Err(Failure::Interrupted));
+        let took = started.elapsed();
+        assert!(took < Duration::from_millis(600), "took {took:?}");
+        // A try/catch in the tenant's code cannot swallow the interrupt.
+        let started = Instant::now();
+        let caught = eval(&sandbox, "for (;;) { try { for (;;) {} } catch (e) {} }");
+        assert_eq!(caught, Err(Failure::Interrupted));
+        assert!(started.elapsed() < Duration::from_millis(600));
+        // The sandbox answers the next call.
+        assert_eq!(eval(&sandbox, "1 + 1").unwrap(), "Some(2)");
+    }
+
+    #[test]
+    fn a_memory_bomb_is_stopped_and_the_sandbox_recovers() {
+        let sandbox = sandbox(5000);
+        let bomb = eval(
+            &sandbox,
+            "const a = []; for (;;) a.push('x'.repeat(1 << 20) + a.length);",
+        );
+        assert_eq!(bomb, Err(Failure::OutOfMemory));
+        assert!(sandbox.memory_used() < 16 << 20);
+        assert_eq!(eval(&sandbox, "2 + 2").unwrap(), "Some(4)");
+    }
+
+    #[test]
+    fn deep_recursion_is_stopped() {
+        let sandbox = sandbox(5000);
+        match eval(&sandbox, "function f(n) { return f(n + 1) + 1 } f(0)") {
+            Err(Failure::Thrown(message)) => {
+                assert!(message.contains("stack"), "{message}")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(eval(&sandbox, "3").unwrap(), "Some(3)");
+    }
+
+    #[test]
+    fn a_polluted_prototype_stays_in_its_sandbox() {
+        let a = sandbox(1000);
+        let b = sandbox(1000);
+        eval(
+            &a,
+            "Object.prototype.evil = 1; Array.prototype.push = null; globalThis.x = 5; 0",
+        )
+        .unwrap();
+        assert_eq!(eval(&a, "({}).evil").unwrap(), "Some(1)");
+        assert_eq!(
+            eval(&b, "({}).evil === undefined ? 7 : 0").unwrap(),
+            "Some(7)"
+        );
+        assert_eq!(
+            eval(&b, "typeof x === 'undefined' ? 7 : 0").unwrap(),
+            "Some(7)"
+        );
+        assert_eq!(
+            eval(&b, "const q = []; q.push(1); q.length").unwrap(),
+            "Some(1)"
+        );
+    }
+
+    #[test]
+    fn the_host_is_out_of_reach() {
+        let sandbox = sandbox(1000);
+        for name in ["require", "process", "std", "os", "fetch", "setTimeout"] {
+            let check = format!("typeof {name} === 'undefined' ? 1 : 0");
+            assert_eq!(eval(&sandbox, &check).unwrap(), "Some(1)", "{name}");
+        }
+        match eval(&sandbox, "nosuchthing()") {
+            Err(Failure::Thrown(message)) => assert!(message.contains("nosuchthing"), "{message}"),
+            other => panic!("{other:?}"),
+        }
+    }
+}

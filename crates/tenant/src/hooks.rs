@@ -1,0 +1,139 @@
+//! The seam between the tenant runtime and the tenant's own code (`pb_hooks`): the [`Code`]
+//! a tenant's hooks load into, the [`CodeLoader`] the node installs, and the plain request,
+//! response and error types that cross it. The engine lives in `warren-hooks`; this crate and
+//! the HTTP crates only see these traits, so they do not depend on a JavaScript engine.
+//!
+//! A tenant without code pays one check of a cell per request (see [`crate::Tenant::code`]).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use crate::Tenant;
+
+/// A boxed future crossing the seam.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A refusal or failure of the tenant's code, rendered as PocketBase's error envelope.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{message}")]
+pub struct HookError {
+    /// HTTP status (400 for a thrown `BadRequestError`, 500 for a failure of the code).
+    pub status: u16,
+    /// The message the caller sees.
+    pub message: String,
+    /// Field details of the envelope.
+    pub data: Map<String, Value>,
+}
+
+impl HookError {
+    /// PocketBase's generic 500: the cause goes to the tenant's logs, not to the caller.
+    pub fn internal() -> Self {
+        Self {
+            status: 500,
+            message: "Something went wrong while processing your request.".into(),
+            data: Map::new(),
+        }
+    }
+}
+
+/// A request to one of the tenant's own routes (`routerAdd`).
+#[derive(Debug, Clone, Default)]
+pub struct RouteRequest {
+    /// `GET`, `POST`, ...
+    pub method: String,
+    /// The path, without the query.
+    pub path: String,
+    /// The raw query string (without `?`).
+    pub query: String,
+    /// Request headers (names lowercase).
+    pub headers: Vec<(String, String)>,
+    /// The request body.
+    pub body: Vec<u8>,
+    /// The authenticated record (API JSON), if any.
+    pub auth: Option<Map<String, Value>>,
+    /// Whether `auth` is a superuser.
+    pub superuser: bool,
+    /// The client's address as the tenant's settings resolve it.
+    pub remote_ip: String,
+}
+
+/// The answer of a tenant's route.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RouteResponse {
+    /// HTTP status.
+    pub status: u16,
+    /// Response headers.
+    pub headers: Vec<(String, String)>,
+    /// Response body.
+    pub body: Vec<u8>,
+}
+
+/// The record events a tenant's hooks can listen to around a write (`onRecordCreate` ...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RecordEvent {
+    /// Before a record is created (`onRecordCreate`).
+    Create,
+    /// Before a record is updated (`onRecordUpdate`).
+    Update,
+    /// Before a record is deleted (`onRecordDelete`).
+    Delete,
+    /// After a create committed (`onRecordAfterCreateSuccess`).
+    AfterCreate,
+    /// After an update committed (`onRecordAfterUpdateSuccess`).
+    AfterUpdate,
+    /// After a delete committed (`onRecordAfterDeleteSuccess`).
+    AfterDelete,
+}
+
+impl RecordEvent {
+    /// The PocketBase name of the hook registering for this event.
+    pub fn hook_name(self) -> &'static str {
+        match self {
+            Self::Create => "onRecordCreate",
+            Self::Update => "onRecordUpdate",
+            Self::Delete => "onRecordDelete",
+            Self::AfterCreate => "onRecordAfterCreateSuccess",
+            Self::AfterUpdate => "onRecordAfterUpdateSuccess",
+            Self::AfterDelete => "onRecordAfterDeleteSuccess",
+        }
+    }
+}
+
+/// A tenant's loaded code. Calls into it are serialized per tenant and bounded in time and
+/// memory by the implementation.
+pub trait Code: Send + Sync {
+    /// Answers `request` if one of the tenant's routes matches it; `None` if none does.
+    fn route<'a>(
+        &'a self,
+        tenant: &'a Tenant,
+        request: RouteRequest,
+    ) -> BoxFuture<'a, Option<Result<RouteResponse, HookError>>>;
+
+    /// Whether a hook listens for `event` on `collection` (cheap, no call into the code).
+    fn listens(&self, event: RecordEvent, collection: &str) -> bool;
+
+    /// Runs the hooks of `event` on `record` (the record's fields, `id` and
+    /// `collectionName` included) of `collection`. Returns the record as the hooks left it,
+    /// or their refusal (the write must then not happen).
+    fn record_event<'a>(
+        &'a self,
+        tenant: &'a Tenant,
+        event: RecordEvent,
+        collection: &'a str,
+        record: Map<String, Value>,
+    ) -> BoxFuture<'a, Result<Map<String, Value>, HookError>>;
+}
+
+/// Loads a tenant's code; installed on the registry by the node (see
+/// [`crate::Registry::set_code_loader`]).
+pub trait CodeLoader: Send + Sync {
+    /// Loads the code of `tenant` from its directory: `Ok(None)` when it has none, an error
+    /// (the message the tenant's logs get) when it fails to load.
+    fn load<'a>(
+        &'a self,
+        tenant: &'a Tenant,
+    ) -> BoxFuture<'a, Result<Option<Arc<dyn Code>>, String>>;
+}
