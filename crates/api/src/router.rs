@@ -8,7 +8,7 @@ use warren_secrets::Passwords;
 
 use crate::headers::pocketbase_headers;
 use crate::routes::{
-    auth, backups, batch, collections, crons, custom, files, health, logs, oauth2, probes, public,
+    auth, backups, batch, collections, crons, custom, files, health, logs, oauth2, probes,
     realtime, records, settings, sql, warren,
 };
 
