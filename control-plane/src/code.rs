@@ -87,22 +87,33 @@ pub async fn summary(tenants: &Tenants, tenant: &TenantInfo) -> Result<Code> {
 }
 
 /// Deploys the tar.gz `upload` into `tenant`: the folders at its top replace the project's,
-/// each whole; an unsafe or oversized archive changes nothing.
-pub async fn deploy(tenants: &Tenants, tenant: &TenantInfo, upload: &Upload) -> Result<Deployed> {
+/// each whole; an unsafe or oversized archive, or hooks the `registry`'s check refuses,
+/// change nothing. After a deploy the tenant's next request runs the new hooks (open
+/// connections stay).
+pub async fn deploy(
+    tenants: &Tenants,
+    registry: &warren_tenant::Registry,
+    tenant: &TenantInfo,
+    upload: &Upload,
+) -> Result<Deployed> {
     let dir = dir(tenants, tenant);
     let archive = upload.path().to_path_buf();
     let limits = limits(tenant);
+    let check = registry.code_check();
     let (deployed, now) = tokio::task::spawn_blocking(move || {
         let file = std::fs::File::open(&archive)?;
         let mut staging = Staging::new(&dir, limits)?;
         staging.add_tar_gz(std::io::BufReader::new(file))?;
-        // The JavaScript engine's load check of the staged hooks goes here once it exists.
-        let deployed = staging.commit(None)?;
+        let check = check.map(|check| move |hooks: &std::path::Path| check.check(hooks));
+        let deployed = staging.commit(check.as_ref().map(|c| c as code::HooksCheck<'_>))?;
         let now = code::summary(&dir)?;
         Ok::<_, warren_tenant::Error>((deployed, now))
     })
     .await
     .map_err(joined)??;
+    if deployed.iter().any(|f| f.folder == code::Folder::Hooks) {
+        registry.reload_code(&tenant.id);
+    }
     tracing::info!(slug = %tenant.slug, folders = deployed.len(), "code deployed");
     Ok(Deployed {
         deployed: deployed.iter().map(folder).collect(),

@@ -304,7 +304,9 @@ impl Transfers {
                 transfer::build(&unpacked, &staging, Files::Move, "the zip", &report).await?;
             // Code at the top of the zip, beside its pb_data folder, comes in too.
             let code = unpacked.join(archive::CODE_DIR);
-            summary.code_files = transfer::import_code_from(&code, &staging).await?;
+            // Its hooks must load, as a deploy's must.
+            let check = self.inner.registry.code_check();
+            summary.code_files = transfer::import_code_from(&code, &staging, check).await?;
             report(Progress {
                 step: "swap",
                 done: 0,

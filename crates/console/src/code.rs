@@ -127,7 +127,10 @@ pub async fn deploy_code(
             )
             .await;
         }
-        Ok(upload) => warren_control_plane::code::deploy(&state.tenants, &project, &upload).await,
+        Ok(upload) => {
+            warren_control_plane::code::deploy(&state.tenants, &state.registry, &project, &upload)
+                .await
+        }
         Err(e) => Err(e),
     };
     match deployed {

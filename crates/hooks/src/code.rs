@@ -31,9 +31,11 @@ pub struct TenantCode {
 
 impl TenantCode {
     /// Creates the tenant's sandbox and runs the prelude and `files` in order (blocking).
+    /// Without `tenant` (a deploy's check in a scratch sandbox) `$app` is not available while
+    /// the files load and nothing they register reaches a tenant.
     pub(crate) fn load(
         engine: Engine,
-        tenant: &Tenant,
+        tenant: Option<&Tenant>,
         dir: &Path,
         files: &[PathBuf],
         handle: tokio::runtime::Handle,
@@ -41,7 +43,7 @@ impl TenantCode {
         let hooks_dir = dir.canonicalize()?;
         let shared = Arc::new(Shared {
             hooks_dir,
-            tenant: Mutex::new(Some(tenant.clone())),
+            tenant: Mutex::new(tenant.cloned()),
             handle,
             services: engine.services(),
             routes: Mutex::new(Routes::default()),

@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use tokio::sync::Semaphore;
 use warren_tenant::Tenant;
-use warren_tenant::hooks::{BoxFuture, Code, CodeLoader};
+use warren_tenant::hooks::{BoxFuture, Code, CodeCheck, CodeLoader};
 
 pub use code::TenantCode;
 pub use sandbox::Sandbox;
@@ -135,7 +135,7 @@ impl Engine {
         let handle = tokio::runtime::Handle::current();
         let loaded = tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            TenantCode::load(engine, &tenant, &dir, &files, handle)
+            TenantCode::load(engine, Some(&tenant), &dir, &files, handle)
         })
         .await
         .map_err(|e| Error::Script(format!("loading failed: {e}")))??;
@@ -152,6 +152,22 @@ impl Engine {
                 Err(_) => unreachable!("a new semaphore with one permit is open"),
             },
         }
+    }
+}
+
+impl CodeCheck for Engine {
+    fn check(&self, hooks_dir: &Path) -> Result<(), String> {
+        let handle = tokio::runtime::Handle::try_current()
+            .map_err(|_| "the hooks check needs the node's runtime".to_string())?;
+        let files = handle
+            .block_on(hook_files(hooks_dir))
+            .map_err(|e| e.to_string())?;
+        let Some(files) = files else { return Ok(()) };
+        let _permit = handle.block_on(self.permit());
+        // The scratch code is dropped here: it belongs to no tenant and registers nothing.
+        TenantCode::load(self.clone(), None, hooks_dir, &files, handle)
+            .map(drop)
+            .map_err(|e| e.to_string())
     }
 }
 

@@ -137,3 +137,12 @@ pub trait CodeLoader: Send + Sync {
         tenant: &'a Tenant,
     ) -> BoxFuture<'a, Result<Option<Arc<dyn Code>>, String>>;
 }
+
+/// Checks a staged `pb_hooks` folder before a deploy makes it live: loads it in a scratch
+/// sandbox with the same limits, registering nothing live. Installed on the registry by the
+/// node (see [`crate::Registry::set_code_check`]).
+pub trait CodeCheck: Send + Sync {
+    /// Whether the hooks in `hooks_dir` load; `Err` is the engine's message (file and line
+    /// where it gives them). Blocking: call it from `spawn_blocking` inside a Tokio runtime.
+    fn check(&self, hooks_dir: &std::path::Path) -> Result<(), String>;
+}

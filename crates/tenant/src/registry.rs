@@ -358,6 +358,8 @@ struct RegistryInner {
     shipper: RwLock<Option<Arc<dyn Shipper>>>,
     /// Loads the code of opened tenants, if the node runs tenants' code.
     code_loader: RwLock<Option<Arc<dyn CodeLoader>>>,
+    /// What checks a deploy's staged hooks before they go live (none: no check).
+    code_check: RwLock<Option<Arc<dyn crate::hooks::CodeCheck>>>,
 }
 
 struct Slot {
@@ -379,6 +381,7 @@ impl Registry {
             lingering: Mutex::new(HashMap::new()),
             shipper: RwLock::new(None),
             code_loader: RwLock::new(None),
+            code_check: RwLock::new(None),
         });
         let every = (inner.config.idle_timeout / 4)
             .clamp(Duration::from_millis(50), Duration::from_secs(15));
@@ -402,6 +405,24 @@ impl Registry {
             .code_loader
             .write()
             .unwrap_or_else(|p| p.into_inner()) = Some(loader);
+    }
+
+    /// Checks the staged hooks of every deploy from now on through `check`.
+    pub fn set_code_check(&self, check: Arc<dyn crate::hooks::CodeCheck>) {
+        *self
+            .inner
+            .code_check
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = Some(check);
+    }
+
+    /// The check of a deploy's staged hooks, if the node installed one.
+    pub fn code_check(&self) -> Option<Arc<dyn crate::hooks::CodeCheck>> {
+        self.inner
+            .code_check
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Drops the loaded code of tenant `id` if it is open; its next request that needs the

@@ -8,6 +8,7 @@
 //! and settings come across unchanged, so tokens the old server issued keep verifying.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use warren_store::{Database, vacuum_into};
 
@@ -86,7 +87,9 @@ pub async fn import_with(
         Files::Copy => beside(from),
         Files::Move => from.join(crate::archive::CODE_DIR),
     };
-    match import_code_from(&code, &staging).await {
+    // A data directory or zip imported here is checked when the tenant loads its hooks (the
+    // node's engine is not at hand); uploads through the control plane check them first.
+    match import_code_from(&code, &staging, None).await {
         Ok(code_files) => summary.code_files = code_files,
         Err(e) => {
             let _ = tokio::fs::remove_dir_all(&staging).await;
@@ -240,8 +243,13 @@ pub fn beside(data_dir: &Path) -> PathBuf {
 /// Brings the code folders found in `source` (`source/pb_hooks`, …: the directory beside a
 /// PocketBase data directory, or an unpacked zip's [`crate::archive::CODE_DIR`]) into the
 /// tenant directory being built at `staging`, through a deploy's checks and limits (a link or
-/// special file in them refuses the import). Returns how many files came.
-pub async fn import_code_from(source: &Path, staging: &Path) -> Result<u64> {
+/// special file in them refuses the import), and through `check` when given (hooks that do not
+/// load refuse it). Returns how many files came.
+pub async fn import_code_from(
+    source: &Path,
+    staging: &Path,
+    check: Option<Arc<dyn crate::hooks::CodeCheck>>,
+) -> Result<u64> {
     let source = source.to_path_buf();
     let staging = staging.to_path_buf();
     tokio::task::spawn_blocking(move || {
@@ -249,8 +257,8 @@ pub async fn import_code_from(source: &Path, staging: &Path) -> Result<u64> {
         if crate::code::stage_found(&mut code, &source)? == 0 {
             return Ok(0);
         }
-        // The hooks are checked when the tenant loads them; an import keeps them as they are.
-        let deployed = code.commit(None)?;
+        let check = check.map(|check| move |dir: &Path| check.check(dir));
+        let deployed = code.commit(check.as_ref().map(|c| c as crate::code::HooksCheck<'_>))?;
         Ok(deployed.iter().map(|f| f.files).sum())
     })
     .await

@@ -151,11 +151,14 @@ async fn serve_platform(global: &Global, serve: &Serve) -> anyhow::Result<()> {
     );
     // Tenants' pb_hooks run in the node's JavaScript engine, writing through the same pipeline
     // as the API.
-    registry.set_code_loader(std::sync::Arc::new(warren_hooks::Engine::new(
+    let engine = std::sync::Arc::new(warren_hooks::Engine::new(
         warren_hooks::Limits::default(),
         warren_hooks::POOL_SIZE,
         Some(warren_api::services(&api)),
-    )));
+    ));
+    registry.set_code_loader(engine.clone());
+    // Deploys load the staged hooks in a scratch sandbox of the same engine first.
+    registry.set_code_check(engine);
     let transfers =
         warren_control_plane::transfers::Transfers::new(tenants.clone(), registry.clone());
     transfers.remove_leftovers();
@@ -529,12 +532,20 @@ async fn tenant(global: &Global, command: TenantCommand) -> anyhow::Result<()> {
             }
             let dir = warren_tenant::tenant_dir(tenants.root(), &info.id);
             let limits = warren_control_plane::code::limits(&info);
+            // The hooks must load in a scratch sandbox of the engine a server runs them in.
+            let engine = warren_hooks::Engine::new(
+                warren_hooks::Limits::default(),
+                warren_hooks::POOL_SIZE,
+                None,
+            );
             let deployed = tokio::task::spawn_blocking(move || {
+                use warren_tenant::hooks::CodeCheck;
                 let mut staging = Staging::new(&dir, limits)?;
                 for (folder, from) in &given {
                     staging.add_dir(*folder, from)?;
                 }
-                staging.commit(None)
+                let check = |hooks: &std::path::Path| engine.check(hooks);
+                staging.commit(Some(&check))
             })
             .await?
             .map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -41,7 +41,9 @@ pub async fn deploy_code(
     }
     let body = request.into_body().into_data_stream();
     let upload = state.transfers.receive(body, limit).await?;
-    Ok(Json(code::deploy(&state.tenants, &tenant, &upload).await?))
+    Ok(Json(
+        code::deploy(&state.tenants, &state.registry, &tenant, &upload).await?,
+    ))
 }
 
 /// `GET /v1/tenants/{slug}/code`: the code folders the tenant has.

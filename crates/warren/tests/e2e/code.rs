@@ -505,3 +505,80 @@ async fn code_at_the_top_of_an_uploaded_zip_comes_in_with_the_import() {
         .collect();
     assert_eq!(names, ["pb_hooks", "pb_public"]);
 }
+
+fn hooks(source: &str) -> Vec<u8> {
+    tar_gz(&[("pb_hooks/main.pb.js", source.as_bytes())])
+}
+
+fn hello(answer: &str) -> String {
+    format!("routerAdd(\"GET\", \"/hello\", (e) => e.string(200, \"{answer}\"));\n")
+}
+
+async fn get_hello(server: &Server, client: &reqwest::Client) -> (u16, String) {
+    let url = format!("http://{}/hello", server.addr);
+    let response = client
+        .get(url)
+        .header("host", "alpha.localhost")
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn deployed_hooks_are_checked_and_answer_at_once_without_a_restart() {
+    let server = Server::start(&[]);
+    assert!(server.cli(&["tenant", "create", "alpha"]).status.success());
+    // One client keeps its connection open across the deploys.
+    let client = reqwest::Client::builder().build().unwrap();
+
+    let (status, body) = deploy(&server, "alpha", hooks(&hello("v1"))).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(get_hello(&server, &client).await, (200, "v1".into()));
+
+    let (status, body) = deploy(&server, "alpha", hooks(&hello("v2"))).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(get_hello(&server, &client).await, (200, "v2".into()));
+
+    // A syntax error refuses the deploy, naming the file and the error; v2 keeps answering.
+    let broken = "routerAdd(\"GET\", \"/hello\", (e) => {\n  e.string(200, \"v3\")\n";
+    let (status, body) = deploy(&server, "alpha", hooks(broken)).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["status"], 400, "{body}");
+    let message = body["message"].as_str().unwrap();
+    // QuickJS names the file and the line where the source ends unfinished.
+    assert!(message.contains("hooks were refused"), "{message}");
+    assert!(message.contains("main.pb.js:3"), "{message}");
+    assert!(message.contains("unexpected token"), "{message}");
+    assert_eq!(get_hello(&server, &client).await, (200, "v2".into()));
+
+    // An exception while loading refuses too, and the scratch load registered nothing.
+    let throws = format!("{}throw new Error(\"not ready\");\n", hello("v4"));
+    let (status, body) = deploy(&server, "alpha", hooks(&throws)).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("not ready"),
+        "{body}"
+    );
+    assert_eq!(get_hello(&server, &client).await, (200, "v2".into()));
+
+    // The CLI refuses the same file, and leaves the deployed hooks as they were.
+    let work = tempfile::tempdir().unwrap();
+    std::fs::write(work.path().join("main.pb.js"), broken).unwrap();
+    let out = server.cli(&[
+        "tenant",
+        "deploy",
+        "alpha",
+        "--hooks",
+        work.path().to_str().unwrap(),
+    ]);
+    assert!(!out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("main.pb.js:3") && stderr.contains("unexpected token"),
+        "{stderr}"
+    );
+    let hooks_file = server.tenant_dir("alpha").await.join("pb_hooks/main.pb.js");
+    assert_eq!(std::fs::read_to_string(hooks_file).unwrap(), hello("v2"));
+    assert_eq!(get_hello(&server, &client).await, (200, "v2".into()));
+}
