@@ -50,6 +50,9 @@ impl TenantCode {
             listens: Mutex::new(HashMap::new()),
             loading: std::sync::atomic::AtomicBool::new(true),
         });
+        if let Some(tenant) = tenant {
+            crate::forget_cron_jobs(tenant);
+        }
         let sandbox = Sandbox::new(engine.limits()).map_err(Error::Script)?;
         let _inside = Inside::enter();
         let installed = shared.clone();
@@ -158,6 +161,44 @@ impl TenantCode {
                 .unwrap_or(400) as u16,
             message: error["message"].as_str().unwrap_or_default().to_string(),
             data: error["data"].as_object().cloned().unwrap_or_default(),
+        }
+    }
+
+    /// Runs cron job `id`'s function under the same limits as every call; a failure is the
+    /// job's error message (the scheduler logs it).
+    async fn dispatch_cron(&self, tenant: &Tenant, id: &str) -> Result<(), String> {
+        let job = id.to_string();
+        let answer = self
+            .run(tenant, move |sandbox| {
+                sandbox.call(move |ctx| {
+                    let warren: Object = ctx.globals().get("__warren")?;
+                    let cron: Function = warren.get("cron")?;
+                    let answer: rquickjs::String = cron.call((job,))?;
+                    answer.to_string()
+                })
+            })
+            .await
+            .map_err(|e| format!("cron job {id}: {e}"))?;
+        let text = match answer {
+            Ok(text) => text,
+            Err(failure) => {
+                let limit = match failure {
+                    Failure::Interrupted => format!(" (CPU limit {:?})", self.engine.limits().cpu),
+                    Failure::OutOfMemory => {
+                        format!(" (memory limit {} MiB)", self.engine.limits().memory >> 20)
+                    }
+                    Failure::Thrown(_) => String::new(),
+                };
+                return Err(format!("cron job {id}: {}{limit}", headline(&failure)));
+            }
+        };
+        let answer: Value = serde_json::from_str(&text).unwrap_or_default();
+        if answer["missing"] == true {
+            return Err(format!("cron job {id}: the project's code has no such job"));
+        }
+        match answer["cause"].as_str() {
+            Some(cause) => Err(format!("cron job {id}: {cause}")),
+            None => Ok(()),
         }
     }
 
@@ -408,6 +449,10 @@ impl Code for TenantCode {
     ) -> BoxFuture<'a, Result<Map<String, Value>, HookError>> {
         Box::pin(self.dispatch_record(tenant, event, collection, record))
     }
+
+    fn cron<'a>(&'a self, tenant: &'a Tenant, id: &'a str) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(self.dispatch_cron(tenant, id))
+    }
 }
 
 #[cfg(test)]
@@ -471,8 +516,19 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        match check("cronAdd('x', '* * * * *', () => {})") {
-            Err(Failure::Thrown(message)) => assert!(message.contains("cronAdd"), "{message}"),
+        match check("migrate(() => {})") {
+            Err(Failure::Thrown(message)) => assert!(message.contains("migrate"), "{message}"),
+            other => panic!("{other:?}"),
+        }
+        // Without a tenant (a deploy's check) cronAdd only checks its expression.
+        assert_eq!(
+            check("cronAdd('x', '* * * * *', () => {}); true"),
+            Ok(Some(true))
+        );
+        match check("cronAdd('x', 'every minute', () => {})") {
+            Err(Failure::Thrown(message)) => {
+                assert!(message.contains("failed to add new cron job"), "{message}")
+            }
             other => panic!("{other:?}"),
         }
         // The engine's entry points cannot be replaced by the tenant.

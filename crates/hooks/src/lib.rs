@@ -127,6 +127,7 @@ impl Engine {
     pub async fn load(&self, tenant: &Tenant) -> Result<Option<TenantCode>, Error> {
         let dir = tenant.dir().join(HOOKS_DIR);
         let Some(files) = hook_files(&dir).await? else {
+            forget_cron_jobs(tenant);
             return Ok(None);
         };
         let permit = self.permit().await;
@@ -183,6 +184,17 @@ impl CodeLoader for Engine {
                 Err(e) => Err(e.to_string()),
             }
         })
+    }
+}
+
+/// Removes the cron jobs the tenant's code registered (every job but PocketBase's system
+/// jobs), as code is (re)loaded: the new code registers its own.
+pub(crate) fn forget_cron_jobs(tenant: &Tenant) {
+    let crons = tenant.crons();
+    for job in crons.jobs() {
+        if !job.id.starts_with(warren_tenant::cron::SYSTEM_PREFIX) {
+            crons.remove(&job.id);
+        }
     }
 }
 

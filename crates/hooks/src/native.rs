@@ -230,6 +230,27 @@ pub(crate) fn install(ctx: &Ctx<'_>, shared: std::sync::Arc<Shared>) -> rquickjs
 
     let s = shared.clone();
     native.set(
+        "cronAdd",
+        Function::new(
+            ctx.clone(),
+            move |ctx: Ctx<'_>, id: String, expression: String| {
+                cron_add(&s, &id, &expression).map_err(|m| throw(&ctx, &m))
+            },
+        )?,
+    )?;
+
+    let s = shared.clone();
+    native.set(
+        "cronRemove",
+        Function::new(ctx.clone(), move |id: String| {
+            if let Some(tenant) = s.tenant() {
+                tenant.crons().remove(&id);
+            }
+        })?,
+    )?;
+
+    let s = shared.clone();
+    native.set(
         "app",
         Function::new(ctx.clone(), move |method: String, args: String| {
             crate::app::call(&s, &method, &args)
@@ -249,6 +270,34 @@ pub(crate) fn install(ctx: &Ctx<'_>, shared: std::sync::Arc<Shared>) -> rquickjs
     ctx.globals().set("__native", native)?;
     ctx.globals().set("__hooks", HOOKS_ALIAS)?;
     Ok(())
+}
+
+/// Registers cron job `id` of the running call's tenant: each run calls the function the
+/// prelude keeps under `id` in the tenant's code as it is loaded then. Without a tenant (a
+/// deploy's scratch check) the expression is only checked.
+fn cron_add(shared: &Shared, id: &str, expression: &str) -> Result<(), String> {
+    let Some(tenant) = shared.tenant() else {
+        warren_tenant::cron::Schedule::parse(expression)
+            .map_err(|e| format!("failed to add new cron job: {e}"))?;
+        return Ok(());
+    };
+    let job = id.to_string();
+    // The callback gets the tenant on each run and keeps no handle of its own (no cycle).
+    let run = warren_tenant::cron::job_fn(move |tenant: Tenant| {
+        let job = job.clone();
+        async move {
+            let Some(code) = tenant.code().await else {
+                return Err(format!(
+                    "cron job {job}: the project's pb_hooks did not load"
+                ));
+            };
+            code.cron(&tenant, &job).await
+        }
+    });
+    tenant
+        .crons()
+        .add(id, expression, run)
+        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -262,11 +262,23 @@
     "onRecordCreateExecute", "onRecordUpdateExecute", "onRecordDeleteExecute",
     "onRecordAfterCreateError", "onRecordAfterUpdateError", "onRecordAfterDeleteError",
     "onRecordsListRequest", "onRecordViewRequest", "onRecordAuthRequest", "onMailerSend",
-    "onBootstrap", "onServe", "onTerminate", "cronAdd", "cronRemove", "migrate",
+    "onBootstrap", "onServe", "onTerminate", "migrate",
     "onRecordValidate", "onRecordEnrich", "onCollectionCreate", "onCollectionUpdate", "onCollectionDelete",
   ];
   for (const name of notYet) {
     register[name] = function () { throw new Error(name + "() is not supported by Warren yet"); };
+  }
+
+  // ---- cron jobs: the functions by id; the engine registers the schedule ----
+  const crons = new Map();
+  function cronAdd(id, expression, handler) {
+    if (typeof handler !== "function") throw new TypeError("cronAdd: the handler must be a function");
+    native.cronAdd(String(id), String(expression));
+    crons.set(String(id), handler);
+  }
+  function cronRemove(id) {
+    crons.delete(String(id));
+    native.cronRemove(String(id));
   }
 
   // ---- dispatch (called by the engine) ----
@@ -377,6 +389,17 @@
       if (response.status === 0) response.status = 200;
       return JSON.stringify({ response });
     },
+    cron(id) {
+      const handler = crons.get(id);
+      if (!handler) return JSON.stringify({ missing: true });
+      try {
+        handler();
+      } catch (error) {
+        if (error instanceof InternalError && /out of memory/.test(String(error.message))) throw error;
+        return JSON.stringify({ cause: String(error && error.stack ? error + "\n" + error.stack : error) });
+      }
+      return JSON.stringify({});
+    },
     recordEvent(name, collectionName, collectionId, recordJson) {
       const collection = { name: collectionName, id: collectionId };
       const record = new Record(collection, JSON.parse(recordJson));
@@ -393,7 +416,7 @@
   };
 
   const globals = {
-    routerAdd, routerUse, Middleware, Record,
+    routerAdd, routerUse, Middleware, Record, cronAdd, cronRemove,
     ApiError, ValidationError, BadRequestError, NotFoundError, ForbiddenError, UnauthorizedError, TooManyRequestsError, InternalServerError,
     $app, $apis, $security, $os, console, require,
     ...register,

@@ -125,6 +125,10 @@ pub trait Code: Send + Sync {
         collection: &'a str,
         record: Map<String, Value>,
     ) -> BoxFuture<'a, Result<Map<String, Value>, HookError>>;
+
+    /// Runs the function the code registered as cron job `id` (`cronAdd`); `Err` is the
+    /// failure the tenant's logs get (an exception, a limit, no such job).
+    fn cron<'a>(&'a self, tenant: &'a Tenant, id: &'a str) -> BoxFuture<'a, Result<(), String>>;
 }
 
 /// Loads a tenant's code; installed on the registry by the node (see

@@ -188,11 +188,29 @@ impl Tenant {
             .flatten()
     }
 
-    /// Forgets the tenant's loaded code; the next request that needs it loads it from the
-    /// tenant's directory again (a deploy calls this). Calls running on the old code finish
-    /// on it.
+    /// Forgets the tenant's loaded code; it loads again from the tenant's directory, in the
+    /// background when there is a `pb_hooks` folder (for its cron jobs), else on the next
+    /// request that needs it (a deploy calls this). Calls running on the old code finish on
+    /// it.
     pub fn reload_code(&self) {
         *self.inner.code.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(OnceCell::new());
+        self.load_code_soon();
+    }
+
+    /// Loads the tenant's code in the background when it has a `pb_hooks` folder and the node
+    /// runs code, so the cron jobs it registers exist without waiting for a request that needs
+    /// the code. The task holds the tenant only while it loads.
+    fn load_code_soon(&self) {
+        if self.inner.code_loader.is_none() || !crate::code::hooks_dir(self.dir()).is_dir() {
+            return;
+        }
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let tenant = self.clone();
+        handle.spawn(async move {
+            tenant.code().await;
+        });
     }
 
     /// The tenant's collections as of now.
@@ -807,7 +825,7 @@ async fn open(
     let crons = crate::cron::Crons::default();
     crate::cron::system::register(&crons);
     tracing::debug!(tenant = %id, "tenant opened");
-    Ok(Tenant {
+    let tenant = Tenant {
         inner: Arc::new(TenantInner {
             id,
             dir,
@@ -824,7 +842,10 @@ async fn open(
             code_loader,
             code: Mutex::new(Arc::new(OnceCell::new())),
         }),
-    })
+    };
+    // A tenant whose code registers cron jobs gets them as it opens.
+    tenant.load_code_soon();
+    Ok(tenant)
 }
 
 /// Background task: closes idle tenants until the registry is dropped.

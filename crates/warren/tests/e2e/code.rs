@@ -582,3 +582,141 @@ async fn deployed_hooks_are_checked_and_answer_at_once_without_a_restart() {
     assert_eq!(std::fs::read_to_string(hooks_file).unwrap(), hello("v2"));
     assert_eq!(get_hello(&server, &client).await, (200, "v2".into()));
 }
+
+const CRON_HOOKS: &str = r#"
+cronAdd("writer", "* * * * *", () => {
+  const notes = $app.findCollectionByNameOrId("notes");
+  $app.save(new Record(notes, { title: "tick" }));
+});
+cronAdd("runaway", "0 0 1 1 *", () => { for (;;) {} });
+cronAdd("gone", "* * * * *", () => {});
+cronRemove("gone");
+"#;
+
+async fn as_superuser(
+    server: &Server,
+    token: &str,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut request = server
+        .request(method, "alpha.localhost", path)
+        .header("Authorization", token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    send(request).await
+}
+
+async fn cron_ids(server: &Server, token: &str) -> Vec<String> {
+    let (status, body) = as_superuser(server, token, Method::GET, "/api/crons", None).await;
+    assert_eq!(status, 200, "{body}");
+    body.as_array()
+        .unwrap()
+        .iter()
+        .map(|job| job["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn cron_jobs_of_the_hooks_register_when_the_tenant_opens_and_run_in_its_sandbox() {
+    let server = Server::start(&["--cron-minute", "1s"]);
+    assert!(server.cli(&["tenant", "create", "alpha"]).status.success());
+    // Hooks on disk before the tenant first opens: opening it registers their jobs, though no
+    // request needs the code.
+    let hooks_dir = server.tenant_dir("alpha").await.join("pb_hooks");
+    std::fs::create_dir_all(&hooks_dir).unwrap();
+    std::fs::write(hooks_dir.join("jobs.pb.js"), CRON_HOOKS).unwrap();
+    let token = server.superuser("alpha").await;
+    let registered = crate::support::eventually(std::time::Duration::from_secs(10), async || {
+        cron_ids(&server, &token)
+            .await
+            .contains(&"writer".to_string())
+    })
+    .await;
+    assert!(registered, "{:?}", cron_ids(&server, &token).await);
+    let ids = cron_ids(&server, &token).await;
+    assert_eq!(
+        ids,
+        [
+            "runaway",
+            "writer",
+            "__pbDBOptimize__",
+            "__pbMFACleanup__",
+            "__pbOTPCleanup__",
+            "__pbLogsCleanup__"
+        ]
+    );
+
+    // The writer saves a record each (accelerated) minute once its collection exists.
+    let notes = serde_json::json!({
+        "name": "notes",
+        "listRule": "",
+        "fields": [{"name": "title", "type": "text"}],
+    });
+    let (status, body) = as_superuser(
+        &server,
+        &token,
+        Method::POST,
+        "/api/collections",
+        Some(notes),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let written = crate::support::eventually(std::time::Duration::from_secs(15), async || {
+        let (_, body) = as_superuser(
+            &server,
+            &token,
+            Method::GET,
+            "/api/collections/notes/records",
+            None,
+        )
+        .await;
+        body["totalItems"].as_u64().unwrap_or(0) >= 1
+    })
+    .await;
+    assert!(written, "no record was written by the cron job");
+
+    // A runaway job run on request is interrupted at the CPU limit and logged; the tenant
+    // keeps answering.
+    let (status, body) =
+        as_superuser(&server, &token, Method::POST, "/api/crons/runaway", None).await;
+    assert_eq!(status, 204, "{body}");
+    let logged = crate::support::eventually(std::time::Duration::from_secs(15), async || {
+        let (_, body) =
+            as_superuser(&server, &token, Method::GET, "/api/logs?perPage=200", None).await;
+        let text = body.to_string();
+        text.contains("cron job runaway") && text.contains("CPU limit")
+    })
+    .await;
+    assert!(logged, "the interrupted job was not logged");
+    assert_eq!(
+        as_superuser(&server, &token, Method::GET, "/api/health", None)
+            .await
+            .0,
+        200
+    );
+
+    // A deploy replaces the code's jobs with the new code's.
+    let next = "cronAdd(\"other\", \"*/5 * * * *\", () => {});\n";
+    let (status, body) = deploy(&server, "alpha", hooks(next)).await;
+    assert_eq!(status, 200, "{body}");
+    let replaced = crate::support::eventually(std::time::Duration::from_secs(10), async || {
+        let ids = cron_ids(&server, &token).await;
+        ids.contains(&"other".to_string()) && !ids.contains(&"writer".to_string())
+    })
+    .await;
+    assert!(replaced, "{:?}", cron_ids(&server, &token).await);
+    // A bad expression refuses the deploy with the cron parser's message.
+    let bad = "cronAdd(\"bad\", \"not a cron\", () => {});\n";
+    let (status, body) = deploy(&server, "alpha", hooks(bad)).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("failed to add new cron job"),
+        "{body}"
+    );
+}
