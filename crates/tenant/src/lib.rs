@@ -74,7 +74,6 @@ pub fn database_options() -> Options {
         readers: 2,
         cache_kib: 1024,
         migrations: MIGRATIONS,
-        durable: true,
     }
 }
 
