@@ -73,6 +73,11 @@ export function check(c, res) {
   if (c.data !== undefined) assert.deepEqual(codes(body?.data), fill(c.data), show);
   if (c.dataSubset !== undefined) contains(codes(body?.data), fill(c.dataSubset), 'data');
   if (c.json !== undefined) contains(body, fill(c.json), '');
+  if (c.jsonPrefix !== undefined) {
+    // The answer is a list that starts with these items (it may go on).
+    assert.ok(Array.isArray(body) && body.length >= c.jsonPrefix.length, show);
+    fill(c.jsonPrefix).forEach((e, i) => contains(body[i], e, `[${i}]`));
+  }
   for (const key of c.absent ?? []) assert.ok(!(key in body), `${key} is absent: ${show}`);
   for (const f of fill(c.fieldsInclude ?? [])) {
     const found = body.fields.find((x) => x.name === f.name);

@@ -157,6 +157,20 @@ impl Run {
         if !case["json"].is_null() {
             contains(body, &self.fill(&case["json"]), "")?;
         }
+        if let Some(prefix) = case["jsonPrefix"].as_array() {
+            // The answer is a list that starts with these items (it may go on).
+            let got = body.as_array().ok_or("the answer is not a list")?;
+            if got.len() < prefix.len() {
+                return Err(format!(
+                    "{} items, expected at least {}",
+                    got.len(),
+                    prefix.len()
+                ));
+            }
+            for (i, (a, e)) in got.iter().zip(prefix).enumerate() {
+                contains(a, &self.fill(e), &format!("[{i}]"))?;
+            }
+        }
         for key in case["absent"].as_array().into_iter().flatten() {
             let key = key.as_str().unwrap();
             if body.get(key).is_some() {
