@@ -1024,6 +1024,9 @@ async fn a_kill_during_shipping_leaves_a_consistent_restore() {
                     Ok(r) if r.status().is_success() => acked.lock().unwrap().push(title),
                     _ => break,
                 }
+                // Steady, not flat out: how much WAL the restores below replay must not grow
+                // with how fast the server writes.
+                tokio::time::sleep(Duration::from_millis(10)).await;
             }
         })
     };
