@@ -83,6 +83,7 @@ pub async fn open_control_db(data_dir: &Path) -> Result<Database> {
         readers: 4,
         cache_kib: 8192,
         migrations: MIGRATIONS,
+        durable: true,
     };
     Ok(Database::open(data_dir.join("control.db"), options).await?)
 }

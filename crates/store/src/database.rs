@@ -22,6 +22,11 @@ pub struct Options {
     pub cache_kib: u32,
     /// Migrations applied by the writer connection when the database opens.
     pub migrations: &'static [Migration],
+    /// Whether a commit is on disk before it is acknowledged (`synchronous = FULL`: it
+    /// survives power loss). `false` gives `synchronous = NORMAL`: a commit survives a crash
+    /// of the process but the last ones can be lost with the machine's power, for data that
+    /// is not acknowledged to anyone (request logs, already buffered in memory).
+    pub durable: bool,
 }
 
 impl Default for Options {
@@ -30,6 +35,7 @@ impl Default for Options {
             readers: 2,
             cache_kib: 2048,
             migrations: &[],
+            durable: true,
         }
     }
 }
@@ -380,8 +386,9 @@ fn data_version(conn: &Connection) -> Result<i64> {
     Ok(conn.query_row("PRAGMA data_version", [], |r| r.get(0))?)
 }
 
-/// Opens one connection with Warren's pragmas. The writer uses `synchronous = FULL` so that an
-/// acknowledged commit survives power loss, not just a crash; group commit pays for it.
+/// Opens one connection with Warren's pragmas. A durable database's writer uses `synchronous =
+/// FULL` so that an acknowledged commit survives power loss, not just a crash; group commit
+/// pays for it.
 /// Connections of a shipped database never checkpoint when they close.
 fn open_connection(
     path: &Path,
@@ -403,11 +410,12 @@ fn open_connection(
     }
     conn.execute_batch(&format!(
         "PRAGMA journal_mode = WAL;
-         PRAGMA synchronous = FULL;
+         PRAGMA synchronous = {};
          PRAGMA foreign_keys = OFF;
          PRAGMA temp_store = MEMORY;
          PRAGMA cache_size = -{};
          PRAGMA query_only = {};",
+        if options.durable { "FULL" } else { "NORMAL" },
         options.cache_kib,
         if read_only { "ON" } else { "OFF" },
     ))?;
@@ -490,6 +498,31 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(mode, "wal");
+    }
+
+    #[tokio::test]
+    async fn only_a_database_opened_not_durable_skips_the_sync_on_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let synchronous = |db: Database| async move {
+            db.write(|c| {
+                Ok::<_, Error>(c.query_row("PRAGMA synchronous", [], |r| r.get::<_, i64>(0))?)
+            })
+            .await
+            .unwrap()
+        };
+        let durable = Database::open(dir.path().join("durable.db"), Options::default())
+            .await
+            .unwrap();
+        // 2 is FULL, 1 is NORMAL.
+        assert_eq!(synchronous(durable).await, 2);
+        let options = Options {
+            durable: false,
+            ..Options::default()
+        };
+        let logs = Database::open(dir.path().join("logs.db"), options)
+            .await
+            .unwrap();
+        assert_eq!(synchronous(logs).await, 1);
     }
 
     #[tokio::test]

@@ -74,6 +74,7 @@ pub fn database_options() -> Options {
         readers: 2,
         cache_kib: 1024,
         migrations: MIGRATIONS,
+        durable: true,
     }
 }
 
