@@ -90,6 +90,9 @@ fn script() -> String {
     "console.log('alpha asset');\n".repeat(40)
 }
 
+/// A route beside the site: the tenant's routes go before its `pb_public` files.
+const HOOKS: &str = "routerAdd(\"GET\", \"/hi\", (e) => e.string(200, \"from hooks\"));\n";
+
 fn site() -> Vec<u8> {
     let script = script();
     tar_gz(&[
@@ -97,7 +100,7 @@ fn site() -> Vec<u8> {
         ("pb_public/assets/app.js", script.as_bytes()),
         ("pb_public/docs/index.html", b"<p>docs</p>"),
         ("pb_public/.env", b"SECRET=1"),
-        ("pb_hooks/main.pb.js", b"// hooks\n"),
+        ("pb_hooks/main.pb.js", HOOKS.as_bytes()),
     ])
 }
 
@@ -148,6 +151,10 @@ async fn a_deployed_site_is_served_at_the_tenant_root_beside_the_api() {
         get("/docs/").send().await.unwrap().text().await.unwrap(),
         "<p>docs</p>"
     );
+    // The tenant's own route answers before the site's fallback would.
+    let response = get("/hi").send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.text().await.unwrap(), "from hooks");
     // A missing page falls back to the top index.html (single-page apps).
     let response = get("/app/settings/profile").send().await.unwrap();
     assert_eq!(response.status(), 200);
