@@ -13,6 +13,7 @@ use crate::Console;
 use crate::auth::{FormBody, failure, forbidden};
 use crate::html::{Notice, page};
 use crate::projects::{owned, project_body};
+use crate::transfers::{NoUpload, csrf_then_file};
 use crate::visitor::Visitor;
 use warren_control_plane::Error;
 use warren_control_plane::code::{Code, CodeFolder};
@@ -98,16 +99,10 @@ pub async fn deploy_code(
     let refuse = async |status, message: String| {
         project_page(&state, &visitor, &id, status, Notice::Error(message)).await
     };
-    let csrf = match form.next_field().await {
-        Ok(Some(field)) if field.name() == Some("csrf") => field.text().await.unwrap_or_default(),
-        _ => String::new(),
-    };
-    if !visitor.accepts(&csrf) {
-        return forbidden(&visitor);
-    }
-    let field = match form.next_field().await {
-        Ok(Some(field)) if field.name() == Some("file") => field,
-        _ => {
+    let field = match csrf_then_file(&mut form, &visitor).await {
+        Ok(field) => field,
+        Err(NoUpload::Forbidden) => return forbidden(&visitor),
+        Err(NoUpload::NoFile) => {
             return refuse(
                 StatusCode::BAD_REQUEST,
                 "Choose a .tar.gz file to deploy.".into(),

@@ -89,6 +89,32 @@ fn refusal(error: Error) -> Result<(StatusCode, String), Error> {
     }
 }
 
+/// Why an upload form (`csrf` first, then `file`) brought no file to take.
+pub(crate) enum NoUpload {
+    /// The CSRF token was missing or wrong.
+    Forbidden,
+    /// The token was good but no file came.
+    NoFile,
+}
+
+/// Reads an upload form's `csrf` field, checks it, and hands over its `file` field.
+pub(crate) async fn csrf_then_file<'a>(
+    form: &'a mut Multipart,
+    visitor: &Visitor,
+) -> Result<axum::extract::multipart::Field<'a>, NoUpload> {
+    let csrf = match form.next_field().await {
+        Ok(Some(field)) if field.name() == Some("csrf") => field.text().await.unwrap_or_default(),
+        _ => String::new(),
+    };
+    if !visitor.accepts(&csrf) {
+        return Err(NoUpload::Forbidden);
+    }
+    match form.next_field().await {
+        Ok(Some(field)) if field.name() == Some("file") => Ok(field),
+        _ => Err(NoUpload::NoFile),
+    }
+}
+
 /// `POST /projects/{id}/import`: multipart with `csrf` first, then `file`. Starts the import
 /// and shows its progress page.
 pub async fn import_project(
@@ -104,16 +130,10 @@ pub async fn import_project(
     let refuse = async |status, message: String| {
         project_page(&state, &visitor, &id, status, Notice::Error(message)).await
     };
-    let csrf = match form.next_field().await {
-        Ok(Some(field)) if field.name() == Some("csrf") => field.text().await.unwrap_or_default(),
-        _ => String::new(),
-    };
-    if !visitor.accepts(&csrf) {
-        return forbidden(&visitor);
-    }
-    let field = match form.next_field().await {
-        Ok(Some(field)) if field.name() == Some("file") => field,
-        _ => {
+    let field = match csrf_then_file(&mut form, &visitor).await {
+        Ok(field) => field,
+        Err(NoUpload::Forbidden) => return forbidden(&visitor),
+        Err(NoUpload::NoFile) => {
             return refuse(
                 StatusCode::BAD_REQUEST,
                 "Choose a zip file to import.".into(),
