@@ -9,9 +9,8 @@ use axum::response::{IntoResponse, Response};
 
 use super::ErrorBody;
 use crate::Result;
-use crate::routes::transfers::content_length;
+use crate::routes::transfers::receive_upload;
 use warren_control_plane::code::{self, Code, Deployed};
-use warren_control_plane::transfers::{too_large, upload_limit};
 use warren_control_plane::{ControlPlane, Error};
 
 /// `PUT /v1/tenants/{slug}/code`: the body is a tar.gz whose top-level folders replace the
@@ -32,15 +31,7 @@ pub async fn deploy_code(
     Path(slug): Path<String>,
     request: Request,
 ) -> Result<Json<Deployed>> {
-    let tenant = state.tenants.find(&slug).await?.ok_or(Error::NotFound)?;
-    let limit = upload_limit(&tenant);
-    if let (Some(limit), Some(length)) = (limit, content_length(request.headers()))
-        && length > limit
-    {
-        return Err(too_large(limit).into());
-    }
-    let body = request.into_body().into_data_stream();
-    let upload = state.transfers.receive(body, limit).await?;
+    let (tenant, upload) = receive_upload(&state, &slug, request).await?;
     Ok(Json(
         code::deploy(&state.tenants, &state.registry, &tenant, &upload).await?,
     ))

@@ -9,7 +9,8 @@ use axum::response::{IntoResponse, Response};
 
 use super::ErrorBody;
 use crate::Result;
-use warren_control_plane::transfers::{Export, Job, too_large, upload_limit};
+use warren_control_plane::tenants::TenantInfo;
+use warren_control_plane::transfers::{Export, Job, Upload, too_large, upload_limit};
 use warren_control_plane::{ControlPlane, Error};
 
 /// The declared body size, when the client sent one.
@@ -20,6 +21,25 @@ pub(crate) fn content_length(headers: &HeaderMap) -> Option<u64> {
         .ok()?
         .parse()
         .ok()
+}
+
+/// Finds tenant `slug` and receives the request's body as its upload, within the plan's
+/// `maxUploadBytes` (refused at once when the declared length is larger).
+pub(crate) async fn receive_upload(
+    state: &ControlPlane,
+    slug: &str,
+    request: Request,
+) -> Result<(TenantInfo, Upload)> {
+    let tenant = state.tenants.find(slug).await?.ok_or(Error::NotFound)?;
+    let limit = upload_limit(&tenant);
+    if let (Some(limit), Some(length)) = (limit, content_length(request.headers()))
+        && length > limit
+    {
+        return Err(too_large(limit).into());
+    }
+    let body = request.into_body().into_data_stream();
+    let upload = state.transfers.receive(body, limit).await?;
+    Ok((tenant, upload))
 }
 
 /// `POST /v1/tenants/{slug}/import`: the body is the zip. Answers when the import is done.
@@ -40,15 +60,7 @@ pub async fn import_tenant(
     Path(slug): Path<String>,
     request: Request,
 ) -> Result<Json<Job>> {
-    let tenant = state.tenants.find(&slug).await?.ok_or(Error::NotFound)?;
-    let limit = upload_limit(&tenant);
-    if let (Some(limit), Some(length)) = (limit, content_length(request.headers()))
-        && length > limit
-    {
-        return Err(too_large(limit).into());
-    }
-    let body = request.into_body().into_data_stream();
-    let upload = state.transfers.receive(body, limit).await?;
+    let (tenant, upload) = receive_upload(&state, &slug, request).await?;
     let (_, done) = state.transfers.start_import(&tenant, upload).await?;
     let job = done
         .await
