@@ -59,6 +59,8 @@ pub(crate) struct Shared {
     pub(crate) listens: Mutex<HashMap<String, Vec<Vec<String>>>>,
     /// Whether the files are loading (routes and hooks register only then).
     pub(crate) loading: AtomicBool,
+    /// What the code reaches outside the node (mail, `$http.send`).
+    pub(crate) outside: crate::Outside,
 }
 
 impl Shared {
@@ -266,6 +268,8 @@ pub(crate) fn install(ctx: &Ctx<'_>, shared: std::sync::Arc<Shared>) -> rquickjs
             },
         )?,
     )?;
+
+    crate::outside::install(ctx, &native, shared.clone())?;
 
     ctx.globals().set("__native", native)?;
     ctx.globals().set("__hooks", HOOKS_ALIAS)?;
