@@ -229,6 +229,66 @@ mod tests {
         assert_eq!(eval(&sandbox, "1 + 1").unwrap(), "Some(2)");
     }
 
+    /// A sandbox with `wait(ms)` sleeping like a native call waiting on the network, and
+    /// `block(ms)` sleeping without pausing the deadline.
+    fn waiting_sandbox(cpu_ms: u64) -> Sandbox {
+        let sandbox = sandbox(cpu_ms);
+        sandbox
+            .call(|ctx| {
+                let wait = rquickjs::Function::new(ctx.clone(), |ms: u32| {
+                    waiting(|left| std::thread::sleep(Duration::from_millis(ms as u64).min(left)))
+                        .is_ok()
+                })?;
+                let block = rquickjs::Function::new(ctx.clone(), |ms: u32| {
+                    std::thread::sleep(Duration::from_millis(ms as u64))
+                })?;
+                ctx.globals().set("wait", wait)?;
+                ctx.globals().set("block", block)
+            })
+            .unwrap();
+        sandbox
+    }
+
+    #[test]
+    fn waiting_on_the_network_is_not_cpu_time() {
+        let sandbox = waiting_sandbox(200);
+        // 3 × 150 ms of waiting in a call allowed 200 ms of CPU.
+        assert_eq!(
+            eval(
+                &sandbox,
+                "wait(150); wait(150); wait(150); let n = 0; for (let i = 0; i < 1000; i++) n++; n"
+            )
+            .unwrap(),
+            "Some(1000)"
+        );
+        // The same time spent without pausing is CPU time: the call is stopped.
+        assert_eq!(
+            eval(&sandbox, "block(300); for (let i = 0; i < 1e6; i++) {} 1"),
+            Err(Failure::Interrupted)
+        );
+        // The budget left before a wait is kept after it.
+        assert_eq!(
+            eval(&sandbox, "wait(100); for (;;) {}"),
+            Err(Failure::Interrupted)
+        );
+    }
+
+    #[test]
+    fn the_waits_of_one_call_are_capped() {
+        let sandbox = waiting_sandbox(200);
+        WAITED.with(|w| w.set(Duration::ZERO));
+        let capped = sandbox.call(|ctx| {
+            let before = WAITED.with(|w| w.replace(WAIT_LIMIT));
+            let refused: bool = ctx.eval("wait(1)")?;
+            WAITED.with(|w| w.set(before));
+            Ok(refused)
+        });
+        assert_eq!(capped, Ok(false));
+        // The next call has its whole budget again.
+        let fresh = sandbox.call(|ctx| ctx.eval::<bool, _>("wait(1)"));
+        assert_eq!(fresh, Ok(true));
+    }
+
     #[test]
     fn a_memory_bomb_is_stopped_and_the_sandbox_recovers() {
         let sandbox = sandbox(5000);

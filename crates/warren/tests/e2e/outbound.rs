@@ -304,9 +304,9 @@ async fn http_send_reaches_private_networks_only_when_the_operator_allows_it() {
         format!("http://[::1]:{}/json", six.port()),
         format!("http://[::ffff:127.0.0.1]:{port}/json"),
         format!("http://localhost:{port}/json"),
-        format!("http://169.254.169.254/latest/meta-data/"),
+        "http://169.254.169.254/latest/meta-data/".to_string(),
         format!("http://0.0.0.0:{port}/json"),
-        format!("file:///etc/passwd"),
+        "file:///etc/passwd".to_string(),
     ] {
         let (status, body) = post(&closed, "closed", "/api/fetch", json!({"url": url})).await;
         assert_eq!(status, 502, "{url}: {body}");
