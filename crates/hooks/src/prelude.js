@@ -531,17 +531,31 @@
       const parts = String(line).split(";").map((p) => p.trim());
       const eq = parts[0].indexOf("=");
       if (eq <= 0) continue;
-      const cookie = { name: parts[0].slice(0, eq), value: parts[0].slice(eq + 1), path: "", domain: "", expires: "", maxAge: 0, secure: false, httpOnly: false, sameSite: 0, raw: String(line) };
+      const cookie = {
+        name: parts[0].slice(0, eq), value: parts[0].slice(eq + 1), quoted: false, path: "", domain: "",
+        expires: "0001-01-01T00:00:00Z", rawExpires: "", maxAge: 0, secure: false, httpOnly: false,
+        sameSite: 0, partitioned: false, raw: String(line), unparsed: [],
+      };
       for (const attr of parts.slice(1)) {
         const i = attr.indexOf("=");
         const key = (i < 0 ? attr : attr.slice(0, i)).toLowerCase();
         const val = i < 0 ? "" : attr.slice(i + 1);
         if (key === "path") cookie.path = val;
         else if (key === "domain") cookie.domain = val;
-        else if (key === "expires") cookie.expires = val;
-        else if (key === "max-age") cookie.maxAge = Number(val) || 0;
+        else if (key === "expires") {
+          cookie.rawExpires = val;
+          const at = new Date(val);
+          if (!isNaN(at.getTime())) cookie.expires = at.toISOString().replace(/\.000Z$/, "Z");
+        }
+        else if (key === "max-age") {
+          const seconds = parseInt(val, 10);
+          if (!isNaN(seconds)) cookie.maxAge = seconds <= 0 ? -1 : seconds;
+        }
         else if (key === "secure") cookie.secure = true;
         else if (key === "httponly") cookie.httpOnly = true;
+        else if (key === "partitioned") cookie.partitioned = true;
+        else if (key === "samesite") cookie.sameSite = ({ lax: 2, strict: 3, none: 4 })[val.toLowerCase()] || 1;
+        else cookie.unparsed.push(attr);
       }
       cookies[cookie.name] = cookie;
     }
