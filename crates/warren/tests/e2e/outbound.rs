@@ -320,7 +320,11 @@ async fn http_send_reaches_private_networks_only_when_the_operator_allows_it() {
     }
     drop(closed);
 
-    let open = Server::start(&["--hooks-allow-private-network"]);
+    let open = Server::start(&[
+        "--hooks-allow-private-network",
+        "--metering-interval",
+        "150ms",
+    ]);
     tenant(&open, "open", 9).await;
     let fetch = |config: Value| post(&open, "open", "/api/fetch", config);
     let (status, body) = fetch(json!({
@@ -379,6 +383,37 @@ async fn http_send_reaches_private_networks_only_when_the_operator_allows_it() {
             .contains("request body is larger"),
         "{body}"
     );
+
+    // Each $http.send counts in the tenant's usage: a request, its body out, the answer in.
+    let totals = async || {
+        let (status, body) = operator(&open, Method::GET, "/v1/tenants/open/usage", None).await;
+        assert_eq!(status, 200, "{body}");
+        body["totals"].clone()
+    };
+    let mut before = totals().await;
+    loop {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let now = totals().await;
+        if now == before {
+            break;
+        }
+        before = now;
+    }
+    let (status, _) = fetch(json!({
+        "url": format!("http://127.0.0.1:{port}/json"), "method": "POST", "body": "y".repeat(1000),
+    }))
+    .await;
+    assert_eq!(status, 200);
+    let number = |v: &Value, k: &str| v[k].as_u64().unwrap_or(0);
+    let mut after = Value::Null;
+    let counted = eventually(Duration::from_secs(10), async || {
+        after = totals().await;
+        number(&after, "requests") == number(&before, "requests") + 2
+            && number(&after, "bytesOut") >= number(&before, "bytesOut") + 1000
+            && number(&after, "bytesIn") >= number(&before, "bytesIn") + 1000
+    })
+    .await;
+    assert!(counted, "before {before}, after {after}");
 }
 
 #[tokio::test]
