@@ -1,6 +1,7 @@
 //! The functions Rust gives a tenant's JavaScript (through the prelude, which keeps them out
 //! of the tenant's reach): logging into the tenant's logs, `require` inside `pb_hooks`, route
-//! and hook registration, `$app` and `$security`.
+//! and hook registration, `$app` and `$security` (mail, `$http` and `$os.getenv` are
+//! [`crate::outside`]'s).
 
 use std::cell::Cell;
 use std::collections::HashMap;
