@@ -27,6 +27,7 @@ pub mod operator;
 pub mod outbox;
 pub mod plans;
 pub mod projects;
+pub mod secrets;
 pub mod slug;
 pub mod status;
 pub mod tenants;

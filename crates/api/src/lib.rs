@@ -8,6 +8,7 @@ mod extract;
 mod fields;
 mod headers;
 mod logger;
+mod mails;
 mod platform;
 mod query;
 mod rates;

@@ -49,6 +49,7 @@ impl TenantCode {
             routes: Mutex::new(Routes::default()),
             listens: Mutex::new(HashMap::new()),
             loading: std::sync::atomic::AtomicBool::new(true),
+            outside: engine.outside(),
         });
         if let Some(tenant) = tenant {
             crate::forget_cron_jobs(tenant);
@@ -94,7 +95,7 @@ impl TenantCode {
 
     /// Runs `f` on the tenant's sandbox: after the tenant's earlier calls (its lock), then in a
     /// slot of the engine's pool, on a blocking thread, with `tenant` as the call's tenant.
-    async fn run<R: Send + 'static>(
+    pub(crate) async fn run<R: Send + 'static>(
         &self,
         tenant: &Tenant,
         f: impl FnOnce(&Sandbox) -> R + Send + 'static,
@@ -119,7 +120,7 @@ impl TenantCode {
     }
 
     /// Reports a failed call in the tenant's logs; the caller gets PocketBase's generic 500.
-    fn failed(&self, tenant: &Tenant, what: &str, failure: &Failure) -> HookError {
+    pub(crate) fn failed(&self, tenant: &Tenant, what: &str, failure: &Failure) -> HookError {
         let mut data = Map::new();
         data.insert("type".into(), "hooks".into());
         data.insert("error".into(), failure.to_string().into());
@@ -141,7 +142,7 @@ impl TenantCode {
 
     /// An answer `{"error":{status,message,data},"cause":...}` of the prelude as a refusal;
     /// the cause (a plain exception's text) goes to the tenant's logs.
-    fn refusal(&self, tenant: &Tenant, what: &str, answer: &Value) -> HookError {
+    pub(crate) fn refusal(&self, tenant: &Tenant, what: &str, answer: &Value) -> HookError {
         let error = &answer["error"];
         if let Some(cause) = answer["cause"].as_str() {
             let mut data = Map::new();
@@ -453,6 +454,18 @@ impl Code for TenantCode {
     fn cron<'a>(&'a self, tenant: &'a Tenant, id: &'a str) -> BoxFuture<'a, Result<(), String>> {
         Box::pin(self.dispatch_cron(tenant, id))
     }
+
+    fn listens_mail(&self, hook: &str) -> bool {
+        self.listens.contains_key(hook)
+    }
+
+    fn mail<'a>(
+        &'a self,
+        tenant: &'a Tenant,
+        mail: warren_tenant::hooks::MailEvent,
+    ) -> BoxFuture<'a, Result<Option<Value>, HookError>> {
+        Box::pin(self.dispatch_mail(tenant, mail))
+    }
 }
 
 #[cfg(test)]
@@ -471,6 +484,7 @@ mod tests {
             routes: Mutex::new(Routes::default()),
             listens: Mutex::new(HashMap::new()),
             loading: std::sync::atomic::AtomicBool::new(true),
+            outside: crate::Outside::default(),
         });
         let sandbox = Sandbox::new(crate::Limits::default()).unwrap();
         sandbox
@@ -510,9 +524,9 @@ mod tests {
             ),
             Ok(Some(true))
         );
-        match check("$app.newMailClient()") {
+        match check("$app.noSuchFinder()") {
             Err(Failure::Thrown(message)) => {
-                assert!(message.contains("$app.newMailClient"), "{message}")
+                assert!(message.contains("$app.noSuchFinder"), "{message}")
             }
             other => panic!("{other:?}"),
         }

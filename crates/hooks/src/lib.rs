@@ -1,6 +1,6 @@
 //! Tenants' own JavaScript (`pb_hooks/*.pb.js`): one QuickJS-NG sandbox per tenant with
-//! PocketBase's JS API (routes, middlewares, record hooks, `$app`, `$apis`, `$security`,
-//! `console`, `require`).
+//! PocketBase's JS API (routes, middlewares, record and mail hooks, `$app`, `$apis`,
+//! `$security`, `$http`, `$os.getenv`, `console`, `require`).
 //!
 //! The [`Engine`] is the node's [`CodeLoader`]: the tenant registry asks it for a tenant's code
 //! the first time a request needs it, and drops the loaded [`TenantCode`] with the tenant. Every
@@ -13,7 +13,10 @@
 
 mod app;
 mod code;
+pub mod http;
+mod mail;
 mod native;
+mod outside;
 pub mod router;
 mod sandbox;
 mod security;
@@ -27,6 +30,7 @@ use warren_tenant::Tenant;
 use warren_tenant::hooks::{BoxFuture, Code, CodeCheck, CodeLoader};
 
 pub use code::TenantCode;
+pub use outside::Outside;
 pub use sandbox::Sandbox;
 
 /// CPU time one call into a tenant's code may take (a request handler, a hook, loading).
@@ -93,6 +97,8 @@ struct EngineInner {
     services: Option<warren_tenant::ops::Services>,
     /// Calls into tenants' code running at once.
     pool: Arc<Semaphore>,
+    /// What the code reaches outside the node (mail, `$http.send`).
+    outside: Outside,
 }
 
 impl Engine {
@@ -108,8 +114,26 @@ impl Engine {
                 limits,
                 services,
                 pool: Arc::new(Semaphore::new(pool.max(1))),
+                outside: Outside::default(),
             }),
         }
+    }
+
+    /// The same engine letting tenants' code reach `outside` (its mailer, private networks).
+    pub fn with_outside(self, outside: Outside) -> Self {
+        Self {
+            inner: Arc::new(EngineInner {
+                limits: self.inner.limits,
+                services: self.inner.services.clone(),
+                pool: self.inner.pool.clone(),
+                outside,
+            }),
+        }
+    }
+
+    /// What tenants' code reaches outside the node.
+    pub(crate) fn outside(&self) -> Outside {
+        self.inner.outside.clone()
     }
 
     /// What `$app` writes through.

@@ -1,6 +1,7 @@
 //! The functions Rust gives a tenant's JavaScript (through the prelude, which keeps them out
 //! of the tenant's reach): logging into the tenant's logs, `require` inside `pb_hooks`, route
-//! and hook registration, `$app` and `$security`.
+//! and hook registration, `$app` and `$security` (mail, `$http` and `$os.getenv` are
+//! [`crate::outside`]'s).
 
 use std::cell::Cell;
 use std::collections::HashMap;
@@ -59,6 +60,8 @@ pub(crate) struct Shared {
     pub(crate) listens: Mutex<HashMap<String, Vec<Vec<String>>>>,
     /// Whether the files are loading (routes and hooks register only then).
     pub(crate) loading: AtomicBool,
+    /// What the code reaches outside the node (mail, `$http.send`).
+    pub(crate) outside: crate::Outside,
 }
 
 impl Shared {
@@ -266,6 +269,8 @@ pub(crate) fn install(ctx: &Ctx<'_>, shared: std::sync::Arc<Shared>) -> rquickjs
             },
         )?,
     )?;
+
+    crate::outside::install(ctx, &native, shared.clone())?;
 
     ctx.globals().set("__native", native)?;
     ctx.globals().set("__hooks", HOOKS_ALIAS)?;

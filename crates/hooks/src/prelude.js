@@ -131,6 +131,7 @@
     },
     countRecords(collection, filter, params) { return app("countRecords", [nameOf(collection), String(filter || ""), paramsOf(params)]); },
     findCollectionByNameOrId(name) { return app("findCollectionByNameOrId", [String(name)]); },
+    newMailClient() { return newMailClient(); },
     save(record) {
       if (!(record instanceof Record)) throw new Error("$app.save() takes a Record");
       const saved = app("save", [record.__collection.name || record.__collection.id, record.__data]);
@@ -160,8 +161,8 @@
   });
 
   const $os = strict("$os", {
-    // Tenants have no secret store yet: nothing of the host's environment is visible.
-    getenv(_name) { return ""; },
+    // The tenant's own secrets (set by the operator), never the host's environment.
+    getenv(name) { return native.getenv(String(name)); },
   });
 
   // ---- $apis ----
@@ -415,10 +416,182 @@
     },
   };
 
+  // ---- mail: MailerMessage, $app.newMailClient(), onMailerSend and the record mail hooks ----
+  function addressOf(v) {
+    if (v == null) return { address: "", name: "" };
+    if (typeof v === "string") return { address: v, name: "" };
+    return { address: v.address == null ? "" : String(v.address), name: v.name == null ? "" : String(v.name) };
+  }
+  function addressList(v) { return v == null ? [] : (Array.isArray(v) ? v : [v]).map(addressOf); }
+  function textOf(v) { return v == null ? "" : String(v); }
+  class MailerMessage {
+    constructor(data) {
+      const d = data || {};
+      this.from = addressOf(d.from);
+      this.to = addressList(d.to);
+      this.cc = addressList(d.cc);
+      this.bcc = addressList(d.bcc);
+      this.subject = textOf(d.subject);
+      this.html = textOf(d.html);
+      this.text = textOf(d.text);
+      this.headers = Object.assign({}, d.headers || {});
+      this.attachments = Object.assign({}, d.attachments || {});
+    }
+  }
+  // The message as the mailer takes it (what hooks set, checked again on the Rust side).
+  function wireMessage(m) {
+    const message = m || {};
+    if (message.attachments && Object.keys(message.attachments).length > 0) {
+      throw new Error("MailerMessage attachments are not supported by Warren yet");
+    }
+    const headers = {};
+    for (const k of Object.keys(message.headers || {})) headers[k] = String(message.headers[k]);
+    return {
+      from: addressOf(message.from), to: addressList(message.to), cc: addressList(message.cc), bcc: addressList(message.bcc),
+      subject: textOf(message.subject), html: textOf(message.html), text: textOf(message.text), headers,
+    };
+  }
+  function mailHandlers(name, collection) {
+    return (hooks[name] || [])
+      .filter((h) => h.collections.length === 0 || h.collections.includes(collection))
+      .map((h) => h.handler);
+  }
+  function deliver(message) {
+    const answer = JSON.parse(native.mailSend(JSON.stringify(wireMessage(message))));
+    if (answer.error) throw new Error("failed to send the mail: " + answer.error);
+  }
+  const mailClient = Object.freeze({
+    // Sends through the tenant's onMailerSend hooks, then its mail settings; throws on failure.
+    send(message) {
+      if (message == null || typeof message !== "object") throw new TypeError("send() takes a MailerMessage");
+      const e = { app: $app, mailer: mailClient, message };
+      chain([...mailHandlers("onMailerSend", ""), (ev) => deliver(ev.message)], e);
+      return null;
+    },
+  });
+  function newMailClient() { return mailClient; }
+
+  const mailHooks = [
+    "onMailerSend", "onMailerRecordVerificationSend", "onMailerRecordPasswordResetSend",
+    "onMailerRecordEmailChangeSend", "onMailerRecordOTPSend", "onMailerRecordAuthAlertSend",
+  ];
+  for (const name of mailHooks) {
+    register[name] = function (handler, ...collections) {
+      if (typeof handler !== "function") throw new TypeError(name + ": the handler must be a function");
+      (hooks[name] = hooks[name] || []).push({ handler, collections: collections.map(String) });
+      native.listen(name, JSON.stringify(collections.map(String)));
+    };
+  }
+
+  // A system mail: its record hook, then onMailerSend; the message as they left it.
+  warren.mail = function (hook, messageJson, recordJson, collection, metaJson) {
+    const data = JSON.parse(recordJson);
+    const record = data ? new Record({ name: collection, id: data.collectionId || "" }, data) : null;
+    const e = { app: $app, mailer: mailClient, message: new MailerMessage(JSON.parse(messageJson)), record, meta: JSON.parse(metaJson) || {} };
+    let out = null;
+    try {
+      const send = (ev) => {
+        const inner = { app: $app, mailer: mailClient, message: ev.message };
+        chain([...mailHandlers("onMailerSend", ""), (x) => { out = wireMessage(x.message); }], inner);
+      };
+      chain([...(hook ? mailHandlers(hook, collection) : []), send], e);
+    } catch (error) {
+      return JSON.stringify(failure(error));
+    }
+    return JSON.stringify(out ? { proceeded: true, message: out } : { proceeded: false });
+  };
+
+  // ---- $http.send ----
+  function utf8(text) {
+    const out = [];
+    for (const ch of text) {
+      const c = ch.codePointAt(0);
+      if (c < 0x80) out.push(c);
+      else if (c < 0x800) out.push(0xc0 | (c >> 6), 0x80 | (c & 63));
+      else if (c < 0x10000) out.push(0xe0 | (c >> 12), 0x80 | ((c >> 6) & 63), 0x80 | (c & 63));
+      else out.push(0xf0 | (c >> 18), 0x80 | ((c >> 12) & 63), 0x80 | ((c >> 6) & 63), 0x80 | (c & 63));
+    }
+    return out;
+  }
+  function unbase64(text) {
+    const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const out = [];
+    let bits = 0, acc = 0;
+    for (const ch of text) {
+      const v = alphabet.indexOf(ch);
+      if (v < 0) continue;
+      acc = (acc << 6) | v; bits += 6;
+      if (bits >= 8) { bits -= 8; out.push((acc >> bits) & 255); }
+    }
+    return out;
+  }
+  function cookiesOf(lines) {
+    const cookies = {};
+    for (const line of lines || []) {
+      const parts = String(line).split(";").map((p) => p.trim());
+      const eq = parts[0].indexOf("=");
+      if (eq <= 0) continue;
+      const cookie = {
+        name: parts[0].slice(0, eq), value: parts[0].slice(eq + 1), quoted: false, path: "", domain: "",
+        expires: "0001-01-01T00:00:00Z", rawExpires: "", maxAge: 0, secure: false, httpOnly: false,
+        sameSite: 0, partitioned: false, raw: String(line), unparsed: [],
+      };
+      for (const attr of parts.slice(1)) {
+        const i = attr.indexOf("=");
+        const key = (i < 0 ? attr : attr.slice(0, i)).toLowerCase();
+        const val = i < 0 ? "" : attr.slice(i + 1);
+        if (key === "path") cookie.path = val;
+        else if (key === "domain") cookie.domain = val;
+        else if (key === "expires") {
+          cookie.rawExpires = val;
+          const at = new Date(val);
+          if (!isNaN(at.getTime())) cookie.expires = at.toISOString().replace(/\.000Z$/, "Z");
+        }
+        else if (key === "max-age") {
+          const seconds = parseInt(val, 10);
+          if (!isNaN(seconds)) cookie.maxAge = seconds <= 0 ? -1 : seconds;
+        }
+        else if (key === "secure") cookie.secure = true;
+        else if (key === "httponly") cookie.httpOnly = true;
+        else if (key === "partitioned") cookie.partitioned = true;
+        else if (key === "samesite") cookie.sameSite = ({ lax: 2, strict: 3, none: 4 })[val.toLowerCase()] || 1;
+        else cookie.unparsed.push(attr);
+      }
+      cookies[cookie.name] = cookie;
+    }
+    return cookies;
+  }
+  const $http = strict("$http", {
+    send(config) {
+      const c = config || {};
+      let body = c.body;
+      if (c.data && typeof c.data === "object" && Object.keys(c.data).length > 0) body = JSON.stringify(c.data);
+      if (body != null && typeof body === "object") body = JSON.stringify(body);
+      const headers = {};
+      for (const k of Object.keys(c.headers || {})) headers[k] = String(c.headers[k]);
+      const request = { url: textOf(c.url), method: textOf(c.method || "GET"), body: textOf(body), headers, timeout: Number(c.timeout) || 0 };
+      const answer = JSON.parse(native.httpSend(JSON.stringify(request)));
+      if (answer.error) throw new Error(answer.error);
+      const r = answer.value;
+      let json = null;
+      if (r.raw !== "") {
+        try { const v = JSON.parse(r.raw); json = v !== null && typeof v === "object" ? v : null; } catch (_) { json = null; }
+      }
+      const result = { statusCode: r.statusCode, headers: r.headers, cookies: cookiesOf(r.headers["Set-Cookie"]), raw: r.raw, json };
+      let bytes = null;
+      Object.defineProperty(result, "body", {
+        enumerable: true,
+        get() { if (bytes === null) bytes = r.base64 != null ? unbase64(r.base64) : utf8(r.raw); return bytes; },
+      });
+      return result;
+    },
+  });
+
   const globals = {
     routerAdd, routerUse, Middleware, Record, cronAdd, cronRemove,
     ApiError, ValidationError, BadRequestError, NotFoundError, ForbiddenError, UnauthorizedError, TooManyRequestsError, InternalServerError,
     $app, $apis, $security, $os, console, require,
+    MailerMessage, $http,
     ...register,
   };
   for (const name of Object.keys(globals)) {

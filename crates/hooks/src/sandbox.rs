@@ -5,9 +5,10 @@
 //! `std`/`os` modules, no file or network access, no timers). What a tenant can reach is what
 //! [`crate::native`] adds.
 
+use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rquickjs::{CatchResultExt, CaughtError, Context, Ctx, Runtime};
 
@@ -15,6 +16,47 @@ use crate::Limits;
 
 /// No deadline.
 const NONE: u64 = u64::MAX;
+
+thread_local! {
+    /// The deadline of the call running on this thread (its clock and the atomic the interrupt
+    /// handler reads), so a native function that waits can pause it.
+    static RUNNING: RefCell<Option<(Arc<AtomicU64>, Instant)>> = const { RefCell::new(None) };
+    /// Time the running call has spent waiting in native calls.
+    static WAITED: Cell<Duration> = const { Cell::new(Duration::ZERO) };
+}
+
+/// How long the native calls of one call into a tenant's code may wait in all (a slow remote
+/// cannot hold the tenant's code longer than this).
+pub(crate) const WAIT_LIMIT: Duration = Duration::from_secs(90);
+
+/// Runs `wait` (a native call waiting on the network: `$http.send`, a mail) with the running
+/// call's CPU deadline paused: the time it waits is not the tenant's CPU time. `wait` gets the
+/// wait budget the call has left and must not wait longer; with none left it is not run.
+pub(crate) fn waiting<R>(wait: impl FnOnce(Duration) -> R) -> Result<R, String> {
+    let left = WAIT_LIMIT.saturating_sub(WAITED.with(Cell::get));
+    if left.is_zero() {
+        return Err(format!(
+            "the call waited {}s on the network already, its limit",
+            WAIT_LIMIT.as_secs()
+        ));
+    }
+    let started = Instant::now();
+    let running = RUNNING.with(|r| r.borrow().clone());
+    let result = match running {
+        None => wait(left),
+        Some((deadline, epoch)) => {
+            let now = epoch.elapsed().as_micros() as u64;
+            let budget = deadline.load(Ordering::Relaxed).saturating_sub(now);
+            deadline.store(NONE, Ordering::Relaxed);
+            let result = wait(left);
+            let now = epoch.elapsed().as_micros() as u64;
+            deadline.store(now.saturating_add(budget), Ordering::Relaxed);
+            result
+        }
+    };
+    WAITED.with(|w| w.set(w.get() + started.elapsed()));
+    Ok(result)
+}
 
 /// A tenant's JavaScript runtime. Not shared between tenants, so nothing one tenant changes
 /// (globals, prototypes) is seen by another.
@@ -93,10 +135,14 @@ impl Sandbox {
         self.deadline
             .store(now.saturating_add(limit), Ordering::Relaxed);
         self.interrupted.store(false, Ordering::Relaxed);
+        let previous = RUNNING.with(|r| r.replace(Some((self.deadline.clone(), self.epoch))));
+        let waited = WAITED.with(|w| w.replace(Duration::ZERO));
         let result = self.context.with(|ctx| match f(&ctx).catch(&ctx) {
             Ok(value) => Ok(value),
             Err(error) => Err(describe(error)),
         });
+        RUNNING.with(|r| *r.borrow_mut() = previous);
+        WAITED.with(|w| w.set(waited));
         self.deadline.store(NONE, Ordering::Relaxed);
         match result {
             Ok(value) => Ok(value),
@@ -181,6 +227,66 @@ mod tests {
         assert!(started.elapsed() < Duration::from_millis(600));
         // The sandbox answers the next call.
         assert_eq!(eval(&sandbox, "1 + 1").unwrap(), "Some(2)");
+    }
+
+    /// A sandbox with `wait(ms)` sleeping like a native call waiting on the network, and
+    /// `block(ms)` sleeping without pausing the deadline.
+    fn waiting_sandbox(cpu_ms: u64) -> Sandbox {
+        let sandbox = sandbox(cpu_ms);
+        sandbox
+            .call(|ctx| {
+                let wait = rquickjs::Function::new(ctx.clone(), |ms: u32| {
+                    waiting(|left| std::thread::sleep(Duration::from_millis(ms as u64).min(left)))
+                        .is_ok()
+                })?;
+                let block = rquickjs::Function::new(ctx.clone(), |ms: u32| {
+                    std::thread::sleep(Duration::from_millis(ms as u64))
+                })?;
+                ctx.globals().set("wait", wait)?;
+                ctx.globals().set("block", block)
+            })
+            .unwrap();
+        sandbox
+    }
+
+    #[test]
+    fn waiting_on_the_network_is_not_cpu_time() {
+        let sandbox = waiting_sandbox(200);
+        // 3 × 150 ms of waiting in a call allowed 200 ms of CPU.
+        assert_eq!(
+            eval(
+                &sandbox,
+                "wait(150); wait(150); wait(150); let n = 0; for (let i = 0; i < 1000; i++) n++; n"
+            )
+            .unwrap(),
+            "Some(1000)"
+        );
+        // The same time spent without pausing is CPU time: the call is stopped.
+        assert_eq!(
+            eval(&sandbox, "block(300); for (let i = 0; i < 1e6; i++) {} 1"),
+            Err(Failure::Interrupted)
+        );
+        // The budget left before a wait is kept after it.
+        assert_eq!(
+            eval(&sandbox, "wait(100); for (;;) {}"),
+            Err(Failure::Interrupted)
+        );
+    }
+
+    #[test]
+    fn the_waits_of_one_call_are_capped() {
+        let sandbox = waiting_sandbox(200);
+        WAITED.with(|w| w.set(Duration::ZERO));
+        let capped = sandbox.call(|ctx| {
+            let before = WAITED.with(|w| w.replace(WAIT_LIMIT));
+            let refused: bool = ctx.eval("wait(1)")?;
+            WAITED.with(|w| w.set(before));
+            Ok(refused)
+        });
+        assert_eq!(capped, Ok(false));
+        // The next call has its whole budget again.
+        let fresh = sandbox.call(|ctx| ctx.eval::<bool, _>("wait(1)"));
+        assert_eq!(fresh, Ok(true));
     }
 
     #[test]

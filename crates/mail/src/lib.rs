@@ -7,8 +7,10 @@
 //! logged. This crate knows nothing of HTTP, records or storage: callers hand it settings JSON
 //! and a rendered [`Email`].
 
+pub mod message;
 pub mod outbox;
 
+pub use message::{Address, Message};
 pub use outbox::{Kept, Outbox};
 
 use std::time::Duration;
@@ -16,7 +18,7 @@ use std::time::Duration;
 use lettre::message::{Mailbox, header::ContentType};
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{Tls, TlsParameters};
-use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use serde_json::Value;
 
 /// Errors of building or sending a message.
@@ -158,6 +160,29 @@ impl Mailer {
         }
     }
 
+    /// Sends a full `message` (one a tenant's code built, or a system mail after the tenant's
+    /// mail hooks) the way [`Mailer::send`] does; a message naming no sender gets the tenant's
+    /// sender. Kept in the outbox, it is kept for its first recipient, with the one-time
+    /// `code` it carries.
+    pub async fn send_message(
+        &self,
+        settings: &Value,
+        message: &Message,
+        code: Option<String>,
+    ) -> Result<Delivery> {
+        message.check()?;
+        let transport = match self.transport(settings)? {
+            Some(t) => t,
+            None => return self.keep(settings, &message.to_email(code)).await,
+        };
+        let sender = Message::from_email(settings, &Email::default()).from;
+        let built = message.build(&sender)?;
+        match tokio::time::timeout(SEND_TIMEOUT, transport.send(built)).await {
+            Ok(outcome) => outcome.map(|_| Delivery::Sent).map_err(Error::from),
+            Err(_) => Err(Error::Invalid("delivery timed out".into())),
+        }
+    }
+
     async fn keep(&self, settings: &Value, email: &Email) -> Result<Delivery> {
         let Some(outbox) = self.outbox.clone() else {
             return Ok(Delivery::Dropped);
@@ -181,28 +206,35 @@ impl Mailer {
     pub fn send_later(&self, settings: Value, email: Email) {
         let mailer = self.clone();
         tokio::spawn(async move {
-            match mailer.send(&settings, &email).await {
-                Ok(Delivery::Sent) => tracing::debug!(subject = %email.subject, "mail sent"),
-                Ok(Delivery::Kept(kept)) => {
-                    let source = match &kept.tenant {
-                        Some(id) => format!("tenant {id}"),
-                        None => "console".into(),
-                    };
-                    let carries = kept.carries().unwrap_or_else(|| "no link".into());
-                    tracing::info!(
-                        "mail kept in the outbox ({source}) to {}: {:?}, {carries}",
-                        kept.to,
-                        kept.subject
-                    );
-                }
-                Ok(Delivery::Dropped) => {
-                    tracing::info!(subject = %email.subject, "no SMTP relay; mail dropped")
-                }
-                Err(e) => tracing::warn!(error = %e, "mail delivery failed"),
-            }
+            let outcome = mailer.send(&settings, &email).await;
+            log_delivery(&email.subject, outcome);
         });
     }
+}
 
+/// Logs what became of a mail sent in the background (a kept one with the link or code it
+/// carries).
+pub fn log_delivery(subject: &str, outcome: Result<Delivery>) {
+    match outcome {
+        Ok(Delivery::Sent) => tracing::debug!(%subject, "mail sent"),
+        Ok(Delivery::Kept(kept)) => {
+            let source = match &kept.tenant {
+                Some(id) => format!("tenant {id}"),
+                None => "console".into(),
+            };
+            let carries = kept.carries().unwrap_or_else(|| "no link".into());
+            tracing::info!(
+                "mail kept in the outbox ({source}) to {}: {:?}, {carries}",
+                kept.to,
+                kept.subject
+            );
+        }
+        Ok(Delivery::Dropped) => tracing::info!(%subject, "no SMTP relay; mail dropped"),
+        Err(e) => tracing::warn!(error = %e, "mail delivery failed"),
+    }
+}
+
+impl Mailer {
     fn transport(&self, settings: &Value) -> Result<Option<AsyncSmtpTransport<Tokio1Executor>>> {
         let smtp = settings.get("smtp").cloned().unwrap_or(Value::Null);
         if smtp.get("enabled").and_then(Value::as_bool) == Some(true) {
@@ -266,7 +298,7 @@ fn tenant_transport(smtp: &Value) -> Result<AsyncSmtpTransport<Tokio1Executor>> 
     Ok(builder.build())
 }
 
-fn build(settings: &Value, email: &Email) -> Result<Message> {
+fn build(settings: &Value, email: &Email) -> Result<lettre::Message> {
     let meta = |key: &str| {
         settings
             .get("meta")
@@ -284,7 +316,7 @@ fn build(settings: &Value, email: &Email) -> Result<Message> {
         .to
         .parse()
         .map_err(|e: lettre::address::AddressError| Error::Invalid(e.to_string()))?;
-    Message::builder()
+    lettre::Message::builder()
         .from(from)
         .to(to)
         .subject(email.subject.clone())

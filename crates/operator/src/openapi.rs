@@ -26,6 +26,7 @@ use utoipa::{Modify, OpenApi};
         (name = "outbox", description = "Mail kept on the server when no SMTP relay is configured"),
         (name = "transfers", description = "Imports of PocketBase zips and exports as zips"),
         (name = "code", description = "A tenant's pb_hooks, pb_migrations and pb_public: deploys and downloads"),
+        (name = "secrets", description = "A tenant's secrets, read by its code with $os.getenv: set, removed, names listed"),
     )
 )]
 pub struct ApiDoc;

@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod outbox;
 pub mod plans;
+pub mod secrets;
 pub mod tenants;
 pub mod transfers;
 

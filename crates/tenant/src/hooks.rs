@@ -129,6 +129,42 @@ pub trait Code: Send + Sync {
     /// Runs the function the code registered as cron job `id` (`cronAdd`); `Err` is the
     /// failure the tenant's logs get (an exception, a limit, no such job).
     fn cron<'a>(&'a self, tenant: &'a Tenant, id: &'a str) -> BoxFuture<'a, Result<(), String>>;
+
+    // ---- mail hooks (`onMailerSend`, `onMailerRecord…Send`) ----
+
+    /// Whether a handler is registered for mail hook `hook` (cheap, no call into the code).
+    fn listens_mail(&self, hook: &str) -> bool {
+        let _ = hook;
+        false
+    }
+
+    /// Runs the mail hooks on `mail`: first `mail.hook` (a record mail's own hook, when it
+    /// has one), then `onMailerSend`. `Ok(Some(message))` is the message to send as the hooks
+    /// left it (JSON of `warren_mail::Message`); `Ok(None)` when a hook did not call
+    /// `e.next()` (nothing is sent); `Err` when one threw.
+    fn mail<'a>(
+        &'a self,
+        tenant: &'a Tenant,
+        mail: MailEvent,
+    ) -> BoxFuture<'a, Result<Option<Value>, HookError>> {
+        let _ = tenant;
+        Box::pin(async move { Ok(Some(mail.message)) })
+    }
+}
+
+/// A mail on its way out, as the tenant's mail hooks see it.
+#[derive(Debug, Clone, Default)]
+pub struct MailEvent {
+    /// The record mail's own hook (`onMailerRecordVerificationSend` ...), if any.
+    pub hook: Option<&'static str>,
+    /// The message (JSON of `warren_mail::Message`).
+    pub message: Value,
+    /// The auth record the mail is about (record mails).
+    pub record: Option<Map<String, Value>>,
+    /// The collection of `record` (`collectionName`).
+    pub collection: String,
+    /// Extra data of the record mail (`e.meta`: the token, the new address, the OTP id ...).
+    pub meta: Map<String, Value>,
 }
 
 /// Loads a tenant's code; installed on the registry by the node (see

@@ -11,10 +11,13 @@ pub mod backups;
 pub mod code;
 pub mod cron;
 pub mod hooks;
+pub mod mail;
 pub mod meter;
 pub mod ops;
+pub mod outbound;
 pub mod public_url;
 mod registry;
+pub mod secrets;
 pub mod superusers;
 pub mod transfer;
 

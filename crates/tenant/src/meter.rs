@@ -30,6 +30,8 @@ pub struct Meter {
     presence: Mutex<Presence>,
     /// Token bucket as a GCRA "theoretical arrival time", nanoseconds since `epoch`.
     bucket: AtomicU64,
+    /// Mails and outbound HTTP requests of the tenant.
+    pub outbound: crate::outbound::Outbound,
     /// Reference point of `bucket`.
     epoch: Instant,
 }
@@ -61,6 +63,7 @@ impl Default for Meter {
                 peak: 0,
             }),
             bucket: AtomicU64::new(0),
+            outbound: crate::outbound::Outbound::default(),
             epoch: now,
         }
     }

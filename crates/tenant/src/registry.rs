@@ -667,9 +667,9 @@ impl Drained {
     /// tenant's directory: the old one is renamed to `aside`, the new one renamed in, the
     /// parent synced, and only then the old one removed. On failure the old one is put back.
     /// The tenant's own kept backups (`backups/`, see [`crate::backups`]) and its code
-    /// (`pb_hooks/`, `pb_migrations/`, `pb_public/`, see [`crate::code`]) are not its data:
-    /// they move across into the new directory, as PocketBase keeps them over a restore,
-    /// unless `staging` brings its own.
+    /// (`pb_hooks/`, `pb_migrations/`, `pb_public/`, see [`crate::code`]) and its secrets
+    /// ([`crate::secrets`]) are not its data: they move across into the new directory, as
+    /// PocketBase keeps them over a restore, unless `staging` brings its own.
     pub async fn replace_files(&self, staging: &Path, aside: &Path) -> Result<()> {
         let root = &self.registry.inner.config.root;
         let (dir, old) = (tenant_dir(root, &self.id), aside);
@@ -680,6 +680,7 @@ impl Drained {
             crate::code::HOOKS,
             crate::code::MIGRATIONS,
             crate::code::PUBLIC,
+            crate::secrets::FILE,
         ];
         for name in kept {
             let (kept, carried) = (old.join(name), staging.join(name));

@@ -119,6 +119,10 @@ pub struct Serve {
     /// `smtps://…`). Without one, mail is kept in `<data-dir>/outbox` and shown at `/outbox`.
     #[arg(long, env = "WARREN_SMTP_URL")]
     pub smtp_url: Option<String>,
+    /// Let tenants' `$http.send` reach loopback, private, link-local and other non-public
+    /// addresses (off: only public addresses are reachable). For private installations and tests.
+    #[arg(long, env = "WARREN_HOOKS_ALLOW_PRIVATE_NETWORK")]
+    pub hooks_allow_private_network: bool,
     /// Messages the outbox keeps without a relay (the oldest go first; 64 MiB at most).
     #[arg(long, env = "WARREN_OUTBOX_KEEP", default_value_t = warren_mail::outbox::MAX_MESSAGES)]
     pub outbox_keep: usize,
@@ -346,6 +350,14 @@ pub enum TenantCommand {
         #[arg(long)]
         public: Option<PathBuf>,
     },
+    /// Manage a tenant's secrets, which its code reads with `$os.getenv(NAME)` (values are
+    /// never shown; a running server's code sees a change at once).
+    Secret {
+        /// The tenant's slug.
+        slug: String,
+        #[command(subcommand)]
+        action: SecretCommand,
+    },
     /// Write a tenant as a PocketBase data directory that stock PocketBase can serve, with its
     /// `pb_hooks`, `pb_migrations` and `pb_public` beside it.
     Export {
@@ -355,6 +367,24 @@ pub enum TenantCommand {
         #[arg(long)]
         to: PathBuf,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretCommand {
+    /// Set secret NAME to VALUE.
+    Set {
+        /// Letters, digits and _, not starting with a digit, at most 64.
+        name: String,
+        /// At most 8 KiB.
+        value: String,
+    },
+    /// Remove secret NAME.
+    Unset {
+        /// The secret's name.
+        name: String,
+    },
+    /// List the names of the tenant's secrets.
+    List,
 }
 
 #[derive(Debug, Subcommand)]

@@ -151,11 +151,17 @@ async fn serve_platform(global: &Global, serve: &Serve) -> anyhow::Result<()> {
     );
     // Tenants' pb_hooks run in the node's JavaScript engine, writing through the same pipeline
     // as the API.
-    let engine = std::sync::Arc::new(warren_hooks::Engine::new(
-        warren_hooks::Limits::default(),
-        warren_hooks::POOL_SIZE,
-        Some(warren_api::services(&api)),
-    ));
+    let engine = std::sync::Arc::new(
+        warren_hooks::Engine::new(
+            warren_hooks::Limits::default(),
+            warren_hooks::POOL_SIZE,
+            Some(warren_api::services(&api)),
+        )
+        .with_outside(warren_hooks::Outside {
+            mailer: Some(api.mailer.clone()),
+            allow_private_network: serve.hooks_allow_private_network,
+        }),
+    );
     registry.set_code_loader(engine.clone());
     // Deploys load the staged hooks in a scratch sandbox of the same engine first.
     registry.set_code_check(engine);
@@ -498,6 +504,34 @@ async fn tenant(global: &Global, command: TenantCommand) -> anyhow::Result<()> {
                 .await
                 .map_err(explain)?;
             println!("Tenant {slug} is on plan {plan}.");
+        }
+        TenantCommand::Secret { slug, action } => {
+            use crate::cli::SecretCommand;
+            use warren_control_plane::secrets;
+            match action {
+                SecretCommand::Set { name, value } => {
+                    secrets::set(&tenants, &slug, &name, &value)
+                        .await
+                        .map_err(explain)?;
+                    println!("Secret {name} of {slug} is set.");
+                }
+                SecretCommand::Unset { name } => {
+                    secrets::unset(&tenants, &slug, &name)
+                        .await
+                        .map_err(|e| match e {
+                            warren_control_plane::Error::NotFound => {
+                                anyhow::anyhow!("{slug} has no secret {name} (or no such tenant)")
+                            }
+                            other => explain(other),
+                        })?;
+                    println!("Secret {name} of {slug} is removed.");
+                }
+                SecretCommand::List => {
+                    for name in secrets::list(&tenants, &slug).await.map_err(explain)?.names {
+                        println!("{name}");
+                    }
+                }
+            }
         }
         TenantCommand::Export { slug, to } => {
             let copied = tenants.export(&slug, &to).await.map_err(explain)?;

@@ -12,7 +12,7 @@ use axum::extract::{Path, State};
 use axum::http::header::{AUTHORIZATION, USER_AGENT};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use warren_auth::login;
 use warren_auth::origins::Origin;
 use warren_records::{Caller, Entry};
@@ -176,10 +176,23 @@ pub(crate) async fn remember_origin(
     }
     .await;
     match outcome {
-        Ok((settings, Some(mail))) => state
-            .mailer
-            .for_tenant(tenant.id())
-            .send_later((*settings).clone(), mail),
+        Ok((settings, Some(mail))) => {
+            let mut meta = Map::new();
+            meta.insert(
+                "info".into(),
+                format!("{} {}", origin.ip, origin.user_agent).into(),
+            );
+            crate::mails::send_later(
+                state,
+                tenant,
+                entry,
+                warren_tenant::mail::Kind::AuthAlert,
+                (*settings).clone(),
+                mail,
+                Some(data),
+                meta,
+            )
+        }
         Ok((_, None)) => {}
         Err(e) => tracing::warn!(error = %e, "login origin not recorded"),
     }
@@ -450,10 +463,21 @@ fn mail_later(
                 }
             };
             if let Some(mail) = mail {
-                state
-                    .mailer
-                    .for_tenant(tenant.id())
-                    .send_later(settings, mail);
+                let kind = match kind {
+                    AccountMail::Verification => warren_tenant::mail::Kind::Verification,
+                    AccountMail::PasswordReset => warren_tenant::mail::Kind::PasswordReset,
+                };
+                let record = crate::mails::record_for_hooks(&tenant, &entry, kind, &email).await;
+                crate::mails::send_later(
+                    &state,
+                    &tenant,
+                    &entry,
+                    kind,
+                    settings,
+                    mail,
+                    record.as_ref(),
+                    Map::new(),
+                );
             }
             Ok::<_, warren_records::Error>(())
         }
@@ -545,18 +569,27 @@ pub async fn request_email_change(
         .await?
         .ok_or_else(ApiError::not_found)?;
     let settings = tenant.with_public_url(warren_records::settings::load(tenant.db()).await?);
+    let new_email = text(&body, "newEmail");
     let mail = warren_auth::account::request_email_change(
         tenant.db(),
         &entry,
         &data,
-        text(&body, "newEmail"),
+        new_email,
         &settings,
     )
     .await?;
-    state
-        .mailer
-        .for_tenant(tenant.id())
-        .send_later(settings, mail);
+    let mut meta = Map::new();
+    meta.insert("newEmail".into(), new_email.into());
+    crate::mails::send_later(
+        &state,
+        &tenant,
+        &entry,
+        warren_tenant::mail::Kind::EmailChange,
+        settings,
+        mail,
+        Some(&data),
+        meta,
+    );
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -599,10 +632,20 @@ pub async fn request_otp(
     let (id, mail) =
         warren_auth::otp::request(tenant.db(), &entry, email, &settings, &state.passwords).await?;
     if let Some(mail) = mail {
-        state
-            .mailer
-            .for_tenant(tenant.id())
-            .send_later(settings, mail);
+        let kind = warren_tenant::mail::Kind::Otp;
+        let record = crate::mails::record_for_hooks(&tenant, &entry, kind, email).await;
+        let mut meta = Map::new();
+        meta.insert("otpId".into(), id.clone().into());
+        crate::mails::send_later(
+            &state,
+            &tenant,
+            &entry,
+            kind,
+            settings,
+            mail,
+            record.as_ref(),
+            meta,
+        );
     }
     Ok(Json(json!({ "otpId": id })))
 }

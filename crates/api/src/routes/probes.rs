@@ -5,6 +5,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde_json::Value;
 use warren_files::S3Config;
+use warren_tenant::mail::{Kind, RecordMail};
 
 use crate::error::ApiError;
 use crate::extract::{Auth, CurrentTenant, FormBody, require_superuser};
@@ -87,10 +88,22 @@ pub async fn test_email(
     let entry = entry.ok_or_else(ApiError::not_found)?;
     let settings = tenant.settings().await?;
     let mail = warren_auth::test_mail::test_email(entry, &settings, template, email)?;
-    state
-        .mailer
-        .for_tenant(tenant.id())
-        .send(&settings, &mail)
+    // The test mail passes the tenant's mail hooks and its mail rate like the real one would.
+    let kind = match template {
+        "password-reset" => Kind::PasswordReset,
+        "email-change" => Kind::EmailChange,
+        "otp" => Kind::Otp,
+        "login-alert" => Kind::AuthAlert,
+        _ => Kind::Verification,
+    };
+    let mail = RecordMail {
+        kind,
+        email: mail,
+        record: None,
+        collection: entry.collection.name.clone(),
+        meta: serde_json::Map::new(),
+    };
+    warren_tenant::mail::send_record_mail(&tenant, &state.mailer, &settings, mail)
         .await
         .map_err(|e| {
             ApiError::new(
