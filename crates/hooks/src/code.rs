@@ -289,23 +289,64 @@ impl TenantCode {
         let payload = route_payload(&request).to_string();
         let params = json!(params).to_string();
         let limit = self.engine.limits().response;
+        let too_large =
+            || Failure::Thrown(format!("the response is larger than {} MiB", limit >> 20));
         let answer = self
             .run(tenant, move |sandbox| {
                 sandbox.call(move |ctx| {
                     let warren: Object = ctx.globals().get("__warren")?;
                     let route: Function = warren.get("route")?;
-                    let answer: rquickjs::String = route.call((payload, index, params))?;
-                    answer.to_string()
+                    let answer: rquickjs::Value = route.call((payload, index, params))?;
+                    if let Some(text) = answer.as_string() {
+                        return Ok(RouteAnswer::Json(text.to_string()?));
+                    }
+                    let Some(list) = answer.as_array() else {
+                        return Ok(RouteAnswer::Json(String::new()));
+                    };
+                    // UTF-8 takes at least as many bytes as the string has UTF-16 units.
+                    let units: f64 = list.get(3)?;
+                    if units > limit as f64 {
+                        return Ok(RouteAnswer::TooLarge);
+                    }
+                    let status: f64 = list.get(0)?;
+                    Ok(RouteAnswer::Response {
+                        status,
+                        headers: list.get(1)?,
+                        body: list.get(2)?,
+                    })
                 })
             })
             .await;
         let answer = match answer {
-            Ok(Ok(text)) if text.len() > limit + 4096 => {
-                let failure =
-                    Failure::Thrown(format!("the response is larger than {} MiB", limit >> 20));
-                return Some(Err(self.failed(tenant, &what, &failure)));
+            Ok(Ok(RouteAnswer::Response {
+                status,
+                headers,
+                body,
+            })) => {
+                if body.len() > limit {
+                    return Some(Err(self.failed(tenant, &what, &too_large())));
+                }
+                let headers = headers
+                    .into_iter()
+                    .filter_map(|pair| {
+                        let mut pair = pair.into_iter();
+                        Some((pair.next()?, pair.next()?))
+                    })
+                    .collect();
+                return Some(Ok(RouteResponse {
+                    status: if (100.0..600.0).contains(&status) {
+                        status as u16
+                    } else {
+                        200
+                    },
+                    headers,
+                    body: body.into_bytes(),
+                }));
             }
-            Ok(Ok(text)) => text,
+            Ok(Ok(RouteAnswer::TooLarge)) => {
+                return Some(Err(self.failed(tenant, &what, &too_large())));
+            }
+            Ok(Ok(RouteAnswer::Json(text))) => text,
             Ok(Err(failure)) => return Some(Err(self.failed(tenant, &what, &failure))),
             Err(e) => return Some(Err(e)),
         };
@@ -322,34 +363,8 @@ impl TenantCode {
         if answer.get("error").is_some() {
             return Some(Err(self.refusal(tenant, &what, &answer)));
         }
-        let response = &answer["response"];
-        let body = response["body"].as_str().unwrap_or_default();
-        if body.len() > limit {
-            let failure =
-                Failure::Thrown(format!("the response is larger than {} MiB", limit >> 20));
-            return Some(Err(self.failed(tenant, &what, &failure)));
-        }
-        let headers = response["headers"]
-            .as_array()
-            .map(|list| {
-                list.iter()
-                    .filter_map(|pair| {
-                        Some((
-                            pair.get(0)?.as_str()?.to_string(),
-                            pair.get(1)?.as_str()?.to_string(),
-                        ))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        Some(Ok(RouteResponse {
-            status: response["status"]
-                .as_u64()
-                .filter(|s| (100..600).contains(s))
-                .unwrap_or(200) as u16,
-            headers,
-            body: body.as_bytes().to_vec(),
-        }))
+        let failure = Failure::Thrown("the route's answer was not readable".into());
+        Some(Err(self.failed(tenant, &what, &failure)))
     }
 
     async fn dispatch_record(
@@ -455,6 +470,19 @@ fn prepare(
     let routes = std::mem::take(&mut *shared.routes.lock().unwrap_or_else(|p| p.into_inner()));
     let listens = std::mem::take(&mut *shared.listens.lock().unwrap_or_else(|p| p.into_inner()));
     Ok((Runtime::new(sandbox, shared), routes, listens))
+}
+
+/// What a route call hands back: the response itself, or the prelude's JSON for a refusal or
+/// a failure.
+enum RouteAnswer {
+    Response {
+        status: f64,
+        headers: Vec<Vec<String>>,
+        body: String,
+    },
+    /// The body is past the response limit (not copied out of the runtime).
+    TooLarge,
+    Json(String),
 }
 
 fn headline(failure: &Failure) -> String {
