@@ -374,8 +374,8 @@ impl TenantCode {
         collection: &str,
         record: Map<String, Value>,
     ) -> Result<Map<String, Value>, HookError> {
-        // A write made by `$app` from inside this tenant's code: its hooks run on the lock the
-        // caller holds already, so they are not entered again.
+        // A write made by `$app` from inside this tenant's code: its caller holds a runtime
+        // already, so the hooks are not entered again.
         if Inside::now() || !self.listens(event, collection) {
             return Ok(record);
         }
