@@ -73,6 +73,10 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 9,
         sql: include_str!("../../migrations/control/0009_plan_backups.sql"),
     },
+    Migration {
+        version: 10,
+        sql: include_str!("../../migrations/control/0010_plan_code_limits.sql"),
+    },
 ];
 
 /// Opens (creating and migrating if needed) `control.db` in `data_dir`.

@@ -46,6 +46,8 @@ struct Counts {
     bytes_in: u64,
     bytes_out: u64,
     records_written: u64,
+    /// Whole CPU milliseconds spent in the tenant's code (the remainder carries over).
+    hook_cpu_ms: u64,
 }
 
 impl Counts {
@@ -55,6 +57,7 @@ impl Counts {
             bytes_in: meter.bytes_in.load(Relaxed),
             bytes_out: meter.bytes_out.load(Relaxed),
             records_written: meter.records_written.load(Relaxed),
+            hook_cpu_ms: meter.code_cpu_micros.load(Relaxed) / 1000,
         }
     }
 
@@ -64,6 +67,7 @@ impl Counts {
             bytes_in: self.bytes_in.saturating_sub(before.bytes_in),
             bytes_out: self.bytes_out.saturating_sub(before.bytes_out),
             records_written: self.records_written.saturating_sub(before.records_written),
+            hook_cpu_ms: self.hook_cpu_ms.saturating_sub(before.hook_cpu_ms),
         }
     }
 }
@@ -88,6 +92,8 @@ pub struct Usage {
     pub realtime_peak: u64,
     /// Records created, updated or deleted.
     pub records_written: u64,
+    /// CPU milliseconds spent in the tenant's own code (`pb_hooks`).
+    pub hook_cpu_ms: u64,
 }
 
 impl Metering {
@@ -166,6 +172,7 @@ impl Metering {
                     realtime_seconds,
                     realtime_peak,
                     records_written: delta.records_written,
+                    hook_cpu_ms: delta.hook_cpu_ms,
                 },
             ));
             marks.push((id, now));
@@ -179,8 +186,10 @@ impl Metering {
             .write(move |c| {
                 let mut stmt = c.prepare_cached(
                     "INSERT INTO usage (tenant_id, hour, requests, bytes_in, bytes_out,
-                       storage_bytes, realtime_seconds, realtime_peak, records_written)
-                     VALUES (?1, strftime('%Y-%m-%d %H:00:00Z', 'now'), ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                       storage_bytes, realtime_seconds, realtime_peak, records_written,
+                       hook_cpu_ms)
+                     VALUES (?1, strftime('%Y-%m-%d %H:00:00Z', 'now'), ?2, ?3, ?4, ?5, ?6, ?7, ?8,
+                       ?9)
                      ON CONFLICT (tenant_id, hour) DO UPDATE SET
                        requests = requests + excluded.requests,
                        bytes_in = bytes_in + excluded.bytes_in,
@@ -188,7 +197,8 @@ impl Metering {
                        storage_bytes = max(storage_bytes, excluded.storage_bytes),
                        realtime_seconds = realtime_seconds + excluded.realtime_seconds,
                        realtime_peak = max(realtime_peak, excluded.realtime_peak),
-                       records_written = records_written + excluded.records_written",
+                       records_written = records_written + excluded.records_written,
+                       hook_cpu_ms = hook_cpu_ms + excluded.hook_cpu_ms",
                 )?;
                 for (id, u) in &rows {
                     stmt.execute(params![
@@ -200,6 +210,7 @@ impl Metering {
                         u.realtime_seconds as i64,
                         u.realtime_peak as i64,
                         u.records_written as i64,
+                        u.hook_cpu_ms as i64,
                     ])?;
                 }
                 Ok::<_, Error>(())
@@ -257,7 +268,7 @@ pub async fn usage(
             let to = hour("to", to, "+0 seconds")?;
             let mut stmt = c.prepare_cached(
                 "SELECT hour, requests, bytes_in, bytes_out, storage_bytes, realtime_seconds,
-                       realtime_peak, records_written
+                       realtime_peak, records_written, hook_cpu_ms
                      FROM usage WHERE tenant_id = ?1 AND hour >= ?2 AND hour <= ?3
                      ORDER BY hour LIMIT 10000",
             )?;
@@ -272,6 +283,7 @@ pub async fn usage(
                     realtime_seconds: n(5)?,
                     realtime_peak: n(6)?,
                     records_written: n(7)?,
+                    hook_cpu_ms: n(8)?,
                 })
             })?;
             Ok(rows.collect::<sql::Result<Vec<_>>>()?)
@@ -291,6 +303,7 @@ pub fn totals(rows: &[Usage]) -> Usage {
         realtime_seconds: t.realtime_seconds + u.realtime_seconds,
         realtime_peak: t.realtime_peak.max(u.realtime_peak),
         records_written: t.records_written + u.records_written,
+        hook_cpu_ms: t.hook_cpu_ms + u.hook_cpu_ms,
     })
 }
 
@@ -361,6 +374,10 @@ mod tests {
         assert_eq!(metering.flush().await.unwrap(), 0);
         meter.requests.fetch_add(2, Relaxed);
         meter.wrote_records(4);
+        meter.charge_code(2_600);
+        assert_eq!(metering.flush().await.unwrap(), 1);
+        // Half a millisecond more is carried to a later flush, not rounded away.
+        meter.charge_code(500);
         assert_eq!(metering.flush().await.unwrap(), 1);
         let rows = metering.usage(&alpha.id, None, None).await.unwrap();
         assert_eq!(rows.len(), 1);
@@ -369,6 +386,7 @@ mod tests {
             (row.requests, row.bytes_out, row.records_written),
             (5, 300, 4)
         );
+        assert_eq!(row.hook_cpu_ms, 3);
         assert!(row.storage_bytes > 4096, "{}", row.storage_bytes);
         assert!(
             metering

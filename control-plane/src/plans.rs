@@ -1,5 +1,6 @@
 //! Plans: named sets of quotas (request rate, storage, upload size, realtime connections,
-//! projects per account, kept backups) that tenants are placed on.
+//! projects per account, kept backups, limits of the tenant's own code) that tenants are placed
+//! on.
 
 use serde::{Deserialize, Serialize};
 use warren_store::Database;
@@ -30,6 +31,15 @@ pub struct Limits {
     pub max_backups: u64,
     /// Bytes of all backups a tenant keeps at `/api/backups` together.
     pub max_backup_bytes: u64,
+    /// CPU milliseconds one call into the tenant's code (`pb_hooks`) may take (0: the node's
+    /// default, 1 s).
+    pub hook_cpu_ms: u64,
+    /// Bytes one JavaScript runtime of the tenant's code may allocate (0: the node's default,
+    /// 64 MiB).
+    pub hook_memory_bytes: u64,
+    /// CPU milliseconds all calls into the tenant's code may take in one hour; past it they
+    /// are refused until the next hour.
+    pub hook_cpu_ms_per_hour: u64,
 }
 
 /// A plan: its name and quotas.
@@ -64,8 +74,28 @@ pub fn validate_name(name: &str) -> Result<()> {
 
 /// Largest figure a plan may hold (SQLite integers are signed).
 const MAX_FIGURE: u64 = i64::MAX as u64;
+/// Longest CPU time a plan may give one call into a tenant's code.
+const MAX_HOOK_CPU_MS: u64 = 60_000;
+/// Smallest and largest memory a plan may give one JavaScript runtime of a tenant.
+const MIN_HOOK_MEMORY: u64 = 4 << 20;
+const MAX_HOOK_MEMORY: u64 = 1 << 30;
+
+/// CPU milliseconds per hour a new plan gives a tenant's code when none is set (15 minutes: a
+/// quarter of one core).
+pub const DEFAULT_HOOK_CPU_MS_PER_HOUR: u64 = 900_000;
 
 impl Limits {
+    /// What a plan created without figures starts with: no quotas, and the node's defaults for
+    /// the tenant's code with [`DEFAULT_HOOK_CPU_MS_PER_HOUR`].
+    pub fn for_new_plan() -> Self {
+        Self {
+            hook_cpu_ms: 1000,
+            hook_memory_bytes: 64 << 20,
+            hook_cpu_ms_per_hour: DEFAULT_HOOK_CPU_MS_PER_HOUR,
+            ..Self::default()
+        }
+    }
+
     fn check(&self) -> Result<()> {
         let figures = [
             ("requestsPerSecond", self.requests_per_second),
@@ -76,6 +106,9 @@ impl Limits {
             ("maxProjects", self.max_projects),
             ("maxBackups", self.max_backups),
             ("maxBackupBytes", self.max_backup_bytes),
+            ("hookCpuMs", self.hook_cpu_ms),
+            ("hookMemoryBytes", self.hook_memory_bytes),
+            ("hookCpuMsPerHour", self.hook_cpu_ms_per_hour),
         ];
         for (field, value) in figures {
             if value > MAX_FIGURE {
@@ -88,10 +121,28 @@ impl Limits {
                 "At most 1000000000 requests per second.".into(),
             ));
         }
+        if self.hook_cpu_ms > MAX_HOOK_CPU_MS {
+            return Err(Error::Invalid(
+                "hookCpuMs",
+                format!("At most {MAX_HOOK_CPU_MS} milliseconds per call."),
+            ));
+        }
+        if self.hook_memory_bytes != 0
+            && !(MIN_HOOK_MEMORY..=MAX_HOOK_MEMORY).contains(&self.hook_memory_bytes)
+        {
+            return Err(Error::Invalid(
+                "hookMemoryBytes",
+                format!(
+                    "Between {} MiB and {} MiB (or 0 for the node's default).",
+                    MIN_HOOK_MEMORY >> 20,
+                    MAX_HOOK_MEMORY >> 20
+                ),
+            ));
+        }
         Ok(())
     }
 
-    /// The limits from columns `first..first + 8` of a row.
+    /// The limits from columns `first..first + 11` of a row.
     pub(crate) fn from_row(row: &Row<'_>, first: usize) -> sql::Result<Self> {
         let get = |i: usize| -> sql::Result<u64> {
             Ok(row.get::<_, Option<i64>>(first + i)?.unwrap_or(0).max(0) as u64)
@@ -105,6 +156,9 @@ impl Limits {
             max_projects: get(5)?,
             max_backups: get(6)?,
             max_backup_bytes: get(7)?,
+            hook_cpu_ms: get(8)?,
+            hook_memory_bytes: get(9)?,
+            hook_cpu_ms_per_hour: get(10)?,
         })
     }
 }
@@ -120,6 +174,9 @@ pub(crate) fn limit_columns(alias: &str) -> String {
         "max_projects",
         "max_backups",
         "max_backup_bytes",
+        "hook_cpu_ms",
+        "hook_memory_bytes",
+        "hook_cpu_ms_per_hour",
     ]
     .map(|c| format!("{alias}{c}"))
     .join(", ")
@@ -129,8 +186,8 @@ fn from_row(row: &Row<'_>) -> sql::Result<Plan> {
     Ok(Plan {
         name: row.get(0)?,
         limits: Limits::from_row(row, 1)?,
-        created: row.get(9)?,
-        updated: row.get(10)?,
+        created: row.get(12)?,
+        updated: row.get(13)?,
     })
 }
 
@@ -184,7 +241,7 @@ impl Plans {
         self.db
             .write(move |c| {
                 let sql = format!(
-                    "INSERT INTO plans (name, {}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                    "INSERT INTO plans (name, {}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
                      RETURNING name, {}, created, updated",
                     limit_columns(""),
                     limit_columns("")
@@ -212,7 +269,9 @@ impl Plans {
                 let sql = format!(
                     "UPDATE plans SET requests_per_second = ?2, request_burst = ?3,
                        storage_bytes = ?4, max_upload_bytes = ?5, max_realtime_connections = ?6,
-                       max_projects = ?7, max_backups = ?8, max_backup_bytes = ?9, updated = strftime('%Y-%m-%d %H:%M:%fZ')
+                       max_projects = ?7, max_backups = ?8, max_backup_bytes = ?9, hook_cpu_ms = ?10,
+                       hook_memory_bytes = ?11, hook_cpu_ms_per_hour = ?12,
+                       updated = strftime('%Y-%m-%d %H:%M:%fZ')
                      WHERE name = ?1 RETURNING name, {}, created, updated",
                     limit_columns("")
                 );
@@ -227,7 +286,7 @@ impl Plans {
     }
 }
 
-fn params_of(name: &str, limits: &Limits) -> [sql::Value; 9] {
+fn params_of(name: &str, limits: &Limits) -> [sql::Value; 12] {
     use sql::Value::{Integer, Text};
     [
         Text(name.to_string()),
@@ -239,6 +298,9 @@ fn params_of(name: &str, limits: &Limits) -> [sql::Value; 9] {
         Integer(limits.max_projects as i64),
         Integer(limits.max_backups as i64),
         Integer(limits.max_backup_bytes as i64),
+        Integer(limits.hook_cpu_ms as i64),
+        Integer(limits.hook_memory_bytes as i64),
+        Integer(limits.hook_cpu_ms_per_hour as i64),
     ]
 }
 
@@ -254,6 +316,31 @@ mod tests {
         let default = plans.find(DEFAULT_PLAN).await.unwrap().unwrap();
         assert_eq!(default.limits.requests_per_second, 0);
         assert!(default.limits.max_projects > 0);
+        assert_eq!(
+            (
+                default.limits.hook_cpu_ms,
+                default.limits.hook_memory_bytes,
+                default.limits.hook_cpu_ms_per_hour
+            ),
+            (1000, 64 << 20, DEFAULT_HOOK_CPU_MS_PER_HOUR)
+        );
+        let free = plans.find("free").await.unwrap().unwrap();
+        assert!(free.limits.hook_cpu_ms_per_hour < DEFAULT_HOOK_CPU_MS_PER_HOUR);
+        for bad in [
+            Limits {
+                hook_cpu_ms: 60_001,
+                ..Limits::default()
+            },
+            Limits {
+                hook_memory_bytes: 1 << 20,
+                ..Limits::default()
+            },
+        ] {
+            assert!(matches!(
+                plans.create("bad", bad).await,
+                Err(Error::Invalid(_, _))
+            ));
+        }
         let limits = Limits {
             requests_per_second: 5,
             request_burst: 10,

@@ -60,6 +60,7 @@ pub fn series(rows: &[Usage], now: OffsetDateTime, step: Step, count: usize) -> 
             slot.realtime_seconds += row.realtime_seconds;
             slot.realtime_peak = slot.realtime_peak.max(row.realtime_peak);
             slot.records_written += row.records_written;
+            slot.hook_cpu_ms += row.hook_cpu_ms;
         }
     }
     carry_storage(&mut slots);

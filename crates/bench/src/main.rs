@@ -115,6 +115,9 @@ struct HooksArgs {
     /// Concurrent clients.
     #[arg(long, default_value_t = 16)]
     concurrency: usize,
+    /// Closed tenants with the hooks whose first request is timed (0 skips it).
+    #[arg(long, default_value_t = 200)]
+    tenants: usize,
     /// PocketBase binary (as for `compare`).
     #[arg(long)]
     pocketbase: Option<PathBuf>,
@@ -577,10 +580,25 @@ async fn run_hooks(args: HooksArgs) -> anyhow::Result<()> {
     let cfg = hooks::HooksConfig {
         bounds: hooks::default_bounds(args.duration, args.concurrency),
         rounds: args.rounds,
+        tenants: args.tenants,
     };
-    let lines = hooks::run(&pb_bin, &warren_bin, &cfg).await?;
+    let lines = if args.duration > 0 {
+        hooks::run(&pb_bin, &warren_bin, &cfg).await?
+    } else {
+        Vec::new()
+    };
     print_summary(&lines);
-    write_json(args.json.as_deref(), &report::to_json(&lines))
+    let cold = if args.tenants > 0 {
+        let report = hooks::cold(&warren_bin, &cfg).await?;
+        for line in hooks::format_cold(&report) {
+            println!("{line}");
+        }
+        Some(report)
+    } else {
+        None
+    };
+    let value = serde_json::json!({ "lines": report::to_json(&lines), "cold": cold });
+    write_json(args.json.as_deref(), &value)
 }
 
 fn write_json<T: serde::Serialize>(path: Option<&Path>, value: &T) -> anyhow::Result<()> {

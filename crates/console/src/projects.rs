@@ -247,6 +247,8 @@ struct UsageView {
     records: u64,
     realtime: u64,
     peak: u64,
+    /// CPU time of the project's own code (`pb_hooks`), e.g. `1.250 s`.
+    hook_cpu: String,
 }
 
 impl UsageView {
@@ -259,6 +261,11 @@ impl UsageView {
             records: used.records_written,
             realtime: used.realtime_seconds,
             peak: used.realtime_peak,
+            hook_cpu: format!(
+                "{}.{:03} s",
+                used.hook_cpu_ms / 1000,
+                used.hook_cpu_ms % 1000
+            ),
         }
     }
 }

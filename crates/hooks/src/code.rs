@@ -1,9 +1,10 @@
-//! A tenant's loaded hooks: its sandbox, its routes and record hooks, and the calls into them
-//! (serialized per tenant, run on the engine's bounded blocking pool).
+//! A tenant's loaded hooks: its runtimes, its routes and record hooks, and the calls into them
+//! (each on one of the tenant's runtimes, on the engine's bounded blocking pool, metered and
+//! capped by the tenant's plan).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rquickjs::{Function, Object};
@@ -12,25 +13,29 @@ use warren_tenant::Tenant;
 use warren_tenant::hooks::{BoxFuture, Code, HookError, RecordEvent, RouteRequest, RouteResponse};
 
 use crate::native::{self, Inside, Shared};
+use crate::pool::{Pool, Runtime, thread_cpu};
 use crate::router::Routes;
 use crate::sandbox::{Failure, Sandbox};
-use crate::{Engine, Error};
+use crate::{Engine, Error, Limits};
 
 /// The JavaScript of the engine's API, run before the tenant's files.
 const PRELUDE: &str = include_str!("prelude.js");
 
-/// A tenant's hooks, loaded. Dropping it frees the tenant's runtime.
+/// A tenant's hooks, loaded. Dropping it frees the tenant's runtimes.
 pub struct TenantCode {
     engine: Engine,
-    sandbox: Arc<tokio::sync::Mutex<Sandbox>>,
-    shared: Arc<Shared>,
+    pool: Arc<Pool>,
+    /// Runtimes the pool may hold.
+    most: usize,
+    /// The hour (since the Unix epoch) in which a spent CPU budget was last logged.
+    reported: AtomicU64,
     routes: Routes,
     /// Hook name → the collection filters of each of its handlers (empty: every collection).
     listens: HashMap<String, Vec<Vec<String>>>,
 }
 
 impl TenantCode {
-    /// Creates the tenant's sandbox and runs the prelude and `files` in order (blocking).
+    /// Creates the tenant's first runtime and runs the prelude and `files` in order (blocking).
     /// Without `tenant` (a deploy's check in a scratch sandbox) `$app` is not available while
     /// the files load and nothing they register reaches a tenant.
     pub(crate) fn load(
@@ -41,82 +46,155 @@ impl TenantCode {
         handle: tokio::runtime::Handle,
     ) -> Result<Self, Error> {
         let hooks_dir = dir.canonicalize()?;
-        let shared = Arc::new(Shared {
-            hooks_dir,
-            tenant: Mutex::new(tenant.cloned()),
-            handle,
-            services: engine.services(),
-            routes: Mutex::new(Routes::default()),
-            listens: Mutex::new(HashMap::new()),
-            loading: std::sync::atomic::AtomicBool::new(true),
-            outside: engine.outside(),
-        });
-        if let Some(tenant) = tenant {
-            crate::forget_cron_jobs(tenant);
-        }
-        let sandbox = Sandbox::new(engine.limits()).map_err(Error::Script)?;
-        let _inside = Inside::enter();
-        let installed = shared.clone();
-        sandbox
-            .call(move |ctx| {
-                native::install(ctx, installed)?;
-                ctx.eval::<(), _>(PRELUDE)
-            })
-            .map_err(|f| Error::Script(format!("the engine's prelude failed: {f}")))?;
+        let mut sources = Vec::with_capacity(files.len());
         for file in files {
             let source = native::read_source(file).map_err(Error::Script)?;
             let name = file
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            let filename = format!("{}/{name}", native::HOOKS_ALIAS);
-            sandbox
-                .call(|ctx| {
-                    let mut options = rquickjs::context::EvalOptions::default();
-                    options.filename = Some(filename.clone());
-                    options.strict = false;
-                    ctx.eval_with_options::<(), _>(source, options)
-                })
-                .map_err(|f| Error::Script(format!("{name}: {f}")))?;
+            sources.push((name, source));
         }
-        shared.loading.store(false, Ordering::Relaxed);
-        *shared.tenant.lock().unwrap_or_else(|p| p.into_inner()) = None;
-        let routes = std::mem::take(&mut *shared.routes.lock().unwrap_or_else(|p| p.into_inner()));
-        let listens =
-            std::mem::take(&mut *shared.listens.lock().unwrap_or_else(|p| p.into_inner()));
+        if let Some(tenant) = tenant {
+            crate::forget_cron_jobs(tenant);
+        }
+        let limits = engine.limits();
+        let (first, routes, listens) =
+            prepare(&engine, tenant, &hooks_dir, &sources, &handle, limits)?;
+        // More runtimes load the same sources without the tenant: their `cronAdd` only checks
+        // its expression (the first registered the jobs) and their load logs nothing twice.
+        let count = routes.len();
+        let maker = engine.clone();
+        let make = Box::new(move |limits: Limits| {
+            let (runtime, routes, _) = prepare(&maker, None, &hooks_dir, &sources, &handle, limits)
+                .map_err(|e| e.to_string())?;
+            if routes.len() != count {
+                return Err("the files registered other routes on a second load".to_string());
+            }
+            Ok(runtime)
+        });
+        let most = limits.runtimes.max(1);
         Ok(Self {
             engine,
-            sandbox: Arc::new(tokio::sync::Mutex::new(sandbox)),
-            shared,
+            pool: Pool::new(first, most, make),
+            most,
+            reported: AtomicU64::new(0),
             routes,
             listens,
         })
     }
 
-    /// Runs `f` on the tenant's sandbox: after the tenant's earlier calls (its lock), then in a
-    /// slot of the engine's pool, on a blocking thread, with `tenant` as the call's tenant.
-    pub(crate) async fn run<R: Send + 'static>(
+    /// The limits of a call into `tenant`'s code: the plan's (on its meter), else the engine's.
+    fn limits_for(&self, tenant: &Tenant) -> Limits {
+        let meter = tenant.meter();
+        let mut limits = self.engine.limits();
+        match meter.code_cpu_ms.load(Ordering::Relaxed) {
+            0 => {}
+            ms => limits.cpu = std::time::Duration::from_millis(ms),
+        }
+        match meter.code_memory_bytes.load(Ordering::Relaxed) {
+            0 => {}
+            bytes => limits.memory = usize::try_from(bytes).unwrap_or(usize::MAX),
+        }
+        limits
+    }
+
+    /// The 429 of a tenant whose code used its hourly CPU budget; the first refusal of the hour
+    /// goes to the tenant's logs.
+    fn over_budget(&self, tenant: &Tenant, wait: u64) -> HookError {
+        let budget = tenant.meter().code_cpu_ms_per_hour.load(Ordering::Relaxed);
+        let hour = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() / 3600)
+            .unwrap_or(0);
+        if self.reported.swap(hour, Ordering::Relaxed) != hour {
+            let mut data = Map::new();
+            data.insert("type".into(), "hooks".into());
+            data.insert("budgetMs".into(), budget.into());
+            tenant.logs().record(warren_logs::Entry::new(
+                warren_logs::level::ERROR,
+                format!(
+                    "the project's code used its plan's {budget} CPU ms for this hour; calls \
+                     into it are refused until the next hour"
+                ),
+                data,
+            ));
+        }
+        HookError {
+            status: 429,
+            message: format!(
+                "This project's server-side code used its plan's CPU time for this hour; it \
+                 runs again in {wait} s."
+            ),
+            data: Map::new(),
+        }
+    }
+
+    /// Bytes the tenant's idle runtimes hold now.
+    pub fn memory_used(&self) -> i64 {
+        self.pool.memory_used()
+    }
+
+    /// Runtimes of the tenant's code not in use now.
+    pub fn idle_runtimes(&self) -> usize {
+        self.pool.idle_count()
+    }
+
+    /// Runs `f` on one of the tenant's runtimes (a free one, or a new one while the pool may
+    /// grow), then in a slot of the engine's pool, on a blocking thread, with `tenant` as the
+    /// call's tenant and its plan's limits. The thread's CPU time goes to the tenant's meter;
+    /// past the plan's hourly budget the call is refused without running.
+    pub(crate) async fn run<R: Send + 'static, F: FnOnce(&Sandbox) -> R + Send + 'static>(
         &self,
         tenant: &Tenant,
-        f: impl FnOnce(&Sandbox) -> R + Send + 'static,
+        f: F,
     ) -> Result<R, HookError> {
-        let sandbox = self.sandbox.clone().lock_owned().await;
-        let permit = self.engine.permit().await;
-        let shared = self.shared.clone();
-        let tenant = tenant.clone();
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            let _inside = Inside::enter();
-            *shared.tenant.lock().unwrap_or_else(|p| p.into_inner()) = Some(tenant);
-            let result = f(&sandbox);
-            *shared.tenant.lock().unwrap_or_else(|p| p.into_inner()) = None;
-            result
-        })
-        .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "a call into tenant code panicked");
-            HookError::internal()
-        })
+        if let warren_tenant::meter::CodeBudget::Spent(wait) = tenant.meter().code_budget() {
+            return Err(self.over_budget(tenant, wait));
+        }
+        let limits = self.limits_for(tenant);
+        let mut f = f;
+        // A runtime that cannot be made shrinks the pool; the call then waits for one of the
+        // runtimes there are.
+        for _ in 0..self.most {
+            let mut lease = self.pool.lend().await;
+            let permit = self.engine.permit().await;
+            let caller = tenant.clone();
+            let outcome = tokio::task::spawn_blocking(move || {
+                let tenant = caller;
+                let _permit = permit;
+                let _inside = Inside::enter();
+                let started = thread_cpu();
+                let runtime = match lease.runtime(limits) {
+                    Ok(runtime) => runtime,
+                    Err(why) => {
+                        lease.shrink();
+                        return Err((f, why));
+                    }
+                };
+                runtime.sandbox.set_limits(limits.cpu, limits.memory);
+                let shared = runtime.shared.clone();
+                *shared.tenant.lock().unwrap_or_else(|p| p.into_inner()) = Some(tenant.clone());
+                let result = f(&runtime.sandbox);
+                *shared.tenant.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                let spent = thread_cpu().saturating_sub(started);
+                tenant.meter().charge_code(spent.as_micros() as u64);
+                Ok(result)
+            })
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "a call into tenant code panicked");
+                HookError::internal()
+            })?;
+            match outcome {
+                Ok(result) => return Ok(result),
+                Err((back, why)) => {
+                    tracing::warn!(tenant = %tenant.id(), error = %why, "no more runtime for tenant code");
+                    f = back;
+                }
+            }
+        }
+        Err(HookError::internal())
     }
 
     /// Reports a failed call in the tenant's logs; the caller gets PocketBase's generic 500.
@@ -124,11 +202,10 @@ impl TenantCode {
         let mut data = Map::new();
         data.insert("type".into(), "hooks".into());
         data.insert("error".into(), failure.to_string().into());
+        let limits = self.limits_for(tenant);
         let limit = match failure {
-            Failure::Interrupted => format!(" (CPU limit {:?})", self.engine.limits().cpu),
-            Failure::OutOfMemory => {
-                format!(" (memory limit {} MiB)", self.engine.limits().memory >> 20)
-            }
+            Failure::Interrupted => format!(" (CPU limit {:?})", limits.cpu),
+            Failure::OutOfMemory => format!(" (memory limit {} MiB)", limits.memory >> 20),
             Failure::Thrown(_) => String::new(),
         };
         tracing::info!(tenant = %tenant.id(), %what, error = %failure, "tenant code failed");
@@ -183,11 +260,10 @@ impl TenantCode {
         let text = match answer {
             Ok(text) => text,
             Err(failure) => {
+                let limits = self.limits_for(tenant);
                 let limit = match failure {
-                    Failure::Interrupted => format!(" (CPU limit {:?})", self.engine.limits().cpu),
-                    Failure::OutOfMemory => {
-                        format!(" (memory limit {} MiB)", self.engine.limits().memory >> 20)
-                    }
+                    Failure::Interrupted => format!(" (CPU limit {:?})", limits.cpu),
+                    Failure::OutOfMemory => format!(" (memory limit {} MiB)", limits.memory >> 20),
                     Failure::Thrown(_) => String::new(),
                 };
                 return Err(format!("cron job {id}: {}{limit}", headline(&failure)));
@@ -203,11 +279,6 @@ impl TenantCode {
         }
     }
 
-    /// Bytes the tenant's runtime holds now.
-    pub async fn memory_used(&self) -> i64 {
-        self.sandbox.lock().await.memory_used()
-    }
-
     async fn dispatch_route(
         &self,
         tenant: &Tenant,
@@ -218,23 +289,64 @@ impl TenantCode {
         let payload = route_payload(&request).to_string();
         let params = json!(params).to_string();
         let limit = self.engine.limits().response;
+        let too_large =
+            || Failure::Thrown(format!("the response is larger than {} MiB", limit >> 20));
         let answer = self
             .run(tenant, move |sandbox| {
                 sandbox.call(move |ctx| {
                     let warren: Object = ctx.globals().get("__warren")?;
                     let route: Function = warren.get("route")?;
-                    let answer: rquickjs::String = route.call((payload, index, params))?;
-                    answer.to_string()
+                    let answer: rquickjs::Value = route.call((payload, index, params))?;
+                    if let Some(text) = answer.as_string() {
+                        return Ok(RouteAnswer::Json(text.to_string()?));
+                    }
+                    let Some(list) = answer.as_array() else {
+                        return Ok(RouteAnswer::Json(String::new()));
+                    };
+                    // UTF-8 takes at least as many bytes as the string has UTF-16 units.
+                    let units: f64 = list.get(3)?;
+                    if units > limit as f64 {
+                        return Ok(RouteAnswer::TooLarge);
+                    }
+                    let status: f64 = list.get(0)?;
+                    Ok(RouteAnswer::Response {
+                        status,
+                        headers: list.get(1)?,
+                        body: list.get(2)?,
+                    })
                 })
             })
             .await;
         let answer = match answer {
-            Ok(Ok(text)) if text.len() > limit + 4096 => {
-                let failure =
-                    Failure::Thrown(format!("the response is larger than {} MiB", limit >> 20));
-                return Some(Err(self.failed(tenant, &what, &failure)));
+            Ok(Ok(RouteAnswer::Response {
+                status,
+                headers,
+                body,
+            })) => {
+                if body.len() > limit {
+                    return Some(Err(self.failed(tenant, &what, &too_large())));
+                }
+                let headers = headers
+                    .into_iter()
+                    .filter_map(|pair| {
+                        let mut pair = pair.into_iter();
+                        Some((pair.next()?, pair.next()?))
+                    })
+                    .collect();
+                return Some(Ok(RouteResponse {
+                    status: if (100.0..600.0).contains(&status) {
+                        status as u16
+                    } else {
+                        200
+                    },
+                    headers,
+                    body: body.into_bytes(),
+                }));
             }
-            Ok(Ok(text)) => text,
+            Ok(Ok(RouteAnswer::TooLarge)) => {
+                return Some(Err(self.failed(tenant, &what, &too_large())));
+            }
+            Ok(Ok(RouteAnswer::Json(text))) => text,
             Ok(Err(failure)) => return Some(Err(self.failed(tenant, &what, &failure))),
             Err(e) => return Some(Err(e)),
         };
@@ -251,34 +363,8 @@ impl TenantCode {
         if answer.get("error").is_some() {
             return Some(Err(self.refusal(tenant, &what, &answer)));
         }
-        let response = &answer["response"];
-        let body = response["body"].as_str().unwrap_or_default();
-        if body.len() > limit {
-            let failure =
-                Failure::Thrown(format!("the response is larger than {} MiB", limit >> 20));
-            return Some(Err(self.failed(tenant, &what, &failure)));
-        }
-        let headers = response["headers"]
-            .as_array()
-            .map(|list| {
-                list.iter()
-                    .filter_map(|pair| {
-                        Some((
-                            pair.get(0)?.as_str()?.to_string(),
-                            pair.get(1)?.as_str()?.to_string(),
-                        ))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        Some(Ok(RouteResponse {
-            status: response["status"]
-                .as_u64()
-                .filter(|s| (100..600).contains(s))
-                .unwrap_or(200) as u16,
-            headers,
-            body: body.as_bytes().to_vec(),
-        }))
+        let failure = Failure::Thrown("the route's answer was not readable".into());
+        Some(Err(self.failed(tenant, &what, &failure)))
     }
 
     async fn dispatch_record(
@@ -288,8 +374,8 @@ impl TenantCode {
         collection: &str,
         record: Map<String, Value>,
     ) -> Result<Map<String, Value>, HookError> {
-        // A write made by `$app` from inside this tenant's code: its hooks run on the lock the
-        // caller holds already, so they are not entered again.
+        // A write made by `$app` from inside this tenant's code: its caller holds a runtime
+        // already, so the hooks are not entered again.
         if Inside::now() || !self.listens(event, collection) {
             return Ok(record);
         }
@@ -335,6 +421,69 @@ impl TenantCode {
             .retain(|key, _| key != "collectionName" && key != "collectionId" && key != "expand");
         Ok(changed)
     }
+}
+
+/// Hook name → the collection filters of each of its handlers (empty: every collection).
+type Listens = HashMap<String, Vec<Vec<String>>>;
+
+/// Makes one runtime of a tenant's code: the sandbox, the engine's API, then `sources` in order.
+/// Returns it with the routes and hook listeners its files registered.
+fn prepare(
+    engine: &Engine,
+    tenant: Option<&Tenant>,
+    hooks_dir: &Path,
+    sources: &[(String, String)],
+    handle: &tokio::runtime::Handle,
+    limits: Limits,
+) -> Result<(Runtime, Routes, Listens), Error> {
+    let shared = Arc::new(Shared {
+        hooks_dir: hooks_dir.to_path_buf(),
+        tenant: Mutex::new(tenant.cloned()),
+        handle: handle.clone(),
+        services: engine.services(),
+        routes: Mutex::new(Routes::default()),
+        listens: Mutex::new(HashMap::new()),
+        loading: std::sync::atomic::AtomicBool::new(true),
+        outside: engine.outside(),
+    });
+    let sandbox = Sandbox::new(limits).map_err(Error::Script)?;
+    let _inside = Inside::enter();
+    let installed = shared.clone();
+    sandbox
+        .call(move |ctx| {
+            native::install(ctx, installed)?;
+            ctx.eval::<(), _>(PRELUDE)
+        })
+        .map_err(|f| Error::Script(format!("the engine's prelude failed: {f}")))?;
+    for (name, source) in sources {
+        let filename = format!("{}/{name}", native::HOOKS_ALIAS);
+        sandbox
+            .call(|ctx| {
+                let mut options = rquickjs::context::EvalOptions::default();
+                options.filename = Some(filename.clone());
+                options.strict = false;
+                ctx.eval_with_options::<(), _>(source.as_str(), options)
+            })
+            .map_err(|f| Error::Script(format!("{name}: {f}")))?;
+    }
+    shared.loading.store(false, Ordering::Relaxed);
+    *shared.tenant.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    let routes = std::mem::take(&mut *shared.routes.lock().unwrap_or_else(|p| p.into_inner()));
+    let listens = std::mem::take(&mut *shared.listens.lock().unwrap_or_else(|p| p.into_inner()));
+    Ok((Runtime::new(sandbox, shared), routes, listens))
+}
+
+/// What a route call hands back: the response itself, or the prelude's JSON for a refusal or
+/// a failure.
+enum RouteAnswer {
+    Response {
+        status: f64,
+        headers: Vec<Vec<String>>,
+        body: String,
+    },
+    /// The body is past the response limit (not copied out of the runtime).
+    TooLarge,
+    Json(String),
 }
 
 fn headline(failure: &Failure) -> String {

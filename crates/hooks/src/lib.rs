@@ -4,9 +4,11 @@
 //!
 //! The [`Engine`] is the node's [`CodeLoader`]: the tenant registry asks it for a tenant's code
 //! the first time a request needs it, and drops the loaded [`TenantCode`] with the tenant. Every
-//! call into a tenant's code runs under that tenant's lock (QuickJS is single-threaded), on the
-//! blocking pool behind a node-wide semaphore, with a CPU-time deadline (an interrupt handler)
-//! and the runtime's memory limit; a runaway tenant delays only its own requests.
+//! call into a tenant's code borrows one of the tenant's runtimes (QuickJS is single-threaded;
+//! a busy tenant gets up to [`Limits::runtimes`] of them, loaded alike), runs on the blocking
+//! pool behind a node-wide semaphore, with a CPU-time deadline (an interrupt handler) and the
+//! runtime's memory limit (both from the tenant's plan), and its thread CPU time is metered
+//! against the plan's hourly budget; a runaway tenant delays only its own requests.
 //!
 //! It depends on the tenant runtime (for the write pipeline and logs) and never on HTTP
 //! crates: requests and answers cross as [`warren_tenant::hooks`]'s plain types.
@@ -17,6 +19,7 @@ pub mod http;
 mod mail;
 mod native;
 mod outside;
+mod pool;
 pub mod router;
 mod sandbox;
 mod security;
@@ -31,6 +34,7 @@ use warren_tenant::hooks::{BoxFuture, Code, CodeCheck, CodeLoader};
 
 pub use code::TenantCode;
 pub use outside::Outside;
+pub use pool::IDLE_RUNTIME;
 pub use sandbox::Sandbox;
 
 /// CPU time one call into a tenant's code may take (a request handler, a hook, loading).
@@ -39,6 +43,8 @@ pub const CPU_LIMIT: Duration = Duration::from_secs(1);
 pub const MEMORY_LIMIT: usize = 64 << 20;
 /// Native stack the JavaScript of one call may use (deep recursion stops here).
 pub const STACK_LIMIT: usize = 512 << 10;
+/// Most runtimes one tenant's code may have at once (its calls in parallel).
+pub const MAX_RUNTIMES: usize = 8;
 /// Largest body a tenant's route may answer.
 pub const RESPONSE_LIMIT: usize = 8 << 20;
 /// Largest `.js` file loaded from `pb_hooks` (also for `require`).
@@ -61,6 +67,8 @@ pub struct Limits {
     pub stack: usize,
     /// Largest response body of a route.
     pub response: usize,
+    /// Runtimes one tenant's code may have at once (each holds up to `memory`).
+    pub runtimes: usize,
 }
 
 impl Default for Limits {
@@ -70,6 +78,11 @@ impl Default for Limits {
             memory: MEMORY_LIMIT,
             stack: STACK_LIMIT,
             response: RESPONSE_LIMIT,
+            // As many as the node has cores: more would only wait for a core.
+            runtimes: std::thread::available_parallelism()
+                .map(usize::from)
+                .unwrap_or(1)
+                .clamp(1, MAX_RUNTIMES),
         }
     }
 }
@@ -160,7 +173,11 @@ impl Engine {
         let handle = tokio::runtime::Handle::current();
         let loaded = tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            TenantCode::load(engine, Some(&tenant), &dir, &files, handle)
+            let started = pool::thread_cpu();
+            let loaded = TenantCode::load(engine, Some(&tenant), &dir, &files, handle);
+            let spent = pool::thread_cpu().saturating_sub(started);
+            tenant.meter().charge_code(spent.as_micros() as u64);
+            loaded
         })
         .await
         .map_err(|e| Error::Script(format!("loading failed: {e}")))??;

@@ -19,7 +19,7 @@ use crate::router::{Route, Routes};
 thread_local! {
     /// Whether this thread is running a tenant's JavaScript now. A write that `$app.save`
     /// makes from inside a hook comes back to the hooks on this thread; it must not wait for
-    /// the tenant's lock its own caller holds.
+    /// another of the tenant's runtimes while its caller holds one.
     static INSIDE: Cell<bool> = const { Cell::new(false) };
 }
 

@@ -388,7 +388,10 @@
       }
       // A handler that wrote nothing answers an empty 200, as PocketBase's does.
       if (response.status === 0) response.status = 200;
-      return JSON.stringify({ response });
+      // Handed over as is (no JSON round trip); the length lets the engine refuse a huge body
+      // before copying it.
+      const body = String(response.body);
+      return [response.status, response.headers, body, body.length];
     },
     cron(id) {
       const handler = crons.get(id);

@@ -187,6 +187,11 @@ impl Routes {
         self.routes.sort_by_key(|r| std::cmp::Reverse(r.rank()));
     }
 
+    /// How many there are.
+    pub fn len(&self) -> usize {
+        self.routes.len()
+    }
+
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
         self.routes.is_empty()

@@ -157,6 +157,15 @@ impl Sandbox {
         }
     }
 
+    /// Changes the CPU time of the next calls and the runtime's memory limit (a plan change).
+    pub fn set_limits(&mut self, cpu: std::time::Duration, memory: usize) {
+        if self.limits.memory != memory {
+            self.runtime.set_memory_limit(memory);
+        }
+        self.limits.cpu = cpu;
+        self.limits.memory = memory;
+    }
+
     /// Bytes the runtime holds now.
     pub fn memory_used(&self) -> i64 {
         self.runtime.memory_usage().memory_used_size

@@ -102,8 +102,8 @@ impl RecordEvent {
     }
 }
 
-/// A tenant's loaded code. Calls into it are serialized per tenant and bounded in time and
-/// memory by the implementation.
+/// A tenant's loaded code. Each call into it holds one of the tenant's runtimes, and is bounded
+/// in time and memory and metered by the implementation.
 pub trait Code: Send + Sync {
     /// Answers `request` if one of the tenant's routes matches it; `None` if none does.
     fn route<'a>(

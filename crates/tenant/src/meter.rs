@@ -24,6 +24,19 @@ pub struct Meter {
     pub storage_bytes: AtomicU64,
     /// Most realtime connections allowed at once (0 = unlimited); set by the control plane.
     pub realtime_limit: AtomicU64,
+    /// CPU milliseconds one call into the tenant's code may take (0 = the engine's default); set
+    /// by the control plane from the plan.
+    pub code_cpu_ms: AtomicU64,
+    /// Bytes one JavaScript runtime of the tenant may allocate (0 = the engine's default); set
+    /// by the control plane from the plan.
+    pub code_memory_bytes: AtomicU64,
+    /// CPU milliseconds the tenant's code may use per hour (0 = no budget); set by the control
+    /// plane from the plan.
+    pub code_cpu_ms_per_hour: AtomicU64,
+    /// CPU microseconds spent in the tenant's code (grows; see [`Meter::charge_code`]).
+    pub code_cpu_micros: AtomicU64,
+    /// The hour the code's hourly budget counts in, and its CPU microseconds so far.
+    code_hour: Mutex<(u64, u64)>,
     /// Realtime connections open now (changed only under the `presence` lock).
     realtime_open: AtomicU64,
     /// Connection-time and peak bookkeeping (touched on connect and disconnect only).
@@ -56,6 +69,11 @@ impl Default for Meter {
             records_written: AtomicU64::new(0),
             storage_bytes: AtomicU64::new(0),
             realtime_limit: AtomicU64::new(0),
+            code_cpu_ms: AtomicU64::new(0),
+            code_memory_bytes: AtomicU64::new(0),
+            code_cpu_ms_per_hour: AtomicU64::new(0),
+            code_cpu_micros: AtomicU64::new(0),
+            code_hour: Mutex::new((0, 0)),
             realtime_open: AtomicU64::new(0),
             presence: Mutex::new(Presence {
                 area_micros: 0,
@@ -67,6 +85,24 @@ impl Default for Meter {
             epoch: now,
         }
     }
+}
+
+/// Whether the tenant's code may run now, by its hourly CPU budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeBudget {
+    /// Go ahead.
+    Open,
+    /// The hour's budget is spent: the next hour starts in this many seconds (at least 1).
+    Spent(u64),
+}
+
+/// The current hour since the Unix epoch, and the seconds left in it.
+fn hour_now() -> (u64, u64) {
+    let seconds = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    (seconds / 3600, 3600 - seconds % 3600)
 }
 
 /// What a [`Meter::admit`] call decided.
@@ -111,6 +147,40 @@ impl Meter {
                 Err(current) => tat = current,
             }
         }
+    }
+
+    /// Adds `micros` of CPU time spent in the tenant's code to its usage and to this hour's
+    /// budget.
+    pub fn charge_code(&self, micros: u64) {
+        self.code_cpu_micros.fetch_add(micros, Relaxed);
+        let (hour, _) = hour_now();
+        let mut spent = self.code_hour.lock().unwrap_or_else(|p| p.into_inner());
+        if spent.0 != hour {
+            *spent = (hour, 0);
+        }
+        spent.1 = spent.1.saturating_add(micros);
+    }
+
+    /// Whether this hour's CPU budget of the tenant's code (`code_cpu_ms_per_hour`) has room.
+    pub fn code_budget(&self) -> CodeBudget {
+        let budget = self.code_cpu_ms_per_hour.load(Relaxed);
+        if budget == 0 {
+            return CodeBudget::Open;
+        }
+        let (hour, left) = hour_now();
+        let spent = *self.code_hour.lock().unwrap_or_else(|p| p.into_inner());
+        if spent.0 == hour && spent.1 >= budget.saturating_mul(1000) {
+            CodeBudget::Spent(left.max(1))
+        } else {
+            CodeBudget::Open
+        }
+    }
+
+    /// CPU milliseconds the tenant's code used in the current hour.
+    pub fn code_cpu_ms_this_hour(&self) -> u64 {
+        let (hour, _) = hour_now();
+        let spent = *self.code_hour.lock().unwrap_or_else(|p| p.into_inner());
+        if spent.0 == hour { spent.1 / 1000 } else { 0 }
     }
 
     /// Opens a realtime connection if the limit allows; the guard closes it when dropped.
@@ -204,6 +274,26 @@ mod tests {
         assert!(matches!(meter.admit(100, 2), Admission::RetryAfter(_)));
         std::thread::sleep(std::time::Duration::from_millis(25));
         assert_eq!(meter.admit(100, 2), Admission::Admitted);
+    }
+
+    #[test]
+    fn code_cpu_counts_and_the_hourly_budget_closes_and_reopens() {
+        let meter = Meter::default();
+        assert_eq!(meter.code_budget(), CodeBudget::Open);
+        meter.code_cpu_ms_per_hour.store(5, Relaxed);
+        meter.charge_code(4_000);
+        assert_eq!(meter.code_budget(), CodeBudget::Open);
+        meter.charge_code(1_500);
+        assert!(matches!(meter.code_budget(), CodeBudget::Spent(s) if (1..=3600).contains(&s)));
+        assert_eq!(meter.code_cpu_micros.load(Relaxed), 5_500);
+        assert_eq!(meter.code_cpu_ms_this_hour(), 5);
+        // A raised budget applies at once; so does the next hour.
+        meter.code_cpu_ms_per_hour.store(10, Relaxed);
+        assert_eq!(meter.code_budget(), CodeBudget::Open);
+        meter.code_cpu_ms_per_hour.store(5, Relaxed);
+        meter.code_hour.lock().unwrap().0 -= 1;
+        assert_eq!(meter.code_budget(), CodeBudget::Open);
+        assert_eq!(meter.code_cpu_ms_this_hour(), 0);
     }
 
     #[test]

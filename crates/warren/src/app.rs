@@ -102,6 +102,7 @@ async fn to_tenant(
     let tenant = app.control.registry.get(&info.id).await;
     if let Ok(tenant) = &tenant {
         tenant.set_public_url(&public_url(&app.control, info));
+        crate::metered::apply_code_limits(tenant.meter(), &info.limits);
     }
     match tenant {
         Ok(tenant) if app.control.metering.enabled() => {

@@ -128,6 +128,7 @@ async fn serve_platform(global: &Global, serve: &Serve) -> anyhow::Result<()> {
     );
     crons.set_admission(std::sync::Arc::new(crate::crons::CronAdmission {
         directory: directory.clone(),
+        registry: registry.clone(),
     }));
     crons.start(serve.cron_minute);
     let api = warren_api::ApiState {
@@ -748,20 +749,21 @@ async fn usage(
         .await
         .map_err(explain)?;
     println!(
-        "hour\trequests\tbytes_in\tbytes_out\tstorage_bytes\trealtime_seconds\trealtime_peak\trecords_written"
+        "hour\trequests\tbytes_in\tbytes_out\tstorage_bytes\trealtime_seconds\trealtime_peak\trecords_written\thook_cpu_ms"
     );
     let total = warren_control_plane::metering::totals(&rows);
     for u in rows.iter().chain(std::iter::once(&total)) {
         let hour = if u.hour.is_empty() { "total" } else { &u.hour };
         println!(
-            "{hour}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+            "{hour}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
             u.requests,
             u.bytes_in,
             u.bytes_out,
             u.storage_bytes,
             u.realtime_seconds,
             u.realtime_peak,
-            u.records_written
+            u.records_written,
+            u.hook_cpu_ms
         );
     }
     Ok(())
@@ -771,12 +773,12 @@ async fn list_plans(global: &Global) -> anyhow::Result<()> {
     let tenants = tenants(global).await?;
     let plans = warren_control_plane::plans::Plans::new(tenants.db().clone());
     println!(
-        "name\trequests_per_second\trequest_burst\tstorage_bytes\tmax_upload_bytes\tmax_realtime_connections\tmax_projects\tmax_backups\tmax_backup_bytes"
+        "name\trequests_per_second\trequest_burst\tstorage_bytes\tmax_upload_bytes\tmax_realtime_connections\tmax_projects\tmax_backups\tmax_backup_bytes\thook_cpu_ms\thook_memory_bytes\thook_cpu_ms_per_hour"
     );
     for plan in plans.list().await? {
         let l = plan.limits;
         println!(
-            "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
             plan.name,
             l.requests_per_second,
             l.request_burst,
@@ -785,7 +787,10 @@ async fn list_plans(global: &Global) -> anyhow::Result<()> {
             l.max_realtime_connections,
             l.max_projects,
             l.max_backups,
-            l.max_backup_bytes
+            l.max_backup_bytes,
+            l.hook_cpu_ms,
+            l.hook_memory_bytes,
+            l.hook_cpu_ms_per_hour
         );
     }
     Ok(())

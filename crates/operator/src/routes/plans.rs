@@ -12,7 +12,8 @@ use crate::Result;
 use warren_control_plane::ControlPlane;
 use warren_control_plane::plans::{Limits, Plan, Plans};
 
-/// Body of `POST /v1/plans`: a name and quotas (missing quotas are 0, no limit).
+/// Body of `POST /v1/plans`: a name and quotas (missing quotas are 0, no limit; missing code
+/// limits are 1 s per call, 64 MiB per runtime and 900,000 CPU ms per hour).
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewPlan {
@@ -26,6 +27,12 @@ pub struct NewPlan {
     max_projects: Option<u64>,
     max_backups: Option<u64>,
     max_backup_bytes: Option<u64>,
+    /// CPU milliseconds of one call into the tenant's code (0: the node's default, 1 s).
+    hook_cpu_ms: Option<u64>,
+    /// Bytes of one JavaScript runtime of the tenant's code (0: the node's default, 64 MiB).
+    hook_memory_bytes: Option<u64>,
+    /// CPU milliseconds of the tenant's code per hour (0: no budget).
+    hook_cpu_ms_per_hour: Option<u64>,
 }
 
 /// Quotas to set; the ones left out keep their value (0, no limit, for a new plan).
@@ -40,6 +47,12 @@ pub struct LimitsChange {
     max_projects: Option<u64>,
     max_backups: Option<u64>,
     max_backup_bytes: Option<u64>,
+    /// CPU milliseconds of one call into the tenant's code (0: the node's default, 1 s).
+    hook_cpu_ms: Option<u64>,
+    /// Bytes of one JavaScript runtime of the tenant's code (0: the node's default, 64 MiB).
+    hook_memory_bytes: Option<u64>,
+    /// CPU milliseconds of the tenant's code per hour (0: no budget).
+    hook_cpu_ms_per_hour: Option<u64>,
 }
 
 impl LimitsChange {
@@ -55,6 +68,9 @@ impl LimitsChange {
             max_projects: self.max_projects.unwrap_or(to.max_projects),
             max_backups: self.max_backups.unwrap_or(to.max_backups),
             max_backup_bytes: self.max_backup_bytes.unwrap_or(to.max_backup_bytes),
+            hook_cpu_ms: self.hook_cpu_ms.unwrap_or(to.hook_cpu_ms),
+            hook_memory_bytes: self.hook_memory_bytes.unwrap_or(to.hook_memory_bytes),
+            hook_cpu_ms_per_hour: self.hook_cpu_ms_per_hour.unwrap_or(to.hook_cpu_ms_per_hour),
         }
     }
 }
@@ -103,8 +119,11 @@ pub async fn create_plan(
         max_projects: body.max_projects,
         max_backups: body.max_backups,
         max_backup_bytes: body.max_backup_bytes,
+        hook_cpu_ms: body.hook_cpu_ms,
+        hook_memory_bytes: body.hook_memory_bytes,
+        hook_cpu_ms_per_hour: body.hook_cpu_ms_per_hour,
     }
-    .apply(Limits::default());
+    .apply(Limits::for_new_plan());
     let plan = plans(&state).create(&body.name, limits).await?;
     tracing::info!(plan = %plan.name, "plan created");
     Ok((StatusCode::CREATED, Json(plan)))

@@ -57,6 +57,7 @@ routerAdd("POST", "/api/notes-made-here", (e) => {
 routerAdd("GET", "/api/loop", (e) => { for (;;) {} });
 routerAdd("GET", "/api/bomb", (e) => { const a = []; for (;;) a.push("x".repeat(1 << 20) + a.length); });
 routerAdd("GET", "/api/recurse", (e) => { const f = (n) => f(n + 1) + 1; return e.json(200, f(0)); });
+routerAdd("GET", "/api/huge", (e) => e.string(200, "x".repeat(9 << 20)));
 routerAdd("GET", "/api/pollute", (e) => { Object.prototype.polluted = "yes"; globalThis.leak = 1; return e.json(200, {}); });
 routerAdd("GET", "/api/polluted", (e) => e.json(200, { polluted: ({}).polluted || null, leak: typeof leak }));
 
@@ -369,17 +370,20 @@ async fn runaway_code_is_stopped_and_other_tenants_keep_answering() {
         200
     );
 
-    // Three endless loops on the busy tenant (they queue on its lock: about 3 s in all)
-    // while the calm tenant's route is timed.
-    let loops: Vec<_> = (0..3)
-        .map(|_| {
-            let request = server.request(Method::GET, busy, "/api/loop");
-            tokio::spawn(async move {
-                let started = Instant::now();
-                let (status, body) = send(request).await;
-                (status, body, started.elapsed())
-            })
+    // Endless loops, memory bombs and deep recursion on the busy tenant (they share its
+    // runtimes: a few seconds in all) while the calm tenant's route is timed.
+    let runaway = |path: &'static str| {
+        let request = server.request(Method::GET, busy, path);
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let (status, body) = send(request).await;
+            (status, body, started.elapsed())
         })
+    };
+    let loops: Vec<_> = (0..3).map(|_| runaway("/api/loop")).collect();
+    let others: Vec<_> = ["/api/bomb", "/api/recurse", "/api/bomb", "/api/recurse"]
+        .into_iter()
+        .map(runaway)
         .collect();
     let mut latencies = Vec::new();
     let until = Instant::now() + Duration::from_millis(2000);
@@ -392,6 +396,11 @@ async fn runaway_code_is_stopped_and_other_tenants_keep_answering() {
     latencies.sort();
     let p99 = latencies[(latencies.len() * 99 / 100).min(latencies.len() - 1)];
     assert!(latencies.len() > 20, "only {} requests", latencies.len());
+    println!(
+        "calm tenant while the busy one runs away: p50 {:?}, p99 {p99:?} over {} requests",
+        latencies[latencies.len() / 2],
+        latencies.len()
+    );
     // A calm request queued behind a loop would take a second; shared CI cores add noise.
     assert!(p99 < Duration::from_millis(300), "calm tenant p99 {p99:?}");
     let mut fastest = Duration::MAX;
@@ -403,6 +412,17 @@ async fn runaway_code_is_stopped_and_other_tenants_keep_answering() {
     assert!(
         fastest < Duration::from_millis(2000),
         "first loop stopped after {fastest:?}"
+    );
+    for handle in others {
+        let (status, body, _) = handle.await.unwrap();
+        assert!(status == 500 || status == 400, "{status} {body}");
+        assert_eq!(body["data"], json!({}));
+    }
+
+    // A response past the 8 MiB limit is refused with the generic envelope.
+    assert_eq!(
+        call(&server, busy, "", Method::GET, "/api/huge", None).await,
+        (500, generic.clone())
     );
 
     // A memory bomb and deep recursion are stopped; the tenant answers afterwards.
@@ -454,7 +474,9 @@ async fn runaway_code_is_stopped_and_other_tenants_keep_answering() {
         )
         .await;
         let text = logs.to_string();
-        text.contains("CPU limit") && text.contains("memory limit")
+        text.contains("CPU limit")
+            && text.contains("memory limit")
+            && text.contains("the response is larger than 8 MiB")
     })
     .await;
     assert!(logged, "the interrupted calls are in the tenant's logs");

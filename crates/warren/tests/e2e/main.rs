@@ -15,6 +15,7 @@ mod dashboard_link;
 mod files;
 mod files_s3;
 mod foundation;
+mod hook_limits;
 mod hooks;
 mod logs;
 mod metering;
