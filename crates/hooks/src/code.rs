@@ -17,7 +17,7 @@ use crate::sandbox::{Failure, Sandbox};
 use crate::{Engine, Error};
 
 /// The JavaScript of the engine's API, run before the tenant's files.
-const PRELUDE: &str = include_str!("prelude.js");
+pub(crate) const PRELUDE: &str = include_str!("prelude.js");
 
 /// A tenant's hooks, loaded. Dropping it frees the tenant's runtime.
 pub struct TenantCode {
@@ -103,9 +103,12 @@ impl TenantCode {
         let permit = self.engine.permit().await;
         let shared = self.shared.clone();
         let tenant = tenant.clone();
+        let limit = self.engine.limits().cpu;
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
             let _inside = Inside::enter();
+            // Whatever transaction the call leaves open is rolled back when it ends.
+            let _transaction = crate::transaction::Scope::new(limit);
             *shared.tenant.lock().unwrap_or_else(|p| p.into_inner()) = Some(tenant);
             let result = f(&sandbox);
             *shared.tenant.lock().unwrap_or_else(|p| p.into_inner()) = None;

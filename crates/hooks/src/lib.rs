@@ -13,10 +13,12 @@
 
 mod app;
 mod code;
+mod migrations;
 mod native;
 pub mod router;
 mod sandbox;
 mod security;
+mod transaction;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -27,6 +29,7 @@ use warren_tenant::Tenant;
 use warren_tenant::hooks::{BoxFuture, Code, CodeCheck, CodeLoader};
 
 pub use code::TenantCode;
+pub use migrations::{Direction, MIGRATION_TIME};
 pub use sandbox::Sandbox;
 
 /// CPU time one call into a tenant's code may take (a request handler, a hook, loading).
@@ -184,6 +187,14 @@ impl CodeLoader for Engine {
                 Err(e) => Err(e.to_string()),
             }
         })
+    }
+
+    fn migrate<'a>(
+        &'a self,
+        tenant: &'a Tenant,
+        dir: &'a Path,
+    ) -> BoxFuture<'a, Result<Vec<String>, String>> {
+        Box::pin(Engine::migrate(self, tenant, dir, Direction::Up))
     }
 }
 

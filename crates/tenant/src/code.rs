@@ -113,6 +113,12 @@ impl Default for Limits {
 /// them); `Err` refuses the deploy with that message and the old code stays.
 pub type HooksCheck<'a> = &'a (dyn Fn(&Path) -> std::result::Result<(), String> + Send + Sync);
 
+/// Applies a deploy's staged `pb_migrations` (those not applied yet) to the tenant before the
+/// new code goes live; `Err` (the failing file and its error) refuses the deploy, and nothing
+/// of the migrations stands.
+pub type MigrationsRun<'a> =
+    &'a (dyn Fn(&Path) -> std::result::Result<Vec<String>, String> + Send + Sync);
+
 /// Files and bytes of one folder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FolderSummary {
@@ -668,6 +674,31 @@ pub fn copy_out(tenant_dir: &Path, to: &Path) -> Result<Vec<FolderSummary>> {
         })?;
     }
     Ok(found)
+}
+
+impl Staging {
+    /// [`Staging::commit`] on a node that runs migrations: the staged hooks are checked, then
+    /// `migrate` applies the staged migrations (when this deploy brings them), and only then
+    /// is anything swapped in. A refusal of either leaves the tenant's code as it was.
+    pub fn commit_migrating(
+        self,
+        check: Option<HooksCheck<'_>>,
+        migrate: MigrationsRun<'_>,
+    ) -> Result<Vec<FolderSummary>> {
+        let folders = self.folders();
+        if let Some(check) = check
+            && folders.contains(&Folder::Hooks)
+        {
+            check(&self.staged(Folder::Hooks))
+                .map_err(|message| Error::Invalid(format!("the hooks were refused: {message}")))?;
+        }
+        if folders.contains(&Folder::Migrations) {
+            migrate(&self.staged(Folder::Migrations)).map_err(|message| {
+                Error::Invalid(format!("the migrations were refused: {message}"))
+            })?;
+        }
+        self.commit(None)
+    }
 }
 
 /// Stages the code folders found in `dir` (a directory holding `pb_hooks/`, `pb_migrations/`
