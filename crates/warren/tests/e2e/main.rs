@@ -18,6 +18,7 @@ mod foundation;
 mod hooks;
 mod logs;
 mod metering;
+mod migrations;
 mod outbox;
 mod parity;
 mod pb_backups;
