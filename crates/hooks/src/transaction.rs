@@ -253,7 +253,7 @@ fn inside(
             write(open, shared, entry, Action::Delete(text(1)), Map::new())
         }
         "saveCollection" => {
-            let body = args.get(0).cloned().unwrap_or_default();
+            let body = args.first().cloned().unwrap_or_default();
             let existing = body
                 .get("id")
                 .and_then(Value::as_str)

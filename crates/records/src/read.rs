@@ -176,7 +176,7 @@ pub fn list_on(
     let per_page = query.per_page.clamp(1, MAX_PER_PAGE);
     let page = query.page.max(1);
     let sqlf = q.to_sql();
-    let (column_list, names) = columns(&entry);
+    let (column_list, names) = columns(entry);
     // A table's page is found as rowids first, then its rows are read by rowid. Without an
     // index serving the sort, SQLite keeps the best `offset + perPage` matches in a temporary
     // b-tree while it scans, and each entry holds every selected column: with whole records
@@ -194,7 +194,7 @@ pub fn list_on(
         None => column_list.to_string(),
     };
     let select = format!("{} LIMIT ? OFFSET ?", sqlf.select(&selected));
-    let ordered = ordering_index(&entry, &query.sort).map(|index| {
+    let ordered = ordering_index(entry, &query.sort).map(|index| {
         let from = format!(" FROM {}", sqlf.table);
         select.replacen(
             &from,
