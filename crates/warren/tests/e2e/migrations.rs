@@ -541,3 +541,40 @@ async fn the_same_migrations_and_transactions_answer_alike_on_pocketbase_and_war
     }
     assert_eq!(statuses, [200, 200, 200, 200, 200, 400, 200]);
 }
+
+#[tokio::test]
+async fn the_cli_deploys_migrations_refuses_a_failing_one_and_reverts_with_migrate_down() {
+    let server = Server::start(&[]);
+    assert!(server.cli(&["tenant", "create", "clim"]).status.success());
+    let code = tempfile::tempdir().unwrap();
+    let mut files = migrations();
+    files.truncate(3);
+    files.push(("pb_migrations/1796399001_bad.js".into(), BAD.into()));
+    write_files(code.path(), &files);
+    let dir = code.path().join("pb_migrations");
+    let dir = dir.to_str().unwrap();
+    let out = server.cli(&["tenant", "deploy", "clim", "--migrations", dir]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("failed to apply migration 1796399001_bad.js"),
+        "{stderr}"
+    );
+    std::fs::remove_file(code.path().join("pb_migrations/1796399001_bad.js")).unwrap();
+    let out = server.cli(&["tenant", "deploy", "clim", "--migrations", dir]);
+    assert!(out.status.success(), "{out:?}");
+    let out = server.cli(&["tenant", "migrate", "clim", "down", "1"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        stdout.contains("Reverted 1796398990_seed_posts.js"),
+        "{stdout}"
+    );
+    // Reverted, so `up` applies it again (a server opening the tenant would, too).
+    let out = server.cli(&["tenant", "migrate", "clim"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(stdout.trim(), "Applied 1796398990_seed_posts.js");
+    let (status, records) = get(&server, "clim", "", "/api/collections/posts/records").await;
+    assert_eq!(status, 200, "{records}");
+    assert_eq!(records["totalItems"], 2);
+}
