@@ -230,3 +230,73 @@ fn run(
     tx_call("__txEnd", &[Value::Bool(true)])?;
     Ok(done)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A sandbox with the prelude and no tenant (as a deploy's check has).
+    fn prepared() -> Sandbox {
+        let shared = Arc::new(Shared {
+            hooks_dir: std::env::temp_dir(),
+            tenant: Mutex::new(None),
+            handle: tokio::runtime::Handle::current(),
+            services: None,
+            routes: Mutex::new(Routes::default()),
+            listens: Mutex::new(Default::default()),
+            loading: AtomicBool::new(true),
+        });
+        let sandbox = Sandbox::new(crate::Limits::default()).unwrap();
+        sandbox
+            .call(move |ctx| {
+                native::install(ctx, shared)?;
+                ctx.eval::<(), _>(crate::code::PRELUDE)
+            })
+            .unwrap();
+        sandbox
+    }
+
+    fn eval(sandbox: &Sandbox, source: &'static str) -> Result<String, String> {
+        sandbox
+            .call(move |ctx| ctx.eval::<String, _>(source))
+            .map_err(|f| f.to_string())
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn fields_lists_replace_move_and_remove_as_pocketbase_does() {
+        let sandbox = prepared();
+        let names = eval(
+            &sandbox,
+            r#"
+            const c = new Collection({ name: "posts", fields: [
+              { id: "t1", name: "title", type: "text" },
+              { id: "n1", name: "views", type: "number" },
+            ] });
+            c.fields.add(new TextField({ id: "t1", name: "title", max: 5 }));
+            c.fields.addAt(0, new BoolField({ name: "flag" }));
+            c.fields.add(new NumberField({ name: "views", onlyInt: true }));
+            c.fields.addAt(1, new EditorField({ id: "e1", name: "body" }));
+            c.fields.removeByName("flag");
+            unmarshal({ viewRule: "", fields: c.fields.all().concat([{ id: "x", name: "extra", type: "json" }]) }, c);
+            c.fields.removeById("x");
+            const json = c.toJSON();
+            [json.type, json.viewRule, json.listRule === null, c.fields.getById("n1").onlyInt,
+             c.fields.getByName("title").type + c.fields.getByName("title").max,
+             json.fields.map((f) => f.id + ":" + f.name).join(",")].join("|")
+            "#,
+        )
+        .unwrap();
+        assert_eq!(names, "base||true|true|text5|e1:body,t1:title,n1:views");
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn migrate_and_transactions_need_their_context() {
+        let sandbox = prepared();
+        let outside = eval(&sandbox, "migrate(() => {}); 'ran'").unwrap_err();
+        assert!(outside.contains("pb_migrations"), "{outside}");
+        let no_tenant = eval(&sandbox, "$app.runInTransaction(() => {}); 'ran'").unwrap_err();
+        assert!(no_tenant.contains("$app is not available"), "{no_tenant}");
+        let refused = eval(&sandbox, "$app.db().newQuery('x').bind({}); 'ran'").unwrap_err();
+        assert!(refused.contains("query.bind"), "{refused}");
+    }
+}
