@@ -578,3 +578,35 @@ async fn the_cli_deploys_migrations_refuses_a_failing_one_and_reverts_with_migra
     assert_eq!(status, 200, "{records}");
     assert_eq!(records["totalItems"], 2);
 }
+
+#[tokio::test]
+async fn an_imported_app_runs_only_the_migrations_pocketbase_had_not_applied() {
+    use crate::transfer::PocketBase;
+
+    let dir = tempfile::tempdir().unwrap();
+    write_files(dir.path(), &migrations());
+    let data = dir.path().join("pb_data");
+    PocketBase::upsert_superuser(&data);
+    // PocketBase applies the four migrations as it starts, then stops.
+    drop(PocketBase::start(&data).await);
+    write_files(
+        dir.path(),
+        &[("pb_migrations/1796399000_bump.js".into(), BUMP.into())],
+    );
+    let server = Server::start(&[]);
+    let out = server.cli(&["tenant", "import", "imp", "--from", data.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(stdout.contains("Applied 1796399000_bump.js"), "{stdout}");
+    assert!(
+        !stdout.contains("Applied 1796398990_seed_posts.js"),
+        "{stdout}"
+    );
+    let list = "/api/collections/posts/records?sort=title";
+    let (status, records) = get(&server, "imp", "", list).await;
+    assert_eq!(status, 200, "{records}");
+    assert_eq!(
+        views(&records),
+        [("First".to_string(), 101), ("Second".to_string(), 102)]
+    );
+}
