@@ -349,12 +349,18 @@
     else throw new TypeError("unmarshal: the target must be an object");
     return target;
   }
+  // `$app.settings()`: the tenant's settings, saved back with `$app.save(settings)`.
+  class Settings {
+    constructor(data) { fill(this, data); }
+    toJSON() { return plain(Object.assign({}, this)); }
+  }
   const saveRecord = $app.save, deleteRecord = $app.delete, collectionData = $app.findCollectionByNameOrId;
   const query = (sql) => strict("query", { execute() { return app("execute", [String(sql)]); } });
   const database = strict("db", { newQuery: query });
   Object.assign($app, {
     save(model) {
       if (model instanceof Collection) { fill(model, app("saveCollection", [model.toJSON()])); return null; }
+      if (model instanceof Settings) { fill(model, app("saveSettings", [model.toJSON()])); return null; }
       return saveRecord(model);
     },
     delete(model) {
@@ -376,6 +382,7 @@
       return null;
     },
     db() { return database; },
+    settings() { return new Settings(app("settings", [])); },
   });
   // `migrate(up, down)` in a pb_migrations file: the engine runs them (see migrations.rs).
   const migrations = [];

@@ -17,6 +17,7 @@ use serde_json::{Map, Value, json};
 use warren_records::batch::{self, Action, Item};
 use warren_records::collections::{self, CollectionError};
 use warren_records::read::{self, ListQuery};
+use warren_records::settings;
 use warren_records::{Catalog, Entry};
 use warren_store::Transaction;
 use warren_tenant::{Tenant, ops};
@@ -90,7 +91,7 @@ pub(crate) fn call(
                 None => Err(refuse(500, "the transaction has ended")),
             }
         })),
-        "saveCollection" | "deleteCollection" | "execute" => Some(
+        "saveCollection" | "deleteCollection" | "execute" | "settings" | "saveSettings" => Some(
             shared
                 .handle
                 .block_on(outside(shared, tenant, method, args)),
@@ -302,6 +303,18 @@ fn inside(
             open.committed.schema_changed = true;
             Ok(json!({ "rowsAffected": output.affected_rows }))
         }
+        "settings" => Ok(open
+            .tx
+            .run(|c| settings::load_in(c).map_err(Refusal::from))?),
+        "saveSettings" => {
+            let patch = args.first().cloned().unwrap_or_default();
+            let saved = open
+                .tx
+                .run(move |c| Ok::<_, SettingsRefusal>(settings::update_in(c, &patch)?))
+                .map_err(|e| e.0)?;
+            open.committed.schema_changed = true;
+            Ok(saved)
+        }
         _ => Err(refuse(
             500,
             format!("$app.{method}() is not supported inside a transaction by Warren yet"),
@@ -473,6 +486,15 @@ async fn outside(
                 .map_err(ops_refusal)?;
             Ok(Value::Null)
         }
+        "settings" => Ok(settings::load(tenant.db()).await?),
+        "saveSettings" => {
+            let patch = args.first().cloned().unwrap_or_default();
+            let saved = settings::update(tenant.db(), patch)
+                .await
+                .map_err(|e| SettingsRefusal::from(e).0)?;
+            tenant.forget_settings();
+            Ok(saved)
+        }
         _ => {
             let output = ops::run_sql(tenant, text(0))
                 .await
@@ -536,4 +558,28 @@ pub(crate) fn record_migration(file: &str, applied: bool) -> Result<(), String> 
             })
             .map_err(|e| e.to_string())
     })
+}
+
+/// A refused settings change, as PocketBase words it (the field errors in the message).
+struct SettingsRefusal(Refusal);
+
+impl From<settings::UpdateError> for SettingsRefusal {
+    fn from(e: settings::UpdateError) -> Self {
+        Self(match e {
+            settings::UpdateError::Invalid(errors) => refuse(
+                400,
+                format!(
+                    "An error occurred while saving the new settings. {}",
+                    serde_json::to_string(&errors).unwrap_or_default()
+                ),
+            ),
+            settings::UpdateError::Failed(e) => e.into(),
+        })
+    }
+}
+
+impl From<warren_store::Error> for SettingsRefusal {
+    fn from(e: warren_store::Error) -> Self {
+        Self(e.into())
+    }
 }

@@ -311,6 +311,18 @@ routerAdd("POST", "/api/tx/invalid", (e) => {
   return e.json(200, {});
 });
 
+routerAdd("POST", "/api/tx/settings", (e) => {
+  $app.runInTransaction((txApp) => {
+    const settings = txApp.settings();
+    settings.meta.appName = "Renamed in a transaction";
+    txApp.save(settings);
+  });
+  const settings = $app.settings();
+  settings.meta.senderName = "Outside";
+  $app.save(settings);
+  return e.json(200, { name: $app.settings().meta.appName });
+});
+
 routerAdd("POST", "/api/tx/hold", (e) => {
   $app.runInTransaction((txApp) => {
     const record = new Record(txApp.findCollectionByNameOrId("notes"));
@@ -379,6 +391,13 @@ async fn transactions_commit_roll_back_and_hold_other_writes_back() {
     let (status, body) = call(&server, "txn", "", Method::POST, "/api/tx/nested", None).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["count"], 4);
+
+    let (status, body) = call(&server, "txn", "", Method::POST, "/api/tx/settings", None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["name"], "Renamed in a transaction");
+    let (_, settings) = get(&server, "txn", &token, "/api/settings").await;
+    assert_eq!(settings["meta"]["appName"], "Renamed in a transaction");
+    assert_eq!(settings["meta"]["senderName"], "Outside");
 
     // A create through the API while a transaction holds the writer waits for it, and both
     // stand.
