@@ -1065,6 +1065,60 @@ mod tests {
         assert_eq!(summary(tenant.path()).unwrap().len(), 2);
     }
 
+    #[test]
+    fn a_failing_migration_refuses_the_deploy_after_the_hooks_check_and_before_the_swap() {
+        let tenant = tempfile::tempdir().unwrap();
+        fs::create_dir_all(migrations_dir(tenant.path())).unwrap();
+        fs::write(migrations_dir(tenant.path()).join("1_old.js"), "old").unwrap();
+        let source = tempfile::tempdir().unwrap();
+        fs::create_dir_all(source.path().join("pb_hooks")).unwrap();
+        fs::write(source.path().join("pb_hooks/main.pb.js"), "ok()").unwrap();
+        fs::create_dir_all(source.path().join("pb_migrations")).unwrap();
+        fs::write(source.path().join("pb_migrations/2_new.js"), "fails").unwrap();
+        let check = |dir: &Path| match fs::read_to_string(dir.join("main.pb.js")) {
+            Ok(code) if code == "ok()" => Ok(()),
+            _ => Err("the hooks do not load".to_string()),
+        };
+        let ran = std::sync::atomic::AtomicUsize::new(0);
+        let migrate = |dir: &Path| {
+            ran.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            match fs::read_to_string(dir.join("2_new.js")).map_err(|e| e.to_string())? {
+                code if code == "fails" => {
+                    Err("failed to apply migration 2_new.js: boom".to_string())
+                }
+                _ => Ok(vec!["2_new.js".to_string()]),
+            }
+        };
+
+        let mut staging = Staging::new(tenant.path(), Limits::default()).unwrap();
+        stage_found(&mut staging, source.path()).unwrap();
+        let err = staging
+            .commit_migrating(Some(&check), &migrate)
+            .unwrap_err();
+        assert!(err.to_string().contains("2_new.js: boom"), "{err}");
+        assert!(migrations_dir(tenant.path()).join("1_old.js").exists());
+        assert!(!hooks_dir(tenant.path()).exists());
+
+        // Hooks that do not load are refused before any migration runs.
+        fs::write(source.path().join("pb_hooks/main.pb.js"), "broken(").unwrap();
+        let mut staging = Staging::new(tenant.path(), Limits::default()).unwrap();
+        stage_found(&mut staging, source.path()).unwrap();
+        let err = staging
+            .commit_migrating(Some(&check), &migrate)
+            .unwrap_err();
+        assert!(err.to_string().contains("the hooks were refused"), "{err}");
+        assert_eq!(ran.load(std::sync::atomic::Ordering::Relaxed), 1);
+
+        fs::write(source.path().join("pb_hooks/main.pb.js"), "ok()").unwrap();
+        fs::write(source.path().join("pb_migrations/2_new.js"), "works").unwrap();
+        let mut staging = Staging::new(tenant.path(), Limits::default()).unwrap();
+        stage_found(&mut staging, source.path()).unwrap();
+        staging.commit_migrating(Some(&check), &migrate).unwrap();
+        assert!(migrations_dir(tenant.path()).join("2_new.js").exists());
+        assert!(!migrations_dir(tenant.path()).join("1_old.js").exists());
+        assert!(hooks_dir(tenant.path()).join("main.pb.js").exists());
+    }
+
     #[cfg(unix)]
     #[test]
     fn a_directory_with_a_link_is_refused() {
