@@ -282,11 +282,15 @@ mod tests {
             const json = c.toJSON();
             [json.type, json.viewRule, json.listRule === null, c.fields.getById("n1").onlyInt,
              c.fields.getByName("title").type + c.fields.getByName("title").max,
-             json.fields.map((f) => f.id + ":" + f.name).join(",")].join("|")
+             json.fields.map((f) => f.id + ":" + f.name).join(","),
+             c.fields.length, c.fields[0].name, Array.isArray(c.fields.filter((f) => f.type === "text"))].join("|")
             "#,
         )
         .unwrap();
-        assert_eq!(names, "base||true|true|text5|e1:body,t1:title,n1:views");
+        assert_eq!(
+            names,
+            "base||true|true|text5|e1:body,t1:title,n1:views|3|body|true"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread")]

@@ -289,36 +289,37 @@
     fieldClasses[name] = cls;
   }
   function asField(f) { return f instanceof Field ? f : new Field(f); }
-  // `collection.fields`: PocketBase's FieldsList (a field with the id, or without an id the
-  // name, of one already there replaces it).
-  class FieldsList {
-    constructor(list) { Object.defineProperty(this, "__list", { value: (Array.isArray(list) ? list : []).map(asField), writable: true }); }
-    get length() { return this.__list.length; }
-    [Symbol.iterator]() { return this.__list[Symbol.iterator](); }
-    all() { return this.__list.slice(); }
-    fieldNames() { return this.__list.map((f) => f.name); }
-    getById(id) { return this.__list.find((f) => f.id === id) || null; }
-    getByName(name) { return this.__list.find((f) => f.name === name) || null; }
-    removeById(id) { this.__list = this.__list.filter((f) => f.id !== id); }
-    removeByName(name) { this.__list = this.__list.filter((f) => f.name !== name); }
+  // `collection.fields`: PocketBase's FieldsList, an array of fields (a field with the id, or
+  // without an id the name, of one already there replaces it).
+  class FieldsList extends Array {
+    static get [Symbol.species]() { return Array; }
+    all() { return Array.from(this); }
+    fieldNames() { return this.map((f) => f.name); }
+    getById(id) { return this.find((f) => f.id === id) || null; }
+    getByName(name) { return this.find((f) => f.name === name) || null; }
+    removeById(id) { const at = this.findIndex((f) => f.id === id); if (at >= 0) this.splice(at, 1); }
+    removeByName(name) { const at = this.findIndex((f) => f.name === name); if (at >= 0) this.splice(at, 1); }
     add(...fields) { for (const f of fields) this.put(-1, asField(f)); }
     addAt(pos, ...fields) {
-      const total = this.__list.length;
+      const total = this.length;
       fields.forEach((f, i) => this.put(pos < 0 ? -1 : Math.min(Number(pos) || 0, total) + i, asField(f)));
     }
     addMarshaledJSON(text) { for (const f of JSON.parse(String(text))) this.add(f); }
     put(pos, field) {
-      const list = this.__list;
       const byName = !field.id;
-      const at = list.findIndex((f) => byName ? field.name && f.name === field.name : f.id === field.id);
+      const at = this.findIndex((f) => byName ? field.name && f.name === field.name : f.id === field.id);
       if (at >= 0) {
-        if (byName) field.id = list[at].id;
-        if (pos < 0) { list[at] = field; return; }
-        list.splice(at, 1);
+        if (byName) field.id = this[at].id;
+        if (pos < 0) { this[at] = field; return; }
+        this.splice(at, 1);
       }
-      list.splice(pos < 0 ? list.length : Math.min(pos, list.length), 0, field);
+      this.splice(pos < 0 ? this.length : Math.min(pos, this.length), 0, field);
     }
-    toJSON() { return this.__list; }
+  }
+  function fieldsList(list) {
+    const out = new FieldsList();
+    for (const f of Array.isArray(list) ? list : []) out.push(asField(f));
+    return out;
   }
   const collectionDefaults = {
     id: "", name: "", type: "base", system: false,
@@ -326,7 +327,7 @@
   };
   class Collection {
     constructor(data) {
-      Object.defineProperty(this, "fields", { value: new FieldsList([]), writable: true, enumerable: true });
+      Object.defineProperty(this, "fields", { value: fieldsList([]), writable: true, enumerable: true });
       Object.assign(this, plain(collectionDefaults));
       fill(this, data);
     }
@@ -338,7 +339,7 @@
   }
   function fill(target, data) {
     for (const [key, value] of Object.entries(plain(data) || {})) {
-      if (key === "fields" && target instanceof Collection) target.fields = new FieldsList(value || []);
+      if (key === "fields" && target instanceof Collection) target.fields = fieldsList(value);
       else target[key] = value;
     }
     return target;
