@@ -1,6 +1,7 @@
 //! Tenants' own JavaScript (`pb_hooks/*.pb.js`): one QuickJS-NG sandbox per tenant with
 //! PocketBase's JS API (routes, middlewares, record hooks, `$app`, `$apis`, `$security`,
-//! `console`, `require`).
+//! `console`, `require`), and the tenant's `pb_migrations` run in one transaction
+//! (`$app.runInTransaction`, collections and raw SQL from JavaScript).
 //!
 //! The [`Engine`] is the node's [`CodeLoader`]: the tenant registry asks it for a tenant's code
 //! the first time a request needs it, and drops the loaded [`TenantCode`] with the tenant. Every

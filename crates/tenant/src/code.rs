@@ -13,7 +13,9 @@
 //!   none. The old folder is removed only after the swap succeeded; a refused or failed deploy
 //!   leaves the old code as it was and removes the staging directory.
 //! - The hooks check (the JavaScript engine's "do these hooks load?") sees the staged
-//!   `pb_hooks` before anything is swapped; its refusal is the deploy's error message.
+//!   `pb_hooks` before anything is swapped; its refusal is the deploy's error message. Then,
+//!   on a node that runs code, the staged `pb_migrations` not applied yet run on the tenant
+//!   ([`Staging::commit_migrating`]); a failure refuses the deploy the same way.
 //!
 //! Work here is blocking file-system work: call it from `spawn_blocking`.
 
