@@ -11,11 +11,13 @@ use serde_json::{Value, json};
 use crate::support::{Server, TOKEN, send};
 
 /// The migrations PocketBase 0.40.6's automigrate wrote for a `posts` collection created and
-/// then updated through its API, a data migration, and one using the typed field classes.
+/// then updated through its API, a data migration, one using the typed field classes, and
+/// automigrate's file for an auth collection.
 const CREATED: &str = include_str!("fixtures/migrations/1796398982_created_posts.js");
 const UPDATED: &str = include_str!("fixtures/migrations/1796398983_updated_posts.js");
 const SEED: &str = include_str!("fixtures/migrations/1796398990_seed_posts.js");
 const TAGS: &str = include_str!("fixtures/migrations/1796398995_tags.js");
+const MEMBERS: &str = include_str!("fixtures/migrations/1796398996_created_members.js");
 
 fn migrations() -> Vec<(String, String)> {
     [
@@ -23,6 +25,7 @@ fn migrations() -> Vec<(String, String)> {
         ("1796398983_updated_posts.js", UPDATED),
         ("1796398990_seed_posts.js", SEED),
         ("1796398995_tags.js", TAGS),
+        ("1796398996_created_members.js", MEMBERS),
     ]
     .into_iter()
     .map(|(name, text)| (format!("pb_migrations/{name}"), text.to_string()))
@@ -192,6 +195,7 @@ async fn deployed_migrations_run_whole_and_a_failing_one_refuses_the_deploy() {
         "1796398983_updated_posts.js",
         "1796398990_seed_posts.js",
         "1796398995_tags.js",
+        "1796398996_created_members.js",
     ];
     assert_eq!(applied(&server, "mig", &token).await, all);
     let (_, version) = get(&server, "mig", "", "/api/version").await;
@@ -514,6 +518,7 @@ async fn the_same_migrations_and_transactions_answer_alike_on_pocketbase_and_war
     let requests = [
         (Method::GET, "/api/collections/posts", true),
         (Method::GET, "/api/collections/tags", true),
+        (Method::GET, "/api/collections/members", true),
         (
             Method::GET,
             "/api/collections/posts/records?sort=title",
@@ -556,7 +561,7 @@ async fn the_same_migrations_and_transactions_answer_alike_on_pocketbase_and_war
             assert_eq!(pb_body, body, "{method} {path}");
         }
     }
-    assert_eq!(statuses, [200, 200, 200, 200, 200, 400, 200]);
+    assert_eq!(statuses, [200, 200, 200, 200, 200, 200, 400, 200]);
 }
 
 #[tokio::test]
