@@ -100,12 +100,17 @@ pub async fn deploy(
     let archive = upload.path().to_path_buf();
     let limits = limits(tenant);
     let check = registry.code_check();
+    let migrations = migrations_run(registry, &tenant.id);
     let (deployed, now) = tokio::task::spawn_blocking(move || {
         let file = std::fs::File::open(&archive)?;
         let mut staging = Staging::new(&dir, limits)?;
         staging.add_tar_gz(std::io::BufReader::new(file))?;
         let check = check.map(|check| move |hooks: &std::path::Path| check.check(hooks));
-        let deployed = staging.commit(check.as_ref().map(|c| c as code::HooksCheck<'_>))?;
+        let check = check.as_ref().map(|c| c as code::HooksCheck<'_>);
+        let deployed = match &migrations {
+            Some(migrate) => staging.commit_migrating(check, migrate)?,
+            None => staging.commit(check)?,
+        };
         let now = code::summary(&dir)?;
         Ok::<_, warren_tenant::Error>((deployed, now))
     })
@@ -120,6 +125,25 @@ pub async fn deploy(
         code: Code {
             folders: now.iter().map(folder).collect(),
         },
+    })
+}
+
+/// What applies a deploy's staged migrations to tenant `id` (opened through `registry`), on
+/// the blocking thread the deploy runs on; `None` when the node runs no code.
+fn migrations_run(
+    registry: &warren_tenant::Registry,
+    id: &str,
+) -> Option<
+    impl Fn(&std::path::Path) -> std::result::Result<Vec<String>, String> + Send + Sync + 'static,
+> {
+    let loader = registry.code_loader()?;
+    let (registry, id) = (registry.clone(), id.to_string());
+    let handle = tokio::runtime::Handle::current();
+    Some(move |dir: &std::path::Path| {
+        handle.block_on(async {
+            let tenant = registry.get(&id).await.map_err(|e| e.to_string())?;
+            loader.migrate(&tenant, dir).await
+        })
     })
 }
 

@@ -18,9 +18,15 @@ use crate::native::Shared;
 const MAX_RECORDS: u64 = read::MAX_PER_PAGE;
 
 /// A refusal answered to the JavaScript side (`{"error":{status,message,data}}`).
-struct Refusal {
-    status: u16,
-    message: String,
+pub(crate) struct Refusal {
+    pub(crate) status: u16,
+    pub(crate) message: String,
+}
+
+impl From<warren_store::Error> for Refusal {
+    fn from(e: warren_store::Error) -> Self {
+        warren_records::Error::from(e).into()
+    }
 }
 
 impl From<warren_records::Error> for Refusal {
@@ -58,7 +64,7 @@ impl From<ops::Error> for Refusal {
     }
 }
 
-fn refuse(status: u16, message: impl Into<String>) -> Refusal {
+pub(crate) fn refuse(status: u16, message: impl Into<String>) -> Refusal {
     Refusal {
         status,
         message: message.into(),
@@ -70,9 +76,12 @@ pub(crate) fn call(shared: &Shared, method: &str, args: &str) -> String {
     let answer = match shared.tenant() {
         None => Err(refuse(500, "$app is not available here")),
         Some(tenant) => match serde_json::from_str::<Vec<Value>>(args) {
-            Ok(args) => shared
-                .handle
-                .block_on(dispatch(shared, &tenant, method, &args)),
+            Ok(args) => match crate::transaction::call(shared, &tenant, method, &args) {
+                Some(answer) => answer,
+                None => shared
+                    .handle
+                    .block_on(dispatch(shared, &tenant, method, &args)),
+            },
             Err(e) => Err(refuse(400, e.to_string())),
         },
     };
@@ -87,7 +96,7 @@ pub(crate) fn call(shared: &Shared, method: &str, args: &str) -> String {
     }
 }
 
-fn superuser() -> Caller {
+pub(crate) fn superuser() -> Caller {
     Caller::Superuser { record: Map::new() }
 }
 
@@ -288,7 +297,7 @@ async fn page(
 /// Puts `params` into the `{:name}` placeholders of `filter` as literals (strings quoted and
 /// escaped for the filter language); the filter is then parsed, never spliced into SQL (the
 /// compiled query binds every literal).
-fn bind(filter: &str, params: &Map<String, Value>) -> Result<String, Refusal> {
+pub(crate) fn bind(filter: &str, params: &Map<String, Value>) -> Result<String, Refusal> {
     let mut out = String::with_capacity(filter.len());
     let mut rest = filter;
     while let Some(start) = rest.find("{:") {

@@ -19,7 +19,7 @@ use crate::sandbox::{Failure, Sandbox};
 use crate::{Engine, Error, Limits};
 
 /// The JavaScript of the engine's API, run before the tenant's files.
-const PRELUDE: &str = include_str!("prelude.js");
+pub(crate) const PRELUDE: &str = include_str!("prelude.js");
 
 /// A tenant's hooks, loaded. Dropping it frees the tenant's runtimes.
 pub struct TenantCode {
@@ -164,6 +164,8 @@ impl TenantCode {
                 let tenant = caller;
                 let _permit = permit;
                 let _inside = Inside::enter();
+                // Whatever transaction the call leaves open is rolled back when it ends.
+                let _transaction = crate::transaction::Scope::new(limits.cpu);
                 let started = thread_cpu();
                 let runtime = match lease.runtime(limits) {
                     Ok(runtime) => runtime,

@@ -1,6 +1,8 @@
 //! Tenants' own JavaScript (`pb_hooks/*.pb.js`): one QuickJS-NG sandbox per tenant with
 //! PocketBase's JS API (routes, middlewares, record and mail hooks, `$app`, `$apis`,
-//! `$security`, `$http`, `$os.getenv`, `console`, `require`).
+//! `$security`, `$http`, `$os.getenv`, `console`, `require`), and the tenant's
+//! `pb_migrations` run in one transaction (`$app.runInTransaction`, collections and raw SQL
+//! from JavaScript).
 //!
 //! The [`Engine`] is the node's [`CodeLoader`]: the tenant registry asks it for a tenant's code
 //! the first time a request needs it, and drops the loaded [`TenantCode`] with the tenant. Every
@@ -17,12 +19,14 @@ mod app;
 mod code;
 pub mod http;
 mod mail;
+mod migrations;
 mod native;
 mod outside;
 mod pool;
 pub mod router;
 mod sandbox;
 mod security;
+mod transaction;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -35,6 +39,7 @@ use warren_tenant::hooks::{BoxFuture, Code, CodeCheck, CodeLoader};
 pub use code::TenantCode;
 pub use outside::Outside;
 pub use pool::IDLE_RUNTIME;
+pub use migrations::{Direction, MIGRATION_TIME};
 pub use sandbox::Sandbox;
 
 /// CPU time one call into a tenant's code may take (a request handler, a hook, loading).
@@ -225,6 +230,14 @@ impl CodeLoader for Engine {
                 Err(e) => Err(e.to_string()),
             }
         })
+    }
+
+    fn migrate<'a>(
+        &'a self,
+        tenant: &'a Tenant,
+        dir: &'a Path,
+    ) -> BoxFuture<'a, Result<Vec<String>, String>> {
+        Box::pin(Engine::migrate(self, tenant, dir, Direction::Up))
     }
 }
 

@@ -270,6 +270,151 @@
     register[name] = function () { throw new Error(name + "() is not supported by Warren yet"); };
   }
 
+  // ---- collections, transactions and migrations (transaction.rs, migrations.rs) ----
+  function plain(value) { return value == null ? value : JSON.parse(JSON.stringify(value)); }
+  class Field {
+    constructor(data) { Object.assign(this, plain(data) || {}); }
+  }
+  const fieldTypes = {
+    TextField: "text", NumberField: "number", BoolField: "bool", EmailField: "email", URLField: "url",
+    DateField: "date", AutodateField: "autodate", SelectField: "select", JSONField: "json", FileField: "file",
+    RelationField: "relation", EditorField: "editor", GeoPointField: "geoPoint", PasswordField: "password",
+  };
+  const fieldClasses = {};
+  for (const name of Object.keys(fieldTypes)) {
+    const type = fieldTypes[name];
+    const cls = class extends Field {
+      constructor(data) { super(data); this.type = type; }
+    };
+    Object.defineProperty(cls, "name", { value: name });
+    fieldClasses[name] = cls;
+  }
+  function asField(f) { return f instanceof Field ? f : new Field(f); }
+  // `collection.fields`: PocketBase's FieldsList, an array of fields (a field with the id, or
+  // without an id the name, of one already there replaces it).
+  class FieldsList extends Array {
+    static get [Symbol.species]() { return Array; }
+    all() { return Array.from(this); }
+    fieldNames() { return this.map((f) => f.name); }
+    getById(id) { return this.find((f) => f.id === id) || null; }
+    getByName(name) { return this.find((f) => f.name === name) || null; }
+    removeById(id) { const at = this.findIndex((f) => f.id === id); if (at >= 0) this.splice(at, 1); }
+    removeByName(name) { const at = this.findIndex((f) => f.name === name); if (at >= 0) this.splice(at, 1); }
+    add(...fields) { for (const f of fields) this.put(-1, asField(f)); }
+    addAt(pos, ...fields) {
+      const total = this.length;
+      fields.forEach((f, i) => this.put(pos < 0 ? -1 : Math.min(Number(pos) || 0, total) + i, asField(f)));
+    }
+    addMarshaledJSON(text) { for (const f of JSON.parse(String(text))) this.add(f); }
+    put(pos, field) {
+      const byName = !field.id;
+      const at = this.findIndex((f) => byName ? field.name && f.name === field.name : f.id === field.id);
+      if (at >= 0) {
+        if (byName) field.id = this[at].id;
+        if (pos < 0) { this[at] = field; return; }
+        this.splice(at, 1);
+      }
+      this.splice(pos < 0 ? this.length : Math.min(pos, this.length), 0, field);
+    }
+  }
+  function fieldsList(list) {
+    const out = new FieldsList();
+    for (const f of Array.isArray(list) ? list : []) out.push(asField(f));
+    return out;
+  }
+  const collectionDefaults = {
+    id: "", name: "", type: "base", system: false,
+    listRule: null, viewRule: null, createRule: null, updateRule: null, deleteRule: null, indexes: [],
+  };
+  class Collection {
+    constructor(data) {
+      Object.defineProperty(this, "fields", { value: fieldsList([]), writable: true, enumerable: true });
+      Object.assign(this, plain(collectionDefaults));
+      fill(this, data);
+    }
+    isAuth() { return this.type === "auth"; }
+    isBase() { return this.type === "base"; }
+    isView() { return this.type === "view"; }
+    tableName() { return this.name; }
+    toJSON() { const out = Object.assign({}, this); out.fields = this.fields.all(); return plain(out); }
+  }
+  function fill(target, data) {
+    for (const [key, value] of Object.entries(plain(data) || {})) {
+      if (key === "fields" && target instanceof Collection) target.fields = fieldsList(value);
+      else target[key] = value;
+    }
+    return target;
+  }
+  function unmarshal(data, target) {
+    if (target instanceof Record) target.load(plain(data));
+    else if (target && typeof target === "object") fill(target, data);
+    else throw new TypeError("unmarshal: the target must be an object");
+    return target;
+  }
+  // `$app.settings()`: the tenant's settings, saved back with `$app.save(settings)`.
+  class Settings {
+    constructor(data) { fill(this, data); }
+    toJSON() { return plain(Object.assign({}, this)); }
+  }
+  const saveRecord = $app.save, deleteRecord = $app.delete, collectionData = $app.findCollectionByNameOrId;
+  const query = (sql) => strict("query", { execute() { return app("execute", [String(sql)]); } });
+  const database = strict("db", { newQuery: query });
+  Object.assign($app, {
+    save(model) {
+      if (model instanceof Collection) { fill(model, app("saveCollection", [model.toJSON()])); return null; }
+      if (model instanceof Settings) { fill(model, app("saveSettings", [model.toJSON()])); return null; }
+      return saveRecord(model);
+    },
+    delete(model) {
+      if (model instanceof Collection) { app("deleteCollection", [model.id || model.name]); return null; }
+      return deleteRecord(model);
+    },
+    findCollectionByNameOrId(name) { return new Collection(collectionData(name)); },
+    // Every `$app` call made while `fn` runs is part of the transaction (`txApp` is `$app`).
+    runInTransaction(fn) {
+      if (typeof fn !== "function") throw new TypeError("runInTransaction: expects a function");
+      app("__txBegin", []);
+      let done = false;
+      try {
+        fn($app);
+        done = true;
+      } finally {
+        app("__txEnd", [done]);
+      }
+      return null;
+    },
+    db() { return database; },
+    settings() { return new Settings(app("settings", [])); },
+  });
+  // `migrate(up, down)` in a pb_migrations file: the engine runs them (see migrations.rs).
+  const migrations = [];
+  let migrating = false;
+  register.migrate = function (up, down) {
+    if (!migrating) throw new Error("migrate() can only be called in pb_migrations files");
+    migrations.push({ up: typeof up === "function" ? up : null, down: typeof down === "function" ? down : null });
+  };
+  const migrationRunner = Object.freeze({
+    enable() { migrating = true; },
+    count() { return migrations.length; },
+    run(index, direction) {
+      const m = migrations[index];
+      const fn = m && m[direction === "down" ? "down" : "up"];
+      if (!fn) return JSON.stringify({});
+      try {
+        fn($app);
+      } catch (error) {
+        if (error instanceof InternalError && /out of memory/.test(String(error.message))) throw error;
+        return JSON.stringify({ error: error instanceof ApiError ? error.message : String(error) });
+      }
+      return JSON.stringify({});
+    },
+  });
+  const modelGlobals = Object.assign({ Collection, Field, FieldsList, unmarshal }, fieldClasses);
+  for (const name of Object.keys(modelGlobals)) {
+    Object.defineProperty(globalThis, name, { value: modelGlobals[name], writable: true, configurable: true, enumerable: false });
+  }
+  Object.defineProperty(globalThis, "__warrenMigrations", { value: migrationRunner, writable: false, configurable: false, enumerable: false });
+
   // ---- cron jobs: the functions by id; the engine registers the schedule ----
   const crons = new Map();
   function cronAdd(id, expression, handler) {

@@ -232,3 +232,85 @@ pub async fn exists(db: &Database, entry: &Arc<Entry>, id: &str) -> Result<bool,
     db.read(move |c| Ok(crate::auth::load_data(c, &entry, &id)?.is_some()))
         .await
 }
+
+/// One record write prepared for a transaction its caller holds (`$app.runInTransaction`,
+/// migrations): planned like a batch item, applied with the same functions, so rules,
+/// validation, unique constraints and the [`Change`]s are the batch's.
+pub struct Prepared {
+    item: Item,
+    action: Action,
+    plan: Plan,
+}
+
+impl Prepared {
+    /// The collection it writes to.
+    pub fn entry(&self) -> &Arc<Entry> {
+        &self.item.entry
+    }
+}
+
+/// Plans `item` (its action resolved: no [`Action::Upsert`]) off the writer: rules that need
+/// no record, auth fields, password hashing. An update's auth checks read committed data.
+pub async fn prepare(
+    db: &Database,
+    catalog: &Arc<Catalog>,
+    caller: &Caller,
+    mut item: Item,
+    passwords: &Passwords,
+) -> Result<Prepared, Error> {
+    let action = item.action.clone();
+    item.ctx.body = item.body.clone();
+    let mut plan = match &action {
+        Action::Create | Action::Upsert => {
+            write::plan_create(caller, &item.entry, &item.body, passwords).await?
+        }
+        Action::Update(id) => {
+            let target = write::Target {
+                db,
+                catalog,
+                caller,
+                entry: &item.entry,
+                ctx: &item.ctx,
+            };
+            write::plan_update(&target, id, passwords).await?
+        }
+        Action::Delete(_) => write::plan_delete(caller, &item.entry)?,
+    };
+    plan.uploads = std::mem::take(&mut item.uploads);
+    Ok(Prepared { item, action, plan })
+}
+
+/// Applies a prepared write on `c` (the writer, inside the caller's transaction): the record
+/// written (`None` for a delete) and every change it made.
+pub fn apply_prepared(
+    c: &warren_store::sql::Connection,
+    catalog: &Catalog,
+    caller: &Caller,
+    prepared: &Prepared,
+) -> Result<(Option<Value>, Vec<Change>), Error> {
+    let superuser = caller.is_superuser();
+    let Prepared { item, action, plan } = prepared;
+    let target = write::Applied {
+        catalog,
+        entry: &item.entry,
+        ctx: &item.ctx,
+        superuser,
+    };
+    let (action, data) = match action {
+        Action::Create | Action::Upsert => (
+            ChangeAction::Create,
+            write::apply_create(c, &target, plan, &item.body)?,
+        ),
+        Action::Update(id) => (
+            ChangeAction::Update,
+            write::apply_update(c, &target, plan, id, &item.body)?,
+        ),
+        Action::Delete(id) => {
+            let changes = write::apply_delete(c, catalog, &item.entry, &item.ctx, plan, id)?;
+            return Ok((None, changes));
+        }
+    };
+    let change = Change::new(item.entry.clone(), action, data.clone());
+    let value = crate::read::render(caller, &item.entry, &data).to_value();
+    Ok((Some(value), vec![change]))
+}

@@ -140,6 +140,21 @@ pub async fn list(
     ctx: RequestContext,
     query: ListQuery,
 ) -> Result<Page> {
+    let viewer = caller.clone();
+    db.read(move |c| list_on(c, &catalog, &entry, &viewer, ctx, &query))
+        .await
+}
+
+/// [`list`] on connection `c` (a read connection, or the writer inside a transaction the
+/// caller holds, whose uncommitted writes it then sees).
+pub fn list_on(
+    c: &Connection,
+    catalog: &Arc<Catalog>,
+    entry: &Arc<Entry>,
+    caller: &Caller,
+    ctx: RequestContext,
+    query: &ListQuery,
+) -> Result<Page> {
     let rule = rule(caller, &entry.rules.list)?.cloned();
     let access = if caller.is_superuser() {
         Access::Trusted
@@ -161,7 +176,7 @@ pub async fn list(
     let per_page = query.per_page.clamp(1, MAX_PER_PAGE);
     let page = query.page.max(1);
     let sqlf = q.to_sql();
-    let (column_list, names) = columns(&entry);
+    let (column_list, names) = columns(entry);
     // A table's page is found as rowids first, then its rows are read by rowid. Without an
     // index serving the sort, SQLite keeps the best `offset + perPage` matches in a temporary
     // b-tree while it scans, and each entry holds every selected column: with whole records
@@ -179,7 +194,7 @@ pub async fn list(
         None => column_list.to_string(),
     };
     let select = format!("{} LIMIT ? OFFSET ?", sqlf.select(&selected));
-    let ordered = ordering_index(&entry, &query.sort).map(|index| {
+    let ordered = ordering_index(entry, &query.sort).map(|index| {
         let from = format!(" FROM {}", sqlf.table);
         select.replacen(
             &from,
@@ -211,66 +226,65 @@ pub async fn list(
         expand::Tree::parse(&query.expand),
         catalog.clone(),
     );
-    let (items, total) = db
-        .read(move |c| {
-            // The count, the page's rowids and its rows come from one snapshot, so concurrent
-            // writes cannot make them disagree.
-            let _snapshot = match (&count, &by_rowid) {
-                (None, None) => None,
-                _ => Some(c.unchecked_transaction()?),
-            };
-            let total = match &count {
-                Some(count) => Some(
-                    c.prepare_cached(count)?
-                        .query_row(sql::bind(&params).as_slice(), |r| r.get::<_, i64>(0))?,
-                ),
-                None => None,
-            };
-            params.push(i64::try_from(per_page).unwrap_or(i64::MAX).into());
-            params.push(i64::try_from(offset).unwrap_or(i64::MAX).into());
-            let read = |row: &warren_store::sql::Row<'_>| -> Result<RecordData> {
-                Ok(record_from_row(
-                    &reader.collection,
-                    &sql::read_row(row, &names)?,
-                ))
-            };
-            let page_rows = |statement: &str| -> Result<Vec<RecordData>> {
-                let mut stmt = c.prepare_cached(statement)?;
-                let mut rows = stmt.query(sql::bind(&params).as_slice())?;
-                let mut out = Vec::new();
-                let Some(by_rowid) = &by_rowid else {
-                    while let Some(row) = rows.next()? {
-                        out.push(read(row)?);
-                    }
-                    return Ok(out);
-                };
-                let mut rowids = Vec::new();
-                while let Some(row) = rows.next()? {
-                    rowids.push(row.get::<_, i64>(0)?);
-                }
-                let mut one = c.prepare_cached(by_rowid)?;
-                for rowid in rowids {
-                    let mut rows = one.query([rowid])?;
-                    if let Some(row) = rows.next()? {
-                        out.push(read(row)?);
-                    }
-                }
-                Ok(out)
-            };
-            let out = match &ordered {
-                Some(fast) => match bounded(c, || page_rows(fast))? {
-                    Some(rows) => rows,
-                    None => page_rows(&select)?,
-                },
-                None => page_rows(&select)?,
-            };
-            let items = expand::render_rows(c, &scope, &reader, &viewer, &ctx, out, tree.as_ref())?;
-            Ok::<_, Error>((
-                items.iter().map(RecordJson::to_value).collect::<Vec<_>>(),
-                total,
+    let (items, total) = {
+        // The count, the page's rowids and its rows come from one snapshot, so concurrent
+        // writes cannot make them disagree (inside a transaction they are one already).
+        let _snapshot = match (&count, &by_rowid) {
+            (None, None) => None,
+            _ if !c.is_autocommit() => None,
+            _ => Some(c.unchecked_transaction()?),
+        };
+        let total = match &count {
+            Some(count) => Some(
+                c.prepare_cached(count)?
+                    .query_row(sql::bind(&params).as_slice(), |r| r.get::<_, i64>(0))?,
+            ),
+            None => None,
+        };
+        params.push(i64::try_from(per_page).unwrap_or(i64::MAX).into());
+        params.push(i64::try_from(offset).unwrap_or(i64::MAX).into());
+        let read = |row: &warren_store::sql::Row<'_>| -> Result<RecordData> {
+            Ok(record_from_row(
+                &reader.collection,
+                &sql::read_row(row, &names)?,
             ))
-        })
-        .await?;
+        };
+        let page_rows = |statement: &str| -> Result<Vec<RecordData>> {
+            let mut stmt = c.prepare_cached(statement)?;
+            let mut rows = stmt.query(sql::bind(&params).as_slice())?;
+            let mut out = Vec::new();
+            let Some(by_rowid) = &by_rowid else {
+                while let Some(row) = rows.next()? {
+                    out.push(read(row)?);
+                }
+                return Ok(out);
+            };
+            let mut rowids = Vec::new();
+            while let Some(row) = rows.next()? {
+                rowids.push(row.get::<_, i64>(0)?);
+            }
+            let mut one = c.prepare_cached(by_rowid)?;
+            for rowid in rowids {
+                let mut rows = one.query([rowid])?;
+                if let Some(row) = rows.next()? {
+                    out.push(read(row)?);
+                }
+            }
+            Ok(out)
+        };
+        let out = match &ordered {
+            Some(fast) => match bounded(c, || page_rows(fast))? {
+                Some(rows) => rows,
+                None => page_rows(&select)?,
+            },
+            None => page_rows(&select)?,
+        };
+        let items = expand::render_rows(c, &scope, &reader, &viewer, &ctx, out, tree.as_ref())?;
+        (
+            items.iter().map(RecordJson::to_value).collect::<Vec<_>>(),
+            total,
+        )
+    };
     let (total_items, total_pages) = match total {
         Some(total) => (total, (total + per_page as i64 - 1) / per_page as i64),
         None => (-1, -1),
@@ -383,6 +397,18 @@ pub async fn view_as(
         Ok((caller, viewed)) => (Some(caller), viewed),
         Err(e) => (None, Err(e)),
     }
+}
+
+/// The record `id` as `caller` may view it (no expand), on connection `c` (a read connection,
+/// or the writer inside a transaction the caller holds).
+pub fn view_in(
+    c: &Connection,
+    catalog: &Catalog,
+    entry: &Arc<Entry>,
+    caller: &Caller,
+    id: &str,
+) -> Result<Value> {
+    view_on(c, catalog, entry, caller, &caller.context(), id, None)
 }
 
 /// The record `id` as `caller` may view it, on `c`.

@@ -112,14 +112,24 @@ impl From<warren_store::Error> for UpdateError {
 /// write in one transaction, so concurrent changes to different settings never undo each
 /// other. Returns the new settings.
 pub async fn update(db: &Database, patch: Value) -> std::result::Result<Value, UpdateError> {
-    db.write(move |c| {
-        let mut next = read_in(c).map_err(UpdateError::Failed)?;
-        merge(&mut next, &patch);
-        validate(&next).map_err(UpdateError::Invalid)?;
-        write_in(c, &next).map_err(UpdateError::Failed)?;
-        Ok(next)
-    })
-    .await
+    db.write(move |c| update_in(c, &patch)).await
+}
+
+/// [`update`] on connection `c` (the writer, inside a transaction its caller holds).
+pub fn update_in(
+    c: &warren_store::sql::Connection,
+    patch: &Value,
+) -> std::result::Result<Value, UpdateError> {
+    let mut next = read_in(c).map_err(UpdateError::Failed)?;
+    merge(&mut next, patch);
+    validate(&next).map_err(UpdateError::Invalid)?;
+    write_in(c, &next).map_err(UpdateError::Failed)?;
+    Ok(next)
+}
+
+/// [`load`] on connection `c` (inside a transaction, it sees the transaction's writes).
+pub fn load_in(c: &warren_store::sql::Connection) -> Result<Value> {
+    read_in(c)
 }
 
 /// The settings as a superuser sees them: secrets blanked.

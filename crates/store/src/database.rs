@@ -9,6 +9,7 @@ use tokio::sync::Semaphore;
 
 use crate::commits::CommitLog;
 use crate::migrate::{self, Migration};
+use crate::transaction::Transaction;
 use crate::writer::Writer;
 use crate::{Error, Result};
 
@@ -128,6 +129,7 @@ impl Database {
         F: FnOnce(&Connection) -> T + Send + 'static,
         T: Send + 'static,
     {
+        self.not_held()?;
         self.inner.writer.idle(f).await
     }
 
@@ -269,7 +271,35 @@ impl Database {
         T: Send + 'static,
         E: From<Error> + Send + 'static,
     {
+        self.not_held()?;
         self.inner.writer.submit(f).await
+    }
+
+    /// Fails with [`Error::Held`] when the current thread holds this database's writer in a
+    /// [`Transaction`]: waiting for the writer would wait for itself.
+    fn not_held(&self) -> Result<()> {
+        if crate::transaction::held_here(self.key()) {
+            return Err(Error::Held);
+        }
+        Ok(())
+    }
+
+    /// This database's identity (the address of its shared state).
+    fn key(&self) -> usize {
+        Arc::as_ptr(&self.inner) as usize
+    }
+
+    /// Holds the writer for one transaction fed step by step (see [`Transaction`]): waits,
+    /// blocking the calling thread, for the writes queued before it, then runs `BEGIN
+    /// IMMEDIATE`. Other writes wait until it commits or rolls back; past `deadline` it rolls
+    /// back. Call it from a blocking thread inside the Tokio runtime (never from async code).
+    pub fn begin_blocking(&self, deadline: std::time::Instant) -> Result<Transaction> {
+        crate::transaction::begin(
+            &self.inner.writer,
+            self.inner.log.clone(),
+            self.key(),
+            deadline,
+        )
     }
 
     /// Runs `f` on the writer in a transaction of its own, between two group commits, and
@@ -282,6 +312,7 @@ impl Database {
         T: Send + 'static,
         E: From<Error> + Send + 'static,
     {
+        self.not_held()?;
         let log = self.inner.log.clone();
         let run = move |conn: &Connection| -> std::result::Result<T, E> {
             conn.execute_batch("BEGIN IMMEDIATE").map_err(Error::from)?;

@@ -49,6 +49,13 @@ pub enum Error {
     /// The writer task is gone (the database is closing).
     #[error("the database is closed")]
     Closed,
+    /// A write was asked for on a thread that holds the database's writer in a transaction: it
+    /// would wait for itself. The write belongs inside that transaction.
+    #[error("the database writer is held by a transaction of this call; write inside it")]
+    Held,
+    /// The held transaction ended (its time limit, or a failure) and was rolled back.
+    #[error("the transaction ended before this step (time limit) and was rolled back")]
+    TransactionEnded,
     /// A blocking task panicked or was cancelled.
     #[error("background task failed: {0}")]
     Task(String),

@@ -14,6 +14,7 @@ mod database;
 mod error;
 mod migrate;
 pub mod sql;
+mod transaction;
 mod writer;
 
 pub use commits::{Commit, CommitLog};
@@ -22,3 +23,4 @@ pub use copy::{scratch_copy, vacuum_into};
 pub use database::{ChangeWatcher, Closed, Database, Options, create_file};
 pub use error::{Error, Result};
 pub use migrate::Migration;
+pub use transaction::Transaction;

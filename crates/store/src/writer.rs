@@ -26,7 +26,7 @@ type Finish = Box<dyn FnOnce(Result<(), String>) + Send>;
 /// it succeeded and how to answer its caller.
 type Job = Box<dyn FnOnce(std::result::Result<&Connection, String>) -> (bool, Finish) + Send>;
 /// Runs on the writer connection between two transactions (no transaction open).
-type Idle = Box<dyn FnOnce(&Connection) + Send>;
+pub(crate) type Idle = Box<dyn FnOnce(&Connection) + Send>;
 
 /// What the writer task is asked to do.
 enum Message {
@@ -92,6 +92,13 @@ impl Writer {
             .await
             .map_err(|_| Error::Closed)?;
         answer.await.map_err(|_| Error::Closed)?
+    }
+
+    /// Queues `idle` from a blocking thread (never from async code) without waiting for it.
+    pub(crate) fn idle_blocking(&self, idle: Idle) -> Result<()> {
+        self.jobs
+            .blocking_send(Message::Idle(idle))
+            .map_err(|_| Error::Closed)
     }
 
     /// Runs `f` on the writer connection outside any transaction, once the writes queued

@@ -13,7 +13,9 @@
 //!   none. The old folder is removed only after the swap succeeded; a refused or failed deploy
 //!   leaves the old code as it was and removes the staging directory.
 //! - The hooks check (the JavaScript engine's "do these hooks load?") sees the staged
-//!   `pb_hooks` before anything is swapped; its refusal is the deploy's error message.
+//!   `pb_hooks` before anything is swapped; its refusal is the deploy's error message. Then,
+//!   on a node that runs code, the staged `pb_migrations` not applied yet run on the tenant
+//!   ([`Staging::commit_migrating`]); a failure refuses the deploy the same way.
 //!
 //! Work here is blocking file-system work: call it from `spawn_blocking`.
 
@@ -112,6 +114,12 @@ impl Default for Limits {
 /// A check of the staged hooks folder before a deploy goes live (the JavaScript engine loads
 /// them); `Err` refuses the deploy with that message and the old code stays.
 pub type HooksCheck<'a> = &'a (dyn Fn(&Path) -> std::result::Result<(), String> + Send + Sync);
+
+/// Applies a deploy's staged `pb_migrations` (those not applied yet) to the tenant before the
+/// new code goes live; `Err` (the failing file and its error) refuses the deploy, and nothing
+/// of the migrations stands.
+pub type MigrationsRun<'a> =
+    &'a (dyn Fn(&Path) -> std::result::Result<Vec<String>, String> + Send + Sync);
 
 /// Files and bytes of one folder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -670,6 +678,31 @@ pub fn copy_out(tenant_dir: &Path, to: &Path) -> Result<Vec<FolderSummary>> {
     Ok(found)
 }
 
+impl Staging {
+    /// [`Staging::commit`] on a node that runs migrations: the staged hooks are checked, then
+    /// `migrate` applies the staged migrations (when this deploy brings them), and only then
+    /// is anything swapped in. A refusal of either leaves the tenant's code as it was.
+    pub fn commit_migrating(
+        self,
+        check: Option<HooksCheck<'_>>,
+        migrate: MigrationsRun<'_>,
+    ) -> Result<Vec<FolderSummary>> {
+        let folders = self.folders();
+        if let Some(check) = check
+            && folders.contains(&Folder::Hooks)
+        {
+            check(&self.staged(Folder::Hooks))
+                .map_err(|message| Error::Invalid(format!("the hooks were refused: {message}")))?;
+        }
+        if folders.contains(&Folder::Migrations) {
+            migrate(&self.staged(Folder::Migrations)).map_err(|message| {
+                Error::Invalid(format!("the migrations were refused: {message}"))
+            })?;
+        }
+        self.commit(None)
+    }
+}
+
 /// Stages the code folders found in `dir` (a directory holding `pb_hooks/`, `pb_migrations/`
 /// and/or `pb_public/`) into `staging`; returns how many it found.
 pub fn stage_found(staging: &mut Staging, dir: &Path) -> Result<usize> {
@@ -1032,6 +1065,60 @@ mod tests {
             "ok()"
         );
         assert_eq!(summary(tenant.path()).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_failing_migration_refuses_the_deploy_after_the_hooks_check_and_before_the_swap() {
+        let tenant = tempfile::tempdir().unwrap();
+        fs::create_dir_all(migrations_dir(tenant.path())).unwrap();
+        fs::write(migrations_dir(tenant.path()).join("1_old.js"), "old").unwrap();
+        let source = tempfile::tempdir().unwrap();
+        fs::create_dir_all(source.path().join("pb_hooks")).unwrap();
+        fs::write(source.path().join("pb_hooks/main.pb.js"), "ok()").unwrap();
+        fs::create_dir_all(source.path().join("pb_migrations")).unwrap();
+        fs::write(source.path().join("pb_migrations/2_new.js"), "fails").unwrap();
+        let check = |dir: &Path| match fs::read_to_string(dir.join("main.pb.js")) {
+            Ok(code) if code == "ok()" => Ok(()),
+            _ => Err("the hooks do not load".to_string()),
+        };
+        let ran = std::sync::atomic::AtomicUsize::new(0);
+        let migrate = |dir: &Path| {
+            ran.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            match fs::read_to_string(dir.join("2_new.js")).map_err(|e| e.to_string())? {
+                code if code == "fails" => {
+                    Err("failed to apply migration 2_new.js: boom".to_string())
+                }
+                _ => Ok(vec!["2_new.js".to_string()]),
+            }
+        };
+
+        let mut staging = Staging::new(tenant.path(), Limits::default()).unwrap();
+        stage_found(&mut staging, source.path()).unwrap();
+        let err = staging
+            .commit_migrating(Some(&check), &migrate)
+            .unwrap_err();
+        assert!(err.to_string().contains("2_new.js: boom"), "{err}");
+        assert!(migrations_dir(tenant.path()).join("1_old.js").exists());
+        assert!(!hooks_dir(tenant.path()).exists());
+
+        // Hooks that do not load are refused before any migration runs.
+        fs::write(source.path().join("pb_hooks/main.pb.js"), "broken(").unwrap();
+        let mut staging = Staging::new(tenant.path(), Limits::default()).unwrap();
+        stage_found(&mut staging, source.path()).unwrap();
+        let err = staging
+            .commit_migrating(Some(&check), &migrate)
+            .unwrap_err();
+        assert!(err.to_string().contains("the hooks were refused"), "{err}");
+        assert_eq!(ran.load(std::sync::atomic::Ordering::Relaxed), 1);
+
+        fs::write(source.path().join("pb_hooks/main.pb.js"), "ok()").unwrap();
+        fs::write(source.path().join("pb_migrations/2_new.js"), "works").unwrap();
+        let mut staging = Staging::new(tenant.path(), Limits::default()).unwrap();
+        stage_found(&mut staging, source.path()).unwrap();
+        staging.commit_migrating(Some(&check), &migrate).unwrap();
+        assert!(migrations_dir(tenant.path()).join("2_new.js").exists());
+        assert!(!migrations_dir(tenant.path()).join("1_old.js").exists());
+        assert!(hooks_dir(tenant.path()).join("main.pb.js").exists());
     }
 
     #[cfg(unix)]

@@ -176,6 +176,18 @@ pub trait CodeLoader: Send + Sync {
         &'a self,
         tenant: &'a Tenant,
     ) -> BoxFuture<'a, Result<Option<Arc<dyn Code>>, String>>;
+
+    /// Applies the pending migrations of `dir` (a `pb_migrations` folder) to `tenant`, all in
+    /// one transaction; returns the files applied, or why none stands (the failing file and
+    /// its error). A loader that runs no migrations applies none.
+    fn migrate<'a>(
+        &'a self,
+        tenant: &'a Tenant,
+        dir: &'a std::path::Path,
+    ) -> BoxFuture<'a, Result<Vec<String>, String>> {
+        let _ = (tenant, dir);
+        Box::pin(async { Ok(Vec::new()) })
+    }
 }
 
 /// Checks a staged `pb_hooks` folder before a deploy makes it live: loads it in a scratch

@@ -197,6 +197,36 @@ impl Tenant {
         self.load_code_soon();
     }
 
+    /// Applies the migrations of its `pb_migrations` folder not applied yet (files copied in
+    /// by hand, an import) as the tenant opens; a tenant without that folder pays one directory
+    /// look-up. A failure goes into the tenant's logs and leaves the data as it was.
+    async fn migrate_on_open(&self) {
+        let Some(loader) = self.inner.code_loader.as_ref() else {
+            return;
+        };
+        let dir = crate::code::migrations_dir(self.dir());
+        if !dir.is_dir() {
+            return;
+        }
+        match loader.migrate(self, &dir).await {
+            Ok(applied) if !applied.is_empty() => {
+                tracing::info!(tenant = %self.id(), ?applied, "migrations applied");
+            }
+            Ok(_) => {}
+            Err(message) => {
+                tracing::warn!(tenant = %self.id(), %message, "migrations failed");
+                let mut data = serde_json::Map::new();
+                data.insert("type".into(), "migrations".into());
+                data.insert("error".into(), message.clone().into());
+                self.logs().record(warren_logs::Entry::new(
+                    warren_logs::level::ERROR,
+                    format!("Failed to apply pb_migrations: {message}"),
+                    data,
+                ));
+            }
+        }
+    }
+
     /// Loads the tenant's code in the background when it has a `pb_hooks` folder and the node
     /// runs code, so the cron jobs it registers exist without waiting for a request that needs
     /// the code. The task holds the tenant only while it loads.
@@ -432,6 +462,15 @@ impl Registry {
             .code_check
             .write()
             .unwrap_or_else(|p| p.into_inner()) = Some(check);
+    }
+
+    /// The node's code loader (which also runs migrations), if it runs tenants' code.
+    pub fn code_loader(&self) -> Option<Arc<dyn CodeLoader>> {
+        self.inner
+            .code_loader
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// The check of a deploy's staged hooks, if the node installed one.
@@ -844,6 +883,7 @@ async fn open(
             code: Mutex::new(Arc::new(OnceCell::new())),
         }),
     };
+    tenant.migrate_on_open().await;
     // A tenant whose code registers cron jobs gets them as it opens.
     tenant.load_code_soon();
     Ok(tenant)

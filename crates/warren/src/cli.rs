@@ -358,6 +358,18 @@ pub enum TenantCommand {
         #[command(subcommand)]
         action: SecretCommand,
     },
+    /// Run a tenant's `pb_migrations` as PocketBase's `migrate` command does: `up` applies
+    /// the files not applied yet, `down [N]` reverts the last N applied (1 by default), all
+    /// in one transaction.
+    Migrate {
+        /// The tenant's slug.
+        slug: String,
+        /// `up` or `down`.
+        #[arg(default_value = "up")]
+        direction: String,
+        /// How many to revert with `down`.
+        count: Option<usize>,
+    },
     /// Write a tenant as a PocketBase data directory that stock PocketBase can serve, with its
     /// `pb_hooks`, `pb_migrations` and `pb_public` beside it.
     Export {

@@ -476,6 +476,19 @@ async fn tenant(global: &Global, command: TenantCommand) -> anyhow::Result<()> {
                 .import_with(&slug, &from, &report)
                 .await
                 .map_err(explain)?;
+            // Its pb_migrations not in the imported `_migrations` yet run now, as PocketBase
+            // would run them at its next start.
+            let dir = warren_tenant::tenant_dir(tenants.root(), &tenant.id);
+            let migrations = warren_tenant::code::migrations_dir(&dir);
+            if migrations.is_dir() {
+                let applied = Offline::new(&tenants)
+                    .migrate(&tenant.id, &migrations, warren_hooks::Direction::Up)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("the imported pb_migrations failed: {e}"))?;
+                for file in applied {
+                    println!("Applied {file}");
+                }
+            }
             println!(
                 "Imported {} collections, {} files and {} code files from {} into {}",
                 copied.collections,
@@ -534,6 +547,35 @@ async fn tenant(global: &Global, command: TenantCommand) -> anyhow::Result<()> {
                 }
             }
         }
+        TenantCommand::Migrate {
+            slug,
+            direction,
+            count,
+        } => {
+            let Some(info) = tenants.find(&slug).await? else {
+                bail!("there is no tenant {slug:?}")
+            };
+            let dir = warren_tenant::tenant_dir(tenants.root(), &info.id);
+            let migrations = warren_tenant::code::migrations_dir(&dir);
+            let (direction, verb) = match direction.as_str() {
+                "up" => (warren_hooks::Direction::Up, "Applied"),
+                "down" => (
+                    warren_hooks::Direction::Down(count.unwrap_or(1)),
+                    "Reverted",
+                ),
+                other => bail!("unknown direction {other:?}: give up or down"),
+            };
+            let done = Offline::new(&tenants)
+                .migrate(&info.id, &migrations, direction)
+                .await
+                .map_err(anyhow::Error::msg)?;
+            if done.is_empty() {
+                println!("No migrations to run.");
+            }
+            for file in done {
+                println!("{verb} {file}");
+            }
+        }
         TenantCommand::Export { slug, to } => {
             let copied = tenants.export(&slug, &to).await.map_err(explain)?;
             println!(
@@ -567,12 +609,12 @@ async fn tenant(global: &Global, command: TenantCommand) -> anyhow::Result<()> {
             }
             let dir = warren_tenant::tenant_dir(tenants.root(), &info.id);
             let limits = warren_control_plane::code::limits(&info);
-            // The hooks must load in a scratch sandbox of the engine a server runs them in.
-            let engine = warren_hooks::Engine::new(
-                warren_hooks::Limits::default(),
-                warren_hooks::POOL_SIZE,
-                None,
-            );
+            // The hooks must load in a scratch sandbox of the engine a server runs them in;
+            // the migrations run on the tenant before anything is swapped in.
+            let offline = Offline::new(&tenants);
+            let engine = offline.engine.clone();
+            let handle = tokio::runtime::Handle::current();
+            let id = info.id.clone();
             let deployed = tokio::task::spawn_blocking(move || {
                 use warren_tenant::hooks::CodeCheck;
                 let mut staging = Staging::new(&dir, limits)?;
@@ -580,7 +622,10 @@ async fn tenant(global: &Global, command: TenantCommand) -> anyhow::Result<()> {
                     staging.add_dir(*folder, from)?;
                 }
                 let check = |hooks: &std::path::Path| engine.check(hooks);
-                staging.commit(Some(&check))
+                let migrate = |migrations: &std::path::Path| {
+                    handle.block_on(offline.migrate(&id, migrations, warren_hooks::Direction::Up))
+                };
+                staging.commit_migrating(Some(&check), &migrate)
             })
             .await?
             .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -595,6 +640,41 @@ async fn tenant(global: &Global, command: TenantCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// A tenant's migrations run by the CLI, on the tenant's files (no server needed): the node's
+/// engine and write pipeline over a registry of its own.
+struct Offline {
+    registry: warren_tenant::Registry,
+    engine: std::sync::Arc<warren_hooks::Engine>,
+}
+
+impl Offline {
+    fn new(tenants: &Tenants) -> Self {
+        let registry = Registry::new(RegistryConfig {
+            root: tenants.root().to_path_buf(),
+            max_open: 4,
+            idle_timeout: Duration::from_secs(3600),
+        });
+        let api = warren_api::ApiState::new(warren_secrets::Passwords::default(), None);
+        let engine = std::sync::Arc::new(warren_hooks::Engine::new(
+            warren_hooks::Limits::default(),
+            warren_hooks::POOL_SIZE,
+            Some(warren_api::services(&api)),
+        ));
+        Self { registry, engine }
+    }
+
+    /// Runs the migrations in `dir` on tenant `id`; the files applied or reverted.
+    async fn migrate(
+        &self,
+        id: &str,
+        dir: &std::path::Path,
+        direction: warren_hooks::Direction,
+    ) -> Result<Vec<String>, String> {
+        let tenant = self.registry.get(id).await.map_err(|e| e.to_string())?;
+        self.engine.migrate(&tenant, dir, direction).await
+    }
 }
 
 async fn superuser(global: &Global, command: SuperuserCommand) -> anyhow::Result<()> {

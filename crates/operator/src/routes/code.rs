@@ -21,7 +21,7 @@ use warren_control_plane::{ControlPlane, Error};
         description = "A gzip-compressed tar holding any of pb_hooks/, pb_migrations/ and pb_public/ at its top; each folder present replaces the tenant's whole, the others stay"),
     responses(
         (status = 200, description = "Deployed: the folders replaced and the code now", body = Deployed),
-        (status = 400, description = "The archive is damaged, holds something else at its top, an absolute or `..` path, a link or a special file, or the hooks were refused; nothing changed", body = ErrorBody),
+        (status = 400, description = "The archive is damaged, holds something else at its top, an absolute or `..` path, a link or a special file, the hooks were refused, or a new migration failed (its file and error in the message); nothing changed and no migration stands", body = ErrorBody),
         (status = 401, description = "Missing or wrong operator token", body = ErrorBody),
         (status = 404, description = "No such tenant", body = ErrorBody),
         (status = 413, description = "Larger than the plan's maxUploadBytes, or more files or bytes than a deploy may hold", body = ErrorBody),

@@ -14,6 +14,7 @@ mod oauth2;
 mod records;
 mod sql;
 pub mod storage;
+mod transaction;
 
 use std::sync::Arc;
 
@@ -27,6 +28,7 @@ pub use collections::{CollectionChange, change_collection};
 pub use oauth2::{LinkExternal, OAuth2SignUp, link_external, sign_up_oauth2};
 pub use records::{DeleteRecord, SaveRecord, delete_record, save_record};
 pub use sql::{SQL_LIMITS, SqlError, run_sql};
+pub use transaction::{Committed, after_transaction};
 
 /// What the pipeline needs besides the tenant: the node's file service, its password hasher
 /// and how subscribers' `fields` projections apply. Cheap to clone.

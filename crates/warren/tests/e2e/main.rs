@@ -19,6 +19,7 @@ mod hook_limits;
 mod hooks;
 mod logs;
 mod metering;
+mod migrations;
 mod outbound;
 mod outbox;
 mod parity;
