@@ -9,7 +9,10 @@ use std::sync::{Arc, Mutex};
 use rquickjs::{Function, Object};
 use serde_json::{Map, Value, json};
 use warren_tenant::Tenant;
-use warren_tenant::hooks::{BoxFuture, Code, HookError, RecordEvent, RouteRequest, RouteResponse};
+use warren_tenant::hooks::{
+    BoxFuture, Code, HookError, HookRequest, RecordEvent, RequestAnswer, RouteRequest,
+    RouteResponse,
+};
 
 use crate::native::{self, Inside, Shared};
 use crate::router::Routes;
@@ -336,6 +339,114 @@ impl TenantCode {
     }
 }
 
+impl TenantCode {
+    /// Runs the hooks of a request, execute or error `event` (see [`Code::request_event`]).
+    async fn dispatch_request(
+        &self,
+        tenant: &Tenant,
+        event: RecordEvent,
+        (collection, collection_id): (&str, &str),
+        data: Map<String, Value>,
+        request: &HookRequest,
+    ) -> Result<RequestAnswer, HookError> {
+        if Inside::now() || !self.listens(event, collection) {
+            return Ok(RequestAnswer::Next(data));
+        }
+        let name = event.hook_name();
+        let what = format!("{name}({collection})");
+        let payload = Value::Object(data).to_string();
+        let request = request_payload(event, request);
+        let names = (collection.to_string(), collection_id.to_string());
+        let answer = self
+            .run(tenant, move |sandbox| {
+                sandbox.call(move |ctx| {
+                    let warren: Object = ctx.globals().get("__warren")?;
+                    let dispatch: Function = warren.get("requestEvent")?;
+                    let answer: rquickjs::String =
+                        dispatch.call((name, names.0, names.1, payload, request))?;
+                    answer.to_string()
+                })
+            })
+            .await?;
+        let answer: Value = match answer {
+            Ok(text) => serde_json::from_str(&text).unwrap_or_default(),
+            Err(failure) => return Err(self.failed(tenant, &what, &failure)),
+        };
+        if answer.get("fatal").is_some() {
+            return Err(self.failed(tenant, &what, &Failure::OutOfMemory));
+        }
+        if answer.get("error").is_some() {
+            return Err(self.refusal(tenant, &what, &answer));
+        }
+        if answer["stopped"] == true {
+            return Ok(RequestAnswer::Stopped);
+        }
+        if let Some(response) = answer.get("response") {
+            let body = response["body"].as_str().unwrap_or_default();
+            if body.len() > self.engine.limits().response {
+                let limit = self.engine.limits().response >> 20;
+                let failure = Failure::Thrown(format!("the response is larger than {limit} MiB"));
+                return Err(self.failed(tenant, &what, &failure));
+            }
+            return Ok(RequestAnswer::Written(RouteResponse {
+                status: response["status"]
+                    .as_u64()
+                    .filter(|s| (100..600).contains(s))
+                    .unwrap_or(200) as u16,
+                headers: header_pairs(&response["headers"]),
+                body: body.as_bytes().to_vec(),
+            }));
+        }
+        let data = answer["data"].as_object().cloned().unwrap_or_default();
+        Ok(RequestAnswer::Next(data))
+    }
+}
+
+/// The request as `e.auth` and `e.requestInfo()` read it; none for the execute and error
+/// events, which PocketBase fires outside a request.
+fn request_payload(event: RecordEvent, request: &HookRequest) -> String {
+    let outside = matches!(
+        event,
+        RecordEvent::CreateExecute
+            | RecordEvent::UpdateExecute
+            | RecordEvent::DeleteExecute
+            | RecordEvent::AfterCreateError
+            | RecordEvent::AfterUpdateError
+            | RecordEvent::AfterDeleteError
+    );
+    if outside {
+        return String::new();
+    }
+    json!({
+        "method": request.method,
+        "path": "",
+        "query": "",
+        "queryMap": request.query,
+        "headers": request.headers,
+        "body": request.body,
+        "auth": request.auth,
+        "superuser": request.superuser,
+        "remoteIp": "",
+    })
+    .to_string()
+}
+
+/// `[[name, value], ...]` of a hook's answer as header pairs.
+fn header_pairs(list: &Value) -> Vec<(String, String)> {
+    list.as_array()
+        .map(|list| {
+            list.iter()
+                .filter_map(|pair| {
+                    Some((
+                        pair.get(0)?.as_str()?.to_string(),
+                        pair.get(1)?.as_str()?.to_string(),
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn headline(failure: &Failure) -> String {
     failure
         .to_string()
@@ -448,6 +559,17 @@ impl Code for TenantCode {
         record: Map<String, Value>,
     ) -> BoxFuture<'a, Result<Map<String, Value>, HookError>> {
         Box::pin(self.dispatch_record(tenant, event, collection, record))
+    }
+
+    fn request_event<'a>(
+        &'a self,
+        tenant: &'a Tenant,
+        event: RecordEvent,
+        collection: (&'a str, &'a str),
+        data: Map<String, Value>,
+        request: &'a HookRequest,
+    ) -> BoxFuture<'a, Result<RequestAnswer, HookError>> {
+        Box::pin(self.dispatch_request(tenant, event, collection, data, request))
     }
 
     fn cron<'a>(&'a self, tenant: &'a Tenant, id: &'a str) -> BoxFuture<'a, Result<(), String>> {
