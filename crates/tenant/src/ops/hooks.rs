@@ -12,20 +12,34 @@ use warren_records::{Caller, Entry, read};
 
 use super::Error;
 use crate::Tenant;
-use crate::hooks::RecordEvent;
+use crate::hooks::{HookRequest, RecordEvent};
 
-/// Runs the `Create` (no `id`) or `Update` hooks on `body`, leaving in it what is to be written.
+/// Runs the `Create` (no `id`) or `Update` hooks on `body`, then the `…Execute` hooks, leaving
+/// in it what is to be written.
 pub(super) async fn before_save(
     tenant: &Tenant,
     entry: &Entry,
     id: Option<&str>,
     body: &mut Map<String, Value>,
 ) -> Result<(), Error> {
-    let event = if id.is_some() {
-        RecordEvent::Update
-    } else {
-        RecordEvent::Create
+    let events = match id {
+        Some(_) => [RecordEvent::Update, RecordEvent::UpdateExecute],
+        None => [RecordEvent::Create, RecordEvent::CreateExecute],
     };
+    for event in events {
+        run_before_save(tenant, entry, event, id, body).await?;
+    }
+    Ok(())
+}
+
+/// Runs the hooks of one before-write `event` on `body`.
+async fn run_before_save(
+    tenant: &Tenant,
+    entry: &Entry,
+    event: RecordEvent,
+    id: Option<&str>,
+    body: &mut Map<String, Value>,
+) -> Result<(), Error> {
     let name = entry.collection.name.as_str();
     let Some(code) = tenant.code().await.filter(|c| c.listens(event, name)) else {
         return Ok(());
@@ -41,33 +55,109 @@ pub(super) async fn before_save(
     record.insert("collectionId".into(), entry.collection.id.as_str().into());
     let before = record.clone();
     let after = code.record_event(tenant, event, name, record).await?;
+    merge_changes(body, &before, after, id.is_some());
+    Ok(())
+}
+
+/// Runs the `Delete` then the `DeleteExecute` hooks on the stored record `id`; their refusal
+/// stops the delete.
+pub(super) async fn before_delete(tenant: &Tenant, entry: &Entry, id: &str) -> Result<(), Error> {
+    let name = entry.collection.name.as_str();
+    for event in [RecordEvent::Delete, RecordEvent::DeleteExecute] {
+        let Some(code) = tenant.code().await.filter(|c| c.listens(event, name)) else {
+            continue;
+        };
+        let mut record = stored(tenant, entry, id).await?;
+        record.insert("collectionName".into(), name.into());
+        record.insert("collectionId".into(), entry.collection.id.as_str().into());
+        code.record_event(tenant, event, name, record).await?;
+    }
+    Ok(())
+}
+
+/// The record an `After…Error` `event` will see if the write fails: `Some` only when the
+/// tenant's code listens for it (so nothing is copied otherwise).
+pub(super) async fn error_record(
+    tenant: &Tenant,
+    entry: &Entry,
+    event: RecordEvent,
+    id: Option<&str>,
+    body: &Map<String, Value>,
+) -> Option<Map<String, Value>> {
+    let name = entry.collection.name.as_str();
+    tenant.code().await.filter(|c| c.listens(event, name))?;
+    let mut record = body.clone();
+    if let Some(id) = id {
+        record.insert("id".into(), id.into());
+    }
+    Some(record)
+}
+
+/// Runs the `After…Error` hooks of `event` on `record` with `error` as `e.error`; their own
+/// failures are in the tenant's logs and do not change the caller's answer.
+pub(super) async fn after_error(
+    tenant: &Tenant,
+    entry: &Entry,
+    event: RecordEvent,
+    record: Map<String, Value>,
+    error: &Error,
+) {
+    let name = entry.collection.name.as_str();
+    let Some(code) = tenant.loaded_code().filter(|c| c.listens(event, name)) else {
+        return;
+    };
+    let mut data = Map::new();
+    data.insert("record".into(), Value::Object(record));
+    data.insert("error".into(), describe(error).into());
+    let collection = (name, entry.collection.id.as_str());
+    let request = HookRequest::default();
+    let _ = code
+        .request_event(tenant, event, collection, data, &request)
+        .await;
+}
+
+/// An error as `e.error` reads it: its message, or PocketBase's `field: message.` list for
+/// validation errors.
+fn describe(error: &Error) -> String {
+    let fields = match error {
+        Error::Records(warren_records::Error::Validation { errors, .. }) => errors.to_value(),
+        Error::Hook(hook) if !hook.data.is_empty() => Value::Object(hook.data.clone()),
+        other => return other.to_string(),
+    };
+    let parts: Vec<String> = fields
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(key, value)| {
+            let message = value["message"]
+                .as_str()
+                .map_or_else(|| value.to_string(), str::to_string);
+            format!("{key}: {message}")
+        })
+        .collect();
+    format!("{}.", parts.join("; "))
+}
+
+/// Leaves in `body` what is to be written after hooks turned `before` into `after`: the
+/// submitted fields (as the hooks left them) and every field a hook changed; an update keeps
+/// its id.
+pub(super) fn merge_changes(
+    body: &mut Map<String, Value>,
+    before: &Map<String, Value>,
+    after: Map<String, Value>,
+    update: bool,
+) {
     for (key, value) in after {
-        if key == "id" && id.is_some() {
+        if key == "id" && update {
+            continue;
+        }
+        if key == "collectionName" || key == "collectionId" || key == "expand" {
             continue;
         }
         if body.contains_key(&key) || before.get(&key) != Some(&value) {
             body.insert(key, value);
         }
     }
-    Ok(())
-}
-
-/// Runs the `Delete` hooks on the stored record `id`; their refusal stops the delete.
-pub(super) async fn before_delete(tenant: &Tenant, entry: &Entry, id: &str) -> Result<(), Error> {
-    let name = entry.collection.name.as_str();
-    let Some(code) = tenant
-        .code()
-        .await
-        .filter(|c| c.listens(RecordEvent::Delete, name))
-    else {
-        return Ok(());
-    };
-    let mut record = stored(tenant, entry, id).await?;
-    record.insert("collectionName".into(), name.into());
-    record.insert("collectionId".into(), entry.collection.id.as_str().into());
-    code.record_event(tenant, RecordEvent::Delete, name, record)
-        .await?;
-    Ok(())
 }
 
 /// Runs the after-success hooks of `event` on the written `record`.
@@ -83,11 +173,20 @@ pub(super) async fn after(tenant: &Tenant, entry: &Entry, event: RecordEvent, re
 }
 
 /// Whether record `id` exists (only asked when the tenant's code listens for updates or
-/// creates of the collection).
+/// creates of the collection, at any stage).
 pub(super) async fn exists(tenant: &Tenant, entry: &Entry, id: Option<&str>) -> bool {
     let name = entry.collection.name.as_str();
     let listening = tenant.code().await.is_some_and(|c| {
-        c.listens(RecordEvent::Create, name) || c.listens(RecordEvent::Update, name)
+        [
+            RecordEvent::Create,
+            RecordEvent::Update,
+            RecordEvent::CreateRequest,
+            RecordEvent::UpdateRequest,
+            RecordEvent::CreateExecute,
+            RecordEvent::UpdateExecute,
+        ]
+        .into_iter()
+        .any(|event| c.listens(event, name))
     });
     match id {
         Some(id) if listening => stored(tenant, entry, id).await.is_ok(),
@@ -97,7 +196,11 @@ pub(super) async fn exists(tenant: &Tenant, entry: &Entry, id: Option<&str>) -> 
 }
 
 /// The stored record `id` as a superuser sees it.
-async fn stored(tenant: &Tenant, entry: &Entry, id: &str) -> Result<Map<String, Value>, Error> {
+pub(super) async fn stored(
+    tenant: &Tenant,
+    entry: &Entry,
+    id: &str,
+) -> Result<Map<String, Value>, Error> {
     let caller = Caller::Superuser { record: Map::new() };
     let catalog = tenant.catalog();
     let entry = read::collection(&catalog, &entry.collection.id)?;

@@ -47,17 +47,30 @@ pub async fn save_record(
         uploads,
         expand,
     } = request;
-    hooks::before_save(tenant, &entry, id.as_deref(), &mut body).await?;
-    let files = &services.files;
-    let pending = storage::stage(files, tenant, &entry, &mut body, uploads, id.as_deref()).await?;
-    let save = Staged {
-        entry,
-        caller,
-        ctx,
-        body,
-        expand,
+    let failed = match id {
+        Some(_) => RecordEvent::AfterUpdateError,
+        None => RecordEvent::AfterCreateError,
     };
-    write_staged(tenant, services, pending, save, id.as_deref()).await
+    let record = hooks::error_record(tenant, &entry, failed, id.as_deref(), &body).await;
+    let written = async {
+        hooks::before_save(tenant, &entry, id.as_deref(), &mut body).await?;
+        let files = &services.files;
+        let pending =
+            storage::stage(files, tenant, &entry, &mut body, uploads, id.as_deref()).await?;
+        let save = Staged {
+            entry: entry.clone(),
+            caller,
+            ctx,
+            body,
+            expand,
+        };
+        write_staged(tenant, services, pending, save, id.as_deref()).await
+    }
+    .await;
+    if let (Err(error), Some(record)) = (&written, record) {
+        hooks::after_error(tenant, &entry, failed, record, error).await;
+    }
+    written
 }
 
 /// A record write whose uploads are in storage.
@@ -144,10 +157,28 @@ pub async fn delete_record(
         caller,
         ctx,
     } = request;
-    hooks::before_delete(tenant, &entry, id).await?;
+    let failed = RecordEvent::AfterDeleteError;
+    let record = match hooks::error_record(tenant, &entry, failed, None, &Map::new()).await {
+        Some(_) => hooks::stored(tenant, &entry, id).await.ok(),
+        None => None,
+    };
     let catalog = tenant.catalog();
-    let changes =
-        write::delete(tenant.db(), catalog.clone(), entry.clone(), caller, ctx, id).await?;
+    let deleted = async {
+        hooks::before_delete(tenant, &entry, id).await?;
+        let changes =
+            write::delete(tenant.db(), catalog.clone(), entry.clone(), caller, ctx, id).await?;
+        Ok::<_, Error>(changes)
+    }
+    .await;
+    let changes = match deleted {
+        Ok(changes) => changes,
+        Err(error) => {
+            if let Some(record) = record {
+                hooks::after_error(tenant, &entry, failed, record, &error).await;
+            }
+            return Err(error);
+        }
+    };
     storage::remove_deleted(&services.files, tenant, &changes).await;
     publish(tenant, services, catalog, changes);
     let gone = serde_json::json!({ "id": id, "collectionName": entry.collection.name });
