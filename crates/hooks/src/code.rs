@@ -618,6 +618,62 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread")]
+    async fn request_events_change_refuse_or_answer() {
+        let sandbox = prepared();
+        let hooks = r#"
+            onRecordsListRequest((e) => {
+                e.result.totalItems = 7;
+                for (const r of e.records) r.set("title", r.getString("title") + "!");
+                e.next();
+            }, "posts");
+            onRecordViewRequest((e) => {
+                if (e.record.id === "no") throw new ForbiddenError("Not this one.");
+                if (e.record.id === "me") return e.json(201, { auth: e.auth.id, q: e.requestInfo().query.q });
+                if (e.record.id === "quiet") return;
+                e.next();
+            });
+            onRecordAuthRequest((e) => { e.meta = { via: e.authMethod }; e.token = "t2"; e.next(); });
+        "#;
+        sandbox.call(|ctx| ctx.eval::<(), _>(hooks)).unwrap();
+        let dispatch = |name: &'static str, data: Value| {
+            let request = json!({"method": "GET", "path": "", "query": "", "queryMap": {"q": "x"},
+                "headers": {}, "body": {}, "auth": {"id": "u1", "collectionName": "users"},
+                "superuser": false, "remoteIp": ""})
+            .to_string();
+            let text = sandbox
+                .call(move |ctx| {
+                    let warren: Object = ctx.globals().get("__warren")?;
+                    let dispatch: Function = warren.get("requestEvent")?;
+                    let answer: rquickjs::String =
+                        dispatch.call((name, "posts", "pbc_1", data.to_string(), request))?;
+                    answer.to_string()
+                })
+                .unwrap();
+            serde_json::from_str::<Value>(&text).unwrap()
+        };
+        let list = dispatch(
+            "onRecordsListRequest",
+            json!({"result": {"page": 1, "totalItems": 1}, "records": [{"id": "a", "title": "hi"}]}),
+        );
+        assert_eq!(list["data"]["result"]["totalItems"], 7);
+        assert_eq!(list["data"]["result"]["items"][0]["title"], "hi!");
+        let refused = dispatch("onRecordViewRequest", json!({"record": {"id": "no"}}));
+        assert_eq!(refused["error"]["status"], 403);
+        assert_eq!(refused["error"]["message"], "Not this one.");
+        let answered = dispatch("onRecordViewRequest", json!({"record": {"id": "me"}}));
+        assert_eq!(answered["response"]["status"], 201);
+        assert_eq!(answered["response"]["body"], r#"{"auth":"u1","q":"x"}"#);
+        let quiet = dispatch("onRecordViewRequest", json!({"record": {"id": "quiet"}}));
+        assert_eq!(quiet["stopped"], true);
+        let auth = dispatch(
+            "onRecordAuthRequest",
+            json!({"record": {"id": "u1"}, "token": "t1", "authMethod": "otp"}),
+        );
+        assert_eq!(auth["data"]["token"], "t2");
+        assert_eq!(auth["data"]["meta"], json!({"via": "otp"}));
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
     async fn the_api_is_there_and_unknown_calls_name_themselves() {
         let sandbox = prepared();
         let check = |source: &'static str| {

@@ -208,3 +208,51 @@ pub(super) async fn stored(
     let value = read::view(tenant.db(), catalog, entry, &caller, ctx, id, "").await?;
     Ok(value.as_object().cloned().unwrap_or_default())
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::hooks::HookError;
+
+    fn map(value: Value) -> Map<String, Value> {
+        value.as_object().cloned().unwrap()
+    }
+
+    #[test]
+    fn only_submitted_and_changed_fields_are_written() {
+        let before = map(json!({"id": "a", "title": "x", "views": 1, "collectionName": "posts"}));
+        let after = map(json!({"id": "b", "title": "x", "views": 2, "slug": "new",
+            "collectionName": "posts", "expand": {}}));
+        let mut body = map(json!({"title": "x"}));
+        merge_changes(&mut body, &before, after.clone(), true);
+        assert_eq!(
+            Value::Object(body),
+            json!({"title": "x", "views": 2, "slug": "new"})
+        );
+        // A create takes the id a hook gave it.
+        let mut body = Map::new();
+        merge_changes(&mut body, &before, after, false);
+        assert_eq!(body["id"], "b");
+    }
+
+    #[test]
+    fn errors_read_as_pocketbase_prints_them() {
+        let plain = Error::Hook(HookError {
+            status: 400,
+            message: "Refused at execute.".into(),
+            data: Map::new(),
+        });
+        assert_eq!(describe(&plain), "Refused at execute.");
+        let fields = Error::Hook(HookError {
+            status: 400,
+            message: "Failed.".into(),
+            data: map(json!({
+                "b": {"code": "x", "message": "Cannot be blank."},
+                "a": {"code": "y", "message": "Too long."},
+            })),
+        });
+        assert_eq!(describe(&fields), "a: Too long.; b: Cannot be blank..");
+    }
+}

@@ -342,6 +342,40 @@ async fn record_events_and_a_cron_answer_alike_on_pocketbase_and_warren() {
             false,
             None,
         ),
+        (
+            "setup",
+            Method::PATCH,
+            "/api/settings",
+            true,
+            Some(json!({"batch": {"enabled": true, "maxRequests": 10}})),
+        ),
+        (
+            "batch",
+            Method::POST,
+            "/api/batch",
+            false,
+            Some(json!({"requests": [
+                {"method": "POST", "url": "/api/collections/posts/records", "body": {"title": "batched"}},
+                {"method": "PATCH", "url": "/api/collections/posts/records/{2}", "body": {"title": "in batch"}},
+            ]})),
+        ),
+        (
+            "batch",
+            Method::POST,
+            "/api/batch",
+            false,
+            Some(json!({"requests": [
+                {"method": "POST", "url": "/api/collections/posts/records", "body": {"title": "first"}},
+                {"method": "DELETE", "url": "/api/collections/posts/records/{1}"},
+            ]})),
+        ),
+        (
+            "list",
+            Method::GET,
+            "/api/collections/posts/records?sort=title",
+            false,
+            None,
+        ),
     ];
     for (kind, method, path, as_superuser, body) in steps {
         let mut answers = Vec::new();
@@ -355,7 +389,19 @@ async fn record_events_and_a_cron_answer_alike_on_pocketbase_and_warren() {
                 (false, "refresh") => user_tokens[n].clone(),
                 _ => String::new(),
             };
-            let answer = side.call(method.clone(), &path, &token, body.clone()).await;
+            let mut body = body.clone();
+            if let Some(body) = &mut body {
+                let mut text = body.to_string();
+                for (i, id) in ids[n].iter().enumerate() {
+                    text = text.replace(&format!("{{{i}}}"), id);
+                }
+                *body = serde_json::from_str(&text).unwrap();
+            }
+            let answer = side.call(method.clone(), &path, &token, body).await;
+            if kind == "setup" {
+                assert_eq!(answer.0, 200, "{answer:?}");
+                continue;
+            }
             if let (true, Some(id)) = (kind == "create", answer.2["id"].as_str()) {
                 ids[n].push(id.to_string());
             }
@@ -378,6 +424,10 @@ async fn record_events_and_a_cron_answer_alike_on_pocketbase_and_warren() {
                 assert!(answer.2["token"].as_str().is_some_and(|t| t.len() > 20));
             }
             answers.push((answer.0, answer.1, comparable(&answer.2)));
+        }
+        if kind == "setup" {
+            seen.push((0, Value::Null));
+            continue;
         }
         assert_eq!(
             answers[0], answers[1],
@@ -443,4 +493,17 @@ async fn record_events_and_a_cron_answer_alike_on_pocketbase_and_warren() {
         json!({"method": "password", "hasToken": true, "email": "ann@example.com"})
     );
     assert_eq!(seen[16].1["meta"]["method"], "");
+    // Batch items went through the request hooks, and a refused one failed its batch.
+    assert_eq!(seen[20].1[0]["body"]["title"], "BATCHED");
+    assert_eq!(seen[20].1[1]["body"]["note"], "updated by a guest");
+    assert_eq!(seen[21].0, 400);
+    let titles: Vec<&str> = seen[22].1["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item["title"].as_str().unwrap())
+        .collect();
+    let expected =
+        ["BATCHED", "KEEP", "again", "from cron", "in batch"].map(|t| format!("listed {t}"));
+    assert_eq!(titles, expected);
 }
