@@ -402,6 +402,78 @@ impl TenantCode {
     }
 }
 
+impl TenantCode {
+    /// Runs the before-write hooks of `event` and its `…Execute` hooks with `e.next()`
+    /// writing over `writes` (see [`Code::record_event_writing`]).
+    async fn dispatch_record_writing(
+        &self,
+        tenant: &Tenant,
+        event: RecordEvent,
+        collection: &str,
+        record: Map<String, Value>,
+        writes: tokio::sync::mpsc::Sender<warren_tenant::hooks::WriteRequest>,
+    ) -> Result<Map<String, Value>, HookError> {
+        let execute = match event {
+            RecordEvent::Create => RecordEvent::CreateExecute,
+            RecordEvent::Update => RecordEvent::UpdateExecute,
+            RecordEvent::Delete => RecordEvent::DeleteExecute,
+            _ => {
+                return self
+                    .dispatch_record(tenant, event, collection, record)
+                    .await;
+            }
+        };
+        // A write made by `$app` from inside this tenant's code: no hooks, the caller writes.
+        if Inside::now() || !(self.listens(event, collection) || self.listens(execute, collection))
+        {
+            return Ok(record);
+        }
+        let what = format!("{}({collection})", event.hook_name());
+        let payload = Value::Object(record).to_string();
+        let names = (
+            event.hook_name(),
+            execute.hook_name(),
+            collection.to_string(),
+            String::new(),
+        );
+        let answer = self
+            .run(tenant, move |sandbox| {
+                let previous = crate::writes::set(Some(writes));
+                let answer = sandbox.call(move |ctx| {
+                    let warren: Object = ctx.globals().get("__warren")?;
+                    let dispatch: Function = warren.get("recordWrite")?;
+                    let answer: rquickjs::String =
+                        dispatch.call((names.0, names.1, names.2, names.3, payload))?;
+                    answer.to_string()
+                });
+                crate::writes::set(previous);
+                answer
+            })
+            .await?;
+        let answer: Value = match answer {
+            Ok(text) => serde_json::from_str(&text).unwrap_or_default(),
+            Err(failure) => return Err(self.failed(tenant, &what, &failure)),
+        };
+        if answer.get("fatal").is_some() {
+            return Err(self.failed(tenant, &what, &Failure::OutOfMemory));
+        }
+        if answer.get("error").is_some() {
+            return Err(self.refusal(tenant, &what, &answer));
+        }
+        if answer["proceeded"] != Value::Bool(true) {
+            return Err(HookError {
+                status: 400,
+                message: "The write was stopped by a hook that did not call e.next().".into(),
+                data: Map::new(),
+            });
+        }
+        let mut changed = answer["record"].as_object().cloned().unwrap_or_default();
+        changed
+            .retain(|key, _| key != "collectionName" && key != "collectionId" && key != "expand");
+        Ok(changed)
+    }
+}
+
 /// The request as `e.auth` and `e.requestInfo()` read it; none for the execute and error
 /// events, which PocketBase fires outside a request.
 fn request_payload(event: RecordEvent, request: &HookRequest) -> String {
@@ -561,6 +633,17 @@ impl Code for TenantCode {
         Box::pin(self.dispatch_record(tenant, event, collection, record))
     }
 
+    fn record_event_writing<'a>(
+        &'a self,
+        tenant: &'a Tenant,
+        event: RecordEvent,
+        collection: &'a str,
+        record: Map<String, Value>,
+        writes: tokio::sync::mpsc::Sender<warren_tenant::hooks::WriteRequest>,
+    ) -> BoxFuture<'a, Result<Map<String, Value>, HookError>> {
+        Box::pin(self.dispatch_record_writing(tenant, event, collection, record, writes))
+    }
+
     fn request_event<'a>(
         &'a self,
         tenant: &'a Tenant,
@@ -671,6 +754,43 @@ mod tests {
         );
         assert_eq!(auth["data"]["token"], "t2");
         assert_eq!(auth["data"]["meta"], json!({"via": "otp"}));
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn e_next_writes_and_code_after_it_sees_the_saved_record() {
+        let sandbox = prepared();
+        let hooks = r#"
+            onRecordCreate((e) => {
+                e.record.set("title", "from hook");
+                e.next();
+                e.record.set("seen", e.record.id);
+            }, "posts");
+            onRecordCreateExecute((e) => { e.record.set("executed", true); e.next(); });
+        "#;
+        sandbox.call(|ctx| ctx.eval::<(), _>(hooks)).unwrap();
+        let (writes, mut asked) = tokio::sync::mpsc::channel(1);
+        let call = tokio::task::spawn_blocking(move || {
+            let previous = crate::writes::set(Some(writes));
+            let answer = sandbox.call(|ctx| {
+                let warren: Object = ctx.globals().get("__warren")?;
+                let dispatch: Function = warren.get("recordWrite")?;
+                let args = ("onRecordCreate", "onRecordCreateExecute", "posts", "", "{}");
+                let answer: rquickjs::String = dispatch.call(args)?;
+                answer.to_string()
+            });
+            crate::writes::set(previous);
+            answer.unwrap()
+        });
+        let (record, reply): warren_tenant::hooks::WriteRequest = asked.recv().await.unwrap();
+        // The write sees what both chains left before their e.next().
+        assert_eq!(record["title"], "from hook");
+        assert_eq!(record["executed"], true);
+        let mut saved = record.clone();
+        saved.insert("id".into(), "saved123".into());
+        reply.send(Ok(saved)).unwrap();
+        let answer: Value = serde_json::from_str(&call.await.unwrap()).unwrap();
+        assert_eq!(answer["written"], true);
+        assert_eq!(answer["record"]["seen"], "saved123");
     }
 
     #[tokio::test(flavor = "multi_thread")]

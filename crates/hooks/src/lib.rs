@@ -17,6 +17,7 @@ mod native;
 pub mod router;
 mod sandbox;
 mod security;
+mod writes;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -267,6 +267,8 @@ pub(crate) fn install(ctx: &Ctx<'_>, shared: std::sync::Arc<Shared>) -> rquickjs
         )?,
     )?;
 
+    crate::writes::install(ctx, &native)?;
+
     ctx.globals().set("__native", native)?;
     ctx.globals().set("__hooks", HOOKS_ALIAS)?;
     Ok(())

@@ -484,6 +484,43 @@
   }
   Object.defineProperty(warren, "requestEvent", { value: requestEvent, enumerable: true });
 
+  // ---- e.next() of onRecordCreate/Update/Delete writes: the chain's hooks, then the
+  // …Execute hooks, whose last e.next() hands the record to the pipeline and waits for it ----
+  function recordWrite(name, executeName, collectionName, collectionId, recordJson) {
+    const collection = { name: collectionName, id: collectionId };
+    const record = new Record(collection, JSON.parse(recordJson));
+    const handlers = (hookName) => (hooks[hookName] || [])
+      .filter((h) => h.collections.length === 0 || h.collections.includes(collection.name) || h.collections.includes(collection.id))
+      .map((h) => h.handler);
+    let proceeded = false;
+    let written = false;
+    const e = { record, collection: record.collection(), app: $app };
+    function execute(outer) {
+      const inner = { record: outer.record, collection: outer.collection, app: $app };
+      return chain([...handlers(executeName), (x) => {
+        proceeded = true;
+        const target = x.record instanceof Record ? x.record : record;
+        const out = JSON.parse(native.write(JSON.stringify(plainRecord(target))));
+        if (out.error) throw new ApiError(out.error.status, out.error.message, out.error.data);
+        if (out.record) {
+          written = true;
+          target.__data = Object.assign({}, target.__data, out.record);
+          if (outer.record instanceof Record) outer.record.__data = target.__data;
+        }
+      }], inner);
+    }
+    try {
+      const result = chain([...handlers(name), execute], e);
+      if (result instanceof Error) throw result;
+    } catch (error) {
+      const out = failure(error);
+      out.written = written;
+      return JSON.stringify(out);
+    }
+    return JSON.stringify({ proceeded, written, record: plainRecord(e.record) });
+  }
+  Object.defineProperty(warren, "recordWrite", { value: recordWrite, enumerable: true });
+
   const globals = {
     routerAdd, routerUse, Middleware, Record, cronAdd, cronRemove,
     ApiError, ValidationError, BadRequestError, NotFoundError, ForbiddenError, UnauthorizedError, TooManyRequestsError, InternalServerError,

@@ -168,6 +168,13 @@ pub enum RequestAnswer {
     Stopped,
 }
 
+/// A write a hook chain asks for with `e.next()` (see [`Code::record_event_writing`]): the
+/// record as the hooks left it, and where the saved record (or the refusal) goes.
+pub type WriteRequest = (
+    Map<String, Value>,
+    tokio::sync::oneshot::Sender<Result<Map<String, Value>, HookError>>,
+);
+
 /// A tenant's loaded code. Calls into it are serialized per tenant and bounded in time and
 /// memory by the implementation.
 pub trait Code: Send + Sync {
@@ -191,6 +198,23 @@ pub trait Code: Send + Sync {
         collection: &'a str,
         record: Map<String, Value>,
     ) -> BoxFuture<'a, Result<Map<String, Value>, HookError>>;
+
+    /// Runs the `Create`, `Update` or `Delete` hooks of `event`, then its `…Execute` hooks, on
+    /// `record`; the last `e.next()` sends the record over `writes` and waits for the write,
+    /// so code after it sees the saved record. Returns the record as the hooks left it; when
+    /// nothing came over `writes` (code that cannot write from inside, or a write made by the
+    /// code itself) the caller writes it.
+    fn record_event_writing<'a>(
+        &'a self,
+        tenant: &'a Tenant,
+        event: RecordEvent,
+        collection: &'a str,
+        record: Map<String, Value>,
+        writes: tokio::sync::mpsc::Sender<WriteRequest>,
+    ) -> BoxFuture<'a, Result<Map<String, Value>, HookError>> {
+        drop(writes);
+        self.record_event(tenant, event, collection, record)
+    }
 
     /// Runs the hooks of a request, execute or error `event` on `data` (the event's fields:
     /// `record`, `records`, `result`, `token`, `meta`, `authMethod`, `error`) of `collection`,

@@ -59,6 +59,122 @@ async fn run_before_save(
     Ok(())
 }
 
+/// Saves `body` (a create without `id`) through the tenant's `Create`/`Update` and
+/// `…Execute` hooks: their last `e.next()` runs `write` with the record as they left it and
+/// hands them the saved record, so code after `e.next()` sees it; a throw after it answers the
+/// caller with its refusal while the record stays written, as in PocketBase. Without
+/// listeners `write` runs at once.
+pub(super) async fn save_through_hooks<W, F>(
+    tenant: &Tenant,
+    entry: &Entry,
+    id: Option<&str>,
+    body: Map<String, Value>,
+    write: W,
+) -> Result<Value, Error>
+where
+    W: FnOnce(Map<String, Value>) -> F,
+    F: std::future::Future<Output = Result<Value, Error>>,
+{
+    let events = match id {
+        Some(_) => (RecordEvent::Update, RecordEvent::UpdateExecute),
+        None => (RecordEvent::Create, RecordEvent::CreateExecute),
+    };
+    through_hooks(tenant, entry, events, id, body, write).await
+}
+
+/// Deletes record `id` through the tenant's `Delete` and `DeleteExecute` hooks: their last
+/// `e.next()` runs `write` (which ignores the fields it is given), as
+/// [`save_through_hooks`] does for saves.
+pub(super) async fn delete_through_hooks<W, F>(
+    tenant: &Tenant,
+    entry: &Entry,
+    id: &str,
+    write: W,
+) -> Result<Value, Error>
+where
+    W: FnOnce(Map<String, Value>) -> F,
+    F: std::future::Future<Output = Result<Value, Error>>,
+{
+    let events = (RecordEvent::Delete, RecordEvent::DeleteExecute);
+    through_hooks(tenant, entry, events, Some(id), Map::new(), write).await
+}
+
+async fn through_hooks<W, F>(
+    tenant: &Tenant,
+    entry: &Entry,
+    (event, execute): (RecordEvent, RecordEvent),
+    id: Option<&str>,
+    body: Map<String, Value>,
+    write: W,
+) -> Result<Value, Error>
+where
+    W: FnOnce(Map<String, Value>) -> F,
+    F: std::future::Future<Output = Result<Value, Error>>,
+{
+    let name = entry.collection.name.as_str();
+    let Some(code) = tenant
+        .code()
+        .await
+        .filter(|c| c.listens(event, name) || c.listens(execute, name))
+    else {
+        return write(body).await;
+    };
+    let mut record = match id {
+        Some(id) => stored(tenant, entry, id).await?,
+        None => Map::new(),
+    };
+    for (key, value) in &body {
+        record.insert(key.clone(), value.clone());
+    }
+    record.insert("collectionName".into(), name.into());
+    record.insert("collectionId".into(), entry.collection.id.as_str().into());
+    let before = record.clone();
+    let (writes, mut asked) = tokio::sync::mpsc::channel(1);
+    let call = code.record_event_writing(tenant, event, name, record, writes);
+    tokio::pin!(call);
+    let mut pending = Some((body, write));
+    let mut outcome: Option<Result<Value, Error>> = None;
+    let answer = loop {
+        tokio::select! {
+            answer = &mut call => break answer,
+            Some((after, reply)) = asked.recv() => {
+                let done = match pending.take() {
+                    Some((mut body, write)) => {
+                        merge_changes(&mut body, &before, after, id.is_some());
+                        write(body).await
+                    }
+                    None => Err(Error::Hook(crate::hooks::HookError::internal())),
+                };
+                let saved = match &done {
+                    Ok(record) => Ok(record.as_object().cloned().unwrap_or_default()),
+                    Err(error) => Err(crate::hooks::HookError {
+                        status: 400,
+                        message: describe(error),
+                        data: Map::new(),
+                    }),
+                };
+                let _ = reply.send(saved);
+                outcome = Some(done);
+            }
+        }
+    };
+    match (answer, outcome) {
+        // Written through `e.next()`, or its write failed: that is the answer.
+        (Ok(_), Some(done)) | (Err(_), Some(done @ Err(_))) => done,
+        // A throw after the write: the caller gets it, the record stays.
+        (Err(refusal), Some(Ok(_))) | (Err(refusal), None) => Err(refusal.into()),
+        // The hooks did not write from inside (a write `$app` made from the tenant's code):
+        // write what they left.
+        (Ok(after), None) => match pending.take() {
+            Some((mut body, write)) => {
+                merge_changes(&mut body, &before, after, id.is_some());
+                write(body).await
+            }
+            None => Err(Error::Hook(crate::hooks::HookError::internal())),
+        },
+    }
+}
+
 /// Runs the `Delete` then the `DeleteExecute` hooks on the stored record `id`; their refusal
 /// stops the delete.
 pub(super) async fn before_delete(tenant: &Tenant, entry: &Entry, id: &str) -> Result<(), Error> {
