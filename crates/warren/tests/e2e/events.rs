@@ -233,6 +233,7 @@ async fn record_events_and_a_cron_answer_alike_on_pocketbase_and_warren() {
     // Each step runs on PocketBase, then on Warren; ids found on each side are kept per side.
     let mut ids: [Vec<String>; 2] = [Vec::new(), Vec::new()];
     let mut user_tokens = [String::new(), String::new()];
+    let mut user_ids = [String::new(), String::new()];
     let mut seen = Vec::new();
     let steps: Vec<(&str, Method, &str, bool, Option<Value>)> = vec![
         (
@@ -433,6 +434,13 @@ async fn record_events_and_a_cron_answer_alike_on_pocketbase_and_warren() {
             false,
             None,
         ),
+        (
+            "impersonate",
+            Method::POST,
+            "/api/collections/users/impersonate/{user}",
+            true,
+            Some(json!({"duration": 60})),
+        ),
     ];
     for (kind, method, path, as_superuser, body) in steps {
         let mut answers = Vec::new();
@@ -441,6 +449,7 @@ async fn record_events_and_a_cron_answer_alike_on_pocketbase_and_warren() {
             for (i, id) in ids[n].iter().enumerate() {
                 path = path.replace(&format!("{{{i}}}"), id);
             }
+            path = path.replace("{user}", &user_ids[n]);
             let token = match (as_superuser, kind) {
                 (true, _) => side.superuser.clone(),
                 (false, "refresh") => user_tokens[n].clone(),
@@ -476,8 +485,12 @@ async fn record_events_and_a_cron_answer_alike_on_pocketbase_and_warren() {
             }
             if kind == "login" {
                 user_tokens[n] = answer.2["token"].as_str().unwrap_or_default().to_string();
+                user_ids[n] = answer.2["record"]["id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
             }
-            if matches!(kind, "login" | "refresh") {
+            if matches!(kind, "login" | "refresh" | "impersonate") {
                 assert!(answer.2["token"].as_str().is_some_and(|t| t.len() > 20));
             }
             answers.push((answer.0, answer.1, comparable(&answer.2)));
@@ -581,4 +594,9 @@ async fn record_events_and_a_cron_answer_alike_on_pocketbase_and_warren() {
     assert_eq!(noted[4]["title"], "noted");
     assert_eq!(noted[4]["error"], "has its id");
     assert_eq!(seen[27].1["totalItems"], 10);
+
+    assert_eq!(
+        seen[28].1["meta"],
+        json!({"method": "", "hasToken": true, "email": "ann@example.com"})
+    );
 }
