@@ -429,12 +429,17 @@ impl TenantCode {
             return Ok(record);
         }
         let what = format!("{}({collection})", event.hook_name());
+        let collection_id = record
+            .get("collectionId")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
         let payload = Value::Object(record).to_string();
         let names = (
             event.hook_name(),
             execute.hook_name(),
             collection.to_string(),
-            String::new(),
+            collection_id,
         );
         let answer = self
             .run(tenant, move |sandbox| {
