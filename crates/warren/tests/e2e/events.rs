@@ -600,3 +600,85 @@ async fn record_events_and_a_cron_answer_alike_on_pocketbase_and_warren() {
         json!({"method": "", "hasToken": true, "email": "ann@example.com"})
     );
 }
+
+/// A one-time-password login goes through `onRecordAuthRequest` with `e.authMethod = "otp"`,
+/// and a hook can answer a login itself.
+#[tokio::test]
+async fn an_otp_login_goes_through_the_auth_hook() {
+    const AUTH: &str = r#"
+onRecordAuthRequest((e) => {
+  if (e.record.getString("name") === "Blocked") throw new ForbiddenError("Not today.");
+  e.meta = { method: e.authMethod };
+  e.next();
+}, "users");
+"#;
+    let server = Server::start(&[]);
+    let su = server.tenant_with_superuser("otp").await;
+    server.deploy_hooks("otp", &[("auth.pb.js", AUTH)]).await;
+    let host = "otp.localhost";
+    let call = |method: Method, path: &str, token: &str, body: Value| {
+        let mut request = server.request(method, host, path).json(&body);
+        if !token.is_empty() {
+            request = request.header("Authorization", token);
+        }
+        send(request)
+    };
+    let (status, body) = call(
+        Method::PATCH,
+        "/api/collections/users",
+        &su,
+        json!({"otp": {"enabled": true}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    for (email, name) in [("ann@example.com", "Ann"), ("bob@example.com", "Blocked")] {
+        let user = json!({"email": email, "password": "user-password-1",
+            "passwordConfirm": "user-password-1", "name": name});
+        let (status, body) = call(Method::POST, "/api/collections/users/records", &su, user).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    for (email, expected) in [
+        ("ann@example.com", (200, json!({"method": "otp"}))),
+        ("bob@example.com", (403, Value::Null)),
+    ] {
+        let request = json!({ "email": email });
+        let path = "/api/collections/users/request-otp";
+        let (status, body) = call(Method::POST, path, "", request).await;
+        assert_eq!(status, 200, "{body}");
+        let otp_id = body["otpId"].as_str().unwrap().to_string();
+        let mut code = String::new();
+        let arrived = eventually(Duration::from_secs(10), async || {
+            let (_, kept) = send(
+                server
+                    .request(Method::GET, "localhost", "/v1/outbox?perPage=50")
+                    .bearer_auth(crate::support::TOKEN),
+            )
+            .await;
+            let found = kept["items"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|m| m["to"] == email && m["code"].is_string());
+            if let Some(mail) = found {
+                code = mail["code"].as_str().unwrap().to_string();
+            }
+            !code.is_empty()
+        })
+        .await;
+        assert!(arrived, "the OTP mail to {email} is in the outbox");
+        let login = json!({ "otpId": otp_id, "password": code });
+        let path = "/api/collections/users/auth-with-otp";
+        let (status, body) = call(Method::POST, path, "", login).await;
+        match expected {
+            (200, meta) => {
+                assert_eq!(status, 200, "{body}");
+                assert_eq!(body["meta"], meta);
+                assert!(body["token"].as_str().is_some_and(|t| t.len() > 20));
+            }
+            (status_expected, _) => {
+                assert_eq!(status, status_expected, "{body}");
+                assert_eq!(body["message"], "Not today.");
+            }
+        }
+    }
+}
