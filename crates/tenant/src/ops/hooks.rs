@@ -3,9 +3,11 @@
 //!
 //! Before-write hooks see the record as it will be written (for an update, the stored record
 //! with the submitted fields over it) and may change it or refuse; only the fields the caller
-//! submitted or a hook changed are written. They run before uploads are staged, so a refusal
-//! leaves nothing behind. After-success hooks see the record as written; their failures are
-//! logged by the engine and do not undo the write.
+//! submitted or a hook changed are written. The last `e.next()` (after the `…Execute` hooks)
+//! stages the uploads and writes, so a refusal before it leaves nothing behind and code after
+//! it sees the saved record; batch items run their hooks before the batch instead.
+//! After-success hooks see the record as written, after-error hooks the failure; their own
+//! failures are logged by the engine and change nothing.
 
 use serde_json::{Map, Value};
 use warren_records::{Caller, Entry, read};
