@@ -10,7 +10,10 @@ use std::sync::{Arc, Mutex};
 use rquickjs::{Function, Object};
 use serde_json::{Map, Value, json};
 use warren_tenant::Tenant;
-use warren_tenant::hooks::{BoxFuture, Code, HookError, RecordEvent, RouteRequest, RouteResponse};
+use warren_tenant::hooks::{
+    BoxFuture, Code, HookError, HookRequest, RecordEvent, RequestAnswer, RouteRequest,
+    RouteResponse,
+};
 
 use crate::native::{self, Inside, Shared};
 use crate::pool::{Pool, Runtime, thread_cpu};
@@ -488,6 +491,191 @@ enum RouteAnswer {
     Json(String),
 }
 
+impl TenantCode {
+    /// Runs the hooks of a request, execute or error `event` (see [`Code::request_event`]).
+    async fn dispatch_request(
+        &self,
+        tenant: &Tenant,
+        event: RecordEvent,
+        (collection, collection_id): (&str, &str),
+        data: Map<String, Value>,
+        request: &HookRequest,
+    ) -> Result<RequestAnswer, HookError> {
+        if Inside::now() || !self.listens(event, collection) {
+            return Ok(RequestAnswer::Next(data));
+        }
+        let name = event.hook_name();
+        let what = format!("{name}({collection})");
+        let payload = Value::Object(data).to_string();
+        let request = request_payload(event, request);
+        let names = (collection.to_string(), collection_id.to_string());
+        let answer = self
+            .run(tenant, move |sandbox| {
+                sandbox.call(move |ctx| {
+                    let warren: Object = ctx.globals().get("__warren")?;
+                    let dispatch: Function = warren.get("requestEvent")?;
+                    let answer: rquickjs::String =
+                        dispatch.call((name, names.0, names.1, payload, request))?;
+                    answer.to_string()
+                })
+            })
+            .await?;
+        let answer: Value = match answer {
+            Ok(text) => serde_json::from_str(&text).unwrap_or_default(),
+            Err(failure) => return Err(self.failed(tenant, &what, &failure)),
+        };
+        if answer.get("fatal").is_some() {
+            return Err(self.failed(tenant, &what, &Failure::OutOfMemory));
+        }
+        if answer.get("error").is_some() {
+            return Err(self.refusal(tenant, &what, &answer));
+        }
+        if answer["stopped"] == true {
+            return Ok(RequestAnswer::Stopped);
+        }
+        if let Some(response) = answer.get("response") {
+            let body = response["body"].as_str().unwrap_or_default();
+            if body.len() > self.engine.limits().response {
+                let limit = self.engine.limits().response >> 20;
+                let failure = Failure::Thrown(format!("the response is larger than {limit} MiB"));
+                return Err(self.failed(tenant, &what, &failure));
+            }
+            return Ok(RequestAnswer::Written(RouteResponse {
+                status: response["status"]
+                    .as_u64()
+                    .filter(|s| (100..600).contains(s))
+                    .unwrap_or(200) as u16,
+                headers: header_pairs(&response["headers"]),
+                body: body.as_bytes().to_vec(),
+            }));
+        }
+        let data = answer["data"].as_object().cloned().unwrap_or_default();
+        Ok(RequestAnswer::Next(data))
+    }
+}
+
+impl TenantCode {
+    /// Runs the before-write hooks of `event` and its `…Execute` hooks with `e.next()`
+    /// writing over `writes` (see [`Code::record_event_writing`]).
+    async fn dispatch_record_writing(
+        &self,
+        tenant: &Tenant,
+        event: RecordEvent,
+        collection: &str,
+        record: Map<String, Value>,
+        writes: tokio::sync::mpsc::Sender<warren_tenant::hooks::WriteRequest>,
+    ) -> Result<Map<String, Value>, HookError> {
+        let execute = match event {
+            RecordEvent::Create => RecordEvent::CreateExecute,
+            RecordEvent::Update => RecordEvent::UpdateExecute,
+            RecordEvent::Delete => RecordEvent::DeleteExecute,
+            _ => {
+                return self
+                    .dispatch_record(tenant, event, collection, record)
+                    .await;
+            }
+        };
+        // A write made by `$app` from inside this tenant's code: no hooks, the caller writes.
+        if Inside::now() || !(self.listens(event, collection) || self.listens(execute, collection))
+        {
+            return Ok(record);
+        }
+        let what = format!("{}({collection})", event.hook_name());
+        let collection_id = record
+            .get("collectionId")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let payload = Value::Object(record).to_string();
+        let names = (
+            event.hook_name(),
+            execute.hook_name(),
+            collection.to_string(),
+            collection_id,
+        );
+        let answer = self
+            .run(tenant, move |sandbox| {
+                let previous = crate::writes::set(Some(writes));
+                let answer = sandbox.call(move |ctx| {
+                    let warren: Object = ctx.globals().get("__warren")?;
+                    let dispatch: Function = warren.get("recordWrite")?;
+                    let answer: rquickjs::String =
+                        dispatch.call((names.0, names.1, names.2, names.3, payload))?;
+                    answer.to_string()
+                });
+                crate::writes::set(previous);
+                answer
+            })
+            .await?;
+        let answer: Value = match answer {
+            Ok(text) => serde_json::from_str(&text).unwrap_or_default(),
+            Err(failure) => return Err(self.failed(tenant, &what, &failure)),
+        };
+        if answer.get("fatal").is_some() {
+            return Err(self.failed(tenant, &what, &Failure::OutOfMemory));
+        }
+        if answer.get("error").is_some() {
+            return Err(self.refusal(tenant, &what, &answer));
+        }
+        if answer["proceeded"] != Value::Bool(true) {
+            return Err(HookError {
+                status: 400,
+                message: "The write was stopped by a hook that did not call e.next().".into(),
+                data: Map::new(),
+            });
+        }
+        let mut changed = answer["record"].as_object().cloned().unwrap_or_default();
+        changed
+            .retain(|key, _| key != "collectionName" && key != "collectionId" && key != "expand");
+        Ok(changed)
+    }
+}
+
+/// The request as `e.auth` and `e.requestInfo()` read it; none for the execute and error
+/// events, which PocketBase fires outside a request.
+fn request_payload(event: RecordEvent, request: &HookRequest) -> String {
+    let outside = matches!(
+        event,
+        RecordEvent::CreateExecute
+            | RecordEvent::UpdateExecute
+            | RecordEvent::DeleteExecute
+            | RecordEvent::AfterCreateError
+            | RecordEvent::AfterUpdateError
+            | RecordEvent::AfterDeleteError
+    );
+    if outside {
+        return String::new();
+    }
+    json!({
+        "method": request.method,
+        "path": "",
+        "query": "",
+        "queryMap": request.query,
+        "headers": request.headers,
+        "body": request.body,
+        "auth": request.auth,
+        "superuser": request.superuser,
+        "remoteIp": "",
+    })
+    .to_string()
+}
+
+/// `[[name, value], ...]` of a hook's answer as header pairs.
+fn header_pairs(list: &Value) -> Vec<(String, String)> {
+    list.as_array()
+        .map(|list| {
+            list.iter()
+                .filter_map(|pair| {
+                    Some((
+                        pair.get(0)?.as_str()?.to_string(),
+                        pair.get(1)?.as_str()?.to_string(),
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn headline(failure: &Failure) -> String {
     failure
         .to_string()
@@ -602,6 +790,28 @@ impl Code for TenantCode {
         Box::pin(self.dispatch_record(tenant, event, collection, record))
     }
 
+    fn record_event_writing<'a>(
+        &'a self,
+        tenant: &'a Tenant,
+        event: RecordEvent,
+        collection: &'a str,
+        record: Map<String, Value>,
+        writes: tokio::sync::mpsc::Sender<warren_tenant::hooks::WriteRequest>,
+    ) -> BoxFuture<'a, Result<Map<String, Value>, HookError>> {
+        Box::pin(self.dispatch_record_writing(tenant, event, collection, record, writes))
+    }
+
+    fn request_event<'a>(
+        &'a self,
+        tenant: &'a Tenant,
+        event: RecordEvent,
+        collection: (&'a str, &'a str),
+        data: Map<String, Value>,
+        request: &'a HookRequest,
+    ) -> BoxFuture<'a, Result<RequestAnswer, HookError>> {
+        Box::pin(self.dispatch_request(tenant, event, collection, data, request))
+    }
+
     fn cron<'a>(&'a self, tenant: &'a Tenant, id: &'a str) -> BoxFuture<'a, Result<(), String>> {
         Box::pin(self.dispatch_cron(tenant, id))
     }
@@ -658,6 +868,99 @@ mod tests {
         println!("tenant runtime: start-up {each:?}, {} KiB", memory >> 10);
         assert!(each.as_millis() < 50, "start-up {each:?}");
         assert!(memory < 4 << 20, "memory {memory}");
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn request_events_change_refuse_or_answer() {
+        let sandbox = prepared();
+        let hooks = r#"
+            onRecordsListRequest((e) => {
+                e.result.totalItems = 7;
+                for (const r of e.records) r.set("title", r.getString("title") + "!");
+                e.next();
+            }, "posts");
+            onRecordViewRequest((e) => {
+                if (e.record.id === "no") throw new ForbiddenError("Not this one.");
+                if (e.record.id === "me") return e.json(201, { auth: e.auth.id, q: e.requestInfo().query.q });
+                if (e.record.id === "quiet") return;
+                e.next();
+            });
+            onRecordAuthRequest((e) => { e.meta = { via: e.authMethod }; e.token = "t2"; e.next(); });
+        "#;
+        sandbox.call(|ctx| ctx.eval::<(), _>(hooks)).unwrap();
+        let dispatch = |name: &'static str, data: Value| {
+            let request = json!({"method": "GET", "path": "", "query": "", "queryMap": {"q": "x"},
+                "headers": {}, "body": {}, "auth": {"id": "u1", "collectionName": "users"},
+                "superuser": false, "remoteIp": ""})
+            .to_string();
+            let text = sandbox
+                .call(move |ctx| {
+                    let warren: Object = ctx.globals().get("__warren")?;
+                    let dispatch: Function = warren.get("requestEvent")?;
+                    let answer: rquickjs::String =
+                        dispatch.call((name, "posts", "pbc_1", data.to_string(), request))?;
+                    answer.to_string()
+                })
+                .unwrap();
+            serde_json::from_str::<Value>(&text).unwrap()
+        };
+        let list = dispatch(
+            "onRecordsListRequest",
+            json!({"result": {"page": 1, "totalItems": 1}, "records": [{"id": "a", "title": "hi"}]}),
+        );
+        assert_eq!(list["data"]["result"]["totalItems"], 7);
+        assert_eq!(list["data"]["result"]["items"][0]["title"], "hi!");
+        let refused = dispatch("onRecordViewRequest", json!({"record": {"id": "no"}}));
+        assert_eq!(refused["error"]["status"], 403);
+        assert_eq!(refused["error"]["message"], "Not this one.");
+        let answered = dispatch("onRecordViewRequest", json!({"record": {"id": "me"}}));
+        assert_eq!(answered["response"]["status"], 201);
+        assert_eq!(answered["response"]["body"], r#"{"auth":"u1","q":"x"}"#);
+        let quiet = dispatch("onRecordViewRequest", json!({"record": {"id": "quiet"}}));
+        assert_eq!(quiet["stopped"], true);
+        let auth = dispatch(
+            "onRecordAuthRequest",
+            json!({"record": {"id": "u1"}, "token": "t1", "authMethod": "otp"}),
+        );
+        assert_eq!(auth["data"]["token"], "t2");
+        assert_eq!(auth["data"]["meta"], json!({"via": "otp"}));
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn e_next_writes_and_code_after_it_sees_the_saved_record() {
+        let sandbox = prepared();
+        let hooks = r#"
+            onRecordCreate((e) => {
+                e.record.set("title", "from hook");
+                e.next();
+                e.record.set("seen", e.record.id);
+            }, "posts");
+            onRecordCreateExecute((e) => { e.record.set("executed", true); e.next(); });
+        "#;
+        sandbox.call(|ctx| ctx.eval::<(), _>(hooks)).unwrap();
+        let (writes, mut asked) = tokio::sync::mpsc::channel(1);
+        let call = tokio::task::spawn_blocking(move || {
+            let previous = crate::writes::set(Some(writes));
+            let answer = sandbox.call(|ctx| {
+                let warren: Object = ctx.globals().get("__warren")?;
+                let dispatch: Function = warren.get("recordWrite")?;
+                let args = ("onRecordCreate", "onRecordCreateExecute", "posts", "", "{}");
+                let answer: rquickjs::String = dispatch.call(args)?;
+                answer.to_string()
+            });
+            crate::writes::set(previous);
+            answer.unwrap()
+        });
+        let (record, reply): warren_tenant::hooks::WriteRequest = asked.recv().await.unwrap();
+        // The write sees what both chains left before their e.next().
+        assert_eq!(record["title"], "from hook");
+        assert_eq!(record["executed"], true);
+        let mut saved = record.clone();
+        saved.insert("id".into(), "saved123".into());
+        reply.send(Ok(saved)).unwrap();
+        let answer: Value = serde_json::from_str(&call.await.unwrap()).unwrap();
+        assert_eq!(answer["written"], true);
+        assert_eq!(answer["record"]["seen"], "saved123");
     }
 
     #[tokio::test(flavor = "multi_thread")]

@@ -27,6 +27,7 @@ pub mod router;
 mod sandbox;
 mod security;
 mod transaction;
+mod writes;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -271,6 +271,7 @@ pub(crate) fn install(ctx: &Ctx<'_>, shared: std::sync::Arc<Shared>) -> rquickjs
     )?;
 
     crate::outside::install(ctx, &native, shared.clone())?;
+    crate::writes::install(ctx, &native)?;
 
     ctx.globals().set("__native", native)?;
     ctx.globals().set("__hooks", HOOKS_ALIAS)?;

@@ -630,6 +630,23 @@
       native.listen(name, JSON.stringify(collections.map(String)));
     };
   }
+  // ---- request, execute and error record events (onRecord…Request, …Execute, After…Error) ----
+  // They replace their entries in `notYet`. The engine calls `requestEvent` with the event's
+  // data; handlers change it (e.record, e.records, e.result, e.token, e.meta), refuse by
+  // throwing, answer themselves (e.json) or let the request go on with e.next().
+  const requestHooks = [
+    "onRecordCreateRequest", "onRecordUpdateRequest", "onRecordDeleteRequest",
+    "onRecordsListRequest", "onRecordViewRequest", "onRecordAuthRequest",
+    "onRecordCreateExecute", "onRecordUpdateExecute", "onRecordDeleteExecute",
+    "onRecordAfterCreateError", "onRecordAfterUpdateError", "onRecordAfterDeleteError",
+  ];
+  for (const name of requestHooks) {
+    register[name] = function (handler, ...collections) {
+      if (typeof handler !== "function") throw new TypeError(name + ": the handler must be a function");
+      (hooks[name] = hooks[name] || []).push({ handler, collections: collections.map(String) });
+      native.listen(name, JSON.stringify(collections.map(String)));
+    };
+  }
 
   // A system mail: its record hook, then onMailerSend; the message as they left it.
   warren.mail = function (hook, messageJson, recordJson, collection, metaJson) {
@@ -734,6 +751,94 @@
       return result;
     },
   });
+  function plainRecord(value) {
+    if (value instanceof Record) return value.__data;
+    return value && typeof value === "object" ? Object.assign({}, value) : {};
+  }
+  function requestEvent(name, collectionName, collectionId, dataJson, requestJson) {
+    const collection = { name: collectionName, id: collectionId };
+    const data = JSON.parse(dataJson);
+    const req = requestJson ? JSON.parse(requestJson) : null;
+    const list = (hooks[name] || []).filter((h) => h.collections.length === 0 || h.collections.includes(collection.name) || h.collections.includes(collection.id));
+    let e, response;
+    if (req) {
+      ({ e, response } = routeEvent(req, {}));
+    } else {
+      e = { app: $app };
+      response = { status: 0, headers: [], body: "" };
+    }
+    e.collection = collection;
+    if (data.record) e.record = new Record(collection, data.record);
+    if (Array.isArray(data.records)) e.records = data.records.map((r) => new Record(collection, r));
+    if (data.result) {
+      e.result = Object.assign({}, data.result);
+      e.result.items = e.records;
+    }
+    for (const key of ["token", "meta", "authMethod", "error"]) {
+      if (key in data) e[key] = data[key];
+    }
+    let proceeded = false;
+    try {
+      const result = chain([...list.map((h) => h.handler), () => { proceeded = true; }], e);
+      if (result instanceof Error) throw result;
+    } catch (error) {
+      return JSON.stringify(failure(error));
+    }
+    if (!proceeded) {
+      if (response.status !== 0) return JSON.stringify({ response });
+      return JSON.stringify({ stopped: true });
+    }
+    const out = {};
+    if (e.record != null) out.record = plainRecord(e.record);
+    if (Array.isArray(e.records)) out.records = e.records.map(plainRecord);
+    if (e.result && typeof e.result === "object") {
+      out.result = Object.assign({}, e.result);
+      // Items the hooks put in place of the list's (a filtered copy, say) are the answer's.
+      const items = Array.isArray(e.result.items) ? e.result.items : e.records;
+      out.result.items = Array.isArray(items) ? items.map(plainRecord) : [];
+    }
+    if ("token" in data) out.token = String(e.token == null ? "" : e.token);
+    if ("meta" in data || e.meta != null) out.meta = e.meta == null ? null : e.meta;
+    return JSON.stringify({ proceeded: true, data: out });
+  }
+  Object.defineProperty(warren, "requestEvent", { value: requestEvent, enumerable: true });
+
+  // ---- e.next() of onRecordCreate/Update/Delete writes: the chain's hooks, then the
+  // …Execute hooks, whose last e.next() hands the record to the pipeline and waits for it ----
+  function recordWrite(name, executeName, collectionName, collectionId, recordJson) {
+    const collection = { name: collectionName, id: collectionId };
+    const record = new Record(collection, JSON.parse(recordJson));
+    const handlers = (hookName) => (hooks[hookName] || [])
+      .filter((h) => h.collections.length === 0 || h.collections.includes(collection.name) || h.collections.includes(collection.id))
+      .map((h) => h.handler);
+    let proceeded = false;
+    let written = false;
+    const e = { record, collection: record.collection(), app: $app };
+    function execute(outer) {
+      const inner = { record: outer.record, collection: outer.collection, app: $app };
+      return chain([...handlers(executeName), (x) => {
+        proceeded = true;
+        const target = x.record instanceof Record ? x.record : record;
+        const out = JSON.parse(native.write(JSON.stringify(plainRecord(target))));
+        if (out.error) throw new ApiError(out.error.status, out.error.message, out.error.data);
+        if (out.record) {
+          written = true;
+          target.__data = Object.assign({}, target.__data, out.record);
+          if (outer.record instanceof Record) outer.record.__data = target.__data;
+        }
+      }], inner);
+    }
+    try {
+      const result = chain([...handlers(name), execute], e);
+      if (result instanceof Error) throw result;
+    } catch (error) {
+      const out = failure(error);
+      out.written = written;
+      return JSON.stringify(out);
+    }
+    return JSON.stringify({ proceeded, written, record: plainRecord(e.record) });
+  }
+  Object.defineProperty(warren, "recordWrite", { value: recordWrite, enumerable: true });
 
   const globals = {
     routerAdd, routerUse, Middleware, Record, cronAdd, cronRemove,

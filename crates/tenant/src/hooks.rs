@@ -86,6 +86,31 @@ pub enum RecordEvent {
     AfterUpdate,
     /// After a delete committed (`onRecordAfterDeleteSuccess`).
     AfterDelete,
+    // ---- request, execute and error events ----
+    /// An API create request, before its write (`onRecordCreateRequest`).
+    CreateRequest,
+    /// An API update request, before its write (`onRecordUpdateRequest`).
+    UpdateRequest,
+    /// An API delete request, before its delete (`onRecordDeleteRequest`).
+    DeleteRequest,
+    /// An API list request, before its answer (`onRecordsListRequest`).
+    ListRequest,
+    /// An API view request, before its answer (`onRecordViewRequest`).
+    ViewRequest,
+    /// A successful authentication, before its answer (`onRecordAuthRequest`).
+    AuthRequest,
+    /// A create about to be written, after the `Create` hooks (`onRecordCreateExecute`).
+    CreateExecute,
+    /// An update about to be written, after the `Update` hooks (`onRecordUpdateExecute`).
+    UpdateExecute,
+    /// A delete about to be made, after the `Delete` hooks (`onRecordDeleteExecute`).
+    DeleteExecute,
+    /// A create that failed (`onRecordAfterCreateError`).
+    AfterCreateError,
+    /// An update that failed (`onRecordAfterUpdateError`).
+    AfterUpdateError,
+    /// A delete that failed (`onRecordAfterDeleteError`).
+    AfterDeleteError,
 }
 
 impl RecordEvent {
@@ -98,9 +123,57 @@ impl RecordEvent {
             Self::AfterCreate => "onRecordAfterCreateSuccess",
             Self::AfterUpdate => "onRecordAfterUpdateSuccess",
             Self::AfterDelete => "onRecordAfterDeleteSuccess",
+            Self::CreateRequest => "onRecordCreateRequest",
+            Self::UpdateRequest => "onRecordUpdateRequest",
+            Self::DeleteRequest => "onRecordDeleteRequest",
+            Self::ListRequest => "onRecordsListRequest",
+            Self::ViewRequest => "onRecordViewRequest",
+            Self::AuthRequest => "onRecordAuthRequest",
+            Self::CreateExecute => "onRecordCreateExecute",
+            Self::UpdateExecute => "onRecordUpdateExecute",
+            Self::DeleteExecute => "onRecordDeleteExecute",
+            Self::AfterCreateError => "onRecordAfterCreateError",
+            Self::AfterUpdateError => "onRecordAfterUpdateError",
+            Self::AfterDeleteError => "onRecordAfterDeleteError",
         }
     }
 }
+
+/// What a request hook sees of the API request: `e.auth` and `e.requestInfo()`.
+#[derive(Debug, Clone, Default)]
+pub struct HookRequest {
+    /// `GET`, `POST`, ...
+    pub method: String,
+    /// The query parameters (the first value of each).
+    pub query: Map<String, Value>,
+    /// The request headers (names lowercase; `e.requestInfo()` writes `-` as `_`).
+    pub headers: Map<String, Value>,
+    /// The submitted body (form fields and JSON; files are not in it).
+    pub body: Map<String, Value>,
+    /// The authenticated record (API JSON with `collectionName`), if any.
+    pub auth: Option<Map<String, Value>>,
+    /// Whether `auth` is a superuser.
+    pub superuser: bool,
+}
+
+/// What the hooks of a request event decided.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RequestAnswer {
+    /// The chain reached its end (`e.next()`): the event's data as the hooks left it; the
+    /// request goes on with it.
+    Next(Map<String, Value>),
+    /// A hook answered the request itself (`e.json(...)`) without `e.next()`.
+    Written(RouteResponse),
+    /// No hook answered nor called `e.next()`: PocketBase answers an empty 200.
+    Stopped,
+}
+
+/// A write a hook chain asks for with `e.next()` (see [`Code::record_event_writing`]): the
+/// record as the hooks left it, and where the saved record (or the refusal) goes.
+pub type WriteRequest = (
+    Map<String, Value>,
+    tokio::sync::oneshot::Sender<Result<Map<String, Value>, HookError>>,
+);
 
 /// A tenant's loaded code. Each call into it holds one of the tenant's runtimes, and is bounded
 /// in time and memory and metered by the implementation.
@@ -125,6 +198,39 @@ pub trait Code: Send + Sync {
         collection: &'a str,
         record: Map<String, Value>,
     ) -> BoxFuture<'a, Result<Map<String, Value>, HookError>>;
+
+    /// Runs the `Create`, `Update` or `Delete` hooks of `event`, then its `…Execute` hooks, on
+    /// `record`; the last `e.next()` sends the record over `writes` and waits for the write,
+    /// so code after it sees the saved record. Returns the record as the hooks left it; when
+    /// nothing came over `writes` (code that cannot write from inside, or a write made by the
+    /// code itself) the caller writes it.
+    fn record_event_writing<'a>(
+        &'a self,
+        tenant: &'a Tenant,
+        event: RecordEvent,
+        collection: &'a str,
+        record: Map<String, Value>,
+        writes: tokio::sync::mpsc::Sender<WriteRequest>,
+    ) -> BoxFuture<'a, Result<Map<String, Value>, HookError>> {
+        drop(writes);
+        self.record_event(tenant, event, collection, record)
+    }
+
+    /// Runs the hooks of a request, execute or error `event` on `data` (the event's fields:
+    /// `record`, `records`, `result`, `token`, `meta`, `authMethod`, `error`) of `collection`,
+    /// with `request` as `e.auth` and `e.requestInfo()`. Returns what the hooks decided. Code
+    /// that knows no such events lets everything through.
+    fn request_event<'a>(
+        &'a self,
+        tenant: &'a Tenant,
+        event: RecordEvent,
+        collection: (&'a str, &'a str),
+        data: Map<String, Value>,
+        request: &'a HookRequest,
+    ) -> BoxFuture<'a, Result<RequestAnswer, HookError>> {
+        let _ = (tenant, event, collection, request);
+        Box::pin(async move { Ok(RequestAnswer::Next(data)) })
+    }
 
     /// Runs the function the code registered as cron job `id` (`cronAdd`); `Err` is the
     /// failure the tenant's logs get (an exception, a limit, no such job).

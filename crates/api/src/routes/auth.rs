@@ -16,14 +16,15 @@ use serde_json::{Map, Value, json};
 use warren_auth::login;
 use warren_auth::origins::Origin;
 use warren_records::{Caller, Entry};
-use warren_tenant::Tenant;
+use warren_tenant::hooks::HookRequest;
+use warren_tenant::{Tenant, ops};
 
 use crate::error::ApiError;
 use crate::extract::{Auth, CurrentTenant, FormBody, require_superuser};
 use crate::fields::project;
 use crate::query::Params;
 use crate::router::ApiState;
-use crate::routes::records::RequestInfo;
+use crate::routes::records::{RequestInfo, hook_request, render};
 
 const INVALID_DATA: &str = "An error occurred while validating the submitted data.";
 /// Auth attempts one client IP may make against one tenant per [`PER_IP_WINDOW`], unless the
@@ -205,8 +206,9 @@ async fn answer(
     tenant: &Tenant,
     entry: Arc<Entry>,
     outcome: Result<warren_schema::RecordData, warren_records::Error>,
-    params: &Params,
+    (params, method): (&Params, &str),
     origin: &Origin,
+    request: impl FnOnce() -> HookRequest,
 ) -> Result<Response, ApiError> {
     if matches!(outcome, Ok(_) | Err(warren_records::Error::MfaRequired(_))) {
         // A superuser outside `superuserIPs` is refused before a second factor is asked for.
@@ -224,13 +226,14 @@ async fn answer(
     let body = login::respond(
         tenant.db(),
         tenant.catalog(),
-        entry,
+        entry.clone(),
         data,
         token,
         params.text("expand"),
     )
     .await?;
-    Ok(Json(project(body, params.text("fields"))?).into_response())
+    let body = ops::auth_request(tenant, &entry, body, method, request).await?;
+    render(body, params.text("fields"))
 }
 
 /// `POST /api/collections/{collection}/auth-with-password`
@@ -303,13 +306,23 @@ pub async fn auth_with_password(
         Ok(data)
     }
     .await;
+    let request = || {
+        hook_request(
+            &Caller::Guest,
+            &method,
+            &params,
+            &headers,
+            body.data.clone(),
+        )
+    };
     answer(
         &state,
         &tenant,
         entry,
         outcome,
-        &params,
+        (&params, "password"),
         &origin(&ip, &headers),
+        request,
     )
     .await
 }
@@ -335,7 +348,7 @@ pub async fn auth_refresh(
     method: Method,
     headers: HeaderMap,
     params: Params,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let entry = auth_collection(&tenant, &collection)?;
     let presented = headers
         .get(AUTHORIZATION)
@@ -355,13 +368,15 @@ pub async fn auth_refresh(
     let body = login::respond(
         tenant.db(),
         catalog,
-        entry,
+        entry.clone(),
         data,
         token,
         params.text("expand"),
     )
     .await?;
-    Ok(Json(project(body, params.text("fields"))?))
+    let request = || hook_request(&caller, &method, &params, &headers, Map::new());
+    let body = ops::auth_request(&tenant, &entry, body, "", request).await?;
+    render(body, params.text("fields"))
 }
 
 /// `POST /api/collections/{collection}/impersonate/{id}` (superusers only)
@@ -369,9 +384,11 @@ pub async fn impersonate(
     CurrentTenant(tenant): CurrentTenant,
     Auth(caller): Auth,
     Path((collection, id)): Path<(String, String)>,
+    method: Method,
+    headers: HeaderMap,
     params: Params,
     body: FormBody,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     require_superuser(&caller)?;
     let entry = auth_collection(&tenant, &collection)?;
     let duration = match body.data.get("duration") {
@@ -393,16 +410,18 @@ pub async fn impersonate(
         Some(_) => return Err(ApiError::bad_request()),
     };
     let (data, token) = login::impersonate(tenant.db(), &entry, &id, duration).await?;
-    let body = login::respond(
+    let answer = login::respond(
         tenant.db(),
         tenant.catalog(),
-        entry,
+        entry.clone(),
         data,
         token,
         params.text("expand"),
     )
     .await?;
-    Ok(Json(project(body, params.text("fields"))?))
+    let request = || hook_request(&caller, &method, &params, &headers, body.data.clone());
+    let answer = ops::auth_request(&tenant, &entry, answer, "", request).await?;
+    render(answer, params.text("fields"))
 }
 
 /// `POST /api/collections/{collection}/request-verification` — 204 whether or not the
@@ -682,13 +701,23 @@ pub async fn auth_with_otp(
         &state.limiter,
     )
     .await;
+    let request = || {
+        hook_request(
+            &Caller::Guest,
+            &method,
+            &params,
+            &headers,
+            body.data.clone(),
+        )
+    };
     answer(
         &state,
         &tenant,
         entry,
         outcome,
-        &params,
+        (&params, "otp"),
         &origin(&ip, &headers),
+        request,
     )
     .await
 }

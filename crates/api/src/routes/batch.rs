@@ -173,6 +173,7 @@ fn parse_item(
         ctx,
         expand: params.text("expand").to_string(),
         uploads: Vec::new(),
+        request: super::records::hook_request(caller, &method, &params, headers, Map::new()),
     };
     Ok((item, target, params.text("fields").to_string()))
 }

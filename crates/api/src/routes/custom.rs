@@ -5,7 +5,7 @@
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use warren_tenant::hooks::{HookError, RouteRequest};
+use warren_tenant::hooks::{HookError, RouteRequest, RouteResponse};
 
 use crate::client::ClientIp;
 use crate::error::ApiError;
@@ -46,21 +46,24 @@ pub async fn dispatch_custom_route(
     match code.route(&tenant, request).await {
         None => Ok(public_file(tenant, method, uri, headers).await),
         Some(Err(refusal)) => Err(refusal.into()),
-        Some(Ok(answer)) => {
-            let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::OK);
-            let mut response = Response::new(Body::from(answer.body));
-            *response.status_mut() = status;
-            for (name, value) in answer.headers {
-                if let (Ok(name), Ok(value)) = (
-                    HeaderName::from_bytes(name.as_bytes()),
-                    HeaderValue::from_str(&value),
-                ) {
-                    response.headers_mut().append(name, value);
-                }
-            }
-            Ok(response.into_response())
+        Some(Ok(answer)) => Ok(route_response(answer)),
+    }
+}
+
+/// The HTTP response of an answer the tenant's code wrote (a route's, or a hook's `e.json`).
+pub(crate) fn route_response(answer: RouteResponse) -> Response {
+    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::OK);
+    let mut response = Response::new(Body::from(answer.body));
+    *response.status_mut() = status;
+    for (name, value) in answer.headers {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(&value),
+        ) {
+            response.headers_mut().append(name, value);
         }
     }
+    response.into_response()
 }
 
 /// The tenant's `pb_public` answer for a request no route took (its body is not needed).

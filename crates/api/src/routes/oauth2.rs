@@ -15,11 +15,11 @@ use warren_records::{Caller, Entry};
 use warren_schema::FieldKind;
 use warren_schema::collection::{AuthOptions, OAuth2Config};
 use warren_schema::record::RecordData;
+use warren_tenant::hooks::HookRequest;
 use warren_tenant::{Tenant, ops};
 
 use crate::error::ApiError;
 use crate::extract::{Auth, CurrentTenant, FormBody, Upload};
-use crate::fields::project;
 use crate::query::Params;
 use crate::router::ApiState;
 use crate::routes::auth::ClientIp;
@@ -353,6 +353,7 @@ async fn sign_in(
     let origin = crate::routes::auth::origin(ip, &info.headers);
     crate::routes::auth::remember_origin(state, tenant, &entry, &data, &origin).await;
     let token = login::auth_token(&entry, &data)?;
+    let hooked = entry.clone();
     let mut answer = login::respond(db, catalog, entry, data, token, params.text("expand")).await?;
     if let Value::Object(map) = &mut answer {
         let meta = json!({
@@ -369,7 +370,13 @@ async fn sign_in(
         ordered.append(map);
         *map = ordered;
     }
-    Ok(Json(project(answer, params.text("fields"))?).into_response())
+    let request = || info.hook_request(&Caller::Guest);
+    let request = || HookRequest {
+        body: body.data.clone(),
+        ..request()
+    };
+    let answer = ops::auth_request(tenant, &hooked, answer, "oauth2", request).await?;
+    crate::routes::records::render(answer, params.text("fields"))
 }
 
 /// Downloads a provider's avatar picture into a staged upload for `field` (at most the

@@ -3,10 +3,12 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, StatusCode};
-use serde_json::Value;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value};
 use warren_filter::RequestContext;
 use warren_records::Caller;
 use warren_records::read::{self, ListQuery};
+use warren_tenant::hooks::HookRequest;
 use warren_tenant::{Tenant, ops};
 
 use crate::error::ApiError;
@@ -42,7 +44,7 @@ pub async fn list_records(
     method: Method,
     headers: HeaderMap,
     params: Params,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let catalog = tenant.catalog();
     let entry = read::collection(&catalog, &collection)?;
     let query = ListQuery {
@@ -54,8 +56,10 @@ pub async fn list_records(
         skip_total: params.flag("skipTotal")?,
     };
     let ctx = context(&caller, &method, &params, &headers);
-    let page = read::list(tenant.db(), catalog, entry, &caller, ctx, query).await?;
-    Ok(Json(project(page.to_value(), params.text("fields"))?))
+    let page = read::list(tenant.db(), catalog, entry.clone(), &caller, ctx, query).await?;
+    let request = || hook_request(&caller, &method, &params, &headers, Map::new());
+    let page = ops::list_request(&tenant, &entry, page.to_value(), request).await?;
+    render(page, params.text("fields"))
 }
 
 /// `GET /api/collections/{collection}/records/{id}`
@@ -66,7 +70,7 @@ pub async fn view_record(
     method: Method,
     headers: HeaderMap,
     params: Params,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let catalog = tenant.catalog();
     let entry = read::collection(&catalog, &collection)?;
     // The caller completes the context inside the read, once its token is checked.
@@ -74,7 +78,7 @@ pub async fn view_record(
     let (caller, record) = read::view_as(
         tenant.db(),
         catalog,
-        entry,
+        entry.clone(),
         who.pending.clone(),
         ctx,
         &id,
@@ -84,7 +88,11 @@ pub async fn view_record(
     if let Some(caller) = &caller {
         who.note(caller);
     }
-    Ok(Json(project(record?, params.text("fields"))?))
+    let record = record?;
+    let caller = caller.unwrap_or_default();
+    let request = || hook_request(&caller, &method, &params, &headers, Map::new());
+    let record = ops::view_request(&tenant, &entry, record, request).await?;
+    render(record, params.text("fields"))
 }
 
 /// `POST /api/collections/{collection}/records`
@@ -95,7 +103,7 @@ pub async fn create_record(
     Path(collection): Path<String>,
     info: RequestInfo,
     request: axum::extract::Request,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     save_record(&state, &tenant, &caller, (collection, None), info, request).await
 }
 
@@ -107,7 +115,7 @@ pub async fn update_record(
     Path((collection, id)): Path<(String, String)>,
     info: RequestInfo,
     request: axum::extract::Request,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     save_record(
         &state,
         &tenant,
@@ -130,6 +138,17 @@ pub(crate) struct RequestInfo {
 }
 
 impl RequestInfo {
+    /// What a request hook sees of this request made by `caller`.
+    pub(crate) fn hook_request(&self, caller: &Caller) -> HookRequest {
+        hook_request(
+            caller,
+            &self.method,
+            &self.params,
+            &self.headers,
+            Map::new(),
+        )
+    }
+
     /// The request context of `caller`.
     pub(crate) fn context(&self, caller: &Caller) -> RequestContext {
         context(caller, &self.method, &self.params, &self.headers)
@@ -160,7 +179,7 @@ async fn save_record(
     (collection, id): (String, Option<String>),
     info: RequestInfo,
     request: axum::extract::Request,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let catalog = tenant.catalog();
     let entry = catalog.get(&collection).cloned().ok_or_else(|| {
         ApiError::new(
@@ -178,8 +197,10 @@ async fn save_record(
         uploads: form.files,
         expand: info.params.text("expand"),
     };
-    let record = ops::save_record(tenant, &crate::uploads::services(state), save).await?;
-    Ok(Json(project(record, info.params.text("fields"))?))
+    let services = crate::uploads::services(state);
+    let request = || info.hook_request(caller);
+    let record = ops::save_record_request(tenant, &services, save, request).await?;
+    render(record, info.params.text("fields"))
 }
 
 /// `DELETE /api/collections/{collection}/records/{id}`
@@ -189,7 +210,7 @@ pub async fn delete_record(
     Auth(caller): Auth,
     Path((collection, id)): Path<(String, String)>,
     info: RequestInfo,
-) -> Result<StatusCode, ApiError> {
+) -> Result<Response, ApiError> {
     let entry = read::collection(&tenant.catalog(), &collection)?;
     let delete = ops::DeleteRecord {
         entry,
@@ -197,6 +218,46 @@ pub async fn delete_record(
         caller: &caller,
         ctx: info.context(&caller),
     };
-    ops::delete_record(&tenant, &crate::uploads::services(&state), delete).await?;
-    Ok(StatusCode::NO_CONTENT)
+    let services = crate::uploads::services(&state);
+    let request = || info.hook_request(&caller);
+    match ops::delete_record_request(&tenant, &services, delete, request).await? {
+        ops::Handled::Done(()) => Ok(StatusCode::NO_CONTENT.into_response()),
+        ops::Handled::Answered(answer) => Ok(crate::routes::custom::route_response(answer)),
+    }
+}
+
+/// What a request hook sees of the request (`e.auth`, `e.requestInfo()`); built only when
+/// the tenant's code listens.
+pub(crate) fn hook_request(
+    caller: &Caller,
+    method: &Method,
+    params: &Params,
+    headers: &HeaderMap,
+    body: Map<String, Value>,
+) -> HookRequest {
+    let mut names = Map::new();
+    for (name, value) in headers {
+        if let Ok(value) = value.to_str() {
+            names
+                .entry(name.as_str().to_string())
+                .or_insert_with(|| Value::String(value.to_string()));
+        }
+    }
+    HookRequest {
+        method: method.as_str().to_string(),
+        query: params.to_map(),
+        headers: names,
+        body,
+        auth: caller.record().cloned(),
+        superuser: caller.is_superuser(),
+    }
+}
+
+/// The answer of a request that ran through request hooks: the usual JSON (projected by
+/// `fields`), or what a hook wrote.
+pub(crate) fn render(handled: ops::Handled<Value>, fields: &str) -> Result<Response, ApiError> {
+    match handled {
+        ops::Handled::Done(value) => Ok(Json(project(value, fields)?).into_response()),
+        ops::Handled::Answered(answer) => Ok(crate::routes::custom::route_response(answer)),
+    }
 }

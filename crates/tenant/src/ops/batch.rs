@@ -10,10 +10,11 @@ use warren_filter::RequestContext;
 use warren_records::batch::{self, Action, Admit, Item, Outcome};
 use warren_records::{Caller, Entry};
 
-use super::hooks;
 use super::storage::{self, Pending};
 use super::{Error, Services, publish};
+use super::{hooks, requests};
 use crate::Tenant;
+use crate::hooks::{HookRequest, RecordEvent};
 
 /// One write of a batch, as submitted.
 pub struct BatchItem {
@@ -29,6 +30,8 @@ pub struct BatchItem {
     pub expand: String,
     /// Its uploaded files, by body key.
     pub uploads: Vec<Upload>,
+    /// What its request hooks see of the request (the body is filled in here).
+    pub request: HookRequest,
 }
 
 /// A batch as the caller submitted it.
@@ -120,6 +123,7 @@ async fn stage_items(
             ctx,
             expand,
             uploads,
+            request,
         } = item;
         let existing = match &action {
             Action::Update(id) => Some(id.clone()),
@@ -130,10 +134,24 @@ async fn stage_items(
                 .map(str::to_string),
             _ => None,
         };
-        // The tenant's before-write hooks, before anything of this item is staged.
+        // The tenant's request hooks, then its before-write hooks, before anything of this
+        // item is staged.
+        let upsert_creates = matches!(action, Action::Upsert)
+            && !hooks::exists(tenant, &entry, existing.as_deref()).await;
+        let event = match &action {
+            Action::Delete(id) => (RecordEvent::DeleteRequest, Some(id.as_str())),
+            Action::Create => (RecordEvent::CreateRequest, None),
+            _ if upsert_creates => (RecordEvent::CreateRequest, None),
+            _ => (RecordEvent::UpdateRequest, existing.as_deref()),
+        };
+        let requested = requests::batch_item(tenant, &entry, event, &mut body, &request).await;
+        if let Err(error) = requested {
+            storage::rollback_all(pendings).await;
+            return Err(BatchError::Item { index, error });
+        }
         let hooked = match &action {
             Action::Delete(id) => hooks::before_delete(tenant, &entry, id).await,
-            Action::Upsert if !hooks::exists(tenant, &entry, existing.as_deref()).await => {
+            Action::Upsert if upsert_creates => {
                 hooks::before_save(tenant, &entry, None, &mut body).await
             }
             _ => hooks::before_save(tenant, &entry, existing.as_deref(), &mut body).await,

@@ -12,6 +12,7 @@ mod collections;
 mod hooks;
 mod oauth2;
 mod records;
+mod requests;
 mod sql;
 pub mod storage;
 mod transaction;
@@ -27,6 +28,9 @@ pub use batch::{Batch, BatchError, BatchItem, run_batch};
 pub use collections::{CollectionChange, change_collection};
 pub use oauth2::{LinkExternal, OAuth2SignUp, link_external, sign_up_oauth2};
 pub use records::{DeleteRecord, SaveRecord, delete_record, save_record};
+pub use requests::{
+    Handled, auth_request, delete_record_request, list_request, save_record_request, view_request,
+};
 pub use sql::{SQL_LIMITS, SqlError, run_sql};
 pub use transaction::{Committed, after_transaction};
 

@@ -43,21 +43,49 @@ pub async fn save_record(
         id,
         caller,
         ctx,
-        mut body,
+        body,
         uploads,
         expand,
     } = request;
-    hooks::before_save(tenant, &entry, id.as_deref(), &mut body).await?;
-    let files = &services.files;
-    let pending = storage::stage(files, tenant, &entry, &mut body, uploads, id.as_deref()).await?;
-    let save = Staged {
-        entry,
-        caller,
-        ctx,
-        body,
-        expand,
+    let failed = match id {
+        Some(_) => RecordEvent::AfterUpdateError,
+        None => RecordEvent::AfterCreateError,
     };
-    write_staged(tenant, services, pending, save, id.as_deref()).await
+    let record = hooks::error_record(tenant, &entry, failed, id.as_deref(), &body).await;
+    // The hooks' last `e.next()` runs this write; code after it sees the saved record.
+    let write = |mut body: Map<String, Value>| {
+        let entry = entry.clone();
+        let id = id.clone();
+        async move {
+            let files = &services.files;
+            let pending =
+                storage::stage(files, tenant, &entry, &mut body, uploads, id.as_deref()).await?;
+            let save = Staged {
+                entry,
+                caller,
+                ctx,
+                body,
+                expand,
+            };
+            write_only(tenant, services, pending, save, id.as_deref()).await
+        }
+    };
+    let written = hooks::save_through_hooks(tenant, &entry, id.as_deref(), body, write).await;
+    match &written {
+        Ok(record) => {
+            let event = match id {
+                None => RecordEvent::AfterCreate,
+                Some(_) => RecordEvent::AfterUpdate,
+            };
+            hooks::after(tenant, &entry, event, record).await;
+        }
+        Err(error) => {
+            if let Some(record) = record {
+                hooks::after_error(tenant, &entry, failed, record, error).await;
+            }
+        }
+    }
+    written
 }
 
 /// A record write whose uploads are in storage.
@@ -83,8 +111,26 @@ pub(super) async fn write_staged(
     staged: Staged<'_>,
     id: Option<&str>,
 ) -> Result<Value, Error> {
-    let catalog = tenant.catalog();
     let entry = staged.entry.clone();
+    let record = write_only(tenant, services, pending, staged, id).await?;
+    let event = match id {
+        None => RecordEvent::AfterCreate,
+        Some(_) => RecordEvent::AfterUpdate,
+    };
+    hooks::after(tenant, &entry, event, &record).await;
+    Ok(record)
+}
+
+/// [`write_staged`] without the after-success hooks (the caller runs them once the hooks that
+/// asked for the write have returned).
+async fn write_only(
+    tenant: &Tenant,
+    services: &Services,
+    pending: Pending,
+    staged: Staged<'_>,
+    id: Option<&str>,
+) -> Result<Value, Error> {
+    let catalog = tenant.catalog();
     let save = write::Save {
         db: tenant.db(),
         catalog: catalog.clone(),
@@ -111,11 +157,6 @@ pub(super) async fn write_staged(
     pending.commit(files, tenant, &changes).await;
     storage::remove_deleted(files, tenant, &changes).await;
     publish(tenant, services, catalog, changes);
-    let event = match id {
-        None => RecordEvent::AfterCreate,
-        Some(_) => RecordEvent::AfterUpdate,
-    };
-    hooks::after(tenant, &entry, event, &record).await;
     Ok(record)
 }
 
@@ -144,13 +185,33 @@ pub async fn delete_record(
         caller,
         ctx,
     } = request;
-    hooks::before_delete(tenant, &entry, id).await?;
-    let catalog = tenant.catalog();
-    let changes =
-        write::delete(tenant.db(), catalog.clone(), entry.clone(), caller, ctx, id).await?;
-    storage::remove_deleted(&services.files, tenant, &changes).await;
-    publish(tenant, services, catalog, changes);
-    let gone = serde_json::json!({ "id": id, "collectionName": entry.collection.name });
-    hooks::after(tenant, &entry, RecordEvent::AfterDelete, &gone).await;
-    Ok(())
+    let failed = RecordEvent::AfterDeleteError;
+    let record = match hooks::error_record(tenant, &entry, failed, None, &Map::new()).await {
+        Some(_) => hooks::stored(tenant, &entry, id).await.ok(),
+        None => None,
+    };
+    // The hooks' last `e.next()` runs this delete.
+    let write = |_: Map<String, Value>| {
+        let entry = entry.clone();
+        async move {
+            let catalog = tenant.catalog();
+            let changes =
+                write::delete(tenant.db(), catalog.clone(), entry.clone(), caller, ctx, id).await?;
+            storage::remove_deleted(&services.files, tenant, &changes).await;
+            publish(tenant, services, catalog, changes);
+            Ok(serde_json::json!({ "id": id, "collectionName": entry.collection.name }))
+        }
+    };
+    match hooks::delete_through_hooks(tenant, &entry, id, write).await {
+        Ok(gone) => {
+            hooks::after(tenant, &entry, RecordEvent::AfterDelete, &gone).await;
+            Ok(())
+        }
+        Err(error) => {
+            if let Some(record) = record {
+                hooks::after_error(tenant, &entry, failed, record, &error).await;
+            }
+            Err(error)
+        }
+    }
 }

@@ -126,7 +126,7 @@ async fn tenant_with_hooks(server: &Server, slug: &str, files: &[(&str, &str)]) 
     )
     .await;
     assert_eq!(status, 200, "{body}");
-    write_hooks(&server.tenant_dir(slug).await, files);
+    server.deploy_hooks(slug, files).await;
     token
 }
 
@@ -531,10 +531,9 @@ async fn the_same_hooks_answer_alike_on_pocketbase_and_warren() {
     let pocketbase = PocketBase::start(&data).await;
     let server = Server::start(&[]);
     server.tenant_with_superuser("oracle").await;
-    write_hooks(
-        &server.tenant_dir("oracle").await,
-        &[("main.pb.js", ORACLE)],
-    );
+    server
+        .deploy_hooks("oracle", &[("main.pb.js", ORACLE)])
+        .await;
 
     let cases: &[Case] = &[
         (Method::GET, "/api/hello/world", &[], None),

@@ -12,6 +12,7 @@ mod collections;
 mod console;
 mod crons;
 mod dashboard_link;
+mod events;
 mod files;
 mod files_s3;
 mod foundation;

@@ -158,6 +158,35 @@ impl Server {
         body["token"].as_str().unwrap().to_string()
     }
 
+    /// Deploys `files` (name, text) as tenant `slug`'s `pb_hooks` through the operator API;
+    /// the running server loads them at once.
+    pub async fn deploy_hooks(&self, slug: &str, files: &[(&str, &str)]) {
+        let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        let mut builder = tar::Builder::new(gz);
+        for (name, text) in files {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(text.len() as u64);
+            header.set_mode(0o644);
+            let path = format!("pb_hooks/{name}");
+            builder
+                .append_data(&mut header, path, text.as_bytes())
+                .unwrap();
+        }
+        let archive = builder.into_inner().unwrap().finish().unwrap();
+        let (status, body) = send(
+            self.request(
+                reqwest::Method::PUT,
+                "localhost",
+                &format!("/v1/tenants/{slug}/code"),
+            )
+            .bearer_auth(TOKEN)
+            .header("content-type", "application/gzip")
+            .body(archive),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+    }
+
     /// Creates tenant `slug` with the CLI and a superuser in it; the superuser's token.
     pub async fn tenant_with_superuser(&self, slug: &str) -> String {
         assert!(self.cli(&["tenant", "create", slug]).status.success());

@@ -13,8 +13,8 @@ use serde_json::{Value, json};
 
 use crate::support::{Server, eventually, send};
 
-const SU_EMAIL: &str = "root@example.com";
-const SU_PASSWORD: &str = "root-password-1";
+pub(crate) const SU_EMAIL: &str = "root@example.com";
+pub(crate) const SU_PASSWORD: &str = "root-password-1";
 const PB_VERSION: &str = "0.40.6";
 
 /// The PocketBase binary, found as tests/suites/sdk finds it: on PATH, in the shared venv, or
