@@ -23,9 +23,7 @@ routerAdd("GET", "/api/loop", (e) => { for (;;) {} });
 
 async fn tenant_with_code(server: &Server, slug: &str) -> String {
     let token = server.tenant_with_superuser(slug).await;
-    let dir = server.tenant_dir(slug).await.join("pb_hooks");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("main.pb.js"), CODE).unwrap();
+    server.deploy_hooks(slug, &[("main.pb.js", CODE)]).await;
     token
 }
 

@@ -182,9 +182,7 @@ fn host(slug: &str) -> String {
 /// superuser's token.
 async fn tenant(server: &Server, slug: &str, smtp_port: u16) -> String {
     let token = server.tenant_with_superuser(slug).await;
-    let hooks = server.tenant_dir(slug).await.join("pb_hooks");
-    std::fs::create_dir_all(&hooks).unwrap();
-    std::fs::write(hooks.join("main.pb.js"), HOOKS).unwrap();
+    server.deploy_hooks(slug, &[("main.pb.js", HOOKS)]).await;
     let settings = json!({
         "smtp": {"enabled": true, "host": "127.0.0.1", "port": smtp_port, "tls": false},
         "meta": {"appName": "Acme", "appURL": "http://acme.example.com", "senderName": "Acme", "senderAddress": "noreply@example.com"},
