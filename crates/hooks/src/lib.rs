@@ -38,9 +38,9 @@ use warren_tenant::Tenant;
 use warren_tenant::hooks::{BoxFuture, Code, CodeCheck, CodeLoader};
 
 pub use code::TenantCode;
+pub use migrations::{Direction, MIGRATION_TIME};
 pub use outside::Outside;
 pub use pool::IDLE_RUNTIME;
-pub use migrations::{Direction, MIGRATION_TIME};
 pub use sandbox::Sandbox;
 
 /// CPU time one call into a tenant's code may take (a request handler, a hook, loading).
