@@ -6,6 +6,8 @@
 //
 //   PB_URL=… STATE=state.json PHASE=seed node app/app.mjs
 //   PB_URL=… STATE=state.json PHASE=check ANSWERS=out.json node app/app.mjs
+//   PB_URL=… STATE=state.json PHASE=refused node app/app.mjs      (after a refused deploy)
+//   PB_URL=… STATE=state.json PHASE=upgrade ANSWERS=out.json node app/app.mjs
 //   node app/app.mjs compare a.json b.json
 import { readFileSync, writeFileSync } from 'node:fs';
 import assert from 'node:assert/strict';
@@ -62,11 +64,36 @@ if (process.env.PHASE === 'seed') {
   process.exit(0);
 }
 
-// ---- check ----
 const state = JSON.parse(readFileSync(process.env.STATE, 'utf8'));
 const ids = new Map([[state.user, '<alice>'], [state.todos[0], '<milk>'], [state.todos[1], '<book>']]);
 const answers = {};
 const note = (name, value) => { answers[name] = stable(value, ids); };
+
+// After a deploy whose migrations failed: none of them left anything behind.
+if (process.env.PHASE === 'refused') {
+  await pb.collection('users').authWithPassword(EMAIL, PASSWORD);
+  const todos = await pb.collection('todos').getFullList();
+  assert.ok(todos.length > 0, 'alice has todos');
+  for (const todo of todos) {
+    assert.ok(!('priority' in todo) && !('half_done' in todo), `a refused migration left a field: ${JSON.stringify(todo)}`);
+  }
+  console.log('app: the refused release left nothing');
+  process.exit(0);
+}
+
+// The second release: its migration added a priority and set it on the done todos.
+if (process.env.PHASE === 'upgrade') {
+  await pb.collection('users').authWithPassword(EMAIL, PASSWORD);
+  const list = async () => outcome(() => pb.collection('todos').getFullList({ sort: 'title', fields: 'title,done,priority' }));
+  note('todos after the upgrade', await list());
+  note('priority out of range', await outcome(() => pb.collection('todos').create({ title: 'x', owner: state.user, priority: 9 })));
+  note('stats after the upgrade', await outcome(() => pb.send('/api/todo-stats', {})));
+  writeFileSync(process.env.ANSWERS, JSON.stringify(answers, null, 2));
+  console.log(`app: ${Object.keys(answers).length} answers`);
+  process.exit(0);
+}
+
+// ---- check ----
 
 // The public folder and the migrated, seeded collection.
 for (const path of ['/', '/style.css', '/app.js']) {
