@@ -84,11 +84,13 @@ impl Default for Limits {
             memory: MEMORY_LIMIT,
             stack: STACK_LIMIT,
             response: RESPONSE_LIMIT,
-            // As many as the node has cores: more would only wait for a core.
+            // More than the node's cores: a call waiting for its record's write (`e.next()`),
+            // a mail or `$http.send` holds its runtime without using a core, and the writes of
+            // several calls must be in flight together to share a group commit.
             runtimes: std::thread::available_parallelism()
-                .map(usize::from)
+                .map(|cores| usize::from(cores) * 4)
                 .unwrap_or(1)
-                .clamp(1, MAX_RUNTIMES),
+                .clamp(2, MAX_RUNTIMES),
         }
     }
 }
