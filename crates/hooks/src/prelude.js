@@ -258,12 +258,9 @@
       native.listen(name, JSON.stringify(collections.map(String)));
     };
   }
+  // Hooks of PocketBase's that Warren does not run: registering one throws naming it.
   const notYet = [
-    "onRecordCreateRequest", "onRecordUpdateRequest", "onRecordDeleteRequest",
-    "onRecordCreateExecute", "onRecordUpdateExecute", "onRecordDeleteExecute",
-    "onRecordAfterCreateError", "onRecordAfterUpdateError", "onRecordAfterDeleteError",
-    "onRecordsListRequest", "onRecordViewRequest", "onRecordAuthRequest", "onMailerSend",
-    "onBootstrap", "onServe", "onTerminate", "migrate",
+    "onBootstrap", "onServe", "onTerminate",
     "onRecordValidate", "onRecordEnrich", "onCollectionCreate", "onCollectionUpdate", "onCollectionDelete",
   ];
   for (const name of notYet) {
