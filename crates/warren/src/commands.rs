@@ -105,6 +105,8 @@ async fn serve_platform(global: &Global, serve: &Serve) -> anyhow::Result<()> {
         None => None,
     };
     let urls = public.unwrap_or(urls);
+    // CLI commands that change a tenant's code or collections on disk signal this server.
+    crate::serving::watch_changes(&global.data_dir, registry.clone())?;
     // CLI commands on this data directory print the URLs this server answers on.
     let _served = crate::serving::record(&global.data_dir, &urls)?;
     let metering = warren_control_plane::metering::Metering::new(
@@ -575,6 +577,9 @@ async fn tenant(global: &Global, command: TenantCommand) -> anyhow::Result<()> {
             for file in done {
                 println!("{verb} {file}");
             }
+            if crate::serving::notify_changed(&global.data_dir, &info.id)? {
+                println!("The server running on this data directory reloads {slug}.");
+            }
         }
         TenantCommand::Export { slug, to } => {
             let copied = tenants.export(&slug, &to).await.map_err(explain)?;
@@ -636,6 +641,9 @@ async fn tenant(global: &Global, command: TenantCommand) -> anyhow::Result<()> {
                     folder.files,
                     folder.bytes
                 );
+            }
+            if crate::serving::notify_changed(&global.data_dir, &info.id)? {
+                println!("The server running on this data directory reloads {slug}.");
             }
         }
     }

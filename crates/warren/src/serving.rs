@@ -3,7 +3,10 @@
 //! that CLI commands on the same data directory print URLs that work.
 //!
 //! The file carries the server's pid: one left behind by a killed server names a process that
-//! is gone and is ignored.
+//! is gone and is ignored. It is also how CLI commands that change a tenant's code or
+//! collections on disk tell the running server: they leave the tenant's id in
+//! `<data dir>/reload/` and send the server SIGHUP, and the server reloads that tenant's code
+//! and collections if it has the tenant open.
 
 use std::path::{Path, PathBuf};
 
@@ -53,9 +56,91 @@ impl Drop for Served {
 
 /// The tenant URLs of the server running on `data_dir`, if one runs.
 fn running(data_dir: &Path) -> Option<UrlScheme> {
-    let bytes = std::fs::read(data_dir.join(SERVER_FILE)).ok()?;
-    let record: Record = serde_json::from_slice(&bytes).ok()?;
+    let record = read_record(data_dir)?;
     alive(record.pid).then_some(record.urls)
+}
+
+/// The pid of the server running on `data_dir`, if one runs (never this process's own).
+fn running_pid(data_dir: &Path) -> Option<u32> {
+    let record = read_record(data_dir)?;
+    (alive(record.pid) && record.pid != std::process::id()).then_some(record.pid)
+}
+
+fn read_record(data_dir: &Path) -> Option<Record> {
+    let bytes = std::fs::read(data_dir.join(SERVER_FILE)).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// Folder inside the data directory where CLI commands leave the ids of changed tenants.
+const RELOAD_DIR: &str = "reload";
+
+/// Tells the server running on `data_dir`, if one runs, that tenant `id`'s code or collections
+/// changed on disk. Returns whether a server was told.
+pub fn notify_changed(data_dir: &Path, id: &str) -> anyhow::Result<bool> {
+    let Some(pid) = running_pid(data_dir) else {
+        return Ok(false);
+    };
+    let dir = data_dir.join(RELOAD_DIR);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    std::fs::write(dir.join(id), b"").with_context(|| format!("writing {}", dir.display()))?;
+    let Some(pid) = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    else {
+        return Ok(false);
+    };
+    rustix::process::kill_process(pid, rustix::process::Signal::HUP)
+        .with_context(|| format!("signalling the server (pid {})", pid.as_raw_nonzero()))?;
+    Ok(true)
+}
+
+/// Listens for SIGHUP from CLI commands (see [`notify_changed`]) and reloads the code and the
+/// collections of the open tenants they name. Call it before [`record`], so that a signal can
+/// never find the server without its handler (SIGHUP would end it).
+pub fn watch_changes(data_dir: &Path, registry: warren_tenant::Registry) -> anyhow::Result<()> {
+    let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("listening for SIGHUP")?;
+    let dir = data_dir.join(RELOAD_DIR);
+    tokio::spawn(async move {
+        while hangups.recv().await.is_some() {
+            for id in take_changed(&dir) {
+                let Some(tenant) = registry.open_tenants().into_iter().find(|t| t.id() == id)
+                else {
+                    continue;
+                };
+                if let Err(e) = tenant.reload_catalog().await {
+                    tracing::warn!(tenant = %id, error = %e, "reloading collections failed");
+                }
+                tenant.reload_code();
+                tracing::info!(tenant = %id, "reloaded after a change by the CLI");
+            }
+        }
+    });
+    Ok(())
+}
+
+/// The tenant ids left in `dir`, removed as they are read (names other than tenant ids are
+/// removed and ignored).
+fn take_changed(dir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut ids = Vec::new();
+    for entry in entries.flatten() {
+        let _ = std::fs::remove_file(entry.path());
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
+        let id_like = !name.is_empty()
+            && name.len() <= 64
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+        if id_like {
+            ids.push(name);
+        }
+    }
+    ids
 }
 
 /// Whether process `pid` exists (signal 0 reaches it, or it exists but is another user's).

@@ -727,3 +727,81 @@ async fn cron_jobs_of_the_hooks_register_when_the_tenant_opens_and_run_in_its_sa
         "{body}"
     );
 }
+
+/// `warren tenant deploy` and `warren tenant migrate` on the data directory of a running
+/// server: the server reloads the tenant it has open (its hooks and its collections) without
+/// a restart, and keeps serving meanwhile.
+#[tokio::test]
+async fn cli_changes_reach_the_running_server() {
+    let server = Server::start(&[]);
+    server.tenant_with_superuser("live").await;
+    let host = "live.localhost";
+    assert_eq!(server.get(host, "/api/live").await.0, 404);
+    assert_eq!(
+        server.get(host, "/api/collections/notes/records").await.0,
+        404
+    );
+
+    let work = tempfile::tempdir().unwrap();
+    let hooks = work.path().join("hooks");
+    let migrations = work.path().join("migrations");
+    std::fs::create_dir_all(&hooks).unwrap();
+    std::fs::create_dir_all(&migrations).unwrap();
+    std::fs::write(
+        hooks.join("main.pb.js"),
+        r#"routerAdd("GET", "/api/live", (e) => e.json(200, { release: 1 }));"#,
+    )
+    .unwrap();
+    std::fs::write(
+        migrations.join("1_notes.js"),
+        r#"migrate((app) => {
+  app.save(new Collection({ type: "base", name: "notes", listRule: "", fields: [{ name: "title", type: "text" }] }));
+}, (app) => {
+  app.delete(app.findCollectionByNameOrId("notes"));
+});"#,
+    )
+    .unwrap();
+    let out = server.cli(&[
+        "tenant",
+        "deploy",
+        "live",
+        "--hooks",
+        hooks.to_str().unwrap(),
+        "--migrations",
+        migrations.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("The server running on this data directory reloads live."),
+        "{stdout}"
+    );
+    assert!(
+        crate::support::eventually(std::time::Duration::from_secs(5), async || {
+            server.get(host, "/api/live").await.0 == 200
+                && server.get(host, "/api/collections/notes/records").await.0 == 200
+        })
+        .await,
+        "the running server kept the old code or collections"
+    );
+
+    // Reverting the migration from the CLI drops the collection on the running server too.
+    let out = server.cli(&["tenant", "migrate", "live", "down"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        crate::support::eventually(std::time::Duration::from_secs(5), async || {
+            server.get(host, "/api/collections/notes/records").await.0 == 404
+        })
+        .await,
+        "the running server still lists the reverted collection"
+    );
+    assert_eq!(server.get(host, "/api/health").await.0, 200);
+}
