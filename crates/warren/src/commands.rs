@@ -483,10 +483,21 @@ async fn tenant(global: &Global, command: TenantCommand) -> anyhow::Result<()> {
             let dir = warren_tenant::tenant_dir(tenants.root(), &tenant.id);
             let migrations = warren_tenant::code::migrations_dir(&dir);
             if migrations.is_dir() {
-                let applied = Offline::new(&tenants)
+                let applied = match Offline::new(&tenants)
                     .migrate(&tenant.id, &migrations, warren_hooks::Direction::Up)
                     .await
-                    .map_err(|e| anyhow::anyhow!("the imported pb_migrations failed: {e}"))?;
+                {
+                    Ok(applied) => applied,
+                    Err(e) => {
+                        // The migrations rolled back whole; the import goes with them, as
+                        // PocketBase would not start on this app either.
+                        Lifecycle::offline(tenants.clone())
+                            .delete(&slug)
+                            .await
+                            .map_err(explain)?;
+                        bail!("the imported pb_migrations failed, so nothing was imported: {e}");
+                    }
+                };
                 for file in applied {
                     println!("Applied {file}");
                 }

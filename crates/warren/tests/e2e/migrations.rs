@@ -611,11 +611,31 @@ async fn an_imported_app_runs_only_the_migrations_pocketbase_had_not_applied() {
     PocketBase::upsert_superuser(&data);
     // PocketBase applies the four migrations as it starts, then stops.
     drop(PocketBase::start(&data).await);
+    let server = Server::start(&[]);
+
+    // A new migration that fails refuses the import whole: no tenant is left behind.
+    write_files(
+        dir.path(),
+        &[(
+            "pb_migrations/1796399000_bump.js".into(),
+            "migrate((app) => { throw new Error(\"not this release\"); }, (app) => {});".into(),
+        )],
+    );
+    let out = server.cli(&["tenant", "import", "imp", "--from", data.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{out:?}");
+    assert!(stderr.contains("not this release"), "{stderr}");
+    assert!(stderr.contains("nothing was imported"), "{stderr}");
+    let list = server.cli(&["tenant", "list"]);
+    assert!(
+        !String::from_utf8_lossy(&list.stdout).contains("imp"),
+        "{list:?}"
+    );
+
     write_files(
         dir.path(),
         &[("pb_migrations/1796399000_bump.js".into(), BUMP.into())],
     );
-    let server = Server::start(&[]);
     let out = server.cli(&["tenant", "import", "imp", "--from", data.to_str().unwrap()]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{out:?}");
