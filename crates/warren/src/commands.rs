@@ -589,7 +589,7 @@ async fn tenant(global: &Global, command: TenantCommand) -> anyhow::Result<()> {
                 println!("{verb} {file}");
             }
             if crate::serving::notify_changed(&global.data_dir, &info.id)? {
-                println!("The server running on this data directory reloads {slug}.");
+                eprintln!("The server running on this data directory reloads {slug}.");
             }
         }
         TenantCommand::Export { slug, to } => {
@@ -654,7 +654,7 @@ async fn tenant(global: &Global, command: TenantCommand) -> anyhow::Result<()> {
                 );
             }
             if crate::serving::notify_changed(&global.data_dir, &info.id)? {
-                println!("The server running on this data directory reloads {slug}.");
+                eprintln!("The server running on this data directory reloads {slug}.");
             }
         }
     }
