@@ -202,6 +202,27 @@ impl TenantCode {
         Err(HookError::internal())
     }
 
+    /// Reads the prelude's JSON answer to a call: a failure of the call or of the runtime's
+    /// memory, and a refusal thrown by the tenant's code, become the caller's error.
+    pub(crate) fn answer(
+        &self,
+        tenant: &Tenant,
+        what: &str,
+        answer: Result<String, Failure>,
+    ) -> Result<Value, HookError> {
+        let answer: Value = match answer {
+            Ok(text) => serde_json::from_str(&text).unwrap_or_default(),
+            Err(failure) => return Err(self.failed(tenant, what, &failure)),
+        };
+        if answer.get("fatal").is_some() {
+            return Err(self.failed(tenant, what, &Failure::OutOfMemory));
+        }
+        if answer.get("error").is_some() {
+            return Err(self.refusal(tenant, what, &answer));
+        }
+        Ok(answer)
+    }
+
     /// Reports a failed call in the tenant's logs; the caller gets PocketBase's generic 500.
     pub(crate) fn failed(&self, tenant: &Tenant, what: &str, failure: &Failure) -> HookError {
         let mut data = Map::new();
@@ -404,27 +425,8 @@ impl TenantCode {
                 })
             })
             .await?;
-        let answer: Value = match answer {
-            Ok(text) => serde_json::from_str(&text).unwrap_or_default(),
-            Err(failure) => return Err(self.failed(tenant, &what, &failure)),
-        };
-        if answer.get("fatal").is_some() {
-            return Err(self.failed(tenant, &what, &Failure::OutOfMemory));
-        }
-        if answer.get("error").is_some() {
-            return Err(self.refusal(tenant, &what, &answer));
-        }
-        if answer["proceeded"] != Value::Bool(true) {
-            return Err(HookError {
-                status: 400,
-                message: "The write was stopped by a hook that did not call e.next().".into(),
-                data: Map::new(),
-            });
-        }
-        let mut changed = answer["record"].as_object().cloned().unwrap_or_default();
-        changed
-            .retain(|key, _| key != "collectionName" && key != "collectionId" && key != "expand");
-        Ok(changed)
+        let answer = self.answer(tenant, &what, answer)?;
+        written(&answer)
     }
 }
 
@@ -520,16 +522,7 @@ impl TenantCode {
                 })
             })
             .await?;
-        let answer: Value = match answer {
-            Ok(text) => serde_json::from_str(&text).unwrap_or_default(),
-            Err(failure) => return Err(self.failed(tenant, &what, &failure)),
-        };
-        if answer.get("fatal").is_some() {
-            return Err(self.failed(tenant, &what, &Failure::OutOfMemory));
-        }
-        if answer.get("error").is_some() {
-            return Err(self.refusal(tenant, &what, &answer));
-        }
+        let answer = self.answer(tenant, &what, answer)?;
         if answer["stopped"] == true {
             return Ok(RequestAnswer::Stopped);
         }
@@ -607,27 +600,8 @@ impl TenantCode {
                 answer
             })
             .await?;
-        let answer: Value = match answer {
-            Ok(text) => serde_json::from_str(&text).unwrap_or_default(),
-            Err(failure) => return Err(self.failed(tenant, &what, &failure)),
-        };
-        if answer.get("fatal").is_some() {
-            return Err(self.failed(tenant, &what, &Failure::OutOfMemory));
-        }
-        if answer.get("error").is_some() {
-            return Err(self.refusal(tenant, &what, &answer));
-        }
-        if answer["proceeded"] != Value::Bool(true) {
-            return Err(HookError {
-                status: 400,
-                message: "The write was stopped by a hook that did not call e.next().".into(),
-                data: Map::new(),
-            });
-        }
-        let mut changed = answer["record"].as_object().cloned().unwrap_or_default();
-        changed
-            .retain(|key, _| key != "collectionName" && key != "collectionId" && key != "expand");
-        Ok(changed)
+        let answer = self.answer(tenant, &what, answer)?;
+        written(&answer)
     }
 }
 
@@ -674,6 +648,21 @@ fn header_pairs(list: &Value) -> Vec<(String, String)> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// The record a before-write hook chain left, when it reached its end (`e.next()`); a chain
+/// that stopped without it stops the write.
+fn written(answer: &Value) -> Result<Map<String, Value>, HookError> {
+    if answer["proceeded"] != Value::Bool(true) {
+        return Err(HookError {
+            status: 400,
+            message: "The write was stopped by a hook that did not call e.next().".into(),
+            data: Map::new(),
+        });
+    }
+    let mut changed = answer["record"].as_object().cloned().unwrap_or_default();
+    changed.retain(|key, _| key != "collectionName" && key != "collectionId" && key != "expand");
+    Ok(changed)
 }
 
 fn headline(failure: &Failure) -> String {

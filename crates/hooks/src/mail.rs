@@ -7,7 +7,6 @@ use warren_tenant::Tenant;
 use warren_tenant::hooks::{HookError, MailEvent};
 
 use crate::TenantCode;
-use crate::sandbox::Failure;
 
 impl TenantCode {
     /// Runs the mail hooks on `mail`: the message as they left it, `None` when one did not
@@ -42,16 +41,7 @@ impl TenantCode {
                 })
             })
             .await?;
-        let answer: Value = match answer {
-            Ok(text) => serde_json::from_str(&text).unwrap_or_default(),
-            Err(failure) => return Err(self.failed(tenant, &what, &failure)),
-        };
-        if answer.get("fatal").is_some() {
-            return Err(self.failed(tenant, &what, &Failure::OutOfMemory));
-        }
-        if answer.get("error").is_some() {
-            return Err(self.refusal(tenant, &what, &answer));
-        }
+        let answer = self.answer(tenant, &what, answer)?;
         if answer["proceeded"] != Value::Bool(true) {
             return Ok(None);
         }

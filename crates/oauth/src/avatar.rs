@@ -2,18 +2,15 @@
 //! name is resolved and every private, loopback, link-local or otherwise special address is
 //! refused, also after DNS), a size cap, a timeout and no redirects.
 
-use std::future::Future;
-use std::net::{IpAddr, SocketAddr};
-use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::net::IpAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Limited};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::connect::dns::Name;
 use hyper_util::rt::TokioExecutor;
+use warren_netguard::{Allow, Resolver};
 
 use crate::{Error, Result};
 
@@ -32,72 +29,13 @@ pub struct Picture {
 /// Whether `ip` may be fetched: a public unicast address, or loopback when `allow_loopback`
 /// (local test providers only).
 pub fn allowed(ip: IpAddr, allow_loopback: bool) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            if v4.is_loopback() {
-                return allow_loopback;
-            }
-            let [a, b, ..] = v4.octets();
-            !(v4.is_private()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_multicast()
-                || v4.is_documentation()
-                || a == 0
-                || (a == 100 && (64..128).contains(&b))
-                || (a == 192 && b == 0)
-                || (a == 198 && (b == 18 || b == 19))
-                || a >= 240)
-        }
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return allowed(IpAddr::V4(v4), allow_loopback);
-            }
-            if v6.is_loopback() {
-                return allow_loopback;
-            }
-            let first = v6.segments()[0];
-            !(v6.is_unspecified()
-                || v6.is_multicast()
-                || (first & 0xfe00) == 0xfc00
-                || (first & 0xffc0) == 0xfe80
-                || first == 0x2001 && v6.segments()[1] == 0xdb8
-                || first == 0x0064 && v6.segments()[1] == 0xff9b)
-        }
-    }
+    admitted(allow_loopback).admits(ip)
 }
 
-/// A resolver that answers only with addresses [`allowed`] admits.
-#[derive(Clone)]
-struct PublicOnly {
-    allow_loopback: bool,
-}
-
-impl tower::Service<Name> for PublicOnly {
-    type Response = std::vec::IntoIter<SocketAddr>;
-    type Error = std::io::Error;
-    type Future = Pin<Box<dyn Future<Output = std::io::Result<Self::Response>> + Send>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, name: Name) -> Self::Future {
-        let allow_loopback = self.allow_loopback;
-        Box::pin(async move {
-            let found: Vec<SocketAddr> = tokio::net::lookup_host((name.as_str(), 0))
-                .await?
-                .filter(|a| allowed(a.ip(), allow_loopback))
-                .collect();
-            if found.is_empty() {
-                return Err(std::io::Error::other(format!(
-                    "{} resolves to no public address",
-                    name.as_str()
-                )));
-            }
-            Ok(found.into_iter())
-        })
+fn admitted(allow_loopback: bool) -> Allow {
+    Allow {
+        loopback: allow_loopback,
+        private: false,
     }
 }
 
@@ -117,7 +55,9 @@ pub async fn download(url: &str, max: usize, allow_loopback: bool) -> Result<Pic
         None => return Err(Error::User("avatar URL has no host".into())),
         _ => {}
     }
-    let mut http = HttpConnector::new_with_resolver(PublicOnly { allow_loopback });
+    let mut http = HttpConnector::new_with_resolver(Resolver {
+        allow: admitted(allow_loopback),
+    });
     http.enforce_http(false);
     http.set_connect_timeout(Some(AVATAR_TIMEOUT));
     let https = hyper_rustls::HttpsConnectorBuilder::new()
