@@ -208,15 +208,7 @@ async fn save(
     let catalog = tenant.catalog();
     let entry = read::collection(&catalog, collection)?;
     let services = services(shared)?;
-    let mut body = data.and_then(Value::as_object).cloned().unwrap_or_default();
-    for key in ["collectionId", "collectionName", "expand"] {
-        body.remove(key);
-    }
-    let id = body
-        .get("id")
-        .and_then(Value::as_str)
-        .filter(|id| !id.is_empty())
-        .map(str::to_string);
+    let (mut body, id) = save_body(data);
     let exists = match &id {
         None => false,
         Some(id) => {
@@ -328,6 +320,21 @@ fn literal(value: &Value) -> Result<String, Refusal> {
         )),
         other => literal(&Value::String(other.to_string())),
     }
+}
+
+/// What `$app.save(record)` writes: the record's fields without the ones the API adds, and its
+/// id when it has one (an update if that record exists, else a create with that id).
+pub(crate) fn save_body(data: Option<&Value>) -> (Map<String, Value>, Option<String>) {
+    let mut body = data.and_then(Value::as_object).cloned().unwrap_or_default();
+    for key in ["collectionId", "collectionName", "expand"] {
+        body.remove(key);
+    }
+    let id = body
+        .get("id")
+        .and_then(Value::as_str)
+        .filter(|id| !id.is_empty())
+        .map(str::to_string);
+    (body, id)
 }
 
 #[cfg(test)]

@@ -330,15 +330,7 @@ fn save(
     data: Option<&Value>,
 ) -> Result<Value, Refusal> {
     let entry = read::collection(&open.catalog, collection)?;
-    let mut body = data.and_then(Value::as_object).cloned().unwrap_or_default();
-    for key in ["collectionId", "collectionName", "expand"] {
-        body.remove(key);
-    }
-    let id = body
-        .get("id")
-        .and_then(Value::as_str)
-        .filter(|id| !id.is_empty())
-        .map(str::to_string);
+    let (mut body, id) = crate::app::save_body(data);
     let exists = match &id {
         None => false,
         Some(id) => {
