@@ -162,10 +162,11 @@ impl TenantCode {
         for _ in 0..self.most {
             let mut lease = self.pool.lend().await;
             let permit = self.engine.permit().await;
+            let pool = self.engine.pool();
             let caller = tenant.clone();
             let outcome = tokio::task::spawn_blocking(move || {
                 let tenant = caller;
-                let _permit = permit;
+                let _slot = crate::sandbox::hold_slot(pool, permit);
                 let _inside = Inside::enter();
                 // Whatever transaction the call leaves open is rolled back when it ends.
                 let _transaction = crate::transaction::Scope::new(limits.cpu);

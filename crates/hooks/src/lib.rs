@@ -192,6 +192,11 @@ impl Engine {
         Ok(Some(loaded))
     }
 
+    /// The node's pool of calls (for a call to give its slot back while it waits).
+    pub(crate) fn pool(&self) -> Arc<Semaphore> {
+        self.inner.pool.clone()
+    }
+
     /// A slot of the pool (waits while the node runs [`POOL_SIZE`] calls).
     pub(crate) async fn permit(&self) -> tokio::sync::OwnedSemaphorePermit {
         match self.inner.pool.clone().acquire_owned().await {

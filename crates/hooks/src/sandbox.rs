@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use rquickjs::{CatchResultExt, CaughtError, Context, Ctx, Runtime};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::Limits;
 
@@ -23,6 +24,50 @@ thread_local! {
     static RUNNING: RefCell<Option<(Arc<AtomicU64>, Instant)>> = const { RefCell::new(None) };
     /// Time the running call has spent waiting in native calls.
     static WAITED: Cell<Duration> = const { Cell::new(Duration::ZERO) };
+    /// The node's pool of calls and the slot of it the running call holds: a call that waits
+    /// gives its slot back meanwhile (waiting uses no core), so a tenant whose calls wait on
+    /// their writes or the network does not hold the node's slots.
+    static SLOT: RefCell<Option<(Arc<Semaphore>, Option<OwnedSemaphorePermit>)>> =
+        const { RefCell::new(None) };
+}
+
+/// Holds the running call's slot of the node's pool until dropped (see [`waiting`]).
+pub(crate) struct Slot;
+
+/// Makes `permit`, a slot of `pool`, the running call's until the returned guard drops.
+pub(crate) fn hold_slot(pool: Arc<Semaphore>, permit: OwnedSemaphorePermit) -> Slot {
+    SLOT.with(|s| *s.borrow_mut() = Some((pool, Some(permit))));
+    Slot
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        SLOT.with(|s| s.borrow_mut().take());
+    }
+}
+
+/// Gives the running call's slot back; the pool to take one from again, if it held one.
+fn release_slot() -> Option<Arc<Semaphore>> {
+    SLOT.with(|s| {
+        let mut slot = s.borrow_mut();
+        let (pool, permit) = slot.as_mut()?;
+        // Dropping the permit frees the slot.
+        drop(permit.take()?);
+        Some(pool.clone())
+    })
+}
+
+/// Takes a slot of `pool` again for the running call (blocking its thread until one is free).
+fn retake_slot(pool: Arc<Semaphore>) {
+    let Ok(handle) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    let permit = handle.block_on(pool.acquire_owned()).ok();
+    SLOT.with(|s| {
+        if let Some((_, slot)) = s.borrow_mut().as_mut() {
+            *slot = permit;
+        }
+    });
 }
 
 /// How long the native calls of one call into a tenant's code may wait in all (a slow remote
@@ -41,6 +86,7 @@ pub(crate) fn waiting<R>(wait: impl FnOnce(Duration) -> R) -> Result<R, String> 
         ));
     }
     let started = Instant::now();
+    let pool = release_slot();
     let running = RUNNING.with(|r| r.borrow().clone());
     let result = match running {
         None => wait(left),
@@ -54,6 +100,9 @@ pub(crate) fn waiting<R>(wait: impl FnOnce(Duration) -> R) -> Result<R, String> 
             result
         }
     };
+    if let Some(pool) = pool {
+        retake_slot(pool);
+    }
     WAITED.with(|w| w.set(w.get() + started.elapsed()));
     Ok(result)
 }
@@ -256,6 +305,29 @@ mod tests {
             })
             .unwrap();
         sandbox
+    }
+
+    #[test]
+    fn a_waiting_call_gives_its_slot_of_the_node_back() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .build()
+            .unwrap();
+        let pool = Arc::new(Semaphore::new(1));
+        let inside = pool.clone();
+        let (during, after) = runtime.block_on(async move {
+            let permit = inside.clone().acquire_owned().await.unwrap();
+            tokio::task::spawn_blocking(move || {
+                let _slot = hold_slot(inside.clone(), permit);
+                let during = waiting(|_| inside.available_permits()).unwrap();
+                (during, inside.available_permits())
+            })
+            .await
+            .unwrap()
+        });
+        // Free while it waited, held again once it went on, and free once the call ended.
+        assert_eq!((during, after), (1, 0));
+        assert_eq!(pool.available_permits(), 1);
     }
 
     #[test]
