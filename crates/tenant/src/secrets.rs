@@ -20,13 +20,13 @@ pub const FILE: &str = "secrets.json";
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A name outside `[A-Za-z_][A-Za-z0-9_]*` or too long.
-    #[error("a secret's name is 1 to {MAX_NAME} letters, digits or _, not starting with a digit")]
+    #[error("A secret's name is 1 to {MAX_NAME} letters, digits or _, not starting with a digit.")]
     Name,
     /// A value too large.
-    #[error("a secret's value is at most {MAX_VALUE} bytes")]
+    #[error("A secret's value is at most {MAX_VALUE} bytes.")]
     Value,
     /// Too many secrets.
-    #[error("a project has at most {MAX_SECRETS} secrets")]
+    #[error("A project has at most {MAX_SECRETS} secrets.")]
     Count,
     /// The file could not be read or written.
     #[error("{0}")]

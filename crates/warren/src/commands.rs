@@ -585,10 +585,10 @@ async fn tenant(global: &Global, command: TenantCommand) -> anyhow::Result<()> {
             if done.is_empty() {
                 println!("No migrations to run.");
             }
-            for file in done {
+            for file in &done {
                 println!("{verb} {file}");
             }
-            if crate::serving::notify_changed(&global.data_dir, &info.id)? {
+            if !done.is_empty() && crate::serving::notify_changed(&global.data_dir, &info.id)? {
                 eprintln!("The server running on this data directory reloads {slug}.");
             }
         }

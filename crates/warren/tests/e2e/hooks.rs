@@ -302,16 +302,7 @@ async fn a_tenants_routes_and_record_hooks_answer_as_pocketbase_does() {
 
     // console.log and the refused calls land in the tenant's logs.
     let logged = eventually(Duration::from_secs(5), async || {
-        let (_, logs) = call(
-            &server,
-            host,
-            &token,
-            Method::GET,
-            "/api/logs?perPage=200",
-            None,
-        )
-        .await;
-        let text = logs.to_string();
+        let text = logs_text(&server, host, &token).await;
         text.contains("slugged Hello World") && text.contains("internal detail")
     })
     .await;
@@ -464,16 +455,7 @@ async fn runaway_code_is_stopped_and_other_tenants_keep_answering() {
     );
 
     let logged = eventually(Duration::from_secs(5), async || {
-        let (_, logs) = call(
-            &server,
-            busy,
-            &token,
-            Method::GET,
-            "/api/logs?perPage=200",
-            None,
-        )
-        .await;
-        let text = logs.to_string();
+        let text = logs_text(&server, busy, &token).await;
         text.contains("CPU limit")
             && text.contains("memory limit")
             && text.contains("the response is larger than 8 MiB")
@@ -592,4 +574,11 @@ async fn the_same_hooks_answer_alike_on_pocketbase_and_warren() {
             "{method} {path}: PocketBase, then Warren"
         );
     }
+}
+
+/// The tenant's last 200 log entries as one JSON text, read as its superuser.
+async fn logs_text(server: &Server, host: &str, token: &str) -> String {
+    let path = "/api/logs?perPage=200";
+    let (_, logs) = call(server, host, token, Method::GET, path, None).await;
+    logs.to_string()
 }
