@@ -257,6 +257,12 @@ impl Backups {
         Some(shipping)
     }
 
+    /// The backup target, when backups are enabled (what a node taking a tenant over restores
+    /// from: see `warren_tenant::handoff::restore_latest`).
+    pub fn target(&self) -> Option<&Target> {
+        Some(&self.inner.as_ref()?.target)
+    }
+
     /// The WAL shipping, when enabled.
     pub fn shipping(&self) -> Option<&Shipping> {
         self.inner.as_ref()?.shipping.as_ref()
@@ -534,11 +540,16 @@ impl Backups {
     }
 
     /// The snapshot a restore of the latest state starts from, and whether its generation's
-    /// WAL is replayed on top: the newest snapshot, with its WAL when it has some. A newer
+    /// WAL is replayed on top: among the snapshots of the highest ownership generation, the
+    /// newest snapshot, with its WAL when it has some. A newer
     /// snapshot without WAL (taken by another process, or before shipping was on) wins over
     /// the newest shipped generation unless that generation is known to reach past it.
     async fn latest(&self, tenant: &TenantInfo) -> Result<(Manifest, Restored)> {
-        let all = restore::list(&self.inner()?.target, &tenant.id).await?;
+        let mut all = restore::list(&self.inner()?.target, &tenant.id).await?;
+        // Only the snapshots of the highest ownership generation (a cluster's newest owner):
+        // a stale owner's chain is never the latest state.
+        let top = all.iter().map(|m| m.ownership_generation).max();
+        all.retain(|m| Some(m.ownership_generation) == top);
         let Some(newest) = all.last() else {
             return Err(Error::Invalid("backup", "There is no such backup.".into()));
         };

@@ -225,7 +225,7 @@ pub async fn verified(db: &Database) -> Result<Vec<(String, TenantInfo)>> {
                FROM domains d JOIN tenants t ON t.id = d.tenant_id
                LEFT JOIN plans p ON p.name = t.plan
               WHERE d.status = 'verified'",
-            crate::plans::limit_columns("p.")
+            crate::plans::tenant_limit_columns()
         ))?;
         let rows = stmt.query_map([], |row| {
             Ok((

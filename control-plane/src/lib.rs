@@ -77,6 +77,10 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 10,
         sql: include_str!("../../migrations/control/0010_plan_code_limits.sql"),
     },
+    Migration {
+        version: 11,
+        sql: include_str!("../../migrations/control/0011_plan_shipping.sql"),
+    },
 ];
 
 /// Opens (creating and migrating if needed) `control.db` in `data_dir`.

@@ -106,6 +106,18 @@ impl Lifecycle {
         Ok(moved)
     }
 
+    /// Sets tenant `slug`'s own shipping mode over its plan's (`None`: the plan's again); it
+    /// applies at the tenant's next request.
+    pub async fn set_shipping(
+        &self,
+        slug: &str,
+        shipping: Option<crate::plans::Shipping>,
+    ) -> Result<TenantInfo> {
+        let changed = self.tenants.set_shipping(slug, shipping).await?;
+        self.forget(&changed);
+        Ok(changed)
+    }
+
     /// Restores tenant `slug` from `backups` as `request` asks: in place (the tenant is
     /// drained while its files are replaced) or into a new tenant; either then answers
     /// through its hostnames from its next request.

@@ -40,6 +40,34 @@ pub struct Limits {
     /// CPU milliseconds all calls into the tenant's code may take in one hour; past it they
     /// are refused until the next hour.
     pub hook_cpu_ms_per_hour: u64,
+    /// How the tenant's WAL is shipped to the backup target (`async` when left out).
+    #[serde(default)]
+    pub shipping: Shipping,
+}
+
+/// How a plan's tenants ship their WAL to the backup target.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Shipping {
+    /// A write is acknowledged once committed on the node; its WAL is shipped within the
+    /// node's shipping interval. A node's death can lose the writes of that last interval.
+    #[default]
+    Async,
+    /// A write is acknowledged only once the WAL segment holding its commit is stored in the
+    /// backup target (writes waiting together share one segment). A node's death loses no
+    /// acknowledged write; a write the target does not take in time gets a 503 (committed on
+    /// the node, not acknowledged).
+    Sync,
+}
+
+impl Shipping {
+    /// Its name in the control database and the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Shipping::Async => "async",
+            Shipping::Sync => "sync",
+        }
+    }
 }
 
 /// A plan: its name and quotas.
@@ -142,7 +170,7 @@ impl Limits {
         Ok(())
     }
 
-    /// The limits from columns `first..first + 11` of a row.
+    /// The limits from columns `first..first + 12` of a row.
     pub(crate) fn from_row(row: &Row<'_>, first: usize) -> sql::Result<Self> {
         let get = |i: usize| -> sql::Result<u64> {
             Ok(row.get::<_, Option<i64>>(first + i)?.unwrap_or(0).max(0) as u64)
@@ -159,6 +187,10 @@ impl Limits {
             hook_cpu_ms: get(8)?,
             hook_memory_bytes: get(9)?,
             hook_cpu_ms_per_hour: get(10)?,
+            shipping: match row.get::<_, Option<String>>(first + 11)?.as_deref() {
+                Some("sync") => Shipping::Sync,
+                _ => Shipping::Async,
+            },
         })
     }
 }
@@ -177,17 +209,35 @@ pub(crate) fn limit_columns(alias: &str) -> String {
         "hook_cpu_ms",
         "hook_memory_bytes",
         "hook_cpu_ms_per_hour",
+        "shipping",
     ]
     .map(|c| format!("{alias}{c}"))
     .join(", ")
+}
+
+/// [`limit_columns`] of plans `p` joined to tenants `t`: the tenant's own `shipping`, when it
+/// sets one, overrides its plan's.
+pub(crate) fn tenant_limit_columns() -> String {
+    limit_columns("p.").replace("p.shipping", "COALESCE(t.shipping, p.shipping)")
+}
+
+impl Shipping {
+    /// Parses `async` or `sync`.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "async" => Some(Shipping::Async),
+            "sync" => Some(Shipping::Sync),
+            _ => None,
+        }
+    }
 }
 
 fn from_row(row: &Row<'_>) -> sql::Result<Plan> {
     Ok(Plan {
         name: row.get(0)?,
         limits: Limits::from_row(row, 1)?,
-        created: row.get(12)?,
-        updated: row.get(13)?,
+        created: row.get(13)?,
+        updated: row.get(14)?,
     })
 }
 
@@ -241,7 +291,7 @@ impl Plans {
         self.db
             .write(move |c| {
                 let sql = format!(
-                    "INSERT INTO plans (name, {}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+                    "INSERT INTO plans (name, {}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
                      RETURNING name, {}, created, updated",
                     limit_columns(""),
                     limit_columns("")
@@ -270,7 +320,7 @@ impl Plans {
                     "UPDATE plans SET requests_per_second = ?2, request_burst = ?3,
                        storage_bytes = ?4, max_upload_bytes = ?5, max_realtime_connections = ?6,
                        max_projects = ?7, max_backups = ?8, max_backup_bytes = ?9, hook_cpu_ms = ?10,
-                       hook_memory_bytes = ?11, hook_cpu_ms_per_hour = ?12,
+                       hook_memory_bytes = ?11, hook_cpu_ms_per_hour = ?12, shipping = ?13,
                        updated = strftime('%Y-%m-%d %H:%M:%fZ')
                      WHERE name = ?1 RETURNING name, {}, created, updated",
                     limit_columns("")
@@ -286,7 +336,7 @@ impl Plans {
     }
 }
 
-fn params_of(name: &str, limits: &Limits) -> [sql::Value; 12] {
+fn params_of(name: &str, limits: &Limits) -> [sql::Value; 13] {
     use sql::Value::{Integer, Text};
     [
         Text(name.to_string()),
@@ -301,6 +351,7 @@ fn params_of(name: &str, limits: &Limits) -> [sql::Value; 12] {
         Integer(limits.hook_cpu_ms as i64),
         Integer(limits.hook_memory_bytes as i64),
         Integer(limits.hook_cpu_ms_per_hour as i64),
+        Text(limits.shipping.as_str().to_string()),
     ]
 }
 
@@ -358,6 +409,7 @@ mod tests {
         ));
         let raised = Limits {
             storage_bytes: 1 << 30,
+            shipping: Shipping::Sync,
             ..limits
         };
         assert_eq!(plans.update("pro", raised).await.unwrap().limits, raised);

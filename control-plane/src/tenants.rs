@@ -11,7 +11,7 @@ pub use crate::status::TenantStatus;
 use crate::{Error, Result, slug};
 
 /// A tenant as the control plane knows it.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct TenantInfo {
     /// Stable id (names its directory).
     pub id: String,
@@ -142,7 +142,7 @@ pub(crate) fn select() -> String {
     format!(
         "SELECT t.id, t.slug, t.status, t.created, t.plan, {}
          FROM tenants t LEFT JOIN plans p ON p.name = t.plan",
-        crate::plans::limit_columns("p.")
+        crate::plans::tenant_limit_columns()
     )
 }
 
@@ -414,6 +414,33 @@ impl Tenants {
             return Err(Error::Invalid("plan", "There is no such plan.".into()));
         }
         self.update(slug, "plan", plan.to_string()).await
+    }
+
+    /// Sets tenant `slug`'s own shipping mode, overriding its plan's; `None` follows the plan
+    /// again.
+    pub async fn set_shipping(
+        &self,
+        slug: &str,
+        shipping: Option<crate::plans::Shipping>,
+    ) -> Result<TenantInfo> {
+        let slug = slug.to_string();
+        let value = shipping.map(|s| s.as_str().to_string());
+        self.db
+            .write(move |c| {
+                let changed = c
+                    .prepare_cached("UPDATE tenants SET shipping = ?2 WHERE slug = ?1")?
+                    .execute(warren_store::sql::params![&slug, &value])?;
+                if changed == 0 {
+                    return Ok(None);
+                }
+                Ok::<_, Error>(
+                    c.prepare_cached(&format!("{} WHERE t.slug = ?1", select()))?
+                        .query_row([&slug], from_row)
+                        .optional()?,
+                )
+            })
+            .await?
+            .ok_or(Error::NotFound)
     }
 
     /// Sets one column (a fixed name, never user input) of tenant `slug`.

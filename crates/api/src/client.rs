@@ -16,7 +16,7 @@ use warren_tenant::Tenant;
 
 use crate::error::ApiError;
 use crate::extract::{Auth, strip_bearer};
-use crate::router::ApiState;
+use crate::router::Shared;
 
 /// The name of the superusers' auth collection.
 const SUPERUSERS: &str = "_superusers";
@@ -67,14 +67,15 @@ fn last<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .and_then(|v| v.to_str().ok())
 }
 
-/// Middleware: resolves the client's addresses under the tenant's `trustedProxy` settings.
+/// Middleware: resolves the client's addresses under the tenant's `trustedProxy` settings, then
+/// hands the request to the request logger (called directly: one layer, not two).
 pub async fn resolve_client(
-    State(state): State<ApiState>,
+    State(state): State<Shared>,
     mut request: Request,
     next: Next,
 ) -> Response {
     let Some(tenant) = request.extensions().get::<Tenant>().cloned() else {
-        return next.run(request).await;
+        return crate::logger::log_requests(request, next).await;
     };
     let policy = match tenant.policy().await {
         Ok(policy) => policy,
@@ -85,39 +86,42 @@ pub async fn resolve_client(
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(a)| a.ip())
     else {
-        return next.run(request).await;
+        return crate::logger::log_requests(request, next).await;
     };
     let may_forward = !policy.trusted_proxy.headers.is_empty() && state.trusted_peers.allow(peer);
     let addr = policy.client_addr(peer, may_forward, |name| last(request.headers(), name));
     request.extensions_mut().insert(Client(addr));
-    next.run(request).await
+    crate::logger::log_requests(request, next).await
 }
 
 /// Middleware: a superuser outside the tenant's `superuserIPs` is refused, whatever the route
-/// (as PocketBase's `superuserIPs` middleware). Costs nothing while the list is empty, and
-/// checks a token only when it claims a superuser and the address is outside the list.
+/// (as PocketBase's `superuserIPs` middleware), then the tenant's rate limits apply
+/// ([`crate::rates::limit_rates`], called directly). Costs nothing while the list is empty,
+/// and checks a token only when it claims a superuser and the address is outside the list.
 pub async fn guard_superuser_ips(
-    State(state): State<ApiState>,
+    State(state): State<Shared>,
     request: Request,
     next: Next,
 ) -> Response {
     let Some(tenant) = request.extensions().get::<Tenant>().cloned() else {
-        return next.run(request).await;
+        return crate::rates::limit_rates(State(state), request, next).await;
     };
     let Ok(policy) = tenant.policy().await else {
-        return next.run(request).await;
+        return crate::rates::limit_rates(State(state), request, next).await;
     };
     if policy.superuser_ips.is_empty() {
-        return next.run(request).await;
+        return crate::rates::limit_rates(State(state), request, next).await;
     }
     let ip = addr(request.extensions()).real;
     if policy.superuser_allowed(&ip) || !claims_superuser(&tenant, request.headers()) {
-        return next.run(request).await;
+        return crate::rates::limit_rates(State(state), request, next).await;
     }
     let (mut parts, body) = request.into_parts();
     match Auth::from_request_parts(&mut parts, &state).await {
         Ok(Auth(caller)) if caller.is_superuser() => refused().into_response(),
-        Ok(_) => next.run(Request::from_parts(parts, body)).await,
+        Ok(_) => {
+            crate::rates::limit_rates(State(state), Request::from_parts(parts, body), next).await
+        }
         Err(e) => e.into_response(),
     }
 }

@@ -111,6 +111,11 @@ impl From<warren_records::Error> for ApiError {
             E::Unauthorized(message) => Self::new(StatusCode::UNAUTHORIZED, message),
             E::ForbiddenOwned(message) => Self::new(StatusCode::FORBIDDEN, message),
             E::TooManyRequests(message) => Self::new(StatusCode::TOO_MANY_REQUESTS, message),
+            // Synchronous shipping: committed on this node, but not in the backup target in
+            // time, so not acknowledged.
+            E::Store(warren_store::Error::NotShipped(message)) => {
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, message)
+            }
             E::MfaRequired(_) => Self::new(
                 StatusCode::UNAUTHORIZED,
                 "Missing or invalid authentication.",
@@ -128,5 +133,22 @@ impl From<warren_records::Error> for ApiError {
             }
             other => Self::internal(other),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Synchronous shipping's refusal (committed locally, not in the backup target in time) is
+    /// a 503 with its message, not a 500.
+    #[test]
+    fn a_write_not_shipped_in_time_is_a_503() {
+        let e = warren_records::Error::Store(warren_store::Error::NotShipped(
+            "not stored in the backup target within 10000 ms".into(),
+        ));
+        let api = ApiError::from(e);
+        assert_eq!(api.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(api.message.contains("backup target"), "{}", api.message);
     }
 }

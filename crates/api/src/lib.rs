@@ -2,6 +2,7 @@
 //! request extractors. The tenant a request is for arrives as a request extension, put there
 //! by the host dispatcher; nothing here can reach another tenant.
 
+mod advice;
 mod client;
 mod error;
 mod extract;

@@ -10,8 +10,8 @@ use axum::extract::Request;
 use axum::http::{Method, header};
 use axum::middleware::Next;
 use axum::response::Response;
-use serde_json::{Map, Value};
-use warren_logs::{Entry, level};
+use serde_json::Value;
+use warren_logs::{Entry, RequestData, level};
 use warren_records::Caller;
 use warren_tenant::Tenant;
 
@@ -50,10 +50,11 @@ fn describe(caller: &Caller) -> (String, String) {
 #[derive(Clone, Debug)]
 pub(crate) struct ErrorMessage(pub String);
 
-/// Logs every request to a tenant.
+/// Logs every request to a tenant; the response comes from the headers step
+/// ([`crate::headers::pocketbase_headers`]), called directly.
 pub async fn log_requests(mut request: Request, next: Next) -> Response {
     let Some(tenant) = request.extensions().get::<Tenant>().cloned() else {
-        return next.run(request).await;
+        return crate::headers::pocketbase_headers(request, next).await;
     };
     let started = Instant::now();
     let seen = SeenAuth::default();
@@ -80,7 +81,7 @@ pub async fn log_requests(mut request: Request, next: Next) -> Response {
         )
     };
     let addr = crate::client::addr(request.extensions());
-    let response = next.run(request).await;
+    let response = crate::headers::pocketbase_headers(request, next).await;
     let status = response.status().as_u16();
     if method == Method::PATCH && url.starts_with("/api/settings") && status == 200 {
         // The next request must already be logged (or not) under the new settings.
@@ -100,19 +101,8 @@ pub async fn log_requests(mut request: Request, next: Next) -> Response {
     if quiet && status < 400 {
         return response;
     }
-    let exec_ms = started.elapsed().as_secs_f64() * 1000.0;
-    let mut data = Map::new();
-    data.insert("type".into(), "request".into());
-    data.insert("method".into(), method.as_str().into());
-    data.insert("url".into(), url.clone().into());
-    data.insert("status".into(), status.into());
-    data.insert("execTime".into(), exec_ms.into());
-    data.insert("userAgent".into(), user_agent.into());
-    data.insert("referer".into(), referer.into());
-    data.insert("remoteIP".into(), addr.remote.into());
-    data.insert("userIP".into(), addr.real.into());
-    let level = if status >= 400 {
-        let message = response
+    let error = (status >= 400).then(|| {
+        response
             .extensions()
             .get::<ErrorMessage>()
             .map(|m| m.0.clone())
@@ -122,14 +112,26 @@ pub async fn log_requests(mut request: Request, next: Next) -> Response {
                     .canonical_reason()
                     .unwrap_or_default()
                     .to_string()
-            });
-        data.insert("error".into(), message.into());
-        data.insert("details".into(), Value::Null);
+            })
+    });
+    let level = if error.is_some() {
         level::ERROR
     } else {
         level::INFO
     };
     let message = format!("{method} {url}");
+    let data = RequestData {
+        method: method.as_str().to_string(),
+        url,
+        status,
+        exec_time: started.elapsed().as_secs_f64() * 1000.0,
+        user_agent,
+        referer,
+        remote_ip: Some(addr.remote),
+        user_ip: Some(addr.real),
+        error,
+        ..RequestData::default()
+    };
     match seen.0.get().cloned() {
         Some(auth) => tenant.logs().record(entry(level, message, data, auth)),
         None if token.trim().is_empty() => {
@@ -158,12 +160,10 @@ pub async fn log_requests(mut request: Request, next: Next) -> Response {
 fn entry(
     level: i64,
     message: String,
-    mut data: Map<String, Value>,
+    mut data: RequestData,
     (collection, id): (String, String),
 ) -> Entry {
-    data.insert("auth".into(), collection.into());
-    if !id.is_empty() {
-        data.insert("authId".into(), id.into());
-    }
-    Entry::new(level, message, data)
+    data.auth = collection;
+    data.auth_id = (!id.is_empty()).then_some(id);
+    Entry::request(level, message, data)
 }

@@ -16,7 +16,7 @@ use warren_tenant::Tenant;
 
 use crate::error::ApiError;
 use crate::extract::Auth;
-use crate::router::ApiState;
+use crate::router::{ApiState, Shared};
 
 const COLLECTION_ROUTES: &str = "/api/collections/{collection}/";
 
@@ -86,7 +86,7 @@ fn url_decode(raw: &str) -> Option<String> {
 
 /// Middleware: applies the tenant's rate limit rules.
 pub async fn limit_rates(
-    State(state): State<ApiState>,
+    State(state): State<Shared>,
     request: HttpRequest,
     next: Next,
 ) -> Response {

@@ -6,7 +6,6 @@ use axum::middleware;
 use axum::routing::{delete, get, post, put};
 use warren_secrets::Passwords;
 
-use crate::headers::pocketbase_headers;
 use crate::routes::{
     auth, backups, batch, collections, crons, custom, files, health, logs, oauth2, probes,
     realtime, records, settings, sql, warren,
@@ -44,7 +43,14 @@ pub struct ApiState {
     /// The platform around the tenants (one-time dashboard links, usage); `None` in tests of
     /// the API alone, where `/api/warren/*` answers 404.
     pub platform: Option<std::sync::Arc<dyn crate::platform::Platform>>,
+    /// Create the index the advisor proposes for a tenant's repeatedly slow list
+    /// (`warren serve --auto-index`).
+    pub auto_index: bool,
 }
+
+/// The state the router hands its layers and handlers: one shared [`ApiState`], so a request
+/// clones a pointer, not every field, at each layer it passes.
+pub(crate) type Shared = std::sync::Arc<ApiState>;
 
 impl ApiState {
     /// State with `passwords` and an optional platform-default SMTP relay URL.
@@ -62,12 +68,14 @@ impl ApiState {
             backups: warren_tenant::backups::Backups::default(),
             crons: warren_tenant::cron::Scheduler::default(),
             platform: None,
+            auto_index: false,
         }
     }
 }
 
 /// The tenant API router. Requests must carry the resolved `Tenant` as an extension.
 pub fn router(state: ApiState) -> Router {
+    let state: Shared = std::sync::Arc::new(state);
     Router::new()
         .route("/api/health", get(health::get_health))
         .route(
@@ -218,22 +226,22 @@ pub fn router(state: ApiState) -> Router {
             post(warren::redeem_dashboard_link),
         )
         .route("/api/warren/usage", get(warren::get_usage))
+        .route(
+            "/api/warren/indexes/suggestions",
+            get(warren::index_suggestions),
+        )
         // Where no built-in route matched: the tenant's own routes (pb_hooks), then its
         // pb_public (GET and HEAD outside /api/), else PocketBase's 404.
         .fallback(custom::dispatch_custom_route)
         .method_not_allowed_fallback(custom::dispatch_custom_route)
-        // Outermost last: addresses, log, headers, body limit, superuser IPs, rate limits.
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            crate::rates::limit_rates,
-        ))
+        // Outermost last: addresses, then the log, then the headers (one layer, each step
+        // calling the next), the body limit, then superuser IPs and rate limits (one layer).
+        // Every layer costs a clone of its service and a boxed future per request.
         .layer(middleware::from_fn_with_state(
             state.clone(),
             crate::client::guard_superuser_ips,
         ))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(middleware::from_fn(pocketbase_headers))
-        .layer(middleware::from_fn(crate::logger::log_requests))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             crate::client::resolve_client,

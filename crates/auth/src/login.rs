@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use warren_filter::RequestContext;
 use warren_schema::record::RecordData;
 use warren_secrets::TokenKind;
@@ -63,7 +63,7 @@ pub async fn respond(
     let caller = Caller::Record {
         record: match warren_records::auth::caller_for(&entry, &data) {
             Some(Caller::Superuser { record } | Caller::Record { record }) => record,
-            _ => Map::new(),
+            _ => Default::default(),
         },
     };
     let record = warren_records::write::respond(db, catalog, entry, &caller, data, expand).await?;

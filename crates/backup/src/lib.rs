@@ -13,6 +13,18 @@
 //! `wal/<tenant id>/<backup id>/files/<path>` (stored files uploaded after it); a
 //! point-in-time restore ([`pitr`]) replays them onto the snapshot up to a moment.
 //!
+//! Ownership generations (fencing for a cluster): every snapshot id and segment name carries
+//! the ownership generation of the node that wrote it (`-o<10 digits>`; nothing for 0, a single
+//! node's layout), and so does the manifest. A restore of the latest state ([`latest`]) uses
+//! only the newest chain of the highest generation and, within a chain, only segments shipped
+//! under the chain's own generation, so a stale owner's late uploads are never replayed.
+//!
+//! What a node's death can lose: with asynchronous shipping, the acknowledged commits not yet
+//! shipped (about one shipping interval plus one upload); with synchronous shipping (a plan's
+//! `shipping: sync`, see `warren_store::CommitLog::set_sync`) no acknowledged commit, since a
+//! write returns only once the segment holding its commit is stored — a write the target does
+//! not take in time is refused while committed locally, as after a crash before the answer.
+//!
 //! It knows tenant directories and files; which slug names which tenant is the control plane's
 //! business. It must not depend on HTTP crates.
 
@@ -21,6 +33,7 @@ mod archive;
 /// The tenant's code folders a snapshot packs beside its data, one `<name>.tar.zst` each (the
 /// names `warren_tenant::code` gives them; this crate does not depend on the tenant runtime).
 pub const CODE_FOLDERS: [&str; 3] = ["pb_hooks", "pb_migrations", "pb_public"];
+pub mod latest;
 pub mod manifest;
 pub mod pitr;
 pub mod remote;

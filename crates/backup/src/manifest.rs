@@ -59,6 +59,15 @@ pub struct Manifest {
     /// `wal/<tenant id>/<backup id>/` replay every later commit on top of it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wal: Option<crate::ship::WalStart>,
+    /// The ownership generation of the node that took the snapshot (the cluster's fencing
+    /// number for the tenant; 0 on a single node, and in backups made before clusters). It is
+    /// also in the backup id (see [`new_id_owned`]).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub ownership_generation: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Manifest {
@@ -82,7 +91,10 @@ impl Manifest {
                 manifest.format
             )));
         }
-        if manifest.tenant_id != tenant_id || manifest.id != id {
+        if manifest.tenant_id != tenant_id
+            || manifest.id != id
+            || ownership_of(id) != Some(manifest.ownership_generation)
+        {
             return Err(Error::Corrupt(
                 "the manifest belongs to another backup".into(),
             ));
@@ -127,10 +139,72 @@ pub fn new_id(now: time::OffsetDateTime) -> String {
     )
 }
 
-/// Whether `id` has the shape [`new_id`] makes.
+/// Length of the ownership tag `-o` + 10 digits that [`new_id_owned`] appends.
+const OWNERSHIP_TAG: usize = 12;
+
+/// A new backup id for a snapshot started at `now` by a node holding the tenant under
+/// ownership generation `ownership`: [`new_id`] for 0 (the single-node layout), else
+/// [`new_id`] followed by `-o` and the generation in 10 digits, so a listing of the target
+/// shows which owner wrote each snapshot.
+pub fn new_id_owned(now: time::OffsetDateTime, ownership: u64) -> String {
+    let id = new_id(now);
+    if ownership == 0 {
+        id
+    } else {
+        format!("{id}-o{ownership:010}")
+    }
+}
+
+/// The ownership generation a backup id carries (0 without a tag); `None` when `id` is not a
+/// backup id.
+pub fn ownership_of(id: &str) -> Option<u64> {
+    let plain = |id: &str| {
+        id.len() == 25
+            && id.bytes().all(|b| {
+                b.is_ascii_digit() || b.is_ascii_lowercase() || b == b'T' || b == b'Z' || b == b'-'
+            })
+    };
+    match id.len() {
+        25 => plain(id).then_some(0),
+        n if n == 25 + OWNERSHIP_TAG => {
+            let (base, tag) = id.split_at(25);
+            let digits = tag.strip_prefix("-o")?;
+            if !plain(base) || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            digits.parse().ok().filter(|g| *g > 0)
+        }
+        _ => None,
+    }
+}
+
+/// Whether `id` has the shape [`new_id`] or [`new_id_owned`] makes.
 pub fn is_id(id: &str) -> bool {
-    id.len() == 25
-        && id.bytes().all(|b| {
-            b.is_ascii_digit() || b.is_ascii_lowercase() || b == b'T' || b == b'Z' || b == b'-'
-        })
+    ownership_of(id).is_some()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_carry_the_ownership_generation() {
+        let now = time::OffsetDateTime::now_utc();
+        let single = new_id_owned(now, 0);
+        assert_eq!(single.len(), 25);
+        assert_eq!(ownership_of(&single), Some(0));
+        let owned = new_id_owned(now, 7);
+        assert!(owned.ends_with("-o0000000007"), "{owned}");
+        assert_eq!(ownership_of(&owned), Some(7));
+        assert!(is_id(&owned) && is_id(&single));
+        for bad in [
+            format!("{single}-o000000000x"),
+            format!("{single}-o0000000000"),
+            format!("{single}-x0000000007"),
+            format!("{single}/"),
+            "../x".to_string(),
+        ] {
+            assert!(!is_id(&bad), "{bad}");
+        }
+    }
 }

@@ -2,7 +2,8 @@
 //! generation up to a moment, then keeps exactly the stored files that the restored records
 //! name (fetching those uploaded after the snapshot from the shipped files).
 //!
-//! Segments are read in order from 0; a missing segment before the moment, or one that is
+//! Segments are read in order from 0, only those shipped under the chain's ownership
+//! generation (the snapshot's; see [`crate::manifest::Manifest::ownership_generation`]); a missing segment before the moment, or one that is
 //! damaged or truncated, refuses the whole restore (the staging directory is the caller's to
 //! remove). The replay stops at the first transaction committed after the moment.
 
@@ -12,7 +13,7 @@ use std::path::Path;
 use warren_store::sql::{Connection, OpenFlags};
 
 use crate::manifest::Manifest;
-use crate::ship::{Through, generation_prefix, segment_seq, through_key};
+use crate::ship::{Through, generation_prefix, parse_segment, through_key};
 use crate::target::Target;
 use crate::wal::{self, Replayed, Segment};
 use crate::{Error, Progress, Report, Result, restore};
@@ -39,10 +40,19 @@ pub async fn replay(
     let prefix = generation_prefix(&manifest.tenant_id, &manifest.id);
     let keys = target.list(&prefix).await?;
     let files_prefix = format!("{prefix}files/");
-    let mut segments: Vec<(u64, String)> = keys
-        .iter()
-        .filter_map(|k| Some((segment_seq(k.strip_prefix(&prefix)?)?, k.clone())))
-        .collect();
+    // Only segments shipped under the chain's own ownership generation belong to it: a node
+    // holding the tenant under any other one (a stale owner) never extends it.
+    let mut segments: Vec<(u64, String)> = Vec::new();
+    for key in &keys {
+        let Some((seq, ownership)) = key.strip_prefix(&prefix).and_then(parse_segment) else {
+            continue;
+        };
+        if ownership == manifest.ownership_generation {
+            segments.push((seq, key.clone()));
+        } else {
+            tracing::warn!(tenant = %manifest.tenant_id, backup = %manifest.id, %key, ownership, "a WAL segment shipped under another ownership generation than its chain's is ignored");
+        }
+    }
     segments.sort();
     let shipped_files: Vec<String> = keys
         .iter()

@@ -258,7 +258,7 @@ mod tests {
         }
         target
             .put_bytes(
-                &crate::ship::segment_key("t2", ids[0], 0),
+                &crate::ship::segment_key("t2", ids[0], 0, 0),
                 b"other tenant".to_vec(),
             )
             .await
@@ -286,6 +286,7 @@ mod tests {
             objects: Vec::new(),
             counts: Default::default(),
             wal: None,
+            ownership_generation: 0,
         };
         let dir_key = Manifest::dir("t1", &manifest.id);
         target

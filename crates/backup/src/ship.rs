@@ -51,12 +51,16 @@ pub fn generation_prefix(tenant_id: &str, backup_id: &str) -> String {
     format!("wal/{tenant_id}/{backup_id}/")
 }
 
-/// Key of segment `seq` of a generation.
-pub fn segment_key(tenant_id: &str, backup_id: &str, seq: u64) -> String {
-    format!(
-        "{}{seq:010}.wal.zst",
-        generation_prefix(tenant_id, backup_id)
-    )
+/// Key of segment `seq` of a chain, shipped by a node holding the tenant under ownership
+/// generation `ownership`: `<seq, 10 digits>.wal.zst` for 0 (the single-node layout), else
+/// `<seq>-o<ownership, 10 digits>.wal.zst`.
+pub fn segment_key(tenant_id: &str, backup_id: &str, seq: u64, ownership: u64) -> String {
+    let prefix = generation_prefix(tenant_id, backup_id);
+    if ownership == 0 {
+        format!("{prefix}{seq:010}.wal.zst")
+    } else {
+        format!("{prefix}{seq:010}-o{ownership:010}.wal.zst")
+    }
 }
 
 /// Key of a generation's coverage mark: every transaction committed up to its `throughMs` is
@@ -98,11 +102,45 @@ pub fn local_through(dir: &Path, backup_id: &str) -> Option<i64> {
     Some(now)
 }
 
-/// Parses the sequence number out of a segment key's file name.
-pub fn segment_seq(name: &str) -> Option<u64> {
-    let digits = name.strip_suffix(".wal.zst")?;
-    (digits.len() == 10 && digits.bytes().all(|b| b.is_ascii_digit()))
-        .then(|| digits.parse().ok())?
+/// Records in the tenant directory `dir` (not open anywhere, its database without WAL) that
+/// snapshot `backup_id`, taken of it as it is at `time_ms` under ownership generation
+/// `ownership`, starts its chain: the shipper that opens the tenant continues that chain
+/// instead of asking for a snapshot (see [`crate::snapshot::create_chain_start`]).
+pub fn start_chain(dir: &Path, backup_id: &str, ownership: u64, time_ms: i64) -> Result<()> {
+    let state = State {
+        generation: backup_id.to_string(),
+        seq: 0,
+        cursor: None,
+        backfilled: true,
+        clean: true,
+        files_since_ms: time_ms - FILE_SLACK_MS,
+        db_file: fingerprint(&dir.join("data.db")),
+        ownership,
+    };
+    let body = serde_json::to_vec(&state).map_err(|e| Error::Invalid(e.to_string()))?;
+    let partial = dir.join(format!("{STATE_FILE}.partial"));
+    std::fs::write(&partial, body)?;
+    std::fs::rename(&partial, dir.join(STATE_FILE))?;
+    Ok(())
+}
+
+/// Parses a segment key's file name: its sequence number and the ownership generation it was
+/// shipped under (see [`segment_key`]).
+pub fn parse_segment(name: &str) -> Option<(u64, u64)> {
+    let stem = name.strip_suffix(".wal.zst")?;
+    let (seq, ownership) = match stem.split_once("-o") {
+        Some((seq, ownership)) => (seq, Some(ownership)),
+        None => (stem, None),
+    };
+    let number = |digits: &str| -> Option<u64> {
+        (digits.len() == 10 && digits.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| digits.parse().ok())?
+    };
+    let seq = number(seq)?;
+    match ownership {
+        None => Some((seq, 0)),
+        Some(digits) => number(digits).filter(|g| *g > 0).map(|g| (seq, g)),
+    }
 }
 
 /// What a shipper remembers between runs (in [`STATE_FILE`]).
@@ -125,6 +163,10 @@ struct State {
     /// Size and modification time (ns) of the database file when the state was saved: a
     /// database file changed while nobody shipped it ends the generation.
     db_file: Option<(u64, i64)>,
+    /// The ownership generation the chain was started under: a shipper holding the tenant
+    /// under another one never extends it.
+    #[serde(default)]
+    ownership: u64,
 }
 
 /// Where a snapshot's database copy stands in the WAL: the generation starts there.
@@ -167,7 +209,12 @@ struct Inner {
     /// Tenant id → held by its running shipper: a reopened tenant's shipper starts only once
     /// the previous one has finished.
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// The ownership generation under which this node holds a tenant (0 on a single node).
+    ownership: std::sync::RwLock<Ownership>,
 }
+
+/// Tells the ownership generation under which this node holds a tenant (by tenant id).
+pub type Ownership = Arc<dyn Fn(&str) -> u64 + Send + Sync>;
 
 /// Keeps a tenant's shipper running; dropping it ships what is pending and stops it (the
 /// shipper holds the database open until then).
@@ -194,8 +241,34 @@ impl Shipping {
                 wanted_rx: Mutex::new(Some(wanted_rx)),
                 running: tokio::sync::watch::Sender::new(0),
                 locks: Mutex::new(HashMap::new()),
+                ownership: std::sync::RwLock::new(Arc::new(|_: &str| 0)),
             }),
         }
+    }
+
+    /// Sets where shippers learn the ownership generation under which this node holds a
+    /// tenant (the cluster's claim; 0 for every tenant until this is called, as on a single
+    /// node). A shipper reads it when its tenant opens: its segments and snapshots carry it, and
+    /// a chain started under another generation is never extended (a new snapshot starts one).
+    /// A tenant claimed again under a new generation while open must be closed (drained) and
+    /// reopened for its shipper to take the new one.
+    pub fn set_ownership(&self, ownership: Ownership) {
+        *self
+            .inner
+            .ownership
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = ownership;
+    }
+
+    /// The ownership generation under which this node holds tenant `tenant_id` now.
+    pub fn ownership_of(&self, tenant_id: &str) -> u64 {
+        let source = self
+            .inner
+            .ownership
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        source(tenant_id)
     }
 
     /// The tenant ids whose shipper waits for a snapshot to start a generation (once).
@@ -219,6 +292,9 @@ impl Shipping {
             .insert(tenant_id.to_string(), control.clone());
         self.inner.running.send_modify(|n| *n += 1);
         let shipper = Shipper {
+            ownership: self.ownership_of(tenant_id),
+            confirmed: false,
+            unconfirmed: false,
             ship: self.inner.clone(),
             tenant: tenant_id.to_string(),
             dir: dir.to_path_buf(),
@@ -314,6 +390,14 @@ impl Shipping {
 /// One database's shipper.
 struct Shipper {
     ship: Arc<Inner>,
+    /// The ownership generation this node holds the tenant under.
+    ownership: u64,
+    /// The chain's snapshot is known to be stored in the target (checked once per chain
+    /// before any commit is reported shipped).
+    confirmed: bool,
+    /// The last pass shipped everything but could not report it: the chain's snapshot is not
+    /// stored yet.
+    unconfirmed: bool,
     tenant: String,
     dir: PathBuf,
     wal: PathBuf,
@@ -347,21 +431,33 @@ impl Shipper {
         if let Err(e) = self.resume().await {
             tracing::warn!(tenant = %self.tenant, error = %e, "WAL shipping cannot resume");
         }
-        let mut last = Instant::now() - self.ship.interval;
-        let mut retry: Option<tokio::time::Instant> =
-            self.pending().then(tokio::time::Instant::now);
+        let mut last = tokio::time::Instant::now() - self.ship.interval;
+        // When the next shipping pass is due: the interval after the last pass once a commit
+        // came (at once with synchronous shipping), or a retry after a failure.
+        let mut due: Option<tokio::time::Instant> = self.pending().then(tokio::time::Instant::now);
         loop {
-            let retry_at =
-                retry.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
+            let due_at =
+                due.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
             tokio::select! {
                 biased;
                 _ = &mut closed => break,
                 command = commands.recv() => match command {
                     Some(Control::Base(backup, dest, reply)) => {
-                        let _ = reply.send(self.base(&backup, &dest).await);
+                        let based = self.base(&backup, &dest).await;
+                        // Writers waiting for a chain are released once its snapshot is stored.
+                        if based.is_ok() {
+                            due = Some(tokio::time::Instant::now());
+                        }
+                        let _ = reply.send(based);
                     }
                     Some(Control::Flush(reply)) => {
-                        let _ = reply.send(self.ship(&log).await);
+                        let shipped = self.ship(&log).await;
+                        // A flush is a ship: the next one waits its interval from here.
+                        if shipped.is_ok() && !self.unconfirmed {
+                            due = None;
+                        }
+                        last = tokio::time::Instant::now();
+                        let _ = reply.send(shipped);
                     }
                     None => break,
                 },
@@ -369,20 +465,17 @@ impl Shipper {
                     if changed.is_err() {
                         break;
                     }
-                    let wait = self.ship.interval.saturating_sub(last.elapsed());
-                    if !wait.is_zero() {
-                        tokio::select! {
-                            _ = &mut closed => break,
-                            _ = tokio::time::sleep(wait) => {}
-                        }
-                    }
                     commits.borrow_and_update();
-                    retry = self.ship_logged(&log).await;
-                    last = Instant::now();
+                    let interval = match log.sync_wait() {
+                        Some(_) => Duration::ZERO,
+                        None => self.ship.interval,
+                    };
+                    let at = (last + interval).max(tokio::time::Instant::now());
+                    due = Some(due.map_or(at, |d| d.min(at)));
                 }
-                _ = tokio::time::sleep_until(retry_at), if retry.is_some() => {
-                    retry = self.ship_logged(&log).await;
-                    last = Instant::now();
+                _ = tokio::time::sleep_until(due_at), if due.is_some() => {
+                    due = self.ship_logged(&log).await;
+                    last = tokio::time::Instant::now();
                 }
             }
         }
@@ -418,6 +511,10 @@ impl Shipper {
 
     async fn ship_logged(&mut self, log: &warren_store::CommitLog) -> Option<tokio::time::Instant> {
         match self.ship(log).await {
+            // The chain's snapshot is still being stored: look again shortly.
+            Ok(()) if self.unconfirmed => {
+                Some(tokio::time::Instant::now() + Duration::from_millis(250))
+            }
             Ok(()) => None,
             Err(e) => {
                 tracing::warn!(tenant = %self.tenant, error = %e, "WAL shipping failed; retrying");
@@ -439,6 +536,7 @@ impl Shipper {
         let mut state = state.unwrap_or_default();
         let db_file = fingerprint(self.db.path());
         let continues = !state.generation.is_empty()
+            && state.ownership == self.ownership
             && match (header, state.cursor) {
                 (Some(h), Some(c)) if h.salt1 == c.salt1 && h.salt2 == c.salt2 => true,
                 // The WAL started over, or was checkpointed away when the database closed:
@@ -497,12 +595,15 @@ impl Shipper {
             self.ask_for_snapshot();
             return Ok(());
         }
+        self.unconfirmed = false;
         loop {
             // Every commit recorded up to now is in the WAL read below.
             let read_at = warren_store::commits::now_ms();
+            let committed = log.committed();
             let wal = self.wal.clone();
             let header = blocking(move || wal::read_header(&wal)).await?;
             let Some(header) = header else {
+                self.report_shipped(log, committed).await?;
                 return self.mark_through(read_at).await;
             };
             let from = match self.state.cursor {
@@ -520,6 +621,7 @@ impl Shipper {
             let (frames, next) =
                 blocking(move || wal::read_frames(&wal, &from, SEGMENT_FRAMES)).await?;
             if frames.frames.is_empty() {
+                self.report_shipped(log, committed).await?;
                 if from.frames >= CHECKPOINT_FRAMES && !self.state.backfilled {
                     self.checkpoint().await?;
                 }
@@ -535,13 +637,50 @@ impl Shipper {
                 commit_times: times,
             };
             let sealed = blocking(move || segment.seal()).await?;
-            let key = segment_key(&self.tenant, &self.state.generation, self.state.seq);
+            let key = segment_key(
+                &self.tenant,
+                &self.state.generation,
+                self.state.seq,
+                self.ownership,
+            );
             self.ship.target.put_bytes(&key, sealed).await?;
             self.state.seq += 1;
             self.state.cursor = Some(next);
             self.state.backfilled = false;
             self.save().await?;
         }
+    }
+
+    /// Tells the database's writers that every commit up to number `committed` is in the
+    /// target (synchronous shipping waits on it), once the chain's snapshot is known stored:
+    /// a chain without its snapshot restores nothing.
+    async fn report_shipped(
+        &mut self,
+        log: &warren_store::CommitLog,
+        committed: u64,
+    ) -> Result<()> {
+        if !self.confirmed {
+            let key = format!(
+                "{}{}",
+                crate::Manifest::dir(&self.tenant, &self.state.generation),
+                crate::manifest::MANIFEST
+            );
+            match self
+                .ship
+                .target
+                .get_bytes(&key, crate::manifest::MAX_MANIFEST)
+                .await
+            {
+                Ok(_) => self.confirmed = true,
+                Err(Error::NotFound(_)) => {
+                    self.unconfirmed = true;
+                    return Ok(());
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        log.mark_shipped(committed);
+        Ok(())
     }
 
     /// Records in the target that every transaction committed up to `through_ms` is shipped.
@@ -585,6 +724,12 @@ impl Shipper {
     /// writer, copy the file (nothing checkpoints meanwhile: only this task does), and start
     /// the generation of `backup`.
     async fn base(&mut self, backup: &str, dest: &Path) -> Result<WalStart> {
+        if crate::manifest::ownership_of(backup) != Some(self.ownership) {
+            return Err(Error::Invalid(format!(
+                "snapshot {backup} does not carry ownership generation {} under which this node holds the tenant",
+                self.ownership
+            )));
+        }
         let log = self.db.commit_log().cloned();
         let mut found = None;
         for _ in 0..200 {
@@ -652,7 +797,9 @@ impl Shipper {
             clean: false,
             files_since_ms: time_ms - FILE_SLACK_MS,
             db_file: None,
+            ownership: self.ownership,
         };
+        self.confirmed = false;
         self.recent.clear();
         self.save().await?;
         Ok(WalStart {
@@ -874,6 +1021,7 @@ mod tests {
             objects: Vec::new(),
             counts: Default::default(),
             wal: Some(start),
+            ownership_generation: 0,
         };
         for (rows, at) in marks {
             let staging = dir.path().join(format!("staging-{rows}"));
@@ -941,6 +1089,7 @@ mod tests {
             objects: Vec::new(),
             counts: Default::default(),
             wal: Some(start.clone()),
+            ownership_generation: 0,
         };
         let insert = || {
             db.write(|c| {
@@ -987,12 +1136,91 @@ mod tests {
         assert_eq!(rows, 0);
     }
 
+    /// With synchronous shipping a write returns only once its commit is in the target; when
+    /// the target fails, the write is refused after the wait (committed locally, unacknowledged).
+    #[tokio::test]
+    async fn a_synchronous_write_returns_once_its_commit_is_shipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let tenant_dir = dir.path().join("tenant");
+        std::fs::create_dir_all(tenant_dir.join("storage")).unwrap();
+        let db = Database::open_shipped(
+            tenant_dir.join("data.db"),
+            Options {
+                migrations: SCHEMA,
+                ..Options::default()
+            },
+        )
+        .await
+        .unwrap();
+        let log = db.commit_log().unwrap().clone();
+        log.set_sync(Some(Duration::from_millis(1500)));
+        let target = Target::Dir(dir.path().join("target"));
+        // A long interval: synchronous shipping does not wait for it.
+        let shipping = Shipping::new(target.clone(), Duration::from_secs(3600));
+        let _wanted = shipping.take_wanted().unwrap();
+        let _guard = shipping.start("t1", &tenant_dir, db.clone());
+        let source = crate::snapshot::Source {
+            tenant_id: "t1".into(),
+            slug: "t".into(),
+            dir: tenant_dir.clone(),
+            file_bucket: None,
+        };
+        let manifest = crate::snapshot::create_shipped(
+            &target,
+            &dir.path().join("scratch"),
+            &source,
+            Some(&shipping),
+            &crate::quiet,
+        )
+        .await
+        .unwrap();
+        let insert = || {
+            db.write(|c| {
+                c.execute("INSERT INTO t (v) VALUES (x'01')", [])?;
+                Ok::<_, warren_store::Error>(())
+            })
+        };
+        let started = Instant::now();
+        for _ in 0..8 {
+            insert().await.unwrap();
+        }
+        assert!(started.elapsed() < Duration::from_secs(1));
+        // Acknowledged means replayable from the target right now.
+        let staging = dir.path().join("staging");
+        crate::restore::fetch(&target, &manifest, &staging, &crate::quiet)
+            .await
+            .unwrap();
+        crate::pitr::replay(&target, &manifest, &staging, i64::MAX, &crate::quiet)
+            .await
+            .unwrap();
+        assert_eq!(count(&staging.join("data.db")), 8);
+
+        // The target breaks: a file where its directory was.
+        std::fs::rename(dir.path().join("target"), dir.path().join("target-away")).unwrap();
+        std::fs::write(dir.path().join("target"), b"not a directory").unwrap();
+        let refused = insert().await.unwrap_err();
+        assert!(
+            matches!(refused, warren_store::Error::NotShipped(_)),
+            "{refused:?}"
+        );
+        assert_eq!(count(&tenant_dir.join("data.db")), 9);
+    }
+
     #[test]
     fn segment_names_sort_and_parse() {
-        let key = segment_key("t1", "20261125T101010Z-0000000a", 42);
+        let key = segment_key("t1", "20261125T101010Z-0000000a", 42, 0);
         assert_eq!(key, "wal/t1/20261125T101010Z-0000000a/0000000042.wal.zst");
-        assert_eq!(segment_seq("0000000042.wal.zst"), Some(42));
-        assert_eq!(segment_seq("42.wal.zst"), None);
-        assert!(segment_key("t", "b", 9) < segment_key("t", "b", 10));
+        assert_eq!(parse_segment("0000000042.wal.zst"), Some((42, 0)));
+        assert_eq!(parse_segment("42.wal.zst"), None);
+        assert!(segment_key("t", "b", 9, 0) < segment_key("t", "b", 10, 0));
+        let owned = segment_key("t1", "b", 3, 7);
+        assert_eq!(owned, "wal/t1/b/0000000003-o0000000007.wal.zst");
+        assert_eq!(
+            parse_segment("0000000003-o0000000007.wal.zst"),
+            Some((3, 7))
+        );
+        assert_eq!(parse_segment("0000000003-o0000000000.wal.zst"), None);
+        assert_eq!(parse_segment("0000000003-o7.wal.zst"), None);
+        assert!(segment_key("t", "b", 9, 7) < segment_key("t", "b", 10, 7));
     }
 }

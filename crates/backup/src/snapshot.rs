@@ -63,8 +63,57 @@ pub async fn create_shipped(
     shipping: Option<&Shipping>,
     report: Report<'_>,
 ) -> Result<Manifest> {
+    let base = match shipping {
+        Some(shipping) => Base::Shipper(shipping),
+        None => Base::Vacuum,
+    };
+    create_with(target, scratch, source, base, report).await
+}
+
+/// Takes a snapshot of a tenant that is not open anywhere (its directory freshly restored,
+/// with no WAL) which starts a new WAL chain under ownership generation `ownership`: the
+/// database file is copied as it is, so the chain's segments apply to it page for page.
+/// [`crate::ship::start_chain`] then records the chain in the directory for its shipper.
+pub async fn create_chain_start(
+    target: &Target,
+    scratch: &Path,
+    source: &Source,
+    ownership: u64,
+    report: Report<'_>,
+) -> Result<Manifest> {
+    let wal = source.dir.join("data.db-wal");
+    if tokio::fs::metadata(&wal).await.is_ok_and(|m| m.len() > 0) {
+        return Err(Error::Invalid(
+            "a chain can start offline only from a database without WAL".into(),
+        ));
+    }
+    create_with(target, scratch, source, Base::Offline(ownership), report).await
+}
+
+/// How a snapshot gets its database copy.
+enum Base<'a> {
+    /// `VACUUM INTO` on a connection of its own (no chain starts).
+    Vacuum,
+    /// From the tenant's shipper when it ships the tenant here (a chain starts).
+    Shipper(&'a Shipping),
+    /// The closed database file as it is, under this ownership generation (a chain starts).
+    Offline(u64),
+}
+
+async fn create_with(
+    target: &Target,
+    scratch: &Path,
+    source: &Source,
+    base: Base<'_>,
+    report: Report<'_>,
+) -> Result<Manifest> {
     let started = time::OffsetDateTime::now_utc();
-    let id = manifest::new_id(started);
+    let ownership = match &base {
+        Base::Vacuum => 0,
+        Base::Shipper(shipping) => shipping.ownership_of(&source.tenant_id),
+        Base::Offline(ownership) => *ownership,
+    };
+    let id = manifest::new_id_owned(started, ownership);
     let work = Scratch(scratch.join(format!("snapshot-{}-{id}", source.tenant_id)));
     tokio::fs::create_dir_all(&work.0).await?;
 
@@ -79,9 +128,21 @@ pub async fn create_shipped(
     }
     let mut created = crate::now_rfc3339();
     let copy = work.0.join("data.db");
-    let based = match shipping {
-        Some(shipping) => shipping.base(&source.tenant_id, &id, &copy).await,
-        None => None,
+    let based = match base {
+        Base::Shipper(shipping) => shipping.base(&source.tenant_id, &id, &copy).await,
+        Base::Vacuum => None,
+        Base::Offline(_) => {
+            let (from, to) = (data.clone(), copy.clone());
+            tokio::task::spawn_blocking(move || std::fs::copy(&from, &to))
+                .await
+                .map_err(|e| Error::Io(std::io::Error::other(e)))??;
+            Some(Ok(crate::ship::WalStart {
+                salt1: 0,
+                salt2: 0,
+                frames: 0,
+                time_ms: warren_store::commits::now_ms(),
+            }))
+        }
     };
     let wal = match based {
         Some(start) => {
@@ -202,6 +263,7 @@ pub async fn create_shipped(
         objects,
         counts,
         wal,
+        ownership_generation: ownership,
     };
     let body = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::Invalid(e.to_string()))?;
     target

@@ -85,13 +85,7 @@ const SLUG: &str = "big";
 
 /// Starts Warren with a backup target, runs the scenario, stops Warren.
 pub async fn run(warren: &Path, cfg: &BackupConfig) -> anyhow::Result<BackupReport> {
-    let local = tempfile::Builder::new()
-        .prefix("bench-backups-")
-        .tempdir()?;
-    let url = cfg
-        .backup_url
-        .clone()
-        .unwrap_or_else(|| format!("file://{}", local.path().display()));
+    let (_local, url) = server::backup_target(cfg.backup_url.as_deref(), "bench-backups-")?;
     let flags = vec![
         format!("--backup-url={url}"),
         "--backup-every=0".to_string(),
@@ -107,7 +101,7 @@ pub async fn run(warren: &Path, cfg: &BackupConfig) -> anyhow::Result<BackupRepo
 }
 
 /// Creates tenant `slug` with a superuser and collection `notes`; returns its base URL.
-async fn notes_tenant(
+pub(crate) async fn notes_tenant(
     warren: &Path,
     server: &server::Server,
     slug: &str,
@@ -149,7 +143,7 @@ async fn notes_tenant(
 }
 
 /// Full-speed writes to `base` for `duration`.
-async fn write_load(
+pub(crate) async fn write_load(
     http: &reqwest::Client,
     base: &str,
     concurrency: usize,

@@ -3,6 +3,8 @@
 //! server RSS and the Warren/PocketBase ratios per scenario.
 
 mod backup;
+mod churn;
+mod cluster;
 mod console;
 mod dashboard;
 mod floor;
@@ -18,6 +20,7 @@ mod report;
 mod scenarios;
 mod seed;
 mod server;
+mod shipping;
 mod sse;
 mod target;
 mod tenants;
@@ -53,10 +56,19 @@ enum Command {
     Run(RunArgs),
     /// Warren only: provision many tenants, touch each, report latencies, RSS and fds.
     Tenants(TenantsArgs),
+    /// Warren only: health requests over many tenants in rotation (most requests open a closed
+    /// tenant) against the same over tenants that fit under the open-tenant cap.
+    Churn(ChurnArgs),
     /// Warren only: signup-to-live-project latency through the console (hashing excluded).
     Console(ConsoleArgs),
     /// Warren only: snapshot and restore a large tenant, writes during the backup vs without.
     Backup(BackupArgs),
+    /// Warren only: create latency and throughput with synchronous against asynchronous WAL
+    /// shipping (a plan's `shipping`).
+    Shipping(ShippingArgs),
+    /// Warren only: three cluster nodes over etcd; the extra latency of a request forwarded by a
+    /// non-owner node, planned move time under a reader, and failover time after a kill -9.
+    Cluster(ClusterArgs),
     /// Warren only: HTTPS against plain HTTP, full handshakes per second, certificate store memory.
     Tls(TlsArgs),
     /// Warren only: view-by-id with metering and quotas on, as a ratio of the same with them off.
@@ -264,6 +276,31 @@ struct RunArgs {
 }
 
 #[derive(Args)]
+struct ChurnArgs {
+    /// Tenants the churn phase rotates over.
+    #[arg(long, default_value_t = 2_000)]
+    tenants: usize,
+    /// Tenants the reference phase rotates over (fewer than the cap).
+    #[arg(long, default_value_t = 400)]
+    fitting: usize,
+    /// `--max-open-tenants` given to Warren (default: Warren's own default).
+    #[arg(long)]
+    max_open_tenants: Option<usize>,
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 8)]
+    concurrency: usize,
+    /// Seconds of each measured phase.
+    #[arg(long, default_value_t = 5)]
+    duration: u64,
+    /// Warren binary.
+    #[arg(long, env = "WARREN_BIN")]
+    warren: Option<PathBuf>,
+    /// Write the results as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+#[derive(Args)]
 struct TenantsArgs {
     /// Tenants to provision.
     #[arg(long, default_value_t = 10_000)]
@@ -296,8 +333,11 @@ fn main() -> anyhow::Result<()> {
             Command::Compare(args) => compare(args).await,
             Command::Run(args) => run_one(args).await,
             Command::Tenants(args) => run_tenants(args).await,
+            Command::Churn(args) => run_churn(args).await,
             Command::Console(args) => run_console(args).await,
             Command::Backup(args) => run_backup(args).await,
+            Command::Shipping(args) => run_shipping(args).await,
+            Command::Cluster(args) => run_cluster(args).await,
             Command::Metering(args) => run_metering(args).await,
             Command::Hooks(args) => run_hooks(args).await,
             Command::Import(args) => run_import(args).await,
@@ -436,6 +476,22 @@ async fn run_dashboard(args: DashboardArgs) -> anyhow::Result<()> {
     write_json(args.json.as_deref(), &report?)
 }
 
+async fn run_churn(args: ChurnArgs) -> anyhow::Result<()> {
+    let warren = args.warren.unwrap_or_else(default_warren);
+    let cfg = churn::ChurnConfig {
+        tenants: args.tenants.max(1),
+        fitting: args.fitting.max(1),
+        max_open_tenants: args.max_open_tenants.map(|n| n.max(1)),
+        concurrency: args.concurrency.max(1),
+        duration: Duration::from_secs(args.duration.max(1)),
+    };
+    let report = churn::run(&warren, &cfg).await?;
+    for line in churn::format(&report) {
+        println!("{line}");
+    }
+    write_json(args.json.as_deref(), &report)
+}
+
 async fn run_tenants(args: TenantsArgs) -> anyhow::Result<()> {
     let warren = args.warren.unwrap_or_else(default_warren);
     let cfg = tenants::TenantsConfig {
@@ -462,6 +518,85 @@ async fn run_console(args: ConsoleArgs) -> anyhow::Result<()> {
         println!("{line}");
     }
     write_json(args.json.as_deref(), &report)
+}
+
+#[derive(Args)]
+struct ShippingArgs {
+    /// Concurrent writers, comma-separated: one measurement of each mode per value.
+    #[arg(long, value_delimiter = ',', default_value = "1,16")]
+    concurrency: Vec<usize>,
+    /// Seconds of writes per measurement.
+    #[arg(long, default_value_t = 10)]
+    duration: u64,
+    /// Backup target (`s3://bucket/prefix` with WARREN_BACKUP_S3_* in the environment, or
+    /// `file:///dir`); a fresh local directory by default.
+    #[arg(long)]
+    backup_url: Option<String>,
+    /// The node's asynchronous shipping interval.
+    #[arg(long, default_value = "1s")]
+    interval: String,
+    /// Warren binary.
+    #[arg(long, env = "WARREN_BIN")]
+    warren: Option<PathBuf>,
+    /// Write the results as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct ClusterArgs {
+    /// The etcd binary (one member is started).
+    #[arg(long, default_value = "/usr/bin/etcd")]
+    etcd: PathBuf,
+    /// Concurrent clients of the second forwarding measurement (the first has one).
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    /// Seconds per forwarding measurement.
+    #[arg(long, default_value_t = 5)]
+    duration: u64,
+    /// Forwarding rounds (direct and forwarded alternate within each).
+    #[arg(long, default_value_t = 2)]
+    rounds: usize,
+    /// Planned moves of the tenant (between the first two nodes, in turn).
+    #[arg(long, default_value_t = 10)]
+    moves: usize,
+    /// Skip the failover (kill -9 of the tenant's owner) at the end.
+    #[arg(long)]
+    no_failover: bool,
+    /// The nodes' lease TTL in seconds (bounds the failover time).
+    #[arg(long, default_value_t = 2)]
+    lease_ttl: u64,
+    /// Warren binary.
+    #[arg(long, env = "WARREN_BIN")]
+    warren: Option<PathBuf>,
+    /// Write the results as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+async fn run_cluster(args: ClusterArgs) -> anyhow::Result<()> {
+    let warren = args.warren.unwrap_or_else(default_warren);
+    let cfg = cluster::ClusterConfig {
+        etcd: args.etcd,
+        concurrency: args.concurrency,
+        seconds: args.duration,
+        rounds: args.rounds,
+        moves: args.moves,
+        failover: !args.no_failover,
+        lease_ttl: args.lease_ttl.max(1),
+    };
+    let report = cluster::run(&warren, &cfg).await?;
+    for line in cluster::format(&report) {
+        println!("{line}");
+    }
+    let errors: u64 = report
+        .forwarding
+        .iter()
+        .map(|r| r.direct.errors + r.forwarded.errors)
+        .sum();
+    write_json(args.json.as_deref(), &report)?;
+    anyhow::ensure!(errors == 0, "{errors} forwarding requests failed");
+    Ok(())
 }
 
 #[derive(Args)]
@@ -550,6 +685,21 @@ async fn run_backup(args: BackupArgs) -> anyhow::Result<()> {
     };
     let report = backup::run(&warren, &cfg).await?;
     for line in backup::format(&report) {
+        println!("{line}");
+    }
+    write_json(args.json.as_deref(), &report)
+}
+
+async fn run_shipping(args: ShippingArgs) -> anyhow::Result<()> {
+    let warren = args.warren.unwrap_or_else(default_warren);
+    let cfg = shipping::ShippingConfig {
+        concurrency: args.concurrency,
+        seconds: args.duration,
+        backup_url: args.backup_url,
+        interval: args.interval,
+    };
+    let report = shipping::run(&warren, &cfg).await?;
+    for line in shipping::format(&report) {
         println!("{line}");
     }
     write_json(args.json.as_deref(), &report)

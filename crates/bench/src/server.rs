@@ -42,6 +42,20 @@ impl Server {
 }
 
 /// A free TCP port on 127.0.0.1 (bound, read and released).
+/// The backup target a scenario runs against: `url` when given, else a fresh local directory
+/// (named with `prefix`, removed when the returned guard drops).
+pub fn backup_target(
+    url: Option<&str>,
+    prefix: &str,
+) -> anyhow::Result<(tempfile::TempDir, String)> {
+    let local = tempfile::Builder::new().prefix(prefix).tempdir()?;
+    let url = url.map_or_else(
+        || format!("file://{}", local.path().display()),
+        str::to_string,
+    );
+    Ok((local, url))
+}
+
 pub fn free_port() -> anyhow::Result<u16> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").context("binding a probe port")?;
     Ok(listener.local_addr()?.port())
@@ -235,6 +249,17 @@ pub async fn start_warren_with(
     opts: &WarrenOptions,
     extra: &[String],
 ) -> anyhow::Result<Server> {
+    start_warren_on(bin, free_port()?, opts, extra).await
+}
+
+/// [`start_warren_with`] on the given loopback port (for flags that name it, e.g. a cluster
+/// node's `--advertise`).
+pub async fn start_warren_on(
+    bin: &Path,
+    port: u16,
+    opts: &WarrenOptions,
+    extra: &[String],
+) -> anyhow::Result<Server> {
     if !bin.is_file() {
         bail!(
             "warren binary not found at {} (build it with `cargo build --release -p warren`, or pass --warren PATH / set WARREN_BIN)",
@@ -244,7 +269,6 @@ pub async fn start_warren_with(
     let dir = tempfile::Builder::new().prefix("bench-warren-").tempdir()?;
     let data = dir.path().join("data");
     std::fs::create_dir_all(&data)?;
-    let port = free_port()?;
     let mut cmd = Command::new(bin);
     cmd.env("WARREN_OPERATOR_TOKEN", OPERATOR_TOKEN)
         .arg("serve")

@@ -149,7 +149,8 @@ async fn measure(server: &server::Server, cfg: &TenantsConfig) -> anyhow::Result
     })
 }
 
-fn summary_line(label: &str, s: &Summary) -> String {
+/// One summary as a report line: `label`, count, throughput, p50/p99/max, errors.
+pub(crate) fn summary_line(label: &str, s: &Summary) -> String {
     let mut text = format!(
         "{label:<28} n={} {:.0} {} p50 {:.2} ms p99 {:.2} ms max {:.2} ms err {}",
         s.ok, s.throughput, s.unit, s.p50_ms, s.p99_ms, s.max_ms, s.errors

@@ -11,8 +11,8 @@ use tokio_util::io::ReaderStream;
 
 use crate::Console;
 use crate::auth::{FormBody, failure, forbidden};
-use crate::html::{Notice, page};
-use crate::projects::{owned, project_body};
+use crate::html::Notice;
+use crate::projects::{owned, project_page};
 use crate::transfers::{NoUpload, csrf_then_file};
 use crate::visitor::Visitor;
 use warren_control_plane::Error;
@@ -44,26 +44,6 @@ fn row(folder: &CodeFolder) -> FolderView {
             .to_string()
             + " UTC",
     }
-}
-
-/// The project page with `notice`, answered with `status`.
-async fn project_page(
-    state: &Console,
-    visitor: &Visitor,
-    id: &str,
-    status: StatusCode,
-    notice: Notice,
-) -> Response {
-    let (_, project, used, backups) = match owned(state, visitor, id).await {
-        Ok(found) => found,
-        Err(response) => return response,
-    };
-    let domains = match crate::domains::section(state, &project).await {
-        Ok(html) => html,
-        Err(e) => return failure(visitor, e),
-    };
-    let body = project_body(state, visitor, &project, &used, &backups, &domains);
-    page(visitor, status, &project.slug, Some(notice), &body)
 }
 
 /// What the console says when a deploy is refused, and with which status.

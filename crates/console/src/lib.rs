@@ -16,6 +16,7 @@ mod html;
 mod limit;
 mod outbox;
 mod projects;
+mod secrets;
 mod transfers;
 mod usage;
 mod visitor;
@@ -207,6 +208,11 @@ pub fn router(console: Console) -> Router {
         )
         .route("/projects/{id}/code/download", post(code::download_code))
         .route("/projects/{id}/dashboard", post(dashboard::open_dashboard))
+        .route("/projects/{id}/secrets", post(secrets::set_secret))
+        .route(
+            "/projects/{id}/secrets/remove",
+            post(secrets::remove_secret),
+        )
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
         .layer(axum::middleware::map_response_with_state(
             console.clone(),

@@ -358,6 +358,8 @@ pub(crate) struct ProjectPage<'a> {
     transfers: crate::transfers::TransfersView,
     /// The project's code folders.
     code: Vec<crate::code::FolderView>,
+    /// The names of the project's secrets.
+    secrets: &'a [String],
 }
 
 /// A project's usage of the last 31 days: its hourly rows and their totals.
@@ -368,6 +370,8 @@ pub(crate) struct ProjectUsage {
     rows: Vec<Usage>,
     /// The code it holds (its deployed folders' files and bytes).
     code: warren_control_plane::code::Code,
+    /// The names of its secrets.
+    secrets: Vec<String>,
 }
 
 /// The project page's content; `backups` and `domains` are its backups and custom-domains
@@ -376,7 +380,7 @@ pub(crate) fn project_body<'a>(
     state: &Console,
     visitor: &Visitor,
     project: &'a TenantInfo,
-    used: &ProjectUsage,
+    used: &'a ProjectUsage,
     backups: &'a Option<BackupView>,
     domains: &'a [crate::domains::DomainView],
 ) -> ProjectPage<'a> {
@@ -394,7 +398,29 @@ pub(crate) fn project_body<'a>(
         domains,
         transfers: crate::transfers::section(state, project),
         code: crate::code::view(&used.code),
+        secrets: &used.secrets,
     }
+}
+
+/// The signed-in account's project `id` as its page shows it, with `notice`, answered with
+/// `status` (after a form on the page did something).
+pub(crate) async fn project_page(
+    state: &Console,
+    visitor: &Visitor,
+    id: &str,
+    status: StatusCode,
+    notice: Notice,
+) -> Response {
+    let (_, project, used, backups) = match owned(state, visitor, id).await {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    let domains = match crate::domains::section(state, &project).await {
+        Ok(html) => html,
+        Err(e) => return failure(visitor, e),
+    };
+    let body = project_body(state, visitor, &project, &used, &backups, &domains);
+    page(visitor, status, &project.slug, Some(notice), &body)
 }
 
 pub(crate) fn not_found(visitor: &Visitor) -> Response {
@@ -430,6 +456,11 @@ pub(crate) async fn owned(
             rows,
             code: match warren_control_plane::code::summary(&state.tenants, &project).await {
                 Ok(code) => code,
+                Err(e) => return Err(failure(visitor, e)),
+            },
+            secrets: match warren_control_plane::secrets::list(&state.tenants, &project.slug).await
+            {
+                Ok(found) => found.names,
                 Err(e) => return Err(failure(visitor, e)),
             },
         },

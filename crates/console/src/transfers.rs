@@ -13,7 +13,7 @@ use tokio_util::io::ReaderStream;
 
 use crate::auth::{FormBody, failure, forbidden};
 use crate::html::{Link, Notice, page, page_refreshing, redirect};
-use crate::projects::{owned, project_body};
+use crate::projects::{owned, project_page};
 use crate::visitor::Visitor;
 use warren_control_plane::Error;
 use warren_control_plane::tenants::TenantInfo;
@@ -47,26 +47,6 @@ pub(crate) fn section(state: &Console, project: &TenantInfo) -> TransfersView {
             .job(project)
             .map(|job| (job.status.clone(), job.started.clone())),
     }
-}
-
-/// The project page with `notice`, answered with `status`.
-async fn project_page(
-    state: &Console,
-    visitor: &Visitor,
-    id: &str,
-    status: StatusCode,
-    notice: Notice,
-) -> Response {
-    let (_, project, used, backups) = match owned(state, visitor, id).await {
-        Ok(found) => found,
-        Err(response) => return response,
-    };
-    let domains = match crate::domains::section(state, &project).await {
-        Ok(html) => html,
-        Err(e) => return failure(visitor, e),
-    };
-    let body = project_body(state, visitor, &project, &used, &backups, &domains);
-    page(visitor, status, &project.slug, Some(notice), &body)
 }
 
 /// What the console says when an import is refused, and with which status.

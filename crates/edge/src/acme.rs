@@ -15,13 +15,29 @@ use instant_acme::{
 use rustls::sign::CertifiedKey;
 use tokio::sync::Semaphore;
 
+use crate::acme_state::{AcmeState, LocalState, OrderLock, StoredCert};
 use crate::certs::{self, CertStore};
 use crate::hosts::{CertStatus, Hosts};
+use crate::x509::Facts;
 
 /// Let's Encrypt's production directory, the default CA.
 pub const LETS_ENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
 /// Longest one order may take, from creation to the stored certificate.
 const ORDER_TIMEOUT: Duration = Duration::from_secs(120);
+/// Longest one node holds a name's order lock: past the order's own limit, so a lock only
+/// expires under a holder that died.
+const ORDER_LOCK_TTL: Duration = Duration::from_secs(180);
+/// How often a node waiting for another's order looks again.
+const LOCK_POLL: Duration = Duration::from_millis(250);
+/// Longest a published challenge answer lives if its order never withdraws it.
+const CHALLENGE_TTL: Duration = Duration::from_secs(600);
+/// How long a handshake's miss in the shared state is remembered, so a flood of handshakes
+/// for a name without a certificate reads the shared state once per interval.
+const MISS_MEMORY: Duration = Duration::from_secs(1);
+/// How long a stored host must stay refused before its certificate leaves the state.
+const UNSERVED_BEFORE_REMOVAL: Duration = Duration::from_secs(60);
+/// Most names remembered as misses, or as TLS-ALPN-01 certificates built.
+const MEMORY_CAP: usize = 4096;
 /// Most orders in flight at once.
 const CONCURRENT_ORDERS: usize = 4;
 /// Longest wait between retries of a failing host.
@@ -34,7 +50,7 @@ const FAILED_VALIDATIONS_PER_HOUR: usize = 5;
 const HOUR: Duration = Duration::from_secs(3600);
 
 /// A challenge type Warren can answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Challenge {
     /// `http-01` on the plain HTTP listener.
     Http01,
@@ -79,7 +95,7 @@ pub struct AcmeConfig {
     pub ca_root: Option<PathBuf>,
     /// Challenge types, tried in this order.
     pub challenges: Vec<Challenge>,
-    /// Where the account key lives (mode 0600).
+    /// Where the account key lives (mode 0600) when the state is this node's own.
     pub state_dir: PathBuf,
     /// First wait after a failure; doubled after each further failure.
     pub retry_base: Duration,
@@ -96,6 +112,9 @@ pub struct Counters {
     pub renewals: AtomicU64,
     /// Certificates issued (new or renewed).
     pub issued: AtomicU64,
+    /// Certificates taken from the shared state (another node had ordered them) instead of
+    /// ordering.
+    pub adopted: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -159,14 +178,33 @@ impl From<instant_acme::Error> for Failure {
     }
 }
 
+/// A TLS-ALPN-01 certificate and the key authorization digest it carries.
+type AlpnKey = (Vec<u8>, Arc<CertifiedKey>);
+
+/// What a successful attempt did.
+enum Outcome {
+    /// Ordered and stored a certificate, validated with this challenge.
+    Issued(Challenge),
+    /// Found a current certificate in the shared state, ordered by another node.
+    Adopted,
+}
+
 /// The ACME client of one Warren process.
 pub struct Acme {
     config: AcmeConfig,
+    /// This node's certificates in memory, consulted by handshakes.
     store: Arc<CertStore>,
+    /// The account, certificates, challenge answers and order locks, this node's own or
+    /// shared by a cluster.
+    state: Arc<dyn AcmeState>,
     hosts: Arc<dyn Hosts>,
     account: tokio::sync::Mutex<Option<Account>>,
-    http_tokens: Mutex<HashMap<String, String>>,
-    alpn_keys: Mutex<HashMap<String, Arc<CertifiedKey>>>,
+    /// TLS-ALPN-01 certificates built for a name, with the digest they carry.
+    alpn_keys: Mutex<HashMap<String, AlpnKey>>,
+    /// When the shared state last had no certificate for a name.
+    misses: Mutex<HashMap<String, Instant>>,
+    /// Since when each stored host has been refused by `hosts`.
+    unserved: Mutex<HashMap<String, Instant>>,
     states: Mutex<HashMap<String, HostState>>,
     limits: Mutex<Limits>,
     slots: Semaphore,
@@ -229,15 +267,30 @@ fn wait_for_room(queue: &mut VecDeque<Instant>, window: Duration, max: usize) ->
 }
 
 impl Acme {
-    /// An ACME client storing certificates in `store`, ordering only what `hosts` allows.
+    /// An ACME client storing certificates in `store` (and its files), the account under
+    /// `config.state_dir`, ordering only what `hosts` allows.
     pub fn new(config: AcmeConfig, store: Arc<CertStore>, hosts: Arc<dyn Hosts>) -> Arc<Self> {
+        let state = Arc::new(LocalState::new(config.state_dir.clone(), store.clone()));
+        Self::with_state(config, store, hosts, state)
+    }
+
+    /// An ACME client keeping its account, certificates, challenge answers and order locks in
+    /// `state` (such as a cluster's `EtcdState`), with `store` as this node's memory of them.
+    pub fn with_state(
+        config: AcmeConfig,
+        store: Arc<CertStore>,
+        hosts: Arc<dyn Hosts>,
+        state: Arc<dyn AcmeState>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             config,
             store,
+            state,
             hosts,
             account: tokio::sync::Mutex::new(None),
-            http_tokens: Mutex::new(HashMap::new()),
             alpn_keys: Mutex::new(HashMap::new()),
+            misses: Mutex::new(HashMap::new()),
+            unserved: Mutex::new(HashMap::new()),
             states: Mutex::new(HashMap::new()),
             limits: Mutex::new(Limits::default()),
             slots: Semaphore::new(CONCURRENT_ORDERS),
@@ -245,14 +298,105 @@ impl Acme {
         })
     }
 
-    /// The key authorization for an HTTP-01 `token`, while its order is in flight.
-    pub fn http_challenge(&self, token: &str) -> Option<String> {
-        lock(&self.http_tokens).get(token).cloned()
+    /// The key authorization for an HTTP-01 `token`, while its order (by any node sharing
+    /// the state) is in flight.
+    pub async fn http_challenge(&self, token: &str) -> Option<String> {
+        let token_like = !token.is_empty()
+            && token.len() <= 255
+            && token
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !token_like {
+            return None;
+        }
+        let answer = self.state.challenge(Challenge::Http01, token).await?;
+        String::from_utf8(answer).ok()
     }
 
-    /// The TLS-ALPN-01 certificate for `name`, while its order is in flight.
-    pub fn alpn_challenge(&self, name: &str) -> Option<Arc<CertifiedKey>> {
-        lock(&self.alpn_keys).get(name).cloned()
+    /// The TLS-ALPN-01 certificate for `name`, while its order (by any node sharing the
+    /// state) is in flight.
+    pub async fn alpn_challenge(&self, name: &str) -> Option<Arc<CertifiedKey>> {
+        if !certs::plausible_name(name) {
+            return None;
+        }
+        let digest = self.state.challenge(Challenge::TlsAlpn01, name).await?;
+        if let Some((built_for, key)) = lock(&self.alpn_keys).get(name)
+            && *built_for == digest
+        {
+            return Some(key.clone());
+        }
+        let key = Arc::new(alpn_certificate(name, &digest).ok()?);
+        let mut keys = lock(&self.alpn_keys);
+        if keys.len() >= MEMORY_CAP {
+            keys.clear();
+        }
+        keys.insert(name.to_string(), (digest, key.clone()));
+        Some(key)
+    }
+
+    /// The certificate of `name` from the shared state, put in memory for handshakes: how a
+    /// node serves a certificate another node ordered. `None` when there is no usable one.
+    pub async fn shared_certificate(&self, name: &str) -> Option<Arc<CertifiedKey>> {
+        if !certs::plausible_name(name) {
+            return None;
+        }
+        if lock(&self.misses)
+            .get(name)
+            .is_some_and(|at| at.elapsed() < MISS_MEMORY)
+        {
+            return None;
+        }
+        let found = self.install_shared(name).await.is_some();
+        let mut misses = lock(&self.misses);
+        if found {
+            misses.remove(name);
+            return self.store.get(name);
+        }
+        if misses.len() >= MEMORY_CAP {
+            misses.retain(|_, at| at.elapsed() < MISS_MEMORY);
+        }
+        if misses.len() < MEMORY_CAP {
+            misses.insert(name.to_string(), Instant::now());
+        }
+        None
+    }
+
+    /// Reads `name`'s certificate from the state and installs it in memory unless it has
+    /// expired; its validity when installed.
+    async fn install_shared(&self, name: &str) -> Option<Facts> {
+        let stored = match self.state.certificate(name).await {
+            Ok(stored) => stored?,
+            Err(e) => {
+                tracing::warn!(host = name, error = %e, "reading a shared certificate failed");
+                return None;
+            }
+        };
+        let (_, facts) = certs::certified_key(stored.chain.as_bytes(), stored.key.as_bytes())
+            .map_err(
+                |e| tracing::warn!(host = name, error = %e, "a shared certificate cannot be used"),
+            )
+            .ok()?;
+        if facts.not_after <= unix_now() {
+            return None;
+        }
+        self.store.install(name, &stored.chain, &stored.key).ok()
+    }
+
+    /// Takes the order lock of `name`, waiting while another node holds it.
+    async fn take_order_lock(&self, name: &str) -> Result<OrderLock, Failure> {
+        let deadline = Instant::now() + ORDER_LOCK_TTL + LOCK_POLL * 8;
+        loop {
+            match self.state.lock_order(name, ORDER_LOCK_TTL).await {
+                Ok(Some(order_lock)) => return Ok(order_lock),
+                Ok(None) if Instant::now() < deadline => tokio::time::sleep(LOCK_POLL).await,
+                Ok(None) => {
+                    return Err(Failure::Other(
+                        "another node held this name's order lock for too long".into(),
+                    ));
+                }
+                Err(e) => return Err(Failure::Other(e)),
+            }
+        }
     }
 
     /// Asks for a certificate for `name` in the background, unless one is being obtained or
@@ -285,12 +429,15 @@ impl Acme {
         };
         let renewal = self.store.facts(name).is_some();
         let orders_before = self.counters.orders.load(Ordering::Relaxed);
-        let result = match self.rate_limit(name) {
+        // One order per name among the nodes sharing the state: the lock holder first looks
+        // for a current certificate another holder stored while this node waited.
+        let result = match self.take_order_lock(name).await {
             Err(failure) => Err(failure),
-            Ok(()) => match tokio::time::timeout(ORDER_TIMEOUT, self.issue(name)).await {
-                Ok(result) => result,
-                Err(_) => Err(Failure::Other("the order timed out".into())),
-            },
+            Ok(order_lock) => {
+                let result = self.attempt_locked(name).await;
+                self.state.unlock_order(order_lock).await;
+                result
+            }
         };
         let orders = self.counters.orders.load(Ordering::Relaxed) - orders_before;
         let mut status = CertStatus {
@@ -299,7 +446,19 @@ impl Acme {
             ..CertStatus::default_for(name)
         };
         match result {
-            Ok(challenge) => {
+            Ok(Outcome::Adopted) => {
+                self.counters.adopted.fetch_add(1, Ordering::Relaxed);
+                let mut states = lock(&self.states);
+                let state = states.entry(name.to_string()).or_default();
+                state.failures = 0;
+                state.next_attempt = None;
+                state.busy = false;
+                tracing::info!(
+                    host = name,
+                    "certificate taken from the shared state, where another node stored it"
+                );
+            }
+            Ok(Outcome::Issued(challenge)) => {
                 self.counters.issued.fetch_add(1, Ordering::Relaxed);
                 if renewal {
                     self.counters.renewals.fetch_add(1, Ordering::Relaxed);
@@ -356,6 +515,20 @@ impl Acme {
             }
         }
         self.hosts.record(status).await;
+    }
+
+    /// Under the order lock: adopts a current certificate from the state, or orders one.
+    async fn attempt_locked(&self, name: &str) -> Result<Outcome, Failure> {
+        if let Some(facts) = self.install_shared(name).await
+            && unix_now() < renewal_time(name, facts.not_before, facts.not_after)
+        {
+            return Ok(Outcome::Adopted);
+        }
+        self.rate_limit(name)?;
+        match tokio::time::timeout(ORDER_TIMEOUT, self.issue(name)).await {
+            Ok(result) => result.map(Outcome::Issued),
+            Err(_) => Err(Failure::Other("the order timed out".into())),
+        }
     }
 
     /// Checks the local copies of the CA's limits and counts this order.
@@ -431,7 +604,12 @@ impl Acme {
             Err(e) => Err(e),
         };
         for token in tokens {
-            lock(&self.http_tokens).remove(&token);
+            self.state.remove_challenge(Challenge::Http01, &token).await;
+        }
+        if challenge == Challenge::TlsAlpn01 {
+            self.state
+                .remove_challenge(Challenge::TlsAlpn01, name)
+                .await;
         }
         lock(&self.alpn_keys).remove(name);
         match ready? {
@@ -447,11 +625,18 @@ impl Acme {
         let chain_pem = order
             .poll_certificate(&RetryPolicy::new().timeout(Duration::from_secs(60)))
             .await?;
-        let store = self.store.clone();
-        let host = name.to_string();
-        tokio::task::spawn_blocking(move || store.save(&host, &chain_pem, &key_pem))
+        let (_, facts) = certs::certified_key(chain_pem.as_bytes(), key_pem.as_bytes())
+            .map_err(Failure::Other)?;
+        let cert = StoredCert {
+            chain: chain_pem,
+            key: key_pem,
+        };
+        self.state
+            .save_certificate(name, &cert, &facts)
             .await
-            .map_err(|e| Failure::Other(e.to_string()))?
+            .map_err(Failure::Other)?;
+        self.store
+            .install(name, &cert.chain, &cert.key)
             .map_err(Failure::Other)?;
         let domain = registered_domain(name);
         lock(&self.limits)
@@ -486,18 +671,22 @@ impl Acme {
                 Failure::Validation(format!("the CA does not offer {}", challenge.name()))
             })?;
             let key_authorization = handle.key_authorization();
-            match challenge {
+            let published = match challenge {
                 Challenge::Http01 => {
                     tokens.push(handle.token.clone());
-                    lock(&self.http_tokens)
-                        .insert(handle.token.clone(), key_authorization.as_str().to_string());
+                    let answer = key_authorization.as_str().as_bytes();
+                    self.state
+                        .publish_challenge(challenge, &handle.token, answer, CHALLENGE_TTL)
+                        .await
                 }
                 Challenge::TlsAlpn01 => {
-                    let key = alpn_certificate(name, key_authorization.digest().as_ref())
-                        .map_err(Failure::Other)?;
-                    lock(&self.alpn_keys).insert(name.to_string(), Arc::new(key));
+                    let digest = key_authorization.digest();
+                    self.state
+                        .publish_challenge(challenge, name, digest.as_ref(), CHALLENGE_TTL)
+                        .await
                 }
-            }
+            };
+            published.map_err(Failure::Other)?;
             handle.set_ready().await?;
         }
         Ok(())
@@ -516,55 +705,85 @@ impl Acme {
         "validation failed".into()
     }
 
-    /// The account for the configured directory: read from the state directory, or created
-    /// at the CA and stored (mode 0600).
+    /// The account for the configured directory: read from the state, or created at the CA
+    /// and stored (when another node stored one first, that one is used).
     async fn account(&self) -> Result<Account, Failure> {
         let mut slot = self.account.lock().await;
         if let Some(account) = slot.as_ref() {
             return Ok(account.clone());
         }
-        let path = self
-            .config
-            .state_dir
-            .join(account_file(&self.config.directory));
+        let directory = self.config.directory.as_str();
         let builder = || match &self.config.ca_root {
             Some(root) => Account::builder_with_root(root),
             None => Account::builder(),
         };
-        let stored = tokio::fs::read(&path).await.ok();
-        let account =
-            match stored.and_then(|b| serde_json::from_slice::<AccountCredentials>(&b).ok()) {
-                Some(credentials) => builder()?.from_credentials(credentials).await?,
-                None => {
-                    let contact = self.config.email.as_ref().map(|e| format!("mailto:{e}"));
-                    let contacts: Vec<&str> = contact.iter().map(String::as_str).collect();
-                    let (account, credentials) = builder()?
-                        .create(
-                            &NewAccount {
-                                contact: &contacts,
-                                terms_of_service_agreed: true,
-                                only_return_existing: false,
-                            },
-                            self.config.directory.clone(),
-                            None,
-                        )
-                        .await?;
-                    let json = serde_json::to_vec(&credentials)
-                        .map_err(|e| Failure::Other(e.to_string()))?;
-                    let dir = self.config.state_dir.clone();
-                    tokio::task::spawn_blocking(move || {
-                        std::fs::create_dir_all(&dir)?;
-                        certs::write_atomically(&path, &json, 0o600)
-                    })
+        let stored = self
+            .state
+            .account(directory)
+            .await
+            .map_err(Failure::Other)?;
+        let credentials =
+            stored.and_then(|b| serde_json::from_slice::<AccountCredentials>(&b).ok());
+        let account = match credentials {
+            Some(credentials) => builder()?.from_credentials(credentials).await?,
+            None => {
+                let contact = self.config.email.as_ref().map(|e| format!("mailto:{e}"));
+                let contacts: Vec<&str> = contact.iter().map(String::as_str).collect();
+                let (account, credentials) = builder()?
+                    .create(
+                        &NewAccount {
+                            contact: &contacts,
+                            terms_of_service_agreed: true,
+                            only_return_existing: false,
+                        },
+                        self.config.directory.clone(),
+                        None,
+                    )
+                    .await?;
+                let json =
+                    serde_json::to_vec(&credentials).map_err(|e| Failure::Other(e.to_string()))?;
+                let kept = self
+                    .state
+                    .save_account(directory, &json)
                     .await
-                    .map_err(|e| Failure::Other(e.to_string()))?
-                    .map_err(|e| Failure::Other(format!("storing the ACME account: {e}")))?;
-                    tracing::info!(directory = %self.config.directory, "ACME account created");
+                    .map_err(Failure::Other)?;
+                if kept == json {
+                    tracing::info!(directory, "ACME account created");
                     account
+                } else {
+                    let earlier = serde_json::from_slice::<AccountCredentials>(&kept)
+                        .map_err(|e| Failure::Other(format!("the stored ACME account: {e}")))?;
+                    tracing::info!(directory, "using the ACME account another node created");
+                    builder()?.from_credentials(earlier).await?
                 }
-            };
+            }
+        };
         *slot = Some(account.clone());
         Ok(account)
+    }
+
+    /// Drops the certificate of a host Warren no longer serves: from memory and this node's
+    /// files at once, from the state only once the host has been refused for a while, so a
+    /// node whose view of the hosts lags (one just started in a cluster) cannot delete what
+    /// the other nodes serve.
+    async fn drop_certificate(&self, name: &str) {
+        if self.store.facts(name).is_some() {
+            tracing::info!(host = %name, "dropping the certificate of a host Warren no longer serves");
+            self.store.remove(name);
+        }
+        let since = *lock(&self.unserved)
+            .entry(name.to_string())
+            .or_insert_with(Instant::now);
+        if since.elapsed() < UNSERVED_BEFORE_REMOVAL {
+            return;
+        }
+        match self.state.remove_certificate(name).await {
+            Ok(()) => {
+                lock(&self.unserved).remove(name);
+                tracing::info!(host = %name, "removed the stored certificate of a host no longer served");
+            }
+            Err(e) => tracing::warn!(host = %name, error = %e, "removing a certificate failed"),
+        }
     }
 
     /// Renews what is due and drops certificates of hosts Warren no longer serves. Runs until
@@ -580,16 +799,36 @@ impl Acme {
             if full_sweep {
                 sweep = Instant::now();
             }
-            for (name, facts) in self.store.hosts() {
+            let stored = match self.state.certificates().await {
+                Ok(stored) => stored,
+                Err(e) => {
+                    tracing::warn!(error = %e, "listing certificates for renewal failed");
+                    continue;
+                }
+            };
+            if full_sweep {
+                let listed: std::collections::HashSet<&str> =
+                    stored.iter().map(|(name, _)| name.as_str()).collect();
+                lock(&self.unserved).retain(|name, _| listed.contains(name.as_str()));
+            }
+            for (name, facts) in stored {
+                // Another node renewed it: serve the new one here too.
+                if self
+                    .store
+                    .facts(&name)
+                    .is_some_and(|mine| mine.not_after < facts.not_after)
+                {
+                    self.install_shared(&name).await;
+                }
                 let due = now >= renewal_time(&name, facts.not_before, facts.not_after);
                 if !due && !full_sweep {
                     continue;
                 }
                 if !self.hosts.allowed(&name).await {
-                    tracing::info!(host = %name, "dropping the certificate of a host Warren no longer serves");
-                    self.store.remove(&name);
+                    self.drop_certificate(&name).await;
                     continue;
                 }
+                lock(&self.unserved).remove(&name);
                 if due {
                     self.request(&name);
                 }
@@ -612,16 +851,6 @@ impl CertStatus {
             renewals: 0,
         }
     }
-}
-
-/// The account file name for a directory URL.
-fn account_file(directory: &str) -> String {
-    let safe: String = directory
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .take(120)
-        .collect();
-    format!("account-{safe}.json")
 }
 
 /// The self-signed TLS-ALPN-01 certificate for `name` carrying the key authorization digest.
@@ -689,7 +918,7 @@ mod tests {
 
     #[test]
     fn account_files_are_plain_names() {
-        let name = account_file("https://127.0.0.1:14000/dir");
+        let name = crate::acme_state::account_file("https://127.0.0.1:14000/dir");
         assert_eq!(name, "account-https___127_0_0_1_14000_dir.json");
     }
 }

@@ -176,10 +176,17 @@ impl CertStore {
     /// Stores a new certificate for `name` (key file mode 0600) and swaps it in for new
     /// handshakes. Blocking: run it off the async executor.
     pub fn save(&self, name: &str, chain_pem: &str, key_pem: &str) -> Result<Facts, String> {
+        certified_key(chain_pem.as_bytes(), key_pem.as_bytes())?;
+        self.write_files(name, chain_pem, key_pem)?;
+        self.install(name, chain_pem, key_pem)
+    }
+
+    /// Writes the files of `name`'s certificate (key file mode 0600) without touching memory.
+    /// Blocking: run it off the async executor.
+    pub fn write_files(&self, name: &str, chain_pem: &str, key_pem: &str) -> Result<(), String> {
         if !plausible_name(name) {
             return Err("not a host name".into());
         }
-        let (certified, facts) = certified_key(chain_pem.as_bytes(), key_pem.as_bytes())?;
         let dir = self.dir.join(name);
         let io = |e: std::io::Error| format!("writing the certificate: {e}");
         std::fs::DirBuilder::new()
@@ -188,7 +195,28 @@ impl CertStore {
             .create(&dir)
             .map_err(io)?;
         write_atomically(&dir.join(KEY_FILE), key_pem.as_bytes(), 0o600).map_err(io)?;
-        write_atomically(&dir.join(CHAIN_FILE), chain_pem.as_bytes(), 0o644).map_err(io)?;
+        write_atomically(&dir.join(CHAIN_FILE), chain_pem.as_bytes(), 0o644).map_err(io)
+    }
+
+    /// Reads the files of `name`'s certificate: (chain PEM, key PEM), when it has them.
+    /// Blocking: run it off the async executor.
+    pub fn read_files(&self, name: &str) -> Option<(String, String)> {
+        if !plausible_name(name) || !read(&self.index).contains_key(name) {
+            return None;
+        }
+        let dir = self.dir.join(name);
+        let chain = std::fs::read_to_string(dir.join(CHAIN_FILE)).ok()?;
+        let key = std::fs::read_to_string(dir.join(KEY_FILE)).ok()?;
+        Some((chain, key))
+    }
+
+    /// Swaps a certificate for `name` in for new handshakes, in memory only (a copy kept
+    /// elsewhere, such as a cluster's shared state). Parses but does no I/O.
+    pub fn install(&self, name: &str, chain_pem: &str, key_pem: &str) -> Result<Facts, String> {
+        if !plausible_name(name) {
+            return Err("not a host name".into());
+        }
+        let (certified, facts) = certified_key(chain_pem.as_bytes(), key_pem.as_bytes())?;
         write(&self.cache).insert(name.to_string(), Arc::new(certified));
         write(&self.index).insert(name.to_string(), facts.clone());
         Ok(facts)

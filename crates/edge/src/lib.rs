@@ -5,7 +5,10 @@
 //! It never imports records, auth or tenant internals; the binary wires its decisions to them.
 
 pub mod acme;
+pub mod acme_etcd;
+pub mod acme_state;
 pub mod certs;
+pub mod forward;
 pub mod host;
 mod hosts;
 mod lean;
@@ -19,7 +22,10 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 pub use acme::{Acme, AcmeConfig, Challenge};
+pub use acme_etcd::EtcdState;
+pub use acme_state::{AcmeState, LocalState};
 pub use certs::CertStore;
+pub use forward::Forwarder;
 pub use host::{Destination, classify};
 pub use hosts::{CertStatus, Hosts};
 pub use server::{serve, serve_tls, serve_with_streams};
@@ -62,6 +68,16 @@ impl Edge {
     /// Opens the certificate store, loads the operator's certificate and starts the renewal
     /// and reload tasks. `hosts` says which names Warren serves.
     pub async fn start(settings: TlsSettings, hosts: Arc<dyn Hosts>) -> Result<Self, String> {
+        Self::start_with(settings, hosts, None).await
+    }
+
+    /// As `start`, with the ACME state in `shared` (a cluster's `EtcdState`) instead of this
+    /// node's files; certificates stored there are served by every node that shares it.
+    pub async fn start_with(
+        settings: TlsSettings,
+        hosts: Arc<dyn Hosts>,
+        shared: Option<Arc<dyn AcmeState>>,
+    ) -> Result<Self, String> {
         // Other crates' TLS clients (the ACME client's) use the process default provider.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let certs_dir = settings.data_dir.join("certs");
@@ -76,9 +92,10 @@ impl Edge {
             store.set_wildcard(certified);
             tokio::spawn(watch_operator_cert(operator.clone(), store.clone()));
         }
-        let acme = settings
-            .acme
-            .map(|config| Acme::new(config, store.clone(), hosts.clone()));
+        let acme = settings.acme.map(|config| match shared {
+            Some(state) => Acme::with_state(config, store.clone(), hosts.clone(), state),
+            None => Acme::new(config, store.clone(), hosts.clone()),
+        });
         if let Some(acme) = &acme {
             tokio::spawn(acme.clone().run_renewals(settings.renew_check));
             let platform = settings.domain.trim_end_matches('.').to_ascii_lowercase();

@@ -31,10 +31,10 @@ fn json_error(status: StatusCode, message: &str) -> Response {
 }
 
 async fn challenge(State(plain): State<Plain>, Path(token): Path<String>) -> Response {
-    let answer = plain
-        .acme
-        .as_ref()
-        .and_then(|acme| acme.http_challenge(&token));
+    let answer = match &plain.acme {
+        Some(acme) => acme.http_challenge(&token).await,
+        None => None,
+    };
     match answer {
         Some(key_authorization) => (
             [(header::CONTENT_TYPE, "application/octet-stream")],

@@ -161,7 +161,7 @@ async fn handshake(stream: TcpStream, terminator: &Terminator) -> Option<TlsStre
         .alpn()
         .is_some_and(|mut protocols| protocols.any(|p| p == ACME_TLS_ALPN));
     if acme_validation {
-        let key = terminator.acme.as_ref()?.alpn_challenge(&name)?;
+        let key = terminator.acme.as_ref()?.alpn_challenge(&name).await?;
         // The validation ends with the handshake; no request follows.
         let _ = start.into_stream(challenge_config(key)?).await;
         return None;
@@ -170,10 +170,13 @@ async fn handshake(stream: TcpStream, terminator: &Terminator) -> Option<TlsStre
         return None;
     }
     if terminator.store.load(&name).await.is_none() {
-        if let Some(acme) = &terminator.acme {
+        let Some(acme) = &terminator.acme else {
+            return None;
+        };
+        if acme.shared_certificate(&name).await.is_none() {
             acme.request(&name);
+            return None;
         }
-        return None;
     }
     start.into_stream(terminator.config.clone()).await.ok()
 }

@@ -41,7 +41,8 @@ fn main() {
     let mut req = RequestContext::guest();
     req.auth = json!({"id": "u1", "collectionName": "users"})
         .as_object()
-        .cloned();
+        .cloned()
+        .map(Into::into);
     let rule = "owner = @request.auth.id && published = true && views > 10 && title ~ 'hello' && categories:length > 0";
 
     time("parse + compile (5-clause rule)", 100_000, || {

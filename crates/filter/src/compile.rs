@@ -564,7 +564,11 @@ impl Builder {
             Operand::Text { value, .. } => Ok(Resolved::param(Param::Text(value.clone()))),
             Operand::Number { value, .. } => Ok(Resolved::param(Param::Real(*value))),
             Operand::Ident { name, pos } => {
-                if let Some(m) = macro_value(name, scope.request.now()) {
+                // The clock is read only for a macro (most identifiers are fields).
+                let value = crate::request::is_macro(name)
+                    .then(|| macro_value(name, scope.request.now()))
+                    .flatten();
+                if let Some(m) = value {
                     return Ok(Resolved::param(match m {
                         MacroValue::Text(t) => Param::Text(t),
                         MacroValue::Int(i) => Param::Int(i),

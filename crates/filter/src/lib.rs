@@ -34,6 +34,7 @@ mod fields;
 mod ir;
 mod parser;
 mod query;
+mod reads;
 mod request;
 mod schema;
 mod sort;
@@ -45,6 +46,7 @@ pub use error::{Error, Result};
 pub use fields::{Excerpt, FieldPath, MAX_EXPAND_DEPTH, parse_expand, parse_fields};
 pub use parser::{MAX_CALL_DEPTH, MAX_COMPARISONS, MAX_FILTER_LEN, MAX_NESTING};
 pub use query::{Filter, Query, SqlFilter, compile};
+pub use reads::RequestReads;
 pub use request::{RequestContext, normalize_header_name};
 pub use schema::{
     CollectionInfo, CollectionType, FieldInfo, FieldType, SchemaSource, StaticSchema,

@@ -8,7 +8,10 @@ use serde_json::{Map, Value};
 use crate::ast::Expr;
 use crate::compile::{Access, Builder};
 use crate::error::{Error, Result};
-use crate::ir::{Env, Join, JoinSource, Node, Renderer, Row, collect_rows, quote_ident, truthy};
+use crate::ir::{
+    CmpOp, Env, Join, JoinSource, Node, Renderer, Row, collect_rows, quote_ident, truthy,
+};
+use crate::reads::RequestReads;
 use crate::request::RequestContext;
 use crate::schema::{CollectionInfo, SchemaSource};
 use crate::sort::SortItem;
@@ -19,14 +22,17 @@ use crate::value::SqlValue;
 pub struct Filter {
     source: String,
     expr: Option<Expr>,
+    reads: RequestReads,
 }
 
 impl Filter {
     /// Parses `text`; an empty text is the filter that matches everything.
     pub fn parse(text: &str) -> Result<Filter> {
+        let expr = crate::parser::parse(text)?;
         Ok(Filter {
             source: text.to_string(),
-            expr: crate::parser::parse(text)?,
+            reads: RequestReads::of(expr.as_ref()),
+            expr,
         })
     }
 
@@ -34,6 +40,7 @@ impl Filter {
     pub fn from_expr(expr: Expr) -> Filter {
         Filter {
             source: expr.to_string(),
+            reads: RequestReads::of(Some(&expr)),
             expr: Some(expr),
         }
     }
@@ -41,6 +48,11 @@ impl Filter {
     /// The syntax tree, `None` for an empty filter.
     pub fn expr(&self) -> Option<&Expr> {
         self.expr.as_ref()
+    }
+
+    /// The request values its compiled form depends on (see [`RequestReads::key`]).
+    pub fn reads(&self) -> &RequestReads {
+        &self.reads
     }
 
     /// The text the filter was parsed from.
@@ -207,6 +219,58 @@ impl Query {
     /// True when [`Query::matches`] can decide this query without SQLite.
     pub fn evaluable_in_memory(&self) -> bool {
         !self.needs_join() && self.b.wheres.iter().all(|w| w.sql_only().is_none())
+    }
+
+    /// The sort as plain columns of the base table, `(column, descending)` in order, when every
+    /// item is one (no joined field, expression, `@random` or `@rowid`); `None` otherwise and
+    /// when there is no sort.
+    pub fn column_order(&self) -> Option<Vec<(&str, bool)>> {
+        if self.b.orders.is_empty() {
+            return None;
+        }
+        self.b
+            .orders
+            .iter()
+            .map(|(node, desc)| match node {
+                Node::Col { alias: 0, field } => Some((field.name.as_str(), *desc)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The base table's columns the conditions compare with a value, for index advice:
+    /// `(equalities, ranges)`, each column once, from the conditions every matching row must
+    /// meet (the top-level AND terms; an OR of alternatives gives none).
+    pub fn compared_columns(&self) -> (Vec<&str>, Vec<&str>) {
+        fn walk<'a>(node: &'a Node, eq: &mut Vec<&'a str>, range: &mut Vec<&'a str>) {
+            match node {
+                Node::And(items) => items.iter().for_each(|i| walk(i, eq, range)),
+                Node::Cmp(op, l, r) => {
+                    let column = match (&**l, &**r) {
+                        (Node::Col { alias: 0, field }, Node::Param(_) | Node::Lit(_))
+                        | (Node::Param(_) | Node::Lit(_), Node::Col { alias: 0, field }) => {
+                            field.name.as_str()
+                        }
+                        _ => return,
+                    };
+                    let list = match op {
+                        CmpOp::Eq | CmpOp::Is => eq,
+                        CmpOp::Lt | CmpOp::Lte | CmpOp::Gt | CmpOp::Gte => range,
+                        CmpOp::IsNot => return,
+                    };
+                    if !list.contains(&column) {
+                        list.push(column);
+                    }
+                }
+                _ => {}
+            }
+        }
+        let (mut eq, mut range) = (Vec::new(), Vec::new());
+        for term in &self.b.wheres {
+            walk(term, &mut eq, &mut range);
+        }
+        range.retain(|c| !eq.contains(c));
+        (eq, range)
     }
 
     /// The SQL for this query.

@@ -1,6 +1,7 @@
 //! The request a rule is evaluated for: the values `@request.*` reads.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
@@ -11,7 +12,8 @@ pub struct RequestContext {
     /// The authenticated record, exported with every field (hidden ones and
     /// `email` included) plus `id`, `collectionId` and `collectionName`.
     /// `None` for guests: every `@request.auth.*` is then NULL.
-    pub auth: Option<Map<String, Value>>,
+    /// Shared with the caller it came from (a context is built per rule check).
+    pub auth: Option<Arc<Map<String, Value>>>,
     /// The submitted body after modifier resolution (`views+` already `views`).
     pub body: Map<String, Value>,
     /// First value of each query parameter.
@@ -136,6 +138,29 @@ pub(crate) fn format_datetime(ms: i64) -> String {
 
 /// The value of a date macro (`@now`, `@monthEnd`, ...) at `now`, or `None`
 /// when `name` is not a macro. Text macros yield datetimes, the others integers.
+/// Whether `name` is a date macro (`@now`, `@todayStart`, ...), whose value is the clock's.
+pub(crate) fn is_macro(name: &str) -> bool {
+    matches!(
+        name,
+        "@now"
+            | "@yesterday"
+            | "@tomorrow"
+            | "@todayStart"
+            | "@todayEnd"
+            | "@monthStart"
+            | "@monthEnd"
+            | "@yearStart"
+            | "@yearEnd"
+            | "@second"
+            | "@minute"
+            | "@hour"
+            | "@day"
+            | "@month"
+            | "@weekday"
+            | "@year"
+    )
+}
+
 pub(crate) fn macro_value(name: &str, now: i64) -> Option<MacroValue> {
     let c = Civil::from_millis(now);
     const END_OF_DAY: i64 = 86_400_000 - 1;

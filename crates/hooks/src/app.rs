@@ -97,7 +97,9 @@ pub(crate) fn call(shared: &Shared, method: &str, args: &str) -> String {
 }
 
 pub(crate) fn superuser() -> Caller {
-    Caller::Superuser { record: Map::new() }
+    Caller::Superuser {
+        record: Default::default(),
+    }
 }
 
 async fn dispatch(

@@ -503,6 +503,7 @@ impl TenantCode {
         (collection, collection_id): (&str, &str),
         data: Map<String, Value>,
         request: &HookRequest,
+        writes: Option<tokio::sync::mpsc::Sender<warren_tenant::hooks::WriteRequest>>,
     ) -> Result<RequestAnswer, HookError> {
         if Inside::now() || !self.listens(event, collection) {
             return Ok(RequestAnswer::Next(data));
@@ -514,13 +515,17 @@ impl TenantCode {
         let names = (collection.to_string(), collection_id.to_string());
         let answer = self
             .run(tenant, move |sandbox| {
-                sandbox.call(move |ctx| {
+                // Where the last `e.next()` of a write request's chain hands the record.
+                let previous = crate::writes::set(writes);
+                let answer = sandbox.call(move |ctx| {
                     let warren: Object = ctx.globals().get("__warren")?;
                     let dispatch: Function = warren.get("requestEvent")?;
                     let answer: rquickjs::String =
                         dispatch.call((name, names.0, names.1, payload, request))?;
                     answer.to_string()
-                })
+                });
+                crate::writes::set(previous);
+                answer
             })
             .await?;
         let answer = self.answer(tenant, &what, answer)?;
@@ -771,7 +776,20 @@ impl Code for TenantCode {
         data: Map<String, Value>,
         request: &'a HookRequest,
     ) -> BoxFuture<'a, Result<RequestAnswer, HookError>> {
-        Box::pin(self.dispatch_request(tenant, event, collection, data, request))
+        Box::pin(self.dispatch_request(tenant, event, collection, data, request, None))
+    }
+
+    fn request_event_writing<'a>(
+        &'a self,
+        tenant: &'a Tenant,
+        event: RecordEvent,
+        collection: (&'a str, &'a str),
+        data: Map<String, Value>,
+        request: &'a HookRequest,
+        writes: tokio::sync::mpsc::Sender<warren_tenant::hooks::WriteRequest>,
+    ) -> BoxFuture<'a, Result<RequestAnswer, HookError>> {
+        let writes = Some(writes);
+        Box::pin(self.dispatch_request(tenant, event, collection, data, request, writes))
     }
 
     fn cron<'a>(&'a self, tenant: &'a Tenant, id: &'a str) -> BoxFuture<'a, Result<(), String>> {

@@ -62,12 +62,18 @@ impl Pool {
     }
 
     /// Waits for a slot; the lease holds an idle runtime if there is one (else
-    /// [`Lease::runtime`] makes one).
+    /// [`Lease::runtime`] makes one). A write that a call of this pool waits for
+    /// ([`warren_tenant::hooks::nested`]) does not wait: that call holds a slot already, so
+    /// the pool may hold up to twice its bound for as long as such writes run.
     pub(crate) async fn lend(self: &Arc<Self>) -> Lease {
-        let slot = match self.slots.clone().acquire_owned().await {
-            Ok(slot) => slot,
-            // The semaphore is never closed.
-            Err(_) => unreachable!("a pool's slots are never closed"),
+        let slot = if warren_tenant::hooks::is_nested() {
+            None
+        } else {
+            match self.slots.clone().acquire_owned().await {
+                Ok(slot) => Some(slot),
+                // The semaphore is never closed.
+                Err(_) => unreachable!("a pool's slots are never closed"),
+            }
         };
         let (runtime, dropped) = {
             let mut idle = self.idle();
@@ -79,7 +85,7 @@ impl Pool {
         Lease {
             pool: self.clone(),
             runtime,
-            slot: Some(slot),
+            slot,
         }
     }
 

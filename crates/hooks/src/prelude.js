@@ -775,11 +775,30 @@
       if (key in data) e[key] = data[key];
     }
     let proceeded = false;
+    // The last e.next() of a create, update or delete request makes the write (the rest of
+    // the request) and waits for it, so code after it sees the saved record; when the engine
+    // has no write waiting ({none}), it writes after the chain.
+    const writes = name === "onRecordCreateRequest" || name === "onRecordUpdateRequest" || name === "onRecordDeleteRequest";
+    let written = false;
+    const last = () => {
+      proceeded = true;
+      if (!writes) return;
+      const out = JSON.parse(native.write(JSON.stringify(plainRecord(e.record))));
+      if (out.error) throw new ApiError(out.error.status, out.error.message, out.error.data);
+      if (out.record) {
+        written = true;
+        if (e.record instanceof Record && Object.keys(out.record).length > 0) {
+          e.record.__data = Object.assign({}, e.record.__data, out.record);
+        }
+      }
+    };
     try {
-      const result = chain([...list.map((h) => h.handler), () => { proceeded = true; }], e);
+      const result = chain([...list.map((h) => h.handler), last], e);
       if (result instanceof Error) throw result;
     } catch (error) {
-      return JSON.stringify(failure(error));
+      const out = failure(error);
+      out.written = written;
+      return JSON.stringify(out);
     }
     if (!proceeded) {
       if (response.status !== 0) return JSON.stringify({ response });

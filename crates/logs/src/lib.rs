@@ -13,6 +13,7 @@
 //! the logs API. It must not depend on HTTP crates.
 
 mod query;
+mod request;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Weak};
@@ -23,6 +24,7 @@ use tokio::sync::{Notify, OnceCell};
 use warren_store::{Database, Migration, Options};
 
 pub use query::{ListQuery, MAX_PER_PAGE, Page};
+pub use request::{Data, RequestData};
 
 /// File name of the auxiliary database inside a tenant's (or PocketBase's) data directory.
 pub const AUXILIARY_FILE: &str = "auxiliary.db";
@@ -75,6 +77,11 @@ pub const DEFAULT_MAX_DATA: usize = 16 << 10;
 pub const TRUNCATED: &str = "__pb_truncated__";
 /// How often logs older than `maxDays` are deleted while the tenant is open.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+/// Batch writes and prunes running at once across every tenant of the process. Each runs on
+/// the blocking pool; without a bound, hundreds of tenants whose first second of logs ends
+/// together would each take a thread of their own (and the allocator's memory for it).
+const CONCURRENT_WRITES: usize = 4;
+static WRITES: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(CONCURRENT_WRITES);
 
 /// Errors of the logs store.
 #[derive(Debug, thiserror::Error)]
@@ -107,7 +114,7 @@ pub struct Entry {
     /// `"GET /api/health"` for requests.
     pub message: String,
     /// The structured attributes (`type`, `url`, `status`, ...).
-    pub data: Map<String, Value>,
+    pub data: Data,
     /// When it happened, `YYYY-MM-DD HH:MM:SS.mmmZ`.
     pub created: String,
 }
@@ -121,18 +128,32 @@ impl Entry {
         Self {
             level,
             message,
-            data,
+            data: Data::Map(data),
+            created: warren_schema::datetime::DateTime::now().format(),
+        }
+    }
+
+    /// A request's entry stamped now (see [`Entry::new`]).
+    pub fn request(level: i64, message: impl Into<String>, data: RequestData) -> Self {
+        let mut message = message.into();
+        truncate(&mut message, MAX_MESSAGE);
+        Self {
+            level,
+            message,
+            data: Data::Request(Box::new(data)),
             created: warren_schema::datetime::DateTime::now().format(),
         }
     }
 
     /// Roughly the memory the entry holds.
     fn size(&self) -> usize {
-        let data: usize = self
-            .data
-            .iter()
-            .map(|(k, v)| k.len() + 32 + v.as_str().map_or(0, str::len))
-            .sum();
+        let data: usize = match &self.data {
+            Data::Map(map) => map
+                .iter()
+                .map(|(k, v)| k.len() + 32 + v.as_str().map_or(0, str::len))
+                .sum(),
+            Data::Request(request) => request.size(),
+        };
         96 + self.message.len() + data
     }
 }
@@ -145,6 +166,51 @@ fn truncate(text: &mut String, max: usize) {
             end -= 1;
         }
         text.truncate(end);
+    }
+}
+
+/// Ids for the rows of one batch: 15 characters of `[a-z0-9]` like PocketBase's, the first 9
+/// the batch's time in milliseconds and the last 6 a process-wide sequence (started at a
+/// random point), so a batch appends at the end of the primary-key index instead of dirtying
+/// pages all over it, and no two rows written by this process share an id.
+struct LogIds {
+    prefix: [u8; 9],
+}
+
+/// The next sequence number of [`LogIds`].
+static LOG_SEQUENCE: std::sync::LazyLock<std::sync::atomic::AtomicU64> =
+    std::sync::LazyLock::new(|| {
+        let start = warren_secrets::random::record_id()
+            .bytes()
+            .fold(0u64, |n, b| n.wrapping_mul(31).wrapping_add(u64::from(b)));
+        std::sync::atomic::AtomicU64::new(start)
+    });
+
+const BASE36: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+
+impl LogIds {
+    fn now() -> Self {
+        let millis = warren_schema::datetime::DateTime::now().unix_millis.max(0) as u64;
+        let mut prefix = [b'0'; 9];
+        base36(millis, &mut prefix);
+        Self { prefix }
+    }
+
+    fn next(&mut self) -> String {
+        let sequence = LOG_SEQUENCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut id = [b'0'; 15];
+        id[..9].copy_from_slice(&self.prefix);
+        base36(sequence, &mut id[9..]);
+        // Every byte comes from BASE36.
+        String::from_utf8_lossy(&id).into_owned()
+    }
+}
+
+/// Writes the lowest digits of `n` in base 36 into `out`, most significant first.
+fn base36(mut n: u64, out: &mut [u8]) {
+    for digit in out.iter_mut().rev() {
+        *digit = BASE36[(n % 36) as usize];
+        n /= 36;
     }
 }
 
@@ -194,14 +260,32 @@ impl LogSettings {
         if self.max_days <= 0 || entry.level < self.min_level {
             return None;
         }
-        if !self.log_ip {
-            entry.data.remove("remoteIP");
-            entry.data.remove("userIP");
+        match &mut entry.data {
+            Data::Map(data) => {
+                if !self.log_ip {
+                    data.remove("remoteIP");
+                    data.remove("userIP");
+                }
+                if !self.log_auth_id {
+                    data.remove("authId");
+                }
+                cut_data(data, self.max_data_size);
+            }
+            Data::Request(request) => {
+                if !self.log_ip {
+                    request.remote_ip = None;
+                    request.user_ip = None;
+                }
+                if !self.log_auth_id {
+                    request.auth_id = None;
+                }
+                if request.size_bound() > self.max_data_size {
+                    let mut data = request.to_map();
+                    cut_data(&mut data, self.max_data_size);
+                    entry.data = Data::Map(data);
+                }
+            }
         }
-        if !self.log_auth_id {
-            entry.data.remove("authId");
-        }
-        cut_data(&mut entry.data, self.max_data_size);
         Some(entry)
     }
 }
@@ -396,6 +480,17 @@ impl Logs {
         self.inner.store.write(entries, settings).await
     }
 
+    /// Applies `settings` (the tenant's `logs` settings, read by whoever opened the tenant) to
+    /// entries recorded from now on, sparing the read of the settings at the first batch.
+    pub fn set_settings(&self, settings: LogSettings) {
+        *self
+            .inner
+            .store
+            .settings
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(settings);
+    }
+
     /// Reads the tenant's `logs` settings again (after they changed) and applies them to
     /// entries recorded from now on.
     pub async fn reload_settings(&self) -> Result<LogSettings> {
@@ -549,6 +644,11 @@ impl Store {
             return Ok(0);
         }
         let count = rows.len();
+        let _turn = WRITES
+            .acquire()
+            .await
+            .map_err(|_| warren_store::Error::Closed)?;
+        let mut ids = LogIds::now();
         self.aux()
             .await?
             .write(move |c| {
@@ -556,10 +656,20 @@ impl Store {
                     "INSERT INTO _logs (id, level, message, data, created)
                      VALUES (?1, ?2, ?3, ?4, ?5)",
                 )?;
+                let mut data = Vec::with_capacity(512);
                 for row in rows {
-                    let data = Value::Object(row.data).to_string();
+                    data.clear();
+                    match &row.data {
+                        Data::Map(map) => {
+                            // Writing JSON into a Vec cannot fail.
+                            serde_json::to_writer(&mut data, map).unwrap_or_default();
+                        }
+                        Data::Request(request) => request.write_json(&mut data),
+                    }
+                    // Both writers emit UTF-8 only.
+                    let data = std::str::from_utf8(&data).unwrap_or("{}");
                     insert.execute(warren_store::sql::params![
-                        warren_secrets::random::record_id(),
+                        ids.next(),
                         row.level,
                         row.message,
                         data,
@@ -581,6 +691,10 @@ impl Store {
                 .saturating_sub(days.saturating_mul(86_400_000)),
         }
         .format();
+        let _turn = WRITES
+            .acquire()
+            .await
+            .map_err(|_| warren_store::Error::Closed)?;
         self.aux()
             .await?
             .write(move |c| {
@@ -657,6 +771,29 @@ mod tests {
         // Defaults keep IPs and drop the auth id.
         assert_eq!(page.items[0]["data"]["remoteIP"], json!("10.0.0.1"));
         assert!(page.items[0]["data"].get("authId").is_none());
+    }
+
+    #[tokio::test]
+    async fn a_tenant_that_never_logged_lists_no_logs() {
+        let (dir, logs) = logs().await;
+        assert!(logs.open_database().is_none());
+        assert!(!dir.path().join(AUXILIARY_FILE).exists());
+        let page = logs.list(ListQuery::default()).await.unwrap();
+        assert_eq!(page.total_items, 0);
+        assert!(page.items.is_empty());
+    }
+
+    #[tokio::test]
+    async fn settings_given_at_open_apply_from_the_first_entry() {
+        let (_dir, logs) = logs().await;
+        // The stored settings are the defaults (errors and successes kept); the ones given
+        // say otherwise, and win without a read.
+        let mut given = LogSettings::from_settings(&Value::Null);
+        given.min_level = level::ERROR;
+        logs.set_settings(given);
+        logs.record(request(200, "10.0.0.1"));
+        logs.record(request(500, "10.0.0.1"));
+        assert_eq!(logs.flush().await.unwrap(), 1);
     }
 
     #[tokio::test]
@@ -788,6 +925,63 @@ mod tests {
             json!({"__pb_truncated__": true, "type": "request", "url": null})
         );
         assert_eq!(item["message"].as_str().unwrap().len(), MAX_MESSAGE);
+    }
+
+    #[test]
+    fn log_ids_look_like_pocketbase_ids_and_never_repeat() {
+        let mut first = LogIds::now();
+        let mut second = LogIds::now();
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..1000 {
+            for id in [first.next(), second.next()] {
+                assert_eq!(id.len(), 15);
+                assert!(id.bytes().all(|b| BASE36.contains(&b)), "{id}");
+                assert!(seen.insert(id));
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn request_entries_are_written_as_their_json_and_follow_the_settings() {
+        let (_dir, logs) = logs().await;
+        let data = RequestData {
+            method: "GET".into(),
+            url: "/api/health".into(),
+            status: 200,
+            exec_time: 0.5,
+            remote_ip: Some("10.0.0.1".into()),
+            user_ip: Some("10.0.0.2".into()),
+            auth: "users".into(),
+            auth_id: Some("u1".into()),
+            ..RequestData::default()
+        };
+        logs.record(Entry::request(level::INFO, "GET /api/health", data.clone()));
+        assert_eq!(logs.flush().await.unwrap(), 1);
+        let page = logs.list(ListQuery::default()).await.unwrap();
+        let mut expected = Value::Object(data.to_map());
+        // The defaults keep the addresses and drop the auth id.
+        expected.as_object_mut().unwrap().remove("authId");
+        assert_eq!(page.items[0]["data"], expected);
+
+        set_logs(
+            &logs,
+            json!({"maxDays": 5, "logIP": false, "logAuthId": true, "maxDataSize": 64}),
+        )
+        .await;
+        logs.record(Entry::request(level::INFO, "GET /api/health", data.clone()));
+        logs.flush().await.unwrap();
+        let page = logs
+            .list(ListQuery {
+                filter: "data.authId = 'u1'".into(),
+                ..ListQuery::default()
+            })
+            .await
+            .unwrap();
+        let written = &page.items[0]["data"];
+        assert!(written.get("remoteIP").is_none() && written.get("userIP").is_none());
+        assert_eq!(written["auth"], json!("users"));
+        assert_eq!(written["authId"], json!("u1"));
+        assert_eq!(written[TRUNCATED], json!(true));
     }
 
     #[test]

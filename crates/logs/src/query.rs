@@ -160,6 +160,7 @@ impl Logs {
             per_page,
             total_items,
             total_pages,
+            slow: None,
         })
     }
 

@@ -627,8 +627,12 @@ impl Inner {
                         _ => Map::new(),
                     };
                     let caller = match bound {
-                        Caller::Superuser { .. } => Caller::Superuser { record },
-                        _ => Caller::Record { record },
+                        Caller::Superuser { .. } => Caller::Superuser {
+                            record: record.into(),
+                        },
+                        _ => Caller::Record {
+                            record: record.into(),
+                        },
                     };
                     self.auth(caller, key.map(str::to_string))
                 })

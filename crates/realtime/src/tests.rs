@@ -87,7 +87,9 @@ fn user(id: &str) -> Caller {
     record.insert("id".into(), json!(id));
     record.insert("collectionId".into(), json!("_pb_users_auth_"));
     record.insert("collectionName".into(), json!("users"));
-    Caller::Record { record }
+    Caller::Record {
+        record: record.into(),
+    }
 }
 
 fn superuser() -> Caller {
@@ -95,7 +97,9 @@ fn superuser() -> Caller {
     record.insert("id".into(), json!("su0000000000001"));
     record.insert("collectionId".into(), json!("pbc_3142635823"));
     record.insert("collectionName".into(), json!("_superusers"));
-    Caller::Superuser { record }
+    Caller::Superuser {
+        record: record.into(),
+    }
 }
 
 fn data(value: Value) -> RecordData {

@@ -34,8 +34,9 @@ pub async fn authenticate(db: &Database, catalog: &Catalog, token: &str) -> Resu
 pub struct Token {
     token: String,
     id: String,
-    secret: String,
     entry: Arc<Entry>,
+    /// What the token verified against when last seen, still to be confirmed by the record.
+    hit: Option<Arc<Hit>>,
     /// The tenant's tokens verified recently (see [`crate::verified`]).
     verified: Arc<Verified>,
 }
@@ -44,6 +45,21 @@ impl Token {
     /// Reads the claims (unverified) and finds the collection they name; `None` when the token
     /// cannot belong to any auth record of this tenant (the caller is then a guest).
     pub fn peek(catalog: &Catalog, token: &str) -> Option<Self> {
+        // A token verified before names its record and collection already: no decoding. The
+        // hit only stands for the very entry it was verified with (see [`Verified::check`]).
+        if let Some(hit) = catalog.verified().get(token)
+            && catalog
+                .get(&hit.entry.collection.id)
+                .is_some_and(|entry| Arc::ptr_eq(entry, &hit.entry))
+        {
+            return Some(Self {
+                token: token.to_string(),
+                id: hit.id.clone(),
+                entry: hit.entry.clone(),
+                hit: Some(hit),
+                verified: catalog.verified().clone(),
+            });
+        }
         let claims = warren_secrets::token::peek(token).ok()?;
         if claims.kind != TokenKind::Auth {
             return None;
@@ -53,12 +69,12 @@ impl Token {
         if entry.collection.id != claims.collection_id {
             return None;
         }
-        let secret = entry.collection.auth_options()?.auth_token.secret.clone();
+        entry.collection.auth_options()?;
         Some(Self {
             token: token.to_string(),
             id: claims.id,
-            secret,
             entry,
+            hit: None,
             verified: catalog.verified().clone(),
         })
     }
@@ -72,9 +88,22 @@ impl Token {
     /// guest when the record is gone or the token does not verify.
     pub fn resolve(&self, conn: &warren_store::sql::Connection) -> Result<Caller> {
         let entry = &self.entry;
-        if let Some(caller) = self.verified.lookup(conn, entry, &self.token, &self.id)? {
+        let hit = match &self.hit {
+            Some(hit) => Some(hit.clone()),
+            None => self.verified.get(&self.token),
+        };
+        if let Some(hit) = hit
+            && let Some(caller) = Verified::check(&hit, conn, entry, &self.id)?
+        {
             return Ok(caller);
         }
+        let Some(secret) = entry
+            .collection
+            .auth_options()
+            .map(|auth| auth.auth_token.secret.as_str())
+        else {
+            return Ok(Caller::Guest);
+        };
         let sql: Arc<str> = load_statement(entry).into();
         let Some(row) = verified::read_row(conn, &sql, &self.id)? else {
             return Ok(Caller::Guest);
@@ -88,7 +117,7 @@ impl Token {
             return Ok(Caller::Guest);
         }
         let Ok(claims) =
-            warren_secrets::token::verify(&self.token, TokenKind::Auth, token_key, &self.secret)
+            warren_secrets::token::verify(&self.token, TokenKind::Auth, token_key, secret)
         else {
             return Ok(Caller::Guest);
         };
@@ -96,6 +125,7 @@ impl Token {
             return Ok(Caller::Guest);
         };
         let hit = Hit {
+            id: self.id.clone(),
             entry: entry.clone(),
             sql,
             row,
@@ -143,9 +173,13 @@ pub fn caller_for(entry: &Entry, data: &RecordData) -> Option<Caller> {
     };
     Some(
         if entry.collection.id == warren_schema::system::SUPERUSERS_ID {
-            Caller::Superuser { record }
+            Caller::Superuser {
+                record: record.into(),
+            }
         } else {
-            Caller::Record { record }
+            Caller::Record {
+                record: record.into(),
+            }
         },
     )
 }

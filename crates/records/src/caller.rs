@@ -1,5 +1,7 @@
 //! Who makes a request, as the rules see it.
 
+use std::sync::Arc;
+
 use serde_json::{Map, Value};
 use warren_filter::RequestContext;
 
@@ -11,13 +13,14 @@ pub enum Caller {
     Guest,
     /// A superuser: bypasses every rule and sees hidden fields.
     Superuser {
-        /// The superuser record (API JSON incl. `id`, `collectionId`, `collectionName`).
-        record: Map<String, Value>,
+        /// The superuser record (API JSON incl. `id`, `collectionId`, `collectionName`),
+        /// shared: a caller is copied into every rule context of its request.
+        record: Arc<Map<String, Value>>,
     },
     /// A record of an auth collection.
     Record {
-        /// The auth record (API JSON incl. `id`, `collectionId`, `collectionName`).
-        record: Map<String, Value>,
+        /// The auth record (API JSON incl. `id`, `collectionId`, `collectionName`), shared.
+        record: Arc<Map<String, Value>>,
     },
 }
 
@@ -29,6 +32,14 @@ impl Caller {
 
     /// The auth record, if any.
     pub fn record(&self) -> Option<&Map<String, Value>> {
+        match self {
+            Self::Guest => None,
+            Self::Superuser { record } | Self::Record { record } => Some(record),
+        }
+    }
+
+    /// The auth record, shared, if any.
+    pub fn shared_record(&self) -> Option<&Arc<Map<String, Value>>> {
         match self {
             Self::Guest => None,
             Self::Superuser { record } | Self::Record { record } => Some(record),
@@ -52,7 +63,7 @@ impl Caller {
     /// A request context with this caller as `@request.auth`.
     pub fn context(&self) -> RequestContext {
         let mut ctx = RequestContext::guest();
-        ctx.auth = self.record().cloned();
+        ctx.auth = self.shared_record().cloned();
         ctx
     }
 }

@@ -1,5 +1,6 @@
 //! A tenant's collections, loaded once from `_collections` and shared read-only by every
-//! request until the schema changes. Rules are parsed here, once; requests only bind values.
+//! request until the schema changes. Rules are parsed here, once, and their compiled statements
+//! kept here per request shape (see `compiled`); requests only bind values.
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
@@ -8,6 +9,7 @@ use warren_filter::{CollectionInfo, FieldInfo, FieldType, Filter, SchemaSource};
 use warren_schema::{Collection, CollectionRow, FieldKind, Index};
 use warren_store::sql::{Connection, Row};
 
+use crate::compiled::Compiled;
 use crate::verified::Verified;
 use crate::{Error, Result};
 
@@ -23,10 +25,41 @@ pub struct Entry {
     /// The qualified column list of its table and the field names, built on first use (see
     /// `read::columns`).
     pub(crate) columns: OnceLock<(String, Arc<[String]>)>,
+    /// Its INSERT and UPDATE statements over every field, built on first use (see
+    /// `write::statements`).
+    pub(crate) writes: OnceLock<(String, String)>,
+}
+
+impl Entry {
+    /// Derives what requests need from `collection`.
+    fn new(collection: Collection) -> Self {
+        Self {
+            info: Arc::new(filter_info(&collection)),
+            rules: parse_rules(&collection),
+            collection,
+            columns: OnceLock::new(),
+            writes: OnceLock::new(),
+        }
+    }
+
+    /// This entry with other `created`/`updated` stamps (the rest is shared or cloned, not
+    /// parsed again).
+    pub(crate) fn restamped(&self, created: &str, updated: &str) -> Self {
+        let mut collection = self.collection.clone();
+        collection.created = created.to_owned();
+        collection.updated = updated.to_owned();
+        Self {
+            collection,
+            info: self.info.clone(),
+            rules: self.rules.clone(),
+            columns: OnceLock::new(),
+            writes: OnceLock::new(),
+        }
+    }
 }
 
 /// Parsed API rules: `None` = superusers only; a parsed empty filter = everyone.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Rules {
     /// `listRule`.
     pub list: Option<Filter>,
@@ -53,44 +86,50 @@ pub struct Catalog {
     keys: HashMap<String, usize>,
     /// Auth tokens verified against these entries (a new catalog starts empty).
     verified: Arc<Verified>,
+    /// Rule statements compiled against these entries (a new catalog starts empty).
+    compiled: Compiled,
 }
 
 impl Catalog {
     /// Builds a catalog from collections.
     pub fn new(collections: Vec<Collection>) -> Self {
+        Self::from_entries(collections.into_iter().map(|c| Arc::new(Entry::new(c))))
+    }
+
+    fn from_entries(entries: impl IntoIterator<Item = Arc<Entry>>) -> Self {
         let mut catalog = Catalog::default();
-        for collection in collections {
-            let info = Arc::new(filter_info(&collection));
-            let rules = parse_rules(&collection);
+        for entry in entries {
             let index = catalog.entries.len();
-            catalog.keys.insert(collection.id.clone(), index);
-            catalog.keys.insert(collection.name.to_lowercase(), index);
-            catalog.entries.push(Arc::new(Entry {
-                collection,
-                info,
-                rules,
-                columns: OnceLock::new(),
-            }));
+            catalog.keys.insert(entry.collection.id.clone(), index);
+            catalog
+                .keys
+                .insert(entry.collection.name.to_lowercase(), index);
+            catalog.entries.push(entry);
         }
         catalog
     }
 
-    /// Loads every collection of the database `conn` belongs to.
+    /// Loads every collection of the database `conn` belongs to. A row read before, by this
+    /// tenant or any other (every tenant's system collections), is not parsed again (see
+    /// [`crate::parsed`]).
     pub fn load(conn: &Connection) -> Result<Self> {
-        let mut stmt = conn.prepare(
+        let mut stmt = conn.prepare_cached(
             "SELECT id, system, type, name, fields, indexes, listRule, viewRule, createRule,
                     updateRule, deleteRule, options, created, updated
              FROM _collections ORDER BY rowid",
         )?;
         let rows = stmt.query_map([], read_collection_row)?;
-        let mut collections = Vec::new();
+        let mut entries = Vec::new();
         for row in rows {
             let row = row?;
-            let collection = Collection::from_row(&row)
-                .map_err(|e| Error::Schema(format!("{}: {e}", row.name)))?;
-            collections.push(collection);
+            let entry = crate::parsed::entry(&row, || {
+                let collection = Collection::from_row(&row)
+                    .map_err(|e| Error::Schema(format!("{}: {e}", row.name)))?;
+                Ok::<_, Error>(Arc::new(Entry::new(collection)))
+            })?;
+            entries.push(entry);
         }
-        Ok(Self::new(collections))
+        Ok(Self::from_entries(entries))
     }
 
     /// The collection with this id, or this name in any case.
@@ -105,6 +144,11 @@ impl Catalog {
     /// Every collection.
     pub fn entries(&self) -> &[Arc<Entry>] {
         &self.entries
+    }
+
+    /// The rule statements compiled against this catalog's collections.
+    pub(crate) fn compiled(&self) -> &Compiled {
+        &self.compiled
     }
 
     /// The auth tokens recently verified against this catalog's collections.

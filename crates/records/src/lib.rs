@@ -6,21 +6,25 @@
 //! tokens with `warren-secrets`. The auth flows (login, OTP, MFA, account emails) live above it
 //! in `warren-auth`. It must not depend on HTTP, mail or `warren-auth`.
 
+pub mod advisor;
 pub mod auth;
 pub mod batch;
 pub mod caller;
 pub mod catalog;
 pub mod change;
 pub mod collections;
+mod compiled;
 mod error;
 mod expand;
 mod form;
 pub mod limits;
+pub(crate) mod parsed;
 pub mod policy;
 pub mod rates;
 pub mod read;
 pub mod settings;
 pub mod sql;
+mod topk;
 mod verified;
 pub mod write;
 

@@ -1,6 +1,7 @@
 //! Listing and viewing records under the collection's list and view rules.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
 use warren_filter::{Access, Filter, Query, RequestContext, parse_sort};
@@ -8,9 +9,10 @@ use warren_schema::record::{RecordData, RecordJson, Visibility, record_from_row}
 use warren_store::Database;
 use warren_store::sql::Connection;
 
+use crate::advisor::{self, Advice};
 use crate::auth::Pending;
 use crate::catalog::{Catalog, Entry};
-use crate::{Caller, Error, Result, expand, sql};
+use crate::{Caller, Error, Result, expand, sql, topk};
 
 /// 403 message for a `null` rule and a non-superuser.
 pub(crate) const SUPERUSERS_ONLY: &str = "Only superusers can perform this action.";
@@ -50,6 +52,9 @@ pub struct Page {
     pub total_items: i64,
     /// Pages, or -1 with `skip_total`.
     pub total_pages: i64,
+    /// When the list was slow and no index served it: what the index advisor should note,
+    /// and how long the list took.
+    pub slow: Option<(Advice, Duration)>,
 }
 
 impl Page {
@@ -155,6 +160,7 @@ pub fn list_on(
     ctx: RequestContext,
     query: &ListQuery,
 ) -> Result<Page> {
+    let started = Instant::now();
     let rule = rule(caller, &entry.rules.list)?.cloned();
     let access = if caller.is_superuser() {
         Access::Trusted
@@ -220,13 +226,30 @@ pub fn list_on(
     });
     let mut params = sql::params(&sqlf.params);
     let offset = (page - 1).saturating_mul(per_page);
+    // The scan whose best rows `topk` keeps: rowid and sort keys, no ORDER BY, when the sort
+    // is on the table's own columns and the page is not too deep.
+    let order = q.column_order().filter(|_| {
+        by_rowid.is_some() && !sqlf.distinct && offset.saturating_add(per_page) <= topk::MAX_KEPT
+    });
+    let descending: Vec<bool> = order.iter().flatten().map(|(_, d)| *d).collect();
+    let kept_scan = order.as_ref().map(|columns| {
+        let mut keys = format!("{}._rowid_", sqlf.table);
+        for (column, _) in columns {
+            keys.push_str(&format!(", {}.{}", sqlf.table, sql::quote(column)));
+        }
+        let unsorted = warren_filter::SqlFilter {
+            order_by: String::new(),
+            ..sqlf.clone()
+        };
+        unsorted.select(&keys)
+    });
     let reader = entry.clone();
     let (viewer, tree, scope) = (
         caller.clone(),
         expand::Tree::parse(&query.expand),
         catalog.clone(),
     );
-    let (items, total) = {
+    let (items, total, slow) = {
         // The count, the page's rowids and its rows come from one snapshot, so concurrent
         // writes cannot make them disagree (inside a transaction they are one already).
         let _snapshot = match (&count, &by_rowid) {
@@ -249,6 +272,17 @@ pub fn list_on(
                 &sql::read_row(row, &names)?,
             ))
         };
+        let by_rowids = |by_rowid: &str, rowids: Vec<i64>| -> Result<Vec<RecordData>> {
+            let mut out = Vec::with_capacity(rowids.len());
+            let mut one = c.prepare_cached(by_rowid)?;
+            for rowid in rowids {
+                let mut rows = one.query([rowid])?;
+                if let Some(row) = rows.next()? {
+                    out.push(read(row)?);
+                }
+            }
+            Ok(out)
+        };
         let page_rows = |statement: &str| -> Result<Vec<RecordData>> {
             let mut stmt = c.prepare_cached(statement)?;
             let mut rows = stmt.query(sql::bind(&params).as_slice())?;
@@ -263,26 +297,60 @@ pub fn list_on(
             while let Some(row) = rows.next()? {
                 rowids.push(row.get::<_, i64>(0)?);
             }
-            let mut one = c.prepare_cached(by_rowid)?;
-            for rowid in rowids {
-                let mut rows = one.query([rowid])?;
-                if let Some(row) = rows.next()? {
-                    out.push(read(row)?);
+            by_rowids(by_rowid, rowids)
+        };
+        // A sort no index serves: the best rows of the scan kept in memory (see `topk`), when
+        // SQLite would scan the same way and sort afterwards; else SQLite's own sort.
+        let sorted = || -> Result<Vec<RecordData>> {
+            if let (Some(by_rowid), Some(scan)) = (&by_rowid, &kept_scan) {
+                let bound = sql::bind(&params);
+                // The scan takes the page's parameters without its LIMIT and OFFSET.
+                let unordered = &bound[..bound.len() - 2];
+                if let Some(how) =
+                    topk::scan_order(c, &select, scan, &sqlf.table, unordered, &bound)?
+                {
+                    let rowids = topk::page(
+                        c,
+                        scan,
+                        unordered,
+                        &descending,
+                        how,
+                        usize::try_from(offset).unwrap_or(usize::MAX),
+                        usize::try_from(per_page).unwrap_or(usize::MAX),
+                    )?;
+                    return by_rowids(by_rowid, rowids);
                 }
             }
-            Ok(out)
+            page_rows(&select)
         };
         let out = match &ordered {
             Some(fast) => match bounded(c, || page_rows(fast))? {
                 Some(rows) => rows,
-                None => page_rows(&select)?,
+                None => sorted()?,
             },
-            None => page_rows(&select)?,
+            None => sorted()?,
         };
         let items = expand::render_rows(c, &scope, &reader, &viewer, &ctx, out, tree.as_ref())?;
+        let took = started.elapsed();
+        let slow = if took >= advisor::SLOW && ordered.is_none() {
+            let plan = topk::plan(c, &select, &sql::bind(&params))?;
+            advisor::plan_scans_or_sorts(&plan)
+                .then(|| {
+                    let (eq, range) = q.compared_columns();
+                    let sorted: Vec<&str> =
+                        q.column_order().iter().flatten().map(|(c, _)| *c).collect();
+                    Advice::new(&entry.collection.name, &eq, &range, &sorted)
+                })
+                .flatten()
+                .filter(|a| !a.served_by(&entry.collection))
+                .map(|a| (a, took))
+        } else {
+            None
+        };
         (
             items.iter().map(RecordJson::to_value).collect::<Vec<_>>(),
             total,
+            slow,
         )
     };
     let (total_items, total_pages) = match total {
@@ -295,6 +363,7 @@ pub fn list_on(
         per_page,
         total_items,
         total_pages,
+        slow,
     })
 }
 
@@ -388,7 +457,7 @@ pub async fn view_as(
         .read_quick(move |c| {
             let caller = who.resolve(c)?;
             let mut ctx = ctx.clone();
-            ctx.auth = caller.record().cloned();
+            ctx.auth = caller.shared_record().cloned();
             let viewed = view_on(c, &catalog, &entry, &caller, &ctx, &id, tree.as_ref());
             Ok::<_, Error>((caller, viewed))
         })
@@ -422,8 +491,10 @@ fn view_on(
     tree: Option<&expand::Tree>,
 ) -> Result<Value> {
     let rule = rule(caller, &entry.rules.view)?;
-    let statement = one_statement(catalog, entry, ctx, rule, id)?;
-    let data = select_one(c, entry, &statement)?.ok_or(Error::NotFound(NOT_FOUND))?;
+    let statement = catalog.compiled().view(entry, rule, ctx, || {
+        rule_statement(catalog, entry, ctx, rule)
+    })?;
+    let data = select_by_id(c, entry, &statement, id)?.ok_or(Error::NotFound(NOT_FOUND))?;
     let mut items = expand::render_rows(c, catalog, entry, caller, ctx, vec![data], tree)?;
     items
         .pop()
@@ -445,6 +516,18 @@ pub(crate) fn one_statement(
     rule: Option<&Filter>,
     id: &str,
 ) -> Result<OneStatement> {
+    let mut statement = rule_statement(catalog, entry, ctx, rule)?;
+    statement.params.push(id.to_string().into());
+    Ok(statement)
+}
+
+/// [`one_statement`] without the id: its last parameter is left for [`select_by_id`] to bind.
+pub(crate) fn rule_statement(
+    catalog: &Catalog,
+    entry: &Arc<Entry>,
+    ctx: &RequestContext,
+    rule: Option<&Filter>,
+) -> Result<OneStatement> {
     let mut q = Query::for_collection(entry.info.clone());
     if let Some(rule) = rule {
         q.and_where(catalog, ctx, rule, Access::Trusted)?;
@@ -456,9 +539,46 @@ pub(crate) fn one_statement(
         sqlf.select(column_list),
         sqlf.table
     );
-    let mut params = sql::params(&sqlf.params);
-    params.push(id.to_string().into());
+    let params = sql::params(&sqlf.params);
     Ok(OneStatement { sql, params, names })
+}
+
+/// Whether record `id` exists and passes `rule` (`None`: exists at all); a rule check around
+/// a write, which reads no column of the record.
+pub(crate) fn passes(
+    c: &Connection,
+    catalog: &Catalog,
+    entry: &Arc<Entry>,
+    ctx: &RequestContext,
+    rule: Option<&Filter>,
+    id: &str,
+) -> Result<bool> {
+    let compile = || {
+        let mut q = Query::for_collection(entry.info.clone());
+        if let Some(rule) = rule {
+            q.and_where(catalog, ctx, rule, Access::Trusted)?;
+        }
+        let sqlf = q.to_sql();
+        let sql = format!("{} AND {}.\"id\" = ? LIMIT 1", sqlf.select("1"), sqlf.table);
+        Ok(OneStatement {
+            sql,
+            params: sql::params(&sqlf.params),
+            names: Arc::from([]),
+        })
+    };
+    // Kept only for the catalog's own entry: the statement is compiled against the catalog.
+    let statement = if catalog
+        .get(&entry.collection.id)
+        .is_some_and(|own| Arc::ptr_eq(own, entry))
+    {
+        catalog.compiled().check(entry, rule, ctx, compile)?
+    } else {
+        Arc::new(compile()?)
+    };
+    let mut params = sql::bind(&statement.params);
+    params.push(&id);
+    Ok(c.prepare_cached(&statement.sql)?
+        .exists(params.as_slice())?)
 }
 
 pub(crate) fn select_one(
@@ -466,8 +586,29 @@ pub(crate) fn select_one(
     entry: &Entry,
     statement: &OneStatement,
 ) -> Result<Option<RecordData>> {
+    select_with(c, entry, statement, sql::bind(&statement.params))
+}
+
+/// Runs a statement of [`rule_statement`] for record `id`.
+pub(crate) fn select_by_id(
+    c: &Connection,
+    entry: &Entry,
+    statement: &OneStatement,
+    id: &str,
+) -> Result<Option<RecordData>> {
+    let mut params = sql::bind(&statement.params);
+    params.push(&id);
+    select_with(c, entry, statement, params)
+}
+
+fn select_with(
+    c: &Connection,
+    entry: &Entry,
+    statement: &OneStatement,
+    params: Vec<&dyn warren_store::sql::ToSql>,
+) -> Result<Option<RecordData>> {
     let mut stmt = c.prepare_cached(&statement.sql)?;
-    let mut rows = stmt.query(sql::bind(&statement.params).as_slice())?;
+    let mut rows = stmt.query(params.as_slice())?;
     match rows.next()? {
         Some(row) => Ok(Some(record_from_row(
             &entry.collection,
@@ -577,6 +718,55 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn passes_says_whether_a_record_exists_and_meets_the_rule() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, catalog) = posts(dir.path(), 10, false).await;
+        let entry = catalog.get("posts").unwrap().clone();
+        // Record `r…3` has n = 7, flag set; `r…4` has n = 6, flag unset.
+        let check = |rule: Option<&str>, id: &str| {
+            let (catalog, entry) = (catalog.clone(), entry.clone());
+            let rule = rule.map(|r| Filter::parse(r).unwrap());
+            let id = id.to_string();
+            db.read(move |c| {
+                passes(
+                    c,
+                    &catalog,
+                    &entry,
+                    &RequestContext::guest(),
+                    rule.as_ref(),
+                    &id,
+                )
+            })
+        };
+        assert!(check(None, "r00000000000003").await.unwrap());
+        assert!(!check(None, "missing").await.unwrap());
+        assert!(
+            check(Some("n = 7 && flag = true"), "r00000000000003")
+                .await
+                .unwrap()
+        );
+        assert!(!check(Some("flag = true"), "r00000000000004").await.unwrap());
+        assert!(!check(Some("n > 100"), "r00000000000003").await.unwrap());
+        // Each check compiled once and kept: the same rule again, for another record, answers
+        // from the kept statement with that record's own outcome.
+        assert_eq!(catalog.compiled().len(), 4);
+        assert!(check(Some("flag = true"), "r00000000000003").await.unwrap());
+        assert_eq!(catalog.compiled().len(), 4);
+        // A rule reading the request is kept per value it reads, never answered for another.
+        let with_body = |n: i64| {
+            let (catalog, entry) = (catalog.clone(), entry.clone());
+            let rule = Filter::parse("n = @request.body.n").unwrap();
+            let mut ctx = RequestContext::guest();
+            ctx.body.insert("n".into(), json!(n));
+            db.read(move |c| passes(c, &catalog, &entry, &ctx, Some(&rule), "r00000000000003"))
+        };
+        assert!(with_body(7).await.unwrap());
+        assert!(!with_body(6).await.unwrap());
+        assert!(with_body(7).await.unwrap());
+        assert_eq!(catalog.compiled().len(), 6);
+    }
+
+    #[tokio::test]
     async fn walking_the_sort_index_returns_the_same_pages() {
         let (with, without) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         let (indexed, indexed_catalog) = posts(with.path(), 40_000, true).await;
@@ -599,5 +789,99 @@ mod tests {
                 "{filter} page {page}"
             );
         }
+    }
+
+    /// A caller of collection `users` with id `id`, and its rule context.
+    fn user(id: &str) -> (Caller, RequestContext) {
+        let record =
+            json!({"id": id, "collectionId": "_pb_users_auth_", "collectionName": "users"});
+        let caller = Caller::Record {
+            record: record.as_object().unwrap().clone().into(),
+        };
+        let ctx = caller.context();
+        (caller, ctx)
+    }
+
+    /// Views `id` as `who` against `catalog`; the record's `n` or the error.
+    async fn view_n(db: &Database, catalog: &Arc<Catalog>, who: &str, id: &str) -> Result<i64> {
+        let entry = catalog.get("posts").unwrap().clone();
+        let (caller, ctx) = user(who);
+        let record = view(db, catalog.clone(), entry, &caller, ctx, id, "").await?;
+        Ok(record["n"].as_i64().unwrap())
+    }
+
+    /// `posts` (3 rows, `n` = 3, 2, 1) under `view_rule`, in the same database.
+    fn with_rule(view_rule: &str, name: &str) -> Arc<Catalog> {
+        let collection = Collection::from_create_body(&json!({
+            "id": "pbc_posts",
+            "name": name,
+            "fields": [{"name": "n", "type": "number"}, {"name": "flag", "type": "bool"}],
+            "viewRule": view_rule
+        }))
+        .unwrap();
+        Arc::new(Catalog::new(vec![collection]))
+    }
+
+    #[tokio::test]
+    async fn a_per_user_rule_is_compiled_once_per_user_and_never_crosses_users() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, _) = posts(dir.path(), 3, false).await;
+        // Each user may see the record whose id is theirs.
+        let catalog = with_rule("id = @request.auth.id", "posts");
+        let first = "r00000000000000";
+        let second = "r00000000000001";
+        assert_eq!(view_n(&db, &catalog, first, first).await.unwrap(), 3);
+        assert_eq!(catalog.compiled().len(), 1);
+        // The same user again: the kept statement answers.
+        assert_eq!(view_n(&db, &catalog, first, first).await.unwrap(), 3);
+        assert_eq!(catalog.compiled().len(), 1);
+        // Another user gets their own statement, and not the first user's record.
+        assert!(matches!(
+            view_n(&db, &catalog, second, first).await,
+            Err(Error::NotFound(_))
+        ));
+        assert_eq!(view_n(&db, &catalog, second, second).await.unwrap(), 2);
+        assert_eq!(catalog.compiled().len(), 2);
+        // After the first user was cached, they still cannot see the second's record.
+        assert!(matches!(
+            view_n(&db, &catalog, first, second).await,
+            Err(Error::NotFound(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_new_catalog_compiles_afresh() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, _) = posts(dir.path(), 3, false).await;
+        let id = "r00000000000000";
+        let open = with_rule("", "posts");
+        assert_eq!(view_n(&db, &open, "u1", id).await.unwrap(), 3);
+        // The rule changed: the next request runs under the new one.
+        let closed = with_rule("n > 100", "posts");
+        assert!(matches!(
+            view_n(&db, &closed, "u1", id).await,
+            Err(Error::NotFound(_))
+        ));
+        // Another tenant's catalog with a same-named, same-id collection under another rule
+        // shares nothing with this one, in either order.
+        let other = with_rule("n = 3", "posts");
+        assert_eq!(view_n(&db, &other, "u1", id).await.unwrap(), 3);
+        assert!(matches!(
+            view_n(&db, &closed, "u1", id).await,
+            Err(Error::NotFound(_))
+        ));
+        // Superusers-only: forbidden whatever was kept before.
+        let locked = Arc::new(Catalog::new(vec![
+            Collection::from_create_body(&json!({
+                "id": "pbc_posts",
+                "name": "posts",
+                "fields": [{"name": "n", "type": "number"}],
+            }))
+            .unwrap(),
+        ]));
+        assert!(matches!(
+            view_n(&db, &locked, "u1", id).await,
+            Err(Error::Forbidden(_))
+        ));
     }
 }

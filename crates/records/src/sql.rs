@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use warren_schema::SqlValue;
-use warren_store::sql::{Row, ToSql};
+use warren_store::sql::{Row, ToSql, ToSqlOutput};
 use warren_store::sql::{Value as Sqlite, ValueRef};
 
 /// A schema value as a store value.
@@ -13,6 +13,20 @@ pub fn from_schema(v: &SqlValue) -> Sqlite {
         SqlValue::Integer(i) => Sqlite::Integer(*i),
         SqlValue::Real(f) => Sqlite::Real(*f),
         SqlValue::Text(s) => Sqlite::Text(s.clone()),
+    }
+}
+
+/// A schema value bound where it is, without copying its text.
+pub struct Bound<'a>(pub &'a SqlValue);
+
+impl ToSql for Bound<'_> {
+    fn to_sql(&self) -> warren_store::sql::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::Borrowed(match self.0 {
+            SqlValue::Null => ValueRef::Null,
+            SqlValue::Integer(i) => ValueRef::Integer(*i),
+            SqlValue::Real(f) => ValueRef::Real(*f),
+            SqlValue::Text(s) => ValueRef::Text(s.as_bytes()),
+        }))
     }
 }
 
@@ -47,9 +61,11 @@ pub fn read_row(
             ValueRef::Null => SqlValue::Null,
             ValueRef::Integer(n) => SqlValue::Integer(n),
             ValueRef::Real(f) => SqlValue::Real(f),
-            ValueRef::Text(t) | ValueRef::Blob(t) => {
-                SqlValue::Text(String::from_utf8_lossy(t).into_owned())
-            }
+            // Checked first: valid text (nearly always) is copied without the lossy scan.
+            ValueRef::Text(t) | ValueRef::Blob(t) => SqlValue::Text(match std::str::from_utf8(t) {
+                Ok(text) => text.to_owned(),
+                Err(_) => String::from_utf8_lossy(t).into_owned(),
+            }),
         };
         out.insert(name.clone(), value);
     }
@@ -59,4 +75,34 @@ pub fn read_row(
 /// Quotes an identifier for SQLite (identifiers come from the schema, never from input).
 pub fn quote(ident: &str) -> String {
     format!("\"{}\"", ident.replace('"', "\"\""))
+}
+
+#[cfg(test)]
+mod tests {
+    use warren_store::sql::{Connection, params_from_iter};
+
+    use super::*;
+
+    #[test]
+    fn bound_values_reach_sqlite_as_they_are() {
+        let c = Connection::open_in_memory().unwrap();
+        c.execute_batch("CREATE TABLE t (a, b, c, d)").unwrap();
+        let values = [
+            SqlValue::Null,
+            SqlValue::Integer(-7),
+            SqlValue::Real(2.5),
+            SqlValue::Text("it's \"quoted\" ✓".into()),
+        ];
+        c.execute(
+            "INSERT INTO t VALUES (?, ?, ?, ?)",
+            params_from_iter(values.iter().map(Bound)),
+        )
+        .unwrap();
+        let names = ["a", "b", "c", "d"].map(String::from);
+        let row = c
+            .query_row("SELECT a, b, c, d FROM t", [], |row| read_row(row, &names))
+            .unwrap();
+        let read: Vec<SqlValue> = names.iter().map(|n| row[n].clone()).collect();
+        assert_eq!(read, values);
+    }
 }

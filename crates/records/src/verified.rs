@@ -25,6 +25,8 @@ const CAPACITY: usize = 256;
 
 /// A token that verified, and what it verified against.
 pub(crate) struct Hit {
+    /// The id of the auth record the token verified against.
+    pub id: String,
     /// The collection entry the token was checked with.
     pub entry: Arc<Entry>,
     /// The statement that reads the auth record (all fields, by id).
@@ -35,6 +37,15 @@ pub(crate) struct Hit {
     pub exp: u64,
     /// The caller the token resolved to.
     pub caller: Caller,
+}
+
+impl std::fmt::Debug for Hit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The row holds the password hash and token key: never shown.
+        f.debug_struct("Hit")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The per-tenant cache (lives in the tenant's [`crate::Catalog`], so it goes with it).
@@ -55,19 +66,24 @@ impl Verified {
         self.tokens.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The caller of `token` if it verified against record `id` exactly as it stands now on
-    /// `conn`, with `entry`, and has not expired.
-    pub(crate) fn lookup(
-        &self,
+    /// What `token` verified against when it last did, if it is remembered: a hint only,
+    /// which [`Verified::check`] confirms against the record as it stands.
+    pub(crate) fn get(&self, token: &str) -> Option<Arc<Hit>> {
+        self.lock().get(token).cloned()
+    }
+
+    /// The caller of `hit` if its token verified against record `id` exactly as it stands now
+    /// on `conn`, with `entry`, and has not expired.
+    pub(crate) fn check(
+        hit: &Hit,
         conn: &Connection,
         entry: &Arc<Entry>,
-        token: &str,
         id: &str,
     ) -> crate::Result<Option<Caller>> {
-        let Some(hit) = self.lock().get(token).cloned() else {
-            return Ok(None);
-        };
-        if !Arc::ptr_eq(&hit.entry, entry) || warren_secrets::token::now() >= hit.exp {
+        if !Arc::ptr_eq(&hit.entry, entry)
+            || hit.id != id
+            || warren_secrets::token::now() >= hit.exp
+        {
             return Ok(None);
         }
         if row_equals(conn, &hit.sql, id, &hit.row)? {
@@ -133,7 +149,9 @@ fn row_equals(
             (ValueRef::Null, SqlValue::Null) => true,
             (ValueRef::Integer(n), SqlValue::Integer(m)) => n == *m,
             (ValueRef::Real(f), SqlValue::Real(g)) => f == *g,
-            (ValueRef::Text(t), SqlValue::Text(s)) => String::from_utf8_lossy(t) == s.as_str(),
+            // Text read lossily from bytes that are not UTF-8 never equals them: a miss, so
+            // such a row is verified every time, never wrongly matched.
+            (ValueRef::Text(t), SqlValue::Text(s)) => t == s.as_bytes(),
             (ValueRef::Blob(b), SqlValue::Blob(c)) => b == c.as_slice(),
             _ => false,
         };
@@ -189,11 +207,15 @@ mod tests {
     }
 
     fn token(catalog: &Catalog, key: &str) -> String {
+        token_until(catalog, key, warren_secrets::token::now() + 600)
+    }
+
+    fn token_until(catalog: &Catalog, key: &str, exp: u64) -> String {
         let collection = &catalog.get("users").unwrap().collection;
         let claims = Claims {
             collection_id: collection.id.clone(),
             email: None,
-            exp: warren_secrets::token::now() + 600,
+            exp,
             id: ID.into(),
             new_email: None,
             refreshable: Some(true),
@@ -274,5 +296,40 @@ mod tests {
         }
         let rotated = Catalog::new(vec![collection]);
         assert_eq!(caller(&db, &rotated, &token).await.id(), None);
+    }
+
+    #[tokio::test]
+    async fn a_cached_token_that_expires_makes_a_guest() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, catalog) = users(dir.path()).await;
+        let exp = warren_secrets::token::now() + 1;
+        let token = token_until(&catalog, "key1", exp);
+        assert_eq!(caller(&db, &catalog, &token).await.id(), Some(ID));
+        assert_eq!(cached(&catalog), 1);
+        // A token is valid through its expiry second (as the signature check has it).
+        while warren_secrets::token::now() <= exp {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        // Remembered, and still recognised without decoding, but no longer valid.
+        assert!(crate::auth::Token::peek(&catalog, &token).is_some());
+        assert_eq!(caller(&db, &catalog, &token).await.id(), None);
+    }
+
+    #[tokio::test]
+    async fn a_cached_token_is_not_taken_for_another_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, catalog) = users(dir.path()).await;
+        let token = token(&catalog, "key1");
+        assert_eq!(caller(&db, &catalog, &token).await.id(), Some(ID));
+        // A second record with the same row values but another id does not match the hit.
+        let hit = catalog.verified().get(&token).unwrap();
+        let entry = catalog.get("users").unwrap().clone();
+        db.read(move |c| {
+            assert!(Verified::check(&hit, c, &entry, "u0000000000000b")?.is_none());
+            assert!(Verified::check(&hit, c, &entry, ID)?.is_some());
+            Ok::<_, crate::Error>(())
+        })
+        .await
+        .unwrap();
     }
 }

@@ -22,7 +22,7 @@ use warren_store::sql::{Connection, params, params_from_iter};
 use crate::catalog::{Catalog, Entry};
 use crate::change::{Change, ChangeAction};
 use crate::form::{self, AccountForm};
-use crate::read::{NOT_FOUND, one_statement, render, rule, select_one};
+use crate::read::{NOT_FOUND, one_statement, passes, render, rule, select_one};
 use crate::{Caller, Error, Result, expand, sql};
 
 const UNSUPPORTED: &str = "Unsupported collection type.";
@@ -226,11 +226,10 @@ pub(crate) fn apply_create(
         });
     }
     insert(c, entry, &prepared)?;
-    if let Some(rule) = &plan.rule {
-        let statement = one_statement(catalog, entry, ctx, Some(rule), &id)?;
-        if select_one(c, entry, &statement)?.is_none() {
-            return Err(Error::BadRequest(CREATE_FAILED));
-        }
+    if let Some(rule) = &plan.rule
+        && !passes(c, catalog, entry, ctx, Some(rule), &id)?
+    {
+        return Err(Error::BadRequest(CREATE_FAILED));
     }
     if plan.verified_needs_manager && !admitted_by_manage_rule(c, catalog, entry, ctx, &id)? {
         let mut errors = ValidationErrors::new();
@@ -354,8 +353,7 @@ pub(crate) fn admitted_by_manage_rule(
     if ctx.auth.is_none() {
         return Ok(false);
     }
-    let statement = one_statement(catalog, entry, ctx, Some(rule), id)?;
-    Ok(select_one(c, entry, &statement)?.is_some())
+    passes(c, catalog, entry, ctx, Some(rule), id)
 }
 
 /// Whether another auth collection has a record with `id` (PocketBase keeps auth ids unique
@@ -483,8 +481,9 @@ pub(crate) fn apply_delete(
     plan: &Plan,
     id: &str,
 ) -> Result<Vec<Change>> {
-    let statement = one_statement(catalog, entry, ctx, plan.rule.as_ref(), id)?;
-    select_one(c, entry, &statement)?.ok_or(Error::NotFound(NOT_FOUND))?;
+    if !passes(c, catalog, entry, ctx, plan.rule.as_ref(), id)? {
+        return Err(Error::NotFound(NOT_FOUND));
+    }
     if entry.collection.id == warren_schema::system::SUPERUSERS_ID {
         let count: i64 = c.query_row("SELECT COUNT(*) FROM `_superusers`", [], |r| r.get(0))?;
         if count <= 1 {
@@ -531,47 +530,61 @@ pub async fn respond(
     .await
 }
 
+/// The collection's `INSERT` and `UPDATE … WHERE id = ?` statements, each binding every field
+/// in field order (the columns a [`PreparedRecord`] carries), built once per collection version.
+fn statements(entry: &Entry) -> &(String, String) {
+    entry.writes.get_or_init(|| {
+        let table = sql::quote(&entry.collection.name);
+        let names: Vec<String> = entry
+            .collection
+            .fields
+            .iter()
+            .map(|f| sql::quote(&f.name))
+            .collect();
+        let insert = format!(
+            "INSERT INTO {table} ({}) VALUES ({})",
+            names.join(", "),
+            vec!["?"; names.len()].join(", ")
+        );
+        let sets: Vec<String> = names.iter().map(|n| format!("{n} = ?")).collect();
+        let update = format!("UPDATE {table} SET {} WHERE id = ?", sets.join(", "));
+        (insert, update)
+    })
+}
+
+/// Whether `prepared` binds exactly the collection's fields, in order (always, for a record
+/// prepared from `entry.collection`; checked so a mismatch can never bind a value to the
+/// wrong column).
+fn binds_every_field(entry: &Entry, prepared: &PreparedRecord) -> bool {
+    prepared.columns.iter().map(|(name, _)| name).eq(entry
+        .collection
+        .fields
+        .iter()
+        .map(|f| &f.name))
+}
+
 fn insert(c: &Connection, entry: &Entry, prepared: &PreparedRecord) -> Result<()> {
-    let names = prepared
-        .columns
-        .iter()
-        .map(|(n, _)| sql::quote(n))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let placeholders = vec!["?"; prepared.columns.len()].join(", ");
-    let statement = format!(
-        "INSERT INTO {} ({names}) VALUES ({placeholders})",
-        sql::quote(&entry.collection.name)
-    );
-    let values: Vec<_> = prepared
-        .columns
-        .iter()
-        .map(|(_, v)| sql::from_schema(v))
-        .collect();
-    c.prepare_cached(&statement)?
+    if !binds_every_field(entry, prepared) {
+        return Err(Error::BadRequest(CREATE_FAILED));
+    }
+    let values = prepared.columns.iter().map(|(_, v)| sql::Bound(v));
+    c.prepare_cached(&statements(entry).0)?
         .execute(params_from_iter(values))
         .map_err(|e| constraint(e, CREATE_FAILED))?;
     Ok(())
 }
 
 fn update_row(c: &Connection, entry: &Entry, id: &str, prepared: &PreparedRecord) -> Result<()> {
-    let sets = prepared
+    if !binds_every_field(entry, prepared) {
+        return Err(Error::BadRequest(UPDATE_FAILED));
+    }
+    let id = warren_schema::SqlValue::Text(id.to_string());
+    let values = prepared
         .columns
         .iter()
-        .map(|(n, _)| format!("{} = ?", sql::quote(n)))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let statement = format!(
-        "UPDATE {} SET {sets} WHERE id = ?",
-        sql::quote(&entry.collection.name)
-    );
-    let mut values: Vec<_> = prepared
-        .columns
-        .iter()
-        .map(|(_, v)| sql::from_schema(v))
-        .collect();
-    values.push(id.to_string().into());
-    c.prepare_cached(&statement)?
+        .map(|(_, v)| sql::Bound(v))
+        .chain(std::iter::once(sql::Bound(&id)));
+    c.prepare_cached(&statements(entry).1)?
         .execute(params_from_iter(values))
         .map_err(|e| constraint(e, UPDATE_FAILED))?;
     Ok(())

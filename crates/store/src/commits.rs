@@ -1,10 +1,18 @@
 //! The commit log of a shipped database: after each commit the writer records how many frames
 //! the WAL holds and when the commit returned, and bumps a counter that a WAL shipper waits on.
 //! Checkpoints of a shipped database are left to its shipper (see [`crate::Database::open_shipped`]).
+//!
+//! Synchronous shipping: the shipper reports which commits are durable in the backup target
+//! ([`CommitLog::mark_shipped`]); when the log is set to synchronous ([`CommitLog::set_sync`]),
+//! `Database::write` returns only once the commit holding the write is reported shipped, or
+//! fails with [`crate::Error::NotShipped`] past the wait set (the write is then committed on
+//! this node but not acknowledged, as after a crash between commit and answer).
 
 use std::cell::Cell;
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use rusqlite::Connection;
 use rusqlite::hooks::Wal;
@@ -55,6 +63,10 @@ pub struct Commit {
 pub struct CommitLog {
     pending: Arc<Mutex<VecDeque<Commit>>>,
     counter: tokio::sync::watch::Sender<u64>,
+    /// Commits (by their counter value) known durable in the backup target.
+    shipped: tokio::sync::watch::Sender<u64>,
+    /// How long a write waits for its commit to be shipped, in ms; 0: it does not wait.
+    sync_ms: Arc<AtomicU64>,
 }
 
 impl CommitLog {
@@ -62,7 +74,74 @@ impl CommitLog {
         Self {
             pending: Arc::new(Mutex::new(VecDeque::new())),
             counter: tokio::sync::watch::Sender::new(0),
+            shipped: tokio::sync::watch::Sender::new(0),
+            sync_ms: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// How many commits were recorded so far (each commit's number is the count after it).
+    pub fn committed(&self) -> u64 {
+        *self.counter.borrow()
+    }
+
+    /// Reports that every commit up to number `through` (see [`CommitLog::committed`]) is
+    /// durable in the backup target.
+    pub fn mark_shipped(&self, through: u64) {
+        self.shipped.send_if_modified(|n| {
+            let newer = through > *n;
+            if newer {
+                *n = through;
+            }
+            newer
+        });
+    }
+
+    /// Commits known durable in the backup target (see [`CommitLog::mark_shipped`]).
+    pub fn shipped(&self) -> u64 {
+        *self.shipped.borrow()
+    }
+
+    /// Makes writes wait, at most `wait`, until their commit is shipped (synchronous
+    /// shipping); `None` makes them return at commit (asynchronous shipping).
+    pub fn set_sync(&self, wait: Option<Duration>) {
+        let ms = wait.map_or(0, |w| (w.as_millis() as u64).max(1));
+        if self.sync_ms.load(Ordering::Relaxed) != ms {
+            self.sync_ms.store(ms, Ordering::Relaxed);
+        }
+    }
+
+    /// How long writes wait for their commit to be shipped; `None` when shipping is
+    /// asynchronous.
+    pub fn sync_wait(&self) -> Option<Duration> {
+        match self.sync_ms.load(Ordering::Relaxed) {
+            0 => None,
+            ms => Some(Duration::from_millis(ms)),
+        }
+    }
+
+    /// Waits until commit number `commit` is shipped, at most `limit`.
+    pub async fn wait_shipped(&self, commit: u64, limit: Duration) -> crate::Result<()> {
+        let mut shipped = self.shipped.subscribe();
+        match tokio::time::timeout(limit, shipped.wait_for(|n| *n >= commit)).await {
+            Ok(Ok(_)) => Ok(()),
+            _ => Err(crate::Error::NotShipped(format!(
+                "the write was committed on this node but not stored in the backup target within {} ms",
+                limit.as_millis()
+            ))),
+        }
+    }
+
+    /// With synchronous shipping, waits until every commit recorded so far is shipped (at
+    /// most the wait set); returns at once otherwise.
+    pub async fn wait_if_sync(&self) -> crate::Result<()> {
+        let Some(limit) = self.sync_wait() else {
+            return Ok(());
+        };
+        let commit = self.committed();
+        if self.shipped() >= commit {
+            return Ok(());
+        }
+        self.wait_shipped(commit, limit).await
     }
 
     /// Records a commit that left `frames` frames in the WAL.

@@ -80,7 +80,7 @@ impl Database {
     /// Opens (creating if missing) the database at `path`, applies pending migrations and
     /// starts its writer. Blocking file work runs off the async executor.
     pub async fn open(path: impl AsRef<Path>, options: Options) -> Result<Self> {
-        Self::open_with(path.as_ref(), options, false).await
+        Ok(Self::open_reading(path, options, false, |_| ()).await?.0)
     }
 
     /// Like [`Database::open`], for a database whose WAL is shipped to a backup: SQLite never
@@ -88,32 +88,47 @@ impl Database {
     /// every commit is recorded in [`Database::commit_log`], and the shipper checkpoints with
     /// [`Database::checkpoint`] once the frames are safe elsewhere.
     pub async fn open_shipped(path: impl AsRef<Path>, options: Options) -> Result<Self> {
-        Self::open_with(path.as_ref(), options, true).await
+        Ok(Self::open_reading(path, options, true, |_| ()).await?.0)
     }
 
-    async fn open_with(path: &Path, options: Options, shipped: bool) -> Result<Self> {
-        let path = path.to_path_buf();
+    /// Like [`Database::open`] (or [`Database::open_shipped`] when `shipped`), and runs `f` on
+    /// the new writer connection before the writer starts, in the same hand-off to the blocking
+    /// pool: a caller that reads something as it opens (a tenant its collections) pays one
+    /// blocking hop and opens no read connection for it.
+    pub async fn open_reading<T, F>(
+        path: impl AsRef<Path>,
+        options: Options,
+        shipped: bool,
+        f: F,
+    ) -> Result<(Self, T)>
+    where
+        F: FnOnce(&Connection) -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let path = path.as_ref().to_path_buf();
         let writer_path = path.clone();
-        let conn = run_blocking(move || {
+        let (conn, out) = run_blocking(move || {
             let mut conn = open_connection(&writer_path, options, false, shipped)?;
             if shipped {
                 crate::commits::install(&conn)?;
             }
             migrate::apply(&mut conn, options.migrations)?;
-            Ok(conn)
+            let out = f(&conn);
+            Ok((conn, out))
         })
         .await?;
         let log = shipped.then(CommitLog::new);
-        Ok(Self {
+        let db = Self {
             inner: Arc::new(Inner {
                 path,
                 options,
                 idle: Mutex::new(Vec::new()),
                 permits: Semaphore::new(options.readers.max(1)),
-                writer: Writer::start(conn, log.clone()),
+                writer: Writer::start(conn, log.clone())?,
                 log,
             }),
-        })
+        };
+        Ok((db, out))
     }
 
     /// The commit log of a shipped database (see [`Database::open_shipped`]).
@@ -272,7 +287,18 @@ impl Database {
         E: From<Error> + Send + 'static,
     {
         self.not_held()?;
-        self.inner.writer.submit(f).await
+        let out = self.inner.writer.submit(f).await?;
+        self.wait_shipped().await?;
+        Ok(out)
+    }
+
+    /// With synchronous shipping (see [`CommitLog::set_sync`]), waits until the commits made
+    /// so far are stored in the backup target.
+    async fn wait_shipped(&self) -> Result<()> {
+        match &self.inner.log {
+            Some(log) => log.wait_if_sync().await,
+            None => Ok(()),
+        }
     }
 
     /// Fails with [`Error::Held`] when the current thread holds this database's writer in a
@@ -333,7 +359,9 @@ impl Database {
             }
             out
         };
-        self.inner.writer.idle(run).await.map_err(E::from)?
+        let out = self.inner.writer.idle(run).await.map_err(E::from)??;
+        self.wait_shipped().await?;
+        Ok(out)
     }
 }
 
@@ -491,6 +519,28 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn open_reading_reads_on_the_new_writer_before_any_write() {
+        let (dir, db) = open_temp().await;
+        db.write(|c| Ok::<_, Error>(c.execute("INSERT INTO t (v) VALUES ('a')", [])?))
+            .await
+            .unwrap();
+        drop(db);
+        let options = Options {
+            migrations: SCHEMA,
+            ..Options::default()
+        };
+        let (db, read) = Database::open_reading(dir.path().join("data.db"), options, false, count)
+            .await
+            .unwrap();
+        assert_eq!(read.unwrap(), 1);
+        // Writes go through the writer the reading ran on.
+        db.write(|c| Ok::<_, Error>(c.execute("INSERT INTO t (v) VALUES ('b')", [])?))
+            .await
+            .unwrap();
+        assert_eq!(db.read(count).await.unwrap(), 2);
+    }
+
+    #[tokio::test]
     async fn writes_are_visible_to_readers() {
         let (_dir, db) = open_temp().await;
         db.write(|c| Ok::<_, Error>(c.execute("INSERT INTO t (v) VALUES ('a')", [])?))
@@ -611,6 +661,87 @@ mod tests {
             .unwrap();
     }
 
+    /// Threads of this process now.
+    fn threads() -> usize {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("Threads:"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn idle_databases_hold_no_writer_thread_and_take_the_next_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = Options {
+            migrations: SCHEMA,
+            ..Options::default()
+        };
+        let mut open = Vec::new();
+        for i in 0..64 {
+            let db = Database::open(dir.path().join(format!("{i}.db")), options)
+                .await
+                .unwrap();
+            db.write(|c| Ok::<_, Error>(c.execute("INSERT INTO t (v) VALUES ('a')", [])?))
+                .await
+                .unwrap();
+            open.push(db);
+        }
+        // 64 open databases, each written once: no thread per database (the blocking pool
+        // holds a few threads for a while, far fewer than 64).
+        assert!(threads() < 40, "{} threads", threads());
+        // A writer whose drainer ended runs the next write, as often as asked.
+        for round in 0..3 {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            for db in &open {
+                db.write(|c| Ok::<_, Error>(c.execute("INSERT INTO t (v) VALUES ('b')", [])?))
+                    .await
+                    .unwrap();
+                assert_eq!(db.read(count).await.unwrap(), 2 + round);
+            }
+        }
+        // Closing them closes every connection.
+        for db in open {
+            tokio::time::timeout(std::time::Duration::from_secs(5), db.close())
+                .await
+                .unwrap();
+        }
+        for i in 0..64 {
+            assert!(!dir.path().join(format!("{i}.db-wal")).exists());
+        }
+    }
+
+    #[tokio::test]
+    async fn a_database_dropped_while_writes_are_queued_commits_them_then_closes() {
+        let (dir, db) = open_temp().await;
+        let mut jobs = Vec::new();
+        for _ in 0..20 {
+            let db = db.clone();
+            jobs.push(tokio::spawn(async move {
+                db.write(|c| Ok::<_, Error>(c.execute("INSERT INTO t (v) VALUES ('x')", [])?))
+                    .await
+            }));
+        }
+        db.close().await;
+        for job in jobs {
+            job.await.unwrap().unwrap();
+        }
+        assert!(!dir.path().join("data.db-wal").exists());
+        let db = Database::open(
+            dir.path().join("data.db"),
+            Options {
+                migrations: SCHEMA,
+                ..Options::default()
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(db.read(count).await.unwrap(), 20);
+    }
+
     #[tokio::test]
     async fn readers_cannot_write() {
         let (_dir, db) = open_temp().await;
@@ -677,6 +808,72 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(db.read(count).await.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_lone_failing_or_panicking_write_leaves_nothing_behind() {
+        let (_dir, db) = open_temp().await;
+        let failed = db
+            .write(|c| {
+                c.execute("INSERT INTO t (v) VALUES ('kept?')", [])?;
+                c.execute("INSERT INTO t (v) VALUES (NULL)", [])?;
+                Ok::<_, Error>(())
+            })
+            .await;
+        assert!(failed.is_err());
+        assert_eq!(db.read(count).await.unwrap(), 0);
+        let panicked: Result<()> = db
+            .write(|c| {
+                c.execute("INSERT INTO t (v) VALUES ('kept?')", [])?;
+                panic!("boom")
+            })
+            .await;
+        assert!(matches!(panicked, Err(Error::Closed)));
+        assert_eq!(db.read(count).await.unwrap(), 0);
+        db.write(|c| Ok::<_, Error>(c.execute("INSERT INTO t (v) VALUES ('ok')", [])?))
+            .await
+            .unwrap();
+        assert_eq!(db.read(count).await.unwrap(), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn writes_queued_together_commit_as_one_group_each_in_its_savepoint() {
+        let (_dir, db) = open_temp().await;
+        // Hold the writer until every write below is queued, so they form one group.
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let holder = {
+            let db = db.clone();
+            tokio::spawn(async move { db.with_writer_idle(move |_| held.recv()).await })
+        };
+        let mut jobs = Vec::new();
+        for i in 0..10 {
+            let db = db.clone();
+            jobs.push(tokio::spawn(async move {
+                db.write(move |c| {
+                    c.execute("INSERT INTO t (v) VALUES (?1)", [i.to_string()])?;
+                    match i % 3 {
+                        0 => c
+                            .execute("INSERT INTO t (v) VALUES (NULL)", [])
+                            .map(|_| ())?,
+                        1 if i == 4 => panic!("boom"),
+                        _ => {}
+                    }
+                    Ok::<_, Error>(i)
+                })
+                .await
+            }));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        release.send(()).unwrap();
+        holder.await.unwrap().unwrap().unwrap();
+        let mut kept = Vec::new();
+        for job in jobs {
+            if let Ok(i) = job.await.unwrap() {
+                kept.push(i);
+            }
+        }
+        assert_eq!(kept, vec![1, 2, 5, 7, 8]);
+        assert_eq!(db.read(count).await.unwrap(), 5);
     }
 
     #[tokio::test]

@@ -46,7 +46,7 @@ pub enum Error {
     /// The transaction holding a write could not be started or committed; nothing of it stands.
     #[error("commit failed: {0}")]
     Commit(String),
-    /// The writer task is gone (the database is closing).
+    /// The writer thread is gone (the database is closing).
     #[error("the database is closed")]
     Closed,
     /// A write was asked for on a thread that holds the database's writer in a transaction: it
@@ -56,6 +56,10 @@ pub enum Error {
     /// The held transaction ended (its time limit, or a failure) and was rolled back.
     #[error("the transaction ended before this step (time limit) and was rolled back")]
     TransactionEnded,
+    /// Synchronous shipping: the write is committed on this node, but its commit was not
+    /// stored in the backup target within the wait, so it is not acknowledged.
+    #[error("{0}")]
+    NotShipped(String),
     /// A blocking task panicked or was cancelled.
     #[error("background task failed: {0}")]
     Task(String),

@@ -16,7 +16,11 @@ pub struct Migration {
 
 /// Applies every migration newer than the database's `user_version`, each in its own
 /// transaction. A failing migration rolls back and leaves the previous version in place.
+/// With no migrations there is nothing to read: an open pays no statement for them.
 pub(crate) fn apply(conn: &mut Connection, migrations: &[Migration]) -> rusqlite::Result<u32> {
+    if migrations.is_empty() {
+        return Ok(0);
+    }
     let mut current: u32 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
     for migration in migrations {
         if migration.version <= current {
@@ -54,6 +58,17 @@ mod tests {
         assert_eq!(apply(&mut conn, STEPS).unwrap(), 2);
         conn.execute("INSERT INTO a (x, y) VALUES (1, 'z')", [])
             .unwrap();
+    }
+
+    #[test]
+    fn no_migrations_leave_the_version_alone() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("PRAGMA user_version = 7").unwrap();
+        assert_eq!(apply(&mut conn, &[]).unwrap(), 0);
+        let version: u32 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, 7);
     }
 
     #[test]

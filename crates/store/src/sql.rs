@@ -7,7 +7,7 @@
 //!
 //! [`Database`]: crate::Database
 
-pub use rusqlite::types::{Type, Value, ValueRef};
+pub use rusqlite::types::{ToSqlOutput, Type, Value, ValueRef};
 pub use rusqlite::{
     Connection, Error, OpenFlags, OptionalExtension, Result, Row, Statement, ToSql, params,
     params_from_iter,

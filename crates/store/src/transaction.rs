@@ -1,6 +1,6 @@
 //! A transaction held on a database's writer, fed step by step from a blocking thread.
 //!
-//! Invariants: while a [`Transaction`] lives, the writer runs nothing else (its task is parked
+//! Invariants: while a [`Transaction`] lives, the writer runs nothing else (its thread is parked
 //! in one idle turn, so other requests' group-committed writes wait in the queue); each step
 //! runs in a savepoint of its own and is answered before the next is taken; the transaction
 //! commits only on [`Transaction::commit`] before its deadline, and rolls back when the

@@ -1,16 +1,27 @@
 //! The single writer of a database, with group commit.
 //!
 //! SQLite allows one writer at a time. Instead of letting concurrent requests fight over the
-//! write lock (SQLITE_BUSY), every write is queued to one task that drains the queue, runs all
+//! write lock (SQLITE_BUSY), every write is queued to one drainer that takes the queue, runs all
 //! pending jobs inside one `BEGIN IMMEDIATE … COMMIT` (one fsync), each job in a savepoint of its
-//! own, and only then answers each caller. A job that fails rolls back to its savepoint and does
-//! not disturb the others; if the commit itself fails, every job of the batch gets the error.
-//! Nothing is acknowledged before the commit that holds it has returned.
+//! own (a job alone in its group needs none), and only then answers each caller. A job that
+//! fails rolls back to its savepoint and does not disturb the others; if the commit itself
+//! fails, every job of the batch gets the error. Nothing is acknowledged before the commit that
+//! holds it has returned.
+//!
+//! The drainer is not a thread of its own: a write to an idle database starts one on the
+//! runtime's blocking pool, it runs until the queue is empty, and then parks the connection
+//! (with the queue) in the handle and ends. An idle database therefore holds no thread, and a
+//! node with thousands of open databases runs only as many writer threads as databases are
+//! being written. One database's jobs still run one at a time, in queue order: at most one
+//! drainer owns its connection. A write crosses threads twice (to the drainer and back), and a
+//! group never waits for more jobs than are queued.
 
 use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex};
 
 use rusqlite::Connection;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc::error::TryRecvError;
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::commits::{self, CommitLog};
 use crate::{Error, Result};
@@ -28,7 +39,7 @@ type Job = Box<dyn FnOnce(std::result::Result<&Connection, String>) -> (bool, Fi
 /// Runs on the writer connection between two transactions (no transaction open).
 pub(crate) type Idle = Box<dyn FnOnce(&Connection) + Send>;
 
-/// What the writer task is asked to do.
+/// What the writer is asked to do.
 enum Message {
     /// A write, folded into the next group commit.
     Job(Job),
@@ -36,30 +47,91 @@ enum Message {
     Idle(Idle),
 }
 
-/// Handle to the writer task. Dropping every handle ends the task and closes the connection.
+/// Handle to the writer. Dropping it closes the connection once the queued work is done (on a
+/// blocking thread, never on the caller's).
 pub(crate) struct Writer {
     jobs: mpsc::Sender<Message>,
-    /// Ends (its sender is dropped) once the writer task has closed its connection.
-    closed: tokio::sync::watch::Receiver<()>,
+    shared: Arc<Shared>,
+    /// Ends (its sender is dropped) once the writer's connection is closed.
+    closed: watch::Receiver<()>,
+}
+
+/// What the handle and a running drainer share.
+struct Shared {
+    state: Mutex<State>,
+    /// Where drainers run (the blocking pool of the runtime the database was opened on).
+    runtime: Option<tokio::runtime::Handle>,
+    /// Where commits are recorded (shipped databases).
+    log: Option<CommitLog>,
+}
+
+struct State {
+    /// The connection and its queue while no drainer runs; `None` while one runs (it owns
+    /// them) and once the connection is closed.
+    parked: Option<Parked>,
+    /// The handle is gone: a drainer that empties the queue closes the connection instead of
+    /// parking it.
+    dropped: bool,
+}
+
+/// Everything a drainer needs, handed from one drainer to the next.
+struct Parked {
+    conn: Connection,
+    queue: mpsc::Receiver<Message>,
+    /// Dropped after the connection is closed, which ends [`Writer::closed`].
+    done: watch::Sender<()>,
+}
+
+impl Parked {
+    /// Closes the connection, then says so.
+    fn close(self) {
+        let Parked { conn, queue, done } = self;
+        drop(queue);
+        drop(conn);
+        drop(done);
+    }
 }
 
 impl Writer {
-    /// Starts the writer task that owns `conn`.
+    /// Makes the writer of `conn`; no thread runs until the first write.
     /// With `log`, every commit that wrote WAL frames is recorded in it.
-    pub(crate) fn start(conn: Connection, log: Option<CommitLog>) -> Self {
+    pub(crate) fn start(conn: Connection, log: Option<CommitLog>) -> Result<Self> {
         let (jobs, queue) = mpsc::channel(QUEUE);
-        let (done, closed) = tokio::sync::watch::channel(());
-        tokio::spawn(async move {
-            run(conn, queue, log).await;
-            // `run` has dropped the connection by now.
-            drop(done);
+        let (done, closed) = watch::channel(());
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                parked: Some(Parked { conn, queue, done }),
+                dropped: false,
+            }),
+            // Jobs may use the runtime (spawn, `Handle::current`): drainers run on its pool.
+            runtime: tokio::runtime::Handle::try_current().ok(),
+            log,
         });
-        Self { jobs, closed }
+        Ok(Self {
+            jobs,
+            shared,
+            closed,
+        })
     }
 
     /// A receiver whose `changed()` fails once the writer's connection is closed.
-    pub(crate) fn closed(&self) -> tokio::sync::watch::Receiver<()> {
+    pub(crate) fn closed(&self) -> watch::Receiver<()> {
         self.closed.clone()
+    }
+
+    /// Starts a drainer if none runs (called after every message sent).
+    fn wake(&self) {
+        let parked = self.shared.lock().parked.take();
+        if let Some(parked) = parked {
+            self.shared.spawn(parked);
+        }
+    }
+
+    /// Sends `message`, waiting while the queue is full, and makes sure a drainer takes it.
+    async fn send(&self, message: Message) -> Result<()> {
+        self.jobs.send(message).await.map_err(|_| Error::Closed)?;
+        self.wake();
+        Ok(())
     }
 
     /// Queues `f` and waits until the transaction that ran it has committed.
@@ -87,10 +159,7 @@ impl Writer {
             });
             (ok, finish)
         });
-        self.jobs
-            .send(Message::Job(job))
-            .await
-            .map_err(|_| Error::Closed)?;
+        self.send(Message::Job(job)).await?;
         answer.await.map_err(|_| Error::Closed)?
     }
 
@@ -98,7 +167,9 @@ impl Writer {
     pub(crate) fn idle_blocking(&self, idle: Idle) -> Result<()> {
         self.jobs
             .blocking_send(Message::Idle(idle))
-            .map_err(|_| Error::Closed)
+            .map_err(|_| Error::Closed)?;
+        self.wake();
+        Ok(())
     }
 
     /// Runs `f` on the writer connection outside any transaction, once the writes queued
@@ -112,35 +183,105 @@ impl Writer {
         let idle: Idle = Box::new(move |conn| {
             let _ = reply.send(f(conn));
         });
-        self.jobs
-            .send(Message::Idle(idle))
-            .await
-            .map_err(|_| Error::Closed)?;
+        self.send(Message::Idle(idle)).await?;
         answer.await.map_err(|_| Error::Closed)
     }
 }
 
-/// The writer loop: wait for a job, take whatever else is queued, commit them together.
-/// Idle work runs between two batches, in queue order.
-async fn run(conn: Connection, mut queue: mpsc::Receiver<Message>, log: Option<CommitLog>) {
-    let mut conn = Some(conn);
+impl Drop for Writer {
+    fn drop(&mut self) {
+        let parked = {
+            let mut state = self.shared.lock();
+            state.dropped = true;
+            state.parked.take()
+        };
+        // Closing may checkpoint and sync: never on the caller's (possibly async) thread.
+        if let Some(parked) = parked {
+            self.shared.spawn_close(parked);
+        }
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // Every critical section moves an `Option` or sets a flag: a poisoned lock is consistent.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs a drainer for `parked` on the blocking pool (a thread of its own without a runtime).
+    fn spawn(self: &Arc<Self>, parked: Parked) {
+        let shared = self.clone();
+        self.run_blocking(move || drain(&shared, parked));
+    }
+
+    /// Closes `parked` on the blocking pool.
+    fn spawn_close(&self, parked: Parked) {
+        self.run_blocking(move || parked.close());
+    }
+
+    fn run_blocking(&self, f: impl FnOnce() + Send + 'static) {
+        match &self.runtime {
+            Some(runtime) => {
+                // A runtime shutting down drops `f` unrun, which closes what it holds.
+                runtime.spawn_blocking(f);
+            }
+            None => {
+                if let Err(e) = std::thread::Builder::new()
+                    .name("warren-writer".into())
+                    .spawn(f)
+                {
+                    tracing::error!("database writer: no thread: {e}");
+                }
+            }
+        }
+    }
+}
+
+/// The drainer: take a message, and with a job whatever other jobs are queued, commit them
+/// together; idle work runs between two batches, in queue order. When the queue is empty the
+/// connection is parked for the next drainer (or closed, once the handle is gone).
+fn drain(shared: &Shared, mut parked: Parked) {
     let mut next = None;
     loop {
         let message = match next.take() {
             Some(message) => message,
-            None => match queue.recv().await {
-                Some(message) => message,
-                None => return,
+            None => match parked.queue.try_recv() {
+                Ok(message) => message,
+                Err(TryRecvError::Disconnected) => return parked.close(),
+                Err(TryRecvError::Empty) => {
+                    let mut state = shared.lock();
+                    // Checked again under the lock: a sender that queued after this check
+                    // finds the connection parked and starts the next drainer.
+                    match parked.queue.try_recv() {
+                        Ok(message) => message,
+                        Err(TryRecvError::Empty) if !state.dropped => {
+                            state.parked = Some(parked);
+                            return;
+                        }
+                        Err(_) => {
+                            drop(state);
+                            return parked.close();
+                        }
+                    }
+                }
             },
         };
-        let Some(current) = conn.take() else { return };
-        let mut batch = Vec::with_capacity(16);
-        let work = match message {
-            Message::Idle(idle) => Work::Idle(idle),
+        match message {
+            Message::Idle(idle) => {
+                let conn = &parked.conn;
+                if std::panic::catch_unwind(AssertUnwindSafe(|| idle(conn))).is_err() {
+                    // Its caller sees `Closed`; a transaction it left open is undone.
+                    tracing::error!("database writer: idle work panicked");
+                    if !conn.is_autocommit() {
+                        let _ = conn.execute_batch("ROLLBACK");
+                    }
+                }
+            }
             Message::Job(first) => {
+                let mut batch = Vec::with_capacity(16);
                 batch.push(first);
                 while batch.len() < MAX_BATCH {
-                    match queue.try_recv() {
+                    match parked.queue.try_recv() {
                         Ok(Message::Job(job)) => batch.push(job),
                         Ok(idle) => {
                             next = Some(idle);
@@ -149,42 +290,24 @@ async fn run(conn: Connection, mut queue: mpsc::Receiver<Message>, log: Option<C
                         Err(_) => break,
                     }
                 }
-                Work::Batch(batch)
-            }
-        };
-        let log = log.clone();
-        let done = tokio::task::spawn_blocking(move || match work {
-            Work::Idle(idle) => {
-                idle(&current);
-                (current, Vec::new(), Ok(()))
-            }
-            Work::Batch(batch) => {
-                let (finishers, commit) = commit_batch(&current, batch, log.as_ref());
-                (current, finishers, commit)
-            }
-        })
-        .await;
-        match done {
-            Ok((current, finishers, commit)) => {
-                conn = Some(current);
+                let (finishers, commit) = commit_batch(&parked.conn, batch, shared.log.as_ref());
                 for finish in finishers {
                     finish(commit.clone());
                 }
-            }
-            Err(e) => {
-                // Only reachable if the blocking pool itself failed; jobs' answers are dropped,
-                // so callers see `Closed`, and the database must be reopened.
-                tracing::error!(error = %e, "database writer stopped");
-                return;
             }
         }
     }
 }
 
-/// One turn of the writer.
-enum Work {
-    Batch(Vec<Job>),
-    Idle(Idle),
+/// Runs one transaction-control statement, prepared once per connection.
+fn control(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(|_| ())
+}
+
+/// Undoes a job's savepoint and forgets it.
+fn roll_back_job(conn: &Connection) {
+    let _ = control(conn, "ROLLBACK TO job");
+    let _ = control(conn, "RELEASE job");
 }
 
 /// Runs a batch in one transaction. Returns each job's finisher and the commit outcome.
@@ -193,7 +316,7 @@ fn commit_batch(
     batch: Vec<Job>,
     log: Option<&CommitLog>,
 ) -> (Vec<Finish>, Result<(), String>) {
-    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+    if let Err(e) = control(conn, "BEGIN IMMEDIATE") {
         let message = e.to_string();
         let finishers = batch
             .into_iter()
@@ -201,30 +324,47 @@ fn commit_batch(
             .collect();
         return (finishers, Err(message));
     }
+    // A lone job needs no savepoint: the transaction is its own, and a failure rolls it back.
+    let alone = batch.len() == 1;
     let mut finishers = Vec::with_capacity(batch.len());
+    let mut kept = 0;
     for job in batch {
-        if let Err(e) = conn.execute_batch("SAVEPOINT job") {
+        if !alone && let Err(e) = control(conn, "SAVEPOINT job") {
             finishers.push(job(Err(e.to_string())).1);
             continue;
         }
         match std::panic::catch_unwind(AssertUnwindSafe(|| job(Ok(conn)))) {
             Ok((true, finish)) => {
-                let _ = conn.execute_batch("RELEASE job");
+                if !alone {
+                    let _ = control(conn, "RELEASE job");
+                }
+                kept += 1;
                 finishers.push(finish);
             }
             Ok((false, finish)) => {
-                let _ = conn.execute_batch("ROLLBACK TO job; RELEASE job");
+                if !alone {
+                    roll_back_job(conn);
+                }
                 finishers.push(finish);
             }
             Err(_) => {
                 // A panicking job's reply channel is dropped with it: its caller sees `Closed`.
-                let _ = conn.execute_batch("ROLLBACK TO job; RELEASE job");
+                if !alone {
+                    roll_back_job(conn);
+                }
             }
         }
     }
+    if kept == 0 {
+        // Nothing to keep (a lone job failed, or every job did): nothing is written.
+        if !conn.is_autocommit() {
+            let _ = control(conn, "ROLLBACK");
+        }
+        return (finishers, Ok(()));
+    }
     commits::clear();
-    let commit = conn.execute_batch("COMMIT").map_err(|e| {
-        let _ = conn.execute_batch("ROLLBACK");
+    let commit = control(conn, "COMMIT").map_err(|e| {
+        let _ = control(conn, "ROLLBACK");
         e.to_string()
     });
     if let (Some(log), Some(frames)) = (log, commits::take()) {

@@ -117,7 +117,12 @@ pub async fn list(dir: &Path) -> Result<Vec<BackupFile>> {
     let mut found = Vec::new();
     while let Some(entry) = entries.next_entry().await? {
         let key = entry.file_name().to_string_lossy().into_owned();
-        let meta = entry.metadata().await?;
+        let meta = match entry.metadata().await {
+            Ok(meta) => meta,
+            // Removed since the directory was read (a rotation, a delete): not listed.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e.into()),
+        };
         if !meta.is_file() || !valid_key(&key) {
             continue;
         }

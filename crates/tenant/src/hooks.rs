@@ -175,6 +175,25 @@ pub type WriteRequest = (
     tokio::sync::oneshot::Sender<Result<Map<String, Value>, HookError>>,
 );
 
+tokio::task_local! {
+    static NESTED: ();
+}
+
+/// Runs `write` as the write a call into the tenant's code is waiting for (the `e.next()` of a
+/// request hook). That call holds one of the tenant's runtimes while it waits, so the calls
+/// `write` makes into the code (the record's model hooks) may take one beyond the pool's bound
+/// instead of waiting for it; otherwise requests waiting in `e.next()` could hold every
+/// runtime and wait for each other. Nesting is one level deep: code that writes from inside
+/// (`$app`) runs no hooks.
+pub async fn nested<F: Future>(write: F) -> F::Output {
+    NESTED.scope((), write).await
+}
+
+/// Whether the running task is a write that a call into the tenant's code waits for.
+pub fn is_nested() -> bool {
+    NESTED.try_with(|_| ()).is_ok()
+}
+
 /// A tenant's loaded code. Each call into it holds one of the tenant's runtimes, and is bounded
 /// in time and memory and metered by the implementation.
 pub trait Code: Send + Sync {
@@ -230,6 +249,23 @@ pub trait Code: Send + Sync {
     ) -> BoxFuture<'a, Result<RequestAnswer, HookError>> {
         let _ = (tenant, event, collection, request);
         Box::pin(async move { Ok(RequestAnswer::Next(data)) })
+    }
+
+    /// [`Code::request_event`] for `CreateRequest`, `UpdateRequest` and `DeleteRequest`,
+    /// where the last `e.next()` sends the record over `writes` and waits for the write (the
+    /// rest of the request), so code after it sees the saved record, as in PocketBase. When
+    /// nothing came over `writes` the caller writes after the hooks.
+    fn request_event_writing<'a>(
+        &'a self,
+        tenant: &'a Tenant,
+        event: RecordEvent,
+        collection: (&'a str, &'a str),
+        data: Map<String, Value>,
+        request: &'a HookRequest,
+        writes: tokio::sync::mpsc::Sender<WriteRequest>,
+    ) -> BoxFuture<'a, Result<RequestAnswer, HookError>> {
+        drop(writes);
+        self.request_event(tenant, event, collection, data, request)
     }
 
     /// Runs the function the code registered as cron job `id` (`cronAdd`); `Err` is the

@@ -10,6 +10,7 @@ pub mod archive;
 pub mod backups;
 pub mod code;
 pub mod cron;
+pub mod handoff;
 pub mod hooks;
 pub mod mail;
 pub mod meter;
@@ -71,11 +72,14 @@ pub const MIGRATIONS: &[Migration] = &[];
 /// File name of a tenant's database inside its directory.
 pub const DATABASE_FILE: &str = "data.db";
 
-/// Database options for a tenant: two readers, a small page cache (a node holds thousands).
+/// Database options for a tenant: two readers, and a page cache of up to 4 MiB per connection,
+/// filled only with pages the tenant reads, so a small or idle tenant holds little while a
+/// scan of a 10,000-record collection stays in memory (1 MiB made every unindexed list read
+/// the table again through the kernel: ×4.5 PocketBase instead of ×6.2).
 pub fn database_options() -> Options {
     Options {
         readers: 2,
-        cache_kib: 1024,
+        cache_kib: 4096,
         migrations: MIGRATIONS,
         durable: true,
     }

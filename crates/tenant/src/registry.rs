@@ -77,6 +77,9 @@ struct TenantInner {
     /// The tenant's code, loaded on first need; replaced by a fresh cell on reload. Dropped
     /// with the tenant, which unloads it.
     code: Mutex<Arc<CodeCell>>,
+    /// Slow lists no index serves and the indexes proposed for them (see
+    /// [`warren_records::advisor`]); empty, and allocating nothing, until a list is slow.
+    advisor: warren_records::advisor::Advisor,
 }
 
 /// A tenant's code once loaded (`None`: it has none).
@@ -85,6 +88,8 @@ type CodeCell = OnceCell<Option<Arc<dyn Code>>>;
 /// Settings as read, and the request policy parsed from them once.
 #[derive(Clone)]
 struct Settings {
+    /// As stored (over the defaults), before the public URL was applied.
+    stored: Arc<serde_json::Value>,
     value: Arc<serde_json::Value>,
     policy: Arc<Policy>,
 }
@@ -136,6 +141,11 @@ impl Tenant {
     /// The tenant's realtime broker.
     pub fn broker(&self) -> &warren_realtime::Broker {
         &self.inner.broker
+    }
+
+    /// The tenant's index advisor.
+    pub fn advisor(&self) -> &warren_records::advisor::Advisor {
+        &self.inner.advisor
     }
 
     /// The tenant's database.
@@ -285,16 +295,17 @@ impl Tenant {
             }
             cached.0
         };
-        let value = warren_records::settings::load(&self.inner.db)
+        let stored = warren_records::settings::load(&self.inner.db)
             .await
             .map_err(|e| Error::Invalid(format!("the settings cannot be read: {e}")))?;
-        let value = self.with_public_url(value);
+        let value = self.with_public_url(stored.clone());
         let policy = Arc::new(match reading.as_deref() {
             Some(previous) => Policy::after(&value, previous),
             None => Policy::from_settings(&value),
         });
         *reading = Some(policy.clone());
         let loaded = Settings {
+            stored: Arc::new(stored),
             policy,
             value: Arc::new(value),
         };
@@ -311,8 +322,8 @@ impl Tenant {
     }
 
     /// Tells the tenant the URL it is reached at (its verified custom domain, else its host
-    /// under the platform domain). A change drops the cached settings, whose `appURL` may
-    /// follow it.
+    /// under the platform domain). A change re-derives the cached settings, whose `appURL`
+    /// may follow it, from the settings as stored (no new read).
     pub fn set_public_url(&self, url: &str) {
         let known = self
             .inner
@@ -329,7 +340,21 @@ impl Tenant {
             .public_url
             .write()
             .unwrap_or_else(|p| p.into_inner()) = Some(Arc::from(url));
-        self.forget_settings();
+        let mut cached = self
+            .inner
+            .settings
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        // A read running now finishes with the old URL: it must not be kept.
+        cached.0 += 1;
+        cached.1 = cached.1.take().map(|old| {
+            let value = self.with_public_url((*old.stored).clone());
+            Settings {
+                policy: Arc::new(Policy::after(&value, &old.policy)),
+                value: Arc::new(value),
+                stored: old.stored,
+            }
+        });
     }
 
     /// The URL the tenant is reached at, once a request has told it.
@@ -505,6 +530,7 @@ impl Registry {
         if self.inner.is_draining(id) {
             return Err(Error::Draining);
         }
+        let mut evicted = None;
         let (cell, last_used) = {
             let mut slots = self.inner.lock();
             let now = self.inner.now_ms();
@@ -515,10 +541,12 @@ impl Registry {
             slot.last_used.store(now, Ordering::Relaxed);
             let handles = (slot.cell.clone(), slot.last_used.clone());
             if slots.len() > self.inner.config.max_open {
-                evict_least_recent(&mut slots, id);
+                evicted = evict_least_recent(&mut slots, id);
             }
             handles
         };
+        // Closed outside the map's lock, and off this request's thread where that is slow.
+        release(evicted);
         let root = self.inner.config.root.clone();
         let shipper = self
             .inner
@@ -808,30 +836,50 @@ impl RegistryInner {
     fn close_idle(&self) -> usize {
         let limit = self.config.idle_timeout.as_millis() as u64;
         let now = self.now_ms();
-        let mut slots = self.lock();
-        let before = slots.len();
         // A tenant with realtime clients is in use even without requests.
-        slots.retain(|_, slot| {
-            now.saturating_sub(slot.last_used.load(Ordering::Relaxed)) < limit
-                || slot
-                    .cell
-                    .get()
-                    .is_some_and(|t| t.broker().client_count() > 0)
-        });
-        before - slots.len()
+        let closed: Vec<Slot> = self
+            .lock()
+            .extract_if(|_, slot| {
+                now.saturating_sub(slot.last_used.load(Ordering::Relaxed)) >= limit
+                    && slot
+                        .cell
+                        .get()
+                        .is_none_or(|t| t.broker().client_count() == 0)
+            })
+            .map(|(_, slot)| slot)
+            .collect();
+        let count = closed.len();
+        // Outside the map's lock: requests for other tenants do not wait for these closes.
+        closed.into_iter().for_each(|slot| release(Some(slot)));
+        count
     }
 }
 
-/// Removes the least recently used slot other than `keep`. O(open tenants), and only runs when
-/// a tenant is opened past the cap.
-fn evict_least_recent(slots: &mut HashMap<String, Slot>, keep: &str) {
+/// Removes the least recently used slot other than `keep` and returns it, for the caller to
+/// release once the map's lock is let go. O(open tenants), and only runs when a tenant is
+/// opened past the cap.
+fn evict_least_recent(slots: &mut HashMap<String, Slot>, keep: &str) -> Option<Slot> {
     let victim = slots
         .iter()
         .filter(|(id, _)| id.as_str() != keep)
         .min_by_key(|(_, slot)| slot.last_used.load(Ordering::Relaxed))
-        .map(|(id, _)| id.clone());
-    if let Some(victim) = victim {
-        slots.remove(&victim).iter().for_each(disconnect);
+        .map(|(id, _)| id.clone())?;
+    slots.remove(&victim)
+}
+
+/// Lets go of a slot taken out of the map: its realtime clients are disconnected and, when no
+/// request holds the tenant any more, the tenant closes. Its databases close on the blocking
+/// pool whoever drops them; a tenant whose code is loaded is dropped there too, since
+/// unloading a runtime takes a while.
+fn release(slot: Option<Slot>) {
+    let Some(slot) = slot else { return };
+    disconnect(&slot);
+    let slow = slot
+        .cell
+        .get()
+        .is_some_and(|tenant| tenant.loaded_code().is_some());
+    if slow && let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        runtime.spawn_blocking(move || drop(slot));
     }
 }
 
@@ -855,13 +903,33 @@ async fn open(
     if !tokio::fs::try_exists(&path).await? {
         return Err(Error::NotFound);
     }
-    let db = match &shipper {
-        Some(_) => Database::open_shipped(path, database_options()).await?,
-        None => Database::open(path, database_options()).await?,
+    // The collections are read on the writer connection as it opens: one blocking hop, and no
+    // read connection opened for it.
+    // The settings are read there too, so that a request needing only them (health) opens no
+    // read connection.
+    let (db, read) = Database::open_reading(path, database_options(), shipper.is_some(), |c| {
+        let catalog = Catalog::load(c)
+            .map_err(|e| Error::Invalid(format!("the collections cannot be read: {e}")))?;
+        let stored = warren_records::settings::load_in(c)
+            .map_err(|e| Error::Invalid(format!("the settings cannot be read: {e}")))?;
+        Ok::<_, Error>((catalog, stored))
+    })
+    .await?;
+    let (catalog, stored) = read?;
+    let catalog = RwLock::new(Arc::new(catalog));
+    let policy = Arc::new(Policy::from_settings(&stored));
+    let stored = Arc::new(stored);
+    let stored_settings = stored.clone();
+    let settings = Settings {
+        value: stored.clone(),
+        stored,
+        policy: policy.clone(),
     };
     let shipping = shipper.map(|s| s.opened(&id, &dir, &db));
-    let catalog = RwLock::new(Arc::new(load_catalog(&db).await?));
     let logs = warren_logs::Logs::new(dir.join(warren_logs::AUXILIARY_FILE), db.clone());
+    // The settings were just read: the first batch of logs need not open a read connection
+    // to read them again.
+    logs.set_settings(warren_logs::LogSettings::from_settings(&stored_settings));
     let crons = crate::cron::Crons::default();
     crate::cron::system::register(&crons);
     tracing::debug!(tenant = %id, "tenant opened");
@@ -871,8 +939,8 @@ async fn open(
             dir,
             db,
             catalog,
-            settings: Mutex::new((0, None)),
-            settings_read: tokio::sync::Mutex::new(None),
+            settings: Mutex::new((0, Some(settings))),
+            settings_read: tokio::sync::Mutex::new(Some(policy)),
             public_url: RwLock::new(None),
             logs,
             broker: warren_realtime::Broker::new(),
@@ -881,6 +949,7 @@ async fn open(
             _shipping: shipping,
             code_loader,
             code: Mutex::new(Arc::new(OnceCell::new())),
+            advisor: warren_records::advisor::Advisor::default(),
         }),
     };
     tenant.migrate_on_open().await;
@@ -939,6 +1008,49 @@ mod tests {
         // The most recent ones stay open; an evicted one reopens on demand.
         registry.get("t0").await.unwrap();
         assert_eq!(registry.open_count(), 3);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_evicted_tenant_releases_its_databases() {
+        let (dir, registry) = registry(1, Duration::from_secs(60)).await;
+        for id in ["a", "b"] {
+            provision(dir.path(), id).await.unwrap();
+        }
+        let a = registry.get("a").await.unwrap();
+        a.logs().record(warren_logs::Entry::new(
+            warren_logs::level::INFO,
+            "GET /api/health",
+            serde_json::Map::new(),
+        ));
+        a.logs().flush().await.unwrap();
+        let closed = [
+            a.db().on_close(),
+            a.logs().open_database().unwrap().on_close(),
+        ];
+        drop(a);
+        // Opening "b" past the cap of one evicts "a": both its databases close.
+        registry.get("b").await.unwrap();
+        for db in closed {
+            tokio::time::timeout(Duration::from_secs(5), db.wait())
+                .await
+                .unwrap();
+        }
+        assert!(!dir.path().join("a").join("data.db-wal").exists());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_tenant_closed_as_idle_releases_its_database() {
+        let (dir, registry) = registry(10, Duration::from_millis(30)).await;
+        provision(dir.path(), "a").await.unwrap();
+        let a = registry.get("a").await.unwrap();
+        let closed = a.db().on_close();
+        drop(a);
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        registry.close_idle();
+        tokio::time::timeout(Duration::from_secs(5), closed.wait())
+            .await
+            .unwrap();
+        assert_eq!(registry.open_count(), 0);
     }
 
     #[tokio::test]
@@ -1092,6 +1204,105 @@ mod tests {
         assert!(dir.path().join("a").join(DATABASE_FILE).exists());
         drop(held);
         registry.get("a").await.unwrap();
+    }
+
+    async fn stamps(tenant: &Tenant, name: &'static str) -> (String, String) {
+        tenant
+            .db()
+            .read(move |c| {
+                Ok::<_, Error>(c.query_row(
+                    "SELECT created, updated FROM _collections WHERE name = ?1",
+                    [name],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )?)
+            })
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn tenants_share_the_parsed_system_collections_but_keep_their_own_stamps() {
+        let (dir, registry) = registry(10, Duration::from_secs(60)).await;
+        provision(dir.path(), "a").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        provision(dir.path(), "b").await.unwrap();
+        let (a, b) = (
+            registry.get("a").await.unwrap(),
+            registry.get("b").await.unwrap(),
+        );
+        let (ca, cb) = (a.catalog(), b.catalog());
+        let (ma, mb) = (ca.get("_mfas").unwrap(), cb.get("_mfas").unwrap());
+        // Parsed once: the filter view of the collection is the same allocation.
+        assert!(Arc::ptr_eq(&ma.info, &mb.info));
+        assert_eq!(
+            (ma.collection.created.clone(), ma.collection.updated.clone()),
+            stamps(&a, "_mfas").await
+        );
+        assert_eq!(
+            (mb.collection.created.clone(), mb.collection.updated.clone()),
+            stamps(&b, "_mfas").await
+        );
+        // Auth collections carry secrets of their own: never shared between tenants.
+        let (sa, sb) = (
+            ca.get("_superusers").unwrap(),
+            cb.get("_superusers").unwrap(),
+        );
+        assert!(!Arc::ptr_eq(&sa.info, &sb.info));
+        assert_ne!(sa.collection.options, sb.collection.options);
+    }
+
+    #[tokio::test]
+    async fn a_changed_collection_is_seen_on_reload_and_reopen_by_that_tenant_only() {
+        let (dir, registry) = registry(10, Duration::from_secs(60)).await;
+        provision(dir.path(), "a").await.unwrap();
+        provision(dir.path(), "b").await.unwrap();
+        let a = registry.get("a").await.unwrap();
+        let b = registry.get("b").await.unwrap();
+        let before = a
+            .catalog()
+            .get("_mfas")
+            .unwrap()
+            .collection
+            .list_rule
+            .clone();
+        a.db()
+            .write(|c| {
+                Ok::<_, Error>(c.execute(
+                    "UPDATE _collections SET listRule = 'id != \"\"' WHERE name = '_mfas'",
+                    [],
+                )?)
+            })
+            .await
+            .unwrap();
+        let changed = Some("id != \"\"".to_string());
+        let reloaded = a.reload_catalog().await.unwrap();
+        assert_eq!(reloaded.get("_mfas").unwrap().collection.list_rule, changed);
+        assert!(reloaded.get("_mfas").unwrap().rules.list.is_some());
+        drop(a);
+        registry.close("a");
+        let reopened = registry.get("a").await.unwrap();
+        assert_eq!(
+            reopened
+                .catalog()
+                .get("_mfas")
+                .unwrap()
+                .collection
+                .list_rule,
+            changed
+        );
+        // The other tenant, and one opened afterwards, keep the stored rule.
+        assert_eq!(
+            b.catalog().get("_mfas").unwrap().collection.list_rule,
+            before
+        );
+        drop(b);
+        registry.close("b");
+        let b = registry.get("b").await.unwrap();
+        assert_eq!(
+            b.catalog().get("_mfas").unwrap().collection.list_rule,
+            before
+        );
+        assert_ne!(before, changed);
     }
 
     #[tokio::test]

@@ -11,8 +11,10 @@ use warren_console::Console;
 use warren_control_plane::ControlPlane;
 use warren_edge::Destination;
 
-/// What dispatch needs: the two routers and where tenants are found.
-#[derive(Clone)]
+use crate::serve_cluster::{ClusterNode, Route};
+
+/// What dispatch needs: the two routers and where tenants are found (shared: a request clones
+/// one pointer).
 struct App {
     /// The platform domain.
     domain: String,
@@ -22,10 +24,18 @@ struct App {
     tenant_api: Router,
     /// Directory and registry.
     control: ControlPlane,
+    /// This node's cluster, in cluster mode.
+    cluster: Option<std::sync::Arc<ClusterNode>>,
 }
 
 /// The whole HTTP surface of one Warren process.
-pub fn router(control: ControlPlane, console: Console, domain: &str, api: ApiState) -> Router {
+pub fn router(
+    control: ControlPlane,
+    console: Console,
+    domain: &str,
+    api: ApiState,
+    cluster: Option<std::sync::Arc<ClusterNode>>,
+) -> Router {
     let platform = crate::platform::ControlPlatform {
         control: control.clone(),
     };
@@ -38,11 +48,17 @@ pub fn router(control: ControlPlane, console: Console, domain: &str, api: ApiSta
         platform: warren_operator::router(control.clone()).merge(warren_console::router(console)),
         tenant_api: warren_api::router(api),
         control,
+        cluster,
     };
-    Router::new().fallback(dispatch).with_state(app)
+    Router::new()
+        .fallback(dispatch)
+        .with_state(std::sync::Arc::new(app))
 }
 
-async fn dispatch(State(app): State<App>, request: Request) -> Response {
+async fn dispatch(State(app): State<std::sync::Arc<App>>, request: Request) -> Response {
+    if let Some(cluster) = &app.cluster {
+        return cluster_dispatch(&app, cluster, request).await;
+    }
     let host = request
         .headers()
         .get(HOST)
@@ -50,7 +66,7 @@ async fn dispatch(State(app): State<App>, request: Request) -> Response {
         .or_else(|| request.uri().authority().map(|a| a.as_str()))
         .map(str::to_owned);
     match warren_edge::classify(host.as_deref(), &app.domain) {
-        Destination::Platform => forward(app.platform, request).await,
+        Destination::Platform => forward(app.platform.clone(), request).await,
         Destination::Tenant(slug) => {
             let info = match app.control.directory.resolve(&slug).await {
                 Ok(Some(info)) => info,
@@ -87,6 +103,66 @@ async fn dispatch(State(app): State<App>, request: Request) -> Response {
     }
 }
 
+/// Host dispatch in cluster mode: tenant hosts resolve through the hostname directory mirrored
+/// in etcd, and each request is served here or forwarded (see [`crate::serve_cluster`]).
+async fn cluster_dispatch(app: &App, cluster: &ClusterNode, mut request: Request) -> Response {
+    let from_peer = match cluster.admit(&mut request).await {
+        Ok(from_peer) => from_peer,
+        Err(refused) => return refused,
+    };
+    let host = request
+        .headers()
+        .get(HOST)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| request.uri().authority().map(|a| a.as_str()))
+        .map(str::to_owned);
+    let name = match warren_edge::classify(host.as_deref(), &app.domain) {
+        Destination::Platform => {
+            let request = match cluster.moves(&app.control, request, from_peer).await {
+                Ok(answered) => return answered,
+                Err(request) => request,
+            };
+            let request = match cluster.platform(request, from_peer).await {
+                Ok(request) => request,
+                Err(answered) => return answered,
+            };
+            let writes = crate::serve_cluster::is_write(&request);
+            let response = forward(app.platform.clone(), request).await;
+            if writes {
+                cluster.after_platform_write(&app.control).await;
+            }
+            return response;
+        }
+        Destination::Tenant(slug) => format!(
+            "{slug}.{}",
+            app.domain.trim_end_matches('.').to_ascii_lowercase()
+        ),
+        Destination::Unknown => match host.as_deref().and_then(custom_domain_name) {
+            Some(name) => name,
+            None => return ApiError::not_found().into_response(),
+        },
+    };
+    let info = match cluster.resolve(&name) {
+        Some(Ok(info)) => info,
+        Some(Err(answer)) => return answer,
+        None => return ApiError::not_found().into_response(),
+    };
+    if !info.status.is_active() {
+        return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "The project is suspended.")
+            .into_response();
+    }
+    if warren_dashboard::owns(request.uri().path()) {
+        return warren_dashboard::serve(&request);
+    }
+    match cluster.route(info, request, from_peer).await {
+        Route::Here(here) => {
+            let (info, request) = *here;
+            to_tenant(app, &info, request).await
+        }
+        Route::Answered(response) => response,
+    }
+}
+
 /// Hands `request` to tenant `info`'s API.
 async fn to_tenant(
     app: &App,
@@ -103,6 +179,7 @@ async fn to_tenant(
     if let Ok(tenant) = &tenant {
         tenant.set_public_url(&public_url(&app.control, info));
         crate::metered::apply_code_limits(tenant.meter(), &info.limits);
+        crate::metered::apply_shipping(tenant, &info.limits);
     }
     match tenant {
         Ok(tenant) if app.control.metering.enabled() => {

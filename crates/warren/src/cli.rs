@@ -129,6 +129,11 @@ pub struct Serve {
     /// Accept plain `http://127.0.0.1` OAuth2 provider endpoints. For local test providers only.
     #[arg(long, env = "WARREN_OAUTH_INSECURE_LOOPBACK")]
     pub oauth_insecure_loopback: bool,
+    /// Create the index the index advisor proposes once a tenant's list without one was slow
+    /// three times (through the collection's `indexes`, logged in the tenant's logs). Off by
+    /// default: the proposals are then only logged and listed for the tenant's superusers.
+    #[arg(long, env = "WARREN_AUTO_INDEX")]
+    pub auto_index: bool,
     /// The platform's default S3-compatible bucket for tenants' files (tenants without their
     /// own S3 settings keep files there under their id). Without it files stay on local disk.
     #[command(flatten)]
@@ -177,6 +182,92 @@ pub struct Serve {
     /// How long a one-time link from the console's "Open dashboard" button may be used.
     #[arg(long, env = "WARREN_DASHBOARD_LINK_TTL", default_value = "60s", value_parser = parse_interval)]
     pub dashboard_link_ttl: std::time::Duration,
+    /// Cluster mode (all of `--cluster-etcd`, `--node-id` and `--advertise`, or none).
+    #[command(flatten)]
+    pub cluster: Box<ClusterFlags>,
+}
+
+/// Cluster mode: this node joins the cluster coordinated by an etcd cluster.
+#[derive(Debug, Args)]
+pub struct ClusterFlags {
+    /// The etcd members' client URLs (`http://host:2379`, comma-separated). With it (and
+    /// `--node-id` and `--advertise`) this node joins a Warren cluster.
+    #[arg(long, env = "WARREN_CLUSTER_ETCD", value_delimiter = ',')]
+    pub cluster_etcd: Vec<String>,
+    /// This node's id, unique in the cluster (letters, digits, `-`, `_`, `.`).
+    #[arg(long, env = "WARREN_NODE_ID")]
+    pub node_id: Option<String>,
+    /// Where the other nodes reach this node's plain HTTP listener (`HOST:PORT`).
+    #[arg(long, env = "WARREN_ADVERTISE")]
+    pub advertise: Option<String>,
+    /// The cluster's name: its keys in etcd live under `/warren/<name>/`.
+    #[arg(long, env = "WARREN_CLUSTER_NAME", default_value = "warren")]
+    pub cluster_name: String,
+    /// Seconds this node's etcd lease lives without renewal: a dead node's tenants are free
+    /// again this long after it died; a node cut off from etcd stops serving after half of it.
+    #[arg(long, env = "WARREN_CLUSTER_LEASE_TTL", default_value_t = 10,
+        value_parser = clap::value_parser!(u64).range(2..=300))]
+    pub cluster_lease_ttl: u64,
+    /// The secret nodes show each other on forwarded requests (at least 16 characters; the
+    /// same on every node). Unset: the first node makes one and keeps it in etcd.
+    #[arg(long, env = "WARREN_CLUSTER_SECRET", hide_env_values = true)]
+    pub cluster_secret: Option<String>,
+}
+
+/// The cluster flags once checked.
+#[derive(Debug, Clone)]
+pub struct ClusterSettings {
+    pub etcd: Vec<String>,
+    pub node: String,
+    pub advertise: String,
+    pub name: String,
+    pub ttl: std::time::Duration,
+    pub secret: Option<String>,
+}
+
+impl ClusterFlags {
+    /// The cluster settings, `None` without cluster flags; an error naming what is missing
+    /// when only some are given.
+    pub fn settings(&self) -> Result<Option<ClusterSettings>, String> {
+        let given = [
+            !self.cluster_etcd.is_empty(),
+            self.node_id.is_some(),
+            self.advertise.is_some(),
+        ];
+        if given.iter().all(|g| !g) {
+            return Ok(None);
+        }
+        if !given.iter().all(|g| *g) {
+            return Err(
+                "cluster mode needs all of --cluster-etcd, --node-id and --advertise (or none of them)"
+                    .into(),
+            );
+        }
+        let advertise = self.advertise.clone().unwrap_or_default();
+        let port_ok = advertise
+            .rsplit_once(':')
+            .and_then(|(host, port)| (!host.is_empty()).then_some(port))
+            .and_then(|port| port.parse::<u16>().ok())
+            .is_some_and(|port| port != 0);
+        if !port_ok {
+            return Err(format!("--advertise {advertise:?}: give HOST:PORT"));
+        }
+        for url in &self.cluster_etcd {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(format!(
+                    "--cluster-etcd {url:?}: give etcd client URLs (http://host:port)"
+                ));
+            }
+        }
+        Ok(Some(ClusterSettings {
+            etcd: self.cluster_etcd.clone(),
+            node: self.node_id.clone().unwrap_or_default(),
+            advertise,
+            name: self.cluster_name.clone(),
+            ttl: std::time::Duration::from_secs(self.cluster_lease_ttl),
+            secret: self.cluster_secret.clone(),
+        }))
+    }
 }
 
 /// The HTTPS listener and its certificates.
@@ -625,7 +716,7 @@ pub struct DrillFlags {
 mod tests {
     use clap::Parser;
 
-    use super::{Cli, Command};
+    use super::{Cli, ClusterSettings, Command};
 
     #[test]
     fn the_auth_budget_defaults_to_120_and_refuses_zero() {
@@ -657,5 +748,43 @@ mod tests {
         assert_eq!(short.as_millis(), 250);
         let bad = Cli::try_parse_from(["warren", "serve", "--dashboard-link-ttl", "soon"]);
         assert!(bad.is_err());
+    }
+
+    fn cluster(args: &[&str]) -> Result<Option<ClusterSettings>, String> {
+        let cli = Cli::try_parse_from(args).map_err(|e| e.to_string())?;
+        let Command::Serve(serve) = cli.command else {
+            panic!("not serve");
+        };
+        serve.cluster.settings()
+    }
+
+    #[test]
+    fn cluster_flags_come_all_together_or_not_at_all() {
+        assert!(cluster(&["warren", "serve"]).unwrap().is_none());
+        let full = [
+            "warren",
+            "serve",
+            "--cluster-etcd",
+            "http://127.0.0.1:2379,http://127.0.0.1:2381",
+            "--node-id",
+            "n1",
+            "--advertise",
+            "10.0.0.1:8090",
+        ];
+        let settings = cluster(&full).unwrap().unwrap();
+        assert_eq!(settings.etcd.len(), 2);
+        assert_eq!(settings.name, "warren");
+        assert_eq!(settings.ttl.as_secs(), 10);
+        let partial = cluster(&full[..6]).unwrap_err();
+        assert!(partial.contains("--advertise"), "{partial}");
+        let mut bad_port = full;
+        bad_port[7] = "10.0.0.1";
+        assert!(cluster(&bad_port).is_err());
+        let mut bad_url = full;
+        bad_url[3] = "127.0.0.1:2379";
+        assert!(cluster(&bad_url).is_err());
+        let mut ttl = full.to_vec();
+        ttl.extend(["--cluster-lease-ttl", "1"]);
+        assert!(cluster(&ttl).is_err());
     }
 }

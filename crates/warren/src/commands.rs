@@ -54,6 +54,7 @@ async fn tenants(global: &Global) -> anyhow::Result<Tenants> {
 }
 
 async fn serve_platform(global: &Global, serve: &Serve) -> anyhow::Result<()> {
+    let cluster_settings = serve.cluster.settings().map_err(anyhow::Error::msg)?;
     let mut data_lock = crate::datalock::take_for_serve(&global.data_dir)?;
     let tenants = tenants(global).await?;
     let from_env = std::env::var("WARREN_OPERATOR_TOKEN").ok();
@@ -72,6 +73,8 @@ async fn serve_platform(global: &Global, serve: &Serve) -> anyhow::Result<()> {
     });
     let closer = registry.clone();
     let draining = registry.clone();
+    // Closes what requests that arrived during the drain opened again, once nothing is served.
+    let last_close = registry.clone();
     let directory = Directory::start(tenants.clone(), Duration::from_millis(200), move |id| {
         closer.close(id)
     })
@@ -135,6 +138,7 @@ async fn serve_platform(global: &Global, serve: &Serve) -> anyhow::Result<()> {
     crons.start(serve.cron_minute);
     let api = warren_api::ApiState {
         oauth_loopback: serve.oauth_insecure_loopback,
+        auto_index: serve.auto_index,
         auth_limit_ip: serve.auth_limit_ip,
         trusted_peers,
         files: warren_files::Files::new(warren_files::FilesConfig {
@@ -184,8 +188,20 @@ async fn serve_platform(global: &Global, serve: &Serve) -> anyhow::Result<()> {
         backups,
     };
     let edge_control = control.clone();
+    // Cluster mode: this node joins, and follows the cluster's directory, before it answers.
+    let cluster = match &cluster_settings {
+        Some(settings) => {
+            let node = crate::serve_cluster::ClusterNode::join(settings, &global.data_dir)
+                .await
+                .context("joining the cluster")?;
+            fail_over_through(&node, &control, &global.data_dir);
+            tokio::spawn(node.clone().run_leader(control.clone()));
+            Some(node)
+        }
+        None => None,
+    };
     let console = console(&control, &api, global, serve).await?;
-    let router = app::router(control, console, &global.domain, api);
+    let router = app::router(control, console, &global.domain, api, cluster.clone());
     if let Some(tcp) = https {
         let served = serve_https(
             global,
@@ -196,10 +212,16 @@ async fn serve_platform(global: &Global, serve: &Serve) -> anyhow::Result<()> {
             router,
             draining,
             &banner,
+            cluster.clone(),
         )
         .await;
+        last_close.close_all();
         finish_serving(&shipping, &final_flush).await;
-        return served;
+        if let Some(cluster) = &cluster {
+            cluster.leave().await;
+        }
+        served?;
+        return lease_check(cluster.as_deref());
     }
     // Tests and scripts wait for this exact line to know the server is ready.
     println!(
@@ -209,14 +231,75 @@ async fn serve_platform(global: &Global, serve: &Serve) -> anyhow::Result<()> {
     for line in &banner {
         println!("{line}");
     }
+    let stop = stop_signal(cluster.clone());
     let shutdown = async move {
-        shutdown_signal().await;
+        stop.await;
         // Realtime streams never end by themselves: end them so the drain can finish.
         draining.close_all();
     };
     warren_edge::serve_with_streams(listener, router, delivery(), shutdown).await?;
+    // A request that arrived while the server drained (a peer's, forwarded) may have opened a
+    // tenant again after the first close: close it, so its shipping ends and the wait below
+    // does not run to its limit while this node still holds its lease.
+    last_close.close_all();
     finish_serving(&shipping, &final_flush).await;
+    if let Some(cluster) = &cluster {
+        cluster.leave().await;
+    }
     tracing::info!("Warren stopped");
+    lease_check(cluster.as_deref())
+}
+
+/// Lets cluster node `node` take tenants over through the backup target, when there is one:
+/// it restores a tenant it claims whose data is not here (or is older than the target's),
+/// and its shippers label what they ship with the generation of its claim. Without a target,
+/// tenants stay on the node holding their data, and a warning says so.
+fn fail_over_through(
+    node: &std::sync::Arc<crate::serve_cluster::ClusterNode>,
+    control: &ControlPlane,
+    data_dir: &std::path::Path,
+) {
+    let Some(target) = control.backups.target() else {
+        tracing::warn!(
+            "cluster mode without a backup target (--backup-url): tenants cannot fail over or move; a tenant whose node is gone answers 503 until that node is back"
+        );
+        return;
+    };
+    node.set_restorer(std::sync::Arc::new(crate::serve_cluster::FromTarget {
+        tenants_root: tenants_root(data_dir),
+        target: target.clone(),
+        registry: control.registry.clone(),
+    }));
+    match control.backups.shipping() {
+        Some(shipping) => {
+            let claims = node.clone();
+            shipping.set_ownership(std::sync::Arc::new(move |tenant: &str| {
+                claims.ownership_generation(tenant).unwrap_or(0)
+            }));
+        }
+        None => tracing::warn!(
+            "cluster mode without WAL shipping (--backup-wal-every 0): a tenant taken over restores its last snapshot only"
+        ),
+    }
+}
+
+/// Resolves at SIGINT/SIGTERM, or in cluster mode once this node's lease is gone (it can
+/// serve nothing more; a supervisor restarting it makes it join again).
+async fn stop_signal(cluster: Option<std::sync::Arc<crate::serve_cluster::ClusterNode>>) {
+    match cluster {
+        Some(cluster) => tokio::select! {
+            _ = shutdown_signal() => {}
+            _ = cluster.lease_lost() => {}
+        },
+        None => shutdown_signal().await,
+    }
+}
+
+/// A node that stopped because its cluster lease expired ends with an error.
+fn lease_check(cluster: Option<&crate::serve_cluster::ClusterNode>) -> anyhow::Result<()> {
+    if cluster.is_some_and(|c| c.is_lost()) {
+        bail!("this node's cluster lease expired; restart it to join the cluster again");
+    }
     Ok(())
 }
 
@@ -286,6 +369,7 @@ async fn serve_https(
     router: axum::Router,
     draining: Registry,
     banner: &[String],
+    cluster: Option<std::sync::Arc<crate::serve_cluster::ClusterNode>>,
 ) -> anyhow::Result<()> {
     let flags = &serve.tls;
     let acme = if flags.no_acme {
@@ -321,12 +405,29 @@ async fn serve_https(
         acme,
         renew_check: Duration::from_secs(flags.acme_renew_check.max(1)),
     };
-    let hosts = std::sync::Arc::new(crate::hosts::PlatformHosts::new(control, &global.domain));
-    let edge = warren_edge::Edge::start(settings, hosts)
+    let hosts = std::sync::Arc::new(crate::hosts::PlatformHosts::new(
+        control,
+        &global.domain,
+        cluster.clone(),
+    ));
+    // In a cluster the ACME state is shared through etcd: one order per name, any node
+    // answering the CA's challenge, every node serving every certificate.
+    let shared = match &cluster {
+        Some(cluster) => Some(cluster.acme_state()?),
+        None => None,
+    };
+    let edge = warren_edge::Edge::start_with(settings, hosts, shared)
         .await
         .map_err(|e| anyhow::anyhow!(e))?;
     let (local, secure) = (plain.local_addr()?, tcp.local_addr()?);
     let plain_router = edge.plain_router(secure.port());
+    // Peers forward to the plain listener (`--advertise`): their requests reach the platform.
+    let plain_router = match &cluster {
+        Some(cluster) => {
+            crate::serve_cluster::peers_or(cluster.clone(), router.clone(), plain_router)
+        }
+        None => plain_router,
+    };
     let listener = edge.listener(tcp)?;
     println!(
         "Warren listening on http://{local} (platform domain {})",
@@ -341,7 +442,7 @@ async fn serve_https(
     }
     let (stop, stopped) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
-        shutdown_signal().await;
+        stop_signal(cluster).await;
         draining.close_all();
         let _ = stop.send(true);
     });
@@ -535,6 +636,9 @@ async fn tenant(global: &Global, command: TenantCommand) -> anyhow::Result<()> {
         TenantCommand::Secret { slug, action } => {
             use crate::cli::SecretCommand;
             use warren_control_plane::secrets;
+            if tenants.find(&slug).await.map_err(explain)?.is_none() {
+                bail!("there is no tenant {slug:?}")
+            }
             match action {
                 SecretCommand::Set { name, value } => {
                     secrets::set(&tenants, &slug, &name, &value)
@@ -547,7 +651,7 @@ async fn tenant(global: &Global, command: TenantCommand) -> anyhow::Result<()> {
                         .await
                         .map_err(|e| match e {
                             warren_control_plane::Error::NotFound => {
-                                anyhow::anyhow!("{slug} has no secret {name} (or no such tenant)")
+                                anyhow::anyhow!("{slug} has no secret {name}")
                             }
                             other => explain(other),
                         })?;
@@ -872,12 +976,12 @@ async fn list_plans(global: &Global) -> anyhow::Result<()> {
     let tenants = tenants(global).await?;
     let plans = warren_control_plane::plans::Plans::new(tenants.db().clone());
     println!(
-        "name\trequests_per_second\trequest_burst\tstorage_bytes\tmax_upload_bytes\tmax_realtime_connections\tmax_projects\tmax_backups\tmax_backup_bytes\thook_cpu_ms\thook_memory_bytes\thook_cpu_ms_per_hour"
+        "name\trequests_per_second\trequest_burst\tstorage_bytes\tmax_upload_bytes\tmax_realtime_connections\tmax_projects\tmax_backups\tmax_backup_bytes\thook_cpu_ms\thook_memory_bytes\thook_cpu_ms_per_hour\tshipping"
     );
     for plan in plans.list().await? {
         let l = plan.limits;
         println!(
-            "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
             plan.name,
             l.requests_per_second,
             l.request_burst,
@@ -889,7 +993,8 @@ async fn list_plans(global: &Global) -> anyhow::Result<()> {
             l.max_backup_bytes,
             l.hook_cpu_ms,
             l.hook_memory_bytes,
-            l.hook_cpu_ms_per_hour
+            l.hook_cpu_ms_per_hour,
+            l.shipping.as_str()
         );
     }
     Ok(())

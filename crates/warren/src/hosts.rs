@@ -10,13 +10,20 @@ use warren_edge::{CertStatus, Destination, Hosts};
 pub struct PlatformHosts {
     control: ControlPlane,
     domain: String,
+    /// In cluster mode, tenant hosts are the ones mirrored in etcd.
+    cluster: Option<std::sync::Arc<crate::serve_cluster::ClusterNode>>,
 }
 
 impl PlatformHosts {
-    pub fn new(control: ControlPlane, domain: &str) -> Self {
+    pub fn new(
+        control: ControlPlane,
+        domain: &str,
+        cluster: Option<std::sync::Arc<crate::serve_cluster::ClusterNode>>,
+    ) -> Self {
         Self {
             control,
             domain: domain.trim_end_matches('.').to_ascii_lowercase(),
+            cluster,
         }
     }
 }
@@ -24,6 +31,12 @@ impl PlatformHosts {
 impl Hosts for PlatformHosts {
     fn allowed<'a>(&'a self, name: &'a str) -> BoxFuture<'a, bool> {
         Box::pin(async move {
+            if let Some(cluster) = &self.cluster {
+                return match warren_edge::classify(Some(name), &self.domain) {
+                    Destination::Platform => true,
+                    _ => cluster.resolve(name).is_some(),
+                };
+            }
             match warren_edge::classify(Some(name), &self.domain) {
                 Destination::Platform => true,
                 Destination::Tenant(slug) => {

@@ -74,6 +74,23 @@ pub fn apply_code_limits(meter: &Meter, limits: &warren_control_plane::plans::Li
     }
 }
 
+/// How long a write of a tenant on a plan with synchronous shipping waits for the WAL segment
+/// holding its commit to be stored in the backup target before it is answered 503.
+pub const SYNC_SHIP_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Hands the plan's shipping mode to the tenant's database (shipped databases only): with
+/// `sync`, its writes return once their commit is in the backup target. Read at each request,
+/// so a plan change applies at the tenant's next request.
+pub fn apply_shipping(tenant: &Tenant, limits: &warren_control_plane::plans::Limits) {
+    if let Some(log) = tenant.db().commit_log() {
+        let wait = match limits.shipping {
+            warren_control_plane::plans::Shipping::Sync => Some(SYNC_SHIP_WAIT),
+            warren_control_plane::plans::Shipping::Async => None,
+        };
+        log.set_sync(wait);
+    }
+}
+
 /// Why the plan refuses a request, if it does: rate first, then size, then storage.
 fn refuse(meter: &Meter, info: &TenantInfo, request: &Request) -> Option<Response> {
     let limits = info.limits;

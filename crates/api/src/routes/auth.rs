@@ -23,7 +23,7 @@ use crate::error::ApiError;
 use crate::extract::{Auth, CurrentTenant, FormBody, require_superuser};
 use crate::fields::project;
 use crate::query::Params;
-use crate::router::ApiState;
+use crate::router::{ApiState, Shared};
 use crate::routes::records::{RequestInfo, hook_request, render};
 
 const INVALID_DATA: &str = "An error occurred while validating the submitted data.";
@@ -238,7 +238,7 @@ async fn answer(
 
 /// `POST /api/collections/{collection}/auth-with-password`
 pub async fn auth_with_password(
-    State(state): State<ApiState>,
+    State(state): State<Shared>,
     CurrentTenant(tenant): CurrentTenant,
     ClientIp(ip): ClientIp,
     Path(collection): Path<String>,
@@ -329,7 +329,7 @@ pub async fn auth_with_password(
 
 /// `GET /api/collections/{collection}/auth-methods`
 pub async fn list_auth_methods(
-    State(state): State<ApiState>,
+    State(state): State<Shared>,
     CurrentTenant(tenant): CurrentTenant,
     Path(collection): Path<String>,
     params: Params,
@@ -427,7 +427,7 @@ pub async fn impersonate(
 /// `POST /api/collections/{collection}/request-verification` — 204 whether or not the
 /// address exists; the lookup and the mail happen after the answer.
 pub async fn request_verification(
-    State(state): State<ApiState>,
+    State(state): State<Shared>,
     CurrentTenant(tenant): CurrentTenant,
     ClientIp(ip): ClientIp,
     Path(collection): Path<String>,
@@ -455,13 +455,7 @@ enum AccountMail {
 
 /// Looks the address up and sends the mail after the answer has gone, so that neither the
 /// answer nor its timing tells whether the address exists.
-fn mail_later(
-    state: ApiState,
-    tenant: Tenant,
-    entry: Arc<Entry>,
-    email: String,
-    kind: AccountMail,
-) {
+fn mail_later(state: Shared, tenant: Tenant, entry: Arc<Entry>, email: String, kind: AccountMail) {
     tokio::spawn(async move {
         let outcome = async {
             let settings =
@@ -527,7 +521,7 @@ pub async fn confirm_verification(
 /// `POST /api/collections/{collection}/request-password-reset` — 204 whether or not the
 /// address exists.
 pub async fn request_password_reset(
-    State(state): State<ApiState>,
+    State(state): State<Shared>,
     CurrentTenant(tenant): CurrentTenant,
     ClientIp(ip): ClientIp,
     Path(collection): Path<String>,
@@ -552,7 +546,7 @@ pub async fn request_password_reset(
 
 /// `POST /api/collections/{collection}/confirm-password-reset`
 pub async fn confirm_password_reset(
-    State(state): State<ApiState>,
+    State(state): State<Shared>,
     CurrentTenant(tenant): CurrentTenant,
     ClientIp(ip): ClientIp,
     Path(collection): Path<String>,
@@ -575,7 +569,7 @@ pub async fn confirm_password_reset(
 
 /// `POST /api/collections/{collection}/request-email-change` (the record itself)
 pub async fn request_email_change(
-    State(state): State<ApiState>,
+    State(state): State<Shared>,
     CurrentTenant(tenant): CurrentTenant,
     Auth(caller): Auth,
     Path(collection): Path<String>,
@@ -614,7 +608,7 @@ pub async fn request_email_change(
 
 /// `POST /api/collections/{collection}/confirm-email-change`
 pub async fn confirm_email_change(
-    State(state): State<ApiState>,
+    State(state): State<Shared>,
     CurrentTenant(tenant): CurrentTenant,
     ClientIp(ip): ClientIp,
     Path(collection): Path<String>,
@@ -637,7 +631,7 @@ pub async fn confirm_email_change(
 /// `POST /api/collections/{collection}/request-otp` — always `{otpId}`; only a real address
 /// gets a code.
 pub async fn request_otp(
-    State(state): State<ApiState>,
+    State(state): State<Shared>,
     CurrentTenant(tenant): CurrentTenant,
     ClientIp(ip): ClientIp,
     Path(collection): Path<String>,
@@ -671,7 +665,7 @@ pub async fn request_otp(
 
 /// `POST /api/collections/{collection}/auth-with-otp`
 pub async fn auth_with_otp(
-    State(state): State<ApiState>,
+    State(state): State<Shared>,
     CurrentTenant(tenant): CurrentTenant,
     ClientIp(ip): ClientIp,
     Path(collection): Path<String>,

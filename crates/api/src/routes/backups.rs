@@ -16,7 +16,7 @@ use warren_tenant::{Error as TenantError, Tenant};
 use crate::error::ApiError;
 use crate::extract::{Auth, CurrentTenant, FormBody, require_superuser};
 use crate::query::Params;
-use crate::router::ApiState;
+use crate::router::Shared;
 
 /// Largest backup upload (the plan's `maxUploadBytes` and backup quota may bound it lower).
 const MAX_UPLOAD: u64 = 16 << 30;
@@ -80,7 +80,7 @@ pub async fn list_backups(
 
 /// `POST /api/backups` `{name?}`
 pub async fn create_backup(
-    State(state): State<ApiState>,
+    State(state): State<Shared>,
     CurrentTenant(tenant): CurrentTenant,
     Auth(caller): Auth,
     parts: Parts,
@@ -166,7 +166,7 @@ async fn name_problem(tenant: &Tenant, name: &str) -> Result<Option<ApiError>, A
 pub async fn upload_backup(
     CurrentTenant(tenant): CurrentTenant,
     Auth(caller): Auth,
-    State(state): State<ApiState>,
+    State(state): State<Shared>,
     request: Request,
 ) -> Result<StatusCode, ApiError> {
     if let Err(refusal) = require_superuser(&caller) {
@@ -267,7 +267,7 @@ pub async fn download_backup(
 
 /// `DELETE /api/backups/{key}`
 pub async fn delete_backup(
-    State(state): State<ApiState>,
+    State(state): State<Shared>,
     CurrentTenant(tenant): CurrentTenant,
     Auth(caller): Auth,
     Path(key): Path<String>,
@@ -288,7 +288,7 @@ pub async fn delete_backup(
 /// `POST /api/backups/{key}/restore`: answers once the backup is unpacked and checked; the
 /// tenant is then drained and replaced (requests meanwhile get 503).
 pub async fn restore_backup(
-    State(state): State<ApiState>,
+    State(state): State<Shared>,
     CurrentTenant(tenant): CurrentTenant,
     Auth(caller): Auth,
     Path(key): Path<String>,

@@ -17,7 +17,7 @@ use crate::error::ApiError;
 use crate::extract::{Auth, CurrentTenant, FormBody};
 use crate::fields::project;
 use crate::query::Params;
-use crate::router::ApiState;
+use crate::router::Shared;
 
 fn invalid(code: &str, message: &str) -> ApiError {
     let mut error = ApiError::new(StatusCode::BAD_REQUEST, "Invalid batch request data.");
@@ -45,7 +45,7 @@ fn failed(index: usize, cause: ApiError) -> ApiError {
 /// it may take; its rate limit rules count each item as PocketBase counts them (per collection
 /// and action, on counters of their own, apart from the same routes called directly).
 pub async fn create_batch(
-    State(state): State<ApiState>,
+    State(state): State<Shared>,
     CurrentTenant(tenant): CurrentTenant,
     Auth(caller): Auth,
     ClientIp(ip): ClientIp,

@@ -15,7 +15,7 @@ use crate::error::ApiError;
 use crate::extract::{Auth, CurrentTenant, JsonObject};
 use crate::fields::project;
 use crate::query::Params;
-use crate::router::ApiState;
+use crate::router::{ApiState, Shared};
 
 /// Guests get 401, auth records 403; only superusers pass.
 fn require_superuser(caller: &Caller) -> Result<(), ApiError> {
@@ -102,7 +102,7 @@ pub async fn view_collection(
 
 /// `POST /api/collections`
 pub async fn create_collection(
-    State(state): State<ApiState>,
+    State(state): State<Shared>,
     CurrentTenant(tenant): CurrentTenant,
     Auth(caller): Auth,
     params: Params,
@@ -120,7 +120,7 @@ pub async fn create_collection(
 
 /// `PATCH /api/collections/{collection}`
 pub async fn update_collection(
-    State(state): State<ApiState>,
+    State(state): State<Shared>,
     CurrentTenant(tenant): CurrentTenant,
     Auth(caller): Auth,
     Path(collection): Path<String>,
@@ -140,7 +140,7 @@ pub async fn update_collection(
 
 /// `DELETE /api/collections/{collection}`
 pub async fn delete_collection(
-    State(state): State<ApiState>,
+    State(state): State<Shared>,
     CurrentTenant(tenant): CurrentTenant,
     Auth(caller): Auth,
     Path(collection): Path<String>,
@@ -152,7 +152,7 @@ pub async fn delete_collection(
 
 /// `DELETE /api/collections/{collection}/truncate`
 pub async fn truncate_collection(
-    State(state): State<ApiState>,
+    State(state): State<Shared>,
     CurrentTenant(tenant): CurrentTenant,
     Auth(caller): Auth,
     Path(collection): Path<String>,
@@ -164,7 +164,7 @@ pub async fn truncate_collection(
 
 /// `PUT /api/collections/import`
 pub async fn import_collections(
-    State(state): State<ApiState>,
+    State(state): State<Shared>,
     CurrentTenant(tenant): CurrentTenant,
     Auth(caller): Auth,
     body: JsonObject,

@@ -11,11 +11,11 @@ use warren_tenant::backups::Quota;
 
 use crate::error::ApiError;
 use crate::extract::{Auth, CurrentTenant, require_superuser};
-use crate::router::ApiState;
+use crate::router::Shared;
 
 /// `GET /api/crons`
 pub async fn list_crons(
-    State(state): State<ApiState>,
+    State(state): State<Shared>,
     CurrentTenant(tenant): CurrentTenant,
     Auth(caller): Auth,
 ) -> Result<Json<Value>, ApiError> {
@@ -29,7 +29,7 @@ pub async fn list_crons(
 
 /// `POST /api/crons/{id}`: starts the job in the background and answers at once.
 pub async fn run_cron(
-    State(state): State<ApiState>,
+    State(state): State<Shared>,
     CurrentTenant(tenant): CurrentTenant,
     Auth(caller): Auth,
     Path(id): Path<String>,

@@ -20,7 +20,7 @@ use warren_tenant::Tenant;
 use crate::error::ApiError;
 use crate::extract::{Auth, CurrentTenant};
 use crate::query::Params;
-use crate::router::ApiState;
+use crate::router::Shared;
 
 /// Marks a file download, whose response must not carry `X-Frame-Options`.
 #[derive(Debug, Clone, Copy)]
@@ -31,7 +31,7 @@ const CSP: &str = "default-src 'none'; media-src 'self'; style-src 'unsafe-inlin
 
 /// `GET /api/files/{collection}/{recordId}/{filename}`
 pub async fn download_file(
-    State(state): State<ApiState>,
+    State(state): State<Shared>,
     CurrentTenant(tenant): CurrentTenant,
     Path((collection, record_id, filename)): Path<(String, String, String)>,
     headers: HeaderMap,
@@ -200,9 +200,13 @@ pub(crate) async fn file_token_caller(
     };
     Ok(Some(
         if auth_entry.collection.id == warren_schema::system::SUPERUSERS_ID {
-            Caller::Superuser { record }
+            Caller::Superuser {
+                record: record.into(),
+            }
         } else {
-            Caller::Record { record }
+            Caller::Record {
+                record: record.into(),
+            }
         },
     ))
 }

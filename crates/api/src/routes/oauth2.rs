@@ -21,7 +21,7 @@ use warren_tenant::{Tenant, ops};
 use crate::error::ApiError;
 use crate::extract::{Auth, CurrentTenant, FormBody, Upload};
 use crate::query::Params;
-use crate::router::ApiState;
+use crate::router::{ApiState, Shared};
 use crate::routes::auth::ClientIp;
 use crate::routes::records::RequestInfo;
 
@@ -73,7 +73,7 @@ fn field_text<'a>(body: &'a FormBody, key: &str) -> &'a str {
 
 /// `POST /api/collections/{collection}/auth-with-oauth2`
 pub async fn auth_with_oauth2(
-    State(state): State<ApiState>,
+    State(state): State<Shared>,
     CurrentTenant(tenant): CurrentTenant,
     Auth(caller): Auth,
     ClientIp(ip): ClientIp,

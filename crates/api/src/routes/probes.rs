@@ -9,7 +9,7 @@ use warren_tenant::mail::{Kind, RecordMail};
 
 use crate::error::ApiError;
 use crate::extract::{Auth, CurrentTenant, FormBody, require_superuser};
-use crate::router::ApiState;
+use crate::router::Shared;
 
 /// A text member of the form (`""` when missing or not a string).
 fn text<'a>(body: &'a FormBody, key: &str) -> &'a str {
@@ -34,7 +34,7 @@ fn looks_like_email(email: &str) -> bool {
 /// `POST /api/settings/test/email` `{email, template, collection?}`: sends the collection's
 /// (default `_superusers`) template to `email` through the tenant's mailer.
 pub async fn test_email(
-    State(state): State<ApiState>,
+    State(state): State<Shared>,
     CurrentTenant(tenant): CurrentTenant,
     Auth(caller): Auth,
     body: FormBody,

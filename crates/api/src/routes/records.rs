@@ -15,7 +15,7 @@ use crate::error::ApiError;
 use crate::extract::{Auth, CurrentTenant, FormBody, Who};
 use crate::fields::project;
 use crate::query::Params;
-use crate::router::ApiState;
+use crate::router::{ApiState, Shared};
 
 /// The request as the rules see it: caller, method, query and headers.
 pub(crate) fn context(
@@ -38,6 +38,7 @@ pub(crate) fn context(
 
 /// `GET /api/collections/{collection}/records`
 pub async fn list_records(
+    State(state): State<Shared>,
     CurrentTenant(tenant): CurrentTenant,
     Auth(caller): Auth,
     Path(collection): Path<String>,
@@ -57,6 +58,9 @@ pub async fn list_records(
     };
     let ctx = context(&caller, &method, &params, &headers);
     let page = read::list(tenant.db(), catalog, entry.clone(), &caller, ctx, query).await?;
+    if let Some((advice, took)) = &page.slow {
+        crate::advice::note(&state, &tenant, advice, *took);
+    }
     let request = || hook_request(&caller, &method, &params, &headers, Map::new());
     let page = ops::list_request(&tenant, &entry, page.to_value(), request).await?;
     render(page, params.text("fields"))
@@ -97,7 +101,7 @@ pub async fn view_record(
 
 /// `POST /api/collections/{collection}/records`
 pub async fn create_record(
-    State(state): State<ApiState>,
+    State(state): State<Shared>,
     CurrentTenant(tenant): CurrentTenant,
     Auth(caller): Auth,
     Path(collection): Path<String>,
@@ -109,7 +113,7 @@ pub async fn create_record(
 
 /// `PATCH /api/collections/{collection}/records/{id}`
 pub async fn update_record(
-    State(state): State<ApiState>,
+    State(state): State<Shared>,
     CurrentTenant(tenant): CurrentTenant,
     Auth(caller): Auth,
     Path((collection, id)): Path<(String, String)>,
@@ -205,7 +209,7 @@ async fn save_record(
 
 /// `DELETE /api/collections/{collection}/records/{id}`
 pub async fn delete_record(
-    State(state): State<ApiState>,
+    State(state): State<Shared>,
     CurrentTenant(tenant): CurrentTenant,
     Auth(caller): Auth,
     Path((collection, id)): Path<(String, String)>,

@@ -9,7 +9,7 @@ use crate::error::ApiError;
 use crate::extract::{Auth, CurrentTenant, JsonObject, require_superuser};
 use crate::fields::project;
 use crate::query::Params;
-use crate::router::ApiState;
+use crate::router::Shared;
 
 /// `GET /api/settings`
 pub async fn get_settings(
@@ -27,7 +27,7 @@ pub async fn get_settings(
 
 /// `PATCH /api/settings`: merges the body over the current settings, checks it, stores it.
 pub async fn update_settings(
-    State(_state): State<ApiState>,
+    State(_state): State<Shared>,
     CurrentTenant(tenant): CurrentTenant,
     Auth(caller): Auth,
     params: Params,

@@ -1,5 +1,6 @@
 //! `/api/warren/*`: Warren's own tenant routes beside PocketBase's: the dashboard's one-time
-//! sign-in link from the console, and the tenant's metered usage for its superusers.
+//! sign-in link from the console, the tenant's metered usage and the index advisor's
+//! proposals, for its superusers.
 
 use std::sync::Arc;
 
@@ -13,7 +14,7 @@ use crate::error::ApiError;
 use crate::extract::{Auth, CurrentTenant, FormBody, require_superuser};
 use crate::platform::Platform;
 use crate::query::Params;
-use crate::router::ApiState;
+use crate::router::{ApiState, Shared};
 
 /// Longest `from`/`to` accepted.
 const MAX_BOUND_LEN: usize = 64;
@@ -27,7 +28,7 @@ fn platform(state: &ApiState) -> Result<&Arc<dyn Platform>, ApiError> {
 /// random password if the project has no superuser with the owner's email). Answers like a
 /// password sign-in: `{token, record}`.
 pub async fn redeem_dashboard_link(
-    State(state): State<ApiState>,
+    State(state): State<Shared>,
     CurrentTenant(tenant): CurrentTenant,
     ClientIp(ip): ClientIp,
     body: FormBody,
@@ -57,7 +58,7 @@ pub async fn redeem_dashboard_link(
 
 /// `GET /api/warren/usage?from=&to=` (superusers): the tenant's hourly usage and totals.
 pub async fn get_usage(
-    State(state): State<ApiState>,
+    State(state): State<Shared>,
     CurrentTenant(tenant): CurrentTenant,
     Auth(caller): Auth,
     params: Params,
@@ -76,4 +77,40 @@ pub async fn get_usage(
     };
     let (from, to) = (bound("from")?, bound("to")?);
     Ok(Json(platform.usage(tenant.id(), from, to).await?))
+}
+
+/// `GET /api/warren/indexes/suggestions?collection=` (superusers): the indexes the advisor
+/// proposes for this tenant's slow lists, slowest in total first, optionally for one
+/// collection (name or id). `{items: [{collection, collectionId, columns, index, filtered,
+/// sorted, count, totalMs, maxMs, avgMs, lastSeen}]}`.
+pub async fn index_suggestions(
+    CurrentTenant(tenant): CurrentTenant,
+    Auth(caller): Auth,
+    params: Params,
+) -> Result<Json<Value>, ApiError> {
+    require_superuser(&caller)?;
+    let catalog = tenant.catalog();
+    let only = params.text("collection").trim();
+    let only = if only.is_empty() {
+        None
+    } else {
+        Some(
+            catalog
+                .get(only)
+                .ok_or_else(ApiError::not_found)?
+                .collection
+                .id
+                .clone(),
+        )
+    };
+    let items: Vec<Value> = tenant
+        .advisor()
+        .suggestions(|name| catalog.get(name).map(|e| e.collection.clone()))
+        .into_iter()
+        .filter(|item| {
+            only.as_deref()
+                .is_none_or(|id| item.get("collectionId").and_then(Value::as_str) == Some(id))
+        })
+        .collect();
+    Ok(Json(serde_json::json!({ "items": items })))
 }

@@ -96,6 +96,57 @@ async fn a_record_the_view_rule_rejects_is_a_404() {
 }
 
 #[tokio::test]
+async fn a_view_follows_the_collection_as_it_changes() {
+    let api = Api::new().await;
+    let (ann, token) = blog_with_posts(&api).await;
+    let draft = post_path(&api, "draft").await;
+    let (_, bob) = api.user("bob@example.com").await;
+    // Each caller's compiled rule is kept: ann sees her draft, bob does not, repeatedly.
+    for _ in 0..2 {
+        assert_eq!(api.get(&draft, &token).await.0, 200);
+        assert_eq!(api.get(&draft, &bob).await.0, 404);
+    }
+    // A rule change is seen by the very next view.
+    let (status, body) = api
+        .patch(
+            "/api/collections/posts",
+            &api.root,
+            json!({ "viewRule": format!("author != '{ann}'") }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(api.get(&draft, &token).await.0, 404);
+    assert_eq!(api.get(&draft, &bob).await.0, 404);
+    let (status, body) = api
+        .patch(
+            "/api/collections/posts",
+            &api.root,
+            json!({ "viewRule": "" }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(api.get(&draft, &bob).await.0, 200);
+    // Renamed: the old name is gone, the new one answers under the same rule.
+    let (status, body) = api
+        .patch(
+            "/api/collections/posts",
+            &api.root,
+            json!({ "name": "articles", "viewRule": null }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(api.get(&draft, &bob).await.0, 404);
+    let renamed = draft.replace("/posts/", "/articles/");
+    assert_eq!(api.get(&renamed, &bob).await.0, 403);
+    assert_eq!(api.get(&renamed, &api.root).await.0, 200);
+    // Deleted: nothing kept answers for it.
+    let (status, body) = api.delete("/api/collections/articles", &api.root).await;
+    assert_eq!(status, 204, "{body}");
+    assert_eq!(api.get(&renamed, &api.root).await.0, 404);
+    assert_eq!(api.get(&draft, &api.root).await.0, 404);
+}
+
+#[tokio::test]
 async fn guests_cannot_create_where_the_rule_wants_a_user() {
     let api = Api::new().await;
     api.blog().await;

@@ -187,7 +187,7 @@ fn values_are_never_spliced_into_sql() {
 #[test]
 fn request_values_are_bound() {
     let mut req = request_at_fixed_time();
-    req.auth = Some(json!({"id": "u1", "collectionId": "_pb_users_auth_", "collectionName": "users", "verified": true}).as_object().cloned().unwrap_or_default());
+    req.auth = Some(json!({"id": "u1", "collectionId": "_pb_users_auth_", "collectionName": "users", "verified": true}).as_object().cloned().unwrap_or_default().into());
     req.body = json!({"title": "New", "views": "12", "categories": ["a", "b"]})
         .as_object()
         .cloned()
@@ -231,7 +231,8 @@ fn request_auth_fields_beyond_the_static_ones_join_the_auth_collection() {
         json!({"id": "u1", "collectionName": "users"})
             .as_object()
             .cloned()
-            .unwrap_or_default(),
+            .unwrap_or_default()
+            .into(),
     );
     let q = compile(
         &schema(),

@@ -73,3 +73,49 @@ fn sql_for_representative_filters() {
         insta::assert_snapshot!(name, render(text, access), text);
     }
 }
+
+/// What the index advisor and the in-memory sort read back from a compiled query.
+#[test]
+fn compared_and_sorted_columns() {
+    let schema = schema();
+    let ctx = request_at_fixed_time();
+    let q = compile(
+        &schema,
+        "posts",
+        "title = 'a' && views > 1 && (status = 'x' || views < 3) && author.name = 'b' && views >= 2",
+        &ctx,
+        Access::Trusted,
+    )
+    .unwrap();
+    // The OR group and the joined field give nothing; `views` is listed once.
+    assert_eq!(q.compared_columns(), (vec!["title"], vec!["views"]));
+    let eq_and_range = compile(
+        &schema,
+        "posts",
+        "views = 3 && views < 9",
+        &ctx,
+        Access::Trusted,
+    )
+    .unwrap();
+    assert_eq!(eq_and_range.compared_columns(), (vec!["views"], vec![]));
+    let sorted = |text: &str| {
+        let mut q = Query::new(&schema, "posts").unwrap();
+        q.order_by(&schema, &ctx, &parse_sort(text).unwrap(), Access::Trusted)
+            .unwrap();
+        q.column_order().map(|v| {
+            v.into_iter()
+                .map(|(c, d)| (c.to_string(), d))
+                .collect::<Vec<_>>()
+        })
+    };
+    assert_eq!(
+        sorted("-views,title"),
+        Some(vec![
+            ("views".to_string(), true),
+            ("title".to_string(), false)
+        ])
+    );
+    assert_eq!(sorted("-views,author.name"), None);
+    assert_eq!(sorted("@random"), None);
+    assert_eq!(sorted(""), None);
+}

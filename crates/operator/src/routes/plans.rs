@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::{ErrorBody, JsonBody};
 use crate::Result;
 use warren_control_plane::ControlPlane;
-use warren_control_plane::plans::{Limits, Plan, Plans};
+use warren_control_plane::plans::{Limits, Plan, Plans, Shipping};
 
 /// Body of `POST /v1/plans`: a name and quotas (missing quotas are 0, no limit; missing code
 /// limits are 1 s per call, 64 MiB per runtime and 900,000 CPU ms per hour).
@@ -33,6 +33,9 @@ pub struct NewPlan {
     hook_memory_bytes: Option<u64>,
     /// CPU milliseconds of the tenant's code per hour (0: no budget).
     hook_cpu_ms_per_hour: Option<u64>,
+    /// `async` (the default) or `sync`: whether a write is acknowledged only once its WAL is
+    /// stored in the backup target.
+    shipping: Option<Shipping>,
 }
 
 /// Quotas to set; the ones left out keep their value (0, no limit, for a new plan).
@@ -53,6 +56,9 @@ pub struct LimitsChange {
     hook_memory_bytes: Option<u64>,
     /// CPU milliseconds of the tenant's code per hour (0: no budget).
     hook_cpu_ms_per_hour: Option<u64>,
+    /// `async` or `sync`: whether a write is acknowledged only once its WAL is stored in the
+    /// backup target.
+    shipping: Option<Shipping>,
 }
 
 impl LimitsChange {
@@ -71,6 +77,7 @@ impl LimitsChange {
             hook_cpu_ms: self.hook_cpu_ms.unwrap_or(to.hook_cpu_ms),
             hook_memory_bytes: self.hook_memory_bytes.unwrap_or(to.hook_memory_bytes),
             hook_cpu_ms_per_hour: self.hook_cpu_ms_per_hour.unwrap_or(to.hook_cpu_ms_per_hour),
+            shipping: self.shipping.unwrap_or(to.shipping),
         }
     }
 }
@@ -122,6 +129,7 @@ pub async fn create_plan(
         hook_cpu_ms: body.hook_cpu_ms,
         hook_memory_bytes: body.hook_memory_bytes,
         hook_cpu_ms_per_hour: body.hook_cpu_ms_per_hour,
+        shipping: body.shipping,
     }
     .apply(Limits::for_new_plan());
     let plan = plans(&state).create(&body.name, limits).await?;

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::{ErrorBody, JsonBody};
 use crate::Result;
 use warren_control_plane::metering::{Usage, totals};
-use warren_control_plane::plans::Limits;
+use warren_control_plane::plans::{Limits, Shipping};
 use warren_control_plane::tenants::{Filter, TenantInfo};
 use warren_control_plane::{ControlPlane, Error};
 
@@ -35,6 +35,9 @@ pub struct TenantChange {
     status: Option<String>,
     /// Name of an existing plan.
     plan: Option<String>,
+    /// The tenant's own WAL shipping over its plan's: `async`, `sync`, or `plan` to follow
+    /// the plan again (the mode in force shows in `limits.shipping`).
+    shipping: Option<String>,
 }
 
 /// A tenant as the operator API shows it.
@@ -221,14 +224,14 @@ pub async fn get_tenant(
     Ok(Json(render(&state, &tenant)))
 }
 
-/// `PATCH /v1/tenants/{slug}`: sets the status and/or the plan; both apply at the tenant's
-/// next request.
+/// `PATCH /v1/tenants/{slug}`: sets the status, the plan and/or the tenant's own shipping
+/// mode; each applies at the tenant's next request.
 #[utoipa::path(patch, path = "/v1/tenants/{slug}", tag = "tenants", security(("operator" = [])),
     params(("slug" = String, Path, description = "The tenant's slug")),
     request_body = TenantChange,
     responses(
         (status = 200, description = "The changed tenant", body = TenantView),
-        (status = 400, description = "Unknown plan or status", body = ErrorBody),
+        (status = 400, description = "Unknown plan, status or shipping mode", body = ErrorBody),
         (status = 401, description = "Missing or wrong operator token", body = ErrorBody),
         (status = 404, description = "No such tenant", body = ErrorBody),
     ))]
@@ -238,11 +241,24 @@ pub async fn update_tenant(
     JsonBody(body): JsonBody<TenantChange>,
 ) -> Result<Json<TenantView>> {
     let mut tenant = state.tenants.find(&slug).await?.ok_or(Error::NotFound)?;
+    let shipping = match body.shipping.as_deref() {
+        None => None,
+        Some("plan") => Some(None),
+        Some(mode) => Some(Some(Shipping::parse(mode).ok_or_else(|| {
+            Error::Invalid(
+                "shipping",
+                "The shipping mode is async, sync or plan.".into(),
+            )
+        })?)),
+    };
     if let Some(plan) = &body.plan {
         tenant = state.lifecycle().set_plan(&slug, plan).await?;
     }
     if let Some(status) = &body.status {
         tenant = state.lifecycle().set_status(&slug, status.parse()?).await?;
+    }
+    if let Some(shipping) = shipping {
+        tenant = state.lifecycle().set_shipping(&slug, shipping).await?;
     }
     Ok(Json(render(&state, &tenant)))
 }

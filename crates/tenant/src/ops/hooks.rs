@@ -319,7 +319,9 @@ pub(super) async fn stored(
     entry: &Entry,
     id: &str,
 ) -> Result<Map<String, Value>, Error> {
-    let caller = Caller::Superuser { record: Map::new() };
+    let caller = Caller::Superuser {
+        record: Default::default(),
+    };
     let catalog = tenant.catalog();
     let entry = read::collection(&catalog, &entry.collection.id)?;
     let ctx = caller.context();

@@ -12,7 +12,9 @@ use warren_records::Entry;
 use super::hooks::{merge_changes, stored};
 use super::{DeleteRecord, Error, SaveRecord, Services, delete_record, save_record};
 use crate::Tenant;
-use crate::hooks::{Code, HookRequest, RecordEvent, RequestAnswer, RouteResponse};
+use crate::hooks::{
+    Code, HookError, HookRequest, RecordEvent, RequestAnswer, RouteResponse, WriteRequest,
+};
 
 /// The outcome of a request with hooks: the usual answer, or the one a hook wrote.
 #[derive(Debug)]
@@ -72,48 +74,152 @@ fn one(key: &str, value: Value) -> Map<String, Value> {
     data
 }
 
+/// What the write hooks of a request decided.
+enum Asked<T> {
+    /// The last `e.next()` made the write (the rest of the request); this is its result.
+    Wrote(T),
+    /// The chain ended without writing from inside: the request goes on with the data.
+    Next(Map<String, Value>),
+    /// A hook answered the request itself.
+    Answered(RouteResponse),
+}
+
+/// A write's failure as the hook that called `e.next()` sees it thrown.
+fn thrown(error: &Error) -> HookError {
+    use warren_records::Error as E;
+    match error {
+        Error::Hook(hook) => hook.clone(),
+        Error::Records(e) => {
+            let status = match e {
+                E::NotFound(_) => 404,
+                E::Forbidden(_) | E::ForbiddenOwned(_) => 403,
+                E::Unauthorized(_) => 401,
+                E::BadRequest(_) | E::Validation { .. } => 400,
+                _ => return HookError::internal(),
+            };
+            let data = match e {
+                E::Validation { errors, .. } => match errors.to_value() {
+                    Value::Object(data) => data,
+                    _ => Map::new(),
+                },
+                _ => Map::new(),
+            };
+            HookError {
+                status,
+                message: e.to_string(),
+                data,
+            }
+        }
+        _ => HookError::internal(),
+    }
+}
+
+/// Runs the request hooks of `event` with the last `e.next()` running `write` on the record
+/// as the hooks left it, so code after `e.next()` sees the saved record (`shown` is what it
+/// sees). Once written, the request's answer is the write's, as PocketBase has sent its
+/// response by then; a failed write is the answer whatever the hook does with it.
+async fn ask_writing<T>(
+    tenant: &Tenant,
+    code: &dyn Code,
+    entry: &Entry,
+    (event, data, request): (RecordEvent, Map<String, Value>, HookRequest),
+    write: impl AsyncFnOnce(Map<String, Value>) -> Result<T, Error>,
+    shown: impl Fn(&T) -> Map<String, Value>,
+) -> Result<Asked<T>, Error> {
+    let collection = (entry.collection.name.as_str(), entry.collection.id.as_str());
+    let (writes, mut asked) = tokio::sync::mpsc::channel::<WriteRequest>(1);
+    let call = code.request_event_writing(tenant, event, collection, data, &request, writes);
+    tokio::pin!(call);
+    let mut write = Some(write);
+    let mut outcome: Option<Result<T, Error>> = None;
+    let answer = loop {
+        tokio::select! {
+            answer = &mut call => break answer,
+            Some((record, reply)) = asked.recv() => {
+                let done = match write.take() {
+                    Some(write) => crate::hooks::nested(write(record)).await,
+                    None => Err(Error::Hook(HookError::internal())),
+                };
+                let _ = reply.send(done.as_ref().map(&shown).map_err(thrown));
+                outcome = Some(done);
+            }
+        }
+    };
+    Ok(match (answer, outcome) {
+        (_, Some(done)) => Asked::Wrote(done?),
+        (Err(refusal), None) => return Err(refusal.into()),
+        (Ok(RequestAnswer::Next(data)), None) => Asked::Next(data),
+        (Ok(RequestAnswer::Written(response)), None) => Asked::Answered(response),
+        (Ok(RequestAnswer::Stopped), None) => Asked::Answered(RouteResponse {
+            status: 200,
+            headers: Vec::new(),
+            body: Vec::new(),
+        }),
+    })
+}
+
 /// An API create or update: runs `onRecordCreateRequest`/`onRecordUpdateRequest` on the
-/// submitted record (an update's stored record with the submitted fields over it), then the
-/// write with what the hooks left.
+/// submitted record (an update's stored record with the submitted fields over it); their last
+/// `e.next()` writes what they left (or the write follows them when they did not call it
+/// from inside).
 pub async fn save_record_request(
     tenant: &Tenant,
     services: &Services,
-    mut save: SaveRecord<'_>,
+    save: SaveRecord<'_>,
     request: impl FnOnce() -> HookRequest,
 ) -> Result<Handled<Value>, Error> {
     let event = match save.id {
         Some(_) => RecordEvent::UpdateRequest,
         None => RecordEvent::CreateRequest,
     };
-    if let Some(code) = listening(tenant, &save.entry, event).await {
-        let mut record = match save.id.as_deref() {
-            Some(id) => stored(tenant, &save.entry, id).await?,
-            None => Map::new(),
-        };
-        for (key, value) in &save.body {
-            record.insert(key.clone(), value.clone());
+    let Some(code) = listening(tenant, &save.entry, event).await else {
+        return save_record(tenant, services, save).await.map(Handled::Done);
+    };
+    let mut record = match save.id.as_deref() {
+        Some(id) => stored(tenant, &save.entry, id).await?,
+        None => Map::new(),
+    };
+    for (key, value) in &save.body {
+        record.insert(key.clone(), value.clone());
+    }
+    let before = with_collection(&save.entry, record);
+    let data = one("record", Value::Object(before.clone()));
+    let request = HookRequest {
+        body: save.body.clone(),
+        ..request()
+    };
+    let entry = save.entry.clone();
+    let updating = save.id.is_some();
+    let mut pending = Some(save);
+    let write = async |after: Map<String, Value>| match pending.take() {
+        Some(mut save) => {
+            merge_changes(&mut save.body, &before, after, updating);
+            save_record(tenant, services, save).await
         }
-        let before = with_collection(&save.entry, record);
-        let data = one("record", Value::Object(before.clone()));
-        let request = HookRequest {
-            body: save.body.clone(),
-            ..request()
-        };
-        match ask(tenant, code.as_ref(), &save.entry, event, data, request).await? {
-            Ok(mut data) => {
-                let after = match data.remove("record") {
-                    Some(Value::Object(after)) => after,
-                    _ => before.clone(),
-                };
-                merge_changes(&mut save.body, &before, after, save.id.is_some());
-            }
-            Err(response) => return Ok(Handled::Answered(response)),
+        None => Err(Error::Hook(HookError::internal())),
+    };
+    let shown = |saved: &Value| saved.as_object().cloned().unwrap_or_default();
+    let asked = (event, data, request);
+    let asked = ask_writing(tenant, code.as_ref(), &entry, asked, write, shown).await?;
+    match asked {
+        Asked::Wrote(saved) => Ok(Handled::Done(saved)),
+        Asked::Answered(response) => Ok(Handled::Answered(response)),
+        Asked::Next(mut data) => {
+            let Some(mut save) = pending.take() else {
+                return Err(Error::Hook(HookError::internal()));
+            };
+            let after = match data.remove("record") {
+                Some(Value::Object(after)) => after,
+                _ => before.clone(),
+            };
+            merge_changes(&mut save.body, &before, after, updating);
+            save_record(tenant, services, save).await.map(Handled::Done)
         }
     }
-    save_record(tenant, services, save).await.map(Handled::Done)
 }
 
-/// An API delete: runs `onRecordDeleteRequest` on the stored record, then the delete.
+/// An API delete: runs `onRecordDeleteRequest` on the stored record; its last `e.next()`
+/// deletes it (or the delete follows the hooks when they did not call it from inside).
 pub async fn delete_record_request(
     tenant: &Tenant,
     services: &Services,
@@ -121,20 +227,34 @@ pub async fn delete_record_request(
     request: impl FnOnce() -> HookRequest,
 ) -> Result<Handled<()>, Error> {
     let event = RecordEvent::DeleteRequest;
-    if let Some(code) = listening(tenant, &delete.entry, event).await {
-        let record = stored(tenant, &delete.entry, delete.id).await?;
-        let data = one(
-            "record",
-            Value::Object(with_collection(&delete.entry, record)),
-        );
-        let asked = ask(tenant, code.as_ref(), &delete.entry, event, data, request());
-        if let Err(response) = asked.await? {
-            return Ok(Handled::Answered(response));
-        }
+    let Some(code) = listening(tenant, &delete.entry, event).await else {
+        return delete_record(tenant, services, delete)
+            .await
+            .map(Handled::Done);
+    };
+    let record = stored(tenant, &delete.entry, delete.id).await?;
+    let data = one(
+        "record",
+        Value::Object(with_collection(&delete.entry, record)),
+    );
+    let entry = delete.entry.clone();
+    let mut pending = Some(delete);
+    let write = async |_: Map<String, Value>| match pending.take() {
+        Some(delete) => delete_record(tenant, services, delete).await,
+        None => Err(Error::Hook(HookError::internal())),
+    };
+    let asked = (event, data, request());
+    let asked = ask_writing(tenant, code.as_ref(), &entry, asked, write, |_| Map::new()).await?;
+    match asked {
+        Asked::Wrote(()) => Ok(Handled::Done(())),
+        Asked::Answered(response) => Ok(Handled::Answered(response)),
+        Asked::Next(_) => match pending.take() {
+            Some(delete) => delete_record(tenant, services, delete)
+                .await
+                .map(Handled::Done),
+            None => Err(Error::Hook(HookError::internal())),
+        },
     }
-    delete_record(tenant, services, delete)
-        .await
-        .map(Handled::Done)
 }
 
 /// The request hook of one batch item (`onRecordCreateRequest`, `…UpdateRequest`,

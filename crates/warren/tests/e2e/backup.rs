@@ -685,7 +685,7 @@ async fn the_schedule_backs_up_changed_tenants_and_keeps_the_newest() {
 // ---- Continuous WAL shipping and point-in-time restore ----
 
 /// The id of tenant `slug`.
-async fn tenant_id(server: &Server, slug: &str) -> String {
+pub(crate) async fn tenant_id(server: &Server, slug: &str) -> String {
     let (status, tenant) =
         operator(server, Method::GET, &format!("/v1/tenants/{slug}"), None).await;
     assert_eq!(status, 200, "{tenant}");
@@ -734,7 +734,7 @@ async fn rewrite_key(target: &Target, key: &str, how: Option<fn(&mut Vec<u8>)>) 
 
 /// Waits for the snapshot that starts tenant `slug`'s WAL generation (taken on its first
 /// opening); returns the backup id.
-async fn wal_generation(server: &Server, slug: &str) -> String {
+pub(crate) async fn wal_generation(server: &Server, slug: &str) -> String {
     let mut id = String::new();
     let found = eventually(Duration::from_secs(60), async || {
         let (_, listed) = operator(

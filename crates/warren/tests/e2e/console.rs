@@ -1246,3 +1246,84 @@ async fn a_projects_import_and_export_belong_to_its_owner_only() {
         status.body
     );
 }
+
+#[tokio::test]
+async fn secrets_are_set_listed_by_name_and_removed_on_the_project_page() {
+    let server = Server::start(&[]);
+    let (mut dev, _) = verified(&server, "secrets@example.com").await;
+    let id = project_id(&dev.create_project("secretive").await);
+    let here = format!("/projects/{id}");
+    let (set, remove) = (
+        format!("/projects/{id}/secrets"),
+        format!("/projects/{id}/secrets/remove"),
+    );
+    assert!(dev.get(&here).await.body.contains("No secrets set."));
+
+    // Set: the name is listed, the value never appears, and the operator sees the same store.
+    let value = "sk_live_do-not-echo-me";
+    let page = dev
+        .submit(&here, &set, &[("name", "STRIPE_KEY"), ("value", value)])
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("Set STRIPE_KEY."), "{}", page.body);
+    assert!(page.body.contains("<code>STRIPE_KEY</code>"));
+    assert!(!page.body.contains(value));
+    assert!(!dev.get(&here).await.body.contains(value));
+    let (status, names) = operator(&server, Method::GET, "/v1/tenants/secretive/secrets").await;
+    assert_eq!(
+        (status, names),
+        (200, serde_json::json!({"names": ["STRIPE_KEY"]}))
+    );
+
+    // Bad names and values are refused with the reason; nothing is stored.
+    let big = "x".repeat(9 << 10);
+    for (name, value, says) in [
+        ("1BAD", "v", "not starting with a digit"),
+        ("", "v", "not starting with a digit"),
+        ("A-B", "v", "not starting with a digit"),
+        ("BIG", big.as_str(), "at most"),
+    ] {
+        let page = dev
+            .submit(&here, &set, &[("name", name), ("value", value)])
+            .await;
+        assert_eq!(page.status, 400, "{name}: {}", page.body);
+        assert!(page.body.contains(says), "{name}: {}", page.body);
+    }
+    let (_, names) = operator(&server, Method::GET, "/v1/tenants/secretive/secrets").await;
+    assert_eq!(names, serde_json::json!({"names": ["STRIPE_KEY"]}));
+
+    // Another account can neither set nor remove this project's secrets.
+    let (mut stranger, _) = verified(&server, "stranger-secrets@example.com").await;
+    let csrf = stranger.get("/projects").await.csrf();
+    for (path, fields) in [
+        (
+            &set,
+            vec![("csrf", csrf.as_str()), ("name", "X"), ("value", "y")],
+        ),
+        (
+            &remove,
+            vec![("csrf", csrf.as_str()), ("name", "STRIPE_KEY")],
+        ),
+    ] {
+        let page = stranger.post(path, &fields).await;
+        assert_eq!(page.status, 404, "{}", page.body);
+    }
+    // A post without the session's CSRF token is refused.
+    let page = dev
+        .post(&set, &[("csrf", "forged"), ("name", "X"), ("value", "y")])
+        .await;
+    assert_eq!(page.status, 403, "{}", page.body);
+    let (_, names) = operator(&server, Method::GET, "/v1/tenants/secretive/secrets").await;
+    assert_eq!(names, serde_json::json!({"names": ["STRIPE_KEY"]}));
+
+    // Remove: gone from the page and the store; removing again says so.
+    let page = dev.submit(&here, &remove, &[("name", "STRIPE_KEY")]).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("Removed STRIPE_KEY."));
+    assert!(page.body.contains("No secrets set."));
+    let (_, names) = operator(&server, Method::GET, "/v1/tenants/secretive/secrets").await;
+    assert_eq!(names, serde_json::json!({"names": []}));
+    let page = dev.submit(&here, &remove, &[("name", "STRIPE_KEY")]).await;
+    assert_eq!(page.status, 404, "{}", page.body);
+    assert!(page.body.contains("no such secret"));
+}

@@ -205,14 +205,16 @@ async fn a_backups_cron_makes_backups_as_the_scheduler_ticks_and_keeps_the_newes
     .await;
     assert_eq!(status, 200, "{body}");
 
-    // Backups appear; there are never more than two; older ones are replaced by newer.
+    // Backups appear; older ones are replaced by newer. A new backup is complete before the
+    // oldest is deleted (as PocketBase rotates), so a list taken between the two sees one more
+    // than cronMaxKeep; never more than that.
     let mut seen = HashSet::new();
     let mut first = None;
     let rotated = eventually(Duration::from_secs(30), async || {
         let kept = auto_backups(&server, &token).await;
         assert!(
-            kept.len() <= 2,
-            "more automatic backups than cronMaxKeep: {kept:?}"
+            kept.len() <= 3,
+            "more automatic backups than cronMaxKeep and the one being made: {kept:?}"
         );
         seen.extend(kept.iter().cloned());
         if first.is_none() {

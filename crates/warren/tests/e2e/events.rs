@@ -20,7 +20,15 @@ onRecordCreateRequest((e) => {
   if (title === "custom") return e.json(202, { custom: true, guest: e.auth == null, sent: e.requestInfo().body.title });
   if (title === "silent") return;
   e.record.set("title", title.toUpperCase());
+  const before = e.record.id;
   e.next();
+  // After e.next() the request's write is done: the record has its id, and code can use it.
+  if (title === "linked") {
+    $app.save(new Record($app.findCollectionByNameOrId("failures"), {
+      title: "linked", error: (before === "" ? "no id before next" : "an id before next") +
+        ", " + (e.record.id.length === 15 ? "its id after next" : "no id after next"),
+    }));
+  }
 }, "posts");
 
 onRecordUpdateRequest((e) => {
@@ -402,6 +410,13 @@ async fn record_events_and_a_cron_answer_alike_on_pocketbase_and_warren() {
             Method::POST,
             "/api/collections/posts/records",
             false,
+            Some(json!({"title": "linked"})),
+        ),
+        (
+            "create",
+            Method::POST,
+            "/api/collections/posts/records",
+            false,
             Some(json!({"title": "late"})),
         ),
         (
@@ -412,9 +427,9 @@ async fn record_events_and_a_cron_answer_alike_on_pocketbase_and_warren() {
             Some(json!({"title": "noted"})),
         ),
         (
-            "delete3",
+            "delete4",
             Method::DELETE,
-            "/api/collections/posts/records/{3}",
+            "/api/collections/posts/records/{4}",
             false,
             None,
         ),
@@ -577,26 +592,33 @@ async fn record_events_and_a_cron_answer_alike_on_pocketbase_and_warren() {
         ["BATCHED", "KEEP", "again", "from cron", "in batch"].map(|t| format!("listed {t}"));
     assert_eq!(titles, expected);
 
+    // The request hook's code after e.next() ran after the request's write: the record had
+    // its id there, and not before.
+    assert_eq!(seen[23].0, 200);
+    assert_eq!(seen[23].1["title"], "LINKED");
+
     // Code after e.next() ran after the write: a throw there answers the caller, the record
     // stays; the saved record had its id.
     assert_eq!(
-        seen[23],
+        seen[24],
         (
             400,
             json!({"status": 400, "message": "Thrown after the write.", "data": {}})
         )
     );
-    assert_eq!(seen[24].0, 200);
-    assert_eq!(seen[25].0, 204);
-    let noted = &seen[26].1["items"];
+    assert_eq!(seen[25].0, 200);
+    assert_eq!(seen[26].0, 204);
+    let noted = &seen[27].1["items"];
     assert_eq!(noted[3]["title"], "deleted NOTED");
     assert_eq!(noted[3]["error"], "gone after next");
-    assert_eq!(noted[4]["title"], "noted");
-    assert_eq!(noted[4]["error"], "has its id");
-    assert_eq!(seen[27].1["totalItems"], 10);
+    assert_eq!(noted[4]["title"], "linked");
+    assert_eq!(noted[4]["error"], "no id before next, its id after next");
+    assert_eq!(noted[5]["title"], "noted");
+    assert_eq!(noted[5]["error"], "has its id");
+    assert_eq!(seen[28].1["totalItems"], 10);
 
     assert_eq!(
-        seen[28].1["meta"],
+        seen[29].1["meta"],
         json!({"method": "", "hasToken": true, "email": "ann@example.com"})
     );
 }

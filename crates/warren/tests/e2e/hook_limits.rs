@@ -160,3 +160,65 @@ async fn a_busy_tenant_runs_on_several_runtimes() {
     }
     assert!(runtimes.len() >= 2, "{runtimes:?}");
 }
+
+/// A request hook waits in `e.next()` for the request's write while holding a runtime, and
+/// that write runs the record's model hooks on another: with more such requests at once than
+/// the tenant may have runtimes, every one is still written, with both hooks run.
+#[tokio::test]
+async fn request_hooks_waiting_in_next_leave_room_for_the_model_hooks() {
+    const NESTED: &str = r#"
+onRecordCreateRequest((e) => {
+  const until = Date.now() + 40;
+  while (Date.now() < until) {}
+  e.next();
+  if (e.record.id.length !== 15) throw new BadRequestError("no id after next");
+}, "notes");
+onRecordCreate((e) => {
+  e.record.set("stamp", "model hook");
+  e.next();
+}, "notes");
+"#;
+    let server = Server::start(&[]);
+    let token = server.tenant_with_superuser("nested").await;
+    server
+        .deploy_hooks("nested", &[("main.pb.js", NESTED)])
+        .await;
+    let host = "nested.localhost";
+    let collection = json!({"name": "notes", "type": "base", "createRule": "",
+        "fields": [{"name": "title", "type": "text"}, {"name": "stamp", "type": "text"}]});
+    let request = server
+        .request(Method::POST, host, "/api/collections")
+        .header("Authorization", &token)
+        .json(&collection);
+    let (status, body) = send(request).await;
+    assert_eq!(status, 200, "{body}");
+
+    // Four times the most runtimes a tenant gets on this machine, all at once.
+    let calls: Vec<_> = (0..4 * hooks_runtimes())
+        .map(|n| {
+            let request = server
+                .request(Method::POST, host, "/api/collections/notes/records")
+                .json(&json!({ "title": format!("note {n}") }));
+            tokio::spawn(send(request))
+        })
+        .collect();
+    let all = async {
+        let mut answers = Vec::new();
+        for call in calls {
+            answers.push(call.await.unwrap());
+        }
+        answers
+    };
+    let answers = tokio::time::timeout(Duration::from_secs(60), all)
+        .await
+        .expect("creates waiting in e.next() did not finish");
+    for (status, body) in answers {
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["stamp"], "model hook", "{body}");
+    }
+}
+
+/// The most runtimes one tenant's code gets on this machine (the engine's default).
+fn hooks_runtimes() -> usize {
+    warren_hooks::Limits::default().runtimes
+}

@@ -334,7 +334,7 @@ routerAdd("POST", "/api/tx/hold", (e) => {
     const record = new Record(txApp.findCollectionByNameOrId("notes"));
     record.set("title", "held");
     txApp.save(record);
-    const until = Date.now() + 300;
+    const until = Date.now() + 100;
     while (Date.now() < until) {}
     after = txApp.countRecords("notes") - 1;
   });

@@ -444,6 +444,12 @@ async fn secrets_set_by_the_operator_reach_the_tenants_code_alone_and_at_once() 
     assert_eq!((status, list), (200, json!({"names": ["API_KEY"]})));
     let out = server.cli(&["tenant", "secret", "keeper", "list"]);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "API_KEY\n");
+    let out = server.cli(&["tenant", "secret", "nobody", "list"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("there is no tenant \"nobody\""),
+        "{out:?}"
+    );
 
     for (name, body) in [
         ("1BAD", json!({"value": "v"})),

@@ -1,4 +1,5 @@
 // The collection editor's Fields tab: the field list with each type's options, and the Indexes tab.
+import { api } from '../api.js';
 import { h } from '../dom.js';
 import { field } from '../ui.js';
 import { control, option } from './collection-form.js';
@@ -164,12 +165,34 @@ export function indexesTab(draft) {
     root.replaceChildren(
       h('small', { class: 'error', dataset: { errorFor: 'indexes' }, role: 'alert' }),
       rows.length ? h('ul', { class: 'ce-indexes' }, rows) : h('p', { class: 'muted', text: 'No indexes yet.' }),
+      suggested,
       h('fieldset', { class: 'ce-box' },
         h('legend', { text: 'New index' }),
         h('div', { class: 'ce-columns', role: 'group', 'aria-label': 'Columns' }, h('span', { class: 'muted', text: 'Columns:' }), names.map((n) => field(n, h('input', { type: 'checkbox', onchange: (e) => (e.target.checked ? picks.add(n) : picks.delete(n)) }), { inline: true }))),
         field('Unique', unique, { inline: true }),
         h('button', { type: 'button', class: 'btn', onclick: add, text: 'Add index' })));
+    showSuggestions(proposals);
   };
+  // The index advisor's proposals for this collection's slow lists; "Add index" puts one in
+  // the draft, saved with the collection like any other index.
+  const suggested = h('div', { class: 'ce-suggested' });
+  const showSuggestions = (items) => {
+    const open = items.filter((s) => !draft.indexes.some((sql) => indexColumns(sql).join(',') === s.columns.join(',')));
+    suggested.replaceChildren(...(open.length ? [h('fieldset', { class: 'ce-box' },
+      h('legend', { text: 'Suggested by slow lists' }),
+      h('ul', { class: 'ce-indexes' }, open.map((s) => h('li', { class: 'ce-index' },
+        h('div', {},
+          h('code', { text: s.index }),
+          h('small', { class: 'help', text: `${s.count} slow ${s.count === 1 ? 'list' : 'lists'} (up to ${s.maxMs} ms), filtered on ${s.filtered.join(', ') || 'nothing'}, sorted by ${s.sorted.join(', ') || 'nothing'}` })),
+        h('button', { type: 'button', class: 'btn btn-sm', 'aria-label': `Add suggested index on ${s.columns.join(', ')}`, text: 'Add index',
+          onclick: () => { draft.indexes.push(s.index); render(); } })))))] : []));
+  };
+  let proposals = [];
+  if (draft.id) {
+    api('GET', '/api/warren/indexes/suggestions', { query: { collection: draft.id } })
+      .then((r) => { proposals = r.items || []; showSuggestions(proposals); })
+      .catch(() => {});
+  }
   root.refresh = render;
   render();
   return root;

@@ -1,0 +1,295 @@
+//! Restoring a tenant's latest shipped state on a node that takes it over: the newest snapshot
+//! of the highest ownership generation and every segment of its chain, replayed to the end,
+//! checked, put in place, and a new chain started under the new owner's ownership generation
+//! so that no object of a previous owner is ever extended.
+//!
+//! Fencing: the chain chosen is the newest one of the highest ownership generation in the
+//! target, and within it only segments shipped under that generation are replayed (see
+//! [`crate::pitr::replay`]). A stale owner that keeps shipping into its own, older chain after
+//! a newer owner started one is therefore never replayed again.
+
+use std::path::{Path, PathBuf};
+
+use crate::manifest::Manifest;
+use crate::snapshot::{self, Source};
+use crate::target::Target;
+use crate::{Error, Result, pitr, restore};
+
+/// What a restore of the latest state did.
+#[derive(Debug, Clone)]
+pub struct Handoff {
+    /// The snapshot it started from.
+    pub from: Manifest,
+    /// WAL transactions replayed on it.
+    pub transactions: u64,
+    /// Commit time (ms since the epoch) of the last transaction replayed (0 when none).
+    pub last_commit_ms: i64,
+    /// The snapshot that starts the new owner's chain.
+    pub chain: Manifest,
+}
+
+/// The snapshot a restore of tenant `tenant_id`'s latest state starts from: the newest of the
+/// highest ownership generation; `None` when the target holds no backup of it.
+pub async fn newest_chain(target: &Target, tenant_id: &str) -> Result<Option<Manifest>> {
+    let all = restore::list(target, tenant_id).await?;
+    // `list` sorts by the moment each snapshot holds; the highest ownership generation wins
+    // over any moment (clocks of different nodes are not compared across owners).
+    Ok(all
+        .into_iter()
+        .enumerate()
+        .max_by_key(|(i, m)| (m.ownership_generation, *i))
+        .map(|(_, m)| m))
+}
+
+/// Restores tenant `tenant_id`'s latest shipped state into directory `dir` for a node that
+/// holds the tenant under ownership generation `ownership`. `dir` is replaced atomically (a
+/// stale directory there is moved aside and removed); nothing changes on any error. Scratch
+/// space is taken beside `dir`, on its file system. Before this returns, a snapshot of the
+/// restored state under `ownership` is stored: the new owner's commits extend that chain, and
+/// a restore of the latest state from then on starts from it.
+pub async fn restore_latest(
+    target: &Target,
+    tenant_id: &str,
+    dir: &Path,
+    ownership: u64,
+) -> Result<Handoff> {
+    let Some(from) = newest_chain(target, tenant_id).await? else {
+        return Err(Error::NotFound(format!("no backup of tenant {tenant_id}")));
+    };
+    if from.ownership_generation > ownership {
+        return Err(Error::Invalid(format!(
+            "the target holds tenant {tenant_id}'s state under ownership generation {}, newer than {ownership}: this claim is stale",
+            from.ownership_generation
+        )));
+    }
+    let root = dir
+        .parent()
+        .ok_or_else(|| Error::Invalid("the tenant directory has no parent".into()))?;
+    let suffix = format!("{tenant_id}-{:08x}", rand::random::<u32>());
+    let staging = root.join(format!(".handoff-{suffix}"));
+    let scratch = root.join(format!(".handoff-scratch-{suffix}"));
+    let done = async {
+        restore::fetch(target, &from, &staging, &crate::quiet).await?;
+        let replayed = pitr::replay(target, &from, &staging, i64::MAX, &crate::quiet).await?;
+        let source = Source {
+            tenant_id: tenant_id.to_string(),
+            slug: from.slug.clone(),
+            dir: staging.clone(),
+            file_bucket: None,
+        };
+        let chain =
+            snapshot::create_chain_start(target, &scratch, &source, ownership, &crate::quiet)
+                .await?;
+        let time_ms = chain.wal.as_ref().map_or(0, |w| w.time_ms);
+        let (at, id) = (staging.clone(), chain.id.clone());
+        blocking(move || crate::ship::start_chain(&at, &id, ownership, time_ms)).await?;
+        put_in_place(&staging, dir).await?;
+        Ok(Handoff {
+            from: from.clone(),
+            transactions: replayed.transactions,
+            last_commit_ms: replayed.last_ms,
+            chain,
+        })
+    }
+    .await;
+    let _ = tokio::fs::remove_dir_all(&scratch).await;
+    if done.is_err() {
+        let _ = tokio::fs::remove_dir_all(&staging).await;
+    }
+    done
+}
+
+/// Moves `staging` to `dir` by renames on one file system, a directory already at `dir` aside
+/// first (and removed after), and syncs the parent.
+async fn put_in_place(staging: &Path, dir: &Path) -> Result<()> {
+    let (staging, dir) = (staging.to_path_buf(), dir.to_path_buf());
+    blocking(move || {
+        let aside: Option<PathBuf> = if dir.exists() {
+            let aside =
+                dir.with_file_name(format!(".handoff-replaced-{:08x}", rand::random::<u32>()));
+            std::fs::rename(&dir, &aside)?;
+            Some(aside)
+        } else {
+            None
+        };
+        if let Err(e) = std::fs::rename(&staging, &dir) {
+            if let Some(aside) = &aside {
+                let _ = std::fs::rename(aside, &dir);
+            }
+            return Err(e.into());
+        }
+        if let Some(parent) = dir.parent() {
+            std::fs::File::open(parent)?.sync_all()?;
+        }
+        if let Some(aside) = aside {
+            let _ = std::fs::remove_dir_all(aside);
+        }
+        Ok(())
+    })
+    .await
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Io(std::io::Error::other(e)))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ship::{Shipping, generation_prefix, segment_key};
+    use std::sync::Arc;
+    use std::time::Duration;
+    use warren_store::{Database, Migration, Options};
+
+    const SCHEMA: &[Migration] = &[Migration {
+        version: 1,
+        sql: "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL);
+              CREATE TABLE _collections (id TEXT, name TEXT, type TEXT, fields TEXT);",
+    }];
+
+    async fn open(dir: &Path) -> Database {
+        std::fs::create_dir_all(dir.join("storage")).unwrap();
+        Database::open_shipped(
+            dir.join("data.db"),
+            Options {
+                migrations: SCHEMA,
+                ..Options::default()
+            },
+        )
+        .await
+        .unwrap()
+    }
+
+    async fn insert(db: &Database, v: &str) {
+        let v = v.to_string();
+        db.write(move |c| {
+            c.execute("INSERT INTO t (v) VALUES (?1)", [v])?;
+            Ok::<_, warren_store::Error>(())
+        })
+        .await
+        .unwrap();
+    }
+
+    fn rows(db: &Path) -> Vec<String> {
+        let conn = warren_store::sql::Connection::open(db).unwrap();
+        let mut stmt = conn.prepare("SELECT v FROM t ORDER BY id").unwrap();
+        stmt.query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    fn shipping(target: &Target, ownership: u64) -> Shipping {
+        let shipping = Shipping::new(target.clone(), Duration::from_secs(3600));
+        shipping.set_ownership(Arc::new(move |_: &str| ownership));
+        shipping
+    }
+
+    /// A tenant shipped by its first owner is restored whole on a second owner, which starts a
+    /// chain of its own; the first owner, stale, keeps shipping into its old chain (and even
+    /// into the new one), and a third owner's restore holds exactly the second owner's state.
+    #[tokio::test]
+    async fn a_new_owner_restores_the_latest_state_and_a_stale_owner_is_fenced() {
+        let root = tempfile::tempdir().unwrap();
+        let target = Target::Dir(root.path().join("target"));
+        let node_a = root.path().join("a/t1");
+        let db_a = open(&node_a).await;
+        let ship_a = shipping(&target, 1);
+        let _wanted_a = ship_a.take_wanted().unwrap();
+        let _guard_a = ship_a.start("t1", &node_a, db_a.clone());
+        let source = Source {
+            tenant_id: "t1".into(),
+            slug: "one".into(),
+            dir: node_a.clone(),
+            file_bucket: None,
+        };
+        let first = snapshot::create_shipped(
+            &target,
+            &root.path().join("scratch"),
+            &source,
+            Some(&ship_a),
+            &crate::quiet,
+        )
+        .await
+        .unwrap();
+        assert_eq!(first.ownership_generation, 1);
+        assert!(first.id.ends_with("-o0000000001"), "{}", first.id);
+        for i in 0..10 {
+            insert(&db_a, &format!("a{i}")).await;
+        }
+        ship_a.flush("t1").await.unwrap();
+        let keys = target
+            .list(&generation_prefix("t1", &first.id))
+            .await
+            .unwrap();
+        assert!(
+            keys.iter().any(|k| k.ends_with("-o0000000001.wal.zst")),
+            "{keys:?}"
+        );
+
+        // Node B claims the tenant under generation 2: every shipped write is there.
+        let node_b = root.path().join("b/t1");
+        std::fs::create_dir_all(node_b.parent().unwrap()).unwrap();
+        let handoff = restore_latest(&target, "t1", &node_b, 2).await.unwrap();
+        assert_eq!(handoff.from.id, first.id);
+        assert_eq!(handoff.transactions, 10);
+        assert_eq!(handoff.chain.ownership_generation, 2);
+        let expected: Vec<String> = (0..10).map(|i| format!("a{i}")).collect();
+        assert_eq!(rows(&node_b.join("data.db")), expected);
+        // Nothing of the staging is left beside it.
+        let beside: Vec<_> = std::fs::read_dir(node_b.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(beside, ["t1"]);
+        // A claim older than the state in the target is refused.
+        let stale = restore_latest(&target, "t1", &root.path().join("x/t1"), 1).await;
+        assert!(matches!(stale, Err(Error::Invalid(_))), "{stale:?}");
+
+        // The stale owner keeps writing and shipping into its own chain, and one of its
+        // segments lands in the new owner's chain too.
+        for i in 0..5 {
+            insert(&db_a, &format!("late{i}")).await;
+        }
+        ship_a.flush("t1").await.unwrap();
+        let late = target
+            .list(&generation_prefix("t1", &first.id))
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|k| k.ends_with(".wal.zst"))
+            .max()
+            .unwrap();
+        let bytes = target.get_bytes(&late, 1 << 30).await.unwrap();
+        target
+            .put_bytes(&segment_key("t1", &handoff.chain.id, 0, 1), bytes)
+            .await
+            .unwrap();
+
+        // Node B serves and ships under generation 2, continuing the chain the restore began.
+        let db_b = open(&node_b).await;
+        let ship_b = shipping(&target, 2);
+        let mut wanted_b = ship_b.take_wanted().unwrap();
+        let guard_b = ship_b.start("t1", &node_b, db_b.clone());
+        for i in 0..3 {
+            insert(&db_b, &format!("b{i}")).await;
+        }
+        ship_b.flush("t1").await.unwrap();
+        assert!(wanted_b.try_recv().is_err(), "no new snapshot was needed");
+        drop(guard_b);
+        drop(db_b);
+        assert!(ship_b.wait_stopped(Duration::from_secs(10)).await);
+
+        // Node C claims under generation 3: B's state, none of A's late writes.
+        let node_c = root.path().join("c/t1");
+        std::fs::create_dir_all(node_c.parent().unwrap()).unwrap();
+        let handoff = restore_latest(&target, "t1", &node_c, 3).await.unwrap();
+        assert!(handoff.from.id.ends_with("-o0000000002"));
+        assert_eq!(handoff.transactions, 3);
+        let mut expected = expected;
+        expected.extend((0..3).map(|i| format!("b{i}")));
+        assert_eq!(rows(&node_c.join("data.db")), expected);
+    }
+}

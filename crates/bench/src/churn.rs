@@ -1,0 +1,168 @@
+//! The Warren-only `churn` scenario: `GET /api/health` spread in rotation over many tenants with
+//! Warren's default cap on open tenants, against the same requests over a set that fits under
+//! the cap; reports both throughputs and their ratio.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::load::{self, Bounds, Summary};
+use crate::server::{self, WarrenOptions, create_tenant, rss_kib};
+use crate::target::{client, drain};
+use crate::tenants::summary_line;
+
+/// Settings of one churn run.
+#[derive(Debug, Clone)]
+pub struct ChurnConfig {
+    /// Tenants the requests rotate over in the churn phase (more than the cap).
+    pub tenants: usize,
+    /// Tenants the requests rotate over in the reference phase (all fit under the cap).
+    pub fitting: usize,
+    /// `--max-open-tenants` given to Warren (`None`: Warren's default).
+    pub max_open_tenants: Option<usize>,
+    /// Concurrent clients (each on its own keep-alive connection).
+    pub concurrency: usize,
+    /// Length of each measured phase.
+    pub duration: Duration,
+}
+
+/// Everything the scenario measured.
+#[derive(Debug, Serialize)]
+pub struct ChurnReport {
+    pub tenants: usize,
+    pub fitting: usize,
+    pub max_open_tenants: Option<usize>,
+    /// Health requests rotating over `fitting` tenants, all open after a first pass.
+    pub fitting_health: Summary,
+    /// Health requests rotating over `tenants` tenants: most requests open a closed tenant
+    /// and close another.
+    pub churn_health: Summary,
+    /// `churn_health` throughput over `fitting_health` throughput.
+    pub ratio: f64,
+    /// Warren's RSS at the end of the churn phase.
+    pub rss_kib: Option<u64>,
+}
+
+fn slug(i: u64) -> String {
+    format!("c{i:06}")
+}
+
+/// Starts Warren, runs the scenario, stops Warren.
+pub async fn run(warren: &std::path::Path, cfg: &ChurnConfig) -> anyhow::Result<ChurnReport> {
+    let opts = WarrenOptions {
+        max_open_tenants: cfg.max_open_tenants,
+        ..WarrenOptions::default()
+    };
+    let server = server::start_warren(warren, &opts).await?;
+    let result = measure(&server, cfg).await;
+    server.stop().await;
+    result
+}
+
+async fn measure(server: &server::Server, cfg: &ChurnConfig) -> anyhow::Result<ChurnReport> {
+    let port = server.port;
+    let http = client()?;
+    let n = cfg.tenants.max(cfg.fitting) as u64;
+    let h = http.clone();
+    let provisioned = load::run(
+        Bounds {
+            concurrency: cfg.concurrency,
+            duration: Duration::from_secs(24 * 3600),
+            max_ops: n,
+        },
+        "tenants/s",
+        move |_, i| {
+            let h = h.clone();
+            async move { create_tenant(&h, port, &slug(i)).await }
+        },
+    )
+    .await;
+    if provisioned.errors > 0 {
+        anyhow::bail!(
+            "provisioning failed: {}",
+            provisioned.first_error.unwrap_or_default()
+        );
+    }
+
+    // Every request goes to 127.0.0.1 and names its tenant in the Host header, so the clients
+    // keep one connection each whatever the tenant: what is measured is the server's work.
+    let health = |count: u64, duration: Duration, max_ops: u64| {
+        let h = http.clone();
+        load::run(
+            Bounds {
+                concurrency: cfg.concurrency,
+                duration,
+                max_ops,
+            },
+            "req/s",
+            move |_, i| {
+                let h = h.clone();
+                async move {
+                    let host = format!("{}.localhost:{port}", slug(i % count));
+                    let url = format!("http://127.0.0.1:{port}/api/health");
+                    drain(h.get(url).header("host", host).send().await?).await
+                }
+            },
+        )
+    };
+    let fitting = cfg.fitting.max(1) as u64;
+    // A first pass opens the fitting set, so the reference phase measures open tenants.
+    let warm = health(fitting, Duration::from_secs(24 * 3600), fitting).await;
+    if warm.errors > 0 {
+        anyhow::bail!(
+            "warming up failed: {}",
+            warm.first_error.unwrap_or_default()
+        );
+    }
+    let fitting_health = health(fitting, cfg.duration, u64::MAX).await.summary();
+    let churn_health = health(cfg.tenants.max(1) as u64, cfg.duration, u64::MAX)
+        .await
+        .summary();
+    let rss_kib = rss_kib(server.pid);
+    let ratio = if fitting_health.throughput > 0.0 {
+        churn_health.throughput / fitting_health.throughput
+    } else {
+        0.0
+    };
+    Ok(ChurnReport {
+        tenants: cfg.tenants,
+        fitting: cfg.fitting,
+        max_open_tenants: cfg.max_open_tenants,
+        fitting_health,
+        churn_health,
+        ratio,
+        rss_kib,
+    })
+}
+
+/// Human-readable report lines.
+pub fn format(report: &ChurnReport) -> Vec<String> {
+    let cap = report
+        .max_open_tenants
+        .map_or("Warren's default".to_string(), |n| n.to_string());
+    vec![
+        format!("churn: /api/health in rotation, open-tenant cap {cap}"),
+        summary_line(
+            &format!("over {} tenants", report.fitting),
+            &report.fitting_health,
+        ),
+        summary_line(
+            &format!("over {} tenants", report.tenants),
+            &report.churn_health,
+        ),
+        format!(
+            "{:<28} {:.1}% ({} tenants against {})",
+            "ratio",
+            report.ratio * 100.0,
+            report.tenants,
+            report.fitting
+        ),
+        format!(
+            "{:<28} {}",
+            "server RSS",
+            report
+                .rss_kib
+                .map_or("n/a".into(), |k| format!("{:.1} MiB", k as f64 / 1024.0))
+        ),
+    ]
+}

@@ -1,0 +1,1205 @@
+//! Three `warren serve` nodes in cluster mode over a real three-member etcd on loopback: a
+//! tenant created through one node answers through every node, realtime events reach SSE and
+//! WebSocket subscribers on nodes that do not own the tenant, unknown hosts are refused everywhere, a
+//! client cannot pass for a peer, and a node cut off from etcd refuses; with a shared backup
+//! target, a tenant whose node is killed fails over to a survivor (timed; writes lost counted,
+//! none under synchronous shipping), an operator's move, and a rolling restart of all three
+//! nodes under readers (unavailability per tenant timed). Ignored in the plain run; `tests/suites/cluster` runs it
+//! with `WARREN_ETCD` set.
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+#[path = "../../cluster/tests/support/etcd_cluster.rs"]
+mod etcd_cluster;
+use etcd_cluster::{Cluster, Proxy, free_port};
+
+const TOKEN: &str = "cluster-operator-token";
+const EMAIL: &str = "root@example.com";
+const PASSWORD: &str = "root-password-1";
+
+fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_warren")
+}
+
+/// One `warren serve` node, killed on drop.
+struct Node {
+    id: String,
+    addr: SocketAddr,
+    data_dir: tempfile::TempDir,
+    child: Child,
+    client: reqwest::Client,
+    /// The etcd members and the extra flags it was started with (for a restart).
+    etcd: Vec<String>,
+    flags: Vec<String>,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Node {
+    /// Starts node `id` on a free port, talking to etcd at `etcd`, and waits until it listens.
+    fn start(id: &str, etcd: &[String]) -> Self {
+        Self::start_with(id, etcd, &[])
+    }
+
+    /// [`Node::start`] with more flags for `warren serve`.
+    fn start_with(id: &str, etcd: &[String], flags: &[String]) -> Self {
+        let data_dir = tempfile::tempdir().unwrap();
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let child = Self::spawn(id, addr, data_dir.path(), etcd, flags);
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap();
+        Self {
+            id: id.to_string(),
+            addr,
+            data_dir,
+            child,
+            client,
+            etcd: etcd.to_vec(),
+            flags: flags.to_vec(),
+        }
+    }
+
+    /// Stops the node cleanly (SIGTERM: it drains, ships and leaves the cluster), then starts
+    /// it again on the same address and data directory, and waits until it listens.
+    fn restart(&mut self) {
+        let stopped = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(stopped.success());
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "{} stopped with {status}", self.id);
+        self.child = Self::spawn(
+            &self.id,
+            self.addr,
+            self.data_dir.path(),
+            &self.etcd,
+            &self.flags,
+        );
+    }
+
+    /// Starts `warren serve` as node `id` and waits until it listens.
+    fn spawn(
+        id: &str,
+        addr: SocketAddr,
+        data_dir: &Path,
+        etcd: &[String],
+        flags: &[String],
+    ) -> Child {
+        let mut child = Command::new(binary())
+            .args(["serve", "--data-dir"])
+            .arg(data_dir)
+            .args(["--http", &addr.to_string()])
+            .args(["--cluster-etcd", &etcd.join(",")])
+            .args(["--node-id", id, "--advertise", &addr.to_string()])
+            .args(["--cluster-name", "e2e", "--cluster-lease-ttl", "2"])
+            .args(flags)
+            .env("WARREN_OPERATOR_TOKEN", TOKEN)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        loop {
+            let line = lines.next().expect("node exited before listening").unwrap();
+            if line.starts_with("Warren listening on http://") {
+                break;
+            }
+        }
+        std::thread::spawn(move || for _ in lines {});
+        child
+    }
+
+    fn request(&self, method: Method, host: &str, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, format!("http://{}{path}", self.addr))
+            .header(
+                reqwest::header::HOST,
+                format!("{host}:{}", self.addr.port()),
+            )
+    }
+
+    fn has_tenant(&self, id: &str) -> bool {
+        self.data_dir.path().join("tenants").join(id).is_dir()
+    }
+
+    fn data_dir(&self) -> &Path {
+        self.data_dir.path()
+    }
+}
+
+async fn send(request: reqwest::RequestBuilder) -> (u16, Value) {
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    let body = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    };
+    (status, body)
+}
+
+/// Polls `check` every 20 ms until it holds; fails the test after `limit`.
+async fn eventually(limit: Duration, what: &str, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !check().await {
+        assert!(Instant::now() < deadline, "{what}: not within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// An open SSE stream and the bytes read from it so far.
+struct Events {
+    response: reqwest::Response,
+    buffer: String,
+}
+
+impl Events {
+    /// The next `(event, data)` frame.
+    async fn frame(&mut self) -> (String, Value) {
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let frame: String = self.buffer.drain(..end + 2).collect();
+                let (mut event, mut data) = (String::new(), Value::Null);
+                for line in frame.lines() {
+                    match line.split_once(':') {
+                        Some(("event", v)) => event = v.to_string(),
+                        Some(("data", v)) => data = serde_json::from_str(v).unwrap(),
+                        _ => {}
+                    }
+                }
+                return (event, data);
+            }
+            let chunk = tokio::time::timeout(Duration::from_secs(10), self.response.chunk())
+                .await
+                .expect("an event within 10 s")
+                .unwrap()
+                .expect("stream ended");
+            self.buffer.push_str(std::str::from_utf8(&chunk).unwrap());
+        }
+    }
+}
+
+/// The next WebSocket message from the server (one unmasked text frame) as JSON.
+async fn ws_message(socket: &mut tokio::net::TcpStream) -> Value {
+    let read = async {
+        let mut head = [0u8; 2];
+        socket.read_exact(&mut head).await.unwrap();
+        assert_eq!(head[0], 0x81, "a final text frame");
+        let len = match head[1] & 0x7f {
+            126 => {
+                let mut ext = [0u8; 2];
+                socket.read_exact(&mut ext).await.unwrap();
+                u16::from_be_bytes(ext) as usize
+            }
+            127 => {
+                let mut ext = [0u8; 8];
+                socket.read_exact(&mut ext).await.unwrap();
+                u64::from_be_bytes(ext) as usize
+            }
+            n => n as usize,
+        };
+        let mut payload = vec![0u8; len];
+        socket.read_exact(&mut payload).await.unwrap();
+        serde_json::from_slice(&payload).unwrap()
+    };
+    tokio::time::timeout(Duration::from_secs(10), read)
+        .await
+        .expect("a WebSocket message within 10 s")
+}
+
+#[test]
+fn cluster_flags_come_all_together() {
+    let output = Command::new(binary())
+        .args(["serve", "--http", "127.0.0.1:0", "--node-id", "n1"])
+        .arg("--data-dir")
+        .arg(tempfile::tempdir().unwrap().path())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--cluster-etcd, --node-id and --advertise"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs etcd: run by tests/suites/cluster"]
+async fn three_nodes_serve_every_tenant_through_every_node() {
+    let etcd = Cluster::start();
+    // Node 3 reaches etcd only through a proxy the test can cut.
+    let proxy = Proxy::start(&etcd.clients[0]).await;
+    let n1 = Node::start("n1", &etcd.clients);
+    // n1 leads the control plane before the others join (the test knows who owns what).
+    let client = etcd.client();
+    let control = "/warren/e2e/control";
+    eventually(Duration::from_secs(10), "n1 leads", async || {
+        client
+            .get(control)
+            .await
+            .ok()
+            .flatten()
+            .is_some_and(|kv| String::from_utf8_lossy(&kv.value).contains("\"n1\""))
+    })
+    .await;
+    let n2 = Node::start("n2", &etcd.clients);
+    let n3 = Node::start("n3", std::slice::from_ref(&proxy.addr));
+    let nodes = [&n1, &n2, &n3];
+
+    // A tenant created through n2's operator API: the leader (n1) provisions and owns it.
+    let (status, body) = send(
+        n2.request(Method::POST, "localhost", "/v1/tenants")
+            .bearer_auth(TOKEN)
+            .json(&json!({ "slug": "orbit" })),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let id = body["id"].as_str().unwrap().to_string();
+    assert!(n1.has_tenant(&id), "the leader provisions the tenant");
+    assert!(!n2.has_tenant(&id) && !n3.has_tenant(&id));
+    // The operator API answers the same through every node (the leader's database).
+    for node in nodes {
+        let (status, body) = send(
+            node.request(Method::GET, "localhost", "/v1/tenants/orbit")
+                .bearer_auth(TOKEN),
+        )
+        .await;
+        assert_eq!(status, 200, "{}: {body}", node.id);
+        assert_eq!(body["id"], id.as_str());
+    }
+
+    let output = Command::new(binary())
+        .arg("--data-dir")
+        .arg(n1.data_dir())
+        .args(["superuser", "upsert", "orbit", EMAIL, PASSWORD])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    // Signed in through n3, a collection made through n2: both forwarded to the owner.
+    let (status, body) = send(
+        n3.request(
+            Method::POST,
+            "orbit.localhost",
+            "/api/collections/_superusers/auth-with-password",
+        )
+        .json(&json!({ "identity": EMAIL, "password": PASSWORD })),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let token = body["token"].as_str().unwrap().to_string();
+    let (status, body) = send(
+        n2.request(Method::POST, "orbit.localhost", "/api/collections")
+            .header("Authorization", &token)
+            .json(&json!({
+                "name": "notes", "type": "base",
+                "listRule": "", "viewRule": "", "createRule": "",
+                "fields": [{ "name": "title", "type": "text" }],
+            })),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+
+    // A realtime subscriber on n2 (not the owner) ...
+    let response = n2
+        .request(Method::GET, "orbit.localhost", "/api/realtime")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let mut events = Events {
+        response,
+        buffer: String::new(),
+    };
+    let (event, data) = events.frame().await;
+    assert_eq!(event, "PB_CONNECT");
+    let client_id = data["clientId"].as_str().unwrap().to_string();
+    let (status, body) = send(
+        n2.request(Method::POST, "orbit.localhost", "/api/realtime")
+            .json(&json!({ "clientId": client_id, "subscriptions": ["notes"] })),
+    )
+    .await;
+    assert_eq!(status, 204, "{body}");
+
+    // A WebSocket subscriber on n3 (not the owner either), subscribed through n2.
+    let mut socket = tokio::net::TcpStream::connect(n3.addr).await.unwrap();
+    let handshake = format!(
+        "GET /api/realtime/ws HTTP/1.1\r\nHost: orbit.localhost:{}\r\nUpgrade: websocket\r\n\
+         Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+         Sec-WebSocket-Version: 13\r\n\r\n",
+        n3.addr.port()
+    );
+    socket.write_all(handshake.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        socket.read_exact(&mut byte).await.unwrap();
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8(head).unwrap();
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    let hello = ws_message(&mut socket).await;
+    assert_eq!(hello["event"], "PB_CONNECT");
+    let (status, body) = send(
+        n2.request(Method::POST, "orbit.localhost", "/api/realtime")
+            .json(&json!({ "clientId": hello["data"]["clientId"], "subscriptions": ["notes"] })),
+    )
+    .await;
+    assert_eq!(status, 204, "{body}");
+
+    // ... and records created, listed and viewed through every node.
+    let mut ids = Vec::new();
+    for node in nodes {
+        let (status, body) = send(
+            node.request(
+                Method::POST,
+                "orbit.localhost",
+                "/api/collections/notes/records",
+            )
+            .json(&json!({ "title": format!("from {}", node.id) })),
+        )
+        .await;
+        assert_eq!(status, 200, "{}: {body}", node.id);
+        ids.push(body["id"].as_str().unwrap().to_string());
+    }
+    for node in nodes {
+        let (status, body) = send(node.request(
+            Method::GET,
+            "orbit.localhost",
+            "/api/collections/notes/records",
+        ))
+        .await;
+        assert_eq!(status, 200, "{}: {body}", node.id);
+        assert_eq!(body["totalItems"], 3, "{}: {body}", node.id);
+        for record in &ids {
+            let (status, body) = send(node.request(
+                Method::GET,
+                "orbit.localhost",
+                &format!("/api/collections/notes/records/{record}"),
+            ))
+            .await;
+            assert_eq!(status, 200, "{}: {body}", node.id);
+            assert_eq!(body["id"], record.as_str());
+        }
+    }
+    // The subscriber on n2 saw the write sent to n3 (and the others), owner n1 in between.
+    let mut seen = Vec::new();
+    while seen.len() < 3 {
+        let (event, data) = events.frame().await;
+        assert_eq!(event, "notes");
+        assert_eq!(data["action"], "create");
+        seen.push(data["record"]["id"].as_str().unwrap().to_string());
+    }
+    assert_eq!(seen, ids);
+    let mut seen = Vec::new();
+    while seen.len() < 3 {
+        let message = ws_message(&mut socket).await;
+        assert_eq!(message["event"], "notes");
+        seen.push(
+            message["data"]["record"]["id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    assert_eq!(seen, ids, "the WebSocket subscriber on n3 saw every write");
+    drop(socket);
+
+    // Unknown hosts are refused on every node.
+    for node in nodes {
+        for host in ["nobody.localhost", "example.org"] {
+            let (status, body) = send(node.request(Method::GET, host, "/api/health")).await;
+            assert_eq!(status, 404, "{} {host}: {body}", node.id);
+        }
+    }
+
+    // A client that marks its request as a peer's, with or without a made-up secret, is a
+    // client: n3 forwards it as any other request (not refused as a second hop).
+    for secret in [None, Some("not-the-cluster-secret-at-all")] {
+        let mut request = n3
+            .request(
+                Method::GET,
+                "orbit.localhost",
+                "/api/collections/notes/records",
+            )
+            .header("x-warren-forwarded-by", "n1");
+        if let Some(secret) = secret {
+            request = request.header("x-warren-cluster-secret", secret);
+        }
+        let (status, body) = send(request).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["totalItems"], 3);
+    }
+
+    // The owner sees the client's own address: through a peer, the one the peer saw (here
+    // 127.0.0.2); from a client marking its request as a peer's, the socket's (127.0.0.3),
+    // whatever X-Forwarded-For it sends.
+    let from = |ip: &str| {
+        reqwest::Client::builder()
+            .local_address(ip.parse::<std::net::IpAddr>().unwrap())
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap()
+    };
+    let response = from("127.0.0.2")
+        .get(format!("http://{}/api/health?via=peer", n2.addr))
+        .header(reqwest::header::HOST, "orbit.localhost")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let response = from("127.0.0.3")
+        .get(format!("http://{}/api/health?via=spoof", n1.addr))
+        .header(reqwest::header::HOST, "orbit.localhost")
+        .header("x-warren-forwarded-by", "n2")
+        .header("x-warren-cluster-secret", "not-the-cluster-secret-at-all")
+        .header("x-forwarded-for", "10.9.9.9")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    for (via, ip) in [("peer", "127.0.0.2"), ("spoof", "127.0.0.3")] {
+        let filter = format!("data.url = '/api/health?via={via}'");
+        let mut found = Value::Null;
+        eventually(Duration::from_secs(10), "the request's log", async || {
+            let (status, body) = send(
+                n3.request(Method::GET, "orbit.localhost", "/api/logs")
+                    .header("Authorization", &token)
+                    .query(&[("filter", filter.as_str())]),
+            )
+            .await;
+            assert_eq!(status, 200, "{body}");
+            found = body["items"][0]["data"].clone();
+            !found.is_null()
+        })
+        .await;
+        assert_eq!(found["remoteIP"], ip, "{via}: {found}");
+    }
+
+    // n3 cut off from etcd refuses within half its lease (1 s) plus a renewal period, while
+    // n1 and n2 go on serving.
+    proxy.cut();
+    let cut = Instant::now();
+    eventually(Duration::from_secs(3), "n3 refuses", async || {
+        let (status, _) = send(n3.request(Method::GET, "orbit.localhost", "/api/health")).await;
+        status == 503
+    })
+    .await;
+    assert!(
+        cut.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        cut.elapsed()
+    );
+    let (status, body) = send(n3.request(
+        Method::POST,
+        "orbit.localhost",
+        "/api/collections/notes/records",
+    ))
+    .await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["status"], 503);
+    let (status, _) = send(
+        n3.request(Method::GET, "localhost", "/v1/tenants")
+            .bearer_auth(TOKEN),
+    )
+    .await;
+    assert_eq!(status, 503, "the fenced node refuses the platform too");
+    for node in [&n1, &n2] {
+        let (status, body) = send(node.request(
+            Method::GET,
+            "orbit.localhost",
+            "/api/collections/notes/records",
+        ))
+        .await;
+        assert_eq!(status, 200, "{}: {body}", node.id);
+    }
+    drop(events);
+
+    // Back in contact once its lease has expired, n3 learns it is gone and stops with an
+    // error (a supervisor restarting it makes it join again).
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    proxy.mend();
+    let mut n3 = n3;
+    let mut exit = None;
+    eventually(Duration::from_secs(10), "n3 stops", async || {
+        exit = n3.child.try_wait().unwrap();
+        exit.is_some()
+    })
+    .await;
+    assert!(!exit.unwrap().success());
+
+    // n1 (leader and owner) shuts down cleanly: its lease is revoked, n2 leads at once, and
+    // the tenant, still routed by the mirror, is claimed by n2 under the next generation. Its
+    // data is on n1's disk, so n2 answers "moving" (the restore from the backup target is the
+    // next step).
+    let mut n1 = n1;
+    let stopped = Command::new("kill")
+        .args(["-TERM", &n1.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    let exit = n1.child.wait().unwrap();
+    assert!(exit.success(), "a clean shutdown ends well: {exit:?}");
+    eventually(Duration::from_secs(5), "n2 leads", async || {
+        let (status, _) = send(
+            n2.request(Method::GET, "localhost", "/v1/tenants")
+                .bearer_auth(TOKEN),
+        )
+        .await;
+        status == 200
+    })
+    .await;
+    let (status, body) = send(n2.request(Method::GET, "orbit.localhost", "/api/health")).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(
+        body["message"],
+        "The project is moving between servers; try again shortly."
+    );
+    let generation =
+        std::fs::read_to_string(n2.data_dir().join("cluster").join("generations").join(&id))
+            .unwrap();
+    assert_eq!(generation, "2");
+}
+
+/// The shared backup target's flags: a directory every node of this machine reaches, shipping
+/// each tenant's WAL every second.
+fn backup_flags(target: &Path) -> Vec<String> {
+    vec![
+        format!("--backup-url=file://{}", target.display()),
+        "--backup-wal-every=1s".to_string(),
+    ]
+}
+
+/// Starts etcd and nodes n1 (leading the control plane), n2 and n3 sharing one backup target.
+async fn three_nodes_with_backups(etcd: &Cluster, target: &Path) -> [Node; 3] {
+    let flags = backup_flags(target);
+    let n1 = Node::start_with("n1", &etcd.clients, &flags);
+    let client = etcd.client();
+    eventually(Duration::from_secs(10), "n1 leads", async || {
+        client
+            .get("/warren/e2e/control")
+            .await
+            .ok()
+            .flatten()
+            .is_some_and(|kv| String::from_utf8_lossy(&kv.value).contains("\"n1\""))
+    })
+    .await;
+    let n2 = Node::start_with("n2", &etcd.clients, &flags);
+    let n3 = Node::start_with("n3", &etcd.clients, &flags);
+    [n1, n2, n3]
+}
+
+/// Creates tenant `slug` through `leader` (which provisions and owns it) with a `notes`
+/// collection anyone may write, and waits until the snapshot starting its WAL chain is in the
+/// backup target. Returns the tenant's id.
+async fn tenant_with_notes(leader: &Node, slug: &str) -> String {
+    let (status, body) = send(
+        leader
+            .request(Method::POST, "localhost", "/v1/tenants")
+            .bearer_auth(TOKEN)
+            .json(&json!({ "slug": slug })),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let id = body["id"].as_str().unwrap().to_string();
+    let output = Command::new(binary())
+        .arg("--data-dir")
+        .arg(leader.data_dir())
+        .args(["superuser", "upsert", slug, EMAIL, PASSWORD])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let host = format!("{slug}.localhost");
+    let (status, body) = send(
+        leader
+            .request(
+                Method::POST,
+                &host,
+                "/api/collections/_superusers/auth-with-password",
+            )
+            .json(&json!({ "identity": EMAIL, "password": PASSWORD })),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = send(
+        leader
+            .request(Method::POST, &host, "/api/collections")
+            .header("Authorization", body["token"].as_str().unwrap())
+            .json(&json!({
+                "name": "notes", "type": "base",
+                "listRule": "", "viewRule": "", "createRule": "",
+                "fields": [{ "name": "title", "type": "text" }],
+            })),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    eventually(
+        Duration::from_secs(30),
+        "the snapshot starting the chain",
+        async || {
+            let (_, body) = send(
+                leader
+                    .request(
+                        Method::GET,
+                        "localhost",
+                        &format!("/v1/tenants/{slug}/backups"),
+                    )
+                    .bearer_auth(TOKEN),
+            )
+            .await;
+            body["items"]
+                .as_array()
+                .is_some_and(|items| !items.is_empty())
+        },
+    )
+    .await;
+    id
+}
+
+/// Titles of acknowledged writes, with the moment of each acknowledgement.
+type Acked = std::sync::Arc<std::sync::Mutex<Vec<(String, Instant)>>>;
+
+/// Writers creating `notes` records in tenant `slug` through `node` until it stops answering;
+/// each acknowledged title is kept with the moment of its acknowledgement.
+fn writers(node: &Node, slug: &str, count: usize) -> (Acked, Vec<tokio::task::JoinHandle<()>>) {
+    let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let handles = (0..count)
+        .map(|w| {
+            let acked = acked.clone();
+            let request = node.request(
+                Method::POST,
+                &format!("{slug}.localhost"),
+                "/api/collections/notes/records",
+            );
+            tokio::spawn(async move {
+                for k in 0.. {
+                    let title = format!("w{w}-{k}");
+                    let sent = request
+                        .try_clone()
+                        .unwrap()
+                        .json(&json!({ "title": title }))
+                        .send()
+                        .await;
+                    match sent {
+                        Ok(r) if r.status().is_success() => {
+                            acked.lock().unwrap().push((title, Instant::now()))
+                        }
+                        _ => break,
+                    }
+                }
+            })
+        })
+        .collect();
+    (acked, handles)
+}
+
+/// Every `notes` title of tenant `slug` as `node` serves it.
+async fn titles(node: &Node, slug: &str) -> HashSet<String> {
+    let mut all = HashSet::new();
+    for page in 1.. {
+        let (status, body) = send(
+            node.request(
+                Method::GET,
+                &format!("{slug}.localhost"),
+                "/api/collections/notes/records",
+            )
+            .query(&[("perPage", "500"), ("page", &page.to_string())]),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        let items = body["items"].as_array().unwrap();
+        all.extend(
+            items
+                .iter()
+                .map(|i| i["title"].as_str().unwrap().to_string()),
+        );
+        if items.len() < 500 {
+            break;
+        }
+    }
+    all
+}
+
+/// What a failover did: the writes acknowledged before the kill, those lost, the age (before
+/// the kill) of the oldest lost one, and the time from the kill to the first answer with data.
+struct Failover {
+    acked: usize,
+    lost: usize,
+    oldest_lost: Option<Duration>,
+    took: Duration,
+}
+
+/// Tenant `slug` on n1 (on `shipping`: "async" or "sync") under sixteen writers (as issue #21 measures it) for `writing`;
+/// n1 is killed with SIGKILL, and n2 and n3 are asked for the tenant until one of them has
+/// claimed it (after n1's lease expired) and restored it from the backup target.
+async fn fail_over(shipping: &str, writing: Duration) -> Failover {
+    let etcd = Cluster::start();
+    let target = tempfile::tempdir().unwrap();
+    let [mut n1, n2, n3] = three_nodes_with_backups(&etcd, target.path()).await;
+    let slug = format!("fail{shipping}");
+    let id = tenant_with_notes(&n1, &slug).await;
+    if shipping == "sync" {
+        let (status, body) = send(
+            n1.request(Method::PATCH, "localhost", &format!("/v1/tenants/{slug}"))
+                .bearer_auth(TOKEN)
+                .json(&json!({ "shipping": "sync" })),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["limits"]["shipping"], "sync", "{body}");
+    }
+
+    let (acked, handles) = writers(&n1, &slug, 16);
+    tokio::time::sleep(writing).await;
+    n1.child.kill().unwrap();
+    let killed = Instant::now();
+    n1.child.wait().unwrap();
+    for handle in handles {
+        handle.await.unwrap();
+    }
+    let acked = acked.lock().unwrap().clone();
+    assert!(acked.len() >= 4, "the writers wrote: {}", acked.len());
+
+    // Until a survivor has the tenant, every answer is a 503 envelope: "cannot be reached"
+    // while n1's owner record lives, then "moving" while the new owner restores.
+    let host = format!("{slug}.localhost");
+    let mut moving = 0;
+    let mut serving = None;
+    let deadline = killed + Duration::from_secs(30);
+    'wait: while Instant::now() < deadline {
+        for node in [&n2, &n3] {
+            let (status, body) = send(
+                node.request(Method::GET, &host, "/api/collections/notes/records")
+                    .query(&[("perPage", "1")]),
+            )
+            .await;
+            if status == 200 {
+                assert!(body["totalItems"].as_u64().unwrap() > 0, "{body}");
+                serving = Some(node);
+                break 'wait;
+            }
+            assert_eq!(status, 503, "{}: {body}", node.id);
+            assert_eq!(body["status"], 503, "{body}");
+            moving += u32::from(
+                body["message"] == "The project is moving between servers; try again shortly.",
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let took = killed.elapsed();
+    assert!(serving.is_some(), "no survivor served {slug} within 30 s");
+    assert!(moving > 0, "the survivors answered 'moving' meanwhile");
+    let owner = [&n2, &n3].into_iter().find(|n| n.has_tenant(&id)).unwrap();
+    let generation = std::fs::read_to_string(
+        owner
+            .data_dir()
+            .join("cluster")
+            .join("generations")
+            .join(&id),
+    )
+    .unwrap();
+    assert_eq!(generation, "2", "the new owner claimed the next generation");
+
+    // Both survivors serve the same records; the lost ones are counted.
+    let present = titles(&n2, &slug).await;
+    assert_eq!(present, titles(&n3, &slug).await);
+    let lost: Vec<&(String, Instant)> = acked
+        .iter()
+        .filter(|(title, _)| !present.contains(title))
+        .collect();
+    let oldest_lost = lost.iter().map(|(_, at)| killed - *at).max();
+
+    // The new owner takes writes and ships them under its own chain.
+    let (status, body) = send(
+        n2.request(Method::POST, &host, "/api/collections/notes/records")
+            .json(&json!({ "title": "after failover" })),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    Failover {
+        acked: acked.len(),
+        lost: lost.len(),
+        oldest_lost,
+        took,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs etcd: run by tests/suites/cluster"]
+async fn a_tenant_fails_over_to_a_survivor_when_its_node_dies() {
+    let interval = Duration::from_secs(1);
+    let failover = fail_over("async", Duration::from_secs(4)).await;
+    println!(
+        "failover (async shipping every {interval:?}, lease TTL 2 s): {:?} from kill -9 to the \
+         first answer with the data; {} acknowledged writes, {} lost (oldest lost acknowledged \
+         {:?} before the kill)",
+        failover.took, failover.acked, failover.lost, failover.oldest_lost
+    );
+    assert!(
+        failover.took < Duration::from_secs(15),
+        "{:?}",
+        failover.took
+    );
+    // Only writes of the last shipping interval (plus a pass on a busy machine) may be lost.
+    if let Some(oldest) = failover.oldest_lost {
+        assert!(oldest <= interval + Duration::from_secs(3), "{oldest:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs etcd: run by tests/suites/cluster"]
+async fn a_tenant_on_synchronous_shipping_fails_over_without_losing_a_write() {
+    let failover = fail_over("sync", Duration::from_secs(3)).await;
+    println!(
+        "failover (sync shipping, lease TTL 2 s): {:?} from kill -9 to the first answer with \
+         the data; {} acknowledged writes, {} lost",
+        failover.took, failover.acked, failover.lost
+    );
+    assert_eq!(failover.lost, 0, "every acknowledged write survives");
+    assert!(
+        failover.took < Duration::from_secs(15),
+        "{:?}",
+        failover.took
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs etcd: run by tests/suites/cluster"]
+async fn an_operator_moves_a_tenant_between_live_nodes_under_a_reader() {
+    let etcd = Cluster::start();
+    let target = tempfile::tempdir().unwrap();
+    let [n1, n2, n3] = three_nodes_with_backups(&etcd, target.path()).await;
+    let slug = "mover";
+    let host = format!("{slug}.localhost");
+    let id = tenant_with_notes(&n1, slug).await;
+    let mut titles_written = HashSet::new();
+    for k in 0..20 {
+        let title = format!("before-{k}");
+        let (status, body) = send(
+            n3.request(Method::POST, &host, "/api/collections/notes/records")
+                .json(&json!({ "title": title })),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        titles_written.insert(title);
+    }
+    // A realtime client of the tenant, through n3: the move's close disconnects it.
+    let response = n3
+        .request(Method::GET, &host, "/api/realtime")
+        .send()
+        .await
+        .unwrap();
+    let mut events = Events {
+        response,
+        buffer: String::new(),
+    };
+    assert_eq!(events.frame().await.0, "PB_CONNECT");
+
+    // A reader through n3 for the whole move, keeping every answer's status and time.
+    let reading = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let reader = {
+        let reading = reading.clone();
+        let request = n3.request(Method::GET, &host, "/api/collections/notes/records");
+        tokio::spawn(async move {
+            let mut answers = Vec::new();
+            while reading.load(std::sync::atomic::Ordering::Relaxed) {
+                let (status, body) = send(request.try_clone().unwrap()).await;
+                if status != 200 {
+                    assert_eq!(status, 503, "{body}");
+                    assert_eq!(body["status"], 503, "{body}");
+                }
+                answers.push((Instant::now(), status));
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            answers
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // The move, asked through n2 (forwarded to the leader, n1, which owns the tenant).
+    let (status, body) = send(
+        n2.request(
+            Method::POST,
+            "localhost",
+            &format!("/v1/tenants/{slug}/move"),
+        )
+        .bearer_auth(TOKEN)
+        .json(&json!({ "node": "n2" })),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["node"], "n2");
+    assert_eq!(body["generation"], 2);
+    eventually(
+        Duration::from_secs(15),
+        "n2 serves the tenant",
+        async || {
+            let (status, _) = send(n2.request(Method::GET, &host, "/api/health")).await;
+            status == 200
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    reading.store(false, std::sync::atomic::Ordering::Relaxed);
+    let answers = reader.await.unwrap();
+    let first_out = answers.iter().position(|(_, s)| *s != 200);
+    let unavailable = match first_out {
+        Some(first) => {
+            let back = answers[first..]
+                .iter()
+                .find(|(_, s)| *s == 200)
+                .expect("the reader is served again");
+            back.0 - answers[first].0
+        }
+        None => Duration::ZERO,
+    };
+    println!(
+        "planned move n1 -> n2: the reader saw {} answers, {} of them 503, unavailable for {unavailable:?}",
+        answers.len(),
+        answers.iter().filter(|(_, s)| *s != 200).count()
+    );
+    assert!(answers.last().unwrap().1 == 200);
+    assert!(n2.has_tenant(&id));
+    let generation =
+        std::fs::read_to_string(n2.data_dir().join("cluster").join("generations").join(&id))
+            .unwrap();
+    assert_eq!(generation, "2");
+
+    // The realtime client was disconnected by the close.
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Ok(Some(_)) = events.response.chunk().await {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the realtime stream ended");
+
+    // Every record is on the new owner, through every node; writes go on there.
+    for node in [&n1, &n2, &n3] {
+        assert_eq!(titles(node, slug).await, titles_written, "{}", node.id);
+    }
+    let (status, body) = send(
+        n1.request(Method::POST, &host, "/api/collections/notes/records")
+            .json(&json!({ "title": "after the move" })),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(titles(&n3, slug).await.len(), 21);
+
+    // Back to n1, whose copy on disk is now older than the tenant: restored over, it serves
+    // the write made on n2 too (generation 3).
+    let (status, body) = send(
+        n3.request(
+            Method::POST,
+            "localhost",
+            &format!("/v1/tenants/{slug}/move"),
+        )
+        .bearer_auth(TOKEN)
+        .json(&json!({ "node": "n1" })),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["generation"], 3);
+    eventually(
+        Duration::from_secs(15),
+        "n1 serves the tenant again",
+        async || {
+            let (status, _) = send(n1.request(Method::GET, &host, "/api/health")).await;
+            status == 200
+        },
+    )
+    .await;
+    let back = titles(&n1, slug).await;
+    assert_eq!(back.len(), 21);
+    assert!(back.contains("after the move"));
+    titles_written.insert("after the move".to_string());
+
+    // Without the operator token, or to a node that is not there, nothing moves.
+    let (status, _) = send(
+        n3.request(
+            Method::POST,
+            "localhost",
+            &format!("/v1/tenants/{slug}/move"),
+        )
+        .json(&json!({ "node": "n1" })),
+    )
+    .await;
+    assert_eq!(status, 401);
+    let (status, body) = send(
+        n3.request(
+            Method::POST,
+            "localhost",
+            &format!("/v1/tenants/{slug}/move"),
+        )
+        .bearer_auth(TOKEN)
+        .json(&json!({ "node": "n9" })),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    // A malformed or oversized body, or a project that does not exist: an envelope, no move.
+    let move_of = |slug: &str| {
+        n3.request(
+            Method::POST,
+            "localhost",
+            &format!("/v1/tenants/{slug}/move"),
+        )
+        .bearer_auth(TOKEN)
+    };
+    for body in [
+        "{\"node\":",
+        "[]",
+        &format!("{{\"node\":\"{}\"}}", "n".repeat(4096)),
+    ] {
+        let (status, answer) = send(move_of(slug).body(body.to_string())).await;
+        assert_eq!((status, &answer["status"]), (400, &json!(400)), "{answer}");
+    }
+    let (status, answer) = send(move_of("nosuchproject").json(&json!({ "node": "n1" }))).await;
+    assert_eq!((status, &answer["status"]), (404, &json!(404)), "{answer}");
+    // The node-to-node steps are for peers only.
+    let (status, _) = send(
+        n3.request(
+            Method::POST,
+            "localhost",
+            &format!("/v1/cluster/claim/{id}"),
+        )
+        .bearer_auth(TOKEN),
+    )
+    .await;
+    assert_eq!(status, 404);
+    assert_eq!(titles(&n2, slug).await, titles_written);
+}
+
+/// A rolling restart of all three nodes (each stopped cleanly and started again, one after
+/// another) under readers of several tenants: every tenant stays served through the nodes that
+/// are up, with every record; the longest time a tenant answered nothing but 503 is printed
+/// and bounded (about 0.3 s here; issue #21 asks under 1 s, the bound leaves CI room).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs etcd: tests/suites/cluster"]
+async fn a_rolling_restart_keeps_every_tenant_served() {
+    let etcd = Cluster::start();
+    let target = tempfile::tempdir().unwrap();
+    let mut nodes = three_nodes_with_backups(&etcd, target.path()).await;
+    let slugs: Vec<String> = (0..4).map(|i| format!("roll{i}")).collect();
+    for slug in &slugs {
+        tenant_with_notes(&nodes[0], slug).await;
+        for k in 0..5 {
+            let (status, body) = send(
+                nodes[1]
+                    .request(
+                        Method::POST,
+                        &format!("{slug}.localhost"),
+                        "/api/collections/notes/records",
+                    )
+                    .json(&json!({ "title": format!("{slug}-{k}") })),
+            )
+            .await;
+            assert_eq!(status, 200, "{body}");
+        }
+    }
+
+    // One reader per tenant, through the nodes that are up (as a balancer's health check
+    // would pick them), keeping the longest run of answers without the tenant's records.
+    let down = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(usize::MAX));
+    let reading = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let readers: Vec<_> = slugs
+        .iter()
+        .map(|slug| {
+            let requests: Vec<_> = nodes
+                .iter()
+                .map(|node| {
+                    node.request(
+                        Method::GET,
+                        &format!("{slug}.localhost"),
+                        "/api/collections/notes/records",
+                    )
+                })
+                .collect();
+            let (down, reading) = (down.clone(), reading.clone());
+            tokio::spawn(async move {
+                let (mut longest, mut since, mut turn) = (Duration::ZERO, None, 0usize);
+                while reading.load(std::sync::atomic::Ordering::Relaxed) {
+                    turn += 1;
+                    let pick = turn % 3;
+                    if pick == down.load(std::sync::atomic::Ordering::Relaxed) {
+                        continue;
+                    }
+                    let answer = requests[pick].try_clone().unwrap().send().await;
+                    let served = match answer {
+                        Ok(r) if r.status() == 200 => {
+                            let body: Value = r.json().await.unwrap();
+                            assert_eq!(body["totalItems"], 5, "{body}");
+                            true
+                        }
+                        Ok(r) => {
+                            let status = r.status().as_u16();
+                            let body: Value = r.json().await.unwrap();
+                            assert_eq!((status, &body["status"]), (503, &json!(503)), "{body}");
+                            false
+                        }
+                        // The node went down between the pick and the send.
+                        Err(_) => continue,
+                    };
+                    match (served, since) {
+                        (true, Some(start)) => {
+                            longest = longest.max(Instant::now() - start);
+                            since = None;
+                        }
+                        (false, None) => since = Some(Instant::now()),
+                        _ => {}
+                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                assert!(since.is_none(), "the tenant is served again at the end");
+                longest
+            })
+        })
+        .collect();
+
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for (i, node) in nodes.iter_mut().enumerate() {
+        down.store(i, std::sync::atomic::Ordering::Relaxed);
+        let started = Instant::now();
+        node.restart();
+        down.store(usize::MAX, std::sync::atomic::Ordering::Relaxed);
+        println!(
+            "rolling restart: {} back after {:?}",
+            node.id,
+            started.elapsed()
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    reading.store(false, std::sync::atomic::Ordering::Relaxed);
+    let mut gaps = Vec::new();
+    for reader in readers {
+        gaps.push(reader.await.unwrap());
+    }
+    gaps.sort();
+    println!("rolling restart: longest time each tenant answered only 503: {gaps:?}");
+    for slug in &slugs {
+        for node in &nodes {
+            assert_eq!(titles(node, slug).await.len(), 5, "{slug} on {}", node.id);
+        }
+    }
+    let worst = gaps.last().copied().unwrap_or_default();
+    assert!(
+        worst < Duration::from_secs(5),
+        "a tenant was unavailable for {worst:?}"
+    );
+}
