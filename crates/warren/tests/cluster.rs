@@ -579,13 +579,33 @@ async fn three_nodes_serve_every_tenant_through_every_node() {
     assert_eq!(generation, "2");
 }
 
-/// The shared backup target's flags: a directory every node of this machine reaches, shipping
-/// each tenant's WAL every second.
+/// The shared backup target's flags, shipping each tenant's WAL every second: the SeaweedFS
+/// bucket `tests/suites/cluster` starts (`WARREN_TEST_S3_*`), under a prefix of this test's own,
+/// or, run by hand without those, directory `target`.
 fn backup_flags(target: &Path) -> Vec<String> {
-    vec![
-        format!("--backup-url=file://{}", target.display()),
-        "--backup-wal-every=1s".to_string(),
-    ]
+    let mut flags = match std::env::var("WARREN_TEST_S3_ENDPOINT") {
+        Ok(endpoint) => {
+            let var = |name: &str| std::env::var(name).unwrap_or_else(|_| panic!("{name} is set"));
+            let name = target.file_name().unwrap().to_string_lossy();
+            let prefix = name.trim_start_matches('.');
+            vec![
+                format!(
+                    "--backup-url=s3://{}/{}",
+                    var("WARREN_TEST_S3_BUCKET"),
+                    prefix
+                ),
+                format!("--backup-s3-endpoint={endpoint}"),
+                format!(
+                    "--backup-s3-access-key={}",
+                    var("WARREN_TEST_S3_ACCESS_KEY")
+                ),
+                format!("--backup-s3-secret={}", var("WARREN_TEST_S3_SECRET")),
+            ]
+        }
+        Err(_) => vec![format!("--backup-url=file://{}", target.display())],
+    };
+    flags.push("--backup-wal-every=1s".to_string());
+    flags
 }
 
 /// Starts etcd and nodes n1 (leading the control plane), n2 and n3 sharing one backup target.
