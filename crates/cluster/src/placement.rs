@@ -186,7 +186,10 @@ mod tests {
             .filter(|t| before[*t] != after[*t] && after[*t] == "node-2")
             .count();
         let share = to_new as f64 / 3000.0;
-        assert!((0.28..0.40).contains(&share), "moved to the new node: {share}");
+        assert!(
+            (0.28..0.40).contains(&share),
+            "moved to the new node: {share}"
+        );
         let mut loads: HashMap<&str, usize> = HashMap::new();
         for node in after.values() {
             *loads.entry(node).or_default() += 1;
@@ -206,7 +209,10 @@ mod tests {
         let placed = assign(&tenants, &n, &pins, DEFAULT_FACTOR);
         assert_eq!(placed["t1"], "node-0");
         assert_eq!(placed["t2"], "node-1");
-        assert!(n.contains(&placed["t3"]), "a pin to a dead node is placed normally");
+        assert!(
+            n.contains(&placed["t3"]),
+            "a pin to a dead node is placed normally"
+        );
         assert_eq!(placed.len(), 300);
         assert!(assign(&tenants, &[], &pins, DEFAULT_FACTOR).is_empty());
     }
