@@ -20,6 +20,9 @@ const AT_ONCE: usize = 4;
 /// The shortest time the live nodes must stay unchanged before tenants move (the node's lease
 /// TTL when longer), so a node that flaps is not sent tenants it may drop again.
 const MIN_SETTLE: Duration = Duration::from_secs(3);
+/// Further passes for a join some of whose moves failed (a tenant without a backup yet, a
+/// target busy), each after the settle time.
+const RETRIES: usize = 2;
 
 /// What the rebalancer remembers of the live nodes while this node leads.
 #[derive(Debug, Default)]
@@ -28,8 +31,10 @@ struct Joins {
     known: Option<HashSet<String>>,
     /// Nodes that joined since and have not received their share yet.
     joined: HashSet<String>,
-    /// When the live nodes last changed.
+    /// When the live nodes last changed (or a pass was put off).
     changed: Option<Instant>,
+    /// Passes put off since the live nodes last changed.
+    retries: usize,
 }
 
 impl Joins {
@@ -46,6 +51,7 @@ impl Joins {
             self.joined.extend(live.difference(known).cloned());
             self.joined.retain(|n| live.contains(n));
             self.changed = Some(now);
+            self.retries = 0;
             self.known = Some(live);
         }
         let settled = self
@@ -57,6 +63,19 @@ impl Joins {
         let mut ready: Vec<String> = self.joined.drain().collect();
         ready.sort();
         ready
+    }
+
+    /// Puts `nodes` back for another pass once the settle time has passed again (some of
+    /// their moves failed), at most [`RETRIES`] times per change of the live nodes; whether
+    /// it did.
+    fn retry(&mut self, nodes: &[String], now: Instant) -> bool {
+        if self.retries >= RETRIES {
+            return false;
+        }
+        self.retries += 1;
+        self.joined.extend(nodes.iter().cloned());
+        self.changed = Some(now);
+        true
     }
 }
 
@@ -86,16 +105,21 @@ impl ClusterNode {
             }
             let live: HashSet<String> = self.directory.nodes().into_iter().map(|n| n.id).collect();
             let ready = joins.observe(live, Instant::now(), settle);
-            if !ready.is_empty() {
-                self.rebalance_onto(&control, &ready).await;
+            if ready.is_empty() {
+                continue;
+            }
+            let failed = self.rebalance_onto(&control, &ready).await;
+            if failed > 0 && joins.retry(&ready, Instant::now()) {
+                tracing::info!(joined = ?ready, failed, "rebalancing: failed moves are tried again");
             }
         }
     }
 
     /// Moves to the nodes `joined` every tenant owned by another live node that placement
     /// (pins first) now puts on one of them, [`AT_ONCE`] at a time; a move whose target left
-    /// meanwhile, or once this node no longer leads, does not start.
-    async fn rebalance_onto(&self, control: &ControlPlane, joined: &[String]) {
+    /// meanwhile, or once this node no longer leads, does not start. The count of moves that
+    /// failed.
+    async fn rebalance_onto(&self, control: &ControlPlane, joined: &[String]) -> usize {
         let live: Vec<String> = self.directory.nodes().into_iter().map(|n| n.id).collect();
         let owners = self.directory.owners();
         let tenants: Vec<String> = owners.keys().cloned().collect();
@@ -116,7 +140,7 @@ impl ClusterNode {
         moves.sort();
         if moves.is_empty() {
             tracing::info!(joined = ?joined, "rebalancing: nothing to move");
-            return;
+            return 0;
         }
         let started = Instant::now();
         tracing::info!(joined = ?joined, tenants = moves.len(), "rebalancing: moving tenants to joined nodes");
@@ -138,13 +162,15 @@ impl ClusterNode {
             .collect()
             .await;
         let count = |o: Outcome| outcomes.iter().filter(|x| **x == o).count();
+        let failed = count(Outcome::Failed);
         tracing::info!(
             moved = count(Outcome::Moved),
-            failed = count(Outcome::Failed),
+            failed,
             skipped = count(Outcome::Skipped),
             took = ?started.elapsed(),
             "rebalancing done"
         );
+        failed
     }
 
     /// Whether this membership leads the control plane now.
@@ -188,6 +214,28 @@ mod tests {
         assert!(
             joins
                 .observe(set(&["n1", "n2", "n3"]), t3 + SETTLE, SETTLE)
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn failed_moves_get_a_bounded_number_of_further_passes() {
+        let t0 = Instant::now();
+        let mut joins = Joins::default();
+        joins.observe(set(&["n1"]), t0, SETTLE);
+        joins.observe(set(&["n1", "n2"]), t0, SETTLE);
+        let mut now = t0 + SETTLE;
+        assert_eq!(joins.observe(set(&["n1", "n2"]), now, SETTLE), ["n2"]);
+        for _ in 0..RETRIES {
+            assert!(joins.retry(&["n2".to_string()], now));
+            assert!(joins.observe(set(&["n1", "n2"]), now, SETTLE).is_empty());
+            now += SETTLE;
+            assert_eq!(joins.observe(set(&["n1", "n2"]), now, SETTLE), ["n2"]);
+        }
+        assert!(!joins.retry(&["n2".to_string()], now));
+        assert!(
+            joins
+                .observe(set(&["n1", "n2"]), now + SETTLE, SETTLE)
                 .is_empty()
         );
     }
