@@ -1,7 +1,8 @@
 //! The Warren-only `cluster` scenario: three `warren serve` nodes over one etcd member on
 //! loopback with a shared directory backup target; the extra latency of a request forwarded by a
-//! node that does not own the tenant, the time of planned moves under a polling reader, and the
-//! time from a kill -9 of the owner to the first answer with the data through a survivor.
+//! node that does not own the tenant, the time of planned moves under a polling reader, many
+//! small tenants moved from one node to another (per-tenant unavailability), and the time from
+//! a kill -9 of the owner to the first answer with the data through a survivor.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -30,6 +31,9 @@ pub struct ClusterConfig {
     pub rounds: usize,
     /// Planned moves of the tenant.
     pub moves: usize,
+    /// Small tenants moved from the first node to the second, [`BULK_AT_ONCE`] at a time (0:
+    /// none).
+    pub tenants: usize,
     /// Whether to end with the owner's kill -9 and time the failover.
     pub failover: bool,
     /// The nodes' lease TTL in seconds (`--cluster-lease-ttl`).
@@ -61,6 +65,25 @@ pub struct MoveRow {
     pub reader_refused: u64,
 }
 
+/// Many small tenants moved from one node to another.
+#[derive(Debug, Serialize)]
+pub struct BulkRow {
+    pub tenants: usize,
+    pub from: String,
+    pub to: String,
+    pub at_once: usize,
+    /// Creating the tenants and waiting for each one's first snapshot in the backup target.
+    pub setup_s: f64,
+    /// From the first move call to the last tenant served by the target.
+    pub total_s: f64,
+    /// Per tenant: from its move call to the target's first answer on its health route (an
+    /// upper bound of the time it answered nothing but 503).
+    pub unavailable: Summary,
+}
+
+/// Moves of the bulk measurement running at once (as the rebalancer runs them).
+pub const BULK_AT_ONCE: usize = 4;
+
 /// The failover after the owner's kill -9.
 #[derive(Debug, Serialize)]
 pub struct FailoverRow {
@@ -79,6 +102,7 @@ pub struct ClusterReport {
     pub move_call: Summary,
     pub move_served: Summary,
     pub move_gap: Summary,
+    pub bulk: Option<BulkRow>,
     pub failover: Option<FailoverRow>,
 }
 
@@ -160,6 +184,8 @@ async fn start_node(
         format!("--cluster-lease-ttl={lease_ttl}"),
         format!("--backup-url=file://{}", backup.display()),
         "--backup-wal-every=1s".to_string(),
+        // Tenants move only when the benchmark moves them.
+        "--cluster-rebalance=false".to_string(),
     ];
     server::start_warren_on(warren, port, &WarrenOptions::default(), &flags)
         .await
@@ -339,7 +365,14 @@ async fn measure(
     }
     let owner = if cfg.moves % 2 == 1 { 1 } else { 0 };
 
-    // 3. Failover: the owner is killed, the survivors are asked for the record.
+    // 3. Many small tenants, provisioned on n1 (the leader), moved to n2.
+    let bulk = if cfg.tenants > 0 {
+        Some(bulk_moves(http, nodes, cfg.tenants).await?)
+    } else {
+        None
+    };
+
+    // 4. Failover: the owner is killed, the survivors are asked for the record.
     let failover = if cfg.failover {
         eprintln!("failover: kill -9 of {}", nodes[owner].0);
         let (killed, node) = nodes.remove(owner);
@@ -379,7 +412,123 @@ async fn measure(
         move_call: call.summary(),
         move_served: served.summary(),
         move_gap: gaps.summary(),
+        bulk,
         failover,
+    })
+}
+
+/// Creates `count` small tenants on n1 (each opened once, so it ships its first snapshot),
+/// then moves them all to n2 through the operator API on n3, [`BULK_AT_ONCE`] at a time, each
+/// timed from its call to n2's first answer for it.
+async fn bulk_moves(
+    http: &reqwest::Client,
+    nodes: &[(&'static str, Server)],
+    count: usize,
+) -> anyhow::Result<BulkRow> {
+    use futures_util::StreamExt;
+    let (n1, n2, n3) = (&nodes[0].1, &nodes[1].1, &nodes[2].1);
+    let begun = Instant::now();
+    let slugs: Vec<String> = (0..count).map(|i| format!("bulk{i:05}")).collect();
+    eprintln!("bulk: creating {count} tenants");
+    let created: Vec<anyhow::Result<()>> = futures_util::stream::iter(&slugs)
+        .map(|slug| async move {
+            let resp = http
+                .post(format!("http://localhost:{}/v1/tenants", n1.port))
+                .bearer_auth(OPERATOR_TOKEN)
+                .json(&json!({ "slug": slug }))
+                .send()
+                .await?;
+            anyhow::ensure!(
+                resp.status().as_u16() == 201,
+                "creating {slug}: {}",
+                resp.status()
+            );
+            let health = format!("http://{slug}.localhost:{}/api/health", n1.port);
+            until(
+                Duration::from_secs(30),
+                "the new tenant answers",
+                async || status_of(http, &health).await == Some(200),
+            )
+            .await
+        })
+        .buffer_unordered(4)
+        .collect()
+        .await;
+    created.into_iter().collect::<anyhow::Result<Vec<()>>>()?;
+    eprintln!("bulk: waiting for {count} first snapshots");
+    let mut pending: Vec<&String> = slugs.iter().collect();
+    let deadline = Instant::now() + Duration::from_secs(60 + count as u64 / 10);
+    while !pending.is_empty() {
+        if Instant::now() >= deadline {
+            bail!(
+                "{} tenants have no snapshot in the backup target",
+                pending.len()
+            );
+        }
+        let mut left = Vec::new();
+        for slug in pending {
+            let url = format!("http://localhost:{}/v1/tenants/{slug}/backups", n1.port);
+            let shipped = match http.get(&url).bearer_auth(OPERATOR_TOKEN).send().await {
+                Ok(r) => r
+                    .json::<serde_json::Value>()
+                    .await
+                    .is_ok_and(|b| b["items"].as_array().is_some_and(|i| !i.is_empty())),
+                Err(_) => false,
+            };
+            if !shipped {
+                left.push(slug);
+            }
+        }
+        pending = left;
+        if !pending.is_empty() {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    let setup = begun.elapsed();
+
+    eprintln!("bulk: moving {count} tenants n1 -> n2, {BULK_AT_ONCE} at a time");
+    let moving = Instant::now();
+    let timed: Vec<anyhow::Result<Duration>> = futures_util::stream::iter(&slugs)
+        .map(|slug| async move {
+            let start = Instant::now();
+            let resp = http
+                .post(format!(
+                    "http://localhost:{}/v1/tenants/{slug}/move",
+                    n3.port
+                ))
+                .bearer_auth(OPERATOR_TOKEN)
+                .json(&json!({ "node": "n2" }))
+                .send()
+                .await?;
+            let status = resp.status();
+            let body = resp.text().await.unwrap_or_default();
+            anyhow::ensure!(status.as_u16() == 200, "moving {slug}: {status} {body}");
+            let health = format!("http://{slug}.localhost:{}/api/health", n2.port);
+            until(
+                Duration::from_secs(30),
+                "n2 serves the moved tenant",
+                async || status_of(http, &health).await == Some(200),
+            )
+            .await?;
+            Ok(start.elapsed())
+        })
+        .buffer_unordered(BULK_AT_ONCE)
+        .collect()
+        .await;
+    let total = moving.elapsed();
+    let mut unavailable = Stats::new("moves/s");
+    for t in timed {
+        unavailable.record(t?);
+    }
+    unavailable.elapsed = total;
+    Ok(BulkRow {
+        tenants: count,
+        from: "n1".to_string(),
+        to: "n2".to_string(),
+        at_once: BULK_AT_ONCE,
+        setup_s: setup.as_secs_f64(),
+        total_s: total.as_secs_f64(),
+        unavailable: unavailable.summary(),
     })
 }
 
@@ -511,6 +660,22 @@ pub fn format(report: &ClusterReport) -> Vec<String> {
             "  reader's refused answers (503) over all moves: {refused}"
         ));
     }
+    if let Some(b) = &report.bulk {
+        lines.push(format!(
+            "{} small tenants moved {} -> {}, {} at a time: {:.1} s in all ({:.1} moves/s; set up in {:.1} s)",
+            b.tenants,
+            b.from,
+            b.to,
+            b.at_once,
+            b.total_s,
+            b.tenants as f64 / b.total_s.max(0.001),
+            b.setup_s
+        ));
+        lines.push(format!(
+            "  per-tenant unavailability (move call to the new owner's first answer): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            b.unavailable.p50_ms, b.unavailable.p99_ms, b.unavailable.max_ms
+        ));
+    }
     if let Some(f) = &report.failover {
         lines.push(format!(
             "failover: kill -9 of {} to the first answer with the record through {}: {:.0} ms",
@@ -556,6 +721,15 @@ mod tests {
             move_call: summary(9.0, 9.0),
             move_served: summary(30.0, 30.0),
             move_gap: summary(25.0, 25.0),
+            bulk: Some(BulkRow {
+                tenants: 1000,
+                from: "n1".into(),
+                to: "n2".into(),
+                at_once: 4,
+                setup_s: 40.0,
+                total_s: 50.0,
+                unavailable: summary(180.0, 600.0),
+            }),
             failover: Some(FailoverRow {
                 killed: "n1".into(),
                 served_by: "n3".into(),
@@ -570,6 +744,12 @@ mod tests {
         );
         assert!(text.contains("1 moves"), "{text}");
         assert!(text.contains("over all moves: 7"), "{text}");
+        assert!(
+            text.contains("1000 small tenants moved n1 -> n2, 4 at a time"),
+            "{text}"
+        );
+        assert!(text.contains("50.0 s in all (20.0 moves/s"), "{text}");
+        assert!(text.contains("p99 600.0 ms"), "{text}");
         assert!(
             text.contains("kill -9 of n1 to the first answer with the record through n3: 2100 ms"),
             "{text}"

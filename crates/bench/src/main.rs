@@ -560,6 +560,9 @@ struct ClusterArgs {
     /// Planned moves of the tenant (between the first two nodes, in turn).
     #[arg(long, default_value_t = 10)]
     moves: usize,
+    /// Small tenants created on the first node and moved to the second, 4 at a time (0: none).
+    #[arg(long, default_value_t = 1000)]
+    tenants: usize,
     /// Skip the failover (kill -9 of the tenant's owner) at the end.
     #[arg(long)]
     no_failover: bool,
@@ -582,6 +585,7 @@ async fn run_cluster(args: ClusterArgs) -> anyhow::Result<()> {
         seconds: args.duration,
         rounds: args.rounds,
         moves: args.moves,
+        tenants: args.tenants,
         failover: !args.no_failover,
         lease_ttl: args.lease_ttl.max(1),
     };

@@ -283,7 +283,7 @@ fn churn_scenario_against_warren_produces_both_figures_and_a_ratio() {
 }
 
 /// The `cluster` scenario on a short run: three nodes over one etcd member, forwarding figures
-/// with no errors, two moves and a failover timed. Needs etcd: ignored in the plain run,
+/// with no errors, two moves, twelve small tenants moved and a failover timed. Needs etcd: ignored in the plain run,
 /// `tests/suites/cluster` runs it with `WARREN_ETCD` set.
 #[test]
 #[ignore = "needs etcd: run by tests/suites/cluster"]
@@ -308,6 +308,8 @@ fn cluster_scenario_times_forwarding_moves_and_a_failover() {
             "4",
             "--moves",
             "2",
+            "--tenants",
+            "12",
             "--etcd",
             &etcd,
         ])
@@ -347,6 +349,18 @@ fn cluster_scenario_times_forwarding_moves_and_a_failover() {
         assert!(m["call_ms"].as_f64().unwrap_or(0.0) > 0.0, "{stdout}");
         assert!(m["served_ms"].as_f64() >= m["call_ms"].as_f64(), "{stdout}");
     }
+    // Many small tenants moved n1 -> n2, each timed.
+    let bulk = &report["bulk"];
+    assert_eq!(bulk["tenants"], 12, "{stdout}");
+    assert_eq!(bulk["unavailable"]["ok"], 12, "{stdout}");
+    assert!(
+        bulk["unavailable"]["p99_ms"].as_f64().unwrap_or(0.0) > 0.0,
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("12 small tenants moved n1 -> n2"),
+        "{stdout}"
+    );
     // The owner after two moves is n1 again; a survivor serves its record after the kill.
     assert_eq!(report["failover"]["killed"], "n1", "{stdout}");
     assert!(

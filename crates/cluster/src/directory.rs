@@ -1,4 +1,4 @@
-//! The routing directory: live nodes and tenant owners, listed once and then kept current by
+//! The routing directory: live nodes, tenant owners and pins, listed once and then kept current by
 //! an etcd watch, so a request finds its tenant's owner without asking etcd.
 
 use std::collections::HashMap;
@@ -27,6 +27,8 @@ struct State {
     hosts: HashMap<String, Arc<HostRecord>>,
     /// The control plane's leader.
     leader: Option<Leader>,
+    /// Operators' pins: tenant → node.
+    pins: HashMap<String, String>,
 }
 
 /// What every node knows of the cluster. Cheap to clone; following stops when the last clone
@@ -86,6 +88,21 @@ impl Directory {
             }
         }
         loads
+    }
+
+    /// Every tenant with an owner, and its owner record.
+    pub fn owners(&self) -> HashMap<String, Owner> {
+        self.read().owners.clone()
+    }
+
+    /// The node `tenant` is pinned to, if an operator pinned it.
+    pub fn pin(&self, tenant: &str) -> Option<String> {
+        self.read().pins.get(tenant).cloned()
+    }
+
+    /// Every pin: tenant → node.
+    pub fn pins(&self) -> HashMap<String, String> {
+        self.read().pins.clone()
     }
 
     /// The tenants `node` owns.
@@ -246,6 +263,13 @@ fn apply_put(keys: &Keys, state: &mut State, kv: KeyValue) {
             }
             Err(e) => tracing::warn!(host, error = %e, "unreadable host record"),
         }
+    } else if let Some(tenant) = kv.key.strip_prefix(&keys.pins()) {
+        match crate::pins::parse(&kv.value) {
+            Ok(pin) => {
+                state.pins.insert(tenant.to_string(), pin.node);
+            }
+            Err(e) => tracing::warn!(tenant, error = %e, "unreadable pin record"),
+        }
     } else if kv.key == keys.control() {
         match crate::leader::parse(&kv.value) {
             Ok(leader) => state.leader = Some(leader),
@@ -261,6 +285,8 @@ fn apply_delete(keys: &Keys, state: &mut State, key: &str) {
         state.owners.remove(tenant);
     } else if let Some(host) = key.strip_prefix(&keys.hosts()) {
         state.hosts.remove(host);
+    } else if let Some(tenant) = key.strip_prefix(&keys.pins()) {
+        state.pins.remove(tenant);
     } else if key == keys.control() {
         state.leader = None;
     }

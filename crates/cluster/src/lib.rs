@@ -1,5 +1,5 @@
 //! Warren's cluster coordination on etcd: node membership under leases, tenant ownership with
-//! fenced generations, the routing directory every node follows, and placement.
+//! fenced generations, the routing directory every node follows, placement and pins.
 //!
 //! etcd is the only source of truth: a node is a member while its lease lives, a tenant's
 //! owner is the node whose lease holds the tenant's owner record, and every change of owner is
@@ -11,6 +11,7 @@ pub mod hosts;
 pub mod leader;
 pub mod membership;
 pub mod ownership;
+pub mod pins;
 pub mod placement;
 pub mod secret;
 
@@ -91,6 +92,15 @@ impl Keys {
         format!("{}generations/{tenant}", self.prefix)
     }
 
+    /// Operators' pins: `pins/<tenant>` = `{node}`, no lease.
+    pub fn pins(&self) -> String {
+        format!("{}pins/", self.prefix)
+    }
+
+    pub fn pin(&self, tenant: &str) -> String {
+        format!("{}pins/{tenant}", self.prefix)
+    }
+
     /// The hostname directory the control-plane leader mirrors: `hosts/<hostname>`.
     pub fn hosts(&self) -> String {
         format!("{}hosts/", self.prefix)
@@ -140,5 +150,6 @@ mod tests {
         let keys = Keys::new("prod").unwrap();
         assert_eq!(keys.owner("t1"), "/warren/prod/owners/t1");
         assert_eq!(keys.node("n1"), "/warren/prod/nodes/n1");
+        assert_eq!(keys.pin("t1"), "/warren/prod/pins/t1");
     }
 }

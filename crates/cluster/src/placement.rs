@@ -4,6 +4,7 @@
 //! order whose load is under the bound, `ceil(factor × (tenants + 1) / nodes)`. A node joining
 //! or leaving changes the ranking only where it comes first, so only its share of the tenants
 //! moves; the bound keeps a node from taking more than its share when hashes are unlucky.
+//! `assign` places a whole set of tenants at once (pins first), as rebalancing does.
 
 use std::collections::HashMap;
 
@@ -32,6 +33,49 @@ pub fn place<'a>(
         .find(|n| loads.get(n.as_str()).copied().unwrap_or(0) < bound)
         .or(ranked.first())
         .map(|n| n.as_str())
+}
+
+/// Where every tenant of `tenants` should live among `nodes` (ids of the live nodes): a
+/// tenant pinned (`pins`: tenant → node) to a live node goes there; the others, in id order,
+/// go to the first node in their ranking whose load is under `ceil(factor × tenants / nodes)`.
+/// The same inputs give the same answer on every node. Empty when there is no node.
+pub fn assign(
+    tenants: &[String],
+    nodes: &[String],
+    pins: &HashMap<String, String>,
+    factor: f64,
+) -> HashMap<String, String> {
+    let mut placed = HashMap::new();
+    if nodes.is_empty() {
+        return placed;
+    }
+    let bound = ((factor.max(1.0) * tenants.len() as f64) / nodes.len() as f64)
+        .ceil()
+        .max(1.0) as usize;
+    let mut loads: HashMap<&str, usize> = HashMap::new();
+    let mut free = Vec::new();
+    for tenant in tenants {
+        match pins.get(tenant).filter(|p| nodes.contains(p)) {
+            Some(node) => {
+                *loads.entry(node.as_str()).or_default() += 1;
+                placed.insert(tenant.clone(), node.clone());
+            }
+            None => free.push(tenant),
+        }
+    }
+    free.sort();
+    for tenant in free {
+        let ranked = rank(tenant, nodes);
+        let node = ranked
+            .iter()
+            .find(|n| loads.get(n.as_str()).copied().unwrap_or(0) < bound)
+            .or(ranked.first());
+        if let Some(node) = node {
+            *loads.entry(node.as_str()).or_default() += 1;
+            placed.insert(tenant.clone(), (*node).clone());
+        }
+    }
+    placed
 }
 
 /// `nodes` in `tenant`'s order of preference.
@@ -129,6 +173,48 @@ mod tests {
                 assert_eq!(rank(&t, &after)[0], was, "{t} moved");
             }
         }
+    }
+
+    #[test]
+    fn assigning_after_a_join_moves_about_a_share_only_to_the_new_node() {
+        let tenants: Vec<String> = (0..3000).map(|t| format!("t{t}")).collect();
+        let none = HashMap::new();
+        let before = assign(&tenants, &nodes(2), &none, DEFAULT_FACTOR);
+        let after = assign(&tenants, &nodes(3), &none, DEFAULT_FACTOR);
+        let to_new = tenants
+            .iter()
+            .filter(|t| before[*t] != after[*t] && after[*t] == "node-2")
+            .count();
+        let share = to_new as f64 / 3000.0;
+        assert!(
+            (0.28..0.40).contains(&share),
+            "moved to the new node: {share}"
+        );
+        let mut loads: HashMap<&str, usize> = HashMap::new();
+        for node in after.values() {
+            *loads.entry(node).or_default() += 1;
+        }
+        assert!(loads.values().all(|l| *l <= 1250), "{loads:?}");
+    }
+
+    #[test]
+    fn a_pin_to_a_live_node_wins_and_to_a_dead_one_is_ignored() {
+        let tenants: Vec<String> = (0..300).map(|t| format!("t{t}")).collect();
+        let n = nodes(3);
+        let pins = HashMap::from([
+            ("t1".to_string(), "node-0".to_string()),
+            ("t2".to_string(), "node-1".to_string()),
+            ("t3".to_string(), "node-9".to_string()),
+        ]);
+        let placed = assign(&tenants, &n, &pins, DEFAULT_FACTOR);
+        assert_eq!(placed["t1"], "node-0");
+        assert_eq!(placed["t2"], "node-1");
+        assert!(
+            n.contains(&placed["t3"]),
+            "a pin to a dead node is placed normally"
+        );
+        assert_eq!(placed.len(), 300);
+        assert!(assign(&tenants, &[], &pins, DEFAULT_FACTOR).is_empty());
     }
 
     #[test]

@@ -212,6 +212,12 @@ pub struct ClusterFlags {
     /// same on every node). Unset: the first node makes one and keeps it in etcd.
     #[arg(long, env = "WARREN_CLUSTER_SECRET", hide_env_values = true)]
     pub cluster_secret: Option<String>,
+    /// Whether the leader moves a share of the tenants to a node that joins (once it has
+    /// been live for a lease TTL, at least 3 s). `false`: tenants move only when an operator
+    /// moves them or their node dies.
+    #[arg(long, env = "WARREN_CLUSTER_REBALANCE", default_value_t = true,
+        action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub cluster_rebalance: bool,
 }
 
 /// The cluster flags once checked.
@@ -223,6 +229,8 @@ pub struct ClusterSettings {
     pub name: String,
     pub ttl: std::time::Duration,
     pub secret: Option<String>,
+    /// Whether this node, when it leads, rebalances tenants onto joining nodes.
+    pub rebalance: bool,
 }
 
 impl ClusterFlags {
@@ -266,6 +274,7 @@ impl ClusterFlags {
             name: self.cluster_name.clone(),
             ttl: std::time::Duration::from_secs(self.cluster_lease_ttl),
             secret: self.cluster_secret.clone(),
+            rebalance: self.cluster_rebalance,
         }))
     }
 }
@@ -775,6 +784,10 @@ mod tests {
         assert_eq!(settings.etcd.len(), 2);
         assert_eq!(settings.name, "warren");
         assert_eq!(settings.ttl.as_secs(), 10);
+        assert!(settings.rebalance, "rebalancing is on by default");
+        let mut off = full.to_vec();
+        off.push("--cluster-rebalance=false");
+        assert!(!cluster(&off).unwrap().unwrap().rebalance);
         let partial = cluster(&full[..6]).unwrap_err();
         assert!(partial.contains("--advertise"), "{partial}");
         let mut bad_port = full;

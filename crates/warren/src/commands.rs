@@ -196,6 +196,9 @@ async fn serve_platform(global: &Global, serve: &Serve) -> anyhow::Result<()> {
                 .context("joining the cluster")?;
             fail_over_through(&node, &control, &global.data_dir);
             tokio::spawn(node.clone().run_leader(control.clone()));
+            if settings.rebalance {
+                tokio::spawn(node.clone().run_rebalancer(control.clone()));
+            }
             Some(node)
         }
         None => None,

@@ -5,7 +5,8 @@
 //! Without the cluster flags none of this runs. With them every request is routed by what the
 //! etcd directory (a watched copy in memory) says: tenant hosts resolve through the mirrored
 //! `hosts/` records, a tenant is served by the node holding its owner record, and the platform
-//! host (operator API, console, signups) by the leader.
+//! host (operator API, console, signups) by the leader, who also moves a share of the tenants
+//! to a node that joins (`rebalance`).
 
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
@@ -28,6 +29,7 @@ use crate::cli::ClusterSettings;
 
 mod lead;
 mod moves;
+mod rebalance;
 mod restore;
 use lead::SyncState;
 pub use restore::FromTarget;
@@ -332,8 +334,8 @@ impl ClusterNode {
     }
 
     /// Routes a request for tenant `info`: served here when this node owns it (claiming it
-    /// when it is free and belongs here), else forwarded to its owner or to the node placement
-    /// gives it.
+    /// when it is free and belongs here), else forwarded to its owner or to the node its pin or
+    /// placement gives it.
     pub async fn route(&self, info: TenantInfo, request: Request, from_peer: bool) -> Route {
         let id = info.id.clone();
         let me = self.member.lease();
@@ -355,14 +357,18 @@ impl ClusterNode {
             return Route::Answered(unavailable(MOVING));
         }
         let nodes: Vec<String> = self.directory.nodes().into_iter().map(|n| n.id).collect();
-        let loads = self.directory.loads();
-        let placed = warren_cluster::placement::place(
-            &id,
-            &nodes,
-            &loads,
-            warren_cluster::placement::DEFAULT_FACTOR,
-        )
-        .map(str::to_string);
+        // A pin to a live node places the tenant there; otherwise (no pin, or its node is
+        // not live) placement decides.
+        let placed = match self.directory.pin(&id).filter(|p| nodes.contains(p)) {
+            Some(pinned) => Some(pinned),
+            None => warren_cluster::placement::place(
+                &id,
+                &nodes,
+                &self.directory.loads(),
+                warren_cluster::placement::DEFAULT_FACTOR,
+            )
+            .map(str::to_string),
+        };
         let data_here = self.has_data(&id);
         let claim_here = from_peer || data_here || placed.as_deref() == Some(self.node());
         if !claim_here {

@@ -4,7 +4,8 @@
 //! client cannot pass for a peer, and a node cut off from etcd refuses; with a shared backup
 //! target, a tenant whose node is killed fails over to a survivor (timed; writes lost counted,
 //! none under synchronous shipping), an operator's move, and a rolling restart of all three
-//! nodes under readers (unavailability per tenant timed). Ignored in the plain run; `tests/suites/cluster` runs it
+//! nodes under readers (unavailability per tenant timed), and a third node joining two that
+//! carry many tenants taking its share of them (a pinned one staying). Ignored in the plain run; `tests/suites/cluster` runs it
 //! with `WARREN_ETCD` set.
 
 use std::collections::HashSet;
@@ -109,6 +110,11 @@ impl Node {
             .args(["--cluster-etcd", &etcd.join(",")])
             .args(["--node-id", id, "--advertise", &addr.to_string()])
             .args(["--cluster-name", "e2e", "--cluster-lease-ttl", "2"])
+            // Tenants stay where the tests put them unless a test turns rebalancing on.
+            .args(
+                (!flags.iter().any(|f| f.starts_with("--cluster-rebalance")))
+                    .then_some("--cluster-rebalance=false"),
+            )
             .args(flags)
             .env("WARREN_OPERATOR_TOKEN", TOKEN)
             .env("RUST_LOG", "warn")
@@ -1301,4 +1307,244 @@ async fn a_rolling_restart_keeps_every_tenant_served() {
         worst < Duration::from_secs(5),
         "a tenant was unavailable for {worst:?}"
     );
+}
+
+/// Two nodes carrying many tenants, every tenant read through both of them; a third node joins
+/// and the leader moves it the share placement gives it (about a third), a few at a time, once
+/// the nodes settled. Every tenant keeps answering (a 503 envelope while it moves); each moved
+/// tenant's time without an answer is printed (p50/p99/max). A tenant pinned to n1 stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs etcd: run by tests/suites/cluster"]
+async fn a_joining_node_takes_its_share_of_tenants_under_readers() {
+    const TENANTS: usize = 90;
+    let etcd = Cluster::start();
+    let target = tempfile::tempdir().unwrap();
+    let mut flags = backup_flags(target.path());
+    flags.push("--cluster-rebalance=true".to_string());
+    let n1 = Node::start_with("n1", &etcd.clients, &flags);
+    let client = etcd.client();
+    eventually(Duration::from_secs(10), "n1 leads", async || {
+        client
+            .get("/warren/e2e/control")
+            .await
+            .ok()
+            .flatten()
+            .is_some_and(|kv| String::from_utf8_lossy(&kv.value).contains("\"n1\""))
+    })
+    .await;
+    let n2 = Node::start_with("n2", &etcd.clients, &flags);
+
+    // One tenant with records, the others empty; all provisioned on (and owned by) n1, each
+    // opened once through n2 so it ships its first snapshot (what a move restores from).
+    let started = Instant::now();
+    let mut slugs = vec!["sharenotes".to_string()];
+    let mut ids = vec![tenant_with_notes(&n1, "sharenotes").await];
+    for k in 0..5 {
+        let (status, body) = send(
+            n2.request(
+                Method::POST,
+                "sharenotes.localhost",
+                "/api/collections/notes/records",
+            )
+            .json(&json!({ "title": format!("note-{k}") })),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    for i in 1..TENANTS {
+        let slug = format!("share{i:03}");
+        let (status, body) = send(
+            n1.request(Method::POST, "localhost", "/v1/tenants")
+                .bearer_auth(TOKEN)
+                .json(&json!({ "slug": slug })),
+        )
+        .await;
+        assert_eq!(status, 201, "{body}");
+        ids.push(body["id"].as_str().unwrap().to_string());
+        let (status, body) =
+            send(n2.request(Method::GET, &format!("{slug}.localhost"), "/api/health")).await;
+        assert_eq!(status, 200, "{body}");
+        slugs.push(slug);
+    }
+    eventually(
+        Duration::from_secs(60),
+        "every tenant's first snapshot",
+        async || {
+            for slug in &slugs {
+                let (_, body) = send(
+                    n1.request(
+                        Method::GET,
+                        "localhost",
+                        &format!("/v1/tenants/{slug}/backups"),
+                    )
+                    .bearer_auth(TOKEN),
+                )
+                .await;
+                if body["items"].as_array().is_none_or(|i| i.is_empty()) {
+                    return false;
+                }
+            }
+            true
+        },
+    )
+    .await;
+    println!(
+        "rebalance: {TENANTS} tenants created and shipped in {:?}",
+        started.elapsed()
+    );
+
+    // Which tenants placement gives a third node; one of them is pinned to n1 first (a move
+    // to the node it is on, with "pin").
+    let three: Vec<String> = ["n1", "n2", "n3"].map(String::from).to_vec();
+    let factor = warren_cluster::placement::DEFAULT_FACTOR;
+    let unpinned = warren_cluster::placement::assign(&ids, &three, &Default::default(), factor);
+    let pinned_at = ids.iter().position(|id| unpinned[id] == "n3").unwrap();
+    let (pinned_slug, pinned_id) = (slugs[pinned_at].clone(), ids[pinned_at].clone());
+    let (status, body) = send(
+        n2.request(
+            Method::POST,
+            "localhost",
+            &format!("/v1/tenants/{pinned_slug}/move"),
+        )
+        .bearer_auth(TOKEN)
+        .json(&json!({ "node": "n1", "pin": true })),
+    )
+    .await;
+    assert_eq!((status, &body["node"]), (200, &json!("n1")), "{body}");
+    let (status, body) = send(
+        n2.request(
+            Method::GET,
+            "localhost",
+            &format!("/v1/tenants/{pinned_slug}/pin"),
+        )
+        .bearer_auth(TOKEN),
+    )
+    .await;
+    assert_eq!((status, &body["pin"]), (200, &json!("n1")), "{body}");
+    let pins = std::collections::HashMap::from([(pinned_id.clone(), "n1".to_string())]);
+    let placed = warren_cluster::placement::assign(&ids, &three, &pins, factor);
+    let expected: HashSet<String> = ids
+        .iter()
+        .filter(|id| placed[*id] == "n3")
+        .cloned()
+        .collect();
+    let share = expected.len() as f64 / TENANTS as f64;
+    assert!((0.2..0.45).contains(&share), "placement gives n3 {share}");
+
+    // Readers: every tenant through n1 and n2 in turn, each tenant's longest run of answers
+    // without a 200 kept (from its first refused answer to the next 200).
+    let reading = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let readers: Vec<_> = slugs
+        .chunks(TENANTS.div_ceil(6))
+        .map(|chunk| {
+            let requests: Vec<[reqwest::RequestBuilder; 2]> = chunk
+                .iter()
+                .map(|slug| {
+                    let host = format!("{slug}.localhost");
+                    [&n1, &n2].map(|n| n.request(Method::GET, &host, "/api/health"))
+                })
+                .collect();
+            let chunk = chunk.to_vec();
+            let reading = reading.clone();
+            tokio::spawn(async move {
+                let mut since: Vec<Option<Instant>> = vec![None; chunk.len()];
+                let mut longest = vec![Duration::ZERO; chunk.len()];
+                let (mut passes, mut answers) = (0usize, 0usize);
+                while reading.load(std::sync::atomic::Ordering::Relaxed) {
+                    for (i, pair) in requests.iter().enumerate() {
+                        let (status, body) = send(pair[passes % 2].try_clone().unwrap()).await;
+                        answers += 1;
+                        if status == 200 {
+                            if let Some(start) = since[i].take() {
+                                longest[i] = longest[i].max(start.elapsed());
+                            }
+                        } else {
+                            assert_eq!((status, &body["status"]), (503, &json!(503)), "{body}");
+                            since[i].get_or_insert_with(Instant::now);
+                        }
+                    }
+                    passes += 1;
+                }
+                for (i, s) in since.iter().enumerate() {
+                    assert!(s.is_none(), "{} is served again at the end", chunk[i]);
+                }
+                (chunk, longest, passes, answers)
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let joined = Instant::now();
+    let n3 = Node::start_with("n3", &etcd.clients, &flags);
+    let owners_on = async |node: &str| -> HashSet<String> {
+        let (kvs, _) = client.list("/warren/e2e/owners/").await.unwrap();
+        kvs.into_iter()
+            .filter(|kv| String::from_utf8_lossy(&kv.value).contains(&format!("\"{node}\"")))
+            .map(|kv| kv.key.rsplit('/').next().unwrap().to_string())
+            .collect()
+    };
+    eventually(
+        Duration::from_secs(60),
+        "n3 owns and serves its share",
+        async || owners_on("n3").await == expected && expected.iter().all(|id| n3.has_tenant(id)),
+    )
+    .await;
+    let settled = joined.elapsed();
+    // The last moves' restores end and the readers see them served.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    reading.store(false, std::sync::atomic::Ordering::Relaxed);
+    let mut gaps = Vec::new();
+    let (mut passes, mut answers) = (0, 0);
+    for reader in readers {
+        let (chunk, longest, p, a) = reader.await.unwrap();
+        passes += p;
+        answers += a;
+        for (slug, gap) in chunk.iter().zip(longest) {
+            let id = &ids[slugs.iter().position(|s| s == slug).unwrap()];
+            if expected.contains(id) {
+                gaps.push(gap);
+            } else {
+                assert_eq!(gap, Duration::ZERO, "{slug} did not move, yet answered 503");
+            }
+        }
+    }
+    gaps.sort();
+    let at = |q: f64| gaps[((gaps.len() as f64 * q).ceil() as usize).clamp(1, gaps.len()) - 1];
+    println!(
+        "rebalance: n3 joined; {} of {TENANTS} tenants moved to it, all served there {settled:?} \
+         after it started (settle 3 s); readers: {answers} answers in {passes} passes; per-tenant \
+         unavailability p50 {:?}, p99 {:?}, max {:?}",
+        expected.len(),
+        at(0.5),
+        at(0.99),
+        gaps.last().unwrap()
+    );
+    // Nothing else moved; the pinned tenant stayed on n1.
+    assert_eq!(owners_on("n3").await, expected);
+    assert!(owners_on("n1").await.contains(&pinned_id));
+    assert!(!expected.contains(&pinned_id));
+    assert!(
+        owners_on("n2").await.is_empty(),
+        "nothing moves to a node that did not join"
+    );
+    let worst = *gaps.last().unwrap();
+    assert!(
+        worst < Duration::from_secs(5),
+        "a tenant was unavailable for {worst:?}"
+    );
+    // The tenant with records has all of them, through every node.
+    for node in [&n1, &n2, &n3] {
+        assert_eq!(titles(node, "sharenotes").await.len(), 5, "{}", node.id);
+    }
+    // Unpinned, the tenant has no pin.
+    let (status, body) = send(
+        n3.request(
+            Method::DELETE,
+            "localhost",
+            &format!("/v1/tenants/{pinned_slug}/pin"),
+        )
+        .bearer_auth(TOKEN),
+    )
+    .await;
+    assert_eq!((status, &body["pin"]), (200, &Value::Null), "{body}");
 }

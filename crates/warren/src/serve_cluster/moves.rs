@@ -1,5 +1,5 @@
 //! Planned moves of a tenant between live nodes: the operator's `POST /v1/tenants/{slug}/move`
-//! (answered by the leader), the owner's hand-off (writes stopped, the tenant drained and
+//! and `/v1/tenants/{slug}/pin` (answered by the leader), the owner's hand-off (writes stopped, the tenant drained and
 //! closed so its last WAL is shipped, ownership handed over) and the target's claim and restore.
 
 use std::time::{Duration, Instant};
@@ -12,6 +12,7 @@ use serde::Deserialize;
 use serde_json::json;
 use warren_api::ApiError;
 use warren_cluster::ownership::{self, Claim};
+use warren_cluster::pins;
 use warren_control_plane::ControlPlane;
 
 use super::{ClusterNode, MOVING};
@@ -27,6 +28,10 @@ const DRAIN_LIMIT: Duration = Duration::from_secs(10);
 #[serde(deny_unknown_fields)]
 struct MoveBody {
     node: String,
+    /// `true`: the tenant is pinned to `node` once there; otherwise a pin to another node is
+    /// removed (the tenant lives where the operator moved it).
+    #[serde(default)]
+    pin: bool,
 }
 
 fn envelope(status: StatusCode, message: &str) -> Response {
@@ -54,15 +59,19 @@ impl ClusterNode {
                 _ => ApiError::not_found().into_response(),
             });
         }
-        let slug = match path
+        let Some((slug, action)) = path
             .strip_prefix("/v1/tenants/")
-            .and_then(|p| p.strip_suffix("/move"))
-        {
-            Some(slug) if request.method() == Method::POST && !slug.contains('/') => {
-                slug.to_string()
-            }
+            .and_then(|p| p.split_once('/'))
+            .filter(|(slug, _)| !slug.is_empty())
+        else {
+            return Err(request);
+        };
+        let pin_request = match (action, request.method()) {
+            ("move", &Method::POST) => false,
+            ("pin", &Method::GET | &Method::DELETE) => true,
             _ => return Err(request),
         };
+        let slug = slug.to_string();
         let leads = self
             .directory
             .leader()
@@ -81,14 +90,23 @@ impl ClusterNode {
                 "Missing or invalid operator token.",
             ));
         }
+        if pin_request {
+            let unpin = request.method() == Method::DELETE;
+            let info = match control.directory.resolve(&slug).await {
+                Ok(Some(info)) => info,
+                Ok(None) => return Ok(ApiError::not_found().into_response()),
+                Err(e) => return Ok(ApiError::internal(e).into_response()),
+            };
+            return Ok(self.pin_answer(&info.id, unpin).await);
+        }
         let body = match axum::body::to_bytes(request.into_body(), 1024).await {
             Ok(body) => body,
             Err(_) => return Ok(ApiError::bad_request().into_response()),
         };
-        let Ok(MoveBody { node }) = serde_json::from_slice(&body) else {
+        let Ok(MoveBody { node, pin }) = serde_json::from_slice(&body) else {
             return Ok(envelope(
                 StatusCode::BAD_REQUEST,
-                "The body must be {\"node\": ID}.",
+                "The body must be {\"node\": ID, \"pin\": true|false}.",
             ));
         };
         let info = match control.directory.resolve(&slug).await {
@@ -96,11 +114,55 @@ impl ClusterNode {
             Ok(None) => return Ok(ApiError::not_found().into_response()),
             Err(e) => return Ok(ApiError::internal(e).into_response()),
         };
-        Ok(self.move_tenant(control, &info.id, &node).await)
+        let moved = self.move_tenant(control, &info.id, &node).await;
+        if moved.status() != StatusCode::OK {
+            return Ok(moved);
+        }
+        let pinned = self.directory.pin(&info.id);
+        let changed = if pin {
+            if pinned.as_deref() == Some(node.as_str()) {
+                Ok(())
+            } else {
+                match pins::pin(&self.member, &info.id, &node).await {
+                    Ok(revision) => {
+                        // Answered once this node's own view has the pin.
+                        self.directory
+                            .caught_up(revision, Duration::from_secs(2))
+                            .await;
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+        } else if pinned.is_some_and(|p| p != node) {
+            pins::unpin(&self.member, &info.id).await.map(|_| ())
+        } else {
+            Ok(())
+        };
+        if let Err(e) = changed {
+            return Ok(
+                ApiError::internal(format!("the project moved, but its pin: {e}")).into_response(),
+            );
+        }
+        Ok(moved)
+    }
+
+    /// `GET` (`unpin` false) or `DELETE` (`unpin` true) `/v1/tenants/{slug}/pin`: the node
+    /// tenant `id` is pinned to (`null` when none), after removing the pin when asked.
+    async fn pin_answer(&self, id: &str, unpin: bool) -> Response {
+        if unpin && let Err(e) = pins::unpin(&self.member, id).await {
+            return ApiError::internal(e).into_response();
+        }
+        let node = if unpin { None } else { self.directory.pin(id) };
+        (
+            StatusCode::OK,
+            axum::Json(json!({ "tenant": id, "pin": node })),
+        )
+            .into_response()
     }
 
     /// The leader's part: asks the owner of tenant `id` to hand it to node `to`.
-    async fn move_tenant(&self, control: &ControlPlane, id: &str, to: &str) -> Response {
+    pub(super) async fn move_tenant(&self, control: &ControlPlane, id: &str, to: &str) -> Response {
         if !self.directory.nodes().iter().any(|n| n.id == to) {
             return envelope(StatusCode::BAD_REQUEST, "No live node has that id.");
         }
@@ -149,6 +211,26 @@ impl ClusterNode {
                 StatusCode::BAD_REQUEST,
                 "Projects move through the backup target; this server has none (--backup-url).",
             );
+        }
+        // The target restores from the backup target: a tenant none of whose snapshots is
+        // there yet (just created) would have nothing to restore.
+        match control.backups.target() {
+            Some(backups) => match warren_backup::latest::newest_chain(backups, id).await {
+                Ok(Some(_)) => {}
+                Ok(None) => {
+                    return envelope(
+                        StatusCode::CONFLICT,
+                        "The project has no backup to move through yet; try again shortly.",
+                    );
+                }
+                Err(e) => return ApiError::internal(e).into_response(),
+            },
+            None => {
+                return envelope(
+                    StatusCode::BAD_REQUEST,
+                    "Projects move through the backup target; this server has none (--backup-url).",
+                );
+            }
         }
         if !self.moving_out(id, true) {
             return envelope(StatusCode::CONFLICT, "The project is already moving.");
