@@ -99,6 +99,53 @@ pub async fn restore_latest(
     done
 }
 
+/// What [`fetch_latest`] brought.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    /// The snapshot it started from.
+    pub from: Manifest,
+    /// WAL transactions replayed on it.
+    pub transactions: u64,
+    /// Commit time (ms since the epoch) of the last transaction replayed (0 when none).
+    pub last_commit_ms: i64,
+}
+
+/// Fetches database `id`'s latest shipped state from `target` into the new directory `dest`
+/// (which must not exist): the newest snapshot of the highest ownership generation and every
+/// segment of its chain shipped under that generation, replayed to the end. Unlike
+/// [`restore_latest`] it starts no chain: for a database that stays open elsewhere (the
+/// cluster's control database, whose rows are then copied into the open one), whose shipper
+/// starts its own. `None` when the target holds nothing of it; fails when it holds a state
+/// of a higher ownership generation than `ownership` (the caller's lead or claim is stale).
+pub async fn fetch_latest(
+    target: &Target,
+    id: &str,
+    dest: &Path,
+    ownership: u64,
+) -> Result<Option<Fetched>> {
+    let Some(from) = newest_chain(target, id).await? else {
+        return Ok(None);
+    };
+    if from.ownership_generation > ownership {
+        return Err(Error::Invalid(format!(
+            "the target holds {id}'s state under ownership generation {}, newer than {ownership}",
+            from.ownership_generation
+        )));
+    }
+    restore::fetch(target, &from, dest, &crate::quiet).await?;
+    match pitr::replay(target, &from, dest, i64::MAX, &crate::quiet).await {
+        Ok(replayed) => Ok(Some(Fetched {
+            from,
+            transactions: replayed.transactions,
+            last_commit_ms: replayed.last_ms,
+        })),
+        Err(e) => {
+            let _ = tokio::fs::remove_dir_all(dest).await;
+            Err(e)
+        }
+    }
+}
+
 /// Moves `staging` to `dir` by renames on one file system, a directory already at `dir` aside
 /// first (and removed after), and syncs the parent.
 async fn put_in_place(staging: &Path, dir: &Path) -> Result<()> {
