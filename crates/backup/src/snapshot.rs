@@ -192,9 +192,10 @@ async fn create_with(
             source.file_bucket.clone(),
         );
         tokio::task::spawn_blocking(move || {
-            let bucket = crate::remote::locate(&db, &id, default.as_ref())?;
-            let collections = crate::remote::collections(&db)?;
-            Ok::<_, Error>(bucket.map(|b| (b, collections)))
+            match crate::remote::locate(&db, &id, default.as_ref())? {
+                Some(bucket) => Ok::<_, Error>(Some((bucket, crate::remote::collections(&db)?))),
+                None => Ok(None),
+            }
         })
         .await
         .map_err(|e| Error::Io(std::io::Error::other(e)))??
