@@ -3,8 +3,9 @@
 //! WebSocket subscribers on nodes that do not own the tenant, unknown hosts are refused everywhere, a
 //! client cannot pass for a peer, and a node cut off from etcd refuses; with a shared backup
 //! target, a tenant whose node is killed fails over to a survivor (timed; writes lost counted,
-//! none under synchronous shipping), an operator's move, and a rolling restart of all three
-//! nodes under readers (unavailability per tenant timed). Ignored in the plain run; `tests/suites/cluster` runs it
+//! none under synchronous shipping), an operator's move, a rolling restart of all three
+//! nodes under readers (unavailability per tenant timed), and the control plane's leader killed
+//! without losing an account or a tenant (the platform's return timed). Ignored in the plain run; `tests/suites/cluster` runs it
 //! with `WARREN_ETCD` set.
 
 use std::collections::HashSet;
