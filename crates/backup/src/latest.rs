@@ -339,4 +339,90 @@ mod tests {
         expected.extend((0..3).map(|i| format!("b{i}")));
         assert_eq!(rows(&node_c.join("data.db")), expected);
     }
+
+    /// The control database's way: fetched (no chain started) by each new lead, which ships
+    /// its own chain under its own term; a deposed lead's late writes, shipped into its older
+    /// chain, never come back.
+    #[tokio::test]
+    async fn a_fetch_takes_the_highest_term_and_never_a_deposed_one_s_late_writes() {
+        let root = tempfile::tempdir().unwrap();
+        let target = Target::Dir(root.path().join("target"));
+        let nothing = fetch_latest(&target, "c1", &root.path().join("none"), 1).await;
+        assert!(nothing.unwrap().is_none(), "an empty target holds nothing");
+
+        // Lead 1 ships.
+        let dir_a = root.path().join("a/c1");
+        let db_a = open(&dir_a).await;
+        let ship_a = shipping(&target, 1);
+        let _wanted_a = ship_a.take_wanted().unwrap();
+        let _guard_a = ship_a.start("c1", &dir_a, db_a.clone());
+        let source = |dir: &Path| Source {
+            tenant_id: "c1".into(),
+            slug: "c1".into(),
+            dir: dir.to_path_buf(),
+            file_bucket: None,
+        };
+        let scratch = root.path().join("scratch");
+        snapshot::create_shipped(
+            &target,
+            &scratch,
+            &source(&dir_a),
+            Some(&ship_a),
+            &crate::quiet,
+        )
+        .await
+        .unwrap();
+        for i in 0..5 {
+            insert(&db_a, &format!("a{i}")).await;
+        }
+        ship_a.flush("c1").await.unwrap();
+
+        // Lead 2 fetches it all, then ships its own chain from its copy.
+        let dir_b = root.path().join("b/c1");
+        let fetched = fetch_latest(&target, "c1", &dir_b, 2)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(fetched.transactions, 5);
+        assert_eq!(fetched.from.ownership_generation, 1);
+        let lead_a: Vec<String> = (0..5).map(|i| format!("a{i}")).collect();
+        assert_eq!(rows(&dir_b.join("data.db")), lead_a);
+        let stale = fetch_latest(&target, "c1", &root.path().join("stale"), 0).await;
+        assert!(matches!(stale, Err(Error::Invalid(_))), "{stale:?}");
+        let db_b = open(&dir_b).await;
+        let ship_b = shipping(&target, 2);
+        let _wanted_b = ship_b.take_wanted().unwrap();
+        let guard_b = ship_b.start("c1", &dir_b, db_b.clone());
+        snapshot::create_shipped(
+            &target,
+            &scratch,
+            &source(&dir_b),
+            Some(&ship_b),
+            &crate::quiet,
+        )
+        .await
+        .unwrap();
+        for i in 0..3 {
+            insert(&db_b, &format!("b{i}")).await;
+        }
+        ship_b.flush("c1").await.unwrap();
+
+        // Lead 1, deposed, still writes and ships into its own chain.
+        for i in 0..4 {
+            insert(&db_a, &format!("late{i}")).await;
+        }
+        ship_a.flush("c1").await.unwrap();
+        drop(guard_b);
+
+        // Lead 3 fetches lead 2's state, none of lead 1's late writes.
+        let dir_c = root.path().join("c/c1");
+        let fetched = fetch_latest(&target, "c1", &dir_c, 3)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(fetched.from.ownership_generation, 2);
+        let mut expected = lead_a;
+        expected.extend((0..3).map(|i| format!("b{i}")));
+        assert_eq!(rows(&dir_c.join("data.db")), expected);
+    }
 }
