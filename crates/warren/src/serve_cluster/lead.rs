@@ -15,6 +15,8 @@ use super::ClusterNode;
 
 /// How often the leader loop looks at the lead and the control database.
 const TICK: Duration = Duration::from_millis(100);
+/// How long a new leader waits before it tries again to restore the control database.
+const RETRY: Duration = Duration::from_secs(1);
 /// How often the leader rewrites the whole mirror even when nothing seemed to change.
 const FULL_RESYNC: Duration = Duration::from_secs(30);
 
@@ -74,6 +76,8 @@ impl ClusterNode {
                 self.syncing.lock().await.leading = false;
                 if let Err(e) = self.take_over_control(shipped, &control).await {
                     tracing::warn!(error = %e, "restoring the control database failed; trying again");
+                    // The platform answers 503 meanwhile; the target may need a moment.
+                    tokio::time::sleep(RETRY).await;
                     continue;
                 }
             }
