@@ -83,18 +83,41 @@ pub const MIGRATIONS: &[Migration] = &[
     },
 ];
 
-/// Opens (creating and migrating if needed) `control.db` in `data_dir`.
+/// Opens (creating and migrating if needed) the control database of `data_dir`: `control.db`,
+/// or, on a node of a cluster that ships it ([`cluster_control_dir`] holds it), that one.
 pub async fn open_control_db(data_dir: &Path) -> Result<Database> {
     tokio::fs::create_dir_all(data_dir)
         .await
         .map_err(Error::Io)?;
+    let shipped = cluster_control_dir(data_dir).join("data.db");
+    let path = if shipped.is_file() {
+        shipped
+    } else {
+        data_dir.join("control.db")
+    };
+    open_control_db_file(&path, false).await
+}
+
+/// Opens (creating and migrating if needed) the control database file at `path`; `shipped`
+/// opens it for WAL shipping (see `warren_store::Database::open_shipped`).
+pub async fn open_control_db_file(path: &Path, shipped: bool) -> Result<Database> {
     let options = Options {
         readers: 4,
         cache_kib: 8192,
         migrations: MIGRATIONS,
         durable: true,
     };
-    Ok(Database::open(data_dir.join("control.db"), options).await?)
+    Ok(if shipped {
+        Database::open_shipped(path, options).await?
+    } else {
+        Database::open(path, options).await?
+    })
+}
+
+/// Where a cluster node keeps the control database it ships to the backup target
+/// (`<data dir>/cluster/control/data.db`, laid out like a tenant's directory).
+pub fn cluster_control_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("cluster").join("control")
 }
 
 /// Where tenants' directories live inside the data directory.

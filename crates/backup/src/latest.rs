@@ -99,6 +99,53 @@ pub async fn restore_latest(
     done
 }
 
+/// What [`fetch_latest`] brought.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    /// The snapshot it started from.
+    pub from: Manifest,
+    /// WAL transactions replayed on it.
+    pub transactions: u64,
+    /// Commit time (ms since the epoch) of the last transaction replayed (0 when none).
+    pub last_commit_ms: i64,
+}
+
+/// Fetches database `id`'s latest shipped state from `target` into the new directory `dest`
+/// (which must not exist): the newest snapshot of the highest ownership generation and every
+/// segment of its chain shipped under that generation, replayed to the end. Unlike
+/// [`restore_latest`] it starts no chain: for a database that stays open elsewhere (the
+/// cluster's control database, whose rows are then copied into the open one), whose shipper
+/// starts its own. `None` when the target holds nothing of it; fails when it holds a state
+/// of a higher ownership generation than `ownership` (the caller's lead or claim is stale).
+pub async fn fetch_latest(
+    target: &Target,
+    id: &str,
+    dest: &Path,
+    ownership: u64,
+) -> Result<Option<Fetched>> {
+    let Some(from) = newest_chain(target, id).await? else {
+        return Ok(None);
+    };
+    if from.ownership_generation > ownership {
+        return Err(Error::Invalid(format!(
+            "the target holds {id}'s state under ownership generation {}, newer than {ownership}",
+            from.ownership_generation
+        )));
+    }
+    restore::fetch(target, &from, dest, &crate::quiet).await?;
+    match pitr::replay(target, &from, dest, i64::MAX, &crate::quiet).await {
+        Ok(replayed) => Ok(Some(Fetched {
+            from,
+            transactions: replayed.transactions,
+            last_commit_ms: replayed.last_ms,
+        })),
+        Err(e) => {
+            let _ = tokio::fs::remove_dir_all(dest).await;
+            Err(e)
+        }
+    }
+}
+
 /// Moves `staging` to `dir` by renames on one file system, a directory already at `dir` aside
 /// first (and removed after), and syncs the parent.
 async fn put_in_place(staging: &Path, dir: &Path) -> Result<()> {
@@ -291,5 +338,91 @@ mod tests {
         let mut expected = expected;
         expected.extend((0..3).map(|i| format!("b{i}")));
         assert_eq!(rows(&node_c.join("data.db")), expected);
+    }
+
+    /// The control database's way: fetched (no chain started) by each new lead, which ships
+    /// its own chain under its own term; a deposed lead's late writes, shipped into its older
+    /// chain, never come back.
+    #[tokio::test]
+    async fn a_fetch_takes_the_highest_term_and_never_a_deposed_one_s_late_writes() {
+        let root = tempfile::tempdir().unwrap();
+        let target = Target::Dir(root.path().join("target"));
+        let nothing = fetch_latest(&target, "c1", &root.path().join("none"), 1).await;
+        assert!(nothing.unwrap().is_none(), "an empty target holds nothing");
+
+        // Lead 1 ships.
+        let dir_a = root.path().join("a/c1");
+        let db_a = open(&dir_a).await;
+        let ship_a = shipping(&target, 1);
+        let _wanted_a = ship_a.take_wanted().unwrap();
+        let _guard_a = ship_a.start("c1", &dir_a, db_a.clone());
+        let source = |dir: &Path| Source {
+            tenant_id: "c1".into(),
+            slug: "c1".into(),
+            dir: dir.to_path_buf(),
+            file_bucket: None,
+        };
+        let scratch = root.path().join("scratch");
+        snapshot::create_shipped(
+            &target,
+            &scratch,
+            &source(&dir_a),
+            Some(&ship_a),
+            &crate::quiet,
+        )
+        .await
+        .unwrap();
+        for i in 0..5 {
+            insert(&db_a, &format!("a{i}")).await;
+        }
+        ship_a.flush("c1").await.unwrap();
+
+        // Lead 2 fetches it all, then ships its own chain from its copy.
+        let dir_b = root.path().join("b/c1");
+        let fetched = fetch_latest(&target, "c1", &dir_b, 2)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(fetched.transactions, 5);
+        assert_eq!(fetched.from.ownership_generation, 1);
+        let lead_a: Vec<String> = (0..5).map(|i| format!("a{i}")).collect();
+        assert_eq!(rows(&dir_b.join("data.db")), lead_a);
+        let stale = fetch_latest(&target, "c1", &root.path().join("stale"), 0).await;
+        assert!(matches!(stale, Err(Error::Invalid(_))), "{stale:?}");
+        let db_b = open(&dir_b).await;
+        let ship_b = shipping(&target, 2);
+        let _wanted_b = ship_b.take_wanted().unwrap();
+        let guard_b = ship_b.start("c1", &dir_b, db_b.clone());
+        snapshot::create_shipped(
+            &target,
+            &scratch,
+            &source(&dir_b),
+            Some(&ship_b),
+            &crate::quiet,
+        )
+        .await
+        .unwrap();
+        for i in 0..3 {
+            insert(&db_b, &format!("b{i}")).await;
+        }
+        ship_b.flush("c1").await.unwrap();
+
+        // Lead 1, deposed, still writes and ships into its own chain.
+        for i in 0..4 {
+            insert(&db_a, &format!("late{i}")).await;
+        }
+        ship_a.flush("c1").await.unwrap();
+        drop(guard_b);
+
+        // Lead 3 fetches lead 2's state, none of lead 1's late writes.
+        let dir_c = root.path().join("c/c1");
+        let fetched = fetch_latest(&target, "c1", &dir_c, 3)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(fetched.from.ownership_generation, 2);
+        let mut expected = lead_a;
+        expected.extend((0..3).map(|i| format!("b{i}")));
+        assert_eq!(rows(&dir_c.join("data.db")), expected);
     }
 }

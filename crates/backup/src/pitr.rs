@@ -246,12 +246,21 @@ fn prune(root: &Path, rel: &Path, named: &HashSet<String>) -> Result<bool> {
     Ok(empty && !rel.as_os_str().is_empty())
 }
 
-/// Every `<collection id>/<record id>/<file name>` named by a file field of a record.
+/// Every `<collection id>/<record id>/<file name>` named by a file field of a record (none in
+/// a database without collections, such as the cluster's control database).
 pub fn named_files(db: &Path) -> Result<HashSet<String>> {
     let conn = Connection::open_with_flags(
         db,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
+    let has_collections: i64 = conn.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '_collections'",
+        [],
+        |r| r.get(0),
+    )?;
+    if has_collections == 0 {
+        return Ok(HashSet::new());
+    }
     let collections: Vec<(String, String, String)> = conn
         .prepare("SELECT id, name, fields FROM _collections WHERE type != 'view'")?
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?

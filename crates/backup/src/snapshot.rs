@@ -192,9 +192,10 @@ async fn create_with(
             source.file_bucket.clone(),
         );
         tokio::task::spawn_blocking(move || {
-            let bucket = crate::remote::locate(&db, &id, default.as_ref())?;
-            let collections = crate::remote::collections(&db)?;
-            Ok::<_, Error>(bucket.map(|b| (b, collections)))
+            match crate::remote::locate(&db, &id, default.as_ref())? {
+                Some(bucket) => Ok::<_, Error>(Some((bucket, crate::remote::collections(&db)?))),
+                None => Ok(None),
+            }
         })
         .await
         .map_err(|e| Error::Io(std::io::Error::other(e)))??
@@ -272,12 +273,21 @@ async fn create_with(
     Ok(manifest)
 }
 
-/// Records per collection table (views have no records of their own).
+/// Records per collection table (views have no records of their own); none for a database
+/// without collections (the cluster's control database is shipped like a tenant's).
 pub fn count_records(db: &Path) -> Result<BTreeMap<String, i64>> {
     let conn = Connection::open_with_flags(
         db,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
+    let has_collections: i64 = conn.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '_collections'",
+        [],
+        |r| r.get(0),
+    )?;
+    if has_collections == 0 {
+        return Ok(BTreeMap::new());
+    }
     let names: Vec<String> = conn
         .prepare("SELECT name FROM _collections WHERE type != 'view' ORDER BY name")?
         .query_map([], |r| r.get(0))?

@@ -115,6 +115,12 @@ impl Keys {
         format!("{}control", self.prefix)
     }
 
+    /// The control plane's last leadership term (no lease): bumped by every node that takes
+    /// the lead, in the same transaction.
+    pub fn control_term(&self) -> String {
+        format!("{}control-term", self.prefix)
+    }
+
     /// The secret peers show each other on forwarded requests.
     pub fn secret(&self) -> String {
         format!("{}secret", self.prefix)

@@ -304,6 +304,9 @@ async fn one_leader_writes_the_host_mirror_and_a_former_leader_cannot() {
         "still leads"
     );
     assert!(!leader::try_lead(&b, "b.test:8080").await.unwrap());
+    // Each lead has a term of its own: a's is the first; b, not leading, has none.
+    assert_eq!(leader::term(&a, "a.test:8080").await.unwrap(), Some(1));
+    assert_eq!(leader::term(&b, "b.test:8080").await.unwrap(), None);
     let as_a = Leader::of(&a, "a.test:8080");
     until(Duration::from_secs(5), || {
         seen.leader() == Some(as_a.clone())
@@ -334,6 +337,11 @@ async fn one_leader_writes_the_host_mirror_and_a_former_leader_cannot() {
     until(Duration::from_secs(5), || seen.leader().is_none()).await;
     assert!(hosts::apply(&a, &as_a, &delete).await.is_err(), "a left");
     assert!(leader::try_lead(&b, "b.test:8080").await.unwrap());
+    assert_eq!(
+        leader::term(&b, "b.test:8080").await.unwrap(),
+        Some(2),
+        "the next lead's term is higher"
+    );
     assert!(hosts::apply(&b, &as_b, &delete).await.unwrap().is_some());
     until(Duration::from_secs(5), || {
         seen.host("app.example.com").is_none()

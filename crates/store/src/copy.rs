@@ -77,6 +77,110 @@ impl Database {
     }
 }
 
+impl Database {
+    /// Replaces the rows of every table of this database by those of the database file at
+    /// `source`, in one transaction on the writer (readers see the old rows or the new ones,
+    /// never a mix): tables only here are emptied, tables only in `source` are left out, and
+    /// columns are matched by name. For a database whose handle stays shared while its content
+    /// is taken from a copy made elsewhere (a cluster's control database, restored from the
+    /// backup target on the node that takes the lead). Returns the rows copied.
+    pub async fn replace_rows(&self, source: &Path) -> Result<u64> {
+        let source = source
+            .to_str()
+            .ok_or_else(|| {
+                Error::Io(std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "the source path is not UTF-8",
+                ))
+            })?
+            .to_string();
+        self.with_writer_idle(move |conn| {
+            // ATTACH would make a missing file an empty database: every row would go.
+            if !Path::new(&source).is_file() {
+                return Err(Error::Io(std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!("{source} is not a database file"),
+                )));
+            }
+            conn.execute("ATTACH DATABASE ?1 AS source", [&source])?;
+            let copied = copy_rows(conn);
+            if copied.is_err() && !conn.is_autocommit() {
+                let _ = conn.execute_batch("ROLLBACK");
+            }
+            let detached = conn.execute_batch("DETACH DATABASE source");
+            let copied = copied?;
+            detached?;
+            Ok(copied)
+        })
+        .await?
+    }
+}
+
+/// The tables of schema `schema` (`main` or `source`), with `sqlite_sequence` when present.
+fn tables(conn: &Connection, schema: &str) -> Result<Vec<String>> {
+    let sql = format!(
+        "SELECT name FROM {schema}.sqlite_master WHERE type = 'table' \
+         AND (name NOT LIKE 'sqlite_%' OR name = 'sqlite_sequence') ORDER BY name"
+    );
+    let names = conn
+        .prepare(&sql)?
+        .query_map([], |r| r.get(0))?
+        .collect::<std::result::Result<Vec<String>, _>>()?;
+    Ok(names)
+}
+
+fn columns(conn: &Connection, schema: &str, table: &str) -> Result<Vec<String>> {
+    let names = conn
+        .prepare(&format!("PRAGMA {schema}.table_info({})", quote(table)))?
+        .query_map([], |r| r.get(1))?
+        .collect::<std::result::Result<Vec<String>, _>>()?;
+    Ok(names)
+}
+
+fn quote(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Copies the rows of the attached `source` into `main` in one transaction.
+fn copy_rows(conn: &Connection) -> Result<u64> {
+    conn.execute_batch("BEGIN IMMEDIATE; PRAGMA defer_foreign_keys = ON;")?;
+    let here = tables(conn, "main")?;
+    let there: std::collections::HashSet<String> = tables(conn, "source")?.into_iter().collect();
+    if there.is_empty() {
+        return Err(Error::Io(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "the source database holds no tables",
+        )));
+    }
+    let mut copied = 0u64;
+    for table in &here {
+        conn.execute(&format!("DELETE FROM main.{}", quote(table)), [])?;
+        if !there.contains(table) {
+            continue;
+        }
+        let theirs: std::collections::HashSet<String> =
+            columns(conn, "source", table)?.into_iter().collect();
+        let shared: Vec<String> = columns(conn, "main", table)?
+            .into_iter()
+            .filter(|c| theirs.contains(c))
+            .map(|c| quote(&c))
+            .collect();
+        if shared.is_empty() {
+            continue;
+        }
+        let list = shared.join(", ");
+        copied += conn.execute(
+            &format!(
+                "INSERT INTO main.{t} ({list}) SELECT {list} FROM source.{t}",
+                t = quote(table)
+            ),
+            [],
+        )? as u64;
+    }
+    conn.execute_batch("COMMIT")?;
+    Ok(copied)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,6 +214,80 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(n, 1);
+    }
+
+    #[tokio::test]
+    async fn rows_are_replaced_by_a_copy_s_while_the_handle_stays() {
+        let dir = tempfile::tempdir().unwrap();
+        const SCHEMA: &[Migration] = &[Migration {
+            version: 1,
+            sql: "CREATE TABLE a (id INTEGER PRIMARY KEY AUTOINCREMENT, v TEXT);
+                  CREATE TABLE \"b c\" (k TEXT PRIMARY KEY, n INTEGER);",
+        }];
+        let options = Options {
+            migrations: SCHEMA,
+            ..Options::default()
+        };
+        let live = Database::open(dir.path().join("live.db"), options)
+            .await
+            .unwrap();
+        let other = Database::open(dir.path().join("other.db"), options)
+            .await
+            .unwrap();
+        live.write(|c| {
+            c.execute_batch(
+                "INSERT INTO a (v) VALUES ('old'); INSERT INTO \"b c\" VALUES ('x', 1);",
+            )?;
+            Ok::<_, Error>(())
+        })
+        .await
+        .unwrap();
+        other
+            .write(|c| {
+                c.execute_batch("INSERT INTO a (v) VALUES ('n1'), ('n2'), ('n3');")?;
+                Ok::<_, Error>(())
+            })
+            .await
+            .unwrap();
+        other.close().await;
+        let copied = live
+            .replace_rows(&dir.path().join("other.db"))
+            .await
+            .unwrap();
+        assert!(copied >= 3, "{copied}");
+        let (rows, empty): (Vec<String>, i64) = live
+            .read(|c| {
+                let rows = c
+                    .prepare("SELECT v FROM a ORDER BY id")?
+                    .query_map([], |r| r.get(0))?
+                    .collect::<std::result::Result<Vec<String>, _>>()?;
+                let empty = c.query_row("SELECT count(*) FROM \"b c\"", [], |r| r.get(0))?;
+                Ok::<_, Error>((rows, empty))
+            })
+            .await
+            .unwrap();
+        assert_eq!(rows, ["n1", "n2", "n3"]);
+        assert_eq!(empty, 0);
+        // The sequence came along: the next row continues the copy's numbering.
+        let next: i64 = live
+            .write(|c| {
+                c.execute("INSERT INTO a (v) VALUES ('after')", [])?;
+                Ok::<_, Error>(c.last_insert_rowid())
+            })
+            .await
+            .unwrap();
+        assert_eq!(next, 4);
+        // A missing source changes nothing.
+        assert!(
+            live.replace_rows(&dir.path().join("none.db"))
+                .await
+                .is_err()
+        );
+        let n: i64 = live
+            .read(|c| Ok::<_, Error>(c.query_row("SELECT count(*) FROM a", [], |r| r.get(0))?))
+            .await
+            .unwrap();
+        assert_eq!(n, 4);
     }
 
     #[tokio::test]

@@ -56,7 +56,17 @@ async fn tenants(global: &Global) -> anyhow::Result<Tenants> {
 async fn serve_platform(global: &Global, serve: &Serve) -> anyhow::Result<()> {
     let cluster_settings = serve.cluster.settings().map_err(anyhow::Error::msg)?;
     let mut data_lock = crate::datalock::take_for_serve(&global.data_dir)?;
-    let tenants = tenants(global).await?;
+    // In a cluster with a backup target the control database is shipped like a tenant's, so
+    // whichever node leads serves the latest one.
+    let ships_control = cluster_settings.is_some() && serve.backup.backup_url.is_some();
+    let tenants = if ships_control {
+        let db = crate::serve_cluster::control_db::open(&global.data_dir)
+            .await
+            .context("opening the cluster's control database")?;
+        Tenants::new(db, tenants_root(&global.data_dir)).with_dns_resolver(global.dns_resolver)
+    } else {
+        tenants(global).await?
+    };
     let from_env = std::env::var("WARREN_OPERATOR_TOKEN").ok();
     let (operator_token, origin) = OperatorToken::load(&global.data_dir, from_env.as_deref())?;
     if origin == Origin::Generated {
@@ -266,8 +276,20 @@ fn fail_over_through(
         tracing::warn!(
             "cluster mode without a backup target (--backup-url): tenants cannot fail over or move; a tenant whose node is gone answers 503 until that node is back"
         );
+        tracing::warn!(
+            "cluster mode without a backup target (--backup-url): the control database is not shipped; a new leader serves its own, without the accounts and tenants made on the last one"
+        );
         return;
     };
+    if control.tenants.db().commit_log().is_some() {
+        node.set_shipped_control(std::sync::Arc::new(
+            crate::serve_cluster::ShippedControl::new(
+                control.tenants.db().clone(),
+                warren_control_plane::cluster_control_dir(data_dir),
+                target.clone(),
+            ),
+        ));
+    }
     node.set_restorer(std::sync::Arc::new(crate::serve_cluster::FromTarget {
         tenants_root: tenants_root(data_dir),
         target: target.clone(),

@@ -27,10 +27,12 @@ use warren_edge::Forwarder;
 
 use crate::cli::ClusterSettings;
 
+pub mod control_db;
 mod lead;
 mod moves;
 mod rebalance;
 mod restore;
+pub use control_db::ShippedControl;
 use lead::SyncState;
 pub use restore::FromTarget;
 
@@ -67,6 +69,9 @@ pub struct ClusterNode {
     resolved: RwLock<HashMap<String, (std::time::Instant, Vec<IpAddr>)>>,
     /// The restore from the backup target, once given.
     restorer: RwLock<Option<Arc<dyn Restorer>>>,
+    /// The control database shipped to the backup target, once given (without one, a new
+    /// leader serves its own control database).
+    shipped_control: RwLock<Option<Arc<ShippedControl>>>,
     /// Tenants being restored now (one restore per tenant at a time).
     restoring: Arc<std::sync::Mutex<HashSet<String>>>,
     /// Tenants whose copy here is older than their state in the backup target (another node
@@ -127,6 +132,7 @@ impl ClusterNode {
             generations: RwLock::new(HashMap::new()),
             resolved: RwLock::new(HashMap::new()),
             restorer: RwLock::new(None),
+            shipped_control: RwLock::new(None),
             restoring: Arc::new(std::sync::Mutex::new(HashSet::new())),
             stale: Arc::new(std::sync::Mutex::new(HashSet::new())),
             moving: std::sync::Mutex::new(HashSet::new()),
@@ -308,11 +314,21 @@ impl ClusterNode {
         false
     }
 
-    /// The platform host: served here when this node leads the control plane (the request
-    /// comes back), else forwarded to the leader (its answer comes back).
+    /// The platform host: served here when this node leads the control plane and serves the
+    /// latest control database (the request comes back), else forwarded to the leader (its
+    /// answer comes back).
     pub async fn platform(&self, request: Request, from_peer: bool) -> Result<Request, Response> {
         match self.directory.leader() {
-            Some(leader) if leader.lease == self.member.lease() => Ok(request),
+            Some(leader) if leader.lease == self.member.lease() => {
+                if self.platform_ready() {
+                    Ok(request)
+                } else {
+                    // Still restoring the control database the last leader shipped.
+                    Err(unavailable(
+                        "The platform's leader is changing; try again shortly.",
+                    ))
+                }
+            }
             Some(_) if from_peer => Err(unavailable(
                 "The platform's leader is changing; try again shortly.",
             )),
@@ -506,6 +522,28 @@ impl ClusterNode {
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(&tenant);
         });
+    }
+
+    /// Gives the node its control database shipped to the backup target: restored when this
+    /// node takes the lead, before it serves the platform (see [`ShippedControl`]).
+    pub fn set_shipped_control(&self, control: Arc<ShippedControl>) {
+        *self
+            .shipped_control
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = Some(control);
+    }
+
+    fn shipped_control(&self) -> Option<Arc<ShippedControl>> {
+        self.shipped_control
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Whether the control database here is the one to serve the platform from: always
+    /// without a shipped control database, else once the lead's restore is done.
+    fn platform_ready(&self) -> bool {
+        self.shipped_control().is_none_or(|c| c.ready())
     }
 
     /// Gives the node the restore from the backup target (see [`Restorer`]).

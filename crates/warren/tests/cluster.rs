@@ -3,9 +3,11 @@
 //! WebSocket subscribers on nodes that do not own the tenant, unknown hosts are refused everywhere, a
 //! client cannot pass for a peer, and a node cut off from etcd refuses; with a shared backup
 //! target, a tenant whose node is killed fails over to a survivor (timed; writes lost counted,
-//! none under synchronous shipping), an operator's move, and a rolling restart of all three
-//! nodes under readers (unavailability per tenant timed), and a third node joining two that
-//! carry many tenants taking its share of them (a pinned one staying). Ignored in the plain run; `tests/suites/cluster` runs it
+//! none under synchronous shipping), an operator's move, a rolling restart of all three
+//! nodes under readers (unavailability per tenant timed), a third node joining two that carry
+//! many tenants taking its share of them (a pinned one staying), and the control plane's leader
+//! killed without losing an account or a tenant (the platform's return timed). Ignored in the
+//! plain run; `tests/suites/cluster` runs it
 //! with `WARREN_ETCD` set.
 
 use std::collections::HashSet;
@@ -103,19 +105,25 @@ impl Node {
         etcd: &[String],
         flags: &[String],
     ) -> Child {
-        let mut child = Command::new(binary())
+        let mut command = Command::new(binary());
+        command
             .args(["serve", "--data-dir"])
             .arg(data_dir)
             .args(["--http", &addr.to_string()])
-            .args(["--cluster-etcd", &etcd.join(",")])
-            .args(["--node-id", id, "--advertise", &addr.to_string()])
-            .args(["--cluster-name", "e2e", "--cluster-lease-ttl", "2"])
-            // Tenants stay where the tests put them unless a test turns rebalancing on.
-            .args(
-                (!flags.iter().any(|f| f.starts_with("--cluster-rebalance")))
-                    .then_some("--cluster-rebalance=false"),
-            )
-            .args(flags)
+            .args(flags);
+        // Without etcd members: a single node (a baseline to compare the cluster with).
+        if !etcd.is_empty() {
+            command
+                .args(["--cluster-etcd", &etcd.join(",")])
+                .args(["--node-id", id, "--advertise", &addr.to_string()])
+                .args(["--cluster-name", "e2e", "--cluster-lease-ttl", "2"])
+                // Tenants stay where the tests put them unless a test turns rebalancing on.
+                .args(
+                    (!flags.iter().any(|f| f.starts_with("--cluster-rebalance")))
+                        .then_some("--cluster-rebalance=false"),
+                );
+        }
+        let mut child = command
             .env("WARREN_OPERATOR_TOKEN", TOKEN)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
@@ -1547,4 +1555,235 @@ async fn a_joining_node_takes_its_share_of_tenants_under_readers() {
     )
     .await;
     assert_eq!((status, &body["pin"]), (200, &Value::Null), "{body}");
+}
+
+/// Signs `email` up on the console through `node` (a fresh visitor: the signup page for its
+/// CSRF token and nonce cookie, then the form); the time the form's POST took.
+async fn signup(node: &Node, email: &str) -> Duration {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let host = format!("localhost:{}", node.addr.port());
+    let page = client
+        .get(format!("http://{}/signup", node.addr))
+        .header(reqwest::header::HOST, &host)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status().as_u16(), 200, "{}: the signup page", node.id);
+    let cookie = page
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
+        .find(|c| c.starts_with("warren_csrf="))
+        .expect("a nonce cookie");
+    let body = page.text().await.unwrap();
+    let marker = r#"name="csrf" value=""#;
+    let start = body.find(marker).expect("a CSRF token") + marker.len();
+    let csrf = &body[start..start + body[start..].find('"').unwrap()];
+    let form = format!(
+        "csrf={csrf}&email={}&password=correct-horse-1",
+        email.replace('@', "%40")
+    );
+    let started = Instant::now();
+    let answer = client
+        .post(format!("http://{}/signup", node.addr))
+        .header(reqwest::header::HOST, &host)
+        .header("cookie", cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form)
+        .send()
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    assert_eq!(
+        answer.status().as_u16(),
+        303,
+        "{}: signup of {email}",
+        node.id
+    );
+    took
+}
+
+/// Creates tenant `slug` through `node`'s operator API; the time the call took.
+async fn create_tenant(node: &Node, slug: &str) -> Duration {
+    let started = Instant::now();
+    let (status, body) = send(
+        node.request(Method::POST, "localhost", "/v1/tenants")
+            .bearer_auth(TOKEN)
+            .json(&json!({ "slug": slug })),
+    )
+    .await;
+    let took = started.elapsed();
+    assert_eq!(status, 201, "{}: {body}", node.id);
+    took
+}
+
+/// A platform listing through `node`'s operator API, as text (`path` like `/v1/tenants`).
+async fn listing(node: &Node, path: &str) -> (u16, Value) {
+    send(
+        node.request(Method::GET, "localhost", path)
+            .query(&[("perPage", "500")])
+            .bearer_auth(TOKEN),
+    )
+    .await
+}
+
+fn median(mut times: Vec<Duration>) -> Duration {
+    times.sort();
+    times[times.len() / 2]
+}
+
+/// Platform writes (console signups, tenants created through the operator API) made through the
+/// leader survive its kill -9: the next leader restores the control database the dead one
+/// shipped (synchronously, so every acknowledged write), answers 503 "leader is changing" until
+/// then, and lists every account and tenant through every survivor, whose tenant still serves
+/// its data. The added latency of a shipped platform write is measured against a single node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs etcd: run by tests/suites/cluster"]
+async fn the_control_plane_survives_its_leader() {
+    let etcd = Cluster::start();
+    let target = tempfile::tempdir().unwrap();
+    let [mut n1, n2, n3] = three_nodes_with_backups(&etcd, target.path()).await;
+    eventually(
+        Duration::from_secs(30),
+        "n1 serves the platform",
+        async || listing(&n1, "/v1/tenants").await.0 == 200,
+    )
+    .await;
+    let id = tenant_with_notes(&n1, "keeps").await;
+    let host = "keeps.localhost";
+    for i in 0..5 {
+        let (status, body) = send(
+            n2.request(Method::POST, host, "/api/collections/notes/records")
+                .json(&json!({ "title": format!("note {i}") })),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+    }
+
+    // Platform writes through the leader (n3 forwards to it), timed.
+    let (mut signups, mut creations) = (Vec::new(), Vec::new());
+    for i in 0..4 {
+        signups.push(signup(&n1, &format!("dev{i}@example.com")).await);
+        creations.push(create_tenant(&n1, &format!("made{i}")).await);
+    }
+    create_tenant(&n3, "forwarded").await;
+    // The same on a single node with the same backup flags (its control database not shipped).
+    let solo_target = tempfile::tempdir().unwrap();
+    let solo = Node::start_with("solo", &[], &backup_flags(solo_target.path()));
+    eventually(
+        Duration::from_secs(10),
+        "the single node answers",
+        async || listing(&solo, "/v1/tenants").await.0 == 200,
+    )
+    .await;
+    let (mut solo_signups, mut solo_creations) = (Vec::new(), Vec::new());
+    for i in 0..4 {
+        solo_signups.push(signup(&solo, &format!("dev{i}@example.com")).await);
+        solo_creations.push(create_tenant(&solo, &format!("made{i}")).await);
+    }
+    drop(solo);
+    let (signup_p50, solo_signup_p50) = (median(signups), median(solo_signups));
+    let (create_p50, solo_create_p50) = (median(creations), median(solo_creations));
+    println!(
+        "platform writes, p50 of 4: signup {signup_p50:?} on the cluster's leader against \
+         {solo_signup_p50:?} on a single node; tenant creation {create_p50:?} against \
+         {solo_create_p50:?} (the leader ships the control database synchronously)"
+    );
+
+    // The leader dies.
+    n1.child.kill().unwrap();
+    let killed = Instant::now();
+    n1.child.wait().unwrap();
+    let mut refusals = 0;
+    let platform_back = loop {
+        assert!(
+            killed.elapsed() < Duration::from_secs(30),
+            "no survivor served the platform within 30 s"
+        );
+        let mut answered = None;
+        for node in [&n2, &n3] {
+            let (status, body) = listing(node, "/v1/tenants").await;
+            if status == 200 {
+                answered = Some(body);
+                break;
+            }
+            // The dead leader's forwards fail, then the new one restores: 503 envelopes.
+            assert!(
+                status == 502 || status == 503,
+                "{}: {status} {body}",
+                node.id
+            );
+            refusals += 1;
+        }
+        if let Some(body) = answered {
+            break (killed.elapsed(), body);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let (took, tenants) = platform_back;
+    println!(
+        "the platform answered again {took:?} after the leader's kill -9 (lease TTL 2 s; {refusals} \
+         refusals meanwhile)"
+    );
+    assert!(refusals > 0, "the survivors refused while the lead changed");
+    for slug in ["keeps", "made0", "made1", "made2", "made3", "forwarded"] {
+        assert!(
+            tenants.to_string().contains(&format!("\"{slug}\"")),
+            "{slug} is listed: {tenants}"
+        );
+    }
+    for node in [&n2, &n3] {
+        let (status, accounts) = listing(node, "/v1/accounts").await;
+        assert_eq!(status, 200, "{}: {accounts}", node.id);
+        for i in 0..4 {
+            assert!(
+                accounts
+                    .to_string()
+                    .contains(&format!("dev{i}@example.com")),
+                "{}: dev{i} is listed: {accounts}",
+                node.id
+            );
+        }
+        let (status, one) = send(
+            node.request(Method::GET, "localhost", "/v1/tenants/keeps")
+                .bearer_auth(TOKEN),
+        )
+        .await;
+        assert_eq!(status, 200, "{}: {one}", node.id);
+        assert_eq!(one["id"], id.as_str());
+    }
+
+    // The tenant still serves its data through the survivors (restored on one of them).
+    eventually(
+        Duration::from_secs(30),
+        "the tenant serves its notes",
+        async || {
+            let (status, body) =
+                send(n3.request(Method::GET, host, "/api/collections/notes/records")).await;
+            status == 200 && body["totalItems"] == 5
+        },
+    )
+    .await;
+    assert_eq!(titles(&n2, "keeps").await.len(), 5);
+
+    // The new leader takes platform writes, shipped under its own term (2).
+    signup(&n2, "after@example.com").await;
+    create_tenant(&n3, "after").await;
+    let chains: Vec<String> = std::fs::read_dir(target.path().join("control"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        chains.iter().any(|c| c.ends_with("-o0000000002")),
+        "a snapshot of the control database under term 2: {chains:?}"
+    );
+    assert!(
+        !chains.iter().any(|c| c.ends_with("-o0000000003")),
+        "{chains:?}"
+    );
 }

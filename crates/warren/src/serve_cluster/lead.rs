@@ -1,6 +1,6 @@
-//! The control plane's leader duties of a cluster node: taking the lead when it is free, and
-//! while leading, keeping the hostname mirror in etcd and the first claims of new tenants in
-//! step with this node's control database.
+//! The control plane's leader duties of a cluster node: taking the lead when it is free,
+//! restoring the shipped control database when it does, and while leading, keeping the
+//! hostname mirror in etcd and the first claims of new tenants in step with it.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -15,6 +15,8 @@ use super::ClusterNode;
 
 /// How often the leader loop looks at the lead and the control database.
 const TICK: Duration = Duration::from_millis(100);
+/// How long a new leader waits before it tries again to restore the control database.
+const RETRY: Duration = Duration::from_secs(1);
 /// How often the leader rewrites the whole mirror even when nothing seemed to change.
 const FULL_RESYNC: Duration = Duration::from_secs(30);
 
@@ -59,9 +61,25 @@ impl ClusterNode {
                     }
                 },
             };
+            let shipped = self.shipped_control();
             if !leads {
                 self.syncing.lock().await.leading = false;
+                if let Some(shipped) = &shipped {
+                    shipped.upkeep().await;
+                }
                 continue;
+            }
+            if let Some(shipped) = &shipped
+                && !shipped.ready()
+            {
+                // A new lead: the latest control database first, then the mirror from it.
+                self.syncing.lock().await.leading = false;
+                if let Err(e) = self.take_over_control(shipped, &control).await {
+                    tracing::warn!(error = %e, "restoring the control database failed; trying again");
+                    // The platform answers 503 meanwhile; the target may need a moment.
+                    tokio::time::sleep(RETRY).await;
+                    continue;
+                }
             }
             let changed = match &mut watcher {
                 Some(w) => w.changed().await.unwrap_or(true),
@@ -78,6 +96,21 @@ impl ClusterNode {
                 }
             }
         }
+    }
+
+    /// Restores the control database for the lead this node holds (under its term) and starts
+    /// shipping it; the control plane's caches are read again from it.
+    async fn take_over_control(
+        &self,
+        shipped: &super::ShippedControl,
+        control: &warren_control_plane::ControlPlane,
+    ) -> anyhow::Result<()> {
+        let Some(term) = leader::term(&self.member, &self.advertise).await? else {
+            anyhow::bail!("this node no longer leads the control plane");
+        };
+        shipped.take_over(term).await?;
+        control.directory.refresh().await?;
+        Ok(())
     }
 
     /// After a platform write on the leader: the mirror and first claims brought up to date
@@ -99,8 +132,8 @@ impl ClusterNode {
 
     /// One pass of the leader's duties: claim tenants provisioned here that never had an
     /// owner, release tenants this node owns that no longer exist, and make `hosts/` say what
-    /// this node's control database says (records written by another node's control database
-    /// are left alone: that node's database is not here to say them wrong).
+    /// the control database says. Without a shipped control database, records written by
+    /// another node's are left alone: that node's database is not here to say them wrong.
     async fn sync(&self, control: &warren_control_plane::ControlPlane) -> anyhow::Result<()> {
         let mut state = self.syncing.lock().await;
         if !state.leading {
@@ -130,6 +163,9 @@ impl ClusterNode {
             state.offered.insert(tenant.id.clone());
         }
         let ids: HashSet<&str> = tenants.iter().map(|t| t.id.as_str()).collect();
+        // A shipped control database is the cluster's one: what it does not hold is gone,
+        // whichever leader wrote it. Without one, each leader speaks for its own records.
+        let shared = self.shipped_control().is_some();
         let current = self.directory.hosts();
         for gone in self.directory.owned_by(self.node()) {
             if ids.contains(gone.as_str()) {
@@ -137,9 +173,10 @@ impl ClusterNode {
             }
             // A tenant another node's control database provisioned (this node took it over
             // when that node died) is not gone because this database never had it.
-            if current
-                .values()
-                .any(|r| r.tenant == gone && r.control != self.node())
+            if !shared
+                && current
+                    .values()
+                    .any(|r| r.tenant == gone && r.control != self.node())
             {
                 continue;
             }
@@ -170,7 +207,7 @@ impl ClusterNode {
             }
         }
         for (name, record) in &current {
-            if record.control == self.node() && !wanted.contains_key(name) {
+            if (shared || record.control == self.node()) && !wanted.contains_key(name) {
                 changes.push(Change::Delete(name.clone()));
             }
         }

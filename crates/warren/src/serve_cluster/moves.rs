@@ -76,8 +76,9 @@ impl ClusterNode {
             .directory
             .leader()
             .is_some_and(|l| l.lease == self.member.lease());
-        if !leads {
-            // Forwarded to the leader like the rest of the operator API.
+        if !leads || !self.platform_ready() {
+            // Forwarded to the leader like the rest of the operator API (or refused while
+            // this new leader restores the control database).
             return Err(request);
         }
         let authorization = request
