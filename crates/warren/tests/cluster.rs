@@ -898,7 +898,7 @@ async fn fail_over(shipping: &str, writing: Duration, others: usize) -> Failover
         let mut still = Vec::new();
         for other in pending {
             turn += 1;
-            let node = if turn % 2 == 0 { &n2 } else { &n3 };
+            let node = if turn.is_multiple_of(2) { &n2 } else { &n3 };
             let (status, body) = send(node.request(
                 Method::GET,
                 &format!("{other}.localhost"),
