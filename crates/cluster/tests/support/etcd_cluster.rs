@@ -28,7 +28,19 @@ pub fn free_port() -> u16 {
 }
 
 impl Cluster {
+    /// Starts the three members and waits until each answers; on a loaded machine (or a port
+    /// taken meanwhile) a cluster that does not come up is started once more on fresh ports.
     pub fn start() -> Self {
+        match Self::try_start() {
+            Ok(cluster) => cluster,
+            Err(report) => {
+                eprintln!("etcd did not come up, starting it again on other ports: {report}");
+                Self::try_start().unwrap_or_else(|report| panic!("{report}"))
+            }
+        }
+    }
+
+    fn try_start() -> Result<Self, String> {
         let etcd = std::env::var("WARREN_ETCD")
             .expect("WARREN_ETCD names the etcd binary (tests/suites/cluster sets it)");
         let dir = tempfile::tempdir().unwrap();
@@ -70,22 +82,50 @@ impl Cluster {
             clients,
             _dir: dir,
         };
-        cluster.wait_healthy();
-        cluster
+        match cluster.healthy_within(Duration::from_secs(30)) {
+            Ok(()) => Ok(cluster),
+            Err(url) => Err(format!(
+                "etcd at {url} did not come up; members' logs:\n{}",
+                cluster.log_tails()
+            )),
+        }
     }
 
     pub fn wait_healthy(&self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
+        if let Err(url) = self.healthy_within(Duration::from_secs(30)) {
+            panic!("etcd at {url} did not come up");
+        }
+    }
+
+    /// Waits until every member answers; the first that did not within `limit`.
+    fn healthy_within(&self, limit: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + limit;
         for url in &self.clients {
             let addr = url.trim_start_matches("http://").to_string();
-            loop {
-                assert!(Instant::now() < deadline, "etcd at {url} did not come up");
-                if health(&addr) {
-                    break;
+            while !health(&addr) {
+                if Instant::now() >= deadline {
+                    return Err(url.clone());
                 }
                 std::thread::sleep(Duration::from_millis(50));
             }
         }
+        Ok(())
+    }
+
+    /// The last lines of each member's log.
+    fn log_tails(&self) -> String {
+        (0..self.members.len())
+            .map(|i| {
+                let log = std::fs::read_to_string(self._dir.path().join(format!("m{i}.log")))
+                    .unwrap_or_default();
+                let lines: Vec<&str> = log.lines().collect();
+                format!(
+                    "m{i}: {}",
+                    lines[lines.len().saturating_sub(5)..].join("\n    ")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     pub fn client(&self) -> Etcd {
