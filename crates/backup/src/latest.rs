@@ -146,6 +146,76 @@ pub async fn fetch_latest(
     }
 }
 
+/// What [`prune_chains`] deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pruned {
+    /// Snapshots deleted, with the chain of segments that followed each.
+    pub snapshots: usize,
+    /// Objects of chains without a snapshot deleted.
+    pub orphans: usize,
+}
+
+/// Deletes the chains of database `id` that a restore of its latest state can no longer use,
+/// for the writer holding it under ownership generation `ownership` once its newest snapshot
+/// is stored: the snapshots beyond the newest `keep` (at least 1) in the order a restore picks
+/// them (ownership generation, then the moment each holds), each with its segments, and the
+/// segments of chains whose snapshot is not in the target — only those of an older ownership
+/// generation, or of this one before the newest snapshot kept, so that a snapshot being stored
+/// by this writer or a newer one keeps its chain. A writer whose ownership generation is no
+/// longer the highest in the target (a deposed lead) deletes nothing.
+pub async fn prune_chains(
+    target: &Target,
+    id: &str,
+    ownership: u64,
+    keep: usize,
+) -> Result<Pruned> {
+    let mut all: Vec<(usize, Manifest)> = restore::list(target, id)
+        .await?
+        .into_iter()
+        .enumerate()
+        .collect();
+    // Newest first, in the order `newest_chain` picks.
+    all.sort_by_key(|(i, m)| std::cmp::Reverse((m.ownership_generation, *i)));
+    let Some((_, newest)) = all.first() else {
+        return Ok(Pruned::default());
+    };
+    if newest.ownership_generation != ownership {
+        return Ok(Pruned::default());
+    }
+    let newest_id = newest.id.clone();
+    let mut pruned = Pruned::default();
+    let mut kept: std::collections::HashSet<String> = std::collections::HashSet::new();
+    for (rank, (_, manifest)) in all.iter().enumerate() {
+        if rank < keep.max(1) {
+            kept.insert(manifest.id.clone());
+        } else {
+            restore::delete(target, manifest).await?;
+            pruned.snapshots += 1;
+        }
+    }
+    let prefix = crate::ship::tenant_prefix(id);
+    for key in target.list(&prefix).await? {
+        let Some(chain) = key
+            .strip_prefix(&prefix)
+            .and_then(|rest| rest.split('/').next())
+        else {
+            continue;
+        };
+        if kept.contains(chain) {
+            continue;
+        }
+        let Some(generation) = crate::manifest::ownership_of(chain) else {
+            continue;
+        };
+        // Same ownership generation: the same writer's clock, so ids compare by time.
+        if generation < ownership || (generation == ownership && chain < newest_id.as_str()) {
+            target.delete(&key).await?;
+            pruned.orphans += 1;
+        }
+    }
+    Ok(pruned)
+}
+
 /// Moves `staging` to `dir` by renames on one file system, a directory already at `dir` aside
 /// first (and removed after), and syncs the parent.
 async fn put_in_place(staging: &Path, dir: &Path) -> Result<()> {
@@ -424,5 +494,184 @@ mod tests {
         let mut expected = lead_a;
         expected.extend((0..3).map(|i| format!("b{i}")));
         assert_eq!(rows(&dir_c.join("data.db")), expected);
+    }
+    /// A lead that writes a lot asks for a snapshot once its chain passes the size set, and
+    /// pruning after each snapshot leaves only the newest chains: an earlier term's chain, the
+    /// lead's own older ones and a stale orphan are gone, a newer term's unfinished chain and
+    /// a deposed writer's pruning are harmless, and a fetch of the latest state is complete.
+    #[tokio::test]
+    async fn a_long_lead_snapshots_by_size_and_old_chains_are_pruned() {
+        let root = tempfile::tempdir().unwrap();
+        let target = Target::Dir(root.path().join("target"));
+        let scratch = root.path().join("scratch");
+        let source = |dir: &Path| Source {
+            tenant_id: "c1".into(),
+            slug: "c1".into(),
+            dir: dir.to_path_buf(),
+            file_bucket: None,
+        };
+        let stored = async || -> (Vec<String>, Vec<String>) {
+            let snapshots = restore::list(&target, "c1")
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|m| m.id)
+                .collect();
+            let wal = target.list("wal/c1/").await.unwrap();
+            (snapshots, wal)
+        };
+        let wal_bytes = || -> u64 {
+            walkdir(&root.path().join("target/wal/c1"))
+                .iter()
+                .map(|p| std::fs::metadata(p).unwrap().len())
+                .sum()
+        };
+
+        // Term 1 leaves a chain with a few rows.
+        let dir_a = root.path().join("a/c1");
+        let db_a = open(&dir_a).await;
+        let ship_a = shipping(&target, 1);
+        let _wanted_a = ship_a.take_wanted().unwrap();
+        let _guard_a = ship_a.start("c1", &dir_a, db_a.clone());
+        let first = snapshot::create_shipped(
+            &target,
+            &scratch,
+            &source(&dir_a),
+            Some(&ship_a),
+            &crate::quiet,
+        )
+        .await
+        .unwrap();
+        for i in 0..5 {
+            insert(&db_a, &format!("a{i}")).await;
+        }
+        ship_a.flush("c1").await.unwrap();
+
+        // Term 2 takes over and writes a lot, with a small limit.
+        let dir_b = root.path().join("b/c1");
+        fetch_latest(&target, "c1", &dir_b, 2)
+            .await
+            .unwrap()
+            .unwrap();
+        let db_b = open(&dir_b).await;
+        let ship_b = shipping(&target, 2);
+        const LIMIT: u64 = 64 << 10;
+        ship_b.set_snapshot_after(LIMIT);
+        let mut wanted_b = ship_b.take_wanted().unwrap();
+        let _guard_b = ship_b.start("c1", &dir_b, db_b.clone());
+        snapshot::create_shipped(
+            &target,
+            &scratch,
+            &source(&dir_b),
+            Some(&ship_b),
+            &crate::quiet,
+        )
+        .await
+        .unwrap();
+        while wanted_b.try_recv().is_ok() {}
+        // Nothing to prune yet but the earlier term's chain beyond the newest `keep`.
+        assert_eq!(
+            prune_chains(&target, "c1", 2, 2).await.unwrap(),
+            Pruned::default()
+        );
+        // A stale orphan of term 1 (a snapshot it never finished) and an unfinished chain of
+        // term 3 (a snapshot being stored by the next lead).
+        let stale = crate::manifest::new_id_owned(time::OffsetDateTime::now_utc(), 1);
+        let next = crate::manifest::new_id_owned(time::OffsetDateTime::now_utc(), 3);
+        for chain in [&stale, &next] {
+            target
+                .put_bytes(&segment_key("c1", chain, 0, 1), b"x".to_vec())
+                .await
+                .unwrap();
+        }
+
+        let mut expected: Vec<String> = (0..5).map(|i| format!("a{i}")).collect();
+        let (mut snapshots, mut shipped) = (0, 0u64);
+        let mut chains = vec![];
+        for i in 0..400 {
+            // Random text: it does not compress away.
+            let noise: String = (0..250)
+                .map(|_| format!("{:08x}", rand::random::<u32>()))
+                .collect();
+            let v = format!("b{i}-{noise}");
+            insert(&db_b, &v).await;
+            expected.push(v);
+            if i % 10 == 9 {
+                let before = wal_bytes();
+                ship_b.flush("c1").await.unwrap();
+                shipped += wal_bytes().saturating_sub(before);
+            }
+            if wanted_b.try_recv().is_ok() {
+                let chain = snapshot::create_shipped(
+                    &target,
+                    &scratch,
+                    &source(&dir_b),
+                    Some(&ship_b),
+                    &crate::quiet,
+                )
+                .await
+                .unwrap();
+                chains.push(chain.id);
+                snapshots += 1;
+                prune_chains(&target, "c1", 2, 2).await.unwrap();
+            }
+        }
+        ship_b.flush("c1").await.unwrap();
+        assert!(snapshots >= 3, "{snapshots} snapshots asked for by size");
+
+        // Only the newest two snapshots of term 2 and their chains are left, and the next
+        // term's unfinished chain.
+        let (ids, wal) = stored().await;
+        let newest: Vec<String> = chains[chains.len() - 2..].to_vec();
+        assert_eq!(ids, newest, "snapshots left");
+        assert!(!ids.contains(&first.id));
+        for key in &wal {
+            let chain = key
+                .strip_prefix("wal/c1/")
+                .unwrap()
+                .split('/')
+                .next()
+                .unwrap();
+            assert!(newest.iter().any(|c| c == chain) || chain == next, "{key}");
+        }
+        assert!(wal.iter().any(|k| k.contains(&next)), "{wal:?}");
+        assert!(!wal.iter().any(|k| k.contains(&stale)), "{wal:?}");
+        let left = wal_bytes();
+        println!(
+            "{snapshots} size-triggered snapshots; {shipped} bytes shipped, {left} left in the target's WAL (limit {LIMIT})"
+        );
+        assert!(left < 3 * LIMIT, "{left} bytes of WAL left");
+
+        // Term 1, deposed, prunes nothing.
+        assert_eq!(
+            prune_chains(&target, "c1", 1, 1).await.unwrap(),
+            Pruned::default()
+        );
+        assert_eq!(stored().await.0, newest);
+
+        // The latest state is complete.
+        let dir_c = root.path().join("c/c1");
+        let fetched = fetch_latest(&target, "c1", &dir_c, 3)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(fetched.from.id, *newest.last().unwrap());
+        assert_eq!(rows(&dir_c.join("data.db")), expected);
+    }
+
+    fn walkdir(dir: &Path) -> Vec<std::path::PathBuf> {
+        let mut out = Vec::new();
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return out;
+        };
+        for entry in entries {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                out.extend(walkdir(&path));
+            } else {
+                out.push(path);
+            }
+        }
+        out
     }
 }

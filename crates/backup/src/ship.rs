@@ -116,6 +116,7 @@ pub fn start_chain(dir: &Path, backup_id: &str, ownership: u64, time_ms: i64) ->
         files_since_ms: time_ms - FILE_SLACK_MS,
         db_file: fingerprint(&dir.join("data.db")),
         ownership,
+        bytes: 0,
     };
     let body = serde_json::to_vec(&state).map_err(|e| Error::Invalid(e.to_string()))?;
     let partial = dir.join(format!("{STATE_FILE}.partial"));
@@ -167,6 +168,9 @@ struct State {
     /// under another one never extends it.
     #[serde(default)]
     ownership: u64,
+    /// Bytes stored in the chain so far (sealed segments and files).
+    #[serde(default)]
+    bytes: u64,
 }
 
 /// Where a snapshot's database copy stands in the WAL: the generation starts there.
@@ -211,6 +215,8 @@ struct Inner {
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// The ownership generation under which this node holds a tenant (0 on a single node).
     ownership: std::sync::RwLock<Ownership>,
+    /// A chain holding more bytes than this asks for a new snapshot (0: never).
+    snapshot_after: std::sync::atomic::AtomicU64,
 }
 
 /// Tells the ownership generation under which this node holds a tenant (by tenant id).
@@ -242,6 +248,7 @@ impl Shipping {
                 running: tokio::sync::watch::Sender::new(0),
                 locks: Mutex::new(HashMap::new()),
                 ownership: std::sync::RwLock::new(Arc::new(|_: &str| 0)),
+                snapshot_after: std::sync::atomic::AtomicU64::new(0),
             }),
         }
     }
@@ -258,6 +265,16 @@ impl Shipping {
             .ownership
             .write()
             .unwrap_or_else(|p| p.into_inner()) = ownership;
+    }
+
+    /// Makes a shipper whose chain holds more than `bytes` (sealed segments and files stored
+    /// since its snapshot) ask for a new snapshot through [`Shipping::take_wanted`], so a
+    /// database that is written a lot keeps a short chain to replay; 0 (the default) never
+    /// asks. A snapshot that does not come is asked for again after a minute.
+    pub fn set_snapshot_after(&self, bytes: u64) {
+        self.inner
+            .snapshot_after
+            .store(bytes, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The ownership generation under which this node holds tenant `tenant_id` now.
@@ -643,11 +660,20 @@ impl Shipper {
                 self.state.seq,
                 self.ownership,
             );
+            let size = sealed.len() as u64;
             self.ship.target.put_bytes(&key, sealed).await?;
+            self.state.bytes += size;
             self.state.seq += 1;
             self.state.cursor = Some(next);
             self.state.backfilled = false;
             self.save().await?;
+            let limit = self
+                .ship
+                .snapshot_after
+                .load(std::sync::atomic::Ordering::Relaxed);
+            if limit > 0 && self.state.bytes > limit {
+                self.ask_for_snapshot();
+            }
         }
     }
 
@@ -798,7 +824,10 @@ impl Shipper {
             files_since_ms: time_ms - FILE_SLACK_MS,
             db_file: None,
             ownership: self.ownership,
+            bytes: 0,
         };
+        // A new chain: a long one may ask for the next snapshot at once.
+        self.asked = None;
         self.confirmed = false;
         self.recent.clear();
         self.save().await?;
@@ -836,13 +865,14 @@ impl Shipper {
                 Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(e),
             };
+            let size = sealed.len() as u64;
             match self
                 .ship
                 .target
                 .put_bytes(&format!("{prefix}{rel}"), sealed)
                 .await
             {
-                Ok(()) => {}
+                Ok(()) => self.state.bytes += size,
                 Err(Error::Invalid(e)) => {
                     tracing::warn!(tenant = %self.tenant, file = %rel, error = %e, "a stored file's name cannot be shipped");
                 }

@@ -6,7 +6,9 @@
 //! none under synchronous shipping), an operator's move, a rolling restart of all three
 //! nodes under readers (unavailability per tenant timed), a third node joining two that carry
 //! many tenants taking its share of them (a pinned one staying), and the control plane's leader
-//! killed without losing an account or a tenant (the platform's return timed). Ignored in the
+//! killed without losing an account or a tenant (the platform's return timed), and the leader
+//! cut off from etcd under platform writes: refusing them before its lease can expire, every
+//! write it acknowledged kept by the next leader, none sent to it later. Ignored in the
 //! plain run; `tests/suites/cluster` runs it
 //! with `WARREN_ETCD` set.
 
@@ -1786,4 +1788,271 @@ async fn the_control_plane_survives_its_leader() {
         !chains.iter().any(|c| c.ends_with("-o0000000003")),
         "{chains:?}"
     );
+}
+
+/// One platform write sent straight to a node: what was asked, when, and the answer.
+struct PlatformWrite {
+    name: String,
+    /// Since the proxy was cut (negative: before).
+    sent_ms: i64,
+    answered_ms: i64,
+    status: u16,
+    body: Value,
+}
+
+/// Creates plan `name` through `addr`'s operator API (no forwarding: the node answers itself
+/// or refuses), timed against `cut`.
+async fn create_plan(
+    client: &reqwest::Client,
+    addr: SocketAddr,
+    name: &str,
+    cut: &CutClock,
+) -> PlatformWrite {
+    let sent_ms = cut.ms();
+    let response = client
+        .post(format!("http://{addr}/v1/plans"))
+        .header(reqwest::header::HOST, format!("localhost:{}", addr.port()))
+        .bearer_auth(TOKEN)
+        .json(&json!({ "name": name }))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let body = response.json().await.unwrap_or(Value::Null);
+    PlatformWrite {
+        name: name.to_string(),
+        sent_ms,
+        answered_ms: cut.ms(),
+        status,
+        body,
+    }
+}
+
+/// Milliseconds relative to the moment a proxy is cut (negative before, while not yet cut).
+#[derive(Clone)]
+struct CutClock {
+    started: Instant,
+    cut_at_ms: std::sync::Arc<std::sync::atomic::AtomicI64>,
+}
+
+impl CutClock {
+    fn new() -> Self {
+        Self {
+            started: Instant::now(),
+            cut_at_ms: std::sync::Arc::new(std::sync::atomic::AtomicI64::new(i64::MAX)),
+        }
+    }
+
+    fn now(&self) -> i64 {
+        self.started.elapsed().as_millis() as i64
+    }
+
+    /// Marks now as the cut.
+    fn cut(&self) {
+        self.cut_at_ms
+            .store(self.now(), std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn ms(&self) -> i64 {
+        let cut = self.cut_at_ms.load(std::sync::atomic::Ordering::SeqCst);
+        if cut == i64::MAX {
+            self.now() - i64::from(u32::MAX)
+        } else {
+            self.now() - cut
+        }
+    }
+}
+
+/// The plan names `node`'s operator API lists.
+async fn plan_names(node: &Node) -> HashSet<String> {
+    let (status, body) = listing(node, "/v1/plans").await;
+    assert_eq!(status, 200, "{}: {body}", node.id);
+    body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The control plane's leader reaches etcd through a proxy that the test cuts while a client
+/// sends it platform writes (plan creations) one after another: it refuses them with 503
+/// envelopes within a second or so (before its lease can expire), a survivor takes the lead
+/// and restores the control database, every write the old leader acknowledged is there, and
+/// the writes sent to the old leader after the new one serves are all refused and never
+/// appear. The timings are printed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs etcd: run by tests/suites/cluster"]
+async fn a_leader_cut_off_from_etcd_is_deposed_and_its_late_writes_never_count() {
+    let etcd = Cluster::start();
+    let target = tempfile::tempdir().unwrap();
+    let flags = backup_flags(target.path());
+    let proxy = Proxy::start(&etcd.clients[0]).await;
+    let n1 = Node::start_with("n1", std::slice::from_ref(&proxy.addr), &flags);
+    let client = etcd.client();
+    let leader_is = async |node: &str| {
+        client
+            .get("/warren/e2e/control")
+            .await
+            .ok()
+            .flatten()
+            .is_some_and(|kv| String::from_utf8_lossy(&kv.value).contains(&format!("\"{node}\"")))
+    };
+    eventually(Duration::from_secs(10), "n1 leads", async || {
+        leader_is("n1").await
+    })
+    .await;
+    let n2 = Node::start_with("n2", &etcd.clients, &flags);
+    let n3 = Node::start_with("n3", &etcd.clients, &flags);
+    eventually(
+        Duration::from_secs(30),
+        "n1 serves the platform",
+        async || listing(&n1, "/v1/tenants").await.0 == 200,
+    )
+    .await;
+    let clock = CutClock::new();
+    let direct = reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    let before = create_plan(&direct, n1.addr, "before", &clock).await;
+    assert_eq!(before.status, 201, "{}", before.body);
+
+    // A client writes to n1 without pause until told to stop.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (direct, clock, stop, addr) = (direct.clone(), clock.clone(), stop.clone(), n1.addr);
+        tokio::spawn(async move {
+            let mut writes = Vec::new();
+            let mut i = 0;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let write = create_plan(&direct, addr, &format!("w{i}"), &clock).await;
+                if write.status != 201 {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                writes.push(write);
+                i += 1;
+            }
+            writes
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    proxy.cut();
+    clock.cut();
+
+    // n1 refuses; a survivor leads and serves the platform.
+    let mut refused_ms = None;
+    let (new_leader, serves_ms) = loop {
+        assert!(
+            clock.ms() < 30_000,
+            "no survivor served the platform within 30 s"
+        );
+        if refused_ms.is_none() {
+            let (status, _) = listing(&n1, "/v1/plans").await;
+            if status == 503 {
+                refused_ms = Some(clock.ms());
+            }
+        }
+        let mut serving = None;
+        for node in [&n2, &n3] {
+            if listing(node, "/v1/plans").await.0 == 200 && !leader_is("n1").await {
+                serving = Some(node);
+                break;
+            }
+        }
+        if let Some(node) = serving {
+            break (node, clock.ms());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let refused_ms = refused_ms.expect("n1 refused before a survivor served");
+
+    // Writes sent to n1 after the new leader serves: all refused.
+    let mut late = Vec::new();
+    for i in 0..10 {
+        late.push(create_plan(&direct, n1.addr, &format!("late{i}"), &clock).await);
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let writes = writer.await.unwrap();
+
+    for write in writes.iter().chain(&late) {
+        assert!(
+            write.status == 201 || (write.status == 503 && write.body["status"] == 503),
+            "{}: {} {}",
+            write.name,
+            write.status,
+            write.body
+        );
+    }
+    let first_refusal = writes
+        .iter()
+        .find(|w| w.status == 503)
+        .expect("the writer met a refusal");
+    let acknowledged: Vec<&PlatformWrite> = writes.iter().filter(|w| w.status == 201).collect();
+    let last_ack = acknowledged
+        .iter()
+        .map(|w| w.answered_ms)
+        .max()
+        .unwrap_or(i64::MIN);
+    // Once refused, n1 acknowledged nothing sent after that.
+    for write in &writes {
+        if write.sent_ms >= first_refusal.answered_ms {
+            assert_eq!(
+                write.status, 503,
+                "{} sent after the first refusal",
+                write.name
+            );
+        }
+    }
+    assert!(late.iter().all(|w| w.status == 503));
+    println!(
+        "deposed leader: {} writes sent to it, {} acknowledged ({} after the cut, the last \
+         answered {last_ack} ms after it); it refused from {} ms (listing) / {} ms (writer) \
+         after the cut; {} served the platform {serves_ms} ms after the cut (lease TTL 2 s)",
+        writes.len() + late.len(),
+        acknowledged.len(),
+        acknowledged.iter().filter(|w| w.sent_ms >= 0).count(),
+        refused_ms,
+        first_refusal.answered_ms,
+        new_leader.id,
+    );
+    assert!(
+        refused_ms < 2_000 && first_refusal.sent_ms < 2_000,
+        "n1 refused only {refused_ms} ms after the cut, when its lease can have expired"
+    );
+    assert!(
+        refused_ms < serves_ms,
+        "refused before the new leader served"
+    );
+
+    // The new leader holds every acknowledged write and none of the late ones, and takes
+    // writes under its own term.
+    let plans = plan_names(new_leader).await;
+    assert!(plans.contains("before"));
+    for write in &acknowledged {
+        assert!(
+            plans.contains(&write.name),
+            "acknowledged {} is lost",
+            write.name
+        );
+    }
+    for write in &late {
+        assert!(!plans.contains(&write.name), "{} came back", write.name);
+    }
+    let after = create_plan(&direct, new_leader.addr, "after", &clock).await;
+    assert_eq!(after.status, 201, "{}", after.body);
+    let other = if new_leader.id == "n2" { &n3 } else { &n2 };
+    eventually(
+        Duration::from_secs(10),
+        "the other survivor forwards",
+        async || {
+            let (status, body) = listing(other, "/v1/plans").await;
+            status == 200 && body.to_string().contains("\"after\"")
+        },
+    )
+    .await;
+    let plans = plan_names(other).await;
+    for write in &late {
+        assert!(!plans.contains(&write.name), "{} came back", write.name);
+    }
 }

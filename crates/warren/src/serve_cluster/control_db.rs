@@ -7,6 +7,11 @@
 //! transaction. Fencing: a lead ships under its term, a restore replays only the newest chain of
 //! the highest term in the target, and a deposed leader's late segments extend its own, older
 //! chain, which no later lead replays.
+//!
+//! The chain stays short: once a lead has shipped [`SNAPSHOT_AFTER`] bytes into its chain,
+//! its shipper asks for a new snapshot, and after each snapshot the lead stores (the first of
+//! its term included) the chains beyond the newest [`KEEP_CHAINS`] are deleted from the target
+//! (`warren_backup::latest::prune_chains`; a deposed lead deletes nothing).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -23,6 +28,11 @@ use warren_store::Database;
 pub const ID: &str = "control";
 /// How long a platform write waits for its commit to be stored in the backup target.
 const SYNC_WAIT: Duration = Duration::from_secs(10);
+/// Bytes a lead ships into its chain (compressed segments) before it takes a new snapshot: a
+/// new leader's restore replays at most about this much.
+pub const SNAPSHOT_AFTER: u64 = 8 << 20;
+/// Snapshots (with their chains) kept in the target: the newest and two before it.
+pub const KEEP_CHAINS: usize = 3;
 /// How often a node that does not lead checkpoints its copy (nothing ships it meanwhile).
 const UPKEEP: Duration = Duration::from_secs(10);
 
@@ -120,6 +130,7 @@ impl ShippedControl {
         log.take();
         let shipping = Shipping::new(self.target.clone(), Duration::from_secs(1));
         shipping.set_ownership(Arc::new(move |_: &str| generation));
+        shipping.set_snapshot_after(SNAPSHOT_AFTER);
         let mut wanted = shipping
             .take_wanted()
             .ok_or_else(|| anyhow::anyhow!("the control database's shipping started twice"))?;
@@ -143,6 +154,7 @@ impl ShippedControl {
         while wanted.try_recv().is_ok() {}
         let (target, again) = (self.target.clone(), shipping.clone());
         let snapshots = tokio::spawn(async move {
+            prune(&target, generation).await;
             while wanted.recv().await.is_some() {
                 let made = snapshot::create_shipped(
                     &target,
@@ -152,8 +164,14 @@ impl ShippedControl {
                     &warren_backup::quiet,
                 )
                 .await;
-                if let Err(e) = made {
-                    tracing::warn!(error = %e, "the control database's snapshot failed");
+                match made {
+                    Ok(chain) => {
+                        tracing::info!(term = generation, chain = %chain.id, "control database snapshot");
+                        prune(&target, generation).await;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "the control database's snapshot failed")
+                    }
                 }
             }
         });
@@ -207,6 +225,20 @@ impl ShippedControl {
         if let Err(e) = done.and_then(|r| r) {
             tracing::warn!(error = %e, "checkpointing the control database failed");
         }
+    }
+}
+
+/// Deletes the control database's chains a restore no longer needs (see the module doc).
+async fn prune(target: &Target, term: u64) {
+    match warren_backup::latest::prune_chains(target, ID, term, KEEP_CHAINS).await {
+        Ok(pruned) if pruned != Default::default() => tracing::info!(
+            term,
+            snapshots = pruned.snapshots,
+            orphans = pruned.orphans,
+            "old control database chains pruned"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(term, error = %e, "pruning the control database's chains failed"),
     }
 }
 
