@@ -399,6 +399,19 @@ impl Backups {
         Ok(made?)
     }
 
+    /// Records snapshot `manifest`, stored by other code than this handle's (the one a cluster
+    /// node stores when it takes a tenant over, starting the tenant's chain under its claim), as
+    /// a complete `snapshot` run (relayed to the leader like every run).
+    pub async fn record_snapshot(&self, manifest: &Manifest) -> Result<()> {
+        let inner = self.inner()?;
+        let run = inner
+            .start_run_of(&manifest.tenant_id, &manifest.slug, "snapshot", "")
+            .await?;
+        inner
+            .finish_run(run, &manifest.id, manifest.size(), "")
+            .await
+    }
+
     /// Every complete backup of tenant `slug`, oldest first.
     pub async fn list(&self, slug: &str) -> Result<Vec<Manifest>> {
         let tenant = self.tenant(slug).await?;
@@ -964,7 +977,18 @@ impl Inner {
         kind: &'static str,
         backup: &str,
     ) -> Result<i64> {
-        let (id, slug, backup) = (tenant.id.clone(), tenant.slug.clone(), backup.to_string());
+        self.start_run_of(&tenant.id, &tenant.slug, kind, backup)
+            .await
+    }
+
+    async fn start_run_of(
+        &self,
+        tenant_id: &str,
+        slug: &str,
+        kind: &'static str,
+        backup: &str,
+    ) -> Result<i64> {
+        let (id, slug, backup) = (tenant_id.to_string(), slug.to_string(), backup.to_string());
         self.tenants
             .db()
             .write(move |c| {
