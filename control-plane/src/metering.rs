@@ -77,7 +77,7 @@ impl Counts {
 
 /// One tenant's usage in one hour.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase", default)]
+#[serde(rename_all = "camelCase")]
 pub struct Usage {
     /// Start of the hour, UTC (`YYYY-MM-DD HH:00:00Z`); empty in totals.
     pub hour: String,
