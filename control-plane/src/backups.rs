@@ -24,6 +24,7 @@ use warren_backup::snapshot::{self, Source};
 use warren_backup::{Manifest, Report, Target};
 use warren_store::sql::{OptionalExtension, params};
 
+use crate::relay::{BackupRun, Record, Relay};
 use crate::tenants::{TenantInfo, Tenants};
 use crate::{Error, Result, slug};
 
@@ -63,7 +64,15 @@ struct Inner {
     /// Restore drills (scheduled and `verify`) that passed and failed since the start.
     drills_passed: std::sync::atomic::AtomicU64,
     drills_failed: std::sync::atomic::AtomicU64,
+    /// In a cluster: where finished runs go too while this node does not lead.
+    relay: std::sync::OnceLock<Relay>,
+    /// In a cluster: tenants this node's control database does not know (created on the
+    /// leader), looked up in the cluster's directory.
+    lookup: std::sync::OnceLock<TenantLookup>,
 }
+
+/// Finds a tenant by id where the control database does not have it.
+pub type TenantLookup = Arc<dyn Fn(&str) -> Option<TenantInfo> + Send + Sync>;
 
 /// Hands each opened tenant to the WAL shipping.
 struct ShipHook(Shipping);
@@ -199,6 +208,8 @@ impl Backups {
                 shipping: None,
                 drills_passed: Default::default(),
                 drills_failed: Default::default(),
+                relay: std::sync::OnceLock::new(),
+                lookup: std::sync::OnceLock::new(),
             })),
         }
     }
@@ -212,6 +223,22 @@ impl Backups {
             inner.file_bucket = bucket;
         }
         self
+    }
+
+    /// In a cluster: every run finished while this node does not lead is also queued for the
+    /// leader's control database.
+    pub fn set_relay(&self, relay: Relay) {
+        if let Some(inner) = &self.inner {
+            let _ = inner.relay.set(relay);
+        }
+    }
+
+    /// In a cluster: how the snapshot that starts a tenant's WAL shipping finds a tenant this
+    /// node's control database does not know (one it took over from another node).
+    pub fn set_tenant_lookup(&self, lookup: TenantLookup) {
+        if let Some(inner) = &self.inner {
+            let _ = inner.lookup.set(lookup);
+        }
     }
 
     /// Call it on a fresh value, before it is cloned.
@@ -239,9 +266,17 @@ impl Backups {
                 let backups = backups.clone();
                 tokio::spawn(async move {
                     let Ok(inner) = backups.inner() else { return };
-                    let tenant = match inner.tenants.find_id(&id).await {
-                        Ok(Some(tenant)) => tenant,
-                        _ => return,
+                    let found = match inner.tenants.find_id(&id).await {
+                        Ok(found) => found,
+                        Err(e) => {
+                            tracing::warn!(tenant = %id, error = %e, "looking up a tenant to snapshot failed");
+                            return;
+                        }
+                    };
+                    let Some(tenant) = found.or_else(|| inner.lookup.get().and_then(|l| l(&id)))
+                    else {
+                        tracing::warn!(tenant = %id, "WAL shipping needs a snapshot of a tenant this node does not know");
+                        return;
                     };
                     match backups.create_for(&tenant, &warren_backup::quiet).await {
                         Ok(made) => {
@@ -362,6 +397,19 @@ impl Backups {
             Err(e) => inner.finish_run(run, "", 0, &e.to_string()).await?,
         }
         Ok(made?)
+    }
+
+    /// Records snapshot `manifest`, stored by other code than this handle's (the one a cluster
+    /// node stores when it takes a tenant over, starting the tenant's chain under its claim), as
+    /// a complete `snapshot` run (relayed to the leader like every run).
+    pub async fn record_snapshot(&self, manifest: &Manifest) -> Result<()> {
+        let inner = self.inner()?;
+        let run = inner
+            .start_run_of(&manifest.tenant_id, &manifest.slug, "snapshot", "")
+            .await?;
+        inner
+            .finish_run(run, &manifest.id, manifest.size(), "")
+            .await
     }
 
     /// Every complete backup of tenant `slug`, oldest first.
@@ -929,7 +977,18 @@ impl Inner {
         kind: &'static str,
         backup: &str,
     ) -> Result<i64> {
-        let (id, slug, backup) = (tenant.id.clone(), tenant.slug.clone(), backup.to_string());
+        self.start_run_of(&tenant.id, &tenant.slug, kind, backup)
+            .await
+    }
+
+    async fn start_run_of(
+        &self,
+        tenant_id: &str,
+        slug: &str,
+        kind: &'static str,
+        backup: &str,
+    ) -> Result<i64> {
+        let (id, slug, backup) = (tenant_id.to_string(), slug.to_string(), backup.to_string());
         self.tenants
             .db()
             .write(move |c| {
@@ -944,28 +1003,55 @@ impl Inner {
 
     async fn finish_run(&self, run: i64, backup: &str, bytes: u64, error: &str) -> Result<()> {
         let (backup, error) = (backup.to_string(), error.to_string());
-        self.tenants
+        let finished = self
+            .tenants
             .db()
             .write(move |c| {
-                c.prepare_cached(
-                    "UPDATE backup_runs SET status = ?2, finished = strftime('%Y-%m-%d %H:%M:%fZ'),
-                     backup = CASE WHEN ?3 = '' THEN backup ELSE ?3 END, bytes = ?4, error = ?5
-                     WHERE id = ?1",
-                )?
-                .execute(params![
-                    run,
-                    if error.is_empty() {
-                        "complete"
-                    } else {
-                        "failed"
-                    },
-                    backup,
-                    bytes as i64,
-                    error
-                ])?;
-                Ok(())
+                Ok::<_, Error>(
+                    c.prepare_cached(
+                        "UPDATE backup_runs SET status = ?2, finished = strftime('%Y-%m-%d %H:%M:%fZ'),
+                         backup = CASE WHEN ?3 = '' THEN backup ELSE ?3 END, bytes = ?4, error = ?5
+                         WHERE id = ?1
+                         RETURNING tenant_id, slug, kind, backup, status, started, finished, bytes,
+                           error",
+                    )?
+                    .query_row(
+                        params![
+                            run,
+                            if error.is_empty() {
+                                "complete"
+                            } else {
+                                "failed"
+                            },
+                            backup,
+                            bytes as i64,
+                            error
+                        ],
+                        |r| {
+                            Ok(BackupRun {
+                                tenant_id: r.get(0)?,
+                                slug: r.get(1)?,
+                                kind: r.get(2)?,
+                                backup: r.get(3)?,
+                                status: r.get(4)?,
+                                started: r.get(5)?,
+                                finished: r.get::<_, Option<String>>(6)?.unwrap_or_default(),
+                                bytes: r.get::<_, i64>(7)?.max(0) as u64,
+                                error: r.get(8)?,
+                            })
+                        },
+                    )
+                    .optional()?,
+                )
             })
-            .await
+            .await?;
+        if let (Some(relay), Some(mut finished)) = (self.relay.get(), finished)
+            && relay.elsewhere()
+        {
+            finished.error = clip(finished.error, 2000);
+            relay.push(vec![Record::BackupRun(finished)]);
+        }
+        Ok(())
     }
 
     /// Replaces tenant `tenant`'s directory with the checked `staging` directory, with the
@@ -984,6 +1070,18 @@ impl Inner {
         ));
         Ok(drained.replace_files(staging, &aside).await?)
     }
+}
+
+/// `text` cut to at most `max` bytes, on a character boundary.
+fn clip(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+    text
 }
 
 async fn sync_dir(dir: &Path) -> Result<()> {

@@ -27,6 +27,7 @@ pub mod operator;
 pub mod outbox;
 pub mod plans;
 pub mod projects;
+pub mod relay;
 pub mod secrets;
 pub mod slug;
 pub mod status;
@@ -80,6 +81,10 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 11,
         sql: include_str!("../../migrations/control/0011_plan_shipping.sql"),
+    },
+    Migration {
+        version: 12,
+        sql: include_str!("../../migrations/control/0012_relay_batches.sql"),
     },
 ];
 

@@ -12,12 +12,13 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use warren_store::Database;
 use warren_store::sql::{self, params};
 use warren_tenant::{Meter, Registry};
 
 use crate::metrics::Metrics;
+use crate::relay::{Record, Relay};
 use crate::{Error, Result};
 
 /// Metering of every tenant of this process. Cheap to clone.
@@ -37,6 +38,8 @@ struct Inner {
     metrics: Metrics,
     /// Tenant id → counters as of the last flush. The lock also keeps flushes one at a time.
     flushed: tokio::sync::Mutex<HashMap<String, Counts>>,
+    /// In a cluster: where a flush's usage goes too while this node does not lead.
+    relay: std::sync::OnceLock<Relay>,
 }
 
 /// The growing counters of one meter.
@@ -73,7 +76,7 @@ impl Counts {
 }
 
 /// One tenant's usage in one hour.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Usage {
     /// Start of the hour, UTC (`YYYY-MM-DD HH:00:00Z`); empty in totals.
@@ -107,8 +110,15 @@ impl Metering {
                 enabled,
                 metrics: Metrics::default(),
                 flushed: tokio::sync::Mutex::new(HashMap::new()),
+                relay: std::sync::OnceLock::new(),
             }),
         }
+    }
+
+    /// In a cluster: every flush made while this node does not lead also queues its usage for
+    /// the leader's control database (the copy here is replaced when the node takes the lead).
+    pub fn set_relay(&self, relay: Relay) {
+        let _ = self.inner.relay.set(relay);
     }
 
     /// Whether metering and quotas run on the request path.
@@ -181,41 +191,38 @@ impl Metering {
             return Ok(0);
         }
         let count = rows.len();
+        let hour = current_hour();
+        for (_, usage) in &mut rows {
+            usage.hour = hour.clone();
+        }
+        let relayed = self
+            .inner
+            .relay
+            .get()
+            .filter(|r| r.elsewhere())
+            .map(|relay| {
+                let records = rows
+                    .iter()
+                    .map(|(id, usage)| Record::Usage {
+                        tenant: id.clone(),
+                        usage: usage.clone(),
+                    })
+                    .collect::<Vec<_>>();
+                (relay, records)
+            });
         self.inner
             .db
             .write(move |c| {
-                let mut stmt = c.prepare_cached(
-                    "INSERT INTO usage (tenant_id, hour, requests, bytes_in, bytes_out,
-                       storage_bytes, realtime_seconds, realtime_peak, records_written,
-                       hook_cpu_ms)
-                     VALUES (?1, strftime('%Y-%m-%d %H:00:00Z', 'now'), ?2, ?3, ?4, ?5, ?6, ?7, ?8,
-                       ?9)
-                     ON CONFLICT (tenant_id, hour) DO UPDATE SET
-                       requests = requests + excluded.requests,
-                       bytes_in = bytes_in + excluded.bytes_in,
-                       bytes_out = bytes_out + excluded.bytes_out,
-                       storage_bytes = max(storage_bytes, excluded.storage_bytes),
-                       realtime_seconds = realtime_seconds + excluded.realtime_seconds,
-                       realtime_peak = max(realtime_peak, excluded.realtime_peak),
-                       records_written = records_written + excluded.records_written,
-                       hook_cpu_ms = hook_cpu_ms + excluded.hook_cpu_ms",
-                )?;
                 for (id, u) in &rows {
-                    stmt.execute(params![
-                        id,
-                        u.requests as i64,
-                        u.bytes_in as i64,
-                        u.bytes_out as i64,
-                        u.storage_bytes as i64,
-                        u.realtime_seconds as i64,
-                        u.realtime_peak as i64,
-                        u.records_written as i64,
-                        u.hook_cpu_ms as i64,
-                    ])?;
+                    add_usage(c, id, u)?;
                 }
                 Ok::<_, Error>(())
             })
             .await?;
+        // Queued once stored here: a failed write is counted again by the next flush.
+        if let Some((relay, records)) = relayed {
+            relay.push(records);
+        }
         flushed.extend(marks);
         Ok(count)
     }
@@ -231,6 +238,50 @@ impl Metering {
     ) -> Result<Vec<Usage>> {
         usage(&self.inner.db, tenant_id, from, to).await
     }
+}
+
+/// The hour usage counted now is booked to (`YYYY-MM-DD HH:00:00Z`, UTC).
+fn current_hour() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    format!(
+        "{:04}-{:02}-{:02} {:02}:00:00Z",
+        now.year(),
+        u8::from(now.month()),
+        now.day(),
+        now.hour()
+    )
+}
+
+/// Adds `u` to tenant `tenant`'s usage row of hour `u.hour` (sums, and the largest storage
+/// and realtime peak).
+pub(crate) fn add_usage(c: &warren_store::sql::Connection, tenant: &str, u: &Usage) -> Result<()> {
+    c.prepare_cached(
+        "INSERT INTO usage (tenant_id, hour, requests, bytes_in, bytes_out,
+           storage_bytes, realtime_seconds, realtime_peak, records_written, hook_cpu_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+         ON CONFLICT (tenant_id, hour) DO UPDATE SET
+           requests = requests + excluded.requests,
+           bytes_in = bytes_in + excluded.bytes_in,
+           bytes_out = bytes_out + excluded.bytes_out,
+           storage_bytes = max(storage_bytes, excluded.storage_bytes),
+           realtime_seconds = realtime_seconds + excluded.realtime_seconds,
+           realtime_peak = max(realtime_peak, excluded.realtime_peak),
+           records_written = records_written + excluded.records_written,
+           hook_cpu_ms = hook_cpu_ms + excluded.hook_cpu_ms",
+    )?
+    .execute(params![
+        tenant,
+        u.hour,
+        u.requests as i64,
+        u.bytes_in as i64,
+        u.bytes_out as i64,
+        u.storage_bytes as i64,
+        u.realtime_seconds as i64,
+        u.realtime_peak as i64,
+        u.records_written as i64,
+        u.hook_cpu_ms as i64,
+    ])?;
+    Ok(())
 }
 
 /// [`Metering::usage`] read straight from the control database `db`.

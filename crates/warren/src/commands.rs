@@ -198,6 +198,7 @@ async fn serve_platform(global: &Global, serve: &Serve) -> anyhow::Result<()> {
         backups,
     };
     let edge_control = control.clone();
+    let relay_control = control.clone();
     // Cluster mode: this node joins, and follows the cluster's directory, before it answers.
     let cluster = match &cluster_settings {
         Some(settings) => {
@@ -205,6 +206,7 @@ async fn serve_platform(global: &Global, serve: &Serve) -> anyhow::Result<()> {
                 .await
                 .context("joining the cluster")?;
             fail_over_through(&node, &control, &global.data_dir);
+            node.start_relay(&control);
             tokio::spawn(node.clone().run_leader(control.clone()));
             if settings.rebalance {
                 tokio::spawn(node.clone().run_rebalancer(control.clone()));
@@ -231,6 +233,7 @@ async fn serve_platform(global: &Global, serve: &Serve) -> anyhow::Result<()> {
         last_close.close_all();
         finish_serving(&shipping, &final_flush).await;
         if let Some(cluster) = &cluster {
+            cluster.flush_relay(&relay_control, RELAY_AT_SHUTDOWN).await;
             cluster.leave().await;
         }
         served?;
@@ -257,6 +260,7 @@ async fn serve_platform(global: &Global, serve: &Serve) -> anyhow::Result<()> {
     last_close.close_all();
     finish_serving(&shipping, &final_flush).await;
     if let Some(cluster) = &cluster {
+        cluster.flush_relay(&relay_control, RELAY_AT_SHUTDOWN).await;
         cluster.leave().await;
     }
     tracing::info!("Warren stopped");
@@ -294,6 +298,7 @@ fn fail_over_through(
         tenants_root: tenants_root(data_dir),
         target: target.clone(),
         registry: control.registry.clone(),
+        backups: control.backups.clone(),
     }));
     match control.backups.shipping() {
         Some(shipping) => {
@@ -367,6 +372,10 @@ fn start_backups(
     };
     Ok((backups, [schedule, drills]))
 }
+
+/// How long a stopping cluster node tries to hand the leader the usage and backup runs it
+/// still holds.
+const RELAY_AT_SHUTDOWN: Duration = Duration::from_secs(5);
 
 /// What a stopping server still owes: the WAL it has not shipped and the usage it has not
 /// written.

@@ -31,6 +31,7 @@ pub mod control_db;
 mod lead;
 mod moves;
 mod rebalance;
+mod relay;
 mod restore;
 pub use control_db::ShippedControl;
 use lead::SyncState;
@@ -83,6 +84,8 @@ pub struct ClusterNode {
     left: std::sync::atomic::AtomicBool,
     /// Serializes mirror syncs (the leader loop and the sync after a platform write).
     syncing: tokio::sync::Mutex<SyncState>,
+    /// The usage and backup runs this node records for the leader, once started.
+    relay: std::sync::OnceLock<warren_control_plane::relay::Relay>,
 }
 
 /// Where a tenant request goes.
@@ -138,6 +141,7 @@ impl ClusterNode {
             moving: std::sync::Mutex::new(HashSet::new()),
             left: std::sync::atomic::AtomicBool::new(false),
             syncing: tokio::sync::Mutex::new(SyncState::default()),
+            relay: std::sync::OnceLock::new(),
         }))
     }
 

@@ -6,9 +6,11 @@
 //! none under synchronous shipping), an operator's move, a rolling restart of all three
 //! nodes under readers (unavailability per tenant timed), a third node joining two that carry
 //! many tenants taking its share of them (a pinned one staying), and the control plane's leader
-//! killed without losing an account or a tenant (the platform's return timed), and the leader
-//! cut off from etcd under platform writes: refusing them before its lease can expire, every
-//! write it acknowledged kept by the next leader, none sent to it later. Ignored in the
+//! killed without losing an account or a tenant (the platform's return timed), the leader cut
+//! off from etcd under platform writes (refusing them before its lease can expire, every write
+//! it acknowledged kept by the next leader, none sent to it later), and the usage and backup
+//! runs of a tenant on a node that does not lead reaching the leader's control database,
+//! counted once, also after the leader's death. Ignored in the
 //! plain run; `tests/suites/cluster` runs it
 //! with `WARREN_ETCD` set.
 
@@ -626,7 +628,13 @@ fn backup_flags(target: &Path) -> Vec<String> {
 
 /// Starts etcd and nodes n1 (leading the control plane), n2 and n3 sharing one backup target.
 async fn three_nodes_with_backups(etcd: &Cluster, target: &Path) -> [Node; 3] {
-    let flags = backup_flags(target);
+    three_nodes_with_backups_and(etcd, target, &[]).await
+}
+
+/// [`three_nodes_with_backups`] with more flags for every node.
+async fn three_nodes_with_backups_and(etcd: &Cluster, target: &Path, extra: &[&str]) -> [Node; 3] {
+    let mut flags = backup_flags(target);
+    flags.extend(extra.iter().map(|f| f.to_string()));
     let n1 = Node::start_with("n1", &etcd.clients, &flags);
     let client = etcd.client();
     eventually(Duration::from_secs(10), "n1 leads", async || {
@@ -2055,4 +2063,182 @@ async fn a_leader_cut_off_from_etcd_is_deposed_and_its_late_writes_never_count()
     for write in &late {
         assert!(!plans.contains(&write.name), "{} came back", write.name);
     }
+}
+
+/// Tenant `slug`'s usage totals and backup status as the platform (through `node`) reports
+/// them; `None` while it does not answer.
+async fn usage_and_backups(node: &Node, slug: &str) -> Option<(Value, Value)> {
+    let (status, usage) = send(
+        node.request(
+            Method::GET,
+            "localhost",
+            &format!("/v1/tenants/{slug}/usage"),
+        )
+        .bearer_auth(TOKEN),
+    )
+    .await;
+    if status != 200 {
+        return None;
+    }
+    let (status, backups) = send(
+        node.request(
+            Method::GET,
+            "localhost",
+            &format!("/v1/tenants/{slug}/backups/status"),
+        )
+        .bearer_auth(TOKEN),
+    )
+    .await;
+    (status == 200).then(|| (usage["totals"].clone(), backups))
+}
+
+/// Writes `count` notes to tenant `slug` through `node`.
+async fn write_notes(node: &Node, slug: &str, count: usize, label: &str) {
+    let host = format!("{slug}.localhost");
+    for k in 0..count {
+        let (status, body) = send(
+            node.request(Method::POST, &host, "/api/collections/notes/records")
+                .json(&json!({ "title": format!("{label}-{k}") })),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+    }
+}
+
+/// A tenant moved to a node that does not lead: the usage that node meters and the snapshot it
+/// takes (the one starting its WAL chain under the new generation) reach the leader's control
+/// database, counted once; after the leader's kill -9 the next leader (which restored the
+/// shipped control database) still shows them and takes the owner's usage from then on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs etcd: run by tests/suites/cluster"]
+async fn a_followers_usage_and_backup_runs_reach_the_leader() {
+    let etcd = Cluster::start();
+    let target = tempfile::tempdir().unwrap();
+    let [mut n1, n2, n3] =
+        three_nodes_with_backups_and(&etcd, target.path(), &["--metering-interval=500ms"]).await;
+    eventually(
+        Duration::from_secs(30),
+        "n1 serves the platform",
+        async || listing(&n1, "/v1/tenants").await.0 == 200,
+    )
+    .await;
+    let slug = "metered";
+    tenant_with_notes(&n1, slug).await;
+    let (_, before) = usage_and_backups(&n1, slug).await.expect("n1 answers");
+    let first_backup = before["lastBackup"].as_str().unwrap().to_string();
+    assert!(!first_backup.is_empty(), "{before}");
+
+    let (status, body) = send(
+        n3.request(
+            Method::POST,
+            "localhost",
+            &format!("/v1/tenants/{slug}/move"),
+        )
+        .bearer_auth(TOKEN)
+        .json(&json!({ "node": "n2" })),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    eventually(
+        Duration::from_secs(15),
+        "n2 serves the tenant",
+        async || {
+            let host = format!("{slug}.localhost");
+            send(n2.request(Method::GET, &host, "/api/health")).await.0 == 200
+        },
+    )
+    .await;
+
+    // Writes through n3, served by n2, which does not lead.
+    write_notes(&n3, slug, 25, "on-n2").await;
+    let written = Instant::now();
+    let mut seen = None;
+    eventually(
+        Duration::from_secs(30),
+        "the leader shows n2's usage and snapshot",
+        async || {
+            let Some((totals, backups)) = usage_and_backups(&n1, slug).await else {
+                return false;
+            };
+            let shown = totals["recordsWritten"] == 25
+                && totals["requests"].as_u64().unwrap_or(0) >= 25
+                && backups["lastStatus"] == "complete"
+                && backups["lastBackup"].as_str() != Some(first_backup.as_str());
+            if shown {
+                seen = Some((totals, backups));
+            }
+            shown
+        },
+    )
+    .await;
+    let (totals, backups) = seen.unwrap();
+    println!(
+        "the leader showed n2's usage {:?} after its last write ({} requests, {} records \
+         written, {} bytes in) and n2's snapshot {}",
+        written.elapsed(),
+        totals["requests"],
+        totals["recordsWritten"],
+        totals["bytesIn"],
+        backups["lastBackup"]
+    );
+    let second_backup = backups["lastBackup"].clone();
+
+    // The leader dies; the next one restored what it shipped.
+    n1.child.kill().unwrap();
+    let killed = Instant::now();
+    n1.child.wait().unwrap();
+    let mut after = None;
+    eventually(
+        Duration::from_secs(30),
+        "a survivor serves the platform",
+        async || {
+            for node in [&n2, &n3] {
+                if let Some(answer) = usage_and_backups(node, slug).await {
+                    after = Some(answer);
+                    return true;
+                }
+            }
+            false
+        },
+    )
+    .await;
+    let (totals, backups) = after.unwrap();
+    println!(
+        "the next leader answered {:?} after the kill -9 with {} records written and backup {}",
+        killed.elapsed(),
+        totals["recordsWritten"],
+        backups["lastBackup"]
+    );
+    assert_eq!(totals["recordsWritten"], 25, "counted once: {totals}");
+    assert_eq!(backups["lastBackup"], second_backup, "{backups}");
+
+    // The owner's usage from then on reaches the new leader (itself, or the other survivor).
+    write_notes(&n3, slug, 5, "after").await;
+    let leader = etcd
+        .client()
+        .get("/warren/e2e/control")
+        .await
+        .ok()
+        .flatten()
+        .map(|kv| String::from_utf8_lossy(&kv.value).into_owned())
+        .unwrap_or_default();
+    eventually(
+        Duration::from_secs(30),
+        "the new leader shows the owner's later usage",
+        async || {
+            let Some((totals, _)) = usage_and_backups(&n3, slug).await else {
+                return false;
+            };
+            totals["recordsWritten"] == 30
+        },
+    )
+    .await;
+    println!(
+        "after the lead moved ({}), n2's later usage reached it too",
+        if leader.contains("\"n2\"") {
+            "to n2, the owner"
+        } else {
+            "to n3"
+        }
+    );
 }

@@ -52,6 +52,9 @@ impl ClusterNode {
             if !from_peer || request.method() != Method::POST {
                 return Ok(ApiError::not_found().into_response());
             }
+            if rest == "relay" {
+                return Ok(self.receive_relayed(control, request).await);
+            }
             let parts: Vec<&str> = rest.split('/').collect();
             return Ok(match parts.as_slice() {
                 ["handoff", id, node] => self.hand_off(control, id, node).await,

@@ -17,6 +17,9 @@ pub struct FromTarget {
     /// This node's open tenants: a tenant is closed before its directory is replaced, and
     /// when it is claimed anew, so its shipper starts a chain under the new generation.
     pub registry: Registry,
+    /// This node's backups, which record the snapshot a restore stores to start the tenant's
+    /// chain under the new claim.
+    pub backups: warren_control_plane::backups::Backups,
 }
 
 impl Restorer for FromTarget {
@@ -49,6 +52,9 @@ impl Restorer for FromTarget {
                 last_commit_ms = done.last_commit_ms,
                 "restored the tenant's latest shipped state"
             );
+            if let Err(e) = self.backups.record_snapshot(&done.chain).await {
+                tracing::warn!(tenant, error = %e, "recording the snapshot that starts the tenant's chain failed");
+            }
             Ok(true)
         })
     }
