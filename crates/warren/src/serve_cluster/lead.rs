@@ -159,6 +159,8 @@ impl ClusterNode {
             }
             if let Some(owner) = ownership::claim_new(&self.member, &tenant.id).await? {
                 self.record_generation(&tenant.id, owner.generation).await;
+                // Provisioned here; it lives where placement puts it.
+                self.placed_later(&tenant.id);
             }
             state.offered.insert(tenant.id.clone());
         }
