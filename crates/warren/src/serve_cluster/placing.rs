@@ -18,6 +18,11 @@ const AT_ONCE: usize = 4;
 const SNAPSHOT_WAIT: Duration = Duration::from_secs(60);
 /// How often the placer looks for the first snapshot, and for a lost lease while idle.
 const POLL: Duration = Duration::from_millis(200);
+/// How long a queued tenant may wait for its first claim to show in the directory before it
+/// is dropped from the queue (the claim failed, or went to another node).
+const CLAIM_GRACE: Duration = Duration::from_secs(10);
+/// How often the placer looks again for a queued tenant's claim.
+const CLAIM_POLL: Duration = Duration::from_millis(20);
 /// Attempts at a move that keeps failing (a busy target, a snapshot not confirmed yet), one
 /// second more apart each time; then the tenant stays where it was created.
 const ATTEMPTS: u32 = 5;
@@ -34,8 +39,8 @@ pub(super) struct Placing {
 }
 
 impl ClusterNode {
-    /// Queues tenant `id`, just provisioned and first claimed here, for its placed node (when
-    /// the placer runs).
+    /// Queues tenant `id`, just provisioned here and about to be first claimed, for its placed
+    /// node (when the placer runs). It is placed once the directory shows this node's claim.
     pub(super) fn placed_later(&self, id: &str) {
         let mut placing = self.placing.lock().unwrap_or_else(|p| p.into_inner());
         if placing.on && !placing.waiting.iter().any(|(t, _)| t == id) {
@@ -43,6 +48,15 @@ impl ClusterNode {
             drop(placing);
             self.placing_wake.notify_one();
         }
+    }
+
+    /// Takes tenant `id` off the queue: its first claim was not this node's.
+    pub(super) fn not_placed(&self, id: &str) {
+        self.placing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .waiting
+            .retain(|(t, _)| t != id);
     }
 
     /// While this node leads, moves each new tenant to the node placement gives it, in the
@@ -63,6 +77,17 @@ impl ClusterNode {
                 let _ = tokio::time::timeout(POLL, self.placing_wake.notified()).await;
                 continue;
             };
+            match self.directory.owner(&id) {
+                Some((owner, _)) if owner.lease == self.member.lease() => {}
+                owner => {
+                    if owner.is_some() || since.elapsed() >= CLAIM_GRACE {
+                        self.not_placed(&id);
+                    } else {
+                        tokio::time::sleep(CLAIM_POLL).await;
+                    }
+                    continue;
+                }
+            }
             let Ok(permit) = permits.clone().acquire_owned().await else {
                 return;
             };
@@ -94,7 +119,7 @@ impl ClusterNode {
             .cloned()
     }
 
-    /// Takes tenant `id` off the waiting queue and decides where it goes: `None` when it stays
+    /// Takes tenant `id` (claimed here) off the queue and decides where it goes: `None` when it stays
     /// here (placed here, no live node, or this node no longer leads).
     fn decide(&self, id: &str) -> Option<String> {
         let live: Vec<String> = self.directory.nodes().into_iter().map(|n| n.id).collect();
