@@ -1698,6 +1698,10 @@ async fn new_tenants_move_to_their_placed_node() {
         let reading = reading.clone();
         tokio::spawn(async move {
             let (mut ok, mut moving, mut turn) = (0usize, 0usize, 0usize);
+            // (tenant, node) pairs that answered once: a node whose directory has not seen a
+            // new host yet answers 404 before that, never after.
+            let mut seen = HashSet::new();
+            let mut unseen = 0usize;
             while reading.load(std::sync::atomic::Ordering::Relaxed) {
                 let now: Vec<String> = slugs.lock().unwrap().clone();
                 if now.is_empty() {
@@ -1712,6 +1716,11 @@ async fn new_tenants_move_to_their_placed_node() {
                             format!("{slug}.localhost:{}", addr.port()),
                         ))
                         .await;
+                    if status == 404 && !seen.contains(&(slug.clone(), *addr)) {
+                        unseen += 1;
+                        continue;
+                    }
+                    seen.insert((slug.clone(), *addr));
                     match status {
                         200 => ok += 1,
                         503 => {
@@ -1725,7 +1734,7 @@ async fn new_tenants_move_to_their_placed_node() {
                     }
                 }
             }
-            (ok, moving)
+            (ok, moving, unseen)
         })
     };
 
@@ -1806,7 +1815,7 @@ async fn new_tenants_move_to_their_placed_node() {
     )
     .await;
     reading.store(false, std::sync::atomic::Ordering::Relaxed);
-    let (ok, moving) = reader.await.unwrap();
+    let (ok, moving, unseen) = reader.await.unwrap();
 
     for (i, id) in ids.iter().enumerate() {
         let (owner, generation) = owner_of(id).await.unwrap();
@@ -1836,7 +1845,7 @@ async fn new_tenants_move_to_their_placed_node() {
     println!(
         "new placement: {TENANTS} tenants created through n2, placed {loads:?} ({moved} moved \
          off the leader); creation to served from its node: min {:?}, p50 {:?}, max {:?}; \
-         readers: {ok} answers 200, {moving} 503 moving",
+         readers: {ok} answers 200, {moving} 503 moving, {unseen} 404 before a node knew the host",
         times[0],
         times[times.len() / 2],
         times[times.len() - 1]
