@@ -119,8 +119,8 @@ impl ClusterNode {
             .cloned()
     }
 
-    /// Takes tenant `id` (claimed here) off the queue and decides where it goes: `None` when it stays
-    /// here (placed here, no live node, or this node no longer leads).
+    /// Takes tenant `id` (claimed here) off the queue and decides where it goes: `None` when
+    /// it stays here (placed here, no live node, or this node no longer leads).
     fn decide(&self, id: &str) -> Option<String> {
         let live: Vec<String> = self.directory.nodes().into_iter().map(|n| n.id).collect();
         let owners: HashMap<String, String> = self
