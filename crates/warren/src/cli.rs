@@ -212,9 +212,10 @@ pub struct ClusterFlags {
     /// same on every node). Unset: the first node makes one and keeps it in etcd.
     #[arg(long, env = "WARREN_CLUSTER_SECRET", hide_env_values = true)]
     pub cluster_secret: Option<String>,
-    /// Whether the leader moves a share of the tenants to a node that joins (once it has
-    /// been live for a lease TTL, at least 3 s). `false`: tenants move only when an operator
-    /// moves them or their node dies.
+    /// Whether the leader hands each new tenant to the node placement gives it, and moves a
+    /// share of the tenants to a node that joins (once it has been live for a lease TTL, at
+    /// least 3 s). `false`: new tenants stay on the leader, and tenants move only when an
+    /// operator moves them or their node dies.
     #[arg(long, env = "WARREN_CLUSTER_REBALANCE", default_value_t = true,
         action = clap::ArgAction::Set, value_name = "BOOL")]
     pub cluster_rebalance: bool,
@@ -229,7 +230,7 @@ pub struct ClusterSettings {
     pub name: String,
     pub ttl: std::time::Duration,
     pub secret: Option<String>,
-    /// Whether this node, when it leads, rebalances tenants onto joining nodes.
+    /// Whether this node, when it leads, places new tenants and rebalances onto joining nodes.
     pub rebalance: bool,
 }
 

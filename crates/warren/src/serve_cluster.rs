@@ -5,8 +5,8 @@
 //! Without the cluster flags none of this runs. With them every request is routed by what the
 //! etcd directory (a watched copy in memory) says: tenant hosts resolve through the mirrored
 //! `hosts/` records, a tenant is served by the node holding its owner record, and the platform
-//! host (operator API, console, signups) by the leader, who also moves a share of the tenants
-//! to a node that joins (`rebalance`).
+//! host (operator API, console, signups) by the leader, who also moves each new tenant to its
+//! placed node (`placing`) and a share of the tenants to a node that joins (`rebalance`).
 
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
@@ -30,6 +30,7 @@ use crate::cli::ClusterSettings;
 pub mod control_db;
 mod lead;
 mod moves;
+mod placing;
 mod rebalance;
 mod relay;
 mod restore;
@@ -86,6 +87,9 @@ pub struct ClusterNode {
     syncing: tokio::sync::Mutex<SyncState>,
     /// The usage and backup runs this node records for the leader, once started.
     relay: std::sync::OnceLock<warren_control_plane::relay::Relay>,
+    /// New tenants on their way from this leader to their placed node, and the placer's bell.
+    placing: std::sync::Mutex<placing::Placing>,
+    placing_wake: tokio::sync::Notify,
 }
 
 /// Where a tenant request goes.
@@ -142,6 +146,8 @@ impl ClusterNode {
             left: std::sync::atomic::AtomicBool::new(false),
             syncing: tokio::sync::Mutex::new(SyncState::default()),
             relay: std::sync::OnceLock::new(),
+            placing: std::sync::Mutex::new(placing::Placing::default()),
+            placing_wake: tokio::sync::Notify::new(),
         }))
     }
 

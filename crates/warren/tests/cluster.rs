@@ -4,7 +4,8 @@
 //! client cannot pass for a peer, and a node cut off from etcd refuses; with a shared backup
 //! target, a tenant whose node is killed fails over to a survivor (timed; writes lost counted,
 //! none under synchronous shipping), an operator's move, a rolling restart of all three
-//! nodes under readers (unavailability per tenant timed), a third node joining two that carry
+//! nodes under readers (unavailability per tenant timed), new tenants handed from the leader
+//! to the node placement gives them (timed), a third node joining two that carry
 //! many tenants taking its share of them (a pinned one staying), and the control plane's leader
 //! killed without losing an account or a tenant (the platform's return timed), the leader cut
 //! off from etcd under platform writes (refusing them before its lease can expire, every write
@@ -1327,7 +1328,8 @@ async fn a_rolling_restart_keeps_every_tenant_served() {
     );
 }
 
-/// Two nodes carrying many tenants, every tenant read through both of them; a third node joins
+/// Two nodes carrying many tenants (each new one handed to the node placement gives it as it
+/// is created), every tenant read through both of them; a third node joins
 /// and the leader moves it the share placement gives it (about a third), a few at a time, once
 /// the nodes settled. Every tenant keeps answering (a 503 envelope while it moves); each moved
 /// tenant's time without an answer is printed (p50/p99/max). A tenant pinned to n1 stays.
@@ -1350,13 +1352,39 @@ async fn a_joining_node_takes_its_share_of_tenants_under_readers() {
             .is_some_and(|kv| String::from_utf8_lossy(&kv.value).contains("\"n1\""))
     })
     .await;
-    let n2 = Node::start_with("n2", &etcd.clients, &flags);
 
-    // One tenant with records, the others empty; all provisioned on (and owned by) n1, each
-    // opened once through n2 so it ships its first snapshot (what a move restores from).
+    // One tenant with records, made while n1 is alone (its superuser is set on n1's data
+    // directory), then n2 joins and receives its share of that one tenant.
+    eventually(
+        Duration::from_secs(30),
+        "n1 serves the platform",
+        async || listing(&n1, "/v1/tenants").await.0 == 200,
+    )
+    .await;
     let started = Instant::now();
     let mut slugs = vec!["sharenotes".to_string()];
     let mut ids = vec![tenant_with_notes(&n1, "sharenotes").await];
+    let n2 = Node::start_with("n2", &etcd.clients, &flags);
+    let two: Vec<String> = ["n1", "n2"].map(String::from).to_vec();
+    let factor = warren_cluster::placement::DEFAULT_FACTOR;
+    let first = warren_cluster::placement::assign(&ids, &two, &Default::default(), factor);
+    let owner_of = async |id: &str| -> Option<String> {
+        let kv = client
+            .get(&format!("/warren/e2e/owners/{id}"))
+            .await
+            .ok()
+            .flatten()?;
+        let owner: Value = serde_json::from_slice(&kv.value).ok()?;
+        owner["node"].as_str().map(str::to_string)
+    };
+    eventually(
+        Duration::from_secs(30),
+        "the first tenant where the join's rebalance puts it",
+        async || owner_of(&ids[0]).await.as_ref() == Some(&first[&ids[0]]),
+    )
+    .await;
+    // The join's pass is over before new tenants come.
+    tokio::time::sleep(Duration::from_secs(2)).await;
     for k in 0..5 {
         let (status, body) = send(
             n2.request(
@@ -1379,9 +1407,19 @@ async fn a_joining_node_takes_its_share_of_tenants_under_readers() {
         .await;
         assert_eq!(status, 201, "{body}");
         ids.push(body["id"].as_str().unwrap().to_string());
-        let (status, body) =
-            send(n2.request(Method::GET, &format!("{slug}.localhost"), "/api/health")).await;
-        assert_eq!(status, 200, "{body}");
+        // Opened (it ships its first snapshot), or already moving to its placed node; n2's
+        // directory may need a moment to see the new host.
+        let host = format!("{slug}.localhost");
+        eventually(
+            Duration::from_secs(10),
+            "the new tenant through n2",
+            async || {
+                let (status, body) = send(n2.request(Method::GET, &host, "/api/health")).await;
+                assert!([200, 404, 503].contains(&status), "{status} {body}");
+                status != 404
+            },
+        )
+        .await;
         slugs.push(slug);
     }
     eventually(
@@ -1406,15 +1444,47 @@ async fn a_joining_node_takes_its_share_of_tenants_under_readers() {
         },
     )
     .await;
+    // New tenants live where placement puts them: one after another over n1 and n2.
+    let mut loads = std::collections::HashMap::from([(first[&ids[0]].clone(), 1usize)]);
+    let mut before = std::collections::HashMap::from([(ids[0].clone(), first[&ids[0]].clone())]);
+    for id in &ids[1..] {
+        let node = warren_cluster::placement::place(id, &two, &loads, factor)
+            .unwrap()
+            .to_string();
+        *loads.entry(node.clone()).or_default() += 1;
+        before.insert(id.clone(), node);
+    }
+    eventually(
+        Duration::from_secs(90),
+        "every new tenant on its placed node",
+        async || {
+            for (id, node) in &before {
+                if owner_of(id).await.as_ref() != Some(node) || (node == "n2" && !n2.has_tenant(id))
+                {
+                    return false;
+                }
+            }
+            true
+        },
+    )
+    .await;
+    for slug in &slugs {
+        let host = format!("{slug}.localhost");
+        eventually(
+            Duration::from_secs(30),
+            "served after placement",
+            async || send(n1.request(Method::GET, &host, "/api/health")).await.0 == 200,
+        )
+        .await;
+    }
     println!(
-        "rebalance: {TENANTS} tenants created and shipped in {:?}",
+        "rebalance: {TENANTS} tenants created, shipped and placed over two nodes ({loads:?}) in {:?}",
         started.elapsed()
     );
 
     // Which tenants placement gives a third node; one of them is pinned to n1 first (a move
     // to the node it is on, with "pin").
     let three: Vec<String> = ["n1", "n2", "n3"].map(String::from).to_vec();
-    let factor = warren_cluster::placement::DEFAULT_FACTOR;
     let unpinned = warren_cluster::placement::assign(&ids, &three, &Default::default(), factor);
     let pinned_at = ids.iter().position(|id| unpinned[id] == "n3").unwrap();
     let (pinned_slug, pinned_id) = (slugs[pinned_at].clone(), ids[pinned_at].clone());
@@ -1439,6 +1509,20 @@ async fn a_joining_node_takes_its_share_of_tenants_under_readers() {
     )
     .await;
     assert_eq!((status, &body["pin"]), (200, &json!("n1")), "{body}");
+    before.insert(pinned_id.clone(), "n1".to_string());
+    // Moved to n1 if it lived on n2: served once restored there.
+    let pinned_host = format!("{pinned_slug}.localhost");
+    eventually(
+        Duration::from_secs(30),
+        "the pinned tenant served",
+        async || {
+            send(n1.request(Method::GET, &pinned_host, "/api/health"))
+                .await
+                .0
+                == 200
+        },
+    )
+    .await;
     let pins = std::collections::HashMap::from([(pinned_id.clone(), "n1".to_string())]);
     let placed = warren_cluster::placement::assign(&ids, &three, &pins, factor);
     let expected: HashSet<String> = ids
@@ -1541,10 +1625,15 @@ async fn a_joining_node_takes_its_share_of_tenants_under_readers() {
     assert_eq!(owners_on("n3").await, expected);
     assert!(owners_on("n1").await.contains(&pinned_id));
     assert!(!expected.contains(&pinned_id));
-    assert!(
-        owners_on("n2").await.is_empty(),
-        "nothing moves to a node that did not join"
-    );
+    for (id, node) in &before {
+        if !expected.contains(id) {
+            assert_eq!(
+                owner_of(id).await.as_ref(),
+                Some(node),
+                "{id} moves only to the node that joined"
+            );
+        }
+    }
     let worst = *gaps.last().unwrap();
     assert!(
         worst < Duration::from_secs(5),
@@ -1565,6 +1654,212 @@ async fn a_joining_node_takes_its_share_of_tenants_under_readers() {
     )
     .await;
     assert_eq!((status, &body["pin"]), (200, &Value::Null), "{body}");
+}
+
+/// New tenants live where placement puts them: three nodes with rebalancing on (the default),
+/// twelve tenants created one after another through a follower's operator API (provisioned and
+/// first claimed by the leader, n1), each handed in the background to the node
+/// `placement::place` gives it — the same answers as placing them one by one over the three
+/// empty nodes. Readers through every node see only 200 or a brief 503 "moving" meanwhile; at
+/// the end every tenant is served through every node, and its placed node holds its data and
+/// its claim (owner record in etcd, `cluster/generations/<id>`). The time from each creation
+/// until the tenant is served from its node is printed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs etcd: run by tests/suites/cluster"]
+async fn new_tenants_move_to_their_placed_node() {
+    const TENANTS: usize = 12;
+    let etcd = Cluster::start();
+    let target = tempfile::tempdir().unwrap();
+    let mut flags = backup_flags(target.path());
+    flags.push("--cluster-rebalance=true".to_string());
+    let n1 = Node::start_with("n1", &etcd.clients, &flags);
+    let client = etcd.client();
+    eventually(Duration::from_secs(10), "n1 leads", async || {
+        client
+            .get("/warren/e2e/control")
+            .await
+            .ok()
+            .flatten()
+            .is_some_and(|kv| String::from_utf8_lossy(&kv.value).contains("\"n1\""))
+    })
+    .await;
+    let n2 = Node::start_with("n2", &etcd.clients, &flags);
+    let n3 = Node::start_with("n3", &etcd.clients, &flags);
+    let nodes = [&n1, &n2, &n3];
+    eventually(Duration::from_secs(10), "three live nodes", async || {
+        client
+            .list("/warren/e2e/nodes/")
+            .await
+            .is_ok_and(|(kvs, _)| kvs.len() == 3)
+    })
+    .await;
+    // The rebalancer's pass for the two joins (settle 3 s) finds nothing to move; it is over
+    // before the first tenant, so only new-tenant placement moves anything here.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+
+    // Readers: every tenant created so far through the three nodes in turn; only 200 or a 503
+    // "moving" may come back.
+    let slugs = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let reading = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let reader = {
+        let requests: Vec<(reqwest::Client, SocketAddr)> =
+            nodes.iter().map(|n| (n.client.clone(), n.addr)).collect();
+        let slugs = slugs.clone();
+        let reading = reading.clone();
+        tokio::spawn(async move {
+            let (mut ok, mut moving, mut turn) = (0usize, 0usize, 0usize);
+            // (tenant, node) pairs that answered once: a node whose directory has not seen a
+            // new host yet answers 404 before that, never after.
+            let mut seen = HashSet::new();
+            let mut unseen = 0usize;
+            while reading.load(std::sync::atomic::Ordering::Relaxed) {
+                let now: Vec<String> = slugs.lock().unwrap().clone();
+                if now.is_empty() {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                for slug in now {
+                    let (client, addr) = &requests[turn % requests.len()];
+                    turn += 1;
+                    let (status, body) =
+                        send(client.get(format!("http://{addr}/api/health")).header(
+                            reqwest::header::HOST,
+                            format!("{slug}.localhost:{}", addr.port()),
+                        ))
+                        .await;
+                    if status == 404 && !seen.contains(&(slug.clone(), *addr)) {
+                        unseen += 1;
+                        continue;
+                    }
+                    seen.insert((slug.clone(), *addr));
+                    match status {
+                        200 => ok += 1,
+                        503 => {
+                            assert!(
+                                body["message"].as_str().unwrap_or("").contains("moving"),
+                                "{slug}: {body}"
+                            );
+                            moving += 1;
+                        }
+                        _ => panic!("{slug} through {addr}: {status} {body}"),
+                    }
+                }
+            }
+            (ok, moving, unseen)
+        })
+    };
+
+    let mut created = Vec::new();
+    let mut ids = Vec::new();
+    for i in 0..TENANTS {
+        let slug = format!("fresh{i:02}");
+        let (status, body) = send(
+            n2.request(Method::POST, "localhost", "/v1/tenants")
+                .bearer_auth(TOKEN)
+                .json(&json!({ "slug": slug })),
+        )
+        .await;
+        assert_eq!(status, 201, "{body}");
+        created.push(Instant::now());
+        ids.push(body["id"].as_str().unwrap().to_string());
+        slugs.lock().unwrap().push(slug);
+    }
+
+    // Placement over the three nodes, one tenant after another as they were created.
+    let three: Vec<String> = ["n1", "n2", "n3"].map(String::from).to_vec();
+    let mut loads = std::collections::HashMap::new();
+    let mut expected = Vec::new();
+    for id in &ids {
+        let node = warren_cluster::placement::place(
+            id,
+            &three,
+            &loads,
+            warren_cluster::placement::DEFAULT_FACTOR,
+        )
+        .unwrap()
+        .to_string();
+        *loads.entry(node.clone()).or_insert(0usize) += 1;
+        expected.push(node);
+    }
+    let moved = expected.iter().filter(|n| *n != "n1").count();
+    assert!(
+        moved > 0,
+        "placement keeps every tenant on the leader: {loads:?}"
+    );
+
+    let owner_of = async |id: &str| -> Option<(String, u64)> {
+        let kv = client
+            .get(&format!("/warren/e2e/owners/{id}"))
+            .await
+            .ok()
+            .flatten()?;
+        let owner: Value = serde_json::from_slice(&kv.value).ok()?;
+        Some((
+            owner["node"].as_str()?.to_string(),
+            owner["generation"].as_u64()?,
+        ))
+    };
+    let mut settled: Vec<Option<Duration>> = vec![None; TENANTS];
+    eventually(
+        Duration::from_secs(90),
+        "every new tenant on its placed node",
+        async || {
+            for (i, id) in ids.iter().enumerate() {
+                if settled[i].is_some() {
+                    continue;
+                }
+                let node = nodes.iter().find(|n| n.id == expected[i]).unwrap();
+                let owned = owner_of(id)
+                    .await
+                    .is_some_and(|(owner, _)| owner == expected[i]);
+                if !owned || !node.has_tenant(id) {
+                    continue;
+                }
+                let host = format!("fresh{i:02}.localhost");
+                let (status, _) = send(node.request(Method::GET, &host, "/api/health")).await;
+                if status == 200 {
+                    settled[i] = Some(created[i].elapsed());
+                }
+            }
+            settled.iter().all(Option::is_some)
+        },
+    )
+    .await;
+    reading.store(false, std::sync::atomic::Ordering::Relaxed);
+    let (ok, moving, unseen) = reader.await.unwrap();
+
+    for (i, id) in ids.iter().enumerate() {
+        let (owner, generation) = owner_of(id).await.unwrap();
+        assert_eq!(owner, expected[i], "{id}");
+        // Claimed once by the leader at creation, once more by the node it moved to.
+        let want = if owner == "n1" { 1 } else { 2 };
+        assert_eq!(generation, want, "{id} on {owner}");
+        let node = nodes.iter().find(|n| n.id == owner).unwrap();
+        let recorded =
+            std::fs::read_to_string(node.data_dir().join("cluster").join("generations").join(id))
+                .unwrap();
+        assert_eq!(recorded.trim(), want.to_string(), "{id} on {owner}");
+        let host = format!("fresh{i:02}.localhost");
+        for n in nodes {
+            let (status, body) = send(n.request(Method::GET, &host, "/api/health")).await;
+            assert_eq!(status, 200, "{host} through {}: {body}", n.id);
+        }
+    }
+    // The moved tenants' times (one on the leader counts from its creation to the first look).
+    let mut times: Vec<Duration> = settled
+        .into_iter()
+        .zip(&expected)
+        .filter(|(_, node)| *node != "n1")
+        .filter_map(|(time, _)| time)
+        .collect();
+    times.sort();
+    println!(
+        "new placement: {TENANTS} tenants created through n2, placed {loads:?} ({moved} moved \
+         off the leader); creation to served from its node: min {:?}, p50 {:?}, max {:?}; \
+         readers: {ok} answers 200, {moving} 503 moving, {unseen} 404 before a node knew the host",
+        times[0],
+        times[times.len() / 2],
+        times[times.len() - 1]
+    );
 }
 
 /// Signs `email` up on the console through `node` (a fresh visitor: the signup page for its

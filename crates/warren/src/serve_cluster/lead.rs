@@ -157,8 +157,16 @@ impl ClusterNode {
             if !self.has_data(&tenant.id) {
                 continue;
             }
-            if let Some(owner) = ownership::claim_new(&self.member, &tenant.id).await? {
-                self.record_generation(&tenant.id, owner.generation).await;
+            // Provisioned here; it lives where placement puts it (queued before its claim is
+            // seen anywhere, so placement never counts it on this node).
+            self.placed_later(&tenant.id);
+            match ownership::claim_new(&self.member, &tenant.id).await {
+                Ok(Some(owner)) => self.record_generation(&tenant.id, owner.generation).await,
+                Ok(None) => self.not_placed(&tenant.id),
+                Err(e) => {
+                    self.not_placed(&tenant.id);
+                    return Err(e.into());
+                }
             }
             state.offered.insert(tenant.id.clone());
         }

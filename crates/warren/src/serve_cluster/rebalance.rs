@@ -174,7 +174,7 @@ impl ClusterNode {
     }
 
     /// Whether this membership leads the control plane now.
-    fn leads_now(&self) -> bool {
+    pub(super) fn leads_now(&self) -> bool {
         self.directory
             .leader()
             .is_some_and(|l| l.lease == self.member.lease())
