@@ -212,13 +212,18 @@ pub struct ClusterFlags {
     /// same on every node). Unset: the first node makes one and keeps it in etcd.
     #[arg(long, env = "WARREN_CLUSTER_SECRET", hide_env_values = true)]
     pub cluster_secret: Option<String>,
-    /// Whether the leader hands each new tenant to the node placement gives it, and moves a
-    /// share of the tenants to a node that joins (once it has been live for a lease TTL, at
-    /// least 3 s). `false`: new tenants stay on the leader, and tenants move only when an
-    /// operator moves them or their node dies.
+    /// Whether the leader moves a share of the tenants to a node that joins (once it has been
+    /// live for a lease TTL, at least 3 s). `false`: tenants move only when an operator moves
+    /// them or their node dies.
     #[arg(long, env = "WARREN_CLUSTER_REBALANCE", default_value_t = true,
         action = clap::ArgAction::Set, value_name = "BOOL")]
     pub cluster_rebalance: bool,
+    /// Whether the leader hands each new tenant to the node placement gives it (default
+    /// `false`: new tenants stay on the leader, where the console's and the operator API's
+    /// actions on a tenant's data run).
+    #[arg(long, env = "WARREN_CLUSTER_PLACE_NEW", default_value_t = false,
+        action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub cluster_place_new: bool,
 }
 
 /// The cluster flags once checked.
@@ -230,8 +235,10 @@ pub struct ClusterSettings {
     pub name: String,
     pub ttl: std::time::Duration,
     pub secret: Option<String>,
-    /// Whether this node, when it leads, places new tenants and rebalances onto joining nodes.
+    /// Whether this node, when it leads, rebalances onto joining nodes.
     pub rebalance: bool,
+    /// Whether this node, when it leads, hands new tenants to their placed node.
+    pub place_new: bool,
 }
 
 impl ClusterFlags {
@@ -276,6 +283,7 @@ impl ClusterFlags {
             ttl: std::time::Duration::from_secs(self.cluster_lease_ttl),
             secret: self.cluster_secret.clone(),
             rebalance: self.cluster_rebalance,
+            place_new: self.cluster_place_new,
         }))
     }
 }
@@ -789,6 +797,13 @@ mod tests {
         let mut off = full.to_vec();
         off.push("--cluster-rebalance=false");
         assert!(!cluster(&off).unwrap().unwrap().rebalance);
+        assert!(
+            !settings.place_new,
+            "new tenants stay on the leader by default"
+        );
+        let mut place = full.to_vec();
+        place.push("--cluster-place-new=true");
+        assert!(cluster(&place).unwrap().unwrap().place_new);
         let partial = cluster(&full[..6]).unwrap_err();
         assert!(partial.contains("--advertise"), "{partial}");
         let mut bad_port = full;

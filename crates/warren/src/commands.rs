@@ -210,6 +210,8 @@ async fn serve_platform(global: &Global, serve: &Serve) -> anyhow::Result<()> {
             tokio::spawn(node.clone().run_leader(control.clone()));
             if settings.rebalance {
                 tokio::spawn(node.clone().run_rebalancer(control.clone()));
+            }
+            if settings.place_new {
                 tokio::spawn(node.clone().run_placer(control.clone()));
             }
             Some(node)

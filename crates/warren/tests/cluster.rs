@@ -1341,6 +1341,7 @@ async fn a_joining_node_takes_its_share_of_tenants_under_readers() {
     let target = tempfile::tempdir().unwrap();
     let mut flags = backup_flags(target.path());
     flags.push("--cluster-rebalance=true".to_string());
+    flags.push("--cluster-place-new=true".to_string());
     let n1 = Node::start_with("n1", &etcd.clients, &flags);
     let client = etcd.client();
     eventually(Duration::from_secs(10), "n1 leads", async || {
@@ -1672,6 +1673,7 @@ async fn new_tenants_move_to_their_placed_node() {
     let target = tempfile::tempdir().unwrap();
     let mut flags = backup_flags(target.path());
     flags.push("--cluster-rebalance=true".to_string());
+    flags.push("--cluster-place-new=true".to_string());
     let n1 = Node::start_with("n1", &etcd.clients, &flags);
     let client = etcd.client();
     eventually(Duration::from_secs(10), "n1 leads", async || {

@@ -30,7 +30,7 @@ const ATTEMPTS: u32 = 5;
 /// New tenants on their way to their node.
 #[derive(Debug, Default)]
 pub(super) struct Placing {
-    /// The placer runs (`--cluster-rebalance`, with a backup target): new tenants are queued.
+    /// The placer runs (`--cluster-place-new`, with a backup target): new tenants are queued.
     on: bool,
     /// New tenants claimed here and not placed yet, oldest first, with when they were claimed.
     waiting: VecDeque<(String, Instant)>,
@@ -61,7 +61,7 @@ impl ClusterNode {
 
     /// While this node leads, moves each new tenant to the node placement gives it, in the
     /// order they were created, [`AT_ONCE`] at a time. Runs until the process ends (started
-    /// with `--cluster-rebalance`, the default); without a backup target nothing can move, and
+    /// with `--cluster-place-new=true`); without a backup target nothing can move, and
     /// new tenants stay where they were created.
     pub async fn run_placer(self: Arc<Self>, control: ControlPlane) {
         if control.backups.target().is_none() {
