@@ -627,6 +627,32 @@ fn backup_flags(target: &Path) -> Vec<String> {
     flags
 }
 
+/// Waits until node `leader` leads the control plane (its id in etcd's `control` key) and
+/// serves the platform (a new leader restores the control database first).
+async fn wait_leads(etcd: &Cluster, leader: &Node) {
+    let client = etcd.client();
+    let quoted = format!("\"{}\"", leader.id);
+    eventually(
+        Duration::from_secs(10),
+        &format!("{} leads", leader.id),
+        async || {
+            client
+                .get("/warren/e2e/control")
+                .await
+                .ok()
+                .flatten()
+                .is_some_and(|kv| String::from_utf8_lossy(&kv.value).contains(&quoted))
+        },
+    )
+    .await;
+    eventually(
+        Duration::from_secs(30),
+        &format!("{} serves the platform", leader.id),
+        async || listing(leader, "/v1/tenants").await.0 == 200,
+    )
+    .await;
+}
+
 /// Starts etcd and nodes n1 (leading the control plane), n2 and n3 sharing one backup target.
 async fn three_nodes_with_backups(etcd: &Cluster, target: &Path) -> [Node; 3] {
     three_nodes_with_backups_and(etcd, target, &[]).await
@@ -637,16 +663,7 @@ async fn three_nodes_with_backups_and(etcd: &Cluster, target: &Path, extra: &[&s
     let mut flags = backup_flags(target);
     flags.extend(extra.iter().map(|f| f.to_string()));
     let n1 = Node::start_with("n1", &etcd.clients, &flags);
-    let client = etcd.client();
-    eventually(Duration::from_secs(10), "n1 leads", async || {
-        client
-            .get("/warren/e2e/control")
-            .await
-            .ok()
-            .flatten()
-            .is_some_and(|kv| String::from_utf8_lossy(&kv.value).contains("\"n1\""))
-    })
-    .await;
+    wait_leads(etcd, &n1).await;
     let n2 = Node::start_with("n2", &etcd.clients, &flags);
     let n3 = Node::start_with("n3", &etcd.clients, &flags);
     [n1, n2, n3]
@@ -1344,15 +1361,7 @@ async fn a_joining_node_takes_its_share_of_tenants_under_readers() {
     flags.push("--cluster-place-new=true".to_string());
     let n1 = Node::start_with("n1", &etcd.clients, &flags);
     let client = etcd.client();
-    eventually(Duration::from_secs(10), "n1 leads", async || {
-        client
-            .get("/warren/e2e/control")
-            .await
-            .ok()
-            .flatten()
-            .is_some_and(|kv| String::from_utf8_lossy(&kv.value).contains("\"n1\""))
-    })
-    .await;
+    wait_leads(&etcd, &n1).await;
 
     // One tenant with records, made while n1 is alone (its superuser is set on n1's data
     // directory), then n2 joins and receives its share of that one tenant.
@@ -1676,15 +1685,7 @@ async fn new_tenants_move_to_their_placed_node() {
     flags.push("--cluster-place-new=true".to_string());
     let n1 = Node::start_with("n1", &etcd.clients, &flags);
     let client = etcd.client();
-    eventually(Duration::from_secs(10), "n1 leads", async || {
-        client
-            .get("/warren/e2e/control")
-            .await
-            .ok()
-            .flatten()
-            .is_some_and(|kv| String::from_utf8_lossy(&kv.value).contains("\"n1\""))
-    })
-    .await;
+    wait_leads(&etcd, &n1).await;
     let n2 = Node::start_with("n2", &etcd.clients, &flags);
     let n3 = Node::start_with("n3", &etcd.clients, &flags);
     let nodes = [&n1, &n2, &n3];
