@@ -26,6 +26,9 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+#[path = "e2e/backup_s3.rs"]
+#[allow(dead_code)]
+mod backup_s3;
 #[path = "../../cluster/tests/support/etcd_cluster.rs"]
 mod etcd_cluster;
 use etcd_cluster::{Cluster, Proxy, free_port};
@@ -651,6 +654,31 @@ async fn wait_leads(etcd: &Cluster, leader: &Node) {
         async || listing(leader, "/v1/tenants").await.0 == 200,
     )
     .await;
+}
+
+/// The names directly under `dir` in the backup target [`backup_flags`] gives for `target`:
+/// the SeaweedFS bucket's keys under the test's prefix, or the directory's entries.
+async fn target_entries(target: &Path, dir: &str) -> Vec<String> {
+    let flags = backup_flags(target);
+    if !flags.iter().any(|f| f.starts_with("--backup-url=s3://")) {
+        return std::fs::read_dir(target.join(dir))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+    }
+    let under = format!("{dir}/");
+    let mut names: Vec<String> = backup_s3::list(&flags, &under)
+        .await
+        .iter()
+        .filter_map(|key| {
+            key.strip_prefix(&under)?
+                .split('/')
+                .next()
+                .map(str::to_string)
+        })
+        .collect();
+    names.dedup();
+    names
 }
 
 /// Starts etcd and nodes n1 (leading the control plane), n2 and n3 sharing one backup target.
@@ -2082,10 +2110,7 @@ async fn the_control_plane_survives_its_leader() {
     // The new leader takes platform writes, shipped under its own term (2).
     signup(&n2, "after@example.com").await;
     create_tenant(&n3, "after").await;
-    let chains: Vec<String> = std::fs::read_dir(target.path().join("control"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
+    let chains = target_entries(target.path(), "control").await;
     assert!(
         chains.iter().any(|c| c.ends_with("-o0000000002")),
         "a snapshot of the control database under term 2: {chains:?}"
