@@ -545,6 +545,12 @@ pub async fn set_superuser(
             Notice::Error("The email or password is too long.".into()),
         );
     }
+    if state.registry.check_here(&project.id).is_err() {
+        return show(
+            StatusCode::CONFLICT,
+            Notice::Error(warren_control_plane::error::ELSEWHERE.into()),
+        );
+    }
     let tenant = match state.registry.get(&project.id).await {
         Ok(tenant) => tenant,
         Err(e) => return failure(&visitor, e.into()),

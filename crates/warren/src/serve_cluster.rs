@@ -92,6 +92,16 @@ pub struct ClusterNode {
     placing_wake: tokio::sync::Notify,
 }
 
+/// The registry asks the directory: a tenant another node owns is not this node's to act on
+/// (its copy here is stale), so platform actions on its data are refused rather than lost.
+impl warren_tenant::Locality for ClusterNode {
+    fn elsewhere(&self, id: &str) -> bool {
+        self.directory
+            .owner(id)
+            .is_some_and(|(owner, _)| owner.lease != self.member.lease())
+    }
+}
+
 /// Where a tenant request goes.
 pub enum Route {
     /// Serve it here, as this tenant.
