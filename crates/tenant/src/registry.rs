@@ -504,16 +504,19 @@ impl Registry {
     /// Refuses ([`Error::Elsewhere`]) an action on tenant `id`'s data when another node of
     /// the cluster serves it: this node's copy is then stale, and what is done to it is lost.
     pub fn check_here(&self, id: &str) -> Result<()> {
-        let locality = self
-            .inner
-            .locality
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        match locality {
+        match self.locality() {
             Some(locality) if locality.elsewhere(id) => Err(Error::Elsewhere),
             _ => Ok(()),
         }
+    }
+
+    /// The cluster's view of where tenants are served, if the node is in a cluster.
+    pub fn locality(&self) -> Option<Arc<dyn crate::Locality>> {
+        self.inner
+            .locality
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// The node's code loader (which also runs migrations), if it runs tenants' code.
