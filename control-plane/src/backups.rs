@@ -366,6 +366,7 @@ impl Backups {
 
     async fn create_for(&self, tenant: &TenantInfo, report: Report<'_>) -> Result<Manifest> {
         let inner = self.inner()?;
+        inner.check_here(&tenant.id)?;
         let _busy = inner.claim_wait(&tenant.id).await?;
         let _permit = inner.permits.acquire().await.map_err(|_| Error::NotFound)?;
         let run = inner.start_run(tenant, "snapshot", "").await?;
@@ -473,6 +474,9 @@ impl Backups {
             }
             Some(to)
         };
+        if request.in_place {
+            inner.check_here(&tenant.id)?;
+        }
         if request.in_place && inner.registry.is_none() && !inner.exclusive {
             return Err(Error::Invalid(
                 "inPlace",
@@ -796,6 +800,10 @@ impl Backups {
             let Some(every) = policy.interval(&tenant) else {
                 continue;
             };
+            // Another node serves it (cluster mode) and backs it up.
+            if inner.check_here(&tenant.id).is_err() {
+                continue;
+            }
             let status = status_of(&inner.tenants, &tenant.id).await?;
             if !is_due(
                 &status,
@@ -946,6 +954,14 @@ impl Policy for FixedPolicy {
 }
 
 impl Inner {
+    /// Refuses an action on tenant `id`'s data when another node of the cluster serves it.
+    fn check_here(&self, id: &str) -> Result<()> {
+        match &self.registry {
+            Some(registry) => Ok(registry.check_here(id)?),
+            None => Ok(()),
+        }
+    }
+
     fn claim(&self, tenant_id: &str) -> Result<Busy<'_>> {
         let mut busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
         if !busy.insert(tenant_id.to_string()) {

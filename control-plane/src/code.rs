@@ -96,6 +96,7 @@ pub async fn deploy(
     tenant: &TenantInfo,
     upload: &Upload,
 ) -> Result<Deployed> {
+    registry.check_here(&tenant.id)?;
     let dir = dir(tenants, tenant);
     let archive = upload.path().to_path_buf();
     let limits = limits(tenant);

@@ -50,6 +50,9 @@ pub enum Error {
     Backup(#[from] warren_backup::Error),
 }
 
+/// What refuses an action on the data of a tenant another node of the cluster serves.
+pub const ELSEWHERE: &str = "This project is served by another server of the cluster right now, so this action cannot run here; try again in a moment.";
+
 /// `reason` as a sentence: first letter up, a full stop at the end.
 fn upper_first(reason: &str) -> String {
     let mut out = String::with_capacity(reason.len() + 1);
@@ -132,6 +135,7 @@ impl Error {
                 "The tenant is being restored; try again shortly.".into(),
                 json!({}),
             ),
+            Error::Tenant(warren_tenant::Error::Elsewhere) => (409, ELSEWHERE.into(), json!({})),
             Error::TooLarge(reason) | Error::Tenant(warren_tenant::Error::TooLarge(reason)) => {
                 (413, reason.clone(), json!({}))
             }

@@ -206,6 +206,7 @@ impl Transfers {
         tenant: &TenantInfo,
         upload: Upload,
     ) -> Result<(Job, tokio::sync::oneshot::Receiver<Result<Job>>)> {
+        self.inner.registry.check_here(&tenant.id)?;
         let dir = warren_tenant::tenant_dir(self.inner.tenants.root(), &tenant.id);
         let limits = unpack_limits(tenant, upload.bytes);
         let zip = upload.path.clone();
@@ -338,6 +339,7 @@ impl Transfers {
     /// Writes `tenant` as a zip of a PocketBase data directory (what stock PocketBase serves
     /// once unzipped as `pb_data`), in scratch space, and opens it for streaming.
     pub async fn export(&self, tenant: &TenantInfo) -> Result<Export> {
+        self.inner.registry.check_here(&tenant.id)?;
         tokio::fs::create_dir_all(self.inner.tenants.root())
             .await
             .map_err(Error::Io)?;

@@ -60,6 +60,10 @@ fn refusal(error: Error) -> Result<(StatusCode, String), Error> {
                 reason.trim_end_matches('.')
             ),
         )),
+        Error::Tenant(warren_tenant::Error::Elsewhere) => Ok((
+            StatusCode::CONFLICT,
+            warren_control_plane::error::ELSEWHERE.into(),
+        )),
         other => Err(other),
     }
 }

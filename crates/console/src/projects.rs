@@ -545,26 +545,41 @@ pub async fn set_superuser(
             Notice::Error("The email or password is too long.".into()),
         );
     }
-    let tenant = match state.registry.get(&project.id).await {
-        Ok(tenant) => tenant,
-        Err(e) => return failure(&visitor, e.into()),
-    };
-    let passwords = &state.inner.passwords;
-    match tenant
-        .set_superuser(passwords, &form.email, &form.password)
-        .await
+    // A project another server of the cluster serves gets its superuser there: the copy here
+    // is stale.
+    let saved = match state
+        .registry
+        .locality()
+        .filter(|locality| locality.elsewhere(&project.id))
     {
-        Ok(superuser) => {
+        Some(locality) => {
+            locality
+                .set_superuser_there(&project.id, &form.email, &form.password)
+                .await
+        }
+        None => match state.registry.get(&project.id).await {
+            Ok(tenant) => tenant
+                .set_superuser(&state.inner.passwords, &form.email, &form.password)
+                .await
+                .map(|superuser| superuser.email),
+            Err(e) => Err(e),
+        },
+    };
+    match saved {
+        Ok(email) => {
             tracing::info!(slug = %project.slug, "project superuser set from the console");
             show(
                 StatusCode::OK,
                 Notice::Ok(format!(
-                    "Superuser {} saved. Sign in through the API at {}/api/.",
-                    superuser.email,
+                    "Superuser {email} saved. Sign in through the API at {}/api/.",
                     state.urls.tenant_url(&project.slug)
                 )),
             )
         }
+        Err(warren_tenant::Error::Elsewhere) => show(
+            StatusCode::CONFLICT,
+            Notice::Error(warren_control_plane::error::ELSEWHERE.into()),
+        ),
         Err(warren_tenant::Error::Invalid(reason)) => {
             let mut reason = reason;
             if let Some(first) = reason.get_mut(0..1) {

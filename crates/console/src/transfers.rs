@@ -65,6 +65,10 @@ fn refusal(error: Error) -> Result<(StatusCode, String), Error> {
             StatusCode::SERVICE_UNAVAILABLE,
             "The project is busy; try again shortly.".into(),
         )),
+        Error::Tenant(warren_tenant::Error::Elsewhere) => Ok((
+            StatusCode::CONFLICT,
+            warren_control_plane::error::ELSEWHERE.into(),
+        )),
         other => Err(other),
     }
 }
@@ -282,7 +286,12 @@ pub async fn export_project(
             tracing::info!(slug = %project.slug, bytes = export.bytes, "project exported from the console");
             zip_response(&project.slug, export)
         }
-        Err(e) => failure(&visitor, e),
+        Err(e) => match refusal(e) {
+            Ok((status, message)) => {
+                project_page(&state, &visitor, &id, status, Notice::Error(message)).await
+            }
+            Err(other) => failure(&visitor, other),
+        },
     }
 }
 

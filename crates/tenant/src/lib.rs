@@ -12,6 +12,7 @@ pub mod code;
 pub mod cron;
 pub mod handoff;
 pub mod hooks;
+pub mod locality;
 pub mod mail;
 pub mod meter;
 pub mod ops;
@@ -24,6 +25,7 @@ pub mod transfer;
 
 use std::path::{Path, PathBuf};
 
+pub use locality::Locality;
 pub use meter::Meter;
 pub use registry::{Drained, Registry, RegistryConfig, Shipper, Tenant};
 use warren_store::sql::{Connection, params, params_from_iter};
@@ -50,6 +52,9 @@ pub enum Error {
     /// The tenant is closed for a moment (its data is being replaced); retry shortly.
     #[error("the tenant is being restored")]
     Draining,
+    /// The tenant is served by another node of the cluster; this node's copy is not its data.
+    #[error("the tenant is served by another node")]
+    Elsewhere,
     /// Files of the tenant could not be created or removed.
     #[error("io: {0}")]
     Io(#[from] std::io::Error),

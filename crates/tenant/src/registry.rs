@@ -433,6 +433,8 @@ struct RegistryInner {
     code_loader: RwLock<Option<Arc<dyn CodeLoader>>>,
     /// What checks a deploy's staged hooks before they go live (none: no check).
     code_check: RwLock<Option<Arc<dyn crate::hooks::CodeCheck>>>,
+    /// Which tenants another node serves (cluster mode; none: every tenant is here).
+    locality: RwLock<Option<Arc<dyn crate::Locality>>>,
 }
 
 struct Slot {
@@ -455,6 +457,7 @@ impl Registry {
             shipper: RwLock::new(None),
             code_loader: RwLock::new(None),
             code_check: RwLock::new(None),
+            locality: RwLock::new(None),
         });
         let every = (inner.config.idle_timeout / 4)
             .clamp(Duration::from_millis(50), Duration::from_secs(15));
@@ -487,6 +490,33 @@ impl Registry {
             .code_check
             .write()
             .unwrap_or_else(|p| p.into_inner()) = Some(check);
+    }
+
+    /// Asks `locality` from now on whether a tenant is served by another node.
+    pub fn set_locality(&self, locality: Arc<dyn crate::Locality>) {
+        *self
+            .inner
+            .locality
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = Some(locality);
+    }
+
+    /// Refuses ([`Error::Elsewhere`]) an action on tenant `id`'s data when another node of
+    /// the cluster serves it: this node's copy is then stale, and what is done to it is lost.
+    pub fn check_here(&self, id: &str) -> Result<()> {
+        match self.locality() {
+            Some(locality) if locality.elsewhere(id) => Err(Error::Elsewhere),
+            _ => Ok(()),
+        }
+    }
+
+    /// The cluster's view of where tenants are served, if the node is in a cluster.
+    pub fn locality(&self) -> Option<Arc<dyn crate::Locality>> {
+        self.inner
+            .locality
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// The node's code loader (which also runs migrations), if it runs tenants' code.

@@ -205,6 +205,9 @@ async fn serve_platform(global: &Global, serve: &Serve) -> anyhow::Result<()> {
             let node = crate::serve_cluster::ClusterNode::join(settings, &global.data_dir)
                 .await
                 .context("joining the cluster")?;
+            control
+                .registry
+                .set_locality(std::sync::Arc::new(node.owners(&control.urls.domain)));
             fail_over_through(&node, &control, &global.data_dir);
             node.start_relay(&control);
             tokio::spawn(node.clone().run_leader(control.clone()));

@@ -34,6 +34,7 @@ mod placing;
 mod rebalance;
 mod relay;
 mod restore;
+mod superuser;
 pub use control_db::ShippedControl;
 use lead::SyncState;
 pub use restore::FromTarget;
@@ -90,6 +91,8 @@ pub struct ClusterNode {
     /// New tenants on their way from this leader to their placed node, and the placer's bell.
     placing: std::sync::Mutex<placing::Placing>,
     placing_wake: tokio::sync::Notify,
+    /// Hashes the passwords of superusers the leader sends here.
+    passwords: warren_secrets::Passwords,
 }
 
 /// Where a tenant request goes.
@@ -148,6 +151,7 @@ impl ClusterNode {
             relay: std::sync::OnceLock::new(),
             placing: std::sync::Mutex::new(placing::Placing::default()),
             placing_wake: tokio::sync::Notify::new(),
+            passwords: warren_secrets::Passwords::default(),
         }))
     }
 

@@ -11,7 +11,9 @@
 //! off from etcd under platform writes (refusing them before its lease can expire, every write
 //! it acknowledged kept by the next leader, none sent to it later), and the usage and backup
 //! runs of a tenant on a node that does not lead reaching the leader's control database,
-//! counted once, also after the leader's death. Ignored in the
+//! counted once, also after the leader's death; platform actions on the data of a tenant
+//! another node serves refused through the leader, not run on its stale copy, and the console's
+//! superuser of such a project set on its owner. Ignored in the
 //! plain run; `tests/suites/cluster` runs it
 //! with `WARREN_ETCD` set.
 
@@ -2529,4 +2531,302 @@ async fn a_followers_usage_and_backup_runs_reach_the_leader() {
             "to n3"
         }
     );
+}
+
+/// A tar.gz deploying `pb_public/index.html` holding `text`.
+fn public_page(text: &str) -> Vec<u8> {
+    let mut archive = tar::Builder::new(flate2::write::GzEncoder::new(
+        Vec::new(),
+        flate2::Compression::fast(),
+    ));
+    let mut header = tar::Header::new_gnu();
+    header.set_size(text.len() as u64);
+    header.set_mode(0o644);
+    header.set_cksum();
+    archive
+        .append_data(&mut header, "pb_public/index.html", text.as_bytes())
+        .unwrap();
+    archive.into_inner().unwrap().finish().unwrap()
+}
+
+/// Asserts an operator answer is the clear refusal of an action on a tenant another node
+/// serves: 409 in PocketBase's envelope, never a 500.
+fn refused_elsewhere(what: &str, (status, body): (u16, Value)) {
+    assert_eq!(status, 409, "{what}: {body}");
+    let message = body["message"].as_str().unwrap_or_default();
+    assert!(message.contains("another server"), "{what}: {body}");
+    assert_eq!(body["status"], 409, "{what}: {body}");
+}
+
+/// A backup now, a code deploy, an export and an in-place restore through the leader of a
+/// tenant moved to n2 answer 409 and change nothing (no backup of the leader's stale copy, no
+/// page deployed); moved back, the leader backs it up again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs etcd: run by tests/suites/cluster"]
+async fn platform_actions_on_a_tenant_served_elsewhere_are_refused_not_lost() {
+    let etcd = Cluster::start();
+    let target = tempfile::tempdir().unwrap();
+    let [n1, n2, _n3] = three_nodes_with_backups(&etcd, target.path()).await;
+    eventually(
+        Duration::from_secs(30),
+        "n1 serves the platform",
+        async || listing(&n1, "/v1/tenants").await.0 == 200,
+    )
+    .await;
+    let slug = "elsewhere";
+    tenant_with_notes(&n1, slug).await;
+    let operator = |method: Method, path: &str| {
+        n1.request(method, "localhost", &format!("/v1/tenants/{slug}{path}"))
+            .bearer_auth(TOKEN)
+    };
+    let backups = async || {
+        let (status, body) = send(operator(Method::GET, "/backups")).await;
+        assert_eq!(status, 200, "{body}");
+        body["items"].as_array().map_or(0, Vec::len)
+    };
+    // On its owner the platform acts on the tenant's data.
+    let (status, body) = send(operator(Method::POST, "/backups")).await;
+    assert_eq!(status, 201, "a backup on the owner: {body}");
+
+    let (status, body) = send(operator(Method::POST, "/move").json(&json!({ "node": "n2" }))).await;
+    assert_eq!(status, 200, "{body}");
+    let host = format!("{slug}.localhost");
+    eventually(
+        Duration::from_secs(15),
+        "n2 serves the tenant",
+        async || send(n2.request(Method::GET, &host, "/api/health")).await.0 == 200,
+    )
+    .await;
+    let before = backups().await;
+
+    // Through the leader, whose copy is now stale: refused, not run on that copy.
+    let started = Instant::now();
+    refused_elsewhere("backup now", send(operator(Method::POST, "/backups")).await);
+    refused_elsewhere(
+        "code deploy",
+        send(
+            operator(Method::PUT, "/code")
+                .header("Content-Type", "application/gzip")
+                .body(public_page("deployed while on n2")),
+        )
+        .await,
+    );
+    refused_elsewhere("export", send(operator(Method::GET, "/export")).await);
+    refused_elsewhere(
+        "in-place restore",
+        send(operator(Method::POST, "/backups/restore").json(&json!({ "inPlace": true }))).await,
+    );
+    let refusals = started.elapsed();
+    assert_eq!(
+        backups().await,
+        before,
+        "no backup was taken of the stale copy"
+    );
+    let (status, _) = send(n2.request(Method::GET, &host, "/index.html")).await;
+    assert_eq!(status, 404, "the refused deploy reached no node");
+
+    // Back on the leader, the same actions run again.
+    let (status, body) = send(operator(Method::POST, "/move").json(&json!({ "node": "n1" }))).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = send(operator(Method::POST, "/backups")).await;
+    assert_eq!(status, 201, "a backup back on the owner: {body}");
+    println!(
+        "four actions on a tenant served by n2 refused through the leader in {refusals:?}; backups before {before}, after {}",
+        backups().await
+    );
+}
+
+/// A console visitor through one node: cookies kept by name, forms posted with the CSRF token
+/// of the page they are on.
+struct ConsoleVisitor<'a> {
+    node: &'a Node,
+    client: reqwest::Client,
+    cookies: std::collections::HashMap<String, String>,
+}
+
+impl<'a> ConsoleVisitor<'a> {
+    fn new(node: &'a Node) -> Self {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
+        Self {
+            node,
+            client,
+            cookies: Default::default(),
+        }
+    }
+
+    /// `method path` with `form` (url-encoded, when not empty): status and body text.
+    async fn send(&mut self, method: Method, path: &str, form: &[(&str, &str)]) -> (u16, String) {
+        let cookie: Vec<String> = self
+            .cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let mut request = self
+            .client
+            .request(method, format!("http://{}{path}", self.node.addr))
+            .header(
+                reqwest::header::HOST,
+                format!("localhost:{}", self.node.addr.port()),
+            )
+            .header("cookie", cookie.join("; "));
+        if !form.is_empty() {
+            let body: Vec<String> = form
+                .iter()
+                .map(|(k, v)| format!("{k}={}", v.replace('@', "%40")))
+                .collect();
+            request = request
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body.join("&"));
+        }
+        let response = request.send().await.unwrap();
+        for cookie in response.headers().get_all("set-cookie") {
+            let pair = cookie.to_str().unwrap().split(';').next().unwrap();
+            if let Some((name, value)) = pair.split_once('=') {
+                self.cookies.insert(name.to_string(), value.to_string());
+            }
+        }
+        let status = response.status().as_u16();
+        (status, response.text().await.unwrap())
+    }
+
+    /// Loads `page` for its CSRF token, then posts `form` with it to `path`.
+    async fn submit(&mut self, page: &str, path: &str, form: &[(&str, &str)]) -> (u16, String) {
+        let (status, body) = self.send(Method::GET, page, &[]).await;
+        assert_eq!(status, 200, "{page}: {body}");
+        let marker = r#"name="csrf" value=""#;
+        let start = body.find(marker).expect("a CSRF token") + marker.len();
+        let csrf = body[start..start + body[start..].find('"').unwrap()].to_string();
+        let mut fields = vec![("csrf", csrf.as_str())];
+        fields.extend_from_slice(form);
+        self.send(Method::POST, path, &fields).await
+    }
+}
+
+/// The console's "set the project's superuser", through the leader, for a project moved to
+/// n2 reaches n2: the superuser signs in through the project's host on every node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs etcd: run by tests/suites/cluster"]
+async fn the_console_sets_the_superuser_of_a_project_on_the_node_serving_it() {
+    let etcd = Cluster::start();
+    let target = tempfile::tempdir().unwrap();
+    let [n1, n2, n3] = three_nodes_with_backups(&etcd, target.path()).await;
+    eventually(
+        Duration::from_secs(30),
+        "n1 serves the platform",
+        async || listing(&n1, "/v1/tenants").await.0 == 200,
+    )
+    .await;
+    let mut visitor = ConsoleVisitor::new(&n1);
+    let (status, body) = visitor
+        .submit(
+            "/signup",
+            "/signup",
+            &[
+                ("email", "dev@example.com"),
+                ("password", "correct-horse-1"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 303, "signup: {body}");
+    let (status, accounts) = listing(&n1, "/v1/accounts?email=dev%40example.com").await;
+    assert_eq!(status, 200, "{accounts}");
+    let account = accounts["items"][0]["id"].as_str().unwrap().to_string();
+    let slug = "forwarded";
+    let (status, body) = send(
+        n1.request(Method::POST, "localhost", "/v1/tenants")
+            .bearer_auth(TOKEN)
+            .json(&json!({ "slug": slug, "account": account })),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let project = body["id"].as_str().unwrap().to_string();
+    // Opened by a request, its shipper stores the snapshot a move needs.
+    let host = format!("{slug}.localhost");
+    let (status, body) =
+        send(n1.request(Method::GET, &host, "/api/collections/users/records")).await;
+    assert_eq!(status, 200, "{body}");
+    first_snapshot(&n1, slug).await;
+    let (status, body) = send(
+        n1.request(
+            Method::POST,
+            "localhost",
+            &format!("/v1/tenants/{slug}/move"),
+        )
+        .bearer_auth(TOKEN)
+        .json(&json!({ "node": "n2" })),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let host = format!("{slug}.localhost");
+    eventually(
+        Duration::from_secs(15),
+        "n2 serves the tenant",
+        async || send(n2.request(Method::GET, &host, "/api/health")).await.0 == 200,
+    )
+    .await;
+
+    // The owner's step answers peers only: a client cannot plant a superuser through it.
+    let (status, body) = send(
+        n2.request(
+            Method::POST,
+            "localhost",
+            &format!("/v1/cluster/superuser/{project}"),
+        )
+        .json(&json!({ "email": "intruder@example.com", "password": "intruder-pass-1" })),
+    )
+    .await;
+    assert_eq!(status, 404, "{body}");
+
+    let page = format!("/projects/{project}");
+    let form = format!("/projects/{project}/superuser");
+    // Refused input comes back from the owner as the form's notice.
+    let (status, body) = visitor
+        .submit(
+            &page,
+            &form,
+            &[("email", "not-an-email"), ("password", "pw")],
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    let started = Instant::now();
+    let (status, body) = visitor
+        .submit(
+            &page,
+            &form,
+            &[
+                ("email", "boss@example.com"),
+                ("password", "boss-password-1"),
+            ],
+        )
+        .await;
+    let took = started.elapsed();
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("Superuser boss@example.com saved"), "{body}");
+    for node in [&n1, &n2, &n3] {
+        let (status, body) = send(
+            node.request(
+                Method::POST,
+                &host,
+                "/api/collections/_superusers/auth-with-password",
+            )
+            .json(&json!({ "identity": "boss@example.com", "password": "boss-password-1" })),
+        )
+        .await;
+        assert_eq!(status, 200, "sign-in through {}: {body}", node.id);
+    }
+    let (status, _) = send(
+        n3.request(
+            Method::POST,
+            &host,
+            "/api/collections/_superusers/auth-with-password",
+        )
+        .json(&json!({ "identity": "intruder@example.com", "password": "intruder-pass-1" })),
+    )
+    .await;
+    assert_eq!(status, 400, "the client's superuser was not planted");
+    println!("superuser set on n2 through the leader's console in {took:?}");
 }
