@@ -1242,17 +1242,35 @@ async fn an_operator_moves_a_tenant_between_live_nodes_under_a_reader() {
     }
     let (status, answer) = send(move_of("nosuchproject").json(&json!({ "node": "n1" }))).await;
     assert_eq!((status, &answer["status"]), (404, &json!(404)), "{answer}");
-    // The node-to-node steps are for peers only.
-    let (status, _) = send(
-        n3.request(
-            Method::POST,
-            "localhost",
-            &format!("/v1/cluster/claim/{id}"),
-        )
-        .bearer_auth(TOKEN),
+    // Pins: the operator's token is needed, and an unknown project is a 404.
+    let (status, answer) = send(n3.request(
+        Method::DELETE,
+        "localhost",
+        &format!("/v1/tenants/{slug}/pin"),
+    ))
+    .await;
+    assert_eq!((status, &answer["status"]), (401, &json!(401)), "{answer}");
+    let (status, answer) = send(
+        n3.request(Method::GET, "localhost", "/v1/tenants/nosuchproject/pin")
+            .bearer_auth(TOKEN),
     )
     .await;
-    assert_eq!(status, 404);
+    assert_eq!((status, &answer["status"]), (404, &json!(404)), "{answer}");
+    // The node-to-node steps are for peers only, operator token or not.
+    for path in [
+        format!("/v1/cluster/claim/{id}"),
+        format!("/v1/cluster/handoff/{id}/n3"),
+        format!("/v1/cluster/superuser/{id}"),
+        "/v1/cluster/relay".to_string(),
+    ] {
+        let (status, _) = send(
+            n3.request(Method::POST, "localhost", &path)
+                .bearer_auth(TOKEN)
+                .json(&json!({ "origin": "n3", "seq": 1, "records": [] })),
+        )
+        .await;
+        assert_eq!(status, 404, "{path}");
+    }
     assert_eq!(titles(&n2, slug).await, titles_written);
 }
 
