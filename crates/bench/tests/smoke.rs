@@ -17,8 +17,9 @@ fn warren_bin() -> PathBuf {
     bench.with_file_name("warren")
 }
 
-#[test]
-fn tenants_scenario_against_warren_produces_numbers_and_no_errors() {
+/// Runs `warren-bench ARGS --warren <warren> --json <file>` and checks it succeeded; its JSON
+/// report and standard output.
+fn run_bench(args: &[&str]) -> (Value, String) {
     let warren = warren_bin();
     assert!(
         warren.is_file(),
@@ -26,34 +27,41 @@ fn tenants_scenario_against_warren_produces_numbers_and_no_errors() {
         warren.display()
     );
     let dir = tempfile::tempdir().expect("temp dir");
-    let json_path = dir.path().join("tenants.json");
+    let json_path = dir.path().join("report.json");
     let output = Command::new(env!("CARGO_BIN_EXE_warren-bench"))
-        .args([
-            "tenants",
-            "--tenants",
-            "50",
-            "--max-open-tenants",
-            "10",
-            "--concurrency",
-            "4",
-            "--health-duration",
-            "2",
-        ])
+        .args(args)
         .arg("--warren")
         .arg(&warren)
         .arg("--json")
         .arg(&json_path)
         .output()
         .expect("running warren-bench");
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         output.status.success(),
-        "warren-bench tenants failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+        "warren-bench {} failed\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        args[0]
     );
     let report: Value =
         serde_json::from_slice(&std::fs::read(&json_path).expect("JSON report written"))
             .expect("JSON report parses");
+    (report, stdout)
+}
+
+#[test]
+fn tenants_scenario_against_warren_produces_numbers_and_no_errors() {
+    let (report, stdout) = run_bench(&[
+        "tenants",
+        "--tenants",
+        "50",
+        "--max-open-tenants",
+        "10",
+        "--concurrency",
+        "4",
+        "--health-duration",
+        "2",
+    ]);
 
     for phase in ["provision", "first_request", "reopen_closed", "health"] {
         let summary = &report[phase];
@@ -81,31 +89,7 @@ fn tenants_scenario_against_warren_produces_numbers_and_no_errors() {
 
 #[test]
 fn console_scenario_against_warren_produces_latencies() {
-    let warren = warren_bin();
-    assert!(
-        warren.is_file(),
-        "the warren binary is missing at {}",
-        warren.display()
-    );
-    let dir = tempfile::tempdir().expect("temp dir");
-    let json_path = dir.path().join("console.json");
-    let output = Command::new(env!("CARGO_BIN_EXE_warren-bench"))
-        .args(["console", "--accounts", "6", "--concurrency", "2"])
-        .arg("--warren")
-        .arg(&warren)
-        .arg("--json")
-        .arg(&json_path)
-        .output()
-        .expect("running warren-bench");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "warren-bench console failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
-    );
-    let report: Value =
-        serde_json::from_slice(&std::fs::read(&json_path).expect("JSON report written"))
-            .expect("JSON report parses");
+    let (report, stdout) = run_bench(&["console", "--accounts", "6", "--concurrency", "2"]);
     assert_eq!(report["accounts"], 6, "{stdout}");
     for phase in ["signup_to_live", "create_request", "signup_request"] {
         let p50 = report[phase]["p50_ms"].as_f64().unwrap_or(0.0);
@@ -121,43 +105,19 @@ fn console_scenario_against_warren_produces_latencies() {
 
 #[test]
 fn metering_scenario_runs_both_servers_and_reports_a_ratio() {
-    let warren = warren_bin();
-    assert!(
-        warren.is_file(),
-        "the warren binary is missing at {}",
-        warren.display()
-    );
-    let dir = tempfile::tempdir().expect("temp dir");
-    let json_path = dir.path().join("metering.json");
-    let output = Command::new(env!("CARGO_BIN_EXE_warren-bench"))
-        .args([
-            "metering",
-            "--duration",
-            "1",
-            "--rounds",
-            "1",
-            "--concurrency",
-            "2",
-            "--records",
-            "100",
-            "--users",
-            "3",
-        ])
-        .arg("--warren")
-        .arg(&warren)
-        .arg("--json")
-        .arg(&json_path)
-        .output()
-        .expect("running warren-bench");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "warren-bench metering failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
-    );
-    let report: Value =
-        serde_json::from_slice(&std::fs::read(&json_path).expect("JSON report written"))
-            .expect("JSON report parses");
+    let (report, stdout) = run_bench(&[
+        "metering",
+        "--duration",
+        "1",
+        "--rounds",
+        "1",
+        "--concurrency",
+        "2",
+        "--records",
+        "100",
+        "--users",
+        "3",
+    ]);
     for side in ["metered", "bare"] {
         assert_eq!(report[side]["errors"], 0, "{side}:\n{stdout}");
         assert!(
@@ -176,39 +136,15 @@ fn metering_scenario_runs_both_servers_and_reports_a_ratio() {
 
 #[test]
 fn import_scenario_imports_every_record_and_file_with_progress() {
-    let warren = warren_bin();
-    assert!(
-        warren.is_file(),
-        "the warren binary is missing at {}",
-        warren.display()
-    );
-    let dir = tempfile::tempdir().expect("temp dir");
-    let json_path = dir.path().join("import.json");
-    let output = Command::new(env!("CARGO_BIN_EXE_warren-bench"))
-        .args([
-            "import",
-            "--records",
-            "3000",
-            "--files",
-            "30",
-            "--file-kib",
-            "4",
-        ])
-        .arg("--warren")
-        .arg(&warren)
-        .arg("--json")
-        .arg(&json_path)
-        .output()
-        .expect("running warren-bench");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "warren-bench import failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
-    );
-    let report: Value =
-        serde_json::from_slice(&std::fs::read(&json_path).expect("JSON report written"))
-            .expect("JSON report parses");
+    let (report, stdout) = run_bench(&[
+        "import",
+        "--records",
+        "3000",
+        "--files",
+        "30",
+        "--file-kib",
+        "4",
+    ]);
     assert_eq!(report["imported_records"], 3000, "{stdout}");
     assert!(
         report["imported_files"].as_u64().unwrap_or(0) >= 30,
@@ -230,44 +166,20 @@ fn import_scenario_imports_every_record_and_file_with_progress() {
 
 #[test]
 fn churn_scenario_against_warren_produces_both_figures_and_a_ratio() {
-    let warren = warren_bin();
-    assert!(
-        warren.is_file(),
-        "the warren binary is missing at {}: run `cargo build --workspace --bins` first, or set WARREN_BIN",
-        warren.display()
-    );
-    let dir = tempfile::tempdir().expect("temp dir");
-    let json_path = dir.path().join("churn.json");
     // 30 tenants in rotation against a cap of 10: most requests open a closed tenant.
-    let output = Command::new(env!("CARGO_BIN_EXE_warren-bench"))
-        .args([
-            "churn",
-            "--tenants",
-            "30",
-            "--fitting",
-            "5",
-            "--max-open-tenants",
-            "10",
-            "--concurrency",
-            "2",
-            "--duration",
-            "1",
-        ])
-        .arg("--warren")
-        .arg(&warren)
-        .arg("--json")
-        .arg(&json_path)
-        .output()
-        .expect("running warren-bench");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "warren-bench churn failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
-    );
-    let report: Value =
-        serde_json::from_slice(&std::fs::read(&json_path).expect("JSON report written"))
-            .expect("JSON report parses");
+    let (report, stdout) = run_bench(&[
+        "churn",
+        "--tenants",
+        "30",
+        "--fitting",
+        "5",
+        "--max-open-tenants",
+        "10",
+        "--concurrency",
+        "2",
+        "--duration",
+        "1",
+    ]);
     for phase in ["fitting_health", "churn_health"] {
         assert_eq!(report[phase]["errors"], 0, "{phase} had errors:\n{stdout}");
         assert!(
@@ -289,45 +201,21 @@ fn churn_scenario_against_warren_produces_both_figures_and_a_ratio() {
 #[ignore = "needs etcd: run by tests/suites/cluster"]
 fn cluster_scenario_times_forwarding_moves_and_a_failover() {
     let etcd = std::env::var("WARREN_ETCD").expect("WARREN_ETCD names the etcd binary");
-    let warren = warren_bin();
-    assert!(
-        warren.is_file(),
-        "the warren binary is missing at {}",
-        warren.display()
-    );
-    let dir = tempfile::tempdir().expect("temp dir");
-    let json_path = dir.path().join("cluster.json");
-    let output = Command::new(env!("CARGO_BIN_EXE_warren-bench"))
-        .args([
-            "cluster",
-            "--duration",
-            "1",
-            "--rounds",
-            "1",
-            "--concurrency",
-            "4",
-            "--moves",
-            "2",
-            "--tenants",
-            "12",
-            "--etcd",
-            &etcd,
-        ])
-        .arg("--warren")
-        .arg(&warren)
-        .arg("--json")
-        .arg(&json_path)
-        .output()
-        .expect("running warren-bench");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "warren-bench cluster failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
-    );
-    let report: Value =
-        serde_json::from_slice(&std::fs::read(&json_path).expect("JSON report written"))
-            .expect("JSON report parses");
+    let (report, stdout) = run_bench(&[
+        "cluster",
+        "--duration",
+        "1",
+        "--rounds",
+        "1",
+        "--concurrency",
+        "4",
+        "--moves",
+        "2",
+        "--tenants",
+        "12",
+        "--etcd",
+        &etcd,
+    ]);
     let rows = report["forwarding"].as_array().expect("forwarding rows");
     assert_eq!(rows.len(), 4, "{stdout}");
     for row in rows {
