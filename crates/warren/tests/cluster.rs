@@ -632,6 +632,16 @@ fn backup_flags(target: &Path) -> Vec<String> {
     flags
 }
 
+/// The operator's `POST /v1/tenants/{slug}/move` through `node` (the body still to add).
+fn move_request(node: &Node, slug: &str) -> reqwest::RequestBuilder {
+    node.request(
+        Method::POST,
+        "localhost",
+        &format!("/v1/tenants/{slug}/move"),
+    )
+    .bearer_auth(TOKEN)
+}
+
 /// Waits until node `leader` leads the control plane (its id in etcd's `control` key) and
 /// serves the platform (a new leader restores the control database first).
 async fn wait_leads(etcd: &Cluster, leader: &Node) {
@@ -1106,16 +1116,7 @@ async fn an_operator_moves_a_tenant_between_live_nodes_under_a_reader() {
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     // The move, asked through n2 (forwarded to the leader, n1, which owns the tenant).
-    let (status, body) = send(
-        n2.request(
-            Method::POST,
-            "localhost",
-            &format!("/v1/tenants/{slug}/move"),
-        )
-        .bearer_auth(TOKEN)
-        .json(&json!({ "node": "n2" })),
-    )
-    .await;
+    let (status, body) = send(move_request(&n2, slug).json(&json!({ "node": "n2" }))).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["node"], "n2");
     assert_eq!(body["generation"], 2);
@@ -1175,16 +1176,7 @@ async fn an_operator_moves_a_tenant_between_live_nodes_under_a_reader() {
 
     // Back to n1, whose copy on disk is now older than the tenant: restored over, it serves
     // the write made on n2 too (generation 3).
-    let (status, body) = send(
-        n3.request(
-            Method::POST,
-            "localhost",
-            &format!("/v1/tenants/{slug}/move"),
-        )
-        .bearer_auth(TOKEN)
-        .json(&json!({ "node": "n1" })),
-    )
-    .await;
+    let (status, body) = send(move_request(&n3, slug).json(&json!({ "node": "n1" }))).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["generation"], 3);
     eventually(
@@ -1212,26 +1204,10 @@ async fn an_operator_moves_a_tenant_between_live_nodes_under_a_reader() {
     )
     .await;
     assert_eq!(status, 401);
-    let (status, body) = send(
-        n3.request(
-            Method::POST,
-            "localhost",
-            &format!("/v1/tenants/{slug}/move"),
-        )
-        .bearer_auth(TOKEN)
-        .json(&json!({ "node": "n9" })),
-    )
-    .await;
+    let (status, body) = send(move_request(&n3, slug).json(&json!({ "node": "n9" }))).await;
     assert_eq!(status, 400, "{body}");
     // A malformed or oversized body, or a project that does not exist: an envelope, no move.
-    let move_of = |slug: &str| {
-        n3.request(
-            Method::POST,
-            "localhost",
-            &format!("/v1/tenants/{slug}/move"),
-        )
-        .bearer_auth(TOKEN)
-    };
+    let move_of = |slug: &str| move_request(&n3, slug);
     for body in [
         "{\"node\":",
         "[]",
@@ -1511,16 +1487,8 @@ async fn a_joining_node_takes_its_share_of_tenants_under_readers() {
     let unpinned = warren_cluster::placement::assign(&ids, &three, &Default::default(), factor);
     let pinned_at = ids.iter().position(|id| unpinned[id] == "n3").unwrap();
     let (pinned_slug, pinned_id) = (slugs[pinned_at].clone(), ids[pinned_at].clone());
-    let (status, body) = send(
-        n2.request(
-            Method::POST,
-            "localhost",
-            &format!("/v1/tenants/{pinned_slug}/move"),
-        )
-        .bearer_auth(TOKEN)
-        .json(&json!({ "node": "n1", "pin": true })),
-    )
-    .await;
+    let (status, body) =
+        send(move_request(&n2, &pinned_slug).json(&json!({ "node": "n1", "pin": true }))).await;
     assert_eq!((status, &body["node"]), (200, &json!("n1")), "{body}");
     let (status, body) = send(
         n2.request(
@@ -2424,16 +2392,7 @@ async fn a_followers_usage_and_backup_runs_reach_the_leader() {
     let first_backup = before["lastBackup"].as_str().unwrap().to_string();
     assert!(!first_backup.is_empty(), "{before}");
 
-    let (status, body) = send(
-        n3.request(
-            Method::POST,
-            "localhost",
-            &format!("/v1/tenants/{slug}/move"),
-        )
-        .bearer_auth(TOKEN)
-        .json(&json!({ "node": "n2" })),
-    )
-    .await;
+    let (status, body) = send(move_request(&n3, slug).json(&json!({ "node": "n2" }))).await;
     assert_eq!(status, 200, "{body}");
     eventually(
         Duration::from_secs(15),
@@ -2744,16 +2703,7 @@ async fn the_console_sets_the_superuser_of_a_project_on_the_node_serving_it() {
         send(n1.request(Method::GET, &host, "/api/collections/users/records")).await;
     assert_eq!(status, 200, "{body}");
     first_snapshot(&n1, slug).await;
-    let (status, body) = send(
-        n1.request(
-            Method::POST,
-            "localhost",
-            &format!("/v1/tenants/{slug}/move"),
-        )
-        .bearer_auth(TOKEN)
-        .json(&json!({ "node": "n2" })),
-    )
-    .await;
+    let (status, body) = send(move_request(&n1, slug).json(&json!({ "node": "n2" }))).await;
     assert_eq!(status, 200, "{body}");
     let host = format!("{slug}.localhost");
     eventually(
