@@ -218,9 +218,9 @@ pub struct ClusterFlags {
     #[arg(long, env = "WARREN_CLUSTER_REBALANCE", default_value_t = true,
         action = clap::ArgAction::Set, value_name = "BOOL")]
     pub cluster_rebalance: bool,
-    /// Whether the leader hands each new tenant to the node placement gives it (default
-    /// `false`: new tenants stay on the leader, where the console's and the operator API's
-    /// actions on a tenant's data run).
+    /// Whether the leader hands each new tenant to the node placement gives it. `false`: new
+    /// tenants stay on the leader, where code deploys, backups now and exports run (the leader
+    /// refuses them for a tenant another node serves).
     #[arg(long, env = "WARREN_CLUSTER_PLACE_NEW", default_value_t = false,
         action = clap::ArgAction::Set, value_name = "BOOL")]
     pub cluster_place_new: bool,
