@@ -36,9 +36,7 @@ pub fn router(
     api: ApiState,
     cluster: Option<std::sync::Arc<ClusterNode>>,
 ) -> Router {
-    let platform = crate::platform::ControlPlatform {
-        control: control.clone(),
-    };
+    let platform = crate::platform::ControlPlatform::new(control.clone(), cluster.clone());
     let api = ApiState {
         platform: Some(std::sync::Arc::new(platform)),
         ..api

@@ -1,5 +1,8 @@
 //! The control plane's answers to the tenant API's `/api/warren/*` routes: one-time dashboard
-//! links minted by the console, and the tenant's metered usage.
+//! links minted by the console, and the tenant's metered usage; in a cluster, a node that
+//! does not lead asks the leader.
+
+use std::sync::Arc;
 
 use axum::http::StatusCode;
 use futures_util::future::BoxFuture;
@@ -8,10 +11,29 @@ use warren_api::ApiError;
 use warren_control_plane::ControlPlane;
 use warren_control_plane::metering::totals;
 
+use crate::serve_cluster::ClusterNode;
+
 /// [`warren_api::Platform`] over the control plane.
 pub struct ControlPlatform {
     /// Accounts' dashboard links and the metering.
-    pub control: ControlPlane,
+    control: ControlPlane,
+    /// This node's cluster, whose leader answers while this node does not lead.
+    cluster: Option<Arc<ClusterNode>>,
+}
+
+impl ControlPlatform {
+    /// Answers from `control`, or, in `cluster` while this node does not lead, from the
+    /// leader's.
+    pub fn new(control: ControlPlane, cluster: Option<Arc<ClusterNode>>) -> Self {
+        Self { control, cluster }
+    }
+
+    /// The cluster node to ask instead, when this node does not answer the platform.
+    fn leader(&self) -> Option<&ClusterNode> {
+        self.cluster
+            .as_deref()
+            .filter(|node| !node.answers_platform())
+    }
 }
 
 /// A control-plane error as the tenant API shows it: its envelope, with a refused field's
@@ -40,6 +62,10 @@ impl warren_api::Platform for ControlPlatform {
         code: &'a str,
     ) -> BoxFuture<'a, Result<String, ApiError>> {
         Box::pin(async move {
+            if let Some(node) = self.leader() {
+                let domain = &self.control.urls.domain;
+                return node.redeem_at_leader(domain, tenant_id, code).await;
+            }
             self.control
                 .console
                 .dashboard_links()
@@ -55,6 +81,10 @@ impl warren_api::Platform for ControlPlatform {
         to: Option<String>,
     ) -> BoxFuture<'a, Result<Value, ApiError>> {
         Box::pin(async move {
+            if let Some(node) = self.leader() {
+                let domain = &self.control.urls.domain;
+                return node.usage_at_leader(domain, tenant_id, from, to).await;
+            }
             let items = self
                 .control
                 .metering

@@ -31,6 +31,7 @@ pub mod control_db;
 mod lead;
 mod moves;
 mod placing;
+mod platform_calls;
 mod rebalance;
 mod relay;
 mod restore;

@@ -2601,6 +2601,8 @@ struct ConsoleVisitor<'a> {
     node: &'a Node,
     client: reqwest::Client,
     cookies: std::collections::HashMap<String, String>,
+    /// The `Location` of the last answer, if it had one.
+    location: Option<String>,
 }
 
 impl<'a> ConsoleVisitor<'a> {
@@ -2614,6 +2616,7 @@ impl<'a> ConsoleVisitor<'a> {
             node,
             client,
             cookies: Default::default(),
+            location: None,
         }
     }
 
@@ -2648,6 +2651,11 @@ impl<'a> ConsoleVisitor<'a> {
                 self.cookies.insert(name.to_string(), value.to_string());
             }
         }
+        self.location = response
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
         let status = response.status().as_u16();
         (status, response.text().await.unwrap())
     }
@@ -2773,4 +2781,146 @@ async fn the_console_sets_the_superuser_of_a_project_on_the_node_serving_it() {
     .await;
     assert_eq!(status, 400, "the client's superuser was not planted");
     println!("superuser set on n2 through the leader's console in {took:?}");
+}
+
+/// A project served by a node that does not lead asks the leader what only the leader knows:
+/// the console's "Open dashboard" link (minted by the leader) signs its owner in through the
+/// project's host on every node, once, and the project's own `/api/warren/usage` shows the
+/// cluster's usage (what n1 metered before the move as well as n2's since), not n2's copy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs etcd: run by tests/suites/cluster"]
+async fn a_project_on_a_follower_gets_its_dashboard_link_and_usage_from_the_leader() {
+    let etcd = Cluster::start();
+    let target = tempfile::tempdir().unwrap();
+    let [n1, n2, n3] =
+        three_nodes_with_backups_and(&etcd, target.path(), &["--metering-interval=500ms"]).await;
+    let mut visitor = ConsoleVisitor::new(&n1);
+    let (status, body) = visitor
+        .submit(
+            "/signup",
+            "/signup",
+            &[
+                ("email", "lead@example.com"),
+                ("password", "correct-horse-1"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 303, "signup: {body}");
+    let (status, accounts) = listing(&n1, "/v1/accounts?email=lead%40example.com").await;
+    assert_eq!(status, 200, "{accounts}");
+    let account = accounts["items"][0]["id"].as_str().unwrap().to_string();
+    let slug = "asksleader";
+    let (status, body) = send(
+        n1.request(Method::POST, "localhost", "/v1/tenants")
+            .bearer_auth(TOKEN)
+            .json(&json!({ "slug": slug, "account": account })),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let project = body["id"].as_str().unwrap().to_string();
+    let host = format!("{slug}.localhost");
+    // Requests n1 serves and meters before the move.
+    for _ in 0..10 {
+        let (status, body) =
+            send(n1.request(Method::GET, &host, "/api/collections/users/records")).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    first_snapshot(&n1, slug).await;
+    eventually(
+        Duration::from_secs(15),
+        "the leader has metered n1's requests",
+        async || {
+            usage_and_backups(&n1, slug)
+                .await
+                .is_some_and(|(totals, _)| totals["requests"].as_u64().unwrap_or(0) >= 10)
+        },
+    )
+    .await;
+    let (status, body) = send(move_request(&n1, slug).json(&json!({ "node": "n2" }))).await;
+    assert_eq!(status, 200, "{body}");
+    eventually(
+        Duration::from_secs(15),
+        "n2 serves the tenant",
+        async || send(n2.request(Method::GET, &host, "/api/health")).await.0 == 200,
+    )
+    .await;
+
+    // The console's button, on the leader, mints a one-time code n2 redeems through the leader.
+    let (status, body) = visitor
+        .submit(
+            &format!("/projects/{project}"),
+            &format!("/projects/{project}/dashboard"),
+            &[],
+        )
+        .await;
+    assert_eq!(status, 303, "{body}");
+    let location = visitor
+        .location
+        .clone()
+        .expect("a redirect to the dashboard");
+    let code = location
+        .split_once("/_/#/link/")
+        .map(|(_, code)| code.to_string())
+        .expect("the code in the fragment");
+    let redeem = |node: &Node, code: &str| {
+        node.request(Method::POST, &host, "/api/warren/dashboard-link")
+            .json(&json!({ "code": code }))
+    };
+    let started = Instant::now();
+    let (status, session) = send(redeem(&n3, &code)).await;
+    let took = started.elapsed();
+    assert_eq!(status, 200, "redeemed through n3, served by n2: {session}");
+    assert_eq!(session["record"]["email"], "lead@example.com", "{session}");
+    let token = session["token"].as_str().unwrap().to_string();
+    // Used once, wherever it is tried again.
+    for node in [&n1, &n2, &n3] {
+        let (status, body) = send(redeem(node, &code)).await;
+        assert_eq!(status, 400, "used again through {}: {body}", node.id);
+    }
+    let (status, body) = send(redeem(&n2, "not-a-code")).await;
+    assert_eq!(status, 400, "{body}");
+    // The question reaches the leader from peers only.
+    let (status, body) = send(
+        n1.request(Method::POST, "localhost", "/v1/cluster/platform/usage")
+            .json(&json!({ "tenant": project })),
+    )
+    .await;
+    assert_eq!(status, 404, "{body}");
+
+    // n2 meters its own requests (into its copy and the leader's); the project's usage, asked
+    // through n2, is the leader's: n1's ten requests before the move are in it.
+    for _ in 0..5 {
+        let (status, body) =
+            send(n2.request(Method::GET, &host, "/api/collections/users/records")).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    eventually(
+        Duration::from_secs(30),
+        "the leader has metered n2's requests",
+        async || {
+            usage_and_backups(&n1, slug)
+                .await
+                .is_some_and(|(totals, _)| totals["requests"].as_u64().unwrap_or(0) >= 15)
+        },
+    )
+    .await;
+    let (status, shown) = send(
+        n2.request(Method::GET, &host, "/api/warren/usage")
+            .header("Authorization", token.as_str()),
+    )
+    .await;
+    assert_eq!(status, 200, "{shown}");
+    // n2's own copy counts only the five (and a few of its own checks): at least 15 is the
+    // leader's.
+    assert!(
+        shown["totals"]["requests"].as_u64().unwrap_or(0) >= 15,
+        "{shown}"
+    );
+    let (status, body) = send(n2.request(Method::GET, &host, "/api/warren/usage")).await;
+    assert_eq!(status, 401, "superusers only: {body}");
+    println!(
+        "dashboard link redeemed through n3 (served by n2, minted by the leader) in {took:?}; \
+         the project's usage through n2: {} requests",
+        shown["totals"]["requests"]
+    );
 }

@@ -37,7 +37,7 @@ enum NotSent {
 impl ClusterNode {
     /// Whether this node leads the control plane and serves the latest control database:
     /// what it writes there is the cluster's record.
-    fn leads_ready(&self) -> bool {
+    pub(super) fn leads_ready(&self) -> bool {
         self.directory
             .leader()
             .is_some_and(|l| l.lease == self.member.lease())
