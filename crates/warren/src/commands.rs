@@ -207,7 +207,10 @@ async fn serve_platform(global: &Global, serve: &Serve) -> anyhow::Result<()> {
                 .context("joining the cluster")?;
             control
                 .registry
-                .set_locality(std::sync::Arc::new(node.owners(&control.urls.domain)));
+                .set_locality(std::sync::Arc::new(node.owners(
+                    &control.urls.domain,
+                    warren_operator::router(control.clone()),
+                )));
             fail_over_through(&node, &control, &global.data_dir);
             node.start_relay(&control);
             tokio::spawn(node.clone().run_leader(control.clone()));
@@ -222,6 +225,12 @@ async fn serve_platform(global: &Global, serve: &Serve) -> anyhow::Result<()> {
         None => None,
     };
     let console = console(&control, &api, global, serve).await?;
+    if let Some(node) = &cluster {
+        console.set_elsewhere(std::sync::Arc::new(node.owners(
+            &control.urls.domain,
+            warren_operator::router(control.clone()),
+        )));
+    }
     let router = app::router(control, console, &global.domain, api, cluster.clone());
     if let Some(tcp) = https {
         let served = serve_https(

@@ -62,8 +62,13 @@ pub async fn list_backups(
 pub async fn create_backup(
     State(state): State<ControlPlane>,
     Path(slug): Path<String>,
+    acting: Option<axum::Extension<crate::Acting>>,
 ) -> Result<impl IntoResponse> {
-    let manifest = state.backups.create(&slug, &warren_backup::quiet).await?;
+    let tenant = super::tenant(&state, &slug, acting).await?;
+    let manifest = state
+        .backups
+        .create_for(&tenant, &warren_backup::quiet)
+        .await?;
     tracing::info!(slug = %slug, backup = %manifest.id, bytes = manifest.size(), "backup taken");
     Ok((StatusCode::CREATED, Json(render(&manifest))))
 }
@@ -101,6 +106,7 @@ pub struct RestoreBody {
 pub async fn restore_backup(
     State(state): State<ControlPlane>,
     Path(slug): Path<String>,
+    acting: Option<axum::Extension<crate::Acting>>,
     JsonBody(body): JsonBody<RestoreBody>,
 ) -> Result<impl IntoResponse> {
     let request = RestoreRequest {
@@ -109,10 +115,21 @@ pub async fn restore_backup(
         to: body.to,
         in_place: body.in_place,
     };
-    let outcome = state
-        .lifecycle()
-        .restore(&state.backups, &slug, &request, &warren_backup::quiet)
-        .await?;
+    let outcome = match acting {
+        Some(acting) => {
+            let tenant = super::tenant(&state, &slug, Some(acting)).await?;
+            state
+                .lifecycle()
+                .restore_tenant(&state.backups, tenant, &request, &warren_backup::quiet)
+                .await?
+        }
+        None => {
+            state
+                .lifecycle()
+                .restore(&state.backups, &slug, &request, &warren_backup::quiet)
+                .await?
+        }
+    };
     let tenant = &outcome.tenant;
     tracing::info!(
         from = %slug,

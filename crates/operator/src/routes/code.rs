@@ -10,8 +10,8 @@ use axum::response::{IntoResponse, Response};
 use super::ErrorBody;
 use crate::Result;
 use crate::routes::transfers::receive_upload;
+use warren_control_plane::ControlPlane;
 use warren_control_plane::code::{self, Code, Deployed};
-use warren_control_plane::{ControlPlane, Error};
 
 /// `PUT /v1/tenants/{slug}/code`: the body is a tar.gz whose top-level folders replace the
 /// tenant's.
@@ -49,8 +49,9 @@ pub async fn deploy_code(
 pub async fn get_code(
     State(state): State<ControlPlane>,
     Path(slug): Path<String>,
+    acting: Option<axum::Extension<crate::Acting>>,
 ) -> Result<Json<Code>> {
-    let tenant = state.tenants.find(&slug).await?.ok_or(Error::NotFound)?;
+    let tenant = super::tenant(&state, &slug, acting).await?;
     Ok(Json(code::summary(&state.tenants, &tenant).await?))
 }
 
@@ -65,8 +66,9 @@ pub async fn get_code(
 pub async fn download_code(
     State(state): State<ControlPlane>,
     Path(slug): Path<String>,
+    acting: Option<axum::Extension<crate::Acting>>,
 ) -> Result<Response> {
-    let tenant = state.tenants.find(&slug).await?.ok_or(Error::NotFound)?;
+    let tenant = super::tenant(&state, &slug, acting).await?;
     let export = code::download(&state.tenants, &tenant).await?;
     Ok(archive_response(&tenant.slug, export))
 }

@@ -30,7 +30,12 @@ pub(crate) async fn receive_upload(
     slug: &str,
     request: Request,
 ) -> Result<(TenantInfo, Upload)> {
-    let tenant = state.tenants.find(slug).await?.ok_or(Error::NotFound)?;
+    let acting = request
+        .extensions()
+        .get::<crate::Acting>()
+        .cloned()
+        .map(axum::Extension);
+    let tenant = super::tenant(state, slug, acting).await?;
     let limit = upload_limit(&tenant);
     if let (Some(limit), Some(length)) = (limit, content_length(request.headers()))
         && length > limit
@@ -80,8 +85,9 @@ pub async fn import_tenant(
 pub async fn get_import(
     State(state): State<ControlPlane>,
     Path(slug): Path<String>,
+    acting: Option<axum::Extension<crate::Acting>>,
 ) -> Result<Json<Job>> {
-    let tenant = state.tenants.find(&slug).await?.ok_or(Error::NotFound)?;
+    let tenant = super::tenant(&state, &slug, acting).await?;
     state
         .transfers
         .job(&tenant)
@@ -101,8 +107,9 @@ pub async fn get_import(
 pub async fn export_tenant(
     State(state): State<ControlPlane>,
     Path(slug): Path<String>,
+    acting: Option<axum::Extension<crate::Acting>>,
 ) -> Result<Response> {
-    let tenant = state.tenants.find(&slug).await?.ok_or(Error::NotFound)?;
+    let tenant = super::tenant(&state, &slug, acting).await?;
     let export = state.transfers.export(&tenant).await?;
     Ok(zip_response(&tenant.slug, export))
 }

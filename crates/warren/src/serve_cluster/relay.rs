@@ -37,7 +37,7 @@ enum NotSent {
 impl ClusterNode {
     /// Whether this node leads the control plane and serves the latest control database:
     /// what it writes there is the cluster's record.
-    fn leads_ready(&self) -> bool {
+    pub(super) fn leads_ready(&self) -> bool {
         self.directory
             .leader()
             .is_some_and(|l| l.lease == self.member.lease())
@@ -187,7 +187,7 @@ impl ClusterNode {
     }
 
     /// Tenant `id` as the cluster's directory mirrors it (from the leader's control database).
-    fn tenant_by_id(&self, id: &str) -> Option<TenantInfo> {
+    pub(super) fn tenant_by_id(&self, id: &str) -> Option<TenantInfo> {
         self.directory
             .hosts()
             .into_values()
