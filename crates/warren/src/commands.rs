@@ -855,6 +855,15 @@ async fn superuser(global: &Global, command: SuperuserCommand) -> anyhow::Result
         email,
         password,
     } = command;
+    if global.data_dir.join("cluster").is_dir() {
+        // The tenant may be served by another node, and this copy of it stale.
+        bail!(
+            "{} belongs to a cluster node: set the superuser through the operator API instead \
+             (PUT /v1/tenants/{slug}/superuser with {{\"email\", \"password\"}}), which \
+             sets it on the node serving the tenant",
+            global.data_dir.display()
+        );
+    }
     let tenants = tenants(global).await?;
     let Some(info) = tenants.find(&slug).await? else {
         bail!("there is no tenant {slug:?}")

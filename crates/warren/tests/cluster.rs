@@ -311,13 +311,14 @@ async fn three_nodes_serve_every_tenant_through_every_node() {
         assert_eq!(body["id"], id.as_str());
     }
 
-    let output = Command::new(binary())
-        .arg("--data-dir")
-        .arg(n1.data_dir())
-        .args(["superuser", "upsert", "orbit", EMAIL, PASSWORD])
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{output:?}");
+    // Through n2's operator API: forwarded to the leader, which owns the tenant.
+    let (status, body) = send(
+        n2.request(Method::PUT, "localhost", "/v1/tenants/orbit/superuser")
+            .bearer_auth(TOKEN)
+            .json(&json!({ "email": EMAIL, "password": PASSWORD })),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
     // Signed in through n3, a collection made through n2: both forwarded to the owner.
     let (status, body) = send(
         n3.request(
@@ -730,13 +731,30 @@ async fn tenant_with_notes_unshipped(leader: &Node, slug: &str) -> String {
     .await;
     assert_eq!(status, 201, "{body}");
     let id = body["id"].as_str().unwrap().to_string();
+    // On a cluster node's data directory the CLI refuses: its copy may be stale.
     let output = Command::new(binary())
         .arg("--data-dir")
         .arg(leader.data_dir())
         .args(["superuser", "upsert", slug, EMAIL, PASSWORD])
         .output()
         .unwrap();
-    assert!(output.status.success(), "{output:?}");
+    assert!(!output.status.success(), "{output:?}");
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("/v1/tenants/"),
+        "{output:?}"
+    );
+    let (status, body) = send(
+        leader
+            .request(
+                Method::PUT,
+                "localhost",
+                &format!("/v1/tenants/{slug}/superuser"),
+            )
+            .bearer_auth(TOKEN)
+            .json(&json!({ "email": EMAIL, "password": PASSWORD })),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
     let host = format!("{slug}.localhost");
     let (status, body) = send(
         leader
