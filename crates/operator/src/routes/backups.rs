@@ -55,7 +55,8 @@ pub async fn list_backups(
     responses(
         (status = 201, description = "The backup, once complete", body = Object),
         (status = 400, description = "Backups are not configured", body = ErrorBody),
-        (status = 409, description = "Cluster mode: another node serves the tenant right now; nothing was done (retry once it is served here, or move it)", body = ErrorBody),
+        (status = 409, description = "Cluster mode: the node serving the tenant changed meanwhile; nothing was done, try again", body = ErrorBody),
+        (status = 503, description = "Cluster mode: the tenant is moving between servers (or being restored on the one that claimed it); try again shortly", body = ErrorBody),
         (status = 401, description = "Missing or wrong operator token", body = ErrorBody),
         (status = 404, description = "No such tenant", body = ErrorBody),
     ))]
@@ -99,7 +100,8 @@ pub struct RestoreBody {
         (status = 200, description = "Restored in place; `restored` says which state (`latest shipped state`, `point in time` or `snapshot`), `backup` the snapshot it started from, `transactions` the WAL transactions replayed on it and `through` the moment it reaches", body = Object),
         (status = 201, description = "Restored into a new tenant; the same fields as for 200", body = Object),
         (status = 422, description = "The backup is damaged; nothing changed", body = ErrorBody),
-        (status = 409, description = "Cluster mode, in place: another node serves the tenant right now; nothing was done (retry once it is served here, or move it)", body = ErrorBody),
+        (status = 409, description = "Cluster mode, in place: the node serving the tenant changed meanwhile; nothing was done, try again", body = ErrorBody),
+        (status = 503, description = "Cluster mode, in place: the tenant is moving between servers; try again shortly", body = ErrorBody),
         (status = 401, description = "Missing or wrong operator token", body = ErrorBody),
         (status = 404, description = "No such tenant", body = ErrorBody),
     ))]

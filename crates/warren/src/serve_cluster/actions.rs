@@ -54,13 +54,10 @@ fn with_query(path: &str, uri: &Uri) -> String {
     }
 }
 
-/// `request` sent to `path_and_query` instead.
-fn rewritten(mut request: Request, path_and_query: &str) -> Result<Request, Response> {
-    let uri: Uri = path_and_query
-        .parse()
-        .map_err(|_| ApiError::not_found().into_response())?;
-    *request.uri_mut() = uri;
-    Ok(request)
+/// `request` sent to `path_and_query` instead (`None` when that is no URI).
+fn rewritten(mut request: Request, path_and_query: &str) -> Option<Request> {
+    *request.uri_mut() = path_and_query.parse::<Uri>().ok()?;
+    Some(request)
 }
 
 impl ClusterNode {
@@ -141,9 +138,8 @@ impl ClusterNode {
             return Action::Answered(ApiError::internal("the tenant's record").into_response());
         };
         let to = with_query(&format!("{ACT}{}/{rest}", info.id), request.uri());
-        let mut request = match rewritten(request, &to) {
-            Ok(request) => request,
-            Err(answer) => return Action::Answered(answer),
+        let Some(mut request) = rewritten(request, &to) else {
+            return Action::Answered(ApiError::not_found().into_response());
         };
         let headers = request.headers_mut();
         // The operator's token stays here; the peer trusts the cluster secret. A request a
@@ -156,8 +152,8 @@ impl ClusterNode {
             Route::Here(here) => {
                 let (info, request) = *here;
                 match back_to_operator(&info, request) {
-                    Ok(request) => Action::Here(request),
-                    Err(answer) => Action::Answered(answer),
+                    Some(request) => Action::Here(request),
+                    None => Action::Answered(ApiError::not_found().into_response()),
                 }
             }
         }
@@ -193,13 +189,13 @@ impl ClusterNode {
                     );
                 }
                 match back_to_operator(&info, request) {
-                    Ok(mut request) => {
+                    Some(mut request) => {
                         request
                             .extensions_mut()
                             .insert(warren_operator::Acting(info));
                         Action::Here(request)
                     }
-                    Err(answer) => Action::Answered(answer),
+                    None => Action::Answered(ApiError::not_found().into_response()),
                 }
             }
         }
@@ -207,15 +203,14 @@ impl ClusterNode {
 }
 
 /// A request to [`ACT`] as the operator's `/v1/tenants/{slug}/{rest}` again.
-fn back_to_operator(info: &TenantInfo, mut request: Request) -> Result<Request, Response> {
+fn back_to_operator(info: &TenantInfo, mut request: Request) -> Option<Request> {
     request.headers_mut().remove(TENANT_HEADER);
     let rest = request
         .uri()
         .path()
         .strip_prefix(ACT)
         .and_then(|p| p.split_once('/'))
-        .map(|(_, rest)| rest.to_string())
-        .ok_or_else(|| ApiError::not_found().into_response())?;
+        .map(|(_, rest)| rest.to_string())?;
     let to = with_query(&format!("/v1/tenants/{}/{rest}", info.slug), request.uri());
     rewritten(request, &to)
 }
