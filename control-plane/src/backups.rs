@@ -364,7 +364,9 @@ impl Backups {
         self.create_for(&tenant, report).await
     }
 
-    async fn create_for(&self, tenant: &TenantInfo, report: Report<'_>) -> Result<Manifest> {
+    /// Takes a backup of `tenant` now (a cluster node acting for the leader, whose control
+    /// database may not know the tenant, passes it whole).
+    pub async fn create_for(&self, tenant: &TenantInfo, report: Report<'_>) -> Result<Manifest> {
         let inner = self.inner()?;
         inner.check_here(&tenant.id)?;
         let _busy = inner.claim_wait(&tenant.id).await?;
@@ -459,8 +461,19 @@ impl Backups {
         request: &RestoreRequest,
         report: Report<'_>,
     ) -> Result<RestoreOutcome> {
-        let inner = self.inner()?;
         let tenant = self.tenant(slug).await?;
+        self.restore_tenant(tenant, request, report).await
+    }
+
+    /// [`Backups::restore`] of `tenant`, passed whole (a cluster node acting for the leader).
+    pub async fn restore_tenant(
+        &self,
+        tenant: TenantInfo,
+        request: &RestoreRequest,
+        report: Report<'_>,
+    ) -> Result<RestoreOutcome> {
+        let inner = self.inner()?;
+        let slug = tenant.slug.clone();
         let new_slug = if request.in_place {
             None
         } else {

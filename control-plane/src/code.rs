@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::UNIX_EPOCH;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use warren_tenant::code::{self, FolderSummary, Limits, Staging};
 
 use crate::tenants::{TenantInfo, Tenants};
@@ -13,7 +13,7 @@ use crate::transfers::{Export, Upload};
 use crate::{Error, Result};
 
 /// One code folder as callers see it.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CodeFolder {
     /// `pb_hooks`, `pb_migrations` or `pb_public`.
@@ -27,7 +27,7 @@ pub struct CodeFolder {
 }
 
 /// A project's code: the folders it has.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Code {
     /// The existing code folders, in the order hooks, migrations, public.
@@ -35,7 +35,7 @@ pub struct Code {
 }
 
 /// What a deploy replaced, and the code afterwards.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Deployed {
     /// The folders this deploy replaced (the others were kept).

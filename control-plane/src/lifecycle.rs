@@ -133,6 +133,20 @@ impl Lifecycle {
         Ok(outcome)
     }
 
+    /// [`Lifecycle::restore`] of `tenant`, passed whole (a cluster node acting for the leader,
+    /// whose control database may not know the tenant).
+    pub async fn restore_tenant(
+        &self,
+        backups: &Backups,
+        tenant: TenantInfo,
+        request: &RestoreRequest,
+        report: warren_backup::Report<'_>,
+    ) -> Result<RestoreOutcome> {
+        let outcome = backups.restore_tenant(tenant, request, report).await?;
+        self.forget(&outcome.tenant);
+        Ok(outcome)
+    }
+
     /// Drains `tenant`, deletes its record, forgets its hostnames, then removes its files.
     async fn remove(&self, tenant: &TenantInfo) -> Result<TenantInfo> {
         let drained = self.drain(tenant).await?;

@@ -4,7 +4,7 @@
 
 use axum::body::Body;
 use axum::extract::{Multipart, Path, State};
-use axum::http::{StatusCode, header};
+use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use tokio_util::io::ReaderStream;
@@ -16,7 +16,7 @@ use crate::projects::{owned, project_page};
 use crate::transfers::{NoUpload, csrf_then_file};
 use crate::visitor::Visitor;
 use warren_control_plane::Error;
-use warren_control_plane::code::{Code, CodeFolder};
+use warren_control_plane::code::{Code, CodeFolder, Deployed};
 use warren_control_plane::transfers::upload_limit;
 
 /// One code folder as the page shows it.
@@ -106,10 +106,37 @@ pub async fn deploy_code(
             )
             .await;
         }
-        Ok(upload) => {
-            warren_control_plane::code::deploy(&state.tenants, &state.registry, &project, &upload)
+        Ok(upload) => match crate::elsewhere::of(&state, &project) {
+            // Deployed by the node serving the project, the archive streamed to it.
+            Some(elsewhere) => {
+                let body = match tokio::fs::File::open(upload.path()).await {
+                    Ok(file) => Body::from_stream(ReaderStream::with_capacity(file, 64 * 1024)),
+                    Err(e) => return failure(&visitor, Error::Io(e)),
+                };
+                let answer = crate::elsewhere::run(
+                    &*elsewhere,
+                    &project,
+                    Method::PUT,
+                    "code",
+                    Some("application/gzip"),
+                    body,
+                )
+                .await;
+                match crate::elsewhere::json::<Deployed>(answer).await {
+                    Ok(deployed) => Ok(deployed),
+                    Err((status, message)) => return refuse(status, message).await,
+                }
+            }
+            None => {
+                warren_control_plane::code::deploy(
+                    &state.tenants,
+                    &state.registry,
+                    &project,
+                    &upload,
+                )
                 .await
-        }
+            }
+        },
         Err(e) => Err(e),
     };
     match deployed {
@@ -156,6 +183,25 @@ pub async fn download_code(
     };
     if !visitor.accepts(&form.csrf) {
         return forbidden(&visitor);
+    }
+    if let Some(elsewhere) = crate::elsewhere::of(&state, &project) {
+        let answer = crate::elsewhere::run(
+            &*elsewhere,
+            &project,
+            Method::GET,
+            "code/archive",
+            None,
+            Body::empty(),
+        )
+        .await;
+        if answer.status().is_success() {
+            return answer;
+        }
+        let (status, message) = crate::elsewhere::json::<serde_json::Value>(answer)
+            .await
+            .err()
+            .unwrap_or((StatusCode::BAD_GATEWAY, String::new()));
+        return project_page(&state, &visitor, &id, status, Notice::Error(message)).await;
     }
     match warren_control_plane::code::download(&state.tenants, &project).await {
         Ok(export) => {

@@ -11,6 +11,7 @@ mod code;
 mod csrf;
 mod dashboard;
 mod domains;
+mod elsewhere;
 mod error;
 mod html;
 mod limit;
@@ -38,6 +39,7 @@ use warren_control_plane::{ControlPlane, Result};
 use warren_mail::Email;
 use warren_secrets::Passwords;
 
+pub use elsewhere::Elsewhere;
 pub use limit::RateLimit;
 
 /// Largest console form body.
@@ -97,6 +99,8 @@ struct Inner {
     logins: RateLimit,
     /// Settings.
     config: ConsoleConfig,
+    /// Cluster mode: where actions on a project this node does not serve run.
+    elsewhere: std::sync::OnceLock<Arc<dyn Elsewhere>>,
 }
 
 impl Console {
@@ -122,8 +126,15 @@ impl Console {
                 per_email: RateLimit::new(config.signups_per_email, config.signup_window),
                 logins: RateLimit::new(LOGINS_PER_IP, LOGIN_WINDOW),
                 config,
+                elsewhere: std::sync::OnceLock::new(),
             }),
         })
+    }
+
+    /// Cluster mode: actions on the data of a project another node serves (or none does yet)
+    /// run through `elsewhere` from now on.
+    pub fn set_elsewhere(&self, elsewhere: Arc<dyn Elsewhere>) {
+        let _ = self.inner.elsewhere.set(elsewhere);
     }
 
     /// The accounts store.

@@ -454,9 +454,28 @@ pub(crate) async fn owned(
         Ok(rows) => ProjectUsage {
             totals: totals(&rows),
             rows,
-            code: match warren_control_plane::code::summary(&state.tenants, &project).await {
-                Ok(code) => code,
-                Err(e) => return Err(failure(visitor, e)),
+            code: match crate::elsewhere::of(state, &project) {
+                // Read where the project is served; while it moves, the page shows none.
+                Some(elsewhere) => {
+                    let answer = crate::elsewhere::run(
+                        &*elsewhere,
+                        &project,
+                        axum::http::Method::GET,
+                        "code",
+                        None,
+                        axum::body::Body::empty(),
+                    )
+                    .await;
+                    crate::elsewhere::json(answer).await.unwrap_or(
+                        warren_control_plane::code::Code {
+                            folders: Vec::new(),
+                        },
+                    )
+                }
+                None => match warren_control_plane::code::summary(&state.tenants, &project).await {
+                    Ok(code) => code,
+                    Err(e) => return Err(failure(visitor, e)),
+                },
             },
             secrets: match warren_control_plane::secrets::list(&state.tenants, &project.slug).await
             {

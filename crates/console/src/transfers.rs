@@ -281,6 +281,26 @@ pub async fn export_project(
     if !visitor.accepts(&form.csrf) {
         return forbidden(&visitor);
     }
+    if let Some(elsewhere) = crate::elsewhere::of(&state, &project) {
+        let answer = crate::elsewhere::run(
+            &*elsewhere,
+            &project,
+            axum::http::Method::GET,
+            "export",
+            None,
+            Body::empty(),
+        )
+        .await;
+        if answer.status().is_success() {
+            tracing::info!(slug = %project.slug, "project exported from the console by the node serving it");
+            return answer;
+        }
+        let (status, message) = crate::elsewhere::json::<serde_json::Value>(answer)
+            .await
+            .err()
+            .unwrap_or((StatusCode::BAD_GATEWAY, String::new()));
+        return project_page(&state, &visitor, &id, status, Notice::Error(message)).await;
+    }
     match state.transfers.export(&project).await {
         Ok(export) => {
             tracing::info!(slug = %project.slug, bytes = export.bytes, "project exported from the console");

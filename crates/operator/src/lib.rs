@@ -10,3 +10,10 @@ mod routes;
 
 pub use error::{ApiError, Result};
 pub use router::router;
+
+/// A request extension a cluster node adds (never a client: extensions are not sent) when it
+/// runs an action on a tenant's data that the platform's leader authorized and sent here
+/// because this node serves the tenant: the operator token is not asked again, and the tenant
+/// is this one (this node's control database is a copy that may not know it).
+#[derive(Clone, Debug)]
+pub struct Acting(pub warren_control_plane::TenantInfo);

@@ -11,6 +11,7 @@ pub mod openapi;
 pub mod outbox;
 pub mod plans;
 pub mod secrets;
+pub mod superuser;
 pub mod tenants;
 pub mod transfers;
 
@@ -18,7 +19,20 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Request};
 use serde::de::DeserializeOwned;
 
-use warren_control_plane::Error;
+use warren_control_plane::{ControlPlane, Error, TenantInfo};
+
+/// Tenant `slug`: the one a cluster node acts on for the leader ([`crate::Acting`]), else as
+/// this node's control database knows it.
+pub(crate) async fn tenant(
+    state: &ControlPlane,
+    slug: &str,
+    acting: Option<axum::Extension<crate::Acting>>,
+) -> Result<TenantInfo, Error> {
+    match acting {
+        Some(axum::Extension(crate::Acting(info))) if info.slug == slug => Ok(info),
+        _ => state.tenants.find(slug).await?.ok_or(Error::NotFound),
+    }
+}
 
 /// The error envelope every route answers failures with.
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]

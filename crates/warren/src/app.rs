@@ -11,7 +11,7 @@ use warren_console::Console;
 use warren_control_plane::ControlPlane;
 use warren_edge::Destination;
 
-use crate::serve_cluster::{ClusterNode, Route};
+use crate::serve_cluster::{Action, ClusterNode, Route};
 
 /// What dispatch needs: the two routers and where tenants are found (shared: a request clones
 /// one pointer).
@@ -116,6 +116,14 @@ async fn cluster_dispatch(app: &App, cluster: &ClusterNode, mut request: Request
         .map(str::to_owned);
     let name = match warren_edge::classify(host.as_deref(), &app.domain) {
         Destination::Platform => {
+            let request = match cluster
+                .tenant_action(&app.control, request, from_peer)
+                .await
+            {
+                Action::Answered(answered) => return answered,
+                Action::Here(request) => return forward(app.platform.clone(), request).await,
+                Action::Other(request) => request,
+            };
             let request = match cluster.moves(&app.control, request, from_peer).await {
                 Ok(answered) => return answered,
                 Err(request) => request,

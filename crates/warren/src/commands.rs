@@ -207,7 +207,10 @@ async fn serve_platform(global: &Global, serve: &Serve) -> anyhow::Result<()> {
                 .context("joining the cluster")?;
             control
                 .registry
-                .set_locality(std::sync::Arc::new(node.owners(&control.urls.domain)));
+                .set_locality(std::sync::Arc::new(node.owners(
+                    &control.urls.domain,
+                    warren_operator::router(control.clone()),
+                )));
             fail_over_through(&node, &control, &global.data_dir);
             node.start_relay(&control);
             tokio::spawn(node.clone().run_leader(control.clone()));
@@ -222,6 +225,12 @@ async fn serve_platform(global: &Global, serve: &Serve) -> anyhow::Result<()> {
         None => None,
     };
     let console = console(&control, &api, global, serve).await?;
+    if let Some(node) = &cluster {
+        console.set_elsewhere(std::sync::Arc::new(node.owners(
+            &control.urls.domain,
+            warren_operator::router(control.clone()),
+        )));
+    }
     let router = app::router(control, console, &global.domain, api, cluster.clone());
     if let Some(tcp) = https {
         let served = serve_https(
@@ -846,6 +855,15 @@ async fn superuser(global: &Global, command: SuperuserCommand) -> anyhow::Result
         email,
         password,
     } = command;
+    if global.data_dir.join("cluster").is_dir() {
+        // The tenant may be served by another node, and this copy of it stale.
+        bail!(
+            "{} belongs to a cluster node: set the superuser through the operator API instead \
+             (PUT /v1/tenants/{slug}/superuser with {{\"email\", \"password\"}}), which \
+             sets it on the node serving the tenant",
+            global.data_dir.display()
+        );
+    }
     let tenants = tenants(global).await?;
     let Some(info) = tenants.find(&slug).await? else {
         bail!("there is no tenant {slug:?}")

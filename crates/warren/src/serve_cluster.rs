@@ -27,6 +27,7 @@ use warren_edge::Forwarder;
 
 use crate::cli::ClusterSettings;
 
+mod actions;
 pub mod control_db;
 mod lead;
 mod moves;
@@ -36,6 +37,7 @@ mod rebalance;
 mod relay;
 mod restore;
 mod superuser;
+pub use actions::Action;
 pub use control_db::ShippedControl;
 use lead::SyncState;
 pub use restore::FromTarget;
@@ -92,8 +94,6 @@ pub struct ClusterNode {
     /// New tenants on their way from this leader to their placed node, and the placer's bell.
     placing: std::sync::Mutex<placing::Placing>,
     placing_wake: tokio::sync::Notify,
-    /// Hashes the passwords of superusers the leader sends here.
-    passwords: warren_secrets::Passwords,
 }
 
 /// Where a tenant request goes.
@@ -152,7 +152,6 @@ impl ClusterNode {
             relay: std::sync::OnceLock::new(),
             placing: std::sync::Mutex::new(placing::Placing::default()),
             placing_wake: tokio::sync::Notify::new(),
-            passwords: warren_secrets::Passwords::default(),
         }))
     }
 

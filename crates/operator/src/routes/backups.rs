@@ -55,15 +55,21 @@ pub async fn list_backups(
     responses(
         (status = 201, description = "The backup, once complete", body = Object),
         (status = 400, description = "Backups are not configured", body = ErrorBody),
-        (status = 409, description = "Cluster mode: another node serves the tenant right now; nothing was done (retry once it is served here, or move it)", body = ErrorBody),
+        (status = 409, description = "Cluster mode: the node serving the tenant changed meanwhile; nothing was done, try again", body = ErrorBody),
+        (status = 503, description = "Cluster mode: the tenant is moving between servers (or being restored on the one that claimed it); try again shortly", body = ErrorBody),
         (status = 401, description = "Missing or wrong operator token", body = ErrorBody),
         (status = 404, description = "No such tenant", body = ErrorBody),
     ))]
 pub async fn create_backup(
     State(state): State<ControlPlane>,
     Path(slug): Path<String>,
+    acting: Option<axum::Extension<crate::Acting>>,
 ) -> Result<impl IntoResponse> {
-    let manifest = state.backups.create(&slug, &warren_backup::quiet).await?;
+    let tenant = super::tenant(&state, &slug, acting).await?;
+    let manifest = state
+        .backups
+        .create_for(&tenant, &warren_backup::quiet)
+        .await?;
     tracing::info!(slug = %slug, backup = %manifest.id, bytes = manifest.size(), "backup taken");
     Ok((StatusCode::CREATED, Json(render(&manifest))))
 }
@@ -94,13 +100,15 @@ pub struct RestoreBody {
         (status = 200, description = "Restored in place; `restored` says which state (`latest shipped state`, `point in time` or `snapshot`), `backup` the snapshot it started from, `transactions` the WAL transactions replayed on it and `through` the moment it reaches", body = Object),
         (status = 201, description = "Restored into a new tenant; the same fields as for 200", body = Object),
         (status = 422, description = "The backup is damaged; nothing changed", body = ErrorBody),
-        (status = 409, description = "Cluster mode, in place: another node serves the tenant right now; nothing was done (retry once it is served here, or move it)", body = ErrorBody),
+        (status = 409, description = "Cluster mode, in place: the node serving the tenant changed meanwhile; nothing was done, try again", body = ErrorBody),
+        (status = 503, description = "Cluster mode, in place: the tenant is moving between servers; try again shortly", body = ErrorBody),
         (status = 401, description = "Missing or wrong operator token", body = ErrorBody),
         (status = 404, description = "No such tenant", body = ErrorBody),
     ))]
 pub async fn restore_backup(
     State(state): State<ControlPlane>,
     Path(slug): Path<String>,
+    acting: Option<axum::Extension<crate::Acting>>,
     JsonBody(body): JsonBody<RestoreBody>,
 ) -> Result<impl IntoResponse> {
     let request = RestoreRequest {
@@ -109,10 +117,21 @@ pub async fn restore_backup(
         to: body.to,
         in_place: body.in_place,
     };
-    let outcome = state
-        .lifecycle()
-        .restore(&state.backups, &slug, &request, &warren_backup::quiet)
-        .await?;
+    let outcome = match acting {
+        Some(acting) => {
+            let tenant = super::tenant(&state, &slug, Some(acting)).await?;
+            state
+                .lifecycle()
+                .restore_tenant(&state.backups, tenant, &request, &warren_backup::quiet)
+                .await?
+        }
+        None => {
+            state
+                .lifecycle()
+                .restore(&state.backups, &slug, &request, &warren_backup::quiet)
+                .await?
+        }
+    };
     let tenant = &outcome.tenant;
     tracing::info!(
         from = %slug,

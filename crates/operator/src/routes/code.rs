@@ -10,8 +10,8 @@ use axum::response::{IntoResponse, Response};
 use super::ErrorBody;
 use crate::Result;
 use crate::routes::transfers::receive_upload;
+use warren_control_plane::ControlPlane;
 use warren_control_plane::code::{self, Code, Deployed};
-use warren_control_plane::{ControlPlane, Error};
 
 /// `PUT /v1/tenants/{slug}/code`: the body is a tar.gz whose top-level folders replace the
 /// tenant's.
@@ -22,7 +22,8 @@ use warren_control_plane::{ControlPlane, Error};
     responses(
         (status = 200, description = "Deployed: the folders replaced and the code now", body = Deployed),
         (status = 400, description = "The archive is damaged, holds something else at its top, an absolute or `..` path, a link or a special file, the hooks were refused, or a new migration failed (its file and error in the message); nothing changed and no migration stands", body = ErrorBody),
-        (status = 409, description = "Cluster mode: another node serves the tenant right now; nothing was done (retry once it is served here, or move it)", body = ErrorBody),
+        (status = 409, description = "Cluster mode: the node serving the tenant changed meanwhile; nothing was done, try again", body = ErrorBody),
+        (status = 503, description = "Cluster mode: the tenant is moving between servers (or being restored on the one that claimed it); try again shortly", body = ErrorBody),
         (status = 401, description = "Missing or wrong operator token", body = ErrorBody),
         (status = 404, description = "No such tenant", body = ErrorBody),
         (status = 413, description = "Larger than the plan's maxUploadBytes, or more files or bytes than a deploy may hold", body = ErrorBody),
@@ -49,8 +50,9 @@ pub async fn deploy_code(
 pub async fn get_code(
     State(state): State<ControlPlane>,
     Path(slug): Path<String>,
+    acting: Option<axum::Extension<crate::Acting>>,
 ) -> Result<Json<Code>> {
-    let tenant = state.tenants.find(&slug).await?.ok_or(Error::NotFound)?;
+    let tenant = super::tenant(&state, &slug, acting).await?;
     Ok(Json(code::summary(&state.tenants, &tenant).await?))
 }
 
@@ -65,8 +67,9 @@ pub async fn get_code(
 pub async fn download_code(
     State(state): State<ControlPlane>,
     Path(slug): Path<String>,
+    acting: Option<axum::Extension<crate::Acting>>,
 ) -> Result<Response> {
-    let tenant = state.tenants.find(&slug).await?.ok_or(Error::NotFound)?;
+    let tenant = super::tenant(&state, &slug, acting).await?;
     let export = code::download(&state.tenants, &tenant).await?;
     Ok(archive_response(&tenant.slug, export))
 }

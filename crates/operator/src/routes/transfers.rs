@@ -30,7 +30,12 @@ pub(crate) async fn receive_upload(
     slug: &str,
     request: Request,
 ) -> Result<(TenantInfo, Upload)> {
-    let tenant = state.tenants.find(slug).await?.ok_or(Error::NotFound)?;
+    let acting = request
+        .extensions()
+        .get::<crate::Acting>()
+        .cloned()
+        .map(axum::Extension);
+    let tenant = super::tenant(state, slug, acting).await?;
     let limit = upload_limit(&tenant);
     if let (Some(limit), Some(length)) = (limit, content_length(request.headers()))
         && length > limit
@@ -52,7 +57,7 @@ pub(crate) async fn receive_upload(
         (status = 400, description = "The zip is damaged, unsafe (absolute or `..` paths, links) or holds no PocketBase data; nothing changed", body = ErrorBody),
         (status = 401, description = "Missing or wrong operator token", body = ErrorBody),
         (status = 404, description = "No such tenant", body = ErrorBody),
-        (status = 409, description = "The tenant is not empty, or an import into it runs already, or (cluster mode) another node serves it right now", body = ErrorBody),
+        (status = 409, description = "The tenant is not empty, or an import into it runs already, or (cluster mode) the node serving it changed meanwhile", body = ErrorBody),
         (status = 413, description = "Larger than the plan's maxUploadBytes, or unpacks to more than allowed", body = ErrorBody),
     ))]
 pub async fn import_tenant(
@@ -80,8 +85,9 @@ pub async fn import_tenant(
 pub async fn get_import(
     State(state): State<ControlPlane>,
     Path(slug): Path<String>,
+    acting: Option<axum::Extension<crate::Acting>>,
 ) -> Result<Json<Job>> {
-    let tenant = state.tenants.find(&slug).await?.ok_or(Error::NotFound)?;
+    let tenant = super::tenant(&state, &slug, acting).await?;
     state
         .transfers
         .job(&tenant)
@@ -94,15 +100,17 @@ pub async fn get_import(
     security(("operator" = [])), params(("slug" = String, Path, description = "The tenant's slug")),
     responses(
         (status = 200, description = "A zip of data.db, auxiliary.db and storage/; unzipped, stock PocketBase 0.40 serves it as pb_data", content_type = "application/zip", body = Vec<u8>),
-        (status = 409, description = "Cluster mode: another node serves the tenant right now; nothing was done (retry once it is served here, or move it)", body = ErrorBody),
+        (status = 409, description = "Cluster mode: the node serving the tenant changed meanwhile; nothing was done, try again", body = ErrorBody),
+        (status = 503, description = "Cluster mode: the tenant is moving between servers (or being restored on the one that claimed it); try again shortly", body = ErrorBody),
         (status = 401, description = "Missing or wrong operator token", body = ErrorBody),
         (status = 404, description = "No such tenant", body = ErrorBody),
     ))]
 pub async fn export_tenant(
     State(state): State<ControlPlane>,
     Path(slug): Path<String>,
+    acting: Option<axum::Extension<crate::Acting>>,
 ) -> Result<Response> {
-    let tenant = state.tenants.find(&slug).await?.ok_or(Error::NotFound)?;
+    let tenant = super::tenant(&state, &slug, acting).await?;
     let export = state.transfers.export(&tenant).await?;
     Ok(zip_response(&tenant.slug, export))
 }

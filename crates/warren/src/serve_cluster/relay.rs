@@ -187,7 +187,7 @@ impl ClusterNode {
     }
 
     /// Tenant `id` as the cluster's directory mirrors it (from the leader's control database).
-    fn tenant_by_id(&self, id: &str) -> Option<TenantInfo> {
+    pub(super) fn tenant_by_id(&self, id: &str) -> Option<TenantInfo> {
         self.directory
             .hosts()
             .into_values()
