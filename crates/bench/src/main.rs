@@ -554,7 +554,7 @@ struct ClusterArgs {
     /// Seconds per forwarding measurement.
     #[arg(long, default_value_t = 5)]
     duration: u64,
-    /// Forwarding rounds (direct and forwarded alternate within each).
+    /// Forwarding rounds (direct and forwarded alternate within each; 0: no forwarding).
     #[arg(long, default_value_t = 2)]
     rounds: usize,
     /// Planned moves of the tenant (between the first two nodes, in turn).
@@ -600,6 +600,8 @@ async fn run_cluster(args: ClusterArgs) -> anyhow::Result<()> {
         .sum();
     write_json(args.json.as_deref(), &report)?;
     anyhow::ensure!(errors == 0, "{errors} forwarding requests failed");
+    let failed = report.bulk.as_ref().map_or(0, |b| b.unavailable.errors);
+    anyhow::ensure!(failed == 0, "{failed} of the small tenants' moves failed");
     Ok(())
 }
 
