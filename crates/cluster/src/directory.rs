@@ -12,6 +12,18 @@ use crate::membership::NodeRecord;
 use crate::ownership::{Owner, parse_owner};
 use crate::{Keys, Result};
 
+/// A tenant whose owner record was deleted: its owner's lease ended (the node died, or left
+/// cleanly), so the tenant is free for another node to claim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Freed {
+    pub tenant: String,
+    /// The record that was deleted.
+    pub owner: Owner,
+}
+
+/// How many freed tenants wait for a slow listener before the oldest are dropped.
+const FREED_BACKLOG: usize = 4096;
+
 /// A live node.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeInfo {
@@ -37,6 +49,8 @@ struct State {
 pub struct Directory {
     state: Arc<RwLock<State>>,
     revision: tokio::sync::watch::Receiver<i64>,
+    /// Owner records the watch saw deleted (their node's lease ended or was revoked).
+    freed: tokio::sync::broadcast::Sender<Freed>,
     _follower: Arc<Follower>,
 }
 
@@ -54,12 +68,26 @@ impl Directory {
         let state = Arc::new(RwLock::new(State::default()));
         let revision = sync(&etcd, &keys, &state).await?;
         let (tx, rx) = tokio::sync::watch::channel(revision);
-        let task = tokio::spawn(follow(etcd, keys, state.clone(), tx, revision));
+        let (freed, _) = tokio::sync::broadcast::channel(FREED_BACKLOG);
+        let task = tokio::spawn(follow(
+            etcd,
+            keys,
+            state.clone(),
+            (tx, freed.clone()),
+            revision,
+        ));
         Ok(Self {
             state,
             revision: rx,
+            freed,
             _follower: Arc::new(Follower(task)),
         })
+    }
+
+    /// From now on, every tenant whose owner record the watch sees deleted (not those missed
+    /// while the watch was broken and the directory listed anew).
+    pub fn freed(&self) -> tokio::sync::broadcast::Receiver<Freed> {
+        self.freed.subscribe()
     }
 
     /// The owner of `tenant` and, when that node is live, where to reach it.
@@ -177,12 +205,15 @@ async fn follow(
     etcd: Etcd,
     keys: Keys,
     state: Arc<RwLock<State>>,
-    tx: tokio::sync::watch::Sender<i64>,
+    (tx, freed): (
+        tokio::sync::watch::Sender<i64>,
+        tokio::sync::broadcast::Sender<Freed>,
+    ),
     mut revision: i64,
 ) {
     let mut pause = Duration::from_millis(50);
     loop {
-        let e = watch_changes(&etcd, &keys, &state, &tx, &mut revision).await;
+        let e = watch_changes(&etcd, &keys, &state, (&tx, &freed), &mut revision).await;
         tracing::warn!(error = %e, "cluster watch broke; listing again");
         if tx.is_closed() {
             return;
@@ -205,7 +236,10 @@ async fn watch_changes(
     etcd: &Etcd,
     keys: &Keys,
     state: &RwLock<State>,
-    tx: &tokio::sync::watch::Sender<i64>,
+    (tx, freed): (
+        &tokio::sync::watch::Sender<i64>,
+        &tokio::sync::broadcast::Sender<Freed>,
+    ),
     revision: &mut i64,
 ) -> crate::Error {
     let mut watch = match etcd.watch(keys.root(), *revision + 1).await {
@@ -218,6 +252,7 @@ async fn watch_changes(
             Err(e) => return e,
         };
         let mut s = state.write().unwrap_or_else(|p| p.into_inner());
+        let mut released = Vec::new();
         for event in events {
             match event {
                 Event::Put(kv) => {
@@ -226,12 +261,16 @@ async fn watch_changes(
                 }
                 Event::Delete { key, mod_revision } => {
                     *revision = (*revision).max(mod_revision);
-                    apply_delete(keys, &mut s, &key);
+                    released.extend(apply_delete(keys, &mut s, &key));
                 }
             }
         }
         drop(s);
         tx.send_replace(*revision);
+        for one in released {
+            // Nobody listening is fine: the tenant is claimed on its next request.
+            let _ = freed.send(one);
+        }
     }
 }
 
@@ -278,11 +317,16 @@ fn apply_put(keys: &Keys, state: &mut State, kv: KeyValue) {
     }
 }
 
-fn apply_delete(keys: &Keys, state: &mut State, key: &str) {
+/// Applies a deletion; the tenant it freed, when it was an owner record.
+fn apply_delete(keys: &Keys, state: &mut State, key: &str) -> Option<Freed> {
     if let Some(id) = key.strip_prefix(&keys.nodes()) {
         state.nodes.remove(id);
     } else if let Some(tenant) = key.strip_prefix(&keys.owners()) {
-        state.owners.remove(tenant);
+        let owner = state.owners.remove(tenant)?;
+        return Some(Freed {
+            tenant: tenant.to_string(),
+            owner,
+        });
     } else if let Some(host) = key.strip_prefix(&keys.hosts()) {
         state.hosts.remove(host);
     } else if let Some(tenant) = key.strip_prefix(&keys.pins()) {
@@ -290,4 +334,5 @@ fn apply_delete(keys: &Keys, state: &mut State, key: &str) {
     } else if key == keys.control() {
         state.leader = None;
     }
+    None
 }

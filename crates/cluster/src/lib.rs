@@ -15,7 +15,7 @@ pub mod pins;
 pub mod placement;
 pub mod secret;
 
-pub use directory::{Directory, HostRecord, NodeInfo};
+pub use directory::{Directory, Freed, HostRecord, NodeInfo};
 pub use etcd::Etcd;
 pub use leader::Leader;
 pub use membership::{Member, MemberConfig};

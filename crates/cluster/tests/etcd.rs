@@ -162,6 +162,7 @@ async fn a_dead_nodes_tenants_come_free_when_its_lease_expires() {
     let directory = Directory::follow(cluster.client(), keys.clone())
         .await
         .unwrap();
+    let mut freed_events = directory.freed();
     for t in 0..10 {
         assert!(matches!(
             ownership::claim(&a, &format!("t{t}")).await.unwrap(),
@@ -185,6 +186,17 @@ async fn a_dead_nodes_tenants_come_free_when_its_lease_expires() {
         "freed after {freed:?}, before the lease could expire"
     );
     assert!(directory.nodes().iter().all(|n| n.id != "a"));
+    // Each freed tenant is announced once, with the record that was deleted.
+    let mut announced = Vec::new();
+    while let Ok(one) = freed_events.try_recv() {
+        assert_eq!(one.owner.node, "a");
+        assert_eq!(one.owner.generation, 1);
+        announced.push(one.tenant);
+    }
+    announced.sort();
+    let mut expected: Vec<String> = (0..10).map(|t| format!("t{t}")).collect();
+    expected.sort();
+    assert_eq!(announced, expected);
     let Claim::Granted(taken) = ownership::claim(&b, "t3").await.unwrap() else {
         panic!("a dead node's tenant is granted");
     };

@@ -214,6 +214,7 @@ async fn serve_platform(global: &Global, serve: &Serve) -> anyhow::Result<()> {
             fail_over_through(&node, &control, &global.data_dir);
             node.start_relay(&control);
             tokio::spawn(node.clone().run_leader(control.clone()));
+            tokio::spawn(node.clone().run_eager_failover());
             if settings.rebalance {
                 tokio::spawn(node.clone().run_rebalancer(control.clone()));
             }

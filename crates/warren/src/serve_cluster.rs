@@ -29,6 +29,7 @@ use crate::cli::ClusterSettings;
 
 mod actions;
 pub mod control_db;
+mod eager;
 mod lead;
 mod moves;
 mod placing;
@@ -94,6 +95,8 @@ pub struct ClusterNode {
     /// New tenants on their way from this leader to their placed node, and the placer's bell.
     placing: std::sync::Mutex<placing::Placing>,
     placing_wake: tokio::sync::Notify,
+    /// The tenants this node lately forwarded requests for (claimed at once when freed).
+    recent: std::sync::Mutex<eager::Recent>,
 }
 
 /// Where a tenant request goes.
@@ -152,6 +155,7 @@ impl ClusterNode {
             relay: std::sync::OnceLock::new(),
             placing: std::sync::Mutex::new(placing::Placing::default()),
             placing_wake: tokio::sync::Notify::new(),
+            recent: std::sync::Mutex::new(eager::Recent::default()),
         }))
     }
 
@@ -375,6 +379,7 @@ impl ClusterNode {
             }
             return match node {
                 Some(node) if node.id != self.node() && !from_peer => {
+                    self.forwarded_for(&id);
                     Route::Answered(self.forwarder.forward(&node.advertise, request).await)
                 }
                 // The owner's node is gone (its lease is ending) or is this node's earlier

@@ -3134,3 +3134,117 @@ async fn a_project_on_a_follower_gets_its_dashboard_link_and_usage_from_the_lead
         shown["totals"]["requests"]
     );
 }
+
+/// The owner of an idle and of a busy tenant dies (kill -9): the busy one (requests through
+/// n3 until the kill) is claimed and restored by a survivor as soon as the dead node's lease
+/// ends, with no request asking for it, so its next request is served at once; the idle one
+/// stays free until a request comes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs etcd: run by tests/suites/cluster"]
+async fn a_dead_nodes_busy_tenants_are_restored_before_their_next_request() {
+    let etcd = Cluster::start();
+    let target = tempfile::tempdir().unwrap();
+    let [n1, mut n2, n3] = three_nodes_with_backups(&etcd, target.path()).await;
+    let busy = tenant_with_notes(&n1, "busy").await;
+    let idle = tenant_with_notes(&n1, "idle").await;
+    for slug in ["busy", "idle"] {
+        write_notes(&n1, slug, 3, slug).await;
+        let (status, body) = send(move_request(&n1, slug).json(&json!({ "node": "n2" }))).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    // Requests for the busy tenant through n3, forwarded to n2, until the kill.
+    eventually(
+        Duration::from_secs(15),
+        "n2 serves the busy tenant through n3",
+        async || {
+            let (status, body) = send(n3.request(
+                Method::GET,
+                "busy.localhost",
+                "/api/collections/notes/records",
+            ))
+            .await;
+            status == 200 && body["totalItems"] == 3
+        },
+    )
+    .await;
+    eventually(
+        Duration::from_secs(15),
+        "n2 serves the idle tenant",
+        async || {
+            send(n2.request(Method::GET, "idle.localhost", "/api/health"))
+                .await
+                .0
+                == 200
+        },
+    )
+    .await;
+
+    n2.child.kill().unwrap();
+    let killed = Instant::now();
+    n2.child.wait().unwrap();
+    let client = etcd.client();
+    let owner_of = async |id: &str| -> Option<Value> {
+        let kv = client
+            .get(&format!("/warren/e2e/owners/{id}"))
+            .await
+            .ok()
+            .flatten()?;
+        serde_json::from_slice(&kv.value).ok()
+    };
+    // Nobody asks for either tenant now. The busy one gets a new owner by itself.
+    let mut claimed = None;
+    eventually(
+        Duration::from_secs(20),
+        "a survivor claims the busy tenant",
+        async || match owner_of(&busy).await {
+            Some(owner) if owner["node"] != "n2" => {
+                claimed = Some((owner, killed.elapsed()));
+                true
+            }
+            _ => false,
+        },
+    )
+    .await;
+    let (owner, claimed_after) = claimed.unwrap();
+    assert_eq!(owner["generation"], 3, "{owner}");
+    let idle_owner = owner_of(&idle).await;
+    assert!(
+        idle_owner.is_none(),
+        "the idle tenant waits for a request: {idle_owner:?}"
+    );
+    // Its restore runs meanwhile; once done, its first request is served.
+    let restorer = if owner["node"] == "n1" { &n1 } else { &n3 };
+    eventually(
+        Duration::from_secs(20),
+        "the new owner has the busy tenant's data",
+        async || restorer.has_tenant(&busy),
+    )
+    .await;
+    let mut first = None;
+    eventually(
+        Duration::from_secs(20),
+        "the busy tenant serves its records",
+        async || {
+            let (status, body) = send(n1.request(
+                Method::GET,
+                "busy.localhost",
+                "/api/collections/notes/records",
+            ))
+            .await;
+            first.get_or_insert(status);
+            status == 200 && body["totalItems"] == 3
+        },
+    )
+    .await;
+    let served_after = killed.elapsed();
+    // The idle tenant's first request claims it, and waits for its restore.
+    let (status, body) = send(n1.request(Method::GET, "idle.localhost", "/api/health")).await;
+    assert_eq!(status, 503, "restored on demand: {body}");
+    println!(
+        "busy tenant claimed by {} {claimed_after:?} after its node's kill -9 with no request \
+         for it, its first request then answered {} (served at {served_after:?}); the idle \
+         tenant's first request: {status}",
+        owner["node"],
+        first.unwrap_or_default()
+    );
+}
