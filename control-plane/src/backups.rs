@@ -321,7 +321,10 @@ impl Backups {
             for entry in entries.flatten() {
                 let name = entry.file_name();
                 let name = name.to_string_lossy();
-                if name.starts_with(".restore-") || name.starts_with(".replaced-") {
+                if name.starts_with(".restore-")
+                    || name.starts_with(".replaced-")
+                    || name.starts_with(warren_backup::state::SCRATCH_PREFIX)
+                {
                     let _ = std::fs::remove_dir_all(entry.path());
                 }
             }
@@ -400,6 +403,35 @@ impl Backups {
             Err(e) => inner.finish_run(run, "", 0, &e.to_string()).await?,
         }
         Ok(made?)
+    }
+
+    /// Makes a change of `tenant`'s code or secrets (`items`) as durable as its data when the
+    /// tenant is shipped: stored as a state object in its current chain (see
+    /// `warren_backup::state`) before this returns, or, when the tenant has no chain a restore
+    /// would use yet, carried by a snapshot taken now (snapshots pack the code, and the
+    /// secrets go with the chain they start). Without shipping it does nothing: a single node
+    /// without a target, or the CLI.
+    pub async fn keep_state(
+        &self,
+        tenant: &TenantInfo,
+        items: warren_backup::state::Items,
+    ) -> Result<()> {
+        let Some(inner) = &self.inner else {
+            return Ok(());
+        };
+        let (Some(shipping), Some(registry)) = (&inner.shipping, &inner.registry) else {
+            return Ok(());
+        };
+        // Opened (if it is not) so that its shipper runs; held open until the state is stored.
+        let _open = registry.get(&tenant.id).await?;
+        match shipping.store_state(&tenant.id, items).await {
+            Some(Ok(true)) => Ok(()),
+            Some(Err(e)) => Err(e.into()),
+            Some(Ok(false)) | None => {
+                self.create_for(tenant, &warren_backup::quiet).await?;
+                Ok(())
+            }
+        }
     }
 
     /// Records snapshot `manifest`, stored by other code than this handle's (the one a cluster

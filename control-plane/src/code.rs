@@ -8,6 +8,7 @@ use std::time::UNIX_EPOCH;
 use serde::{Deserialize, Serialize};
 use warren_tenant::code::{self, FolderSummary, Limits, Staging};
 
+use crate::backups::Backups;
 use crate::tenants::{TenantInfo, Tenants};
 use crate::transfers::{Export, Upload};
 use crate::{Error, Result};
@@ -89,10 +90,13 @@ pub async fn summary(tenants: &Tenants, tenant: &TenantInfo) -> Result<Code> {
 /// Deploys the tar.gz `upload` into `tenant`: the folders at its top replace the project's,
 /// each whole; an unsafe or oversized archive, or hooks the `registry`'s check refuses,
 /// change nothing. After a deploy the tenant's next request runs the new hooks (open
-/// connections stay).
+/// connections stay). A shipped tenant's deploy returns once the folders it replaced are
+/// stored in the backup target too (see [`Backups::keep_state`]): a node that takes the
+/// tenant over runs this code.
 pub async fn deploy(
     tenants: &Tenants,
     registry: &warren_tenant::Registry,
+    backups: &Backups,
     tenant: &TenantInfo,
     upload: &Upload,
 ) -> Result<Deployed> {
@@ -120,6 +124,10 @@ pub async fn deploy(
     if deployed.iter().any(|f| f.folder == code::Folder::Hooks) {
         registry.reload_code(&tenant.id);
     }
+    let names: Vec<&str> = deployed.iter().map(|f| f.folder.name()).collect();
+    backups
+        .keep_state(tenant, warren_backup::state::Items::folders(&names))
+        .await?;
     tracing::info!(slug = %tenant.slug, folders = deployed.len(), "code deployed");
     Ok(Deployed {
         deployed: deployed.iter().map(folder).collect(),

@@ -93,18 +93,29 @@ pub(crate) fn compress_dir(source: &Path, dest: &Path, name: &str) -> Result<Obj
 }
 
 fn append_tree<W: Write>(tar: &mut tar::Builder<W>, root: &Path, rel: &Path) -> Result<()> {
+    append_tree_under(tar, root, Path::new(""), rel)
+}
+
+/// Appends the tree at `root/rel` as `under/rel/...`.
+fn append_tree_under<W: Write>(
+    tar: &mut tar::Builder<W>,
+    root: &Path,
+    under: &Path,
+    rel: &Path,
+) -> Result<()> {
     let mut entries: Vec<_> = std::fs::read_dir(root.join(rel))?.collect::<Result<_, _>>()?;
     entries.sort_by_key(|e| e.file_name());
     for entry in entries {
         let kind = entry.file_type()?;
         let path = rel.join(entry.file_name());
+        let name = under.join(&path);
         if kind.is_dir() {
-            tar.append_dir(&path, entry.path())?;
-            append_tree(tar, root, &path)?;
+            tar.append_dir(&name, entry.path())?;
+            append_tree_under(tar, root, under, &path)?;
         } else if kind.is_file() {
             // A file deleted while the tree is packed is simply not in the backup.
             match File::open(entry.path()) {
-                Ok(mut file) => tar.append_file(&path, &mut file)?,
+                Ok(mut file) => tar.append_file(&name, &mut file)?,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(e.into()),
             }
@@ -198,30 +209,71 @@ pub(crate) fn decompress_file(source: &Path, dest: &Path, entry: &ObjectEntry) -
 /// Unpacks the compressed tar `source` into the directory `dest`, checking the raw checksum.
 /// Entries that would land outside `dest`, links and special files are refused.
 pub(crate) fn decompress_dir(source: &Path, dest: &Path, entry: &ObjectEntry) -> Result<()> {
-    std::fs::create_dir_all(dest)?;
     let mut raw = decoder(source, entry)?;
-    {
-        let mut archive = tar::Archive::new(&mut raw);
-        for item in archive.entries().map_err(corrupt(entry))? {
-            let mut item = item.map_err(corrupt(entry))?;
-            let kind = item.header().entry_type();
-            if !(kind.is_file() || kind.is_dir()) {
-                return Err(Error::Corrupt(format!(
-                    "{} holds a link or special file",
-                    entry.object
-                )));
-            }
-            if !item.unpack_in(dest).map_err(corrupt(entry))? {
-                return Err(Error::Corrupt(format!(
-                    "{} holds a path outside its directory",
-                    entry.object
-                )));
-            }
-        }
-        // Read the tar padding to the end so the checksum covers every byte.
-        std::io::copy(archive.into_inner(), &mut std::io::sink()).map_err(corrupt(entry))?;
-    }
+    unpack_tar(&mut raw, dest, &entry.object)?;
     check_raw(raw, entry)
+}
+
+/// Unpacks the tar stream `raw` into the directory `dest` (created), read to its end. Entries
+/// that would land outside `dest`, links and special files are refused; `what` names the
+/// archive in errors.
+fn unpack_tar(raw: &mut impl Read, dest: &Path, what: &str) -> Result<()> {
+    std::fs::create_dir_all(dest)?;
+    let damaged = |e: std::io::Error| Error::Corrupt(format!("{what} cannot be unpacked: {e}"));
+    let mut archive = tar::Archive::new(raw);
+    for item in archive.entries().map_err(damaged)? {
+        let mut item = item.map_err(damaged)?;
+        let kind = item.header().entry_type();
+        if !(kind.is_file() || kind.is_dir()) {
+            return Err(Error::Corrupt(format!(
+                "{what} holds a link or special file"
+            )));
+        }
+        if !item.unpack_in(dest).map_err(damaged)? {
+            return Err(Error::Corrupt(format!(
+                "{what} holds a path outside its directory"
+            )));
+        }
+    }
+    // Read the tar padding to the end so a checksum covers every byte.
+    std::io::copy(archive.into_inner(), &mut std::io::sink()).map_err(damaged)?;
+    Ok(())
+}
+
+/// Packs `entries` (a name at the top of the archive, and the file or directory it comes
+/// from; a directory packs its regular files and directories) as one tar stream compressed
+/// into `dest`, with zstd's content checksum. Returns the compressed size.
+pub(crate) fn pack_checksummed(dest: &Path, entries: &[(&str, &Path)]) -> Result<u64> {
+    let file = BufWriter::new(File::create(dest)?);
+    let mut encoder = zstd::Encoder::new(file, LEVEL)?;
+    encoder.include_checksum(true)?;
+    let mut tar = tar::Builder::new(encoder);
+    tar.follow_symlinks(false);
+    for (name, path) in entries {
+        let meta = std::fs::symlink_metadata(path)?;
+        if meta.is_dir() {
+            tar.append_dir(name, path)?;
+            append_tree_under(&mut tar, path, Path::new(name), Path::new(""))?;
+        } else if meta.is_file() {
+            tar.append_path_with_name(path, name)?;
+        }
+    }
+    let file = tar.into_inner()?.finish()?;
+    file.into_inner().map_err(|e| e.into_error())?;
+    Ok(std::fs::metadata(dest)?.len())
+}
+
+/// Unpacks what [`pack_checksummed`] made into the directory `dest`, reading at most `limit`
+/// raw bytes; a damaged object (checksum, size, unsafe path) is refused.
+pub(crate) fn unpack_checksummed(source: &Path, dest: &Path, limit: u64) -> Result<()> {
+    let what = object_name(source);
+    let mut raw = Checked {
+        inner: zstd::Decoder::new(File::open(source)?)?,
+        hash: Sha256::new(),
+        size: 0,
+        limit,
+    };
+    unpack_tar(&mut raw, dest, &what)
 }
 
 #[cfg(test)]

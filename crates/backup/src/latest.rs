@@ -1,6 +1,7 @@
 //! Restoring a tenant's latest shipped state on a node that takes it over: the newest snapshot
 //! of the highest ownership generation and every segment of its chain, replayed to the end,
-//! checked, put in place, and a new chain started under the new owner's ownership generation
+//! the chain's state objects (code deployed and secrets set since, see [`crate::state`])
+//! applied, checked, put in place, and a new chain started under the new owner's ownership generation
 //! so that no object of a previous owner is ever extended.
 //!
 //! Fencing: the chain chosen is the newest one of the highest ownership generation in the
@@ -24,6 +25,8 @@ pub struct Handoff {
     pub transactions: u64,
     /// Commit time (ms since the epoch) of the last transaction replayed (0 when none).
     pub last_commit_ms: i64,
+    /// State objects (code deployed, secrets set after the snapshot) applied on it.
+    pub states: usize,
     /// The snapshot that starts the new owner's chain.
     pub chain: Manifest,
 }
@@ -71,6 +74,15 @@ pub async fn restore_latest(
     let done = async {
         restore::fetch(target, &from, &staging, &crate::quiet).await?;
         let replayed = pitr::replay(target, &from, &staging, i64::MAX, &crate::quiet).await?;
+        // The code deployed and the secrets set after the snapshot, newest last.
+        let states = crate::state::apply(
+            target,
+            tenant_id,
+            &from.id,
+            from.ownership_generation,
+            &staging,
+        )
+        .await?;
         let source = Source {
             tenant_id: tenant_id.to_string(),
             slug: from.slug.clone(),
@@ -88,6 +100,7 @@ pub async fn restore_latest(
             from: from.clone(),
             transactions: replayed.transactions,
             last_commit_ms: replayed.last_ms,
+            states,
             chain,
         })
     }

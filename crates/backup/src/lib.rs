@@ -11,7 +11,10 @@
 //! Continuous WAL shipping ([`ship`]) adds `wal/<tenant id>/<backup id>/<seq>.wal.zst`
 //! segments (the transactions committed after that backup's snapshot, numbered from 0) and
 //! `wal/<tenant id>/<backup id>/files/<path>` (stored files uploaded after it); a
-//! point-in-time restore ([`pitr`]) replays them onto the snapshot up to a moment.
+//! point-in-time restore ([`pitr`]) replays them onto the snapshot up to a moment. A chain
+//! also holds `wal/<tenant id>/<backup id>/state/<seq>.tar.zst` ([`state`]): the tenant's
+//! secrets (never in a snapshot) and the code deployed after the snapshot, which a node taking
+//! the tenant over applies on top of it.
 //!
 //! Ownership generations (fencing for a cluster): every snapshot id and segment name carries
 //! the ownership generation of the node that wrote it (`-o<10 digits>`; nothing for 0, a single
@@ -40,6 +43,7 @@ pub mod remote;
 pub mod restore;
 pub mod ship;
 pub mod snapshot;
+pub mod state;
 pub mod target;
 pub mod wal;
 

@@ -117,6 +117,7 @@ pub fn start_chain(dir: &Path, backup_id: &str, ownership: u64, time_ms: i64) ->
         db_file: fingerprint(&dir.join("data.db")),
         ownership,
         bytes: 0,
+        states: first_state(),
     };
     let body = serde_json::to_vec(&state).map_err(|e| Error::Invalid(e.to_string()))?;
     let partial = dir.join(format!("{STATE_FILE}.partial"));
@@ -168,9 +169,16 @@ struct State {
     /// under another one never extends it.
     #[serde(default)]
     ownership: u64,
-    /// Bytes stored in the chain so far (sealed segments and files).
+    /// Bytes stored in the chain so far (sealed segments, files and state objects).
     #[serde(default)]
     bytes: u64,
+    /// Next state object number (0 is stored with the chain's snapshot; see [`crate::state`]).
+    #[serde(default = "first_state")]
+    states: u64,
+}
+
+fn first_state() -> u64 {
+    1
 }
 
 /// Where a snapshot's database copy stands in the WAL: the generation starts there.
@@ -192,6 +200,8 @@ enum Control {
     Base(String, PathBuf, oneshot::Sender<Result<WalStart>>),
     /// Ship everything committed so far.
     Flush(oneshot::Sender<Result<()>>),
+    /// Store a state object of what changed (see [`Shipping::store_state`]).
+    State(crate::state::Items, oneshot::Sender<Result<bool>>),
 }
 
 /// The node's WAL shipping. Cheap to clone.
@@ -395,6 +405,23 @@ impl Shipping {
         Ok(true)
     }
 
+    /// Stores in tenant `tenant_id`'s current chain what `items` names (its code folders, its
+    /// secrets) as it is now in its directory, through its shipper (one change at a time, so
+    /// numbers follow the order of changes). `Some(Ok(true))` once stored and the chain's
+    /// snapshot is known stored too; `Some(Ok(false))` when the tenant has no chain that a
+    /// restore would use yet (a snapshot must carry it); `None` when the tenant is not shipped
+    /// in this process.
+    pub async fn store_state(
+        &self,
+        tenant_id: &str,
+        items: crate::state::Items,
+    ) -> Option<Result<bool>> {
+        let control = self.control(tenant_id)?;
+        let (reply, answer) = oneshot::channel();
+        control.send(Control::State(items, reply)).ok()?;
+        answer.await.ok()
+    }
+
     /// Waits until every shipper has stopped (after their tenants closed), at most `limit`.
     pub async fn wait_stopped(&self, limit: Duration) -> bool {
         let mut running = self.inner.running.subscribe();
@@ -466,6 +493,9 @@ impl Shipper {
                             due = Some(tokio::time::Instant::now());
                         }
                         let _ = reply.send(based);
+                    }
+                    Some(Control::State(items, reply)) => {
+                        let _ = reply.send(self.store_state(&items).await);
                     }
                     Some(Control::Flush(reply)) => {
                         let shipped = self.ship(&log).await;
@@ -825,11 +855,23 @@ impl Shipper {
             db_file: None,
             ownership: self.ownership,
             bytes: 0,
+            states: first_state(),
         };
         // A new chain: a long one may ask for the next snapshot at once.
         self.asked = None;
         self.confirmed = false;
         self.recent.clear();
+        // The chain's state object 0: the secrets, which the snapshot does not hold, stored
+        // before its manifest (the code folders are packed after this copy, so the snapshot
+        // holds every deploy made before the chain started).
+        self.state.bytes = crate::state::store_secrets(
+            &self.ship.target,
+            &self.tenant,
+            backup,
+            self.ownership,
+            &self.dir,
+        )
+        .await?;
         self.save().await?;
         Ok(WalStart {
             salt1: end.map_or(0, |c| c.salt1),
@@ -837,6 +879,47 @@ impl Shipper {
             frames: end.map_or(0, |c| c.frames),
             time_ms,
         })
+    }
+
+    /// Stores a state object of `items` in the current chain (see [`Shipping::store_state`]).
+    async fn store_state(&mut self, items: &crate::state::Items) -> Result<bool> {
+        if self.state.generation.is_empty() {
+            self.ask_for_snapshot();
+            return Ok(false);
+        }
+        let seq = self.state.states;
+        let size = crate::state::store(
+            &self.ship.target,
+            &self.tenant,
+            &self.state.generation,
+            seq,
+            self.ownership,
+            &self.dir,
+            items,
+        )
+        .await?;
+        self.state.states = seq + 1;
+        self.state.bytes += size;
+        self.save().await?;
+        if !self.confirmed {
+            let key = format!(
+                "{}{}",
+                crate::Manifest::dir(&self.tenant, &self.state.generation),
+                crate::manifest::MANIFEST
+            );
+            match self
+                .ship
+                .target
+                .get_bytes(&key, crate::manifest::MAX_MANIFEST)
+                .await
+            {
+                Ok(_) => self.confirmed = true,
+                // The chain's snapshot is still being stored (or failed): not yet restorable.
+                Err(Error::NotFound(_)) => return Ok(false),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(true)
     }
 
     /// Ships stored files modified since the last scan (new uploads) into the generation.

@@ -128,6 +128,10 @@ async fn create_with(
     }
     let mut created = crate::now_rfc3339();
     let copy = work.0.join("data.db");
+    let base_kind = match &base {
+        Base::Offline(ownership) => Base::Offline(*ownership),
+        _ => Base::Vacuum,
+    };
     let based = match base {
         Base::Shipper(shipping) => shipping.base(&source.tenant_id, &id, &copy).await,
         Base::Vacuum => None,
@@ -159,6 +163,11 @@ async fn create_with(
             None
         }
     };
+    // An offline chain start stores the chain's state object 0 (the secrets) itself; a
+    // shipper does it when it takes the copy.
+    if let Base::Offline(ownership) = base_kind {
+        crate::state::store_secrets(target, &source.tenant_id, &id, ownership, &source.dir).await?;
+    }
     let mut copies = vec![("data.db", copy)];
     let aux = source.dir.join("auxiliary.db");
     if tokio::fs::try_exists(&aux).await? {

@@ -131,6 +131,7 @@ pub async fn deploy_code(
                 warren_control_plane::code::deploy(
                     &state.tenants,
                     &state.registry,
+                    &state.backups,
                     &project,
                     &upload,
                 )

@@ -59,6 +59,14 @@ pub(crate) async fn run(
     }
 }
 
+/// `Ok` for a 2xx answer (its body unread), or the answer's status and message.
+pub(crate) async fn done(response: Response) -> Result<(), (StatusCode, String)> {
+    if response.status().is_success() {
+        return Ok(());
+    }
+    json::<serde_json::Value>(response).await.map(|_| ())
+}
+
 /// The JSON of a 2xx answer, or the answer's status and message.
 pub(crate) async fn json<T: DeserializeOwned>(
     response: Response,

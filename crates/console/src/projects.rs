@@ -477,10 +477,26 @@ pub(crate) async fn owned(
                     Err(e) => return Err(failure(visitor, e)),
                 },
             },
-            secrets: match warren_control_plane::secrets::list(&state.tenants, &project.slug).await
-            {
-                Ok(found) => found.names,
-                Err(e) => return Err(failure(visitor, e)),
+            secrets: match crate::elsewhere::of(state, &project) {
+                Some(elsewhere) => {
+                    let answer = crate::elsewhere::run(
+                        &*elsewhere,
+                        &project,
+                        axum::http::Method::GET,
+                        "secrets",
+                        None,
+                        axum::body::Body::empty(),
+                    )
+                    .await;
+                    crate::elsewhere::json::<warren_control_plane::secrets::SecretNames>(answer)
+                        .await
+                        .map(|found| found.names)
+                        .unwrap_or_default()
+                }
+                None => match warren_control_plane::secrets::list_for(state, &project).await {
+                    Ok(found) => found.names,
+                    Err(e) => return Err(failure(visitor, e)),
+                },
             },
         },
         Err(e) => return Err(failure(visitor, e)),

@@ -3248,3 +3248,127 @@ async fn a_dead_nodes_busy_tenants_are_restored_before_their_next_request() {
         first.unwrap_or_default()
     );
 }
+
+/// A code deploy's tar.gz holding `files` (path, content).
+fn code_archive(files: &[(&str, &str)]) -> Vec<u8> {
+    let mut archive = tar::Builder::new(flate2::write::GzEncoder::new(
+        Vec::new(),
+        flate2::Compression::fast(),
+    ));
+    for (path, text) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(text.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        archive
+            .append_data(&mut header, path, text.as_bytes())
+            .unwrap();
+    }
+    archive.into_inner().unwrap().finish().unwrap()
+}
+
+/// Hooks whose route `/env` answers `<version>:<the secret X>`.
+fn env_hooks(version: &str) -> String {
+    format!(
+        "routerAdd(\"GET\", \"/env\", (e) => e.string(200, \"{version}:\" + $os.getenv(\"X\")));\n"
+    )
+}
+
+/// A tenant's code and secrets travel with it: deployed and set while it is on n1, it is moved
+/// to n2 and its hooks answer with the secret's value through every node; a second deploy and
+/// secret change on n2 (asked through the leader and through n3, run on n2), then n2 is killed
+/// with SIGKILL right after their 200s: the survivor that takes the tenant over serves the
+/// newest code with the newest secret.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs etcd: run by tests/suites/cluster"]
+async fn a_tenants_code_and_secrets_travel_with_it() {
+    let etcd = Cluster::start();
+    let target = tempfile::tempdir().unwrap();
+    let [n1, mut n2, n3] = three_nodes_with_backups(&etcd, target.path()).await;
+    let slug = "carried";
+    let host = format!("{slug}.localhost");
+    let id = tenant_with_notes(&n1, slug).await;
+    let operator = |node: &Node, method: Method, path: &str| {
+        node.request(method, "localhost", &format!("/v1/tenants/{slug}{path}"))
+            .bearer_auth(TOKEN)
+    };
+    let deploy = async |node: &Node, version: &str| {
+        let started = Instant::now();
+        let (status, body) = send(
+            operator(node, Method::PUT, "/code")
+                .header("Content-Type", "application/gzip")
+                .body(code_archive(&[(
+                    "pb_hooks/main.pb.js",
+                    &env_hooks(version),
+                )])),
+        )
+        .await;
+        assert_eq!(status, 200, "deploy {version} through {}: {body}", node.id);
+        started.elapsed()
+    };
+    let set_secret = async |node: &Node, value: &str| {
+        let started = Instant::now();
+        let (status, body) =
+            send(operator(node, Method::PUT, "/secrets/X").json(&json!({ "value": value }))).await;
+        assert_eq!(status, 204, "secret through {}: {body}", node.id);
+        started.elapsed()
+    };
+    let env = async |node: &Node| {
+        let (status, body) = send(node.request(Method::GET, &host, "/env")).await;
+        (status, body.as_str().unwrap_or_default().to_string())
+    };
+
+    // On n1: code and a secret.
+    deploy(&n1, "v1").await;
+    set_secret(&n1, "one").await;
+    assert_eq!(env(&n1).await, (200, "v1:one".to_string()));
+
+    // Moved to n2: served through every node with the secret.
+    let (status, body) = send(move_request(&n1, slug).json(&json!({ "node": "n2" }))).await;
+    assert_eq!(status, 200, "{body}");
+    eventually(
+        Duration::from_secs(15),
+        "n2 serves the tenant",
+        async || send(n2.request(Method::GET, &host, "/api/health")).await.0 == 200,
+    )
+    .await;
+    for node in [&n1, &n2, &n3] {
+        assert_eq!(env(node).await, (200, "v1:one".to_string()), "{}", node.id);
+    }
+    // The secrets' names through the leader are n2's.
+    let (status, body) = send(operator(&n1, Method::GET, "/secrets")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["names"], json!(["X"]));
+
+    // On n2 (asked through the leader and through n3): newer code and secret, then n2 dies.
+    let deploy_took = deploy(&n1, "v2").await;
+    let secret_took = set_secret(&n3, "two").await;
+    n2.child.kill().unwrap();
+    let killed = Instant::now();
+    n2.child.wait().unwrap();
+    println!("on n2: deploy acknowledged in {deploy_took:?}, secret in {secret_took:?}");
+
+    let mut served = None;
+    let deadline = killed + Duration::from_secs(30);
+    'wait: while Instant::now() < deadline {
+        for node in [&n1, &n3] {
+            let (status, text) = env(node).await;
+            if status == 200 {
+                served = Some((node.id.clone(), text));
+                break 'wait;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let (by, text) = served.expect("a survivor serves the tenant within 30 s");
+    println!(
+        "after the kill: served through {by} in {:?}: {text}",
+        killed.elapsed()
+    );
+    assert_eq!(text, "v2:two", "the newest code and secret");
+    for node in [&n1, &n3] {
+        assert_eq!(env(node).await, (200, "v2:two".to_string()), "{}", node.id);
+    }
+    let owner = [&n1, &n3].into_iter().find(|n| n.has_tenant(&id)).unwrap();
+    println!("taken over by {}", owner.id);
+}

@@ -35,7 +35,14 @@ pub async fn deploy_code(
 ) -> Result<Json<Deployed>> {
     let (tenant, upload) = receive_upload(&state, &slug, request).await?;
     Ok(Json(
-        code::deploy(&state.tenants, &state.registry, &tenant, &upload).await?,
+        code::deploy(
+            &state.tenants,
+            &state.registry,
+            &state.backups,
+            &tenant,
+            &upload,
+        )
+        .await?,
     ))
 }
 

@@ -29,12 +29,15 @@ pub struct SecretValue {
 pub async fn list_secrets(
     State(state): State<ControlPlane>,
     Path(slug): Path<String>,
+    acting: Option<axum::Extension<crate::Acting>>,
 ) -> Result<Json<SecretNames>> {
-    Ok(Json(secrets::list(&state.tenants, &slug).await?))
+    let tenant = super::tenant(&state, &slug, acting).await?;
+    Ok(Json(secrets::list_for(&state, &tenant).await?))
 }
 
 /// `PUT /v1/tenants/{slug}/secrets/{name}` `{"value": "…"}`: sets a secret; the tenant's
-/// running code reads the new value at its next `$os.getenv`.
+/// running code reads the new value at its next `$os.getenv`. A shipped tenant's answer comes
+/// once the secrets are stored in the backup target too.
 #[utoipa::path(put, path = "/v1/tenants/{slug}/secrets/{name}", tag = "secrets",
     security(("operator" = [])),
     params(("slug" = String, Path, description = "The tenant's slug"),
@@ -49,9 +52,11 @@ pub async fn list_secrets(
 pub async fn set_secret(
     State(state): State<ControlPlane>,
     Path((slug, name)): Path<(String, String)>,
+    acting: Option<axum::Extension<crate::Acting>>,
     JsonBody(body): JsonBody<SecretValue>,
 ) -> Result<StatusCode> {
-    secrets::set(&state.tenants, &slug, &name, &body.value).await?;
+    let tenant = super::tenant(&state, &slug, acting).await?;
+    secrets::set_for(&state, &tenant, &name, &body.value).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -68,7 +73,9 @@ pub async fn set_secret(
 pub async fn unset_secret(
     State(state): State<ControlPlane>,
     Path((slug, name)): Path<(String, String)>,
+    acting: Option<axum::Extension<crate::Acting>>,
 ) -> Result<StatusCode> {
-    secrets::unset(&state.tenants, &slug, &name).await?;
+    let tenant = super::tenant(&state, &slug, acting).await?;
+    secrets::unset_for(&state, &tenant, &name).await?;
     Ok(StatusCode::NO_CONTENT)
 }

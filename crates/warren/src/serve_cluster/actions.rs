@@ -1,5 +1,5 @@
 //! Platform actions on a tenant's data (backup now, in-place restore, export, import, code
-//! deploy and reads, superuser) run on the node that serves the tenant: the leader finds it as
+//! deploy and reads, superuser, secrets) run on the node that serves the tenant: the leader finds it as
 //! a tenant request would (its owner, or the node that claims it now, restoring it if needed)
 //! and sends it the operator request (peer-only `/v1/cluster/act/{id}/...`, the tenant's
 //! record in a header); that node acts only if it serves the tenant, and its answer (status,
@@ -43,7 +43,11 @@ fn on_data(method: &Method, rest: &str) -> bool {
             | (&Method::GET | &Method::PUT, "code")
             | (&Method::GET, "code/archive")
             | (&Method::PUT, "superuser")
-    )
+            | (&Method::GET, "secrets")
+    ) || (matches!(method, &Method::PUT | &Method::DELETE)
+        && rest
+            .strip_prefix("secrets/")
+            .is_some_and(|name| !name.is_empty() && !name.contains('/')))
 }
 
 /// `path` and `query` of `uri` joined again.
@@ -243,6 +247,11 @@ mod tests {
         assert!(on_data(&Method::PUT, "code"));
         assert!(on_data(&Method::GET, "code/archive"));
         assert!(on_data(&Method::PUT, "superuser"));
+        assert!(on_data(&Method::GET, "secrets"));
+        assert!(on_data(&Method::PUT, "secrets/API_KEY"));
+        assert!(on_data(&Method::DELETE, "secrets/API_KEY"));
+        assert!(!on_data(&Method::GET, "secrets/API_KEY"));
+        assert!(!on_data(&Method::PUT, "secrets/a/b"));
         assert!(
             !on_data(&Method::GET, "backups"),
             "the list is the leader's"
