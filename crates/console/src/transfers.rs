@@ -2,12 +2,14 @@
 //! a PocketBase backup) into an empty project and follow its progress, and download the
 //! project as a zip. Projects are looked up within the signed-in account only; every form
 //! carries the CSRF token (the upload's as its first part, checked before the file is read).
+//! In cluster mode a project served by another node imports there, its job read from there.
 
 use askama::Template;
 use axum::body::Body;
 use axum::extract::{Multipart, Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use futures_util::future::{Either, select};
 use serde::Deserialize;
 use tokio_util::io::ReaderStream;
 
@@ -246,11 +248,10 @@ async fn import_there(
         Some("application/zip"),
         body,
     );
-    let answer = match futures_util::future::select(std::pin::pin!(send), std::pin::pin!(pump))
-        .await
-    {
-        futures_util::future::Either::Left((answer, _)) => answer,
-        futures_util::future::Either::Right(((), send)) => send.await,
+    // The owner may answer before it took the whole upload (a refusal): then no more is sent.
+    let answer = match select(std::pin::pin!(send), std::pin::pin!(pump)).await {
+        Either::Left((answer, _)) => answer,
+        Either::Right(((), send)) => send.await,
     };
     if let Some(why) = stopped.lock().unwrap_or_else(|p| p.into_inner()).take() {
         return Err(why);

@@ -2994,6 +2994,32 @@ async fn the_console_imports_into_a_project_on_the_node_serving_it() {
     let (status, body) = visitor.upload(&page, &form, b"").await;
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("Choose a zip file to import."), "{body}");
+    // Over the plan's upload limit: 413 with the limit named, the project left empty.
+    let (status, body) = send(
+        n1.request(Method::POST, "localhost", "/v1/plans")
+            .bearer_auth(TOKEN)
+            .json(&json!({ "name": "tiny", "maxUploadBytes": 4096 })),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let plan = async |name: &str| {
+        let (status, body) = send(
+            n1.request(Method::PATCH, "localhost", &format!("/v1/tenants/{slug}"))
+                .bearer_auth(TOKEN)
+                .json(&json!({ "plan": name })),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+    };
+    plan("tiny").await;
+    assert!(zip.len() > 4096, "{} bytes", zip.len());
+    let (status, body) = visitor.upload(&page, &form, &zip).await;
+    assert_eq!(status, 413, "{body}");
+    assert!(
+        body.contains("larger than the plan allows (4096 bytes)"),
+        "{body}"
+    );
+    plan("default").await;
 
     let started = Instant::now();
     let (status, body) = visitor.upload(&page, &form, &zip).await;

@@ -80,7 +80,9 @@ pub async fn import_tenant(
     request: Request,
 ) -> Result<Response> {
     let Ok(Query(query)) = query else {
-        return Err(Error::Invalid("background", "background must be true or false.".into()).into());
+        return Err(
+            Error::Invalid("background", "background must be true or false.".into()).into(),
+        );
     };
     let (tenant, upload) = receive_upload(&state, &slug, request).await?;
     let (first, done) = state.transfers.start_import(&tenant, upload).await?;
