@@ -67,32 +67,60 @@ pub(crate) async fn done(response: Response) -> Result<(), (StatusCode, String)>
     json::<serde_json::Value>(response).await.map(|_| ())
 }
 
-/// The JSON of a 2xx answer, or the answer's status and message.
+/// Why the node serving a project did not do what was asked.
+pub(crate) struct Refusal {
+    /// The answer's status.
+    pub(crate) status: StatusCode,
+    /// Its message.
+    pub(crate) message: String,
+    /// What it said about the refused field, when it named one.
+    pub(crate) field: Option<String>,
+}
+
+/// The JSON of a 2xx answer, or the answer's status and message (the refused field's message
+/// when it named one).
 pub(crate) async fn json<T: DeserializeOwned>(
     response: Response,
 ) -> Result<T, (StatusCode, String)> {
+    answer(response)
+        .await
+        .map_err(|refusal| (refusal.status, refusal.field.unwrap_or(refusal.message)))
+}
+
+/// The JSON of a 2xx answer, or why it was refused.
+pub(crate) async fn answer<T: DeserializeOwned>(response: Response) -> Result<T, Refusal> {
     let status = response.status();
+    let refused = |status, message: &str| Refusal {
+        status,
+        message: message.to_string(),
+        field: None,
+    };
     let bytes = axum::body::to_bytes(response.into_body(), ANSWER_LIMIT)
         .await
-        .map_err(|_| {
-            (
-                StatusCode::BAD_GATEWAY,
-                "The answer was too large.".to_string(),
-            )
-        })?;
+        .map_err(|_| refused(StatusCode::BAD_GATEWAY, "The answer was too large."))?;
     if status.is_success() {
         return serde_json::from_slice(&bytes).map_err(|_| {
-            (
+            refused(
                 StatusCode::BAD_GATEWAY,
-                "The project's server answered something else.".to_string(),
+                "The project's server answered something else.",
             )
         });
     }
-    let message = serde_json::from_slice::<serde_json::Value>(&bytes)
-        .ok()
-        .and_then(|v| v["message"].as_str().map(str::to_string))
-        .unwrap_or_else(|| "The project's server could not do it; try again shortly.".into());
-    Err((status, message))
+    let envelope = serde_json::from_slice::<serde_json::Value>(&bytes).unwrap_or_default();
+    let message = envelope["message"]
+        .as_str()
+        .unwrap_or("The project's server could not do it; try again shortly.")
+        .to_string();
+    let field = envelope["data"].as_object().and_then(|fields| {
+        fields
+            .values()
+            .find_map(|field| field["message"].as_str().map(str::to_string))
+    });
+    Err(Refusal {
+        status,
+        message,
+        field,
+    })
 }
 
 fn refusal(status: StatusCode, message: &str) -> Response {

@@ -2,12 +2,14 @@
 //! a PocketBase backup) into an empty project and follow its progress, and download the
 //! project as a zip. Projects are looked up within the signed-in account only; every form
 //! carries the CSRF token (the upload's as its first part, checked before the file is read).
+//! In cluster mode a project served by another node imports there, its job read from there.
 
 use askama::Template;
 use axum::body::Body;
 use axum::extract::{Multipart, Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use futures_util::future::{Either, select};
 use serde::Deserialize;
 use tokio_util::io::ReaderStream;
 
@@ -125,6 +127,15 @@ pub async fn import_project(
             .await;
         }
     };
+    if let Some(elsewhere) = crate::elsewhere::of(&state, &project) {
+        return match import_there(&*elsewhere, &project, field).await {
+            Ok(()) => {
+                state.directory.forget(&project.slug);
+                redirect(&visitor, &format!("/projects/{}/import", project.id), &[])
+            }
+            Err((status, message)) => refuse(status, message).await,
+        };
+    }
     let upload = match state
         .transfers
         .receive(Box::pin(field), upload_limit(&project))
@@ -154,6 +165,122 @@ pub async fn import_project(
             Ok((status, message)) => refuse(status, message).await,
             Err(other) => failure(&visitor, other),
         },
+    }
+}
+
+/// Why the console stopped an upload it was streaming on.
+type Stopped = std::sync::Mutex<Option<(StatusCode, String)>>;
+
+/// Starts the import of the upload in `field` on the node serving `project`, the zip streamed
+/// to it as it comes (counted against the plan's limit here too); the job then runs there.
+/// The refusal's status and notice otherwise, worded as on one node.
+async fn import_there(
+    elsewhere: &dyn crate::Elsewhere,
+    project: &TenantInfo,
+    mut field: axum::extract::multipart::Field<'_>,
+) -> Result<(), (StatusCode, String)> {
+    let no_file = || {
+        (
+            StatusCode::BAD_REQUEST,
+            "Choose a zip file to import.".to_string(),
+        )
+    };
+    let interrupted = |e: axum::extract::multipart::MultipartError| {
+        (
+            StatusCode::BAD_REQUEST,
+            format!("The upload was interrupted: {e}."),
+        )
+    };
+    // Its first bytes, so that an empty upload is refused here as on one node.
+    let first = loop {
+        match field.chunk().await {
+            Ok(Some(chunk)) if chunk.is_empty() => continue,
+            Ok(Some(chunk)) => break chunk,
+            Ok(None) => return Err(no_file()),
+            Err(e) => return Err(interrupted(e)),
+        }
+    };
+    let limit = upload_limit(project);
+    let stopped = Stopped::default();
+    let stop = |why: (StatusCode, String)| {
+        *stopped.lock().unwrap_or_else(|p| p.into_inner()) = Some(why);
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<axum::body::Bytes>>(4);
+    let pump = async move {
+        let mut bytes = 0u64;
+        let mut next = Some(first);
+        loop {
+            let chunk = match next.take() {
+                Some(chunk) => chunk,
+                None => match field.chunk().await {
+                    Ok(Some(chunk)) => chunk,
+                    Ok(None) => return,
+                    Err(e) => {
+                        stop(interrupted(e));
+                        let _ = tx.send(Err(std::io::Error::other("interrupted"))).await;
+                        return;
+                    }
+                },
+            };
+            bytes += chunk.len() as u64;
+            if let Some(limit) = limit.filter(|&limit| bytes > limit) {
+                stop((
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    warren_control_plane::transfers::too_large(limit).to_string(),
+                ));
+                let _ = tx.send(Err(std::io::Error::other("too large"))).await;
+                return;
+            }
+            if tx.send(Ok(chunk)).await.is_err() {
+                // The node serving the project answered already.
+                return;
+            }
+        }
+    };
+    let body = Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|chunk| (chunk, rx))
+    }));
+    let send = crate::elsewhere::run(
+        elsewhere,
+        project,
+        axum::http::Method::POST,
+        "import?background=true",
+        Some("application/zip"),
+        body,
+    );
+    // The owner may answer before it took the whole upload (a refusal): then no more is sent.
+    let answer = match select(std::pin::pin!(send), std::pin::pin!(pump)).await {
+        Either::Left((answer, _)) => answer,
+        Either::Right(((), send)) => send.await,
+    };
+    if let Some(why) = stopped.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        return Err(why);
+    }
+    match crate::elsewhere::answer::<Job>(answer).await {
+        Ok(job) => {
+            tracing::info!(slug = %project.slug, bytes = job.upload_bytes, "import started from the console on the node serving the project");
+            Ok(())
+        }
+        Err(refusal) => Err(match refusal.field {
+            Some(message) => (refusal.status, message),
+            None if refusal.status == StatusCode::BAD_REQUEST => (
+                refusal.status,
+                format!(
+                    "The zip was refused: {}.",
+                    lower_first(refusal.message.trim_end_matches('.'))
+                ),
+            ),
+            None => (refusal.status, refusal.message),
+        }),
+    }
+}
+
+/// `text` with its first letter in lower case, as a reason reads inside a sentence.
+fn lower_first(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => String::new(),
     }
 }
 
@@ -213,7 +340,35 @@ pub async fn show_import(
     let back = format!("/projects/{}", project.id);
     let back_text = format!("Back to {}", project.slug);
     let title = format!("Import into {}", project.slug);
-    let Some(job) = state.transfers.job(&project) else {
+    let job = match crate::elsewhere::of(&state, &project) {
+        // The job runs on the node serving the project.
+        Some(elsewhere) => {
+            let answer = crate::elsewhere::run(
+                &*elsewhere,
+                &project,
+                axum::http::Method::GET,
+                "import",
+                None,
+                Body::empty(),
+            )
+            .await;
+            match crate::elsewhere::json::<Job>(answer).await {
+                Ok(job) => Some(job),
+                Err((StatusCode::NOT_FOUND, _)) => None,
+                Err((status, message)) => {
+                    return page(
+                        &visitor,
+                        status,
+                        &title,
+                        Some(Notice::Error(message)),
+                        &Link::to(&back, &back_text),
+                    );
+                }
+            }
+        }
+        None => state.transfers.job(&project),
+    };
+    let Some(job) = job else {
         return page(
             &visitor,
             StatusCode::NOT_FOUND,

@@ -2875,6 +2875,194 @@ impl<'a> ConsoleVisitor<'a> {
         fields.extend_from_slice(form);
         self.send(Method::POST, path, &fields).await
     }
+    /// Loads `page` for its CSRF token, then posts `file` to `path` as a multipart upload
+    /// (the token first, then the file).
+    async fn upload(&mut self, page: &str, path: &str, file: &[u8]) -> (u16, String) {
+        let (status, body) = self.send(Method::GET, page, &[]).await;
+        assert_eq!(status, 200, "{page}: {body}");
+        let marker = r#"name="csrf" value=""#;
+        let start = body.find(marker).expect("a CSRF token") + marker.len();
+        let csrf = &body[start..start + body[start..].find('"').unwrap()];
+        let boundary = "warren-cluster-boundary-51c2";
+        let mut multipart = format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n{csrf}\r\n\
+             --{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"data.zip\"\r\n\
+             Content-Type: application/zip\r\n\r\n"
+        )
+        .into_bytes();
+        multipart.extend_from_slice(file);
+        multipart.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        let cookie: Vec<String> = self
+            .cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let response = self
+            .client
+            .post(format!("http://{}{path}", self.node.addr))
+            .header(
+                reqwest::header::HOST,
+                format!("localhost:{}", self.node.addr.port()),
+            )
+            .header("cookie", cookie.join("; "))
+            .header(
+                "content-type",
+                format!("multipart/form-data; boundary={boundary}"),
+            )
+            .body(multipart)
+            .send()
+            .await
+            .unwrap();
+        self.location = response
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let status = response.status().as_u16();
+        (status, response.text().await.unwrap())
+    }
+}
+
+/// The console's import of a PocketBase zip into an empty project moved to n2, through the
+/// leader, runs on n2: the upload streams there, the progress page (on the leader) follows n2's
+/// job until it is done, and the imported records are served through every node. A file that
+/// is no zip comes back as the form's notice, nothing changed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs etcd: run by tests/suites/cluster"]
+async fn the_console_imports_into_a_project_on_the_node_serving_it() {
+    let etcd = Cluster::start();
+    let target = tempfile::tempdir().unwrap();
+    let [n1, n2, n3] = three_nodes_with_backups(&etcd, target.path()).await;
+    // The zip: a tenant with notes, exported as pb_data.
+    tenant_with_notes_unshipped(&n1, "source").await;
+    write_notes(&n1, "source", 3, "imported").await;
+    let response = n1
+        .request(Method::GET, "localhost", "/v1/tenants/source/export")
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let zip = response.bytes().await.unwrap().to_vec();
+
+    let mut visitor = ConsoleVisitor::new(&n1);
+    let (status, body) = visitor
+        .submit(
+            "/signup",
+            "/signup",
+            &[
+                ("email", "dev@example.com"),
+                ("password", "correct-horse-1"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 303, "signup: {body}");
+    let (status, accounts) = listing(&n1, "/v1/accounts?email=dev%40example.com").await;
+    assert_eq!(status, 200, "{accounts}");
+    let account = accounts["items"][0]["id"].as_str().unwrap().to_string();
+    let slug = "imported-here";
+    let (status, body) = send(
+        n1.request(Method::POST, "localhost", "/v1/tenants")
+            .bearer_auth(TOKEN)
+            .json(&json!({ "slug": slug, "account": account })),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let project = body["id"].as_str().unwrap().to_string();
+    let host = format!("{slug}.localhost");
+    let (status, body) =
+        send(n1.request(Method::GET, &host, "/api/collections/users/records")).await;
+    assert_eq!(status, 200, "{body}");
+    first_snapshot(&n1, slug).await;
+    let (status, body) = send(move_request(&n1, slug).json(&json!({ "node": "n2" }))).await;
+    assert_eq!(status, 200, "{body}");
+    eventually(
+        Duration::from_secs(15),
+        "n2 serves the tenant",
+        async || send(n2.request(Method::GET, &host, "/api/health")).await.0 == 200,
+    )
+    .await;
+
+    let page = format!("/projects/{project}");
+    let form = format!("{page}/import");
+    // A file that is no zip is refused by n2, and says so on the form.
+    let (status, body) = visitor
+        .upload(&page, &form, b"this is not a zip file at all")
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("The zip was refused"), "{body}");
+    let (status, body) = visitor.upload(&page, &form, b"").await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("Choose a zip file to import."), "{body}");
+    // Over the plan's upload limit: 413 with the limit named, the project left empty.
+    let (status, body) = send(
+        n1.request(Method::POST, "localhost", "/v1/plans")
+            .bearer_auth(TOKEN)
+            .json(&json!({ "name": "tiny", "maxUploadBytes": 4096 })),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let plan = async |name: &str| {
+        let (status, body) = send(
+            n1.request(Method::PATCH, "localhost", &format!("/v1/tenants/{slug}"))
+                .bearer_auth(TOKEN)
+                .json(&json!({ "plan": name })),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+    };
+    plan("tiny").await;
+    assert!(zip.len() > 4096, "{} bytes", zip.len());
+    let (status, body) = visitor.upload(&page, &form, &zip).await;
+    assert_eq!(status, 413, "{body}");
+    assert!(
+        body.contains("larger than the plan allows (4096 bytes)"),
+        "{body}"
+    );
+    plan("default").await;
+
+    let started = Instant::now();
+    let (status, body) = visitor.upload(&page, &form, &zip).await;
+    let upload_took = started.elapsed();
+    assert_eq!(status, 303, "{body}");
+    assert_eq!(visitor.location.as_deref(), Some(form.as_str()));
+    // The leader's progress page shows n2's job until it is done.
+    let mut polls = 0;
+    let done = loop {
+        polls += 1;
+        let (status, body) = visitor.send(Method::GET, &form, &[]).await;
+        assert_eq!(status, 200, "{body}");
+        if body.contains("Imported ") {
+            break body;
+        }
+        assert!(
+            body.contains(r#"id="import-status""#) && !body.contains("import failed"),
+            "{body}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the import ends"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let import_took = started.elapsed();
+    assert!(done.contains("serves them now"), "{done}");
+    for node in [&n1, &n2, &n3] {
+        let titles = titles(node, slug).await;
+        assert!(
+            titles.contains("imported-2"),
+            "through {}: {titles:?}",
+            node.id
+        );
+    }
+    // Imported once: a second import into the (now full) project is refused by n2.
+    let (status, body) = visitor.upload(&page, &form, &zip).await;
+    assert_eq!(status, 409, "{body}");
+    println!(
+        "console import of {} bytes through the leader, on n2: upload answered in \
+         {upload_took:?}, done after {import_took:?} ({polls} progress pages)",
+        zip.len()
+    );
 }
 
 /// The console's "set the project's superuser", through the leader, for a project moved to

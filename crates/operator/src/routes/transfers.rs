@@ -3,8 +3,9 @@
 
 use axum::Json;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Request, State};
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::ErrorBody;
@@ -47,13 +48,25 @@ pub(crate) async fn receive_upload(
     Ok((tenant, upload))
 }
 
-/// `POST /v1/tenants/{slug}/import`: the body is the zip. Answers when the import is done.
+/// Query of `POST /v1/tenants/{slug}/import`.
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ImportQuery {
+    /// `true`: answer 202 with the running job once the zip is received and checked, and
+    /// import in the background (follow it with `GET .../import`).
+    background: Option<bool>,
+}
+
+/// `POST /v1/tenants/{slug}/import`: the body is the zip. Answers when the import is done, or
+/// (`?background=true`) once it started.
 #[utoipa::path(post, path = "/v1/tenants/{slug}/import", tag = "transfers",
-    security(("operator" = [])), params(("slug" = String, Path, description = "The tenant's slug")),
+    security(("operator" = [])),
+    params(("slug" = String, Path, description = "The tenant's slug"), ImportQuery),
     request_body(content = Vec<u8>, content_type = "application/zip",
         description = "A zip of a PocketBase data directory (pb_data, at the top or in one folder), or a PocketBase backup zip"),
     responses(
         (status = 200, description = "Imported: the finished job", body = Job),
+        (status = 202, description = "With `background=true`: the zip was received and checked, and the import runs (the job as it started)", body = Job),
         (status = 400, description = "The zip is damaged, unsafe (absolute or `..` paths, links) or holds no PocketBase data; nothing changed", body = ErrorBody),
         (status = 401, description = "Missing or wrong operator token", body = ErrorBody),
         (status = 404, description = "No such tenant", body = ErrorBody),
@@ -63,15 +76,25 @@ pub(crate) async fn receive_upload(
 pub async fn import_tenant(
     State(state): State<ControlPlane>,
     Path(slug): Path<String>,
+    query: std::result::Result<Query<ImportQuery>, QueryRejection>,
     request: Request,
-) -> Result<Json<Job>> {
+) -> Result<Response> {
+    let Ok(Query(query)) = query else {
+        return Err(
+            Error::Invalid("background", "background must be true or false.".into()).into(),
+        );
+    };
     let (tenant, upload) = receive_upload(&state, &slug, request).await?;
-    let (_, done) = state.transfers.start_import(&tenant, upload).await?;
+    let (first, done) = state.transfers.start_import(&tenant, upload).await?;
+    if query.background == Some(true) {
+        state.directory.forget(&tenant.slug);
+        return Ok((StatusCode::ACCEPTED, Json(first)).into_response());
+    }
     let job = done
         .await
         .map_err(|_| Error::Io(std::io::Error::other("the import stopped")))??;
     state.directory.forget(&tenant.slug);
-    Ok(Json(job))
+    Ok(Json(job).into_response())
 }
 
 /// `GET /v1/tenants/{slug}/import`: the latest import's progress or outcome.

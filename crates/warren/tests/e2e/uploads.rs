@@ -210,8 +210,41 @@ async fn an_exported_zip_imports_into_an_empty_project_and_unzips_to_a_data_dire
         body["message"].as_str().unwrap().contains("not empty"),
         "{body}"
     );
-    let (status, body) = import(&server, "nosuch", zip).await;
+    let (status, body) = import(&server, "nosuch", zip.clone()).await;
     assert_eq!(status, 404, "{body}");
+
+    // `?background=true` answers 202 once the zip is checked; `GET .../import` follows the job.
+    create(&server, "later").await;
+    let background = |zip: Vec<u8>, query: &str| {
+        operator(
+            &server,
+            Method::POST,
+            &format!("/v1/tenants/later/import?{query}"),
+        )
+        .header("Content-Type", "application/zip")
+        .body(zip)
+    };
+    let (status, body) = send(background(zip.clone(), "background=maybe")).await;
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = send(background(b"no zip".to_vec(), "background=true")).await;
+    assert_eq!(status, 400, "refused before it starts: {body}");
+    let (status, started) = send(background(zip.clone(), "background=true")).await;
+    assert_eq!(status, 202, "{started}");
+    assert_eq!(started["uploadBytes"], zip.len());
+    let done = Instant::now();
+    let job = loop {
+        let (status, job) = send(operator(&server, Method::GET, "/v1/tenants/later/import")).await;
+        assert_eq!(status, 200, "{job}");
+        assert_eq!(job["id"], started["id"]);
+        if job["status"] != "running" {
+            break job;
+        }
+        assert!(done.elapsed() < Duration::from_secs(30), "{job}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(job["status"], "done", "{job}");
+    let (copied, _) = read_as_user(&server, "later.localhost", id).await;
+    assert_eq!(copied["title"], "moved along");
 
     // The target's export unzips to a pb_data directory that imports again, records and all.
     let again = export(&server, "target").await;
