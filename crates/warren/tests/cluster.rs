@@ -68,8 +68,18 @@ impl Node {
         Self::start_with(id, etcd, &[])
     }
 
-    /// [`Node::start`] with more flags for `warren serve`.
+    /// [`Node::start`] with more flags for `warren serve`. New tenants are provisioned on the
+    /// leader and stay there, where the tests look for them, unless `flags` say otherwise.
     fn start_with(id: &str, etcd: &[String], flags: &[String]) -> Self {
+        let mut flags = flags.to_vec();
+        if !etcd.is_empty() && !flags.iter().any(|f| f.starts_with("--cluster-place-new")) {
+            flags.push("--cluster-place-new=false".to_string());
+        }
+        Self::start_as_given(id, etcd, &flags)
+    }
+
+    /// [`Node::start`] with exactly `flags` (cluster defaults otherwise, but rebalancing off).
+    fn start_as_given(id: &str, etcd: &[String], flags: &[String]) -> Self {
         let data_dir = tempfile::tempdir().unwrap();
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let child = Self::spawn(id, addr, data_dir.path(), etcd, flags);
@@ -1873,7 +1883,7 @@ async fn new_tenants_move_to_their_placed_node() {
     );
 }
 
-/// New tenants are provisioned directly on their placed node (the default): three nodes, a
+/// New tenants are provisioned directly on their placed node (the default flags): three nodes, a
 /// burst of tenants created one after another through a follower's operator API, each one
 /// answering 200 through every node right after its creation (never a 503), owned by the node
 /// `placement::place` gives it placed one by one, under generation 1, its data only there. The
@@ -1885,8 +1895,12 @@ async fn new_tenants_are_provisioned_on_their_placed_node() {
     const TENANTS: usize = 24;
     let etcd = Cluster::start();
     let target = tempfile::tempdir().unwrap();
-    let [n1, n2, n3] =
-        three_nodes_with_backups_and(&etcd, target.path(), &["--cluster-place-new=true"]).await;
+    // The default placement of new tenants (no --cluster-place-new flag).
+    let flags = backup_flags(target.path());
+    let n1 = Node::start_as_given("n1", &etcd.clients, &flags);
+    wait_leads(&etcd, &n1).await;
+    let n2 = Node::start_as_given("n2", &etcd.clients, &flags);
+    let n3 = Node::start_as_given("n3", &etcd.clients, &flags);
     let nodes = [&n1, &n2, &n3];
     let client = etcd.client();
     eventually(Duration::from_secs(10), "three live nodes", async || {
