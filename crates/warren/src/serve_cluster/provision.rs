@@ -247,10 +247,10 @@ impl ClusterNode {
         self.record_generation(id, owner.generation).await;
         // Opened once this node's directory shows the claim: the snapshot is taken only of a
         // tenant this node serves.
-        while !self
+        while self
             .directory
             .owner(id)
-            .is_some_and(|(o, _)| o.lease == self.member.lease())
+            .is_none_or(|(o, _)| o.lease != self.member.lease())
         {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
