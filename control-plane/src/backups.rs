@@ -598,7 +598,7 @@ impl Backups {
                     let dir = warren_tenant::tenant_dir(inner.tenants.root(), &id);
                     tokio::fs::rename(&staging, &dir).await.map_err(Error::Io)?;
                     sync_dir(inner.tenants.root()).await?;
-                    inner.tenants.register(id, &to).await?
+                    inner.tenants.register(id, &to, false).await?
                 }
                 None => {
                     let bucket = inner.file_bucket.as_ref();

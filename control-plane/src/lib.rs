@@ -23,6 +23,7 @@ pub mod error;
 pub mod lifecycle;
 pub mod metering;
 pub mod metrics;
+pub mod new_tenants;
 pub mod operator;
 pub mod outbox;
 pub mod plans;

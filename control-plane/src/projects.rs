@@ -90,8 +90,7 @@ impl Projects {
         if self.list(account).await?.len() >= max as usize {
             return Err(Error::ProjectLimit(max));
         }
-        let id = warren_secrets::random::record_id();
-        warren_tenant::provision(self.tenants.root(), &id).await?;
+        let (id, elsewhere) = self.tenants.provision_new(slug).await?;
         let (row_id, row_slug, owner) = (id.clone(), slug.to_string(), account.to_string());
         let inserted = self
             .tenants
@@ -122,8 +121,7 @@ impl Projects {
             })
             .await;
         if inserted.is_err() {
-            let _ = tokio::fs::remove_dir_all(warren_tenant::tenant_dir(self.tenants.root(), &id))
-                .await;
+            self.tenants.discard_new(&id, elsewhere).await;
         }
         inserted
     }

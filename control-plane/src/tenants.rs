@@ -1,4 +1,5 @@
-//! Tenant bookkeeping: create (provision, then record), list, get, delete.
+//! Tenant bookkeeping: create (provision here or on the placed node, then record), list, get,
+//! delete.
 
 use std::path::{Path, PathBuf};
 
@@ -112,6 +113,8 @@ pub struct Tenants {
     root: PathBuf,
     /// DNS resolver for custom-domain verification (the system's when unset).
     dns: Option<std::net::SocketAddr>,
+    /// Where new tenants are provisioned when not here (a cluster's placed node).
+    placer: crate::new_tenants::Placer,
 }
 
 pub(crate) fn from_row(row: &Row<'_>) -> sql::Result<TenantInfo> {
@@ -173,6 +176,41 @@ impl Tenants {
             db,
             root,
             dns: None,
+            placer: Default::default(),
+        }
+    }
+
+    /// Provisions the tenants [`Tenants::create`] and project creation make through `placer`
+    /// from now on (every clone of this value included); imports stay here.
+    pub fn set_placer(&self, placer: std::sync::Arc<dyn crate::new_tenants::PlaceNew>) {
+        self.placer.set(placer);
+    }
+
+    /// Provisions a new tenant to be recorded under `slug`: on its placed node when a placer
+    /// takes it, else here. Its fresh id, and whether it was made elsewhere.
+    pub(crate) async fn provision_new(&self, slug: &str) -> Result<(String, bool)> {
+        use crate::new_tenants::Provisioned;
+        let mut id = warren_secrets::random::record_id();
+        if let Some(placer) = self.placer.get() {
+            match placer.provision_there(&id, slug).await {
+                Provisioned::There => return Ok((id, true)),
+                Provisioned::Here => {}
+                // A fresh id: one the placed node may still claim late is never reused here.
+                Provisioned::Failed => id = warren_secrets::random::record_id(),
+            }
+        }
+        warren_tenant::provision(&self.root, &id).await?;
+        Ok((id, false))
+    }
+
+    /// Undoes [`Tenants::provision_new`] after its record failed: the directory here removed,
+    /// or the tenant made `elsewhere` given up.
+    pub(crate) async fn discard_new(&self, id: &str, elsewhere: bool) {
+        if !elsewhere {
+            let _ = tokio::fs::remove_dir_all(warren_tenant::tenant_dir(&self.root, id)).await;
+        }
+        if let Some(placer) = self.placer.get() {
+            placer.abandon(id, elsewhere).await;
         }
     }
 
@@ -205,9 +243,8 @@ impl Tenants {
         if self.find(slug).await?.is_some() {
             return Err(Error::SlugTaken);
         }
-        let id = warren_secrets::random::record_id();
-        warren_tenant::provision(&self.root, &id).await?;
-        self.register(id, slug).await
+        let (id, elsewhere) = self.provision_new(slug).await?;
+        self.register(id, slug, elsewhere).await
     }
 
     /// Creates tenant `slug` from the PocketBase data directory `from`: its collections,
@@ -262,7 +299,7 @@ impl Tenants {
         } else {
             transfer::import_with(&self.root, &id, from, Files::Copy, report).await?
         };
-        Ok((self.register(id, slug).await?, summary))
+        Ok((self.register(id, slug, false).await?, summary))
     }
 
     /// Writes tenant `slug` as a PocketBase data directory into `to` (missing or empty), and
@@ -292,9 +329,14 @@ impl Tenants {
         Ok(summary)
     }
 
-    /// Records the provisioned tenant directory `id` under `slug`; removes the directory again
-    /// if that fails.
-    pub(crate) async fn register(&self, id: String, slug: &str) -> Result<TenantInfo> {
+    /// Records the provisioned tenant `id` under `slug`; removes its directory again (or, made
+    /// `elsewhere`, gives it up) if that fails.
+    pub(crate) async fn register(
+        &self,
+        id: String,
+        slug: &str,
+        elsewhere: bool,
+    ) -> Result<TenantInfo> {
         let (row_id, row_slug) = (id.clone(), slug.to_string());
         let inserted = self
             .db
@@ -312,7 +354,7 @@ impl Tenants {
             })
             .await;
         if inserted.is_err() {
-            let _ = tokio::fs::remove_dir_all(warren_tenant::tenant_dir(&self.root, &id)).await;
+            self.discard_new(&id, elsewhere).await;
         }
         inserted
     }

@@ -102,7 +102,7 @@ pub async fn run(warren: &Path, cfg: &BackupConfig) -> anyhow::Result<BackupRepo
 
 /// Creates tenant `slug` with a superuser and collection `notes`; returns its base URL.
 pub(crate) async fn notes_tenant(
-    warren: &Path,
+    _warren: &Path,
     server: &server::Server,
     slug: &str,
 ) -> anyhow::Result<(reqwest::Client, String)> {
@@ -112,7 +112,9 @@ pub(crate) async fn notes_tenant(
         .await
         .map_err(|e| anyhow::anyhow!("creating tenant {slug}: {e}"))?;
     let su = Superuser::default();
-    server::upsert_superuser(warren, server, slug, &su).await?;
+    server::put_superuser(&http, port, slug, &su)
+        .await
+        .map_err(|e| anyhow::anyhow!("setting the superuser of {slug}: {e}"))?;
     let base = format!("http://{slug}.localhost:{port}");
     let auth: serde_json::Value = http
         .post(format!(

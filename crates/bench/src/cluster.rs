@@ -185,8 +185,9 @@ async fn start_node(
         format!("--cluster-lease-ttl={lease_ttl}"),
         format!("--backup-url=file://{}", backup.display()),
         "--backup-wal-every=1s".to_string(),
-        // Tenants move only when the benchmark moves them.
+        // Tenants are provisioned on the leader (n1) and move only when the benchmark moves them.
         "--cluster-rebalance=false".to_string(),
+        "--cluster-place-new=false".to_string(),
     ];
     server::start_warren_on(warren, port, &WarrenOptions::default(), &flags)
         .await

@@ -320,6 +320,25 @@ pub async fn create_tenant(
     crate::target::drain(resp).await
 }
 
+/// Makes `su` a superuser of tenant `slug` through the operator API of the server on `port`
+/// (`PUT /v1/tenants/{slug}/superuser`: in a cluster, set on the node serving the tenant).
+pub async fn put_superuser(
+    http: &reqwest::Client,
+    port: u16,
+    slug: &str,
+    su: &Superuser,
+) -> Result<(), crate::load::OpError> {
+    let resp = http
+        .put(format!(
+            "http://localhost:{port}/v1/tenants/{slug}/superuser"
+        ))
+        .bearer_auth(OPERATOR_TOKEN)
+        .json(&serde_json::json!({ "email": su.email, "password": su.password }))
+        .send()
+        .await?;
+    crate::target::drain(resp).await
+}
+
 /// Starts Warren, creates tenant `bench` and its superuser, and returns the tenant as a target.
 pub async fn start_warren_tenant(bin: &Path, su: &Superuser) -> anyhow::Result<(Server, Target)> {
     let server = start_warren(bin, &WarrenOptions::default()).await?;

@@ -218,10 +218,9 @@ pub struct ClusterFlags {
     #[arg(long, env = "WARREN_CLUSTER_REBALANCE", default_value_t = true,
         action = clap::ArgAction::Set, value_name = "BOOL")]
     pub cluster_rebalance: bool,
-    /// Whether the leader hands each new tenant to the node placement gives it. `false`: new
-    /// tenants stay on the leader, where code deploys, backups now and exports run (the leader
-    /// refuses them for a tenant another node serves).
-    #[arg(long, env = "WARREN_CLUSTER_PLACE_NEW", default_value_t = false,
+    /// Whether the leader has each new tenant provisioned on the node placement gives it (with
+    /// a backup target). `false`: new tenants are provisioned on the leader and stay there.
+    #[arg(long, env = "WARREN_CLUSTER_PLACE_NEW", default_value_t = true,
         action = clap::ArgAction::Set, value_name = "BOOL")]
     pub cluster_place_new: bool,
 }
@@ -798,12 +797,12 @@ mod tests {
         off.push("--cluster-rebalance=false");
         assert!(!cluster(&off).unwrap().unwrap().rebalance);
         assert!(
-            !settings.place_new,
-            "new tenants stay on the leader by default"
+            settings.place_new,
+            "new tenants go to their placed node by default"
         );
         let mut place = full.to_vec();
-        place.push("--cluster-place-new=true");
-        assert!(cluster(&place).unwrap().unwrap().place_new);
+        place.push("--cluster-place-new=false");
+        assert!(!cluster(&place).unwrap().unwrap().place_new);
         let partial = cluster(&full[..6]).unwrap_err();
         assert!(partial.contains("--advertise"), "{partial}");
         let mut bad_port = full;

@@ -219,6 +219,9 @@ async fn serve_platform(global: &Global, serve: &Serve) -> anyhow::Result<()> {
                 tokio::spawn(node.clone().run_rebalancer(control.clone()));
             }
             if settings.place_new {
+                control.tenants.set_placer(std::sync::Arc::new(
+                    crate::serve_cluster::DirectPlacer::new(&node, &control.urls.domain),
+                ));
                 tokio::spawn(node.clone().run_placer(control.clone()));
             }
             Some(node)

@@ -5,8 +5,9 @@
 //! Without the cluster flags none of this runs. With them every request is routed by what the
 //! etcd directory (a watched copy in memory) says: tenant hosts resolve through the mirrored
 //! `hosts/` records, a tenant is served by the node holding its owner record, and the platform
-//! host (operator API, console, signups) by the leader, who also moves each new tenant to its
-//! placed node (`placing`) and a share of the tenants to a node that joins (`rebalance`).
+//! host (operator API, console, signups) by the leader, who also has each new tenant
+//! provisioned on its placed node (`provision`, else moved there: `placing`) and moves a share
+//! of the tenants to a node that joins (`rebalance`).
 
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
@@ -34,6 +35,7 @@ mod lead;
 mod moves;
 mod placing;
 mod platform_calls;
+mod provision;
 mod rebalance;
 mod relay;
 mod restore;
@@ -41,6 +43,7 @@ mod superuser;
 pub use actions::Action;
 pub use control_db::ShippedControl;
 use lead::SyncState;
+pub use provision::DirectPlacer;
 pub use restore::FromTarget;
 
 /// How long one etcd request may take.
@@ -97,6 +100,8 @@ pub struct ClusterNode {
     placing_wake: tokio::sync::Notify,
     /// The tenants this node lately forwarded requests for (claimed at once when freed).
     recent: std::sync::Mutex<eager::Recent>,
+    /// New tenants being provisioned here at the leader's request, not recorded yet.
+    new_here: std::sync::Mutex<HashMap<String, TenantInfo>>,
 }
 
 /// Where a tenant request goes.
@@ -156,6 +161,7 @@ impl ClusterNode {
             placing: std::sync::Mutex::new(placing::Placing::default()),
             placing_wake: tokio::sync::Notify::new(),
             recent: std::sync::Mutex::new(eager::Recent::default()),
+            new_here: std::sync::Mutex::new(HashMap::new()),
         }))
     }
 

@@ -68,8 +68,18 @@ impl Node {
         Self::start_with(id, etcd, &[])
     }
 
-    /// [`Node::start`] with more flags for `warren serve`.
+    /// [`Node::start`] with more flags for `warren serve`. New tenants are provisioned on the
+    /// leader and stay there, where the tests look for them, unless `flags` say otherwise.
     fn start_with(id: &str, etcd: &[String], flags: &[String]) -> Self {
+        let mut flags = flags.to_vec();
+        if !etcd.is_empty() && !flags.iter().any(|f| f.starts_with("--cluster-place-new")) {
+            flags.push("--cluster-place-new=false".to_string());
+        }
+        Self::start_as_given(id, etcd, &flags)
+    }
+
+    /// [`Node::start`] with exactly `flags` (cluster defaults otherwise, but rebalancing off).
+    fn start_as_given(id: &str, etcd: &[String], flags: &[String]) -> Self {
         let data_dir = tempfile::tempdir().unwrap();
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let child = Self::spawn(id, addr, data_dir.path(), etcd, flags);
@@ -1665,9 +1675,10 @@ async fn a_joining_node_takes_its_share_of_tenants_under_readers() {
     assert_eq!((status, &body["pin"]), (200, &Value::Null), "{body}");
 }
 
-/// New tenants live where placement puts them: three nodes with rebalancing on (the default),
-/// twelve tenants created one after another through a follower's operator API (provisioned and
-/// first claimed by the leader, n1), each handed in the background to the node
+/// New tenants the leader provisions itself move where placement puts them: three nodes with
+/// rebalancing on (the default), twelve tenants created one after another by `warren tenant
+/// create` on the leader's data directory (provisioned and first claimed by the leader, n1,
+/// as the CLI, imports and restores into a new tenant are), each handed in the background to the node
 /// `placement::place` gives it — the same answers as placing them one by one over the three
 /// empty nodes. Readers through every node see only 200 or a brief 503 "moving" meanwhile; at
 /// the end every tenant is served through every node, and its placed node holds its data and
@@ -1750,18 +1761,26 @@ async fn new_tenants_move_to_their_placed_node() {
         })
     };
 
+    // Made by `warren tenant create` on the leader's data directory: provisioned there (not
+    // on their placed node, as the operator API's are), then moved by the leader's placer.
     let mut created = Vec::new();
     let mut ids = Vec::new();
     for i in 0..TENANTS {
         let slug = format!("fresh{i:02}");
+        let output = Command::new(binary())
+            .arg("--data-dir")
+            .arg(n1.data_dir())
+            .args(["tenant", "create", &slug])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+        created.push(Instant::now());
         let (status, body) = send(
-            n2.request(Method::POST, "localhost", "/v1/tenants")
-                .bearer_auth(TOKEN)
-                .json(&json!({ "slug": slug })),
+            n2.request(Method::GET, "localhost", &format!("/v1/tenants/{slug}"))
+                .bearer_auth(TOKEN),
         )
         .await;
-        assert_eq!(status, 201, "{body}");
-        created.push(Instant::now());
+        assert_eq!(status, 200, "{body}");
         ids.push(body["id"].as_str().unwrap().to_string());
         slugs.lock().unwrap().push(slug);
     }
@@ -1855,13 +1874,173 @@ async fn new_tenants_move_to_their_placed_node() {
         .collect();
     times.sort();
     println!(
-        "new placement: {TENANTS} tenants created through n2, placed {loads:?} ({moved} moved \
+        "new placement by moves: {TENANTS} tenants created on n1's directory, placed {loads:?} ({moved} moved \
          off the leader); creation to served from its node: min {:?}, p50 {:?}, max {:?}; \
          readers: {ok} answers 200, {moving} 503 moving, {unseen} 404 before a node knew the host",
         times[0],
         times[times.len() / 2],
         times[times.len() - 1]
     );
+}
+
+/// New tenants are provisioned directly on their placed node (the default flags): three nodes, a
+/// burst of tenants created one after another through a follower's operator API, each one
+/// answering 200 through every node right after its creation (never a 503), owned by the node
+/// `placement::place` gives it placed one by one, under generation 1, its data only there. The
+/// creation latencies of the tenants placed on other nodes (provisioned there) and of those
+/// placed on the leader (provisioned locally) are printed, and how the tenants spread.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs etcd: run by tests/suites/cluster"]
+async fn new_tenants_are_provisioned_on_their_placed_node() {
+    const TENANTS: usize = 24;
+    let etcd = Cluster::start();
+    let target = tempfile::tempdir().unwrap();
+    // The default placement of new tenants (no --cluster-place-new flag).
+    let flags = backup_flags(target.path());
+    let n1 = Node::start_as_given("n1", &etcd.clients, &flags);
+    wait_leads(&etcd, &n1).await;
+    let n2 = Node::start_as_given("n2", &etcd.clients, &flags);
+    let n3 = Node::start_as_given("n3", &etcd.clients, &flags);
+    let nodes = [&n1, &n2, &n3];
+    let client = etcd.client();
+    eventually(Duration::from_secs(10), "three live nodes", async || {
+        client
+            .list("/warren/e2e/nodes/")
+            .await
+            .is_ok_and(|(kvs, _)| kvs.len() == 3)
+    })
+    .await;
+
+    let mut ids = Vec::new();
+    let mut took = Vec::new();
+    let mut not_yet = 0usize;
+    for i in 0..TENANTS {
+        let slug = format!("placed{i:02}");
+        let started = Instant::now();
+        let (status, body) = send(
+            n2.request(Method::POST, "localhost", "/v1/tenants")
+                .bearer_auth(TOKEN)
+                .json(&json!({ "slug": slug })),
+        )
+        .await;
+        took.push(started.elapsed());
+        assert_eq!(status, 201, "{body}");
+        ids.push(body["id"].as_str().unwrap().to_string());
+        // Served at once through every node: a node whose directory has not seen the new host
+        // yet may answer 404 for a moment, nothing else but a 200.
+        let host = format!("{slug}.localhost");
+        for n in nodes {
+            let asked = Instant::now();
+            loop {
+                let (status, body) = send(n.request(Method::GET, &host, "/api/health")).await;
+                if status == 200 {
+                    break;
+                }
+                assert_eq!(status, 404, "{host} through {}: {body}", n.id);
+                assert!(
+                    asked.elapsed() < Duration::from_secs(2),
+                    "{host} through {}",
+                    n.id
+                );
+                not_yet += 1;
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+
+    // Placement over the three nodes, one tenant after another as they were created.
+    let three: Vec<String> = ["n1", "n2", "n3"].map(String::from).to_vec();
+    let mut loads = std::collections::BTreeMap::new();
+    let mut expected = Vec::new();
+    for id in &ids {
+        let counted: std::collections::HashMap<String, usize> = loads
+            .iter()
+            .map(|(k, v): (&String, &usize)| (k.clone(), *v))
+            .collect();
+        let node = warren_cluster::placement::place(
+            id,
+            &three,
+            &counted,
+            warren_cluster::placement::DEFAULT_FACTOR,
+        )
+        .unwrap()
+        .to_string();
+        *loads.entry(node.clone()).or_insert(0usize) += 1;
+        expected.push(node);
+    }
+    assert_eq!(
+        loads.len(),
+        3,
+        "the tenants spread over the three nodes: {loads:?}"
+    );
+    for (i, id) in ids.iter().enumerate() {
+        let kv = client
+            .get(&format!("/warren/e2e/owners/{id}"))
+            .await
+            .unwrap()
+            .expect("an owner record");
+        let owner: Value = serde_json::from_slice(&kv.value).unwrap();
+        assert_eq!(owner["node"], expected[i].as_str(), "{id}: {owner}");
+        assert_eq!(owner["generation"], 1, "{i} {id}: {owner}");
+        for n in nodes {
+            assert_eq!(
+                n.has_tenant(id),
+                n.id == expected[i],
+                "{id} placed on {}: data on {}?",
+                expected[i],
+                n.id
+            );
+        }
+        let owner_node = nodes.iter().find(|n| n.id == expected[i]).unwrap();
+        let recorded = std::fs::read_to_string(
+            owner_node
+                .data_dir()
+                .join("cluster")
+                .join("generations")
+                .join(id),
+        )
+        .unwrap();
+        assert_eq!(recorded.trim(), "1", "{id}");
+    }
+    // A tenant provisioned on another node had its first snapshot stored before it was
+    // recorded: were that node to die at once, the tenant would be restored elsewhere.
+    for (id, node) in ids.iter().zip(&expected) {
+        if node != "n1" {
+            let stored = target_entries(target.path(), id).await;
+            assert!(
+                !stored.is_empty(),
+                "{id} has no snapshot in the backup target"
+            );
+        }
+    }
+
+    let pick = |there: bool| -> Vec<Duration> {
+        let mut times: Vec<Duration> = took
+            .iter()
+            .zip(&expected)
+            .filter(|(_, node)| (*node != "n1") == there)
+            .map(|(t, _)| *t)
+            .collect();
+        times.sort();
+        times
+    };
+    let (direct, local) = (pick(true), pick(false));
+    let quantile = |times: &[Duration], q: f64| -> Duration {
+        times[((times.len() as f64 - 1.0) * q).round() as usize]
+    };
+    println!(
+        "direct placement: {TENANTS} tenants created through n2, spread {loads:?}; creation \
+         latency provisioned on the placed node ({} tenants): p50 {:?}, p99 {:?}; provisioned \
+         on the leader ({} tenants): p50 {:?}, p99 {:?}; {not_yet} 404s before a node knew the \
+         host, no 503",
+        direct.len(),
+        quantile(&direct, 0.5),
+        quantile(&direct, 0.99),
+        local.len(),
+        quantile(&local, 0.5),
+        quantile(&local, 0.99),
+    );
+    assert!(!direct.is_empty() && !local.is_empty(), "{loads:?}");
 }
 
 /// Signs `email` up on the console through `node` (a fresh visitor: the signup page for its

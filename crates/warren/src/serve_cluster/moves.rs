@@ -59,6 +59,7 @@ impl ClusterNode {
             return Ok(match parts.as_slice() {
                 ["handoff", id, node] => self.hand_off(control, id, node).await,
                 ["claim", id] => self.take(id).await,
+                ["provision", id] => self.provision_here(control, id, request).await,
                 ["platform", question] => self.answer_platform(control, question, request).await,
                 _ => ApiError::not_found().into_response(),
             });

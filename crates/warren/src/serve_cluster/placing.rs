@@ -1,6 +1,7 @@
-//! New tenants to their placed node: the leader provisions and first claims every new tenant,
-//! then, in the background, hands each to the node its pin or placement gives it with a
-//! planned move (once the tenant's first snapshot is in the backup target), a few at a time.
+//! New tenants to their placed node: where each is decided (its pin, else placement counting
+//! the tenants on their way), and, for the tenants the leader provisioned itself, the background
+//! hand-off to that node with a planned move (once the tenant's first snapshot is in the backup
+//! target), a few at a time. Tenants provisioned directly on their node: `provision`.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -36,6 +37,8 @@ pub(super) struct Placing {
     waiting: VecDeque<(String, Instant)>,
     /// New tenants being moved, and to which node.
     decided: HashMap<String, String>,
+    /// New tenants being provisioned directly on their placed node, and which.
+    provisioning: HashMap<String, String>,
 }
 
 impl ClusterNode {
@@ -43,6 +46,15 @@ impl ClusterNode {
     /// node (when the placer runs). It is placed once the directory shows this node's claim.
     pub(super) fn placed_later(&self, id: &str) {
         let mut placing = self.placing.lock().unwrap_or_else(|p| p.into_inner());
+        if placing
+            .provisioning
+            .get(id)
+            .is_some_and(|n| n == self.node())
+        {
+            // Provisioned here because placement gave this node the tenant: it stays.
+            placing.provisioning.remove(id);
+            return;
+        }
         if placing.on && !placing.waiting.iter().any(|(t, _)| t == id) {
             placing.waiting.push_back((id.to_string(), Instant::now()));
             drop(placing);
@@ -135,13 +147,42 @@ impl ClusterNode {
         if !self.member.can_write() || !self.leads_now() {
             return None;
         }
-        let waiting: HashSet<String> = placing.waiting.iter().map(|(t, _)| t.clone()).collect();
-        let to = destination(id, &live, &owners, &placing.decided, &waiting, pin)?;
+        let to = placing.destination(id, &live, &owners, pin)?;
         if to == self.node() {
             return None;
         }
         placing.decided.insert(id.to_string(), to.clone());
         Some(to)
+    }
+
+    /// The node new tenant `id` (not provisioned yet) is to be provisioned on, counted there
+    /// until [`ClusterNode::landed`] (or, this node, until its first claim here); `None` when
+    /// new tenants are not placed (or this node cannot write, or no longer leads).
+    pub(super) fn placed_directly(&self, id: &str) -> Option<String> {
+        let live: Vec<String> = self.directory.nodes().into_iter().map(|n| n.id).collect();
+        let owners: HashMap<String, String> = self
+            .directory
+            .owners()
+            .into_iter()
+            .map(|(t, o)| (t, o.node))
+            .collect();
+        let mut placing = self.placing.lock().unwrap_or_else(|p| p.into_inner());
+        if !placing.on || !self.member.can_write() || !self.leads_now() {
+            return None;
+        }
+        let to = placing.destination(id, &live, &owners, None)?;
+        placing.provisioning.insert(id.to_string(), to.clone());
+        Some(to)
+    }
+
+    /// New tenant `id` is no longer on its way to a node (its owner record shows it there, or
+    /// provisioning it there failed).
+    pub(super) fn landed(&self, id: &str) {
+        self.placing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .provisioning
+            .remove(id);
     }
 
     /// Moves new tenant `id` (claimed at `since`) to node `to`: opened here so its shipper
@@ -199,15 +240,32 @@ impl ClusterNode {
     }
 }
 
+impl Placing {
+    /// [`destination`] of `tenant` with the tenants on their way now.
+    fn destination(
+        &self,
+        tenant: &str,
+        live: &[String],
+        owners: &HashMap<String, String>,
+        pin: Option<String>,
+    ) -> Option<String> {
+        let waiting: HashSet<String> = self.waiting.iter().map(|(t, _)| t.clone()).collect();
+        let mut on_the_way = self.decided.clone();
+        on_the_way.extend(self.provisioning.clone());
+        destination(tenant, live, owners, &on_the_way, &waiting, pin)
+    }
+}
+
 /// Where new tenant `tenant` goes among the `live` nodes: the node it is pinned to (`pin`)
 /// when that one is live, else [`placement::place`] with each node's load as it will be once
-/// the moves under way (`decided`: tenant → node) have landed; tenants still `waiting` for
-/// their place, and `tenant` itself, are not counted. `owners`: tenant → owning node.
+/// the tenants on their way (`on_the_way`: tenant → node, moving or being provisioned there)
+/// have landed; tenants still `waiting` for their place, and `tenant` itself, are not counted.
+/// `owners`: tenant → owning node.
 fn destination(
     tenant: &str,
     live: &[String],
     owners: &HashMap<String, String>,
-    decided: &HashMap<String, String>,
+    on_the_way: &HashMap<String, String>,
     waiting: &HashSet<String>,
     pin: Option<String>,
 ) -> Option<String> {
@@ -215,11 +273,14 @@ fn destination(
         return Some(pinned);
     }
     let mut loads: HashMap<String, usize> = live.iter().map(|n| (n.clone(), 0)).collect();
-    for (t, node) in owners {
+    let unowned = on_the_way.keys().filter(|t| !owners.contains_key(*t));
+    for t in owners.keys().chain(unowned) {
         if t == tenant || waiting.contains(t) {
             continue;
         }
-        let node = decided.get(t).unwrap_or(node);
+        let Some(node) = on_the_way.get(t).or_else(|| owners.get(t)) else {
+            continue;
+        };
         if let Some(load) = loads.get_mut(node) {
             *load += 1;
         }
@@ -259,6 +320,28 @@ mod tests {
         }
         let most = loads.values().max().copied().unwrap_or(0);
         assert!(most <= 13, "{loads:?}");
+    }
+
+    #[test]
+    fn tenants_being_provisioned_elsewhere_count_where_they_go() {
+        // No owner yet (their node has not claimed them): decided one after another while the
+        // earlier ones are still being provisioned, they spread as if placed one by one.
+        let live = nodes();
+        let (owners, waiting) = (HashMap::new(), HashSet::new());
+        let mut on_the_way = HashMap::new();
+        let mut loads: HashMap<String, usize> = HashMap::new();
+        for i in 0..30 {
+            let id = format!("p{i}");
+            let to = destination(&id, &live, &owners, &on_the_way, &waiting, None).unwrap();
+            let expected = placement::place(&id, &live, &loads, placement::DEFAULT_FACTOR)
+                .unwrap()
+                .to_string();
+            assert_eq!(to, expected, "{id}");
+            *loads.entry(to.clone()).or_default() += 1;
+            on_the_way.insert(id, to);
+        }
+        assert_eq!(loads.len(), 3, "{loads:?}");
+        assert!(loads.values().all(|n| *n <= 13), "{loads:?}");
     }
 
     #[test]

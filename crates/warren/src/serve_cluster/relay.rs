@@ -186,12 +186,14 @@ impl ClusterNode {
         }
     }
 
-    /// Tenant `id` as the cluster's directory mirrors it (from the leader's control database).
+    /// Tenant `id` as the cluster's directory mirrors it (from the leader's control database),
+    /// or as the leader named it when it asked this node to provision it.
     pub(super) fn tenant_by_id(&self, id: &str) -> Option<TenantInfo> {
         self.directory
             .hosts()
             .into_values()
             .find(|record| record.tenant == id)
             .and_then(|record| serde::Deserialize::deserialize(&record.info).ok())
+            .or_else(|| self.new_here(id))
     }
 }
