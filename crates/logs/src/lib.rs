@@ -670,10 +670,8 @@ async fn flusher(inner: Weak<Inner>, wake: Arc<Notify>) {
         if let Err(e) = store.write(entries, settings).await {
             tracing::warn!(error = %e, "request logs could not be written");
         }
-        if prune {
-            if let Err(e) = store.prune(settings).await {
-                tracing::warn!(error = %e, "old request logs could not be deleted");
-            }
+        if prune && let Err(e) = store.prune(settings).await {
+            tracing::warn!(error = %e, "old request logs could not be deleted");
         }
     }
 }
