@@ -7,7 +7,8 @@
 //! transaction every second (sooner when it fills), applying the tenant's `logs` settings
 //! (`maxDays`, `minLevel`, `logIP`, `logAuthId`, `maxDataSize`) at that point. The same task deletes logs
 //! older than `maxDays`. The auxiliary database opens on first use, so a tenant that never
-//! logs never opens it.
+//! logs never opens it, and closes again once a second has passed without entries (the task
+//! ends then too), so an open tenant that is not being used holds no connection for its logs.
 //!
 //! It uses `warren-store` for SQLite and `warren-filter` for the `filter`/`sort` parameters of
 //! the logs API. It must not depend on HTTP crates.
@@ -20,8 +21,8 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
-use tokio::sync::{Notify, OnceCell};
-use warren_store::{Database, Migration, Options};
+use tokio::sync::Notify;
+use warren_store::{Closed, Database, Migration, Options};
 
 pub use query::{ListQuery, MAX_PER_PAGE, Page};
 pub use request::{Data, RequestData};
@@ -388,11 +389,24 @@ struct Pending {
 struct Store {
     /// The `auxiliary.db` file.
     path: PathBuf,
-    /// The auxiliary database once opened.
-    db: OnceCell<Database>,
+    /// The auxiliary database while open, and the last one closed.
+    db: Mutex<Aux>,
+    /// Held while the auxiliary database opens, so concurrent first uses open it once.
+    opening: tokio::sync::Mutex<()>,
+    /// When logs older than `maxDays` were last deleted (never: at the first batch).
+    pruned: Mutex<Option<Instant>>,
     /// The `logs` settings as last loaded; applied when an entry is recorded, so a change
     /// takes effect for the very next request once [`Logs::reload_settings`] has run.
     settings: Mutex<Option<LogSettings>>,
+}
+
+/// The auxiliary database of a tenant's logs as it opens and closes.
+#[derive(Default)]
+struct Aux {
+    /// Open now.
+    open: Option<Database>,
+    /// Resolves once the database last closed between batches is fully closed.
+    closing: Option<Closed>,
 }
 
 /// Options of an auxiliary database: one reader, a small cache, and commits that need not reach
@@ -423,7 +437,9 @@ impl Logs {
             inner: Arc::new(Inner {
                 store: Arc::new(Store {
                     path,
-                    db: OnceCell::new(),
+                    db: Mutex::new(Aux::default()),
+                    opening: tokio::sync::Mutex::new(()),
+                    pruned: Mutex::new(None),
                     settings: Mutex::new(None),
                 }),
                 data,
@@ -457,19 +473,25 @@ impl Logs {
             (start, pending.entries.len() >= FLUSH_AT)
         };
         if start {
-            match tokio::runtime::Handle::try_current() {
-                Ok(runtime) => {
-                    runtime.spawn(flusher(
-                        Arc::downgrade(&self.inner),
-                        self.inner.wake.clone(),
-                    ));
-                }
-                // Without a runtime entries wait for an explicit `flush`.
-                Err(_) => self.inner.lock().flusher = false,
-            }
+            self.start_flusher();
         }
         if wake {
             self.inner.wake.notify_one();
+        }
+    }
+
+    /// Starts the background task (its flag is set by the caller), which writes the buffer
+    /// and closes the auxiliary database once idle.
+    fn start_flusher(&self) {
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(flusher(
+                    Arc::downgrade(&self.inner),
+                    self.inner.wake.clone(),
+                ));
+            }
+            // Without a runtime entries wait for an explicit `flush`.
+            Err(_) => self.inner.lock().flusher = false,
         }
     }
 
@@ -477,7 +499,9 @@ impl Logs {
     pub async fn flush(&self) -> Result<usize> {
         let entries = self.inner.take();
         let settings = self.inner.settings().await?;
-        self.inner.store.write(entries, settings).await
+        let written = self.inner.store.write(entries, settings).await;
+        self.close_when_idle();
+        written
     }
 
     /// Applies `settings` (the tenant's `logs` settings, read by whoever opened the tenant) to
@@ -500,17 +524,43 @@ impl Logs {
     /// Deletes logs older than the tenant's `maxDays`; returns how many.
     pub async fn prune(&self) -> Result<usize> {
         let settings = self.inner.settings().await?;
-        self.inner.store.prune(settings).await
+        let pruned = self.inner.store.prune(settings).await;
+        self.close_when_idle();
+        pruned
     }
 
-    /// The auxiliary database, opened (and created) on first use.
-    pub async fn database(&self) -> Result<&Database> {
-        self.inner.store.aux().await
+    /// The auxiliary database, opened (and created) if it is closed; the background task
+    /// closes it again once idle.
+    pub async fn database(&self) -> Result<Database> {
+        let db = self.inner.store.aux().await?;
+        self.close_when_idle();
+        Ok(db)
     }
 
-    /// The auxiliary database if it is open (it opens lazily).
-    pub fn open_database(&self) -> Option<&Database> {
-        self.inner.store.db.get()
+    /// Makes sure the background task runs, so that an auxiliary database opened outside it
+    /// closes once idle.
+    fn close_when_idle(&self) {
+        let start = !std::mem::replace(&mut self.inner.lock().flusher, true);
+        if start {
+            self.start_flusher();
+        }
+    }
+
+    /// The auxiliary database if it is open now (it opens for a batch or a query, and closes
+    /// when idle).
+    pub fn open_database(&self) -> Option<Database> {
+        self.inner.store.slot().open.clone()
+    }
+
+    /// Resolves once the auxiliary database is fully closed (`None`: it never opened): the
+    /// open one, else the one last closed while idle. For a caller about to move or delete
+    /// the tenant's files, once it has dropped every handle to the tenant.
+    pub fn on_close(&self) -> Option<Closed> {
+        let slot = self.inner.store.slot();
+        match &slot.open {
+            Some(db) => Some(db.on_close()),
+            None => slot.closing.clone(),
+        }
     }
 }
 
@@ -582,20 +632,31 @@ impl Drop for Inner {
 }
 
 /// Background task of one tenant's logs: writes the buffer every [`FLUSH_EVERY`] (or when
-/// woken) and prunes old logs every [`PRUNE_EVERY`]; ends once the logs are dropped.
+/// woken) and prunes old logs every [`PRUNE_EVERY`]; after a period without entries it closes
+/// the auxiliary database and ends (the next entry starts it again); ends too once the logs
+/// are dropped.
 async fn flusher(inner: Weak<Inner>, wake: Arc<Notify>) {
-    let mut last_prune: Option<Instant> = None;
     loop {
         tokio::select! {
             _ = wake.notified() => {}
             _ = tokio::time::sleep(FLUSH_EVERY) => {}
         }
         let Some(inner) = inner.upgrade() else { return };
-        let entries = inner.take();
-        let prune = last_prune.is_none_or(|at| at.elapsed() >= PRUNE_EVERY);
-        if entries.is_empty() && !prune {
-            continue;
+        let idle = {
+            let mut pending = inner.lock();
+            let idle = pending.entries.is_empty();
+            if idle {
+                // An entry recorded from now on starts a new task.
+                pending.flusher = false;
+            }
+            idle
+        };
+        if idle {
+            inner.store.close();
+            return;
         }
+        let entries = inner.take();
+        let prune = inner.store.prune_due();
         let settings = match inner.settings().await {
             Ok(settings) => settings,
             Err(e) => {
@@ -609,21 +670,50 @@ async fn flusher(inner: Weak<Inner>, wake: Arc<Notify>) {
         if let Err(e) = store.write(entries, settings).await {
             tracing::warn!(error = %e, "request logs could not be written");
         }
-        if prune {
-            last_prune = Some(Instant::now());
-            if let Err(e) = store.prune(settings).await {
-                tracing::warn!(error = %e, "old request logs could not be deleted");
-            }
+        if prune && let Err(e) = store.prune(settings).await {
+            tracing::warn!(error = %e, "old request logs could not be deleted");
         }
     }
 }
 
 impl Store {
-    async fn aux(&self) -> Result<&Database> {
-        self.db
-            .get_or_try_init(|| async { Database::open(&self.path, options()).await })
-            .await
-            .map_err(Error::from)
+    fn slot(&self) -> std::sync::MutexGuard<'_, Aux> {
+        // Every critical section moves an `Option`: a poisoned slot is still consistent.
+        self.db.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The auxiliary database, opened if closed.
+    async fn aux(&self) -> Result<Database> {
+        if let Some(db) = &self.slot().open {
+            return Ok(db.clone());
+        }
+        let _opening = self.opening.lock().await;
+        if let Some(db) = &self.slot().open {
+            return Ok(db.clone());
+        }
+        let db = Database::open(&self.path, options()).await?;
+        self.slot().open = Some(db.clone());
+        Ok(db)
+    }
+
+    /// Lets go of the auxiliary database; it closes on the blocking pool once a write or
+    /// query still using it ends.
+    fn close(&self) {
+        let mut slot = self.slot();
+        if let Some(db) = slot.open.take() {
+            slot.closing = Some(db.on_close());
+        }
+    }
+
+    /// Whether old logs are due to be deleted (at the first batch, then every
+    /// [`PRUNE_EVERY`]); counts as done.
+    fn prune_due(&self) -> bool {
+        let mut pruned = self.pruned.lock().unwrap_or_else(|p| p.into_inner());
+        let due = pruned.is_none_or(|at| at.elapsed() >= PRUNE_EVERY);
+        if due {
+            *pruned = Some(Instant::now());
+        }
+        due
     }
 
     fn cached_settings(&self) -> Option<LogSettings> {
@@ -846,6 +936,38 @@ mod tests {
             }
             assert!(Instant::now() < deadline, "the entry was never written");
             tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_auxiliary_database_closes_when_idle_and_reopens_for_the_next_entry() {
+        let (_dir, logs) = logs().await;
+        for round in 1..=2 {
+            logs.record(request(200, "a"));
+            // Written by the background task, then closed a second later with no new entry.
+            let started = Instant::now();
+            let closed = loop {
+                let closed = logs.on_close().filter(|_| logs.open_database().is_none());
+                if let (Some(closed), false) = (closed, logs.inner.lock().flusher) {
+                    break closed;
+                }
+                assert!(
+                    started.elapsed() < Duration::from_secs(20),
+                    "round {round}: the auxiliary database never closed"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            };
+            tokio::time::timeout(Duration::from_secs(10), closed.wait())
+                .await
+                .unwrap();
+            println!(
+                "round {round}: written and closed after {:?}",
+                started.elapsed()
+            );
+            // A query opens it again (and the background task closes it after).
+            let page = logs.list(ListQuery::default()).await.unwrap();
+            assert_eq!(page.total_items, round);
+            assert!(logs.open_database().is_some());
         }
     }
 

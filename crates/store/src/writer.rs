@@ -80,27 +80,58 @@ struct Parked {
     queue: mpsc::Receiver<Message>,
     /// Dropped after the connection is closed, which ends [`Writer::closed`].
     done: watch::Sender<()>,
+    /// Whether closing checkpoints the WAL (every database but a shipped one).
+    checkpoint: bool,
 }
 
 impl Parked {
-    /// Closes the connection, then says so.
+    /// Checkpoints (see [`Writer::start`]), closes the connection, then says so.
     fn close(self) {
-        let Parked { conn, queue, done } = self;
+        let Parked {
+            conn,
+            queue,
+            done,
+            checkpoint,
+        } = self;
         drop(queue);
+        if checkpoint {
+            checkpoint_on_close(&conn);
+        }
         drop(conn);
         drop(done);
     }
 }
 
+/// Copies every WAL frame into the database file, syncs it and cuts the WAL to 0 bytes, the
+/// files staying in place for the next open. A reader still inside a transaction makes it wait
+/// (busy timeout) and, past that, leaves the frames in the WAL for the next open to find.
+fn checkpoint_on_close(conn: &Connection) {
+    let busy = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+        r.get::<_, i64>(0)
+    });
+    match busy {
+        Ok(0) => {}
+        Ok(_) => tracing::warn!("database close: the WAL is in use; it is checkpointed later"),
+        Err(e) => tracing::warn!("database close: the WAL was not checkpointed: {e}"),
+    }
+}
+
 impl Writer {
     /// Makes the writer of `conn`; no thread runs until the first write.
-    /// With `log`, every commit that wrote WAL frames is recorded in it.
+    /// With `log`, every commit that wrote WAL frames is recorded in it, and the WAL is left
+    /// to its shipper when the writer closes; without, the writer checkpoints it as it closes
+    /// (no connection does so by itself, see `database::open_connection`).
     pub(crate) fn start(conn: Connection, log: Option<CommitLog>) -> Result<Self> {
         let (jobs, queue) = mpsc::channel(QUEUE);
         let (done, closed) = watch::channel(());
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
-                parked: Some(Parked { conn, queue, done }),
+                parked: Some(Parked {
+                    conn,
+                    queue,
+                    done,
+                    checkpoint: log.is_none(),
+                }),
                 dropped: false,
             }),
             // Jobs may use the runtime (spawn, `Handle::current`): drainers run on its pool.
