@@ -3739,3 +3739,93 @@ async fn a_tenants_code_and_secrets_travel_with_it() {
     let owner = [&n1, &n3].into_iter().find(|n| n.has_tenant(&id)).unwrap();
     println!("taken over by {}", owner.id);
 }
+
+/// A placed node that stops answering (SIGSTOP, its lease still alive) never fails a creation:
+/// the leader waits for it a bounded time, then provisions the tenant itself under a fresh id
+/// and hands it on later; every new tenant of a burst made right after the freeze is created
+/// and served by the live nodes, and the frozen node keeps no claim.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs etcd: run by tests/suites/cluster"]
+async fn a_new_tenant_whose_placed_node_hangs_is_made_on_the_leader() {
+    const TENANTS: usize = 9;
+    let etcd = Cluster::start();
+    let target = tempfile::tempdir().unwrap();
+    let flags = backup_flags(target.path());
+    let n1 = Node::start_as_given("n1", &etcd.clients, &flags);
+    wait_leads(&etcd, &n1).await;
+    let mut n2 = Node::start_as_given("n2", &etcd.clients, &flags);
+    let n3 = Node::start_as_given("n3", &etcd.clients, &flags);
+    let client = etcd.client();
+    eventually(Duration::from_secs(10), "three live nodes", async || {
+        client
+            .list("/warren/e2e/nodes/")
+            .await
+            .is_ok_and(|(kvs, _)| kvs.len() == 3)
+    })
+    .await;
+
+    let stopped = Command::new("kill")
+        .args(["-STOP", &n2.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    // A burst right away, while n2 still counts as live: bounded-load placement gives it some.
+    let creations = (0..TENANTS).map(|i| {
+        let n1 = &n1;
+        async move {
+            let slug = format!("burst{i}");
+            let started = Instant::now();
+            let (status, body) = send(
+                n1.request(Method::POST, "localhost", "/v1/tenants")
+                    .bearer_auth(TOKEN)
+                    // The leader waits up to 10 s for the placed node before it falls back.
+                    .timeout(Duration::from_secs(60))
+                    .json(&json!({ "slug": slug })),
+            )
+            .await;
+            (slug, status, body, started.elapsed())
+        }
+    });
+    let made = futures_util::future::join_all(creations).await;
+    let mut slow = 0;
+    for (slug, status, body, took) in &made {
+        assert_eq!(*status, 201, "{slug}: {body}");
+        slow += usize::from(*took >= Duration::from_secs(5));
+    }
+    assert!(
+        slow >= 1,
+        "some tenant was placed on the frozen node and waited for it: {:?}",
+        made.iter().map(|m| m.3).collect::<Vec<_>>()
+    );
+    for (slug, _, _, _) in &made {
+        let host = format!("{slug}.localhost");
+        for node in [&n1, &n3] {
+            eventually(
+                Duration::from_secs(30),
+                &format!("{slug} served through {}", node.id),
+                async || {
+                    send(node.request(Method::GET, &host, "/api/health"))
+                        .await
+                        .0
+                        == 200
+                },
+            )
+            .await;
+        }
+    }
+    let (owners, _) = client.list("/warren/e2e/owners/").await.unwrap();
+    for kv in &owners {
+        let owner: Value = serde_json::from_slice(&kv.value).unwrap();
+        assert_ne!(
+            owner["node"], "n2",
+            "the frozen node keeps no claim: {owner}"
+        );
+    }
+    let times: Vec<u128> = made.iter().map(|m| m.3.as_millis()).collect();
+    println!(
+        "{TENANTS} tenants created while n2 was frozen: {slow} waited for it and were made on \
+         the leader; creation times (ms) {times:?}"
+    );
+    n2.child.kill().unwrap();
+    n2.child.wait().unwrap();
+}
