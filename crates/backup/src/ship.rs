@@ -715,28 +715,39 @@ impl Shipper {
         log: &warren_store::CommitLog,
         committed: u64,
     ) -> Result<()> {
-        if !self.confirmed {
-            let key = format!(
-                "{}{}",
-                crate::Manifest::dir(&self.tenant, &self.state.generation),
-                crate::manifest::MANIFEST
-            );
-            match self
-                .ship
-                .target
-                .get_bytes(&key, crate::manifest::MAX_MANIFEST)
-                .await
-            {
-                Ok(_) => self.confirmed = true,
-                Err(Error::NotFound(_)) => {
-                    self.unconfirmed = true;
-                    return Ok(());
-                }
-                Err(e) => return Err(e),
-            }
+        if !self.snapshot_confirmed().await? {
+            self.unconfirmed = true;
+            return Ok(());
         }
         log.mark_shipped(committed);
         Ok(())
+    }
+
+    /// Whether the current chain's snapshot is known stored in the target (looked up until
+    /// it is): a chain without its snapshot restores nothing.
+    async fn snapshot_confirmed(&mut self) -> Result<bool> {
+        if self.confirmed {
+            return Ok(true);
+        }
+        let key = format!(
+            "{}{}",
+            crate::Manifest::dir(&self.tenant, &self.state.generation),
+            crate::manifest::MANIFEST
+        );
+        match self
+            .ship
+            .target
+            .get_bytes(&key, crate::manifest::MAX_MANIFEST)
+            .await
+        {
+            Ok(_) => {
+                self.confirmed = true;
+                Ok(true)
+            }
+            // The chain's snapshot is still being stored (or failed).
+            Err(Error::NotFound(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// Records in the target that every transaction committed up to `through_ms` is shipped.
@@ -901,25 +912,8 @@ impl Shipper {
         self.state.states = seq + 1;
         self.state.bytes += size;
         self.save().await?;
-        if !self.confirmed {
-            let key = format!(
-                "{}{}",
-                crate::Manifest::dir(&self.tenant, &self.state.generation),
-                crate::manifest::MANIFEST
-            );
-            match self
-                .ship
-                .target
-                .get_bytes(&key, crate::manifest::MAX_MANIFEST)
-                .await
-            {
-                Ok(_) => self.confirmed = true,
-                // The chain's snapshot is still being stored (or failed): not yet restorable.
-                Err(Error::NotFound(_)) => return Ok(false),
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(true)
+        // Not yet restorable while the chain's snapshot is not stored.
+        self.snapshot_confirmed().await
     }
 
     /// Ships stored files modified since the last scan (new uploads) into the generation.

@@ -3125,42 +3125,9 @@ async fn the_console_imports_into_a_project_on_the_node_serving_it() {
     let zip = response.bytes().await.unwrap().to_vec();
 
     let mut visitor = ConsoleVisitor::new(&n1);
-    let (status, body) = visitor
-        .submit(
-            "/signup",
-            "/signup",
-            &[
-                ("email", "dev@example.com"),
-                ("password", "correct-horse-1"),
-            ],
-        )
-        .await;
-    assert_eq!(status, 303, "signup: {body}");
-    let (status, accounts) = listing(&n1, "/v1/accounts?email=dev%40example.com").await;
-    assert_eq!(status, 200, "{accounts}");
-    let account = accounts["items"][0]["id"].as_str().unwrap().to_string();
+    let account = console_account(&mut visitor, &n1, "dev@example.com").await;
     let slug = "imported-here";
-    let (status, body) = send(
-        n1.request(Method::POST, "localhost", "/v1/tenants")
-            .bearer_auth(TOKEN)
-            .json(&json!({ "slug": slug, "account": account })),
-    )
-    .await;
-    assert_eq!(status, 201, "{body}");
-    let project = body["id"].as_str().unwrap().to_string();
-    let host = format!("{slug}.localhost");
-    let (status, body) =
-        send(n1.request(Method::GET, &host, "/api/collections/users/records")).await;
-    assert_eq!(status, 200, "{body}");
-    first_snapshot(&n1, slug).await;
-    let (status, body) = send(move_request(&n1, slug).json(&json!({ "node": "n2" }))).await;
-    assert_eq!(status, 200, "{body}");
-    eventually(
-        Duration::from_secs(15),
-        "n2 serves the tenant",
-        async || send(n2.request(Method::GET, &host, "/api/health")).await.0 == 200,
-    )
-    .await;
+    let project = project_moved_to_n2(&n1, &n2, slug, &account, 1).await;
 
     let page = format!("/projects/{project}");
     let form = format!("{page}/import");
@@ -3244,6 +3211,58 @@ async fn the_console_imports_into_a_project_on_the_node_serving_it() {
     );
 }
 
+/// Signs `email` up through `node`'s console as `visitor`; the account's id.
+async fn console_account(visitor: &mut ConsoleVisitor<'_>, node: &Node, email: &str) -> String {
+    let (status, body) = visitor
+        .submit(
+            "/signup",
+            "/signup",
+            &[("email", email), ("password", "correct-horse-1")],
+        )
+        .await;
+    assert_eq!(status, 303, "signup: {body}");
+    let query = format!("/v1/accounts?email={}", email.replace('@', "%40"));
+    let (status, accounts) = listing(node, &query).await;
+    assert_eq!(status, 200, "{accounts}");
+    accounts["items"][0]["id"].as_str().unwrap().to_string()
+}
+
+/// Creates project `slug` of `account` through the leader `n1`, sends it `requests` requests
+/// there (the first opens it, so its shipper stores the snapshot a move needs), and moves it
+/// to `n2`, which serves it; the project's id.
+async fn project_moved_to_n2(
+    n1: &Node,
+    n2: &Node,
+    slug: &str,
+    account: &str,
+    requests: usize,
+) -> String {
+    let (status, body) = send(
+        n1.request(Method::POST, "localhost", "/v1/tenants")
+            .bearer_auth(TOKEN)
+            .json(&json!({ "slug": slug, "account": account })),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let project = body["id"].as_str().unwrap().to_string();
+    let host = format!("{slug}.localhost");
+    for _ in 0..requests.max(1) {
+        let (status, body) =
+            send(n1.request(Method::GET, &host, "/api/collections/users/records")).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    first_snapshot(n1, slug).await;
+    let (status, body) = send(move_request(n1, slug).json(&json!({ "node": "n2" }))).await;
+    assert_eq!(status, 200, "{body}");
+    eventually(
+        Duration::from_secs(15),
+        "n2 serves the tenant",
+        async || send(n2.request(Method::GET, &host, "/api/health")).await.0 == 200,
+    )
+    .await;
+    project
+}
+
 /// The console's "set the project's superuser", through the leader, for a project moved to
 /// n2 reaches n2: the superuser signs in through the project's host on every node.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -3253,44 +3272,10 @@ async fn the_console_sets_the_superuser_of_a_project_on_the_node_serving_it() {
     let target = tempfile::tempdir().unwrap();
     let [n1, n2, n3] = three_nodes_with_backups(&etcd, target.path()).await;
     let mut visitor = ConsoleVisitor::new(&n1);
-    let (status, body) = visitor
-        .submit(
-            "/signup",
-            "/signup",
-            &[
-                ("email", "dev@example.com"),
-                ("password", "correct-horse-1"),
-            ],
-        )
-        .await;
-    assert_eq!(status, 303, "signup: {body}");
-    let (status, accounts) = listing(&n1, "/v1/accounts?email=dev%40example.com").await;
-    assert_eq!(status, 200, "{accounts}");
-    let account = accounts["items"][0]["id"].as_str().unwrap().to_string();
+    let account = console_account(&mut visitor, &n1, "dev@example.com").await;
     let slug = "forwarded";
-    let (status, body) = send(
-        n1.request(Method::POST, "localhost", "/v1/tenants")
-            .bearer_auth(TOKEN)
-            .json(&json!({ "slug": slug, "account": account })),
-    )
-    .await;
-    assert_eq!(status, 201, "{body}");
-    let project = body["id"].as_str().unwrap().to_string();
-    // Opened by a request, its shipper stores the snapshot a move needs.
+    let project = project_moved_to_n2(&n1, &n2, slug, &account, 1).await;
     let host = format!("{slug}.localhost");
-    let (status, body) =
-        send(n1.request(Method::GET, &host, "/api/collections/users/records")).await;
-    assert_eq!(status, 200, "{body}");
-    first_snapshot(&n1, slug).await;
-    let (status, body) = send(move_request(&n1, slug).json(&json!({ "node": "n2" }))).await;
-    assert_eq!(status, 200, "{body}");
-    let host = format!("{slug}.localhost");
-    eventually(
-        Duration::from_secs(15),
-        "n2 serves the tenant",
-        async || send(n2.request(Method::GET, &host, "/api/health")).await.0 == 200,
-    )
-    .await;
 
     // The owner's step answers peers only: a client cannot plant a superuser through it.
     let (status, body) = send(
@@ -3372,55 +3357,10 @@ async fn a_project_on_a_follower_gets_its_dashboard_link_and_usage_from_the_lead
     let [n1, n2, n3] =
         three_nodes_with_backups_and(&etcd, target.path(), &["--metering-interval=500ms"]).await;
     let mut visitor = ConsoleVisitor::new(&n1);
-    let (status, body) = visitor
-        .submit(
-            "/signup",
-            "/signup",
-            &[
-                ("email", "lead@example.com"),
-                ("password", "correct-horse-1"),
-            ],
-        )
-        .await;
-    assert_eq!(status, 303, "signup: {body}");
-    let (status, accounts) = listing(&n1, "/v1/accounts?email=lead%40example.com").await;
-    assert_eq!(status, 200, "{accounts}");
-    let account = accounts["items"][0]["id"].as_str().unwrap().to_string();
+    let account = console_account(&mut visitor, &n1, "lead@example.com").await;
     let slug = "asksleader";
-    let (status, body) = send(
-        n1.request(Method::POST, "localhost", "/v1/tenants")
-            .bearer_auth(TOKEN)
-            .json(&json!({ "slug": slug, "account": account })),
-    )
-    .await;
-    assert_eq!(status, 201, "{body}");
-    let project = body["id"].as_str().unwrap().to_string();
+    let project = project_moved_to_n2(&n1, &n2, slug, &account, 10).await;
     let host = format!("{slug}.localhost");
-    // Requests n1 serves and meters before the move.
-    for _ in 0..10 {
-        let (status, body) =
-            send(n1.request(Method::GET, &host, "/api/collections/users/records")).await;
-        assert_eq!(status, 200, "{body}");
-    }
-    first_snapshot(&n1, slug).await;
-    eventually(
-        Duration::from_secs(15),
-        "the leader has metered n1's requests",
-        async || {
-            usage_and_backups(&n1, slug)
-                .await
-                .is_some_and(|(totals, _)| totals["requests"].as_u64().unwrap_or(0) >= 10)
-        },
-    )
-    .await;
-    let (status, body) = send(move_request(&n1, slug).json(&json!({ "node": "n2" }))).await;
-    assert_eq!(status, 200, "{body}");
-    eventually(
-        Duration::from_secs(15),
-        "n2 serves the tenant",
-        async || send(n2.request(Method::GET, &host, "/api/health")).await.0 == 200,
-    )
-    .await;
 
     // The console's button, on the leader, mints a one-time code n2 redeems through the leader.
     let (status, body) = visitor
