@@ -198,10 +198,7 @@ pub async fn download_code(
         if answer.status().is_success() {
             return answer;
         }
-        let (status, message) = crate::elsewhere::json::<serde_json::Value>(answer)
-            .await
-            .err()
-            .unwrap_or((StatusCode::BAD_GATEWAY, String::new()));
+        let (status, message) = crate::elsewhere::refused(answer).await;
         return project_page(&state, &visitor, &id, status, Notice::Error(message)).await;
     }
     match warren_control_plane::code::download(&state.tenants, &project).await {

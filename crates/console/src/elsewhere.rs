@@ -67,6 +67,15 @@ pub(crate) async fn done(response: Response) -> Result<(), (StatusCode, String)>
     json::<serde_json::Value>(response).await.map(|_| ())
 }
 
+/// The status and message of a refusal by the node serving a project (a 502 without a
+/// message when its answer reads as a success).
+pub(crate) async fn refused(answer: Response) -> (StatusCode, String) {
+    json::<serde_json::Value>(answer)
+        .await
+        .err()
+        .unwrap_or((StatusCode::BAD_GATEWAY, String::new()))
+}
+
 /// Why the node serving a project did not do what was asked.
 pub(crate) struct Refusal {
     /// The answer's status.

@@ -450,10 +450,7 @@ pub async fn export_project(
             tracing::info!(slug = %project.slug, "project exported from the console by the node serving it");
             return answer;
         }
-        let (status, message) = crate::elsewhere::json::<serde_json::Value>(answer)
-            .await
-            .err()
-            .unwrap_or((StatusCode::BAD_GATEWAY, String::new()));
+        let (status, message) = crate::elsewhere::refused(answer).await;
         return project_page(&state, &visitor, &id, status, Notice::Error(message)).await;
     }
     match state.transfers.export(&project).await {
