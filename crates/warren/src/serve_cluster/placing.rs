@@ -131,16 +131,22 @@ impl ClusterNode {
             .cloned()
     }
 
-    /// Takes tenant `id` (claimed here) off the queue and decides where it goes: `None` when
-    /// it stays here (placed here, no live node, or this node no longer leads).
-    fn decide(&self, id: &str) -> Option<String> {
-        let live: Vec<String> = self.directory.nodes().into_iter().map(|n| n.id).collect();
-        let owners: HashMap<String, String> = self
+    /// The live nodes' ids, and each owned tenant's node.
+    fn live_and_owners(&self) -> (Vec<String>, HashMap<String, String>) {
+        let live = self.directory.nodes().into_iter().map(|n| n.id).collect();
+        let owners = self
             .directory
             .owners()
             .into_iter()
             .map(|(t, o)| (t, o.node))
             .collect();
+        (live, owners)
+    }
+
+    /// Takes tenant `id` (claimed here) off the queue and decides where it goes: `None` when
+    /// it stays here (placed here, no live node, or this node no longer leads).
+    fn decide(&self, id: &str) -> Option<String> {
+        let (live, owners) = self.live_and_owners();
         let pin = self.directory.pin(id);
         let mut placing = self.placing.lock().unwrap_or_else(|p| p.into_inner());
         placing.waiting.retain(|(t, _)| t != id);
@@ -159,13 +165,7 @@ impl ClusterNode {
     /// until [`ClusterNode::landed`] (or, this node, until its first claim here); `None` when
     /// new tenants are not placed (or this node cannot write, or no longer leads).
     pub(super) fn placed_directly(&self, id: &str) -> Option<String> {
-        let live: Vec<String> = self.directory.nodes().into_iter().map(|n| n.id).collect();
-        let owners: HashMap<String, String> = self
-            .directory
-            .owners()
-            .into_iter()
-            .map(|(t, o)| (t, o.node))
-            .collect();
+        let (live, owners) = self.live_and_owners();
         let mut placing = self.placing.lock().unwrap_or_else(|p| p.into_inner());
         if !placing.on || !self.member.can_write() || !self.leads_now() {
             return None;
