@@ -92,6 +92,8 @@ async fn measure(
         scenarios::run("view", target, Some(data), warm, 0).await?;
     }
     let mut cells: [Option<Cell>; 2] = [None, None];
+    // Server CPU seconds and requests served, per side.
+    let mut cpu = [(0.0f64, 0u64); 2];
     for round in 0..cfg.rounds.max(1) {
         // A B B A, then B A A B: each side runs early and late in every round.
         let order = if round % 2 == 0 {
@@ -103,7 +105,13 @@ async fn measure(
         for k in order {
             let (target, data) = sides[k];
             eprintln!("{NAME}: round {} logs {}", round + 1, ["on", "off"][k]);
+            let before = target.pid.and_then(server::cpu_seconds);
             let measured = scenarios::run("view", target, Some(data), cfg.bounds, 0).await?;
+            let after = target.pid.and_then(server::cpu_seconds);
+            if let (Some(before), Some(after)) = (before, after) {
+                cpu[k].0 += after - before;
+                cpu[k].1 += measured.stats.ok;
+            }
             rates[k] += measured.stats.throughput();
             let rss = target.rss_kib();
             match &mut cells[k] {
@@ -121,6 +129,14 @@ async fn measure(
             "{NAME}: round {} on/off ×{:.3}",
             round + 1,
             rates[0] / rates[1].max(f64::MIN_POSITIVE)
+        );
+    }
+    let per_request = |(seconds, requests): (f64, u64)| seconds * 1e6 / requests.max(1) as f64;
+    if cpu.iter().all(|(_, requests)| *requests > 0) {
+        let (on_us, off_us) = (per_request(cpu[0]), per_request(cpu[1]));
+        println!(
+            "{NAME}: server CPU per view, logs on {on_us:.1} µs, off {off_us:.1} µs (off/on ×{:.3})",
+            off_us / on_us
         );
     }
     check_logged(on, &off).await?;
