@@ -74,11 +74,13 @@ pub async fn log_requests(mut request: Request, next: Next) -> Response {
                 .unwrap_or_default()
                 .to_string()
         };
-        (
-            text(header::USER_AGENT),
-            text(header::REFERER),
-            text(header::AUTHORIZATION),
-        )
+        // Kept as the header (a shared buffer, not a copy): it is read only when the handler
+        // did not authenticate the caller itself.
+        let token = headers
+            .get(header::AUTHORIZATION)
+            .filter(|v| v.to_str().is_ok_and(|t| !t.trim().is_empty()))
+            .cloned();
+        (text(header::USER_AGENT), text(header::REFERER), token)
     };
     let addr = crate::client::addr(request.extensions());
     let response = crate::headers::pocketbase_headers(request, next).await;
@@ -134,25 +136,28 @@ pub async fn log_requests(mut request: Request, next: Next) -> Response {
     };
     match seen.0.get().cloned() {
         Some(auth) => tenant.logs().record(entry(level, message, data, auth)),
-        None if token.trim().is_empty() => {
-            tenant
-                .logs()
-                .record(entry(level, message, data, Default::default()));
-        }
-        None => {
-            // The handler never authenticated (e.g. health): check the token off the
-            // response path so the entry still names the caller's collection.
-            tokio::spawn(async move {
-                let token = crate::extract::strip_bearer(&token).to_string();
-                let caller =
-                    warren_records::auth::authenticate(tenant.db(), &tenant.catalog(), &token)
-                        .await
-                        .unwrap_or_default();
+        None => match token {
+            None => {
                 tenant
                     .logs()
-                    .record(entry(level, message, data, describe(&caller)));
-            });
-        }
+                    .record(entry(level, message, data, Default::default()));
+            }
+            Some(token) => {
+                // The handler never authenticated (e.g. health): check the token off the
+                // response path so the entry still names the caller's collection.
+                tokio::spawn(async move {
+                    let token = token.to_str().unwrap_or_default();
+                    let token = crate::extract::strip_bearer(token).to_string();
+                    let caller =
+                        warren_records::auth::authenticate(tenant.db(), &tenant.catalog(), &token)
+                            .await
+                            .unwrap_or_default();
+                    tenant
+                        .logs()
+                        .record(entry(level, message, data, describe(&caller)));
+                });
+            }
+        },
     }
     response
 }

@@ -11,6 +11,7 @@ mod floor;
 mod hooks;
 mod import;
 mod load;
+mod logging;
 mod metering;
 mod photos;
 mod plain;
@@ -203,7 +204,7 @@ struct TlsArgs {
 
 #[derive(Args, Clone)]
 struct LoadArgs {
-    /// Comma-separated scenarios (seed, health, health-pair, view, list, list-skip-total,
+    /// Comma-separated scenarios (seed, health, health-pair, view, logging, list, list-skip-total,
     /// list-expand, create, update, plain (plain-view, plain-list, plain-list-indexed,
     /// plain-create, plain-update), auth, auth-4, auth-16, auth-64, auth-sweep, realtime, files, files-upload,
     /// files-thumb, files-thumb-4mp-first, files-thumb-4mp, files-thumb-4mp-cached,
@@ -823,6 +824,12 @@ async fn drive(slots: &[(String, Slot)], list: &[&'static str], load: &LoadArgs)
             lines.push(line);
             continue;
         }
+        if *scenario == logging::NAME {
+            let line = logging_pair(slots, &datasets, load).await;
+            println!("{}", report::format_line(&line));
+            lines.push(line);
+            continue;
+        }
         let mut cells: Vec<Option<Cell>> = vec![None; slots.len()];
         for round in 0..load.rounds.max(1) {
             for (k, (name, slot)) in slots.iter().enumerate() {
@@ -928,6 +935,30 @@ async fn health_pair(slots: &[(String, Slot)], load: &LoadArgs) -> Line {
         scenario: "health-pair".into(),
         cells: cells.into_iter().flatten().collect(),
     }
+}
+
+/// The first target (Warren in `compare`) with request logs on against a second tenant of the
+/// same server with them off, view by id on both: what request logging costs.
+async fn logging_pair(
+    slots: &[(String, Slot)],
+    datasets: &[Result<Dataset, String>],
+    load: &LoadArgs,
+) -> Line {
+    let cfg = logging::PairConfig {
+        bounds: bounds(load),
+        rounds: load.rounds,
+        users: load.users,
+        records: load.records,
+    };
+    let Some((name, slot)) = slots.first() else {
+        return logging::pair("target", Err("no target".into()), cfg).await;
+    };
+    let seeded = match (slot, datasets.first()) {
+        (Ok(target), Some(Ok(data))) => Ok((target, data)),
+        (Err(reason), _) | (_, Some(Err(reason))) => Err(reason.clone()),
+        (Ok(_), None) => Err("not seeded".to_string()),
+    };
+    logging::pair(name, seeded, cfg).await
 }
 
 fn print_summary(lines: &[Line]) {

@@ -15,6 +15,7 @@ pub const ALL: &[&str] = &[
     "health",
     "health-pair",
     "view",
+    "logging",
     "list",
     "list-skip-total",
     "list-expand",

@@ -59,15 +59,26 @@ impl Target {
         format!("{}{}", self.base, path)
     }
 
-    /// The same server addressed as its platform host (`localhost`, where Warren serves `/v1`).
-    pub fn platform(&self) -> anyhow::Result<Self> {
-        let port = self
-            .base
+    /// The port of the target URL, which must name one.
+    pub fn port(&self) -> anyhow::Result<u16> {
+        self.base
             .rsplit_once(':')
             .and_then(|(_, p)| p.parse::<u16>().ok())
-            .context("the target URL has no explicit port")?;
+            .context("the target URL has no explicit port")
+    }
+
+    /// The same server addressed as its platform host (`localhost`, where Warren serves `/v1`).
+    pub fn platform(&self) -> anyhow::Result<Self> {
         Ok(Self {
-            base: format!("http://localhost:{port}"),
+            base: format!("http://localhost:{}", self.port()?),
+            ..self.clone()
+        })
+    }
+
+    /// Another Warren tenant of the same server (`<slug>.localhost`), with the same superuser.
+    pub fn tenant(&self, slug: &str) -> anyhow::Result<Self> {
+        Ok(Self {
+            base: format!("http://{slug}.localhost:{}", self.port()?),
             ..self.clone()
         })
     }
