@@ -1,6 +1,9 @@
 //! The Warren-only `churn` scenario: `GET /api/health` spread in rotation over many tenants with
 //! Warren's default cap on open tenants, against the same requests over a set that fits under
-//! the cap; reports both throughputs and their ratio.
+//! the cap; reports both throughputs and their ratio. Every tenant is opened once before either
+//! phase (that first pass is reported too), so the churn phase measures what a platform's
+//! traffic does in its steady state: reopening tenants the cap closed, not first opens after
+//! provisioning.
 
 use std::time::Duration;
 
@@ -32,6 +35,9 @@ pub struct ChurnReport {
     pub tenants: usize,
     pub fitting: usize,
     pub max_open_tenants: Option<usize>,
+    /// One health request to each of the `tenants` tenants, right after provisioning: every
+    /// request is a tenant's first open.
+    pub first_open: Summary,
     /// Health requests rotating over `fitting` tenants, all open after a first pass.
     pub fitting_health: Summary,
     /// Health requests rotating over `tenants` tenants: most requests open a closed tenant
@@ -105,8 +111,19 @@ async fn measure(server: &server::Server, cfg: &ChurnConfig) -> anyhow::Result<C
             },
         )
     };
+    let all = cfg.tenants.max(1) as u64;
+    // Every tenant opened (and most closed again by the cap) once before measuring: the churn
+    // phase then measures reopens, not first opens after provisioning.
+    let first = health(all, Duration::from_secs(24 * 3600), all).await;
+    if first.errors > 0 {
+        anyhow::bail!(
+            "the first pass failed: {}",
+            first.first_error.unwrap_or_default()
+        );
+    }
+    let first_open = first.summary();
     let fitting = cfg.fitting.max(1) as u64;
-    // A first pass opens the fitting set, so the reference phase measures open tenants.
+    // A pass opens the fitting set, so the reference phase measures open tenants.
     let warm = health(fitting, Duration::from_secs(24 * 3600), fitting).await;
     if warm.errors > 0 {
         anyhow::bail!(
@@ -115,9 +132,7 @@ async fn measure(server: &server::Server, cfg: &ChurnConfig) -> anyhow::Result<C
         );
     }
     let fitting_health = health(fitting, cfg.duration, u64::MAX).await.summary();
-    let churn_health = health(cfg.tenants.max(1) as u64, cfg.duration, u64::MAX)
-        .await
-        .summary();
+    let churn_health = health(all, cfg.duration, u64::MAX).await.summary();
     let rss_kib = rss_kib(server.pid);
     let ratio = if fitting_health.throughput > 0.0 {
         churn_health.throughput / fitting_health.throughput
@@ -128,6 +143,7 @@ async fn measure(server: &server::Server, cfg: &ChurnConfig) -> anyhow::Result<C
         tenants: cfg.tenants,
         fitting: cfg.fitting,
         max_open_tenants: cfg.max_open_tenants,
+        first_open,
         fitting_health,
         churn_health,
         ratio,
@@ -142,6 +158,10 @@ pub fn format(report: &ChurnReport) -> Vec<String> {
         .map_or("Warren's default".to_string(), |n| n.to_string());
     vec![
         format!("churn: /api/health in rotation, open-tenant cap {cap}"),
+        summary_line(
+            &format!("first opens of {}", report.tenants),
+            &report.first_open,
+        ),
         summary_line(
             &format!("over {} tenants", report.fitting),
             &report.fitting_health,

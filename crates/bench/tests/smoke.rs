@@ -190,7 +190,9 @@ fn churn_scenario_against_warren_produces_both_figures_and_a_ratio() {
         "--duration",
         "1",
     ]);
-    for phase in ["fitting_health", "churn_health"] {
+    // Every tenant is opened once before the phases: 30 first opens, none failed.
+    assert_eq!(report["first_open"]["ok"], 30, "first opens:\n{stdout}");
+    for phase in ["first_open", "fitting_health", "churn_health"] {
         assert_eq!(report[phase]["errors"], 0, "{phase} had errors:\n{stdout}");
         assert!(
             report[phase]["ok"].as_u64().unwrap_or(0) > 0,
