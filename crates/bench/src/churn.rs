@@ -114,23 +114,17 @@ async fn measure(server: &server::Server, cfg: &ChurnConfig) -> anyhow::Result<C
     let all = cfg.tenants.max(1) as u64;
     // Every tenant opened (and most closed again by the cap) once before measuring: the churn
     // phase then measures reopens, not first opens after provisioning.
-    let first = health(all, Duration::from_secs(24 * 3600), all).await;
-    if first.errors > 0 {
-        anyhow::bail!(
-            "the first pass failed: {}",
-            first.first_error.unwrap_or_default()
-        );
-    }
-    let first_open = first.summary();
+    let first_open = without_errors(
+        health(all, Duration::from_secs(24 * 3600), all).await,
+        "the first pass",
+    )?
+    .summary();
     let fitting = cfg.fitting.max(1) as u64;
     // A pass opens the fitting set, so the reference phase measures open tenants.
-    let warm = health(fitting, Duration::from_secs(24 * 3600), fitting).await;
-    if warm.errors > 0 {
-        anyhow::bail!(
-            "warming up failed: {}",
-            warm.first_error.unwrap_or_default()
-        );
-    }
+    without_errors(
+        health(fitting, Duration::from_secs(24 * 3600), fitting).await,
+        "warming up",
+    )?;
     let fitting_health = health(fitting, cfg.duration, u64::MAX).await.summary();
     let churn_health = health(all, cfg.duration, u64::MAX).await.summary();
     let rss_kib = rss_kib(server.pid);
@@ -149,6 +143,14 @@ async fn measure(server: &server::Server, cfg: &ChurnConfig) -> anyhow::Result<C
         ratio,
         rss_kib,
     })
+}
+
+/// A preparatory pass's stats, or why it failed.
+fn without_errors(stats: load::Stats, pass: &str) -> anyhow::Result<load::Stats> {
+    if stats.errors > 0 {
+        anyhow::bail!("{pass} failed: {}", stats.first_error.unwrap_or_default());
+    }
+    Ok(stats)
 }
 
 /// Human-readable report lines.

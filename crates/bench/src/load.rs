@@ -240,9 +240,29 @@ pub fn mix(a: u64, b: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// The order two sides run in within round `round` of a paired comparison: A B B A, then B A A
+/// B, so each side runs early and late in every round, and first in every other round.
+pub fn paired_order(round: usize) -> [usize; 4] {
+    if round.is_multiple_of(2) {
+        [0, 1, 1, 0]
+    } else {
+        [1, 0, 0, 1]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn paired_rounds_run_each_side_twice_and_alternate_which_goes_first() {
+        for round in 0..4 {
+            let order = paired_order(round);
+            assert_eq!(order.iter().filter(|&&k| k == 0).count(), 2);
+            assert_eq!(order[0], round % 2);
+            assert_eq!(order[3], order[0]);
+        }
+    }
 
     #[tokio::test]
     async fn run_stops_at_the_count_bound() {

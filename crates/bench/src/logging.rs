@@ -95,12 +95,7 @@ async fn measure(
     // Server CPU seconds and requests served, per side.
     let mut cpu = [(0.0f64, 0u64); 2];
     for round in 0..cfg.rounds.max(1) {
-        // A B B A, then B A A B: each side runs early and late in every round.
-        let order = if round % 2 == 0 {
-            [0, 1, 1, 0]
-        } else {
-            [1, 0, 0, 1]
-        };
+        let order = crate::load::paired_order(round);
         let mut rates = [0.0f64; 2];
         for k in order {
             let (target, data) = sides[k];

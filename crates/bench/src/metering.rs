@@ -157,13 +157,7 @@ pub async fn run(warren: &Path, cfg: &MeteringConfig) -> anyhow::Result<Metering
     let mut cells: [Option<Cell>; 2] = [None, None];
     let mut round_ratios = Vec::new();
     for round in 0..cfg.rounds.max(1) {
-        // A B B A, then B A A B: each server runs early and late in every round, and first in
-        // every other round.
-        let order = if round % 2 == 0 {
-            [0, 1, 1, 0]
-        } else {
-            [1, 0, 0, 1]
-        };
+        let order = crate::load::paired_order(round);
         let mut rates = [0.0f64; 2];
         for k in order {
             let (name, target, data) = sides[k];
