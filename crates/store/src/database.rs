@@ -41,6 +41,19 @@ impl Default for Options {
     }
 }
 
+impl Options {
+    /// The largest WAL (bytes) a closing writer leaves in place instead of checkpointing: none
+    /// for a durable database, which is whole in its main file once closed; a few pages for
+    /// one that is not (request logs), whose close then costs no sync, the next open reading
+    /// the frames back.
+    fn wal_kept_on_close(&self) -> u64 {
+        if self.durable { 0 } else { SMALL_WAL }
+    }
+}
+
+/// See [`Options::wal_kept_on_close`]: 64 pages of 4 KiB.
+const SMALL_WAL: u64 = 256 * 1024;
+
 /// VM steps between two budget checks of an inline read, and checks allowed: about 20,000
 /// steps, a fraction of a millisecond.
 const INLINE_STEP: i32 = 1000;
@@ -124,11 +137,39 @@ impl Database {
                 options,
                 idle: Mutex::new(Vec::new()),
                 permits: Semaphore::new(options.readers.max(1)),
-                writer: Writer::start(conn, log.clone())?,
+                writer: Writer::start(conn, log.clone(), options.wal_kept_on_close())?,
                 log,
             }),
         };
         Ok((db, out))
+    }
+
+    /// A handle on the existing database at `path` that opens nothing yet: its writer
+    /// connection opens (and pending migrations apply) with the first write, a read
+    /// connection with the first read, as with [`Database::open`]. For a database known to be
+    /// whole and migrated (a tenant reopened as it was closed); never shipped. An open that
+    /// fails is reported to the first operation, not here.
+    pub fn open_lazy(path: impl AsRef<Path>, options: Options) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        let writer_path = path.clone();
+        let writer = Writer::lazy(
+            Box::new(move || {
+                let mut conn = open_connection(&writer_path, options, false)?;
+                migrate::apply(&mut conn, options.migrations)?;
+                Ok(conn)
+            }),
+            options.wal_kept_on_close(),
+        )?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                path,
+                options,
+                idle: Mutex::new(Vec::new()),
+                permits: Semaphore::new(options.readers.max(1)),
+                writer,
+                log: None,
+            }),
+        })
     }
 
     /// The commit log of a shipped database (see [`Database::open_shipped`]).
@@ -460,7 +501,8 @@ fn open_connection(path: &Path, options: Options, read_only: bool) -> Result<Con
     // No connection checkpoints as it closes: SQLite would then delete the `-wal` and `-shm`
     // files, and the next open create them again (about a tenth of the CPU of opening and
     // closing a tenant). The writer checkpoints instead as it closes, unless shipped (see
-    // `Writer::start`), and leaves both files in place, the WAL at 0 bytes.
+    // `Writer::start`), and leaves both files in place, the WAL at 0 bytes (a small WAL of a
+    // database that is not durable stays as it is, see `Options::wal_kept_on_close`).
     conn.set_db_config(
         rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
         true,
@@ -541,6 +583,89 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(db.read(count).await.unwrap(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_lazy_handle_opens_its_writer_on_the_first_write() {
+        let (dir, db) = open_temp().await;
+        db.write(|c| Ok::<_, Error>(c.execute("INSERT INTO t (v) VALUES ('a')", [])?))
+            .await
+            .unwrap();
+        db.close().await;
+        let path = dir.path().join("data.db");
+        let options = Options {
+            migrations: SCHEMA,
+            ..Options::default()
+        };
+        // Never used: closing it touches nothing, and at once.
+        let idle = Database::open_lazy(&path, options).unwrap();
+        let before = std::fs::metadata(&path).unwrap().modified().unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(1), idle.close())
+            .await
+            .unwrap();
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().modified().unwrap(),
+            before
+        );
+        // Read, then written, then closed whole like any other.
+        let db = Database::open_lazy(&path, options).unwrap();
+        assert_eq!(db.read(count).await.unwrap(), 1);
+        db.write(|c| Ok::<_, Error>(c.execute("INSERT INTO t (v) VALUES ('b')", [])?))
+            .await
+            .unwrap();
+        assert_eq!(db.read(count).await.unwrap(), 2);
+        db.close().await;
+        assert_eq!(wal_len(&path), 0);
+    }
+
+    #[tokio::test]
+    async fn a_database_that_is_not_durable_keeps_a_small_wal_as_it_closes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("logs.db");
+        let options = Options {
+            migrations: SCHEMA,
+            durable: false,
+            ..Options::default()
+        };
+        let insert = |db: Database, n: usize| async move {
+            db.write(move |c| {
+                for _ in 0..n {
+                    c.execute("INSERT INTO t (v) VALUES (hex(randomblob(2000)))", [])?;
+                }
+                Ok::<_, Error>(())
+            })
+            .await
+            .unwrap();
+            db.close().await;
+        };
+        insert(Database::open(&path, options).await.unwrap(), 1).await;
+        let small = wal_len(&path);
+        assert!(small > 0 && small <= SMALL_WAL, "{small}");
+        // Read back by the next open.
+        let db = Database::open(&path, options).await.unwrap();
+        assert_eq!(db.read(count).await.unwrap(), 1);
+        // Past the bound, the close checkpoints it.
+        insert(db, 200).await;
+        assert_eq!(wal_len(&path), 0);
+        let db = Database::open(&path, options).await.unwrap();
+        assert_eq!(db.read(count).await.unwrap(), 201);
+    }
+
+    #[tokio::test]
+    async fn a_lazy_handle_that_cannot_open_fails_each_operation_cleanly() {
+        let dir = tempfile::tempdir().unwrap();
+        // A directory where the file should be: no connection opens.
+        let path = dir.path().join("data.db");
+        std::fs::create_dir(&path).unwrap();
+        let db = Database::open_lazy(&path, Options::default()).unwrap();
+        for _ in 0..2 {
+            let out = db
+                .write(|c| Ok::<_, Error>(c.execute("CREATE TABLE x (a)", [])?))
+                .await;
+            assert!(matches!(out, Err(Error::Commit(_))), "{out:?}");
+        }
+        assert!(db.read(count).await.is_err());
+        db.close().await;
     }
 
     #[tokio::test]

@@ -74,38 +74,76 @@ struct State {
     dropped: bool,
 }
 
+/// Opens a lazily opened writer's connection (see [`Writer::lazy`]).
+pub(crate) type Opener = Box<dyn Fn() -> Result<Connection> + Send + Sync>;
+
+/// The writer's connection, or what opens it when the first message arrives.
+enum Link {
+    Open(Connection),
+    Lazy(Opener),
+}
+
 /// Everything a drainer needs, handed from one drainer to the next.
 struct Parked {
-    conn: Connection,
+    link: Link,
     queue: mpsc::Receiver<Message>,
     /// Dropped after the connection is closed, which ends [`Writer::closed`].
     done: watch::Sender<()>,
-    /// Whether closing checkpoints the WAL (every database but a shipped one).
-    checkpoint: bool,
+    /// Closing checkpoints the WAL when it holds more than this many bytes (`None`: never,
+    /// for a shipped database; see [`Writer::start`]).
+    checkpoint_above: Option<u64>,
 }
 
 impl Parked {
-    /// Checkpoints (see [`Writer::start`]), closes the connection, then says so.
+    /// The connection, opened first if the writer is lazy and this is its first message. A
+    /// failed open is reported to that message's callers and tried again on the next one.
+    fn conn(&mut self) -> std::result::Result<&Connection, String> {
+        if let Link::Lazy(open) = &self.link {
+            self.link = Link::Open(open().map_err(|e| e.to_string())?);
+        }
+        match &self.link {
+            Link::Open(conn) => Ok(conn),
+            Link::Lazy(_) => Err("the database is not open".into()),
+        }
+    }
+
+    /// Checkpoints (see [`Writer::start`]), closes the connection, then says so. A lazy
+    /// writer that never opened its connection has nothing to close.
     fn close(self) {
         let Parked {
-            conn,
+            link,
             queue,
             done,
-            checkpoint,
+            checkpoint_above,
         } = self;
         drop(queue);
-        if checkpoint {
-            checkpoint_on_close(&conn);
+        if let Link::Open(conn) = link {
+            if let Some(above) = checkpoint_above {
+                checkpoint_on_close(&conn, above);
+            }
+            drop(conn);
         }
-        drop(conn);
         drop(done);
+    }
+
+    /// Whether closing does no work (a lazy writer that never opened its connection).
+    fn unopened(&self) -> bool {
+        matches!(self.link, Link::Lazy(_))
     }
 }
 
 /// Copies every WAL frame into the database file, syncs it and cuts the WAL to 0 bytes, the
 /// files staying in place for the next open. A reader still inside a transaction makes it wait
 /// (busy timeout) and, past that, leaves the frames in the WAL for the next open to find.
-fn checkpoint_on_close(conn: &Connection) {
+/// A WAL of `above` bytes or less is left as it is: the next open reads it back (SQLite's
+/// recovery, a few pages), which costs less than the checkpoint's syncs.
+fn checkpoint_on_close(conn: &Connection, above: u64) {
+    if above > 0
+        && let Some(path) = conn.path()
+        && std::fs::metadata(format!("{path}-wal")).is_ok_and(|wal| wal.len() <= above)
+    {
+        return;
+    }
     let busy = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
         r.get::<_, i64>(0)
     });
@@ -120,17 +158,38 @@ impl Writer {
     /// Makes the writer of `conn`; no thread runs until the first write.
     /// With `log`, every commit that wrote WAL frames is recorded in it, and the WAL is left
     /// to its shipper when the writer closes; without, the writer checkpoints it as it closes
-    /// (no connection does so by itself, see `database::open_connection`).
-    pub(crate) fn start(conn: Connection, log: Option<CommitLog>) -> Result<Self> {
+    /// (no connection does so by itself, see `database::open_connection`) when it holds more
+    /// than `checkpoint_above` bytes.
+    pub(crate) fn start(
+        conn: Connection,
+        log: Option<CommitLog>,
+        checkpoint_above: u64,
+    ) -> Result<Self> {
+        let checkpoint_above = log.is_none().then_some(checkpoint_above);
+        Self::with_link(Link::Open(conn), log, checkpoint_above)
+    }
+
+    /// Makes a writer whose connection `open` opens when the first write (or idle work)
+    /// arrives: a database reopened only to be read, or not touched at all, opens no writer
+    /// connection. Never shipped (a shipped database records commits from its first open).
+    pub(crate) fn lazy(open: Opener, checkpoint_above: u64) -> Result<Self> {
+        Self::with_link(Link::Lazy(open), None, Some(checkpoint_above))
+    }
+
+    fn with_link(
+        link: Link,
+        log: Option<CommitLog>,
+        checkpoint_above: Option<u64>,
+    ) -> Result<Self> {
         let (jobs, queue) = mpsc::channel(QUEUE);
         let (done, closed) = watch::channel(());
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 parked: Some(Parked {
-                    conn,
+                    link,
                     queue,
                     done,
-                    checkpoint: log.is_none(),
+                    checkpoint_above,
                 }),
                 dropped: false,
             }),
@@ -226,9 +285,12 @@ impl Drop for Writer {
             state.dropped = true;
             state.parked.take()
         };
-        // Closing may checkpoint and sync: never on the caller's (possibly async) thread.
-        if let Some(parked) = parked {
-            self.shared.spawn_close(parked);
+        // Closing may checkpoint and sync: never on the caller's (possibly async) thread,
+        // unless there is nothing to close.
+        match parked {
+            Some(parked) if parked.unopened() => parked.close(),
+            Some(parked) => self.shared.spawn_close(parked),
+            None => {}
         }
     }
 }
@@ -299,7 +361,14 @@ fn drain(shared: &Shared, mut parked: Parked) {
         };
         match message {
             Message::Idle(idle) => {
-                let conn = &parked.conn;
+                let conn = match parked.conn() {
+                    Ok(conn) => conn,
+                    Err(e) => {
+                        // Dropped unrun: its caller sees `Closed`.
+                        tracing::warn!("database writer: the connection did not open: {e}");
+                        continue;
+                    }
+                };
                 if std::panic::catch_unwind(AssertUnwindSafe(|| idle(conn))).is_err() {
                     // Its caller sees `Closed`; a transaction it left open is undone.
                     tracing::error!("database writer: idle work panicked");
@@ -321,7 +390,16 @@ fn drain(shared: &Shared, mut parked: Parked) {
                         Err(_) => break,
                     }
                 }
-                let (finishers, commit) = commit_batch(&parked.conn, batch, shared.log.as_ref());
+                let (finishers, commit) = match parked.conn() {
+                    Ok(conn) => commit_batch(conn, batch, shared.log.as_ref()),
+                    Err(message) => {
+                        let finishers = batch
+                            .into_iter()
+                            .map(|job| job(Err(message.clone())).1)
+                            .collect();
+                        (finishers, Err(message))
+                    }
+                };
                 for finish in finishers {
                     finish(commit.clone());
                 }

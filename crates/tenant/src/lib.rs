@@ -10,6 +10,7 @@ pub mod archive;
 pub mod backups;
 pub mod code;
 pub mod cron;
+mod dormant;
 pub mod handoff;
 pub mod hooks;
 pub mod locality;

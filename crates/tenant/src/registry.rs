@@ -21,9 +21,16 @@ use warren_records::Catalog;
 use warren_records::policy::Policy;
 use warren_store::Database;
 
+use crate::dormant::{Dormancy, Dormant, FileState};
 use crate::hooks::{Code, CodeLoader};
 use crate::meter::Meter;
 use crate::{DATABASE_FILE, Error, Result, database_options, tenant_dir};
+
+/// Closed tenants whose collections and settings are kept for their next opening, per tenant
+/// the registry may keep open: a closed tenant's entry is a small fraction of an open tenant's
+/// memory (no SQLite connection, cache or schema), and a working set a few times the cap
+/// reopens without reading anything.
+const DORMANT_PER_OPEN: usize = 4;
 
 /// Registry settings.
 #[derive(Debug, Clone)]
@@ -80,6 +87,56 @@ struct TenantInner {
     /// Slow lists no index serves and the indexes proposed for them (see
     /// [`warren_records::advisor`]); empty, and allocating nothing, until a list is slow.
     advisor: warren_records::advisor::Advisor,
+    /// Where this opening leaves its collections and settings once closed, and its
+    /// generation there (see [`crate::dormant`]).
+    dormancy: Weak<Dormancy>,
+    generation: u64,
+    /// The inode of `data.db` when the tenant opened: a file replaced since leaves nothing.
+    inode: Option<u64>,
+    /// Set when the collections could not be reloaded after a change: the catalog held may
+    /// be stale, and the close leaves nothing behind.
+    uncertain: std::sync::atomic::AtomicBool,
+}
+
+impl Drop for TenantInner {
+    /// Leaves the collections and settings to the tenant's next opening, with the state of
+    /// its files once the database has closed (see [`crate::dormant`]).
+    fn drop(&mut self) {
+        let Some(dormancy) = self.dormancy.upgrade() else {
+            return;
+        };
+        let (id, generation, inode) = (self.id.clone(), self.generation, self.inode);
+        let settings = self
+            .settings
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .1
+            .clone();
+        let leaves = settings
+            .filter(|_| !self.uncertain.load(Ordering::Relaxed))
+            .map(|settings| {
+                let catalog = self
+                    .catalog
+                    .read()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone();
+                (catalog, settings.stored, settings.policy)
+            });
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return dormancy.closed(&id, generation, None);
+        };
+        let closed = self.db.on_close();
+        let path = self.db.path().to_path_buf();
+        runtime.spawn(async move {
+            closed.wait().await;
+            let dormant = leaves.and_then(|(catalog, settings, policy)| {
+                let files = FileState::of(&path).ok()?;
+                (Some(files.inode()) == inode)
+                    .then(|| Dormant::new(files, catalog, settings, policy))
+            });
+            dormancy.closed(&id, generation, dormant);
+        });
+    }
 }
 
 /// A tenant's code once loaded (`None`: it has none).
@@ -387,7 +444,11 @@ impl Tenant {
 
     /// Reloads the collections from the database (after a schema change has committed).
     pub async fn reload_catalog(&self) -> Result<Arc<Catalog>> {
-        let catalog = Arc::new(load_catalog(&self.inner.db).await?);
+        let loaded = load_catalog(&self.inner.db).await;
+        if loaded.is_err() {
+            self.inner.uncertain.store(true, Ordering::Relaxed);
+        }
+        let catalog = Arc::new(loaded?);
         *self
             .inner
             .catalog
@@ -427,6 +488,8 @@ struct RegistryInner {
     /// Tenant id → tenants closed while requests still held them, so a later drain waits for
     /// those handles too. Weak: an entry costs nothing once the last handle is gone.
     lingering: Mutex<HashMap<String, Vec<Weak<TenantInner>>>>,
+    /// What closed tenants left for their next opening.
+    dormancy: Arc<Dormancy>,
     /// WAL shipping of opened tenants, if the node ships.
     shipper: RwLock<Option<Arc<dyn Shipper>>>,
     /// Loads the code of opened tenants, if the node runs tenants' code.
@@ -447,6 +510,7 @@ struct Slot {
 impl Registry {
     /// Creates the registry and starts its idle sweeper on the current runtime.
     pub fn new(config: RegistryConfig) -> Self {
+        let dormant = config.max_open.saturating_mul(DORMANT_PER_OPEN);
         let inner = Arc::new(RegistryInner {
             config,
             slots: Mutex::new(HashMap::new()),
@@ -454,6 +518,7 @@ impl Registry {
             meters: Mutex::new(HashMap::new()),
             draining: Mutex::new(HashSet::new()),
             lingering: Mutex::new(HashMap::new()),
+            dormancy: Arc::new(Dormancy::new(dormant)),
             shipper: RwLock::new(None),
             code_loader: RwLock::new(None),
             code_check: RwLock::new(None),
@@ -591,7 +656,16 @@ impl Registry {
             .unwrap_or_else(|p| p.into_inner())
             .clone();
         let opened = cell
-            .get_or_try_init(|| open(root, id.to_string(), self.meter(id), shipper, code_loader))
+            .get_or_try_init(|| {
+                open(
+                    root,
+                    id.to_string(),
+                    self.meter(id),
+                    shipper,
+                    code_loader,
+                    self.inner.dormancy.clone(),
+                )
+            })
             .await;
         match opened {
             // A drain that began while this request opened the tenant wins.
@@ -637,8 +711,10 @@ impl Registry {
         self.inner.meters().remove(id);
     }
 
-    /// Closes tenant `id` if open (in-flight requests finish on their handles).
+    /// Closes tenant `id` if open (in-flight requests finish on their handles). Its next
+    /// opening reads everything again: a caller closes a tenant to act on its files.
     pub fn close(&self, id: &str) {
+        self.inner.dormancy.forget(id);
         let removed = self.inner.lock().remove(id);
         removed.iter().for_each(disconnect);
         let closed = removed.and_then(|slot| slot.cell.get().map(|t| Arc::downgrade(&t.inner)));
@@ -663,6 +739,8 @@ impl Registry {
             registry: self.clone(),
             id: id.to_string(),
         };
+        // Its files are about to change: the next opening reads everything again.
+        self.inner.dormancy.forget(id);
         // The open tenant, and any closed earlier whose handles a request still holds.
         let mut open = self.inner.take_lingering(id);
         if let Some(slot) = self.inner.lock().remove(id) {
@@ -926,40 +1004,46 @@ async fn open(
     meter: Arc<Meter>,
     shipper: Option<Arc<dyn Shipper>>,
     code_loader: Option<Arc<dyn CodeLoader>>,
+    dormancy: Arc<Dormancy>,
 ) -> Result<Tenant> {
     let dir = tenant_dir(&root, &id);
     let path = dir.join(DATABASE_FILE);
-    // Never create a database for a tenant that was not provisioned (or was deleted).
-    if !tokio::fs::try_exists(&path).await? {
-        return Err(Error::NotFound);
-    }
-    // The collections are read on the writer connection as it opens: one blocking hop, and no
-    // read connection opened for it.
-    // The settings are read there too, so that a request needing only them (health) opens no
-    // read connection.
-    let (db, read) = Database::open_reading(path, database_options(), shipper.is_some(), |c| {
-        let catalog = Catalog::load(c)
-            .map_err(|e| Error::Invalid(format!("the collections cannot be read: {e}")))?;
-        let stored = warren_records::settings::load_in(c)
-            .map_err(|e| Error::Invalid(format!("the settings cannot be read: {e}")))?;
-        Ok::<_, Error>((catalog, stored))
-    })
-    .await?;
-    let (catalog, stored) = read?;
-    let catalog = RwLock::new(Arc::new(catalog));
-    let policy = Arc::new(Policy::from_settings(&stored));
-    let stored = Arc::new(stored);
-    let stored_settings = stored.clone();
+    // Never create a database for a tenant that was not provisioned (or was deleted). Two
+    // `stat` calls, on this thread: they tell whether the files are as the last close left them.
+    let files = match FileState::of(&path) {
+        Ok(files) => files,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Error::NotFound),
+        Err(e) => return Err(e.into()),
+    };
+    // A shipped database records its commits from its first open: it always opens whole.
+    let (generation, dormant) = dormancy.open(&id, shipper.is_none().then_some(files));
+    let opened = match dormant {
+        // Reopened as it was closed: nothing to read, and no connection until one is needed.
+        Some(dormant) => Opened {
+            db: Database::open_lazy(&path, database_options())?,
+            catalog: dormant.catalog,
+            stored: dormant.settings,
+            policy: dormant.policy,
+        },
+        None => open_files(&path, shipper.is_some()).await?,
+    };
+    let Opened {
+        db,
+        catalog,
+        stored,
+        policy,
+    } = opened;
+    let catalog = RwLock::new(catalog);
     let settings = Settings {
         value: stored.clone(),
-        stored,
+        stored: stored.clone(),
         policy: policy.clone(),
     };
     let shipping = shipper.map(|s| s.opened(&id, &dir, &db));
     let logs = warren_logs::Logs::new(dir.join(warren_logs::AUXILIARY_FILE), db.clone());
-    // The settings were just read: the first batch of logs need not open a read connection
-    // to read them again.
-    logs.set_settings(warren_logs::LogSettings::from_settings(&stored_settings));
+    // The settings are known: the first batch of logs need not open a read connection to
+    // read them again.
+    logs.set_settings(warren_logs::LogSettings::from_settings(&stored));
     let crons = crate::cron::Crons::default();
     crate::cron::system::register(&crons);
     tracing::debug!(tenant = %id, "tenant opened");
@@ -980,12 +1064,44 @@ async fn open(
             code_loader,
             code: Mutex::new(Arc::new(OnceCell::new())),
             advisor: warren_records::advisor::Advisor::default(),
+            dormancy: Arc::downgrade(&dormancy),
+            generation,
+            inode: Some(files.inode()),
+            uncertain: std::sync::atomic::AtomicBool::new(false),
         }),
     };
     tenant.migrate_on_open().await;
     // A tenant whose code registers cron jobs gets them as it opens.
     tenant.load_code_soon();
     Ok(tenant)
+}
+
+/// A tenant's database handle with its collections, settings and request policy.
+struct Opened {
+    db: Database,
+    catalog: Arc<Catalog>,
+    stored: Arc<serde_json::Value>,
+    policy: Arc<Policy>,
+}
+
+/// Opens the tenant database at `path` and reads its collections and settings, on the writer
+/// connection as it opens: one blocking hop, and no read connection opened for them.
+async fn open_files(path: &Path, shipped: bool) -> Result<Opened> {
+    let (db, read) = Database::open_reading(path, database_options(), shipped, |c| {
+        let catalog = Catalog::load(c)
+            .map_err(|e| Error::Invalid(format!("the collections cannot be read: {e}")))?;
+        let stored = warren_records::settings::load_in(c)
+            .map_err(|e| Error::Invalid(format!("the settings cannot be read: {e}")))?;
+        Ok::<_, Error>((catalog, stored))
+    })
+    .await?;
+    let (catalog, stored) = read?;
+    Ok(Opened {
+        db,
+        catalog: Arc::new(catalog),
+        policy: Arc::new(Policy::from_settings(&stored)),
+        stored: Arc::new(stored),
+    })
 }
 
 /// Background task: closes idle tenants until the registry is dropped.
@@ -1065,6 +1181,99 @@ mod tests {
         // Checkpointed: the WAL is kept, empty.
         let wal = std::fs::metadata(dir.path().join("a").join("data.db-wal"));
         assert!(wal.is_ok_and(|m| m.len() == 0));
+    }
+
+    /// Opens `id`, then closes it by opening `other` past a cap of one, and waits until its
+    /// close has left what it leaves; returns the catalog it had.
+    async fn open_and_evict(registry: &Registry, id: &str, other: &str) -> Arc<Catalog> {
+        let tenant = registry.get(id).await.unwrap();
+        let catalog = tenant.catalog();
+        let closed = tenant.db().on_close();
+        drop(tenant);
+        registry.get(other).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(5), closed.wait())
+            .await
+            .unwrap();
+        // The entry is recorded by a task woken by the close.
+        for _ in 0..100 {
+            if registry.inner.dormancy.len() > 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        catalog
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_tenant_reopened_as_it_was_closed_reads_nothing_again() {
+        let (dir, registry) = registry(1, Duration::from_secs(60)).await;
+        for id in ["a", "b"] {
+            provision(dir.path(), id).await.unwrap();
+        }
+        let catalog = open_and_evict(&registry, "a", "b").await;
+        assert_eq!(registry.inner.dormancy.len(), 1);
+        let before = FileState::of(&dir.path().join("a").join(DATABASE_FILE)).unwrap();
+        let a = registry.get("a").await.unwrap();
+        // The same parsed collections, and no connection opened to serve the settings.
+        assert!(Arc::ptr_eq(&a.catalog(), &catalog));
+        assert_eq!(a.settings().await.unwrap()["meta"]["appName"], "Acme");
+        assert_eq!(
+            FileState::of(&dir.path().join("a").join(DATABASE_FILE)).unwrap(),
+            before
+        );
+        // Its database still opens when a request needs it.
+        let count: i64 = a
+            .db()
+            .read(|c| {
+                Ok::<_, Error>(c.query_row("SELECT count(*) FROM _collections", [], |r| r.get(0))?)
+            })
+            .await
+            .unwrap();
+        assert_eq!(count as usize, catalog.entries().len());
+        a.db()
+            .write(|c| {
+                Ok::<_, Error>(c.execute("INSERT INTO _params (id, value) VALUES ('k', '1')", [])?)
+            })
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_tenant_changed_while_closed_is_read_again() {
+        let (dir, registry) = registry(1, Duration::from_secs(60)).await;
+        for id in ["a", "b"] {
+            provision(dir.path(), id).await.unwrap();
+        }
+        let catalog = open_and_evict(&registry, "a", "b").await;
+        // Another program changes the settings while the tenant is closed.
+        let db = crate::open_database(dir.path(), "a").await.unwrap();
+        let mut settings = warren_records::settings::load(&db).await.unwrap();
+        settings["meta"]["appName"] = "Changed".into();
+        warren_records::settings::save(&db, &settings)
+            .await
+            .unwrap();
+        db.close().await;
+        let a = registry.get("a").await.unwrap();
+        assert!(!Arc::ptr_eq(&a.catalog(), &catalog));
+        assert_eq!(a.settings().await.unwrap()["meta"]["appName"], "Changed");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_drained_or_closed_tenant_is_read_again() {
+        let (dir, registry) = registry(1, Duration::from_secs(60)).await;
+        for id in ["a", "b"] {
+            provision(dir.path(), id).await.unwrap();
+        }
+        let catalog = open_and_evict(&registry, "a", "b").await;
+        drop(registry.drain("a", Duration::from_secs(5)).await.unwrap());
+        let a = registry.get("a").await.unwrap();
+        assert!(!Arc::ptr_eq(&a.catalog(), &catalog));
+        drop(a);
+        let catalog = open_and_evict(&registry, "b", "a").await;
+        registry.close("a");
+        registry.close("b");
+        let b = registry.get("b").await.unwrap();
+        assert!(!Arc::ptr_eq(&b.catalog(), &catalog));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
