@@ -3,7 +3,9 @@
 //! the cap; reports both throughputs and their ratio. Every tenant is opened once before either
 //! phase (that first pass is reported too), so the churn phase measures what a platform's
 //! traffic does in its steady state: reopening tenants the cap closed, not first opens after
-//! provisioning.
+//! provisioning. The same two phases run again with a request that reads the tenant's data (a
+//! guest's list of `users`, which its rule leaves empty): health needs only what a tenant's
+//! last close left, a list opens a read connection and runs a query.
 
 use std::time::Duration;
 
@@ -45,6 +47,12 @@ pub struct ChurnReport {
     pub churn_health: Summary,
     /// `churn_health` throughput over `fitting_health` throughput.
     pub ratio: f64,
+    /// A guest's list of `users` rotating over `fitting` tenants, all open.
+    pub fitting_list: Summary,
+    /// The same list rotating over `tenants` tenants.
+    pub churn_list: Summary,
+    /// `churn_list` throughput over `fitting_list` throughput.
+    pub list_ratio: f64,
     /// Warren's RSS at the end of the churn phase.
     pub rss_kib: Option<u64>,
 }
@@ -92,7 +100,7 @@ async fn measure(server: &server::Server, cfg: &ChurnConfig) -> anyhow::Result<C
 
     // Every request goes to 127.0.0.1 and names its tenant in the Host header, so the clients
     // keep one connection each whatever the tenant: what is measured is the server's work.
-    let health = |count: u64, duration: Duration, max_ops: u64| {
+    let request = |path: &'static str, count: u64, duration: Duration, max_ops: u64| {
         let h = http.clone();
         load::run(
             Bounds {
@@ -105,12 +113,13 @@ async fn measure(server: &server::Server, cfg: &ChurnConfig) -> anyhow::Result<C
                 let h = h.clone();
                 async move {
                     let host = format!("{}.localhost:{port}", slug(i % count));
-                    let url = format!("http://127.0.0.1:{port}/api/health");
+                    let url = format!("http://127.0.0.1:{port}{path}");
                     drain(h.get(url).header("host", host).send().await?).await
                 }
             },
         )
     };
+    let health = |count, duration, max_ops| request(HEALTH, count, duration, max_ops);
     let all = cfg.tenants.max(1) as u64;
     // Every tenant opened (and most closed again by the cap) once before measuring: the churn
     // phase then measures reopens, not first opens after provisioning.
@@ -128,11 +137,22 @@ async fn measure(server: &server::Server, cfg: &ChurnConfig) -> anyhow::Result<C
     let fitting_health = health(fitting, cfg.duration, u64::MAX).await.summary();
     let churn_health = health(all, cfg.duration, u64::MAX).await.summary();
     let rss_kib = rss_kib(server.pid);
-    let ratio = if fitting_health.throughput > 0.0 {
-        churn_health.throughput / fitting_health.throughput
-    } else {
-        0.0
-    };
+    without_errors(
+        request(LIST, fitting, Duration::from_secs(24 * 3600), fitting).await,
+        "warming up for lists",
+    )?;
+    let fitting_list = without_errors(
+        request(LIST, fitting, cfg.duration, u64::MAX).await,
+        "the lists over open tenants",
+    )?
+    .summary();
+    let churn_list = without_errors(
+        request(LIST, all, cfg.duration, u64::MAX).await,
+        "the lists over all tenants",
+    )?
+    .summary();
+    let ratio = throughput_ratio(&churn_health, &fitting_health);
+    let list_ratio = throughput_ratio(&churn_list, &fitting_list);
     Ok(ChurnReport {
         tenants: cfg.tenants,
         fitting: cfg.fitting,
@@ -141,8 +161,24 @@ async fn measure(server: &server::Server, cfg: &ChurnConfig) -> anyhow::Result<C
         fitting_health,
         churn_health,
         ratio,
+        fitting_list,
+        churn_list,
+        list_ratio,
         rss_kib,
     })
+}
+
+/// The request of the health phases.
+const HEALTH: &str = "/api/health";
+/// The request of the list phases: reads the tenant's data (its rule leaves a guest nothing).
+const LIST: &str = "/api/collections/users/records?perPage=1&skipTotal=1";
+
+fn throughput_ratio(churn: &Summary, fitting: &Summary) -> f64 {
+    if fitting.throughput > 0.0 {
+        churn.throughput / fitting.throughput
+    } else {
+        0.0
+    }
 }
 
 /// A preparatory pass's stats, or why it failed.
@@ -176,6 +212,21 @@ pub fn format(report: &ChurnReport) -> Vec<String> {
             "{:<28} {:.1}% ({} tenants against {})",
             "ratio",
             report.ratio * 100.0,
+            report.tenants,
+            report.fitting
+        ),
+        summary_line(
+            &format!("list, over {} tenants", report.fitting),
+            &report.fitting_list,
+        ),
+        summary_line(
+            &format!("list, over {} tenants", report.tenants),
+            &report.churn_list,
+        ),
+        format!(
+            "{:<28} {:.1}% ({} tenants against {})",
+            "list ratio",
+            report.list_ratio * 100.0,
             report.tenants,
             report.fitting
         ),

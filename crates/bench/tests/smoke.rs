@@ -192,18 +192,26 @@ fn churn_scenario_against_warren_produces_both_figures_and_a_ratio() {
     ]);
     // Every tenant is opened once before the phases: 30 first opens, none failed.
     assert_eq!(report["first_open"]["ok"], 30, "first opens:\n{stdout}");
-    for phase in ["first_open", "fitting_health", "churn_health"] {
+    for phase in [
+        "first_open",
+        "fitting_health",
+        "churn_health",
+        "fitting_list",
+        "churn_list",
+    ] {
         assert_eq!(report[phase]["errors"], 0, "{phase} had errors:\n{stdout}");
         assert!(
             report[phase]["ok"].as_u64().unwrap_or(0) > 0,
             "{phase} measured nothing:\n{stdout}"
         );
     }
-    assert!(
-        report["ratio"].as_f64().unwrap_or(0.0) > 0.0,
-        "no ratio:\n{stdout}"
-    );
-    assert!(stdout.contains("ratio"), "{stdout}");
+    for ratio in ["ratio", "list_ratio"] {
+        assert!(
+            report[ratio].as_f64().unwrap_or(0.0) > 0.0,
+            "no {ratio}:\n{stdout}"
+        );
+    }
+    assert!(stdout.contains("list ratio"), "{stdout}");
 }
 
 /// The `cluster` scenario on a short run: three nodes over one etcd member, forwarding figures
