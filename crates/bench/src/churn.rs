@@ -3,7 +3,9 @@
 //! the cap; reports both throughputs and their ratio. Every tenant is opened once before either
 //! phase (that first pass is reported too), so the churn phase measures what a platform's
 //! traffic does in its steady state: reopening tenants the cap closed, not first opens after
-//! provisioning. The same two phases run again with a request that reads the tenant's data (a
+//! provisioning. After each phase the scenario waits until the server is quiet and counts
+//! that time in: a phase's ratio is of sustained rates (requests over the phase and the work it
+//! left, such as the request logs of the tenants it closed). The same two phases run again with a request that reads the tenant's data (a
 //! guest's list of `users`, which its rule leaves empty): health needs only what a tenant's
 //! last close left, a list opens a read connection and runs a query.
 
@@ -12,7 +14,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::load::{self, Bounds, Summary};
-use crate::server::{self, WarrenOptions, create_tenant, rss_kib};
+use crate::server::{self, WarrenOptions, cpu_seconds, create_tenant, rss_kib};
 use crate::target::{client, drain};
 use crate::tenants::summary_line;
 
@@ -41,17 +43,17 @@ pub struct ChurnReport {
     /// request is a tenant's first open.
     pub first_open: Summary,
     /// Health requests rotating over `fitting` tenants, all open after a first pass.
-    pub fitting_health: Summary,
+    pub fitting_health: Phase,
     /// Health requests rotating over `tenants` tenants: most requests open a closed tenant
     /// and close another.
-    pub churn_health: Summary,
-    /// `churn_health` throughput over `fitting_health` throughput.
+    pub churn_health: Phase,
+    /// `churn_health` sustained throughput over `fitting_health`'s.
     pub ratio: f64,
     /// A guest's list of `users` rotating over `fitting` tenants, all open.
-    pub fitting_list: Summary,
+    pub fitting_list: Phase,
     /// The same list rotating over `tenants` tenants.
-    pub churn_list: Summary,
-    /// `churn_list` throughput over `fitting_list` throughput.
+    pub churn_list: Phase,
+    /// `churn_list` sustained throughput over `fitting_list`'s.
     pub list_ratio: f64,
     /// Warren's RSS at the end of the churn phase.
     pub rss_kib: Option<u64>,
@@ -134,25 +136,36 @@ async fn measure(server: &server::Server, cfg: &ChurnConfig) -> anyhow::Result<C
         health(fitting, Duration::from_secs(24 * 3600), fitting).await,
         "warming up",
     )?;
-    let fitting_health = health(fitting, cfg.duration, u64::MAX).await.summary();
-    let churn_health = health(all, cfg.duration, u64::MAX).await.summary();
-    let rss_kib = rss_kib(server.pid);
+    let pid = server.pid;
+    phase("health over the open set");
+    let fitting_health = Phase::after(health(fitting, cfg.duration, u64::MAX).await, pid).await;
+    phase("health over every tenant");
+    let churn_health = Phase::after(health(all, cfg.duration, u64::MAX).await, pid).await;
+    let rss_kib = rss_kib(pid);
     without_errors(
         request(LIST, fitting, Duration::from_secs(24 * 3600), fitting).await,
         "warming up for lists",
     )?;
-    let fitting_list = without_errors(
-        request(LIST, fitting, cfg.duration, u64::MAX).await,
-        "the lists over open tenants",
-    )?
-    .summary();
-    let churn_list = without_errors(
-        request(LIST, all, cfg.duration, u64::MAX).await,
-        "the lists over all tenants",
-    )?
-    .summary();
-    let ratio = throughput_ratio(&churn_health, &fitting_health);
-    let list_ratio = throughput_ratio(&churn_list, &fitting_list);
+    phase("lists over the open set");
+    let fitting_list = Phase::after(
+        without_errors(
+            request(LIST, fitting, cfg.duration, u64::MAX).await,
+            "the lists over open tenants",
+        )?,
+        pid,
+    )
+    .await;
+    phase("lists over every tenant");
+    let churn_list = Phase::after(
+        without_errors(
+            request(LIST, all, cfg.duration, u64::MAX).await,
+            "the lists over all tenants",
+        )?,
+        pid,
+    )
+    .await;
+    let ratio = churn_health.sustained / fitting_health.sustained.max(f64::MIN_POSITIVE);
+    let list_ratio = churn_list.sustained / fitting_list.sustained.max(f64::MIN_POSITIVE);
     Ok(ChurnReport {
         tenants: cfg.tenants,
         fitting: cfg.fitting,
@@ -168,17 +181,64 @@ async fn measure(server: &server::Server, cfg: &ChurnConfig) -> anyhow::Result<C
     })
 }
 
+/// One measured phase, and the work it left the server once its requests were answered.
+#[derive(Debug, Serialize)]
+pub struct Phase {
+    #[serde(flatten)]
+    pub summary: Summary,
+    /// Seconds the server stayed busy after the last answer (request-log batches of the
+    /// tenants the phase closed, their log databases closing): until its CPU stayed under a
+    /// tenth of a core for half a second.
+    pub settle_s: f64,
+    /// Requests over the phase and its settling: what the server sustains with that work done.
+    pub sustained: f64,
+}
+
+impl Phase {
+    /// The phase measured by `stats`, once server `pid` has settled (the next phase then
+    /// starts on a quiet server).
+    async fn after(stats: load::Stats, pid: u32) -> Self {
+        let summary = stats.summary();
+        let settle_s = settle(pid).await.as_secs_f64();
+        let sustained = summary.ok as f64 / (summary.seconds + settle_s).max(f64::MIN_POSITIVE);
+        Self {
+            summary,
+            settle_s,
+            sustained,
+        }
+    }
+}
+
+/// A quiet window: the server's CPU under `QUIET_CPU` seconds over `QUIET`.
+const QUIET: Duration = Duration::from_millis(500);
+const QUIET_CPU: f64 = 0.05;
+/// Longest wait for a server to settle.
+const SETTLE_MAX: Duration = Duration::from_secs(120);
+
+/// Waits until server `pid` is quiet; returns how long it stayed busy (the quiet window that
+/// ended the wait not counted).
+async fn settle(pid: u32) -> Duration {
+    let started = std::time::Instant::now();
+    let mut last = cpu_seconds(pid);
+    loop {
+        tokio::time::sleep(QUIET).await;
+        let now = cpu_seconds(pid);
+        let quiet = matches!((last, now), (Some(a), Some(b)) if b - a < QUIET_CPU);
+        last = now;
+        if quiet || now.is_none() || started.elapsed() >= SETTLE_MAX {
+            return started.elapsed().saturating_sub(QUIET);
+        }
+    }
+}
+
 /// The request of the health phases.
 const HEALTH: &str = "/api/health";
 /// The request of the list phases: reads the tenant's data (its rule leaves a guest nothing).
 const LIST: &str = "/api/collections/users/records?perPage=1&skipTotal=1";
 
-fn throughput_ratio(churn: &Summary, fitting: &Summary) -> f64 {
-    if fitting.throughput > 0.0 {
-        churn.throughput / fitting.throughput
-    } else {
-        0.0
-    }
+/// Says on stderr which phase starts (for a profiler attached to the server meanwhile).
+fn phase(name: &str) {
+    eprintln!("churn: {name}");
 }
 
 /// A preparatory pass's stats, or why it failed.
@@ -187,6 +247,14 @@ fn without_errors(stats: load::Stats, pass: &str) -> anyhow::Result<load::Stats>
         anyhow::bail!("{pass} failed: {}", stats.first_error.unwrap_or_default());
     }
     Ok(stats)
+}
+
+/// How long the server stayed busy after a phase, and the rate it sustained.
+fn sustained_line(phase: &Phase) -> String {
+    format!(
+        "{:<28} settled in {:.1} s, {:.0} req/s sustained",
+        "", phase.settle_s, phase.sustained
+    )
 }
 
 /// Human-readable report lines.
@@ -202,12 +270,14 @@ pub fn format(report: &ChurnReport) -> Vec<String> {
         ),
         summary_line(
             &format!("over {} tenants", report.fitting),
-            &report.fitting_health,
+            &report.fitting_health.summary,
         ),
+        sustained_line(&report.fitting_health),
         summary_line(
             &format!("over {} tenants", report.tenants),
-            &report.churn_health,
+            &report.churn_health.summary,
         ),
+        sustained_line(&report.churn_health),
         format!(
             "{:<28} {:.1}% ({} tenants against {})",
             "ratio",
@@ -217,12 +287,14 @@ pub fn format(report: &ChurnReport) -> Vec<String> {
         ),
         summary_line(
             &format!("list, over {} tenants", report.fitting),
-            &report.fitting_list,
+            &report.fitting_list.summary,
         ),
+        sustained_line(&report.fitting_list),
         summary_line(
             &format!("list, over {} tenants", report.tenants),
-            &report.churn_list,
+            &report.churn_list.summary,
         ),
+        sustained_line(&report.churn_list),
         format!(
             "{:<28} {:.1}% ({} tenants against {})",
             "list ratio",
