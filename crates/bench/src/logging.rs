@@ -109,16 +109,7 @@ async fn measure(
             }
             rates[k] += measured.stats.throughput();
             let rss = target.rss_kib();
-            match &mut cells[k] {
-                Some(cell) => cell.merge(Ok(measured), rss),
-                None => {
-                    cells[k] = Some(Cell {
-                        target: String::new(),
-                        result: Ok(measured),
-                        rss_kib: rss,
-                    })
-                }
-            }
+            Cell::add_round(&mut cells[k], "", Ok(measured), rss);
         }
         eprintln!(
             "{NAME}: round {} on/off ×{:.3}",

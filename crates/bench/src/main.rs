@@ -854,16 +854,7 @@ async fn drive(slots: &[(String, Slot)], list: &[&'static str], load: &LoadArgs)
                         (result, target.rss_kib())
                     }
                 };
-                match &mut cells[k] {
-                    Some(cell) => cell.merge(result, rss_kib),
-                    None => {
-                        cells[k] = Some(Cell {
-                            target: name.clone(),
-                            result,
-                            rss_kib,
-                        })
-                    }
-                }
+                Cell::add_round(&mut cells[k], name, result, rss_kib);
             }
         }
         let line = Line {
@@ -919,16 +910,7 @@ async fn health_pair(slots: &[(String, Slot)], load: &LoadArgs) -> Line {
                 scenarios::platform_health(target, bounds).await
             };
             let rss_kib = target.rss_kib();
-            match &mut cells[k] {
-                Some(cell) => cell.merge(result, rss_kib),
-                None => {
-                    cells[k] = Some(Cell {
-                        target: format!("{name} {label}"),
-                        result,
-                        rss_kib,
-                    })
-                }
-            }
+            Cell::add_round(&mut cells[k], format!("{name} {label}"), result, rss_kib);
         }
     }
     Line {

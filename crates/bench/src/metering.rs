@@ -167,16 +167,7 @@ pub async fn run(warren: &Path, cfg: &MeteringConfig) -> anyhow::Result<Metering
                 .map_err(|reason| anyhow::anyhow!("view on {name}: {reason}"))?;
             rates[k] += measured.stats.throughput();
             let rss = target.rss_kib();
-            match &mut cells[k] {
-                Some(cell) => cell.merge(Ok(measured), rss),
-                None => {
-                    cells[k] = Some(Cell {
-                        target: name.to_string(),
-                        result: Ok(measured),
-                        rss_kib: rss,
-                    })
-                }
-            }
+            Cell::add_round(&mut cells[k], name, Ok(measured), rss);
         }
         let ratio = rates[0] / rates[1];
         println!("round {}: metered / bare view-by-id ×{ratio:.3}", round + 1);

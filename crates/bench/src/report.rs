@@ -18,6 +18,25 @@ pub struct Cell {
 }
 
 impl Cell {
+    /// Adds a round of `target` to `slot`: merged into the cell there, or its first cell.
+    pub fn add_round(
+        slot: &mut Option<Cell>,
+        target: impl Into<String>,
+        result: Result<Measured, String>,
+        rss_kib: Option<u64>,
+    ) {
+        match slot {
+            Some(cell) => cell.merge(result, rss_kib),
+            None => {
+                *slot = Some(Cell {
+                    target: target.into(),
+                    result,
+                    rss_kib,
+                })
+            }
+        }
+    }
+
     /// Merges another round into this cell (an unsupported round makes the cell unsupported).
     pub fn merge(&mut self, result: Result<Measured, String>, rss_kib: Option<u64>) {
         self.rss_kib = match (self.rss_kib, rss_kib) {
