@@ -137,6 +137,9 @@ async fn measure(server: &server::Server, cfg: &ChurnConfig) -> anyhow::Result<C
         "warming up",
     )?;
     let pid = server.pid;
+    // What those passes left to do (the request logs of the tenants they closed) is done
+    // before the first measured phase, not during it.
+    settle(pid).await;
     phase("health over the open set");
     let fitting_health = Phase::after(health(fitting, cfg.duration, u64::MAX).await, pid).await;
     phase("health over every tenant");
@@ -146,6 +149,7 @@ async fn measure(server: &server::Server, cfg: &ChurnConfig) -> anyhow::Result<C
         request(LIST, fitting, Duration::from_secs(24 * 3600), fitting).await,
         "warming up for lists",
     )?;
+    settle(pid).await;
     phase("lists over the open set");
     let fitting_list = Phase::after(
         without_errors(
@@ -212,21 +216,33 @@ impl Phase {
 /// A quiet window: the server's CPU under `QUIET_CPU` seconds over `QUIET`.
 const QUIET: Duration = Duration::from_millis(500);
 const QUIET_CPU: f64 = 0.05;
+/// Quiet windows in a row that make a server settled: longer than the server waits before
+/// doing deferred work (it writes closed tenants' request logs after a second without
+/// closes), so a lull before that work is not taken for the end of it.
+const QUIET_WINDOWS: u32 = 5;
 /// Longest wait for a server to settle.
 const SETTLE_MAX: Duration = Duration::from_secs(120);
 
-/// Waits until server `pid` is quiet; returns how long it stayed busy (the quiet window that
+/// Waits until server `pid` is quiet; returns how long it stayed busy (the quiet windows that
 /// ended the wait not counted).
 async fn settle(pid: u32) -> Duration {
     let started = std::time::Instant::now();
     let mut last = cpu_seconds(pid);
+    let mut busy = Duration::ZERO;
+    let mut quiet_run = 0;
     loop {
         tokio::time::sleep(QUIET).await;
         let now = cpu_seconds(pid);
         let quiet = matches!((last, now), (Some(a), Some(b)) if b - a < QUIET_CPU);
         last = now;
-        if quiet || now.is_none() || started.elapsed() >= SETTLE_MAX {
-            return started.elapsed().saturating_sub(QUIET);
+        if quiet {
+            quiet_run += 1;
+        } else {
+            quiet_run = 0;
+            busy = started.elapsed();
+        }
+        if quiet_run >= QUIET_WINDOWS || now.is_none() || started.elapsed() >= SETTLE_MAX {
+            return busy;
         }
     }
 }
