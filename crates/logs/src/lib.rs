@@ -9,10 +9,13 @@
 //! older than `maxDays`. The auxiliary database opens on first use, so a tenant that never
 //! logs never opens it, and closes again once a second has passed without entries (the task
 //! ends then too), so an open tenant that is not being used holds no connection for its logs.
+//! Entries a closing tenant has not written yet wait in a [`Backlog`] for its next opening
+//! (or a later, larger write) instead of costing a write of their own at every close.
 //!
 //! It uses `warren-store` for SQLite and `warren-filter` for the `filter`/`sort` parameters of
 //! the logs API. It must not depend on HTTP crates.
 
+mod backlog;
 mod query;
 mod request;
 
@@ -24,6 +27,7 @@ use serde_json::{Map, Value};
 use tokio::sync::Notify;
 use warren_store::{Closed, Database, Migration, Options};
 
+pub use backlog::Backlog;
 pub use query::{ListQuery, MAX_PER_PAGE, Page};
 pub use request::{Data, RequestData};
 
@@ -374,6 +378,9 @@ struct Inner {
     /// Wakes the flusher early when the buffer fills. Shared with the flusher task, which
     /// holds only a weak reference to `Inner` so that an evicted tenant's logs can drop.
     wake: Arc<Notify>,
+    /// Where entries still buffered at the end wait for the tenant's next opening (without
+    /// one, they are written at once).
+    backlog: Option<Backlog>,
 }
 
 #[derive(Default)]
@@ -383,6 +390,8 @@ struct Pending {
     entries: Vec<(Entry, bool)>,
     /// Their approximate size.
     bytes: usize,
+    /// When the oldest of them was recorded (by this opening or one before it).
+    since: Option<Instant>,
     /// Entries dropped because the buffer was full, reported at the next flush.
     dropped: u64,
     /// Whether the flusher task runs.
@@ -467,19 +476,43 @@ pub async fn create_auxiliary(path: &Path) -> Result<()> {
 
 impl Logs {
     /// Logs stored in `path` (opened on first use), filtered by the settings in `data`.
+    /// Entries still buffered when the last clone drops are written at once.
     pub fn new(path: PathBuf, data: Database) -> Self {
+        Self::with(Store::new(path), Pending::default(), data, None)
+    }
+
+    /// Like [`Logs::new`], but entries still buffered when the last clone drops wait in
+    /// `backlog` for the next opening of the same file, which takes them back (see
+    /// [`Backlog`]).
+    pub fn parking(path: PathBuf, data: Database, backlog: &Backlog) -> Self {
+        let Some(parked) = backlog.adopt(&path) else {
+            return Self::with(Store::new(path), Pending::default(), data, Some(backlog));
+        };
+        let pending = Pending {
+            entries: parked.entries,
+            bytes: parked.bytes,
+            since: Some(parked.since),
+            ..Pending::default()
+        };
+        let logs = Self::with(parked.store, pending, data, Some(backlog));
+        // They were waiting already: the flusher writes them with the next batch.
+        logs.close_when_idle();
+        logs
+    }
+
+    fn with(
+        store: Arc<Store>,
+        pending: Pending,
+        data: Database,
+        backlog: Option<&Backlog>,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
-                store: Arc::new(Store {
-                    path,
-                    db: Mutex::new(Aux::default()),
-                    opening: tokio::sync::Mutex::new(()),
-                    pruned: Mutex::new(None),
-                    settings: Mutex::new(None),
-                }),
+                store,
                 data,
-                pending: Mutex::new(Pending::default()),
+                pending: Mutex::new(pending),
                 wake: Arc::new(Notify::new()),
+                backlog: backlog.cloned(),
             }),
         }
     }
@@ -502,6 +535,9 @@ impl Logs {
                 return;
             }
             pending.bytes += size;
+            if pending.entries.is_empty() && pending.since.is_none() {
+                pending.since = Some(Instant::now());
+            }
             pending.entries.push((entry, checked));
             let start = !pending.flusher;
             pending.flusher = true;
@@ -533,7 +569,7 @@ impl Logs {
 
     /// Writes every pending entry now; returns how many were stored.
     pub async fn flush(&self) -> Result<usize> {
-        let entries = self.inner.take();
+        let entries = self.inner.take().entries;
         let settings = self.inner.settings().await?;
         let written = self.inner.store.write(entries, settings).await;
         self.close_when_idle();
@@ -627,7 +663,7 @@ impl Inner {
     }
 
     /// Takes the pending entries, reporting dropped ones.
-    fn take(&self) -> Vec<(Entry, bool)> {
+    fn take(&self) -> Taken {
         let mut pending = self.lock();
         if pending.dropped > 0 {
             tracing::warn!(
@@ -636,17 +672,31 @@ impl Inner {
             );
             pending.dropped = 0;
         }
-        pending.bytes = 0;
         // The next batch is likely about as long as this one: room for it up front instead of
         // growing from nothing (a quiet tenant's buffer stays small).
         let room = pending.entries.len().min(FLUSH_AT);
-        std::mem::replace(&mut pending.entries, Vec::with_capacity(room))
+        Taken {
+            entries: std::mem::replace(&mut pending.entries, Vec::with_capacity(room)),
+            bytes: std::mem::take(&mut pending.bytes),
+            since: pending.since.take(),
+        }
     }
+}
+
+/// Entries taken from the buffer.
+struct Taken {
+    entries: Vec<(Entry, bool)>,
+    bytes: usize,
+    since: Option<Instant>,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        let entries = self.take();
+        let Taken {
+            entries,
+            bytes,
+            since,
+        } = self.take();
         if entries.is_empty() {
             return;
         }
@@ -655,17 +705,32 @@ impl Drop for Inner {
         let settings = store
             .cached_settings()
             .unwrap_or_else(|| LogSettings::from_settings(&Value::Null));
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move {
-                // A deleted tenant's directory is gone, and its logs with it.
-                let deleted = store.path.parent().is_some_and(|dir| !dir.exists());
-                if deleted {
-                    return;
-                }
-                if let Err(e) = store.write(entries, settings).await {
-                    tracing::warn!(error = %e, "request logs lost on close");
-                }
-            });
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        match &self.backlog {
+            Some(backlog) => backlog.park(
+                backlog::Parked {
+                    store,
+                    entries,
+                    bytes,
+                    since: since.unwrap_or_else(Instant::now),
+                    settings,
+                },
+                &runtime,
+            ),
+            None => {
+                runtime.spawn(async move {
+                    // A deleted tenant's directory is gone, and its logs with it.
+                    let deleted = store.path.parent().is_some_and(|dir| !dir.exists());
+                    if deleted {
+                        return;
+                    }
+                    if let Err(e) = store.write(entries, settings).await {
+                        tracing::warn!(error = %e, "request logs lost on close");
+                    }
+                });
+            }
         }
     }
 }
@@ -694,7 +759,7 @@ async fn flusher(inner: Weak<Inner>, wake: Arc<Notify>) {
             inner.store.close();
             return;
         }
-        let entries = inner.take();
+        let entries = inner.take().entries;
         let prune = inner.store.prune_due();
         let settings = match inner.settings().await {
             Ok(settings) => settings,
@@ -735,13 +800,26 @@ impl Store {
         Ok(db)
     }
 
+    /// A store of the logs in `path`, its auxiliary database not open yet.
+    fn new(path: PathBuf) -> Arc<Self> {
+        Arc::new(Store {
+            path,
+            db: Mutex::new(Aux::default()),
+            opening: tokio::sync::Mutex::new(()),
+            pruned: Mutex::new(None),
+            settings: Mutex::new(None),
+        })
+    }
+
     /// Lets go of the auxiliary database; it closes on the blocking pool once a write or
-    /// query still using it ends.
-    fn close(&self) {
+    /// query still using it ends. Returns what resolves once it is closed (`None`: it
+    /// never opened).
+    fn close(&self) -> Option<Closed> {
         let mut slot = self.slot();
         if let Some(db) = slot.open.take() {
             slot.closing = Some(db.on_close());
         }
+        slot.closing.clone()
     }
 
     /// Whether old logs are due to be deleted (at the first batch, then every

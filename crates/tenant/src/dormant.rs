@@ -73,23 +73,29 @@ pub(crate) struct Dormant {
     files: FileState,
     /// The collections as the tenant last knew them.
     pub(crate) catalog: Arc<Catalog>,
-    /// The settings as stored, and the request policy parsed from them.
-    pub(crate) settings: Arc<serde_json::Value>,
+    /// The settings and the URL they were used at.
+    pub(crate) settings: Kept,
+}
+
+/// A closed tenant's settings, as its next opening can use them without deriving anything.
+pub(crate) struct Kept {
+    /// As stored (over the defaults).
+    pub(crate) stored: Arc<serde_json::Value>,
+    /// As the tenant used them: `public_url` applied.
+    pub(crate) value: Arc<serde_json::Value>,
+    /// The request policy parsed from `value`.
     pub(crate) policy: Arc<Policy>,
+    /// The URL the tenant was last reached at; a reopen reached at another derives `value`
+    /// and `policy` again from `stored`.
+    pub(crate) public_url: Option<Arc<str>>,
 }
 
 impl Dormant {
-    pub(crate) fn new(
-        files: FileState,
-        catalog: Arc<Catalog>,
-        settings: Arc<serde_json::Value>,
-        policy: Arc<Policy>,
-    ) -> Self {
+    pub(crate) fn new(files: FileState, catalog: Arc<Catalog>, settings: Kept) -> Self {
         Self {
             files,
             catalog,
             settings,
-            policy,
         }
     }
 }
@@ -204,11 +210,16 @@ mod tests {
     }
 
     fn dormant(size: u64) -> Dormant {
+        let stored = Arc::new(serde_json::json!({}));
         Dormant::new(
             files(size),
             Arc::new(Catalog::default()),
-            Arc::new(serde_json::json!({})),
-            Arc::new(Policy::from_settings(&serde_json::json!({}))),
+            Kept {
+                value: stored.clone(),
+                policy: Arc::new(Policy::from_settings(&stored)),
+                stored,
+                public_url: None,
+            },
         )
     }
 

@@ -21,7 +21,7 @@ use warren_records::Catalog;
 use warren_records::policy::Policy;
 use warren_store::Database;
 
-use crate::dormant::{Dormancy, Dormant, FileState};
+use crate::dormant::{Dormancy, Dormant, FileState, Kept};
 use crate::hooks::{Code, CodeLoader};
 use crate::meter::Meter;
 use crate::{DATABASE_FILE, Error, Result, database_options, tenant_dir};
@@ -120,7 +120,18 @@ impl Drop for TenantInner {
                     .read()
                     .unwrap_or_else(|p| p.into_inner())
                     .clone();
-                (catalog, settings.stored, settings.policy)
+                let public_url = self
+                    .public_url
+                    .read()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone();
+                let kept = Kept {
+                    stored: settings.stored,
+                    value: settings.value,
+                    policy: settings.policy,
+                    public_url,
+                };
+                (catalog, kept)
             });
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return dormancy.closed(&id, generation, None);
@@ -129,10 +140,9 @@ impl Drop for TenantInner {
         let path = self.db.path().to_path_buf();
         runtime.spawn(async move {
             closed.wait().await;
-            let dormant = leaves.and_then(|(catalog, settings, policy)| {
+            let dormant = leaves.and_then(|(catalog, kept)| {
                 let files = FileState::of(&path).ok()?;
-                (Some(files.inode()) == inode)
-                    .then(|| Dormant::new(files, catalog, settings, policy))
+                (Some(files.inode()) == inode).then(|| Dormant::new(files, catalog, kept))
             });
             dormancy.closed(&id, generation, dormant);
         });
@@ -490,6 +500,10 @@ struct RegistryInner {
     lingering: Mutex<HashMap<String, Vec<Weak<TenantInner>>>>,
     /// What closed tenants left for their next opening.
     dormancy: Arc<Dormancy>,
+    /// The open tenants to close next (locked only under the map's lock).
+    victims: Mutex<Victims>,
+    /// Request logs closed tenants had not written yet, waiting for their next opening.
+    logs: warren_logs::Backlog,
     /// WAL shipping of opened tenants, if the node ships.
     shipper: RwLock<Option<Arc<dyn Shipper>>>,
     /// Loads the code of opened tenants, if the node runs tenants' code.
@@ -519,6 +533,8 @@ impl Registry {
             draining: Mutex::new(HashSet::new()),
             lingering: Mutex::new(HashMap::new()),
             dormancy: Arc::new(Dormancy::new(dormant)),
+            victims: Mutex::new(Victims::default()),
+            logs: warren_logs::Backlog::new(),
             shipper: RwLock::new(None),
             code_loader: RwLock::new(None),
             code_check: RwLock::new(None),
@@ -636,7 +652,8 @@ impl Registry {
             slot.last_used.store(now, Ordering::Relaxed);
             let handles = (slot.cell.clone(), slot.last_used.clone());
             if slots.len() > self.inner.config.max_open {
-                evicted = evict_least_recent(&mut slots, id);
+                let mut victims = self.inner.victims.lock().unwrap_or_else(|p| p.into_inner());
+                evicted = victims.evict(&mut slots, id);
             }
             handles
         };
@@ -664,6 +681,7 @@ impl Registry {
                     shipper,
                     code_loader,
                     self.inner.dormancy.clone(),
+                    &self.inner.logs,
                 )
             })
             .await;
@@ -715,6 +733,7 @@ impl Registry {
     /// opening reads everything again: a caller closes a tenant to act on its files.
     pub fn close(&self, id: &str) {
         self.inner.dormancy.forget(id);
+        self.inner.logs.discard(&self.aux_path(id));
         let removed = self.inner.lock().remove(id);
         removed.iter().for_each(disconnect);
         let closed = removed.and_then(|slot| slot.cell.get().map(|t| Arc::downgrade(&t.inner)));
@@ -759,6 +778,8 @@ impl Registry {
             for db in closing {
                 db.wait().await;
             }
+            // Every handle is gone, so no close parks more: write what earlier ones left.
+            self.inner.logs.settle(&self.aux_path(id)).await;
         })
         .await;
         match closed {
@@ -778,6 +799,24 @@ impl Registry {
     pub fn close_all(&self) {
         let removed = std::mem::take(&mut *self.inner.lock());
         removed.values().for_each(disconnect);
+    }
+
+    /// Writes the request logs closed tenants left unwritten (see [`warren_logs::Backlog`]),
+    /// waiting at most `limit`; false if that was not enough. For a server stopping, after
+    /// [`Registry::close_all`].
+    pub async fn write_closed_logs(&self, limit: Duration) -> bool {
+        tokio::time::timeout(limit, self.inner.logs.write_all())
+            .await
+            .is_ok()
+    }
+
+    /// The request logs of closed tenants waiting to be written: tenants, approximate bytes.
+    pub fn closed_logs(&self) -> (usize, usize) {
+        self.inner.logs.size()
+    }
+
+    fn aux_path(&self, id: &str) -> PathBuf {
+        tenant_dir(&self.inner.config.root, id).join(warren_logs::AUXILIARY_FILE)
     }
 
     /// Drains tenant `id` (see [`Registry::drain`], waiting at most `limit`) and deletes its
@@ -963,16 +1002,62 @@ impl RegistryInner {
     }
 }
 
-/// Removes the least recently used slot other than `keep` and returns it, for the caller to
-/// release once the map's lock is let go. O(open tenants), and only runs when a tenant is
-/// opened past the cap.
-fn evict_least_recent(slots: &mut HashMap<String, Slot>, keep: &str) -> Option<Slot> {
-    let victim = slots
-        .iter()
-        .filter(|(id, _)| id.as_str() != keep)
-        .min_by_key(|(_, slot)| slot.last_used.load(Ordering::Relaxed))
-        .map(|(id, _)| id.clone())?;
-    slots.remove(&victim)
+/// Open tenants found least recently used by the last scan, for the closes that follow.
+///
+/// The scan is O(open tenants) under the map's lock, and past the cap every open closes a
+/// tenant: one scan finds the [`VICTIMS`] least recently used, and the closes that follow take
+/// them in order. The result is exactly the least recently used tenant still: a candidate used
+/// since the scan (its stamp changed) or closed since (its slot is another) is skipped, and
+/// every tenant not among the candidates was used later than all of them.
+#[derive(Default)]
+struct Victims {
+    /// Most recently used first, so the next to close is at the end.
+    next: Vec<(u64, String, Arc<AtomicU64>)>,
+}
+
+/// Candidates one scan finds.
+const VICTIMS: usize = 32;
+
+impl Victims {
+    /// Removes the least recently used slot other than `keep` and returns it, for the caller to
+    /// release once the map's lock is let go.
+    fn evict(&mut self, slots: &mut HashMap<String, Slot>, keep: &str) -> Option<Slot> {
+        loop {
+            let Some((used, id, stamp)) = self.next.pop() else {
+                self.scan(slots, keep);
+                if self.next.is_empty() {
+                    return None;
+                }
+                continue;
+            };
+            let unchanged = slots.get(&id).is_some_and(|slot| {
+                Arc::ptr_eq(&slot.last_used, &stamp)
+                    && slot.last_used.load(Ordering::Relaxed) == used
+            });
+            if unchanged && id != keep {
+                return slots.remove(&id);
+            }
+        }
+    }
+
+    fn scan(&mut self, slots: &HashMap<String, Slot>, keep: &str) {
+        // The tenant being opened was stamped just now: it is no candidate.
+        let mut all: Vec<(u64, &String, &Arc<AtomicU64>)> = slots
+            .iter()
+            .filter(|(id, _)| id.as_str() != keep)
+            .map(|(id, slot)| (slot.last_used.load(Ordering::Relaxed), id, &slot.last_used))
+            .collect();
+        let count = VICTIMS.min(all.len());
+        if count < all.len() {
+            all.select_nth_unstable_by_key(count, |(used, _, _)| *used);
+            all.truncate(count);
+        }
+        all.sort_unstable_by_key(|(used, _, _)| std::cmp::Reverse(*used));
+        self.next = all
+            .into_iter()
+            .map(|(used, id, stamp)| (used, id.clone(), stamp.clone()))
+            .collect();
+    }
 }
 
 /// Lets go of a slot taken out of the map: its realtime clients are disconnected and, when no
@@ -1005,6 +1090,7 @@ async fn open(
     shipper: Option<Arc<dyn Shipper>>,
     code_loader: Option<Arc<dyn CodeLoader>>,
     dormancy: Arc<Dormancy>,
+    backlog: &warren_logs::Backlog,
 ) -> Result<Tenant> {
     let dir = tenant_dir(&root, &id);
     let path = dir.join(DATABASE_FILE);
@@ -1022,25 +1108,25 @@ async fn open(
         Some(dormant) => Opened {
             db: Database::open_lazy(&path, database_options())?,
             catalog: dormant.catalog,
-            stored: dormant.settings,
-            policy: dormant.policy,
+            settings: dormant.settings,
         },
         None => open_files(&path, shipper.is_some()).await?,
     };
     let Opened {
         db,
         catalog,
-        stored,
-        policy,
+        settings: kept,
     } = opened;
     let catalog = RwLock::new(catalog);
+    let (stored, policy) = (kept.stored.clone(), kept.policy.clone());
     let settings = Settings {
-        value: stored.clone(),
-        stored: stored.clone(),
-        policy: policy.clone(),
+        value: kept.value,
+        stored: kept.stored,
+        policy: kept.policy,
     };
     let shipping = shipper.map(|s| s.opened(&id, &dir, &db));
-    let logs = warren_logs::Logs::new(dir.join(warren_logs::AUXILIARY_FILE), db.clone());
+    let logs =
+        warren_logs::Logs::parking(dir.join(warren_logs::AUXILIARY_FILE), db.clone(), backlog);
     // The settings are known: the first batch of logs need not open a read connection to
     // read them again.
     logs.set_settings(warren_logs::LogSettings::from_settings(&stored));
@@ -1055,7 +1141,7 @@ async fn open(
             catalog,
             settings: Mutex::new((0, Some(settings))),
             settings_read: tokio::sync::Mutex::new(Some(policy)),
-            public_url: RwLock::new(None),
+            public_url: RwLock::new(kept.public_url),
             logs,
             broker: warren_realtime::Broker::new(),
             meter,
@@ -1080,8 +1166,7 @@ async fn open(
 struct Opened {
     db: Database,
     catalog: Arc<Catalog>,
-    stored: Arc<serde_json::Value>,
-    policy: Arc<Policy>,
+    settings: Kept,
 }
 
 /// Opens the tenant database at `path` and reads its collections and settings, on the writer
@@ -1096,11 +1181,16 @@ async fn open_files(path: &Path, shipped: bool) -> Result<Opened> {
     })
     .await?;
     let (catalog, stored) = read?;
+    let stored = Arc::new(stored);
     Ok(Opened {
         db,
         catalog: Arc::new(catalog),
-        policy: Arc::new(Policy::from_settings(&stored)),
-        stored: Arc::new(stored),
+        settings: Kept {
+            value: stored.clone(),
+            policy: Arc::new(Policy::from_settings(&stored)),
+            stored,
+            public_url: None,
+        },
     })
 }
 
@@ -1202,6 +1292,92 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         catalog
+    }
+
+    fn slots(stamps: &[(&str, u64)]) -> HashMap<String, Slot> {
+        stamps
+            .iter()
+            .map(|(id, used)| {
+                let slot = Slot {
+                    cell: Arc::new(OnceCell::new()),
+                    last_used: Arc::new(AtomicU64::new(*used)),
+                };
+                (id.to_string(), slot)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn closes_take_the_least_recently_used_first_and_skip_those_used_since() {
+        let mut slots = slots(&[("a", 5), ("b", 1), ("c", 3), ("d", 2), ("e", 4)]);
+        let mut victims = Victims::default();
+        let mut evict = |slots: &mut HashMap<String, Slot>, keep: &str| {
+            let before: HashSet<String> = slots.keys().cloned().collect();
+            victims.evict(slots, keep).map(|_| {
+                let after: HashSet<String> = slots.keys().cloned().collect();
+                before.difference(&after).next().unwrap().clone()
+            })
+        };
+        // The tenant being opened (stamped now) stays, whatever the candidates.
+        slots.extend(self::slots(&[("f", 10)]));
+        assert_eq!(evict(&mut slots, "f").as_deref(), Some("b"));
+        assert_eq!(evict(&mut slots, "x").as_deref(), Some("d"));
+        // "c" was used since the scan: "e" goes first.
+        slots["c"].last_used.store(9, Ordering::Relaxed);
+        assert_eq!(evict(&mut slots, "x").as_deref(), Some("e"));
+        // "a" closed and opened again since (a new slot): its old stamp no longer counts.
+        slots.remove("a");
+        slots.extend(self::slots(&[("a", 5)]));
+        assert_eq!(evict(&mut slots, "x").as_deref(), Some("a"));
+        assert_eq!(evict(&mut slots, "x").as_deref(), Some("c"));
+        assert_eq!(evict(&mut slots, "x").as_deref(), Some("f"));
+        assert_eq!(evict(&mut slots, "x"), None);
+    }
+
+    #[test]
+    fn one_scan_serves_many_closes_in_order() {
+        let stamps: Vec<(String, u64)> = (0..100).map(|i| (format!("t{i}"), 1000 - i)).collect();
+        let refs: Vec<(&str, u64)> = stamps.iter().map(|(id, u)| (id.as_str(), *u)).collect();
+        let mut slots = slots(&refs);
+        let mut victims = Victims::default();
+        let mut order = Vec::new();
+        while victims.evict(&mut slots, "none").is_some() {
+            order.push(100 - slots.len());
+        }
+        assert_eq!(order.len(), 100);
+        // Oldest first: t99 (stamp 901) ... t0 (stamp 1000), checked by what is left.
+        let mut slots = self::slots(&refs);
+        for expected in (0..100).rev() {
+            victims.evict(&mut slots, "none").unwrap();
+            assert!(!slots.contains_key(&format!("t{expected}")));
+            assert_eq!(slots.len(), expected);
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_reopen_keeps_the_settings_derived_for_its_public_url() {
+        let (dir, registry) = registry(1, Duration::from_secs(60)).await;
+        for id in ["a", "b"] {
+            provision(dir.path(), id).await.unwrap();
+        }
+        let a = registry.get("a").await.unwrap();
+        a.set_public_url("https://a.example.com");
+        let derived = a.settings().await.unwrap();
+        assert_eq!(derived["meta"]["appURL"], "https://a.example.com");
+        drop(a);
+        open_and_evict(&registry, "a", "b").await;
+
+        // Reached at the same URL: the same settings, not derived again.
+        let a = registry.get("a").await.unwrap();
+        assert_eq!(a.public_url().as_deref(), Some("https://a.example.com"));
+        a.set_public_url("https://a.example.com");
+        assert!(Arc::ptr_eq(&a.settings().await.unwrap(), &derived));
+        // Reached at another: derived again from the settings as stored.
+        a.set_public_url("https://shop.example.org");
+        assert_eq!(
+            a.settings().await.unwrap()["meta"]["appURL"],
+            "https://shop.example.org"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1366,6 +1542,68 @@ mod tests {
         assert!(matches!(registry.get("a").await, Err(Error::Draining)));
         drop(guard);
         registry.get("a").await.unwrap();
+    }
+
+    /// Records one request log entry in tenant `id` and closes it by opening `other` past a
+    /// cap of one; returns once its unwritten entries wait in the registry's backlog.
+    async fn log_and_evict(registry: &Registry, id: &str, other: &str) {
+        let tenant = registry.get(id).await.unwrap();
+        tenant.logs().record(warren_logs::Entry::new(
+            warren_logs::level::INFO,
+            "GET /api/health",
+            serde_json::Map::new(),
+        ));
+        drop(tenant);
+        registry.get(other).await.unwrap();
+        // The evicted tenant is dropped on the blocking pool.
+        for _ in 0..200 {
+            if registry.closed_logs().0 > 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        panic!("the closed tenant's logs never waited in the backlog");
+    }
+
+    fn logged_rows(dir: &Path, id: &str) -> i64 {
+        let aux = dir.join(id).join(warren_logs::AUXILIARY_FILE);
+        warren_store::sql::Connection::open(aux)
+            .unwrap()
+            .query_row("SELECT count(*) FROM _logs", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_closed_tenants_logs_wait_for_its_next_opening_and_a_drain_writes_them() {
+        let (dir, registry) = registry(1, Duration::from_secs(60)).await;
+        for id in ["a", "b"] {
+            provision(dir.path(), id).await.unwrap();
+        }
+        log_and_evict(&registry, "a", "b").await;
+        // The next opening takes them back; its own close leaves them with its own entry.
+        registry.get("a").await.unwrap();
+        assert_eq!(registry.closed_logs().0, 0);
+        log_and_evict(&registry, "a", "b").await;
+        assert_eq!(registry.closed_logs().0, 1);
+
+        // A drain writes them before it returns.
+        let guard = registry.drain("a", Duration::from_secs(5)).await.unwrap();
+        assert_eq!(registry.closed_logs(), (0, 0));
+        assert_eq!(logged_rows(dir.path(), "a"), 2);
+        drop(guard);
+
+        // Closing a tenant to act on its files drops what it left instead.
+        log_and_evict(&registry, "a", "b").await;
+        registry.close("a");
+        assert_eq!(registry.closed_logs(), (0, 0));
+        assert!(registry.write_closed_logs(Duration::from_secs(5)).await);
+        assert_eq!(logged_rows(dir.path(), "a"), 2);
+
+        // A stopping server writes every one.
+        log_and_evict(&registry, "a", "b").await;
+        registry.close_all();
+        assert!(registry.write_closed_logs(Duration::from_secs(5)).await);
+        assert_eq!(logged_rows(dir.path(), "a"), 3);
     }
 
     #[tokio::test]

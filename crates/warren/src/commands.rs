@@ -250,7 +250,7 @@ async fn serve_platform(global: &Global, serve: &Serve) -> anyhow::Result<()> {
         )
         .await;
         last_close.close_all();
-        finish_serving(&shipping, &final_flush).await;
+        finish_serving(&last_close, &shipping, &final_flush).await;
         if let Some(cluster) = &cluster {
             cluster.flush_relay(&relay_control, RELAY_AT_SHUTDOWN).await;
             cluster.leave().await;
@@ -277,7 +277,7 @@ async fn serve_platform(global: &Global, serve: &Serve) -> anyhow::Result<()> {
     // tenant again after the first close: close it, so its shipping ends and the wait below
     // does not run to its limit while this node still holds its lease.
     last_close.close_all();
-    finish_serving(&shipping, &final_flush).await;
+    finish_serving(&last_close, &shipping, &final_flush).await;
     if let Some(cluster) = &cluster {
         cluster.flush_relay(&relay_control, RELAY_AT_SHUTDOWN).await;
         cluster.leave().await;
@@ -396,12 +396,16 @@ fn start_backups(
 /// still holds.
 const RELAY_AT_SHUTDOWN: Duration = Duration::from_secs(5);
 
-/// What a stopping server still owes: the WAL it has not shipped and the usage it has not
-/// written.
+/// What a stopping server still owes: the request logs its closed tenants left, the WAL it
+/// has not shipped and the usage it has not written.
 async fn finish_serving(
+    tenants: &Registry,
     shipping: &warren_control_plane::backups::Backups,
     metering: &warren_control_plane::metering::Metering,
 ) {
+    if !tenants.write_closed_logs(Duration::from_secs(10)).await {
+        tracing::warn!("request logs of closed tenants were not all written before shutdown");
+    }
     if !shipping.wait_shipping(Duration::from_secs(10)).await {
         tracing::warn!("WAL shipping did not finish before shutdown");
     }
