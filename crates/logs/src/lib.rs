@@ -788,6 +788,17 @@ impl Store {
 
     /// The auxiliary database, opened if closed.
     async fn aux(&self) -> Result<Database> {
+        self.open(false).await
+    }
+
+    /// The auxiliary database for a write, opened if closed: an existing file opens with the
+    /// write's own hand-off to the blocking pool (its pending migrations applied then), not
+    /// one before it.
+    async fn aux_for_write(&self) -> Result<Database> {
+        self.open(true).await
+    }
+
+    async fn open(&self, for_write: bool) -> Result<Database> {
         if let Some(db) = &self.slot().open {
             return Ok(db.clone());
         }
@@ -795,7 +806,12 @@ impl Store {
         if let Some(db) = &self.slot().open {
             return Ok(db.clone());
         }
-        let db = Database::open(&self.path, options()).await?;
+        // A new file is created whole at once, so that a query never finds it without its table.
+        let db = if for_write && self.path.exists() {
+            Database::open_lazy(&self.path, options())?
+        } else {
+            Database::open(&self.path, options()).await?
+        };
         self.slot().open = Some(db.clone());
         Ok(db)
     }
@@ -857,7 +873,7 @@ impl Store {
             .await
             .map_err(|_| warren_store::Error::Closed)?;
         let mut ids = LogIds::now();
-        self.aux()
+        self.aux_for_write()
             .await?
             .write(move |c| {
                 c.execute_batch(&tuning)?;
@@ -904,7 +920,7 @@ impl Store {
             .acquire()
             .await
             .map_err(|_| warren_store::Error::Closed)?;
-        self.aux()
+        self.aux_for_write()
             .await?
             .write(move |c| {
                 Ok::<_, Error>(

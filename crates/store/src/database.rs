@@ -79,6 +79,9 @@ struct Inner {
     writer: Writer,
     /// Commits recorded for a WAL shipper (shipped databases only).
     log: Option<CommitLog>,
+    /// Whether a connection to the file has been opened (a lazily opened database that
+    /// served nothing has opened none).
+    connected: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for Database {
@@ -139,6 +142,7 @@ impl Database {
                 permits: Semaphore::new(options.readers.max(1)),
                 writer: Writer::start(conn, log.clone(), options.wal_kept_on_close())?,
                 log,
+                connected: Arc::new(AtomicBool::new(true)),
             }),
         };
         Ok((db, out))
@@ -152,8 +156,11 @@ impl Database {
     pub fn open_lazy(path: impl AsRef<Path>, options: Options) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
         let writer_path = path.clone();
+        let connected = Arc::new(AtomicBool::new(false));
+        let writer_connected = connected.clone();
         let writer = Writer::lazy(
             Box::new(move || {
+                writer_connected.store(true, Ordering::Relaxed);
                 let mut conn = open_connection(&writer_path, options, false)?;
                 migrate::apply(&mut conn, options.migrations)?;
                 Ok(conn)
@@ -168,6 +175,7 @@ impl Database {
                 permits: Semaphore::new(options.readers.max(1)),
                 writer,
                 log: None,
+                connected,
             }),
         })
     }
@@ -208,7 +216,10 @@ impl Database {
         let (conn, out) = tokio::task::spawn_blocking(move || {
             let conn = match conn {
                 Some(conn) => conn,
-                None => open_connection(&worker.path, worker.options, true)?,
+                None => {
+                    worker.connected.store(true, Ordering::Relaxed);
+                    open_connection(&worker.path, worker.options, true)?
+                }
             };
             let out = f(&conn);
             Ok::<_, Error>((conn, out))
@@ -293,6 +304,13 @@ impl Database {
         Closed(self.inner.writer.closed())
     }
 
+    /// Tells whether any connection to the file has been opened through this database (its
+    /// clones included), also once it has closed: one opened with [`Database::open_lazy`] that
+    /// served no request has not touched its files.
+    pub fn connected(&self) -> Connected {
+        Connected(self.inner.connected.clone())
+    }
+
     /// Drops this handle and, when it was the last one, waits until the database is fully
     /// closed (unless shipped, its `-wal` checkpointed into the main file and cut to 0 bytes),
     /// so the file can be copied, packed or moved right after.
@@ -306,6 +324,7 @@ impl Database {
     pub async fn watch(&self) -> Result<ChangeWatcher> {
         let path = self.inner.path.clone();
         let options = self.inner.options;
+        self.inner.connected.store(true, Ordering::Relaxed);
         run_blocking(move || {
             let conn = open_connection(&path, options, true)?;
             let version = data_version(&conn)?;
@@ -451,6 +470,18 @@ where
 /// See [`Database::on_close`].
 #[derive(Clone)]
 pub struct Closed(tokio::sync::watch::Receiver<()>);
+
+/// Whether a database has opened a connection (see [`Database::connected`]); does not keep
+/// the database open.
+#[derive(Debug, Clone)]
+pub struct Connected(Arc<AtomicBool>);
+
+impl Connected {
+    /// Whether a connection has been opened so far.
+    pub fn get(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
 
 impl Closed {
     /// Waits until the database is closed.
@@ -599,6 +630,7 @@ mod tests {
         };
         // Never used: closing it touches nothing, and at once.
         let idle = Database::open_lazy(&path, options).unwrap();
+        let connected = idle.connected();
         let before = std::fs::metadata(&path).unwrap().modified().unwrap();
         tokio::time::timeout(std::time::Duration::from_secs(1), idle.close())
             .await
@@ -607,9 +639,12 @@ mod tests {
             std::fs::metadata(&path).unwrap().modified().unwrap(),
             before
         );
+        assert!(!connected.get());
         // Read, then written, then closed whole like any other.
         let db = Database::open_lazy(&path, options).unwrap();
+        let connected = db.connected();
         assert_eq!(db.read(count).await.unwrap(), 1);
+        assert!(connected.get());
         db.write(|c| Ok::<_, Error>(c.execute("INSERT INTO t (v) VALUES ('b')", [])?))
             .await
             .unwrap();

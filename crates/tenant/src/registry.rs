@@ -91,8 +91,9 @@ struct TenantInner {
     /// generation there (see [`crate::dormant`]).
     dormancy: Weak<Dormancy>,
     generation: u64,
-    /// The inode of `data.db` when the tenant opened: a file replaced since leaves nothing.
-    inode: Option<u64>,
+    /// The state of `data.db` and its `-wal` when the tenant opened: a file replaced since
+    /// leaves nothing, and a close that opened no connection leaves the files as they were.
+    files: Option<FileState>,
     /// Set when the collections could not be reloaded after a change: the catalog held may
     /// be stale, and the close leaves nothing behind.
     uncertain: std::sync::atomic::AtomicBool,
@@ -105,7 +106,7 @@ impl Drop for TenantInner {
         let Some(dormancy) = self.dormancy.upgrade() else {
             return;
         };
-        let (id, generation, inode) = (self.id.clone(), self.generation, self.inode);
+        let (id, generation, at_open) = (self.id.clone(), self.generation, self.files);
         let settings = self
             .settings
             .lock()
@@ -137,12 +138,19 @@ impl Drop for TenantInner {
             return dormancy.closed(&id, generation, None);
         };
         let closed = self.db.on_close();
+        let connected = self.db.connected();
         let path = self.db.path().to_path_buf();
         runtime.spawn(async move {
             closed.wait().await;
             let dormant = leaves.and_then(|(catalog, kept)| {
-                let files = FileState::of(&path).ok()?;
-                (Some(files.inode()) == inode).then(|| Dormant::new(files, catalog, kept))
+                let at_open = at_open?;
+                // Without a connection this opening changed nothing: no need to look again
+                // (a change by anyone else shows at the next opening's look).
+                let files = match connected.get() {
+                    true => FileState::of(&path).ok()?,
+                    false => at_open,
+                };
+                (files.inode() == at_open.inode()).then(|| Dormant::new(files, catalog, kept))
             });
             dormancy.closed(&id, generation, dormant);
         });
@@ -1152,7 +1160,7 @@ async fn open(
             advisor: warren_records::advisor::Advisor::default(),
             dormancy: Arc::downgrade(&dormancy),
             generation,
-            inode: Some(files.inode()),
+            files: Some(files),
             uncertain: std::sync::atomic::AtomicBool::new(false),
         }),
     };
@@ -1352,6 +1360,32 @@ mod tests {
             assert!(!slots.contains_key(&format!("t{expected}")));
             assert_eq!(slots.len(), expected);
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_change_made_elsewhere_while_a_reopen_served_nothing_is_read_again() {
+        let (dir, registry) = registry(1, Duration::from_secs(60)).await;
+        for id in ["a", "b"] {
+            provision(dir.path(), id).await.unwrap();
+        }
+        open_and_evict(&registry, "a", "b").await;
+        // Reopened from what its close left, it opens no connection ...
+        let a = registry.get("a").await.unwrap();
+        assert!(!a.db().connected().get());
+        // ... while another program changes its settings.
+        let db = crate::open_database(dir.path(), "a").await.unwrap();
+        let mut settings = warren_records::settings::load(&db).await.unwrap();
+        settings["meta"]["appName"] = "Changed".into();
+        warren_records::settings::save(&db, &settings)
+            .await
+            .unwrap();
+        db.close().await;
+        drop(a);
+        // Its close leaves the files' state as it was at the opening: the next one sees the
+        // change.
+        open_and_evict(&registry, "a", "b").await;
+        let a = registry.get("a").await.unwrap();
+        assert_eq!(a.settings().await.unwrap()["meta"]["appName"], "Changed");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

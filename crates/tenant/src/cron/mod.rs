@@ -78,6 +78,12 @@ impl Crons {
         }
         let schedule = Schedule::parse(expression)
             .map_err(|e| Error::Invalid(format!("failed to add new cron job: {e}")))?;
+        self.add_parsed(id, Arc::new(schedule), run)
+    }
+
+    /// Like [`Crons::add`], with the schedule parsed already (the system jobs, the same in
+    /// every tenant, are parsed once per process).
+    pub(crate) fn add_parsed(&self, id: &str, schedule: Arc<Schedule>, run: JobFn) -> Result<()> {
         let mut jobs = self.lock();
         jobs.retain(|job| job.id != id);
         if jobs.len() >= MAX_JOBS {
@@ -87,7 +93,7 @@ impl Crons {
         }
         jobs.push(Job {
             id: id.to_string(),
-            schedule: Arc::new(schedule),
+            schedule,
             run,
         });
         Ok(())

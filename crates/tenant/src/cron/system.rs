@@ -5,7 +5,9 @@
 
 use warren_store::sql::Connection;
 
-use super::{Crons, job_fn};
+use std::sync::{Arc, LazyLock};
+
+use super::{Crons, JobFn, Schedule, job_fn};
 use crate::Tenant;
 
 /// Id of the automatic backups job (present while `backups.cron` is set).
@@ -19,17 +21,28 @@ pub const MFA_CLEANUP: &str = "__pbMFACleanup__";
 /// Id of the job deleting expired one-time passwords.
 pub const OTP_CLEANUP: &str = "__pbOTPCleanup__";
 
-/// Registers the system jobs in `crons`, in the order PocketBase 0.40 lists them.
-pub fn register(crons: &Crons) {
+/// The system jobs, parsed once: id, schedule, what runs.
+static JOBS: LazyLock<Vec<(&str, Arc<Schedule>, JobFn)>> = LazyLock::new(|| {
     let jobs = [
         (DB_OPTIMIZE, "0 0 * * *", job_fn(optimize)),
         (MFA_CLEANUP, "0 * * * *", job_fn(mfa_cleanup)),
         (OTP_CLEANUP, "0 * * * *", job_fn(otp_cleanup)),
         (LOGS_CLEANUP, "0 */6 * * *", job_fn(logs_cleanup)),
     ];
-    for (id, expression, run) in jobs {
-        // Fixed, valid expressions and ids far below the cap: this cannot fail.
-        let _ = crons.add(id, expression, run);
+    // Fixed, valid expressions: every one parses.
+    jobs.into_iter()
+        .filter_map(|(id, expression, run)| {
+            let schedule = Schedule::parse(expression).ok()?;
+            Some((id, Arc::new(schedule), run))
+        })
+        .collect()
+});
+
+/// Registers the system jobs in `crons`, in the order PocketBase 0.40 lists them.
+pub fn register(crons: &Crons) {
+    for (id, schedule, run) in JOBS.iter() {
+        // Ids far below the cap, in a new tenant's list: this cannot fail.
+        let _ = crons.add_parsed(id, schedule.clone(), run.clone());
     }
 }
 
