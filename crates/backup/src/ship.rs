@@ -676,6 +676,17 @@ impl Shipper {
             }
             self.ship_files().await?;
             self.times.extend(log.take());
+            // The writer records a commit's time just after its COMMIT returns: a read made
+            // in between finds the commit without its time, which comes a moment later. (A
+            // commit made before this process, recovered after a crash, never gets one.)
+            for _ in 0..TIME_WAITS {
+                let last = frames.commits.last();
+                if last.is_none_or(|f| self.times.iter().any(|c| c.frames == *f)) {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                self.times.extend(log.take());
+            }
             let times = commit_times(&frames.commits, &mut self.times, &self.wal);
             let segment = Segment {
                 page_size: header.page_size,
@@ -767,6 +778,7 @@ impl Shipper {
             return Ok(());
         };
         let wal = self.wal.clone();
+        let commits = self.db.commit_log().cloned();
         let done = self
             .db
             .with_writer_idle(move |conn| -> Result<bool> {
@@ -777,10 +789,15 @@ impl Shipper {
                     conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
                         Ok((r.get(1)?, r.get(2)?))
                     })?;
-                Ok(log == ckpt && log == i64::from(cursor.frames))
+                let done = log == ckpt && log == i64::from(cursor.frames);
+                if done && let Some(commits) = &commits {
+                    forget_spent(commits);
+                }
+                Ok(done)
             })
             .await??;
         if done {
+            self.times.clear();
             self.state.backfilled = true;
             self.save().await?;
         }
@@ -808,6 +825,7 @@ impl Shipper {
                 self.state.cursor,
                 !self.state.generation.is_empty(),
             );
+            let commits = log.clone();
             let outcome = self
                 .db
                 .with_writer_idle(move |conn| -> Result<Option<(Option<Cursor>, i64)>> {
@@ -830,6 +848,9 @@ impl Shipper {
                         // A reader holds an older snapshot; try again in a moment.
                         return Ok(None);
                     }
+                    if let Some(commits) = &commits {
+                        forget_spent(commits);
+                    }
                     let end = match header {
                         Some(h) => Some(wal::read_frames(&wal, &h, usize::MAX)?.1),
                         None => None,
@@ -845,6 +866,8 @@ impl Shipper {
                 None => tokio::time::sleep(Duration::from_millis(10)).await,
             }
         }
+        // What the times held were for is in the copy now, or shipped.
+        self.times.clear();
         let Some((end, time_ms)) = found else {
             return Err(Error::Target(
                 "the database stayed too busy to be checkpointed for a snapshot".into(),
@@ -1013,9 +1036,23 @@ fn fingerprint(path: &Path) -> Option<(u64, i64)> {
     Some((meta.len(), modified))
 }
 
+/// Pauses of 1 ms a segment's read waits, at most, for the time of its last commit.
+const TIME_WAITS: usize = 20;
+
+/// Drops the commit times recorded so far, on the writer between two transactions, once
+/// every frame in the WAL is shipped or checkpointed. They were for commits already shipped:
+/// one recorded just after a segment was read (the writer records a commit's time once its
+/// COMMIT has returned) would otherwise stay behind, and after the WAL starts over a later
+/// commit ending at the same frame number would take its earlier time, so a replay to a
+/// moment would apply a commit made after it.
+fn forget_spent(commits: &warren_store::CommitLog) {
+    drop(commits.take());
+}
+
 /// The commit time of each commit frame (1-based WAL indexes): from the commits the writer
-/// recorded (consumed from `recorded`), else the WAL file's modification time, which is no
-/// earlier than the commit (a commit recovered after a crash).
+/// recorded (consumed from `recorded`), else the WAL file's modification time (a commit
+/// recovered after a crash; the file system's clock is coarse, a few milliseconds behind at
+/// most).
 fn commit_times(
     commits: &[u32],
     recorded: &mut std::collections::VecDeque<warren_store::Commit>,
