@@ -336,26 +336,14 @@ async fn write(shared: &Shared, parked: Parked) {
 #[cfg(test)]
 mod tests {
     use serde_json::json;
-    use warren_store::{Database, Migration, Options};
+    use warren_store::Database;
 
     use super::*;
     use crate::{ListQuery, Logs};
 
-    /// A tenant's main database (its settings) in a temporary directory.
+    /// A tenant's main database (its settings) in a temporary directory, and where its logs go.
     async fn tenant() -> (tempfile::TempDir, Database, PathBuf) {
-        let dir = tempfile::tempdir().unwrap();
-        let data = Database::open(
-            dir.path().join("data.db"),
-            Options {
-                migrations: &[Migration {
-                    version: 1,
-                    sql: "CREATE TABLE _params (id TEXT PRIMARY KEY, value JSON, created TEXT, updated TEXT);",
-                }],
-                ..Options::default()
-            },
-        )
-        .await
-        .unwrap();
+        let (dir, data) = crate::tests::tenant_database().await;
         let aux = dir.path().join(crate::AUXILIARY_FILE);
         (dir, data, aux)
     }

@@ -938,7 +938,8 @@ mod tests {
 
     use super::*;
 
-    async fn logs() -> (tempfile::TempDir, Logs) {
+    /// A tenant's main database (where its settings live) in a new temporary directory.
+    pub(crate) async fn tenant_database() -> (tempfile::TempDir, Database) {
         let dir = tempfile::tempdir().unwrap();
         let data = Database::open(
             dir.path().join("data.db"),
@@ -952,6 +953,11 @@ mod tests {
         )
         .await
         .unwrap();
+        (dir, data)
+    }
+
+    async fn logs() -> (tempfile::TempDir, Logs) {
+        let (dir, data) = tenant_database().await;
         let logs = Logs::new(dir.path().join(AUXILIARY_FILE), data);
         (dir, logs)
     }

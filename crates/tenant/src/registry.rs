@@ -1362,6 +1362,17 @@ mod tests {
         }
     }
 
+    /// Another program (its own connection) changes tenant `id`'s app name.
+    async fn rename_elsewhere(root: &Path, id: &str, name: &str) {
+        let db = crate::open_database(root, id).await.unwrap();
+        let mut settings = warren_records::settings::load(&db).await.unwrap();
+        settings["meta"]["appName"] = name.into();
+        warren_records::settings::save(&db, &settings)
+            .await
+            .unwrap();
+        db.close().await;
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_change_made_elsewhere_while_a_reopen_served_nothing_is_read_again() {
         let (dir, registry) = registry(1, Duration::from_secs(60)).await;
@@ -1373,13 +1384,7 @@ mod tests {
         let a = registry.get("a").await.unwrap();
         assert!(!a.db().connected().get());
         // ... while another program changes its settings.
-        let db = crate::open_database(dir.path(), "a").await.unwrap();
-        let mut settings = warren_records::settings::load(&db).await.unwrap();
-        settings["meta"]["appName"] = "Changed".into();
-        warren_records::settings::save(&db, &settings)
-            .await
-            .unwrap();
-        db.close().await;
+        rename_elsewhere(dir.path(), "a", "Changed").await;
         drop(a);
         // Its close leaves the files' state as it was at the opening: the next one sees the
         // change.
@@ -1456,13 +1461,7 @@ mod tests {
         }
         let catalog = open_and_evict(&registry, "a", "b").await;
         // Another program changes the settings while the tenant is closed.
-        let db = crate::open_database(dir.path(), "a").await.unwrap();
-        let mut settings = warren_records::settings::load(&db).await.unwrap();
-        settings["meta"]["appName"] = "Changed".into();
-        warren_records::settings::save(&db, &settings)
-            .await
-            .unwrap();
-        db.close().await;
+        rename_elsewhere(dir.path(), "a", "Changed").await;
         let a = registry.get("a").await.unwrap();
         assert!(!Arc::ptr_eq(&a.catalog(), &catalog));
         assert_eq!(a.settings().await.unwrap()["meta"]["appName"], "Changed");
