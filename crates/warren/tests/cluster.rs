@@ -2532,6 +2532,16 @@ async fn a_leader_cut_off_from_etcd_is_deposed_and_its_late_writes_never_count()
     }
 }
 
+/// The tenant's usage and backups as the first of `nodes` that answers sees them.
+async fn survivors_usage(nodes: &[&Node], slug: &str) -> Option<(Value, Value)> {
+    for node in nodes {
+        if let Some(answer) = usage_and_backups(node, slug).await {
+            return Some(answer);
+        }
+    }
+    None
+}
+
 /// Tenant `slug`'s usage totals and backup status as the platform (through `node`) reports
 /// them; `None` while it does not answer.
 async fn usage_and_backups(node: &Node, slug: &str) -> Option<(Value, Value)> {
@@ -2644,13 +2654,8 @@ async fn a_followers_usage_and_backup_runs_reach_the_leader() {
         Duration::from_secs(30),
         "a survivor serves the platform",
         async || {
-            for node in [&n2, &n3] {
-                if let Some(answer) = usage_and_backups(node, slug).await {
-                    after = Some(answer);
-                    return true;
-                }
-            }
-            false
+            after = survivors_usage(&[&n2, &n3], slug).await;
+            after.is_some()
         },
     )
     .await;
@@ -2664,18 +2669,15 @@ async fn a_followers_usage_and_backup_runs_reach_the_leader() {
     // What the dead leader showed but had not shipped yet (its write was not acknowledged)
     // comes again from the follower, which resends until a leader acknowledges it: the usage
     // is counted once (the later total below is exact), the snapshot's run is the same.
-    let mut last = (totals, backups);
     eventually(
         Duration::from_secs(30),
         "the next leader counts n2's usage and snapshot",
         async || {
-            for node in [&n2, &n3] {
-                if let Some(answer) = usage_and_backups(node, slug).await {
-                    last = answer;
-                    break;
-                }
-            }
-            last.0["recordsWritten"] == 25 && last.1["lastBackup"] == second_backup
+            survivors_usage(&[&n2, &n3], slug)
+                .await
+                .is_some_and(|(totals, backups)| {
+                    totals["recordsWritten"] == 25 && backups["lastBackup"] == second_backup
+                })
         },
     )
     .await;
