@@ -1,6 +1,10 @@
 //! A tenant's settings, stored as PocketBase stores them: one JSON document in `_params`
 //! under the key `settings`, merged over the defaults when read.
 
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex, Weak};
+
 use serde_json::{Value, json};
 use warren_store::Database;
 use warren_store::sql::OptionalExtension;
@@ -54,8 +58,100 @@ pub async fn load(db: &Database) -> Result<Value> {
     db.read(read_in).await
 }
 
+/// The tenant's settings as [`load`] reads them, shared with every tenant whose stored
+/// document is the same (see [`shared`]).
+pub async fn load_shared(db: &Database) -> Result<Arc<Value>> {
+    db.read(load_shared_in).await
+}
+
+/// [`load_in`], shared with every tenant whose stored document is the same: a tenant keeps an
+/// `Arc` to the settings, and most tenants keep the defaults.
+pub fn load_shared_in(c: &warren_store::sql::Connection) -> Result<Arc<Value>> {
+    Ok(shared(read_stored(c)?.as_deref()))
+}
+
 /// Reads the settings on a connection (the stored document over the defaults).
 fn read_in(c: &warren_store::sql::Connection) -> Result<Value> {
+    Ok(merged(read_stored(c)?.as_deref()))
+}
+
+/// `stored` (the `_params` document, if any) merged over the defaults.
+fn merged(stored: Option<&str>) -> Value {
+    let mut settings = defaults();
+    if let Some(Ok(Value::Object(saved))) = stored.map(serde_json::from_str::<Value>) {
+        merge(&mut settings, &Value::Object(saved));
+    }
+    settings
+}
+
+/// Settings documents in use, by the hash of their stored text. Weak: a document nobody
+/// holds any more costs only its slot, and dead slots are swept as the map doubles.
+#[derive(Default)]
+struct Shared {
+    /// The defaults, for tenants that stored no document.
+    defaults: Weak<Value>,
+    held: HashMap<u64, Vec<Weak<Value>>>,
+    /// The map's size at which dead slots are swept next.
+    sweep_at: usize,
+}
+
+static SHARED: Mutex<Option<Shared>> = Mutex::new(None);
+
+/// Slots kept before the first sweep.
+const FIRST_SWEEP: usize = 1024;
+
+/// The settings read from `stored` (the `_params` document, if any): the `Arc` another tenant
+/// holds when its stored document is the same (compared whole, not only by hash), else a new
+/// one kept for the next.
+fn shared(stored: Option<&str>) -> Arc<Value> {
+    // Parsed before the lock is taken; documents are compared whole before one is shared, so
+    // a poisoned lock is still usable.
+    let Some(stored) = stored else {
+        let mut shared = SHARED.lock().unwrap_or_else(|p| p.into_inner());
+        let shared = shared.get_or_insert_with(Shared::default);
+        if let Some(defaults) = shared.defaults.upgrade() {
+            return defaults;
+        }
+        let defaults = Arc::new(defaults());
+        shared.defaults = Arc::downgrade(&defaults);
+        return defaults;
+    };
+    let key = {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        stored.hash(&mut h);
+        h.finish()
+    };
+    let value = merged(Some(stored));
+    let mut shared = SHARED.lock().unwrap_or_else(|p| p.into_inner());
+    let shared = shared.get_or_insert_with(Shared::default);
+    if let Some(same) = shared
+        .held
+        .get(&key)
+        .into_iter()
+        .flatten()
+        .filter_map(Weak::upgrade)
+        .find(|held| **held == value)
+    {
+        return same;
+    }
+    if shared.held.len() >= shared.sweep_at.max(FIRST_SWEEP) {
+        shared.held.retain(|_, held| {
+            held.retain(|w| w.strong_count() > 0);
+            !held.is_empty()
+        });
+        shared.sweep_at = shared.held.len() * 2;
+    }
+    let value = Arc::new(value);
+    shared
+        .held
+        .entry(key)
+        .or_default()
+        .push(Arc::downgrade(&value));
+    value
+}
+
+/// The stored settings document, if the tenant saved one.
+fn read_stored(c: &warren_store::sql::Connection) -> Result<Option<String>> {
     let stored: Option<String> = c
         .prepare_cached("SELECT value FROM _params WHERE id = ?1")?
         // PocketBase writes the document as a BLOB, Warren as TEXT: read either.
@@ -70,11 +166,7 @@ fn read_in(c: &warren_store::sql::Connection) -> Result<Value> {
         })
         .optional()?
         .flatten();
-    let mut settings = defaults();
-    if let Some(Ok(Value::Object(saved))) = stored.as_deref().map(serde_json::from_str::<Value>) {
-        merge(&mut settings, &Value::Object(saved));
-    }
-    Ok(settings)
+    Ok(stored)
 }
 
 fn write_in(c: &warren_store::sql::Connection, settings: &Value) -> Result<()> {
@@ -393,6 +485,41 @@ impl Check {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A database with a `_params` table holding `stored` as the settings, if any.
+    fn params(stored: Option<&str>) -> warren_store::sql::Connection {
+        let c = warren_store::sql::Connection::open_in_memory().unwrap();
+        c.execute_batch("CREATE TABLE _params (id TEXT PRIMARY KEY, value JSON)")
+            .unwrap();
+        if let Some(doc) = stored {
+            c.execute("INSERT INTO _params (id, value) VALUES (?1, ?2)", [KEY, doc])
+                .unwrap();
+        }
+        c
+    }
+
+    #[test]
+    fn tenants_that_stored_the_same_settings_share_one_document() {
+        let (a, b) = (params(None), params(None));
+        let (da, db) = (load_shared_in(&a).unwrap(), load_shared_in(&b).unwrap());
+        assert!(Arc::ptr_eq(&da, &db));
+        assert_eq!(*da, defaults());
+
+        let doc = r#"{"meta": {"appName": "Shared one"}}"#;
+        let (c, d) = (params(Some(doc)), params(Some(doc)));
+        let (sc, sd) = (load_shared_in(&c).unwrap(), load_shared_in(&d).unwrap());
+        assert!(Arc::ptr_eq(&sc, &sd));
+        assert!(!Arc::ptr_eq(&sc, &da));
+        assert_eq!(sc["meta"]["appName"], "Shared one");
+        assert_eq!(*sc, load_in(&c).unwrap());
+
+        let other = load_shared_in(&params(Some(r#"{"meta": {"appName": "Other"}}"#))).unwrap();
+        assert!(!Arc::ptr_eq(&other, &sc));
+        assert_eq!(other["meta"]["appName"], "Other");
+        // Unreadable documents read as the defaults, as `load_in` reads them.
+        let broken = load_shared_in(&params(Some("not json"))).unwrap();
+        assert_eq!(*broken, defaults());
+    }
 
     fn errors_of(patch: Value) -> Value {
         let mut settings = defaults();

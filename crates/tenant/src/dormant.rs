@@ -81,12 +81,12 @@ pub(crate) struct Dormant {
 pub(crate) struct Kept {
     /// As stored (over the defaults).
     pub(crate) stored: Arc<serde_json::Value>,
-    /// As the tenant used them: `public_url` applied.
-    pub(crate) value: Arc<serde_json::Value>,
-    /// The request policy parsed from `value`.
+    /// As the tenant used them, `public_url` applied, if it asked for them.
+    pub(crate) value: crate::registry::Derived,
+    /// The request policy parsed from `stored`.
     pub(crate) policy: Arc<Policy>,
     /// The URL the tenant was last reached at; a reopen reached at another derives `value`
-    /// and `policy` again from `stored`.
+    /// again from `stored`.
     pub(crate) public_url: Option<Arc<str>>,
 }
 
@@ -215,7 +215,7 @@ mod tests {
             files(size),
             Arc::new(Catalog::default()),
             Kept {
-                value: stored.clone(),
+                value: Default::default(),
                 policy: Arc::new(Policy::from_settings(&stored)),
                 stored,
                 public_url: None,

@@ -13,13 +13,22 @@ pub fn follows_public_url(app_url: &str) -> bool {
     trimmed.is_empty() || trimmed == DEFAULT_APP_URL
 }
 
+/// Whether [`apply`] changes `settings`: they have a `meta` whose app URL nobody chose.
+pub fn applies(settings: &Value) -> bool {
+    settings
+        .get("meta")
+        .and_then(Value::as_object)
+        .is_some_and(|meta| {
+            follows_public_url(meta.get("appURL").and_then(Value::as_str).unwrap_or(""))
+        })
+}
+
 /// Puts `public_url` in `settings.meta.appURL` when the stored one follows it.
 pub fn apply(settings: &mut Value, public_url: &str) {
-    let Some(meta) = settings.get_mut("meta").and_then(Value::as_object_mut) else {
+    if !applies(settings) {
         return;
-    };
-    let stored = meta.get("appURL").and_then(Value::as_str).unwrap_or("");
-    if follows_public_url(stored) {
+    }
+    if let Some(meta) = settings.get_mut("meta").and_then(Value::as_object_mut) {
         meta.insert("appURL".into(), Value::String(public_url.to_string()));
     }
 }

@@ -13,7 +13,7 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use tokio::sync::OnceCell;
@@ -163,11 +163,17 @@ type CodeCell = OnceCell<Option<Arc<dyn Code>>>;
 /// Settings as read, and the request policy parsed from them once.
 #[derive(Clone)]
 struct Settings {
-    /// As stored (over the defaults), before the public URL was applied.
+    /// As stored (over the defaults), before the public URL was applied; shared with every
+    /// tenant that stored the same document.
     stored: Arc<serde_json::Value>,
-    value: Arc<serde_json::Value>,
+    /// `stored` with the public URL applied, derived when first asked for.
+    value: Derived,
     policy: Arc<Policy>,
 }
+
+/// A tenant's settings with its public URL applied, derived on first use: most requests need
+/// only the policy, so most tenants hold no copy of their own.
+pub(crate) type Derived = Arc<OnceLock<Arc<serde_json::Value>>>;
 
 impl std::fmt::Debug for TenantInner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -339,7 +345,18 @@ impl Tenant {
 
     /// The tenant's settings, read once and kept until [`Tenant::forget_settings`].
     pub async fn settings(&self) -> Result<Arc<serde_json::Value>> {
-        Ok(self.cached_settings().await?.value)
+        let settings = self.cached_settings().await?;
+        Ok(settings
+            .value
+            .get_or_init(|| match self.public_url() {
+                Some(url) if crate::public_url::applies(&settings.stored) => {
+                    let mut value = (*settings.stored).clone();
+                    crate::public_url::apply(&mut value, &url);
+                    Arc::new(value)
+                }
+                _ => settings.stored.clone(),
+            })
+            .clone())
     }
 
     /// What the settings decide about each request (client address, superuser IPs, batch and
@@ -370,19 +387,19 @@ impl Tenant {
             }
             cached.0
         };
-        let stored = warren_records::settings::load(&self.inner.db)
+        let stored = warren_records::settings::load_shared(&self.inner.db)
             .await
             .map_err(|e| Error::Invalid(format!("the settings cannot be read: {e}")))?;
-        let value = self.with_public_url(stored.clone());
+        // The policy reads nothing the public URL changes.
         let policy = Arc::new(match reading.as_deref() {
-            Some(previous) => Policy::after(&value, previous),
-            None => Policy::from_settings(&value),
+            Some(previous) => Policy::after(&stored, previous),
+            None => Policy::from_settings(&stored),
         });
         *reading = Some(policy.clone());
         let loaded = Settings {
-            stored: Arc::new(stored),
+            stored,
             policy,
-            value: Arc::new(value),
+            value: Derived::default(),
         };
         let mut cached = self
             .inner
@@ -420,15 +437,12 @@ impl Tenant {
             .settings
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        // A read running now finishes with the old URL: it must not be kept.
+        // A read running now finishes with the old URL: it must not be kept. The policy reads
+        // nothing the URL changes; the settings derive again when next asked for.
         cached.0 += 1;
-        cached.1 = cached.1.take().map(|old| {
-            let value = self.with_public_url((*old.stored).clone());
-            Settings {
-                policy: Arc::new(Policy::after(&value, &old.policy)),
-                value: Arc::new(value),
-                stored: old.stored,
-            }
+        cached.1 = cached.1.take().map(|old| Settings {
+            value: Derived::default(),
+            ..old
         });
     }
 
@@ -1183,18 +1197,17 @@ async fn open_files(path: &Path, shipped: bool) -> Result<Opened> {
     let (db, read) = Database::open_reading(path, database_options(), shipped, |c| {
         let catalog = Catalog::load(c)
             .map_err(|e| Error::Invalid(format!("the collections cannot be read: {e}")))?;
-        let stored = warren_records::settings::load_in(c)
+        let stored = warren_records::settings::load_shared_in(c)
             .map_err(|e| Error::Invalid(format!("the settings cannot be read: {e}")))?;
         Ok::<_, Error>((catalog, stored))
     })
     .await?;
     let (catalog, stored) = read?;
-    let stored = Arc::new(stored);
     Ok(Opened {
         db,
         catalog: Arc::new(catalog),
         settings: Kept {
-            value: stored.clone(),
+            value: Derived::default(),
             policy: Arc::new(Policy::from_settings(&stored)),
             stored,
             public_url: None,
