@@ -32,7 +32,7 @@ pub struct Entry {
 
 impl Entry {
     /// Derives what requests need from `collection`.
-    fn new(collection: Collection) -> Self {
+    pub(crate) fn new(collection: Collection) -> Self {
         Self {
             info: Arc::new(filter_info(&collection)),
             rules: parse_rules(&collection),
@@ -42,12 +42,21 @@ impl Entry {
         }
     }
 
-    /// This entry with other `created`/`updated` stamps (the rest is shared or cloned, not
-    /// parsed again).
-    pub(crate) fn restamped(&self, created: &str, updated: &str) -> Self {
+    /// This entry with other `created`/`updated` stamps and, for an auth collection, other
+    /// options that differ from these only in their secrets (the rest is shared or cloned,
+    /// not parsed again).
+    pub(crate) fn rebased(
+        &self,
+        created: &str,
+        updated: &str,
+        options: Option<warren_schema::AuthOptions>,
+    ) -> Self {
         let mut collection = self.collection.clone();
         collection.created = created.to_owned();
         collection.updated = updated.to_owned();
+        if let (Some(options), Some(held)) = (options, collection.auth_options_mut()) {
+            *held = options;
+        }
         Self {
             collection,
             info: self.info.clone(),
@@ -122,11 +131,8 @@ impl Catalog {
         let mut entries = Vec::new();
         for row in rows {
             let row = row?;
-            let entry = crate::parsed::entry(&row, || {
-                let collection = Collection::from_row(&row)
-                    .map_err(|e| Error::Schema(format!("{}: {e}", row.name)))?;
-                Ok::<_, Error>(Arc::new(Entry::new(collection)))
-            })?;
+            let entry = crate::parsed::entry(&row)
+                .map_err(|e| Error::Schema(format!("{}: {e}", row.name)))?;
             entries.push(entry);
         }
         Ok(Self::from_entries(entries))

@@ -5,15 +5,18 @@
 //! rules) again on each open is most of what an open costs. An entry is found by the content
 //! of its `_collections` row, so a changed collection is a different key and is parsed anew:
 //! nothing needs invalidating. Rows that differ only in their `created`/`updated` stamps (the
-//! same system collection in two tenants) share the parsed parts; the stamps are the row's. Two generations bound the memory: when the
-//! current one is full it becomes the previous one and the old previous is dropped; a hit in
-//! the previous generation moves the entry back to the current one.
+//! same system collection in two tenants) share the parsed parts; the stamps are the row's.
+//! Auth collections differ between tenants in their secrets too: their options are read from
+//! each row (the secrets are always the row's own), and the rest is shared when the options
+//! are the same but for the secrets. Two generations bound the memory: when the current one
+//! is full it becomes the previous one and the old previous is dropped; a hit in the previous
+//! generation moves the entry back to the current one.
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 
-use warren_schema::CollectionRow;
+use warren_schema::{AuthOptions, Collection, CollectionRow};
 
 use crate::catalog::Entry;
 
@@ -32,6 +35,11 @@ pub(crate) struct Parsed {
 
 static SHARED: Mutex<Option<Parsed>> = Mutex::new(None);
 
+/// Whether a row's options hold secrets, so that they are read per row and left out of its key.
+fn has_secrets(row: &CollectionRow) -> bool {
+    row.kind == "auth"
+}
+
 fn key(row: &CollectionRow) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     (
@@ -49,27 +57,48 @@ fn key(row: &CollectionRow) -> u64 {
         &row.create_rule,
         &row.update_rule,
         &row.delete_rule,
-        &row.options,
     )
         .hash(&mut h);
+    if !has_secrets(row) {
+        row.options.hash(&mut h);
+    }
     h.finish()
 }
 
 impl Parsed {
-    fn find(generation: &Generation, key: u64, row: &CollectionRow) -> Option<Arc<Entry>> {
+    fn find(
+        generation: &Generation,
+        key: u64,
+        row: &CollectionRow,
+        public: Option<&AuthOptions>,
+    ) -> Option<Arc<Entry>> {
         generation
             .get(&key)?
             .iter()
-            .find(|(stored, _)| same_but_stamps(stored, row))
+            .find(|(stored, entry)| {
+                same_columns(stored, row)
+                    && match public {
+                        None => stored.options == row.options,
+                        Some(public) => entry
+                            .collection
+                            .auth_options()
+                            .is_some_and(|held| held.without_secrets() == *public),
+                    }
+            })
             .map(|(_, entry)| entry.clone())
     }
 
-    fn get(&mut self, key: u64, row: &CollectionRow) -> Option<Arc<Entry>> {
-        if let Some(entry) = Self::find(&self.current, key, row) {
+    fn get(
+        &mut self,
+        key: u64,
+        row: &CollectionRow,
+        public: Option<&AuthOptions>,
+    ) -> Option<Arc<Entry>> {
+        if let Some(entry) = Self::find(&self.current, key, row, public) {
             return Some(entry);
         }
-        let entry = Self::find(&self.previous, key, row)?;
-        self.insert(key, row.clone(), entry.clone());
+        let entry = Self::find(&self.previous, key, row, public)?;
+        self.insert(key, kept_row(row), entry.clone());
         Some(entry)
     }
 
@@ -83,37 +112,54 @@ impl Parsed {
     }
 }
 
-/// The parsed entry of `row`, from the cache or made by `parse` (and then kept).
-pub(crate) fn entry<E>(
-    row: &CollectionRow,
-    parse: impl FnOnce() -> Result<Arc<Entry>, E>,
-) -> Result<Arc<Entry>, E> {
+/// The row as the cache keeps it: without the options of a row whose options hold secrets
+/// (they are compared parsed, without their secrets).
+fn kept_row(row: &CollectionRow) -> CollectionRow {
+    let mut kept = row.clone();
+    if has_secrets(row) {
+        kept.options.clear();
+    }
+    kept
+}
+
+/// The parsed entry of `row`, from the cache or parsed (and then kept).
+pub(crate) fn entry(row: &CollectionRow) -> warren_schema::Result<Arc<Entry>> {
     let key = key(row);
+    // Read from this row, always: an entry shared with another tenant never lends its secrets.
+    let options = match has_secrets(row) {
+        true => Some(AuthOptions::from_options_column(&row.options)?),
+        false => None,
+    };
+    let public = options.as_ref().map(AuthOptions::without_secrets);
     // A panic cannot leave the maps half-updated in a way that returns a wrong entry (an entry
     // is only ever stored under its own row), so a poisoned lock is still usable.
     let found = SHARED
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .get_or_insert_with(Parsed::default)
-        .get(key, row);
+        .get(key, row, public.as_ref());
     if let Some(entry) = found {
-        let stamps = &entry.collection;
-        if stamps.created == row.created && stamps.updated == row.updated {
+        let held = &entry.collection;
+        let own_options = match &options {
+            Some(own) => held.auth_options() == Some(own),
+            None => true,
+        };
+        if held.created == row.created && held.updated == row.updated && own_options {
             return Ok(entry);
         }
-        return Ok(Arc::new(entry.restamped(&row.created, &row.updated)));
+        return Ok(Arc::new(entry.rebased(&row.created, &row.updated, options)));
     }
-    let entry = parse()?;
+    let entry = Arc::new(Entry::new(Collection::from_row(row)?));
     SHARED
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .get_or_insert_with(Parsed::default)
-        .insert(key, row.clone(), entry.clone());
+        .insert(key, kept_row(row), entry.clone());
     Ok(entry)
 }
 
-/// Whether two rows are equal in every column but `created` and `updated`.
-fn same_but_stamps(a: &CollectionRow, b: &CollectionRow) -> bool {
+/// Whether two rows are equal in every column but `created`, `updated` and `options`.
+fn same_columns(a: &CollectionRow, b: &CollectionRow) -> bool {
     a.id == b.id
         && a.system == b.system
         && a.kind == b.kind
@@ -125,5 +171,67 @@ fn same_but_stamps(a: &CollectionRow, b: &CollectionRow) -> bool {
         && a.create_rule == b.create_rule
         && a.update_rule == b.update_rule
         && a.delete_rule == b.delete_rule
-        && a.options == b.options
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use warren_schema::CollectionType;
+
+    /// The row of a new auth collection `name` with fresh secrets, after `change`.
+    fn auth_row(name: &str, change: impl FnOnce(&mut AuthOptions)) -> CollectionRow {
+        let mut collection = Collection::scaffold(CollectionType::Auth, name);
+        // A scaffold's index names are random; a tenant's system collections' are not.
+        collection.indexes.clear();
+        let options = collection.auth_options_mut().expect("an auth collection");
+        options.fill_missing_secrets();
+        change(options);
+        collection.to_row()
+    }
+
+    fn secret(entry: &Entry) -> String {
+        entry
+            .collection
+            .auth_options()
+            .expect("auth")
+            .auth_token
+            .secret
+            .clone()
+    }
+
+    #[test]
+    fn auth_collections_share_their_parsed_parts_but_never_their_secrets() {
+        let (a, b) = (auth_row("shared_a", |_| {}), auth_row("shared_a", |_| {}));
+        let (first, second) = (entry(&a).unwrap(), entry(&b).unwrap());
+        assert!(Arc::ptr_eq(&first.info, &second.info));
+        assert!(first.collection.fields.shares(&second.collection.fields));
+        assert_ne!(secret(&first), secret(&second));
+        assert_eq!(first.collection, Collection::from_row(&a).unwrap());
+        assert_eq!(second.collection, Collection::from_row(&b).unwrap());
+        // The same rows again (reopens): the first is the kept entry, the second rebased again.
+        assert!(Arc::ptr_eq(&entry(&a).unwrap(), &first));
+        let again = entry(&b).unwrap();
+        assert!(Arc::ptr_eq(&again.info, &first.info));
+        assert_eq!(again.collection, second.collection);
+    }
+
+    #[test]
+    fn auth_collections_whose_other_options_differ_are_parsed_apart() {
+        let a = auth_row("apart_a", |_| {});
+        let b = auth_row("apart_a", |o| {
+            o.auth_token.duration += 60;
+            o.manage_rule = Some("@request.auth.id != ''".into());
+        });
+        let (first, second) = (entry(&a).unwrap(), entry(&b).unwrap());
+        assert!(!Arc::ptr_eq(&first.info, &second.info));
+        assert_eq!(second.collection, Collection::from_row(&b).unwrap());
+        assert!(first.rules.manage.is_none() && second.rules.manage.is_some());
+    }
+
+    #[test]
+    fn unreadable_options_are_an_error() {
+        let mut row = auth_row("broken_a", |_| {});
+        row.options = "[1]".into();
+        assert!(entry(&row).is_err());
+    }
 }

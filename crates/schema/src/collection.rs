@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 
 use crate::datetime::DateTime;
 use crate::error::{Error, Result};
-use crate::field::{DomainOptions, Field, FieldKind, PasswordOptions, TextOptions};
+use crate::field::{DomainOptions, Field, FieldKind, Fields, PasswordOptions, TextOptions};
 use crate::id;
 
 /// The three collection types.
@@ -302,6 +302,25 @@ impl AuthOptions {
         }
     }
 
+    /// The auth options of a collection JSON object (its option keys sit beside the others).
+    fn from_collection(value: &Value) -> Result<Self> {
+        let mut auth: AuthOptions = serde_json::from_value(without_nulls(value))?;
+        if value.get("authRule").is_none() {
+            auth.auth_rule = Some(String::new());
+        }
+        Ok(auth)
+    }
+
+    /// The auth options stored in a `_collections` row's `options` column, as
+    /// [`Collection::from_row`] reads them.
+    pub fn from_options_column(options: &str) -> Result<Self> {
+        match serde_json::from_str(options)? {
+            value @ Value::Object(_) => Self::from_collection(&value),
+            Value::Null => Self::from_collection(&Value::Object(Map::new())),
+            _ => Err(Error::InvalidData("options must be an object".into())),
+        }
+    }
+
     /// A copy without token secrets or OAuth2 client secrets (what the API prints).
     pub fn without_secrets(&self) -> Self {
         let mut out = self.clone();
@@ -349,7 +368,7 @@ pub struct Collection {
     /// Delete rule.
     pub delete_rule: Option<String>,
     /// Fields in definition order.
-    pub fields: Vec<Field>,
+    pub fields: Fields,
     /// Raw `CREATE [UNIQUE] INDEX` statements.
     pub indexes: Vec<String>,
     /// Creation time (`YYYY-MM-DD HH:MM:SS.mmmZ`, `""` in scaffolds).
@@ -535,7 +554,7 @@ impl Collection {
             create_rule: None,
             update_rule: None,
             delete_rule: None,
-            fields,
+            fields: fields.into(),
             indexes,
             created: String::new(),
             updated: String::new(),
@@ -722,11 +741,7 @@ impl Collection {
                 view_query: string("viewQuery")?,
             },
             CollectionType::Auth => {
-                let mut auth: AuthOptions = serde_json::from_value(without_nulls(value))?;
-                if !obj.contains_key("authRule") {
-                    auth.auth_rule = Some(String::new());
-                }
-                CollectionOptions::Auth(Box::new(auth))
+                CollectionOptions::Auth(Box::new(AuthOptions::from_collection(value)?))
             }
         };
         Ok(Collection {
@@ -738,7 +753,7 @@ impl Collection {
             create_rule: rule("createRule")?,
             update_rule: rule("updateRule")?,
             delete_rule: rule("deleteRule")?,
-            fields,
+            fields: fields.into(),
             indexes,
             created: string("created")?,
             updated: string("updated")?,

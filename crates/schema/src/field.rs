@@ -271,6 +271,70 @@ impl FieldKind {
     }
 }
 
+/// A collection's fields, shared by the copies of a collection until one of them changes
+/// its fields (copy on write): tenants that hold the same collection with other stamps or
+/// secrets hold one list.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Fields(std::sync::Arc<Vec<Field>>);
+
+impl std::ops::Deref for Fields {
+    type Target = Vec<Field>;
+
+    fn deref(&self) -> &Vec<Field> {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Fields {
+    /// The list to change, copied first if another collection shares it.
+    fn deref_mut(&mut self) -> &mut Vec<Field> {
+        std::sync::Arc::make_mut(&mut self.0)
+    }
+}
+
+impl From<Vec<Field>> for Fields {
+    fn from(fields: Vec<Field>) -> Self {
+        Self(std::sync::Arc::new(fields))
+    }
+}
+
+impl FromIterator<Field> for Fields {
+    fn from_iter<I: IntoIterator<Item = Field>>(iter: I) -> Self {
+        Self::from(iter.into_iter().collect::<Vec<_>>())
+    }
+}
+
+impl<'a> IntoIterator for &'a Fields {
+    type Item = &'a Field;
+    type IntoIter = std::slice::Iter<'a, Field>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+impl<'a> IntoIterator for &'a mut Fields {
+    type Item = &'a mut Field;
+    type IntoIter = std::slice::IterMut<'a, Field>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        std::sync::Arc::make_mut(&mut self.0).iter_mut()
+    }
+}
+
+impl Serialize for Fields {
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
+}
+
+impl Fields {
+    /// Whether `self` and `other` are one shared list (not only equal ones).
+    pub fn shares(&self, other: &Fields) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
 /// The pattern of a record id PocketBase gives the `id` field when it has none.
 pub const DEFAULT_ID_PATTERN: &str = "^[a-z0-9]+$";
 

@@ -28,7 +28,7 @@ pub use collection::{
     TokenConfig,
 };
 pub use error::{Error, FieldError, Result, ValidationErrors, ValidationNode};
-pub use field::{Field, FieldKind};
+pub use field::{Field, FieldKind, Fields};
 pub use index::Index;
 pub use record::{
     PrepareOptions, PreparedRecord, RecordData, RecordJson, RelationChecker, Visibility,

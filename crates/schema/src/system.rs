@@ -83,7 +83,7 @@ fn system_base(
     fields.extend(extra);
     fields.push(Field::autodate("created", false).system());
     fields.push(Field::autodate("updated", true).system());
-    c.fields = fields;
+    c.fields = fields.into();
     c.indexes = indexes.iter().map(|s| (*s).to_owned()).collect();
     c.list_rule = Some(OWNER_RULE.into());
     c.view_rule = Some(OWNER_RULE.into());

@@ -1742,6 +1742,46 @@ mod tests {
             .unwrap()
     }
 
+    /// The token secrets tenant `tenant` stores for auth collection `name`.
+    async fn stored_secrets(tenant: &Tenant, name: &'static str) -> Vec<String> {
+        let options: String = tenant
+            .db()
+            .read(move |c| {
+                Ok::<_, Error>(c.query_row(
+                    "SELECT options FROM _collections WHERE name = ?1",
+                    [name],
+                    |r| r.get(0),
+                )?)
+            })
+            .await
+            .unwrap();
+        let options: serde_json::Value = serde_json::from_str(&options).unwrap();
+        [
+            "authToken",
+            "passwordResetToken",
+            "emailChangeToken",
+            "verificationToken",
+            "fileToken",
+        ]
+        .iter()
+        .map(|token| options[token]["secret"].as_str().unwrap().to_owned())
+        .collect()
+    }
+
+    fn held_secrets(entry: &warren_records::catalog::Entry) -> Vec<String> {
+        let options = entry.collection.auth_options().unwrap();
+        [
+            &options.auth_token,
+            &options.password_reset_token,
+            &options.email_change_token,
+            &options.verification_token,
+            &options.file_token,
+        ]
+        .iter()
+        .map(|token| token.secret.clone())
+        .collect()
+    }
+
     #[tokio::test]
     async fn tenants_share_the_parsed_system_collections_but_keep_their_own_stamps() {
         let (dir, registry) = registry(10, Duration::from_secs(60)).await;
@@ -1764,13 +1804,18 @@ mod tests {
             (mb.collection.created.clone(), mb.collection.updated.clone()),
             stamps(&b, "_mfas").await
         );
-        // Auth collections carry secrets of their own: never shared between tenants.
-        let (sa, sb) = (
-            ca.get("_superusers").unwrap(),
-            cb.get("_superusers").unwrap(),
-        );
-        assert!(!Arc::ptr_eq(&sa.info, &sb.info));
-        assert_ne!(sa.collection.options, sb.collection.options);
+        assert!(ma.collection.fields.shares(&mb.collection.fields));
+        // Auth collections share what they parse alike, but each keeps its own secrets, as
+        // its own database stores them.
+        for name in ["_superusers", "users"] {
+            let (sa, sb) = (ca.get(name).unwrap(), cb.get(name).unwrap());
+            assert!(Arc::ptr_eq(&sa.info, &sb.info), "{name}");
+            assert!(sa.collection.fields.shares(&sb.collection.fields), "{name}");
+            assert_eq!(held_secrets(sa), stored_secrets(&a, name).await, "{name}");
+            assert_eq!(held_secrets(sb), stored_secrets(&b, name).await, "{name}");
+            assert_ne!(held_secrets(sa), held_secrets(sb), "{name}");
+            assert!(held_secrets(sa).iter().all(|s| !s.is_empty()), "{name}");
+        }
     }
 
     #[tokio::test]

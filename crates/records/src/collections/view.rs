@@ -119,7 +119,7 @@ fn dry_run_on(conn: &Connection, query: &str) -> std::result::Result<DryRun, Str
             warren_schema::id::random_string(5, warren_schema::id::ID_ALPHABET)
         ),
     );
-    temp.fields.clone_from(&fields);
+    temp.fields = fields.clone().into();
     let sample = sample_records(conn, query, &temp).map_err(|e| fence.explain(e).to_string())?;
     let mut ids = std::collections::HashSet::new();
     for record in &sample {
