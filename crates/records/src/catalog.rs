@@ -20,8 +20,8 @@ pub struct Entry {
     pub collection: Collection,
     /// The collection as the filter compiler sees it.
     pub info: Arc<CollectionInfo>,
-    /// The collection's parsed rules.
-    pub rules: Rules,
+    /// The collection's parsed rules (shared by the entries of copies of the collection).
+    pub rules: Arc<Rules>,
     /// The qualified column list of its table and the field names, built on first use (see
     /// `read::columns`).
     pub(crate) columns: OnceLock<(String, Arc<[String]>)>,
@@ -35,7 +35,7 @@ impl Entry {
     pub(crate) fn new(collection: Collection) -> Self {
         Self {
             info: Arc::new(filter_info(&collection)),
-            rules: parse_rules(&collection),
+            rules: Arc::new(parse_rules(&collection)),
             collection,
             columns: OnceLock::new(),
             writes: OnceLock::new(),

@@ -492,8 +492,11 @@ mod tests {
         c.execute_batch("CREATE TABLE _params (id TEXT PRIMARY KEY, value JSON)")
             .unwrap();
         if let Some(doc) = stored {
-            c.execute("INSERT INTO _params (id, value) VALUES (?1, ?2)", [KEY, doc])
-                .unwrap();
+            c.execute(
+                "INSERT INTO _params (id, value) VALUES (?1, ?2)",
+                [KEY, doc],
+            )
+            .unwrap();
         }
         c
     }
