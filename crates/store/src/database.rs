@@ -130,6 +130,11 @@ impl Database {
             }
             migrate::apply(&mut conn, options.migrations)?;
             let out = f(&conn);
+            // What the open read (a tenant's collections and settings) is rarely read again
+            // soon: the connection keeps only its schema, not those pages and statements, so
+            // an idle open database holds little more than that.
+            conn.flush_prepared_statement_cache();
+            conn.release_memory()?;
             Ok((conn, out))
         })
         .await?;
