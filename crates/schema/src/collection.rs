@@ -9,6 +9,7 @@ use crate::datetime::DateTime;
 use crate::error::{Error, Result};
 use crate::field::{DomainOptions, Field, FieldKind, Fields, PasswordOptions, TextOptions};
 use crate::id;
+use crate::text::SharedText;
 
 /// The three collection types.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -49,8 +50,8 @@ impl CollectionType {
 pub struct EmailTemplate {
     /// Subject line.
     pub subject: String,
-    /// HTML body.
-    pub body: String,
+    /// HTML body (shared by every collection with the same body).
+    pub body: SharedText,
 }
 
 /// A signed token kind's secret and lifetime.

@@ -18,6 +18,7 @@ pub mod index;
 pub mod record;
 pub mod select;
 pub mod system;
+pub mod text;
 pub mod upgrade;
 pub mod validate;
 pub mod value;
@@ -35,5 +36,6 @@ pub use record::{
     prepare_record, record_from_row, resolve_modifiers,
 };
 pub use system::system_collections;
+pub use text::SharedText;
 pub use validate::{RuleChecker, validate_collection};
 pub use value::SqlValue;
