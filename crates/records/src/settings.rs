@@ -1,11 +1,10 @@
 //! A tenant's settings, stored as PocketBase stores them: one JSON document in `_params`
 //! under the key `settings`, merged over the defaults when read.
 
-use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, LazyLock, Mutex, Weak};
 
 use serde_json::{Value, json};
+use warren_schema::text::{WeakSet, hash_of};
 use warren_store::Database;
 use warren_store::sql::OptionalExtension;
 
@@ -84,21 +83,15 @@ fn merged(stored: Option<&str>) -> Value {
     settings
 }
 
-/// Settings documents in use, by the hash of their stored text. Weak: a document nobody
-/// holds any more costs only its slot, and dead slots are swept as the map doubles.
+/// Settings documents in use: the defaults, and stored documents by the hash of their text.
 #[derive(Default)]
 struct Shared {
     /// The defaults, for tenants that stored no document.
     defaults: Weak<Value>,
-    held: HashMap<u64, Vec<Weak<Value>>>,
-    /// The map's size at which dead slots are swept next.
-    sweep_at: usize,
+    held: WeakSet<Value>,
 }
 
-static SHARED: Mutex<Option<Shared>> = Mutex::new(None);
-
-/// Slots kept before the first sweep.
-const FIRST_SWEEP: usize = 1024;
+static SHARED: LazyLock<Mutex<Shared>> = LazyLock::new(Mutex::default);
 
 /// The settings read from `stored` (the `_params` document, if any): the `Arc` another tenant
 /// holds when its stored document is the same (compared whole, not only by hash), else a new
@@ -108,7 +101,6 @@ fn shared(stored: Option<&str>) -> Arc<Value> {
     // a poisoned lock is still usable.
     let Some(stored) = stored else {
         let mut shared = SHARED.lock().unwrap_or_else(|p| p.into_inner());
-        let shared = shared.get_or_insert_with(Shared::default);
         if let Some(defaults) = shared.defaults.upgrade() {
             return defaults;
         }
@@ -116,37 +108,14 @@ fn shared(stored: Option<&str>) -> Arc<Value> {
         shared.defaults = Arc::downgrade(&defaults);
         return defaults;
     };
-    let key = {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        stored.hash(&mut h);
-        h.finish()
-    };
+    let key = hash_of(stored);
     let value = merged(Some(stored));
     let mut shared = SHARED.lock().unwrap_or_else(|p| p.into_inner());
-    let shared = shared.get_or_insert_with(Shared::default);
-    if let Some(same) = shared
-        .held
-        .get(&key)
-        .into_iter()
-        .flatten()
-        .filter_map(Weak::upgrade)
-        .find(|held| **held == value)
-    {
+    if let Some(same) = shared.held.find(key, |held| *held == value) {
         return same;
     }
-    if shared.held.len() >= shared.sweep_at.max(FIRST_SWEEP) {
-        shared.held.retain(|_, held| {
-            held.retain(|w| w.strong_count() > 0);
-            !held.is_empty()
-        });
-        shared.sweep_at = shared.held.len() * 2;
-    }
     let value = Arc::new(value);
-    shared
-        .held
-        .entry(key)
-        .or_default()
-        .push(Arc::downgrade(&value));
+    shared.held.insert(key, &value);
     value
 }
 
