@@ -22,9 +22,9 @@ pub struct Entry {
     pub info: Arc<CollectionInfo>,
     /// The collection's parsed rules (shared by the entries of copies of the collection).
     pub rules: Arc<Rules>,
-    /// The qualified column list of its table and the field names, built on first use (see
-    /// `read::columns`).
-    pub(crate) columns: OnceLock<(String, Arc<[String]>)>,
+    /// The qualified column list of its table (every field, in order), built on first use
+    /// (see `read::columns`).
+    pub(crate) columns: OnceLock<String>,
     /// Its INSERT and UPDATE statements over every field, built on first use (see
     /// `write::statements`).
     pub(crate) writes: OnceLock<(String, String)>,

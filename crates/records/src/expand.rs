@@ -6,12 +6,12 @@ use std::sync::Arc;
 
 use serde_json::Value;
 use warren_filter::{Access, Query, RequestContext, parse_expand};
-use warren_schema::record::{Expanded, RecordData, RecordJson, record_from_row};
+use warren_schema::record::{Expanded, RecordData, RecordJson};
 use warren_schema::{FieldKind, Visibility};
 use warren_store::sql::Connection;
 
 use crate::catalog::{Catalog, Entry};
-use crate::read::{columns, render};
+use crate::read::columns;
 use crate::{Caller, Result, sql};
 
 /// Most records a back-relation expands to per record.
@@ -60,24 +60,38 @@ pub(crate) fn render_rows(
     tree: Option<&Tree>,
 ) -> Result<Vec<RecordJson>> {
     let may_manage = crate::form::may_manage(caller, entry);
-    let mut out: Vec<RecordJson> = Vec::with_capacity(rows.len());
-    for data in &rows {
+    // A caller the manage rule admits sees the account's email, as a superuser does.
+    let visibility = |data: &RecordData| -> Result<Visibility> {
         let id = data.get("id").and_then(Value::as_str).unwrap_or_default();
-        // A caller the manage rule admits sees the account's email, as a superuser does.
-        if may_manage && crate::write::admitted_by_manage_rule(conn, catalog, entry, ctx, id)? {
-            out.push(RecordJson::build(
-                &entry.collection,
-                data,
+        Ok(
+            if may_manage && crate::write::admitted_by_manage_rule(conn, catalog, entry, ctx, id)? {
                 Visibility {
                     show_hidden: false,
                     show_email: true,
-                },
-            ));
-        } else {
-            out.push(render(caller, entry, data));
-        }
+                }
+            } else {
+                crate::read::visibility(caller, entry, data)
+            },
+        )
+    };
+    let Some(tree) = tree else {
+        // Nothing to expand: the rows are not needed afterwards and become the JSON.
+        return rows
+            .into_iter()
+            .map(|data| {
+                let who = visibility(&data)?;
+                Ok(RecordJson::build_owned(&entry.collection, data, who))
+            })
+            .collect();
+    };
+    let mut out: Vec<RecordJson> = Vec::with_capacity(rows.len());
+    for data in &rows {
+        out.push(RecordJson::build(
+            &entry.collection,
+            data,
+            visibility(data)?,
+        ));
     }
-    let Some(tree) = tree else { return Ok(out) };
     let mut expansions: Vec<BTreeMap<String, Expanded>> = vec![BTreeMap::new(); rows.len()];
     for (key, subtree) in &tree.0 {
         let Some(source) = fetch(conn, catalog, entry, caller, ctx, &rows, key)? else {
@@ -263,7 +277,7 @@ fn select_visible(
         }
     }
     let sqlf = q.to_sql();
-    let (column_list, names) = columns(target);
+    let column_list = columns(target);
     let mut params = sql::params(&sqlf.params);
     let mut out = Vec::new();
     // Bounded IN lists keep each statement well under SQLite's parameter limit.
@@ -287,10 +301,7 @@ fn select_visible(
         let mut stmt = conn.prepare_cached(&statement)?;
         let mut rows = stmt.query(sql::bind(&bound).as_slice())?;
         while let Some(row) = rows.next()? {
-            out.push(record_from_row(
-                &target.collection,
-                &sql::read_row(row, &names)?,
-            ));
+            out.push(sql::read_record(row, &target.collection)?);
         }
     }
     params.clear();

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
 use warren_filter::{Access, Filter, Query, RequestContext, parse_sort};
-use warren_schema::record::{RecordData, RecordJson, Visibility, record_from_row};
+use warren_schema::record::{RecordData, RecordJson, Visibility};
 use warren_store::Database;
 use warren_store::sql::Connection;
 
@@ -115,25 +115,19 @@ pub(crate) fn render(caller: &Caller, entry: &Entry, data: &RecordData) -> Recor
     RecordJson::build(&entry.collection, data, visibility(caller, entry, data))
 }
 
-/// The column list of a collection's table, qualified, and the matching names (built once per
-/// catalog entry).
-pub(crate) fn columns(entry: &Entry) -> (&str, Arc<[String]>) {
-    let (list, names) = entry.columns.get_or_init(|| {
+/// The column list of a collection's table, qualified: every field, in the collection's order,
+/// as [`sql::read_record`] reads them (built once per catalog entry).
+pub(crate) fn columns(entry: &Entry) -> &str {
+    entry.columns.get_or_init(|| {
         let table = sql::quote(&entry.collection.name);
-        let names: Arc<[String]> = entry
+        entry
             .collection
             .fields
             .iter()
-            .map(|f| f.name.clone())
-            .collect();
-        let list = names
-            .iter()
-            .map(|n| format!("{table}.{}", sql::quote(n)))
+            .map(|f| format!("{table}.{}", sql::quote(&f.name)))
             .collect::<Vec<_>>()
-            .join(", ");
-        (list, names)
-    });
-    (list, names.clone())
+            .join(", ")
+    })
 }
 
 /// Lists records of `entry` visible to `caller` under the list rule, filtered and sorted.
@@ -182,7 +176,7 @@ pub fn list_on(
     let per_page = query.per_page.clamp(1, MAX_PER_PAGE);
     let page = query.page.max(1);
     let sqlf = q.to_sql();
-    let (column_list, names) = columns(entry);
+    let column_list = columns(entry);
     // A table's page is found as rowids first, then its rows are read by rowid. Without an
     // index serving the sort, SQLite keeps the best `offset + perPage` matches in a temporary
     // b-tree while it scans, and each entry holds every selected column: with whole records
@@ -267,10 +261,7 @@ pub fn list_on(
         params.push(i64::try_from(per_page).unwrap_or(i64::MAX).into());
         params.push(i64::try_from(offset).unwrap_or(i64::MAX).into());
         let read = |row: &warren_store::sql::Row<'_>| -> Result<RecordData> {
-            Ok(record_from_row(
-                &reader.collection,
-                &sql::read_row(row, &names)?,
-            ))
+            Ok(sql::read_record(row, &reader.collection)?)
         };
         let by_rowids = |by_rowid: &str, rowids: Vec<i64>| -> Result<Vec<RecordData>> {
             let mut out = Vec::with_capacity(rowids.len());
@@ -502,11 +493,10 @@ fn view_on(
         .ok_or(Error::NotFound(NOT_FOUND))
 }
 
-/// A compiled "record `id`, if the rule admits it" query: SQL, params and column names.
+/// A compiled "record `id`, if the rule admits it" query: SQL and params.
 pub(crate) struct OneStatement {
     sql: String,
     params: Vec<warren_store::sql::Value>,
-    names: Arc<[String]>,
 }
 
 pub(crate) fn one_statement(
@@ -533,14 +523,14 @@ pub(crate) fn rule_statement(
         q.and_where(catalog, ctx, rule, Access::Trusted)?;
     }
     let sqlf = q.to_sql();
-    let (column_list, names) = columns(entry);
+    let column_list = columns(entry);
     let sql = format!(
         "{} AND {}.\"id\" = ? LIMIT 1",
         sqlf.select(column_list),
         sqlf.table
     );
     let params = sql::params(&sqlf.params);
-    Ok(OneStatement { sql, params, names })
+    Ok(OneStatement { sql, params })
 }
 
 /// Whether record `id` exists and passes `rule` (`None`: exists at all); a rule check around
@@ -563,7 +553,6 @@ pub(crate) fn passes(
         Ok(OneStatement {
             sql,
             params: sql::params(&sqlf.params),
-            names: Arc::from([]),
         })
     };
     // Kept only for the catalog's own entry: the statement is compiled against the catalog.
@@ -610,10 +599,7 @@ fn select_with(
     let mut stmt = c.prepare_cached(&statement.sql)?;
     let mut rows = stmt.query(params.as_slice())?;
     match rows.next()? {
-        Some(row) => Ok(Some(record_from_row(
-            &entry.collection,
-            &sql::read_row(row, &statement.names)?,
-        ))),
+        Some(row) => Ok(Some(sql::read_record(row, &entry.collection)?)),
         None => Ok(None),
     }
 }

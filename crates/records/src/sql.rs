@@ -2,7 +2,8 @@
 
 use std::collections::BTreeMap;
 
-use warren_schema::SqlValue;
+use warren_schema::record::RecordData;
+use warren_schema::{Collection, SqlRef, SqlValue};
 use warren_store::sql::{Row, ToSql, ToSqlOutput};
 use warren_store::sql::{Value as Sqlite, ValueRef};
 
@@ -68,6 +69,28 @@ pub fn read_row(
             }),
         };
         out.insert(name.clone(), value);
+    }
+    Ok(out)
+}
+
+/// Reads a row of [`crate::read::columns`] (the collection's fields, in order) straight into
+/// a record: no name → value map in between, and text copied once, into the record's value.
+pub fn read_record(
+    row: &Row<'_>,
+    collection: &Collection,
+) -> warren_store::sql::Result<RecordData> {
+    let mut out = RecordData::new();
+    for (i, field) in collection.fields.iter().enumerate() {
+        let value = match row.get_ref(i)? {
+            ValueRef::Null => field.from_sql_ref(SqlRef::Null),
+            ValueRef::Integer(n) => field.from_sql_ref(SqlRef::Integer(n)),
+            ValueRef::Real(f) => field.from_sql_ref(SqlRef::Real(f)),
+            ValueRef::Text(t) | ValueRef::Blob(t) => match std::str::from_utf8(t) {
+                Ok(text) => field.from_sql_ref(SqlRef::Text(text)),
+                Err(_) => field.from_sql_ref(SqlRef::Text(&String::from_utf8_lossy(t))),
+            },
+        };
+        out.insert(field.name.clone(), value);
     }
     Ok(out)
 }

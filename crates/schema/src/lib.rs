@@ -38,4 +38,4 @@ pub use record::{
 pub use system::system_collections;
 pub use text::SharedText;
 pub use validate::{RuleChecker, validate_collection};
-pub use value::SqlValue;
+pub use value::{SqlRef, SqlValue};

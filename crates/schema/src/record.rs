@@ -451,6 +451,24 @@ pub struct Visibility {
     pub show_email: bool,
 }
 
+/// Whether `who` sees the email of an auth record with `data`.
+fn email_visible(data: &RecordData, who: Visibility) -> bool {
+    who.show_email
+        || data
+            .get("emailVisibility")
+            .is_some_and(|v| v == &Value::Bool(true))
+}
+
+/// Whether `field` stays out of a record's JSON for `who`: passwords and token keys always,
+/// hidden fields unless shown, an auth record's email unless visible.
+fn hidden(collection: &Collection, field: &Field, who: Visibility, email_visible: bool) -> bool {
+    let auth = collection.is_auth();
+    matches!(field.kind, FieldKind::Password(_))
+        || (auth && field.name == "tokenKey")
+        || (field.hidden && !who.show_hidden)
+        || (auth && field.name == "email" && !email_visible)
+}
+
 /// A record's JSON object: alphabetically sorted keys, geoPoints as `{"lon","lat"}`, and an
 /// optional `expand` map.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -475,22 +493,9 @@ impl RecordJson {
     pub fn build(collection: &Collection, data: &RecordData, who: Visibility) -> Self {
         let mut entries = BTreeMap::new();
         let mut geo_keys = BTreeSet::new();
-        let auth = collection.is_auth();
-        let email_visible = who.show_email
-            || data
-                .get("emailVisibility")
-                .is_some_and(|v| v == &Value::Bool(true));
+        let email_visible = email_visible(data, who);
         for field in &collection.fields {
-            if matches!(field.kind, FieldKind::Password(_)) {
-                continue;
-            }
-            if auth && field.name == "tokenKey" {
-                continue;
-            }
-            if field.hidden && !who.show_hidden {
-                continue;
-            }
-            if auth && field.name == "email" && !email_visible {
+            if hidden(collection, field, who, email_visible) {
                 continue;
             }
             let value = data
@@ -502,6 +507,40 @@ impl RecordJson {
             }
             entries.insert(field.name.clone(), value);
         }
+        Self::finish(collection, entries, geo_keys)
+    }
+
+    /// [`RecordJson::build`] from data the caller no longer needs: its map becomes the JSON's,
+    /// hidden fields taken out, instead of every visible name and value being copied.
+    pub fn build_owned(collection: &Collection, mut data: RecordData, who: Visibility) -> Self {
+        let mut geo_keys = BTreeSet::new();
+        let email_visible = email_visible(&data, who);
+        let mut shown = 0;
+        for field in &collection.fields {
+            if hidden(collection, field, who, email_visible) {
+                data.remove(&field.name);
+                continue;
+            }
+            shown += 1;
+            if matches!(field.kind, FieldKind::GeoPoint) {
+                geo_keys.insert(field.name.clone());
+            }
+            if !data.contains_key(&field.name) {
+                data.insert(field.name.clone(), field.zero_value());
+            }
+        }
+        if data.len() != shown {
+            // Keys that name no field are not part of the JSON (as with `build`).
+            data.retain(|key, _| collection.fields.iter().any(|f| &f.name == key));
+        }
+        Self::finish(collection, data, geo_keys)
+    }
+
+    fn finish(
+        collection: &Collection,
+        mut entries: BTreeMap<String, Value>,
+        geo_keys: BTreeSet<String>,
+    ) -> Self {
         entries.insert("collectionId".into(), Value::String(collection.id.clone()));
         entries.insert(
             "collectionName".into(),
@@ -854,6 +893,38 @@ mod tests {
         assert_eq!(shown["email"], json!("a@b.co"));
         assert!(shown.get("tokenKey").is_none());
         assert_eq!(shown["collectionName"], json!("users"));
+    }
+
+    #[test]
+    fn a_record_built_from_owned_data_is_the_record_built_from_borrowed() {
+        let users = crate::system::system_collections().pop().unwrap();
+        let mut kinds = kinds();
+        kinds.fields[1].hidden = true;
+        let user = json!({"id": "u1", "email": "a@b.co", "emailVisibility": false,
+            "password": "$2a$10$hash", "tokenKey": "secret", "verified": true, "name": "A"});
+        let visible = json!({"id": "u2", "email": "b@b.co", "emailVisibility": true,
+            "tokenKey": "secret", "stray": 1});
+        let kind = json!({"id": "k1", "t": "abc", "n": 3, "g": {"lon": 1, "lat": 2},
+            "stray": "not a field"});
+        let cases = [
+            (&users, user),
+            (&users, visible),
+            (&kinds, kind),
+            (&kinds, json!({})),
+        ];
+        for (collection, data) in cases {
+            let data: RecordData = body(data).into_iter().collect();
+            for (show_hidden, show_email) in [(false, false), (false, true), (true, true)] {
+                let who = Visibility {
+                    show_hidden,
+                    show_email,
+                };
+                let borrowed = RecordJson::build(collection, &data, who);
+                let owned = RecordJson::build_owned(collection, data.clone(), who);
+                assert_eq!(owned, borrowed, "{} {who:?}", collection.name);
+                assert_eq!(owned.to_value(), borrowed.to_value());
+            }
+        }
     }
 
     #[test]

@@ -29,6 +29,32 @@ pub enum SqlValue {
     Text(String),
 }
 
+/// A stored value as SQLite hands it over, borrowed from the row being read: text is copied
+/// only into the record value it becomes (see [`Field::from_sql_ref`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SqlRef<'a> {
+    /// SQL NULL.
+    Null,
+    /// INTEGER.
+    Integer(i64),
+    /// REAL.
+    Real(f64),
+    /// TEXT.
+    Text(&'a str),
+}
+
+impl SqlRef<'_> {
+    /// The owned value.
+    pub fn into_owned(self) -> SqlValue {
+        match self {
+            SqlRef::Null => SqlValue::Null,
+            SqlRef::Integer(i) => SqlValue::Integer(i),
+            SqlRef::Real(f) => SqlValue::Real(f),
+            SqlRef::Text(s) => SqlValue::Text(s.to_owned()),
+        }
+    }
+}
+
 impl SqlValue {
     /// The text, when this is TEXT.
     pub fn as_text(&self) -> Option<&str> {
@@ -306,6 +332,42 @@ impl Field {
                 SqlValue::Text(geo_json(lon, lat))
             }
             _ => SqlValue::Text(to_string_value(v)),
+        }
+    }
+
+    /// [`Field::from_sql`] of a value still in the row: the text of the common kinds is copied
+    /// once, into the value, instead of into an owned SQL value first and then again.
+    pub fn from_sql_ref(&self, v: SqlRef<'_>) -> Value {
+        let SqlRef::Text(s) = v else {
+            return self.from_sql(&v.into_owned());
+        };
+        match &self.kind {
+            FieldKind::Text(_)
+            | FieldKind::Editor(_)
+            | FieldKind::Email(_)
+            | FieldKind::Url(_)
+            | FieldKind::Password(_) => Value::String(s.to_owned()),
+            FieldKind::Json(_) => {
+                serde_json::from_str(s).unwrap_or_else(|_| Value::String(s.to_owned()))
+            }
+            FieldKind::Date(_) | FieldKind::Autodate(_) if s.is_empty() => {
+                Value::String(String::new())
+            }
+            FieldKind::Date(_) | FieldKind::Autodate(_) => {
+                let n = datetime::normalize(s);
+                Value::String(if n.is_empty() { s.to_owned() } else { n })
+            }
+            // One id or name (a list is stored as JSON, with brackets).
+            FieldKind::Select(_) | FieldKind::File(_) | FieldKind::Relation(_)
+                if !s.contains('[') =>
+            {
+                let one = (!s.is_empty()).then(|| Value::String(s.to_owned()));
+                match (self.is_multiple(), one) {
+                    (true, one) => Value::Array(one.into_iter().collect()),
+                    (false, one) => one.unwrap_or_else(|| Value::String(String::new())),
+                }
+            }
+            _ => self.from_sql(&v.into_owned()),
         }
     }
 
@@ -726,6 +788,72 @@ mod tests {
             .validate_value(&field.normalize(&raw))
             .err()
             .map(|e| e.code)
+    }
+
+    #[test]
+    fn a_value_read_in_place_is_the_value_read_owned() {
+        let many = |max_select| SelectOptions {
+            max_select,
+            ..Default::default()
+        };
+        let kinds = [
+            FieldKind::Text(TextOptions::default()),
+            FieldKind::Editor(EditorOptions::default()),
+            FieldKind::Number(NumberOptions::default()),
+            FieldKind::Bool,
+            FieldKind::Email(DomainOptions::default()),
+            FieldKind::Url(DomainOptions::default()),
+            FieldKind::Date(DateOptions::default()),
+            FieldKind::Autodate(AutodateOptions::default()),
+            FieldKind::Select(many(1)),
+            FieldKind::Select(many(3)),
+            FieldKind::File(FileOptions::default()),
+            FieldKind::File(FileOptions {
+                max_select: 2,
+                ..Default::default()
+            }),
+            FieldKind::Relation(RelationOptions::default()),
+            FieldKind::Relation(RelationOptions {
+                max_select: 5,
+                ..Default::default()
+            }),
+            FieldKind::Json(JsonOptions::default()),
+            FieldKind::Password(PasswordOptions::default()),
+            FieldKind::GeoPoint,
+        ];
+        let texts = [
+            "",
+            "abc",
+            "true",
+            "12.5",
+            "[]",
+            r#"["a","b","a",""]"#,
+            "[not json",
+            r#"{"lon":1.5,"lat":-2}"#,
+            "2024-01-02 03:04:05.678Z",
+            "2024-01-02T03:04:05Z",
+            "not a date",
+            " spaced ",
+        ];
+        let mut values: Vec<SqlRef<'_>> = texts.iter().map(|t| SqlRef::Text(t)).collect();
+        values.extend([
+            SqlRef::Null,
+            SqlRef::Integer(0),
+            SqlRef::Integer(-42),
+            SqlRef::Real(2.5),
+            SqlRef::Real(3.0),
+        ]);
+        for kind in kinds {
+            let field = f(kind);
+            for v in &values {
+                assert_eq!(
+                    field.from_sql_ref(*v),
+                    field.from_sql(&v.into_owned()),
+                    "{} from {v:?}",
+                    field.type_name()
+                );
+            }
+        }
     }
 
     #[test]
