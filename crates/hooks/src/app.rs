@@ -285,7 +285,12 @@ async fn page(
     let ctx = caller.context();
     let catalog = tenant.catalog();
     let result = read::list(tenant.db(), catalog, entry, &caller, ctx, query).await?;
-    Ok(result.items.into_iter().skip(skip as usize).collect())
+    Ok(result
+        .items
+        .iter()
+        .skip(skip as usize)
+        .map(|record| record.to_value())
+        .collect())
 }
 
 /// Puts `params` into the `{:name}` placeholders of `filter` as literals (strings quoted and

@@ -428,7 +428,12 @@ fn page(
             &query,
         )
     })?;
-    Ok(page.items.into_iter().skip(offset as usize).collect())
+    Ok(page
+        .items
+        .iter()
+        .skip(offset as usize)
+        .map(|record| record.to_value())
+        .collect())
 }
 
 /// The schema-changing calls outside a transaction: through the tenant's collection change

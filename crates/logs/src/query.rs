@@ -50,8 +50,8 @@ pub struct ListQuery {
     pub skip_total: bool,
 }
 
-/// One page of logs: the same list shape (and type) as a page of records.
-pub use warren_records::read::Page;
+/// One page of logs: the same list shape (and type) as a page of records, of JSON objects.
+pub type Page = warren_records::read::Page<Value>;
 
 const COLUMNS: &str =
     r#""_logs"."id", "_logs"."created", "_logs"."data", "_logs"."message", "_logs"."level""#;

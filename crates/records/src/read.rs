@@ -39,11 +39,11 @@ pub struct ListQuery {
     pub skip_total: bool,
 }
 
-/// One page of records, ready to serialize.
+/// One page of records (or of other items, such as logs), ready to serialize.
 #[derive(Debug, Clone)]
-pub struct Page {
-    /// The records' JSON.
-    pub items: Vec<Value>,
+pub struct Page<T = RecordJson> {
+    /// The items' JSON.
+    pub items: Vec<T>,
     /// The page number.
     pub page: u64,
     /// Page size.
@@ -57,7 +57,7 @@ pub struct Page {
     pub slow: Option<(Advice, Duration)>,
 }
 
-impl Page {
+impl<T: serde::Serialize> Page<T> {
     /// PocketBase's list JSON.
     pub fn to_value(&self) -> Value {
         json!({
@@ -67,6 +67,21 @@ impl Page {
             "totalItems": self.total_items,
             "totalPages": self.total_pages,
         })
+    }
+}
+
+/// The JSON of [`Page::to_value`], written without building it first (the same keys, in the
+/// same order).
+impl<T: serde::Serialize> serde::Serialize for Page<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(5))?;
+        m.serialize_entry("items", &self.items)?;
+        m.serialize_entry("page", &self.page)?;
+        m.serialize_entry("perPage", &self.per_page)?;
+        m.serialize_entry("totalItems", &self.total_items)?;
+        m.serialize_entry("totalPages", &self.total_pages)?;
+        m.end()
     }
 }
 
@@ -338,11 +353,7 @@ pub fn list_on(
         } else {
             None
         };
-        (
-            items.iter().map(RecordJson::to_value).collect::<Vec<_>>(),
-            total,
-            slow,
-        )
+        (items, total, slow)
     };
     let (total_items, total_pages) = match total {
         Some(total) => (total, (total + per_page as i64 - 1) / per_page as i64),
@@ -426,8 +437,10 @@ pub async fn view(
         expand::Tree::parse(expand_param),
         id.to_string(),
     );
-    db.read(move |c| view_on(c, &catalog, &entry, &viewer, &ctx, &id, tree.as_ref()))
-        .await
+    db.read(move |c| {
+        view_on(c, &catalog, &entry, &viewer, &ctx, &id, tree.as_ref()).map(|r| r.to_value())
+    })
+    .await
 }
 
 /// [`view`] for a caller whose token is checked in the same read as the record, run as a quick
@@ -442,7 +455,7 @@ pub async fn view_as(
     ctx: RequestContext,
     id: &str,
     expand_param: &str,
-) -> (Option<Caller>, Result<Value>) {
+) -> (Option<Caller>, Result<RecordJson>) {
     let (tree, id) = (expand::Tree::parse(expand_param), id.to_string());
     let out = db
         .read_quick(move |c| {
@@ -468,7 +481,7 @@ pub fn view_in(
     caller: &Caller,
     id: &str,
 ) -> Result<Value> {
-    view_on(c, catalog, entry, caller, &caller.context(), id, None)
+    view_on(c, catalog, entry, caller, &caller.context(), id, None).map(|r| r.to_value())
 }
 
 /// The record `id` as `caller` may view it, on `c`.
@@ -480,17 +493,14 @@ fn view_on(
     ctx: &RequestContext,
     id: &str,
     tree: Option<&expand::Tree>,
-) -> Result<Value> {
+) -> Result<RecordJson> {
     let rule = rule(caller, &entry.rules.view)?;
     let statement = catalog.compiled().view(entry, rule, ctx, || {
         rule_statement(catalog, entry, ctx, rule)
     })?;
     let data = select_by_id(c, entry, &statement, id)?.ok_or(Error::NotFound(NOT_FOUND))?;
     let mut items = expand::render_rows(c, catalog, entry, caller, ctx, vec![data], tree)?;
-    items
-        .pop()
-        .map(|r| r.to_value())
-        .ok_or(Error::NotFound(NOT_FOUND))
+    items.pop().ok_or(Error::NotFound(NOT_FOUND))
 }
 
 /// A compiled "record `id`, if the rule admits it" query: SQL and params.
@@ -699,8 +709,40 @@ mod tests {
         .unwrap();
         page.items
             .iter()
-            .map(|r| r["id"].as_str().unwrap().to_string())
+            .map(|r| r.get("id").unwrap().as_str().unwrap().to_string())
             .collect()
+    }
+
+    #[tokio::test]
+    async fn a_page_written_out_directly_is_its_json_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, catalog) = posts(dir.path(), 40, false).await;
+        let entry = catalog.get("posts").unwrap().clone();
+        for skip_total in [false, true] {
+            let query = ListQuery {
+                page: 2,
+                per_page: 7,
+                sort: "-n,id".into(),
+                skip_total,
+                ..ListQuery::default()
+            };
+            let superuser = Caller::Superuser {
+                record: Default::default(),
+            };
+            let page = list(
+                &db,
+                catalog.clone(),
+                entry.clone(),
+                &superuser,
+                RequestContext::guest(),
+                query,
+            )
+            .await
+            .unwrap();
+            assert_eq!(page.items.len(), 7);
+            let direct = serde_json::to_string(&page).unwrap();
+            assert_eq!(direct, serde_json::to_string(&page.to_value()).unwrap());
+        }
     }
 
     #[tokio::test]

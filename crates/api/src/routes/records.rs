@@ -7,8 +7,9 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
 use warren_filter::RequestContext;
 use warren_records::Caller;
+use warren_records::Entry;
 use warren_records::read::{self, ListQuery};
-use warren_tenant::hooks::HookRequest;
+use warren_tenant::hooks::{HookRequest, RecordEvent};
 use warren_tenant::{Tenant, ops};
 
 use crate::error::ApiError;
@@ -61,9 +62,13 @@ pub async fn list_records(
     if let Some((advice, took)) = &page.slow {
         crate::advice::note(&state, &tenant, advice, *took);
     }
+    let fields = params.text("fields");
+    if plain(&tenant, &entry, RecordEvent::ListRequest, fields).await {
+        return Ok(Json(page).into_response());
+    }
     let request = || hook_request(&caller, &method, &params, &headers, Map::new());
     let page = ops::list_request(&tenant, &entry, page.to_value(), request).await?;
-    render(page, params.text("fields"))
+    render(page, fields)
 }
 
 /// `GET /api/collections/{collection}/records/{id}`
@@ -93,10 +98,20 @@ pub async fn view_record(
         who.note(caller);
     }
     let record = record?;
+    let fields = params.text("fields");
+    if plain(&tenant, &entry, RecordEvent::ViewRequest, fields).await {
+        return Ok(Json(record).into_response());
+    }
     let caller = caller.unwrap_or_default();
     let request = || hook_request(&caller, &method, &params, &headers, Map::new());
-    let record = ops::view_request(&tenant, &entry, record, request).await?;
-    render(record, params.text("fields"))
+    let record = ops::view_request(&tenant, &entry, record.to_value(), request).await?;
+    render(record, fields)
+}
+
+/// Whether a read's answer goes out as it was read: no `fields` projection asked and no hook
+/// listening for `event` (either works on the answer as a JSON value).
+async fn plain(tenant: &Tenant, entry: &Entry, event: RecordEvent, fields: &str) -> bool {
+    fields.trim().is_empty() && !ops::listens(tenant, entry, event).await
 }
 
 /// `POST /api/collections/{collection}/records`

@@ -29,7 +29,8 @@ pub use collections::{CollectionChange, change_collection};
 pub use oauth2::{LinkExternal, OAuth2SignUp, link_external, sign_up_oauth2};
 pub use records::{DeleteRecord, SaveRecord, delete_record, save_record};
 pub use requests::{
-    Handled, auth_request, delete_record_request, list_request, save_record_request, view_request,
+    Handled, auth_request, delete_record_request, list_request, listens, save_record_request,
+    view_request,
 };
 pub use sql::{SQL_LIMITS, SqlError, run_sql};
 pub use transaction::{Committed, after_transaction};

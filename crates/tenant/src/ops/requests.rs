@@ -32,6 +32,12 @@ async fn listening(tenant: &Tenant, entry: &Entry, event: RecordEvent) -> Option
     tenant.code().await.filter(|c| c.listens(event, name))
 }
 
+/// Whether the tenant's code listens for `event` on `entry`'s collection: when it does not,
+/// a read's answer can be written out as it was read, without the JSON value hooks work on.
+pub async fn listens(tenant: &Tenant, entry: &Entry, event: RecordEvent) -> bool {
+    listening(tenant, entry, event).await.is_some()
+}
+
 /// Runs the hooks of `event` on `data`: `Ok` with the data as they left it when the request
 /// goes on, `Err` with the answer a hook wrote.
 async fn ask(
