@@ -67,6 +67,9 @@ pub mod level {
 
 /// Entries are written at least this often while any are pending.
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
+/// A tenant whose auxiliary database closed longer ago than this logs occasionally: its first
+/// batch closes the database again at once instead of a [`FLUSH_EVERY`] later.
+const OCCASIONAL: Duration = Duration::from_secs(10);
 /// A buffer this long is written at once instead of waiting for the next tick. Each batch is
 /// one transaction, and its cost beyond the rows is shared by the batch: the commit, and above
 /// all the index pages it dirties, each written to the WAL once per batch and copied back by
@@ -420,6 +423,8 @@ struct Aux {
     open: Option<Database>,
     /// Resolves once the database last closed between batches is fully closed.
     closing: Option<Closed>,
+    /// When it last closed.
+    closed_at: Option<Instant>,
 }
 
 /// Options of an auxiliary database: one reader, a small cache, and commits that need not reach
@@ -657,6 +662,20 @@ impl Inner {
         }
     }
 
+    /// When nothing is pending, lets the flusher go (an entry recorded from now on starts a
+    /// new one) and closes the auxiliary database; says whether it did.
+    fn settle_if_idle(&self) -> bool {
+        {
+            let mut pending = self.lock();
+            if !pending.entries.is_empty() {
+                return false;
+            }
+            pending.flusher = false;
+        }
+        self.store.close();
+        true
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Pending> {
         // Every critical section is a few field updates: a poisoned buffer is still consistent.
         self.pending.lock().unwrap_or_else(|p| p.into_inner())
@@ -738,25 +757,18 @@ impl Drop for Inner {
 /// Background task of one tenant's logs: writes the buffer every [`FLUSH_EVERY`] (or when
 /// woken) and prunes old logs every [`PRUNE_EVERY`]; after a period without entries it closes
 /// the auxiliary database and ends (the next entry starts it again); ends too once the logs
-/// are dropped.
-async fn flusher(inner: Weak<Inner>, wake: Arc<Notify>) {
+/// are dropped. A tenant whose logs were not written for [`OCCASIONAL`] closes the database
+/// right after its first batch when nothing else came meanwhile: a tenant touched once holds
+/// no connection for its logs while it stays open.
+async fn flusher(weak: Weak<Inner>, wake: Arc<Notify>) {
+    let mut first = true;
     loop {
         tokio::select! {
             _ = wake.notified() => {}
             _ = tokio::time::sleep(FLUSH_EVERY) => {}
         }
-        let Some(inner) = inner.upgrade() else { return };
-        let idle = {
-            let mut pending = inner.lock();
-            let idle = pending.entries.is_empty();
-            if idle {
-                // An entry recorded from now on starts a new task.
-                pending.flusher = false;
-            }
-            idle
-        };
-        if idle {
-            inner.store.close();
+        let Some(inner) = weak.upgrade() else { return };
+        if inner.settle_if_idle() {
             return;
         }
         let entries = inner.take().entries;
@@ -776,6 +788,12 @@ async fn flusher(inner: Weak<Inner>, wake: Arc<Notify>) {
         }
         if prune && let Err(e) = store.prune(settings).await {
             tracing::warn!(error = %e, "old request logs could not be deleted");
+        }
+        if std::mem::take(&mut first) && store.occasional() {
+            let Some(inner) = weak.upgrade() else { return };
+            if inner.settle_if_idle() {
+                return;
+            }
         }
     }
 }
@@ -834,8 +852,17 @@ impl Store {
         let mut slot = self.slot();
         if let Some(db) = slot.open.take() {
             slot.closing = Some(db.on_close());
+            slot.closed_at = Some(Instant::now());
         }
         slot.closing.clone()
+    }
+
+    /// Whether the auxiliary database has not closed within [`OCCASIONAL`] (or ever): its
+    /// logs come now and then rather than every second or so.
+    fn occasional(&self) -> bool {
+        self.slot()
+            .closed_at
+            .is_none_or(|at| at.elapsed() >= OCCASIONAL)
     }
 
     /// Whether old logs are due to be deleted (at the first batch, then every
@@ -1139,6 +1166,42 @@ mod tests {
             assert_eq!(page.total_items, round);
             assert!(logs.open_database().is_some());
         }
+    }
+
+    /// Rows in the `_logs` table of `path`, read on a connection of its own.
+    fn rows_on_disk(path: &Path) -> i64 {
+        let conn = rusqlite::Connection::open(path).unwrap();
+        conn.query_row("SELECT count(*) FROM _logs", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_tenant_logging_now_and_then_closes_its_database_after_one_batch() {
+        let (dir, logs) = logs().await;
+        let path = dir.path().join(AUXILIARY_FILE);
+        let started = Instant::now();
+        logs.record(request(200, "a"));
+        loop {
+            let closed = logs.open_database().is_none() && !logs.inner.lock().flusher;
+            if closed && started.elapsed() > Duration::from_millis(500) {
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(20), "never closed");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let took = started.elapsed();
+        assert_eq!(rows_on_disk(&path), 1);
+        // Written after a second; closed at once, not after another idle second.
+        assert!(took < FLUSH_EVERY * 2 - Duration::from_millis(300), "{took:?}");
+
+        // Logging again soon after, it logs regularly: the database stays open a while.
+        logs.record(request(200, "b"));
+        let started = Instant::now();
+        while rows_on_disk(&path) < 2 {
+            assert!(started.elapsed() < Duration::from_secs(20), "never written");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(logs.open_database().is_some());
     }
 
     #[tokio::test]
