@@ -8,7 +8,8 @@
 //! (`maxDays`, `minLevel`, `logIP`, `logAuthId`, `maxDataSize`) at that point. The same task deletes logs
 //! older than `maxDays`. The auxiliary database opens on first use, so a tenant that never
 //! logs never opens it, and closes again once a second has passed without entries (the task
-//! ends then too), so an open tenant that is not being used holds no connection for its logs.
+//! ends then too; a tenant that logs only now and then closes it right after its batch), so
+//! an open tenant that is not being used holds no connection for its logs.
 //! Entries a closing tenant has not written yet wait in a [`Backlog`] for its next opening
 //! (or a later, larger write) instead of costing a write of their own at every close.
 //!
