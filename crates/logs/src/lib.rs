@@ -1193,7 +1193,10 @@ mod tests {
         let took = started.elapsed();
         assert_eq!(rows_on_disk(&path), 1);
         // Written after a second; closed at once, not after another idle second.
-        assert!(took < FLUSH_EVERY * 2 - Duration::from_millis(300), "{took:?}");
+        assert!(
+            took < FLUSH_EVERY * 2 - Duration::from_millis(300),
+            "{took:?}"
+        );
 
         // Logging again soon after, it logs regularly: the database stays open a while.
         logs.record(request(200, "b"));
