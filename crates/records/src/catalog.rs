@@ -122,19 +122,26 @@ impl Catalog {
     /// tenant or any other (every tenant's system collections), is not parsed again (see
     /// [`crate::parsed`]).
     pub fn load(conn: &Connection) -> Result<Self> {
-        let mut stmt = conn.prepare_cached(
-            "SELECT id, system, type, name, fields, indexes, listRule, viewRule, createRule,
-                    updateRule, deleteRule, options, created, updated
-             FROM _collections ORDER BY rowid",
-        )?;
+        let mut stmt = conn.prepare_cached(ROWS)?;
         let rows = stmt.query_map([], read_collection_row)?;
         let mut entries = Vec::new();
         for row in rows {
-            let row = row?;
-            let entry = crate::parsed::entry(&row)
-                .map_err(|e| Error::Schema(format!("{}: {e}", row.name)))?;
-            entries.push(entry);
+            entries.push(entry_of(&row?)?);
         }
+        Ok(Self::from_entries(entries))
+    }
+
+    /// The `_collections` rows as [`Catalog::load`] reads them, in the same order.
+    pub fn read_rows(conn: &Connection) -> Result<Vec<CollectionRow>> {
+        let mut stmt = conn.prepare_cached(ROWS)?;
+        let rows = stmt.query_map([], read_collection_row)?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
+    }
+
+    /// The catalog of `rows` read earlier by [`Catalog::read_rows`]: the same as
+    /// [`Catalog::load`] on the database they were read from, while it is unchanged.
+    pub fn from_rows(rows: &[CollectionRow]) -> Result<Self> {
+        let entries = rows.iter().map(entry_of).collect::<Result<Vec<_>>>()?;
         Ok(Self::from_entries(entries))
     }
 
@@ -167,6 +174,15 @@ impl SchemaSource for Catalog {
     fn collection(&self, name_or_id: &str) -> Option<Arc<CollectionInfo>> {
         self.get(name_or_id).map(|entry| entry.info.clone())
     }
+}
+
+/// The collections in the order a catalog lists them.
+const ROWS: &str = "SELECT id, system, type, name, fields, indexes, listRule, viewRule, createRule,
+        updateRule, deleteRule, options, created, updated
+ FROM _collections ORDER BY rowid";
+
+fn entry_of(row: &CollectionRow) -> Result<Arc<Entry>> {
+    crate::parsed::entry(row).map_err(|e| Error::Schema(format!("{}: {e}", row.name)))
 }
 
 fn read_collection_row(row: &Row<'_>) -> warren_store::sql::Result<CollectionRow> {

@@ -69,6 +69,17 @@ pub fn load_shared_in(c: &warren_store::sql::Connection) -> Result<Arc<Value>> {
     Ok(shared(read_stored(c)?.as_deref()))
 }
 
+/// The stored settings document, if the tenant saved one, as [`load_shared_in`] reads it.
+pub fn stored_in(c: &warren_store::sql::Connection) -> Result<Option<String>> {
+    read_stored(c)
+}
+
+/// The settings of a stored document read earlier by [`stored_in`] (`None`: the defaults),
+/// shared as [`load_shared_in`] shares them.
+pub fn shared_of(stored: Option<&str>) -> Arc<Value> {
+    shared(stored)
+}
+
 /// Reads the settings on a connection (the stored document over the defaults).
 fn read_in(c: &warren_store::sql::Connection) -> Result<Value> {
     Ok(merged(read_stored(c)?.as_deref()))

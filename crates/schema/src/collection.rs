@@ -381,7 +381,7 @@ pub struct Collection {
 }
 
 /// A `_collections` row, column for column.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CollectionRow {
     /// `id` column.
     pub id: String,

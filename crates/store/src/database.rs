@@ -433,9 +433,10 @@ impl Database {
 /// the file is written without a journal or fsyncs (nobody can see it yet), switched to WAL,
 /// closed, and only then flushed to disk together with its directory entry. Fails if the file
 /// exists. Returns when the file is durable.
-pub async fn create_file<F>(path: impl AsRef<Path>, init: F) -> Result<()>
+pub async fn create_file<F, T>(path: impl AsRef<Path>, init: F) -> Result<T>
 where
-    F: FnOnce(&Connection) -> Result<()> + Send + 'static,
+    F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    T: Send + 'static,
 {
     let path = path.as_ref().to_path_buf();
     run_blocking(move || {
@@ -453,13 +454,16 @@ where
         )?;
         conn.execute_batch("PRAGMA journal_mode = MEMORY; PRAGMA synchronous = OFF;")?;
         conn.execute_batch("BEGIN")?;
-        match init(&conn) {
-            Ok(()) => conn.execute_batch("COMMIT")?,
+        let out = match init(&conn) {
+            Ok(out) => {
+                conn.execute_batch("COMMIT")?;
+                out
+            }
             Err(e) => {
                 let _ = conn.execute_batch("ROLLBACK");
                 return Err(e);
             }
-        }
+        };
         // WAL is recorded in the file header, so every later connection finds it set.
         conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
         conn.close().map_err(|(_, e)| Error::from(e))?;
@@ -467,7 +471,7 @@ where
         if let Some(dir) = path.parent() {
             std::fs::File::open(dir)?.sync_all()?;
         }
-        Ok(())
+        Ok(out)
     })
     .await
 }

@@ -22,14 +22,14 @@ use warren_records::Catalog;
 use warren_records::policy::Policy;
 
 /// The state of a tenant's database files, as far as a reopen needs to know they are unchanged.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct FileState {
     database: Stamp,
     /// The `-wal` file's, when there is one.
     wal: Option<Stamp>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 struct Stamp {
     inode: u64,
     size: u64,

@@ -21,6 +21,7 @@ pub mod outbound;
 pub mod public_url;
 mod registry;
 pub mod secrets;
+mod snapshot;
 pub mod superusers;
 pub mod transfer;
 
@@ -110,16 +111,36 @@ pub async fn provision(root: &Path, id: &str) -> Result<()> {
     let dir = tenant_dir(root, id);
     tokio::fs::create_dir_all(root).await?;
     tokio::fs::create_dir(&dir).await?;
-    let created = warren_store::create_file(dir.join(DATABASE_FILE), |c| {
+    let path = dir.join(DATABASE_FILE);
+    let created = warren_store::create_file(path.clone(), |c| {
         initialize(c).map_err(|e| match e {
             Error::Store(e) => e,
             other => warren_store::Error::Task(other.to_string()),
+        })?;
+        // Read back as an opening reads them, in the transaction that wrote them.
+        Ok(snapshot::Contents {
+            collections: warren_records::Catalog::read_rows(c)
+                .map_err(|e| warren_store::Error::Task(e.to_string()))?,
+            settings: warren_records::settings::stored_in(c)
+                .map_err(|e| warren_store::Error::Task(e.to_string()))?,
         })
     })
     .await;
-    if let Err(e) = created {
-        let _ = tokio::fs::remove_dir_all(&dir).await;
-        return Err(e.into());
+    let contents = match created {
+        Ok(contents) => contents,
+        Err(e) => {
+            let _ = tokio::fs::remove_dir_all(&dir).await;
+            return Err(e.into());
+        }
+    };
+    // Without a snapshot the first opening reads the database instead: nothing is lost.
+    let saved = tokio::task::spawn_blocking(move || {
+        let files = dormant::FileState::of(&path)?;
+        snapshot::write(&dir, files, contents)
+    })
+    .await;
+    if let Ok(Err(e)) = saved {
+        tracing::warn!(tenant = %id, error = %e, "catalog snapshot not written");
     }
     Ok(())
 }

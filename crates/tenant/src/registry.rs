@@ -1132,7 +1132,15 @@ async fn open(
             catalog: dormant.catalog,
             settings: dormant.settings,
         },
-        None => open_files(&path, shipper.is_some()).await?,
+        None => match shipper
+            .is_none()
+            .then(|| crate::snapshot::read(&dir, files))
+            .flatten()
+        {
+            // Opened as provisioning left it: the same, without reading the database.
+            Some(contents) => from_snapshot(&path, contents)?,
+            None => open_files(&path, shipper.is_some()).await?,
+        },
     };
     let Opened {
         db,
@@ -1189,6 +1197,24 @@ struct Opened {
     db: Database,
     catalog: Arc<Catalog>,
     settings: Kept,
+}
+
+/// The tenant database at `path`, not connected yet, with the collections and settings
+/// provisioning saved for it (see [`crate::snapshot`]).
+fn from_snapshot(path: &Path, contents: crate::snapshot::Contents) -> Result<Opened> {
+    let catalog = Catalog::from_rows(&contents.collections)
+        .map_err(|e| Error::Invalid(format!("the collections cannot be read: {e}")))?;
+    let stored = warren_records::settings::shared_of(contents.settings.as_deref());
+    Ok(Opened {
+        db: Database::open_lazy(path, database_options())?,
+        catalog: Arc::new(catalog),
+        settings: Kept {
+            value: Derived::default(),
+            policy: Arc::new(Policy::from_settings(&stored)),
+            stored,
+            public_url: None,
+        },
+    })
 }
 
 /// Opens the tenant database at `path` and reads its collections and settings, on the writer
@@ -1274,6 +1300,13 @@ mod tests {
             provision(dir.path(), id).await.unwrap();
         }
         let a = registry.get("a").await.unwrap();
+        // A write connects it (a tenant opened as provisioning left it has no connection yet).
+        a.db()
+            .write(|c| {
+                Ok::<_, Error>(c.execute("INSERT INTO _params (id, value) VALUES ('k', '1')", [])?)
+            })
+            .await
+            .unwrap();
         a.logs().record(warren_logs::Entry::new(
             warren_logs::level::INFO,
             "GET /api/health",
@@ -1384,6 +1417,52 @@ mod tests {
             .await
             .unwrap();
         db.close().await;
+    }
+
+    /// The collections of tenant `id` as its database holds them now.
+    async fn collections_on_disk(root: &Path, id: &str) -> Vec<warren_schema::Collection> {
+        let db = crate::open_database(root, id).await.unwrap();
+        let catalog = load_catalog(&db).await.unwrap();
+        db.close().await;
+        catalog
+            .entries()
+            .iter()
+            .map(|e| e.collection.clone())
+            .collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_provisioned_tenant_opens_from_its_snapshot_without_a_connection() {
+        let (dir, registry) = registry(4, Duration::from_secs(60)).await;
+        provision(dir.path(), "a").await.unwrap();
+        let path = dir.path().join("a").join(DATABASE_FILE);
+        let before = FileState::of(&path).unwrap();
+        let a = registry.get("a").await.unwrap();
+        assert!(!a.db().connected().get());
+        assert_eq!(a.settings().await.unwrap()["meta"]["appName"], "Acme");
+        assert!(!a.db().connected().get());
+        assert_eq!(FileState::of(&path).unwrap(), before);
+        let opened: Vec<_> = a
+            .catalog()
+            .entries()
+            .iter()
+            .map(|e| e.collection.clone())
+            .collect();
+        // Each collection as the database holds it, auth secrets included.
+        assert_eq!(opened, collections_on_disk(dir.path(), "a").await);
+        assert!(opened.iter().any(|c| c.name == "users"));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_tenant_changed_since_provisioning_is_read_from_its_database() {
+        let (dir, registry) = registry(4, Duration::from_secs(60)).await;
+        provision(dir.path(), "a").await.unwrap();
+        let snapshot = dir.path().join("a").join(crate::snapshot::FILE);
+        assert!(snapshot.exists());
+        rename_elsewhere(dir.path(), "a", "Changed").await;
+        let a = registry.get("a").await.unwrap();
+        assert_eq!(a.settings().await.unwrap()["meta"]["appName"], "Changed");
+        assert!(!snapshot.exists());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,0 +1,162 @@
+//! What provisioning wrote into a new tenant's database, kept beside it so that the tenant's
+//! first opening reads nothing while its files are still exactly as provisioning left them.
+//!
+//! A new tenant's `_collections` rows and stored settings are read back in the transaction
+//! that writes them and saved, with the state of the closed files (see
+//! [`crate::dormant::FileState`]), as `catalog.snapshot` in the tenant's directory. An opening
+//! whose files are in that same state builds the catalog from the saved rows, exactly as it
+//! would from the database, and opens no connection until a request needs one: a tenant
+//! signed up and not used yet, or a server restarted over thousands of such tenants, answers
+//! its first request without SQLite parsing its schema. Any connection to the database since
+//! (it creates the `-wal` file), a write, a restore or an import changes that state, and the
+//! first opening to see the change deletes the snapshot. Only while Warren has no
+//! migrations of tenant databases ([`crate::MIGRATIONS`]): an opening from a snapshot connects
+//! lazily, and its first read could come before a migration its writer would apply.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use warren_schema::CollectionRow;
+
+use crate::dormant::FileState;
+
+/// File name of the snapshot inside a tenant's directory.
+pub const FILE: &str = "catalog.snapshot";
+
+/// Largest snapshot read back (a new tenant's is about 20 KB).
+const MAX_BYTES: u64 = 1 << 20;
+
+/// The rows and settings a new tenant's database holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Contents {
+    /// Its `_collections` rows, in catalog order.
+    pub collections: Vec<CollectionRow>,
+    /// Its stored settings document (`None`: the defaults).
+    pub settings: Option<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Snapshot {
+    /// Which Warren wrote it: another version may migrate the database as it opens.
+    format: String,
+    files: FileState,
+    contents: Contents,
+}
+
+/// The format this build writes and reads.
+fn format() -> String {
+    format!("{}/{}", env!("CARGO_PKG_VERSION"), crate::MIGRATIONS.len())
+}
+
+fn path(dir: &Path) -> PathBuf {
+    dir.join(FILE)
+}
+
+/// Saves `contents` for the database in `dir`, whose files are in state `files`. Written
+/// whole under a temporary name and renamed, so a reader never sees half of one.
+pub(crate) fn write(dir: &Path, files: FileState, contents: Contents) -> std::io::Result<()> {
+    if !crate::MIGRATIONS.is_empty() {
+        return Ok(());
+    }
+    let snapshot = Snapshot {
+        format: format(),
+        files,
+        contents,
+    };
+    let body = serde_json::to_vec(&snapshot).map_err(std::io::Error::other)?;
+    let staged = dir.join(format!("{FILE}.new"));
+    std::fs::write(&staged, body)?;
+    std::fs::rename(&staged, path(dir))
+}
+
+/// The contents saved for the database in `dir` if its files are still in state `files`.
+/// A snapshot that no longer matches (or cannot be read) is deleted, so later openings do
+/// not read it again.
+pub(crate) fn read(dir: &Path, files: FileState) -> Option<Contents> {
+    let path = path(dir);
+    let body = match std::fs::metadata(&path) {
+        Ok(metadata) if metadata.len() <= MAX_BYTES => std::fs::read(&path).ok(),
+        Ok(_) => None,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(_) => None,
+    };
+    let snapshot = body.and_then(|b| serde_json::from_slice::<Snapshot>(&b).ok());
+    match snapshot {
+        Some(s) if s.files == files && s.format == format() && crate::MIGRATIONS.is_empty() => {
+            Some(s.contents)
+        }
+        _ => {
+            let _ = std::fs::remove_file(&path);
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn contents() -> Contents {
+        Contents {
+            collections: Vec::new(),
+            settings: Some("{\"meta\":{}}".into()),
+        }
+    }
+
+    fn state(dir: &Path) -> FileState {
+        FileState::of(&dir.join("data.db")).unwrap()
+    }
+
+    #[test]
+    fn a_snapshot_is_read_back_only_while_the_files_are_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("data.db");
+        std::fs::write(&db, b"one").unwrap();
+        write(dir.path(), state(dir.path()), contents()).unwrap();
+        assert_eq!(read(dir.path(), state(dir.path())), Some(contents()));
+        assert_eq!(read(dir.path(), state(dir.path())), Some(contents()));
+
+        // A `-wal` appears (a connection opened): not the state it was taken in.
+        std::fs::write(dir.path().join("data.db-wal"), b"").unwrap();
+        assert_eq!(read(dir.path(), state(dir.path())), None);
+        // And it is gone, even once the state matches again.
+        std::fs::remove_file(dir.path().join("data.db-wal")).unwrap();
+        assert!(!path(dir.path()).exists());
+        assert_eq!(read(dir.path(), state(dir.path())), None);
+    }
+
+    #[test]
+    fn a_replaced_or_rewritten_database_does_not_match() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("data.db");
+        std::fs::write(&db, b"one").unwrap();
+        write(dir.path(), state(dir.path()), contents()).unwrap();
+        // Same size, same content, another file (a restore renames a new file in).
+        let other = dir.path().join("other.db");
+        std::fs::write(&other, b"one").unwrap();
+        std::fs::rename(&other, &db).unwrap();
+        assert_eq!(read(dir.path(), state(dir.path())), None);
+
+        write(dir.path(), state(dir.path()), contents()).unwrap();
+        std::fs::write(&db, b"two!").unwrap();
+        assert_eq!(read(dir.path(), state(dir.path())), None);
+    }
+
+    #[test]
+    fn an_unreadable_or_foreign_snapshot_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("data.db"), b"one").unwrap();
+        std::fs::write(path(dir.path()), b"{not json").unwrap();
+        assert_eq!(read(dir.path(), state(dir.path())), None);
+        assert!(!path(dir.path()).exists());
+
+        let foreign = Snapshot {
+            format: "0.0.0/0".into(),
+            files: state(dir.path()),
+            contents: contents(),
+        };
+        std::fs::write(path(dir.path()), serde_json::to_vec(&foreign).unwrap()).unwrap();
+        assert_eq!(read(dir.path(), state(dir.path())), None);
+        assert_eq!(read(dir.path(), state(dir.path())), None);
+    }
+}
