@@ -1205,16 +1205,8 @@ fn from_snapshot(path: &Path, contents: crate::snapshot::Contents) -> Result<Ope
     let catalog = Catalog::from_rows(&contents.collections)
         .map_err(|e| Error::Invalid(format!("the collections cannot be read: {e}")))?;
     let stored = warren_records::settings::shared_of(contents.settings.as_deref());
-    Ok(Opened {
-        db: Database::open_lazy(path, database_options())?,
-        catalog: Arc::new(catalog),
-        settings: Kept {
-            value: Derived::default(),
-            policy: Arc::new(Policy::from_settings(&stored)),
-            stored,
-            public_url: None,
-        },
-    })
+    let db = Database::open_lazy(path, database_options())?;
+    Ok(Opened::read(db, catalog, stored))
 }
 
 /// Opens the tenant database at `path` and reads its collections and settings, on the writer
@@ -1229,16 +1221,23 @@ async fn open_files(path: &Path, shipped: bool) -> Result<Opened> {
     })
     .await?;
     let (catalog, stored) = read?;
-    Ok(Opened {
-        db,
-        catalog: Arc::new(catalog),
-        settings: Kept {
-            value: Derived::default(),
-            policy: Arc::new(Policy::from_settings(&stored)),
-            stored,
-            public_url: None,
-        },
-    })
+    Ok(Opened::read(db, catalog, stored))
+}
+
+impl Opened {
+    /// `db` with the collections and stored settings just read for it.
+    fn read(db: Database, catalog: Catalog, stored: Arc<serde_json::Value>) -> Self {
+        Opened {
+            db,
+            catalog: Arc::new(catalog),
+            settings: Kept {
+                value: Derived::default(),
+                policy: Arc::new(Policy::from_settings(&stored)),
+                stored,
+                public_url: None,
+            },
+        }
+    }
 }
 
 /// Background task: closes idle tenants until the registry is dropped.

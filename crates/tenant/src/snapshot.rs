@@ -107,12 +107,17 @@ mod tests {
         FileState::of(&dir.join("data.db")).unwrap()
     }
 
+    /// A directory with a `data.db` and a snapshot taken of it.
+    fn saved() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("data.db"), b"one").unwrap();
+        write(dir.path(), state(dir.path()), contents()).unwrap();
+        dir
+    }
+
     #[test]
     fn a_snapshot_is_read_back_only_while_the_files_are_unchanged() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("data.db");
-        std::fs::write(&db, b"one").unwrap();
-        write(dir.path(), state(dir.path()), contents()).unwrap();
+        let dir = saved();
         assert_eq!(read(dir.path(), state(dir.path())), Some(contents()));
         assert_eq!(read(dir.path(), state(dir.path())), Some(contents()));
 
@@ -127,10 +132,8 @@ mod tests {
 
     #[test]
     fn a_replaced_or_rewritten_database_does_not_match() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = saved();
         let db = dir.path().join("data.db");
-        std::fs::write(&db, b"one").unwrap();
-        write(dir.path(), state(dir.path()), contents()).unwrap();
         // Same size, same content, another file (a restore renames a new file in).
         let other = dir.path().join("other.db");
         std::fs::write(&other, b"one").unwrap();
