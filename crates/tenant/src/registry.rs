@@ -1132,14 +1132,17 @@ async fn open(
             catalog: dormant.catalog,
             settings: dormant.settings,
         },
-        None => match shipper
-            .is_none()
-            .then(|| crate::snapshot::read(&dir, files))
-            .flatten()
-        {
-            // Opened as provisioning left it: the same, without reading the database.
-            Some(contents) => from_snapshot(&path, contents)?,
-            None => open_files(&path, shipper.is_some()).await?,
+        None => match shipper.is_none().then(|| from_snapshot(&dir, files)) {
+            Some(read) => match read.await? {
+                // Opened as provisioning left it: the same, without reading the database.
+                Some((catalog, stored)) => Opened::read(
+                    Database::open_lazy(&path, database_options())?,
+                    catalog,
+                    stored,
+                ),
+                None => open_files(&path, false).await?,
+            },
+            None => open_files(&path, true).await?,
         },
     };
     let Opened {
@@ -1199,14 +1202,24 @@ struct Opened {
     settings: Kept,
 }
 
-/// The tenant database at `path`, not connected yet, with the collections and settings
-/// provisioning saved for it (see [`crate::snapshot`]).
-fn from_snapshot(path: &Path, contents: crate::snapshot::Contents) -> Result<Opened> {
-    let catalog = Catalog::from_rows(&contents.collections)
-        .map_err(|e| Error::Invalid(format!("the collections cannot be read: {e}")))?;
-    let stored = warren_records::settings::shared_of(contents.settings.as_deref());
-    let db = Database::open_lazy(path, database_options())?;
-    Ok(Opened::read(db, catalog, stored))
+/// The collections and settings provisioning saved for the tenant in `dir`, if its files are
+/// still in state `files` (see [`crate::snapshot`]); read and parsed on the blocking pool.
+async fn from_snapshot(
+    dir: &Path,
+    files: FileState,
+) -> Result<Option<(Catalog, Arc<serde_json::Value>)>> {
+    let dir = dir.to_path_buf();
+    let read = tokio::task::spawn_blocking(move || {
+        let Some(contents) = crate::snapshot::read(&dir, files) else {
+            return Ok(None);
+        };
+        let catalog = Catalog::from_rows(&contents.collections)
+            .map_err(|e| Error::Invalid(format!("the collections cannot be read: {e}")))?;
+        let stored = warren_records::settings::shared_of(contents.settings.as_deref());
+        Ok(Some((catalog, stored)))
+    });
+    read.await
+        .map_err(|e| Error::Invalid(format!("the catalog snapshot cannot be read: {e}")))?
 }
 
 /// Opens the tenant database at `path` and reads its collections and settings, on the writer
