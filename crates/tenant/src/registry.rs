@@ -1133,7 +1133,7 @@ async fn open(
             settings: dormant.settings,
         },
         None => match shipper.is_none().then(|| from_snapshot(&dir, files)) {
-            Some(read) => match read.await? {
+            Some(read) => match read.await {
                 // Opened as provisioning left it: the same, without reading the database.
                 Some((catalog, stored)) => Opened::read(
                     Database::open_lazy(&path, database_options())?,
@@ -1203,23 +1203,20 @@ struct Opened {
 }
 
 /// The collections and settings provisioning saved for the tenant in `dir`, if its files are
-/// still in state `files` (see [`crate::snapshot`]); read and parsed on the blocking pool.
-async fn from_snapshot(
-    dir: &Path,
-    files: FileState,
-) -> Result<Option<(Catalog, Arc<serde_json::Value>)>> {
+/// still in state `files` (see [`crate::snapshot`]); read and parsed on the blocking pool. A
+/// snapshot whose collections do not parse is deleted: the database decides.
+async fn from_snapshot(dir: &Path, files: FileState) -> Option<(Catalog, Arc<serde_json::Value>)> {
     let dir = dir.to_path_buf();
     let read = tokio::task::spawn_blocking(move || {
-        let Some(contents) = crate::snapshot::read(&dir, files) else {
-            return Ok(None);
+        let contents = crate::snapshot::read(&dir, files)?;
+        let Ok(catalog) = Catalog::from_rows(&contents.collections) else {
+            crate::snapshot::discard(&dir);
+            return None;
         };
-        let catalog = Catalog::from_rows(&contents.collections)
-            .map_err(|e| Error::Invalid(format!("the collections cannot be read: {e}")))?;
         let stored = warren_records::settings::shared_of(contents.settings.as_deref());
-        Ok(Some((catalog, stored)))
+        Some((catalog, stored))
     });
-    read.await
-        .map_err(|e| Error::Invalid(format!("the catalog snapshot cannot be read: {e}")))?
+    read.await.ok().flatten()
 }
 
 /// Opens the tenant database at `path` and reads its collections and settings, on the writer
@@ -1475,6 +1472,27 @@ mod tests {
         let a = registry.get("a").await.unwrap();
         assert_eq!(a.settings().await.unwrap()["meta"]["appName"], "Changed");
         assert!(!snapshot.exists());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_snapshot_whose_collections_do_not_parse_leaves_the_database_to_decide() {
+        let (dir, registry) = registry(4, Duration::from_secs(60)).await;
+        provision(dir.path(), "a").await.unwrap();
+        let tenant = dir.path().join("a");
+        let files = FileState::of(&tenant.join(DATABASE_FILE)).unwrap();
+        let mut broken = collections_on_disk(dir.path(), "a").await[0].to_row();
+        broken.fields = "not json".into();
+        // Taken after the look at the database, so the snapshot matches the files.
+        let files_now = FileState::of(&tenant.join(DATABASE_FILE)).unwrap();
+        assert_ne!(files, files_now);
+        let contents = crate::snapshot::Contents {
+            collections: vec![broken],
+            settings: None,
+        };
+        crate::snapshot::write(&tenant, files_now, contents).unwrap();
+        let a = registry.get("a").await.unwrap();
+        assert!(a.catalog().get("users").is_some());
+        assert!(!tenant.join(crate::snapshot::FILE).exists());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

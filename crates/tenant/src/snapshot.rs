@@ -86,10 +86,15 @@ pub(crate) fn read(dir: &Path, files: FileState) -> Option<Contents> {
             Some(s.contents)
         }
         _ => {
-            let _ = std::fs::remove_file(&path);
+            discard(dir);
             None
         }
     }
+}
+
+/// Deletes the snapshot in `dir`, if any.
+pub(crate) fn discard(dir: &Path) {
+    let _ = std::fs::remove_file(path(dir));
 }
 
 #[cfg(test)]
