@@ -315,6 +315,10 @@ struct TenantsArgs {
     /// Seconds of the health run against one tenant (0 skips it).
     #[arg(long, default_value_t = 5)]
     health_duration: u64,
+    /// Use each tenant before the first-request pass (one records list: it opens the
+    /// database), so that pass measures tenants in use rather than untouched ones.
+    #[arg(long)]
+    used: bool,
     /// Warren binary.
     #[arg(long, env = "WARREN_BIN")]
     warren: Option<PathBuf>,
@@ -500,6 +504,7 @@ async fn run_tenants(args: TenantsArgs) -> anyhow::Result<()> {
         concurrency: args.concurrency.max(1),
         max_open_tenants: args.max_open_tenants.max(1),
         health_duration: Duration::from_secs(args.health_duration),
+        used: args.used,
     };
     let report = tenants::run(&warren, &cfg).await?;
     for line in tenants::format(&report) {

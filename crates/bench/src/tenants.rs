@@ -22,6 +22,9 @@ pub struct TenantsConfig {
     pub max_open_tenants: usize,
     /// Length of the health run against one tenant afterwards (0 skips it).
     pub health_duration: Duration,
+    /// Use every tenant once (a records list, which opens its database) before the
+    /// first-request pass.
+    pub used: bool,
 }
 
 /// Everything the scenario measured.
@@ -31,7 +34,11 @@ pub struct TenantsReport {
     pub max_open_tenants: usize,
     /// `POST /v1/tenants` latencies.
     pub provision: Summary,
-    /// First `GET /api/health` on each tenant after provisioning (new connection each).
+    /// With `used`: `GET /api/collections/users/records?perPage=1` on each tenant after
+    /// provisioning, which opens its database (new connection each).
+    pub use_pass: Option<Summary>,
+    /// First `GET /api/health` on each tenant after provisioning (or after the use pass,
+    /// once the LRU cap has closed it again; new connection each).
     pub first_request: Summary,
     /// `GET /api/health` on tenants that the LRU cap closed since their first request.
     pub reopen_closed: Summary,
@@ -87,7 +94,7 @@ async fn measure(server: &server::Server, cfg: &TenantsConfig) -> anyhow::Result
     // One connection per request: each tenant is its own host, and pooled idle connections to
     // 10,000 hosts would stay open on the server.
     let touch_http = client_with_pool(0)?;
-    let touch = |count: u64, first: u64| {
+    let touch_path = |count: u64, first: u64, path: &'static str| {
         let h = touch_http.clone();
         load::run(
             Bounds {
@@ -99,11 +106,19 @@ async fn measure(server: &server::Server, cfg: &TenantsConfig) -> anyhow::Result
             move |_, i| {
                 let h = h.clone();
                 async move {
-                    let url = format!("http://{}.localhost:{port}/api/health", slug(first + i));
+                    let url = format!("http://{}.localhost:{port}{path}", slug(first + i));
                     drain(h.get(url).send().await?).await
                 }
             },
         )
+    };
+    let touch = |count: u64, first: u64| touch_path(count, first, "/api/health");
+    let use_pass = match cfg.used {
+        true => {
+            let path = "/api/collections/users/records?perPage=1";
+            Some(touch_path(n, 0, path).await.summary())
+        }
+        false => None,
     };
     let first_request = touch(n, 0).await;
     // The LRU cap holds at most `max_open_tenants` open: the first tenants touched are closed
@@ -140,6 +155,7 @@ async fn measure(server: &server::Server, cfg: &TenantsConfig) -> anyhow::Result
         tenants: cfg.tenants,
         max_open_tenants: cfg.max_open_tenants,
         provision: provision.summary(),
+        use_pass,
         first_request: first_request.summary(),
         reopen_closed: reopen_closed.summary(),
         rss_kib_after_provision,
@@ -174,7 +190,16 @@ pub fn format(report: &TenantsReport) -> Vec<String> {
             report.tenants, report.max_open_tenants
         ),
         summary_line("provision (POST /v1/tenants)", &report.provision),
-        summary_line("first request (closed)", &report.first_request),
+    ];
+    if let Some(use_pass) = &report.use_pass {
+        lines.push(summary_line("use (list, closed)", use_pass));
+    }
+    let label = match report.use_pass {
+        Some(_) => "first request after use",
+        None => "first request (closed)",
+    };
+    lines.extend([
+        summary_line(label, &report.first_request),
         summary_line("reopen (LRU-closed)", &report.reopen_closed),
         format!(
             "{:<28} after provisioning {}, all {} idle {}",
@@ -188,7 +213,7 @@ pub fn format(report: &TenantsReport) -> Vec<String> {
             "open fds (idle)",
             report.open_fds_idle.map_or("n/a".into(), |n| n.to_string())
         ),
-    ];
+    ]);
     if let Some(health) = &report.health {
         lines.push(summary_line("health (one tenant)", health));
     }

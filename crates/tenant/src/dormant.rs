@@ -91,6 +91,11 @@ pub(crate) struct Kept {
 }
 
 impl Dormant {
+    /// The state of the files it was left for.
+    pub(crate) fn files(&self) -> FileState {
+        self.files
+    }
+
     pub(crate) fn new(files: FileState, catalog: Arc<Catalog>, settings: Kept) -> Self {
         Self {
             files,
@@ -160,12 +165,25 @@ impl Dormancy {
     /// when it cannot say, e.g. its settings were dropped and not read again). Kept only if no
     /// newer opening began and no drain came since.
     pub(crate) fn closed(&self, id: &str, generation: u64, dormant: Option<Dormant>) {
+        self.closed_then(id, generation, dormant, || ());
+    }
+
+    /// [`Dormancy::closed`], and when the entry is kept, `kept` runs before any opening can
+    /// take it (under the lock every opening takes: keep it short).
+    pub(crate) fn closed_then(
+        &self,
+        id: &str,
+        generation: u64,
+        dormant: Option<Dormant>,
+        kept: impl FnOnce(),
+    ) {
         let mut state = self.lock();
         if state.opened.get(id) != Some(&generation) {
             return;
         }
         state.opened.remove(id);
         let Some(dormant) = dormant else { return };
+        kept();
         state.remove(id);
         state.sequence += 1;
         let sequence = state.sequence;

@@ -140,6 +140,7 @@ impl Drop for TenantInner {
         let closed = self.db.on_close();
         let connected = self.db.connected();
         let path = self.db.path().to_path_buf();
+        let (dir, shipped) = (self.dir.clone(), self._shipping.is_some());
         runtime.spawn(async move {
             closed.wait().await;
             let dormant = leaves.and_then(|(catalog, kept)| {
@@ -152,7 +153,34 @@ impl Drop for TenantInner {
                 };
                 (files.inode() == at_open.inode()).then(|| Dormant::new(files, catalog, kept))
             });
-            dormancy.closed(&id, generation, dormant);
+            // A connection may have changed the files: the snapshot beside them is saved again
+            // for openings the dormant entry will not serve (see `crate::snapshot`).
+            let staged = match &dormant {
+                Some(dormant) if connected.get() && !shipped => {
+                    let (files, catalog) = (dormant.files(), dormant.catalog.clone());
+                    let stored = dormant.settings.stored.clone();
+                    let stage = move || {
+                        let contents = crate::snapshot::Contents::of(&catalog, &stored);
+                        crate::snapshot::stage(&dir, files, contents, &generation.to_string())
+                    };
+                    match tokio::task::spawn_blocking(stage).await {
+                        Ok(Ok(staged)) => staged,
+                        Ok(Err(e)) => {
+                            tracing::warn!(tenant = %id, error = %e, "catalog snapshot not written");
+                            None
+                        }
+                        Err(_) => None,
+                    }
+                }
+                _ => None,
+            };
+            // Put in place only by the close that keeps its entry: an opening since may have
+            // changed what it describes.
+            dormancy.closed_then(&id, generation, dormant, || {
+                if let Some(Err(e)) = staged.map(crate::snapshot::Staged::publish) {
+                    tracing::warn!(tenant = %id, error = %e, "catalog snapshot not written");
+                }
+            });
         });
     }
 }
@@ -1428,6 +1456,17 @@ mod tests {
         db.close().await;
     }
 
+    /// Changes tenant `a`'s app name as a settings request does.
+    async fn rename_in(tenant: &Tenant, name: &str) {
+        let mut settings = warren_records::settings::load(tenant.db()).await.unwrap();
+        settings["meta"]["appName"] = name.into();
+        warren_records::settings::save(tenant.db(), &settings)
+            .await
+            .unwrap();
+        tenant.forget_settings();
+        assert_eq!(tenant.settings().await.unwrap()["meta"]["appName"], name);
+    }
+
     /// The collections of tenant `id` as its database holds them now.
     async fn collections_on_disk(root: &Path, id: &str) -> Vec<warren_schema::Collection> {
         let db = crate::open_database(root, id).await.unwrap();
@@ -1472,6 +1511,104 @@ mod tests {
         let a = registry.get("a").await.unwrap();
         assert_eq!(a.settings().await.unwrap()["meta"]["appName"], "Changed");
         assert!(!snapshot.exists());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_used_tenant_opens_after_a_restart_from_what_its_close_saved() {
+        let (dir, registry) = registry(1, Duration::from_secs(60)).await;
+        for id in ["a", "b"] {
+            provision(dir.path(), id).await.unwrap();
+        }
+        let a = registry.get("a").await.unwrap();
+        // Changed the way requests change a tenant: collections of each kind, and settings.
+        let bodies = [
+            serde_json::json!({"name": "posts", "type": "base", "listRule": "title != ''",
+                "fields": [{"name": "title", "type": "text", "required": true},
+                    {"name": "tags", "type": "select", "values": ["x", "y"], "maxSelect": 2},
+                    {"name": "cover", "type": "file", "maxSelect": 1, "maxSize": 1000}],
+                "indexes": ["CREATE INDEX idx_title ON posts (title)"]}),
+            serde_json::json!({"name": "members", "type": "auth",
+                "fields": [{"name": "nick", "type": "text"}]}),
+            serde_json::json!({"name": "titles", "type": "view",
+                "viewQuery": "SELECT id, title FROM posts", "listRule": ""}),
+        ];
+        for body in bodies {
+            warren_records::collections::create(a.db(), body)
+                .await
+                .unwrap();
+        }
+        a.reload_catalog().await.unwrap();
+        rename_in(&a, "Used").await;
+        drop(a);
+        open_and_evict(&registry, "a", "b").await;
+        let snapshot = dir.path().join("a").join(crate::snapshot::FILE);
+        assert!(snapshot.exists());
+        drop(registry);
+
+        // A restarted server keeps no dormant entries: the snapshot serves, with no connection.
+        let registry = Registry::new(RegistryConfig {
+            root: dir.path().to_path_buf(),
+            max_open: 4,
+            idle_timeout: Duration::from_secs(60),
+        });
+        let path = dir.path().join("a").join(DATABASE_FILE);
+        let before = FileState::of(&path).unwrap();
+        let a = registry.get("a").await.unwrap();
+        assert_eq!(a.settings().await.unwrap()["meta"]["appName"], "Used");
+        assert!(!a.db().connected().get());
+        assert_eq!(FileState::of(&path).unwrap(), before);
+        let opened: Vec<_> = a
+            .catalog()
+            .entries()
+            .iter()
+            .map(|e| e.collection.clone())
+            .collect();
+        assert_eq!(opened, collections_on_disk(dir.path(), "a").await);
+        for name in ["posts", "members", "titles"] {
+            assert!(a.catalog().get(name).is_some(), "{name}");
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_close_that_a_newer_opening_overtook_saves_nothing() {
+        let (dir, registry) = registry(1, Duration::from_secs(60)).await;
+        for id in ["a", "b"] {
+            provision(dir.path(), id).await.unwrap();
+        }
+        let snapshot = dir.path().join("a").join(crate::snapshot::FILE);
+        let old = registry.get("a").await.unwrap();
+        rename_in(&old, "Old").await;
+        let closed = old.db().on_close();
+        // Evicted while still held, then opened again: two openings of "a" at once.
+        registry.get("b").await.unwrap();
+        let new = registry.get("a").await.unwrap();
+        // The newer opening found the files changed since provisioning.
+        assert!(!snapshot.exists());
+        drop(old);
+        tokio::time::timeout(Duration::from_secs(5), closed.wait())
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        // The old opening does not save what the newer one may since have changed ...
+        assert!(!snapshot.exists());
+        let staged = |dir: &Path| {
+            std::fs::read_dir(dir.join("a"))
+                .unwrap()
+                .filter_map(|e| e.ok())
+                .filter(|e| {
+                    e.file_name()
+                        .to_string_lossy()
+                        .starts_with(crate::snapshot::FILE)
+                })
+                .count()
+        };
+        assert_eq!(staged(dir.path()), 0);
+        // ... and the newer one does, as it closes.
+        drop(new);
+        open_and_evict(&registry, "b", "a").await;
+        open_and_evict(&registry, "a", "b").await;
+        assert!(snapshot.exists());
+        assert_eq!(staged(dir.path()), 1);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

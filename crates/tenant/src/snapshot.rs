@@ -1,21 +1,26 @@
-//! What provisioning wrote into a new tenant's database, kept beside it so that the tenant's
-//! first opening reads nothing while its files are still exactly as provisioning left them.
+//! What a tenant's database holds of its collections and settings, kept beside it so that an
+//! opening reads nothing while the files are still exactly as they were when it was taken.
 //!
-//! A new tenant's `_collections` rows and stored settings are read back in the transaction
-//! that writes them and saved, with the state of the closed files (see
-//! [`crate::dormant::FileState`]), as `catalog.snapshot` in the tenant's directory. An opening
-//! whose files are in that same state builds the catalog from the saved rows, exactly as it
-//! would from the database, and opens no connection until a request needs one: a tenant
-//! signed up and not used yet, or a server restarted over thousands of such tenants, answers
-//! its first request without SQLite parsing its schema. Any connection to the database since
+//! Provisioning reads a new tenant's `_collections` rows and stored settings back in the
+//! transaction that writes them, and saves them, with the state of the closed files (see
+//! [`crate::dormant::FileState`]), as `catalog.snapshot` in the tenant's directory. A tenant
+//! that opened a connection saves its collections and settings again as it closes, with the
+//! state its close left the files in (only the newest opening of a tenant does, the same rule
+//! as its dormant entry). An opening whose files are in the saved state builds the catalog
+//! from the saved rows, exactly as it would from the database, and opens no connection until a
+//! request needs one: a tenant signed up and not used yet, a tenant closed longer ago than the
+//! in-memory dormant entries reach, or a server restarted over thousands of tenants answers its
+//! first request without SQLite parsing its schema. Any connection to the database since
 //! (it creates the `-wal` file), a write, a restore or an import changes that state, and the
 //! first opening to see the change deletes the snapshot. Only while Warren has no
 //! migrations of tenant databases ([`crate::MIGRATIONS`]): an opening from a snapshot connects
 //! lazily, and its first read could come before a migration its writer would apply.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+use warren_records::Catalog;
 use warren_schema::CollectionRow;
 
 use crate::dormant::FileState;
@@ -33,6 +38,23 @@ pub(crate) struct Contents {
     pub collections: Vec<CollectionRow>,
     /// Its stored settings document (`None`: the defaults).
     pub settings: Option<String>,
+}
+
+impl Contents {
+    /// The contents of a database whose collections are `catalog` and whose settings are
+    /// `stored` (over the defaults, as an opening reads them): the rows as the collections
+    /// write them, and the settings document, or `None` for the defaults themselves.
+    pub(crate) fn of(catalog: &Catalog, stored: &Arc<serde_json::Value>) -> Self {
+        let defaults = Arc::ptr_eq(stored, &warren_records::settings::shared_of(None));
+        Self {
+            collections: catalog
+                .entries()
+                .iter()
+                .map(|entry| entry.collection.to_row())
+                .collect(),
+            settings: (!defaults).then(|| stored.to_string()),
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -55,8 +77,50 @@ fn path(dir: &Path) -> PathBuf {
 /// Saves `contents` for the database in `dir`, whose files are in state `files`. Written
 /// whole under a temporary name and renamed, so a reader never sees half of one.
 pub(crate) fn write(dir: &Path, files: FileState, contents: Contents) -> std::io::Result<()> {
+    match stage(dir, files, contents, "new")? {
+        Some(staged) => staged.publish(),
+        None => Ok(()),
+    }
+}
+
+/// A snapshot written under a temporary name, not yet in place; dropped unpublished, it is
+/// deleted.
+pub(crate) struct Staged {
+    staged: PathBuf,
+    dir: PathBuf,
+}
+
+impl Staged {
+    /// Puts it in place (one `rename`).
+    pub(crate) fn publish(mut self) -> std::io::Result<()> {
+        let staged = std::mem::take(&mut self.staged);
+        let renamed = std::fs::rename(&staged, path(&self.dir));
+        if renamed.is_err() {
+            let _ = std::fs::remove_file(&staged);
+        }
+        renamed
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if !self.staged.as_os_str().is_empty() {
+            let _ = std::fs::remove_file(&self.staged);
+        }
+    }
+}
+
+/// Writes `contents` for the database in `dir` (files in state `files`) under a temporary name
+/// ending in `tag` (two writers with different tags never share one); `None` while Warren has
+/// migrations of tenant databases (see the module's documentation).
+pub(crate) fn stage(
+    dir: &Path,
+    files: FileState,
+    contents: Contents,
+    tag: &str,
+) -> std::io::Result<Option<Staged>> {
     if !crate::MIGRATIONS.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
     let snapshot = Snapshot {
         format: format(),
@@ -64,9 +128,12 @@ pub(crate) fn write(dir: &Path, files: FileState, contents: Contents) -> std::io
         contents,
     };
     let body = serde_json::to_vec(&snapshot).map_err(std::io::Error::other)?;
-    let staged = dir.join(format!("{FILE}.new"));
-    std::fs::write(&staged, body)?;
-    std::fs::rename(&staged, path(dir))
+    let staged = Staged {
+        staged: dir.join(format!("{FILE}.{tag}")),
+        dir: dir.to_path_buf(),
+    };
+    std::fs::write(&staged.staged, body)?;
+    Ok(Some(staged))
 }
 
 /// The contents saved for the database in `dir` if its files are still in state `files`.
