@@ -75,6 +75,9 @@ pub(crate) struct Dormant {
     pub(crate) catalog: Arc<Catalog>,
     /// The settings and the URL they were used at.
     pub(crate) settings: Kept,
+    /// Whether the tenant's snapshot on disk was taken of these same files (see
+    /// [`crate::snapshot`]): then it need not be saved again when the entry is pushed out.
+    pub(crate) saved: bool,
 }
 
 /// A closed tenant's settings, as its next opening can use them without deriving anything.
@@ -96,11 +99,17 @@ impl Dormant {
         self.files
     }
 
-    pub(crate) fn new(files: FileState, catalog: Arc<Catalog>, settings: Kept) -> Self {
+    pub(crate) fn new(
+        files: FileState,
+        catalog: Arc<Catalog>,
+        settings: Kept,
+        saved: bool,
+    ) -> Self {
         Self {
             files,
             catalog,
             settings,
+            saved,
         }
     }
 }
@@ -164,37 +173,37 @@ impl Dormancy {
     /// The opening `generation` of tenant `id` has closed; `dormant` is what it leaves (none
     /// when it cannot say, e.g. its settings were dropped and not read again). Kept only if no
     /// newer opening began and no drain came since.
-    pub(crate) fn closed(&self, id: &str, generation: u64, dormant: Option<Dormant>) {
-        self.closed_then(id, generation, dormant, || ());
-    }
-
-    /// [`Dormancy::closed`], and when the entry is kept, `kept` runs before any opening can
-    /// take it (under the lock every opening takes: keep it short).
-    pub(crate) fn closed_then(
+    /// Returns the entries the bound pushed out to make room (tenant id and entry), oldest
+    /// first.
+    pub(crate) fn closed(
         &self,
         id: &str,
         generation: u64,
         dormant: Option<Dormant>,
-        kept: impl FnOnce(),
-    ) {
+    ) -> Vec<(String, Dormant)> {
         let mut state = self.lock();
         if state.opened.get(id) != Some(&generation) {
-            return;
+            return Vec::new();
         }
         state.opened.remove(id);
-        let Some(dormant) = dormant else { return };
-        kept();
+        let Some(dormant) = dormant else {
+            return Vec::new();
+        };
         state.remove(id);
         state.sequence += 1;
         let sequence = state.sequence;
         state.order.insert(sequence, id.to_string());
         state.entries.insert(id.to_string(), (sequence, dormant));
+        let mut evicted = Vec::new();
         while state.entries.len() > self.cap {
             let Some((_, oldest)) = state.order.pop_first() else {
                 break;
             };
-            state.entries.remove(&oldest);
+            if let Some((_, dormant)) = state.entries.remove(&oldest) {
+                evicted.push((oldest, dormant));
+            }
         }
+        evicted
     }
 
     /// Forgets tenant `id` (its files are about to be replaced or deleted): no close of an
@@ -238,6 +247,7 @@ mod tests {
                 stored,
                 public_url: None,
             },
+            false,
         )
     }
 
@@ -280,11 +290,15 @@ mod tests {
     #[test]
     fn the_least_recently_closed_go_first() {
         let dormancy = Dormancy::new(2);
+        let mut evicted = Vec::new();
         for id in ["a", "b", "c"] {
             let (generation, _) = dormancy.open(id, Some(files(1)));
-            dormancy.closed(id, generation, Some(dormant(1)));
+            evicted.extend(dormancy.closed(id, generation, Some(dormant(1))));
         }
         assert_eq!(dormancy.len(), 2);
+        // The one pushed out is handed back (to be saved).
+        let evicted: Vec<&str> = evicted.iter().map(|(id, _)| id.as_str()).collect();
+        assert_eq!(evicted, ["a"]);
         assert!(dormancy.open("a", Some(files(1))).1.is_none());
         assert!(dormancy.open("c", Some(files(1))).1.is_some());
     }

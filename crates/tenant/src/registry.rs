@@ -97,6 +97,9 @@ struct TenantInner {
     /// Set when the collections could not be reloaded after a change: the catalog held may
     /// be stale, and the close leaves nothing behind.
     uncertain: std::sync::atomic::AtomicBool,
+    /// Whether the tenant's snapshot on disk matched its files as this opening found them
+    /// (see [`crate::snapshot`]).
+    saved: bool,
 }
 
 impl Drop for TenantInner {
@@ -135,12 +138,15 @@ impl Drop for TenantInner {
                 (catalog, kept)
             });
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return dormancy.closed(&id, generation, None);
+            dormancy.closed(&id, generation, None);
+            return;
         };
         let closed = self.db.on_close();
         let connected = self.db.connected();
         let path = self.db.path().to_path_buf();
-        let (dir, shipped) = (self.dir.clone(), self._shipping.is_some());
+        let root = self.dir.parent().map(Path::to_path_buf);
+        // A shipped tenant always opens from its database: a snapshot would never be read.
+        let saved = self.saved || self._shipping.is_some();
         runtime.spawn(async move {
             closed.wait().await;
             let dormant = leaves.and_then(|(catalog, kept)| {
@@ -151,36 +157,14 @@ impl Drop for TenantInner {
                     true => FileState::of(&path).ok()?,
                     false => at_open,
                 };
-                (files.inode() == at_open.inode()).then(|| Dormant::new(files, catalog, kept))
+                // Unless it connected, the files are as this opening found them, and so is
+                // the snapshot it found matching them, if any.
+                let saved = saved && !connected.get();
+                (files.inode() == at_open.inode())
+                    .then(|| Dormant::new(files, catalog, kept, saved))
             });
-            // A connection may have changed the files: the snapshot beside them is saved again
-            // for openings the dormant entry will not serve (see `crate::snapshot`).
-            let staged = match &dormant {
-                Some(dormant) if connected.get() && !shipped => {
-                    let (files, catalog) = (dormant.files(), dormant.catalog.clone());
-                    let stored = dormant.settings.stored.clone();
-                    let stage = move || {
-                        let contents = crate::snapshot::Contents::of(&catalog, &stored);
-                        crate::snapshot::stage(&dir, files, contents, &generation.to_string())
-                    };
-                    match tokio::task::spawn_blocking(stage).await {
-                        Ok(Ok(staged)) => staged,
-                        Ok(Err(e)) => {
-                            tracing::warn!(tenant = %id, error = %e, "catalog snapshot not written");
-                            None
-                        }
-                        Err(_) => None,
-                    }
-                }
-                _ => None,
-            };
-            // Put in place only by the close that keeps its entry: an opening since may have
-            // changed what it describes.
-            dormancy.closed_then(&id, generation, dormant, || {
-                if let Some(Err(e)) = staged.map(crate::snapshot::Staged::publish) {
-                    tracing::warn!(tenant = %id, error = %e, "catalog snapshot not written");
-                }
-            });
+            let evicted = dormancy.closed(&id, generation, dormant);
+            save_evicted(root, evicted).await;
         });
     }
 }
@@ -1159,15 +1143,19 @@ async fn open(
             db: Database::open_lazy(&path, database_options())?,
             catalog: dormant.catalog,
             settings: dormant.settings,
+            saved: dormant.saved,
         },
         None => match shipper.is_none().then(|| from_snapshot(&dir, files)) {
             Some(read) => match read.await {
                 // Opened as provisioning left it: the same, without reading the database.
-                Some((catalog, stored)) => Opened::read(
-                    Database::open_lazy(&path, database_options())?,
-                    catalog,
-                    stored,
-                ),
+                Some((catalog, stored)) => Opened {
+                    saved: true,
+                    ..Opened::read(
+                        Database::open_lazy(&path, database_options())?,
+                        catalog,
+                        stored,
+                    )
+                },
                 None => open_files(&path, false).await?,
             },
             None => open_files(&path, true).await?,
@@ -1177,6 +1165,7 @@ async fn open(
         db,
         catalog,
         settings: kept,
+        saved,
     } = opened;
     let catalog = RwLock::new(catalog);
     let (stored, policy) = (kept.stored.clone(), kept.policy.clone());
@@ -1215,6 +1204,7 @@ async fn open(
             generation,
             files: Some(files),
             uncertain: std::sync::atomic::AtomicBool::new(false),
+            saved,
         }),
     };
     tenant.migrate_on_open().await;
@@ -1228,6 +1218,8 @@ struct Opened {
     db: Database,
     catalog: Arc<Catalog>,
     settings: Kept,
+    /// Whether the snapshot on disk matches the files as they were found.
+    saved: bool,
 }
 
 /// The collections and settings provisioning saved for the tenant in `dir`, if its files are
@@ -1245,6 +1237,26 @@ async fn from_snapshot(dir: &Path, files: FileState) -> Option<(Catalog, Arc<ser
         Some((catalog, stored))
     });
     read.await.ok().flatten()
+}
+
+/// Saves, as each tenant's snapshot, the dormant entries the bound pushed out that no snapshot
+/// on disk matches (see [`crate::snapshot`]), on the blocking pool. `root` is the tenants'
+/// directory.
+async fn save_evicted(root: Option<PathBuf>, evicted: Vec<(String, Dormant)>) {
+    let (Some(root), false) = (root, evicted.iter().all(|(_, d)| d.saved)) else {
+        return;
+    };
+    let save = move || {
+        for (id, dormant) in evicted.into_iter().filter(|(_, d)| !d.saved) {
+            let contents =
+                crate::snapshot::Contents::of(&dormant.catalog, &dormant.settings.stored);
+            let dir = crate::tenant_dir(&root, &id);
+            if let Err(e) = crate::snapshot::write(&dir, dormant.files(), contents) {
+                tracing::warn!(tenant = %id, error = %e, "catalog snapshot not written");
+            }
+        }
+    };
+    let _ = tokio::task::spawn_blocking(save).await;
 }
 
 /// Opens the tenant database at `path` and reads its collections and settings, on the writer
@@ -1274,6 +1286,7 @@ impl Opened {
                 stored,
                 public_url: None,
             },
+            saved: false,
         }
     }
 }
@@ -1456,7 +1469,7 @@ mod tests {
         db.close().await;
     }
 
-    /// Changes tenant `a`'s app name as a settings request does.
+    /// Changes `tenant`'s app name as a settings request does.
     async fn rename_in(tenant: &Tenant, name: &str) {
         let mut settings = warren_records::settings::load(tenant.db()).await.unwrap();
         settings["meta"]["appName"] = name.into();
@@ -1513,10 +1526,34 @@ mod tests {
         assert!(!snapshot.exists());
     }
 
+    /// Opens and closes each of `ids` in turn (a cap of one), so that each leaves a dormant
+    /// entry and pushes out the oldest once the entries' bound is reached.
+    async fn cycle(registry: &Registry, ids: &[&str]) {
+        for pair in ids.windows(2) {
+            open_and_evict(registry, pair[0], pair[1]).await;
+        }
+    }
+
+    /// Waits until the snapshot of tenant `id` matches its files (saving runs in the
+    /// background); false after two seconds.
+    async fn snapshot_matches(root: &Path, id: &str) -> bool {
+        let dir = root.join(id);
+        for _ in 0..200 {
+            let files = FileState::of(&dir.join(DATABASE_FILE)).unwrap();
+            if crate::snapshot::read(&dir, files).is_some() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        false
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_used_tenant_opens_after_a_restart_from_what_its_close_saved() {
+    async fn a_used_tenant_pushed_out_of_the_dormant_entries_opens_from_its_saved_snapshot() {
+        // A cap of one open tenant: four dormant entries.
         let (dir, registry) = registry(1, Duration::from_secs(60)).await;
-        for id in ["a", "b"] {
+        let ids = ["a", "b", "c", "d", "e", "f"];
+        for id in ids {
             provision(dir.path(), id).await.unwrap();
         }
         let a = registry.get("a").await.unwrap();
@@ -1541,8 +1578,13 @@ mod tests {
         rename_in(&a, "Used").await;
         drop(a);
         open_and_evict(&registry, "a", "b").await;
-        let snapshot = dir.path().join("a").join(crate::snapshot::FILE);
-        assert!(snapshot.exists());
+        // Its close writes nothing: the snapshot provisioning wrote no longer matches.
+        let tenant = dir.path().join("a");
+        let files = FileState::of(&tenant.join(DATABASE_FILE)).unwrap();
+        assert!(crate::snapshot::read(&tenant, files).is_none());
+        // Four more closes push its dormant entry out, and that saves it.
+        cycle(&registry, &ids[1..]).await;
+        assert!(snapshot_matches(dir.path(), "a").await);
         drop(registry);
 
         // A restarted server keeps no dormant entries: the snapshot serves, with no connection.
@@ -1570,45 +1612,24 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_close_that_a_newer_opening_overtook_saves_nothing() {
+    async fn an_entry_its_snapshot_already_matches_is_not_saved_again() {
         let (dir, registry) = registry(1, Duration::from_secs(60)).await;
-        for id in ["a", "b"] {
+        let ids = ["a", "b", "c", "d", "e", "f"];
+        for id in ids {
             provision(dir.path(), id).await.unwrap();
         }
         let snapshot = dir.path().join("a").join(crate::snapshot::FILE);
-        let old = registry.get("a").await.unwrap();
-        rename_in(&old, "Old").await;
-        let closed = old.db().on_close();
-        // Evicted while still held, then opened again: two openings of "a" at once.
-        registry.get("b").await.unwrap();
-        let new = registry.get("a").await.unwrap();
-        // The newer opening found the files changed since provisioning.
-        assert!(!snapshot.exists());
-        drop(old);
-        tokio::time::timeout(Duration::from_secs(5), closed.wait())
-            .await
-            .unwrap();
+        let written = std::fs::metadata(&snapshot).unwrap();
+        // Opened from its snapshot and closed without a connection, then pushed out.
+        cycle(&registry, &ids).await;
         tokio::time::sleep(Duration::from_millis(100)).await;
-        // The old opening does not save what the newer one may since have changed ...
-        assert!(!snapshot.exists());
-        let staged = |dir: &Path| {
-            std::fs::read_dir(dir.join("a"))
-                .unwrap()
-                .filter_map(|e| e.ok())
-                .filter(|e| {
-                    e.file_name()
-                        .to_string_lossy()
-                        .starts_with(crate::snapshot::FILE)
-                })
-                .count()
-        };
-        assert_eq!(staged(dir.path()), 0);
-        // ... and the newer one does, as it closes.
-        drop(new);
-        open_and_evict(&registry, "b", "a").await;
-        open_and_evict(&registry, "a", "b").await;
-        assert!(snapshot.exists());
-        assert_eq!(staged(dir.path()), 1);
+        let now = std::fs::metadata(&snapshot).unwrap();
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(
+            (now.ino(), now.mtime_nsec()),
+            (written.ino(), written.mtime_nsec())
+        );
+        assert!(snapshot_matches(dir.path(), "a").await);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,18 +3,20 @@
 //!
 //! Provisioning reads a new tenant's `_collections` rows and stored settings back in the
 //! transaction that writes them, and saves them, with the state of the closed files (see
-//! [`crate::dormant::FileState`]), as `catalog.snapshot` in the tenant's directory. A tenant
-//! that opened a connection saves its collections and settings again as it closes, with the
-//! state its close left the files in (only the newest opening of a tenant does, the same rule
-//! as its dormant entry). An opening whose files are in the saved state builds the catalog
+//! [`crate::dormant::FileState`]), as `catalog.snapshot` in the tenant's directory. A closed
+//! tenant's in-memory dormant entry holds the same for its files as its close left them; when
+//! the entries' bound pushes out one that no snapshot on disk matches (its opening connected
+//! to the database, or one before it did), it is saved as the tenant's snapshot. Closes
+//! themselves write nothing: a tenant closed and reopened within the entries' reach costs no
+//! file. An opening with no dormant entry whose files are in the saved state builds the catalog
 //! from the saved rows, exactly as it would from the database, and opens no connection until a
-//! request needs one: a tenant signed up and not used yet, a tenant closed longer ago than the
-//! in-memory dormant entries reach, or a server restarted over thousands of tenants answers its
-//! first request without SQLite parsing its schema. Any connection to the database since
-//! (it creates the `-wal` file), a write, a restore or an import changes that state, and the
-//! first opening to see the change deletes the snapshot. Only while Warren has no
-//! migrations of tenant databases ([`crate::MIGRATIONS`]): an opening from a snapshot connects
-//! lazily, and its first read could come before a migration its writer would apply.
+//! request needs one: a tenant signed up and not used yet, or one closed longer ago than the
+//! dormant entries reach, answers its first request without SQLite parsing its schema. Any
+//! connection to the database since (it creates the `-wal` file), a write, a restore or an
+//! import changes that state, and the first opening to see the change deletes the snapshot.
+//! Only while Warren has no migrations of tenant databases ([`crate::MIGRATIONS`]): an opening
+//! from a snapshot connects lazily, and its first read could come before a migration its
+//! writer would apply.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -75,52 +77,12 @@ fn path(dir: &Path) -> PathBuf {
 }
 
 /// Saves `contents` for the database in `dir`, whose files are in state `files`. Written
-/// whole under a temporary name and renamed, so a reader never sees half of one.
+/// whole under a temporary name of its own and renamed, so a reader never sees half of one
+/// and two writers never share one.
 pub(crate) fn write(dir: &Path, files: FileState, contents: Contents) -> std::io::Result<()> {
-    match stage(dir, files, contents, "new")? {
-        Some(staged) => staged.publish(),
-        None => Ok(()),
-    }
-}
-
-/// A snapshot written under a temporary name, not yet in place; dropped unpublished, it is
-/// deleted.
-pub(crate) struct Staged {
-    staged: PathBuf,
-    dir: PathBuf,
-}
-
-impl Staged {
-    /// Puts it in place (one `rename`).
-    pub(crate) fn publish(mut self) -> std::io::Result<()> {
-        let staged = std::mem::take(&mut self.staged);
-        let renamed = std::fs::rename(&staged, path(&self.dir));
-        if renamed.is_err() {
-            let _ = std::fs::remove_file(&staged);
-        }
-        renamed
-    }
-}
-
-impl Drop for Staged {
-    fn drop(&mut self) {
-        if !self.staged.as_os_str().is_empty() {
-            let _ = std::fs::remove_file(&self.staged);
-        }
-    }
-}
-
-/// Writes `contents` for the database in `dir` (files in state `files`) under a temporary name
-/// ending in `tag` (two writers with different tags never share one); `None` while Warren has
-/// migrations of tenant databases (see the module's documentation).
-pub(crate) fn stage(
-    dir: &Path,
-    files: FileState,
-    contents: Contents,
-    tag: &str,
-) -> std::io::Result<Option<Staged>> {
+    static STAGED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     if !crate::MIGRATIONS.is_empty() {
-        return Ok(None);
+        return Ok(());
     }
     let snapshot = Snapshot {
         format: format(),
@@ -128,12 +90,13 @@ pub(crate) fn stage(
         contents,
     };
     let body = serde_json::to_vec(&snapshot).map_err(std::io::Error::other)?;
-    let staged = Staged {
-        staged: dir.join(format!("{FILE}.{tag}")),
-        dir: dir.to_path_buf(),
-    };
-    std::fs::write(&staged.staged, body)?;
-    Ok(Some(staged))
+    let n = STAGED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let staged = dir.join(format!("{FILE}.{n}"));
+    let written = std::fs::write(&staged, body).and_then(|()| std::fs::rename(&staged, path(dir)));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&staged);
+    }
+    written
 }
 
 /// The contents saved for the database in `dir` if its files are still in state `files`.
