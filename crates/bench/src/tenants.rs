@@ -164,9 +164,9 @@ async fn measure(server: &server::Server, cfg: &TenantsConfig) -> anyhow::Result
     })
 }
 
-/// The server's open fds once they stop falling: closed tenants' databases close, and the
+/// The server's open fds once they stop changing: closed tenants' databases close, and the
 /// request logs they left in the backlog are written, for some seconds after the last request
-/// (checked every 500 ms; settled after four looks without a fall, or at 30 s).
+/// (checked every 500 ms; settled after four looks within 2% of each other, or at 30 s).
 async fn settled_fds(pid: u32) -> Option<usize> {
     let mut last = open_fds(pid);
     let mut steady = 0;
@@ -174,7 +174,7 @@ async fn settled_fds(pid: u32) -> Option<usize> {
         tokio::time::sleep(Duration::from_millis(500)).await;
         let now = open_fds(pid);
         match (now, last) {
-            (Some(n), Some(l)) if n < l => steady = 0,
+            (Some(n), Some(l)) if n.abs_diff(l) * 50 > l.max(1) => steady = 0,
             _ => steady += 1,
         }
         last = now;
