@@ -1496,22 +1496,34 @@ mod tests {
     async fn a_provisioned_tenant_opens_from_its_snapshot_without_a_connection() {
         let (dir, registry) = registry(4, Duration::from_secs(60)).await;
         provision(dir.path(), "a").await.unwrap();
-        let path = dir.path().join("a").join(DATABASE_FILE);
+        let opened = opens_without_a_connection(&registry, dir.path(), "a", "Acme").await;
+        assert!(opened.iter().any(|c| c.name == "users"));
+    }
+
+    /// Opens tenant `id` and checks that it serves its settings (app name `name`) and
+    /// collections without a connection and without touching its files; returns the
+    /// collections, each as the database holds it (auth secrets included).
+    async fn opens_without_a_connection(
+        registry: &Registry,
+        root: &Path,
+        id: &str,
+        name: &str,
+    ) -> Vec<warren_schema::Collection> {
+        let path = root.join(id).join(DATABASE_FILE);
         let before = FileState::of(&path).unwrap();
-        let a = registry.get("a").await.unwrap();
-        assert!(!a.db().connected().get());
-        assert_eq!(a.settings().await.unwrap()["meta"]["appName"], "Acme");
-        assert!(!a.db().connected().get());
+        let tenant = registry.get(id).await.unwrap();
+        assert!(!tenant.db().connected().get());
+        assert_eq!(tenant.settings().await.unwrap()["meta"]["appName"], name);
+        assert!(!tenant.db().connected().get());
         assert_eq!(FileState::of(&path).unwrap(), before);
-        let opened: Vec<_> = a
+        let opened: Vec<_> = tenant
             .catalog()
             .entries()
             .iter()
             .map(|e| e.collection.clone())
             .collect();
-        // Each collection as the database holds it, auth secrets included.
-        assert_eq!(opened, collections_on_disk(dir.path(), "a").await);
-        assert!(opened.iter().any(|c| c.name == "users"));
+        assert_eq!(opened, collections_on_disk(root, id).await);
+        opened
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1593,21 +1605,9 @@ mod tests {
             max_open: 4,
             idle_timeout: Duration::from_secs(60),
         });
-        let path = dir.path().join("a").join(DATABASE_FILE);
-        let before = FileState::of(&path).unwrap();
-        let a = registry.get("a").await.unwrap();
-        assert_eq!(a.settings().await.unwrap()["meta"]["appName"], "Used");
-        assert!(!a.db().connected().get());
-        assert_eq!(FileState::of(&path).unwrap(), before);
-        let opened: Vec<_> = a
-            .catalog()
-            .entries()
-            .iter()
-            .map(|e| e.collection.clone())
-            .collect();
-        assert_eq!(opened, collections_on_disk(dir.path(), "a").await);
+        let opened = opens_without_a_connection(&registry, dir.path(), "a", "Used").await;
         for name in ["posts", "members", "titles"] {
-            assert!(a.catalog().get(name).is_some(), "{name}");
+            assert!(opened.iter().any(|c| c.name == name), "{name}");
         }
     }
 
