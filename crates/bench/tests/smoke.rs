@@ -1,6 +1,7 @@
-//! Smoke test of the harness against Warren alone: the `tenants` scenario with 50 tenants and a
-//! 2 s health run must produce numbers and no errors. Keeps the harness from rotting as Warren
-//! changes; the full PocketBase comparison is run by hand (see the crate README).
+//! Smoke test of the harness against Warren alone: the `tenants` scenario with 50 tenants (each
+//! used once first) and a 2 s health run must produce numbers and no errors. Keeps the harness
+//! from rotting as Warren changes; the full PocketBase comparison is run by hand (see the crate
+//! README).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -71,9 +72,16 @@ fn tenants_scenario_against_warren_produces_numbers_and_no_errors() {
         "4",
         "--health-duration",
         "2",
+        "--used",
     ]);
 
-    for phase in ["provision", "first_request", "reopen_closed", "health"] {
+    for phase in [
+        "provision",
+        "use_pass",
+        "first_request",
+        "reopen_closed",
+        "health",
+    ] {
         let summary = &report[phase];
         assert_eq!(summary["errors"], 0, "{phase} had errors:\n{stdout}");
         assert!(
@@ -86,6 +94,7 @@ fn tenants_scenario_against_warren_produces_numbers_and_no_errors() {
         );
     }
     assert_eq!(report["provision"]["ok"], 50, "{stdout}");
+    assert_eq!(report["use_pass"]["ok"], 50, "{stdout}");
     assert_eq!(report["first_request"]["ok"], 50, "{stdout}");
     assert!(
         report["rss_kib_idle"].as_u64().unwrap_or(0) > 0,
