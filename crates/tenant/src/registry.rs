@@ -1546,6 +1546,16 @@ mod tests {
         }
     }
 
+    /// A registry with a cap of one open tenant (so four dormant entries) over `ids`, each
+    /// provisioned.
+    async fn one_open_of(ids: &[&str]) -> (tempfile::TempDir, Registry) {
+        let (dir, registry) = registry(1, Duration::from_secs(60)).await;
+        for id in ids {
+            provision(dir.path(), id).await.unwrap();
+        }
+        (dir, registry)
+    }
+
     /// Waits until the snapshot of tenant `id` matches its files (saving runs in the
     /// background); false after two seconds.
     async fn snapshot_matches(root: &Path, id: &str) -> bool {
@@ -1562,12 +1572,8 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_used_tenant_pushed_out_of_the_dormant_entries_opens_from_its_saved_snapshot() {
-        // A cap of one open tenant: four dormant entries.
-        let (dir, registry) = registry(1, Duration::from_secs(60)).await;
         let ids = ["a", "b", "c", "d", "e", "f"];
-        for id in ids {
-            provision(dir.path(), id).await.unwrap();
-        }
+        let (dir, registry) = one_open_of(&ids).await;
         let a = registry.get("a").await.unwrap();
         // Changed the way requests change a tenant: collections of each kind, and settings.
         let bodies = [
@@ -1613,11 +1619,8 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_entry_its_snapshot_already_matches_is_not_saved_again() {
-        let (dir, registry) = registry(1, Duration::from_secs(60)).await;
         let ids = ["a", "b", "c", "d", "e", "f"];
-        for id in ids {
-            provision(dir.path(), id).await.unwrap();
-        }
+        let (dir, registry) = one_open_of(&ids).await;
         let snapshot = dir.path().join("a").join(crate::snapshot::FILE);
         let written = std::fs::metadata(&snapshot).unwrap();
         // Opened from its snapshot and closed without a connection, then pushed out.
