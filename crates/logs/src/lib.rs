@@ -1,6 +1,6 @@
 //! A tenant's request logs, kept where PocketBase keeps them: the `_logs` table of the tenant's
-//! `auxiliary.db`, with the same columns, indexes and JSON `data` shape, so a data directory
-//! moves between Warren and PocketBase with its logs.
+//! `auxiliary.db`, with the same columns, JSON `data` shape and indexes but one (see
+//! [`DROP_MESSAGE_INDEX`]), so a data directory moves between Warren and PocketBase with its logs.
 //!
 //! Recording is built to be nearly free on the request path: [`Logs::record`] pushes into a
 //! bounded in-memory buffer, and a background task per tenant writes the buffer in one
@@ -36,7 +36,7 @@ pub use request::{Data, RequestData};
 pub const AUXILIARY_FILE: &str = "auxiliary.db";
 
 /// The `_logs` table exactly as PocketBase creates it (`IF NOT EXISTS`, so an imported
-/// `auxiliary.db` keeps its rows).
+/// `auxiliary.db` keeps its rows); the next migration drops one of its indexes.
 pub const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS `_logs` (
     `id`      TEXT PRIMARY KEY DEFAULT ('r'||lower(hex(randomblob(7)))) NOT NULL,
     `level`   INTEGER DEFAULT 0 NOT NULL,
@@ -48,11 +48,28 @@ CREATE INDEX IF NOT EXISTS idx_logs_level on `_logs` (`level`);
 CREATE INDEX IF NOT EXISTS idx_logs_message on `_logs` (`message`);
 CREATE INDEX IF NOT EXISTS idx_logs_created_hour on `_logs` (strftime('%Y-%m-%d %H:00:00', `created`));";
 
+/// Warren's one change to PocketBase's schema: no index on `message`. A request's message is
+/// its method and path (`GET /api/collections/posts/records/…`), so each batch of entries
+/// lands all over that index's b-tree and dirties a page per distinct path, which the batch
+/// writes to the WAL and the next checkpoint copies back: the index alone cost as much as the
+/// rest of the row (measured in `crates/bench/README.md`, "Request logs without the `message`
+/// index"). Only an exact `message = …` filter could use it: a text search (`~`) is a
+/// case-insensitive `LIKE`, which no index of this collation serves, and the list and the
+/// stats read by `created`.
+/// PocketBase opens a data directory without it as it is, so a directory still moves both ways.
+pub const DROP_MESSAGE_INDEX: &str = "DROP INDEX IF EXISTS idx_logs_message;";
+
 /// Migrations of the auxiliary database.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    sql: SCHEMA,
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        sql: SCHEMA,
+    },
+    Migration {
+        version: 2,
+        sql: DROP_MESSAGE_INDEX,
+    },
+];
 
 /// Log levels, as PocketBase numbers them (Go's `slog` levels).
 pub mod level {
@@ -72,12 +89,10 @@ const FLUSH_EVERY: Duration = Duration::from_secs(1);
 /// batch closes the database again at once instead of a [`FLUSH_EVERY`] later.
 const OCCASIONAL: Duration = Duration::from_secs(10);
 /// A buffer this long is written at once instead of waiting for the next tick. Each batch is
-/// one transaction, and its cost beyond the rows is shared by the batch: the commit, and above
-/// all the index pages it dirties, each written to the WAL once per batch and copied back by
-/// the next checkpoint however many rows it gained. PocketBase's `message` index takes rows all
-/// over its b-tree, so a larger batch puts more of them on each dirtied page: at 10,000 views a
-/// second of 1,000 records, 4,096 entries dirty about half the pages per entry that 1,024 do.
-/// About 2 MB of entries; the buffer's bound is [`MAX_BUFFER_BYTES`].
+/// one transaction, and its cost beyond the rows is shared by the batch: the commit, and the
+/// index pages it dirties, each written to the WAL once per batch and copied back by the next
+/// checkpoint however many rows it gained. About 2 MB of entries; the buffer's bound is
+/// [`MAX_BUFFER_BYTES`].
 const FLUSH_AT: usize = 4096;
 /// Most bytes (roughly) held in one tenant's buffer; entries beyond are dropped, so a flood of
 /// requests cannot grow memory while the auxiliary database is slow.
@@ -1036,6 +1051,67 @@ mod tests {
             .unwrap();
         assert_eq!(cache, -2304);
         assert_eq!(checkpoint, i64::from(AUTOCHECKPOINT_PAGES));
+    }
+
+    /// The names of the indexes on `_logs` in the auxiliary database at `path`.
+    fn log_indexes(path: &Path) -> Vec<String> {
+        let c = rusqlite::Connection::open(path).unwrap();
+        let mut names = c
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = '_logs' AND sql IS NOT NULL ORDER BY name")
+            .unwrap();
+        names
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_pocketbase_auxiliary_database_keeps_its_rows_and_loses_only_the_message_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(AUXILIARY_FILE);
+        {
+            // As PocketBase leaves it: its schema, its rows, no user_version.
+            let c = rusqlite::Connection::open(&path).unwrap();
+            c.execute_batch(SCHEMA).unwrap();
+            c.execute(
+                "INSERT INTO _logs (id, level, message, data, created) VALUES ('pb1', 0, 'GET /api/health', '{}', '2026-12-01 10:00:00.000Z')",
+                [],
+            )
+            .unwrap();
+        }
+        assert!(log_indexes(&path).contains(&"idx_logs_message".to_owned()));
+
+        create_auxiliary(&path).await.unwrap();
+
+        assert_eq!(
+            log_indexes(&path),
+            ["idx_logs_created_hour", "idx_logs_level"]
+        );
+        let (_data_dir, data) = tenant_database().await;
+        let logs = Logs::new(path.clone(), data);
+        logs.record(request(200, "10.0.0.1"));
+        assert_eq!(logs.flush().await.unwrap(), 1);
+        let page = logs
+            .list(ListQuery {
+                filter: "message = 'GET /api/health'".into(),
+                ..ListQuery::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(page.total_items, 1);
+        assert_eq!(page.items[0]["id"], json!("pb1"));
+    }
+
+    #[tokio::test]
+    async fn a_new_auxiliary_database_has_pocketbase_indexes_but_the_message_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(AUXILIARY_FILE);
+        create_auxiliary(&path).await.unwrap();
+        assert_eq!(
+            log_indexes(&path),
+            ["idx_logs_created_hour", "idx_logs_level"]
+        );
     }
 
     #[tokio::test]
