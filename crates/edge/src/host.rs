@@ -18,24 +18,26 @@ pub fn classify(host: Option<&str>, domain: &str) -> Destination {
     let Some(name) = host.and_then(host_name) else {
         return Destination::Unknown;
     };
-    let domain = domain.trim_end_matches('.').to_ascii_lowercase();
-    if name == domain || name.strip_prefix("console.") == Some(domain.as_str()) {
+    // Compared without case and without copies: this runs on every request.
+    let domain = domain.trim_end_matches('.');
+    let console = strip_prefix_ignoring_case(name, "console.");
+    if name.eq_ignore_ascii_case(domain)
+        || console.is_some_and(|rest| rest.eq_ignore_ascii_case(domain))
+    {
         return Destination::Platform;
     }
-    match name
-        .strip_suffix(domain.as_str())
-        .and_then(|rest| rest.strip_suffix('.'))
-    {
+    match strip_suffix_ignoring_case(name, domain).and_then(|rest| rest.strip_suffix('.')) {
         Some(label) if !label.is_empty() && !label.contains('.') => {
-            Destination::Tenant(label.to_string())
+            Destination::Tenant(label.to_ascii_lowercase())
         }
         _ => Destination::Unknown,
     }
 }
 
-/// The lowercase host name of a Host header value, without port or trailing dot. `None` for
-/// bracketed IPv6 literals and anything that is not a plausible DNS name.
-fn host_name(value: &str) -> Option<String> {
+/// The host name of a Host header value, without port or trailing dot, in its own case. `None`
+/// for bracketed IPv6 literals and anything that is not a plausible DNS name, so what it
+/// returns is ASCII.
+fn host_name(value: &str) -> Option<&str> {
     let value = value.trim();
     if value.starts_with('[') {
         return None;
@@ -51,7 +53,21 @@ fn host_name(value: &str) -> Option<String> {
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
-    plausible.then(|| name.to_ascii_lowercase())
+    plausible.then_some(name)
+}
+
+/// `name` without `prefix`, compared without ASCII case. `name` is ASCII.
+fn strip_prefix_ignoring_case<'a>(name: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = name.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &name[prefix.len()..])
+}
+
+/// `name` without `suffix`, compared without ASCII case. `name` is ASCII.
+fn strip_suffix_ignoring_case<'a>(name: &'a str, suffix: &str) -> Option<&'a str> {
+    let cut = name.len().checked_sub(suffix.len())?;
+    let tail = name.get(cut..)?;
+    tail.eq_ignore_ascii_case(suffix).then(|| &name[..cut])
 }
 
 #[cfg(test)]
@@ -76,6 +92,10 @@ mod tests {
             classify(Some("myapp.example.com."), "example.com"),
             tenant("myapp")
         );
+        assert_eq!(
+            classify(Some("MYAPP.localhost"), "LocalHost."),
+            tenant("myapp")
+        );
     }
 
     #[test]
@@ -86,6 +106,14 @@ mod tests {
         );
         assert_eq!(
             classify(Some("console.localhost"), "localhost"),
+            Destination::Platform
+        );
+        assert_eq!(
+            classify(Some("Console.LOCALHOST."), "localhost"),
+            Destination::Platform
+        );
+        assert_eq!(
+            classify(Some("EXAMPLE.com"), "example.COM"),
             Destination::Platform
         );
     }
@@ -102,6 +130,9 @@ mod tests {
             "xlocalhost",
             "my app.localhost",
             "myapp.localhost:80x",
+            "localhost.localhost.x",
+            "console.",
+            "ost",
             "",
         ] {
             assert_eq!(
