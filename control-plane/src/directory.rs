@@ -21,10 +21,11 @@ pub struct Directory {
 struct Inner {
     /// Source of truth.
     tenants: Tenants,
-    /// slug → tenant, for every tenant seen since the last reload.
-    by_slug: RwLock<HashMap<String, TenantInfo>>,
+    /// slug → tenant, for every tenant seen since the last reload. Shared, so a request
+    /// resolving its host copies a pointer, not the tenant's strings.
+    by_slug: RwLock<HashMap<String, Arc<TenantInfo>>>,
     /// Verified custom domain → tenant, complete after every reload.
-    by_domain: RwLock<HashMap<String, TenantInfo>>,
+    by_domain: RwLock<HashMap<String, Arc<TenantInfo>>>,
     /// Tenant id → its public custom domain (the first verified one in name order), rebuilt
     /// whenever `by_domain` changes, so a request never scans the domains.
     domain_of: RwLock<HashMap<String, String>>,
@@ -51,15 +52,16 @@ impl Directory {
     }
 
     /// The tenant reached by `slug`, if any.
-    pub async fn resolve(&self, slug: &str) -> Result<Option<TenantInfo>> {
+    pub async fn resolve(&self, slug: &str) -> Result<Option<Arc<TenantInfo>>> {
         if let Some(found) = self.read().get(slug) {
-            return Ok(Some(found.clone()));
+            return Ok(Some(Arc::clone(found)));
         }
-        let found = self.inner.tenants.find(slug).await?;
-        if let Some(info) = &found {
-            self.write().insert(info.slug.clone(), info.clone());
-        }
-        Ok(found)
+        let Some(found) = self.inner.tenants.find(slug).await? else {
+            return Ok(None);
+        };
+        let found = Arc::new(found);
+        self.write().insert(found.slug.clone(), Arc::clone(&found));
+        Ok(Some(found))
     }
 
     /// Reloads every tenant from the database now (after a change that touches many tenants,
@@ -78,7 +80,7 @@ impl Directory {
 
     /// Every tenant in the cache (all of them after each reload). Memory only.
     pub fn tenants(&self) -> Vec<TenantInfo> {
-        self.read().values().cloned().collect()
+        self.read().values().map(|t| TenantInfo::clone(t)).collect()
     }
 
     /// Forgets `slug` at once (used after an in-process deletion), with its custom domains.
@@ -101,7 +103,7 @@ impl Directory {
 
     /// The tenant a verified custom domain (lowercase, no port) reaches. Memory only: a flood
     /// of unknown names never reaches the database.
-    pub fn custom_domain(&self, domain: &str) -> Option<TenantInfo> {
+    pub fn custom_domain(&self, domain: &str) -> Option<Arc<TenantInfo>> {
         self.inner
             .by_domain
             .read()
@@ -112,7 +114,8 @@ impl Directory {
 
     /// Routes `domain` to `tenant` at once (after an in-process verification).
     pub fn learn_domain(&self, domain: &str, tenant: TenantInfo) {
-        self.domains_mut().insert(domain.to_string(), tenant);
+        self.domains_mut()
+            .insert(domain.to_string(), Arc::new(tenant));
         self.inner.reindex();
     }
 
@@ -122,18 +125,18 @@ impl Directory {
         self.inner.reindex();
     }
 
-    fn domains_mut(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, TenantInfo>> {
+    fn domains_mut(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Arc<TenantInfo>>> {
         self.inner
             .by_domain
             .write()
             .unwrap_or_else(|p| p.into_inner())
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, TenantInfo>> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<TenantInfo>>> {
         self.inner.by_slug.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, TenantInfo>> {
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Arc<TenantInfo>>> {
         self.inner
             .by_slug
             .write()
@@ -163,16 +166,17 @@ impl Inner {
 
     /// Replaces the cache with the database's tenants; returns the ids that disappeared.
     async fn reload(&self) -> Result<Vec<String>> {
-        let fresh: HashMap<String, TenantInfo> = self
+        let fresh: HashMap<String, Arc<TenantInfo>> = self
             .tenants
             .list()
             .await?
             .into_iter()
-            .map(|t| (t.slug.clone(), t))
+            .map(|t| (t.slug.clone(), Arc::new(t)))
             .collect();
-        let domains: HashMap<String, TenantInfo> = crate::domains::verified(self.tenants.db())
+        let domains: HashMap<String, Arc<TenantInfo>> = crate::domains::verified(self.tenants.db())
             .await?
             .into_iter()
+            .map(|(domain, t)| (domain, Arc::new(t)))
             .collect();
         *self.by_domain.write().unwrap_or_else(|p| p.into_inner()) = domains;
         self.reindex();

@@ -55,11 +55,48 @@ impl UrlScheme {
         self.url_of(host)
     }
 
+    /// Whether `url` is exactly [`Self::tenant_url`] of `slug`, decided without building it:
+    /// a tenant's request checks its URL every time.
+    pub fn is_tenant_url(&self, url: &str, slug: &str) -> bool {
+        self.host_of(url)
+            .and_then(|host| host.strip_prefix(slug))
+            .and_then(|rest| rest.strip_prefix('.'))
+            .is_some_and(|domain| domain == self.domain)
+    }
+
+    /// Whether `url` is exactly [`Self::host_url`] of `host`.
+    pub fn is_host_url(&self, url: &str, host: &str) -> bool {
+        self.host_of(url) == Some(host)
+    }
+
     fn url_of(&self, host: &str) -> String {
+        match self.shown_port() {
+            Some(port) => format!("{}://{host}:{port}", self.scheme),
+            None => format!("{}://{host}", self.scheme),
+        }
+    }
+
+    /// The port URLs carry: none for the scheme's default.
+    fn shown_port(&self) -> Option<u16> {
         let default_port = if self.scheme == "https" { 443 } else { 80 };
-        match self.port {
-            Some(port) if port != default_port => format!("{}://{host}:{port}", self.scheme),
-            _ => format!("{}://{host}", self.scheme),
+        self.port.filter(|port| *port != default_port)
+    }
+
+    /// The host of `url` when `url` is spelled the way [`Self::url_of`] spells this scheme and
+    /// port.
+    fn host_of<'a>(&self, url: &'a str) -> Option<&'a str> {
+        let rest = url
+            .strip_prefix(self.scheme.as_str())?
+            .strip_prefix("://")?;
+        match self.shown_port() {
+            Some(port) => {
+                let (host, digits) = rest.rsplit_once(':')?;
+                let canonical = !digits.starts_with('0')
+                    && digits.bytes().all(|b| b.is_ascii_digit())
+                    && digits.parse::<u16>() == Ok(port);
+                canonical.then_some(host)
+            }
+            None => (!rest.contains(':')).then_some(rest),
         }
     }
 
@@ -532,6 +569,58 @@ impl Tenants {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_url_is_recognized_exactly_as_it_is_built() {
+        let schemes = [
+            UrlScheme {
+                scheme: "http".into(),
+                domain: "localhost".into(),
+                port: Some(8090),
+            },
+            UrlScheme {
+                scheme: "https".into(),
+                domain: "example.com".into(),
+                port: None,
+            },
+            UrlScheme {
+                scheme: "https".into(),
+                domain: "example.com".into(),
+                port: Some(443),
+            },
+            UrlScheme {
+                scheme: "http".into(),
+                domain: "example.com".into(),
+                port: Some(80),
+            },
+        ];
+        for urls in &schemes {
+            let tenant = urls.tenant_url("alpha");
+            assert!(urls.is_tenant_url(&tenant, "alpha"), "{tenant}");
+            assert!(!urls.is_tenant_url(&tenant, "alph"), "{tenant}");
+            assert!(!urls.is_tenant_url(&tenant, "alpha.x"), "{tenant}");
+            assert!(!urls.is_tenant_url(&urls.tenant_url("beta"), "alpha"));
+            assert!(!urls.is_tenant_url(&urls.platform_url(), "alpha"));
+            assert!(!urls.is_tenant_url(&format!("{tenant}/"), "alpha"));
+            let host = urls.host_url("app.customer.org");
+            assert!(urls.is_host_url(&host, "app.customer.org"), "{host}");
+            assert!(!urls.is_host_url(&host, "customer.org"));
+            assert!(!urls.is_tenant_url(&host, "app"));
+        }
+        let local = &schemes[0];
+        for other in [
+            "https://alpha.localhost:8090",
+            "http://alpha.localhost",
+            "http://alpha.localhost:8091",
+            "http://alpha.localhost:08090",
+            "http://alpha.localhost:+8090",
+            "http://alpha.localhost:8090:8090",
+            "http://alpha.localhost.evil:8090",
+        ] {
+            assert!(!local.is_tenant_url(other, "alpha"), "{other}");
+        }
+        assert!(!schemes[1].is_tenant_url("https://alpha.example.com:443", "alpha"));
+    }
     use crate::{open_control_db, tenants_root};
 
     async fn tenants() -> (tempfile::TempDir, Tenants) {

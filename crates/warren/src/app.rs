@@ -183,7 +183,7 @@ async fn to_tenant(
         });
     let tenant = app.control.registry.get(&info.id).await;
     if let Ok(tenant) = &tenant {
-        tenant.set_public_url(&public_url(&app.control, info));
+        follow_public_url(&app.control, tenant, info);
         crate::metered::apply_code_limits(tenant.meter(), &info.limits);
         crate::metered::apply_shipping(tenant, &info.limits);
     }
@@ -206,12 +206,24 @@ async fn to_tenant(
     }
 }
 
-/// The URL tenant `info` is reached at: its verified custom domain when it has one, else its
-/// host under the platform domain (with the platform's scheme and public port either way).
-fn public_url(control: &ControlPlane, info: &warren_control_plane::TenantInfo) -> String {
-    match control.directory.domain_of(&info.id) {
-        Some(domain) => control.urls.host_url(&domain),
-        None => control.urls.tenant_url(&info.slug),
+/// Keeps `tenant`'s public URL the one `info` is reached at: its verified custom domain when it
+/// has one, else its host under the platform domain (with the platform's scheme and public port
+/// either way). Checked at every request; built only when it changed.
+fn follow_public_url(
+    control: &ControlPlane,
+    tenant: &warren_tenant::Tenant,
+    info: &warren_control_plane::TenantInfo,
+) {
+    let domain = control.directory.domain_of(&info.id);
+    let current = tenant.public_url().is_some_and(|url| match &domain {
+        Some(domain) => control.urls.is_host_url(&url, domain),
+        None => control.urls.is_tenant_url(&url, &info.slug),
+    });
+    if !current {
+        tenant.set_public_url(&match domain {
+            Some(domain) => control.urls.host_url(&domain),
+            None => control.urls.tenant_url(&info.slug),
+        });
     }
 }
 

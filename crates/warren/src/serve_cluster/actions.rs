@@ -116,7 +116,7 @@ impl ClusterNode {
             Ok(None) => return Action::Answered(ApiError::not_found().into_response()),
             Err(e) => return Action::Answered(ApiError::internal(e).into_response()),
         };
-        self.on_server(info, request).await
+        self.on_server(TenantInfo::clone(&info), request).await
     }
 
     /// Operator request `request` (`/v1/tenants/{slug}/...`) on tenant `info`, where the
