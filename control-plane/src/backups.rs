@@ -380,6 +380,7 @@ impl Backups {
             slug: tenant.slug.clone(),
             dir: warren_tenant::tenant_dir(inner.tenants.root(), &tenant.id),
             file_bucket: inner.file_bucket.clone(),
+            exclusive: warren_tenant::database_options().exclusive,
         };
         // A shipped tenant is opened (if it is not) so that its shipper takes the copy.
         let _open = match (&inner.shipping, &inner.registry) {

@@ -112,6 +112,8 @@ pub async fn open_control_db_file(path: &Path, shipped: bool) -> Result<Database
         cache_kib: 8192,
         migrations: MIGRATIONS,
         durable: true,
+        // CLI commands write it while a server runs.
+        exclusive: false,
     };
     Ok(if shipped {
         Database::open_shipped(path, options).await?

@@ -88,6 +88,7 @@ pub async fn restore_latest(
             slug: from.slug.clone(),
             dir: staging.clone(),
             file_bucket: None,
+            exclusive: false,
         };
         let chain =
             snapshot::create_chain_start(target, &scratch, &source, ownership, &crate::quiet)
@@ -334,6 +335,7 @@ mod tests {
             slug: "one".into(),
             dir: node_a.clone(),
             file_bucket: None,
+            exclusive: false,
         };
         let first = snapshot::create_shipped(
             &target,
@@ -444,6 +446,7 @@ mod tests {
             slug: "c1".into(),
             dir: dir.to_path_buf(),
             file_bucket: None,
+            exclusive: false,
         };
         let scratch = root.path().join("scratch");
         snapshot::create_shipped(
@@ -522,6 +525,7 @@ mod tests {
             slug: "c1".into(),
             dir: dir.to_path_buf(),
             file_bucket: None,
+            exclusive: false,
         };
         let stored = async || -> (Vec<String>, Vec<String>) {
             let snapshots = restore::list(&target, "c1")

@@ -1308,6 +1308,7 @@ mod tests {
             slug: "t".into(),
             dir: tenant_dir.clone(),
             file_bucket: None,
+            exclusive: false,
         };
         let manifest = crate::snapshot::create_shipped(
             &target,

@@ -31,6 +31,9 @@ pub struct Source {
     /// The platform's default file bucket (tenants without their own S3 settings keep their
     /// files there under their id when it is set).
     pub file_bucket: Option<warren_files::S3Config>,
+    /// Whether this process opens `data.db` for itself (a served tenant's, see
+    /// `warren_store::Options::exclusive`); its copy is then read the same way.
+    pub exclusive: bool,
 }
 
 /// Removes a scratch directory when dropped, whatever happened.
@@ -159,7 +162,7 @@ async fn create_with(
             Some(start)
         }
         None => {
-            warren_store::scratch_copy(&data, &copy).await?;
+            warren_store::scratch_copy(&data, &copy, source.exclusive).await?;
             None
         }
     };
@@ -177,7 +180,7 @@ async fn create_with(
             total: 0,
         });
         let aux_copy = work.0.join("auxiliary.db");
-        warren_store::scratch_copy(&aux, &aux_copy).await?;
+        warren_store::scratch_copy(&aux, &aux_copy, false).await?;
         copies.push(("auxiliary.db", aux_copy));
     }
 

@@ -407,7 +407,9 @@ async fn measure(
     eprintln!("filling {SLUG} to {} MiB", cfg.size_mib);
     let fill_path = db.clone();
     let size_mib = cfg.size_mib;
+    let held = server::hold(warren, server, SLUG).await?;
     tokio::task::spawn_blocking(move || fill(&fill_path, size_mib)).await??;
+    held.release().await?;
 
     let writes = |duration: Duration| {
         let http = http.clone();

@@ -148,14 +148,16 @@ async fn generate(warren: &Path, work: &Path, cfg: &ImportConfig) -> anyhow::Res
     if !created.status().is_success() {
         bail!("creating posts: {}", created.text().await?);
     }
-    // A consistent copy of the seed tenant's database while the server still holds it (its
-    // data directory goes away with the server).
+    // A consistent copy of the seed tenant's database while the server still runs (its data
+    // directory goes away with the server), the tenant held closed meanwhile.
     let source = tenant_dir(&server.data_dir())?;
     let dest = work.join("pb_data");
     std::fs::create_dir_all(dest.join("storage"))?;
+    let held = server::hold(warren, &server, "seed").await?;
     let copy = warren_store::sql::Connection::open(source.join("data.db"))?;
     copy.execute("VACUUM INTO ?1", [dest.join("data.db").to_string_lossy()])?;
     drop(copy);
+    held.release().await?;
     server.stop().await;
     let (dir, cfg) = (dest.clone(), cfg.clone());
     tokio::task::spawn_blocking(move || fill(&dir, &cfg)).await??;

@@ -396,3 +396,52 @@ pub async fn upsert_superuser(
     }
     Ok(())
 }
+
+/// Tenant `slug` of `server` held closed by `warren tenant hold` (a served tenant's database
+/// is the server's alone), so the bench may open its files; dropping it releases the tenant.
+pub struct Held {
+    child: Child,
+}
+
+impl Held {
+    /// Presses Enter and waits until the server has let the tenant open again.
+    pub async fn release(mut self) -> anyhow::Result<()> {
+        use tokio::io::AsyncWriteExt;
+        if let Some(mut stdin) = self.child.stdin.take() {
+            stdin.write_all(b"\n").await?;
+        }
+        let status = self.child.wait().await?;
+        if !status.success() {
+            bail!("warren tenant hold ended with {status}");
+        }
+        Ok(())
+    }
+}
+
+/// Holds tenant `slug` of `server` closed (see [`Held`]).
+pub async fn hold(bin: &Path, server: &Server, slug: &str) -> anyhow::Result<Held> {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = Command::new(bin)
+        .args(["tenant", "hold", slug, "--data-dir"])
+        .arg(server.data_dir())
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .context("running warren tenant hold")?;
+    let stderr = child.stderr.take().context("no stderr")?;
+    let mut lines = tokio::io::BufReader::new(stderr).lines();
+    let mut said = Vec::new();
+    while let Some(line) = lines.next_line().await? {
+        if line.starts_with("Press Enter") {
+            // The rest of its stderr is drained so that its last lines never block it.
+            tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+            return Ok(Held { child });
+        }
+        said.push(line);
+    }
+    bail!(
+        "warren tenant hold {slug} did not hold it: {}",
+        said.join("\n")
+    )
+}

@@ -455,6 +455,8 @@ fn options() -> Options {
         cache_kib: 512,
         migrations: MIGRATIONS,
         durable: false,
+        // Other programs may read the request logs of a served tenant.
+        exclusive: false,
     }
 }
 

@@ -5,26 +5,27 @@ use std::path::Path;
 
 use rusqlite::{Connection, OpenFlags};
 
-use crate::database::run_blocking;
+use crate::database::{connect, run_blocking};
 use crate::{Database, Error, Result};
 
 /// How long a copy waits for a busy source before it fails.
 const BUSY: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Writes a consistent snapshot of the SQLite database at `source` to `dest` (which must not
-/// exist), reading `source` through a read-only connection of its own. The copy is compact
-/// and has no `-wal` file of its own.
-pub async fn vacuum_into(source: &Path, dest: &Path) -> Result<()> {
-    copy(source, dest, true).await
+/// exist), reading `source` through a connection of its own that writes nothing. The copy is
+/// compact and has no `-wal` file of its own. `exclusive` says how this process opens
+/// `source` (see [`crate::Options::exclusive`]); a file of another program is not.
+pub async fn vacuum_into(source: &Path, dest: &Path, exclusive: bool) -> Result<()> {
+    copy(source, dest, true, exclusive).await
 }
 
 /// Like [`vacuum_into`], for a scratch copy that is read once and deleted (a backup): the copy
 /// is not fsynced, so making it does not compete with the tenant's own commits for the disk.
-pub async fn scratch_copy(source: &Path, dest: &Path) -> Result<()> {
-    copy(source, dest, false).await
+pub async fn scratch_copy(source: &Path, dest: &Path, exclusive: bool) -> Result<()> {
+    copy(source, dest, false, exclusive).await
 }
 
-async fn copy(source: &Path, dest: &Path, durable: bool) -> Result<()> {
+async fn copy(source: &Path, dest: &Path, durable: bool, exclusive: bool) -> Result<()> {
     let (source, dest) = (source.to_path_buf(), dest.to_path_buf());
     run_blocking(move || {
         if dest.exists() {
@@ -33,10 +34,23 @@ async fn copy(source: &Path, dest: &Path, durable: bool) -> Result<()> {
                 format!("{} already exists", dest.display()),
             )));
         }
-        let conn = Connection::open_with_flags(
-            &source,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
+        let conn = if exclusive {
+            // Read-write (see `connect`); `VACUUM INTO` writes only `dest` (`query_only` would
+            // refuse it). Closing it must not checkpoint either: the WAL of a shipped database
+            // is its shipper's.
+            let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+            let conn = connect(&source, flags, true)?;
+            conn.set_db_config(
+                rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+                true,
+            )?;
+            conn
+        } else {
+            Connection::open_with_flags(
+                &source,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )?
+        };
         conn.busy_timeout(BUSY)?;
         if !durable {
             // VACUUM INTO writes its output with the source connection's sync level.
@@ -57,17 +71,19 @@ async fn copy(source: &Path, dest: &Path, durable: bool) -> Result<()> {
 impl Database {
     /// Writes a consistent snapshot of this database to `dest` (which must not exist).
     pub async fn vacuum_into(&self, dest: &Path) -> Result<()> {
-        vacuum_into(self.path(), dest).await
+        vacuum_into(self.path(), dest, self.options().exclusive).await
     }
 
     /// Rebuilds the file to give freed pages back, on a connection of its own (VACUUM cannot
     /// run inside the writer's transaction). Waits for the writer like any other connection.
     pub async fn vacuum(&self) -> Result<()> {
         let path = self.path().to_path_buf();
+        let exclusive = self.options().exclusive;
         run_blocking(move || {
-            let conn = Connection::open_with_flags(
+            let conn = connect(
                 &path,
                 OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                exclusive,
             )?;
             conn.busy_timeout(BUSY)?;
             conn.execute_batch("VACUUM")?;
@@ -293,7 +309,7 @@ mod tests {
     #[tokio::test]
     async fn a_missing_source_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
-        let res = vacuum_into(&dir.path().join("none.db"), &dir.path().join("b.db")).await;
+        let res = vacuum_into(&dir.path().join("none.db"), &dir.path().join("b.db"), false).await;
         assert!(res.is_err());
         assert!(!dir.path().join("b.db").exists());
     }

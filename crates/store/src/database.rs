@@ -28,6 +28,12 @@ pub struct Options {
     /// of the process but the last ones can be lost with the machine's power, for data that
     /// is not acknowledged to anyone (request logs, already buffered in memory).
     pub durable: bool,
+    /// Whether this process holds the file for itself while a connection to it is open
+    /// (SQLite's `unix-excl` VFS, see [`EXCLUSIVE_VFS`]): other processes get "database is
+    /// locked", and the WAL index lives in this process's memory instead of a `-shm` file, so
+    /// a read transaction takes no `fcntl` lock. Every connection this process opens to such a
+    /// file must then be opened the same way (see [`connect`]).
+    pub exclusive: bool,
 }
 
 impl Default for Options {
@@ -37,8 +43,24 @@ impl Default for Options {
             cache_kib: 2048,
             migrations: &[],
             durable: true,
+            exclusive: false,
         }
     }
+}
+
+/// The VFS of [`Options::exclusive`] databases. It takes a write lock on the file's shared
+/// range at the first transaction and keeps it until the process closes its last connection.
+pub const EXCLUSIVE_VFS: &str = "unix-excl";
+
+/// Opens a connection to `path` with `flags`, through [`EXCLUSIVE_VFS`] when `exclusive`. A
+/// connection to an exclusive database must be read-write even to only read: a read-only one
+/// would take (and drop) POSIX locks of its own and so release part of the process's hold.
+pub fn connect(path: &Path, flags: OpenFlags, exclusive: bool) -> Result<Connection> {
+    Ok(if exclusive {
+        Connection::open_with_flags_and_vfs(path, flags, EXCLUSIVE_VFS)?
+    } else {
+        Connection::open_with_flags(path, flags)?
+    })
 }
 
 impl Options {
@@ -205,6 +227,11 @@ impl Database {
     /// The database file's path.
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    /// The options it was opened with.
+    pub fn options(&self) -> Options {
+        self.inner.options
     }
 
     /// Runs `f` on a read-only connection from the pool, off the async executor.
@@ -536,7 +563,7 @@ fn open_connection(path: &Path, options: Options, read_only: bool) -> Result<Con
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX
         | OpenFlags::SQLITE_OPEN_URI;
-    let conn = Connection::open_with_flags(path, flags)?;
+    let conn = connect(path, flags, options.exclusive)?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     // No connection checkpoints as it closes: SQLite would then delete the `-wal` and `-shm`
     // files, and the next open create them again (about a tenth of the CPU of opening and
@@ -601,6 +628,37 @@ mod tests {
 
     fn count(conn: &Connection) -> Result<i64> {
         Ok(conn.query_row("SELECT count(*) FROM t", [], |r| r.get(0))?)
+    }
+
+    #[tokio::test]
+    async fn an_exclusive_database_keeps_its_wal_index_in_memory_and_copies() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data.db");
+        let options = Options {
+            migrations: SCHEMA,
+            exclusive: true,
+            ..Options::default()
+        };
+        let db = Database::open(&path, options).await.unwrap();
+        for v in ["a", "b"] {
+            db.write(move |c| Ok::<_, Error>(c.execute("INSERT INTO t (v) VALUES (?1)", [v])?))
+                .await
+                .unwrap();
+        }
+        assert_eq!(db.read(count).await.unwrap(), 2);
+        assert!(wal_len(&path) > 0);
+        // No `-shm` file: the WAL index is this process's memory.
+        assert!(!dir.path().join("data.db-shm").exists());
+        // A copy in this process reads through the same VFS, and leaves the WAL alone.
+        let copy = dir.path().join("copy.db");
+        db.vacuum_into(&copy).await.unwrap();
+        crate::scratch_copy(&path, &dir.path().join("scratch.db"), true)
+            .await
+            .unwrap();
+        assert!(wal_len(&path) > 0);
+        assert_eq!(db.read(count).await.unwrap(), 2);
+        let copied = Database::open(&copy, Options::default()).await.unwrap();
+        assert_eq!(copied.read(count).await.unwrap(), 2);
     }
 
     #[tokio::test]

@@ -20,7 +20,9 @@ mod writer;
 pub use commits::{Commit, CommitLog};
 pub use console::{ConsoleColumn, ConsoleError, ConsoleLimits, ConsoleOutput, Fence, run_console};
 pub use copy::{scratch_copy, vacuum_into};
-pub use database::{ChangeWatcher, Closed, Connected, Database, Options, create_file};
+pub use database::{
+    ChangeWatcher, Closed, Connected, Database, EXCLUSIVE_VFS, Options, connect, create_file,
+};
 pub use error::{Error, Result};
 pub use migrate::Migration;
 pub use transaction::Transaction;

@@ -7,6 +7,7 @@
 //! business. It must not depend on HTTP crates.
 
 pub mod archive;
+mod automigrate;
 pub mod backups;
 pub mod code;
 pub mod cron;
@@ -52,7 +53,7 @@ pub enum Error {
     #[error("{0}")]
     TooLarge(String),
     /// The tenant is closed for a moment (its data is being replaced); retry shortly.
-    #[error("the tenant is being restored")]
+    #[error("the tenant is closed while its files change")]
     Draining,
     /// The tenant is served by another node of the cluster; this node's copy is not its data.
     #[error("the tenant is served by another node")]
@@ -83,12 +84,18 @@ pub const DATABASE_FILE: &str = "data.db";
 /// filled only with pages the tenant reads, so a small or idle tenant holds little while a
 /// scan of a 10,000-record collection stays in memory (1 MiB made every unindexed list read
 /// the table again through the kernel: ×4.5 PocketBase instead of ×6.2).
+///
+/// The process that opens a tenant holds its `data.db` for itself until it closes the tenant
+/// ([`Options::exclusive`]): a read then costs no `fcntl` lock (a view reads twice: the
+/// token's record, then the record). Another program that needs the files of a served tenant
+/// asks the server to hold the tenant closed first (`warren tenant hold`).
 pub fn database_options() -> Options {
     Options {
         readers: 2,
         cache_kib: 4096,
         migrations: MIGRATIONS,
         durable: true,
+        exclusive: true,
     }
 }
 

@@ -301,21 +301,27 @@ impl Tenant {
     }
 
     /// Applies the migrations of its `pb_migrations` folder not applied yet (files copied in
-    /// by hand, an import) as the tenant opens; a tenant without that folder pays one directory
-    /// look-up. A failure goes into the tenant's logs and leaves the data as it was.
+    /// by hand, an import) as the tenant opens, the first time in this process or once the
+    /// folder changed (see [`crate::automigrate`]); a tenant without that folder pays one
+    /// directory look-up. A failure goes into the tenant's logs and leaves the data as it was.
     async fn migrate_on_open(&self) {
         let Some(loader) = self.inner.code_loader.as_ref() else {
             return;
         };
         let dir = crate::code::migrations_dir(self.dir());
-        if !dir.is_dir() {
+        let Some(stamp) = crate::automigrate::Stamp::of(&dir) else {
+            return;
+        };
+        if crate::automigrate::applied(&dir, stamp) {
             return;
         }
         match loader.migrate(self, &dir).await {
-            Ok(applied) if !applied.is_empty() => {
-                tracing::info!(tenant = %self.id(), ?applied, "migrations applied");
+            Ok(applied) => {
+                crate::automigrate::record(&dir, stamp);
+                if !applied.is_empty() {
+                    tracing::info!(tenant = %self.id(), ?applied, "migrations applied");
+                }
             }
-            Ok(_) => {}
             Err(message) => {
                 tracing::warn!(tenant = %self.id(), %message, "migrations failed");
                 let mut data = serde_json::Map::new();
@@ -947,6 +953,7 @@ impl Drained {
         }
         tokio::fs::File::open(root).await?.sync_all().await?;
         let _ = tokio::fs::remove_dir_all(old).await;
+        crate::automigrate::forget(&crate::code::migrations_dir(&dir));
         Ok(())
     }
 }

@@ -127,7 +127,7 @@ pub async fn build(
             done: 0,
             total: 1,
         });
-        vacuum_into(&source, &staging.join(DATABASE_FILE))
+        vacuum_into(&source, &staging.join(DATABASE_FILE), false)
             .await
             .map_err(|e| {
                 Error::Invalid(format!(
@@ -220,7 +220,12 @@ pub async fn export(root: &Path, id: &str, to: &Path) -> Result<Summary> {
     } else {
         tokio::fs::create_dir_all(to).await?;
     }
-    vacuum_into(&source, &to.join(DATABASE_FILE)).await?;
+    vacuum_into(
+        &source,
+        &to.join(DATABASE_FILE),
+        database_options().exclusive,
+    )
+    .await?;
     let collections = check_pocketbase(&to.join(DATABASE_FILE), &dir.display().to_string()).await?;
     copy_auxiliary(&dir, to).await?;
     let files = copy_storage(dir.join(STORAGE_DIR), to.join(STORAGE_DIR), &quiet).await?;
@@ -443,7 +448,7 @@ async fn copy_auxiliary(from: &Path, to: &Path) -> Result<()> {
     let source = from.join(warren_logs::AUXILIARY_FILE);
     let dest = to.join(warren_logs::AUXILIARY_FILE);
     if tokio::fs::try_exists(&source).await? {
-        let copied = vacuum_into(&source, &dest).await.is_ok()
+        let copied = vacuum_into(&source, &dest, false).await.is_ok()
             && warren_logs::create_auxiliary(&dest).await.is_ok();
         if copied {
             return Ok(());

@@ -199,7 +199,7 @@ async fn to_tenant(
         Err(warren_tenant::Error::NotFound) => ApiError::not_found().into_response(),
         Err(warren_tenant::Error::Draining) => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "The project is being restored; try again shortly.",
+            "The project is briefly closed while its files change (a restore or a command); try again shortly.",
         )
         .into_response(),
         Err(e) => ApiError::internal(e).into_response(),

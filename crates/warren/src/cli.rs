@@ -478,6 +478,18 @@ pub enum TenantCommand {
         /// How many to revert with `down`.
         count: Option<usize>,
     },
+    /// Hold a tenant closed on the server running on this data directory, so that other
+    /// programs can open its files (the server keeps a served tenant's `data.db` to itself);
+    /// requests to it get 503 meanwhile. Runs COMMAND in the tenant's directory and releases
+    /// the tenant when it exits, or without one waits for Enter or Ctrl-C:
+    /// `warren tenant hold shop -- sqlite3 data.db`.
+    Hold {
+        /// The tenant's slug.
+        slug: String,
+        /// The program to run, and its arguments.
+        #[arg(last = true)]
+        command: Vec<String>,
+    },
     /// Write a tenant as a PocketBase data directory that stock PocketBase can serve, with its
     /// `pb_hooks`, `pb_migrations` and `pb_public` beside it.
     Export {

@@ -632,6 +632,12 @@ async fn tenant(global: &Global, command: TenantCommand) -> anyhow::Result<()> {
                     printer(p)
                 }
             };
+            // A tenant it replaces (one still as provisioning left it) is held closed.
+            let replaced = tenants.find(&slug).await?.map(|info| info.id);
+            let replaced_hold = match &replaced {
+                Some(id) => hold(global, id, &slug).await?,
+                None => None,
+            };
             let (tenant, copied) = tenants
                 .import_with(&slug, &from, &report)
                 .await
@@ -641,6 +647,10 @@ async fn tenant(global: &Global, command: TenantCommand) -> anyhow::Result<()> {
             let dir = warren_tenant::tenant_dir(tenants.root(), &tenant.id);
             let migrations = warren_tenant::code::migrations_dir(&dir);
             if migrations.is_dir() {
+                let _hold = match replaced.as_deref() == Some(tenant.id.as_str()) {
+                    true => None,
+                    false => hold(global, &tenant.id, &slug).await?,
+                };
                 let applied = match Offline::new(&tenants)
                     .migrate(&tenant.id, &migrations, warren_hooks::Direction::Up)
                     .await
@@ -660,6 +670,7 @@ async fn tenant(global: &Global, command: TenantCommand) -> anyhow::Result<()> {
                     println!("Applied {file}");
                 }
             }
+            drop(replaced_hold);
             println!(
                 "Imported {} collections, {} files and {} code files from {} into {}",
                 copied.collections,
@@ -739,6 +750,7 @@ async fn tenant(global: &Global, command: TenantCommand) -> anyhow::Result<()> {
                 ),
                 other => bail!("unknown direction {other:?}: give up or down"),
             };
+            let held = hold(global, &info.id, &slug).await?;
             let done = Offline::new(&tenants)
                 .migrate(&info.id, &migrations, direction)
                 .await
@@ -749,11 +761,75 @@ async fn tenant(global: &Global, command: TenantCommand) -> anyhow::Result<()> {
             for file in &done {
                 println!("{verb} {file}");
             }
-            if !done.is_empty() && crate::serving::notify_changed(&global.data_dir, &info.id)? {
+            if verb == "Reverted" && !done.is_empty() {
+                eprintln!(
+                    "The reverted files stay in pb_migrations: a server starting on this data \
+                     directory applies them again (as PocketBase does at its start) unless they \
+                     are removed or changed."
+                );
+            }
+            // A held tenant reads everything again as it reopens.
+            if held.is_none()
+                && !done.is_empty()
+                && crate::serving::notify_changed(&global.data_dir, &info.id)?
+            {
                 eprintln!("The server running on this data directory reloads {slug}.");
             }
         }
+        TenantCommand::Hold { slug, command } => {
+            let Some(info) = tenants.find(&slug).await? else {
+                bail!("there is no tenant {slug:?}")
+            };
+            let dir = warren_tenant::tenant_dir(tenants.root(), &info.id);
+            let held = crate::holds::hold(&global.data_dir, &info.id).await?;
+            match &held {
+                Some(_) => eprintln!(
+                    "{slug} is held closed (its requests get 503); its files are in {}",
+                    dir.display()
+                ),
+                None => eprintln!(
+                    "no server is running on {}: the files of {slug} are free, in {}",
+                    global.data_dir.display(),
+                    dir.display()
+                ),
+            }
+            let status = match command.split_first() {
+                Some((program, args)) => Some(
+                    tokio::process::Command::new(program)
+                        .args(args)
+                        .current_dir(&dir)
+                        .status()
+                        .await
+                        .with_context(|| format!("running {program}"))?,
+                ),
+                None if held.is_some() => {
+                    eprintln!("Press Enter or Ctrl-C to release it.");
+                    let enter = tokio::task::spawn_blocking(|| {
+                        std::io::stdin().read_line(&mut String::new())
+                    });
+                    tokio::select! {
+                        _ = tokio::signal::ctrl_c() => {}
+                        _ = enter => {}
+                    }
+                    None
+                }
+                None => None,
+            };
+            if held.is_some() {
+                drop(held);
+                eprintln!("Released {slug}.");
+            }
+            if let Some(status) = status
+                && !status.success()
+            {
+                bail!("the command ended with {status}");
+            }
+        }
         TenantCommand::Export { slug, to } => {
+            let _hold = match tenants.find(&slug).await? {
+                Some(info) => hold(global, &info.id, &slug).await?,
+                None => None,
+            };
             let copied = tenants.export(&slug, &to).await.map_err(explain)?;
             println!(
                 "Exported {slug} ({} collections, {} files, {} code files) to {}",
@@ -786,6 +862,11 @@ async fn tenant(global: &Global, command: TenantCommand) -> anyhow::Result<()> {
             }
             let dir = warren_tenant::tenant_dir(tenants.root(), &info.id);
             let limits = warren_control_plane::code::limits(&info);
+            // Migrations run on the tenant's database.
+            let _hold = match given.iter().any(|(f, _)| *f == Folder::Migrations) {
+                true => hold(global, &info.id, &slug).await?,
+                false => None,
+            };
             // The hooks must load in a scratch sandbox of the engine a server runs them in;
             // the migrations run on the tenant before anything is swapped in.
             let offline = Offline::new(&tenants);
@@ -822,6 +903,16 @@ async fn tenant(global: &Global, command: TenantCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Holds tenant `id` (`slug`) closed on the server running on the data directory, if one
+/// runs, until the returned hold drops (see [`crate::holds`]); says so on stderr.
+async fn hold(global: &Global, id: &str, slug: &str) -> anyhow::Result<Option<crate::holds::Hold>> {
+    let held = crate::holds::hold(&global.data_dir, id).await?;
+    if held.is_some() {
+        eprintln!("The server running on this data directory holds {slug} closed meanwhile.");
+    }
+    Ok(held)
+}
+
 /// A tenant's migrations run by the CLI, on the tenant's files (no server needed): the node's
 /// engine and write pipeline over a registry of its own.
 struct Offline {
@@ -853,7 +944,11 @@ impl Offline {
         direction: warren_hooks::Direction,
     ) -> Result<Vec<String>, String> {
         let tenant = self.registry.get(id).await.map_err(|e| e.to_string())?;
-        self.engine.migrate(&tenant, dir, direction).await
+        let done = self.engine.migrate(&tenant, dir, direction).await;
+        drop(tenant);
+        // Closed before the command's hold on the tenant ends (see `crate::holds`).
+        let _ = self.registry.drain(id, Duration::from_secs(30)).await;
+        done
     }
 }
 
@@ -876,11 +971,12 @@ async fn superuser(global: &Global, command: SuperuserCommand) -> anyhow::Result
     let Some(info) = tenants.find(&slug).await? else {
         bail!("there is no tenant {slug:?}")
     };
+    let _hold = hold(global, &info.id, &slug).await?;
     let db = warren_tenant::open_database(tenants.root(), &info.id).await?;
     let passwords = warren_secrets::Passwords::default();
-    let record = warren_tenant::superusers::upsert(&db, &passwords, &email, &password)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let record = warren_tenant::superusers::upsert(&db, &passwords, &email, &password).await;
+    db.close().await;
+    let record = record.map_err(|e| anyhow::anyhow!("{e}"))?;
     println!("Successfully saved superuser {:?} of {slug}.", record.email);
     Ok(())
 }
@@ -1234,6 +1330,10 @@ async fn backup(global: &Global, args: BackupArgs) -> anyhow::Result<()> {
     };
     match args.command {
         BackupCommand::Create { slug } => {
+            let _hold = match tenants.find(&slug).await? {
+                Some(info) => hold(global, &info.id, &slug).await?,
+                None => None,
+            };
             let manifest = backups.create(&slug, &progress).await.map_err(explain)?;
             println!(
                 "Backed up {slug} as {} ({} bytes) to {}",

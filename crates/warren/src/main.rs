@@ -6,6 +6,7 @@ mod cli;
 mod commands;
 mod crons;
 mod datalock;
+mod holds;
 mod hosts;
 mod limits;
 mod metered;

@@ -10,7 +10,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 use warren_control_plane::tenants::UrlScheme;
 
@@ -61,7 +61,7 @@ fn running(data_dir: &Path) -> Option<UrlScheme> {
 }
 
 /// The pid of the server running on `data_dir`, if one runs (never this process's own).
-fn running_pid(data_dir: &Path) -> Option<u32> {
+pub(crate) fn running_pid(data_dir: &Path) -> Option<u32> {
     let record = read_record(data_dir)?;
     (alive(record.pid) && record.pid != std::process::id()).then_some(record.pid)
 }
@@ -83,26 +83,36 @@ pub fn notify_changed(data_dir: &Path, id: &str) -> anyhow::Result<bool> {
     let dir = data_dir.join(RELOAD_DIR);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     std::fs::write(dir.join(id), b"").with_context(|| format!("writing {}", dir.display()))?;
+    signal(pid)?;
+    Ok(true)
+}
+
+/// Sends the server `pid` SIGHUP: something waits for it in the data directory.
+pub(crate) fn signal(pid: u32) -> anyhow::Result<()> {
     let Some(pid) = i32::try_from(pid)
         .ok()
         .and_then(rustix::process::Pid::from_raw)
     else {
-        return Ok(false);
+        bail!("the server's pid {pid} is not a process id");
     };
     rustix::process::kill_process(pid, rustix::process::Signal::HUP)
-        .with_context(|| format!("signalling the server (pid {})", pid.as_raw_nonzero()))?;
-    Ok(true)
+        .with_context(|| format!("signalling the server (pid {})", pid.as_raw_nonzero()))
 }
 
-/// Listens for SIGHUP from CLI commands (see [`notify_changed`]) and reloads the code and the
-/// collections of the open tenants they name. Call it before [`record`], so that a signal can
-/// never find the server without its handler (SIGHUP would end it).
+/// Listens for SIGHUP from CLI commands and reloads the code and the collections of the open
+/// tenants they name (see [`notify_changed`]), and holds the tenants they ask to hold (see
+/// [`crate::holds`]). Call it before [`record`], so that a signal can never find the server
+/// without its handler (SIGHUP would end it).
 pub fn watch_changes(data_dir: &Path, registry: warren_tenant::Registry) -> anyhow::Result<()> {
     let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .context("listening for SIGHUP")?;
     let dir = data_dir.join(RELOAD_DIR);
+    let holds = crate::holds::Holds::new(data_dir, registry.clone());
+    // A command may still hold a tenant from before this server started.
+    holds.scan();
     tokio::spawn(async move {
         while hangups.recv().await.is_some() {
+            holds.scan();
             for id in take_changed(&dir) {
                 let Some(tenant) = registry.open_tenants().into_iter().find(|t| t.id() == id)
                 else {
@@ -144,7 +154,7 @@ fn take_changed(dir: &Path) -> Vec<String> {
 }
 
 /// Whether process `pid` exists (signal 0 reaches it, or it exists but is another user's).
-fn alive(pid: u32) -> bool {
+pub(crate) fn alive(pid: u32) -> bool {
     let Some(pid) = i32::try_from(pid)
         .ok()
         .filter(|p| *p > 0)

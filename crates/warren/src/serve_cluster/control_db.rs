@@ -140,6 +140,7 @@ impl ShippedControl {
             slug: ID.to_string(),
             dir: self.dir.clone(),
             file_bucket: None,
+            exclusive: false,
         };
         let scratch = parent.join(".control-scratch");
         let chain = snapshot::create_shipped(
@@ -261,7 +262,7 @@ pub async fn open(data_dir: &std::path::Path) -> anyhow::Result<Database> {
     let file = dir.join("data.db");
     let single = data_dir.join("control.db");
     if !file.is_file() && single.is_file() {
-        warren_store::vacuum_into(&single, &file).await?;
+        warren_store::vacuum_into(&single, &file, false).await?;
         tracing::info!(
             "the control database of this data directory becomes its cluster copy ({})",
             file.display()

@@ -70,14 +70,14 @@ async fn create_user(server: &Server, slug: &str, su: &str, body: Value) -> Valu
     record
 }
 
-async fn tenant_db(server: &Server, slug: &str) -> warren_store::sql::Connection {
-    let path = server.tenant_dir(slug).await.join("data.db");
-    let db = warren_store::sql::Connection::open(path).unwrap();
-    db.busy_timeout(Duration::from_secs(5)).unwrap();
-    db
+/// The password hash stored for user `id` of tenant `slug`.
+async fn stored_password(server: &Server, slug: &str, id: &str) -> String {
+    server
+        .with_tenant_db(slug, |db| stored_password_in(db, id))
+        .await
 }
 
-fn stored_password(db: &warren_store::sql::Connection, id: &str) -> String {
+fn stored_password_in(db: &warren_store::sql::Connection, id: &str) -> String {
     db.query_row("SELECT password FROM users WHERE id = ?1", [id], |row| {
         row.get(0)
     })
@@ -111,19 +111,23 @@ async fn tokens_of_one_tenant_are_nobody_in_another() {
     });
     create_user(&server, "alpha", &alpha_su, alpha_user.clone()).await;
     create_user(&server, "beta", &beta_su, alpha_user).await;
-    let token_key: String = tenant_db(&server, "alpha")
-        .await
-        .query_row("SELECT tokenKey FROM users WHERE id = ?1", [id], |r| {
-            r.get(0)
+    let token_key: String = server
+        .with_tenant_db("alpha", |db| {
+            db.query_row("SELECT tokenKey FROM users WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .unwrap()
         })
-        .unwrap();
-    tenant_db(&server, "beta")
-        .await
-        .execute(
-            "UPDATE users SET tokenKey = ?1 WHERE id = ?2",
-            [&token_key, id],
-        )
-        .unwrap();
+        .await;
+    server
+        .with_tenant_db("beta", |db| {
+            db.execute(
+                "UPDATE users SET tokenKey = ?1 WHERE id = ?2",
+                [&token_key, id],
+            )
+            .unwrap()
+        })
+        .await;
     let (status, auth) = login(
         &server,
         "alpha",
@@ -402,13 +406,15 @@ async fn password_changes_and_token_key_rotation_revoke_old_tokens() {
     // Rotating the token key in the database (as an operator would) takes effect on the next
     // request: no cache keeps the old key alive.
     assert_eq!(refresh(&server, "alpha", &third).await.0, 200);
-    tenant_db(&server, "alpha")
-        .await
-        .execute(
-            "UPDATE users SET tokenKey = 'rotatedtokenkeyrotatedtokenkeyrotatedkey12' WHERE id = ?1",
-            [&id],
-        )
-        .unwrap();
+    server
+        .with_tenant_db("alpha", |db| {
+            db.execute(
+                "UPDATE users SET tokenKey = 'rotatedtokenkeyrotatedtokenkeyrotatedkey12' WHERE id = ?1",
+                [&id],
+            )
+            .unwrap()
+        })
+        .await;
     let (status, body) = refresh(&server, "alpha", &third).await;
     assert_eq!(status, 401, "{body}");
     assert_eq!(refresh(&server, "alpha", &other_token).await.0, 200);
@@ -433,15 +439,18 @@ async fn imported_bcrypt_hashes_become_argon2id_at_the_first_login() {
         .await;
         ids.push(user["id"].as_str().unwrap().to_string());
     }
-    let db = tenant_db(&server, "alpha").await;
-    for id in &ids {
-        assert!(stored_password(&db, id).starts_with("$argon2id$"));
-        db.execute(
-            "UPDATE users SET password = ?1 WHERE id = ?2",
-            [BCRYPT_PASSWORD123, id],
-        )
-        .unwrap();
-    }
+    server
+        .with_tenant_db("alpha", |db| {
+            for id in &ids {
+                assert!(stored_password_in(db, id).starts_with("$argon2id$"));
+                db.execute(
+                    "UPDATE users SET password = ?1 WHERE id = ?2",
+                    [BCRYPT_PASSWORD123, id],
+                )
+                .unwrap();
+            }
+        })
+        .await;
 
     // A wrong password leaves the bcrypt hash alone.
     let (status, _) = login(
@@ -453,7 +462,10 @@ async fn imported_bcrypt_hashes_become_argon2id_at_the_first_login() {
     )
     .await;
     assert_eq!(status, 400);
-    assert_eq!(stored_password(&db, &ids[1]), BCRYPT_PASSWORD123);
+    assert_eq!(
+        stored_password(&server, "alpha", &ids[1]).await,
+        BCRYPT_PASSWORD123
+    );
 
     // The right one logs in and the stored hash is argon2id from then on.
     let (status, auth) = login(
@@ -465,9 +477,12 @@ async fn imported_bcrypt_hashes_become_argon2id_at_the_first_login() {
     )
     .await;
     assert_eq!(status, 200, "{auth}");
-    let rehashed = stored_password(&db, &ids[0]);
+    let rehashed = stored_password(&server, "alpha", &ids[0]).await;
     assert!(rehashed.starts_with("$argon2id$v=19$"), "{rehashed}");
-    assert_eq!(stored_password(&db, &ids[1]), BCRYPT_PASSWORD123);
+    assert_eq!(
+        stored_password(&server, "alpha", &ids[1]).await,
+        BCRYPT_PASSWORD123
+    );
     // The token issued at that login stays valid (rehashing does not rotate the token key).
     let token = auth["token"].as_str().unwrap();
     assert_eq!(refresh(&server, "alpha", token).await.0, 200);
@@ -480,7 +495,7 @@ async fn imported_bcrypt_hashes_become_argon2id_at_the_first_login() {
     )
     .await;
     assert_eq!(status, 200);
-    assert_eq!(stored_password(&db, &ids[0]), rehashed);
+    assert_eq!(stored_password(&server, "alpha", &ids[0]).await, rehashed);
     let (status, _) = login(
         &server,
         "alpha",

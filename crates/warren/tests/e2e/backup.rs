@@ -470,23 +470,19 @@ async fn damaged_backups_are_refused_whole() {
 
 /// Fills tenant `slug` with about `mib` MiB of incompressible rows.
 pub(crate) async fn fill(server: &Server, slug: &str, mib: usize) {
-    let (_, tenant) = operator(server, Method::GET, &format!("/v1/tenants/{slug}"), None).await;
-    let path = server
-        .data_dir()
-        .join("tenants")
-        .join(tenant["id"].as_str().unwrap())
-        .join("data.db");
-    let db = warren_store::sql::Connection::open(path).unwrap();
-    db.busy_timeout(Duration::from_secs(10)).unwrap();
-    db.execute_batch("CREATE TABLE IF NOT EXISTS ballast (b BLOB)")
-        .unwrap();
-    for _ in 0..mib {
-        db.execute_batch(
-            "BEGIN; WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i < 16)
-             INSERT INTO ballast SELECT randomblob(65536) FROM n; COMMIT;",
-        )
-        .unwrap();
-    }
+    server
+        .with_tenant_db(slug, |db| {
+            db.execute_batch("CREATE TABLE IF NOT EXISTS ballast (b BLOB)")
+                .unwrap();
+            for _ in 0..mib {
+                db.execute_batch(
+                    "BEGIN; WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i < 16)
+                     INSERT INTO ballast SELECT randomblob(65536) FROM n; COMMIT;",
+                )
+                .unwrap();
+            }
+        })
+        .await;
 }
 
 #[tokio::test]

@@ -163,18 +163,18 @@ async fn a_tenant_never_sees_another_tenants_data_or_tokens() {
         "alpha-password",
     ]);
     assert!(output.status.success(), "{output:?}");
-    let alpha_dir = server.tenant_dir("alpha").await;
-    let db = warren_store::sql::Connection::open(alpha_dir.join("data.db")).unwrap();
-    db.busy_timeout(Duration::from_secs(5)).unwrap();
-    db.execute(
-        "INSERT INTO _superusers (id, email, password, tokenKey, verified, created, updated)
-         VALUES ('importedsuperus', 'imported@example.com',
-                 '$2a$10$TWp86sJ.eZp1r1ch2VLHjuE6BQvRrm5hfsuYPOo2dHsj1gt1jOZVy',
-                 'importedtokenkeyimportedtokenkeyimportedtokenkey12', 1, '', '')",
-        [],
-    )
-    .unwrap();
-    drop(db);
+    server
+        .with_tenant_db("alpha", |db| {
+            db.execute(
+                "INSERT INTO _superusers (id, email, password, tokenKey, verified, created, updated)
+                 VALUES ('importedsuperus', 'imported@example.com',
+                         '$2a$10$TWp86sJ.eZp1r1ch2VLHjuE6BQvRrm5hfsuYPOo2dHsj1gt1jOZVy',
+                         'importedtokenkeyimportedtokenkeyimportedtokenkey12', 1, '', '')",
+                [],
+            )
+            .unwrap()
+        })
+        .await;
 
     let (status, alpha_auth) = login(
         &server,
@@ -233,16 +233,16 @@ async fn a_tenant_never_sees_another_tenants_data_or_tokens() {
     // Even with the same record id and token key in beta, alpha's token does not verify there:
     // the collection secret differs per tenant.
     let claims_id = imported["record"]["id"].as_str().unwrap().to_string();
-    let beta_dir = server.tenant_dir("beta").await;
-    let db = warren_store::sql::Connection::open(beta_dir.join("data.db")).unwrap();
-    db.busy_timeout(Duration::from_secs(5)).unwrap();
-    db.execute(
-        "INSERT INTO _superusers (id, email, password, tokenKey, created, updated)
-         VALUES (?1, 'imported@example.com', 'x', 'importedtokenkeyimportedtokenkeyimportedtokenkey12', '', '')",
-        [&claims_id],
-    )
-    .unwrap();
-    drop(db);
+    server
+        .with_tenant_db("beta", |db| {
+            db.execute(
+                "INSERT INTO _superusers (id, email, password, tokenKey, created, updated)
+                 VALUES (?1, 'imported@example.com', 'x', 'importedtokenkeyimportedtokenkeyimportedtokenkey12', '', '')",
+                [&claims_id],
+            )
+            .unwrap()
+        })
+        .await;
     let imported_token = imported["token"].as_str().unwrap();
     let (_, on_beta) = send(
         server

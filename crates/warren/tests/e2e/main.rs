@@ -17,6 +17,7 @@ mod files;
 mod files_s3;
 mod foundation;
 mod handoff;
+mod holds;
 mod hook_limits;
 mod hooks;
 mod indexes;

@@ -21,6 +21,24 @@ pub struct Server {
     pub client: reqwest::Client,
 }
 
+/// A `warren tenant hold` waiting for Enter; dropping it presses Enter and waits for the
+/// release.
+pub struct Held {
+    child: Child,
+    /// Read to its end as the command ends.
+    stderr: BufReader<std::process::ChildStderr>,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if let Some(mut stdin) = self.child.stdin.take() {
+            let _ = std::io::Write::write_all(&mut stdin, b"\n");
+        }
+        let _ = std::io::Read::read_to_end(&mut self.stderr, &mut Vec::new());
+        let _ = self.child.wait();
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -206,6 +224,50 @@ impl Server {
         self.data_dir()
             .join("tenants")
             .join(body["id"].as_str().unwrap())
+    }
+
+    /// Runs `f` on a connection to tenant `slug`'s `data.db`, with the tenant held closed by
+    /// `warren tenant hold` (the server keeps a served tenant's database to itself); the
+    /// tenant opens again, reading everything anew, at its next request.
+    pub async fn with_tenant_db<T>(
+        &self,
+        slug: &str,
+        f: impl FnOnce(&warren_store::sql::Connection) -> T,
+    ) -> T {
+        let path = self.tenant_dir(slug).await.join("data.db");
+        let held = self.hold(slug);
+        let db = warren_store::sql::Connection::open(path).unwrap();
+        let out = f(&db);
+        drop(db);
+        drop(held);
+        out
+    }
+
+    /// Tenant `slug` held closed by `warren tenant hold` until the guard drops.
+    pub fn hold(&self, slug: &str) -> Held {
+        let mut child = Command::new(binary())
+            .arg("--data-dir")
+            .arg(self.data_dir())
+            .args(["tenant", "hold", slug])
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut said = String::new();
+        let held = loop {
+            let mut line = String::new();
+            match stderr.read_line(&mut line) {
+                Ok(0) | Err(_) => break false,
+                Ok(_) if line.starts_with("Press Enter") => break true,
+                Ok(_) => said.push_str(&line),
+            }
+        };
+        if !held {
+            let _ = child.wait();
+            panic!("warren tenant hold {slug} did not hold it: {said}");
+        }
+        Held { child, stderr }
     }
 
     /// `GET path` on `host`: status and the body's bytes.
