@@ -48,7 +48,13 @@ pub async fn pocketbase_headers(request: Request, next: Next) -> Response {
         .extensions()
         .get::<crate::routes::files::FileDownload>()
         .is_some();
+    let too_large = response.status() == StatusCode::PAYLOAD_TOO_LARGE;
     let headers = response.headers_mut();
+    if too_large {
+        // Answered before the body was read to its end: the connection closes after this
+        // response, and says so, so that a client does not send its next request on it.
+        headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     headers.insert(
         CROSS_ORIGIN_OPENER_POLICY,
         HeaderValue::from_static("same-origin"),

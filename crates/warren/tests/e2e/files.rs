@@ -234,6 +234,12 @@ async fn oversized_and_mislabelled_uploads_are_refused_and_leave_nothing() {
     let huge = vec![b'y'; 40 << 20];
     let (status, head) = raw_upload(&s.server, &[("files", "huge.bin", &huge)]).await;
     assert_eq!(status, 413, "{head}");
+    // The client is told the connection closes, so it sends nothing more on it.
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("\r\nconnection: close\r\n"),
+        "{head}"
+    );
 
     // A valid upload on an otherwise invalid record is taken back out.
     let (status, body) = upload(

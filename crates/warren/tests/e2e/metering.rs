@@ -404,6 +404,19 @@ async fn realtime_connections_are_limited_by_the_plan_and_metered() {
     let mut first = first;
     // The connect frame arrives, so the stream is open.
     assert!(first.chunk().await.unwrap().is_some());
+    // The plan reaches the tenant's requests once the server's directory has it, a moment
+    // after the operator call: a second stream opened before that is closed again.
+    assert!(
+        eventually(Duration::from_secs(5), async || {
+            let response = server
+                .request(Method::GET, "live.localhost", "/api/realtime")
+                .send()
+                .await
+                .unwrap();
+            response.status() == 429
+        })
+        .await
+    );
     let (status, body) = server.get("live.localhost", "/api/realtime").await;
     assert_eq!(
         (status, body["status"].as_u64()),
