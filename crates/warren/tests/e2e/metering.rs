@@ -395,26 +395,23 @@ async fn realtime_connections_are_limited_by_the_plan_and_metered() {
     .await;
     set_plan(&server, "live", "one-stream").await;
 
-    let first = server
-        .request(Method::GET, "live.localhost", "/api/realtime")
-        .send()
-        .await
-        .unwrap();
+    // Opens a stream; dropping the response closes it.
+    let stream = || async {
+        server
+            .request(Method::GET, "live.localhost", "/api/realtime")
+            .send()
+            .await
+            .unwrap()
+    };
+    let mut first = stream().await;
     assert_eq!(first.status(), 200);
-    let mut first = first;
     // The connect frame arrives, so the stream is open.
     assert!(first.chunk().await.unwrap().is_some());
     // The plan reaches the tenant's requests once the server's directory has it, a moment
     // after the operator call: a second stream opened before that is closed again.
     assert!(
-        eventually(Duration::from_secs(5), async || {
-            let response = server
-                .request(Method::GET, "live.localhost", "/api/realtime")
-                .send()
-                .await
-                .unwrap();
-            response.status() == 429
-        })
+        eventually(Duration::from_secs(5), async || stream().await.status()
+            == 429)
         .await
     );
     let (status, body) = server.get("live.localhost", "/api/realtime").await;
@@ -426,14 +423,8 @@ async fn realtime_connections_are_limited_by_the_plan_and_metered() {
 
     drop(first);
     assert!(
-        eventually(Duration::from_secs(5), async || {
-            let response = server
-                .request(Method::GET, "live.localhost", "/api/realtime")
-                .send()
-                .await
-                .unwrap();
-            response.status() == 200
-        })
+        eventually(Duration::from_secs(5), async || stream().await.status()
+            == 200)
         .await
     );
     assert!(
