@@ -478,10 +478,11 @@ pub enum TenantCommand {
         /// How many to revert with `down`.
         count: Option<usize>,
     },
-    /// Hold a tenant closed on the server running on this data directory, so that other
-    /// programs can open its files (the server keeps a served tenant's `data.db` to itself);
-    /// requests to it get 503 meanwhile. Runs COMMAND in the tenant's directory and releases
-    /// the tenant when it exits, or without one waits for Enter or Ctrl-C:
+    /// Hold a tenant closed on the running server so that other programs can open its files.
+    ///
+    /// The server keeps a served tenant's `data.db` to itself; while it holds the tenant
+    /// closed, the tenant's requests get 503. Runs COMMAND in the tenant's directory and
+    /// releases the tenant when it exits, or without one waits for Enter or Ctrl-C:
     /// `warren tenant hold shop -- sqlite3 data.db`.
     Hold {
         /// The tenant's slug.
