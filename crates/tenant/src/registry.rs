@@ -106,6 +106,8 @@ impl Drop for TenantInner {
     /// Leaves the collections and settings to the tenant's next opening, with the state of
     /// its files once the database has closed (see [`crate::dormant`]).
     fn drop(&mut self) {
+        // Its connections close as it goes: memory the trimmer may give back.
+        warren_heap::note_freed();
         let Some(dormancy) = self.dormancy.upgrade() else {
             return;
         };

@@ -81,6 +81,8 @@ async fn serve_platform(global: &Global, serve: &Serve) -> anyhow::Result<()> {
         max_open: serve.max_open_tenants.max(1),
         idle_timeout: Duration::from_secs(serve.idle_timeout.max(1)),
     });
+    // What closed tenants' databases freed goes back to the system once closes pause.
+    warren_heap::spawn_trimmer();
     let closer = registry.clone();
     let draining = registry.clone();
     // Closes what requests that arrived during the drain opened again, once nothing is served.
