@@ -24,6 +24,11 @@ pub fn note_freed() {
     FREED.fetch_add(1, Ordering::Relaxed);
 }
 
+/// How many frees were noted since the process started.
+pub fn freed() -> u64 {
+    FREED.load(Ordering::Relaxed)
+}
+
 /// Asks the C allocator to return the free pages of every arena to the system; returns whether
 /// it gave any back. Blocking (it walks every arena, locking each in turn): call it from a
 /// blocking thread. Elsewhere than glibc it does nothing and returns false.

@@ -871,6 +871,8 @@ impl Store {
         if let Some(db) = slot.open.take() {
             slot.closing = Some(db.on_close());
             slot.closed_at = Some(Instant::now());
+            // Its connection's memory, for the trimmer to give back.
+            warren_heap::note_freed();
         }
         slot.closing.clone()
     }

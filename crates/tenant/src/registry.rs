@@ -1784,12 +1784,15 @@ mod tests {
         let a = registry.get("a").await.unwrap();
         let closed = a.db().on_close();
         drop(a);
+        let freed = warren_heap::freed();
         tokio::time::sleep(Duration::from_millis(60)).await;
         registry.close_idle();
         tokio::time::timeout(Duration::from_secs(5), closed.wait())
             .await
             .unwrap();
         assert_eq!(registry.open_count(), 0);
+        // What its connections held is noted for the trimmer to give back.
+        assert!(warren_heap::freed() > freed);
     }
 
     #[tokio::test]
