@@ -315,8 +315,10 @@ test('a client that stops reading is dropped by the server; the SDK reconnects a
     await guest.collection(big.name).subscribe('*', rec.cb);
     const first = guest.realtime.clientId;
     stall.pause();
-    // Far more than the server's queue (256 messages) plus what the sockets can buffer.
-    const blob = 'x'.repeat(32 * 1024);
+    // Far more than the server's queue (256 messages, 23 MiB of these) plus what the sockets
+    // and the client can buffer (loopback buffers grow to about 10 MiB): 54 MiB in all. With
+    // 32 KiB records (19 MiB in all) a loaded machine sometimes buffered every event.
+    const blob = 'x'.repeat(90 * 1024);
     const total = 600;
     for (let i = 0; i < total; i += 25) {
       await Promise.all(Array.from({ length: 25 }, (_, k) =>
