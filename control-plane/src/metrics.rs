@@ -89,7 +89,7 @@ pub fn render(metrics: &Metrics, mut snapshot: Snapshot) -> String {
         "Seconds since the process started.",
         metrics.started.elapsed().as_secs_f64(),
     );
-    if let Some(rss) = resident_bytes() {
+    if let Some(rss) = warren_heap::resident_bytes() {
         gauge(
             "warren_process_resident_memory_bytes",
             "Resident memory of the process.",
@@ -185,14 +185,6 @@ fn escape(value: &str) -> String {
         .replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
-}
-
-/// Resident set size from `/proc/self/status`.
-fn resident_bytes() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
 }
 
 #[cfg(test)]

@@ -6,6 +6,8 @@
 //! blocking pool's threads, each with an arena of its own) most of that memory stays resident
 //! although nothing uses it. Code that frees such memory calls [`note_freed`]; the task
 //! [`spawn_trimmer`] starts asks glibc for it back ([`release`]) once the frees have paused.
+//! [`resident_bytes`] says how much memory the process holds (for the trimmer's log and
+//! `/metrics`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -61,17 +63,17 @@ pub fn spawn_trimmer() -> tokio::task::JoinHandle<()> {
                 continue;
             }
             let trimmed = tokio::task::spawn_blocking(|| {
-                let before = resident_kib();
+                let before = resident_bytes();
                 let started = Instant::now();
                 let released = release();
-                (released, before, resident_kib(), started.elapsed())
+                (released, before, resident_bytes(), started.elapsed())
             })
             .await;
             if let Ok((released, before, after, took)) = trimmed {
                 tracing::debug!(
                     released,
-                    resident_before_kib = before,
-                    resident_after_kib = after,
+                    resident_before_kib = before.map(|b| b / 1024),
+                    resident_after_kib = after.map(|b| b / 1024),
                     took_ms = took.as_secs_f64() * 1e3,
                     "returned freed memory to the system"
                 );
@@ -80,11 +82,13 @@ pub fn spawn_trimmer() -> tokio::task::JoinHandle<()> {
     })
 }
 
-/// This process's resident memory in KiB, when `/proc` says.
-pub fn resident_kib() -> Option<u64> {
-    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
-    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
-    Some(pages * 4)
+/// This process's resident memory in bytes (`VmRSS` in `/proc/self/status`), when `/proc`
+/// says.
+pub fn resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
 
 /// When to trim, from the count of frees seen at each tick.
@@ -175,12 +179,12 @@ mod tests {
             std::mem::forget(keep);
         }
         std::thread::spawn(fill).join().unwrap();
-        let before = resident_kib().unwrap();
+        let before = resident_bytes().unwrap();
         release();
-        let after = resident_kib().unwrap();
+        let after = resident_bytes().unwrap();
         assert!(
-            before.saturating_sub(after) > 8 * 1024,
-            "resident {before} KiB before the trim, {after} KiB after"
+            before.saturating_sub(after) > 8 << 20,
+            "resident {before} bytes before the trim, {after} bytes after"
         );
     }
 }
