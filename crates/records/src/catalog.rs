@@ -42,20 +42,20 @@ impl Entry {
         }
     }
 
-    /// This entry with other `created`/`updated` stamps and, for an auth collection, other
-    /// options that differ from these only in their secrets (the rest is shared or cloned,
-    /// not parsed again).
+    /// This entry with other `created`/`updated` stamps and, for an auth collection, the
+    /// secrets of `split`, a row whose options differ from these only in their secrets (the
+    /// rest is shared or cloned, not parsed again).
     pub(crate) fn rebased(
         &self,
         created: &str,
         updated: &str,
-        options: Option<warren_schema::AuthOptions>,
+        split: Option<&crate::secrets::Split>,
     ) -> Self {
         let mut collection = self.collection.clone();
         collection.created = created.to_owned();
         collection.updated = updated.to_owned();
-        if let (Some(options), Some(held)) = (options, collection.auth_options_mut()) {
-            *held = options;
+        if let (Some(split), Some(held)) = (split, collection.auth_options_mut()) {
+            split.apply(held);
         }
         Self {
             collection,

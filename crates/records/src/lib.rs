@@ -22,6 +22,7 @@ pub(crate) mod parsed;
 pub mod policy;
 pub mod rates;
 pub mod read;
+mod secrets;
 pub mod settings;
 pub mod sql;
 mod topk;

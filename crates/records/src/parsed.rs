@@ -6,9 +6,9 @@
 //! of its `_collections` row, so a changed collection is a different key and is parsed anew:
 //! nothing needs invalidating. Rows that differ only in their `created`/`updated` stamps (the
 //! same system collection in two tenants) share the parsed parts; the stamps are the row's.
-//! Auth collections differ between tenants in their secrets too: their options are read from
-//! each row (the secrets are always the row's own), and the rest is shared when the options
-//! are the same but for the secrets. Two generations bound the memory: when the current one
+//! Auth collections differ between tenants in their secrets too: their key is their options
+//! text with the secrets blanked ([`Split`]), and a hit takes the parsed options with the
+//! row's own secrets put in (never another tenant's). Two generations bound the memory: when the current one
 //! is full it becomes the previous one and the old previous is dropped; a hit in the previous
 //! generation moves the entry back to the current one.
 
@@ -16,9 +16,10 @@ use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 
-use warren_schema::{AuthOptions, Collection, CollectionRow};
+use warren_schema::{Collection, CollectionRow};
 
 use crate::catalog::Entry;
+use crate::secrets::Split;
 
 /// Entries per generation.
 const GENERATION: usize = 1024;
@@ -40,7 +41,8 @@ fn has_secrets(row: &CollectionRow) -> bool {
     row.kind == "auth"
 }
 
-fn key(row: &CollectionRow) -> u64 {
+/// The key of `row`, whose options (blanked of their secrets for an auth row) are `options`.
+fn key(row: &CollectionRow, options: &str) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     (
         &row.id,
@@ -59,9 +61,7 @@ fn key(row: &CollectionRow) -> u64 {
         &row.delete_rule,
     )
         .hash(&mut h);
-    if !has_secrets(row) {
-        row.options.hash(&mut h);
-    }
+    options.hash(&mut h);
     h.finish()
 }
 
@@ -70,35 +70,21 @@ impl Parsed {
         generation: &Generation,
         key: u64,
         row: &CollectionRow,
-        public: Option<&AuthOptions>,
+        options: &str,
     ) -> Option<Arc<Entry>> {
         generation
             .get(&key)?
             .iter()
-            .find(|(stored, entry)| {
-                same_columns(stored, row)
-                    && match public {
-                        None => stored.options == row.options,
-                        Some(public) => entry
-                            .collection
-                            .auth_options()
-                            .is_some_and(|held| held.without_secrets() == *public),
-                    }
-            })
+            .find(|(stored, _)| same_columns(stored, row) && stored.options == options)
             .map(|(_, entry)| entry.clone())
     }
 
-    fn get(
-        &mut self,
-        key: u64,
-        row: &CollectionRow,
-        public: Option<&AuthOptions>,
-    ) -> Option<Arc<Entry>> {
-        if let Some(entry) = Self::find(&self.current, key, row, public) {
+    fn get(&mut self, key: u64, row: &CollectionRow, options: &str) -> Option<Arc<Entry>> {
+        if let Some(entry) = Self::find(&self.current, key, row, options) {
             return Some(entry);
         }
-        let entry = Self::find(&self.previous, key, row, public)?;
-        self.insert(key, kept_row(row), entry.clone());
+        let entry = Self::find(&self.previous, key, row, options)?;
+        self.insert(key, kept_row(row, options), entry.clone());
         Some(entry)
     }
 
@@ -112,49 +98,54 @@ impl Parsed {
     }
 }
 
-/// The row as the cache keeps it: without the options of a row whose options hold secrets
-/// (they are compared parsed, without their secrets).
-fn kept_row(row: &CollectionRow) -> CollectionRow {
+/// The row as the cache keeps it: with `options`, which are blanked of their secrets for an
+/// auth row.
+fn kept_row(row: &CollectionRow, options: &str) -> CollectionRow {
     let mut kept = row.clone();
     if has_secrets(row) {
-        kept.options.clear();
+        kept.options = options.to_owned();
     }
     kept
 }
 
 /// The parsed entry of `row`, from the cache or parsed (and then kept).
 pub(crate) fn entry(row: &CollectionRow) -> warren_schema::Result<Arc<Entry>> {
-    let key = key(row);
-    // Read from this row, always: an entry shared with another tenant never lends its secrets.
-    let options = match has_secrets(row) {
-        true => Some(AuthOptions::from_options_column(&row.options)?),
+    // An auth row's secrets are read from this row, always: an entry shared with another
+    // tenant never lends its secrets. Options that cannot be split are their own key.
+    let split = match has_secrets(row) {
+        true => Split::read(&row.options),
         false => None,
     };
-    let public = options.as_ref().map(AuthOptions::without_secrets);
+    let options = split.as_ref().map_or(row.options.as_str(), |s| &s.blanked);
+    let key = key(row, options);
     // A panic cannot leave the maps half-updated in a way that returns a wrong entry (an entry
     // is only ever stored under its own row), so a poisoned lock is still usable.
     let found = SHARED
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .get_or_insert_with(Parsed::default)
-        .get(key, row, public.as_ref());
+        .get(key, row, options);
     if let Some(entry) = found {
         let held = &entry.collection;
-        let own_options = match &options {
-            Some(own) => held.auth_options() == Some(own),
-            None => true,
+        let own_secrets = match (&split, held.auth_options()) {
+            (Some(split), Some(held)) => split.held_by(held),
+            _ => true,
         };
-        if held.created == row.created && held.updated == row.updated && own_options {
+        if held.created == row.created && held.updated == row.updated && own_secrets {
             return Ok(entry);
         }
-        return Ok(Arc::new(entry.rebased(&row.created, &row.updated, options)));
+        return Ok(Arc::new(entry.rebased(
+            &row.created,
+            &row.updated,
+            split.as_ref(),
+        )));
     }
     let entry = Arc::new(Entry::new(Collection::from_row(row)?));
     SHARED
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .get_or_insert_with(Parsed::default)
-        .insert(key, kept_row(row), entry.clone());
+        .insert(key, kept_row(row, options), entry.clone());
     Ok(entry)
 }
 
@@ -176,7 +167,7 @@ fn same_columns(a: &CollectionRow, b: &CollectionRow) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use warren_schema::CollectionType;
+    use warren_schema::{AuthOptions, CollectionType};
 
     /// The row of a new auth collection `name` with fresh secrets, after `change`.
     fn auth_row(name: &str, change: impl FnOnce(&mut AuthOptions)) -> CollectionRow {
@@ -226,6 +217,22 @@ mod tests {
         assert!(!Arc::ptr_eq(&first.info, &second.info));
         assert_eq!(second.collection, Collection::from_row(&b).unwrap());
         assert!(first.rules.manage.is_none() && second.rules.manage.is_some());
+    }
+
+    #[test]
+    fn options_that_cannot_be_split_are_parsed_whole_and_keep_their_secrets() {
+        let a = auth_row("whole_a", |_| {});
+        let mut b = auth_row("whole_a", |_| {});
+        // A token given twice: the whole parse takes the last; the split cannot read it.
+        b.options = b
+            .options
+            .replacen('{', r#"{"authToken":{"secret":"first","duration":1},"#, 1);
+        assert!(Split::read(&b.options).is_none());
+        let (first, second) = (entry(&a).unwrap(), entry(&b).unwrap());
+        assert!(!Arc::ptr_eq(&first.info, &second.info));
+        assert_eq!(second.collection, Collection::from_row(&b).unwrap());
+        assert_ne!(secret(&second), "first");
+        assert!(Arc::ptr_eq(&entry(&b).unwrap(), &second));
     }
 
     #[test]
