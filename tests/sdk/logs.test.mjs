@@ -6,12 +6,16 @@ import {
   superuserClient, guestClient, expectError, raw, rand, DATE_RE, ID_RE,
 } from './lib/setup.mjs';
 
-/** Polls `su.logs.getList` with `filter` until at least `min` items match (at most ~20 s). */
+/**
+ * Polls `su.logs.getList` with `filter` until at least `min` items match (at most ~20 s). Both
+ * the count and the page must show them: PocketBase counts and reads the page in two queries run
+ * side by side, so a batch of logs written between them gives a count of 1 and no items.
+ */
 async function waitForLogs(su, filter, min = 1) {
   const deadline = Date.now() + 20000;
   for (;;) {
     const page = await su.logs.getList(1, 50, { filter, sort: '-created' });
-    if (page.totalItems >= min) return page;
+    if (page.totalItems >= min && page.items.length >= Math.min(min, 50)) return page;
     if (Date.now() > deadline) assert.fail(`no logs matching ${filter} after 20 s`);
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
