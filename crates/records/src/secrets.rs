@@ -137,13 +137,15 @@ impl Split {
         for (held, own) in tokens.into_iter().zip(&self.tokens) {
             held.secret = own.clone().unwrap_or_default();
         }
-        for (held, own) in options
-            .oauth2
-            .providers
-            .iter_mut()
-            .zip(&self.client_secrets)
-        {
-            held.client_secret = own.clone().unwrap_or_default();
+        // Every provider's secret is set, so none of the parsed row's could stay even if the
+        // lists differed in length (equal blanked texts give equal lists).
+        for (i, held) in options.oauth2.providers.iter_mut().enumerate() {
+            held.client_secret = self
+                .client_secrets
+                .get(i)
+                .cloned()
+                .flatten()
+                .unwrap_or_default();
         }
     }
 }
@@ -207,6 +209,15 @@ mod tests {
         sb.apply(&mut taken);
         assert_eq!(taken, full(&b));
         assert!(sb.held_by(&taken));
+    }
+
+    #[test]
+    fn applying_never_leaves_a_secret_of_the_parsed_row() {
+        let none = Split::read("{}").unwrap();
+        let mut options = full(&stored(|_| {}));
+        none.apply(&mut options);
+        assert!(options.tokens().iter().all(|(_, t)| t.secret.is_empty()));
+        assert!(options.oauth2.providers.iter().all(|p| p.client_secret.is_empty()));
     }
 
     #[test]
