@@ -217,7 +217,13 @@ mod tests {
         let mut options = full(&stored(|_| {}));
         none.apply(&mut options);
         assert!(options.tokens().iter().all(|(_, t)| t.secret.is_empty()));
-        assert!(options.oauth2.providers.iter().all(|p| p.client_secret.is_empty()));
+        assert!(
+            options
+                .oauth2
+                .providers
+                .iter()
+                .all(|p| p.client_secret.is_empty())
+        );
     }
 
     #[test]
