@@ -27,25 +27,10 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import { chromium } from 'playwright-core';
+import { launchPersistent } from '../support/chromium.mjs';
 import { Agent, setGlobalDispatcher } from 'undici';
 import PocketBase from 'pocketbase';
 import { deliveryOrder } from '../sdk/lib/mail.mjs';
-
-/**
- * `chromium.launchPersistentContext`, tried up to three times: now and then Chromium dies as it
- * starts (SIGSEGV before its first page, "Target page, context or browser has been closed"),
- * which says nothing about the page under test.
- */
-async function launchChromium(profile, options) {
-  for (let attempt = 1; ; attempt += 1) {
-    try {
-      return await chromium.launchPersistentContext(profile, options);
-    } catch (e) {
-      if (attempt >= 3 || !/has been closed/.test(String(e && e.message))) throw e;
-      console.error(`chromium died while starting (attempt ${attempt}); starting it again`);
-    }
-  }
-}
 
 const CONSOLE_URL = (process.env.CONSOLE_URL || 'http://localhost:8090').replace(/\/+$/, '');
 const MAILDIR = process.env.MAILDIR || '';
@@ -131,7 +116,7 @@ test('a developer signs up, verifies by mail, creates a project and reaches it w
   await mkdir(ARTIFACTS, { recursive: true });
   // A fresh profile directory per run (Playwright takes it as the persistent context's dir).
   const profile = await mkdtemp(join(tmpdir(), 'warren-console-chromium-'));
-  const context = await launchChromium(profile, {
+  const context = await launchPersistent(chromium, profile, {
     executablePath: CHROMIUM,
     headless: true,
     viewport: { width: 1100, height: 800 },
@@ -423,7 +408,7 @@ async function usageCharts(page, shot, projectPage) {
 /** Chromium with a fresh profile, closed (and the profile removed) after test `t`. */
 async function browser(t) {
   const profile = await mkdtemp(join(tmpdir(), 'warren-console-chromium-'));
-  const context = await launchChromium(profile, {
+  const context = await launchPersistent(chromium, profile, {
     executablePath: CHROMIUM,
     headless: true,
     viewport: { width: 1100, height: 800 },

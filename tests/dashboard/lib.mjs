@@ -16,6 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { chromium } from 'playwright-core';
+import { launchPersistent } from '../support/chromium.mjs';
 import { Agent, setGlobalDispatcher } from 'undici';
 import PocketBase from 'pocketbase';
 
@@ -28,22 +29,6 @@ export const ARTIFACTS = process.env.ARTIFACTS || 'target/artifacts/dashboard';
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const BIN = process.env.WARREN_BIN || 'target/debug/warren';
 const DATA = process.env.WARREN_DATA || '';
-
-/**
- * `chromium.launchPersistentContext`, tried up to three times: now and then Chromium dies as it
- * starts (SIGSEGV before its first page, "Target page, context or browser has been closed"),
- * which says nothing about the page under test.
- */
-async function launchChromium(profile, options) {
-  for (let attempt = 1; ; attempt += 1) {
-    try {
-      return await chromium.launchPersistentContext(profile, options);
-    } catch (e) {
-      if (attempt >= 3 || !/has been closed/.test(String(e && e.message))) throw e;
-      console.error(`chromium died while starting (attempt ${attempt}); starting it again`);
-    }
-  }
-}
 
 // Node does not resolve *.localhost to loopback; the SDK's fetch goes through this dispatcher.
 setGlobalDispatcher(new Agent({
@@ -104,7 +89,7 @@ export async function newTenant(prefix = 'dash') {
 export async function openBrowser(t, { viewport = { width: 1280, height: 800 } } = {}) {
   await mkdir(ARTIFACTS, { recursive: true });
   const profile = await mkdtemp(join(tmpdir(), 'warren-dashboard-chromium-'));
-  const context = await launchChromium(profile, {
+  const context = await launchPersistent(chromium, profile, {
     executablePath: CHROMIUM,
     headless: true,
     viewport,
