@@ -211,6 +211,39 @@ mod tests {
         assert!(sb.held_by(&taken));
     }
 
+    /// `users` options as real PocketBase releases wrote them (Go's JSON: `<` as `\u003c`),
+    /// two 0.40.6 data directories and a 0.23.12 one, each made by `superuser upsert`.
+    const POCKETBASE_40_A: &str =
+        include_str!("../testdata/pocketbase-0.40.6-a-users-options.json");
+    const POCKETBASE_40_B: &str =
+        include_str!("../testdata/pocketbase-0.40.6-b-users-options.json");
+    const POCKETBASE_23: &str = include_str!("../testdata/pocketbase-0.23.12-users-options.json");
+
+    #[test]
+    fn options_real_pocketbase_releases_wrote_split_and_share_alike() {
+        for text in [POCKETBASE_40_A, POCKETBASE_40_B, POCKETBASE_23] {
+            let split = Split::read(text).expect("a PocketBase row splits");
+            let parsed = full(text);
+            for (_, t) in parsed.tokens() {
+                assert!(!t.secret.is_empty() && !split.blanked.contains(&t.secret));
+            }
+            assert!(split.held_by(&parsed));
+            let mut taken = full(&split.blanked);
+            split.apply(&mut taken);
+            assert_eq!(taken, parsed);
+        }
+        // Two directories of one release differ only in their secrets.
+        let (a, b) = (
+            Split::read(POCKETBASE_40_A).unwrap(),
+            Split::read(POCKETBASE_40_B).unwrap(),
+        );
+        assert_ne!(POCKETBASE_40_A, POCKETBASE_40_B);
+        assert_eq!(a.blanked, b.blanked);
+        let mut taken = full(POCKETBASE_40_A);
+        b.apply(&mut taken);
+        assert_eq!(taken, full(POCKETBASE_40_B));
+    }
+
     #[test]
     fn applying_never_leaves_a_secret_of_the_parsed_row() {
         let none = Split::read("{}").unwrap();
