@@ -140,11 +140,18 @@ pub fn resolve_modifiers(
     body: &Map<String, Value>,
     current: &RecordData,
 ) -> Map<String, Value> {
-    let mut keys: Vec<&String> = body.keys().collect();
-    keys.sort_by(|a, b| a.len().cmp(&b.len()).then_with(|| a.cmp(b)));
+    resolve(collection, body.iter().collect(), current)
+}
+
+/// [`resolve_modifiers`] over borrowed keys and values, each copied once into the result.
+fn resolve(
+    collection: &Collection,
+    mut pairs: Vec<(&String, &Value)>,
+    current: &RecordData,
+) -> Map<String, Value> {
+    pairs.sort_by(|(a, _), (b, _)| a.len().cmp(&b.len()).then_with(|| a.cmp(b)));
     let mut out = Map::new();
-    for key in keys {
-        let raw = &body[key];
+    for (key, raw) in pairs {
         let (name, modifier) = split_modifier(key);
         let Some(modifier) = modifier else {
             out.insert(key.clone(), raw.clone());
@@ -201,15 +208,12 @@ pub fn prepare_record(
     opts: &PrepareOptions<'_>,
 ) -> Result<PreparedRecord, ValidationErrors> {
     let is_create = existing.is_none();
-    let zero: RecordData = collection
-        .fields
-        .iter()
-        .map(|f| (f.name.clone(), f.zero_value()))
-        .collect();
-    let current = existing.unwrap_or(&zero);
+    // A create starts from nothing: every read of `current` below falls back to the field's
+    // zero value, and every field gets one in `data` (see the end of the loop).
+    let nothing = RecordData::new();
+    let current = existing.unwrap_or(&nothing);
 
-    let filtered = settable(collection, body, opts);
-    let mut resolved = resolve_modifiers(collection, &filtered, current);
+    let mut resolved = resolve(collection, settable(collection, body, opts), current);
     add_uploads(collection, &mut resolved, current, opts);
 
     let mut errors = ValidationErrors::new();
@@ -221,11 +225,16 @@ pub fn prepare_record(
         match &field.kind {
             FieldKind::Password(_) => {
                 check_password(field, submitted, &data, &mut new_password, &mut errors);
+                if is_create {
+                    data.insert(field.name.clone(), field.zero_value());
+                }
                 continue;
             }
             FieldKind::Autodate(o) => {
                 if (is_create && o.on_create) || (!is_create && o.on_update) {
                     data.insert(field.name.clone(), Value::String(now.clone()));
+                } else if is_create {
+                    data.insert(field.name.clone(), field.zero_value());
                 }
                 continue;
             }
@@ -276,11 +285,11 @@ pub fn prepare_record(
 
 /// The keys of `body` the caller may set: known fields (modifiers included) other than
 /// autodates, and hidden ones only for superusers or an auth collection's password.
-fn settable(
+fn settable<'b>(
     collection: &Collection,
-    body: &Map<String, Value>,
+    body: &'b Map<String, Value>,
     opts: &PrepareOptions<'_>,
-) -> Map<String, Value> {
+) -> Vec<(&'b String, &'b Value)> {
     let allowed = |name: &str| -> bool {
         let Some(f) = collection.field(name) else {
             return false;
@@ -293,7 +302,6 @@ fn settable(
     };
     body.iter()
         .filter(|(k, _)| allowed(split_modifier(k).0))
-        .map(|(k, v)| (k.clone(), v.clone()))
         .collect()
 }
 
@@ -368,21 +376,25 @@ fn prepared(
     let mut changed = BTreeSet::new();
     let mut columns = Vec::with_capacity(collection.fields.len());
     for field in &collection.fields {
-        let value = data
-            .get(&field.name)
-            .cloned()
-            .unwrap_or_else(|| field.zero_value());
+        let zero;
+        let value = match data.get(&field.name) {
+            Some(value) => value,
+            None => {
+                zero = field.zero_value();
+                &zero
+            }
+        };
         let old = current.get(&field.name);
-        if is_create || old != Some(&value) {
+        if is_create || old != Some(value) {
             changed.insert(field.name.clone());
         }
         if matches!(field.kind, FieldKind::File(_))
             && let Some(old) = old
         {
-            let kept = list_of(&value);
+            let kept = list_of(value);
             removed_files.extend(list_of(old).into_iter().filter(|f| !kept.contains(f)));
         }
-        columns.push((field.name.clone(), field.to_sql(&value)));
+        columns.push((field.name.clone(), field.to_sql(value)));
     }
     if let Some((name, _)) = &new_password {
         changed.insert(name.clone());
