@@ -171,7 +171,7 @@ pub async fn run(
                 };
                 let result = match action {
                     Action::Create | Action::Upsert => {
-                        write::apply_create(c, &target, plan, &item.body)
+                        write::apply_create(c, &target, plan, &item.body, None)
                             .map(|data| Some((ChangeAction::Create, data)))
                     }
                     Action::Update(id) => write::apply_update(c, &target, plan, id, &item.body)
@@ -299,7 +299,7 @@ pub fn apply_prepared(
     let (action, data) = match action {
         Action::Create | Action::Upsert => (
             ChangeAction::Create,
-            write::apply_create(c, &target, plan, &item.body)?,
+            write::apply_create(c, &target, plan, &item.body, None)?,
         ),
         Action::Update(id) => (
             ChangeAction::Update,

@@ -3,8 +3,10 @@
 //!
 //! Every write is one closure on the tenant's writer: it validates against committed data,
 //! writes, and checks the rule in the same savepoint, so a rejected write leaves nothing behind.
-//! Password hashing happens before, off the writer, so it never holds the write lock.
+//! Password hashing happens before, off the writer, so it never holds the write lock, and so
+//! does a create's validation: the writer then only checks the relation ids it named.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
@@ -94,6 +96,10 @@ async fn save_record(save: Save<'_>, id: Option<&str>) -> Result<(Value, Vec<Cha
     };
     plan.uploads = uploads;
     let superuser = caller.is_superuser();
+    let early = match id {
+        None => Early::prepare(&entry, &body, &plan, superuser),
+        Some(_) => None,
+    };
     let (scope, id) = ((catalog.clone(), entry.clone()), id.map(str::to_string));
     let action = match id {
         None => ChangeAction::Create,
@@ -109,7 +115,7 @@ async fn save_record(save: Save<'_>, id: Option<&str>) -> Result<(Value, Vec<Cha
                 superuser,
             };
             match &id {
-                None => apply_create(c, &target, &plan, &body),
+                None => apply_create(c, &target, &plan, &body, early),
                 Some(id) => apply_update(c, &target, &plan, id, &body),
             }
         })
@@ -176,12 +182,67 @@ pub(crate) async fn plan_create(
     })
 }
 
-/// Inserts a record on the writer's connection and checks the create rule against it.
+/// A create validated before it reaches the writer, with the relation ids it must find there.
+pub(crate) struct Early {
+    prepared: PreparedRecord,
+    /// Each relation field's ids with the collection they must exist in.
+    relations: Vec<(String, Vec<String>)>,
+}
+
+impl Early {
+    /// Validates a create off the writer, taking every relation id as existing and noting it.
+    /// `None` when the body does not validate: the writer then prepares it again with its
+    /// relations checked, so the caller gets every error at once, as before.
+    pub(crate) fn prepare(
+        entry: &Entry,
+        body: &Map<String, Value>,
+        plan: &Plan,
+        superuser: bool,
+    ) -> Option<Self> {
+        let noted = Noted::default();
+        let options = PrepareOptions {
+            is_superuser: superuser,
+            relations: &noted,
+            uploads: plan.uploads.clone(),
+        };
+        let prepared = prepare_record(&entry.collection, body, None, &options).ok()?;
+        Some(Self {
+            prepared,
+            relations: noted.0.into_inner(),
+        })
+    }
+
+    /// The prepared record when every relation id it names exists on `checker`'s connection.
+    fn checked(self, checker: &Relations<'_>) -> Option<PreparedRecord> {
+        self.relations
+            .iter()
+            .all(|(collection, ids)| checker.all_exist(collection, ids))
+            .then_some(self.prepared)
+    }
+}
+
+/// Takes every relation id as existing and notes it, for the writer to check.
+#[derive(Default)]
+struct Noted(RefCell<Vec<(String, Vec<String>)>>);
+
+impl RelationChecker for Noted {
+    fn all_exist(&self, collection_id: &str, ids: &[String]) -> bool {
+        self.0
+            .borrow_mut()
+            .push((collection_id.to_owned(), ids.to_vec()));
+        true
+    }
+}
+
+/// Inserts a record on the writer's connection and checks the create rule against it. With
+/// `early`, the record was validated before and only its relation ids are checked here; should
+/// one be missing, the body is prepared again so that the caller gets every error.
 pub(crate) fn apply_create(
     c: &Connection,
     target: &Applied<'_>,
     plan: &Plan,
     body: &Map<String, Value>,
+    early: Option<Early>,
 ) -> Result<RecordData> {
     let Applied {
         catalog,
@@ -190,18 +251,23 @@ pub(crate) fn apply_create(
         superuser,
     } = *target;
     let checker = Relations { conn: c, catalog };
-    let options = PrepareOptions {
-        is_superuser: superuser,
-        relations: &checker,
-        uploads: plan.uploads.clone(),
+    let early = early.and_then(|early| early.checked(&checker));
+    let mut prepared = match early {
+        Some(prepared) => prepared,
+        None => {
+            let options = PrepareOptions {
+                is_superuser: superuser,
+                relations: &checker,
+                uploads: plan.uploads.clone(),
+            };
+            prepare_record(&entry.collection, body, None, &options).map_err(|errors| {
+                Error::Validation {
+                    message: CREATE_FAILED,
+                    errors,
+                }
+            })?
+        }
     };
-    let mut prepared =
-        prepare_record(&entry.collection, body, None, &options).map_err(|errors| {
-            Error::Validation {
-                message: CREATE_FAILED,
-                errors,
-            }
-        })?;
     if let Some(hash) = &plan.hash {
         prepared.set_password_hash(hash);
     }
@@ -738,4 +804,135 @@ fn parse_ids(raw: Option<&str>) -> Vec<String> {
         return serde_json::from_str::<Vec<String>>(raw).unwrap_or_default();
     }
     vec![raw.to_string()]
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use warren_schema::Collection;
+    use warren_store::{Migration, Options};
+
+    use super::*;
+
+    /// `notes` (one record, `n1`) and `links`, whose `note` relation points at `notes` and
+    /// whose `title` is required.
+    async fn linked(dir: &std::path::Path) -> (Database, Arc<Catalog>) {
+        let notes = Collection::from_create_body(&json!({"name": "notes", "fields": []})).unwrap();
+        let links = Collection::from_create_body(&json!({
+            "name": "links",
+            "fields": [
+                {"name": "note", "type": "relation", "collectionId": notes.id, "maxSelect": 1},
+                {"name": "title", "type": "text", "required": true}
+            ]
+        }))
+        .unwrap();
+        let db = Database::open(
+            dir.join("data.db"),
+            Options {
+                migrations: &[] as &[Migration],
+                ..Options::default()
+            },
+        )
+        .await
+        .unwrap();
+        let mut statements = warren_schema::ddl::create_statements(&notes);
+        statements.extend(warren_schema::ddl::create_statements(&links));
+        db.write(move |c| {
+            for statement in statements {
+                c.execute_batch(&statement)?;
+            }
+            c.execute("INSERT INTO notes (id) VALUES ('n1')", [])?;
+            Ok::<_, Error>(())
+        })
+        .await
+        .unwrap();
+        (db, Arc::new(Catalog::new(vec![notes, links])))
+    }
+
+    /// Creates `body` in `links` as a superuser, validated before the writer or on it.
+    async fn create(
+        db: &Database,
+        catalog: &Arc<Catalog>,
+        body: Value,
+        early: bool,
+    ) -> Result<RecordData> {
+        let entry = catalog.get("links").unwrap().clone();
+        let body = body.as_object().unwrap().clone();
+        let plan = Plan {
+            rule: None,
+            hash: None,
+            verified_needs_manager: false,
+            uploads: Uploads::new(),
+        };
+        let prepared = if early {
+            Early::prepare(&entry, &body, &plan, true)
+        } else {
+            None
+        };
+        let catalog = catalog.clone();
+        db.write(move |c| {
+            let target = Applied {
+                catalog: &catalog,
+                entry: &entry,
+                ctx: &RequestContext::default(),
+                superuser: true,
+            };
+            apply_create(c, &target, &plan, &body, prepared)
+        })
+        .await
+    }
+
+    /// The field error codes of a failed create.
+    fn codes(result: Result<RecordData>) -> Vec<(String, String)> {
+        match result {
+            Err(Error::Validation { errors, .. }) => {
+                let errors = serde_json::to_value(&errors).unwrap();
+                let mut codes: Vec<(String, String)> = errors
+                    .as_object()
+                    .unwrap()
+                    .iter()
+                    .map(|(field, e)| (field.clone(), e["code"].as_str().unwrap().to_owned()))
+                    .collect();
+                codes.sort();
+                codes
+            }
+            other => panic!("not a validation error: {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_create_validated_before_the_writer_fails_and_succeeds_as_one_validated_on_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, catalog) = linked(dir.path()).await;
+        let missing = (
+            "note".to_owned(),
+            "validation_missing_rel_records".to_owned(),
+        );
+        let required = ("title".to_owned(), "validation_required".to_owned());
+        for early in [false, true] {
+            // A relation to nothing: checked on the writer either way.
+            let result = create(&db, &catalog, json!({"note": "nope", "title": "t"}), early);
+            assert_eq!(codes(result.await), vec![missing.clone()], "early: {early}");
+            // With another error too, the caller gets both.
+            let result = create(&db, &catalog, json!({"note": "nope"}), early);
+            assert_eq!(
+                codes(result.await),
+                vec![missing.clone(), required.clone()],
+                "early: {early}"
+            );
+            // A relation that exists: written, every field in the record.
+            let data = create(&db, &catalog, json!({"note": "n1", "title": "t"}), early)
+                .await
+                .unwrap();
+            assert_eq!(data["note"], "n1");
+            let mut names: Vec<&String> = data.keys().collect();
+            names.sort();
+            assert_eq!(names, ["id", "note", "title"], "early: {early}");
+        }
+        let rows: i64 = db
+            .read(|c| Ok::<_, Error>(c.query_row("SELECT count(*) FROM links", [], |r| r.get(0))?))
+            .await
+            .unwrap();
+        assert_eq!(rows, 2);
+    }
 }
