@@ -99,7 +99,9 @@ pub async fn read_all(store: &impl Storage, key: &str, max: u64) -> Result<Optio
     Ok(Some(out))
 }
 
-/// The chosen backend of one tenant.
+/// The chosen backend of one tenant. An S3 call's future is boxed: it is several kilobytes,
+/// and held inline it would make every future that may call the backend (each record write's)
+/// that large, copied whole as it is boxed for each request.
 #[derive(Clone)]
 pub enum Backend {
     /// Files on local disk.
@@ -112,37 +114,37 @@ impl Storage for Backend {
     async fn put_file(&self, key: &str, source: &Path, meta: &PutMeta) -> Result<()> {
         match self {
             Backend::Local(s) => s.put_file(key, source, meta).await,
-            Backend::S3(s) => s.put_file(key, source, meta).await,
+            Backend::S3(s) => Box::pin(s.put_file(key, source, meta)).await,
         }
     }
     async fn put_bytes(&self, key: &str, bytes: Bytes, meta: &PutMeta) -> Result<()> {
         match self {
             Backend::Local(s) => s.put_bytes(key, bytes, meta).await,
-            Backend::S3(s) => s.put_bytes(key, bytes, meta).await,
+            Backend::S3(s) => Box::pin(s.put_bytes(key, bytes, meta)).await,
         }
     }
     async fn stat(&self, key: &str) -> Result<Option<Meta>> {
         match self {
             Backend::Local(s) => s.stat(key).await,
-            Backend::S3(s) => s.stat(key).await,
+            Backend::S3(s) => Box::pin(s.stat(key)).await,
         }
     }
     async fn get(&self, key: &str, range: Option<(u64, u64)>) -> Result<Option<Object>> {
         match self {
             Backend::Local(s) => s.get(key, range).await,
-            Backend::S3(s) => s.get(key, range).await,
+            Backend::S3(s) => Box::pin(s.get(key, range)).await,
         }
     }
     async fn delete(&self, key: &str) -> Result<()> {
         match self {
             Backend::Local(s) => s.delete(key).await,
-            Backend::S3(s) => s.delete(key).await,
+            Backend::S3(s) => Box::pin(s.delete(key)).await,
         }
     }
     async fn delete_prefix(&self, prefix: &str) -> Result<()> {
         match self {
             Backend::Local(s) => s.delete_prefix(prefix).await,
-            Backend::S3(s) => s.delete_prefix(prefix).await,
+            Backend::S3(s) => Box::pin(s.delete_prefix(prefix)).await,
         }
     }
 }

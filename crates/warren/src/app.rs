@@ -41,6 +41,7 @@ pub fn router(
         platform: Some(std::sync::Arc::new(platform)),
         ..api
     };
+    let clustered = cluster.is_some();
     let app = App {
         domain: domain.to_string(),
         platform: warren_operator::router(control.clone()).merge(warren_console::router(console)),
@@ -48,15 +49,24 @@ pub fn router(
         control,
         cluster,
     };
-    Router::new()
-        .fallback(dispatch)
-        .with_state(std::sync::Arc::new(app))
+    // One handler or the other, so that a single server's requests do not carry the cluster's
+    // (larger) future: axum boxes each request's future, copying it whole.
+    let router = if clustered {
+        Router::new().fallback(dispatch_clustered)
+    } else {
+        Router::new().fallback(dispatch)
+    };
+    router.with_state(std::sync::Arc::new(app))
+}
+
+async fn dispatch_clustered(State(app): State<std::sync::Arc<App>>, request: Request) -> Response {
+    match &app.cluster {
+        Some(cluster) => cluster_dispatch(&app, cluster, request).await,
+        None => dispatch(State(app.clone()), request).await,
+    }
 }
 
 async fn dispatch(State(app): State<std::sync::Arc<App>>, request: Request) -> Response {
-    if let Some(cluster) = &app.cluster {
-        return cluster_dispatch(&app, cluster, request).await;
-    }
     let host = request
         .headers()
         .get(HOST)
@@ -115,29 +125,9 @@ async fn cluster_dispatch(app: &App, cluster: &ClusterNode, mut request: Request
         .or_else(|| request.uri().authority().map(|a| a.as_str()))
         .map(str::to_owned);
     let name = match warren_edge::classify(host.as_deref(), &app.domain) {
+        // Boxed: the platform's future is the larger, and tenants' requests are the many.
         Destination::Platform => {
-            let request = match cluster
-                .tenant_action(&app.control, request, from_peer)
-                .await
-            {
-                Action::Answered(answered) => return answered,
-                Action::Here(request) => return forward(app.platform.clone(), request).await,
-                Action::Other(request) => request,
-            };
-            let request = match cluster.moves(&app.control, request, from_peer).await {
-                Ok(answered) => return answered,
-                Err(request) => request,
-            };
-            let request = match cluster.platform(request, from_peer).await {
-                Ok(request) => request,
-                Err(answered) => return answered,
-            };
-            let writes = crate::serve_cluster::is_write(&request);
-            let response = forward(app.platform.clone(), request).await;
-            if writes {
-                cluster.after_platform_write(&app.control).await;
-            }
-            return response;
+            return Box::pin(cluster_platform(app, cluster, request, from_peer)).await;
         }
         Destination::Tenant(slug) => format!(
             "{slug}.{}",
@@ -167,6 +157,38 @@ async fn cluster_dispatch(app: &App, cluster: &ClusterNode, mut request: Request
         }
         Route::Answered(response) => response,
     }
+}
+
+/// A request to the platform's host in cluster mode: a tenant action or move this node must
+/// answer or forward, else the platform's own routes (a write there is then shared).
+async fn cluster_platform(
+    app: &App,
+    cluster: &ClusterNode,
+    request: Request,
+    from_peer: bool,
+) -> Response {
+    let request = match cluster
+        .tenant_action(&app.control, request, from_peer)
+        .await
+    {
+        Action::Answered(answered) => return answered,
+        Action::Here(request) => return forward(app.platform.clone(), request).await,
+        Action::Other(request) => request,
+    };
+    let request = match cluster.moves(&app.control, request, from_peer).await {
+        Ok(answered) => return answered,
+        Err(request) => request,
+    };
+    let request = match cluster.platform(request, from_peer).await {
+        Ok(request) => request,
+        Err(answered) => return answered,
+    };
+    let writes = crate::serve_cluster::is_write(&request);
+    let response = forward(app.platform.clone(), request).await;
+    if writes {
+        cluster.after_platform_write(&app.control).await;
+    }
+    response
 }
 
 /// Hands `request` to tenant `info`'s API.

@@ -206,7 +206,17 @@ pub async fn save_record_request(
     };
     let shown = |saved: &Value| saved.as_object().cloned().unwrap_or_default();
     let asked = (event, data, request);
-    let asked = ask_writing(tenant, code.as_ref(), &entry, asked, write, shown).await?;
+    // Boxed: with the write it may run inside, this future would otherwise make every write
+    // request's, hooks or not, that much larger.
+    let asked = Box::pin(ask_writing(
+        tenant,
+        code.as_ref(),
+        &entry,
+        asked,
+        write,
+        shown,
+    ))
+    .await?;
     match asked {
         Asked::Wrote(saved) => Ok(Handled::Done(saved)),
         Asked::Answered(response) => Ok(Handled::Answered(response)),
@@ -250,7 +260,8 @@ pub async fn delete_record_request(
         None => Err(Error::Hook(HookError::internal())),
     };
     let asked = (event, data, request());
-    let asked = ask_writing(tenant, code.as_ref(), &entry, asked, write, |_| Map::new()).await?;
+    let asked = ask_writing(tenant, code.as_ref(), &entry, asked, write, |_| Map::new());
+    let asked = Box::pin(asked).await?;
     match asked {
         Asked::Wrote(()) => Ok(Handled::Done(())),
         Asked::Answered(response) => Ok(Handled::Answered(response)),
