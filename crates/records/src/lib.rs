@@ -25,6 +25,8 @@ pub mod read;
 mod secrets;
 pub mod settings;
 pub mod sql;
+#[cfg(test)]
+mod testing;
 mod topk;
 mod verified;
 pub mod write;

@@ -638,7 +638,6 @@ pub fn context(
 mod tests {
     use serde_json::json;
     use warren_schema::Collection;
-    use warren_store::{Migration, Options};
 
     use super::*;
 
@@ -657,20 +656,7 @@ mod tests {
             "listRule": ""
         }))
         .unwrap();
-        let db = Database::open(
-            dir.join("data.db"),
-            Options {
-                migrations: &[] as &[Migration],
-                ..Options::default()
-            },
-        )
-        .await
-        .unwrap();
-        let statements = warren_schema::ddl::create_statements(&collection);
-        db.write(move |c| {
-            for statement in statements {
-                c.execute_batch(&statement)?;
-            }
+        let db = crate::testing::database(dir, &[&collection], move |c| {
             let mut insert = c.prepare("INSERT INTO posts (id, n, flag) VALUES (?1, ?2, ?3)")?;
             for i in 0..rows {
                 insert.execute(warren_store::sql::params![
@@ -679,10 +665,9 @@ mod tests {
                     i % 3 == 0
                 ])?;
             }
-            Ok::<_, Error>(())
+            Ok(())
         })
-        .await
-        .unwrap();
+        .await;
         (db, Arc::new(Catalog::new(vec![collection])))
     }
 

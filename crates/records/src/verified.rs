@@ -168,7 +168,7 @@ mod tests {
     use warren_schema::Collection;
     use warren_secrets::TokenKind;
     use warren_secrets::token::{Claims, sign};
-    use warren_store::{Database, Migration, Options};
+    use warren_store::Database;
 
     use crate::Catalog;
     use crate::auth::authenticate;
@@ -181,28 +181,14 @@ mod tests {
     async fn users(dir: &std::path::Path) -> (Database, Catalog) {
         let collection =
             Collection::from_create_body(&json!({"name": "users", "type": "auth"})).unwrap();
-        let db = Database::open(
-            dir.join("data.db"),
-            Options {
-                migrations: &[] as &[Migration],
-                ..Options::default()
-            },
-        )
-        .await
-        .unwrap();
-        let statements = warren_schema::ddl::create_statements(&collection);
-        db.write(move |c| {
-            for statement in statements {
-                c.execute_batch(&statement)?;
-            }
+        let db = crate::testing::database(dir, &[&collection], |c| {
             c.execute(
                 "INSERT INTO users (id, email, password, tokenKey) VALUES (?1, 'a@b.test', 'h1', 'key1')",
                 [ID],
             )?;
-            Ok::<_, crate::Error>(())
+            Ok(())
         })
-        .await
-        .unwrap();
+        .await;
         (db, Catalog::new(vec![collection]))
     }
 

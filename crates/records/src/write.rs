@@ -810,7 +810,6 @@ fn parse_ids(raw: Option<&str>) -> Vec<String> {
 mod tests {
     use serde_json::json;
     use warren_schema::Collection;
-    use warren_store::{Migration, Options};
 
     use super::*;
 
@@ -826,26 +825,11 @@ mod tests {
             ]
         }))
         .unwrap();
-        let db = Database::open(
-            dir.join("data.db"),
-            Options {
-                migrations: &[] as &[Migration],
-                ..Options::default()
-            },
-        )
-        .await
-        .unwrap();
-        let mut statements = warren_schema::ddl::create_statements(&notes);
-        statements.extend(warren_schema::ddl::create_statements(&links));
-        db.write(move |c| {
-            for statement in statements {
-                c.execute_batch(&statement)?;
-            }
+        let db = crate::testing::database(dir, &[&notes, &links], |c| {
             c.execute("INSERT INTO notes (id) VALUES ('n1')", [])?;
-            Ok::<_, Error>(())
+            Ok(())
         })
-        .await
-        .unwrap();
+        .await;
         (db, Arc::new(Catalog::new(vec![notes, links])))
     }
 

@@ -1,0 +1,34 @@
+//! What the crate's unit tests share: a database holding collections' tables.
+
+use warren_schema::Collection;
+use warren_store::{Database, Migration, Options};
+
+/// Opens `data.db` in `dir` with the tables of `collections`, then runs `seed` on the writer.
+pub(crate) async fn database(
+    dir: &std::path::Path,
+    collections: &[&Collection],
+    seed: impl FnOnce(&warren_store::sql::Connection) -> crate::Result<()> + Send + 'static,
+) -> Database {
+    let db = Database::open(
+        dir.join("data.db"),
+        Options {
+            migrations: &[] as &[Migration],
+            ..Options::default()
+        },
+    )
+    .await
+    .unwrap();
+    let statements: Vec<String> = collections
+        .iter()
+        .flat_map(|c| warren_schema::ddl::create_statements(c))
+        .collect();
+    db.write(move |c| {
+        for statement in statements {
+            c.execute_batch(&statement)?;
+        }
+        seed(c)
+    })
+    .await
+    .unwrap();
+    db
+}
