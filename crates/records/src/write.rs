@@ -97,7 +97,7 @@ async fn save_record(save: Save<'_>, id: Option<&str>) -> Result<(Value, Vec<Cha
     plan.uploads = uploads;
     let superuser = caller.is_superuser();
     let early = match id {
-        None => Early::prepare(&entry, &body, &plan, superuser),
+        None => Early::prepare(&entry, &body, &plan, superuser)?,
         Some(_) => None,
     };
     let (scope, id) = ((catalog.clone(), entry.clone()), id.map(str::to_string));
@@ -191,25 +191,35 @@ pub(crate) struct Early {
 
 impl Early {
     /// Validates a create off the writer, taking every relation id as existing and noting it.
-    /// `None` when the body does not validate: the writer then prepares it again with its
-    /// relations checked, so the caller gets every error at once, as before.
+    /// A body that does not validate fails here when it names no relation id (the writer
+    /// could add no error to those), and nothing reaches the writer; one that names some is
+    /// `None`: the writer prepares it again with its relations checked, so the caller gets
+    /// every error at once.
     pub(crate) fn prepare(
         entry: &Entry,
         body: &Map<String, Value>,
         plan: &Plan,
         superuser: bool,
-    ) -> Option<Self> {
+    ) -> Result<Option<Self>> {
         let noted = Noted::default();
         let options = PrepareOptions {
             is_superuser: superuser,
             relations: &noted,
             uploads: plan.uploads.clone(),
         };
-        let prepared = prepare_record(&entry.collection, body, None, &options).ok()?;
-        Some(Self {
-            prepared,
-            relations: noted.0.into_inner(),
-        })
+        let prepared = prepare_record(&entry.collection, body, None, &options);
+        let relations = noted.0.into_inner();
+        match prepared {
+            Ok(prepared) => Ok(Some(Self {
+                prepared,
+                relations,
+            })),
+            Err(errors) if relations.is_empty() => Err(Error::Validation {
+                message: CREATE_FAILED,
+                errors,
+            }),
+            Err(_) => Ok(None),
+        }
     }
 
     /// The prepared record when every relation id it names exists on `checker`'s connection.
@@ -849,7 +859,7 @@ mod tests {
             uploads: Uploads::new(),
         };
         let prepared = if early {
-            Early::prepare(&entry, &body, &plan, true)
+            Early::prepare(&entry, &body, &plan, true)?
         } else {
             None
         };
@@ -904,6 +914,13 @@ mod tests {
                 vec![missing.clone(), required.clone()],
                 "early: {early}"
             );
+            // No relation named: the same error, before the writer when validated early.
+            let result = create(&db, &catalog, json!({"title": ""}), early);
+            assert_eq!(
+                codes(result.await),
+                vec![required.clone()],
+                "early: {early}"
+            );
             // A relation that exists: written, every field in the record.
             let data = create(&db, &catalog, json!({"note": "n1", "title": "t"}), early)
                 .await
@@ -913,6 +930,20 @@ mod tests {
             names.sort();
             assert_eq!(names, ["id", "note", "title"], "early: {early}");
         }
+        // Validated early, a body whose errors no relation could add to fails before the
+        // writer; one naming a relation goes on to it.
+        let entry = catalog.get("links").unwrap().clone();
+        let plan = Plan {
+            rule: None,
+            hash: None,
+            verified_needs_manager: false,
+            uploads: Uploads::new(),
+        };
+        let body = |v: Value| v.as_object().unwrap().clone();
+        let early = Early::prepare(&entry, &body(json!({"title": ""})), &plan, true);
+        assert!(matches!(early, Err(Error::Validation { .. })));
+        let early = Early::prepare(&entry, &body(json!({"note": "n1"})), &plan, true);
+        assert!(matches!(early, Ok(None)));
         let rows: i64 = db
             .read(|c| Ok::<_, Error>(c.query_row("SELECT count(*) FROM links", [], |r| r.get(0))?))
             .await
