@@ -311,6 +311,6 @@ pub fn apply_prepared(
         }
     };
     let change = Change::new(item.entry.clone(), action, data.clone());
-    let value = crate::read::render(caller, &item.entry, &data).to_value();
+    let value = crate::read::render(caller, &item.entry, &data).into_value();
     Ok((Some(value), vec![change]))
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 use warren_filter::RequestContext;
-use warren_schema::record::RecordData;
+use warren_schema::record::{RecordData, RecordJson};
 use warren_store::sql::Connection;
 
 use crate::catalog::{Catalog, Entry};
@@ -66,7 +66,7 @@ impl Change {
 /// Renders a changed record for `viewer` as the REST API would (hidden fields, email
 /// visibility), without touching the database.
 pub fn render_plain(viewer: &Caller, entry: &Entry, data: &RecordData) -> Value {
-    render(viewer, entry, data).to_value()
+    render(viewer, entry, data).into_value()
 }
 
 /// Renders a changed record for `viewer` with `expand` resolved on `conn` under the related
@@ -94,7 +94,7 @@ pub fn render_expanded(
     )?;
     items
         .pop()
-        .map(|r| r.to_value())
+        .map(RecordJson::into_value)
         .ok_or(Error::NotFound(NOT_FOUND))
 }
 

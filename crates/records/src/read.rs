@@ -438,7 +438,7 @@ pub async fn view(
         id.to_string(),
     );
     db.read(move |c| {
-        view_on(c, &catalog, &entry, &viewer, &ctx, &id, tree.as_ref()).map(|r| r.to_value())
+        view_on(c, &catalog, &entry, &viewer, &ctx, &id, tree.as_ref()).map(RecordJson::into_value)
     })
     .await
 }
@@ -481,7 +481,7 @@ pub fn view_in(
     caller: &Caller,
     id: &str,
 ) -> Result<Value> {
-    view_on(c, catalog, entry, caller, &caller.context(), id, None).map(|r| r.to_value())
+    view_on(c, catalog, entry, caller, &caller.context(), id, None).map(RecordJson::into_value)
 }
 
 /// The record `id` as `caller` may view it, on `c`.

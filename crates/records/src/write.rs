@@ -15,7 +15,7 @@ use warren_filter::{Filter, RequestContext};
 use warren_schema::FieldKind;
 use warren_schema::error::{FieldError, ValidationErrors};
 use warren_schema::record::{
-    PrepareOptions, PreparedRecord, RecordData, RelationChecker, prepare_record,
+    PrepareOptions, PreparedRecord, RecordData, RecordJson, RelationChecker, prepare_record,
 };
 use warren_secrets::Passwords;
 use warren_store::Database;
@@ -80,9 +80,10 @@ async fn save_record(save: Save<'_>, id: Option<&str>) -> Result<(Value, Vec<Cha
         passwords,
         expand,
     } = save;
-    ctx.body = body.clone();
+    // The rules see the body as submitted; the write reads it from there too.
+    ctx.body = body;
     let mut plan = match id {
-        None => plan_create(caller, &entry, &body, passwords).await?,
+        None => plan_create(caller, &entry, &ctx.body, passwords).await?,
         Some(id) => {
             let target = Target {
                 db,
@@ -97,7 +98,7 @@ async fn save_record(save: Save<'_>, id: Option<&str>) -> Result<(Value, Vec<Cha
     plan.uploads = uploads;
     let superuser = caller.is_superuser();
     let early = match id {
-        None => Early::prepare(&entry, &body, &plan, superuser)?,
+        None => Early::prepare(&entry, &ctx.body, &plan, superuser)?,
         Some(_) => None,
     };
     let (scope, id) = ((catalog.clone(), entry.clone()), id.map(str::to_string));
@@ -115,14 +116,16 @@ async fn save_record(save: Save<'_>, id: Option<&str>) -> Result<(Value, Vec<Cha
                 superuser,
             };
             match &id {
-                None => apply_create(c, &target, &plan, &body, early),
-                Some(id) => apply_update(c, &target, &plan, id, &body),
+                None => apply_create(c, &target, &plan, &ctx.body, early),
+                Some(id) => apply_update(c, &target, &plan, id, &ctx.body),
             }
         })
         .await?;
-    let changes = vec![Change::new(entry.clone(), action, data.clone())];
-    let value = respond(db, catalog, entry, caller, data, expand).await?;
-    Ok((value, changes))
+    let value = match answer_without_reading(caller, &entry, &data, expand) {
+        Some(value) => value,
+        None => respond(db, catalog, entry.clone(), caller, data.clone(), expand).await?,
+    };
+    Ok((value, vec![Change::new(entry, action, data)]))
 }
 
 /// What must be known before a create reaches the writer: the rule and a hashed password.
@@ -498,7 +501,7 @@ pub(crate) fn apply_update(
     if let Some(hash) = &plan.hash {
         prepared.set_password_hash(hash);
     }
-    if entry.collection.is_auth() && (plan.hash.is_some() || prepared.changed.contains("email")) {
+    if entry.collection.is_auth() && (plan.hash.is_some() || prepared.changed("email")) {
         // A new password or email invalidates every token issued before it.
         let key = warren_secrets::random::secret(50);
         prepared
@@ -583,10 +586,10 @@ pub async fn respond(
     data: RecordData,
     expand_param: &str,
 ) -> Result<Value> {
-    let tree = expand::Tree::parse(expand_param);
-    if tree.is_none() && !form::may_manage(caller, &entry) {
-        return Ok(render(caller, &entry, &data).to_value());
+    if let Some(value) = answer_without_reading(caller, &entry, &data, expand_param) {
+        return Ok(value);
     }
+    let tree = expand::Tree::parse(expand_param);
     let (viewer, ctx) = (caller.clone(), caller.context());
     db.read(move |c| {
         let mut items = expand::render_rows(
@@ -600,10 +603,22 @@ pub async fn respond(
         )?;
         items
             .pop()
-            .map(|r| r.to_value())
+            .map(RecordJson::into_value)
             .ok_or(Error::NotFound(NOT_FOUND))
     })
     .await
+}
+
+/// The answer of [`respond`] when it needs no read: nothing to expand and a caller who sees
+/// the record as stored (not its manager, whose view reads the manage rule).
+fn answer_without_reading(
+    caller: &Caller,
+    entry: &Entry,
+    data: &RecordData,
+    expand_param: &str,
+) -> Option<Value> {
+    (expand::Tree::parse(expand_param).is_none() && !form::may_manage(caller, entry))
+        .then(|| render(caller, entry, data).into_value())
 }
 
 /// The collection's `INSERT` and `UPDATE … WHERE id = ?` statements, each binding every field

@@ -78,8 +78,8 @@ pub struct PreparedRecord {
     /// Every column with its SQL value, in field order (the password column holds the old
     /// hash, or `""`, until [`PreparedRecord::set_password_hash`] is called).
     pub columns: Vec<(String, SqlValue)>,
-    /// Names of the fields whose value changed (all fields on create).
-    pub changed: BTreeSet<String>,
+    /// Whether each column's value changed (every one on create), in the order of `columns`.
+    pub changed: Vec<bool>,
     /// A new plain password to hash: (field name, plain text). The `auth` crate hashes it and
     /// calls [`PreparedRecord::set_password_hash`].
     pub new_password: Option<(String, String)>,
@@ -99,6 +99,14 @@ impl PreparedRecord {
             self.data
                 .insert(name.clone(), Value::String(hash.to_owned()));
         }
+    }
+
+    /// Whether field `name` changed (every field does on create).
+    pub fn changed(&self, name: &str) -> bool {
+        self.columns
+            .iter()
+            .zip(&self.changed)
+            .any(|((column, _), changed)| column == name && *changed)
     }
 
     /// The record id.
@@ -373,7 +381,7 @@ fn prepared(
     new_password: Option<(String, String)>,
 ) -> PreparedRecord {
     let mut removed_files = Vec::new();
-    let mut changed = BTreeSet::new();
+    let mut changed = Vec::with_capacity(collection.fields.len());
     let mut columns = Vec::with_capacity(collection.fields.len());
     for field in &collection.fields {
         let zero;
@@ -385,9 +393,10 @@ fn prepared(
             }
         };
         let old = current.get(&field.name);
-        if is_create || old != Some(value) {
-            changed.insert(field.name.clone());
-        }
+        let is_new_password = new_password
+            .as_ref()
+            .is_some_and(|(name, _)| *name == field.name);
+        changed.push(is_create || is_new_password || old != Some(value));
         if matches!(field.kind, FieldKind::File(_))
             && let Some(old) = old
         {
@@ -395,9 +404,6 @@ fn prepared(
             removed_files.extend(list_of(old).into_iter().filter(|f| !kept.contains(f)));
         }
         columns.push((field.name.clone(), field.to_sql(value)));
-    }
-    if let Some((name, _)) = &new_password {
-        changed.insert(name.clone());
     }
     PreparedRecord {
         data,
@@ -588,6 +594,15 @@ impl RecordJson {
     /// The record as a JSON value (key order then depends on serde_json's map).
     pub fn to_value(&self) -> Value {
         serde_json::to_value(self).unwrap_or(Value::Null)
+    }
+
+    /// [`RecordJson::to_value`] for a record no longer needed: its keys and values move into
+    /// the JSON instead of being copied, unless geoPoints or `expand` need writing out.
+    pub fn into_value(self) -> Value {
+        if self.geo_keys.is_empty() && self.expand.is_none() {
+            return Value::Object(self.entries.into_iter().collect());
+        }
+        self.to_value()
     }
 }
 
@@ -787,8 +802,8 @@ mod tests {
         assert_eq!(updated.data["views"], json!(3));
         assert_eq!(updated.data["created"], created.data["created"]);
         assert_eq!(updated.data["code"], created.data["code"]);
-        assert!(updated.changed.contains("views"));
-        assert!(!updated.changed.contains("tags"));
+        assert!(updated.changed("views"));
+        assert!(!updated.changed("tags"));
         let err = prepare_record(
             &c,
             &body(json!({"id": "other"})),
@@ -935,6 +950,17 @@ mod tests {
                 let owned = RecordJson::build_owned(collection, data.clone(), who);
                 assert_eq!(owned, borrowed, "{} {who:?}", collection.name);
                 assert_eq!(owned.to_value(), borrowed.to_value());
+                // Moved into a value, it is the value written from it: plain, with geoPoints,
+                // with `expand`.
+                assert_eq!(owned.clone().into_value(), borrowed.to_value());
+                let mut expanded = owned;
+                let nested = RecordJson::build(collection, &data, who);
+                expanded.set_expand(BTreeMap::from([(
+                    "owner".to_string(),
+                    Expanded::One(Box::new(nested)),
+                )]));
+                assert_eq!(expanded.clone().into_value(), expanded.to_value());
+                assert!(expanded.into_value()["expand"]["owner"].is_object());
             }
         }
     }

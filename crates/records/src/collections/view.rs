@@ -155,7 +155,7 @@ fn sample_records(
             show_hidden: true,
             show_email: true,
         };
-        out.push(warren_schema::record::RecordJson::build(temp, &data, who).to_value());
+        out.push(warren_schema::record::RecordJson::build(temp, &data, who).into_value());
     }
     Ok(out)
 }
