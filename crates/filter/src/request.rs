@@ -64,7 +64,9 @@ impl RequestContext {
 
 /// `X-Forwarded-For` → `x_forwarded_for`.
 pub fn normalize_header_name(name: &str) -> String {
-    name.to_ascii_lowercase().replace('-', "_")
+    let mut normal = name.replace('-', "_");
+    normal.make_ascii_lowercase();
+    normal
 }
 
 /// UTC calendar parts of a Unix millisecond instant.

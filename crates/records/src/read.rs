@@ -619,7 +619,7 @@ pub fn context(
     caller: &Caller,
     method: &str,
     query: &Map<String, Value>,
-    headers: Vec<(String, String)>,
+    headers: impl IntoIterator<Item = (impl AsRef<str>, impl Into<String>)>,
 ) -> RequestContext {
     let mut ctx = caller.context();
     ctx.method = method.to_string();
@@ -629,7 +629,7 @@ pub fn context(
         }
     }
     for (name, value) in headers {
-        ctx.set_header(&name, value);
+        ctx.set_header(name.as_ref(), value);
     }
     ctx
 }

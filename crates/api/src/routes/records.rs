@@ -27,13 +27,7 @@ pub(crate) fn context(
 ) -> RequestContext {
     let headers = headers
         .iter()
-        .filter_map(|(name, value)| {
-            value
-                .to_str()
-                .ok()
-                .map(|v| (name.as_str().to_string(), v.to_string()))
-        })
-        .collect();
+        .filter_map(|(name, value)| Some((name.as_str(), value.to_str().ok()?)));
     read::context(caller, method.as_str(), &params.to_map(), headers)
 }
 
