@@ -150,6 +150,10 @@ test('the sign-in form and the layout work with the keyboard alone', async (t) =
   await tabTo(page, /^Logs$/);
   await page.keyboard.press('Enter');
   await page.waitForFunction(() => location.hash === '#/logs');
+  // The hash changes at once; the logs screen replaces the whole shell once it has loaded, and
+  // a button focused before that is gone with the old shell.
+  await page.waitForFunction(() => document.getElementById('app').getAttribute('aria-busy') === 'false'
+    && document.querySelector('nav[aria-label=Main] a[aria-current=page]')?.textContent === 'Logs');
   await tabTo(page, /^Sign out$/);
   await page.keyboard.press('Enter');
   await page.waitForFunction(() => location.hash === '#/login');
