@@ -923,6 +923,39 @@ mod tests {
     }
 
     #[test]
+    fn an_update_flags_exactly_the_fields_it_changes() {
+        let users = crate::system::system_collections().pop().unwrap();
+        let opts = PrepareOptions::default();
+        let prepare = |body_json: Value, existing: Option<&RecordData>| {
+            prepare_record(&users, &body(body_json), existing, &opts).unwrap()
+        };
+        let mut created = prepare(json!({"email": "a@b.co", "password": "long enough"}), None);
+        assert!(users.fields.iter().all(|f| created.changed(&f.name)));
+        created.set_password_hash("$2a$10$hash");
+        let mut stored = created.data;
+        // Stored earlier than this test's updates, which stamp `updated` with the time.
+        stored.insert("updated".into(), json!("2020-01-01 00:00:00.000Z"));
+
+        let email = prepare(json!({"email": "c@d.co"}), Some(&stored));
+        assert!(email.changed("email"));
+        assert!(!email.changed("password") && !email.changed("verified"));
+
+        let same = prepare(json!({"email": "a@b.co"}), Some(&stored));
+        let changed: Vec<&str> = (users.fields.iter())
+            .map(|f| f.name.as_str())
+            .filter(|name| same.changed(name))
+            .collect();
+        assert_eq!(changed, ["updated"], "only the autodate moves");
+
+        // A new password counts as a change before it is hashed (its column still holds the
+        // stored hash then).
+        let password = prepare(json!({"password": "another one"}), Some(&stored));
+        assert!(password.changed("password"));
+        assert!(!password.changed("email"));
+        assert!(!password.changed("no such field"));
+    }
+
+    #[test]
     fn a_record_built_from_owned_data_is_the_record_built_from_borrowed() {
         let users = crate::system::system_collections().pop().unwrap();
         let mut kinds = kinds();
