@@ -78,8 +78,9 @@ pub struct PreparedRecord {
     /// Every column with its SQL value, in field order (the password column holds the old
     /// hash, or `""`, until [`PreparedRecord::set_password_hash`] is called).
     pub columns: Vec<(String, SqlValue)>,
-    /// Whether each column's value changed (every one on create), in the order of `columns`.
-    pub changed: Vec<bool>,
+    /// Whether each column's value changed (every one on create), in the order of `columns`;
+    /// read through [`PreparedRecord::changed`].
+    changed: Vec<bool>,
     /// A new plain password to hash: (field name, plain text). The `auth` crate hashes it and
     /// calls [`PreparedRecord::set_password_hash`].
     pub new_password: Option<(String, String)>,
