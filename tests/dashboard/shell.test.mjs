@@ -150,13 +150,21 @@ test('the sign-in form and the layout work with the keyboard alone', async (t) =
   await tabTo(page, /^Logs$/);
   await page.keyboard.press('Enter');
   await page.waitForFunction(() => location.hash === '#/logs');
-  // The hash changes at once; the logs screen replaces the whole shell once it has loaded, and
-  // a button focused before that is gone with the old shell.
+  // The header stays while a screen changes: the link pressed keeps the focus once the logs
+  // screen is in, marked as the current page, and Tab goes on from there.
   await page.waitForFunction(() => document.getElementById('app').getAttribute('aria-busy') === 'false'
     && document.querySelector('nav[aria-label=Main] a[aria-current=page]')?.textContent === 'Logs');
-  await tabTo(page, /^Sign out$/);
+  assert.equal(await page.evaluate(() => document.activeElement.getAttribute('aria-current')), 'page');
+  assert.equal(await page.evaluate(() => document.activeElement.textContent), 'Logs');
+  assert.equal(await page.locator('nav[aria-label=Main] a.active').count(), 1);
+  // Sign out follows the last link, and works at once, while the usage screen may still load.
+  await tabTo(page, /^Usage$/);
+  await page.keyboard.press('Enter');
+  await page.keyboard.press('Tab');
+  assert.equal(await page.evaluate(() => document.activeElement.textContent), 'Sign out');
   await page.keyboard.press('Enter');
   await page.waitForFunction(() => location.hash === '#/login');
+  await page.getByLabel('Email').waitFor();
   assert.deepEqual(errors, []);
 });
 

@@ -48,14 +48,19 @@ function appSettings() {
   return settingsCache;
 }
 
+/** Shows the app's name (from its settings) in `el` and the window title. */
+function showAppName(el) {
+  appSettings().then((s) => {
+    const name = s && s.meta && s.meta.appName;
+    if (name) { el.textContent = name; document.title = `${name} · Dashboard`; }
+  });
+}
+
 function layout(active, main) {
   const links = Object.entries(ROUTES).filter(([, r]) => r.nav).map(([name, r]) =>
     h('a', { href: `#/${name}`, class: ['nav-link', name === active && 'active'], 'aria-current': name === active ? 'page' : null, text: r.nav }));
   const appName = h('span', { class: 'brand-name', text: 'Dashboard' });
-  appSettings().then((s) => {
-    const name = s && s.meta && s.meta.appName;
-    if (name) { appName.textContent = name; document.title = `${name} · Dashboard`; }
-  });
+  showAppName(appName);
   return h('div', { class: 'shell' },
     h('header', { class: 'topbar' },
       h('a', { class: 'brand', href: HOME }, h('img', { src: 'favicon.svg', alt: '', width: 24, height: 24 }), appName),
@@ -64,6 +69,29 @@ function layout(active, main) {
         h('span', { class: 'muted account-email', text: (auth.record && auth.record.email) || '' }),
         h('button', { type: 'button', class: 'btn btn-ghost', onclick: signOut, text: 'Sign out' }))),
     h('main', { id: 'main', class: 'main', tabindex: '-1' }, main));
+}
+
+/**
+ * Puts `main` into the shell already shown in `root`, marking `active` in its navigation, so
+ * the header (and a focused link or button in it) stays while screens change. False when
+ * `root` shows no shell (a bare page, or nothing yet).
+ */
+function reuseLayout(root, active, main) {
+  const shell = root.firstElementChild;
+  const slot = shell && shell.classList.contains('shell') && shell.querySelector('main');
+  if (!slot) return false;
+  for (const link of shell.querySelectorAll('.nav-link')) {
+    const current = link.getAttribute('href') === `#/${active}`;
+    link.classList.toggle('active', current);
+    if (current) link.setAttribute('aria-current', 'page');
+    else link.removeAttribute('aria-current');
+  }
+  const email = shell.querySelector('.account-email');
+  if (email) email.textContent = (auth.record && auth.record.email) || '';
+  const appName = shell.querySelector('.brand-name');
+  if (appName) showAppName(appName);
+  replace(slot, main);
+  return true;
 }
 
 function signOut() {
@@ -113,7 +141,9 @@ export async function render() {
     content = emptyState((e && e.message) || 'This page failed to load.');
   }
   if (token !== renderToken) return; // a newer navigation won
-  replace(root, spec.bare ? content : layout(route.name, content));
+  if (spec.bare || !reuseLayout(root, route.name, content)) {
+    replace(root, spec.bare ? content : layout(route.name, content));
+  }
   root.setAttribute('aria-busy', 'false');
   const heading = root.querySelector('h1');
   if (heading && document.activeElement === document.body) heading.setAttribute('tabindex', '-1');
