@@ -113,7 +113,9 @@ impl Logs {
         };
         let page = query.page.max(1);
         let offset = (page - 1).saturating_mul(per_page);
-        let select = format!("{} LIMIT ? OFFSET ?", sqlf.select(COLUMNS));
+        // The page size is part of the statement: SQLite plans with a bound LIMIT's value, so a
+        // bound one makes it prepare the statement twice.
+        let select = format!("{} LIMIT {per_page} OFFSET ?", sqlf.select(COLUMNS));
         let joins = if counted.joins.is_empty() {
             String::new()
         } else {
@@ -134,7 +136,6 @@ impl Logs {
                 // new entries are being written.
                 let _snapshot = c.unchecked_transaction()?;
                 let mut values = params.clone();
-                values.push(Sqlite::Integer(per_page as i64));
                 values.push(Sqlite::Integer(offset.min(i64::MAX as u64) as i64));
                 let items = c
                     .prepare(&select)?

@@ -208,7 +208,11 @@ pub fn list_on(
         Some(_) => format!("{}._rowid_", sqlf.table),
         None => column_list.to_string(),
     };
-    let select = format!("{} LIMIT ? OFFSET ?", sqlf.select(&selected));
+    // The page size is written into the statement and only the offset is bound: SQLite plans
+    // with a bound LIMIT's value, so rebinding one expires the statement and every list would
+    // parse and plan its statement again (about as much work as an indexed page itself). Page
+    // sizes are few, so the cached statements stay few.
+    let select = format!("{} LIMIT {per_page} OFFSET ?", sqlf.select(&selected));
     let ordered = ordering_index(entry, &query.sort).map(|index| {
         let from = format!(" FROM {}", sqlf.table);
         select.replacen(
@@ -273,7 +277,6 @@ pub fn list_on(
             ),
             None => None,
         };
-        params.push(i64::try_from(per_page).unwrap_or(i64::MAX).into());
         params.push(i64::try_from(offset).unwrap_or(i64::MAX).into());
         let read = |row: &warren_store::sql::Row<'_>| -> Result<RecordData> {
             Ok(sql::read_record(row, &reader.collection)?)
@@ -310,8 +313,8 @@ pub fn list_on(
         let sorted = || -> Result<Vec<RecordData>> {
             if let (Some(by_rowid), Some(scan)) = (&by_rowid, &kept_scan) {
                 let bound = sql::bind(&params);
-                // The scan takes the page's parameters without its LIMIT and OFFSET.
-                let unordered = &bound[..bound.len() - 2];
+                // The scan takes the page's parameters without its OFFSET.
+                let unordered = &bound[..bound.len() - 1];
                 if let Some(how) =
                     topk::scan_order(c, &select, scan, &sqlf.table, unordered, &bound)?
                 {

@@ -188,8 +188,8 @@ pub(crate) fn page(
 
 /// How SQLite reads the rows for `ordered`, when it reads them as `unordered` does and sorts
 /// them afterwards (so rows with equal keys keep the scan's order in both); `None` when it
-/// does anything else. `params` binds `unordered`; `ordered` takes them plus its LIMIT and
-/// OFFSET. `table` is the quoted table name.
+/// does anything else. `params` binds `unordered`; `ordered` takes them plus its OFFSET (and
+/// its LIMIT, where that is bound too). `table` is the quoted table name.
 pub(crate) fn scan_order(
     c: &Connection,
     ordered: &str,

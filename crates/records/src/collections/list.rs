@@ -125,13 +125,14 @@ pub fn list_in(conn: &Connection, params: &ListParams) -> Result<CollectionPage>
         )?;
         (count, (count + per_page - 1) / per_page)
     };
-    values.push(warren_store::sql::Value::Integer(per_page));
     values.push(warren_store::sql::Value::Integer(
         (page - 1).saturating_mul(per_page),
     ));
     let distinct = if compiled.distinct { "DISTINCT " } else { "" };
     let mut stmt = conn.prepare(&format!(
-        "SELECT {distinct}{table}.id {from} ORDER BY {order} LIMIT ? OFFSET ?",
+        // The page size is part of the statement: SQLite plans with a bound LIMIT's value, so
+        // a bound one makes it prepare the statement twice.
+        "SELECT {distinct}{table}.id {from} ORDER BY {order} LIMIT {per_page} OFFSET ?",
         table = compiled.table
     ))?;
     let ids = stmt
