@@ -158,13 +158,36 @@ impl DateTime {
 
 /// Normalises any accepted date input to PocketBase's format; unparsable input becomes `""`.
 pub fn normalize(input: &str) -> String {
+    // Stored dates are nearly always in the format already (every date of every record read
+    // comes through here): a valid one formats back to itself, so it is checked in place and
+    // copied, without parsing it into an instant and formatting that.
+    if is_formatted(input) {
+        return if formatted_is_valid(input.as_bytes()) {
+            input.to_string()
+        } else {
+            String::new()
+        };
+    }
     match DateTime::parse(input) {
-        // Stored dates are nearly always in the format already; a valid one formats back to
-        // itself, so it is copied instead of formatted (every date of every record read).
-        Some(_) if is_formatted(input) => input.to_string(),
         Some(d) => d.format(),
         None => String::new(),
     }
+}
+
+/// Whether a text of [`is_formatted`]'s shape names a real instant, as [`DateTime::parse`]
+/// would accept it: a month of the year, a day of that month, and a time of day.
+fn formatted_is_valid(b: &[u8]) -> bool {
+    let number = |range: std::ops::Range<usize>| {
+        b[range]
+            .iter()
+            .fold(0i64, |acc, c| acc * 10 + i64::from(c - b'0'))
+    };
+    let (year, month, day) = (number(0..4), number(5..7), number(8..10));
+    (1..=12).contains(&month)
+        && (1..=days_in_month(year, month)).contains(&day)
+        && number(11..13) <= 23
+        && number(14..16) <= 59
+        && number(17..19) <= 59
 }
 
 /// Whether `s` has exactly the shape of [`DateTime::format`]'s output.
@@ -228,6 +251,25 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_formatted_date_is_kept_exactly_when_the_parser_accepts_it() {
+        // Every month, each day around its months' ends, and times of day at and past their
+        // limits, in leap and common years: the in-place check agrees with a full parse.
+        for year in ["0000", "1900", "2000", "2023", "2024", "9999"] {
+            for month in 0..=13 {
+                for day in [0, 1, 28, 29, 30, 31, 32] {
+                    for (h, m, sec) in [(0, 0, 0), (23, 59, 59), (24, 0, 0), (0, 60, 0), (0, 0, 60)]
+                    {
+                        let input =
+                            format!("{year}-{month:02}-{day:02} {h:02}:{m:02}:{sec:02}.123Z");
+                        let parsed = DateTime::parse(&input).map(|d| d.format());
+                        assert_eq!(normalize(&input), parsed.unwrap_or_default(), "{input}");
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn formatted_dates_are_copied_and_everything_else_still_goes_through_the_formatter() {
