@@ -59,6 +59,20 @@ CREATE INDEX IF NOT EXISTS idx_logs_created_hour on `_logs` (strftime('%Y-%m-%d 
 /// PocketBase opens a data directory without it as it is, so a directory still moves both ways.
 pub const DROP_MESSAGE_INDEX: &str = "DROP INDEX IF EXISTS idx_logs_message;";
 
+/// Warren's second change: the hourly index keys each row by the first 13 characters of its
+/// `created` text (`YYYY-MM-DD HH`) instead of `strftime('%Y-%m-%d %H:00:00', created)`. Both
+/// order and group rows alike, since `created` is always written as
+/// `YYYY-MM-DD HH:MM:SS.mmmZ`; but SQLite evaluates the key at every insert, and `strftime`
+/// parses and formats a date each time: about 3,500 instructions of the 22,000 a request's
+/// log row cost, against about 100 for `substr`. [`crate::Logs::stats`] groups by the same
+/// expression, so it still reads the hours in order from the index. PocketBase's own stats
+/// query runs without an index on a directory moved back to it, as for the message index.
+pub const HOUR_INDEX: &str = "DROP INDEX IF EXISTS idx_logs_created_hour;
+CREATE INDEX IF NOT EXISTS idx_logs_hour ON `_logs` (substr(`created`, 1, 13));";
+
+/// The hour a log row belongs to, as the hourly index keys it (see [`HOUR_INDEX`]).
+pub(crate) const HOUR_KEY: &str = "substr(\"_logs\".\"created\", 1, 13)";
+
 /// Migrations of the auxiliary database.
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -68,6 +82,10 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 2,
         sql: DROP_MESSAGE_INDEX,
+    },
+    Migration {
+        version: 3,
+        sql: HOUR_INDEX,
     },
 ];
 
@@ -1088,10 +1106,7 @@ mod tests {
 
         create_auxiliary(&path).await.unwrap();
 
-        assert_eq!(
-            log_indexes(&path),
-            ["idx_logs_created_hour", "idx_logs_level"]
-        );
+        assert_eq!(log_indexes(&path), ["idx_logs_hour", "idx_logs_level"]);
         let (_data_dir, data) = tenant_database().await;
         let logs = Logs::new(path.clone(), data);
         logs.record(request(200, "10.0.0.1"));
@@ -1108,14 +1123,64 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn hourly_stats_count_each_hour_and_read_the_hours_from_the_index() {
+        let (dir, logs) = logs().await;
+        for (created, status) in [
+            ("2026-12-01 09:59:59.999Z", 200),
+            ("2026-12-01 10:00:00.000Z", 200),
+            ("2026-12-01 10:30:00.000Z", 500),
+            ("2026-12-01 10:59:59.999Z", 404),
+            ("2026-12-02 10:00:00.000Z", 200),
+        ] {
+            let mut entry = request(status, "10.0.0.1");
+            entry.created = created.into();
+            logs.record(entry);
+        }
+        assert_eq!(logs.flush().await.unwrap(), 5);
+        let hours = |stats: Vec<Value>| -> Vec<(String, i64)> {
+            stats
+                .iter()
+                .map(|s| {
+                    (
+                        s["date"].as_str().unwrap().to_owned(),
+                        s["total"].as_i64().unwrap(),
+                    )
+                })
+                .collect()
+        };
+        assert_eq!(
+            hours(logs.stats("").await.unwrap()),
+            [
+                ("2026-12-01 09:00:00.000Z".to_owned(), 1),
+                ("2026-12-01 10:00:00.000Z".to_owned(), 3),
+                ("2026-12-02 10:00:00.000Z".to_owned(), 1),
+            ]
+        );
+        assert_eq!(
+            hours(logs.stats("data.status >= 400").await.unwrap()),
+            [("2026-12-01 10:00:00.000Z".to_owned(), 2)]
+        );
+        // The hours come in order from the hourly index, without a sort of every row.
+        let c = rusqlite::Connection::open(dir.path().join(AUXILIARY_FILE)).unwrap();
+        let plan: Vec<String> = c
+            .prepare(&format!(
+                "EXPLAIN QUERY PLAN SELECT COUNT(DISTINCT id), {HOUR_KEY} FROM _logs \
+                 WHERE TRUE GROUP BY {HOUR_KEY} ORDER BY {HOUR_KEY}"
+            ))
+            .unwrap()
+            .query_map([], |r| r.get(3))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(plan, ["SCAN _logs USING INDEX idx_logs_hour"], "{plan:?}");
+    }
+
+    #[tokio::test]
     async fn a_new_auxiliary_database_has_pocketbase_indexes_but_the_message_one() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(AUXILIARY_FILE);
         create_auxiliary(&path).await.unwrap();
-        assert_eq!(
-            log_indexes(&path),
-            ["idx_logs_created_hour", "idx_logs_level"]
-        );
+        assert_eq!(log_indexes(&path), ["idx_logs_hour", "idx_logs_level"]);
     }
 
     #[tokio::test]

@@ -189,11 +189,12 @@ impl Logs {
         } else {
             format!(" {}", sqlf.joins)
         };
+        // Grouped by the hourly index's own expression, so the hours are read in order from it.
         let sql = format!(
-            "SELECT COUNT(DISTINCT \"_logs\".\"id\") AS total,
-                    strftime('%Y-%m-%d %H:00:00', \"_logs\".\"created\") AS date
-             FROM \"_logs\"{joins} WHERE {} GROUP BY date ORDER BY date",
-            sqlf.where_clause
+            "SELECT COUNT(DISTINCT \"_logs\".\"id\") AS total, {hour} AS hour
+             FROM \"_logs\"{joins} WHERE {} GROUP BY {hour} ORDER BY {hour}",
+            sqlf.where_clause,
+            hour = crate::HOUR_KEY,
         );
         let params = bind(&sqlf.params);
         self.database()
@@ -202,9 +203,9 @@ impl Logs {
                 let rows = c
                     .prepare(&sql)?
                     .query_map(refs(&params).as_slice(), |r| {
-                        let date: Option<String> = r.get(1)?;
+                        let hour: Option<String> = r.get(1)?;
                         Ok(json!({
-                            "date": date.map(|d| format!("{d}.000Z")).unwrap_or_default(),
+                            "date": hour.map(|h| format!("{h}:00:00.000Z")).unwrap_or_default(),
                             "total": r.get::<_, i64>(0)?,
                         }))
                     })?
