@@ -104,8 +104,7 @@ impl Token {
         else {
             return Ok(Caller::Guest);
         };
-        let sql: Arc<str> = load_statement(entry).into();
-        let Some(row) = verified::read_row(conn, &sql, &self.id)? else {
+        let Some(row) = verified::read_row(conn, &load_statement(entry), &self.id)? else {
             return Ok(Caller::Guest);
         };
         let data = record_from_row(&entry.collection, &row_map(entry, &row));
@@ -124,10 +123,22 @@ impl Token {
         let Some(caller) = caller_for(entry, &data) else {
             return Ok(Caller::Guest);
         };
+        // Seen again, the token's record is read back by its rowid, the last column: one
+        // b-tree instead of the id index and then the table (after a commit by the writer, a
+        // reader reads every page afresh). The whole row, id included, must still match.
+        let rowid = match row.last() {
+            Some(Raw::Integer(rowid)) => Some(*rowid),
+            _ => None,
+        };
+        let sql: Arc<str> = match rowid {
+            Some(_) => recheck_statement(entry).into(),
+            None => load_statement(entry).into(),
+        };
         let hit = Hit {
             id: self.id.clone(),
             entry: entry.clone(),
             sql,
+            rowid,
             row,
             exp: claims.exp,
             caller: caller.clone(),
@@ -194,8 +205,18 @@ pub fn load_data(
     Ok(row.map(|row| record_from_row(&entry.collection, &row_map(entry, &row))))
 }
 
-/// The statement that reads one record of `entry` by id: every field, in field order.
+/// The statement that reads one record of `entry` by id: every field, in field order, then
+/// its rowid.
 fn load_statement(entry: &Entry) -> String {
+    format!("{} WHERE id = ?1", select_with_rowid(entry))
+}
+
+/// [`load_statement`]'s columns for the record at a rowid.
+fn recheck_statement(entry: &Entry) -> String {
+    format!("{} WHERE _rowid_ = ?1", select_with_rowid(entry))
+}
+
+fn select_with_rowid(entry: &Entry) -> String {
     let columns = entry
         .collection
         .fields
@@ -204,7 +225,7 @@ fn load_statement(entry: &Entry) -> String {
         .collect::<Vec<_>>()
         .join(", ");
     format!(
-        "SELECT {columns} FROM {} WHERE id = ?1",
+        "SELECT {columns}, _rowid_ FROM {}",
         sql::quote(&entry.collection.name)
     )
 }

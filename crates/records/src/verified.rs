@@ -29,8 +29,11 @@ pub(crate) struct Hit {
     pub id: String,
     /// The collection entry the token was checked with.
     pub entry: Arc<Entry>,
-    /// The statement that reads the auth record (all fields, by id).
+    /// The statement that reads the auth record (all fields, then its rowid), by `rowid`
+    /// when there is one, else by id.
     pub sql: Arc<str>,
+    /// The record's rowid when it was read.
+    pub rowid: Option<i64>,
     /// The record's row as it was then.
     pub row: Vec<SqlValue>,
     /// The token's expiry, unix seconds.
@@ -86,7 +89,11 @@ impl Verified {
         {
             return Ok(None);
         }
-        if row_equals(conn, &hit.sql, id, &hit.row)? {
+        let equal = match hit.rowid {
+            Some(rowid) => row_equals(conn, &hit.sql, &rowid, &hit.row)?,
+            None => row_equals(conn, &hit.sql, &id, &hit.row)?,
+        };
+        if equal {
             Ok(Some(hit.caller.clone()))
         } else {
             Ok(None)
@@ -128,19 +135,19 @@ pub(crate) fn read_row(
     Ok(Some(out))
 }
 
-/// Whether the row `sql` selects for `id` exists and equals `expected`, column for column, as
+/// Whether the row `sql` selects for `key` exists and equals `expected`, column for column, as
 /// [`read_row`] would read it (compared in place: a cache hit copies nothing).
 fn row_equals(
     conn: &Connection,
     sql: &str,
-    id: &str,
+    key: &dyn warren_store::sql::ToSql,
     expected: &[SqlValue],
 ) -> crate::Result<bool> {
     let mut stmt = conn.prepare_cached(sql)?;
     if stmt.column_count() != expected.len() {
         return Ok(false);
     }
-    let mut rows = stmt.query([id])?;
+    let mut rows = stmt.query([key])?;
     let Some(row) = rows.next()? else {
         return Ok(false);
     };
@@ -299,6 +306,35 @@ mod tests {
         // Remembered, and still recognised without decoding, but no longer valid.
         assert!(crate::auth::Token::peek(&catalog, &token).is_some());
         assert_eq!(caller(&db, &catalog, &token).await.id(), None);
+    }
+
+    #[tokio::test]
+    async fn a_cached_token_is_checked_at_its_record_rowid_and_nothing_else_found_there_passes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, catalog) = users(dir.path()).await;
+        let token = token(&catalog, "key1");
+        assert_eq!(caller(&db, &catalog, &token).await.id(), Some(ID));
+        assert_eq!(catalog.verified().get(&token).unwrap().rowid, Some(1));
+        // Another record at the same rowid, with the token's key and hash: only its id differs,
+        // and it is not the token's.
+        change(
+            &db,
+            "DELETE FROM users;
+             INSERT INTO users (id, email, password, tokenKey) VALUES ('u0000000000000b', 'a@b.test', 'h1', 'key1');",
+        )
+        .await;
+        assert_eq!(caller(&db, &catalog, &token).await.id(), None);
+        // The token's record back at another rowid: verified anew, then remembered there.
+        change(
+            &db,
+            "DELETE FROM users;
+             INSERT INTO users (id, email, password, tokenKey) VALUES ('u0000000000000c', 'c@d.test', 'h1', 'key8');
+             INSERT INTO users (id, email, password, tokenKey) VALUES ('u0000000000000a', 'a@b.test', 'h1', 'key1');",
+        )
+        .await;
+        assert_eq!(caller(&db, &catalog, &token).await.id(), Some(ID));
+        assert_eq!(catalog.verified().get(&token).unwrap().rowid, Some(2));
+        assert_eq!(caller(&db, &catalog, &token).await.id(), Some(ID));
     }
 
     #[tokio::test]
