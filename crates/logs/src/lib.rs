@@ -36,7 +36,8 @@ pub use request::{Data, RequestData};
 pub const AUXILIARY_FILE: &str = "auxiliary.db";
 
 /// The `_logs` table exactly as PocketBase creates it (`IF NOT EXISTS`, so an imported
-/// `auxiliary.db` keeps its rows); the next migration drops one of its indexes.
+/// `auxiliary.db` keeps its rows); the next migrations drop one of its indexes and replace
+/// another.
 pub const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS `_logs` (
     `id`      TEXT PRIMARY KEY DEFAULT ('r'||lower(hex(randomblob(7)))) NOT NULL,
     `level`   INTEGER DEFAULT 0 NOT NULL,
