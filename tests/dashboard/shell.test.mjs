@@ -21,6 +21,9 @@ test('a superuser signs in to the dashboard and out again', async (t) => {
   await signIn(page, tenant);
   assert.match(page.url(), /#\/collections/);
   await page.getByRole('navigation', { name: 'Main' }).waitFor();
+  await page.locator('.records-body .empty').waitFor();
+  // An empty collection shows its empty state and nothing else (no pager, no stray text).
+  assert.equal((await page.locator('.records-body').innerText()).trim(), 'No records yet.');
   await shot(page, 'collections-empty');
 
   await page.getByRole('button', { name: 'Sign out' }).click();

@@ -1,6 +1,6 @@
 // Records of one collection: the grid (filter, sort, paging, columns, selection) and its panels.
 import { api, fileToken } from '../api.js';
-import { formatDate, h } from '../dom.js';
+import { formatDate, h, replace } from '../dom.js';
 import { busy, confirmDialog, emptyState, pageHeader, toast } from '../ui.js';
 import { editable, openRecord } from './record-form.js';
 import { fileThumb } from './record-inputs.js';
@@ -133,7 +133,9 @@ export async function recordsView(ctx, collection, { onEditCollection }) {
   };
   view.draw = () => {
     const page = view.page;
-    body.replaceChildren(!page ? '' : page.items.length ? table(view, page.items)
+    // `replace` skips the `false` of a page without a pager (the DOM's own replaceChildren
+    // would show it as text).
+    replace(body, !page ? '' : page.items.length ? table(view, page.items)
       : emptyState(view.state.filter ? 'No records match this filter.' : 'No records yet.'), page && page.totalItems > 0 && pager(view, page));
     view.drawBulk();
   };
