@@ -121,7 +121,10 @@ pub async fn log_requests(mut request: Request, next: Next) -> Response {
     } else {
         level::INFO
     };
-    let message = format!("{method} {url}");
+    let mut message = String::with_capacity(method.as_str().len() + 1 + url.len());
+    message.push_str(method.as_str());
+    message.push(' ');
+    message.push_str(&url);
     let data = RequestData {
         method: method.as_str().to_string(),
         url,

@@ -193,7 +193,23 @@ impl TrustedProxy {
 /// An address as PocketBase writes it: IPv4 dotted, IPv6 as eight groups of four hex digits.
 pub fn expanded(ip: IpAddr) -> String {
     match ip {
-        IpAddr::V4(v4) => v4.to_string(),
+        // Every request's address: written digit by digit, without the formatting machinery.
+        IpAddr::V4(v4) => {
+            let mut out = String::with_capacity(15);
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push('.');
+                }
+                if octet >= 100 {
+                    out.push(char::from(b'0' + octet / 100));
+                }
+                if octet >= 10 {
+                    out.push(char::from(b'0' + octet / 10 % 10));
+                }
+                out.push(char::from(b'0' + octet % 10));
+            }
+            out
+        }
         IpAddr::V6(v6) => {
             let groups = v6.segments().map(|g| format!("{g:04x}"));
             groups.join(":")
@@ -278,6 +294,21 @@ mod tests {
                 .rev()
                 .find(|(k, _)| k.eq_ignore_ascii_case(name))
                 .map(|(_, v)| *v)
+        }
+    }
+
+    #[test]
+    fn ipv4_addresses_are_written_as_dotted_decimals() {
+        // Every octet value in every position, against the standard library's writing.
+        for octet in 0..=255u8 {
+            for ip in [
+                std::net::Ipv4Addr::new(octet, 0, 9, 255),
+                std::net::Ipv4Addr::new(10, octet, 100, 99),
+                std::net::Ipv4Addr::new(255, 1, octet, 10),
+                std::net::Ipv4Addr::new(0, 200, 7, octet),
+            ] {
+                assert_eq!(expanded(IpAddr::V4(ip)), ip.to_string());
+            }
         }
     }
 
