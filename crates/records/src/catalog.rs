@@ -28,6 +28,9 @@ pub struct Entry {
     /// Its INSERT and UPDATE statements over every field, built on first use (see
     /// `write::statements`).
     pub(crate) writes: OnceLock<(String, String)>,
+    /// Its statement counting the rows with one id (a relation's check on every write that
+    /// sets one), built on first use (see `write::Relations`).
+    pub(crate) count_one: OnceLock<String>,
 }
 
 impl Entry {
@@ -39,6 +42,7 @@ impl Entry {
             collection,
             columns: OnceLock::new(),
             writes: OnceLock::new(),
+            count_one: OnceLock::new(),
         }
     }
 
@@ -63,6 +67,7 @@ impl Entry {
             rules: self.rules.clone(),
             columns: OnceLock::new(),
             writes: OnceLock::new(),
+            count_one: OnceLock::new(),
         }
     }
 }

@@ -712,6 +712,20 @@ impl RelationChecker for Relations<'_> {
         let Some(target) = self.catalog.get(collection_id) else {
             return false;
         };
+        if let [id] = ids {
+            // One id, as a single relation sets: the statement text is the collection's own.
+            let statement = target.count_one.get_or_init(|| {
+                format!(
+                    "SELECT COUNT(*) FROM {} WHERE id = ?1",
+                    sql::quote(&target.collection.name)
+                )
+            });
+            let count = self
+                .conn
+                .prepare_cached(statement)
+                .and_then(|mut s| s.query_row([id], |r| r.get::<_, i64>(0)));
+            return matches!(count, Ok(1));
+        }
         let mut unique: Vec<&String> = ids.iter().collect();
         unique.sort();
         unique.dedup();
