@@ -101,25 +101,26 @@ impl DateTime {
         if !(0..=9999).contains(&y) {
             return format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}.{ms:03}Z");
         }
-        // Every request stamps a date or two (records, log entries): written digit by digit,
-        // without the formatting machinery.
-        let mut out = String::with_capacity(24);
-        for (value, width, after) in [
-            (y, 4, '-'),
-            (mo, 2, '-'),
-            (d, 2, ' '),
-            (h, 2, ':'),
-            (mi, 2, ':'),
-            (s, 2, '.'),
-            (ms, 3, 'Z'),
+        // Every request stamps a date or two (records, log entries): each part's digits are
+        // written into their places of the pattern, without the formatting machinery.
+        let mut out = *b"0000-00-00 00:00:00.000Z";
+        for (value, end, width) in [
+            (y, 4, 4),
+            (mo, 7, 2),
+            (d, 10, 2),
+            (h, 13, 2),
+            (mi, 16, 2),
+            (s, 19, 2),
+            (ms, 23, 3),
         ] {
-            for place in (0..width).rev() {
-                let digit = (value / 10_i64.pow(place)) % 10;
-                out.push(char::from(b'0' + digit as u8));
+            let mut rest = value;
+            for place in out[end - width..end].iter_mut().rev() {
+                *place = b'0' + (rest % 10) as u8;
+                rest /= 10;
             }
-            out.push(after);
         }
-        out
+        // Every byte is an ASCII digit or the pattern's own.
+        String::from_utf8_lossy(&out).into_owned()
     }
 
     /// Go's `time.Time.String()` for a UTC time, used in date min/max messages.
