@@ -890,8 +890,11 @@ async fn seed_all(
 }
 
 /// The first target's tenant `/api/health` against its platform's `/v1/health` on the same
-/// server, in alternating rounds: what the tenant path adds per request.
+/// server: what the tenant path adds per request. Both sides are warmed up unmeasured, then
+/// run in A B B A rounds ([`load::paired_order`]) so drift of the machine hits both alike;
+/// the server's CPU per request of each side is printed too, which moves less than throughput.
 async fn health_pair(slots: &[(String, Slot)], load: &LoadArgs) -> Line {
+    const SIDES: [&str; 2] = ["tenant", "platform"];
     let bounds = bounds(load);
     let Some((name, Ok(target))) = slots.first() else {
         let reason = "no target".to_string();
@@ -902,21 +905,53 @@ async fn health_pair(slots: &[(String, Slot)], load: &LoadArgs) -> Line {
         };
         return Line {
             scenario: "health-pair".into(),
-            cells: vec![cell("tenant"), cell("platform")],
+            cells: SIDES.map(cell).into(),
         };
     };
-    let mut cells: [Option<Cell>; 2] = [None, None];
-    for round in 0..load.rounds.max(1) {
-        for (k, label) in ["tenant", "platform"].into_iter().enumerate() {
-            eprintln!("health-pair: round {} on {name} {label}", round + 1);
-            let result = if k == 0 {
-                scenarios::run("health", target, None, bounds, load.subscribers).await
-            } else {
-                scenarios::platform_health(target, bounds).await
-            };
-            let rss_kib = target.rss_kib();
-            Cell::add_round(&mut cells[k], format!("{name} {label}"), result, rss_kib);
+    let side = |k: usize, bounds: Bounds| async move {
+        if k == 0 {
+            scenarios::run("health", target, None, bounds, load.subscribers).await
+        } else {
+            scenarios::platform_health(target, bounds).await
         }
+    };
+    let warm = Bounds {
+        duration: bounds.duration.min(Duration::from_secs(2)),
+        ..bounds
+    };
+    for (k, label) in SIDES.into_iter().enumerate() {
+        eprintln!("health-pair: warming {name} {label}");
+        let _ = side(k, warm).await;
+    }
+    let mut cells: [Option<Cell>; 2] = [None, None];
+    // Server CPU seconds and requests served, per side.
+    let mut cpu = [(0.0f64, 0u64); 2];
+    for round in 0..load.rounds.max(1) {
+        for k in load::paired_order(round) {
+            eprintln!("health-pair: round {} on {name} {}", round + 1, SIDES[k]);
+            let before = target.pid.and_then(server::cpu_seconds);
+            let result = side(k, bounds).await;
+            let after = target.pid.and_then(server::cpu_seconds);
+            if let (Some(before), Some(after), Ok(measured)) = (before, after, &result) {
+                cpu[k].0 += after - before;
+                cpu[k].1 += measured.stats.ok;
+            }
+            let rss_kib = target.rss_kib();
+            Cell::add_round(
+                &mut cells[k],
+                format!("{name} {}", SIDES[k]),
+                result,
+                rss_kib,
+            );
+        }
+    }
+    if cpu.iter().all(|(_, requests)| *requests > 0) {
+        let per_request = |(seconds, requests): (f64, u64)| seconds * 1e6 / requests as f64;
+        let (tenant_us, platform_us) = (per_request(cpu[0]), per_request(cpu[1]));
+        println!(
+            "health-pair: server CPU per request, tenant {tenant_us:.1} µs, platform {platform_us:.1} µs (platform/tenant ×{:.3})",
+            platform_us / tenant_us
+        );
     }
     Line {
         scenario: "health-pair".into(),
