@@ -39,6 +39,7 @@ async function send(step, defaultAuth) {
   } else if (step.body !== undefined) {
     options.body = fill(step.body);
   }
+  if (step.headers !== undefined) options.headers = { ...options.headers, ...fill(step.headers) };
   return raw(step.method, fill(step.url), options);
 }
 

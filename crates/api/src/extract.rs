@@ -1,10 +1,14 @@
-//! Extractors: the request's tenant, its caller, and JSON bodies whose errors come out in
-//! PocketBase's envelope.
+//! Extractors: the request's tenant, its caller, its headers, and JSON bodies whose errors come
+//! out in PocketBase's envelope.
+
+use std::sync::Arc;
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use serde_json::{Map, Value};
+use warren_filter::{HeaderSource, Headers, header_name_is};
 use warren_records::Caller;
 use warren_records::auth::{Pending, Token};
 use warren_tenant::Tenant;
@@ -24,6 +28,52 @@ impl<S: Send + Sync> FromRequestParts<S> for CurrentTenant {
             .cloned()
             .map(Self)
             .ok_or_else(ApiError::not_found)
+    }
+}
+
+/// The request's headers, copied once and shared by every rule context and hook request the
+/// request makes (a batch's items included).
+#[derive(Clone)]
+pub(crate) struct RequestHeaders(Arc<Sent>);
+
+/// Headers as they arrived, looked up by a rule's name for one only when a rule reads it (see
+/// [`Headers`]): a request whose rules read no header copies none into a map of its own.
+struct Sent(HeaderMap);
+
+impl HeaderSource for Sent {
+    fn first(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .filter(|(sent, _)| header_name_is(sent.as_str(), name))
+            .find_map(|(_, value)| value.to_str().ok())
+    }
+}
+
+impl RequestHeaders {
+    /// A copy of `headers`.
+    pub(crate) fn new(headers: &HeaderMap) -> Self {
+        Self(Arc::new(Sent(headers.clone())))
+    }
+
+    /// What `@request.headers.*` reads.
+    pub(crate) fn for_rules(&self) -> Headers {
+        Headers::shared(self.0.clone())
+    }
+}
+
+impl std::ops::Deref for RequestHeaders {
+    type Target = HeaderMap;
+
+    fn deref(&self) -> &HeaderMap {
+        &self.0.0
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestHeaders {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self::new(&parts.headers))
     }
 }
 

@@ -912,8 +912,8 @@ impl Builder {
                 .ok_or(()),
             ["headers", k] => req
                 .headers
-                .get(*k)
-                .map(|v| Some(Value::String(v.clone())))
+                .get(k)
+                .map(|v| Some(Value::String(v.to_string())))
                 .ok_or(()),
             ["body", rest @ ..] if !rest.is_empty() => {
                 nested(&req.body, rest).map(|v| Some(v.clone()))

@@ -47,7 +47,7 @@ pub use fields::{Excerpt, FieldPath, MAX_EXPAND_DEPTH, parse_expand, parse_field
 pub use parser::{MAX_CALL_DEPTH, MAX_COMPARISONS, MAX_FILTER_LEN, MAX_NESTING};
 pub use query::{Filter, Query, SqlFilter, compile};
 pub use reads::RequestReads;
-pub use request::{RequestContext, normalize_header_name};
+pub use request::{HeaderSource, Headers, RequestContext, header_name_is, normalize_header_name};
 pub use schema::{
     CollectionInfo, CollectionType, FieldInfo, FieldType, SchemaSource, StaticSchema,
 };

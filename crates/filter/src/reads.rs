@@ -70,7 +70,7 @@ impl RequestReads {
                     }
                 },
                 Read::Body(name) => value(&request.body, name, out),
-                Read::Query(name) => text(request.query.get(name), out),
+                Read::Query(name) => text(request.query.get(name).map(String::as_str), out),
                 Read::Header(name) => text(request.headers.get(name), out),
                 Read::Method => text(Some(&request.method), out),
                 Read::Context => text(Some(&request.context), out),
@@ -92,7 +92,7 @@ fn value(map: &Map<String, Value>, key: &str, out: &mut Vec<u8>) {
     out.push(1);
 }
 
-fn text(value: Option<&String>, out: &mut Vec<u8>) {
+fn text(value: Option<&str>, out: &mut Vec<u8>) {
     match value {
         Some(s) => serde_json::to_writer(&mut *out, s).unwrap_or_default(),
         None => out.push(b'-'),

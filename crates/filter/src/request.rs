@@ -18,8 +18,8 @@ pub struct RequestContext {
     pub body: Map<String, Value>,
     /// First value of each query parameter.
     pub query: BTreeMap<String, String>,
-    /// First value of each header, keyed by the normalised name (see [`RequestContext::set_header`]).
-    pub headers: BTreeMap<String, String>,
+    /// The request's headers, read by their normalised names (see [`Headers`]).
+    pub headers: Headers,
     /// HTTP method (`GET` for realtime checks).
     pub method: String,
     /// `default`, `oauth2`, `otp`, `password`, `realtime`, `protectedFile`, `batch` or `expand`.
@@ -40,8 +40,7 @@ impl RequestContext {
 
     /// Stores a header under PocketBase's name for it: lower case, `-` → `_`.
     pub fn set_header(&mut self, name: &str, value: impl Into<String>) {
-        self.headers
-            .insert(normalize_header_name(name), value.into());
+        self.headers.set(name, value);
     }
 
     /// The auth record's collection name or id, if authenticated.
@@ -67,6 +66,80 @@ pub fn normalize_header_name(name: &str) -> String {
     let mut normal = name.replace('-', "_");
     normal.make_ascii_lowercase();
     normal
+}
+
+/// Whether a header sent as `header` has the normalised name `name`, without normalising it
+/// into a new string: `X-Trace` and `x-trace` are `x_trace`.
+pub fn header_name_is(header: &str, name: &str) -> bool {
+    header.len() == name.len()
+        && header.bytes().zip(name.bytes()).all(|(h, n)| {
+            let h = if h == b'-' {
+                b'_'
+            } else {
+                h.to_ascii_lowercase()
+            };
+            h == n
+        })
+}
+
+/// A request's headers as the server received them, asked for one header at a time.
+pub trait HeaderSource: Send + Sync {
+    /// The first value of the first header whose normalised name is `name` (see
+    /// [`header_name_is`]).
+    fn first(&self, name: &str) -> Option<&str>;
+}
+
+/// What `@request.headers.<name>` reads: the first value of each header, by the normalised
+/// name. A served request shares its headers as they arrived and a rule that reads one looks
+/// it up then, so a request whose rules read none copies none; headers set one by one (a
+/// realtime subscription's, a test's) are kept normalised and come first.
+#[derive(Clone, Default)]
+pub struct Headers {
+    set: BTreeMap<String, String>,
+    shared: Option<Arc<dyn HeaderSource>>,
+}
+
+impl Headers {
+    /// Headers read from `source` when asked.
+    pub fn shared(source: Arc<dyn HeaderSource>) -> Self {
+        Headers {
+            set: BTreeMap::new(),
+            shared: Some(source),
+        }
+    }
+
+    /// Stores a header under its normalised name; a later value of the same name replaces it.
+    pub fn set(&mut self, name: &str, value: impl Into<String>) {
+        self.set.insert(normalize_header_name(name), value.into());
+    }
+
+    /// The value of the header whose normalised name is `name`.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        match self.set.get(name) {
+            Some(value) => Some(value),
+            None => self.shared.as_ref()?.first(name),
+        }
+    }
+}
+
+impl<N: AsRef<str>, V: Into<String>> FromIterator<(N, V)> for Headers {
+    /// Sets each pair in turn (see [`Headers::set`]).
+    fn from_iter<I: IntoIterator<Item = (N, V)>>(pairs: I) -> Self {
+        let mut headers = Headers::default();
+        for (name, value) in pairs {
+            headers.set(name.as_ref(), value);
+        }
+        headers
+    }
+}
+
+impl std::fmt::Debug for Headers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Headers")
+            .field("set", &self.set.keys().collect::<Vec<_>>())
+            .field("shared", &self.shared.is_some())
+            .finish()
+    }
 }
 
 /// UTC calendar parts of a Unix millisecond instant.
@@ -242,9 +315,64 @@ mod tests {
     fn header_names_are_normalised() {
         let mut r = RequestContext::guest();
         r.set_header("X-Forwarded-For", "1.2.3.4");
+        assert_eq!(r.headers.get("x_forwarded_for"), Some("1.2.3.4"));
+    }
+
+    /// Headers as a server holds them: names as sent, in order, several values per name.
+    struct Sent(Vec<(&'static str, &'static str)>);
+
+    impl HeaderSource for Sent {
+        fn first(&self, name: &str) -> Option<&str> {
+            let mut found = self.0.iter().filter(|(n, _)| header_name_is(n, name));
+            found.next().map(|(_, v)| *v)
+        }
+    }
+
+    #[test]
+    fn shared_headers_are_found_by_their_normalised_names() {
+        let sent = Sent(vec![
+            ("x-trace", "first"),
+            ("X-Trace", "second"),
+            ("content-type", "application/json"),
+            ("x_plain", "underscored"),
+        ]);
+        let mut headers = Headers::shared(Arc::new(sent));
         assert_eq!(
-            r.headers.get("x_forwarded_for").map(String::as_str),
-            Some("1.2.3.4")
+            headers.get("x_trace"),
+            Some("first"),
+            "the first value wins"
         );
+        assert_eq!(headers.get("content_type"), Some("application/json"));
+        assert_eq!(headers.get("x_plain"), Some("underscored"));
+        assert_eq!(
+            headers.get("content-type"),
+            None,
+            "only normalised names are asked"
+        );
+        assert_eq!(headers.get("x_trac"), None);
+        assert_eq!(headers.get("x_tracex"), None);
+        headers.set("X-Trace", "set");
+        assert_eq!(
+            headers.get("x_trace"),
+            Some("set"),
+            "a header set by name comes first"
+        );
+    }
+
+    #[test]
+    fn a_sent_name_matches_exactly_what_normalising_it_gives() {
+        for sent in [
+            "X-Forwarded-For",
+            "x-forwarded-for",
+            "X_FORWARDED_for",
+            "a",
+            "",
+        ] {
+            let normal = normalize_header_name(sent);
+            assert!(header_name_is(sent, &normal), "{sent}");
+        }
+        assert!(!header_name_is("x-token", "x-token"));
+        assert!(!header_name_is("x-tokens", "x_token"));
+        assert!(!header_name_is("X-Token", "X_TOKEN"));
     }
 }

@@ -760,7 +760,12 @@ fn compile(catalog: &Catalog, entry: &Entry, caller: &Caller, topic: &Topic) -> 
         .iter()
         .map(|(k, v)| (k.clone(), Value::String(v.clone())))
         .collect();
-    let mut ctx = warren_records::read::context(caller, "GET", &query, topic.headers.clone());
+    let mut ctx = warren_records::read::context(
+        caller,
+        "GET",
+        &query,
+        topic.headers.iter().map(|(k, v)| (k, v.clone())).collect(),
+    );
     ctx.context = "realtime".into();
     let mut q = Query::for_collection(entry.info.clone());
     let mut conditions = false;
@@ -934,7 +939,11 @@ async fn render(
                 &sub.auth.caller,
                 "GET",
                 &query,
-                sub.topic.headers.clone(),
+                sub.topic
+                    .headers
+                    .iter()
+                    .map(|(k, v)| (k, v.clone()))
+                    .collect(),
             );
             ctx.context = "realtime".into();
             expanding.push((g, sub.auth.caller.clone(), ctx, expand.to_string()));

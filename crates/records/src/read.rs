@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
-use warren_filter::{Access, Filter, Query, RequestContext, parse_sort};
+use warren_filter::{Access, Filter, Headers, Query, RequestContext, parse_sort};
 use warren_schema::record::{RecordData, RecordJson, Visibility};
 use warren_store::Database;
 use warren_store::sql::Connection;
@@ -622,7 +622,7 @@ pub fn context(
     caller: &Caller,
     method: &str,
     query: &Map<String, Value>,
-    headers: impl IntoIterator<Item = (impl AsRef<str>, impl Into<String>)>,
+    headers: Headers,
 ) -> RequestContext {
     let mut ctx = caller.context();
     ctx.method = method.to_string();
@@ -631,9 +631,7 @@ pub fn context(
             ctx.query.insert(k.clone(), v.to_string());
         }
     }
-    for (name, value) in headers {
-        ctx.set_header(name.as_ref(), value);
-    }
+    ctx.headers = headers;
     ctx
 }
 

@@ -20,7 +20,7 @@ use warren_tenant::hooks::HookRequest;
 use warren_tenant::{Tenant, ops};
 
 use crate::error::ApiError;
-use crate::extract::{Auth, CurrentTenant, FormBody, require_superuser};
+use crate::extract::{Auth, CurrentTenant, FormBody, RequestHeaders, require_superuser};
 use crate::fields::project;
 use crate::query::Params;
 use crate::router::{ApiState, Shared};
@@ -346,7 +346,7 @@ pub async fn auth_refresh(
     Auth(caller): Auth,
     Path(collection): Path<String>,
     method: Method,
-    headers: HeaderMap,
+    headers: RequestHeaders,
     params: Params,
 ) -> Result<Response, ApiError> {
     let entry = auth_collection(&tenant, &collection)?;

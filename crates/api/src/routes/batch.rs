@@ -14,7 +14,7 @@ use warren_tenant::ops;
 
 use crate::client::ClientIp;
 use crate::error::ApiError;
-use crate::extract::{Auth, CurrentTenant, FormBody};
+use crate::extract::{Auth, CurrentTenant, FormBody, RequestHeaders};
 use crate::fields::project;
 use crate::query::Params;
 use crate::router::Shared;
@@ -49,7 +49,7 @@ pub async fn create_batch(
     CurrentTenant(tenant): CurrentTenant,
     Auth(caller): Auth,
     ClientIp(ip): ClientIp,
-    headers: HeaderMap,
+    headers: RequestHeaders,
     request: Request,
 ) -> Result<impl IntoResponse, ApiError> {
     let policy = tenant.policy().await?;
@@ -127,7 +127,7 @@ fn parse_item(
     request: &Value,
     catalog: &Catalog,
     caller: &Caller,
-    headers: &HeaderMap,
+    headers: &RequestHeaders,
 ) -> Result<(ops::BatchItem, Target, String), ApiError> {
     let method = request
         .get("method")

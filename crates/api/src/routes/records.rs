@@ -13,7 +13,7 @@ use warren_tenant::hooks::{HookRequest, RecordEvent};
 use warren_tenant::{Tenant, ops};
 
 use crate::error::ApiError;
-use crate::extract::{Auth, CurrentTenant, FormBody, Who};
+use crate::extract::{Auth, CurrentTenant, FormBody, RequestHeaders, Who};
 use crate::fields::project;
 use crate::query::Params;
 use crate::router::{ApiState, Shared};
@@ -23,12 +23,14 @@ pub(crate) fn context(
     caller: &Caller,
     method: &Method,
     params: &Params,
-    headers: &HeaderMap,
+    headers: &RequestHeaders,
 ) -> RequestContext {
-    let headers = headers
-        .iter()
-        .filter_map(|(name, value)| Some((name.as_str(), value.to_str().ok()?)));
-    read::context(caller, method.as_str(), &params.to_map(), headers)
+    read::context(
+        caller,
+        method.as_str(),
+        &params.to_map(),
+        headers.for_rules(),
+    )
 }
 
 /// `GET /api/collections/{collection}/records`
@@ -38,7 +40,7 @@ pub async fn list_records(
     Auth(caller): Auth,
     Path(collection): Path<String>,
     method: Method,
-    headers: HeaderMap,
+    headers: RequestHeaders,
     params: Params,
 ) -> Result<Response, ApiError> {
     let catalog = tenant.catalog();
@@ -71,7 +73,7 @@ pub async fn view_record(
     who: Who,
     Path((collection, id)): Path<(String, String)>,
     method: Method,
-    headers: HeaderMap,
+    headers: RequestHeaders,
     params: Params,
 ) -> Result<Response, ApiError> {
     let catalog = tenant.catalog();
@@ -145,7 +147,7 @@ pub(crate) struct RequestInfo {
     /// The request method.
     pub(crate) method: Method,
     /// The request headers.
-    pub(crate) headers: HeaderMap,
+    pub(crate) headers: RequestHeaders,
     /// The query parameters.
     pub(crate) params: Params,
 }
@@ -177,7 +179,7 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for RequestInfo {
     ) -> Result<Self, Self::Rejection> {
         Ok(Self {
             method: parts.method.clone(),
-            headers: parts.headers.clone(),
+            headers: RequestHeaders::new(&parts.headers),
             params: Params::from_request_parts(parts, state).await?,
         })
     }

@@ -110,6 +110,9 @@ impl Run {
             let token = self.vars[auth]["token"].as_str().expect("a token");
             request = request.header("Authorization", token);
         }
+        for (name, value) in step["headers"].as_object().into_iter().flatten() {
+            request = request.header(name, self.fill_str(value.as_str().expect("a header value")));
+        }
         if let Some(raw) = step["rawBody"].as_str() {
             request = request
                 .header("Content-Type", "application/json")
