@@ -15,6 +15,7 @@ pub const ALL: &[&str] = &[
     "health",
     "health-pair",
     "view",
+    "view-browser",
     "logging",
     "list",
     "list-skip-total",
@@ -180,6 +181,7 @@ async fn run_requests(
     }
     match name {
         "view" => probe_then_run(bounds, view(t, data, "posts")).await,
+        "view-browser" => probe_then_run(bounds, view_from_browser(t, data)).await,
         "list" => probe_then_run(bounds, list(t, data, "posts", false, false)).await,
         "list-skip-total" => probe_then_run(bounds, list(t, data, "posts", true, false)).await,
         "list-expand" => probe_then_run(bounds, list(t, data, "posts", false, true)).await,
@@ -301,6 +303,51 @@ fn view(t: Target, data: Dataset, collection: &'static str) -> Op {
                     post_id(i)
                 )))
                 .header("Authorization", token);
+            drain(req.send().await?).await
+        }
+    })
+}
+
+/// The headers Chromium sends with the JS SDK's `fetch` from a page served on another origin
+/// (an app on its dev server calling its backend), besides `Host`, `Connection` and
+/// `Authorization`.
+const BROWSER_HEADERS: &[(&str, &str)] = &[
+    (
+        "sec-ch-ua",
+        "\"Chromium\";v=\"131\", \"Not_A Brand\";v=\"24\"",
+    ),
+    ("sec-ch-ua-mobile", "?0"),
+    ("sec-ch-ua-platform", "\"Linux\""),
+    (
+        "user-agent",
+        "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) \
+         Chrome/131.0.0.0 Safari/537.36",
+    ),
+    ("accept", "*/*"),
+    ("origin", "http://localhost:5173"),
+    ("sec-fetch-site", "cross-site"),
+    ("sec-fetch-mode", "cors"),
+    ("sec-fetch-dest", "empty"),
+    ("referer", "http://localhost:5173/"),
+    ("accept-encoding", "gzip, deflate, br, zstd"),
+    ("accept-language", "en-US,en;q=0.9"),
+];
+
+/// [`view`] of a post as a browser asks for it, with [`BROWSER_HEADERS`].
+fn view_from_browser(t: Target, data: Dataset) -> Op {
+    op(move |w, s| {
+        let t = t.clone();
+        let data = data.clone();
+        async move {
+            let i = visible_post(&data, w, s);
+            let (_, token) = data.worker_user(w);
+            let mut req = t
+                .client
+                .get(t.url(&format!("/api/collections/posts/records/{}", post_id(i))))
+                .header("Authorization", token);
+            for (name, value) in BROWSER_HEADERS {
+                req = req.header(*name, *value);
+            }
             drain(req.send().await?).await
         }
     })
