@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
 use warren_filter::{Access, Filter, Headers, Query, RequestContext, parse_sort};
+use warren_schema::json_out;
 use warren_schema::record::{RecordData, RecordJson, Visibility};
 use warren_store::Database;
 use warren_store::sql::Connection;
@@ -82,6 +83,31 @@ impl<T: serde::Serialize> serde::Serialize for Page<T> {
         m.serialize_entry("totalItems", &self.total_items)?;
         m.serialize_entry("totalPages", &self.total_pages)?;
         m.end()
+    }
+}
+
+impl Page<RecordJson> {
+    /// The page's JSON as its [`serde::Serialize`] implementation writes it through
+    /// `serde_json` (the same bytes), each item written by [`RecordJson::write_json`].
+    pub fn to_json_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(128 + self.items.len() * 512);
+        out.extend_from_slice(b"{\"items\":[");
+        for (i, item) in self.items.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            item.write_json(&mut out);
+        }
+        out.extend_from_slice(b"],\"page\":");
+        json_out::write_serde(&mut out, &self.page);
+        out.extend_from_slice(b",\"perPage\":");
+        json_out::write_serde(&mut out, &self.per_page);
+        out.extend_from_slice(b",\"totalItems\":");
+        json_out::write_serde(&mut out, &self.total_items);
+        out.extend_from_slice(b",\"totalPages\":");
+        json_out::write_serde(&mut out, &self.total_pages);
+        out.push(b'}');
+        out
     }
 }
 
@@ -728,6 +754,8 @@ mod tests {
             assert_eq!(page.items.len(), 7);
             let direct = serde_json::to_string(&page).unwrap();
             assert_eq!(direct, serde_json::to_string(&page.to_value()).unwrap());
+            let bytes = String::from_utf8(page.to_json_bytes()).unwrap();
+            assert_eq!(bytes, direct, "written straight, the same bytes");
         }
     }
 

@@ -15,6 +15,7 @@ pub mod error;
 pub mod field;
 pub mod id;
 pub mod index;
+pub mod json_out;
 pub mod record;
 pub mod select;
 pub mod system;

@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
 use warren_filter::RequestContext;
@@ -60,7 +60,7 @@ pub async fn list_records(
     }
     let fields = params.text("fields");
     if plain(&tenant, &entry, RecordEvent::ListRequest, fields).await {
-        return Ok(Json(page).into_response());
+        return Ok(json_bytes(page.to_json_bytes()));
     }
     let request = || hook_request(&caller, &method, &params, &headers, Map::new());
     let page = ops::list_request(&tenant, &entry, page.to_value(), request).await?;
@@ -96,12 +96,20 @@ pub async fn view_record(
     let record = record?;
     let fields = params.text("fields");
     if plain(&tenant, &entry, RecordEvent::ViewRequest, fields).await {
-        return Ok(Json(record).into_response());
+        let mut body = Vec::with_capacity(512);
+        record.write_json(&mut body);
+        return Ok(json_bytes(body));
     }
     let caller = caller.unwrap_or_default();
     let request = || hook_request(&caller, &method, &params, &headers, Map::new());
     let record = ops::view_request(&tenant, &entry, record.to_value(), request).await?;
     render(record, fields)
+}
+
+/// A JSON answer whose bytes are written already (as `Json` would have written them).
+fn json_bytes(body: Vec<u8>) -> Response {
+    let json = HeaderValue::from_static("application/json");
+    ([(header::CONTENT_TYPE, json)], body).into_response()
 }
 
 /// Whether a read's answer goes out as it was read: no `fields` projection asked and no hook
