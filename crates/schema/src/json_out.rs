@@ -1,7 +1,7 @@
 //! JSON written straight into bytes, byte for byte what `serde_json::to_writer` writes for the
 //! same values: a string without anything to escape (nearly every key and value of a record)
 //! is copied between its quotes at once, instead of going through the serializer's escaping
-//! and its writer calls; anything else is handed to `serde_json` itself.
+//! and its writer calls; numbers and strings that need escaping are handed to `serde_json`.
 
 use serde_json::Value;
 
@@ -36,7 +36,29 @@ pub fn write_value(out: &mut Vec<u8>, value: &Value) {
         Value::Bool(true) => out.extend_from_slice(b"true"),
         Value::Bool(false) => out.extend_from_slice(b"false"),
         Value::String(s) => write_str(out, s),
-        other => write_serde(out, other),
+        Value::Number(n) => write_serde(out, n),
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_value(out, item);
+            }
+            out.push(b']');
+        }
+        // In the map's own order, as serde_json iterates it.
+        Value::Object(map) => {
+            out.push(b'{');
+            for (i, (key, item)) in map.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_key(out, key);
+                write_value(out, item);
+            }
+            out.push(b'}');
+        }
     }
 }
 
@@ -91,6 +113,9 @@ mod tests {
             json!("text \"quoted\"\n"),
             json!(["a", 1, null, {"k\"ey": "v\\al"}]),
             json!({"b": 1, "a": [true, false], "nested": {"x": "y\u{1}"}}),
+            json!([]),
+            json!({}),
+            json!([[], {}, [{"a": [{"b\n": "c\"d"}]}]]),
         ];
         for v in values {
             let mut out = Vec::new();

@@ -1,6 +1,5 @@
 //! `/api/collections/{collection}/records`: list, view, create, update, delete.
 
-use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -9,6 +8,7 @@ use warren_filter::RequestContext;
 use warren_records::Caller;
 use warren_records::Entry;
 use warren_records::read::{self, ListQuery};
+use warren_schema::json_out;
 use warren_tenant::hooks::{HookRequest, RecordEvent};
 use warren_tenant::{Tenant, ops};
 
@@ -107,7 +107,7 @@ pub async fn view_record(
 }
 
 /// A JSON answer whose bytes are written already (as `Json` would have written them).
-fn json_bytes(body: Vec<u8>) -> Response {
+pub(crate) fn json_bytes(body: Vec<u8>) -> Response {
     let json = HeaderValue::from_static("application/json");
     ([(header::CONTENT_TYPE, json)], body).into_response()
 }
@@ -280,7 +280,11 @@ pub(crate) fn hook_request(
 /// `fields`), or what a hook wrote.
 pub(crate) fn render(handled: ops::Handled<Value>, fields: &str) -> Result<Response, ApiError> {
     match handled {
-        ops::Handled::Done(value) => Ok(Json(project(value, fields)?).into_response()),
+        ops::Handled::Done(value) => {
+            let mut body = Vec::with_capacity(512);
+            json_out::write_value(&mut body, &project(value, fields)?);
+            Ok(json_bytes(body))
+        }
         ops::Handled::Answered(answer) => Ok(crate::routes::custom::route_response(answer)),
     }
 }
