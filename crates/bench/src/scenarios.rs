@@ -180,8 +180,8 @@ async fn run_requests(
         return run_plain(kind, t, data, bounds).await;
     }
     match name {
-        "view" => probe_then_run(bounds, view(t, data, "posts")).await,
-        "view-browser" => probe_then_run(bounds, view_from_browser(t, data)).await,
+        "view" => probe_then_run(bounds, view(t, data, "posts", &[])).await,
+        "view-browser" => probe_then_run(bounds, view(t, data, "posts", BROWSER_HEADERS)).await,
         "list" => probe_then_run(bounds, list(t, data, "posts", false, false)).await,
         "list-skip-total" => probe_then_run(bounds, list(t, data, "posts", true, false)).await,
         "list-expand" => probe_then_run(bounds, list(t, data, "posts", false, true)).await,
@@ -222,7 +222,7 @@ async fn run_plain(kind: &str, t: Target, data: Dataset, bounds: Bounds) -> Resu
             .map_err(|e| format!("setting the plain index: {e}"))?;
     }
     match kind {
-        "view" => probe_then_run(bounds, view(t, data, plain)).await,
+        "view" => probe_then_run(bounds, view(t, data, plain, &[])).await,
         "list" | "list-indexed" => probe_then_run(bounds, list(t, data, plain, true, false)).await,
         "create" => probe_then_run(bounds, create(t, data, plain)).await,
         "update" => probe_then_run(bounds, update(t, data, plain)).await,
@@ -289,20 +289,29 @@ fn visible_post(data: &Dataset, worker: usize, seq: u64) -> usize {
     }
 }
 
-fn view(t: Target, data: Dataset, collection: &'static str) -> Op {
+/// Views a record of `collection` the worker's user may see, sending `headers` too.
+fn view(
+    t: Target,
+    data: Dataset,
+    collection: &'static str,
+    headers: &'static [(&'static str, &'static str)],
+) -> Op {
     op(move |w, s| {
         let t = t.clone();
         let data = data.clone();
         async move {
             let i = visible_post(&data, w, s);
             let (_, token) = data.worker_user(w);
-            let req = t
+            let mut req = t
                 .client
                 .get(t.url(&format!(
                     "/api/collections/{collection}/records/{}",
                     post_id(i)
                 )))
                 .header("Authorization", token);
+            for (name, value) in headers {
+                req = req.header(*name, *value);
+            }
             drain(req.send().await?).await
         }
     })
@@ -332,26 +341,6 @@ const BROWSER_HEADERS: &[(&str, &str)] = &[
     ("accept-encoding", "gzip, deflate, br, zstd"),
     ("accept-language", "en-US,en;q=0.9"),
 ];
-
-/// [`view`] of a post as a browser asks for it, with [`BROWSER_HEADERS`].
-fn view_from_browser(t: Target, data: Dataset) -> Op {
-    op(move |w, s| {
-        let t = t.clone();
-        let data = data.clone();
-        async move {
-            let i = visible_post(&data, w, s);
-            let (_, token) = data.worker_user(w);
-            let mut req = t
-                .client
-                .get(t.url(&format!("/api/collections/posts/records/{}", post_id(i))))
-                .header("Authorization", token);
-            for (name, value) in BROWSER_HEADERS {
-                req = req.header(*name, *value);
-            }
-            drain(req.send().await?).await
-        }
-    })
-}
 
 fn list(t: Target, data: Dataset, collection: &'static str, skip_total: bool, expand: bool) -> Op {
     op(move |w, s| {
