@@ -3,6 +3,7 @@
 //! `data` for a request entry; other entries carry a JSON map.
 
 use serde_json::{Map, Value};
+use warren_schema::json_out;
 
 /// What a request's entry records (PocketBase's names in brackets).
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -100,10 +101,9 @@ impl RequestData {
 
     /// Writes its JSON, as serde_json writes [`RequestData::to_map`].
     pub(crate) fn write_json(&self, out: &mut Vec<u8>) {
-        // Writing JSON into a Vec cannot fail.
         let string = |out: &mut Vec<u8>, key: &str, value: &str| {
             out.extend_from_slice(key.as_bytes());
-            serde_json::to_writer(&mut *out, value).unwrap_or_default();
+            json_out::write_str(out, value);
         };
         string(out, "{\"auth\":", &self.auth);
         if let Some(id) = &self.auth_id {
@@ -113,14 +113,14 @@ impl RequestData {
             string(out, ",\"details\":null,\"error\":", error);
         }
         out.extend_from_slice(b",\"execTime\":");
-        serde_json::to_writer(&mut *out, &Value::from(self.exec_time)).unwrap_or_default();
+        json_out::write_value(out, &Value::from(self.exec_time));
         string(out, ",\"method\":", &self.method);
         string(out, ",\"referer\":", &self.referer);
         if let Some(ip) = &self.remote_ip {
             string(out, ",\"remoteIP\":", ip);
         }
         out.extend_from_slice(b",\"status\":");
-        out.extend_from_slice(self.status.to_string().as_bytes());
+        json_out::write_u64(out, u64::from(self.status));
         string(out, ",\"type\":", "request");
         string(out, ",\"url\":", &self.url);
         string(out, ",\"userAgent\":", &self.user_agent);

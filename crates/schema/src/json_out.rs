@@ -100,7 +100,7 @@ pub fn write_value(out: &mut Vec<u8>, value: &Value) {
 }
 
 /// Writes `n` in decimal.
-fn write_u64(out: &mut Vec<u8>, mut n: u64) {
+pub fn write_u64(out: &mut Vec<u8>, mut n: u64) {
     let mut digits = [0u8; 20];
     let mut at = digits.len();
     loop {
