@@ -99,13 +99,13 @@ impl Page<RecordJson> {
             item.write_json(&mut out);
         }
         out.extend_from_slice(b"],\"page\":");
-        json_out::write_serde(&mut out, &self.page);
+        json_out::write_u64(&mut out, self.page);
         out.extend_from_slice(b",\"perPage\":");
-        json_out::write_serde(&mut out, &self.per_page);
+        json_out::write_u64(&mut out, self.per_page);
         out.extend_from_slice(b",\"totalItems\":");
-        json_out::write_serde(&mut out, &self.total_items);
+        json_out::write_i64(&mut out, self.total_items);
         out.extend_from_slice(b",\"totalPages\":");
-        json_out::write_serde(&mut out, &self.total_pages);
+        json_out::write_i64(&mut out, self.total_pages);
         out.push(b'}');
         out
     }

@@ -1,7 +1,8 @@
 //! JSON written straight into bytes, byte for byte what `serde_json::to_writer` writes for the
 //! same values: a string without anything to escape (nearly every key and value of a record)
 //! is copied between its quotes at once, instead of going through the serializer's escaping
-//! and its writer calls; numbers and strings that need escaping are handed to `serde_json`.
+//! and its writer calls, and an integer is written digit by digit; strings that need escaping
+//! and other numbers are handed to `serde_json`.
 
 use serde_json::Value;
 
@@ -68,10 +69,7 @@ pub fn write_value(out: &mut Vec<u8>, value: &Value) {
         Value::String(s) => write_str(out, s),
         Value::Number(n) => match (n.as_u64(), n.as_i64()) {
             (Some(u), _) => write_u64(out, u),
-            (None, Some(i)) => {
-                out.push(b'-');
-                write_u64(out, i.unsigned_abs());
-            }
+            (None, Some(i)) => write_i64(out, i),
             _ => write_serde(out, n),
         },
         Value::Array(items) => {
@@ -112,6 +110,14 @@ pub fn write_u64(out: &mut Vec<u8>, mut n: u64) {
         }
     }
     out.extend_from_slice(&digits[at..]);
+}
+
+/// Writes `n` in decimal.
+pub fn write_i64(out: &mut Vec<u8>, n: i64) {
+    if n < 0 {
+        out.push(b'-');
+    }
+    write_u64(out, n.unsigned_abs());
 }
 
 /// Writes `value` through `serde_json`.

@@ -608,37 +608,63 @@ impl RecordJson {
     }
 }
 
+/// One member of a record's JSON object, in the order they are written.
+enum Member<'a> {
+    /// A field (or `collectionId`, `collectionName`) and its value.
+    Value(&'a str, &'a Value),
+    /// A geoPoint field, written as `{"lon","lat"}`.
+    Geo(&'a str, &'a Value),
+    /// The `expand` object.
+    Expand(&'a BTreeMap<String, Expanded>),
+}
+
 impl RecordJson {
+    /// The object's members in key order, `expand` at its place among the sorted keys.
+    fn members(&self) -> impl Iterator<Item = Member<'_>> {
+        use std::ops::Bound::{Excluded, Included, Unbounded};
+        let before = self
+            .entries
+            .range::<str, _>((Unbounded, Included("expand")));
+        let after = self
+            .entries
+            .range::<str, _>((Excluded("expand"), Unbounded));
+        before
+            .map(|(k, v)| self.member(k, v))
+            .chain(self.expand.as_ref().map(Member::Expand))
+            .chain(after.map(|(k, v)| self.member(k, v)))
+    }
+
+    /// The member for the entry `k`: a value, or a geoPoint.
+    fn member<'a>(&'a self, k: &'a str, v: &'a Value) -> Member<'a> {
+        if !self.geo_keys.is_empty() && self.geo_keys.contains(k) {
+            Member::Geo(k, v)
+        } else {
+            Member::Value(k, v)
+        }
+    }
+
     /// The record's JSON, as its [`Serialize`] implementation writes it through `serde_json`
     /// (the same bytes), written straight into `out`.
     pub fn write_json(&self, out: &mut Vec<u8>) {
         out.push(b'{');
-        let mut first = true;
-        let mut next = |out: &mut Vec<u8>, key: &str| {
-            if !std::mem::take(&mut first) {
+        for (i, member) in self.members().enumerate() {
+            if i > 0 {
                 out.push(b',');
             }
-            json_out::write_key(out, key);
-        };
-        let mut expand_written = false;
-        for (k, v) in &self.entries {
-            if !expand_written && k.as_str() > "expand" {
-                if let Some(e) = &self.expand {
-                    next(out, "expand");
+            match member {
+                Member::Value(k, v) => {
+                    json_out::write_key(out, k);
+                    json_out::write_value(out, v);
+                }
+                Member::Geo(k, v) => {
+                    json_out::write_key(out, k);
+                    json_out::write_serde(out, &Geo(v));
+                }
+                Member::Expand(e) => {
+                    json_out::write_key(out, "expand");
                     write_expand(out, e);
                 }
-                expand_written = true;
             }
-            next(out, k);
-            if !self.geo_keys.is_empty() && self.geo_keys.contains(k) {
-                json_out::write_serde(out, &Geo(v));
-            } else {
-                json_out::write_value(out, v);
-            }
-        }
-        if !expand_written && let Some(e) = &self.expand {
-            next(out, "expand");
-            write_expand(out, e);
         }
         out.push(b'}');
     }
@@ -686,22 +712,12 @@ impl Serialize for RecordJson {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
         let mut m = s.serialize_map(None)?;
-        let mut expand_written = false;
-        for (k, v) in &self.entries {
-            if !expand_written && k.as_str() > "expand" {
-                if let Some(e) = &self.expand {
-                    m.serialize_entry("expand", e)?;
-                }
-                expand_written = true;
+        for member in self.members() {
+            match member {
+                Member::Value(k, v) => m.serialize_entry(k, v)?,
+                Member::Geo(k, v) => m.serialize_entry(k, &Geo(v))?,
+                Member::Expand(e) => m.serialize_entry("expand", e)?,
             }
-            if self.geo_keys.contains(k) {
-                m.serialize_entry(k, &Geo(v))?;
-            } else {
-                m.serialize_entry(k, v)?;
-            }
-        }
-        if !expand_written && let Some(e) = &self.expand {
-            m.serialize_entry("expand", e)?;
         }
         m.end()
     }

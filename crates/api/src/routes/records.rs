@@ -107,7 +107,7 @@ pub async fn view_record(
 }
 
 /// A JSON answer whose bytes are written already (as `Json` would have written them).
-pub(crate) fn json_bytes(body: Vec<u8>) -> Response {
+fn json_bytes(body: Vec<u8>) -> Response {
     let mut response = Response::new(axum::body::Body::from(body));
     response.headers_mut().insert(
         header::CONTENT_TYPE,
