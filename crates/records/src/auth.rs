@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 use serde_json::Value;
 use warren_filter::{Filter, RequestContext};
@@ -23,7 +24,10 @@ use crate::{Caller, Error, Result, sql};
 pub async fn authenticate(db: &Database, catalog: &Catalog, token: &str) -> Result<Caller> {
     match Token::peek(catalog, token) {
         None => Ok(Caller::Guest),
-        Some(token) => db.read_quick(move |c| token.resolve(c)).await,
+        Some(token) => {
+            let version = db.data_version();
+            db.read_quick(move |c| token.resolve(c, version)).await
+        }
     }
 }
 
@@ -85,15 +89,21 @@ impl Token {
     }
 
     /// Loads the record the token claims and verifies the token with its key: the caller, or a
-    /// guest when the record is gone or the token does not verify.
-    pub fn resolve(&self, conn: &warren_store::sql::Connection) -> Result<Caller> {
+    /// guest when the record is gone or the token does not verify. `version` is the
+    /// database's data version read before this read began (`Database::data_version`), which
+    /// spares a token seen before the read of its record while nothing was committed since.
+    pub fn resolve(
+        &self,
+        conn: &warren_store::sql::Connection,
+        version: Option<u64>,
+    ) -> Result<Caller> {
         let entry = &self.entry;
         let hit = match &self.hit {
             Some(hit) => Some(hit.clone()),
             None => self.verified.get(&self.token),
         };
         if let Some(hit) = hit
-            && let Some(caller) = Verified::check(&hit, conn, entry, &self.id)?
+            && let Some(caller) = Verified::check(&hit, conn, entry, &self.id, version)?
         {
             return Ok(caller);
         }
@@ -142,6 +152,7 @@ impl Token {
             row,
             exp: claims.exp,
             caller: caller.clone(),
+            seen: AtomicU64::new(verified::usable(conn, version).unwrap_or(0)),
         };
         self.verified.remember(&self.token, hit);
         Ok(caller)
@@ -159,11 +170,16 @@ pub enum Pending {
 }
 
 impl Pending {
-    /// The caller, checking the token on `conn` when there is one.
-    pub fn resolve(&self, conn: &warren_store::sql::Connection) -> Result<Caller> {
+    /// The caller, checking the token on `conn` when there is one (`version` as for
+    /// [`Token::resolve`]).
+    pub fn resolve(
+        &self,
+        conn: &warren_store::sql::Connection,
+        version: Option<u64>,
+    ) -> Result<Caller> {
         match self {
             Self::Known(caller) => Ok(caller.clone()),
-            Self::Token(token) => token.resolve(conn),
+            Self::Token(token) => token.resolve(conn, version),
         }
     }
 }

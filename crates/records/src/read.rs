@@ -486,9 +486,10 @@ pub async fn view_as(
     expand_param: &str,
 ) -> (Option<Caller>, Result<RecordJson>) {
     let (tree, id) = (expand::Tree::parse(expand_param), id.to_string());
+    let version = db.data_version();
     let out = db
         .read_quick(move |c| {
-            let caller = who.resolve(c)?;
+            let caller = who.resolve(c, version)?;
             let mut ctx = ctx.clone();
             ctx.auth = caller.shared_record().cloned();
             let viewed = view_on(c, &catalog, &entry, &caller, &ctx, &id, tree.as_ref());

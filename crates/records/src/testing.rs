@@ -9,10 +9,30 @@ pub(crate) async fn database(
     collections: &[&Collection],
     seed: impl FnOnce(&warren_store::sql::Connection) -> crate::Result<()> + Send + 'static,
 ) -> Database {
+    open(dir, collections, seed, false).await
+}
+
+/// [`database`] held by this process alone, as a tenant's is (`Options::exclusive`): it has a
+/// data version.
+pub(crate) async fn exclusive_database(
+    dir: &std::path::Path,
+    collections: &[&Collection],
+    seed: impl FnOnce(&warren_store::sql::Connection) -> crate::Result<()> + Send + 'static,
+) -> Database {
+    open(dir, collections, seed, true).await
+}
+
+async fn open(
+    dir: &std::path::Path,
+    collections: &[&Collection],
+    seed: impl FnOnce(&warren_store::sql::Connection) -> crate::Result<()> + Send + 'static,
+    exclusive: bool,
+) -> Database {
     let db = Database::open(
         dir.join("data.db"),
         Options {
             migrations: &[] as &[Migration],
+            exclusive,
             ..Options::default()
         },
     )

@@ -10,8 +10,15 @@
 //! The verification also depended on the collection (its secret), so a hit requires the very
 //! catalog entry it was verified with (a schema change builds new entries); and on the clock,
 //! so a hit requires the token's expiry to lie ahead.
+//!
+//! A hit also remembers the database's data version (`Database::data_version`) at which the
+//! row last compared equal. A read outside any transaction that finds that version unchanged
+//! skips the comparison, and so the read of the record: nothing was committed since, and a
+//! tenant's file is held by this process alone. Inside a transaction (the writer's, whose
+//! earlier jobs may have changed the row without committing yet) the row is always compared.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use warren_store::sql::{Connection, Value as SqlValue, ValueRef};
@@ -40,6 +47,9 @@ pub(crate) struct Hit {
     pub exp: u64,
     /// The caller the token resolved to.
     pub caller: Caller,
+    /// The data version at which the row was last seen equal to `row` (0: none; see the
+    /// module doc).
+    pub seen: AtomicU64,
 }
 
 impl std::fmt::Debug for Hit {
@@ -76,12 +86,14 @@ impl Verified {
     }
 
     /// The caller of `hit` if its token verified against record `id` exactly as it stands now
-    /// on `conn`, with `entry`, and has not expired.
+    /// on `conn`, with `entry`, and has not expired. `version` is the database's data version
+    /// read before this read began, if known (see the module doc).
     pub(crate) fn check(
         hit: &Hit,
         conn: &Connection,
         entry: &Arc<Entry>,
         id: &str,
+        version: Option<u64>,
     ) -> crate::Result<Option<Caller>> {
         if !Arc::ptr_eq(&hit.entry, entry)
             || hit.id != id
@@ -89,15 +101,21 @@ impl Verified {
         {
             return Ok(None);
         }
+        let version = usable(conn, version);
+        if version.is_some_and(|v| hit.seen.load(Ordering::SeqCst) == v) {
+            return Ok(Some(hit.caller.clone()));
+        }
         let equal = match hit.rowid {
             Some(rowid) => row_equals(conn, &hit.sql, &rowid, &hit.row)?,
             None => row_equals(conn, &hit.sql, &id, &hit.row)?,
         };
-        if equal {
-            Ok(Some(hit.caller.clone()))
-        } else {
-            Ok(None)
+        if !equal {
+            return Ok(None);
         }
+        if let Some(v) = version {
+            hit.seen.store(v, Ordering::SeqCst);
+        }
+        Ok(Some(hit.caller.clone()))
     }
 
     /// Remembers that `token` verified.
@@ -108,6 +126,12 @@ impl Verified {
         }
         tokens.insert(token.to_string(), Arc::new(hit));
     }
+}
+
+/// `version` when it may vouch for what `conn` reads: known, and no transaction open on
+/// `conn` (a transaction may hold changes not committed yet, or an older snapshot).
+pub(crate) fn usable(conn: &Connection, version: Option<u64>) -> Option<u64> {
+    version.filter(|&v| v != 0 && conn.is_autocommit())
 }
 
 /// Reads the row `sql` selects for `id`, raw.
@@ -184,11 +208,12 @@ mod tests {
 
     const ID: &str = "u0000000000000a";
 
-    /// A database with an auth collection `users` holding record [`ID`] with token key `key1`.
+    /// A database with an auth collection `users` holding record [`ID`] with token key `key1`,
+    /// held by this process alone as a tenant's is (so it has a data version).
     async fn users(dir: &std::path::Path) -> (Database, Catalog) {
         let collection =
             Collection::from_create_body(&json!({"name": "users", "type": "auth"})).unwrap();
-        let db = crate::testing::database(dir, &[&collection], |c| {
+        let db = crate::testing::exclusive_database(dir, &[&collection], |c| {
             c.execute(
                 "INSERT INTO users (id, email, password, tokenKey) VALUES (?1, 'a@b.test', 'h1', 'key1')",
                 [ID],
@@ -347,11 +372,56 @@ mod tests {
         let hit = catalog.verified().get(&token).unwrap();
         let entry = catalog.get("users").unwrap().clone();
         db.read(move |c| {
-            assert!(Verified::check(&hit, c, &entry, "u0000000000000b")?.is_none());
-            assert!(Verified::check(&hit, c, &entry, ID)?.is_some());
+            assert!(Verified::check(&hit, c, &entry, "u0000000000000b", None)?.is_none());
+            assert!(Verified::check(&hit, c, &entry, ID, None)?.is_some());
             Ok::<_, crate::Error>(())
         })
         .await
         .unwrap();
+    }
+
+    #[tokio::test]
+    async fn while_nothing_is_committed_a_token_seen_before_reads_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, catalog) = users(dir.path()).await;
+        let token = token(&catalog, "key1");
+        assert_eq!(caller(&db, &catalog, &token).await.id(), Some(ID));
+        let hit = catalog.verified().get(&token).unwrap();
+        let version = db.data_version();
+        assert!(version.is_some());
+        assert_eq!(Some(hit.seen.load(Ordering::SeqCst)), version);
+        // On a connection where reading the record would fail (no such table), the unchanged
+        // version answers alone; without it the row is read.
+        let empty = Connection::open_in_memory().unwrap();
+        let entry = catalog.get("users").unwrap().clone();
+        let answered = Verified::check(&hit, &empty, &entry, ID, version).unwrap();
+        assert_eq!(answered.unwrap().id(), Some(ID));
+        assert!(Verified::check(&hit, &empty, &entry, ID, None).is_err());
+        // Another version (a commit since) reads the row again, and remembers the new one.
+        let other = version.map(|v| v + 1);
+        assert!(Verified::check(&hit, &empty, &entry, ID, other).is_err());
+        change(&db, "UPDATE users SET verified = TRUE").await;
+        assert_ne!(db.data_version(), version);
+        let fresh = caller(&db, &catalog, &token).await;
+        assert_eq!(fresh.record().unwrap()["verified"], json!(true));
+    }
+
+    #[tokio::test]
+    async fn inside_a_transaction_the_row_is_compared_whatever_the_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, catalog) = users(dir.path()).await;
+        let token = token(&catalog, "key1");
+        assert_eq!(caller(&db, &catalog, &token).await.id(), Some(ID));
+        let version = db.data_version();
+        let pending = crate::auth::Token::peek(&catalog, &token).unwrap();
+        // An earlier job of the same group commit rotated the key, not committed yet.
+        let seen = db
+            .write(move |c| {
+                c.execute_batch("UPDATE users SET tokenKey = 'key2'")?;
+                pending.resolve(c, version)
+            })
+            .await
+            .unwrap();
+        assert_eq!(seen.id(), None);
     }
 }

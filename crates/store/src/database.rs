@@ -224,6 +224,17 @@ impl Database {
         self.inner.writer.idle(f).await
     }
 
+    /// A number that changes, to one this process never showed before, whenever a write on
+    /// this handle ends (a commit or not), before its caller hears of it; read before a read
+    /// starts and found unchanged later, nothing was committed in between. `None` unless the
+    /// database is [`Options::exclusive`]: another process could write a shared file unseen.
+    pub fn data_version(&self) -> Option<u64> {
+        self.inner
+            .options
+            .exclusive
+            .then(|| self.inner.writer.version().get())
+    }
+
     /// The database file's path.
     pub fn path(&self) -> &Path {
         &self.inner.path
@@ -659,6 +670,72 @@ mod tests {
         assert_eq!(db.read(count).await.unwrap(), 2);
         let copied = Database::open(&copy, Options::default()).await.unwrap();
         assert_eq!(copied.read(count).await.unwrap(), 2);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_data_version_changes_with_every_way_of_writing_and_only_then() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = Options {
+            migrations: SCHEMA,
+            exclusive: true,
+            ..Options::default()
+        };
+        let db = Database::open(dir.path().join("data.db"), options)
+            .await
+            .unwrap();
+        let other = Database::open(dir.path().join("other.db"), options)
+            .await
+            .unwrap();
+        let v0 = db.data_version().unwrap();
+        assert_ne!(Some(v0), other.data_version());
+        // Reads change nothing.
+        assert_eq!(db.read(count).await.unwrap(), 0);
+        assert_eq!(db.read_quick(count).await.unwrap(), 0);
+        assert_eq!(db.data_version(), Some(v0));
+        // A group-committed write, a failed one, ad-hoc SQL run alone, a held transaction.
+        db.write(|c| Ok::<_, Error>(c.execute("INSERT INTO t (v) VALUES ('a')", [])?))
+            .await
+            .unwrap();
+        let v1 = db.data_version().unwrap();
+        assert_ne!(v1, v0);
+        db.write(|c| Ok::<_, Error>(c.execute("INSERT INTO t (v) VALUES (NULL)", [])?))
+            .await
+            .unwrap_err();
+        let v2 = db.data_version().unwrap();
+        assert_ne!(v2, v1);
+        db.write_alone(|c| Ok::<_, Error>(c.execute("UPDATE t SET v = 'b'", [])?))
+            .await
+            .unwrap();
+        let v3 = db.data_version().unwrap();
+        assert!(![v0, v1, v2].contains(&v3));
+        let holder = db.clone();
+        let seen = tokio::task::spawn_blocking(move || {
+            let tx = holder
+                .begin_blocking(std::time::Instant::now() + std::time::Duration::from_secs(5))
+                .unwrap();
+            tx.run(|c| Ok::<_, Error>(c.execute("INSERT INTO t (v) VALUES ('c')", [])?))
+                .unwrap();
+            let after_step = holder.data_version().unwrap();
+            tx.commit().unwrap();
+            after_step
+        })
+        .await
+        .unwrap();
+        assert!(![v0, v1, v2, v3].contains(&seen));
+        let v4 = db.data_version().unwrap();
+        assert!(![v0, v1, v2, v3, seen].contains(&v4));
+        assert_eq!(db.read(count).await.unwrap(), 2);
+        // A reopened file starts from a value never shown before.
+        db.close().await;
+        let again = Database::open(dir.path().join("data.db"), options)
+            .await
+            .unwrap();
+        assert!(![v0, v1, v2, v3, seen, v4].contains(&again.data_version().unwrap()));
+        // A file another process may share has none.
+        let shared = Database::open(dir.path().join("shared.db"), Options::default())
+            .await
+            .unwrap();
+        assert_eq!(shared.data_version(), None);
     }
 
     #[tokio::test]

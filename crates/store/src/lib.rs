@@ -15,6 +15,7 @@ mod error;
 mod migrate;
 pub mod sql;
 mod transaction;
+mod version;
 mod writer;
 
 pub use commits::{Commit, CommitLog};

@@ -11,12 +11,14 @@
 use std::cell::RefCell;
 use std::marker::PhantomData;
 use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::Instant;
 
 use rusqlite::Connection;
 
 use crate::commits::{self, CommitLog};
+use crate::version::DataVersion;
 use crate::writer::{Idle, Writer};
 use crate::{Error, Result};
 
@@ -45,6 +47,8 @@ enum Control {
 pub struct Transaction {
     control: mpsc::Sender<Control>,
     key: usize,
+    /// The database's data version: changed after every step (a step may run any SQL).
+    version: Arc<DataVersion>,
     _thread: PhantomData<*const ()>,
 }
 
@@ -61,7 +65,9 @@ pub(crate) fn begin(
     }
     let (control, steps) = mpsc::channel::<Control>();
     let (ready, started) = mpsc::sync_channel::<Result<()>>(1);
-    let idle: Idle = Box::new(move |conn| hold(conn, steps, ready, deadline, log));
+    let version = writer.version().clone();
+    let held_version = version.clone();
+    let idle: Idle = Box::new(move |conn| hold(conn, steps, ready, deadline, log, &held_version));
     writer.idle_blocking(idle)?;
     let wait = deadline.saturating_duration_since(Instant::now());
     match started.recv_timeout(wait) {
@@ -74,6 +80,7 @@ pub(crate) fn begin(
     Ok(Transaction {
         control,
         key,
+        version,
         _thread: PhantomData,
     })
 }
@@ -88,9 +95,11 @@ impl Transaction {
         E: From<Error> + Send + 'static,
     {
         let (reply, answer) = mpsc::sync_channel(1);
+        let version = self.version.clone();
         let step: Step = Box::new(move |conn| {
             let out = f(conn);
             let ok = out.is_ok();
+            version.bump();
             let _ = reply.send(out);
             ok
         });
@@ -133,6 +142,7 @@ fn hold(
     ready: mpsc::SyncSender<Result<()>>,
     deadline: Instant,
     log: Option<CommitLog>,
+    version: &DataVersion,
 ) {
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
         let _ = ready.send(Err(e.into()));
@@ -174,6 +184,7 @@ fn hold(
                 if outcome.is_err() && !conn.is_autocommit() {
                     let _ = conn.execute_batch("ROLLBACK");
                 }
+                version.bump();
                 let _ = reply.send(outcome);
                 return;
             }

@@ -24,6 +24,7 @@ use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::commits::{self, CommitLog};
+use crate::version::DataVersion;
 use crate::{Error, Result};
 
 /// Most jobs folded into one transaction. Bounds the latency one batch adds to its last job.
@@ -63,6 +64,8 @@ struct Shared {
     runtime: Option<tokio::runtime::Handle>,
     /// Where commits are recorded (shipped databases).
     log: Option<CommitLog>,
+    /// Changed after every write's end, before its callers hear of it.
+    version: Arc<DataVersion>,
 }
 
 struct State {
@@ -196,12 +199,18 @@ impl Writer {
             // Jobs may use the runtime (spawn, `Handle::current`): drainers run on its pool.
             runtime: tokio::runtime::Handle::try_current().ok(),
             log,
+            version: Arc::new(DataVersion::new()),
         });
         Ok(Self {
             jobs,
             shared,
             closed,
         })
+    }
+
+    /// The database's data version (see [`crate::version`]).
+    pub(crate) fn version(&self) -> &Arc<DataVersion> {
+        &self.shared.version
     }
 
     /// A receiver whose `changed()` fails once the writer's connection is closed.
@@ -270,8 +279,12 @@ impl Writer {
         T: Send + 'static,
     {
         let (reply, answer) = oneshot::channel::<T>();
+        let version = self.shared.version.clone();
         let idle: Idle = Box::new(move |conn| {
-            let _ = reply.send(f(conn));
+            let out = f(conn);
+            // `f` may have committed (ad-hoc SQL run alone).
+            version.bump();
+            let _ = reply.send(out);
         });
         self.send(Message::Idle(idle)).await?;
         answer.await.map_err(|_| Error::Closed)
@@ -376,6 +389,7 @@ fn drain(shared: &Shared, mut parked: Parked) {
                         let _ = conn.execute_batch("ROLLBACK");
                     }
                 }
+                shared.version.bump();
             }
             Message::Job(first) => {
                 let mut batch = Vec::with_capacity(16);
@@ -391,7 +405,12 @@ fn drain(shared: &Shared, mut parked: Parked) {
                     }
                 }
                 let (finishers, commit) = match parked.conn() {
-                    Ok(conn) => commit_batch(conn, batch, shared.log.as_ref()),
+                    Ok(conn) => {
+                        let outcome = commit_batch(conn, batch, shared.log.as_ref());
+                        // Committed or not, before any caller hears of it.
+                        shared.version.bump();
+                        outcome
+                    }
                     Err(message) => {
                         let finishers = batch
                             .into_iter()
