@@ -19,6 +19,7 @@ pub const ALL: &[&str] = &[
     "logging",
     "list",
     "list-skip-total",
+    "list-again",
     "list-expand",
     "plain-view",
     "plain-list",
@@ -184,6 +185,7 @@ async fn run_requests(
         "view-browser" => probe_then_run(bounds, view(t, data, "posts", BROWSER_HEADERS)).await,
         "list" => probe_then_run(bounds, list(t, data, "posts", false, false)).await,
         "list-skip-total" => probe_then_run(bounds, list(t, data, "posts", true, false)).await,
+        "list-again" => probe_then_run(bounds, list_again(t, data)).await,
         "list-expand" => probe_then_run(bounds, list(t, data, "posts", false, true)).await,
         "create" => probe_then_run(bounds, create(t, data, "posts")).await,
         "update" => probe_then_run(bounds, update(t, data, "posts")).await,
@@ -378,6 +380,33 @@ fn list(t: Target, data: Dataset, collection: &'static str, skip_total: bool, ex
                 && first.pointer("/expand/owner/id").is_none()
             {
                 return Err(OpError::other("list-expand: items have no expand.owner"));
+            }
+            Ok(())
+        }
+    })
+}
+
+/// `list-again`: each client asks for the same counted first page of public posts over and
+/// over, as a feed or a dashboard polls it between writes.
+fn list_again(t: Target, data: Dataset) -> Op {
+    op(move |w, _| {
+        let t = t.clone();
+        let data = data.clone();
+        async move {
+            let (_, token) = data.worker_user(w);
+            let req = t
+                .client
+                .get(t.url("/api/collections/posts/records"))
+                .query(&[
+                    ("filter", "public = true"),
+                    ("sort", "-created,id"),
+                    ("page", "1"),
+                    ("perPage", "30"),
+                ])
+                .header("Authorization", token);
+            let json = json_ok(req.send().await?).await?;
+            if json.get("totalItems").and_then(Value::as_i64).unwrap_or(0) <= 0 {
+                return Err(OpError::other("list-again: the page has no totalItems"));
             }
             Ok(())
         }

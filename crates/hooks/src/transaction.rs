@@ -244,6 +244,7 @@ fn inside(
                     &superuser(),
                     Default::default(),
                     &query,
+                    None,
                 )
             })?;
             Ok(json!(page.total_items.max(0)))
@@ -426,6 +427,7 @@ fn page(
             &superuser(),
             Default::default(),
             &query,
+            None,
         )
     })?;
     Ok(page

@@ -10,6 +10,7 @@ use warren_schema::{Collection, CollectionRow, FieldKind, Index};
 use warren_store::sql::{Connection, Row};
 
 use crate::compiled::Compiled;
+use crate::counts::Counts;
 use crate::verified::Verified;
 use crate::{Error, Result};
 
@@ -102,6 +103,8 @@ pub struct Catalog {
     verified: Arc<Verified>,
     /// Rule statements compiled against these entries (a new catalog starts empty).
     compiled: Compiled,
+    /// List counts read against these entries (a new catalog starts empty).
+    counts: Counts,
 }
 
 impl Catalog {
@@ -172,6 +175,11 @@ impl Catalog {
     /// The auth tokens recently verified against this catalog's collections.
     pub(crate) fn verified(&self) -> &Arc<Verified> {
         &self.verified
+    }
+
+    /// The list counts remembered for this catalog's collections.
+    pub(crate) fn counts(&self) -> &Counts {
+        &self.counts
     }
 }
 

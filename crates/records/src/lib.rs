@@ -14,6 +14,7 @@ pub mod catalog;
 pub mod change;
 pub mod collections;
 mod compiled;
+mod counts;
 mod error;
 mod expand;
 mod form;

@@ -7,8 +7,8 @@ use serde_json::{Map, Value, json};
 use warren_filter::{Access, Filter, Headers, Query, RequestContext, parse_sort};
 use warren_schema::json_out;
 use warren_schema::record::{RecordData, RecordJson, Visibility};
-use warren_store::Database;
 use warren_store::sql::Connection;
+use warren_store::{Database, Versions};
 
 use crate::advisor::{self, Advice};
 use crate::auth::Pending;
@@ -181,12 +181,15 @@ pub async fn list(
     query: ListQuery,
 ) -> Result<Page> {
     let viewer = caller.clone();
-    db.read(move |c| list_on(c, &catalog, &entry, &viewer, ctx, &query))
+    let versions = db.versions();
+    db.read(move |c| list_on(c, &catalog, &entry, &viewer, ctx, &query, versions.as_ref()))
         .await
 }
 
 /// [`list`] on connection `c` (a read connection, or the writer inside a transaction the
-/// caller holds, whose uncommitted writes it then sees).
+/// caller holds, whose uncommitted writes it then sees). With `versions` (the database's, see
+/// `Database::versions`), a count remembered for the same statement at the same data version
+/// is taken instead of counting again (see [`crate::counts`]).
 pub fn list_on(
     c: &Connection,
     catalog: &Arc<Catalog>,
@@ -194,6 +197,7 @@ pub fn list_on(
     caller: &Caller,
     ctx: RequestContext,
     query: &ListQuery,
+    versions: Option<&Versions>,
 ) -> Result<Page> {
     let started = Instant::now();
     let rule = rule(caller, &entry.rules.list)?.cloned();
@@ -289,6 +293,10 @@ pub fn list_on(
         catalog.clone(),
     );
     let (items, total, slow) = {
+        // The data version before the snapshot starts: only outside any transaction.
+        let before = versions
+            .filter(|_| c.is_autocommit())
+            .and_then(Versions::current);
         // The count, the page's rowids and its rows come from one snapshot, so concurrent
         // writes cannot make them disagree (inside a transaction they are one already).
         let _snapshot = match (&count, &by_rowid) {
@@ -296,13 +304,8 @@ pub fn list_on(
             _ if !c.is_autocommit() => None,
             _ => Some(c.unchecked_transaction()?),
         };
-        let total = match &count {
-            Some(count) => Some(
-                c.prepare_cached(count)?
-                    .query_row(sql::bind(&params).as_slice(), |r| r.get::<_, i64>(0))?,
-            ),
-            None => None,
-        };
+        // The count's parameters are the page's without its offset.
+        let count_params = count.as_ref().map(|_| params.clone());
         params.push(i64::try_from(offset).unwrap_or(i64::MAX).into());
         let read = |row: &warren_store::sql::Row<'_>| -> Result<RecordData> {
             Ok(sql::read_record(row, &reader.collection)?)
@@ -366,6 +369,19 @@ pub fn list_on(
             None => sorted()?,
         };
         let items = expand::render_rows(c, &scope, &reader, &viewer, &ctx, out, tree.as_ref())?;
+        // Counted after the page, in the snapshot the page's reads started.
+        let total = match (&count, &count_params) {
+            (Some(count), Some(count_params)) => Some(count_in_snapshot(
+                c,
+                catalog,
+                count,
+                count_params,
+                !entry.collection.is_view(),
+                before,
+                versions,
+            )?),
+            _ => None,
+        };
         let took = started.elapsed();
         let slow = if took >= advisor::SLOW && ordered.is_none() {
             let plan = topk::plan(c, &select, &sql::bind(&params))?;
@@ -396,6 +412,37 @@ pub fn list_on(
         total_pages,
         slow,
     })
+}
+
+/// Runs count statement `count` with `params` in the snapshot a read has started, or takes
+/// the count remembered for it: `before` is the data version read before that snapshot
+/// started, and the version must read the same now (see [`crate::counts`]). `keep` is false
+/// for a statement that must not be remembered (a view's).
+fn count_in_snapshot(
+    c: &Connection,
+    catalog: &Catalog,
+    count: &str,
+    params: &[warren_store::sql::Value],
+    keep: bool,
+    before: Option<u64>,
+    versions: Option<&Versions>,
+) -> Result<i64> {
+    let settled = before.filter(|v| versions.and_then(Versions::current) == Some(*v));
+    let key = settled
+        .filter(|_| keep)
+        .and_then(|_| crate::counts::key(count, params));
+    if let (Some(version), Some(key)) = (settled, &key)
+        && let Some(total) = catalog.counts().get(key, version)
+    {
+        return Ok(total);
+    }
+    let total = c
+        .prepare_cached(count)?
+        .query_row(sql::bind(params).as_slice(), |r| r.get::<_, i64>(0))?;
+    if let (Some(version), Some(key)) = (settled, key) {
+        catalog.counts().put(key, version, total);
+    }
+    Ok(total)
 }
 
 /// VM steps between two progress checks, and checks allowed, for the ordered-index attempt:
@@ -724,6 +771,100 @@ mod tests {
             .iter()
             .map(|r| r.get("id").unwrap().as_str().unwrap().to_string())
             .collect()
+    }
+
+    /// The total of a superuser's page of `posts` matching `filter`.
+    async fn total(db: &Database, catalog: &Arc<Catalog>, filter: &str) -> i64 {
+        let entry = catalog.get("posts").unwrap().clone();
+        let query = ListQuery {
+            page: 1,
+            per_page: 5,
+            filter: filter.into(),
+            ..ListQuery::default()
+        };
+        let superuser = Caller::Superuser {
+            record: Default::default(),
+        };
+        list(
+            db,
+            catalog.clone(),
+            entry,
+            &superuser,
+            RequestContext::guest(),
+            query,
+        )
+        .await
+        .unwrap()
+        .total_items
+    }
+
+    /// Sets every remembered count to `fake`, keeping its version.
+    fn tamper(catalog: &Catalog, fake: i64) -> usize {
+        let mut counts = catalog.counts().lock();
+        for (_, count) in counts.values_mut() {
+            *count = fake;
+        }
+        counts.len()
+    }
+
+    #[tokio::test]
+    async fn a_count_is_remembered_until_anything_is_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let collection = Collection::from_create_body(&json!({
+            "name": "posts",
+            "fields": [{"name": "n", "type": "number"}],
+            "listRule": ""
+        }))
+        .unwrap();
+        let db = crate::testing::exclusive_database(dir.path(), &[&collection], |c| {
+            c.execute_batch(
+                "INSERT INTO posts (id, n) VALUES ('r00000000000001', 1), ('r00000000000002', 2)",
+            )?;
+            Ok(())
+        })
+        .await;
+        let catalog = Arc::new(Catalog::new(vec![collection]));
+        assert_eq!(total(&db, &catalog, "n > 0").await, 2);
+        // Remembered, and taken while nothing is committed (the fake shows it was).
+        assert_eq!(tamper(&catalog, 99), 1);
+        assert_eq!(total(&db, &catalog, "n > 0").await, 99);
+        // Another filter is another statement.
+        assert_eq!(total(&db, &catalog, "n > 1").await, 1);
+        // Any commit, to any table, makes the remembered counts stale.
+        db.write(|c| {
+            c.execute(
+                "INSERT INTO posts (id, n) VALUES ('r00000000000003', 3)",
+                [],
+            )
+            .map_err(crate::Error::from)
+        })
+        .await
+        .unwrap();
+        assert_eq!(total(&db, &catalog, "n > 0").await, 3);
+        assert_eq!(total(&db, &catalog, "n > 1").await, 2);
+        tamper(&catalog, 98);
+        db.write(|c| {
+            c.execute_batch("CREATE TABLE other (x)")
+                .map_err(crate::Error::from)
+        })
+        .await
+        .unwrap();
+        assert_eq!(total(&db, &catalog, "n > 0").await, 3);
+        // A statement whose answer can change with the clock is never remembered.
+        catalog.counts().lock().clear();
+        assert_eq!(
+            total(&db, &catalog, "strftime('%Y', 'now') != '' && n > 0").await,
+            3
+        );
+        assert_eq!(catalog.counts().lock().len(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_database_another_process_may_write_keeps_no_counts() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, catalog) = posts(dir.path(), 10, false).await;
+        assert_eq!(total(&db, &catalog, "").await, 10);
+        assert_eq!(catalog.counts().lock().len(), 0);
     }
 
     #[tokio::test]

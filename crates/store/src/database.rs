@@ -10,6 +10,7 @@ use tokio::sync::Semaphore;
 use crate::commits::CommitLog;
 use crate::migrate::{self, Migration};
 use crate::transaction::Transaction;
+use crate::version::Versions;
 use crate::writer::Writer;
 use crate::{Error, Result};
 
@@ -226,13 +227,20 @@ impl Database {
 
     /// A number that changes, to one this process never showed before, whenever a write on
     /// this handle ends (a commit or not), before its caller hears of it; read before a read
-    /// starts and found unchanged later, nothing was committed in between. `None` unless the
-    /// database is [`Options::exclusive`]: another process could write a shared file unseen.
+    /// starts and found unchanged later, nothing was committed in between (see
+    /// [`crate::version`]). `None` while a commit is becoming visible, and unless the database
+    /// is [`Options::exclusive`]: another process could write a shared file unseen.
     pub fn data_version(&self) -> Option<u64> {
+        self.versions().and_then(|v| v.current())
+    }
+
+    /// A handle that reads [`Database::data_version`] later (inside a read, say); `None`
+    /// unless the database is [`Options::exclusive`].
+    pub fn versions(&self) -> Option<Versions> {
         self.inner
             .options
             .exclusive
-            .then(|| self.inner.writer.version().get())
+            .then(|| Versions(self.inner.writer.version().clone()))
     }
 
     /// The database file's path.

@@ -27,3 +27,4 @@ pub use database::{
 pub use error::{Error, Result};
 pub use migrate::Migration;
 pub use transaction::Transaction;
+pub use version::Versions;

@@ -95,6 +95,8 @@ struct Parked {
     /// Closing checkpoints the WAL when it holds more than this many bytes (`None`: never,
     /// for a shipped database; see [`Writer::start`]).
     checkpoint_above: Option<u64>,
+    /// Marked by the connection's commits (see [`crate::version`]).
+    version: Arc<DataVersion>,
 }
 
 impl Parked {
@@ -102,7 +104,12 @@ impl Parked {
     /// failed open is reported to that message's callers and tried again on the next one.
     fn conn(&mut self) -> std::result::Result<&Connection, String> {
         if let Link::Lazy(open) = &self.link {
-            self.link = Link::Open(open().map_err(|e| e.to_string())?);
+            // Opening applies pending migrations, committed before the hook is in place: the
+            // version reads as a commit under way until this message's write ends.
+            self.version.committing();
+            let conn = open().map_err(|e| e.to_string())?;
+            crate::version::watch_commits(&conn, &self.version).map_err(|e| e.to_string())?;
+            self.link = Link::Open(conn);
         }
         match &self.link {
             Link::Open(conn) => Ok(conn),
@@ -118,6 +125,7 @@ impl Parked {
             queue,
             done,
             checkpoint_above,
+            version: _,
         } = self;
         drop(queue);
         if let Link::Open(conn) = link {
@@ -186,6 +194,10 @@ impl Writer {
     ) -> Result<Self> {
         let (jobs, queue) = mpsc::channel(QUEUE);
         let (done, closed) = watch::channel(());
+        let version = Arc::new(DataVersion::new());
+        if let Link::Open(conn) = &link {
+            crate::version::watch_commits(conn, &version)?;
+        }
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 parked: Some(Parked {
@@ -193,13 +205,14 @@ impl Writer {
                     queue,
                     done,
                     checkpoint_above,
+                    version: version.clone(),
                 }),
                 dropped: false,
             }),
             // Jobs may use the runtime (spawn, `Handle::current`): drainers run on its pool.
             runtime: tokio::runtime::Handle::try_current().ok(),
             log,
-            version: Arc::new(DataVersion::new()),
+            version,
         });
         Ok(Self {
             jobs,
@@ -379,6 +392,7 @@ fn drain(shared: &Shared, mut parked: Parked) {
                     Err(e) => {
                         // Dropped unrun: its caller sees `Closed`.
                         tracing::warn!("database writer: the connection did not open: {e}");
+                        shared.version.bump();
                         continue;
                     }
                 };
@@ -405,12 +419,7 @@ fn drain(shared: &Shared, mut parked: Parked) {
                     }
                 }
                 let (finishers, commit) = match parked.conn() {
-                    Ok(conn) => {
-                        let outcome = commit_batch(conn, batch, shared.log.as_ref());
-                        // Committed or not, before any caller hears of it.
-                        shared.version.bump();
-                        outcome
-                    }
+                    Ok(conn) => commit_batch(conn, batch, shared.log.as_ref()),
                     Err(message) => {
                         let finishers = batch
                             .into_iter()
@@ -419,6 +428,8 @@ fn drain(shared: &Shared, mut parked: Parked) {
                         (finishers, Err(message))
                     }
                 };
+                // Committed or not, before any caller hears of it.
+                shared.version.bump();
                 for finish in finishers {
                     finish(commit.clone());
                 }
