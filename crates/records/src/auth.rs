@@ -25,7 +25,7 @@ pub async fn authenticate(db: &Database, catalog: &Catalog, token: &str) -> Resu
     match Token::peek(catalog, token) {
         None => Ok(Caller::Guest),
         Some(token) => {
-            let version = db.data_version();
+            let version = token.table_version(db);
             db.read_quick(move |c| token.resolve(c, version)).await
         }
     }
@@ -88,10 +88,17 @@ impl Token {
         &self.entry.collection.name
     }
 
+    /// The version of the claimed collection's table in `db` (`Database::table_version`), to
+    /// read before the read that resolves the token.
+    pub fn table_version(&self, db: &Database) -> Option<u64> {
+        db.table_version(&self.entry.collection.name)
+    }
+
     /// Loads the record the token claims and verifies the token with its key: the caller, or a
-    /// guest when the record is gone or the token does not verify. `version` is the
-    /// database's data version read before this read began (`Database::data_version`), which
-    /// spares a token seen before the read of its record while nothing was committed since.
+    /// guest when the record is gone or the token does not verify. `version` is the version
+    /// of the collection's table read before this read began ([`Token::table_version`]),
+    /// which spares a token seen before the read of its record while nothing written since
+    /// touched that table.
     pub fn resolve(
         &self,
         conn: &warren_store::sql::Connection,

@@ -533,7 +533,10 @@ pub async fn view_as(
     expand_param: &str,
 ) -> (Option<Caller>, Result<RecordJson>) {
     let (tree, id) = (expand::Tree::parse(expand_param), id.to_string());
-    let version = db.data_version();
+    let version = match &who {
+        Pending::Token(token) => token.table_version(db),
+        Pending::Known(_) => None,
+    };
     let out = db
         .read_quick(move |c| {
             let caller = who.resolve(c, version)?;

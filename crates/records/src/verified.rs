@@ -11,11 +11,14 @@
 //! catalog entry it was verified with (a schema change builds new entries); and on the clock,
 //! so a hit requires the token's expiry to lie ahead.
 //!
-//! A hit also remembers the database's data version (`Database::data_version`) at which the
-//! row last compared equal. A read outside any transaction that finds that version unchanged
-//! skips the comparison, and so the read of the record: nothing was committed since, and a
-//! tenant's file is held by this process alone. Inside a transaction (the writer's, whose
-//! earlier jobs may have changed the row without committing yet) the row is always compared.
+//! A hit also remembers the version of the auth collection's table (`Database::table_version`)
+//! at which the row last compared equal. A read outside any transaction that finds that version
+//! unchanged skips the comparison, and so the read of the record: no write since touched the
+//! table (the writer counts every table as touched whenever it cannot tell), and a tenant's
+//! file is held by this process alone. Only a record read back by its rowid qualifies (a table
+//! without a rowid is one whose row changes SQLite's update hook does not report). Inside a
+//! transaction (the writer's, whose earlier jobs may have changed the row without committing
+//! yet) the row is always compared.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -47,8 +50,8 @@ pub(crate) struct Hit {
     pub exp: u64,
     /// The caller the token resolved to.
     pub caller: Caller,
-    /// The data version at which the row was last seen equal to `row` (0: none; see the
-    /// module doc).
+    /// The version of the record's table at which the row was last seen equal to `row` (0:
+    /// none; see the module doc).
     pub seen: AtomicU64,
 }
 
@@ -86,8 +89,8 @@ impl Verified {
     }
 
     /// The caller of `hit` if its token verified against record `id` exactly as it stands now
-    /// on `conn`, with `entry`, and has not expired. `version` is the database's data version
-    /// read before this read began, if known (see the module doc).
+    /// on `conn`, with `entry`, and has not expired. `version` is the version of the record's
+    /// table read before this read began, if known (see the module doc).
     pub(crate) fn check(
         hit: &Hit,
         conn: &Connection,
@@ -101,7 +104,7 @@ impl Verified {
         {
             return Ok(None);
         }
-        let version = usable(conn, version);
+        let version = usable(conn, version).filter(|_| hit.rowid.is_some());
         if version.is_some_and(|v| hit.seen.load(Ordering::SeqCst) == v) {
             return Ok(Some(hit.caller.clone()));
         }
@@ -387,7 +390,7 @@ mod tests {
         let token = token(&catalog, "key1");
         assert_eq!(caller(&db, &catalog, &token).await.id(), Some(ID));
         let hit = catalog.verified().get(&token).unwrap();
-        let version = db.data_version();
+        let version = db.table_version("users");
         assert!(version.is_some());
         assert_eq!(Some(hit.seen.load(Ordering::SeqCst)), version);
         // On a connection where reading the record would fail (no such table), the unchanged
@@ -401,9 +404,78 @@ mod tests {
         let other = version.map(|v| v + 1);
         assert!(Verified::check(&hit, &empty, &entry, ID, other).is_err());
         change(&db, "UPDATE users SET verified = TRUE").await;
-        assert_ne!(db.data_version(), version);
+        assert_ne!(db.table_version("users"), version);
         let fresh = caller(&db, &catalog, &token).await;
         assert_eq!(fresh.record().unwrap()["verified"], json!(true));
+    }
+
+    #[tokio::test]
+    async fn writes_to_other_tables_leave_a_token_seen_before_unread() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, catalog) = users(dir.path()).await;
+        change(&db, "CREATE TABLE posts (v TEXT)").await;
+        change(&db, "INSERT INTO posts VALUES ('a')").await;
+        let token = token(&catalog, "key1");
+        assert_eq!(caller(&db, &catalog, &token).await.id(), Some(ID));
+        let hit = catalog.verified().get(&token).unwrap();
+        let version = db.table_version("users");
+        assert_eq!(Some(hit.seen.load(Ordering::SeqCst)), version);
+        // Posts written: the data version moves on, the users table's does not.
+        let data = db.data_version();
+        change(
+            &db,
+            "INSERT INTO posts VALUES ('b'); UPDATE posts SET v = 'c'",
+        )
+        .await;
+        assert_ne!(db.data_version(), data);
+        assert_eq!(db.table_version("users"), version);
+        // So the token answers without its record being read (here it could not be).
+        let empty = Connection::open_in_memory().unwrap();
+        let entry = catalog.get("users").unwrap().clone();
+        let answered = Verified::check(&hit, &empty, &entry, ID, version).unwrap();
+        assert_eq!(answered.unwrap().id(), Some(ID));
+        assert_eq!(caller(&db, &catalog, &token).await.id(), Some(ID));
+        // Its own table written (the key rotated, with a post in the same group commit): read
+        // again, and signed out.
+        let (rotate, post) = (
+            db.write(|c| {
+                Ok::<_, crate::Error>(c.execute_batch("UPDATE users SET tokenKey = 'key2'")?)
+            }),
+            db.write(|c| Ok::<_, crate::Error>(c.execute_batch("INSERT INTO posts VALUES ('d')")?)),
+        );
+        let (rotated, posted) = tokio::join!(rotate, post);
+        rotated.unwrap();
+        posted.unwrap();
+        assert_ne!(db.table_version("users"), version);
+        assert_eq!(caller(&db, &catalog, &token).await.id(), None);
+    }
+
+    #[tokio::test]
+    async fn a_token_whose_record_has_no_rowid_is_always_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, catalog) = users(dir.path()).await;
+        let token = token(&catalog, "key1");
+        assert_eq!(caller(&db, &catalog, &token).await.id(), Some(ID));
+        let hit = catalog.verified().get(&token).unwrap();
+        let version = db.table_version("users");
+        let without_rowid = Hit {
+            id: hit.id.clone(),
+            entry: hit.entry.clone(),
+            sql: hit.sql.clone(),
+            rowid: None,
+            row: hit.row.clone(),
+            exp: hit.exp,
+            caller: hit.caller.clone(),
+            seen: AtomicU64::new(version.unwrap()),
+        };
+        let empty = Connection::open_in_memory().unwrap();
+        let entry = catalog.get("users").unwrap().clone();
+        assert!(
+            Verified::check(&hit, &empty, &entry, ID, version)
+                .unwrap()
+                .is_some()
+        );
+        assert!(Verified::check(&without_rowid, &empty, &entry, ID, version).is_err());
     }
 
     #[tokio::test]

@@ -168,7 +168,12 @@ impl Database {
                 options,
                 idle: Mutex::new(Vec::new()),
                 permits: Semaphore::new(options.readers.max(1)),
-                writer: Writer::start(conn, log.clone(), options.wal_kept_on_close())?,
+                writer: Writer::start(
+                    conn,
+                    log.clone(),
+                    options.wal_kept_on_close(),
+                    options.exclusive,
+                )?,
                 log,
                 connected: Arc::new(AtomicBool::new(true)),
             }),
@@ -194,6 +199,7 @@ impl Database {
                 Ok(conn)
             }),
             options.wal_kept_on_close(),
+            options.exclusive,
         )?;
         Ok(Self {
             inner: Arc::new(Inner {
@@ -232,6 +238,12 @@ impl Database {
     /// is [`Options::exclusive`]: another process could write a shared file unseen.
     pub fn data_version(&self) -> Option<u64> {
         self.versions().and_then(|v| v.current())
+    }
+
+    /// The version of `table`: like [`Database::data_version`], but unchanged by writes known
+    /// not to have touched the table (see [`crate::version`]). `None` in the same cases.
+    pub fn table_version(&self, table: &str) -> Option<u64> {
+        self.versions().and_then(|v| v.table(table))
     }
 
     /// A handle that reads [`Database::data_version`] later (inside a read, say); `None`
@@ -744,6 +756,101 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(shared.data_version(), None);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_table_version_changes_only_with_writes_that_may_touch_the_table() {
+        const TABLES: &[Migration] = &[Migration {
+            version: 1,
+            sql: "CREATE TABLE users (id INTEGER PRIMARY KEY, v TEXT NOT NULL UNIQUE);
+                  CREATE TABLE posts (id INTEGER PRIMARY KEY, v TEXT NOT NULL UNIQUE);
+                  CREATE TABLE tags (v TEXT PRIMARY KEY) WITHOUT ROWID;
+                  INSERT INTO users (v) VALUES ('u1'), ('u2');",
+        }];
+        let dir = tempfile::tempdir().unwrap();
+        let options = Options {
+            migrations: TABLES,
+            exclusive: true,
+            ..Options::default()
+        };
+        let db = Database::open(dir.path().join("data.db"), options)
+            .await
+            .unwrap();
+        async fn write(db: &Database, sql: &'static str) {
+            db.write(move |c| Ok::<_, Error>(c.execute_batch(sql)?))
+                .await
+                .unwrap();
+        }
+        let users = || db.table_version("users").unwrap();
+        // The first group commit after opening cannot vouch for what opening wrote.
+        write(&db, "INSERT INTO posts (v) VALUES ('p0')").await;
+        let u0 = users();
+        // Writes to other tables leave the table's version alone, the data version not.
+        let data = db.data_version();
+        write(&db, "INSERT INTO posts (v) VALUES ('p1')").await;
+        write(&db, "UPDATE posts SET v = 'p2' WHERE v = 'p1'").await;
+        assert_eq!(users(), u0);
+        assert_ne!(db.data_version(), data);
+        let posts = db.table_version("POSTS").unwrap();
+        assert_ne!(posts, u0);
+        // Each way of writing its rows changes it, in any letter case.
+        let mut seen = vec![u0];
+        let mut changed = |v: u64| {
+            assert!(!seen.contains(&v), "{v} was seen before: {seen:?}");
+            seen.push(v);
+        };
+        write(&db, "UPDATE Users SET v = 'u3' WHERE v = 'u2'").await;
+        changed(users());
+        write(&db, "INSERT INTO users (v) VALUES ('u4')").await;
+        changed(users());
+        // Deleting every row (SQLite's truncate optimisation, which its update hook does not
+        // report), writes to a table without a rowid, a failed job, a schema change, SQL run
+        // alone and a held transaction: none of them say which tables they touched.
+        write(&db, "DELETE FROM users").await;
+        changed(users());
+        write(&db, "INSERT INTO tags (v) VALUES ('t1')").await;
+        changed(users());
+        db.write(|c| Ok::<_, Error>(c.execute_batch("INSERT INTO posts (v) VALUES ('p2')")?))
+            .await
+            .unwrap_err();
+        changed(users());
+        write(&db, "CREATE TABLE other (v)").await;
+        changed(users());
+        db.write_alone(|c| Ok::<_, Error>(c.execute("INSERT INTO posts (v) VALUES ('p3')", [])?))
+            .await
+            .unwrap();
+        changed(users());
+        let holder = db.clone();
+        tokio::task::spawn_blocking(move || {
+            let tx = holder
+                .begin_blocking(std::time::Instant::now() + std::time::Duration::from_secs(5))
+                .unwrap();
+            tx.run(|c| Ok::<_, Error>(c.execute("INSERT INTO posts (v) VALUES ('p4')", [])?))
+                .unwrap();
+            tx.commit().unwrap();
+        })
+        .await
+        .unwrap();
+        changed(users());
+        // After SQL run outside a group commit, the first group commit cannot vouch for the
+        // schema either; the ones after it know their tables again.
+        write(&db, "INSERT INTO posts (v) VALUES ('p5')").await;
+        changed(users());
+        let before = users();
+        write(&db, "INSERT INTO posts (v) VALUES ('p6')").await;
+        write(&db, "UPDATE posts SET v = 'p7' WHERE v = 'p6'").await;
+        assert_eq!(users(), before);
+        // A version never goes back to one shown before, reopened or not.
+        db.close().await;
+        let again = Database::open(dir.path().join("data.db"), options)
+            .await
+            .unwrap();
+        changed(again.table_version("users").unwrap());
+        // A file another process may share has none.
+        let shared = Database::open(dir.path().join("shared.db"), Options::default())
+            .await
+            .unwrap();
+        assert_eq!(shared.table_version("t"), None);
     }
 
     #[tokio::test]

@@ -24,7 +24,7 @@ use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::commits::{self, CommitLog};
-use crate::version::DataVersion;
+use crate::version::{DataVersion, Outcome};
 use crate::{Error, Result};
 
 /// Most jobs folded into one transaction. Bounds the latency one batch adds to its last job.
@@ -97,6 +97,9 @@ struct Parked {
     checkpoint_above: Option<u64>,
     /// Marked by the connection's commits (see [`crate::version`]).
     version: Arc<DataVersion>,
+    /// The connection's schema version after the last group commit; `None` until one, and
+    /// after idle work (which may change the schema, as opening does with migrations).
+    schema: Option<i64>,
 }
 
 impl Parked {
@@ -126,6 +129,7 @@ impl Parked {
             done,
             checkpoint_above,
             version: _,
+            schema: _,
         } = self;
         drop(queue);
         if let Link::Open(conn) = link {
@@ -170,31 +174,34 @@ impl Writer {
     /// With `log`, every commit that wrote WAL frames is recorded in it, and the WAL is left
     /// to its shipper when the writer closes; without, the writer checkpoints it as it closes
     /// (no connection does so by itself, see `database::open_connection`) when it holds more
-    /// than `checkpoint_above` bytes.
+    /// than `checkpoint_above` bytes. With `tables`, the data version tells tables apart (see
+    /// [`crate::version`]; only worth its cost where versions are read).
     pub(crate) fn start(
         conn: Connection,
         log: Option<CommitLog>,
         checkpoint_above: u64,
+        tables: bool,
     ) -> Result<Self> {
         let checkpoint_above = log.is_none().then_some(checkpoint_above);
-        Self::with_link(Link::Open(conn), log, checkpoint_above)
+        Self::with_link(Link::Open(conn), log, checkpoint_above, tables)
     }
 
     /// Makes a writer whose connection `open` opens when the first write (or idle work)
     /// arrives: a database reopened only to be read, or not touched at all, opens no writer
     /// connection. Never shipped (a shipped database records commits from its first open).
-    pub(crate) fn lazy(open: Opener, checkpoint_above: u64) -> Result<Self> {
-        Self::with_link(Link::Lazy(open), None, Some(checkpoint_above))
+    pub(crate) fn lazy(open: Opener, checkpoint_above: u64, tables: bool) -> Result<Self> {
+        Self::with_link(Link::Lazy(open), None, Some(checkpoint_above), tables)
     }
 
     fn with_link(
         link: Link,
         log: Option<CommitLog>,
         checkpoint_above: Option<u64>,
+        tables: bool,
     ) -> Result<Self> {
         let (jobs, queue) = mpsc::channel(QUEUE);
         let (done, closed) = watch::channel(());
-        let version = Arc::new(DataVersion::new());
+        let version = Arc::new(DataVersion::new(tables));
         if let Link::Open(conn) = &link {
             crate::version::watch_commits(conn, &version)?;
         }
@@ -206,6 +213,7 @@ impl Writer {
                     done,
                     checkpoint_above,
                     version: version.clone(),
+                    schema: None,
                 }),
                 dropped: false,
             }),
@@ -387,6 +395,9 @@ fn drain(shared: &Shared, mut parked: Parked) {
         };
         match message {
             Message::Idle(idle) => {
+                // Any SQL may run, DDL included: the next group commit counts every table as
+                // touched.
+                parked.schema = None;
                 let conn = match parked.conn() {
                     Ok(conn) => conn,
                     Err(e) => {
@@ -418,24 +429,51 @@ fn drain(shared: &Shared, mut parked: Parked) {
                         Err(_) => break,
                     }
                 }
-                let (finishers, commit) = match parked.conn() {
-                    Ok(conn) => commit_batch(conn, batch, shared.log.as_ref()),
+                let (finishers, commit, ended) = match parked.conn() {
+                    Ok(conn) => {
+                        let before = conn.total_changes();
+                        let (finishers, commit, all_kept) =
+                            commit_batch(conn, batch, shared.log.as_ref());
+                        let changes = conn.total_changes().wrapping_sub(before);
+                        (
+                            finishers,
+                            commit,
+                            Some((all_kept, changes, schema_version(conn))),
+                        )
+                    }
                     Err(message) => {
                         let finishers = batch
                             .into_iter()
                             .map(|job| job(Err(message.clone())).1)
                             .collect();
-                        (finishers, Err(message))
+                        (finishers, Err(message), None)
                     }
                 };
                 // Committed or not, before any caller hears of it.
-                shared.version.bump();
+                match ended {
+                    Some((all_kept, changes, schema)) => {
+                        let same_schema = schema.is_some() && schema == parked.schema;
+                        parked.schema = schema;
+                        shared.version.bump_after(Outcome {
+                            clean: all_kept && commit.is_ok() && same_schema,
+                            changes,
+                        });
+                    }
+                    None => shared.version.bump(),
+                }
                 for finish in finishers {
                     finish(commit.clone());
                 }
             }
         }
     }
+}
+
+/// The connection's schema version (`None` if it cannot be read).
+fn schema_version(conn: &Connection) -> Option<i64> {
+    conn.prepare_cached("PRAGMA schema_version")
+        .and_then(|mut s| s.query_row([], |r| r.get(0)))
+        .ok()
 }
 
 /// Runs one transaction-control statement, prepared once per connection.
@@ -449,20 +487,22 @@ fn roll_back_job(conn: &Connection) {
     let _ = control(conn, "RELEASE job");
 }
 
-/// Runs a batch in one transaction. Returns each job's finisher and the commit outcome.
+/// Runs a batch in one transaction. Returns each job's finisher, the commit outcome, and
+/// whether every job succeeded.
 fn commit_batch(
     conn: &Connection,
     batch: Vec<Job>,
     log: Option<&CommitLog>,
-) -> (Vec<Finish>, Result<(), String>) {
+) -> (Vec<Finish>, Result<(), String>, bool) {
     if let Err(e) = control(conn, "BEGIN IMMEDIATE") {
         let message = e.to_string();
         let finishers = batch
             .into_iter()
             .map(|job| job(Err(message.clone())).1)
             .collect();
-        return (finishers, Err(message));
+        return (finishers, Err(message), false);
     }
+    let jobs = batch.len();
     // A lone job needs no savepoint: the transaction is its own, and a failure rolls it back.
     let alone = batch.len() == 1;
     let mut finishers = Vec::with_capacity(batch.len());
@@ -499,7 +539,7 @@ fn commit_batch(
         if !conn.is_autocommit() {
             let _ = control(conn, "ROLLBACK");
         }
-        return (finishers, Ok(()));
+        return (finishers, Ok(()), false);
     }
     commits::clear();
     let commit = control(conn, "COMMIT").map_err(|e| {
@@ -509,5 +549,5 @@ fn commit_batch(
     if let (Some(log), Some(frames)) = (log, commits::take()) {
         log.record(frames);
     }
-    (finishers, commit)
+    (finishers, commit, kept == jobs)
 }
