@@ -204,8 +204,8 @@ struct TlsArgs {
 
 #[derive(Args, Clone)]
 struct LoadArgs {
-    /// Comma-separated scenarios (seed, health, health-pair, view, logging, list, list-skip-total,
-    /// list-expand, create, update, plain (plain-view, plain-list, plain-list-indexed,
+    /// Comma-separated scenarios (seed, health, health-pair, view, view-browser, logging, list,
+    /// list-skip-total, list-again, list-expand, create, update, mixed, plain (plain-view, plain-list, plain-list-indexed,
     /// plain-create, plain-update), auth, auth-4, auth-16, auth-64, auth-sweep, realtime, files, files-upload,
     /// files-thumb, files-thumb-4mp-first, files-thumb-4mp, files-thumb-4mp-cached,
     /// files-upload-10mb, all).

@@ -26,6 +26,7 @@ pub const ALL: &[&str] = &[
     "plain-list-indexed",
     "create",
     "update",
+    "mixed",
     "plain-create",
     "plain-update",
     "auth",
@@ -189,6 +190,7 @@ async fn run_requests(
         "list-expand" => probe_then_run(bounds, list(t, data, "posts", false, true)).await,
         "create" => probe_then_run(bounds, create(t, data, "posts")).await,
         "update" => probe_then_run(bounds, update(t, data, "posts")).await,
+        "mixed" => probe_then_run(bounds, mixed(t, data)).await,
         "auth" | "auth-4" | "auth-16" | "auth-64" => {
             let op = auth(t, data, bounds.concurrency).map_err(|e| format!("{e:#}"))?;
             probe_then_run(bounds, op).await
@@ -435,6 +437,15 @@ fn create(t: Target, data: Dataset, collection: &'static str) -> Op {
             drain(req.send().await?).await
         }
     })
+}
+
+/// `mixed`: reads and writes together, as an app's signed-in users make them: each client views
+/// three posts (as in `view`), then creates one (as in `create`), so a quarter of the requests
+/// write while the others read.
+fn mixed(t: Target, data: Dataset) -> Op {
+    let view = view(t.clone(), data.clone(), "posts", &[]);
+    let create = create(t, data, "posts");
+    op(move |w, s| if s % 4 == 3 { create(w, s) } else { view(w, s) })
 }
 
 fn update(t: Target, data: Dataset, collection: &'static str) -> Op {
