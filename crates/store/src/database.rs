@@ -584,17 +584,6 @@ fn data_version(conn: &Connection) -> Result<i64> {
     Ok(conn.query_row("PRAGMA data_version", [], |r| r.get(0))?)
 }
 
-/// WAL pages between two automatic checkpoints of a durable database's writer (SQLite's default
-/// is 1,000; a shipped database's writer checkpoints only when its shipper says, see
-/// `commits::install`). A checkpoint runs inside the commit that crosses the mark, holding the
-/// writer while it reads every page in the WAL back, writes it to the database and syncs both
-/// files; creates dirty the same index pages again and again, so a longer WAL copies each of
-/// them once for more commits. Measured with 16 clients creating posts: 8.3 `pwrite`s and 1.4
-/// `pread`s a create at 1,000 pages, 7.6 and 0.7 at 10,000, and about 9% more creates a second
-/// (three alternating runs each). At most about 40 MB of WAL and 96 KB of WAL index per
-/// database being written; none once it closes (its writer checkpoints and truncates the WAL).
-const DURABLE_CHECKPOINT_PAGES: u32 = 10_000;
-
 /// Opens one connection with Warren's pragmas. A durable database's writer uses `synchronous =
 /// FULL` so that an acknowledged commit survives power loss, not just a crash; group commit
 /// pays for it.
@@ -628,11 +617,6 @@ fn open_connection(path: &Path, options: Options, read_only: bool) -> Result<Con
         if read_only { "ON" } else { "OFF" },
     ))?;
     conn.set_prepared_statement_cache_capacity(64);
-    if options.durable && !read_only {
-        conn.execute_batch(&format!(
-            "PRAGMA wal_autocheckpoint = {DURABLE_CHECKPOINT_PAGES};"
-        ))?;
-    }
     Ok(conn)
 }
 
@@ -1020,8 +1004,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn only_a_database_opened_not_durable_skips_the_sync_on_commit_and_a_durable_one_checkpoints_less_often()
-     {
+    async fn only_a_database_opened_not_durable_skips_the_sync_on_commit() {
         let dir = tempfile::tempdir().unwrap();
         let synchronous = |db: Database| async move {
             db.write(|c| {
@@ -1034,16 +1017,7 @@ mod tests {
             .await
             .unwrap();
         // 2 is FULL, 1 is NORMAL.
-        assert_eq!(synchronous(durable.clone()).await, 2);
-        let autocheckpoint = durable
-            .write(|c| {
-                Ok::<_, Error>(
-                    c.query_row("PRAGMA wal_autocheckpoint", [], |r| r.get::<_, i64>(0))?,
-                )
-            })
-            .await
-            .unwrap();
-        assert_eq!(autocheckpoint, i64::from(DURABLE_CHECKPOINT_PAGES));
+        assert_eq!(synchronous(durable).await, 2);
         let options = Options {
             durable: false,
             ..Options::default()
