@@ -122,20 +122,48 @@ async fn write_kill_restore(
 
     let fresh = tempfile::tempdir().unwrap();
     let root = fresh.path().join("tenants");
-    let handoff = warren_tenant::handoff::restore_latest(&root, &id, &backup_target(&target), 1)
+    let stored = backup_target(&target);
+    // What the target held before the restore adds a chain, shown if the restore falls short.
+    let chains = describe_chains(&stored, &id).await;
+    let handoff = warren_tenant::handoff::restore_latest(&root, &id, &stored, 1)
         .await
         .unwrap();
     assert_eq!(handoff.chain.ownership_generation, 1);
     let db = warren_tenant::tenant_dir(&root, &id).join("data.db");
     let conn = warren_store::sql::Connection::open(&db).unwrap();
-    let restored: Vec<String> = conn
-        .prepare("SELECT title FROM notes")
-        .unwrap()
+    let mut titles = match conn.prepare("SELECT title FROM notes") {
+        Ok(statement) => statement,
+        Err(e) => panic!(
+            "the restore from {} ({} transactions replayed) has no notes: {e}\n{chains}",
+            handoff.from.id, handoff.transactions
+        ),
+    };
+    let restored: Vec<String> = titles
         .query_map([], |r| r.get(0))
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
     (acked, killed, restored)
+}
+
+/// Tenant `id`'s snapshots in `target` (id, moment held, WAL start, ownership) and its keys.
+async fn describe_chains(target: &warren_backup::Target, id: &str) -> String {
+    let mut out = String::from("snapshots:\n");
+    for m in warren_backup::restore::list(target, id)
+        .await
+        .unwrap_or_default()
+    {
+        let wal = m.wal.map(|w| (w.salt1, w.frames, w.time_ms));
+        out += &format!(
+            "  {} created {} finished {} wal {wal:?} ownership {}\n",
+            m.id, m.created, m.finished, m.ownership_generation
+        );
+    }
+    out += "keys:\n";
+    for key in target.list(&format!("{id}/")).await.unwrap_or_default() {
+        out += &format!("  {key}\n");
+    }
+    out
 }
 
 #[tokio::test]
