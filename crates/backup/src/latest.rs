@@ -1,5 +1,6 @@
 //! Restoring a tenant's latest shipped state on a node that takes it over: the newest snapshot
-//! of the highest ownership generation and every segment of its chain, replayed to the end,
+//! of the highest ownership generation (or the chain start whose shipped WAL reaches past a
+//! newer plain copy, see [`newest_chain`]) and every segment of its chain, replayed to the end,
 //! the chain's state objects (code deployed and secrets set since, see [`crate::state`])
 //! applied, checked, put in place, and a new chain started under the new owner's ownership generation
 //! so that no object of a previous owner is ever extended.
@@ -32,16 +33,36 @@ pub struct Handoff {
 }
 
 /// The snapshot a restore of tenant `tenant_id`'s latest state starts from: the newest of the
-/// highest ownership generation; `None` when the target holds no backup of it.
+/// highest ownership generation; `None` when the target holds no backup of it. When that
+/// newest is a plain copy (taken without the tenant's shipper, so it starts no chain) and an
+/// older snapshot of the same generation starts a chain whose shipped WAL is known complete
+/// past the copy's moment, the chain start is chosen: replayed, it holds everything the copy
+/// does and the writes shipped since.
 pub async fn newest_chain(target: &Target, tenant_id: &str) -> Result<Option<Manifest>> {
-    let all = restore::list(target, tenant_id).await?;
+    let mut all = restore::list(target, tenant_id).await?;
     // `list` sorts by the moment each snapshot holds; the highest ownership generation wins
     // over any moment (clocks of different nodes are not compared across owners).
-    Ok(all
-        .into_iter()
-        .enumerate()
-        .max_by_key(|(i, m)| (m.ownership_generation, *i))
-        .map(|(_, m)| m))
+    let Some(generation) = all.iter().map(|m| m.ownership_generation).max() else {
+        return Ok(None);
+    };
+    all.retain(|m| m.ownership_generation == generation);
+    let Some(newest) = all.pop() else {
+        return Ok(None);
+    };
+    if newest.wal.is_some() {
+        return Ok(Some(newest));
+    }
+    let Some(chain) = all.into_iter().rev().find(|m| m.wal.is_some()) else {
+        return Ok(Some(newest));
+    };
+    let copied_ms = crate::parse_time(&newest.created)
+        .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
+        .ok();
+    let through_ms = pitr::shipped_through(target, &chain).await?;
+    Ok(Some(match (through_ms, copied_ms) {
+        (Some(through), Some(copied)) if through >= copied => chain,
+        _ => newest,
+    }))
 }
 
 /// Restores tenant `tenant_id`'s latest shipped state into directory `dir` for a node that
@@ -316,6 +337,58 @@ mod tests {
         let shipping = Shipping::new(target.clone(), Duration::from_secs(3600));
         shipping.set_ownership(Arc::new(move |_: &str| ownership));
         shipping
+    }
+
+    /// A plain copy (taken without the shipper) newer than a chain start is restored only
+    /// while it holds more than the chain is known to: once the chain's shipped WAL reaches
+    /// past the copy, the chain start is the latest state, and its writes since are kept.
+    #[tokio::test]
+    async fn a_plain_copy_wins_over_a_chain_only_while_it_holds_more() {
+        let root = tempfile::tempdir().unwrap();
+        let target = Target::Dir(root.path().join("target"));
+        let node = root.path().join("a/t1");
+        let db = open(&node).await;
+        // A single node's generation, the one plain copies carry.
+        let ship = shipping(&target, 0);
+        let _wanted = ship.take_wanted().unwrap();
+        let _guard = ship.start("t1", &node, db.clone());
+        let source = Source {
+            tenant_id: "t1".into(),
+            slug: "one".into(),
+            dir: node.clone(),
+            file_bucket: None,
+            exclusive: false,
+        };
+        let scratch = root.path().join("scratch");
+        let chain =
+            snapshot::create_shipped(&target, &scratch, &source, Some(&ship), &crate::quiet)
+                .await
+                .unwrap();
+        insert(&db, "shipped").await;
+        ship.flush("t1").await.unwrap();
+
+        // A copy without the shipper, of the same generation: it holds a write not shipped yet.
+        let copy = snapshot::create(&target, &scratch, &source, &crate::quiet)
+            .await
+            .unwrap();
+        assert!(copy.wal.is_none());
+        assert_eq!(copy.ownership_generation, chain.ownership_generation);
+        let newest = newest_chain(&target, "t1").await.unwrap().unwrap();
+        assert_eq!(
+            newest.id, copy.id,
+            "the copy holds all the chain is known to"
+        );
+
+        // The chain ships past the copy's moment: it is the latest state again.
+        insert(&db, "after the copy").await;
+        ship.flush("t1").await.unwrap();
+        let newest = newest_chain(&target, "t1").await.unwrap().unwrap();
+        assert_eq!(newest.id, chain.id);
+        let node_b = root.path().join("b/t1");
+        std::fs::create_dir_all(node_b.parent().unwrap()).unwrap();
+        let handoff = restore_latest(&target, "t1", &node_b, 1).await.unwrap();
+        assert_eq!(handoff.from.id, chain.id);
+        assert_eq!(rows(&node_b.join("data.db")), ["shipped", "after the copy"]);
     }
 
     /// A tenant shipped by its first owner is restored whole on a second owner, which starts a
