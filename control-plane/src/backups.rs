@@ -643,28 +643,21 @@ impl Backups {
     /// snapshot without WAL (taken by another process, or before shipping was on) wins over
     /// the newest shipped generation unless that generation is known to reach past it.
     async fn latest(&self, tenant: &TenantInfo) -> Result<(Manifest, Restored)> {
-        let mut all = restore::list(&self.inner()?.target, &tenant.id).await?;
-        // Only the snapshots of the highest ownership generation (a cluster's newest owner):
-        // a stale owner's chain is never the latest state.
-        let top = all.iter().map(|m| m.ownership_generation).max();
-        all.retain(|m| Some(m.ownership_generation) == top);
-        let Some(newest) = all.last() else {
+        let all = restore::list(&self.inner()?.target, &tenant.id).await?;
+        let Some((newest, shipped)) = warren_backup::latest::candidates(all) else {
             return Err(Error::Invalid("backup", "There is no such backup.".into()));
         };
         if newest.wal.is_some() {
-            return Ok((newest.clone(), Restored::Latest));
+            return Ok((newest, Restored::Latest));
         }
-        let Some(shipped) = all.iter().rev().find(|m| m.wal.is_some()) else {
-            return Ok((newest.clone(), Restored::Snapshot));
+        let Some(shipped) = shipped else {
+            return Ok((newest, Restored::Snapshot));
         };
-        let (mark, local) = self.known_through(tenant, shipped).await?;
-        let newest_ms = warren_backup::parse_time(&newest.created)
-            .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
-            .unwrap_or(i64::MAX);
-        if mark.max(local).is_some_and(|known| known >= newest_ms) {
-            Ok((shipped.clone(), Restored::Latest))
+        let (mark, local) = self.known_through(tenant, &shipped).await?;
+        if warren_backup::latest::reaches_past(&newest, mark.max(local)) {
+            Ok((shipped, Restored::Latest))
         } else {
-            Ok((newest.clone(), Restored::Snapshot))
+            Ok((newest, Restored::Snapshot))
         }
     }
 

@@ -33,36 +33,49 @@ pub struct Handoff {
 }
 
 /// The snapshot a restore of tenant `tenant_id`'s latest state starts from: the newest of the
-/// highest ownership generation; `None` when the target holds no backup of it. When that
-/// newest is a plain copy (taken without the tenant's shipper, so it starts no chain) and an
-/// older snapshot of the same generation starts a chain whose shipped WAL is known complete
-/// past the copy's moment, the chain start is chosen: replayed, it holds everything the copy
-/// does and the writes shipped since.
+/// highest ownership generation, or the chain start before it when that newest is a plain
+/// copy the chain's shipped WAL is known to reach past (see [`candidates`]); `None` when the
+/// target holds no backup of it.
 pub async fn newest_chain(target: &Target, tenant_id: &str) -> Result<Option<Manifest>> {
-    let mut all = restore::list(target, tenant_id).await?;
-    // `list` sorts by the moment each snapshot holds; the highest ownership generation wins
-    // over any moment (clocks of different nodes are not compared across owners).
-    let Some(generation) = all.iter().map(|m| m.ownership_generation).max() else {
+    let Some((newest, chain)) = candidates(restore::list(target, tenant_id).await?) else {
         return Ok(None);
     };
-    all.retain(|m| m.ownership_generation == generation);
-    let Some(newest) = all.pop() else {
-        return Ok(None);
-    };
-    if newest.wal.is_some() {
-        return Ok(Some(newest));
-    }
-    let Some(chain) = all.into_iter().rev().find(|m| m.wal.is_some()) else {
+    let Some(chain) = chain else {
         return Ok(Some(newest));
     };
-    let copied_ms = crate::parse_time(&newest.created)
-        .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
-        .ok();
     let through_ms = pitr::shipped_through(target, &chain).await?;
-    Ok(Some(match (through_ms, copied_ms) {
-        (Some(through), Some(copied)) if through >= copied => chain,
-        _ => newest,
+    Ok(Some(if reaches_past(&newest, through_ms) {
+        chain
+    } else {
+        newest
     }))
+}
+
+/// What a restore of the latest state chooses between, from `all` as [`restore::list`] orders
+/// them: the newest snapshot of the highest ownership generation (clocks of different owners
+/// are not compared: the highest generation wins over any moment) and, when that newest is a
+/// plain copy (taken without the tenant's shipper, so it starts no chain), the newest chain
+/// start of the same generation before it. The chain start is the latest state when its
+/// shipped WAL reaches past the copy ([`reaches_past`]): replayed, it holds everything the
+/// copy does and the writes shipped since.
+pub fn candidates(mut all: Vec<Manifest>) -> Option<(Manifest, Option<Manifest>)> {
+    let generation = all.iter().map(|m| m.ownership_generation).max()?;
+    all.retain(|m| m.ownership_generation == generation);
+    let newest = all.pop()?;
+    if newest.wal.is_some() {
+        return Some((newest, None));
+    }
+    let chain = all.into_iter().rev().find(|m| m.wal.is_some());
+    Some((newest, chain))
+}
+
+/// Whether a chain whose shipped WAL is known complete up to `known_ms` holds everything
+/// plain copy `copy` holds (the moment the copy started, to the millisecond).
+pub fn reaches_past(copy: &Manifest, known_ms: Option<i64>) -> bool {
+    let copied_ms = crate::parse_time(&copy.created)
+        .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
+        .unwrap_or(i64::MAX);
+    known_ms.is_some_and(|known| known >= copied_ms)
 }
 
 /// Restores tenant `tenant_id`'s latest shipped state into directory `dir` for a node that
