@@ -346,6 +346,17 @@ mod tests {
             .unwrap()
     }
 
+    /// Tenant `id` (slug `slug`) in `dir`, as a snapshot reads it.
+    fn source(id: &str, slug: &str, dir: &Path) -> Source {
+        Source {
+            tenant_id: id.into(),
+            slug: slug.into(),
+            dir: dir.to_path_buf(),
+            file_bucket: None,
+            exclusive: false,
+        }
+    }
+
     fn shipping(target: &Target, ownership: u64) -> Shipping {
         let shipping = Shipping::new(target.clone(), Duration::from_secs(3600));
         shipping.set_ownership(Arc::new(move |_: &str| ownership));
@@ -365,13 +376,7 @@ mod tests {
         let ship = shipping(&target, 0);
         let _wanted = ship.take_wanted().unwrap();
         let _guard = ship.start("t1", &node, db.clone());
-        let source = Source {
-            tenant_id: "t1".into(),
-            slug: "one".into(),
-            dir: node.clone(),
-            file_bucket: None,
-            exclusive: false,
-        };
+        let source = source("t1", "one", &node);
         let scratch = root.path().join("scratch");
         let chain =
             snapshot::create_shipped(&target, &scratch, &source, Some(&ship), &crate::quiet)
@@ -416,13 +421,7 @@ mod tests {
         let ship_a = shipping(&target, 1);
         let _wanted_a = ship_a.take_wanted().unwrap();
         let _guard_a = ship_a.start("t1", &node_a, db_a.clone());
-        let source = Source {
-            tenant_id: "t1".into(),
-            slug: "one".into(),
-            dir: node_a.clone(),
-            file_bucket: None,
-            exclusive: false,
-        };
+        let source = source("t1", "one", &node_a);
         let first = snapshot::create_shipped(
             &target,
             &root.path().join("scratch"),
@@ -527,13 +526,7 @@ mod tests {
         let ship_a = shipping(&target, 1);
         let _wanted_a = ship_a.take_wanted().unwrap();
         let _guard_a = ship_a.start("c1", &dir_a, db_a.clone());
-        let source = |dir: &Path| Source {
-            tenant_id: "c1".into(),
-            slug: "c1".into(),
-            dir: dir.to_path_buf(),
-            file_bucket: None,
-            exclusive: false,
-        };
+        let source = |dir: &Path| source("c1", "c1", dir);
         let scratch = root.path().join("scratch");
         snapshot::create_shipped(
             &target,
@@ -606,13 +599,7 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let target = Target::Dir(root.path().join("target"));
         let scratch = root.path().join("scratch");
-        let source = |dir: &Path| Source {
-            tenant_id: "c1".into(),
-            slug: "c1".into(),
-            dir: dir.to_path_buf(),
-            file_bucket: None,
-            exclusive: false,
-        };
+        let source = |dir: &Path| source("c1", "c1", dir);
         let stored = async || -> (Vec<String>, Vec<String>) {
             let snapshots = restore::list(&target, "c1")
                 .await
