@@ -75,7 +75,7 @@ pub async fn resolve_client(
     next: Next,
 ) -> Response {
     let Some(tenant) = request.extensions().get::<Tenant>().cloned() else {
-        return crate::logger::log_requests(request, next).await;
+        return crate::logger::log_requests(state, request, next).await;
     };
     let policy = match tenant.policy().await {
         Ok(policy) => policy,
@@ -86,18 +86,19 @@ pub async fn resolve_client(
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(a)| a.ip())
     else {
-        return crate::logger::log_requests(request, next).await;
+        return crate::logger::log_requests(state, request, next).await;
     };
     let may_forward = !policy.trusted_proxy.headers.is_empty() && state.trusted_peers.allow(peer);
     let addr = policy.client_addr(peer, may_forward, |name| last(request.headers(), name));
     request.extensions_mut().insert(Client(addr));
-    crate::logger::log_requests(request, next).await
+    crate::logger::log_requests(state, request, next).await
 }
 
-/// Middleware: a superuser outside the tenant's `superuserIPs` is refused, whatever the route
-/// (as PocketBase's `superuserIPs` middleware), then the tenant's rate limits apply
-/// ([`crate::rates::limit_rates`], called directly). Costs nothing while the list is empty,
-/// and checks a token only when it claims a superuser and the address is outside the list.
+/// The step after the headers ([`crate::headers::pocketbase_headers`]): a superuser outside
+/// the tenant's `superuserIPs` is refused, whatever the route (as PocketBase's `superuserIPs`
+/// middleware), then the tenant's rate limits apply ([`crate::rates::limit_rates`], called
+/// directly). Costs nothing while the list is empty, and checks a token only when it claims a
+/// superuser and the address is outside the list.
 pub async fn guard_superuser_ips(
     State(state): State<Shared>,
     request: Request,

@@ -1,18 +1,22 @@
 //! Response headers PocketBase sends on every response, and CORS (any origin, as PocketBase's
 //! default).
 
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+
+use crate::router::Shared;
 
 /// `Cross-Origin-Opener-Policy`, which `http` has no constant for. Named once: a name given as
 /// text is parsed and copied into a new allocation at every insert.
 const CROSS_ORIGIN_OPENER_POLICY: HeaderName =
     HeaderName::from_static("cross-origin-opener-policy");
 
-/// Adds the security headers, answers CORS preflights and marks CORS responses.
-pub async fn pocketbase_headers(request: Request, next: Next) -> Response {
+/// Adds the security headers, answers CORS preflights and marks CORS responses; the response
+/// comes from the superuser-IP guard and the rate limits ([`crate::client::guard_superuser_ips`]),
+/// called directly.
+pub async fn pocketbase_headers(state: Shared, request: Request, next: Next) -> Response {
     let has_origin = request.headers().contains_key(header::ORIGIN);
     let preflight = request.method() == Method::OPTIONS
         && request
@@ -41,7 +45,7 @@ pub async fn pocketbase_headers(request: Request, next: Next) -> Response {
         );
         response
     } else {
-        next.run(request).await
+        crate::client::guard_superuser_ips(State(state), request, next).await
     };
     // File downloads go without X-Frame-Options, as PocketBase serves them.
     let file_download = response

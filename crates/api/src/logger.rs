@@ -15,6 +15,8 @@ use warren_logs::{Entry, RequestData, level};
 use warren_records::Caller;
 use warren_tenant::Tenant;
 
+use crate::router::Shared;
+
 /// The caller a handler authenticated, shared between the handler's `Auth` extractor and the
 /// logger: `(collection name, record id)`; empty for guests.
 #[derive(Clone, Default)]
@@ -52,9 +54,9 @@ pub(crate) struct ErrorMessage(pub String);
 
 /// Logs every request to a tenant; the response comes from the headers step
 /// ([`crate::headers::pocketbase_headers`]), called directly.
-pub async fn log_requests(mut request: Request, next: Next) -> Response {
+pub async fn log_requests(state: Shared, mut request: Request, next: Next) -> Response {
     let Some(tenant) = request.extensions().get::<Tenant>().cloned() else {
-        return crate::headers::pocketbase_headers(request, next).await;
+        return crate::headers::pocketbase_headers(state, request, next).await;
     };
     let started = Instant::now();
     let seen = SeenAuth::default();
@@ -83,7 +85,7 @@ pub async fn log_requests(mut request: Request, next: Next) -> Response {
         (text(header::USER_AGENT), text(header::REFERER), token)
     };
     let addr = crate::client::addr(request.extensions());
-    let response = crate::headers::pocketbase_headers(request, next).await;
+    let response = crate::headers::pocketbase_headers(state, request, next).await;
     let status = response.status().as_u16();
     if method == Method::PATCH && url.starts_with("/api/settings") && status == 200 {
         // The next request must already be logged (or not) under the new settings.

@@ -84,7 +84,7 @@ fn url_decode(raw: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// Middleware: applies the tenant's rate limit rules.
+/// The last of Warren's steps before the route: applies the tenant's rate limit rules.
 pub async fn limit_rates(
     State(state): State<Shared>,
     request: HttpRequest,

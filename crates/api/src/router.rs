@@ -234,17 +234,14 @@ pub fn router(state: ApiState) -> Router {
         // pb_public (GET and HEAD outside /api/), else PocketBase's 404.
         .fallback(custom::dispatch_custom_route)
         .method_not_allowed_fallback(custom::dispatch_custom_route)
-        // Outermost last: addresses, then the log, then the headers (one layer, each step
-        // calling the next), the body limit, then superuser IPs and rate limits (one layer).
-        // Every layer costs a clone of its service and a boxed future per request.
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            crate::client::guard_superuser_ips,
-        ))
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        // One layer for all of Warren's steps, each calling the next: addresses, the log, the
+        // headers, superuser IPs, rate limits. Every layer costs a clone of its service and a
+        // boxed future per request. The body limit, outermost, only marks the request for the
+        // extractors that read a body (routes that take larger bodies disable it).
         .layer(middleware::from_fn_with_state(
             state.clone(),
             crate::client::resolve_client,
         ))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
 }
