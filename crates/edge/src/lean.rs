@@ -19,7 +19,6 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode, Version, header};
@@ -32,6 +31,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Handle;
 use tokio::sync::{mpsc, watch};
 use tower::ServiceExt;
+
+use crate::App;
 
 /// The request line prefix that selects the lean path (then a space or `?`).
 const PREFIX: &[u8] = b"GET /api/realtime";
@@ -50,7 +51,7 @@ const MAX_BODY: usize = 1 << 20;
 
 /// What lean connections share with the listener.
 struct Shared {
-    router: Router,
+    app: App,
     /// Connections handed (back) to hyper.
     to_hyper: mpsc::UnboundedSender<Handed>,
     /// Where open streams run, when not on the listener's runtime.
@@ -102,16 +103,12 @@ impl Stopper {
 
 impl LeanListener {
     /// Open streams run on `streams` when given, else on the caller's runtime.
-    pub(crate) fn new(
-        tcp: TcpListener,
-        router: Router,
-        streams: Option<Handle>,
-    ) -> (Self, Stopper) {
+    pub(crate) fn new(tcp: TcpListener, app: App, streams: Option<Handle>) -> (Self, Stopper) {
         let (to_hyper, from_lean) = mpsc::unbounded_channel();
         let (stopping_tx, stopping) = watch::channel(false);
         let (open, _) = watch::channel(());
         let shared = Arc::new(Shared {
-            router,
+            app,
             to_hyper,
             streams,
             stopping,
@@ -245,7 +242,7 @@ async fn lean(
     // Events are small writes each meant to leave at once; Nagle's algorithm would hold one
     // back until the client acknowledges the previous (up to its delayed-ACK timer).
     let _ = stream.set_nodelay(true);
-    let response = match shared.router.clone().oneshot(request).await {
+    let response = match shared.app.clone().oneshot(request).await {
         Ok(response) => response,
         Err(never) => match never {},
     };
@@ -653,6 +650,7 @@ impl AsyncWrite for Conn {
 mod tests {
     use std::sync::Mutex;
 
+    use axum::Router;
     use axum::routing::get;
     use tokio::io::AsyncReadExt;
 
@@ -724,9 +722,14 @@ mod tests {
         let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = tcp.local_addr().unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(crate::serve_with_streams(tcp, app, streams, async move {
-            let _ = stopped.await;
-        }));
+        tokio::spawn(crate::serve_with_streams(
+            tcp,
+            App::new(app),
+            streams,
+            async move {
+                let _ = stopped.await;
+            },
+        ));
         (addr, events, stop)
     }
 

@@ -31,6 +31,15 @@ pub use hosts::{CertStatus, Hosts};
 pub use server::{serve, serve_tls, serve_with_streams};
 pub use tls::TlsListener;
 
+/// What a server hands each request to: any service that answers every request (an axum
+/// `Router` through `App::new`, or the binary's host dispatch, which needs no router of its
+/// own in front of it).
+pub type App = tower::util::BoxCloneSyncService<
+    axum::http::Request<axum::body::Body>,
+    axum::response::Response,
+    std::convert::Infallible,
+>;
+
 /// The operator's own certificate for `*.<domain>`, reloaded when its files change.
 #[derive(Debug, Clone)]
 pub struct OperatorCert {

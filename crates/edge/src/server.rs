@@ -3,8 +3,10 @@
 use std::future::Future;
 use std::net::SocketAddr;
 
-use axum::Router;
+use axum::ServiceExt;
 use tokio::net::TcpListener;
+
+use crate::App;
 
 /// Serves `app` on `listener` (HTTP/1.1 and cleartext HTTP/2) until `shutdown` completes, then
 /// stops accepting and waits for in-flight requests to finish. Handlers see the peer address
@@ -12,7 +14,7 @@ use tokio::net::TcpListener;
 /// events without HTTP connection buffers (see `lean`); their streams end at shutdown.
 pub async fn serve(
     listener: TcpListener,
-    app: Router,
+    app: App,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     serve_with_streams(listener, app, None, shutdown).await
@@ -22,7 +24,7 @@ pub async fn serve(
 /// are handled on the caller's runtime either way).
 pub async fn serve_with_streams(
     listener: TcpListener,
-    app: Router,
+    app: App,
     streams: Option<tokio::runtime::Handle>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
@@ -49,7 +51,7 @@ pub async fn serve_with_streams(
 /// `shutdown` completes, then drains like [`serve`].
 pub async fn serve_tls(
     listener: crate::TlsListener,
-    app: Router,
+    app: App,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     use axum::serve::ListenerExt;

@@ -90,12 +90,16 @@ impl Node {
             tls.local_addr().unwrap().port(),
         );
         let router = edge.plain_router(https_port);
-        tokio::spawn(warren_edge::serve(plain, router, std::future::pending()));
+        tokio::spawn(warren_edge::serve(
+            plain,
+            warren_edge::App::new(router),
+            std::future::pending(),
+        ));
         let app = axum::Router::new().fallback(|| async { "served" });
         let listener = edge.listener(tls).unwrap();
         tokio::spawn(warren_edge::serve_tls(
             listener,
-            app,
+            warren_edge::App::new(app),
             std::future::pending(),
         ));
         Self {

@@ -425,7 +425,7 @@ async fn serve_https(
     control: ControlPlane,
     plain: tokio::net::TcpListener,
     tcp: tokio::net::TcpListener,
-    router: axum::Router,
+    router: warren_edge::App,
     draining: Registry,
     banner: &[String],
     cluster: Option<std::sync::Arc<crate::serve_cluster::ClusterNode>>,
@@ -485,7 +485,7 @@ async fn serve_https(
         Some(cluster) => {
             crate::serve_cluster::peers_or(cluster.clone(), router.clone(), plain_router)
         }
-        None => plain_router,
+        None => warren_edge::App::new(plain_router),
     };
     let listener = edge.listener(tcp)?;
     println!(

@@ -19,12 +19,13 @@ use axum::body::Body;
 use axum::extract::{ConnectInfo, Request};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use futures_util::FutureExt;
 use serde::Deserialize;
 use warren_api::ApiError;
 use warren_cluster::ownership::{self, Claim};
 use warren_cluster::{Directory, Etcd, Keys, Member, MemberConfig};
 use warren_control_plane::TenantInfo;
-use warren_edge::Forwarder;
+use warren_edge::{App, Forwarder};
 
 use crate::cli::ClusterSettings;
 
@@ -648,22 +649,18 @@ fn pop_forwarded_for(headers: &mut axum::http::HeaderMap) -> Option<IpAddr> {
     Some(ip)
 }
 
-/// The plain listener's router when HTTPS is on in cluster mode: requests that show the
+/// The plain listener's service when HTTPS is on in cluster mode: requests that show the
 /// cluster secret (peers forwarding to this node's advertised plain address) go to `platform`,
 /// every other request to `plain` (ACME answers and the redirect to HTTPS).
-pub fn peers_or(
-    cluster: Arc<ClusterNode>,
-    platform: axum::Router,
-    plain: axum::Router,
-) -> axum::Router {
-    axum::Router::new().fallback(move |request: Request| {
-        let to = if Forwarder::shows_secret(request.headers(), &cluster.secret) {
-            platform.clone()
+pub fn peers_or(cluster: Arc<ClusterNode>, platform: App, plain: axum::Router) -> App {
+    App::new(tower::service_fn(move |request: Request| {
+        let answer = if Forwarder::shows_secret(request.headers(), &cluster.secret) {
+            crate::app::forward(platform.clone(), request).boxed()
         } else {
-            plain.clone()
+            crate::app::forward(plain.clone(), request).boxed()
         };
-        crate::app::forward(to, request)
-    })
+        answer.map(Ok::<_, std::convert::Infallible>)
+    }))
 }
 
 /// Whether a platform request may change the control database (then the mirror follows).
