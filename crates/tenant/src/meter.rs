@@ -33,6 +33,12 @@ pub struct Meter {
     /// CPU milliseconds the tenant's code may use per hour (0 = no budget); set by the control
     /// plane from the plan.
     pub code_cpu_ms_per_hour: AtomicU64,
+    /// Most backups the tenant keeps at once (0 = no limit); set by the control plane from the
+    /// plan.
+    pub backup_max_count: AtomicU64,
+    /// Most bytes of all the tenant's kept backups together (0 = no limit); set by the control
+    /// plane from the plan.
+    pub backup_max_bytes: AtomicU64,
     /// CPU microseconds spent in the tenant's code (grows; see [`Meter::charge_code`]).
     pub code_cpu_micros: AtomicU64,
     /// The hour the code's hourly budget counts in, and its CPU microseconds so far.
@@ -72,6 +78,8 @@ impl Default for Meter {
             code_cpu_ms: AtomicU64::new(0),
             code_memory_bytes: AtomicU64::new(0),
             code_cpu_ms_per_hour: AtomicU64::new(0),
+            backup_max_count: AtomicU64::new(0),
+            backup_max_bytes: AtomicU64::new(0),
             code_cpu_micros: AtomicU64::new(0),
             code_hour: Mutex::new((0, 0)),
             realtime_open: AtomicU64::new(0),
@@ -115,6 +123,14 @@ pub enum Admission {
 }
 
 impl Meter {
+    /// The plan's bounds on the tenant's kept backups, as last set.
+    pub fn backup_quota(&self) -> crate::backups::Quota {
+        crate::backups::Quota {
+            max_count: self.backup_max_count.load(Relaxed),
+            max_bytes: self.backup_max_bytes.load(Relaxed),
+        }
+    }
+
     /// Records `n` written records.
     pub fn wrote_records(&self, n: usize) {
         self.records_written.fetch_add(n as u64, Relaxed);

@@ -229,16 +229,10 @@ async fn to_tenant(
     info: &warren_control_plane::TenantInfo,
     mut request: Request,
 ) -> Response {
-    request
-        .extensions_mut()
-        .insert(warren_tenant::backups::Quota {
-            max_count: info.limits.max_backups,
-            max_bytes: info.limits.max_backup_bytes,
-        });
     let tenant = app.control.registry.get(&info.id).await;
     if let Ok(tenant) = &tenant {
         follow_public_url(&app.control, tenant, info);
-        crate::metered::apply_code_limits(tenant.meter(), &info.limits);
+        crate::metered::apply_limits(tenant.meter(), &info.limits);
         crate::metered::apply_shipping(tenant, &info.limits);
     }
     match tenant {

@@ -25,7 +25,7 @@ impl warren_tenant::cron::Admission for CronAdmission {
             .filter(|info| info.status.is_active())
             .map(|info| {
                 if let Some(meter) = meters.get(&info.id) {
-                    crate::metered::apply_code_limits(meter, &info.limits);
+                    crate::metered::apply_limits(meter, &info.limits);
                 }
                 let quota = Quota {
                     max_count: info.limits.max_backups,

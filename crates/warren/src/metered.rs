@@ -60,13 +60,16 @@ pub async fn serve(
     Response::from_parts(parts, Body::new(body))
 }
 
-/// Hands the plan's limits of the tenant's own code to its meter, where every call into the
-/// code reads them: a plan change reaches loaded code at its next call, without a reload.
-pub fn apply_code_limits(meter: &Meter, limits: &warren_control_plane::plans::Limits) {
+/// Hands the plan's limits of the tenant's own code and of its kept backups to its meter,
+/// where every call into the code and every backup reads them: a plan change reaches loaded
+/// code at its next call, without a reload.
+pub fn apply_limits(meter: &Meter, limits: &warren_control_plane::plans::Limits) {
     for (cell, value) in [
         (&meter.code_cpu_ms, limits.hook_cpu_ms),
         (&meter.code_memory_bytes, limits.hook_memory_bytes),
         (&meter.code_cpu_ms_per_hour, limits.hook_cpu_ms_per_hour),
+        (&meter.backup_max_count, limits.max_backups),
+        (&meter.backup_max_bytes, limits.max_backup_bytes),
     ] {
         if cell.load(Relaxed) != value {
             cell.store(value, Relaxed);

@@ -26,11 +26,6 @@ const REFUSED_BODY_READ: usize = 256 << 10;
 
 const BUSY: &str = "Try again later - another backup/restore process has already been started.";
 
-/// The plan's quota on kept backups, as the host dispatcher attached it (none: no limit).
-fn quota(parts: &Parts) -> Quota {
-    parts.extensions.get::<Quota>().copied().unwrap_or_default()
-}
-
 fn invalid(message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, message)
 }
@@ -83,7 +78,6 @@ pub async fn create_backup(
     State(state): State<Shared>,
     CurrentTenant(tenant): CurrentTenant,
     Auth(caller): Auth,
-    parts: Parts,
     body: FormBody,
 ) -> Result<StatusCode, ApiError> {
     require_superuser(&caller)?;
@@ -105,7 +99,7 @@ pub async fn create_backup(
     } else {
         name
     };
-    backups::check_quota(tenant.dir(), quota(&parts), 0)
+    backups::check_quota(tenant.dir(), tenant.meter().backup_quota(), 0)
         .await
         .map_err(|e| refused(e, "Failed to create backup:"))?;
     let Some(_active) = state.backups.begin(tenant.id(), &key) else {
@@ -121,7 +115,7 @@ pub async fn create_backup(
         tenant.dir(),
         Quota {
             max_count: 0,
-            ..quota(&parts)
+            ..tenant.meter().backup_quota()
         },
         0,
     )
@@ -175,11 +169,7 @@ pub async fn upload_backup(
         let _ = axum::body::to_bytes(request.into_body(), REFUSED_BODY_READ).await;
         return Err(refusal);
     }
-    let quota = request
-        .extensions()
-        .get::<Quota>()
-        .copied()
-        .unwrap_or_default();
+    let quota = tenant.meter().backup_quota();
     let limit = usize::try_from(MAX_UPLOAD).unwrap_or(usize::MAX);
     let form = FormBody::read_limited(request, limit).await?;
     let Some(upload) = form.files.iter().find(|f| f.key == "file") else {

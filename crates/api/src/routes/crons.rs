@@ -5,9 +5,7 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::http::request::Parts;
 use serde_json::{Value, json};
-use warren_tenant::backups::Quota;
 
 use crate::error::ApiError;
 use crate::extract::{Auth, CurrentTenant, require_superuser};
@@ -33,10 +31,9 @@ pub async fn run_cron(
     CurrentTenant(tenant): CurrentTenant,
     Auth(caller): Auth,
     Path(id): Path<String>,
-    parts: Parts,
 ) -> Result<StatusCode, ApiError> {
     require_superuser(&caller)?;
-    let quota = parts.extensions.get::<Quota>().copied().unwrap_or_default();
+    let quota = tenant.meter().backup_quota();
     if state.crons.run_now(&tenant, &id, quota).await {
         Ok(StatusCode::NO_CONTENT)
     } else {
