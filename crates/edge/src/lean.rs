@@ -3,11 +3,11 @@
 //! connection buffers; every other connection, and this one once its stream ends, is served
 //! by hyper exactly as before.
 //!
-//! The request still goes through the whole application router (host dispatch, suspension,
-//! quotas, metering); only the byte-level HTTP/1.1 framing of its response is written here.
-//! Anything unusual about the request (another method or path, HTTP/1.0, a body, an upgrade,
-//! an oversized or malformed head) hands the connection, with every byte read so far, to hyper
-//! before the router sees the request.
+//! The request still goes through the whole application (host dispatch, suspension, quotas,
+//! metering); only the byte-level HTTP/1.1 framing of its response is written here. Anything
+//! unusual about the request (another method or path, HTTP/1.0, a body, an upgrade, an
+//! oversized or malformed head) hands the connection, with every byte read so far, to hyper
+//! before the application sees the request.
 //!
 //! Given a streams runtime, an open stream moves there (request handling stays where it was),
 //! and its connection comes back to hyper on the server's runtime once the stream ends.
@@ -216,7 +216,7 @@ async fn starts_lean(stream: &TcpStream) -> bool {
     )
 }
 
-/// One lean connection: the head, the router, the response; then hyper for the rest. `open`
+/// One lean connection: the head, the application, the response; then hyper for the rest. `open`
 /// is held until the connection leaves this path.
 async fn lean(
     mut stream: TcpStream,
@@ -342,7 +342,7 @@ async fn read_head(stream: &mut TcpStream, buf: &mut Vec<u8>) -> io::Result<Opti
     }
 }
 
-/// The request for the router, and whether the client asked to close after it; `None` when
+/// The request for the application, and whether the client asked to close after it; `None` when
 /// hyper should handle it instead.
 fn parse(head: &[u8], addr: SocketAddr) -> Option<(Request<Body>, bool)> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
