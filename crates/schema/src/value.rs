@@ -3,7 +3,7 @@
 //! in-memory value (the record JSON value) and the stored SQL value.
 
 use std::collections::HashMap;
-use std::sync::{LazyLock, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 
 use regex::Regex;
 use serde_json::{Map, Value};
@@ -756,15 +756,18 @@ const PATTERNS: usize = 512;
 
 /// `pattern` compiled, from a process-wide memo: compiling costs far more than matching (the
 /// `id` field's pattern is checked on every create), and a pattern compiles the same for every
-/// tenant. `None` for an invalid pattern.
-fn compiled(pattern: &str) -> Option<Regex> {
-    static MEMO: LazyLock<Mutex<HashMap<String, Option<Regex>>>> = LazyLock::new(Default::default);
+/// tenant. Shared, not cloned: a cloned `Regex` starts with an empty pool of match caches and
+/// builds one on its first match, which costs more than the match. `None` for an invalid
+/// pattern.
+fn compiled(pattern: &str) -> Option<Arc<Regex>> {
+    type Memo = HashMap<String, Option<Arc<Regex>>>;
+    static MEMO: LazyLock<Mutex<Memo>> = LazyLock::new(Default::default);
     // A poisoned memo holds only finished compilations: still consistent.
     let lock = || MEMO.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(found) = lock().get(pattern) {
         return found.clone();
     }
-    let re = Regex::new(pattern).ok();
+    let re = Regex::new(pattern).ok().map(Arc::new);
     let mut memo = lock();
     if memo.len() >= PATTERNS {
         memo.clear();
@@ -854,6 +857,18 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_pattern_compiles_once_and_is_shared() {
+        let first = compiled("^[a-z]{3}[0-9]+$").unwrap();
+        let again = compiled("^[a-z]{3}[0-9]+$").unwrap();
+        assert!(
+            Arc::ptr_eq(&first, &again),
+            "the memo hands out one shared regex"
+        );
+        assert!(first.is_match("abc123") && !again.is_match("ab123"));
+        assert!(compiled("([a-z").is_none());
     }
 
     #[test]
