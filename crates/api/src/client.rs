@@ -6,10 +6,9 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::extract::{ConnectInfo, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header::AUTHORIZATION};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use warren_records::policy::{ClientAddr, Policy, ip_in_list, is_ip_or_subnet};
 use warren_tenant::Tenant;
@@ -17,6 +16,7 @@ use warren_tenant::Tenant;
 use crate::error::ApiError;
 use crate::extract::{Auth, strip_bearer};
 use crate::router::Shared;
+use crate::steps::Noted;
 
 /// The name of the superusers' auth collection.
 const SUPERUSERS: &str = "_superusers";
@@ -43,15 +43,17 @@ impl TrustedPeers {
     }
 }
 
-/// The request's addresses (an extension set by [`resolve_client`]).
-#[derive(Clone, Debug)]
-pub(crate) struct Client(pub ClientAddr);
-
-/// The request's addresses: those resolved by [`resolve_client`], else the TCP peer's.
+/// The request's addresses: those resolved by [`resolve`] (kept in the steps' [`Noted`]),
+/// else the TCP peer's.
 pub(crate) fn addr(extensions: &axum::http::Extensions) -> ClientAddr {
-    if let Some(Client(addr)) = extensions.get::<Client>() {
-        return addr.clone();
+    if let Some(noted) = extensions.get::<Noted>() {
+        return noted.addr.clone();
     }
+    peer_addr(extensions)
+}
+
+/// The TCP peer's addresses.
+fn peer_addr(extensions: &axum::http::Extensions) -> ClientAddr {
     let peer = extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |ConnectInfo(a)| a.ip());
@@ -67,64 +69,67 @@ fn last<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .and_then(|v| v.to_str().ok())
 }
 
-/// Middleware: resolves the client's addresses under the tenant's `trustedProxy` settings, then
-/// hands the request to the request logger (called directly: one layer, not two).
-pub async fn resolve_client(
-    State(state): State<Shared>,
-    mut request: Request,
-    next: Next,
-) -> Response {
-    let Some(tenant) = request.extensions().get::<Tenant>().cloned() else {
-        return crate::logger::log_requests(state, request, next).await;
-    };
-    let policy = match tenant.policy().await {
-        Ok(policy) => policy,
-        Err(e) => return ApiError::from(e).into_response(),
-    };
+/// The client's addresses under the tenant's `trustedProxy` settings: the TCP peer's, or the
+/// client a header names when the peer may forward.
+pub(crate) fn resolve(state: &Shared, policy: &Policy, request: &Request) -> ClientAddr {
     let Some(peer) = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(a)| a.ip())
     else {
-        return crate::logger::log_requests(state, request, next).await;
+        return peer_addr(request.extensions());
     };
     let may_forward = !policy.trusted_proxy.headers.is_empty() && state.trusted_peers.allow(peer);
-    let addr = policy.client_addr(peer, may_forward, |name| last(request.headers(), name));
-    request.extensions_mut().insert(Client(addr));
-    crate::logger::log_requests(state, request, next).await
+    policy.client_addr(peer, may_forward, |name| last(request.headers(), name))
 }
 
-/// The step after the headers ([`crate::headers::pocketbase_headers`]): a superuser outside
-/// the tenant's `superuserIPs` is refused, whatever the route (as PocketBase's `superuserIPs`
-/// middleware), then the tenant's rate limits apply ([`crate::rates::limit_rates`], called
-/// directly). Costs nothing while the list is empty, and checks a token only when it claims a
-/// superuser and the address is outside the list.
-pub async fn guard_superuser_ips(
-    State(state): State<Shared>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let Some(tenant) = request.extensions().get::<Tenant>().cloned() else {
-        return crate::rates::limit_rates(State(state), request, next).await;
-    };
-    let Ok(policy) = tenant.policy().await else {
-        return crate::rates::limit_rates(State(state), request, next).await;
-    };
+/// The checks before a tenant's route: a superuser outside the tenant's `superuserIPs` is
+/// refused, whatever the route (as PocketBase's `superuserIPs` middleware), then the tenant's
+/// rate limits apply ([`crate::rates::limit_rates`]). `Err` holds the answer that refuses the
+/// request. The request is lent, not moved: its 240 bytes are not copied into each step's
+/// future.
+pub(crate) async fn admit(
+    state: &Shared,
+    tenant: &Tenant,
+    policy: &Policy,
+    request: &mut Request,
+) -> Result<(), Response> {
+    guard_superuser_ips(state, tenant, policy, request).await?;
+    crate::rates::limit_rates(state, tenant, policy, request).await
+}
+
+/// Refuses a superuser outside `superuserIPs`. Costs nothing while the list is empty, and
+/// checks a token only when it claims a superuser and the address is outside the list.
+async fn guard_superuser_ips(
+    state: &Shared,
+    tenant: &Tenant,
+    policy: &Policy,
+    request: &mut Request,
+) -> Result<(), Response> {
     if policy.superuser_ips.is_empty() {
-        return crate::rates::limit_rates(State(state), request, next).await;
+        return Ok(());
     }
     let ip = addr(request.extensions()).real;
-    if policy.superuser_allowed(&ip) || !claims_superuser(&tenant, request.headers()) {
-        return crate::rates::limit_rates(State(state), request, next).await;
+    if policy.superuser_allowed(&ip) || !claims_superuser(tenant, request.headers()) {
+        return Ok(());
     }
-    let (mut parts, body) = request.into_parts();
-    match Auth::from_request_parts(&mut parts, &state).await {
-        Ok(Auth(caller)) if caller.is_superuser() => refused().into_response(),
-        Ok(_) => {
-            crate::rates::limit_rates(State(state), Request::from_parts(parts, body), next).await
-        }
-        Err(e) => e.into_response(),
+    match authenticate(state, request).await {
+        Ok(caller) if caller.is_superuser() => Err(refused().into_response()),
+        Ok(_) => Ok(()),
+        Err(e) => Err(e.into_response()),
     }
+}
+
+/// The request's caller, as its route's `Auth` extractor will see it. Boxed: only tenants with
+/// `superuserIPs` or rate limits take this path, and its future stays out of every request's.
+pub(crate) async fn authenticate(
+    state: &Shared,
+    request: &mut Request,
+) -> Result<warren_records::Caller, ApiError> {
+    let (mut parts, body) = std::mem::take(request).into_parts();
+    let caller = Box::pin(Auth::from_request_parts(&mut parts, state)).await;
+    *request = Request::from_parts(parts, body);
+    caller.map(|Auth(caller)| caller)
 }
 
 /// Whether the request's token names the superusers' collection (not yet verified).

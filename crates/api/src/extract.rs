@@ -145,7 +145,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Who {
             .map(strip_bearer)
             .filter(|t| !t.is_empty())
             .and_then(|t| Token::peek(&tenant.catalog(), t));
-        let seen = parts.extensions.get::<crate::logger::SeenAuth>().cloned();
+        let seen = parts
+            .extensions
+            .get::<crate::steps::Noted>()
+            .map(|noted| noted.seen.clone());
         let pending = match token {
             Some(token) => Pending::Token(token),
             None => {

@@ -1,52 +1,51 @@
 //! Response headers PocketBase sends on every response, and CORS (any origin, as PocketBase's
 //! default).
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-
-use crate::router::Shared;
 
 /// `Cross-Origin-Opener-Policy`, which `http` has no constant for. Named once: a name given as
 /// text is parsed and copied into a new allocation at every insert.
 const CROSS_ORIGIN_OPENER_POLICY: HeaderName =
     HeaderName::from_static("cross-origin-opener-policy");
 
-/// Adds the security headers, answers CORS preflights and marks CORS responses; the response
-/// comes from the superuser-IP guard and the rate limits ([`crate::client::guard_superuser_ips`]),
-/// called directly.
-pub async fn pocketbase_headers(state: Shared, request: Request, next: Next) -> Response {
-    let has_origin = request.headers().contains_key(header::ORIGIN);
+/// The answer to a CORS preflight (`OPTIONS` with `Access-Control-Request-Method`), which
+/// no route sees; `None` for any other request.
+pub(crate) fn preflight(request: &Request) -> Option<Response> {
     let preflight = request.method() == Method::OPTIONS
         && request
             .headers()
             .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
-    let mut response = if preflight {
-        let mut response = StatusCode::NO_CONTENT.into_response();
-        let headers = response.headers_mut();
-        headers.insert(
-            header::ACCESS_CONTROL_ALLOW_METHODS,
-            HeaderValue::from_static("GET,HEAD,PUT,PATCH,POST,DELETE"),
-        );
-        if let Some(asked) = request
-            .headers()
-            .get(header::ACCESS_CONTROL_REQUEST_HEADERS)
-        {
-            headers.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, asked.clone());
-        }
-        headers.append(
-            header::VARY,
-            HeaderValue::from_static("Access-Control-Request-Method"),
-        );
-        headers.append(
-            header::VARY,
-            HeaderValue::from_static("Access-Control-Request-Headers"),
-        );
-        response
-    } else {
-        crate::client::guard_superuser_ips(State(state), request, next).await
-    };
+    if !preflight {
+        return None;
+    }
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("GET,HEAD,PUT,PATCH,POST,DELETE"),
+    );
+    if let Some(asked) = request
+        .headers()
+        .get(header::ACCESS_CONTROL_REQUEST_HEADERS)
+    {
+        headers.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, asked.clone());
+    }
+    headers.append(
+        header::VARY,
+        HeaderValue::from_static("Access-Control-Request-Method"),
+    );
+    headers.append(
+        header::VARY,
+        HeaderValue::from_static("Access-Control-Request-Headers"),
+    );
+    Some(response)
+}
+
+/// Adds PocketBase's security headers to every response, and marks the response to a request
+/// that came with an `Origin` (`has_origin`) as allowed from any origin.
+pub(crate) fn finish(response: &mut Response, has_origin: bool) {
     // File downloads go without X-Frame-Options, as PocketBase serves them.
     let file_download = response
         .extensions()
@@ -86,5 +85,4 @@ pub async fn pocketbase_headers(state: Shared, request: Request, next: Next) -> 
             HeaderValue::from_static("*"),
         );
     }
-    response
 }

@@ -15,6 +15,7 @@ mod query;
 mod rates;
 mod router;
 mod routes;
+mod steps;
 mod uploads;
 
 pub use client::TrustedPeers;

@@ -6,16 +6,14 @@
 
 use std::time::Duration;
 
-use axum::extract::{FromRequestParts, MatchedPath, Request as HttpRequest, State};
+use axum::extract::{MatchedPath, Request as HttpRequest};
 use axum::http::{Method, StatusCode};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use warren_records::policy::Policy;
 use warren_records::rates::{AUDIENCE_ALL, AUDIENCE_AUTH, AUDIENCE_GUEST};
 use warren_tenant::Tenant;
 
 use crate::error::ApiError;
-use crate::extract::Auth;
 use crate::router::{ApiState, Shared};
 
 const COLLECTION_ROUTES: &str = "/api/collections/{collection}/";
@@ -84,56 +82,49 @@ fn url_decode(raw: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// The last of Warren's steps before the route: applies the tenant's rate limit rules.
-pub async fn limit_rates(
-    State(state): State<Shared>,
-    request: HttpRequest,
-    next: Next,
-) -> Response {
-    let Some(tenant) = request.extensions().get::<Tenant>().cloned() else {
-        return next.run(request).await;
-    };
-    let Ok(policy) = tenant.policy().await else {
-        return next.run(request).await;
-    };
+/// The last of Warren's checks before the route ([`crate::client::admit`]): applies the
+/// tenant's rate limit rules; `Err` holds the 429 that refuses the request.
+pub(crate) async fn limit_rates(
+    state: &Shared,
+    tenant: &Tenant,
+    policy: &Policy,
+    request: &mut HttpRequest,
+) -> Result<(), Response> {
     let limits = &policy.rate_limits;
     if !limits.enabled || limits.rules.is_empty() {
-        return next.run(request).await;
+        return Ok(());
     }
     let ip = crate::client::addr(request.extensions()).real;
     if limits.excludes(&ip) {
-        return next.run(request).await;
+        return Ok(());
     }
-    let (mut parts, body) = request.into_parts();
-    let caller = match Auth::from_request_parts(&mut parts, &state).await {
-        Ok(Auth(caller)) => caller,
-        Err(e) => return e.into_response(),
+    let caller = match crate::client::authenticate(state, request).await {
+        Ok(caller) => caller,
+        Err(e) => return Err(e.into_response()),
     };
     if caller.is_superuser() {
-        return next.run(HttpRequest::from_parts(parts, body)).await;
+        return Ok(());
     }
-    let route = parts
-        .extensions
+    let route = request
+        .extensions()
         .get::<MatchedPath>()
         .map(|m| m.as_str().to_string())
         .unwrap_or_default();
-    let tags = tags(&route, &parts.method);
+    let tags = tags(&route, request.method());
     let collection = if tags.is_empty() {
         None
     } else {
-        path_collection(parts.uri.path(), &route).and_then(|c| tenant.catalog().get(&c).cloned())
+        path_collection(request.uri().path(), &route)
+            .and_then(|c| tenant.catalog().get(&c).cloned())
     };
-    let request = Request {
-        method: &parts.method,
-        path: parts.uri.path(),
+    let picked = Request {
+        method: request.method(),
+        path: request.uri().path(),
         route: &route,
         collection: collection.as_ref().map(|e| &e.collection),
         tags,
     };
-    if let Err(e) = check(&state, &tenant, &policy, &caller, &ip, &request) {
-        return e.into_response();
-    }
-    next.run(HttpRequest::from_parts(parts, body)).await
+    check(state, tenant, policy, &caller, &ip, &picked).map_err(IntoResponse::into_response)
 }
 
 /// What a rate limit rule is picked by: one request, or one request inside a batch.

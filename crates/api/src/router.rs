@@ -234,13 +234,13 @@ pub fn router(state: ApiState) -> Router {
         // pb_public (GET and HEAD outside /api/), else PocketBase's 404.
         .fallback(custom::dispatch_custom_route)
         .method_not_allowed_fallback(custom::dispatch_custom_route)
-        // One layer for all of Warren's steps, each calling the next: addresses, the log, the
-        // headers, superuser IPs, rate limits. Every layer costs a clone of its service and a
-        // boxed future per request. The body limit, outermost, only marks the request for the
-        // extractors that read a body (routes that take larger bodies disable it).
+        // One layer for all of Warren's steps (see `steps`): every layer costs a clone of its
+        // service and a boxed future per request. The body limit, outermost, only marks the
+        // request for the extractors that read a body (routes that take larger bodies disable
+        // it).
         .layer(middleware::from_fn_with_state(
             state.clone(),
-            crate::client::resolve_client,
+            crate::steps::around_route,
         ))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
