@@ -2,6 +2,7 @@
 //! body keys, preparing a create/update body into validated values and SQL columns, and the
 //! record JSON shape (sorted keys, `collectionId`/`collectionName`, hidden fields and emails).
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
@@ -151,20 +152,27 @@ pub fn resolve_modifiers(
     current: &RecordData,
 ) -> Map<String, Value> {
     resolve(collection, body.iter().collect(), current)
+        .into_iter()
+        .map(|(key, value)| (key.into_owned(), value.into_owned()))
+        .collect()
 }
 
-/// [`resolve_modifiers`] over borrowed keys and values, each copied once into the result.
-fn resolve(
+/// Body values by plain field name once modifiers are applied: borrowed from the body where
+/// its key had no modifier (most keys of most bodies), made where one applied.
+type Resolved<'b> = BTreeMap<Cow<'b, str>, Cow<'b, Value>>;
+
+/// [`resolve_modifiers`] over borrowed keys and values, copying only what a modifier makes.
+fn resolve<'b>(
     collection: &Collection,
-    mut pairs: Vec<(&String, &Value)>,
+    mut pairs: Vec<(&'b String, &'b Value)>,
     current: &RecordData,
-) -> Map<String, Value> {
+) -> Resolved<'b> {
     pairs.sort_by(|(a, _), (b, _)| a.len().cmp(&b.len()).then_with(|| a.cmp(b)));
-    let mut out = Map::new();
+    let mut out = Resolved::new();
     for (key, raw) in pairs {
         let (name, modifier) = split_modifier(key);
         let Some(modifier) = modifier else {
-            out.insert(key.clone(), raw.clone());
+            out.insert(Cow::Borrowed(key.as_str()), Cow::Borrowed(raw));
             continue;
         };
         let Some(field) = collection.field(name) else {
@@ -199,7 +207,7 @@ fn resolve(
             }
             _ => continue,
         };
-        out.insert(name.to_owned(), resolved);
+        out.insert(Cow::Owned(name.to_owned()), Cow::Owned(resolved));
     }
     out
 }
@@ -231,7 +239,7 @@ pub fn prepare_record(
     let mut new_password = None;
     let now = DateTime::now().format();
     for field in &collection.fields {
-        let submitted = resolved.get(&field.name);
+        let submitted = resolved.get(field.name.as_str()).map(AsRef::as_ref);
         match &field.kind {
             FieldKind::Password(_) => {
                 check_password(field, submitted, &data, &mut new_password, &mut errors);
@@ -318,7 +326,7 @@ fn settable<'b>(
 /// Uploaded files join the submitted (kept) names, honouring the key's modifier.
 fn add_uploads(
     collection: &Collection,
-    resolved: &mut Map<String, Value>,
+    resolved: &mut Resolved<'_>,
     current: &RecordData,
     opts: &PrepareOptions<'_>,
 ) {
@@ -332,7 +340,7 @@ fn add_uploads(
         }
         let base = resolved
             .get(name)
-            .map(list_of)
+            .map(|v| list_of(v))
             .unwrap_or_else(|| list_of(current.get(name).unwrap_or(&Value::Null)));
         let list: Vec<String> = match modifier {
             Some("+prepend") => names.iter().cloned().chain(base).collect(),
@@ -341,8 +349,8 @@ fn add_uploads(
             None => names.clone(),
         };
         resolved.insert(
-            name.to_owned(),
-            Value::Array(list.into_iter().map(Value::String).collect()),
+            Cow::Owned(name.to_owned()),
+            Cow::Owned(Value::Array(list.into_iter().map(Value::String).collect())),
         );
     }
 }
