@@ -149,6 +149,15 @@ pub fn to_bool(v: &Value) -> bool {
     }
 }
 
+/// The one item [`to_unique_strings`] makes of `v` when `v` is a plain non-empty string (no
+/// JSON array inside), read in place: a single relation, select or file value, as most are.
+fn single_string(v: &Value) -> Option<&str> {
+    match v {
+        Value::String(s) if !s.is_empty() && !s.contains('[') => Some(s),
+        _ => None,
+    }
+}
+
 /// PocketBase's `ToUniqueStringSlice`: a list of non-empty unique strings from a string (a
 /// JSON array string is decoded), an array, or a scalar.
 pub fn to_unique_strings(v: &Value) -> Vec<String> {
@@ -253,6 +262,9 @@ impl Field {
                 _ => Value::String(String::new()),
             },
             FieldKind::Select(_) | FieldKind::File(_) | FieldKind::Relation(_) => {
+                if let Some(one) = single_string(raw).filter(|_| !self.is_multiple()) {
+                    return Value::String(one.to_owned());
+                }
                 let list = to_unique_strings(raw);
                 if self.is_multiple() {
                     Value::Array(list.into_iter().map(Value::String).collect())
@@ -316,6 +328,9 @@ impl Field {
             }
             FieldKind::Bool => SqlValue::Integer(i64::from(to_bool(v))),
             FieldKind::Select(_) | FieldKind::File(_) | FieldKind::Relation(_) => {
+                if let Some(one) = single_string(v).filter(|_| !self.is_multiple()) {
+                    return SqlValue::Text(one.to_owned());
+                }
                 let list = to_unique_strings(v);
                 if self.is_multiple() {
                     SqlValue::Text(serde_json::to_string(&list).unwrap_or_else(|_| "[]".into()))
@@ -856,6 +871,31 @@ mod tests {
                     field.type_name()
                 );
             }
+        }
+    }
+
+    #[test]
+    fn a_single_value_read_in_place_is_the_last_of_its_unique_strings() {
+        let single = Field::new(
+            "f",
+            FieldKind::Relation(RelationOptions {
+                max_select: 1,
+                ..Default::default()
+            }),
+        );
+        let inputs = [
+            json!("abc"),
+            json!(""),
+            json!("a[b"),
+            json!("[\"x\",\"y\"]"),
+            json!(["p", "q", "p"]),
+            json!(7),
+            json!(null),
+        ];
+        for raw in inputs {
+            let last = to_unique_strings(&raw).last().cloned().unwrap_or_default();
+            assert_eq!(single.normalize(&raw), Value::String(last.clone()), "{raw}");
+            assert_eq!(single.to_sql(&raw), SqlValue::Text(last), "{raw}");
         }
     }
 
