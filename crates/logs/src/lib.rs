@@ -112,7 +112,7 @@ const OCCASIONAL: Duration = Duration::from_secs(10);
 /// last page of the table and of each index, written to the WAL once per batch. Every b-tree
 /// of `_logs` now grows at its end (ids sort in the order they are made), so a batch of 512
 /// shares those costs nearly as well as one of 4,096, and its write holds a core for a few
-/// milliseconds instead of about 25: under load, a logged request's p99 fell by about a fifth
+/// milliseconds instead of about 25: under load, a logged request's p99 fell by about a quarter
 /// with it (`crates/bench/README.md`). A batch takes all that is buffered, so a writer that
 /// falls behind writes longer ones; the buffer's bound is [`MAX_BUFFER_BYTES`].
 const FLUSH_AT: usize = 512;
