@@ -1097,6 +1097,28 @@ mod tests {
         assert_eq!(cache_kib(usize::MAX), 8192);
     }
 
+    /// The clock stands still (nothing here waits on it), so only the mark can make the
+    /// flusher take the buffer before its one-second tick.
+    #[tokio::test(start_paused = true)]
+    async fn a_full_batch_is_taken_without_waiting_for_the_tick() {
+        let (_dir, logs) = logs().await;
+        for _ in 0..FLUSH_AT - 1 {
+            logs.record(request(200, "10.0.0.1"));
+        }
+        for _ in 0..20 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(logs.inner.lock().entries.len(), FLUSH_AT - 1);
+        logs.record(request(200, "10.0.0.1"));
+        for _ in 0..20 {
+            tokio::task::yield_now().await;
+        }
+        assert!(
+            logs.inner.lock().entries.is_empty(),
+            "the full batch was left waiting"
+        );
+    }
+
     #[tokio::test]
     async fn a_batch_sizes_the_cache_and_spaces_the_checkpoints() {
         let (_dir, logs) = logs().await;
